@@ -1,0 +1,302 @@
+//! The step-by-step account check (`account test`, the console's Test connection): each step
+//! ok/failed with a plain-language fix; steps after a failure are skipped.
+
+use serde::Serialize;
+
+use crate::account::{Account, PROBE_ID_PREFIX};
+use crate::config::Config;
+use crate::error::AppError;
+use crate::imap::{append, connect, discovery};
+use crate::smtp;
+
+pub const STEP_IDS: [&str; 9] = [
+    "connect",
+    "tls",
+    "login",
+    "list",
+    "sent_folder",
+    "sent_write",
+    "smtp_connect",
+    "smtp_tls",
+    "smtp_auth",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepStatus {
+    Ok,
+    Failed,
+    Skipped,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    pub id: &'static str,
+    pub status: StepStatus,
+    pub detail: String,
+    pub fix: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub ok: bool,
+    pub steps: Vec<Step>,
+}
+
+/// Collects steps and tells a listener about each as it happens (the console shows them live).
+struct Recorder<'a> {
+    steps: Vec<Step>,
+    listener: &'a mut dyn FnMut(&Step),
+}
+
+impl Recorder<'_> {
+    fn push(&mut self, id: &'static str, res: Result<String, AppError>) -> bool {
+        let step = match res {
+            Ok(detail) => Step {
+                id,
+                status: StepStatus::Ok,
+                detail,
+                fix: None,
+            },
+            Err(e) => Step {
+                id,
+                status: StepStatus::Failed,
+                detail: if e.detail.is_empty() {
+                    e.summary.clone()
+                } else {
+                    format!("{}: {}", e.summary, e.detail)
+                },
+                fix: Some(e.fix.clone()),
+            },
+        };
+        let ok = step.status == StepStatus::Ok;
+        (self.listener)(&step);
+        self.steps.push(step);
+        ok
+    }
+    fn finish(mut self) -> Report {
+        for id in STEP_IDS {
+            if !self.steps.iter().any(|s| s.id == id) {
+                let step = Step {
+                    id,
+                    status: StepStatus::Skipped,
+                    detail: "skipped after an earlier failure".into(),
+                    fix: None,
+                };
+                (self.listener)(&step);
+                self.steps.push(step);
+            }
+        }
+        Report {
+            ok: self.steps.iter().all(|s| s.status == StepStatus::Ok),
+            steps: self.steps,
+        }
+    }
+}
+
+/// Runs every check against the real servers. `imap_pw`/`smtp_pw` are resolved by the caller.
+pub async fn run(
+    config: &Config,
+    acct: &Account,
+    imap_pw: &secrecy::SecretString,
+    smtp_pw: &secrecy::SecretString,
+    listener: &mut dyn FnMut(&Step),
+) -> Report {
+    let mut rec = Recorder {
+        steps: Vec::new(),
+        listener,
+    };
+    if imap_checks(acct, imap_pw, &mut rec).await {
+        smtp_checks(config, acct, smtp_pw, &mut rec).await;
+    }
+    rec.finish()
+}
+
+async fn imap_checks(acct: &Account, pw: &secrecy::SecretString, rec: &mut Recorder<'_>) -> bool {
+    let target = acct.imap_target();
+    let mut steps: Vec<(&'static str, Result<(), AppError>)> = Vec::new();
+    let client = connect::open_client(&target, |id, r| steps.push((id, r.clone()))).await;
+    for (id, r) in steps {
+        let detail = match id {
+            "connect" => format!("reached {}:{}", target.server.host, target.server.port),
+            _ if target.tls.insecure_skip_verify => {
+                "TLS up, certificate NOT verified (insecure)".into()
+            }
+            _ if target.server.security == crate::config::Security::None => {
+                "no TLS (security none)".into()
+            }
+            _ => "TLS up, certificate verified".into(),
+        };
+        if !rec.push(id, r.map(|_| detail)) {
+            return false;
+        }
+    }
+    let client = match client {
+        Ok(c) => c,
+        Err(e) => {
+            // Failed after TLS (e.g. no greeting): report under the step it belongs to.
+            let id = if rec.steps.iter().any(|s| s.id == "tls") {
+                "login"
+            } else {
+                "tls"
+            };
+            rec.push(id, Err(e));
+            return false;
+        }
+    };
+    let mut session = match connect::login(client, &target.user, pw, target.timeout).await {
+        Ok(s) => {
+            rec.push("login", Ok(format!("logged in as {}", target.user)));
+            s
+        }
+        Err(e) => {
+            rec.push("login", Err(e));
+            return false;
+        }
+    };
+    let folders = match discovery::list_folders(&mut session).await {
+        Ok(f) => {
+            rec.push("list", Ok(format!("{} folders", f.len())));
+            f
+        }
+        Err(e) => {
+            rec.push("list", Err(e));
+            return false;
+        }
+    };
+    let configured = acct.cfg.sent_copy.folder.clone();
+    let sent = match &configured {
+        Some(name) => folders.iter().find(|f| &f.name == name),
+        None => folders
+            .iter()
+            .find(|f| f.role == Some(discovery::Role::Sent)),
+    };
+    let Some(sent) = sent.cloned() else {
+        rec.push(
+            "sent_folder",
+            Err(AppError::needs_user(
+                "no Sent folder found",
+                "the server marks none with \\Sent and none has a well-known name",
+                "choose one with `mailroom folders NAME --sent FOLDER`",
+            )),
+        );
+        return false;
+    };
+    let how = match (&configured, sent.role_source) {
+        (Some(_), _) => "chosen in the settings",
+        (None, Some("special_use")) => "marked \\Sent by the server",
+        _ => "found by its name",
+    };
+    rec.push("sent_folder", Ok(format!("{} ({how})", sent.name)));
+    let write = probe_sent(&mut session, &sent.wire_name, &acct.cfg.email).await;
+    let ok = rec.push("sent_write", write);
+    let _ = session.logout().await;
+    ok
+}
+
+/// Appends a probe to Sent and removes exactly that message again (UID EXPUNGE only: a plain
+/// EXPUNGE would also remove other mail the user marked \Deleted).
+async fn probe_sent(
+    session: &mut connect::ImapSession,
+    folder: &str,
+    email: &str,
+) -> Result<String, AppError> {
+    let caps = session
+        .capabilities()
+        .await
+        .map_err(|e| connect::protocol_error("CAPABILITY", e))?;
+    let uidplus = caps.has_str("UIDPLUS");
+    let msgid = format!(
+        "{PROBE_ID_PREFIX}{}@mailroom.invalid",
+        crate::account::new_id()
+    );
+    let date = chrono::Utc::now().to_rfc2822();
+    let probe = format!(
+        "From: {email}\r\nTo: {email}\r\nSubject: mailroom write check (safe to delete)\r\nDate: {date}\r\nMessage-ID: <{msgid}>\r\nX-Mailroom-Probe: yes\r\n\r\nmailroom checked that it can write to this folder; this message deletes itself.\r\n"
+    );
+    let appended = append::append(session, folder, "\\Seen", None, probe.as_bytes()).await?;
+    session
+        .select(folder)
+        .await
+        .map_err(|e| connect::protocol_error("SELECT", e))?;
+    let uid = match appended {
+        Some((_, uid)) => Some(uid),
+        None => session
+            .uid_search(format!("HEADER Message-ID \"{msgid}\""))
+            .await
+            .map_err(|e| connect::protocol_error("UID SEARCH", e))?
+            .into_iter()
+            .max(),
+    };
+    let Some(uid) = uid else {
+        return Err(AppError::needs_user(
+            "the probe was stored but cannot be found again",
+            "",
+            "the server may filter the folder; choose another Sent folder",
+        ));
+    };
+    {
+        let updates = session
+            .uid_store(uid.to_string(), "+FLAGS.SILENT (\\Deleted)")
+            .await
+            .map_err(|e| connect::protocol_error("UID STORE", e))?;
+        let _: Vec<_> = futures::TryStreamExt::try_collect(updates)
+            .await
+            .map_err(|e| connect::protocol_error("UID STORE", e))?;
+    }
+    let detail = if uidplus {
+        let gone = session
+            .uid_expunge(uid.to_string())
+            .await
+            .map_err(|e| connect::protocol_error("UID EXPUNGE", e))?;
+        let _: Vec<_> = futures::TryStreamExt::try_collect(gone)
+            .await
+            .map_err(|e| connect::protocol_error("UID EXPUNGE", e))?;
+        "stored a probe and removed it again".to_string()
+    } else {
+        "stored a probe and marked it \\Deleted (no UIDPLUS: left for your client to expunge)"
+            .to_string()
+    };
+    let _ = session.close().await;
+    Ok(detail)
+}
+
+async fn smtp_checks(
+    config: &Config,
+    acct: &Account,
+    pw: &secrecy::SecretString,
+    rec: &mut Recorder<'_>,
+) {
+    let target = match acct.smtp_target(config) {
+        Ok(t) => t,
+        Err(e) => {
+            rec.push("smtp_connect", Err(e));
+            return;
+        }
+    };
+    let reach = connect::tcp_connect(&target.server, target.timeout)
+        .await
+        .map(|_| format!("reached {}:{}", target.server.host, target.server.port));
+    if !rec.push("smtp_connect", reach) {
+        return;
+    }
+    let tls_detail = match target.server.security {
+        crate::config::Security::None => "no TLS (security none)",
+        _ if target.tls.insecure_skip_verify => "TLS up, certificate NOT verified (insecure)",
+        _ => "TLS up, certificate verified",
+    };
+    if !rec.push(
+        "smtp_tls",
+        smtp::test(&target, None)
+            .await
+            .map(|_| tls_detail.to_string()),
+    ) {
+        return;
+    }
+    rec.push(
+        "smtp_auth",
+        smtp::test(&target, Some(pw))
+            .await
+            .map(|_| format!("authenticated as {}", target.user)),
+    );
+}

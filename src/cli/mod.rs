@@ -1,0 +1,212 @@
+//! The headless interface: one file per command group, each printing human text or (with
+//! `--json`) exactly one JSON object. Names, flags and shapes follow docs/contract (binding).
+
+pub mod account;
+pub mod customers;
+pub mod folders;
+pub mod logs;
+pub mod messages;
+pub mod outbox;
+pub mod output;
+pub mod status;
+pub mod sync;
+pub mod triage;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Config, Home};
+use crate::error::{AppError, Result};
+use crate::store::Store;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mailroom",
+    version,
+    about = "Keyboard-driven mail sync console: IMAP/SMTP ↔ local SQLite, customers and triage"
+)]
+pub struct Cli {
+    /// Directory holding config.toml, the database, the key file and logs.
+    #[arg(long, global = true, env = "MAILROOM_HOME", value_name = "DIR")]
+    pub home: Option<PathBuf>,
+    /// Print exactly one JSON object on stdout (human text and logs go to stderr).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Who is acting (default: the OS user); labels the audit log and filters shared accounts.
+    #[arg(long, global = true, env = "MAILROOM_OPERATOR")]
+    pub operator: Option<String>,
+    /// Console theme (a file name in themes/ without .toml, or a path).
+    #[arg(long, global = true)]
+    pub theme: Option<String>,
+    /// More log output on stderr (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Add, inspect, test and manage mail accounts.
+    #[command(subcommand)]
+    Account(account::AccountCmd),
+    /// Health of every account (exit 0 healthy, 1 degraded, 2 failing, 3 cannot read the database).
+    Status,
+    /// List the server's folders and choose which sync.
+    Folders(folders::FoldersArgs),
+    /// List cached messages, newest first.
+    Messages(messages::MessagesArgs),
+    /// Show, flag, move or delete one cached message.
+    #[command(subcommand)]
+    Message(messages::MessageCmd),
+    /// Reply to a cached message.
+    Reply(outbox::ReplyArgs),
+    /// Sync in the foreground (until interrupted, or one pass with --once).
+    Sync(sync::SyncArgs),
+    /// Keep every enabled account in sync until interrupted.
+    Daemon,
+    /// Messages that failed to parse or fetch.
+    #[command(subcommand)]
+    Quarantine(sync::QuarantineCmd),
+    /// Queue a message and send it through SMTP, then copy it to Sent.
+    Send(outbox::SendArgs),
+    /// The durable send queue.
+    Outbox(outbox::OutboxArgs),
+    /// The customer book.
+    #[command(subcommand)]
+    Customers(customers::CustomersCmd),
+    /// Mail from unknown authors: pair, add a customer, block or delete.
+    #[command(subcommand)]
+    Triage(triage::TriageCmd),
+    /// Undo the operator's last triage action (or the named one).
+    Undo { action_id: Option<i64> },
+    /// Addresses and domains whose mail sync skips.
+    #[command(subcommand)]
+    Deny(triage::DenyCmd),
+    /// Search subjects, addresses and text bodies.
+    Search(messages::SearchArgs),
+    /// The event and error log.
+    Log(logs::LogArgs),
+    /// The audit log: who did what, when.
+    Audit(logs::AuditArgs),
+    /// Open the console (the default without a command).
+    Console,
+}
+
+/// Everything a command needs: where the home is, how to print, who acts.
+pub struct Ctx {
+    pub home: Home,
+    pub json: bool,
+    pub operator: String,
+    pub theme: Option<String>,
+    pub verbose: u8,
+}
+
+impl Ctx {
+    pub fn config(&self) -> Result<Config> {
+        Config::load(&self.home)
+    }
+    /// Opens (creating and migrating) the database.
+    pub fn store(&self) -> Result<Store> {
+        self.home.ensure()?;
+        Store::open(&self.home.db_path())
+    }
+    pub fn vault(&self) -> Result<crate::secret::Vault> {
+        crate::secret::Vault::open(&self.home)
+    }
+    /// Accounts this operator may see (own, shared with them, or unowned).
+    pub fn visible(&self, acct: &crate::config::AccountConfig) -> bool {
+        match &acct.owner {
+            None => true,
+            Some(o) => o == &self.operator || acct.shared_with.iter().any(|s| s == &self.operator),
+        }
+    }
+}
+
+/// An `--account NAME` that may also come positionally.
+#[derive(Debug, Args, Clone, Default)]
+pub struct AccountSel {
+    /// The account (may be omitted when there is only one).
+    #[arg(short = 'a', long = "account", value_name = "NAME")]
+    pub account: Option<String>,
+}
+
+pub fn default_operator() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "operator".into())
+}
+
+/// Parses, dispatches, prints; returns the process exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            let code = match e.kind() {
+                ErrorKind::DisplayHelp
+                | ErrorKind::DisplayVersion
+                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => 0,
+                _ => 64,
+            };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let json = cli.json;
+    crate::logging::init(cli.verbose, json);
+    let home = match Home::resolve(cli.home.clone()) {
+        Ok(h) => h,
+        Err(e) => return output::fail(json, &e),
+    };
+    let ctx = Ctx {
+        home,
+        json,
+        operator: cli.operator.clone().unwrap_or_else(default_operator),
+        theme: cli.theme.clone(),
+        verbose: cli.verbose,
+    };
+    match run(&ctx, cli.command) {
+        Ok(code) => code,
+        Err(e) => output::fail(json, &e),
+    }
+}
+
+/// Runs one command; Ok carries the exit code (status uses 0–3).
+fn run(ctx: &Ctx, cmd: Option<Command>) -> Result<i32> {
+    let rt = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| {
+                AppError::local(
+                    "cannot start the async runtime",
+                    e.to_string(),
+                    "check system limits (threads, file descriptors)",
+                )
+            })
+    };
+    match cmd {
+        None | Some(Command::Console) => rt()?.block_on(crate::tui::run(ctx)),
+        Some(Command::Account(c)) => rt()?.block_on(account::run(ctx, c)),
+        Some(Command::Status) => status::run(ctx),
+        Some(Command::Folders(a)) => rt()?.block_on(folders::run(ctx, a)),
+        Some(Command::Messages(a)) => messages::list(ctx, a),
+        Some(Command::Message(c)) => rt()?.block_on(messages::run(ctx, c)),
+        Some(Command::Search(a)) => messages::search(ctx, a),
+        Some(Command::Reply(a)) => rt()?.block_on(outbox::reply(ctx, a)),
+        Some(Command::Sync(a)) => rt()?.block_on(sync::run(ctx, a)),
+        Some(Command::Daemon) => rt()?.block_on(sync::daemon(ctx)),
+        Some(Command::Quarantine(c)) => rt()?.block_on(sync::quarantine(ctx, c)),
+        Some(Command::Send(a)) => rt()?.block_on(outbox::send(ctx, a)),
+        Some(Command::Outbox(a)) => rt()?.block_on(outbox::run(ctx, a)),
+        Some(Command::Customers(c)) => customers::run(ctx, c),
+        Some(Command::Triage(c)) => rt()?.block_on(triage::run(ctx, c)),
+        Some(Command::Undo { action_id }) => rt()?.block_on(triage::undo(ctx, action_id)),
+        Some(Command::Deny(c)) => triage::deny(ctx, c),
+        Some(Command::Log(a)) => rt()?.block_on(logs::log(ctx, a)),
+        Some(Command::Audit(a)) => logs::audit(ctx, a),
+    }
+}

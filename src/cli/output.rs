@@ -1,0 +1,69 @@
+//! Printing: with `--json` exactly one object on stdout; otherwise human text on stdout and
+//! errors on stderr with the fix.
+
+use serde::Serialize;
+
+use crate::error::AppError;
+
+/// Prints `value` as the single JSON object, or `human` as text.
+pub fn emit<T: Serialize>(json: bool, value: &T, human: impl FnOnce() -> String) {
+    if json {
+        match serde_json::to_string(value) {
+            Ok(s) => println!("{s}"),
+            Err(e) => eprintln!("cannot encode output as JSON: {e}"),
+        }
+    } else {
+        let text = human();
+        if !text.is_empty() {
+            println!("{}", text.trim_end_matches('\n'));
+        }
+    }
+}
+
+/// Progress and notes that are not the command's result: stderr, never stdout.
+pub fn note(msg: impl AsRef<str>) {
+    eprintln!("{}", msg.as_ref());
+}
+
+/// Reports an error and returns its exit code.
+pub fn fail(json: bool, e: &AppError) -> i32 {
+    if json {
+        println!("{}", e.to_json());
+    } else {
+        eprintln!("error: {}", e.summary);
+        if !e.detail.is_empty() {
+            eprintln!("  detail: {}", e.detail);
+        }
+        if !e.fix.is_empty() {
+            eprintln!("  fix: {}", e.fix);
+        }
+    }
+    e.exit_code()
+}
+
+/// A table with aligned columns for human output.
+pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            if let Some(w) = widths.get_mut(i) {
+                *w = (*w).max(c.chars().count());
+            }
+        }
+    }
+    let mut out = String::new();
+    let line = |cells: Vec<&str>, out: &mut String| {
+        let parts: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{:<w$}", c, w = widths.get(i).copied().unwrap_or(0)))
+            .collect();
+        out.push_str(parts.join("  ").trim_end());
+        out.push('\n');
+    };
+    line(headers.to_vec(), &mut out);
+    for r in rows {
+        line(r.iter().map(String::as_str).collect(), &mut out);
+    }
+    out
+}

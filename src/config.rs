@@ -1,0 +1,517 @@
+//! The home directory and `config.toml`: settings only, never state or secrets.
+//!
+//! Reading is strict (unknown keys are errors, so a typo never silently falls back to a default);
+//! writing goes through `toml_edit` so a user's comments and layout survive CLI edits.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{AppError, Result};
+
+/// Everything of one installation lives under one directory.
+#[derive(Debug, Clone)]
+pub struct Home {
+    pub root: PathBuf,
+}
+
+impl Home {
+    /// `--home`, else `MAILROOM_HOME` (clap fills both into `explicit`), else `$XDG_DATA_HOME/mailroom`.
+    pub fn resolve(explicit: Option<PathBuf>) -> Result<Home> {
+        let root = match explicit {
+            Some(p) => p,
+            None => directories::BaseDirs::new()
+                .map(|b| b.data_dir().join("mailroom"))
+                .ok_or_else(|| {
+                    AppError::usage(
+                        "cannot find a home directory",
+                        "pass --home DIR or set MAILROOM_HOME",
+                    )
+                })?,
+        };
+        Ok(Home { root })
+    }
+
+    /// Creates the home (0700) if missing.
+    pub fn ensure(&self) -> Result<()> {
+        if !self.root.exists() {
+            fs::create_dir_all(&self.root).map_err(|e| {
+                AppError::local(
+                    format!("cannot create the home {}", self.root.display()),
+                    e.to_string(),
+                    "choose a writable --home",
+                )
+            })?;
+            fs::set_permissions(&self.root, fs::Permissions::from_mode(0o700))?;
+        }
+        Ok(())
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.root.join("config.toml")
+    }
+    pub fn db_path(&self) -> PathBuf {
+        self.root.join("mailroom.db")
+    }
+    pub fn key_path(&self) -> PathBuf {
+        self.root.join("key")
+    }
+    pub fn log_dir(&self) -> PathBuf {
+        self.root.join("logs")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Security {
+    #[default]
+    Tls,
+    Starttls,
+    #[serde(alias = "plain")]
+    None,
+}
+
+impl Security {
+    pub fn parse(s: &str) -> Result<Security> {
+        match s.to_ascii_lowercase().as_str() {
+            "tls" | "ssl" => Ok(Security::Tls),
+            "starttls" => Ok(Security::Starttls),
+            "none" | "plain" => Ok(Security::None),
+            _ => Err(AppError::usage(
+                format!("unknown connection security {s:?}"),
+                "use tls, starttls or none",
+            )),
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Security::Tls => "tls",
+            Security::Starttls => "starttls",
+            Security::None => "none",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Server {
+    pub host: String,
+    pub port: u16,
+    #[serde(default)]
+    pub security: Security,
+}
+
+impl Server {
+    /// Parses `HOST[:PORT]`, `[v6]:PORT`; the port defaults from the security.
+    pub fn parse(
+        spec: &str,
+        security: Security,
+        default_port: impl Fn(Security) -> u16,
+    ) -> Result<Server> {
+        let spec = spec.trim();
+        let (host, port) = if let Some(rest) = spec.strip_prefix('[') {
+            let (h, after) = rest.split_once(']').ok_or_else(|| {
+                AppError::usage(
+                    format!("bad server address {spec:?}"),
+                    "write [v6addr]:port",
+                )
+            })?;
+            (h.to_string(), after.strip_prefix(':').map(str::to_string))
+        } else if let Some((h, p)) = spec.rsplit_once(':') {
+            (h.to_string(), Some(p.to_string()))
+        } else {
+            (spec.to_string(), None)
+        };
+        if host.is_empty() {
+            return Err(AppError::usage(
+                format!("bad server address {spec:?}"),
+                "write HOST or HOST:PORT",
+            ));
+        }
+        let port = match port {
+            Some(p) => p.parse::<u16>().map_err(|_| {
+                AppError::usage(
+                    format!("bad port in {spec:?}"),
+                    "the port is a number from 1 to 65535",
+                )
+            })?,
+            None => default_port(security),
+        };
+        Ok(Server {
+            host,
+            port,
+            security,
+        })
+    }
+
+    pub fn display(&self) -> String {
+        format!("{}:{} ({})", self.host, self.port, self.security.as_str())
+    }
+}
+
+pub fn default_imap_port(s: Security) -> u16 {
+    match s {
+        Security::Tls => 993,
+        _ => 143,
+    }
+}
+pub fn default_smtp_port(s: Security) -> u16 {
+    match s {
+        Security::Tls => 465,
+        Security::Starttls => 587,
+        Security::None => 25,
+    }
+}
+
+/// Which messages sync processes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ProcessScope {
+    #[default]
+    All,
+    UnreadOnly,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyncOptions {
+    /// Use IDLE on the inbox when the server has it.
+    pub idle: bool,
+    /// Re-issue IDLE before the server's 29-minute limit.
+    pub idle_renew_secs: u64,
+    /// Polling interval where IDLE is missing (0 = as fast as possible).
+    pub poll_secs: u64,
+    pub backoff_min_secs: u64,
+    pub backoff_max_secs: u64,
+    /// After this long of continuous failure the account goes to `error` and stops retrying.
+    pub give_up_secs: u64,
+    pub process: ProcessScope,
+    /// Only messages on or after this date (YYYY-MM-DD); none = all history.
+    pub since: Option<String>,
+    /// Mark new messages read on the server after processing (only mail that arrived after this
+    /// option was switched on).
+    pub mark_read: bool,
+    /// Bodies up to this size are fetched in the background; bigger ones when opened.
+    pub body_prefetch_max_bytes: u64,
+    /// Messages per SQLite transaction during fetches.
+    pub batch_size: usize,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        Self {
+            idle: true,
+            idle_renew_secs: 25 * 60,
+            poll_secs: 5 * 60,
+            backoff_min_secs: 5,
+            backoff_max_secs: 15 * 60,
+            give_up_secs: 2 * 24 * 3600,
+            process: ProcessScope::All,
+            since: None,
+            mark_read: false,
+            body_prefetch_max_bytes: 256 * 1024,
+            batch_size: 500,
+        }
+    }
+}
+
+/// What goes into the copy of a sent message that lands in the Sent folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum CopyContent {
+    #[default]
+    Full,
+    TextOnly,
+    HeadersOnly,
+    NoAttachments,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum CopyOnFailure {
+    #[default]
+    Retry,
+    Notify,
+    Skip,
+    Queue,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SentCopyOptions {
+    /// Copy sent mail into the Sent folder at all.
+    pub enabled: bool,
+    /// Folder to copy into; none = the detected Sent folder.
+    pub folder: Option<String>,
+    /// The provider files SMTP-sent mail into Sent itself: never append, only verify.
+    pub filed_by_server: bool,
+    /// 0 = copy at once; otherwise batch copies every N seconds on one connection.
+    pub batch_secs: u64,
+    pub content: CopyContent,
+    /// Attachments bigger than this are dropped from the copy with a note (0 = never).
+    pub drop_attachments_over_bytes: u64,
+    pub on_failure: CopyOnFailure,
+    /// Seconds between copy retries (first), doubling up to backoff_max_secs.
+    pub retry_secs: u64,
+}
+
+impl Default for SentCopyOptions {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            folder: None,
+            filed_by_server: false,
+            batch_secs: 0,
+            content: CopyContent::Full,
+            drop_attachments_over_bytes: 0,
+            on_failure: CopyOnFailure::Retry,
+            retry_secs: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountConfig {
+    /// Immutable id; the database keys everything by it, so renaming an account is safe.
+    pub id: String,
+    pub email: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    pub user: String,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    pub imap: Server,
+    pub smtp: Server,
+    /// Use `[system_smtp]` instead of this account's own SMTP server.
+    #[serde(default)]
+    pub use_system_smtp: bool,
+    /// Certificate checks off for this account (shown as insecure everywhere).
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Run this to get the password instead of storing it (e.g. `pass show work/imap`).
+    #[serde(default)]
+    pub password_command: Option<String>,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// The operator who owns this account; others see it only if named in `shared_with`.
+    #[serde(default)]
+    pub owner: Option<String>,
+    #[serde(default)]
+    pub shared_with: Vec<String>,
+    /// Addresses and domains whose mail this account skips.
+    #[serde(default)]
+    pub deny: Vec<String>,
+    #[serde(default)]
+    pub preset: Option<String>,
+    #[serde(default)]
+    pub sync: SyncOptions,
+    #[serde(default)]
+    pub sent_copy: SentCopyOptions,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SystemSmtp {
+    pub server: Server,
+    pub user: String,
+    #[serde(default)]
+    pub password_command: Option<String>,
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct UiConfig {
+    pub theme: Option<String>,
+    /// Per-pane key overrides: `[ui.keys.triage] pair = "p"`.
+    pub keys: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct General {
+    /// Fold `user+tag@domain` to `user@domain` when matching customers.
+    pub fold_plus_addresses: bool,
+    /// Global deny list (addresses and domains, a domain includes its subdomains).
+    pub deny: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub general: General,
+    #[serde(default)]
+    pub system_smtp: Option<SystemSmtp>,
+    #[serde(default)]
+    pub ui: UiConfig,
+    #[serde(default)]
+    pub accounts: BTreeMap<String, AccountConfig>,
+}
+
+impl Config {
+    pub fn load(home: &Home) -> Result<Config> {
+        let path = home.config_path();
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
+            Err(e) => {
+                return Err(AppError::local(
+                    format!("cannot read {}", path.display()),
+                    e.to_string(),
+                    "check the file's permissions",
+                ));
+            }
+        };
+        toml::from_str(&text).map_err(|e| {
+            AppError::local(format!("{} is not valid", path.display()), e.to_string(), "fix the named key (unknown keys are rejected), or move the file away to start fresh")
+        })
+    }
+
+    pub fn account(&self, name: &str) -> Result<&AccountConfig> {
+        self.accounts
+            .get(name)
+            .ok_or_else(|| AppError::not_found("account", name, "see `mailroom account list`"))
+    }
+
+    pub fn account_by_id(&self, id: &str) -> Option<(&String, &AccountConfig)> {
+        self.accounts.iter().find(|(_, a)| a.id == id)
+    }
+
+    /// Resolves the `--account` choice: a name, or the only account when there is one.
+    pub fn pick_account(&self, name: Option<&str>) -> Result<(&String, &AccountConfig)> {
+        match name {
+            Some(n) => self
+                .accounts
+                .get_key_value(n)
+                .ok_or_else(|| AppError::not_found("account", n, "see `mailroom account list`")),
+            None => {
+                let mut it = self.accounts.iter();
+                match (it.next(), it.next()) {
+                    (Some(one), None) => Ok(one),
+                    (None, _) => Err(AppError::usage(
+                        "no account is configured",
+                        "add one with `mailroom account add NAME --email … --imap … --smtp …`",
+                    )),
+                    _ => Err(AppError::usage(
+                        "several accounts are configured",
+                        "name one with --account NAME",
+                    )),
+                }
+            }
+        }
+    }
+}
+
+/// Edits `config.toml` in place, preserving comments and formatting, then writes it atomically.
+pub fn edit(home: &Home, f: impl FnOnce(&mut toml_edit::DocumentMut) -> Result<()>) -> Result<()> {
+    home.ensure()?;
+    let path = home.config_path();
+    let text = match fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            String::from("# mailroom settings; state lives in mailroom.db, secrets never here.\n")
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
+        AppError::local(
+            format!("{} is not valid TOML", path.display()),
+            e.to_string(),
+            "fix the file by hand",
+        )
+    })?;
+    f(&mut doc)?;
+    let out = doc.to_string();
+    // Validate before writing: an edit never leaves a config that fails to load.
+    toml::from_str::<Config>(&out).map_err(|e| {
+        AppError::local(
+            "the edited configuration would be invalid",
+            e.to_string(),
+            "report this as a bug",
+        )
+    })?;
+    write_atomic(&path, out.as_bytes(), 0o600)
+}
+
+/// Serialises an account into a TOML table for `edit`.
+pub fn account_table(acct: &AccountConfig) -> Result<toml_edit::Item> {
+    let doc = toml_edit::ser::to_document(acct).map_err(|e| {
+        AppError::local(
+            "cannot serialise the account",
+            e.to_string(),
+            "report this as a bug",
+        )
+    })?;
+    Ok(toml_edit::Item::Table(doc.as_table().clone()))
+}
+
+/// Writes via a temporary file and rename, so a crash or full disk never leaves half a file.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_parse_defaults_ports() {
+        let s = Server::parse("imap.example.com", Security::Tls, default_imap_port).unwrap();
+        assert_eq!(s.port, 993);
+        let s = Server::parse("127.0.0.1:1143", Security::Starttls, default_imap_port).unwrap();
+        assert_eq!((s.host.as_str(), s.port), ("127.0.0.1", 1143));
+        let s = Server::parse("[::1]:25", Security::None, default_smtp_port).unwrap();
+        assert_eq!(s.host, "::1");
+        assert!(Server::parse("host:notaport", Security::Tls, default_imap_port).is_err());
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_and_edits_keep_comments() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home {
+            root: dir.path().to_path_buf(),
+        };
+        fs::write(
+            home.config_path(),
+            "# keep me\n[general]\nfold_plus_addresses = true\n",
+        )
+        .unwrap();
+        edit(&home, |doc| {
+            doc["general"]["deny"] = toml_edit::value(toml_edit::Array::from_iter(["spam.test"]));
+            Ok(())
+        })
+        .unwrap();
+        let text = fs::read_to_string(home.config_path()).unwrap();
+        assert!(text.contains("# keep me"));
+        let cfg = Config::load(&home).unwrap();
+        assert_eq!(cfg.general.deny, vec!["spam.test".to_string()]);
+        fs::write(home.config_path(), "[general]\nfold_plus_adresses = true\n").unwrap();
+        let err = Config::load(&home).unwrap_err();
+        assert!(err.detail.contains("fold_plus_adresses"), "{err}");
+    }
+}

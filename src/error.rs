@@ -1,0 +1,163 @@
+//! Errors as values: every failure a user can see carries a summary, the detail that explains it,
+//! and the fix. The exit code and whether a retry can help travel with it, so the CLI, the console
+//! and the sync supervisor all decide the same way.
+
+use std::fmt;
+
+/// What kind of failure this is; decides the exit code and whether retrying can help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Bad input from the user (exit 64).
+    Usage,
+    /// Something failed that the user must fix (wrong password, bad certificate…); not retried.
+    NeedsUser,
+    /// A transient failure (network, server busy); retrying with backoff may help.
+    Transient,
+    /// Another process holds the lease (exit 75).
+    Busy,
+    /// A local problem (disk, database, config).
+    Local,
+}
+
+#[derive(Debug, Clone)]
+pub struct AppError {
+    pub kind: Kind,
+    pub summary: String,
+    pub detail: String,
+    pub fix: String,
+}
+
+pub type Result<T, E = AppError> = std::result::Result<T, E>;
+
+impl AppError {
+    pub fn new(
+        kind: Kind,
+        summary: impl Into<String>,
+        detail: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
+        Self {
+            kind,
+            summary: summary.into(),
+            detail: detail.into(),
+            fix: fix.into(),
+        }
+    }
+    pub fn usage(summary: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self::new(Kind::Usage, summary, "", fix)
+    }
+    pub fn needs_user(
+        summary: impl Into<String>,
+        detail: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
+        Self::new(Kind::NeedsUser, summary, detail, fix)
+    }
+    pub fn transient(
+        summary: impl Into<String>,
+        detail: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
+        Self::new(Kind::Transient, summary, detail, fix)
+    }
+    pub fn local(
+        summary: impl Into<String>,
+        detail: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
+        Self::new(Kind::Local, summary, detail, fix)
+    }
+    pub fn not_found(what: &str, name: &str, fix: impl Into<String>) -> Self {
+        Self::new(
+            Kind::NeedsUser,
+            format!("no {what} named {name:?}"),
+            "",
+            fix,
+        )
+    }
+
+    /// Retrying later may succeed without the user doing anything.
+    pub fn recoverable(&self) -> bool {
+        matches!(self.kind, Kind::Transient | Kind::Busy)
+    }
+
+    pub fn exit_code(&self) -> i32 {
+        match self.kind {
+            Kind::Usage => 64,
+            Kind::Busy => 75,
+            _ => 1,
+        }
+    }
+
+    /// Adds context in front of the detail, keeping summary and fix.
+    pub fn context(mut self, what: impl fmt::Display) -> Self {
+        self.detail = if self.detail.is_empty() {
+            what.to_string()
+        } else {
+            format!("{what}: {}", self.detail)
+        };
+        self
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({"error": {"summary": self.summary, "detail": self.detail, "fix": self.fix}})
+    }
+}
+
+impl fmt::Display for AppError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.summary)?;
+        if !self.detail.is_empty() {
+            write!(f, " ({})", self.detail)?;
+        }
+        if !self.fix.is_empty() {
+            write!(f, " — fix: {}", self.fix)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for AppError {}
+
+impl From<rusqlite::Error> for AppError {
+    fn from(e: rusqlite::Error) -> Self {
+        let busy = matches!(&e, rusqlite::Error::SqliteFailure(f, _) if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked));
+        let full = matches!(&e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DiskFull);
+        if full {
+            return AppError::local(
+                "the disk is full",
+                e.to_string(),
+                "free some disk space; nothing was lost, the last change was rolled back",
+            );
+        }
+        if busy {
+            return AppError::transient(
+                "the database is busy",
+                e.to_string(),
+                "another mailroom process holds a long write; try again",
+            );
+        }
+        AppError::local(
+            "database error",
+            e.to_string(),
+            "run `mailroom status`; if it persists, see docs/troubleshooting.md",
+        )
+    }
+}
+
+impl From<std::io::Error> for AppError {
+    fn from(e: std::io::Error) -> Self {
+        if e.kind() == std::io::ErrorKind::StorageFull {
+            return AppError::local(
+                "the disk is full",
+                e.to_string(),
+                "free some disk space and try again",
+            );
+        }
+        AppError::local(
+            "I/O error",
+            e.to_string(),
+            "check the path and its permissions",
+        )
+    }
+}

@@ -1,0 +1,376 @@
+//! Folder discovery: LIST with SPECIAL-USE attributes (RFC 6154), falling back to well-known
+//! names in several languages and layouts; names decoded from modified UTF-7 (RFC 3501 5.1.3).
+
+use futures::TryStreamExt;
+
+use super::connect::{ImapSession, protocol_error};
+use crate::error::Result;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Inbox,
+    Sent,
+    Drafts,
+    Trash,
+    Junk,
+    Archive,
+}
+
+impl Role {
+    pub const ALL: [Role; 6] = [
+        Role::Inbox,
+        Role::Sent,
+        Role::Drafts,
+        Role::Trash,
+        Role::Junk,
+        Role::Archive,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Inbox => "inbox",
+            Role::Sent => "sent",
+            Role::Drafts => "drafts",
+            Role::Trash => "trash",
+            Role::Junk => "junk",
+            Role::Archive => "archive",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str().eq_ignore_ascii_case(s))
+    }
+    fn special_use(self) -> &'static str {
+        match self {
+            Role::Inbox => "\\Inbox",
+            Role::Sent => "\\Sent",
+            Role::Drafts => "\\Drafts",
+            Role::Trash => "\\Trash",
+            Role::Junk => "\\Junk",
+            Role::Archive => "\\Archive",
+        }
+    }
+    /// Well-known names (last path component, case-insensitive) when SPECIAL-USE is missing.
+    fn names(self) -> &'static [&'static str] {
+        match self {
+            Role::Inbox => &["inbox"],
+            Role::Sent => &[
+                "sent",
+                "sent items",
+                "sent messages",
+                "sent mail",
+                "sent-mail",
+                "gesendet",
+                "gesendete objekte",
+                "gesendete elemente",
+                "envoyés",
+                "éléments envoyés",
+                "messages envoyés",
+                "wysłane",
+                "elementos enviados",
+                "enviados",
+                "posta inviata",
+                "inviati",
+                "verzonden",
+                "verzonden items",
+                "skickat",
+                "skickade objekt",
+                "sendt",
+                "sendte elementer",
+                "отправленные",
+                "送信済み",
+                "已发送",
+            ],
+            Role::Drafts => &[
+                "drafts",
+                "draft",
+                "entwürfe",
+                "brouillons",
+                "borradores",
+                "bozze",
+                "kopie robocze",
+                "concepten",
+                "черновики",
+            ],
+            Role::Trash => &[
+                "trash",
+                "deleted items",
+                "deleted messages",
+                "bin",
+                "papierkorb",
+                "gelöschte elemente",
+                "corbeille",
+                "papelera",
+                "cestino",
+                "kosz",
+                "prullenbak",
+                "корзина",
+            ],
+            Role::Junk => &[
+                "junk",
+                "spam",
+                "junk e-mail",
+                "junk email",
+                "bulk mail",
+                "spamverdacht",
+                "indésirables",
+                "correo no deseado",
+                "posta indesiderata",
+            ],
+            Role::Archive => &[
+                "archive", "archives", "all mail", "archiv", "archivo", "archivio", "archiwum",
+            ],
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct FolderInfo {
+    /// Decoded UTF-8 name.
+    pub name: String,
+    /// Name as the server spells it (modified UTF-7), used on the wire.
+    pub wire_name: String,
+    pub delimiter: Option<String>,
+    pub attributes: Vec<String>,
+    pub selectable: bool,
+    pub role: Option<Role>,
+    /// "special_use" or "name".
+    pub role_source: Option<&'static str>,
+}
+
+/// LISTs every folder and assigns roles: SPECIAL-USE first, then well-known names.
+pub async fn list_folders(session: &mut ImapSession) -> Result<Vec<FolderInfo>> {
+    let names: Vec<_> = session
+        .list(Some(""), Some("*"))
+        .await
+        .map_err(|e| protocol_error("LIST", e))?
+        .try_collect()
+        .await
+        .map_err(|e| protocol_error("LIST", e))?;
+    let mut folders: Vec<FolderInfo> = names
+        .iter()
+        .map(|n| {
+            let attributes: Vec<String> = n
+                .attributes()
+                .iter()
+                .map(|a| format!("{a:?}"))
+                .map(|a| attr_text(&a))
+                .collect();
+            let selectable = !attributes.iter().any(|a| {
+                a.eq_ignore_ascii_case("\\Noselect") || a.eq_ignore_ascii_case("\\NonExistent")
+            });
+            FolderInfo {
+                name: decode_utf7(n.name()),
+                wire_name: n.name().to_string(),
+                delimiter: n.delimiter().map(str::to_string),
+                attributes,
+                selectable,
+                role: None,
+                role_source: None,
+            }
+        })
+        .collect();
+    assign_roles(&mut folders);
+    Ok(folders)
+}
+
+/// imap-proto's NameAttribute Debug output is e.g. `Extension("\\Sent")`, `NoSelect`, `Sent`;
+/// normalise to the wire spelling.
+fn attr_text(debug: &str) -> String {
+    if let Some(inner) = debug
+        .strip_prefix("Extension(\"")
+        .and_then(|s| s.strip_suffix("\")"))
+    {
+        return inner.replace("\\\\", "\\");
+    }
+    let word = match debug {
+        "NoInferiors" => "Noinferiors",
+        "NoSelect" => "Noselect",
+        other => other,
+    };
+    format!("\\{word}")
+}
+
+pub fn assign_roles(folders: &mut [FolderInfo]) {
+    for role in Role::ALL {
+        if folders.iter().any(|f| f.role == Some(role)) {
+            continue;
+        }
+        let by_attr = folders.iter().position(|f| {
+            f.role.is_none()
+                && f.attributes
+                    .iter()
+                    .any(|a| a.eq_ignore_ascii_case(role.special_use()))
+        });
+        let found = by_attr.map(|i| (i, "special_use")).or_else(|| {
+            if role == Role::Inbox {
+                return folders
+                    .iter()
+                    .position(|f| f.name.eq_ignore_ascii_case("INBOX"))
+                    .map(|i| (i, "name"));
+            }
+            // Prefer the shortest matching path (INBOX.Sent over INBOX.Archive.Sent).
+            folders
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| {
+                    f.role.is_none() && f.selectable && !f.name.eq_ignore_ascii_case("INBOX")
+                })
+                .filter(|(_, f)| {
+                    let leaf = leaf_name(f).to_lowercase();
+                    let full = f.name.to_lowercase();
+                    role.names().iter().any(|n| {
+                        leaf == *n
+                            || full == format!("[gmail]/{n}")
+                            || full == format!("[google mail]/{n}")
+                    })
+                })
+                .min_by_key(|(_, f)| f.name.len())
+                .map(|(i, _)| (i, "name"))
+        });
+        if let Some((i, src)) = found {
+            folders[i].role = Some(role);
+            folders[i].role_source = Some(src);
+        }
+    }
+}
+
+fn leaf_name(f: &FolderInfo) -> &str {
+    match &f.delimiter {
+        Some(d) if !d.is_empty() => f.name.rsplit(d.as_str()).next().unwrap_or(&f.name),
+        _ => &f.name,
+    }
+}
+
+/// Decodes IMAP modified UTF-7 (`&AOk-` → `é`, `&-` → `&`); invalid input is kept as is.
+pub fn decode_utf7(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(pos) = rest.find('&') {
+        out.push_str(&rest[..pos]);
+        let after = &rest[pos + 1..];
+        let Some(end) = after.find('-') else {
+            out.push_str(&rest[pos..]);
+            return out;
+        };
+        let chunk = &after[..end];
+        if chunk.is_empty() {
+            out.push('&');
+        } else {
+            match decode_b64_utf16(chunk) {
+                Some(text) => out.push_str(&text),
+                None => out.push_str(&rest[pos..pos + 2 + end]),
+            }
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn decode_b64_utf16(chunk: &str) -> Option<String> {
+    use base64::Engine;
+    let std_b64: String = chunk.replace(',', "/");
+    let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(std_b64.trim_end_matches('='))
+        .ok()?;
+    if bytes.len() % 2 != 0 {
+        return None;
+    }
+    let units: Vec<u16> = bytes
+        .chunks(2)
+        .map(|c| u16::from_be_bytes([c[0], c[1]]))
+        .collect();
+    String::from_utf16(&units).ok()
+}
+
+/// Encodes UTF-8 into modified UTF-7 for the wire.
+pub fn encode_utf7(s: &str) -> String {
+    use base64::Engine;
+    let mut out = String::new();
+    let mut pending: Vec<u16> = Vec::new();
+    let flush = |pending: &mut Vec<u16>, out: &mut String| {
+        if pending.is_empty() {
+            return;
+        }
+        let bytes: Vec<u8> = pending.iter().flat_map(|u| u.to_be_bytes()).collect();
+        let enc = base64::engine::general_purpose::STANDARD_NO_PAD
+            .encode(bytes)
+            .replace('/', ",");
+        out.push('&');
+        out.push_str(&enc);
+        out.push('-');
+        pending.clear();
+    };
+    for c in s.chars() {
+        if (' '..='~').contains(&c) {
+            flush(&mut pending, &mut out);
+            if c == '&' {
+                out.push_str("&-");
+            } else {
+                out.push(c);
+            }
+        } else {
+            let mut buf = [0u16; 2];
+            pending.extend_from_slice(c.encode_utf16(&mut buf));
+        }
+    }
+    flush(&mut pending, &mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(name: &str, attrs: &[&str]) -> FolderInfo {
+        FolderInfo {
+            name: name.into(),
+            wire_name: encode_utf7(name),
+            delimiter: Some("/".into()),
+            attributes: attrs.iter().map(|s| s.to_string()).collect(),
+            selectable: true,
+            role: None,
+            role_source: None,
+        }
+    }
+
+    #[test]
+    fn utf7_roundtrip() {
+        assert_eq!(decode_utf7("Envoy&AOk-s"), "Envoyés");
+        assert_eq!(decode_utf7("Wys&AUI-ane"), "Wysłane");
+        assert_eq!(decode_utf7("A&-B"), "A&B");
+        assert_eq!(decode_utf7("&ZeVnLIqe-"), "日本語");
+        for s in ["Envoyés", "A&B", "日本語/Sent", "plain", "Wysłane"] {
+            assert_eq!(decode_utf7(&encode_utf7(s)), s);
+        }
+        assert_eq!(encode_utf7("Envoyés"), "Envoy&AOk-s");
+    }
+
+    #[test]
+    fn roles_special_use_then_names() {
+        let mut fs = vec![
+            f("INBOX", &[]),
+            f("Sent Items", &[]),
+            f("Gesendet", &["\\Sent"]),
+            f("Papierkorb", &[]),
+            f("[Gmail]/Spam", &[]),
+        ];
+        assign_roles(&mut fs);
+        assert_eq!(fs[2].role, Some(Role::Sent));
+        assert_eq!(fs[2].role_source, Some("special_use"));
+        assert_eq!(fs[1].role, None);
+        assert_eq!(fs[3].role, Some(Role::Trash));
+        assert_eq!(fs[4].role, Some(Role::Junk));
+        let mut fs = vec![
+            f("INBOX", &[]),
+            f("INBOX/Envoyés", &[]),
+            f("[Gmail]/Sent Mail", &[]),
+        ];
+        fs[1].delimiter = Some("/".into());
+        assign_roles(&mut fs);
+        assert_eq!(fs[1].role, Some(Role::Sent));
+        assert_eq!(fs[0].role, Some(Role::Inbox));
+    }
+}

@@ -1,0 +1,3 @@
+//! Protocol-neutral mail types and text handling (MIME parsing, sanitising).
+
+pub mod sanitize;

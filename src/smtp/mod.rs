@@ -1,0 +1,156 @@
+//! SMTP through lettre over rustls: building the transport for an account (or the system SMTP
+//! profile), and the connect/TLS/auth checks of `account test`.
+
+use std::time::Duration;
+
+use lettre::Tokio1Executor;
+use lettre::transport::smtp::AsyncSmtpTransport;
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::config::{Security, Server};
+use crate::error::{AppError, Result};
+use crate::imap::TlsOptions;
+
+pub type Transport = AsyncSmtpTransport<Tokio1Executor>;
+
+#[derive(Debug, Clone)]
+pub struct SmtpTarget {
+    pub server: Server,
+    pub tls: TlsOptions,
+    pub user: String,
+    pub timeout: Duration,
+}
+
+fn tls_params(target: &SmtpTarget) -> Result<TlsParameters> {
+    let mut b = TlsParameters::builder(target.server.host.clone());
+    if target.tls.insecure_skip_verify {
+        b = b
+            .dangerous_accept_invalid_certs(true)
+            .dangerous_accept_invalid_hostnames(true);
+    }
+    if let Some(path) = &target.tls.ca_file {
+        let pem = std::fs::read(path).map_err(|e| {
+            AppError::needs_user(
+                format!("cannot read the CA file {}", path.display()),
+                e.to_string(),
+                "check the --ca-file path",
+            )
+        })?;
+        let cert = Certificate::from_pem(&pem).map_err(|e| {
+            AppError::needs_user(
+                format!("the CA file {} is not valid PEM", path.display()),
+                e.to_string(),
+                "pass a PEM CA certificate",
+            )
+        })?;
+        b = b.add_root_certificate(cert);
+    }
+    b.build_rustls()
+        .map_err(|e| AppError::local("SMTP TLS setup failed", e.to_string(), "check the CA file"))
+}
+
+/// Builds the transport; `password` None gives an unauthenticated one (for the TLS check).
+pub fn transport(target: &SmtpTarget, password: Option<&SecretString>) -> Result<Transport> {
+    let tls = match target.server.security {
+        Security::None => Tls::None,
+        Security::Starttls => Tls::Required(tls_params(target)?),
+        Security::Tls => Tls::Wrapper(tls_params(target)?),
+    };
+    let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(target.server.host.clone())
+        .port(target.server.port)
+        .tls(tls)
+        .timeout(Some(target.timeout))
+        .authentication(vec![Mechanism::Plain, Mechanism::Login]);
+    if let Some(pw) = password {
+        b = b.credentials(Credentials::new(
+            target.user.clone(),
+            pw.expose_secret().to_string(),
+        ));
+    }
+    Ok(b.build())
+}
+
+/// Turns a lettre error into one that says what failed and how to fix it.
+pub fn classify(target: &SmtpTarget, e: &lettre::transport::smtp::Error) -> AppError {
+    let host = &target.server.host;
+    let text = e.to_string();
+    let source = std::error::Error::source(e)
+        .map(|s| s.to_string())
+        .unwrap_or_default();
+    let detail = if source.is_empty() {
+        text.clone()
+    } else {
+        format!("{text}: {source}")
+    };
+    if e.is_tls() || detail.contains("certificate") || detail.contains("UnknownIssuer") {
+        if detail.contains("UnknownIssuer") || detail.contains("certificate") {
+            return AppError::needs_user(
+                format!("the SMTP server's TLS certificate is not trusted ({host})"),
+                detail,
+                "pass the server's CA with --ca-file PEM, or --insecure-skip-verify for this account (shown as insecure)",
+            );
+        }
+        return AppError::transient(
+            format!("SMTP TLS with {host} failed"),
+            detail,
+            "check the SMTP security setting: starttls for 587, tls for 465",
+        );
+    }
+    if let Some(code) = e.status() {
+        let c = code.to_string();
+        if c == "535" || c == "534" || c == "530" {
+            return AppError::needs_user(
+                format!("the SMTP server rejected the login for {}", target.user),
+                detail,
+                "check the user name and password (`mailroom account set-password NAME`); some providers need an app password",
+            );
+        }
+        if e.is_permanent() {
+            return AppError::needs_user(
+                format!("the SMTP server refused ({c})"),
+                detail,
+                "read the server's message; the recipient or the message may be refused",
+            );
+        }
+        return AppError::transient(
+            format!("the SMTP server deferred ({c})"),
+            detail,
+            "mailroom retries with backoff",
+        );
+    }
+    if e.is_timeout() {
+        return AppError::transient(
+            format!("SMTP server {host} did not answer in time"),
+            detail,
+            "check the host and port; mailroom retries",
+        );
+    }
+    if detail.contains("Connection refused") {
+        return AppError::transient(
+            format!("cannot connect to SMTP {}:{}", host, target.server.port),
+            detail,
+            "nothing listens there: check the port (587 STARTTLS, 465 TLS) and that the server runs",
+        );
+    }
+    AppError::transient(
+        format!("SMTP with {host} failed"),
+        detail,
+        "check the SMTP host, port and security setting; mailroom retries",
+    )
+}
+
+/// Opens a connection (TLS included) and says NOOP; with a password, authenticates too.
+pub async fn test(target: &SmtpTarget, password: Option<&SecretString>) -> Result<()> {
+    let t = transport(target, password)?;
+    match t.test_connection().await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(AppError::transient(
+            "the SMTP server did not accept NOOP",
+            "",
+            "check that this port serves SMTP",
+        )),
+        Err(e) => Err(classify(target, &e)),
+    }
+}

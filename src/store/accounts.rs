@@ -1,0 +1,397 @@
+//! Accounts' state rows, sealed credentials and sync leases.
+
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+
+use super::{Store, now};
+use crate::error::{AppError, Result};
+
+/// One model for status, the console and the DB (see the contract).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountState {
+    Disabled,
+    Pending,
+    Idle,
+    Syncing,
+    Degraded,
+    Disconnected,
+    Error,
+}
+
+impl AccountState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountState::Disabled => "disabled",
+            AccountState::Pending => "pending",
+            AccountState::Idle => "idle",
+            AccountState::Syncing => "syncing",
+            AccountState::Degraded => "degraded",
+            AccountState::Disconnected => "disconnected",
+            AccountState::Error => "error",
+        }
+    }
+    pub fn parse(s: &str) -> AccountState {
+        match s {
+            "disabled" => AccountState::Disabled,
+            "idle" => AccountState::Idle,
+            "syncing" => AccountState::Syncing,
+            "degraded" => AccountState::Degraded,
+            "disconnected" => AccountState::Disconnected,
+            "error" => AccountState::Error,
+            _ => AccountState::Pending,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorInfo {
+    pub at: String,
+    pub what: String,
+    pub fix: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct AccountRow {
+    pub id: String,
+    pub name: String,
+    pub state: AccountState,
+    pub state_since: String,
+    pub last_success_at: Option<String>,
+    pub failing_since: Option<String>,
+    pub last_error: Option<ErrorInfo>,
+    pub progress: Option<(String, i64, i64)>,
+    pub runs_total: i64,
+    pub runs_ok: i64,
+    pub last_duration_ms: Option<i64>,
+    pub bytes_total: i64,
+    pub messages_total: i64,
+    pub capabilities: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LeaseHolder {
+    pub pid: i64,
+    pub host: String,
+    pub since: String,
+    pub token: String,
+}
+
+const ACCOUNT_COLS: &str = "id, name, state, state_since, last_success_at, failing_since, last_error_at, last_error_what, last_error_fix, progress_folder, progress_done, progress_total, runs_total, runs_ok, last_duration_ms, bytes_total, messages_total, capabilities";
+
+fn account_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AccountRow> {
+    let err_at: Option<String> = r.get(6)?;
+    let last_error = match err_at {
+        Some(at) => Some(ErrorInfo {
+            at,
+            what: r.get::<_, Option<String>>(7)?.unwrap_or_default(),
+            fix: r.get::<_, Option<String>>(8)?.unwrap_or_default(),
+        }),
+        None => None,
+    };
+    let pf: Option<String> = r.get(9)?;
+    Ok(AccountRow {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        state: AccountState::parse(&r.get::<_, String>(2)?),
+        state_since: r.get(3)?,
+        last_success_at: r.get(4)?,
+        failing_since: r.get(5)?,
+        last_error,
+        progress: pf.map(|f| {
+            (
+                f,
+                r.get::<_, Option<i64>>(10).ok().flatten().unwrap_or(0),
+                r.get::<_, Option<i64>>(11).ok().flatten().unwrap_or(0),
+            )
+        }),
+        runs_total: r.get(12)?,
+        runs_ok: r.get(13)?,
+        last_duration_ms: r.get(14)?,
+        bytes_total: r.get(15)?,
+        messages_total: r.get(16)?,
+        capabilities: r.get(17)?,
+    })
+}
+
+impl Store {
+    pub fn insert_account(&self, id: &str, name: &str, enabled: bool) -> Result<()> {
+        let t = now();
+        let state = if enabled {
+            AccountState::Pending
+        } else {
+            AccountState::Disabled
+        };
+        self.conn.execute(
+            "INSERT INTO accounts (id, name, created_at, state, state_since) VALUES (?1, ?2, ?3, ?4, ?3)
+             ON CONFLICT(id) DO UPDATE SET name = excluded.name",
+            params![id, name, t, state.as_str()],
+        )?;
+        Ok(())
+    }
+
+    pub fn rename_account(&self, id: &str, name: &str) -> Result<()> {
+        self.conn.execute(
+            "UPDATE accounts SET name = ?2 WHERE id = ?1",
+            params![id, name],
+        )?;
+        Ok(())
+    }
+
+    pub fn account(&self, id: &str) -> Result<Option<AccountRow>> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE id = ?1"),
+                [id],
+                account_row,
+            )
+            .optional()?)
+    }
+
+    pub fn accounts(&self) -> Result<Vec<AccountRow>> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {ACCOUNT_COLS} FROM accounts ORDER BY name"
+        ))?;
+        let rows = st
+            .query_map([], account_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    /// Removes the account's server-derived data. `purge` also removes its credentials, outbox,
+    /// and the account row; pairings (matches with rule manual), actions and the audit log stay.
+    pub fn remove_account_data(&mut self, id: &str, purge: bool) -> Result<()> {
+        self.transaction(|tx| {
+            // Logical messages that only this account references go; shared ones keep other locations.
+            tx.execute("DELETE FROM locations WHERE account_id = ?1", [id])?;
+            tx.execute("DELETE FROM folders WHERE account_id = ?1", [id])?;
+            tx.execute(
+                "DELETE FROM messages WHERE id NOT IN (SELECT message_id FROM locations)
+                   AND id NOT IN (SELECT message_id FROM matches WHERE rule = 'manual')
+                   AND id NOT IN (SELECT message_id FROM actions WHERE message_id IS NOT NULL)",
+                [],
+            )?;
+            tx.execute("DELETE FROM pending_ops WHERE account_id = ?1", [id])?;
+            tx.execute("DELETE FROM quarantine WHERE account_id = ?1", [id])?;
+            tx.execute("DELETE FROM leases WHERE account_id = ?1", [id])?;
+            if purge {
+                tx.execute("DELETE FROM credentials WHERE account_id = ?1", [id])?;
+                tx.execute("DELETE FROM accounts WHERE id = ?1", [id])?;
+            }
+            Ok(())
+        })
+    }
+
+    pub fn set_state(&self, id: &str, state: AccountState) -> Result<()> {
+        self.conn.execute(
+            "UPDATE accounts SET state = ?2, state_since = CASE WHEN state = ?2 THEN state_since ELSE ?3 END WHERE id = ?1",
+            params![id, state.as_str(), now()],
+        )?;
+        Ok(())
+    }
+
+    /// A sync pass finished well: clear the failure clock.
+    pub fn record_success(
+        &self,
+        id: &str,
+        duration_ms: i64,
+        bytes: i64,
+        messages: i64,
+    ) -> Result<()> {
+        self.conn.execute(
+            "UPDATE accounts SET state = 'idle', state_since = CASE WHEN state = 'idle' THEN state_since ELSE ?2 END,
+               last_success_at = ?2, failing_since = NULL, runs_total = runs_total + 1, runs_ok = runs_ok + 1,
+               last_duration_ms = ?3, bytes_total = bytes_total + ?4, messages_total = messages_total + ?5,
+               progress_folder = NULL, progress_done = NULL, progress_total = NULL
+             WHERE id = ?1",
+            params![id, now(), duration_ms, bytes, messages],
+        )?;
+        Ok(())
+    }
+
+    /// A pass failed: set the state, start the give-up clock if not running, remember the error.
+    pub fn record_failure(&self, id: &str, state: AccountState, err: &AppError) -> Result<()> {
+        let t = now();
+        self.conn.execute(
+            "UPDATE accounts SET state = ?2, state_since = CASE WHEN state = ?2 THEN state_since ELSE ?3 END,
+               failing_since = COALESCE(failing_since, ?3), runs_total = runs_total + 1,
+               last_error_at = ?3, last_error_what = ?4, last_error_fix = ?5,
+               progress_folder = NULL, progress_done = NULL, progress_total = NULL
+             WHERE id = ?1",
+            params![id, state.as_str(), t, format_what(err), err.fix],
+        )?;
+        Ok(())
+    }
+
+    /// The user acted (new password, enable): forget the give-up clock so retries start again.
+    pub fn reset_failures(&self, id: &str, enabled: bool) -> Result<()> {
+        let state = if enabled { "pending" } else { "disabled" };
+        self.conn.execute(
+            "UPDATE accounts SET failing_since = NULL, state = ?2, state_since = ?3 WHERE id = ?1",
+            params![id, state, now()],
+        )?;
+        Ok(())
+    }
+
+    pub fn set_progress(&self, id: &str, folder: &str, done: i64, total: i64) -> Result<()> {
+        self.conn.execute(
+            "UPDATE accounts SET progress_folder = ?2, progress_done = ?3, progress_total = ?4 WHERE id = ?1",
+            params![id, folder, done, total],
+        )?;
+        Ok(())
+    }
+
+    pub fn set_capabilities(&self, id: &str, caps: &str) -> Result<()> {
+        self.conn.execute(
+            "UPDATE accounts SET capabilities = ?2 WHERE id = ?1",
+            params![id, caps],
+        )?;
+        Ok(())
+    }
+
+    /// (messages, unread) as visible in this account's locations.
+    pub fn account_counts(&self, id: &str) -> Result<(i64, i64)> {
+        let total: i64 = self.conn.query_row(
+            "SELECT COUNT(DISTINCT message_id) FROM locations WHERE account_id = ?1",
+            [id],
+            |r| r.get(0),
+        )?;
+        let unread: i64 = self.conn.query_row(
+            "SELECT COUNT(DISTINCT message_id) FROM locations WHERE account_id = ?1 AND seen = 0",
+            [id],
+            |r| r.get(0),
+        )?;
+        Ok((total, unread))
+    }
+
+    pub fn set_credential(&self, account_id: &str, kind: &str, sealed: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO credentials (account_id, kind, sealed, updated_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(account_id, kind) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at",
+            params![account_id, kind, sealed, now()],
+        )?;
+        Ok(())
+    }
+
+    pub fn credential(&self, account_id: &str, kind: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT sealed FROM credentials WHERE account_id = ?1 AND kind = ?2",
+                params![account_id, kind],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Takes the sync lease for an account, or reports who holds it. A lease whose heartbeat is
+    /// older than `stale_secs` (a killed process) is taken over.
+    pub fn acquire_lease(
+        &mut self,
+        account_id: &str,
+        token: &str,
+        stale_secs: i64,
+    ) -> Result<std::result::Result<(), LeaseHolder>> {
+        let pid = std::process::id() as i64;
+        let host = hostname();
+        self.transaction(|tx| {
+            let cur = tx
+                .query_row("SELECT holder_pid, holder_host, since, holder_token, heartbeat_at FROM leases WHERE account_id = ?1", [account_id], |r| {
+                    Ok((LeaseHolder { pid: r.get(0)?, host: r.get(1)?, since: r.get(2)?, token: r.get(3)? }, r.get::<_, String>(4)?))
+                })
+                .optional()?;
+            if let Some((holder, beat)) = cur {
+                let fresh = chrono::DateTime::parse_from_rfc3339(&beat)
+                    .map(|b| (chrono::Utc::now() - b.with_timezone(&chrono::Utc)).num_seconds() < stale_secs)
+                    .unwrap_or(false);
+                let alive = fresh && (holder.host != host || process_alive(holder.pid));
+                if holder.token != token && alive {
+                    return Ok(Err(holder));
+                }
+            }
+            let t = now();
+            tx.execute(
+                "INSERT INTO leases (account_id, holder_pid, holder_host, holder_token, since, heartbeat_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)
+                 ON CONFLICT(account_id) DO UPDATE SET holder_pid = excluded.holder_pid, holder_host = excluded.holder_host,
+                   holder_token = excluded.holder_token, since = CASE WHEN leases.holder_token = excluded.holder_token THEN leases.since ELSE excluded.since END,
+                   heartbeat_at = excluded.heartbeat_at",
+                params![account_id, pid, host, token, t],
+            )?;
+            Ok(Ok(()))
+        })
+    }
+
+    pub fn release_lease(&self, account_id: &str, token: &str) -> Result<()> {
+        self.conn.execute(
+            "DELETE FROM leases WHERE account_id = ?1 AND holder_token = ?2",
+            params![account_id, token],
+        )?;
+        Ok(())
+    }
+
+    pub fn lease_holder(&self, account_id: &str) -> Result<Option<LeaseHolder>> {
+        Ok(self
+            .conn
+            .query_row("SELECT holder_pid, holder_host, since, holder_token FROM leases WHERE account_id = ?1", [account_id], |r| {
+                Ok(LeaseHolder { pid: r.get(0)?, host: r.get(1)?, since: r.get(2)?, token: r.get(3)? })
+            })
+            .optional()?)
+    }
+}
+
+fn format_what(err: &AppError) -> String {
+    if err.detail.is_empty() {
+        err.summary.clone()
+    } else {
+        format!("{}: {}", err.summary, err.detail)
+    }
+}
+
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+fn process_alive(pid: i64) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lease_is_exclusive_until_released() {
+        let mut s = Store::open_in_memory().unwrap();
+        s.insert_account("a1", "work", true).unwrap();
+        assert!(s.acquire_lease("a1", "tok1", 60).unwrap().is_ok());
+        // Same process, other token: our pid is alive, so the lease is held.
+        let held = s.acquire_lease("a1", "tok2", 60).unwrap().unwrap_err();
+        assert_eq!(held.pid, std::process::id() as i64);
+        s.release_lease("a1", "tok1").unwrap();
+        assert!(s.acquire_lease("a1", "tok2", 60).unwrap().is_ok());
+    }
+
+    #[test]
+    fn failure_then_success_resets_clock() {
+        let s = Store::open_in_memory().unwrap();
+        s.insert_account("a1", "work", true).unwrap();
+        s.record_failure(
+            "a1",
+            AccountState::Degraded,
+            &AppError::transient("connect failed", "refused", "start the server"),
+        )
+        .unwrap();
+        let row = s.account("a1").unwrap().unwrap();
+        assert_eq!(row.state, AccountState::Degraded);
+        assert!(row.failing_since.is_some());
+        assert_eq!(row.last_error.as_ref().unwrap().fix, "start the server");
+        s.record_success("a1", 10, 100, 5).unwrap();
+        let row = s.account("a1").unwrap().unwrap();
+        assert_eq!(row.state, AccountState::Idle);
+        assert!(row.failing_since.is_none());
+        assert_eq!((row.runs_total, row.runs_ok), (2, 1));
+    }
+}

@@ -1,0 +1,204 @@
+//! The only module that touches rusqlite. SQLite is the single source of truth for state: sync
+//! tasks write it, the console and the headless commands read it. WAL and a busy timeout let a
+//! daemon and several consoles share one file.
+
+mod accounts;
+mod log;
+mod schema;
+mod status;
+
+pub use accounts::{AccountRow, AccountState, ErrorInfo, LeaseHolder};
+pub use log::{AuditRow, EventRow, Level};
+pub use status::OutboxCounts;
+
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::error::{AppError, Result};
+
+pub struct Store {
+    conn: Connection,
+}
+
+/// Current time as RFC 3339 UTC with second precision, the format of every time column.
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+impl Store {
+    /// Opens (creating 0600 if missing) and migrates the database.
+    pub fn open(path: &Path) -> Result<Store> {
+        if !path.exists() {
+            // Create the file ourselves so its mode is 0600; SQLite gives -wal/-shm the same mode.
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| {
+                    AppError::local(
+                        format!("cannot create the database {}", path.display()),
+                        e.to_string(),
+                        "choose a writable --home",
+                    )
+                })?;
+        }
+        let conn = Connection::open(path).map_err(|e| {
+            AppError::local(
+                format!("cannot open the database {}", path.display()),
+                e.to_string(),
+                "check the file's permissions",
+            )
+        })?;
+        let store = Store::configure(conn)?;
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// Opens read-only and refuses to create or migrate: what `status` uses, so it never waits
+    /// on a writer and never changes anything.
+    pub fn open_read_only(path: &Path) -> Result<Store> {
+        if !path.exists() {
+            return Err(AppError::local(
+                format!("no database at {}", path.display()),
+                "",
+                "add an account first, or pass the right --home",
+            ));
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| {
+            AppError::local(
+                format!("cannot open the database {}", path.display()),
+                e.to_string(),
+                "check the file's permissions",
+            )
+        })?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version as usize > schema::MIGRATIONS.len() {
+            return Err(newer_schema(version));
+        }
+        Ok(Store { conn })
+    }
+
+    /// An in-memory store for unit tests.
+    pub fn open_in_memory() -> Result<Store> {
+        let store = Store::configure(Connection::open_in_memory()?)?;
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn configure(conn: Connection) -> Result<Store> {
+        conn.busy_timeout(Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        Ok(Store { conn })
+    }
+
+    fn migrate(&self) -> Result<()> {
+        let version: i64 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let version = version as usize;
+        if version > schema::MIGRATIONS.len() {
+            return Err(newer_schema(version as i64));
+        }
+        for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(version) {
+            // BEGIN IMMEDIATE: two processes starting together must not both apply a step.
+            self.conn.execute_batch("BEGIN IMMEDIATE")?;
+            let current: i64 = self
+                .conn
+                .query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            if current as usize > i {
+                self.conn.execute_batch("COMMIT")?;
+                continue;
+            }
+            let step = self.conn.execute_batch(sql).and_then(|_| {
+                self.conn
+                    .pragma_update(None, "user_version", (i + 1) as i64)
+            });
+            match step {
+                Ok(()) => self.conn.execute_batch("COMMIT")?,
+                Err(e) => {
+                    let _ = self.conn.execute_batch("ROLLBACK");
+                    return Err(AppError::local(
+                        format!("database migration {} failed", i + 1),
+                        e.to_string(),
+                        "restore a backup of mailroom.db or report this as a bug",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn schema_version(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?)
+    }
+
+    /// Cheap change detector: moves whenever another connection commits (console refresh).
+    pub fn data_version(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))?)
+    }
+
+    /// Runs `f` in one IMMEDIATE transaction: all of it lands, or none of it.
+    pub fn transaction<T>(
+        &mut self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+}
+
+fn newer_schema(version: i64) -> AppError {
+    AppError::local(
+        format!("the database was written by a newer mailroom (schema {version})"),
+        "",
+        "upgrade mailroom, or use another --home",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_to_latest_and_reopens() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let s = Store::open(&path).unwrap();
+        assert_eq!(
+            s.schema_version().unwrap() as usize,
+            schema::MIGRATIONS.len()
+        );
+        drop(s);
+        let s = Store::open(&path).unwrap();
+        assert_eq!(
+            s.schema_version().unwrap() as usize,
+            schema::MIGRATIONS.len()
+        );
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&path).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o600);
+        let ro = Store::open_read_only(&path).unwrap();
+        assert!(ro.data_version().is_ok());
+    }
+}

@@ -1,0 +1,244 @@
+//! Schema migrations, keyed on `PRAGMA user_version`. Append new steps; never edit a released one.
+//!
+//! Server-derived rows (folders, messages, locations) can be rebuilt from the server; user data
+//! (credentials, outbox, pairings, customers, triage actions, the audit log, pending local
+//! changes) never is, and no migration or cache rebuild may reset it.
+
+pub const MIGRATIONS: &[&str] = &[
+    // 1: the whole first schema.
+    r#"
+CREATE TABLE accounts (
+    id TEXT PRIMARY KEY,                 -- immutable; config.toml names map to it
+    name TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending',   -- disabled|pending|idle|syncing|degraded|disconnected|error
+    state_since TEXT NOT NULL,
+    last_success_at TEXT,
+    failing_since TEXT,                  -- start of the current run of failures (give-up clock)
+    last_error_at TEXT,
+    last_error_what TEXT,
+    last_error_fix TEXT,
+    progress_folder TEXT,
+    progress_done INTEGER,
+    progress_total INTEGER,
+    runs_total INTEGER NOT NULL DEFAULT 0,
+    runs_ok INTEGER NOT NULL DEFAULT 0,
+    last_duration_ms INTEGER,
+    bytes_total INTEGER NOT NULL DEFAULT 0,
+    messages_total INTEGER NOT NULL DEFAULT 0,
+    capabilities TEXT                    -- last seen server CAPABILITY, space separated
+);
+
+-- Sealed secrets (see secret.rs); kind = imap|smtp.
+CREATE TABLE credentials (
+    account_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    sealed TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (account_id, kind)
+);
+
+CREATE TABLE folders (
+    id INTEGER PRIMARY KEY,
+    account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,                  -- decoded (UTF-8) name
+    wire_name TEXT NOT NULL,             -- modified UTF-7 as the server spells it
+    delimiter TEXT,
+    attributes TEXT NOT NULL DEFAULT '', -- LIST attributes, space separated
+    role TEXT,                           -- inbox|sent|drafts|trash|junk|archive
+    role_source TEXT,                    -- special_use|name|user
+    sync_enabled INTEGER NOT NULL DEFAULT 0,
+    selectable INTEGER NOT NULL DEFAULT 1,
+    uidvalidity INTEGER,
+    uidnext INTEGER,
+    highestmodseq INTEGER,
+    exists_count INTEGER,
+    total_bytes INTEGER,
+    first_sync_done INTEGER NOT NULL DEFAULT 0,
+    checkpoint_uid INTEGER,              -- first sync resumes after this UID
+    mark_read_from_uid INTEGER,          -- "mark read after processing": only UIDs >= this
+    last_synced_at TEXT,
+    present INTEGER NOT NULL DEFAULT 1,  -- still listed by the server
+    UNIQUE (account_id, name)
+);
+
+-- One row per logical message; a message seen in several folders/accounts has several locations.
+CREATE TABLE messages (
+    id INTEGER PRIMARY KEY,
+    message_id TEXT,                     -- Message-ID without <>, NULL if absent (never merged then)
+    content_hash TEXT NOT NULL,          -- hash of normalised Date, From, To, Cc, Subject
+    thread_id INTEGER,                   -- id of the thread root message
+    in_reply_to TEXT,
+    refs TEXT,                           -- References, space separated ids
+    from_addr TEXT,                      -- normalised (lower-case) address
+    from_name TEXT,
+    to_json TEXT NOT NULL DEFAULT '[]',  -- [{"name":..,"address":..}]
+    cc_json TEXT NOT NULL DEFAULT '[]',
+    subject TEXT,
+    date TEXT,                           -- RFC 3339 UTC
+    size INTEGER,
+    has_attachments INTEGER NOT NULL DEFAULT 0,
+    headers BLOB,                        -- raw header block
+    body BLOB,                           -- raw full message, when fetched
+    text_body TEXT,                      -- readable text (HTML converted), when fetched
+    direction TEXT NOT NULL DEFAULT 'in',-- in|out (out: found in Sent or sent by us)
+    customer_id INTEGER REFERENCES customers(id) ON DELETE SET NULL,
+    denied INTEGER NOT NULL DEFAULT 0,   -- from a blocked sender: stored, hidden
+    triage_state TEXT,                   -- NULL|deleted (operator removed it from the queue)
+    created_at TEXT NOT NULL
+);
+CREATE INDEX messages_by_msgid ON messages(message_id);
+CREATE INDEX messages_by_date ON messages(date DESC);
+CREATE INDEX messages_by_thread ON messages(thread_id);
+CREATE INDEX messages_by_from ON messages(from_addr);
+CREATE INDEX messages_by_customer ON messages(customer_id, date DESC);
+
+CREATE TABLE locations (
+    id INTEGER PRIMARY KEY,
+    message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+    account_id TEXT NOT NULL,
+    folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
+    uidvalidity INTEGER NOT NULL,
+    uid INTEGER NOT NULL,
+    flags TEXT NOT NULL DEFAULT '',      -- space separated, e.g. "\Seen \Flagged"
+    seen INTEGER NOT NULL DEFAULT 0,     -- flags has \Seen (kept apart for fast unread counts)
+    modseq INTEGER,
+    internal_date TEXT,
+    UNIQUE (folder_id, uidvalidity, uid)
+);
+CREATE INDEX locations_by_message ON locations(message_id);
+CREATE INDEX locations_by_account ON locations(account_id, seen);
+
+-- Local changes waiting to be pushed to the server (flags, moves, deletes); survives restarts.
+CREATE TABLE pending_ops (
+    id INTEGER PRIMARY KEY,
+    account_id TEXT NOT NULL,
+    location_id INTEGER,
+    message_id INTEGER,
+    op TEXT NOT NULL,                    -- add_flags|remove_flags|move|delete
+    arg TEXT,                            -- flags or target folder name
+    created_at TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    done_at TEXT
+);
+CREATE INDEX pending_ops_open ON pending_ops(account_id, done_at);
+
+-- Messages that failed to parse or fetch; raw bytes kept so nothing is lost.
+CREATE TABLE quarantine (
+    id INTEGER PRIMARY KEY,
+    account_id TEXT NOT NULL,
+    folder_id INTEGER,
+    folder_name TEXT,
+    uidvalidity INTEGER,
+    uid INTEGER,
+    raw BLOB,
+    error TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'open',  -- open|retried|skipped
+    created_at TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 1
+);
+
+-- The error and event log: what happened, what failed, how to fix it.
+CREATE TABLE events (
+    id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    account_id TEXT,
+    level TEXT NOT NULL,                 -- error|warn|info|debug
+    what TEXT NOT NULL,
+    detail TEXT,
+    fix TEXT
+);
+CREATE INDEX events_by_time ON events(at);
+
+CREATE TABLE audit (
+    id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    operator TEXT NOT NULL,
+    action TEXT NOT NULL,
+    account_id TEXT,
+    target TEXT,
+    detail TEXT                          -- JSON
+);
+
+-- One sync owner per account across processes.
+CREATE TABLE leases (
+    account_id TEXT PRIMARY KEY,
+    holder_pid INTEGER NOT NULL,
+    holder_host TEXT NOT NULL,
+    holder_token TEXT NOT NULL,
+    since TEXT NOT NULL,
+    heartbeat_at TEXT NOT NULL
+);
+
+CREATE TABLE outbox (
+    id INTEGER PRIMARY KEY,
+    account_id TEXT NOT NULL,
+    operator TEXT,
+    from_addr TEXT NOT NULL,
+    rcpt_json TEXT NOT NULL,             -- envelope recipients incl. Bcc
+    message_id TEXT NOT NULL,
+    subject TEXT,
+    raw BLOB NOT NULL,                   -- exact RFC 5322 bytes sent over SMTP
+    state TEXT NOT NULL,                 -- queued|sending|uncertain|sent|copied|verified|failed|cancelled
+    copy_state TEXT,                     -- pending|appended|filed_by_server|skipped|failed
+    copy_folder TEXT,
+    copy_uid INTEGER,
+    copy_uidvalidity INTEGER,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    copy_attempts INTEGER NOT NULL DEFAULT 0,
+    last_error_what TEXT,
+    last_error_fix TEXT,
+    next_attempt_at TEXT,
+    in_reply_to TEXT,
+    thread_message_id INTEGER,           -- local message this replies to
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    sent_at TEXT
+);
+CREATE INDEX outbox_by_state ON outbox(state);
+
+CREATE TABLE customers (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    company TEXT,
+    notes TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE customer_emails (
+    email TEXT PRIMARY KEY,              -- normalised
+    customer_id INTEGER NOT NULL REFERENCES customers(id) ON DELETE CASCADE
+);
+CREATE INDEX customer_emails_by_customer ON customer_emails(customer_id);
+CREATE TABLE customer_domains (
+    domain TEXT NOT NULL,                -- normalised (lower-case, punycode)
+    customer_id INTEGER NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
+    PRIMARY KEY (domain, customer_id)
+);
+
+-- Why a message belongs to a customer.
+CREATE TABLE matches (
+    message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+    customer_id INTEGER NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
+    rule TEXT NOT NULL,                  -- address|domain|thread|manual
+    detail TEXT,
+    PRIMARY KEY (message_id, customer_id)
+);
+CREATE INDEX matches_by_customer ON matches(customer_id);
+
+-- Operator actions on triage, undoable. Pairings live here and in matches(rule='manual'),
+-- keyed by the logical message id, never by UID.
+CREATE TABLE actions (
+    id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    operator TEXT NOT NULL,
+    kind TEXT NOT NULL,                  -- pair|add_customer|block|delete
+    message_id INTEGER,
+    payload TEXT NOT NULL,               -- JSON: what to undo
+    undone_at TEXT
+);
+
+CREATE VIRTUAL TABLE messages_fts USING fts5(subject, addresses, body, content='', contentless_delete=1, tokenize='unicode61 remove_diacritics 2');
+"#,
+];
