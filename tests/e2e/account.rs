@@ -1,0 +1,154 @@
+//! Issue 2: account add / test / status against the real servers.
+
+use super::common::*;
+
+fn add_args<'a>(name: &'a str, user: &'a str, imap: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec!["account", "add", name, "--email", user, "--imap", imap, "--smtp", "127.0.0.1:1587", "--password-stdin"];
+    v.extend_from_slice(extra);
+    v
+}
+
+#[test]
+fn account_test_passes_every_step_on_imaps_and_starttls() {
+    let s = servers();
+    let user = new_user("acct-ok");
+    let home = Home::new();
+    let ca = s.ca.to_string_lossy().to_string();
+    let imaps = format!("127.0.0.1:{IMAPS}");
+    let out = home.run_stdin(&add_args("tls", &user, &imaps, &["--ca-file", &ca]), PASSWORD);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let starttls = format!("127.0.0.1:{IMAP_STARTTLS}");
+    let out = home.run_stdin(&add_args("st", &user, &starttls, &["--ca-file", &ca, "--imap-security", "starttls"]), PASSWORD);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for name in ["tls", "st"] {
+        let (code, v) = home.json(&["account", "test", name]);
+        assert_eq!(code, 0, "{v}");
+        assert_eq!(v["ok"], true);
+        let ids: Vec<&str> = v["steps"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
+        assert_eq!(ids, ["connect", "tls", "login", "list", "sent_folder", "sent_write", "smtp_connect", "smtp_tls", "smtp_auth"]);
+        assert!(v["steps"].as_array().unwrap().iter().all(|s| s["status"] == "ok"), "{v}");
+    }
+    // The write probe removed itself: Sent is empty again.
+    let out = doveadm(&["search", "-u", &user, "mailbox", "Sent", "all"]);
+    assert!(stdout(&out).trim().is_empty(), "probe left behind: {}", stdout(&out));
+}
+
+#[test]
+fn wrong_password_fails_clearly_and_stores_no_secret_in_clear() {
+    let s = servers();
+    let user = new_user("acct-badpw");
+    let home = Home::new();
+    let ca = s.ca.to_string_lossy().to_string();
+    let imaps = format!("127.0.0.1:{IMAPS}");
+    let out = home.run_stdin(&add_args("w", &user, &imaps, &["--ca-file", &ca]), "not-the-password");
+    assert!(out.status.success());
+    let out = home.run(&["account", "test", "w"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("FAILED  login"), "{err}");
+    assert!(err.contains("set-password"), "the fix is named: {err}");
+    let (_, v) = home.json(&["account", "test", "w"]);
+    let login = v["steps"].as_array().unwrap().iter().find(|s| s["id"] == "login").unwrap().clone();
+    assert_eq!(login["status"], "failed");
+    assert!(v["steps"].as_array().unwrap().iter().skip_while(|s| s["id"] != "login").skip(1).all(|s| s["status"] == "skipped"));
+    // `add --test` with a wrong password stores nothing.
+    let out = home.run_stdin(&add_args("w2", &user, &imaps, &["--ca-file", &ca, "--test"]), "wrong");
+    assert_eq!(out.status.code(), Some(1));
+    let (_, list) = home.json(&["account", "list"]);
+    assert_eq!(list["accounts"].as_array().unwrap().len(), 1, "{list}");
+    // No clear-text password anywhere in the home.
+    for entry in walk(home.path()) {
+        let bytes = std::fs::read(&entry).unwrap();
+        assert!(!contains(&bytes, b"not-the-password"), "password in clear in {}", entry.display());
+    }
+}
+
+#[test]
+fn untrusted_certificate_is_refused_with_both_fixes_and_insecure_is_shown() {
+    servers();
+    let user = new_user("acct-cert");
+    let home = Home::new();
+    let imaps = format!("127.0.0.1:{IMAPS}");
+    let out = home.run_stdin(&add_args("nocert", &user, &imaps, &[]), PASSWORD);
+    assert!(out.status.success());
+    let (code, v) = home.json(&["account", "test", "nocert"]);
+    assert_eq!(code, 1);
+    let tls = v["steps"].as_array().unwrap().iter().find(|s| s["id"] == "tls").unwrap().clone();
+    assert_eq!(tls["status"], "failed");
+    assert!(tls["detail"].as_str().unwrap().contains("certificate"), "{tls}");
+    let fix = tls["fix"].as_str().unwrap();
+    assert!(fix.contains("--ca-file") && fix.contains("--insecure-skip-verify"), "{fix}");
+
+    let out = home.run_stdin(&add_args("insecure", &user, &imaps, &["--insecure-skip-verify"]), PASSWORD);
+    assert!(out.status.success());
+    assert!(stdout(&out).contains("insecure"), "the add warns: {}", stdout(&out));
+    let (code, v) = home.json(&["account", "test", "insecure"]);
+    assert_eq!(code, 0, "{v}");
+    let (_, st) = home.json(&["status"]);
+    let acct = st["accounts"].as_array().unwrap().iter().find(|a| a["name"] == "insecure").unwrap().clone();
+    assert_eq!(acct["insecure"], true);
+    let other = st["accounts"].as_array().unwrap().iter().find(|a| a["name"] == "nocert").unwrap().clone();
+    assert_eq!(other["insecure"], false);
+}
+
+#[test]
+fn closed_port_names_the_fix() {
+    servers();
+    let home = Home::new();
+    // Port 1 on loopback: nothing listens.
+    let out = home.run_stdin(&add_args("closed", "x@example.test", "127.0.0.1:1", &[]), PASSWORD);
+    assert!(out.status.success());
+    let (code, v) = home.json(&["account", "test", "closed"]);
+    assert_eq!(code, 1);
+    let c = &v["steps"][0];
+    assert_eq!(c["id"], "connect");
+    assert_eq!(c["status"], "failed");
+    assert!(c["fix"].as_str().unwrap().contains("port"), "{c}");
+}
+
+#[test]
+fn status_lists_accounts_and_exit_codes_follow_health() {
+    let s = servers();
+    let user = new_user("acct-status");
+    let home = Home::new();
+    let (code, v) = home.json(&["status"]);
+    assert_eq!(code, 0);
+    assert_eq!(v["accounts"].as_array().unwrap().len(), 0);
+    home.add_account("main", &user);
+    let (code, v) = home.json(&["status"]);
+    assert_eq!(code, 0, "{v}");
+    let a = &v["accounts"][0];
+    assert_eq!(a["name"], "main");
+    assert_eq!(a["state"], "pending");
+    for key in ["email", "enabled", "insecure", "last_success_at", "last_error", "counts", "progress", "health", "outbox", "unmatched"] {
+        assert!(a.get(key).is_some(), "missing {key}: {a}");
+    }
+    // A duplicate name exits 1; a usage error exits 64.
+    let out = home.run_stdin(&add_args("main", &user, "127.0.0.1:1993", &["--ca-file", &s.ca.to_string_lossy()]), PASSWORD);
+    assert_eq!(out.status.code(), Some(1));
+    let out = home.run(&["account", "add"]);
+    assert_eq!(out.status.code(), Some(64));
+    // A damaged database: exit 3.
+    std::fs::write(home.path().join("mailroom.db"), b"this is not sqlite at all, not even close........").unwrap();
+    let _ = std::fs::remove_file(home.path().join("mailroom.db-wal"));
+    let _ = std::fs::remove_file(home.path().join("mailroom.db-shm"));
+    let out = home.run(&["status"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}

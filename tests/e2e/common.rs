@@ -1,0 +1,192 @@
+//! Shared harness for end-to-end tests: the real local Dovecot + Postfix (scripts/mailserver),
+//! a throwaway mailroom home per test, a fresh mailbox per test, and the real binary.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+pub const PASSWORD: &str = "secret";
+pub const IMAPS: u16 = 1993;
+pub const IMAP_STARTTLS: u16 = 1143;
+pub const SUBMISSION: u16 = 1587;
+pub const SUBMISSIONS: u16 = 1465;
+pub const BARE_IMAPS: u16 = 2993;
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_mailroom"))
+}
+
+pub struct Servers {
+    pub ca: PathBuf,
+}
+
+fn mailserver(args: &[&str]) -> Output {
+    Command::new(repo().join("scripts/mailserver")).args(args).stdin(Stdio::null()).output().expect("scripts/mailserver runs")
+}
+
+/// Starts the local servers once per test process (a no-op when they already run).
+pub fn servers() -> &'static Servers {
+    static S: OnceLock<Servers> = OnceLock::new();
+    S.get_or_init(|| {
+        let out = mailserver(&["start"]);
+        assert!(out.status.success(), "scripts/mailserver start failed:\n{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let st = mailserver(&["status"]);
+        let text = String::from_utf8_lossy(&st.stdout).to_string();
+        let ca = text.lines().find_map(|l| l.strip_prefix("ca: ")).map(|s| PathBuf::from(s.trim())).expect("status prints the CA path");
+        Servers { ca }
+    })
+}
+
+/// Starts the bare (IMAP4rev1-only, no special-use) profile too.
+pub fn bare_servers() -> &'static Servers {
+    static B: OnceLock<()> = OnceLock::new();
+    let s = servers();
+    B.get_or_init(|| {
+        let out = mailserver(&["start", "--bare"]);
+        assert!(out.status.success(), "scripts/mailserver start --bare failed: {}", String::from_utf8_lossy(&out.stderr));
+    });
+    s
+}
+
+/// A brand-new mailbox for one test, so tests never see each other's mail.
+pub fn new_user(prefix: &str) -> String {
+    servers();
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let n = N.fetch_add(1, Ordering::SeqCst);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let user = format!("{prefix}-{}-{n}-{nanos}@example.test", std::process::id());
+    let out = mailserver(&["adduser", &user]);
+    assert!(out.status.success(), "adduser failed: {}", String::from_utf8_lossy(&out.stderr));
+    user
+}
+
+pub fn seed(user: &str, count: usize) {
+    let out = mailserver(&["seed", "--user", user, "--count", &count.to_string()]);
+    assert!(out.status.success(), "seed failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+pub fn doveadm(args: &[&str]) -> Output {
+    let mut a = vec!["doveadm"];
+    a.extend_from_slice(args);
+    mailserver(&a)
+}
+
+/// A throwaway mailroom home; runs the real binary against it.
+pub struct Home {
+    pub dir: tempfile::TempDir,
+}
+
+impl Home {
+    pub fn new() -> Home {
+        Home { dir: tempfile::tempdir().expect("tempdir") }
+    }
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(bin());
+        c.arg("--home").arg(self.dir.path()).env_remove("MAILROOM_HOME").env("MAILROOM_OPERATOR", "tester").stdin(Stdio::null());
+        c
+    }
+    /// Runs `mailroom ARGS`, returning the output.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().expect("mailroom runs")
+    }
+    /// Runs with stdin text.
+    pub fn run_stdin(&self, args: &[&str], stdin: &str) -> Output {
+        use std::io::Write;
+        let mut child = self.cmd().args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("mailroom runs");
+        child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
+        child.wait_with_output().expect("mailroom finishes")
+    }
+    /// Runs `mailroom --json ARGS` and parses the single JSON object.
+    pub fn json(&self, args: &[&str]) -> (i32, serde_json::Value) {
+        let mut full = vec!["--json"];
+        full.extend_from_slice(args);
+        let out = self.run(&full);
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let v = serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("not one JSON object ({e}): {text:?}\nstderr: {}", String::from_utf8_lossy(&out.stderr)));
+        (out.status.code().unwrap_or(-1), v)
+    }
+    /// `account add NAME` for `user` against the local IMAPS + submission servers, CA verified.
+    pub fn add_account(&self, name: &str, user: &str) {
+        let ca = servers().ca.to_string_lossy().to_string();
+        let out = self.run_stdin(
+            &["account", "add", name, "--email", user, "--imap", &format!("127.0.0.1:{IMAPS}"), "--smtp", &format!("127.0.0.1:{SUBMISSION}"), "--ca-file", &ca, "--password-stdin"],
+            PASSWORD,
+        );
+        assert!(out.status.success(), "account add failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    /// Sets a config value under the account with `toml_edit` semantics (e.g. "sync.poll_secs", 1).
+    pub fn set_account_option(&self, name: &str, dotted: &str, value: toml_edit::Item) {
+        let path = self.path().join("config.toml");
+        let text = std::fs::read_to_string(&path).expect("config exists");
+        let mut doc: toml_edit::DocumentMut = text.parse().expect("valid toml");
+        let mut item = &mut doc["accounts"][name];
+        let parts: Vec<&str> = dotted.split('.').collect();
+        for p in &parts[..parts.len() - 1] {
+            if item.get(p).is_none() {
+                item[p] = toml_edit::table();
+            }
+            item = &mut item[p];
+        }
+        item[parts[parts.len() - 1]] = value;
+        std::fs::write(&path, doc.to_string()).expect("write config");
+    }
+    pub fn db(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.path().join("mailroom.db")).expect("db opens")
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+/// Polls `f` until it returns Some or the deadline passes (never a bare sleep in assertions).
+pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Sends a message through the local submission server as `from` (for "new mail arrives" tests).
+pub fn smtp_send(from: &str, to: &str, subject: &str, body: &str) {
+    use lettre::message::Mailbox;
+    use lettre::transport::smtp::authentication::Credentials;
+    use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+    use lettre::Message;
+    let pem = std::fs::read(&servers().ca).expect("CA readable");
+    let tls = TlsParameters::builder("127.0.0.1".into()).add_root_certificate(Certificate::from_pem(&pem).expect("CA pem")).build_rustls().expect("tls");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
+    rt.block_on(async {
+        use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+        let t = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
+            .port(SUBMISSION)
+            .tls(Tls::Required(tls))
+            .credentials(Credentials::new(from.to_string(), PASSWORD.to_string()))
+            .build();
+        let msg = Message::builder()
+            .from(from.parse::<Mailbox>().expect("from"))
+            .to(to.parse::<Mailbox>().expect("to"))
+            .subject(subject)
+            .body(body.to_string())
+            .expect("message");
+        t.send(msg).await.expect("SMTP send");
+    });
+}

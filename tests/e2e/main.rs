@@ -1,0 +1,6 @@
+//! End-to-end tests against the real local Dovecot + Postfix (scripts/mailserver). One test
+//! binary, one module per area, so the crate links once.
+
+mod common;
+
+mod account;
