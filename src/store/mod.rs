@@ -3,13 +3,21 @@
 //! daemon and several consoles share one file.
 
 mod accounts;
+mod crm;
+mod fixture;
 mod log;
 mod schema;
+mod search;
 mod status;
+mod triage;
 
 pub use accounts::{AccountRow, AccountState, ErrorInfo, LeaseHolder};
+pub use crm::{BookRows, CustomerRow, MatchInput, MatchRow, MatchUpdate, TimelineRow};
+pub use fixture::FixtureMessage;
 pub use log::{AuditRow, EventRow, Level};
+pub use search::SearchRow;
 pub use status::OutboxCounts;
+pub use triage::{ActionRow, LocationRow, MessageDetail, PendingOpRow, TriageFilter, TriageRow};
 
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
