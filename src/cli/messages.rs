@@ -80,10 +80,6 @@ pub async fn run(_ctx: &Ctx, _cmd: MessageCmd) -> Result<i32> {
     ))
 }
 
-pub fn search(_ctx: &Ctx, _args: SearchArgs) -> Result<i32> {
-    Err(AppError::needs_user(
-        "`search` is not available yet",
-        "issue 5 adds it",
-        "use a later build",
-    ))
+pub fn search(ctx: &Ctx, args: SearchArgs) -> Result<i32> {
+    super::search::run(ctx, args)
 }

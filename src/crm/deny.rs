@@ -141,15 +141,12 @@ fn edit_list(
                 }
                 &mut doc["general"]
             }
-            Scope::Account(name) => {
-                let acct = doc
-                    .get_mut("accounts")
-                    .and_then(|a| a.get_mut(name))
-                    .ok_or_else(|| {
-                        AppError::not_found("account", name, "see `mailroom account list`")
-                    })?;
-                acct
-            }
+            Scope::Account(name) => doc
+                .get_mut("accounts")
+                .and_then(|a| a.get_mut(name))
+                .ok_or_else(|| {
+                    AppError::not_found("account", name, "see `mailroom account list`")
+                })?,
         };
         let mut list: Vec<String> = table
             .get("deny")

@@ -10,6 +10,7 @@ pub mod csvio;
 pub mod deny;
 pub mod matching;
 pub mod search;
+pub mod timeline;
 pub mod triage;
 
 pub use deny::DenyLists;
