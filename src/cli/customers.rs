@@ -93,6 +93,7 @@ fn describe(c: &CustomerRow) -> String {
 pub fn run(ctx: &Ctx, cmd: CustomersCmd) -> Result<i32> {
     let config = ctx.config()?;
     let store = ctx.store()?;
+    crate::crm::match_pending(&store, &config)?;
     match cmd {
         CustomersCmd::Add {
             name,

@@ -28,6 +28,7 @@ pub fn query_from_args(args: &[String]) -> String {
 pub fn run(ctx: &Ctx, args: SearchArgs) -> Result<i32> {
     let config = ctx.config()?;
     let store = ctx.store()?;
+    crate::crm::match_pending(&store, &config)?;
     let mut accounts = visible_accounts(&config, &ctx.operator);
     if let Some(name) = &args.sel.account {
         let a = config.account(name)?;

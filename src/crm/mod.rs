@@ -1,8 +1,9 @@
 //! Customers, matching, triage, deny lists and undo (issue 5). Decides; the store reads and
 //! writes rows. Never imports the UI.
 //!
-//! Sync calls [`match_messages`] after storing a batch (it matches, sets the denied flag and
-//! refreshes the search index rows) and may ask [`DenyLists::denied`] before storing.
+//! Sync calls [`match_pending`] after storing mail (or [`match_messages`] with the ids of a
+//! batch): it matches, and sets the denied flag from the deny lists. Readers (triage, timelines,
+//! search) call `match_pending` first too, so mail stored without matching is never missed.
 
 pub mod address;
 pub mod book;
@@ -14,7 +15,7 @@ pub mod timeline;
 pub mod triage;
 
 pub use deny::DenyLists;
-pub use matching::{MatchSummary, match_messages, rematch_all};
+pub use matching::{MatchSummary, match_messages, match_pending, rematch_all};
 pub use triage::{Desk, may_see, visible_accounts};
 
 #[cfg(test)]

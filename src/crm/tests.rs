@@ -280,7 +280,7 @@ fn actions_and_undo() {
     let p = desk.pair(n1, anna).unwrap();
     assert_eq!(w.why(n1), [(anna, "manual".to_string())]);
     assert_eq!(w.why(n2), [(anna, "address".to_string())]);
-    let u = w.desk("tester").undo(None).unwrap();
+    let u = w.desk("tester").undo(None, &[]).unwrap();
     assert_eq!(u.action_id, p.action_id);
     assert!(w.why(n1).is_empty() && w.why(n2).is_empty());
     assert!(
@@ -297,10 +297,10 @@ fn actions_and_undo() {
     let cid = a.customer_id.unwrap();
     assert_eq!(w.store.customer(cid).unwrap().unwrap().name, "Nina New");
     assert_eq!(w.why(n2), [(cid, "address".to_string())]);
-    w.desk("tester").undo(Some(a.action_id)).unwrap();
+    w.desk("tester").undo(Some(a.action_id), &[]).unwrap();
     assert!(w.store.customer(cid).unwrap().is_none());
     assert!(
-        w.desk("tester").undo(Some(a.action_id)).is_err(),
+        w.desk("tester").undo(Some(a.action_id), &[]).is_err(),
         "an action is undone once"
     );
 
@@ -314,20 +314,35 @@ fn actions_and_undo() {
     let m = w.msg("z@mail.spam.test", "s3", "06");
     let s3 = w.put(m);
     assert!(w.store.message_detail(s3).unwrap().unwrap().denied);
-    w.desk("tester").undo(Some(b.action_id)).unwrap();
+    w.desk("tester").undo(Some(b.action_id), &[]).unwrap();
     assert!(w.config().accounts["work"].deny.is_empty());
     assert!(w.queue("tester").contains(&s1) && w.queue("tester").contains(&s3));
 
     // delete: queued for the server, gone from the queue; undo before sync withdraws it.
     let d = w.desk("tester").delete(g1).unwrap();
     assert!(!w.queue("tester").contains(&g1));
-    let ops = w.store.message_locations(g1).unwrap();
-    assert_eq!(ops.len(), 1);
-    let u = w.desk("tester").undo(None).unwrap();
+    // The location leaves the cache at once; the op remembers where the message was.
+    assert!(w.store.message_locations(g1).unwrap().is_empty());
+    let op_id = w.store.action(d.action_id).unwrap().unwrap().payload["ops"][0]["op_id"]
+        .as_i64()
+        .unwrap();
+    let op = w.store.pending_op(op_id).unwrap().unwrap();
+    assert_eq!(op.op, "delete");
+    let target: serde_json::Value = serde_json::from_str(op.arg.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        (target["wire_name"].as_str(), target["arg"].as_str()),
+        (Some("INBOX"), Some("Trash"))
+    );
+    let u = w.desk("tester").undo(None, &[]).unwrap();
     assert_eq!(u.action_id, d.action_id);
+    assert!(
+        w.store.pending_op(op_id).unwrap().is_none(),
+        "the op is withdrawn"
+    );
+    assert_eq!(w.store.message_locations(g1).unwrap().len(), 1);
     assert!(w.queue("tester").contains(&g1));
     // Another operator's undo finds nothing of theirs.
-    assert!(w.desk("boss").undo(None).is_err());
+    assert!(w.desk("boss").undo(None, &[]).is_err());
     // Every action and undo is in the audit log.
     let audit: Vec<String> = w
         .store
@@ -351,28 +366,60 @@ fn undo_of_a_replayed_delete_moves_the_message_back() {
     let mut w = World::new();
     let m = w.msg("gone@else.test", "g1", "05");
     let g1 = w.put(m);
+    let m = w.msg("gone@else.test", "g2", "06");
+    let g2 = w.put(m);
+    // g1: Trash is synced, so the cache knows the message's new place.
     let d = w.desk("tester").delete(g1).unwrap();
     let op_id = w.store.action(d.action_id).unwrap().unwrap().payload["ops"][0]["op_id"]
         .as_i64()
         .unwrap();
-    // Without the Trash copy known, undo says to sync first and changes nothing.
-    w.store
-        .atomically(|s| {
-            s.fixture_mark_op_done(op_id)?;
-            Ok(())
-        })
-        .unwrap();
-    let err = w.desk("tester").undo(None).unwrap_err();
+    w.store.fixture_mark_op_done(op_id).unwrap();
+    let a = w.desk("tester").resolve_action(None).unwrap();
+    assert_eq!(
+        w.desk("tester").trash_lookups(&a).unwrap().len(),
+        1,
+        "not in the cache's Trash yet"
+    );
+    let err = w.desk("tester").undo(None, &[]).unwrap_err();
     assert!(err.fix.contains("sync"), "{err}");
-    // Sync moved the location to Trash: undo queues a move back to INBOX.
     w.store
-        .fixture_move_location(g1, "acc-work", "trash")
+        .fixture_add_location(g1, "acc-work", "trash", 77)
         .unwrap();
-    w.desk("tester").undo(None).unwrap();
-    let op = w.store.pending_op(op_id + 1).unwrap().unwrap();
-    assert_eq!((op.op.as_str(), op.arg.as_deref()), ("move", Some("INBOX")));
-    assert!(
-        w.queue("tester").is_empty(),
-        "back in the queue only once it is back in INBOX"
+    assert!(w.desk("tester").trash_lookups(&a).unwrap().is_empty());
+    w.desk("tester").undo(None, &[]).unwrap();
+    let back = w.store.pending_op(op_id + 1).unwrap().unwrap();
+    let t: serde_json::Value = serde_json::from_str(back.arg.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        (
+            back.op.as_str(),
+            t["wire_name"].as_str(),
+            t["uid"].as_i64(),
+            t["arg"].as_str()
+        ),
+        ("move", Some("Trash"), Some(77), Some("INBOX"))
+    );
+    // g2: Trash is not synced; the server lookup's answer is used.
+    let d = w.desk("tester").delete(g2).unwrap();
+    let op_id = w.store.action(d.action_id).unwrap().unwrap().payload["ops"][0]["op_id"]
+        .as_i64()
+        .unwrap();
+    w.store.fixture_mark_op_done(op_id).unwrap();
+    let hit = triage::TrashHit {
+        account_id: "acc-work".into(),
+        folder_id: 3,
+        wire_name: "Trash".into(),
+        uidvalidity: 9,
+        uid: 5,
+    };
+    w.desk("tester").undo(None, &[hit]).unwrap();
+    let back = w.store.pending_op(op_id + 1).unwrap().unwrap();
+    let t: serde_json::Value = serde_json::from_str(back.arg.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        (t["uidvalidity"].as_i64(), t["uid"].as_i64()),
+        (Some(9), Some(5))
+    );
+    assert_eq!(
+        w.store.message_detail(g2).unwrap().unwrap().triage_state,
+        None
     );
 }

@@ -460,7 +460,9 @@ impl<'a> Desk<'a> {
         ))
     }
 
-    /// Takes the message out of the queue and queues a move to Trash on the server.
+    /// Takes the message out of the queue and queues a move to Trash on the server (op
+    /// `delete` in the sync engine's queue; its location leaves the cache at once, as with any
+    /// local move).
     pub fn delete(&mut self, id: i64) -> Result<ActionOutcome> {
         let (d, acct) = self.visible_message(id)?;
         let places: Vec<_> = d
@@ -477,15 +479,48 @@ impl<'a> Desk<'a> {
                 "nothing to do",
             ));
         }
+        let mut trash: HashMap<String, crate::store::FolderRef> = HashMap::new();
+        for l in &places {
+            if !trash.contains_key(&l.account_id) {
+                let t = self
+                    .store
+                    .folder_by_role(&l.account_id, "trash")?
+                    .ok_or_else(|| {
+                        AppError::needs_user(
+                            format!(
+                                "account {} has no Trash folder",
+                                self.account_name(&l.account_id)
+                            ),
+                            "delete moves mail to Trash, and none was found on the server",
+                            format!(
+                                "name one: `mailroom folders {} --role trash=FOLDER`",
+                                self.account_name(&l.account_id)
+                            ),
+                        )
+                    })?;
+                trash.insert(l.account_id.clone(), t);
+            }
+        }
         let action_id = self.store.atomically(|s| {
             let mut ops = Vec::new();
             for l in &places {
-                let op =
-                    s.insert_pending_op(&l.account_id, Some(l.id), Some(id), "delete", None)?;
-                ops.push(
-                    json!({"op_id": op, "account_id": l.account_id, "location_id": l.id,
-                                "folder": l.folder}),
-                );
+                let t = &trash[&l.account_id];
+                let op = s.insert_pending_op(
+                    &l.account_id,
+                    None,
+                    Some(id),
+                    "delete",
+                    Some(&op_target(
+                        l.folder_id,
+                        &l.wire_name,
+                        l.uidvalidity,
+                        l.uid,
+                        &t.wire_name,
+                    )),
+                )?;
+                s.delete_location(l.id)?;
+                ops.push(json!({"op_id": op, "location": l, "trash_folder_id": t.id,
+                                "trash_wire_name": t.wire_name}));
             }
             s.set_triage_state(id, Some("deleted"))?;
             self.record(
@@ -493,7 +528,8 @@ impl<'a> Desk<'a> {
                 "delete",
                 &acct,
                 id,
-                json!({"ops": ops, "previous_triage_state": d.triage_state}),
+                json!({"ops": ops, "message_id_header": d.message_id,
+                       "previous_triage_state": d.triage_state}),
             )
         })?;
         Ok(ActionOutcome {
@@ -508,8 +544,8 @@ impl<'a> Desk<'a> {
         })
     }
 
-    /// Undoes the named action, or this operator's newest one.
-    pub fn undo(&mut self, action_id: Option<i64>) -> Result<UndoOutcome> {
+    /// The action `undo` would act on: the named one, or this operator's newest.
+    pub fn resolve_action(&self, action_id: Option<i64>) -> Result<ActionRow> {
         let a = match action_id {
             Some(id) => self.store.action(id)?.ok_or_else(|| {
                 AppError::not_found("action", &id.to_string(), "see `mailroom audit`")
@@ -529,11 +565,51 @@ impl<'a> Desk<'a> {
                 "nothing to do",
             ));
         }
+        Ok(a)
+    }
+
+    /// For a delete whose move already ran: the Trash folders the message must be looked up in
+    /// on the server (when the cache does not know its UID there, e.g. Trash is not synced).
+    pub fn trash_lookups(&self, a: &ActionRow) -> Result<Vec<TrashLookup>> {
+        if a.kind != "delete" {
+            return Ok(Vec::new());
+        }
+        let mid = a.message_id.unwrap_or(0);
+        let known = self.store.message_locations(mid)?;
+        let mut out = Vec::new();
+        for op in a.payload["ops"].as_array().into_iter().flatten() {
+            let replayed = self
+                .store
+                .pending_op(op["op_id"].as_i64().unwrap_or(0))?
+                .is_some_and(|o| o.done_at.is_some());
+            let account = op["location"]["account_id"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            let in_trash = known
+                .iter()
+                .any(|l| l.account_id == account && l.role.as_deref() == Some("trash"));
+            if replayed && !in_trash {
+                out.push(TrashLookup {
+                    account_id: account,
+                    trash_folder_id: op["trash_folder_id"].as_i64().unwrap_or(0),
+                    trash_wire_name: op["trash_wire_name"].as_str().unwrap_or("").to_string(),
+                    message_id_header: a.payload["message_id_header"].as_str().map(str::to_string),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Undoes the named action, or this operator's newest one. `found` carries where a deleted
+    /// message sits in Trash on the server, for moves that already ran (see `trash_lookups`).
+    pub fn undo(&mut self, action_id: Option<i64>, found: &[TrashHit]) -> Result<UndoOutcome> {
+        let a = self.resolve_action(action_id)?;
         let detail = match a.kind.as_str() {
             "pair" => self.undo_pair(&a)?,
             "add_customer" => self.undo_add_customer(&a)?,
             "block" => self.undo_block(&a)?,
-            "delete" => self.undo_delete(&a)?,
+            "delete" => self.undo_delete(&a, found)?,
             other => {
                 return Err(AppError::local(
                     format!("action {} has an unknown kind {other:?}", a.id),
@@ -636,50 +712,99 @@ impl<'a> Desk<'a> {
         ))
     }
 
-    fn undo_delete(&mut self, a: &ActionRow) -> Result<String> {
+    fn undo_delete(&mut self, a: &ActionRow, found: &[TrashHit]) -> Result<String> {
         let mid = a.message_id.unwrap_or(0);
         let ops = a.payload["ops"].as_array().cloned().unwrap_or_default();
         let prev = a.payload["previous_triage_state"]
             .as_str()
             .map(str::to_string);
-        let locations = self.store.message_locations(mid)?;
+        let known = self.store.message_locations(mid)?;
         let mut withdrawn = 0;
         let mut moved_back = 0;
         self.store.atomically(|s| {
             for op in &ops {
                 let op_id = op["op_id"].as_i64().unwrap_or(0);
-                let account = op["account_id"].as_str().unwrap_or("");
-                let folder = op["folder"].as_str().unwrap_or("INBOX");
+                let loc: crate::store::LocationRow = serde_json::from_value(op["location"].clone())
+                    .map_err(|e| AppError::local("the delete action is damaged", e.to_string(), "report this as a bug"))?;
                 if s.cancel_pending_op(op_id)? {
+                    // The server never saw it: put the location back as it was.
+                    s.restore_location(&loc)?;
                     withdrawn += 1;
                     continue;
                 }
-                // Already replayed: the message sits in this account's Trash now.
-                let in_trash = locations
+                // Already replayed: the message sits in this account's Trash; move it back
+                // through the queue like any other local move.
+                let target = match known
                     .iter()
-                    .find(|l| l.account_id == account && l.role.as_deref() == Some("trash"));
-                match in_trash {
-                    Some(l) => {
-                        s.insert_pending_op(account, Some(l.id), Some(mid), "move", Some(folder))?;
-                        moved_back += 1;
+                    .find(|l| l.account_id == loc.account_id && l.role.as_deref() == Some("trash"))
+                {
+                    Some(t) => {
+                        s.delete_location(t.id)?;
+                        Some((t.folder_id, t.wire_name.clone(), t.uidvalidity, t.uid))
                     }
-                    None => {
-                        return Err(AppError::needs_user(
-                            format!("message {mid} was moved to Trash, but its place there is not synced yet"),
-                            "undo needs the Trash copy's UID to move it back",
-                            format!("run `mailroom sync --once` and then `mailroom undo {}`", a.id),
-                        ));
-                    }
-                }
+                    None => found.iter().find(|h| h.account_id == loc.account_id).map(|h| {
+                        (h.folder_id, h.wire_name.clone(), h.uidvalidity, h.uid)
+                    }),
+                };
+                let Some((fid, wire, uv, uid)) = target else {
+                    return Err(AppError::needs_user(
+                        format!("message {mid} was moved to Trash, but it is not found there"),
+                        "undo moves it back from Trash and needs its place there",
+                        format!("run `mailroom sync --once` and then `mailroom undo {}`; if it was emptied from Trash, it is gone", a.id),
+                    ));
+                };
+                s.insert_pending_op(
+                    &loc.account_id,
+                    None,
+                    Some(mid),
+                    "move",
+                    Some(&op_target(fid, &wire, uv, uid, &loc.wire_name)),
+                )?;
+                moved_back += 1;
             }
             s.set_triage_state(mid, prev.as_deref())?;
             Ok(())
         })?;
         Ok(match (withdrawn, moved_back) {
             (_, 0) => format!("message {mid} kept: the move to Trash was withdrawn before it ran"),
-            _ => format!("message {mid} queued to move back from Trash"),
+            _ => format!(
+                "message {mid} queued to move back from Trash; it returns with the next sync"
+            ),
         })
     }
+}
+
+/// Where a deleted message must be looked for on the server.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrashLookup {
+    pub account_id: String,
+    pub trash_folder_id: i64,
+    pub trash_wire_name: String,
+    pub message_id_header: Option<String>,
+}
+
+/// Where it was found.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrashHit {
+    pub account_id: String,
+    pub folder_id: i64,
+    pub wire_name: String,
+    pub uidvalidity: i64,
+    pub uid: i64,
+}
+
+/// The `arg` of a queued move, in the sync engine's op format: where the message is now, and
+/// the target folder's wire name.
+fn op_target(
+    folder_id: i64,
+    wire_name: &str,
+    uidvalidity: i64,
+    uid: i64,
+    target_wire: &str,
+) -> String {
+    json!({"folder_id": folder_id, "wire_name": wire_name, "uidvalidity": uidvalidity,
+           "uid": uid, "arg": target_wire})
+    .to_string()
 }
 
 /// Suggestions for pairing: customers with an address in the sender's domain, and the

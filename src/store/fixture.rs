@@ -96,17 +96,19 @@ impl Store {
         Ok(())
     }
 
-    /// Moves every location of a message in `account_id` into the folder with `role`.
-    pub fn fixture_move_location(
+    /// A further location of a message, in the folder with `role` (what sync adds when it
+    /// sees the message there).
+    pub fn fixture_add_location(
         &self,
         message_id: i64,
         account_id: &str,
         role: &str,
+        uid: i64,
     ) -> Result<()> {
         self.conn.execute(
-            "UPDATE locations SET folder_id = (SELECT id FROM folders WHERE account_id = ?2 AND role = ?3)
-             WHERE message_id = ?1 AND account_id = ?2",
-            params![message_id, account_id, role],
+            "INSERT INTO locations (message_id, account_id, folder_id, uidvalidity, uid)
+             VALUES (?1, ?2, (SELECT id FROM folders WHERE account_id = ?2 AND role = ?3), 1, ?4)",
+            params![message_id, account_id, role, uid],
         )?;
         Ok(())
     }

@@ -17,7 +17,9 @@ pub use fixture::FixtureMessage;
 pub use log::{AuditRow, EventRow, Level};
 pub use search::SearchRow;
 pub use status::OutboxCounts;
-pub use triage::{ActionRow, LocationRow, MessageDetail, PendingOpRow, TriageFilter, TriageRow};
+pub use triage::{
+    ActionRow, FolderRef, LocationRow, MessageDetail, PendingOpRow, TriageFilter, TriageRow,
+};
 
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;

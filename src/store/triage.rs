@@ -29,15 +29,31 @@ pub struct TriageRow {
     pub has_attachments: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// A location with everything needed to put it back exactly (undo of a delete).
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct LocationRow {
     pub id: i64,
+    pub message_id: i64,
     pub account_id: String,
     pub folder_id: i64,
     pub folder: String,
+    pub wire_name: String,
     pub role: Option<String>,
     pub uidvalidity: i64,
     pub uid: i64,
+    pub flags: String,
+    pub seen: bool,
+    pub modseq: Option<i64>,
+    pub internal_date: Option<String>,
+}
+
+/// A folder by role, as an op target needs it.
+#[derive(Debug, Clone, Serialize)]
+pub struct FolderRef {
+    pub id: i64,
+    pub name: String,
+    pub wire_name: String,
+    pub uidvalidity: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -223,19 +239,26 @@ impl Store {
 
     pub fn message_locations(&self, id: i64) -> Result<Vec<LocationRow>> {
         let mut st = self.conn.prepare_cached(
-            "SELECT l.id, l.account_id, l.folder_id, f.name, f.role, l.uidvalidity, l.uid
+            "SELECT l.id, l.message_id, l.account_id, l.folder_id, f.name, f.wire_name, f.role, l.uidvalidity, l.uid,
+                    l.flags, l.seen, l.modseq, l.internal_date
              FROM locations l JOIN folders f ON f.id = l.folder_id WHERE l.message_id = ?1 ORDER BY l.id",
         )?;
         let v = st
             .query_map([id], |r| {
                 Ok(LocationRow {
                     id: r.get(0)?,
-                    account_id: r.get(1)?,
-                    folder_id: r.get(2)?,
-                    folder: r.get(3)?,
-                    role: r.get(4)?,
-                    uidvalidity: r.get(5)?,
-                    uid: r.get(6)?,
+                    message_id: r.get(1)?,
+                    account_id: r.get(2)?,
+                    folder_id: r.get(3)?,
+                    folder: r.get(4)?,
+                    wire_name: r.get(5)?,
+                    role: r.get(6)?,
+                    uidvalidity: r.get(7)?,
+                    uid: r.get(8)?,
+                    flags: r.get(9)?,
+                    seen: r.get::<_, i64>(10)? != 0,
+                    modseq: r.get(11)?,
+                    internal_date: r.get(12)?,
                 })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -243,15 +266,58 @@ impl Store {
     }
 
     /// The folder with `role` in an account (e.g. the Trash to move into).
-    pub fn folder_by_role(&self, account_id: &str, role: &str) -> Result<Option<(i64, String)>> {
+    pub fn folder_by_role(&self, account_id: &str, role: &str) -> Result<Option<FolderRef>> {
         Ok(self
             .conn
             .query_row(
-                "SELECT id, name FROM folders WHERE account_id = ?1 AND role = ?2 AND present = 1 ORDER BY id LIMIT 1",
+                "SELECT id, name, wire_name, uidvalidity FROM folders
+                 WHERE account_id = ?1 AND role = ?2 AND present = 1 ORDER BY id LIMIT 1",
                 params![account_id, role],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| {
+                    Ok(FolderRef {
+                        id: r.get(0)?,
+                        name: r.get(1)?,
+                        wire_name: r.get(2)?,
+                        uidvalidity: r.get(3)?,
+                    })
+                },
             )
             .optional()?)
+    }
+
+    pub fn folder_ref(&self, folder_id: i64) -> Result<Option<FolderRef>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id, name, wire_name, uidvalidity FROM folders WHERE id = ?1",
+                [folder_id],
+                |r| {
+                    Ok(FolderRef {
+                        id: r.get(0)?,
+                        name: r.get(1)?,
+                        wire_name: r.get(2)?,
+                        uidvalidity: r.get(3)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Drops a location from the cache (a queued move takes it away at once).
+    pub fn delete_location(&self, id: i64) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM locations WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
+    /// Puts a location back as it was; a no-op if sync has re-added it meanwhile.
+    pub fn restore_location(&self, l: &LocationRow) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO locations (id, message_id, account_id, folder_id, uidvalidity, uid, flags, seen, modseq, internal_date)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![l.id, l.message_id, l.account_id, l.folder_id, l.uidvalidity, l.uid, l.flags, l.seen as i64, l.modseq, l.internal_date],
+        )?;
+        Ok(())
     }
 
     pub fn set_triage_state(&self, id: i64, state: Option<&str>) -> Result<()> {
