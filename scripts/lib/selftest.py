@@ -75,7 +75,7 @@ def main():
         m.logout()
 
     tok = "<selftest-%s@example.test>" % uuid.uuid4().hex
-    msg = ("From: alice@example.test\r\nTo: bob@example.test\r\nSubject: selftest\r\n"
+    msg = ("From: alice@example.test\r\nTo: selftest-rcpt@example.test\r\nSubject: selftest\r\n"
            "Message-ID: %s\r\n\r\nhello\r\n" % tok)
     s = smtplib.SMTP("127.0.0.1", 1587 + o, timeout=30)
     s.starttls(context=ctx)
@@ -83,18 +83,22 @@ def main():
     size = int(s.esmtp_features.get("size", "0") or 0)
     check(size >= 50 * 1024 * 1024, "submission %d: SIZE %d >= 50 MB" % (1587 + o, size))
     s.login("alice@example.test", "secret")
-    s.sendmail("alice@example.test", ["bob@example.test"], msg)
+    s.sendmail("alice@example.test", ["selftest-rcpt@example.test"], msg)
     s.quit()
-    check(find("bob@example.test", 1993 + o, ctx, "INBOX", tok), "alice -> bob via 1587 delivered")
+    check(find("selftest-rcpt@example.test", 1993 + o, ctx, "INBOX", tok), "alice -> selftest-rcpt via 1587 delivered")
 
     tok2 = "<selftest-%s@example.test>" % uuid.uuid4().hex
     s = smtplib.SMTP_SSL("127.0.0.1", 1465 + o, context=ctx, timeout=30)
-    s.login("filer@example.test", "secret")
-    s.sendmail("filer@example.test", ["bob@example.test"],
-               msg.replace(tok, tok2).replace("From: alice", "From: filer"))
+    s.login("filer-selftest@example.test", "secret")
+    s.sendmail("filer-selftest@example.test", ["selftest-rcpt@example.test"],
+               msg.replace(tok, tok2).replace("From: alice", "From: filer-selftest"))
     s.quit()
-    check(find("bob@example.test", 1993 + o, ctx, "INBOX", tok2), "filer -> bob via 1465 delivered")
-    check(find("filer@example.test", 1993 + o, ctx, "Sent", tok2), "filer's copy filed into Sent by server")
+    check(find("selftest-rcpt@example.test", 1993 + o, ctx, "INBOX", tok2),
+          "filer-selftest -> selftest-rcpt via 1465 delivered")
+    check(find("filer-selftest@example.test", 1993 + o, ctx, "Sent", tok2),
+          "filer-selftest's copy filed into Sent by the server")
+    check(not find("alice@example.test", 1993 + o, ctx, "Sent", tok, timeout=1),
+          "alice's mail is not filed into Sent by the server")
 
     if a.bare:
         for port, tls in ((2993 + o, False), (2143 + o, True)):
