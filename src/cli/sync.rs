@@ -202,19 +202,18 @@ async fn run_until_interrupted(ctx: &Ctx, config: &crate::config::Config) -> Res
         while let Ok(ev) = rx.recv().await {
             if let crate::sync::SyncEvent::Failed { what, fix, .. } = &ev {
                 note(format!("sync failed: {what} — fix: {fix}"));
-            } else if let crate::sync::SyncEvent::PassDone {
-                new,
-                updated,
-                vanished,
-                duration_ms,
-                ..
-            } = &ev
+            } else if !json
+                && let crate::sync::SyncEvent::PassDone {
+                    new,
+                    updated,
+                    vanished,
+                    duration_ms,
+                    ..
+                } = &ev
             {
-                if !json {
-                    note(format!(
-                        "synced: {new} new, {updated} updated, {vanished} vanished in {duration_ms} ms"
-                    ));
-                }
+                note(format!(
+                    "synced: {new} new, {updated} updated, {vanished} vanished in {duration_ms} ms"
+                ));
             }
         }
     });

@@ -81,6 +81,12 @@ pub struct MessageFull {
     pub refs: Option<String>,
 }
 
+/// A flag update from the server: (UID, flags, MODSEQ).
+pub type FlagRow = (u32, Vec<String>, Option<u64>);
+
+/// A body to prefetch: (message id, folder id, wire folder name, UIDVALIDITY, UID).
+pub type PrefetchItem = (i64, i64, String, u32, u32);
+
 pub fn flags_text(flags: &[String]) -> String {
     flags.join(" ")
 }
@@ -152,7 +158,7 @@ impl Store {
         &mut self,
         folder_id: i64,
         uidvalidity: u32,
-        updates: &[(u32, Vec<String>, Option<u64>)],
+        updates: &[FlagRow],
     ) -> Result<u64> {
         self.transaction(|tx| {
             let mut changed = 0u64;
@@ -429,7 +435,7 @@ impl Store {
         account_id: &str,
         max_bytes: u64,
         limit: i64,
-    ) -> Result<Vec<(i64, i64, String, u32, u32)>> {
+    ) -> Result<Vec<PrefetchItem>> {
         let mut st = self.conn.prepare(
             "SELECT m.id, l.folder_id, f.wire_name, l.uidvalidity, l.uid FROM messages m
              JOIN locations l ON l.message_id = m.id JOIN folders f ON f.id = l.folder_id

@@ -15,7 +15,8 @@ pub use accounts::{AccountRow, AccountState, ErrorInfo, LeaseHolder};
 pub use folders::{FolderRow, FolderSyncState};
 pub use log::{AuditRow, EventRow, Level};
 pub use messages::{
-    BatchOutcome, LocationRow, LocationView, MessageFull, MessageSummary, NewMessage,
+    BatchOutcome, FlagRow, LocationRow, LocationView, MessageFull, MessageSummary, NewMessage,
+    PrefetchItem,
 };
 pub use ops::{OpKind, OpTarget, PendingOp};
 pub use quarantine::QuarantineRow;

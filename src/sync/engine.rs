@@ -23,7 +23,7 @@ use crate::imap::ImapSession;
 use crate::imap::discovery::{self, Role};
 use crate::imap::fetch::{self, HeaderItem};
 use crate::mail::parse;
-use crate::store::{FolderRow, FolderSyncState, Level, NewMessage, Store};
+use crate::store::{FlagRow, FolderRow, FolderSyncState, Level, NewMessage, Store};
 
 /// What the server can do, from CAPABILITY after login.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
@@ -201,11 +201,7 @@ impl Progress<'_> {
             },
         );
         if self.tty {
-            let pct = if self.total > 0 {
-                self.done * 100 / self.total
-            } else {
-                100
-            };
+            let pct = (self.done * 100).checked_div(self.total).unwrap_or(100);
             eprint!(
                 "\r{}: {}/{} ({pct}%)   ",
                 self.folder, self.done, self.total
@@ -332,7 +328,7 @@ async fn sync_folder(
         } else {
             // No CONDSTORE: every flag, and the UID list that reveals expunges.
             let mut server: Vec<u32> = Vec::new();
-            let mut batch: Vec<(u32, Vec<String>, Option<u64>)> = Vec::new();
+            let mut batch: Vec<FlagRow> = Vec::new();
             let mut deleted = Vec::new();
             let mut updated = 0u64;
             let fid = folder.id;
@@ -490,9 +486,7 @@ async fn sync_folder(
 }
 
 /// Splits flag updates into messages marked \Deleted (treated as gone) and the rest.
-fn split_deleted(
-    it: impl Iterator<Item = (u32, Vec<String>, Option<u64>)>,
-) -> (Vec<u32>, Vec<(u32, Vec<String>, Option<u64>)>) {
+fn split_deleted(it: impl Iterator<Item = FlagRow>) -> (Vec<u32>, Vec<FlagRow>) {
     let mut deleted = Vec::new();
     let mut rest = Vec::new();
     for (uid, flags, ms) in it {

@@ -369,14 +369,13 @@ async fn wait_for_change(
     let can_idle = o.idle && inbox.is_some() && session.as_ref().is_some_and(|s| s.caps.idle);
     if can_idle {
         let wire = inbox.map(|f| f.wire_name).unwrap_or_else(|| "INBOX".into());
-        if let Some(ss) = session.as_mut() {
-            if fetch::select(&mut ss.session, &wire, false, None, true)
+        if let Some(ss) = session.as_mut()
+            && fetch::select(&mut ss.session, &wire, false, None, true)
                 .await
                 .is_err()
-            {
-                *session = None;
-                return wait(shutdown, kick, Duration::from_secs(1)).await;
-            }
+        {
+            *session = None;
+            return wait(shutdown, kick, Duration::from_secs(1)).await;
         }
     }
     loop {

@@ -57,7 +57,20 @@ fn server_flags(user: &str, folder: &str) -> Vec<(u32, String)> {
 fn account_for(home: &Home, name: &str, user: &str, port: u16) {
     let ca = servers().ca.to_string_lossy().to_string();
     let out = home.run_stdin(
-        &["account", "add", name, "--email", user, "--imap", &format!("127.0.0.1:{port}"), "--smtp", &format!("127.0.0.1:{SUBMISSION}"), "--ca-file", &ca, "--password-stdin"],
+        &[
+            "account",
+            "add",
+            name,
+            "--email",
+            user,
+            "--imap",
+            &format!("127.0.0.1:{port}"),
+            "--smtp",
+            &format!("127.0.0.1:{SUBMISSION}"),
+            "--ca-file",
+            &ca,
+            "--password-stdin",
+        ],
         PASSWORD,
     );
     assert!(out.status.success(), "account add failed: {}", stderr(&out));
@@ -79,14 +92,36 @@ fn assert_unique_uids(msgs: &[Value]) {
 fn initial_sync_stores_every_message_once_with_flags_and_headers() {
     let user = new_user("sync-init");
     seed(&user, 250);
-    doveadm(&["flags", "add", "-u", &user, "\\Flagged", "mailbox", "INBOX", "uid", "7"]);
-    doveadm(&["flags", "remove", "-u", &user, "\\Seen", "mailbox", "INBOX", "uid", "8"]);
+    doveadm(&[
+        "flags",
+        "add",
+        "-u",
+        &user,
+        "\\Flagged",
+        "mailbox",
+        "INBOX",
+        "uid",
+        "7",
+    ]);
+    doveadm(&[
+        "flags", "remove", "-u", &user, "\\Seen", "mailbox", "INBOX", "uid", "8",
+    ]);
     let home = Home::new();
     home.add_account("w", &user);
     let (code, f) = home.json(&["folders", "w"]);
     assert_eq!(code, 0, "{f}");
-    let on: Vec<&str> = f["folders"].as_array().unwrap().iter().filter(|x| x["sync"] == true).map(|x| x["name"].as_str().unwrap()).collect();
-    assert_eq!(on, vec!["INBOX", "Sent"], "a new account syncs INBOX and Sent: {f}");
+    let on: Vec<&str> = f["folders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["sync"] == true)
+        .map(|x| x["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        on,
+        vec!["INBOX", "Sent"],
+        "a new account syncs INBOX and Sent: {f}"
+    );
     let v = sync_once(&home, "w");
     assert_eq!(folder_summary(&v, "INBOX")["new"], 250, "{v}");
     let msgs = all_messages(&home, "w", None);
@@ -96,21 +131,66 @@ fn initial_sync_stores_every_message_once_with_flags_and_headers() {
     let server = server_flags(&user, "INBOX");
     assert_eq!(server.len(), 250);
     for (uid, flags) in &server {
-        let m = msgs.iter().find(|m| m["locations"][0]["uid"] == *uid).unwrap_or_else(|| panic!("uid {uid} missing"));
-        let mut want: Vec<&str> = flags.split_whitespace().filter(|f| *f != "\\Recent").collect();
+        let m = msgs
+            .iter()
+            .find(|m| m["locations"][0]["uid"] == *uid)
+            .unwrap_or_else(|| panic!("uid {uid} missing"));
+        let mut want: Vec<&str> = flags
+            .split_whitespace()
+            .filter(|f| *f != "\\Recent")
+            .collect();
         want.sort();
-        let got: Vec<&str> = m["flags"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
+        let got: Vec<&str> = m["flags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f.as_str().unwrap())
+            .collect();
         assert_eq!(got, want, "flags of uid {uid}");
     }
-    let out = doveadm(&["fetch", "-u", &user, "hdr.message-id", "mailbox", "INBOX", "uid", "7"]);
-    let mid = stdout(&out).lines().find_map(|l| l.strip_prefix("hdr.message-id: ")).unwrap().trim().trim_matches(|c| c == '<' || c == '>').to_string();
+    let out = doveadm(&[
+        "fetch",
+        "-u",
+        &user,
+        "hdr.message-id",
+        "mailbox",
+        "INBOX",
+        "uid",
+        "7",
+    ]);
+    let mid = stdout(&out)
+        .lines()
+        .find_map(|l| l.strip_prefix("hdr.message-id: "))
+        .unwrap()
+        .trim()
+        .trim_matches(|c| c == '<' || c == '>')
+        .to_string();
     let m7 = msgs.iter().find(|m| m["locations"][0]["uid"] == 7).unwrap();
     assert_eq!(m7["message_id"], mid.as_str());
-    assert!(m7["flags"].as_array().unwrap().iter().any(|f| f == "\\Flagged"));
+    assert!(
+        m7["flags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f == "\\Flagged")
+    );
     // Newest first, and the page shape of the contract.
     let dates: Vec<&str> = msgs.iter().filter_map(|m| m["date"].as_str()).collect();
     assert!(dates.windows(2).all(|w| w[0] >= w[1]), "not newest first");
-    for key in ["id", "message_id", "thread_id", "from", "to", "cc", "subject", "date", "flags", "size", "locations", "customer_id"] {
+    for key in [
+        "id",
+        "message_id",
+        "thread_id",
+        "from",
+        "to",
+        "cc",
+        "subject",
+        "date",
+        "flags",
+        "size",
+        "locations",
+        "customer_id",
+    ] {
         assert!(m7.get(key).is_some(), "missing {key} in {m7}");
     }
     let (_, page) = home.json(&["messages", "w", "--limit", "10", "--offset", "5"]);
@@ -137,12 +217,28 @@ fn changes_by_another_client_are_reflected_and_local_changes_reach_the_server() 
     home.json(&["folders", "w", "--sync", "INBOX,Sent,Archive"]);
     sync_once(&home, "w");
     let before = all_messages(&home, "w", None);
-    let id_of = |msgs: &[Value], uid: u64| msgs.iter().find(|m| m["locations"][0]["folder"] == "INBOX" && m["locations"][0]["uid"] == uid).map(|m| m["id"].as_i64().unwrap());
+    let id_of = |msgs: &[Value], uid: u64| {
+        msgs.iter()
+            .find(|m| m["locations"][0]["folder"] == "INBOX" && m["locations"][0]["uid"] == uid)
+            .map(|m| m["id"].as_i64().unwrap())
+    };
     let moved_id = id_of(&before, 5).unwrap();
     // Another client: flag 3, expunge 4, move 5 to Archive.
-    doveadm(&["flags", "add", "-u", &user, "\\Flagged", "mailbox", "INBOX", "uid", "3"]);
+    doveadm(&[
+        "flags",
+        "add",
+        "-u",
+        &user,
+        "\\Flagged",
+        "mailbox",
+        "INBOX",
+        "uid",
+        "3",
+    ]);
     doveadm(&["expunge", "-u", &user, "mailbox", "INBOX", "uid", "4"]);
-    let out = doveadm(&["move", "-u", &user, "Archive", "mailbox", "INBOX", "uid", "5"]);
+    let out = doveadm(&[
+        "move", "-u", &user, "Archive", "mailbox", "INBOX", "uid", "5",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let v = sync_once(&home, "w");
     assert_eq!(folder_summary(&v, "INBOX")["vanished"], 2, "{v}");
@@ -150,24 +246,46 @@ fn changes_by_another_client_are_reflected_and_local_changes_reach_the_server() 
     let after = all_messages(&home, "w", None);
     assert_eq!(after.len(), 39);
     assert_unique_uids(&after);
-    let m3 = after.iter().find(|m| m["id"].as_i64() == id_of(&before, 3)).unwrap();
-    assert!(m3["flags"].as_array().unwrap().iter().any(|f| f == "\\Flagged"));
-    let moved = after.iter().find(|m| m["id"].as_i64() == Some(moved_id)).expect("the moved message keeps its local id");
+    let m3 = after
+        .iter()
+        .find(|m| m["id"].as_i64() == id_of(&before, 3))
+        .unwrap();
+    assert!(
+        m3["flags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f == "\\Flagged")
+    );
+    let moved = after
+        .iter()
+        .find(|m| m["id"].as_i64() == Some(moved_id))
+        .expect("the moved message keeps its local id");
     assert_eq!(moved["locations"][0]["folder"], "Archive");
     // Local changes: flag, move, delete (to Trash) reach the server.
     let m10 = id_of(&after, 10).unwrap().to_string();
     let (code, r) = home.json(&["message", "flag", &m10, "--flagged", "--unseen"]);
     assert_eq!(code, 0, "{r}");
     assert_eq!(r["pushed"], true, "{r}");
-    let f10 = server_flags(&user, "INBOX").into_iter().find(|(u, _)| *u == 10).unwrap().1;
-    assert!(f10.contains("\\Flagged") && !f10.contains("\\Seen"), "server flags: {f10}");
+    let f10 = server_flags(&user, "INBOX")
+        .into_iter()
+        .find(|(u, _)| *u == 10)
+        .unwrap()
+        .1;
+    assert!(
+        f10.contains("\\Flagged") && !f10.contains("\\Seen"),
+        "server flags: {f10}"
+    );
     let m11 = id_of(&after, 11).unwrap().to_string();
     let (code, r) = home.json(&["message", "delete", &m11]);
     assert_eq!(code, 0, "{r}");
     let m12 = id_of(&after, 12).unwrap().to_string();
     let (code, r) = home.json(&["message", "move", &m12, "Archive"]);
     assert_eq!(code, 0, "{r}");
-    let inbox: Vec<u32> = server_flags(&user, "INBOX").into_iter().map(|(u, _)| u).collect();
+    let inbox: Vec<u32> = server_flags(&user, "INBOX")
+        .into_iter()
+        .map(|(u, _)| u)
+        .collect();
     assert!(!inbox.contains(&11) && !inbox.contains(&12), "{inbox:?}");
     assert_eq!(server_flags(&user, "Trash").len(), 1);
     assert_eq!(server_flags(&user, "Archive").len(), 2);
@@ -175,10 +293,21 @@ fn changes_by_another_client_are_reflected_and_local_changes_reach_the_server() 
     sync_once(&home, "w");
     let last = all_messages(&home, "w", None);
     assert_unique_uids(&last);
-    let again = last.iter().find(|m| m["id"].as_i64().map(|i| i.to_string()) == Some(m10.clone())).unwrap();
-    let fl: Vec<&str> = again["flags"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
+    let again = last
+        .iter()
+        .find(|m| m["id"].as_i64().map(|i| i.to_string()) == Some(m10.clone()))
+        .unwrap();
+    let fl: Vec<&str> = again["flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
     assert_eq!(fl, vec!["\\Flagged"]);
-    let moved12 = last.iter().find(|m| m["id"].as_i64().map(|i| i.to_string()) == Some(m12.clone())).unwrap();
+    let moved12 = last
+        .iter()
+        .find(|m| m["id"].as_i64().map(|i| i.to_string()) == Some(m12.clone()))
+        .unwrap();
     assert_eq!(moved12["locations"][0]["folder"], "Archive");
 }
 
@@ -192,19 +321,42 @@ fn uidvalidity_reset_rebuilds_without_duplicates_and_keeps_local_ids() {
     let before = all_messages(&home, "w", None);
     // Local data attached to the logical message must survive.
     let keep = before[0]["id"].as_i64().unwrap();
-    home.db().execute("INSERT INTO customers (id, name, created_at, updated_at) VALUES (1, 'C', 'x', 'x')", []).unwrap();
-    home.db().execute("UPDATE messages SET customer_id = 1 WHERE id = ?1", [keep]).unwrap();
-    let out = doveadm(&["mailbox", "update", "-u", &user, "--uid-validity", "12345", "INBOX"]);
+    home.db()
+        .execute(
+            "INSERT INTO customers (id, name, created_at, updated_at) VALUES (1, 'C', 'x', 'x')",
+            [],
+        )
+        .unwrap();
+    home.db()
+        .execute("UPDATE messages SET customer_id = 1 WHERE id = ?1", [keep])
+        .unwrap();
+    let out = doveadm(&[
+        "mailbox",
+        "update",
+        "-u",
+        &user,
+        "--uid-validity",
+        "12345",
+        "INBOX",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     sync_once(&home, "w");
     let after = all_messages(&home, "w", None);
     assert_eq!(after.len(), 30);
     assert_unique_uids(&after);
-    assert!(after.iter().all(|m| m["locations"].as_array().unwrap().len() == 1 && m["locations"][0]["uidvalidity"] == 12345));
+    assert!(
+        after
+            .iter()
+            .all(|m| m["locations"].as_array().unwrap().len() == 1
+                && m["locations"][0]["uidvalidity"] == 12345)
+    );
     let a: HashSet<i64> = after.iter().map(|m| m["id"].as_i64().unwrap()).collect();
     let b: HashSet<i64> = before.iter().map(|m| m["id"].as_i64().unwrap()).collect();
     assert_eq!(a, b, "local ids changed");
-    assert_eq!(after.iter().find(|m| m["id"] == keep).unwrap()["customer_id"], 1);
+    assert_eq!(
+        after.iter().find(|m| m["id"] == keep).unwrap()["customer_id"],
+        1
+    );
 }
 
 #[test]
@@ -215,10 +367,27 @@ fn bare_server_without_extensions_reaches_the_same_end_state() {
     let home = Home::new();
     account_for(&home, "b", &user, BARE_IMAPS);
     let (_, f) = home.json(&["folders", "b"]);
-    assert!(f["folders"].as_array().unwrap().iter().any(|x| x["name"] == "Sent" && x["role"] == "sent"), "Sent found by name: {f}");
+    assert!(
+        f["folders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["name"] == "Sent" && x["role"] == "sent"),
+        "Sent found by name: {f}"
+    );
     sync_once(&home, "b");
     assert_eq!(all_messages(&home, "b", None).len(), 60);
-    doveadm(&["flags", "add", "-u", &user, "\\Flagged", "mailbox", "INBOX", "uid", "2"]);
+    doveadm(&[
+        "flags",
+        "add",
+        "-u",
+        &user,
+        "\\Flagged",
+        "mailbox",
+        "INBOX",
+        "uid",
+        "2",
+    ]);
     doveadm(&["expunge", "-u", &user, "mailbox", "INBOX", "uid", "3"]);
     let v = sync_once(&home, "b");
     assert_eq!(folder_summary(&v, "INBOX")["vanished"], 1, "{v}");
@@ -227,7 +396,10 @@ fn bare_server_without_extensions_reaches_the_same_end_state() {
     assert_eq!(msgs.len(), 59);
     assert_unique_uids(&msgs);
     // Local move without MOVE/UIDPLUS: COPY + \Deleted; the original is hidden, not doubled.
-    let m = msgs.iter().find(|m| m["locations"][0]["uid"] == 9).unwrap()["id"].as_i64().unwrap().to_string();
+    let m = msgs.iter().find(|m| m["locations"][0]["uid"] == 9).unwrap()["id"]
+        .as_i64()
+        .unwrap()
+        .to_string();
     let (code, r) = home.json(&["message", "delete", &m]);
     assert_eq!(code, 0, "{r}");
     assert_eq!(server_flags(&user, "Trash").len(), 1);
@@ -255,7 +427,9 @@ fn cutting_proxy(target: u16, cut_after: usize) -> (u16, Arc<AtomicUsize>) {
         for client in l.incoming() {
             let Ok(client) = client else { continue };
             let n = c2.fetch_add(1, Ordering::SeqCst);
-            let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else { continue };
+            let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
+                continue;
+            };
             let limit = if n == 0 { Some(cut_after) } else { None };
             let (mut c_r, mut s_w) = (client.try_clone().unwrap(), server.try_clone().unwrap());
             std::thread::spawn(move || {
@@ -265,20 +439,16 @@ fn cutting_proxy(target: u16, cut_after: usize) -> (u16, Arc<AtomicUsize>) {
             std::thread::spawn(move || {
                 let mut buf = [0u8; 16384];
                 let mut sent = 0usize;
-                loop {
-                    let Ok(k) = s_r.read(&mut buf) else { break };
+                while let Ok(k) = s_r.read(&mut buf) {
                     if k == 0 {
                         break;
                     }
-                    let k = match limit {
-                        Some(l) if sent + k >= l => {
-                            let _ = c_w.write_all(&buf[..l - sent]);
-                            let _ = c_w.shutdown(std::net::Shutdown::Both);
-                            let _ = s_r.shutdown(std::net::Shutdown::Both);
-                            break;
-                        }
-                        _ => k,
-                    };
+                    if let Some(l) = limit.filter(|l| sent + k >= *l) {
+                        let _ = c_w.write_all(&buf[..l - sent]);
+                        let _ = c_w.shutdown(std::net::Shutdown::Both);
+                        let _ = s_r.shutdown(std::net::Shutdown::Both);
+                        break;
+                    }
                     if c_w.write_all(&buf[..k]).is_err() {
                         break;
                     }
@@ -301,14 +471,27 @@ fn connection_cut_mid_fetch_then_next_run_completes_without_gaps_or_doubles() {
     home.set_account_option("c", "sync.body_prefetch_max_bytes", toml_edit::value(0));
     let (code, v) = home.json(&["sync", "c", "--once"]);
     assert_eq!(code, 1, "the cut must fail the pass: {v}");
-    assert!(v["error"]["fix"].as_str().unwrap_or("").contains("retries"), "{v}");
+    assert!(
+        v["error"]["fix"].as_str().unwrap_or("").contains("retries"),
+        "{v}"
+    );
     let partial = all_messages(&home, "c", None).len();
-    assert!(partial < 1500, "the cut came too late to test anything ({partial})");
+    assert!(
+        partial < 1500,
+        "the cut came too late to test anything ({partial})"
+    );
     let (_, st) = home.json(&["status"]);
-    assert!(st["accounts"][0]["last_error"]["what"].as_str().is_some(), "{st}");
+    assert!(
+        st["accounts"][0]["last_error"]["what"].as_str().is_some(),
+        "{st}"
+    );
     let v = sync_once(&home, "c");
     assert!(conns.load(Ordering::SeqCst) >= 2);
-    assert_eq!(folder_summary(&v, "INBOX")["new"].as_u64().unwrap() as usize, 1500 - partial, "{v}");
+    assert_eq!(
+        folder_summary(&v, "INBOX")["new"].as_u64().unwrap() as usize,
+        1500 - partial,
+        "{v}"
+    );
     let msgs = all_messages(&home, "c", None);
     assert_eq!(msgs.len(), 1500);
     assert_unique_uids(&msgs);
@@ -322,16 +505,40 @@ fn crash_during_initial_sync_resumes_without_gaps_or_duplicates() {
     home.add_account("k", &user);
     home.set_account_option("k", "sync.batch_size", toml_edit::value(400));
     home.set_account_option("k", "sync.body_prefetch_max_bytes", toml_edit::value(0));
-    let out = home.cmd().args(["sync", "k", "--once"]).env("MAILROOM_FAILPOINT", "after_fetch_batch@3").stdout(Stdio::null()).stderr(Stdio::piped()).output().unwrap();
-    assert!(!out.status.success(), "the failpoint must abort the process");
-    let cp: i64 = home.db().query_row("SELECT COALESCE(checkpoint_uid, 0) FROM folders WHERE name = 'INBOX'", [], |r| r.get(0)).unwrap();
+    let out = home
+        .cmd()
+        .args(["sync", "k", "--once"])
+        .env("MAILROOM_FAILPOINT", "after_fetch_batch@3")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "the failpoint must abort the process"
+    );
+    let cp: i64 = home
+        .db()
+        .query_row(
+            "SELECT COALESCE(checkpoint_uid, 0) FROM folders WHERE name = 'INBOX'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
     assert_eq!(cp, 1200, "three batches committed");
     let v = sync_once(&home, "k");
-    assert_eq!(folder_summary(&v, "INBOX")["new"], 1800, "resumed from the checkpoint: {v}");
+    assert_eq!(
+        folder_summary(&v, "INBOX")["new"],
+        1800,
+        "resumed from the checkpoint: {v}"
+    );
     let msgs = all_messages(&home, "k", None);
     assert_eq!(msgs.len(), 3000);
     assert_unique_uids(&msgs);
-    let uids: HashSet<u64> = msgs.iter().map(|m| m["locations"][0]["uid"].as_u64().unwrap()).collect();
+    let uids: HashSet<u64> = msgs
+        .iter()
+        .map(|m| m["locations"][0]["uid"].as_u64().unwrap())
+        .collect();
     assert_eq!(uids, (1..=3000).collect::<HashSet<u64>>(), "no gaps");
 }
 
@@ -352,20 +559,47 @@ fn daemon_sees_new_mail_within_seconds_via_idle_and_holds_the_lease() {
     // Polling is far away: only IDLE can explain a quick arrival.
     home.set_account_option("d", "sync.poll_secs", toml_edit::value(600));
     home.set_account_option("d", "sync.idle_renew_secs", toml_edit::value(20));
-    let child = home.cmd().arg("daemon").stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let child = home
+        .cmd()
+        .arg("daemon")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let _d = Daemon(child);
-    let count = |h: &Home| -> i64 { h.db().query_row("SELECT COUNT(*) FROM locations", [], |r| r.get(0)).unwrap_or(0) };
-    wait_for("initial sync by the daemon", Duration::from_secs(30), || (count(&home) == 5).then_some(()));
+    let count = |h: &Home| -> i64 {
+        h.db()
+            .query_row("SELECT COUNT(*) FROM locations", [], |r| r.get(0))
+            .unwrap_or(0)
+    };
+    wait_for(
+        "initial sync by the daemon",
+        Duration::from_secs(30),
+        || (count(&home) == 5).then_some(()),
+    );
     // A second process for the same account is refused with exit 75, naming the holder.
     let out = home.run(&["sync", "d", "--once"]);
     assert_eq!(out.status.code(), Some(75), "{}", stderr(&out));
     assert!(stderr(&out).contains("pid"), "{}", stderr(&out));
     let (_, st) = home.json(&["status"]);
-    assert!(matches!(st["accounts"][0]["state"].as_str(), Some("idle") | Some("syncing")), "{st}");
+    assert!(
+        matches!(
+            st["accounts"][0]["state"].as_str(),
+            Some("idle") | Some("syncing")
+        ),
+        "{st}"
+    );
     smtp_send(&user, &user, "pushed by IDLE", "hello");
     let seen = Arc::new(AtomicBool::new(false));
     wait_for("new mail in the DB", Duration::from_secs(15), || {
-        let n: i64 = home.db().query_row("SELECT COUNT(*) FROM messages WHERE subject = 'pushed by IDLE'", [], |r| r.get(0)).unwrap_or(0);
+        let n: i64 = home
+            .db()
+            .query_row(
+                "SELECT COUNT(*) FROM messages WHERE subject = 'pushed by IDLE'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap_or(0);
         (n == 1).then_some(())
     });
     seen.store(true, Ordering::SeqCst);
@@ -376,19 +610,39 @@ fn daemon_sees_new_mail_within_seconds_via_idle_and_holds_the_lease() {
 fn plan_counts_without_changing_anything() {
     let user = new_user("sync-plan");
     seed(&user, 80);
-    doveadm(&["flags", "remove", "-u", &user, "\\Seen", "mailbox", "INBOX", "uid", "1:10"]);
+    doveadm(&[
+        "flags", "remove", "-u", &user, "\\Seen", "mailbox", "INBOX", "uid", "1:10",
+    ]);
     let home = Home::new();
     home.add_account("p", &user);
     let (code, v) = home.json(&["sync", "p", "--plan"]);
     assert_eq!(code, 0, "{v}");
-    let inbox = v["accounts"][0]["folders"].as_array().unwrap().iter().find(|f| f["folder"] == "INBOX").unwrap().clone();
+    let inbox = v["accounts"][0]["folders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["folder"] == "INBOX")
+        .unwrap()
+        .clone();
     assert_eq!(inbox["messages"], 80);
     assert_eq!(inbox["to_sync"], 80);
     assert!(inbox["bytes"].as_u64().unwrap() > 0);
     let (_, v) = home.json(&["sync", "p", "--plan", "--unread-only"]);
-    let inbox = v["accounts"][0]["folders"].as_array().unwrap().iter().find(|f| f["folder"] == "INBOX").unwrap().clone();
-    assert!(inbox["to_sync"].as_u64().unwrap() >= 10 && inbox["to_sync"].as_u64().unwrap() < 80, "{inbox}");
-    let n: i64 = home.db().query_row("SELECT COUNT(*) FROM messages", [], |r| r.get(0)).unwrap();
+    let inbox = v["accounts"][0]["folders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["folder"] == "INBOX")
+        .unwrap()
+        .clone();
+    assert!(
+        inbox["to_sync"].as_u64().unwrap() >= 10 && inbox["to_sync"].as_u64().unwrap() < 80,
+        "{inbox}"
+    );
+    let n: i64 = home
+        .db()
+        .query_row("SELECT COUNT(*) FROM messages", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(n, 0, "--plan stored messages");
 }
 
@@ -401,25 +655,54 @@ fn sync_options_deny_list_unread_only_and_mark_read_for_new_mail_only() {
     home.set_account_option("o", "sync.mark_read", toml_edit::value(true));
     let deny = toml_edit::Array::from_iter([user.split('@').nth(1).unwrap().to_string()]);
     home.set_account_option("o", "deny", toml_edit::value(deny));
-    let unread_before: usize = server_flags(&user, "INBOX").iter().filter(|(_, f)| !f.contains("\\Seen")).count();
+    let unread_before: usize = server_flags(&user, "INBOX")
+        .iter()
+        .filter(|(_, f)| !f.contains("\\Seen"))
+        .count();
     sync_once(&home, "o");
     // Old mail is never marked read.
-    let unread_after: usize = server_flags(&user, "INBOX").iter().filter(|(_, f)| !f.contains("\\Seen")).count();
+    let unread_after: usize = server_flags(&user, "INBOX")
+        .iter()
+        .filter(|(_, f)| !f.contains("\\Seen"))
+        .count();
     assert_eq!(unread_before, unread_after);
     // New mail after switch-on: from a denied domain → stored hidden, not marked read.
     smtp_send(&user, &user, "from a denied sender", "x");
-    wait_for("delivery", Duration::from_secs(10), || (server_flags(&user, "INBOX").len() == 21).then_some(()));
+    wait_for("delivery", Duration::from_secs(10), || {
+        (server_flags(&user, "INBOX").len() == 21).then_some(())
+    });
     sync_once(&home, "o");
-    assert_eq!(all_messages(&home, "o", None).len(), 20, "denied mail is hidden");
-    let hidden: i64 = home.db().query_row("SELECT COUNT(*) FROM messages WHERE denied = 1", [], |r| r.get(0)).unwrap();
+    assert_eq!(
+        all_messages(&home, "o", None).len(),
+        20,
+        "denied mail is hidden"
+    );
+    let hidden: i64 = home
+        .db()
+        .query_row("SELECT COUNT(*) FROM messages WHERE denied = 1", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
     assert_eq!(hidden, 1);
     // Lift the deny list: the next new message is marked read on the server.
     home.set_account_option("o", "deny", toml_edit::value(toml_edit::Array::new()));
     smtp_send(&user, &user, "mark me read", "x");
-    wait_for("delivery", Duration::from_secs(10), || (server_flags(&user, "INBOX").len() == 22).then_some(()));
+    wait_for("delivery", Duration::from_secs(10), || {
+        (server_flags(&user, "INBOX").len() == 22).then_some(())
+    });
     sync_once(&home, "o");
-    let (uid, f) = server_flags(&user, "INBOX").into_iter().max_by_key(|(u, _)| *u).unwrap();
+    let (uid, f) = server_flags(&user, "INBOX")
+        .into_iter()
+        .max_by_key(|(u, _)| *u)
+        .unwrap();
     assert!(f.contains("\\Seen"), "uid {uid} not marked read: {f}");
-    let unread_final: usize = server_flags(&user, "INBOX").iter().filter(|(_, f)| !f.contains("\\Seen")).count();
-    assert_eq!(unread_final, unread_before + 1, "only the new, non-denied message was marked read");
+    let unread_final: usize = server_flags(&user, "INBOX")
+        .iter()
+        .filter(|(_, f)| !f.contains("\\Seen"))
+        .count();
+    assert_eq!(
+        unread_final,
+        unread_before + 1,
+        "only the new, non-denied message was marked read"
+    );
 }
