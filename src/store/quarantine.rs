@@ -57,6 +57,21 @@ impl Store {
         Ok(self.conn.last_insert_rowid())
     }
 
+    /// Replaces the kept bytes (the full message, fetched after its header failed).
+    pub fn quarantine_set_raw(
+        &self,
+        folder_id: i64,
+        uidvalidity: u32,
+        uid: u32,
+        raw: &[u8],
+    ) -> Result<()> {
+        self.conn.execute(
+            "UPDATE quarantine SET raw = ?4 WHERE folder_id = ?1 AND uidvalidity = ?2 AND uid = ?3",
+            params![folder_id, uidvalidity as i64, uid as i64, raw],
+        )?;
+        Ok(())
+    }
+
     pub fn quarantine_list(&self, account_ids: &[String]) -> Result<Vec<QuarantineRow>> {
         let mut st = self.conn.prepare(
             "SELECT id, account_id, folder_name, folder_id, uidvalidity, uid, error, state, created_at, attempts, COALESCE(LENGTH(raw), 0) FROM quarantine ORDER BY id",

@@ -384,6 +384,7 @@ async fn sync_folder(
         let mut max_uid = known_max;
         let mut new = 0u64;
         let mut quarantined = 0u64;
+        let mut bad_uids: Vec<u32> = Vec::new();
         let mut fetched_bytes = 0u64;
         let fid = folder.id;
         let fname = folder.name.clone();
@@ -432,6 +433,7 @@ async fn sync_folder(
                             Some("see `mailroom quarantine list`; retry, skip or save it"),
                         )?;
                         quarantined += 1;
+                        bad_uids.push(it.uid);
                     }
                 }
                 if batch.len() >= batch_size {
@@ -442,8 +444,22 @@ async fn sync_folder(
             },
         )
         .await?;
-        if !batch.is_empty() || max_uid > known_max {
-            flush(store, &mut batch, max_uid, &mut new)?;
+        // The fetch completed: every UID below UIDNEXT has been seen (even if skipped or
+        // expunged meanwhile), so the checkpoint can move past them.
+        let checkpoint = max_uid.max(sel.uidnext.map_or(0, |n| n.saturating_sub(1)));
+        if !batch.is_empty() || checkpoint > known_max {
+            flush(store, &mut batch, checkpoint, &mut new)?;
+        }
+        // Keep the whole raw message of quarantined mail, not just its unreadable header.
+        if !bad_uids.is_empty() {
+            let set = fetch::uid_set(&bad_uids);
+            // `move` of two &mut: a closure holding `&&mut Store` would not be Send.
+            let (st, fb) = (&mut *store, &mut fetched_bytes);
+            fetch::fetch_bodies(&mut ss.session, &set, move |uid, raw| {
+                *fb += raw.len() as u64;
+                st.quarantine_set_raw(fid, uv, uid, &raw)
+            })
+            .await?;
         }
         progress.done = progress.total.max(progress.done);
         progress.report(store);
