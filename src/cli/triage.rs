@@ -263,7 +263,7 @@ pub async fn undo(ctx: &Ctx, id: Option<i64>) -> Result<i32> {
     let action = desk.resolve_action(id)?;
     let mut found = Vec::new();
     for l in desk.trash_lookups(&action)? {
-        found.extend(find_in_trash(&desk.config, &l).await?);
+        found.extend(find_in_trash(ctx, &store, &desk.config, &l).await?);
     }
     let u = desk.undo(Some(action.id), &found)?;
     emit(ctx.json, &json!({"undone": u}), || {
@@ -277,13 +277,49 @@ pub async fn undo(ctx: &Ctx, id: Option<i64>) -> Result<i32> {
     Ok(0)
 }
 
-/// Finds a deleted message in Trash on the server (read-only: the move back goes through the
-/// queue), for when Trash is not synced so the cache does not know its UID there.
+/// Finds a deleted message in Trash on the server (read-only: EXAMINE + UID SEARCH; the move
+/// back goes through the queue), for when Trash is not synced so the cache lacks its UID there.
 async fn find_in_trash(
-    _config: &crate::config::Config,
-    _l: &crate::crm::triage::TrashLookup,
+    ctx: &Ctx,
+    store: &crate::store::Store,
+    config: &crate::config::Config,
+    l: &crate::crm::triage::TrashLookup,
 ) -> Result<Option<crate::crm::triage::TrashHit>> {
-    Ok(None)
+    use crate::imap::fetch;
+    let Some(mid) = &l.message_id_header else {
+        return Ok(None);
+    };
+    let Some((name, _)) = config.account_by_id(&l.account_id) else {
+        return Ok(None);
+    };
+    let account = crate::account::Account::from_config(config, name)?;
+    let pw = account.password(store, &ctx.vault()?)?;
+    let mut ss = crate::sync::engine::open_session(&account, &pw).await?;
+    let sel = fetch::select(&mut ss.session, &l.trash_wire_name, false, None, true).await?;
+    let query = format!(
+        "HEADER Message-ID {}",
+        crate::imap::append::quote(&format!("<{mid}>"))
+    );
+    let uids = fetch::uid_search(&mut ss.session, &query).await?;
+    let _ = ss.session.logout().await;
+    let Some(uid) = uids.last() else {
+        return Ok(None);
+    };
+    // The queue checks an op's UIDVALIDITY against the folder's; record what this EXAMINE saw
+    // for a Trash that was never synced, exactly as a first sync of it would.
+    if store
+        .folder(l.trash_folder_id)?
+        .is_some_and(|f| f.uidvalidity.is_none())
+    {
+        store.reset_folder_for_rebuild(l.trash_folder_id, sel.uidvalidity)?;
+    }
+    Ok(Some(crate::crm::triage::TrashHit {
+        account_id: l.account_id.clone(),
+        folder_id: l.trash_folder_id,
+        wire_name: l.trash_wire_name.clone(),
+        uidvalidity: sel.uidvalidity as i64,
+        uid: *uid as i64,
+    }))
 }
 
 /// `--account A | --global`, or the only account.

@@ -484,7 +484,7 @@ impl<'a> Desk<'a> {
             if !trash.contains_key(&l.account_id) {
                 let t = self
                     .store
-                    .folder_by_role(&l.account_id, "trash")?
+                    .role_folder(&l.account_id, "trash")?
                     .ok_or_else(|| {
                         AppError::needs_user(
                             format!(
@@ -724,7 +724,7 @@ impl<'a> Desk<'a> {
         self.store.atomically(|s| {
             for op in &ops {
                 let op_id = op["op_id"].as_i64().unwrap_or(0);
-                let loc: crate::store::LocationRow = serde_json::from_value(op["location"].clone())
+                let loc: crate::store::MessagePlace = serde_json::from_value(op["location"].clone())
                     .map_err(|e| AppError::local("the delete action is damaged", e.to_string(), "report this as a bug"))?;
                 if s.cancel_pending_op(op_id)? {
                     // The server never saw it: put the location back as it was.

@@ -5,7 +5,11 @@
 mod accounts;
 mod crm;
 mod fixture;
+mod folders;
 mod log;
+mod messages;
+mod ops;
+mod quarantine;
 mod schema;
 mod search;
 mod status;
@@ -14,11 +18,18 @@ mod triage;
 pub use accounts::{AccountRow, AccountState, ErrorInfo, LeaseHolder};
 pub use crm::{BookRows, CustomerRow, MatchInput, MatchRow, MatchUpdate, TimelineRow};
 pub use fixture::FixtureMessage;
+pub use folders::{FolderRow, FolderSyncState};
 pub use log::{AuditRow, EventRow, Level};
+pub use messages::{
+    BatchOutcome, FlagRow, LocationRow, LocationView, MessageFull, MessageSummary, NewMessage,
+    PrefetchItem,
+};
+pub use ops::{OpKind, OpTarget, PendingOp};
+pub use quarantine::QuarantineRow;
 pub use search::SearchRow;
 pub use status::OutboxCounts;
 pub use triage::{
-    ActionRow, FolderRef, LocationRow, MessageDetail, PendingOpRow, TriageFilter, TriageRow,
+    ActionRow, FolderRef, MessageDetail, MessagePlace, PendingOpRow, TriageFilter, TriageRow,
 };
 
 use std::os::unix::fs::OpenOptionsExt;

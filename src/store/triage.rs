@@ -31,7 +31,7 @@ pub struct TriageRow {
 
 /// A location with everything needed to put it back exactly (undo of a delete).
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
-pub struct LocationRow {
+pub struct MessagePlace {
     pub id: i64,
     pub message_id: i64,
     pub account_id: String,
@@ -76,7 +76,7 @@ pub struct MessageDetail {
     pub customer_id: Option<i64>,
     pub denied: bool,
     pub triage_state: Option<String>,
-    pub locations: Vec<LocationRow>,
+    pub locations: Vec<MessagePlace>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -237,7 +237,7 @@ impl Store {
         Ok(Some(d))
     }
 
-    pub fn message_locations(&self, id: i64) -> Result<Vec<LocationRow>> {
+    pub fn message_locations(&self, id: i64) -> Result<Vec<MessagePlace>> {
         let mut st = self.conn.prepare_cached(
             "SELECT l.id, l.message_id, l.account_id, l.folder_id, f.name, f.wire_name, f.role, l.uidvalidity, l.uid,
                     l.flags, l.seen, l.modseq, l.internal_date
@@ -245,7 +245,7 @@ impl Store {
         )?;
         let v = st
             .query_map([id], |r| {
-                Ok(LocationRow {
+                Ok(MessagePlace {
                     id: r.get(0)?,
                     message_id: r.get(1)?,
                     account_id: r.get(2)?,
@@ -266,7 +266,7 @@ impl Store {
     }
 
     /// The folder with `role` in an account (e.g. the Trash to move into).
-    pub fn folder_by_role(&self, account_id: &str, role: &str) -> Result<Option<FolderRef>> {
+    pub fn role_folder(&self, account_id: &str, role: &str) -> Result<Option<FolderRef>> {
         Ok(self
             .conn
             .query_row(
@@ -311,7 +311,7 @@ impl Store {
     }
 
     /// Puts a location back as it was; a no-op if sync has re-added it meanwhile.
-    pub fn restore_location(&self, l: &LocationRow) -> Result<()> {
+    pub fn restore_location(&self, l: &MessagePlace) -> Result<()> {
         self.conn.execute(
             "INSERT OR IGNORE INTO locations (id, message_id, account_id, folder_id, uidvalidity, uid, flags, seen, modseq, internal_date)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",

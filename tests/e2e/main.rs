@@ -5,3 +5,4 @@ mod common;
 
 mod account;
 mod crm;
+mod sync;
