@@ -636,3 +636,87 @@ fn an_operator_without_access_sees_nothing_of_a_private_account() {
     let (code, _) = home.json(&["--operator", "intruder", "triage", "list", "--account", "p"]);
     assert_eq!(code, 1);
 }
+
+/// Sends exact bytes through the local submission server (for crafted MIME).
+fn smtp_send_raw(from: &str, to: &str, raw: &[u8]) {
+    use lettre::address::Envelope;
+    use lettre::transport::smtp::authentication::Credentials;
+    use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+    use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+    let pem = std::fs::read(&servers().ca).unwrap();
+    let tls = TlsParameters::builder("127.0.0.1".into())
+        .add_root_certificate(Certificate::from_pem(&pem).unwrap())
+        .build_rustls()
+        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let t = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
+            .port(SUBMISSION)
+            .tls(Tls::Required(tls))
+            .credentials(Credentials::new(from.to_string(), PASSWORD.to_string()))
+            .build();
+        let env = Envelope::new(Some(from.parse().unwrap()), vec![to.parse().unwrap()]).unwrap();
+        t.send_raw(&env, raw).await.unwrap();
+    });
+}
+
+#[test]
+fn triage_show_converts_html_lists_attachments_and_strips_escapes() {
+    let u = user("crm-show");
+    let sender = user("crm-html");
+    let home = Home::new();
+    home.add_account("w", &u);
+    let raw = format!(
+        "From: =?UTF-8?Q?Evil=1B]0;pwned=07_Corp?= <{sender}>\r\nTo: <{u}>\r\n\
+         Subject: =?UTF-8?Q?Quote=1B[2J_request?=\r\nMessage-ID: <html-1@crm.test>\r\n\
+         Date: Tue, 03 Nov 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n\
+         --b1\r\nContent-Type: text/html; charset=utf-8\r\n\r\n\
+         <html><body><p>Hello <b>there</b>,</p><ul><li>ten widgets</li></ul>\
+         <script>alert(1)</script></body></html>\r\n\
+         --b1\r\nContent-Type: application/pdf; name=\"offer.pdf\"\r\n\
+         Content-Disposition: attachment; filename=\"offer.pdf\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQKJSBtYWlscm9vbQo=\r\n--b1--\r\n"
+    );
+    smtp_send_raw(&sender, &u, raw.as_bytes());
+    wait_for("the crafted mail in INBOX", Duration::from_secs(20), || {
+        (server_count(&u, "INBOX", &["header", "message-id", "html-1@crm.test"]) == 1).then_some(())
+    });
+    sync_once(&home, "w");
+    let queue = triage_ids(&home, &[]);
+    assert_eq!(queue.len(), 1);
+    let id = queue[0].to_string();
+    let v = ok(&home, &["triage", "show", &id]);
+    let m = &v["message"];
+    assert_eq!(m["attachments"][0]["name"], "offer.pdf", "{v}");
+    assert_eq!(
+        m["attachments"][0]["content_type"], "application/pdf",
+        "{v}"
+    );
+    let text = m["text"].as_str().unwrap_or_else(|| panic!("no text: {v}"));
+    assert!(
+        text.contains("Hello") && text.contains("ten widgets"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("<p>") && !text.contains("<b>"),
+        "HTML converted: {text}"
+    );
+    // Human output never carries terminal escapes from the message.
+    let out = home.run(&["triage", "show", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let human = stdout(&out);
+    assert!(
+        !human.contains('\u{1b}') && !human.contains('\u{7}'),
+        "{human:?}"
+    );
+    assert!(
+        human.contains("offer.pdf") && human.contains("Quote"),
+        "{human}"
+    );
+    let out = home.run(&["triage", "list"]);
+    assert!(!stdout(&out).contains('\u{1b}'), "{}", stdout(&out));
+}
