@@ -423,3 +423,33 @@ fn undo_of_a_replayed_delete_moves_the_message_back() {
         None
     );
 }
+
+#[test]
+fn timeline_threads_both_directions_by_headers_not_subject() {
+    let mut w = World::new();
+    let anna = w.customer("Anna", &["anna@example.org"], &[]);
+    let m = w.msg("anna@example.org", "q1", "01");
+    let q1 = w.put(m);
+    let mut r = w.msg("me@ours.test", "q2", "02");
+    r.direction = "out";
+    r.to = vec!["anna@example.org".into()];
+    r.in_reply_to = Some("q1@test".into());
+    let q2 = w.put(r);
+    let mut again = w.msg("anna@example.org", "q3", "04");
+    again.refs = Some("<q1@test> <q2@test>".into());
+    again.subject = "q1".into(); // same subject as q1, but that is not what threads it
+    let q3 = w.put(again);
+    // Same subject, no references: its own thread.
+    let mut lone = w.msg("anna@example.org", "q4", "03");
+    lone.subject = "q1".into();
+    let q4 = w.put(lone);
+    let rows = w.store.timeline(anna, &["acc-work".into()]).unwrap();
+    let threads = timeline::threads(rows);
+    let shape: Vec<(i64, Vec<i64>)> = threads
+        .iter()
+        .map(|t| (t.thread_id, t.messages.iter().map(|m| m.id).collect()))
+        .collect();
+    assert_eq!(shape, [(q1, vec![q1, q2, q3]), (q4, vec![q4])]);
+    assert_eq!(threads[0].messages[1].direction, "out");
+    assert_eq!(threads[0].messages[1].why.rule, "address");
+}
