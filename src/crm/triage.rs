@@ -431,9 +431,10 @@ impl<'a> Desk<'a> {
         let (_, acct) = self.visible_message(id)?;
         let pattern = Pattern::parse(&plan.pattern).ok_or_else(|| gone(id))?;
         let scope = DenyScope::Account(plan.account.clone());
-        let added = deny::add(self.home, &scope, &pattern)?;
-        self.config = Config::load(self.home)?;
+        // The config edit happens inside the transaction that records the action: if either
+        // fails, nothing of the block is kept in the database.
         let action_id = self.store.atomically(|s| {
+            let added = deny::add(self.home, &scope, &pattern)?;
             self.record(
                 s,
                 "block",
@@ -443,6 +444,7 @@ impl<'a> Desk<'a> {
                        "added_to_config": added, "affected": plan.affected}),
             )
         })?;
+        self.config = Config::load(self.home)?;
         rematch_all(self.store, &self.config)?;
         let detail = format!(
             "{} {} blocked for account {}; {} cached message(s) hidden",
