@@ -107,10 +107,10 @@ fn triage_where(f: &TriageFilter) -> String {
     format!(
         "m.direction = 'in' AND m.customer_id IS NULL AND m.denied = 0 AND m.triage_state IS NULL
          AND (m.from_addr IS NULL OR m.from_addr NOT IN ({own}))
-         AND EXISTS (SELECT 1 FROM locations l JOIN folders f ON f.id = l.folder_id
+         AND EXISTS (SELECT 1 FROM locations l
                      WHERE l.message_id = m.id AND l.account_id IN ({acc})
-                       AND f.role IS NOT 'sent' AND f.role IS NOT 'trash' AND f.role IS NOT 'junk'
-                       AND f.role IS NOT 'drafts')",
+                       AND l.folder_id NOT IN (SELECT id FROM folders
+                                               WHERE role IN ('sent', 'trash', 'junk', 'drafts')))",
         own = if f.own.is_empty() {
             "''".to_string()
         } else {
