@@ -826,11 +826,7 @@ impl Suggester {
                 v.push(*c);
             }
         }
-        let names = store
-            .customers()?
-            .into_iter()
-            .map(|c| (c.id, c.name))
-            .collect();
+        let names = store.customer_names()?;
         Ok(Suggester { by_domain, names })
     }
 
