@@ -756,3 +756,75 @@ fn triage_show_converts_html_lists_attachments_and_strips_escapes() {
     let out = home.run(&["triage", "list"]);
     assert!(!stdout(&out).contains('\u{1b}'), "{}", stdout(&out));
 }
+
+#[test]
+fn removing_history_keeps_pairings_and_a_resync_brings_them_back() {
+    let u = user("crm-hist");
+    seed(&u, 8);
+    let home = Home::new();
+    home.add_account("w", &u);
+    sync_once(&home, "w");
+    let queue = triage_ids(&home, &[]);
+    let x = queue[0];
+    let c = ok(
+        &home,
+        &[
+            "customers",
+            "add",
+            "--name",
+            "Kept",
+            "--email",
+            "kept@example.com",
+        ],
+    );
+    let cid = c["customer"]["id"].as_i64().unwrap();
+    ok(
+        &home,
+        &[
+            "triage",
+            "pair",
+            &x.to_string(),
+            "--customer",
+            &cid.to_string(),
+        ],
+    );
+    // Disabling with --keep-history keeps everything.
+    ok(&home, &["account", "disable", "w", "--keep-history"]);
+    assert_eq!(cached(&home).len(), 8);
+    ok(&home, &["account", "enable", "w"]);
+    // --remove-history drops the cache, never the pairing, the customer or the audit log.
+    ok(&home, &["account", "disable", "w", "--remove-history"]);
+    let db = home.db();
+    let manual: i64 = db
+        .query_row(
+            "SELECT COUNT(*) FROM matches WHERE message_id = ?1 AND customer_id = ?2 AND rule = 'manual'",
+            [x, cid],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(manual, 1);
+    let left: i64 = db
+        .query_row("SELECT COUNT(*) FROM locations", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(left, 0);
+    assert!(
+        ok(&home, &["customers", "list"])["customers"]
+            .as_array()
+            .unwrap()
+            .len()
+            == 1
+    );
+    let audit = ok(&home, &["audit"]);
+    assert!(audit.to_string().contains("triage.pair"), "{audit}");
+    // Re-enabled and synced again: the same logical message, still paired, no duplicates.
+    ok(&home, &["account", "enable", "w"]);
+    sync_once(&home, "w");
+    let msgs = cached(&home);
+    assert_eq!(msgs.len(), 8, "{msgs:?}");
+    assert!(msgs.iter().any(|m| m.0 == x));
+    assert_eq!(
+        timeline(&home, cid, &[]).get(&x).map(String::as_str),
+        Some("manual")
+    );
+    assert!(!triage_ids(&home, &[]).contains(&x));
+}
