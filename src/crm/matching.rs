@@ -182,12 +182,12 @@ impl Matcher {
         } else {
             from_plain.iter().collect()
         };
-        let denied = !outbound
-            && from_plain.as_deref().is_some_and(|f| {
-                m.accounts
-                    .iter()
-                    .any(|acc| self.deny.denied_canonical(acc, f))
-            });
+        // Same rule as sync applies when it stores mail: the sender decides, whatever the folder.
+        let denied = from_plain.as_deref().is_some_and(|f| {
+            m.accounts
+                .iter()
+                .any(|acc| self.deny.denied_canonical(acc, f))
+        });
 
         let mut found: Vec<MatchRow> = Vec::new();
         let push = |found: &mut Vec<MatchRow>, c: i64, rule: &str, detail: String| {
@@ -286,33 +286,33 @@ fn match_with(store: &Store, matcher: &Matcher, ids: &[i64]) -> Result<MatchSumm
     Ok(summary)
 }
 
-/// Matches every message stored since matching last ran: what sync calls after a pass (it
+/// Matches every message matching has not examined yet: what sync calls after a pass (it
 /// needs no ids), and what readers call first so the queue is never stale.
 pub fn match_pending(store: &Store, config: &Config) -> Result<MatchSummary> {
-    let mark = store.matched_through()?;
-    let ids = store.message_ids_after(mark)?;
-    let Some(&last) = ids.last() else {
+    let ids = store.unexamined_ids()?;
+    if ids.is_empty() {
         return Ok(MatchSummary::default());
-    };
+    }
     let matcher = Matcher::new(store, config)?;
     let mut summary = MatchSummary::default();
     for chunk in ids.chunks(5_000) {
         let s = match_with(store, &matcher, chunk)?;
+        store.set_examined(chunk)?;
         summary.examined += s.examined;
         summary.matched += s.matched;
         summary.changed += s.changed;
         summary.denied += s.denied;
     }
-    store.set_matched_through(last)?;
     Ok(summary)
 }
 
 /// Matches every cached message again (after the customer book or the deny list changed).
 pub fn rematch_all(store: &Store, config: &Config) -> Result<MatchSummary> {
     let matcher = Matcher::new(store, config)?;
-    let through = store.max_message_id()?;
+    // Read before matching: a message stored meanwhile stays unexamined and is caught later.
+    let pending = store.unexamined_ids()?;
     let s = run(store, &matcher, None)?;
-    store.set_matched_through(through)?;
+    store.set_examined(&pending)?;
     Ok(s)
 }
 

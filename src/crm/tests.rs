@@ -453,3 +453,34 @@ fn timeline_threads_both_directions_by_headers_not_subject() {
     assert_eq!(threads[0].messages[1].direction, "out");
     assert_eq!(threads[0].messages[1].why.rule, "address");
 }
+
+#[test]
+fn match_pending_catches_mail_stored_without_matching_even_with_reused_ids() {
+    let mut w = World::new();
+    let anna = w.customer("Anna", &["anna@example.org"], &[]);
+    let m = w.msg("anna@example.org", "u1", "01");
+    // Stored the way a sync without the hook would: no matching.
+    let id = w
+        .store
+        .fixture_message("acc-work", w.inbox, 900, &m)
+        .unwrap();
+    assert!(w.why(id).is_empty());
+    let s = match_pending(&w.store, &w.config()).unwrap();
+    assert_eq!((s.examined, s.matched), (1, 1));
+    assert_eq!(w.why(id), [(anna, "address".to_string())]);
+    assert_eq!(
+        match_pending(&w.store, &w.config()).unwrap().examined,
+        0,
+        "examined once"
+    );
+    // The highest row deleted (history removed) and its id reused by the next stored message.
+    w.store.fixture_delete_message(id).unwrap();
+    let again = w
+        .store
+        .fixture_message("acc-work", w.inbox, 901, &m)
+        .unwrap();
+    assert_eq!(again, id, "SQLite reuses the id of a deleted last row");
+    assert!(w.why(again).is_empty());
+    match_pending(&w.store, &w.config()).unwrap();
+    assert_eq!(w.why(again), [(anna, "address".to_string())]);
+}

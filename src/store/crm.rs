@@ -533,45 +533,29 @@ fn customer_head(r: &rusqlite::Row<'_>) -> rusqlite::Result<CustomerRow> {
 }
 
 impl Store {
-    /// The highest message id matching has examined (see migration 2).
-    pub fn matched_through(&self) -> Result<i64> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT value FROM crm_state WHERE key = 'matched_through'",
-                [],
-                |r| r.get(0),
-            )
-            .optional()?
-            .unwrap_or(0))
-    }
-
-    pub fn set_matched_through(&self, id: i64) -> Result<()> {
-        self.conn.execute(
-            "INSERT INTO crm_state (key, value) VALUES ('matched_through', ?1)
-             ON CONFLICT(key) DO UPDATE SET value = MAX(value, excluded.value)",
-            [id],
-        )?;
-        Ok(())
-    }
-
-    /// Ids of messages stored after `id`, ascending.
-    pub fn message_ids_after(&self, id: i64) -> Result<Vec<i64>> {
+    /// Messages matching has not examined yet (see migration 2), ascending.
+    pub fn unexamined_ids(&self) -> Result<Vec<i64>> {
         let mut st = self
             .conn
-            .prepare_cached("SELECT id FROM messages WHERE id > ?1 ORDER BY id")?;
+            .prepare_cached("SELECT id FROM messages WHERE crm_examined = 0 ORDER BY id")?;
         let v = st
-            .query_map([id], |r| r.get(0))?
+            .query_map([], |r| r.get(0))?
             .collect::<rusqlite::Result<Vec<i64>>>()?;
         Ok(v)
     }
 
-    pub fn max_message_id(&self) -> Result<i64> {
-        Ok(self
-            .conn
-            .query_row("SELECT COALESCE(MAX(id), 0) FROM messages", [], |r| {
-                r.get(0)
-            })?)
+    /// Marks messages as examined by matching.
+    pub fn set_examined(&self, ids: &[i64]) -> Result<()> {
+        for chunk in ids.chunks(CHUNK) {
+            self.conn.execute(
+                &format!(
+                    "UPDATE messages SET crm_examined = 1 WHERE crm_examined = 0 AND id IN ({})",
+                    placeholders(chunk.len())
+                ),
+                params_from_iter(chunk),
+            )?;
+        }
+        Ok(())
     }
 }
 

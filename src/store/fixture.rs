@@ -112,4 +112,11 @@ impl Store {
         )?;
         Ok(())
     }
+
+    /// Removes a message and everything hanging on it (what removing history does).
+    pub fn fixture_delete_message(&self, id: i64) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM messages WHERE id = ?1", [id])?;
+        Ok(())
+    }
 }

@@ -241,16 +241,16 @@ CREATE TABLE actions (
 
 CREATE VIRTUAL TABLE messages_fts USING fts5(subject, addresses, body, content='', contentless_delete=1, tokenize='unicode61 remove_diacritics 2');
 "#,
-    // 2 (issue 5): matching bookkeeping and the triage queue's index.
-    // `crm_state.matched_through` is the highest messages.id matching has examined, so mail
-    // stored without matching (an older build, a crash between a batch and its matching) is
-    // caught up later. The partial index keeps `triage list` and its count off the full table.
+    // 2 (issue 5): matching bookkeeping and indexes for triage and threads.
+    // `crm_examined` = 0 marks mail that matching has not seen yet (new rows get it by default),
+    // so mail stored without matching (an older build, a crash between a batch and its
+    // matching) is caught up later; a flag rather than a high-water id, because ids of deleted
+    // rows are reused. The partial indexes keep both lookups off the full table.
     r#"
-CREATE TABLE crm_state (
-    key TEXT PRIMARY KEY,
-    value INTEGER NOT NULL
-);
+ALTER TABLE messages ADD COLUMN crm_examined INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX messages_crm_pending ON messages(id) WHERE crm_examined = 0;
 CREATE INDEX messages_triage ON messages(date DESC, id DESC)
     WHERE direction = 'in' AND customer_id IS NULL AND denied = 0 AND triage_state IS NULL;
+CREATE INDEX messages_by_in_reply_to ON messages(in_reply_to);
 "#,
 ];
