@@ -216,6 +216,14 @@ fn main() {
     });
     assert_eq!(s2.changed, 0);
     let batch: Vec<i64> = ids[ids.len() - 500..].to_vec();
+    store
+        .atomically(|s| s.fixture_unexamine(&ids))
+        .expect("reset");
+    let s3 = timed(
+        &format!("match_pending: all {n_msgs} as after an initial sync"),
+        || crm::match_pending(&store, &config).expect("pending"),
+    );
+    assert_eq!(s3.examined, n_msgs);
     timed(
         "match_messages: one sync batch of 500 (incl. search index)",
         || crm::match_messages(&store, &batch, &config).expect("match"),

@@ -119,4 +119,19 @@ impl Store {
             .execute("DELETE FROM messages WHERE id = ?1", [id])?;
         Ok(())
     }
+
+    /// Marks messages as never examined by matching (as a sync without the hook leaves them).
+    pub fn fixture_unexamine(&self, ids: &[i64]) -> Result<()> {
+        for chunk in ids.chunks(super::crm::CHUNK) {
+            let list: Vec<String> = chunk.iter().map(i64::to_string).collect();
+            self.conn.execute(
+                &format!(
+                    "UPDATE messages SET crm_examined = 0 WHERE id IN ({})",
+                    list.join(",")
+                ),
+                [],
+            )?;
+        }
+        Ok(())
+    }
 }
