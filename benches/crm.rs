@@ -225,7 +225,7 @@ fn main() {
     );
     assert_eq!(s3.examined, n_msgs);
     timed(
-        "match_messages: one sync batch of 500 (incl. search index)",
+        "match_messages: one sync batch of 500",
         || crm::match_messages(&store, &batch, &config).expect("match"),
     );
 

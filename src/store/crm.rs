@@ -507,8 +507,10 @@ impl Store {
             .flat_map(|m| [m.clone(), format!("<{m}>")])
             .collect();
         for chunk in forms.chunks(CHUNK) {
+            // `+customer_id`: keeps SQLite on the in_reply_to index instead of scanning every
+            // unmatched message through the customer index.
             let mut st = self.conn.prepare_cached(&format!(
-                "SELECT id FROM messages WHERE customer_id IS NULL AND in_reply_to IN ({})",
+                "SELECT id FROM messages WHERE in_reply_to IN ({}) AND +customer_id IS NULL",
                 placeholders(chunk.len())
             ))?;
             for r in st.query_map(params_from_iter(chunk), |r| r.get(0))? {
