@@ -88,3 +88,20 @@ pub fn run(ctx: &Ctx, args: SearchArgs) -> Result<i32> {
     );
     Ok(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_arguments_with_spaces_are_phrases() {
+        let q = query_from_args(&["March 2025".into(), "acme".into()]);
+        assert_eq!(q, "\"March 2025\" acme");
+        assert_eq!(
+            crate::crm::search::fts_expression(&q).as_deref(),
+            Some("\"March 2025\" \"acme\"*")
+        );
+        let q = query_from_args(&["\"already quoted\"".into()]);
+        assert_eq!(q, "\"already quoted\"");
+    }
+}

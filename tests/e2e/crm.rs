@@ -828,3 +828,88 @@ fn removing_history_keeps_pairings_and_a_resync_brings_them_back() {
     );
     assert!(!triage_ids(&home, &[]).contains(&x));
 }
+
+#[test]
+fn deny_lists_global_and_per_account_hide_mail_and_apply_during_sync() {
+    let u = user("crm-deny");
+    let s = user("crm-den2");
+    seed(&u, 40);
+    let home = Home::new();
+    home.add_account("w", &u);
+    sync_once(&home, "w");
+    let msgs = cached(&home);
+    // A three-label sender domain (x.co.uk, x.co.jp): denying its parent covers it.
+    let (_, deep, _) = msgs
+        .iter()
+        .find(|(_, f, _)| {
+            f.rsplit_once('@')
+                .is_some_and(|(_, d)| d.matches('.').count() >= 2)
+        })
+        .expect("the seed has a three-label domain")
+        .clone();
+    let domain = deep.rsplit_once('@').unwrap().1.to_string();
+    let parent = domain.split_once('.').unwrap().1.to_string();
+    let hit: HashSet<i64> = msgs
+        .iter()
+        .filter(|(_, f, _)| {
+            f.ends_with(&format!(".{parent}")) || f.ends_with(&format!("@{parent}"))
+        })
+        .map(|m| m.0)
+        .collect();
+    assert!(!hit.is_empty());
+    let before = triage_ids(&home, &[]);
+    let v = ok(
+        &home,
+        &[
+            "deny",
+            "add",
+            &format!("@{}", parent.to_uppercase()),
+            "--global",
+        ],
+    );
+    assert_eq!(v["pattern"], parent.as_str(), "{v}");
+    let after = triage_ids(&home, &[]);
+    assert_eq!(after.len(), before.len() - hit.len());
+    assert!(after.iter().all(|id| !hit.contains(id)));
+    let list = ok(&home, &["deny", "list"]);
+    assert_eq!(
+        list["deny"],
+        serde_json::json!([{"scope": "global", "pattern": parent}])
+    );
+    let config = std::fs::read_to_string(home.path().join("config.toml")).unwrap();
+    assert!(
+        config.contains(&format!("deny = [\"{parent}\"]")),
+        "{config}"
+    );
+    // A per-account address entry applies to mail that sync stores afterwards.
+    ok(&home, &["deny", "add", &s, "--account", "w"]);
+    smtp_send(&s, &u, "Denied by address", "x");
+    wait_for("the SMTP mail in INBOX", Duration::from_secs(20), || {
+        (server_count(&u, "INBOX", &["subject", "Denied by address"]) == 1).then_some(())
+    });
+    sync_once(&home, "w");
+    let (id, denied): (i64, i64) = home
+        .db()
+        .query_row(
+            "SELECT id, denied FROM messages WHERE subject = 'Denied by address'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(denied, 1);
+    assert!(!triage_ids(&home, &[]).contains(&id));
+    // Removing entries brings the mail back.
+    ok(&home, &["deny", "remove", &parent, "--global"]);
+    ok(&home, &["deny", "remove", &s, "--account", "w"]);
+    let back = triage_ids(&home, &[]);
+    assert!(hit.iter().all(|h| back.contains(h)) && back.contains(&id));
+    // Bad input is a usage error with the fix; removing what is not there says so.
+    let (code, v) = home.json(&["deny", "add", "not a domain", "--global"]);
+    assert_eq!(code, 64, "{v}");
+    let (code, v) = home.json(&["deny", "remove", "never.test", "--global"]);
+    assert_eq!(code, 1, "{v}");
+    assert!(
+        v["error"]["fix"].as_str().unwrap().contains("deny list"),
+        "{v}"
+    );
+}
