@@ -156,24 +156,35 @@ impl Matcher {
         self.own.contains(addr)
     }
 
-    /// Decides one message. `thread` knows earlier messages by Message-ID.
+    /// Decides one message. `thread` knows earlier messages by Message-ID; `referenced` says
+    /// whether a later message answers this one (then its participants are needed).
     fn decide(
         &self,
         m: &MatchInput,
         thread: &HashMap<String, ThreadNode>,
+        referenced: bool,
     ) -> (Vec<MatchRow>, Vec<String>, bool) {
         let plain = Normalizer::default();
         let norm = self.book.norm;
         let from_plain = m.from_addr.as_deref().and_then(|a| plain.address(a));
-        let to = json_addresses(&m.to_json, plain);
-        let cc = json_addresses(&m.cc_json, plain);
-        let mut participants: Vec<String> = Vec::new();
-        participants.extend(from_plain.iter().cloned());
-        participants.extend(to.iter().cloned());
-        participants.extend(cc.iter().cloned());
-
         let outbound =
             m.direction == "out" || from_plain.as_deref().is_some_and(|f| self.is_own(f));
+        // Recipients matter for outbound mail and for thread participants only; most inbound
+        // mail skips parsing them (the bulk of a full rematch).
+        let (to, cc) = if outbound || referenced {
+            (
+                json_addresses(&m.to_json, plain),
+                json_addresses(&m.cc_json, plain),
+            )
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        let mut participants: Vec<String> = Vec::new();
+        if referenced {
+            participants.extend(from_plain.iter().cloned());
+            participants.extend(to.iter().cloned());
+            participants.extend(cc.iter().cloned());
+        }
         let counterparts: Vec<&String> = if outbound {
             to.iter()
                 .chain(cc.iter())
@@ -354,7 +365,11 @@ fn run(store: &Store, matcher: &Matcher, ids: Option<&[i64]>) -> Result<MatchSum
     let mut updates: Vec<MatchUpdate> = Vec::new();
     for m in &inputs {
         summary.examined += 1;
-        let (found, participants, denied) = matcher.decide(m, &thread);
+        let referenced = m
+            .message_id
+            .as_ref()
+            .is_some_and(|mid| wanted.contains(mid));
+        let (found, participants, denied) = matcher.decide(m, &thread, referenced);
         let old = existing.get(&m.id).cloned().unwrap_or_default();
         let manual: Option<i64> = old
             .iter()

@@ -41,6 +41,7 @@ pub struct MatchInput {
     pub accounts: Vec<String>,
     pub customer_id: Option<i64>,
     pub denied: bool,
+    pub date: Option<String>,
 }
 
 /// One row of `matches`.
@@ -80,7 +81,10 @@ pub struct TimelineRow {
 }
 
 const MSG_COLS: &str = "m.id, m.message_id, m.in_reply_to, m.refs, m.from_addr, m.to_json, m.cc_json, m.direction, \
-     (SELECT group_concat(DISTINCT l.account_id) FROM locations l WHERE l.message_id = m.id), m.customer_id, m.denied";
+     (SELECT group_concat(DISTINCT l.account_id) FROM locations l WHERE l.message_id = m.id), m.customer_id, m.denied, m.date";
+/// `MSG_COLS` without the accounts (filled in from one pass over locations).
+const MSG_COLS_BARE: &str = "m.id, m.message_id, m.in_reply_to, m.refs, m.from_addr, m.to_json, m.cc_json, m.direction, \
+     NULL, m.customer_id, m.denied, m.date";
 
 fn match_input(r: &rusqlite::Row<'_>) -> rusqlite::Result<MatchInput> {
     let accounts: Option<String> = r.get(8)?;
@@ -98,6 +102,7 @@ fn match_input(r: &rusqlite::Row<'_>) -> rusqlite::Result<MatchInput> {
             .unwrap_or_default(),
         customer_id: r.get(9)?,
         denied: r.get::<_, i64>(10)? != 0,
+        date: r.get(11)?,
     })
 }
 
@@ -333,28 +338,49 @@ impl Store {
     /// Matching input for the given messages, or for all (oldest first, so thread parents are
     /// decided before their replies).
     pub fn match_inputs(&self, ids: Option<&[i64]>) -> Result<Vec<MatchInput>> {
-        let order = "ORDER BY m.date IS NULL, m.date, m.id";
+        // Sorted here rather than in SQL: one sort of the whole result (chunks sorted one by one
+        // would not be), and no ORDER BY over 100k wide rows.
+        let sort = |v: &mut Vec<MatchInput>| {
+            v.sort_by(|a, b| {
+                (a.date.is_none(), &a.date, a.id).cmp(&(b.date.is_none(), &b.date, b.id))
+            })
+        };
         match ids {
             None => {
+                // One pass over locations instead of a lookup per message: a full rematch reads
+                // every row anyway.
+                let mut accounts: std::collections::HashMap<i64, Vec<String>> = Default::default();
                 let mut st = self
                     .conn
-                    .prepare(&format!("SELECT {MSG_COLS} FROM messages m {order}"))?;
-                let v = st
+                    .prepare("SELECT DISTINCT message_id, account_id FROM locations")?;
+                let mut rows = st.query([])?;
+                while let Some(r) = rows.next()? {
+                    accounts.entry(r.get(0)?).or_default().push(r.get(1)?);
+                }
+                let mut st = self
+                    .conn
+                    .prepare(&format!("SELECT {MSG_COLS_BARE} FROM messages m"))?;
+                let mut v = st
                     .query_map([], match_input)?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
+                for m in &mut v {
+                    m.accounts = accounts.remove(&m.id).unwrap_or_default();
+                }
+                sort(&mut v);
                 Ok(v)
             }
             Some(ids) => {
                 let mut out = Vec::with_capacity(ids.len());
                 for chunk in ids.chunks(CHUNK) {
                     let mut st = self.conn.prepare_cached(&format!(
-                        "SELECT {MSG_COLS} FROM messages m WHERE m.id IN ({}) {order}",
+                        "SELECT {MSG_COLS} FROM messages m WHERE m.id IN ({})",
                         placeholders(chunk.len())
                     ))?;
                     for r in st.query_map(params_from_iter(chunk), match_input)? {
                         out.push(r?);
                     }
                 }
+                sort(&mut out);
                 Ok(out)
             }
         }
