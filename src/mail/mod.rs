@@ -1,3 +1,4 @@
 //! Protocol-neutral mail types and text handling (MIME parsing, sanitising).
 
+pub mod compose;
 pub mod sanitize;

@@ -4,11 +4,13 @@
 
 mod accounts;
 mod log;
+pub mod outbox;
 mod schema;
 mod status;
 
 pub use accounts::{AccountRow, AccountState, ErrorInfo, LeaseHolder};
 pub use log::{AuditRow, EventRow, Level};
+pub use outbox::{Change, NewOutbox, OutboxRow, ReplyBase};
 pub use status::OutboxCounts;
 
 use std::os::unix::fs::OpenOptionsExt;
