@@ -212,9 +212,9 @@ async fn compose_and_send(
         threading.thread_message_id,
     )?;
     if !c.queue_only {
+        // Not forced: a batched copy keeps its batch time.
         ob.drive(&DriveOptions {
             only: Some(id),
-            force: true,
             ..Default::default()
         })
         .await?;
@@ -525,9 +525,9 @@ fn report_text(r: &DriveReport) -> String {
 
 pub async fn run(ctx: &Ctx, args: OutboxArgs) -> Result<i32> {
     let ob = open(ctx)?;
+    // retry/resend/drop make the item due now; batching still applies to its copy.
     let one = |id: i64| DriveOptions {
         only: Some(id),
-        force: true,
         ..Default::default()
     };
     match args.cmd {

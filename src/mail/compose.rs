@@ -415,6 +415,7 @@ pub fn quote_body(reply: &str, date: Option<&str>, who: &str, original: &str) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mail_parser::MimeHeaders;
 
     fn draft() -> Draft {
         Draft {

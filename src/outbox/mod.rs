@@ -290,10 +290,17 @@ impl Outbox {
             }
         }
         let mut session: Option<Session> = None;
+        // A server that cannot be reached or refuses the login fails every item the same way:
+        // one connection attempt per pass, not one per item.
+        let mut conn_err: Option<AppError> = None;
         for id in mine {
             let Some(row) = self.store().outbox_get(id)? else { continue };
             if row.state != state::QUEUED {
                 self.store().outbox_release(id, &tag)?;
+                continue;
+            }
+            if let Some(e) = &conn_err {
+                self.send_not_sent(&row, e, account, report)?;
                 continue;
             }
             if session.as_ref().is_none_or(|s| s.is_broken()) {
@@ -302,12 +309,15 @@ impl Outbox {
                     Ok(s) => session = Some(s),
                     Err(e) => {
                         self.send_not_sent(&row, &e, account, report)?;
+                        conn_err = Some(e);
                         continue;
                     }
                 }
             }
-            let Some(sess) = session.as_mut() else { continue };
-            let Some((raw, _)) = self.store().outbox_raw(id)? else { continue };
+            let (Some(sess), Some((raw, _))) = (session.as_mut(), self.store().outbox_raw(id)?) else {
+                self.store().outbox_release(id, &tag)?;
+                continue;
+            };
             let claim_until = at_plus(3600);
             let result = sess
                 .send(&row.from_addr, &row.rcpts, &raw, || {
@@ -442,6 +452,7 @@ impl Outbox {
                     Ok(b) => sent_box = Some(b),
                     Err(e) => {
                         self.copy_failed(id, account, &e, report)?;
+                        self.store().outbox_release(id, &tag)?;
                         continue;
                     }
                 }

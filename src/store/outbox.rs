@@ -297,8 +297,9 @@ impl Store {
         Ok(rows)
     }
 
-    /// Takes the item for one step unless another live process holds it. Returns false when
-    /// it is not in `states` any more or someone else holds it.
+    /// Takes the item for one step unless another live process holds it (a claim whose
+    /// process is gone, or whose deadline passed, is taken over). Returns false when it is not
+    /// in `states` any more or someone else holds it.
     pub fn outbox_claim(
         &self,
         id: i64,
@@ -307,17 +308,34 @@ impl Store {
         until: &str,
         at: &str,
     ) -> Result<bool> {
+        let held: Option<(Option<String>, Option<String>)> = self
+            .conn
+            .query_row(
+                "SELECT claim, claim_until FROM outbox WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let Some((old, old_until)) = held else {
+            return Ok(false);
+        };
+        if old.as_deref().is_some_and(|o| o != claim)
+            && !claim_is_dead(old.as_deref(), old_until.as_deref(), at)
+        {
+            return Ok(false);
+        }
         let list = states
             .iter()
             .map(|s| format!("'{}'", s.replace('\'', "")))
             .collect::<Vec<_>>()
             .join(",");
+        // Compare-and-set on the claim we saw, so two takers never both win.
         let n = self.conn.execute(
             &format!(
                 "UPDATE outbox SET claim = ?2, claim_until = ?3
-                 WHERE id = ?1 AND state IN ({list}) AND (claim IS NULL OR claim = ?2 OR claim_until < ?4)"
+                 WHERE id = ?1 AND state IN ({list}) AND claim IS ?4"
             ),
-            params![id, claim, until, at],
+            params![id, claim, until, old],
         )?;
         Ok(n == 1)
     }
