@@ -95,7 +95,12 @@ fn printer() -> Arc<dyn Fn(&Progress) + Send + Sync> {
             .as_deref()
             .map(|c| format!(" [copy: {c}]"))
             .unwrap_or_default();
-        note(format!("#{} {}{copy}: {}", p.id, p.state, clean_line(&p.note)));
+        note(format!(
+            "#{} {}{copy}: {}",
+            p.id,
+            p.state,
+            clean_line(&p.note)
+        ));
     })
 }
 
@@ -169,10 +174,10 @@ fn threading_from_base(base: &crate::store::ReplyBase) -> Threading {
         .map(|r| r.trim_matches(['<', '>']).to_string())
         .filter(|r| !r.is_empty())
         .collect();
-    if let Some(m) = &base.message_id {
-        if !refs.contains(m) {
-            refs.push(m.clone());
-        }
+    if let Some(m) = &base.message_id
+        && !refs.contains(m)
+    {
+        refs.push(m.clone());
     }
     Threading {
         in_reply_to: base.message_id.clone(),
@@ -294,7 +299,10 @@ fn finish(ctx: &Ctx, ob: &Outbox, id: i64, queue_only: bool) -> Result<i32> {
         .store()
         .outbox_get(id)?
         .ok_or_else(|| AppError::local("the queued item vanished", "", "report this as a bug"))?;
-    let accepted = matches!(row.state.as_str(), state::SENT | state::COPIED | state::VERIFIED);
+    let accepted = matches!(
+        row.state.as_str(),
+        state::SENT | state::COPIED | state::VERIFIED
+    );
     if accepted || (queue_only && row.state == state::QUEUED) {
         let item = item_json(ob, &row);
         emit(ctx.json, &item, || {
@@ -320,7 +328,9 @@ fn finish(ctx: &Ctx, ob: &Outbox, id: i64, queue_only: bool) -> Result<i32> {
             row.attempts,
             row.next_attempt_at.as_deref().unwrap_or("the next flush")
         ),
-        state::FAILED => format!("outbox #{id} failed; fix it, then `mailroom outbox retry {id}` or cancel it"),
+        state::FAILED => {
+            format!("outbox #{id} failed; fix it, then `mailroom outbox retry {id}` or cancel it")
+        }
         state::UNCERTAIN => format!("outbox #{id} is uncertain"),
         s => format!("outbox #{id} is {s}"),
     };
@@ -358,9 +368,10 @@ pub async fn send(ctx: &Ctx, args: SendArgs) -> Result<i32> {
     }
     let (name, _) = ob.config.pick_account(c.account.as_deref())?;
     let account = Account::from_config(&ob.config, &name.clone())?;
-    let subject = c.subject.clone().ok_or_else(|| {
-        AppError::usage("the message has no subject", "add --subject TEXT")
-    })?;
+    let subject = c
+        .subject
+        .clone()
+        .ok_or_else(|| AppError::usage("the message has no subject", "add --subject TEXT"))?;
     let from = sender(&account, c.from.as_deref())?;
     let draft = Draft {
         message_id: compose::new_message_id(&compose::bare_address(&from)?),
@@ -432,10 +443,7 @@ pub async fn reply(ctx: &Ctx, args: ReplyArgs) -> Result<i32> {
         let a = m.reply_to()?.first()?;
         Some((a.name().map(str::to_string), a.address()?.to_string()))
     });
-    let author = base
-        .from_addr
-        .clone()
-        .map(|a| (base.from_name.clone(), a));
+    let author = base.from_addr.clone().map(|a| (base.from_name.clone(), a));
     let primary = reply_to.or(author).ok_or_else(|| {
         AppError::usage(
             "the message has no sender to reply to",
@@ -453,7 +461,10 @@ pub async fn reply(ctx: &Ctx, args: ReplyArgs) -> Result<i32> {
     if args.all {
         let mut seen: Vec<String> = own.clone();
         seen.push(primary.1.to_ascii_lowercase());
-        for (n, a) in addresses(&base.to_json).into_iter().chain(addresses(&base.cc_json)) {
+        for (n, a) in addresses(&base.to_json)
+            .into_iter()
+            .chain(addresses(&base.cc_json))
+        {
             let l = a.to_ascii_lowercase();
             if !seen.contains(&l) {
                 seen.push(l);
@@ -478,7 +489,10 @@ pub async fn reply(ctx: &Ctx, args: ReplyArgs) -> Result<i32> {
         m.body_text(0).map(|t| t.to_string())
     });
     let own_text = body_text(c)?;
-    let who = mailbox_text(base.from_name.as_deref(), base.from_addr.as_deref().unwrap_or("unknown"));
+    let who = mailbox_text(
+        base.from_name.as_deref(),
+        base.from_addr.as_deref().unwrap_or("unknown"),
+    );
     let text = match original {
         Some(o) => compose::quote_body(&own_text, base.date.as_deref(), &who, &o),
         None => own_text,
@@ -570,7 +584,16 @@ pub async fn run(ctx: &Ctx, args: OutboxArgs) -> Result<i32> {
                     })
                     .collect();
                 table(
-                    &["ID", "STATE", "COPY", "TRIES", "ACCOUNT", "TO", "SUBJECT", "LAST ERROR"],
+                    &[
+                        "ID",
+                        "STATE",
+                        "COPY",
+                        "TRIES",
+                        "ACCOUNT",
+                        "TO",
+                        "SUBJECT",
+                        "LAST ERROR",
+                    ],
                     &body,
                 )
             });

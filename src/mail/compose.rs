@@ -160,7 +160,10 @@ fn human_size(n: usize) -> String {
 }
 
 fn angle(id: &str) -> String {
-    format!("<{}>", id.trim().trim_start_matches('<').trim_end_matches('>'))
+    format!(
+        "<{}>",
+        id.trim().trim_start_matches('<').trim_end_matches('>')
+    )
 }
 
 /// Builds the bytes to send and, when the plan asks for it, the reduced Sent copy.
@@ -173,12 +176,16 @@ pub fn build(draft: &Draft, plan: &CopyPlan) -> Result<Built> {
     }
     let from = parse_mailbox("--from", &draft.from)?;
     let mut rcpts: Vec<Address> = Vec::new();
-    for (what, list) in [("--to", &draft.to), ("--cc", &draft.cc), ("--bcc", &draft.bcc)] {
+    for (what, list) in [
+        ("--to", &draft.to),
+        ("--cc", &draft.cc),
+        ("--bcc", &draft.bcc),
+    ] {
         for a in list {
             let mb = parse_mailbox(what, a)?;
             if !rcpts
                 .iter()
-                .any(|r| r.to_string().eq_ignore_ascii_case(&mb.email.to_string()))
+                .any(|r| r.to_string().eq_ignore_ascii_case(mb.email.as_ref()))
             {
                 rcpts.push(mb.email);
             }
@@ -455,7 +462,10 @@ mod tests {
         let b = build(&draft(), &CopyPlan::default()).unwrap();
         assert!(b.copy_raw.is_none());
         let text = String::from_utf8_lossy(&b.raw);
-        assert!(!text.to_ascii_lowercase().contains("hidden@"), "Bcc stays out of the headers");
+        assert!(
+            !text.to_ascii_lowercase().contains("hidden@"),
+            "Bcc stays out of the headers"
+        );
         assert!(b.raw.is_ascii(), "non-ASCII headers are encoded");
         assert_eq!(b.rcpts, ["bob@example.test", "hidden@example.test"]);
         let m = parse(&b.raw);
@@ -463,10 +473,20 @@ mod tests {
         assert_eq!(m.message_id(), Some("mine@example.test"));
         assert_eq!(m.in_reply_to().as_text(), Some("orig@example.test"));
         assert_eq!(m.attachment_count(), 2);
-        assert_eq!(m.body_text(0).as_deref(), Some("hello\nworld"));
+        assert_eq!(
+            m.body_text(0).as_deref(),
+            Some("hello\r\nworld"),
+            "lettre writes CRLF"
+        );
         assert!(m.body_html(0).unwrap().contains("<p>hello</p>"));
-        assert_eq!(m.from().unwrap().first().unwrap().name(), Some("Ålice Ämber"));
-        assert_eq!(m.reply_to().unwrap().first().unwrap().address(), Some("desk@example.test"));
+        assert_eq!(
+            m.from().unwrap().first().unwrap().name(),
+            Some("Ålice Ämber")
+        );
+        assert_eq!(
+            m.reply_to().unwrap().first().unwrap().address(),
+            Some("desk@example.test")
+        );
     }
 
     #[test]
@@ -478,8 +498,15 @@ mod tests {
         let b = build(&draft(), &plan).unwrap();
         let copy = b.copy_raw.unwrap();
         let m = parse(&copy);
-        assert_eq!(m.message_id(), Some("mine@example.test"), "same Message-ID for verification");
-        let names: Vec<_> = m.attachments().filter_map(|a| a.attachment_name()).collect();
+        assert_eq!(
+            m.message_id(),
+            Some("mine@example.test"),
+            "same Message-ID for verification"
+        );
+        let names: Vec<_> = m
+            .attachments()
+            .filter_map(|a| a.attachment_name())
+            .collect();
         assert_eq!(names, ["small.txt"]);
         assert!(b.copy_note.unwrap().contains("big.bin"));
         assert!(String::from_utf8_lossy(&copy).contains("Left out of this Sent copy"));

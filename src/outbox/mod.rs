@@ -131,7 +131,9 @@ impl Outbox {
     fn account_for(&self, account_id: &str) -> Result<Account> {
         let (name, cfg) = self.config.account_by_id(account_id).ok_or_else(|| {
             AppError::needs_user(
-                format!("outbox item belongs to an account that is no longer configured ({account_id})"),
+                format!(
+                    "outbox item belongs to an account that is no longer configured ({account_id})"
+                ),
                 "",
                 "add the account again, or `mailroom outbox cancel ID`",
             )
@@ -224,8 +226,23 @@ impl Outbox {
                 next_attempt_at: Some(None),
                 ..Default::default()
             };
-            if self.change(r.id, Some(&[state::SENDING]), ch, "outbox.uncertain", serde_json::json!({"claim": r.claim}))? {
-                let _ = self.store().log_event(Some(&r.account_id), Level::Warn, &format!("outbox #{} is uncertain: the sender stopped during SMTP DATA", r.id), None, Some("`mailroom outbox resend ID` or `mailroom outbox drop ID`"));
+            if self.change(
+                r.id,
+                Some(&[state::SENDING]),
+                ch,
+                "outbox.uncertain",
+                serde_json::json!({"claim": r.claim}),
+            )? {
+                let _ = self.store().log_event(
+                    Some(&r.account_id),
+                    Level::Warn,
+                    &format!(
+                        "outbox #{} is uncertain: the sender stopped during SMTP DATA",
+                        r.id
+                    ),
+                    None,
+                    Some("`mailroom outbox resend ID` or `mailroom outbox drop ID`"),
+                );
                 self.tell(r.id, "uncertain: the previous run stopped during SMTP DATA");
                 out.push(r.id);
             }
@@ -257,20 +274,38 @@ impl Outbox {
         Ok(report)
     }
 
-    fn due(&self, account: &Account, states: &[&str], copy_states: Option<&[&str]>, opts: &DriveOptions) -> Result<Vec<i64>> {
-        let ids = self.store().outbox_due(account.id(), states, copy_states, &now(), opts.force)?;
+    fn due(
+        &self,
+        account: &Account,
+        states: &[&str],
+        copy_states: Option<&[&str]>,
+        opts: &DriveOptions,
+    ) -> Result<Vec<i64>> {
+        let ids = self
+            .store()
+            .outbox_due(account.id(), states, copy_states, &now(), opts.force)?;
         Ok(match opts.only {
             Some(only) => ids.into_iter().filter(|i| *i == only).collect(),
             None => ids,
         })
     }
 
-    async fn drive_account(&self, account: &Account, opts: &DriveOptions, report: &mut DriveReport) -> Result<()> {
+    async fn drive_account(
+        &self,
+        account: &Account,
+        opts: &DriveOptions,
+        report: &mut DriveReport,
+    ) -> Result<()> {
         let sends = self.due(account, &[state::QUEUED], None, opts)?;
         if !sends.is_empty() {
             self.deliver(account, &sends, report).await?;
         }
-        let mut copies = self.due(account, &[state::SENT, state::COPIED], Some(&[copy::PENDING, copy::APPENDED]), opts)?;
+        let mut copies = self.due(
+            account,
+            &[state::SENT, state::COPIED],
+            Some(&[copy::PENDING, copy::APPENDED]),
+            opts,
+        )?;
         copies.extend(self.due(account, &[state::UNCERTAIN], None, opts)?);
         copies.sort_unstable();
         if !copies.is_empty() {
@@ -281,11 +316,19 @@ impl Outbox {
 
     // ---- SMTP ----
 
-    async fn deliver(&self, account: &Account, ids: &[i64], report: &mut DriveReport) -> Result<()> {
+    async fn deliver(
+        &self,
+        account: &Account,
+        ids: &[i64],
+        report: &mut DriveReport,
+    ) -> Result<()> {
         let tag = claim_tag();
         let mut mine = Vec::new();
         for &id in ids {
-            if self.store().outbox_claim(id, &[state::QUEUED], &tag, &at_plus(3600), &now())? {
+            if self
+                .store()
+                .outbox_claim(id, &[state::QUEUED], &tag, &at_plus(3600), &now())?
+            {
                 mine.push(id);
             }
         }
@@ -294,7 +337,9 @@ impl Outbox {
         // one connection attempt per pass, not one per item.
         let mut conn_err: Option<AppError> = None;
         for id in mine {
-            let Some(row) = self.store().outbox_get(id)? else { continue };
+            let Some(row) = self.store().outbox_get(id)? else {
+                continue;
+            };
             if row.state != state::QUEUED {
                 self.store().outbox_release(id, &tag)?;
                 continue;
@@ -314,7 +359,8 @@ impl Outbox {
                     }
                 }
             }
-            let (Some(sess), Some((raw, _))) = (session.as_mut(), self.store().outbox_raw(id)?) else {
+            let (Some(sess), Some((raw, _))) = (session.as_mut(), self.store().outbox_raw(id)?)
+            else {
                 self.store().outbox_release(id, &tag)?;
                 continue;
             };
@@ -326,9 +372,19 @@ impl Outbox {
                         claim: Some(Some((tag.clone(), claim_until.clone()))),
                         ..Default::default()
                     };
-                    let ok = self.change(id, Some(&[state::QUEUED]), ch, "outbox.sending", serde_json::json!({"attempt": row.attempts + 1}))?;
+                    let ok = self.change(
+                        id,
+                        Some(&[state::QUEUED]),
+                        ch,
+                        "outbox.sending",
+                        serde_json::json!({"attempt": row.attempts + 1}),
+                    )?;
                     if !ok {
-                        return Err(AppError::transient("the item changed while connecting", "", "it is retried on the next pass"));
+                        return Err(AppError::transient(
+                            "the item changed while connecting",
+                            "",
+                            "it is retried on the next pass",
+                        ));
                     }
                     self.tell(id, "sending");
                     Ok(())
@@ -343,11 +399,21 @@ impl Outbox {
                         attempts_inc: true,
                         error: Some(None),
                         sent_at: Some(now()),
-                        next_attempt_at: Some(if batch > 0 { Some(at_plus(batch)) } else { None }),
+                        next_attempt_at: Some(if batch > 0 {
+                            Some(at_plus(batch))
+                        } else {
+                            None
+                        }),
                         claim: Some(None),
                         ..Default::default()
                     };
-                    self.change(id, Some(&[state::SENDING]), ch, "outbox.sent", serde_json::json!({"server": reply, "rcpts": row.rcpts}))?;
+                    self.change(
+                        id,
+                        Some(&[state::SENDING]),
+                        ch,
+                        "outbox.sent",
+                        serde_json::json!({"server": reply, "rcpts": row.rcpts}),
+                    )?;
                     report.sent += 1;
                     self.tell(id, format!("sent: the SMTP server accepted it ({reply})"));
                     failpoint::hit("after_smtp_accepted");
@@ -362,8 +428,20 @@ impl Outbox {
                         claim: Some(None),
                         ..Default::default()
                     };
-                    self.change(id, Some(&[state::QUEUED, state::SENDING]), ch, "outbox.failed", serde_json::json!({"error": e.summary, "detail": e.detail}))?;
-                    let _ = self.store().log_event(Some(account.id()), Level::Error, &format!("outbox #{id}: {}", e.summary), Some(&e.detail), Some(&e.fix));
+                    self.change(
+                        id,
+                        Some(&[state::QUEUED, state::SENDING]),
+                        ch,
+                        "outbox.failed",
+                        serde_json::json!({"error": e.summary, "detail": e.detail}),
+                    )?;
+                    let _ = self.store().log_event(
+                        Some(account.id()),
+                        Level::Error,
+                        &format!("outbox #{id}: {}", e.summary),
+                        Some(&e.detail),
+                        Some(&e.fix),
+                    );
                     report.failed += 1;
                     report.errors.push(ErrorSummary::new(Some(id), &e));
                     self.tell(id, format!("failed: {}", e.summary));
@@ -372,13 +450,28 @@ impl Outbox {
                     let ch = Change {
                         state: Some(state::UNCERTAIN),
                         attempts_inc: true,
-                        error: Some(Some((e.summary.clone(), e.fix.replace("ID", &id.to_string())))),
+                        error: Some(Some((
+                            e.summary.clone(),
+                            e.fix.replace("ID", &id.to_string()),
+                        ))),
                         next_attempt_at: Some(None),
                         claim: Some(None),
                         ..Default::default()
                     };
-                    self.change(id, Some(&[state::SENDING]), ch, "outbox.uncertain", serde_json::json!({"error": e.summary, "detail": e.detail}))?;
-                    let _ = self.store().log_event(Some(account.id()), Level::Warn, &format!("outbox #{id}: {}", e.summary), Some(&e.detail), Some(&e.fix));
+                    self.change(
+                        id,
+                        Some(&[state::SENDING]),
+                        ch,
+                        "outbox.uncertain",
+                        serde_json::json!({"error": e.summary, "detail": e.detail}),
+                    )?;
+                    let _ = self.store().log_event(
+                        Some(account.id()),
+                        Level::Warn,
+                        &format!("outbox #{id}: {}", e.summary),
+                        Some(&e.detail),
+                        Some(&e.fix),
+                    );
                     report.uncertain += 1;
                     report.errors.push(ErrorSummary::new(Some(id), &e));
                     self.tell(id, format!("uncertain: {}", e.summary));
@@ -401,7 +494,13 @@ impl Outbox {
     }
 
     /// Not delivered: back to `queued` with the error, an attempt counted and a backoff.
-    fn send_not_sent(&self, row: &OutboxRow, e: &AppError, account: &Account, report: &mut DriveReport) -> Result<()> {
+    fn send_not_sent(
+        &self,
+        row: &OutboxRow,
+        e: &AppError,
+        account: &Account,
+        report: &mut DriveReport,
+    ) -> Result<()> {
         let attempts = row.attempts + 1;
         let sync = &account.cfg.sync;
         let wait = backoff_secs(sync.backoff_min_secs, sync.backoff_max_secs, attempts);
@@ -414,21 +513,51 @@ impl Outbox {
             claim: Some(None),
             ..Default::default()
         };
-        self.change(row.id, Some(&[state::QUEUED, state::SENDING]), ch, "outbox.retry_later", serde_json::json!({"error": e.summary, "detail": e.detail, "next_attempt_at": next}))?;
-        let _ = self.store().log_event(Some(account.id()), Level::Warn, &format!("outbox #{}: {}", row.id, e.summary), Some(&e.detail), Some(&e.fix));
+        self.change(
+            row.id,
+            Some(&[state::QUEUED, state::SENDING]),
+            ch,
+            "outbox.retry_later",
+            serde_json::json!({"error": e.summary, "detail": e.detail, "next_attempt_at": next}),
+        )?;
+        let _ = self.store().log_event(
+            Some(account.id()),
+            Level::Warn,
+            &format!("outbox #{}: {}", row.id, e.summary),
+            Some(&e.detail),
+            Some(&e.fix),
+        );
         report.retry_later += 1;
         report.errors.push(ErrorSummary::new(Some(row.id), e));
-        self.tell(row.id, format!("not sent: {} — stays queued, next attempt at {next}", e.summary));
+        self.tell(
+            row.id,
+            format!(
+                "not sent: {} — stays queued, next attempt at {next}",
+                e.summary
+            ),
+        );
         Ok(())
     }
 
     // ---- copy to Sent ----
 
-    async fn copy_all(&self, account: &Account, ids: &[i64], opts: &DriveOptions, report: &mut DriveReport) -> Result<()> {
+    async fn copy_all(
+        &self,
+        account: &Account,
+        ids: &[i64],
+        opts: &DriveOptions,
+        report: &mut DriveReport,
+    ) -> Result<()> {
         let tag = claim_tag();
         let mut mine = Vec::new();
         for &id in ids {
-            if self.store().outbox_claim(id, &[state::SENT, state::COPIED, state::UNCERTAIN], &tag, &at_plus(900), &now())? {
+            if self.store().outbox_claim(
+                id,
+                &[state::SENT, state::COPIED, state::UNCERTAIN],
+                &tag,
+                &at_plus(900),
+                &now(),
+            )? {
                 mine.push(id);
             }
         }
@@ -465,10 +594,10 @@ impl Outbox {
                     b.close().await;
                 }
             }
-            if opts.connections == CopyConnections::PerMessage {
-                if let Some(b) = sent_box.take() {
-                    b.close().await;
-                }
+            if opts.connections == CopyConnections::PerMessage
+                && let Some(b) = sent_box.take()
+            {
+                b.close().await;
             }
             self.store().outbox_release(id, &tag)?;
         }
@@ -478,8 +607,16 @@ impl Outbox {
         Ok(())
     }
 
-    async fn copy_one(&self, b: &mut SentBox, id: i64, account: &Account, report: &mut DriveReport) -> Result<()> {
-        let Some(row) = self.store().outbox_get(id)? else { return Ok(()) };
+    async fn copy_one(
+        &self,
+        b: &mut SentBox,
+        id: i64,
+        account: &Account,
+        report: &mut DriveReport,
+    ) -> Result<()> {
+        let Some(row) = self.store().outbox_get(id)? else {
+            return Ok(());
+        };
         let sc = &account.cfg.sent_copy;
         if row.state == state::UNCERTAIN {
             let found = b.find(&row.message_id).await?;
@@ -494,15 +631,30 @@ impl Outbox {
                     error: Some(None),
                     ..Default::default()
                 };
-                self.change(id, Some(&[state::UNCERTAIN]), ch, "outbox.uncertain_resolved", serde_json::json!({"found_in": b.folder, "uid": uid}))?;
+                self.change(
+                    id,
+                    Some(&[state::UNCERTAIN]),
+                    ch,
+                    "outbox.uncertain_resolved",
+                    serde_json::json!({"found_in": b.folder, "uid": uid}),
+                )?;
                 report.verified += 1;
-                self.tell(id, format!("resolved: found in {} — it was delivered", b.folder));
+                self.tell(
+                    id,
+                    format!("resolved: found in {} — it was delivered", b.folder),
+                );
             } else {
                 let ch = Change {
                     next_attempt_at: Some(Some(at_plus(sc.retry_secs.max(1)))),
                     ..Default::default()
                 };
-                self.change(id, Some(&[state::UNCERTAIN]), ch, "outbox.uncertain_checked", serde_json::json!({"found": false}))?;
+                self.change(
+                    id,
+                    Some(&[state::UNCERTAIN]),
+                    ch,
+                    "outbox.uncertain_checked",
+                    serde_json::json!({"found": false}),
+                )?;
                 report.uncertain += 1;
                 self.tell(id, format!("still uncertain: not in {}; decide with `mailroom outbox resend {id}` or `mailroom outbox drop {id}`", b.folder));
             }
@@ -524,19 +676,38 @@ impl Outbox {
                     error: Some(None),
                     ..Default::default()
                 };
-                self.change(id, Some(&[state::SENT, state::COPIED]), ch, "outbox.verified", serde_json::json!({"copy": "filed_by_server", "folder": b.folder, "uid": uid}))?;
+                self.change(
+                    id,
+                    Some(&[state::SENT, state::COPIED]),
+                    ch,
+                    "outbox.verified",
+                    serde_json::json!({"copy": "filed_by_server", "folder": b.folder, "uid": uid}),
+                )?;
                 report.verified += 1;
-                self.tell(id, format!("verified: the server filed it into {} itself (uid {uid})", b.folder));
+                self.tell(
+                    id,
+                    format!(
+                        "verified: the server filed it into {} itself (uid {uid})",
+                        b.folder
+                    ),
+                );
                 return Ok(());
             }
             let learned = self.store().outbox_server_files_sent(account.id())?;
             if sc.filed_by_server || (learned && row.copy_attempts < 3) {
-                let wait = backoff_secs(sc.retry_secs, account.cfg.sync.backoff_max_secs, row.copy_attempts + 1);
+                let wait = backoff_secs(
+                    sc.retry_secs,
+                    account.cfg.sync.backoff_max_secs,
+                    row.copy_attempts + 1,
+                );
                 let ch = Change {
                     copy_attempts_inc: true,
                     next_attempt_at: Some(Some(at_plus(wait))),
                     error: Some(Some((
-                        format!("waiting for the server to file the message into {}", b.folder),
+                        format!(
+                            "waiting for the server to file the message into {}",
+                            b.folder
+                        ),
                         if sc.filed_by_server {
                             "nothing to do; if it never appears, set sent_copy.filed_by_server = false".to_string()
                         } else {
@@ -545,9 +716,21 @@ impl Outbox {
                     ))),
                     ..Default::default()
                 };
-                self.change(id, Some(&[state::SENT]), ch, "outbox.copy_waiting", serde_json::json!({"folder": b.folder}))?;
+                self.change(
+                    id,
+                    Some(&[state::SENT]),
+                    ch,
+                    "outbox.copy_waiting",
+                    serde_json::json!({"folder": b.folder}),
+                )?;
                 report.copy_pending += 1;
-                self.tell(id, format!("copy pending: waiting for the server's own copy in {}", b.folder));
+                self.tell(
+                    id,
+                    format!(
+                        "copy pending: waiting for the server's own copy in {}",
+                        b.folder
+                    ),
+                );
                 return Ok(());
             }
             let (raw, copy_raw) = self.store().outbox_raw(id)?.ok_or_else(|| no_item(id))?;
@@ -563,7 +746,14 @@ impl Outbox {
                 ..Default::default()
             };
             self.change(id, Some(&[state::SENT]), ch, "outbox.copied", serde_json::json!({"folder": b.folder, "uid": uid, "bytes": bytes.len(), "note": row.copy_note}))?;
-            self.tell(id, format!("copied to {}{}", b.folder, uid.map(|u| format!(" (uid {u})")).unwrap_or_default()));
+            self.tell(
+                id,
+                format!(
+                    "copied to {}{}",
+                    b.folder,
+                    uid.map(|u| format!(" (uid {u})")).unwrap_or_default()
+                ),
+            );
             appended_uid = uid;
             failpoint::hit("after_append");
         }
@@ -584,26 +774,41 @@ impl Outbox {
             ..Default::default()
         };
         let mut note = format!("verified: found in {} by Message-ID", b.folder);
-        if found.len() > 1 {
-            if let Some(our) = ours.and_then(|u| u32::try_from(u).ok()).filter(|u| found.contains(u)) {
-                // The server filed its own copy after we looked: take ours back.
-                if b.remove(our).await? {
-                    let theirs = found.iter().copied().find(|u| *u != our);
-                    ch.copy_state = Some(copy::FILED_BY_SERVER);
-                    ch.copy_uid = Some((b.uidvalidity as i64, theirs.map(|u| u as i64)));
-                    note = format!("verified: the server filed its own copy too, so mailroom removed its duplicate (uid {our})");
-                }
-            }
+        if found.len() > 1
+            && let Some(our) = ours.and_then(|u| u32::try_from(u).ok()).filter(|u| found.contains(u))
+            // The server filed its own copy after we looked: take ours back.
+            && b.remove(our).await?
+        {
+            let theirs = found.iter().copied().find(|u| *u != our);
+            ch.copy_state = Some(copy::FILED_BY_SERVER);
+            ch.copy_uid = Some((b.uidvalidity as i64, theirs.map(|u| u as i64)));
+            note = format!(
+                "verified: the server filed its own copy too, so mailroom removed its duplicate (uid {our})"
+            );
         }
-        self.change(id, Some(&[state::COPIED, state::SENT]), ch, "outbox.verified", serde_json::json!({"folder": b.folder, "found": found}))?;
+        self.change(
+            id,
+            Some(&[state::COPIED, state::SENT]),
+            ch,
+            "outbox.verified",
+            serde_json::json!({"folder": b.folder, "found": found}),
+        )?;
         report.verified += 1;
         self.tell(id, note);
         Ok(())
     }
 
     /// A copy step failed: what happens next is the account's `on_failure` choice.
-    fn copy_failed(&self, id: i64, account: &Account, e: &AppError, report: &mut DriveReport) -> Result<()> {
-        let Some(row) = self.store().outbox_get(id)? else { return Ok(()) };
+    fn copy_failed(
+        &self,
+        id: i64,
+        account: &Account,
+        e: &AppError,
+        report: &mut DriveReport,
+    ) -> Result<()> {
+        let Some(row) = self.store().outbox_get(id)? else {
+            return Ok(());
+        };
         let sc = &account.cfg.sent_copy;
         report.errors.push(ErrorSummary::new(Some(id), e));
         if row.state == state::UNCERTAIN {
@@ -611,17 +816,33 @@ impl Outbox {
                 next_attempt_at: Some(Some(at_plus(sc.retry_secs.max(1)))),
                 ..Default::default()
             };
-            self.change(id, Some(&[state::UNCERTAIN]), ch, "outbox.uncertain_check_failed", serde_json::json!({"error": e.summary}))?;
+            self.change(
+                id,
+                Some(&[state::UNCERTAIN]),
+                ch,
+                "outbox.uncertain_check_failed",
+                serde_json::json!({"error": e.summary}),
+            )?;
             report.uncertain += 1;
-            self.tell(id, format!("uncertain; cannot check Sent now: {}", e.summary));
+            self.tell(
+                id,
+                format!("uncertain; cannot check Sent now: {}", e.summary),
+            );
             return Ok(());
         }
-        let err = Some(Some((format!("copy to Sent failed: {}", e.summary), e.fix.clone())));
+        let err = Some(Some((
+            format!("copy to Sent failed: {}", e.summary),
+            e.fix.clone(),
+        )));
         let detail = serde_json::json!({"error": e.summary, "detail": e.detail, "on_failure": format!("{:?}", sc.on_failure).to_lowercase()});
         match sc.on_failure {
             CopyOnFailure::Retry | CopyOnFailure::Queue => {
                 let wait = if sc.on_failure == CopyOnFailure::Retry {
-                    backoff_secs(sc.retry_secs, account.cfg.sync.backoff_max_secs, row.copy_attempts + 1)
+                    backoff_secs(
+                        sc.retry_secs,
+                        account.cfg.sync.backoff_max_secs,
+                        row.copy_attempts + 1,
+                    )
                 } else {
                     sc.retry_secs.max(sc.batch_secs).max(1)
                 };
@@ -632,9 +853,18 @@ impl Outbox {
                     next_attempt_at: Some(Some(next.clone())),
                     ..Default::default()
                 };
-                self.change(id, Some(&[state::SENT, state::COPIED]), ch, "outbox.copy_retry_later", detail)?;
+                self.change(
+                    id,
+                    Some(&[state::SENT, state::COPIED]),
+                    ch,
+                    "outbox.copy_retry_later",
+                    detail,
+                )?;
                 report.copy_pending += 1;
-                self.tell(id, format!("copy pending: {} — next try at {next}", e.summary));
+                self.tell(
+                    id,
+                    format!("copy pending: {} — next try at {next}", e.summary),
+                );
             }
             CopyOnFailure::Notify => {
                 let ch = Change {
@@ -644,10 +874,28 @@ impl Outbox {
                     next_attempt_at: Some(None),
                     ..Default::default()
                 };
-                self.change(id, Some(&[state::SENT, state::COPIED]), ch, "outbox.copy_failed", detail)?;
-                let _ = self.store().log_event(Some(account.id()), Level::Error, &format!("outbox #{id}: the copy to Sent failed: {}", e.summary), Some(&e.detail), Some(&format!("{}; then `mailroom outbox retry {id}`", e.fix)));
+                self.change(
+                    id,
+                    Some(&[state::SENT, state::COPIED]),
+                    ch,
+                    "outbox.copy_failed",
+                    detail,
+                )?;
+                let _ = self.store().log_event(
+                    Some(account.id()),
+                    Level::Error,
+                    &format!("outbox #{id}: the copy to Sent failed: {}", e.summary),
+                    Some(&e.detail),
+                    Some(&format!("{}; then `mailroom outbox retry {id}`", e.fix)),
+                );
                 report.copy_pending += 1;
-                self.tell(id, format!("copy failed: {} (retry with `mailroom outbox retry {id}`)", e.summary));
+                self.tell(
+                    id,
+                    format!(
+                        "copy failed: {} (retry with `mailroom outbox retry {id}`)",
+                        e.summary
+                    ),
+                );
             }
             CopyOnFailure::Skip => {
                 let ch = Change {
@@ -657,8 +905,23 @@ impl Outbox {
                     next_attempt_at: Some(None),
                     ..Default::default()
                 };
-                self.change(id, Some(&[state::SENT, state::COPIED]), ch, "outbox.copy_skipped", detail)?;
-                let _ = self.store().log_event(Some(account.id()), Level::Info, &format!("outbox #{id}: copy to Sent skipped after a failure: {}", e.summary), Some(&e.detail), None);
+                self.change(
+                    id,
+                    Some(&[state::SENT, state::COPIED]),
+                    ch,
+                    "outbox.copy_skipped",
+                    detail,
+                )?;
+                let _ = self.store().log_event(
+                    Some(account.id()),
+                    Level::Info,
+                    &format!(
+                        "outbox #{id}: copy to Sent skipped after a failure: {}",
+                        e.summary
+                    ),
+                    Some(&e.detail),
+                    None,
+                );
                 self.tell(id, format!("copy skipped: {}", e.summary));
             }
         }
@@ -692,17 +955,28 @@ impl Outbox {
             (state::UNCERTAIN, _) => {
                 return Err(AppError::usage(
                     format!("outbox #{id} is uncertain: it may have been delivered"),
-                    format!("choose `mailroom outbox resend {id}` (may arrive twice) or `mailroom outbox drop {id}`"),
+                    format!(
+                        "choose `mailroom outbox resend {id}` (may arrive twice) or `mailroom outbox drop {id}`"
+                    ),
                 ));
             }
             (s, c) => {
                 return Err(AppError::usage(
-                    format!("outbox #{id} has nothing to retry (state {s}, copy {})", c.unwrap_or("none")),
+                    format!(
+                        "outbox #{id} has nothing to retry (state {s}, copy {})",
+                        c.unwrap_or("none")
+                    ),
                     "see `mailroom outbox`",
                 ));
             }
         };
-        self.change(id, Some(&[row.state.as_str()]), ch, "outbox.retry", serde_json::json!({}))?;
+        self.change(
+            id,
+            Some(&[row.state.as_str()]),
+            ch,
+            "outbox.retry",
+            serde_json::json!({}),
+        )?;
         Ok(())
     }
 
@@ -710,19 +984,34 @@ impl Outbox {
     pub fn cancel(&self, id: i64) -> Result<()> {
         let row = self.get(id)?;
         let ok = matches!(row.state.as_str(), state::QUEUED | state::FAILED)
-            && self.change(id, Some(&[state::QUEUED, state::FAILED]), Change {
-                state: Some(state::CANCELLED),
-                next_attempt_at: Some(None),
-                ..Default::default()
-            }, "outbox.cancelled", serde_json::json!({}))?;
+            && self.change(
+                id,
+                Some(&[state::QUEUED, state::FAILED]),
+                Change {
+                    state: Some(state::CANCELLED),
+                    next_attempt_at: Some(None),
+                    ..Default::default()
+                },
+                "outbox.cancelled",
+                serde_json::json!({}),
+            )?;
         if !ok {
             let fix = match row.state.as_str() {
-                state::UNCERTAIN => format!("it may have been delivered: `mailroom outbox drop {id}` gives up on it"),
-                state::SENDING => "it is being sent right now; wait and check `mailroom outbox`".to_string(),
+                state::UNCERTAIN => format!(
+                    "it may have been delivered: `mailroom outbox drop {id}` gives up on it"
+                ),
+                state::SENDING => {
+                    "it is being sent right now; wait and check `mailroom outbox`".to_string()
+                }
                 state::CANCELLED => "it is cancelled already".to_string(),
-                _ => "the SMTP server has accepted it already; it cannot be called back".to_string(),
+                _ => {
+                    "the SMTP server has accepted it already; it cannot be called back".to_string()
+                }
             };
-            return Err(AppError::usage(format!("outbox #{id} cannot be cancelled (state {})", row.state), fix));
+            return Err(AppError::usage(
+                format!("outbox #{id} cannot be cancelled (state {})", row.state),
+                fix,
+            ));
         }
         self.tell(id, "cancelled");
         Ok(())
@@ -731,14 +1020,23 @@ impl Outbox {
     /// The user chose to send an uncertain item again (it may arrive twice).
     pub fn resend(&self, id: i64) -> Result<()> {
         let row = self.get(id)?;
-        let ok = self.change(id, Some(&[state::UNCERTAIN]), Change {
-            state: Some(state::QUEUED),
-            next_attempt_at: Some(None),
-            error: Some(None),
-            ..Default::default()
-        }, "outbox.resend", serde_json::json!({}))?;
+        let ok = self.change(
+            id,
+            Some(&[state::UNCERTAIN]),
+            Change {
+                state: Some(state::QUEUED),
+                next_attempt_at: Some(None),
+                error: Some(None),
+                ..Default::default()
+            },
+            "outbox.resend",
+            serde_json::json!({}),
+        )?;
         if !ok {
-            return Err(AppError::usage(format!("outbox #{id} is not uncertain (state {})", row.state), "resend is only for uncertain items; see `mailroom outbox retry`"));
+            return Err(AppError::usage(
+                format!("outbox #{id} is not uncertain (state {})", row.state),
+                "resend is only for uncertain items; see `mailroom outbox retry`",
+            ));
         }
         Ok(())
     }
@@ -748,16 +1046,29 @@ impl Outbox {
     pub fn drop_uncertain(&self, id: i64) -> Result<()> {
         let row = self.get(id)?;
         let account = self.account_for(&row.account_id)?;
-        let ok = self.change(id, Some(&[state::UNCERTAIN]), Change {
-            state: Some(state::SENT),
-            copy_state: Some(if account.cfg.sent_copy.enabled { copy::PENDING } else { copy::SKIPPED }),
-            sent_at: Some(row.sent_at.clone().unwrap_or_else(now)),
-            next_attempt_at: Some(None),
-            error: Some(None),
-            ..Default::default()
-        }, "outbox.dropped", serde_json::json!({"assumed": "delivered"}))?;
+        let ok = self.change(
+            id,
+            Some(&[state::UNCERTAIN]),
+            Change {
+                state: Some(state::SENT),
+                copy_state: Some(if account.cfg.sent_copy.enabled {
+                    copy::PENDING
+                } else {
+                    copy::SKIPPED
+                }),
+                sent_at: Some(row.sent_at.clone().unwrap_or_else(now)),
+                next_attempt_at: Some(None),
+                error: Some(None),
+                ..Default::default()
+            },
+            "outbox.dropped",
+            serde_json::json!({"assumed": "delivered"}),
+        )?;
         if !ok {
-            return Err(AppError::usage(format!("outbox #{id} is not uncertain (state {})", row.state), "drop is only for uncertain items; `mailroom outbox cancel` stops a queued one"));
+            return Err(AppError::usage(
+                format!("outbox #{id} is not uncertain (state {})", row.state),
+                "drop is only for uncertain items; `mailroom outbox cancel` stops a queued one",
+            ));
         }
         self.tell(id, "dropped: assumed delivered; not sent again");
         Ok(())
@@ -771,7 +1082,11 @@ impl Outbox {
                 return Duration::ZERO;
             }
             chrono::DateTime::parse_from_rfc3339(&t)
-                .map(|d| (d.with_timezone(&chrono::Utc) - chrono::Utc::now()).to_std().unwrap_or(Duration::ZERO))
+                .map(|d| {
+                    (d.with_timezone(&chrono::Utc) - chrono::Utc::now())
+                        .to_std()
+                        .unwrap_or(Duration::ZERO)
+                })
                 .unwrap_or(Duration::ZERO)
         }))
     }
@@ -790,12 +1105,16 @@ pub fn message_id_of(raw: &[u8]) -> Option<String> {
 /// `from` must be the account's address or one of its aliases (case-insensitive).
 pub fn check_sender(cfg: &AccountConfig, from_addr: &str) -> Result<()> {
     let f = from_addr.to_ascii_lowercase();
-    if cfg.email.eq_ignore_ascii_case(&f) || cfg.aliases.iter().any(|a| a.eq_ignore_ascii_case(&f)) {
+    if cfg.email.eq_ignore_ascii_case(&f) || cfg.aliases.iter().any(|a| a.eq_ignore_ascii_case(&f))
+    {
         return Ok(());
     }
     Err(AppError::usage(
         format!("{from_addr} is not this account's address or one of its aliases"),
-        format!("send from {} or an alias (add one with `mailroom account edit NAME --alias ADDR`)", cfg.email),
+        format!(
+            "send from {} or an alias (add one with `mailroom account edit NAME --alias ADDR`)",
+            cfg.email
+        ),
     ))
 }
 

@@ -92,8 +92,19 @@ impl SentBox {
     pub async fn append(&mut self, bytes: &[u8], sent_at: Option<&str>) -> Result<Option<u32>> {
         let date = sent_at
             .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
-            .map(|d| d.with_timezone(&chrono::Utc).format("%d-%b-%Y %H:%M:%S +0000").to_string());
-        let res = append::append(&mut self.session, &self.wire, "\\Seen", date.as_deref(), bytes).await?;
+            .map(|d| {
+                d.with_timezone(&chrono::Utc)
+                    .format("%d-%b-%Y %H:%M:%S +0000")
+                    .to_string()
+            });
+        let res = append::append(
+            &mut self.session,
+            &self.wire,
+            "\\Seen",
+            date.as_deref(),
+            bytes,
+        )
+        .await?;
         self.drain();
         Ok(match res {
             Some((validity, uid)) => {

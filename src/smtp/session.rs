@@ -3,13 +3,11 @@
 //! (retry later, or refused for good) versus truly unknown (the connection died after the
 //! message's final dot went out). lettre's transport hides that boundary, hence this module.
 
+use lettre::Address;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::AsyncSmtpConnection;
 use lettre::transport::smtp::commands::{Data, Ehlo, Mail, Rcpt};
-use lettre::transport::smtp::extension::{
-    ClientId, Extension, MailBodyParameter, MailParameter,
-};
-use lettre::Address;
+use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{SmtpTarget, classify, tls_params};
@@ -84,32 +82,35 @@ impl Session {
                 if !c.can_starttls() {
                     c.abort().await;
                     return Err(AppError::needs_user(
-                        format!("the SMTP server {} does not offer STARTTLS", target.server.host),
+                        format!(
+                            "the SMTP server {} does not offer STARTTLS",
+                            target.server.host
+                        ),
                         "",
                         "use --smtp-security tls (port 465), or none only on a trusted network",
                     ));
                 }
-                c.starttls(tls_params(target)?, &hello)
-                    .await
-                    .map_err(err)?;
+                c.starttls(tls_params(target)?, &hello).await.map_err(err)?;
                 c
             }
-            Security::None => AsyncSmtpConnection::connect_tokio1(
-                addr,
-                Some(target.timeout),
-                &hello,
-                None,
-                None,
-            )
-            .await
-            .map_err(err)?,
+            Security::None => {
+                AsyncSmtpConnection::connect_tokio1(addr, Some(target.timeout), &hello, None, None)
+                    .await
+                    .map_err(err)?
+            }
         };
         let creds = Credentials::new(target.user.clone(), password.expose_secret().to_string());
-        if let Err(e) = conn.auth(&[Mechanism::Plain, Mechanism::Login], &creds).await {
+        if let Err(e) = conn
+            .auth(&[Mechanism::Plain, Mechanism::Login], &creds)
+            .await
+        {
             conn.abort().await;
             if e.status().is_none() && e.to_string().contains("No compatible authentication") {
                 return Err(AppError::needs_user(
-                    format!("the SMTP server {} offers no PLAIN or LOGIN authentication", target.server.host),
+                    format!(
+                        "the SMTP server {} offers no PLAIN or LOGIN authentication",
+                        target.server.host
+                    ),
                     e.to_string(),
                     "check the SMTP port and security (submission: 587 starttls or 465 tls)",
                 ));
@@ -149,8 +150,10 @@ impl Session {
         raw: &[u8],
         before_data: impl FnOnce() -> Result<()>,
     ) -> std::result::Result<String, SendError> {
-        if let Some(limit) = self.size_limit {
-            if raw.len() as u64 > limit {
+        if let Some(limit) = self.size_limit
+            && raw.len() as u64 > limit
+        {
+            {
                 return Err(SendError::Refused(AppError::needs_user(
                     format!(
                         "the message is {:.1} MB but the SMTP server accepts at most {:.1} MB",
@@ -176,7 +179,11 @@ impl Session {
             params.push(MailParameter::Size(raw.len()));
         }
         if !raw.is_ascii() {
-            if !self.conn.server_info().supports_feature(Extension::EightBitMime) {
+            if !self
+                .conn
+                .server_info()
+                .supports_feature(Extension::EightBitMime)
+            {
                 return Err(SendError::Refused(AppError::needs_user(
                     "the message has 8-bit content but the server lacks 8BITMIME",
                     "",
@@ -245,7 +252,12 @@ mod tests {
 
     #[test]
     fn size_is_read_from_ehlo_lines() {
-        let lines = ["mail.example.test", "PIPELINING", "SIZE 62914560", "8BITMIME"];
+        let lines = [
+            "mail.example.test",
+            "PIPELINING",
+            "SIZE 62914560",
+            "8BITMIME",
+        ];
         assert_eq!(parse_size(lines.into_iter()), Some(62914560));
         assert_eq!(parse_size(["SIZE"].into_iter()), None);
         assert_eq!(parse_size(["SIZE 0"].into_iter()), None, "0 means no limit");

@@ -98,6 +98,9 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRow> {
     })
 }
 
+/// (bytes for SMTP, Sent copy bytes when they differ)
+pub type RawPair = (Vec<u8>, Option<Vec<u8>>);
+
 /// A message about to enter the queue, with its exact bytes.
 #[derive(Debug, Clone)]
 pub struct NewOutbox {
@@ -200,7 +203,11 @@ impl Store {
     }
 
     /// Items, newest first; `account_ids` None = all.
-    pub fn outbox_list(&self, account_ids: Option<&[String]>, limit: i64) -> Result<Vec<OutboxRow>> {
+    pub fn outbox_list(
+        &self,
+        account_ids: Option<&[String]>,
+        limit: i64,
+    ) -> Result<Vec<OutboxRow>> {
         let mut st = self.conn.prepare(&format!(
             "SELECT {COLUMNS} FROM outbox ORDER BY id DESC LIMIT ?1"
         ))?;
@@ -217,7 +224,7 @@ impl Store {
     }
 
     /// The bytes SMTP sends, and the Sent copy's own bytes when they differ.
-    pub fn outbox_raw(&self, id: i64) -> Result<Option<(Vec<u8>, Option<Vec<u8>>)>> {
+    pub fn outbox_raw(&self, id: i64) -> Result<Option<RawPair>> {
         Ok(self
             .conn
             .query_row(
@@ -308,7 +315,8 @@ impl Store {
         until: &str,
         at: &str,
     ) -> Result<bool> {
-        let held: Option<(Option<String>, Option<String>)> = self
+        type Held = (Option<String>, Option<String>);
+        let held: Option<Held> = self
             .conn
             .query_row(
                 "SELECT claim, claim_until FROM outbox WHERE id = ?1",
@@ -527,13 +535,13 @@ pub fn claim_is_dead(claim: Option<&str>, until: Option<&str>, at: &str) -> bool
     let mut parts = claim.splitn(3, ':');
     let host = parts.next().unwrap_or("");
     let pid = parts.next().and_then(|p| p.parse::<u32>().ok());
-    if host == super::accounts::hostname() {
-        if let Some(pid) = pid {
-            // Same host: a pid that exists but is a different process is possible after a
-            // reboot; the claim deadline covers that case.
-            let alive = std::path::Path::new(&format!("/proc/{pid}")).exists();
-            return !alive || until.is_some_and(|u| u < at);
-        }
+    if host == super::accounts::hostname()
+        && let Some(pid) = pid
+    {
+        // Same host: a pid that exists but is a different process is possible after a
+        // reboot; the claim deadline covers that case.
+        let alive = std::path::Path::new(&format!("/proc/{pid}")).exists();
+        return !alive || until.is_some_and(|u| u < at);
     }
     until.is_none_or(|u| u < at)
 }
@@ -564,16 +572,42 @@ mod tests {
         let s = Store::open_in_memory().unwrap();
         let id = s.outbox_insert(&item(), &serde_json::json!({})).unwrap();
         let r = s.outbox_get(id).unwrap().unwrap();
-        assert_eq!((r.state.as_str(), r.copy_state.as_deref()), ("queued", Some("pending")));
+        assert_eq!(
+            (r.state.as_str(), r.copy_state.as_deref()),
+            ("queued", Some("pending"))
+        );
         let ch = Change {
             state: Some(state::SENDING),
             ..Default::default()
         };
-        assert!(s.outbox_change(id, Some(&[state::QUEUED]), &ch, "op", "outbox.sending", &serde_json::json!({})).unwrap());
+        assert!(
+            s.outbox_change(
+                id,
+                Some(&[state::QUEUED]),
+                &ch,
+                "op",
+                "outbox.sending",
+                &serde_json::json!({})
+            )
+            .unwrap()
+        );
         // Not queued any more: a second claim of the same step changes nothing.
-        assert!(!s.outbox_change(id, Some(&[state::QUEUED]), &ch, "op", "outbox.sending", &serde_json::json!({})).unwrap());
+        assert!(
+            !s.outbox_change(
+                id,
+                Some(&[state::QUEUED]),
+                &ch,
+                "op",
+                "outbox.sending",
+                &serde_json::json!({})
+            )
+            .unwrap()
+        );
         let audit = s.audit_rows(10).unwrap();
-        assert_eq!(audit.iter().map(|a| a.action.as_str()).collect::<Vec<_>>(), ["outbox.queued", "outbox.sending"]);
+        assert_eq!(
+            audit.iter().map(|a| a.action.as_str()).collect::<Vec<_>>(),
+            ["outbox.queued", "outbox.sending"]
+        );
         let counts = s.outbox_counts("a1").unwrap();
         assert_eq!(counts.queued, 1, "sending counts as queued for status");
     }
@@ -583,13 +617,33 @@ mod tests {
         let s = Store::open_in_memory().unwrap();
         let id = s.outbox_insert(&item(), &serde_json::json!({})).unwrap();
         let far = "2999-01-01T00:00:00Z";
-        assert!(s.outbox_claim(id, &["queued"], "other:1:x", far, &now()).unwrap());
-        assert!(!s.outbox_claim(id, &["queued"], &claim_tag(), far, &now()).unwrap());
+        assert!(
+            s.outbox_claim(id, &["queued"], "other:1:x", far, &now())
+                .unwrap()
+        );
+        assert!(
+            !s.outbox_claim(id, &["queued"], &claim_tag(), far, &now())
+                .unwrap()
+        );
         s.outbox_release(id, "other:1:x").unwrap();
-        assert!(s.outbox_claim(id, &["queued"], &claim_tag(), far, &now()).unwrap());
+        assert!(
+            s.outbox_claim(id, &["queued"], &claim_tag(), far, &now())
+                .unwrap()
+        );
         assert!(!claim_is_dead(Some(&claim_tag()), Some(far), &now()));
-        assert!(claim_is_dead(Some(&format!("{}:999999999:t", super::super::accounts::hostname())), Some(far), &now()));
-        assert!(claim_is_dead(Some("elsewhere:1:t"), Some("2000-01-01T00:00:00Z"), &now()));
+        assert!(claim_is_dead(
+            Some(&format!(
+                "{}:999999999:t",
+                super::super::accounts::hostname()
+            )),
+            Some(far),
+            &now()
+        ));
+        assert!(claim_is_dead(
+            Some("elsewhere:1:t"),
+            Some("2000-01-01T00:00:00Z"),
+            &now()
+        ));
         assert!(!claim_is_dead(Some("elsewhere:1:t"), Some(far), &now()));
     }
 
@@ -601,8 +655,23 @@ mod tests {
             next_attempt_at: Some(Some("2999-01-01T00:00:00Z".into())),
             ..Default::default()
         };
-        s.outbox_change(id, None, &ch, "op", "outbox.retry_later", &serde_json::json!({})).unwrap();
-        assert!(s.outbox_due("a1", &["queued"], None, &now(), false).unwrap().is_empty());
-        assert_eq!(s.outbox_due("a1", &["queued"], None, &now(), true).unwrap(), vec![id]);
+        s.outbox_change(
+            id,
+            None,
+            &ch,
+            "op",
+            "outbox.retry_later",
+            &serde_json::json!({}),
+        )
+        .unwrap();
+        assert!(
+            s.outbox_due("a1", &["queued"], None, &now(), false)
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            s.outbox_due("a1", &["queued"], None, &now(), true).unwrap(),
+            vec![id]
+        );
     }
 }

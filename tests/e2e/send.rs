@@ -13,17 +13,21 @@ use super::common::*;
 fn user(prefix: &str) -> String {
     let u = new_user(prefix);
     let mut polls = 0;
-    wait_for(&format!("{u} to be able to log in"), Duration::from_secs(30), || {
-        let out = doveadm(&["auth", "test", &u, PASSWORD]);
-        if out.status.success() && stdout(&out).contains("auth succeeded") {
-            return Some(());
-        }
-        polls += 1;
-        if polls % 5 == 0 {
-            new_user("nudge");
-        }
-        None
-    });
+    wait_for(
+        &format!("{u} to be able to log in"),
+        Duration::from_secs(30),
+        || {
+            let out = doveadm(&["auth", "test", &u, PASSWORD]);
+            if out.status.success() && stdout(&out).contains("auth succeeded") {
+                return Some(());
+            }
+            polls += 1;
+            if polls % 5 == 0 {
+                new_user("nudge");
+            }
+            None
+        },
+    );
     u
 }
 
@@ -36,26 +40,47 @@ struct Found {
 /// Every message in `folder` of `user` whose Message-ID is `mid` (without <>).
 fn imap_find(user: &str, folder: &str, mid: &str) -> Vec<Found> {
     use futures::StreamExt;
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let target = mailroom::imap::ImapTarget {
-            server: mailroom::config::Server { host: "127.0.0.1".into(), port: IMAPS, security: mailroom::config::Security::Tls },
-            tls: mailroom::imap::TlsOptions { ca_file: Some(servers().ca.clone()), insecure_skip_verify: false },
+            server: mailroom::config::Server {
+                host: "127.0.0.1".into(),
+                port: IMAPS,
+                security: mailroom::config::Security::Tls,
+            },
+            tls: mailroom::imap::TlsOptions {
+                ca_file: Some(servers().ca.clone()),
+                insecure_skip_verify: false,
+            },
             user: user.to_string(),
             timeout: Duration::from_secs(20),
         };
         let pw = secrecy::SecretString::from(PASSWORD.to_string());
-        let mut s = mailroom::imap::connect(&target, &pw).await.expect("imap login");
+        let mut s = mailroom::imap::connect(&target, &pw)
+            .await
+            .expect("imap login");
         s.select(folder).await.expect("select");
-        let uids = s.uid_search(format!("HEADER Message-ID \"<{mid}>\"")).await.expect("search");
+        let uids = s
+            .uid_search(format!("HEADER Message-ID \"<{mid}>\""))
+            .await
+            .expect("search");
         let mut out = Vec::new();
         if !uids.is_empty() {
             let set: Vec<String> = uids.iter().map(|u| u.to_string()).collect();
-            let mut stream = s.uid_fetch(set.join(","), "(FLAGS BODY.PEEK[])").await.expect("fetch");
+            let mut stream = s
+                .uid_fetch(set.join(","), "(FLAGS BODY.PEEK[])")
+                .await
+                .expect("fetch");
             while let Some(f) = stream.next().await {
                 let f = f.expect("fetch item");
                 if let Some(body) = f.body() {
-                    out.push(Found { raw: body.to_vec(), flags: f.flags().map(|fl| format!("{fl:?}")).collect() });
+                    out.push(Found {
+                        raw: body.to_vec(),
+                        flags: f.flags().map(|fl| format!("{fl:?}")).collect(),
+                    });
                 }
             }
         }
@@ -71,26 +96,37 @@ fn count(user: &str, folder: &str, mid: &str) -> usize {
 fn outbox_item(home: &Home, id: i64) -> serde_json::Value {
     let (code, v) = home.json(&["outbox"]);
     assert_eq!(code, 0, "{v}");
-    v["items"].as_array().unwrap().iter().find(|i| i["id"] == id).cloned().unwrap_or_else(|| panic!("no item {id} in {v}"))
+    v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == id)
+        .cloned()
+        .unwrap_or_else(|| panic!("no item {id} in {v}"))
 }
 
 /// Runs `outbox flush` until item `id` reaches `state` (flush is what the daemon runs).
 fn flush_until(home: &Home, id: i64, state: &str, within: Duration) -> serde_json::Value {
-    let mut last = serde_json::Value::Null;
     let start = std::time::Instant::now();
     loop {
         let out = home.run(&["outbox", "flush"]);
-        last = outbox_item(home, id);
+        let last = outbox_item(home, id);
         if last["state"] == state {
             return last;
         }
-        assert!(start.elapsed() < within, "outbox #{id} did not reach {state} within {within:?}: {last}\nlast flush: {}", stderr(&out));
+        assert!(
+            start.elapsed() < within,
+            "outbox #{id} did not reach {state} within {within:?}: {last}\nlast flush: {}",
+            stderr(&out)
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
 
 fn raw_of(home: &Home, id: i64) -> Vec<u8> {
-    home.db().query_row("SELECT raw FROM outbox WHERE id = ?1", [id], |r| r.get(0)).unwrap()
+    home.db()
+        .query_row("SELECT raw FROM outbox WHERE id = ?1", [id], |r| r.get(0))
+        .unwrap()
 }
 
 fn send_json(home: &Home, args: &[&str], body: &str) -> (i32, serde_json::Value, String) {
@@ -98,7 +134,12 @@ fn send_json(home: &Home, args: &[&str], body: &str) -> (i32, serde_json::Value,
     full.extend_from_slice(args);
     let out = home.run_stdin(&full, body);
     let text = stdout(&out);
-    let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("not one JSON object ({e}): {text:?}\nstderr: {}", stderr(&out)));
+    let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap_or_else(|e| {
+        panic!(
+            "not one JSON object ({e}): {text:?}\nstderr: {}",
+            stderr(&out)
+        )
+    });
     (out.status.code().unwrap_or(-1), v, stderr(&out))
 }
 
@@ -109,8 +150,13 @@ fn closed_port() -> u16 {
 
 fn audit_actions(home: &Home, id: i64) -> Vec<String> {
     let db = home.db();
-    let mut st = db.prepare("SELECT action FROM audit WHERE target = ?1 ORDER BY id").unwrap();
-    st.query_map([format!("outbox:{id}")], |r| r.get(0)).unwrap().map(|r| r.unwrap()).collect()
+    let mut st = db
+        .prepare("SELECT action FROM audit WHERE target = ?1 ORDER BY id")
+        .unwrap();
+    st.query_map([format!("outbox:{id}")], |r| r.get(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect()
 }
 
 #[test]
@@ -128,7 +174,20 @@ fn send_with_attachment_and_non_ascii_subject_lands_once_and_verifies() {
     let subject = "Grüße — 日本語の件名 ✓";
     let (code, v, err) = send_json(
         &home,
-        &["--to", &bob, "--bcc", &carol, "--reply-to", &alice, "--subject", subject, "--attach", att.to_str().unwrap(), "--html-file", html.to_str().unwrap()],
+        &[
+            "--to",
+            &bob,
+            "--bcc",
+            &carol,
+            "--reply-to",
+            &alice,
+            "--subject",
+            subject,
+            "--attach",
+            att.to_str().unwrap(),
+            "--html-file",
+            html.to_str().unwrap(),
+        ],
         "Hallo Bob,\nanbei das Angebot.\n",
     );
     assert_eq!(code, 0, "{v}\n{err}");
@@ -136,35 +195,68 @@ fn send_with_attachment_and_non_ascii_subject_lands_once_and_verifies() {
     assert_eq!(v["copy_state"], "appended");
     assert_eq!(v["copy_folder"], "Sent");
     for s in ["queued", "sending", "sent", "copied", "verified"] {
-        assert!(err.contains(&format!(" {s} ")), "state {s} printed on stderr: {err}");
+        assert!(
+            err.contains(&format!(" {s} ")),
+            "state {s} printed on stderr: {err}"
+        );
     }
     let mid = v["message_id"].as_str().unwrap().to_string();
     let id = v["id"].as_i64().unwrap();
 
     let inbox = imap_find(&bob, "INBOX", &mid);
     assert_eq!(inbox.len(), 1, "bob has it once");
-    let parsed = mail_parser::MessageParser::default().parse(&inbox[0].raw).unwrap();
+    let parsed = mail_parser::MessageParser::default()
+        .parse(&inbox[0].raw)
+        .unwrap();
     assert_eq!(parsed.subject(), Some(subject));
     assert_eq!(parsed.attachment_count(), 1);
-    assert_eq!(parsed.attachment(0).unwrap().attachment_name(), Some("Angebot März.pdf"));
-    assert_eq!(parsed.attachment(0).unwrap().contents(), b"%PDF-1.4 fake but binary \x00\x01\x02\xff");
-    assert_eq!(parsed.reply_to().unwrap().first().unwrap().address(), Some(alice.as_str()));
+    assert_eq!(
+        parsed.attachment(0).unwrap().attachment_name(),
+        Some("Angebot März.pdf")
+    );
+    assert_eq!(
+        parsed.attachment(0).unwrap().contents(),
+        b"%PDF-1.4 fake but binary \x00\x01\x02\xff"
+    );
+    assert_eq!(
+        parsed.reply_to().unwrap().first().unwrap().address(),
+        Some(alice.as_str())
+    );
     assert_eq!(count(&carol, "INBOX", &mid), 1, "the Bcc recipient got it");
     let text = String::from_utf8_lossy(&inbox[0].raw).to_ascii_lowercase();
-    assert!(!text.contains("\nbcc:") && !text.contains(&carol.to_ascii_lowercase()), "Bcc is envelope only");
+    assert!(
+        !text.contains("\nbcc:") && !text.contains(&carol.to_ascii_lowercase()),
+        "Bcc is envelope only"
+    );
 
     let sent = imap_find(&alice, "Sent", &mid);
     assert_eq!(sent.len(), 1, "exactly one copy in Sent");
     let raw = raw_of(&home, id);
-    assert_eq!(sent[0].raw, raw, "the Sent copy is byte-identical to what SMTP got");
-    assert!(sent[0].flags.iter().any(|f| f.contains("Seen")), "{:?}", sent[0].flags);
+    assert_eq!(
+        sent[0].raw, raw,
+        "the Sent copy is byte-identical to what SMTP got"
+    );
+    assert!(
+        sent[0].flags.iter().any(|f| f.contains("Seen")),
+        "{:?}",
+        sent[0].flags
+    );
 
     let actions = audit_actions(&home, id);
-    for a in ["outbox.queued", "outbox.sending", "outbox.sent", "outbox.copied", "outbox.verified"] {
+    for a in [
+        "outbox.queued",
+        "outbox.sending",
+        "outbox.sent",
+        "outbox.copied",
+        "outbox.verified",
+    ] {
         assert!(actions.iter().any(|x| x == a), "audit has {a}: {actions:?}");
     }
     let (_, st) = home.json(&["status"]);
-    assert_eq!(st["accounts"][0]["outbox"], serde_json::json!({"queued":0,"uncertain":0,"copy_pending":0}));
+    assert_eq!(
+        st["accounts"][0]["outbox"],
+        serde_json::json!({"queued":0,"uncertain":0,"copy_pending":0})
+    );
 }
 
 #[test]
@@ -173,12 +265,39 @@ fn sender_must_be_the_account_or_an_alias_and_queue_only_can_be_cancelled() {
     let bob = user("send-alias-b");
     let home = Home::new();
     home.add_account("a", &alice);
-    let out = home.run_stdin(&["send", "--from", "ceo@example.test", "--to", &bob, "--subject", "x"], "x");
+    let out = home.run_stdin(
+        &[
+            "send",
+            "--from",
+            "ceo@example.test",
+            "--to",
+            &bob,
+            "--subject",
+            "x",
+        ],
+        "x",
+    );
     assert_eq!(out.status.code(), Some(64), "{}", stderr(&out));
     assert!(stderr(&out).contains("alias"), "{}", stderr(&out));
     let alias = format!("sales-{}", alice);
-    home.set_account_option("a", "aliases", toml_edit::value(toml_edit::Array::from_iter([alias.as_str()])));
-    let (code, v, err) = send_json(&home, &["--from", &format!("Sales Desk <{alias}>"), "--to", &bob, "--subject", "from alias", "--queue-only"], "hi");
+    home.set_account_option(
+        "a",
+        "aliases",
+        toml_edit::value(toml_edit::Array::from_iter([alias.as_str()])),
+    );
+    let (code, v, err) = send_json(
+        &home,
+        &[
+            "--from",
+            &format!("Sales Desk <{alias}>"),
+            "--to",
+            &bob,
+            "--subject",
+            "from alias",
+            "--queue-only",
+        ],
+        "hi",
+    );
     assert_eq!(code, 0, "{v} {err}");
     assert_eq!(v["state"], "queued");
     assert_eq!(v["from"], alias.as_str());
@@ -187,9 +306,17 @@ fn sender_must_be_the_account_or_an_alias_and_queue_only_can_be_cancelled() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(outbox_item(&home, id)["state"], "cancelled");
     home.run(&["outbox", "flush"]);
-    assert_eq!(count(&bob, "INBOX", v["message_id"].as_str().unwrap()), 0, "a cancelled message is never sent");
+    assert_eq!(
+        count(&bob, "INBOX", v["message_id"].as_str().unwrap()),
+        0,
+        "a cancelled message is never sent"
+    );
     // Sent mail cannot be cancelled.
-    let (code, v, _) = send_json(&home, &["--from", &alias, "--to", &bob, "--subject", "sent one"], "hi");
+    let (code, v, _) = send_json(
+        &home,
+        &["--from", &alias, "--to", &bob, "--subject", "sent one"],
+        "hi",
+    );
     assert_eq!(code, 0);
     let out = home.run(&["outbox", "cancel", &v["id"].to_string()]);
     assert_eq!(out.status.code(), Some(64));
@@ -208,7 +335,11 @@ fn server_filed_copy_is_never_duplicated() {
     home.add_account("f", filer);
     home.set_account_option("f", "sent_copy.filed_by_server", toml_edit::value(true));
     home.set_account_option("f", "sent_copy.retry_secs", toml_edit::value(1));
-    let (code, v, err) = send_json(&home, &["--to", &bob, "--subject", "filed by the server"], "x");
+    let (code, v, err) = send_json(
+        &home,
+        &["--to", &bob, "--subject", "filed by the server"],
+        "x",
+    );
     assert_eq!(code, 0, "{v} {err}");
     let id = v["id"].as_i64().unwrap();
     let mid = v["message_id"].as_str().unwrap().to_string();
@@ -225,7 +356,11 @@ fn server_filed_copy_is_never_duplicated() {
     assert_eq!(v["state"], "sent", "batched: the copy waits");
     let id = v["id"].as_i64().unwrap();
     let mid = v["message_id"].as_str().unwrap().to_string();
-    wait_for("the server to file its copy", Duration::from_secs(30), || (count(filer, "Sent", &mid) == 1).then_some(()));
+    wait_for(
+        "the server to file its copy",
+        Duration::from_secs(30),
+        || (count(filer, "Sent", &mid) == 1).then_some(()),
+    );
     let item = flush_until(&home, id, "verified", Duration::from_secs(30));
     assert_eq!(item["copy_state"], "filed_by_server");
     assert_eq!(count(filer, "Sent", &mid), 1, "still exactly one copy");
@@ -244,7 +379,13 @@ fn imap_down_after_smtp_accepted_queues_the_copy_until_imap_is_back() {
     assert_eq!(code, 0, "SMTP accepted, so send succeeds: {v} {err}");
     assert_eq!(v["state"], "sent");
     assert_eq!(v["copy_state"], "pending");
-    assert!(v["last_error"]["what"].as_str().unwrap().contains("copy to Sent failed"), "{v}");
+    assert!(
+        v["last_error"]["what"]
+            .as_str()
+            .unwrap()
+            .contains("copy to Sent failed"),
+        "{v}"
+    );
     let id = v["id"].as_i64().unwrap();
     let mid = v["message_id"].as_str().unwrap().to_string();
     assert_eq!(count(&bob, "INBOX", &mid), 1);
@@ -270,7 +411,23 @@ fn smtp_refusal_keeps_the_message_queued_with_the_fix_and_backoff() {
     let bob = user("send-refused-b");
     let home = Home::new();
     let ca = servers().ca.to_string_lossy().to_string();
-    let out = home.run_stdin(&["account", "add", "a", "--email", &alice, "--imap", &format!("127.0.0.1:{IMAPS}"), "--smtp", &format!("127.0.0.1:{SUBMISSION}"), "--ca-file", &ca, "--password-stdin"], "wrong-password");
+    let out = home.run_stdin(
+        &[
+            "account",
+            "add",
+            "a",
+            "--email",
+            &alice,
+            "--imap",
+            &format!("127.0.0.1:{IMAPS}"),
+            "--smtp",
+            &format!("127.0.0.1:{SUBMISSION}"),
+            "--ca-file",
+            &ca,
+            "--password-stdin",
+        ],
+        "wrong-password",
+    );
     assert!(out.status.success());
     home.set_account_option("a", "sync.backoff_min_secs", toml_edit::value(60));
     let out = home.run_stdin(&["send", "--to", &bob, "--subject", "refused"], "x");
@@ -284,7 +441,12 @@ fn smtp_refusal_keeps_the_message_queued_with_the_fix_and_backoff() {
     let id = item["id"].as_i64().unwrap();
     assert_eq!(item["state"], "queued");
     assert_eq!(item["attempts"], 1);
-    assert!(item["last_error"]["fix"].as_str().unwrap().contains("set-password"));
+    assert!(
+        item["last_error"]["fix"]
+            .as_str()
+            .unwrap()
+            .contains("set-password")
+    );
     assert!(item["next_attempt_at"].is_string());
     // Backoff: an immediate flush does not hammer the server.
     home.run(&["outbox", "flush"]);
@@ -294,7 +456,10 @@ fn smtp_refusal_keeps_the_message_queued_with_the_fix_and_backoff() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(outbox_item(&home, id)["attempts"], 2);
     // The user fixes the password; the queued message goes out.
-    let out = home.run_stdin(&["account", "set-password", "a", "--password-stdin"], PASSWORD);
+    let out = home.run_stdin(
+        &["account", "set-password", "a", "--password-stdin"],
+        PASSWORD,
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let out = home.run(&["outbox", "retry", &id.to_string()]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -305,7 +470,10 @@ fn smtp_refusal_keeps_the_message_queued_with_the_fix_and_backoff() {
     let out = home.run_stdin(&["send", "--to", &bob, "--subject", "server down"], "x");
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(err.contains("cannot connect") || err.contains("SMTP"), "{err}");
+    assert!(
+        err.contains("cannot connect") || err.contains("SMTP"),
+        "{err}"
+    );
     assert!(err.contains("fix:"), "{err}");
     let (_, list) = home.json(&["outbox"]);
     assert_eq!(list["items"][0]["state"], "queued");
@@ -319,7 +487,12 @@ fn kill_between_sent_and_copied_gives_one_delivery_and_one_copy() {
     let bob = user("send-kill-b");
     let home = Home::new();
     home.add_account("a", &alice);
-    let out = home.cmd().env("MAILROOM_FAILPOINT", "after_smtp_accepted").args(["send", "--to", &bob, "--subject", "crash after sent"]).output().unwrap();
+    let out = home
+        .cmd()
+        .env("MAILROOM_FAILPOINT", "after_smtp_accepted")
+        .args(["send", "--to", &bob, "--subject", "crash after sent"])
+        .output()
+        .unwrap();
     assert!(!out.status.success(), "the failpoint aborts the process");
     let (_, list) = home.json(&["outbox"]);
     let item = &list["items"][0];
@@ -340,12 +513,20 @@ fn crash_during_data_is_uncertain_until_the_user_resends_or_drops() {
     let home = Home::new();
     home.add_account("a", &alice);
     let crash = |subject: &str| -> (i64, String) {
-        let out = home.cmd().env("MAILROOM_FAILPOINT", "before_sent_commit").args(["send", "--to", &bob, "--subject", subject]).output().unwrap();
+        let out = home
+            .cmd()
+            .env("MAILROOM_FAILPOINT", "before_sent_commit")
+            .args(["send", "--to", &bob, "--subject", subject])
+            .output()
+            .unwrap();
         assert!(!out.status.success());
         let (_, list) = home.json(&["outbox"]);
         let item = list["items"][0].clone();
         assert_eq!(item["state"], "sending", "{item}");
-        (item["id"].as_i64().unwrap(), item["message_id"].as_str().unwrap().to_string())
+        (
+            item["id"].as_i64().unwrap(),
+            item["message_id"].as_str().unwrap().to_string(),
+        )
     };
     let (id, mid) = crash("uncertain one");
     // The next run finds the dead process's item: uncertain, and it is not sent again.
@@ -353,19 +534,37 @@ fn crash_during_data_is_uncertain_until_the_user_resends_or_drops() {
     home.run(&["outbox", "flush"]);
     let item = outbox_item(&home, id);
     assert_eq!(item["state"], "uncertain", "{item}");
-    assert!(item["last_error"]["fix"].as_str().unwrap().contains("resend"), "{item}");
+    assert!(
+        item["last_error"]["fix"]
+            .as_str()
+            .unwrap()
+            .contains("resend"),
+        "{item}"
+    );
     let (code, st) = home.json(&["status"]);
     assert_eq!(st["accounts"][0]["outbox"]["uncertain"], 1, "{st}");
     assert_eq!(code, 1, "status is degraded while something is uncertain");
-    wait_for("the one delivery", Duration::from_secs(20), || (count(&bob, "INBOX", &mid) == 1).then_some(()));
-    assert_eq!(count(&alice, "Sent", &mid), 0, "a normal server does not file it: still uncertain");
+    wait_for("the one delivery", Duration::from_secs(20), || {
+        (count(&bob, "INBOX", &mid) == 1).then_some(())
+    });
+    assert_eq!(
+        count(&alice, "Sent", &mid),
+        0,
+        "a normal server does not file it: still uncertain"
+    );
     let out = home.run(&["outbox", "retry", &id.to_string()]);
-    assert_eq!(out.status.code(), Some(64), "retry refuses an uncertain item");
+    assert_eq!(
+        out.status.code(),
+        Some(64),
+        "retry refuses an uncertain item"
+    );
     // resend: the user's choice, so it goes out again.
     let out = home.run(&["outbox", "resend", &id.to_string()]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(outbox_item(&home, id)["state"], "verified");
-    wait_for("the resent copy", Duration::from_secs(20), || (count(&bob, "INBOX", &mid) == 2).then_some(()));
+    wait_for("the resent copy", Duration::from_secs(20), || {
+        (count(&bob, "INBOX", &mid) == 2).then_some(())
+    });
     assert_eq!(count(&alice, "Sent", &mid), 1);
 
     // drop: assume it was delivered; it is filed into Sent, never sent again.
@@ -380,7 +579,11 @@ fn crash_during_data_is_uncertain_until_the_user_resends_or_drops() {
     assert_eq!(count(&bob, "INBOX", &mid), 1);
     assert_eq!(count(&alice, "Sent", &mid), 1);
     let actions = audit_actions(&home, id);
-    assert!(actions.iter().any(|a| a == "outbox.uncertain") && actions.iter().any(|a| a == "outbox.dropped"), "{actions:?}");
+    assert!(
+        actions.iter().any(|a| a == "outbox.uncertain")
+            && actions.iter().any(|a| a == "outbox.dropped"),
+        "{actions:?}"
+    );
 }
 
 #[test]
@@ -390,7 +593,12 @@ fn uncertain_resolves_itself_when_the_server_filed_the_message() {
     let home = Home::new();
     home.add_account("f", filer);
     home.set_account_option("f", "sent_copy.retry_secs", toml_edit::value(1));
-    let out = home.cmd().env("MAILROOM_FAILPOINT", "before_sent_commit").args(["send", "--to", &bob, "--subject", "resolves itself"]).output().unwrap();
+    let out = home
+        .cmd()
+        .env("MAILROOM_FAILPOINT", "before_sent_commit")
+        .args(["send", "--to", &bob, "--subject", "resolves itself"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let (_, list) = home.json(&["outbox"]);
     let id = list["items"][0]["id"].as_i64().unwrap();
@@ -399,7 +607,11 @@ fn uncertain_resolves_itself_when_the_server_filed_the_message() {
     assert_eq!(item["copy_state"], "filed_by_server");
     assert_eq!(count(filer, "Sent", &mid), 1);
     assert_eq!(count(&bob, "INBOX", &mid), 1, "never sent twice");
-    assert!(audit_actions(&home, id).iter().any(|a| a == "outbox.uncertain_resolved"));
+    assert!(
+        audit_actions(&home, id)
+            .iter()
+            .any(|a| a == "outbox.uncertain_resolved")
+    );
 }
 
 #[test]
@@ -408,30 +620,66 @@ fn big_attachment_is_delivered_whole_and_left_out_of_the_copy_with_a_note() {
     let bob = user("send-big-b");
     let home = Home::new();
     home.add_account("a", &alice);
-    home.set_account_option("a", "sent_copy.drop_attachments_over_bytes", toml_edit::value(10 * 1024 * 1024));
+    home.set_account_option(
+        "a",
+        "sent_copy.drop_attachments_over_bytes",
+        toml_edit::value(10 * 1024 * 1024),
+    );
     let dir = tempfile::tempdir().unwrap();
     let big = dir.path().join("scan.bin");
-    let data: Vec<u8> = (0..20 * 1024 * 1024u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let data: Vec<u8> = (0..20 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
     std::fs::write(&big, &data).unwrap();
     let small = dir.path().join("notes.txt");
     std::fs::write(&small, "keep me").unwrap();
-    let (code, v, err) = send_json(&home, &["--to", &bob, "--subject", "20 MB", "--attach", big.to_str().unwrap(), "--attach", small.to_str().unwrap()], "see attached");
+    let (code, v, err) = send_json(
+        &home,
+        &[
+            "--to",
+            &bob,
+            "--subject",
+            "20 MB",
+            "--attach",
+            big.to_str().unwrap(),
+            "--attach",
+            small.to_str().unwrap(),
+        ],
+        "see attached",
+    );
     assert_eq!(code, 0, "{v} {err}");
     assert_eq!(v["state"], "verified", "{v}");
     assert!(v["copy_note"].as_str().unwrap().contains("scan.bin"), "{v}");
     let mid = v["message_id"].as_str().unwrap().to_string();
     let inbox = imap_find(&bob, "INBOX", &mid);
     assert_eq!(inbox.len(), 1);
-    let m = mail_parser::MessageParser::default().parse(&inbox[0].raw).unwrap();
-    let got = m.attachments().find(|a| a.attachment_name() == Some("scan.bin")).expect("delivered with the attachment");
+    let m = mail_parser::MessageParser::default()
+        .parse(&inbox[0].raw)
+        .unwrap();
+    let got = m
+        .attachments()
+        .find(|a| a.attachment_name() == Some("scan.bin"))
+        .expect("delivered with the attachment");
     assert!(got.contents() == data.as_slice(), "delivered whole");
     let sent = imap_find(&alice, "Sent", &mid);
     assert_eq!(sent.len(), 1);
-    assert!(sent[0].raw.len() < 1024 * 1024, "the copy is small: {}", sent[0].raw.len());
-    let c = mail_parser::MessageParser::default().parse(&sent[0].raw).unwrap();
-    let names: Vec<_> = c.attachments().filter_map(|a| a.attachment_name()).collect();
+    assert!(
+        sent[0].raw.len() < 1024 * 1024,
+        "the copy is small: {}",
+        sent[0].raw.len()
+    );
+    let c = mail_parser::MessageParser::default()
+        .parse(&sent[0].raw)
+        .unwrap();
+    let names: Vec<_> = c
+        .attachments()
+        .filter_map(|a| a.attachment_name())
+        .collect();
     assert_eq!(names, ["notes.txt"], "only the big attachment is left out");
-    assert!(String::from_utf8_lossy(&sent[0].raw).contains("Left out of this Sent copy"), "the copy says so");
+    assert!(
+        String::from_utf8_lossy(&sent[0].raw).contains("Left out of this Sent copy"),
+        "the copy says so"
+    );
 }
 
 #[test]
@@ -444,7 +692,9 @@ fn reply_threads_to_the_cached_message_with_a_quote() {
     // Until sync fills the cache, put the message there the way sync stores it.
     let orig = format!("orig-{}", alice);
     let db = home.db();
-    let account_id: String = db.query_row("SELECT id FROM accounts", [], |r| r.get(0)).unwrap();
+    let account_id: String = db
+        .query_row("SELECT id FROM accounts", [], |r| r.get(0))
+        .unwrap();
     db.execute("INSERT INTO folders (account_id, name, wire_name, role, sync_enabled) VALUES (?1, 'INBOX', 'INBOX', 'inbox', 1)", [&account_id]).unwrap();
     let folder_id = db.last_insert_rowid();
     let to_json = serde_json::json!([{"name": "Alice", "address": alice}, {"name": "Carol", "address": carol}]).to_string();
@@ -454,10 +704,14 @@ fn reply_threads_to_the_cached_message_with_a_quote() {
     )
     .unwrap();
     let msg_id = db.last_insert_rowid();
-    db.execute("UPDATE messages SET thread_id = id WHERE id = ?1", [msg_id]).unwrap();
+    db.execute("UPDATE messages SET thread_id = id WHERE id = ?1", [msg_id])
+        .unwrap();
     db.execute("INSERT INTO locations (message_id, account_id, folder_id, uidvalidity, uid) VALUES (?1, ?2, ?3, 1, 1)", rusqlite::params![msg_id, account_id, folder_id]).unwrap();
     drop(db);
-    let out = home.run_stdin(&["--json", "reply", &msg_id.to_string(), "--all"], "Thanks, Bob.");
+    let out = home.run_stdin(
+        &["--json", "reply", &msg_id.to_string(), "--all"],
+        "Thanks, Bob.",
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
     assert_eq!(v["state"], "verified", "{v}");
@@ -466,14 +720,29 @@ fn reply_threads_to_the_cached_message_with_a_quote() {
     let mid = v["message_id"].as_str().unwrap().to_string();
     let inbox = imap_find(&bob, "INBOX", &mid);
     assert_eq!(inbox.len(), 1);
-    let m = mail_parser::MessageParser::default().parse(&inbox[0].raw).unwrap();
+    let m = mail_parser::MessageParser::default()
+        .parse(&inbox[0].raw)
+        .unwrap();
     assert_eq!(m.subject(), Some("Re: Frage zum Angebot"));
     assert_eq!(m.in_reply_to().as_text(), Some(orig.as_str()));
-    let refs: Vec<String> = m.references().as_text_list().unwrap().iter().map(|s| s.to_string()).collect();
+    let refs: Vec<String> = m
+        .references()
+        .as_text_list()
+        .unwrap()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     assert_eq!(refs, vec!["root@example.test".to_string(), orig.clone()]);
     let body = m.body_text(0).unwrap().to_string();
     assert!(body.starts_with("Thanks, Bob."), "{body}");
-    assert!(body.contains("> Line one") && body.contains("> Line two"), "{body}");
-    assert_eq!(count(&carol, "INBOX", &mid), 1, "--all includes the other recipients");
+    assert!(
+        body.contains("> Line one") && body.contains("> Line two"),
+        "{body}"
+    );
+    assert_eq!(
+        count(&carol, "INBOX", &mid),
+        1,
+        "--all includes the other recipients"
+    );
     assert_eq!(count(&alice, "INBOX", &mid), 0, "never to ourselves");
 }
