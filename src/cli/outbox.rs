@@ -14,7 +14,7 @@ use crate::account::Account;
 use crate::error::{AppError, Result};
 use crate::mail::compose::{self, CopyPlan, Draft};
 use crate::mail::sanitize::clean_line;
-use crate::outbox::{DriveOptions, DriveReport, Outbox, Progress, check_sender};
+use crate::outbox::{CopyConnections, DriveOptions, DriveReport, Outbox, Progress, check_sender};
 use crate::store::OutboxRow;
 use crate::store::outbox::state;
 
@@ -84,7 +84,11 @@ pub enum OutboxCmd {
     /// Give up on an `uncertain` item (assume it was delivered).
     Drop { id: i64 },
     /// Drive every due item now.
-    Flush,
+    Flush {
+        /// Benchmark knob: one SMTP and IMAP connection per message instead of one per pass.
+        #[arg(long, hide = true)]
+        per_message_connections: bool,
+    },
 }
 
 /// Prints each state an item reaches on stderr (never stdout, which is for the result).
@@ -621,8 +625,19 @@ pub async fn run(ctx: &Ctx, args: OutboxArgs) -> Result<i32> {
             emit(ctx.json, &item, || format!("#{id} cancelled"));
             Ok(0)
         }
-        Some(OutboxCmd::Flush) => {
-            let report = ob.drive(&DriveOptions::default()).await?;
+        Some(OutboxCmd::Flush {
+            per_message_connections,
+        }) => {
+            let report = ob
+                .drive(&DriveOptions {
+                    connections: if per_message_connections {
+                        CopyConnections::PerMessage
+                    } else {
+                        CopyConnections::Shared
+                    },
+                    ..Default::default()
+                })
+                .await?;
             let code = if report.failed > 0 { 1 } else { 0 };
             emit(ctx.json, &report, || report_text(&report));
             Ok(code)

@@ -37,8 +37,8 @@ pub struct Progress {
 
 pub type Observer = Arc<dyn Fn(&Progress) + Send + Sync>;
 
-/// How copies reach the server: one connection per account and pass (batched), or one per
-/// message (what batching is measured against).
+/// How items reach the servers: one SMTP and one IMAP connection per account and pass
+/// (batched), or one of each per message (what batching is measured against).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CopyConnections {
     #[default]
@@ -298,7 +298,7 @@ impl Outbox {
     ) -> Result<()> {
         let sends = self.due(account, &[state::QUEUED], None, opts)?;
         if !sends.is_empty() {
-            self.deliver(account, &sends, report).await?;
+            self.deliver(account, &sends, opts, report).await?;
         }
         let mut copies = self.due(
             account,
@@ -320,6 +320,7 @@ impl Outbox {
         &self,
         account: &Account,
         ids: &[i64],
+        opts: &DriveOptions,
         report: &mut DriveReport,
     ) -> Result<()> {
         let tag = claim_tag();
@@ -476,6 +477,11 @@ impl Outbox {
                     report.errors.push(ErrorSummary::new(Some(id), &e));
                     self.tell(id, format!("uncertain: {}", e.summary));
                 }
+            }
+            if opts.connections == CopyConnections::PerMessage
+                && let Some(s) = session.take()
+            {
+                s.quit().await;
             }
         }
         if let Some(s) = session {
@@ -736,6 +742,8 @@ impl Outbox {
             let (raw, copy_raw) = self.store().outbox_raw(id)?.ok_or_else(|| no_item(id))?;
             let bytes = copy_raw.unwrap_or(raw);
             let uid = b.append(&bytes, row.sent_at.as_deref()).await?;
+            // Crash here and the restart finds our copy by Message-ID before appending again.
+            failpoint::hit("after_append");
             let ch = Change {
                 state: Some(state::COPIED),
                 copy_state: Some(copy::APPENDED),
@@ -755,7 +763,6 @@ impl Outbox {
                 ),
             );
             appended_uid = uid;
-            failpoint::hit("after_append");
         }
         // Verify by Message-ID.
         let found = b.find(&row.message_id).await?;
