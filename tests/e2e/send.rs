@@ -260,6 +260,23 @@ fn send_with_attachment_and_non_ascii_subject_lands_once_and_verifies() {
 }
 
 #[test]
+fn sends_over_implicit_tls_submission_too() {
+    let alice = user("send-465");
+    let bob = user("send-465-b");
+    let home = Home::new();
+    let ca = servers().ca.to_string_lossy().to_string();
+    let out = home.run_stdin(
+        &["account", "add", "a", "--email", &alice, "--imap", &format!("127.0.0.1:{IMAP_STARTTLS}"), "--imap-security", "starttls", "--smtp", &format!("127.0.0.1:{SUBMISSIONS}"), "--smtp-security", "tls", "--ca-file", &ca, "--password-stdin"],
+        PASSWORD,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (code, v, err) = send_json(&home, &["--to", &bob, "--subject", "over 465"], "x");
+    assert_eq!(code, 0, "{v} {err}");
+    assert_eq!(v["state"], "verified");
+    assert_eq!(count(&bob, "INBOX", v["message_id"].as_str().unwrap()), 1);
+}
+
+#[test]
 fn sender_must_be_the_account_or_an_alias_and_queue_only_can_be_cancelled() {
     let alice = user("send-alias");
     let bob = user("send-alias-b");
@@ -504,6 +521,25 @@ fn kill_between_sent_and_copied_gives_one_delivery_and_one_copy() {
     assert_eq!(item["attempts"], 1, "never sent twice");
     assert_eq!(count(&bob, "INBOX", &mid), 1, "one delivery");
     assert_eq!(count(&alice, "Sent", &mid), 1, "one copy");
+}
+
+#[test]
+fn kill_between_append_and_its_commit_never_duplicates_the_copy() {
+    let alice = user("send-kill-append");
+    let bob = user("send-kill-append-b");
+    let home = Home::new();
+    home.add_account("a", &alice);
+    let out = home.cmd().env("MAILROOM_FAILPOINT", "after_append").args(["send", "--to", &bob, "--subject", "crash after append"]).output().unwrap();
+    assert!(!out.status.success(), "the failpoint aborts the process");
+    let (_, list) = home.json(&["outbox"]);
+    let item = &list["items"][0];
+    let id = item["id"].as_i64().unwrap();
+    let mid = item["message_id"].as_str().unwrap().to_string();
+    assert_eq!((item["state"].as_str(), item["copy_state"].as_str()), (Some("sent"), Some("pending")), "{item}");
+    assert_eq!(count(&alice, "Sent", &mid), 1, "the APPEND went through before the crash");
+    flush_until(&home, id, "verified", Duration::from_secs(30));
+    assert_eq!(count(&alice, "Sent", &mid), 1, "found by Message-ID, not appended twice");
+    assert_eq!(count(&bob, "INBOX", &mid), 1);
 }
 
 #[test]
