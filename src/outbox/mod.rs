@@ -306,8 +306,14 @@ impl Outbox {
             Some(&[copy::PENDING, copy::APPENDED]),
             opts,
         )?;
+        // Batching: once one copy is due, every copy still waiting for its batch time rides
+        // along on the same connection, so a batch is one connection every batch_secs.
+        if !copies.is_empty() && opts.only.is_none() {
+            copies.extend(self.store().outbox_waiting_batch(account.id())?);
+        }
         copies.extend(self.due(account, &[state::UNCERTAIN], None, opts)?);
         copies.sort_unstable();
+        copies.dedup();
         if !copies.is_empty() {
             self.copy_all(account, &copies, opts, report).await?;
         }

@@ -257,6 +257,135 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+    #[derive(Clone, Copy)]
+    enum AfterData {
+        Accept,
+        Refuse,
+        Hangup,
+    }
+
+    /// A scripted SMTP server for the transaction edges real servers rarely show on demand
+    /// (hang-up after the final dot); the happy paths are covered end to end against Postfix.
+    async fn fake(after: AfterData) -> u16 {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let (s, _) = l.accept().await.unwrap();
+            let (r, mut w) = s.into_split();
+            let mut r = BufReader::new(r);
+            w.write_all(b"220 fake ESMTP\r\n").await.unwrap();
+            let mut line = String::new();
+            loop {
+                line.clear();
+                if r.read_line(&mut line).await.unwrap_or(0) == 0 {
+                    return;
+                }
+                let up = line.to_ascii_uppercase();
+                let reply: &[u8] = if up.starts_with("EHLO") {
+                    b"250-fake\r\n250-SIZE 1000\r\n250 AUTH PLAIN LOGIN\r\n"
+                } else if up.starts_with("AUTH") {
+                    b"235 ok\r\n"
+                } else if up.starts_with("MAIL") {
+                    b"250 ok\r\n"
+                } else if up.starts_with("RCPT") {
+                    if up.contains("REFUSED@") {
+                        b"550 no such user\r\n"
+                    } else {
+                        b"250 ok\r\n"
+                    }
+                } else if up.starts_with("DATA") {
+                    w.write_all(b"354 go\r\n").await.unwrap();
+                    loop {
+                        line.clear();
+                        if r.read_line(&mut line).await.unwrap_or(0) == 0 || line == ".\r\n" {
+                            break;
+                        }
+                    }
+                    match after {
+                        AfterData::Accept => b"250 queued\r\n",
+                        AfterData::Refuse => b"554 rejected by policy\r\n",
+                        AfterData::Hangup => return,
+                    }
+                } else if up.starts_with("QUIT") {
+                    let _ = w.write_all(b"221 bye\r\n").await;
+                    return;
+                } else {
+                    b"250 ok\r\n"
+                };
+                w.write_all(reply).await.unwrap();
+            }
+        });
+        port
+    }
+
+    fn target(port: u16) -> SmtpTarget {
+        SmtpTarget {
+            server: crate::config::Server {
+                host: "127.0.0.1".into(),
+                port,
+                security: Security::None,
+            },
+            tls: Default::default(),
+            user: "u".into(),
+            timeout: std::time::Duration::from_secs(5),
+        }
+    }
+
+    async fn run(
+        after: AfterData,
+        rcpt: &str,
+        size: usize,
+    ) -> (std::result::Result<String, SendError>, bool) {
+        let port = fake(after).await;
+        let pw = SecretString::from("pw".to_string());
+        let mut s = Session::open(&target(port), &pw).await.unwrap();
+        assert_eq!(s.size_limit, Some(1000));
+        let marked = Arc::new(AtomicBool::new(false));
+        let m = marked.clone();
+        let raw = vec![b'a'; size];
+        let res = s
+            .send("a@example.test", &[rcpt.to_string()], &raw, move || {
+                m.store(true, Ordering::SeqCst);
+                Ok(())
+            })
+            .await;
+        (res, marked.load(Ordering::SeqCst))
+    }
+
+    #[tokio::test]
+    async fn outcomes_are_told_apart_around_data() {
+        let (r, marked) = run(AfterData::Accept, "b@example.test", 100).await;
+        assert!(r.is_ok() && marked);
+        // Too big for SIZE: refused before anything is marked.
+        let (r, marked) = run(AfterData::Accept, "b@example.test", 2000).await;
+        assert!(
+            matches!(&r, Err(SendError::Refused(e)) if e.summary.contains("at most")),
+            "{r:?}"
+        );
+        assert!(!marked);
+        // A refused recipient: certainly not sent, never marked sending.
+        let (r, marked) = run(AfterData::Accept, "refused@example.test", 100).await;
+        assert!(
+            matches!(&r, Err(SendError::Refused(e)) if e.summary.contains("refused@example.test")),
+            "{r:?}"
+        );
+        assert!(!marked);
+        // The server answers the final dot with 554: certainly not taken.
+        let (r, marked) = run(AfterData::Refuse, "b@example.test", 100).await;
+        assert!(matches!(r, Err(SendError::Refused(_))), "{r:?}");
+        assert!(marked);
+        // The connection dies after the dot: nobody knows — uncertain, never retried blindly.
+        let (r, marked) = run(AfterData::Hangup, "b@example.test", 100).await;
+        assert!(
+            matches!(&r, Err(SendError::Uncertain(e)) if e.fix.contains("resend")),
+            "{r:?}"
+        );
+        assert!(marked);
+    }
 
     #[test]
     fn size_is_read_from_ehlo_lines() {

@@ -270,6 +270,17 @@ impl Store {
         Ok(ids)
     }
 
+    /// Copies that only wait for their batch time (never tried yet).
+    pub fn outbox_waiting_batch(&self, account_id: &str) -> Result<Vec<i64>> {
+        let mut st = self.conn.prepare(
+            "SELECT id FROM outbox WHERE account_id = ?1 AND state = 'sent' AND copy_state = 'pending' AND copy_attempts = 0 ORDER BY id",
+        )?;
+        let ids = st
+            .query_map([account_id], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<i64>>>()?;
+        Ok(ids)
+    }
+
     /// Accounts that have anything left to drive.
     pub fn outbox_active_accounts(&self) -> Result<Vec<String>> {
         let mut st = self.conn.prepare(

@@ -266,7 +266,24 @@ fn sends_over_implicit_tls_submission_too() {
     let home = Home::new();
     let ca = servers().ca.to_string_lossy().to_string();
     let out = home.run_stdin(
-        &["account", "add", "a", "--email", &alice, "--imap", &format!("127.0.0.1:{IMAP_STARTTLS}"), "--imap-security", "starttls", "--smtp", &format!("127.0.0.1:{SUBMISSIONS}"), "--smtp-security", "tls", "--ca-file", &ca, "--password-stdin"],
+        &[
+            "account",
+            "add",
+            "a",
+            "--email",
+            &alice,
+            "--imap",
+            &format!("127.0.0.1:{IMAP_STARTTLS}"),
+            "--imap-security",
+            "starttls",
+            "--smtp",
+            &format!("127.0.0.1:{SUBMISSIONS}"),
+            "--smtp-security",
+            "tls",
+            "--ca-file",
+            &ca,
+            "--password-stdin",
+        ],
         PASSWORD,
     );
     assert!(out.status.success(), "{}", stderr(&out));
@@ -529,16 +546,33 @@ fn kill_between_append_and_its_commit_never_duplicates_the_copy() {
     let bob = user("send-kill-append-b");
     let home = Home::new();
     home.add_account("a", &alice);
-    let out = home.cmd().env("MAILROOM_FAILPOINT", "after_append").args(["send", "--to", &bob, "--subject", "crash after append"]).output().unwrap();
+    let out = home
+        .cmd()
+        .env("MAILROOM_FAILPOINT", "after_append")
+        .args(["send", "--to", &bob, "--subject", "crash after append"])
+        .output()
+        .unwrap();
     assert!(!out.status.success(), "the failpoint aborts the process");
     let (_, list) = home.json(&["outbox"]);
     let item = &list["items"][0];
     let id = item["id"].as_i64().unwrap();
     let mid = item["message_id"].as_str().unwrap().to_string();
-    assert_eq!((item["state"].as_str(), item["copy_state"].as_str()), (Some("sent"), Some("pending")), "{item}");
-    assert_eq!(count(&alice, "Sent", &mid), 1, "the APPEND went through before the crash");
+    assert_eq!(
+        (item["state"].as_str(), item["copy_state"].as_str()),
+        (Some("sent"), Some("pending")),
+        "{item}"
+    );
+    assert_eq!(
+        count(&alice, "Sent", &mid),
+        1,
+        "the APPEND went through before the crash"
+    );
     flush_until(&home, id, "verified", Duration::from_secs(30));
-    assert_eq!(count(&alice, "Sent", &mid), 1, "found by Message-ID, not appended twice");
+    assert_eq!(
+        count(&alice, "Sent", &mid),
+        1,
+        "found by Message-ID, not appended twice"
+    );
     assert_eq!(count(&bob, "INBOX", &mid), 1);
 }
 
@@ -781,4 +815,91 @@ fn reply_threads_to_the_cached_message_with_a_quote() {
         "--all includes the other recipients"
     );
     assert_eq!(count(&alice, "INBOX", &mid), 0, "never to ourselves");
+}
+
+#[test]
+fn copy_failure_policies_notify_and_skip_never_block_sending() {
+    let alice = user("send-policy");
+    let bob = user("send-policy-b");
+    for policy in ["notify", "skip"] {
+        let home = Home::new();
+        home.add_account("a", &alice);
+        home.set_account_option("a", "imap.port", toml_edit::value(closed_port() as i64));
+        home.set_account_option("a", "sent_copy.on_failure", toml_edit::value(policy));
+        let (code, v, err) = send_json(
+            &home,
+            &["--to", &bob, "--subject", &format!("policy {policy}")],
+            "x",
+        );
+        assert_eq!(code, 0, "sending is never blocked by the copy: {v} {err}");
+        assert_eq!(v["state"], "sent");
+        let id = v["id"].as_i64().unwrap();
+        let (_, st) = home.json(&["status"]);
+        if policy == "notify" {
+            assert_eq!(v["copy_state"], "failed", "{v}");
+            let (_, log) = home.json(&["log", "--level", "error"]);
+            assert!(
+                log.to_string().contains("copy to Sent failed"),
+                "the failure is in the log: {log}"
+            );
+            assert_eq!(st["accounts"][0]["outbox"]["copy_pending"], 1, "{st}");
+            // After the user fixes IMAP, a retry files the copy.
+            home.set_account_option("a", "imap.port", toml_edit::value(IMAPS as i64));
+            let out = home.run(&["outbox", "retry", &id.to_string()]);
+            assert!(out.status.success(), "{}", stderr(&out));
+            assert_eq!(outbox_item(&home, id)["state"], "verified");
+        } else {
+            assert_eq!(v["copy_state"], "skipped", "{v}");
+            assert_eq!(st["accounts"][0]["outbox"]["copy_pending"], 0, "{st}");
+            home.set_account_option("a", "imap.port", toml_edit::value(IMAPS as i64));
+            home.run(&["outbox", "flush"]);
+            assert_eq!(
+                outbox_item(&home, id)["state"],
+                "sent",
+                "a skipped copy is not retried by itself"
+            );
+        }
+    }
+}
+
+#[test]
+fn batched_copies_ride_together_on_one_pass() {
+    let alice = user("send-batch");
+    let bob = user("send-batch-b");
+    let home = Home::new();
+    home.add_account("a", &alice);
+    home.set_account_option("a", "sent_copy.batch_secs", toml_edit::value(1));
+    let (code, first, _) = send_json(&home, &["--to", &bob, "--subject", "batch 1"], "x");
+    assert_eq!(code, 0);
+    assert_eq!(
+        first["state"], "sent",
+        "batched: the copy waits for the batch"
+    );
+    // Later messages are far from their own batch time.
+    home.set_account_option("a", "sent_copy.batch_secs", toml_edit::value(3600));
+    let mut later = Vec::new();
+    for i in 2..=3 {
+        let (code, v, _) = send_json(
+            &home,
+            &["--to", &bob, "--subject", &format!("batch {i}")],
+            "x",
+        );
+        assert_eq!(code, 0);
+        assert_eq!(v["state"], "sent");
+        later.push(v);
+    }
+    flush_until(
+        &home,
+        first["id"].as_i64().unwrap(),
+        "verified",
+        Duration::from_secs(30),
+    );
+    for v in &later {
+        assert_eq!(
+            outbox_item(&home, v["id"].as_i64().unwrap())["state"],
+            "verified",
+            "rode along with the due batch"
+        );
+        assert_eq!(count(&alice, "Sent", v["message_id"].as_str().unwrap()), 1);
+    }
 }
