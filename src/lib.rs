@@ -19,4 +19,5 @@ pub mod presets;
 pub mod secret;
 pub mod smtp;
 pub mod store;
+pub mod sync;
 pub mod tui;

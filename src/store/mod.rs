@@ -3,14 +3,25 @@
 //! daemon and several consoles share one file.
 
 mod accounts;
+mod folders;
 mod log;
 pub mod outbox;
+mod messages;
+mod ops;
+mod quarantine;
 mod schema;
 mod status;
 
 pub use accounts::{AccountRow, AccountState, ErrorInfo, LeaseHolder};
+pub use folders::{FolderRow, FolderSyncState};
 pub use log::{AuditRow, EventRow, Level};
 pub use outbox::{Change, NewOutbox, OutboxRow, ReplyBase};
+pub use messages::{
+    BatchOutcome, FlagRow, LocationRow, LocationView, MessageFull, MessageSummary, NewMessage,
+    PrefetchItem,
+};
+pub use ops::{OpKind, OpTarget, PendingOp};
+pub use quarantine::QuarantineRow;
 pub use status::OutboxCounts;
 
 use std::os::unix::fs::OpenOptionsExt;

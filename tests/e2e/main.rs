@@ -5,3 +5,5 @@ mod common;
 
 mod account;
 mod send;
+mod corpus;
+mod sync;
