@@ -903,3 +903,36 @@ fn batched_copies_ride_together_on_one_pass() {
         assert_eq!(count(&alice, "Sent", v["message_id"].as_str().unwrap()), 1);
     }
 }
+
+#[test]
+fn reply_to_a_synced_message_and_the_sent_copy_joins_its_thread() {
+    let alice = user("send-reply-sync");
+    let bob = user("send-reply-sync-b");
+    let home = Home::new();
+    home.add_account("a", &alice);
+    smtp_send(&bob, &alice, "Lieferung nächste Woche?", "Hallo Alice,\nklappt die Lieferung?\n");
+    let id = wait_for("bob's message to sync", Duration::from_secs(30), || {
+        let (code, _) = home.json(&["sync", "a", "--once"]);
+        assert_eq!(code, 0);
+        let (_, v) = home.json(&["messages", "a", "--folder", "INBOX"]);
+        v["messages"].as_array().unwrap().iter().find(|m| m["subject"] == "Lieferung nächste Woche?").map(|m| m["id"].as_i64().unwrap())
+    });
+    let out = home.run_stdin(&["--json", "reply", &id.to_string()], "Ja, Dienstag.");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(v["state"], "verified", "{v}");
+    assert_eq!(v["thread_message_id"], id);
+    let mid = v["message_id"].as_str().unwrap().to_string();
+    let got = imap_find(&bob, "INBOX", &mid);
+    assert_eq!(got.len(), 1);
+    let m = mail_parser::MessageParser::default().parse(&got[0].raw).unwrap();
+    assert_eq!(m.subject(), Some("Re: Lieferung nächste Woche?"));
+    assert!(m.body_text(0).unwrap().contains("> klappt die Lieferung?"));
+    // Sync picks up the Sent copy and threads it with the original.
+    home.json(&["sync", "a", "--once"]);
+    let (_, all) = home.json(&["messages", "a", "--limit", "100"]);
+    let msgs = all["messages"].as_array().unwrap();
+    let orig = msgs.iter().find(|x| x["id"] == id).unwrap();
+    let mine = msgs.iter().find(|x| x["message_id"] == mid.as_str()).unwrap_or_else(|| panic!("the Sent copy is synced: {all}"));
+    assert_eq!(mine["thread_id"], orig["thread_id"], "one conversation: {mine} / {orig}");
+}
