@@ -910,12 +910,22 @@ fn reply_to_a_synced_message_and_the_sent_copy_joins_its_thread() {
     let bob = user("send-reply-sync-b");
     let home = Home::new();
     home.add_account("a", &alice);
-    smtp_send(&bob, &alice, "Lieferung nächste Woche?", "Hallo Alice,\nklappt die Lieferung?\n");
+    smtp_send(
+        &bob,
+        &alice,
+        "Lieferung nächste Woche?",
+        "Hallo Alice,\nklappt die Lieferung?\n",
+    );
     let id = wait_for("bob's message to sync", Duration::from_secs(30), || {
         let (code, _) = home.json(&["sync", "a", "--once"]);
         assert_eq!(code, 0);
         let (_, v) = home.json(&["messages", "a", "--folder", "INBOX"]);
-        v["messages"].as_array().unwrap().iter().find(|m| m["subject"] == "Lieferung nächste Woche?").map(|m| m["id"].as_i64().unwrap())
+        v["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["subject"] == "Lieferung nächste Woche?")
+            .map(|m| m["id"].as_i64().unwrap())
     });
     let out = home.run_stdin(&["--json", "reply", &id.to_string()], "Ja, Dienstag.");
     assert!(out.status.success(), "{}", stderr(&out));
@@ -925,7 +935,9 @@ fn reply_to_a_synced_message_and_the_sent_copy_joins_its_thread() {
     let mid = v["message_id"].as_str().unwrap().to_string();
     let got = imap_find(&bob, "INBOX", &mid);
     assert_eq!(got.len(), 1);
-    let m = mail_parser::MessageParser::default().parse(&got[0].raw).unwrap();
+    let m = mail_parser::MessageParser::default()
+        .parse(&got[0].raw)
+        .unwrap();
     assert_eq!(m.subject(), Some("Re: Lieferung nächste Woche?"));
     assert!(m.body_text(0).unwrap().contains("> klappt die Lieferung?"));
     // Sync picks up the Sent copy and threads it with the original.
@@ -933,6 +945,59 @@ fn reply_to_a_synced_message_and_the_sent_copy_joins_its_thread() {
     let (_, all) = home.json(&["messages", "a", "--limit", "100"]);
     let msgs = all["messages"].as_array().unwrap();
     let orig = msgs.iter().find(|x| x["id"] == id).unwrap();
-    let mine = msgs.iter().find(|x| x["message_id"] == mid.as_str()).unwrap_or_else(|| panic!("the Sent copy is synced: {all}"));
-    assert_eq!(mine["thread_id"], orig["thread_id"], "one conversation: {mine} / {orig}");
+    let mine = msgs
+        .iter()
+        .find(|x| x["message_id"] == mid.as_str())
+        .unwrap_or_else(|| panic!("the Sent copy is synced: {all}"));
+    assert_eq!(
+        mine["thread_id"], orig["thread_id"],
+        "one conversation: {mine} / {orig}"
+    );
+}
+
+#[test]
+fn background_worker_drives_queued_mail_until_shut_down() {
+    let alice = user("send-worker");
+    let bob = user("send-worker-b");
+    let home = Home::new();
+    home.add_account("a", &alice);
+    let (code, v, _) = send_json(
+        &home,
+        &["--to", &bob, "--subject", "via the worker", "--queue-only"],
+        "x",
+    );
+    assert_eq!(code, 0);
+    let id = v["id"].as_i64().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let wake = std::sync::Arc::new(tokio::sync::Notify::new());
+    let mh = mailroom::config::Home {
+        root: home.path().to_path_buf(),
+    };
+    // What the daemon and the console run: a Send future on a multi-threaded runtime.
+    let task = rt.spawn(mailroom::outbox::run_worker(
+        mh,
+        "tester".into(),
+        rx,
+        wake.clone(),
+        None,
+        Duration::from_secs(1),
+    ));
+    wake.notify_one();
+    wait_for(
+        "the worker to verify the message",
+        Duration::from_secs(30),
+        || (outbox_item(&home, id)["state"] == "verified").then_some(()),
+    );
+    tx.send(true).unwrap();
+    let res = rt.block_on(async { tokio::time::timeout(Duration::from_secs(10), task).await });
+    assert!(
+        matches!(res, Ok(Ok(Ok(())))),
+        "the worker stops when told: {res:?}"
+    );
+    assert_eq!(count(&bob, "INBOX", v["message_id"].as_str().unwrap()), 1);
 }
