@@ -5,9 +5,9 @@
 mod accounts;
 mod folders;
 mod log;
-pub mod outbox;
 mod messages;
 mod ops;
+pub mod outbox;
 mod quarantine;
 mod schema;
 mod status;
@@ -15,12 +15,12 @@ mod status;
 pub use accounts::{AccountRow, AccountState, ErrorInfo, LeaseHolder};
 pub use folders::{FolderRow, FolderSyncState};
 pub use log::{AuditRow, EventRow, Level};
-pub use outbox::{Change, NewOutbox, OutboxRow, ReplyBase};
 pub use messages::{
     BatchOutcome, FlagRow, LocationRow, LocationView, MessageFull, MessageSummary, NewMessage,
     PrefetchItem,
 };
 pub use ops::{OpKind, OpTarget, PendingOp};
+pub use outbox::{Change, NewOutbox, OutboxRow, ReplyBase};
 pub use quarantine::QuarantineRow;
 pub use status::OutboxCounts;
 

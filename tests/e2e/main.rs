@@ -4,6 +4,6 @@
 mod common;
 
 mod account;
-mod send;
 mod corpus;
+mod send;
 mod sync;
