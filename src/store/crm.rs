@@ -561,7 +561,7 @@ fn customer_head(r: &rusqlite::Row<'_>) -> rusqlite::Result<CustomerRow> {
 }
 
 impl Store {
-    /// Messages matching has not examined yet (see migration 2), ascending.
+    /// Messages matching has not examined yet (see migration 3), ascending.
     pub fn unexamined_ids(&self) -> Result<Vec<i64>> {
         let mut st = self
             .conn

@@ -9,6 +9,7 @@ mod folders;
 mod log;
 mod messages;
 mod ops;
+pub mod outbox;
 mod quarantine;
 mod schema;
 mod search;
@@ -25,6 +26,7 @@ pub use messages::{
     PrefetchItem,
 };
 pub use ops::{OpKind, OpTarget, PendingOp};
+pub use outbox::{Change, NewOutbox, OutboxRow, ReplyBase};
 pub use quarantine::QuarantineRow;
 pub use search::SearchRow;
 pub use status::OutboxCounts;

@@ -4,5 +4,7 @@
 mod common;
 
 mod account;
+mod corpus;
 mod crm;
+mod send;
 mod sync;
