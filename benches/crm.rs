@@ -85,14 +85,17 @@ fn cli(home: &Path, args: &[&str]) -> (f64, String) {
 }
 
 fn main() {
-    let n_msgs: usize = std::env::var("CRM_BENCH_MESSAGES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100_000);
-    let n_cust: usize = std::env::var("CRM_BENCH_CUSTOMERS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000);
+    // `cargo bench` passes --bench; `cargo test --all-targets` runs this binary without it, as
+    // a quick smoke test at a small size.
+    let full = std::env::args().any(|a| a == "--bench");
+    let size = |var: &str, full_size: usize, smoke: usize| {
+        std::env::var(var)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(if full { full_size } else { smoke })
+    };
+    let n_msgs: usize = size("CRM_BENCH_MESSAGES", 100_000, 2_000);
+    let n_cust: usize = size("CRM_BENCH_CUSTOMERS", 10_000, 200);
     let dir = tempfile::tempdir().expect("tempdir");
     let home = Home {
         root: dir.path().to_path_buf(),
@@ -106,7 +109,7 @@ fn main() {
     let config = Config::load(&home).expect("config loads");
     let store = Store::open(&home.db_path()).expect("db");
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-    println!("crm benchmark: {n_msgs} messages, {n_cust} customers (release build)\n");
+    println!("crm benchmark: {n_msgs} messages, {n_cust} customers\n");
 
     // The customer book: one or two addresses each, every tenth with a domain.
     let mut csv = String::from("name,company,emails,domains\n");
@@ -229,7 +232,7 @@ fn main() {
     });
 
     println!();
-    let desk = Desk::new(&store, &home, config.clone(), "bench");
+    let mut desk = Desk::new(&store, &home, config.clone(), "bench");
     let page = timed("triage list, first page of 100 (library)", || {
         desk.list(None, 100, 0).expect("list")
     });
@@ -252,6 +255,12 @@ fn main() {
     }
 
     println!();
+    let first = page.messages.first().expect("a queue").id;
+    timed(
+        "triage pair (adds the address, rematches the cache)",
+        || desk.pair(first, 1).expect("pair"),
+    );
+    timed("undo of that pair", || desk.undo(None, &[]).expect("undo"));
     drop(desk);
     drop(store);
     let (ms, _) = cli(dir.path(), &["--json", "triage", "list"]);
