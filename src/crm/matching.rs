@@ -282,19 +282,63 @@ pub fn match_messages(store: &Store, ids: &[i64], config: &Config) -> Result<Mat
 
 fn match_with(store: &Store, matcher: &Matcher, ids: &[i64]) -> Result<MatchSummary> {
     let mut summary = run(store, matcher, Some(ids))?;
-    let inputs = store.match_inputs(Some(ids))?;
-    let msgids: Vec<String> = inputs
-        .iter()
-        .filter(|m| m.customer_id.is_some())
-        .filter_map(|m| m.message_id.clone())
-        .collect();
-    let orphans = store.unmatched_replies_to(&msgids)?;
-    if !orphans.is_empty() {
+    // Replies whose customer follows from these messages (cached before their parent was
+    // matched, or thread-matched to a customer that changed); a few generations deep at most.
+    let mut parents: Vec<i64> = ids.to_vec();
+    for _ in 0..8 {
+        let msgids: Vec<String> = store
+            .match_inputs(Some(&parents))?
+            .into_iter()
+            .filter_map(|m| m.message_id)
+            .collect();
+        let orphans = store.thread_replies_to(&msgids)?;
+        if orphans.is_empty() {
+            break;
+        }
         let s2 = run(store, matcher, Some(&orphans))?;
         summary.changed += s2.changed;
         summary.matched += s2.matched;
+        if s2.changed == 0 {
+            break;
+        }
+        parents = orphans;
     }
     Ok(summary)
+}
+
+/// Matches again only what a change to these addresses can affect: mail from or to them, plus
+/// `also` (e.g. the mail of a customer that lost them) and the replies that follow. What the
+/// triage actions use, so pairing stays quick on a large cache; falls back to a full rematch
+/// when plus-folding makes "mail from this address" a pattern rather than a lookup.
+pub fn rematch_addresses(
+    store: &Store,
+    config: &Config,
+    emails: &[String],
+    also: &[i64],
+) -> Result<MatchSummary> {
+    if config.general.fold_plus_addresses {
+        return rematch_all(store, config);
+    }
+    let mut forms: Vec<String> = Vec::new();
+    for e in emails {
+        forms.push(e.clone());
+        // Sync may have stored the domain in Unicode, as the header spelled it.
+        if let Some((local, domain)) = e.rsplit_once('@') {
+            let (uni, res) = idna::domain_to_unicode(domain);
+            if res.is_ok() && uni != domain {
+                forms.push(format!("{local}@{uni}"));
+            }
+        }
+    }
+    let mut ids = store.messages_mentioning(&forms)?;
+    ids.extend_from_slice(also);
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.is_empty() {
+        return Ok(MatchSummary::default());
+    }
+    let matcher = Matcher::new(store, config)?;
+    match_with(store, &matcher, &ids)
 }
 
 /// Matches every message matching has not examined yet: what sync calls after a pass (it
@@ -369,12 +413,14 @@ fn run(store: &Store, matcher: &Matcher, ids: Option<&[i64]>) -> Result<MatchSum
             .message_id
             .as_ref()
             .is_some_and(|mid| wanted.contains(mid));
-        let (found, participants, denied) = matcher.decide(m, &thread, referenced);
+        let (mut found, participants, denied) = matcher.decide(m, &thread, referenced);
         let old = existing.get(&m.id).cloned().unwrap_or_default();
         let manual: Option<i64> = old
             .iter()
             .find(|r| r.rule == "manual")
             .map(|r| r.customer_id);
+        // A manual pairing already links that customer (one row per message and customer).
+        found.retain(|f| Some(f.customer_id) != manual);
         let old_auto: Vec<MatchRow> = old.into_iter().filter(|r| r.rule != "manual").collect();
         let customer_id = manual.or(found.first().map(|f| f.customer_id));
         if customer_id.is_some() {

@@ -484,3 +484,52 @@ fn match_pending_catches_mail_stored_without_matching_even_with_reused_ids() {
     match_pending(&w.store, &w.config()).unwrap();
     assert_eq!(w.why(again), [(anna, "address".to_string())]);
 }
+
+#[test]
+fn targeted_rematch_of_triage_actions_agrees_with_a_full_rematch() {
+    let mut w = World::new();
+    let anna = w.customer("Anna", &["anna@example.org"], &[]);
+    let dom = w.customer("Other", &[], &["example.net"]);
+    // A stranger writes; we answer (cc a colleague); the colleague replies in the thread.
+    let mut m = w.msg("new@example.net", "x1", "01");
+    m.cc = vec!["colleague@else.test".into()];
+    let x1 = w.put(m);
+    let mut out = w.msg("me@ours.test", "x2", "02");
+    out.direction = "out";
+    out.to = vec!["NEW@example.net".into()];
+    out.in_reply_to = Some("x1@test".into());
+    let x2 = w.put(out);
+    let mut reply = w.msg("colleague@else.test", "x3", "03");
+    reply.in_reply_to = Some("x2@test".into());
+    reply.refs = Some("<x1@test> <x2@test>".into());
+    let x3 = w.put(reply);
+    let full = |w: &World| rematch_all(&w.store, &w.config()).unwrap().changed;
+    assert_eq!(w.why(x1), [(dom, "domain".to_string())]);
+    assert_eq!(full(&w), 0);
+
+    // Pairing moves the sender from the domain customer to Anna, with our reply and the thread.
+    let p = w.desk("tester").pair(x1, anna).unwrap();
+    assert_eq!(w.why(x1), [(anna, "manual".to_string())]);
+    assert_eq!(w.why(x2), [(anna, "address".to_string())]);
+    assert_eq!(w.why(x3), [(anna, "thread".to_string())]);
+    assert_eq!(full(&w), 0, "targeted rematch after pair missed something");
+    w.desk("tester").undo(Some(p.action_id), &[]).unwrap();
+    assert_eq!(w.why(x1), [(dom, "domain".to_string())]);
+    assert_eq!(full(&w), 0, "targeted rematch after undo missed something");
+
+    let a = w.desk("tester").add_customer(x1, Some("Nina")).unwrap();
+    let nina = a.customer_id.unwrap();
+    assert_eq!(w.why(x2), [(nina, "address".to_string())]);
+    assert_eq!(
+        full(&w),
+        0,
+        "targeted rematch after add-customer missed something"
+    );
+    w.desk("tester").undo(Some(a.action_id), &[]).unwrap();
+    assert_eq!(
+        full(&w),
+        0,
+        "targeted rematch after undoing add-customer missed something"
+    );
+    assert_eq!(w.why(x3), [(dom, "thread".to_string())]);
+}

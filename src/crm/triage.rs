@@ -13,7 +13,9 @@ use serde_json::json;
 
 use super::address::{Normalizer, Pattern, domain_of};
 use super::deny::{self, Scope as DenyScope};
-use super::matching::{json_addresses, own_addresses, referenced_ids, rematch_all};
+use super::matching::{
+    json_addresses, own_addresses, referenced_ids, rematch_addresses, rematch_all,
+};
 use crate::config::{Config, Home};
 use crate::error::{AppError, Result};
 use crate::store::{ActionRow, MessageDetail, Store, TriageFilter, TriageRow};
@@ -337,7 +339,7 @@ impl<'a> Desk<'a> {
                        "previous_customer_id": d.customer_id}),
             )
         })?;
-        rematch_all(self.store, &self.config)?;
+        rematch_addresses(self.store, &self.config, std::slice::from_ref(&sender), &[])?;
         Ok(ActionOutcome {
             action_id,
             kind: "pair".into(),
@@ -389,7 +391,7 @@ impl<'a> Desk<'a> {
             )?;
             Ok((aid, cid))
         })?;
-        rematch_all(self.store, &self.config)?;
+        rematch_addresses(self.store, &self.config, std::slice::from_ref(&sender), &[])?;
         Ok(ActionOutcome {
             action_id,
             kind: "add_customer".into(),
@@ -656,6 +658,7 @@ impl<'a> Desk<'a> {
         let addr = p["address"].as_str().unwrap_or("").to_string();
         let added = p["address_added"].as_bool().unwrap_or(false);
         let mid = a.message_id.unwrap_or(0);
+        let affected = self.store.customer_message_ids(cid)?;
         self.store.atomically(|s| {
             s.unmatch_manual(mid, cid)?;
             if added {
@@ -663,7 +666,12 @@ impl<'a> Desk<'a> {
             }
             Ok(())
         })?;
-        rematch_all(self.store, &self.config)?;
+        rematch_addresses(
+            self.store,
+            &self.config,
+            std::slice::from_ref(&addr),
+            &affected,
+        )?;
         Ok(if added {
             format!("message {mid} unpaired from customer {cid}; {addr} removed from them")
         } else {
@@ -673,8 +681,14 @@ impl<'a> Desk<'a> {
 
     fn undo_add_customer(&mut self, a: &ActionRow) -> Result<String> {
         let cid = a.payload["customer_id"].as_i64().unwrap_or(0);
+        let affected = self.store.customer_message_ids(cid)?;
+        let emails = self
+            .store
+            .customer(cid)?
+            .map(|c| c.emails)
+            .unwrap_or_default();
         let existed = self.store.customer_delete(cid)?;
-        rematch_all(self.store, &self.config)?;
+        rematch_addresses(self.store, &self.config, &emails, &affected)?;
         Ok(if existed {
             format!("customer {cid} removed; their mail is unmatched again")
         } else {

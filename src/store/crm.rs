@@ -525,8 +525,9 @@ impl Store {
 }
 
 impl Store {
-    /// Unmatched messages answering one of these Message-IDs (stored with or without <>).
-    pub fn unmatched_replies_to(&self, msgids: &[String]) -> Result<Vec<i64>> {
+    /// Messages answering one of these Message-IDs (stored with or without <>) whose customer
+    /// can follow from the thread: unmatched, or matched by the thread rule.
+    pub fn thread_replies_to(&self, msgids: &[String]) -> Result<Vec<i64>> {
         let mut out = Vec::new();
         let forms: Vec<String> = msgids
             .iter()
@@ -536,7 +537,8 @@ impl Store {
             // `+customer_id`: keeps SQLite on the in_reply_to index instead of scanning every
             // unmatched message through the customer index.
             let mut st = self.conn.prepare_cached(&format!(
-                "SELECT id FROM messages WHERE in_reply_to IN ({}) AND +customer_id IS NULL",
+                "SELECT id FROM messages m WHERE in_reply_to IN ({}) AND (+customer_id IS NULL
+                   OR EXISTS (SELECT 1 FROM matches x WHERE x.message_id = m.id AND x.rule = 'thread'))",
                 placeholders(chunk.len())
             ))?;
             for r in st.query_map(params_from_iter(chunk), |r| r.get(0))? {
@@ -594,6 +596,46 @@ impl Store {
         let v = st
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<rusqlite::Result<std::collections::HashMap<i64, String>>>()?;
+        Ok(v)
+    }
+}
+
+impl Store {
+    /// Messages from one of these addresses, or with one of them among To/Cc.
+    pub fn messages_mentioning(&self, addresses: &[String]) -> Result<Vec<i64>> {
+        let mut out: Vec<i64> = Vec::new();
+        for chunk in addresses.chunks(CHUNK) {
+            let mut st = self.conn.prepare_cached(&format!(
+                "SELECT id FROM messages WHERE from_addr IN ({})",
+                placeholders(chunk.len())
+            ))?;
+            for r in st.query_map(params_from_iter(chunk), |r| r.get(0))? {
+                out.push(r?);
+            }
+        }
+        // Recipients live in JSON; one scan for all addresses (a pairing names one or two).
+        for chunk in addresses.chunks(100) {
+            let cond = vec!["instr(lower(to_json || cc_json), ?) > 0"; chunk.len()].join(" OR ");
+            let mut st = self
+                .conn
+                .prepare(&format!("SELECT id FROM messages WHERE {cond}"))?;
+            for r in st.query_map(params_from_iter(chunk), |r| r.get(0))? {
+                out.push(r?);
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// Ids of every message matched to a customer (any rule).
+    pub fn customer_message_ids(&self, customer_id: i64) -> Result<Vec<i64>> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT message_id FROM matches WHERE customer_id = ?1")?;
+        let v = st
+            .query_map([customer_id], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<i64>>>()?;
         Ok(v)
     }
 }
