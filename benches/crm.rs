@@ -257,7 +257,7 @@ fn main() {
     println!();
     let first = page.messages.first().expect("a queue").id;
     timed(
-        "triage pair (adds the address, rematches the cache)",
+        "triage pair (adds the address, rematches what it affects)",
         || desk.pair(first, 1).expect("pair"),
     );
     timed("undo of that pair", || desk.undo(None, &[]).expect("undo"));
@@ -292,6 +292,6 @@ fn main() {
     );
     println!(
         "{:<58} {ms:>9.1} ms",
-        "cli: customers add (rematches the whole cache)"
+        "cli: customers add --email (rematches what it affects)"
     );
 }

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::address::{Normalizer, domain_ascii};
-use super::matching::{MatchSummary, rematch_all};
+use super::matching::{MatchSummary, rematch_addresses, rematch_all};
 use crate::config::Config;
 use crate::error::{AppError, Result};
 use crate::store::{CustomerRow, Store};
@@ -116,9 +116,25 @@ pub fn add(store: &Store, config: &Config, input: CustomerInput) -> Result<Chang
         }
         Ok(id)
     })?;
-    let rematch = rematch_all(store, config)?;
+    let rematch = rematch_changed(store, config, &emails, !domains.is_empty(), &[])?;
     let customer = store.customer(id)?.ok_or_else(|| not_found(id))?;
     Ok(Changed { customer, rematch })
+}
+
+/// Re-matches after a book change: only what the named addresses (and `also`) can affect,
+/// unless a domain changed — a domain reaches mail no lookup names, so then everything.
+fn rematch_changed(
+    store: &Store,
+    config: &Config,
+    emails: &[String],
+    domains_changed: bool,
+    also: &[i64],
+) -> Result<MatchSummary> {
+    if domains_changed {
+        rematch_all(store, config)
+    } else {
+        rematch_addresses(store, config, emails, also)
+    }
 }
 
 pub fn edit(store: &Store, config: &Config, id: i64, e: CustomerEdit) -> Result<Changed> {
@@ -132,6 +148,7 @@ pub fn edit(store: &Store, config: &Config, id: i64, e: CustomerEdit) -> Result<
     let remove_domains = parse_domains(&e.remove_domains)?;
     let company = e.company.map(|c| opt(Some(c)));
     let notes = e.notes.map(|n| opt(Some(n)));
+    let before = store.customer_message_ids(id)?;
     store.atomically(|s| {
         s.customer_update(
             id,
@@ -153,7 +170,17 @@ pub fn edit(store: &Store, config: &Config, id: i64, e: CustomerEdit) -> Result<
         }
         Ok(())
     })?;
-    let rematch = rematch_all(store, config)?;
+    let emails: Vec<String> = add_emails
+        .iter()
+        .chain(remove_emails.iter())
+        .cloned()
+        .collect();
+    let domains_changed = !add_domains.is_empty() || !remove_domains.is_empty();
+    let rematch = if emails.is_empty() && !domains_changed {
+        MatchSummary::default()
+    } else {
+        rematch_changed(store, config, &emails, domains_changed, &before)?
+    };
     let customer = store.customer(id)?.ok_or_else(|| not_found(id))?;
     Ok(Changed { customer, rematch })
 }
@@ -161,8 +188,9 @@ pub fn edit(store: &Store, config: &Config, id: i64, e: CustomerEdit) -> Result<
 /// Removes a customer; its mail becomes unmatched again (and may return to triage).
 pub fn remove(store: &Store, config: &Config, id: i64) -> Result<(CustomerRow, MatchSummary)> {
     let c = store.customer(id)?.ok_or_else(|| not_found(id))?;
+    let before = store.customer_message_ids(id)?;
     store.customer_delete(id)?;
-    let rematch = rematch_all(store, config)?;
+    let rematch = rematch_changed(store, config, &c.emails, !c.domains.is_empty(), &before)?;
     Ok((c, rematch))
 }
 

@@ -533,3 +533,47 @@ fn targeted_rematch_of_triage_actions_agrees_with_a_full_rematch() {
     );
     assert_eq!(w.why(x3), [(dom, "thread".to_string())]);
 }
+
+#[test]
+fn targeted_rematch_of_book_edits_agrees_with_a_full_rematch() {
+    let mut w = World::new();
+    let dom = w.customer("Domain", &[], &["example.net"]);
+    let m = w.msg("a@example.net", "b1", "01");
+    let b1 = w.put(m);
+    let mut out = w.msg("me@ours.test", "b2", "02");
+    out.direction = "out";
+    out.to = vec!["b@example.net".into()];
+    let b2 = w.put(out);
+    let full = |w: &World| rematch_all(&w.store, &w.config()).unwrap().changed;
+    let cfg = w.config();
+    let c = book::add(
+        &w.store,
+        &cfg,
+        book::CustomerInput {
+            name: "A".into(),
+            emails: vec!["a@example.net".into(), "b@example.net".into()],
+            ..Default::default()
+        },
+    )
+    .unwrap()
+    .customer
+    .id;
+    assert_eq!(w.why(b1), [(c, "address".to_string())]);
+    assert_eq!(w.why(b2), [(c, "address".to_string())]);
+    assert_eq!(full(&w), 0);
+    book::edit(
+        &w.store,
+        &cfg,
+        c,
+        book::CustomerEdit {
+            remove_emails: vec!["a@example.net".into()],
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(w.why(b1), [(dom, "domain".to_string())]);
+    assert_eq!(full(&w), 0);
+    book::remove(&w.store, &cfg, c).unwrap();
+    assert_eq!(w.why(b2), [(dom, "domain".to_string())]);
+    assert_eq!(full(&w), 0);
+}
