@@ -111,6 +111,18 @@ fn addresses_text(env: &Envelope) -> String {
 }
 
 impl Store {
+    /// A second connection to the same database file (for a writer thread).
+    pub fn reopen(&self) -> Result<Store> {
+        match self.conn.path().filter(|p| !p.is_empty()) {
+            Some(p) => Store::open(std::path::Path::new(p)),
+            None => Err(crate::error::AppError::local(
+                "an in-memory database cannot be shared with a writer thread",
+                "",
+                "use a database file",
+            )),
+        }
+    }
+
     /// Stores one batch of fetched headers of one folder in one transaction and moves the
     /// folder's checkpoint to the highest UID in it. Idempotent: a location already stored is
     /// skipped, so replaying a batch after a crash never doubles anything.
