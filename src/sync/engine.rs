@@ -527,7 +527,16 @@ async fn sync_folder(
             progress,
         };
         let (tx, rx) = std::sync::mpsc::sync_channel::<WriterMsg>(opts.batch_size * 2);
-        let handle = std::thread::spawn(move || writer.run(rx));
+        let handle = std::thread::Builder::new()
+            .name("sync-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| {
+                AppError::local(
+                    "cannot start the sync writer thread",
+                    e.to_string(),
+                    "check system limits (threads)",
+                )
+            })?;
         let mut fetched_bytes = 0u64;
         let fetched = fetch::fetch_headers(
             &mut ss.session,
