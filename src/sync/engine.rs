@@ -318,6 +318,7 @@ impl Writer {
             Some(checkpoint),
         )?;
         batch.clear();
+        let _ = self.store.touch_lease(&self.account_id);
         crate::failpoint::hit("after_fetch_batch");
         Ok(out.added)
     }

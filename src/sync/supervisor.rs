@@ -19,8 +19,9 @@ use crate::imap::discovery::Role;
 use crate::imap::fetch;
 use crate::store::{AccountState, Level, Store};
 
-/// How long one IDLE may last before the lease heartbeat is refreshed (IDLE is re-issued).
-const IDLE_CHUNK: Duration = Duration::from_secs(30);
+/// How long one IDLE may last before the lease heartbeat is refreshed and the queue of local
+/// changes (written by other processes, e.g. `message flag`) is checked; IDLE is re-issued.
+const IDLE_CHUNK: Duration = Duration::from_secs(10);
 /// A lease whose heartbeat is older than this belongs to a dead process.
 pub const LEASE_STALE_SECS: i64 = 90;
 
@@ -384,6 +385,11 @@ async fn wait_for_change(
             return false;
         }
         let _ = store.acquire_lease(account.id(), lease, LEASE_STALE_SECS);
+        // Local changes queued by another process: push them now, not at the next poll.
+        // (An op the server keeps refusing is given up after a few passes, so this ends.)
+        if store.open_ops_count(account.id()).unwrap_or(0) > 0 {
+            return false;
+        }
         let chunk = (deadline - now).min(IDLE_CHUNK).min(renew);
         if can_idle {
             let Some(ss) = session.as_mut() else {

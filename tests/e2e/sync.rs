@@ -941,3 +941,82 @@ fn failing_accounts_back_off_then_give_up_and_say_how_to_fix() {
         "an account in error must not retry by itself"
     );
 }
+
+#[test]
+fn folder_names_are_decoded_and_chosen_by_their_decoded_name() {
+    let user = user("sync-utf7");
+    let out = doveadm(&["mailbox", "create", "-u", &user, "Envoyés"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    server_save(
+        &user,
+        "Envoyés",
+        b"Message-ID: <utf7@x>\r\nFrom: a@example.test\r\nSubject: in a UTF-7 folder\r\n\r\nhi\r\n",
+    );
+    let home = Home::new();
+    home.add_account("u", &user);
+    let (code, f) = home.json(&["folders", "u", "--sync", "INBOX,Envoyés"]);
+    assert_eq!(code, 0, "{f}");
+    let env = f["folders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == "Envoyés")
+        .unwrap_or_else(|| panic!("decoded name missing: {f}"));
+    assert_eq!(env["sync"], true);
+    let (code, bad) = home.json(&["folders", "u", "--sync", "Nope"]);
+    assert_eq!(code, 64, "{bad}");
+    assert!(
+        bad["error"]["fix"].as_str().unwrap().contains("Envoyés"),
+        "{bad}"
+    );
+    sync_once(&home, "u");
+    let msgs = all_messages(&home, "u", Some("Envoyés"));
+    assert_eq!(msgs.len(), 1);
+    assert_eq!(msgs[0]["subject"], "in a UTF-7 folder");
+}
+
+#[test]
+fn daemon_pushes_changes_queued_by_another_process() {
+    let user = user("sync-queue");
+    seed(&user, 5);
+    let home = Home::new();
+    home.add_account("q", &user);
+    home.set_account_option("q", "sync.poll_secs", toml_edit::value(600));
+    let child = home
+        .cmd()
+        .arg("daemon")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _d = Daemon(child);
+    let count = |h: &Home| -> i64 {
+        h.db()
+            .query_row("SELECT COUNT(*) FROM locations", [], |r| r.get(0))
+            .unwrap_or(0)
+    };
+    wait_for(
+        "initial sync by the daemon",
+        Duration::from_secs(30),
+        || (count(&home) == 5).then_some(()),
+    );
+    let msgs = all_messages(&home, "q", None);
+    let m = msgs.iter().find(|m| m["locations"][0]["uid"] == 2).unwrap()["id"]
+        .as_i64()
+        .unwrap()
+        .to_string();
+    // The daemon holds the lease: the CLI queues the change and the daemon pushes it.
+    let (code, r) = home.json(&["message", "flag", &m, "--flagged"]);
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(r["pushed"], false, "{r}");
+    wait_for(
+        "the daemon to push the flag",
+        Duration::from_secs(30),
+        || {
+            server_flags(&user, "INBOX")
+                .into_iter()
+                .any(|(u, f)| u == 2 && f.contains("\\Flagged"))
+                .then_some(())
+        },
+    );
+}
