@@ -368,15 +368,24 @@ async fn wait_for_change(
         .flatten()
         .filter(|f| f.sync_enabled);
     let can_idle = o.idle && inbox.is_some() && session.as_ref().is_some_and(|s| s.caps.idle);
-    if can_idle {
-        let wire = inbox.map(|f| f.wire_name).unwrap_or_else(|| "INBOX".into());
-        if let Some(ss) = session.as_mut()
-            && fetch::select(&mut ss.session, &wire, false, None, true)
-                .await
-                .is_err()
-        {
-            *session = None;
-            return wait(shutdown, kick, Duration::from_secs(1)).await;
+    if can_idle && let (Some(ss), Some(f)) = (session.as_mut(), inbox.as_ref()) {
+        let condstore = ss.caps.condstore;
+        match fetch::select(&mut ss.session, &f.wire_name, condstore, None, true).await {
+            Err(_) => {
+                *session = None;
+                return wait(shutdown, kick, Duration::from_secs(1)).await;
+            }
+            // IDLE only reports what happens from now on: mail that arrived while other
+            // folders were syncing must not wait for the next poll.
+            Ok(sel) => {
+                let moved = Some(sel.uidvalidity) != f.uidvalidity
+                    || sel.uidnext != f.uidnext
+                    || Some(sel.exists) != f.exists_count
+                    || (condstore && sel.highestmodseq != f.highestmodseq);
+                if moved {
+                    return false;
+                }
+            }
         }
     }
     loop {
@@ -476,4 +485,22 @@ pub async fn run_once(
     }
     let _ = store.release_lease(&id, &lease);
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_caps_and_jitters() {
+        for _ in 0..50 {
+            let d1 = backoff(1, 5, 900).as_secs_f64();
+            assert!((4.0..=6.0).contains(&d1), "{d1}");
+            let d3 = backoff(3, 5, 900).as_secs_f64();
+            assert!((16.0..=24.0).contains(&d3), "{d3}");
+            let big = backoff(40, 5, 900).as_secs_f64();
+            assert!((720.0..=1080.0).contains(&big), "{big}");
+            assert!(backoff(1, 1, 1).as_secs_f64() >= 1.0);
+        }
+    }
 }
