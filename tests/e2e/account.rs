@@ -127,7 +127,22 @@ fn wrong_password_fails_clearly_and_stores_no_secret_in_clear() {
     assert_eq!(out.status.code(), Some(1));
     let (_, list) = home.json(&["account", "list"]);
     assert_eq!(list["accounts"].as_array().unwrap().len(), 1, "{list}");
-    // No clear-text password anywhere in the home.
+    // The full protocol trace goes to the debug log in the home, with LOGIN redacted.
+    let out = home
+        .cmd()
+        .args(["account", "test", "w"])
+        .env("MAILROOM_LOG", "trace")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let log =
+        std::fs::read_to_string(home.path().join("logs/mailroom.log")).expect("debug log written");
+    assert!(
+        log.contains("LOGIN [REDACTED]"),
+        "the trace shows the redacted LOGIN"
+    );
+    assert!(!stderr(&out).contains("not-the-password"));
+    // No clear-text password anywhere in the home (config, database, WAL, key, debug log).
     for entry in walk(home.path()) {
         let bytes = std::fs::read(&entry).unwrap();
         assert!(

@@ -83,13 +83,21 @@ pub fn new_user(prefix: &str) -> String {
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     let user = format!("{prefix}-{}-{n}-{nanos}@example.test", std::process::id());
-    let out = mailserver(&["adduser", &user]);
-    assert!(
-        out.status.success(),
-        "adduser failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    user
+    // The script serialises on a lock; under parallel tests a call can lose a race, so retry.
+    let mut last = String::new();
+    for _ in 0..5 {
+        let out = mailserver(&["adduser", &user]);
+        if out.status.success() {
+            return user;
+        }
+        last = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    panic!("adduser {user} failed: {last}");
 }
 
 pub fn seed(user: &str, count: usize) {
