@@ -512,23 +512,26 @@ fn connection_cut_mid_fetch_then_next_run_completes_without_gaps_or_doubles() {
 #[test]
 fn crash_during_initial_sync_resumes_without_gaps_or_duplicates() {
     let user = user("sync-crash");
-    seed(&user, 3000);
+    seed(&user, 10_000);
     let home = Home::new();
     home.add_account("k", &user);
-    home.set_account_option("k", "sync.batch_size", toml_edit::value(400));
+    home.set_account_option("k", "sync.batch_size", toml_edit::value(1000));
     home.set_account_option("k", "sync.body_prefetch_max_bytes", toml_edit::value(0));
-    let out = home
+    // The daemon dies like `kill -9` (abort: no cleanup, lease left behind) after 3 batches.
+    let mut child = home
         .cmd()
-        .args(["sync", "k", "--once"])
+        .arg("daemon")
         .env("MAILROOM_FAILPOINT", "after_fetch_batch@3")
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
+        .stderr(Stdio::null())
+        .spawn()
         .unwrap();
-    assert!(
-        !out.status.success(),
-        "the failpoint must abort the process"
+    let status = wait_for(
+        "the daemon to abort at the failpoint",
+        Duration::from_secs(60),
+        || child.try_wait().unwrap(),
     );
+    assert!(!status.success(), "the failpoint must abort the process");
     let cp: i64 = home
         .db()
         .query_row(
@@ -537,21 +540,30 @@ fn crash_during_initial_sync_resumes_without_gaps_or_duplicates() {
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(cp, 1200, "three batches committed");
+    assert_eq!(cp, 3000, "three batches committed");
+    let stored: i64 = home
+        .db()
+        .query_row("SELECT COUNT(*) FROM locations", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(
+        stored, 3000,
+        "a committed batch is whole, an uncommitted one is absent"
+    );
+    // Restart: the dead holder's lease is taken over, the sync resumes at the checkpoint.
     let v = sync_once(&home, "k");
     assert_eq!(
         folder_summary(&v, "INBOX")["new"],
-        1800,
+        7000,
         "resumed from the checkpoint: {v}"
     );
     let msgs = all_messages(&home, "k", None);
-    assert_eq!(msgs.len(), 3000);
+    assert_eq!(msgs.len(), 10_000);
     assert_unique_uids(&msgs);
     let uids: HashSet<u64> = msgs
         .iter()
         .map(|m| m["locations"][0]["uid"].as_u64().unwrap())
         .collect();
-    assert_eq!(uids, (1..=3000).collect::<HashSet<u64>>(), "no gaps");
+    assert_eq!(uids, (1..=10_000).collect::<HashSet<u64>>(), "no gaps");
 }
 
 struct Daemon(Child);
