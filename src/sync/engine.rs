@@ -212,7 +212,8 @@ impl Progress {
 }
 
 enum WriterMsg {
-    Item(HeaderItem),
+    /// A fetched message, already parsed and classified on the network side.
+    Item(HeaderItem, Verdict),
     /// The fetch ended; a non-zero value is a checkpoint proven by a completed fetch.
     Finish(u32),
 }
@@ -253,7 +254,6 @@ struct Writer {
     uidvalidity: u32,
     known_max: u32,
     opts: PassOptions,
-    direction: &'static str,
     progress: Progress,
 }
 
@@ -273,8 +273,8 @@ impl Writer {
         let mut bad_uids = Vec::new();
         let mut finish = 0u32;
         for msg in rx {
-            let it = match msg {
-                WriterMsg::Item(it) => it,
+            let (it, verdict) = match msg {
+                WriterMsg::Item(it, v) => (it, v),
                 WriterMsg::Finish(cp) => {
                     finish = cp;
                     break;
@@ -282,7 +282,7 @@ impl Writer {
             };
             max_uid = max_uid.max(it.uid);
             self.progress.done += 1;
-            match classify(&it, &self.opts, self.direction) {
+            match verdict {
                 Verdict::Store(m) => batch.push(*m),
                 Verdict::Skip => {}
                 Verdict::Quarantine(err) => {
@@ -524,7 +524,6 @@ async fn sync_folder(
             uidvalidity: uv,
             known_max,
             opts: opts.clone(),
-            direction,
             progress,
         };
         let (tx, rx) = std::sync::mpsc::sync_channel::<WriterMsg>(opts.batch_size * 2);
@@ -549,7 +548,18 @@ async fn sync_folder(
                     return Ok(());
                 }
                 fetched_bytes += it.header.as_ref().map_or(0, |h| h.len() as u64);
-                send_blocking(&tx, WriterMsg::Item(it))
+                // Parsing here and storing on the writer splits the CPU work in two.
+                let verdict = classify(&it, opts, direction);
+                let it = match verdict {
+                    // The stored message carries its header; keep only the UID here.
+                    Verdict::Store(_) | Verdict::Skip => HeaderItem {
+                        header: None,
+                        flags: Vec::new(),
+                        ..it
+                    },
+                    Verdict::Quarantine(_) => it,
+                };
+                send_blocking(&tx, WriterMsg::Item(it, verdict))
             },
         )
         .await;
