@@ -7,6 +7,7 @@ mod folders;
 mod log;
 mod messages;
 mod ops;
+pub mod outbox;
 mod quarantine;
 mod schema;
 mod status;
@@ -19,6 +20,7 @@ pub use messages::{
     PrefetchItem,
 };
 pub use ops::{OpKind, OpTarget, PendingOp};
+pub use outbox::{Change, NewOutbox, OutboxRow, ReplyBase};
 pub use quarantine::QuarantineRow;
 pub use status::OutboxCounts;
 

@@ -5,4 +5,5 @@ mod common;
 
 mod account;
 mod corpus;
+mod send;
 mod sync;
