@@ -783,3 +783,85 @@ pub async fn fetch_body_now(
 pub fn stderr_is_tty() -> bool {
     std::io::stderr().is_terminal()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts() -> PassOptions {
+        PassOptions {
+            deny: vec!["spam.test".into()],
+            since: Some(parse_since("2026-01-01").unwrap()),
+            unread_only: false,
+            mark_read: false,
+            batch_size: 10,
+            body_prefetch_max_bytes: 0,
+            tty_progress: false,
+        }
+    }
+
+    fn item(uid: u32, header: &str, flags: &[&str], date: &str) -> HeaderItem {
+        HeaderItem {
+            uid,
+            flags: flags.iter().map(|s| s.to_string()).collect(),
+            size: 10,
+            internal_date: Some(date.into()),
+            modseq: None,
+            header: Some(header.as_bytes().to_vec()),
+        }
+    }
+
+    #[test]
+    fn classify_applies_filters_probes_deny_and_quarantine() {
+        let o = opts();
+        let ok = "Message-ID: <a@x>\r\nFrom: a@x.test\r\nSubject: hi\r\n\r\n";
+        assert!(matches!(
+            classify(&item(1, ok, &[], "2026-05-01T00:00:00Z"), &o, "in"),
+            Verdict::Store(_)
+        ));
+        // Older than `since`.
+        assert!(matches!(
+            classify(&item(2, ok, &[], "2025-05-01T00:00:00Z"), &o, "in"),
+            Verdict::Skip
+        ));
+        // `account test` probes are never synced.
+        let probe = format!(
+            "Message-ID: <{}1@x>\r\nFrom: a@x.test\r\n\r\n",
+            crate::account::PROBE_ID_PREFIX
+        );
+        assert!(matches!(
+            classify(&item(3, &probe, &[], "2026-05-01T00:00:00Z"), &o, "in"),
+            Verdict::Skip
+        ));
+        // \Deleted counts as gone.
+        assert!(matches!(
+            classify(
+                &item(4, ok, &["\\Deleted"], "2026-05-01T00:00:00Z"),
+                &o,
+                "in"
+            ),
+            Verdict::Skip
+        ));
+        // Unread only skips \Seen mail.
+        let mut uo = opts();
+        uo.unread_only = true;
+        assert!(matches!(
+            classify(&item(5, ok, &["\\Seen"], "2026-05-01T00:00:00Z"), &uo, "in"),
+            Verdict::Skip
+        ));
+        // A denied sender (subdomain of a denied domain) is stored hidden.
+        let denied = "Message-ID: <d@x>\r\nFrom: bad@mail.spam.test\r\n\r\n";
+        match classify(&item(6, denied, &[], "2026-05-01T00:00:00Z"), &o, "in") {
+            Verdict::Store(m) => assert!(m.denied),
+            _ => panic!("denied mail is stored, hidden"),
+        }
+        // No header section, or nothing parseable: quarantine.
+        let mut none = item(7, ok, &[], "2026-05-01T00:00:00Z");
+        none.header = None;
+        assert!(matches!(classify(&none, &o, "in"), Verdict::Quarantine(_)));
+        assert!(matches!(
+            classify(&item(8, "\r\n", &[], "2026-05-01T00:00:00Z"), &o, "in"),
+            Verdict::Quarantine(_)
+        ));
+    }
+}
