@@ -249,6 +249,8 @@ async fn account_loop(
                     sum.bytes as i64,
                     sum.new_total() as i64,
                 );
+                // record_success made the account idle in the DB; say so first.
+                set_state(&store, &events, &id, AccountState::Idle);
                 emit(
                     Some(&events),
                     SyncEvent::PassDone {
@@ -259,7 +261,6 @@ async fn account_loop(
                         duration_ms: sum.duration_ms,
                     },
                 );
-                set_state(&store, &events, &id, AccountState::Idle);
                 // Wait for news: IDLE on INBOX when possible, else the poll interval.
                 let stop =
                     wait_for_change(&mut store, &account, &mut shutdown, &kick, &changed, &lease)

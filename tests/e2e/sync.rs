@@ -1032,3 +1032,67 @@ fn daemon_pushes_changes_queued_by_another_process() {
         },
     );
 }
+
+#[test]
+fn in_process_supervisor_reports_typed_events_for_the_console() {
+    use mailroom::sync::{Supervisor, SyncEvent};
+    let user = user("sync-events");
+    seed(&user, 12);
+    let home = Home::new();
+    home.add_account("e", &user);
+    home.set_account_option("e", "sync.poll_secs", toml_edit::value(600));
+    let mhome = mailroom::config::Home {
+        root: home.path().to_path_buf(),
+    };
+    let config = mailroom::config::Config::load(&mhome).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (seen, states) = rt.block_on(async {
+        let sup = Supervisor::start(&mhome, &config);
+        let mut rx = sup.subscribe();
+        let mut seen = Vec::new();
+        let mut states = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let ev = tokio::time::timeout_at(deadline, rx.recv())
+                .await
+                .expect("events within 30 s")
+                .expect("channel open");
+            match &ev {
+                SyncEvent::StateChanged { state, .. } => states.push(format!("{state:?}")),
+                SyncEvent::FolderChanged { folder, .. } => seen.push(format!("changed:{folder}")),
+                SyncEvent::Progress {
+                    folder,
+                    done,
+                    total,
+                    ..
+                } if done == total && *total > 0 => seen.push(format!("progress:{folder}:{total}")),
+                SyncEvent::PassDone { new, .. } => {
+                    seen.push(format!("done:{new}"));
+                    break;
+                }
+                _ => {}
+            }
+        }
+        sup.shutdown().await;
+        (seen, states)
+    });
+    assert!(seen.contains(&"changed:INBOX".to_string()), "{seen:?}");
+    assert!(seen.contains(&"progress:INBOX:12".to_string()), "{seen:?}");
+    assert!(seen.contains(&"done:12".to_string()), "{seen:?}");
+    assert_eq!(
+        states.first().map(String::as_str),
+        Some("Syncing"),
+        "{states:?}"
+    );
+    assert_eq!(
+        states.last().map(String::as_str),
+        Some("Idle"),
+        "{states:?}"
+    );
+    // Shutdown released the lease: a CLI pass runs at once.
+    sync_once(&home, "e");
+}
