@@ -6,5 +6,6 @@ mod common;
 mod account;
 mod corpus;
 mod crm;
+mod daemon;
 mod send;
 mod sync;
