@@ -77,7 +77,9 @@ pub async fn log(ctx: &Ctx, args: LogArgs) -> Result<i32> {
         return Ok(0);
     }
     for e in &events {
-        println!("{}", event_line(e, &names));
+        if !super::output::line(&event_line(e, &names)) {
+            return Ok(0);
+        }
     }
     let mut last = events.last().map(|e| e.id).unwrap_or(0);
     loop {
@@ -87,7 +89,9 @@ pub async fn log(ctx: &Ctx, args: LogArgs) -> Result<i32> {
         }
         for e in store.events_after(last, level, 1000)? {
             last = e.id;
-            println!("{}", event_line(&e, &names));
+            if !super::output::line(&event_line(&e, &names)) {
+                return Ok(0);
+            }
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Printing: with `--json` exactly one object on stdout; otherwise human text on stdout and
 //! errors on stderr with the fix.
 
+use std::io::Write;
+
 use serde::Serialize;
 
 use crate::error::AppError;
@@ -9,15 +11,24 @@ use crate::error::AppError;
 pub fn emit<T: Serialize>(json: bool, value: &T, human: impl FnOnce() -> String) {
     if json {
         match serde_json::to_string(value) {
-            Ok(s) => println!("{s}"),
+            Ok(s) => {
+                line(&s);
+            }
             Err(e) => eprintln!("cannot encode output as JSON: {e}"),
         }
     } else {
         let text = human();
         if !text.is_empty() {
-            println!("{}", text.trim_end_matches('\n'));
+            line(text.trim_end_matches('\n'));
         }
     }
+}
+
+/// Writes one line to stdout. A closed pipe (`mailroom triage list | head`) is not an error
+/// worth a panic: it returns false so a follower can stop.
+pub fn line(text: &str) -> bool {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{text}").and_then(|_| out.flush()).is_ok()
 }
 
 /// Progress and notes that are not the command's result: stderr, never stdout.
@@ -28,7 +39,7 @@ pub fn note(msg: impl AsRef<str>) {
 /// Reports an error and returns its exit code.
 pub fn fail(json: bool, e: &AppError) -> i32 {
     if json {
-        println!("{}", e.to_json());
+        line(&e.to_json().to_string());
     } else {
         eprintln!("error: {}", e.summary);
         if !e.detail.is_empty() {

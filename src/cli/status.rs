@@ -59,6 +59,7 @@ pub fn collect(
     visible: impl Fn(&crate::config::AccountConfig) -> bool,
 ) -> Result<Status> {
     let mut accounts = Vec::new();
+    let own = crate::crm::matching::own_addresses(config);
     for (name, a) in config.accounts.iter().filter(|(_, a)| visible(a)) {
         let row = match store {
             Some(s) => s.account(&a.id)?,
@@ -105,8 +106,13 @@ pub fn collect(
                 Some(s) => s.outbox_counts(&a.id)?,
                 None => OutboxCounts::default(),
             },
+            // The triage queue's own rule (own addresses and aliases, Sent/Drafts/Trash/Junk
+            // excluded), so status and `triage list` always agree.
             unmatched: match store {
-                Some(s) => s.unmatched_count(&a.id)?,
+                Some(s) => s.triage_count(&crate::store::TriageFilter {
+                    accounts: vec![a.id.clone()],
+                    own: own.iter().cloned().collect(),
+                })?,
                 None => 0,
             },
         });

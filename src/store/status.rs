@@ -1,7 +1,5 @@
 //! Small read-only summaries for `status` and the dashboard.
 
-use rusqlite::params;
-
 use super::Store;
 use crate::error::Result;
 
@@ -28,17 +26,5 @@ impl Store {
             uncertain,
             copy_pending,
         })
-    }
-
-    /// Inbound messages of this account that match no customer and were not blocked or removed.
-    pub fn unmatched_count(&self, account_id: &str) -> Result<i64> {
-        Ok(self.conn.query_row(
-            "SELECT COUNT(*) FROM messages m
-             WHERE m.direction = 'in' AND m.customer_id IS NULL AND m.denied = 0 AND m.triage_state IS NULL
-               AND EXISTS (SELECT 1 FROM locations l JOIN folders f ON f.id = l.folder_id
-                           WHERE l.message_id = m.id AND l.account_id = ?1 AND f.role IS NOT 'sent' AND f.role IS NOT 'trash' AND f.role IS NOT 'junk')",
-            params![account_id],
-            |r| r.get(0),
-        )?)
     }
 }

@@ -178,6 +178,18 @@ impl Store {
         Ok((total, rows))
     }
 
+    /// The queue's length alone (status, dashboard): the same rule as `triage_page`.
+    pub fn triage_count(&self, f: &TriageFilter) -> Result<i64> {
+        if f.accounts.is_empty() {
+            return Ok(0);
+        }
+        Ok(self.conn.query_row(
+            &format!("SELECT COUNT(*) FROM messages m WHERE {}", triage_where(f)),
+            params_from_iter(filter_params(f)),
+            |r| r.get(0),
+        )?)
+    }
+
     /// Whether message `id` is in the queue under this filter.
     pub fn in_triage(&self, f: &TriageFilter, id: i64) -> Result<bool> {
         if f.accounts.is_empty() {
