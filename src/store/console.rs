@@ -1,0 +1,452 @@
+//! Typed, paged reads for the console (issue 6). Every list here takes LIMIT/OFFSET so a pane
+//! only ever holds the rows it can show, whatever the size of the cache.
+
+use rusqlite::{OptionalExtension, params};
+
+use super::Store;
+use crate::error::Result;
+
+/// One row of a message list (triage inbox, a customer's timeline).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageSummary {
+    pub id: i64,
+    pub from_name: Option<String>,
+    pub from_addr: Option<String>,
+    pub subject: Option<String>,
+    pub date: Option<String>,
+    pub seen: bool,
+    pub has_attachments: bool,
+    pub direction: String,
+    pub size: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageDetail {
+    pub summary: MessageSummary,
+    pub message_id: Option<String>,
+    pub to_json: String,
+    pub cc_json: String,
+    pub text_body: Option<String>,
+    pub body_fetched: bool,
+    pub customer: Option<String>,
+    /// "account/folder" of every place the message is stored.
+    pub locations: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FolderRow {
+    pub id: i64,
+    pub name: String,
+    pub delimiter: Option<String>,
+    pub role: Option<String>,
+    pub sync_enabled: bool,
+    pub selectable: bool,
+    pub exists_count: Option<i64>,
+    pub total_bytes: Option<i64>,
+    pub cached: i64,
+    pub last_synced_at: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub account_id: String,
+    pub from_addr: String,
+    pub rcpt_json: String,
+    pub subject: Option<String>,
+    pub state: String,
+    pub copy_state: Option<String>,
+    pub attempts: i64,
+    pub last_error_what: Option<String>,
+    pub last_error_fix: Option<String>,
+    pub next_attempt_at: Option<String>,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CustomerRow {
+    pub id: i64,
+    pub name: String,
+    pub company: Option<String>,
+    pub emails: Option<String>,
+    pub domains: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuarantineRow {
+    pub id: i64,
+    pub account_id: String,
+    pub folder_name: Option<String>,
+    pub uid: Option<i64>,
+    pub error: String,
+    pub state: String,
+    pub created_at: String,
+    pub attempts: i64,
+}
+
+/// Which events the log pane shows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EventFilter {
+    /// Levels shown (error, warn, …); empty = all.
+    pub levels: Vec<&'static str>,
+    /// Substring of what/detail/fix (case-insensitive for ASCII).
+    pub search: String,
+}
+
+const SUMMARY_COLS: &str = "m.id, m.from_name, m.from_addr, m.subject, m.date,
+    EXISTS (SELECT 1 FROM locations l WHERE l.message_id = m.id AND l.seen = 1),
+    m.has_attachments, m.direction, m.size";
+
+fn summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageSummary> {
+    Ok(MessageSummary {
+        id: r.get(0)?,
+        from_name: r.get(1)?,
+        from_addr: r.get(2)?,
+        subject: r.get(3)?,
+        date: r.get(4)?,
+        seen: r.get(5)?,
+        has_attachments: r.get(6)?,
+        direction: r.get(7)?,
+        size: r.get(8)?,
+    })
+}
+
+/// The triage queue's rule, the same one `status` counts with (`unmatched_count`).
+const TRIAGE_WHERE: &str =
+    "m.direction = 'in' AND m.customer_id IS NULL AND m.denied = 0 AND m.triage_state IS NULL
+   AND EXISTS (SELECT 1 FROM locations l JOIN folders f ON f.id = l.folder_id
+               WHERE l.message_id = m.id AND (?1 IS NULL OR l.account_id = ?1)
+                 AND f.role IS NOT 'sent' AND f.role IS NOT 'trash' AND f.role IS NOT 'junk')";
+
+fn like_escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+/// `abc` → `%a%b%c%`: a subsequence ("fuzzy") match that SQLite can run over the whole book.
+pub fn fuzzy_pattern(q: &str) -> String {
+    let mut p = String::from("%");
+    for c in q.chars().filter(|c| !c.is_whitespace()) {
+        p.push_str(&like_escape(&c.to_string()));
+        p.push('%');
+    }
+    p
+}
+
+impl Store {
+    /// Unmatched inbound mail, newest first (`account_id` None = every account).
+    pub fn triage_page(
+        &self,
+        account_id: Option<&str>,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Vec<MessageSummary>> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {SUMMARY_COLS} FROM messages m WHERE {TRIAGE_WHERE}
+             ORDER BY m.date DESC, m.id DESC LIMIT ?2 OFFSET ?3"
+        ))?;
+        let rows = st
+            .query_map(params![account_id, limit, offset], summary)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    pub fn triage_count(&self, account_id: Option<&str>) -> Result<i64> {
+        Ok(self.conn.query_row(
+            &format!("SELECT COUNT(*) FROM messages m WHERE {TRIAGE_WHERE}"),
+            params![account_id],
+            |r| r.get(0),
+        )?)
+    }
+
+    pub fn message_detail(&self, id: i64) -> Result<Option<MessageDetail>> {
+        let row = self
+            .conn
+            .query_row(
+                &format!(
+                    "SELECT {SUMMARY_COLS}, m.message_id, m.to_json, m.cc_json, m.text_body,
+                            m.body IS NOT NULL, c.name
+                     FROM messages m LEFT JOIN customers c ON c.id = m.customer_id WHERE m.id = ?1"
+                ),
+                [id],
+                |r| {
+                    Ok(MessageDetail {
+                        summary: summary(r)?,
+                        message_id: r.get(9)?,
+                        to_json: r.get(10)?,
+                        cc_json: r.get(11)?,
+                        text_body: r.get(12)?,
+                        body_fetched: r.get(13)?,
+                        customer: r.get(14)?,
+                        locations: Vec::new(),
+                    })
+                },
+            )
+            .optional()?;
+        let Some(mut d) = row else { return Ok(None) };
+        let mut st = self.conn.prepare_cached(
+            "SELECT COALESCE(a.name, l.account_id), f.name FROM locations l
+             JOIN folders f ON f.id = l.folder_id LEFT JOIN accounts a ON a.id = l.account_id
+             WHERE l.message_id = ?1 ORDER BY 1, 2",
+        )?;
+        d.locations = st
+            .query_map([id], |r| {
+                Ok(format!(
+                    "{}/{}",
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(Some(d))
+    }
+
+    /// Every folder of an account (a mailbox has tens, not thousands), ordered by name.
+    pub fn folder_rows(&self, account_id: &str) -> Result<Vec<FolderRow>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT f.id, f.name, f.delimiter, f.role, f.sync_enabled, f.selectable, f.exists_count,
+                    f.total_bytes, (SELECT COUNT(*) FROM locations l WHERE l.folder_id = f.id),
+                    f.last_synced_at
+             FROM folders f WHERE f.account_id = ?1 AND f.present = 1 ORDER BY f.name",
+        )?;
+        let rows = st
+            .query_map([account_id], |r| {
+                Ok(FolderRow {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    delimiter: r.get(2)?,
+                    role: r.get(3)?,
+                    sync_enabled: r.get(4)?,
+                    selectable: r.get(5)?,
+                    exists_count: r.get(6)?,
+                    total_bytes: r.get(7)?,
+                    cached: r.get(8)?,
+                    last_synced_at: r.get(9)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    /// Outbox items, newest first.
+    pub fn outbox_page(&self, offset: i64, limit: i64) -> Result<Vec<OutboxRow>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT id, account_id, from_addr, rcpt_json, subject, state, copy_state, attempts,
+                    last_error_what, last_error_fix, next_attempt_at, updated_at
+             FROM outbox ORDER BY id DESC LIMIT ?1 OFFSET ?2",
+        )?;
+        let rows = st
+            .query_map(params![limit, offset], |r| {
+                Ok(OutboxRow {
+                    id: r.get(0)?,
+                    account_id: r.get(1)?,
+                    from_addr: r.get(2)?,
+                    rcpt_json: r.get(3)?,
+                    subject: r.get(4)?,
+                    state: r.get(5)?,
+                    copy_state: r.get(6)?,
+                    attempts: r.get(7)?,
+                    last_error_what: r.get(8)?,
+                    last_error_fix: r.get(9)?,
+                    next_attempt_at: r.get(10)?,
+                    updated_at: r.get(11)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    pub fn outbox_total(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get(0))?)
+    }
+
+    /// Customers whose name, company or an address contains `query` as a subsequence.
+    pub fn customers_page(&self, query: &str, offset: i64, limit: i64) -> Result<Vec<CustomerRow>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT c.id, c.name, c.company,
+                    (SELECT group_concat(email, ', ') FROM customer_emails e WHERE e.customer_id = c.id),
+                    (SELECT group_concat(domain, ', ') FROM customer_domains d WHERE d.customer_id = c.id)
+             FROM customers c
+             WHERE ?1 = '%' OR c.name LIKE ?1 ESCAPE '\\' OR COALESCE(c.company, '') LIKE ?1 ESCAPE '\\'
+                OR EXISTS (SELECT 1 FROM customer_emails e WHERE e.customer_id = c.id AND e.email LIKE ?1 ESCAPE '\\')
+             ORDER BY c.name COLLATE NOCASE, c.id LIMIT ?2 OFFSET ?3",
+        )?;
+        let rows = st
+            .query_map(params![fuzzy_pattern(query), limit, offset], |r| {
+                Ok(CustomerRow {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    company: r.get(2)?,
+                    emails: r.get(3)?,
+                    domains: r.get(4)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    pub fn customers_count(&self, query: &str) -> Result<i64> {
+        Ok(self.conn.query_row(
+            "SELECT COUNT(*) FROM customers c
+             WHERE ?1 = '%' OR c.name LIKE ?1 ESCAPE '\\' OR COALESCE(c.company, '') LIKE ?1 ESCAPE '\\'
+                OR EXISTS (SELECT 1 FROM customer_emails e WHERE e.customer_id = c.id AND e.email LIKE ?1 ESCAPE '\\')",
+            [fuzzy_pattern(query)],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// A customer's messages in both directions, newest first.
+    pub fn timeline_page(
+        &self,
+        customer_id: i64,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Vec<MessageSummary>> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {SUMMARY_COLS} FROM messages m
+             WHERE m.customer_id = ?1
+                OR m.id IN (SELECT message_id FROM matches WHERE customer_id = ?1)
+             ORDER BY m.date DESC, m.id DESC LIMIT ?2 OFFSET ?3"
+        ))?;
+        let rows = st
+            .query_map(params![customer_id, limit, offset], summary)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    /// Events newest first through a level and text filter.
+    pub fn events_page(
+        &self,
+        filter: &EventFilter,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Vec<super::EventRow>> {
+        let (sql, args) = event_query(filter, "id, at, account_id, level, what, detail, fix");
+        let mut st = self.conn.prepare(&format!(
+            "{sql} ORDER BY id DESC LIMIT {limit} OFFSET {offset}"
+        ))?;
+        let rows = st
+            .query_map(rusqlite::params_from_iter(args.iter()), |r| {
+                Ok(super::EventRow {
+                    id: r.get(0)?,
+                    at: r.get(1)?,
+                    account_id: r.get(2)?,
+                    level: r.get(3)?,
+                    what: r.get(4)?,
+                    detail: r.get(5)?,
+                    fix: r.get(6)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    pub fn events_count(&self, filter: &EventFilter) -> Result<i64> {
+        let (sql, args) = event_query(filter, "COUNT(*)");
+        Ok(self
+            .conn
+            .query_row(&sql, rusqlite::params_from_iter(args.iter()), |r| r.get(0))?)
+    }
+
+    pub fn quarantine_page(&self, offset: i64, limit: i64) -> Result<Vec<QuarantineRow>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT id, account_id, folder_name, uid, error, state, created_at, attempts
+             FROM quarantine ORDER BY id DESC LIMIT ?1 OFFSET ?2",
+        )?;
+        let rows = st
+            .query_map(params![limit, offset], |r| {
+                Ok(QuarantineRow {
+                    id: r.get(0)?,
+                    account_id: r.get(1)?,
+                    folder_name: r.get(2)?,
+                    uid: r.get(3)?,
+                    error: r.get(4)?,
+                    state: r.get(5)?,
+                    created_at: r.get(6)?,
+                    attempts: r.get(7)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    pub fn quarantine_total(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .query_row("SELECT COUNT(*) FROM quarantine", [], |r| r.get(0))?)
+    }
+}
+
+fn event_query(filter: &EventFilter, cols: &str) -> (String, Vec<String>) {
+    let mut sql = format!("SELECT {cols} FROM events WHERE 1 = 1");
+    let mut args = Vec::new();
+    if !filter.levels.is_empty() {
+        let marks: Vec<String> = filter
+            .levels
+            .iter()
+            .map(|l| {
+                args.push(l.to_string());
+                format!("?{}", args.len())
+            })
+            .collect();
+        sql.push_str(&format!(" AND level IN ({})", marks.join(",")));
+    }
+    if !filter.search.is_empty() {
+        args.push(format!("%{}%", like_escape(&filter.search)));
+        let n = args.len();
+        sql.push_str(&format!(
+            " AND (what LIKE ?{n} ESCAPE '\\' OR COALESCE(detail, '') LIKE ?{n} ESCAPE '\\' OR COALESCE(fix, '') LIKE ?{n} ESCAPE '\\')"
+        ));
+    }
+    (sql, args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Level;
+
+    #[test]
+    fn fuzzy_pattern_is_a_subsequence_and_escapes_like() {
+        assert_eq!(fuzzy_pattern("acm"), "%a%c%m%");
+        assert_eq!(fuzzy_pattern("5%_"), "%5%\\%%\\_%");
+        assert_eq!(fuzzy_pattern(""), "%");
+    }
+
+    #[test]
+    fn events_filter_by_level_and_text() {
+        let s = Store::open_in_memory().unwrap();
+        s.log_event(
+            None,
+            Level::Error,
+            "login failed",
+            Some("bad pw"),
+            Some("set-password"),
+        )
+        .unwrap();
+        s.log_event(None, Level::Info, "synced INBOX", None, None)
+            .unwrap();
+        let all = EventFilter::default();
+        assert_eq!(s.events_count(&all).unwrap(), 2);
+        let errors = EventFilter {
+            levels: vec!["error"],
+            search: String::new(),
+        };
+        let rows = s.events_page(&errors, 0, 10).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].what, "login failed");
+        let text = EventFilter {
+            levels: vec![],
+            search: "INBOX".into(),
+        };
+        assert_eq!(s.events_count(&text).unwrap(), 1);
+        let pct = EventFilter {
+            levels: vec![],
+            search: "%".into(),
+        };
+        assert_eq!(s.events_count(&pct).unwrap(), 0);
+    }
+}

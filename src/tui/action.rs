@@ -1,0 +1,240 @@
+//! What the operator asked for (Action, from the keymap) and what the console asks the I/O layer
+//! to do (Command). `update` turns one into the other; nothing here touches the terminal or disk.
+
+use secrecy::SecretString;
+
+use crate::store::EventFilter;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PaneId {
+    Dashboard,
+    Setup,
+    Folders,
+    Triage,
+    Message,
+    Customers,
+    Compose,
+    Outbox,
+    Log,
+}
+
+impl PaneId {
+    /// Tab order (the message view is reached from lists, not as a tab).
+    pub const TABS: [PaneId; 8] = [
+        PaneId::Dashboard,
+        PaneId::Setup,
+        PaneId::Folders,
+        PaneId::Triage,
+        PaneId::Customers,
+        PaneId::Compose,
+        PaneId::Outbox,
+        PaneId::Log,
+    ];
+
+    pub fn key(self) -> &'static str {
+        match self {
+            PaneId::Dashboard => "dashboard",
+            PaneId::Setup => "setup",
+            PaneId::Folders => "folders",
+            PaneId::Triage => "triage",
+            PaneId::Message => "message",
+            PaneId::Customers => "customers",
+            PaneId::Compose => "compose",
+            PaneId::Outbox => "outbox",
+            PaneId::Log => "log",
+        }
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            PaneId::Dashboard => "Dashboard",
+            PaneId::Setup => "Setup",
+            PaneId::Folders => "Folders",
+            PaneId::Triage => "Triage",
+            PaneId::Message => "Message",
+            PaneId::Customers => "Customers",
+            PaneId::Compose => "Compose",
+            PaneId::Outbox => "Outbox",
+            PaneId::Log => "Log",
+        }
+    }
+
+    pub fn short_title(self) -> &'static str {
+        match self {
+            PaneId::Dashboard => "Dash",
+            PaneId::Customers => "Cust",
+            PaneId::Compose => "Write",
+            PaneId::Folders => "Fold",
+            p => p.title(),
+        }
+    }
+
+    /// Panes that are lists use the shared `nav` key table.
+    pub fn is_list(self) -> bool {
+        !matches!(self, PaneId::Setup | PaneId::Compose)
+    }
+}
+
+/// Named operator intents. Names (`Action::name`) are what config.toml binds keys to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Quit,
+    Help,
+    NextPane,
+    PrevPane,
+    GoTo(PaneId),
+    Back,
+    Up,
+    Down,
+    PageUp,
+    PageDown,
+    Top,
+    Bottom,
+    Open,
+    Search,
+    Refresh,
+    // dashboard
+    TestAccount,
+    SyncNow,
+    NewAccount,
+    RemoveAccount,
+    // forms
+    NextField,
+    PrevField,
+    ChoiceNext,
+    ChoicePrev,
+    ClearField,
+    TestConnection,
+    SaveAccount,
+    // folders
+    ToggleSync,
+    LoadFolders,
+    Plan,
+    SetSent,
+    NextAccount,
+    // triage
+    Pair,
+    AddCustomer,
+    Block,
+    BlockDomain,
+    Delete,
+    Undo,
+    // message
+    Reply,
+    ReplyAll,
+    SaveAttachment,
+    // compose
+    Send,
+    Editor,
+    // outbox
+    Retry,
+    CancelItem,
+    // log
+    CycleLevel,
+    ToggleQuarantine,
+    QuarantineRetry,
+    QuarantineSkip,
+    QuarantineSave,
+    // dialogs
+    Confirm,
+    Dismiss,
+    // raw text input (forms, search)
+    Input(char),
+    Backspace,
+    Newline,
+    // the terminal changed size
+    Resize(u16, u16),
+}
+
+/// Everything the console asks of the outside world; executed by `io` off the draw path.
+/// Each load carries the generation it was asked under, so a late answer to an old question is
+/// dropped instead of overwriting newer state.
+#[derive(Debug)]
+pub enum Command {
+    LoadDashboard,
+    LoadTriage {
+        generation: u64,
+        offset: i64,
+        limit: i64,
+    },
+    LoadFolders {
+        generation: u64,
+        account: String,
+    },
+    LoadMessage {
+        generation: u64,
+        id: i64,
+    },
+    LoadCustomers {
+        generation: u64,
+        query: String,
+        offset: i64,
+        limit: i64,
+    },
+    LoadTimeline {
+        generation: u64,
+        customer_id: i64,
+        offset: i64,
+        limit: i64,
+    },
+    LoadOutbox {
+        generation: u64,
+        offset: i64,
+        limit: i64,
+    },
+    LoadEvents {
+        generation: u64,
+        filter: EventFilter,
+        offset: i64,
+        limit: i64,
+    },
+    LoadQuarantine {
+        generation: u64,
+        offset: i64,
+        limit: i64,
+    },
+    /// Runs `account test` steps for the form's settings, streaming each step back.
+    TestNew {
+        job: u64,
+        form: Box<AccountForm>,
+    },
+    /// Runs `account test` for a stored account.
+    TestStored {
+        job: u64,
+        name: String,
+    },
+    SaveNew {
+        job: u64,
+        form: Box<AccountForm>,
+    },
+}
+
+/// The setup form's values as the CLI's `account add` flags (the same validation runs).
+#[derive(Clone, Default)]
+pub struct AccountForm {
+    pub name: String,
+    pub email: String,
+    pub user: String,
+    pub password: SecretString,
+    pub imap: String,
+    pub imap_security: String,
+    pub smtp: String,
+    pub smtp_security: String,
+    pub ca_file: String,
+    pub insecure: bool,
+    pub preset: Option<String>,
+    pub aliases: String,
+    pub share_with: String,
+}
+
+impl std::fmt::Debug for AccountForm {
+    // Never print the password, even in a debug dump.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccountForm")
+            .field("name", &self.name)
+            .field("email", &self.email)
+            .field("imap", &self.imap)
+            .field("smtp", &self.smtp)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,380 @@
+//! The console's only door to the outside: a thread that owns a store connection and answers
+//! Commands with Data, and short-lived job threads for network checks. The UI thread never
+//! waits on SQLite or the network; it sends a Command and draws whatever it has.
+
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::Duration;
+
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::action::{AccountForm, Command};
+use super::app::{AccountInfo, Data, Page};
+use crate::account::Account;
+use crate::cli::Ctx;
+use crate::cli::account::{PasswordArgs, ServerArgs};
+use crate::config::Config;
+use crate::error::{AppError, Result};
+use crate::store::Store;
+
+/// How often the I/O thread asks SQLite whether another process committed (`PRAGMA
+/// data_version` is a cheap read; the UI redraws only when it moved).
+pub const DB_POLL: Duration = Duration::from_millis(500);
+
+pub struct Io {
+    tx: mpsc::Sender<Command>,
+}
+
+impl Io {
+    pub fn send(&self, cmds: Vec<Command>) {
+        for c in cmds {
+            // The thread only stops when the console quits; a closed channel then is harmless.
+            let _ = self.tx.send(c);
+        }
+    }
+}
+
+fn own_ctx(ctx: &Ctx) -> Ctx {
+    Ctx {
+        home: ctx.home.clone(),
+        json: false,
+        operator: ctx.operator.clone(),
+        theme: ctx.theme.clone(),
+        verbose: ctx.verbose,
+    }
+}
+
+/// Starts the I/O thread on an already opened store.
+pub fn spawn(ctx: &Ctx, store: Store, out: UnboundedSender<Data>) -> Io {
+    let (tx, rx) = mpsc::channel::<Command>();
+    let ctx = own_ctx(ctx);
+    std::thread::Builder::new()
+        .name("mailroom-console-io".into())
+        .spawn(move || io_loop(ctx, store, rx, out))
+        .ok();
+    Io { tx }
+}
+
+fn io_loop(ctx: Ctx, store: Store, rx: mpsc::Receiver<Command>, out: UnboundedSender<Data>) {
+    let mut version = store.data_version().unwrap_or(-1);
+    loop {
+        let first = match rx.recv_timeout(DB_POLL) {
+            Ok(c) => c,
+            Err(RecvTimeoutError::Timeout) => {
+                if let Ok(v) = store.data_version()
+                    && v != version
+                {
+                    version = v;
+                    if out.send(Data::DbChanged).is_err() {
+                        return;
+                    }
+                }
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
+        // Drain what queued up and answer only the newest load of each kind: fast scrolling
+        // asks for many pages, and only the last one matters.
+        let mut batch = vec![first];
+        batch.extend(rx.try_iter());
+        let mut latest: Vec<Command> = Vec::new();
+        for c in batch {
+            let kind = std::mem::discriminant(&c);
+            let is_load = !matches!(
+                c,
+                Command::TestNew { .. } | Command::TestStored { .. } | Command::SaveNew { .. }
+            );
+            if is_load {
+                latest.retain(|o| std::mem::discriminant(o) != kind);
+            }
+            latest.push(c);
+        }
+        for c in latest {
+            let data = execute(&ctx, &store, c, &out);
+            if let Some(d) = data
+                && out.send(d).is_err()
+            {
+                return;
+            }
+        }
+    }
+}
+
+fn page<T>(generation: u64, offset: i64, f: impl FnOnce() -> Result<(i64, Vec<T>)>) -> Page<T> {
+    Page {
+        generation,
+        offset: offset.max(0) as usize,
+        result: f().map(|(t, rows)| (t.max(0) as usize, rows)),
+    }
+}
+
+/// Runs one command. Loads answer at once; network jobs start a thread and answer later.
+pub fn execute(
+    ctx: &Ctx,
+    store: &Store,
+    cmd: Command,
+    out: &UnboundedSender<Data>,
+) -> Option<Data> {
+    Some(match cmd {
+        Command::LoadDashboard => {
+            let config = ctx.config();
+            let accounts = config
+                .as_ref()
+                .map(|c| accounts_of(ctx, c))
+                .unwrap_or_default();
+            let status = config
+                .and_then(|c| crate::cli::status::collect(&c, Some(store), |a| ctx.visible(a)));
+            Data::Dashboard(status, accounts)
+        }
+        Command::LoadTriage {
+            generation,
+            offset,
+            limit,
+        } => Data::Triage(page(generation, offset, || {
+            Ok((
+                store.triage_count(None)?,
+                store.triage_page(None, offset, limit)?,
+            ))
+        })),
+        Command::LoadFolders {
+            generation,
+            account,
+        } => Data::Folders(generation, store.folder_rows(&account)),
+        Command::LoadMessage { generation, id } => {
+            Data::Message(generation, Box::new(store.message_detail(id)))
+        }
+        Command::LoadCustomers {
+            generation,
+            query,
+            offset,
+            limit,
+        } => Data::Customers(page(generation, offset, || {
+            Ok((
+                store.customers_count(&query)?,
+                store.customers_page(&query, offset, limit)?,
+            ))
+        })),
+        Command::LoadTimeline {
+            generation,
+            customer_id,
+            offset,
+            limit,
+        } => Data::Timeline(page(generation, offset, || {
+            let rows = store.timeline_page(customer_id, offset, limit)?;
+            Ok((offset + rows.len() as i64, rows))
+        })),
+        Command::LoadOutbox {
+            generation,
+            offset,
+            limit,
+        } => Data::Outbox(page(generation, offset, || {
+            Ok((store.outbox_total()?, store.outbox_page(offset, limit)?))
+        })),
+        Command::LoadEvents {
+            generation,
+            filter,
+            offset,
+            limit,
+        } => Data::Events(page(generation, offset, || {
+            Ok((
+                store.events_count(&filter)?,
+                store.events_page(&filter, offset, limit)?,
+            ))
+        })),
+        Command::LoadQuarantine {
+            generation,
+            offset,
+            limit,
+        } => Data::Quarantine(page(generation, offset, || {
+            Ok((
+                store.quarantine_total()?,
+                store.quarantine_page(offset, limit)?,
+            ))
+        })),
+        Command::TestNew { job, form } => {
+            let prepared = ctx
+                .config()
+                .and_then(|config| prepare(&config, &form).map(|acct| (config, acct)));
+            match prepared {
+                Ok((config, acct)) => {
+                    let pw = form.password.clone();
+                    spawn_check(
+                        out.clone(),
+                        job,
+                        move || Ok((config, acct, pw.clone(), pw)),
+                        |_| {},
+                    );
+                    return None;
+                }
+                Err(e) => Data::CheckDone(job, Err(e)),
+            }
+        }
+        Command::TestStored { job, name } => {
+            let ctx = own_ctx(ctx);
+            let log_ctx = own_ctx(&ctx);
+            let log_name = name.clone();
+            spawn_check(
+                out.clone(),
+                job,
+                move || {
+                    let config = ctx.config()?;
+                    let acct = Account::from_config(&config, &name)?;
+                    let store = ctx.store()?;
+                    let vault = ctx.vault()?;
+                    let ip = acct.password(&store, &vault)?;
+                    let sp = acct.smtp_password(&config, &store, &vault)?;
+                    Ok((config, acct, ip, sp))
+                },
+                move |report| log_failed_test(&log_ctx, &log_name, report),
+            );
+            return None;
+        }
+        Command::SaveNew { job, form } => Data::Saved(job, save(ctx, store, &form)),
+    })
+}
+
+fn accounts_of(ctx: &Ctx, c: &Config) -> Vec<AccountInfo> {
+    c.accounts
+        .iter()
+        .filter(|(_, a)| ctx.visible(a))
+        .map(|(n, a)| AccountInfo {
+            name: n.clone(),
+            id: a.id.clone(),
+            email: a.email.clone(),
+            aliases: a.aliases.clone(),
+        })
+        .collect()
+}
+
+fn server_args(form: &AccountForm) -> ServerArgs {
+    let list = |s: &str| -> Vec<String> {
+        s.split([',', ' '])
+            .map(str::trim)
+            .filter(|x| !x.is_empty())
+            .map(String::from)
+            .collect()
+    };
+    let opt = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_string());
+    ServerArgs {
+        email: opt(&form.email),
+        imap: opt(&form.imap),
+        imap_security: opt(&form.imap_security),
+        smtp: opt(&form.smtp),
+        smtp_security: opt(&form.smtp_security),
+        user: opt(&form.user),
+        insecure_skip_verify: form.insecure,
+        ca_file: opt(&form.ca_file).map(std::path::PathBuf::from),
+        preset: form.preset.clone(),
+        aliases: list(&form.aliases),
+        share_with: {
+            let l = list(&form.share_with);
+            (!l.is_empty()).then_some(l)
+        },
+    }
+}
+
+/// The CLI's own validation (`account add`), so the form accepts exactly what the CLI does.
+fn prepare(config: &Config, form: &AccountForm) -> Result<Account> {
+    use secrecy::ExposeSecret;
+    if form.password.expose_secret().is_empty() {
+        return Err(AppError::usage(
+            "no password given",
+            "type the account's password (or app password) in the Password field",
+        ));
+    }
+    let cfg = crate::cli::account::validate_new(
+        config,
+        &form.name,
+        &server_args(form),
+        &PasswordArgs::default(),
+    )?;
+    Ok(Account {
+        name: form.name.clone(),
+        cfg,
+    })
+}
+
+fn save(ctx: &Ctx, store: &Store, form: &AccountForm) -> Result<String> {
+    let config = ctx.config()?;
+    let mut acct = prepare(&config, form)?;
+    // As `account add`: the operator who adds an account owns it.
+    acct.cfg.owner = Some(ctx.operator.clone());
+    crate::cli::account::store_new(ctx, store, &acct.name, &acct.cfg, Some(&form.password))?;
+    Ok(acct.name)
+}
+
+/// As `account test`: a failed step lands in the error log with its fix.
+fn log_failed_test(ctx: &Ctx, name: &str, report: &crate::check::Report) {
+    let Some(failed) = report
+        .steps
+        .iter()
+        .find(|s| s.status == crate::check::StepStatus::Failed)
+    else {
+        return;
+    };
+    let logged = ctx.config().and_then(|config| {
+        let acct = Account::from_config(&config, name)?;
+        ctx.store()?.log_event(
+            Some(acct.id()),
+            crate::store::Level::Error,
+            &format!("account test failed at {}", failed.id),
+            Some(&failed.detail),
+            failed.fix.as_deref(),
+        )
+    });
+    if let Err(e) = logged {
+        tracing::debug!("cannot log the failed test: {}", e.summary);
+    }
+}
+
+type Prepared = (
+    Config,
+    Account,
+    secrecy::SecretString,
+    secrecy::SecretString,
+);
+
+/// Runs `check::run` on its own thread and runtime (the check's listener is not Send), streaming
+/// each step to the UI as it completes.
+fn spawn_check(
+    out: UnboundedSender<Data>,
+    job: u64,
+    prepare: impl FnOnce() -> Result<Prepared> + Send + 'static,
+    on_done: impl FnOnce(&crate::check::Report) + Send + 'static,
+) {
+    let err_out = out.clone();
+    let spawned = std::thread::Builder::new()
+        .name("mailroom-console-check".into())
+        .spawn(move || {
+            let result = (|| {
+                let (config, acct, ip, sp) = prepare()?;
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| {
+                        AppError::local(
+                            "cannot start a background task",
+                            e.to_string(),
+                            "check system limits (threads, file descriptors)",
+                        )
+                    })?;
+                let step_out = out.clone();
+                let report = rt.block_on(crate::check::run(&config, &acct, &ip, &sp, &mut |s| {
+                    let _ = step_out.send(Data::CheckStep(job, s.clone()));
+                }));
+                on_done(&report);
+                Ok(report)
+            })();
+            let _ = out.send(Data::CheckDone(job, result));
+        });
+    if let Err(e) = spawned {
+        // Without a thread nothing else will answer this job.
+        let _ = err_out.send(Data::CheckDone(
+            job,
+            Err(AppError::local(
+                "cannot start a background task",
+                e.to_string(),
+                "check system limits (threads)",
+            )),
+        ));
+    }
+}

@@ -1,0 +1,122 @@
+//! The server's folders as a tree (decoded names), sync on/off, roles (Sent marked), counts.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Row, Table};
+
+use super::{draw_empty, draw_error, frame, human_bytes, safe, short_time, window_top};
+use crate::store::FolderRow;
+use crate::tui::app::App;
+
+/// Depth and leaf name of a folder from its delimiter ("INBOX/Projects/2026" → 2, "2026").
+pub fn tree_parts(r: &FolderRow) -> (usize, String) {
+    match r.delimiter.as_deref().filter(|d| !d.is_empty()) {
+        Some(d) => {
+            let parts: Vec<&str> = r.name.split(d).collect();
+            (
+                parts.len().saturating_sub(1),
+                parts.last().copied().unwrap_or("").to_string(),
+            )
+        }
+        None => (0, r.name.clone()),
+    }
+}
+
+pub fn draw(f: &mut Frame<'_>, area: Rect, app: &App) {
+    let theme = &app.theme;
+    let p = &app.folders;
+    let Some(acct) = app.accounts.get(p.account) else {
+        draw_empty(
+            f,
+            area,
+            app,
+            "Folders",
+            "No accounts yet: add one in Setup (2).",
+        );
+        return;
+    };
+    let title = format!("Folders of {} (a: next account)", safe(&acct.name));
+    if let Some(e) = &p.error {
+        draw_error(f, area, app, &title, e);
+        return;
+    }
+    if p.rows.is_empty() {
+        let text = if p.loaded {
+            "No folders known yet. Load them from the server (L) or run `mailroom folders NAME --refresh`."
+        } else {
+            "reading…"
+        };
+        draw_empty(f, area, app, &title, text);
+        return;
+    }
+    let h = (area.height as usize).saturating_sub(3);
+    let top = window_top(p.selected, h);
+    let rows: Vec<Row> = p
+        .rows
+        .iter()
+        .enumerate()
+        .skip(top)
+        .take(h)
+        .map(|(i, r)| {
+            let (depth, leaf) = tree_parts(r);
+            let sync = if r.sync_enabled { "[x]" } else { "[ ]" };
+            let name = format!("{}{}", "  ".repeat(depth), safe(&leaf));
+            let role = r
+                .role
+                .as_deref()
+                .map(|x| format!("{x}{}", if x == "sent" { " ✉" } else { "" }))
+                .unwrap_or_default();
+            let base = if !r.selectable {
+                theme.style("list.dim")
+            } else {
+                Style::default()
+            };
+            let base = if i == p.selected {
+                base.patch(theme.style("list.selected"))
+            } else {
+                base
+            };
+            Row::new(vec![
+                Line::from(sync),
+                Line::from(name),
+                Line::from(Span::styled(role, theme.style("badge.role"))),
+                Line::from(format!(
+                    "{}/{}",
+                    r.cached,
+                    r.exists_count
+                        .map(|n| n.to_string())
+                        .unwrap_or_else(|| "?".into())
+                )),
+                Line::from(r.total_bytes.map(human_bytes).unwrap_or_default()),
+                Line::from(short_time(&r.last_synced_at)),
+            ])
+            .style(base)
+        })
+        .collect();
+    let t = Table::new(
+        rows,
+        [
+            Constraint::Length(3),
+            Constraint::Min(16),
+            Constraint::Length(8),
+            Constraint::Length(13),
+            Constraint::Length(9),
+            Constraint::Length(16),
+        ],
+    )
+    .header(
+        Row::new(vec![
+            "On",
+            "Folder",
+            "Role",
+            "Cached/all",
+            "Size",
+            "Last sync",
+        ])
+        .style(theme.style("list.header")),
+    )
+    .block(frame(theme, title, true));
+    f.render_widget(t, area);
+}

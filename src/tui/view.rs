@@ -1,0 +1,181 @@
+//! The whole screen: tabs, the current pane, the status line, and overlays (help, confirm).
+//! Drawing only reads `App`.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Flex, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Row, Table, Wrap};
+
+use super::action::PaneId;
+use super::app::App;
+use super::panes;
+use crate::mail::sanitize::clean_line;
+
+pub fn draw(f: &mut Frame<'_>, app: &App) {
+    let area = f.area();
+    f.render_widget(Block::default().style(app.theme.style("base")), area);
+    let [tabs, body, status] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(3),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    draw_tabs(f, tabs, app);
+    match app.pane {
+        PaneId::Dashboard => panes::dashboard::draw(f, body, app),
+        PaneId::Setup => panes::setup::draw(f, body, app),
+        PaneId::Folders => panes::folders::draw(f, body, app),
+        PaneId::Triage => panes::triage::draw(f, body, app),
+        PaneId::Message => panes::message::draw(f, body, app),
+        PaneId::Customers => panes::customers::draw(f, body, app),
+        PaneId::Compose => panes::compose::draw(f, body, app),
+        PaneId::Outbox => panes::outbox::draw(f, body, app),
+        PaneId::Log => panes::log::draw(f, body, app),
+    }
+    draw_status(f, status, app);
+    if app.help {
+        draw_help(f, body, app);
+    }
+    if let Some(d) = &app.dialog {
+        draw_dialog(f, body, app, &d.text);
+    }
+}
+
+fn draw_tabs(f: &mut Frame<'_>, area: Rect, app: &App) {
+    let theme = &app.theme;
+    let mut spans = Vec::new();
+    let current = if app.pane == PaneId::Message {
+        app.message.back.unwrap_or(PaneId::Triage)
+    } else {
+        app.pane
+    };
+    // Full titles when they fit, else short ones: every tab stays visible at 80 columns.
+    let full: usize = PaneId::TABS.iter().map(|p| p.title().len() + 4).sum();
+    let short = full > area.width as usize;
+    for (i, p) in PaneId::TABS.iter().enumerate() {
+        let role = if *p == current {
+            "tabs.active"
+        } else {
+            "tabs.inactive"
+        };
+        let title = if short { p.short_title() } else { p.title() };
+        spans.push(Span::styled(
+            format!(" {} {} ", i + 1, title),
+            theme.style(role),
+        ));
+    }
+    f.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+/// The current account and what sync is doing; a notice replaces it until the next key.
+fn draw_status(f: &mut Frame<'_>, area: Rect, app: &App) {
+    let theme = &app.theme;
+    if let Some(t) = &app.toast {
+        let role = if t.error {
+            "status.error"
+        } else {
+            "status.info"
+        };
+        f.render_widget(
+            Paragraph::new(Span::styled(
+                format!(" {}", clean_line(&t.text)),
+                theme.style(role),
+            ))
+            .style(theme.style(role)),
+            area,
+        );
+        return;
+    }
+    let mut text = String::new();
+    if let Some(s) = &app.dashboard.status {
+        let sel = s.accounts.get(app.dashboard.selected);
+        match sel {
+            Some(a) => {
+                text.push_str(&format!(" {} · {}", clean_line(&a.name), a.state.as_str()));
+                if let Some(p) = &a.progress {
+                    text.push_str(&format!(
+                        " {} {}/{}",
+                        clean_line(&p.folder),
+                        p.done,
+                        p.total
+                    ));
+                }
+                let busy = s.accounts.iter().filter(|a| a.progress.is_some()).count();
+                if busy > 0 {
+                    text.push_str(&format!(" · {busy} syncing"));
+                }
+            }
+            None => text.push_str(" no account"),
+        }
+    }
+    let right = " ? help · q quit ";
+    let w = area.width as usize;
+    let left_w = Line::from(text.as_str()).width();
+    let pad = w.saturating_sub(left_w + right.len());
+    let line = format!("{text}{}{right}", " ".repeat(pad));
+    f.render_widget(
+        Paragraph::new(Line::from(line)).style(theme.style("status.line")),
+        area,
+    );
+}
+
+pub fn centered(area: Rect, w: u16, h: u16) -> Rect {
+    let [r] = Layout::horizontal([Constraint::Length(w.min(area.width))])
+        .flex(Flex::Center)
+        .areas(area);
+    let [r] = Layout::vertical([Constraint::Length(h.min(area.height))])
+        .flex(Flex::Center)
+        .areas(r);
+    r
+}
+
+/// The keys of the current pane, drawn from the same tables that resolve key presses.
+fn draw_help(f: &mut Frame<'_>, area: Rect, app: &App) {
+    let theme = &app.theme;
+    let mut rows = Vec::new();
+    for (table, binds) in app.keymap.tables_for(app.pane, false) {
+        rows.push(Row::new(vec![Line::from(Span::styled(
+            format!("— {table} —"),
+            theme.style("list.header"),
+        ))]));
+        for b in binds {
+            let keys: Vec<String> = b.keys.iter().map(|k| k.label()).collect();
+            rows.push(Row::new(vec![
+                Line::from(Span::styled(keys.join(" "), theme.style("help.key"))),
+                Line::from(Span::styled(b.desc, theme.style("help.desc"))),
+            ]));
+        }
+    }
+    let h = (rows.len() as u16 + 2).min(area.height);
+    let r = centered(area, 64, h);
+    f.render_widget(Clear, r);
+    let t = Table::new(rows, [Constraint::Length(20), Constraint::Min(10)]).block(
+        Block::default()
+            .borders(Borders::ALL)
+            .border_style(theme.style("dialog.border"))
+            .title(Span::styled(
+                format!(" Keys: {} (esc closes) ", app.pane.title()),
+                theme.style("pane.title.focused"),
+            )),
+    );
+    f.render_widget(t, r);
+}
+
+fn draw_dialog(f: &mut Frame<'_>, area: Rect, app: &App, text: &str) {
+    let theme = &app.theme;
+    let r = centered(area, 60, 6);
+    f.render_widget(Clear, r);
+    let p = Paragraph::new(vec![
+        Line::from(Span::styled(clean_line(text), theme.style("dialog.text"))),
+        Line::from(""),
+        Line::from(Span::styled("y yes · n no", theme.style("help.key"))),
+    ])
+    .wrap(Wrap { trim: true })
+    .block(
+        Block::default()
+            .borders(Borders::ALL)
+            .border_style(theme.style("dialog.border"))
+            .title(Span::styled(" Confirm ", theme.style("dialog.border"))),
+    );
+    f.render_widget(p, r);
+}
