@@ -2,22 +2,61 @@
 //! reach a log: passwords live in `SecretString` (Debug prints [REDACTED]) and protocol traces
 //! pass through `redact_protocol_line`.
 
-use tracing_subscriber::EnvFilter;
+use std::path::Path;
 
-pub fn init(verbose: u8, _json: bool) {
-    let default = match verbose {
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+/// Logs to stderr at the chosen verbosity and, when verbose or `MAILROOM_LOG` is set, to
+/// `logs/mailroom.log` in the home (the debug log, 0600). The protocol trace (`-vvv`) goes
+/// through `redact_protocol_line`, so LOGIN/AUTHENTICATE arguments never reach it.
+pub fn init(verbose: u8, log_dir: Option<&Path>) {
+    let level = match verbose {
         0 => "warn",
         1 => "mailroom=info",
         2 => "mailroom=debug",
         _ => "mailroom=trace",
     };
-    let filter =
-        EnvFilter::try_from_env("MAILROOM_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let env = std::env::var("MAILROOM_LOG").ok();
+    // async-imap logs every command verbatim (LOGIN with its password) through `log`; that
+    // target is always off, whatever the user asks for.
+    let filter = || {
+        let wanted = env.as_deref().unwrap_or(level);
+        EnvFilter::try_new(format!("{wanted},async_imap=off"))
+            .unwrap_or_else(|_| EnvFilter::new(format!("{level},async_imap=off")))
+    };
+    let stderr_layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_filter(filter());
+    let file = if verbose > 0 || env.is_some() {
+        log_dir.and_then(open_log_file)
+    } else {
+        None
+    };
+    let file_layer = file.map(|f| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::sync::Mutex::new(f))
+            .with_ansi(false)
+            .with_filter(filter())
+    });
+    let _ = tracing_subscriber::registry()
+        .with(stderr_layer)
+        .with(file_layer)
         .try_init();
+}
+
+fn open_log_file(dir: &Path) -> Option<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::create_dir_all(dir).ok()?;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(dir.join("mailroom.log"))
+        .ok()
 }
 
 /// Hides credentials in an IMAP/SMTP protocol line before it is logged.

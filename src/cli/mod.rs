@@ -155,11 +155,15 @@ pub fn main() -> i32 {
         }
     };
     let json = cli.json;
-    crate::logging::init(cli.verbose, json);
     let home = match Home::resolve(cli.home.clone()) {
         Ok(h) => h,
         Err(e) => return output::fail(json, &e),
     };
+    // The debug log lives in the home, but only once the home exists (status never creates it).
+    crate::logging::init(
+        cli.verbose,
+        home.root.exists().then(|| home.log_dir()).as_deref(),
+    );
     let ctx = Ctx {
         home,
         json,

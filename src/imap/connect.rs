@@ -32,10 +32,15 @@ impl AsyncRead for MailStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
+        let before = buf.filled().len();
+        let res = match self.get_mut() {
             MailStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
             MailStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        };
+        if let Poll::Ready(Ok(())) = &res {
+            trace_wire("S:", &buf.filled()[before..]);
         }
+        res
     }
 }
 
@@ -45,10 +50,14 @@ impl AsyncWrite for MailStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        match self.get_mut() {
+        let res = match self.get_mut() {
             MailStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
             MailStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        };
+        if let Poll::Ready(Ok(n)) = &res {
+            trace_wire("C:", &buf[..*n]);
         }
+        res
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
@@ -65,6 +74,18 @@ impl AsyncWrite for MailStream {
 }
 
 pub type ImapSession = Session<MailStream>;
+
+/// The redacted protocol trace (`-vvv` or `MAILROOM_LOG=mailroom::imap::wire=trace`).
+fn trace_wire(dir: &str, bytes: &[u8]) {
+    if !tracing::enabled!(target: "mailroom::imap::wire", tracing::Level::TRACE) || bytes.is_empty()
+    {
+        return;
+    }
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(2048)]);
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        tracing::trace!(target: "mailroom::imap::wire", "{dir} {}", crate::mail::sanitize::clean_line(&crate::logging::redact_protocol_line(line)));
+    }
+}
 
 /// How certificates are checked for one account.
 #[derive(Debug, Clone, Default)]

@@ -3,7 +3,18 @@
 use super::common::*;
 
 fn add_args<'a>(name: &'a str, user: &'a str, imap: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut v = vec!["account", "add", name, "--email", user, "--imap", imap, "--smtp", "127.0.0.1:1587", "--password-stdin"];
+    let mut v = vec![
+        "account",
+        "add",
+        name,
+        "--email",
+        user,
+        "--imap",
+        imap,
+        "--smtp",
+        "127.0.0.1:1587",
+        "--password-stdin",
+    ];
     v.extend_from_slice(extra);
     v
 }
@@ -15,22 +26,62 @@ fn account_test_passes_every_step_on_imaps_and_starttls() {
     let home = Home::new();
     let ca = s.ca.to_string_lossy().to_string();
     let imaps = format!("127.0.0.1:{IMAPS}");
-    let out = home.run_stdin(&add_args("tls", &user, &imaps, &["--ca-file", &ca]), PASSWORD);
+    let out = home.run_stdin(
+        &add_args("tls", &user, &imaps, &["--ca-file", &ca]),
+        PASSWORD,
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let starttls = format!("127.0.0.1:{IMAP_STARTTLS}");
-    let out = home.run_stdin(&add_args("st", &user, &starttls, &["--ca-file", &ca, "--imap-security", "starttls"]), PASSWORD);
+    let out = home.run_stdin(
+        &add_args(
+            "st",
+            &user,
+            &starttls,
+            &["--ca-file", &ca, "--imap-security", "starttls"],
+        ),
+        PASSWORD,
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     for name in ["tls", "st"] {
         let (code, v) = home.json(&["account", "test", name]);
         assert_eq!(code, 0, "{v}");
         assert_eq!(v["ok"], true);
-        let ids: Vec<&str> = v["steps"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
-        assert_eq!(ids, ["connect", "tls", "login", "list", "sent_folder", "sent_write", "smtp_connect", "smtp_tls", "smtp_auth"]);
-        assert!(v["steps"].as_array().unwrap().iter().all(|s| s["status"] == "ok"), "{v}");
+        let ids: Vec<&str> = v["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                "connect",
+                "tls",
+                "login",
+                "list",
+                "sent_folder",
+                "sent_write",
+                "smtp_connect",
+                "smtp_tls",
+                "smtp_auth"
+            ]
+        );
+        assert!(
+            v["steps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|s| s["status"] == "ok"),
+            "{v}"
+        );
     }
     // The write probe removed itself: Sent is empty again.
     let out = doveadm(&["search", "-u", &user, "mailbox", "Sent", "all"]);
-    assert!(stdout(&out).trim().is_empty(), "probe left behind: {}", stdout(&out));
+    assert!(
+        stdout(&out).trim().is_empty(),
+        "probe left behind: {}",
+        stdout(&out)
+    );
 }
 
 #[test]
@@ -40,7 +91,10 @@ fn wrong_password_fails_clearly_and_stores_no_secret_in_clear() {
     let home = Home::new();
     let ca = s.ca.to_string_lossy().to_string();
     let imaps = format!("127.0.0.1:{IMAPS}");
-    let out = home.run_stdin(&add_args("w", &user, &imaps, &["--ca-file", &ca]), "not-the-password");
+    let out = home.run_stdin(
+        &add_args("w", &user, &imaps, &["--ca-file", &ca]),
+        "not-the-password",
+    );
     assert!(out.status.success());
     let out = home.run(&["account", "test", "w"]);
     assert_eq!(out.status.code(), Some(1));
@@ -48,18 +102,54 @@ fn wrong_password_fails_clearly_and_stores_no_secret_in_clear() {
     assert!(err.contains("FAILED  login"), "{err}");
     assert!(err.contains("set-password"), "the fix is named: {err}");
     let (_, v) = home.json(&["account", "test", "w"]);
-    let login = v["steps"].as_array().unwrap().iter().find(|s| s["id"] == "login").unwrap().clone();
+    let login = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "login")
+        .unwrap()
+        .clone();
     assert_eq!(login["status"], "failed");
-    assert!(v["steps"].as_array().unwrap().iter().skip_while(|s| s["id"] != "login").skip(1).all(|s| s["status"] == "skipped"));
+    assert!(
+        v["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .skip_while(|s| s["id"] != "login")
+            .skip(1)
+            .all(|s| s["status"] == "skipped")
+    );
     // `add --test` with a wrong password stores nothing.
-    let out = home.run_stdin(&add_args("w2", &user, &imaps, &["--ca-file", &ca, "--test"]), "wrong");
+    let out = home.run_stdin(
+        &add_args("w2", &user, &imaps, &["--ca-file", &ca, "--test"]),
+        "wrong",
+    );
     assert_eq!(out.status.code(), Some(1));
     let (_, list) = home.json(&["account", "list"]);
     assert_eq!(list["accounts"].as_array().unwrap().len(), 1, "{list}");
-    // No clear-text password anywhere in the home.
+    // The full protocol trace goes to the debug log in the home, with LOGIN redacted.
+    let out = home
+        .cmd()
+        .args(["account", "test", "w"])
+        .env("MAILROOM_LOG", "trace")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let log =
+        std::fs::read_to_string(home.path().join("logs/mailroom.log")).expect("debug log written");
+    assert!(
+        log.contains("LOGIN [REDACTED]"),
+        "the trace shows the redacted LOGIN"
+    );
+    assert!(!stderr(&out).contains("not-the-password"));
+    // No clear-text password anywhere in the home (config, database, WAL, key, debug log).
     for entry in walk(home.path()) {
         let bytes = std::fs::read(&entry).unwrap();
-        assert!(!contains(&bytes, b"not-the-password"), "password in clear in {}", entry.display());
+        assert!(
+            !contains(&bytes, b"not-the-password"),
+            "password in clear in {}",
+            entry.display()
+        );
     }
 }
 
@@ -73,21 +163,52 @@ fn untrusted_certificate_is_refused_with_both_fixes_and_insecure_is_shown() {
     assert!(out.status.success());
     let (code, v) = home.json(&["account", "test", "nocert"]);
     assert_eq!(code, 1);
-    let tls = v["steps"].as_array().unwrap().iter().find(|s| s["id"] == "tls").unwrap().clone();
+    let tls = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "tls")
+        .unwrap()
+        .clone();
     assert_eq!(tls["status"], "failed");
-    assert!(tls["detail"].as_str().unwrap().contains("certificate"), "{tls}");
+    assert!(
+        tls["detail"].as_str().unwrap().contains("certificate"),
+        "{tls}"
+    );
     let fix = tls["fix"].as_str().unwrap();
-    assert!(fix.contains("--ca-file") && fix.contains("--insecure-skip-verify"), "{fix}");
+    assert!(
+        fix.contains("--ca-file") && fix.contains("--insecure-skip-verify"),
+        "{fix}"
+    );
 
-    let out = home.run_stdin(&add_args("insecure", &user, &imaps, &["--insecure-skip-verify"]), PASSWORD);
+    let out = home.run_stdin(
+        &add_args("insecure", &user, &imaps, &["--insecure-skip-verify"]),
+        PASSWORD,
+    );
     assert!(out.status.success());
-    assert!(stdout(&out).contains("insecure"), "the add warns: {}", stdout(&out));
+    assert!(
+        stdout(&out).contains("insecure"),
+        "the add warns: {}",
+        stdout(&out)
+    );
     let (code, v) = home.json(&["account", "test", "insecure"]);
     assert_eq!(code, 0, "{v}");
     let (_, st) = home.json(&["status"]);
-    let acct = st["accounts"].as_array().unwrap().iter().find(|a| a["name"] == "insecure").unwrap().clone();
+    let acct = st["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "insecure")
+        .unwrap()
+        .clone();
     assert_eq!(acct["insecure"], true);
-    let other = st["accounts"].as_array().unwrap().iter().find(|a| a["name"] == "nocert").unwrap().clone();
+    let other = st["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "nocert")
+        .unwrap()
+        .clone();
     assert_eq!(other["insecure"], false);
 }
 
@@ -96,7 +217,10 @@ fn closed_port_names_the_fix() {
     servers();
     let home = Home::new();
     // Port 1 on loopback: nothing listens.
-    let out = home.run_stdin(&add_args("closed", "x@example.test", "127.0.0.1:1", &[]), PASSWORD);
+    let out = home.run_stdin(
+        &add_args("closed", "x@example.test", "127.0.0.1:1", &[]),
+        PASSWORD,
+    );
     assert!(out.status.success());
     let (code, v) = home.json(&["account", "test", "closed"]);
     assert_eq!(code, 1);
@@ -120,16 +244,39 @@ fn status_lists_accounts_and_exit_codes_follow_health() {
     let a = &v["accounts"][0];
     assert_eq!(a["name"], "main");
     assert_eq!(a["state"], "pending");
-    for key in ["email", "enabled", "insecure", "last_success_at", "last_error", "counts", "progress", "health", "outbox", "unmatched"] {
+    for key in [
+        "email",
+        "enabled",
+        "insecure",
+        "last_success_at",
+        "last_error",
+        "counts",
+        "progress",
+        "health",
+        "outbox",
+        "unmatched",
+    ] {
         assert!(a.get(key).is_some(), "missing {key}: {a}");
     }
     // A duplicate name exits 1; a usage error exits 64.
-    let out = home.run_stdin(&add_args("main", &user, "127.0.0.1:1993", &["--ca-file", &s.ca.to_string_lossy()]), PASSWORD);
+    let out = home.run_stdin(
+        &add_args(
+            "main",
+            &user,
+            "127.0.0.1:1993",
+            &["--ca-file", &s.ca.to_string_lossy()],
+        ),
+        PASSWORD,
+    );
     assert_eq!(out.status.code(), Some(1));
     let out = home.run(&["account", "add"]);
     assert_eq!(out.status.code(), Some(64));
     // A damaged database: exit 3.
-    std::fs::write(home.path().join("mailroom.db"), b"this is not sqlite at all, not even close........").unwrap();
+    std::fs::write(
+        home.path().join("mailroom.db"),
+        b"this is not sqlite at all, not even close........",
+    )
+    .unwrap();
     let _ = std::fs::remove_file(home.path().join("mailroom.db-wal"));
     let _ = std::fs::remove_file(home.path().join("mailroom.db-shm"));
     let out = home.run(&["status"]);

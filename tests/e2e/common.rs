@@ -29,7 +29,11 @@ pub struct Servers {
 }
 
 fn mailserver(args: &[&str]) -> Output {
-    Command::new(repo().join("scripts/mailserver")).args(args).stdin(Stdio::null()).output().expect("scripts/mailserver runs")
+    Command::new(repo().join("scripts/mailserver"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("scripts/mailserver runs")
 }
 
 /// Starts the local servers once per test process (a no-op when they already run).
@@ -37,10 +41,19 @@ pub fn servers() -> &'static Servers {
     static S: OnceLock<Servers> = OnceLock::new();
     S.get_or_init(|| {
         let out = mailserver(&["start"]);
-        assert!(out.status.success(), "scripts/mailserver start failed:\n{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "scripts/mailserver start failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         let st = mailserver(&["status"]);
         let text = String::from_utf8_lossy(&st.stdout).to_string();
-        let ca = text.lines().find_map(|l| l.strip_prefix("ca: ")).map(|s| PathBuf::from(s.trim())).expect("status prints the CA path");
+        let ca = text
+            .lines()
+            .find_map(|l| l.strip_prefix("ca: "))
+            .map(|s| PathBuf::from(s.trim()))
+            .expect("status prints the CA path");
         Servers { ca }
     })
 }
@@ -51,7 +64,11 @@ pub fn bare_servers() -> &'static Servers {
     let s = servers();
     B.get_or_init(|| {
         let out = mailserver(&["start", "--bare"]);
-        assert!(out.status.success(), "scripts/mailserver start --bare failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "scripts/mailserver start --bare failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     });
     s
 }
@@ -61,16 +78,35 @@ pub fn new_user(prefix: &str) -> String {
     servers();
     static N: AtomicUsize = AtomicUsize::new(0);
     let n = N.fetch_add(1, Ordering::SeqCst);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
     let user = format!("{prefix}-{}-{n}-{nanos}@example.test", std::process::id());
-    let out = mailserver(&["adduser", &user]);
-    assert!(out.status.success(), "adduser failed: {}", String::from_utf8_lossy(&out.stderr));
-    user
+    // The script serialises on a lock; under parallel tests a call can lose a race, so retry.
+    let mut last = String::new();
+    for _ in 0..5 {
+        let out = mailserver(&["adduser", &user]);
+        if out.status.success() {
+            return user;
+        }
+        last = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    panic!("adduser {user} failed: {last}");
 }
 
 pub fn seed(user: &str, count: usize) {
     let out = mailserver(&["seed", "--user", user, "--count", &count.to_string()]);
-    assert!(out.status.success(), "seed failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "seed failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 pub fn doveadm(args: &[&str]) -> Output {
@@ -86,14 +122,20 @@ pub struct Home {
 
 impl Home {
     pub fn new() -> Home {
-        Home { dir: tempfile::tempdir().expect("tempdir") }
+        Home {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
     }
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(bin());
-        c.arg("--home").arg(self.dir.path()).env_remove("MAILROOM_HOME").env("MAILROOM_OPERATOR", "tester").stdin(Stdio::null());
+        c.arg("--home")
+            .arg(self.dir.path())
+            .env_remove("MAILROOM_HOME")
+            .env("MAILROOM_OPERATOR", "tester")
+            .stdin(Stdio::null());
         c
     }
     /// Runs `mailroom ARGS`, returning the output.
@@ -103,8 +145,20 @@ impl Home {
     /// Runs with stdin text.
     pub fn run_stdin(&self, args: &[&str], stdin: &str) -> Output {
         use std::io::Write;
-        let mut child = self.cmd().args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("mailroom runs");
-        child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
+        let mut child = self
+            .cmd()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("mailroom runs");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.as_bytes())
+            .expect("write stdin");
         child.wait_with_output().expect("mailroom finishes")
     }
     /// Runs `mailroom --json ARGS` and parses the single JSON object.
@@ -113,17 +167,39 @@ impl Home {
         full.extend_from_slice(args);
         let out = self.run(&full);
         let text = String::from_utf8_lossy(&out.stdout).to_string();
-        let v = serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("not one JSON object ({e}): {text:?}\nstderr: {}", String::from_utf8_lossy(&out.stderr)));
+        let v = serde_json::from_str(text.trim()).unwrap_or_else(|e| {
+            panic!(
+                "not one JSON object ({e}): {text:?}\nstderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
         (out.status.code().unwrap_or(-1), v)
     }
     /// `account add NAME` for `user` against the local IMAPS + submission servers, CA verified.
     pub fn add_account(&self, name: &str, user: &str) {
         let ca = servers().ca.to_string_lossy().to_string();
         let out = self.run_stdin(
-            &["account", "add", name, "--email", user, "--imap", &format!("127.0.0.1:{IMAPS}"), "--smtp", &format!("127.0.0.1:{SUBMISSION}"), "--ca-file", &ca, "--password-stdin"],
+            &[
+                "account",
+                "add",
+                name,
+                "--email",
+                user,
+                "--imap",
+                &format!("127.0.0.1:{IMAPS}"),
+                "--smtp",
+                &format!("127.0.0.1:{SUBMISSION}"),
+                "--ca-file",
+                &ca,
+                "--password-stdin",
+            ],
             PASSWORD,
         );
-        assert!(out.status.success(), "account add failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "account add failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     /// Sets a config value under the account with `toml_edit` semantics (e.g. "sync.poll_secs", 1).
     pub fn set_account_option(&self, name: &str, dotted: &str, value: toml_edit::Item) {
@@ -160,20 +236,29 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<
         if let Some(v) = f() {
             return v;
         }
-        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
 
 /// Sends a message through the local submission server as `from` (for "new mail arrives" tests).
 pub fn smtp_send(from: &str, to: &str, subject: &str, body: &str) {
+    use lettre::Message;
     use lettre::message::Mailbox;
     use lettre::transport::smtp::authentication::Credentials;
     use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-    use lettre::Message;
     let pem = std::fs::read(&servers().ca).expect("CA readable");
-    let tls = TlsParameters::builder("127.0.0.1".into()).add_root_certificate(Certificate::from_pem(&pem).expect("CA pem")).build_rustls().expect("tls");
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
+    let tls = TlsParameters::builder("127.0.0.1".into())
+        .add_root_certificate(Certificate::from_pem(&pem).expect("CA pem"))
+        .build_rustls()
+        .expect("tls");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
     rt.block_on(async {
         use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
         let t = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
