@@ -71,7 +71,7 @@ pub fn draw(f: &mut Frame<'_>, area: Rect, app: &App) {
         );
         return;
     }
-    let [list, detail] = Layout::vertical([Constraint::Min(4), Constraint::Length(5)]).areas(body);
+    let [list, detail] = Layout::vertical([Constraint::Min(4), Constraint::Length(7)]).areas(body);
     let names = &app.accounts;
     paged_table(
         f,
@@ -110,14 +110,15 @@ pub fn draw(f: &mut Frame<'_>, area: Rect, app: &App) {
             safe(&e.what),
             theme.style(level_role(&e.level)),
         )));
-        if let Some(d) = &e.detail {
-            lines.push(Line::from(safe(d)));
-        }
+        // The fix first: it is what the operator acts on; the detail may wrap.
         if let Some(fx) = &e.fix {
             lines.push(Line::from(Span::styled(
                 format!("fix: {}", safe(fx)),
                 theme.style("fix"),
             )));
+        }
+        if let Some(d) = &e.detail {
+            lines.push(Line::from(safe(d)));
         }
     }
     f.render_widget(

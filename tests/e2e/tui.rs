@@ -1,0 +1,300 @@
+//! Issue 6: the real console binary in a real terminal (tmux), against the local servers.
+//! Keys go in with `send-keys`; the screen comes back with `capture-pane`; every wait has a
+//! deadline (`wait_for`), never a sleep.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use super::common::*;
+
+/// One tmux server per test (own socket), one window running the console.
+struct Tmux {
+    socket: String,
+    exit_file: PathBuf,
+}
+
+impl Tmux {
+    fn start(home: &Home, name: &str, extra_env: &[(&str, &str)], args: &[&str]) -> Tmux {
+        let socket = format!("mailroom-e2e-{name}-{}", std::process::id());
+        let exit_file = home.path().join("console-exit");
+        let args: String = args.iter().map(|a| format!(" '{a}'")).collect();
+        let mut env = String::new();
+        for (k, v) in extra_env {
+            env.push_str(&format!("{k}='{v}' "));
+        }
+        // The shell records the exit code, then stays so the restored screen can be read.
+        let cmd = format!(
+            "env -u MAILROOM_HOME MAILROOM_OPERATOR=tester TERM=xterm-256color {env}'{}' --home '{}'{args}; echo \"exit=$?\" > '{}'; echo CONSOLE-ENDED; sleep 600",
+            bin().display(),
+            home.path().display(),
+            exit_file.display()
+        );
+        let out = Command::new("tmux")
+            .args([
+                "-L",
+                &socket,
+                "-f",
+                "/dev/null",
+                "new-session",
+                "-d",
+                "-x",
+                "120",
+                "-y",
+                "40",
+                "sh",
+                "-c",
+                &cmd,
+            ])
+            .output()
+            .expect("tmux runs");
+        assert!(
+            out.status.success(),
+            "tmux new-session: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Tmux { socket, exit_file }
+    }
+
+    fn screen(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket, "capture-pane", "-p"])
+            .output()
+            .expect("tmux capture-pane");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["-L", self.socket.as_str(), "send-keys"];
+        args.extend_from_slice(keys);
+        let out = Command::new("tmux")
+            .args(&args)
+            .output()
+            .expect("tmux send-keys");
+        assert!(
+            out.status.success(),
+            "send-keys {keys:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn text(&self, s: &str) {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket, "send-keys", "-l", s])
+            .output()
+            .expect("tmux send-keys -l");
+        assert!(out.status.success());
+    }
+
+    fn wait_screen(&self, what: &str, timeout: Duration) -> String {
+        let mut last = String::new();
+        let found = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            wait_for(what, timeout, || {
+                last = self.screen();
+                last.contains(what).then(|| last.clone())
+            })
+        }));
+        match found {
+            Ok(s) => s,
+            Err(_) => panic!("timed out waiting for {what:?}; screen:\n{last}"),
+        }
+    }
+
+    fn exit_code(&self, timeout: Duration) -> i32 {
+        wait_for("the console to exit", timeout, || {
+            std::fs::read_to_string(&self.exit_file)
+                .ok()
+                .and_then(|s| s.trim().strip_prefix("exit=").and_then(|c| c.parse().ok()))
+        })
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .output();
+    }
+}
+
+/// The shared server's user list is rewritten while other tests add users; make sure this
+/// mailbox accepts logins before the console's own check is judged.
+fn mailbox_ready(user: &str) {
+    let scratch = Home::new();
+    scratch.add_account("probe", user);
+    wait_for(
+        "the new mailbox to accept logins",
+        Duration::from_secs(30),
+        || {
+            let (code, _) = scratch.json(&["account", "test", "probe"]);
+            (code == 0).then_some(())
+        },
+    );
+}
+
+/// Moves the setup form's focus to field `n` (0 = Provider) from field `from`.
+fn tab_to(t: &Tmux, from: usize, n: usize) {
+    for _ in from..n {
+        t.keys(&["Tab"]);
+    }
+}
+
+#[test]
+fn console_adds_an_account_through_the_form_tests_it_and_quits_cleanly() {
+    let s = servers();
+    let user = new_user("tui-setup");
+    mailbox_ready(&user);
+    let home = Home::new();
+    let t = Tmux::start(&home, "setup", &[], &[]);
+    t.wait_screen("No accounts yet", Duration::from_secs(20));
+
+    // The setup form, filled the way an operator would.
+    t.keys(&["2"]);
+    t.wait_screen("New account", Duration::from_secs(10));
+    tab_to(&t, 0, 1);
+    t.text("local");
+    tab_to(&t, 1, 2);
+    t.text(&user);
+    tab_to(&t, 2, 4); // Login follows the email.
+    t.text(PASSWORD);
+    tab_to(&t, 4, 5);
+    t.text("127.0.0.1");
+    tab_to(&t, 5, 6);
+    t.keys(&["C-u"]);
+    t.text(&IMAPS.to_string());
+    tab_to(&t, 6, 8);
+    t.text("127.0.0.1");
+    tab_to(&t, 8, 9);
+    t.keys(&["C-u"]);
+    t.text(&SUBMISSION.to_string());
+    tab_to(&t, 9, 11);
+    t.text(&s.ca.display().to_string());
+    let screen = t.wait_screen("•••••• ", Duration::from_secs(10));
+    assert!(
+        !screen.contains(PASSWORD),
+        "the password is masked:\n{screen}"
+    );
+
+    // Test connection: every step streams in and passes.
+    t.keys(&["C-t"]);
+    let screen = t.wait_screen("all 9 checks passed", Duration::from_secs(60));
+    for id in [
+        "connect",
+        "tls",
+        "login",
+        "list",
+        "sent_folder",
+        "sent_write",
+        "smtp_connect",
+        "smtp_tls",
+        "smtp_auth",
+    ] {
+        assert!(
+            screen
+                .lines()
+                .any(|l| l.contains(" ok ") && l.contains(id)
+                    || l.contains(&format!("ok      {id}"))),
+            "step {id} not shown ok:\n{screen}"
+        );
+    }
+    assert!(!screen.contains("FAILED"), "{screen}");
+
+    // Save: back on the dashboard with the new account.
+    t.keys(&["C-s"]);
+    t.wait_screen("added account local", Duration::from_secs(20));
+    let screen = t.wait_screen("Accounts — overall", Duration::from_secs(10));
+    assert!(screen.contains("local"), "{screen}");
+
+    // The help overlay lists this pane's keys, from the keymap.
+    t.keys(&["?"]);
+    let screen = t.wait_screen("Keys: Dashboard", Duration::from_secs(10));
+    assert!(
+        screen.contains("Test connection of the account"),
+        "{screen}"
+    );
+    t.keys(&["Escape"]);
+
+    // The stored account is what `account add` would have stored: the CLI sees and uses it.
+    let (code, v) = home.json(&["account", "list"]);
+    assert_eq!(code, 0);
+    let a = &v["accounts"][0];
+    assert_eq!(a["name"], "local");
+    assert_eq!(a["email"], user.as_str());
+    assert_eq!(a["imap"]["port"], IMAPS);
+    assert_eq!(a["smtp"]["port"], SUBMISSION);
+    assert_eq!(a["owner"], "tester");
+    let (code, report) = home.json(&["account", "test", "local"]);
+    assert_eq!(code, 0, "{report}");
+
+    // Quit: exit code 0 and the terminal is back (the shell's text is on the normal screen).
+    t.keys(&["q"]);
+    assert_eq!(t.exit_code(Duration::from_secs(10)), 0);
+    let screen = t.wait_screen("CONSOLE-ENDED", Duration::from_secs(10));
+    assert!(
+        !screen.contains("Accounts — overall"),
+        "alternate screen left behind:\n{screen}"
+    );
+}
+
+#[test]
+fn console_follows_another_process_and_ctrl_c_restores_the_terminal() {
+    servers();
+    let user = new_user("tui-watch");
+    let home = Home::new();
+    let t = Tmux::start(&home, "watch", &[("NO_COLOR", "1")], &[]);
+    t.wait_screen("No accounts yet", Duration::from_secs(20));
+    // Another process writes the home and the database; the console notices without a key.
+    home.add_account("other", &user);
+    t.wait_screen("other", Duration::from_secs(10));
+    // A failing test from the CLI lands in the event log, which the log pane shows live.
+    t.keys(&["8"]);
+    t.wait_screen("[events]", Duration::from_secs(10));
+    let out = home.run_stdin(
+        &["account", "set-password", "other", "--password-stdin"],
+        "wrong",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = home.run(&["account", "test", "other"]);
+    assert_eq!(out.status.code(), Some(1));
+    let screen = t.wait_screen("account test failed at login", Duration::from_secs(10));
+    assert!(
+        screen.contains("fix:"),
+        "the error's fix is shown:\n{screen}"
+    );
+    t.keys(&["C-c"]);
+    assert_eq!(t.exit_code(Duration::from_secs(10)), 0);
+    let screen = t.wait_screen("CONSOLE-ENDED", Duration::from_secs(10));
+    assert!(
+        !screen.contains("[events]"),
+        "alternate screen left behind:\n{screen}"
+    );
+}
+
+#[test]
+fn console_refuses_a_bad_keymap_or_theme_before_touching_the_terminal() {
+    let home = Home::new();
+    std::fs::write(
+        home.path().join("config.toml"),
+        "[ui.keys.triage]\npare = \"p\"\n",
+    )
+    .unwrap();
+    let t = Tmux::start(&home, "badkeys", &[], &[]);
+    assert_eq!(t.exit_code(Duration::from_secs(10)), 64);
+    let screen = t.wait_screen("CONSOLE-ENDED", Duration::from_secs(10));
+    assert!(screen.contains("unknown action \"pare\""), "{screen}");
+    assert!(
+        screen.contains("pair"),
+        "the fix names the valid actions:\n{screen}"
+    );
+    drop(t);
+
+    let home = Home::new();
+    let t = Tmux::start(&home, "badtheme", &[], &["--theme", "neon"]);
+    assert_eq!(t.exit_code(Duration::from_secs(10)), 64);
+    let screen = t.wait_screen("CONSOLE-ENDED", Duration::from_secs(10));
+    assert!(screen.contains("neon"), "{screen}");
+    assert!(
+        screen.contains("monochrome"),
+        "the fix lists the themes:\n{screen}"
+    );
+}
