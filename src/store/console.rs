@@ -142,9 +142,33 @@ impl Store {
         offset: i64,
         limit: i64,
     ) -> Result<Vec<MessageSummary>> {
+        self.triage_query(account_id, offset, limit, "DESC")
+    }
+
+    /// The same list read from its far end: rows `offset..offset+limit` counted from the
+    /// oldest, returned newest first. Jumping to the end of 100k rows then costs a short scan
+    /// instead of skipping 100k rows.
+    pub fn triage_page_from_end(
+        &self,
+        account_id: Option<&str>,
+        offset_from_end: i64,
+        limit: i64,
+    ) -> Result<Vec<MessageSummary>> {
+        let mut rows = self.triage_query(account_id, offset_from_end, limit, "ASC")?;
+        rows.reverse();
+        Ok(rows)
+    }
+
+    fn triage_query(
+        &self,
+        account_id: Option<&str>,
+        offset: i64,
+        limit: i64,
+        dir: &str,
+    ) -> Result<Vec<MessageSummary>> {
         let mut st = self.conn.prepare_cached(&format!(
             "SELECT {SUMMARY_COLS} FROM messages m WHERE {TRIAGE_WHERE}
-             ORDER BY m.date DESC, m.id DESC LIMIT ?2 OFFSET ?3"
+             ORDER BY m.date {dir}, m.id {dir} LIMIT ?2 OFFSET ?3"
         ))?;
         let rows = st
             .query_map(params![account_id, limit, offset], summary)?

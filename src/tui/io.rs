@@ -54,8 +54,42 @@ pub fn spawn(ctx: &Ctx, store: Store, out: UnboundedSender<Data>) -> Io {
     Io { tx }
 }
 
+/// Row counts of the big lists, valid while the database has not changed. Counting 100k rows
+/// through the triage rule costs more than a page, and scrolling never changes the count.
+#[derive(Default)]
+pub struct Counts {
+    version: i64,
+    map: std::collections::HashMap<String, i64>,
+}
+
+impl Counts {
+    fn get(
+        &mut self,
+        store: &Store,
+        key: String,
+        count: impl FnOnce() -> Result<i64>,
+    ) -> Result<i64> {
+        let v = store.data_version()?;
+        if v != self.version {
+            self.map.clear();
+            self.version = v;
+        }
+        if let Some(c) = self.map.get(&key) {
+            return Ok(*c);
+        }
+        let c = count()?;
+        self.map.insert(key, c);
+        Ok(c)
+    }
+    /// Our own connection's writes do not move data_version for us.
+    pub fn clear(&mut self) {
+        self.map.clear();
+    }
+}
+
 fn io_loop(ctx: Ctx, store: Store, rx: mpsc::Receiver<Command>, out: UnboundedSender<Data>) {
     let mut version = store.data_version().unwrap_or(-1);
+    let mut counts = Counts::default();
     loop {
         let first = match rx.recv_timeout(DB_POLL) {
             Ok(c) => c,
@@ -89,7 +123,7 @@ fn io_loop(ctx: Ctx, store: Store, rx: mpsc::Receiver<Command>, out: UnboundedSe
             latest.push(c);
         }
         for c in latest {
-            let data = execute(&ctx, &store, c, &out);
+            let data = execute(&ctx, &store, &mut counts, c, &out);
             if let Some(d) = data
                 && out.send(d).is_err()
             {
@@ -111,6 +145,7 @@ fn page<T>(generation: u64, offset: i64, f: impl FnOnce() -> Result<(i64, Vec<T>
 pub fn execute(
     ctx: &Ctx,
     store: &Store,
+    counts: &mut Counts,
     cmd: Command,
     out: &UnboundedSender<Data>,
 ) -> Option<Data> {
@@ -130,10 +165,16 @@ pub fn execute(
             offset,
             limit,
         } => Data::Triage(page(generation, offset, || {
-            Ok((
-                store.triage_count(None)?,
-                store.triage_page(None, offset, limit)?,
-            ))
+            let total = counts.get(store, "triage".into(), || store.triage_count(None))?;
+            // Past the middle, read from the far end: the scan stays short either way.
+            let rows = if offset > total / 2 {
+                let from_end = (total - offset - limit).max(0);
+                let take = (total - offset).min(limit).max(0);
+                store.triage_page_from_end(None, from_end, take)?
+            } else {
+                store.triage_page(None, offset, limit)?
+            };
+            Ok((total, rows))
         })),
         Command::LoadFolders {
             generation,
@@ -149,7 +190,9 @@ pub fn execute(
             limit,
         } => Data::Customers(page(generation, offset, || {
             Ok((
-                store.customers_count(&query)?,
+                counts.get(store, format!("customers:{query}"), || {
+                    store.customers_count(&query)
+                })?,
                 store.customers_page(&query, offset, limit)?,
             ))
         })),
@@ -176,7 +219,9 @@ pub fn execute(
             limit,
         } => Data::Events(page(generation, offset, || {
             Ok((
-                store.events_count(&filter)?,
+                counts.get(store, format!("events:{filter:?}"), || {
+                    store.events_count(&filter)
+                })?,
                 store.events_page(&filter, offset, limit)?,
             ))
         })),
@@ -228,7 +273,10 @@ pub fn execute(
             );
             return None;
         }
-        Command::SaveNew { job, form } => Data::Saved(job, save(ctx, store, &form)),
+        Command::SaveNew { job, form } => {
+            counts.clear();
+            Data::Saved(job, save(ctx, store, &form))
+        }
     })
 }
 
