@@ -136,30 +136,30 @@ pub fn fuzzy_pattern(q: &str) -> String {
 
 impl Store {
     /// Unmatched inbound mail, newest first (`account_id` None = every account).
-    pub fn triage_page(
+    pub fn view_triage_page(
         &self,
         account_id: Option<&str>,
         offset: i64,
         limit: i64,
     ) -> Result<Vec<MessageSummary>> {
-        self.triage_query(account_id, offset, limit, "DESC")
+        self.view_triage_query(account_id, offset, limit, "DESC")
     }
 
     /// The same list read from its far end: rows `offset..offset+limit` counted from the
     /// oldest, returned newest first. Jumping to the end of 100k rows then costs a short scan
     /// instead of skipping 100k rows.
-    pub fn triage_page_from_end(
+    pub fn view_triage_page_from_end(
         &self,
         account_id: Option<&str>,
         offset_from_end: i64,
         limit: i64,
     ) -> Result<Vec<MessageSummary>> {
-        let mut rows = self.triage_query(account_id, offset_from_end, limit, "ASC")?;
+        let mut rows = self.view_triage_query(account_id, offset_from_end, limit, "ASC")?;
         rows.reverse();
         Ok(rows)
     }
 
-    fn triage_query(
+    fn view_triage_query(
         &self,
         account_id: Option<&str>,
         offset: i64,
@@ -176,7 +176,7 @@ impl Store {
         Ok(rows)
     }
 
-    pub fn triage_count(&self, account_id: Option<&str>) -> Result<i64> {
+    pub fn view_triage_count(&self, account_id: Option<&str>) -> Result<i64> {
         Ok(self.conn.query_row(
             &format!("SELECT COUNT(*) FROM messages m WHERE {TRIAGE_WHERE}"),
             params![account_id],
@@ -184,7 +184,7 @@ impl Store {
         )?)
     }
 
-    pub fn message_detail(&self, id: i64) -> Result<Option<MessageDetail>> {
+    pub fn view_message(&self, id: i64) -> Result<Option<MessageDetail>> {
         let row = self
             .conn
             .query_row(
@@ -227,7 +227,7 @@ impl Store {
     }
 
     /// Every folder of an account (a mailbox has tens, not thousands), ordered by name.
-    pub fn folder_rows(&self, account_id: &str) -> Result<Vec<FolderRow>> {
+    pub fn view_folders(&self, account_id: &str) -> Result<Vec<FolderRow>> {
         let mut st = self.conn.prepare_cached(
             "SELECT f.id, f.name, f.delimiter, f.role, f.sync_enabled, f.selectable, f.exists_count,
                     f.total_bytes, (SELECT COUNT(*) FROM locations l WHERE l.folder_id = f.id),
@@ -254,7 +254,7 @@ impl Store {
     }
 
     /// Outbox items, newest first.
-    pub fn outbox_page(&self, offset: i64, limit: i64) -> Result<Vec<OutboxRow>> {
+    pub fn view_outbox_page(&self, offset: i64, limit: i64) -> Result<Vec<OutboxRow>> {
         let mut st = self.conn.prepare_cached(
             "SELECT id, account_id, from_addr, rcpt_json, subject, state, copy_state, attempts,
                     last_error_what, last_error_fix, next_attempt_at, updated_at
@@ -281,14 +281,19 @@ impl Store {
         Ok(rows)
     }
 
-    pub fn outbox_total(&self) -> Result<i64> {
+    pub fn view_outbox_total(&self) -> Result<i64> {
         Ok(self
             .conn
             .query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get(0))?)
     }
 
     /// Customers whose name, company or an address contains `query` as a subsequence.
-    pub fn customers_page(&self, query: &str, offset: i64, limit: i64) -> Result<Vec<CustomerRow>> {
+    pub fn view_customers_page(
+        &self,
+        query: &str,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Vec<CustomerRow>> {
         let mut st = self.conn.prepare_cached(
             "SELECT c.id, c.name, c.company,
                     (SELECT group_concat(email, ', ') FROM customer_emails e WHERE e.customer_id = c.id),
@@ -312,7 +317,7 @@ impl Store {
         Ok(rows)
     }
 
-    pub fn customers_count(&self, query: &str) -> Result<i64> {
+    pub fn view_customers_count(&self, query: &str) -> Result<i64> {
         Ok(self.conn.query_row(
             "SELECT COUNT(*) FROM customers c
              WHERE ?1 = '%' OR c.name LIKE ?1 ESCAPE '\\' OR COALESCE(c.company, '') LIKE ?1 ESCAPE '\\'
@@ -323,7 +328,7 @@ impl Store {
     }
 
     /// A customer's messages in both directions, newest first.
-    pub fn timeline_page(
+    pub fn view_timeline_page(
         &self,
         customer_id: i64,
         offset: i64,
@@ -342,7 +347,7 @@ impl Store {
     }
 
     /// Events newest first through a level and text filter.
-    pub fn events_page(
+    pub fn view_events_page(
         &self,
         filter: &EventFilter,
         offset: i64,
@@ -368,14 +373,14 @@ impl Store {
         Ok(rows)
     }
 
-    pub fn events_count(&self, filter: &EventFilter) -> Result<i64> {
+    pub fn view_events_count(&self, filter: &EventFilter) -> Result<i64> {
         let (sql, args) = event_query(filter, "COUNT(*)");
         Ok(self
             .conn
             .query_row(&sql, rusqlite::params_from_iter(args.iter()), |r| r.get(0))?)
     }
 
-    pub fn quarantine_page(&self, offset: i64, limit: i64) -> Result<Vec<QuarantineRow>> {
+    pub fn view_quarantine_page(&self, offset: i64, limit: i64) -> Result<Vec<QuarantineRow>> {
         let mut st = self.conn.prepare_cached(
             "SELECT id, account_id, folder_name, uid, error, state, created_at, attempts
              FROM quarantine ORDER BY id DESC LIMIT ?1 OFFSET ?2",
@@ -397,7 +402,7 @@ impl Store {
         Ok(rows)
     }
 
-    pub fn quarantine_total(&self) -> Result<i64> {
+    pub fn view_quarantine_total(&self) -> Result<i64> {
         Ok(self
             .conn
             .query_row("SELECT COUNT(*) FROM quarantine", [], |r| r.get(0))?)
@@ -454,23 +459,23 @@ mod tests {
         s.log_event(None, Level::Info, "synced INBOX", None, None)
             .unwrap();
         let all = EventFilter::default();
-        assert_eq!(s.events_count(&all).unwrap(), 2);
+        assert_eq!(s.view_events_count(&all).unwrap(), 2);
         let errors = EventFilter {
             levels: vec!["error"],
             search: String::new(),
         };
-        let rows = s.events_page(&errors, 0, 10).unwrap();
+        let rows = s.view_events_page(&errors, 0, 10).unwrap();
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].what, "login failed");
         let text = EventFilter {
             levels: vec![],
             search: "INBOX".into(),
         };
-        assert_eq!(s.events_count(&text).unwrap(), 1);
+        assert_eq!(s.view_events_count(&text).unwrap(), 1);
         let pct = EventFilter {
             levels: vec![],
             search: "%".into(),
         };
-        assert_eq!(s.events_count(&pct).unwrap(), 0);
+        assert_eq!(s.view_events_count(&pct).unwrap(), 0);
     }
 }

@@ -3,15 +3,12 @@
 //! daemon and several consoles share one file.
 
 mod accounts;
-mod console;
+pub mod console;
 mod log;
 mod schema;
 mod status;
 
 pub use accounts::{AccountRow, AccountState, ErrorInfo, LeaseHolder};
-pub use console::{
-    CustomerRow, EventFilter, FolderRow, MessageDetail, MessageSummary, OutboxRow, QuarantineRow,
-};
 pub use log::{AuditRow, EventRow, Level};
 pub use status::OutboxCounts;
 

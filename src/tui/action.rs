@@ -3,7 +3,7 @@
 
 use secrecy::SecretString;
 
-use crate::store::EventFilter;
+use crate::store::console::EventFilter;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum PaneId {

@@ -10,9 +10,9 @@ use super::theme::Theme;
 use crate::check::{Report, Step, StepStatus};
 use crate::cli::status::Status;
 use crate::error::AppError;
-use crate::store::{
-    CustomerRow, EventFilter, EventRow, FolderRow, MessageDetail, MessageSummary, OutboxRow,
-    QuarantineRow,
+use crate::store::EventRow;
+use crate::store::console::{
+    CustomerRow, EventFilter, FolderRow, MessageDetail, MessageSummary, OutboxRow, QuarantineRow,
 };
 
 /// Rows fetched per page request: several screens, so scrolling rarely waits on the store.

@@ -165,23 +165,23 @@ pub fn execute(
             offset,
             limit,
         } => Data::Triage(page(generation, offset, || {
-            let total = counts.get(store, "triage".into(), || store.triage_count(None))?;
+            let total = counts.get(store, "triage".into(), || store.view_triage_count(None))?;
             // Past the middle, read from the far end: the scan stays short either way.
             let rows = if offset > total / 2 {
                 let from_end = (total - offset - limit).max(0);
                 let take = (total - offset).min(limit).max(0);
-                store.triage_page_from_end(None, from_end, take)?
+                store.view_triage_page_from_end(None, from_end, take)?
             } else {
-                store.triage_page(None, offset, limit)?
+                store.view_triage_page(None, offset, limit)?
             };
             Ok((total, rows))
         })),
         Command::LoadFolders {
             generation,
             account,
-        } => Data::Folders(generation, store.folder_rows(&account)),
+        } => Data::Folders(generation, store.view_folders(&account)),
         Command::LoadMessage { generation, id } => {
-            Data::Message(generation, Box::new(store.message_detail(id)))
+            Data::Message(generation, Box::new(store.view_message(id)))
         }
         Command::LoadCustomers {
             generation,
@@ -191,9 +191,9 @@ pub fn execute(
         } => Data::Customers(page(generation, offset, || {
             Ok((
                 counts.get(store, format!("customers:{query}"), || {
-                    store.customers_count(&query)
+                    store.view_customers_count(&query)
                 })?,
-                store.customers_page(&query, offset, limit)?,
+                store.view_customers_page(&query, offset, limit)?,
             ))
         })),
         Command::LoadTimeline {
@@ -202,7 +202,7 @@ pub fn execute(
             offset,
             limit,
         } => Data::Timeline(page(generation, offset, || {
-            let rows = store.timeline_page(customer_id, offset, limit)?;
+            let rows = store.view_timeline_page(customer_id, offset, limit)?;
             Ok((offset + rows.len() as i64, rows))
         })),
         Command::LoadOutbox {
@@ -210,7 +210,10 @@ pub fn execute(
             offset,
             limit,
         } => Data::Outbox(page(generation, offset, || {
-            Ok((store.outbox_total()?, store.outbox_page(offset, limit)?))
+            Ok((
+                store.view_outbox_total()?,
+                store.view_outbox_page(offset, limit)?,
+            ))
         })),
         Command::LoadEvents {
             generation,
@@ -220,9 +223,9 @@ pub fn execute(
         } => Data::Events(page(generation, offset, || {
             Ok((
                 counts.get(store, format!("events:{filter:?}"), || {
-                    store.events_count(&filter)
+                    store.view_events_count(&filter)
                 })?,
-                store.events_page(&filter, offset, limit)?,
+                store.view_events_page(&filter, offset, limit)?,
             ))
         })),
         Command::LoadQuarantine {
@@ -231,8 +234,8 @@ pub fn execute(
             limit,
         } => Data::Quarantine(page(generation, offset, || {
             Ok((
-                store.quarantine_total()?,
-                store.quarantine_page(offset, limit)?,
+                store.view_quarantine_total()?,
+                store.view_quarantine_page(offset, limit)?,
             ))
         })),
         Command::TestNew { job, form } => {

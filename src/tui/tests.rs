@@ -19,7 +19,8 @@ use super::view;
 use crate::check::{Report, Step, StepStatus};
 use crate::cli::status::{AccountStatus, Counts, Health, Progress, Status};
 use crate::error::AppError;
-use crate::store::*;
+use crate::store::console::*;
+use crate::store::{AccountState, ErrorInfo, EventRow, OutboxCounts, Store};
 
 fn render_buffer(app: &App, w: u16, h: u16) -> Buffer {
     let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
@@ -778,11 +779,11 @@ fn store_pages_feed_the_panes() {
     // The console's queries against a real (in-memory) store with the v1 schema.
     let s = Store::open_in_memory().unwrap();
     s.insert_account("acc-work", "work", true).unwrap();
-    assert_eq!(s.triage_count(None).unwrap(), 0);
-    assert!(s.triage_page(None, 0, 10).unwrap().is_empty());
-    assert!(s.folder_rows("acc-work").unwrap().is_empty());
-    assert!(s.outbox_page(0, 10).unwrap().is_empty());
-    assert_eq!(s.customers_count("").unwrap(), 0);
-    assert!(s.message_detail(1).unwrap().is_none());
-    assert!(s.quarantine_page(0, 10).unwrap().is_empty());
+    assert_eq!(s.view_triage_count(None).unwrap(), 0);
+    assert!(s.view_triage_page(None, 0, 10).unwrap().is_empty());
+    assert!(s.view_folders("acc-work").unwrap().is_empty());
+    assert!(s.view_outbox_page(0, 10).unwrap().is_empty());
+    assert_eq!(s.view_customers_count("").unwrap(), 0);
+    assert!(s.view_message(1).unwrap().is_none());
+    assert!(s.view_quarantine_page(0, 10).unwrap().is_empty());
 }

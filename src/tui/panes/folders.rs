@@ -7,7 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Row, Table};
 
 use super::{draw_empty, draw_error, frame, human_bytes, safe, short_time, window_top};
-use crate::store::FolderRow;
+use crate::store::console::FolderRow;
 use crate::tui::app::App;
 
 /// Depth and leaf name of a folder from its delimiter ("INBOX/Projects/2026" → 2, "2026").
