@@ -327,6 +327,25 @@ impl Store {
         )?)
     }
 
+    /// Customer addresses for completion: the address or the customer's name starts with
+    /// `prefix` (case-insensitive). Returns (name, address).
+    pub fn view_address_completions(
+        &self,
+        prefix: &str,
+        limit: i64,
+    ) -> Result<Vec<(String, String)>> {
+        let p = format!("{}%", like_escape(&prefix.to_lowercase()));
+        let mut st = self.conn.prepare_cached(
+            "SELECT c.name, e.email FROM customer_emails e JOIN customers c ON c.id = e.customer_id
+             WHERE e.email LIKE ?1 ESCAPE '\\' OR lower(c.name) LIKE ?1 ESCAPE '\\'
+             ORDER BY c.name COLLATE NOCASE, e.email LIMIT ?2",
+        )?;
+        let rows = st
+            .query_map(params![p, limit], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
     /// A customer's messages in both directions, newest first.
     pub fn view_timeline_page(
         &self,
@@ -443,6 +462,27 @@ mod tests {
         assert_eq!(fuzzy_pattern("acm"), "%a%c%m%");
         assert_eq!(fuzzy_pattern("5%_"), "%5%\\%%\\_%");
         assert_eq!(fuzzy_pattern(""), "%");
+    }
+
+    #[test]
+    fn completions_match_address_or_name_prefix() {
+        let s = Store::open_in_memory().unwrap();
+        s.conn
+            .execute_batch(
+                "INSERT INTO customers (id, name, created_at, updated_at) VALUES (1, 'Sam Client', 't', 't'), (2, 'Zed', 't', 't');
+                 INSERT INTO customer_emails (email, customer_id) VALUES ('sam@client.example', 1), ('zed@z.example', 2), ('s_x@z.example', 2);",
+            )
+            .unwrap();
+        let by_addr = s.view_address_completions("SA", 5).unwrap();
+        assert_eq!(
+            by_addr,
+            vec![("Sam Client".to_string(), "sam@client.example".to_string())]
+        );
+        let by_name = s.view_address_completions("zed", 5).unwrap();
+        assert_eq!(by_name.len(), 2);
+        // LIKE wildcards in what the operator types are literal.
+        assert_eq!(s.view_address_completions("s_", 5).unwrap().len(), 1);
+        assert!(s.view_address_completions("%", 5).unwrap().is_empty());
     }
 
     #[test]

@@ -126,6 +126,7 @@ pub enum Action {
     // compose
     Send,
     Editor,
+    Complete,
     // outbox
     Retry,
     CancelItem,
@@ -206,6 +207,16 @@ pub enum Command {
     SaveNew {
         job: u64,
         form: Box<AccountForm>,
+    },
+    /// Customer addresses starting with `prefix` (compose's To/Cc completion).
+    LoadCompletions {
+        generation: u64,
+        prefix: String,
+    },
+    /// Suspends the screen and edits the body in $VISUAL/$EDITOR (run by the event loop, which
+    /// owns the terminal).
+    EditBody {
+        text: String,
     },
 }
 

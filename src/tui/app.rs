@@ -33,6 +33,9 @@ pub enum Data {
     CheckStep(u64, Step),
     CheckDone(u64, Result<Report, AppError>),
     Saved(u64, Result<String, AppError>),
+    Completions(u64, Result<Vec<(String, String)>, AppError>),
+    /// The body came back from $EDITOR.
+    Edited(Result<String, AppError>),
     /// Another process committed to the database.
     DbChanged,
 }
@@ -297,12 +300,18 @@ fn host_port(host: &str, port: &str) -> String {
 
 pub const COMPOSE_FIELDS: &[&str] = &["From", "To", "Cc", "Subject", "Attach", "Body"];
 
+pub const F_TO: usize = 1;
+pub const F_CC: usize = 2;
+
 #[derive(Debug, Clone, Default)]
 pub struct ComposeForm {
     pub field: usize,
     pub from: usize,
     pub values: Vec<String>,
     pub reply_to: Option<i64>,
+    /// (name, address) of customers matching the address being typed.
+    pub suggestions: Vec<(String, String)>,
+    pub completion_generation: u64,
 }
 
 #[derive(Debug, Default)]
@@ -1091,28 +1100,73 @@ impl App {
     }
 
     fn update_compose(&mut self, action: Action) -> Vec<Command> {
-        let c = &mut self.compose;
         let n = COMPOSE_FIELDS.len();
         let body = n - 1;
+        let choices = from_choices(&self.accounts).len().max(1);
+        let c = &mut self.compose;
+        let mut typed = false;
         match action {
             Action::Back => return self.go(PaneId::Dashboard),
             Action::NextField => c.field = (c.field + 1) % n,
             Action::PrevField => c.field = (c.field + n - 1) % n,
-            Action::Input(ch) if c.field > 0 => c.values[c.field].push(ch),
-            Action::Input(' ') | Action::ChoiceNext if c.field == 0 => {
-                let choices = from_choices(&self.accounts).len().max(1);
-                c.from = (c.from + 1) % choices;
+            Action::Input(ch) if c.field > 0 => {
+                c.values[c.field].push(ch);
+                typed = true;
             }
+            Action::ChoiceNext if c.field == 0 => c.from = (c.from + 1) % choices,
+            Action::ChoicePrev if c.field == 0 => c.from = (c.from + choices - 1) % choices,
             Action::Newline if c.field == body => c.values[body].push('\n'),
             Action::Newline => c.field = (c.field + 1) % n,
             Action::Backspace if c.field > 0 => {
                 c.values[c.field].pop();
+                typed = true;
+            }
+            Action::Complete if matches!(c.field, F_TO | F_CC) => {
+                if let Some((_, email)) = c.suggestions.first().cloned() {
+                    let v = &mut c.values[c.field];
+                    let keep = v.rfind(',').map(|i| i + 1).unwrap_or(0);
+                    v.truncate(keep);
+                    if keep > 0 {
+                        v.push(' ');
+                    }
+                    v.push_str(&email);
+                    v.push_str(", ");
+                    c.suggestions.clear();
+                }
             }
             Action::Send => self.unavailable("sending", "issue 4: `mailroom send`"),
-            Action::Editor => self.unavailable("$EDITOR for the body", "issue 4"),
+            Action::Editor => {
+                return vec![Command::EditBody {
+                    text: self.compose.values[body].clone(),
+                }];
+            }
             _ => {}
         }
-        vec![]
+        let c = &mut self.compose;
+        if !matches!(c.field, F_TO | F_CC) {
+            c.suggestions.clear();
+            return vec![];
+        }
+        if !typed {
+            return vec![];
+        }
+        // Complete the address being typed (after the last comma) from the customer book.
+        let token = c.values[c.field]
+            .rsplit(',')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        if token.is_empty() {
+            c.suggestions.clear();
+            return vec![];
+        }
+        let generation = self.next_generation();
+        self.compose.completion_generation = generation;
+        vec![Command::LoadCompletions {
+            generation,
+            prefix: token,
+        }]
     }
 
     fn update_outbox(&mut self, action: Action) -> Vec<Command> {
@@ -1326,6 +1380,22 @@ impl App {
                     }
                 }
             }
+            Data::Completions(generation, r) => {
+                if generation == self.compose.completion_generation {
+                    match r {
+                        Ok(s) => self.compose.suggestions = s,
+                        Err(e) => self.toast(e.summary, true),
+                    }
+                }
+            }
+            Data::Edited(r) => match r {
+                Ok(text) => {
+                    let body = COMPOSE_FIELDS.len() - 1;
+                    self.compose.values[body] = text;
+                    self.compose.field = body;
+                }
+                Err(e) => self.toast(format!("{} — {}", e.summary, e.fix), true),
+            },
             Data::Saved(job, r) => {
                 if self.setup.saving == Some(job) {
                     self.setup.saving = None;

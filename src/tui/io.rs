@@ -276,6 +276,11 @@ pub fn execute(
             );
             return None;
         }
+        Command::LoadCompletions { generation, prefix } => {
+            Data::Completions(generation, store.view_address_completions(&prefix, 5))
+        }
+        // The event loop runs the editor itself (it owns the terminal); never queued here.
+        Command::EditBody { .. } => return None,
         Command::SaveNew { job, form } => {
             counts.clear();
             Data::Saved(job, save(ctx, store, &form))
@@ -428,4 +433,66 @@ fn spawn_check(
             )),
         ));
     }
+}
+
+/// Edits `text` in $VISUAL / $EDITOR (else `vi`) through a private temporary file. The caller
+/// has handed the terminal over (left raw mode and the alternate screen) and takes it back.
+pub fn edit_text(text: &str) -> Result<String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let editor = std::env::var("VISUAL")
+        .or_else(|_| std::env::var("EDITOR"))
+        .ok()
+        .filter(|e| !e.trim().is_empty())
+        .unwrap_or_else(|| "vi".into());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let path = std::env::temp_dir().join(format!(
+        "mailroom-compose-{}-{nanos}.txt",
+        std::process::id()
+    ));
+    let local = |what: &str, e: std::io::Error| {
+        AppError::local(
+            what.to_string(),
+            e.to_string(),
+            "set TMPDIR to a writable directory",
+        )
+    };
+    {
+        // 0600 and create_new: a draft may be private, and nobody may pre-plant the file.
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| local("cannot create a file for the editor", e))?;
+        f.write_all(text.as_bytes())
+            .map_err(|e| local("cannot write the draft for the editor", e))?;
+    }
+    // Through the shell, so EDITOR may carry arguments ("code --wait", "emacs -nw").
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("{editor} \"$1\""))
+        .arg("sh")
+        .arg(&path)
+        .status();
+    let result = match status {
+        Ok(s) if s.success() => {
+            std::fs::read_to_string(&path).map_err(|e| local("cannot read the draft back", e))
+        }
+        Ok(s) => Err(AppError::needs_user(
+            format!("the editor exited with {s}"),
+            editor.clone(),
+            "the body was left unchanged; check $EDITOR",
+        )),
+        Err(e) => Err(AppError::needs_user(
+            format!("cannot run the editor {editor:?}"),
+            e.to_string(),
+            "set $EDITOR to an installed editor",
+        )),
+    };
+    let _ = std::fs::remove_file(&path);
+    result
 }

@@ -113,6 +113,7 @@ pub async fn run(ctx: &Ctx) -> Result<i32> {
     io.send(app.reload());
 
     let mut events = EventStream::new();
+    let mut pending_edit: Option<String> = None;
     let draw_err =
         |e: std::io::Error| AppError::local("cannot draw", e.to_string(), "check the terminal");
     terminal.draw(|f| view::draw(f, &app)).map_err(draw_err)?;
@@ -120,7 +121,7 @@ pub async fn run(ctx: &Ctx) -> Result<i32> {
         // Wait for the next thing to happen…
         let mut dirty = tokio::select! {
             ev = events.next() => match ev {
-                Some(Ok(ev)) => handle_event(&mut app, &io, ev),
+                Some(Ok(ev)) => handle_event(&mut app, &io, ev, &mut pending_edit),
                 Some(Err(e)) => return Err(AppError::local("terminal input failed", e.to_string(), "check the terminal")),
                 None => return Ok(0),
             },
@@ -135,17 +136,48 @@ pub async fn run(ctx: &Ctx) -> Result<i32> {
         if app.quit {
             return Ok(0);
         }
+        if let Some(text) = pending_edit.take() {
+            // Hand the terminal to the editor, then take it back and redraw everything.
+            drop(events);
+            ratatui::restore();
+            let edited = io::edit_text(&text);
+            terminal = ratatui::try_init().map_err(|e| {
+                AppError::local(
+                    "cannot set up the terminal again",
+                    e.to_string(),
+                    "restart the console",
+                )
+            })?;
+            // Not `terminal.clear()`: it asks the terminal for the cursor position, which races
+            // with the new input reader; clearing the region needs no answer.
+            ratatui::backend::Backend::clear_region(
+                terminal.backend_mut(),
+                ratatui::backend::ClearType::All,
+            )
+            .map_err(draw_err)?;
+            events = EventStream::new();
+            io.send(app.apply(app::Data::Edited(edited)));
+            dirty = true;
+        }
         if dirty {
             terminal.draw(|f| view::draw(f, &app)).map_err(draw_err)?;
         }
     }
 }
 
-fn handle_event(app: &mut App, io: &io::Io, ev: Event) -> bool {
+fn handle_event(app: &mut App, io: &io::Io, ev: Event, edit: &mut Option<String>) -> bool {
     match ev {
         Event::Key(k) if k.kind != KeyEventKind::Release => match app.action_for_key(&k) {
             Some(a) => {
-                io.send(app.update(a));
+                let mut cmds = app.update(a);
+                cmds.retain(|c| match c {
+                    action::Command::EditBody { text } => {
+                        *edit = Some(text.clone());
+                        false
+                    }
+                    _ => true,
+                });
+                io.send(cmds);
                 true
             }
             None => false,

@@ -787,3 +787,82 @@ fn store_pages_feed_the_panes() {
     assert!(s.view_message(1).unwrap().is_none());
     assert!(s.view_quarantine_page(0, 10).unwrap().is_empty());
 }
+
+#[test]
+fn compose_completes_addresses_from_customers_and_drops_stale_answers() {
+    let mut a = app("dark");
+    a.pane = PaneId::Compose;
+    a.update(Action::NextField); // To
+    a.compose.values[F_TO] = "bob@x.example, ".into();
+    let cmds = a.update(Action::Input('s'));
+    let generation = match &cmds[..] {
+        [super::action::Command::LoadCompletions { generation, prefix }] => {
+            assert_eq!(prefix, "s");
+            *generation
+        }
+        other => panic!("{other:?}"),
+    };
+    let cmds = a.update(Action::Input('a'));
+    assert!(
+        matches!(&cmds[..], [super::action::Command::LoadCompletions { prefix, .. }] if prefix == "sa")
+    );
+    // The answer to "s" arrives late and is dropped.
+    a.apply(Data::Completions(
+        generation,
+        Ok(vec![("Old".into(), "old@x".into())]),
+    ));
+    assert!(a.compose.suggestions.is_empty());
+    a.apply(Data::Completions(
+        a.compose.completion_generation,
+        Ok(vec![("Sam Client".into(), "sam@client.example".into())]),
+    ));
+    let text = screen_text(&render_buffer(&a, 80, 24)).join("\n");
+    assert!(text.contains("sam@client.example (Sam Client)"), "{text}");
+    a.update(Action::Complete);
+    assert_eq!(
+        a.compose.values[F_TO],
+        "bob@x.example, sam@client.example, "
+    );
+    assert!(a.compose.suggestions.is_empty());
+}
+
+#[test]
+fn the_editor_hands_the_body_back() {
+    let mut a = app("dark");
+    a.pane = PaneId::Compose;
+    let body = COMPOSE_FIELDS.len() - 1;
+    a.compose.values[body] = "draft".into();
+    let cmds = a.update(Action::Editor);
+    assert!(matches!(&cmds[..], [super::action::Command::EditBody { text }] if text == "draft"));
+    a.apply(Data::Edited(Ok("draft\nfrom the editor\n".into())));
+    assert_eq!(a.compose.values[body], "draft\nfrom the editor\n");
+    a.apply(Data::Edited(Err(AppError::needs_user(
+        "the editor exited with 1",
+        "vi",
+        "the body was left unchanged; check $EDITOR",
+    ))));
+    assert_eq!(a.compose.values[body], "draft\nfrom the editor\n");
+    assert!(a.toast.as_ref().unwrap().error);
+}
+
+/// Resizing to anything — tiny, odd, huge — never panics and keeps the status line.
+#[test]
+fn every_pane_draws_at_any_size() {
+    for pane in PANES {
+        for state in [State::Typical, State::Empty, State::Error] {
+            for (w, h) in [
+                (1u16, 1u16),
+                (10, 3),
+                (33, 7),
+                (79, 23),
+                (81, 25),
+                (300, 90),
+            ] {
+                let mut a = scene("dark", pane, state);
+                a.update(Action::Resize(w, h));
+                a.help = pane == PaneId::Triage;
+                render_buffer(&a, w, h);
+            }
+        }
+    }
+}

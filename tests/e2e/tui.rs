@@ -298,3 +298,41 @@ fn console_refuses_a_bad_keymap_or_theme_before_touching_the_terminal() {
         "the fix lists the themes:\n{screen}"
     );
 }
+
+#[test]
+fn compose_hands_the_terminal_to_the_editor_and_takes_it_back() {
+    let home = Home::new();
+    let editor = home.path().join("fake-editor");
+    std::fs::write(
+        &editor,
+        "#!/bin/sh\nprintf 'written in the editor\\n' >> \"$1\"\n",
+    )
+    .unwrap();
+        &mut std::fs::metadata(&editor).unwrap().permissions(),
+        0o755,
+    );
+    std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let t = Tmux::start(
+        &home,
+        "editor",
+        &[("EDITOR", &editor.display().to_string())],
+        &[],
+    );
+    t.wait_screen("No accounts yet", Duration::from_secs(20));
+    t.keys(&["6"]);
+    t.wait_screen("$EDITOR", Duration::from_secs(10));
+    t.keys(&["Tab", "Tab", "Tab"]);
+    t.text("Hello from the console");
+    t.keys(&["C-e"]);
+    let screen = t.wait_screen("written in the editor", Duration::from_secs(10));
+    assert!(
+        screen.contains("Hello from the console"),
+        "the typed subject survives:\n{screen}"
+    );
+    assert!(screen.contains("Compose"), "the console is back:\n{screen}");
+    // Separate keys: ESC followed at once by q reads as alt-q.
+    t.keys(&["Escape"]);
+    t.wait_screen("No accounts yet", Duration::from_secs(10));
+    t.keys(&["q"]);
+    assert_eq!(t.exit_code(Duration::from_secs(10)), 0);
+}

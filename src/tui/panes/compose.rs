@@ -79,11 +79,27 @@ pub fn draw(f: &mut Frame<'_>, area: Rect, app: &App) {
     );
     let send = app.keymap.key_for(PaneId::Compose, &Action::Send);
     let ed = app.keymap.key_for(PaneId::Compose, &Action::Editor);
-    f.render_widget(
-        Paragraph::new(Span::styled(
+    let hint_line = if c.suggestions.is_empty() {
+        Line::from(Span::styled(
             format!("tab next field · {send} send · {ed} $EDITOR · esc leave"),
             theme.style("form.hint"),
-        )),
-        hint,
-    );
+        ))
+    } else {
+        let key = app.keymap.key_for(PaneId::Compose, &Action::Complete);
+        let mut spans = vec![Span::styled(format!("{key} → "), theme.style("help.key"))];
+        for (i, (name, email)) in c.suggestions.iter().enumerate() {
+            let role = if i == 0 {
+                "form.input.focused"
+            } else {
+                "form.hint"
+            };
+            spans.push(Span::styled(
+                format!("{} ({})", safe(email), safe(name)),
+                theme.style(role),
+            ));
+            spans.push(Span::raw("  "));
+        }
+        Line::from(spans)
+    };
+    f.render_widget(Paragraph::new(hint_line), hint);
 }
