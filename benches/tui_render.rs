@@ -4,6 +4,7 @@
 //!     asks for (dashboard + triage page) and draw the first frame;
 //!   - keypress → redrawn frame: `update(action)` → run the Commands it returns against the
 //!     store (what the I/O thread does) → `apply` → draw, for down/page-down/jump-to-end.
+//!
 //! Frames are drawn to ratatui's TestBackend at 160×48 (the terminal write itself is excluded).
 //! Run: `cargo bench --bench tui_render`.
 

@@ -308,9 +308,6 @@ fn compose_hands_the_terminal_to_the_editor_and_takes_it_back() {
         "#!/bin/sh\nprintf 'written in the editor\\n' >> \"$1\"\n",
     )
     .unwrap();
-        &mut std::fs::metadata(&editor).unwrap().permissions(),
-        0o755,
-    );
     std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let t = Tmux::start(
         &home,
