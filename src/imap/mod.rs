@@ -4,5 +4,6 @@
 pub mod append;
 pub mod connect;
 pub mod discovery;
+pub mod fetch;
 
 pub use connect::{ImapSession, ImapTarget, TlsOptions, connect};

@@ -1,3 +1,4 @@
 //! Protocol-neutral mail types and text handling (MIME parsing, sanitising).
 
+pub mod parse;
 pub mod sanitize;

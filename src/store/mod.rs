@@ -4,12 +4,23 @@
 
 mod accounts;
 pub mod console;
+mod folders;
 mod log;
+mod messages;
+mod ops;
+mod quarantine;
 mod schema;
 mod status;
 
 pub use accounts::{AccountRow, AccountState, ErrorInfo, LeaseHolder};
+pub use folders::{FolderRow, FolderSyncState};
 pub use log::{AuditRow, EventRow, Level};
+pub use messages::{
+    BatchOutcome, FlagRow, LocationRow, LocationView, MessageFull, MessageSummary, NewMessage,
+    PrefetchItem,
+};
+pub use ops::{OpKind, OpTarget, PendingOp};
+pub use quarantine::QuarantineRow;
 pub use status::OutboxCounts;
 
 use std::os::unix::fs::OpenOptionsExt;

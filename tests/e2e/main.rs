@@ -4,4 +4,5 @@
 mod common;
 
 mod account;
+mod sync;
 mod tui;

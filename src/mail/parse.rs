@@ -1,0 +1,257 @@
+//! mail-parser wrapper: header block → envelope fields, full message → readable text and
+//! attachments. Addresses are normalised (lower-case), Message-IDs lose their `<>`, and the
+//! content hash guards Message-ID identity against senders that reuse ids.
+
+use mail_parser::{Address, HeaderValue, MessageParser, MimeHeaders};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The header fields sync fetches (ENVELOPE lacks References, so we ask for the raw fields).
+pub const HEADER_FIELDS: &str = "DATE FROM TO CC SUBJECT MESSAGE-ID IN-REPLY-TO REFERENCES";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Addr {
+    pub name: Option<String>,
+    pub address: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Envelope {
+    /// Without `<>`; None when absent (such messages are never merged with others).
+    pub message_id: Option<String>,
+    pub in_reply_to: Option<String>,
+    pub references: Vec<String>,
+    pub from: Option<Addr>,
+    pub to: Vec<Addr>,
+    pub cc: Vec<Addr>,
+    pub subject: Option<String>,
+    /// RFC 3339 UTC.
+    pub date: Option<String>,
+    pub content_hash: String,
+}
+
+/// Parses a header block (or a whole message). None when nothing header-like is present.
+pub fn parse_headers(raw: &[u8]) -> Option<Envelope> {
+    if raw.iter().all(|b| b.is_ascii_whitespace()) {
+        return None;
+    }
+    let msg = MessageParser::default().parse_headers(raw)?;
+    let mut env = Envelope {
+        message_id: msg.message_id().map(clean_id).filter(|s| !s.is_empty()),
+        in_reply_to: id_list(msg.in_reply_to()).into_iter().next(),
+        references: id_list(msg.references()),
+        from: msg.from().and_then(|a| addrs(a).into_iter().next()),
+        to: msg.to().map(addrs).unwrap_or_default(),
+        cc: msg.cc().map(addrs).unwrap_or_default(),
+        subject: msg.subject().map(|s| s.trim().to_string()),
+        date: msg.date().and_then(|d| {
+            chrono::DateTime::from_timestamp(d.to_timestamp(), 0)
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        }),
+        content_hash: String::new(),
+    };
+    if env.message_id.is_none()
+        && env.from.is_none()
+        && env.subject.is_none()
+        && env.date.is_none()
+        && env.to.is_empty()
+    {
+        // Nothing we recognise: not a message header block.
+        return None;
+    }
+    env.content_hash = content_hash(&env);
+    Some(env)
+}
+
+fn clean_id(s: &str) -> String {
+    s.trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .trim()
+        .to_string()
+}
+
+fn id_list(v: &HeaderValue<'_>) -> Vec<String> {
+    v.as_text_list()
+        .map(|l| {
+            l.iter()
+                .map(|s| clean_id(s))
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn addrs(a: &Address<'_>) -> Vec<Addr> {
+    a.iter()
+        .filter_map(|x| {
+            let address = normalize_address(x.address()?);
+            if address.is_empty() {
+                return None;
+            }
+            Some(Addr {
+                name: x
+                    .name()
+                    .map(|n| n.trim().to_string())
+                    .filter(|n| !n.is_empty()),
+                address,
+            })
+        })
+        .collect()
+}
+
+/// Lower-cased, trimmed address (the local part's case is not significant in practice).
+pub fn normalize_address(a: &str) -> String {
+    a.trim()
+        .trim_matches(|c| c == '<' || c == '>')
+        .to_lowercase()
+}
+
+/// Hash of the normalised Date, From, To, Cc and Subject.
+pub fn content_hash(env: &Envelope) -> String {
+    let mut h = Sha256::new();
+    let list = |v: &[Addr]| {
+        let mut a: Vec<&str> = v.iter().map(|x| x.address.as_str()).collect();
+        a.sort_unstable();
+        a.join(",")
+    };
+    let subject: String = env
+        .subject
+        .as_deref()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    h.update(env.date.as_deref().unwrap_or("").as_bytes());
+    h.update(b"\n");
+    h.update(
+        env.from
+            .as_ref()
+            .map(|a| a.address.as_str())
+            .unwrap_or("")
+            .as_bytes(),
+    );
+    h.update(b"\n");
+    h.update(list(&env.to).as_bytes());
+    h.update(b"\n");
+    h.update(list(&env.cc).as_bytes());
+    h.update(b"\n");
+    h.update(subject.as_bytes());
+    hex::encode(&h.finalize()[..16])
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Attachment {
+    pub index: usize,
+    pub name: Option<String>,
+    pub content_type: String,
+    pub size: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Body {
+    /// Readable text (HTML converted).
+    pub text: String,
+    pub attachments: Vec<Attachment>,
+}
+
+/// Parses a whole message: readable text and the attachment list. None if it is not a message.
+pub fn parse_body(raw: &[u8]) -> Option<Body> {
+    let msg = MessageParser::default().parse(raw)?;
+    let text = msg.body_text(0).map(|t| t.into_owned()).unwrap_or_default();
+    let attachments = msg
+        .attachments()
+        .enumerate()
+        .map(|(index, p)| Attachment {
+            index,
+            name: p.attachment_name().map(str::to_string),
+            content_type: p
+                .content_type()
+                .map(|c| match c.subtype() {
+                    Some(s) => format!("{}/{}", c.ctype(), s),
+                    None => c.ctype().to_string(),
+                })
+                .unwrap_or_else(|| "application/octet-stream".into()),
+            size: p.contents().len(),
+        })
+        .collect();
+    Some(Body { text, attachments })
+}
+
+/// The decoded bytes of attachment `index` (as numbered by `parse_body`).
+pub fn attachment_bytes(raw: &[u8], index: usize) -> Option<(Option<String>, Vec<u8>)> {
+    let msg = MessageParser::default().parse(raw)?;
+    let part = msg.attachments().nth(index)?;
+    Some((
+        part.attachment_name().map(str::to_string),
+        part.contents().to_vec(),
+    ))
+}
+
+/// Does `address` fall under a deny entry: an exact address, or a domain including subdomains?
+pub fn denied(address: &str, deny: &[String]) -> bool {
+    let address = normalize_address(address);
+    let domain = address.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
+    deny.iter().any(|entry| {
+        let e = entry.trim().trim_start_matches('@').to_lowercase();
+        if e.is_empty() {
+            return false;
+        }
+        if e.contains('@') {
+            return e == address;
+        }
+        domain == e || domain.ends_with(&format!(".{e}"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_headers_with_encoded_words_and_references() {
+        let raw = b"Date: Tue, 03 Nov 2026 10:00:00 +0100\r\nFrom: =?UTF-8?Q?Ren=C3=A9e?= <Renee@Example.TEST>\r\nTo: a@x.test, \"B\" <B@y.test>\r\nSubject: =?UTF-8?B?w5xiZXI=?= test\r\nMessage-ID: <abc@x>\r\nIn-Reply-To: <p@x>\r\nReferences: <r1@x> <p@x>\r\n\r\n";
+        let e = parse_headers(raw).unwrap();
+        assert_eq!(e.message_id.as_deref(), Some("abc@x"));
+        assert_eq!(e.in_reply_to.as_deref(), Some("p@x"));
+        assert_eq!(e.references, vec!["r1@x", "p@x"]);
+        let from = e.from.clone().unwrap();
+        assert_eq!(from.address, "renee@example.test");
+        assert_eq!(from.name.as_deref(), Some("Renée"));
+        assert_eq!(e.to.len(), 2);
+        assert_eq!(e.subject.as_deref(), Some("Über test"));
+        assert_eq!(e.date.as_deref(), Some("2026-11-03T09:00:00Z"));
+        // The hash ignores address case, recipient order and whitespace in the subject.
+        let raw2 = b"Date: Tue, 03 Nov 2026 09:00:00 +0000\r\nFrom: renee@example.test\r\nTo: b@y.test, A@X.test\r\nSubject: =?UTF-8?B?w5xiZXI=?=   test\r\nMessage-ID: <abc@x>\r\n\r\n";
+        assert_eq!(parse_headers(raw2).unwrap().content_hash, e.content_hash);
+        let raw3 = b"Date: Tue, 03 Nov 2026 09:00:00 +0000\r\nFrom: renee@example.test\r\nSubject: other\r\nMessage-ID: <abc@x>\r\n\r\n";
+        assert_ne!(parse_headers(raw3).unwrap().content_hash, e.content_hash);
+    }
+
+    #[test]
+    fn garbage_is_not_a_header_block() {
+        assert!(parse_headers(b"").is_none());
+        assert!(parse_headers(b"\r\n\r\n").is_none());
+    }
+
+    #[test]
+    fn html_body_becomes_text_and_attachments_are_listed() {
+        let raw = b"From: a@x\r\nSubject: s\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/html\r\n\r\n<p>Hello <b>world</b></p>\r\n--b\r\nContent-Type: application/pdf; name=\"x.pdf\"\r\nContent-Disposition: attachment; filename=\"x.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\nSGVsbG8=\r\n--b--\r\n";
+        let b = parse_body(raw).unwrap();
+        assert!(b.text.contains("Hello"), "{}", b.text);
+        assert!(!b.text.contains("<p>"));
+        assert_eq!(b.attachments.len(), 1);
+        assert_eq!(b.attachments[0].name.as_deref(), Some("x.pdf"));
+        assert_eq!(attachment_bytes(raw, 0).unwrap().1, b"Hello");
+    }
+
+    #[test]
+    fn deny_matches_addresses_and_subdomains() {
+        let deny = vec!["spam.test".to_string(), "boss@corp.test".to_string()];
+        assert!(denied("x@spam.test", &deny));
+        assert!(denied("x@mail.spam.test", &deny));
+        assert!(!denied("x@notspam.test", &deny));
+        assert!(denied("Boss@Corp.test", &deny));
+        assert!(!denied("other@corp.test", &deny));
+    }
+}

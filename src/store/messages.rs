@@ -1,0 +1,722 @@
+//! Logical messages and their locations. Identity: the same Message-ID with the same content
+//! hash is one message, wherever it is seen; without a Message-ID a message is never merged
+//! (except with its own old location while a folder is rebuilt after a UIDVALIDITY change).
+
+use rusqlite::{OptionalExtension, Transaction, params};
+use serde::Serialize;
+
+use super::{Store, now};
+use crate::error::Result;
+use crate::mail::parse::{Addr, Envelope};
+
+/// One fetched message header, ready to store.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub uid: u32,
+    pub flags: Vec<String>,
+    pub size: u32,
+    pub internal_date: Option<String>,
+    pub modseq: Option<u64>,
+    pub env: Envelope,
+    pub headers: Vec<u8>,
+    pub denied: bool,
+    /// "out" for mail found in Sent.
+    pub direction: &'static str,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BatchOutcome {
+    /// Locations added.
+    pub added: u64,
+    /// Of those, logical messages created (the rest joined an existing message).
+    pub created: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LocationView {
+    pub account: String,
+    pub folder: String,
+    pub uidvalidity: u32,
+    pub uid: u32,
+}
+
+/// A message as the list shows it (the contract's `messages` item).
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageSummary {
+    pub id: i64,
+    pub message_id: Option<String>,
+    pub thread_id: Option<i64>,
+    pub from: Option<Addr>,
+    pub to: Vec<Addr>,
+    pub cc: Vec<Addr>,
+    pub subject: Option<String>,
+    pub date: Option<String>,
+    pub flags: Vec<String>,
+    pub size: Option<i64>,
+    pub locations: Vec<LocationView>,
+    pub customer_id: Option<i64>,
+}
+
+/// A location with what is needed to act on it on the server.
+#[derive(Debug, Clone, Serialize)]
+pub struct LocationRow {
+    pub id: i64,
+    pub message_id: i64,
+    pub account_id: String,
+    pub folder_id: i64,
+    pub folder: String,
+    pub wire_name: String,
+    pub uidvalidity: u32,
+    pub uid: u32,
+    pub flags: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MessageFull {
+    pub summary: MessageSummary,
+    pub headers: Option<Vec<u8>>,
+    pub body: Option<Vec<u8>>,
+    pub text_body: Option<String>,
+    pub in_reply_to: Option<String>,
+    pub refs: Option<String>,
+}
+
+/// A flag update from the server: (UID, flags, MODSEQ).
+pub type FlagRow = (u32, Vec<String>, Option<u64>);
+
+/// A body to prefetch: (message id, folder id, wire folder name, UIDVALIDITY, UID).
+pub type PrefetchItem = (i64, i64, String, u32, u32);
+
+pub fn flags_text(flags: &[String]) -> String {
+    flags.join(" ")
+}
+
+pub fn flags_vec(text: &str) -> Vec<String> {
+    text.split_whitespace().map(str::to_string).collect()
+}
+
+fn has_seen(flags: &[String]) -> bool {
+    flags.iter().any(|f| f.eq_ignore_ascii_case("\\Seen"))
+}
+
+fn addresses_text(env: &Envelope) -> String {
+    let mut out = Vec::new();
+    for a in env.from.iter().chain(env.to.iter()).chain(env.cc.iter()) {
+        if let Some(n) = &a.name {
+            out.push(n.clone());
+        }
+        out.push(a.address.clone());
+    }
+    out.join(" ")
+}
+
+impl Store {
+    /// Stores one batch of fetched headers of one folder in one transaction and moves the
+    /// folder's checkpoint to the highest UID in it. Idempotent: a location already stored is
+    /// skipped, so replaying a batch after a crash never doubles anything.
+    pub fn store_batch(
+        &mut self,
+        account_id: &str,
+        folder_id: i64,
+        uidvalidity: u32,
+        items: &[NewMessage],
+        checkpoint: Option<u32>,
+    ) -> Result<BatchOutcome> {
+        self.transaction(|tx| {
+            let mut out = BatchOutcome::default();
+            for m in items {
+                if insert_one(tx, account_id, folder_id, uidvalidity, m, &mut out)? {
+                    out.added += 1;
+                }
+            }
+            if let Some(cp) = checkpoint {
+                tx.execute(
+                    "UPDATE folders SET checkpoint_uid = MAX(COALESCE(checkpoint_uid, 0), ?2) WHERE id = ?1",
+                    params![folder_id, cp as i64],
+                )?;
+            }
+            Ok(out)
+        })
+    }
+
+    /// UIDs stored for a folder under this UIDVALIDITY, ascending.
+    pub fn folder_uids(&self, folder_id: i64, uidvalidity: u32) -> Result<Vec<u32>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT uid FROM locations WHERE folder_id = ?1 AND uidvalidity = ?2 ORDER BY uid",
+        )?;
+        let v = st
+            .query_map(params![folder_id, uidvalidity as i64], |r| {
+                r.get::<_, i64>(0).map(|u| u as u32)
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(v)
+    }
+
+    /// Applies server flags to stored locations; returns how many changed. Locations with a
+    /// local change still waiting in the queue keep their local flags (the queue wins).
+    pub fn apply_flags(
+        &mut self,
+        folder_id: i64,
+        uidvalidity: u32,
+        updates: &[FlagRow],
+    ) -> Result<u64> {
+        self.transaction(|tx| {
+            let mut changed = 0u64;
+            let mut st = tx.prepare_cached(
+                "UPDATE locations SET flags = ?3, seen = ?4, modseq = COALESCE(?5, modseq)
+                 WHERE folder_id = ?1 AND uidvalidity = ?2 AND uid = ?6 AND flags <> ?3
+                   AND NOT EXISTS (SELECT 1 FROM pending_ops p WHERE p.location_id = locations.id AND p.done_at IS NULL)",
+            )?;
+            for (uid, flags, modseq) in updates {
+                let mut sorted = flags.clone();
+                sorted.sort();
+                changed += st.execute(params![
+                    folder_id,
+                    uidvalidity as i64,
+                    flags_text(&sorted),
+                    has_seen(&sorted),
+                    modseq.map(|m| m as i64),
+                    *uid as i64
+                ])? as u64;
+            }
+            Ok(changed)
+        })
+    }
+
+    /// Removes locations the server no longer has. The logical messages stay (invisible without
+    /// a location) so pairings survive and a move seen later re-attaches to the same id.
+    pub fn remove_locations(
+        &mut self,
+        folder_id: i64,
+        uidvalidity: u32,
+        uids: &[u32],
+    ) -> Result<u64> {
+        self.transaction(|tx| {
+            let mut n = 0u64;
+            let mut st = tx.prepare_cached(
+                "DELETE FROM locations WHERE folder_id = ?1 AND uidvalidity = ?2 AND uid = ?3",
+            )?;
+            for uid in uids {
+                n += st.execute(params![folder_id, uidvalidity as i64, *uid as i64])? as u64;
+            }
+            Ok(n)
+        })
+    }
+
+    /// After a rebuild finished: locations under an old UIDVALIDITY are gone from the server.
+    pub fn drop_stale_locations(&self, folder_id: i64, uidvalidity: u32) -> Result<u64> {
+        Ok(self.conn.execute(
+            "DELETE FROM locations WHERE folder_id = ?1 AND uidvalidity <> ?2",
+            params![folder_id, uidvalidity as i64],
+        )? as u64)
+    }
+
+    /// Unseen locations at or above `from_uid` (for "mark as read after processing").
+    pub fn unseen_uids_from(
+        &self,
+        folder_id: i64,
+        uidvalidity: u32,
+        from_uid: u32,
+    ) -> Result<Vec<u32>> {
+        let mut st = self.conn.prepare(
+            "SELECT l.uid FROM locations l JOIN messages m ON m.id = l.message_id
+             WHERE l.folder_id = ?1 AND l.uidvalidity = ?2 AND l.uid >= ?3 AND l.seen = 0 AND m.denied = 0",
+        )?;
+        let v = st
+            .query_map(
+                params![folder_id, uidvalidity as i64, from_uid as i64],
+                |r| r.get::<_, i64>(0).map(|u| u as u32),
+            )?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(v)
+    }
+
+    /// Marks locations seen locally (after the server accepted it).
+    pub fn mark_seen_local(
+        &mut self,
+        folder_id: i64,
+        uidvalidity: u32,
+        uids: &[u32],
+    ) -> Result<()> {
+        self.transaction(|tx| {
+            let mut st = tx.prepare_cached(
+                "UPDATE locations SET flags = TRIM(flags || ' \\Seen'), seen = 1 WHERE folder_id = ?1 AND uidvalidity = ?2 AND uid = ?3 AND seen = 0",
+            )?;
+            for u in uids {
+                st.execute(params![folder_id, uidvalidity as i64, *u as i64])?;
+            }
+            Ok(())
+        })
+    }
+
+    /// One page of an account's messages, newest first (optionally one folder only). Denied
+    /// mail is hidden.
+    pub fn messages_page(
+        &self,
+        account_id: &str,
+        folder: Option<&str>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<MessageSummary>> {
+        let ids: Vec<i64> = {
+            let mut st = self.conn.prepare_cached(
+                "SELECT m.id FROM messages m
+                 WHERE m.denied = 0 AND EXISTS (SELECT 1 FROM locations l JOIN folders f ON f.id = l.folder_id
+                     WHERE l.message_id = m.id AND l.account_id = ?1 AND (?2 IS NULL OR f.name = ?2))
+                 ORDER BY m.date DESC, m.id DESC LIMIT ?3 OFFSET ?4",
+            )?;
+            st.query_map(params![account_id, folder, limit, offset], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?
+        };
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(s) = self.message_summary(id, Some(account_id))? {
+                out.push(s);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Number of visible messages of an account (optionally one folder).
+    pub fn messages_count(&self, account_id: &str, folder: Option<&str>) -> Result<i64> {
+        Ok(self.conn.query_row(
+            "SELECT COUNT(DISTINCT l.message_id) FROM locations l JOIN folders f ON f.id = l.folder_id JOIN messages m ON m.id = l.message_id
+             WHERE l.account_id = ?1 AND (?2 IS NULL OR f.name = ?2) AND m.denied = 0",
+            params![account_id, folder],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// The list view of one message; flags come from its location(s) in `account_id` (any
+    /// account when None).
+    pub fn message_summary(
+        &self,
+        id: i64,
+        account_id: Option<&str>,
+    ) -> Result<Option<MessageSummary>> {
+        let base = self
+            .conn
+            .prepare_cached(
+                "SELECT message_id, thread_id, from_addr, from_name, to_json, cc_json, subject, date, size, customer_id FROM messages WHERE id = ?1",
+            )?
+            .query_row([id], |r| {
+                let from_addr: Option<String> = r.get(2)?;
+                let from_name: Option<String> = r.get(3)?;
+                Ok(MessageSummary {
+                    id,
+                    message_id: r.get(0)?,
+                    thread_id: r.get(1)?,
+                    from: from_addr.map(|address| Addr { name: from_name, address }),
+                    to: serde_json::from_str(&r.get::<_, String>(4)?).unwrap_or_default(),
+                    cc: serde_json::from_str(&r.get::<_, String>(5)?).unwrap_or_default(),
+                    subject: r.get(6)?,
+                    date: r.get(7)?,
+                    flags: vec![],
+                    size: r.get(8)?,
+                    locations: vec![],
+                    customer_id: r.get(9)?,
+                })
+            })
+            .optional()?;
+        let Some(mut s) = base else { return Ok(None) };
+        let locs = self.locations_of(id)?;
+        let mut flags: Vec<String> = Vec::new();
+        for l in &locs {
+            if account_id.is_none_or(|a| a == l.account_id) {
+                for f in &l.flags {
+                    if !flags.contains(f) {
+                        flags.push(f.clone());
+                    }
+                }
+            }
+        }
+        flags.sort();
+        s.flags = flags;
+        let names: std::collections::HashMap<String, String> = self
+            .conn
+            .prepare_cached("SELECT id, name FROM accounts")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        s.locations = locs
+            .iter()
+            .map(|l| LocationView {
+                account: names
+                    .get(&l.account_id)
+                    .cloned()
+                    .unwrap_or_else(|| l.account_id.clone()),
+                folder: l.folder.clone(),
+                uidvalidity: l.uidvalidity,
+                uid: l.uid,
+            })
+            .collect();
+        Ok(Some(s))
+    }
+
+    pub fn locations_of(&self, message_id: i64) -> Result<Vec<LocationRow>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT l.id, l.message_id, l.account_id, l.folder_id, f.name, f.wire_name, l.uidvalidity, l.uid, l.flags
+             FROM locations l JOIN folders f ON f.id = l.folder_id WHERE l.message_id = ?1 ORDER BY l.id",
+        )?;
+        let v = st
+            .query_map([message_id], |r| {
+                Ok(LocationRow {
+                    id: r.get(0)?,
+                    message_id: r.get(1)?,
+                    account_id: r.get(2)?,
+                    folder_id: r.get(3)?,
+                    folder: r.get(4)?,
+                    wire_name: r.get(5)?,
+                    uidvalidity: r.get::<_, i64>(6)? as u32,
+                    uid: r.get::<_, i64>(7)? as u32,
+                    flags: flags_vec(&r.get::<_, String>(8)?),
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(v)
+    }
+
+    /// Everything stored about one message (for `message show` and the console's reader).
+    pub fn message(&self, id: i64) -> Result<Option<MessageFull>> {
+        let Some(summary) = self.message_summary(id, None)? else {
+            return Ok(None);
+        };
+        let (headers, body, text_body, in_reply_to, refs) = self.conn.query_row(
+            "SELECT headers, body, text_body, in_reply_to, refs FROM messages WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )?;
+        Ok(Some(MessageFull {
+            summary,
+            headers,
+            body,
+            text_body,
+            in_reply_to,
+            refs,
+        }))
+    }
+
+    /// Stores a fetched body and its readable text; the text joins the search index.
+    pub fn set_body(
+        &mut self,
+        id: i64,
+        raw: &[u8],
+        text: &str,
+        has_attachments: bool,
+    ) -> Result<()> {
+        self.transaction(|tx| {
+            tx.execute(
+                "UPDATE messages SET body = ?2, text_body = ?3, has_attachments = ?4 WHERE id = ?1",
+                params![id, raw, text, has_attachments],
+            )?;
+            let (subject, from_addr, from_name, to_json, cc_json): (Option<String>, Option<String>, Option<String>, String, String) = tx.query_row(
+                "SELECT subject, from_addr, from_name, to_json, cc_json FROM messages WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )?;
+            let env = Envelope {
+                from: from_addr.map(|address| Addr { name: from_name, address }),
+                to: serde_json::from_str(&to_json).unwrap_or_default(),
+                cc: serde_json::from_str(&cc_json).unwrap_or_default(),
+                ..Default::default()
+            };
+            tx.execute("DELETE FROM messages_fts WHERE rowid = ?1", [id])?;
+            tx.execute(
+                "INSERT INTO messages_fts (rowid, subject, addresses, body) VALUES (?1, ?2, ?3, ?4)",
+                params![id, subject.unwrap_or_default(), addresses_text(&env), text],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Messages of synced folders without a body, small enough to prefetch: (id, folder_id,
+    /// wire folder, uidvalidity, uid).
+    pub fn bodies_to_prefetch(
+        &self,
+        account_id: &str,
+        max_bytes: u64,
+        limit: i64,
+    ) -> Result<Vec<PrefetchItem>> {
+        let mut st = self.conn.prepare(
+            "SELECT m.id, l.folder_id, f.wire_name, l.uidvalidity, l.uid FROM messages m
+             JOIN locations l ON l.message_id = m.id JOIN folders f ON f.id = l.folder_id
+             WHERE l.account_id = ?1 AND m.body IS NULL AND m.size <= ?2 AND f.sync_enabled = 1 AND l.uidvalidity = f.uidvalidity
+             GROUP BY m.id ORDER BY l.folder_id, l.uid LIMIT ?3",
+        )?;
+        let v = st
+            .query_map(params![account_id, max_bytes as i64, limit], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get::<_, i64>(3)? as u32,
+                    r.get::<_, i64>(4)? as u32,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(v)
+    }
+
+    /// How many locations an account has in total (for diagnostics and tests).
+    pub fn location_count(&self, folder_id: i64) -> Result<i64> {
+        Ok(self.conn.query_row(
+            "SELECT COUNT(*) FROM locations WHERE folder_id = ?1",
+            [folder_id],
+            |r| r.get(0),
+        )?)
+    }
+}
+
+/// Inserts one location (and its logical message if new). False if it was already stored.
+fn insert_one(
+    tx: &Transaction<'_>,
+    account_id: &str,
+    folder_id: i64,
+    uidvalidity: u32,
+    m: &NewMessage,
+    out: &mut BatchOutcome,
+) -> Result<bool> {
+    let exists: bool = tx
+        .prepare_cached(
+            "SELECT 1 FROM locations WHERE folder_id = ?1 AND uidvalidity = ?2 AND uid = ?3",
+        )?
+        .exists(params![folder_id, uidvalidity as i64, m.uid as i64])?;
+    if exists {
+        return Ok(false);
+    }
+    let env = &m.env;
+    let mut msg_id: Option<i64> = None;
+    if let Some(mid) = &env.message_id {
+        msg_id = tx
+            .prepare_cached("SELECT id FROM messages WHERE message_id = ?1 AND content_hash = ?2 ORDER BY id LIMIT 1")?
+            .query_row(params![mid, env.content_hash], |r| r.get(0))
+            .optional()?;
+    } else {
+        // Rebuild after a UIDVALIDITY change: the same folder's old location of an identical
+        // message without Message-ID is this message; take it over instead of duplicating.
+        let stale: Option<(i64, i64)> = tx
+            .prepare_cached(
+                "SELECT l.id, l.message_id FROM locations l JOIN messages m ON m.id = l.message_id
+                 WHERE l.folder_id = ?1 AND l.uidvalidity <> ?2 AND m.message_id IS NULL AND m.content_hash = ?3
+                 ORDER BY l.uid LIMIT 1",
+            )?
+            .query_row(params![folder_id, uidvalidity as i64, env.content_hash], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        if let Some((loc, mid)) = stale {
+            tx.execute("DELETE FROM locations WHERE id = ?1", [loc])?;
+            msg_id = Some(mid);
+        }
+    }
+    let id = match msg_id {
+        Some(id) => id,
+        None => {
+            let thread_root: Option<i64> = {
+                let mut found = None;
+                for parent in env.references.iter().chain(env.in_reply_to.iter()) {
+                    found = tx
+                        .prepare_cached("SELECT COALESCE(thread_id, id) FROM messages WHERE message_id = ?1 LIMIT 1")?
+                        .query_row([parent], |r| r.get(0))
+                        .optional()?;
+                    if found.is_some() {
+                        break;
+                    }
+                }
+                found
+            };
+            tx.prepare_cached(
+                "INSERT INTO messages (message_id, content_hash, in_reply_to, refs, from_addr, from_name, to_json, cc_json, subject, date, size, headers, direction, denied, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+            )?
+            .execute(params![
+                env.message_id,
+                env.content_hash,
+                env.in_reply_to,
+                if env.references.is_empty() { None } else { Some(env.references.join(" ")) },
+                env.from.as_ref().map(|a| a.address.clone()),
+                env.from.as_ref().and_then(|a| a.name.clone()),
+                serde_json::to_string(&env.to).unwrap_or_else(|_| "[]".into()),
+                serde_json::to_string(&env.cc).unwrap_or_else(|_| "[]".into()),
+                env.subject,
+                env.date.clone().or_else(|| m.internal_date.clone()),
+                m.size as i64,
+                m.headers,
+                m.direction,
+                m.denied,
+                now()
+            ])?;
+            let id = tx.last_insert_rowid();
+            tx.execute(
+                "UPDATE messages SET thread_id = ?2 WHERE id = ?1",
+                params![id, thread_root.unwrap_or(id)],
+            )?;
+            tx.prepare_cached("INSERT INTO messages_fts (rowid, subject, addresses, body) VALUES (?1, ?2, ?3, '')")?
+                .execute(params![id, env.subject.clone().unwrap_or_default(), addresses_text(env)])?;
+            out.created += 1;
+            id
+        }
+    };
+    let mut flags = m.flags.clone();
+    flags.sort();
+    tx.prepare_cached(
+        "INSERT INTO locations (message_id, account_id, folder_id, uidvalidity, uid, flags, seen, modseq, internal_date)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?
+    .execute(params![
+        id,
+        account_id,
+        folder_id,
+        uidvalidity as i64,
+        m.uid as i64,
+        flags_text(&flags),
+        has_seen(&flags),
+        m.modseq.map(|v| v as i64),
+        m.internal_date
+    ])?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::imap::discovery::{FolderInfo, Role};
+    use crate::mail::parse::parse_headers;
+
+    fn setup() -> (Store, i64, i64) {
+        let mut s = Store::open_in_memory().unwrap();
+        s.insert_account("a", "acct", true).unwrap();
+        let mk = |n: &str, r| FolderInfo {
+            name: n.into(),
+            wire_name: n.into(),
+            delimiter: None,
+            attributes: vec![],
+            selectable: true,
+            role: r,
+            role_source: None,
+        };
+        s.upsert_folders("a", &[mk("INBOX", Some(Role::Inbox)), mk("Archive", None)])
+            .unwrap();
+        let inbox = s.folder_by_name("a", "INBOX").unwrap().unwrap().id;
+        let arch = s.folder_by_name("a", "Archive").unwrap().unwrap().id;
+        (s, inbox, arch)
+    }
+
+    fn nm(uid: u32, hdr: &str) -> NewMessage {
+        NewMessage {
+            uid,
+            flags: vec!["\\Seen".into()],
+            size: 100,
+            internal_date: None,
+            modseq: None,
+            env: parse_headers(hdr.as_bytes()).unwrap(),
+            headers: hdr.as_bytes().to_vec(),
+            denied: false,
+            direction: "in",
+        }
+    }
+
+    #[test]
+    fn identity_merges_by_id_and_hash_only() {
+        let (mut s, inbox, arch) = setup();
+        let a = "Message-ID: <1@x>\r\nFrom: a@x\r\nSubject: one\r\nDate: Mon, 2 Nov 2026 10:00:00 +0000\r\n\r\n";
+        let reused = "Message-ID: <1@x>\r\nFrom: a@x\r\nSubject: different\r\nDate: Mon, 2 Nov 2026 10:00:00 +0000\r\n\r\n";
+        let noid = "From: a@x\r\nSubject: noid\r\n\r\n";
+        let o = s
+            .store_batch(
+                "a",
+                inbox,
+                1,
+                &[nm(1, a), nm(2, reused), nm(3, noid)],
+                Some(3),
+            )
+            .unwrap();
+        assert_eq!((o.added, o.created), (3, 3));
+        // Same message in another folder: one logical message, two locations.
+        let o = s
+            .store_batch("a", arch, 7, &[nm(1, a), nm(2, noid)], Some(2))
+            .unwrap();
+        assert_eq!((o.added, o.created), (2, 1));
+        // Replaying a batch doubles nothing.
+        let o = s.store_batch("a", inbox, 1, &[nm(1, a)], Some(1)).unwrap();
+        assert_eq!(o.added, 0);
+        let page = s.messages_page("a", None, 10, 0).unwrap();
+        assert_eq!(page.len(), 4);
+        let merged = page
+            .iter()
+            .find(|m| m.subject.as_deref() == Some("one"))
+            .unwrap();
+        assert_eq!(merged.locations.len(), 2);
+        assert_eq!(
+            s.messages_page("a", Some("Archive"), 10, 0).unwrap().len(),
+            2
+        );
+    }
+
+    #[test]
+    fn rebuild_after_uidvalidity_change_keeps_ids() {
+        let (mut s, inbox, _) = setup();
+        let a = "Message-ID: <1@x>\r\nFrom: a@x\r\nSubject: one\r\n\r\n";
+        let noid = "From: a@x\r\nSubject: noid\r\n\r\n";
+        s.store_batch("a", inbox, 1, &[nm(1, a), nm(2, noid)], Some(2))
+            .unwrap();
+        let before: Vec<i64> = s
+            .messages_page("a", None, 10, 0)
+            .unwrap()
+            .iter()
+            .map(|m| m.id)
+            .collect();
+        s.reset_folder_for_rebuild(inbox, 2).unwrap();
+        s.store_batch("a", inbox, 2, &[nm(10, a), nm(11, noid)], Some(11))
+            .unwrap();
+        s.drop_stale_locations(inbox, 2).unwrap();
+        let after = s.messages_page("a", None, 10, 0).unwrap();
+        let mut ids: Vec<i64> = after.iter().map(|m| m.id).collect();
+        ids.sort();
+        let mut b = before.clone();
+        b.sort();
+        assert_eq!(ids, b);
+        assert!(
+            after
+                .iter()
+                .all(|m| m.locations.len() == 1 && m.locations[0].uidvalidity == 2)
+        );
+    }
+
+    #[test]
+    fn flags_vanish_and_bodies() {
+        let (mut s, inbox, _) = setup();
+        let a = "Message-ID: <1@x>\r\nFrom: a@x\r\nSubject: hello\r\n\r\n";
+        s.store_batch(
+            "a",
+            inbox,
+            1,
+            &[nm(1, a), nm(2, "Message-ID: <2@x>\r\nSubject: b\r\n\r\n")],
+            Some(2),
+        )
+        .unwrap();
+        assert_eq!(
+            s.apply_flags(inbox, 1, &[(1, vec!["\\Flagged".into()], Some(5))])
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            s.apply_flags(inbox, 1, &[(1, vec!["\\Flagged".into()], Some(5))])
+                .unwrap(),
+            0
+        );
+        assert_eq!(s.account_counts("a").unwrap(), (2, 1));
+        assert_eq!(s.remove_locations(inbox, 1, &[2]).unwrap(), 1);
+        assert_eq!(s.folder_uids(inbox, 1).unwrap(), vec![1]);
+        let id = s.messages_page("a", None, 10, 0).unwrap()[0].id;
+        s.set_body(id, b"raw", "searchable words", false).unwrap();
+        let n: i64 = s
+            .conn
+            .query_row(
+                "SELECT COUNT(*) FROM messages_fts WHERE messages_fts MATCH 'searchable'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+}

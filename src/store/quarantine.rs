@@ -1,0 +1,130 @@
+//! Messages that failed to parse or fetch: raw bytes kept, error recorded, so one bad message
+//! never stops a folder and nothing is lost.
+
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+
+use super::{Store, now};
+use crate::error::Result;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct QuarantineRow {
+    pub id: i64,
+    pub account_id: String,
+    pub folder: Option<String>,
+    pub folder_id: Option<i64>,
+    pub uidvalidity: Option<u32>,
+    pub uid: Option<u32>,
+    pub error: String,
+    pub state: String,
+    pub created_at: String,
+    pub attempts: i64,
+    pub size: i64,
+}
+
+impl Store {
+    #[allow(clippy::too_many_arguments)]
+    pub fn quarantine_add(
+        &self,
+        account_id: &str,
+        folder_id: i64,
+        folder_name: &str,
+        uidvalidity: u32,
+        uid: u32,
+        raw: &[u8],
+        error: &str,
+    ) -> Result<i64> {
+        // The same message failing again updates its row instead of piling up copies.
+        let existing: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT id FROM quarantine WHERE folder_id = ?1 AND uidvalidity = ?2 AND uid = ?3",
+                params![folder_id, uidvalidity as i64, uid as i64],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(id) = existing {
+            self.conn.execute(
+                "UPDATE quarantine SET raw = ?2, error = ?3, attempts = attempts + 1 WHERE id = ?1",
+                params![id, raw, error],
+            )?;
+            return Ok(id);
+        }
+        self.conn.execute(
+            "INSERT INTO quarantine (account_id, folder_id, folder_name, uidvalidity, uid, raw, error, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![account_id, folder_id, folder_name, uidvalidity as i64, uid as i64, raw, error, now()],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Replaces the kept bytes (the full message, fetched after its header failed).
+    pub fn quarantine_set_raw(
+        &self,
+        folder_id: i64,
+        uidvalidity: u32,
+        uid: u32,
+        raw: &[u8],
+    ) -> Result<()> {
+        self.conn.execute(
+            "UPDATE quarantine SET raw = ?4 WHERE folder_id = ?1 AND uidvalidity = ?2 AND uid = ?3",
+            params![folder_id, uidvalidity as i64, uid as i64, raw],
+        )?;
+        Ok(())
+    }
+
+    pub fn quarantine_list(&self, account_ids: &[String]) -> Result<Vec<QuarantineRow>> {
+        let mut st = self.conn.prepare(
+            "SELECT id, account_id, folder_name, folder_id, uidvalidity, uid, error, state, created_at, attempts, COALESCE(LENGTH(raw), 0) FROM quarantine ORDER BY id",
+        )?;
+        let rows = st
+            .query_map([], quarantine_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows
+            .into_iter()
+            .filter(|r| account_ids.contains(&r.account_id))
+            .collect())
+    }
+
+    pub fn quarantine_get(&self, id: i64) -> Result<Option<(QuarantineRow, Vec<u8>)>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id, account_id, folder_name, folder_id, uidvalidity, uid, error, state, created_at, attempts, COALESCE(LENGTH(raw), 0), raw FROM quarantine WHERE id = ?1",
+                [id],
+                |r| Ok((quarantine_row(r)?, r.get::<_, Option<Vec<u8>>>(11)?.unwrap_or_default())),
+            )
+            .optional()?)
+    }
+
+    pub fn quarantine_set_state(&self, id: i64, state: &str) -> Result<()> {
+        self.conn.execute(
+            "UPDATE quarantine SET state = ?2 WHERE id = ?1",
+            params![id, state],
+        )?;
+        Ok(())
+    }
+
+    pub fn quarantine_open_count(&self, account_id: &str) -> Result<i64> {
+        Ok(self.conn.query_row(
+            "SELECT COUNT(*) FROM quarantine WHERE account_id = ?1 AND state = 'open'",
+            [account_id],
+            |r| r.get(0),
+        )?)
+    }
+}
+
+fn quarantine_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<QuarantineRow> {
+    Ok(QuarantineRow {
+        id: r.get(0)?,
+        account_id: r.get(1)?,
+        folder: r.get(2)?,
+        folder_id: r.get(3)?,
+        uidvalidity: r.get::<_, Option<i64>>(4)?.map(|v| v as u32),
+        uid: r.get::<_, Option<i64>>(5)?.map(|v| v as u32),
+        error: r.get(6)?,
+        state: r.get(7)?,
+        created_at: r.get(8)?,
+        attempts: r.get(9)?,
+        size: r.get(10)?,
+    })
+}

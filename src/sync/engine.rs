@@ -1,0 +1,655 @@
+//! One sync pass over one account. Per folder, keyed by (folder, UIDVALIDITY, UID):
+//! - new mail: one streamed `UID FETCH last+1:*` of header fields, committed in batches with a
+//!   checkpoint, so an interrupted first sync resumes where it stopped;
+//! - known mail: QRESYNC (VANISHED + changed flags at SELECT), else CONDSTORE CHANGEDSINCE plus a
+//!   UID SEARCH diff when the counts say something vanished, else a full FLAGS fetch diff;
+//! - UIDVALIDITY change: the folder is fetched again; messages keep their local ids.
+//!
+//! Safety: the pass only reads from the server, except for queued local changes (pushed first)
+//! and "mark as read" on mail that arrived after the option was switched on. An empty or
+//! rebuilt cache therefore never deletes or re-flags anything on the server.
+
+use std::collections::HashSet;
+use std::io::IsTerminal;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::events::{EventSender, SyncEvent, emit};
+use crate::account::{Account, PROBE_ID_PREFIX};
+use crate::config::{Config, ProcessScope};
+use crate::error::{AppError, Result};
+use crate::imap::ImapSession;
+use crate::imap::discovery::{self, Role};
+use crate::imap::fetch::{self, HeaderItem};
+use crate::mail::parse;
+use crate::store::{FlagRow, FolderRow, FolderSyncState, Level, NewMessage, Store};
+
+/// What the server can do, from CAPABILITY after login.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Caps {
+    pub condstore: bool,
+    pub qresync: bool,
+    pub idle: bool,
+    pub uidplus: bool,
+    pub mv: bool,
+}
+
+pub struct SyncSession {
+    pub session: ImapSession,
+    pub caps: Caps,
+    /// The server's CAPABILITY list, space separated (stored for diagnostics).
+    pub caps_text: String,
+}
+
+/// Connects, logs in, reads capabilities and enables QRESYNC when offered. (Takes the
+/// password rather than the store: a `&Store` cannot cross an await in a spawned task.)
+pub async fn open_session(account: &Account, pw: &secrecy::SecretString) -> Result<SyncSession> {
+    let mut session = crate::imap::connect(&account.imap_target(), pw).await?;
+    let caps_list = session
+        .capabilities()
+        .await
+        .map_err(|e| crate::imap::connect::protocol_error("CAPABILITY", e))?;
+    let has = |c: &str| caps_list.has_str(c);
+    let mut caps = Caps {
+        condstore: has("CONDSTORE") || has("QRESYNC"),
+        qresync: false,
+        idle: has("IDLE"),
+        uidplus: has("UIDPLUS"),
+        mv: has("MOVE"),
+    };
+    let mut all: Vec<String> = caps_list.iter().map(|c| format!("{c:?}")).collect();
+    all.sort();
+    while session.unsolicited_responses.try_recv().is_ok() {}
+    if has("QRESYNC") && std::env::var_os("MAILROOM_NO_QRESYNC").is_none() {
+        fetch::simple(&mut session, "ENABLE QRESYNC", "ENABLE QRESYNC").await?;
+        caps.qresync = true;
+    }
+    Ok(SyncSession {
+        session,
+        caps,
+        caps_text: all.join(" "),
+    })
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FolderSummary {
+    pub folder: String,
+    pub new: u64,
+    pub updated: u64,
+    pub vanished: u64,
+    pub quarantined: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PassSummary {
+    pub folders: Vec<FolderSummary>,
+    pub ops_pushed: u64,
+    pub bodies: u64,
+    pub duration_ms: u64,
+    pub bytes: u64,
+}
+
+impl PassSummary {
+    pub fn new_total(&self) -> u64 {
+        self.folders.iter().map(|f| f.new).sum()
+    }
+}
+
+/// Per-account knobs resolved from the config.
+pub struct PassOptions {
+    pub deny: Vec<String>,
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+    pub unread_only: bool,
+    pub mark_read: bool,
+    pub batch_size: usize,
+    pub body_prefetch_max_bytes: u64,
+    /// Draw a progress line on stderr (only when it is a terminal).
+    pub tty_progress: bool,
+}
+
+impl PassOptions {
+    pub fn from_config(config: &Config, account: &Account) -> Result<PassOptions> {
+        let o = &account.cfg.sync;
+        let since = match &o.since {
+            Some(d) => Some(parse_since(d)?),
+            None => None,
+        };
+        let mut deny = account.cfg.deny.clone();
+        deny.extend(config.general.deny.iter().cloned());
+        Ok(PassOptions {
+            deny,
+            since,
+            unread_only: o.process == ProcessScope::UnreadOnly,
+            mark_read: o.mark_read,
+            batch_size: o.batch_size.clamp(1, 50_000),
+            body_prefetch_max_bytes: o.body_prefetch_max_bytes,
+            tty_progress: false,
+        })
+    }
+}
+
+pub fn parse_since(d: &str) -> Result<chrono::DateTime<chrono::Utc>> {
+    chrono::NaiveDate::parse_from_str(d.trim(), "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+        .ok_or_else(|| AppError::usage(format!("bad date {d:?}"), "write the date as YYYY-MM-DD"))
+}
+
+/// One pass: push queued changes, refresh folders, sync every chosen folder, prefetch bodies.
+pub async fn run_pass(
+    store: &mut Store,
+    account: &Account,
+    opts: &PassOptions,
+    ss: &mut SyncSession,
+    events: Option<&EventSender>,
+) -> Result<PassSummary> {
+    let started = Instant::now();
+    let mut summary = PassSummary::default();
+    let list = discovery::list_folders(&mut ss.session).await?;
+    while ss.session.unsolicited_responses.try_recv().is_ok() {}
+    store.upsert_folders(account.id(), &list)?;
+    summary.ops_pushed = super::ops::push_ops(store, account, ss).await?;
+    let folders: Vec<FolderRow> = store
+        .folders(account.id())?
+        .into_iter()
+        .filter(|f| f.sync_enabled && f.selectable && f.present)
+        .collect();
+    for f in folders {
+        let fs = sync_folder(store, account, opts, ss, &f, events, &mut summary.bytes).await?;
+        if fs.new + fs.updated + fs.vanished > 0 {
+            emit(
+                events,
+                SyncEvent::FolderChanged {
+                    account_id: account.id().to_string(),
+                    folder: f.name.clone(),
+                },
+            );
+        }
+        summary.folders.push(fs);
+    }
+    summary.bodies = prefetch_bodies(store, account, opts, ss, &mut summary.bytes).await?;
+    summary.duration_ms = started.elapsed().as_millis() as u64;
+    Ok(summary)
+}
+
+struct Progress<'a> {
+    account_id: &'a str,
+    folder: &'a str,
+    total: u64,
+    done: u64,
+    tty: bool,
+    events: Option<&'a EventSender>,
+}
+
+impl Progress<'_> {
+    fn report(&self, store: &Store) {
+        let _ = store.set_progress(
+            self.account_id,
+            self.folder,
+            self.done as i64,
+            self.total as i64,
+        );
+        emit(
+            self.events,
+            SyncEvent::Progress {
+                account_id: self.account_id.to_string(),
+                folder: self.folder.to_string(),
+                done: self.done,
+                total: self.total,
+            },
+        );
+        if self.tty {
+            let pct = (self.done * 100).checked_div(self.total).unwrap_or(100);
+            eprint!(
+                "\r{}: {}/{} ({pct}%)   ",
+                self.folder, self.done, self.total
+            );
+        }
+    }
+}
+
+async fn sync_folder(
+    store: &mut Store,
+    account: &Account,
+    opts: &PassOptions,
+    ss: &mut SyncSession,
+    folder: &FolderRow,
+    events: Option<&EventSender>,
+    bytes: &mut u64,
+) -> Result<FolderSummary> {
+    let account_id = account.id();
+    let mut fs = FolderSummary {
+        folder: folder.name.clone(),
+        ..Default::default()
+    };
+    let caps = ss.caps;
+    let qresync_params = match (caps.qresync, folder.uidvalidity, folder.highestmodseq) {
+        (true, Some(uv), Some(ms)) if folder.first_sync_done => Some((uv, ms)),
+        _ => None,
+    };
+    let sel = fetch::select(
+        &mut ss.session,
+        &folder.wire_name,
+        caps.condstore,
+        qresync_params,
+        false,
+    )
+    .await?;
+    let uv = sel.uidvalidity;
+    let mut folder = folder.clone();
+    let validity_changed = folder.uidvalidity.is_some_and(|old| old != uv);
+    if validity_changed {
+        store.log_event(
+            Some(account_id),
+            Level::Warn,
+            &format!(
+                "UIDVALIDITY of {} changed: fetching the folder again",
+                folder.name
+            ),
+            Some(&format!("{:?} -> {uv}", folder.uidvalidity)),
+            Some("nothing to do: local ids, pairings and flags queued locally are kept"),
+        )?;
+        store.reset_folder_for_rebuild(folder.id, uv)?;
+        folder = store.folder(folder.id)?.ok_or_else(|| {
+            AppError::local("folder vanished from the database", "", "run sync again")
+        })?;
+    } else if folder.uidvalidity.is_none() {
+        store.reset_folder_for_rebuild(folder.id, uv)?;
+        folder = store.folder(folder.id)?.ok_or_else(|| {
+            AppError::local("folder vanished from the database", "", "run sync again")
+        })?;
+    }
+    // "Mark as read" only ever touches mail that arrives after it was switched on.
+    if opts.mark_read && folder.mark_read_from_uid.is_none() {
+        let from = sel
+            .uidnext
+            .unwrap_or(folder.checkpoint_uid.unwrap_or(0) + 1);
+        store.set_mark_read_from(folder.id, Some(from))?;
+        folder.mark_read_from_uid = Some(from);
+    } else if !opts.mark_read && folder.mark_read_from_uid.is_some() {
+        store.set_mark_read_from(folder.id, None)?;
+        folder.mark_read_from_uid = None;
+    }
+    let known_max = folder.checkpoint_uid.unwrap_or(0);
+    let qresync_used = qresync_params.is_some() && !validity_changed;
+
+    // 1. Known mail: what changed or vanished since the last pass.
+    if qresync_used {
+        let gone: Vec<u32> = sel
+            .vanished
+            .iter()
+            .copied()
+            .filter(|u| *u <= known_max)
+            .collect();
+        fs.vanished += store.remove_locations(folder.id, uv, &gone)?;
+        let (deleted, updates) = split_deleted(
+            sel.changed
+                .iter()
+                .map(|u| (u.uid, u.flags.clone(), u.modseq)),
+        );
+        fs.vanished += store.remove_locations(folder.id, uv, &deleted)?;
+        fs.updated += store.apply_flags(folder.id, uv, &updates)?;
+    } else if known_max > 0 {
+        let range = format!("1:{known_max}");
+        let condstore_ok =
+            caps.condstore && folder.highestmodseq.is_some() && sel.highestmodseq.is_some();
+        if condstore_ok {
+            if sel.highestmodseq != folder.highestmodseq {
+                let mut batch = Vec::new();
+                let mut deleted = Vec::new();
+                fetch::fetch_flags(&mut ss.session, &range, folder.highestmodseq, false, |u| {
+                    batch.push((u.uid, u.flags, u.modseq));
+                    Ok(())
+                })
+                .await?;
+                let (d, updates) = split_deleted(batch.drain(..));
+                deleted.extend(d);
+                fs.updated += store.apply_flags(folder.id, uv, &updates)?;
+                fs.vanished += store.remove_locations(folder.id, uv, &deleted)?;
+            }
+            let unchanged_counts = sel.uidnext.is_some()
+                && sel.uidnext == folder.uidnext
+                && Some(sel.exists) == folder.exists_count;
+            if !unchanged_counts {
+                let server: HashSet<u32> =
+                    fetch::uid_search(&mut ss.session, &format!("UID {range}"))
+                        .await?
+                        .into_iter()
+                        .collect();
+                let gone: Vec<u32> = store
+                    .folder_uids(folder.id, uv)?
+                    .into_iter()
+                    .filter(|u| *u <= known_max && !server.contains(u))
+                    .collect();
+                fs.vanished += store.remove_locations(folder.id, uv, &gone)?;
+            }
+        } else {
+            // No CONDSTORE: every flag, and the UID list that reveals expunges.
+            let mut server: Vec<u32> = Vec::new();
+            let mut batch: Vec<FlagRow> = Vec::new();
+            let mut deleted = Vec::new();
+            let mut updated = 0u64;
+            let fid = folder.id;
+            fetch::fetch_flags(&mut ss.session, &range, None, false, |u| {
+                if u.flags.iter().any(|f| f.eq_ignore_ascii_case("\\Deleted")) {
+                    deleted.push(u.uid);
+                } else {
+                    server.push(u.uid);
+                    batch.push((u.uid, u.flags, u.modseq));
+                }
+                if batch.len() >= 2000 {
+                    updated += store.apply_flags(fid, uv, &batch)?;
+                    batch.clear();
+                }
+                Ok(())
+            })
+            .await?;
+            updated += store.apply_flags(fid, uv, &batch)?;
+            fs.updated += updated;
+            server.sort_unstable();
+            let gone: Vec<u32> = store
+                .folder_uids(fid, uv)?
+                .into_iter()
+                .filter(|u| *u <= known_max && server.binary_search(u).is_err())
+                .collect();
+            fs.vanished += store.remove_locations(fid, uv, &gone)?;
+        }
+    }
+
+    // 2. New mail (or the whole folder on a first sync): streamed, batched, checkpointed.
+    let has_new = sel.exists > 0 && sel.uidnext.is_none_or(|n| n > known_max + 1);
+    if has_new {
+        let total = match sel.uidnext {
+            Some(_) if !folder.first_sync_done && known_max == 0 => sel.exists as u64,
+            Some(n) => (n.saturating_sub(known_max + 1) as u64).min(sel.exists as u64),
+            None => sel.exists as u64,
+        };
+        let mut progress = Progress {
+            account_id,
+            folder: &folder.name,
+            total,
+            done: 0,
+            tty: opts.tty_progress,
+            events,
+        };
+        progress.report(store);
+        let direction = if folder.role.as_deref() == Some(Role::Sent.as_str()) {
+            "out"
+        } else {
+            "in"
+        };
+        let mut batch: Vec<NewMessage> = Vec::with_capacity(opts.batch_size);
+        let mut max_uid = known_max;
+        let mut new = 0u64;
+        let mut quarantined = 0u64;
+        let mut bad_uids: Vec<u32> = Vec::new();
+        let mut fetched_bytes = 0u64;
+        let fid = folder.id;
+        let fname = folder.name.clone();
+        let batch_size = opts.batch_size;
+        let flush = |store: &mut Store,
+                     batch: &mut Vec<NewMessage>,
+                     max_uid: u32,
+                     new: &mut u64|
+         -> Result<()> {
+            let out = store.store_batch(account_id, fid, uv, batch, Some(max_uid))?;
+            *new += out.added;
+            batch.clear();
+            crate::failpoint::hit("after_fetch_batch");
+            Ok(())
+        };
+        fetch::fetch_headers(
+            &mut ss.session,
+            &format!("{}:*", known_max + 1),
+            caps.condstore,
+            |it: HeaderItem| {
+                if it.uid <= known_max {
+                    // `n:*` always returns the last message even when it is older than n.
+                    return Ok(());
+                }
+                max_uid = max_uid.max(it.uid);
+                progress.done += 1;
+                fetched_bytes += it.header.as_ref().map_or(0, |h| h.len() as u64);
+                match classify(&it, opts, direction) {
+                    Verdict::Store(m) => batch.push(*m),
+                    Verdict::Skip => {}
+                    Verdict::Quarantine(err) => {
+                        store.quarantine_add(
+                            account_id,
+                            fid,
+                            &fname,
+                            uv,
+                            it.uid,
+                            it.header.as_deref().unwrap_or(b""),
+                            &err,
+                        )?;
+                        store.log_event(
+                            Some(account_id),
+                            Level::Warn,
+                            &format!("message UID {} in {fname} quarantined", it.uid),
+                            Some(&err),
+                            Some("see `mailroom quarantine list`; retry, skip or save it"),
+                        )?;
+                        quarantined += 1;
+                        bad_uids.push(it.uid);
+                    }
+                }
+                if batch.len() >= batch_size {
+                    flush(store, &mut batch, max_uid, &mut new)?;
+                    progress.report(store);
+                }
+                Ok(())
+            },
+        )
+        .await?;
+        // The fetch completed: every UID below UIDNEXT has been seen (even if skipped or
+        // expunged meanwhile), so the checkpoint can move past them.
+        let checkpoint = max_uid.max(sel.uidnext.map_or(0, |n| n.saturating_sub(1)));
+        if !batch.is_empty() || checkpoint > known_max {
+            flush(store, &mut batch, checkpoint, &mut new)?;
+        }
+        // Keep the whole raw message of quarantined mail, not just its unreadable header.
+        if !bad_uids.is_empty() {
+            let set = fetch::uid_set(&bad_uids);
+            // `move` of two &mut: a closure holding `&&mut Store` would not be Send.
+            let (st, fb) = (&mut *store, &mut fetched_bytes);
+            fetch::fetch_bodies(&mut ss.session, &set, move |uid, raw| {
+                *fb += raw.len() as u64;
+                st.quarantine_set_raw(fid, uv, uid, &raw)
+            })
+            .await?;
+        }
+        progress.done = progress.total.max(progress.done);
+        progress.report(store);
+        if opts.tty_progress {
+            eprintln!();
+        }
+        *bytes += fetched_bytes;
+        fs.new += new;
+        fs.quarantined += quarantined;
+    }
+    if !folder.first_sync_done {
+        store.set_first_sync_done(folder.id)?;
+        store.drop_stale_locations(folder.id, uv)?;
+    }
+
+    // 3. Mark as read on the server: only new mail, only if the user asked for it.
+    if let Some(from) = folder.mark_read_from_uid.filter(|_| opts.mark_read) {
+        let uids = store.unseen_uids_from(folder.id, uv, from)?;
+        if !uids.is_empty() {
+            fetch::simple(
+                &mut ss.session,
+                "marking new mail read",
+                &format!("UID STORE {} +FLAGS.SILENT (\\Seen)", fetch::uid_set(&uids)),
+            )
+            .await?;
+            store.mark_seen_local(folder.id, uv, &uids)?;
+        }
+    }
+    store.set_folder_synced(
+        folder.id,
+        &FolderSyncState {
+            uidvalidity: uv,
+            uidnext: sel.uidnext,
+            highestmodseq: sel.highestmodseq,
+            exists: sel.exists,
+        },
+    )?;
+    while ss.session.unsolicited_responses.try_recv().is_ok() {}
+    Ok(fs)
+}
+
+/// Splits flag updates into messages marked \Deleted (treated as gone) and the rest.
+fn split_deleted(it: impl Iterator<Item = FlagRow>) -> (Vec<u32>, Vec<FlagRow>) {
+    let mut deleted = Vec::new();
+    let mut rest = Vec::new();
+    for (uid, flags, ms) in it {
+        if flags.iter().any(|f| f.eq_ignore_ascii_case("\\Deleted")) {
+            deleted.push(uid);
+        } else {
+            rest.push((uid, flags, ms));
+        }
+    }
+    (deleted, rest)
+}
+
+enum Verdict {
+    Store(Box<NewMessage>),
+    Skip,
+    Quarantine(String),
+}
+
+/// Decides what to do with one fetched header: store, skip (filters, probes) or quarantine.
+fn classify(it: &HeaderItem, opts: &PassOptions, direction: &'static str) -> Verdict {
+    if it.flags.iter().any(|f| f.eq_ignore_ascii_case("\\Deleted")) {
+        return Verdict::Skip;
+    }
+    let Some(header) = &it.header else {
+        return Verdict::Quarantine("the server sent no header for this message".into());
+    };
+    let Some(env) = parse::parse_headers(header) else {
+        return Verdict::Quarantine("the header cannot be parsed".into());
+    };
+    if env
+        .message_id
+        .as_deref()
+        .is_some_and(|m| m.starts_with(PROBE_ID_PREFIX))
+    {
+        return Verdict::Skip;
+    }
+    if let Some(since) = opts.since {
+        let when = it
+            .internal_date
+            .as_deref()
+            .or(env.date.as_deref())
+            .and_then(|d| chrono::DateTime::parse_from_rfc3339(d).ok());
+        if when.is_some_and(|w| w < since) {
+            return Verdict::Skip;
+        }
+    }
+    if opts.unread_only && it.flags.iter().any(|f| f.eq_ignore_ascii_case("\\Seen")) {
+        return Verdict::Skip;
+    }
+    let denied = env
+        .from
+        .as_ref()
+        .is_some_and(|a| parse::denied(&a.address, &opts.deny));
+    Verdict::Store(Box::new(NewMessage {
+        uid: it.uid,
+        flags: it.flags.clone(),
+        size: it.size,
+        internal_date: it.internal_date.clone(),
+        modseq: it.modseq,
+        env,
+        headers: header.clone(),
+        denied,
+        direction,
+    }))
+}
+
+/// Fetches bodies of small messages in the background (bounded per pass).
+async fn prefetch_bodies(
+    store: &mut Store,
+    account: &Account,
+    opts: &PassOptions,
+    ss: &mut SyncSession,
+    bytes: &mut u64,
+) -> Result<u64> {
+    if opts.body_prefetch_max_bytes == 0 {
+        return Ok(0);
+    }
+    let todo = store.bodies_to_prefetch(account.id(), opts.body_prefetch_max_bytes, 500)?;
+    let mut done = 0u64;
+    let mut i = 0;
+    while i < todo.len() {
+        let folder_id = todo[i].1;
+        let wire = todo[i].2.clone();
+        let uv = todo[i].3;
+        let mut j = i;
+        let mut by_uid = std::collections::HashMap::new();
+        while j < todo.len() && todo[j].1 == folder_id && todo[j].3 == uv {
+            by_uid.insert(todo[j].4, todo[j].0);
+            j += 1;
+        }
+        let sel = fetch::select(&mut ss.session, &wire, false, None, true).await?;
+        if sel.uidvalidity == uv {
+            let mut uids: Vec<u32> = by_uid.keys().copied().collect();
+            uids.sort_unstable();
+            fetch::fetch_bodies(&mut ss.session, &fetch::uid_set(&uids), |uid, raw| {
+                if let Some(&id) = by_uid.get(&uid) {
+                    *bytes += raw.len() as u64;
+                    store_body(store, id, &raw)?;
+                    done += 1;
+                }
+                Ok(())
+            })
+            .await?;
+        }
+        i = j;
+    }
+    Ok(done)
+}
+
+/// Parses and stores a fetched body; an unparseable body is kept raw with empty text.
+pub fn store_body(store: &mut Store, id: i64, raw: &[u8]) -> Result<()> {
+    match parse::parse_body(raw) {
+        Some(b) => store.set_body(id, raw, &b.text, !b.attachments.is_empty()),
+        None => store.set_body(id, raw, "", false),
+    }
+}
+
+/// Fetches one message's body on demand (when opened) and stores it.
+pub async fn fetch_body_now(
+    store: &mut Store,
+    account: &Account,
+    ss: &mut SyncSession,
+    id: i64,
+) -> Result<bool> {
+    let locs = store.locations_of(id)?;
+    for l in locs.iter().filter(|l| l.account_id == account.id()) {
+        let sel = fetch::select(&mut ss.session, &l.wire_name, false, None, true).await?;
+        if sel.uidvalidity != l.uidvalidity {
+            continue;
+        }
+        let mut got = None;
+        fetch::fetch_bodies(&mut ss.session, &l.uid.to_string(), |uid, raw| {
+            if uid == l.uid {
+                got = Some(raw);
+            }
+            Ok(())
+        })
+        .await?;
+        if let Some(raw) = got {
+            store_body(store, id, &raw)?;
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Whether stderr is a terminal (for progress lines).
+pub fn stderr_is_tty() -> bool {
+    std::io::stderr().is_terminal()
+}

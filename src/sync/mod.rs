@@ -1,0 +1,12 @@
+//! The sync engine: one pass over an account (push queued local changes, list folders, sync
+//! each chosen folder incrementally, prefetch small bodies), and the supervisor that keeps
+//! accounts in sync in the background. Reports through the store and typed events only.
+
+pub mod engine;
+pub mod events;
+pub mod ops;
+pub mod supervisor;
+
+pub use engine::{Caps, FolderSummary, PassSummary, SyncSession, open_session, run_pass};
+pub use events::{EventReceiver, EventSender, SyncEvent};
+pub use supervisor::{Supervisor, spawn_account};

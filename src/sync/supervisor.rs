@@ -1,0 +1,473 @@
+//! Background sync: one task per enabled account. Each task owns its database connection and
+//! one IMAP connection, holds the account's lease, runs a pass, then waits on IDLE (INBOX) or
+//! the poll interval, and reconnects with backoff and jitter after failures. After
+//! `give_up_secs` of continuous failure (or at once for failures only the user can fix, like a
+//! rejected password) the account goes to `error` and the task waits until the user acts.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+
+use super::engine::{self, PassOptions, SyncSession};
+use super::events::{self, EventSender, SyncEvent, emit};
+use crate::account::Account;
+use crate::config::{Config, Home};
+use crate::error::{AppError, Kind, Result};
+use crate::imap::discovery::Role;
+use crate::imap::fetch;
+use crate::store::{AccountState, Level, Store};
+
+/// How long one IDLE may last before the lease heartbeat is refreshed (IDLE is re-issued).
+const IDLE_CHUNK: Duration = Duration::from_secs(30);
+/// A lease whose heartbeat is older than this belongs to a dead process.
+pub const LEASE_STALE_SECS: i64 = 90;
+
+/// A running account task.
+pub struct AccountHandle {
+    pub account_id: String,
+    kick: Arc<Notify>,
+    task: JoinHandle<()>,
+}
+
+impl AccountHandle {
+    /// Run a pass now (e.g. after a local change was queued).
+    pub fn kick(&self) {
+        self.kick.notify_one();
+    }
+}
+
+/// Keeps every enabled account in sync until shut down; usable in-process by the console.
+pub struct Supervisor {
+    pub handles: Vec<AccountHandle>,
+    events: EventSender,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Supervisor {
+    /// Spawns a task per enabled account (on the current tokio runtime).
+    pub fn start(home: &Home, config: &Config) -> Supervisor {
+        let (events, _) = events::channel();
+        let (shutdown, rx) = watch::channel(false);
+        let handles = config
+            .accounts
+            .iter()
+            .filter(|(_, a)| a.enabled)
+            .map(|(name, _)| {
+                spawn_account(
+                    home.clone(),
+                    config.clone(),
+                    name.clone(),
+                    events.clone(),
+                    rx.clone(),
+                )
+            })
+            .collect();
+        Supervisor {
+            handles,
+            events,
+            shutdown,
+        }
+    }
+
+    pub fn subscribe(&self) -> events::EventReceiver {
+        self.events.subscribe()
+    }
+
+    pub fn kick(&self, account_id: &str) {
+        for h in self.handles.iter().filter(|h| h.account_id == account_id) {
+            h.kick();
+        }
+    }
+
+    /// Stops every task (between commands; a running pass is interrupted, which is safe).
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for h in self.handles {
+            let _ = h.task.await;
+        }
+    }
+}
+
+/// Spawns the background task of one account.
+pub fn spawn_account(
+    home: Home,
+    config: Config,
+    name: String,
+    events: EventSender,
+    shutdown: watch::Receiver<bool>,
+) -> AccountHandle {
+    let kick = Arc::new(Notify::new());
+    let account_id = config
+        .accounts
+        .get(&name)
+        .map(|a| a.id.clone())
+        .unwrap_or_default();
+    let k = kick.clone();
+    let task = tokio::spawn(async move {
+        if let Err(e) = account_loop(home, config, name, events, shutdown, k).await {
+            tracing::error!("sync task stopped: {e}");
+        }
+    });
+    AccountHandle {
+        account_id,
+        kick,
+        task,
+    }
+}
+
+fn set_state(store: &Store, events: &EventSender, id: &str, state: AccountState) {
+    let _ = store.set_state(id, state);
+    emit(
+        Some(events),
+        SyncEvent::StateChanged {
+            account_id: id.to_string(),
+            state,
+        },
+    );
+}
+
+fn token() -> String {
+    crate::account::new_id()
+}
+
+async fn account_loop(
+    home: Home,
+    config: Config,
+    name: String,
+    events: EventSender,
+    mut shutdown: watch::Receiver<bool>,
+    kick: Arc<Notify>,
+) -> Result<()> {
+    let account = Account::from_config(&config, &name)?;
+    let id = account.id().to_string();
+    let mut store = Store::open(&home.db_path())?;
+    let vault = crate::secret::Vault::open(&home)?;
+    let o = account.cfg.sync.clone();
+    let opts = PassOptions::from_config(&config, &account)?;
+    let lease = token();
+    let mut session: Option<SyncSession> = None;
+    let mut failures: u32 = 0;
+    let mut lease_note = false;
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        // In `error`: wait for the user (set-password / enable resets the state).
+        if store
+            .account(&id)?
+            .is_some_and(|r| r.state == AccountState::Error)
+        {
+            if wait(&mut shutdown, &kick, Duration::from_secs(2)).await {
+                break;
+            }
+            continue;
+        }
+        match store.acquire_lease(&id, &lease, LEASE_STALE_SECS)? {
+            Ok(()) => lease_note = false,
+            Err(holder) => {
+                if !lease_note {
+                    let _ = store.log_event(
+                        Some(&id),
+                        Level::Info,
+                        &format!(
+                            "account {name} is synced by pid {} on {} since {}",
+                            holder.pid, holder.host, holder.since
+                        ),
+                        None,
+                        Some("nothing to do; this process waits for the lease"),
+                    );
+                    lease_note = true;
+                }
+                if wait(
+                    &mut shutdown,
+                    &kick,
+                    Duration::from_secs(o.poll_secs.clamp(1, 30)),
+                )
+                .await
+                {
+                    break;
+                }
+                continue;
+            }
+        }
+        set_state(&store, &events, &id, AccountState::Syncing);
+        let pass = async {
+            if session.is_none() {
+                let pw = account.password(&store, &vault)?;
+                let ss = engine::open_session(&account, &pw).await?;
+                let _ = store.set_capabilities(&id, &ss.caps_text);
+                session = Some(ss);
+            }
+            let ss = session
+                .as_mut()
+                .ok_or_else(|| AppError::local("no session", "", "report this as a bug"))?;
+            engine::run_pass(&mut store, &account, &opts, ss, Some(&events)).await
+        };
+        let result = tokio::select! {
+            r = pass => Some(r),
+            _ = shutdown.changed() => None,
+        };
+        let Some(result) = result else { break };
+        match result {
+            Ok(sum) => {
+                failures = 0;
+                let _ = store.record_success(
+                    &id,
+                    sum.duration_ms as i64,
+                    sum.bytes as i64,
+                    sum.new_total() as i64,
+                );
+                emit(
+                    Some(&events),
+                    SyncEvent::PassDone {
+                        account_id: id.clone(),
+                        new: sum.new_total(),
+                        updated: sum.folders.iter().map(|f| f.updated).sum(),
+                        vanished: sum.folders.iter().map(|f| f.vanished).sum(),
+                        duration_ms: sum.duration_ms,
+                    },
+                );
+                set_state(&store, &events, &id, AccountState::Idle);
+                // Wait for news: IDLE on INBOX when possible, else the poll interval.
+                let stop = wait_for_change(
+                    &mut store,
+                    &account,
+                    &mut session,
+                    &mut shutdown,
+                    &kick,
+                    &lease,
+                )
+                .await;
+                if stop {
+                    break;
+                }
+            }
+            Err(e) => {
+                session = None;
+                failures += 1;
+                let gave_up = record_failure(&store, &events, &account, &e, o.give_up_secs);
+                if gave_up {
+                    continue;
+                }
+                let delay = backoff(failures, o.backoff_min_secs, o.backoff_max_secs);
+                if wait(&mut shutdown, &kick, delay).await {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = store.release_lease(&id, &lease);
+    Ok(())
+}
+
+/// Records a failed pass; returns true when the account went to `error` (gave up).
+fn record_failure(
+    store: &Store,
+    events: &EventSender,
+    account: &Account,
+    e: &AppError,
+    give_up_secs: u64,
+) -> bool {
+    let id = account.id();
+    let state = match e.kind {
+        Kind::NeedsUser | Kind::Usage => AccountState::Error,
+        _ if e.summary.contains("cannot connect")
+            || e.summary.contains("connection")
+            || e.summary.contains("TLS handshake") =>
+        {
+            AccountState::Disconnected
+        }
+        _ => AccountState::Degraded,
+    };
+    let _ = store.record_failure(id, state, e);
+    let _ = store.log_event(
+        Some(id),
+        Level::Error,
+        &e.summary,
+        Some(&e.detail),
+        Some(&e.fix),
+    );
+    emit(
+        Some(events),
+        SyncEvent::Failed {
+            account_id: id.to_string(),
+            what: e.summary.clone(),
+            fix: e.fix.clone(),
+        },
+    );
+    let mut final_state = state;
+    if state != AccountState::Error {
+        let since = store
+            .account(id)
+            .ok()
+            .flatten()
+            .and_then(|r| r.failing_since);
+        let failing_for = since
+            .and_then(|s| chrono::DateTime::parse_from_rfc3339(&s).ok())
+            .map(|s| (chrono::Utc::now() - s.with_timezone(&chrono::Utc)).num_seconds())
+            .unwrap_or(0);
+        if failing_for >= give_up_secs as i64 {
+            final_state = AccountState::Error;
+            let _ = store.log_event(
+                Some(id),
+                Level::Error,
+                &format!(
+                    "gave up syncing {} after {failing_for}s of failures",
+                    account.name
+                ),
+                Some(&e.to_string()),
+                Some(&format!(
+                    "fix the cause, then `mailroom account enable {}` to retry",
+                    account.name
+                )),
+            );
+        }
+    }
+    set_state(store, events, id, final_state);
+    final_state == AccountState::Error
+}
+
+/// Exponential backoff with ±20% jitter, so many clients never retry in lockstep.
+pub fn backoff(failures: u32, min_secs: u64, max_secs: u64) -> Duration {
+    let min = min_secs.max(1) as f64;
+    let max = (max_secs.max(min_secs).max(1)) as f64;
+    let base = (min * 2f64.powi(failures.saturating_sub(1).min(30) as i32)).min(max);
+    let jitter: f64 = rand::random_range(0.8..1.2);
+    Duration::from_secs_f64((base * jitter).max(1.0).min(max * 1.2))
+}
+
+/// Sleeps up to `d`; returns true on shutdown. A kick ends the wait early.
+async fn wait(shutdown: &mut watch::Receiver<bool>, kick: &Notify, d: Duration) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => false,
+        _ = kick.notified() => false,
+        r = shutdown.changed() => r.is_err() || *shutdown.borrow(),
+    }
+}
+
+/// Waits until the next pass is due: a change reported by IDLE on INBOX, the poll interval,
+/// a kick, or shutdown (returns true). IDLE is re-issued in short chunks so the lease heartbeat
+/// stays fresh and the server's 29-minute limit is never reached.
+async fn wait_for_change(
+    store: &mut Store,
+    account: &Account,
+    session: &mut Option<SyncSession>,
+    shutdown: &mut watch::Receiver<bool>,
+    kick: &Notify,
+    lease: &str,
+) -> bool {
+    let o = &account.cfg.sync;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(o.poll_secs.max(1));
+    let renew = Duration::from_secs(o.idle_renew_secs.clamp(1, 29 * 60));
+    let inbox = store
+        .folder_by_role(account.id(), Role::Inbox)
+        .ok()
+        .flatten()
+        .filter(|f| f.sync_enabled);
+    let can_idle = o.idle && inbox.is_some() && session.as_ref().is_some_and(|s| s.caps.idle);
+    if can_idle {
+        let wire = inbox.map(|f| f.wire_name).unwrap_or_else(|| "INBOX".into());
+        if let Some(ss) = session.as_mut()
+            && fetch::select(&mut ss.session, &wire, false, None, true)
+                .await
+                .is_err()
+        {
+            *session = None;
+            return wait(shutdown, kick, Duration::from_secs(1)).await;
+        }
+    }
+    loop {
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return false;
+        }
+        let _ = store.acquire_lease(account.id(), lease, LEASE_STALE_SECS);
+        let chunk = (deadline - now).min(IDLE_CHUNK).min(renew);
+        if can_idle {
+            let Some(ss) = session.as_mut() else {
+                return false;
+            };
+            let r = tokio::select! {
+                r = fetch::idle(&mut ss.session, chunk) => Some(r),
+                _ = kick.notified() => None,
+                _ = shutdown.changed() => return true,
+            };
+            match r {
+                Some(Ok(true)) => return false,
+                Some(Ok(false)) => continue,
+                // A kick interrupted IDLE mid-way: that connection's state is unknown now.
+                None => {
+                    *session = None;
+                    return false;
+                }
+                Some(Err(_)) => {
+                    *session = None;
+                    return false;
+                }
+            }
+        } else if wait(shutdown, kick, chunk).await {
+            return true;
+        } else if tokio::time::Instant::now() < deadline {
+            // Woken by a kick (the sleep did not run out).
+            if tokio::time::Instant::now() + Duration::from_millis(10) < now + chunk {
+                return false;
+            }
+        }
+    }
+}
+
+/// One foreground pass for `sync --once`: lease, pass, state and health bookkeeping.
+pub async fn run_once(
+    home: &Home,
+    config: &Config,
+    name: &str,
+    tty_progress: bool,
+) -> Result<engine::PassSummary> {
+    let account = Account::from_config(config, name)?;
+    let id = account.id().to_string();
+    let mut store = Store::open(&home.db_path())?;
+    store.insert_account(&id, name, account.cfg.enabled)?;
+    let vault = crate::secret::Vault::open(home)?;
+    let lease = token();
+    if let Err(holder) = store.acquire_lease(&id, &lease, LEASE_STALE_SECS)? {
+        return Err(AppError::new(
+            Kind::Busy,
+            format!(
+                "account {name} is being synced by pid {} on {} since {}",
+                holder.pid, holder.host, holder.since
+            ),
+            "",
+            "wait for that process to finish, or stop it (`mailroom daemon` holds the lease while it runs)",
+        ));
+    }
+    let mut opts = PassOptions::from_config(config, &account)?;
+    opts.tty_progress = tty_progress;
+    let (events, _) = events::channel();
+    set_state(&store, &events, &id, AccountState::Syncing);
+    let result = async {
+        let pw = account.password(&store, &vault)?;
+        let mut ss = engine::open_session(&account, &pw).await?;
+        let _ = store.set_capabilities(&id, &ss.caps_text);
+        let r = engine::run_pass(&mut store, &account, &opts, &mut ss, None).await;
+        let _ = ss.session.logout().await;
+        r
+    }
+    .await;
+    match &result {
+        Ok(sum) => {
+            store.record_success(
+                &id,
+                sum.duration_ms as i64,
+                sum.bytes as i64,
+                sum.new_total() as i64,
+            )?;
+        }
+        Err(e) => {
+            record_failure(&store, &events, &account, e, account.cfg.sync.give_up_secs);
+        }
+    }
+    let _ = store.release_lease(&id, &lease);
+    result
+}

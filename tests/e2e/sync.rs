@@ -1,0 +1,943 @@
+//! Issue 3: the sync engine against the real Dovecot (and Postfix for new mail).
+
+use std::collections::HashSet;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::common::*;
+
+/// A fresh mailbox that Dovecot already knows: its passwd-file is re-read at most once a
+/// second, so a user added a moment ago may not exist yet for doveadm/seed.
+fn user(prefix: &str) -> String {
+    let u = new_user(prefix);
+    wait_for(
+        "dovecot to see the new user",
+        Duration::from_secs(10),
+        || doveadm(&["user", &u]).status.success().then_some(()),
+    );
+    u
+}
+
+fn sync_once(home: &Home, name: &str) -> Value {
+    let (code, v) = home.json(&["sync", name, "--once"]);
+    assert_eq!(code, 0, "sync failed: {v}");
+    v
+}
+
+fn folder_summary<'a>(v: &'a Value, folder: &str) -> &'a Value {
+    v["accounts"][0]["folders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["folder"] == folder)
+        .unwrap_or_else(|| panic!("no {folder} in {v}"))
+}
+
+fn all_messages(home: &Home, name: &str, folder: Option<&str>) -> Vec<Value> {
+    let mut args = vec!["messages", name, "--limit", "1000000"];
+    if let Some(f) = folder {
+        args.extend_from_slice(&["--folder", f]);
+    }
+    let (code, v) = home.json(&args);
+    assert_eq!(code, 0, "{v}");
+    v["messages"].as_array().unwrap().clone()
+}
+
+/// (uid, flags) of every message in a folder, from the server itself.
+fn server_flags(user: &str, folder: &str) -> Vec<(u32, String)> {
+    let out = doveadm(&["fetch", "-u", user, "uid flags", "mailbox", folder, "all"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let mut res = Vec::new();
+    let mut uid = 0;
+    for line in text.lines() {
+        if let Some(u) = line.strip_prefix("uid: ") {
+            uid = u.trim().parse().unwrap();
+        } else if let Some(f) = line.strip_prefix("flags:") {
+            res.push((uid, f.trim().to_string()));
+        }
+    }
+    res
+}
+
+fn account_for(home: &Home, name: &str, user: &str, port: u16) {
+    let ca = servers().ca.to_string_lossy().to_string();
+    let out = home.run_stdin(
+        &[
+            "account",
+            "add",
+            name,
+            "--email",
+            user,
+            "--imap",
+            &format!("127.0.0.1:{port}"),
+            "--smtp",
+            &format!("127.0.0.1:{SUBMISSION}"),
+            "--ca-file",
+            &ca,
+            "--password-stdin",
+        ],
+        PASSWORD,
+    );
+    assert!(out.status.success(), "account add failed: {}", stderr(&out));
+}
+
+fn assert_unique_uids(msgs: &[Value]) {
+    let mut seen = HashSet::new();
+    for m in msgs {
+        for l in m["locations"].as_array().unwrap() {
+            let key = (l["folder"].to_string(), l["uid"].as_u64().unwrap());
+            assert!(seen.insert(key.clone()), "location {key:?} listed twice");
+        }
+    }
+    let ids: HashSet<i64> = msgs.iter().map(|m| m["id"].as_i64().unwrap()).collect();
+    assert_eq!(ids.len(), msgs.len(), "a message is listed twice");
+}
+
+#[test]
+fn initial_sync_stores_every_message_once_with_flags_and_headers() {
+    let user = user("sync-init");
+    seed(&user, 250);
+    doveadm(&[
+        "flags",
+        "add",
+        "-u",
+        &user,
+        "\\Flagged",
+        "mailbox",
+        "INBOX",
+        "uid",
+        "7",
+    ]);
+    doveadm(&[
+        "flags", "remove", "-u", &user, "\\Seen", "mailbox", "INBOX", "uid", "8",
+    ]);
+    let home = Home::new();
+    home.add_account("w", &user);
+    let (code, f) = home.json(&["folders", "w"]);
+    assert_eq!(code, 0, "{f}");
+    let on: Vec<&str> = f["folders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["sync"] == true)
+        .map(|x| x["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        on,
+        vec!["INBOX", "Sent"],
+        "a new account syncs INBOX and Sent: {f}"
+    );
+    let v = sync_once(&home, "w");
+    assert_eq!(folder_summary(&v, "INBOX")["new"], 250, "{v}");
+    let msgs = all_messages(&home, "w", None);
+    assert_eq!(msgs.len(), 250);
+    assert_unique_uids(&msgs);
+    // Flags and headers agree with the server, message by message.
+    let server = server_flags(&user, "INBOX");
+    assert_eq!(server.len(), 250);
+    for (uid, flags) in &server {
+        let m = msgs
+            .iter()
+            .find(|m| m["locations"][0]["uid"] == *uid)
+            .unwrap_or_else(|| panic!("uid {uid} missing"));
+        let mut want: Vec<&str> = flags
+            .split_whitespace()
+            .filter(|f| *f != "\\Recent")
+            .collect();
+        want.sort();
+        let got: Vec<&str> = m["flags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f.as_str().unwrap())
+            .collect();
+        assert_eq!(got, want, "flags of uid {uid}");
+    }
+    let out = doveadm(&[
+        "fetch",
+        "-u",
+        &user,
+        "hdr.message-id",
+        "mailbox",
+        "INBOX",
+        "uid",
+        "7",
+    ]);
+    let mid = stdout(&out)
+        .lines()
+        .find_map(|l| l.strip_prefix("hdr.message-id: "))
+        .unwrap()
+        .trim()
+        .trim_matches(|c| c == '<' || c == '>')
+        .to_string();
+    let m7 = msgs.iter().find(|m| m["locations"][0]["uid"] == 7).unwrap();
+    assert_eq!(m7["message_id"], mid.as_str());
+    assert!(
+        m7["flags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f == "\\Flagged")
+    );
+    // Newest first, and the page shape of the contract.
+    let dates: Vec<&str> = msgs.iter().filter_map(|m| m["date"].as_str()).collect();
+    assert!(dates.windows(2).all(|w| w[0] >= w[1]), "not newest first");
+    for key in [
+        "id",
+        "message_id",
+        "thread_id",
+        "from",
+        "to",
+        "cc",
+        "subject",
+        "date",
+        "flags",
+        "size",
+        "locations",
+        "customer_id",
+    ] {
+        assert!(m7.get(key).is_some(), "missing {key} in {m7}");
+    }
+    let (_, page) = home.json(&["messages", "w", "--limit", "10", "--offset", "5"]);
+    assert_eq!(page["messages"][0]["id"], msgs[5]["id"]);
+    // A second pass finds nothing new; status shows the counts.
+    let v = sync_once(&home, "w");
+    assert_eq!(folder_summary(&v, "INBOX")["new"], 0);
+    let (_, st) = home.json(&["status"]);
+    assert_eq!(st["accounts"][0]["counts"]["messages"], 250, "{st}");
+    assert_eq!(st["accounts"][0]["state"], "idle");
+    // `message show` fetches (or has prefetched) the body and shows readable text.
+    let id = m7["id"].as_i64().unwrap().to_string();
+    let (code, shown) = home.json(&["message", "show", &id]);
+    assert_eq!(code, 0, "{shown}");
+    assert!(!shown["text"].as_str().unwrap().is_empty(), "{shown}");
+}
+
+#[test]
+fn changes_by_another_client_are_reflected_and_local_changes_reach_the_server() {
+    let user = user("sync-2way");
+    seed(&user, 40);
+    let home = Home::new();
+    home.add_account("w", &user);
+    home.json(&["folders", "w", "--sync", "INBOX,Sent,Archive"]);
+    sync_once(&home, "w");
+    let before = all_messages(&home, "w", None);
+    let id_of = |msgs: &[Value], uid: u64| {
+        msgs.iter()
+            .find(|m| m["locations"][0]["folder"] == "INBOX" && m["locations"][0]["uid"] == uid)
+            .map(|m| m["id"].as_i64().unwrap())
+    };
+    let moved_id = id_of(&before, 5).unwrap();
+    // Another client: flag 3, expunge 4, move 5 to Archive.
+    doveadm(&[
+        "flags",
+        "add",
+        "-u",
+        &user,
+        "\\Flagged",
+        "mailbox",
+        "INBOX",
+        "uid",
+        "3",
+    ]);
+    doveadm(&["expunge", "-u", &user, "mailbox", "INBOX", "uid", "4"]);
+    let out = doveadm(&[
+        "move", "-u", &user, "Archive", "mailbox", "INBOX", "uid", "5",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v = sync_once(&home, "w");
+    assert_eq!(folder_summary(&v, "INBOX")["vanished"], 2, "{v}");
+    assert_eq!(folder_summary(&v, "INBOX")["updated"], 1, "{v}");
+    let after = all_messages(&home, "w", None);
+    assert_eq!(after.len(), 39);
+    assert_unique_uids(&after);
+    let m3 = after
+        .iter()
+        .find(|m| m["id"].as_i64() == id_of(&before, 3))
+        .unwrap();
+    assert!(
+        m3["flags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f == "\\Flagged")
+    );
+    let moved = after
+        .iter()
+        .find(|m| m["id"].as_i64() == Some(moved_id))
+        .expect("the moved message keeps its local id");
+    assert_eq!(moved["locations"][0]["folder"], "Archive");
+    // Local changes: flag, move, delete (to Trash) reach the server.
+    let m10 = id_of(&after, 10).unwrap().to_string();
+    let (code, r) = home.json(&["message", "flag", &m10, "--flagged", "--unseen"]);
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(r["pushed"], true, "{r}");
+    let f10 = server_flags(&user, "INBOX")
+        .into_iter()
+        .find(|(u, _)| *u == 10)
+        .unwrap()
+        .1;
+    assert!(
+        f10.contains("\\Flagged") && !f10.contains("\\Seen"),
+        "server flags: {f10}"
+    );
+    let m11 = id_of(&after, 11).unwrap().to_string();
+    let (code, r) = home.json(&["message", "delete", &m11]);
+    assert_eq!(code, 0, "{r}");
+    let m12 = id_of(&after, 12).unwrap().to_string();
+    let (code, r) = home.json(&["message", "move", &m12, "Archive"]);
+    assert_eq!(code, 0, "{r}");
+    let inbox: Vec<u32> = server_flags(&user, "INBOX")
+        .into_iter()
+        .map(|(u, _)| u)
+        .collect();
+    assert!(!inbox.contains(&11) && !inbox.contains(&12), "{inbox:?}");
+    assert_eq!(server_flags(&user, "Trash").len(), 1);
+    assert_eq!(server_flags(&user, "Archive").len(), 2);
+    // The next pass agrees and keeps the local flag change (no flip-flop).
+    sync_once(&home, "w");
+    let last = all_messages(&home, "w", None);
+    assert_unique_uids(&last);
+    let again = last
+        .iter()
+        .find(|m| m["id"].as_i64().map(|i| i.to_string()) == Some(m10.clone()))
+        .unwrap();
+    let fl: Vec<&str> = again["flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    assert_eq!(fl, vec!["\\Flagged"]);
+    let moved12 = last
+        .iter()
+        .find(|m| m["id"].as_i64().map(|i| i.to_string()) == Some(m12.clone()))
+        .unwrap();
+    assert_eq!(moved12["locations"][0]["folder"], "Archive");
+}
+
+#[test]
+fn uidvalidity_reset_rebuilds_without_duplicates_and_keeps_local_ids() {
+    let user = user("sync-uidv");
+    seed(&user, 30);
+    let home = Home::new();
+    home.add_account("w", &user);
+    sync_once(&home, "w");
+    let before = all_messages(&home, "w", None);
+    // Local data attached to the logical message must survive.
+    let keep = before[0]["id"].as_i64().unwrap();
+    home.db()
+        .execute(
+            "INSERT INTO customers (id, name, created_at, updated_at) VALUES (1, 'C', 'x', 'x')",
+            [],
+        )
+        .unwrap();
+    home.db()
+        .execute("UPDATE messages SET customer_id = 1 WHERE id = ?1", [keep])
+        .unwrap();
+    let out = doveadm(&[
+        "mailbox",
+        "update",
+        "-u",
+        &user,
+        "--uid-validity",
+        "12345",
+        "INBOX",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    sync_once(&home, "w");
+    let after = all_messages(&home, "w", None);
+    assert_eq!(after.len(), 30);
+    assert_unique_uids(&after);
+    assert!(
+        after
+            .iter()
+            .all(|m| m["locations"].as_array().unwrap().len() == 1
+                && m["locations"][0]["uidvalidity"] == 12345)
+    );
+    let a: HashSet<i64> = after.iter().map(|m| m["id"].as_i64().unwrap()).collect();
+    let b: HashSet<i64> = before.iter().map(|m| m["id"].as_i64().unwrap()).collect();
+    assert_eq!(a, b, "local ids changed");
+    assert_eq!(
+        after.iter().find(|m| m["id"] == keep).unwrap()["customer_id"],
+        1
+    );
+}
+
+#[test]
+fn bare_server_without_extensions_reaches_the_same_end_state() {
+    bare_servers();
+    let user = user("sync-bare");
+    seed(&user, 60);
+    let home = Home::new();
+    account_for(&home, "b", &user, BARE_IMAPS);
+    let (_, f) = home.json(&["folders", "b"]);
+    assert!(
+        f["folders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["name"] == "Sent" && x["role"] == "sent"),
+        "Sent found by name: {f}"
+    );
+    sync_once(&home, "b");
+    assert_eq!(all_messages(&home, "b", None).len(), 60);
+    doveadm(&[
+        "flags",
+        "add",
+        "-u",
+        &user,
+        "\\Flagged",
+        "mailbox",
+        "INBOX",
+        "uid",
+        "2",
+    ]);
+    doveadm(&["expunge", "-u", &user, "mailbox", "INBOX", "uid", "3"]);
+    let v = sync_once(&home, "b");
+    assert_eq!(folder_summary(&v, "INBOX")["vanished"], 1, "{v}");
+    assert_eq!(folder_summary(&v, "INBOX")["updated"], 1, "{v}");
+    let msgs = all_messages(&home, "b", None);
+    assert_eq!(msgs.len(), 59);
+    assert_unique_uids(&msgs);
+    // Local move without MOVE/UIDPLUS: COPY + \Deleted; the original is hidden, not doubled.
+    let m = msgs.iter().find(|m| m["locations"][0]["uid"] == 9).unwrap()["id"]
+        .as_i64()
+        .unwrap()
+        .to_string();
+    let (code, r) = home.json(&["message", "delete", &m]);
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(server_flags(&user, "Trash").len(), 1);
+    sync_once(&home, "b");
+    let msgs = all_messages(&home, "b", Some("INBOX"));
+    assert_eq!(msgs.len(), 58);
+    // Same flags as the server for every visible message.
+    let server = server_flags(&user, "INBOX");
+    for m in &msgs {
+        let uid = m["locations"][0]["uid"].as_u64().unwrap() as u32;
+        let (_, f) = server.iter().find(|(u, _)| *u == uid).unwrap();
+        for flag in m["flags"].as_array().unwrap() {
+            assert!(f.contains(flag.as_str().unwrap()), "uid {uid}: {f} vs {m}");
+        }
+    }
+}
+
+/// A TCP proxy that cuts the first connection after `cut_after` bytes from the server.
+fn cutting_proxy(target: u16, cut_after: usize) -> (u16, Arc<AtomicUsize>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let conns = Arc::new(AtomicUsize::new(0));
+    let c2 = conns.clone();
+    std::thread::spawn(move || {
+        for client in l.incoming() {
+            let Ok(client) = client else { continue };
+            let n = c2.fetch_add(1, Ordering::SeqCst);
+            let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
+                continue;
+            };
+            let limit = if n == 0 { Some(cut_after) } else { None };
+            let (mut c_r, mut s_w) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c_r, &mut s_w);
+            });
+            let (mut s_r, mut c_w) = (server, client);
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 16384];
+                let mut sent = 0usize;
+                while let Ok(k) = s_r.read(&mut buf) {
+                    if k == 0 {
+                        break;
+                    }
+                    if let Some(l) = limit.filter(|l| sent + k >= *l) {
+                        let _ = c_w.write_all(&buf[..l - sent]);
+                        let _ = c_w.shutdown(std::net::Shutdown::Both);
+                        let _ = s_r.shutdown(std::net::Shutdown::Both);
+                        break;
+                    }
+                    if c_w.write_all(&buf[..k]).is_err() {
+                        break;
+                    }
+                    sent += k;
+                }
+            });
+        }
+    });
+    (port, conns)
+}
+
+#[test]
+fn connection_cut_mid_fetch_then_next_run_completes_without_gaps_or_doubles() {
+    let user = user("sync-cut");
+    seed(&user, 1500);
+    let (port, conns) = cutting_proxy(IMAPS, 300_000);
+    let home = Home::new();
+    account_for(&home, "c", &user, port);
+    home.set_account_option("c", "sync.batch_size", toml_edit::value(100));
+    home.set_account_option("c", "sync.body_prefetch_max_bytes", toml_edit::value(0));
+    let (code, v) = home.json(&["sync", "c", "--once"]);
+    assert_eq!(code, 1, "the cut must fail the pass: {v}");
+    assert!(
+        v["error"]["fix"].as_str().unwrap_or("").contains("retries"),
+        "{v}"
+    );
+    let partial = all_messages(&home, "c", None).len();
+    assert!(
+        partial < 1500,
+        "the cut came too late to test anything ({partial})"
+    );
+    let (_, st) = home.json(&["status"]);
+    assert!(
+        st["accounts"][0]["last_error"]["what"].as_str().is_some(),
+        "{st}"
+    );
+    let v = sync_once(&home, "c");
+    assert!(conns.load(Ordering::SeqCst) >= 2);
+    assert_eq!(
+        folder_summary(&v, "INBOX")["new"].as_u64().unwrap() as usize,
+        1500 - partial,
+        "{v}"
+    );
+    let msgs = all_messages(&home, "c", None);
+    assert_eq!(msgs.len(), 1500);
+    assert_unique_uids(&msgs);
+}
+
+#[test]
+fn crash_during_initial_sync_resumes_without_gaps_or_duplicates() {
+    let user = user("sync-crash");
+    seed(&user, 3000);
+    let home = Home::new();
+    home.add_account("k", &user);
+    home.set_account_option("k", "sync.batch_size", toml_edit::value(400));
+    home.set_account_option("k", "sync.body_prefetch_max_bytes", toml_edit::value(0));
+    let out = home
+        .cmd()
+        .args(["sync", "k", "--once"])
+        .env("MAILROOM_FAILPOINT", "after_fetch_batch@3")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "the failpoint must abort the process"
+    );
+    let cp: i64 = home
+        .db()
+        .query_row(
+            "SELECT COALESCE(checkpoint_uid, 0) FROM folders WHERE name = 'INBOX'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(cp, 1200, "three batches committed");
+    let v = sync_once(&home, "k");
+    assert_eq!(
+        folder_summary(&v, "INBOX")["new"],
+        1800,
+        "resumed from the checkpoint: {v}"
+    );
+    let msgs = all_messages(&home, "k", None);
+    assert_eq!(msgs.len(), 3000);
+    assert_unique_uids(&msgs);
+    let uids: HashSet<u64> = msgs
+        .iter()
+        .map(|m| m["locations"][0]["uid"].as_u64().unwrap())
+        .collect();
+    assert_eq!(uids, (1..=3000).collect::<HashSet<u64>>(), "no gaps");
+}
+
+struct Daemon(Child);
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn daemon_sees_new_mail_within_seconds_via_idle_and_holds_the_lease() {
+    let user = user("sync-idle");
+    seed(&user, 5);
+    let home = Home::new();
+    home.add_account("d", &user);
+    // Polling is far away: only IDLE can explain a quick arrival.
+    home.set_account_option("d", "sync.poll_secs", toml_edit::value(600));
+    home.set_account_option("d", "sync.idle_renew_secs", toml_edit::value(20));
+    let child = home
+        .cmd()
+        .arg("daemon")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _d = Daemon(child);
+    let count = |h: &Home| -> i64 {
+        h.db()
+            .query_row("SELECT COUNT(*) FROM locations", [], |r| r.get(0))
+            .unwrap_or(0)
+    };
+    wait_for(
+        "initial sync by the daemon",
+        Duration::from_secs(30),
+        || (count(&home) == 5).then_some(()),
+    );
+    // A second process for the same account is refused with exit 75, naming the holder.
+    let out = home.run(&["sync", "d", "--once"]);
+    assert_eq!(out.status.code(), Some(75), "{}", stderr(&out));
+    assert!(stderr(&out).contains("pid"), "{}", stderr(&out));
+    let (_, st) = home.json(&["status"]);
+    assert!(
+        matches!(
+            st["accounts"][0]["state"].as_str(),
+            Some("idle") | Some("syncing")
+        ),
+        "{st}"
+    );
+    smtp_send(&user, &user, "pushed by IDLE", "hello");
+    wait_for("new mail in the DB", Duration::from_secs(15), || {
+        let n: i64 = home
+            .db()
+            .query_row(
+                "SELECT COUNT(*) FROM messages WHERE subject = 'pushed by IDLE'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap_or(0);
+        (n == 1).then_some(())
+    });
+}
+
+#[test]
+fn plan_counts_without_changing_anything() {
+    let user = user("sync-plan");
+    seed(&user, 80);
+    doveadm(&[
+        "flags", "remove", "-u", &user, "\\Seen", "mailbox", "INBOX", "uid", "1:10",
+    ]);
+    let home = Home::new();
+    home.add_account("p", &user);
+    let (code, v) = home.json(&["sync", "p", "--plan"]);
+    assert_eq!(code, 0, "{v}");
+    let inbox = v["accounts"][0]["folders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["folder"] == "INBOX")
+        .unwrap()
+        .clone();
+    assert_eq!(inbox["messages"], 80);
+    assert_eq!(inbox["to_sync"], 80);
+    assert!(inbox["bytes"].as_u64().unwrap() > 0);
+    let (_, v) = home.json(&["sync", "p", "--plan", "--unread-only"]);
+    let inbox = v["accounts"][0]["folders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["folder"] == "INBOX")
+        .unwrap()
+        .clone();
+    assert!(
+        inbox["to_sync"].as_u64().unwrap() >= 10 && inbox["to_sync"].as_u64().unwrap() < 80,
+        "{inbox}"
+    );
+    let n: i64 = home
+        .db()
+        .query_row("SELECT COUNT(*) FROM messages", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 0, "--plan stored messages");
+}
+
+#[test]
+fn sync_options_deny_list_unread_only_and_mark_read_for_new_mail_only() {
+    let user = user("sync-opts");
+    seed(&user, 20);
+    let home = Home::new();
+    home.add_account("o", &user);
+    home.set_account_option("o", "sync.mark_read", toml_edit::value(true));
+    let deny = toml_edit::Array::from_iter([user.split('@').nth(1).unwrap().to_string()]);
+    home.set_account_option("o", "deny", toml_edit::value(deny));
+    let unread_before: usize = server_flags(&user, "INBOX")
+        .iter()
+        .filter(|(_, f)| !f.contains("\\Seen"))
+        .count();
+    sync_once(&home, "o");
+    // Old mail is never marked read.
+    let unread_after: usize = server_flags(&user, "INBOX")
+        .iter()
+        .filter(|(_, f)| !f.contains("\\Seen"))
+        .count();
+    assert_eq!(unread_before, unread_after);
+    // New mail after switch-on: from a denied domain → stored hidden, not marked read.
+    smtp_send(&user, &user, "from a denied sender", "x");
+    wait_for("delivery", Duration::from_secs(10), || {
+        (server_flags(&user, "INBOX").len() == 21).then_some(())
+    });
+    sync_once(&home, "o");
+    assert_eq!(
+        all_messages(&home, "o", None).len(),
+        20,
+        "denied mail is hidden"
+    );
+    let hidden: i64 = home
+        .db()
+        .query_row("SELECT COUNT(*) FROM messages WHERE denied = 1", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(hidden, 1);
+    // Lift the deny list: the next new message is marked read on the server.
+    home.set_account_option("o", "deny", toml_edit::value(toml_edit::Array::new()));
+    smtp_send(&user, &user, "mark me read", "x");
+    wait_for("delivery", Duration::from_secs(10), || {
+        (server_flags(&user, "INBOX").len() == 22).then_some(())
+    });
+    sync_once(&home, "o");
+    let (uid, f) = server_flags(&user, "INBOX")
+        .into_iter()
+        .max_by_key(|(u, _)| *u)
+        .unwrap();
+    assert!(f.contains("\\Seen"), "uid {uid} not marked read: {f}");
+    let unread_final: usize = server_flags(&user, "INBOX")
+        .iter()
+        .filter(|(_, f)| !f.contains("\\Seen"))
+        .count();
+    assert_eq!(
+        unread_final,
+        unread_before + 1,
+        "only the new, non-denied message was marked read"
+    );
+}
+
+/// Stores raw bytes as a message in a folder on the server (another client's APPEND).
+fn server_save(user: &str, folder: &str, raw: &[u8]) {
+    let mut child = std::process::Command::new(repo().join("scripts/mailserver"))
+        .args(["doveadm", "save", "-u", user, "-m", folder])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(raw).unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn unparseable_message_is_quarantined_and_the_folder_goes_on() {
+    let user = user("sync-quar");
+    seed(&user, 10);
+    let raw = b"this is not a mail header at all\r\njust text\r\n";
+    server_save(&user, "INBOX", raw);
+    seed_more(&user, 5);
+    let home = Home::new();
+    home.add_account("q", &user);
+    let v = sync_once(&home, "q");
+    assert_eq!(folder_summary(&v, "INBOX")["quarantined"], 1, "{v}");
+    assert_eq!(
+        folder_summary(&v, "INBOX")["new"],
+        15,
+        "the folder went on: {v}"
+    );
+    let (_, q) = home.json(&["quarantine", "list"]);
+    let item = q["quarantine"][0].clone();
+    assert_eq!(item["state"], "open");
+    assert_eq!(item["uid"], 11);
+    let id = item["id"].to_string();
+    // The whole raw message is kept and can be saved as .eml.
+    let path = home.path().join("bad.eml");
+    let (code, _) = home.json(&["quarantine", "save", &id, path.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert_eq!(std::fs::read(&path).unwrap(), raw);
+    // Retry fails the same way (it stays), skip closes it.
+    let (code, r) = home.json(&["quarantine", "retry", &id]);
+    assert_eq!(code, 1, "{r}");
+    assert_eq!(r["ok"], false);
+    let (code, _) = home.json(&["quarantine", "skip", &id]);
+    assert_eq!(code, 0);
+    let (_, q) = home.json(&["quarantine", "list"]);
+    assert_eq!(q["quarantine"][0]["state"], "skipped");
+    // The next pass does not quarantine it again.
+    let v = sync_once(&home, "q");
+    assert_eq!(folder_summary(&v, "INBOX")["quarantined"], 0, "{v}");
+}
+
+fn seed_more(user: &str, n: usize) {
+    for i in 0..n {
+        let msg = format!(
+            "Message-ID: <more-{i}@example.test>\r\nFrom: x@example.test\r\nTo: {user}\r\nSubject: more {i}\r\nDate: Mon, 2 Nov 2026 10:00:0{i} +0000\r\n\r\nbody {i}\r\n"
+        );
+        server_save(user, "INBOX", msg.as_bytes());
+    }
+}
+
+#[test]
+fn condstore_without_qresync_finds_flag_changes_and_expunges() {
+    let user = user("sync-condstore");
+    seed(&user, 30);
+    let home = Home::new();
+    home.add_account("c", &user);
+    let run = |home: &Home| {
+        let out = home
+            .cmd()
+            .args(["--json", "sync", "c", "--once"])
+            .env("MAILROOM_NO_QRESYNC", "1")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_str::<Value>(stdout(&out).trim()).unwrap()
+    };
+    run(&home);
+    let v = run(&home);
+    assert_eq!(
+        folder_summary(&v, "INBOX")["updated"],
+        0,
+        "no change, no update: {v}"
+    );
+    doveadm(&[
+        "flags",
+        "add",
+        "-u",
+        &user,
+        "\\Answered",
+        "mailbox",
+        "INBOX",
+        "uid",
+        "4",
+    ]);
+    doveadm(&["expunge", "-u", &user, "mailbox", "INBOX", "uid", "6"]);
+    let v = run(&home);
+    assert_eq!(folder_summary(&v, "INBOX")["updated"], 1, "{v}");
+    assert_eq!(folder_summary(&v, "INBOX")["vanished"], 1, "{v}");
+    let msgs = all_messages(&home, "c", None);
+    assert_eq!(msgs.len(), 29);
+    let m4 = msgs.iter().find(|m| m["locations"][0]["uid"] == 4).unwrap();
+    assert!(
+        m4["flags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f == "\\Answered")
+    );
+}
+
+#[test]
+fn failing_accounts_back_off_then_give_up_and_say_how_to_fix() {
+    let user = user("sync-fail");
+    let home = Home::new();
+    // A port where nothing listens.
+    let port = {
+        TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    account_for(&home, "down", &user, port);
+    for (k, v) in [
+        ("sync.backoff_min_secs", 1),
+        ("sync.backoff_max_secs", 1),
+        ("sync.give_up_secs", 3),
+    ] {
+        home.set_account_option("down", k, toml_edit::value(v));
+    }
+    let ca = servers().ca.to_string_lossy().to_string();
+    let out = home.run_stdin(
+        &[
+            "account",
+            "add",
+            "badpw",
+            "--email",
+            &user,
+            "--imap",
+            &format!("127.0.0.1:{IMAPS}"),
+            "--smtp",
+            &format!("127.0.0.1:{SUBMISSION}"),
+            "--ca-file",
+            &ca,
+            "--password-stdin",
+        ],
+        "wrong-password",
+    );
+    assert!(out.status.success());
+    let child = home
+        .cmd()
+        .arg("daemon")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _d = Daemon(child);
+    let mut states = HashSet::new();
+    let st = wait_for("both accounts in error", Duration::from_secs(30), || {
+        let (_, st) = home.json(&["status"]);
+        for a in st["accounts"].as_array().unwrap() {
+            states.insert(format!(
+                "{}:{}",
+                a["name"].as_str().unwrap(),
+                a["state"].as_str().unwrap()
+            ));
+        }
+        st["accounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["state"] == "error")
+            .then_some(st)
+    });
+    assert!(
+        states.contains("down:disconnected"),
+        "the unreachable account retried first: {states:?}"
+    );
+    let badpw = st["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "badpw")
+        .unwrap();
+    assert!(
+        badpw["last_error"]["fix"]
+            .as_str()
+            .unwrap()
+            .contains("set-password"),
+        "{badpw}"
+    );
+    let down = st["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "down")
+        .unwrap();
+    assert!(
+        !down["last_error"]["fix"].as_str().unwrap().is_empty(),
+        "{down}"
+    );
+    assert!(
+        down["health"]["success_rate"].as_f64().unwrap_or(1.0) < 0.01,
+        "{down}"
+    );
+    let gave_up: i64 = home.db().query_row("SELECT COUNT(*) FROM events WHERE what LIKE 'gave up syncing down%' AND fix LIKE '%account enable%'", [], |r| r.get(0)).unwrap();
+    assert_eq!(gave_up, 1);
+    // Once in error, no more attempts until the user acts.
+    let runs = |h: &Home| -> i64 {
+        h.db()
+            .query_row(
+                "SELECT runs_total FROM accounts WHERE name = 'down'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    let before = runs(&home);
+    std::thread::sleep(Duration::from_secs(2)); // waiting for something NOT to happen
+    assert_eq!(
+        runs(&home),
+        before,
+        "an account in error must not retry by itself"
+    );
+}
