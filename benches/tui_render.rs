@@ -101,12 +101,12 @@ fn main() {
         let config = ctx.config().expect("config");
         let theme = mailroom::tui::load_theme(&ctx, &config).expect("theme");
         let keymap = Keymap::new(&config.ui.keys).expect("keymap");
-        let store = Store::open(&ctx.home.db_path()).expect("store");
+        let mut store = Store::open(&ctx.home.db_path()).expect("store");
         let mut app = App::new(theme, keymap, (w, h));
         let mut counts = io::Counts::default();
         app.update(Action::GoTo(PaneId::Triage));
         let cmds = app.reload();
-        run(&ctx, &store, &mut app, &mut counts, cmds, &tx);
+        run(&ctx, &mut store, &mut app, &mut counts, cmds, &tx);
         let mut term = Terminal::new(TestBackend::new(w, h)).expect("terminal");
         term.draw(|f| view::draw(f, &app)).expect("draw");
         startups.push(t.elapsed());
@@ -116,12 +116,12 @@ fn main() {
     let med = percentile(&mut startups, 0.5);
     println!("startup (store open, first loads, first frame): first {first:?}, median {med:?}");
 
-    let store = Store::open(&ctx.home.db_path()).expect("store");
+    let mut store = Store::open(&ctx.home.db_path()).expect("store");
     let mut app = App::new(Theme::dark(), Keymap::defaults(), (w, h));
     let mut counts = io::Counts::default();
     app.update(Action::GoTo(PaneId::Triage));
     let cmds = app.reload();
-    run(&ctx, &store, &mut app, &mut counts, cmds, &tx);
+    run(&ctx, &mut store, &mut app, &mut counts, cmds, &tx);
     let mut term = Terminal::new(TestBackend::new(w, h)).expect("terminal");
     for (label, action, count) in [
         ("down (j)", Action::Down, 2000),
@@ -138,7 +138,7 @@ fn main() {
             };
             let t = Instant::now();
             let cmds = app.update(a);
-            run(&ctx, &store, &mut app, &mut counts, cmds, &tx);
+            run(&ctx, &mut store, &mut app, &mut counts, cmds, &tx);
             let td = Instant::now();
             term.draw(|f| view::draw(f, &app)).expect("draw");
             draws.push(td.elapsed());
@@ -160,7 +160,7 @@ fn main() {
 /// What the I/O thread does, synchronously, with answers applied at once.
 fn run(
     ctx: &Ctx,
-    store: &Store,
+    store: &mut Store,
     app: &mut App,
     counts: &mut io::Counts,
     mut cmds: Vec<mailroom::tui::action::Command>,

@@ -446,7 +446,8 @@ pub async fn quarantine(ctx: &Ctx, cmd: QuarantineCmd) -> Result<i32> {
 }
 
 /// Fetches a quarantined message's header again and stores it if it parses now.
-async fn retry_one(
+/// Shared with the console's quarantine view (issue 6).
+pub async fn retry_one(
     ctx: &Ctx,
     store: &mut crate::store::Store,
     account: &Account,

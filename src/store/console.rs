@@ -31,6 +31,16 @@ pub struct MessageDetail {
     pub customer: Option<String>,
     /// "account/folder" of every place the message is stored.
     pub locations: Vec<String>,
+    /// Filled by the caller from the parsed body (the store does not parse MIME).
+    pub attachments: Vec<AttachmentInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttachmentInfo {
+    pub index: usize,
+    pub name: Option<String>,
+    pub content_type: String,
+    pub size: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -204,6 +214,7 @@ impl Store {
                         body_fetched: r.get(13)?,
                         customer: r.get(14)?,
                         locations: Vec::new(),
+                        attachments: Vec::new(),
                     })
                 },
             )

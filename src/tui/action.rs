@@ -123,6 +123,7 @@ pub enum Action {
     Reply,
     ReplyAll,
     SaveAttachment,
+    NextAttachment,
     // compose
     Send,
     Editor,
@@ -218,6 +219,50 @@ pub enum Command {
     EditBody {
         text: String,
     },
+    /// Fetch a message's body from the server (when opened and not fetched yet).
+    FetchBody {
+        id: i64,
+    },
+    /// Save attachment `index` of message `id` to `path` (never overwriting).
+    SaveAttachment {
+        id: i64,
+        index: usize,
+        path: String,
+    },
+    /// Quarantine actions, as `quarantine skip|save|retry ID`.
+    QuarantineSkip {
+        id: i64,
+    },
+    QuarantineSave {
+        id: i64,
+        path: String,
+    },
+    QuarantineRetry {
+        id: i64,
+    },
+    /// Re-read the account's folders from the server (`folders --refresh`).
+    RefreshFolders {
+        job: u64,
+        account: String,
+    },
+    /// Exactly these folders sync (`folders --sync A,B`).
+    SetFolderSync {
+        account_id: String,
+        account: String,
+        names: Vec<String>,
+    },
+    /// Use this folder as Sent (`folders --sent S`).
+    SetSent {
+        account_id: String,
+        account: String,
+        folder: String,
+    },
+    /// Run a sync pass of the account now (the loop owns the sync tasks).
+    KickSync {
+        account_id: String,
+    },
+    /// Restart the sync tasks from the current config (an account was added).
+    RestartSync,
 }
 
 /// The setup form's values as the CLI's `account add` flags (the same validation runs).

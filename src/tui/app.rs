@@ -36,6 +36,14 @@ pub enum Data {
     Completions(u64, Result<Vec<(String, String)>, AppError>),
     /// The body came back from $EDITOR.
     Edited(Result<String, AppError>),
+    /// A result to tell the operator about (ok text, or the error with its fix).
+    Notice(Result<String, AppError>),
+    /// A body fetch finished (Ok: the store has it now).
+    BodyFetched(i64, Result<(), AppError>),
+    /// A quarantine action finished; re-read the list.
+    QuarantineDone(Result<String, AppError>),
+    /// The folder list or choice changed (by us): re-read it, and sync the account.
+    FoldersChanged(String, Result<String, AppError>),
     /// Another process committed to the database.
     DbChanged,
 }
@@ -335,6 +343,9 @@ pub struct FoldersPane {
 #[derive(Debug, Clone, Default)]
 pub struct MessagePane {
     pub detail: Option<MessageDetail>,
+    /// The message whose body was asked from the server (asked once per opening).
+    pub fetching: Option<i64>,
+    pub attachment: usize,
     pub generation: u64,
     pub loaded: bool,
     pub error: Option<AppError>,
@@ -385,6 +396,20 @@ pub enum Pending {
     Unavailable(String),
 }
 
+/// A one-line question (a path to save to), answered with Enter or dropped with Esc.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prompt {
+    pub label: String,
+    pub value: String,
+    pub then: PromptFor,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum PromptFor {
+    SaveAttachment { id: i64, index: usize },
+    QuarantineSave { id: i64 },
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Toast {
     pub text: String,
@@ -395,6 +420,7 @@ pub struct App {
     pub pane: PaneId,
     pub help: bool,
     pub dialog: Option<Dialog>,
+    pub prompt: Option<Prompt>,
     pub toast: Option<Toast>,
     pub size: (u16, u16),
     pub quit: bool,
@@ -420,6 +446,7 @@ impl App {
             pane: PaneId::Dashboard,
             help: false,
             dialog: None,
+            prompt: None,
             toast: None,
             size,
             quit: false,
@@ -473,6 +500,21 @@ impl App {
     /// Key → Action through the keymap (text input first where a field has focus).
     pub fn action_for_key(&self, ev: &KeyEvent) -> Option<Action> {
         let key = Key::from_event(ev);
+        if self.prompt.is_some() {
+            let plain = !ev
+                .modifiers
+                .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT);
+            return match ev.code {
+                KeyCode::Enter => Some(Action::Confirm),
+                KeyCode::Esc => Some(Action::Dismiss),
+                KeyCode::Backspace => Some(Action::Backspace),
+                KeyCode::Char(c) if plain => Some(Action::Input(c)),
+                _ => self
+                    .keymap
+                    .resolve(self.pane, false, key)
+                    .filter(|a| *a == Action::Quit),
+            };
+        }
         let dialog = self.dialog.is_some();
         if !dialog && !self.help && self.editing() {
             let plain = !ev
@@ -663,6 +705,7 @@ impl App {
                 self.help = !self.help;
                 vec![]
             }
+            _ if self.prompt.is_some() => self.update_prompt(action),
             Action::Refresh => self.reload(),
             Action::Confirm | Action::Dismiss if self.dialog.is_some() => {
                 let d = self.dialog.take();
@@ -755,8 +798,20 @@ impl App {
                 self.go(PaneId::Folders)
             }
             Action::SyncNow => {
-                self.unavailable("sync", "issue 3: `mailroom sync`");
-                vec![]
+                let id = name
+                    .as_ref()
+                    .and_then(|n| self.accounts.iter().find(|a| &a.name == n))
+                    .map(|a| a.id.clone());
+                match id {
+                    Some(account_id) => {
+                        self.toast(
+                            format!("sync of {} asked for", name.unwrap_or_default()),
+                            false,
+                        );
+                        vec![Command::KickSync { account_id }]
+                    }
+                    None => vec![],
+                }
             }
             Action::RemoveAccount => {
                 if let Some(name) = name {
@@ -901,16 +956,48 @@ impl App {
             }
             Action::Back => self.go(PaneId::Dashboard),
             Action::ToggleSync | Action::SetSent => {
-                self.unavailable(
-                    "changing the folder choice",
-                    "issue 3: `mailroom folders --sync`",
-                );
-                vec![]
+                let Some(acct) = self.accounts.get(self.folders.account).cloned() else {
+                    return vec![];
+                };
+                let Some(row) = self.folders.rows.get(self.folders.selected).cloned() else {
+                    return vec![];
+                };
+                if action == Action::SetSent {
+                    return vec![Command::SetSent {
+                        account_id: acct.id,
+                        account: acct.name,
+                        folder: row.name,
+                    }];
+                }
+                // Exactly the folders that sync, as `folders --sync A,B` takes them.
+                let mut names: Vec<String> = self
+                    .folders
+                    .rows
+                    .iter()
+                    .filter(|f| f.sync_enabled && f.name != row.name)
+                    .map(|f| f.name.clone())
+                    .collect();
+                if !row.sync_enabled {
+                    names.push(row.name.clone());
+                }
+                vec![Command::SetFolderSync {
+                    account_id: acct.id,
+                    account: acct.name,
+                    names,
+                }]
             }
-            Action::LoadFolders => {
-                self.unavailable("loading folders", "issue 3: `mailroom folders --refresh`");
-                vec![]
-            }
+            Action::LoadFolders => match self
+                .accounts
+                .get(self.folders.account)
+                .map(|a| a.name.clone())
+            {
+                Some(account) => {
+                    let job = self.next_generation();
+                    self.toast(format!("reading the folder list of {account}…"), false);
+                    vec![Command::RefreshFolders { job, account }]
+                }
+                None => vec![],
+            },
             Action::Plan => {
                 self.unavailable("the first-sync plan", "issue 3: `mailroom sync --plan`");
                 vec![]
@@ -980,6 +1067,36 @@ impl App {
         }
     }
 
+    fn update_prompt(&mut self, action: Action) -> Vec<Command> {
+        let Some(p) = self.prompt.as_mut() else {
+            return vec![];
+        };
+        match action {
+            Action::Input(c) => p.value.push(c),
+            Action::Backspace => {
+                p.value.pop();
+            }
+            Action::Dismiss => self.prompt = None,
+            Action::Confirm => {
+                let p = self.prompt.take();
+                if let Some(p) = p {
+                    let path = p.value.trim().to_string();
+                    if path.is_empty() {
+                        return vec![];
+                    }
+                    return vec![match p.then {
+                        PromptFor::SaveAttachment { id, index } => {
+                            Command::SaveAttachment { id, index, path }
+                        }
+                        PromptFor::QuarantineSave { id } => Command::QuarantineSave { id, path },
+                    }];
+                }
+            }
+            _ => {}
+        }
+        vec![]
+    }
+
     fn open_message(&mut self, id: i64, from: PaneId) -> Vec<Command> {
         let generation = self.next_generation();
         self.message = MessagePane {
@@ -1021,11 +1138,42 @@ impl App {
                 self.unavailable("reply", "issue 4: `mailroom reply`");
                 vec![]
             }
+            Action::NextAttachment => {
+                let n = self
+                    .message
+                    .detail
+                    .as_ref()
+                    .map(|d| d.attachments.len())
+                    .unwrap_or(0);
+                if n > 0 {
+                    self.message.attachment = (self.message.attachment + 1) % n;
+                }
+                vec![]
+            }
             Action::SaveAttachment => {
-                self.unavailable(
-                    "saving attachments",
-                    "issue 3: `mailroom message save-attachment`",
-                );
+                let Some(d) = &self.message.detail else {
+                    return vec![];
+                };
+                match d.attachments.get(self.message.attachment) {
+                    Some(a) => {
+                        let name = a
+                            .name
+                            .as_deref()
+                            .map(crate::mail::sanitize::clean_line)
+                            .map(|n| n.replace(['/', '\\'], "_"))
+                            .filter(|n| !n.trim().is_empty() && n != "." && n != "..")
+                            .unwrap_or_else(|| format!("attachment-{}", a.index));
+                        self.prompt = Some(Prompt {
+                            label: format!("Save attachment [{}] to", a.index),
+                            value: name,
+                            then: PromptFor::SaveAttachment {
+                                id: d.summary.id,
+                                index: a.index,
+                            },
+                        });
+                    }
+                    None => self.toast("this message has no attachments", true),
+                }
                 vec![]
             }
             _ => vec![],
@@ -1262,10 +1410,26 @@ impl App {
                 self.load_pane(PaneId::Log)
             }
             Action::QuarantineRetry | Action::QuarantineSkip | Action::QuarantineSave
-                if self.log.quarantine && self.log.quar.current().is_some() =>
+                if self.log.quarantine =>
             {
-                self.unavailable("quarantine actions", "issue 3: `mailroom quarantine`");
-                vec![]
+                let Some(id) = self.log.quar.current().map(|q| q.id) else {
+                    return vec![];
+                };
+                match action {
+                    Action::QuarantineRetry => {
+                        self.toast(format!("fetching quarantined message {id} again…"), false);
+                        vec![Command::QuarantineRetry { id }]
+                    }
+                    Action::QuarantineSkip => vec![Command::QuarantineSkip { id }],
+                    _ => {
+                        self.prompt = Some(Prompt {
+                            label: format!("Save quarantined message {id} to"),
+                            value: format!("quarantine-{id}.eml"),
+                            then: PromptFor::QuarantineSave { id },
+                        });
+                        vec![]
+                    }
+                }
             }
             Action::Back => self.go(PaneId::Dashboard),
             _ => vec![],
@@ -1314,6 +1478,15 @@ impl App {
                 }
             }
             Data::Message(generation, r) => {
+                let mut fetch = None;
+                if self.message.generation == generation
+                    && let Ok(Some(d)) = r.as_ref()
+                    && !d.body_fetched
+                    && self.message.fetching != Some(d.summary.id)
+                {
+                    self.message.fetching = Some(d.summary.id);
+                    fetch = Some(d.summary.id);
+                }
                 for pane in [&mut self.message, &mut self.preview] {
                     if pane.generation == generation {
                         pane.loaded = true;
@@ -1333,6 +1506,9 @@ impl App {
                             Err(e) => pane.error = Some(e.clone()),
                         }
                     }
+                }
+                if let Some(id) = fetch {
+                    return vec![Command::FetchBody { id }];
                 }
             }
             Data::Customers(p) => {
@@ -1380,6 +1556,37 @@ impl App {
                     }
                 }
             }
+            Data::BodyFetched(id, r) => {
+                let current = self.message.detail.as_ref().map(|d| d.summary.id);
+                match r {
+                    Ok(()) if current == Some(id) => {
+                        let generation = self.next_generation();
+                        self.message.generation = generation;
+                        return vec![Command::LoadMessage { generation, id }];
+                    }
+                    Ok(()) => {}
+                    Err(e) => {
+                        self.toast(format!("{} — fix: {}", e.summary, e.fix), true);
+                    }
+                }
+            }
+            Data::QuarantineDone(r) => {
+                self.apply(Data::Notice(r));
+                return self.load_pane(PaneId::Log);
+            }
+            Data::FoldersChanged(account_id, r) => {
+                let ok = r.is_ok();
+                self.apply(Data::Notice(r));
+                if ok {
+                    let mut c = self.load_pane(PaneId::Folders);
+                    c.push(Command::KickSync { account_id });
+                    return c;
+                }
+            }
+            Data::Notice(r) => match r {
+                Ok(text) => self.toast(text, false),
+                Err(e) => self.toast(format!("{} — fix: {}", e.summary, e.fix), true),
+            },
             Data::Completions(generation, r) => {
                 if generation == self.compose.completion_generation {
                     match r {
@@ -1410,7 +1617,9 @@ impl App {
                             ..SetupForm::default()
                         };
                         self.pane = PaneId::Dashboard;
-                        return self.reload();
+                        let mut c = self.reload();
+                        c.push(Command::RestartSync);
+                        return c;
                     }
                 }
             }

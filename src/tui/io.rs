@@ -87,7 +87,7 @@ impl Counts {
     }
 }
 
-fn io_loop(ctx: Ctx, store: Store, rx: mpsc::Receiver<Command>, out: UnboundedSender<Data>) {
+fn io_loop(ctx: Ctx, mut store: Store, rx: mpsc::Receiver<Command>, out: UnboundedSender<Data>) {
     let mut version = store.data_version().unwrap_or(-1);
     let mut counts = Counts::default();
     loop {
@@ -113,9 +113,18 @@ fn io_loop(ctx: Ctx, store: Store, rx: mpsc::Receiver<Command>, out: UnboundedSe
         let mut latest: Vec<Command> = Vec::new();
         for c in batch {
             let kind = std::mem::discriminant(&c);
-            let is_load = !matches!(
+            let is_load = matches!(
                 c,
-                Command::TestNew { .. } | Command::TestStored { .. } | Command::SaveNew { .. }
+                Command::LoadDashboard
+                    | Command::LoadTriage { .. }
+                    | Command::LoadFolders { .. }
+                    | Command::LoadMessage { .. }
+                    | Command::LoadCustomers { .. }
+                    | Command::LoadTimeline { .. }
+                    | Command::LoadOutbox { .. }
+                    | Command::LoadEvents { .. }
+                    | Command::LoadQuarantine { .. }
+                    | Command::LoadCompletions { .. }
             );
             if is_load {
                 latest.retain(|o| std::mem::discriminant(o) != kind);
@@ -123,7 +132,7 @@ fn io_loop(ctx: Ctx, store: Store, rx: mpsc::Receiver<Command>, out: UnboundedSe
             latest.push(c);
         }
         for c in latest {
-            let data = execute(&ctx, &store, &mut counts, c, &out);
+            let data = execute(&ctx, &mut store, &mut counts, c, &out);
             if let Some(d) = data
                 && out.send(d).is_err()
             {
@@ -144,7 +153,7 @@ fn page<T>(generation: u64, offset: i64, f: impl FnOnce() -> Result<(i64, Vec<T>
 /// Runs one command. Loads answer at once; network jobs start a thread and answer later.
 pub fn execute(
     ctx: &Ctx,
-    store: &Store,
+    store: &mut Store,
     counts: &mut Counts,
     cmd: Command,
     out: &UnboundedSender<Data>,
@@ -181,7 +190,14 @@ pub fn execute(
             account,
         } => Data::Folders(generation, store.view_folders(&account)),
         Command::LoadMessage { generation, id } => {
-            Data::Message(generation, Box::new(store.view_message(id)))
+            let r = store.view_message(id).and_then(|d| match d {
+                Some(mut d) if d.body_fetched => {
+                    d.attachments = attachments_of(store, id)?;
+                    Ok(Some(d))
+                }
+                other => Ok(other),
+            });
+            Data::Message(generation, Box::new(r))
         }
         Command::LoadCustomers {
             generation,
@@ -279,8 +295,145 @@ pub fn execute(
         Command::LoadCompletions { generation, prefix } => {
             Data::Completions(generation, store.view_address_completions(&prefix, 5))
         }
-        // The event loop runs the editor itself (it owns the terminal); never queued here.
-        Command::EditBody { .. } => return None,
+        Command::FetchBody { id } => {
+            let ctx = own_ctx(ctx);
+            spawn_job(out.clone(), move || {
+                let r = block_on(async {
+                    let mut store = ctx.store()?;
+                    crate::cli::messages::ensure_body(&ctx, &mut store, id).await
+                });
+                Ok(Data::BodyFetched(id, r.map(|_| ())))
+            });
+            return None;
+        }
+        Command::SaveAttachment { id, index, path } => {
+            let ctx = own_ctx(ctx);
+            spawn_job(out.clone(), move || {
+                // What `message save-attachment ID INDEX PATH` does.
+                let r = block_on(async {
+                    let mut store = ctx.store()?;
+                    let body = crate::cli::messages::ensure_body(&ctx, &mut store, id).await?;
+                    let (_, bytes) = crate::mail::parse::attachment_bytes(&body, index)
+                        .ok_or_else(|| {
+                            AppError::usage(
+                                format!("message {id} has no attachment {index}"),
+                                "pick one of the listed attachments",
+                            )
+                        })?;
+                    write_new(&path, &bytes)?;
+                    Ok(format!("saved {} bytes to {path}", bytes.len()))
+                });
+                Ok(Data::Notice(r))
+            });
+            return None;
+        }
+        Command::QuarantineSkip { id } => {
+            let r = quarantine_row(ctx, store, id).and_then(|_| {
+                store.quarantine_set_state(id, "skipped")?;
+                store.audit(
+                    &ctx.operator,
+                    "quarantine_skip",
+                    None,
+                    Some(&id.to_string()),
+                    &serde_json::json!({}),
+                )?;
+                Ok(format!("quarantined message {id} skipped"))
+            });
+            Data::QuarantineDone(r)
+        }
+        Command::QuarantineSave { id, path } => {
+            let r = quarantine_row(ctx, store, id).and_then(|(_, raw)| {
+                write_new(&path, &raw)?;
+                Ok(format!("saved {} bytes to {path}", raw.len()))
+            });
+            Data::QuarantineDone(r)
+        }
+        Command::QuarantineRetry { id } => {
+            let ctx = own_ctx(ctx);
+            spawn_job(out.clone(), move || {
+                // What `quarantine retry ID` does.
+                let r = block_on(async {
+                    let config = ctx.config()?;
+                    let mut store = ctx.store()?;
+                    let (row, _) = quarantine_row(&ctx, &store, id)?;
+                    let (name, _) = config
+                        .account_by_id(&row.account_id)
+                        .ok_or_else(|| AppError::usage("its account is gone", "skip it instead"))?;
+                    let account = Account::from_config(&config, name)?;
+                    let ok = crate::cli::sync::retry_one(&ctx, &mut store, &account, &row).await?;
+                    store.quarantine_set_state(id, if ok { "retried" } else { "open" })?;
+                    if ok {
+                        Ok(format!("message {id} fetched and stored"))
+                    } else {
+                        Err(AppError::needs_user(
+                            format!("message {id} still fails; it stays in quarantine"),
+                            row.error.clone(),
+                            "save it as .eml to look at it, or skip it",
+                        ))
+                    }
+                });
+                Ok(Data::QuarantineDone(r))
+            });
+            return None;
+        }
+        Command::RefreshFolders { job: _, account } => {
+            let ctx = own_ctx(ctx);
+            let out = out.clone();
+            spawn_job(out, move || {
+                let id = ctx.config()?.account(&account)?.id.clone();
+                let r = block_on(async {
+                    let config = ctx.config()?;
+                    let acct = Account::from_config(&config, &account)?;
+                    let mut store = ctx.store()?;
+                    crate::cli::folders::refresh(&ctx, &mut store, &acct).await
+                })
+                .map(|_| format!("folders of {account} read from the server"));
+                Ok(Data::FoldersChanged(id, r))
+            });
+            return None;
+        }
+        Command::SetFolderSync {
+            account_id,
+            account,
+            names,
+        } => {
+            // What `folders NAME --sync A,B` does: the choice, then the audit record.
+            let r = store
+                .set_sync_folders(&account_id, &names)
+                .and_then(|_| {
+                    store.audit(
+                        &ctx.operator,
+                        "folders_change",
+                        Some(&account_id),
+                        Some(&account),
+                        &serde_json::json!({"sync": names, "roles": [], "sent": null}),
+                    )
+                })
+                .map(|_| format!("{account} syncs: {}", names.join(", ")));
+            counts.clear();
+            Data::FoldersChanged(account_id, r)
+        }
+        Command::SetSent {
+            account_id,
+            account,
+            folder,
+        } => {
+            let r = store
+                .set_folder_role(&account_id, crate::imap::discovery::Role::Sent, &folder)
+                .and_then(|_| {
+                    store.audit(
+                        &ctx.operator,
+                        "folders_change",
+                        Some(&account_id),
+                        Some(&account),
+                        &serde_json::json!({"sync": null, "roles": [], "sent": folder}),
+                    )
+                })
+                .map(|_| format!("{folder} is the Sent folder of {account}"));
+            Data::FoldersChanged(account_id, r)
+        }
+        // The event loop runs these itself (it owns the terminal and the sync tasks).
+        Command::EditBody { .. } | Command::KickSync { .. } | Command::RestartSync => return None,
         Command::SaveNew { job, form } => {
             counts.clear();
             Data::Saved(job, save(ctx, store, &form))
@@ -379,6 +532,95 @@ fn log_failed_test(ctx: &Ctx, name: &str, report: &crate::check::Report) {
     });
     if let Err(e) = logged {
         tracing::debug!("cannot log the failed test: {}", e.summary);
+    }
+}
+
+/// Attachments of a fetched body, parsed the way `message show` does.
+fn attachments_of(store: &Store, id: i64) -> Result<Vec<crate::store::console::AttachmentInfo>> {
+    let body = store.message(id)?.and_then(|m| m.body);
+    Ok(body
+        .as_deref()
+        .and_then(crate::mail::parse::parse_body)
+        .map(|b| {
+            b.attachments
+                .into_iter()
+                .map(|a| crate::store::console::AttachmentInfo {
+                    index: a.index,
+                    name: a.name,
+                    content_type: a.content_type,
+                    size: a.size,
+                })
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+/// A quarantined message of an account this operator may see (as `quarantine …` checks).
+fn quarantine_row(
+    ctx: &Ctx,
+    store: &Store,
+    id: i64,
+) -> Result<(crate::store::QuarantineRow, Vec<u8>)> {
+    let config = ctx.config()?;
+    let visible: Vec<String> = config
+        .accounts
+        .values()
+        .filter(|a| ctx.visible(a))
+        .map(|a| a.id.clone())
+        .collect();
+    store
+        .quarantine_get(id)?
+        .filter(|(r, _)| visible.contains(&r.account_id))
+        .ok_or_else(|| {
+            AppError::usage(
+                format!("no quarantined message {id}"),
+                "it may have been removed; the list is re-read",
+            )
+        })
+}
+
+/// Writes a new file (0600); an existing path is refused, never overwritten.
+fn write_new(path: &str, bytes: &[u8]) -> Result<()> {
+    let p = std::path::Path::new(path);
+    if p.exists() {
+        return Err(AppError::usage(
+            format!("{path} already exists"),
+            "choose another path (nothing is overwritten)",
+        ));
+    }
+    crate::config::write_atomic(p, bytes, 0o600)
+}
+
+/// Runs async work on a job thread's own small runtime.
+fn block_on<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            AppError::local(
+                "cannot start a background task",
+                e.to_string(),
+                "check system limits (threads, file descriptors)",
+            )
+        })?
+        .block_on(f)
+}
+
+/// A network job on its own thread; its answer (or its failure) comes back as Data.
+fn spawn_job(out: UnboundedSender<Data>, job: impl FnOnce() -> Result<Data> + Send + 'static) {
+    let err_out = out.clone();
+    let spawned = std::thread::Builder::new()
+        .name("mailroom-console-job".into())
+        .spawn(move || {
+            let d = job().unwrap_or_else(|e| Data::Notice(Err(e)));
+            let _ = out.send(d);
+        });
+    if let Err(e) = spawned {
+        let _ = err_out.send(Data::Notice(Err(AppError::local(
+            "cannot start a background task",
+            e.to_string(),
+            "check system limits (threads)",
+        ))));
     }
 }
 

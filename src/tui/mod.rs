@@ -110,80 +110,125 @@ pub async fn run(ctx: &Ctx) -> Result<i32> {
         .map(|s| (s.width, s.height))
         .unwrap_or((80, 24));
     let mut app = App::new(theme, keymap, size);
-    io.send(app.reload());
+    // Sync runs here for every visible, enabled account; where a daemon holds an account's
+    // lease the task only waits, and the console just watches the database.
+    let mut supervisor = Some(start_sync(ctx, &config));
+    let mut local = Vec::new();
+    dispatch(app.reload(), &io, &mut local);
 
     let mut events = EventStream::new();
-    let mut pending_edit: Option<String> = None;
     let draw_err =
         |e: std::io::Error| AppError::local("cannot draw", e.to_string(), "check the terminal");
     terminal.draw(|f| view::draw(f, &app)).map_err(draw_err)?;
-    loop {
+    let result = loop {
         // Wait for the next thing to happen…
         let mut dirty = tokio::select! {
             ev = events.next() => match ev {
-                Some(Ok(ev)) => handle_event(&mut app, &io, ev, &mut pending_edit),
-                Some(Err(e)) => return Err(AppError::local("terminal input failed", e.to_string(), "check the terminal")),
-                None => return Ok(0),
+                Some(Ok(ev)) => handle_event(&mut app, ev, &io, &mut local),
+                Some(Err(e)) => break Err(AppError::local("terminal input failed", e.to_string(), "check the terminal")),
+                None => break Ok(0),
             },
-            Some(d) = data_rx.recv() => { io.send(app.apply(d)); true }
+            Some(d) = data_rx.recv() => { dispatch(app.apply(d), &io, &mut local); true }
             _ = tokio::signal::ctrl_c() => { app.quit = true; false }
         };
         // …then take everything else already queued before drawing once.
         while let Ok(d) = data_rx.try_recv() {
-            io.send(app.apply(d));
+            dispatch(app.apply(d), &io, &mut local);
             dirty = true;
         }
         if app.quit {
-            return Ok(0);
+            break Ok(0);
         }
-        if let Some(text) = pending_edit.take() {
-            // Hand the terminal to the editor, then take it back and redraw everything.
-            drop(events);
-            ratatui::restore();
-            let edited = io::edit_text(&text);
-            terminal = ratatui::try_init().map_err(|e| {
-                AppError::local(
-                    "cannot set up the terminal again",
-                    e.to_string(),
-                    "restart the console",
-                )
-            })?;
-            // Not `terminal.clear()`: it asks the terminal for the cursor position, which races
-            // with the new input reader; clearing the region needs no answer.
-            ratatui::backend::Backend::clear_region(
-                terminal.backend_mut(),
-                ratatui::backend::ClearType::All,
-            )
-            .map_err(draw_err)?;
-            events = EventStream::new();
-            io.send(app.apply(app::Data::Edited(edited)));
+        for cmd in std::mem::take(&mut local) {
+            match cmd {
+                action::Command::EditBody { text } => {
+                    // Hand the terminal to the editor, then take it back and redraw it all.
+                    drop(events);
+                    ratatui::restore();
+                    let edited = io::edit_text(&text);
+                    terminal = ratatui::try_init().map_err(|e| {
+                        AppError::local(
+                            "cannot set up the terminal again",
+                            e.to_string(),
+                            "restart the console",
+                        )
+                    })?;
+                    // Not `terminal.clear()`: it asks the terminal for the cursor position,
+                    // which races with the new input reader; clearing a region needs no answer.
+                    ratatui::backend::Backend::clear_region(
+                        terminal.backend_mut(),
+                        ratatui::backend::ClearType::All,
+                    )
+                    .map_err(draw_err)?;
+                    events = EventStream::new();
+                    dispatch(app.apply(app::Data::Edited(edited)), &io, &mut local);
+                }
+                action::Command::KickSync { account_id } => {
+                    if let Some(s) = &supervisor {
+                        s.kick(&account_id);
+                    }
+                }
+                action::Command::RestartSync => {
+                    // A new or changed account: restart the tasks from the current config.
+                    if let Some(s) = supervisor.take() {
+                        stop_sync(s).await;
+                    }
+                    match ctx.config() {
+                        Ok(c) => supervisor = Some(start_sync(ctx, &c)),
+                        Err(e) => dispatch(app.apply(app::Data::Notice(Err(e))), &io, &mut local),
+                    }
+                }
+                other => io.send(vec![other]),
+            }
             dirty = true;
         }
         if dirty {
             terminal.draw(|f| view::draw(f, &app)).map_err(draw_err)?;
         }
+    };
+    if let Some(s) = supervisor.take() {
+        stop_sync(s).await;
+    }
+    result
+}
+
+/// The accounts this operator sees and has enabled.
+fn start_sync(ctx: &Ctx, config: &Config) -> crate::sync::Supervisor {
+    let mut mine = config.clone();
+    mine.accounts.retain(|_, a| a.enabled && ctx.visible(a));
+    crate::sync::Supervisor::start(&ctx.home, &mine)
+}
+
+/// Interrupting a pass is safe (the engine commits in batches and resumes from checkpoints);
+/// a bounded wait keeps quitting prompt even if a task is stuck on the network.
+async fn stop_sync(s: crate::sync::Supervisor) {
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(3), s.shutdown()).await;
+}
+
+/// Commands for the I/O thread go there; the few the loop must run itself (the terminal, the
+/// sync tasks) are kept for after this turn.
+fn dispatch(cmds: Vec<action::Command>, io: &io::Io, local: &mut Vec<action::Command>) {
+    for c in cmds {
+        match c {
+            action::Command::EditBody { .. }
+            | action::Command::KickSync { .. }
+            | action::Command::RestartSync => local.push(c),
+            other => io.send(vec![other]),
+        }
     }
 }
 
-fn handle_event(app: &mut App, io: &io::Io, ev: Event, edit: &mut Option<String>) -> bool {
+fn handle_event(app: &mut App, ev: Event, io: &io::Io, local: &mut Vec<action::Command>) -> bool {
     match ev {
         Event::Key(k) if k.kind != KeyEventKind::Release => match app.action_for_key(&k) {
             Some(a) => {
-                let mut cmds = app.update(a);
-                cmds.retain(|c| match c {
-                    action::Command::EditBody { text } => {
-                        *edit = Some(text.clone());
-                        false
-                    }
-                    _ => true,
-                });
-                io.send(cmds);
+                dispatch(app.update(a), io, local);
                 true
             }
             None => false,
         },
         Event::Resize(w, h) => {
-            io.send(app.update(action::Action::Resize(w, h)));
+            dispatch(app.update(action::Action::Resize(w, h)), io, local);
             true
         }
         _ => false,

@@ -223,6 +223,7 @@ fn detail(m: MessageSummary) -> MessageDetail {
         body_fetched: true,
         customer: None,
         locations: vec!["work/INBOX".into()],
+        attachments: vec![],
     }
 }
 

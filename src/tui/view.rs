@@ -39,6 +39,36 @@ pub fn draw(f: &mut Frame<'_>, app: &App) {
     if let Some(d) = &app.dialog {
         draw_dialog(f, body, app, &d.text);
     }
+    if let Some(p) = &app.prompt {
+        draw_prompt(f, body, app, p);
+    }
+}
+
+fn draw_prompt(f: &mut Frame<'_>, area: Rect, app: &App, p: &super::app::Prompt) {
+    let theme = &app.theme;
+    let r = centered(area, 70, 5);
+    f.render_widget(Clear, r);
+    let para = Paragraph::new(vec![
+        Line::from(Span::styled(
+            format!("{}▏", clean_line(&p.value)),
+            theme.style("form.input.focused"),
+        )),
+        Line::from(""),
+        Line::from(Span::styled(
+            "enter save · esc cancel",
+            theme.style("help.key"),
+        )),
+    ])
+    .block(
+        Block::default()
+            .borders(Borders::ALL)
+            .border_style(theme.style("dialog.border"))
+            .title(Span::styled(
+                format!(" {} ", clean_line(&p.label)),
+                theme.style("dialog.border"),
+            )),
+    );
+    f.render_widget(para, r);
 }
 
 fn draw_tabs(f: &mut Frame<'_>, area: Rect, app: &App) {

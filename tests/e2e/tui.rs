@@ -333,3 +333,117 @@ fn compose_hands_the_terminal_to_the_editor_and_takes_it_back() {
     t.keys(&["q"]);
     assert_eq!(t.exit_code(Duration::from_secs(10)), 0);
 }
+
+/// Moves the selection down until `line` is on screen (the list's order follows Date headers).
+fn select_until(t: &Tmux, line: &str, tries: usize) -> String {
+    for _ in 0..tries {
+        let s = t.screen();
+        if s.contains(line) {
+            return s;
+        }
+        t.keys(&["j"]);
+        let _ = wait_for("the preview to follow", Duration::from_secs(5), || {
+            let now = t.screen();
+            (now != s).then_some(())
+        });
+    }
+    t.wait_screen(line, Duration::from_secs(5))
+}
+
+#[test]
+fn console_syncs_by_itself_shows_mail_inert_fetches_bodies_and_picks_folders() {
+    servers();
+    let user = new_user("tui-sync");
+    mailbox_ready(&user);
+    smtp_send(
+        "alice@example.test",
+        &user,
+        "Evil \u{1b}]0;pwned-title\u{7} subject \u{1b}[2J end",
+        "hostile\n",
+    );
+    smtp_send(
+        "alice@example.test",
+        &user,
+        "Console e2e hello",
+        "Body line for the console test.\n",
+    );
+    wait_for("both messages delivered", Duration::from_secs(30), || {
+        let out = doveadm(&["search", "-u", &user, "mailbox", "INBOX", "all"]);
+        (stdout(&out).lines().count() >= 2).then_some(())
+    });
+    let home = Home::new();
+    home.add_account("main", &user);
+    home.set_account_option("main", "sync.poll_secs", toml_edit::value(1));
+    let t = Tmux::start(&home, "sync", &[], &[]);
+    t.wait_screen("Accounts — overall", Duration::from_secs(20));
+
+    // No daemon runs: the console syncs the account itself; triage fills from the store.
+    t.keys(&["4"]);
+    let screen = t.wait_screen("Console e2e hello", Duration::from_secs(60));
+    let screen = if screen.contains("Evil") {
+        screen
+    } else {
+        t.wait_screen("Evil", Duration::from_secs(10))
+    };
+    assert!(
+        !screen.contains("pwned"),
+        "an escape sequence's payload was drawn:\n{screen}"
+    );
+    assert!(!screen.contains('\u{1b}'));
+    let title = Command::new("tmux")
+        .args(["-L", &t.socket, "display-message", "-p", "#{pane_title}"])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&title.stdout).contains("pwned"),
+        "the subject set the terminal title"
+    );
+    assert!(
+        screen.contains("Evil  subject  end") || screen.contains("Evil subject end"),
+        "the subject's text is shown:\n{screen}"
+    );
+
+    // Open the message: its body is fetched on demand and shown.
+    select_until(&t, "Subject    Console e2e hello", 3);
+    t.keys(&["Enter"]);
+    t.wait_screen("Body line for the console test.", Duration::from_secs(30));
+    t.keys(&["Escape"]);
+    t.wait_screen("Triage: unknown senders", Duration::from_secs(10));
+
+    // Folder picker: the server's folders, Sent marked; switch Archive on.
+    t.keys(&["3"]);
+    let screen = t.wait_screen("Folders of main", Duration::from_secs(10));
+    let screen = if screen.contains("Archive") {
+        screen
+    } else {
+        t.wait_screen("Archive", Duration::from_secs(30))
+    };
+    assert!(
+        screen.contains("sent ✉"),
+        "the Sent folder is marked:\n{screen}"
+    );
+    assert!(
+        screen
+            .lines()
+            .any(|l| l.contains("[x]") && l.contains("INBOX")),
+        "{screen}"
+    );
+    // Rows are sorted by name; Archive is first.
+    t.keys(&["g", "Space"]);
+    t.wait_screen("main syncs:", Duration::from_secs(10));
+    let (code, v) = home.json(&["folders", "main"]);
+    assert_eq!(code, 0, "{v}");
+    let on: Vec<&str> = v["folders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["sync"] == true)
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert!(on.contains(&"Archive") && on.contains(&"INBOX"), "{v}");
+    let audit = home.json(&["audit"]).1;
+    assert!(audit.to_string().contains("folders_change"), "{audit}");
+
+    t.keys(&["q"]);
+    assert_eq!(t.exit_code(Duration::from_secs(15)), 0);
+}

@@ -84,11 +84,38 @@ pub fn draw_detail(
     if let Some(c) = &d.customer {
         lines.push(kv(theme, "Customer", safe(c)));
     }
-    if s.has_attachments {
+    if !d.attachments.is_empty() {
+        for (i, a) in d.attachments.iter().enumerate() {
+            let marked = focused && i == pane.attachment;
+            let text = format!(
+                "{}[{}] {} ({}, {})",
+                if marked { "▸" } else { " " },
+                a.index,
+                a.name
+                    .as_deref()
+                    .map(safe)
+                    .unwrap_or_else(|| "(unnamed)".into()),
+                safe(&a.content_type),
+                super::human_bytes(a.size as i64)
+            );
+            let role = if marked {
+                "list.selected"
+            } else {
+                "header.value"
+            };
+            lines.push(Line::from(vec![
+                Span::styled(
+                    format!("{:<10} ", if i == 0 { "Attached" } else { "" }),
+                    theme.style("header.name"),
+                ),
+                Span::styled(text, theme.style(role)),
+            ]));
+        }
+    } else if s.has_attachments {
         lines.push(kv(
             theme,
             "Attached",
-            "yes (listed when the body is fetched)".into(),
+            "yes (listed once the body is fetched)".into(),
         ));
     }
     lines.push(Line::from(""));
@@ -99,7 +126,11 @@ pub fn draw_detail(
             }
         }
         None => lines.push(Line::from(Span::styled(
-            if d.body_fetched { "(no readable text)" } else { "(body not fetched yet: sync fetches it in the background, or `mailroom message show ID`)" },
+            match (d.body_fetched, pane.fetching == Some(s.id)) {
+                (true, _) => "(no readable text)",
+                (false, true) => "fetching the body from the server…",
+                (false, false) => "(body not fetched yet: open the message to fetch it)",
+            },
             theme.style("list.empty"),
         ))),
     }
