@@ -219,6 +219,35 @@ pub enum Command {
     EditBody {
         text: String,
     },
+    /// Customers for the pair picker (fuzzy).
+    LoadPicker {
+        generation: u64,
+        query: String,
+    },
+    /// Triage actions, as `triage pair|add-customer|block|delete` and `undo`.
+    TriagePair {
+        id: i64,
+        customer_id: i64,
+    },
+    TriageAddCustomer {
+        id: i64,
+    },
+    TriageBlockPlan {
+        id: i64,
+        domain: bool,
+    },
+    TriageBlock {
+        id: i64,
+        domain: bool,
+    },
+    TriageDelete {
+        id: i64,
+    },
+    TriageUndo,
+    /// `account remove NAME` (after confirmation).
+    RemoveAccount {
+        name: String,
+    },
     /// Fetch a message's body from the server (when opened and not fetched yet).
     FetchBody {
         id: i64,

@@ -38,6 +38,16 @@ pub enum Data {
     Edited(Result<String, AppError>),
     /// A result to tell the operator about (ok text, or the error with its fix).
     Notice(Result<String, AppError>),
+    /// Search results for the pair picker.
+    Picker(u64, Result<Vec<CustomerRow>, AppError>),
+    /// How many cached messages a block would hide: ask before doing it.
+    BlockPlan(i64, bool, Result<String, AppError>),
+    /// A triage action (or undo) finished: tell, and re-read the queue.
+    TriageDone(Result<String, AppError>),
+    /// Suggestions for triage messages (message id → customers).
+    Suggestions(Vec<(i64, Vec<Suggestion>)>),
+    /// An account was removed.
+    AccountRemoved(Result<String, AppError>),
     /// A body fetch finished (Ok: the store has it now).
     BodyFetched(i64, Result<(), AppError>),
     /// A quarantine action finished; re-read the list.
@@ -393,7 +403,47 @@ pub struct Dialog {
 /// A destructive action waiting for "yes".
 #[derive(Debug, Clone, PartialEq)]
 pub enum Pending {
-    Unavailable(String),
+    Block { id: i64, domain: bool },
+    Delete { id: i64 },
+    RemoveAccount { name: String },
+}
+
+/// A customer suggested for a triage message, and why (same domain, same thread…).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Suggestion {
+    pub customer_id: i64,
+    pub name: String,
+    pub reason: String,
+}
+
+/// The fuzzy customer picker for "pair": suggestions first, then the search results.
+#[derive(Debug, Clone, Default)]
+pub struct Picker {
+    pub message_id: i64,
+    pub query: String,
+    pub suggestions: Vec<Suggestion>,
+    pub results: Vec<CustomerRow>,
+    pub generation: u64,
+    pub selected: usize,
+}
+
+impl Picker {
+    pub fn len(&self) -> usize {
+        self.suggestions.len() + self.results.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// (customer id, name) of the selected entry.
+    pub fn chosen(&self) -> Option<(i64, String)> {
+        match self.suggestions.get(self.selected) {
+            Some(s) => Some((s.customer_id, s.name.clone())),
+            None => self
+                .results
+                .get(self.selected - self.suggestions.len())
+                .map(|r| (r.id, r.name.clone())),
+        }
+    }
 }
 
 /// A one-line question (a path to save to), answered with Enter or dropped with Esc.
@@ -421,6 +471,9 @@ pub struct App {
     pub help: bool,
     pub dialog: Option<Dialog>,
     pub prompt: Option<Prompt>,
+    pub picker: Option<Picker>,
+    /// Suggestions per triage message id (from the triage list).
+    pub suggestions: std::collections::HashMap<i64, Vec<Suggestion>>,
     pub toast: Option<Toast>,
     pub size: (u16, u16),
     pub quit: bool,
@@ -447,6 +500,8 @@ impl App {
             help: false,
             dialog: None,
             prompt: None,
+            picker: None,
+            suggestions: Default::default(),
             toast: None,
             size,
             quit: false,
@@ -500,6 +555,23 @@ impl App {
     /// Key → Action through the keymap (text input first where a field has focus).
     pub fn action_for_key(&self, ev: &KeyEvent) -> Option<Action> {
         let key = Key::from_event(ev);
+        if self.picker.is_some() {
+            let plain = !ev
+                .modifiers
+                .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT);
+            return match ev.code {
+                KeyCode::Enter => Some(Action::Confirm),
+                KeyCode::Esc => Some(Action::Dismiss),
+                KeyCode::Backspace => Some(Action::Backspace),
+                KeyCode::Up => Some(Action::Up),
+                KeyCode::Down => Some(Action::Down),
+                KeyCode::Char(c) if plain => Some(Action::Input(c)),
+                _ => self
+                    .keymap
+                    .resolve(self.pane, false, key)
+                    .filter(|a| *a == Action::Quit),
+            };
+        }
         if self.prompt.is_some() {
             let plain = !ev
                 .modifiers
@@ -705,19 +777,19 @@ impl App {
                 self.help = !self.help;
                 vec![]
             }
+            _ if self.picker.is_some() => self.update_picker(action),
             _ if self.prompt.is_some() => self.update_prompt(action),
             Action::Refresh => self.reload(),
             Action::Confirm | Action::Dismiss if self.dialog.is_some() => {
                 let d = self.dialog.take();
-                if action == Action::Confirm
-                    && let Some(Dialog {
-                        then: Pending::Unavailable(what),
-                        ..
-                    }) = d
-                {
-                    self.unavailable(&what, "issue 5");
+                match (action, d) {
+                    (Action::Confirm, Some(d)) => vec![match d.then {
+                        Pending::Block { id, domain } => Command::TriageBlock { id, domain },
+                        Pending::Delete { id } => Command::TriageDelete { id },
+                        Pending::RemoveAccount { name } => Command::RemoveAccount { name },
+                    }],
+                    _ => vec![],
                 }
-                vec![]
             }
             Action::NextPane | Action::PrevPane => {
                 let cur = PaneId::TABS
@@ -819,7 +891,7 @@ impl App {
                         text: format!(
                             "Remove account {name}? Its cached mail goes; pairings, outbox and audit log stay."
                         ),
-                        then: Pending::Unavailable("removing an account from the console".into()),
+                        then: Pending::RemoveAccount { name },
                     });
                 }
                 vec![]
@@ -1028,43 +1100,94 @@ impl App {
                 None => vec![],
             },
             Action::Back => self.go(PaneId::Dashboard),
-            Action::Pair | Action::AddCustomer | Action::Undo
-                if current.is_some() || action == Action::Undo =>
-            {
-                let what = match action {
-                    Action::Pair => "pairing",
-                    Action::AddCustomer => "adding a customer",
-                    _ => "undo",
-                };
-                self.unavailable(what, "issue 5: `mailroom triage`");
-                vec![]
-            }
-            Action::Block | Action::BlockDomain | Action::Delete => {
+            Action::Pair => match current {
+                Some(m) => {
+                    let generation = self.next_generation();
+                    self.picker = Some(Picker {
+                        message_id: m.id,
+                        suggestions: self.suggestions.get(&m.id).cloned().unwrap_or_default(),
+                        generation,
+                        ..Default::default()
+                    });
+                    vec![Command::LoadPicker {
+                        generation,
+                        query: String::new(),
+                    }]
+                }
+                None => vec![],
+            },
+            Action::AddCustomer => match current {
+                Some(m) => vec![Command::TriageAddCustomer { id: m.id }],
+                None => vec![],
+            },
+            Action::Undo => vec![Command::TriageUndo],
+            Action::Block | Action::BlockDomain => match current {
+                // First ask how many cached messages it affects, then confirm.
+                Some(m) => vec![Command::TriageBlockPlan {
+                    id: m.id,
+                    domain: action == Action::BlockDomain,
+                }],
+                None => vec![],
+            },
+            Action::Delete => {
                 if let Some(m) = current {
-                    let who = m.from_addr.clone().unwrap_or_default();
-                    let (text, what) = match action {
-                        Action::Block => (format!("Block {who}?"), "blocking"),
-                        Action::BlockDomain => (
-                            format!(
-                                "Block the whole domain {}?",
-                                who.rsplit_once('@').map(|(_, d)| d).unwrap_or(&who)
-                            ),
-                            "blocking",
-                        ),
-                        _ => (
-                            "Delete this message (move it to Trash)?".to_string(),
-                            "deleting",
-                        ),
-                    };
                     self.dialog = Some(Dialog {
-                        text: crate::mail::sanitize::clean_line(&text),
-                        then: Pending::Unavailable(what.into()),
+                        text: format!(
+                            "Delete \"{}\" (move it to Trash on the server)? Undo brings it back.",
+                            crate::mail::sanitize::clean_line(m.subject.as_deref().unwrap_or(""))
+                        ),
+                        then: Pending::Delete { id: m.id },
                     });
                 }
                 vec![]
             }
             _ => vec![],
         }
+    }
+
+    fn update_picker(&mut self, action: Action) -> Vec<Command> {
+        let Some(p) = self.picker.as_mut() else {
+            return vec![];
+        };
+        match action {
+            Action::Input(c) => p.query.push(c),
+            Action::Backspace => {
+                p.query.pop();
+            }
+            Action::Up => {
+                p.selected = p.selected.saturating_sub(1);
+                return vec![];
+            }
+            Action::Down => {
+                p.selected = (p.selected + 1).min(p.len().saturating_sub(1));
+                return vec![];
+            }
+            Action::Dismiss => {
+                self.picker = None;
+                return vec![];
+            }
+            Action::Confirm => {
+                let chosen = p.chosen();
+                let id = p.message_id;
+                self.picker = None;
+                return match chosen {
+                    Some((customer_id, _)) => vec![Command::TriagePair { id, customer_id }],
+                    None => vec![],
+                };
+            }
+            _ => return vec![],
+        }
+        p.selected = 0;
+        let generation = self.next_generation();
+        if let Some(p) = self.picker.as_mut() {
+            p.generation = generation;
+        }
+        let query = self
+            .picker
+            .as_ref()
+            .map(|p| p.query.clone())
+            .unwrap_or_default();
+        vec![Command::LoadPicker { generation, query }]
     }
 
     fn update_prompt(&mut self, action: Action) -> Vec<Command> {
@@ -1554,6 +1677,48 @@ impl App {
                             }
                         }
                     }
+                }
+            }
+            Data::Picker(generation, r) => {
+                if let Some(p) = self.picker.as_mut()
+                    && p.generation == generation
+                {
+                    match r {
+                        Ok(rows) => {
+                            p.results = rows;
+                            p.selected = p.selected.min(p.len().saturating_sub(1));
+                        }
+                        Err(e) => self.toast(e.summary, true),
+                    }
+                }
+            }
+            Data::BlockPlan(id, domain, r) => match r {
+                Ok(text) => {
+                    self.dialog = Some(Dialog {
+                        text,
+                        then: Pending::Block { id, domain },
+                    })
+                }
+                Err(e) => self.toast(format!("{} — fix: {}", e.summary, e.fix), true),
+            },
+            Data::TriageDone(r) => {
+                self.apply(Data::Notice(r));
+                let mut c = self.load_pane(PaneId::Triage);
+                c.push(Command::LoadDashboard);
+                return c;
+            }
+            Data::Suggestions(list) => {
+                for (id, s) in list {
+                    self.suggestions.insert(id, s);
+                }
+            }
+            Data::AccountRemoved(r) => {
+                let ok = r.is_ok();
+                self.apply(Data::Notice(r));
+                if ok {
+                    let mut c = self.reload();
+                    c.push(Command::RestartSync);
+                    return c;
                 }
             }
             Data::BodyFetched(id, r) => {

@@ -125,6 +125,7 @@ fn io_loop(ctx: Ctx, mut store: Store, rx: mpsc::Receiver<Command>, out: Unbound
                     | Command::LoadEvents { .. }
                     | Command::LoadQuarantine { .. }
                     | Command::LoadCompletions { .. }
+                    | Command::LoadPicker { .. }
             );
             if is_load {
                 latest.retain(|o| std::mem::discriminant(o) != kind);
@@ -294,6 +295,24 @@ pub fn execute(
         }
         Command::LoadCompletions { generation, prefix } => {
             Data::Completions(generation, store.view_address_completions(&prefix, 5))
+        }
+        Command::LoadPicker { generation, query } => {
+            Data::Picker(generation, store.view_customers_page(&query, 0, 20))
+        }
+        Command::TriagePair { .. }
+        | Command::TriageAddCustomer { .. }
+        | Command::TriageBlock { .. }
+        | Command::TriageDelete { .. }
+        | Command::TriageUndo => Data::TriageDone(Err(triage_unavailable())),
+        Command::TriageBlockPlan { id, domain } => {
+            Data::BlockPlan(id, domain, Err(triage_unavailable()))
+        }
+        Command::RemoveAccount { name } => {
+            counts.clear();
+            Data::AccountRemoved(
+                crate::cli::account::remove_account(ctx, &name, false)
+                    .map(|_| format!("removed account {name}")),
+            )
         }
         Command::FetchBody { id } => {
             let ctx = own_ctx(ctx);
@@ -533,6 +552,14 @@ fn log_failed_test(ctx: &Ctx, name: &str, report: &crate::check::Report) {
     if let Err(e) = logged {
         tracing::debug!("cannot log the failed test: {}", e.summary);
     }
+}
+
+fn triage_unavailable() -> AppError {
+    AppError::needs_user(
+        "triage actions are not available in this build yet",
+        "issue 5 (customers and triage) adds them",
+        "use a later build",
+    )
 }
 
 /// Attachments of a fetched body, parsed the way `message show` does.

@@ -763,16 +763,90 @@ fn check_steps_stream_in_and_the_report_wins() {
 }
 
 #[test]
-fn unwired_actions_say_so_instead_of_pretending() {
+fn pair_opens_a_fuzzy_picker_with_suggestions_first() {
     let mut a = scene("dark", PaneId::Triage, State::Typical);
-    let c = a.update(Action::Pair);
-    assert!(c.is_empty());
-    let t = a.toast.clone().expect("a notice");
-    assert!(t.error && t.text.contains("not available"), "{t:?}");
-    a.update(Action::Delete);
-    a.update(Action::Confirm);
+    let id = a.triage.current().unwrap().id;
+    a.suggestions.insert(
+        id,
+        vec![Suggestion {
+            customer_id: 7,
+            name: "Client Three Ltd".into(),
+            reason: "same domain as b@client3.example".into(),
+        }],
+    );
+    let cmds = a.update(Action::Pair);
+    let generation = match &cmds[..] {
+        [super::action::Command::LoadPicker { generation, query }] if query.is_empty() => {
+            *generation
+        }
+        other => panic!("{other:?}"),
+    };
+    a.apply(Data::Picker(
+        generation,
+        Ok(vec![CustomerRow {
+            id: 9,
+            name: "ACME Corp".into(),
+            company: None,
+            emails: Some("buyer@acme.example".into()),
+            domains: None,
+        }]),
+    ));
+    for theme in ["dark", "monochrome"] {
+        a.theme = Theme::builtin(theme).unwrap();
+        insta::assert_snapshot!(
+            format!("pair_picker_80x24_{theme}"),
+            snapshot(&render_buffer(&a, 80, 24))
+        );
+    }
+    // Typing searches again (a new generation); a late answer to the old one is dropped.
+    let cmds = a.update(Action::Input('a'));
+    assert!(
+        matches!(&cmds[..], [super::action::Command::LoadPicker { query, .. }] if query == "a")
+    );
+    a.apply(Data::Picker(generation, Ok(vec![])));
+    assert_eq!(a.picker.as_ref().unwrap().results.len(), 1);
+    a.update(Action::Down);
+    let cmds = a.update(Action::Confirm);
+    assert!(
+        matches!(&cmds[..], [super::action::Command::TriagePair { id: i, customer_id: 9 }] if *i == id)
+    );
+    assert!(a.picker.is_none());
+}
+
+#[test]
+fn destructive_triage_actions_ask_first() {
+    let mut a = scene("dark", PaneId::Triage, State::Typical);
+    let id = a.triage.current().unwrap().id;
+    assert!(
+        a.update(Action::Delete).is_empty(),
+        "nothing happens before yes"
+    );
+    assert!(a.dialog.is_some());
+    assert!(a.update(Action::Dismiss).is_empty());
     assert!(a.dialog.is_none());
-    assert!(a.toast.as_ref().unwrap().text.contains("not available"));
+    a.update(Action::Delete);
+    let cmds = a.update(Action::Confirm);
+    assert!(matches!(&cmds[..], [super::action::Command::TriageDelete { id: i }] if *i == id));
+    // Block first asks the store how much it affects, then asks the operator.
+    let cmds = a.update(Action::BlockDomain);
+    assert!(matches!(
+        &cmds[..],
+        [super::action::Command::TriageBlockPlan { domain: true, .. }]
+    ));
+    a.apply(Data::BlockPlan(
+        id,
+        true,
+        Ok("Block domain client3.example? 4 cached messages".into()),
+    ));
+    insta::assert_snapshot!(
+        "confirm_block_80x24_dark",
+        snapshot(&render_buffer(&a, 80, 24))
+    );
+    let cmds = a.update(Action::Confirm);
+    assert!(matches!(
+        &cmds[..],
+        [super::action::Command::TriageBlock { domain: true, .. }]
+    ));
 }
 
 #[test]

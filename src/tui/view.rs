@@ -42,6 +42,70 @@ pub fn draw(f: &mut Frame<'_>, app: &App) {
     if let Some(p) = &app.prompt {
         draw_prompt(f, body, app, p);
     }
+    if let Some(p) = &app.picker {
+        draw_picker(f, body, app, p);
+    }
+}
+
+/// Pair with a customer: suggestions (with their reason) first, then the fuzzy search.
+fn draw_picker(f: &mut Frame<'_>, area: Rect, app: &App, p: &super::app::Picker) {
+    let theme = &app.theme;
+    let h = (p.len() as u16 + 6).clamp(8, 20);
+    let r = centered(area, 72, h);
+    f.render_widget(Clear, r);
+    let mut lines = vec![Line::from(vec![
+        Span::styled("search: ", theme.style("form.label")),
+        Span::styled(
+            format!("{}▏", clean_line(&p.query)),
+            theme.style("form.input.focused"),
+        ),
+    ])];
+    lines.push(Line::from(""));
+    let mut i = 0;
+    for s in &p.suggestions {
+        let role = if i == p.selected {
+            "list.selected"
+        } else {
+            "list.unread"
+        };
+        lines.push(Line::from(vec![
+            Span::styled(format!("★ {}", clean_line(&s.name)), theme.style(role)),
+            Span::styled(
+                format!("  — {}", clean_line(&s.reason)),
+                theme.style("form.hint"),
+            ),
+        ]));
+        i += 1;
+    }
+    for c in &p.results {
+        let role = if i == p.selected {
+            "list.selected"
+        } else {
+            "base"
+        };
+        let extra = c.emails.as_deref().map(clean_line).unwrap_or_default();
+        lines.push(Line::from(vec![
+            Span::styled(format!("  {}", clean_line(&c.name)), theme.style(role)),
+            Span::styled(format!("  {extra}"), theme.style("list.dim")),
+        ]));
+        i += 1;
+    }
+    if p.is_empty() {
+        lines.push(Line::from(Span::styled(
+            "no customer matches",
+            theme.style("list.empty"),
+        )));
+    }
+    let para = Paragraph::new(lines).block(
+        Block::default()
+            .borders(Borders::ALL)
+            .border_style(theme.style("dialog.border"))
+            .title(Span::styled(
+                " Pair with customer (↑↓ enter · esc) ",
+                theme.style("dialog.border"),
+            )),
+    );
+    f.render_widget(para, r);
 }
 
 fn draw_prompt(f: &mut Frame<'_>, area: Rect, app: &App, p: &super::app::Prompt) {
