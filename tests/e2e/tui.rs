@@ -256,11 +256,9 @@ fn console_follows_another_process_and_ctrl_c_restores_the_terminal() {
     assert!(out.status.success(), "{}", stderr(&out));
     let out = home.run(&["account", "test", "other"]);
     assert_eq!(out.status.code(), Some(1));
-    let screen = t.wait_screen("account test failed at login", Duration::from_secs(10));
-    assert!(
-        screen.contains("fix:"),
-        "the error's fix is shown:\n{screen}"
-    );
+    t.wait_screen("account test failed at login", Duration::from_secs(10));
+    // The selected event's detail pane shows what to do about it.
+    t.wait_screen("fix: ", Duration::from_secs(10));
     t.keys(&["C-c"]);
     assert_eq!(t.exit_code(Duration::from_secs(10)), 0);
     let screen = t.wait_screen("CONSOLE-ENDED", Duration::from_secs(10));
