@@ -50,13 +50,10 @@ pub fn parse_headers(raw: &[u8]) -> Option<Envelope> {
         }),
         content_hash: String::new(),
     };
-    if env.message_id.is_none()
-        && env.from.is_none()
-        && env.subject.is_none()
-        && env.date.is_none()
-        && env.to.is_empty()
-    {
-        // Nothing we recognise: not a message header block.
+    // A block with no header fields at all is not a message. One with headers but no From,
+    // Subject or Date (a bare MIME part, a delivery report) is still mail: store it, don't
+    // quarantine it.
+    if msg.headers().is_empty() {
         return None;
     }
     env.content_hash = content_hash(&env);

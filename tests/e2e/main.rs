@@ -4,5 +4,6 @@
 mod common;
 
 mod account;
+mod corpus;
 mod sync;
 mod tui;
