@@ -765,3 +765,84 @@ pub fn edit_text(text: &str) -> Result<String> {
     let _ = std::fs::remove_file(&path);
     result
 }
+
+/// While the console owns the screen, anything written to stderr (a library's warning, a log
+/// line) would land in the middle of the drawing. This points fd 2 at `<home>/logs/console.log`
+/// (0600) and puts it back when dropped — and before a panic message is printed.
+pub struct StderrToFile {
+    saved: i32,
+}
+
+static SAVED_STDERR: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+impl StderrToFile {
+    pub fn start(home: &crate::config::Home) -> Option<StderrToFile> {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::fs::OpenOptionsExt;
+        let dir = home.log_dir();
+        std::fs::create_dir_all(&dir).ok()?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(dir.join("console.log"))
+            .ok()?;
+        // SAFETY: plain descriptor calls on descriptors we own; failures are checked.
+        let saved = unsafe { libc::dup(2) };
+        if saved < 0 {
+            return None;
+        }
+        if unsafe { libc::dup2(file.as_raw_fd(), 2) } < 0 {
+            unsafe { libc::close(saved) };
+            return None;
+        }
+        SAVED_STDERR.store(saved, std::sync::atomic::Ordering::SeqCst);
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            restore_stderr();
+            previous(info);
+        }));
+        Some(StderrToFile { saved })
+    }
+}
+
+fn restore_stderr() {
+    let saved = SAVED_STDERR.swap(-1, std::sync::atomic::Ordering::SeqCst);
+    if saved >= 0 {
+        // SAFETY: `saved` is the duplicate taken in `start`, restored exactly once.
+        unsafe {
+            libc::dup2(saved, 2);
+            libc::close(saved);
+        }
+    }
+}
+
+impl Drop for StderrToFile {
+    fn drop(&mut self) {
+        let _ = self.saved;
+        restore_stderr();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stderr_goes_to_the_console_log_and_comes_back() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let home = crate::config::Home {
+            root: dir.path().to_path_buf(),
+        };
+        let guard = StderrToFile::start(&home).expect("redirected");
+        std::io::stderr().write_all(b"a library warning\n").unwrap();
+        drop(guard);
+        let log = std::fs::read_to_string(home.log_dir().join("console.log")).unwrap();
+        assert_eq!(log, "a library warning\n");
+        // fd 2 is the original again: nothing more lands in the file.
+        std::io::stderr().write_all(b"").unwrap();
+        let again = std::fs::read_to_string(home.log_dir().join("console.log")).unwrap();
+        assert_eq!(again, log);
+    }
+}

@@ -105,6 +105,8 @@ pub async fn run(ctx: &Ctx) -> Result<i32> {
         )
     })?;
     let _guard = TerminalGuard;
+    // Dropped before `_guard` (reverse order): stderr comes back, then the terminal.
+    let mut stderr_redirect = io::StderrToFile::start(&ctx.home);
     let size = terminal
         .size()
         .map(|s| (s.width, s.height))
@@ -145,7 +147,10 @@ pub async fn run(ctx: &Ctx) -> Result<i32> {
                     // Hand the terminal to the editor, then take it back and redraw it all.
                     drop(events);
                     ratatui::restore();
+                    // The editor gets the real stderr (its messages are for the operator).
+                    drop(stderr_redirect.take());
                     let edited = io::edit_text(&text);
+                    stderr_redirect = io::StderrToFile::start(&ctx.home);
                     terminal = ratatui::try_init().map_err(|e| {
                         AppError::local(
                             "cannot set up the terminal again",

@@ -372,7 +372,8 @@ fn console_syncs_by_itself_shows_mail_inert_fetches_bodies_and_picks_folders() {
     let home = Home::new();
     home.add_account("main", &user);
     home.set_account_option("main", "sync.poll_secs", toml_edit::value(1));
-    let t = Tmux::start(&home, "sync", &[], &[]);
+    // Debug logging on: every log line must go to logs/console.log, never onto the screen.
+    let t = Tmux::start(&home, "sync", &[("MAILROOM_LOG", "trace")], &[]);
     t.wait_screen("Accounts — overall", Duration::from_secs(20));
 
     // No daemon runs: the console syncs the account itself; triage fills from the store.
@@ -442,6 +443,16 @@ fn console_syncs_by_itself_shows_mail_inert_fetches_bodies_and_picks_folders() {
     let audit = home.json(&["audit"]).1;
     assert!(audit.to_string().contains("folders_change"), "{audit}");
 
+    let screen = t.screen();
+    assert!(
+        !screen.contains("DEBUG") && !screen.contains(" INFO "),
+        "log lines on the screen:\n{screen}"
+    );
     t.keys(&["q"]);
     assert_eq!(t.exit_code(Duration::from_secs(15)), 0);
+    let log = std::fs::read_to_string(home.path().join("logs/console.log")).unwrap_or_default();
+    assert!(
+        log.contains("DEBUG"),
+        "the console's log lines went to logs/console.log: {log:?}"
+    );
 }
