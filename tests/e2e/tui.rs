@@ -340,7 +340,7 @@ fn select_until(t: &Tmux, line: &str, tries: usize) -> String {
             return s;
         }
         t.keys(&["j"]);
-        let _ = wait_for("the preview to follow", Duration::from_secs(5), || {
+        wait_for("the preview to follow", Duration::from_secs(5), || {
             let now = t.screen();
             (now != s).then_some(())
         });
