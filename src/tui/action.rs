@@ -112,6 +112,8 @@ pub enum Action {
     Plan,
     SetSent,
     NextAccount,
+    PlanUnreadOnly,
+    PlanSince,
     // triage
     Pair,
     AddCustomer,
@@ -268,6 +270,13 @@ pub enum Command {
     },
     QuarantineRetry {
         id: i64,
+    },
+    /// `sync NAME --plan [--since D] [--unread-only]`: counts, sizes, estimate; changes nothing.
+    Plan {
+        job: u64,
+        account: String,
+        since: Option<String>,
+        unread_only: bool,
     },
     /// Re-read the account's folders from the server (`folders --refresh`).
     RefreshFolders {

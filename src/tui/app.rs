@@ -38,6 +38,8 @@ pub enum Data {
     Edited(Result<String, AppError>),
     /// A result to tell the operator about (ok text, or the error with its fix).
     Notice(Result<String, AppError>),
+    /// The first-sync plan (`sync --plan --json`'s account object).
+    Plan(u64, Result<serde_json::Value, AppError>),
     /// Search results for the pair picker.
     Picker(u64, Result<Vec<CustomerRow>, AppError>),
     /// How many cached messages a block would hide: ask before doing it.
@@ -340,8 +342,18 @@ pub struct DashboardPane {
     pub run: Option<CheckRun>,
 }
 
+/// The first-sync plan as `sync --plan --json` reports it, for one account.
+#[derive(Debug, Clone, Default)]
+pub struct PlanView {
+    pub job: u64,
+    pub since: Option<String>,
+    pub unread_only: bool,
+    pub result: Option<Result<serde_json::Value, AppError>>,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct FoldersPane {
+    pub plan: Option<PlanView>,
     pub account: usize,
     pub rows: Vec<FolderRow>,
     pub selected: usize,
@@ -458,6 +470,7 @@ pub struct Prompt {
 pub enum PromptFor {
     SaveAttachment { id: i64, index: usize },
     QuarantineSave { id: i64 },
+    PlanSince,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -1021,6 +1034,7 @@ impl App {
                 if !self.accounts.is_empty() {
                     self.folders.account = (self.folders.account + 1) % self.accounts.len();
                     self.folders.rows.clear();
+                    self.folders.plan = None;
                     self.folders.selected = 0;
                     self.folders.loaded = false;
                 }
@@ -1071,7 +1085,20 @@ impl App {
                 None => vec![],
             },
             Action::Plan => {
-                self.unavailable("the first-sync plan", "issue 3: `mailroom sync --plan`");
+                let p = self.folders.plan.clone().unwrap_or_default();
+                self.start_plan(p.since, p.unread_only)
+            }
+            Action::PlanUnreadOnly => {
+                let p = self.folders.plan.clone().unwrap_or_default();
+                self.start_plan(p.since, !p.unread_only)
+            }
+            Action::PlanSince => {
+                let cur = self.folders.plan.as_ref().and_then(|p| p.since.clone());
+                self.prompt = Some(Prompt {
+                    label: "Plan: only mail since (YYYY-MM-DD)".into(),
+                    value: cur.unwrap_or_default(),
+                    then: PromptFor::PlanSince,
+                });
                 vec![]
             }
             _ => vec![],
@@ -1145,6 +1172,29 @@ impl App {
         }
     }
 
+    fn start_plan(&mut self, since: Option<String>, unread_only: bool) -> Vec<Command> {
+        let Some(account) = self
+            .accounts
+            .get(self.folders.account)
+            .map(|a| a.name.clone())
+        else {
+            return vec![];
+        };
+        let job = self.next_generation();
+        self.folders.plan = Some(PlanView {
+            job,
+            since: since.clone(),
+            unread_only,
+            result: None,
+        });
+        vec![Command::Plan {
+            job,
+            account,
+            since,
+            unread_only,
+        }]
+    }
+
     fn update_picker(&mut self, action: Action) -> Vec<Command> {
         let Some(p) = self.picker.as_mut() else {
             return vec![];
@@ -1212,6 +1262,10 @@ impl App {
                             Command::SaveAttachment { id, index, path }
                         }
                         PromptFor::QuarantineSave { id } => Command::QuarantineSave { id, path },
+                        PromptFor::PlanSince => {
+                            let plan = self.folders.plan.clone().unwrap_or_default();
+                            return self.start_plan(Some(path), plan.unread_only);
+                        }
                     }];
                 }
             }
@@ -1677,6 +1731,13 @@ impl App {
                             }
                         }
                     }
+                }
+            }
+            Data::Plan(job, r) => {
+                if let Some(p) = self.folders.plan.as_mut()
+                    && p.job == job
+                {
+                    p.result = Some(r);
                 }
             }
             Data::Picker(generation, r) => {

@@ -395,6 +395,32 @@ pub fn execute(
             });
             return None;
         }
+        Command::Plan {
+            job,
+            account,
+            since,
+            unread_only,
+        } => {
+            let ctx = own_ctx(ctx);
+            spawn_job(out.clone(), move || {
+                let args = crate::cli::sync::SyncArgs {
+                    name: Some(account),
+                    sel: Default::default(),
+                    once: false,
+                    plan: true,
+                    since: since.filter(|s| !s.trim().is_empty()),
+                    unread_only,
+                    folders: None,
+                };
+                let r = block_on(crate::cli::sync::plan_accounts(&ctx, &args)).and_then(|v| {
+                    v.into_iter().next().ok_or_else(|| {
+                        AppError::local("the plan came back empty", "", "report this as a bug")
+                    })
+                });
+                Ok(Data::Plan(job, r))
+            });
+            return None;
+        }
         Command::RefreshFolders { job: _, account } => {
             let ctx = own_ctx(ctx);
             let out = out.clone();

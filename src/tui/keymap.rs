@@ -78,6 +78,18 @@ pub const DEFAULTS: &[(&str, &str, &str, &str)] = &[
     ("folders", "plan", "P", "First-sync plan"),
     ("folders", "set_sent", "S", "Use as the Sent folder"),
     ("folders", "next_account", "a", "Next account"),
+    (
+        "folders",
+        "plan_unread_only",
+        "u",
+        "Plan: unread only on/off",
+    ),
+    (
+        "folders",
+        "plan_since",
+        "d",
+        "Plan: only since a date (asks)",
+    ),
     ("triage", "open", "enter", "Open the message"),
     ("triage", "pair", "p", "Pair with a customer"),
     (
@@ -208,6 +220,8 @@ pub fn action_by_name(name: &str) -> Option<Action> {
         "plan" => Action::Plan,
         "set_sent" => Action::SetSent,
         "next_account" => Action::NextAccount,
+        "plan_unread_only" => Action::PlanUnreadOnly,
+        "plan_since" => Action::PlanSince,
         "pair" => Action::Pair,
         "add_customer" => Action::AddCustomer,
         "block" => Action::Block,

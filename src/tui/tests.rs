@@ -362,6 +362,19 @@ fn scene(theme: &str, pane: PaneId, state: State) -> App {
                 folder(6, "Trash", Some("trash"), false),
             ];
             a.folders.selected = 2;
+            a.folders.plan = Some(PlanView {
+                job: 1,
+                since: Some("2026-01-01".into()),
+                unread_only: false,
+                result: Some(Ok(serde_json::json!({
+                    "name": "work",
+                    "folders": [
+                        {"folder": "INBOX", "messages": 1200, "to_sync": 800, "bytes": 12_500_000, "estimate_secs": 0.2},
+                        {"folder": "Sent", "messages": 300, "to_sync": 120, "bytes": 900_000, "estimate_secs": 0.2}
+                    ],
+                    "total": {"to_sync": 920, "bytes": 13_400_000, "estimate_secs": 0.4}
+                }))),
+            });
         }
         (PaneId::Folders, State::Empty) => a.folders.loaded = true,
         (PaneId::Folders, State::Error) => a.folders.error = Some(err()),

@@ -427,6 +427,16 @@ fn console_syncs_by_itself_shows_mail_inert_fetches_bodies_and_picks_folders() {
             .any(|l| l.contains("[x]") && l.contains("INBOX")),
         "{screen}"
     );
+    // The first-sync plan: counts and sizes from the server, scoped without changing anything.
+    t.keys(&["P"]);
+    let screen = t.wait_screen("total: ", Duration::from_secs(30));
+    assert!(
+        screen.contains("INBOX") && screen.contains("to sync"),
+        "{screen}"
+    );
+    t.keys(&["u"]);
+    t.wait_screen("· unread only", Duration::from_secs(10));
+    t.wait_screen("total: ", Duration::from_secs(30));
     // Rows are sorted by name; Archive is first.
     t.keys(&["g", "Space"]);
     t.wait_screen("main syncs:", Duration::from_secs(10));

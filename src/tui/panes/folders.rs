@@ -51,6 +51,24 @@ pub fn draw(f: &mut Frame<'_>, area: Rect, app: &App) {
         draw_empty(f, area, app, &title, text);
         return;
     }
+    let area = match &p.plan {
+        Some(plan) => {
+            let want = 4 + plan
+                .result
+                .as_ref()
+                .and_then(|r| r.as_ref().ok())
+                .and_then(|v| v["folders"].as_array().map(|a| a.len() as u16))
+                .unwrap_or(1);
+            let [top, bottom] = ratatui::layout::Layout::vertical([
+                Constraint::Min(5),
+                Constraint::Length(want.min(area.height / 2).max(4)),
+            ])
+            .areas(area);
+            draw_plan(f, bottom, app, plan);
+            top
+        }
+        None => area,
+    };
     let h = (area.height as usize).saturating_sub(3);
     let top = window_top(p.selected, h);
     let rows: Vec<Row> = p
@@ -119,4 +137,58 @@ pub fn draw(f: &mut Frame<'_>, area: Rect, app: &App) {
     )
     .block(frame(theme, title, true));
     f.render_widget(t, area);
+}
+
+fn draw_plan(f: &mut Frame<'_>, area: Rect, app: &App, plan: &crate::tui::app::PlanView) {
+    let theme = &app.theme;
+    let scope = format!(
+        "{} · {}",
+        plan.since
+            .as_deref()
+            .map(|d| format!("since {}", safe(d)))
+            .unwrap_or_else(|| "all history".into()),
+        if plan.unread_only {
+            "unread only"
+        } else {
+            "read and unread"
+        }
+    );
+    let mut lines = Vec::new();
+    match &plan.result {
+        None => lines.push(Line::from(Span::styled(
+            "asking the server for counts and sizes…",
+            theme.style("step.running"),
+        ))),
+        Some(Err(e)) => lines.extend(super::error_lines(theme, e)),
+        Some(Ok(v)) => {
+            for fo in v["folders"].as_array().into_iter().flatten() {
+                lines.push(Line::from(format!(
+                    "{:<24} {:>8} messages {:>8} to sync {:>10}  ~{}s",
+                    safe(fo["folder"].as_str().unwrap_or("")),
+                    fo["messages"].as_u64().unwrap_or(0),
+                    fo["to_sync"].as_u64().unwrap_or(0),
+                    human_bytes(fo["bytes"].as_i64().unwrap_or(0)),
+                    fo["estimate_secs"].as_f64().unwrap_or(0.0)
+                )));
+            }
+            let t = &v["total"];
+            lines.push(Line::from(Span::styled(
+                format!(
+                    "total: {} messages, {}, headers in ~{}s",
+                    t["to_sync"].as_u64().unwrap_or(0),
+                    human_bytes(t["bytes"].as_i64().unwrap_or(0)),
+                    t["estimate_secs"].as_f64().unwrap_or(0.0)
+                ),
+                theme.style("list.header"),
+            )));
+        }
+    }
+    f.render_widget(
+        ratatui::widgets::Paragraph::new(lines).block(frame(
+            theme,
+            format!("First-sync plan: {scope} — u d P"),
+            false,
+        )),
+        area,
+    );
 }
