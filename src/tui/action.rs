@@ -246,6 +246,21 @@ pub enum Command {
         id: i64,
     },
     TriageUndo,
+    /// The crm suggestions of a triage message (`triage show ID`).
+    LoadSuggestions {
+        id: i64,
+    },
+    /// `outbox retry|cancel ID`.
+    OutboxRetry {
+        id: i64,
+    },
+    OutboxCancel {
+        id: i64,
+    },
+    /// `send …` or `reply ID …` with the compose pane's draft.
+    Send {
+        draft: Box<Draft>,
+    },
     /// `account remove NAME` (after confirmation).
     RemoveAccount {
         name: String,
@@ -331,4 +346,20 @@ impl std::fmt::Debug for AccountForm {
             .field("smtp", &self.smtp)
             .finish_non_exhaustive()
     }
+}
+
+/// What the compose pane hands to `send` / `reply`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Draft {
+    pub account: String,
+    /// An alias of the account, when not its main address.
+    pub from: Option<String>,
+    pub to: Vec<String>,
+    pub cc: Vec<String>,
+    pub subject: String,
+    pub body: String,
+    pub attachments: Vec<String>,
+    /// Local id of the message this answers (`reply ID`), and whether to answer all.
+    pub reply_to: Option<i64>,
+    pub all: bool,
 }

@@ -4,7 +4,7 @@
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::action::{AccountForm, Action, Command, PaneId};
+use super::action::{AccountForm, Action, Command, Draft, PaneId};
 use super::keymap::{Key, Keymap};
 use super::theme::Theme;
 use crate::check::{Report, Step, StepStatus};
@@ -48,6 +48,8 @@ pub enum Data {
     TriageDone(Result<String, AppError>),
     /// Suggestions for triage messages (message id → customers).
     Suggestions(Vec<(i64, Vec<Suggestion>)>),
+    /// `send`/`reply` answered (queued, sent…).
+    Sent(Result<String, AppError>),
     /// An account was removed.
     AccountRemoved(Result<String, AppError>),
     /// A body fetch finished (Ok: the store has it now).
@@ -332,6 +334,10 @@ pub struct ComposeForm {
     /// (name, address) of customers matching the address being typed.
     pub suggestions: Vec<(String, String)>,
     pub completion_generation: u64,
+    /// For a reply: the To the CLI will compute itself (passed on only when edited).
+    pub prefilled_to: Option<String>,
+    pub reply_all: bool,
+    pub sending: bool,
 }
 
 #[derive(Debug, Default)]
@@ -756,14 +762,6 @@ impl App {
         });
     }
 
-    /// An action whose domain function has not landed yet: say so, exactly as the CLI does.
-    fn unavailable(&mut self, what: &str, issue: &str) {
-        self.toast(
-            format!("{what} is not available in this build yet ({issue})"),
-            true,
-        );
-    }
-
     fn go(&mut self, pane: PaneId) -> Vec<Command> {
         self.pane = pane;
         self.help = false;
@@ -1136,10 +1134,13 @@ impl App {
                         generation,
                         ..Default::default()
                     });
-                    vec![Command::LoadPicker {
-                        generation,
-                        query: String::new(),
-                    }]
+                    vec![
+                        Command::LoadPicker {
+                            generation,
+                            query: String::new(),
+                        },
+                        Command::LoadSuggestions { id: m.id },
+                    ]
                 }
                 None => vec![],
             },
@@ -1311,10 +1312,7 @@ impl App {
                 self.message.scroll = 0;
                 vec![]
             }
-            Action::Reply | Action::ReplyAll => {
-                self.unavailable("reply", "issue 4: `mailroom reply`");
-                vec![]
-            }
+            Action::Reply | Action::ReplyAll => self.start_reply(action == Action::ReplyAll),
             Action::NextAttachment => {
                 let n = self
                     .message
@@ -1459,7 +1457,7 @@ impl App {
                     c.suggestions.clear();
                 }
             }
-            Action::Send => self.unavailable("sending", "issue 4: `mailroom send`"),
+            Action::Send => return self.send_draft(),
             Action::Editor => {
                 return vec![Command::EditBody {
                     text: self.compose.values[body].clone(),
@@ -1494,6 +1492,86 @@ impl App {
         }]
     }
 
+    fn send_draft(&mut self) -> Vec<Command> {
+        let c = &self.compose;
+        if c.sending {
+            return vec![];
+        }
+        let Some((account, from)) = from_account(&self.accounts, c.from) else {
+            self.toast("no account to send from: add one in Setup", true);
+            return vec![];
+        };
+        let list = |s: &str| -> Vec<String> {
+            s.split(',')
+                .map(str::trim)
+                .filter(|x| !x.is_empty())
+                .map(String::from)
+                .collect()
+        };
+        let body_field = COMPOSE_FIELDS.len() - 1;
+        let to = match &c.prefilled_to {
+            Some(p) if *p == c.values[F_TO] => vec![],
+            _ => list(&c.values[F_TO]),
+        };
+        let draft = Draft {
+            account,
+            from,
+            to,
+            cc: list(&c.values[F_CC]),
+            subject: c.values[3].clone(),
+            body: c.values[body_field].clone(),
+            attachments: list(&c.values[4]),
+            reply_to: c.reply_to,
+            all: c.reply_all,
+        };
+        self.compose.sending = true;
+        self.toast("sending…", false);
+        vec![Command::Send {
+            draft: Box::new(draft),
+        }]
+    }
+
+    /// Reply from the message view: compose prefilled; `reply ID` quotes and threads it.
+    fn start_reply(&mut self, all: bool) -> Vec<Command> {
+        let Some(d) = self.message.detail.clone() else {
+            return vec![];
+        };
+        let s = &d.summary;
+        let account = d
+            .locations
+            .first()
+            .and_then(|l| l.split('/').next())
+            .and_then(|n| self.accounts.iter().position(|a| a.name == n));
+        let from = account
+            .map(|i| {
+                from_choices(&self.accounts)
+                    .iter()
+                    .position(|c| c.starts_with(&format!("{} <", self.accounts[i].name)))
+                    .unwrap_or(0)
+            })
+            .unwrap_or(0);
+        let subject = s.subject.clone().unwrap_or_default();
+        let subject = if subject.to_ascii_lowercase().starts_with("re:") {
+            subject
+        } else {
+            format!("Re: {subject}")
+        };
+        let to = s.from_addr.clone().unwrap_or_default();
+        let mut values = vec![String::new(); COMPOSE_FIELDS.len()];
+        values[F_TO] = to.clone();
+        values[3] = crate::mail::sanitize::clean_line(&subject);
+        self.compose = ComposeForm {
+            field: COMPOSE_FIELDS.len() - 1,
+            from,
+            values,
+            reply_to: Some(s.id),
+            prefilled_to: Some(to),
+            reply_all: all,
+            ..Default::default()
+        };
+        self.go(PaneId::Compose)
+    }
+
     fn update_outbox(&mut self, action: Action) -> Vec<Command> {
         if let Some(t) = self.nav_target(&action, self.outbox.selected, self.outbox.total) {
             if let Some(offset) = self.outbox.move_to(t, self.view_rows()) {
@@ -1508,10 +1586,11 @@ impl App {
             return vec![];
         }
         match action {
-            Action::Retry | Action::CancelItem if self.outbox.current().is_some() => {
-                self.unavailable("outbox retry/cancel", "issue 4: `mailroom outbox`");
-                vec![]
-            }
+            Action::Retry | Action::CancelItem => match self.outbox.current().map(|o| o.id) {
+                Some(id) if action == Action::Retry => vec![Command::OutboxRetry { id }],
+                Some(id) => vec![Command::OutboxCancel { id }],
+                None => vec![],
+            },
             Action::Back => self.go(PaneId::Dashboard),
             _ => vec![],
         }
@@ -1770,7 +1849,27 @@ impl App {
             }
             Data::Suggestions(list) => {
                 for (id, s) in list {
+                    if let Some(p) = self.picker.as_mut()
+                        && p.message_id == id
+                    {
+                        p.suggestions = s.clone();
+                    }
                     self.suggestions.insert(id, s);
+                }
+            }
+            Data::Sent(r) => {
+                let ok = r.is_ok();
+                self.compose.sending = false;
+                self.apply(Data::Notice(r));
+                if ok {
+                    // Watch it go through the outbox's states.
+                    self.compose = ComposeForm {
+                        values: vec![String::new(); COMPOSE_FIELDS.len()],
+                        ..Default::default()
+                    };
+                    let mut c = self.go(PaneId::Outbox);
+                    c.push(Command::LoadDashboard);
+                    return c;
                 }
             }
             Data::AccountRemoved(r) => {
@@ -1852,6 +1951,24 @@ impl App {
         }
         vec![]
     }
+}
+
+/// The account name and (for an alias) the From address of compose's choice `i`.
+pub fn from_account(accounts: &[AccountInfo], i: usize) -> Option<(String, Option<String>)> {
+    let mut n = 0;
+    for a in accounts {
+        if n == i {
+            return Some((a.name.clone(), None));
+        }
+        n += 1;
+        for al in &a.aliases {
+            if n == i {
+                return Some((a.name.clone(), Some(al.clone())));
+            }
+            n += 1;
+        }
+    }
+    None
 }
 
 /// "account <address>" choices for compose: each account's address and its aliases.

@@ -444,7 +444,14 @@ fn scene(theme: &str, pane: PaneId, state: State) -> App {
         }
         (PaneId::Compose, State::Empty) => a.accounts.clear(),
         (PaneId::Compose, State::Error) => {
+            a.compose.values[1] = "sam@client.example".into();
+            a.compose.values[3] = "Hello".into();
             a.update(Action::Send);
+            a.apply(Data::Sent(Err(AppError::needs_user(
+                "the SMTP server refused the login",
+                "535 5.7.8 authentication failed",
+                "`mailroom account set-password work`",
+            ))));
         }
         (PaneId::Outbox, State::Typical) => {
             a.outbox = paged(
@@ -789,9 +796,10 @@ fn pair_opens_a_fuzzy_picker_with_suggestions_first() {
     );
     let cmds = a.update(Action::Pair);
     let generation = match &cmds[..] {
-        [super::action::Command::LoadPicker { generation, query }] if query.is_empty() => {
-            *generation
-        }
+        [
+            super::action::Command::LoadPicker { generation, query },
+            super::action::Command::LoadSuggestions { id: sid },
+        ] if query.is_empty() && *sid == id => *generation,
         other => panic!("{other:?}"),
     };
     a.apply(Data::Picker(
@@ -953,4 +961,47 @@ fn every_pane_draws_at_any_size() {
             }
         }
     }
+}
+
+#[test]
+fn compose_builds_the_draft_send_and_reply_take() {
+    let mut a = app("dark");
+    a.pane = PaneId::Compose;
+    a.update(Action::ChoiceNext); // work <support@…>, the alias
+    a.compose.values[F_TO] = "sam@client.example, bob@x.example".into();
+    a.compose.values[3] = "Invoice".into();
+    a.compose.values[4] = "/tmp/a.pdf".into();
+    a.compose.values[5] = "Hello".into();
+    let cmds = a.update(Action::Send);
+    let d = match &cmds[..] {
+        [super::action::Command::Send { draft }] => draft.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(d.account, "work");
+    assert_eq!(d.from.as_deref(), Some("support@example.test"));
+    assert_eq!(d.to, vec!["sam@client.example", "bob@x.example"]);
+    assert_eq!(d.attachments, vec!["/tmp/a.pdf"]);
+    assert!(d.reply_to.is_none());
+    // A second press while sending does not send twice.
+    assert!(a.update(Action::Send).is_empty());
+    a.apply(Data::Sent(Ok("message #4: queued".into())));
+    assert_eq!(a.pane, PaneId::Outbox, "the outbox shows it going through");
+
+    // Reply from the message view: threaded by `reply ID`, To left to the CLI unless edited.
+    let mut a = scene("dark", PaneId::Message, State::Typical);
+    a.update(Action::Reply);
+    assert_eq!(a.pane, PaneId::Compose);
+    assert_eq!(a.compose.values[3], "Re: Where is my order?");
+    a.compose.values[5] = "It ships today.".into();
+    let cmds = a.update(Action::Send);
+    let d = match &cmds[..] {
+        [super::action::Command::Send { draft }] => draft.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(d.reply_to, Some(7));
+    assert!(
+        d.to.is_empty(),
+        "the CLI answers the sender (or Reply-To) itself"
+    );
+    assert_eq!(d.account, "work");
 }
