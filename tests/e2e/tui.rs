@@ -466,3 +466,118 @@ fn console_syncs_by_itself_shows_mail_inert_fetches_bodies_and_picks_folders() {
         "the console's log lines went to logs/console.log: {log:?}"
     );
 }
+
+#[test]
+fn console_replies_pairs_and_blocks_through_the_headless_commands() {
+    servers();
+    let user = new_user("tui-triage");
+    let sender_pair = new_user("tui-pairme");
+    let sender_block = new_user("tui-blockme");
+    mailbox_ready(&user);
+    smtp_send(
+        &sender_pair,
+        &user,
+        "Pair me please",
+        "I am a future customer.\n",
+    );
+    smtp_send(
+        &sender_block,
+        &user,
+        "Block me please",
+        "Spam, spam, spam.\n",
+    );
+    wait_for("both messages delivered", Duration::from_secs(30), || {
+        let out = doveadm(&["search", "-u", &user, "mailbox", "INBOX", "all"]);
+        (stdout(&out).lines().count() >= 2).then_some(())
+    });
+    let home = Home::new();
+    home.add_account("main", &user);
+    home.set_account_option("main", "sync.poll_secs", toml_edit::value(1));
+    let out = home.run(&[
+        "customers",
+        "add",
+        "--name",
+        "Zed Customer",
+        "--email",
+        "zed@customer.example",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let t = Tmux::start(&home, "triage", &[], &[]);
+    t.wait_screen("Accounts — overall", Duration::from_secs(20));
+    t.keys(&["4"]);
+    t.wait_screen("Pair me please", Duration::from_secs(60));
+    t.wait_screen("Block me please", Duration::from_secs(10));
+
+    // Reply from the message view; the outbox pane follows it to the server.
+    select_until(&t, "Subject    Pair me please", 3);
+    t.keys(&["Enter"]);
+    t.wait_screen("I am a future customer.", Duration::from_secs(30));
+    t.keys(&["r"]);
+    t.wait_screen("Re: Pair me please", Duration::from_secs(10));
+    t.text("Welcome aboard.");
+    t.keys(&["C-s"]);
+    t.wait_screen("Outbox", Duration::from_secs(30));
+    t.wait_screen("verified", Duration::from_secs(60));
+    wait_for(
+        "the reply in the sender's inbox",
+        Duration::from_secs(30),
+        || {
+            let out = doveadm(&[
+                "search",
+                "-u",
+                &sender_pair,
+                "mailbox",
+                "INBOX",
+                "subject",
+                "Re: Pair me please",
+            ]);
+            (stdout(&out).lines().count() == 1).then_some(())
+        },
+    );
+    let out = doveadm(&[
+        "search",
+        "-u",
+        &user,
+        "mailbox",
+        "Sent",
+        "subject",
+        "Re: Pair me please",
+    ]);
+    assert_eq!(stdout(&out).lines().count(), 1, "exactly one copy in Sent");
+
+    // Pair the first message with a customer found by fuzzy search.
+    t.keys(&["4"]);
+    select_until(&t, "Subject    Pair me please", 3);
+    t.keys(&["p"]);
+    t.wait_screen("Pair with customer", Duration::from_secs(10));
+    t.text("zed");
+    t.wait_screen("Zed Customer", Duration::from_secs(10));
+    t.keys(&["Enter"]);
+    t.wait_screen("action ", Duration::from_secs(20));
+    wait_for(
+        "the pairing in the database",
+        Duration::from_secs(10),
+        || {
+            let n: i64 = home
+            .db()
+            .query_row("SELECT COUNT(*) FROM messages WHERE subject = 'Pair me please' AND customer_id IS NOT NULL", [], |r| r.get(0))
+            .unwrap();
+            (n == 1).then_some(())
+        },
+    );
+
+    // Block the other sender: the console says how much it affects and asks first.
+    select_until(&t, "Subject    Block me please", 3);
+    t.keys(&["b"]);
+    t.wait_screen("cached message", Duration::from_secs(20));
+    t.keys(&["y"]);
+    t.wait_screen("action ", Duration::from_secs(20));
+    let (code, deny) = home.json(&["deny", "list", "--account", "main"]);
+    assert_eq!(code, 0, "{deny}");
+    assert!(deny.to_string().contains(&sender_block), "{deny}");
+    let screen = t.wait_screen("Nothing to triage", Duration::from_secs(20));
+    assert!(!screen.contains("Block me please"), "{screen}");
+
+    t.keys(&["q"]);
+    assert_eq!(t.exit_code(Duration::from_secs(15)), 0);
+}
