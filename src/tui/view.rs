@@ -240,19 +240,40 @@ fn draw_help(f: &mut Frame<'_>, area: Rect, app: &App) {
             ]));
         }
     }
-    let h = (rows.len() as u16 + 2).min(area.height);
-    let r = centered(area, 64, h);
+    // Too tall for the screen (80×24 and the triage pane): two columns side by side.
+    let two = rows.len() as u16 + 2 > area.height && area.width >= 60;
+    let per_col = if two {
+        rows.len().div_ceil(2)
+    } else {
+        rows.len()
+    };
+    let width = if two { area.width.min(120) } else { 64 };
+    let h = (per_col as u16 + 2).min(area.height);
+    let r = centered(area, width, h);
     f.render_widget(Clear, r);
-    let t = Table::new(rows, [Constraint::Length(20), Constraint::Min(10)]).block(
-        Block::default()
-            .borders(Borders::ALL)
-            .border_style(theme.style("dialog.border"))
-            .title(Span::styled(
-                format!(" Keys: {} (esc closes) ", app.pane.title()),
-                theme.style("pane.title.focused"),
-            )),
-    );
-    f.render_widget(t, r);
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(theme.style("dialog.border"))
+        .title(Span::styled(
+            format!(" Keys: {} (esc closes) ", app.pane.title()),
+            theme.style("pane.title.focused"),
+        ));
+    let inner = block.inner(r);
+    f.render_widget(block, r);
+    let widths = [
+        Constraint::Length(if two { 12 } else { 16 }),
+        Constraint::Min(8),
+    ];
+    if two {
+        let right = rows.split_off(per_col);
+        let [a, b] = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
+            .spacing(1)
+            .areas(inner);
+        f.render_widget(Table::new(rows, widths), a);
+        f.render_widget(Table::new(right, widths), b);
+    } else {
+        f.render_widget(Table::new(rows, widths), inner);
+    }
 }
 
 fn draw_dialog(f: &mut Frame<'_>, area: Rect, app: &App, text: &str) {

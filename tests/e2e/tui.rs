@@ -516,7 +516,7 @@ fn console_replies_pairs_and_blocks_through_the_headless_commands() {
     t.wait_screen("Re: Pair me please", Duration::from_secs(10));
     t.text("Welcome aboard.");
     t.keys(&["C-s"]);
-    t.wait_screen("Outbox", Duration::from_secs(30));
+    t.wait_screen("Outbox 1/", Duration::from_secs(30));
     t.wait_screen("verified", Duration::from_secs(60));
     wait_for(
         "the reply in the sender's inbox",
