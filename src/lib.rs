@@ -14,6 +14,7 @@ pub mod failpoint;
 pub mod imap;
 pub mod logging;
 pub mod mail;
+pub mod outbox;
 pub mod presets;
 pub mod secret;
 pub mod smtp;

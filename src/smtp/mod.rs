@@ -13,6 +13,8 @@ use crate::config::{Security, Server};
 use crate::error::{AppError, Result};
 use crate::imap::TlsOptions;
 
+pub mod session;
+
 pub type Transport = AsyncSmtpTransport<Tokio1Executor>;
 
 #[derive(Debug, Clone)]
@@ -23,7 +25,7 @@ pub struct SmtpTarget {
     pub timeout: Duration,
 }
 
-fn tls_params(target: &SmtpTarget) -> Result<TlsParameters> {
+pub(crate) fn tls_params(target: &SmtpTarget) -> Result<TlsParameters> {
     let mut b = TlsParameters::builder(target.server.host.clone());
     if target.tls.insecure_skip_verify {
         b = b

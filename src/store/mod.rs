@@ -6,6 +6,7 @@ mod accounts;
 pub mod console;
 mod folders;
 mod log;
+pub mod outbox;
 mod messages;
 mod ops;
 mod quarantine;
@@ -15,6 +16,7 @@ mod status;
 pub use accounts::{AccountRow, AccountState, ErrorInfo, LeaseHolder};
 pub use folders::{FolderRow, FolderSyncState};
 pub use log::{AuditRow, EventRow, Level};
+pub use outbox::{Change, NewOutbox, OutboxRow, ReplyBase};
 pub use messages::{
     BatchOutcome, FlagRow, LocationRow, LocationView, MessageFull, MessageSummary, NewMessage,
     PrefetchItem,

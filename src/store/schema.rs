@@ -241,4 +241,17 @@ CREATE TABLE actions (
 
 CREATE VIRTUAL TABLE messages_fts USING fts5(subject, addresses, body, content='', contentless_delete=1, tokenize='unicode61 remove_diacritics 2');
 "#,
+    // 2 (issue 4, send pipeline): the Sent copy's own bytes when they differ from what SMTP got
+    // (content options, dropped attachments), a claim so two processes never drive one item at
+    // once (and a dead claimant's `sending` item becomes `uncertain`), and the verify time.
+    r#"
+ALTER TABLE outbox ADD COLUMN copy_raw BLOB;             -- NULL: the copy is `raw` byte for byte
+ALTER TABLE outbox ADD COLUMN copy_note TEXT;            -- what the copy leaves out, if anything
+ALTER TABLE outbox ADD COLUMN claim TEXT;                -- host:pid:token of the driving process
+ALTER TABLE outbox ADD COLUMN claim_until TEXT;
+ALTER TABLE outbox ADD COLUMN verified_at TEXT;
+ALTER TABLE outbox ADD COLUMN last_error_at TEXT;
+ALTER TABLE outbox ADD COLUMN size INTEGER;
+CREATE INDEX outbox_by_account_state ON outbox(account_id, state);
+"#,
 ];

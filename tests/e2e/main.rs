@@ -4,6 +4,7 @@
 mod common;
 
 mod account;
+mod send;
 mod corpus;
 mod sync;
 mod tui;

@@ -1,0 +1,1207 @@
+//! The durable send pipeline: queued → sending → sent → copied → verified (plus uncertain, failed,
+//! cancelled), with the copy sub-state pending → appended | filed_by_server | skipped | failed.
+//!
+//! Every state change is committed (with its audit entry) before the next step starts, so a
+//! crash anywhere resumes from the last committed state. `sending` is committed right before
+//! SMTP DATA; an item found in `sending` whose process is gone becomes `uncertain` and is never
+//! sent again automatically: it is resolved when its Message-ID shows up in Sent, or by the
+//! user (`outbox resend|drop`). Copy failures never block sending.
+
+pub mod sentbox;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::account::Account;
+use crate::config::{AccountConfig, Config, CopyOnFailure, Home};
+use crate::error::{AppError, Result};
+use crate::failpoint;
+use crate::mail::compose::Built;
+use crate::secret::Vault;
+use crate::smtp::session::{SendError, Session};
+use crate::store::outbox::{claim_is_dead, claim_tag, copy, state};
+use crate::store::{Change, Level, NewOutbox, OutboxRow, Store, now};
+
+pub use sentbox::SentBox;
+
+/// One state an item reached, for live output (CLI stderr, console).
+#[derive(Debug, Clone, Serialize)]
+pub struct Progress {
+    pub id: i64,
+    pub state: String,
+    pub copy_state: Option<String>,
+    pub note: String,
+}
+
+pub type Observer = Arc<dyn Fn(&Progress) + Send + Sync>;
+
+/// How items reach the servers: one SMTP and one IMAP connection per account and pass
+/// (batched), or one of each per message (what batching is measured against).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CopyConnections {
+    #[default]
+    Shared,
+    PerMessage,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DriveOptions {
+    /// Drive only this item.
+    pub only: Option<i64>,
+    /// Ignore backoff and batching times (explicit user action).
+    pub force: bool,
+    pub connections: CopyConnections,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DriveReport {
+    pub sent: usize,
+    pub verified: usize,
+    pub copy_pending: usize,
+    pub uncertain: usize,
+    pub failed: usize,
+    pub retry_later: usize,
+    pub errors: Vec<ErrorSummary>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorSummary {
+    pub id: Option<i64>,
+    pub what: String,
+    pub detail: String,
+    pub fix: String,
+}
+
+impl ErrorSummary {
+    fn new(id: Option<i64>, e: &AppError) -> Self {
+        ErrorSummary {
+            id,
+            what: e.summary.clone(),
+            detail: e.detail.clone(),
+            fix: e.fix.clone(),
+        }
+    }
+}
+
+/// `base * 2^(n-1)` seconds, capped.
+pub fn backoff_secs(base: u64, max: u64, attempt: i64) -> u64 {
+    let base = base.max(1);
+    let shift = (attempt.max(1) - 1).min(20) as u32;
+    base.saturating_mul(1u64 << shift).min(max.max(base))
+}
+
+fn at_plus(secs: u64) -> String {
+    let t = chrono::Utc::now() + chrono::Duration::seconds(secs.min(10 * 365 * 86400) as i64);
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// The queue plus what driving it needs: settings, the database, the key for passwords.
+pub struct Outbox {
+    pub config: Config,
+    store: Mutex<Store>,
+    vault: Vault,
+    pub operator: String,
+    observer: Option<Observer>,
+}
+
+impl Outbox {
+    pub fn open(home: &Home, operator: &str) -> Result<Outbox> {
+        home.ensure()?;
+        Ok(Outbox {
+            config: Config::load(home)?,
+            store: Mutex::new(Store::open(&home.db_path())?),
+            vault: Vault::open(home)?,
+            operator: operator.to_string(),
+            observer: None,
+        })
+    }
+
+    pub fn with_observer(mut self, o: Observer) -> Self {
+        self.observer = Some(o);
+        self
+    }
+
+    /// The store, briefly (never held across an await).
+    pub fn store(&self) -> MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn account_for(&self, account_id: &str) -> Result<Account> {
+        let (name, cfg) = self.config.account_by_id(account_id).ok_or_else(|| {
+            AppError::needs_user(
+                format!(
+                    "outbox item belongs to an account that is no longer configured ({account_id})"
+                ),
+                "",
+                "add the account again, or `mailroom outbox cancel ID`",
+            )
+        })?;
+        Ok(Account {
+            name: name.clone(),
+            cfg: cfg.clone(),
+        })
+    }
+
+    fn tell(&self, id: i64, note: impl Into<String>) {
+        let Some(o) = &self.observer else { return };
+        let row = self.store().outbox_get(id).ok().flatten();
+        if let Some(r) = row {
+            o(&Progress {
+                id,
+                state: r.state,
+                copy_state: r.copy_state,
+                note: note.into(),
+            });
+        }
+    }
+
+    fn change(
+        &self,
+        id: i64,
+        from: Option<&[&str]>,
+        ch: Change,
+        action: &str,
+        detail: serde_json::Value,
+    ) -> Result<bool> {
+        self.store()
+            .outbox_change(id, from, &ch, &self.operator, action, &detail)
+    }
+
+    /// Puts a built message into the queue (state `queued`); nothing goes on the wire yet.
+    pub fn enqueue(
+        &self,
+        account: &Account,
+        built: &Built,
+        subject: &str,
+        in_reply_to: Option<String>,
+        thread_message_id: Option<i64>,
+    ) -> Result<i64> {
+        let message_id = message_id_of(&built.raw).unwrap_or_default();
+        let n = NewOutbox {
+            account_id: account.id().to_string(),
+            operator: self.operator.clone(),
+            from_addr: built.envelope_from.clone(),
+            rcpts: built.rcpts.clone(),
+            message_id: message_id.clone(),
+            subject: Some(subject.to_string()),
+            raw: built.raw.clone(),
+            copy_raw: built.copy_raw.clone(),
+            copy_note: built.copy_note.clone(),
+            copy_state: if account.cfg.sent_copy.enabled {
+                copy::PENDING
+            } else {
+                copy::SKIPPED
+            },
+            in_reply_to,
+            thread_message_id,
+        };
+        let detail = serde_json::json!({
+            "from": n.from_addr, "rcpts": n.rcpts, "subject": subject,
+            "message_id": message_id, "size": n.raw.len(), "copy_note": n.copy_note,
+        });
+        let id = self.store().outbox_insert(&n, &detail)?;
+        self.tell(id, "queued");
+        Ok(id)
+    }
+
+    /// Items left in `sending` by a process that is gone become `uncertain`: DATA may have
+    /// gone out, so they are never sent again without the user's word.
+    pub fn recover(&self) -> Result<Vec<i64>> {
+        let t = now();
+        let rows = self.store().outbox_in_sending()?;
+        let mut out = Vec::new();
+        for r in rows {
+            if !claim_is_dead(r.claim.as_deref(), r.claim_until.as_deref(), &t) {
+                continue;
+            }
+            let ch = Change {
+                state: Some(state::UNCERTAIN),
+                error: Some(Some((
+                    "the process sending this message stopped after handing it to SMTP; it may or may not have been delivered".into(),
+                    format!("mailroom checks Sent for it; otherwise decide: `mailroom outbox resend {}` or `mailroom outbox drop {}`", r.id, r.id),
+                ))),
+                claim: Some(None),
+                next_attempt_at: Some(None),
+                ..Default::default()
+            };
+            if self.change(
+                r.id,
+                Some(&[state::SENDING]),
+                ch,
+                "outbox.uncertain",
+                serde_json::json!({"claim": r.claim}),
+            )? {
+                let _ = self.store().log_event(
+                    Some(&r.account_id),
+                    Level::Warn,
+                    &format!(
+                        "outbox #{} is uncertain: the sender stopped during SMTP DATA",
+                        r.id
+                    ),
+                    None,
+                    Some("`mailroom outbox resend ID` or `mailroom outbox drop ID`"),
+                );
+                self.tell(r.id, "uncertain: the previous run stopped during SMTP DATA");
+                out.push(r.id);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Drives every due item (or just `opts.only`) as far as it can go now.
+    pub async fn drive(&self, opts: &DriveOptions) -> Result<DriveReport> {
+        let mut report = DriveReport::default();
+        self.recover()?;
+        let accounts: Vec<String> = match opts.only {
+            Some(id) => {
+                let row = self.store().outbox_get(id)?.ok_or_else(|| no_item(id))?;
+                vec![row.account_id]
+            }
+            None => self.store().outbox_active_accounts()?,
+        };
+        for account_id in accounts {
+            let account = match self.account_for(&account_id) {
+                Ok(a) => a,
+                Err(e) => {
+                    report.errors.push(ErrorSummary::new(None, &e));
+                    continue;
+                }
+            };
+            self.drive_account(&account, opts, &mut report).await?;
+        }
+        Ok(report)
+    }
+
+    fn due(
+        &self,
+        account: &Account,
+        states: &[&str],
+        copy_states: Option<&[&str]>,
+        opts: &DriveOptions,
+    ) -> Result<Vec<i64>> {
+        let ids = self
+            .store()
+            .outbox_due(account.id(), states, copy_states, &now(), opts.force)?;
+        Ok(match opts.only {
+            Some(only) => ids.into_iter().filter(|i| *i == only).collect(),
+            None => ids,
+        })
+    }
+
+    async fn drive_account(
+        &self,
+        account: &Account,
+        opts: &DriveOptions,
+        report: &mut DriveReport,
+    ) -> Result<()> {
+        let sends = self.due(account, &[state::QUEUED], None, opts)?;
+        if !sends.is_empty() {
+            self.deliver(account, &sends, opts, report).await?;
+        }
+        let mut copies = self.due(
+            account,
+            &[state::SENT, state::COPIED],
+            Some(&[copy::PENDING, copy::APPENDED]),
+            opts,
+        )?;
+        // Batching: once one copy is due, every copy still waiting for its batch time rides
+        // along on the same connection, so a batch is one connection every batch_secs.
+        if !copies.is_empty() && opts.only.is_none() {
+            copies.extend(self.store().outbox_waiting_batch(account.id())?);
+        }
+        copies.extend(self.due(account, &[state::UNCERTAIN], None, opts)?);
+        copies.sort_unstable();
+        copies.dedup();
+        if !copies.is_empty() {
+            self.copy_all(account, &copies, opts, report).await?;
+        }
+        Ok(())
+    }
+
+    // ---- SMTP ----
+
+    async fn deliver(
+        &self,
+        account: &Account,
+        ids: &[i64],
+        opts: &DriveOptions,
+        report: &mut DriveReport,
+    ) -> Result<()> {
+        let tag = claim_tag();
+        let mut mine = Vec::new();
+        for &id in ids {
+            if self
+                .store()
+                .outbox_claim(id, &[state::QUEUED], &tag, &at_plus(3600), &now())?
+            {
+                mine.push(id);
+            }
+        }
+        let mut session: Option<Session> = None;
+        // A server that cannot be reached or refuses the login fails every item the same way:
+        // one connection attempt per pass, not one per item.
+        let mut conn_err: Option<AppError> = None;
+        for id in mine {
+            let Some(row) = self.store().outbox_get(id)? else {
+                continue;
+            };
+            if row.state != state::QUEUED {
+                self.store().outbox_release(id, &tag)?;
+                continue;
+            }
+            if let Some(e) = &conn_err {
+                self.send_not_sent(&row, e, account, report)?;
+                continue;
+            }
+            if session.as_ref().is_none_or(|s| s.is_broken()) {
+                self.tell(id, "connecting to SMTP");
+                match self.open_smtp(account).await {
+                    Ok(s) => session = Some(s),
+                    Err(e) => {
+                        self.send_not_sent(&row, &e, account, report)?;
+                        conn_err = Some(e);
+                        continue;
+                    }
+                }
+            }
+            let (Some(sess), Some((raw, _))) = (session.as_mut(), self.store().outbox_raw(id)?)
+            else {
+                self.store().outbox_release(id, &tag)?;
+                continue;
+            };
+            let claim_until = at_plus(3600);
+            let result = sess
+                .send(&row.from_addr, &row.rcpts, &raw, || {
+                    let ch = Change {
+                        state: Some(state::SENDING),
+                        claim: Some(Some((tag.clone(), claim_until.clone()))),
+                        ..Default::default()
+                    };
+                    let ok = self.change(
+                        id,
+                        Some(&[state::QUEUED]),
+                        ch,
+                        "outbox.sending",
+                        serde_json::json!({"attempt": row.attempts + 1}),
+                    )?;
+                    if !ok {
+                        return Err(AppError::transient(
+                            "the item changed while connecting",
+                            "",
+                            "it is retried on the next pass",
+                        ));
+                    }
+                    self.tell(id, "sending");
+                    Ok(())
+                })
+                .await;
+            match result {
+                Ok(reply) => {
+                    failpoint::hit("before_sent_commit");
+                    let batch = account.cfg.sent_copy.batch_secs;
+                    let ch = Change {
+                        state: Some(state::SENT),
+                        attempts_inc: true,
+                        error: Some(None),
+                        sent_at: Some(now()),
+                        next_attempt_at: Some(if batch > 0 {
+                            Some(at_plus(batch))
+                        } else {
+                            None
+                        }),
+                        claim: Some(None),
+                        ..Default::default()
+                    };
+                    self.change(
+                        id,
+                        Some(&[state::SENDING]),
+                        ch,
+                        "outbox.sent",
+                        serde_json::json!({"server": reply, "rcpts": row.rcpts}),
+                    )?;
+                    report.sent += 1;
+                    self.tell(id, format!("sent: the SMTP server accepted it ({reply})"));
+                    failpoint::hit("after_smtp_accepted");
+                }
+                Err(SendError::NotSent(e)) => self.send_not_sent(&row, &e, account, report)?,
+                Err(SendError::Refused(e)) => {
+                    let ch = Change {
+                        state: Some(state::FAILED),
+                        attempts_inc: true,
+                        error: Some(Some((e.summary.clone(), e.fix.clone()))),
+                        next_attempt_at: Some(None),
+                        claim: Some(None),
+                        ..Default::default()
+                    };
+                    self.change(
+                        id,
+                        Some(&[state::QUEUED, state::SENDING]),
+                        ch,
+                        "outbox.failed",
+                        serde_json::json!({"error": e.summary, "detail": e.detail}),
+                    )?;
+                    let _ = self.store().log_event(
+                        Some(account.id()),
+                        Level::Error,
+                        &format!("outbox #{id}: {}", e.summary),
+                        Some(&e.detail),
+                        Some(&e.fix),
+                    );
+                    report.failed += 1;
+                    report.errors.push(ErrorSummary::new(Some(id), &e));
+                    self.tell(id, format!("failed: {}", e.summary));
+                }
+                Err(SendError::Uncertain(e)) => {
+                    let ch = Change {
+                        state: Some(state::UNCERTAIN),
+                        attempts_inc: true,
+                        error: Some(Some((
+                            e.summary.clone(),
+                            e.fix.replace("ID", &id.to_string()),
+                        ))),
+                        next_attempt_at: Some(None),
+                        claim: Some(None),
+                        ..Default::default()
+                    };
+                    self.change(
+                        id,
+                        Some(&[state::SENDING]),
+                        ch,
+                        "outbox.uncertain",
+                        serde_json::json!({"error": e.summary, "detail": e.detail}),
+                    )?;
+                    let _ = self.store().log_event(
+                        Some(account.id()),
+                        Level::Warn,
+                        &format!("outbox #{id}: {}", e.summary),
+                        Some(&e.detail),
+                        Some(&e.fix),
+                    );
+                    report.uncertain += 1;
+                    report.errors.push(ErrorSummary::new(Some(id), &e));
+                    self.tell(id, format!("uncertain: {}", e.summary));
+                }
+            }
+            if opts.connections == CopyConnections::PerMessage
+                && let Some(s) = session.take()
+            {
+                s.quit().await;
+            }
+        }
+        if let Some(s) = session {
+            s.quit().await;
+        }
+        Ok(())
+    }
+
+    async fn open_smtp(&self, account: &Account) -> Result<Session> {
+        let target = account.smtp_target(&self.config)?;
+        let pw = {
+            let store = self.store();
+            account.smtp_password(&self.config, &store, &self.vault)?
+        };
+        Session::open(&target, &pw).await
+    }
+
+    /// Not delivered: back to `queued` with the error, an attempt counted and a backoff.
+    fn send_not_sent(
+        &self,
+        row: &OutboxRow,
+        e: &AppError,
+        account: &Account,
+        report: &mut DriveReport,
+    ) -> Result<()> {
+        let attempts = row.attempts + 1;
+        let sync = &account.cfg.sync;
+        let wait = backoff_secs(sync.backoff_min_secs, sync.backoff_max_secs, attempts);
+        let next = at_plus(wait);
+        let ch = Change {
+            state: Some(state::QUEUED),
+            attempts_inc: true,
+            error: Some(Some((e.summary.clone(), e.fix.clone()))),
+            next_attempt_at: Some(Some(next.clone())),
+            claim: Some(None),
+            ..Default::default()
+        };
+        self.change(
+            row.id,
+            Some(&[state::QUEUED, state::SENDING]),
+            ch,
+            "outbox.retry_later",
+            serde_json::json!({"error": e.summary, "detail": e.detail, "next_attempt_at": next}),
+        )?;
+        let _ = self.store().log_event(
+            Some(account.id()),
+            Level::Warn,
+            &format!("outbox #{}: {}", row.id, e.summary),
+            Some(&e.detail),
+            Some(&e.fix),
+        );
+        report.retry_later += 1;
+        report.errors.push(ErrorSummary::new(Some(row.id), e));
+        self.tell(
+            row.id,
+            format!(
+                "not sent: {} — stays queued, next attempt at {next}",
+                e.summary
+            ),
+        );
+        Ok(())
+    }
+
+    // ---- copy to Sent ----
+
+    async fn copy_all(
+        &self,
+        account: &Account,
+        ids: &[i64],
+        opts: &DriveOptions,
+        report: &mut DriveReport,
+    ) -> Result<()> {
+        let tag = claim_tag();
+        let mut mine = Vec::new();
+        for &id in ids {
+            if self.store().outbox_claim(
+                id,
+                &[state::SENT, state::COPIED, state::UNCERTAIN],
+                &tag,
+                &at_plus(900),
+                &now(),
+            )? {
+                mine.push(id);
+            }
+        }
+        if mine.is_empty() {
+            return Ok(());
+        }
+        let target = account.imap_target();
+        let pw = {
+            let store = self.store();
+            account.password(&store, &self.vault)
+        };
+        let folder = account.cfg.sent_copy.folder.clone();
+        let mut sent_box: Option<SentBox> = None;
+        for id in mine {
+            if sent_box.is_none() {
+                let opened = match &pw {
+                    Ok(pw) => SentBox::open(&target, pw, folder.as_deref()).await,
+                    Err(e) => Err(e.clone()),
+                };
+                match opened {
+                    Ok(b) => sent_box = Some(b),
+                    Err(e) => {
+                        self.copy_failed(id, account, &e, report)?;
+                        self.store().outbox_release(id, &tag)?;
+                        continue;
+                    }
+                }
+            }
+            let Some(b) = sent_box.as_mut() else { continue };
+            if let Err(e) = self.copy_one(b, id, account, report).await {
+                self.copy_failed(id, account, &e, report)?;
+                // The connection may be broken; open a fresh one for the next item.
+                if let Some(b) = sent_box.take() {
+                    b.close().await;
+                }
+            }
+            if opts.connections == CopyConnections::PerMessage
+                && let Some(b) = sent_box.take()
+            {
+                b.close().await;
+            }
+            self.store().outbox_release(id, &tag)?;
+        }
+        if let Some(b) = sent_box {
+            b.close().await;
+        }
+        Ok(())
+    }
+
+    async fn copy_one(
+        &self,
+        b: &mut SentBox,
+        id: i64,
+        account: &Account,
+        report: &mut DriveReport,
+    ) -> Result<()> {
+        let Some(row) = self.store().outbox_get(id)? else {
+            return Ok(());
+        };
+        let sc = &account.cfg.sent_copy;
+        if row.state == state::UNCERTAIN {
+            let found = b.find(&row.message_id).await?;
+            if let Some(uid) = found.first() {
+                let ch = Change {
+                    state: Some(state::VERIFIED),
+                    copy_state: Some(copy::FILED_BY_SERVER),
+                    copy_folder: Some(b.folder.clone()),
+                    copy_uid: Some((b.uidvalidity as i64, Some(*uid as i64))),
+                    sent_at: Some(row.sent_at.clone().unwrap_or_else(now)),
+                    verified_at: Some(now()),
+                    error: Some(None),
+                    ..Default::default()
+                };
+                self.change(
+                    id,
+                    Some(&[state::UNCERTAIN]),
+                    ch,
+                    "outbox.uncertain_resolved",
+                    serde_json::json!({"found_in": b.folder, "uid": uid}),
+                )?;
+                report.verified += 1;
+                self.tell(
+                    id,
+                    format!("resolved: found in {} — it was delivered", b.folder),
+                );
+            } else {
+                let ch = Change {
+                    next_attempt_at: Some(Some(at_plus(sc.retry_secs.max(1)))),
+                    ..Default::default()
+                };
+                self.change(
+                    id,
+                    Some(&[state::UNCERTAIN]),
+                    ch,
+                    "outbox.uncertain_checked",
+                    serde_json::json!({"found": false}),
+                )?;
+                report.uncertain += 1;
+                self.tell(id, format!("still uncertain: not in {}; decide with `mailroom outbox resend {id}` or `mailroom outbox drop {id}`", b.folder));
+            }
+            return Ok(());
+        }
+        let mut appended_uid: Option<u32> = None;
+        if row.copy_state.as_deref() == Some(copy::PENDING) {
+            // A copy may already be there: filed by the server, or appended by a run that died
+            // before committing it. Either way, never a second one.
+            let found = b.find(&row.message_id).await?;
+            if let Some(uid) = found.first() {
+                let ch = Change {
+                    state: Some(state::VERIFIED),
+                    copy_state: Some(copy::FILED_BY_SERVER),
+                    copy_folder: Some(b.folder.clone()),
+                    copy_uid: Some((b.uidvalidity as i64, Some(*uid as i64))),
+                    verified_at: Some(now()),
+                    copy_attempts_inc: true,
+                    error: Some(None),
+                    ..Default::default()
+                };
+                self.change(
+                    id,
+                    Some(&[state::SENT, state::COPIED]),
+                    ch,
+                    "outbox.verified",
+                    serde_json::json!({"copy": "filed_by_server", "folder": b.folder, "uid": uid}),
+                )?;
+                report.verified += 1;
+                self.tell(
+                    id,
+                    format!(
+                        "verified: the server filed it into {} itself (uid {uid})",
+                        b.folder
+                    ),
+                );
+                return Ok(());
+            }
+            let learned = self.store().outbox_server_files_sent(account.id())?;
+            if sc.filed_by_server || (learned && row.copy_attempts < 3) {
+                let wait = backoff_secs(
+                    sc.retry_secs,
+                    account.cfg.sync.backoff_max_secs,
+                    row.copy_attempts + 1,
+                );
+                let ch = Change {
+                    copy_attempts_inc: true,
+                    next_attempt_at: Some(Some(at_plus(wait))),
+                    error: Some(Some((
+                        format!(
+                            "waiting for the server to file the message into {}",
+                            b.folder
+                        ),
+                        if sc.filed_by_server {
+                            "nothing to do; if it never appears, set sent_copy.filed_by_server = false".to_string()
+                        } else {
+                            "nothing to do; mailroom appends its own copy if the server's does not appear".to_string()
+                        },
+                    ))),
+                    ..Default::default()
+                };
+                self.change(
+                    id,
+                    Some(&[state::SENT]),
+                    ch,
+                    "outbox.copy_waiting",
+                    serde_json::json!({"folder": b.folder}),
+                )?;
+                report.copy_pending += 1;
+                self.tell(
+                    id,
+                    format!(
+                        "copy pending: waiting for the server's own copy in {}",
+                        b.folder
+                    ),
+                );
+                return Ok(());
+            }
+            let (raw, copy_raw) = self.store().outbox_raw(id)?.ok_or_else(|| no_item(id))?;
+            let bytes = copy_raw.unwrap_or(raw);
+            let uid = b.append(&bytes, row.sent_at.as_deref()).await?;
+            // Crash here and the restart finds our copy by Message-ID before appending again.
+            failpoint::hit("after_append");
+            let ch = Change {
+                state: Some(state::COPIED),
+                copy_state: Some(copy::APPENDED),
+                copy_folder: Some(b.folder.clone()),
+                copy_uid: Some((b.uidvalidity as i64, uid.map(|u| u as i64))),
+                copy_attempts_inc: true,
+                error: Some(None),
+                ..Default::default()
+            };
+            self.change(id, Some(&[state::SENT]), ch, "outbox.copied", serde_json::json!({"folder": b.folder, "uid": uid, "bytes": bytes.len(), "note": row.copy_note}))?;
+            self.tell(
+                id,
+                format!(
+                    "copied to {}{}",
+                    b.folder,
+                    uid.map(|u| format!(" (uid {u})")).unwrap_or_default()
+                ),
+            );
+            appended_uid = uid;
+        }
+        // Verify by Message-ID.
+        let found = b.find(&row.message_id).await?;
+        if found.is_empty() {
+            return Err(AppError::transient(
+                format!("the copy is not found in {} by its Message-ID", b.folder),
+                format!("Message-ID <{}>", row.message_id),
+                "mailroom checks again later; if it persists, the server may filter that folder",
+            ));
+        }
+        let ours = appended_uid.map(|u| u as i64).or(row.copy_uid);
+        let mut ch = Change {
+            state: Some(state::VERIFIED),
+            verified_at: Some(now()),
+            error: Some(None),
+            ..Default::default()
+        };
+        let mut note = format!("verified: found in {} by Message-ID", b.folder);
+        if found.len() > 1
+            && let Some(our) = ours.and_then(|u| u32::try_from(u).ok()).filter(|u| found.contains(u))
+            // The server filed its own copy after we looked: take ours back.
+            && b.remove(our).await?
+        {
+            let theirs = found.iter().copied().find(|u| *u != our);
+            ch.copy_state = Some(copy::FILED_BY_SERVER);
+            ch.copy_uid = Some((b.uidvalidity as i64, theirs.map(|u| u as i64)));
+            note = format!(
+                "verified: the server filed its own copy too, so mailroom removed its duplicate (uid {our})"
+            );
+        }
+        self.change(
+            id,
+            Some(&[state::COPIED, state::SENT]),
+            ch,
+            "outbox.verified",
+            serde_json::json!({"folder": b.folder, "found": found}),
+        )?;
+        report.verified += 1;
+        self.tell(id, note);
+        Ok(())
+    }
+
+    /// A copy step failed: what happens next is the account's `on_failure` choice.
+    fn copy_failed(
+        &self,
+        id: i64,
+        account: &Account,
+        e: &AppError,
+        report: &mut DriveReport,
+    ) -> Result<()> {
+        let Some(row) = self.store().outbox_get(id)? else {
+            return Ok(());
+        };
+        let sc = &account.cfg.sent_copy;
+        report.errors.push(ErrorSummary::new(Some(id), e));
+        if row.state == state::UNCERTAIN {
+            let ch = Change {
+                next_attempt_at: Some(Some(at_plus(sc.retry_secs.max(1)))),
+                ..Default::default()
+            };
+            self.change(
+                id,
+                Some(&[state::UNCERTAIN]),
+                ch,
+                "outbox.uncertain_check_failed",
+                serde_json::json!({"error": e.summary}),
+            )?;
+            report.uncertain += 1;
+            self.tell(
+                id,
+                format!("uncertain; cannot check Sent now: {}", e.summary),
+            );
+            return Ok(());
+        }
+        let err = Some(Some((
+            format!("copy to Sent failed: {}", e.summary),
+            e.fix.clone(),
+        )));
+        let detail = serde_json::json!({"error": e.summary, "detail": e.detail, "on_failure": format!("{:?}", sc.on_failure).to_lowercase()});
+        match sc.on_failure {
+            CopyOnFailure::Retry | CopyOnFailure::Queue => {
+                let wait = if sc.on_failure == CopyOnFailure::Retry {
+                    backoff_secs(
+                        sc.retry_secs,
+                        account.cfg.sync.backoff_max_secs,
+                        row.copy_attempts + 1,
+                    )
+                } else {
+                    sc.retry_secs.max(sc.batch_secs).max(1)
+                };
+                let next = at_plus(wait);
+                let ch = Change {
+                    copy_attempts_inc: true,
+                    error: err,
+                    next_attempt_at: Some(Some(next.clone())),
+                    ..Default::default()
+                };
+                self.change(
+                    id,
+                    Some(&[state::SENT, state::COPIED]),
+                    ch,
+                    "outbox.copy_retry_later",
+                    detail,
+                )?;
+                report.copy_pending += 1;
+                self.tell(
+                    id,
+                    format!("copy pending: {} — next try at {next}", e.summary),
+                );
+            }
+            CopyOnFailure::Notify => {
+                let ch = Change {
+                    copy_state: Some(copy::FAILED),
+                    copy_attempts_inc: true,
+                    error: err,
+                    next_attempt_at: Some(None),
+                    ..Default::default()
+                };
+                self.change(
+                    id,
+                    Some(&[state::SENT, state::COPIED]),
+                    ch,
+                    "outbox.copy_failed",
+                    detail,
+                )?;
+                let _ = self.store().log_event(
+                    Some(account.id()),
+                    Level::Error,
+                    &format!("outbox #{id}: the copy to Sent failed: {}", e.summary),
+                    Some(&e.detail),
+                    Some(&format!("{}; then `mailroom outbox retry {id}`", e.fix)),
+                );
+                report.copy_pending += 1;
+                self.tell(
+                    id,
+                    format!(
+                        "copy failed: {} (retry with `mailroom outbox retry {id}`)",
+                        e.summary
+                    ),
+                );
+            }
+            CopyOnFailure::Skip => {
+                let ch = Change {
+                    copy_state: Some(copy::SKIPPED),
+                    copy_attempts_inc: true,
+                    error: err,
+                    next_attempt_at: Some(None),
+                    ..Default::default()
+                };
+                self.change(
+                    id,
+                    Some(&[state::SENT, state::COPIED]),
+                    ch,
+                    "outbox.copy_skipped",
+                    detail,
+                )?;
+                let _ = self.store().log_event(
+                    Some(account.id()),
+                    Level::Info,
+                    &format!(
+                        "outbox #{id}: copy to Sent skipped after a failure: {}",
+                        e.summary
+                    ),
+                    Some(&e.detail),
+                    None,
+                );
+                self.tell(id, format!("copy skipped: {}", e.summary));
+            }
+        }
+        Ok(())
+    }
+
+    // ---- user actions ----
+
+    fn get(&self, id: i64) -> Result<OutboxRow> {
+        self.store().outbox_get(id)?.ok_or_else(|| no_item(id))
+    }
+
+    /// Makes an item due now: a waiting or failed send, or a pending/failed/skipped copy.
+    pub fn retry(&self, id: i64) -> Result<()> {
+        let row = self.get(id)?;
+        let ch = match (row.state.as_str(), row.copy_state.as_deref()) {
+            (state::QUEUED | state::FAILED, _) => Change {
+                state: Some(state::QUEUED),
+                next_attempt_at: Some(None),
+                ..Default::default()
+            },
+            (state::SENT | state::COPIED, Some(copy::PENDING | copy::APPENDED)) => Change {
+                next_attempt_at: Some(None),
+                ..Default::default()
+            },
+            (state::SENT, Some(copy::FAILED | copy::SKIPPED)) => Change {
+                copy_state: Some(copy::PENDING),
+                next_attempt_at: Some(None),
+                ..Default::default()
+            },
+            (state::UNCERTAIN, _) => {
+                return Err(AppError::usage(
+                    format!("outbox #{id} is uncertain: it may have been delivered"),
+                    format!(
+                        "choose `mailroom outbox resend {id}` (may arrive twice) or `mailroom outbox drop {id}`"
+                    ),
+                ));
+            }
+            (s, c) => {
+                return Err(AppError::usage(
+                    format!(
+                        "outbox #{id} has nothing to retry (state {s}, copy {})",
+                        c.unwrap_or("none")
+                    ),
+                    "see `mailroom outbox`",
+                ));
+            }
+        };
+        self.change(
+            id,
+            Some(&[row.state.as_str()]),
+            ch,
+            "outbox.retry",
+            serde_json::json!({}),
+        )?;
+        Ok(())
+    }
+
+    /// Cancels an item SMTP has not accepted (queued or failed).
+    pub fn cancel(&self, id: i64) -> Result<()> {
+        let row = self.get(id)?;
+        let ok = matches!(row.state.as_str(), state::QUEUED | state::FAILED)
+            && self.change(
+                id,
+                Some(&[state::QUEUED, state::FAILED]),
+                Change {
+                    state: Some(state::CANCELLED),
+                    next_attempt_at: Some(None),
+                    ..Default::default()
+                },
+                "outbox.cancelled",
+                serde_json::json!({}),
+            )?;
+        if !ok {
+            let fix = match row.state.as_str() {
+                state::UNCERTAIN => format!(
+                    "it may have been delivered: `mailroom outbox drop {id}` gives up on it"
+                ),
+                state::SENDING => {
+                    "it is being sent right now; wait and check `mailroom outbox`".to_string()
+                }
+                state::CANCELLED => "it is cancelled already".to_string(),
+                _ => {
+                    "the SMTP server has accepted it already; it cannot be called back".to_string()
+                }
+            };
+            return Err(AppError::usage(
+                format!("outbox #{id} cannot be cancelled (state {})", row.state),
+                fix,
+            ));
+        }
+        self.tell(id, "cancelled");
+        Ok(())
+    }
+
+    /// The user chose to send an uncertain item again (it may arrive twice).
+    pub fn resend(&self, id: i64) -> Result<()> {
+        let row = self.get(id)?;
+        let ok = self.change(
+            id,
+            Some(&[state::UNCERTAIN]),
+            Change {
+                state: Some(state::QUEUED),
+                next_attempt_at: Some(None),
+                error: Some(None),
+                ..Default::default()
+            },
+            "outbox.resend",
+            serde_json::json!({}),
+        )?;
+        if !ok {
+            return Err(AppError::usage(
+                format!("outbox #{id} is not uncertain (state {})", row.state),
+                "resend is only for uncertain items; see `mailroom outbox retry`",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The user gave up on an uncertain item, assuming it was delivered: it counts as sent and
+    /// gets its Sent copy so the record is complete.
+    pub fn drop_uncertain(&self, id: i64) -> Result<()> {
+        let row = self.get(id)?;
+        let account = self.account_for(&row.account_id)?;
+        let ok = self.change(
+            id,
+            Some(&[state::UNCERTAIN]),
+            Change {
+                state: Some(state::SENT),
+                copy_state: Some(if account.cfg.sent_copy.enabled {
+                    copy::PENDING
+                } else {
+                    copy::SKIPPED
+                }),
+                sent_at: Some(row.sent_at.clone().unwrap_or_else(now)),
+                next_attempt_at: Some(None),
+                error: Some(None),
+                ..Default::default()
+            },
+            "outbox.dropped",
+            serde_json::json!({"assumed": "delivered"}),
+        )?;
+        if !ok {
+            return Err(AppError::usage(
+                format!("outbox #{id} is not uncertain (state {})", row.state),
+                "drop is only for uncertain items; `mailroom outbox cancel` stops a queued one",
+            ));
+        }
+        self.tell(id, "dropped: assumed delivered; not sent again");
+        Ok(())
+    }
+
+    /// Seconds until something is due (None: nothing waits).
+    pub fn next_due_in(&self) -> Result<Option<Duration>> {
+        let next = self.store().outbox_next_due()?;
+        Ok(next.map(|t| {
+            if t.is_empty() {
+                return Duration::ZERO;
+            }
+            chrono::DateTime::parse_from_rfc3339(&t)
+                .map(|d| {
+                    (d.with_timezone(&chrono::Utc) - chrono::Utc::now())
+                        .to_std()
+                        .unwrap_or(Duration::ZERO)
+                })
+                .unwrap_or(Duration::ZERO)
+        }))
+    }
+}
+
+fn no_item(id: i64) -> AppError {
+    AppError::not_found("outbox item", &id.to_string(), "see `mailroom outbox`")
+}
+
+/// The Message-ID (without <>) of raw bytes we built.
+pub fn message_id_of(raw: &[u8]) -> Option<String> {
+    let m = mail_parser::MessageParser::default().parse_headers(raw)?;
+    m.message_id().map(str::to_string)
+}
+
+/// `from` must be the account's address or one of its aliases (case-insensitive).
+pub fn check_sender(cfg: &AccountConfig, from_addr: &str) -> Result<()> {
+    let f = from_addr.to_ascii_lowercase();
+    if cfg.email.eq_ignore_ascii_case(&f) || cfg.aliases.iter().any(|a| a.eq_ignore_ascii_case(&f))
+    {
+        return Ok(());
+    }
+    Err(AppError::usage(
+        format!("{from_addr} is not this account's address or one of its aliases"),
+        format!(
+            "send from {} or an alias (add one with `mailroom account edit NAME --alias ADDR`)",
+            cfg.email
+        ),
+    ))
+}
+
+/// Runs the queue in the background until `shutdown` turns true: drives what is due, then
+/// sleeps until the next item is due (at most `idle`), or until `wake` is notified (something
+/// was queued). Reloads the configuration every pass. For the daemon and the console.
+pub async fn run_worker(
+    home: Home,
+    operator: String,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    wake: Arc<tokio::sync::Notify>,
+    observer: Option<Observer>,
+    idle: Duration,
+) -> Result<()> {
+    loop {
+        if *shutdown.borrow() {
+            return Ok(());
+        }
+        let mut wait = idle;
+        match Outbox::open(&home, &operator) {
+            Ok(ob) => {
+                let ob = match &observer {
+                    Some(o) => ob.with_observer(o.clone()),
+                    None => ob,
+                };
+                if let Err(e) = ob.drive(&DriveOptions::default()).await {
+                    tracing::warn!("outbox pass failed: {e}");
+                }
+                if let Ok(Some(d)) = ob.next_due_in() {
+                    wait = wait.min(d.max(Duration::from_secs(1)));
+                }
+            }
+            Err(e) => tracing::warn!("outbox cannot open: {e}"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = wake.notified() => {}
+            r = shutdown.changed() => { if r.is_err() { return Ok(()); } }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        assert_eq!(backoff_secs(5, 900, 1), 5);
+        assert_eq!(backoff_secs(5, 900, 2), 10);
+        assert_eq!(backoff_secs(5, 900, 4), 40);
+        assert_eq!(backoff_secs(5, 900, 60), 900);
+        assert_eq!(backoff_secs(0, 0, 1), 1, "at least a second");
+    }
+
+    #[test]
+    fn sender_must_be_the_account_or_an_alias() {
+        let toml = r#"id = "x"
+email = "a@example.test"
+user = "a@example.test"
+aliases = ["Sales@example.test"]
+imap = { host = "h", port = 1 }
+smtp = { host = "h", port = 2 }
+"#;
+        let cfg: AccountConfig = toml::from_str(toml).unwrap();
+        assert!(check_sender(&cfg, "A@example.test").is_ok());
+        assert!(check_sender(&cfg, "sales@example.test").is_ok());
+        let e = check_sender(&cfg, "ceo@example.test").unwrap_err();
+        assert!(e.fix.contains("--alias"));
+    }
+
+    #[test]
+    fn message_id_is_read_back() {
+        let raw = b"Message-ID: <abc@example.test>\r\nSubject: x\r\n\r\nbody\r\n";
+        assert_eq!(message_id_of(raw).as_deref(), Some("abc@example.test"));
+    }
+}

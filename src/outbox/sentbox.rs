@@ -1,0 +1,144 @@
+//! The Sent folder over IMAP for the copy step: find it, look a Message-ID up, APPEND a copy and
+//! take back a duplicate we made when the server filed its own copy late.
+
+use futures::TryStreamExt;
+use secrecy::SecretString;
+
+use crate::error::{AppError, Result};
+use crate::imap::discovery::{self, Role};
+use crate::imap::{ImapSession, ImapTarget, append, connect};
+
+pub struct SentBox {
+    session: ImapSession,
+    /// Decoded name (for people).
+    pub folder: String,
+    /// Wire name (modified UTF-7).
+    wire: String,
+    pub uidvalidity: u32,
+    uidplus: bool,
+}
+
+fn perr(what: &str) -> impl FnOnce(async_imap::error::Error) -> AppError + '_ {
+    move |e| connect::protocol_error(what, e)
+}
+
+impl SentBox {
+    /// Connects, finds the Sent folder (`folder` overrides the detected one) and selects it.
+    pub async fn open(
+        target: &ImapTarget,
+        password: &SecretString,
+        folder: Option<&str>,
+    ) -> Result<SentBox> {
+        let mut session = connect::connect(target, password).await?;
+        let caps = session.capabilities().await.map_err(perr("CAPABILITY"))?;
+        let uidplus = caps.has_str("UIDPLUS");
+        let folders = discovery::list_folders(&mut session).await?;
+        let found = match folder {
+            Some(name) => folders
+                .iter()
+                .find(|f| f.name == name || f.wire_name == name)
+                .cloned(),
+            None => folders.iter().find(|f| f.role == Some(Role::Sent)).cloned(),
+        };
+        let Some(info) = found else {
+            let _ = session.logout().await;
+            return Err(match folder {
+                Some(name) => AppError::needs_user(
+                    format!("the folder {name:?} for Sent copies does not exist"),
+                    "",
+                    "create it, or fix sent_copy.folder in config.toml",
+                ),
+                None => AppError::needs_user(
+                    "no Sent folder was found on the server",
+                    "neither a \\Sent special-use flag nor a known Sent name",
+                    "name it with `mailroom folders NAME --sent FOLDER` or set sent_copy.folder",
+                ),
+            });
+        };
+        let mb = session
+            .select(&info.wire_name)
+            .await
+            .map_err(perr("SELECT"))?;
+        Ok(SentBox {
+            session,
+            folder: info.name,
+            wire: info.wire_name,
+            uidvalidity: mb.uid_validity.unwrap_or(0),
+            uidplus,
+        })
+    }
+
+    fn drain(&mut self) {
+        while self.session.unsolicited_responses.try_recv().is_ok() {}
+    }
+
+    /// UIDs in Sent carrying this Message-ID (without <>), after letting the server report
+    /// mail that arrived since the last command (a server-filed copy lands asynchronously).
+    pub async fn find(&mut self, message_id: &str) -> Result<Vec<u32>> {
+        self.session.noop().await.map_err(perr("NOOP"))?;
+        let q = message_id.replace(['"', '\\', '\r', '\n'], "");
+        let found = self
+            .session
+            .uid_search(format!("HEADER Message-ID \"<{q}>\""))
+            .await
+            .map_err(perr("UID SEARCH"))?;
+        self.drain();
+        let mut v: Vec<u32> = found.into_iter().collect();
+        v.sort_unstable();
+        Ok(v)
+    }
+
+    /// APPENDs with \Seen and the send date; returns the new UID when the server says it.
+    pub async fn append(&mut self, bytes: &[u8], sent_at: Option<&str>) -> Result<Option<u32>> {
+        let date = sent_at
+            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+            .map(|d| {
+                d.with_timezone(&chrono::Utc)
+                    .format("%d-%b-%Y %H:%M:%S +0000")
+                    .to_string()
+            });
+        let res = append::append(
+            &mut self.session,
+            &self.wire,
+            "\\Seen",
+            date.as_deref(),
+            bytes,
+        )
+        .await?;
+        self.drain();
+        Ok(match res {
+            Some((validity, uid)) => {
+                self.uidvalidity = validity;
+                Some(uid)
+            }
+            None => None,
+        })
+    }
+
+    /// Removes one message we appended (UID EXPUNGE only, never a plain EXPUNGE that would
+    /// take other \Deleted mail). Returns false when the server lacks UIDPLUS.
+    pub async fn remove(&mut self, uid: u32) -> Result<bool> {
+        if !self.uidplus {
+            return Ok(false);
+        }
+        let set = uid.to_string();
+        let s = self
+            .session
+            .uid_store(&set, "+FLAGS.SILENT (\\Deleted)")
+            .await
+            .map_err(perr("UID STORE"))?;
+        let _: Vec<_> = s.try_collect().await.map_err(perr("UID STORE"))?;
+        let s = self
+            .session
+            .uid_expunge(&set)
+            .await
+            .map_err(perr("UID EXPUNGE"))?;
+        let _: Vec<_> = s.try_collect().await.map_err(perr("UID EXPUNGE"))?;
+        self.drain();
+        Ok(true)
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.session.logout().await;
+    }
+}

@@ -1,0 +1,688 @@
+//! Typed queries on the durable send queue (`outbox`). Every state change is one committed
+//! transaction together with its audit entry, so a crash between two steps resumes from the last
+//! committed state and the audit log never disagrees with the queue.
+
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+
+use super::{Store, now};
+use crate::error::Result;
+
+/// Item states (contract): queued → sending → sent → copied → verified, plus uncertain, failed,
+/// cancelled.
+pub mod state {
+    pub const QUEUED: &str = "queued";
+    pub const SENDING: &str = "sending";
+    pub const UNCERTAIN: &str = "uncertain";
+    pub const SENT: &str = "sent";
+    pub const COPIED: &str = "copied";
+    pub const VERIFIED: &str = "verified";
+    pub const FAILED: &str = "failed";
+    pub const CANCELLED: &str = "cancelled";
+}
+
+/// Copy sub-states (contract): pending, appended, filed_by_server, skipped, failed.
+pub mod copy {
+    pub const PENDING: &str = "pending";
+    pub const APPENDED: &str = "appended";
+    pub const FILED_BY_SERVER: &str = "filed_by_server";
+    pub const SKIPPED: &str = "skipped";
+    pub const FAILED: &str = "failed";
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub account_id: String,
+    pub operator: Option<String>,
+    pub from_addr: String,
+    pub rcpts: Vec<String>,
+    pub message_id: String,
+    pub subject: Option<String>,
+    pub state: String,
+    pub copy_state: Option<String>,
+    pub copy_folder: Option<String>,
+    pub copy_uid: Option<i64>,
+    pub copy_uidvalidity: Option<i64>,
+    pub copy_note: Option<String>,
+    pub attempts: i64,
+    pub copy_attempts: i64,
+    pub last_error_what: Option<String>,
+    pub last_error_fix: Option<String>,
+    pub last_error_at: Option<String>,
+    pub next_attempt_at: Option<String>,
+    pub in_reply_to: Option<String>,
+    pub thread_message_id: Option<i64>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub sent_at: Option<String>,
+    pub verified_at: Option<String>,
+    pub size: Option<i64>,
+    pub claim: Option<String>,
+    pub claim_until: Option<String>,
+}
+
+const COLUMNS: &str = "id, account_id, operator, from_addr, rcpt_json, message_id, subject, state, copy_state, copy_folder, copy_uid, copy_uidvalidity, copy_note, attempts, copy_attempts, last_error_what, last_error_fix, last_error_at, next_attempt_at, in_reply_to, thread_message_id, created_at, updated_at, sent_at, verified_at, size, claim, claim_until";
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRow> {
+    let rcpt: String = r.get(4)?;
+    Ok(OutboxRow {
+        id: r.get(0)?,
+        account_id: r.get(1)?,
+        operator: r.get(2)?,
+        from_addr: r.get(3)?,
+        rcpts: serde_json::from_str(&rcpt).unwrap_or_default(),
+        message_id: r.get(5)?,
+        subject: r.get(6)?,
+        state: r.get(7)?,
+        copy_state: r.get(8)?,
+        copy_folder: r.get(9)?,
+        copy_uid: r.get(10)?,
+        copy_uidvalidity: r.get(11)?,
+        copy_note: r.get(12)?,
+        attempts: r.get(13)?,
+        copy_attempts: r.get(14)?,
+        last_error_what: r.get(15)?,
+        last_error_fix: r.get(16)?,
+        last_error_at: r.get(17)?,
+        next_attempt_at: r.get(18)?,
+        in_reply_to: r.get(19)?,
+        thread_message_id: r.get(20)?,
+        created_at: r.get(21)?,
+        updated_at: r.get(22)?,
+        sent_at: r.get(23)?,
+        verified_at: r.get(24)?,
+        size: r.get(25)?,
+        claim: r.get(26)?,
+        claim_until: r.get(27)?,
+    })
+}
+
+/// (bytes for SMTP, Sent copy bytes when they differ)
+pub type RawPair = (Vec<u8>, Option<Vec<u8>>);
+
+/// A message about to enter the queue, with its exact bytes.
+#[derive(Debug, Clone)]
+pub struct NewOutbox {
+    pub account_id: String,
+    pub operator: String,
+    pub from_addr: String,
+    pub rcpts: Vec<String>,
+    pub message_id: String,
+    pub subject: Option<String>,
+    pub raw: Vec<u8>,
+    pub copy_raw: Option<Vec<u8>>,
+    pub copy_note: Option<String>,
+    /// `skipped` when copies are off for the account, else `pending`.
+    pub copy_state: &'static str,
+    pub in_reply_to: Option<String>,
+    pub thread_message_id: Option<i64>,
+}
+
+/// One state change; `None` fields stay as they are.
+#[derive(Debug, Clone, Default)]
+pub struct Change {
+    pub state: Option<&'static str>,
+    pub copy_state: Option<&'static str>,
+    pub attempts_inc: bool,
+    pub copy_attempts_inc: bool,
+    /// Some(Some((what, fix))) records an error, Some(None) clears it.
+    pub error: Option<Option<(String, String)>>,
+    pub next_attempt_at: Option<Option<String>>,
+    pub sent_at: Option<String>,
+    pub verified_at: Option<String>,
+    pub copy_folder: Option<String>,
+    /// (uidvalidity, uid)
+    pub copy_uid: Option<(i64, Option<i64>)>,
+    /// Some(Some((claim, until))) sets the claim, Some(None) releases it.
+    pub claim: Option<Option<(String, String)>>,
+}
+
+/// The parts of a cached message that a reply needs.
+#[derive(Debug, Clone)]
+pub struct ReplyBase {
+    pub id: i64,
+    pub message_id: Option<String>,
+    pub refs: Option<String>,
+    pub from_addr: Option<String>,
+    pub from_name: Option<String>,
+    pub to_json: String,
+    pub cc_json: String,
+    pub subject: Option<String>,
+    pub date: Option<String>,
+    pub headers: Option<Vec<u8>>,
+    pub body: Option<Vec<u8>>,
+    pub text_body: Option<String>,
+    pub thread_id: Option<i64>,
+    /// Accounts holding a copy of it (to pick the replying account).
+    pub account_ids: Vec<String>,
+}
+
+impl Store {
+    pub fn outbox_insert(&self, n: &NewOutbox, audit_detail: &serde_json::Value) -> Result<i64> {
+        let tx = self.conn.unchecked_transaction()?;
+        let t = now();
+        tx.execute(
+            "INSERT INTO outbox (account_id, operator, from_addr, rcpt_json, message_id, subject, raw, copy_raw, copy_note, state, copy_state, in_reply_to, thread_message_id, created_at, updated_at, size)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'queued', ?10, ?11, ?12, ?13, ?13, ?14)",
+            params![
+                n.account_id,
+                n.operator,
+                n.from_addr,
+                serde_json::to_string(&n.rcpts).unwrap_or_else(|_| "[]".into()),
+                n.message_id,
+                n.subject,
+                n.raw,
+                n.copy_raw,
+                n.copy_note,
+                n.copy_state,
+                n.in_reply_to,
+                n.thread_message_id,
+                t,
+                n.raw.len() as i64,
+            ],
+        )?;
+        let id = tx.last_insert_rowid();
+        tx.execute(
+            "INSERT INTO audit (at, operator, action, account_id, target, detail) VALUES (?1, ?2, 'outbox.queued', ?3, ?4, ?5)",
+            params![t, n.operator, n.account_id, format!("outbox:{id}"), audit_detail.to_string()],
+        )?;
+        tx.commit()?;
+        Ok(id)
+    }
+
+    pub fn outbox_get(&self, id: i64) -> Result<Option<OutboxRow>> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM outbox WHERE id = ?1"),
+                [id],
+                row,
+            )
+            .optional()?)
+    }
+
+    /// Items, newest first; `account_ids` None = all.
+    pub fn outbox_list(
+        &self,
+        account_ids: Option<&[String]>,
+        limit: i64,
+    ) -> Result<Vec<OutboxRow>> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM outbox ORDER BY id DESC LIMIT ?1"
+        ))?;
+        let rows = st
+            .query_map([limit], row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(match account_ids {
+            None => rows,
+            Some(ids) => rows
+                .into_iter()
+                .filter(|r| ids.contains(&r.account_id))
+                .collect(),
+        })
+    }
+
+    /// The bytes SMTP sends, and the Sent copy's own bytes when they differ.
+    pub fn outbox_raw(&self, id: i64) -> Result<Option<RawPair>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT raw, copy_raw FROM outbox WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+    }
+
+    /// Ids in `states` whose next attempt is due (`force`: regardless of the time), oldest first.
+    pub fn outbox_due(
+        &self,
+        account_id: &str,
+        states: &[&str],
+        copy_states: Option<&[&str]>,
+        at: &str,
+        force: bool,
+    ) -> Result<Vec<i64>> {
+        let list = |v: &[&str]| {
+            v.iter()
+                .map(|s| format!("'{}'", s.replace('\'', "")))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let mut sql = format!(
+            "SELECT id FROM outbox WHERE account_id = ?1 AND state IN ({})",
+            list(states)
+        );
+        if let Some(cs) = copy_states {
+            sql.push_str(&format!(" AND copy_state IN ({})", list(cs)));
+        }
+        if !force {
+            sql.push_str(" AND (next_attempt_at IS NULL OR next_attempt_at <= ?2)");
+        } else {
+            sql.push_str(" AND ?2 IS NOT NULL");
+        }
+        sql.push_str(" ORDER BY id");
+        let mut st = self.conn.prepare(&sql)?;
+        let ids = st
+            .query_map(params![account_id, at], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<i64>>>()?;
+        Ok(ids)
+    }
+
+    /// Copies that only wait for their batch time (never tried yet).
+    pub fn outbox_waiting_batch(&self, account_id: &str) -> Result<Vec<i64>> {
+        let mut st = self.conn.prepare(
+            "SELECT id FROM outbox WHERE account_id = ?1 AND state = 'sent' AND copy_state = 'pending' AND copy_attempts = 0 ORDER BY id",
+        )?;
+        let ids = st
+            .query_map([account_id], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<i64>>>()?;
+        Ok(ids)
+    }
+
+    /// Accounts that have anything left to drive.
+    pub fn outbox_active_accounts(&self) -> Result<Vec<String>> {
+        let mut st = self.conn.prepare(
+            "SELECT DISTINCT account_id FROM outbox
+             WHERE state IN ('queued','sending','uncertain')
+                OR (state IN ('sent','copied') AND copy_state IN ('pending','appended'))",
+        )?;
+        let ids = st
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()?;
+        Ok(ids)
+    }
+
+    /// The earliest time something becomes due (for the background worker's sleep).
+    pub fn outbox_next_due(&self) -> Result<Option<String>> {
+        Ok(self.conn.query_row(
+            "SELECT MIN(COALESCE(next_attempt_at, '')) FROM outbox
+             WHERE state = 'queued' OR (state IN ('sent','copied') AND copy_state IN ('pending','appended'))",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Items left in `sending` (the process that marked them may have died).
+    pub fn outbox_in_sending(&self) -> Result<Vec<OutboxRow>> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM outbox WHERE state = 'sending' ORDER BY id"
+        ))?;
+        let rows = st
+            .query_map([], row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    /// Takes the item for one step unless another live process holds it (a claim whose
+    /// process is gone, or whose deadline passed, is taken over). Returns false when it is not
+    /// in `states` any more or someone else holds it.
+    pub fn outbox_claim(
+        &self,
+        id: i64,
+        states: &[&str],
+        claim: &str,
+        until: &str,
+        at: &str,
+    ) -> Result<bool> {
+        type Held = (Option<String>, Option<String>);
+        let held: Option<Held> = self
+            .conn
+            .query_row(
+                "SELECT claim, claim_until FROM outbox WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let Some((old, old_until)) = held else {
+            return Ok(false);
+        };
+        if old.as_deref().is_some_and(|o| o != claim)
+            && !claim_is_dead(old.as_deref(), old_until.as_deref(), at)
+        {
+            return Ok(false);
+        }
+        let list = states
+            .iter()
+            .map(|s| format!("'{}'", s.replace('\'', "")))
+            .collect::<Vec<_>>()
+            .join(",");
+        // Compare-and-set on the claim we saw, so two takers never both win.
+        let n = self.conn.execute(
+            &format!(
+                "UPDATE outbox SET claim = ?2, claim_until = ?3
+                 WHERE id = ?1 AND state IN ({list}) AND claim IS ?4"
+            ),
+            params![id, claim, until, old],
+        )?;
+        Ok(n == 1)
+    }
+
+    pub fn outbox_release(&self, id: i64, claim: &str) -> Result<()> {
+        self.conn.execute(
+            "UPDATE outbox SET claim = NULL, claim_until = NULL WHERE id = ?1 AND claim = ?2",
+            params![id, claim],
+        )?;
+        Ok(())
+    }
+
+    /// Applies one change if the item is still in one of `from` (None = any), committing it
+    /// with its audit entry. Returns false (and changes nothing) when the state moved on.
+    pub fn outbox_change(
+        &self,
+        id: i64,
+        from: Option<&[&str]>,
+        change: &Change,
+        operator: &str,
+        action: &str,
+        detail: &serde_json::Value,
+    ) -> Result<bool> {
+        let t = now();
+        let mut sets: Vec<String> = vec!["updated_at = ?2".into()];
+        let mut vals: Vec<rusqlite::types::Value> = vec![id.into(), t.clone().into()];
+        let mut push = |col: &str, v: rusqlite::types::Value, sets: &mut Vec<String>| {
+            vals.push(v);
+            sets.push(format!("{col} = ?{}", vals.len()));
+        };
+        use rusqlite::types::Value as V;
+        let opt = |s: Option<String>| s.map(V::from).unwrap_or(V::Null);
+        if let Some(s) = change.state {
+            push("state", V::from(s.to_string()), &mut sets);
+        }
+        if let Some(s) = change.copy_state {
+            push("copy_state", V::from(s.to_string()), &mut sets);
+        }
+        if let Some(e) = &change.error {
+            let (what, fix) = match e {
+                Some((w, f)) => (Some(w.clone()), Some(f.clone())),
+                None => (None, None),
+            };
+            let at = e.as_ref().map(|_| t.clone());
+            push("last_error_what", opt(what), &mut sets);
+            push("last_error_fix", opt(fix), &mut sets);
+            push("last_error_at", opt(at), &mut sets);
+        }
+        if let Some(n) = &change.next_attempt_at {
+            push("next_attempt_at", opt(n.clone()), &mut sets);
+        }
+        if let Some(s) = &change.sent_at {
+            push("sent_at", V::from(s.clone()), &mut sets);
+        }
+        if let Some(s) = &change.verified_at {
+            push("verified_at", V::from(s.clone()), &mut sets);
+        }
+        if let Some(s) = &change.copy_folder {
+            push("copy_folder", V::from(s.clone()), &mut sets);
+        }
+        if let Some((validity, uid)) = change.copy_uid {
+            push("copy_uidvalidity", V::from(validity), &mut sets);
+            push("copy_uid", uid.map(V::from).unwrap_or(V::Null), &mut sets);
+        }
+        if let Some(c) = &change.claim {
+            let (claim, until) = match c {
+                Some((c, u)) => (Some(c.clone()), Some(u.clone())),
+                None => (None, None),
+            };
+            push("claim", opt(claim), &mut sets);
+            push("claim_until", opt(until), &mut sets);
+        }
+        if change.attempts_inc {
+            sets.push("attempts = attempts + 1".into());
+        }
+        if change.copy_attempts_inc {
+            sets.push("copy_attempts = copy_attempts + 1".into());
+        }
+        let mut sql = format!("UPDATE outbox SET {} WHERE id = ?1", sets.join(", "));
+        if let Some(from) = from {
+            let list = from
+                .iter()
+                .map(|s| format!("'{}'", s.replace('\'', "")))
+                .collect::<Vec<_>>()
+                .join(",");
+            sql.push_str(&format!(" AND state IN ({list})"));
+        }
+        let tx = self.conn.unchecked_transaction()?;
+        let n = tx.execute(&sql, rusqlite::params_from_iter(vals))?;
+        if n == 1 {
+            let account: Option<String> = tx
+                .query_row("SELECT account_id FROM outbox WHERE id = ?1", [id], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            tx.execute(
+                "INSERT INTO audit (at, operator, action, account_id, target, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![t, operator, action, account, format!("outbox:{id}"), detail.to_string()],
+            )?;
+        }
+        tx.commit()?;
+        Ok(n == 1)
+    }
+
+    /// The server filed an earlier message of this account into Sent by itself: a hint that it
+    /// will do so again, so the copy step waits for the server's copy before appending one.
+    pub fn outbox_server_files_sent(&self, account_id: &str) -> Result<bool> {
+        Ok(self.conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM outbox WHERE account_id = ?1 AND copy_state = 'filed_by_server')",
+            [account_id],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// A cached message to reply to, or None.
+    pub fn reply_base(&self, id: i64) -> Result<Option<ReplyBase>> {
+        let base = self
+            .conn
+            .query_row(
+                "SELECT id, message_id, refs, from_addr, from_name, to_json, cc_json, subject, date, headers, body, text_body, thread_id FROM messages WHERE id = ?1",
+                [id],
+                |r| {
+                    Ok(ReplyBase {
+                        id: r.get(0)?,
+                        message_id: r.get(1)?,
+                        refs: r.get(2)?,
+                        from_addr: r.get(3)?,
+                        from_name: r.get(4)?,
+                        to_json: r.get(5)?,
+                        cc_json: r.get(6)?,
+                        subject: r.get(7)?,
+                        date: r.get(8)?,
+                        headers: r.get(9)?,
+                        body: r.get(10)?,
+                        text_body: r.get(11)?,
+                        thread_id: r.get(12)?,
+                        account_ids: Vec::new(),
+                    })
+                },
+            )
+            .optional()?;
+        let Some(mut base) = base else {
+            return Ok(None);
+        };
+        let mut st = self.conn.prepare(
+            "SELECT DISTINCT account_id FROM locations WHERE message_id = ?1 ORDER BY account_id",
+        )?;
+        base.account_ids = st
+            .query_map([id], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()?;
+        Ok(Some(base))
+    }
+
+    /// Finds a cached message by its Message-ID (without <>).
+    pub fn message_by_message_id(&self, message_id: &str) -> Result<Option<i64>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id FROM messages WHERE message_id = ?1 ORDER BY id LIMIT 1",
+                [message_id],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+}
+
+/// This process's claim tag: host, pid and a random token.
+pub fn claim_tag() -> String {
+    use std::sync::OnceLock;
+    static TAG: OnceLock<String> = OnceLock::new();
+    TAG.get_or_init(|| {
+        format!(
+            "{}:{}:{}",
+            super::accounts::hostname(),
+            std::process::id(),
+            crate::account::new_id()
+        )
+    })
+    .clone()
+}
+
+/// Whether the process named by a claim tag is gone (same host: its pid no longer exists;
+/// another host: the claim expired).
+pub fn claim_is_dead(claim: Option<&str>, until: Option<&str>, at: &str) -> bool {
+    let Some(claim) = claim else { return true };
+    if claim == claim_tag() {
+        return false;
+    }
+    let mut parts = claim.splitn(3, ':');
+    let host = parts.next().unwrap_or("");
+    let pid = parts.next().and_then(|p| p.parse::<u32>().ok());
+    if host == super::accounts::hostname()
+        && let Some(pid) = pid
+    {
+        // Same host: a pid that exists but is a different process is possible after a
+        // reboot; the claim deadline covers that case.
+        let alive = std::path::Path::new(&format!("/proc/{pid}")).exists();
+        return !alive || until.is_some_and(|u| u < at);
+    }
+    until.is_none_or(|u| u < at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item() -> NewOutbox {
+        NewOutbox {
+            account_id: "a1".into(),
+            operator: "op".into(),
+            from_addr: "a@example.test".into(),
+            rcpts: vec!["b@example.test".into()],
+            message_id: "x@example.test".into(),
+            subject: Some("hi".into()),
+            raw: b"Subject: hi\r\n\r\nbody\r\n".to_vec(),
+            copy_raw: None,
+            copy_note: None,
+            copy_state: copy::PENDING,
+            in_reply_to: None,
+            thread_message_id: None,
+        }
+    }
+
+    #[test]
+    fn changes_are_conditional_and_audited() {
+        let s = Store::open_in_memory().unwrap();
+        let id = s.outbox_insert(&item(), &serde_json::json!({})).unwrap();
+        let r = s.outbox_get(id).unwrap().unwrap();
+        assert_eq!(
+            (r.state.as_str(), r.copy_state.as_deref()),
+            ("queued", Some("pending"))
+        );
+        let ch = Change {
+            state: Some(state::SENDING),
+            ..Default::default()
+        };
+        assert!(
+            s.outbox_change(
+                id,
+                Some(&[state::QUEUED]),
+                &ch,
+                "op",
+                "outbox.sending",
+                &serde_json::json!({})
+            )
+            .unwrap()
+        );
+        // Not queued any more: a second claim of the same step changes nothing.
+        assert!(
+            !s.outbox_change(
+                id,
+                Some(&[state::QUEUED]),
+                &ch,
+                "op",
+                "outbox.sending",
+                &serde_json::json!({})
+            )
+            .unwrap()
+        );
+        let audit = s.audit_rows(10).unwrap();
+        assert_eq!(
+            audit.iter().map(|a| a.action.as_str()).collect::<Vec<_>>(),
+            ["outbox.queued", "outbox.sending"]
+        );
+        let counts = s.outbox_counts("a1").unwrap();
+        assert_eq!(counts.queued, 1, "sending counts as queued for status");
+    }
+
+    #[test]
+    fn claims_exclude_other_live_holders() {
+        let s = Store::open_in_memory().unwrap();
+        let id = s.outbox_insert(&item(), &serde_json::json!({})).unwrap();
+        let far = "2999-01-01T00:00:00Z";
+        assert!(
+            s.outbox_claim(id, &["queued"], "other:1:x", far, &now())
+                .unwrap()
+        );
+        assert!(
+            !s.outbox_claim(id, &["queued"], &claim_tag(), far, &now())
+                .unwrap()
+        );
+        s.outbox_release(id, "other:1:x").unwrap();
+        assert!(
+            s.outbox_claim(id, &["queued"], &claim_tag(), far, &now())
+                .unwrap()
+        );
+        assert!(!claim_is_dead(Some(&claim_tag()), Some(far), &now()));
+        assert!(claim_is_dead(
+            Some(&format!(
+                "{}:999999999:t",
+                super::super::accounts::hostname()
+            )),
+            Some(far),
+            &now()
+        ));
+        assert!(claim_is_dead(
+            Some("elsewhere:1:t"),
+            Some("2000-01-01T00:00:00Z"),
+            &now()
+        ));
+        assert!(!claim_is_dead(Some("elsewhere:1:t"), Some(far), &now()));
+    }
+
+    #[test]
+    fn due_respects_next_attempt() {
+        let s = Store::open_in_memory().unwrap();
+        let id = s.outbox_insert(&item(), &serde_json::json!({})).unwrap();
+        let ch = Change {
+            next_attempt_at: Some(Some("2999-01-01T00:00:00Z".into())),
+            ..Default::default()
+        };
+        s.outbox_change(
+            id,
+            None,
+            &ch,
+            "op",
+            "outbox.retry_later",
+            &serde_json::json!({}),
+        )
+        .unwrap();
+        assert!(
+            s.outbox_due("a1", &["queued"], None, &now(), false)
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            s.outbox_due("a1", &["queued"], None, &now(), true).unwrap(),
+            vec![id]
+        );
+    }
+}

@@ -1,0 +1,1007 @@
+//! Issue 4: the send pipeline against the real Postfix + Dovecot — compose, durable outbox, SMTP,
+//! copy to Sent, verify, crash recovery. Mailboxes are read back over IMAP byte for byte.
+
+use std::time::Duration;
+
+use mail_parser::MimeHeaders;
+
+use super::common::*;
+
+/// A fresh mailbox that can log in. Dovecot's passwd-file notices changes by whole-second mtime,
+/// so a user added in the same second as an earlier lookup stays unknown until the file changes
+/// again: add a throwaway user now and then until the new one can log in.
+fn user(prefix: &str) -> String {
+    let u = new_user(prefix);
+    let mut polls = 0;
+    wait_for(
+        &format!("{u} to be able to log in"),
+        Duration::from_secs(30),
+        || {
+            let out = doveadm(&["auth", "test", &u, PASSWORD]);
+            if out.status.success() && stdout(&out).contains("auth succeeded") {
+                return Some(());
+            }
+            polls += 1;
+            if polls % 5 == 0 {
+                new_user("nudge");
+            }
+            None
+        },
+    );
+    u
+}
+
+/// One message found over IMAP: its exact bytes and flags.
+struct Found {
+    raw: Vec<u8>,
+    flags: Vec<String>,
+}
+
+/// Every message in `folder` of `user` whose Message-ID is `mid` (without <>).
+fn imap_find(user: &str, folder: &str, mid: &str) -> Vec<Found> {
+    use futures::StreamExt;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let target = mailroom::imap::ImapTarget {
+            server: mailroom::config::Server {
+                host: "127.0.0.1".into(),
+                port: IMAPS,
+                security: mailroom::config::Security::Tls,
+            },
+            tls: mailroom::imap::TlsOptions {
+                ca_file: Some(servers().ca.clone()),
+                insecure_skip_verify: false,
+            },
+            user: user.to_string(),
+            timeout: Duration::from_secs(20),
+        };
+        let pw = secrecy::SecretString::from(PASSWORD.to_string());
+        let mut s = mailroom::imap::connect(&target, &pw)
+            .await
+            .expect("imap login");
+        s.select(folder).await.expect("select");
+        let uids = s
+            .uid_search(format!("HEADER Message-ID \"<{mid}>\""))
+            .await
+            .expect("search");
+        let mut out = Vec::new();
+        if !uids.is_empty() {
+            let set: Vec<String> = uids.iter().map(|u| u.to_string()).collect();
+            let mut stream = s
+                .uid_fetch(set.join(","), "(FLAGS BODY.PEEK[])")
+                .await
+                .expect("fetch");
+            while let Some(f) = stream.next().await {
+                let f = f.expect("fetch item");
+                if let Some(body) = f.body() {
+                    out.push(Found {
+                        raw: body.to_vec(),
+                        flags: f.flags().map(|fl| format!("{fl:?}")).collect(),
+                    });
+                }
+            }
+        }
+        let _ = s.logout().await;
+        out
+    })
+}
+
+fn count(user: &str, folder: &str, mid: &str) -> usize {
+    imap_find(user, folder, mid).len()
+}
+
+fn outbox_item(home: &Home, id: i64) -> serde_json::Value {
+    let (code, v) = home.json(&["outbox"]);
+    assert_eq!(code, 0, "{v}");
+    v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == id)
+        .cloned()
+        .unwrap_or_else(|| panic!("no item {id} in {v}"))
+}
+
+/// Runs `outbox flush` until item `id` reaches `state` (flush is what the daemon runs).
+fn flush_until(home: &Home, id: i64, state: &str, within: Duration) -> serde_json::Value {
+    let start = std::time::Instant::now();
+    loop {
+        let out = home.run(&["outbox", "flush"]);
+        let last = outbox_item(home, id);
+        if last["state"] == state {
+            return last;
+        }
+        assert!(
+            start.elapsed() < within,
+            "outbox #{id} did not reach {state} within {within:?}: {last}\nlast flush: {}",
+            stderr(&out)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn raw_of(home: &Home, id: i64) -> Vec<u8> {
+    home.db()
+        .query_row("SELECT raw FROM outbox WHERE id = ?1", [id], |r| r.get(0))
+        .unwrap()
+}
+
+fn send_json(home: &Home, args: &[&str], body: &str) -> (i32, serde_json::Value, String) {
+    let mut full = vec!["--json", "send"];
+    full.extend_from_slice(args);
+    let out = home.run_stdin(&full, body);
+    let text = stdout(&out);
+    let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap_or_else(|e| {
+        panic!(
+            "not one JSON object ({e}): {text:?}\nstderr: {}",
+            stderr(&out)
+        )
+    });
+    (out.status.code().unwrap_or(-1), v, stderr(&out))
+}
+
+fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+fn audit_actions(home: &Home, id: i64) -> Vec<String> {
+    let db = home.db();
+    let mut st = db
+        .prepare("SELECT action FROM audit WHERE target = ?1 ORDER BY id")
+        .unwrap();
+    st.query_map([format!("outbox:{id}")], |r| r.get(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect()
+}
+
+#[test]
+fn send_with_attachment_and_non_ascii_subject_lands_once_and_verifies() {
+    let alice = user("send-a");
+    let bob = user("send-b");
+    let carol = user("send-c");
+    let home = Home::new();
+    home.add_account("a", &alice);
+    let dir = tempfile::tempdir().unwrap();
+    let att = dir.path().join("Angebot März.pdf");
+    std::fs::write(&att, b"%PDF-1.4 fake but binary \x00\x01\x02\xff").unwrap();
+    let html = dir.path().join("b.html");
+    std::fs::write(&html, "<p>Grüße aus <b>Köln</b></p>").unwrap();
+    let subject = "Grüße — 日本語の件名 ✓";
+    let (code, v, err) = send_json(
+        &home,
+        &[
+            "--to",
+            &bob,
+            "--bcc",
+            &carol,
+            "--reply-to",
+            &alice,
+            "--subject",
+            subject,
+            "--attach",
+            att.to_str().unwrap(),
+            "--html-file",
+            html.to_str().unwrap(),
+        ],
+        "Hallo Bob,\nanbei das Angebot.\n",
+    );
+    assert_eq!(code, 0, "{v}\n{err}");
+    assert_eq!(v["state"], "verified", "{v}");
+    assert_eq!(v["copy_state"], "appended");
+    assert_eq!(v["copy_folder"], "Sent");
+    for s in ["queued", "sending", "sent", "copied", "verified"] {
+        assert!(
+            err.contains(&format!(" {s} ")),
+            "state {s} printed on stderr: {err}"
+        );
+    }
+    let mid = v["message_id"].as_str().unwrap().to_string();
+    let id = v["id"].as_i64().unwrap();
+
+    let inbox = imap_find(&bob, "INBOX", &mid);
+    assert_eq!(inbox.len(), 1, "bob has it once");
+    let parsed = mail_parser::MessageParser::default()
+        .parse(&inbox[0].raw)
+        .unwrap();
+    assert_eq!(parsed.subject(), Some(subject));
+    assert_eq!(parsed.attachment_count(), 1);
+    assert_eq!(
+        parsed.attachment(0).unwrap().attachment_name(),
+        Some("Angebot März.pdf")
+    );
+    assert_eq!(
+        parsed.attachment(0).unwrap().contents(),
+        b"%PDF-1.4 fake but binary \x00\x01\x02\xff"
+    );
+    assert_eq!(
+        parsed.reply_to().unwrap().first().unwrap().address(),
+        Some(alice.as_str())
+    );
+    assert_eq!(count(&carol, "INBOX", &mid), 1, "the Bcc recipient got it");
+    let text = String::from_utf8_lossy(&inbox[0].raw).to_ascii_lowercase();
+    assert!(
+        !text.contains("\nbcc:") && !text.contains(&carol.to_ascii_lowercase()),
+        "Bcc is envelope only"
+    );
+
+    let sent = imap_find(&alice, "Sent", &mid);
+    assert_eq!(sent.len(), 1, "exactly one copy in Sent");
+    let raw = raw_of(&home, id);
+    assert_eq!(
+        sent[0].raw, raw,
+        "the Sent copy is byte-identical to what SMTP got"
+    );
+    assert!(
+        sent[0].flags.iter().any(|f| f.contains("Seen")),
+        "{:?}",
+        sent[0].flags
+    );
+
+    let actions = audit_actions(&home, id);
+    for a in [
+        "outbox.queued",
+        "outbox.sending",
+        "outbox.sent",
+        "outbox.copied",
+        "outbox.verified",
+    ] {
+        assert!(actions.iter().any(|x| x == a), "audit has {a}: {actions:?}");
+    }
+    let (_, st) = home.json(&["status"]);
+    assert_eq!(
+        st["accounts"][0]["outbox"],
+        serde_json::json!({"queued":0,"uncertain":0,"copy_pending":0})
+    );
+}
+
+#[test]
+fn sends_over_implicit_tls_submission_too() {
+    let alice = user("send-465");
+    let bob = user("send-465-b");
+    let home = Home::new();
+    let ca = servers().ca.to_string_lossy().to_string();
+    let out = home.run_stdin(
+        &[
+            "account",
+            "add",
+            "a",
+            "--email",
+            &alice,
+            "--imap",
+            &format!("127.0.0.1:{IMAP_STARTTLS}"),
+            "--imap-security",
+            "starttls",
+            "--smtp",
+            &format!("127.0.0.1:{SUBMISSIONS}"),
+            "--smtp-security",
+            "tls",
+            "--ca-file",
+            &ca,
+            "--password-stdin",
+        ],
+        PASSWORD,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (code, v, err) = send_json(&home, &["--to", &bob, "--subject", "over 465", "--in-reply-to", "<elsewhere-1@example.org>"], "x");
+    assert_eq!(code, 0, "{v} {err}");
+    assert_eq!(v["state"], "verified");
+    assert_eq!(v["in_reply_to"], "elsewhere-1@example.org");
+    let got = imap_find(&bob, "INBOX", v["message_id"].as_str().unwrap());
+    assert_eq!(got.len(), 1);
+    let m = mail_parser::MessageParser::default().parse(&got[0].raw).unwrap();
+    assert_eq!(m.in_reply_to().as_text(), Some("elsewhere-1@example.org"), "--in-reply-to with a Message-ID not in the cache");
+}
+
+#[test]
+fn sender_must_be_the_account_or_an_alias_and_queue_only_can_be_cancelled() {
+    let alice = user("send-alias");
+    let bob = user("send-alias-b");
+    let home = Home::new();
+    home.add_account("a", &alice);
+    let out = home.run_stdin(
+        &[
+            "send",
+            "--from",
+            "ceo@example.test",
+            "--to",
+            &bob,
+            "--subject",
+            "x",
+        ],
+        "x",
+    );
+    assert_eq!(out.status.code(), Some(64), "{}", stderr(&out));
+    assert!(stderr(&out).contains("alias"), "{}", stderr(&out));
+    let alias = format!("sales-{}", alice);
+    home.set_account_option(
+        "a",
+        "aliases",
+        toml_edit::value(toml_edit::Array::from_iter([alias.as_str()])),
+    );
+    let (code, v, err) = send_json(
+        &home,
+        &[
+            "--from",
+            &format!("Sales Desk <{alias}>"),
+            "--to",
+            &bob,
+            "--subject",
+            "from alias",
+            "--queue-only",
+        ],
+        "hi",
+    );
+    assert_eq!(code, 0, "{v} {err}");
+    assert_eq!(v["state"], "queued");
+    assert_eq!(v["from"], alias.as_str());
+    let id = v["id"].as_i64().unwrap();
+    let out = home.run(&["outbox", "cancel", &id.to_string()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(outbox_item(&home, id)["state"], "cancelled");
+    home.run(&["outbox", "flush"]);
+    assert_eq!(
+        count(&bob, "INBOX", v["message_id"].as_str().unwrap()),
+        0,
+        "a cancelled message is never sent"
+    );
+    // Sent mail cannot be cancelled.
+    let (code, v, _) = send_json(
+        &home,
+        &["--from", &alias, "--to", &bob, "--subject", "sent one"],
+        "hi",
+    );
+    assert_eq!(code, 0);
+    let out = home.run(&["outbox", "cancel", &v["id"].to_string()]);
+    assert_eq!(out.status.code(), Some(64));
+    assert!(stderr(&out).contains("accepted"), "{}", stderr(&out));
+}
+
+#[test]
+fn server_filed_copy_is_never_duplicated() {
+    // filer@ has its SMTP-sent mail filed into Sent by the server itself (a fixed user: count by
+    // this test's own Message-IDs).
+    let filer = "filer@example.test";
+    let bob = user("send-filer-b");
+    servers();
+    // 1. The per-account setting: mailroom never appends, it only verifies.
+    let home = Home::new();
+    home.add_account("f", filer);
+    home.set_account_option("f", "sent_copy.filed_by_server", toml_edit::value(true));
+    home.set_account_option("f", "sent_copy.retry_secs", toml_edit::value(1));
+    let (code, v, err) = send_json(
+        &home,
+        &["--to", &bob, "--subject", "filed by the server"],
+        "x",
+    );
+    assert_eq!(code, 0, "{v} {err}");
+    let id = v["id"].as_i64().unwrap();
+    let mid = v["message_id"].as_str().unwrap().to_string();
+    let item = flush_until(&home, id, "verified", Duration::from_secs(30));
+    assert_eq!(item["copy_state"], "filed_by_server");
+    assert_eq!(count(filer, "Sent", &mid), 1);
+
+    // 2. No setting: the copy step looks for the Message-ID before appending.
+    let home = Home::new();
+    home.add_account("f", filer);
+    home.set_account_option("f", "sent_copy.batch_secs", toml_edit::value(1));
+    let (code, v, err) = send_json(&home, &["--to", &bob, "--subject", "detected"], "x");
+    assert_eq!(code, 0, "{v} {err}");
+    assert_eq!(v["state"], "sent", "batched: the copy waits");
+    let id = v["id"].as_i64().unwrap();
+    let mid = v["message_id"].as_str().unwrap().to_string();
+    wait_for(
+        "the server to file its copy",
+        Duration::from_secs(30),
+        || (count(filer, "Sent", &mid) == 1).then_some(()),
+    );
+    let item = flush_until(&home, id, "verified", Duration::from_secs(30));
+    assert_eq!(item["copy_state"], "filed_by_server");
+    assert_eq!(count(filer, "Sent", &mid), 1, "still exactly one copy");
+}
+
+#[test]
+fn imap_down_after_smtp_accepted_queues_the_copy_until_imap_is_back() {
+    let alice = user("send-imapdown");
+    let bob = user("send-imapdown-b");
+    let home = Home::new();
+    home.add_account("a", &alice);
+    let dead = closed_port();
+    home.set_account_option("a", "imap.port", toml_edit::value(dead as i64));
+    home.set_account_option("a", "sent_copy.retry_secs", toml_edit::value(1));
+    let (code, v, err) = send_json(&home, &["--to", &bob, "--subject", "imap is down"], "x");
+    assert_eq!(code, 0, "SMTP accepted, so send succeeds: {v} {err}");
+    assert_eq!(v["state"], "sent");
+    assert_eq!(v["copy_state"], "pending");
+    assert!(
+        v["last_error"]["what"]
+            .as_str()
+            .unwrap()
+            .contains("copy to Sent failed"),
+        "{v}"
+    );
+    let id = v["id"].as_i64().unwrap();
+    let mid = v["message_id"].as_str().unwrap().to_string();
+    assert_eq!(count(&bob, "INBOX", &mid), 1);
+    let (code, st) = home.json(&["status"]);
+    assert!(code <= 1, "{st}");
+    assert_eq!(st["accounts"][0]["outbox"]["copy_pending"], 1, "{st}");
+    // Still down: flushing changes nothing but the attempt count; never a second delivery.
+    home.run(&["outbox", "flush"]);
+    assert_eq!(outbox_item(&home, id)["state"], "sent");
+    // IMAP is back.
+    home.set_account_option("a", "imap.port", toml_edit::value(IMAPS as i64));
+    let item = flush_until(&home, id, "verified", Duration::from_secs(30));
+    assert_eq!(item["copy_state"], "appended");
+    assert_eq!(count(&alice, "Sent", &mid), 1);
+    assert_eq!(count(&bob, "INBOX", &mid), 1, "sent exactly once");
+    let (_, st) = home.json(&["status"]);
+    assert_eq!(st["accounts"][0]["outbox"]["copy_pending"], 0, "{st}");
+}
+
+#[test]
+fn smtp_refusal_keeps_the_message_queued_with_the_fix_and_backoff() {
+    let alice = user("send-refused");
+    let bob = user("send-refused-b");
+    let home = Home::new();
+    let ca = servers().ca.to_string_lossy().to_string();
+    let out = home.run_stdin(
+        &[
+            "account",
+            "add",
+            "a",
+            "--email",
+            &alice,
+            "--imap",
+            &format!("127.0.0.1:{IMAPS}"),
+            "--smtp",
+            &format!("127.0.0.1:{SUBMISSION}"),
+            "--ca-file",
+            &ca,
+            "--password-stdin",
+        ],
+        "wrong-password",
+    );
+    assert!(out.status.success());
+    home.set_account_option("a", "sync.backoff_min_secs", toml_edit::value(60));
+    let out = home.run_stdin(&["send", "--to", &bob, "--subject", "refused"], "x");
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("rejected the login"), "{err}");
+    assert!(err.contains("set-password"), "the fix is named: {err}");
+    assert!(err.contains("stays queued"), "{err}");
+    let (_, list) = home.json(&["outbox"]);
+    let item = &list["items"][0];
+    let id = item["id"].as_i64().unwrap();
+    assert_eq!(item["state"], "queued");
+    assert_eq!(item["attempts"], 1);
+    assert!(
+        item["last_error"]["fix"]
+            .as_str()
+            .unwrap()
+            .contains("set-password")
+    );
+    assert!(item["next_attempt_at"].is_string());
+    // Backoff: an immediate flush does not hammer the server.
+    home.run(&["outbox", "flush"]);
+    assert_eq!(outbox_item(&home, id)["attempts"], 1);
+    // An explicit retry does try again (and fails the same way), counting the attempt.
+    let out = home.run(&["outbox", "retry", &id.to_string()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(outbox_item(&home, id)["attempts"], 2);
+    // The user fixes the password; the queued message goes out.
+    let out = home.run_stdin(
+        &["account", "set-password", "a", "--password-stdin"],
+        PASSWORD,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = home.run(&["outbox", "retry", &id.to_string()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(outbox_item(&home, id)["state"], "verified");
+
+    // Server down (closed port): transient, with a fix about the port.
+    home.set_account_option("a", "smtp.port", toml_edit::value(closed_port() as i64));
+    let out = home.run_stdin(&["send", "--to", &bob, "--subject", "server down"], "x");
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("cannot connect") || err.contains("SMTP"),
+        "{err}"
+    );
+    assert!(err.contains("fix:"), "{err}");
+    let (_, list) = home.json(&["outbox"]);
+    assert_eq!(list["items"][0]["state"], "queued");
+    let (_, st) = home.json(&["status"]);
+    assert_eq!(st["accounts"][0]["outbox"]["queued"], 1, "{st}");
+}
+
+#[test]
+fn kill_between_sent_and_copied_gives_one_delivery_and_one_copy() {
+    let alice = user("send-kill");
+    let bob = user("send-kill-b");
+    let home = Home::new();
+    home.add_account("a", &alice);
+    let out = home
+        .cmd()
+        .env("MAILROOM_FAILPOINT", "after_smtp_accepted")
+        .args(["send", "--to", &bob, "--subject", "crash after sent"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the failpoint aborts the process");
+    let (_, list) = home.json(&["outbox"]);
+    let item = &list["items"][0];
+    let id = item["id"].as_i64().unwrap();
+    let mid = item["message_id"].as_str().unwrap().to_string();
+    assert_eq!(item["state"], "sent", "{item}");
+    assert_eq!(item["copy_state"], "pending");
+    let item = flush_until(&home, id, "verified", Duration::from_secs(30));
+    assert_eq!(item["attempts"], 1, "never sent twice");
+    assert_eq!(count(&bob, "INBOX", &mid), 1, "one delivery");
+    assert_eq!(count(&alice, "Sent", &mid), 1, "one copy");
+}
+
+#[test]
+fn kill_between_append_and_its_commit_never_duplicates_the_copy() {
+    let alice = user("send-kill-append");
+    let bob = user("send-kill-append-b");
+    let home = Home::new();
+    home.add_account("a", &alice);
+    let out = home
+        .cmd()
+        .env("MAILROOM_FAILPOINT", "after_append")
+        .args(["send", "--to", &bob, "--subject", "crash after append"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the failpoint aborts the process");
+    let (_, list) = home.json(&["outbox"]);
+    let item = &list["items"][0];
+    let id = item["id"].as_i64().unwrap();
+    let mid = item["message_id"].as_str().unwrap().to_string();
+    assert_eq!(
+        (item["state"].as_str(), item["copy_state"].as_str()),
+        (Some("sent"), Some("pending")),
+        "{item}"
+    );
+    assert_eq!(
+        count(&alice, "Sent", &mid),
+        1,
+        "the APPEND went through before the crash"
+    );
+    flush_until(&home, id, "verified", Duration::from_secs(30));
+    assert_eq!(
+        count(&alice, "Sent", &mid),
+        1,
+        "found by Message-ID, not appended twice"
+    );
+    assert_eq!(count(&bob, "INBOX", &mid), 1);
+}
+
+#[test]
+fn crash_during_data_is_uncertain_until_the_user_resends_or_drops() {
+    let alice = user("send-unc");
+    let bob = user("send-unc-b");
+    let home = Home::new();
+    home.add_account("a", &alice);
+    let crash = |subject: &str| -> (i64, String) {
+        let out = home
+            .cmd()
+            .env("MAILROOM_FAILPOINT", "before_sent_commit")
+            .args(["send", "--to", &bob, "--subject", subject])
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let (_, list) = home.json(&["outbox"]);
+        let item = list["items"][0].clone();
+        assert_eq!(item["state"], "sending", "{item}");
+        (
+            item["id"].as_i64().unwrap(),
+            item["message_id"].as_str().unwrap().to_string(),
+        )
+    };
+    let (id, mid) = crash("uncertain one");
+    // The next run finds the dead process's item: uncertain, and it is not sent again.
+    home.run(&["outbox", "flush"]);
+    home.run(&["outbox", "flush"]);
+    let item = outbox_item(&home, id);
+    assert_eq!(item["state"], "uncertain", "{item}");
+    assert!(
+        item["last_error"]["fix"]
+            .as_str()
+            .unwrap()
+            .contains("resend"),
+        "{item}"
+    );
+    let (code, st) = home.json(&["status"]);
+    assert_eq!(st["accounts"][0]["outbox"]["uncertain"], 1, "{st}");
+    assert_eq!(code, 1, "status is degraded while something is uncertain");
+    wait_for("the one delivery", Duration::from_secs(20), || {
+        (count(&bob, "INBOX", &mid) == 1).then_some(())
+    });
+    assert_eq!(
+        count(&alice, "Sent", &mid),
+        0,
+        "a normal server does not file it: still uncertain"
+    );
+    let out = home.run(&["outbox", "retry", &id.to_string()]);
+    assert_eq!(
+        out.status.code(),
+        Some(64),
+        "retry refuses an uncertain item"
+    );
+    // resend: the user's choice, so it goes out again.
+    let out = home.run(&["outbox", "resend", &id.to_string()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(outbox_item(&home, id)["state"], "verified");
+    wait_for("the resent copy", Duration::from_secs(20), || {
+        (count(&bob, "INBOX", &mid) == 2).then_some(())
+    });
+    assert_eq!(count(&alice, "Sent", &mid), 1);
+
+    // drop: assume it was delivered; it is filed into Sent, never sent again.
+    let (id, mid) = crash("uncertain two");
+    home.run(&["outbox", "flush"]);
+    assert_eq!(outbox_item(&home, id)["state"], "uncertain");
+    let out = home.run(&["outbox", "drop", &id.to_string()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let item = outbox_item(&home, id);
+    assert_eq!(item["state"], "verified", "{item}");
+    assert_eq!(item["attempts"], 0, "drop never sends");
+    assert_eq!(count(&bob, "INBOX", &mid), 1);
+    assert_eq!(count(&alice, "Sent", &mid), 1);
+    let actions = audit_actions(&home, id);
+    assert!(
+        actions.iter().any(|a| a == "outbox.uncertain")
+            && actions.iter().any(|a| a == "outbox.dropped"),
+        "{actions:?}"
+    );
+}
+
+#[test]
+fn uncertain_resolves_itself_when_the_server_filed_the_message() {
+    let filer = "filer@example.test";
+    let bob = user("send-unc-filer-b");
+    let home = Home::new();
+    home.add_account("f", filer);
+    home.set_account_option("f", "sent_copy.retry_secs", toml_edit::value(1));
+    let out = home
+        .cmd()
+        .env("MAILROOM_FAILPOINT", "before_sent_commit")
+        .args(["send", "--to", &bob, "--subject", "resolves itself"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let (_, list) = home.json(&["outbox"]);
+    let id = list["items"][0]["id"].as_i64().unwrap();
+    let mid = list["items"][0]["message_id"].as_str().unwrap().to_string();
+    let item = flush_until(&home, id, "verified", Duration::from_secs(30));
+    assert_eq!(item["copy_state"], "filed_by_server");
+    assert_eq!(count(filer, "Sent", &mid), 1);
+    assert_eq!(count(&bob, "INBOX", &mid), 1, "never sent twice");
+    assert!(
+        audit_actions(&home, id)
+            .iter()
+            .any(|a| a == "outbox.uncertain_resolved")
+    );
+}
+
+#[test]
+fn big_attachment_is_delivered_whole_and_left_out_of_the_copy_with_a_note() {
+    let alice = user("send-big");
+    let bob = user("send-big-b");
+    let home = Home::new();
+    home.add_account("a", &alice);
+    home.set_account_option(
+        "a",
+        "sent_copy.drop_attachments_over_bytes",
+        toml_edit::value(10 * 1024 * 1024),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("scan.bin");
+    let data: Vec<u8> = (0..20 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    std::fs::write(&big, &data).unwrap();
+    let small = dir.path().join("notes.txt");
+    std::fs::write(&small, "keep me").unwrap();
+    let (code, v, err) = send_json(
+        &home,
+        &[
+            "--to",
+            &bob,
+            "--subject",
+            "20 MB",
+            "--attach",
+            big.to_str().unwrap(),
+            "--attach",
+            small.to_str().unwrap(),
+        ],
+        "see attached",
+    );
+    assert_eq!(code, 0, "{v} {err}");
+    assert_eq!(v["state"], "verified", "{v}");
+    assert!(v["copy_note"].as_str().unwrap().contains("scan.bin"), "{v}");
+    let mid = v["message_id"].as_str().unwrap().to_string();
+    let inbox = imap_find(&bob, "INBOX", &mid);
+    assert_eq!(inbox.len(), 1);
+    let m = mail_parser::MessageParser::default()
+        .parse(&inbox[0].raw)
+        .unwrap();
+    let got = m
+        .attachments()
+        .find(|a| a.attachment_name() == Some("scan.bin"))
+        .expect("delivered with the attachment");
+    assert!(got.contents() == data.as_slice(), "delivered whole");
+    let sent = imap_find(&alice, "Sent", &mid);
+    assert_eq!(sent.len(), 1);
+    assert!(
+        sent[0].raw.len() < 1024 * 1024,
+        "the copy is small: {}",
+        sent[0].raw.len()
+    );
+    let c = mail_parser::MessageParser::default()
+        .parse(&sent[0].raw)
+        .unwrap();
+    let names: Vec<_> = c
+        .attachments()
+        .filter_map(|a| a.attachment_name())
+        .collect();
+    assert_eq!(names, ["notes.txt"], "only the big attachment is left out");
+    assert!(
+        String::from_utf8_lossy(&sent[0].raw).contains("Left out of this Sent copy"),
+        "the copy says so"
+    );
+}
+
+#[test]
+fn reply_threads_to_the_cached_message_with_a_quote() {
+    let alice = user("send-reply");
+    let bob = user("send-reply-b");
+    let carol = user("send-reply-c");
+    let home = Home::new();
+    home.add_account("a", &alice);
+    // Until sync fills the cache, put the message there the way sync stores it.
+    let orig = format!("orig-{}", alice);
+    let db = home.db();
+    let account_id: String = db
+        .query_row("SELECT id FROM accounts", [], |r| r.get(0))
+        .unwrap();
+    db.execute("INSERT INTO folders (account_id, name, wire_name, role, sync_enabled) VALUES (?1, 'INBOX', 'INBOX', 'inbox', 1)", [&account_id]).unwrap();
+    let folder_id = db.last_insert_rowid();
+    let to_json = serde_json::json!([{"name": "Alice", "address": alice}, {"name": "Carol", "address": carol}]).to_string();
+    db.execute(
+        "INSERT INTO messages (message_id, content_hash, thread_id, refs, from_addr, from_name, to_json, subject, date, text_body, direction, created_at) VALUES (?1, 'h', NULL, 'root@example.test', ?2, 'Bob B', ?3, 'Frage zum Angebot', '2026-11-20T10:00:00Z', 'Line one\n\nLine two', 'in', '2026-11-20T10:00:00Z')",
+        rusqlite::params![orig, bob, to_json],
+    )
+    .unwrap();
+    let msg_id = db.last_insert_rowid();
+    db.execute("UPDATE messages SET thread_id = id WHERE id = ?1", [msg_id])
+        .unwrap();
+    db.execute("INSERT INTO locations (message_id, account_id, folder_id, uidvalidity, uid) VALUES (?1, ?2, ?3, 1, 1)", rusqlite::params![msg_id, account_id, folder_id]).unwrap();
+    drop(db);
+    let out = home.run_stdin(
+        &["--json", "reply", &msg_id.to_string(), "--all"],
+        "Thanks, Bob.",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(v["state"], "verified", "{v}");
+    assert_eq!(v["thread_message_id"], msg_id);
+    assert_eq!(v["in_reply_to"], orig.as_str());
+    let mid = v["message_id"].as_str().unwrap().to_string();
+    let inbox = imap_find(&bob, "INBOX", &mid);
+    assert_eq!(inbox.len(), 1);
+    let m = mail_parser::MessageParser::default()
+        .parse(&inbox[0].raw)
+        .unwrap();
+    assert_eq!(m.subject(), Some("Re: Frage zum Angebot"));
+    assert_eq!(m.in_reply_to().as_text(), Some(orig.as_str()));
+    let refs: Vec<String> = m
+        .references()
+        .as_text_list()
+        .unwrap()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(refs, vec!["root@example.test".to_string(), orig.clone()]);
+    let body = m.body_text(0).unwrap().to_string();
+    assert!(body.starts_with("Thanks, Bob."), "{body}");
+    assert!(
+        body.contains("> Line one") && body.contains("> Line two"),
+        "{body}"
+    );
+    assert_eq!(
+        count(&carol, "INBOX", &mid),
+        1,
+        "--all includes the other recipients"
+    );
+    assert_eq!(count(&alice, "INBOX", &mid), 0, "never to ourselves");
+}
+
+#[test]
+fn copy_failure_policies_notify_and_skip_never_block_sending() {
+    let alice = user("send-policy");
+    let bob = user("send-policy-b");
+    for policy in ["notify", "skip"] {
+        let home = Home::new();
+        home.add_account("a", &alice);
+        home.set_account_option("a", "imap.port", toml_edit::value(closed_port() as i64));
+        home.set_account_option("a", "sent_copy.on_failure", toml_edit::value(policy));
+        let (code, v, err) = send_json(
+            &home,
+            &["--to", &bob, "--subject", &format!("policy {policy}")],
+            "x",
+        );
+        assert_eq!(code, 0, "sending is never blocked by the copy: {v} {err}");
+        assert_eq!(v["state"], "sent");
+        let id = v["id"].as_i64().unwrap();
+        let (_, st) = home.json(&["status"]);
+        if policy == "notify" {
+            assert_eq!(v["copy_state"], "failed", "{v}");
+            let (_, log) = home.json(&["log", "--level", "error"]);
+            assert!(
+                log.to_string().contains("copy to Sent failed"),
+                "the failure is in the log: {log}"
+            );
+            assert_eq!(st["accounts"][0]["outbox"]["copy_pending"], 1, "{st}");
+            // After the user fixes IMAP, a retry files the copy.
+            home.set_account_option("a", "imap.port", toml_edit::value(IMAPS as i64));
+            let out = home.run(&["outbox", "retry", &id.to_string()]);
+            assert!(out.status.success(), "{}", stderr(&out));
+            assert_eq!(outbox_item(&home, id)["state"], "verified");
+        } else {
+            assert_eq!(v["copy_state"], "skipped", "{v}");
+            assert_eq!(st["accounts"][0]["outbox"]["copy_pending"], 0, "{st}");
+            home.set_account_option("a", "imap.port", toml_edit::value(IMAPS as i64));
+            home.run(&["outbox", "flush"]);
+            assert_eq!(
+                outbox_item(&home, id)["state"],
+                "sent",
+                "a skipped copy is not retried by itself"
+            );
+        }
+    }
+}
+
+#[test]
+fn batched_copies_ride_together_on_one_pass() {
+    let alice = user("send-batch");
+    let bob = user("send-batch-b");
+    let home = Home::new();
+    home.add_account("a", &alice);
+    home.set_account_option("a", "sent_copy.batch_secs", toml_edit::value(1));
+    let (code, first, _) = send_json(&home, &["--to", &bob, "--subject", "batch 1"], "x");
+    assert_eq!(code, 0);
+    assert_eq!(
+        first["state"], "sent",
+        "batched: the copy waits for the batch"
+    );
+    // Later messages are far from their own batch time.
+    home.set_account_option("a", "sent_copy.batch_secs", toml_edit::value(3600));
+    let mut later = Vec::new();
+    for i in 2..=3 {
+        let (code, v, _) = send_json(
+            &home,
+            &["--to", &bob, "--subject", &format!("batch {i}")],
+            "x",
+        );
+        assert_eq!(code, 0);
+        assert_eq!(v["state"], "sent");
+        later.push(v);
+    }
+    flush_until(
+        &home,
+        first["id"].as_i64().unwrap(),
+        "verified",
+        Duration::from_secs(30),
+    );
+    for v in &later {
+        assert_eq!(
+            outbox_item(&home, v["id"].as_i64().unwrap())["state"],
+            "verified",
+            "rode along with the due batch"
+        );
+        assert_eq!(count(&alice, "Sent", v["message_id"].as_str().unwrap()), 1);
+    }
+}
+
+#[test]
+fn reply_to_a_synced_message_and_the_sent_copy_joins_its_thread() {
+    let alice = user("send-reply-sync");
+    let bob = user("send-reply-sync-b");
+    let home = Home::new();
+    home.add_account("a", &alice);
+    smtp_send(
+        &bob,
+        &alice,
+        "Lieferung nächste Woche?",
+        "Hallo Alice,\nklappt die Lieferung?\n",
+    );
+    let id = wait_for("bob's message to sync", Duration::from_secs(30), || {
+        let (code, _) = home.json(&["sync", "a", "--once"]);
+        assert_eq!(code, 0);
+        let (_, v) = home.json(&["messages", "a", "--folder", "INBOX"]);
+        v["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["subject"] == "Lieferung nächste Woche?")
+            .map(|m| m["id"].as_i64().unwrap())
+    });
+    let out = home.run_stdin(&["--json", "reply", &id.to_string()], "Ja, Dienstag.");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(v["state"], "verified", "{v}");
+    assert_eq!(v["thread_message_id"], id);
+    let mid = v["message_id"].as_str().unwrap().to_string();
+    let got = imap_find(&bob, "INBOX", &mid);
+    assert_eq!(got.len(), 1);
+    let m = mail_parser::MessageParser::default()
+        .parse(&got[0].raw)
+        .unwrap();
+    assert_eq!(m.subject(), Some("Re: Lieferung nächste Woche?"));
+    assert!(m.body_text(0).unwrap().contains("> klappt die Lieferung?"));
+    // Sync picks up the Sent copy and threads it with the original.
+    home.json(&["sync", "a", "--once"]);
+    let (_, all) = home.json(&["messages", "a", "--limit", "100"]);
+    let msgs = all["messages"].as_array().unwrap();
+    let orig = msgs.iter().find(|x| x["id"] == id).unwrap();
+    let mine = msgs
+        .iter()
+        .find(|x| x["message_id"] == mid.as_str())
+        .unwrap_or_else(|| panic!("the Sent copy is synced: {all}"));
+    assert_eq!(
+        mine["thread_id"], orig["thread_id"],
+        "one conversation: {mine} / {orig}"
+    );
+}
+
+#[test]
+fn background_worker_drives_queued_mail_until_shut_down() {
+    let alice = user("send-worker");
+    let bob = user("send-worker-b");
+    let home = Home::new();
+    home.add_account("a", &alice);
+    let (code, v, _) = send_json(
+        &home,
+        &["--to", &bob, "--subject", "via the worker", "--queue-only"],
+        "x",
+    );
+    assert_eq!(code, 0);
+    let id = v["id"].as_i64().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let wake = std::sync::Arc::new(tokio::sync::Notify::new());
+    let mh = mailroom::config::Home {
+        root: home.path().to_path_buf(),
+    };
+    // What the daemon and the console run: a Send future on a multi-threaded runtime.
+    let task = rt.spawn(mailroom::outbox::run_worker(
+        mh,
+        "tester".into(),
+        rx,
+        wake.clone(),
+        None,
+        Duration::from_secs(1),
+    ));
+    wake.notify_one();
+    wait_for(
+        "the worker to verify the message",
+        Duration::from_secs(30),
+        || (outbox_item(&home, id)["state"] == "verified").then_some(()),
+    );
+    tx.send(true).unwrap();
+    let res = rt.block_on(async { tokio::time::timeout(Duration::from_secs(10), task).await });
+    assert!(
+        matches!(res, Ok(Ok(Ok(())))),
+        "the worker stops when told: {res:?}"
+    );
+    assert_eq!(count(&bob, "INBOX", v["message_id"].as_str().unwrap()), 1);
+}
