@@ -115,6 +115,17 @@ pub async fn run(ctx: &Ctx) -> Result<i32> {
     // Sync runs here for every visible, enabled account; where a daemon holds an account's
     // lease the task only waits, and the console just watches the database.
     let mut supervisor = Some(start_sync(ctx, &config));
+    // The outbox worker too (items claim themselves, so a daemon's worker never doubles a send):
+    // retries, pending Sent copies and verification go on while the console is open.
+    let (outbox_stop, outbox_rx) = tokio::sync::watch::channel(false);
+    let outbox_task = tokio::spawn(crate::outbox::run_worker(
+        ctx.home.clone(),
+        ctx.operator.clone(),
+        outbox_rx,
+        std::sync::Arc::new(tokio::sync::Notify::new()),
+        None,
+        std::time::Duration::from_secs(60),
+    ));
     let mut local = Vec::new();
     dispatch(app.reload(), &io, &mut local);
 
@@ -191,6 +202,8 @@ pub async fn run(ctx: &Ctx) -> Result<i32> {
             terminal.draw(|f| view::draw(f, &app)).map_err(draw_err)?;
         }
     };
+    let _ = outbox_stop.send(true);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(3), outbox_task).await;
     if let Some(s) = supervisor.take() {
         stop_sync(s).await;
     }
