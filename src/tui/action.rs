@@ -133,6 +133,8 @@ pub enum Action {
     // outbox
     Retry,
     CancelItem,
+    Resend,
+    DropItem,
     // log
     CycleLevel,
     ToggleQuarantine,
@@ -255,6 +257,12 @@ pub enum Command {
         id: i64,
     },
     OutboxCancel {
+        id: i64,
+    },
+    OutboxResend {
+        id: i64,
+    },
+    OutboxDrop {
         id: i64,
     },
     /// `send …` or `reply ID …` with the compose pane's draft.

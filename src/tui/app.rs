@@ -424,6 +424,8 @@ pub enum Pending {
     Block { id: i64, domain: bool },
     Delete { id: i64 },
     RemoveAccount { name: String },
+    Resend { id: i64 },
+    Drop { id: i64 },
 }
 
 /// A customer suggested for a triage message, and why (same domain, same thread…).
@@ -798,6 +800,8 @@ impl App {
                         Pending::Block { id, domain } => Command::TriageBlock { id, domain },
                         Pending::Delete { id } => Command::TriageDelete { id },
                         Pending::RemoveAccount { name } => Command::RemoveAccount { name },
+                        Pending::Resend { id } => Command::OutboxResend { id },
+                        Pending::Drop { id } => Command::OutboxDrop { id },
                     }],
                     _ => vec![],
                 }
@@ -1591,6 +1595,25 @@ impl App {
                 Some(id) => vec![Command::OutboxCancel { id }],
                 None => vec![],
             },
+            Action::Resend | Action::DropItem => {
+                if let Some(id) = self.outbox.current().map(|o| o.id) {
+                    let (text, then) = if action == Action::Resend {
+                        (
+                            format!(
+                                "Send #{id} again? If the first attempt did arrive, the recipient gets it twice."
+                            ),
+                            Pending::Resend { id },
+                        )
+                    } else {
+                        (
+                            format!("Give up on #{id} and assume it was delivered?"),
+                            Pending::Drop { id },
+                        )
+                    };
+                    self.dialog = Some(Dialog { text, then });
+                }
+                vec![]
+            }
             Action::Back => self.go(PaneId::Dashboard),
             _ => vec![],
         }

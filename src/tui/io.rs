@@ -410,6 +410,24 @@ pub fn execute(
             );
             return None;
         }
+        Command::OutboxResend { id } => {
+            cli_job(
+                ctx,
+                out,
+                vec!["outbox".into(), "resend".into(), id.to_string()],
+                Data::Notice,
+            );
+            return None;
+        }
+        Command::OutboxDrop { id } => {
+            cli_job(
+                ctx,
+                out,
+                vec!["outbox".into(), "drop".into(), id.to_string()],
+                Data::Notice,
+            );
+            return None;
+        }
         Command::Send { draft } => {
             let ctx = own_ctx(ctx);
             spawn_job(out.clone(), move || {

@@ -238,6 +238,8 @@ pub fn action_by_name(name: &str) -> Option<Action> {
         "newline" => Action::Newline,
         "retry" => Action::Retry,
         "cancel_item" => Action::CancelItem,
+        "resend" => Action::Resend,
+        "drop_item" => Action::DropItem,
         "cycle_level" => Action::CycleLevel,
         "toggle_quarantine" => Action::ToggleQuarantine,
         "quarantine_retry" => Action::QuarantineRetry,
