@@ -99,6 +99,7 @@ fn main() {
     // frame that shows data.
     let mut startups = Vec::new();
     let mut first_frames = Vec::new();
+    let mut triage_opens = Vec::new();
     for _ in 0..10 {
         let t = Instant::now();
         {
@@ -115,14 +116,21 @@ fn main() {
         let theme = mailroom::tui::load_theme(&ctx, &config).expect("theme");
         let keymap = Keymap::new(&config.ui.keys).expect("keymap");
         let mut store = Store::open(&ctx.home.db_path()).expect("store");
+        // What the console does at start: the dashboard (and the status line) with data.
         let mut app = App::new(theme, keymap, (w, h));
         let mut counts = io::Counts::default();
-        app.update(Action::GoTo(PaneId::Triage));
         let cmds = app.reload();
         run(&ctx, &mut store, &mut app, &mut counts, cmds, &tx);
         let mut term = Terminal::new(TestBackend::new(w, h)).expect("terminal");
         term.draw(|f| view::draw(f, &app)).expect("draw");
         startups.push(t.elapsed());
+        assert!(app.dashboard.status.is_some());
+        // Then the first visit to the triage inbox (count + first page + preview).
+        let t = Instant::now();
+        let cmds = app.update(Action::GoTo(PaneId::Triage));
+        run(&ctx, &mut store, &mut app, &mut counts, cmds, &tx);
+        term.draw(|f| view::draw(f, &app)).expect("draw");
+        triage_opens.push(t.elapsed());
         assert_eq!(app.triage.total, n, "every message is in triage");
     }
     let first = startups[0];
@@ -130,8 +138,28 @@ fn main() {
     let ff = percentile(&mut first_frames, 0.5);
     println!("startup to the first frame (config, theme, keymap, draw): median {ff:?}");
     println!(
-        "startup to the first frame with data (store open, dashboard + triage page): first {first:?}, median {med:?}"
+        "startup to the first frame with data (store open, dashboard/status): first {first:?}, median {med:?}"
     );
+    let to = percentile(&mut triage_opens, 0.5);
+    println!("first visit to the triage inbox (count + page + preview, then frame): median {to:?}");
+    let store = Store::open(&ctx.home.db_path()).expect("store");
+    {
+        // Where the startup time goes.
+        let config = ctx.config().expect("config");
+        let t = Instant::now();
+        let _ = mailroom::cli::status::collect(&config, Some(&store), |_| true).expect("status");
+        let status = t.elapsed();
+        let t = Instant::now();
+        let _ = store.view_triage_count(None).expect("count");
+        let count = t.elapsed();
+        let t = Instant::now();
+        let _ = store.view_triage_page(None, 0, 200).expect("page");
+        let page = t.elapsed();
+        println!(
+            "  of which: status (cli::status::collect) {status:?}, triage count {count:?}, first triage page {page:?}"
+        );
+    }
+    drop(store);
 
     let mut store = Store::open(&ctx.home.db_path()).expect("store");
     let mut app = App::new(Theme::dark(), Keymap::defaults(), (w, h));

@@ -117,6 +117,28 @@ impl Drop for Tmux {
     }
 }
 
+/// SGR parameters that set a colour (30–49, 90–107) in a `capture-pane -e` dump.
+fn sgr_colours(text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("\u{1b}[") {
+        rest = &rest[i + 2..];
+        let Some(end) = rest.find('m') else { break };
+        let params = &rest[..end];
+        if params.chars().all(|c| c.is_ascii_digit() || c == ';') {
+            for p in params.split(';') {
+                if let Ok(n) = p.parse::<u32>() {
+                    if (30..=49).contains(&n) && n != 39 && n != 49 || (90..=107).contains(&n) {
+                        found.push(params.to_string());
+                    }
+                }
+            }
+        }
+        rest = &rest[end..];
+    }
+    found
+}
+
 /// The shared server's user list is rewritten while other tests add users; make sure this
 /// mailbox accepts logins before the console's own check is judged.
 fn mailbox_ready(user: &str) {
@@ -205,6 +227,12 @@ fn console_adds_an_account_through_the_form_tests_it_and_quits_cleanly() {
     let screen = t.wait_screen("Accounts — overall", Duration::from_secs(10));
     assert!(screen.contains("local"), "{screen}");
 
+    // The default (dark) theme does draw in colour: the NO_COLOR check elsewhere can fail.
+    let raw = Command::new("tmux")
+        .args(["-L", &t.socket, "capture-pane", "-p", "-e"])
+        .output()
+        .unwrap();
+    assert!(!sgr_colours(&String::from_utf8_lossy(&raw.stdout)).is_empty());
     // The help overlay lists this pane's keys, from the keymap.
     t.keys(&["?"]);
     let screen = t.wait_screen("Keys: Dashboard", Duration::from_secs(10));
@@ -243,6 +271,16 @@ fn console_follows_another_process_and_ctrl_c_restores_the_terminal() {
     let home = Home::new();
     let t = Tmux::start(&home, "watch", &[("NO_COLOR", "1")], &[]);
     t.wait_screen("No accounts yet", Duration::from_secs(20));
+    // NO_COLOR: attributes only, not a single colour sequence on the screen.
+    let raw = Command::new("tmux")
+        .args(["-L", &t.socket, "capture-pane", "-p", "-e"])
+        .output()
+        .unwrap();
+    let colours = sgr_colours(&String::from_utf8_lossy(&raw.stdout));
+    assert!(
+        colours.is_empty(),
+        "colour codes with NO_COLOR: {colours:?}"
+    );
     // Another process writes the home and the database; the console notices without a key.
     home.add_account("other", &user);
     t.wait_screen("other", Duration::from_secs(10));
