@@ -127,10 +127,10 @@ fn sgr_colours(text: &str) -> Vec<String> {
         let params = &rest[..end];
         if params.chars().all(|c| c.is_ascii_digit() || c == ';') {
             for p in params.split(';') {
-                if let Ok(n) = p.parse::<u32>() {
-                    if (30..=49).contains(&n) && n != 39 && n != 49 || (90..=107).contains(&n) {
-                        found.push(params.to_string());
-                    }
+                if let Ok(n) = p.parse::<u32>()
+                    && ((30..=49).contains(&n) && n != 39 && n != 49 || (90..=107).contains(&n))
+                {
+                    found.push(params.to_string());
                 }
             }
         }
