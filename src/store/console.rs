@@ -155,6 +155,27 @@ impl Store {
         self.view_triage_query(account_id, offset, limit, "DESC")
     }
 
+    /// The page after the row (`date`, `id`) in the list's order (keyset paging): the index
+    /// seeks to `date` instead of stepping over every earlier row. Rows without a date sort
+    /// last and are not reached this way; callers fall back to OFFSET when a page comes short.
+    pub fn view_triage_page_after(
+        &self,
+        account_id: Option<&str>,
+        date: &str,
+        id: i64,
+        limit: i64,
+    ) -> Result<Vec<MessageSummary>> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {SUMMARY_COLS} FROM messages m WHERE {TRIAGE_WHERE}
+               AND m.date <= ?3 AND (m.date < ?3 OR m.id < ?4)
+             ORDER BY m.date DESC, m.id DESC LIMIT ?2"
+        ))?;
+        let rows = st
+            .query_map(params![account_id, limit, date, id], summary)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
     /// The same list read from its far end: rows `offset..offset+limit` counted from the
     /// oldest, returned newest first. Jumping to the end of 100k rows then costs a short scan
     /// instead of skipping 100k rows.
@@ -494,6 +515,62 @@ mod tests {
         // LIKE wildcards in what the operator types are literal.
         assert_eq!(s.view_address_completions("s_", 5).unwrap().len(), 1);
         assert!(s.view_address_completions("%", 5).unwrap().is_empty());
+    }
+
+    #[test]
+    fn keyset_far_end_and_offset_pages_agree() {
+        let s = Store::open_in_memory().unwrap();
+        s.conn
+            .execute_batch(
+                "INSERT INTO accounts (id, name, created_at, state, state_since) VALUES ('a','a','t','idle','t');
+                 INSERT INTO folders (id, account_id, name, wire_name, role) VALUES (1,'a','INBOX','INBOX','inbox');",
+            )
+            .unwrap();
+        for i in 1..=57i64 {
+            // Ties on the date (three per minute) and a few without a date.
+            let date = (i % 10 != 0).then(|| format!("2026-01-01T00:{:02}:00Z", i / 3));
+            s.conn
+                .execute(
+                    "INSERT INTO messages (id, content_hash, subject, date, created_at) VALUES (?1, ?1, ?1, ?2, 't')",
+                    params![i, date],
+                )
+                .unwrap();
+            s.conn
+                .execute(
+                    "INSERT INTO locations (message_id, account_id, folder_id, uidvalidity, uid) VALUES (?1, 'a', 1, 1, ?1)",
+                    [i],
+                )
+                .unwrap();
+        }
+        let all: Vec<i64> = s
+            .view_triage_page(None, 0, 100)
+            .unwrap()
+            .iter()
+            .map(|m| m.id)
+            .collect();
+        assert_eq!(all.len(), 57);
+        assert_eq!(s.view_triage_count(None).unwrap(), 57);
+        for offset in [1usize, 7, 20, 40] {
+            let anchor = s
+                .view_triage_page(None, offset as i64 - 1, 1)
+                .unwrap()
+                .remove(0);
+            let date = anchor.date.clone().unwrap();
+            let keyset: Vec<i64> = s
+                .view_triage_page_after(None, &date, anchor.id, 5)
+                .unwrap()
+                .iter()
+                .map(|m| m.id)
+                .collect();
+            assert_eq!(keyset, all[offset..offset + 5], "after offset {offset}");
+        }
+        let tail: Vec<i64> = s
+            .view_triage_page_from_end(None, 0, 6)
+            .unwrap()
+            .iter()
+            .map(|m| m.id)
+            .collect();
+        assert_eq!(tail, all[51..]);
     }
 
     #[test]

@@ -162,6 +162,9 @@ pub enum Command {
         generation: u64,
         offset: i64,
         limit: i64,
+        /// (date, id) of the row just before `offset`, when known: the page is then read from
+        /// there (keyset) instead of skipping `offset` rows.
+        after: Option<(String, i64)>,
     },
     LoadFolders {
         generation: u64,

@@ -159,12 +159,17 @@ impl App {
         if let Some(t) = self.nav_target(&action, self.triage.selected, self.triage.total) {
             let mut cmds = Vec::new();
             if let Some(offset) = self.triage.move_to(t, self.view_rows()) {
+                let after = offset
+                    .checked_sub(1)
+                    .and_then(|i| self.triage.get(i))
+                    .and_then(|m| Some((m.date.clone()?, m.id)));
                 let generation = self.next_generation();
                 self.triage.generation = generation;
                 cmds.push(Command::LoadTriage {
                     generation,
                     offset: offset as i64,
                     limit: PAGE as i64,
+                    after,
                 });
             }
             cmds.extend(self.load_preview());

@@ -189,6 +189,7 @@ impl App {
                     generation,
                     offset,
                     limit,
+                    after: None,
                 }];
                 c.extend(self.load_preview());
                 c

@@ -184,8 +184,17 @@ pub fn execute(
             generation,
             offset,
             limit,
+            after,
         } => Data::Triage(page(generation, offset, || {
             let total = counts.get(store, "triage".into(), || store.view_triage_count(None))?;
+            let want = (total - offset).min(limit).max(0);
+            // Scrolling on: continue after the last row we have (keyset), no rows skipped.
+            if let Some((date, id)) = &after {
+                let rows = store.view_triage_page_after(None, date, *id, limit)?;
+                if rows.len() as i64 >= want {
+                    return Ok((total, rows));
+                }
+            }
             // Past the middle, read from the far end: the scan stays short either way.
             let rows = if offset > total / 2 {
                 let from_end = (total - offset - limit).max(0);
