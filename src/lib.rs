@@ -9,6 +9,7 @@ pub mod account;
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod crm;
 pub mod error;
 pub mod failpoint;
 pub mod imap;

@@ -202,13 +202,13 @@ fn build_account(s: &ServerArgs, pw: &PasswordArgs) -> Result<AccountConfig> {
         .clone()
         .or(preset.map(|p| format!("{}:{}", p.smtp_host, p.smtp_port)))
         .ok_or_else(|| AppError::usage("--smtp HOST[:PORT] is required", "or use --preset NAME"))?;
-    if let Some(ca) = &s.ca_file {
-        if !ca.exists() {
-            return Err(AppError::usage(
-                format!("the CA file {} does not exist", ca.display()),
-                "pass the path to a PEM file",
-            ));
-        }
+    if let Some(ca) = &s.ca_file
+        && !ca.exists()
+    {
+        return Err(AppError::usage(
+            format!("the CA file {} does not exist", ca.display()),
+            "pass the path to a PEM file",
+        ));
     }
     Ok(AccountConfig {
         id: new_id(),
@@ -253,10 +253,9 @@ async fn add(ctx: &Ctx, a: AddArgs) -> Result<i32> {
         .as_deref()
         .map(crate::presets::find)
         .transpose()?
+        && let Some(hint) = p.hint
     {
-        if let Some(hint) = p.hint {
-            note(format!("note: {hint}"));
-        }
+        note(format!("note: {hint}"));
     }
     let password = obtain_password(&a.pw, &a.name)?;
     let acct = Account {

@@ -3,9 +3,14 @@
 use std::path::PathBuf;
 
 use clap::Subcommand;
+use serde_json::json;
 
 use super::Ctx;
+use super::output::{emit, note, table};
+use crate::crm::{book, csvio, timeline, visible_accounts};
 use crate::error::{AppError, Result};
+use crate::mail::sanitize::clean_line;
+use crate::store::CustomerRow;
 
 #[derive(Debug, Subcommand)]
 pub enum CustomersCmd {
@@ -57,10 +62,227 @@ pub enum CustomersCmd {
     },
 }
 
-pub fn run(_ctx: &Ctx, _cmd: CustomersCmd) -> Result<i32> {
-    Err(AppError::needs_user(
-        "`customers` is not available yet",
-        "issue 5 adds it",
-        "use a later build",
-    ))
+fn row_text(c: &CustomerRow) -> Vec<String> {
+    vec![
+        c.id.to_string(),
+        clean_line(&c.name),
+        clean_line(c.company.as_deref().unwrap_or("")),
+        c.emails.join(" "),
+        c.domains.join(" "),
+    ]
+}
+
+fn describe(c: &CustomerRow) -> String {
+    let mut s = format!("customer {}: {}", c.id, clean_line(&c.name));
+    if let Some(co) = &c.company {
+        s.push_str(&format!(" ({})", clean_line(co)));
+    }
+    s.push('\n');
+    if !c.emails.is_empty() {
+        s.push_str(&format!("  emails:  {}\n", c.emails.join(", ")));
+    }
+    if !c.domains.is_empty() {
+        s.push_str(&format!("  domains: {}\n", c.domains.join(", ")));
+    }
+    if let Some(n) = &c.notes {
+        s.push_str(&format!("  notes:   {}\n", clean_line(n)));
+    }
+    s
+}
+
+pub fn run(ctx: &Ctx, cmd: CustomersCmd) -> Result<i32> {
+    let config = ctx.config()?;
+    let store = ctx.store()?;
+    crate::crm::match_pending(&store, &config)?;
+    match cmd {
+        CustomersCmd::Add {
+            name,
+            company,
+            email,
+            domain,
+            notes,
+        } => {
+            let ch = book::add(
+                &store,
+                &config,
+                book::CustomerInput {
+                    name,
+                    company,
+                    notes,
+                    emails: email,
+                    domains: domain,
+                },
+            )?;
+            store.audit(&ctx.operator, "customers.add", None, Some(&format!("customer:{}", ch.customer.id)), &json!({"name": ch.customer.name, "emails": ch.customer.emails, "domains": ch.customer.domains}))?;
+            emit(
+                ctx.json,
+                &json!({"customer": ch.customer, "rematch": ch.rematch}),
+                || {
+                    format!(
+                        "{}  ({} cached message(s) matched)",
+                        describe(&ch.customer)
+                            .trim_end()
+                            .replacen("customer", "added customer", 1),
+                        ch.rematch.matched
+                    )
+                },
+            );
+        }
+        CustomersCmd::List => {
+            let all = store.customers()?;
+            emit(ctx.json, &json!({"customers": all}), || {
+                if all.is_empty() {
+                    "no customers yet — add one with `mailroom customers add --name N --email E` or import a CSV".into()
+                } else {
+                    table(
+                        &["ID", "NAME", "COMPANY", "EMAILS", "DOMAINS"],
+                        &all.iter().map(row_text).collect::<Vec<_>>(),
+                    )
+                }
+            });
+        }
+        CustomersCmd::Show { id } => {
+            let c = store.customer(id)?.ok_or_else(|| book::not_found(id))?;
+            let rows = store.timeline(id, &visible_accounts(&config, &ctx.operator))?;
+            let threads = timeline::threads(rows);
+            let mut v = serde_json::to_value(&c).unwrap_or_default();
+            v["timeline"] = serde_json::to_value(&threads).unwrap_or_default();
+            emit(ctx.json, &json!({"customer": v}), || {
+                let mut s = describe(&c);
+                if threads.is_empty() {
+                    s.push_str("\nno messages on the timeline yet\n");
+                }
+                for t in &threads {
+                    s.push_str(&format!(
+                        "\nthread {}: {}\n",
+                        t.thread_id,
+                        clean_line(t.subject.as_deref().unwrap_or("(no subject)"))
+                    ));
+                    for m in &t.messages {
+                        let arrow = if m.direction == "out" { "→" } else { "←" };
+                        let who = if m.direction == "out" {
+                            m.to.join(", ")
+                        } else {
+                            m.from.clone().unwrap_or_default()
+                        };
+                        s.push_str(&format!(
+                            "  {arrow} {:<6} {}  {}  {}  [{}: {}]\n",
+                            m.id,
+                            m.date.as_deref().unwrap_or("-"),
+                            clean_line(&who),
+                            clean_line(m.subject.as_deref().unwrap_or("")),
+                            m.why.rule,
+                            clean_line(m.why.detail.as_deref().unwrap_or("")),
+                        ));
+                    }
+                }
+                s
+            });
+        }
+        CustomersCmd::Edit {
+            id,
+            name,
+            company,
+            email,
+            remove_email,
+            domain,
+            remove_domain,
+            notes,
+        } => {
+            let ch = book::edit(
+                &store,
+                &config,
+                id,
+                book::CustomerEdit {
+                    name,
+                    company,
+                    notes,
+                    add_emails: email,
+                    remove_emails: remove_email,
+                    add_domains: domain,
+                    remove_domains: remove_domain,
+                },
+            )?;
+            store.audit(
+                &ctx.operator,
+                "customers.edit",
+                None,
+                Some(&format!("customer:{id}")),
+                &json!({"emails": ch.customer.emails, "domains": ch.customer.domains}),
+            )?;
+            emit(
+                ctx.json,
+                &json!({"customer": ch.customer, "rematch": ch.rematch}),
+                || describe(&ch.customer),
+            );
+        }
+        CustomersCmd::Remove { id } => {
+            let (c, rematch) = book::remove(&store, &config, id)?;
+            store.audit(
+                &ctx.operator,
+                "customers.remove",
+                None,
+                Some(&format!("customer:{id}")),
+                &json!({"name": c.name, "emails": c.emails}),
+            )?;
+            emit(ctx.json, &json!({"removed": c, "rematch": rematch}), || {
+                format!(
+                    "removed customer {id} {}; their mail is unmatched again",
+                    clean_line(&c.name)
+                )
+            });
+        }
+        CustomersCmd::Import { file } => {
+            let bytes = std::fs::read(&file).map_err(|e| {
+                AppError::usage(
+                    format!("cannot read {}: {e}", file.display()),
+                    "check the path",
+                )
+            })?;
+            let r = csvio::import(&store, &config, &bytes)?;
+            store.audit(&ctx.operator, "customers.import", None, Some(&file.display().to_string()), &json!({"imported": r.imported, "updated": r.updated, "unchanged": r.unchanged, "errors": r.errors.len()}))?;
+            if !ctx.json {
+                for e in &r.errors {
+                    note(format!("line {}: {}", e.line, clean_line(&e.reason)));
+                }
+                if !r.ignored_columns.is_empty() {
+                    note(format!("ignored columns: {}", r.ignored_columns.join(", ")));
+                }
+            }
+            emit(ctx.json, &r, || {
+                format!(
+                    "imported {}, updated {}, unchanged {}, {} bad row(s) ({})",
+                    r.imported,
+                    r.updated,
+                    r.unchanged,
+                    r.errors.len(),
+                    r.encoding
+                )
+            });
+        }
+        CustomersCmd::Export { file } => {
+            let bytes = csvio::export(&store)?;
+            let count = store.customers()?.len();
+            match file {
+                Some(path) => {
+                    crate::config::write_atomic(&path, &bytes, 0o600)?;
+                    emit(ctx.json, &json!({"exported": count, "file": path}), || {
+                        format!("exported {count} customer(s) to {}", path.display())
+                    });
+                }
+                None if ctx.json => {
+                    emit(
+                        true,
+                        &json!({"exported": count, "csv": String::from_utf8_lossy(&bytes)}),
+                        String::new,
+                    );
+                }
+                None => {
+                    use std::io::Write;
+                    std::io::stdout().write_all(&bytes)?;
+                }
+            }
+        }
+    }
+    Ok(0)
 }

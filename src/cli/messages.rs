@@ -425,10 +425,6 @@ async fn move_to(ctx: &Ctx, store: &mut Store, id: i64, target: Target) -> Resul
     Ok(0)
 }
 
-pub fn search(_ctx: &Ctx, _args: SearchArgs) -> Result<i32> {
-    Err(AppError::needs_user(
-        "`search` is not available yet",
-        "issue 5 adds it",
-        "use a later build",
-    ))
+pub fn search(ctx: &Ctx, args: SearchArgs) -> Result<i32> {
+    super::search::run(ctx, args)
 }

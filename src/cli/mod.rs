@@ -8,6 +8,7 @@ pub mod logs;
 pub mod messages;
 pub mod outbox;
 pub mod output;
+pub mod search;
 pub mod status;
 pub mod sync;
 pub mod triage;

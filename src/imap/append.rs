@@ -91,10 +91,10 @@ pub async fn append(
                     "check that the folder exists and the mailbox is not over quota",
                 ));
             }
-            if let Some(ResponseCode::AppendUid(validity, uids)) = &outcome.code {
-                if let Some(UidSetMember::Uid(uid)) = uids.first() {
-                    return Ok(Some((*validity, *uid)));
-                }
+            if let Some(ResponseCode::AppendUid(validity, uids)) = &outcome.code
+                && let Some(UidSetMember::Uid(uid)) = uids.first()
+            {
+                return Ok(Some((*validity, *uid)));
             }
             return Ok(None);
         }

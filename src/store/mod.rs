@@ -4,26 +4,36 @@
 
 mod accounts;
 pub mod console;
+mod crm;
+mod fixture;
 mod folders;
 mod log;
-pub mod outbox;
 mod messages;
 mod ops;
+pub mod outbox;
 mod quarantine;
 mod schema;
+mod search;
 mod status;
+mod triage;
 
 pub use accounts::{AccountRow, AccountState, ErrorInfo, LeaseHolder};
+pub use crm::{BookRows, CustomerRow, MatchInput, MatchRow, MatchUpdate, TimelineRow};
+pub use fixture::FixtureMessage;
 pub use folders::{FolderRow, FolderSyncState};
 pub use log::{AuditRow, EventRow, Level};
-pub use outbox::{Change, NewOutbox, OutboxRow, ReplyBase};
 pub use messages::{
     BatchOutcome, FlagRow, LocationRow, LocationView, MessageFull, MessageSummary, NewMessage,
     PrefetchItem,
 };
 pub use ops::{OpKind, OpTarget, PendingOp};
+pub use outbox::{Change, NewOutbox, OutboxRow, ReplyBase};
 pub use quarantine::QuarantineRow;
+pub use search::SearchRow;
 pub use status::OutboxCounts;
+pub use triage::{
+    ActionRow, FolderRef, MessageDetail, MessagePlace, PendingOpRow, TriageFilter, TriageRow,
+};
 
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;

@@ -254,4 +254,16 @@ ALTER TABLE outbox ADD COLUMN last_error_at TEXT;
 ALTER TABLE outbox ADD COLUMN size INTEGER;
 CREATE INDEX outbox_by_account_state ON outbox(account_id, state);
 "#,
+    // 3 (issue 5): matching bookkeeping and indexes for triage and threads.
+    // `crm_examined` = 0 marks mail that matching has not seen yet (new rows get it by default),
+    // so mail stored without matching (an older build, a crash between a batch and its
+    // matching) is caught up later; a flag rather than a high-water id, because ids of deleted
+    // rows are reused. The partial indexes keep both lookups off the full table.
+    r#"
+ALTER TABLE messages ADD COLUMN crm_examined INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX messages_crm_pending ON messages(id) WHERE crm_examined = 0;
+CREATE INDEX messages_triage ON messages(date DESC, id DESC)
+    WHERE direction = 'in' AND customer_id IS NULL AND denied = 0 AND triage_state IS NULL;
+CREATE INDEX messages_by_in_reply_to ON messages(in_reply_to);
+"#,
 ];

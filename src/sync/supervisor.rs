@@ -213,6 +213,7 @@ async fn account_loop(
         match result {
             Ok(sum) => {
                 failures = 0;
+                crate::crm::after_sync(&store, &config, &id);
                 let _ = store.record_success(
                     &id,
                     sum.duration_ms as i64,
@@ -457,6 +458,7 @@ pub async fn run_once(
     .await;
     match &result {
         Ok(sum) => {
+            crate::crm::after_sync(&store, config, &id);
             store.record_success(
                 &id,
                 sum.duration_ms as i64,

@@ -4,7 +4,8 @@
 mod common;
 
 mod account;
-mod send;
 mod corpus;
+mod crm;
+mod send;
 mod sync;
 mod tui;

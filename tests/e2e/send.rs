@@ -287,14 +287,31 @@ fn sends_over_implicit_tls_submission_too() {
         PASSWORD,
     );
     assert!(out.status.success(), "{}", stderr(&out));
-    let (code, v, err) = send_json(&home, &["--to", &bob, "--subject", "over 465", "--in-reply-to", "<elsewhere-1@example.org>"], "x");
+    let (code, v, err) = send_json(
+        &home,
+        &[
+            "--to",
+            &bob,
+            "--subject",
+            "over 465",
+            "--in-reply-to",
+            "<elsewhere-1@example.org>",
+        ],
+        "x",
+    );
     assert_eq!(code, 0, "{v} {err}");
     assert_eq!(v["state"], "verified");
     assert_eq!(v["in_reply_to"], "elsewhere-1@example.org");
     let got = imap_find(&bob, "INBOX", v["message_id"].as_str().unwrap());
     assert_eq!(got.len(), 1);
-    let m = mail_parser::MessageParser::default().parse(&got[0].raw).unwrap();
-    assert_eq!(m.in_reply_to().as_text(), Some("elsewhere-1@example.org"), "--in-reply-to with a Message-ID not in the cache");
+    let m = mail_parser::MessageParser::default()
+        .parse(&got[0].raw)
+        .unwrap();
+    assert_eq!(
+        m.in_reply_to().as_text(),
+        Some("elsewhere-1@example.org"),
+        "--in-reply-to with a Message-ID not in the cache"
+    );
 }
 
 #[test]

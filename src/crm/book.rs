@@ -1,0 +1,232 @@
+//! The customer book: validated changes, each followed by re-matching the cache, since a new
+//! address or domain can claim mail that is already stored.
+
+use serde::Serialize;
+
+use super::address::{Normalizer, domain_ascii};
+use super::matching::{MatchSummary, rematch_all};
+use crate::config::Config;
+use crate::error::{AppError, Result};
+use crate::store::{CustomerRow, Store};
+
+/// A customer as typed by a user (addresses not yet validated).
+#[derive(Debug, Clone, Default)]
+pub struct CustomerInput {
+    pub name: String,
+    pub company: Option<String>,
+    pub notes: Option<String>,
+    pub emails: Vec<String>,
+    pub domains: Vec<String>,
+}
+
+/// Changes to one customer; `Some("")` clears company or notes.
+#[derive(Debug, Clone, Default)]
+pub struct CustomerEdit {
+    pub name: Option<String>,
+    pub company: Option<String>,
+    pub notes: Option<String>,
+    pub add_emails: Vec<String>,
+    pub remove_emails: Vec<String>,
+    pub add_domains: Vec<String>,
+    pub remove_domains: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Changed {
+    pub customer: CustomerRow,
+    pub rematch: MatchSummary,
+}
+
+/// Canonical addresses (never plus-folded: the book keeps what the user typed, matching folds).
+pub fn parse_emails(raw: &[String]) -> Result<Vec<String>> {
+    let n = Normalizer::default();
+    let mut out: Vec<String> = Vec::new();
+    for r in raw
+        .iter()
+        .flat_map(|r| r.split(';'))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        let a = n.address(r).ok_or_else(|| {
+            AppError::usage(
+                format!("{r:?} is not an email address"),
+                "write it as name@example.com",
+            )
+        })?;
+        if !out.contains(&a) {
+            out.push(a);
+        }
+    }
+    Ok(out)
+}
+
+pub fn parse_domains(raw: &[String]) -> Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for r in raw
+        .iter()
+        .flat_map(|r| r.split(';'))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        let d = domain_ascii(r).ok_or_else(|| {
+            AppError::usage(format!("{r:?} is not a domain"), "write it as example.com")
+        })?;
+        if !out.contains(&d) {
+            out.push(d);
+        }
+    }
+    Ok(out)
+}
+
+fn opt(s: Option<String>) -> Option<String> {
+    s.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+}
+
+fn check_name(name: &str) -> Result<String> {
+    let n = name.trim();
+    if n.is_empty() {
+        return Err(AppError::usage(
+            "a customer needs a name",
+            "pass --name NAME",
+        ));
+    }
+    Ok(n.to_string())
+}
+
+pub fn not_found(id: i64) -> AppError {
+    AppError::not_found("customer", &id.to_string(), "see `mailroom customers list`")
+}
+
+/// Adds a customer and re-matches the cache.
+pub fn add(store: &Store, config: &Config, input: CustomerInput) -> Result<Changed> {
+    let name = check_name(&input.name)?;
+    let emails = parse_emails(&input.emails)?;
+    let domains = parse_domains(&input.domains)?;
+    let id = store.atomically(|s| {
+        let id = s.customer_insert(
+            &name,
+            opt(input.company).as_deref(),
+            opt(input.notes).as_deref(),
+        )?;
+        for e in &emails {
+            s.customer_add_email(id, e)?;
+        }
+        for d in &domains {
+            s.customer_add_domain(id, d)?;
+        }
+        Ok(id)
+    })?;
+    let rematch = rematch_all(store, config)?;
+    let customer = store.customer(id)?.ok_or_else(|| not_found(id))?;
+    Ok(Changed { customer, rematch })
+}
+
+pub fn edit(store: &Store, config: &Config, id: i64, e: CustomerEdit) -> Result<Changed> {
+    if store.customer(id)?.is_none() {
+        return Err(not_found(id));
+    }
+    let name = e.name.as_deref().map(check_name).transpose()?;
+    let add_emails = parse_emails(&e.add_emails)?;
+    let remove_emails = parse_emails(&e.remove_emails)?;
+    let add_domains = parse_domains(&e.add_domains)?;
+    let remove_domains = parse_domains(&e.remove_domains)?;
+    let company = e.company.map(|c| opt(Some(c)));
+    let notes = e.notes.map(|n| opt(Some(n)));
+    store.atomically(|s| {
+        s.customer_update(
+            id,
+            name.as_deref(),
+            company.as_ref().map(|c| c.as_deref()),
+            notes.as_ref().map(|n| n.as_deref()),
+        )?;
+        for a in &remove_emails {
+            s.customer_remove_email(id, a)?;
+        }
+        for a in &add_emails {
+            s.customer_add_email(id, a)?;
+        }
+        for d in &remove_domains {
+            s.customer_remove_domain(id, d)?;
+        }
+        for d in &add_domains {
+            s.customer_add_domain(id, d)?;
+        }
+        Ok(())
+    })?;
+    let rematch = rematch_all(store, config)?;
+    let customer = store.customer(id)?.ok_or_else(|| not_found(id))?;
+    Ok(Changed { customer, rematch })
+}
+
+/// Removes a customer; its mail becomes unmatched again (and may return to triage).
+pub fn remove(store: &Store, config: &Config, id: i64) -> Result<(CustomerRow, MatchSummary)> {
+    let c = store.customer(id)?.ok_or_else(|| not_found(id))?;
+    store.customer_delete(id)?;
+    let rematch = rematch_all(store, config)?;
+    Ok((c, rematch))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validates_and_refuses_shared_addresses() {
+        let s = Store::open_in_memory().unwrap();
+        let cfg = Config::default();
+        let a = add(
+            &s,
+            &cfg,
+            CustomerInput {
+                name: " Anna ".into(),
+                emails: vec!["Anna@Example.org; anna@example.org".into()],
+                domains: vec!["@Example.org".into()],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(a.customer.name, "Anna");
+        assert_eq!(a.customer.emails, ["anna@example.org"]);
+        assert_eq!(a.customer.domains, ["example.org"]);
+        let err = add(
+            &s,
+            &cfg,
+            CustomerInput {
+                name: "Bob".into(),
+                emails: vec!["ANNA@example.org".into()],
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        assert!(err.summary.contains("already belongs to customer"), "{err}");
+        // Nothing of the failed add was kept.
+        assert_eq!(s.customers().unwrap().len(), 1);
+        assert!(
+            add(
+                &s,
+                &cfg,
+                CustomerInput {
+                    name: "  ".into(),
+                    ..Default::default()
+                }
+            )
+            .is_err()
+        );
+        assert!(parse_emails(&["not an address".into()]).is_err());
+        let e = edit(
+            &s,
+            &cfg,
+            a.customer.id,
+            CustomerEdit {
+                company: Some(String::new()),
+                add_emails: vec!["a2@example.org".into()],
+                remove_emails: vec!["anna@example.org".into()],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(e.customer.emails, ["a2@example.org"]);
+        assert_eq!(e.customer.company, None);
+        assert!(edit(&s, &cfg, 999, CustomerEdit::default()).is_err());
+    }
+}

@@ -1,0 +1,394 @@
+//! Customer CSV import and export. A header row names the columns (case-insensitive): `name`
+//! (required), `company`, `emails`, `domains`, `notes`; several values in one cell are separated
+//! by `;`. Files come from spreadsheets, so the encoding is sniffed: a BOM decides (UTF-8 or
+//! UTF-16), else valid UTF-8, else Windows-1252 (what Excel writes on Western systems).
+//!
+//! Good rows are imported, bad rows are reported by line number; importing the same file again
+//! changes nothing. A row updates the existing customer that owns any of its addresses (or, for
+//! rows without addresses, the one with the same name and company). Addresses and domains are
+//! only ever added by an import, never removed, so pairings made in triage survive a re-import.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use super::book::{parse_domains, parse_emails};
+use super::matching::rematch_all;
+use crate::config::Config;
+use crate::error::{AppError, Result};
+use crate::store::{CustomerRow, Store};
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RowError {
+    pub line: u64,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct ImportReport {
+    pub imported: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+    pub errors: Vec<RowError>,
+    /// Which encoding the file was read as.
+    pub encoding: String,
+    /// Header columns that are not ours (ignored).
+    pub ignored_columns: Vec<String>,
+}
+
+/// Decodes spreadsheet bytes; returns the text and the encoding's name.
+pub fn decode(bytes: &[u8]) -> (String, &'static str) {
+    if let Some((enc, bom_len)) = encoding_rs::Encoding::for_bom(bytes) {
+        let (text, _) = enc.decode_without_bom_handling(&bytes[bom_len..]);
+        return (text.into_owned(), enc.name());
+    }
+    match std::str::from_utf8(bytes) {
+        Ok(s) => (s.to_string(), "UTF-8"),
+        Err(_) => {
+            let (text, _, _) = encoding_rs::WINDOWS_1252.decode(bytes);
+            (text.into_owned(), "windows-1252")
+        }
+    }
+}
+
+#[derive(Default)]
+struct Columns {
+    name: Option<usize>,
+    company: Option<usize>,
+    emails: Option<usize>,
+    domains: Option<usize>,
+    notes: Option<usize>,
+}
+
+/// A customer as the file describes it, validated.
+struct Row {
+    name: String,
+    company: Option<Option<String>>,
+    notes: Option<Option<String>>,
+    emails: Vec<String>,
+    domains: Vec<String>,
+}
+
+fn cell(rec: &csv::StringRecord, col: Option<usize>) -> Option<Option<String>> {
+    col.map(|i| {
+        rec.get(i)
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    })
+}
+
+fn parse_row(rec: &csv::StringRecord, cols: &Columns, width: usize) -> Result<Option<Row>, String> {
+    if rec.iter().all(|f| f.trim().is_empty()) {
+        return Ok(None);
+    }
+    if rec.len() > width {
+        return Err(format!(
+            "{} fields, but the header has {width} (a stray comma or an unquoted value?)",
+            rec.len()
+        ));
+    }
+    let name = cell(rec, cols.name).flatten().ok_or("the name is empty")?;
+    let emails = parse_emails(
+        &cell(rec, cols.emails)
+            .flatten()
+            .into_iter()
+            .collect::<Vec<_>>(),
+    )
+    .map_err(|e| e.summary)?;
+    let domains = parse_domains(
+        &cell(rec, cols.domains)
+            .flatten()
+            .into_iter()
+            .collect::<Vec<_>>(),
+    )
+    .map_err(|e| e.summary)?;
+    Ok(Some(Row {
+        name,
+        company: cell(rec, cols.company),
+        notes: cell(rec, cols.notes),
+        emails,
+        domains,
+    }))
+}
+
+fn key(name: &str, company: Option<&str>) -> (String, String) {
+    (name.to_lowercase(), company.unwrap_or("").to_lowercase())
+}
+
+pub fn import(store: &Store, config: &Config, bytes: &[u8]) -> Result<ImportReport> {
+    let (text, encoding) = decode(bytes);
+    let mut rdr = csv::ReaderBuilder::new()
+        .flexible(true)
+        .has_headers(true)
+        .from_reader(text.as_bytes());
+    let headers = rdr
+        .headers()
+        .map_err(|e| {
+            AppError::usage(
+                format!("cannot read the CSV header: {e}"),
+                "the first line names the columns: name,company,emails,domains,notes",
+            )
+        })?
+        .clone();
+    let mut cols = Columns::default();
+    let mut report = ImportReport {
+        encoding: encoding.to_string(),
+        ..Default::default()
+    };
+    for (i, h) in headers.iter().enumerate() {
+        match h.trim().to_lowercase().as_str() {
+            "name" => cols.name = Some(i),
+            "company" => cols.company = Some(i),
+            "emails" | "email" => cols.emails = Some(i),
+            "domains" | "domain" => cols.domains = Some(i),
+            "notes" | "note" => cols.notes = Some(i),
+            other => report.ignored_columns.push(other.to_string()),
+        }
+    }
+    if cols.name.is_none() {
+        return Err(AppError::usage(
+            "the CSV has no `name` column",
+            "the first line names the columns: name,company,emails,domains,notes",
+        ));
+    }
+    let width = headers.len();
+
+    let existing = store.customers()?;
+    let mut by_key: HashMap<(String, String), i64> = HashMap::new();
+    for c in &existing {
+        by_key
+            .entry(key(&c.name, c.company.as_deref()))
+            .or_insert(c.id);
+    }
+    let mut current: HashMap<i64, CustomerRow> = existing.into_iter().map(|c| (c.id, c)).collect();
+    // Which line of this file claimed an address or a customer first.
+    let mut claimed_addr: HashMap<String, u64> = HashMap::new();
+    let mut claimed_customer: HashMap<i64, u64> = HashMap::new();
+
+    store.atomically(|s| {
+        for rec in rdr.records() {
+            let (line, rec) = match rec {
+                Ok(r) => (r.position().map(|p| p.line()).unwrap_or(0), r),
+                Err(e) => {
+                    let line = e.position().map(|p| p.line()).unwrap_or(0);
+                    report.errors.push(RowError { line, reason: e.to_string() });
+                    continue;
+                }
+            };
+            let row = match parse_row(&rec, &cols, width) {
+                Ok(Some(r)) => r,
+                Ok(None) => continue,
+                Err(reason) => {
+                    report.errors.push(RowError { line, reason });
+                    continue;
+                }
+            };
+            if let Some((a, l)) = row.emails.iter().find_map(|a| claimed_addr.get(a).map(|l| (a, *l))) {
+                report.errors.push(RowError { line, reason: format!("{a} is already on line {l}") });
+                continue;
+            }
+            let mut owners: Vec<i64> = Vec::new();
+            for a in &row.emails {
+                if let Some(o) = s.email_owner(a)?
+                    && !owners.contains(&o)
+                {
+                    owners.push(o);
+                }
+            }
+            if owners.len() > 1 {
+                report.errors.push(RowError {
+                    line,
+                    reason: format!(
+                        "its addresses belong to different customers ({}); split the row or merge them first",
+                        owners.iter().map(|o| o.to_string()).collect::<Vec<_>>().join(", ")
+                    ),
+                });
+                continue;
+            }
+            let target = owners.first().copied().or_else(|| {
+                if row.emails.is_empty() {
+                    let company = row.company.clone().flatten();
+                    by_key.get(&key(&row.name, company.as_deref())).copied()
+                } else {
+                    None
+                }
+            });
+            if let Some(id) = target
+                && let Some(l) = claimed_customer.get(&id)
+            {
+                report.errors.push(RowError { line, reason: format!("describes the same customer as line {l}") });
+                continue;
+            }
+            for a in &row.emails {
+                claimed_addr.insert(a.clone(), line);
+            }
+            match target.and_then(|id| current.get(&id).cloned()) {
+                None => {
+                    let company = row.company.clone().flatten();
+                    let id = s.customer_insert(&row.name, company.as_deref(), row.notes.clone().flatten().as_deref())?;
+                    for a in &row.emails {
+                        s.customer_add_email(id, a)?;
+                    }
+                    for d in &row.domains {
+                        s.customer_add_domain(id, d)?;
+                    }
+                    by_key.insert(key(&row.name, company.as_deref()), id);
+                    claimed_customer.insert(id, line);
+                    report.imported += 1;
+                }
+                Some(c) => {
+                    claimed_customer.insert(c.id, line);
+                    let name = (row.name != c.name).then_some(row.name.as_str());
+                    let company = row.company.as_ref().filter(|v| **v != c.company).map(|v| v.as_deref());
+                    let notes = row.notes.as_ref().filter(|v| **v != c.notes).map(|v| v.as_deref());
+                    let new_emails: Vec<&String> = row.emails.iter().filter(|a| !c.emails.contains(a)).collect();
+                    let new_domains: Vec<&String> = row.domains.iter().filter(|d| !c.domains.contains(d)).collect();
+                    if name.is_none() && company.is_none() && notes.is_none() && new_emails.is_empty() && new_domains.is_empty() {
+                        report.unchanged += 1;
+                        continue;
+                    }
+                    s.customer_update(c.id, name, company, notes)?;
+                    for a in new_emails {
+                        s.customer_add_email(c.id, a)?;
+                    }
+                    for d in new_domains {
+                        s.customer_add_domain(c.id, d)?;
+                    }
+                    if let Some(fresh) = s.customer(c.id)? {
+                        current.insert(c.id, fresh);
+                    }
+                    report.updated += 1;
+                }
+            }
+        }
+        Ok(())
+    })?;
+    if report.imported + report.updated > 0 {
+        rematch_all(store, config)?;
+    }
+    Ok(report)
+}
+
+/// The whole book as CSV (UTF-8, header row), in the shape `import` reads back unchanged.
+pub fn export(store: &Store) -> Result<Vec<u8>> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let io = |e: csv::Error| {
+        AppError::local(
+            "cannot write the CSV",
+            e.to_string(),
+            "report this as a bug",
+        )
+    };
+    w.write_record(["name", "company", "emails", "domains", "notes"])
+        .map_err(io)?;
+    for c in store.customers()? {
+        w.write_record([
+            c.name.as_str(),
+            c.company.as_deref().unwrap_or(""),
+            &c.emails.join(";"),
+            &c.domains.join(";"),
+            c.notes.as_deref().unwrap_or(""),
+        ])
+        .map_err(io)?;
+    }
+    w.into_inner().map_err(|e| {
+        AppError::local(
+            "cannot write the CSV",
+            e.to_string(),
+            "report this as a bug",
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn good_rows_in_bad_rows_named_and_reimport_is_idempotent() {
+        let s = Store::open_in_memory().unwrap();
+        let cfg = Config::default();
+        let csv = "Name,EMAILS,Company,Domains,Notes,Extra\n\
+                   Anna Schmidt,anna@example.org;Anna.S@Example.org,ACME,acme.test,\"likes, commas\",x\n\
+                   ,nobody@example.org,,,,\n\
+                   Bad Mail,not-an-address,,,,\n\
+                   Dup,ANNA@example.org,,,,\n\
+                   Too,many@example.org,,,,,,,\n\
+                   \n\
+                   No Mail,,Solo GmbH,,,\n";
+        let r = import(&s, &cfg, csv.as_bytes()).unwrap();
+        assert_eq!((r.imported, r.updated, r.unchanged), (2, 0, 0), "{r:?}");
+        let lines: Vec<u64> = r.errors.iter().map(|e| e.line).collect();
+        assert_eq!(lines, [3, 4, 5, 6], "{r:?}");
+        assert!(r.errors[2].reason.contains("line 2"), "{r:?}");
+        assert_eq!(r.ignored_columns, ["extra"]);
+        let r2 = import(&s, &cfg, csv.as_bytes()).unwrap();
+        assert_eq!((r2.imported, r2.updated, r2.unchanged), (0, 0, 2), "{r2:?}");
+        // An export reads back unchanged.
+        let out = export(&s).unwrap();
+        let r3 = import(&s, &cfg, &out).unwrap();
+        assert_eq!(
+            (r3.imported, r3.updated, r3.unchanged, r3.errors.len()),
+            (0, 0, 2, 0),
+            "{r3:?}"
+        );
+        // Matching by any address updates instead of duplicating.
+        let r4 = import(
+            &s,
+            &cfg,
+            b"name,emails,company\nAnna S.,anna.s@example.org;new@example.org,ACME\n",
+        )
+        .unwrap();
+        assert_eq!((r4.imported, r4.updated), (0, 1), "{r4:?}");
+        let anna = s
+            .customers()
+            .unwrap()
+            .into_iter()
+            .find(|c| c.name == "Anna S.")
+            .unwrap();
+        assert_eq!(
+            anna.emails,
+            ["anna.s@example.org", "anna@example.org", "new@example.org"]
+        );
+        assert_eq!(
+            anna.notes.as_deref(),
+            Some("likes, commas"),
+            "a missing column keeps the value"
+        );
+    }
+
+    #[test]
+    fn reads_bom_utf8_windows_1252_and_utf16() {
+        let s = Store::open_in_memory().unwrap();
+        let cfg = Config::default();
+        let mut bom = b"\xEF\xBB\xBFname,emails\n".to_vec();
+        bom.extend_from_slice("Jürgen Groß,j@müller.de\n".as_bytes());
+        let r = import(&s, &cfg, &bom).unwrap();
+        assert_eq!((r.imported, r.encoding.as_str()), (1, "UTF-8"), "{r:?}");
+        let cp1252 = b"name,emails\nFran\xE7ois L\xE9ger,f@example.fr\n";
+        let r = import(&s, &cfg, cp1252).unwrap();
+        assert_eq!(
+            (r.imported, r.encoding.as_str()),
+            (1, "windows-1252"),
+            "{r:?}"
+        );
+        let mut utf16 = vec![0xFF, 0xFE];
+        for u in "name\nZoë\n".encode_utf16() {
+            utf16.extend_from_slice(&u.to_le_bytes());
+        }
+        let r = import(&s, &cfg, &utf16).unwrap();
+        assert_eq!(r.imported, 1, "{r:?}");
+        let names: Vec<String> = s.customers().unwrap().into_iter().map(|c| c.name).collect();
+        assert!(names.contains(&"Jürgen Groß".to_string()), "{names:?}");
+        assert!(names.contains(&"François Léger".to_string()), "{names:?}");
+        assert!(names.contains(&"Zoë".to_string()), "{names:?}");
+        let j = s
+            .customers()
+            .unwrap()
+            .into_iter()
+            .find(|c| c.name.starts_with('J'))
+            .unwrap();
+        assert_eq!(j.emails, ["j@xn--mller-kva.de"]);
+        assert!(import(&s, &cfg, b"company,emails\nx,y@z.org\n").is_err());
+    }
+}

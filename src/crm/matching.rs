@@ -1,0 +1,407 @@
+//! Matching cached mail to customers. Inbound mail is matched by its sender, outbound mail (from
+//! Sent, or from one of our own addresses) by its recipients; first by address, then by a
+//! customer's domain, then by thread. Every match records its rule and a detail, so it can
+//! explain itself (`why`).
+//!
+//! The thread rule is deliberately narrow: a reply joins the customer of the thread it answers
+//! only when its sender is that customer or already took part in that thread. Helpdesks that pair
+//! on headers alone put one customer's mail into another's record when someone forwards or
+//! replies into a foreign thread; we leave such mail in triage instead.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::Serialize;
+
+use super::address::{Normalizer, domain_and_parents, domain_of};
+use super::deny::DenyLists;
+use crate::config::Config;
+use crate::error::Result;
+use crate::store::{MatchInput, MatchRow, MatchUpdate, Store};
+
+/// The customer book as lookup tables.
+#[derive(Debug, Default)]
+pub struct Book {
+    norm: Normalizer,
+    emails: HashMap<String, i64>,
+    by_customer: HashMap<i64, Vec<String>>,
+    domains: HashMap<String, Vec<i64>>,
+}
+
+impl Book {
+    pub fn load(store: &Store, norm: Normalizer) -> Result<Book> {
+        let rows = store.book_rows()?;
+        let mut b = Book {
+            norm,
+            ..Default::default()
+        };
+        for (e, c) in rows.emails {
+            let key = norm.address(&e).unwrap_or(e);
+            b.by_customer.entry(c).or_default().push(key.clone());
+            b.emails.insert(key, c);
+        }
+        for (d, c) in rows.domains {
+            b.domains.entry(d).or_default().push(c);
+        }
+        Ok(b)
+    }
+
+    /// The customer owning this canonical (possibly plus-folded) address.
+    pub fn by_address(&self, addr: &str) -> Option<i64> {
+        self.emails.get(addr).copied()
+    }
+
+    /// Customers owning the address's domain or a parent of it, with the domain that matched.
+    pub fn by_domain<'a>(&'a self, addr: &'a str) -> Option<(&'a str, &'a [i64])> {
+        domain_and_parents(domain_of(addr))
+            .find_map(|d| self.domains.get(d).map(|c| (d, c.as_slice())))
+    }
+
+    /// Customers owning an address in `domain` (triage suggestions).
+    pub fn with_address_domain(&self, domain: &str) -> Vec<i64> {
+        let mut v: Vec<i64> = self
+            .emails
+            .iter()
+            .filter(|(e, _)| domain_of(e) == domain)
+            .map(|(_, c)| *c)
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
+    pub fn normalizer(&self) -> Normalizer {
+        self.norm
+    }
+}
+
+/// Everything that decides a match apart from the message itself.
+pub struct Matcher {
+    pub book: Book,
+    own: HashSet<String>,
+    deny: DenyLists,
+}
+
+/// What is known about an earlier message of a thread.
+#[derive(Debug, Clone, Default)]
+struct ThreadNode {
+    customer: Option<i64>,
+    participants: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct MatchSummary {
+    pub examined: usize,
+    pub matched: usize,
+    pub changed: usize,
+    pub denied: usize,
+}
+
+/// Our own addresses (every account's address and aliases), canonical.
+pub fn own_addresses(config: &Config) -> HashSet<String> {
+    let n = Normalizer::default();
+    config
+        .accounts
+        .values()
+        .flat_map(|a| std::iter::once(&a.email).chain(a.aliases.iter()))
+        .filter_map(|a| n.address(a))
+        .collect()
+}
+
+/// Canonical addresses of a `[{"name":..,"address":..}]` list.
+pub fn json_addresses(json: &str, n: Normalizer) -> Vec<String> {
+    match serde_json::from_str::<serde_json::Value>(json) {
+        Ok(serde_json::Value::Array(items)) => items
+            .iter()
+            .filter_map(|it| it.get("address").and_then(|a| a.as_str()))
+            .filter_map(|a| n.address(a))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Message-IDs a message refers to, nearest first (In-Reply-To, then References backwards).
+pub fn referenced_ids(in_reply_to: Option<&str>, refs: Option<&str>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let clean = |s: &str| {
+        s.trim()
+            .trim_start_matches('<')
+            .trim_end_matches('>')
+            .to_string()
+    };
+    if let Some(irt) = in_reply_to {
+        out.extend(irt.split_whitespace().map(clean));
+    }
+    if let Some(r) = refs {
+        for id in r.split_whitespace().rev().map(clean) {
+            if !out.contains(&id) {
+                out.push(id);
+            }
+        }
+    }
+    out.retain(|s| !s.is_empty());
+    out
+}
+
+impl Matcher {
+    pub fn new(store: &Store, config: &Config) -> Result<Matcher> {
+        let norm = Normalizer::new(config.general.fold_plus_addresses);
+        Ok(Matcher {
+            book: Book::load(store, norm)?,
+            own: own_addresses(config),
+            deny: DenyLists::from_config(config),
+        })
+    }
+
+    pub fn is_own(&self, addr: &str) -> bool {
+        self.own.contains(addr)
+    }
+
+    /// Decides one message. `thread` knows earlier messages by Message-ID; `referenced` says
+    /// whether a later message answers this one (then its participants are needed).
+    fn decide(
+        &self,
+        m: &MatchInput,
+        thread: &HashMap<String, ThreadNode>,
+        referenced: bool,
+    ) -> (Vec<MatchRow>, Vec<String>, bool) {
+        let plain = Normalizer::default();
+        let norm = self.book.norm;
+        let from_plain = m.from_addr.as_deref().and_then(|a| plain.address(a));
+        let outbound =
+            m.direction == "out" || from_plain.as_deref().is_some_and(|f| self.is_own(f));
+        // Recipients matter for outbound mail and for thread participants only; most inbound
+        // mail skips parsing them (the bulk of a full rematch).
+        let (to, cc) = if outbound || referenced {
+            (
+                json_addresses(&m.to_json, plain),
+                json_addresses(&m.cc_json, plain),
+            )
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        let mut participants: Vec<String> = Vec::new();
+        if referenced {
+            participants.extend(from_plain.iter().cloned());
+            participants.extend(to.iter().cloned());
+            participants.extend(cc.iter().cloned());
+        }
+        let counterparts: Vec<&String> = if outbound {
+            to.iter()
+                .chain(cc.iter())
+                .filter(|a| !self.is_own(a))
+                .collect()
+        } else {
+            from_plain.iter().collect()
+        };
+        // Same rule as sync applies when it stores mail: the sender decides, whatever the folder.
+        let denied = from_plain.as_deref().is_some_and(|f| {
+            m.accounts
+                .iter()
+                .any(|acc| self.deny.denied_canonical(acc, f))
+        });
+
+        let mut found: Vec<MatchRow> = Vec::new();
+        let push = |found: &mut Vec<MatchRow>, c: i64, rule: &str, detail: String| {
+            if !found.iter().any(|f| f.customer_id == c) {
+                found.push(MatchRow {
+                    customer_id: c,
+                    rule: rule.into(),
+                    detail: Some(detail),
+                });
+            }
+        };
+        for a in &counterparts {
+            let key = norm.address(a).unwrap_or_else(|| (*a).clone());
+            if let Some(c) = self.book.by_address(&key) {
+                let detail = if &key == *a {
+                    format!("{} {a}", if outbound { "recipient" } else { "sender" })
+                } else {
+                    format!(
+                        "{} {a} (plus-folded to {key})",
+                        if outbound { "recipient" } else { "sender" }
+                    )
+                };
+                push(&mut found, c, "address", detail);
+            }
+        }
+        if found.is_empty() {
+            for a in &counterparts {
+                if let Some((d, cs)) = self.book.by_domain(a) {
+                    for c in cs {
+                        push(
+                            &mut found,
+                            *c,
+                            "domain",
+                            format!("{a} is in the customer's domain {d}"),
+                        );
+                    }
+                }
+            }
+        }
+        if found.is_empty() {
+            let sender = from_plain.as_deref().unwrap_or("");
+            let refs = referenced_ids(m.in_reply_to.as_deref(), m.refs.as_deref());
+            let known: Vec<(&String, &ThreadNode)> = refs
+                .iter()
+                .filter_map(|r| thread.get(r).map(|n| (r, n)))
+                .collect();
+            let in_thread: HashSet<&str> = known
+                .iter()
+                .flat_map(|(_, n)| n.participants.iter().map(String::as_str))
+                .collect();
+            if let Some((r, c)) = known.iter().find_map(|(r, n)| n.customer.map(|c| (r, c))) {
+                let is_customer = self.book.by_customer.get(&c).is_some_and(|emails| {
+                    norm.address(sender).is_some_and(|s| emails.contains(&s))
+                });
+                if !sender.is_empty() && (is_customer || in_thread.contains(sender)) {
+                    let who = if is_customer {
+                        "the customer"
+                    } else {
+                        "a participant of the thread"
+                    };
+                    push(
+                        &mut found,
+                        c,
+                        "thread",
+                        format!("reply in the thread of <{r}>; sender {sender} is {who}"),
+                    );
+                }
+            }
+        }
+        (found, participants, denied)
+    }
+}
+
+/// Matches the given messages (call after sync stored a batch): sets `matches`,
+/// `messages.customer_id` and `messages.denied`. Replies already cached whose parent is in this
+/// batch are matched again too (INBOX is often synced before Sent).
+pub fn match_messages(store: &Store, ids: &[i64], config: &Config) -> Result<MatchSummary> {
+    let matcher = Matcher::new(store, config)?;
+    match_with(store, &matcher, ids)
+}
+
+fn match_with(store: &Store, matcher: &Matcher, ids: &[i64]) -> Result<MatchSummary> {
+    let mut summary = run(store, matcher, Some(ids))?;
+    let inputs = store.match_inputs(Some(ids))?;
+    let msgids: Vec<String> = inputs
+        .iter()
+        .filter(|m| m.customer_id.is_some())
+        .filter_map(|m| m.message_id.clone())
+        .collect();
+    let orphans = store.unmatched_replies_to(&msgids)?;
+    if !orphans.is_empty() {
+        let s2 = run(store, matcher, Some(&orphans))?;
+        summary.changed += s2.changed;
+        summary.matched += s2.matched;
+    }
+    Ok(summary)
+}
+
+/// Matches every message matching has not examined yet: what sync calls after a pass (it
+/// needs no ids), and what readers call first so the queue is never stale.
+pub fn match_pending(store: &Store, config: &Config) -> Result<MatchSummary> {
+    let ids = store.unexamined_ids()?;
+    if ids.is_empty() {
+        return Ok(MatchSummary::default());
+    }
+    let matcher = Matcher::new(store, config)?;
+    let mut summary = MatchSummary::default();
+    for chunk in ids.chunks(5_000) {
+        let s = match_with(store, &matcher, chunk)?;
+        store.set_examined(chunk)?;
+        summary.examined += s.examined;
+        summary.matched += s.matched;
+        summary.changed += s.changed;
+        summary.denied += s.denied;
+    }
+    Ok(summary)
+}
+
+/// Matches every cached message again (after the customer book or the deny list changed).
+pub fn rematch_all(store: &Store, config: &Config) -> Result<MatchSummary> {
+    let matcher = Matcher::new(store, config)?;
+    // Read before matching: a message stored meanwhile stays unexamined and is caught later.
+    let pending = store.unexamined_ids()?;
+    let s = run(store, &matcher, None)?;
+    store.set_examined(&pending)?;
+    Ok(s)
+}
+
+fn run(store: &Store, matcher: &Matcher, ids: Option<&[i64]>) -> Result<MatchSummary> {
+    let inputs = store.match_inputs(ids)?;
+    let existing = store.matches_of(ids)?;
+    let batch_ids: HashSet<&str> = inputs
+        .iter()
+        .filter_map(|m| m.message_id.as_deref())
+        .collect();
+    // Only messages something refers to need a thread node.
+    let wanted: HashSet<String> = inputs
+        .iter()
+        .flat_map(|m| referenced_ids(m.in_reply_to.as_deref(), m.refs.as_deref()))
+        .collect();
+    let mut thread: HashMap<String, ThreadNode> = HashMap::new();
+    if ids.is_some() {
+        let outside: Vec<String> = wanted
+            .iter()
+            .filter(|w| !batch_ids.contains(w.as_str()))
+            .cloned()
+            .collect();
+        let plain = Normalizer::default();
+        for n in store.messages_by_message_ids(&outside)? {
+            let Some(mid) = n.message_id.clone() else {
+                continue;
+            };
+            let node = thread.entry(mid).or_default();
+            if node.customer.is_none() {
+                node.customer = n.customer_id;
+            }
+            node.participants
+                .extend(n.from_addr.as_deref().and_then(|a| plain.address(a)));
+            node.participants.extend(json_addresses(&n.to_json, plain));
+            node.participants.extend(json_addresses(&n.cc_json, plain));
+        }
+    }
+    let mut summary = MatchSummary::default();
+    let mut updates: Vec<MatchUpdate> = Vec::new();
+    for m in &inputs {
+        summary.examined += 1;
+        let referenced = m
+            .message_id
+            .as_ref()
+            .is_some_and(|mid| wanted.contains(mid));
+        let (found, participants, denied) = matcher.decide(m, &thread, referenced);
+        let old = existing.get(&m.id).cloned().unwrap_or_default();
+        let manual: Option<i64> = old
+            .iter()
+            .find(|r| r.rule == "manual")
+            .map(|r| r.customer_id);
+        let old_auto: Vec<MatchRow> = old.into_iter().filter(|r| r.rule != "manual").collect();
+        let customer_id = manual.or(found.first().map(|f| f.customer_id));
+        if customer_id.is_some() {
+            summary.matched += 1;
+        }
+        if denied {
+            summary.denied += 1;
+        }
+        if let Some(mid) = &m.message_id
+            && wanted.contains(mid)
+        {
+            let node = thread.entry(mid.clone()).or_default();
+            node.customer = node.customer.or(customer_id);
+            node.participants.extend(participants);
+        }
+        if old_auto != found || m.customer_id != customer_id || m.denied != denied {
+            updates.push(MatchUpdate {
+                message_id: m.id,
+                matches: found,
+                customer_id,
+                denied,
+            });
+        }
+    }
+    summary.changed = updates.len();
+    if !updates.is_empty() {
+        store.atomically(|s| updates.iter().try_for_each(|u| s.apply_match(u)))?;
+    }
+    Ok(summary)
+}

@@ -1,0 +1,36 @@
+//! Customers, matching, triage, deny lists and undo (issue 5). Decides; the store reads and
+//! writes rows. Never imports the UI.
+//!
+//! Sync calls [`after_sync`] after each pass ([`match_pending`], or [`match_messages`] with the
+//! ids of a batch): it matches, and sets the denied flag from the deny lists. Readers (triage, timelines,
+//! search) call `match_pending` first too, so mail stored without matching is never missed.
+
+pub mod address;
+pub mod book;
+pub mod csvio;
+pub mod deny;
+pub mod matching;
+pub mod search;
+pub mod timeline;
+pub mod triage;
+
+pub use deny::DenyLists;
+pub use matching::{MatchSummary, match_messages, match_pending, rematch_all};
+pub use triage::{Desk, may_see, visible_accounts};
+
+#[cfg(test)]
+mod tests;
+
+/// What sync calls after each successful pass: matches the new mail. A failure here never fails
+/// the sync (the mail is stored; every crm reader catches up), it is logged with the fix.
+pub fn after_sync(store: &crate::store::Store, config: &crate::config::Config, account_id: &str) {
+    if let Err(e) = match_pending(store, config) {
+        let _ = store.log_event(
+            Some(account_id),
+            crate::store::Level::Warn,
+            "matching new mail to customers failed",
+            Some(&e.to_string()),
+            Some("it is retried on the next pass and whenever triage is opened"),
+        );
+    }
+}

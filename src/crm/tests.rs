@@ -1,0 +1,486 @@
+//! Unit tests of matching and triage on rows written directly (no server).
+
+use super::*;
+use crate::config::{Config, Home};
+use crate::store::{FixtureMessage, Store};
+
+struct World {
+    store: Store,
+    home: Home,
+    _dir: tempfile::TempDir,
+    inbox: i64,
+    sent: i64,
+    uid: i64,
+}
+
+const ACCOUNT: &str = r#"
+[accounts.work]
+id = "acc-work"
+email = "me@ours.test"
+aliases = ["sales@ours.test"]
+user = "me"
+imap = { host = "h", port = 1 }
+smtp = { host = "h", port = 2 }
+
+[accounts.private]
+id = "acc-priv"
+email = "boss@ours.test"
+owner = "boss"
+user = "boss"
+imap = { host = "h", port = 1 }
+smtp = { host = "h", port = 2 }
+"#;
+
+impl World {
+    fn new() -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home {
+            root: dir.path().into(),
+        };
+        std::fs::write(home.config_path(), ACCOUNT).unwrap();
+        let store = Store::open_in_memory().unwrap();
+        let inbox = store
+            .fixture_folder("acc-work", "INBOX", Some("inbox"))
+            .unwrap();
+        let sent = store
+            .fixture_folder("acc-work", "Sent", Some("sent"))
+            .unwrap();
+        store
+            .fixture_folder("acc-work", "Trash", Some("trash"))
+            .unwrap();
+        World {
+            store,
+            home,
+            _dir: dir,
+            inbox,
+            sent,
+            uid: 0,
+        }
+    }
+    fn config(&self) -> Config {
+        Config::load(&self.home).unwrap()
+    }
+    fn msg(&mut self, from: &str, subject: &str, date: &str) -> FixtureMessage {
+        let _ = self;
+        FixtureMessage {
+            message_id: Some(format!("{subject}@test")),
+            from_addr: from.into(),
+            to: vec!["me@ours.test".into()],
+            subject: subject.into(),
+            date: format!("2025-01-{date}T10:00:00Z"),
+            direction: "in",
+            ..Default::default()
+        }
+    }
+    fn put(&mut self, m: FixtureMessage) -> i64 {
+        self.uid += 1;
+        let folder = if m.direction == "out" {
+            self.sent
+        } else {
+            self.inbox
+        };
+        let id = self
+            .store
+            .fixture_message("acc-work", folder, self.uid, &m)
+            .unwrap();
+        match_messages(&self.store, &[id], &self.config()).unwrap();
+        id
+    }
+    fn customer(&self, name: &str, emails: &[&str], domains: &[&str]) -> i64 {
+        book::add(
+            &self.store,
+            &self.config(),
+            book::CustomerInput {
+                name: name.into(),
+                emails: emails.iter().map(|s| s.to_string()).collect(),
+                domains: domains.iter().map(|s| s.to_string()).collect(),
+                ..Default::default()
+            },
+        )
+        .unwrap()
+        .customer
+        .id
+    }
+    fn why(&self, id: i64) -> Vec<(i64, String)> {
+        let mut v: Vec<(i64, String)> = self
+            .store
+            .matches_of(Some(&[id]))
+            .unwrap()
+            .remove(&id)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| (m.customer_id, m.rule))
+            .collect();
+        v.sort();
+        v
+    }
+    fn desk(&self, operator: &'static str) -> Desk<'_> {
+        Desk::new(&self.store, &self.home, self.config(), operator)
+    }
+    fn queue(&self, operator: &'static str) -> Vec<i64> {
+        self.desk(operator)
+            .list(None, 100, 0)
+            .unwrap()
+            .messages
+            .iter()
+            .map(|m| m.id)
+            .collect()
+    }
+}
+
+#[test]
+fn matches_by_address_domain_idn_and_recipients() {
+    let mut w = World::new();
+    let anna = w.customer("Anna", &["anna@example.org"], &[]);
+    let acme = w.customer("ACME", &[], &["acme.test"]);
+    let idn = w.customer("Müller", &["info@müller.de"], &[]);
+    let m = w.msg("ANNA@Example.org", "a1", "01");
+    let a1 = w.put(m);
+    let m = w.msg("bob@eu.acme.test", "a2", "02");
+    let a2 = w.put(m);
+    let m = w.msg("info@xn--mller-kva.de", "a3", "03");
+    let a3 = w.put(m);
+    let mut out = w.msg("me@ours.test", "a4", "04");
+    out.direction = "out";
+    out.to = vec!["anna@example.org".into(), "x@acme.test".into()];
+    let a4 = w.put(out);
+    let m = w.msg("stranger@nowhere.test", "a5", "05");
+    let a5 = w.put(m);
+    assert_eq!(w.why(a1), [(anna, "address".to_string())]);
+    assert_eq!(w.why(a2), [(acme, "domain".to_string())]);
+    assert_eq!(w.why(a3), [(idn, "address".to_string())]);
+    // Outbound mail matches its recipients by address first; the domain rule is a fallback.
+    assert_eq!(w.why(a4), [(anna, "address".to_string())]);
+    assert!(w.why(a5).is_empty());
+    assert_eq!(w.queue("tester"), [a5]);
+    // The timeline explains each match.
+    let tl = w.store.timeline(anna, &["acc-work".into()]).unwrap();
+    assert_eq!(tl.iter().map(|t| t.id).collect::<Vec<_>>(), [a1, a4]);
+    assert_eq!(tl[0].detail.as_deref(), Some("sender anna@example.org"));
+}
+
+#[test]
+fn plus_folding_is_a_setting() {
+    let mut w = World::new();
+    let anna = w.customer("Anna", &["anna@example.org"], &[]);
+    let m = w.msg("anna+news@example.org", "p1", "01");
+    let p1 = w.put(m);
+    assert!(w.why(p1).is_empty());
+    std::fs::write(
+        w.home.config_path(),
+        format!("[general]\nfold_plus_addresses = true\n{ACCOUNT}"),
+    )
+    .unwrap();
+    rematch_all(&w.store, &w.config()).unwrap();
+    assert_eq!(w.why(p1), [(anna, "address".to_string())]);
+}
+
+#[test]
+fn thread_rule_pairs_only_participants() {
+    let mut w = World::new();
+    let anna = w.customer("Anna", &["anna@example.org"], &[]);
+    let m = w.msg("anna@example.org", "t1", "01");
+    let t1 = w.put(m);
+    // Anna's colleague, copied on our reply, answers in the thread: a participant.
+    let mut reply = w.msg("me@ours.test", "t2", "02");
+    reply.direction = "out";
+    reply.to = vec!["anna@example.org".into()];
+    reply.cc = vec!["colleague@other.test".into()];
+    reply.in_reply_to = Some("t1@test".into());
+    let t2 = w.put(reply);
+    let mut c = w.msg("colleague@other.test", "t3", "03");
+    c.in_reply_to = Some("t2@test".into());
+    c.refs = Some("<t1@test> <t2@test>".into());
+    let t3 = w.put(c);
+    // A helpdesk stranger replying into the thread on headers alone: not paired.
+    let mut h = w.msg("agent@helpdesk.test", "t4", "04");
+    h.in_reply_to = Some("t1@test".into());
+    let t4 = w.put(h);
+    assert_eq!(w.why(t1), [(anna, "address".to_string())]);
+    assert_eq!(w.why(t2), [(anna, "address".to_string())]);
+    assert_eq!(w.why(t3), [(anna, "thread".to_string())]);
+    assert!(w.why(t4).is_empty());
+    assert_eq!(w.queue("tester"), [t4]);
+    // A full rematch reaches the same result (parents are decided before replies).
+    let s = rematch_all(&w.store, &w.config()).unwrap();
+    assert_eq!(s.changed, 0, "{s:?}");
+}
+
+#[test]
+fn a_reply_stored_before_its_parent_is_matched_when_the_parent_arrives() {
+    let mut w = World::new();
+    let anna = w.customer("Anna", &["anna@example.org"], &[]);
+    let mut c = w.msg("colleague@example.net", "r2", "02");
+    c.in_reply_to = Some("r1@test".into());
+    let r2 = w.put(c);
+    assert!(w.why(r2).is_empty());
+    let mut parent = w.msg("anna@example.org", "r1", "01");
+    parent.cc = vec!["colleague@example.net".into()];
+    w.put(parent);
+    assert_eq!(w.why(r2), [(anna, "thread".to_string())]);
+}
+
+#[test]
+fn triage_hides_own_denied_and_private_mail() {
+    let mut w = World::new();
+    let m = w.msg("sales@ours.test", "o1", "01");
+    w.put(m);
+    let m = w.msg("x@spam.test", "s1", "02");
+    let s1 = w.put(m);
+    let m = w.msg("y@ok.test", "k1", "03");
+    let k1 = w.put(m);
+    let priv_inbox = w
+        .store
+        .fixture_folder("acc-priv", "INBOX", Some("inbox"))
+        .unwrap();
+    let m = w.msg("z@ok.test", "p1", "04");
+    let p1 = w
+        .store
+        .fixture_message("acc-priv", priv_inbox, 1, &m)
+        .unwrap();
+    match_messages(&w.store, &[p1], &w.config()).unwrap();
+    assert_eq!(w.queue("tester"), [k1, s1]);
+    assert_eq!(w.queue("boss"), [p1, k1, s1]);
+    // Denied by the global list: stored, hidden.
+    deny::add(
+        &w.home,
+        &deny::Scope::Global,
+        &address::Pattern::parse("spam.test").unwrap(),
+    )
+    .unwrap();
+    rematch_all(&w.store, &w.config()).unwrap();
+    assert_eq!(w.queue("tester"), [k1]);
+    assert!(w.store.message_detail(s1).unwrap().unwrap().denied);
+    // Actions on a message the operator may not see fail as "not found".
+    assert!(w.desk("tester").show(p1).is_err());
+    assert!(w.desk("boss").show(p1).is_ok());
+}
+
+#[test]
+fn actions_and_undo() {
+    let mut w = World::new();
+    let anna = w.customer("Anna", &["anna@example.org"], &[]);
+    let mut m = w.msg("new@example.org", "n1", "01");
+    m.from_name = Some("\"Nina New\"".into());
+    let n1 = w.put(m);
+    let m = w.msg("new@example.org", "n2", "02");
+    let n2 = w.put(m);
+    let m = w.msg("x@spam.test", "s1", "03");
+    let s1 = w.put(m);
+    let m = w.msg("y@spam.test", "s2", "04");
+    let s2 = w.put(m);
+    let m = w.msg("gone@else.test", "g1", "05");
+    let g1 = w.put(m);
+    // Suggestion: same domain as Anna's address.
+    let view = w.desk("tester").show(n1).unwrap();
+    assert_eq!(view.suggestions.first().map(|s| s.customer_id), Some(anna));
+
+    // pair: the address joins Anna, both messages match; undo restores both.
+    let mut desk = w.desk("tester");
+    let p = desk.pair(n1, anna).unwrap();
+    assert_eq!(w.why(n1), [(anna, "manual".to_string())]);
+    assert_eq!(w.why(n2), [(anna, "address".to_string())]);
+    let u = w.desk("tester").undo(None, &[]).unwrap();
+    assert_eq!(u.action_id, p.action_id);
+    assert!(w.why(n1).is_empty() && w.why(n2).is_empty());
+    assert!(
+        !w.store
+            .customer(anna)
+            .unwrap()
+            .unwrap()
+            .emails
+            .contains(&"new@example.org".to_string())
+    );
+
+    // add-customer: name from the display name.
+    let a = w.desk("tester").add_customer(n1, None).unwrap();
+    let cid = a.customer_id.unwrap();
+    assert_eq!(w.store.customer(cid).unwrap().unwrap().name, "Nina New");
+    assert_eq!(w.why(n2), [(cid, "address".to_string())]);
+    w.desk("tester").undo(Some(a.action_id), &[]).unwrap();
+    assert!(w.store.customer(cid).unwrap().is_none());
+    assert!(
+        w.desk("tester").undo(Some(a.action_id), &[]).is_err(),
+        "an action is undone once"
+    );
+
+    // block --domain: count first, then config + hidden; undo brings both back.
+    let plan = w.desk("tester").block_plan(s1, true).unwrap();
+    assert_eq!((plan.pattern.as_str(), plan.affected), ("spam.test", 2));
+    let (_, b) = w.desk("tester").block(s1, true).unwrap();
+    assert_eq!(w.config().accounts["work"].deny, ["spam.test"]);
+    assert!(!w.queue("tester").contains(&s1) && !w.queue("tester").contains(&s2));
+    // Mail arriving later from the domain is hidden as it is matched.
+    let m = w.msg("z@mail.spam.test", "s3", "06");
+    let s3 = w.put(m);
+    assert!(w.store.message_detail(s3).unwrap().unwrap().denied);
+    w.desk("tester").undo(Some(b.action_id), &[]).unwrap();
+    assert!(w.config().accounts["work"].deny.is_empty());
+    assert!(w.queue("tester").contains(&s1) && w.queue("tester").contains(&s3));
+
+    // delete: queued for the server, gone from the queue; undo before sync withdraws it.
+    let d = w.desk("tester").delete(g1).unwrap();
+    assert!(!w.queue("tester").contains(&g1));
+    // The location leaves the cache at once; the op remembers where the message was.
+    assert!(w.store.message_locations(g1).unwrap().is_empty());
+    let op_id = w.store.action(d.action_id).unwrap().unwrap().payload["ops"][0]["op_id"]
+        .as_i64()
+        .unwrap();
+    let op = w.store.pending_op(op_id).unwrap().unwrap();
+    assert_eq!(op.op, "delete");
+    let target: serde_json::Value = serde_json::from_str(op.arg.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        (target["wire_name"].as_str(), target["arg"].as_str()),
+        (Some("INBOX"), Some("Trash"))
+    );
+    let u = w.desk("tester").undo(None, &[]).unwrap();
+    assert_eq!(u.action_id, d.action_id);
+    assert!(
+        w.store.pending_op(op_id).unwrap().is_none(),
+        "the op is withdrawn"
+    );
+    assert_eq!(w.store.message_locations(g1).unwrap().len(), 1);
+    assert!(w.queue("tester").contains(&g1));
+    // Another operator's undo finds nothing of theirs.
+    assert!(w.desk("boss").undo(None, &[]).is_err());
+    // Every action and undo is in the audit log.
+    let audit: Vec<String> = w
+        .store
+        .audit_rows(100)
+        .unwrap()
+        .into_iter()
+        .map(|a| a.action)
+        .collect();
+    assert_eq!(
+        audit.iter().filter(|a| *a == "undo").count(),
+        4,
+        "{audit:?}"
+    );
+    assert!(
+        audit.contains(&"triage.block".to_string()) && audit.contains(&"triage.delete".to_string())
+    );
+}
+
+#[test]
+fn undo_of_a_replayed_delete_moves_the_message_back() {
+    let mut w = World::new();
+    let m = w.msg("gone@else.test", "g1", "05");
+    let g1 = w.put(m);
+    let m = w.msg("gone@else.test", "g2", "06");
+    let g2 = w.put(m);
+    // g1: Trash is synced, so the cache knows the message's new place.
+    let d = w.desk("tester").delete(g1).unwrap();
+    let op_id = w.store.action(d.action_id).unwrap().unwrap().payload["ops"][0]["op_id"]
+        .as_i64()
+        .unwrap();
+    w.store.fixture_mark_op_done(op_id).unwrap();
+    let a = w.desk("tester").resolve_action(None).unwrap();
+    assert_eq!(
+        w.desk("tester").trash_lookups(&a).unwrap().len(),
+        1,
+        "not in the cache's Trash yet"
+    );
+    let err = w.desk("tester").undo(None, &[]).unwrap_err();
+    assert!(err.fix.contains("sync"), "{err}");
+    w.store
+        .fixture_add_location(g1, "acc-work", "trash", 77)
+        .unwrap();
+    assert!(w.desk("tester").trash_lookups(&a).unwrap().is_empty());
+    w.desk("tester").undo(None, &[]).unwrap();
+    let back = w.store.pending_op(op_id + 1).unwrap().unwrap();
+    let t: serde_json::Value = serde_json::from_str(back.arg.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        (
+            back.op.as_str(),
+            t["wire_name"].as_str(),
+            t["uid"].as_i64(),
+            t["arg"].as_str()
+        ),
+        ("move", Some("Trash"), Some(77), Some("INBOX"))
+    );
+    // g2: Trash is not synced; the server lookup's answer is used.
+    let d = w.desk("tester").delete(g2).unwrap();
+    let op_id = w.store.action(d.action_id).unwrap().unwrap().payload["ops"][0]["op_id"]
+        .as_i64()
+        .unwrap();
+    w.store.fixture_mark_op_done(op_id).unwrap();
+    let hit = triage::TrashHit {
+        account_id: "acc-work".into(),
+        folder_id: 3,
+        wire_name: "Trash".into(),
+        uidvalidity: 9,
+        uid: 5,
+    };
+    w.desk("tester").undo(None, &[hit]).unwrap();
+    let back = w.store.pending_op(op_id + 1).unwrap().unwrap();
+    let t: serde_json::Value = serde_json::from_str(back.arg.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        (t["uidvalidity"].as_i64(), t["uid"].as_i64()),
+        (Some(9), Some(5))
+    );
+    assert_eq!(
+        w.store.message_detail(g2).unwrap().unwrap().triage_state,
+        None
+    );
+}
+
+#[test]
+fn timeline_threads_both_directions_by_headers_not_subject() {
+    let mut w = World::new();
+    let anna = w.customer("Anna", &["anna@example.org"], &[]);
+    let m = w.msg("anna@example.org", "q1", "01");
+    let q1 = w.put(m);
+    let mut r = w.msg("me@ours.test", "q2", "02");
+    r.direction = "out";
+    r.to = vec!["anna@example.org".into()];
+    r.in_reply_to = Some("q1@test".into());
+    let q2 = w.put(r);
+    let mut again = w.msg("anna@example.org", "q3", "04");
+    again.refs = Some("<q1@test> <q2@test>".into());
+    again.subject = "q1".into(); // same subject as q1, but that is not what threads it
+    let q3 = w.put(again);
+    // Same subject, no references: its own thread.
+    let mut lone = w.msg("anna@example.org", "q4", "03");
+    lone.subject = "q1".into();
+    let q4 = w.put(lone);
+    let rows = w.store.timeline(anna, &["acc-work".into()]).unwrap();
+    let threads = timeline::threads(rows);
+    let shape: Vec<(i64, Vec<i64>)> = threads
+        .iter()
+        .map(|t| (t.thread_id, t.messages.iter().map(|m| m.id).collect()))
+        .collect();
+    assert_eq!(shape, [(q1, vec![q1, q2, q3]), (q4, vec![q4])]);
+    assert_eq!(threads[0].messages[1].direction, "out");
+    assert_eq!(threads[0].messages[1].why.rule, "address");
+}
+
+#[test]
+fn match_pending_catches_mail_stored_without_matching_even_with_reused_ids() {
+    let mut w = World::new();
+    let anna = w.customer("Anna", &["anna@example.org"], &[]);
+    let m = w.msg("anna@example.org", "u1", "01");
+    // Stored the way a sync without the hook would: no matching.
+    let id = w
+        .store
+        .fixture_message("acc-work", w.inbox, 900, &m)
+        .unwrap();
+    assert!(w.why(id).is_empty());
+    let s = match_pending(&w.store, &w.config()).unwrap();
+    assert_eq!((s.examined, s.matched), (1, 1));
+    assert_eq!(w.why(id), [(anna, "address".to_string())]);
+    assert_eq!(
+        match_pending(&w.store, &w.config()).unwrap().examined,
+        0,
+        "examined once"
+    );
+    // The highest row deleted (history removed) and its id reused by the next stored message.
+    w.store.fixture_delete_message(id).unwrap();
+    let again = w
+        .store
+        .fixture_message("acc-work", w.inbox, 901, &m)
+        .unwrap();
+    assert_eq!(again, id, "SQLite reuses the id of a deleted last row");
+    assert!(w.why(again).is_empty());
+    match_pending(&w.store, &w.config()).unwrap();
+    assert_eq!(w.why(again), [(anna, "address".to_string())]);
+}

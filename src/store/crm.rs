@@ -1,0 +1,599 @@
+//! Typed queries for the customer book and matches (issue 5). The crm module decides; this file
+//! only reads and writes rows.
+
+use rusqlite::{OptionalExtension, params, params_from_iter};
+use serde::Serialize;
+
+use super::{Store, now};
+use crate::error::{AppError, Result};
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CustomerRow {
+    pub id: i64,
+    pub name: String,
+    pub company: Option<String>,
+    pub notes: Option<String>,
+    pub emails: Vec<String>,
+    pub domains: Vec<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// The whole book as lookup pairs, for building the in-memory matcher.
+#[derive(Debug, Clone, Default)]
+pub struct BookRows {
+    pub emails: Vec<(String, i64)>,
+    pub domains: Vec<(String, i64)>,
+}
+
+/// What matching needs of one message.
+#[derive(Debug, Clone)]
+pub struct MatchInput {
+    pub id: i64,
+    pub message_id: Option<String>,
+    pub in_reply_to: Option<String>,
+    pub refs: Option<String>,
+    pub from_addr: Option<String>,
+    pub to_json: String,
+    pub cc_json: String,
+    pub direction: String,
+    /// Account ids holding a location of this message.
+    pub accounts: Vec<String>,
+    pub customer_id: Option<i64>,
+    pub denied: bool,
+    pub date: Option<String>,
+}
+
+/// One row of `matches`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MatchRow {
+    pub customer_id: i64,
+    pub rule: String,
+    pub detail: Option<String>,
+}
+
+/// The new state of one message after matching.
+#[derive(Debug, Clone)]
+pub struct MatchUpdate {
+    pub message_id: i64,
+    /// The automatic matches (address/domain/thread); manual ones are never touched here.
+    pub matches: Vec<MatchRow>,
+    pub customer_id: Option<i64>,
+    pub denied: bool,
+}
+
+/// One entry of a customer's timeline.
+#[derive(Debug, Clone, Serialize)]
+pub struct TimelineRow {
+    pub id: i64,
+    pub message_id: Option<String>,
+    pub in_reply_to: Option<String>,
+    pub refs: Option<String>,
+    pub date: Option<String>,
+    pub direction: String,
+    pub from_addr: Option<String>,
+    pub from_name: Option<String>,
+    pub to_json: String,
+    pub subject: Option<String>,
+    pub rule: String,
+    pub detail: Option<String>,
+    pub account_id: Option<String>,
+}
+
+const MSG_COLS: &str = "m.id, m.message_id, m.in_reply_to, m.refs, m.from_addr, m.to_json, m.cc_json, m.direction, \
+     (SELECT group_concat(DISTINCT l.account_id) FROM locations l WHERE l.message_id = m.id), m.customer_id, m.denied, m.date";
+/// `MSG_COLS` without the accounts (filled in from one pass over locations).
+const MSG_COLS_BARE: &str = "m.id, m.message_id, m.in_reply_to, m.refs, m.from_addr, m.to_json, m.cc_json, m.direction, \
+     NULL, m.customer_id, m.denied, m.date";
+
+fn match_input(r: &rusqlite::Row<'_>) -> rusqlite::Result<MatchInput> {
+    let accounts: Option<String> = r.get(8)?;
+    Ok(MatchInput {
+        id: r.get(0)?,
+        message_id: r.get(1)?,
+        in_reply_to: r.get(2)?,
+        refs: r.get(3)?,
+        from_addr: r.get(4)?,
+        to_json: r.get(5)?,
+        cc_json: r.get(6)?,
+        direction: r.get(7)?,
+        accounts: accounts
+            .map(|a| a.split(',').map(str::to_string).collect())
+            .unwrap_or_default(),
+        customer_id: r.get(9)?,
+        denied: r.get::<_, i64>(10)? != 0,
+        date: r.get(11)?,
+    })
+}
+
+/// `?,?,?` for `n` parameters.
+pub(super) fn placeholders(n: usize) -> String {
+    let mut s = String::with_capacity(n * 2);
+    for i in 0..n {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push('?');
+    }
+    s
+}
+
+/// SQLite's default limit on host parameters is 32766; stay far below it.
+pub(super) const CHUNK: usize = 500;
+
+impl Store {
+    /// Runs `f` atomically: a transaction of its own, or a savepoint inside the caller's.
+    pub fn atomically<T>(&self, f: impl FnOnce(&Store) -> Result<T>) -> Result<T> {
+        let outer = self.conn.is_autocommit();
+        // IMMEDIATE: take the write lock up front, so a concurrent sync makes us wait (busy
+        // timeout) instead of failing on a read→write upgrade.
+        self.conn.execute_batch(if outer {
+            "BEGIN IMMEDIATE"
+        } else {
+            "SAVEPOINT crm"
+        })?;
+        match f(self) {
+            Ok(v) => {
+                self.conn
+                    .execute_batch(if outer { "COMMIT" } else { "RELEASE crm" })?;
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = self.conn.execute_batch(if outer {
+                    "ROLLBACK"
+                } else {
+                    "ROLLBACK TO crm; RELEASE crm"
+                });
+                Err(e)
+            }
+        }
+    }
+
+    pub fn customer_insert(
+        &self,
+        name: &str,
+        company: Option<&str>,
+        notes: Option<&str>,
+    ) -> Result<i64> {
+        let t = now();
+        self.conn.execute(
+            "INSERT INTO customers (name, company, notes, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)",
+            params![name, company, notes, t],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Sets name/company/notes; `None` leaves a field as it is, `Some(None)` clears it.
+    pub fn customer_update(
+        &self,
+        id: i64,
+        name: Option<&str>,
+        company: Option<Option<&str>>,
+        notes: Option<Option<&str>>,
+    ) -> Result<()> {
+        if let Some(n) = name {
+            self.conn.execute(
+                "UPDATE customers SET name = ?2 WHERE id = ?1",
+                params![id, n],
+            )?;
+        }
+        if let Some(c) = company {
+            self.conn.execute(
+                "UPDATE customers SET company = ?2 WHERE id = ?1",
+                params![id, c],
+            )?;
+        }
+        if let Some(n) = notes {
+            self.conn.execute(
+                "UPDATE customers SET notes = ?2 WHERE id = ?1",
+                params![id, n],
+            )?;
+        }
+        self.customer_touch(id)
+    }
+
+    pub fn customer_touch(&self, id: i64) -> Result<()> {
+        self.conn.execute(
+            "UPDATE customers SET updated_at = ?2 WHERE id = ?1",
+            params![id, now()],
+        )?;
+        Ok(())
+    }
+
+    /// Adds a canonical address; Ok(false) when the customer already has it. An address of
+    /// another customer is an error naming that customer.
+    pub fn customer_add_email(&self, id: i64, email: &str) -> Result<bool> {
+        match self.email_owner(email)? {
+            Some(owner) if owner == id => Ok(false),
+            Some(owner) => Err(AppError::needs_user(
+                format!("{email} already belongs to customer {owner}"),
+                "an address belongs to one customer",
+                format!(
+                    "remove it there first: `mailroom customers edit {owner} --remove-email {email}`"
+                ),
+            )),
+            None => {
+                self.conn.execute(
+                    "INSERT INTO customer_emails (email, customer_id) VALUES (?1, ?2)",
+                    params![email, id],
+                )?;
+                Ok(true)
+            }
+        }
+    }
+
+    pub fn customer_remove_email(&self, id: i64, email: &str) -> Result<bool> {
+        Ok(self.conn.execute(
+            "DELETE FROM customer_emails WHERE email = ?1 AND customer_id = ?2",
+            params![email, id],
+        )? > 0)
+    }
+
+    pub fn customer_add_domain(&self, id: i64, domain: &str) -> Result<bool> {
+        Ok(self.conn.execute(
+            "INSERT OR IGNORE INTO customer_domains (domain, customer_id) VALUES (?1, ?2)",
+            params![domain, id],
+        )? > 0)
+    }
+
+    pub fn customer_remove_domain(&self, id: i64, domain: &str) -> Result<bool> {
+        Ok(self.conn.execute(
+            "DELETE FROM customer_domains WHERE domain = ?1 AND customer_id = ?2",
+            params![domain, id],
+        )? > 0)
+    }
+
+    /// Removes the customer; its messages fall back to unmatched (FK: SET NULL / CASCADE).
+    pub fn customer_delete(&self, id: i64) -> Result<bool> {
+        Ok(self
+            .conn
+            .execute("DELETE FROM customers WHERE id = ?1", [id])?
+            > 0)
+    }
+
+    pub fn email_owner(&self, email: &str) -> Result<Option<i64>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT customer_id FROM customer_emails WHERE email = ?1",
+                [email],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    pub fn customer(&self, id: i64) -> Result<Option<CustomerRow>> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT id, name, company, notes, created_at, updated_at FROM customers WHERE id = ?1",
+                [id],
+                customer_head,
+            )
+            .optional()?;
+        match row {
+            None => Ok(None),
+            Some(mut c) => {
+                c.emails = self.strings(
+                    "SELECT email FROM customer_emails WHERE customer_id = ?1 ORDER BY email",
+                    id,
+                )?;
+                c.domains = self.strings(
+                    "SELECT domain FROM customer_domains WHERE customer_id = ?1 ORDER BY domain",
+                    id,
+                )?;
+                Ok(Some(c))
+            }
+        }
+    }
+
+    fn strings(&self, sql: &str, id: i64) -> Result<Vec<String>> {
+        let mut st = self.conn.prepare_cached(sql)?;
+        let v = st
+            .query_map([id], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()?;
+        Ok(v)
+    }
+
+    /// Every customer with addresses and domains, by name.
+    pub fn customers(&self) -> Result<Vec<CustomerRow>> {
+        let mut st = self.conn.prepare(
+            "SELECT id, name, company, notes, created_at, updated_at FROM customers ORDER BY name COLLATE NOCASE, id",
+        )?;
+        let mut rows = st
+            .query_map([], customer_head)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let book = self.book_rows()?;
+        let index: std::collections::HashMap<i64, usize> =
+            rows.iter().enumerate().map(|(i, c)| (c.id, i)).collect();
+        for (e, id) in book.emails {
+            if let Some(&i) = index.get(&id) {
+                rows[i].emails.push(e);
+            }
+        }
+        for (d, id) in book.domains {
+            if let Some(&i) = index.get(&id) {
+                rows[i].domains.push(d);
+            }
+        }
+        Ok(rows)
+    }
+
+    pub fn book_rows(&self) -> Result<BookRows> {
+        let mut st = self
+            .conn
+            .prepare("SELECT email, customer_id FROM customer_emails ORDER BY email")?;
+        let emails = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut st = self.conn.prepare(
+            "SELECT domain, customer_id FROM customer_domains ORDER BY domain, customer_id",
+        )?;
+        let domains = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(BookRows { emails, domains })
+    }
+
+    /// Matching input for the given messages, or for all (oldest first, so thread parents are
+    /// decided before their replies).
+    pub fn match_inputs(&self, ids: Option<&[i64]>) -> Result<Vec<MatchInput>> {
+        // Sorted here rather than in SQL: one sort of the whole result (chunks sorted one by one
+        // would not be), and no ORDER BY over 100k wide rows.
+        let sort = |v: &mut Vec<MatchInput>| {
+            v.sort_by(|a, b| {
+                (a.date.is_none(), &a.date, a.id).cmp(&(b.date.is_none(), &b.date, b.id))
+            })
+        };
+        match ids {
+            None => {
+                // One pass over locations instead of a lookup per message: a full rematch reads
+                // every row anyway.
+                let mut accounts: std::collections::HashMap<i64, Vec<String>> = Default::default();
+                let mut st = self
+                    .conn
+                    .prepare("SELECT DISTINCT message_id, account_id FROM locations")?;
+                let mut rows = st.query([])?;
+                while let Some(r) = rows.next()? {
+                    accounts.entry(r.get(0)?).or_default().push(r.get(1)?);
+                }
+                let mut st = self
+                    .conn
+                    .prepare(&format!("SELECT {MSG_COLS_BARE} FROM messages m"))?;
+                let mut v = st
+                    .query_map([], match_input)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                for m in &mut v {
+                    m.accounts = accounts.remove(&m.id).unwrap_or_default();
+                }
+                sort(&mut v);
+                Ok(v)
+            }
+            Some(ids) => {
+                let mut out = Vec::with_capacity(ids.len());
+                for chunk in ids.chunks(CHUNK) {
+                    let mut st = self.conn.prepare_cached(&format!(
+                        "SELECT {MSG_COLS} FROM messages m WHERE m.id IN ({})",
+                        placeholders(chunk.len())
+                    ))?;
+                    for r in st.query_map(params_from_iter(chunk), match_input)? {
+                        out.push(r?);
+                    }
+                }
+                sort(&mut out);
+                Ok(out)
+            }
+        }
+    }
+
+    /// Messages carrying any of these Message-IDs (thread neighbours of a batch).
+    pub fn messages_by_message_ids(&self, msgids: &[String]) -> Result<Vec<MatchInput>> {
+        let mut out = Vec::new();
+        for chunk in msgids.chunks(CHUNK) {
+            let mut st = self.conn.prepare_cached(&format!(
+                "SELECT {MSG_COLS} FROM messages m WHERE m.message_id IN ({})",
+                placeholders(chunk.len())
+            ))?;
+            for r in st.query_map(params_from_iter(chunk), match_input)? {
+                out.push(r?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// All matches of the given messages (or of every message), by message.
+    pub fn matches_of(
+        &self,
+        ids: Option<&[i64]>,
+    ) -> Result<std::collections::HashMap<i64, Vec<MatchRow>>> {
+        let mut out: std::collections::HashMap<i64, Vec<MatchRow>> = Default::default();
+        let mut add = |r: &rusqlite::Row<'_>| -> rusqlite::Result<()> {
+            out.entry(r.get(0)?).or_default().push(MatchRow {
+                customer_id: r.get(1)?,
+                rule: r.get(2)?,
+                detail: r.get(3)?,
+            });
+            Ok(())
+        };
+        let cols = "SELECT message_id, customer_id, rule, detail FROM matches";
+        match ids {
+            None => {
+                let mut st = self.conn.prepare(cols)?;
+                let mut rows = st.query([])?;
+                while let Some(r) = rows.next()? {
+                    add(r)?;
+                }
+            }
+            Some(ids) => {
+                for chunk in ids.chunks(CHUNK) {
+                    let mut st = self.conn.prepare_cached(&format!(
+                        "{cols} WHERE message_id IN ({}) ORDER BY rowid",
+                        placeholders(chunk.len())
+                    ))?;
+                    let mut rows = st.query(params_from_iter(chunk))?;
+                    while let Some(r) = rows.next()? {
+                        add(r)?;
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes the outcome of matching for one message (call inside `atomically`).
+    pub fn apply_match(&self, u: &MatchUpdate) -> Result<()> {
+        self.conn
+            .prepare_cached("DELETE FROM matches WHERE message_id = ?1 AND rule <> 'manual'")?
+            .execute([u.message_id])?;
+        let mut ins = self.conn.prepare_cached(
+            "INSERT OR IGNORE INTO matches (message_id, customer_id, rule, detail) VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        for m in &u.matches {
+            ins.execute(params![u.message_id, m.customer_id, m.rule, m.detail])?;
+        }
+        self.conn
+            .prepare_cached("UPDATE messages SET customer_id = ?2, denied = ?3 WHERE id = ?1")?
+            .execute(params![u.message_id, u.customer_id, u.denied as i64])?;
+        Ok(())
+    }
+
+    /// A manual pairing (triage `pair`); replaces an automatic match to the same customer.
+    pub fn match_manual(&self, message_id: i64, customer_id: i64, detail: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO matches (message_id, customer_id, rule, detail) VALUES (?1, ?2, 'manual', ?3)",
+            params![message_id, customer_id, detail],
+        )?;
+        self.conn.execute(
+            "UPDATE messages SET customer_id = ?2 WHERE id = ?1",
+            params![message_id, customer_id],
+        )?;
+        Ok(())
+    }
+
+    pub fn unmatch_manual(&self, message_id: i64, customer_id: i64) -> Result<()> {
+        self.conn.execute(
+            "DELETE FROM matches WHERE message_id = ?1 AND customer_id = ?2 AND rule = 'manual'",
+            params![message_id, customer_id],
+        )?;
+        Ok(())
+    }
+
+    /// A customer's messages (through `matches`, so mail to two customers shows on both),
+    /// limited to locations in `accounts`.
+    pub fn timeline(&self, customer_id: i64, accounts: &[String]) -> Result<Vec<TimelineRow>> {
+        if accounts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT m.id, m.message_id, m.in_reply_to, m.refs, m.date, m.direction, m.from_addr, m.from_name,
+                    m.to_json, m.subject, mt.rule, mt.detail,
+                    (SELECT l.account_id FROM locations l WHERE l.message_id = m.id AND l.account_id IN ({p}) LIMIT 1) AS acct
+             FROM matches mt JOIN messages m ON m.id = mt.message_id
+             WHERE mt.customer_id = ? AND m.denied = 0
+             ORDER BY m.date, m.id",
+            p = placeholders(accounts.len())
+        );
+        let mut st = self.conn.prepare(&sql)?;
+        let mut params: Vec<rusqlite::types::Value> =
+            accounts.iter().map(|a| a.clone().into()).collect();
+        params.push(customer_id.into());
+        let rows = st
+            .query_map(params_from_iter(params), |r| {
+                Ok(TimelineRow {
+                    id: r.get(0)?,
+                    message_id: r.get(1)?,
+                    in_reply_to: r.get(2)?,
+                    refs: r.get(3)?,
+                    date: r.get(4)?,
+                    direction: r.get(5)?,
+                    from_addr: r.get(6)?,
+                    from_name: r.get(7)?,
+                    to_json: r.get(8)?,
+                    subject: r.get(9)?,
+                    rule: r.get(10)?,
+                    detail: r.get(11)?,
+                    account_id: r.get(12)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        // A message only in accounts the operator may not see stays out of the timeline.
+        Ok(rows
+            .into_iter()
+            .filter(|r| r.account_id.is_some())
+            .collect())
+    }
+}
+
+impl Store {
+    /// Unmatched messages answering one of these Message-IDs (stored with or without <>).
+    pub fn unmatched_replies_to(&self, msgids: &[String]) -> Result<Vec<i64>> {
+        let mut out = Vec::new();
+        let forms: Vec<String> = msgids
+            .iter()
+            .flat_map(|m| [m.clone(), format!("<{m}>")])
+            .collect();
+        for chunk in forms.chunks(CHUNK) {
+            // `+customer_id`: keeps SQLite on the in_reply_to index instead of scanning every
+            // unmatched message through the customer index.
+            let mut st = self.conn.prepare_cached(&format!(
+                "SELECT id FROM messages WHERE in_reply_to IN ({}) AND +customer_id IS NULL",
+                placeholders(chunk.len())
+            ))?;
+            for r in st.query_map(params_from_iter(chunk), |r| r.get(0))? {
+                out.push(r?);
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn customer_head(r: &rusqlite::Row<'_>) -> rusqlite::Result<CustomerRow> {
+    Ok(CustomerRow {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        company: r.get(2)?,
+        notes: r.get(3)?,
+        emails: Vec::new(),
+        domains: Vec::new(),
+        created_at: r.get(4)?,
+        updated_at: r.get(5)?,
+    })
+}
+
+impl Store {
+    /// Messages matching has not examined yet (see migration 3), ascending.
+    pub fn unexamined_ids(&self) -> Result<Vec<i64>> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT id FROM messages WHERE crm_examined = 0 ORDER BY id")?;
+        let v = st
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<i64>>>()?;
+        Ok(v)
+    }
+
+    /// Marks messages as examined by matching.
+    pub fn set_examined(&self, ids: &[i64]) -> Result<()> {
+        for chunk in ids.chunks(CHUNK) {
+            self.conn.execute(
+                &format!(
+                    "UPDATE messages SET crm_examined = 1 WHERE crm_examined = 0 AND id IN ({})",
+                    placeholders(chunk.len())
+                ),
+                params_from_iter(chunk),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Every customer's name by id (cheaper than `customers` when only names are needed).
+    pub fn customer_names(&self) -> Result<std::collections::HashMap<i64, String>> {
+        let mut st = self.conn.prepare_cached("SELECT id, name FROM customers")?;
+        let v = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<std::collections::HashMap<i64, String>>>()?;
+        Ok(v)
+    }
+}

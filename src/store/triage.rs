@@ -1,0 +1,466 @@
+//! Typed queries for the triage queue, operator actions (undo) and the deny flag (issue 5).
+
+use rusqlite::{OptionalExtension, params, params_from_iter};
+use serde::Serialize;
+
+use super::crm::{CHUNK, placeholders};
+use super::{Store, now};
+use crate::error::Result;
+
+/// Which messages the queue shows: located in one of `accounts` (those the operator may see,
+/// or the one `--account` names), not from one of `own` addresses.
+#[derive(Debug, Clone, Default)]
+pub struct TriageFilter {
+    pub accounts: Vec<String>,
+    pub own: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TriageRow {
+    pub id: i64,
+    pub account_id: String,
+    pub from_addr: Option<String>,
+    pub from_name: Option<String>,
+    pub subject: Option<String>,
+    pub date: Option<String>,
+    pub message_id: Option<String>,
+    pub in_reply_to: Option<String>,
+    pub refs: Option<String>,
+    pub has_attachments: bool,
+}
+
+/// A location with everything needed to put it back exactly (undo of a delete).
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct MessagePlace {
+    pub id: i64,
+    pub message_id: i64,
+    pub account_id: String,
+    pub folder_id: i64,
+    pub folder: String,
+    pub wire_name: String,
+    pub role: Option<String>,
+    pub uidvalidity: i64,
+    pub uid: i64,
+    pub flags: String,
+    pub seen: bool,
+    pub modseq: Option<i64>,
+    pub internal_date: Option<String>,
+}
+
+/// A folder by role, as an op target needs it.
+#[derive(Debug, Clone, Serialize)]
+pub struct FolderRef {
+    pub id: i64,
+    pub name: String,
+    pub wire_name: String,
+    pub uidvalidity: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MessageDetail {
+    pub id: i64,
+    pub message_id: Option<String>,
+    pub in_reply_to: Option<String>,
+    pub refs: Option<String>,
+    pub from_addr: Option<String>,
+    pub from_name: Option<String>,
+    pub to_json: String,
+    pub cc_json: String,
+    pub subject: Option<String>,
+    pub date: Option<String>,
+    pub size: Option<i64>,
+    pub headers: Option<Vec<u8>>,
+    pub body: Option<Vec<u8>>,
+    pub text_body: Option<String>,
+    pub direction: String,
+    pub customer_id: Option<i64>,
+    pub denied: bool,
+    pub triage_state: Option<String>,
+    pub locations: Vec<MessagePlace>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ActionRow {
+    pub id: i64,
+    pub at: String,
+    pub operator: String,
+    pub kind: String,
+    pub message_id: Option<i64>,
+    pub payload: serde_json::Value,
+    pub undone_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PendingOpRow {
+    pub id: i64,
+    pub account_id: String,
+    pub location_id: Option<i64>,
+    pub message_id: Option<i64>,
+    pub op: String,
+    pub arg: Option<String>,
+    pub done_at: Option<String>,
+    pub last_error: Option<String>,
+}
+
+/// The WHERE clause shared by the queue's page and count; parameters: accounts, then own.
+fn triage_where(f: &TriageFilter) -> String {
+    format!(
+        "m.direction = 'in' AND m.customer_id IS NULL AND m.denied = 0 AND m.triage_state IS NULL
+         AND (m.from_addr IS NULL OR m.from_addr NOT IN ({own}))
+         AND EXISTS (SELECT 1 FROM locations l
+                     WHERE l.message_id = m.id AND l.account_id IN ({acc})
+                       AND l.folder_id NOT IN (SELECT id FROM folders
+                                               WHERE role IN ('sent', 'trash', 'junk', 'drafts')))",
+        own = if f.own.is_empty() {
+            "''".to_string()
+        } else {
+            placeholders(f.own.len())
+        },
+        acc = placeholders(f.accounts.len()),
+    )
+}
+
+fn filter_params(f: &TriageFilter) -> Vec<rusqlite::types::Value> {
+    f.own
+        .iter()
+        .chain(f.accounts.iter())
+        .map(|s| s.clone().into())
+        .collect()
+}
+
+impl Store {
+    /// One page of the queue, newest first, and the queue's total length.
+    pub fn triage_page(
+        &self,
+        f: &TriageFilter,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(i64, Vec<TriageRow>)> {
+        if f.accounts.is_empty() {
+            return Ok((0, Vec::new()));
+        }
+        let w = triage_where(f);
+        let total: i64 = self.conn.query_row(
+            &format!("SELECT COUNT(*) FROM messages m WHERE {w}"),
+            params_from_iter(filter_params(f)),
+            |r| r.get(0),
+        )?;
+        let sql = format!(
+            "SELECT m.id, m.from_addr, m.from_name, m.subject, m.date, m.message_id, m.in_reply_to, m.refs,
+                    m.has_attachments,
+                    (SELECT l.account_id FROM locations l WHERE l.message_id = m.id AND l.account_id IN ({acc}) LIMIT 1)
+             FROM messages m WHERE {w}
+             ORDER BY m.date DESC, m.id DESC LIMIT ? OFFSET ?",
+            acc = placeholders(f.accounts.len())
+        );
+        let mut p: Vec<rusqlite::types::Value> =
+            f.accounts.iter().map(|s| s.clone().into()).collect();
+        p.extend(filter_params(f));
+        p.push(limit.into());
+        p.push(offset.into());
+        let mut st = self.conn.prepare(&sql)?;
+        let rows = st
+            .query_map(params_from_iter(p), |r| {
+                Ok(TriageRow {
+                    id: r.get(0)?,
+                    from_addr: r.get(1)?,
+                    from_name: r.get(2)?,
+                    subject: r.get(3)?,
+                    date: r.get(4)?,
+                    message_id: r.get(5)?,
+                    in_reply_to: r.get(6)?,
+                    refs: r.get(7)?,
+                    has_attachments: r.get::<_, i64>(8)? != 0,
+                    account_id: r.get::<_, Option<String>>(9)?.unwrap_or_default(),
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok((total, rows))
+    }
+
+    /// Whether message `id` is in the queue under this filter.
+    pub fn in_triage(&self, f: &TriageFilter, id: i64) -> Result<bool> {
+        if f.accounts.is_empty() {
+            return Ok(false);
+        }
+        let mut p = filter_params(f);
+        p.push(id.into());
+        Ok(self
+            .conn
+            .query_row(
+                &format!(
+                    "SELECT 1 FROM messages m WHERE {} AND m.id = ?",
+                    triage_where(f)
+                ),
+                params_from_iter(p),
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
+    pub fn message_detail(&self, id: i64) -> Result<Option<MessageDetail>> {
+        let d = self
+            .conn
+            .query_row(
+                "SELECT id, message_id, in_reply_to, refs, from_addr, from_name, to_json, cc_json, subject, date,
+                        size, headers, body, text_body, direction, customer_id, denied, triage_state
+                 FROM messages WHERE id = ?1",
+                [id],
+                |r| {
+                    Ok(MessageDetail {
+                        id: r.get(0)?,
+                        message_id: r.get(1)?,
+                        in_reply_to: r.get(2)?,
+                        refs: r.get(3)?,
+                        from_addr: r.get(4)?,
+                        from_name: r.get(5)?,
+                        to_json: r.get(6)?,
+                        cc_json: r.get(7)?,
+                        subject: r.get(8)?,
+                        date: r.get(9)?,
+                        size: r.get(10)?,
+                        headers: r.get(11)?,
+                        body: r.get(12)?,
+                        text_body: r.get(13)?,
+                        direction: r.get(14)?,
+                        customer_id: r.get(15)?,
+                        denied: r.get::<_, i64>(16)? != 0,
+                        triage_state: r.get(17)?,
+                        locations: Vec::new(),
+                    })
+                },
+            )
+            .optional()?;
+        let Some(mut d) = d else { return Ok(None) };
+        d.locations = self.message_locations(id)?;
+        Ok(Some(d))
+    }
+
+    pub fn message_locations(&self, id: i64) -> Result<Vec<MessagePlace>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT l.id, l.message_id, l.account_id, l.folder_id, f.name, f.wire_name, f.role, l.uidvalidity, l.uid,
+                    l.flags, l.seen, l.modseq, l.internal_date
+             FROM locations l JOIN folders f ON f.id = l.folder_id WHERE l.message_id = ?1 ORDER BY l.id",
+        )?;
+        let v = st
+            .query_map([id], |r| {
+                Ok(MessagePlace {
+                    id: r.get(0)?,
+                    message_id: r.get(1)?,
+                    account_id: r.get(2)?,
+                    folder_id: r.get(3)?,
+                    folder: r.get(4)?,
+                    wire_name: r.get(5)?,
+                    role: r.get(6)?,
+                    uidvalidity: r.get(7)?,
+                    uid: r.get(8)?,
+                    flags: r.get(9)?,
+                    seen: r.get::<_, i64>(10)? != 0,
+                    modseq: r.get(11)?,
+                    internal_date: r.get(12)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(v)
+    }
+
+    /// The folder with `role` in an account (e.g. the Trash to move into).
+    pub fn role_folder(&self, account_id: &str, role: &str) -> Result<Option<FolderRef>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id, name, wire_name, uidvalidity FROM folders
+                 WHERE account_id = ?1 AND role = ?2 AND present = 1 ORDER BY id LIMIT 1",
+                params![account_id, role],
+                |r| {
+                    Ok(FolderRef {
+                        id: r.get(0)?,
+                        name: r.get(1)?,
+                        wire_name: r.get(2)?,
+                        uidvalidity: r.get(3)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    pub fn folder_ref(&self, folder_id: i64) -> Result<Option<FolderRef>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id, name, wire_name, uidvalidity FROM folders WHERE id = ?1",
+                [folder_id],
+                |r| {
+                    Ok(FolderRef {
+                        id: r.get(0)?,
+                        name: r.get(1)?,
+                        wire_name: r.get(2)?,
+                        uidvalidity: r.get(3)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Drops a location from the cache (a queued move takes it away at once).
+    pub fn delete_location(&self, id: i64) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM locations WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
+    /// Puts a location back as it was; a no-op if sync has re-added it meanwhile.
+    pub fn restore_location(&self, l: &MessagePlace) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO locations (id, message_id, account_id, folder_id, uidvalidity, uid, flags, seen, modseq, internal_date)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![l.id, l.message_id, l.account_id, l.folder_id, l.uidvalidity, l.uid, l.flags, l.seen as i64, l.modseq, l.internal_date],
+        )?;
+        Ok(())
+    }
+
+    pub fn set_triage_state(&self, id: i64, state: Option<&str>) -> Result<()> {
+        self.conn.execute(
+            "UPDATE messages SET triage_state = ?2 WHERE id = ?1",
+            params![id, state],
+        )?;
+        Ok(())
+    }
+
+    /// Ids and senders of an account's inbound messages (or every account's, for `None`),
+    /// for counting and marking what a block affects.
+    pub fn senders(&self, account_id: Option<&str>) -> Result<Vec<(i64, String, bool)>> {
+        let sql = match account_id {
+            Some(_) => "SELECT m.id, m.from_addr, m.denied FROM messages m WHERE m.from_addr IS NOT NULL
+                        AND EXISTS (SELECT 1 FROM locations l WHERE l.message_id = m.id AND l.account_id = ?1)",
+            None => "SELECT m.id, m.from_addr, m.denied FROM messages m WHERE m.from_addr IS NOT NULL AND ?1 IS NULL",
+        };
+        let mut st = self.conn.prepare(sql)?;
+        let v = st
+            .query_map([account_id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? != 0))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(v)
+    }
+
+    pub fn set_denied(&self, ids: &[i64], denied: bool) -> Result<()> {
+        for chunk in ids.chunks(CHUNK) {
+            let mut p: Vec<rusqlite::types::Value> = vec![(denied as i64).into()];
+            p.extend(chunk.iter().map(|i| (*i).into()));
+            self.conn.execute(
+                &format!(
+                    "UPDATE messages SET denied = ? WHERE id IN ({})",
+                    placeholders(chunk.len())
+                ),
+                params_from_iter(p),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Queues a server change for the sync engine to replay (the durable queue of issue 3).
+    pub fn insert_pending_op(
+        &self,
+        account_id: &str,
+        location_id: Option<i64>,
+        message_id: Option<i64>,
+        op: &str,
+        arg: Option<&str>,
+    ) -> Result<i64> {
+        self.conn.execute(
+            "INSERT INTO pending_ops (account_id, location_id, message_id, op, arg, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![account_id, location_id, message_id, op, arg, now()],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    pub fn pending_op(&self, id: i64) -> Result<Option<PendingOpRow>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id, account_id, location_id, message_id, op, arg, done_at, last_error FROM pending_ops WHERE id = ?1",
+                [id],
+                |r| {
+                    Ok(PendingOpRow {
+                        id: r.get(0)?,
+                        account_id: r.get(1)?,
+                        location_id: r.get(2)?,
+                        message_id: r.get(3)?,
+                        op: r.get(4)?,
+                        arg: r.get(5)?,
+                        done_at: r.get(6)?,
+                        last_error: r.get(7)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Withdraws a queued op that has not been replayed yet; false when it already ran.
+    pub fn cancel_pending_op(&self, id: i64) -> Result<bool> {
+        Ok(self.conn.execute(
+            "DELETE FROM pending_ops WHERE id = ?1 AND done_at IS NULL",
+            [id],
+        )? > 0)
+    }
+
+    pub fn insert_action(
+        &self,
+        operator: &str,
+        kind: &str,
+        message_id: Option<i64>,
+        payload: &serde_json::Value,
+    ) -> Result<i64> {
+        self.conn.execute(
+            "INSERT INTO actions (at, operator, kind, message_id, payload) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![now(), operator, kind, message_id, payload.to_string()],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    pub fn action(&self, id: i64) -> Result<Option<ActionRow>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id, at, operator, kind, message_id, payload, undone_at FROM actions WHERE id = ?1",
+                [id],
+                action_row,
+            )
+            .optional()?)
+    }
+
+    /// The operator's newest action that is not undone yet.
+    pub fn last_action(&self, operator: &str) -> Result<Option<ActionRow>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id, at, operator, kind, message_id, payload, undone_at FROM actions
+                 WHERE operator = ?1 AND undone_at IS NULL ORDER BY id DESC LIMIT 1",
+                [operator],
+                action_row,
+            )
+            .optional()?)
+    }
+
+    pub fn mark_undone(&self, id: i64) -> Result<bool> {
+        Ok(self.conn.execute(
+            "UPDATE actions SET undone_at = ?2 WHERE id = ?1 AND undone_at IS NULL",
+            params![id, now()],
+        )? > 0)
+    }
+}
+
+fn action_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ActionRow> {
+    let payload: String = r.get(5)?;
+    Ok(ActionRow {
+        id: r.get(0)?,
+        at: r.get(1)?,
+        operator: r.get(2)?,
+        kind: r.get(3)?,
+        message_id: r.get(4)?,
+        payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null),
+        undone_at: r.get(6)?,
+    })
+}
