@@ -150,10 +150,14 @@ fn main() {
         let _ = mailroom::cli::status::collect(&config, Some(&store), |_| true).expect("status");
         let status = t.elapsed();
         let t = Instant::now();
-        let _ = store.view_triage_count(None).expect("count");
+        let f = mailroom::store::TriageFilter {
+            accounts: vec!["acc-bench".into()],
+            own: vec![],
+        };
+        let _ = store.view_triage_count(&f).expect("count");
         let count = t.elapsed();
         let t = Instant::now();
-        let _ = store.view_triage_page(None, 0, 200).expect("page");
+        let _ = store.view_triage_page(&f, 0, 200).expect("page");
         let page = t.elapsed();
         println!(
             "  of which: status (cli::status::collect) {status:?}, triage count {count:?}, first triage page {page:?}"

@@ -1,7 +1,10 @@
 //! Typed, paged reads for the console (issue 6). Every list here takes LIMIT/OFFSET so a pane
 //! only ever holds the rows it can show, whatever the size of the cache.
 
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{OptionalExtension, params, params_from_iter};
+
+use super::TriageFilter;
+use super::triage::{filter_params, triage_where};
 
 use super::Store;
 use crate::error::Result;
@@ -121,13 +124,6 @@ fn summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageSummary> {
     })
 }
 
-/// The triage queue's rule, the same one `status` counts with (`unmatched_count`).
-const TRIAGE_WHERE: &str =
-    "m.direction = 'in' AND m.customer_id IS NULL AND m.denied = 0 AND m.triage_state IS NULL
-   AND EXISTS (SELECT 1 FROM locations l JOIN folders f ON f.id = l.folder_id
-               WHERE l.message_id = m.id AND (?1 IS NULL OR l.account_id = ?1)
-                 AND f.role IS NOT 'sent' AND f.role IS NOT 'trash' AND f.role IS NOT 'junk')";
-
 fn like_escape(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('%', "\\%")
@@ -145,14 +141,15 @@ pub fn fuzzy_pattern(q: &str) -> String {
 }
 
 impl Store {
-    /// Unmatched inbound mail, newest first (`account_id` None = every account).
+    /// The triage queue (issue 5's rule, `TriageFilter`: visible accounts, not our own
+    /// addresses), newest first. An empty filter (no visible account) is an empty queue.
     pub fn view_triage_page(
         &self,
-        account_id: Option<&str>,
+        f: &TriageFilter,
         offset: i64,
         limit: i64,
     ) -> Result<Vec<MessageSummary>> {
-        self.view_triage_query(account_id, offset, limit, "DESC")
+        self.view_triage_query(f, "", &[], offset, limit, "DESC")
     }
 
     /// The page after the row (`date`, `id`) in the list's order (keyset paging): the index
@@ -160,20 +157,19 @@ impl Store {
     /// last and are not reached this way; callers fall back to OFFSET when a page comes short.
     pub fn view_triage_page_after(
         &self,
-        account_id: Option<&str>,
+        f: &TriageFilter,
         date: &str,
         id: i64,
         limit: i64,
     ) -> Result<Vec<MessageSummary>> {
-        let mut st = self.conn.prepare_cached(&format!(
-            "SELECT {SUMMARY_COLS} FROM messages m WHERE {TRIAGE_WHERE}
-               AND m.date <= ?3 AND (m.date < ?3 OR m.id < ?4)
-             ORDER BY m.date DESC, m.id DESC LIMIT ?2"
-        ))?;
-        let rows = st
-            .query_map(params![account_id, limit, date, id], summary)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+        self.view_triage_query(
+            f,
+            "AND m.date <= ? AND (m.date < ? OR m.id < ?)",
+            &[date.to_string().into(), date.to_string().into(), id.into()],
+            0,
+            limit,
+            "DESC",
+        )
     }
 
     /// The same list read from its far end: rows `offset..offset+limit` counted from the
@@ -181,36 +177,49 @@ impl Store {
     /// instead of skipping 100k rows.
     pub fn view_triage_page_from_end(
         &self,
-        account_id: Option<&str>,
+        f: &TriageFilter,
         offset_from_end: i64,
         limit: i64,
     ) -> Result<Vec<MessageSummary>> {
-        let mut rows = self.view_triage_query(account_id, offset_from_end, limit, "ASC")?;
+        let mut rows = self.view_triage_query(f, "", &[], offset_from_end, limit, "ASC")?;
         rows.reverse();
         Ok(rows)
     }
 
     fn view_triage_query(
         &self,
-        account_id: Option<&str>,
+        f: &TriageFilter,
+        extra: &str,
+        extra_params: &[rusqlite::types::Value],
         offset: i64,
         limit: i64,
         dir: &str,
     ) -> Result<Vec<MessageSummary>> {
+        if f.accounts.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut st = self.conn.prepare_cached(&format!(
-            "SELECT {SUMMARY_COLS} FROM messages m WHERE {TRIAGE_WHERE}
-             ORDER BY m.date {dir}, m.id {dir} LIMIT ?2 OFFSET ?3"
+            "SELECT {SUMMARY_COLS} FROM messages m WHERE {} {extra}
+             ORDER BY m.date {dir}, m.id {dir} LIMIT ? OFFSET ?",
+            triage_where(f)
         ))?;
+        let mut p = filter_params(f);
+        p.extend_from_slice(extra_params);
+        p.push(limit.into());
+        p.push(offset.into());
         let rows = st
-            .query_map(params![account_id, limit, offset], summary)?
+            .query_map(params_from_iter(p), summary)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
 
-    pub fn view_triage_count(&self, account_id: Option<&str>) -> Result<i64> {
+    pub fn view_triage_count(&self, f: &TriageFilter) -> Result<i64> {
+        if f.accounts.is_empty() {
+            return Ok(0);
+        }
         Ok(self.conn.query_row(
-            &format!("SELECT COUNT(*) FROM messages m WHERE {TRIAGE_WHERE}"),
-            params![account_id],
+            &format!("SELECT COUNT(*) FROM messages m WHERE {}", triage_where(f)),
+            params_from_iter(filter_params(f)),
             |r| r.get(0),
         )?)
     }
@@ -542,22 +551,26 @@ mod tests {
                 )
                 .unwrap();
         }
+        let f = TriageFilter {
+            accounts: vec!["a".into()],
+            own: vec![],
+        };
         let all: Vec<i64> = s
-            .view_triage_page(None, 0, 100)
+            .view_triage_page(&f, 0, 100)
             .unwrap()
             .iter()
             .map(|m| m.id)
             .collect();
         assert_eq!(all.len(), 57);
-        assert_eq!(s.view_triage_count(None).unwrap(), 57);
+        assert_eq!(s.view_triage_count(&f).unwrap(), 57);
         for offset in [1usize, 7, 20, 40] {
             let anchor = s
-                .view_triage_page(None, offset as i64 - 1, 1)
+                .view_triage_page(&f, offset as i64 - 1, 1)
                 .unwrap()
                 .remove(0);
             let date = anchor.date.clone().unwrap();
             let keyset: Vec<i64> = s
-                .view_triage_page_after(None, &date, anchor.id, 5)
+                .view_triage_page_after(&f, &date, anchor.id, 5)
                 .unwrap()
                 .iter()
                 .map(|m| m.id)
@@ -565,7 +578,7 @@ mod tests {
             assert_eq!(keyset, all[offset..offset + 5], "after offset {offset}");
         }
         let tail: Vec<i64> = s
-            .view_triage_page_from_end(None, 0, 6)
+            .view_triage_page_from_end(&f, 0, 6)
             .unwrap()
             .iter()
             .map(|m| m.id)

@@ -875,8 +875,14 @@ fn store_pages_feed_the_panes() {
     // The console's queries against a real (in-memory) store with the v1 schema.
     let s = Store::open_in_memory().unwrap();
     s.insert_account("acc-work", "work", true).unwrap();
-    assert_eq!(s.view_triage_count(None).unwrap(), 0);
-    assert!(s.view_triage_page(None, 0, 10).unwrap().is_empty());
+    let f = crate::store::TriageFilter {
+        accounts: vec!["acc-work".into()],
+        own: vec![],
+    };
+    assert_eq!(s.view_triage_count(&f).unwrap(), 0);
+    assert!(s.view_triage_page(&f, 0, 10).unwrap().is_empty());
+    // No visible account: an empty queue, not every account's.
+    assert_eq!(s.view_triage_count(&Default::default()).unwrap(), 0);
     assert!(s.view_folders("acc-work").unwrap().is_empty());
     assert!(s.view_outbox_page(0, 10).unwrap().is_empty());
     assert_eq!(s.view_customers_count("").unwrap(), 0);

@@ -186,11 +186,23 @@ pub fn execute(
             limit,
             after,
         } => Data::Triage(page(generation, offset, || {
-            let total = counts.get(store, "triage".into(), || store.view_triage_count(None))?;
+            let config = ctx.config()?;
+            // Issue 5's queue: the accounts this operator may see, minus our own addresses.
+            let f = crate::store::TriageFilter {
+                accounts: crate::crm::visible_accounts(&config, &ctx.operator),
+                own: crate::crm::matching::own_addresses(&config)
+                    .into_iter()
+                    .collect(),
+            };
+            if after.is_none() {
+                // As every crm reader: mail stored without matching is matched first.
+                crate::crm::match_pending(store, &config)?;
+            }
+            let total = counts.get(store, "triage".into(), || store.view_triage_count(&f))?;
             let want = (total - offset).min(limit).max(0);
             // Scrolling on: continue after the last row we have (keyset), no rows skipped.
             if let Some((date, id)) = &after {
-                let rows = store.view_triage_page_after(None, date, *id, limit)?;
+                let rows = store.view_triage_page_after(&f, date, *id, limit)?;
                 if rows.len() as i64 >= want {
                     return Ok((total, rows));
                 }
@@ -198,10 +210,9 @@ pub fn execute(
             // Past the middle, read from the far end: the scan stays short either way.
             let rows = if offset > total / 2 {
                 let from_end = (total - offset - limit).max(0);
-                let take = (total - offset).min(limit).max(0);
-                store.view_triage_page_from_end(None, from_end, take)?
+                store.view_triage_page_from_end(&f, from_end, want)?
             } else {
-                store.view_triage_page(None, offset, limit)?
+                store.view_triage_page(&f, offset, limit)?
             };
             Ok((total, rows))
         })),
