@@ -387,25 +387,6 @@ impl Store {
         Ok(rows)
     }
 
-    /// A customer's messages in both directions, newest first.
-    pub fn view_timeline_page(
-        &self,
-        customer_id: i64,
-        offset: i64,
-        limit: i64,
-    ) -> Result<Vec<MessageSummary>> {
-        let mut st = self.conn.prepare_cached(&format!(
-            "SELECT {SUMMARY_COLS} FROM messages m
-             WHERE m.customer_id = ?1
-                OR m.id IN (SELECT message_id FROM matches WHERE customer_id = ?1)
-             ORDER BY m.date DESC, m.id DESC LIMIT ?2 OFFSET ?3"
-        ))?;
-        let rows = st
-            .query_map(params![customer_id, limit, offset], summary)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
-    }
-
     /// Events newest first through a level and text filter.
     pub fn view_events_page(
         &self,

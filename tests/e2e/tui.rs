@@ -643,6 +643,18 @@ fn console_pairs_and_blocks_through_the_headless_commands() {
         },
     );
 
+    // The customer's timeline has it now (customers pane, fuzzy search, Enter).
+    t.keys(&["5"]);
+    t.wait_screen("/ search:", Duration::from_secs(10));
+    t.keys(&["/"]);
+    t.text("zed");
+    t.keys(&["Enter"]);
+    t.wait_screen("Customers 1/1", Duration::from_secs(10));
+    t.keys(&["Enter"]);
+    t.wait_screen("Timeline 1/", Duration::from_secs(10));
+    t.wait_screen("Pair me please", Duration::from_secs(10));
+    t.keys(&["4"]);
+    t.wait_screen("Triage: unknown senders", Duration::from_secs(10));
     // Block the other sender: the console says how much it affects and asks first.
     select_until(&t, "Subject    Block me please", 3);
     t.keys(&["b"]);

@@ -249,8 +249,33 @@ pub fn execute(
             offset,
             limit,
         } => Data::Timeline(page(generation, offset, || {
-            let rows = store.view_timeline_page(customer_id, offset, limit)?;
-            Ok((offset + rows.len() as i64, rows))
+            // Issue 5's timeline (both directions, only what this operator may see), newest
+            // first. One customer's mail, not the whole cache: read whole, shown a page at a time.
+            let config = ctx.config()?;
+            crate::crm::match_pending(store, &config)?;
+            let rows = store.timeline(
+                customer_id,
+                &crate::crm::visible_accounts(&config, &ctx.operator),
+            )?;
+            let total = rows.len() as i64;
+            let page = rows
+                .into_iter()
+                .rev()
+                .skip(offset.max(0) as usize)
+                .take(limit.max(0) as usize)
+                .map(|r| crate::store::console::MessageSummary {
+                    id: r.id,
+                    from_name: r.from_name,
+                    from_addr: r.from_addr,
+                    subject: r.subject,
+                    date: r.date,
+                    seen: true,
+                    has_attachments: false,
+                    direction: r.direction,
+                    size: None,
+                })
+                .collect();
+            Ok((total, page))
         })),
         Command::LoadOutbox {
             generation,
