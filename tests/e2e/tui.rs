@@ -667,6 +667,13 @@ fn console_pairs_and_blocks_through_the_headless_commands() {
     let screen = t.wait_screen("Nothing to triage", Duration::from_secs(20));
     assert!(!screen.contains("Block me please"), "{screen}");
 
+    // Undo (the operator's last action): the blocked sender's mail is back in the queue.
+    t.keys(&["u"]);
+    t.wait_screen("undone", Duration::from_secs(20));
+    t.wait_screen("Block me please", Duration::from_secs(20));
+    let (_, deny) = home.json(&["deny", "list", "--account", "main"]);
+    assert!(!deny.to_string().contains(&sender_block), "{deny}");
+
     t.keys(&["q"]);
     assert_eq!(t.exit_code(Duration::from_secs(15)), 0);
 }
