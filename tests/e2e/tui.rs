@@ -297,6 +297,32 @@ fn console_follows_another_process_and_ctrl_c_restores_the_terminal() {
     t.wait_screen("account test failed at login", Duration::from_secs(10));
     // The selected event's detail pane shows what to do about it.
     t.wait_screen("fix: ", Duration::from_secs(10));
+    // Removing an account asks first, then does what `account remove` does.
+    t.keys(&["1"]);
+    t.wait_screen("Accounts — overall", Duration::from_secs(10));
+    t.keys(&["D"]);
+    t.wait_screen("Remove account other?", Duration::from_secs(10));
+    t.keys(&["n"]);
+    t.wait_screen("Accounts — overall", Duration::from_secs(10));
+    assert_eq!(
+        home.json(&["account", "list"]).1["accounts"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    t.keys(&["D"]);
+    t.wait_screen("Remove account other?", Duration::from_secs(10));
+    t.keys(&["y"]);
+    t.wait_screen("No accounts yet", Duration::from_secs(20));
+    assert!(
+        home.json(&["account", "list"]).1["accounts"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let audit = home.json(&["audit"]).1.to_string();
+    assert!(audit.contains("account_remove"), "{audit}");
     t.keys(&["C-c"]);
     assert_eq!(t.exit_code(Duration::from_secs(10)), 0);
     let screen = t.wait_screen("CONSOLE-ENDED", Duration::from_secs(10));
