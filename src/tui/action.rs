@@ -92,6 +92,7 @@ pub enum Action {
     Bottom,
     Open,
     Search,
+    FocusTimeline,
     Refresh,
     // dashboard
     TestAccount,

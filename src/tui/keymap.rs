@@ -128,7 +128,18 @@ pub const DEFAULTS: &[(&str, &str, &str, &str)] = &[
     ),
     ("message", "back", "esc", "Back to the list"),
     ("customers", "search", "/", "Fuzzy search"),
-    ("customers", "open", "enter", "Timeline of the customer"),
+    (
+        "customers",
+        "open",
+        "enter",
+        "Timeline of the customer / open the message",
+    ),
+    (
+        "customers",
+        "focus_timeline",
+        "t",
+        "Move between the list and the timeline",
+    ),
     ("compose", "next_field", "tab", "Next field"),
     ("compose", "prev_field", "backtab", "Previous field"),
     (
@@ -204,6 +215,7 @@ pub fn action_by_name(name: &str) -> Option<Action> {
         "open" => Action::Open,
         "back" => Action::Back,
         "search" => Action::Search,
+        "focus_timeline" => Action::FocusTimeline,
         "test_account" => Action::TestAccount,
         "sync_now" => Action::SyncNow,
         "new_account" => Action::NewAccount,

@@ -1011,3 +1011,19 @@ fn compose_builds_the_draft_send_and_reply_take() {
     );
     assert_eq!(d.account, "work");
 }
+
+#[test]
+fn timeline_takes_the_keys_and_opens_a_message() {
+    let mut a = scene("dark", PaneId::Customers, State::Typical);
+    a.update(Action::FocusTimeline);
+    assert!(a.customers.timeline_focus);
+    a.update(Action::Down);
+    assert_eq!(a.customers.timeline.selected, 1);
+    assert_eq!(a.customers.list.selected, 0, "the list stays put");
+    let id = a.customers.timeline.current().unwrap().id;
+    let cmds = a.update(Action::Open);
+    assert!(matches!(&cmds[..], [super::action::Command::LoadMessage { id: i, .. }] if *i == id));
+    assert_eq!(a.pane, PaneId::Message);
+    a.update(Action::Back);
+    assert_eq!(a.pane, PaneId::Customers);
+}

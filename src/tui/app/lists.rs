@@ -351,6 +351,40 @@ impl App {
             c.list.offset = 0;
             return self.load_pane(PaneId::Customers);
         }
+        if c.timeline_focus && c.timeline_of.is_some() {
+            let (sel, total) = (c.timeline.selected, c.timeline.total);
+            if let Some(t) = self.nav_target(&action, sel, total) {
+                let view = self.view_rows();
+                if let (Some(offset), Some(customer_id)) = (
+                    self.customers.timeline.move_to(t, view),
+                    self.customers.timeline_of,
+                ) {
+                    let generation = self.next_generation();
+                    self.customers.timeline.generation = generation;
+                    return vec![Command::LoadTimeline {
+                        generation,
+                        customer_id,
+                        offset: offset as i64,
+                        limit: PAGE as i64,
+                    }];
+                }
+                return vec![];
+            }
+            match action {
+                Action::Open => {
+                    return match self.customers.timeline.current().map(|m| m.id) {
+                        Some(id) => self.open_message(id, PaneId::Customers),
+                        None => vec![],
+                    };
+                }
+                Action::Back | Action::FocusTimeline => {
+                    self.customers.timeline_focus = false;
+                    return vec![];
+                }
+                _ => return vec![],
+            }
+        }
+        let c = &mut self.customers;
         let (sel, total) = (c.list.selected, c.list.total);
         if let Some(t) = self.nav_target(&action, sel, total) {
             let view = self.view_rows();
@@ -374,6 +408,7 @@ impl App {
             Action::Open => {
                 let id = self.customers.list.current().map(|r| r.id);
                 self.customers.timeline_of = id;
+                self.customers.timeline_focus = id.is_some();
                 self.customers.timeline = Paged::default();
                 match id {
                     Some(customer_id) => {
@@ -388,6 +423,10 @@ impl App {
                     }
                     None => vec![],
                 }
+            }
+            Action::FocusTimeline => {
+                self.customers.timeline_focus = self.customers.timeline_of.is_some();
+                vec![]
             }
             Action::Back => {
                 if self.customers.timeline_of.take().is_some() {

@@ -384,6 +384,8 @@ pub struct CustomersPane {
     pub list: Paged<CustomerRow>,
     pub timeline: Paged<MessageSummary>,
     pub timeline_of: Option<i64>,
+    /// Keys move and open in the timeline instead of the customer list.
+    pub timeline_focus: bool,
 }
 
 pub const LEVELS: [&str; 4] = ["error", "warn", "info", "debug"];

@@ -61,6 +61,7 @@ pub fn draw(f: &mut Frame<'_>, area: Rect, app: &App) {
         list_area,
         app,
         "Customers".into(),
+        !c.timeline_focus,
         &c.list,
         &["Name", "Company", "Addresses"],
         &[
@@ -106,6 +107,7 @@ pub fn draw(f: &mut Frame<'_>, area: Rect, app: &App) {
                 tl,
                 app,
                 "Timeline".into(),
+                c.timeline_focus,
                 t,
                 &["Date", "From", "Subject", ""],
                 &WIDTHS,

@@ -78,6 +78,7 @@ pub fn draw(f: &mut Frame<'_>, area: Rect, app: &App) {
         list,
         app,
         "Log (newest first)".into(),
+        true,
         ev,
         &["Time", "Level", "Account", "What"],
         &[
@@ -155,6 +156,7 @@ fn draw_quarantine(f: &mut Frame<'_>, area: Rect, app: &App) {
         area,
         app,
         "Quarantine (r retry · x skip · w save .eml)".into(),
+        true,
         q,
         &["#", "When", "Folder", "UID", "State", "Error"],
         &[

@@ -117,6 +117,7 @@ pub fn paged_table<T>(
     area: Rect,
     app: &App,
     title: String,
+    focused: bool,
     list: &Paged<T>,
     header: &[&str],
     widths: &[Constraint],
@@ -131,7 +132,7 @@ pub fn paged_table<T>(
             Some(r) => row(r),
             None => (vec![Span::raw("loading…")], theme.style("list.dim")),
         };
-        let style = if i == list.selected {
+        let style = if i == list.selected && focused {
             style.patch(theme.style("list.selected"))
         } else {
             style
@@ -146,7 +147,7 @@ pub fn paged_table<T>(
     let t = Table::new(rows, widths.to_vec())
         .header(Row::new(header.to_vec()).style(theme.style("list.header")))
         .column_spacing(1)
-        .block(frame(theme, format!("{title}{pos}"), true));
+        .block(frame(theme, format!("{title}{pos}"), focused));
     f.render_widget(t, area);
 }
 

@@ -46,6 +46,7 @@ pub fn draw(f: &mut Frame<'_>, area: Rect, app: &App) {
         list,
         app,
         "Outbox".into(),
+        true,
         o,
         &["#", "State", "Copy", "Tries", "To", "Subject"],
         &[

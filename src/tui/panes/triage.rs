@@ -70,6 +70,7 @@ pub fn draw(f: &mut Frame<'_>, area: Rect, app: &App) {
         a,
         app,
         "Triage: unknown senders".into(),
+        true,
         list,
         &["Date", "From", "Subject", ""],
         &WIDTHS,
