@@ -38,6 +38,13 @@ pub fn draw(f: &mut Frame<'_>, area: Rect, app: &App) {
         return;
     };
     let title = format!("Folders of {} (a: next account)", safe(&acct.name));
+    // The folder this account is syncing right now, with how far it got (from the status).
+    let progress = app
+        .dashboard
+        .status
+        .as_ref()
+        .and_then(|s| s.accounts.iter().find(|a| a.name == acct.name))
+        .and_then(|a| a.progress.as_ref());
     if let Some(e) = &p.error {
         draw_error(f, area, app, &title, e);
         return;
@@ -108,7 +115,10 @@ pub fn draw(f: &mut Frame<'_>, area: Rect, app: &App) {
                         .unwrap_or_else(|| "?".into())
                 )),
                 Line::from(r.total_bytes.map(human_bytes).unwrap_or_default()),
-                Line::from(short_time(&r.last_synced_at)),
+                match progress.filter(|p| p.folder == r.name) {
+                    Some(p) => gauge_line(theme, p.done, p.total),
+                    None => Line::from(short_time(&r.last_synced_at)),
+                },
             ])
             .style(base)
         })
@@ -191,4 +201,19 @@ fn draw_plan(f: &mut Frame<'_>, area: Rect, app: &App, plan: &crate::tui::app::P
         )),
         area,
     );
+}
+
+/// A small text gauge for a folder being synced: `▰▰▰▱▱▱ 42%`.
+fn gauge_line(theme: &crate::tui::theme::Theme, done: i64, total: i64) -> Line<'static> {
+    let ratio = if total > 0 {
+        (done as f64 / total as f64).clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    let filled = (ratio * 8.0).round() as usize;
+    Line::from(vec![
+        Span::styled("▰".repeat(filled), theme.style("gauge")),
+        Span::styled("▱".repeat(8 - filled), theme.style("list.dim")),
+        Span::raw(format!(" {:>3.0}%", ratio * 100.0)),
+    ])
 }
