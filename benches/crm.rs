@@ -224,10 +224,9 @@ fn main() {
         || crm::match_pending(&store, &config).expect("pending"),
     );
     assert_eq!(s3.examined, n_msgs);
-    timed(
-        "match_messages: one sync batch of 500",
-        || crm::match_messages(&store, &batch, &config).expect("match"),
-    );
+    timed("match_messages: one sync batch of 500", || {
+        crm::match_messages(&store, &batch, &config).expect("match")
+    });
 
     println!();
     let desk = Desk::new(&store, &home, config.clone(), "bench");

@@ -341,13 +341,25 @@ pub struct UiConfig {
     pub keys: BTreeMap<String, BTreeMap<String, String>>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct General {
     /// Fold `user+tag@domain` to `user@domain` when matching customers.
     pub fold_plus_addresses: bool,
     /// Global deny list (addresses and domains, a domain includes its subdomains).
     pub deny: Vec<String>,
+    /// How often the daemon looks for outbox work queued by other processes.
+    pub outbox_poll_secs: u64,
+}
+
+impl Default for General {
+    fn default() -> Self {
+        Self {
+            fold_plus_addresses: false,
+            deny: Vec::new(),
+            outbox_poll_secs: 5,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]

@@ -98,7 +98,7 @@ pub async fn run(ctx: &Ctx, args: SyncArgs) -> Result<i32> {
         for a in sub.accounts.values_mut() {
             a.enabled = true;
         }
-        return run_until_interrupted(ctx, &sub).await;
+        return run_until_interrupted(ctx, &sub, false).await;
     }
     let tty = !ctx.json && engine::stderr_is_tty();
     let mut results = Vec::new();
@@ -172,7 +172,11 @@ pub async fn run(ctx: &Ctx, args: SyncArgs) -> Result<i32> {
 }
 
 /// Runs the supervisor for `config`'s accounts until Ctrl-C / SIGTERM.
-async fn run_until_interrupted(ctx: &Ctx, config: &crate::config::Config) -> Result<i32> {
+async fn run_until_interrupted(
+    ctx: &Ctx,
+    config: &crate::config::Config,
+    with_outbox: bool,
+) -> Result<i32> {
     // A second process for the same account must say who holds it, not wait silently.
     {
         let store = ctx.store()?;
@@ -217,8 +221,25 @@ async fn run_until_interrupted(ctx: &Ctx, config: &crate::config::Config) -> Res
             }
         }
     });
+    // The daemon also drives the outbox: mail queued with --queue-only or by a console, copies
+    // waiting for IMAP, retries after backoff. Claims keep it from doubling a console's work.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let outbox = with_outbox.then(|| {
+        tokio::spawn(crate::outbox::run_worker(
+            ctx.home.clone(),
+            ctx.operator.clone(),
+            stop_rx,
+            std::sync::Arc::new(tokio::sync::Notify::new()),
+            None,
+            std::time::Duration::from_secs(config.general.outbox_poll_secs.max(1)),
+        ))
+    });
     wait_for_signal().await;
+    let _ = stop_tx.send(true);
     sup.shutdown().await;
+    if let Some(task) = outbox {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), task).await;
+    }
     printer.abort();
     emit(json, &json!({"stopped": true}), String::new);
     Ok(0)
@@ -256,7 +277,7 @@ pub async fn daemon(ctx: &Ctx) -> Result<i32> {
             store.insert_account(&a.id, n, true)?;
         }
     }
-    run_until_interrupted(ctx, &enabled).await
+    run_until_interrupted(ctx, &enabled, true).await
 }
 
 /// `sync --plan`: per-folder counts, sizes and an estimate, read-only (EXAMINE, STATUS).

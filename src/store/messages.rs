@@ -111,6 +111,23 @@ fn addresses_text(env: &Envelope) -> String {
 }
 
 impl Store {
+    /// A second connection to the same database file (for a writer thread).
+    pub fn reopen(&self) -> Result<Store> {
+        match self.conn.path().filter(|p| !p.is_empty()) {
+            // One thread owns this connection: SQLite's per-call mutexes are pure overhead.
+            Some(p) => Store::configure(rusqlite::Connection::open_with_flags(
+                p,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+                    | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?),
+            None => Err(crate::error::AppError::local(
+                "an in-memory database cannot be shared with a writer thread",
+                "",
+                "use a database file",
+            )),
+        }
+    }
+
     /// Stores one batch of fetched headers of one folder in one transaction and moves the
     /// folder's checkpoint to the highest UID in it. Idempotent: a location already stored is
     /// skipped, so replaying a batch after a crash never doubles anything.
@@ -546,10 +563,8 @@ fn insert_one(
                 now()
             ])?;
             let id = tx.last_insert_rowid();
-            tx.execute(
-                "UPDATE messages SET thread_id = ?2 WHERE id = ?1",
-                params![id, thread_root.unwrap_or(id)],
-            )?;
+            tx.prepare_cached("UPDATE messages SET thread_id = ?2 WHERE id = ?1")?
+                .execute(params![id, thread_root.unwrap_or(id)])?;
             tx.prepare_cached("INSERT INTO messages_fts (rowid, subject, addresses, body) VALUES (?1, ?2, ?3, '')")?
                 .execute(params![id, env.subject.clone().unwrap_or_default(), addresses_text(env)])?;
             out.created += 1;

@@ -226,6 +226,17 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Refreshes this process's lease heartbeat during a long pass, so no other process takes
+    /// the account over as if we had died. False if the lease is no longer ours.
+    pub fn touch_lease(&self, account_id: &str) -> Result<bool> {
+        Ok(self.conn.execute(
+            "UPDATE leases SET heartbeat_at = ?2 WHERE account_id = ?1 AND holder_pid = ?3",
+            params![account_id, now(), std::process::id() as i64],
+        )? > 0)
+    }
+}
+
 fn no_location(message_id: i64) -> AppError {
     AppError::usage(
         format!("message {message_id} is not in any synced folder"),

@@ -97,6 +97,7 @@ impl PassSummary {
 }
 
 /// Per-account knobs resolved from the config.
+#[derive(Debug, Clone)]
 pub struct PassOptions {
     pub deny: Vec<String>,
     pub since: Option<chrono::DateTime<chrono::Utc>>,
@@ -174,28 +175,28 @@ pub async fn run_pass(
     Ok(summary)
 }
 
-struct Progress<'a> {
-    account_id: &'a str,
-    folder: &'a str,
+struct Progress {
+    account_id: String,
+    folder: String,
     total: u64,
     done: u64,
     tty: bool,
-    events: Option<&'a EventSender>,
+    events: Option<EventSender>,
 }
 
-impl Progress<'_> {
+impl Progress {
     fn report(&self, store: &Store) {
         let _ = store.set_progress(
-            self.account_id,
-            self.folder,
+            &self.account_id,
+            &self.folder,
             self.done as i64,
             self.total as i64,
         );
         emit(
-            self.events,
+            self.events.as_ref(),
             SyncEvent::Progress {
-                account_id: self.account_id.to_string(),
-                folder: self.folder.to_string(),
+                account_id: self.account_id.clone(),
+                folder: self.folder.clone(),
                 done: self.done,
                 total: self.total,
             },
@@ -207,6 +208,139 @@ impl Progress<'_> {
                 self.folder, self.done, self.total
             );
         }
+    }
+}
+
+enum WriterMsg {
+    /// A fetched message, already parsed and classified on the network side.
+    Item(HeaderItem, Verdict),
+    /// The fetch ended; a non-zero value is a checkpoint proven by a completed fetch.
+    Finish(u32),
+}
+
+/// Sends into the bounded writer channel, waiting when it is full (backpressure).
+fn send_blocking(tx: &std::sync::mpsc::SyncSender<WriterMsg>, msg: WriterMsg) -> Result<()> {
+    use std::sync::mpsc::TrySendError;
+    let gone = || {
+        AppError::local(
+            "the sync writer stopped",
+            "",
+            "see the error reported with it; run sync again",
+        )
+    };
+    match tx.try_send(msg) {
+        Ok(()) => Ok(()),
+        Err(TrySendError::Disconnected(_)) => Err(gone()),
+        Err(TrySendError::Full(msg)) => {
+            let multi = tokio::runtime::Handle::try_current()
+                .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+            let r = if multi {
+                tokio::task::block_in_place(|| tx.send(msg))
+            } else {
+                tx.send(msg)
+            };
+            r.map_err(|_| gone())
+        }
+    }
+}
+
+/// Parses fetched headers and stores them in batches (one transaction each, with the
+/// checkpoint), on its own thread and database connection.
+struct Writer {
+    store: Store,
+    account_id: String,
+    folder_id: i64,
+    folder_name: String,
+    uidvalidity: u32,
+    known_max: u32,
+    opts: PassOptions,
+    progress: Progress,
+}
+
+struct WriterOut {
+    new: u64,
+    quarantined: u64,
+    bad_uids: Vec<u32>,
+    progress: Progress,
+}
+
+impl Writer {
+    fn run(mut self, rx: std::sync::mpsc::Receiver<WriterMsg>) -> Result<WriterOut> {
+        let mut batch: Vec<NewMessage> = Vec::with_capacity(self.opts.batch_size);
+        let mut max_uid = self.known_max;
+        let mut out_new = 0u64;
+        let mut quarantined = 0u64;
+        let mut bad_uids = Vec::new();
+        let mut finish = 0u32;
+        for msg in rx {
+            let (it, verdict) = match msg {
+                WriterMsg::Item(it, v) => (it, v),
+                WriterMsg::Finish(cp) => {
+                    finish = cp;
+                    break;
+                }
+            };
+            max_uid = max_uid.max(it.uid);
+            self.progress.done += 1;
+            match verdict {
+                Verdict::Store(m) => batch.push(*m),
+                Verdict::Skip => {}
+                Verdict::Quarantine(err) => {
+                    self.quarantine(&it, &err)?;
+                    quarantined += 1;
+                    bad_uids.push(it.uid);
+                }
+            }
+            if batch.len() >= self.opts.batch_size {
+                out_new += self.flush(&mut batch, max_uid)?;
+                self.progress.report(&self.store);
+            }
+        }
+        // Whatever arrived completely is stored, even when the fetch broke off.
+        let checkpoint = max_uid.max(finish);
+        if !batch.is_empty() || checkpoint > self.known_max {
+            out_new += self.flush(&mut batch, checkpoint)?;
+        }
+        Ok(WriterOut {
+            new: out_new,
+            quarantined,
+            bad_uids,
+            progress: self.progress,
+        })
+    }
+
+    fn flush(&mut self, batch: &mut Vec<NewMessage>, checkpoint: u32) -> Result<u64> {
+        let out = self.store.store_batch(
+            &self.account_id,
+            self.folder_id,
+            self.uidvalidity,
+            batch,
+            Some(checkpoint),
+        )?;
+        batch.clear();
+        let _ = self.store.touch_lease(&self.account_id);
+        crate::failpoint::hit("after_fetch_batch");
+        Ok(out.added)
+    }
+
+    fn quarantine(&self, it: &HeaderItem, err: &str) -> Result<()> {
+        self.store.quarantine_add(
+            &self.account_id,
+            self.folder_id,
+            &self.folder_name,
+            self.uidvalidity,
+            it.uid,
+            it.header.as_deref().unwrap_or(b""),
+            err,
+        )?;
+        self.store.log_event(
+            Some(&self.account_id),
+            Level::Warn,
+            &format!("message UID {} in {} quarantined", it.uid, self.folder_name),
+            Some(err),
+            Some("see `mailroom quarantine list`; retry, skip or save it"),
+        )?;
+        Ok(())
     }
 }
 
@@ -366,13 +500,13 @@ async fn sync_folder(
             Some(n) => (n.saturating_sub(known_max + 1) as u64).min(sel.exists as u64),
             None => sel.exists as u64,
         };
-        let mut progress = Progress {
-            account_id,
-            folder: &folder.name,
+        let progress = Progress {
+            account_id: account_id.to_string(),
+            folder: folder.name.clone(),
             total,
             done: 0,
             tty: opts.tty_progress,
-            events,
+            events: events.cloned(),
         };
         progress.report(store);
         let direction = if folder.role.as_deref() == Some(Role::Sent.as_str()) {
@@ -380,27 +514,31 @@ async fn sync_folder(
         } else {
             "in"
         };
-        let mut batch: Vec<NewMessage> = Vec::with_capacity(opts.batch_size);
-        let mut max_uid = known_max;
-        let mut new = 0u64;
-        let mut quarantined = 0u64;
-        let mut bad_uids: Vec<u32> = Vec::new();
-        let mut fetched_bytes = 0u64;
-        let fid = folder.id;
-        let fname = folder.name.clone();
-        let batch_size = opts.batch_size;
-        let flush = |store: &mut Store,
-                     batch: &mut Vec<NewMessage>,
-                     max_uid: u32,
-                     new: &mut u64|
-         -> Result<()> {
-            let out = store.store_batch(account_id, fid, uv, batch, Some(max_uid))?;
-            *new += out.added;
-            batch.clear();
-            crate::failpoint::hit("after_fetch_batch");
-            Ok(())
+        // Parsing and SQLite run on their own thread and connection, overlapping the network:
+        // the fetch streams into a bounded channel (backpressure, never the whole folder).
+        let writer = Writer {
+            store: store.reopen()?,
+            account_id: account_id.to_string(),
+            folder_id: folder.id,
+            folder_name: folder.name.clone(),
+            uidvalidity: uv,
+            known_max,
+            opts: opts.clone(),
+            progress,
         };
-        fetch::fetch_headers(
+        let (tx, rx) = std::sync::mpsc::sync_channel::<WriterMsg>(opts.batch_size * 2);
+        let handle = std::thread::Builder::new()
+            .name("sync-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| {
+                AppError::local(
+                    "cannot start the sync writer thread",
+                    e.to_string(),
+                    "check system limits (threads)",
+                )
+            })?;
+        let mut fetched_bytes = 0u64;
+        let fetched = fetch::fetch_headers(
             &mut ss.session,
             &format!("{}:*", known_max + 1),
             caps.condstore,
@@ -409,66 +547,58 @@ async fn sync_folder(
                     // `n:*` always returns the last message even when it is older than n.
                     return Ok(());
                 }
-                max_uid = max_uid.max(it.uid);
-                progress.done += 1;
                 fetched_bytes += it.header.as_ref().map_or(0, |h| h.len() as u64);
-                match classify(&it, opts, direction) {
-                    Verdict::Store(m) => batch.push(*m),
-                    Verdict::Skip => {}
-                    Verdict::Quarantine(err) => {
-                        store.quarantine_add(
-                            account_id,
-                            fid,
-                            &fname,
-                            uv,
-                            it.uid,
-                            it.header.as_deref().unwrap_or(b""),
-                            &err,
-                        )?;
-                        store.log_event(
-                            Some(account_id),
-                            Level::Warn,
-                            &format!("message UID {} in {fname} quarantined", it.uid),
-                            Some(&err),
-                            Some("see `mailroom quarantine list`; retry, skip or save it"),
-                        )?;
-                        quarantined += 1;
-                        bad_uids.push(it.uid);
-                    }
-                }
-                if batch.len() >= batch_size {
-                    flush(store, &mut batch, max_uid, &mut new)?;
-                    progress.report(store);
-                }
-                Ok(())
+                // Parsing here and storing on the writer splits the CPU work in two.
+                let verdict = classify(&it, opts, direction);
+                let it = match verdict {
+                    // The stored message carries its header; keep only the UID here.
+                    Verdict::Store(_) | Verdict::Skip => HeaderItem {
+                        header: None,
+                        flags: Vec::new(),
+                        ..it
+                    },
+                    Verdict::Quarantine(_) => it,
+                };
+                send_blocking(&tx, WriterMsg::Item(it, verdict))
             },
         )
-        .await?;
+        .await;
         // The fetch completed: every UID below UIDNEXT has been seen (even if skipped or
         // expunged meanwhile), so the checkpoint can move past them.
-        let checkpoint = max_uid.max(sel.uidnext.map_or(0, |n| n.saturating_sub(1)));
-        if !batch.is_empty() || checkpoint > known_max {
-            flush(store, &mut batch, checkpoint, &mut new)?;
-        }
+        let checkpoint = match &fetched {
+            Ok(()) => sel.uidnext.map_or(0, |n| n.saturating_sub(1)),
+            Err(_) => 0,
+        };
+        let _ = send_blocking(&tx, WriterMsg::Finish(checkpoint));
+        drop(tx);
+        let out = handle.join().map_err(|_| {
+            AppError::local(
+                "the sync writer thread crashed",
+                "",
+                "run sync again; report this as a bug if it repeats",
+            )
+        })??;
+        fetched?;
         // Keep the whole raw message of quarantined mail, not just its unreadable header.
-        if !bad_uids.is_empty() {
-            let set = fetch::uid_set(&bad_uids);
+        if !out.bad_uids.is_empty() {
+            let set = fetch::uid_set(&out.bad_uids);
             // `move` of two &mut: a closure holding `&&mut Store` would not be Send.
             let (st, fb) = (&mut *store, &mut fetched_bytes);
             fetch::fetch_bodies(&mut ss.session, &set, move |uid, raw| {
                 *fb += raw.len() as u64;
-                st.quarantine_set_raw(fid, uv, uid, &raw)
+                st.quarantine_set_raw(folder.id, uv, uid, &raw)
             })
             .await?;
         }
+        let mut progress = out.progress;
         progress.done = progress.total.max(progress.done);
         progress.report(store);
         if opts.tty_progress {
             eprintln!();
         }
         *bytes += fetched_bytes;
-        fs.new += new;
-        fs.quarantined += quarantined;
+        fs.new += out.new;
+        fs.quarantined += out.quarantined;
     }
     if !folder.first_sync_done {
         store.set_first_sync_done(folder.id)?;
@@ -652,4 +782,86 @@ pub async fn fetch_body_now(
 /// Whether stderr is a terminal (for progress lines).
 pub fn stderr_is_tty() -> bool {
     std::io::stderr().is_terminal()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts() -> PassOptions {
+        PassOptions {
+            deny: vec!["spam.test".into()],
+            since: Some(parse_since("2026-01-01").unwrap()),
+            unread_only: false,
+            mark_read: false,
+            batch_size: 10,
+            body_prefetch_max_bytes: 0,
+            tty_progress: false,
+        }
+    }
+
+    fn item(uid: u32, header: &str, flags: &[&str], date: &str) -> HeaderItem {
+        HeaderItem {
+            uid,
+            flags: flags.iter().map(|s| s.to_string()).collect(),
+            size: 10,
+            internal_date: Some(date.into()),
+            modseq: None,
+            header: Some(header.as_bytes().to_vec()),
+        }
+    }
+
+    #[test]
+    fn classify_applies_filters_probes_deny_and_quarantine() {
+        let o = opts();
+        let ok = "Message-ID: <a@x>\r\nFrom: a@x.test\r\nSubject: hi\r\n\r\n";
+        assert!(matches!(
+            classify(&item(1, ok, &[], "2026-05-01T00:00:00Z"), &o, "in"),
+            Verdict::Store(_)
+        ));
+        // Older than `since`.
+        assert!(matches!(
+            classify(&item(2, ok, &[], "2025-05-01T00:00:00Z"), &o, "in"),
+            Verdict::Skip
+        ));
+        // `account test` probes are never synced.
+        let probe = format!(
+            "Message-ID: <{}1@x>\r\nFrom: a@x.test\r\n\r\n",
+            crate::account::PROBE_ID_PREFIX
+        );
+        assert!(matches!(
+            classify(&item(3, &probe, &[], "2026-05-01T00:00:00Z"), &o, "in"),
+            Verdict::Skip
+        ));
+        // \Deleted counts as gone.
+        assert!(matches!(
+            classify(
+                &item(4, ok, &["\\Deleted"], "2026-05-01T00:00:00Z"),
+                &o,
+                "in"
+            ),
+            Verdict::Skip
+        ));
+        // Unread only skips \Seen mail.
+        let mut uo = opts();
+        uo.unread_only = true;
+        assert!(matches!(
+            classify(&item(5, ok, &["\\Seen"], "2026-05-01T00:00:00Z"), &uo, "in"),
+            Verdict::Skip
+        ));
+        // A denied sender (subdomain of a denied domain) is stored hidden.
+        let denied = "Message-ID: <d@x>\r\nFrom: bad@mail.spam.test\r\n\r\n";
+        match classify(&item(6, denied, &[], "2026-05-01T00:00:00Z"), &o, "in") {
+            Verdict::Store(m) => assert!(m.denied),
+            _ => panic!("denied mail is stored, hidden"),
+        }
+        // No header section, or nothing parseable: quarantine.
+        let mut none = item(7, ok, &[], "2026-05-01T00:00:00Z");
+        none.header = None;
+        assert!(matches!(classify(&none, &o, "in"), Verdict::Quarantine(_)));
+        assert!(matches!(
+            classify(&item(8, "\r\n", &[], "2026-05-01T00:00:00Z"), &o, "in"),
+            Verdict::Quarantine(_)
+        ));
+    }
 }

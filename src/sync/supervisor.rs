@@ -1,6 +1,6 @@
 //! Background sync: one task per enabled account. Each task owns its database connection and
-//! one IMAP connection, holds the account's lease, runs a pass, then waits on IDLE (INBOX) or
-//! the poll interval, and reconnects with backoff and jitter after failures. After
+//! one IMAP connection for passes, holds the account's lease, runs a pass, then waits for the
+//! IDLE watcher (INBOX, on a second connection) or the poll interval, and reconnects with backoff and jitter after failures. After
 //! `give_up_secs` of continuous failure (or at once for failures only the user can fix, like a
 //! rejected password) the account goes to `error` and the task waits until the user acts.
 
@@ -19,8 +19,9 @@ use crate::imap::discovery::Role;
 use crate::imap::fetch;
 use crate::store::{AccountState, Level, Store};
 
-/// How long one IDLE may last before the lease heartbeat is refreshed (IDLE is re-issued).
-const IDLE_CHUNK: Duration = Duration::from_secs(30);
+/// How often a waiting account task refreshes its lease heartbeat and checks the queue of
+/// local changes written by other processes (e.g. `message flag`).
+const HEARTBEAT: Duration = Duration::from_secs(5);
 /// A lease whose heartbeat is older than this belongs to a dead process.
 pub const LEASE_STALE_SECS: i64 = 90;
 
@@ -148,6 +149,10 @@ async fn account_loop(
     let opts = PassOptions::from_config(&config, &account)?;
     let lease = token();
     let mut session: Option<SyncSession> = None;
+    // IDLE on INBOX runs on its own connection and wakes this loop through `changed`.
+    let changed = Arc::new(Notify::new());
+    let mut watcher: Option<JoinHandle<()>> = None;
+    let watcher_shutdown = shutdown.clone();
     let mut failures: u32 = 0;
     let mut lease_note = false;
     loop {
@@ -194,10 +199,35 @@ async fn account_loop(
         }
         set_state(&store, &events, &id, AccountState::Syncing);
         let pass = async {
+            // A connection left open between passes may have been closed by the server
+            // (autologout): that is not a failure, just reconnect.
+            if let Some(ss) = session.as_mut()
+                && fetch::simple(&mut ss.session, "NOOP", "NOOP")
+                    .await
+                    .is_err()
+            {
+                session = None;
+            }
             if session.is_none() {
                 let pw = account.password(&store, &vault)?;
                 let ss = engine::open_session(&account, &pw).await?;
                 let _ = store.set_capabilities(&id, &ss.caps_text);
+                let inbox = store
+                    .folder_by_role(&id, Role::Inbox)
+                    .ok()
+                    .flatten()
+                    .filter(|f| f.sync_enabled)
+                    .map(|f| f.wire_name)
+                    .unwrap_or_else(|| "INBOX".into());
+                if o.idle && ss.caps.idle && watcher.as_ref().is_none_or(|w| w.is_finished()) {
+                    watcher = Some(tokio::spawn(idle_watcher(
+                        account.clone(),
+                        pw,
+                        inbox,
+                        changed.clone(),
+                        watcher_shutdown.clone(),
+                    )));
+                }
                 session = Some(ss);
             }
             let ss = session
@@ -220,6 +250,8 @@ async fn account_loop(
                     sum.bytes as i64,
                     sum.new_total() as i64,
                 );
+                // record_success made the account idle in the DB; say so first.
+                set_state(&store, &events, &id, AccountState::Idle);
                 emit(
                     Some(&events),
                     SyncEvent::PassDone {
@@ -230,17 +262,10 @@ async fn account_loop(
                         duration_ms: sum.duration_ms,
                     },
                 );
-                set_state(&store, &events, &id, AccountState::Idle);
                 // Wait for news: IDLE on INBOX when possible, else the poll interval.
-                let stop = wait_for_change(
-                    &mut store,
-                    &account,
-                    &mut session,
-                    &mut shutdown,
-                    &kick,
-                    &lease,
-                )
-                .await;
+                let stop =
+                    wait_for_change(&mut store, &account, &mut shutdown, &kick, &changed, &lease)
+                        .await;
                 if stop {
                     break;
                 }
@@ -258,6 +283,9 @@ async fn account_loop(
                 }
             }
         }
+    }
+    if let Some(w) = watcher {
+        w.abort();
     }
     let _ = store.release_lease(&id, &lease);
     Ok(())
@@ -348,72 +376,88 @@ async fn wait(shutdown: &mut watch::Receiver<bool>, kick: &Notify, d: Duration) 
     }
 }
 
-/// Waits until the next pass is due: a change reported by IDLE on INBOX, the poll interval,
-/// a kick, or shutdown (returns true). IDLE is re-issued in short chunks so the lease heartbeat
-/// stays fresh and the server's 29-minute limit is never reached.
+/// Waits until the next pass is due: a change reported by the IDLE watcher, the poll
+/// interval, a kick, local changes queued by another process, or shutdown (returns true).
+/// Wakes every few seconds to refresh the lease heartbeat.
 async fn wait_for_change(
     store: &mut Store,
     account: &Account,
-    session: &mut Option<SyncSession>,
     shutdown: &mut watch::Receiver<bool>,
     kick: &Notify,
+    changed: &Notify,
     lease: &str,
 ) -> bool {
-    let o = &account.cfg.sync;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(o.poll_secs.max(1));
-    let renew = Duration::from_secs(o.idle_renew_secs.clamp(1, 29 * 60));
-    let inbox = store
-        .folder_by_role(account.id(), Role::Inbox)
-        .ok()
-        .flatten()
-        .filter(|f| f.sync_enabled);
-    let can_idle = o.idle && inbox.is_some() && session.as_ref().is_some_and(|s| s.caps.idle);
-    if can_idle {
-        let wire = inbox.map(|f| f.wire_name).unwrap_or_else(|| "INBOX".into());
-        if let Some(ss) = session.as_mut()
-            && fetch::select(&mut ss.session, &wire, false, None, true)
-                .await
-                .is_err()
-        {
-            *session = None;
-            return wait(shutdown, kick, Duration::from_secs(1)).await;
-        }
-    }
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_secs(account.cfg.sync.poll_secs.max(1));
     loop {
         let now = tokio::time::Instant::now();
         if now >= deadline {
             return false;
         }
         let _ = store.acquire_lease(account.id(), lease, LEASE_STALE_SECS);
-        let chunk = (deadline - now).min(IDLE_CHUNK).min(renew);
-        if can_idle {
-            let Some(ss) = session.as_mut() else {
-                return false;
-            };
-            let r = tokio::select! {
-                r = fetch::idle(&mut ss.session, chunk) => Some(r),
-                _ = kick.notified() => None,
-                _ = shutdown.changed() => return true,
-            };
-            match r {
-                Some(Ok(true)) => return false,
-                Some(Ok(false)) => continue,
-                // A kick interrupted IDLE mid-way: that connection's state is unknown now.
-                None => {
-                    *session = None;
-                    return false;
-                }
-                Some(Err(_)) => {
-                    *session = None;
-                    return false;
+        // Local changes queued by another process: push them now, not at the next poll.
+        // (An op the server keeps refusing is given up after a few passes, so this ends.)
+        if store.open_ops_count(account.id()).unwrap_or(0) > 0 {
+            return false;
+        }
+        let chunk = (deadline - now).min(HEARTBEAT);
+        tokio::select! {
+            _ = tokio::time::sleep(chunk) => {}
+            _ = kick.notified() => return false,
+            _ = changed.notified() => return false,
+            r = shutdown.changed() => return r.is_err() || *shutdown.borrow(),
+        }
+    }
+}
+
+/// Watches INBOX with IDLE on a dedicated connection, re-issued before `idle_renew_secs`,
+/// and wakes the account loop on any change. Reconnects with backoff; without IDLE support
+/// it ends and the loop polls.
+async fn idle_watcher(
+    account: Account,
+    pw: secrecy::SecretString,
+    wire: String,
+    changed: Arc<Notify>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let o = account.cfg.sync.clone();
+    let renew = Duration::from_secs(o.idle_renew_secs.clamp(1, 29 * 60));
+    let mut failures = 0u32;
+    loop {
+        let run = async {
+            let mut session = crate::imap::connect(&account.imap_target(), &pw).await?;
+            let caps = session
+                .capabilities()
+                .await
+                .map_err(|e| crate::imap::connect::protocol_error("CAPABILITY", e))?;
+            if !caps.has_str("IDLE") {
+                return Ok::<bool, AppError>(false);
+            }
+            while session.unsolicited_responses.try_recv().is_ok() {}
+            fetch::select(&mut session, &wire, false, None, true).await?;
+            // Whatever arrived before this EXAMINE is covered by one more pass.
+            changed.notify_one();
+            failures = 0;
+            loop {
+                if fetch::idle(&mut session, renew).await? {
+                    changed.notify_one();
                 }
             }
-        } else if wait(shutdown, kick, chunk).await {
-            return true;
-        } else if tokio::time::Instant::now() < deadline {
-            // Woken by a kick (the sleep did not run out).
-            if tokio::time::Instant::now() + Duration::from_millis(10) < now + chunk {
-                return false;
+        };
+        let r = tokio::select! {
+            r = run => r,
+            _ = shutdown.changed() => return,
+        };
+        match r {
+            Ok(_) => return,
+            Err(e) => {
+                tracing::debug!("IDLE connection for {} failed: {e}", account.name);
+                failures += 1;
+                let delay = backoff(failures, o.backoff_min_secs, o.backoff_max_secs);
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = shutdown.changed() => return,
+                }
             }
         }
     }
@@ -472,4 +516,22 @@ pub async fn run_once(
     }
     let _ = store.release_lease(&id, &lease);
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_caps_and_jitters() {
+        for _ in 0..50 {
+            let d1 = backoff(1, 5, 900).as_secs_f64();
+            assert!((4.0..=6.0).contains(&d1), "{d1}");
+            let d3 = backoff(3, 5, 900).as_secs_f64();
+            assert!((16.0..=24.0).contains(&d3), "{d3}");
+            let big = backoff(40, 5, 900).as_secs_f64();
+            assert!((720.0..=1080.0).contains(&big), "{big}");
+            assert!(backoff(1, 1, 1).as_secs_f64() >= 1.0);
+        }
+    }
 }

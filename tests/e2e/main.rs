@@ -6,6 +6,7 @@ mod common;
 mod account;
 mod corpus;
 mod crm;
+mod daemon;
 mod send;
 mod sync;
 mod tui;

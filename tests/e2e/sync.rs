@@ -512,23 +512,26 @@ fn connection_cut_mid_fetch_then_next_run_completes_without_gaps_or_doubles() {
 #[test]
 fn crash_during_initial_sync_resumes_without_gaps_or_duplicates() {
     let user = user("sync-crash");
-    seed(&user, 3000);
+    seed(&user, 10_000);
     let home = Home::new();
     home.add_account("k", &user);
-    home.set_account_option("k", "sync.batch_size", toml_edit::value(400));
+    home.set_account_option("k", "sync.batch_size", toml_edit::value(1000));
     home.set_account_option("k", "sync.body_prefetch_max_bytes", toml_edit::value(0));
-    let out = home
+    // The daemon dies like `kill -9` (abort: no cleanup, lease left behind) after 3 batches.
+    let mut child = home
         .cmd()
-        .args(["sync", "k", "--once"])
+        .arg("daemon")
         .env("MAILROOM_FAILPOINT", "after_fetch_batch@3")
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
+        .stderr(Stdio::null())
+        .spawn()
         .unwrap();
-    assert!(
-        !out.status.success(),
-        "the failpoint must abort the process"
+    let status = wait_for(
+        "the daemon to abort at the failpoint",
+        Duration::from_secs(60),
+        || child.try_wait().unwrap(),
     );
+    assert!(!status.success(), "the failpoint must abort the process");
     let cp: i64 = home
         .db()
         .query_row(
@@ -537,21 +540,30 @@ fn crash_during_initial_sync_resumes_without_gaps_or_duplicates() {
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(cp, 1200, "three batches committed");
+    assert_eq!(cp, 3000, "three batches committed");
+    let stored: i64 = home
+        .db()
+        .query_row("SELECT COUNT(*) FROM locations", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(
+        stored, 3000,
+        "a committed batch is whole, an uncommitted one is absent"
+    );
+    // Restart: the dead holder's lease is taken over, the sync resumes at the checkpoint.
     let v = sync_once(&home, "k");
     assert_eq!(
         folder_summary(&v, "INBOX")["new"],
-        1800,
+        7000,
         "resumed from the checkpoint: {v}"
     );
     let msgs = all_messages(&home, "k", None);
-    assert_eq!(msgs.len(), 3000);
+    assert_eq!(msgs.len(), 10_000);
     assert_unique_uids(&msgs);
     let uids: HashSet<u64> = msgs
         .iter()
         .map(|m| m["locations"][0]["uid"].as_u64().unwrap())
         .collect();
-    assert_eq!(uids, (1..=3000).collect::<HashSet<u64>>(), "no gaps");
+    assert_eq!(uids, (1..=10_000).collect::<HashSet<u64>>(), "no gaps");
 }
 
 struct Daemon(Child);
@@ -940,4 +952,147 @@ fn failing_accounts_back_off_then_give_up_and_say_how_to_fix() {
         before,
         "an account in error must not retry by itself"
     );
+}
+
+#[test]
+fn folder_names_are_decoded_and_chosen_by_their_decoded_name() {
+    let user = user("sync-utf7");
+    let out = doveadm(&["mailbox", "create", "-u", &user, "Envoyés"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    server_save(
+        &user,
+        "Envoyés",
+        b"Message-ID: <utf7@x>\r\nFrom: a@example.test\r\nSubject: in a UTF-7 folder\r\n\r\nhi\r\n",
+    );
+    let home = Home::new();
+    home.add_account("u", &user);
+    let (code, f) = home.json(&["folders", "u", "--sync", "INBOX,Envoyés"]);
+    assert_eq!(code, 0, "{f}");
+    let env = f["folders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == "Envoyés")
+        .unwrap_or_else(|| panic!("decoded name missing: {f}"));
+    assert_eq!(env["sync"], true);
+    let (code, bad) = home.json(&["folders", "u", "--sync", "Nope"]);
+    assert_eq!(code, 64, "{bad}");
+    assert!(
+        bad["error"]["fix"].as_str().unwrap().contains("Envoyés"),
+        "{bad}"
+    );
+    sync_once(&home, "u");
+    let msgs = all_messages(&home, "u", Some("Envoyés"));
+    assert_eq!(msgs.len(), 1);
+    assert_eq!(msgs[0]["subject"], "in a UTF-7 folder");
+}
+
+#[test]
+fn daemon_pushes_changes_queued_by_another_process() {
+    let user = user("sync-queue");
+    seed(&user, 5);
+    let home = Home::new();
+    home.add_account("q", &user);
+    home.set_account_option("q", "sync.poll_secs", toml_edit::value(600));
+    let child = home
+        .cmd()
+        .arg("daemon")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _d = Daemon(child);
+    let count = |h: &Home| -> i64 {
+        h.db()
+            .query_row("SELECT COUNT(*) FROM locations", [], |r| r.get(0))
+            .unwrap_or(0)
+    };
+    wait_for(
+        "initial sync by the daemon",
+        Duration::from_secs(30),
+        || (count(&home) == 5).then_some(()),
+    );
+    let msgs = all_messages(&home, "q", None);
+    let m = msgs.iter().find(|m| m["locations"][0]["uid"] == 2).unwrap()["id"]
+        .as_i64()
+        .unwrap()
+        .to_string();
+    // The daemon holds the lease: the CLI queues the change and the daemon pushes it.
+    let (code, r) = home.json(&["message", "flag", &m, "--flagged"]);
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(r["pushed"], false, "{r}");
+    wait_for(
+        "the daemon to push the flag",
+        Duration::from_secs(30),
+        || {
+            server_flags(&user, "INBOX")
+                .into_iter()
+                .any(|(u, f)| u == 2 && f.contains("\\Flagged"))
+                .then_some(())
+        },
+    );
+}
+
+#[test]
+fn in_process_supervisor_reports_typed_events_for_the_console() {
+    use mailroom::sync::{Supervisor, SyncEvent};
+    let user = user("sync-events");
+    seed(&user, 12);
+    let home = Home::new();
+    home.add_account("e", &user);
+    home.set_account_option("e", "sync.poll_secs", toml_edit::value(600));
+    let mhome = mailroom::config::Home {
+        root: home.path().to_path_buf(),
+    };
+    let config = mailroom::config::Config::load(&mhome).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (seen, states) = rt.block_on(async {
+        let sup = Supervisor::start(&mhome, &config);
+        let mut rx = sup.subscribe();
+        let mut seen = Vec::new();
+        let mut states = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let ev = tokio::time::timeout_at(deadline, rx.recv())
+                .await
+                .expect("events within 30 s")
+                .expect("channel open");
+            match &ev {
+                SyncEvent::StateChanged { state, .. } => states.push(format!("{state:?}")),
+                SyncEvent::FolderChanged { folder, .. } => seen.push(format!("changed:{folder}")),
+                SyncEvent::Progress {
+                    folder,
+                    done,
+                    total,
+                    ..
+                } if done == total && *total > 0 => seen.push(format!("progress:{folder}:{total}")),
+                SyncEvent::PassDone { new, .. } => {
+                    seen.push(format!("done:{new}"));
+                    break;
+                }
+                _ => {}
+            }
+        }
+        sup.shutdown().await;
+        (seen, states)
+    });
+    assert!(seen.contains(&"changed:INBOX".to_string()), "{seen:?}");
+    assert!(seen.contains(&"progress:INBOX:12".to_string()), "{seen:?}");
+    assert!(seen.contains(&"done:12".to_string()), "{seen:?}");
+    assert_eq!(
+        states.first().map(String::as_str),
+        Some("Syncing"),
+        "{states:?}"
+    );
+    assert_eq!(
+        states.last().map(String::as_str),
+        Some("Idle"),
+        "{states:?}"
+    );
+    // Shutdown released the lease: a CLI pass runs at once.
+    sync_once(&home, "e");
 }
