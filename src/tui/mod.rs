@@ -124,7 +124,8 @@ pub async fn run(ctx: &Ctx) -> Result<i32> {
         outbox_rx,
         std::sync::Arc::new(tokio::sync::Notify::new()),
         None,
-        std::time::Duration::from_secs(60),
+        // The same interval the daemon's worker uses.
+        std::time::Duration::from_secs(config.general.outbox_poll_secs.max(1)),
     ));
     let mut local = Vec::new();
     dispatch(app.reload(), &io, &mut local);
