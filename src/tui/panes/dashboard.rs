@@ -52,6 +52,8 @@ pub fn draw(f: &mut Frame<'_>, area: Rect, app: &App) {
         .max(4);
     let [top, bottom] =
         Layout::vertical([Constraint::Length(rows_h), Constraint::Min(3)]).areas(area);
+    // Wide screens also show each account's address.
+    let wide = area.width >= 120;
     let rows: Vec<Row> = status
         .accounts
         .iter()
@@ -70,8 +72,11 @@ pub fn draw(f: &mut Frame<'_>, area: Rect, app: &App) {
             } else {
                 Style::default()
             };
-            Row::new(vec![
-                Line::from(safe(&a.name)),
+            let mut cells = vec![Line::from(safe(&a.name))];
+            if wide {
+                cells.push(Line::from(safe(&a.email)));
+            }
+            cells.extend([
                 Line::from(state),
                 Line::from(short_time(&a.last_success_at)),
                 Line::from(format!("{} ({} new)", a.counts.messages, a.counts.unread)),
@@ -80,37 +85,32 @@ pub fn draw(f: &mut Frame<'_>, area: Rect, app: &App) {
                     "{}q {}u {}c",
                     a.outbox.queued, a.outbox.uncertain, a.outbox.copy_pending
                 )),
-            ])
-            .style(base)
+            ]);
+            Row::new(cells).style(base)
         })
         .collect();
-    let t = Table::new(
-        rows,
-        [
-            Constraint::Min(8),
-            Constraint::Length(15),
-            Constraint::Length(16),
-            Constraint::Length(15),
-            Constraint::Length(9),
-            Constraint::Length(9),
-        ],
-    )
-    .header(
-        Row::new(vec![
-            "Account",
-            "State",
-            "Last sync",
-            "Messages",
-            "Unmatched",
-            "Outbox",
-        ])
-        .style(theme.style("list.header")),
-    )
-    .block(frame(
-        theme,
-        format!("Accounts — overall {}", status.overall),
-        true,
-    ));
+    let mut widths = vec![Constraint::Min(8)];
+    let mut header = vec!["Account"];
+    if wide {
+        widths[0] = Constraint::Length(16);
+        widths.push(Constraint::Min(10));
+        header.push("Email");
+    }
+    widths.extend([
+        Constraint::Length(15),
+        Constraint::Length(16),
+        Constraint::Length(15),
+        Constraint::Length(9),
+        Constraint::Length(9),
+    ]);
+    header.extend(["State", "Last sync", "Messages", "Unmatched", "Outbox"]);
+    let t = Table::new(rows, widths)
+        .header(Row::new(header).style(theme.style("list.header")))
+        .block(frame(
+            theme,
+            format!("Accounts — overall {}", status.overall),
+            true,
+        ));
     f.render_widget(t, top);
     if let Some(a) = status.accounts.get(app.dashboard.selected) {
         draw_detail(f, bottom, app, a);
