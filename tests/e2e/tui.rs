@@ -16,7 +16,10 @@ struct Tmux {
 
 impl Tmux {
     fn start(home: &Home, name: &str, extra_env: &[(&str, &str)], args: &[&str]) -> Tmux {
-        let socket = format!("mailroom-e2e-{name}-{}", std::process::id());
+        // One tmux server per test: a shared one would die with the first test that ends.
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let socket = format!("mailroom-e2e-{name}-{}-{n}", std::process::id());
         let exit_file = home.path().join("console-exit");
         let args: String = args.iter().map(|a| format!(" '{a}'")).collect();
         let mut env = String::new();
@@ -560,7 +563,7 @@ fn console_replies_from_the_message_view_and_watches_the_outbox() {
     let home = Home::new();
     home.add_account("main", &user);
     home.set_account_option("main", "sync.poll_secs", toml_edit::value(1));
-    let t = Tmux::start(&home, "triage", &[], &[]);
+    let t = Tmux::start(&home, "reply", &[], &[]);
     t.wait_screen("Accounts — overall", Duration::from_secs(20));
     t.keys(&["4"]);
     t.wait_screen("Pair me please", Duration::from_secs(60));
