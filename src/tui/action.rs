@@ -239,6 +239,8 @@ pub enum Command {
     },
     TriageAddCustomer {
         id: i64,
+        /// The customer's name (`--name`); empty lets the CLI take the display name.
+        name: String,
     },
     TriageBlockPlan {
         id: i64,

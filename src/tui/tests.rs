@@ -1027,3 +1027,22 @@ fn timeline_takes_the_keys_and_opens_a_message() {
     a.update(Action::Back);
     assert_eq!(a.pane, PaneId::Customers);
 }
+
+#[test]
+fn add_customer_asks_for_the_name_with_the_display_name_suggested() {
+    let mut a = scene("dark", PaneId::Triage, State::Typical);
+    let m = a.triage.current().unwrap().clone();
+    assert!(a.update(Action::AddCustomer).is_empty());
+    assert_eq!(
+        a.prompt.as_ref().unwrap().value,
+        m.from_name.clone().unwrap()
+    );
+    a.update(Action::Backspace);
+    a.update(Action::Input('X'));
+    let cmds = a.update(Action::Confirm);
+    let want = format!("{}X", &m.from_name.unwrap()[..6]);
+    assert!(
+        matches!(&cmds[..], [super::action::Command::TriageAddCustomer { id, name }] if *id == m.id && *name == want),
+        "{cmds:?}"
+    );
+}

@@ -703,6 +703,17 @@ fn console_pairs_and_blocks_through_the_headless_commands() {
     let (_, deny) = home.json(&["deny", "list", "--account", "main"]);
     assert!(!deny.to_string().contains(&sender_block), "{deny}");
 
+    // Add the sender as a customer, named in the prompt: it leaves the queue.
+    select_until(&t, "Subject    Block me please", 3);
+    t.keys(&["c"]);
+    t.wait_screen("New customer from", Duration::from_secs(10));
+    t.keys(&["C-u"]);
+    t.text("Blocky Ltd");
+    t.keys(&["Enter"]);
+    t.wait_screen("Nothing to triage", Duration::from_secs(20));
+    let (_, list) = home.json(&["customers", "list"]);
+    assert!(list.to_string().contains("Blocky Ltd"), "{list}");
+
     t.keys(&["q"]);
     assert_eq!(t.exit_code(Duration::from_secs(15)), 0);
 }

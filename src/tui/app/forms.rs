@@ -172,15 +172,19 @@ impl App {
             Action::Backspace => {
                 p.value.pop();
             }
+            Action::ClearField => p.value.clear(),
             Action::Dismiss => self.prompt = None,
             Action::Confirm => {
                 let p = self.prompt.take();
                 if let Some(p) = p {
                     let path = p.value.trim().to_string();
-                    if path.is_empty() {
+                    if path.is_empty() && !matches!(p.then, PromptFor::AddCustomer { .. }) {
                         return vec![];
                     }
                     return vec![match p.then {
+                        PromptFor::AddCustomer { id } => {
+                            Command::TriageAddCustomer { id, name: path }
+                        }
                         PromptFor::SaveAttachment { id, index } => {
                             Command::SaveAttachment { id, index, path }
                         }

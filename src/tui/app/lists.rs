@@ -201,10 +201,24 @@ impl App {
                 }
                 None => vec![],
             },
-            Action::AddCustomer => match current {
-                Some(m) => vec![Command::TriageAddCustomer { id: m.id }],
-                None => vec![],
-            },
+            Action::AddCustomer => {
+                if let Some(m) = current {
+                    // Name it now; the sender's display name is the suggestion.
+                    self.prompt = Some(Prompt {
+                        label: format!(
+                            "New customer from {}: name",
+                            crate::mail::sanitize::clean_line(
+                                m.from_addr.as_deref().unwrap_or("?")
+                            )
+                        ),
+                        value: crate::mail::sanitize::clean_line(
+                            m.from_name.as_deref().unwrap_or(""),
+                        ),
+                        then: PromptFor::AddCustomer { id: m.id },
+                    });
+                }
+                vec![]
+            }
             Action::Undo => vec![Command::TriageUndo],
             Action::Block | Action::BlockDomain => match current {
                 // First ask how many cached messages it affects, then confirm.

@@ -127,6 +127,9 @@ impl App {
                 .modifiers
                 .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT);
             return match ev.code {
+                KeyCode::Char('u') if ev.modifiers.contains(KeyModifiers::CONTROL) => {
+                    Some(Action::ClearField)
+                }
                 KeyCode::Enter => Some(Action::Confirm),
                 KeyCode::Esc => Some(Action::Dismiss),
                 KeyCode::Backspace => Some(Action::Backspace),

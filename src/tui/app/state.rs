@@ -477,6 +477,7 @@ pub enum PromptFor {
     SaveAttachment { id: i64, index: usize },
     QuarantineSave { id: i64 },
     PlanSince,
+    AddCustomer { id: i64 },
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -369,13 +369,12 @@ pub fn execute(
             );
             return None;
         }
-        Command::TriageAddCustomer { id } => {
-            cli_job(
-                ctx,
-                out,
-                vec!["triage".into(), "add-customer".into(), id.to_string()],
-                Data::TriageDone,
-            );
+        Command::TriageAddCustomer { id, name } => {
+            let mut args = vec!["triage".into(), "add-customer".into(), id.to_string()];
+            if !name.trim().is_empty() {
+                args.extend(["--name".into(), name.trim().to_string()]);
+            }
+            cli_job(ctx, out, args, Data::TriageDone);
             return None;
         }
         Command::TriageBlock { id, domain } => {
