@@ -562,6 +562,15 @@ fn set_enabled(ctx: &Ctx, name: &str, enabled: bool, remove_history: bool) -> Re
 }
 
 fn remove(ctx: &Ctx, name: &str, purge: bool) -> Result<i32> {
+    remove_account(ctx, name, purge)?;
+    emit(ctx.json, &json!({"ok": true}), || {
+        format!("removed account {name}")
+    });
+    Ok(0)
+}
+
+/// `account remove` without printing: shared with the console (issue 6).
+pub fn remove_account(ctx: &Ctx, name: &str, purge: bool) -> Result<()> {
     let config = ctx.config()?;
     let a = config.account(name)?.clone();
     config::edit(&ctx.home, |doc| {
@@ -582,10 +591,7 @@ fn remove(ctx: &Ctx, name: &str, purge: bool) -> Result<i32> {
         Some(name),
         &json!({"purge": purge}),
     )?;
-    emit(ctx.json, &json!({"ok": true}), || {
-        format!("removed account {name}")
-    });
-    Ok(0)
+    Ok(())
 }
 
 async fn test(ctx: &Ctx, name: &str) -> Result<i32> {

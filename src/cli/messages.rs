@@ -157,7 +157,8 @@ fn not_found(id: i64) -> AppError {
 }
 
 /// Makes sure the body is cached, fetching it from the server when needed.
-async fn ensure_body(ctx: &Ctx, store: &mut Store, id: i64) -> Result<Vec<u8>> {
+/// Shared with the console's message view (issue 6).
+pub async fn ensure_body(ctx: &Ctx, store: &mut Store, id: i64) -> Result<Vec<u8>> {
     let m = store.message(id)?.ok_or_else(|| not_found(id))?;
     if let Some(b) = m.body {
         return Ok(b);

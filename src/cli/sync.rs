@@ -282,6 +282,40 @@ pub async fn daemon(ctx: &Ctx) -> Result<i32> {
 
 /// `sync --plan`: per-folder counts, sizes and an estimate, read-only (EXAMINE, STATUS).
 async fn plan(ctx: &Ctx, args: &SyncArgs) -> Result<i32> {
+    let accounts = plan_accounts(ctx, args).await?;
+    emit(ctx.json, &json!({"accounts": accounts}), || {
+        let mut out = String::new();
+        for a in &accounts {
+            out.push_str(&format!("{}:\n", a["name"].as_str().unwrap_or("")));
+            let rows: Vec<Vec<String>> = a["folders"]
+                .as_array()
+                .map(|v| {
+                    v.iter()
+                        .map(|f| {
+                            vec![
+                                clean_line(f["folder"].as_str().unwrap_or("")),
+                                f["messages"].to_string(),
+                                f["to_sync"].to_string(),
+                                format!("{:.1} MB", f["bytes"].as_f64().unwrap_or(0.0) / 1e6),
+                                format!("~{}s", f["estimate_secs"]),
+                            ]
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.push_str(&table(
+                &["FOLDER", "MESSAGES", "TO SYNC", "SIZE", "HEADERS IN"],
+                &rows,
+            ));
+        }
+        out.push_str("nothing was changed; scope with `mailroom folders NAME --sync A,B` and the account's sync options\n");
+        out
+    });
+    Ok(0)
+}
+
+/// The plan's numbers without printing: shared with the console's folder picker (issue 6).
+pub async fn plan_accounts(ctx: &Ctx, args: &SyncArgs) -> Result<Vec<serde_json::Value>> {
     let names = targets(ctx, args)?;
     let config = ctx.config()?;
     let store = ctx.store()?;
@@ -346,35 +380,7 @@ async fn plan(ctx: &Ctx, args: &SyncArgs) -> Result<i32> {
         accounts.push(json!({"name": name, "folders": rows, "total": {"to_sync": tm, "bytes": tb, "estimate_secs": (te * 10.0).round() / 10.0},
                              "since": since.map(|s| s.format("%Y-%m-%d").to_string()), "unread_only": unread_only}));
     }
-    emit(ctx.json, &json!({"accounts": accounts}), || {
-        let mut out = String::new();
-        for a in &accounts {
-            out.push_str(&format!("{}:\n", a["name"].as_str().unwrap_or("")));
-            let rows: Vec<Vec<String>> = a["folders"]
-                .as_array()
-                .map(|v| {
-                    v.iter()
-                        .map(|f| {
-                            vec![
-                                clean_line(f["folder"].as_str().unwrap_or("")),
-                                f["messages"].to_string(),
-                                f["to_sync"].to_string(),
-                                format!("{:.1} MB", f["bytes"].as_f64().unwrap_or(0.0) / 1e6),
-                                format!("~{}s", f["estimate_secs"]),
-                            ]
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            out.push_str(&table(
-                &["FOLDER", "MESSAGES", "TO SYNC", "SIZE", "HEADERS IN"],
-                &rows,
-            ));
-        }
-        out.push_str("nothing was changed; scope with `mailroom folders NAME --sync A,B` and the account's sync options\n");
-        out
-    });
-    Ok(0)
+    Ok(accounts)
 }
 
 pub async fn quarantine(ctx: &Ctx, cmd: QuarantineCmd) -> Result<i32> {
@@ -467,7 +473,8 @@ pub async fn quarantine(ctx: &Ctx, cmd: QuarantineCmd) -> Result<i32> {
 }
 
 /// Fetches a quarantined message's header again and stores it if it parses now.
-async fn retry_one(
+/// Shared with the console's quarantine view (issue 6).
+pub async fn retry_one(
     ctx: &Ctx,
     store: &mut crate::store::Store,
     account: &Account,

@@ -3,6 +3,7 @@
 //! daemon and several consoles share one file.
 
 mod accounts;
+pub mod console;
 mod crm;
 mod fixture;
 mod folders;

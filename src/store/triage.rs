@@ -103,7 +103,7 @@ pub struct PendingOpRow {
 }
 
 /// The WHERE clause shared by the queue's page and count; parameters: accounts, then own.
-fn triage_where(f: &TriageFilter) -> String {
+pub(super) fn triage_where(f: &TriageFilter) -> String {
     format!(
         "m.direction = 'in' AND m.customer_id IS NULL AND m.denied = 0 AND m.triage_state IS NULL
          AND (m.from_addr IS NULL OR m.from_addr NOT IN ({own}))
@@ -120,7 +120,7 @@ fn triage_where(f: &TriageFilter) -> String {
     )
 }
 
-fn filter_params(f: &TriageFilter) -> Vec<rusqlite::types::Value> {
+pub(super) fn filter_params(f: &TriageFilter) -> Vec<rusqlite::types::Value> {
     f.own
         .iter()
         .chain(f.accounts.iter())

@@ -1,22 +1,83 @@
-//! The console. For now: the status dashboard, quit with `q`. The full console (issue 6)
-//! replaces this with panes, keymaps and themes.
+//! The console: one event loop over terminal input and answers from the I/O layer. Each turn
+//! drains everything queued, updates state, and draws once — never on a timer. Another process's
+//! writes are noticed through `PRAGMA data_version` (polled by the I/O thread) and only then
+//! re-read and redrawn.
+//!
+//! Shape: key → Action (keymap) → `App::update` → Commands → `io` → Data → `App::apply`;
+//! `view::draw` only reads `App`.
+
+pub mod action;
+pub mod app;
+pub mod io;
+pub mod keymap;
+pub mod panes;
+pub mod theme;
+pub mod view;
+
+#[cfg(test)]
+mod tests;
 
 use std::io::IsTerminal;
-use std::time::Duration;
 
-use crossterm::event::{Event, EventStream, KeyCode, KeyEventKind};
+use crossterm::event::{Event, EventStream, KeyEventKind};
 use futures::StreamExt;
-use ratatui::Frame;
-use ratatui::layout::{Constraint, Layout};
-use ratatui::style::{Modifier, Style};
-use ratatui::text::Line;
-use ratatui::widgets::{Block, Borders, Paragraph, Row, Table};
 
 use crate::cli::Ctx;
-use crate::cli::status::{Status, collect};
+use crate::config::Config;
 use crate::error::{AppError, Result};
-use crate::mail::sanitize::clean_line;
 use crate::store::Store;
+use app::App;
+use keymap::Keymap;
+use theme::Theme;
+
+/// Resolves the theme: `--theme`, else `[ui] theme`, else dark. A name is a built-in, a file
+/// `<home>/themes/NAME.toml`, or a path. NO_COLOR (set and non-empty) removes every colour.
+pub fn load_theme(ctx: &Ctx, config: &Config) -> Result<Theme> {
+    let name = ctx
+        .theme
+        .clone()
+        .or_else(|| config.ui.theme.clone())
+        .unwrap_or_else(|| "dark".into());
+    let theme = if theme::BUILTIN.iter().any(|(n, _)| *n == name) {
+        Theme::builtin(&name)?
+    } else {
+        let in_home = ctx.home.root.join("themes").join(format!("{name}.toml"));
+        let path = if in_home.exists() {
+            in_home
+        } else {
+            std::path::PathBuf::from(&name)
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            AppError::usage(
+                format!("cannot read theme {name:?} ({}: {e})", path.display()),
+                format!(
+                    "use one of {} or a path to a .toml theme file",
+                    theme::BUILTIN
+                        .iter()
+                        .map(|(n, _)| *n)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+        })?;
+        Theme::parse(&name, &text, Some(&path.display().to_string()))?
+    };
+    let no_colour = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    Ok(if no_colour {
+        theme.without_colour()
+    } else {
+        theme
+    })
+}
+
+/// Puts the terminal back however the console ends (return, error, or unwinding panic).
+struct TerminalGuard;
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        ratatui::restore();
+    }
+}
 
 pub async fn run(ctx: &Ctx) -> Result<i32> {
     if !std::io::stdout().is_terminal() {
@@ -25,95 +86,170 @@ pub async fn run(ctx: &Ctx) -> Result<i32> {
             "run a headless command instead, e.g. `mailroom status`",
         ));
     }
+    // Everything that can be wrong in the settings is reported before the screen changes.
     let config = ctx.config()?;
+    let theme = load_theme(ctx, &config)?;
+    let keymap = Keymap::new(&config.ui.keys)?;
     ctx.home.ensure()?;
     let store = Store::open(&ctx.home.db_path())?;
-    let mut terminal = ratatui::init();
+
+    let (data_tx, mut data_rx) = tokio::sync::mpsc::unbounded_channel();
+    let io = io::spawn(ctx, store, data_tx);
+
+    // try_init installs a panic hook that restores the terminal before the panic prints.
+    let mut terminal = ratatui::try_init().map_err(|e| {
+        AppError::local(
+            "cannot set up the terminal",
+            e.to_string(),
+            "run the console in a real terminal (or over ssh -t)",
+        )
+    })?;
+    let _guard = TerminalGuard;
+    // Dropped before `_guard` (reverse order): stderr comes back, then the terminal.
+    let mut stderr_redirect = io::StderrToFile::start(&ctx.home);
+    let size = terminal
+        .size()
+        .map(|s| (s.width, s.height))
+        .unwrap_or((80, 24));
+    let mut app = App::new(theme, keymap, size);
+    // Sync runs here for every visible, enabled account; where a daemon holds an account's
+    // lease the task only waits, and the console just watches the database.
+    let mut supervisor = Some(start_sync(ctx, &config));
+    // The outbox worker too (items claim themselves, so a daemon's worker never doubles a send):
+    // retries, pending Sent copies and verification go on while the console is open.
+    let (outbox_stop, outbox_rx) = tokio::sync::watch::channel(false);
+    let outbox_task = tokio::spawn(crate::outbox::run_worker(
+        ctx.home.clone(),
+        ctx.operator.clone(),
+        outbox_rx,
+        std::sync::Arc::new(tokio::sync::Notify::new()),
+        None,
+        // The same interval the daemon's worker uses.
+        std::time::Duration::from_secs(config.general.outbox_poll_secs.max(1)),
+    ));
+    let mut local = Vec::new();
+    dispatch(app.reload(), &io, &mut local);
+
     let mut events = EventStream::new();
-    let mut last_version = -1;
-    let mut status = collect(&config, Some(&store), |a| ctx.visible(a))?;
-    let res = loop {
-        if let Err(e) = terminal.draw(|f| draw(f, &status)) {
-            break Err(AppError::local(
-                "cannot draw",
-                e.to_string(),
-                "check the terminal",
-            ));
-        }
-        tokio::select! {
+    let draw_err =
+        |e: std::io::Error| AppError::local("cannot draw", e.to_string(), "check the terminal");
+    terminal.draw(|f| view::draw(f, &app)).map_err(draw_err)?;
+    let result = loop {
+        // Wait for the next thing to happen…
+        let mut dirty = tokio::select! {
             ev = events.next() => match ev {
-                Some(Ok(Event::Key(k))) if k.kind == KeyEventKind::Press && matches!(k.code, KeyCode::Char('q') | KeyCode::Esc) => break Ok(0),
+                Some(Ok(ev)) => handle_event(&mut app, ev, &io, &mut local),
                 Some(Err(e)) => break Err(AppError::local("terminal input failed", e.to_string(), "check the terminal")),
                 None => break Ok(0),
-                _ => {}
             },
-            _ = tokio::time::sleep(Duration::from_millis(500)) => {
-                // Redraw only when another process committed something.
-                let v = store.data_version()?;
-                if v != last_version {
-                    last_version = v;
-                    status = collect(&config, Some(&store), |a| ctx.visible(a))?;
+            Some(d) = data_rx.recv() => { dispatch(app.apply(d), &io, &mut local); true }
+            _ = tokio::signal::ctrl_c() => { app.quit = true; false }
+        };
+        // …then take everything else already queued before drawing once.
+        while let Ok(d) = data_rx.try_recv() {
+            dispatch(app.apply(d), &io, &mut local);
+            dirty = true;
+        }
+        if app.quit {
+            break Ok(0);
+        }
+        for cmd in std::mem::take(&mut local) {
+            match cmd {
+                action::Command::EditBody { text } => {
+                    // Hand the terminal to the editor, then take it back and redraw it all.
+                    drop(events);
+                    ratatui::restore();
+                    // The editor gets the real stderr (its messages are for the operator).
+                    drop(stderr_redirect.take());
+                    let edited = io::edit_text(&text);
+                    stderr_redirect = io::StderrToFile::start(&ctx.home);
+                    terminal = ratatui::try_init().map_err(|e| {
+                        AppError::local(
+                            "cannot set up the terminal again",
+                            e.to_string(),
+                            "restart the console",
+                        )
+                    })?;
+                    // Not `terminal.clear()`: it asks the terminal for the cursor position,
+                    // which races with the new input reader; clearing a region needs no answer.
+                    ratatui::backend::Backend::clear_region(
+                        terminal.backend_mut(),
+                        ratatui::backend::ClearType::All,
+                    )
+                    .map_err(draw_err)?;
+                    events = EventStream::new();
+                    dispatch(app.apply(app::Data::Edited(edited)), &io, &mut local);
                 }
+                action::Command::KickSync { account_id } => {
+                    if let Some(s) = &supervisor {
+                        s.kick(&account_id);
+                    }
+                }
+                action::Command::RestartSync => {
+                    // A new or changed account: restart the tasks from the current config.
+                    if let Some(s) = supervisor.take() {
+                        stop_sync(s).await;
+                    }
+                    match ctx.config() {
+                        Ok(c) => supervisor = Some(start_sync(ctx, &c)),
+                        Err(e) => dispatch(app.apply(app::Data::Notice(Err(e))), &io, &mut local),
+                    }
+                }
+                other => io.send(vec![other]),
             }
+            dirty = true;
+        }
+        if dirty {
+            terminal.draw(|f| view::draw(f, &app)).map_err(draw_err)?;
         }
     };
-    ratatui::restore();
-    res
+    let _ = outbox_stop.send(true);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(3), outbox_task).await;
+    if let Some(s) = supervisor.take() {
+        stop_sync(s).await;
+    }
+    result
 }
 
-pub fn draw(f: &mut Frame<'_>, status: &Status) {
-    let [head, body, foot] = Layout::vertical([
-        Constraint::Length(1),
-        Constraint::Min(3),
-        Constraint::Length(1),
-    ])
-    .areas(f.area());
-    f.render_widget(
-        Paragraph::new(Line::from(format!(
-            "mailroom — overall: {}",
-            status.overall
-        )))
-        .style(Style::new().add_modifier(Modifier::BOLD)),
-        head,
-    );
-    let rows: Vec<Row> = status
-        .accounts
-        .iter()
-        .map(|a| {
-            let mut state = a.state.as_str().to_string();
-            if a.insecure {
-                state.push_str(" [insecure]");
+/// The accounts this operator sees and has enabled.
+fn start_sync(ctx: &Ctx, config: &Config) -> crate::sync::Supervisor {
+    let mut mine = config.clone();
+    mine.accounts.retain(|_, a| a.enabled && ctx.visible(a));
+    crate::sync::Supervisor::start(&ctx.home, &mine)
+}
+
+/// Interrupting a pass is safe (the engine commits in batches and resumes from checkpoints);
+/// a bounded wait keeps quitting prompt even if a task is stuck on the network.
+async fn stop_sync(s: crate::sync::Supervisor) {
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(3), s.shutdown()).await;
+}
+
+/// Commands for the I/O thread go there; the few the loop must run itself (the terminal, the
+/// sync tasks) are kept for after this turn.
+fn dispatch(cmds: Vec<action::Command>, io: &io::Io, local: &mut Vec<action::Command>) {
+    for c in cmds {
+        match c {
+            action::Command::EditBody { .. }
+            | action::Command::KickSync { .. }
+            | action::Command::RestartSync => local.push(c),
+            other => io.send(vec![other]),
+        }
+    }
+}
+
+fn handle_event(app: &mut App, ev: Event, io: &io::Io, local: &mut Vec<action::Command>) -> bool {
+    match ev {
+        Event::Key(k) if k.kind != KeyEventKind::Release => match app.action_for_key(&k) {
+            Some(a) => {
+                dispatch(app.update(a), io, local);
+                true
             }
-            Row::new(vec![
-                clean_line(&a.name),
-                state,
-                a.last_success_at.clone().unwrap_or_else(|| "never".into()),
-                a.counts.messages.to_string(),
-                a.unmatched.to_string(),
-            ])
-        })
-        .collect();
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Length(16),
-            Constraint::Length(22),
-            Constraint::Length(22),
-            Constraint::Length(10),
-            Constraint::Length(10),
-        ],
-    )
-    .header(
-        Row::new(vec![
-            "Account",
-            "State",
-            "Last sync",
-            "Messages",
-            "Unmatched",
-        ])
-        .style(Style::new().add_modifier(Modifier::BOLD)),
-    )
-    .block(Block::default().borders(Borders::ALL).title("Accounts"));
-    f.render_widget(table, body);
-    f.render_widget(Paragraph::new("q quit"), foot);
+            None => false,
+        },
+        Event::Resize(w, h) => {
+            dispatch(app.update(action::Action::Resize(w, h)), io, local);
+            true
+        }
+        _ => false,
+    }
 }

@@ -9,3 +9,4 @@ mod crm;
 mod daemon;
 mod send;
 mod sync;
+mod tui;

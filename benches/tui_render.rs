@@ -1,0 +1,227 @@
+//! Console render-path benchmark (issue 6): a database with N cached messages (default 100k,
+//! `MAILROOM_BENCH_MESSAGES`), then
+//!   - startup: open + migrate the store, load theme and keymap, run the first loads the console
+//!     asks for (dashboard + triage page) and draw the first frame;
+//!   - keypress → redrawn frame: `update(action)` → run the Commands it returns against the
+//!     store (what the I/O thread does) → `apply` → draw, for down/page-down/jump-to-end.
+//!
+//! Frames are drawn to ratatui's TestBackend at 160×48 (the terminal write itself is excluded).
+//! Run: `cargo bench --bench tui_render`.
+
+use std::time::{Duration, Instant};
+
+use mailroom::cli::Ctx;
+use mailroom::config::Home;
+use mailroom::store::Store;
+use mailroom::tui::action::{Action, PaneId};
+use mailroom::tui::app::App;
+use mailroom::tui::{io, keymap::Keymap, theme::Theme, view};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+fn seed(path: &std::path::Path, n: usize) {
+    drop(Store::open(path).expect("store opens"));
+    let mut c = rusqlite::Connection::open(path).expect("db");
+    let tx = c.transaction().expect("tx");
+    tx.execute_batch(
+        "INSERT INTO accounts (id, name, created_at, state, state_since) VALUES ('acc-bench','bench','2026-01-01T00:00:00Z','idle','2026-01-01T00:00:00Z');
+         INSERT INTO folders (id, account_id, name, wire_name, role, sync_enabled) VALUES (1,'acc-bench','INBOX','INBOX','inbox',1);",
+    )
+    .expect("seed accounts");
+    {
+        let mut m = tx
+            .prepare("INSERT INTO messages (id, message_id, content_hash, from_addr, from_name, subject, date, direction, created_at, to_json) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'in', '2026-01-01T00:00:00Z', '[]')")
+            .expect("prepare");
+        let mut l = tx
+            .prepare("INSERT INTO locations (message_id, account_id, folder_id, uidvalidity, uid, seen) VALUES (?1, 'acc-bench', 1, 1, ?1, ?2)")
+            .expect("prepare");
+        for i in 0..n as i64 {
+            let day = i / 500;
+            let date = format!(
+                "20{:02}-{:02}-{:02}T{:02}:{:02}:00Z",
+                10 + day / 365,
+                1 + (day % 365) / 31,
+                1 + (day % 31).min(27),
+                (i / 60) % 24,
+                i % 60
+            );
+            m.execute(rusqlite::params![
+                i + 1,
+                format!("m{i}@bench.example"),
+                format!("h{i}"),
+                format!("sender{}@client{}.example", i % 997, i % 89),
+                format!("Sender {}", i % 997),
+                format!("Question {i} about the order — ünïcödé 注文"),
+                date
+            ])
+            .expect("insert message");
+            l.execute(rusqlite::params![i + 1, i % 3 == 0])
+                .expect("insert location");
+        }
+    }
+    tx.commit().expect("commit");
+}
+
+fn percentile(v: &mut [Duration], p: f64) -> Duration {
+    v.sort();
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn main() {
+    let n: usize = std::env::var("MAILROOM_BENCH_MESSAGES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100_000);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let home = Home {
+        root: dir.path().to_path_buf(),
+    };
+    std::fs::write(
+        home.config_path(),
+        "[accounts.bench]\nid = \"acc-bench\"\nemail = \"bench@example.test\"\nuser = \"bench@example.test\"\nimap = { host = \"127.0.0.1\", port = 993, security = \"tls\" }\nsmtp = { host = \"127.0.0.1\", port = 587, security = \"starttls\" }\n",
+    )
+    .expect("config");
+    let t = Instant::now();
+    seed(&home.db_path(), n);
+    println!("seeded {n} messages in {:?}", t.elapsed());
+    let ctx = Ctx {
+        home,
+        json: false,
+        operator: "bench".into(),
+        theme: None,
+        verbose: 0,
+    };
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let (w, h) = (160u16, 48u16);
+
+    // Startup, measured several times (cold page cache only on the first run). The console
+    // draws its first frame before any query ("reading…"); the second number is the first
+    // frame that shows data.
+    let mut startups = Vec::new();
+    let mut first_frames = Vec::new();
+    let mut triage_opens = Vec::new();
+    for _ in 0..10 {
+        let t = Instant::now();
+        {
+            let config = ctx.config().expect("config");
+            let theme = mailroom::tui::load_theme(&ctx, &config).expect("theme");
+            let keymap = Keymap::new(&config.ui.keys).expect("keymap");
+            let app = App::new(theme, keymap, (w, h));
+            let mut term = Terminal::new(TestBackend::new(w, h)).expect("terminal");
+            term.draw(|f| view::draw(f, &app)).expect("draw");
+            first_frames.push(t.elapsed());
+        }
+        let t = Instant::now();
+        let config = ctx.config().expect("config");
+        let theme = mailroom::tui::load_theme(&ctx, &config).expect("theme");
+        let keymap = Keymap::new(&config.ui.keys).expect("keymap");
+        let mut store = Store::open(&ctx.home.db_path()).expect("store");
+        // What the console does at start: the dashboard (and the status line) with data.
+        let mut app = App::new(theme, keymap, (w, h));
+        let mut counts = io::Counts::default();
+        let cmds = app.reload();
+        run(&ctx, &mut store, &mut app, &mut counts, cmds, &tx);
+        let mut term = Terminal::new(TestBackend::new(w, h)).expect("terminal");
+        term.draw(|f| view::draw(f, &app)).expect("draw");
+        startups.push(t.elapsed());
+        assert!(app.dashboard.status.is_some());
+        // Then the first visit to the triage inbox (count + first page + preview).
+        let t = Instant::now();
+        let cmds = app.update(Action::GoTo(PaneId::Triage));
+        run(&ctx, &mut store, &mut app, &mut counts, cmds, &tx);
+        term.draw(|f| view::draw(f, &app)).expect("draw");
+        triage_opens.push(t.elapsed());
+        assert_eq!(app.triage.total, n, "every message is in triage");
+    }
+    let first = startups[0];
+    let med = percentile(&mut startups, 0.5);
+    let ff = percentile(&mut first_frames, 0.5);
+    println!("startup to the first frame (config, theme, keymap, draw): median {ff:?}");
+    println!(
+        "startup to the first frame with data (store open, dashboard/status): first {first:?}, median {med:?}"
+    );
+    let to = percentile(&mut triage_opens, 0.5);
+    println!("first visit to the triage inbox (count + page + preview, then frame): median {to:?}");
+    let store = Store::open(&ctx.home.db_path()).expect("store");
+    {
+        // Where the startup time goes.
+        let config = ctx.config().expect("config");
+        let t = Instant::now();
+        let _ = mailroom::cli::status::collect(&config, Some(&store), |_| true).expect("status");
+        let status = t.elapsed();
+        let t = Instant::now();
+        let f = mailroom::store::TriageFilter {
+            accounts: vec!["acc-bench".into()],
+            own: vec![],
+        };
+        let _ = store.view_triage_count(&f).expect("count");
+        let count = t.elapsed();
+        let t = Instant::now();
+        let _ = store.view_triage_page(&f, 0, 200).expect("page");
+        let page = t.elapsed();
+        println!(
+            "  of which: status (cli::status::collect) {status:?}, triage count {count:?}, first triage page {page:?}"
+        );
+    }
+    drop(store);
+
+    let mut store = Store::open(&ctx.home.db_path()).expect("store");
+    let mut app = App::new(Theme::dark(), Keymap::defaults(), (w, h));
+    let mut counts = io::Counts::default();
+    app.update(Action::GoTo(PaneId::Triage));
+    let cmds = app.reload();
+    run(&ctx, &mut store, &mut app, &mut counts, cmds, &tx);
+    let mut term = Terminal::new(TestBackend::new(w, h)).expect("terminal");
+    for (label, action, count) in [
+        ("down (j)", Action::Down, 2000),
+        ("page down", Action::PageDown, 500),
+        ("jump end/top (G/g)", Action::Bottom, 100),
+    ] {
+        let mut times = Vec::new();
+        let mut draws = Vec::new();
+        for i in 0..count {
+            let a = if label.starts_with("jump") && i % 2 == 1 {
+                Action::Top
+            } else {
+                action.clone()
+            };
+            let t = Instant::now();
+            let cmds = app.update(a);
+            run(&ctx, &mut store, &mut app, &mut counts, cmds, &tx);
+            let td = Instant::now();
+            term.draw(|f| view::draw(f, &app)).expect("draw");
+            draws.push(td.elapsed());
+            times.push(t.elapsed());
+            if label.starts_with("page") && app.triage.selected + 1 >= n {
+                app.update(Action::Top);
+            }
+        }
+        let p50 = percentile(&mut times, 0.5);
+        let p99 = percentile(&mut times, 0.99);
+        let max = *times.last().unwrap_or(&Duration::ZERO);
+        let d50 = percentile(&mut draws, 0.5);
+        println!(
+            "keypress → frame, {label:<19} n={count:<5} p50 {p50:?}  p99 {p99:?}  max {max:?}  (draw alone p50 {d50:?})"
+        );
+    }
+}
+
+/// What the I/O thread does, synchronously, with answers applied at once.
+fn run(
+    ctx: &Ctx,
+    store: &mut Store,
+    app: &mut App,
+    counts: &mut io::Counts,
+    mut cmds: Vec<mailroom::tui::action::Command>,
+    tx: &tokio::sync::mpsc::UnboundedSender<mailroom::tui::app::Data>,
+) {
+    while !cmds.is_empty() {
+        let mut next = Vec::new();
+        for c in cmds {
+            if let Some(d) = io::execute(ctx, store, counts, c, tx) {
+                next.extend(app.apply(d));
+            }
+        }
+        cmds = next;
+    }
+}

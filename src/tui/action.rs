@@ -1,0 +1,379 @@
+//! What the operator asked for (Action, from the keymap) and what the console asks the I/O layer
+//! to do (Command). `update` turns one into the other; nothing here touches the terminal or disk.
+
+use secrecy::SecretString;
+
+use crate::store::console::EventFilter;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PaneId {
+    Dashboard,
+    Setup,
+    Folders,
+    Triage,
+    Message,
+    Customers,
+    Compose,
+    Outbox,
+    Log,
+}
+
+impl PaneId {
+    /// Tab order (the message view is reached from lists, not as a tab).
+    pub const TABS: [PaneId; 8] = [
+        PaneId::Dashboard,
+        PaneId::Setup,
+        PaneId::Folders,
+        PaneId::Triage,
+        PaneId::Customers,
+        PaneId::Compose,
+        PaneId::Outbox,
+        PaneId::Log,
+    ];
+
+    pub fn key(self) -> &'static str {
+        match self {
+            PaneId::Dashboard => "dashboard",
+            PaneId::Setup => "setup",
+            PaneId::Folders => "folders",
+            PaneId::Triage => "triage",
+            PaneId::Message => "message",
+            PaneId::Customers => "customers",
+            PaneId::Compose => "compose",
+            PaneId::Outbox => "outbox",
+            PaneId::Log => "log",
+        }
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            PaneId::Dashboard => "Dashboard",
+            PaneId::Setup => "Setup",
+            PaneId::Folders => "Folders",
+            PaneId::Triage => "Triage",
+            PaneId::Message => "Message",
+            PaneId::Customers => "Customers",
+            PaneId::Compose => "Compose",
+            PaneId::Outbox => "Outbox",
+            PaneId::Log => "Log",
+        }
+    }
+
+    pub fn short_title(self) -> &'static str {
+        match self {
+            PaneId::Dashboard => "Dash",
+            PaneId::Customers => "Cust",
+            PaneId::Compose => "Write",
+            PaneId::Folders => "Fold",
+            p => p.title(),
+        }
+    }
+
+    /// Panes that are lists use the shared `nav` key table.
+    pub fn is_list(self) -> bool {
+        !matches!(self, PaneId::Setup | PaneId::Compose)
+    }
+}
+
+/// Named operator intents. Names (`Action::name`) are what config.toml binds keys to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Quit,
+    Help,
+    NextPane,
+    PrevPane,
+    GoTo(PaneId),
+    Back,
+    Up,
+    Down,
+    PageUp,
+    PageDown,
+    Top,
+    Bottom,
+    Open,
+    Search,
+    FocusTimeline,
+    Refresh,
+    // dashboard
+    TestAccount,
+    SyncNow,
+    NewAccount,
+    RemoveAccount,
+    // forms
+    NextField,
+    PrevField,
+    ChoiceNext,
+    ChoicePrev,
+    ClearField,
+    TestConnection,
+    SaveAccount,
+    // folders
+    ToggleSync,
+    LoadFolders,
+    Plan,
+    SetSent,
+    NextAccount,
+    PlanUnreadOnly,
+    PlanSince,
+    // triage
+    Pair,
+    AddCustomer,
+    Block,
+    BlockDomain,
+    Delete,
+    Undo,
+    // message
+    Reply,
+    ReplyAll,
+    SaveAttachment,
+    NextAttachment,
+    // compose
+    Send,
+    Editor,
+    Complete,
+    // outbox
+    Retry,
+    CancelItem,
+    Resend,
+    DropItem,
+    // log
+    CycleLevel,
+    ToggleQuarantine,
+    QuarantineRetry,
+    QuarantineSkip,
+    QuarantineSave,
+    // dialogs
+    Confirm,
+    Dismiss,
+    // raw text input (forms, search)
+    Input(char),
+    Backspace,
+    Newline,
+    // the terminal changed size
+    Resize(u16, u16),
+}
+
+/// Everything the console asks of the outside world; executed by `io` off the draw path.
+/// Each load carries the generation it was asked under, so a late answer to an old question is
+/// dropped instead of overwriting newer state.
+#[derive(Debug)]
+pub enum Command {
+    LoadDashboard,
+    LoadTriage {
+        generation: u64,
+        offset: i64,
+        limit: i64,
+        /// (date, id) of the row just before `offset`, when known: the page is then read from
+        /// there (keyset) instead of skipping `offset` rows.
+        after: Option<(String, i64)>,
+    },
+    LoadFolders {
+        generation: u64,
+        account: String,
+    },
+    LoadMessage {
+        generation: u64,
+        id: i64,
+    },
+    LoadCustomers {
+        generation: u64,
+        query: String,
+        offset: i64,
+        limit: i64,
+    },
+    LoadTimeline {
+        generation: u64,
+        customer_id: i64,
+        offset: i64,
+        limit: i64,
+    },
+    LoadOutbox {
+        generation: u64,
+        offset: i64,
+        limit: i64,
+    },
+    LoadEvents {
+        generation: u64,
+        filter: EventFilter,
+        offset: i64,
+        limit: i64,
+    },
+    LoadQuarantine {
+        generation: u64,
+        offset: i64,
+        limit: i64,
+    },
+    /// Runs `account test` steps for the form's settings, streaming each step back.
+    TestNew {
+        job: u64,
+        form: Box<AccountForm>,
+    },
+    /// Runs `account test` for a stored account.
+    TestStored {
+        job: u64,
+        name: String,
+    },
+    SaveNew {
+        job: u64,
+        form: Box<AccountForm>,
+    },
+    /// Customer addresses starting with `prefix` (compose's To/Cc completion).
+    LoadCompletions {
+        generation: u64,
+        prefix: String,
+    },
+    /// Suspends the screen and edits the body in $VISUAL/$EDITOR (run by the event loop, which
+    /// owns the terminal).
+    EditBody {
+        text: String,
+    },
+    /// Customers for the pair picker (fuzzy).
+    LoadPicker {
+        generation: u64,
+        query: String,
+    },
+    /// Triage actions, as `triage pair|add-customer|block|delete` and `undo`.
+    TriagePair {
+        id: i64,
+        customer_id: i64,
+    },
+    TriageAddCustomer {
+        id: i64,
+        /// The customer's name (`--name`); empty lets the CLI take the display name.
+        name: String,
+    },
+    TriageBlockPlan {
+        id: i64,
+        domain: bool,
+    },
+    TriageBlock {
+        id: i64,
+        domain: bool,
+    },
+    TriageDelete {
+        id: i64,
+    },
+    TriageUndo,
+    /// The crm suggestions of a triage message (`triage show ID`).
+    LoadSuggestions {
+        id: i64,
+    },
+    /// `outbox retry|cancel ID`.
+    OutboxRetry {
+        id: i64,
+    },
+    OutboxCancel {
+        id: i64,
+    },
+    OutboxResend {
+        id: i64,
+    },
+    OutboxDrop {
+        id: i64,
+    },
+    /// `send …` or `reply ID …` with the compose pane's draft.
+    Send {
+        draft: Box<Draft>,
+    },
+    /// `account remove NAME` (after confirmation).
+    RemoveAccount {
+        name: String,
+    },
+    /// Fetch a message's body from the server (when opened and not fetched yet).
+    FetchBody {
+        id: i64,
+    },
+    /// Save attachment `index` of message `id` to `path` (never overwriting).
+    SaveAttachment {
+        id: i64,
+        index: usize,
+        path: String,
+    },
+    /// Quarantine actions, as `quarantine skip|save|retry ID`.
+    QuarantineSkip {
+        id: i64,
+    },
+    QuarantineSave {
+        id: i64,
+        path: String,
+    },
+    QuarantineRetry {
+        id: i64,
+    },
+    /// `sync NAME --plan [--since D] [--unread-only]`: counts, sizes, estimate; changes nothing.
+    Plan {
+        job: u64,
+        account: String,
+        since: Option<String>,
+        unread_only: bool,
+    },
+    /// Re-read the account's folders from the server (`folders --refresh`).
+    RefreshFolders {
+        job: u64,
+        account: String,
+    },
+    /// Exactly these folders sync (`folders --sync A,B`).
+    SetFolderSync {
+        account_id: String,
+        account: String,
+        names: Vec<String>,
+    },
+    /// Use this folder as Sent (`folders --sent S`).
+    SetSent {
+        account_id: String,
+        account: String,
+        folder: String,
+    },
+    /// Run a sync pass of the account now (the loop owns the sync tasks).
+    KickSync {
+        account_id: String,
+    },
+    /// Restart the sync tasks from the current config (an account was added).
+    RestartSync,
+}
+
+/// The setup form's values as the CLI's `account add` flags (the same validation runs).
+#[derive(Clone, Default)]
+pub struct AccountForm {
+    pub name: String,
+    pub email: String,
+    pub user: String,
+    pub password: SecretString,
+    pub imap: String,
+    pub imap_security: String,
+    pub smtp: String,
+    pub smtp_security: String,
+    pub ca_file: String,
+    pub insecure: bool,
+    pub preset: Option<String>,
+    pub aliases: String,
+    pub share_with: String,
+}
+
+impl std::fmt::Debug for AccountForm {
+    // Never print the password, even in a debug dump.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccountForm")
+            .field("name", &self.name)
+            .field("email", &self.email)
+            .field("imap", &self.imap)
+            .field("smtp", &self.smtp)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the compose pane hands to `send` / `reply`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Draft {
+    pub account: String,
+    /// An alias of the account, when not its main address.
+    pub from: Option<String>,
+    pub to: Vec<String>,
+    pub cc: Vec<String>,
+    pub subject: String,
+    pub body: String,
+    pub attachments: Vec<String>,
+    /// Local id of the message this answers (`reply ID`), and whether to answer all.
+    pub reply_to: Option<i64>,
+    pub all: bool,
+}

@@ -1,0 +1,353 @@
+//! Keys on the forms and overlays: account setup, compose (send, reply), the pair picker and
+//! the one-line prompt.
+
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::tui::action::{Action, Command, Draft, PaneId};
+
+use super::*;
+
+impl App {
+    pub(super) fn update_setup(&mut self, action: Action) -> Vec<Command> {
+        let f = &mut self.setup;
+        let kind = SETUP_FIELDS[f.field].1;
+        match action {
+            Action::Back => return self.go(PaneId::Dashboard),
+            Action::NextField => f.field = (f.field + 1) % SETUP_FIELDS.len(),
+            Action::PrevField => f.field = (f.field + SETUP_FIELDS.len() - 1) % SETUP_FIELDS.len(),
+            Action::ChoiceNext | Action::ChoicePrev | Action::Input(' ')
+                if matches!(
+                    kind,
+                    FieldKind::Preset | FieldKind::Security | FieldKind::Toggle
+                ) =>
+            {
+                let fwd = action != Action::ChoicePrev;
+                match kind {
+                    FieldKind::Preset => {
+                        let n = crate::presets::PRESETS.len() + 1;
+                        f.preset = if fwd {
+                            (f.preset + 1) % n
+                        } else {
+                            (f.preset + n - 1) % n
+                        };
+                        f.apply_preset();
+                    }
+                    FieldKind::Security => {
+                        let cur = SECURITIES
+                            .iter()
+                            .position(|s| *s == f.values[f.field])
+                            .unwrap_or(0);
+                        let next = if fwd { (cur + 1) % 3 } else { (cur + 2) % 3 };
+                        f.values[f.field] = SECURITIES[next].into();
+                        // Follow the conventional port for the new security unless typed.
+                        let (port_field, ports): (usize, [&str; 3]) = if f.field == F_IMAP_SEC {
+                            (F_IMAP_PORT, ["993", "143", "143"])
+                        } else {
+                            (F_SMTP_PORT, ["465", "587", "25"])
+                        };
+                        if ports.contains(&f.values[port_field].as_str())
+                            || f.values[port_field].is_empty()
+                        {
+                            f.values[port_field] = ports[next].into();
+                        }
+                    }
+                    _ => {
+                        f.values[f.field] = if f.values[f.field] == "yes" {
+                            "no".into()
+                        } else {
+                            "yes".into()
+                        };
+                    }
+                }
+            }
+            Action::Input(c) => match kind {
+                FieldKind::Secret => {
+                    let mut s = f.password.expose_secret().to_string();
+                    s.push(c);
+                    f.password = SecretString::from(s);
+                }
+                FieldKind::Text => {
+                    if f.field == F_EMAIL && f.values[F_LOGIN] == f.values[F_EMAIL] {
+                        f.values[F_LOGIN].push(c);
+                    }
+                    f.values[f.field].push(c);
+                }
+                _ => {}
+            },
+            Action::Backspace => match kind {
+                FieldKind::Secret => {
+                    let mut s = f.password.expose_secret().to_string();
+                    s.pop();
+                    f.password = SecretString::from(s);
+                }
+                FieldKind::Text => {
+                    if f.field == F_EMAIL && f.values[F_LOGIN] == f.values[F_EMAIL] {
+                        f.values[F_LOGIN].pop();
+                    }
+                    f.values[f.field].pop();
+                }
+                _ => {}
+            },
+            Action::ClearField => match kind {
+                FieldKind::Secret => f.password = SecretString::from(String::new()),
+                FieldKind::Text => f.values[f.field].clear(),
+                _ => {}
+            },
+            Action::TestConnection => {
+                let job = self.next_generation();
+                let f = &mut self.setup;
+                f.run = Some(CheckRun::new(job, "Test connection".into()));
+                f.message = None;
+                return vec![Command::TestNew {
+                    job,
+                    form: Box::new(f.to_form()),
+                }];
+            }
+            Action::SaveAccount => {
+                let job = self.next_generation();
+                let f = &mut self.setup;
+                f.saving = Some(job);
+                f.message = None;
+                return vec![Command::SaveNew {
+                    job,
+                    form: Box::new(f.to_form()),
+                }];
+            }
+            _ => {}
+        }
+        vec![]
+    }
+
+    pub(super) fn update_picker(&mut self, action: Action) -> Vec<Command> {
+        let Some(p) = self.picker.as_mut() else {
+            return vec![];
+        };
+        match action {
+            Action::Input(c) => p.query.push(c),
+            Action::Backspace => {
+                p.query.pop();
+            }
+            Action::Up => {
+                p.selected = p.selected.saturating_sub(1);
+                return vec![];
+            }
+            Action::Down => {
+                p.selected = (p.selected + 1).min(p.len().saturating_sub(1));
+                return vec![];
+            }
+            Action::Dismiss => {
+                self.picker = None;
+                return vec![];
+            }
+            Action::Confirm => {
+                let chosen = p.chosen();
+                let id = p.message_id;
+                self.picker = None;
+                return match chosen {
+                    Some((customer_id, _)) => vec![Command::TriagePair { id, customer_id }],
+                    None => vec![],
+                };
+            }
+            _ => return vec![],
+        }
+        p.selected = 0;
+        let generation = self.next_generation();
+        if let Some(p) = self.picker.as_mut() {
+            p.generation = generation;
+        }
+        let query = self
+            .picker
+            .as_ref()
+            .map(|p| p.query.clone())
+            .unwrap_or_default();
+        vec![Command::LoadPicker { generation, query }]
+    }
+
+    pub(super) fn update_prompt(&mut self, action: Action) -> Vec<Command> {
+        let Some(p) = self.prompt.as_mut() else {
+            return vec![];
+        };
+        match action {
+            Action::Input(c) => p.value.push(c),
+            Action::Backspace => {
+                p.value.pop();
+            }
+            Action::ClearField => p.value.clear(),
+            Action::Dismiss => self.prompt = None,
+            Action::Confirm => {
+                let p = self.prompt.take();
+                if let Some(p) = p {
+                    let path = p.value.trim().to_string();
+                    if path.is_empty() && !matches!(p.then, PromptFor::AddCustomer { .. }) {
+                        return vec![];
+                    }
+                    return vec![match p.then {
+                        PromptFor::AddCustomer { id } => {
+                            Command::TriageAddCustomer { id, name: path }
+                        }
+                        PromptFor::SaveAttachment { id, index } => {
+                            Command::SaveAttachment { id, index, path }
+                        }
+                        PromptFor::QuarantineSave { id } => Command::QuarantineSave { id, path },
+                        PromptFor::PlanSince => {
+                            let plan = self.folders.plan.clone().unwrap_or_default();
+                            return self.start_plan(Some(path), plan.unread_only);
+                        }
+                    }];
+                }
+            }
+            _ => {}
+        }
+        vec![]
+    }
+
+    pub(super) fn update_compose(&mut self, action: Action) -> Vec<Command> {
+        let n = COMPOSE_FIELDS.len();
+        let body = n - 1;
+        let choices = from_choices(&self.accounts).len().max(1);
+        let c = &mut self.compose;
+        let mut typed = false;
+        match action {
+            Action::Back => return self.go(PaneId::Dashboard),
+            Action::NextField => c.field = (c.field + 1) % n,
+            Action::PrevField => c.field = (c.field + n - 1) % n,
+            Action::Input(ch) if c.field > 0 => {
+                c.values[c.field].push(ch);
+                typed = true;
+            }
+            Action::ChoiceNext if c.field == 0 => c.from = (c.from + 1) % choices,
+            Action::ChoicePrev if c.field == 0 => c.from = (c.from + choices - 1) % choices,
+            Action::Newline if c.field == body => c.values[body].push('\n'),
+            Action::Newline => c.field = (c.field + 1) % n,
+            Action::Backspace if c.field > 0 => {
+                c.values[c.field].pop();
+                typed = true;
+            }
+            Action::Complete if matches!(c.field, F_TO | F_CC) => {
+                if let Some((_, email)) = c.suggestions.first().cloned() {
+                    let v = &mut c.values[c.field];
+                    let keep = v.rfind(',').map(|i| i + 1).unwrap_or(0);
+                    v.truncate(keep);
+                    if keep > 0 {
+                        v.push(' ');
+                    }
+                    v.push_str(&email);
+                    v.push_str(", ");
+                    c.suggestions.clear();
+                }
+            }
+            Action::Send => return self.send_draft(),
+            Action::Editor => {
+                return vec![Command::EditBody {
+                    text: self.compose.values[body].clone(),
+                }];
+            }
+            _ => {}
+        }
+        let c = &mut self.compose;
+        if !matches!(c.field, F_TO | F_CC) {
+            c.suggestions.clear();
+            return vec![];
+        }
+        if !typed {
+            return vec![];
+        }
+        // Complete the address being typed (after the last comma) from the customer book.
+        let token = c.values[c.field]
+            .rsplit(',')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        if token.is_empty() {
+            c.suggestions.clear();
+            return vec![];
+        }
+        let generation = self.next_generation();
+        self.compose.completion_generation = generation;
+        vec![Command::LoadCompletions {
+            generation,
+            prefix: token,
+        }]
+    }
+
+    pub(super) fn send_draft(&mut self) -> Vec<Command> {
+        let c = &self.compose;
+        if c.sending {
+            return vec![];
+        }
+        let Some((account, from)) = from_account(&self.accounts, c.from) else {
+            self.toast("no account to send from: add one in Setup", true);
+            return vec![];
+        };
+        let list = |s: &str| -> Vec<String> {
+            s.split(',')
+                .map(str::trim)
+                .filter(|x| !x.is_empty())
+                .map(String::from)
+                .collect()
+        };
+        let body_field = COMPOSE_FIELDS.len() - 1;
+        let to = match &c.prefilled_to {
+            Some(p) if *p == c.values[F_TO] => vec![],
+            _ => list(&c.values[F_TO]),
+        };
+        let draft = Draft {
+            account,
+            from,
+            to,
+            cc: list(&c.values[F_CC]),
+            subject: c.values[3].clone(),
+            body: c.values[body_field].clone(),
+            attachments: list(&c.values[4]),
+            reply_to: c.reply_to,
+            all: c.reply_all,
+        };
+        self.compose.sending = true;
+        self.toast("sending…", false);
+        vec![Command::Send {
+            draft: Box::new(draft),
+        }]
+    }
+
+    /// Reply from the message view: compose prefilled; `reply ID` quotes and threads it.
+    pub(super) fn start_reply(&mut self, all: bool) -> Vec<Command> {
+        let Some(d) = self.message.detail.clone() else {
+            return vec![];
+        };
+        let s = &d.summary;
+        let account = d
+            .locations
+            .first()
+            .and_then(|l| l.split('/').next())
+            .and_then(|n| self.accounts.iter().position(|a| a.name == n));
+        let from = account
+            .map(|i| {
+                from_choices(&self.accounts)
+                    .iter()
+                    .position(|c| c.starts_with(&format!("{} <", self.accounts[i].name)))
+                    .unwrap_or(0)
+            })
+            .unwrap_or(0);
+        let subject = s.subject.clone().unwrap_or_default();
+        let subject = if subject.to_ascii_lowercase().starts_with("re:") {
+            subject
+        } else {
+            format!("Re: {subject}")
+        };
+        let to = s.from_addr.clone().unwrap_or_default();
+        let mut values = vec![String::new(); COMPOSE_FIELDS.len()];
+        values[F_TO] = to.clone();
+        values[3] = crate::mail::sanitize::clean_line(&subject);
+        self.compose = ComposeForm {
+            field: COMPOSE_FIELDS.len() - 1,
+            from,
+            values,
+            reply_to: Some(s.id),
+            prefilled_to: Some(to),
+            reply_all: all,
+            ..Default::default()
+        };
+        self.go(PaneId::Compose)
+    }
+}

@@ -1,0 +1,487 @@
+//! The console's state types: one per pane, the paged list window, dialogs and prompts.
+
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::check::{Report, Step};
+use crate::cli::status::Status;
+use crate::error::AppError;
+use crate::store::EventRow;
+use crate::store::console::{
+    CustomerRow, EventFilter, FolderRow, MessageDetail, MessageSummary, OutboxRow, QuarantineRow,
+};
+use crate::tui::action::{AccountForm, PaneId};
+
+/// Rows fetched per page request: several screens, so scrolling rarely waits on the store.
+pub const PAGE: usize = 200;
+
+/// Answers from the I/O layer.
+#[derive(Debug)]
+pub enum Data {
+    Dashboard(Result<Status, AppError>, Vec<AccountInfo>),
+    Triage(Page<MessageSummary>),
+    Folders(u64, Result<Vec<FolderRow>, AppError>),
+    Message(u64, Box<Result<Option<MessageDetail>, AppError>>),
+    Customers(Page<CustomerRow>),
+    Timeline(Page<MessageSummary>),
+    Outbox(Page<OutboxRow>),
+    Events(Page<EventRow>),
+    Quarantine(Page<QuarantineRow>),
+    CheckStep(u64, Step),
+    CheckDone(u64, Result<Report, AppError>),
+    Saved(u64, Result<String, AppError>),
+    Completions(u64, Result<Vec<(String, String)>, AppError>),
+    /// The body came back from $EDITOR.
+    Edited(Result<String, AppError>),
+    /// A result to tell the operator about (ok text, or the error with its fix).
+    Notice(Result<String, AppError>),
+    /// The first-sync plan (`sync --plan --json`'s account object).
+    Plan(u64, Result<serde_json::Value, AppError>),
+    /// Search results for the pair picker.
+    Picker(u64, Result<Vec<CustomerRow>, AppError>),
+    /// How many cached messages a block would hide: ask before doing it.
+    BlockPlan(i64, bool, Result<String, AppError>),
+    /// A triage action (or undo) finished: tell, and re-read the queue.
+    TriageDone(Result<String, AppError>),
+    /// Suggestions for triage messages (message id → customers).
+    Suggestions(Vec<(i64, Vec<Suggestion>)>),
+    /// `send`/`reply` answered (queued, sent…).
+    Sent(Result<String, AppError>),
+    /// An account was removed.
+    AccountRemoved(Result<String, AppError>),
+    /// A body fetch finished (Ok: the store has it now).
+    BodyFetched(i64, Result<(), AppError>),
+    /// A quarantine action finished; re-read the list.
+    QuarantineDone(Result<String, AppError>),
+    /// The folder list or choice changed (by us): re-read it, and sync the account.
+    FoldersChanged(String, Result<String, AppError>),
+    /// Another process committed to the database.
+    DbChanged,
+}
+
+#[derive(Debug)]
+pub struct Page<T> {
+    pub generation: u64,
+    pub offset: usize,
+    pub result: Result<(usize, Vec<T>), AppError>,
+}
+
+/// What the console needs to know of a configured account (from config.toml).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccountInfo {
+    pub name: String,
+    pub id: String,
+    pub email: String,
+    pub aliases: Vec<String>,
+}
+
+/// A window of a long list: only `rows` (starting at `offset`) are in memory.
+#[derive(Debug, Clone)]
+pub struct Paged<T> {
+    pub total: usize,
+    pub offset: usize,
+    pub rows: Vec<T>,
+    pub selected: usize,
+    pub generation: u64,
+    pub loaded: bool,
+    pub error: Option<AppError>,
+}
+
+impl<T> Default for Paged<T> {
+    fn default() -> Self {
+        Paged {
+            total: 0,
+            offset: 0,
+            rows: Vec::new(),
+            selected: 0,
+            generation: 0,
+            loaded: false,
+            error: None,
+        }
+    }
+}
+
+impl<T> Paged<T> {
+    pub fn get(&self, i: usize) -> Option<&T> {
+        i.checked_sub(self.offset).and_then(|j| self.rows.get(j))
+    }
+    pub fn current(&self) -> Option<&T> {
+        self.get(self.selected)
+    }
+    pub(crate) fn apply(&mut self, page: Page<T>) -> bool {
+        if page.generation != self.generation {
+            return false; // an answer to an older question
+        }
+        self.loaded = true;
+        match page.result {
+            Ok((total, rows)) => {
+                self.total = total;
+                self.offset = page.offset;
+                self.rows = rows;
+                self.error = None;
+                if self.selected >= total {
+                    self.selected = total.saturating_sub(1);
+                }
+            }
+            Err(e) => self.error = Some(e),
+        }
+        true
+    }
+    /// Moves the selection; returns the offset to load when it left the rows in memory.
+    pub(crate) fn move_to(&mut self, target: isize, view: usize) -> Option<usize> {
+        let max = self.total.saturating_sub(1) as isize;
+        self.selected = target.clamp(0, max.max(0)) as usize;
+        let lo = self.selected.saturating_sub(view);
+        let hi = (self.selected + view).min(self.total);
+        let have_lo = self.offset;
+        let have_hi = self.offset + self.rows.len();
+        if lo < have_lo || hi > have_hi {
+            Some(self.selected.saturating_sub(PAGE / 2))
+        } else {
+            None
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CheckRun {
+    pub job: u64,
+    pub title: String,
+    pub steps: Vec<Step>,
+    pub done: Option<bool>,
+    pub error: Option<AppError>,
+}
+
+impl CheckRun {
+    pub(crate) fn new(job: u64, title: String) -> CheckRun {
+        CheckRun {
+            job,
+            title,
+            steps: Vec::new(),
+            done: None,
+            error: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldKind {
+    Text,
+    Secret,
+    Preset,
+    Security,
+    Toggle,
+}
+
+pub const SETUP_FIELDS: &[(&str, FieldKind)] = &[
+    ("Provider", FieldKind::Preset),
+    ("Name", FieldKind::Text),
+    ("Email", FieldKind::Text),
+    ("Login", FieldKind::Text),
+    ("Password", FieldKind::Secret),
+    ("IMAP host", FieldKind::Text),
+    ("IMAP port", FieldKind::Text),
+    ("IMAP security", FieldKind::Security),
+    ("SMTP host", FieldKind::Text),
+    ("SMTP port", FieldKind::Text),
+    ("SMTP security", FieldKind::Security),
+    ("CA file", FieldKind::Text),
+    ("Skip cert check", FieldKind::Toggle),
+    ("Aliases", FieldKind::Text),
+    ("Share with", FieldKind::Text),
+];
+pub const F_PRESET: usize = 0;
+pub const F_NAME: usize = 1;
+pub const F_EMAIL: usize = 2;
+pub const F_LOGIN: usize = 3;
+pub const F_PASSWORD: usize = 4;
+pub const F_IMAP_HOST: usize = 5;
+pub const F_IMAP_PORT: usize = 6;
+pub const F_IMAP_SEC: usize = 7;
+pub const F_SMTP_HOST: usize = 8;
+pub const F_SMTP_PORT: usize = 9;
+pub const F_SMTP_SEC: usize = 10;
+pub const F_CA: usize = 11;
+pub const F_INSECURE: usize = 12;
+pub const F_ALIASES: usize = 13;
+pub const F_SHARE: usize = 14;
+
+pub(crate) const SECURITIES: [&str; 3] = ["tls", "starttls", "none"];
+
+#[derive(Clone)]
+pub struct SetupForm {
+    pub field: usize,
+    pub values: Vec<String>,
+    pub password: SecretString,
+    /// 0 = custom; n = presets::PRESETS[n-1].
+    pub preset: usize,
+    pub run: Option<CheckRun>,
+    pub saving: Option<u64>,
+    pub message: Option<Result<String, AppError>>,
+}
+
+impl std::fmt::Debug for SetupForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SetupForm")
+            .field("field", &self.field)
+            .field("values", &self.values)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for SetupForm {
+    fn default() -> Self {
+        let mut values = vec![String::new(); SETUP_FIELDS.len()];
+        values[F_IMAP_PORT] = "993".into();
+        values[F_IMAP_SEC] = "tls".into();
+        values[F_SMTP_PORT] = "587".into();
+        values[F_SMTP_SEC] = "starttls".into();
+        values[F_INSECURE] = "no".into();
+        SetupForm {
+            field: F_PRESET,
+            values,
+            password: SecretString::from(String::new()),
+            preset: 0,
+            run: None,
+            saving: None,
+            message: None,
+        }
+    }
+}
+
+impl SetupForm {
+    pub fn password_len(&self) -> usize {
+        self.password.expose_secret().chars().count()
+    }
+    pub fn hint(&self) -> Option<&'static str> {
+        self.preset
+            .checked_sub(1)
+            .and_then(|i| crate::presets::PRESETS.get(i))
+            .and_then(|p| p.hint)
+    }
+    pub fn preset_label(&self) -> &'static str {
+        self.preset
+            .checked_sub(1)
+            .and_then(|i| crate::presets::PRESETS.get(i))
+            .map(|p| p.label)
+            .unwrap_or("Custom (type the servers)")
+    }
+    /// The form as `account add` flags; the I/O layer runs the CLI's own validation on it.
+    pub fn to_form(&self) -> AccountForm {
+        let v = &self.values;
+        AccountForm {
+            name: v[F_NAME].trim().to_string(),
+            email: v[F_EMAIL].trim().to_string(),
+            user: v[F_LOGIN].trim().to_string(),
+            password: self.password.clone(),
+            imap: host_port(&v[F_IMAP_HOST], &v[F_IMAP_PORT]),
+            imap_security: v[F_IMAP_SEC].clone(),
+            smtp: host_port(&v[F_SMTP_HOST], &v[F_SMTP_PORT]),
+            smtp_security: v[F_SMTP_SEC].clone(),
+            ca_file: v[F_CA].trim().to_string(),
+            insecure: v[F_INSECURE] == "yes",
+            preset: self
+                .preset
+                .checked_sub(1)
+                .and_then(|i| crate::presets::PRESETS.get(i))
+                .map(|p| p.id.to_string()),
+            aliases: v[F_ALIASES].clone(),
+            share_with: v[F_SHARE].clone(),
+        }
+    }
+    pub(crate) fn apply_preset(&mut self) {
+        let Some(p) = self
+            .preset
+            .checked_sub(1)
+            .and_then(|i| crate::presets::PRESETS.get(i))
+        else {
+            return;
+        };
+        self.values[F_IMAP_HOST] = p.imap_host.into();
+        self.values[F_IMAP_PORT] = p.imap_port.to_string();
+        self.values[F_IMAP_SEC] = p.imap_security.as_str().into();
+        self.values[F_SMTP_HOST] = p.smtp_host.into();
+        self.values[F_SMTP_PORT] = p.smtp_port.to_string();
+        self.values[F_SMTP_SEC] = p.smtp_security.as_str().into();
+    }
+}
+
+fn host_port(host: &str, port: &str) -> String {
+    let (h, p) = (host.trim(), port.trim());
+    if h.is_empty() || p.is_empty() {
+        h.to_string()
+    } else if h.contains(':') && !h.starts_with('[') {
+        format!("[{h}]:{p}")
+    } else {
+        format!("{h}:{p}")
+    }
+}
+
+pub const COMPOSE_FIELDS: &[&str] = &["From", "To", "Cc", "Subject", "Attach", "Body"];
+
+pub const F_TO: usize = 1;
+pub const F_CC: usize = 2;
+
+#[derive(Debug, Clone, Default)]
+pub struct ComposeForm {
+    pub field: usize,
+    pub from: usize,
+    pub values: Vec<String>,
+    pub reply_to: Option<i64>,
+    /// (name, address) of customers matching the address being typed.
+    pub suggestions: Vec<(String, String)>,
+    pub completion_generation: u64,
+    /// For a reply: the To the CLI will compute itself (passed on only when edited).
+    pub prefilled_to: Option<String>,
+    pub reply_all: bool,
+    pub sending: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct DashboardPane {
+    pub status: Option<Status>,
+    pub error: Option<AppError>,
+    pub selected: usize,
+    pub run: Option<CheckRun>,
+}
+
+/// The first-sync plan as `sync --plan --json` reports it, for one account.
+#[derive(Debug, Clone, Default)]
+pub struct PlanView {
+    pub job: u64,
+    pub since: Option<String>,
+    pub unread_only: bool,
+    pub result: Option<Result<serde_json::Value, AppError>>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct FoldersPane {
+    pub plan: Option<PlanView>,
+    pub account: usize,
+    pub rows: Vec<FolderRow>,
+    pub selected: usize,
+    pub generation: u64,
+    pub loaded: bool,
+    pub error: Option<AppError>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct MessagePane {
+    pub detail: Option<MessageDetail>,
+    /// The message whose body was asked from the server (asked once per opening).
+    pub fetching: Option<i64>,
+    pub attachment: usize,
+    pub generation: u64,
+    pub loaded: bool,
+    pub error: Option<AppError>,
+    pub scroll: u16,
+    pub back: Option<PaneId>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CustomersPane {
+    pub query: String,
+    pub searching: bool,
+    pub list: Paged<CustomerRow>,
+    pub timeline: Paged<MessageSummary>,
+    pub timeline_of: Option<i64>,
+    /// Keys move and open in the timeline instead of the customer list.
+    pub timeline_focus: bool,
+}
+
+pub const LEVELS: [&str; 4] = ["error", "warn", "info", "debug"];
+
+#[derive(Debug, Clone, Default)]
+pub struct LogPane {
+    /// Index into LEVELS of the lowest level shown.
+    pub level: usize,
+    pub search: String,
+    pub searching: bool,
+    pub quarantine: bool,
+    pub events: Paged<EventRow>,
+    pub quar: Paged<QuarantineRow>,
+}
+
+impl LogPane {
+    pub fn filter(&self) -> EventFilter {
+        EventFilter {
+            levels: LEVELS[..=self.level.min(3)].to_vec(),
+            search: self.search.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dialog {
+    pub text: String,
+    pub then: Pending,
+}
+
+/// A destructive action waiting for "yes".
+#[derive(Debug, Clone, PartialEq)]
+pub enum Pending {
+    Block { id: i64, domain: bool },
+    Delete { id: i64 },
+    RemoveAccount { name: String },
+    Resend { id: i64 },
+    Drop { id: i64 },
+}
+
+/// A customer suggested for a triage message, and why (same domain, same thread…).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Suggestion {
+    pub customer_id: i64,
+    pub name: String,
+    pub reason: String,
+}
+
+/// The fuzzy customer picker for "pair": suggestions first, then the search results.
+#[derive(Debug, Clone, Default)]
+pub struct Picker {
+    pub message_id: i64,
+    pub query: String,
+    pub suggestions: Vec<Suggestion>,
+    pub results: Vec<CustomerRow>,
+    pub generation: u64,
+    pub selected: usize,
+}
+
+impl Picker {
+    pub fn len(&self) -> usize {
+        self.suggestions.len() + self.results.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// (customer id, name) of the selected entry.
+    pub fn chosen(&self) -> Option<(i64, String)> {
+        match self.suggestions.get(self.selected) {
+            Some(s) => Some((s.customer_id, s.name.clone())),
+            None => self
+                .results
+                .get(self.selected - self.suggestions.len())
+                .map(|r| (r.id, r.name.clone())),
+        }
+    }
+}
+
+/// A one-line question (a path to save to), answered with Enter or dropped with Esc.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prompt {
+    pub label: String,
+    pub value: String,
+    pub then: PromptFor,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum PromptFor {
+    SaveAttachment { id: i64, index: usize },
+    QuarantineSave { id: i64 },
+    PlanSince,
+    AddCustomer { id: i64 },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Toast {
+    pub text: String,
+    pub error: bool,
+}

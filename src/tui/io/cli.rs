@@ -1,0 +1,168 @@
+//! Acting through the headless commands of this same binary, so the console has no logic the
+//! CLI lacks: triage, send/reply, outbox.
+
+//! waits on SQLite or the network; it sends a Command and draws whatever it has.
+
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::cli::Ctx;
+use crate::error::{AppError, Result};
+use crate::tui::app::Data;
+
+/// How often the I/O thread asks SQLite whether another process committed (`PRAGMA
+/// data_version` is a cheap read; the UI redraws only when it moved).
+use super::*;
+
+/// Runs a headless command of this same binary (`mailroom --json ARGS`) and returns its one
+/// JSON object. The console acts through exactly the code the CLI runs — nothing of its own —
+/// and the command's output never touches the screen.
+pub fn run_cli(ctx: &Ctx, args: &[String]) -> Result<serde_json::Value> {
+    let exe = std::env::current_exe().map_err(|e| {
+        AppError::local(
+            "cannot find the mailroom binary",
+            e.to_string(),
+            "reinstall mailroom",
+        )
+    })?;
+    let out = std::process::Command::new(exe)
+        .arg("--home")
+        .arg(&ctx.home.root)
+        .arg("--operator")
+        .arg(&ctx.operator)
+        .arg("--json")
+        .args(args)
+        .env_remove("MAILROOM_HOME")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| {
+            AppError::local("cannot run mailroom", e.to_string(), "check system limits")
+        })?;
+    let what = args.iter().take(2).cloned().collect::<Vec<_>>().join(" ");
+    let v: Option<serde_json::Value> = serde_json::from_slice(&out.stdout).ok();
+    if out.status.success() {
+        return v.ok_or_else(|| {
+            AppError::local(
+                format!("`mailroom {what}` printed no JSON"),
+                String::from_utf8_lossy(&out.stderr).to_string(),
+                "report this as a bug",
+            )
+        });
+    }
+    let e = v.as_ref().map(|v| &v["error"]);
+    let text = |k: &str| {
+        e.and_then(|e| e[k].as_str())
+            .map(crate::mail::sanitize::clean_line)
+            .unwrap_or_default()
+    };
+    let summary = text("summary");
+    Err(AppError::needs_user(
+        if summary.is_empty() {
+            format!("`mailroom {what}` failed")
+        } else {
+            summary
+        },
+        {
+            let d = text("detail");
+            if d.is_empty() && e.is_none() {
+                crate::mail::sanitize::clean_line(String::from_utf8_lossy(&out.stderr).trim())
+            } else {
+                d
+            }
+        },
+        text("fix"),
+    ))
+}
+
+/// A CLI command on a job thread; its result (the action's own words) comes back as Data.
+pub(super) fn cli_job(
+    ctx: &Ctx,
+    out: &UnboundedSender<Data>,
+    args: Vec<String>,
+    wrap: fn(Result<String, AppError>) -> Data,
+) {
+    let ctx = own_ctx(ctx);
+    spawn_job(out.clone(), move || {
+        Ok(wrap(run_cli(&ctx, &args).map(|v| outcome_text(&v))))
+    });
+}
+
+/// The human sentence of an action's JSON answer.
+pub(super) fn outcome_text(v: &serde_json::Value) -> String {
+    let pick = |v: &serde_json::Value| {
+        v["detail"].as_str().map(|d| match v["action_id"].as_i64() {
+            Some(id) => format!("action {id}: {d}"),
+            None => d.to_string(),
+        })
+    };
+    let text = pick(v)
+        .or_else(|| pick(&v["undone"]).map(|t| format!("undone: {t}")))
+        .or_else(|| v["state"].as_str().map(|s| format!("now {s}")))
+        .unwrap_or_else(|| "done".into());
+    crate::mail::sanitize::clean_line(&text)
+}
+
+/// `mailroom send …` / `mailroom reply ID …` for a draft from the compose pane; the body goes
+/// through a private temporary file, as `--body-file`.
+pub(super) fn send_draft(ctx: &Ctx, d: &crate::tui::action::Draft) -> Result<String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let path =
+        std::env::temp_dir().join(format!("mailroom-send-{}-{nanos}.txt", std::process::id()));
+    {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| {
+                AppError::local(
+                    "cannot write the draft",
+                    e.to_string(),
+                    "set TMPDIR to a writable directory",
+                )
+            })?;
+        f.write_all(d.body.as_bytes()).map_err(|e| {
+            AppError::local(
+                "cannot write the draft",
+                e.to_string(),
+                "set TMPDIR to a writable directory",
+            )
+        })?;
+    }
+    let mut args: Vec<String> = match d.reply_to {
+        Some(id) if d.all => vec!["reply".into(), id.to_string(), "--all".into()],
+        Some(id) => vec!["reply".into(), id.to_string()],
+        None => vec!["send".into()],
+    };
+    args.extend(["--account".into(), d.account.clone()]);
+    if let Some(f) = &d.from {
+        args.extend(["--from".into(), f.clone()]);
+    }
+    for t in &d.to {
+        args.extend(["--to".into(), t.clone()]);
+    }
+    for c in &d.cc {
+        args.extend(["--cc".into(), c.clone()]);
+    }
+    args.extend(["--subject".into(), d.subject.clone()]);
+    args.extend(["--body-file".into(), path.display().to_string()]);
+    for a in &d.attachments {
+        args.extend(["--attach".into(), a.clone()]);
+    }
+    let r = run_cli(ctx, &args);
+    let _ = std::fs::remove_file(&path);
+    r.map(|v| {
+        let id = v["id"].as_i64().or_else(|| v["outbox"]["id"].as_i64());
+        let state = v["state"]
+            .as_str()
+            .or_else(|| v["outbox"]["state"].as_str());
+        match (id, state) {
+            (Some(i), Some(s)) => format!("message #{i}: {s}"),
+            _ => "message handed to the outbox".into(),
+        }
+    })
+}

@@ -1,0 +1,219 @@
+//! The server's folders as a tree (decoded names), sync on/off, roles (Sent marked), counts.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Row, Table};
+
+use super::{draw_empty, draw_error, frame, human_bytes, safe, short_time, window_top};
+use crate::store::console::FolderRow;
+use crate::tui::app::App;
+
+/// Depth and leaf name of a folder from its delimiter ("INBOX/Projects/2026" → 2, "2026").
+pub fn tree_parts(r: &FolderRow) -> (usize, String) {
+    match r.delimiter.as_deref().filter(|d| !d.is_empty()) {
+        Some(d) => {
+            let parts: Vec<&str> = r.name.split(d).collect();
+            (
+                parts.len().saturating_sub(1),
+                parts.last().copied().unwrap_or("").to_string(),
+            )
+        }
+        None => (0, r.name.clone()),
+    }
+}
+
+pub fn draw(f: &mut Frame<'_>, area: Rect, app: &App) {
+    let theme = &app.theme;
+    let p = &app.folders;
+    let Some(acct) = app.accounts.get(p.account) else {
+        draw_empty(
+            f,
+            area,
+            app,
+            "Folders",
+            "No accounts yet: add one in Setup (2).",
+        );
+        return;
+    };
+    let title = format!("Folders of {} (a: next account)", safe(&acct.name));
+    // The folder this account is syncing right now, with how far it got (from the status).
+    let progress = app
+        .dashboard
+        .status
+        .as_ref()
+        .and_then(|s| s.accounts.iter().find(|a| a.name == acct.name))
+        .and_then(|a| a.progress.as_ref());
+    if let Some(e) = &p.error {
+        draw_error(f, area, app, &title, e);
+        return;
+    }
+    if p.rows.is_empty() {
+        let text = if p.loaded {
+            "No folders known yet. Load them from the server (L) or run `mailroom folders NAME --refresh`."
+        } else {
+            "reading…"
+        };
+        draw_empty(f, area, app, &title, text);
+        return;
+    }
+    let area = match &p.plan {
+        Some(plan) => {
+            let want = 4 + plan
+                .result
+                .as_ref()
+                .and_then(|r| r.as_ref().ok())
+                .and_then(|v| v["folders"].as_array().map(|a| a.len() as u16))
+                .unwrap_or(1);
+            let [top, bottom] = ratatui::layout::Layout::vertical([
+                Constraint::Min(5),
+                Constraint::Length(want.min(area.height / 2).max(4)),
+            ])
+            .areas(area);
+            draw_plan(f, bottom, app, plan);
+            top
+        }
+        None => area,
+    };
+    let h = (area.height as usize).saturating_sub(3);
+    let top = window_top(p.selected, h);
+    let rows: Vec<Row> = p
+        .rows
+        .iter()
+        .enumerate()
+        .skip(top)
+        .take(h)
+        .map(|(i, r)| {
+            let (depth, leaf) = tree_parts(r);
+            let sync = if r.sync_enabled { "[x]" } else { "[ ]" };
+            let name = format!("{}{}", "  ".repeat(depth), safe(&leaf));
+            let role = r
+                .role
+                .as_deref()
+                .map(|x| format!("{x}{}", if x == "sent" { " ✉" } else { "" }))
+                .unwrap_or_default();
+            let base = if !r.selectable {
+                theme.style("list.dim")
+            } else {
+                Style::default()
+            };
+            let base = if i == p.selected {
+                base.patch(theme.style("list.selected"))
+            } else {
+                base
+            };
+            Row::new(vec![
+                Line::from(sync),
+                Line::from(name),
+                Line::from(Span::styled(role, theme.style("badge.role"))),
+                Line::from(format!(
+                    "{}/{}",
+                    r.cached,
+                    r.exists_count
+                        .map(|n| n.to_string())
+                        .unwrap_or_else(|| "?".into())
+                )),
+                Line::from(r.total_bytes.map(human_bytes).unwrap_or_default()),
+                match progress.filter(|p| p.folder == r.name) {
+                    Some(p) => gauge_line(theme, p.done, p.total),
+                    None => Line::from(short_time(&r.last_synced_at)),
+                },
+            ])
+            .style(base)
+        })
+        .collect();
+    let t = Table::new(
+        rows,
+        [
+            Constraint::Length(3),
+            Constraint::Min(16),
+            Constraint::Length(8),
+            Constraint::Length(13),
+            Constraint::Length(9),
+            Constraint::Length(16),
+        ],
+    )
+    .header(
+        Row::new(vec![
+            "On",
+            "Folder",
+            "Role",
+            "Cached/all",
+            "Size",
+            "Last sync",
+        ])
+        .style(theme.style("list.header")),
+    )
+    .block(frame(theme, title, true));
+    f.render_widget(t, area);
+}
+
+fn draw_plan(f: &mut Frame<'_>, area: Rect, app: &App, plan: &crate::tui::app::PlanView) {
+    let theme = &app.theme;
+    let scope = format!(
+        "{} · {}",
+        plan.since
+            .as_deref()
+            .map(|d| format!("since {}", safe(d)))
+            .unwrap_or_else(|| "all history".into()),
+        if plan.unread_only {
+            "unread only"
+        } else {
+            "read and unread"
+        }
+    );
+    let mut lines = Vec::new();
+    match &plan.result {
+        None => lines.push(Line::from(Span::styled(
+            "asking the server for counts and sizes…",
+            theme.style("step.running"),
+        ))),
+        Some(Err(e)) => lines.extend(super::error_lines(theme, e)),
+        Some(Ok(v)) => {
+            for fo in v["folders"].as_array().into_iter().flatten() {
+                lines.push(Line::from(format!(
+                    "{:<24} {:>8} messages {:>8} to sync {:>10}  ~{}s",
+                    safe(fo["folder"].as_str().unwrap_or("")),
+                    fo["messages"].as_u64().unwrap_or(0),
+                    fo["to_sync"].as_u64().unwrap_or(0),
+                    human_bytes(fo["bytes"].as_i64().unwrap_or(0)),
+                    fo["estimate_secs"].as_f64().unwrap_or(0.0)
+                )));
+            }
+            let t = &v["total"];
+            lines.push(Line::from(Span::styled(
+                format!(
+                    "total: {} messages, {}, headers in ~{}s",
+                    t["to_sync"].as_u64().unwrap_or(0),
+                    human_bytes(t["bytes"].as_i64().unwrap_or(0)),
+                    t["estimate_secs"].as_f64().unwrap_or(0.0)
+                ),
+                theme.style("list.header"),
+            )));
+        }
+    }
+    f.render_widget(
+        ratatui::widgets::Paragraph::new(lines).block(frame(
+            theme,
+            format!("First-sync plan: {scope} — u d P"),
+            false,
+        )),
+        area,
+    );
+}
+
+/// A small text gauge for a folder being synced: `▰▰▰▱▱▱ 42%`.
+fn gauge_line(theme: &crate::tui::theme::Theme, done: i64, total: i64) -> Line<'static> {
+    let ratio = if total > 0 {
+        (done as f64 / total as f64).clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    let filled = (ratio * 8.0).round() as usize;
+    Line::from(vec![
+        Span::styled("▰".repeat(filled), theme.style("gauge")),
+        Span::styled("▱".repeat(8 - filled), theme.style("list.dim")),
+        Span::raw(format!(" {:>3.0}%", ratio * 100.0)),
+    ])
+}

@@ -1,0 +1,296 @@
+//! The whole screen: tabs, the current pane, the status line, and overlays (help, confirm).
+//! Drawing only reads `App`.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Flex, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Row, Table, Wrap};
+
+use super::action::PaneId;
+use super::app::App;
+use super::panes;
+use crate::mail::sanitize::clean_line;
+
+pub fn draw(f: &mut Frame<'_>, app: &App) {
+    let area = f.area();
+    f.render_widget(Block::default().style(app.theme.style("base")), area);
+    let [tabs, body, status] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(3),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    draw_tabs(f, tabs, app);
+    match app.pane {
+        PaneId::Dashboard => panes::dashboard::draw(f, body, app),
+        PaneId::Setup => panes::setup::draw(f, body, app),
+        PaneId::Folders => panes::folders::draw(f, body, app),
+        PaneId::Triage => panes::triage::draw(f, body, app),
+        PaneId::Message => panes::message::draw(f, body, app),
+        PaneId::Customers => panes::customers::draw(f, body, app),
+        PaneId::Compose => panes::compose::draw(f, body, app),
+        PaneId::Outbox => panes::outbox::draw(f, body, app),
+        PaneId::Log => panes::log::draw(f, body, app),
+    }
+    draw_status(f, status, app);
+    if app.help {
+        draw_help(f, body, app);
+    }
+    if let Some(d) = &app.dialog {
+        draw_dialog(f, body, app, &d.text);
+    }
+    if let Some(p) = &app.prompt {
+        draw_prompt(f, body, app, p);
+    }
+    if let Some(p) = &app.picker {
+        draw_picker(f, body, app, p);
+    }
+}
+
+/// Pair with a customer: suggestions (with their reason) first, then the fuzzy search.
+fn draw_picker(f: &mut Frame<'_>, area: Rect, app: &App, p: &super::app::Picker) {
+    let theme = &app.theme;
+    let h = (p.len() as u16 + 6).clamp(8, 20);
+    let r = centered(area, 72, h);
+    f.render_widget(Clear, r);
+    let mut lines = vec![Line::from(vec![
+        Span::styled("search: ", theme.style("form.label")),
+        Span::styled(
+            format!("{}▏", clean_line(&p.query)),
+            theme.style("form.input.focused"),
+        ),
+    ])];
+    lines.push(Line::from(""));
+    let mut i = 0;
+    for s in &p.suggestions {
+        let role = if i == p.selected {
+            "list.selected"
+        } else {
+            "list.unread"
+        };
+        lines.push(Line::from(vec![
+            Span::styled(format!("★ {}", clean_line(&s.name)), theme.style(role)),
+            Span::styled(
+                format!("  — {}", clean_line(&s.reason)),
+                theme.style("form.hint"),
+            ),
+        ]));
+        i += 1;
+    }
+    for c in &p.results {
+        let role = if i == p.selected {
+            "list.selected"
+        } else {
+            "base"
+        };
+        let extra = c.emails.as_deref().map(clean_line).unwrap_or_default();
+        lines.push(Line::from(vec![
+            Span::styled(format!("  {}", clean_line(&c.name)), theme.style(role)),
+            Span::styled(format!("  {extra}"), theme.style("list.dim")),
+        ]));
+        i += 1;
+    }
+    if p.is_empty() {
+        lines.push(Line::from(Span::styled(
+            "no customer matches",
+            theme.style("list.empty"),
+        )));
+    }
+    let para = Paragraph::new(lines).block(
+        Block::default()
+            .borders(Borders::ALL)
+            .border_style(theme.style("dialog.border"))
+            .title(Span::styled(
+                " Pair with customer (↑↓ enter · esc) ",
+                theme.style("dialog.border"),
+            )),
+    );
+    f.render_widget(para, r);
+}
+
+fn draw_prompt(f: &mut Frame<'_>, area: Rect, app: &App, p: &super::app::Prompt) {
+    let theme = &app.theme;
+    let r = centered(area, 70, 5);
+    f.render_widget(Clear, r);
+    let para = Paragraph::new(vec![
+        Line::from(Span::styled(
+            format!("{}▏", clean_line(&p.value)),
+            theme.style("form.input.focused"),
+        )),
+        Line::from(""),
+        Line::from(Span::styled(
+            "enter save · esc cancel",
+            theme.style("help.key"),
+        )),
+    ])
+    .block(
+        Block::default()
+            .borders(Borders::ALL)
+            .border_style(theme.style("dialog.border"))
+            .title(Span::styled(
+                format!(" {} ", clean_line(&p.label)),
+                theme.style("dialog.border"),
+            )),
+    );
+    f.render_widget(para, r);
+}
+
+fn draw_tabs(f: &mut Frame<'_>, area: Rect, app: &App) {
+    let theme = &app.theme;
+    let mut spans = Vec::new();
+    let current = if app.pane == PaneId::Message {
+        app.message.back.unwrap_or(PaneId::Triage)
+    } else {
+        app.pane
+    };
+    // Full titles when they fit, else short ones: every tab stays visible at 80 columns.
+    let full: usize = PaneId::TABS.iter().map(|p| p.title().len() + 4).sum();
+    let short = full > area.width as usize;
+    for (i, p) in PaneId::TABS.iter().enumerate() {
+        let role = if *p == current {
+            "tabs.active"
+        } else {
+            "tabs.inactive"
+        };
+        let title = if short { p.short_title() } else { p.title() };
+        spans.push(Span::styled(
+            format!(" {} {} ", i + 1, title),
+            theme.style(role),
+        ));
+    }
+    f.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+/// The current account and what sync is doing; a notice replaces it until the next key.
+fn draw_status(f: &mut Frame<'_>, area: Rect, app: &App) {
+    let theme = &app.theme;
+    if let Some(t) = &app.toast {
+        let role = if t.error {
+            "status.error"
+        } else {
+            "status.info"
+        };
+        f.render_widget(
+            Paragraph::new(Span::styled(
+                format!(" {}", clean_line(&t.text)),
+                theme.style(role),
+            ))
+            .style(theme.style(role)),
+            area,
+        );
+        return;
+    }
+    let mut text = String::new();
+    if let Some(s) = &app.dashboard.status {
+        let sel = s.accounts.get(app.dashboard.selected);
+        match sel {
+            Some(a) => {
+                text.push_str(&format!(" {} · {}", clean_line(&a.name), a.state.as_str()));
+                if let Some(p) = &a.progress {
+                    text.push_str(&format!(
+                        " {} {}/{}",
+                        clean_line(&p.folder),
+                        p.done,
+                        p.total
+                    ));
+                }
+                let busy = s.accounts.iter().filter(|a| a.progress.is_some()).count();
+                if busy > 0 {
+                    text.push_str(&format!(" · {busy} syncing"));
+                }
+            }
+            None => text.push_str(" no account"),
+        }
+    }
+    let right = " ? help · q quit ";
+    let w = area.width as usize;
+    let left_w = Line::from(text.as_str()).width();
+    let pad = w.saturating_sub(left_w + right.len());
+    let line = format!("{text}{}{right}", " ".repeat(pad));
+    f.render_widget(
+        Paragraph::new(Line::from(line)).style(theme.style("status.line")),
+        area,
+    );
+}
+
+pub fn centered(area: Rect, w: u16, h: u16) -> Rect {
+    let [r] = Layout::horizontal([Constraint::Length(w.min(area.width))])
+        .flex(Flex::Center)
+        .areas(area);
+    let [r] = Layout::vertical([Constraint::Length(h.min(area.height))])
+        .flex(Flex::Center)
+        .areas(r);
+    r
+}
+
+/// The keys of the current pane, drawn from the same tables that resolve key presses.
+fn draw_help(f: &mut Frame<'_>, area: Rect, app: &App) {
+    let theme = &app.theme;
+    let mut rows = Vec::new();
+    for (table, binds) in app.keymap.tables_for(app.pane, false) {
+        rows.push(Row::new(vec![Line::from(Span::styled(
+            format!("— {table} —"),
+            theme.style("list.header"),
+        ))]));
+        for b in binds {
+            let keys: Vec<String> = b.keys.iter().map(|k| k.label()).collect();
+            rows.push(Row::new(vec![
+                Line::from(Span::styled(keys.join(" "), theme.style("help.key"))),
+                Line::from(Span::styled(b.desc, theme.style("help.desc"))),
+            ]));
+        }
+    }
+    // Too tall for the screen (80×24 and the triage pane): two columns side by side.
+    let two = rows.len() as u16 + 2 > area.height && area.width >= 60;
+    let per_col = if two {
+        rows.len().div_ceil(2)
+    } else {
+        rows.len()
+    };
+    let width = if two { area.width.min(120) } else { 64 };
+    let h = (per_col as u16 + 2).min(area.height);
+    let r = centered(area, width, h);
+    f.render_widget(Clear, r);
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(theme.style("dialog.border"))
+        .title(Span::styled(
+            format!(" Keys: {} (esc closes) ", app.pane.title()),
+            theme.style("pane.title.focused"),
+        ));
+    let inner = block.inner(r);
+    f.render_widget(block, r);
+    let widths = [
+        Constraint::Length(if two { 12 } else { 16 }),
+        Constraint::Min(8),
+    ];
+    if two {
+        let right = rows.split_off(per_col);
+        let [a, b] = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
+            .spacing(1)
+            .areas(inner);
+        f.render_widget(Table::new(rows, widths), a);
+        f.render_widget(Table::new(right, widths), b);
+    } else {
+        f.render_widget(Table::new(rows, widths), inner);
+    }
+}
+
+fn draw_dialog(f: &mut Frame<'_>, area: Rect, app: &App, text: &str) {
+    let theme = &app.theme;
+    let r = centered(area, 60, 6);
+    f.render_widget(Clear, r);
+    let p = Paragraph::new(vec![
+        Line::from(Span::styled(clean_line(text), theme.style("dialog.text"))),
+        Line::from(""),
+        Line::from(Span::styled("y yes · n no", theme.style("help.key"))),
+    ])
+    .wrap(Wrap { trim: true })
+    .block(
+        Block::default()
+            .borders(Borders::ALL)
+            .border_style(theme.style("dialog.border"))
+            .title(Span::styled(" Confirm ", theme.style("dialog.border"))),
+    );
+    f.render_widget(p, r);
+}
