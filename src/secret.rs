@@ -201,46 +201,6 @@ pub fn read_password_stdin() -> Result<SecretString> {
     Ok(SecretString::from(pw))
 }
 
-/// Prompts on the terminal without echo.
-pub fn prompt_password(prompt: &str) -> Result<SecretString> {
-    use std::io::IsTerminal;
-    if !std::io::stdin().is_terminal() {
-        return Err(AppError::usage(
-            "no terminal to ask for the password",
-            "use --password-stdin or --password-command CMD",
-        ));
-    }
-    eprint!("{prompt}");
-    std::io::stderr().flush()?;
-    crossterm::terminal::enable_raw_mode()?;
-    let mut pw = String::new();
-    let res = (|| -> Result<()> {
-        use crossterm::event::{Event, KeyCode, KeyEventKind, KeyModifiers, read};
-        loop {
-            if let Event::Key(k) = read()? {
-                if k.kind != KeyEventKind::Press {
-                    continue;
-                }
-                match k.code {
-                    KeyCode::Enter => return Ok(()),
-                    KeyCode::Backspace => {
-                        pw.pop();
-                    }
-                    KeyCode::Char('c') if k.modifiers.contains(KeyModifiers::CONTROL) => {
-                        return Err(AppError::usage("cancelled", ""));
-                    }
-                    KeyCode::Char(c) => pw.push(c),
-                    _ => {}
-                }
-            }
-        }
-    })();
-    crossterm::terminal::disable_raw_mode()?;
-    eprintln!();
-    res?;
-    Ok(SecretString::from(pw))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -167,7 +167,7 @@ fn obtain_password(pw: &PasswordArgs, name: &str) -> Result<Option<SecretString>
     if pw.password_stdin {
         return secret::read_password_stdin().map(Some);
     }
-    secret::prompt_password(&format!("password for {name}: ")).map(Some)
+    prompt_password(&format!("password for {name}: ")).map(Some)
 }
 
 fn build_account(s: &ServerArgs, pw: &PasswordArgs) -> Result<AccountConfig> {
@@ -673,4 +673,45 @@ pub fn store_new(
     })?;
     store.audit(&ctx.operator, "account_add", Some(&acct.id), Some(name), &json!({"email": acct.email, "imap": acct.imap.display(), "smtp": acct.smtp.display(), "insecure": acct.insecure_skip_verify}))?;
     Ok(())
+}
+
+/// Prompts on the terminal without echo.
+fn prompt_password(prompt: &str) -> Result<SecretString> {
+    use std::io::IsTerminal;
+    use std::io::Write;
+    if !std::io::stdin().is_terminal() {
+        return Err(AppError::usage(
+            "no terminal to ask for the password",
+            "use --password-stdin or --password-command CMD",
+        ));
+    }
+    eprint!("{prompt}");
+    std::io::stderr().flush()?;
+    crossterm::terminal::enable_raw_mode()?;
+    let mut pw = String::new();
+    let res = (|| -> Result<()> {
+        use crossterm::event::{Event, KeyCode, KeyEventKind, KeyModifiers, read};
+        loop {
+            if let Event::Key(k) = read()? {
+                if k.kind != KeyEventKind::Press {
+                    continue;
+                }
+                match k.code {
+                    KeyCode::Enter => return Ok(()),
+                    KeyCode::Backspace => {
+                        pw.pop();
+                    }
+                    KeyCode::Char('c') if k.modifiers.contains(KeyModifiers::CONTROL) => {
+                        return Err(AppError::usage("cancelled", ""));
+                    }
+                    KeyCode::Char(c) => pw.push(c),
+                    _ => {}
+                }
+            }
+        }
+    })();
+    crossterm::terminal::disable_raw_mode()?;
+    eprintln!();
+    res?;
+    Ok(SecretString::from(pw))
 }
