@@ -125,6 +125,15 @@ pub struct EditArgs {
     /// Turn certificate verification back on.
     #[arg(long, conflicts_with = "insecure_skip_verify")]
     pub verify_certificates: bool,
+    /// Scope sync to messages since DATE (YYYY-MM-DD), or `all` for the whole history.
+    #[arg(long, value_name = "DATE|all")]
+    pub since: Option<String>,
+    /// Which messages sync processes: all, or unread-only.
+    #[arg(long, value_name = "all|unread-only")]
+    pub process: Option<String>,
+    /// Mark new mail read on the server after processing (only mail arriving from now on).
+    #[arg(long, value_name = "BOOL")]
+    pub mark_read: Option<bool>,
 }
 
 pub async fn run(ctx: &Ctx, cmd: AccountCmd) -> Result<i32> {
@@ -449,6 +458,30 @@ fn edit(ctx: &Ctx, a: EditArgs) -> Result<i32> {
     }
     if let Some(cmd) = &a.pw.password_command {
         new.password_command = Some(cmd.clone());
+    }
+    // The first-sync scope (what `sync --plan --since/--unread-only` previewed).
+    match a.since.as_deref() {
+        Some("all") | Some("none") => new.sync.since = None,
+        Some(d) => {
+            crate::sync::engine::parse_since(d)?;
+            new.sync.since = Some(d.trim().to_string());
+        }
+        None => {}
+    }
+    if let Some(p) = a.process.as_deref() {
+        new.sync.process = match p {
+            "all" => crate::config::ProcessScope::All,
+            "unread-only" | "unread_only" => crate::config::ProcessScope::UnreadOnly,
+            _ => {
+                return Err(AppError::usage(
+                    format!("unknown --process {p:?}"),
+                    "use all or unread-only",
+                ));
+            }
+        };
+    }
+    if let Some(m) = a.mark_read {
+        new.sync.mark_read = m;
     }
     let store = ctx.store()?;
     if a.pw.password_stdin {

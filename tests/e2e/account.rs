@@ -299,3 +299,62 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
+
+#[test]
+fn plan_then_scope_the_first_sync_with_account_edit() {
+    let user = new_user("acct-scope");
+    seed(&user, 200);
+    let home = Home::new();
+    home.add_account("s", &user);
+    let (code, plan) = home.json(&[
+        "sync",
+        "s",
+        "--plan",
+        "--since",
+        "2026-05-01",
+        "--unread-only",
+    ]);
+    assert_eq!(code, 0, "{plan}");
+    let inbox = plan["accounts"][0]["folders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["folder"] == "INBOX")
+        .unwrap()
+        .clone();
+    let planned = inbox["to_sync"].as_i64().unwrap();
+    assert!(
+        planned > 0 && planned < 200,
+        "the scope narrows the plan: {inbox}"
+    );
+    // Nothing was synced by planning.
+    let (_, msgs) = home.json(&["messages", "s", "--limit", "500"]);
+    assert_eq!(msgs["messages"].as_array().unwrap().len(), 0);
+
+    let out = home.run(&[
+        "account",
+        "edit",
+        "s",
+        "--since",
+        "2026-05-01",
+        "--process",
+        "unread-only",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = home.run(&["account", "edit", "s", "--since", "May 1st"]);
+    assert_eq!(out.status.code(), Some(64), "a bad date is a usage error");
+    let out = home.run(&["sync", "s", "--once"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (_, msgs) = home.json(&["messages", "s", "--folder", "INBOX", "--limit", "500"]);
+    let msgs = msgs["messages"].as_array().unwrap().clone();
+    assert_eq!(
+        msgs.len() as i64,
+        planned,
+        "the sync took exactly what the plan showed"
+    );
+    assert!(
+        msgs.iter()
+            .all(|m| !m["flags"].as_array().unwrap().iter().any(|f| f == "\\Seen")),
+        "unread only"
+    );
+}
