@@ -115,6 +115,7 @@ pub enum Action {
     NextAccount,
     PlanUnreadOnly,
     PlanSince,
+    ApplyScope,
     // triage
     Pair,
     AddCustomer,
@@ -303,6 +304,13 @@ pub enum Command {
     /// `sync NAME --plan [--since D] [--unread-only]`: counts, sizes, estimate; changes nothing.
     Plan {
         job: u64,
+        account: String,
+        since: Option<String>,
+        unread_only: bool,
+    },
+    /// `account edit NAME --since DATE|all --process all|unread-only`: the previewed scope
+    /// becomes the account's sync scope.
+    ApplyScope {
         account: String,
         since: Option<String>,
         unread_only: bool,

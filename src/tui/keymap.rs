@@ -90,6 +90,7 @@ pub const DEFAULTS: &[(&str, &str, &str, &str)] = &[
         "d",
         "Plan: only since a date (asks)",
     ),
+    ("folders", "apply_scope", "A", "Apply scope to sync (asks)"),
     ("triage", "open", "enter", "Open the message"),
     ("triage", "pair", "p", "Pair with a customer"),
     (
@@ -234,6 +235,7 @@ pub fn action_by_name(name: &str) -> Option<Action> {
         "next_account" => Action::NextAccount,
         "plan_unread_only" => Action::PlanUnreadOnly,
         "plan_since" => Action::PlanSince,
+        "apply_scope" => Action::ApplyScope,
         "pair" => Action::Pair,
         "add_customer" => Action::AddCustomer,
         "block" => Action::Block,

@@ -102,12 +102,16 @@ fn accounts() -> Vec<AccountInfo> {
             id: "acc-work".into(),
             email: "alice@example.test".into(),
             aliases: vec!["support@example.test".into()],
+            since: None,
+            unread_only: false,
         },
         AccountInfo {
             name: "home".into(),
             id: "acc-home".into(),
             email: "bob@example.test".into(),
             aliases: vec![],
+            since: None,
+            unread_only: false,
         },
     ]
 }
@@ -1045,4 +1049,64 @@ fn add_customer_asks_for_the_name_with_the_display_name_suggested() {
         matches!(&cmds[..], [super::action::Command::TriageAddCustomer { id, name }] if *id == m.id && *name == want),
         "{cmds:?}"
     );
+}
+
+#[test]
+fn folders_apply_the_previewed_scope_through_account_edit_and_show_it() {
+    use super::action::Command;
+    for theme in ["dark", "monochrome"] {
+        let mut a = scene(theme, PaneId::Folders, State::Typical);
+        a.update(Action::Help);
+        let help = screen_text(&render_buffer(&a, 80, 24)).join("\n");
+        assert!(
+            help.lines()
+                .any(|l| l.contains("│A            Apply scope to sync (asks)")),
+            "the help lists the key:\n{help}"
+        );
+        a.update(Action::Help);
+        let before = screen_text(&render_buffer(&a, 80, 24)).join("\n");
+        assert!(
+            before.contains("account syncs: all history · read and unread"),
+            "{before}"
+        );
+        // Asks first; nothing runs before yes.
+        assert!(a.update(Action::ApplyScope).is_empty());
+        assert!(a.dialog.as_ref().unwrap().text.contains("since 2026-01-01"));
+        let cmds = a.update(Action::Confirm);
+        assert!(
+            matches!(&cmds[..], [Command::ApplyScope { account, since: Some(d), unread_only: false }]
+                if account == "work" && d == "2026-01-01"),
+            "{cmds:?}"
+        );
+        // Done: the accounts (with the scope from config) are re-read, the sync tasks restart.
+        let cmds = a.apply(Data::ScopeApplied(Ok("sync scope of work applied".into())));
+        assert!(cmds.iter().any(|c| matches!(c, Command::LoadDashboard)));
+        assert!(cmds.iter().any(|c| matches!(c, Command::RestartSync)));
+        let mut accts = accounts();
+        accts[0].since = Some("2026-01-01".into());
+        a.apply(Data::Dashboard(Ok(status()), accts));
+        let buf = render_buffer(&a, 80, 24);
+        let text = screen_text(&buf).join("\n");
+        assert!(
+            text.contains("account syncs: since 2026-01-01 · read and unread  (this plan)"),
+            "{text}"
+        );
+        insta::assert_snapshot!(
+            format!("folders_scope_applied_80x24_{theme}"),
+            snapshot(&buf)
+        );
+    }
+    // The CLI's refusal comes back with its fix; nothing is re-read.
+    let mut a = scene("dark", PaneId::Folders, State::Typical);
+    let cmds = a.apply(Data::ScopeApplied(Err(AppError::usage(
+        "invalid date \"May 1st\"",
+        "use YYYY-MM-DD",
+    ))));
+    assert!(cmds.is_empty());
+    let t = a.toast.as_ref().unwrap();
+    assert!(t.error && t.text.contains("use YYYY-MM-DD"), "{t:?}");
+    // Without a previewed scope there is nothing to apply.
+    a.folders.plan = None;
+    assert!(a.update(Action::ApplyScope).is_empty());
+    assert!(a.dialog.is_none());
 }

@@ -717,3 +717,92 @@ fn console_pairs_and_blocks_through_the_headless_commands() {
     t.keys(&["q"]);
     assert_eq!(t.exit_code(Duration::from_secs(15)), 0);
 }
+
+#[test]
+fn console_applies_the_previewed_scope_and_sync_takes_only_that() {
+    servers();
+    let user = new_user("tui-scope");
+    seed(&user, 200);
+    mailbox_ready(&user);
+    let home = Home::new();
+    home.add_account("s", &user);
+    // Disabled, so the console's own sync does not take the whole history before the scope is
+    // applied; the folder list comes from the server once.
+    let out = home.run(&["account", "disable", "s"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = home.run(&["folders", "s", "--refresh"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (code, plan) = home.json(&["sync", "s", "--plan", "--since", "2026-05-01"]);
+    assert_eq!(code, 0, "{plan}");
+    let planned = plan["accounts"][0]["folders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["folder"] == "INBOX")
+        .and_then(|f| f["to_sync"].as_i64())
+        .unwrap();
+    assert!(planned > 0 && planned < 200, "the date narrows: {plan}");
+
+    let t = Tmux::start(&home, "scope", &[], &[]);
+    t.wait_screen("Accounts — overall", Duration::from_secs(20));
+    t.keys(&["3"]);
+    t.wait_screen("Folders of s", Duration::from_secs(10));
+    t.wait_screen("INBOX", Duration::from_secs(10));
+    t.keys(&["P"]);
+    let screen = t.wait_screen("total: ", Duration::from_secs(30));
+    assert!(
+        screen.contains("account syncs: all history · read and unread"),
+        "{screen}"
+    );
+    t.keys(&["d"]);
+    t.wait_screen("Plan: only mail since", Duration::from_secs(10));
+    t.text("2026-05-01");
+    t.keys(&["Enter"]);
+    t.wait_screen(
+        "First-sync plan: since 2026-05-01 · read and unread",
+        Duration::from_secs(10),
+    );
+    let screen = t.wait_screen("total: ", Duration::from_secs(30));
+    assert!(
+        screen
+            .lines()
+            .any(|l| l.contains("INBOX") && l.contains(&format!(" {planned} to sync"))),
+        "the console previews what the CLI plans ({planned}):\n{screen}"
+    );
+    assert!(screen.contains("(A applies this plan's scope)"), "{screen}");
+
+    // Apply asks first, then runs `account edit --since --process` and shows the new scope.
+    t.keys(&["A"]);
+    t.wait_screen("Sync account s from now on", Duration::from_secs(10));
+    t.keys(&["y"]);
+    t.wait_screen("sync scope of s applied", Duration::from_secs(20));
+    t.wait_screen(
+        "account syncs: since 2026-05-01 · read and unread  (this plan)",
+        Duration::from_secs(10),
+    );
+    t.keys(&["q"]);
+    assert_eq!(t.exit_code(Duration::from_secs(15)), 0);
+
+    let text = std::fs::read_to_string(home.path().join("config.toml")).unwrap();
+    let doc: toml_edit::DocumentMut = text.parse().unwrap();
+    let sync = &doc["accounts"]["s"]["sync"];
+    assert_eq!(sync["since"].as_str(), Some("2026-05-01"), "{text}");
+    assert_eq!(
+        sync.get("process")
+            .and_then(|p| p.as_str())
+            .unwrap_or("all"),
+        "all",
+        "{text}"
+    );
+    let audit = home.json(&["audit"]).1;
+    assert!(audit.to_string().contains("account_edit"), "{audit}");
+
+    let out = home.run(&["sync", "s", "--once"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (_, msgs) = home.json(&["messages", "s", "--folder", "INBOX", "--limit", "500"]);
+    assert_eq!(
+        msgs["messages"].as_array().unwrap().len() as i64,
+        planned,
+        "the sync took exactly what the plan showed"
+    );
+}

@@ -222,6 +222,17 @@ impl App {
                     return c;
                 }
             }
+            Data::ScopeApplied(r) => {
+                let ok = r.is_ok();
+                self.apply(Data::Notice(r));
+                if ok {
+                    // The accounts (and their scope) come back with the dashboard; the sync
+                    // tasks restart from the changed config.
+                    let mut c = self.reload();
+                    c.push(Command::RestartSync);
+                    return c;
+                }
+            }
             Data::Notice(r) => match r {
                 Ok(text) => self.toast(text, false),
                 Err(e) => self.toast(format!("{} — fix: {}", e.summary, e.fix), true),

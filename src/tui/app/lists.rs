@@ -151,6 +151,29 @@ impl App {
                 });
                 vec![]
             }
+            Action::ApplyScope => {
+                let Some(acct) = self.accounts.get(self.folders.account) else {
+                    return vec![];
+                };
+                let Some(plan) = self.folders.plan.as_ref() else {
+                    self.toast("preview a scope first: P, then u / d", true);
+                    return vec![];
+                };
+                let since = plan.since.clone().filter(|s| !s.trim().is_empty());
+                self.dialog = Some(Dialog {
+                    text: format!(
+                        "Sync account {} from now on: {}? This only narrows what sync fetches next.",
+                        crate::mail::sanitize::clean_line(&acct.name),
+                        scope_text(since.as_deref(), plan.unread_only)
+                    ),
+                    then: Pending::ApplyScope {
+                        account: acct.name.clone(),
+                        since,
+                        unread_only: plan.unread_only,
+                    },
+                });
+                vec![]
+            }
             _ => vec![],
         }
     }
@@ -591,4 +614,19 @@ impl App {
             _ => vec![],
         }
     }
+}
+
+/// A sync scope in words, as the plan and the folder picker show it.
+pub fn scope_text(since: Option<&str>, unread_only: bool) -> String {
+    format!(
+        "{} · {}",
+        since
+            .map(|d| format!("since {}", crate::mail::sanitize::clean_line(d)))
+            .unwrap_or_else(|| "all history".into()),
+        if unread_only {
+            "unread only"
+        } else {
+            "read and unread"
+        }
+    )
 }

@@ -6,6 +6,7 @@ mod forms;
 mod lists;
 mod state;
 
+pub use lists::scope_text;
 pub use state::*;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -335,6 +336,15 @@ impl App {
                         Pending::RemoveAccount { name } => Command::RemoveAccount { name },
                         Pending::Resend { id } => Command::OutboxResend { id },
                         Pending::Drop { id } => Command::OutboxDrop { id },
+                        Pending::ApplyScope {
+                            account,
+                            since,
+                            unread_only,
+                        } => Command::ApplyScope {
+                            account,
+                            since,
+                            unread_only,
+                        },
                     }],
                     _ => vec![],
                 }

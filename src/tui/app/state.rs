@@ -54,6 +54,8 @@ pub enum Data {
     QuarantineDone(Result<String, AppError>),
     /// The folder list or choice changed (by us): re-read it, and sync the account.
     FoldersChanged(String, Result<String, AppError>),
+    /// `account edit --since/--process` answered: tell, and re-read the account's scope.
+    ScopeApplied(Result<String, AppError>),
     /// Another process committed to the database.
     DbChanged,
 }
@@ -72,6 +74,9 @@ pub struct AccountInfo {
     pub id: String,
     pub email: String,
     pub aliases: Vec<String>,
+    /// The sync scope in config.toml (`account edit --since/--process`): none = all history.
+    pub since: Option<String>,
+    pub unread_only: bool,
 }
 
 /// A window of a long list: only `rows` (starting at `offset`) are in memory.
@@ -419,11 +424,27 @@ pub struct Dialog {
 /// A destructive action waiting for "yes".
 #[derive(Debug, Clone, PartialEq)]
 pub enum Pending {
-    Block { id: i64, domain: bool },
-    Delete { id: i64 },
-    RemoveAccount { name: String },
-    Resend { id: i64 },
-    Drop { id: i64 },
+    Block {
+        id: i64,
+        domain: bool,
+    },
+    Delete {
+        id: i64,
+    },
+    RemoveAccount {
+        name: String,
+    },
+    Resend {
+        id: i64,
+    },
+    Drop {
+        id: i64,
+    },
+    ApplyScope {
+        account: String,
+        since: Option<String>,
+        unread_only: bool,
+    },
 }
 
 /// A customer suggested for a triage message, and why (same domain, same thread…).

@@ -21,6 +21,8 @@ pub(super) fn accounts_of(ctx: &Ctx, c: &Config) -> Vec<AccountInfo> {
             id: a.id.clone(),
             email: a.email.clone(),
             aliases: a.aliases.clone(),
+            since: a.sync.since.clone(),
+            unread_only: a.sync.process == crate::config::ProcessScope::UnreadOnly,
         })
         .collect()
 }

@@ -603,6 +603,27 @@ pub fn execute(
             });
             return None;
         }
+        Command::ApplyScope {
+            account,
+            since,
+            unread_only,
+        } => {
+            let args = vec![
+                "account".into(),
+                "edit".into(),
+                account.clone(),
+                "--since".into(),
+                since.unwrap_or_else(|| "all".into()),
+                "--process".into(),
+                if unread_only { "unread-only" } else { "all" }.into(),
+            ];
+            let ctx = own_ctx(ctx);
+            spawn_job(out.clone(), move || {
+                let r = run_cli(&ctx, &args).map(|_| format!("sync scope of {account} applied"));
+                Ok(Data::ScopeApplied(r))
+            });
+            return None;
+        }
         Command::RefreshFolders { job: _, account } => {
             let ctx = own_ctx(ctx);
             let out = out.clone();

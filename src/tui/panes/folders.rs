@@ -8,7 +8,7 @@ use ratatui::widgets::{Row, Table};
 
 use super::{draw_empty, draw_error, frame, human_bytes, safe, short_time, window_top};
 use crate::store::console::FolderRow;
-use crate::tui::app::App;
+use crate::tui::app::{AccountInfo, App, scope_text};
 
 /// Depth and leaf name of a folder from its delimiter ("INBOX/Projects/2026" → 2, "2026").
 pub fn tree_parts(r: &FolderRow) -> (usize, String) {
@@ -60,7 +60,7 @@ pub fn draw(f: &mut Frame<'_>, area: Rect, app: &App) {
     }
     let area = match &p.plan {
         Some(plan) => {
-            let want = 4 + plan
+            let want = 5 + plan
                 .result
                 .as_ref()
                 .and_then(|r| r.as_ref().ok())
@@ -71,7 +71,7 @@ pub fn draw(f: &mut Frame<'_>, area: Rect, app: &App) {
                 Constraint::Length(want.min(area.height / 2).max(4)),
             ])
             .areas(area);
-            draw_plan(f, bottom, app, plan);
+            draw_plan(f, bottom, app, acct, plan);
             top
         }
         None => area,
@@ -149,21 +149,31 @@ pub fn draw(f: &mut Frame<'_>, area: Rect, app: &App) {
     f.render_widget(t, area);
 }
 
-fn draw_plan(f: &mut Frame<'_>, area: Rect, app: &App, plan: &crate::tui::app::PlanView) {
+fn draw_plan(
+    f: &mut Frame<'_>,
+    area: Rect,
+    app: &App,
+    acct: &AccountInfo,
+    plan: &crate::tui::app::PlanView,
+) {
     let theme = &app.theme;
-    let scope = format!(
-        "{} · {}",
-        plan.since
-            .as_deref()
-            .map(|d| format!("since {}", safe(d)))
-            .unwrap_or_else(|| "all history".into()),
-        if plan.unread_only {
-            "unread only"
-        } else {
-            "read and unread"
-        }
-    );
-    let mut lines = Vec::new();
+    let since = plan.since.as_deref().filter(|s| !s.trim().is_empty());
+    let scope = scope_text(since, plan.unread_only);
+    // What sync will really take (config.toml), next to what is being previewed.
+    let applied = scope_text(acct.since.as_deref(), acct.unread_only);
+    let same = acct.since.as_deref() == since && acct.unread_only == plan.unread_only;
+    let mut lines = vec![Line::from(vec![
+        Span::styled("account syncs: ", theme.style("list.dim")),
+        Span::raw(applied),
+        Span::styled(
+            if same {
+                "  (this plan)"
+            } else {
+                "  (A applies this plan's scope)"
+            },
+            theme.style("list.dim"),
+        ),
+    ])];
     match &plan.result {
         None => lines.push(Line::from(Span::styled(
             "asking the server for counts and sizes…",
@@ -196,7 +206,7 @@ fn draw_plan(f: &mut Frame<'_>, area: Rect, app: &App, plan: &crate::tui::app::P
     f.render_widget(
         ratatui::widgets::Paragraph::new(lines).block(frame(
             theme,
-            format!("First-sync plan: {scope} — u d P"),
+            format!("First-sync plan: {scope} — u d P A"),
             false,
         )),
         area,
