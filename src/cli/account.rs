@@ -345,6 +345,11 @@ pub fn account_json(name: &str, a: &AccountConfig) -> serde_json::Value {
         "aliases": a.aliases,
         "owner": a.owner,
         "shared_with": a.shared_with,
+        "sync": {
+            "since": a.sync.since,
+            "process": a.sync.process,
+            "mark_read": a.sync.mark_read,
+        },
     })
 }
 

@@ -341,6 +341,12 @@ fn plan_then_scope_the_first_sync_with_account_edit() {
         "unread-only",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
+    let (_, shown) = home.json(&["account", "show", "s"]);
+    assert_eq!(shown["account"]["sync"]["since"], "2026-05-01", "{shown}");
+    assert_eq!(
+        shown["account"]["sync"]["process"], "unread_only",
+        "{shown}"
+    );
     let out = home.run(&["account", "edit", "s", "--since", "May 1st"]);
     assert_eq!(out.status.code(), Some(64), "a bad date is a usage error");
     let out = home.run(&["sync", "s", "--once"]);
