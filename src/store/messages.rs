@@ -159,8 +159,17 @@ impl Store {
     ) -> Result<BatchOutcome> {
         self.transaction(|tx| {
             let mut out = BatchOutcome::default();
+            // The transaction holds the write lock, so ids are handed out here, as SQLite would
+            // (max + 1): a new message gets its thread root in the INSERT itself, not in a
+            // second UPDATE.
+            let mut ids = IdSource {
+                next: tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM messages", [], |r| {
+                    r.get(0)
+                })?,
+                created_at: now(),
+            };
             for m in items {
-                if insert_one(tx, account_id, folder_id, uidvalidity, m, &mut out)? {
+                if insert_one(tx, account_id, folder_id, uidvalidity, m, &mut ids, &mut out)? {
                     out.added += 1;
                 }
             }
@@ -501,6 +510,12 @@ impl Store {
     }
 }
 
+/// Ids and the creation time for the messages of one batch.
+struct IdSource {
+    next: i64,
+    created_at: String,
+}
+
 /// Inserts one location (and its logical message if new). False if it was already stored.
 fn insert_one(
     tx: &Transaction<'_>,
@@ -508,6 +523,7 @@ fn insert_one(
     folder_id: i64,
     uidvalidity: u32,
     m: &NewMessage,
+    ids: &mut IdSource,
     out: &mut BatchOutcome,
 ) -> Result<bool> {
     let exists: bool = tx
@@ -559,9 +575,11 @@ fn insert_one(
                 }
                 found
             };
+            let id = ids.next;
+            ids.next += 1;
             tx.prepare_cached(
-                "INSERT INTO messages (message_id, content_hash, in_reply_to, refs, from_addr, from_name, to_json, cc_json, subject, date, size, headers, direction, denied, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                "INSERT INTO messages (id, thread_id, message_id, content_hash, in_reply_to, refs, from_addr, from_name, to_json, cc_json, subject, date, size, headers, direction, denied, created_at)
+                 VALUES (?16, ?17, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
             )?
             .execute(params![
                 env.message_id,
@@ -578,11 +596,10 @@ fn insert_one(
                 m.headers,
                 m.direction,
                 m.denied,
-                now()
+                ids.created_at,
+                id,
+                thread_root.unwrap_or(id)
             ])?;
-            let id = tx.last_insert_rowid();
-            tx.prepare_cached("UPDATE messages SET thread_id = ?2 WHERE id = ?1")?
-                .execute(params![id, thread_root.unwrap_or(id)])?;
             tx.prepare_cached("INSERT INTO messages_fts (rowid, subject, addresses, body) VALUES (?1, ?2, ?3, '')")?
                 .execute(params![id, env.subject.clone().unwrap_or_default(), addresses_text(env)])?;
             out.created += 1;
