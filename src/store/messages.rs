@@ -132,7 +132,9 @@ impl Store {
                 // grows as pages are touched, so small folders stay small. Fewer, larger WAL
                 // checkpoints write each hot page once instead of once per 1000 pages of WAL;
                 // every batch is still its own committed transaction.
-                store.conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
+                store
+                    .conn
+                    .pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
                 store
                     .conn
                     .pragma_update(None, "wal_autocheckpoint", WRITER_WAL_PAGES)?;
