@@ -121,6 +121,10 @@ impl Store {
 
     fn configure(conn: Connection) -> Result<Store> {
         conn.busy_timeout(Duration::from_secs(10))?;
+        // Only takes effect when the file is created (an existing WAL database keeps its page
+        // size). 8 KiB pages cut a 100k first sync's CPU by ~8 % against 4 KiB (fewer page
+        // splits and WAL frames) at no cost for reads (scripts/bench).
+        conn.pragma_update(None, "page_size", 8192)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
