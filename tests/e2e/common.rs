@@ -275,3 +275,13 @@ pub fn smtp_send(from: &str, to: &str, subject: &str, body: &str) {
         t.send(msg).await.expect("SMTP send");
     });
 }
+
+/// A background `mailroom daemon` (or any child) that is killed when the test ends, pass or fail.
+pub struct Daemon(pub std::process::Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -6,14 +6,6 @@ use std::time::Duration;
 
 use super::common::*;
 
-struct Daemon(std::process::Child);
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn daemon_sends_mail_queued_by_another_process_and_verifies_the_copy() {
     let sender = new_user("daemon-out");

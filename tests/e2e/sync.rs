@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -564,14 +564,6 @@ fn crash_during_initial_sync_resumes_without_gaps_or_duplicates() {
         .map(|m| m["locations"][0]["uid"].as_u64().unwrap())
         .collect();
     assert_eq!(uids, (1..=10_000).collect::<HashSet<u64>>(), "no gaps");
-}
-
-struct Daemon(Child);
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]
