@@ -562,6 +562,30 @@ impl<'a> Desk<'a> {
                 )
             })?,
         };
+        // Another operator's action may be undone only by someone who may see the message's
+        // account (now, or where the action found it); otherwise it does not exist for them.
+        if a.operator != self.operator.name {
+            let mut accounts: Vec<String> = match a.message_id {
+                Some(m) => self
+                    .store
+                    .message_locations(m)?
+                    .into_iter()
+                    .map(|l| l.account_id)
+                    .collect(),
+                None => Vec::new(),
+            };
+            collect_account_ids(&a.payload, &mut accounts);
+            if !accounts
+                .iter()
+                .any(|acc| self.operator.accounts.contains(acc))
+            {
+                return Err(AppError::not_found(
+                    "action",
+                    &a.id.to_string(),
+                    "see `mailroom audit`",
+                ));
+            }
+        }
         if let Some(at) = &a.undone_at {
             return Err(AppError::needs_user(
                 format!("action {} was already undone at {at}", a.id),
@@ -935,4 +959,20 @@ pub fn render(raw: &[u8]) -> (Option<String>, Vec<Attachment>) {
         })
         .collect();
     (text, attachments)
+}
+
+/// Every `account_id` string anywhere in an action's payload (where it found the message).
+fn collect_account_ids(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Object(map) => {
+            for (k, val) in map {
+                match (k.as_str(), val) {
+                    ("account_id", serde_json::Value::String(id)) => out.push(id.clone()),
+                    _ => collect_account_ids(val, out),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|i| collect_account_ids(i, out)),
+        _ => {}
+    }
 }

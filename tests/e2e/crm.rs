@@ -671,6 +671,29 @@ fn an_operator_without_access_sees_nothing_of_a_private_account() {
     assert_eq!(code, 1);
     let (code, _) = home.json(&["--operator", "intruder", "triage", "list", "--account", "p"]);
     assert_eq!(code, 1);
+    // The owner's action does not exist for the intruder's undo; the friend it is shared with
+    // may undo it.
+    let v = ok(
+        &home,
+        &[
+            "--operator",
+            "owner1",
+            "triage",
+            "block",
+            &msgs[3].0.to_string(),
+        ],
+    );
+    let action = v["action_id"].as_i64().unwrap().to_string();
+    let (code, v) = home.json(&["--operator", "intruder", "undo", &action]);
+    assert_eq!(code, 1, "{v}");
+    assert!(
+        v["error"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("no action"),
+        "{v}"
+    );
+    ok(&home, &["--operator", "friend", "undo", &action]);
 }
 
 /// Sends exact bytes through the local submission server (for crafted MIME).
