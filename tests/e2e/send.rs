@@ -1022,3 +1022,83 @@ fn background_worker_drives_queued_mail_until_shut_down() {
     );
     assert_eq!(count(&bob, "INBOX", v["message_id"].as_str().unwrap()), 1);
 }
+
+#[test]
+fn sent_copy_folder_per_message_type_files_replies_apart() {
+    let alice = user("send-pertype");
+    let bob = user("send-pertype-b");
+    let home = Home::new();
+    home.add_account("a", &alice);
+    home.set_account_option("a", "sent_copy.folders.reply", toml_edit::value("Replies"));
+    home.set_account_option("a", "sent_copy.retry_secs", toml_edit::value(1));
+    // The folder does not exist yet: the reply is still sent, its copy fails with the fix.
+    let (code, v, err) = send_json(
+        &home,
+        &[
+            "--to",
+            &bob,
+            "--subject",
+            "Re: per type",
+            "--in-reply-to",
+            "<orig-pertype@example.test>",
+        ],
+        "a reply",
+    );
+    assert_eq!(code, 0, "sending is never blocked by the copy: {v} {err}");
+    assert_eq!(v["state"], "sent", "{v}");
+    assert_eq!(v["copy_state"], "pending", "{v}");
+    let what = v["last_error"]["what"].as_str().unwrap();
+    let fix = v["last_error"]["fix"].as_str().unwrap();
+    assert!(what.contains("\"Replies\""), "names the folder: {what}");
+    assert!(
+        fix.contains("create the folder \"Replies\"") && fix.contains("sent_copy.folders.reply"),
+        "names the fix: {fix}"
+    );
+    let reply_id = v["id"].as_i64().unwrap();
+    let reply_mid = v["message_id"].as_str().unwrap().to_string();
+    assert_eq!(count(&bob, "INBOX", &reply_mid), 1, "delivered anyway");
+
+    let out = doveadm(&["mailbox", "create", "-u", &alice, "Replies"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let item = flush_until(&home, reply_id, "verified", Duration::from_secs(30));
+    assert_eq!(item["copy_folder"], "Replies", "{item}");
+    assert_eq!(item["copy_state"], "appended");
+    assert_eq!(count(&alice, "Replies", &reply_mid), 1);
+    assert_eq!(count(&alice, "Sent", &reply_mid), 0, "not in Sent");
+
+    // A new message goes to the detected Sent folder (no `new` entry, no `folder`).
+    let (code, v, err) = send_json(&home, &["--to", &bob, "--subject", "fresh"], "new");
+    assert_eq!(code, 0, "{v} {err}");
+    assert_eq!(v["state"], "verified", "{v}");
+    assert_eq!(v["copy_folder"], "Sent");
+    let new_mid = v["message_id"].as_str().unwrap().to_string();
+    assert_eq!(count(&alice, "Sent", &new_mid), 1);
+    assert_eq!(count(&alice, "Replies", &new_mid), 0);
+
+    // A reply and a new message copied in one batch (one connection): each to its own folder.
+    let mut mids = Vec::new();
+    let mut ids = Vec::new();
+    for (batch, subject, irt) in [
+        (1, "Re: two", Some("<orig2@example.test>")),
+        (3600, "three", None),
+    ] {
+        home.set_account_option("a", "sent_copy.batch_secs", toml_edit::value(batch));
+        let mut args = vec!["--to", bob.as_str(), "--subject", subject];
+        if let Some(i) = irt {
+            args.extend(["--in-reply-to", i]);
+        }
+        let (code, v, err) = send_json(&home, &args, "x");
+        assert_eq!(code, 0, "{v} {err}");
+        assert_eq!(v["state"], "sent", "batched: {v}");
+        ids.push(v["id"].as_i64().unwrap());
+        mids.push(v["message_id"].as_str().unwrap().to_string());
+    }
+    flush_until(&home, ids[0], "verified", Duration::from_secs(30));
+    let second = outbox_item(&home, ids[1]);
+    assert_eq!(second["state"], "verified", "rode along: {second}");
+    assert_eq!(second["copy_folder"], "Sent");
+    assert_eq!(count(&alice, "Replies", &mids[0]), 1);
+    assert_eq!(count(&alice, "Sent", &mids[0]), 0);
+    assert_eq!(count(&alice, "Sent", &mids[1]), 1);
+    assert_eq!(count(&alice, "Replies", &mids[1]), 0);
+}
