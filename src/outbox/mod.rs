@@ -428,7 +428,9 @@ impl Outbox {
                     failpoint::hit("after_smtp_accepted");
                 }
                 Err(SendError::NotSent(e)) => self.send_not_sent(&row, &e, account, report)?,
-                Err(SendError::Refused(e)) => {
+                Err(SendError::Refused(mut e)) => {
+                    // The fix names commands on this item: make them copy-pasteable.
+                    e.fix = e.fix.replace(" ID`", &format!(" {id}`"));
                     let ch = Change {
                         state: Some(state::FAILED),
                         attempts_inc: true,

@@ -1102,3 +1102,93 @@ fn sent_copy_folder_per_message_type_files_replies_apart() {
     assert_eq!(count(&alice, "Sent", &mids[1]), 1);
     assert_eq!(count(&alice, "Replies", &mids[1]), 0);
 }
+
+/// Writes `len` bytes of incompressible-looking data in 1 MiB chunks (never all in memory).
+fn write_big_file(path: &std::path::Path, len: usize) {
+    use std::io::Write;
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut chunk = vec![0u8; 1024 * 1024];
+    let mut x: u32 = 0x9e37_79b9;
+    let mut left = len;
+    while left > 0 {
+        for b in chunk.iter_mut() {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            *b = x as u8;
+        }
+        let n = left.min(chunk.len());
+        f.write_all(&chunk[..n]).unwrap();
+        left -= n;
+    }
+    f.flush().unwrap();
+}
+
+#[test]
+fn message_over_the_servers_size_limit_fails_before_data_and_is_not_retried() {
+    let alice = user("send-size");
+    let bob = user("send-size-b");
+    let home = Home::new();
+    home.add_account("a", &alice);
+    // Postfix announces SIZE 62914560 (60 MB); 47 MiB base64-encoded is about 67 MB.
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("huge.bin");
+    write_big_file(&big, 47 * 1024 * 1024);
+    let out = home.run_stdin(
+        &[
+            "send",
+            "--to",
+            &bob,
+            "--subject",
+            "too big",
+            "--attach",
+            big.to_str().unwrap(),
+        ],
+        "x",
+    );
+    std::fs::remove_file(&big).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("accepts at most 60.0 MB"),
+        "names the limit: {err}"
+    );
+    assert!(err.contains("shrink attachments"), "names the fix: {err}");
+    let (_, list) = home.json(&["outbox"]);
+    let item = &list["items"][0];
+    let id = item["id"].as_i64().unwrap();
+    let mid = item["message_id"].as_str().unwrap().to_string();
+    assert_eq!(item["state"], "failed", "{item}");
+    assert_eq!(item["attempts"], 1);
+    assert!(
+        item["next_attempt_at"].is_null(),
+        "no retry scheduled: {item}"
+    );
+    assert!(
+        item["last_error"]["fix"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("outbox retry {id}`")),
+        "the fix names this item: {item}"
+    );
+    // Never marked `sending`: it stopped before DATA.
+    let actions = audit_actions(&home, id);
+    assert!(actions.iter().any(|a| a == "outbox.failed"), "{actions:?}");
+    assert!(
+        !actions.iter().any(|a| a == "outbox.sending"),
+        "{actions:?}"
+    );
+    // Not retried by later passes.
+    let out = home.run(&["outbox", "flush"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let item = outbox_item(&home, id);
+    assert_eq!(item["state"], "failed");
+    assert_eq!(item["attempts"], 1, "never retried on its own");
+    // Nothing delivered. A small message sent after it does arrive, so the mailbox is live
+    // and an empty search means something.
+    let (code, v, e) = send_json(&home, &["--to", &bob, "--subject", "small"], "x");
+    assert_eq!(code, 0, "{v} {e}");
+    let small = v["message_id"].as_str().unwrap().to_string();
+    assert_eq!(count(&bob, "INBOX", &small), 1);
+    assert_eq!(count(&bob, "INBOX", &mid), 0, "nothing delivered");
+}
