@@ -243,6 +243,39 @@ pub enum CopyOnFailure {
     Queue,
 }
 
+/// What a sent message is, for choosing the folder of its copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageKind {
+    New,
+    /// Has In-Reply-To (`reply`, or `send --in-reply-to`).
+    Reply,
+}
+
+/// `[accounts.NAME.sent_copy.folders]`: a fixed set of keys, so a typo is an error rather
+/// than a type that silently never matches.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct CopyFolders {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply: Option<String>,
+}
+
+impl CopyFolders {
+    pub fn is_empty(&self) -> bool {
+        self.new.is_none() && self.reply.is_none()
+    }
+}
+
+/// Where one copy goes: a named folder (and the setting that named it, for error fixes), or
+/// None for the detected Sent folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyFolder {
+    pub name: String,
+    pub setting: &'static str,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SentCopyOptions {
@@ -250,6 +283,9 @@ pub struct SentCopyOptions {
     pub enabled: bool,
     /// Folder to copy into; none = the detected Sent folder.
     pub folder: Option<String>,
+    /// Per message type folders; each beats `folder` for its type.
+    #[serde(skip_serializing_if = "CopyFolders::is_empty")]
+    pub folders: CopyFolders,
     /// The provider files SMTP-sent mail into Sent itself: never append, only verify.
     pub filed_by_server: bool,
     /// 0 = copy at once; otherwise batch copies every N seconds on one connection.
@@ -267,6 +303,7 @@ impl Default for SentCopyOptions {
         Self {
             enabled: true,
             folder: None,
+            folders: CopyFolders::default(),
             filed_by_server: false,
             batch_secs: 0,
             content: CopyContent::Full,
@@ -274,6 +311,30 @@ impl Default for SentCopyOptions {
             on_failure: CopyOnFailure::Retry,
             retry_secs: 30,
         }
+    }
+}
+
+impl SentCopyOptions {
+    /// The per-type folder, else `folder`, else None (the detected Sent folder).
+    pub fn folder_for(&self, kind: MessageKind) -> Option<CopyFolder> {
+        let per_type = match kind {
+            MessageKind::New => self
+                .folders
+                .new
+                .as_ref()
+                .map(|f| (f, "sent_copy.folders.new")),
+            MessageKind::Reply => self
+                .folders
+                .reply
+                .as_ref()
+                .map(|f| (f, "sent_copy.folders.reply")),
+        };
+        per_type
+            .or_else(|| self.folder.as_ref().map(|f| (f, "sent_copy.folder")))
+            .map(|(name, setting)| CopyFolder {
+                name: name.clone(),
+                setting,
+            })
     }
 }
 
@@ -528,5 +589,34 @@ mod tests {
         fs::write(home.config_path(), "[general]\nfold_plus_adresses = true\n").unwrap();
         let err = Config::load(&home).unwrap_err();
         assert!(err.detail.contains("fold_plus_adresses"), "{err}");
+    }
+
+    #[test]
+    fn sent_copy_folder_per_type_beats_folder_beats_detected() {
+        let sc: SentCopyOptions =
+            toml::from_str("folder = \"Archive/Sent\"\n[folders]\nreply = \"Sent/Replies\"\n")
+                .unwrap();
+        let reply = sc.folder_for(MessageKind::Reply).unwrap();
+        assert_eq!(
+            (reply.name.as_str(), reply.setting),
+            ("Sent/Replies", "sent_copy.folders.reply")
+        );
+        let new = sc.folder_for(MessageKind::New).unwrap();
+        assert_eq!(
+            (new.name.as_str(), new.setting),
+            ("Archive/Sent", "sent_copy.folder")
+        );
+        assert_eq!(
+            SentCopyOptions::default().folder_for(MessageKind::Reply),
+            None
+        );
+        let err = toml::from_str::<SentCopyOptions>("[folders]\nforward = \"Fwd\"\n").unwrap_err();
+        assert!(err.to_string().contains("forward"), "{err}");
+    }
+
+    #[test]
+    fn empty_per_type_folders_are_not_written_out() {
+        let table = toml_edit::ser::to_string(&SentCopyOptions::default()).unwrap();
+        assert!(!table.contains("folders"), "{table}");
     }
 }

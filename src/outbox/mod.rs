@@ -15,7 +15,9 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::account::Account;
-use crate::config::{AccountConfig, Config, CopyOnFailure, Home};
+use crate::config::{
+    AccountConfig, Config, CopyFolder, CopyOnFailure, Home, MessageKind, SentCopyOptions,
+};
 use crate::error::{AppError, Result};
 use crate::failpoint;
 use crate::mail::compose::Built;
@@ -426,7 +428,9 @@ impl Outbox {
                     failpoint::hit("after_smtp_accepted");
                 }
                 Err(SendError::NotSent(e)) => self.send_not_sent(&row, &e, account, report)?,
-                Err(SendError::Refused(e)) => {
+                Err(SendError::Refused(mut e)) => {
+                    // The fix names commands on this item: make them copy-pasteable.
+                    e.fix = e.fix.replace(" ID`", &format!(" {id}`"));
                     let ch = Change {
                         state: Some(state::FAILED),
                         attempts_inc: true,
@@ -581,12 +585,27 @@ impl Outbox {
             let store = self.store();
             account.password(&store, &self.vault)
         };
-        let folder = account.cfg.sent_copy.folder.clone();
         let mut sent_box: Option<SentBox> = None;
         for id in mine {
+            let folder = match self.store().outbox_get(id)? {
+                Some(row) => copy_folder_for(&account.cfg.sent_copy, &row),
+                None => continue,
+            };
+            if let Some(b) = sent_box.as_mut()
+                && !b.is_on(folder.as_ref())
+                && let Err(e) = b.select(folder.as_ref()).await
+            {
+                self.copy_failed(id, account, &e, report)?;
+                self.store().outbox_release(id, &tag)?;
+                // A failed SELECT may leave no folder selected: start afresh next time.
+                if let Some(b) = sent_box.take() {
+                    b.close().await;
+                }
+                continue;
+            }
             if sent_box.is_none() {
                 let opened = match &pw {
-                    Ok(pw) => SentBox::open(&target, pw, folder.as_deref()).await,
+                    Ok(pw) => SentBox::open(&target, pw, folder.as_ref()).await,
                     Err(e) => Err(e.clone()),
                 };
                 match opened {
@@ -705,7 +724,9 @@ impl Outbox {
                 );
                 return Ok(());
             }
-            let learned = self.store().outbox_server_files_sent(account.id())?;
+            let learned = self
+                .store()
+                .outbox_server_files_sent(account.id(), &b.folder)?;
             if sc.filed_by_server || (learned && row.copy_attempts < 3) {
                 let wait = backoff_secs(
                     sc.retry_secs,
@@ -1103,6 +1124,25 @@ impl Outbox {
                 .unwrap_or(Duration::ZERO)
         }))
     }
+}
+
+/// Where an item's copy goes (None = the detected Sent folder). An appended copy is verified
+/// where it was put, even if the settings changed since.
+fn copy_folder_for(sc: &SentCopyOptions, row: &OutboxRow) -> Option<CopyFolder> {
+    if row.copy_state.as_deref() == Some(copy::APPENDED)
+        && let Some(f) = &row.copy_folder
+    {
+        return Some(CopyFolder {
+            name: f.clone(),
+            setting: "copy_folder (where it was appended)",
+        });
+    }
+    let kind = if row.in_reply_to.as_deref().is_some_and(|r| !r.is_empty()) {
+        MessageKind::Reply
+    } else {
+        MessageKind::New
+    };
+    sc.folder_for(kind)
 }
 
 fn no_item(id: i64) -> AppError {

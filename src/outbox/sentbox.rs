@@ -4,12 +4,17 @@
 use futures::TryStreamExt;
 use secrecy::SecretString;
 
+use crate::config::CopyFolder;
 use crate::error::{AppError, Result};
-use crate::imap::discovery::{self, Role};
+use crate::imap::discovery::{self, FolderInfo, Role};
 use crate::imap::{ImapSession, ImapTarget, append, connect};
 
 pub struct SentBox {
     session: ImapSession,
+    /// The server's folders, listed once per connection: switching folders needs no new LIST.
+    folders: Vec<FolderInfo>,
+    /// What was asked for (None = the detected Sent folder), to tell whether a switch is due.
+    pub wanted: Option<String>,
     /// Decoded name (for people).
     pub folder: String,
     /// Wire name (modified UTF-7).
@@ -23,30 +28,63 @@ fn perr(what: &str) -> impl FnOnce(async_imap::error::Error) -> AppError + '_ {
 }
 
 impl SentBox {
-    /// Connects, finds the Sent folder (`folder` overrides the detected one) and selects it.
+    /// Connects, lists the folders and selects the copy folder (`folder` overrides the
+    /// detected Sent folder).
     pub async fn open(
         target: &ImapTarget,
         password: &SecretString,
-        folder: Option<&str>,
+        folder: Option<&CopyFolder>,
     ) -> Result<SentBox> {
         let mut session = connect::connect(target, password).await?;
         let caps = session.capabilities().await.map_err(perr("CAPABILITY"))?;
         let uidplus = caps.has_str("UIDPLUS");
-        let folders = discovery::list_folders(&mut session).await?;
-        let found = match folder {
-            Some(name) => folders
-                .iter()
-                .find(|f| f.name == name || f.wire_name == name)
-                .cloned(),
-            None => folders.iter().find(|f| f.role == Some(Role::Sent)).cloned(),
+        let folders = match discovery::list_folders(&mut session).await {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = session.logout().await;
+                return Err(e);
+            }
         };
-        let Some(info) = found else {
-            let _ = session.logout().await;
+        let mut b = SentBox {
+            session,
+            folders,
+            wanted: None,
+            folder: String::new(),
+            wire: String::new(),
+            uidvalidity: 0,
+            uidplus,
+        };
+        if let Err(e) = b.select(folder).await {
+            b.close().await;
+            return Err(e);
+        }
+        Ok(b)
+    }
+
+    /// Whether the copy folder `folder` is the one selected now.
+    pub fn is_on(&self, folder: Option<&CopyFolder>) -> bool {
+        !self.wire.is_empty() && self.wanted.as_deref() == folder.map(|f| f.name.as_str())
+    }
+
+    /// Selects another copy folder on the same connection. A folder that does not exist
+    /// leaves the current selection as it was.
+    pub async fn select(&mut self, folder: Option<&CopyFolder>) -> Result<()> {
+        let found = match folder {
+            Some(f) => self
+                .folders
+                .iter()
+                .find(|i| i.name == f.name || i.wire_name == f.name),
+            None => self.folders.iter().find(|i| i.role == Some(Role::Sent)),
+        };
+        let Some(info) = found.cloned() else {
             return Err(match folder {
-                Some(name) => AppError::needs_user(
-                    format!("the folder {name:?} for Sent copies does not exist"),
-                    "",
-                    "create it, or fix sent_copy.folder in config.toml",
+                Some(f) => AppError::needs_user(
+                    format!("the folder {:?} for Sent copies does not exist", f.name),
+                    format!("named by {} in config.toml", f.setting),
+                    format!(
+                        "create the folder {:?} on the server (e.g. in your mail client), or change {} in config.toml",
+                        f.name, f.setting
+                    ),
                 ),
                 None => AppError::needs_user(
                     "no Sent folder was found on the server",
@@ -55,17 +93,17 @@ impl SentBox {
                 ),
             });
         };
-        let mb = session
+        let mb = self
+            .session
             .select(&info.wire_name)
             .await
             .map_err(perr("SELECT"))?;
-        Ok(SentBox {
-            session,
-            folder: info.name,
-            wire: info.wire_name,
-            uidvalidity: mb.uid_validity.unwrap_or(0),
-            uidplus,
-        })
+        self.drain();
+        self.wanted = folder.map(|f| f.name.clone());
+        self.folder = info.name;
+        self.wire = info.wire_name;
+        self.uidvalidity = mb.uid_validity.unwrap_or(0);
+        Ok(())
     }
 
     fn drain(&mut self) {

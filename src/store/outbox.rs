@@ -459,12 +459,13 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// The server filed an earlier message of this account into Sent by itself: a hint that it
-    /// will do so again, so the copy step waits for the server's copy before appending one.
-    pub fn outbox_server_files_sent(&self, account_id: &str) -> Result<bool> {
+    /// The server filed an earlier message of this account into `folder` by itself: a hint that
+    /// it will do so again, so the copy step waits for the server's copy before appending one.
+    /// Per folder: a server that files into Sent says nothing about a per-type copy folder.
+    pub fn outbox_server_files_sent(&self, account_id: &str, folder: &str) -> Result<bool> {
         Ok(self.conn.query_row(
-            "SELECT EXISTS (SELECT 1 FROM outbox WHERE account_id = ?1 AND copy_state = 'filed_by_server')",
-            [account_id],
+            "SELECT EXISTS (SELECT 1 FROM outbox WHERE account_id = ?1 AND copy_folder = ?2 AND copy_state = 'filed_by_server')",
+            [account_id, folder],
             |r| r.get(0),
         )?)
     }

@@ -1022,3 +1022,173 @@ fn background_worker_drives_queued_mail_until_shut_down() {
     );
     assert_eq!(count(&bob, "INBOX", v["message_id"].as_str().unwrap()), 1);
 }
+
+#[test]
+fn sent_copy_folder_per_message_type_files_replies_apart() {
+    let alice = user("send-pertype");
+    let bob = user("send-pertype-b");
+    let home = Home::new();
+    home.add_account("a", &alice);
+    home.set_account_option("a", "sent_copy.folders.reply", toml_edit::value("Replies"));
+    home.set_account_option("a", "sent_copy.retry_secs", toml_edit::value(1));
+    // The folder does not exist yet: the reply is still sent, its copy fails with the fix.
+    let (code, v, err) = send_json(
+        &home,
+        &[
+            "--to",
+            &bob,
+            "--subject",
+            "Re: per type",
+            "--in-reply-to",
+            "<orig-pertype@example.test>",
+        ],
+        "a reply",
+    );
+    assert_eq!(code, 0, "sending is never blocked by the copy: {v} {err}");
+    assert_eq!(v["state"], "sent", "{v}");
+    assert_eq!(v["copy_state"], "pending", "{v}");
+    let what = v["last_error"]["what"].as_str().unwrap();
+    let fix = v["last_error"]["fix"].as_str().unwrap();
+    assert!(what.contains("\"Replies\""), "names the folder: {what}");
+    assert!(
+        fix.contains("create the folder \"Replies\"") && fix.contains("sent_copy.folders.reply"),
+        "names the fix: {fix}"
+    );
+    let reply_id = v["id"].as_i64().unwrap();
+    let reply_mid = v["message_id"].as_str().unwrap().to_string();
+    assert_eq!(count(&bob, "INBOX", &reply_mid), 1, "delivered anyway");
+
+    let out = doveadm(&["mailbox", "create", "-u", &alice, "Replies"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let item = flush_until(&home, reply_id, "verified", Duration::from_secs(30));
+    assert_eq!(item["copy_folder"], "Replies", "{item}");
+    assert_eq!(item["copy_state"], "appended");
+    assert_eq!(count(&alice, "Replies", &reply_mid), 1);
+    assert_eq!(count(&alice, "Sent", &reply_mid), 0, "not in Sent");
+
+    // A new message goes to the detected Sent folder (no `new` entry, no `folder`).
+    let (code, v, err) = send_json(&home, &["--to", &bob, "--subject", "fresh"], "new");
+    assert_eq!(code, 0, "{v} {err}");
+    assert_eq!(v["state"], "verified", "{v}");
+    assert_eq!(v["copy_folder"], "Sent");
+    let new_mid = v["message_id"].as_str().unwrap().to_string();
+    assert_eq!(count(&alice, "Sent", &new_mid), 1);
+    assert_eq!(count(&alice, "Replies", &new_mid), 0);
+
+    // A reply and a new message copied in one batch (one connection): each to its own folder.
+    let mut mids = Vec::new();
+    let mut ids = Vec::new();
+    for (batch, subject, irt) in [
+        (1, "Re: two", Some("<orig2@example.test>")),
+        (3600, "three", None),
+    ] {
+        home.set_account_option("a", "sent_copy.batch_secs", toml_edit::value(batch));
+        let mut args = vec!["--to", bob.as_str(), "--subject", subject];
+        if let Some(i) = irt {
+            args.extend(["--in-reply-to", i]);
+        }
+        let (code, v, err) = send_json(&home, &args, "x");
+        assert_eq!(code, 0, "{v} {err}");
+        assert_eq!(v["state"], "sent", "batched: {v}");
+        ids.push(v["id"].as_i64().unwrap());
+        mids.push(v["message_id"].as_str().unwrap().to_string());
+    }
+    flush_until(&home, ids[0], "verified", Duration::from_secs(30));
+    let second = outbox_item(&home, ids[1]);
+    assert_eq!(second["state"], "verified", "rode along: {second}");
+    assert_eq!(second["copy_folder"], "Sent");
+    assert_eq!(count(&alice, "Replies", &mids[0]), 1);
+    assert_eq!(count(&alice, "Sent", &mids[0]), 0);
+    assert_eq!(count(&alice, "Sent", &mids[1]), 1);
+    assert_eq!(count(&alice, "Replies", &mids[1]), 0);
+}
+
+/// Writes `len` bytes of incompressible-looking data in 1 MiB chunks (never all in memory).
+fn write_big_file(path: &std::path::Path, len: usize) {
+    use std::io::Write;
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut chunk = vec![0u8; 1024 * 1024];
+    let mut x: u32 = 0x9e37_79b9;
+    let mut left = len;
+    while left > 0 {
+        for b in chunk.iter_mut() {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            *b = x as u8;
+        }
+        let n = left.min(chunk.len());
+        f.write_all(&chunk[..n]).unwrap();
+        left -= n;
+    }
+    f.flush().unwrap();
+}
+
+#[test]
+fn message_over_the_servers_size_limit_fails_before_data_and_is_not_retried() {
+    let alice = user("send-size");
+    let bob = user("send-size-b");
+    let home = Home::new();
+    home.add_account("a", &alice);
+    // Postfix announces SIZE 62914560 (60 MB); 47 MiB base64-encoded is about 67 MB.
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("huge.bin");
+    write_big_file(&big, 47 * 1024 * 1024);
+    let out = home.run_stdin(
+        &[
+            "send",
+            "--to",
+            &bob,
+            "--subject",
+            "too big",
+            "--attach",
+            big.to_str().unwrap(),
+        ],
+        "x",
+    );
+    std::fs::remove_file(&big).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("accepts at most 60.0 MB"),
+        "names the limit: {err}"
+    );
+    assert!(err.contains("shrink attachments"), "names the fix: {err}");
+    let (_, list) = home.json(&["outbox"]);
+    let item = &list["items"][0];
+    let id = item["id"].as_i64().unwrap();
+    let mid = item["message_id"].as_str().unwrap().to_string();
+    assert_eq!(item["state"], "failed", "{item}");
+    assert_eq!(item["attempts"], 1);
+    assert!(
+        item["next_attempt_at"].is_null(),
+        "no retry scheduled: {item}"
+    );
+    assert!(
+        item["last_error"]["fix"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("outbox retry {id}`")),
+        "the fix names this item: {item}"
+    );
+    // Never marked `sending`: it stopped before DATA.
+    let actions = audit_actions(&home, id);
+    assert!(actions.iter().any(|a| a == "outbox.failed"), "{actions:?}");
+    assert!(
+        !actions.iter().any(|a| a == "outbox.sending"),
+        "{actions:?}"
+    );
+    // Not retried by later passes.
+    let out = home.run(&["outbox", "flush"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let item = outbox_item(&home, id);
+    assert_eq!(item["state"], "failed");
+    assert_eq!(item["attempts"], 1, "never retried on its own");
+    // Nothing delivered. A small message sent after it does arrive, so the mailbox is live
+    // and an empty search means something.
+    let (code, v, e) = send_json(&home, &["--to", &bob, "--subject", "small"], "x");
+    assert_eq!(code, 0, "{v} {e}");
+    let small = v["message_id"].as_str().unwrap().to_string();
+    assert_eq!(count(&bob, "INBOX", &small), 1);
+    assert_eq!(count(&bob, "INBOX", &mid), 0, "nothing delivered");
+}
