@@ -202,22 +202,47 @@ async fn run_until_interrupted(
     let sup = crate::sync::Supervisor::start(&ctx.home, config);
     let mut rx = sup.subscribe();
     let json = ctx.json;
+    // On a terminal the current folder's progress is one line rewritten in place; each finished
+    // pass leaves a summary line. Logs and --json stay clean.
+    let tty = !json && engine::stderr_is_tty();
     let printer = tokio::spawn(async move {
+        let mut bar_open = false;
         while let Ok(ev) = rx.recv().await {
-            if let crate::sync::SyncEvent::Failed { what, fix, .. } = &ev {
-                note(format!("sync failed: {what} — fix: {fix}"));
-            } else if !json
-                && let crate::sync::SyncEvent::PassDone {
+            match &ev {
+                crate::sync::SyncEvent::Progress {
+                    folder,
+                    done,
+                    total,
+                    ..
+                } if tty => {
+                    let pct = (done * 100).checked_div(*total).unwrap_or(100);
+                    eprint!(
+                        "\r{}: {done}/{total} ({pct}%)   ",
+                        crate::mail::sanitize::clean_line(folder)
+                    );
+                    bar_open = true;
+                }
+                crate::sync::SyncEvent::Failed { what, fix, .. } => {
+                    if std::mem::take(&mut bar_open) {
+                        eprintln!();
+                    }
+                    note(format!("sync failed: {what} — fix: {fix}"));
+                }
+                crate::sync::SyncEvent::PassDone {
                     new,
                     updated,
                     vanished,
                     duration_ms,
                     ..
-                } = &ev
-            {
-                note(format!(
-                    "synced: {new} new, {updated} updated, {vanished} vanished in {duration_ms} ms"
-                ));
+                } if !json => {
+                    if std::mem::take(&mut bar_open) {
+                        eprintln!();
+                    }
+                    note(format!(
+                        "synced: {new} new, {updated} updated, {vanished} vanished in {duration_ms} ms"
+                    ));
+                }
+                _ => {}
             }
         }
     });
