@@ -85,18 +85,6 @@ pub struct CustomerRow {
     pub domains: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct QuarantineRow {
-    pub id: i64,
-    pub account_id: String,
-    pub folder_name: Option<String>,
-    pub uid: Option<i64>,
-    pub error: String,
-    pub state: String,
-    pub created_at: String,
-    pub attempts: i64,
-}
-
 /// Which events the log pane shows.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EventFilter {
@@ -419,34 +407,6 @@ impl Store {
         Ok(self
             .conn
             .query_row(&sql, rusqlite::params_from_iter(args.iter()), |r| r.get(0))?)
-    }
-
-    pub fn view_quarantine_page(&self, offset: i64, limit: i64) -> Result<Vec<QuarantineRow>> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT id, account_id, folder_name, uid, error, state, created_at, attempts
-             FROM quarantine ORDER BY id DESC LIMIT ?1 OFFSET ?2",
-        )?;
-        let rows = st
-            .query_map(params![limit, offset], |r| {
-                Ok(QuarantineRow {
-                    id: r.get(0)?,
-                    account_id: r.get(1)?,
-                    folder_name: r.get(2)?,
-                    uid: r.get(3)?,
-                    error: r.get(4)?,
-                    state: r.get(5)?,
-                    created_at: r.get(6)?,
-                    attempts: r.get(7)?,
-                })
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
-    }
-
-    pub fn view_quarantine_total(&self) -> Result<i64> {
-        Ok(self
-            .conn
-            .query_row("SELECT COUNT(*) FROM quarantine", [], |r| r.get(0))?)
     }
 }
 

@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::{Store, now};
 use crate::error::Result;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct QuarantineRow {
     pub id: i64,
     pub account_id: String,
@@ -72,17 +72,48 @@ impl Store {
         Ok(())
     }
 
+    /// Every quarantined message of these accounts, oldest first (`quarantine list`).
     pub fn quarantine_list(&self, account_ids: &[String]) -> Result<Vec<QuarantineRow>> {
-        let mut st = self.conn.prepare(
-            "SELECT id, account_id, folder_name, folder_id, uidvalidity, uid, error, state, created_at, attempts, COALESCE(LENGTH(raw), 0) FROM quarantine ORDER BY id",
-        )?;
+        self.quarantine_page(account_ids, i64::MAX, 0, "ASC")
+    }
+
+    /// One page of these accounts' quarantine, newest first (the console's list).
+    pub fn quarantine_recent(
+        &self,
+        account_ids: &[String],
+        offset: i64,
+        limit: i64,
+    ) -> Result<Vec<QuarantineRow>> {
+        self.quarantine_page(account_ids, limit, offset, "DESC")
+    }
+
+    pub fn quarantine_total(&self, account_ids: &[String]) -> Result<i64> {
+        let (acc, args) = accounts_in(account_ids);
+        Ok(self.conn.query_row(
+            &format!("SELECT COUNT(*) FROM quarantine WHERE account_id IN ({acc})"),
+            rusqlite::params_from_iter(args),
+            |r| r.get(0),
+        )?)
+    }
+
+    fn quarantine_page(
+        &self,
+        account_ids: &[String],
+        limit: i64,
+        offset: i64,
+        order: &str,
+    ) -> Result<Vec<QuarantineRow>> {
+        let (acc, mut args) = accounts_in(account_ids);
+        args.push(limit.into());
+        args.push(offset.into());
+        let mut st = self.conn.prepare(&format!(
+            "SELECT id, account_id, folder_name, folder_id, uidvalidity, uid, error, state, created_at, attempts, COALESCE(LENGTH(raw), 0)
+             FROM quarantine WHERE account_id IN ({acc}) ORDER BY id {order} LIMIT ? OFFSET ?"
+        ))?;
         let rows = st
-            .query_map([], quarantine_row)?
+            .query_map(rusqlite::params_from_iter(args), quarantine_row)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows
-            .into_iter()
-            .filter(|r| account_ids.contains(&r.account_id))
-            .collect())
+        Ok(rows)
     }
 
     pub fn quarantine_get(&self, id: i64) -> Result<Option<(QuarantineRow, Vec<u8>)>> {
@@ -127,4 +158,42 @@ fn quarantine_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<QuarantineRow> {
         attempts: r.get(9)?,
         size: r.get(10)?,
     })
+}
+
+/// `IN (…)` placeholders and values for a list of account ids (an empty list matches nothing).
+fn accounts_in(account_ids: &[String]) -> (String, Vec<rusqlite::types::Value>) {
+    if account_ids.is_empty() {
+        return ("NULL".into(), Vec::new());
+    }
+    let marks = vec!["?"; account_ids.len()].join(",");
+    (
+        marks,
+        account_ids.iter().map(|a| a.clone().into()).collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_only_the_given_accounts_in_either_order() {
+        let s = Store::open_in_memory().unwrap();
+        let a = s
+            .quarantine_add("a1", 1, "INBOX", 7, 1, b"x", "bad")
+            .unwrap();
+        s.quarantine_add("a2", 2, "INBOX", 7, 1, b"y", "bad")
+            .unwrap();
+        let b = s
+            .quarantine_add("a1", 1, "INBOX", 7, 2, b"zz", "bad")
+            .unwrap();
+        let mine = vec!["a1".to_string()];
+        let ids = |rows: Vec<QuarantineRow>| rows.iter().map(|r| r.id).collect::<Vec<_>>();
+        assert_eq!(ids(s.quarantine_list(&mine).unwrap()), vec![a, b]);
+        assert_eq!(ids(s.quarantine_recent(&mine, 0, 10).unwrap()), vec![b, a]);
+        assert_eq!(ids(s.quarantine_recent(&mine, 1, 10).unwrap()), vec![a]);
+        assert_eq!(s.quarantine_total(&mine).unwrap(), 2);
+        assert_eq!(s.quarantine_total(&[]).unwrap(), 0);
+        assert!(s.quarantine_list(&[]).unwrap().is_empty());
+    }
 }

@@ -20,7 +20,7 @@ use crate::check::{Report, Step, StepStatus};
 use crate::cli::status::{AccountStatus, Counts, Health, Progress, Status};
 use crate::error::AppError;
 use crate::store::console::*;
-use crate::store::{AccountState, ErrorInfo, EventRow, OutboxCounts, Store};
+use crate::store::{AccountState, ErrorInfo, EventRow, OutboxCounts, QuarantineRow, Store};
 
 fn render_buffer(app: &App, w: u16, h: u16) -> Buffer {
     let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
@@ -588,12 +588,15 @@ fn overlays_help_confirm_quarantine() {
             vec![QuarantineRow {
                 id: 1,
                 account_id: "acc-work".into(),
-                folder_name: Some("INBOX".into()),
+                folder: Some("INBOX".into()),
+                folder_id: Some(1),
+                uidvalidity: Some(1),
                 uid: Some(4711),
                 error: "cannot parse: multipart without closing boundary".into(),
                 state: "open".into(),
                 created_at: "2026-11-25T09:00:00Z".into(),
                 attempts: 1,
+                size: 2048,
             }],
             0,
         );
@@ -891,7 +894,7 @@ fn store_pages_feed_the_panes() {
     assert!(s.view_outbox_page(0, 10).unwrap().is_empty());
     assert_eq!(s.view_customers_count("").unwrap(), 0);
     assert!(s.view_message(1).unwrap().is_none());
-    assert!(s.view_quarantine_page(0, 10).unwrap().is_empty());
+    assert!(s.quarantine_recent(&[], 0, 10).unwrap().is_empty());
 }
 
 #[test]

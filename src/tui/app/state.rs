@@ -5,10 +5,10 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::check::{Report, Step};
 use crate::cli::status::Status;
 use crate::error::AppError;
-use crate::store::EventRow;
 use crate::store::console::{
-    CustomerRow, EventFilter, FolderRow, MessageDetail, MessageSummary, OutboxRow, QuarantineRow,
+    CustomerRow, EventFilter, FolderRow, MessageDetail, MessageSummary, OutboxRow,
 };
+use crate::store::{EventRow, QuarantineRow};
 use crate::tui::action::{AccountForm, PaneId};
 
 /// Rows fetched per page request: several screens, so scrolling rarely waits on the store.

@@ -305,9 +305,11 @@ pub fn execute(
             offset,
             limit,
         } => Data::Quarantine(page(generation, offset, || {
+            // The same rows as `quarantine list`: only accounts this operator may see.
+            let accounts = crate::crm::visible_accounts(&ctx.config()?, &ctx.operator);
             Ok((
-                store.view_quarantine_total()?,
-                store.view_quarantine_page(offset, limit)?,
+                store.quarantine_total(&accounts)?,
+                store.quarantine_recent(&accounts, offset, limit)?,
             ))
         })),
         Command::TestNew { job, form } => {

@@ -172,7 +172,7 @@ fn draw_quarantine(f: &mut Frame<'_>, area: Rect, app: &App) {
                 vec![
                     Span::raw(r.id.to_string()),
                     Span::raw(short_time(&Some(r.created_at.clone()))),
-                    Span::raw(opt(&r.folder_name)),
+                    Span::raw(opt(&r.folder)),
                     Span::raw(r.uid.map(|u| u.to_string()).unwrap_or_default()),
                     Span::raw(safe(&r.state)),
                     Span::raw(safe(&r.error)),
