@@ -2,7 +2,7 @@
 //! hash is one message, wherever it is seen; without a Message-ID a message is never merged
 //! (except with its own old location while a folder is rebuilt after a UIDVALIDITY change).
 
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
 use super::{Store, now};
@@ -97,8 +97,9 @@ pub fn flags_vec(text: &str) -> Vec<String> {
 
 /// Page cache of a sync writer connection (KiB).
 const WRITER_CACHE_KIB: i64 = 32 * 1024;
-/// WAL size (pages) at which a sync writer connection checkpoints.
-const WRITER_WAL_PAGES: i64 = 16 * 1024;
+/// WAL size (pages) at which a sync writer connection checkpoints by itself (when its
+/// Checkpointer falls behind).
+const WRITER_WAL_PAGES: i64 = 32 * 1024;
 
 fn has_seen(flags: &[String]) -> bool {
     flags.iter().any(|f| f.eq_ignore_ascii_case("\\Seen"))
@@ -116,30 +117,33 @@ fn addresses_text(env: &Envelope) -> String {
 }
 
 impl Store {
-    /// A second connection to the same database file (for a writer thread).
+    /// A second connection to the same database file, tuned as a bulk writer for a thread of
+    /// its own; pair it with a `Checkpointer`.
     pub fn reopen(&self) -> Result<Store> {
+        let store = self.reopen_plain()?;
+        // A bulk writer: the identity and date indexes are hit at random positions, and
+        // SQLite's default 2 MB page cache makes every batch re-read and spill them (a third of
+        // a 100k-message first sync went to pread/pwrite). The cache only grows as pages are
+        // touched, so small folders stay small.
+        store
+            .conn
+            .pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
+        // Checkpoints are the Checkpointer's job; this is only a backstop on the WAL's size.
+        store
+            .conn
+            .pragma_update(None, "wal_autocheckpoint", WRITER_WAL_PAGES)?;
+        Ok(store)
+    }
+
+    /// A second connection to the same database file, configured like the first.
+    pub fn reopen_plain(&self) -> Result<Store> {
         match self.conn.path().filter(|p| !p.is_empty()) {
             // One thread owns this connection: SQLite's per-call mutexes are pure overhead.
-            Some(p) => {
-                let store = Store::configure(rusqlite::Connection::open_with_flags(
-                    p,
-                    rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
-                        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                )?)?;
-                // A bulk writer: the identity and date indexes are hit at random positions, and
-                // SQLite's default 2 MB page cache makes every batch re-read and spill them (a
-                // third of a 100k-message first sync went to pread/pwrite). The cache only
-                // grows as pages are touched, so small folders stay small. Fewer, larger WAL
-                // checkpoints write each hot page once instead of once per 1000 pages of WAL;
-                // every batch is still its own committed transaction.
-                store
-                    .conn
-                    .pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
-                store
-                    .conn
-                    .pragma_update(None, "wal_autocheckpoint", WRITER_WAL_PAGES)?;
-                Ok(store)
-            }
+            Some(p) => Store::configure(rusqlite::Connection::open_with_flags(
+                p,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+                    | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?),
             None => Err(crate::error::AppError::local(
                 "an in-memory database cannot be shared with a writer thread",
                 "",
@@ -159,30 +163,91 @@ impl Store {
         items: &[NewMessage],
         checkpoint: Option<u32>,
     ) -> Result<BatchOutcome> {
-        self.transaction(|tx| {
-            let mut out = BatchOutcome::default();
-            // The transaction holds the write lock, so ids are handed out here, as SQLite would
-            // (max + 1): a new message gets its thread root in the INSERT itself, not in a
-            // second UPDATE.
-            let mut ids = IdSource {
-                next: tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM messages", [], |r| {
-                    r.get(0)
-                })?,
-                created_at: now(),
-            };
-            for m in items {
-                if insert_one(tx, account_id, folder_id, uidvalidity, m, &mut ids, &mut out)? {
-                    out.added += 1;
-                }
+        let mut bulk = self.bulk_begin()?;
+        let stored = items.iter().try_for_each(|m| {
+            self.bulk_insert(&mut bulk, account_id, folder_id, uidvalidity, m)
+                .map(|_| ())
+        });
+        match stored.and_then(|()| self.bulk_commit(folder_id, checkpoint)) {
+            Ok(()) => Ok(bulk.out),
+            Err(e) => {
+                self.bulk_rollback();
+                Err(e)
             }
-            if let Some(cp) = checkpoint {
-                tx.execute(
-                    "UPDATE folders SET checkpoint_uid = MAX(COALESCE(checkpoint_uid, 0), ?2) WHERE id = ?1",
-                    params![folder_id, cp as i64],
-                )?;
+        }
+    }
+
+    /// Opens the write transaction of a bulk insert (BEGIN IMMEDIATE: the write lock is taken
+    /// up front). Messages then go in one by one as they arrive (`bulk_insert`), and
+    /// `bulk_commit` makes them durable together with the folder's checkpoint; a sync writer
+    /// streams a fetch this way instead of collecting batches in memory.
+    pub fn bulk_begin(&self) -> Result<BulkInsert> {
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        // The transaction holds the write lock, so ids are handed out here, as SQLite would
+        // (max + 1): a new message gets its thread root in the INSERT itself, not in a second
+        // UPDATE.
+        let next = self
+            .conn
+            .query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM messages", [], |r| {
+                r.get(0)
+            });
+        match next {
+            Ok(next) => Ok(BulkInsert {
+                ids: IdSource {
+                    next,
+                    created_at: now(),
+                },
+                out: BatchOutcome::default(),
+            }),
+            Err(e) => {
+                self.bulk_rollback();
+                Err(e.into())
             }
-            Ok(out)
-        })
+        }
+    }
+
+    /// Inserts one message into the open bulk transaction; false if that location was stored
+    /// already.
+    pub fn bulk_insert(
+        &self,
+        bulk: &mut BulkInsert,
+        account_id: &str,
+        folder_id: i64,
+        uidvalidity: u32,
+        m: &NewMessage,
+    ) -> Result<bool> {
+        let added = insert_one(
+            &self.conn,
+            account_id,
+            folder_id,
+            uidvalidity,
+            m,
+            &mut bulk.ids,
+            &mut bulk.out,
+        )?;
+        if added {
+            bulk.out.added += 1;
+        }
+        Ok(added)
+    }
+
+    /// Moves the folder's checkpoint (when given) and commits the bulk transaction.
+    pub fn bulk_commit(&self, folder_id: i64, checkpoint: Option<u32>) -> Result<()> {
+        if let Some(cp) = checkpoint {
+            self.conn.execute(
+                "UPDATE folders SET checkpoint_uid = MAX(COALESCE(checkpoint_uid, 0), ?2) WHERE id = ?1",
+                params![folder_id, cp as i64],
+            )?;
+        }
+        self.conn.execute_batch("COMMIT")?;
+        Ok(())
+    }
+
+    /// Abandons the open bulk transaction (nothing of it is kept, the checkpoint included).
+    pub fn bulk_rollback(&self) {
+        if !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
     }
 
     /// UIDs stored for a folder under this UIDVALIDITY, ascending.
@@ -512,7 +577,13 @@ impl Store {
     }
 }
 
-/// Ids and the creation time for the messages of one batch.
+/// An open bulk transaction (see `Store::bulk_begin`): ids to hand out and what was added.
+pub struct BulkInsert {
+    ids: IdSource,
+    pub out: BatchOutcome,
+}
+
+/// Ids and the creation time for the messages of one transaction.
 struct IdSource {
     next: i64,
     created_at: String,
@@ -537,7 +608,7 @@ const SQL_THREAD_ROOT: &str =
 
 /// Inserts one location (and its logical message if new). False if it was already stored.
 fn insert_one(
-    tx: &Transaction<'_>,
+    tx: &rusqlite::Connection,
     account_id: &str,
     folder_id: i64,
     uidvalidity: u32,

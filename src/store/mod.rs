@@ -3,6 +3,7 @@
 //! daemon and several consoles share one file.
 
 mod accounts;
+mod checkpointer;
 pub mod console;
 mod crm;
 mod fixture;
@@ -18,13 +19,14 @@ mod status;
 mod triage;
 
 pub use accounts::{AccountRow, AccountState, ErrorInfo, LeaseHolder};
+pub use checkpointer::Checkpointer;
 pub use crm::{BookRows, CustomerRow, MatchInput, MatchRow, MatchUpdate, TimelineRow};
 pub use fixture::FixtureMessage;
 pub use folders::{FolderRow, FolderSyncState};
 pub use log::{AuditRow, EventRow, Level};
 pub use messages::{
-    BatchOutcome, FlagRow, LocationRow, LocationView, MessageFull, MessageSummary, NewMessage,
-    PrefetchItem,
+    BatchOutcome, BulkInsert, FlagRow, LocationRow, LocationView, MessageFull, MessageSummary,
+    NewMessage, PrefetchItem,
 };
 pub use ops::{OpKind, OpTarget, PendingOp};
 pub use outbox::{Change, NewOutbox, OutboxRow, ReplyBase};

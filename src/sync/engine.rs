@@ -11,7 +11,7 @@
 
 use std::collections::HashSet;
 use std::io::IsTerminal;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -23,7 +23,9 @@ use crate::imap::ImapSession;
 use crate::imap::discovery::{self, Role};
 use crate::imap::fetch::{self, HeaderItem};
 use crate::mail::parse;
-use crate::store::{FlagRow, FolderRow, FolderSyncState, Level, NewMessage, Store};
+use crate::store::{
+    BulkInsert, Checkpointer, FlagRow, FolderRow, FolderSyncState, Level, NewMessage, Store,
+};
 
 /// What the server can do, from CAPABILITY after login.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
@@ -175,6 +177,7 @@ pub async fn run_pass(
     Ok(summary)
 }
 
+#[derive(Clone)]
 struct Progress {
     account_id: String,
     folder: String,
@@ -244,8 +247,11 @@ fn send_blocking(tx: &std::sync::mpsc::SyncSender<WriterMsg>, msg: WriterMsg) ->
     }
 }
 
-/// Parses fetched headers and stores them in batches (one transaction each, with the
-/// checkpoint), on its own thread and database connection.
+/// Stores fetched headers on its own thread and database connection, as they arrive, into an
+/// open transaction that is committed together with the folder's checkpoint every
+/// `sync.batch_size` messages — or sooner when it has been open for a second or the fetch
+/// pauses, so the write lock is never held long and a slow server still makes progress.
+/// Nothing is collected in memory but the channel's few thousand items.
 struct Writer {
     store: Store,
     account_id: String,
@@ -255,6 +261,7 @@ struct Writer {
     known_max: u32,
     opts: PassOptions,
     progress: Progress,
+    checkpointer: Checkpointer,
 }
 
 struct WriterOut {
@@ -264,15 +271,64 @@ struct WriterOut {
     progress: Progress,
 }
 
+/// Messages between two progress reports.
+const PROGRESS_EVERY: u64 = 2000;
+/// Fetched messages in flight between the network and the writer (backpressure beyond).
+const WRITER_QUEUE: usize = 4096;
+/// A transaction open longer than this is committed (other writers wait for the lock).
+const WRITER_MAX_TX: Duration = Duration::from_secs(1);
+/// A fetch quiet for this long gets what it delivered so far committed.
+const WRITER_IDLE_COMMIT: Duration = Duration::from_millis(200);
+
+/// The writer's open transaction.
+struct OpenTx {
+    bulk: BulkInsert,
+    started: Instant,
+    messages: usize,
+}
+
 impl Writer {
     fn run(mut self, rx: std::sync::mpsc::Receiver<WriterMsg>) -> Result<WriterOut> {
-        let mut batch: Vec<NewMessage> = Vec::with_capacity(self.opts.batch_size);
+        let mut open: Option<OpenTx> = None;
+        let result = self.stream(&rx, &mut open);
+        if result.is_err() {
+            // What was not committed is fetched again next time: the checkpoint did not move.
+            self.store.bulk_rollback();
+        }
+        result
+    }
+
+    fn stream(
+        &mut self,
+        rx: &std::sync::mpsc::Receiver<WriterMsg>,
+        open: &mut Option<OpenTx>,
+    ) -> Result<WriterOut> {
+        use std::sync::mpsc::RecvTimeoutError;
         let mut max_uid = self.known_max;
         let mut out_new = 0u64;
         let mut quarantined = 0u64;
         let mut bad_uids = Vec::new();
         let mut finish = 0u32;
-        for msg in rx {
+        loop {
+            let msg = match open {
+                Some(o) => {
+                    let wait = WRITER_MAX_TX
+                        .saturating_sub(o.started.elapsed())
+                        .min(WRITER_IDLE_COMMIT);
+                    match rx.recv_timeout(wait) {
+                        Ok(msg) => msg,
+                        Err(RecvTimeoutError::Timeout) => {
+                            out_new += self.commit(open, max_uid)?;
+                            continue;
+                        }
+                        Err(RecvTimeoutError::Disconnected) => break,
+                    }
+                }
+                None => match rx.recv() {
+                    Ok(msg) => msg,
+                    Err(_) => break,
+                },
+            };
             let (it, verdict) = match msg {
                 WriterMsg::Item(it, v) => (it, v),
                 WriterMsg::Finish(cp) => {
@@ -282,8 +338,30 @@ impl Writer {
             };
             max_uid = max_uid.max(it.uid);
             self.progress.done += 1;
+            if self.progress.done % PROGRESS_EVERY == 0 {
+                // Events and the terminal line now; the DB row becomes visible with the commit.
+                self.progress.report(&self.store);
+            }
             match verdict {
-                Verdict::Store(m) => batch.push(*m),
+                Verdict::Store(m) => {
+                    if open.is_none() {
+                        *open = Some(OpenTx {
+                            bulk: self.store.bulk_begin()?,
+                            started: Instant::now(),
+                            messages: 0,
+                        });
+                    }
+                    if let Some(o) = open.as_mut() {
+                        self.store.bulk_insert(
+                            &mut o.bulk,
+                            &self.account_id,
+                            self.folder_id,
+                            self.uidvalidity,
+                            &m,
+                        )?;
+                        o.messages += 1;
+                    }
+                }
                 Verdict::Skip => {}
                 Verdict::Quarantine(err) => {
                     self.quarantine(&it, &err)?;
@@ -291,36 +369,46 @@ impl Writer {
                     bad_uids.push(it.uid);
                 }
             }
-            if batch.len() >= self.opts.batch_size {
-                out_new += self.flush(&mut batch, max_uid)?;
-                self.progress.report(&self.store);
+            if open.as_ref().is_some_and(|o| {
+                o.messages >= self.opts.batch_size || o.started.elapsed() >= WRITER_MAX_TX
+            }) {
+                out_new += self.commit(open, max_uid)?;
             }
         }
         // Whatever arrived completely is stored, even when the fetch broke off.
         let checkpoint = max_uid.max(finish);
-        if !batch.is_empty() || checkpoint > self.known_max {
-            out_new += self.flush(&mut batch, checkpoint)?;
+        if open.is_some() || checkpoint > self.known_max {
+            if open.is_none() {
+                *open = Some(OpenTx {
+                    bulk: self.store.bulk_begin()?,
+                    started: Instant::now(),
+                    messages: 0,
+                });
+            }
+            out_new += self.commit(open, checkpoint)?;
         }
         Ok(WriterOut {
             new: out_new,
             quarantined,
             bad_uids,
-            progress: self.progress,
+            progress: self.progress.clone(),
         })
     }
 
-    fn flush(&mut self, batch: &mut Vec<NewMessage>, checkpoint: u32) -> Result<u64> {
-        let out = self.store.store_batch(
-            &self.account_id,
-            self.folder_id,
-            self.uidvalidity,
-            batch,
-            Some(checkpoint),
-        )?;
-        batch.clear();
+    /// Commits the open transaction with `checkpoint`; returns how many locations it added.
+    fn commit(&mut self, open: &mut Option<OpenTx>, checkpoint: u32) -> Result<u64> {
+        let Some(o) = open.take() else {
+            return Ok(0);
+        };
+        if let Err(e) = self.store.bulk_commit(self.folder_id, Some(checkpoint)) {
+            self.store.bulk_rollback();
+            return Err(e);
+        }
+        self.checkpointer.poke();
         let _ = self.store.touch_lease(&self.account_id);
+        self.progress.report(&self.store);
         crate::failpoint::hit("after_fetch_batch");
-        Ok(out.added)
+        Ok(o.bulk.out.added)
     }
 
     fn quarantine(&self, it: &HeaderItem, err: &str) -> Result<()> {
@@ -518,6 +606,7 @@ async fn sync_folder(
         // the fetch streams into a bounded channel (backpressure, never the whole folder).
         let writer = Writer {
             store: store.reopen()?,
+            checkpointer: Checkpointer::start(store)?,
             account_id: account_id.to_string(),
             folder_id: folder.id,
             folder_name: folder.name.clone(),
@@ -526,7 +615,7 @@ async fn sync_folder(
             opts: opts.clone(),
             progress,
         };
-        let (tx, rx) = std::sync::mpsc::sync_channel::<WriterMsg>(opts.batch_size * 2);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<WriterMsg>(WRITER_QUEUE);
         let handle = std::thread::Builder::new()
             .name("sync-writer".into())
             .spawn(move || writer.run(rx))

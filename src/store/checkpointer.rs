@@ -1,0 +1,127 @@
+//! Copies a bulk writer's WAL back into the database file on a thread and connection of its
+//! own. Left to SQLite's auto-checkpoint, the sync writer itself stopped every few batches to
+//! read its WAL frames back, write them into the database and fsync — a fifth of a 100k first
+//! sync, all on the one thread every other step waits for. A PASSIVE checkpoint never blocks
+//! the writer (it copies what was committed when it started), and when it has caught up the
+//! writer's next transaction starts the WAL from the beginning again, so the file stays small.
+
+use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
+use std::thread::JoinHandle;
+
+use super::Store;
+use crate::error::{AppError, Result};
+
+pub struct Checkpointer {
+    wake: Option<SyncSender<()>>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    /// Starts the thread with its own connection to `store`'s database file.
+    pub fn start(store: &Store) -> Result<Checkpointer> {
+        let own = store.reopen_plain()?;
+        // One pending wake-up is enough: a checkpoint copies everything committed so far.
+        let (wake, rx) = sync_channel::<()>(1);
+        let handle = std::thread::Builder::new()
+            .name("sync-checkpoint".into())
+            .spawn(move || {
+                for () in rx {
+                    // Failing here costs nothing but WAL size: the next checkpoint (ours, or
+                    // any connection's automatic one) copies the same frames.
+                    if let Err(e) = own.checkpoint_passive() {
+                        tracing::debug!("passive checkpoint failed: {e}");
+                    }
+                }
+            })
+            .map_err(|e| {
+                AppError::local(
+                    "cannot start the checkpoint thread",
+                    e.to_string(),
+                    "check system limits (threads)",
+                )
+            })?;
+        Ok(Checkpointer {
+            wake: Some(wake),
+            handle: Some(handle),
+        })
+    }
+
+    /// Asks for a checkpoint of what has been committed (after each batch).
+    pub fn poke(&self) {
+        if let Some(w) = &self.wake {
+            match w.try_send(()) {
+                Ok(()) | Err(TrySendError::Full(())) | Err(TrySendError::Disconnected(())) => {}
+            }
+        }
+    }
+}
+
+impl Drop for Checkpointer {
+    /// Lets a running checkpoint finish and closes the connection.
+    fn drop(&mut self) {
+        self.wake.take();
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Store {
+    /// `PRAGMA wal_checkpoint(PASSIVE)`: copies committed frames without waiting for anyone.
+    pub fn checkpoint_passive(&self) -> Result<()> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_the_wal_small_while_a_writer_without_autocheckpoint_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let main = Store::open(&path).unwrap();
+        let mut writer = main.reopen().unwrap();
+        let wal = dir.path().join("t.db-wal");
+        let blob = vec![7u8; 64 * 1024];
+        let commit_many = |w: &mut Store, ck: Option<&Checkpointer>| {
+            for _ in 0..40 {
+                w.transaction(|tx| {
+                    for _ in 0..8 {
+                        tx.execute(
+                            "INSERT INTO events (at, level, what, detail) VALUES ('t', 'info', 's', ?1)",
+                            [&blob],
+                        )?;
+                    }
+                    Ok(())
+                })
+                .unwrap();
+                if let Some(c) = ck {
+                    c.poke();
+                    // Give the checkpoint a moment, as the next fetched batch would.
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+            }
+        };
+        // Without a checkpointer the bulk writer's WAL grows with every batch...
+        commit_many(&mut writer, None);
+        let grown = std::fs::metadata(&wal).unwrap().len();
+        assert!(grown > 20 << 20, "WAL {grown} bytes");
+        main.checkpoint_passive().unwrap();
+        // ...with one, it is copied back and restarted from the beginning.
+        let ck = Checkpointer::start(&main).unwrap();
+        let before = std::fs::metadata(&wal).unwrap().len();
+        commit_many(&mut writer, Some(&ck));
+        drop(ck);
+        let after = std::fs::metadata(&wal).unwrap().len();
+        assert_eq!(after, before, "the WAL was reused instead of growing");
+        let n: i64 = main
+            .conn
+            .query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 640);
+    }
+}
