@@ -338,7 +338,7 @@ impl Writer {
             };
             max_uid = max_uid.max(it.uid);
             self.progress.done += 1;
-            if self.progress.done % PROGRESS_EVERY == 0 {
+            if self.progress.done.is_multiple_of(PROGRESS_EVERY) {
                 // Events and the terminal line now; the DB row becomes visible with the commit.
                 self.progress.report(&self.store);
             }
