@@ -287,7 +287,7 @@ fn match_with(store: &Store, matcher: &Matcher, ids: &[i64]) -> Result<MatchSumm
     let mut parents: Vec<i64> = ids.to_vec();
     for _ in 0..8 {
         let msgids: Vec<String> = store
-            .match_inputs(Some(&parents))?
+            .match_inputs(&parents)?
             .into_iter()
             .filter_map(|m| m.message_id)
             .collect();
@@ -349,6 +349,14 @@ pub fn match_pending(store: &Store, config: &Config) -> Result<MatchSummary> {
         return Ok(MatchSummary::default());
     }
     let matcher = Matcher::new(store, config)?;
+    // After a first sync nearly everything is new: one pass over the whole cache (two table
+    // scans, threads resolved in date order) beats looking 100k messages up by id in chunks
+    // and chasing their replies (1.15 s -> see docs/crm.md).
+    if ids.len() * 2 >= store.message_count()? {
+        let s = run(store, &matcher, None)?;
+        store.set_examined(&ids)?;
+        return Ok(s);
+    }
     let mut summary = MatchSummary::default();
     for chunk in ids.chunks(5_000) {
         let s = match_with(store, &matcher, chunk)?;
@@ -372,8 +380,10 @@ pub fn rematch_all(store: &Store, config: &Config) -> Result<MatchSummary> {
 }
 
 fn run(store: &Store, matcher: &Matcher, ids: Option<&[i64]>) -> Result<MatchSummary> {
+    let Some(ids) = ids else {
+        return run_all(store, matcher);
+    };
     let inputs = store.match_inputs(ids)?;
-    let existing = store.matches_of(ids)?;
     let batch_ids: HashSet<&str> = inputs
         .iter()
         .filter_map(|m| m.message_id.as_deref())
@@ -383,38 +393,80 @@ fn run(store: &Store, matcher: &Matcher, ids: Option<&[i64]>) -> Result<MatchSum
         .iter()
         .flat_map(|m| referenced_ids(m.in_reply_to.as_deref(), m.refs.as_deref()))
         .collect();
-    let mut thread: HashMap<String, ThreadNode> = HashMap::new();
-    if ids.is_some() {
-        let outside: Vec<String> = wanted
-            .iter()
-            .filter(|w| !batch_ids.contains(w.as_str()))
-            .cloned()
-            .collect();
-        let plain = Normalizer::default();
-        for n in store.messages_by_message_ids(&outside)? {
-            let Some(mid) = n.message_id.clone() else {
-                continue;
-            };
-            let node = thread.entry(mid).or_default();
-            if node.customer.is_none() {
-                node.customer = n.customer_id;
-            }
-            node.participants
-                .extend(n.from_addr.as_deref().and_then(|a| plain.address(a)));
-            node.participants.extend(json_addresses(&n.to_json, plain));
-            node.participants.extend(json_addresses(&n.cc_json, plain));
+    let mut pass = Pass::new(matcher, wanted, store.matches_of(Some(ids))?);
+    let outside: Vec<String> = pass
+        .wanted
+        .iter()
+        .filter(|w| !batch_ids.contains(w.as_str()))
+        .cloned()
+        .collect();
+    let plain = Normalizer::default();
+    for n in store.messages_by_message_ids(&outside)? {
+        let Some(mid) = n.message_id.clone() else {
+            continue;
+        };
+        let node = pass.thread.entry(mid).or_default();
+        if node.customer.is_none() {
+            node.customer = n.customer_id;
+        }
+        node.participants
+            .extend(n.from_addr.as_deref().and_then(|a| plain.address(a)));
+        node.participants.extend(json_addresses(&n.to_json, plain));
+        node.participants.extend(json_addresses(&n.cc_json, plain));
+    }
+    for m in &inputs {
+        pass.examine(m);
+    }
+    pass.finish(store)
+}
+
+/// Every cached message, streamed oldest first (thread parents are decided before their
+/// replies): memory holds the thread nodes and the changes, never the whole cache.
+fn run_all(store: &Store, matcher: &Matcher) -> Result<MatchSummary> {
+    let mut wanted: HashSet<String> = HashSet::new();
+    store.for_each_reference(|irt, refs| {
+        wanted.extend(referenced_ids(irt, refs));
+    })?;
+    let mut pass = Pass::new(matcher, wanted, store.matches_of(None)?);
+    store.for_each_match_input(|m| pass.examine(&m))?;
+    pass.finish(store)
+}
+
+/// One matching pass: what is known about threads so far and the changes to write.
+struct Pass<'a> {
+    matcher: &'a Matcher,
+    /// Message-IDs some message refers to (only those need a thread node).
+    wanted: HashSet<String>,
+    thread: HashMap<String, ThreadNode>,
+    existing: HashMap<i64, Vec<MatchRow>>,
+    updates: Vec<MatchUpdate>,
+    summary: MatchSummary,
+}
+
+impl<'a> Pass<'a> {
+    fn new(
+        matcher: &'a Matcher,
+        wanted: HashSet<String>,
+        existing: HashMap<i64, Vec<MatchRow>>,
+    ) -> Pass<'a> {
+        Pass {
+            matcher,
+            wanted,
+            thread: HashMap::new(),
+            existing,
+            updates: Vec::new(),
+            summary: MatchSummary::default(),
         }
     }
-    let mut summary = MatchSummary::default();
-    let mut updates: Vec<MatchUpdate> = Vec::new();
-    for m in &inputs {
-        summary.examined += 1;
+
+    fn examine(&mut self, m: &MatchInput) {
+        self.summary.examined += 1;
         let referenced = m
             .message_id
             .as_ref()
-            .is_some_and(|mid| wanted.contains(mid));
-        let (mut found, participants, denied) = matcher.decide(m, &thread, referenced);
-        let old = existing.get(&m.id).cloned().unwrap_or_default();
+            .is_some_and(|mid| self.wanted.contains(mid));
+        let (mut found, participants, denied) = self.matcher.decide(m, &self.thread, referenced);
+        let old = self.existing.remove(&m.id).unwrap_or_default();
         let manual: Option<i64> = old
             .iter()
             .find(|r| r.rule == "manual")
@@ -424,20 +476,18 @@ fn run(store: &Store, matcher: &Matcher, ids: Option<&[i64]>) -> Result<MatchSum
         let old_auto: Vec<MatchRow> = old.into_iter().filter(|r| r.rule != "manual").collect();
         let customer_id = manual.or(found.first().map(|f| f.customer_id));
         if customer_id.is_some() {
-            summary.matched += 1;
+            self.summary.matched += 1;
         }
         if denied {
-            summary.denied += 1;
+            self.summary.denied += 1;
         }
-        if let Some(mid) = &m.message_id
-            && wanted.contains(mid)
-        {
-            let node = thread.entry(mid.clone()).or_default();
+        if referenced && let Some(mid) = &m.message_id {
+            let node = self.thread.entry(mid.clone()).or_default();
             node.customer = node.customer.or(customer_id);
             node.participants.extend(participants);
         }
         if old_auto != found || m.customer_id != customer_id || m.denied != denied {
-            updates.push(MatchUpdate {
+            self.updates.push(MatchUpdate {
                 message_id: m.id,
                 matches: found,
                 customer_id,
@@ -445,9 +495,12 @@ fn run(store: &Store, matcher: &Matcher, ids: Option<&[i64]>) -> Result<MatchSum
             });
         }
     }
-    summary.changed = updates.len();
-    if !updates.is_empty() {
-        store.atomically(|s| updates.iter().try_for_each(|u| s.apply_match(u)))?;
+
+    fn finish(mut self, store: &Store) -> Result<MatchSummary> {
+        self.summary.changed = self.updates.len();
+        if !self.updates.is_empty() {
+            store.atomically(|s| self.updates.iter().try_for_each(|u| s.apply_match(u)))?;
+        }
+        Ok(self.summary)
     }
-    Ok(summary)
 }

@@ -577,3 +577,45 @@ fn targeted_rematch_of_book_edits_agrees_with_a_full_rematch() {
     assert_eq!(w.why(b2), [(dom, "domain".to_string())]);
     assert_eq!(full(&w), 0);
 }
+
+/// `match_pending` takes one streamed pass over the cache when most of it is new (a first
+/// sync) and targeted lookups otherwise; both must reach what a full rematch reaches.
+#[test]
+fn match_pending_agrees_with_a_full_rematch_on_both_paths() {
+    let mut w = World::new();
+    let anna = w.customer("Anna", &["anna@example.org"], &[]);
+    let unmatched = |w: &mut World, m: FixtureMessage| {
+        w.uid += 1;
+        w.store
+            .fixture_message("acc-work", w.inbox, w.uid, &m)
+            .unwrap()
+    };
+    // A first sync: everything pending, a reply stored before its (older) parent.
+    let mut reply = w.msg("colleague@example.net", "p2", "02");
+    reply.in_reply_to = Some("p1@test".into());
+    let p2 = unmatched(&mut w, reply);
+    let mut parent = w.msg("anna@example.org", "p1", "01");
+    parent.cc = vec!["colleague@example.net".into()];
+    let p1 = unmatched(&mut w, parent);
+    let s = match_pending(&w.store, &w.config()).unwrap();
+    assert_eq!(
+        (s.examined, s.matched),
+        (2, 2),
+        "one pass over the whole cache"
+    );
+    assert_eq!(w.why(p1), [(anna, "address".to_string())]);
+    assert_eq!(w.why(p2), [(anna, "thread".to_string())]);
+    // Later mail: a few new messages in a bigger cache take the targeted path.
+    for d in ["03", "04", "05", "06"] {
+        let m = w.msg("someone@else.test", &format!("x{d}"), d);
+        w.put(m);
+    }
+    match_pending(&w.store, &w.config()).unwrap();
+    let mut late = w.msg("colleague@example.net", "p3", "07");
+    late.in_reply_to = Some("p2@test".into());
+    let p3 = unmatched(&mut w, late);
+    let s = match_pending(&w.store, &w.config()).unwrap();
+    assert_eq!(s.examined, 1, "only the new message: {s:?}");
+    assert_eq!(w.why(p3), [(anna, "thread".to_string())]);
+    assert_eq!(rematch_all(&w.store, &w.config()).unwrap().changed, 0);
+}

@@ -82,10 +82,6 @@ pub struct TimelineRow {
 
 const MSG_COLS: &str = "m.id, m.message_id, m.in_reply_to, m.refs, m.from_addr, m.to_json, m.cc_json, m.direction, \
      (SELECT group_concat(DISTINCT l.account_id) FROM locations l WHERE l.message_id = m.id), m.customer_id, m.denied, m.date";
-/// `MSG_COLS` without the accounts (filled in from one pass over locations).
-const MSG_COLS_BARE: &str = "m.id, m.message_id, m.in_reply_to, m.refs, m.from_addr, m.to_json, m.cc_json, m.direction, \
-     NULL, m.customer_id, m.denied, m.date";
-
 fn match_input(r: &rusqlite::Row<'_>) -> rusqlite::Result<MatchInput> {
     let accounts: Option<String> = r.get(8)?;
     Ok(MatchInput {
@@ -335,55 +331,57 @@ impl Store {
         Ok(BookRows { emails, domains })
     }
 
-    /// Matching input for the given messages, or for all (oldest first, so thread parents are
-    /// decided before their replies).
-    pub fn match_inputs(&self, ids: Option<&[i64]>) -> Result<Vec<MatchInput>> {
-        // Sorted here rather than in SQL: one sort of the whole result (chunks sorted one by one
-        // would not be), and no ORDER BY over 100k wide rows.
-        let sort = |v: &mut Vec<MatchInput>| {
-            v.sort_by(|a, b| {
-                (a.date.is_none(), &a.date, a.id).cmp(&(b.date.is_none(), &b.date, b.id))
-            })
-        };
-        match ids {
-            None => {
-                // One pass over locations instead of a lookup per message: a full rematch reads
-                // every row anyway.
-                let mut accounts: std::collections::HashMap<i64, Vec<String>> = Default::default();
-                let mut st = self
-                    .conn
-                    .prepare("SELECT DISTINCT message_id, account_id FROM locations")?;
-                let mut rows = st.query([])?;
-                while let Some(r) = rows.next()? {
-                    accounts.entry(r.get(0)?).or_default().push(r.get(1)?);
-                }
-                let mut st = self
-                    .conn
-                    .prepare(&format!("SELECT {MSG_COLS_BARE} FROM messages m"))?;
-                let mut v = st
-                    .query_map([], match_input)?
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
-                for m in &mut v {
-                    m.accounts = accounts.remove(&m.id).unwrap_or_default();
-                }
-                sort(&mut v);
-                Ok(v)
-            }
-            Some(ids) => {
-                let mut out = Vec::with_capacity(ids.len());
-                for chunk in ids.chunks(CHUNK) {
-                    let mut st = self.conn.prepare_cached(&format!(
-                        "SELECT {MSG_COLS} FROM messages m WHERE m.id IN ({})",
-                        placeholders(chunk.len())
-                    ))?;
-                    for r in st.query_map(params_from_iter(chunk), match_input)? {
-                        out.push(r?);
-                    }
-                }
-                sort(&mut out);
-                Ok(out)
+    /// Matching input for the given messages, oldest first (thread parents are decided before
+    /// their replies).
+    pub fn match_inputs(&self, ids: &[i64]) -> Result<Vec<MatchInput>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(CHUNK) {
+            let mut st = self.conn.prepare_cached(&format!(
+                "SELECT {MSG_COLS} FROM messages m WHERE m.id IN ({})",
+                placeholders(chunk.len())
+            ))?;
+            for r in st.query_map(params_from_iter(chunk), match_input)? {
+                out.push(r?);
             }
         }
+        // Sorted here rather than in SQL: one sort of the whole result (chunks sorted one by
+        // one would not be).
+        out.sort_by(|a, b| {
+            (a.date.is_none(), &a.date, a.id).cmp(&(b.date.is_none(), &b.date, b.id))
+        });
+        Ok(out)
+    }
+
+    /// Calls `f` with every message's matching input, oldest first (dated mail by date, then
+    /// mail without a date), streamed from two index-ordered queries.
+    pub fn for_each_match_input(&self, mut f: impl FnMut(MatchInput)) -> Result<()> {
+        for sql in [
+            format!(
+                "SELECT {MSG_COLS} FROM messages m WHERE m.date IS NOT NULL ORDER BY m.date, m.id"
+            ),
+            format!("SELECT {MSG_COLS} FROM messages m WHERE m.date IS NULL ORDER BY m.id"),
+        ] {
+            let mut st = self.conn.prepare(&sql)?;
+            let mut rows = st.query([])?;
+            while let Some(r) = rows.next()? {
+                f(match_input(r)?);
+            }
+        }
+        Ok(())
+    }
+
+    /// Calls `f` with the In-Reply-To and References of every message that has either.
+    pub fn for_each_reference(&self, mut f: impl FnMut(Option<&str>, Option<&str>)) -> Result<()> {
+        let mut st = self.conn.prepare(
+            "SELECT in_reply_to, refs FROM messages WHERE in_reply_to IS NOT NULL OR refs IS NOT NULL",
+        )?;
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            let irt: Option<String> = r.get(0)?;
+            let refs: Option<String> = r.get(1)?;
+            f(irt.as_deref(), refs.as_deref());
+        }
+        Ok(())
     }
 
     /// Messages carrying any of these Message-IDs (thread neighbours of a batch).
@@ -576,16 +574,26 @@ impl Store {
 
     /// Marks messages as examined by matching.
     pub fn set_examined(&self, ids: &[i64]) -> Result<()> {
-        for chunk in ids.chunks(CHUNK) {
-            self.conn.execute(
-                &format!(
-                    "UPDATE messages SET crm_examined = 1 WHERE crm_examined = 0 AND id IN ({})",
-                    placeholders(chunk.len())
-                ),
-                params_from_iter(chunk),
-            )?;
+        if ids.is_empty() {
+            return Ok(());
         }
+        // One statement for any number of ids (one JSON array parameter), instead of a
+        // freshly prepared 500-placeholder UPDATE per chunk.
+        let list = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
+        self.conn.execute(
+            "UPDATE messages SET crm_examined = 1
+             WHERE crm_examined = 0 AND id IN (SELECT value FROM json_each(?1))",
+            [list],
+        )?;
         Ok(())
+    }
+
+    /// Logical messages in the cache.
+    pub fn message_count(&self) -> Result<usize> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM messages", [], |r| r.get(0))?;
+        Ok(n as usize)
     }
 }
 
