@@ -1,6 +1,8 @@
 //! One sync pass over one account. Per folder, keyed by (folder, UIDVALIDITY, UID):
 //! - new mail: one streamed `UID FETCH last+1:*` of header fields, committed in batches with a
-//!   checkpoint, so an interrupted first sync resumes where it stopped;
+//!   checkpoint, so an interrupted first sync resumes where it stopped; a first sync with a
+//!   scope (`sync.since`, unread-only) fetches only what `UID SEARCH` finds, and under
+//!   `since = "new"` nothing old (the folder starts at UIDNEXT);
 //! - known mail: QRESYNC (VANISHED + changed flags at SELECT), else CONDSTORE CHANGEDSINCE plus a
 //!   UID SEARCH diff when the counts say something vanished, else a full FLAGS fetch diff;
 //! - UIDVALIDITY change: the folder is fetched again; messages keep their local ids.
