@@ -176,6 +176,90 @@ pub enum ProcessScope {
     UnreadOnly,
 }
 
+/// How much history a folder's first sync fetches (`sync.since`): all of it, the mail since a
+/// date (by INTERNALDATE), or none — only mail that arrives from the first sync on. Config,
+/// CLI and console all go through [`HistoryScope::parse`]; in config.toml it is a string
+/// (`"2026-01-01"`, `"new"`) and absent for the whole history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HistoryScope {
+    #[default]
+    All,
+    Since(chrono::NaiveDate),
+    NewOnly,
+}
+
+impl HistoryScope {
+    /// `YYYY-MM-DD`, `new`, or `all` / `none` (the whole history).
+    pub fn parse(s: &str) -> Result<HistoryScope> {
+        let t = s.trim();
+        if t.eq_ignore_ascii_case("all") || t.eq_ignore_ascii_case("none") {
+            return Ok(HistoryScope::All);
+        }
+        if t.eq_ignore_ascii_case("new") {
+            return Ok(HistoryScope::NewOnly);
+        }
+        chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d")
+            .map(HistoryScope::Since)
+            .map_err(|_| {
+                AppError::usage(
+                    format!("bad date {s:?}"),
+                    "write the date as YYYY-MM-DD, or `new` for only mail arriving from now on, or `all`",
+                )
+            })
+    }
+
+    pub fn is_all(&self) -> bool {
+        *self == HistoryScope::All
+    }
+
+    /// The value as config.toml and `--json` write it: none for the whole history.
+    pub fn value(&self) -> Option<String> {
+        match self {
+            HistoryScope::All => None,
+            HistoryScope::Since(d) => Some(d.format("%Y-%m-%d").to_string()),
+            HistoryScope::NewOnly => Some("new".into()),
+        }
+    }
+
+    /// The exact client-side cutoff: midnight UTC of the date (by INTERNALDATE).
+    pub fn cutoff(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        match self {
+            HistoryScope::Since(d) => d.and_hms_opt(0, 0, 0).map(|t| t.and_utc()),
+            _ => None,
+        }
+    }
+
+    /// In words, as plans and the console show it.
+    pub fn describe(&self) -> String {
+        match self {
+            HistoryScope::All => "all history".into(),
+            HistoryScope::Since(d) => format!("since {}", d.format("%Y-%m-%d")),
+            HistoryScope::NewOnly => "new mail only".into(),
+        }
+    }
+}
+
+impl Serialize for HistoryScope {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self.value() {
+            Some(v) => s.serialize_str(&v),
+            None => s.serialize_str("all"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for HistoryScope {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        HistoryScope::parse(&text).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "{}: write YYYY-MM-DD, \"new\" or \"all\"",
+                e.summary
+            ))
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SyncOptions {
@@ -190,8 +274,10 @@ pub struct SyncOptions {
     /// After this long of continuous failure the account goes to `error` and stops retrying.
     pub give_up_secs: u64,
     pub process: ProcessScope,
-    /// Only messages on or after this date (YYYY-MM-DD); none = all history.
-    pub since: Option<String>,
+    /// What a folder's first sync fetches: a date (YYYY-MM-DD, by INTERNALDATE, searched on the
+    /// server), `new` (nothing old: only mail arriving later), or absent for all history.
+    #[serde(skip_serializing_if = "HistoryScope::is_all")]
+    pub since: HistoryScope,
     /// Mark new messages read on the server after processing (only mail that arrived after this
     /// option was switched on).
     pub mark_read: bool,
@@ -211,7 +297,7 @@ impl Default for SyncOptions {
             backoff_max_secs: 15 * 60,
             give_up_secs: 2 * 24 * 3600,
             process: ProcessScope::All,
-            since: None,
+            since: HistoryScope::All,
             mark_read: false,
             body_prefetch_max_bytes: 256 * 1024,
             // Each commit rewrites every index page its messages touched, and Message-ID and
@@ -614,6 +700,80 @@ mod tests {
         );
         let err = toml::from_str::<SentCopyOptions>("[folders]\nforward = \"Fwd\"\n").unwrap_err();
         assert!(err.to_string().contains("forward"), "{err}");
+    }
+
+    #[test]
+    fn history_scope_parses_dates_new_and_all_in_one_place() {
+        let date = |y, m, d| chrono::NaiveDate::from_ymd_opt(y, m, d).unwrap();
+        assert_eq!(
+            HistoryScope::parse("2026-01-05").unwrap(),
+            HistoryScope::Since(date(2026, 1, 5))
+        );
+        assert_eq!(
+            HistoryScope::parse(" 2026-01-05\n").unwrap(),
+            HistoryScope::Since(date(2026, 1, 5))
+        );
+        assert_eq!(HistoryScope::parse("new").unwrap(), HistoryScope::NewOnly);
+        assert_eq!(HistoryScope::parse(" NEW ").unwrap(), HistoryScope::NewOnly);
+        assert_eq!(HistoryScope::parse("all").unwrap(), HistoryScope::All);
+        assert_eq!(HistoryScope::parse("none").unwrap(), HistoryScope::All);
+        for bad in [
+            "May 1st",
+            "2026-13-01",
+            "2026-02-30",
+            "",
+            "newest",
+            "01/05/2026",
+        ] {
+            let e = HistoryScope::parse(bad).unwrap_err();
+            assert_eq!(e.kind, crate::error::Kind::Usage, "{bad:?}: {e}");
+            assert!(e.fix.contains("YYYY-MM-DD") && e.fix.contains("new"), "{e}");
+        }
+        // The exact client-side cut is midnight UTC of the date; `new` and all have none.
+        assert_eq!(
+            HistoryScope::parse("2026-01-05")
+                .unwrap()
+                .cutoff()
+                .map(|t| t.to_rfc3339()),
+            Some("2026-01-05T00:00:00+00:00".to_string())
+        );
+        assert_eq!(HistoryScope::NewOnly.cutoff(), None);
+        assert_eq!(HistoryScope::All.cutoff(), None);
+        assert_eq!(HistoryScope::NewOnly.value().as_deref(), Some("new"));
+        assert_eq!(HistoryScope::All.value(), None);
+    }
+
+    #[test]
+    fn history_scope_in_config_toml() {
+        let o: SyncOptions = toml::from_str("since = \"new\"\n").unwrap();
+        assert_eq!(o.since, HistoryScope::NewOnly);
+        let o: SyncOptions = toml::from_str("since = \"2026-03-01\"\n").unwrap();
+        assert_eq!(o.since.value().as_deref(), Some("2026-03-01"));
+        assert_eq!(
+            toml::from_str::<SyncOptions>("since = \"all\"\n")
+                .unwrap()
+                .since,
+            HistoryScope::All
+        );
+        assert_eq!(SyncOptions::default().since, HistoryScope::All);
+        // A bad value is an error at load time, naming the key, not a silent "all history".
+        let e = toml::from_str::<SyncOptions>("since = \"yesterday\"\n").unwrap_err();
+        assert!(
+            e.to_string().contains("since") && e.to_string().contains("yesterday"),
+            "{e}"
+        );
+        // Written back as the same string; the whole history is simply absent.
+        let mut o = SyncOptions::default();
+        assert!(!toml_edit::ser::to_string(&o).unwrap().contains("since"));
+        o.since = HistoryScope::NewOnly;
+        assert!(
+            toml_edit::ser::to_string(&o)
+                .unwrap()
+                .contains("since = \"new\""),
+        );
+        o.since = HistoryScope::parse("2026-03-01").unwrap();
+        let text = toml_edit::ser::to_string(&o).unwrap();
+        assert_eq!(toml::from_str::<SyncOptions>(&text).unwrap(), o);
     }
 
     #[test]

@@ -11,7 +11,8 @@ use super::output::{emit, note, table};
 use crate::account::{Account, credential_context, new_id};
 use crate::check::{self, StepStatus};
 use crate::config::{
-    self, AccountConfig, Config, Security, Server, default_imap_port, default_smtp_port,
+    self, AccountConfig, Config, HistoryScope, Security, Server, default_imap_port,
+    default_smtp_port,
 };
 use crate::error::{AppError, Result};
 use crate::secret;
@@ -125,8 +126,9 @@ pub struct EditArgs {
     /// Turn certificate verification back on.
     #[arg(long, conflicts_with = "insecure_skip_verify")]
     pub verify_certificates: bool,
-    /// Scope sync to messages since DATE (YYYY-MM-DD), or `all` for the whole history.
-    #[arg(long, value_name = "DATE|all")]
+    /// What a folder's first sync fetches: messages since DATE (YYYY-MM-DD), `new` (no old
+    /// mail, only what arrives from then on), or `all` for the whole history.
+    #[arg(long, value_name = "DATE|new|all")]
     pub since: Option<String>,
     /// Which messages sync processes: all, or unread-only.
     #[arg(long, value_name = "all|unread-only")]
@@ -346,7 +348,7 @@ pub fn account_json(name: &str, a: &AccountConfig) -> serde_json::Value {
         "owner": a.owner,
         "shared_with": a.shared_with,
         "sync": {
-            "since": a.sync.since,
+            "since": a.sync.since.value(),
             "process": a.sync.process,
             "mark_read": a.sync.mark_read,
         },
@@ -465,13 +467,8 @@ fn edit(ctx: &Ctx, a: EditArgs) -> Result<i32> {
         new.password_command = Some(cmd.clone());
     }
     // The first-sync scope (what `sync --plan --since/--unread-only` previewed).
-    match a.since.as_deref() {
-        Some("all") | Some("none") => new.sync.since = None,
-        Some(d) => {
-            crate::sync::engine::parse_since(d)?;
-            new.sync.since = Some(d.trim().to_string());
-        }
-        None => {}
+    if let Some(s) = a.since.as_deref() {
+        new.sync.since = HistoryScope::parse(s)?;
     }
     if let Some(p) = a.process.as_deref() {
         new.sync.process = match p {

@@ -8,11 +8,12 @@ use serde_json::json;
 use super::output::{emit, note, table};
 use super::{AccountSel, Ctx};
 use crate::account::Account;
+use crate::config::HistoryScope;
 use crate::error::{AppError, Result};
 use crate::imap::discovery::{self, Role};
 use crate::imap::fetch;
 use crate::mail::sanitize::clean_line;
-use crate::sync::engine::{self, PassSummary};
+use crate::sync::engine::{self, FirstFetch, PassSummary};
 use crate::sync::supervisor;
 
 #[derive(Debug, Args)]
@@ -27,8 +28,9 @@ pub struct SyncArgs {
     /// Show per-folder counts, sizes and an estimate; change nothing.
     #[arg(long)]
     pub plan: bool,
-    /// With --plan: only count messages since DATE (YYYY-MM-DD).
-    #[arg(long, requires = "plan")]
+    /// With --plan: preview this first-sync scope instead of the account's: messages since DATE
+    /// (YYYY-MM-DD), `new` (no old mail), or `all`.
+    #[arg(long, requires = "plan", value_name = "DATE|new|all")]
     pub since: Option<String>,
     /// With --plan: only unread messages.
     #[arg(long, requires = "plan")]
@@ -332,6 +334,11 @@ async fn plan(ctx: &Ctx, args: &SyncArgs) -> Result<i32> {
                 &["FOLDER", "MESSAGES", "TO SYNC", "SIZE", "HEADERS IN"],
                 &rows,
             ));
+            if a["since"] == "new" {
+                out.push_str(
+                    "since = new: 0 historical messages per folder are fetched; only mail arriving after the first sync\n",
+                );
+            }
         }
         out.push_str("nothing was changed; scope with `mailroom folders NAME --sync A,B` and the account's sync options\n");
         out
@@ -345,14 +352,11 @@ pub async fn plan_accounts(ctx: &Ctx, args: &SyncArgs) -> Result<Vec<serde_json:
     let config = ctx.config()?;
     let store = ctx.store()?;
     let vault = ctx.vault()?;
-    let since = args.since.as_deref().map(engine::parse_since).transpose()?;
+    let scope_arg = args.since.as_deref().map(HistoryScope::parse).transpose()?;
     let mut accounts = Vec::new();
     for name in &names {
         let account = Account::from_config(&config, name)?;
-        let since = since.or(match &account.cfg.sync.since {
-            Some(d) => Some(engine::parse_since(d)?),
-            None => None,
-        });
+        let scope = scope_arg.unwrap_or(account.cfg.sync.since);
         let unread_only =
             args.unread_only || account.cfg.sync.process == crate::config::ProcessScope::UnreadOnly;
         let pw = account.password(&store, &vault)?;
@@ -374,18 +378,23 @@ pub async fn plan_accounts(ctx: &Ctx, args: &SyncArgs) -> Result<Vec<serde_json:
         let (mut tm, mut tb, mut te) = (0u64, 0u64, 0f64);
         for f in chosen {
             let (messages, unseen, _) = fetch::status(&mut session, &f.wire_name).await?;
-            let sel = fetch::select(&mut session, &f.wire_name, false, None, true).await?;
-            let mut query = String::from("ALL");
-            if let Some(s) = since {
-                query.push_str(&format!(" SINCE {}", s.format("%d-%b-%Y")));
-            }
-            if unread_only {
-                query.push_str(" UNSEEN");
-            }
-            let uids = if sel.exists == 0 {
-                vec![]
-            } else {
-                fetch::uid_search(&mut session, &query).await?
+            // The same question the first sync asks the server (engine::first_fetch).
+            let query = match engine::first_fetch(scope, unread_only) {
+                FirstFetch::Everything => Some("ALL".to_string()),
+                FirstFetch::Search(criteria) => Some(criteria),
+                FirstFetch::Nothing => None,
+            };
+            let uids = match query {
+                Some(q) => {
+                    let sel = fetch::select(&mut session, &f.wire_name, false, None, true).await?;
+                    if sel.exists == 0 {
+                        vec![]
+                    } else {
+                        fetch::uid_search(&mut session, &q).await?
+                    }
+                }
+                // `since = "new"`: no historical message is fetched.
+                None => vec![],
             };
             let (bytes, _) = if uids.is_empty() {
                 (0, 0)
@@ -403,7 +412,7 @@ pub async fn plan_accounts(ctx: &Ctx, args: &SyncArgs) -> Result<Vec<serde_json:
         }
         let _ = session.logout().await;
         accounts.push(json!({"name": name, "folders": rows, "total": {"to_sync": tm, "bytes": tb, "estimate_secs": (te * 10.0).round() / 10.0},
-                             "since": since.map(|s| s.format("%Y-%m-%d").to_string()), "unread_only": unread_only}));
+                             "since": scope.value(), "unread_only": unread_only}));
     }
     Ok(accounts)
 }

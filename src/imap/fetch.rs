@@ -292,6 +292,30 @@ pub async fn uid_search(session: &mut ImapSession, query: &str) -> Result<Vec<u3
     Ok(out)
 }
 
+/// The highest UID in the selected folder (`UID FETCH * (UID)`, IMAP4rev1), for servers that
+/// give no UIDNEXT; 0 when nothing came back. Only call it on a non-empty folder: some servers
+/// refuse `*` in an empty one.
+pub async fn max_uid(session: &mut ImapSession) -> Result<u32> {
+    let mut max = 0u32;
+    exec(
+        session,
+        "reading the highest UID",
+        "UID FETCH * (UID)",
+        |r| {
+            if let Response::Fetch(_, attrs) = r {
+                for a in attrs {
+                    if let AttributeValue::Uid(u) = a {
+                        max = max.max(*u);
+                    }
+                }
+            }
+            Ok(())
+        },
+    )
+    .await?;
+    Ok(max)
+}
+
 /// Streams full RFC 5322 bytes (without setting \Seen) of the messages in `range`.
 pub async fn fetch_bodies(
     session: &mut ImapSession,
@@ -486,6 +510,40 @@ pub fn uid_set(uids: &[u32]) -> String {
     out
 }
 
+/// Like [`uid_set`], split into sets of at most about `max_chars` characters each, in UID order,
+/// so a long scattered list (a search result) never exceeds a server's command-line limit
+/// (Dovecot's default is 64 KiB; RFC 7162 suggests clients stay below 8 KiB).
+pub fn uid_set_chunks(uids: &[u32], max_chars: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut i = 0;
+    while i < uids.len() {
+        let start = uids[i];
+        let mut end = start;
+        while i + 1 < uids.len() && uids[i + 1] == end + 1 {
+            i += 1;
+            end = uids[i];
+        }
+        let part = if start == end {
+            start.to_string()
+        } else {
+            format!("{start}:{end}")
+        };
+        if !cur.is_empty() && cur.len() + 1 + part.len() > max_chars {
+            out.push(std::mem::take(&mut cur));
+        }
+        if !cur.is_empty() {
+            cur.push(',');
+        }
+        cur.push_str(&part);
+        i += 1;
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -494,6 +552,14 @@ mod tests {
     fn uid_sets_and_dates() {
         assert_eq!(uid_set(&[1, 2, 3, 5, 7, 8]), "1:3,5,7:8");
         assert_eq!(uid_set(&[4]), "4");
+        assert!(uid_set_chunks(&[], 10).is_empty());
+        assert_eq!(uid_set_chunks(&[1, 2, 3, 5, 7, 8], 100), vec!["1:3,5,7:8"]);
+        assert_eq!(uid_set_chunks(&[1, 2, 3, 5, 7, 8], 5), vec!["1:3,5", "7:8"]);
+        // Scattered UIDs: every chunk stays within the limit, together they are the whole set.
+        let odd: Vec<u32> = (1..20_000).filter(|u| u % 2 == 1).collect();
+        let chunks = uid_set_chunks(&odd, 8000);
+        assert!(chunks.len() > 1 && chunks.iter().all(|c| c.len() <= 8000));
+        assert_eq!(chunks.join(","), uid_set(&odd));
         assert_eq!(
             imap_date(" 7-Jul-1996 02:44:25 -0700").as_deref(),
             Some("1996-07-07T09:44:25Z")

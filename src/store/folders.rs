@@ -235,6 +235,30 @@ impl Store {
         Ok(())
     }
 
+    /// Moves the folder's checkpoint up to `uid` without fetching: a first sync that found
+    /// nothing in scope below it (`since = "new"`, or a search that came back empty).
+    pub fn set_checkpoint(&self, folder_id: i64, uid: u32) -> Result<()> {
+        self.conn.execute(
+            "UPDATE folders SET checkpoint_uid = MAX(COALESCE(checkpoint_uid, 0), ?2) WHERE id = ?1",
+            params![folder_id, uid as i64],
+        )?;
+        Ok(())
+    }
+
+    /// During a rebuild: how many locations the folder still holds under an old UIDVALIDITY,
+    /// and the oldest INTERNALDATE among them (RFC 3339 UTC).
+    pub fn stale_locations_span(
+        &self,
+        folder_id: i64,
+        uidvalidity: u32,
+    ) -> Result<(u64, Option<String>)> {
+        Ok(self.conn.query_row(
+            "SELECT COUNT(*), MIN(internal_date) FROM locations WHERE folder_id = ?1 AND uidvalidity <> ?2",
+            params![folder_id, uidvalidity as i64],
+            |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
+        )?)
+    }
+
     /// "Mark as read" switched on: remember UIDNEXT so only mail arriving later is touched.
     pub fn set_mark_read_from(&self, folder_id: i64, uid: Option<u32>) -> Result<()> {
         self.conn.execute(

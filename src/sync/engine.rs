@@ -1,6 +1,8 @@
 //! One sync pass over one account. Per folder, keyed by (folder, UIDVALIDITY, UID):
 //! - new mail: one streamed `UID FETCH last+1:*` of header fields, committed in batches with a
-//!   checkpoint, so an interrupted first sync resumes where it stopped;
+//!   checkpoint, so an interrupted first sync resumes where it stopped; a first sync with a
+//!   scope (`sync.since`, unread-only) fetches only what `UID SEARCH` finds, and under
+//!   `since = "new"` nothing old (the folder starts at UIDNEXT);
 //! - known mail: QRESYNC (VANISHED + changed flags at SELECT), else CONDSTORE CHANGEDSINCE plus a
 //!   UID SEARCH diff when the counts say something vanished, else a full FLAGS fetch diff;
 //! - UIDVALIDITY change: the folder is fetched again; messages keep their local ids.
@@ -17,7 +19,7 @@ use serde::Serialize;
 
 use super::events::{EventSender, SyncEvent, emit};
 use crate::account::{Account, PROBE_ID_PREFIX};
-use crate::config::{Config, ProcessScope};
+use crate::config::{Config, HistoryScope, ProcessScope};
 use crate::error::{AppError, Result};
 use crate::imap::ImapSession;
 use crate::imap::discovery::{self, Role};
@@ -102,7 +104,8 @@ impl PassSummary {
 #[derive(Debug, Clone)]
 pub struct PassOptions {
     pub deny: Vec<String>,
-    pub since: Option<chrono::DateTime<chrono::Utc>>,
+    /// How much history a folder's first sync fetches (`sync.since`).
+    pub scope: HistoryScope,
     pub unread_only: bool,
     pub mark_read: bool,
     pub batch_size: usize,
@@ -114,15 +117,11 @@ pub struct PassOptions {
 impl PassOptions {
     pub fn from_config(config: &Config, account: &Account) -> Result<PassOptions> {
         let o = &account.cfg.sync;
-        let since = match &o.since {
-            Some(d) => Some(parse_since(d)?),
-            None => None,
-        };
         let mut deny = account.cfg.deny.clone();
         deny.extend(config.general.deny.iter().cloned());
         Ok(PassOptions {
             deny,
-            since,
+            scope: o.since,
             unread_only: o.process == ProcessScope::UnreadOnly,
             mark_read: o.mark_read,
             batch_size: o.batch_size.clamp(1, 50_000),
@@ -130,14 +129,6 @@ impl PassOptions {
             tty_progress: false,
         })
     }
-}
-
-pub fn parse_since(d: &str) -> Result<chrono::DateTime<chrono::Utc>> {
-    chrono::NaiveDate::parse_from_str(d.trim(), "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|t| t.and_utc())
-        .ok_or_else(|| AppError::usage(format!("bad date {d:?}"), "write the date as YYYY-MM-DD"))
 }
 
 /// One pass: push queued changes, refresh folders, sync every chosen folder, prefetch bodies.
@@ -580,18 +571,19 @@ async fn sync_folder(
         }
     }
 
-    // 2. New mail (or the whole folder on a first sync): streamed, batched, checkpointed.
+    // 2. New mail (or the folder's history in scope on a first sync): streamed, batched,
+    //    checkpointed.
     let has_new = sel.exists > 0 && sel.uidnext.is_none_or(|n| n > known_max + 1);
-    if has_new {
-        let total = match sel.uidnext {
-            Some(_) if !folder.first_sync_done && known_max == 0 => sel.exists as u64,
-            Some(n) => (n.saturating_sub(known_max + 1) as u64).min(sel.exists as u64),
-            None => sel.exists as u64,
-        };
+    let new_mail = if has_new {
+        plan_new_mail(store, ss, &folder, &sel, opts, known_max).await?
+    } else {
+        None
+    };
+    if let Some(new_mail) = new_mail {
         let progress = Progress {
             account_id: account_id.to_string(),
             folder: folder.name.clone(),
-            total,
+            total: new_mail.total,
             done: 0,
             tty: opts.tty_progress,
             events: events.cloned(),
@@ -627,35 +619,38 @@ async fn sync_folder(
                 )
             })?;
         let mut fetched_bytes = 0u64;
-        let fetched = fetch::fetch_headers(
-            &mut ss.session,
-            &format!("{}:*", known_max + 1),
-            caps.condstore,
-            |it: HeaderItem| {
-                if it.uid <= known_max {
-                    // `n:*` always returns the last message even when it is older than n.
-                    return Ok(());
-                }
-                fetched_bytes += it.header.as_ref().map_or(0, |h| h.len() as u64);
-                // Parsing here and storing on the writer splits the CPU work in two.
-                let verdict = classify(&it, opts, direction);
-                let it = match verdict {
-                    // The stored message carries its header; keep only the UID here.
-                    Verdict::Store(_) | Verdict::Skip => HeaderItem {
-                        header: None,
-                        flags: Vec::new(),
-                        ..it
-                    },
-                    Verdict::Quarantine(_) => it,
-                };
-                send_blocking(&tx, WriterMsg::Item(it, verdict))
-            },
-        )
-        .await;
-        // The fetch completed: every UID below UIDNEXT has been seen (even if skipped or
-        // expunged meanwhile), so the checkpoint can move past them.
+        let mut on_item = |it: HeaderItem| {
+            if it.uid <= known_max {
+                // `n:*` always returns the last message even when it is older than n.
+                return Ok(());
+            }
+            fetched_bytes += it.header.as_ref().map_or(0, |h| h.len() as u64);
+            // Parsing here and storing on the writer splits the CPU work in two.
+            let verdict = classify(&it, opts, direction);
+            let it = match verdict {
+                // The stored message carries its header; keep only the UID here.
+                Verdict::Store(_) | Verdict::Skip => HeaderItem {
+                    header: None,
+                    flags: Vec::new(),
+                    ..it
+                },
+                Verdict::Quarantine(_) => it,
+            };
+            send_blocking(&tx, WriterMsg::Item(it, verdict))
+        };
+        // In UID order, so the writer's checkpoints stay valid between the sets.
+        let mut fetched = Ok(());
+        for range in &new_mail.ranges {
+            fetched =
+                fetch::fetch_headers(&mut ss.session, range, caps.condstore, &mut on_item).await;
+            if fetched.is_err() {
+                break;
+            }
+        }
+        // The fetch completed: every UID up to UIDNEXT-1 has been seen or was out of scope
+        // (even if skipped or expunged meanwhile), so the checkpoint can move past them.
         let checkpoint = match &fetched {
-            Ok(()) => sel.uidnext.map_or(0, |n| n.saturating_sub(1)),
+            Ok(()) => new_mail.checkpoint,
             Err(_) => 0,
         };
         let _ = send_blocking(&tx, WriterMsg::Finish(checkpoint));
@@ -720,6 +715,161 @@ async fn sync_folder(
     Ok(fs)
 }
 
+/// What a folder's first sync asks the server for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FirstFetch {
+    /// Every message (`UID FETCH 1:*`).
+    Everything,
+    /// Only the UIDs that `UID SEARCH` with these criteria finds (IMAP4rev1 SINCE / UNSEEN).
+    Search(String),
+    /// No old mail at all: the folder starts at UIDNEXT (`since = "new"`).
+    Nothing,
+}
+
+/// The first-sync fetch for a scope: shared by sync and `sync --plan`, so the plan counts
+/// exactly what the server is asked for. SINCE is day-granular in the server's time zone;
+/// `classify` still applies the exact cutoff.
+pub fn first_fetch(scope: HistoryScope, unread_only: bool) -> FirstFetch {
+    let mut keys = Vec::new();
+    match scope {
+        HistoryScope::NewOnly => return FirstFetch::Nothing,
+        HistoryScope::Since(d) => keys.push(format!("SINCE {}", d.format("%-d-%b-%Y"))),
+        HistoryScope::All => {}
+    }
+    if unread_only {
+        keys.push("UNSEEN".to_string());
+    }
+    if keys.is_empty() {
+        FirstFetch::Everything
+    } else {
+        FirstFetch::Search(keys.join(" "))
+    }
+}
+
+/// The `UID SEARCH` text of a first sync; one resumed after an interruption only asks above
+/// the last committed UID.
+fn first_sync_search(criteria: &str, known_max: u32) -> String {
+    if known_max == 0 {
+        criteria.to_string()
+    } else {
+        format!("UID {}:* {criteria}", known_max + 1)
+    }
+}
+
+/// Longest UID set per `UID FETCH` of search results.
+const MAX_UID_SET_CHARS: usize = 8000;
+
+/// What the new-mail step fetches.
+struct NewMail {
+    /// UID sets for `UID FETCH`, ascending.
+    ranges: Vec<String>,
+    /// Messages expected (for progress).
+    total: u64,
+    /// The checkpoint a completed fetch proves: every UID up to it was fetched or out of scope.
+    checkpoint: u32,
+}
+
+/// Decides what the new-mail step fetches. Later passes (and a first sync of everything) take
+/// `known_max+1:*`. A first sync with a date or unread-only scope takes only what `UID SEARCH`
+/// finds. Under `since = "new"` a first sync fetches nothing: the folder starts at UIDNEXT-1.
+/// None: nothing to fetch (the checkpoint has been moved where the scope allows).
+async fn plan_new_mail(
+    store: &mut Store,
+    ss: &mut SyncSession,
+    folder: &FolderRow,
+    sel: &fetch::Selected,
+    opts: &PassOptions,
+    known_max: u32,
+) -> Result<Option<NewMail>> {
+    let everything = || NewMail {
+        ranges: vec![format!("{}:*", known_max + 1)],
+        total: match sel.uidnext {
+            Some(_) if !folder.first_sync_done && known_max == 0 => sel.exists as u64,
+            Some(n) => (n.saturating_sub(known_max + 1) as u64).min(sel.exists as u64),
+            None => sel.exists as u64,
+        },
+        checkpoint: sel.uidnext.map_or(0, |n| n.saturating_sub(1)),
+    };
+    if folder.first_sync_done {
+        return Ok(Some(everything()));
+    }
+    let scope = first_sync_scope(store, folder.id, sel.uidvalidity, opts.scope)?;
+    match first_fetch(scope, opts.unread_only) {
+        FirstFetch::Everything => Ok(Some(everything())),
+        // Resuming is only for fetches; an unfinished start (crash) just fetches what is new.
+        FirstFetch::Nothing if known_max > 0 => Ok(Some(everything())),
+        FirstFetch::Nothing => {
+            let start = last_uid(ss, sel).await?;
+            store.set_checkpoint(folder.id, start)?;
+            store.log_event(
+                Some(&folder.account_id),
+                Level::Info,
+                &format!(
+                    "{}: no old mail fetched (sync.since = \"new\"); new mail from UID {} on",
+                    folder.name,
+                    start + 1
+                ),
+                None,
+                None,
+            )?;
+            Ok(None)
+        }
+        FirstFetch::Search(criteria) => {
+            let top = last_uid(ss, sel).await?;
+            let uids: Vec<u32> =
+                fetch::uid_search(&mut ss.session, &first_sync_search(&criteria, known_max))
+                    .await?
+                    .into_iter()
+                    // `n:*` also matches the last UID when it is below n.
+                    .filter(|u| *u > known_max)
+                    .collect();
+            if uids.is_empty() {
+                // Everything up to `top` is out of scope.
+                store.set_checkpoint(folder.id, top)?;
+                return Ok(None);
+            }
+            Ok(Some(NewMail {
+                ranges: fetch::uid_set_chunks(&uids, MAX_UID_SET_CHARS),
+                total: uids.len() as u64,
+                checkpoint: top,
+            }))
+        }
+    }
+}
+
+/// The scope of a folder's first sync. Under `since = "new"`, a rebuild (the cache still holds
+/// the folder's mail under an old UIDVALIDITY) fetches again from the day of the oldest message
+/// it held, so none of it is lost; a first sync proper fetches nothing old.
+fn first_sync_scope(
+    store: &Store,
+    folder_id: i64,
+    uidvalidity: u32,
+    scope: HistoryScope,
+) -> Result<HistoryScope> {
+    if scope != HistoryScope::NewOnly {
+        return Ok(scope);
+    }
+    let (stale, oldest) = store.stale_locations_span(folder_id, uidvalidity)?;
+    if stale == 0 {
+        return Ok(HistoryScope::NewOnly);
+    }
+    let day = oldest
+        .as_deref()
+        .and_then(|d| chrono::DateTime::parse_from_rfc3339(d).ok())
+        .map(|d| d.with_timezone(&chrono::Utc).date_naive());
+    // Without a date to start from, fetching everything is the way to lose nothing.
+    Ok(day.map_or(HistoryScope::All, HistoryScope::Since))
+}
+
+/// UIDNEXT-1 from SELECT, or, from a server that gives no UIDNEXT, the highest UID there is.
+async fn last_uid(ss: &mut SyncSession, sel: &fetch::Selected) -> Result<u32> {
+    match sel.uidnext {
+        Some(n) => Ok(n.saturating_sub(1)),
+        None if sel.exists == 0 => Ok(0),
+        None => fetch::max_uid(&mut ss.session).await,
+    }
+}
+
 /// Splits flag updates into messages marked \Deleted (treated as gone) and the rest.
 fn split_deleted(it: impl Iterator<Item = FlagRow>) -> (Vec<u32>, Vec<FlagRow>) {
     let mut deleted = Vec::new();
@@ -758,7 +908,7 @@ fn classify(it: &HeaderItem, opts: &PassOptions, direction: &'static str) -> Ver
     {
         return Verdict::Skip;
     }
-    if let Some(since) = opts.since {
+    if let Some(since) = opts.scope.cutoff() {
         let when = it
             .internal_date
             .as_deref()
@@ -880,7 +1030,7 @@ mod tests {
     fn opts() -> PassOptions {
         PassOptions {
             deny: vec!["spam.test".into()],
-            since: Some(parse_since("2026-01-01").unwrap()),
+            scope: HistoryScope::parse("2026-01-01").unwrap(),
             unread_only: false,
             mark_read: false,
             batch_size: 10,
@@ -952,5 +1102,64 @@ mod tests {
             classify(&item(8, "\r\n", &[], "2026-05-01T00:00:00Z"), &o, "in"),
             Verdict::Quarantine(_)
         ));
+    }
+
+    #[test]
+    fn classify_cuts_at_midnight_utc_of_the_since_date_and_new_only_filters_nothing() {
+        let o = opts();
+        let ok = "Message-ID: <a@x>\r\nFrom: a@x.test\r\n\r\n";
+        // SINCE on the server is day-granular in its own time zone; the exact cut is here.
+        assert!(matches!(
+            classify(&item(1, ok, &[], "2026-01-01T00:00:00Z"), &o, "in"),
+            Verdict::Store(_)
+        ));
+        assert!(matches!(
+            classify(&item(2, ok, &[], "2025-12-31T23:59:59Z"), &o, "in"),
+            Verdict::Skip
+        ));
+        // Under `new`, whatever a later pass fetches arrived after the start: all of it counts,
+        // whatever its INTERNALDATE (e.g. an old message moved in from another folder).
+        let mut n = opts();
+        n.scope = HistoryScope::NewOnly;
+        assert!(matches!(
+            classify(&item(3, ok, &[], "2001-01-01T00:00:00Z"), &n, "in"),
+            Verdict::Store(_)
+        ));
+    }
+
+    #[test]
+    fn first_sync_search_criteria() {
+        let d = |s: &str| HistoryScope::parse(s).unwrap();
+        assert_eq!(
+            first_fetch(HistoryScope::All, false),
+            FirstFetch::Everything
+        );
+        assert_eq!(
+            first_fetch(HistoryScope::All, true),
+            FirstFetch::Search("UNSEEN".into())
+        );
+        // IMAP4rev1 date: day without padding, English month, four-digit year.
+        assert_eq!(
+            first_fetch(d("2026-01-05"), false),
+            FirstFetch::Search("SINCE 5-Jan-2026".into())
+        );
+        assert_eq!(
+            first_fetch(d("2025-12-24"), true),
+            FirstFetch::Search("SINCE 24-Dec-2025 UNSEEN".into())
+        );
+        assert_eq!(
+            first_fetch(HistoryScope::NewOnly, true),
+            FirstFetch::Nothing
+        );
+        assert_eq!(
+            first_fetch(HistoryScope::NewOnly, false),
+            FirstFetch::Nothing
+        );
+        // A first sync resumed after a break only asks above what was committed.
+        assert_eq!(first_sync_search("SINCE 5-Jan-2026", 0), "SINCE 5-Jan-2026");
+        assert_eq!(
+            first_sync_search("SINCE 5-Jan-2026 UNSEEN", 400),
+            "UID 401:* SINCE 5-Jan-2026 UNSEEN"
+        );
     }
 }

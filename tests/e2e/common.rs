@@ -109,6 +109,25 @@ pub fn seed(user: &str, count: usize) {
     );
 }
 
+/// Adds messages `offset..offset+count` of the seed sequence (more mail, no duplicate
+/// Message-IDs; dates are spread over the two years before 2026-11-01 like the rest).
+pub fn seed_offset(user: &str, count: usize, offset: usize) {
+    let out = mailserver(&[
+        "seed",
+        "--user",
+        user,
+        "--count",
+        &count.to_string(),
+        "--offset",
+        &offset.to_string(),
+    ]);
+    assert!(
+        out.status.success(),
+        "seed failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 pub fn doveadm(args: &[&str]) -> Output {
     let mut a = vec!["doveadm"];
     a.extend_from_slice(args);

@@ -1088,3 +1088,425 @@ fn in_process_supervisor_reports_typed_events_for_the_console() {
     // Shutdown released the lease: a CLI pass runs at once.
     sync_once(&home, "e");
 }
+
+/// (uid, INTERNALDATE as unix time) of every message in a folder, from the server itself.
+fn received_times(user: &str, folder: &str) -> Vec<(u32, i64)> {
+    let out = doveadm(&[
+        "fetch",
+        "-u",
+        user,
+        "uid date.received.unixtime",
+        "mailbox",
+        folder,
+        "all",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut res = Vec::new();
+    let mut uid = 0;
+    for line in stdout(&out).lines() {
+        if let Some(u) = line.strip_prefix("uid: ") {
+            uid = u.trim().parse().unwrap();
+        } else if let Some(t) = line.strip_prefix("date.received.unixtime: ") {
+            res.push((uid, t.trim().parse().unwrap()));
+        }
+    }
+    res
+}
+
+/// The INBOX UIDs the cache holds.
+fn stored_uids(home: &Home, name: &str) -> HashSet<u32> {
+    let msgs = all_messages(home, name, Some("INBOX"));
+    assert_unique_uids(&msgs);
+    msgs.iter()
+        .map(|m| m["locations"][0]["uid"].as_u64().unwrap() as u32)
+        .collect()
+}
+
+fn edit_since(home: &Home, name: &str, scope: &[&str]) {
+    let mut args = vec!["account", "edit", name];
+    args.extend_from_slice(scope);
+    let out = home.run(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// `since = "new"`: the first pass stores nothing of a full mailbox and starts at UIDNEXT; what
+/// arrives afterwards (delivered, or appended with an old INTERNALDATE) is stored, exactly once.
+fn since_new_takes_only_mail_arriving_after_the_first_sync(port: u16, prefix: &str) {
+    let user = user(prefix);
+    seed(&user, 40);
+    let home = Home::new();
+    account_for(&home, "n", &user, port);
+    edit_since(&home, "n", &["--since", "new"]);
+    let (_, shown) = home.json(&["account", "show", "n"]);
+    assert_eq!(shown["account"]["sync"]["since"], "new", "{shown}");
+    let config = std::fs::read_to_string(home.path().join("config.toml")).unwrap();
+    assert!(config.contains("since = \"new\""), "{config}");
+
+    // The plan says so: no historical message in any folder.
+    let (code, plan) = home.json(&["sync", "n", "--plan"]);
+    assert_eq!(code, 0, "{plan}");
+    assert_eq!(plan["accounts"][0]["since"], "new", "{plan}");
+    let folders = plan["accounts"][0]["folders"].as_array().unwrap();
+    assert!(
+        folders
+            .iter()
+            .any(|f| f["folder"] == "INBOX" && f["messages"] == 40)
+    );
+    assert!(folders.iter().all(|f| f["to_sync"] == 0), "{plan}");
+    assert_eq!(plan["accounts"][0]["total"]["to_sync"], 0, "{plan}");
+    let text = home.run(&["sync", "n", "--plan"]);
+    assert!(
+        stdout(&text).contains("0 historical messages"),
+        "{}",
+        stdout(&text)
+    );
+
+    let v = sync_once(&home, "n");
+    assert_eq!(folder_summary(&v, "INBOX")["new"], 0, "{v}");
+    assert!(stored_uids(&home, "n").is_empty());
+    let n: i64 = home
+        .db()
+        .query_row("SELECT COUNT(*) FROM messages", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 0, "nothing old was stored");
+
+    // Mail arrives: one delivered now, three appended with old dates (new UIDs all the same).
+    smtp_send(&user, &user, "after the start", "x");
+    wait_for("delivery", Duration::from_secs(10), || {
+        (server_flags(&user, "INBOX").len() == 41).then_some(())
+    });
+    seed_offset(&user, 3, 40);
+    let after: HashSet<u32> = server_flags(&user, "INBOX")
+        .into_iter()
+        .map(|(u, _)| u)
+        .filter(|u| *u > 40)
+        .collect();
+    assert_eq!(after.len(), 4);
+    let v = sync_once(&home, "n");
+    assert_eq!(folder_summary(&v, "INBOX")["new"], 4, "{v}");
+    assert_eq!(stored_uids(&home, "n"), after);
+    assert!(
+        all_messages(&home, "n", Some("INBOX"))
+            .iter()
+            .any(|m| m["subject"] == "after the start")
+    );
+    let v = sync_once(&home, "n");
+    assert_eq!(folder_summary(&v, "INBOX")["new"], 0, "{v}");
+    assert_eq!(stored_uids(&home, "n").len(), 4);
+}
+
+/// A date scope: the first pass asks the server (UID SEARCH SINCE) and stores exactly the mail
+/// with INTERNALDATE on or after the date, having been sent only those headers; later passes
+/// still filter new arrivals by date.
+fn since_date_fetches_only_the_mail_in_scope(port: u16, prefix: &str) {
+    let user = user(prefix);
+    seed(&user, 300);
+    let times = received_times(&user, "INBOX");
+    assert_eq!(times.len(), 300);
+    // A date keeping about the newest tenth, computed from the seeded INTERNALDATEs.
+    let mut sorted: Vec<i64> = times.iter().map(|(_, t)| *t).collect();
+    sorted.sort_unstable();
+    let date = chrono::DateTime::from_timestamp(sorted[270], 0)
+        .unwrap()
+        .date_naive();
+    let cutoff = date.and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp();
+    let in_scope = |times: &[(u32, i64)]| -> HashSet<u32> {
+        times
+            .iter()
+            .filter(|(_, t)| *t >= cutoff)
+            .map(|(u, _)| *u)
+            .collect()
+    };
+    let expected = in_scope(&times);
+    assert!(
+        (10..100).contains(&expected.len()),
+        "{} of 300 since {date}",
+        expected.len()
+    );
+    let date = date.format("%Y-%m-%d").to_string();
+
+    // The whole mailbox, for comparison (bodies off: `bytes` is then the headers sent).
+    let full = Home::new();
+    account_for(&full, "f", &user, port);
+    full.set_account_option("f", "sync.body_prefetch_max_bytes", toml_edit::value(0));
+    let vf = sync_once(&full, "f");
+    assert_eq!(folder_summary(&vf, "INBOX")["new"], 300, "{vf}");
+
+    let home = Home::new();
+    account_for(&home, "d", &user, port);
+    home.set_account_option("d", "sync.body_prefetch_max_bytes", toml_edit::value(0));
+    edit_since(&home, "d", &["--since", &date]);
+    let (_, plan) = home.json(&["sync", "d", "--plan"]);
+    assert_eq!(plan["accounts"][0]["since"], date.as_str(), "{plan}");
+    let v = sync_once(&home, "d");
+    assert_eq!(
+        folder_summary(&v, "INBOX")["new"].as_u64().unwrap() as usize,
+        expected.len(),
+        "{v}"
+    );
+    assert_eq!(stored_uids(&home, "d"), expected);
+    // The server sent only those headers: the traffic is about their share of the full sync
+    // (a client-side filter alone would fetch every header and match the full sync's bytes).
+    let (bytes, full_bytes) = (v["bytes"].as_u64().unwrap(), vf["bytes"].as_u64().unwrap());
+    assert!(bytes > 0, "{v}");
+    assert!(
+        bytes * 300 < full_bytes * expected.len() as u64 * 2,
+        "{bytes} bytes for {} of 300 messages vs {full_bytes} for all",
+        expected.len()
+    );
+
+    // Unread only on top: the server is asked SINCE … UNSEEN.
+    let unread = Home::new();
+    account_for(&unread, "u", &user, port);
+    unread.set_account_option("u", "sync.body_prefetch_max_bytes", toml_edit::value(0));
+    edit_since(
+        &unread,
+        "u",
+        &["--since", &date, "--process", "unread-only"],
+    );
+    let unseen: HashSet<u32> = server_flags(&user, "INBOX")
+        .into_iter()
+        .filter(|(_, f)| !f.contains("\\Seen"))
+        .map(|(u, _)| u)
+        .collect();
+    let both: HashSet<u32> = expected.intersection(&unseen).copied().collect();
+    assert!(!both.is_empty() && both.len() < expected.len(), "{both:?}");
+    let vu = sync_once(&unread, "u");
+    assert_eq!(stored_uids(&unread, "u"), both, "{vu}");
+    assert!(vu["bytes"].as_u64().unwrap() < bytes, "{vu}");
+
+    // Later passes fetch what is new and keep the exact date cut: of 40 more seeded messages
+    // (new UIDs, dates spread like the rest) only those on or after the date are stored.
+    seed_offset(&user, 40, 300);
+    let times = received_times(&user, "INBOX");
+    assert_eq!(times.len(), 340);
+    let v = sync_once(&home, "d");
+    let expected = in_scope(&times);
+    assert!(
+        expected.iter().any(|u| *u > 300),
+        "some new mail is in scope"
+    );
+    assert!(
+        times.iter().any(|(u, t)| *u > 300 && *t < cutoff),
+        "some new mail is older than the date"
+    );
+    assert_eq!(stored_uids(&home, "d"), expected, "{v}");
+}
+
+#[test]
+fn since_new_fetches_no_old_mail_then_exactly_what_arrives() {
+    since_new_takes_only_mail_arriving_after_the_first_sync(IMAPS, "sync-new");
+}
+
+#[test]
+fn since_date_is_searched_on_the_server_and_fetches_only_those_headers() {
+    since_date_fetches_only_the_mail_in_scope(IMAPS, "sync-since");
+}
+
+#[test]
+fn bare_server_since_new_fetches_no_old_mail_then_exactly_what_arrives() {
+    bare_servers();
+    since_new_takes_only_mail_arriving_after_the_first_sync(BARE_IMAPS, "sync-bare-new");
+}
+
+#[test]
+fn bare_server_since_date_is_searched_on_the_server_and_fetches_only_those_headers() {
+    bare_servers();
+    since_date_fetches_only_the_mail_in_scope(BARE_IMAPS, "sync-bare-since");
+}
+
+/// Plain IMAP of the bare profile (login without TLS is allowed), so a proxy can edit responses.
+const BARE_IMAP_PLAIN: u16 = 2143;
+
+/// A plain-text IMAP proxy that drops the `* OK [UIDNEXT n]` line of every SELECT, like an old
+/// server that does not send it. Returns the port and how many lines it dropped.
+fn no_uidnext_proxy(target: u16) -> (u16, Arc<AtomicUsize>) {
+    use std::io::BufRead;
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let d2 = dropped.clone();
+    std::thread::spawn(move || {
+        for client in l.incoming() {
+            let Ok(client) = client else { continue };
+            let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
+                continue;
+            };
+            let (mut c_r, mut s_w) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c_r, &mut s_w);
+            });
+            let d3 = d2.clone();
+            std::thread::spawn(move || {
+                let mut s_r = std::io::BufReader::new(server);
+                let mut c_w = client;
+                let mut line = Vec::new();
+                loop {
+                    line.clear();
+                    match s_r.read_until(b'\n', &mut line) {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {}
+                    }
+                    if line.starts_with(b"* OK [UIDNEXT ") {
+                        d3.fetch_add(1, Ordering::SeqCst);
+                        continue;
+                    }
+                    if c_w.write_all(&line).is_err() {
+                        break;
+                    }
+                }
+                let _ = c_w.shutdown(std::net::Shutdown::Both);
+            });
+        }
+    });
+    (port, dropped)
+}
+
+#[test]
+fn server_without_uidnext_since_new_starts_at_the_highest_uid() {
+    bare_servers();
+    let user = user("sync-nouidnext");
+    seed(&user, 25);
+    let (port, dropped) = no_uidnext_proxy(BARE_IMAP_PLAIN);
+    let home = Home::new();
+    let out = home.run_stdin(
+        &[
+            "account",
+            "add",
+            "x",
+            "--email",
+            &user,
+            "--imap",
+            &format!("127.0.0.1:{port}"),
+            "--imap-security",
+            "none",
+            "--smtp",
+            &format!("127.0.0.1:{SUBMISSION}"),
+            "--password-stdin",
+        ],
+        PASSWORD,
+    );
+    assert!(out.status.success(), "account add failed: {}", stderr(&out));
+    edit_since(&home, "x", &["--since", "new"]);
+    let v = sync_once(&home, "x");
+    assert!(dropped.load(Ordering::SeqCst) > 0, "the proxy hid UIDNEXT");
+    assert_eq!(folder_summary(&v, "INBOX")["new"], 0, "{v}");
+    // The start was the highest UID (UID FETCH *): only the next message is new.
+    smtp_send(&user, &user, "after a start without UIDNEXT", "x");
+    wait_for("delivery", Duration::from_secs(10), || {
+        (server_flags(&user, "INBOX").len() == 26).then_some(())
+    });
+    let v = sync_once(&home, "x");
+    assert_eq!(folder_summary(&v, "INBOX")["new"], 1, "{v}");
+    assert_eq!(stored_uids(&home, "x"), HashSet::from([26]));
+}
+
+#[test]
+fn uidvalidity_reset_under_since_new_keeps_what_the_cache_had() {
+    let user = user("sync-new-uidv");
+    seed(&user, 30);
+    let home = Home::new();
+    home.add_account("w", &user);
+    edit_since(&home, "w", &["--since", "new"]);
+    sync_once(&home, "w");
+    smtp_send(&user, &user, "kept across the reset", "x");
+    wait_for("delivery", Duration::from_secs(10), || {
+        (server_flags(&user, "INBOX").len() == 31).then_some(())
+    });
+    sync_once(&home, "w");
+    let before = all_messages(&home, "w", Some("INBOX"));
+    assert_eq!(before.len(), 1);
+    let id = before[0]["id"].clone();
+    let out = doveadm(&[
+        "mailbox",
+        "update",
+        "-u",
+        &user,
+        "--uid-validity",
+        "4242",
+        "INBOX",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The rebuild fetches from the day of the oldest message the cache held, not nothing
+    // (which would empty the folder) and not the whole history.
+    let times = received_times(&user, "INBOX");
+    let (_, arrived) = *times.iter().find(|(u, _)| *u == 31).unwrap();
+    let day = chrono::DateTime::from_timestamp(arrived, 0)
+        .unwrap()
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc()
+        .timestamp();
+    let expected: HashSet<u32> = times
+        .iter()
+        .filter(|(_, t)| *t >= day)
+        .map(|(u, _)| *u)
+        .collect();
+    assert!(
+        expected.contains(&31) && expected.len() < 31,
+        "{expected:?}"
+    );
+    sync_once(&home, "w");
+    let after = all_messages(&home, "w", Some("INBOX"));
+    assert_eq!(stored_uids(&home, "w"), expected);
+    let kept = after
+        .iter()
+        .find(|m| m["subject"] == "kept across the reset")
+        .expect("the message the cache had is still there");
+    assert_eq!(kept["id"], id, "it kept its local id");
+    assert_eq!(kept["locations"][0]["uidvalidity"], 4242);
+    // And from then on only new mail again.
+    let v = sync_once(&home, "w");
+    assert_eq!(folder_summary(&v, "INBOX")["new"], 0, "{v}");
+}
+
+#[test]
+fn cut_during_a_date_scoped_first_sync_resumes_within_the_scope() {
+    let user = user("sync-since-cut");
+    seed(&user, 1500);
+    let times = received_times(&user, "INBOX");
+    let mut sorted: Vec<i64> = times.iter().map(|(_, t)| *t).collect();
+    sorted.sort_unstable();
+    let date = chrono::DateTime::from_timestamp(sorted[750], 0)
+        .unwrap()
+        .date_naive();
+    let cutoff = date.and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp();
+    let expected: HashSet<u32> = times
+        .iter()
+        .filter(|(_, t)| *t >= cutoff)
+        .map(|(u, _)| *u)
+        .collect();
+    let (port, conns) = cutting_proxy(IMAPS, 100_000);
+    let home = Home::new();
+    account_for(&home, "c", &user, port);
+    home.set_account_option("c", "sync.batch_size", toml_edit::value(50));
+    home.set_account_option("c", "sync.body_prefetch_max_bytes", toml_edit::value(0));
+    edit_since(
+        &home,
+        "c",
+        &["--since", &date.format("%Y-%m-%d").to_string()],
+    );
+    let (code, v) = home.json(&["sync", "c", "--once"]);
+    assert_eq!(code, 1, "the cut must fail the pass: {v}");
+    let partial = stored_uids(&home, "c");
+    assert!(
+        !partial.is_empty() && partial.len() < expected.len(),
+        "the cut came at the wrong time to test anything ({} of {})",
+        partial.len(),
+        expected.len()
+    );
+    assert!(partial.is_subset(&expected));
+    let v = sync_once(&home, "c");
+    assert!(conns.load(Ordering::SeqCst) >= 2);
+    assert_eq!(
+        folder_summary(&v, "INBOX")["new"].as_u64().unwrap() as usize,
+        expected.len() - partial.len(),
+        "{v}"
+    );
+    assert_eq!(
+        stored_uids(&home, "c"),
+        expected,
+        "no gaps, nothing out of scope"
+    );
+}

@@ -145,7 +145,7 @@ impl App {
             Action::PlanSince => {
                 let cur = self.folders.plan.as_ref().and_then(|p| p.since.clone());
                 self.prompt = Some(Prompt {
-                    label: "Plan: only mail since (YYYY-MM-DD)".into(),
+                    label: "Plan: only mail since (YYYY-MM-DD, or new: no old mail)".into(),
                     value: cur.unwrap_or_default(),
                     then: PromptFor::PlanSince,
                 });
@@ -620,9 +620,12 @@ impl App {
 pub fn scope_text(since: Option<&str>, unread_only: bool) -> String {
     format!(
         "{} · {}",
-        since
-            .map(|d| format!("since {}", crate::mail::sanitize::clean_line(d)))
-            .unwrap_or_else(|| "all history".into()),
+        match since.map(|d| (d, crate::config::HistoryScope::parse(d))) {
+            None => "all history".into(),
+            Some((_, Ok(scope))) => scope.describe(),
+            // Typed but not (yet) valid: show it as typed.
+            Some((d, Err(_))) => format!("since {}", crate::mail::sanitize::clean_line(d)),
+        },
         if unread_only {
             "unread only"
         } else {

@@ -21,7 +21,7 @@ pub(super) fn accounts_of(ctx: &Ctx, c: &Config) -> Vec<AccountInfo> {
             id: a.id.clone(),
             email: a.email.clone(),
             aliases: a.aliases.clone(),
-            since: a.sync.since.clone(),
+            since: a.sync.since.value(),
             unread_only: a.sync.process == crate::config::ProcessScope::UnreadOnly,
         })
         .collect()
