@@ -869,7 +869,8 @@ impl Outbox {
             e.fix.clone(),
         )));
         let detail = serde_json::json!({"error": e.summary, "detail": e.detail, "on_failure": format!("{:?}", sc.on_failure).to_lowercase()});
-        match sc.on_failure {
+        // What the failure does to the item: retry later, or end the copy as failed / skipped.
+        let (copy_state, next, action) = match sc.on_failure {
             CopyOnFailure::Retry | CopyOnFailure::Queue => {
                 let wait = if sc.on_failure == CopyOnFailure::Retry {
                     backoff_secs(
@@ -880,41 +881,21 @@ impl Outbox {
                 } else {
                     sc.retry_secs.max(sc.batch_secs).max(1)
                 };
-                let next = at_plus(wait);
-                let ch = Change {
-                    copy_attempts_inc: true,
-                    error: err,
-                    next_attempt_at: Some(Some(next.clone())),
-                    ..Default::default()
-                };
-                self.change(
-                    id,
-                    Some(&[state::SENT, state::COPIED]),
-                    ch,
-                    "outbox.copy_retry_later",
-                    detail,
-                )?;
-                report.copy_pending += 1;
-                self.tell(
-                    id,
-                    format!("copy pending: {} — next try at {next}", e.summary),
-                );
+                (None, Some(at_plus(wait)), "outbox.copy_retry_later")
             }
-            CopyOnFailure::Notify => {
-                let ch = Change {
-                    copy_state: Some(copy::FAILED),
-                    copy_attempts_inc: true,
-                    error: err,
-                    next_attempt_at: Some(None),
-                    ..Default::default()
-                };
-                self.change(
-                    id,
-                    Some(&[state::SENT, state::COPIED]),
-                    ch,
-                    "outbox.copy_failed",
-                    detail,
-                )?;
+            CopyOnFailure::Notify => (Some(copy::FAILED), None, "outbox.copy_failed"),
+            CopyOnFailure::Skip => (Some(copy::SKIPPED), None, "outbox.copy_skipped"),
+        };
+        let ch = Change {
+            copy_state,
+            copy_attempts_inc: true,
+            error: err,
+            next_attempt_at: Some(next.clone()),
+            ..Default::default()
+        };
+        self.change(id, Some(&[state::SENT, state::COPIED]), ch, action, detail)?;
+        match (sc.on_failure, next) {
+            (CopyOnFailure::Notify, _) => {
                 let _ = self.store().log_event(
                     Some(account.id()),
                     Level::Error,
@@ -931,21 +912,7 @@ impl Outbox {
                     ),
                 );
             }
-            CopyOnFailure::Skip => {
-                let ch = Change {
-                    copy_state: Some(copy::SKIPPED),
-                    copy_attempts_inc: true,
-                    error: err,
-                    next_attempt_at: Some(None),
-                    ..Default::default()
-                };
-                self.change(
-                    id,
-                    Some(&[state::SENT, state::COPIED]),
-                    ch,
-                    "outbox.copy_skipped",
-                    detail,
-                )?;
+            (CopyOnFailure::Skip, _) => {
                 let _ = self.store().log_event(
                     Some(account.id()),
                     Level::Info,
@@ -957,6 +924,17 @@ impl Outbox {
                     None,
                 );
                 self.tell(id, format!("copy skipped: {}", e.summary));
+            }
+            (_, next) => {
+                report.copy_pending += 1;
+                self.tell(
+                    id,
+                    format!(
+                        "copy pending: {} — next try at {}",
+                        e.summary,
+                        next.unwrap_or_default()
+                    ),
+                );
             }
         }
         Ok(())
