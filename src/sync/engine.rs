@@ -206,8 +206,10 @@ impl Progress {
 }
 
 enum WriterMsg {
-    /// A fetched message, already parsed and classified on the network side.
-    Item(HeaderItem, Verdict),
+    /// Fetched messages in UID order, already parsed and classified on the network side. In
+    /// chunks of `WRITER_CHUNK`: one channel operation (and writer wake-up) per message cost
+    /// both threads futex calls and context switches.
+    Items(Vec<(HeaderItem, Verdict)>),
     /// The fetch ended; a non-zero value is a checkpoint proven by a completed fetch.
     Finish(u32),
 }
@@ -264,8 +266,10 @@ struct WriterOut {
 
 /// Messages between two progress reports.
 const PROGRESS_EVERY: u64 = 2000;
-/// Fetched messages in flight between the network and the writer (backpressure beyond).
-const WRITER_QUEUE: usize = 4096;
+/// Messages per channel message to the writer.
+const WRITER_CHUNK: usize = 256;
+/// Chunks in flight between the network and the writer (backpressure beyond): 4096 messages.
+const WRITER_QUEUE: usize = 16;
 /// A transaction open longer than this is committed (other writers wait for the lock).
 const WRITER_MAX_TX: Duration = Duration::from_secs(1);
 /// A fetch quiet for this long gets what it delivered so far committed.
@@ -320,50 +324,52 @@ impl Writer {
                     Err(_) => break,
                 },
             };
-            let (it, verdict) = match msg {
-                WriterMsg::Item(it, v) => (it, v),
+            let items = match msg {
+                WriterMsg::Items(items) => items,
                 WriterMsg::Finish(cp) => {
                     finish = cp;
                     break;
                 }
             };
-            max_uid = max_uid.max(it.uid);
-            self.progress.done += 1;
-            if self.progress.done.is_multiple_of(PROGRESS_EVERY) {
-                // Events and the terminal line now; the DB row becomes visible with the commit.
-                self.progress.report(&self.store);
-            }
-            match verdict {
-                Verdict::Store(m) => {
-                    if open.is_none() {
-                        *open = Some(OpenTx {
-                            bulk: self.store.bulk_begin()?,
-                            started: Instant::now(),
-                            messages: 0,
-                        });
+            for (it, verdict) in items {
+                max_uid = max_uid.max(it.uid);
+                self.progress.done += 1;
+                if self.progress.done.is_multiple_of(PROGRESS_EVERY) {
+                    // Events and the terminal line now; the DB row becomes visible with the commit.
+                    self.progress.report(&self.store);
+                }
+                match verdict {
+                    Verdict::Store(m) => {
+                        if open.is_none() {
+                            *open = Some(OpenTx {
+                                bulk: self.store.bulk_begin()?,
+                                started: Instant::now(),
+                                messages: 0,
+                            });
+                        }
+                        if let Some(o) = open.as_mut() {
+                            self.store.bulk_insert(
+                                &mut o.bulk,
+                                &self.account_id,
+                                self.folder_id,
+                                self.uidvalidity,
+                                &m,
+                            )?;
+                            o.messages += 1;
+                        }
                     }
-                    if let Some(o) = open.as_mut() {
-                        self.store.bulk_insert(
-                            &mut o.bulk,
-                            &self.account_id,
-                            self.folder_id,
-                            self.uidvalidity,
-                            &m,
-                        )?;
-                        o.messages += 1;
+                    Verdict::Skip => {}
+                    Verdict::Quarantine(err) => {
+                        self.quarantine(&it, &err)?;
+                        quarantined += 1;
+                        bad_uids.push(it.uid);
                     }
                 }
-                Verdict::Skip => {}
-                Verdict::Quarantine(err) => {
-                    self.quarantine(&it, &err)?;
-                    quarantined += 1;
-                    bad_uids.push(it.uid);
+                if open.as_ref().is_some_and(|o| {
+                    o.messages >= self.opts.batch_size || o.started.elapsed() >= WRITER_MAX_TX
+                }) {
+                    out_new += self.commit(open, max_uid)?;
                 }
-            }
-            if open.as_ref().is_some_and(|o| {
-                o.messages >= self.opts.batch_size || o.started.elapsed() >= WRITER_MAX_TX
-            }) {
-                out_new += self.commit(open, max_uid)?;
             }
         }
         // Whatever arrived completely is stored, even when the fetch broke off.
@@ -619,6 +625,7 @@ async fn sync_folder(
                 )
             })?;
         let mut fetched_bytes = 0u64;
+        let mut chunk: Vec<(HeaderItem, Verdict)> = Vec::with_capacity(WRITER_CHUNK);
         let mut on_item = |it: HeaderItem| {
             if it.uid <= known_max {
                 // `n:*` always returns the last message even when it is older than n.
@@ -636,7 +643,12 @@ async fn sync_folder(
                 },
                 Verdict::Quarantine(_) => it,
             };
-            send_blocking(&tx, WriterMsg::Item(it, verdict))
+            chunk.push((it, verdict));
+            if chunk.len() >= WRITER_CHUNK {
+                let full = std::mem::replace(&mut chunk, Vec::with_capacity(WRITER_CHUNK));
+                send_blocking(&tx, WriterMsg::Items(full))?;
+            }
+            Ok(())
         };
         // In UID order, so the writer's checkpoints stay valid between the sets.
         let mut fetched = Ok(());
@@ -653,6 +665,10 @@ async fn sync_folder(
             Ok(()) => new_mail.checkpoint,
             Err(_) => 0,
         };
+        // What arrived completely is stored even when the fetch broke off.
+        if !chunk.is_empty() {
+            let _ = send_blocking(&tx, WriterMsg::Items(std::mem::take(&mut chunk)));
+        }
         let _ = send_blocking(&tx, WriterMsg::Finish(checkpoint));
         drop(tx);
         let out = handle.join().map_err(|_| {
