@@ -53,6 +53,8 @@ pub enum CustomersCmd {
         id: i64,
     },
     /// Import a CSV (name, company, emails, domains, notes; several values separated by ';').
+    /// Columns may be separated by ',', ';' or tabs (read from the header line); in a ';' file,
+    /// quote a cell holding several values: "a@x.org;b@y.org".
     Import {
         file: PathBuf,
     },
@@ -251,12 +253,13 @@ pub fn run(ctx: &Ctx, cmd: CustomersCmd) -> Result<i32> {
             }
             emit(ctx.json, &r, || {
                 format!(
-                    "imported {}, updated {}, unchanged {}, {} bad row(s) ({})",
+                    "imported {}, updated {}, unchanged {}, {} bad row(s) ({}, columns separated by {})",
                     r.imported,
                     r.updated,
                     r.unchanged,
                     r.errors.len(),
-                    r.encoding
+                    r.encoding,
+                    r.delimiter_label()
                 )
             });
         }

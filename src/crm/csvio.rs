@@ -3,6 +3,12 @@
 //! by `;`. Files come from spreadsheets, so the encoding is sniffed: a BOM decides (UTF-8 or
 //! UTF-16), else valid UTF-8, else Windows-1252 (what Excel writes on Western systems).
 //!
+//! The delimiter is sniffed from the header too: Excel and LibreOffice write `;` in locales whose
+//! decimal separator is a comma (German, French, Polish…), and "Unicode text" exports use tabs.
+//! Whichever of `,` `;` tab yields a `name` column wins. In a `;` file a cell with several values
+//! must be quoted (`"a@x.org;b@y.org"`, as spreadsheets do); unquoted, its values become extra
+//! fields, and a row with more fields than the header is refused rather than shifted.
+//!
 //! Good rows are imported, bad rows are reported by line number; importing the same file again
 //! changes nothing. A row updates the existing customer that owns any of its addresses (or, for
 //! rows without addresses, the one with the same name and company). Addresses and domains are
@@ -32,8 +38,17 @@ pub struct ImportReport {
     pub errors: Vec<RowError>,
     /// Which encoding the file was read as.
     pub encoding: String,
+    /// Which delimiter the header was read with: `,`, `;` or a tab.
+    pub delimiter: String,
     /// Header columns that are not ours (ignored).
     pub ignored_columns: Vec<String>,
+}
+
+impl ImportReport {
+    /// The delimiter as a person reads it: "`,`", "`;`" or "tab".
+    pub fn delimiter_label(&self) -> &'static str {
+        delimiter_label(self.delimiter.bytes().next().unwrap_or(b','))
+    }
 }
 
 /// Decodes spreadsheet bytes; returns the text and the encoding's name.
@@ -48,6 +63,39 @@ pub fn decode(bytes: &[u8]) -> (String, &'static str) {
             let (text, _, _) = encoding_rs::WINDOWS_1252.decode(bytes);
             (text.into_owned(), "windows-1252")
         }
+    }
+}
+
+/// The delimiters a spreadsheet writes, `,` first: it wins ties.
+const DELIMITERS: [u8; 3] = [b',', b';', b'\t'];
+
+/// The header line's delimiter: one that yields a `name` column, the one with the most columns
+/// if several do (a header of just `name` followed by a tab), `,` if none does (the caller then
+/// reports the missing column).
+fn sniff_delimiter(text: &str) -> u8 {
+    let mut best: Option<(u8, usize)> = None;
+    for d in DELIMITERS {
+        let mut rdr = csv::ReaderBuilder::new()
+            .delimiter(d)
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(text.as_bytes());
+        let Some(Ok(header)) = rdr.records().next() else {
+            continue;
+        };
+        let named = header.iter().any(|h| h.trim().eq_ignore_ascii_case("name"));
+        if named && best.is_none_or(|(_, n)| header.len() > n) {
+            best = Some((d, header.len()));
+        }
+    }
+    best.map_or(b',', |(d, _)| d)
+}
+
+fn delimiter_label(d: u8) -> &'static str {
+    match d {
+        b';' => "`;`",
+        b'\t' => "tab",
+        _ => "`,`",
     }
 }
 
@@ -77,14 +125,25 @@ fn cell(rec: &csv::StringRecord, col: Option<usize>) -> Option<Option<String>> {
     })
 }
 
-fn parse_row(rec: &csv::StringRecord, cols: &Columns, width: usize) -> Result<Option<Row>, String> {
+fn parse_row(
+    rec: &csv::StringRecord,
+    cols: &Columns,
+    width: usize,
+    delimiter: u8,
+) -> Result<Option<Row>, String> {
     if rec.iter().all(|f| f.trim().is_empty()) {
         return Ok(None);
     }
     if rec.len() > width {
+        let hint = if delimiter == b';' {
+            "a cell with several values must be quoted in a `;`-separated file: \"a@x.org;b@y.org\""
+        } else {
+            "quote a cell that contains the delimiter"
+        };
         return Err(format!(
-            "{} fields, but the header has {width} (a stray comma or an unquoted value?)",
-            rec.len()
+            "{} fields, but the header has {width} (columns separated by {}); {hint}",
+            rec.len(),
+            delimiter_label(delimiter)
         ));
     }
     let name = cell(rec, cols.name).flatten().ok_or("the name is empty")?;
@@ -111,28 +170,69 @@ fn parse_row(rec: &csv::StringRecord, cols: &Columns, width: usize) -> Result<Op
     }))
 }
 
+/// Line numbers for the report, counted from record byte offsets. The csv crate's own
+/// `Position::line` is one short for every record of a CRLF file (what Excel writes) and for the
+/// first record after a blank line (BurntSushi/rust-csv#395, #208): the offset it gives points
+/// at the rest of the previous line break. A record never starts with a line break, so skipping
+/// them lands on its first byte. Offsets only grow, so counting resumes where it stopped.
+struct Lines<'a> {
+    text: &'a [u8],
+    at: usize,
+    line: u64,
+}
+
+impl<'a> Lines<'a> {
+    fn new(text: &'a str) -> Self {
+        Lines {
+            text: text.as_bytes(),
+            at: 0,
+            line: 1,
+        }
+    }
+
+    fn of(&mut self, pos: Option<&csv::Position>) -> u64 {
+        let Some(byte) = pos.and_then(|p| usize::try_from(p.byte()).ok()) else {
+            return 0;
+        };
+        let mut start = byte.min(self.text.len());
+        while matches!(self.text.get(start), Some(b'\r' | b'\n')) {
+            start += 1;
+        }
+        if start < self.at {
+            // Never happens for a forward reader; recount rather than report a wrong line.
+            (self.at, self.line) = (0, 1);
+        }
+        self.line += self.text[self.at..start]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count() as u64;
+        self.at = start;
+        self.line
+    }
+}
+
 fn key(name: &str, company: Option<&str>) -> (String, String) {
     (name.to_lowercase(), company.unwrap_or("").to_lowercase())
 }
 
+const HEADER_FIX: &str = "the first line names the columns, separated by `,`, `;` or tabs: name,company,emails,domains,notes";
+
 pub fn import(store: &Store, config: &Config, bytes: &[u8]) -> Result<ImportReport> {
     let (text, encoding) = decode(bytes);
+    let delimiter = sniff_delimiter(&text);
     let mut rdr = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
         .flexible(true)
         .has_headers(true)
         .from_reader(text.as_bytes());
     let headers = rdr
         .headers()
-        .map_err(|e| {
-            AppError::usage(
-                format!("cannot read the CSV header: {e}"),
-                "the first line names the columns: name,company,emails,domains,notes",
-            )
-        })?
+        .map_err(|e| AppError::usage(format!("cannot read the CSV header: {e}"), HEADER_FIX))?
         .clone();
     let mut cols = Columns::default();
     let mut report = ImportReport {
         encoding: encoding.to_string(),
+        delimiter: char::from(delimiter).to_string(),
         ..Default::default()
     };
     for (i, h) in headers.iter().enumerate() {
@@ -146,10 +246,7 @@ pub fn import(store: &Store, config: &Config, bytes: &[u8]) -> Result<ImportRepo
         }
     }
     if cols.name.is_none() {
-        return Err(AppError::usage(
-            "the CSV has no `name` column",
-            "the first line names the columns: name,company,emails,domains,notes",
-        ));
+        return Err(AppError::usage("the CSV has no `name` column", HEADER_FIX));
     }
     let width = headers.len();
 
@@ -165,17 +262,18 @@ pub fn import(store: &Store, config: &Config, bytes: &[u8]) -> Result<ImportRepo
     let mut claimed_addr: HashMap<String, u64> = HashMap::new();
     let mut claimed_customer: HashMap<i64, u64> = HashMap::new();
 
+    let mut lines = Lines::new(&text);
     store.atomically(|s| {
         for rec in rdr.records() {
             let (line, rec) = match rec {
-                Ok(r) => (r.position().map(|p| p.line()).unwrap_or(0), r),
+                Ok(r) => (lines.of(r.position()), r),
                 Err(e) => {
-                    let line = e.position().map(|p| p.line()).unwrap_or(0);
+                    let line = lines.of(e.position());
                     report.errors.push(RowError { line, reason: e.to_string() });
                     continue;
                 }
             };
-            let row = match parse_row(&rec, &cols, width) {
+            let row = match parse_row(&rec, &cols, width, delimiter) {
                 Ok(Some(r)) => r,
                 Ok(None) => continue,
                 Err(reason) => {
@@ -390,5 +488,211 @@ mod tests {
             .unwrap();
         assert_eq!(j.emails, ["j@xn--mller-kva.de"]);
         assert!(import(&s, &cfg, b"company,emails\nx,y@z.org\n").is_err());
+    }
+
+    /// (name, company, emails, domains) of every customer.
+    type Book = Vec<(String, Option<String>, Vec<String>, Vec<String>)>;
+
+    fn customers(s: &Store) -> Book {
+        s.customers()
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.name, c.company, c.emails, c.domains))
+            .collect()
+    }
+
+    #[test]
+    fn sniffs_the_delimiter_from_the_header() {
+        assert_eq!(sniff_delimiter("name,emails\na;b,c\n"), b',');
+        assert_eq!(sniff_delimiter("Name;E-Mail;Notes\na,b;c;d\n"), b';');
+        assert_eq!(sniff_delimiter("\"NAME\";\"emails\"\n"), b';');
+        assert_eq!(sniff_delimiter("company\tname\n"), b'\t');
+        // `name` is a column whichever delimiter splits: `,` wins…
+        assert_eq!(sniff_delimiter("name\nAnna;x\n"), b',');
+        // …unless another one also finds more columns (trailing tab, an empty column).
+        assert_eq!(sniff_delimiter("name\t\n"), b'\t');
+        // The header decides even when rows hold the other delimiters.
+        assert_eq!(
+            sniff_delimiter("name,notes\n\"a;b;c;d\",\"e\tf\tg\"\n"),
+            b','
+        );
+        assert_eq!(sniff_delimiter("emails;company\n"), b',', "no name column");
+    }
+
+    #[test]
+    fn comma_semicolon_and_tab_files_import_alike() {
+        let cfg = Config::default();
+        let files = [
+            (
+                ",",
+                "name,company,emails,domains\nAnna,\"ACME, Inc\",anna@acme.test;a2@acme.test,acme.test\nBen,,ben@example.org,\n",
+            ),
+            (
+                ";",
+                "name;company;emails;domains\nAnna;ACME, Inc;\"anna@acme.test;a2@acme.test\";acme.test\nBen;;ben@example.org;\n",
+            ),
+            (
+                "\t",
+                "name\tcompany\temails\tdomains\nAnna\tACME, Inc\tanna@acme.test;a2@acme.test\tacme.test\nBen\t\tben@example.org\t\n",
+            ),
+        ];
+        for (d, csv) in files {
+            let s = Store::open_in_memory().unwrap();
+            let r = import(&s, &cfg, csv.as_bytes()).unwrap();
+            assert_eq!(
+                (r.imported, r.errors.len(), r.delimiter.as_str()),
+                (2, 0, d),
+                "{r:?}"
+            );
+            assert_eq!(
+                customers(&s),
+                [
+                    (
+                        "Anna".to_string(),
+                        Some("ACME, Inc".to_string()),
+                        vec!["a2@acme.test".to_string(), "anna@acme.test".to_string()],
+                        vec!["acme.test".to_string()]
+                    ),
+                    (
+                        "Ben".to_string(),
+                        None,
+                        vec!["ben@example.org".to_string()],
+                        vec![]
+                    ),
+                ],
+                "delimiter {d:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn quoted_multi_values_in_a_semicolon_file_are_several_values() {
+        let s = Store::open_in_memory().unwrap();
+        let cfg = Config::default();
+        let csv = "\"Name\";\"Emails\";\"Domains\";\"Notes\"\r\n\
+                   \"Anna\";\"anna@x.org; Anna@Y.org\";\"x.org;y.org\";\"says \"\"hi\"\"; often\"\r\n";
+        let r = import(&s, &cfg, csv.as_bytes()).unwrap();
+        assert_eq!((r.imported, r.errors.len()), (1, 0), "{r:?}");
+        let c = &s.customers().unwrap()[0];
+        assert_eq!(c.emails, ["anna@x.org", "anna@y.org"]);
+        assert_eq!(c.domains, ["x.org", "y.org"]);
+        assert_eq!(c.notes.as_deref(), Some("says \"hi\"; often"));
+        // The export stays comma-separated and reads back unchanged.
+        let out = export(&s).unwrap();
+        assert!(out.starts_with(b"name,company,emails,domains,notes\n"));
+        let r = import(&s, &cfg, &out).unwrap();
+        assert_eq!((r.unchanged, r.delimiter.as_str()), (1, ","), "{r:?}");
+    }
+
+    #[test]
+    fn semicolon_files_with_bom_windows_1252_and_utf16_tabs() {
+        let cfg = Config::default();
+        // UTF-8 with a BOM, as LibreOffice writes it when asked.
+        let s = Store::open_in_memory().unwrap();
+        let mut bom = b"\xEF\xBB\xBFName;Firma;E-Mail\n".to_vec();
+        bom.extend_from_slice("Jürgen Groß;;\"j@müller.de;jg@example.org\"\n".as_bytes());
+        let r = import(&s, &cfg, &bom).unwrap();
+        assert_eq!(
+            (r.imported, r.encoding.as_str(), r.delimiter.as_str()),
+            (1, "UTF-8", ";"),
+            "{r:?}"
+        );
+        assert_eq!(r.ignored_columns, ["firma", "e-mail"]);
+        assert_eq!(customers(&s)[0].0, "Jürgen Groß");
+        // Windows-1252, as German/French Excel writes "CSV (semicolon)": accents, CRLF, a quoted
+        // multi-value cell and a company with a comma.
+        let s = Store::open_in_memory().unwrap();
+        let cp1252 = b"name;company;emails;notes\r\n\
+                       Fran\xE7ois L\xE9ger;Caf\xE9, Cr\xE8me SA;\"f@example.fr;fl@caf\xE9.fr\";\xE0 rappeler\r\n\
+                       Zo\xEB M\xFCller;;zoe@example.de;\r\n";
+        let r = import(&s, &cfg, cp1252).unwrap();
+        assert_eq!(
+            (
+                r.imported,
+                r.errors.len(),
+                r.encoding.as_str(),
+                r.delimiter.as_str()
+            ),
+            (2, 0, "windows-1252", ";"),
+            "{r:?}"
+        );
+        let book = s.customers().unwrap();
+        let f = book.iter().find(|c| c.name == "François Léger").unwrap();
+        assert_eq!(f.company.as_deref(), Some("Café, Crème SA"));
+        assert_eq!(f.emails, ["f@example.fr", "fl@xn--caf-dma.fr"]);
+        assert_eq!(f.notes.as_deref(), Some("à rappeler"));
+        assert!(book.iter().any(|c| c.name == "Zoë Müller"), "{book:?}");
+        // Excel's "Unicode text": UTF-16LE with a BOM, tab-separated.
+        let s = Store::open_in_memory().unwrap();
+        let mut utf16 = vec![0xFF, 0xFE];
+        for u in "name\temails\r\nŁukasz Wąs\tl@example.pl;lw@example.pl\r\n".encode_utf16() {
+            utf16.extend_from_slice(&u.to_le_bytes());
+        }
+        let r = import(&s, &cfg, &utf16).unwrap();
+        assert_eq!(
+            (r.imported, r.encoding.as_str(), r.delimiter.as_str()),
+            (1, "UTF-16LE", "\t"),
+            "{r:?}"
+        );
+        assert_eq!(
+            customers(&s)[0].2,
+            ["l@example.pl".to_string(), "lw@example.pl".to_string()]
+        );
+    }
+
+    #[test]
+    fn line_numbers_hold_with_crlf_blank_lines_and_multi_line_cells() {
+        let s = Store::open_in_memory().unwrap();
+        let cfg = Config::default();
+        let csv = "name;emails;notes\r\n\
+                   ;a@example.org;\r\n\
+                   \r\n\
+                   ;b@example.org;\r\n\
+                   Cleo;c@example.org;\"two\r\nlines\"\r\n\
+                   ;d@example.org;\r\n\
+                   \n\
+                   \n\
+                   ;e@example.org;\n";
+        let r = import(&s, &cfg, csv.as_bytes()).unwrap();
+        assert_eq!(r.imported, 1, "{r:?}");
+        let lines: Vec<u64> = r.errors.iter().map(|e| e.line).collect();
+        assert_eq!(lines, [2, 4, 7, 10], "{r:?}");
+        let c = &s.customers().unwrap()[0];
+        assert_eq!(c.notes.as_deref(), Some("two\r\nlines"));
+    }
+
+    #[test]
+    fn too_many_fields_in_a_semicolon_file_is_an_error_on_its_line() {
+        let s = Store::open_in_memory().unwrap();
+        let cfg = Config::default();
+        let csv = "name;emails;company\n\
+                   Anna;anna@example.org;ACME\n\
+                   Ben;ben@example.org;\"Ben & Sons\nGmbH\"\n\
+                   Carl;carl@example.org;carl2@example.org;Carl AG\n\
+                   Dora;dora@example.org;\n";
+        let r = import(&s, &cfg, csv.as_bytes()).unwrap();
+        assert_eq!(r.imported, 3, "{r:?}");
+        assert_eq!(r.errors.len(), 1, "{r:?}");
+        // Ben's company spans two lines, so Carl's row starts on line 5.
+        assert_eq!(r.errors[0].line, 5, "{r:?}");
+        let reason = &r.errors[0].reason;
+        assert!(
+            reason.starts_with("4 fields, but the header has 3"),
+            "{reason}"
+        );
+        assert!(
+            reason.contains("\"a@x.org;b@y.org\""),
+            "names the fix: {reason}"
+        );
+        let names: Vec<String> = customers(&s).into_iter().map(|c| c.0).collect();
+        assert!(
+            !names.contains(&"Carl".to_string()),
+            "nothing misassigned: {names:?}"
+        );
+        // Too many fields in a comma file names its delimiter.
+        let r = import(&s, &cfg, b"name,emails\nEve,eve@example.org,x\n").unwrap();
+        assert_eq!(r.errors.len(), 1, "{r:?}");
+        assert_eq!(r.errors[0].line, 2);
+        assert!(r.errors[0].reason.contains("`,`"), "{r:?}");
     }
 }

@@ -207,6 +207,91 @@ fn csv_import_takes_good_rows_names_bad_ones_and_reads_odd_encodings() {
     assert!(v["error"]["fix"].as_str().unwrap().contains("name"), "{v}");
 }
 
+/// What German or French Excel writes as "CSV (semicolon)": Windows-1252, CRLF, `;` between
+/// columns, cells holding several values quoted.
+#[test]
+fn csv_import_reads_semicolon_separated_windows_1252_files() {
+    let home = Home::new();
+    let f = home.path().join("kunden.csv");
+    std::fs::write(
+        &f,
+        b"Name;Company;Emails;Domains;Notes\r\n\
+          J\xFCrgen Gro\xDF;M\xFCller-Bau, GmbH;\"juergen@m\xFCller-bau.de;JG@Example.ORG\";m\xFCller-bau.de;VIP\r\n\
+          Fran\xE7ois L\xE9ger;Caf\xE9 SA;francois@example.fr;;\xE0 rappeler; lundi\r\n\
+          Zo\xEB Kowalska;;zoe@example.pl;;\"\"\r\n",
+    )
+    .unwrap();
+    let path = f.to_str().unwrap();
+    let r = ok(&home, &["customers", "import", path]);
+    assert_eq!(
+        (
+            r["imported"].as_u64(),
+            r["updated"].as_u64(),
+            r["encoding"].as_str(),
+            r["delimiter"].as_str()
+        ),
+        (Some(2), Some(0), Some("windows-1252"), Some(";")),
+        "{r}"
+    );
+    // The unquoted `;` in François's notes makes a sixth field: refused on its line, not shifted.
+    let errs = r["errors"].as_array().unwrap();
+    assert_eq!(errs.len(), 1, "{r}");
+    assert_eq!(errs[0]["line"], 3, "{r}");
+    let reason = errs[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("6 fields") && reason.contains("quoted"),
+        "{reason}"
+    );
+
+    let list = ok(&home, &["customers", "list"]);
+    let by_name: BTreeMap<String, Value> = list["customers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap().to_string(), c.clone()))
+        .collect();
+    assert_eq!(
+        by_name.keys().cloned().collect::<Vec<_>>(),
+        ["Jürgen Groß", "Zoë Kowalska"],
+        "{list}"
+    );
+    let j = &by_name["Jürgen Groß"];
+    assert_eq!(j["company"], "Müller-Bau, GmbH");
+    assert_eq!(
+        j["emails"],
+        serde_json::json!(["jg@example.org", "juergen@xn--mller-bau-q9a.de"])
+    );
+    assert_eq!(j["domains"], serde_json::json!(["xn--mller-bau-q9a.de"]));
+    assert_eq!(j["notes"], "VIP");
+    assert_eq!(
+        by_name["Zoë Kowalska"]["emails"],
+        serde_json::json!(["zoe@example.pl"])
+    );
+
+    // Human output names the delimiter and the bad line; a re-import changes nothing.
+    let out = home.run(&["customers", "import", path]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("unchanged 2") && stdout(&out).contains("separated by `;`"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stderr(&out).contains("line 3: 6 fields"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Export stays comma-separated.
+    let out = home.run(&["customers", "export"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with("name,company,emails,domains,notes\n"),
+        "{}",
+        stdout(&out)
+    );
+}
+
 #[test]
 fn seeded_mailbox_and_imported_customers_give_timelines_and_triage() {
     let u = user("crm-match");
