@@ -9,6 +9,8 @@ use crate::error::AppError;
 use crate::imap::{append, connect, discovery};
 use crate::smtp;
 
+mod copy_folders;
+
 pub const STEP_IDS: [&str; 9] = [
     "connect",
     "tls",
@@ -74,21 +76,25 @@ impl Recorder<'_> {
         self.steps.push(step);
         ok
     }
+    fn skip(&mut self, id: &'static str, why: &str) {
+        let step = Step {
+            id,
+            status: StepStatus::Skipped,
+            detail: why.into(),
+            fix: None,
+        };
+        (self.listener)(&step);
+        self.steps.push(step);
+    }
     fn finish(mut self) -> Report {
         for id in STEP_IDS {
             if !self.steps.iter().any(|s| s.id == id) {
-                let step = Step {
-                    id,
-                    status: StepStatus::Skipped,
-                    detail: "skipped after an earlier failure".into(),
-                    fix: None,
-                };
-                (self.listener)(&step);
-                self.steps.push(step);
+                self.skip(id, "skipped after an earlier failure");
             }
         }
+        // A step skipped by a setting (not after a failure) does not fail the check.
         Report {
-            ok: self.steps.iter().all(|s| s.status == StepStatus::Ok),
+            ok: !self.steps.iter().any(|s| s.status == StepStatus::Failed),
             steps: self.steps,
         }
     }
@@ -164,30 +170,25 @@ async fn imap_checks(acct: &Account, pw: &secrecy::SecretString, rec: &mut Recor
             return false;
         }
     };
-    let configured = acct.cfg.sent_copy.folder.clone();
-    let sent = match &configured {
-        Some(name) => folders.iter().find(|f| &f.name == name),
-        None => folders
-            .iter()
-            .find(|f| f.role == Some(discovery::Role::Sent)),
+    if !acct.cfg.sent_copy.enabled {
+        // Nothing is ever copied, so neither the folders nor write access matter.
+        for id in ["sent_folder", "sent_write"] {
+            rec.skip(id, "Sent copies are off (sent_copy.enabled = false)");
+        }
+        let _ = session.logout().await;
+        return true;
+    }
+    let sent = match copy_folders::resolve(&acct.cfg.sent_copy, &folders, &acct.name) {
+        Ok(r) => {
+            rec.push("sent_folder", Ok(r.detail));
+            r.primary
+        }
+        Err(e) => {
+            rec.push("sent_folder", Err(e));
+            let _ = session.logout().await;
+            return false;
+        }
     };
-    let Some(sent) = sent.cloned() else {
-        rec.push(
-            "sent_folder",
-            Err(AppError::needs_user(
-                "no Sent folder found",
-                "the server marks none with \\Sent and none has a well-known name",
-                "choose one with `mailroom folders NAME --sent FOLDER`",
-            )),
-        );
-        return false;
-    };
-    let how = match (&configured, sent.role_source) {
-        (Some(_), _) => "chosen in the settings",
-        (None, Some("special_use")) => "marked \\Sent by the server",
-        _ => "found by its name",
-    };
-    rec.push("sent_folder", Ok(format!("{} ({how})", sent.name)));
     let write = probe_sent(&mut session, &sent.wire_name, &acct.cfg.email).await;
     let ok = rec.push("sent_write", write);
     let _ = session.logout().await;
@@ -299,4 +300,52 @@ async fn smtp_checks(
             .await
             .map(|_| format!("authenticated as {}", target.user)),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(detail: &str) -> Result<String, AppError> {
+        Ok(detail.to_string())
+    }
+
+    #[test]
+    fn skipped_by_a_setting_passes_skipped_after_a_failure_does_not() {
+        let mut seen = Vec::new();
+        let mut listener = |s: &Step| seen.push((s.id, s.status));
+        let mut rec = Recorder {
+            steps: Vec::new(),
+            listener: &mut listener,
+        };
+        for id in ["connect", "tls", "login", "list"] {
+            rec.push(id, ok("fine"));
+        }
+        rec.skip("sent_folder", "Sent copies are off");
+        rec.skip("sent_write", "Sent copies are off");
+        let report = rec.finish();
+        assert!(report.ok, "nothing failed");
+        let ids: Vec<&str> = report.steps.iter().map(|s| s.id).collect();
+        assert_eq!(ids, STEP_IDS, "every step reported, in order");
+        assert_eq!(seen.len(), 9, "the listener saw every step");
+
+        let mut listener = |_: &Step| {};
+        let mut rec = Recorder {
+            steps: Vec::new(),
+            listener: &mut listener,
+        };
+        rec.push("connect", ok("fine"));
+        rec.push(
+            "tls",
+            Err(AppError::needs_user("bad cert", "expired", "renew it")),
+        );
+        let report = rec.finish();
+        assert!(!report.ok);
+        assert_eq!(report.steps[1].detail, "bad cert: expired");
+        assert!(
+            report.steps[2..]
+                .iter()
+                .all(|s| s.status == StepStatus::Skipped)
+        );
+    }
 }

@@ -364,3 +364,123 @@ fn plan_then_scope_the_first_sync_with_account_edit() {
         "unread only"
     );
 }
+
+fn step(v: &serde_json::Value, id: &str) -> serde_json::Value {
+    v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == id)
+        .unwrap_or_else(|| panic!("no step {id}: {v}"))
+        .clone()
+}
+
+fn create_folder(user: &str, name: &str) {
+    let out = doveadm(&["mailbox", "create", "-u", user, name]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn per_type_sent_copy_folders_that_exist_pass() {
+    servers();
+    let user = new_user("acct-pertype-ok");
+    create_folder(&user, "Replies");
+    create_folder(&user, "Envoyés");
+    let home = Home::new();
+    home.add_account("p", &user);
+    home.set_account_option("p", "sent_copy.folders.reply", toml_edit::value("Replies"));
+    // A non-ASCII name: compared after decoding the LIST answer from modified UTF-7.
+    home.set_account_option("p", "sent_copy.folders.new", toml_edit::value("Envoyés"));
+    let (code, v) = home.json(&["account", "test", "p"]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["ok"], true, "{v}");
+    let sent = step(&v, "sent_folder");
+    assert_eq!(sent["status"], "ok", "{v}");
+    let detail = sent["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("Sent "),
+        "the default is checked: {detail}"
+    );
+    assert!(
+        detail.contains("sent_copy.folders.reply: Replies")
+            && detail.contains("sent_copy.folders.new: Envoyés"),
+        "each override is named: {detail}"
+    );
+    assert!(sent["fix"].is_null());
+    assert_eq!(step(&v, "sent_write")["status"], "ok", "{v}");
+}
+
+#[test]
+fn a_missing_reply_folder_fails_the_sent_step_with_the_setting_and_fix() {
+    servers();
+    let user = new_user("acct-pertype-missing");
+    let home = Home::new();
+    home.add_account("m", &user);
+    home.set_account_option("m", "sent_copy.folders.reply", toml_edit::value("Replys"));
+    let (code, v) = home.json(&["account", "test", "m"]);
+    assert_eq!(code, 1, "a failed test exits 1: {v}");
+    assert_eq!(v["ok"], false, "{v}");
+    let ids: Vec<&str> = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 9, "every step is reported: {v}");
+    for id in ["connect", "tls", "login", "list"] {
+        assert_eq!(step(&v, id)["status"], "ok", "{v}");
+    }
+    let sent = step(&v, "sent_folder");
+    assert_eq!(sent["status"], "failed", "{v}");
+    let detail = sent["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("\"Replys\"") && detail.contains("sent_copy.folders.reply"),
+        "names the folder and the setting: {detail}"
+    );
+    let fix = sent["fix"].as_str().unwrap();
+    assert!(
+        fix.contains("sent_copy.folders.reply")
+            && fix.contains("\"Sent\"")
+            && fix.contains("mailroom folders m"),
+        "names the setting, the existing Sent folder and where to see all: {fix}"
+    );
+    for id in ["sent_write", "smtp_connect", "smtp_tls", "smtp_auth"] {
+        assert_eq!(step(&v, id)["status"], "skipped", "{v}");
+    }
+    // The human output shows the same failure.
+    let out = home.run(&["account", "test", "m"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("FAILED  sent_folder"), "{err}");
+
+    // Creating the folder is the fix.
+    create_folder(&user, "Replys");
+    let (code, v) = home.json(&["account", "test", "m"]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(step(&v, "sent_folder")["status"], "ok", "{v}");
+}
+
+#[test]
+fn sent_copy_off_skips_the_sent_steps_and_passes() {
+    servers();
+    let user = new_user("acct-copy-off");
+    let home = Home::new();
+    home.add_account("o", &user);
+    home.set_account_option("o", "sent_copy.enabled", toml_edit::value(false));
+    home.set_account_option("o", "sent_copy.folders.reply", toml_edit::value("Nowhere"));
+    let (code, v) = home.json(&["account", "test", "o"]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["ok"], true, "{v}");
+    for id in ["sent_folder", "sent_write"] {
+        let s = step(&v, id);
+        assert_eq!(s["status"], "skipped", "{v}");
+        assert!(
+            s["detail"]
+                .as_str()
+                .unwrap()
+                .contains("sent_copy.enabled = false"),
+            "{v}"
+        );
+    }
+    assert_eq!(step(&v, "smtp_auth")["status"], "ok", "{v}");
+}

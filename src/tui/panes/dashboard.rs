@@ -205,10 +205,20 @@ pub fn check_lines(theme: &Theme, run: &CheckRun) -> Vec<Line<'static>> {
                 theme.style("step.running"),
             )));
         }
-        Some(true) => lines.push(Line::from(Span::styled(
-            format!("all {} checks passed", run.steps.len()),
-            theme.style("state.ok"),
-        ))),
+        Some(true) => {
+            // Steps a setting turns off (sent_copy.enabled = false) are skipped, not passed.
+            let skipped = run
+                .steps
+                .iter()
+                .filter(|s| s.status == crate::check::StepStatus::Skipped)
+                .count();
+            let passed = run.steps.len() - skipped;
+            let text = match skipped {
+                0 => format!("all {passed} checks passed"),
+                n => format!("all {passed} checks passed, {n} skipped"),
+            };
+            lines.push(Line::from(Span::styled(text, theme.style("state.ok"))))
+        }
         Some(false) => {
             if let Some(e) = &run.error {
                 lines.extend(error_lines(theme, e));
