@@ -2,7 +2,7 @@
 //! reach a log: passwords live in `SecretString` (Debug prints [REDACTED]) and protocol traces
 //! pass through `redact_protocol_line`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::Layer;
@@ -48,15 +48,25 @@ pub fn init(verbose: u8, log_dir: Option<&Path>) {
         .try_init();
 }
 
+static FILE_PATH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// The debug log this process writes to, if it keeps one (a panic report names it).
+pub fn file_path() -> Option<&'static Path> {
+    FILE_PATH.get().map(PathBuf::as_path)
+}
+
 fn open_log_file(dir: &Path) -> Option<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
     std::fs::create_dir_all(dir).ok()?;
-    std::fs::OpenOptions::new()
+    let path = dir.join("mailroom.log");
+    let file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .mode(0o600)
-        .open(dir.join("mailroom.log"))
-        .ok()
+        .open(&path)
+        .ok()?;
+    let _ = FILE_PATH.set(path);
+    Some(file)
 }
 
 /// Hides credentials in an IMAP/SMTP protocol line before it is logged.

@@ -11,6 +11,8 @@ pub mod app;
 pub mod io;
 pub mod keymap;
 pub mod panes;
+mod panic;
+mod terminal;
 pub mod theme;
 pub mod view;
 
@@ -75,7 +77,7 @@ struct TerminalGuard;
 
 impl Drop for TerminalGuard {
     fn drop(&mut self) {
-        ratatui::restore();
+        terminal::give_back();
     }
 }
 
@@ -91,13 +93,15 @@ pub async fn run(ctx: &Ctx) -> Result<i32> {
     let theme = load_theme(ctx, &config)?;
     let keymap = Keymap::new(&config.ui.keys)?;
     ctx.home.ensure()?;
+    // From here a panic on any thread is logged and reported (and the terminal given back);
+    // dropped last, after the terminal is back.
+    let _panics = panic::watch(&ctx.home);
     let store = Store::open(&ctx.home.db_path())?;
 
     let (data_tx, mut data_rx) = tokio::sync::mpsc::unbounded_channel();
     let io = io::spawn(ctx, store, data_tx);
 
-    // try_init installs a panic hook that restores the terminal before the panic prints.
-    let mut terminal = ratatui::try_init().map_err(|e| {
+    let mut terminal = terminal::take().map_err(|e| {
         AppError::local(
             "cannot set up the terminal",
             e.to_string(),
@@ -144,6 +148,8 @@ pub async fn run(ctx: &Ctx) -> Result<i32> {
             },
             Some(d) = data_rx.recv() => { dispatch(app.apply(d), &io, &mut local); true }
             _ = tokio::signal::ctrl_c() => { app.quit = true; false }
+            // Another thread panicked: its work is gone, so stop rather than show stale state.
+            report = panic::background() => break Err(report),
         };
         // …then take everything else already queued before drawing once.
         while let Ok(d) = data_rx.try_recv() {
@@ -158,12 +164,12 @@ pub async fn run(ctx: &Ctx) -> Result<i32> {
                 action::Command::EditBody { text } => {
                     // Hand the terminal to the editor, then take it back and redraw it all.
                     drop(events);
-                    ratatui::restore();
+                    terminal::give_back();
                     // The editor gets the real stderr (its messages are for the operator).
                     drop(stderr_redirect.take());
                     let edited = io::edit_text(&text);
                     stderr_redirect = io::StderrToFile::start(&ctx.home);
-                    terminal = ratatui::try_init().map_err(|e| {
+                    terminal = terminal::take().map_err(|e| {
                         AppError::local(
                             "cannot set up the terminal again",
                             e.to_string(),
@@ -239,13 +245,17 @@ fn dispatch(cmds: Vec<action::Command>, io: &io::Io, local: &mut Vec<action::Com
 
 fn handle_event(app: &mut App, ev: Event, io: &io::Io, local: &mut Vec<action::Command>) -> bool {
     match ev {
-        Event::Key(k) if k.kind != KeyEventKind::Release => match app.action_for_key(&k) {
-            Some(a) => {
-                dispatch(app.update(a), io, local);
-                true
+        Event::Key(k) if k.kind != KeyEventKind::Release => {
+            // Lets a test make the console panic for real (tests/e2e/tui.rs); inert otherwise.
+            crate::failpoint::panic_point("console_panic");
+            match app.action_for_key(&k) {
+                Some(a) => {
+                    dispatch(app.update(a), io, local);
+                    true
+                }
+                None => false,
             }
-            None => false,
-        },
+        }
         Event::Resize(w, h) => {
             dispatch(app.update(action::Action::Resize(w, h)), io, local);
             true

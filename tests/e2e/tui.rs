@@ -16,6 +16,19 @@ struct Tmux {
 
 impl Tmux {
     fn start(home: &Home, name: &str, extra_env: &[(&str, &str)], args: &[&str]) -> Tmux {
+        Tmux::start_between(home, name, extra_env, args, "true", "sleep 600")
+    }
+
+    /// `before` runs in the pane's shell before the console, `after` once it has ended (after
+    /// the exit code is recorded and CONSOLE-ENDED printed).
+    fn start_between(
+        home: &Home,
+        name: &str,
+        extra_env: &[(&str, &str)],
+        args: &[&str],
+        before: &str,
+        after: &str,
+    ) -> Tmux {
         // One tmux server per test: a shared one would die with the first test that ends.
         static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -28,7 +41,7 @@ impl Tmux {
         }
         // The shell records the exit code, then stays so the restored screen can be read.
         let cmd = format!(
-            "env -u MAILROOM_HOME MAILROOM_OPERATOR=tester TERM=xterm-256color {env}'{}' --home '{}'{args}; echo \"exit=$?\" > '{}'; echo CONSOLE-ENDED; sleep 600",
+            "{before}; env -u MAILROOM_HOME MAILROOM_OPERATOR=tester TERM=xterm-256color {env}'{}' --home '{}'{args}; echo \"exit=$?\" > '{}'; echo CONSOLE-ENDED; {after}",
             bin().display(),
             home.path().display(),
             exit_file.display()
@@ -805,4 +818,160 @@ fn console_applies_the_previewed_scope_and_sync_takes_only_that() {
         planned,
         "the sync took exactly what the plan showed"
     );
+}
+
+/// What tmux knows about the pane: `#{alternate_on}`, `#{cursor_flag}`, `#{pane_title}`….
+fn pane_format(t: &Tmux, format: &str) -> String {
+    let out = Command::new("tmux")
+        .args(["-L", &t.socket, "display-message", "-p", format])
+        .output()
+        .expect("tmux display-message");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Starts the console with `failpoint` set, between a shell line before it and a loop after it
+/// that echoes each line read (so the tty's mode shows).
+fn start_to_panic(home: &Home, name: &str, failpoint: &str) -> Tmux {
+    Tmux::start_between(
+        home,
+        name,
+        &[("MAILROOM_FAILPOINT", failpoint)],
+        &[],
+        "echo BEFORE-CONSOLE",
+        "while read -r line; do echo \"echoed:$line\"; done; sleep 600",
+    )
+}
+
+/// After a panic in `thread` at `file`: the terminal is the shell's again (normal screen with
+/// what was printed before, cursor shown, cooked mode), the report sits on it between the
+/// shell's lines, cleaned, naming the log to attach, and that log holds the panic.
+fn assert_restored_with_report(t: &Tmux, home: &Home, thread: &str, file: &str) {
+    let screen = t.wait_screen("CONSOLE-ENDED", Duration::from_secs(10));
+    assert_eq!(pane_format(t, "#{alternate_on}"), "0", "{screen}");
+    assert!(screen.contains("BEFORE-CONSOLE"), "{screen}");
+    assert!(
+        !screen.contains("Accounts — overall")
+            && !screen.contains("No accounts yet")
+            && !screen.contains("Mail before the panic"),
+        "the console's screen was left behind:\n{screen}"
+    );
+    assert_eq!(
+        pane_format(t, "#{cursor_flag}"),
+        "1",
+        "the cursor is hidden"
+    );
+
+    // Nothing overwrote the report (a second "leave the alternate screen" moves the cursor
+    // back up, and the shell then writes over it), and no escape in the panic's text acted.
+    let joined = Command::new("tmux")
+        .args(["-L", &t.socket, "capture-pane", "-p", "-J"])
+        .output()
+        .unwrap();
+    let joined = String::from_utf8_lossy(&joined.stdout).to_string();
+    let console_log = home.path().join("logs").join("console.log");
+    let lines: Vec<&str> = joined.lines().collect();
+    let at = |what: &str| {
+        lines
+            .iter()
+            .position(|l| l.contains(what))
+            .unwrap_or_else(|| panic!("{what:?} not on the screen:\n{joined}"))
+    };
+    let before = at("BEFORE-CONSOLE");
+    let summary = at("the console stopped on an internal error");
+    let place = at(&format!("thread {thread} panicked at {file}:"));
+    let payload = at("simulated bug over hostile data red end");
+    let attach = at(&format!(
+        "please report the bug with {}",
+        console_log.display()
+    ));
+    let ended = at("CONSOLE-ENDED");
+    assert!(
+        before < summary
+            && summary < place
+            && place <= payload
+            && payload < attach
+            && attach < ended,
+        "the report is out of place:\n{joined}"
+    );
+    assert!(!joined.contains("mailroom-pwned"), "{joined}");
+    assert_ne!(pane_format(t, "#{pane_title}"), "mailroom-pwned");
+    let raw = Command::new("tmux")
+        .args(["-L", &t.socket, "capture-pane", "-p", "-e"])
+        .output()
+        .unwrap();
+    let colours = sgr_colours(&String::from_utf8_lossy(&raw.stdout));
+    assert!(
+        colours.is_empty(),
+        "the panic text set colours: {colours:?}"
+    );
+
+    // Raw mode is off: a typed line is echoed by the tty and ends at Enter.
+    t.text("typed after the panic");
+    t.keys(&["Enter"]);
+    let screen = t.wait_screen("echoed:typed after the panic", Duration::from_secs(10));
+    assert!(
+        screen
+            .lines()
+            .any(|l| l.trim_end() == "typed after the panic"),
+        "the tty did not echo the line:\n{screen}"
+    );
+
+    // The log has the panic: where, the cleaned text (tracing may colour its own level
+    // names, but none of the panic's escapes survive), and the backtrace.
+    let log = std::fs::read_to_string(&console_log).expect("console.log exists");
+    assert!(
+        log.contains(&format!("panic in thread {thread} at {file}:")),
+        "{log}"
+    );
+    assert!(
+        log.contains("simulated bug over hostile data red end"),
+        "{log}"
+    );
+    assert!(log.contains("backtrace:"), "{log}");
+    assert!(
+        !log.contains("mailroom-pwned") && !log.contains("\u{1b}]") && !log.contains("\u{1b}[2J"),
+        "{log}"
+    );
+}
+
+/// A real panic in the key handler (the `console_panic` failpoint, second key) while the
+/// console syncs a real account: it unwinds out of main with Rust's panic status.
+#[test]
+fn a_panic_in_the_console_restores_the_terminal_says_where_the_log_is_and_logs_it() {
+    servers();
+    let user = new_user("tui-panic");
+    mailbox_ready(&user);
+    smtp_send(
+        "alice@example.test",
+        &user,
+        "Mail before the panic",
+        "body\n",
+    );
+    wait_for("the message delivered", Duration::from_secs(30), || {
+        let out = doveadm(&["search", "-u", &user, "mailbox", "INBOX", "all"]);
+        (!stdout(&out).trim().is_empty()).then_some(())
+    });
+    let home = Home::new();
+    home.add_account("main", &user);
+    home.set_account_option("main", "sync.poll_secs", toml_edit::value(1));
+    let t = start_to_panic(&home, "panic", "console_panic@2");
+    t.wait_screen("Accounts — overall", Duration::from_secs(20));
+    // The bug hits while the account's sync task and its connection are live.
+    t.keys(&["4"]);
+    t.wait_screen("Mail before the panic", Duration::from_secs(60));
+    assert_eq!(pane_format(&t, "#{alternate_on}"), "1");
+    t.keys(&["j"]);
+    assert_eq!(t.exit_code(Duration::from_secs(20)), 101);
+    assert_restored_with_report(&t, &home, "main", "src/tui/mod.rs");
+}
+
+/// A panic on another thread (the I/O thread, on its first command) leaves the console
+/// without its data: the console ends by itself, through its error path (exit 1), with the
+/// same report, instead of drawing stale state — or drawing over the shell.
+#[test]
+fn a_panic_on_the_io_thread_ends_the_console_with_the_same_report() {
+    let home = Home::new();
+    let t = start_to_panic(&home, "iopanic", "console_io_panic");
+    assert_eq!(t.exit_code(Duration::from_secs(20)), 1);
+    assert_restored_with_report(&t, &home, "mailroom-console-io", "src/tui/io/mod.rs");
 }

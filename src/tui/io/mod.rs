@@ -27,7 +27,7 @@ pub use cli::run_cli;
 use cli::*;
 use files::*;
 use jobs::*;
-pub use terminal::{StderrToFile, edit_text};
+pub use terminal::{CONSOLE_LOG, StderrToFile, edit_text, restore_stderr, stderr_redirected};
 pub const DB_POLL: Duration = Duration::from_millis(500);
 
 pub struct Io {
@@ -116,6 +116,8 @@ fn io_loop(ctx: Ctx, mut store: Store, rx: mpsc::Receiver<Command>, out: Unbound
             }
             Err(RecvTimeoutError::Disconnected) => return,
         };
+        // Lets a test make this thread panic for real (tests/e2e/tui.rs); inert otherwise.
+        crate::failpoint::panic_point("console_io_panic");
         // Drain what queued up and answer only the newest load of each kind: fast scrolling
         // asks for many pages, and only the last one matters.
         let mut batch = vec![first];

@@ -68,7 +68,8 @@ pub fn edit_text(text: &str) -> Result<String> {
 
 /// While the console owns the screen, anything written to stderr (a library's warning, a log
 /// line) would land in the middle of the drawing. This points fd 2 at `<home>/logs/console.log`
-/// (0600) and puts it back when dropped — and before a panic message is printed.
+/// (0600) and puts it back when dropped; the console's panic hook (`tui::panic`) puts it back
+/// with `restore_stderr` before it prints.
 pub struct StderrToFile {
     saved: i32,
 }
@@ -85,7 +86,7 @@ impl StderrToFile {
             .create(true)
             .append(true)
             .mode(0o600)
-            .open(dir.join("console.log"))
+            .open(dir.join(CONSOLE_LOG))
             .ok()?;
         // SAFETY: plain descriptor calls on descriptors we own; failures are checked.
         let saved = unsafe { libc::dup(2) };
@@ -97,16 +98,20 @@ impl StderrToFile {
             return None;
         }
         SAVED_STDERR.store(saved, std::sync::atomic::Ordering::SeqCst);
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            restore_stderr();
-            previous(info);
-        }));
         Some(StderrToFile { saved })
     }
 }
 
-fn restore_stderr() {
+/// The file under the home's log directory that stderr goes to while the console draws.
+pub const CONSOLE_LOG: &str = "console.log";
+
+/// Whether stderr goes to the console log right now.
+pub fn stderr_redirected() -> bool {
+    SAVED_STDERR.load(std::sync::atomic::Ordering::SeqCst) >= 0
+}
+
+/// Points fd 2 back at what it was before `StderrToFile::start`; once, however often called.
+pub fn restore_stderr() {
     let saved = SAVED_STDERR.swap(-1, std::sync::atomic::Ordering::SeqCst);
     if saved >= 0 {
         // SAFETY: `saved` is the duplicate taken in `start`, restored exactly once.
