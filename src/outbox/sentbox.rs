@@ -89,7 +89,7 @@ impl SentBox {
                 None => AppError::needs_user(
                     "no Sent folder was found on the server",
                     "neither a \\Sent special-use flag nor a known Sent name",
-                    "name it with `mailroom folders NAME --sent FOLDER` or set sent_copy.folder",
+                    "set sent_copy.folder in config.toml to the folder that holds sent mail (`mailroom folders NAME` lists them)",
                 ),
             });
         };

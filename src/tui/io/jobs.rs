@@ -1,7 +1,5 @@
 //! Network work on short-lived threads with their own runtime; answers come back as Data.
 
-//! waits on SQLite or the network; it sends a Command and draws whatever it has.
-
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::account::Account;

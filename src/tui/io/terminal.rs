@@ -1,7 +1,5 @@
 //! The terminal handed to $EDITOR, and stderr kept off the screen while the console draws.
 
-//! waits on SQLite or the network; it sends a Command and draws whatever it has.
-
 use crate::error::{AppError, Result};
 
 /// Edits `text` in $VISUAL / $EDITOR (else `vi`) through a private temporary file. The caller
