@@ -304,7 +304,7 @@ impl Default for SyncOptions {
             // sender keys land all over their indexes: a 100k first sync wrote 338 MB of WAL
             // for a 104 MB database at 2000. At 10000 the writer needs ~35 % less time per
             // message; the writer streams into its open transaction, so this costs no memory,
-            // and it commits at least every second anyway (scripts/bench, docs/sync.md).
+            // and it commits at least every half second anyway (scripts/bench, docs/sync.md).
             batch_size: 10_000,
         }
     }

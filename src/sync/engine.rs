@@ -242,7 +242,7 @@ fn send_blocking(tx: &std::sync::mpsc::SyncSender<WriterMsg>, msg: WriterMsg) ->
 
 /// Stores fetched headers on its own thread and database connection, as they arrive, into an
 /// open transaction that is committed together with the folder's checkpoint every
-/// `sync.batch_size` messages — or sooner when it has been open for a second or the fetch
+/// `sync.batch_size` messages — or sooner when it has been open for half a second or the fetch
 /// pauses, so the write lock is never held long and a slow server still makes progress.
 /// Nothing is collected in memory but the channel's few thousand items.
 struct Writer {
@@ -270,8 +270,9 @@ const PROGRESS_EVERY: u64 = 2000;
 const WRITER_CHUNK: usize = 256;
 /// Chunks in flight between the network and the writer (backpressure beyond): 4096 messages.
 const WRITER_QUEUE: usize = 16;
-/// A transaction open longer than this is committed (other writers wait for the lock).
-const WRITER_MAX_TX: Duration = Duration::from_secs(1);
+/// A transaction open longer than this is committed: a console action (pair, flag, delete)
+/// waits for the write lock at most about this long during a first sync.
+const WRITER_MAX_TX: Duration = Duration::from_millis(500);
 /// A fetch quiet for this long gets what it delivered so far committed.
 const WRITER_IDLE_COMMIT: Duration = Duration::from_millis(200);
 
