@@ -276,6 +276,13 @@ const WRITER_MAX_TX: Duration = Duration::from_millis(500);
 /// A fetch quiet for this long gets what it delivered so far committed.
 const WRITER_IDLE_COMMIT: Duration = Duration::from_millis(200);
 
+/// Whether a commit asks the Checkpointer to copy the WAL back.
+#[derive(PartialEq, Eq, Clone, Copy)]
+enum Wal {
+    Checkpoint,
+    Leave,
+}
+
 /// The writer's open transaction.
 struct OpenTx {
     bulk: BulkInsert,
@@ -314,7 +321,7 @@ impl Writer {
                     match rx.recv_timeout(wait) {
                         Ok(msg) => msg,
                         Err(RecvTimeoutError::Timeout) => {
-                            out_new += self.commit(open, max_uid)?;
+                            out_new += self.commit(open, max_uid, Wal::Checkpoint)?;
                             continue;
                         }
                         Err(RecvTimeoutError::Disconnected) => break,
@@ -369,7 +376,7 @@ impl Writer {
                 if open.as_ref().is_some_and(|o| {
                     o.messages >= self.opts.batch_size || o.started.elapsed() >= WRITER_MAX_TX
                 }) {
-                    out_new += self.commit(open, max_uid)?;
+                    out_new += self.commit(open, max_uid, Wal::Checkpoint)?;
                 }
             }
         }
@@ -383,7 +390,9 @@ impl Writer {
                     messages: 0,
                 });
             }
-            out_new += self.commit(open, checkpoint)?;
+            // No checkpoint for the last one: the pass would wait for it when the writer ends;
+            // the next commit of any connection copies these frames back.
+            out_new += self.commit(open, checkpoint, Wal::Leave)?;
         }
         Ok(WriterOut {
             new: out_new,
@@ -394,7 +403,7 @@ impl Writer {
     }
 
     /// Commits the open transaction with `checkpoint`; returns how many locations it added.
-    fn commit(&mut self, open: &mut Option<OpenTx>, checkpoint: u32) -> Result<u64> {
+    fn commit(&mut self, open: &mut Option<OpenTx>, checkpoint: u32, wal: Wal) -> Result<u64> {
         let Some(o) = open.take() else {
             return Ok(0);
         };
@@ -402,7 +411,9 @@ impl Writer {
             self.store.bulk_rollback();
             return Err(e);
         }
-        self.checkpointer.poke();
+        if wal == Wal::Checkpoint {
+            self.checkpointer.poke();
+        }
         let _ = self.store.touch_lease(&self.account_id);
         self.progress.report(&self.store);
         crate::failpoint::hit("after_fetch_batch");
