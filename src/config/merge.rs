@@ -317,6 +317,17 @@ mod tests {
     }
 
     #[test]
+    fn a_removed_key_takes_only_its_own_comment_lines() {
+        let user =
+            "# about a\na = 1 # one\n\n# about since\nsince = \"new\" # x\n# about z\nz = 2\n";
+        let old = "a = 1\nsince = \"new\"\nz = 2\n";
+        assert_eq!(
+            run(user, old, "a = 1\nz = 2\n"),
+            "# about a\na = 1 # one\n# about z\nz = 2\n"
+        );
+    }
+
+    #[test]
     fn defaults_the_user_never_wrote_stay_unwritten() {
         let user = "[sync]\npoll_secs = 60\n";
         let old = "[sync]\nidle = true\npoll_secs = 60\n";
