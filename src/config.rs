@@ -13,6 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{AppError, Result};
 
+mod merge;
+pub use merge::set_string_list;
+
 /// Everything of one installation lives under one directory.
 #[derive(Debug, Clone)]
 pub struct Home {
@@ -585,11 +588,14 @@ impl Config {
 pub fn edit(home: &Home, f: impl FnOnce(&mut toml_edit::DocumentMut) -> Result<()>) -> Result<()> {
     home.ensure()?;
     let path = home.config_path();
-    let text = match fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            String::from("# mailroom settings; state lives in mailroom.db, secrets never here.\n")
-        }
+    // A new file starts with a header line; it is added on writing, since a document holding
+    // only a comment would keep it as trailing text, below everything the edit adds.
+    let (text, header) = match fs::read_to_string(&path) {
+        Ok(t) => (t, ""),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (
+            String::new(),
+            "# mailroom settings; state lives in mailroom.db, secrets never here.\n",
+        ),
         Err(e) => return Err(e.into()),
     };
     let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
@@ -600,7 +606,12 @@ pub fn edit(home: &Home, f: impl FnOnce(&mut toml_edit::DocumentMut) -> Result<(
         )
     })?;
     f(&mut doc)?;
-    let out = doc.to_string();
+    let body = doc.to_string();
+    let out = if header.is_empty() {
+        body
+    } else {
+        format!("{header}\n{}", body.trim_start_matches('\n'))
+    };
     // Validate before writing: an edit never leaves a config that fails to load.
     toml::from_str::<Config>(&out).map_err(|e| {
         AppError::local(
@@ -612,8 +623,16 @@ pub fn edit(home: &Home, f: impl FnOnce(&mut toml_edit::DocumentMut) -> Result<(
     write_atomic(&path, out.as_bytes(), 0o600)
 }
 
-/// Serialises an account into a TOML table for `edit`.
+/// Serialises an account for writing a new one: short tables (the servers) inline, the option
+/// tables `[accounts.NAME.sync]` and `[accounts.NAME.sent_copy]` as their own sections, so the
+/// file reads like the documentation and a user can add comments anywhere.
 pub fn account_table(acct: &AccountConfig) -> Result<toml_edit::Item> {
+    let mut table = serialize_account(acct)?;
+    expand_long_inline_tables(&mut table);
+    Ok(toml_edit::Item::Table(table))
+}
+
+fn serialize_account(acct: &AccountConfig) -> Result<toml_edit::Table> {
     let doc = toml_edit::ser::to_document(acct).map_err(|e| {
         AppError::local(
             "cannot serialise the account",
@@ -621,7 +640,45 @@ pub fn account_table(acct: &AccountConfig) -> Result<toml_edit::Item> {
             "report this as a bug",
         )
     })?;
-    Ok(toml_edit::Item::Table(doc.as_table().clone()))
+    Ok(doc.as_table().clone())
+}
+
+/// An inline table of more than three keys no longer fits one readable line.
+fn expand_long_inline_tables(table: &mut toml_edit::Table) {
+    for (_, item) in table.iter_mut() {
+        if let toml_edit::Item::Value(toml_edit::Value::InlineTable(t)) = item
+            && t.len() > 3
+        {
+            let mut sub = std::mem::take(t).into_table();
+            expand_long_inline_tables(&mut sub);
+            *item = toml_edit::Item::Table(sub);
+        }
+    }
+}
+
+/// Writes the change `old` → `new` of account `name` into `doc`: only the settings that differ
+/// are touched, in place, so the user's comments, key order and table style survive.
+pub fn update_account(
+    doc: &mut toml_edit::DocumentMut,
+    name: &str,
+    old: &AccountConfig,
+    new: &AccountConfig,
+) -> Result<()> {
+    let old = serialize_account(old)?;
+    let new = serialize_account(new)?;
+    let target = doc
+        .get_mut("accounts")
+        .and_then(|a| a.get_mut(name))
+        .filter(|t| t.is_table_like())
+        .ok_or_else(|| {
+            AppError::not_found(
+                "account",
+                name,
+                "it was removed from config.toml meanwhile; see `mailroom account list`",
+            )
+        })?;
+    merge::apply_changes(target, &old, &new);
+    Ok(())
 }
 
 /// Writes via a temporary file and rename, so a crash or full disk never leaves half a file.
@@ -774,6 +831,229 @@ mod tests {
         o.since = HistoryScope::parse("2026-03-01").unwrap();
         let text = toml_edit::ser::to_string(&o).unwrap();
         assert_eq!(toml::from_str::<SyncOptions>(&text).unwrap(), o);
+    }
+
+    const COMMENTED: &str = r#"# mailroom settings; state lives in mailroom.db, secrets never here.
+
+[general]
+fold_plus_addresses = true   # we use plus addresses for newsletters
+
+# Work: the big one.
+[accounts.work]
+id = "acc-work"
+email = "me@work.test"
+user   = "me@work.test"   # login name
+imap = { host = "imap.work.test", port = 993, security = "tls" }
+smtp = { host = "smtp.work.test", port = 587, security = "starttls" }
+aliases = [
+    "sales@work.test", # shared inbox
+    "me@work.test",
+]
+
+# Sync tuned for the slow server.
+[accounts.work.sync]
+poll_secs = 60 # every minute
+since = "2025-06-01"
+idle = false
+
+[accounts.work.sent_copy]
+# The provider files sent mail itself.
+filed_by_server = true
+
+# Home: written inline.
+[accounts.home]
+id = "acc-home"
+email = "me@home.test"
+user = "me"
+imap = { host = "imap.home.test", port = 0x3e1, security = "plain" }
+smtp = { host = "smtp.home.test", port = 465, security = "tls" }
+sync = { poll_secs = 300, mark_read = false }
+
+[accounts.bare]
+id = "acc-bare"
+email = "me@bare.test"
+user = "me@bare.test"
+imap = { host = "imap.bare.test", port = 993 }
+smtp = { host = "smtp.bare.test", port = 587 }
+
+# end of file
+"#;
+
+    /// What `account edit` does: load, change, write the difference.
+    fn edit_account(home: &Home, name: &str, change: impl FnOnce(&mut AccountConfig)) {
+        let old = Config::load(home).unwrap().account(name).unwrap().clone();
+        let mut new = old.clone();
+        change(&mut new);
+        edit(home, |doc| update_account(doc, name, &old, &new)).unwrap();
+    }
+
+    #[test]
+    fn account_edits_change_only_what_changed_and_keep_comments_and_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home {
+            root: dir.path().to_path_buf(),
+        };
+        fs::write(home.config_path(), COMMENTED).unwrap();
+        let since = |s| HistoryScope::parse(s).unwrap();
+
+        // Sub-tables: one value changed, one removed (`--since all`), one added; a new top key.
+        edit_account(&home, "work", |a| {
+            a.sync.since = HistoryScope::All;
+            a.sync.poll_secs = 30;
+            a.sync.mark_read = true;
+            a.enabled = false;
+            a.user = "me".into();
+            a.imap.port = 1993;
+            a.aliases.push("boss@work.test".into());
+        });
+        // Inline tables: changed in place, a key added inside; a spelled-differently but
+        // unchanged value (`0x3e1`, "plain") stays as written.
+        edit_account(&home, "home", |a| {
+            a.sync.mark_read = true;
+            a.sync.since = since("2026-01-01");
+        });
+        // No sync table yet: one is created as a normal sub-table.
+        edit_account(&home, "bare", |a| a.sync.since = since("new"));
+        // Nothing changed: nothing is written differently.
+        edit_account(&home, "work", |_| {});
+
+        let text = fs::read_to_string(home.config_path()).unwrap();
+        let want = r#"# mailroom settings; state lives in mailroom.db, secrets never here.
+
+[general]
+fold_plus_addresses = true   # we use plus addresses for newsletters
+
+# Work: the big one.
+[accounts.work]
+id = "acc-work"
+email = "me@work.test"
+user   = "me"   # login name
+imap = { host = "imap.work.test", port = 1993, security = "tls" }
+smtp = { host = "smtp.work.test", port = 587, security = "starttls" }
+aliases = [
+    "sales@work.test", # shared inbox
+    "me@work.test",
+    "boss@work.test",
+]
+enabled = false
+
+# Sync tuned for the slow server.
+[accounts.work.sync]
+poll_secs = 30 # every minute
+idle = false
+mark_read = true
+
+[accounts.work.sent_copy]
+# The provider files sent mail itself.
+filed_by_server = true
+
+# Home: written inline.
+[accounts.home]
+id = "acc-home"
+email = "me@home.test"
+user = "me"
+imap = { host = "imap.home.test", port = 0x3e1, security = "plain" }
+smtp = { host = "smtp.home.test", port = 465, security = "tls" }
+sync = { poll_secs = 300, mark_read = true, since = "2026-01-01" }
+
+[accounts.bare]
+id = "acc-bare"
+email = "me@bare.test"
+user = "me@bare.test"
+imap = { host = "imap.bare.test", port = 993 }
+smtp = { host = "smtp.bare.test", port = 587 }
+
+[accounts.bare.sync]
+since = "new"
+
+# end of file
+"#;
+        assert_eq!(text, want);
+
+        let cfg = Config::load(&home).unwrap();
+        let work = cfg.account("work").unwrap();
+        assert_eq!(work.sync.since, HistoryScope::All);
+        assert_eq!(work.sync.poll_secs, 30);
+        assert!(work.sync.mark_read && !work.sync.idle && !work.enabled);
+        assert!(work.sent_copy.filed_by_server);
+        assert_eq!(work.imap.port, 1993);
+        assert_eq!(work.aliases.len(), 3);
+        let home_acct = cfg.account("home").unwrap();
+        assert_eq!(home_acct.sync.since, since("2026-01-01"));
+        assert!(home_acct.sync.mark_read);
+        assert_eq!(home_acct.sync.poll_secs, 300);
+        assert_eq!(home_acct.imap.security, Security::None);
+        assert_eq!(
+            cfg.account("bare").unwrap().sync.since,
+            HistoryScope::NewOnly
+        );
+    }
+
+    #[test]
+    fn a_new_account_is_written_readably() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home {
+            root: dir.path().to_path_buf(),
+        };
+        let acct: AccountConfig = toml::from_str(
+            "id = \"acc1\"\nemail = \"me@example.test\"\nuser = \"me\"\n\
+             imap = { host = \"imap.example.test\", port = 993 }\n\
+             smtp = { host = \"smtp.example.test\", port = 587, security = \"starttls\" }\n",
+        )
+        .unwrap();
+        let item = account_table(&acct).unwrap();
+        edit(&home, |doc| {
+            doc["accounts"] = toml_edit::table();
+            if let Some(t) = doc["accounts"].as_table_mut() {
+                t.set_implicit(true);
+            }
+            doc["accounts"]["new"] = item;
+            Ok(())
+        })
+        .unwrap();
+        let text = fs::read_to_string(home.config_path()).unwrap();
+        assert!(text.starts_with("# mailroom settings"), "{text}");
+        assert!(text.contains("\n[accounts.new]\n"), "{text}");
+        assert!(
+            text.contains(
+                "\nimap = { host = \"imap.example.test\", port = 993, security = \"tls\" }\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("\n[accounts.new.sync]\nidle = true\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\n[accounts.new.sent_copy]\nenabled = true\n"),
+            "{text}"
+        );
+        assert_eq!(Config::load(&home).unwrap().account("new").unwrap(), &acct);
+
+        // Added to a user's file: below the other accounts, nothing else moves.
+        fs::write(home.config_path(), COMMENTED).unwrap();
+        let item = account_table(&acct).unwrap();
+        edit(&home, |doc| {
+            doc["accounts"]["new"] = item;
+            Ok(())
+        })
+        .unwrap();
+        let text = fs::read_to_string(home.config_path()).unwrap();
+        let before_end = COMMENTED.trim_end_matches("# end of file\n");
+        assert!(text.starts_with(before_end), "{text}");
+        assert!(
+            text.ends_with("retry_secs = 30\n\n# end of file\n"),
+            "{text}"
+        );
+        let added = &text[before_end.len()..];
+        assert!(
+            added.starts_with("[accounts.new]\nid = \"acc1\"\n"),
+            "{text}"
+        );
+        assert!(
+            added.find("[accounts.new.sync]") < added.find("[accounts.new.sent_copy]"),
+            "{text}"
+        );
     }
 
     #[test]

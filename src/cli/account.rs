@@ -496,10 +496,8 @@ fn edit(ctx: &Ctx, a: EditArgs) -> Result<i32> {
         )?;
         new.password_command = None;
     }
-    let item = config::account_table(&new)?;
     config::edit(&ctx.home, |doc| {
-        doc["accounts"][&a.name] = item;
-        Ok(())
+        config::update_account(doc, &a.name, &old, &new)
     })?;
     // Changed settings are a user action: retry an account that had given up.
     store.reset_failures(&new.id, new.enabled)?;
@@ -523,10 +521,11 @@ fn set_password(ctx: &Ctx, name: &str, pw: PasswordArgs) -> Result<i32> {
     let a = config.account(name)?.clone();
     let store = ctx.store()?;
     if let Some(cmd) = &pw.password_command {
-        config::edit(&ctx.home, |doc| {
-            doc["accounts"][name]["password_command"] = toml_edit::value(cmd.as_str());
-            Ok(())
-        })?;
+        let new = AccountConfig {
+            password_command: Some(cmd.clone()),
+            ..a.clone()
+        };
+        config::edit(&ctx.home, |doc| config::update_account(doc, name, &a, &new))?;
     } else {
         let secret = obtain_password(&pw, name)?
             .ok_or_else(|| AppError::usage("no password given", "use --password-stdin"))?;
@@ -537,12 +536,11 @@ fn set_password(ctx: &Ctx, name: &str, pw: PasswordArgs) -> Result<i32> {
                 .seal(&credential_context(&a.id, "imap"), &secret)?,
         )?;
         if a.password_command.is_some() {
-            config::edit(&ctx.home, |doc| {
-                if let Some(t) = doc["accounts"][name].as_table_mut() {
-                    t.remove("password_command");
-                }
-                Ok(())
-            })?;
+            let new = AccountConfig {
+                password_command: None,
+                ..a.clone()
+            };
+            config::edit(&ctx.home, |doc| config::update_account(doc, name, &a, &new))?;
         }
     }
     store.insert_account(&a.id, name, a.enabled)?;
@@ -563,10 +561,11 @@ fn set_password(ctx: &Ctx, name: &str, pw: PasswordArgs) -> Result<i32> {
 fn set_enabled(ctx: &Ctx, name: &str, enabled: bool, remove_history: bool) -> Result<i32> {
     let config = ctx.config()?;
     let a = config.account(name)?.clone();
-    config::edit(&ctx.home, |doc| {
-        doc["accounts"][name]["enabled"] = toml_edit::value(enabled);
-        Ok(())
-    })?;
+    let new = AccountConfig {
+        enabled,
+        ..a.clone()
+    };
+    config::edit(&ctx.home, |doc| config::update_account(doc, name, &a, &new))?;
     let mut store = ctx.store()?;
     store.insert_account(&a.id, name, enabled)?;
     store.reset_failures(&a.id, enabled)?;

@@ -159,7 +159,7 @@ fn edit_list(
             .unwrap_or_default();
         changed = f(&mut list);
         if changed {
-            table["deny"] = toml_edit::value(toml_edit::Array::from_iter(list));
+            crate::config::set_string_list(table, "deny", &list);
         }
         Ok(())
     })?;

@@ -484,3 +484,97 @@ fn sent_copy_off_skips_the_sent_steps_and_passes() {
     }
     assert_eq!(step(&v, "smtp_auth")["status"], "ok", "{v}");
 }
+
+#[test]
+fn account_edit_keeps_the_users_comments_and_layout() {
+    let home = Home::new();
+    home.add_account("c", "cfg-edit@example.test");
+    let path = home.path().join("config.toml");
+    let written = std::fs::read_to_string(&path).unwrap();
+    // The user annotates the file that `account add` wrote.
+    let mut commented = format!("# my mail setup\n\n{written}\n# end of my settings\n");
+    for (from, to) in [
+        ("[accounts.c]\n", "# the customer inbox\n[accounts.c]\n"),
+        (
+            "\n[accounts.c.sync]\n",
+            "\n# keep it gentle on the server\n[accounts.c.sync]\n",
+        ),
+        ("poll_secs = 300\n", "poll_secs = 300   # five minutes\n"),
+        ("mark_read = false\n", "mark_read = false # for now\n"),
+    ] {
+        assert!(commented.contains(from), "{from:?} in {written}");
+        commented = commented.replacen(from, to, 1);
+    }
+    std::fs::write(&path, &commented).unwrap();
+
+    let out = home.run(&[
+        "account",
+        "edit",
+        "c",
+        "--since",
+        "2026-01-01",
+        "--mark-read",
+        "true",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = std::fs::read_to_string(&path).unwrap();
+    // Exactly two lines differ: one value changed in place, one key added to its table.
+    let marked = commented.replacen(
+        "mark_read = false # for now",
+        "mark_read = true # for now",
+        1,
+    );
+    let want = marked.replacen(
+        "batch_size = 10000\n",
+        "batch_size = 10000\nsince = \"2026-01-01\"\n",
+        1,
+    );
+    assert_eq!(text, want);
+    let (code, shown) = home.json(&["account", "show", "c"]);
+    assert_eq!(code, 0, "{shown}");
+    assert_eq!(shown["account"]["sync"]["since"], "2026-01-01", "{shown}");
+    assert_eq!(shown["account"]["sync"]["mark_read"], true, "{shown}");
+
+    // Back to the whole history: the key goes, nothing else moves.
+    let out = home.run(&["account", "edit", "c", "--since", "all"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), marked);
+    let (_, shown) = home.json(&["account", "show", "c"]);
+    assert!(shown["account"]["sync"]["since"].is_null(), "{shown}");
+    assert_eq!(shown["account"]["sync"]["mark_read"], true, "{shown}");
+
+    // The other account-level edits leave the rest alone too, and undo to the same bytes.
+    for args in [
+        &["account", "disable", "c"][..],
+        &["account", "enable", "c"],
+        &["deny", "add", "--account", "c", "spam.example"],
+        &["deny", "remove", "--account", "c", "spam.example"],
+    ] {
+        let out = home.run(args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    }
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), marked);
+    let out = home.run(&[
+        "account",
+        "set-password",
+        "c",
+        "--password-command",
+        "echo secret",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(
+        text,
+        marked.replacen(
+            "deny = []\n",
+            "deny = []\npassword_command = \"echo secret\"\n",
+            1
+        )
+    );
+    let out = home.run_stdin(
+        &["account", "set-password", "c", "--password-stdin"],
+        "secret\n",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), marked);
+}
