@@ -628,8 +628,65 @@ pub fn edit(home: &Home, f: impl FnOnce(&mut toml_edit::DocumentMut) -> Result<(
 /// file reads like the documentation and a user can add comments anywhere.
 pub fn account_table(acct: &AccountConfig) -> Result<toml_edit::Item> {
     let mut table = serialize_account(acct)?;
+    prune_defaults(&mut table)?;
     expand_long_inline_tables(&mut table);
     Ok(toml_edit::Item::Table(table))
+}
+
+/// A new account is written with the options that differ from the defaults only: a value
+/// written out is frozen, so a better default in a later release (say `sync.batch_size`) would
+/// never reach the account. `account show` prints the effective values; docs/guide.md lists
+/// the defaults.
+fn prune_defaults(table: &mut toml_edit::Table) -> Result<()> {
+    let same =
+        |a: &toml_edit::Item, b: &toml_edit::Item| a.to_string().trim() == b.to_string().trim();
+    for (key, default) in [
+        ("enabled", toml_edit::value(true)),
+        ("use_system_smtp", toml_edit::value(false)),
+        ("insecure_skip_verify", toml_edit::value(false)),
+    ] {
+        if table.get(key).is_some_and(|v| same(v, &default)) {
+            table.remove(key);
+        }
+    }
+    for key in ["aliases", "shared_with", "deny"] {
+        if table
+            .get(key)
+            .and_then(|v| v.as_array())
+            .is_some_and(|a| a.is_empty())
+        {
+            table.remove(key);
+        }
+    }
+    let defaults = [
+        ("sync", serialize_table(&SyncOptions::default())?),
+        ("sent_copy", serialize_table(&SentCopyOptions::default())?),
+    ];
+    for (key, default) in defaults {
+        let Some(sub) = table.get_mut(key).and_then(|i| i.as_table_like_mut()) else {
+            continue;
+        };
+        for (k, v) in default.iter() {
+            if sub.get(k).is_some_and(|mine| same(mine, v)) {
+                sub.remove(k);
+            }
+        }
+        if sub.is_empty() {
+            table.remove(key);
+        }
+    }
+    Ok(())
+}
+
+fn serialize_table<T: Serialize>(value: &T) -> Result<toml_edit::Table> {
+    let doc = toml_edit::ser::to_document(value).map_err(|e| {
+        AppError::local(
+            "cannot serialise the default settings",
+            e.to_string(),
+            "report this as a bug",
+        )
+    })?;
+    Ok(doc.as_table().clone())
 }
 
 fn serialize_account(acct: &AccountConfig) -> Result<toml_edit::Table> {
@@ -1020,15 +1077,25 @@ since = "new"
             ),
             "{text}"
         );
-        assert!(
-            text.contains("\n[accounts.new.sync]\nidle = true\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains("\n[accounts.new.sent_copy]\nenabled = true\n"),
-            "{text}"
-        );
+        // Defaults are not written out (a later, better default must reach the account).
+        for default in [
+            "enabled",
+            "idle",
+            "batch_size",
+            "sent_copy",
+            "aliases",
+            "[accounts.new.sync]",
+        ] {
+            assert!(!text.contains(default), "{default} in {text}");
+        }
         assert_eq!(Config::load(&home).unwrap().account("new").unwrap(), &acct);
+
+        // What differs from the defaults is written, as sections.
+        let mut acct = acct;
+        acct.sync.poll_secs = 60;
+        acct.sync.process = ProcessScope::UnreadOnly;
+        acct.sent_copy.retry_secs = 30 + 1;
+        acct.aliases = vec!["sales@example.test".into()];
 
         // Added to a user's file: below the other accounts, nothing else moves.
         fs::write(home.config_path(), COMMENTED).unwrap();
@@ -1041,17 +1108,27 @@ since = "new"
         let text = fs::read_to_string(home.config_path()).unwrap();
         let before_end = COMMENTED.trim_end_matches("# end of file\n");
         assert!(text.starts_with(before_end), "{text}");
+        // A short table stays on one line; a long one becomes a section.
         assert!(
-            text.ends_with("retry_secs = 30\n\n# end of file\n"),
+            text.ends_with("sent_copy = { retry_secs = 31 }\n\n# end of file\n"),
             "{text}"
         );
+        assert!(
+            text.contains("\nsync = { poll_secs = 60, process = \"unread_only\" }\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("aliases = [\"sales@example.test\"]"),
+            "{text}"
+        );
+        assert_eq!(Config::load(&home).unwrap().account("new").unwrap(), &acct);
         let added = &text[before_end.len()..];
         assert!(
             added.starts_with("[accounts.new]\nid = \"acc1\"\n"),
             "{text}"
         );
         assert!(
-            added.find("[accounts.new.sync]") < added.find("[accounts.new.sent_copy]"),
+            added.find("sync = {") < added.find("sent_copy = {"),
             "{text}"
         );
     }

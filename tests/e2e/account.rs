@@ -491,20 +491,16 @@ fn account_edit_keeps_the_users_comments_and_layout() {
     home.add_account("c", "cfg-edit@example.test");
     let path = home.path().join("config.toml");
     let written = std::fs::read_to_string(&path).unwrap();
-    // The user annotates the file that `account add` wrote.
-    let mut commented = format!("# my mail setup\n\n{written}\n# end of my settings\n");
-    for (from, to) in [
-        ("[accounts.c]\n", "# the customer inbox\n[accounts.c]\n"),
-        (
-            "\n[accounts.c.sync]\n",
-            "\n# keep it gentle on the server\n[accounts.c.sync]\n",
-        ),
-        ("poll_secs = 300\n", "poll_secs = 300   # five minutes\n"),
-        ("mark_read = false\n", "mark_read = false # for now\n"),
-    ] {
-        assert!(commented.contains(from), "{from:?} in {written}");
-        commented = commented.replacen(from, to, 1);
-    }
+    // `account add` wrote only what differs from the defaults; the user annotates that and adds
+    // settings of their own.
+    assert!(!written.contains("[accounts.c.sync]"), "{written}");
+    let own = "enabled = true\ndeny = []\n\n# keep it gentle on the server\n[accounts.c.sync]\n\
+               poll_secs = 300   # five minutes\nmark_read = false # for now\nbatch_size = 10000\n";
+    let commented = format!("# my mail setup\n\n{written}{own}\n# end of my settings\n").replacen(
+        "[accounts.c]\n",
+        "# the customer inbox\n[accounts.c]\n",
+        1,
+    );
     std::fs::write(&path, &commented).unwrap();
 
     let out = home.run(&[
