@@ -69,13 +69,30 @@ pub fn collect(
             Some(s) => s.account_counts(&a.id)?,
             None => (0, 0),
         };
-        let state = if !a.enabled {
+        let mut state = if !a.enabled {
             AccountState::Disabled
         } else {
             row.as_ref()
                 .map(|r| r.state)
                 .unwrap_or(AccountState::Pending)
         };
+        let mut last_error = row.as_ref().and_then(|r| r.last_error.clone());
+        let mut progress = row.as_ref().and_then(|r| r.progress.clone());
+        if let (AccountState::Syncing, Some(s), Some(r)) = (state, store, row.as_ref())
+            && s.sync_holder_gone(&a.id)?
+        {
+            // The pass ended without recording how: killed, or the disk was too full to write
+            // its outcome. "syncing" would be a lie, and "healthy" with it.
+            state = AccountState::Degraded;
+            progress = None;
+            last_error = Some(ErrorInfo {
+                at: r.state_since.clone(),
+                what: "the last sync stopped without recording how it ended".into(),
+                fix: format!(
+                    "check free disk space (a full disk refuses that record too), then run `mailroom sync {name}`"
+                ),
+            });
+        }
         accounts.push(AccountStatus {
             name: name.clone(),
             email: a.email.clone(),
@@ -83,16 +100,13 @@ pub fn collect(
             state,
             insecure: a.insecure_skip_verify,
             last_success_at: row.as_ref().and_then(|r| r.last_success_at.clone()),
-            last_error: row.as_ref().and_then(|r| r.last_error.clone()),
+            last_error,
             counts: Counts { messages, unread },
-            progress: row
-                .as_ref()
-                .and_then(|r| r.progress.clone())
-                .map(|(folder, done, total)| Progress {
-                    folder,
-                    done,
-                    total,
-                }),
+            progress: progress.map(|(folder, done, total)| Progress {
+                folder,
+                done,
+                total,
+            }),
             health: Health {
                 success_rate: row
                     .as_ref()
@@ -221,4 +235,47 @@ fn human(s: &Status) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        toml::from_str(
+            r#"[accounts.w]
+id = "a1"
+email = "w@example.test"
+user = "w@example.test"
+imap = { host = "127.0.0.1", port = 1993, security = "tls" }
+smtp = { host = "127.0.0.1", port = 1587, security = "starttls" }
+"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn syncing_without_a_live_holder_is_reported_degraded_with_a_fix() {
+        let mut store = Store::open_in_memory().unwrap();
+        store.insert_account("a1", "w", true).unwrap();
+        store.set_state("a1", AccountState::Syncing).unwrap();
+        store.set_progress("a1", "INBOX", 2000, 3000).unwrap();
+        // While this (live) process holds the lease, the state is what the row says.
+        assert!(store.acquire_lease("a1", "t", 60).unwrap().is_ok());
+        let st = collect(&config(), Some(&store), |_| true).unwrap();
+        assert_eq!(st.accounts[0].state, AccountState::Syncing);
+        assert!(st.accounts[0].progress.is_some());
+        // The holder is gone without recording the end of its pass (full disk, kill -9).
+        store.release_lease("a1", "t").unwrap();
+        let st = collect(&config(), Some(&store), |_| true).unwrap();
+        let a = &st.accounts[0];
+        assert_eq!(a.state, AccountState::Degraded);
+        assert_eq!(st.overall, "degraded");
+        assert!(a.progress.is_none());
+        let e = a.last_error.as_ref().unwrap();
+        assert!(
+            e.fix.contains("disk space") && e.fix.contains("mailroom sync w"),
+            "{e:?}"
+        );
+    }
 }

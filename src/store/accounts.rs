@@ -338,6 +338,16 @@ impl Store {
             })
             .optional()?)
     }
+
+    /// Whether nobody is syncing the account any more: no lease, or a holder on this host whose
+    /// process is gone. A `syncing` state left behind then is stale: the process died, or it
+    /// could not record how the pass ended (a full disk refuses that write too).
+    pub fn sync_holder_gone(&self, account_id: &str) -> Result<bool> {
+        Ok(match self.lease_holder(account_id)? {
+            None => true,
+            Some(h) => h.host == hostname() && !process_alive(h.pid),
+        })
+    }
 }
 
 fn format_what(err: &AppError) -> String {
@@ -372,6 +382,30 @@ mod tests {
         assert_eq!(held.pid, std::process::id() as i64);
         s.release_lease("a1", "tok1").unwrap();
         assert!(s.acquire_lease("a1", "tok2", 60).unwrap().is_ok());
+    }
+
+    #[test]
+    fn a_lease_of_a_dead_process_or_none_means_nobody_syncs() {
+        let mut s = Store::open_in_memory().unwrap();
+        s.insert_account("a1", "work", true).unwrap();
+        assert!(s.sync_holder_gone("a1").unwrap(), "no lease");
+        assert!(s.acquire_lease("a1", "tok1", 60).unwrap().is_ok());
+        assert!(
+            !s.sync_holder_gone("a1").unwrap(),
+            "held by this live process"
+        );
+        // A pid above the kernel's maximum (4194304) never exists.
+        s.conn
+            .execute("UPDATE leases SET holder_pid = 99999999", [])
+            .unwrap();
+        assert!(s.sync_holder_gone("a1").unwrap(), "holder died");
+        s.conn
+            .execute("UPDATE leases SET holder_host = 'elsewhere.example'", [])
+            .unwrap();
+        assert!(
+            !s.sync_holder_gone("a1").unwrap(),
+            "another host's process cannot be checked: assume it runs"
+        );
     }
 
     #[test]
