@@ -348,23 +348,15 @@ impl Writer {
                 }
                 match verdict {
                     Verdict::Store(m) => {
-                        if open.is_none() {
-                            *open = Some(OpenTx {
-                                bulk: self.store.bulk_begin()?,
-                                started: Instant::now(),
-                                messages: 0,
-                            });
-                        }
-                        if let Some(o) = open.as_mut() {
-                            self.store.bulk_insert(
-                                &mut o.bulk,
-                                &self.account_id,
-                                self.folder_id,
-                                self.uidvalidity,
-                                &m,
-                            )?;
-                            o.messages += 1;
-                        }
+                        let o = self.ensure_open(open)?;
+                        self.store.bulk_insert(
+                            &mut o.bulk,
+                            &self.account_id,
+                            self.folder_id,
+                            self.uidvalidity,
+                            &m,
+                        )?;
+                        o.messages += 1;
                     }
                     Verdict::Skip => {}
                     Verdict::Quarantine(err) => {
@@ -383,13 +375,7 @@ impl Writer {
         // Whatever arrived completely is stored, even when the fetch broke off.
         let checkpoint = max_uid.max(finish);
         if open.is_some() || checkpoint > self.known_max {
-            if open.is_none() {
-                *open = Some(OpenTx {
-                    bulk: self.store.bulk_begin()?,
-                    started: Instant::now(),
-                    messages: 0,
-                });
-            }
+            self.ensure_open(open)?;
             // No checkpoint for the last one: the pass would wait for it when the writer ends;
             // the next commit of any connection copies these frames back.
             out_new += self.commit(open, checkpoint, Wal::Leave)?;
@@ -400,6 +386,19 @@ impl Writer {
             bad_uids,
             progress: self.progress.clone(),
         })
+    }
+
+    /// The open transaction, begun now if there is none.
+    fn ensure_open<'a>(&self, open: &'a mut Option<OpenTx>) -> Result<&'a mut OpenTx> {
+        let o = match open.take() {
+            Some(o) => o,
+            None => OpenTx {
+                bulk: self.store.bulk_begin()?,
+                started: Instant::now(),
+                messages: 0,
+            },
+        };
+        Ok(open.insert(o))
     }
 
     /// Commits the open transaction with `checkpoint`; returns how many locations it added.
