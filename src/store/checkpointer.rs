@@ -5,6 +5,8 @@
 //! the writer (it copies what was committed when it started), and when it has caught up the
 //! writer's next transaction starts the WAL from the beginning again, so the file stays small.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 use std::thread::JoinHandle;
 
@@ -14,6 +16,8 @@ use crate::error::{AppError, Result};
 pub struct Checkpointer {
     wake: Option<SyncSender<()>>,
     handle: Option<JoinHandle<()>>,
+    /// Checkpoints run so far (successful or not).
+    runs: Arc<AtomicU64>,
 }
 
 impl Checkpointer {
@@ -22,6 +26,8 @@ impl Checkpointer {
         let own = store.reopen_plain()?;
         // One pending wake-up is enough: a checkpoint copies everything committed so far.
         let (wake, rx) = sync_channel::<()>(1);
+        let runs = Arc::new(AtomicU64::new(0));
+        let counted = runs.clone();
         let handle = std::thread::Builder::new()
             .name("sync-checkpoint".into())
             .spawn(move || {
@@ -31,6 +37,7 @@ impl Checkpointer {
                     if let Err(e) = own.checkpoint_passive() {
                         tracing::debug!("passive checkpoint failed: {e}");
                     }
+                    counted.fetch_add(1, Ordering::Release);
                 }
             })
             .map_err(|e| {
@@ -43,7 +50,13 @@ impl Checkpointer {
         Ok(Checkpointer {
             wake: Some(wake),
             handle: Some(handle),
+            runs,
         })
+    }
+
+    /// How many checkpoints the thread has run.
+    pub fn runs(&self) -> u64 {
+        self.runs.load(Ordering::Acquire)
     }
 
     /// Asks for a checkpoint of what has been committed (after each batch).
@@ -100,9 +113,14 @@ mod tests {
                 })
                 .unwrap();
                 if let Some(c) = ck {
+                    // As the next fetched batch would leave it time to, let it finish.
+                    let before = c.runs();
                     c.poke();
-                    // Give the checkpoint a moment, as the next fetched batch would.
-                    std::thread::sleep(std::time::Duration::from_millis(5));
+                    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+                    while c.runs() == before {
+                        assert!(std::time::Instant::now() < deadline, "no checkpoint ran");
+                        std::thread::yield_now();
+                    }
                 }
             }
         };
