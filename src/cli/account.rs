@@ -407,10 +407,18 @@ fn show(ctx: &Ctx, name: &str) -> Result<i32> {
 }
 
 fn edit(ctx: &Ctx, a: EditArgs) -> Result<i32> {
+    let s = &a.server;
+    // The server flags are shared with `add`, but a preset only fills in a new account: edit
+    // would silently ignore it.
+    if let Some(p) = &s.preset {
+        return Err(AppError::usage(
+            format!("--preset {p} only applies to `account add`"),
+            "set the servers with --imap HOST[:PORT] and --smtp HOST[:PORT] (see `mailroom account add --help` for the presets' values)",
+        ));
+    }
     let config = ctx.config()?;
     let old = config.account(&a.name)?.clone();
     let mut new = old.clone();
-    let s = &a.server;
     if let Some(e) = &s.email {
         new.email = e.clone();
     }

@@ -573,4 +573,14 @@ fn account_edit_keeps_the_users_comments_and_layout() {
     );
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(std::fs::read_to_string(&path).unwrap(), marked);
+
+    // A preset only fills in a new account; edit refuses it instead of ignoring it.
+    let out = home.run(&["account", "edit", "c", "--preset", "gmail"]);
+    assert_eq!(out.status.code(), Some(64), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("only applies to `account add`"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), marked);
 }
