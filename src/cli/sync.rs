@@ -186,7 +186,7 @@ async fn run_until_interrupted(
             if let Some(h) = store.lease_holder(&a.id)? {
                 let fresh = chrono::DateTime::parse_from_rfc3339(&h.since).is_ok()
                     && h.pid != std::process::id() as i64
-                    && std::path::Path::new(&format!("/proc/{}", h.pid)).exists();
+                    && crate::store::process_alive(h.pid);
                 if fresh {
                     return Err(AppError::new(
                         crate::error::Kind::Busy,

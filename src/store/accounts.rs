@@ -364,7 +364,8 @@ pub fn hostname() -> String {
         .unwrap_or_else(|_| "localhost".into())
 }
 
-fn process_alive(pid: i64) -> bool {
+/// Whether a process with this pid exists on this host.
+pub fn process_alive(pid: i64) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 

@@ -18,7 +18,7 @@ mod search;
 mod status;
 mod triage;
 
-pub use accounts::{AccountRow, AccountState, ErrorInfo, LeaseHolder};
+pub use accounts::{AccountRow, AccountState, ErrorInfo, LeaseHolder, process_alive};
 pub use checkpointer::Checkpointer;
 pub use crm::{BookRows, CustomerRow, MatchInput, MatchRow, MatchUpdate, TimelineRow};
 pub use fixture::FixtureMessage;

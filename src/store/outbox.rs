@@ -552,7 +552,7 @@ pub fn claim_is_dead(claim: Option<&str>, until: Option<&str>, at: &str) -> bool
     {
         // Same host: a pid that exists but is a different process is possible after a
         // reboot; the claim deadline covers that case.
-        let alive = std::path::Path::new(&format!("/proc/{pid}")).exists();
+        let alive = super::accounts::process_alive(pid as i64);
         return !alive || until.is_some_and(|u| u < at);
     }
     until.is_none_or(|u| u < at)

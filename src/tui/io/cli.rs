@@ -74,6 +74,16 @@ pub fn run_cli(ctx: &Ctx, args: &[String]) -> Result<serde_json::Value> {
 }
 
 /// A CLI command on a job thread; its result (the action's own words) comes back as Data.
+/// `mailroom outbox VERB ID` as a job; its outcome comes back as a notice.
+pub(super) fn outbox_job(ctx: &Ctx, out: &UnboundedSender<Data>, verb: &str, id: i64) {
+    cli_job(
+        ctx,
+        out,
+        vec!["outbox".into(), verb.into(), id.to_string()],
+        Data::Notice,
+    );
+}
+
 pub(super) fn cli_job(
     ctx: &Ctx,
     out: &UnboundedSender<Data>,

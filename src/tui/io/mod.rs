@@ -451,39 +451,19 @@ pub fn execute(
             return None;
         }
         Command::OutboxRetry { id } => {
-            cli_job(
-                ctx,
-                out,
-                vec!["outbox".into(), "retry".into(), id.to_string()],
-                Data::Notice,
-            );
+            outbox_job(ctx, out, "retry", id);
             return None;
         }
         Command::OutboxCancel { id } => {
-            cli_job(
-                ctx,
-                out,
-                vec!["outbox".into(), "cancel".into(), id.to_string()],
-                Data::Notice,
-            );
+            outbox_job(ctx, out, "cancel", id);
             return None;
         }
         Command::OutboxResend { id } => {
-            cli_job(
-                ctx,
-                out,
-                vec!["outbox".into(), "resend".into(), id.to_string()],
-                Data::Notice,
-            );
+            outbox_job(ctx, out, "resend", id);
             return None;
         }
         Command::OutboxDrop { id } => {
-            cli_job(
-                ctx,
-                out,
-                vec!["outbox".into(), "drop".into(), id.to_string()],
-                Data::Notice,
-            );
+            outbox_job(ctx, out, "drop", id);
             return None;
         }
         Command::Send { draft } => {
