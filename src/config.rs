@@ -638,8 +638,7 @@ pub fn account_table(acct: &AccountConfig) -> Result<toml_edit::Item> {
 /// never reach the account. `account show` prints the effective values; docs/guide.md lists
 /// the defaults.
 fn prune_defaults(table: &mut toml_edit::Table) -> Result<()> {
-    let same =
-        |a: &toml_edit::Item, b: &toml_edit::Item| a.to_string().trim() == b.to_string().trim();
+    let same = merge::same_item;
     for (key, default) in [
         ("enabled", toml_edit::value(true)),
         ("use_system_smtp", toml_edit::value(false)),
