@@ -161,9 +161,11 @@ pub fn main() -> i32 {
         Err(e) => return output::fail(json, &e),
     };
     // The debug log lives in the home, but only once the home exists (status never creates it).
+    let console = matches!(cli.command, None | Some(Command::Console));
     crate::logging::init(
         cli.verbose,
         home.root.exists().then(|| home.log_dir()).as_deref(),
+        !console && std::io::IsTerminal::is_terminal(&std::io::stderr()),
     );
     let ctx = Ctx {
         home,

@@ -548,6 +548,11 @@ fn console_syncs_by_itself_shows_mail_inert_fetches_bodies_and_picks_folders() {
         log.contains("DEBUG"),
         "the console's log lines went to logs/console.log: {log:?}"
     );
+    // A log file is read with less and grep: no colour codes in it.
+    assert!(
+        !log.contains('\x1b'),
+        "escape codes in console.log: {log:?}"
+    );
 }
 
 #[test]
