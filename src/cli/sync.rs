@@ -396,19 +396,23 @@ pub async fn plan_accounts(ctx: &Ctx, args: &SyncArgs) -> Result<Vec<serde_json:
                 // `since = "new"`: no historical message is fetched.
                 None => vec![],
             };
-            let (bytes, _) = if uids.is_empty() {
-                (0, 0)
-            } else {
-                fetch::total_size(&mut session, &fetch::uid_set(&uids)).await?
-            };
+            // The server's SINCE day is not the UTC day, so the search reaches a day further
+            // back (engine::first_fetch); counting by INTERNALDATE makes the same exact cut
+            // sync makes.
+            let (mut bytes, mut to_sync) = (0u64, 0u64);
+            for range in fetch::uid_set_chunks(&uids, engine::MAX_UID_SET_CHARS) {
+                let (b, n) = fetch::total_size(&mut session, &range, scope.cutoff()).await?;
+                bytes += b;
+                to_sync += n;
+            }
             // Header sync runs at roughly 20k messages/s locally; remote servers are slower,
             // so this is a lower bound, and bodies come later in the background.
-            let estimate = uids.len() as f64 / 20_000.0 + 0.2;
-            tm += uids.len() as u64;
+            let estimate = to_sync as f64 / 20_000.0 + 0.2;
+            tm += to_sync;
             tb += bytes;
             te += estimate;
             rows.push(json!({"folder": f.name, "role": f.role.map(|r| r.as_str()), "messages": messages, "unread": unseen,
-                             "to_sync": uids.len(), "bytes": bytes, "estimate_secs": (estimate * 10.0).round() / 10.0}));
+                             "to_sync": to_sync, "bytes": bytes, "estimate_secs": (estimate * 10.0).round() / 10.0}));
         }
         let _ = session.logout().await;
         accounts.push(json!({"name": name, "folders": rows, "total": {"to_sync": tm, "bytes": tb, "estimate_secs": (te * 10.0).round() / 10.0},

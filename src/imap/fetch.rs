@@ -349,21 +349,46 @@ pub async fn fetch_bodies(
     .await
 }
 
-/// Total RFC822.SIZE of the messages in `range` (for `--plan`), and how many there were.
-pub async fn total_size(session: &mut ImapSession, range: &str) -> Result<(u64, u64)> {
+/// Total RFC822.SIZE of the messages in `range` (for `--plan`), and how many there were; with
+/// `since`, only of those whose INTERNALDATE is at or after it (a message without a readable
+/// one counts, as sync keeps it too).
+pub async fn total_size(
+    session: &mut ImapSession,
+    range: &str,
+    since: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<(u64, u64)> {
     let mut bytes = 0u64;
     let mut n = 0u64;
+    let items = if since.is_some() {
+        "UID RFC822.SIZE INTERNALDATE"
+    } else {
+        "UID RFC822.SIZE"
+    };
     exec(
         session,
         "measuring sizes",
-        &format!("UID FETCH {range} (UID RFC822.SIZE)"),
+        &format!("UID FETCH {range} ({items})"),
         |r| {
             if let Response::Fetch(_, attrs) = r {
+                let mut size = None;
+                let mut in_scope = true;
                 for a in attrs {
-                    if let AttributeValue::Rfc822Size(s) = a {
-                        bytes += *s as u64;
-                        n += 1;
+                    match a {
+                        AttributeValue::Rfc822Size(s) => size = Some(*s as u64),
+                        AttributeValue::InternalDate(d) => {
+                            let when =
+                                chrono::DateTime::parse_from_str(d.trim(), "%d-%b-%Y %H:%M:%S %z");
+                            in_scope = match (since, when) {
+                                (Some(since), Ok(when)) => when >= since,
+                                _ => true,
+                            };
+                        }
+                        _ => {}
                     }
+                }
+                if let (Some(size), true) = (size, in_scope) {
+                    bytes += size;
+                    n += 1;
                 }
             }
             Ok(())

@@ -753,14 +753,23 @@ pub enum FirstFetch {
     Nothing,
 }
 
-/// The first-sync fetch for a scope: shared by sync and `sync --plan`, so the plan counts
-/// exactly what the server is asked for. SINCE is day-granular in the server's time zone;
-/// `classify` still applies the exact cutoff.
+/// The first-sync fetch for a scope: shared by sync and `sync --plan`, so the plan asks the
+/// server exactly what the sync asks.
+///
+/// SINCE compares dates "disregarding time and timezone" (RFC 3501): the day of a message's
+/// INTERNALDATE in its own or the server's zone, not in UTC. A message at 22:00 -0500 on the
+/// 4th is on the 5th in UTC (in scope for `since = 5th`), but the server files it under the 4th
+/// and `SINCE 5-…` would miss it. So the server is asked from the day before, and the exact
+/// cut at midnight UTC is made here (`classify`, and the plan's INTERNALDATE count): one extra
+/// day of headers on the wire, no mail missed.
 pub fn first_fetch(scope: HistoryScope, unread_only: bool) -> FirstFetch {
     let mut keys = Vec::new();
     match scope {
         HistoryScope::NewOnly => return FirstFetch::Nothing,
-        HistoryScope::Since(d) => keys.push(format!("SINCE {}", d.format("%-d-%b-%Y"))),
+        HistoryScope::Since(d) => {
+            let day_before = d.pred_opt().unwrap_or(d);
+            keys.push(format!("SINCE {}", day_before.format("%-d-%b-%Y")));
+        }
         HistoryScope::All => {}
     }
     if unread_only {
@@ -783,8 +792,9 @@ fn first_sync_search(criteria: &str, known_max: u32) -> String {
     }
 }
 
-/// Longest UID set per `UID FETCH` of search results.
-const MAX_UID_SET_CHARS: usize = 8000;
+/// Longest UID set per `UID FETCH` of search results (Dovecot's default line limit is 64 KiB,
+/// other servers' 8 KiB).
+pub const MAX_UID_SET_CHARS: usize = 8000;
 
 /// What the new-mail step fetches.
 struct NewMail {
@@ -1166,13 +1176,15 @@ mod tests {
             FirstFetch::Search("UNSEEN".into())
         );
         // IMAP4rev1 date: day without padding, English month, four-digit year.
+        // Asked from the day before: the server's SINCE day is not the UTC day (see
+        // first_fetch); the exact cut is classify's.
         assert_eq!(
             first_fetch(d("2026-01-05"), false),
-            FirstFetch::Search("SINCE 5-Jan-2026".into())
+            FirstFetch::Search("SINCE 4-Jan-2026".into())
         );
         assert_eq!(
-            first_fetch(d("2025-12-24"), true),
-            FirstFetch::Search("SINCE 24-Dec-2025 UNSEEN".into())
+            first_fetch(d("2026-01-01"), true),
+            FirstFetch::Search("SINCE 31-Dec-2025 UNSEEN".into())
         );
         assert_eq!(
             first_fetch(HistoryScope::NewOnly, true),

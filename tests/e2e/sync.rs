@@ -1203,12 +1203,15 @@ fn since_date_fetches_only_the_mail_in_scope(port: u16, prefix: &str) {
     seed(&user, 300);
     let times = received_times(&user, "INBOX");
     assert_eq!(times.len(), 300);
-    // A date keeping about the newest tenth, computed from the seeded INTERNALDATEs.
+    // A date keeping about the newest tenth, computed from the seeded INTERNALDATEs: the day
+    // after a message's, so the day before the cut has mail.
     let mut sorted: Vec<i64> = times.iter().map(|(_, t)| *t).collect();
     sorted.sort_unstable();
     let date = chrono::DateTime::from_timestamp(sorted[270], 0)
         .unwrap()
-        .date_naive();
+        .date_naive()
+        .succ_opt()
+        .unwrap();
     let cutoff = date.and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp();
     let in_scope = |times: &[(u32, i64)]| -> HashSet<u32> {
         times
@@ -1236,8 +1239,22 @@ fn since_date_fetches_only_the_mail_in_scope(port: u16, prefix: &str) {
     account_for(&home, "d", &user, port);
     home.set_account_option("d", "sync.body_prefetch_max_bytes", toml_edit::value(0));
     edit_since(&home, "d", &["--since", &date]);
+    // The server is searched from the day before (its SINCE day is not the UTC day); the plan
+    // still counts exactly what the sync keeps, so mail of that day must be there to drop.
+    let day = 24 * 3600;
+    assert!(
+        times
+            .iter()
+            .any(|(_, t)| (cutoff - day..cutoff).contains(t)),
+        "no seeded mail on the day before {date}"
+    );
     let (_, plan) = home.json(&["sync", "d", "--plan"]);
     assert_eq!(plan["accounts"][0]["since"], date.as_str(), "{plan}");
+    let planned = plan["accounts"][0]["folders"]
+        .as_array()
+        .and_then(|f| f.iter().find(|f| f["folder"] == "INBOX"))
+        .map(|f| f["to_sync"].clone());
+    assert_eq!(planned, Some(serde_json::json!(expected.len())), "{plan}");
     let v = sync_once(&home, "d");
     assert_eq!(
         folder_summary(&v, "INBOX")["new"].as_u64().unwrap() as usize,
@@ -1271,6 +1288,12 @@ fn since_date_fetches_only_the_mail_in_scope(port: u16, prefix: &str) {
         .collect();
     let both: HashSet<u32> = expected.intersection(&unseen).copied().collect();
     assert!(!both.is_empty() && both.len() < expected.len(), "{both:?}");
+    let (_, plan) = unread.json(&["sync", "u", "--plan"]);
+    assert_eq!(
+        plan["accounts"][0]["total"]["to_sync"],
+        serde_json::json!(both.len()),
+        "{plan}"
+    );
     let vu = sync_once(&unread, "u");
     assert_eq!(stored_uids(&unread, "u"), both, "{vu}");
     assert!(vu["bytes"].as_u64().unwrap() < bytes, "{vu}");
