@@ -91,6 +91,23 @@ fn sniff_delimiter(text: &str) -> u8 {
     best.map_or(b',', |(d, _)| d)
 }
 
+/// Excel's optional first line `sep=;` names the delimiter (Excel writes and honours it; it is
+/// not the header). Returns the delimiter and the line's length, or why it cannot be used.
+fn sep_line(text: &str) -> Option<std::result::Result<(u8, usize), String>> {
+    let first = text.split_inclusive('\n').next()?;
+    let value = first
+        .get(..4)
+        .filter(|p| p.eq_ignore_ascii_case("sep="))
+        .map(|_| first[4..].trim_end_matches(['\r', '\n']))?;
+    Some(match value.as_bytes() {
+        [d] if DELIMITERS.contains(d) => Ok((*d, first.len())),
+        _ => Err(format!(
+            "the first line {:?} names a delimiter mailroom does not read",
+            first.trim_end()
+        )),
+    })
+}
+
 fn delimiter_label(d: u8) -> &'static str {
     match d {
         b';' => "`;`",
@@ -179,14 +196,17 @@ struct Lines<'a> {
     text: &'a [u8],
     at: usize,
     line: u64,
+    first: u64,
 }
 
 impl<'a> Lines<'a> {
-    fn new(text: &'a str) -> Self {
+    /// `first_line`: the file's line number of the text's first line.
+    fn new(text: &'a str, first_line: u64) -> Self {
         Lines {
             text: text.as_bytes(),
             at: 0,
-            line: 1,
+            line: first_line,
+            first: first_line,
         }
     }
 
@@ -200,7 +220,7 @@ impl<'a> Lines<'a> {
         }
         if start < self.at {
             // Never happens for a forward reader; recount rather than report a wrong line.
-            (self.at, self.line) = (0, 1);
+            (self.at, self.line) = (0, self.first);
         }
         self.line += self.text[self.at..start]
             .iter()
@@ -219,12 +239,21 @@ const HEADER_FIX: &str = "the first line names the columns, separated by `,`, `;
 
 pub fn import(store: &Store, config: &Config, bytes: &[u8]) -> Result<ImportReport> {
     let (text, encoding) = decode(bytes);
-    let delimiter = sniff_delimiter(&text);
+    let (delimiter, body, first_line) = match sep_line(&text) {
+        Some(Ok((d, len))) => (d, &text[len..], 2),
+        Some(Err(e)) => {
+            return Err(AppError::usage(
+                e,
+                "use `sep=,`, `sep=;` or a tab, or remove the line",
+            ));
+        }
+        None => (sniff_delimiter(&text), &text[..], 1),
+    };
     let mut rdr = csv::ReaderBuilder::new()
         .delimiter(delimiter)
         .flexible(true)
         .has_headers(true)
-        .from_reader(text.as_bytes());
+        .from_reader(body.as_bytes());
     let headers = rdr
         .headers()
         .map_err(|e| AppError::usage(format!("cannot read the CSV header: {e}"), HEADER_FIX))?
@@ -262,7 +291,7 @@ pub fn import(store: &Store, config: &Config, bytes: &[u8]) -> Result<ImportRepo
     let mut claimed_addr: HashMap<String, u64> = HashMap::new();
     let mut claimed_customer: HashMap<i64, u64> = HashMap::new();
 
-    let mut lines = Lines::new(&text);
+    let mut lines = Lines::new(body, first_line);
     store.atomically(|s| {
         for rec in rdr.records() {
             let (line, rec) = match rec {
@@ -517,6 +546,41 @@ mod tests {
             b','
         );
         assert_eq!(sniff_delimiter("emails;company\n"), b',', "no name column");
+    }
+
+    #[test]
+    fn excel_sep_line_names_the_delimiter_and_lines_still_count_from_the_file() {
+        let cfg = Config::default();
+        // The header alone would sniff as `,` (`name,x` has a name column); sep= decides.
+        let s = Store::open_in_memory().unwrap();
+        let csv = "sep=;\r\nname,x;emails\r\nAnna, Ltd;anna@acme.test\r\nBad;not-an-address\r\n";
+        let r = import(&s, &cfg, csv.as_bytes()).unwrap_err();
+        assert!(r.to_string().contains("no `name` column"), "{r}");
+        let csv = "sep=;\r\nname;emails\r\nAnna, Ltd;anna@acme.test\r\nBad;not-an-address\r\n";
+        let r = import(&s, &cfg, csv.as_bytes()).unwrap();
+        assert_eq!((r.imported, r.delimiter.as_str()), (1, ";"), "{r:?}");
+        let lines: Vec<u64> = r.errors.iter().map(|e| e.line).collect();
+        assert_eq!(lines, [4], "{r:?}");
+        assert_eq!(customers(&s)[0].0, "Anna, Ltd");
+        // Upper case, a tab, and a BOM before it.
+        let s = Store::open_in_memory().unwrap();
+        let r = import(
+            &s,
+            &cfg,
+            "\u{feff}SEP=\t\nname\temails\nBen\tben@example.org\n".as_bytes(),
+        )
+        .unwrap();
+        assert_eq!((r.imported, r.delimiter.as_str()), (1, "\t"), "{r:?}");
+        // A delimiter we do not read is an error that says what to do, not a silent misread.
+        let e = import(&s, &cfg, b"sep=|\nname|emails\n").unwrap_err();
+        assert!(e.to_string().contains("sep=|"), "{e}");
+        // `sep` as a real column name is still a header.
+        let r = import(&s, &cfg, b"name,sep\nCara,x\n").unwrap();
+        assert_eq!(
+            (r.imported, r.ignored_columns.clone()),
+            (1, vec!["sep".to_string()]),
+            "{r:?}"
+        );
     }
 
     #[test]

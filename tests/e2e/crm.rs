@@ -186,6 +186,20 @@ fn csv_import_takes_good_rows_names_bad_ones_and_reads_odd_encodings() {
         (Some(0), Some(0), Some(2)),
         "{r}"
     );
+    // Excel's `sep=;` first line, CRLF: the line decides the delimiter, errors keep the
+    // file's line numbers.
+    let f3 = dir.join("sep.csv");
+    std::fs::write(&f3, "sep=;\r\nname;emails\r\nNo Address;not-an-address\r\n").unwrap();
+    let r = ok(&home, &["customers", "import", f3.to_str().unwrap()]);
+    assert_eq!(
+        (
+            r["imported"].as_u64(),
+            r["delimiter"].as_str(),
+            r["errors"][0]["line"].as_u64()
+        ),
+        (Some(0), Some(";"), Some(3)),
+        "{r}"
+    );
     let out = home.path().join("out.csv");
     ok(&home, &["customers", "export", out.to_str().unwrap()]);
     let r = ok(&home, &["customers", "import", out.to_str().unwrap()]);
