@@ -180,8 +180,8 @@ async fn imap_checks(acct: &Account, pw: &secrecy::SecretString, rec: &mut Recor
     }
     let sent = match copy_folders::resolve(&acct.cfg.sent_copy, &folders, &acct.name) {
         Ok(r) => {
-            rec.push("sent_folder", Ok(r.detail));
-            r.primary
+            rec.push("sent_folder", Ok(r.detail.clone()));
+            r
         }
         Err(e) => {
             rec.push("sent_folder", Err(e));
@@ -189,10 +189,46 @@ async fn imap_checks(acct: &Account, pw: &secrecy::SecretString, rec: &mut Recor
             return false;
         }
     };
-    let write = probe_sent(&mut session, &sent.wire_name, &acct.cfg.email).await;
+    let write = probe_every_copy_folder(&mut session, &sent, &acct.cfg.email).await;
     let ok = rec.push("sent_write", write);
     let _ = session.logout().await;
     ok
+}
+
+/// Probes the default copy folder, then each folder a per-type setting names: a copy to any of
+/// them fails the same way at send time, so each is written once here. A failure names the
+/// folder and the setting.
+async fn probe_every_copy_folder(
+    session: &mut connect::ImapSession,
+    sent: &copy_folders::Resolved,
+    email: &str,
+) -> Result<String, AppError> {
+    let mut detail = probe_sent(session, &sent.primary.wire_name, email).await?;
+    if sent.others.is_empty() {
+        return Ok(detail);
+    }
+    detail = format!("{}: {detail}", sent.primary.name);
+    for (keys, folder) in &sent.others {
+        match probe_sent(session, &folder.wire_name, email).await {
+            Ok(d) => detail.push_str(&format!("; {} ({keys}): {d}", folder.name)),
+            Err(e) => {
+                // The probe's own fix is about the folder; the setting is what points there.
+                let fix = match e.fix.is_empty() {
+                    true => {
+                        format!("point {keys} in config.toml at a folder the account can write")
+                    }
+                    false => format!(
+                        "{}; or point {keys} in config.toml at another folder",
+                        e.fix
+                    ),
+                };
+                let mut e = e.context(format!("the folder {:?}, named by {keys}", folder.name));
+                e.fix = fix;
+                return Err(e);
+            }
+        }
+    }
+    Ok(detail)
 }
 
 /// Appends a probe to Sent and removes exactly that message again (UID EXPUNGE only: a plain
@@ -258,7 +294,14 @@ async fn probe_sent(
         "stored a probe and marked it \\Deleted (no UIDPLUS: left for your client to expunge)"
             .to_string()
     };
-    let _ = session.close().await;
+    // Leave the folder without CLOSE: CLOSE expunges every \Deleted message in it, mail the
+    // user marked included. UNSELECT (RFC 3691) leaves it alone; without it, EXAMINE of the
+    // same folder deselects it read-only, which expunges nothing either.
+    let leave = match caps.has_str("UNSELECT") {
+        true => "UNSELECT".to_string(),
+        false => format!("EXAMINE {}", crate::imap::append::quote(folder)),
+    };
+    let _ = session.run_command_and_check_ok(&leave).await;
     Ok(detail)
 }
 

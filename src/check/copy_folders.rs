@@ -41,10 +41,13 @@ pub fn targets(sc: &SentCopyOptions) -> Vec<Target> {
     out
 }
 
-/// Every copy folder exists: where the write probe goes (the default) and the step's text.
+/// Every copy folder exists: where the write probe goes and the step's text.
 #[derive(Debug)]
 pub struct Resolved {
+    /// The default copy folder.
     pub primary: FolderInfo,
+    /// Each other folder a per-type setting names, once, with the settings naming it.
+    pub others: Vec<(String, FolderInfo)>,
     pub detail: String,
 }
 
@@ -109,13 +112,21 @@ pub fn resolve(
         _ => "found by its name",
     };
     let mut detail = format!("{} ({how})", primary.name);
+    let mut others: Vec<(String, FolderInfo)> = Vec::new();
     for (t, f) in &found[1..] {
         if f.wire_name != primary.wire_name {
-            detail.push_str(&format!("; {}: {}", t.settings.join(", "), f.name));
+            let keys = t.settings.join(", ");
+            detail.push_str(&format!("; {keys}: {}", f.name));
+            match others.iter_mut().find(|(_, o)| o.wire_name == f.wire_name) {
+                // Two settings spelling one folder differently (decoded and wire name).
+                Some((k, _)) => k.push_str(&format!(", {keys}")),
+                None => others.push((keys, (*f).clone())),
+            }
         }
     }
     Ok(Resolved {
         primary: primary.clone(),
+        others,
         detail,
     })
 }

@@ -584,3 +584,102 @@ fn account_edit_keeps_the_users_comments_and_layout() {
     );
     assert_eq!(std::fs::read_to_string(&path).unwrap(), marked);
 }
+
+/// Messages of a folder as (flags, subject), via doveadm.
+fn folder_messages(user: &str, folder: &str) -> Vec<(String, String)> {
+    let out = doveadm(&[
+        "fetch",
+        "-u",
+        user,
+        "flags hdr.subject",
+        "mailbox",
+        folder,
+        "all",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut res = Vec::new();
+    let mut flags = String::new();
+    for line in stdout(&out).lines() {
+        if let Some(f) = line.strip_prefix("flags:") {
+            flags = f.trim().to_string();
+        } else if let Some(s) = line.strip_prefix("hdr.subject:") {
+            res.push((flags.clone(), s.trim().to_string()));
+        }
+    }
+    res
+}
+
+#[test]
+fn the_write_probe_reaches_every_copy_folder_and_never_expunges_the_users_deleted_mail() {
+    servers();
+    let user = new_user("acct-probe-all");
+    // The user's own mail in Sent, marked \Deleted by another client and not expunged yet.
+    smtp_send(&user, &user, "kept while marked deleted", "hello\n");
+    wait_for("delivered", std::time::Duration::from_secs(30), || {
+        (folder_messages(&user, "INBOX").len() == 1).then_some(())
+    });
+    let out = doveadm(&["move", "-u", &user, "Sent", "mailbox", "INBOX", "all"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = doveadm(&[
+        "flags",
+        "add",
+        "-u",
+        &user,
+        "\\Deleted",
+        "mailbox",
+        "Sent",
+        "all",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    create_folder(&user, "Replies");
+
+    // The bare server: IMAP4rev1 only (no UIDPLUS, no UNSELECT), so the probes stay behind as
+    // \Deleted messages and show where they went.
+    let home = Home::new();
+    let imap = format!("127.0.0.1:{BARE_IMAPS}");
+    let ca = servers().ca.to_string_lossy().to_string();
+    let out = home.run_stdin(&add_args("b", &user, &imap, &["--ca-file", &ca]), PASSWORD);
+    assert!(out.status.success(), "{}", stderr(&out));
+    home.set_account_option("b", "sent_copy.folders.reply", toml_edit::value("Replies"));
+    let (code, v) = home.json(&["account", "test", "b"]);
+    assert_eq!(code, 0, "{v}");
+    let write = step(&v, "sent_write");
+    assert_eq!(write["status"], "ok", "{v}");
+    let detail = write["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("Sent: ") && detail.contains("Replies (sent_copy.folders.reply)"),
+        "both folders were written: {detail}"
+    );
+
+    let probe = "mailroom write check (safe to delete)";
+    let sent = folder_messages(&user, "Sent");
+    assert!(
+        sent.iter()
+            .any(|(f, s)| s == "kept while marked deleted" && f.contains("\\Deleted")),
+        "the user's \\Deleted mail is still there (no CLOSE, no EXPUNGE): {sent:?}"
+    );
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    let replies = folder_messages(&user, "Replies");
+    assert_eq!(
+        replies.len(),
+        1,
+        "one probe in the reply folder: {replies:?}"
+    );
+    assert!(
+        replies[0].1 == probe && replies[0].0.contains("\\Deleted"),
+        "{replies:?}"
+    );
+
+    // On the full server (UIDPLUS, UNSELECT) the probes remove exactly themselves.
+    let full = Home::new();
+    full.add_account("f", &user);
+    full.set_account_option("f", "sent_copy.folders.reply", toml_edit::value("Replies"));
+    let (code, v) = full.json(&["account", "test", "f"]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(folder_messages(&user, "Sent"), sent, "Sent unchanged");
+    assert_eq!(
+        folder_messages(&user, "Replies"),
+        replies,
+        "Replies unchanged"
+    );
+}
