@@ -585,28 +585,12 @@ fn account_edit_keeps_the_users_comments_and_layout() {
     assert_eq!(std::fs::read_to_string(&path).unwrap(), marked);
 }
 
-/// Messages of a folder as (flags, subject), via doveadm.
+/// Messages of a folder as (flags, subject), from the server itself.
 fn folder_messages(user: &str, folder: &str) -> Vec<(String, String)> {
-    let out = doveadm(&[
-        "fetch",
-        "-u",
-        user,
-        "flags hdr.subject",
-        "mailbox",
-        folder,
-        "all",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let mut res = Vec::new();
-    let mut flags = String::new();
-    for line in stdout(&out).lines() {
-        if let Some(f) = line.strip_prefix("flags:") {
-            flags = f.trim().to_string();
-        } else if let Some(s) = line.strip_prefix("hdr.subject:") {
-            res.push((flags.clone(), s.trim().to_string()));
-        }
-    }
-    res
+    server_fetch(user, folder, &["flags", "hdr.subject"])
+        .into_iter()
+        .map(|m| (m[0].clone(), m[1].clone()))
+        .collect()
 }
 
 #[test]

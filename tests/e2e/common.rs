@@ -134,6 +134,38 @@ pub fn doveadm(args: &[&str]) -> Output {
     mailserver(&a)
 }
 
+/// The server's own view of a folder: for each message (`doveadm fetch … all`), the values of
+/// `fields` (doveadm names: "uid", "flags", "hdr.subject", "date.received.unixtime"…) in that
+/// order. Single-line values only.
+pub fn server_fetch(user: &str, folder: &str, fields: &[&str]) -> Vec<Vec<String>> {
+    let out = doveadm(&[
+        "fetch",
+        "-u",
+        user,
+        &fields.join(" "),
+        "mailbox",
+        folder,
+        "all",
+    ]);
+    assert!(out.status.success(), "doveadm fetch: {}", stderr(&out));
+    let mut res: Vec<Vec<String>> = Vec::new();
+    for line in stdout(&out).lines() {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let Some(i) = fields.iter().position(|f| *f == name) else {
+            continue;
+        };
+        if i == 0 {
+            res.push(vec![String::new(); fields.len()]);
+        }
+        if let Some(row) = res.last_mut() {
+            row[i] = value.trim().to_string();
+        }
+    }
+    res
+}
+
 /// A throwaway mailroom home; runs the real binary against it.
 pub struct Home {
     pub dir: tempfile::TempDir,

@@ -51,19 +51,10 @@ fn all_messages(home: &Home, name: &str, folder: Option<&str>) -> Vec<Value> {
 
 /// (uid, flags) of every message in a folder, from the server itself.
 fn server_flags(user: &str, folder: &str) -> Vec<(u32, String)> {
-    let out = doveadm(&["fetch", "-u", user, "uid flags", "mailbox", folder, "all"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let text = stdout(&out);
-    let mut res = Vec::new();
-    let mut uid = 0;
-    for line in text.lines() {
-        if let Some(u) = line.strip_prefix("uid: ") {
-            uid = u.trim().parse().unwrap();
-        } else if let Some(f) = line.strip_prefix("flags:") {
-            res.push((uid, f.trim().to_string()));
-        }
-    }
-    res
+    server_fetch(user, folder, &["uid", "flags"])
+        .into_iter()
+        .map(|m| (m[0].parse().unwrap(), m[1].clone()))
+        .collect()
 }
 
 fn account_for(home: &Home, name: &str, user: &str, port: u16) {
@@ -1091,26 +1082,10 @@ fn in_process_supervisor_reports_typed_events_for_the_console() {
 
 /// (uid, INTERNALDATE as unix time) of every message in a folder, from the server itself.
 fn received_times(user: &str, folder: &str) -> Vec<(u32, i64)> {
-    let out = doveadm(&[
-        "fetch",
-        "-u",
-        user,
-        "uid date.received.unixtime",
-        "mailbox",
-        folder,
-        "all",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let mut res = Vec::new();
-    let mut uid = 0;
-    for line in stdout(&out).lines() {
-        if let Some(u) = line.strip_prefix("uid: ") {
-            uid = u.trim().parse().unwrap();
-        } else if let Some(t) = line.strip_prefix("date.received.unixtime: ") {
-            res.push((uid, t.trim().parse().unwrap()));
-        }
-    }
-    res
+    server_fetch(user, folder, &["uid", "date.received.unixtime"])
+        .into_iter()
+        .map(|m| (m[0].parse().unwrap(), m[1].parse().unwrap()))
+        .collect()
 }
 
 /// The INBOX UIDs the cache holds.
@@ -1593,20 +1568,9 @@ impl Drop for Tmpfs {
 
 /// Message-IDs of every message in a folder, from the server itself (without the brackets).
 fn server_message_ids(user: &str, folder: &str) -> Vec<String> {
-    let out = doveadm(&[
-        "fetch",
-        "-u",
-        user,
-        "hdr.message-id",
-        "mailbox",
-        folder,
-        "all",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    stdout(&out)
-        .lines()
-        .filter_map(|l| l.strip_prefix("hdr.message-id: "))
-        .map(|m| m.trim().trim_matches(|c| c == '<' || c == '>').to_string())
+    server_fetch(user, folder, &["hdr.message-id"])
+        .into_iter()
+        .map(|m| m[0].trim_matches(|c| c == '<' || c == '>').to_string())
         .collect()
 }
 
