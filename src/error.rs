@@ -104,6 +104,36 @@ impl AppError {
     }
 }
 
+/// A network error's text as a person should read it: lettre repeats its source's text after
+/// its own, and rustls's "unexpected EOF" ends in a link to its manual.
+pub fn network_detail(text: &str, source: Option<&str>) -> String {
+    let joined = match source.filter(|s| !s.is_empty() && !text.contains(*s)) {
+        Some(s) => format!("{text}: {s}"),
+        None => text.to_string(),
+    };
+    // The OS's and rustls's words for a connection the other side dropped.
+    const DROPPED: [(&str, &str); 3] = [
+        (
+            "peer closed connection without sending TLS close_notify",
+            "the server closed the connection in the middle (no TLS close_notify)",
+        ),
+        (
+            "Broken pipe (os error 32)",
+            "the server closed the connection (broken pipe)",
+        ),
+        (
+            "Connection reset by peer (os error 104)",
+            "the server reset the connection",
+        ),
+    ];
+    for (raw, plain) in DROPPED {
+        if let Some(at) = joined.find(raw) {
+            return format!("{}{plain}", &joined[..at]);
+        }
+    }
+    joined
+}
+
 impl fmt::Display for AppError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.summary)?;
@@ -159,5 +189,31 @@ impl From<std::io::Error> for AppError {
             e.to_string(),
             "check the path and its permissions",
         )
+    }
+}
+
+#[cfg(test)]
+mod network_detail_tests {
+    use super::network_detail;
+
+    #[test]
+    fn reads_like_a_sentence_without_links_or_repeats() {
+        let eof = "peer closed connection without sending TLS close_notify: https://docs.rs/rustls/latest/rustls/manual/_03_howto/index.html#unexpected-eof";
+        assert_eq!(
+            network_detail(&format!("network error: {eof}"), Some(eof)),
+            "network error: the server closed the connection in the middle (no TLS close_notify)"
+        );
+        assert_eq!(
+            network_detail(
+                "connection error",
+                Some("Connection refused (os error 111)")
+            ),
+            "connection error: Connection refused (os error 111)"
+        );
+        assert_eq!(network_detail("timed out", Some("")), "timed out");
+        assert_eq!(
+            network_detail("network error: Broken pipe (os error 32)", None),
+            "network error: the server closed the connection (broken pipe)"
+        );
     }
 }

@@ -310,7 +310,7 @@ fn imap_err(what: &str, e: async_imap::error::Error) -> AppError {
     match e {
         async_imap::error::Error::Io(io) => AppError::transient(
             format!("{what}: connection failed"),
-            io.to_string(),
+            crate::error::network_detail(&io.to_string(), None),
             "check the network; mailroom retries by itself",
         ),
         async_imap::error::Error::ConnectionLost => AppError::transient(

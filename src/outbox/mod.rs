@@ -428,64 +428,11 @@ impl Outbox {
                     failpoint::hit("after_smtp_accepted");
                 }
                 Err(SendError::NotSent(e)) => self.send_not_sent(&row, &e, account, report)?,
-                Err(SendError::Refused(mut e)) => {
-                    // The fix names commands on this item: make them copy-pasteable.
-                    e.fix = e.fix.replace(" ID`", &format!(" {id}`"));
-                    let ch = Change {
-                        state: Some(state::FAILED),
-                        attempts_inc: true,
-                        error: Some(Some((e.summary.clone(), e.fix.clone()))),
-                        next_attempt_at: Some(None),
-                        claim: Some(None),
-                        ..Default::default()
-                    };
-                    self.change(
-                        id,
-                        Some(&[state::QUEUED, state::SENDING]),
-                        ch,
-                        "outbox.failed",
-                        serde_json::json!({"error": e.summary, "detail": e.detail}),
-                    )?;
-                    let _ = self.store().log_event(
-                        Some(account.id()),
-                        Level::Error,
-                        &format!("outbox #{id}: {}", e.summary),
-                        Some(&e.detail),
-                        Some(&e.fix),
-                    );
-                    report.failed += 1;
-                    report.errors.push(ErrorSummary::new(Some(id), &e));
-                    self.tell(id, format!("failed: {}", e.summary));
+                Err(SendError::Refused(e)) => {
+                    self.send_ended_badly(id, account, e, Ended::Refused, report)?
                 }
                 Err(SendError::Uncertain(e)) => {
-                    let ch = Change {
-                        state: Some(state::UNCERTAIN),
-                        attempts_inc: true,
-                        error: Some(Some((
-                            e.summary.clone(),
-                            e.fix.replace("ID", &id.to_string()),
-                        ))),
-                        next_attempt_at: Some(None),
-                        claim: Some(None),
-                        ..Default::default()
-                    };
-                    self.change(
-                        id,
-                        Some(&[state::SENDING]),
-                        ch,
-                        "outbox.uncertain",
-                        serde_json::json!({"error": e.summary, "detail": e.detail}),
-                    )?;
-                    let _ = self.store().log_event(
-                        Some(account.id()),
-                        Level::Warn,
-                        &format!("outbox #{id}: {}", e.summary),
-                        Some(&e.detail),
-                        Some(&e.fix),
-                    );
-                    report.uncertain += 1;
-                    report.errors.push(ErrorSummary::new(Some(id), &e));
-                    self.tell(id, format!("uncertain: {}", e.summary));
+                    self.send_ended_badly(id, account, e, Ended::Uncertain, report)?
                 }
             }
             if opts.connections == CopyConnections::PerMessage
@@ -510,6 +457,66 @@ impl Outbox {
     }
 
     /// Not delivered: back to `queued` with the error, an attempt counted and a backoff.
+    /// A send that ended without a retry: the item's state and error, its event, the error log
+    /// and the report.
+    fn send_ended_badly(
+        &self,
+        id: i64,
+        account: &Account,
+        mut e: AppError,
+        how: Ended,
+        report: &mut DriveReport,
+    ) -> Result<()> {
+        // The fix names commands on this item: make them copy-pasteable.
+        e.fix = e.fix.replace(" ID`", &format!(" {id}`"));
+        let (to, from, event, level, word): (_, &[&str], _, _, _) = match how {
+            Ended::Refused => (
+                state::FAILED,
+                &[state::QUEUED, state::SENDING],
+                "outbox.failed",
+                Level::Error,
+                "failed",
+            ),
+            // Only a send in progress can have broken off during DATA.
+            Ended::Uncertain => (
+                state::UNCERTAIN,
+                &[state::SENDING],
+                "outbox.uncertain",
+                Level::Warn,
+                "uncertain",
+            ),
+        };
+        let ch = Change {
+            state: Some(to),
+            attempts_inc: true,
+            error: Some(Some((e.summary.clone(), e.fix.clone()))),
+            next_attempt_at: Some(None),
+            claim: Some(None),
+            ..Default::default()
+        };
+        self.change(
+            id,
+            Some(from),
+            ch,
+            event,
+            serde_json::json!({"error": e.summary, "detail": e.detail}),
+        )?;
+        let _ = self.store().log_event(
+            Some(account.id()),
+            level,
+            &format!("outbox #{id}: {}", e.summary),
+            Some(&e.detail),
+            Some(&e.fix),
+        );
+        match how {
+            Ended::Refused => report.failed += 1,
+            Ended::Uncertain => report.uncertain += 1,
+        }
+        report.errors.push(ErrorSummary::new(Some(id), &e));
+        self.tell(id, format!("{word}: {}", e.summary));
+        Ok(())
+    }
+
     fn send_not_sent(
         &self,
         row: &OutboxRow,
@@ -1186,6 +1193,15 @@ pub async fn run_worker(
             r = shutdown.changed() => { if r.is_err() { return Ok(()); } }
         }
     }
+}
+
+/// How a send ended that is not retried by itself.
+#[derive(Clone, Copy)]
+enum Ended {
+    /// The SMTP server refused it: certainly not delivered.
+    Refused,
+    /// The connection broke during DATA: it may have been delivered.
+    Uncertain,
 }
 
 #[cfg(test)]

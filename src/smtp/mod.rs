@@ -77,15 +77,8 @@ pub fn transport(target: &SmtpTarget, password: Option<&SecretString>) -> Result
 /// Turns a lettre error into one that says what failed and how to fix it.
 pub fn classify(target: &SmtpTarget, e: &lettre::transport::smtp::Error) -> AppError {
     let host = &target.server.host;
-    let text = e.to_string();
-    let source = std::error::Error::source(e)
-        .map(|s| s.to_string())
-        .unwrap_or_default();
-    let detail = if source.is_empty() {
-        text.clone()
-    } else {
-        format!("{text}: {source}")
-    };
+    let source = std::error::Error::source(e).map(|s| s.to_string());
+    let detail = crate::error::network_detail(&e.to_string(), source.as_deref());
     if e.is_tls() || detail.contains("certificate") || detail.contains("UnknownIssuer") {
         if detail.contains("UnknownIssuer") || detail.contains("certificate") {
             return AppError::needs_user(

@@ -1,6 +1,10 @@
 //! Issue 4: the send pipeline against the real Postfix + Dovecot — compose, durable outbox, SMTP,
 //! copy to Sent, verify, crash recovery. Mailboxes are read back over IMAP byte for byte.
 
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use mail_parser::MimeHeaders;
@@ -1210,4 +1214,143 @@ fn message_over_the_servers_size_limit_fails_before_data_and_is_not_retried() {
     let small = v["message_id"].as_str().unwrap().to_string();
     assert_delivered(&bob, &small, 1);
     assert_eq!(count(&bob, "INBOX", &mid), 0, "nothing delivered");
+}
+
+/// A TCP proxy that cuts its first connection once `cut_after` bytes went from the client to
+/// the server (later connections pass through); counts the bytes it let through.
+fn upload_cutting_proxy(target: u16, cut_after: usize) -> (u16, Arc<AtomicUsize>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let uploaded = Arc::new(AtomicUsize::new(0));
+    let up = uploaded.clone();
+    std::thread::spawn(move || {
+        for (n, client) in l.incoming().enumerate() {
+            let Ok(client) = client else { continue };
+            let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
+                continue;
+            };
+            let (mut s_r, mut c_w) = (server.try_clone().unwrap(), client.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut s_r, &mut c_w);
+            });
+            let (mut c_r, mut s_w) = (client, server);
+            let limit = (n == 0).then_some(cut_after);
+            let up = up.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 16384];
+                let mut sent = 0usize;
+                while let Ok(k) = c_r.read(&mut buf) {
+                    if k == 0 {
+                        break;
+                    }
+                    let k = limit.map_or(k, |l| k.min(l - sent));
+                    if s_w.write_all(&buf[..k]).is_err() {
+                        break;
+                    }
+                    sent += k;
+                    if n == 0 {
+                        up.store(sent, Ordering::SeqCst);
+                    }
+                    if limit.is_some_and(|l| sent >= l) {
+                        let _ = s_w.shutdown(std::net::Shutdown::Both);
+                        let _ = c_r.shutdown(std::net::Shutdown::Both);
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    (port, uploaded)
+}
+
+#[test]
+fn connection_cut_during_data_is_uncertain_with_the_items_own_commands() {
+    let alice = user("send-cut");
+    let bob = user("send-cut-b");
+    // ~400 KB of attachment: the cut at 150 KB from the client lands inside DATA, after
+    // EHLO, STARTTLS, AUTH, MAIL and RCPT went through.
+    let (port, uploaded) = upload_cutting_proxy(SUBMISSION, 150_000);
+    let home = Home::new();
+    let ca = servers().ca.to_string_lossy().to_string();
+    let out = home.run_stdin(
+        &[
+            "account",
+            "add",
+            "a",
+            "--email",
+            &alice,
+            "--imap",
+            &format!("127.0.0.1:{IMAPS}"),
+            "--smtp",
+            &format!("127.0.0.1:{port}"),
+            "--ca-file",
+            &ca,
+            "--password-stdin",
+        ],
+        PASSWORD,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("report.bin");
+    write_big_file(&file, 400_000);
+    let (code, v, err) = send_json(
+        &home,
+        &[
+            "--to",
+            &bob,
+            "--subject",
+            "cut during data",
+            "--attach",
+            file.to_str().unwrap(),
+        ],
+        "see attached\n",
+    );
+    assert_ne!(code, 0, "{v} {err}");
+    assert_eq!(
+        uploaded.load(Ordering::SeqCst),
+        150_000,
+        "the proxy cut the upload"
+    );
+    let (_, list) = home.json(&["outbox"]);
+    let item = list["items"][0].clone();
+    let id = item["id"].as_i64().unwrap();
+    assert_eq!(item["state"], "uncertain", "{item}");
+    // The fix is copy-pasteable: it names this item, in the item and in the error log alike.
+    let resend = format!("mailroom outbox resend {id}`");
+    let fix = item["last_error"]["fix"].as_str().unwrap_or_default();
+    assert!(fix.contains(&resend) && !fix.contains(" ID`"), "{item}");
+    let (_, log) = home.json(&["log"]);
+    let logged = log["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| {
+            e["what"]
+                .as_str()
+                .is_some_and(|w| w.starts_with(&format!("outbox #{id}:")))
+        })
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(logged["level"], "warn", "{log}");
+    let detail = logged["detail"].as_str().unwrap_or_default();
+    assert!(
+        (detail.contains("closed the connection") || detail.contains("reset the connection"))
+            && !detail.contains("https://")
+            && !detail.contains("os error"),
+        "says what happened, without a crate's manual link: {logged}"
+    );
+    let logged_fix = logged["fix"].as_str().unwrap_or_default();
+    assert!(
+        logged_fix.contains(&resend) && !logged_fix.contains(" ID`"),
+        "{logged}"
+    );
+    // Postfix dropped the half message: nothing arrived, and nothing is retried on its own.
+    home.run(&["outbox", "flush"]);
+    assert_eq!(outbox_item(&home, id)["state"], "uncertain");
+    let mid = item["message_id"].as_str().unwrap().to_string();
+    assert_eq!(count(&bob, "INBOX", &mid), 0);
+    // The user's call: resend, through the proxy that now lets everything pass.
+    let out = home.run(&["outbox", "resend", &id.to_string()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_delivered(&bob, &mid, 1);
 }
