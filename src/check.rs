@@ -101,24 +101,31 @@ impl Recorder<'_> {
 }
 
 /// Runs every check against the real servers. `imap_pw`/`smtp_pw` are resolved by the caller.
+/// `chosen_sent`: the Sent folder the user chose with `folders NAME --sent` (from the store).
 pub async fn run(
     config: &Config,
     acct: &Account,
     imap_pw: &secrecy::SecretString,
     smtp_pw: &secrecy::SecretString,
+    chosen_sent: Option<String>,
     listener: &mut dyn FnMut(&Step),
 ) -> Report {
     let mut rec = Recorder {
         steps: Vec::new(),
         listener,
     };
-    if imap_checks(acct, imap_pw, &mut rec).await {
+    if imap_checks(acct, imap_pw, chosen_sent, &mut rec).await {
         smtp_checks(config, acct, smtp_pw, &mut rec).await;
     }
     rec.finish()
 }
 
-async fn imap_checks(acct: &Account, pw: &secrecy::SecretString, rec: &mut Recorder<'_>) -> bool {
+async fn imap_checks(
+    acct: &Account,
+    pw: &secrecy::SecretString,
+    chosen_sent: Option<String>,
+    rec: &mut Recorder<'_>,
+) -> bool {
     let target = acct.imap_target();
     let mut steps: Vec<(&'static str, Result<(), AppError>)> = Vec::new();
     let client = connect::open_client(&target, |id, r| steps.push((id, r.clone()))).await;
@@ -178,7 +185,12 @@ async fn imap_checks(acct: &Account, pw: &secrecy::SecretString, rec: &mut Recor
         let _ = session.logout().await;
         return true;
     }
-    let sent = match copy_folders::resolve(&acct.cfg.sent_copy, &folders, &acct.name) {
+    let sent = match copy_folders::resolve(
+        &acct.cfg.sent_copy,
+        &folders,
+        &acct.name,
+        chosen_sent.as_deref(),
+    ) {
         Ok(r) => {
             rec.push("sent_folder", Ok(r.detail.clone()));
             r

@@ -59,6 +59,10 @@ enum Problem<'a> {
         name: &'a str,
         keys: String,
     },
+    /// The Sent folder chosen with `folders NAME --sent` is no longer listed (or holds no mail).
+    ChosenGone {
+        name: &'a str,
+    },
     /// Listed, but \Noselect: only a parent of other folders. `detected`: no setting names it,
     /// the server marked it \Sent.
     NotSelectable {
@@ -70,18 +74,29 @@ enum Problem<'a> {
 
 /// Checks every target against the LIST result (decoded names, or the wire spelling, as the
 /// outbox accepts both). All problems are reported at once so one edit fixes them all.
-pub fn resolve(
-    sc: &SentCopyOptions,
-    folders: &[FolderInfo],
+/// `chosen_sent`: the Sent folder the user chose with `folders NAME --sent`, which stands for
+/// the Sent folder (the server's \Sent or well-known name otherwise) like it does in the outbox.
+pub fn resolve<'a>(
+    sc: &'a SentCopyOptions,
+    folders: &'a [FolderInfo],
     account: &str,
+    chosen_sent: Option<&'a str>,
 ) -> Result<Resolved, AppError> {
     let targets = targets(sc);
     let mut found: Vec<(&Target, &FolderInfo)> = Vec::new();
     let mut problems: Vec<Problem> = Vec::new();
+    let named = |n: &str| folders.iter().find(|f| f.name == n || f.wire_name == n);
     for t in &targets {
-        let hit = match &t.name {
-            Some(n) => folders.iter().find(|f| &f.name == n || &f.wire_name == n),
-            None => folders.iter().find(|f| f.role == Some(Role::Sent)),
+        let hit = match (&t.name, chosen_sent) {
+            (Some(n), _) => named(n),
+            (None, Some(chosen)) => match named(chosen).filter(|f| f.selectable) {
+                Some(f) => Some(f),
+                None => {
+                    problems.push(Problem::ChosenGone { name: chosen });
+                    continue;
+                }
+            },
+            (None, None) => folders.iter().find(|f| f.role == Some(Role::Sent)),
         };
         // The detected Sent folder is changed through sent_copy.folder.
         let keys = match t.settings.is_empty() {
@@ -106,9 +121,10 @@ pub fn resolve(
     let Some(&(first, primary)) = found.first() else {
         return Err(failure(&[Problem::NoSent], folders, account));
     };
-    let how = match (&first.name, primary.role_source) {
-        (Some(_), _) => "chosen in the settings",
-        (None, Some("special_use")) => "marked \\Sent by the server",
+    let how = match (&first.name, primary.role_source, chosen_sent) {
+        (Some(_), _, _) => "chosen in the settings",
+        (None, _, Some(_)) => "chosen with `mailroom folders --sent`",
+        (None, Some("special_use"), None) => "marked \\Sent by the server",
         _ => "found by its name",
     };
     let mut detail = format!("{} ({how})", primary.name);
@@ -134,14 +150,21 @@ pub fn resolve(
 /// The step's failure: one problem told in full, several listed with one combined fix.
 fn failure(problems: &[Problem], folders: &[FolderInfo], account: &str) -> AppError {
     let see = format!("`mailroom folders {account}` lists the server's folders");
-    // Not `folders --sent`: that role steers sync only; the copy looks at LIST or this setting.
-    let choose_sent =
-        format!("set sent_copy.folder in config.toml to the folder for Sent copies; {see}");
+    let choose_sent = format!(
+        "choose it with `mailroom folders {account} --sent FOLDER` (or set sent_copy.folder in config.toml); {see}"
+    );
     if let [one] = problems {
         return match one {
             Problem::NoSent => AppError::needs_user(
                 "no Sent folder found",
                 "the server marks none with \\Sent and none has a well-known name",
+                choose_sent,
+            ),
+            Problem::ChosenGone { name } => AppError::needs_user(
+                format!("the Sent folder {name:?} is gone from the server"),
+                format!(
+                    "it was chosen with `mailroom folders {account} --sent`; the server lists no folder of that name that holds mail"
+                ),
                 choose_sent,
             ),
             Problem::Missing { name, keys } => AppError::needs_user(
@@ -179,6 +202,9 @@ fn failure(problems: &[Problem], folders: &[FolderInfo], account: &str) -> AppEr
         .map(|p| match p {
             Problem::NoSent => {
                 "no Sent folder found (sent_copy.folder is unset, and none is marked \\Sent or well-known by name)".into()
+            }
+            Problem::ChosenGone { name } => {
+                format!("{name:?} (chosen with `mailroom folders --sent`) does not exist")
             }
             Problem::Missing { name, keys } => format!(
                 "{name:?} ({keys}) does not exist{}",
@@ -314,6 +340,7 @@ mod tests {
             &opts(None, Some("Envoyés"), Some("Sent/Replies")),
             &list,
             "work",
+            None,
         )
         .unwrap();
         assert_eq!(r.primary.name, "Sent");
@@ -322,16 +349,16 @@ mod tests {
             "Sent (marked \\Sent by the server); sent_copy.folders.new: Envoyés; sent_copy.folders.reply: Sent/Replies"
         );
         // The wire spelling (modified UTF-7) is accepted too, as the outbox accepts it.
-        assert!(resolve(&opts(None, None, Some("Envoy&AOk-s")), &list, "work").is_ok());
+        assert!(resolve(&opts(None, None, Some("Envoy&AOk-s")), &list, "work", None).is_ok());
         // An override naming the default folder adds nothing to the text.
-        let r = resolve(&opts(Some("Sent"), None, Some("Sent")), &list, "work").unwrap();
+        let r = resolve(&opts(Some("Sent"), None, Some("Sent")), &list, "work", None).unwrap();
         assert_eq!(r.detail, "Sent (chosen in the settings)");
     }
 
     #[test]
     fn a_missing_override_names_folder_setting_and_fix() {
         let list = [f("INBOX"), sent("Sent"), f("Replies")];
-        let e = resolve(&opts(None, None, Some("Replys")), &list, "work").unwrap_err();
+        let e = resolve(&opts(None, None, Some("Replys")), &list, "work", None).unwrap_err();
         assert_eq!(
             e.summary,
             "the folder \"Replys\" for Sent copies does not exist"
@@ -342,7 +369,7 @@ mod tests {
             "set sent_copy.folders.reply in config.toml to a folder that exists (with role sent: \"Sent\"), or create \"Replys\" on the server; `mailroom folders work` lists the server's folders"
         );
         // A name that differs only in case is pointed out.
-        let e = resolve(&opts(None, Some("replies"), None), &list, "work").unwrap_err();
+        let e = resolve(&opts(None, Some("replies"), None), &list, "work", None).unwrap_err();
         assert!(e.fix.contains("did you mean \"Replies\"?"), "{}", e.fix);
         assert!(e.fix.contains("sent_copy.folders.new"), "{}", e.fix);
     }
@@ -350,7 +377,13 @@ mod tests {
     #[test]
     fn several_problems_are_reported_together() {
         let list = [f("INBOX"), sent("Sent")];
-        let e = resolve(&opts(Some("Out"), Some("Out"), Some("Re")), &list, "w").unwrap_err();
+        let e = resolve(
+            &opts(Some("Out"), Some("Out"), Some("Re")),
+            &list,
+            "w",
+            None,
+        )
+        .unwrap_err();
         assert_eq!(e.summary, "2 problems with the folders for Sent copies");
         assert_eq!(
             e.detail,
@@ -361,7 +394,13 @@ mod tests {
             "set each setting named above in config.toml to a folder that exists (with role sent: \"Sent\"), or create the folder on the server; `mailroom folders w` lists the server's folders"
         );
         // Without a Sent folder, the unset sent_copy.folder is the setting to change.
-        let e = resolve(&opts(None, None, Some("re")), &[f("INBOX"), f("Re")], "w").unwrap_err();
+        let e = resolve(
+            &opts(None, None, Some("re")),
+            &[f("INBOX"), f("Re")],
+            "w",
+            None,
+        )
+        .unwrap_err();
         assert_eq!(
             e.detail,
             "no Sent folder found (sent_copy.folder is unset, and none is marked \\Sent or well-known by name); \"re\" (sent_copy.folders.reply) does not exist (did you mean \"Re\"?)"
@@ -373,12 +412,61 @@ mod tests {
     }
 
     #[test]
+    fn the_sent_folder_chosen_with_folders_sent_stands_for_the_detected_one() {
+        let list = [f("INBOX"), sent("Sent"), f("Outgoing"), f("Replies")];
+        let r = resolve(&opts(None, None, None), &list, "w", Some("Outgoing")).unwrap();
+        assert_eq!(r.primary.name, "Outgoing");
+        assert_eq!(r.detail, "Outgoing (chosen with `mailroom folders --sent`)");
+        // A setting still beats the choice, for its own messages or for all.
+        let r = resolve(
+            &opts(None, None, Some("Replies")),
+            &list,
+            "w",
+            Some("Outgoing"),
+        )
+        .unwrap();
+        assert_eq!(r.primary.name, "Outgoing");
+        assert_eq!(r.others[0].1.name, "Replies");
+        let r = resolve(
+            &opts(Some("Sent"), None, None),
+            &list,
+            "w",
+            Some("Outgoing"),
+        )
+        .unwrap();
+        assert_eq!(r.primary.name, "Sent");
+        // Gone from the server (or now a \Noselect parent): said so, with how to choose again.
+        for list in [
+            vec![f("INBOX"), sent("Sent")],
+            vec![
+                f("INBOX"),
+                FolderInfo {
+                    selectable: false,
+                    ..f("Outgoing")
+                },
+            ],
+        ] {
+            let e = resolve(&opts(None, None, None), &list, "w", Some("Outgoing")).unwrap_err();
+            assert_eq!(
+                e.summary,
+                "the Sent folder \"Outgoing\" is gone from the server"
+            );
+            assert!(
+                e.fix
+                    .starts_with("choose it with `mailroom folders w --sent FOLDER`"),
+                "{}",
+                e.fix
+            );
+        }
+    }
+
+    #[test]
     fn no_detected_sent_and_noselect_folders_fail() {
-        let e = resolve(&opts(None, None, None), &[f("INBOX")], "w").unwrap_err();
+        let e = resolve(&opts(None, None, None), &[f("INBOX")], "w", None).unwrap_err();
         assert_eq!(e.summary, "no Sent folder found");
         assert_eq!(
             e.fix,
-            "set sent_copy.folder in config.toml to the folder for Sent copies; `mailroom folders w` lists the server's folders"
+            "choose it with `mailroom folders w --sent FOLDER` (or set sent_copy.folder in config.toml); `mailroom folders w` lists the server's folders"
         );
         let parent = FolderInfo {
             selectable: false,
@@ -386,7 +474,7 @@ mod tests {
             ..f("Archive")
         };
         let list = [f("INBOX"), sent("Sent"), parent];
-        let e = resolve(&opts(None, None, Some("Archive")), &list, "w").unwrap_err();
+        let e = resolve(&opts(None, None, Some("Archive")), &list, "w", None).unwrap_err();
         assert_eq!(
             e.summary,
             "the folder \"Archive\" for Sent copies cannot hold messages"
@@ -401,7 +489,7 @@ mod tests {
                 ..sent("Sent")
             },
         ];
-        let e = resolve(&opts(None, None, None), &list, "w").unwrap_err();
+        let e = resolve(&opts(None, None, None), &list, "w", None).unwrap_err();
         assert!(
             e.detail.starts_with("the server marks it \\Sent"),
             "{}",

@@ -280,7 +280,11 @@ async fn add(ctx: &Ctx, a: AddArgs) -> Result<i32> {
                 acct_cfg.password_command.as_deref().unwrap_or_default(),
             )?,
         };
-        let report = check::run(&config, &acct, &pw, &pw, &mut |s| progress_line(ctx, s)).await;
+        // Not stored yet: no folder choice can exist.
+        let report = check::run(&config, &acct, &pw, &pw, None, &mut |s| {
+            progress_line(ctx, s)
+        })
+        .await;
         if !report.ok {
             emit(ctx.json, &report, String::new);
             let failed = report.steps.iter().find(|s| s.status == StepStatus::Failed);
@@ -646,7 +650,11 @@ async fn test(ctx: &Ctx, name: &str) -> Result<i32> {
         acct.smtp_password(&config, &store, &vault),
     ) {
         (Ok(ip), Ok(sp)) => {
-            check::run(&config, &acct, &ip, &sp, &mut |s| progress_line(ctx, s)).await
+            let chosen_sent = store.chosen_sent_folder(acct.id())?;
+            check::run(&config, &acct, &ip, &sp, chosen_sent, &mut |s| {
+                progress_line(ctx, s)
+            })
+            .await
         }
         (Err(e), _) | (_, Err(e)) => return Err(e),
     };

@@ -592,6 +592,7 @@ impl Outbox {
             let store = self.store();
             account.password(&store, &self.vault)
         };
+        let chosen_sent = self.store().chosen_sent_folder(account.id())?;
         let mut sent_box: Option<SentBox> = None;
         for id in mine {
             let folder = match self.store().outbox_get(id)? {
@@ -612,7 +613,9 @@ impl Outbox {
             }
             if sent_box.is_none() {
                 let opened = match &pw {
-                    Ok(pw) => SentBox::open(&target, pw, folder.as_ref()).await,
+                    Ok(pw) => {
+                        SentBox::open(&target, pw, folder.as_ref(), chosen_sent.clone()).await
+                    }
                     Err(e) => Err(e.clone()),
                 };
                 match opened {

@@ -13,8 +13,10 @@ pub struct SentBox {
     session: ImapSession,
     /// The server's folders, listed once per connection: switching folders needs no new LIST.
     folders: Vec<FolderInfo>,
-    /// What was asked for (None = the detected Sent folder), to tell whether a switch is due.
+    /// What was asked for (None = the Sent folder), to tell whether a switch is due.
     pub wanted: Option<String>,
+    /// The Sent folder the user chose with `folders NAME --sent`; else the server's \Sent.
+    chosen_sent: Option<String>,
     /// Decoded name (for people).
     pub folder: String,
     /// Wire name (modified UTF-7).
@@ -28,12 +30,13 @@ fn perr(what: &str) -> impl FnOnce(async_imap::error::Error) -> AppError + '_ {
 }
 
 impl SentBox {
-    /// Connects, lists the folders and selects the copy folder (`folder` overrides the
-    /// detected Sent folder).
+    /// Connects, lists the folders and selects the copy folder (`folder` overrides the Sent
+    /// folder: `chosen_sent` when the user chose one, else the one the server marks or names).
     pub async fn open(
         target: &ImapTarget,
         password: &SecretString,
         folder: Option<&CopyFolder>,
+        chosen_sent: Option<String>,
     ) -> Result<SentBox> {
         let mut session = connect::connect(target, password).await?;
         let caps = session.capabilities().await.map_err(perr("CAPABILITY"))?;
@@ -49,6 +52,7 @@ impl SentBox {
             session,
             folders,
             wanted: None,
+            chosen_sent,
             folder: String::new(),
             wire: String::new(),
             uidvalidity: 0,
@@ -74,9 +78,22 @@ impl SentBox {
                 .folders
                 .iter()
                 .find(|i| i.name == f.name || i.wire_name == f.name),
-            None => self.folders.iter().find(|i| i.role == Some(Role::Sent)),
+            None => match &self.chosen_sent {
+                Some(name) => self
+                    .folders
+                    .iter()
+                    .find(|i| &i.name == name || &i.wire_name == name),
+                None => self.folders.iter().find(|i| i.role == Some(Role::Sent)),
+            },
         };
         let Some(info) = found.cloned() else {
+            if let (None, Some(name)) = (folder, &self.chosen_sent) {
+                return Err(AppError::needs_user(
+                    format!("the Sent folder {name:?} is gone from the server"),
+                    "chosen with `mailroom folders NAME --sent`",
+                    "choose the Sent folder again with `mailroom folders NAME --sent FOLDER`, or set sent_copy.folder in config.toml",
+                ));
+            }
             return Err(match folder {
                 Some(f) => AppError::needs_user(
                     format!("the folder {:?} for Sent copies does not exist", f.name),

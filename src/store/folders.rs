@@ -162,6 +162,21 @@ impl Store {
             .optional()?)
     }
 
+    /// The Sent folder the user chose (`folders NAME --sent FOLDER`), if any: Sent copies go
+    /// there unless a `sent_copy` setting names a folder.
+    /// A chosen folder the server no longer lists stays the choice (the copy then waits with
+    /// the fix) rather than copies silently going elsewhere.
+    pub fn chosen_sent_folder(&self, account_id: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT name FROM folders WHERE account_id = ?1 AND role = ?2 AND role_source = 'user' LIMIT 1",
+                params![account_id, Role::Sent.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
     /// Exactly these folders sync; unknown names are an error naming the known ones.
     pub fn set_sync_folders(&mut self, account_id: &str, names: &[String]) -> Result<()> {
         let known = self.folders(account_id)?;
@@ -184,8 +199,18 @@ impl Store {
     /// Gives `role` to `name` (chosen by the user), taking it from any other folder.
     pub fn set_folder_role(&mut self, account_id: &str, role: Role, name: &str) -> Result<()> {
         let known = self.folders(account_id)?;
-        if !known.iter().any(|f| f.name == name) {
-            return Err(unknown_folder(name, &known));
+        match known.iter().find(|f| f.name == name) {
+            None => return Err(unknown_folder(name, &known)),
+            Some(f) if !f.selectable => {
+                return Err(AppError::usage(
+                    format!("{name:?} cannot hold messages (the server lists it as \\Noselect)"),
+                    format!(
+                        "give the {} role to a folder that holds mail, e.g. one below {name:?}",
+                        role.as_str()
+                    ),
+                ));
+            }
+            Some(_) => {}
         }
         self.transaction(|tx| {
             tx.execute(

@@ -1354,3 +1354,96 @@ fn connection_cut_during_data_is_uncertain_with_the_items_own_commands() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_delivered(&bob, &mid, 1);
 }
+
+#[test]
+fn the_sent_folder_chosen_with_folders_sent_receives_the_copies() {
+    let alice = user("send-chosen");
+    let bob = user("send-chosen-b");
+    // A name no list of well-known Sent names has: only the user can say it is the Sent folder.
+    let out = doveadm(&["mailbox", "create", "-u", &alice, "Outgoing Mail"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let home = Home::new();
+    home.add_account("a", &alice);
+    let (code, v) = home.json(&["folders", "a", "--sent", "Outgoing Mail"]);
+    assert_eq!(code, 0, "{v}");
+    let (_, v) = home.json(&["account", "test", "a"]);
+    let sent_step = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "sent_folder")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        sent_step["detail"], "Outgoing Mail (chosen with `mailroom folders --sent`)",
+        "{v}"
+    );
+
+    let (code, v, err) = send_json(&home, &["--to", &bob, "--subject", "chosen"], "hi");
+    assert_eq!(code, 0, "{v} {err}");
+    assert_eq!(v["state"], "verified", "{v}");
+    assert_eq!(v["copy_folder"], "Outgoing Mail", "{v}");
+    let mid = v["message_id"].as_str().unwrap().to_string();
+    assert_eq!(count(&alice, "Outgoing Mail", &mid), 1);
+    assert_eq!(count(&alice, "Sent", &mid), 0, "not in the server's Sent");
+    assert_delivered(&bob, &mid, 1);
+
+    // The folder goes away on the server: the check says so and how to choose again.
+    let out = doveadm(&["mailbox", "delete", "-u", &alice, "-s", "Outgoing Mail"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (code, v) = home.json(&["account", "test", "a"]);
+    assert_eq!(code, 1, "{v}");
+    let step = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "sent_folder")
+        .cloned()
+        .unwrap();
+    assert_eq!(step["status"], "failed", "{v}");
+    assert!(
+        step["detail"]
+            .as_str()
+            .unwrap()
+            .contains("\"Outgoing Mail\" is gone"),
+        "{step}"
+    );
+    assert!(
+        step["fix"]
+            .as_str()
+            .unwrap()
+            .contains("mailroom folders a --sent FOLDER"),
+        "{step}"
+    );
+    // A send still goes out; its copy waits with the same fix instead of landing elsewhere.
+    let (code, v, err) = send_json(&home, &["--to", &bob, "--subject", "after"], "hi");
+    assert_eq!(code, 0, "{v} {err}");
+    assert_eq!(v["copy_state"], "pending", "{v}");
+    assert!(
+        v["last_error"]["fix"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("--sent FOLDER"),
+        "{v}"
+    );
+    assert_eq!(count(&alice, "Sent", v["message_id"].as_str().unwrap()), 0);
+    // Still so after a sync noticed the folder is gone.
+    let (code, v) = home.json(&["sync", "a", "--once"]);
+    assert_eq!(code, 0, "{v}");
+    let (_, list) = home.json(&["outbox"]);
+    let waiting = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["copy_state"] == "pending")
+        .cloned()
+        .unwrap();
+    let id = waiting["id"].as_i64().unwrap();
+    home.run(&["outbox", "flush"]);
+    let item = outbox_item(&home, id);
+    assert_eq!(item["copy_state"], "pending", "{item}");
+    assert_eq!(
+        count(&alice, "Sent", item["message_id"].as_str().unwrap()),
+        0
+    );
+}

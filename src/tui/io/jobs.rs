@@ -43,11 +43,14 @@ pub(super) fn spawn_job(
     }
 }
 
+/// What a check needs: the config, the account, its IMAP and SMTP passwords, and the Sent
+/// folder chosen with `folders --sent` (from the store).
 pub(super) type Prepared = (
     Config,
     Account,
     secrecy::SecretString,
     secrecy::SecretString,
+    Option<String>,
 );
 
 /// Runs `check::run` on its own thread and runtime (the check's listener is not Send), streaming
@@ -63,7 +66,7 @@ pub(super) fn spawn_check(
         .name("mailroom-console-check".into())
         .spawn(move || {
             let result = (|| {
-                let (config, acct, ip, sp) = prepare()?;
+                let (config, acct, ip, sp, chosen_sent) = prepare()?;
                 let rt = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
@@ -75,9 +78,16 @@ pub(super) fn spawn_check(
                         )
                     })?;
                 let step_out = out.clone();
-                let report = rt.block_on(crate::check::run(&config, &acct, &ip, &sp, &mut |s| {
-                    let _ = step_out.send(Data::CheckStep(job, s.clone()));
-                }));
+                let report = rt.block_on(crate::check::run(
+                    &config,
+                    &acct,
+                    &ip,
+                    &sp,
+                    chosen_sent,
+                    &mut |s| {
+                        let _ = step_out.send(Data::CheckStep(job, s.clone()));
+                    },
+                ));
                 on_done(&report);
                 Ok(report)
             })();

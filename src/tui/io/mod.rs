@@ -324,7 +324,8 @@ pub fn execute(
                     spawn_check(
                         out.clone(),
                         job,
-                        move || Ok((config, acct, pw.clone(), pw)),
+                        // Not stored yet: no folder choice can exist.
+                        move || Ok((config, acct, pw.clone(), pw, None)),
                         |_| {},
                     );
                     return None;
@@ -346,7 +347,8 @@ pub fn execute(
                     let vault = ctx.vault()?;
                     let ip = acct.password(&store, &vault)?;
                     let sp = acct.smtp_password(&config, &store, &vault)?;
-                    Ok((config, acct, ip, sp))
+                    let chosen_sent = store.chosen_sent_folder(acct.id())?;
+                    Ok((config, acct, ip, sp, chosen_sent))
                 },
                 move |report| log_failed_test(&log_ctx, &log_name, report),
             );
