@@ -4,7 +4,7 @@
 
 use crate::config::SentCopyOptions;
 use crate::error::AppError;
-use crate::imap::discovery::{FolderInfo, Role};
+use crate::imap::discovery::{self, FolderInfo, Role};
 
 /// A folder the Sent copy can go to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,18 +85,16 @@ pub fn resolve<'a>(
     let targets = targets(sc);
     let mut found: Vec<(&Target, &FolderInfo)> = Vec::new();
     let mut problems: Vec<Problem> = Vec::new();
-    let named = |n: &str| folders.iter().find(|f| f.name == n || f.wire_name == n);
     for t in &targets {
-        let hit = match (&t.name, chosen_sent) {
-            (Some(n), _) => named(n),
-            (None, Some(chosen)) => match named(chosen).filter(|f| f.selectable) {
-                Some(f) => Some(f),
-                None => {
+        let hit = match &t.name {
+            Some(n) => discovery::find_named(folders, n),
+            None => match (discovery::sent_folder(folders, chosen_sent), chosen_sent) {
+                (None, Some(chosen)) => {
                     problems.push(Problem::ChosenGone { name: chosen });
                     continue;
                 }
+                (hit, _) => hit,
             },
-            (None, None) => folders.iter().find(|f| f.role == Some(Role::Sent)),
         };
         // The detected Sent folder is changed through sent_copy.folder.
         let keys = match t.settings.is_empty() {

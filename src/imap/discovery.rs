@@ -192,6 +192,24 @@ fn attr_text(debug: &str) -> String {
     format!("\\{word}")
 }
 
+/// A listed folder by name: its decoded name or its wire spelling (modified UTF-7), as a user
+/// may write either in config.toml.
+pub fn find_named<'a>(folders: &'a [FolderInfo], name: &str) -> Option<&'a FolderInfo> {
+    folders
+        .iter()
+        .find(|f| f.name == name || f.wire_name == name)
+}
+
+/// The Sent folder for copies when no setting names one: the one the user chose (`folders NAME
+/// --sent`), if it is still listed and holds mail, else the one with role sent. None when the
+/// chosen one is gone: copies must not silently land elsewhere.
+pub fn sent_folder<'a>(folders: &'a [FolderInfo], chosen: Option<&str>) -> Option<&'a FolderInfo> {
+    match chosen {
+        Some(name) => find_named(folders, name).filter(|f| f.selectable),
+        None => folders.iter().find(|f| f.role == Some(Role::Sent)),
+    }
+}
+
 pub fn assign_roles(folders: &mut [FolderInfo]) {
     for role in Role::ALL {
         if folders.iter().any(|f| f.role == Some(role)) {

@@ -6,7 +6,7 @@ use secrecy::SecretString;
 
 use crate::config::CopyFolder;
 use crate::error::{AppError, Result};
-use crate::imap::discovery::{self, FolderInfo, Role};
+use crate::imap::discovery::{self, FolderInfo};
 use crate::imap::{ImapSession, ImapTarget, append, connect};
 
 pub struct SentBox {
@@ -74,17 +74,8 @@ impl SentBox {
     /// leaves the current selection as it was.
     pub async fn select(&mut self, folder: Option<&CopyFolder>) -> Result<()> {
         let found = match folder {
-            Some(f) => self
-                .folders
-                .iter()
-                .find(|i| i.name == f.name || i.wire_name == f.name),
-            None => match &self.chosen_sent {
-                Some(name) => self
-                    .folders
-                    .iter()
-                    .find(|i| &i.name == name || &i.wire_name == name),
-                None => self.folders.iter().find(|i| i.role == Some(Role::Sent)),
-            },
+            Some(f) => discovery::find_named(&self.folders, &f.name),
+            None => discovery::sent_folder(&self.folders, self.chosen_sent.as_deref()),
         };
         let Some(info) = found.cloned() else {
             if let (None, Some(name)) = (folder, &self.chosen_sent) {
