@@ -80,9 +80,8 @@ impl Store {
                 "check the file's permissions",
             )
         })?;
-        let store = Store::configure(conn)?;
-        store.migrate()?;
-        Ok(store)
+        let opened = Store::configure(conn).and_then(|store| store.migrate().map(|()| store));
+        opened.map_err(|e| disk_full_or(e, path))
     }
 
     /// Opens read-only and refuses to create or migrate: what `status` uses, so it never waits
@@ -107,7 +106,9 @@ impl Store {
             )
         })?;
         conn.busy_timeout(Duration::from_secs(5))?;
-        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| disk_full_or(e.into(), path))?;
         if version as usize > schema::MIGRATIONS.len() {
             return Err(newer_schema(version));
         }
@@ -203,6 +204,38 @@ fn newer_schema(version: i64) -> AppError {
         "",
         "upgrade mailroom, or use another --home",
     )
+}
+
+/// SQLite reports a full disk while opening (the -shm and -wal files cannot grow) as a plain
+/// "disk I/O error"; say what it is when the database's file system has no room left.
+pub fn disk_full_or(e: AppError, db: &Path) -> AppError {
+    let dir = db.parent().unwrap_or(db);
+    match free_bytes(dir) {
+        Some(free) if free < DISK_FULL_BELOW && e.summary != "the disk is full" => AppError::local(
+            format!("the disk holding {} is full", dir.display()),
+            e.detail,
+            "free some disk space, then run the command again; nothing was lost",
+        ),
+        _ => e,
+    }
+}
+
+/// Below this, SQLite cannot even map its shared-memory index.
+const DISK_FULL_BELOW: u64 = 64 * 1024;
+
+/// Bytes an unprivileged process may still write on the file system holding `dir`.
+fn free_bytes(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::zeroed();
+    // SAFETY: `c` is a NUL-terminated path and `st` a writable statvfs that the call fills.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: statvfs returned 0, so it filled the struct.
+    let st = unsafe { st.assume_init() };
+    Some(st.f_bavail.saturating_mul(st.f_frsize))
 }
 
 #[cfg(test)]

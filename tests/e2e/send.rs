@@ -1447,3 +1447,51 @@ fn the_sent_folder_chosen_with_folders_sent_receives_the_copies() {
         0
     );
 }
+
+#[test]
+fn a_full_disk_refuses_the_send_with_the_fix_and_sends_nothing() {
+    let alice = user("send-full");
+    let bob = user("send-full-b");
+    let home = Home::new();
+    let disk = Tmpfs::mount(home.path(), 2 * 1024);
+    home.add_account("a", &alice);
+    // Fill what is left: the database cannot even grow its WAL and shared-memory files.
+    let fill = home.path().join("fill");
+    let mut f = std::fs::File::create(&fill).unwrap();
+    let chunk = vec![0u8; 64 * 1024];
+    while f.write_all(&chunk).is_ok() {}
+    drop(f);
+
+    let out = home.run_stdin(
+        &["send", "--to", &bob, "--subject", "on a full disk"],
+        "body\n",
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("is full") && err.contains("free some disk space"),
+        "says what failed and the fix: {err}"
+    );
+    // status too names the cause instead of a bare I/O error.
+    let out = home.run(&["status"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("is full"), "{}", stderr(&out));
+
+    // Nothing went out: a send that cannot be recorded is not made.
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(server_fetch(&bob, "INBOX", &["hdr.subject"]).is_empty());
+
+    // Room again: the same command works, once.
+    std::fs::remove_file(&fill).unwrap();
+    let (code, v, err) = send_json(
+        &home,
+        &["--to", &bob, "--subject", "on a full disk"],
+        "body\n",
+    );
+    assert_eq!(code, 0, "{v} {err}");
+    assert_eq!(v["state"], "verified", "{v}");
+    assert_delivered(&bob, v["message_id"].as_str().unwrap(), 1);
+    let (_, list) = home.json(&["outbox"]);
+    assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list}");
+    drop(disk);
+}

@@ -1509,63 +1509,6 @@ fn cut_during_a_date_scoped_first_sync_resumes_within_the_scope() {
     );
 }
 
-/// A tmpfs mounted over a test's home, so the disk can run full on purpose; unmounted when
-/// the test ends, pass or fail. Needs root (as the tests run here and in CI).
-struct Tmpfs {
-    dir: std::path::PathBuf,
-}
-
-impl Tmpfs {
-    fn mount(dir: &std::path::Path, kib: u64) -> Tmpfs {
-        let out = std::process::Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={kib}k,mode=0700"),
-                "tmpfs",
-            ])
-            .arg(dir)
-            .output();
-        match out {
-            Ok(o) if o.status.success() => Tmpfs {
-                dir: dir.to_path_buf(),
-            },
-            Ok(o) => panic!(
-                "this test needs root: it mounts a small tmpfs to fill the disk on purpose \
-                 (`mount -t tmpfs` failed: {})",
-                stderr(&o).trim()
-            ),
-            Err(e) => panic!("this test needs root and `mount` (mounting a tmpfs failed: {e})"),
-        }
-    }
-
-    fn resize(&self, kib: u64) {
-        let out = std::process::Command::new("mount")
-            .args(["-o", &format!("remount,size={kib}k")])
-            .arg(&self.dir)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "remount failed: {}", stderr(&out));
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let ok = std::process::Command::new("umount")
-            .arg(&self.dir)
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            // Something still holds a file there: detach it rather than leave it mounted.
-            let _ = std::process::Command::new("umount")
-                .arg("-l")
-                .arg(&self.dir)
-                .status();
-        }
-    }
-}
-
 /// Message-IDs of every message in a folder, from the server itself (without the brackets).
 fn server_message_ids(user: &str, folder: &str) -> Vec<String> {
     server_fetch(user, folder, &["hdr.message-id"])
