@@ -149,6 +149,17 @@ impl fmt::Display for AppError {
 
 impl std::error::Error for AppError {}
 
+/// The summary of a database SQLite finds corrupt or not a database at all.
+pub const DAMAGED: &str = "the database is damaged";
+
+/// How to get out of a damaged database: the cache can always be fetched again; what only the
+/// database holds (queued sends, triage decisions, pairings, customers) is kept in the copy.
+pub fn damaged_fix(db: &str) -> String {
+    format!(
+        "stop every mailroom process, move {db} aside (keep it) and run `mailroom sync` to rebuild the cache from the server; see docs/troubleshooting.md, \"Damaged database\", for what only the old file holds"
+    )
+}
+
 impl From<rusqlite::Error> for AppError {
     fn from(e: rusqlite::Error) -> Self {
         let busy = matches!(&e, rusqlite::Error::SqliteFailure(f, _) if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked));
@@ -159,6 +170,10 @@ impl From<rusqlite::Error> for AppError {
                 e.to_string(),
                 "free some disk space; nothing was lost, the last change was rolled back",
             );
+        }
+        let damaged = matches!(&e, rusqlite::Error::SqliteFailure(f, _) if matches!(f.code, rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase));
+        if damaged {
+            return AppError::local(DAMAGED, e.to_string(), damaged_fix("mailroom.db"));
         }
         if busy {
             return AppError::transient(

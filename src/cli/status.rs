@@ -163,7 +163,7 @@ pub fn run(ctx: &Ctx) -> Result<i32> {
     };
     let status = match collect(&config, store.as_ref(), |a| ctx.visible(a)) {
         Ok(s) => s,
-        Err(e) => return Ok(cannot_read(ctx, crate::store::disk_full_or(e, &db))),
+        Err(e) => return Ok(cannot_read(ctx, crate::store::explain_open_error(e, &db))),
     };
     emit(ctx.json, &status, || human(&status));
     Ok(match status.overall {

@@ -81,7 +81,7 @@ impl Store {
             )
         })?;
         let opened = Store::configure(conn).and_then(|store| store.migrate().map(|()| store));
-        opened.map_err(|e| disk_full_or(e, path))
+        opened.map_err(|e| explain_open_error(e, path))
     }
 
     /// Opens read-only and refuses to create or migrate: what `status` uses, so it never waits
@@ -108,7 +108,7 @@ impl Store {
         conn.busy_timeout(Duration::from_secs(5))?;
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(|e| disk_full_or(e.into(), path))?;
+            .map_err(|e| explain_open_error(e.into(), path))?;
         if version as usize > schema::MIGRATIONS.len() {
             return Err(newer_schema(version));
         }
@@ -206,9 +206,17 @@ fn newer_schema(version: i64) -> AppError {
     )
 }
 
-/// SQLite reports a full disk while opening (the -shm and -wal files cannot grow) as a plain
-/// "disk I/O error"; say what it is when the database's file system has no room left.
-pub fn disk_full_or(e: AppError, db: &Path) -> AppError {
+/// An error opening or first reading the database, told with its path. SQLite reports a full
+/// disk while opening (the -shm and -wal files cannot grow) as a plain "disk I/O error": say
+/// what it is when the database's file system has no room left.
+pub fn explain_open_error(e: AppError, db: &Path) -> AppError {
+    if e.summary == crate::error::DAMAGED {
+        return AppError::local(
+            format!("the database {} is damaged", db.display()),
+            e.detail,
+            crate::error::damaged_fix(&db.display().to_string()),
+        );
+    }
     let dir = db.parent().unwrap_or(db);
     match free_bytes(dir) {
         Some(free) if free < DISK_FULL_BELOW && e.summary != "the disk is full" => AppError::local(

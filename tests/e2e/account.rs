@@ -281,6 +281,11 @@ fn status_lists_accounts_and_exit_codes_follow_health() {
     let _ = std::fs::remove_file(home.path().join("mailroom.db-shm"));
     let out = home.run(&["status"]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("mailroom.db is damaged") && err.contains("move"),
+        "names the file and the way out: {err}"
+    );
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

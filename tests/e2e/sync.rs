@@ -1646,3 +1646,45 @@ fn full_disk_fails_the_sync_with_the_fix_and_the_next_run_loses_nothing() {
         .unwrap();
     assert_eq!(busy, 0, "the WAL cannot be checkpointed");
 }
+
+#[test]
+fn a_damaged_cache_changes_nothing_on_the_server_and_the_documented_fix_rebuilds_it() {
+    let user = user("sync-damaged");
+    seed(&user, 40);
+    let home = Home::new();
+    account_for(&home, "d", &user, IMAPS);
+    sync_once(&home, "d");
+    let before = server_flags(&user, "INBOX");
+    assert_eq!(before.len(), 40);
+
+    // Scribble over the file's header, as a failing disk might.
+    let db = home.path().join("mailroom.db");
+    let mut bytes = std::fs::read(&db).unwrap();
+    bytes[..100].fill(0x5a);
+    std::fs::write(&db, &bytes).unwrap();
+    let _ = std::fs::remove_file(home.path().join("mailroom.db-wal"));
+    let _ = std::fs::remove_file(home.path().join("mailroom.db-shm"));
+    let out = home.run(&["sync", "d", "--once"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("is damaged") && err.contains("move"), "{err}");
+    assert_eq!(
+        server_flags(&user, "INBOX"),
+        before,
+        "the server is untouched"
+    );
+
+    // The fix as the message and docs/troubleshooting.md give it.
+    std::fs::rename(&db, home.path().join("mailroom.db.broken")).unwrap();
+    let out = home.run(&["sync", "d", "--once"]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(stderr(&out).contains("set-password"), "{}", stderr(&out));
+    let out = home.run_stdin(
+        &["account", "set-password", "d", "--password-stdin"],
+        PASSWORD,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v = sync_once(&home, "d");
+    assert_eq!(folder_summary(&v, "INBOX")["new"], 40, "{v}");
+    assert_eq!(server_flags(&user, "INBOX"), before);
+}
