@@ -111,6 +111,14 @@ pub fn network_detail(text: &str, source: Option<&str>) -> String {
         Some(s) => format!("{text}: {s}"),
         None => text.to_string(),
     };
+    // "Connection error: Connection error: …": a wrapper that prints its source's words again.
+    let mut parts: Vec<&str> = Vec::new();
+    for p in joined.split(": ") {
+        if parts.last() != Some(&p) {
+            parts.push(p);
+        }
+    }
+    let joined = parts.join(": ");
     // The OS's and rustls's words for a connection the other side dropped.
     const DROPPED: [(&str, &str); 3] = [
         (
@@ -226,6 +234,10 @@ mod network_detail_tests {
             "connection error: Connection refused (os error 111)"
         );
         assert_eq!(network_detail("timed out", Some("")), "timed out");
+        assert_eq!(
+            network_detail("Connection error: Connection error: refused", None),
+            "Connection error: refused"
+        );
         assert_eq!(
             network_detail("network error: Broken pipe (os error 32)", None),
             "network error: the server closed the connection (broken pipe)"

@@ -293,6 +293,13 @@ pub fn classify_tls_error(host: &str, opts: &TlsOptions, e: &std::io::Error) -> 
                 fix,
             )
         }
+        Some(rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType)) => {
+            AppError::needs_user(
+                format!("the server at {host} did not answer with TLS"),
+                "its first bytes were not a TLS record: this port speaks plain IMAP (STARTTLS) or another protocol",
+                "use --imap-security starttls for port 143, tls for 993 (`mailroom account edit NAME --imap-security …`)",
+            )
+        }
         Some(other) => AppError::transient(
             format!("TLS handshake with {host} failed"),
             other.to_string(),

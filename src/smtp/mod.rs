@@ -79,6 +79,16 @@ pub fn classify(target: &SmtpTarget, e: &lettre::transport::smtp::Error) -> AppE
     let host = &target.server.host;
     let source = std::error::Error::source(e).map(|s| s.to_string());
     let detail = crate::error::network_detail(&e.to_string(), source.as_deref());
+    if detail.contains("InvalidContentType") {
+        return AppError::needs_user(
+            format!(
+                "the SMTP server at {host}:{} did not answer with TLS",
+                target.server.port
+            ),
+            "its first bytes were not a TLS record: this port speaks plain SMTP (STARTTLS) or another protocol",
+            "use --smtp-security starttls for port 587, tls for 465 (`mailroom account edit NAME --smtp-security …`)",
+        );
+    }
     if e.is_tls() || detail.contains("certificate") || detail.contains("UnknownIssuer") {
         if detail.contains("UnknownIssuer") || detail.contains("certificate") {
             return AppError::needs_user(

@@ -672,3 +672,52 @@ fn the_write_probe_reaches_every_copy_folder_and_never_expunges_the_users_delete
         "Replies unchanged"
     );
 }
+
+#[test]
+fn implicit_tls_against_a_starttls_port_says_so_and_names_the_setting() {
+    let s = servers();
+    let user = new_user("acct-tls-mismatch");
+    let ca = s.ca.to_string_lossy().to_string();
+    let home = Home::new();
+    // IMAP: the STARTTLS port with the default implicit TLS.
+    let imap = format!("127.0.0.1:{IMAP_STARTTLS}");
+    let out = home.run_stdin(
+        &add_args("i", &user, &imap, &["--ca-file", &ca, "--test"]),
+        PASSWORD,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("did not answer with TLS") && err.contains("--imap-security starttls"),
+        "{err}"
+    );
+    // SMTP: implicit TLS asked of the submission (STARTTLS) port.
+    let out = home.run_stdin(
+        &add_args(
+            "s",
+            &user,
+            "127.0.0.1:1993",
+            &["--ca-file", &ca, "--smtp-security", "tls", "--test"],
+        ),
+        PASSWORD,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("SMTP server at 127.0.0.1:1587 did not answer with TLS")
+            && err.contains("--smtp-security starttls")
+            && !err.contains("Connection error: Connection error"),
+        "{err}"
+    );
+    // The suggested settings work.
+    let out = home.run_stdin(
+        &add_args(
+            "ok",
+            &user,
+            &imap,
+            &["--ca-file", &ca, "--imap-security", "starttls", "--test"],
+        ),
+        PASSWORD,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+}
