@@ -182,7 +182,7 @@ async fn run_until_interrupted(
     // A second process for the same account must say who holds it, not wait silently.
     {
         let store = ctx.store()?;
-        for a in config.accounts.values() {
+        for a in config.accounts.values().filter(|a| a.enabled) {
             if let Some(h) = store.lease_holder(&a.id)? {
                 let fresh = chrono::DateTime::parse_from_rfc3339(&h.since).is_ok()
                     && h.pid != std::process::id() as i64
@@ -201,7 +201,7 @@ async fn run_until_interrupted(
             }
         }
     }
-    let sup = crate::sync::Supervisor::start(&ctx.home, config);
+    let mut sup = crate::sync::Supervisor::start(&ctx.home, config);
     let mut rx = sup.subscribe();
     let json = ctx.json;
     // On a terminal the current folder's progress is one line rewritten in place; each finished
@@ -261,7 +261,11 @@ async fn run_until_interrupted(
             std::time::Duration::from_secs(config.general.outbox_poll_secs.max(1)),
         ))
     });
-    wait_for_signal().await;
+    if with_outbox {
+        follow_config(ctx, &mut sup).await;
+    } else {
+        wait_for_signal().await;
+    }
     let _ = stop_tx.send(true);
     sup.shutdown().await;
     if let Some(task) = outbox {
@@ -270,6 +274,78 @@ async fn run_until_interrupted(
     printer.abort();
     emit(json, &json!({"stopped": true}), String::new);
     Ok(0)
+}
+
+/// How often the daemon looks at config.toml for changes.
+const CONFIG_CHECK: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The daemon until a stop signal: config.toml is re-read when it changes (checked every two
+/// seconds, or at once on SIGHUP), so `account add/edit/enable/disable/remove` reach a running
+/// daemon without a restart. A file that no longer reads keeps the running settings, says why
+/// and is tried again when it changes.
+async fn follow_config(ctx: &Ctx, sup: &mut crate::sync::Supervisor) {
+    let path = ctx.home.config_path();
+    let mut seen = std::fs::read(&path).ok();
+    let stop = wait_for_signal();
+    tokio::pin!(stop);
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    loop {
+        let forced = tokio::select! {
+            _ = &mut stop => return,
+            _ = async {
+                match hup.as_mut() {
+                    Some(h) => { h.recv().await; }
+                    None => std::future::pending::<()>().await,
+                }
+            } => true,
+            _ = tokio::time::sleep(CONFIG_CHECK) => false,
+        };
+        let now = std::fs::read(&path).ok();
+        if !forced && now == seen {
+            continue;
+        }
+        seen = now;
+        reload(ctx, sup).await;
+    }
+}
+
+async fn reload(ctx: &Ctx, sup: &mut crate::sync::Supervisor) {
+    let store = ctx.store();
+    let config = match ctx.config() {
+        Ok(c) => c,
+        Err(e) => {
+            note(format!(
+                "config.toml changed but cannot be used; the daemon keeps the previous settings: {e}"
+            ));
+            if let Ok(store) = &store {
+                let _ = store.log_event(
+                    None,
+                    crate::store::Level::Warn,
+                    "config.toml changed but cannot be used; the daemon keeps the previous settings",
+                    Some(&e.to_string()),
+                    Some("correct config.toml; the daemon reads it again when it changes"),
+                );
+            }
+            return;
+        }
+    };
+    if let Ok(store) = &store {
+        for (name, a) in config.accounts.iter().filter(|(_, a)| a.enabled) {
+            let _ = store.insert_account(&a.id, name, true);
+        }
+    }
+    for change in sup.apply(&config).await {
+        note(format!("config.toml changed: {change}"));
+        if let Ok(store) = &store {
+            let _ = store.log_event(
+                None,
+                crate::store::Level::Info,
+                &format!("config.toml changed: {change}"),
+                None,
+                None,
+            );
+        }
+    }
 }
 
 async fn wait_for_signal() {
@@ -304,7 +380,9 @@ pub async fn daemon(ctx: &Ctx) -> Result<i32> {
             store.insert_account(&a.id, n, true)?;
         }
     }
-    run_until_interrupted(ctx, &enabled, true).await
+    // The supervisor gets the whole file: it starts the enabled accounts, and a reload
+    // compares like with like.
+    run_until_interrupted(ctx, &config, true).await
 }
 
 /// `sync --plan`: per-folder counts, sizes and an estimate, read-only (EXAMINE, STATUS).

@@ -9,4 +9,4 @@ pub mod supervisor;
 
 pub use engine::{Caps, FolderSummary, PassSummary, SyncSession, open_session, run_pass};
 pub use events::{EventReceiver, EventSender, SyncEvent};
-pub use supervisor::{Supervisor, spawn_account};
+pub use supervisor::Supervisor;

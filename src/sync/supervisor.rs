@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use super::engine::{self, PassOptions, SyncSession};
 use super::events::{self, EventSender, SyncEvent, emit};
 use crate::account::Account;
-use crate::config::{Config, Home};
+use crate::config::{AccountConfig, Config, Home};
 use crate::error::{AppError, Kind, Result};
 use crate::imap::discovery::Role;
 use crate::imap::fetch;
@@ -28,7 +28,11 @@ pub const LEASE_STALE_SECS: i64 = 90;
 /// A running account task.
 pub struct AccountHandle {
     pub account_id: String,
+    /// The account's name and settings the task was started with (a reload compares them).
+    name: String,
+    settings: AccountConfig,
     kick: Arc<Notify>,
+    stop: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
 
@@ -37,39 +41,112 @@ impl AccountHandle {
     pub fn kick(&self) {
         self.kick.notify_one();
     }
+
+    /// Stops the task (a running pass is interrupted, which is safe) and waits for it.
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
 }
 
 /// Keeps every enabled account in sync until shut down; usable in-process by the console.
 pub struct Supervisor {
     pub handles: Vec<AccountHandle>,
     events: EventSender,
-    shutdown: watch::Sender<bool>,
+    home: Home,
+    /// The configuration the tasks run with.
+    config: Config,
 }
 
 impl Supervisor {
     /// Spawns a task per enabled account (on the current tokio runtime).
     pub fn start(home: &Home, config: &Config) -> Supervisor {
         let (events, _) = events::channel();
-        let (shutdown, rx) = watch::channel(false);
-        let handles = config
+        let mut sup = Supervisor {
+            handles: Vec::new(),
+            events,
+            home: home.clone(),
+            config: config.clone(),
+        };
+        for (name, a) in &config.accounts {
+            if a.enabled {
+                sup.spawn(name);
+            }
+        }
+        sup
+    }
+
+    fn spawn(&mut self, name: &str) {
+        let Some(settings) = self.config.accounts.get(name).cloned() else {
+            return;
+        };
+        let (stop, rx) = watch::channel(false);
+        let kick = Arc::new(Notify::new());
+        let task = spawn_account(
+            self.home.clone(),
+            self.config.clone(),
+            name.to_string(),
+            self.events.clone(),
+            rx,
+            kick.clone(),
+        );
+        self.handles.push(AccountHandle {
+            account_id: settings.id.clone(),
+            name: name.to_string(),
+            settings,
+            kick,
+            stop,
+            task,
+        });
+    }
+
+    /// Moves the tasks to a changed configuration (the daemon re-reads config.toml): an
+    /// account added or enabled starts, one removed or disabled stops, one whose settings
+    /// changed restarts with them. A change every account depends on (`[general]`, or the
+    /// addresses that count as our own for customer matching) restarts them all. Returns what
+    /// changed, in words.
+    pub async fn apply(&mut self, config: &Config) -> Vec<String> {
+        if *config == self.config {
+            return Vec::new();
+        }
+        let everyone = config.general != self.config.general
+            || crate::crm::matching::own_addresses(config)
+                != crate::crm::matching::own_addresses(&self.config);
+        self.config = config.clone();
+        let mut changes = Vec::new();
+        for h in std::mem::take(&mut self.handles) {
+            let now = config
+                .accounts
+                .iter()
+                .find(|(_, a)| a.id == h.account_id && a.enabled);
+            match now {
+                Some((name, a)) if !everyone && *name == h.name && *a == h.settings => {
+                    self.handles.push(h)
+                }
+                Some(_) => {
+                    changes.push(format!("{}: restarted with the new settings", h.name));
+                    h.stop().await;
+                }
+                None => {
+                    changes.push(format!("{}: stopped (removed or disabled)", h.name));
+                    h.stop().await;
+                }
+            }
+        }
+        let names: Vec<String> = config
             .accounts
             .iter()
             .filter(|(_, a)| a.enabled)
-            .map(|(name, _)| {
-                spawn_account(
-                    home.clone(),
-                    config.clone(),
-                    name.clone(),
-                    events.clone(),
-                    rx.clone(),
-                )
-            })
+            .filter(|(_, a)| !self.handles.iter().any(|h| h.account_id == a.id))
+            .map(|(n, _)| n.clone())
             .collect();
-        Supervisor {
-            handles,
-            events,
-            shutdown,
+        for name in names {
+            if !changes.iter().any(|c| c.starts_with(&format!("{name}:"))) {
+                changes.push(format!("{name}: started"));
+            }
+            self.spawn(&name);
         }
+        changes
     }
 
     pub fn subscribe(&self) -> events::EventReceiver {
@@ -84,7 +161,9 @@ impl Supervisor {
 
     /// Stops every task (between commands; a running pass is interrupted, which is safe).
     pub async fn shutdown(self) {
-        let _ = self.shutdown.send(true);
+        for h in &self.handles {
+            let _ = h.stop.send(true);
+        }
         for h in self.handles {
             let _ = h.task.await;
         }
@@ -92,30 +171,19 @@ impl Supervisor {
 }
 
 /// Spawns the background task of one account.
-pub fn spawn_account(
+fn spawn_account(
     home: Home,
     config: Config,
     name: String,
     events: EventSender,
     shutdown: watch::Receiver<bool>,
-) -> AccountHandle {
-    let kick = Arc::new(Notify::new());
-    let account_id = config
-        .accounts
-        .get(&name)
-        .map(|a| a.id.clone())
-        .unwrap_or_default();
-    let k = kick.clone();
-    let task = tokio::spawn(async move {
-        if let Err(e) = account_loop(home, config, name, events, shutdown, k).await {
+    kick: Arc<Notify>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        if let Err(e) = account_loop(home, config, name, events, shutdown, kick).await {
             tracing::error!("sync task stopped: {e}");
         }
-    });
-    AccountHandle {
-        account_id,
-        kick,
-        task,
-    }
+    })
 }
 
 fn set_state(store: &Store, events: &EventSender, id: &str, state: AccountState) {

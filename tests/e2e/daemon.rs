@@ -81,3 +81,97 @@ fn daemon_sends_mail_queued_by_another_process_and_verifies_the_copy() {
     });
     assert_eq!(found(&sender, "Sent"), 1);
 }
+
+/// Messages the cache holds for an account (0 while it has none or is unknown).
+fn cached(home: &Home, name: &str) -> usize {
+    let (_, v) = home.json(&["messages", name, "--limit", "100000"]);
+    v["messages"].as_array().map_or(0, |m| m.len())
+}
+
+#[test]
+fn a_running_daemon_follows_account_changes_in_config_toml() {
+    let first = new_user("daemon-cfg-a");
+    let second = new_user("daemon-cfg-b");
+    seed(&first, 3);
+    seed(&second, 5);
+    let home = Home::new();
+    home.add_account("a", &first);
+    home.set_account_option("a", "sync.poll_secs", toml_edit::value(1));
+    let child = home
+        .cmd()
+        .arg("daemon")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _d = Daemon(child);
+    wait_for("a synced", Duration::from_secs(30), || {
+        (cached(&home, "a") == 3).then_some(())
+    });
+
+    // Added while the daemon runs: synced without a restart.
+    home.add_account("b", &second);
+    home.set_account_option("b", "sync.poll_secs", toml_edit::value(1));
+    wait_for(
+        "b synced by the running daemon",
+        Duration::from_secs(30),
+        || (cached(&home, "b") == 5).then_some(()),
+    );
+
+    // Disabled: the daemon lets go of it; new mail is not fetched until it is enabled again.
+    let out = home.run(&["account", "disable", "a"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    std::thread::sleep(Duration::from_secs(3));
+    smtp_send(&second, &first, "while disabled", "x\n");
+    wait_for("delivered", Duration::from_secs(30), || {
+        (server_fetch(&first, "INBOX", &["uid"]).len() == 4).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(cached(&home, "a"), 3, "a disabled account is not synced");
+    let out = home.run(&["account", "enable", "a"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    wait_for(
+        "a synced again once enabled",
+        Duration::from_secs(30),
+        || (cached(&home, "a") == 4).then_some(()),
+    );
+
+    // A config.toml that no longer reads: the daemon keeps going with what it had, and says so.
+    let path = home.path().join("config.toml");
+    let good = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, format!("{good}\n[accounts.b\n")).unwrap();
+    wait_for("the daemon to notice", Duration::from_secs(30), || {
+        let n: i64 = home
+            .db()
+            .query_row(
+                "SELECT COUNT(*) FROM events WHERE what LIKE '%keeps the previous settings%'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap_or(0);
+        (n > 0).then_some(())
+    });
+    smtp_send(&first, &second, "while config is broken", "y\n");
+    wait_for("b still synced", Duration::from_secs(30), || {
+        (cached_raw(&home, "b") == 6).then_some(())
+    });
+    std::fs::write(&path, &good).unwrap();
+    let (_, log) = home.json(&["log"]);
+    let text = log.to_string();
+    assert!(
+        text.contains("keeps the previous settings")
+            && text.contains("config.toml changed: b: started"),
+        "{log}"
+    );
+}
+
+/// `cached` while config.toml cannot be read: count straight from the database.
+fn cached_raw(home: &Home, name: &str) -> usize {
+    let db = home.db();
+    db.query_row(
+        "SELECT COUNT(*) FROM locations l JOIN accounts a ON a.id = l.account_id WHERE a.name = ?1",
+        [name],
+        |r| r.get::<_, i64>(0),
+    )
+    .map_or(0, |n| n as usize)
+}
