@@ -326,13 +326,17 @@ fn progress_line(ctx: &Ctx, s: &check::Step) {
         StepStatus::Failed => "FAILED ",
         StepStatus::Skipped => "skipped",
     };
-    eprintln!(
+    super::output::note(format!(
         "{mark} {:<13} {}",
         s.id,
         crate::mail::sanitize::clean_line(&s.detail)
-    );
+    ));
     if let Some(fix) = &s.fix {
-        eprintln!("        {:<13} fix: {fix}", "");
+        super::output::note(format!(
+            "        {:<13} fix: {}",
+            "",
+            crate::mail::sanitize::clean_line(fix)
+        ));
     }
 }
 

@@ -14,7 +14,7 @@ pub fn emit<T: Serialize>(json: bool, value: &T, human: impl FnOnce() -> String)
             Ok(s) => {
                 line(&s);
             }
-            Err(e) => eprintln!("cannot encode output as JSON: {e}"),
+            Err(e) => note(format!("cannot encode output as JSON: {e}")),
         }
     } else {
         let text = human();
@@ -31,9 +31,16 @@ pub fn line(text: &str) -> bool {
     writeln!(out, "{text}").and_then(|_| out.flush()).is_ok()
 }
 
-/// Progress and notes that are not the command's result: stderr, never stdout.
+/// Progress and notes that are not the command's result: stderr, never stdout. A daemon whose
+/// terminal went away (stderr then fails with EIO) must go on rather than panic over a note.
 pub fn note(msg: impl AsRef<str>) {
-    eprintln!("{}", msg.as_ref());
+    let _ = writeln!(std::io::stderr().lock(), "{}", msg.as_ref());
+}
+
+/// Like `note`, without the line end (a progress line rewritten in place with `\r`).
+pub fn note_inline(msg: impl AsRef<str>) {
+    let mut err = std::io::stderr().lock();
+    let _ = write!(err, "{}", msg.as_ref()).and_then(|_| err.flush());
 }
 
 /// Reports an error and returns its exit code.
@@ -41,12 +48,15 @@ pub fn fail(json: bool, e: &AppError) -> i32 {
     if json {
         line(&e.to_json().to_string());
     } else {
-        eprintln!("error: {}", e.summary);
+        // Details quote servers (an IMAP NO text, an SMTP reply): no escape sequence of theirs
+        // reaches the terminal.
+        let clean = crate::mail::sanitize::clean;
+        note(format!("error: {}", clean(&e.summary)));
         if !e.detail.is_empty() {
-            eprintln!("  detail: {}", e.detail);
+            note(format!("  detail: {}", clean(&e.detail)));
         }
         if !e.fix.is_empty() {
-            eprintln!("  fix: {}", e.fix);
+            note(format!("  fix: {}", clean(&e.fix)));
         }
     }
     e.exit_code()

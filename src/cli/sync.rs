@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use super::output::{emit, note, table};
+use super::output::{emit, note, note_inline, table};
 use super::{AccountSel, Ctx};
 use crate::account::Account;
 use crate::config::HistoryScope;
@@ -218,15 +218,15 @@ async fn run_until_interrupted(
                     ..
                 } if tty => {
                     let pct = (done * 100).checked_div(*total).unwrap_or(100);
-                    eprint!(
+                    note_inline(format!(
                         "\r{}: {done}/{total} ({pct}%)   ",
                         crate::mail::sanitize::clean_line(folder)
-                    );
+                    ));
                     bar_open = true;
                 }
                 crate::sync::SyncEvent::Failed { what, fix, .. } => {
                     if std::mem::take(&mut bar_open) {
-                        eprintln!();
+                        note("");
                     }
                     note(format!("sync failed: {what} — fix: {fix}"));
                 }
@@ -238,7 +238,7 @@ async fn run_until_interrupted(
                     ..
                 } if !json => {
                     if std::mem::take(&mut bar_open) {
-                        eprintln!();
+                        note("");
                     }
                     note(format!(
                         "synced: {new} new, {updated} updated, {vanished} vanished in {duration_ms} ms"

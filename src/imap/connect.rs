@@ -327,12 +327,12 @@ fn imap_err(what: &str, e: async_imap::error::Error) -> AppError {
         ),
         async_imap::error::Error::No(m) => AppError::needs_user(
             format!("{what}: the server said NO"),
-            m,
+            server_text(&m),
             "see the server's message",
         ),
         async_imap::error::Error::Bad(m) => AppError::needs_user(
             format!("{what}: the server said BAD"),
-            m,
+            server_text(&m),
             "this server may not support the command; report it",
         ),
         other => AppError::transient(
@@ -341,6 +341,63 @@ fn imap_err(what: &str, e: async_imap::error::Error) -> AppError {
             "retry; if it persists, report it with `mailroom log --level debug`",
         ),
     }
+}
+
+/// The words of a NO/BAD answer as a person reads them. async-imap hands them over as
+/// `code: Some(AuthenticationFailed), info: Some("…")` (Rust debug text, escapes spelled out);
+/// this gives `[AuthenticationFailed] …`, with control characters and escapes gone.
+pub fn server_text(raw: &str) -> String {
+    let (code, info) = match raw
+        .strip_prefix("code: ")
+        .and_then(|r| r.split_once(", info: "))
+    {
+        Some(parts) => parts,
+        None => return crate::mail::sanitize::clean_line(raw),
+    };
+    let code = code
+        .strip_prefix("Some(")
+        .and_then(|c| c.strip_suffix(')'))
+        .map(|c| format!("[{c}] "))
+        .unwrap_or_default();
+    let info = info
+        .strip_prefix("Some(\"")
+        .and_then(|i| i.strip_suffix("\")"))
+        .map(unescape_debug)
+        .unwrap_or_default();
+    crate::mail::sanitize::clean_line(&format!("{code}{info}"))
+        .trim()
+        .to_string()
+}
+
+/// Undoes `{:?}` of a str: `\"`, `\\`, `\n`… and `\u{1b}` back to characters.
+fn unescape_debug(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some('t') => out.push('\t'),
+            Some('0') => out.push('\0'),
+            Some('u') => {
+                let hex: String = chars
+                    .by_ref()
+                    .skip_while(|c| *c == '{')
+                    .take_while(|c| *c != '}')
+                    .collect();
+                if let Some(ch) = u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32) {
+                    out.push(ch);
+                }
+            }
+            Some(other) => out.push(other),
+            None => {}
+        }
+    }
+    out
 }
 
 pub fn protocol_error(what: &str, e: async_imap::error::Error) -> AppError {
@@ -452,7 +509,7 @@ pub async fn login(
         Ok(Ok(session)) => Ok(session),
         Ok(Err((async_imap::error::Error::No(msg), _))) => Err(AppError::needs_user(
             format!("the server rejected the login for {user}"),
-            msg,
+            server_text(&msg),
             "check the user name and password, then `mailroom account set-password NAME`; providers like Gmail/Outlook need an app password",
         )),
         Ok(Err((e, _))) => Err(imap_err("login", e)),
@@ -463,4 +520,27 @@ pub async fn login(
 pub async fn connect(target: &ImapTarget, password: &SecretString) -> Result<ImapSession> {
     let client = open_client(target, |_, _| {}).await?;
     login(client, &target.user, password, target.timeout).await
+}
+
+#[cfg(test)]
+mod server_text_tests {
+    use super::server_text;
+
+    #[test]
+    fn a_refusal_reads_as_the_servers_words_without_escapes() {
+        let raw = format!(
+            "code: None, info: Some({:?})",
+            "\u{1b}]0;pwned\u{7}login refused \u{1b}[2J\u{1b}[31mred\u{1b}[0m \"quoted\""
+        );
+        assert_eq!(server_text(&raw), "login refused red \"quoted\"");
+        let raw = format!(
+            "code: Some(AuthenticationFailed), info: Some({:?})",
+            "Authentication failed."
+        );
+        assert_eq!(
+            server_text(&raw),
+            "[AuthenticationFailed] Authentication failed."
+        );
+        assert_eq!(server_text("plain \u{1b}[31mtext"), "plain text");
+    }
 }

@@ -13,6 +13,7 @@
 
 use std::collections::HashSet;
 use std::io::IsTerminal;
+use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -197,10 +198,17 @@ impl Progress {
         );
         if self.tty {
             let pct = (self.done * 100).checked_div(self.total).unwrap_or(100);
-            eprint!(
+            // A folder name is the server's text: no escape sequence of it reaches the terminal.
+            // A write error (the terminal went away) is no reason to stop syncing.
+            let mut err = std::io::stderr().lock();
+            let _ = write!(
+                err,
                 "\r{}: {}/{} ({pct}%)   ",
-                self.folder, self.done, self.total
-            );
+                crate::mail::sanitize::clean_line(&self.folder),
+                self.done,
+                self.total
+            )
+            .and_then(|_| err.flush());
         }
     }
 }
@@ -705,7 +713,7 @@ async fn sync_folder(
         progress.done = progress.total.max(progress.done);
         progress.report(store);
         if opts.tty_progress {
-            eprintln!();
+            let _ = writeln!(std::io::stderr());
         }
         *bytes += fetched_bytes;
         fs.new += out.new;

@@ -721,3 +721,62 @@ fn implicit_tls_against_a_starttls_port_says_so_and_names_the_setting() {
     );
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+/// A hostile IMAP server on 127.0.0.1 (plain text): greets, then refuses every command with a
+/// text full of terminal escapes (a window title, a screen clear, colour).
+fn hostile_imap_server() -> u16 {
+    use std::io::{BufRead, BufReader, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            std::thread::spawn(move || {
+                let _ = conn
+                    .write_all(b"* OK [CAPABILITY IMAP4rev1] \x1b]0;mailroom-pwned\x07ready\r\n");
+                let Ok(read) = conn.try_clone() else { return };
+                for line in BufReader::new(read).lines() {
+                    let Ok(line) = line else { return };
+                    let tag = line.split_whitespace().next().unwrap_or("*").to_string();
+                    let reply = format!(
+                        "{tag} NO \x1b]0;mailroom-pwned\x07login refused \x1b[2J\x1b[31mred\x1b[0m\r\n"
+                    );
+                    if conn.write_all(reply.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn a_servers_refusal_reaches_the_terminal_without_its_escape_sequences() {
+    let port = hostile_imap_server();
+    let home = Home::new();
+    let imap = format!("127.0.0.1:{port}");
+    let out = home.run_stdin(
+        &add_args(
+            "h",
+            "h@example.test",
+            &imap,
+            &["--imap-security", "none", "--test"],
+        ),
+        PASSWORD,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("login refused"),
+        "the server's words are shown: {err:?}"
+    );
+    assert!(
+        !err.contains('\x1b') && !err.contains('\x07') && !err.contains("\\u{1b}"),
+        "no escape sequence passes, not even spelled out: {err:?}"
+    );
+    assert!(
+        err.contains("login refused red") && !err.contains("info: Some"),
+        "the words as the server meant them: {err:?}"
+    );
+}
