@@ -228,29 +228,45 @@ impl Home {
     }
     /// `account add NAME` for `user` against the local IMAPS + submission servers, CA verified.
     pub fn add_account(&self, name: &str, user: &str) {
-        let ca = servers().ca.to_string_lossy().to_string();
-        let out = self.run_stdin(
-            &[
-                "account",
-                "add",
-                name,
-                "--email",
-                user,
-                "--imap",
-                &format!("127.0.0.1:{IMAPS}"),
-                "--smtp",
-                &format!("127.0.0.1:{SUBMISSION}"),
-                "--ca-file",
-                &ca,
-                "--password-stdin",
-            ],
-            PASSWORD,
-        );
+        let out = self.account_add(name, user, IMAPS, SUBMISSION, &[], PASSWORD);
         assert!(
             out.status.success(),
             "account add failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+    /// `account add` against 127.0.0.1 on these ports with the test CA, `extra` flags and this
+    /// password on stdin; the caller judges the outcome.
+    pub fn account_add(
+        &self,
+        name: &str,
+        user: &str,
+        imap_port: u16,
+        smtp_port: u16,
+        extra: &[&str],
+        password: &str,
+    ) -> Output {
+        let ca = servers().ca.to_string_lossy().to_string();
+        let (imap, smtp) = (
+            format!("127.0.0.1:{imap_port}"),
+            format!("127.0.0.1:{smtp_port}"),
+        );
+        let mut args = vec![
+            "account",
+            "add",
+            name,
+            "--email",
+            user,
+            "--imap",
+            &imap,
+            "--smtp",
+            &smtp,
+            "--ca-file",
+            &ca,
+            "--password-stdin",
+        ];
+        args.extend_from_slice(extra);
+        self.run_stdin(&args, password)
     }
     /// Sets a config value under the account with `toml_edit` semantics (e.g. "sync.poll_secs", 1).
     pub fn set_account_option(&self, name: &str, dotted: &str, value: toml_edit::Item) {

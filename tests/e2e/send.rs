@@ -291,26 +291,12 @@ fn sends_over_implicit_tls_submission_too() {
     let alice = user("send-465");
     let bob = user("send-465-b");
     let home = Home::new();
-    let ca = servers().ca.to_string_lossy().to_string();
-    let out = home.run_stdin(
-        &[
-            "account",
-            "add",
-            "a",
-            "--email",
-            &alice,
-            "--imap",
-            &format!("127.0.0.1:{IMAP_STARTTLS}"),
-            "--imap-security",
-            "starttls",
-            "--smtp",
-            &format!("127.0.0.1:{SUBMISSIONS}"),
-            "--smtp-security",
-            "tls",
-            "--ca-file",
-            &ca,
-            "--password-stdin",
-        ],
+    let out = home.account_add(
+        "a",
+        &alice,
+        IMAP_STARTTLS,
+        SUBMISSIONS,
+        &["--imap-security", "starttls", "--smtp-security", "tls"],
         PASSWORD,
     );
     assert!(out.status.success(), "{}", stderr(&out));
@@ -492,24 +478,7 @@ fn smtp_refusal_keeps_the_message_queued_with_the_fix_and_backoff() {
     let alice = user("send-refused");
     let bob = user("send-refused-b");
     let home = Home::new();
-    let ca = servers().ca.to_string_lossy().to_string();
-    let out = home.run_stdin(
-        &[
-            "account",
-            "add",
-            "a",
-            "--email",
-            &alice,
-            "--imap",
-            &format!("127.0.0.1:{IMAPS}"),
-            "--smtp",
-            &format!("127.0.0.1:{SUBMISSION}"),
-            "--ca-file",
-            &ca,
-            "--password-stdin",
-        ],
-        "wrong-password",
-    );
+    let out = home.account_add("a", &alice, IMAPS, SUBMISSION, &[], "wrong-password");
     assert!(out.status.success());
     home.set_account_option("a", "sync.backoff_min_secs", toml_edit::value(60));
     let out = home.run_stdin(&["send", "--to", &bob, "--subject", "refused"], "x");
@@ -1271,24 +1240,7 @@ fn connection_cut_during_data_is_uncertain_with_the_items_own_commands() {
     // EHLO, STARTTLS, AUTH, MAIL and RCPT went through.
     let (port, uploaded) = upload_cutting_proxy(SUBMISSION, 150_000);
     let home = Home::new();
-    let ca = servers().ca.to_string_lossy().to_string();
-    let out = home.run_stdin(
-        &[
-            "account",
-            "add",
-            "a",
-            "--email",
-            &alice,
-            "--imap",
-            &format!("127.0.0.1:{IMAPS}"),
-            "--smtp",
-            &format!("127.0.0.1:{port}"),
-            "--ca-file",
-            &ca,
-            "--password-stdin",
-        ],
-        PASSWORD,
-    );
+    let out = home.account_add("a", &alice, IMAPS, port, &[], PASSWORD);
     assert!(out.status.success(), "{}", stderr(&out));
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("report.bin");

@@ -58,24 +58,7 @@ fn server_flags(user: &str, folder: &str) -> Vec<(u32, String)> {
 }
 
 fn account_for(home: &Home, name: &str, user: &str, port: u16) {
-    let ca = servers().ca.to_string_lossy().to_string();
-    let out = home.run_stdin(
-        &[
-            "account",
-            "add",
-            name,
-            "--email",
-            user,
-            "--imap",
-            &format!("127.0.0.1:{port}"),
-            "--smtp",
-            &format!("127.0.0.1:{SUBMISSION}"),
-            "--ca-file",
-            &ca,
-            "--password-stdin",
-        ],
-        PASSWORD,
-    );
+    let out = home.account_add(name, user, port, SUBMISSION, &[], PASSWORD);
     assert!(out.status.success(), "account add failed: {}", stderr(&out));
 }
 
@@ -841,24 +824,7 @@ fn failing_accounts_back_off_then_give_up_and_say_how_to_fix() {
     ] {
         home.set_account_option("down", k, toml_edit::value(v));
     }
-    let ca = servers().ca.to_string_lossy().to_string();
-    let out = home.run_stdin(
-        &[
-            "account",
-            "add",
-            "badpw",
-            "--email",
-            &user,
-            "--imap",
-            &format!("127.0.0.1:{IMAPS}"),
-            "--smtp",
-            &format!("127.0.0.1:{SUBMISSION}"),
-            "--ca-file",
-            &ca,
-            "--password-stdin",
-        ],
-        "wrong-password",
-    );
+    let out = home.account_add("badpw", &user, IMAPS, SUBMISSION, &[], "wrong-password");
     assert!(out.status.success());
     let child = home
         .cmd()
@@ -1367,21 +1333,12 @@ fn server_without_uidnext_since_new_starts_at_the_highest_uid() {
     seed(&user, 25);
     let (port, dropped) = no_uidnext_proxy(BARE_IMAP_PLAIN);
     let home = Home::new();
-    let out = home.run_stdin(
-        &[
-            "account",
-            "add",
-            "x",
-            "--email",
-            &user,
-            "--imap",
-            &format!("127.0.0.1:{port}"),
-            "--imap-security",
-            "none",
-            "--smtp",
-            &format!("127.0.0.1:{SUBMISSION}"),
-            "--password-stdin",
-        ],
+    let out = home.account_add(
+        "x",
+        &user,
+        port,
+        SUBMISSION,
+        &["--imap-security", "none"],
         PASSWORD,
     );
     assert!(out.status.success(), "account add failed: {}", stderr(&out));
