@@ -346,6 +346,20 @@ pub fn smtp_send(from: &str, to: &str, subject: &str, body: &str) {
 /// A background `mailroom daemon` (or any child) that is killed when the test ends, pass or fail.
 pub struct Daemon(pub std::process::Child);
 
+impl Daemon {
+    /// `mailroom daemon` on this home, output discarded; killed when dropped.
+    pub fn start(home: &Home) -> Daemon {
+        let child = home
+            .cmd()
+            .arg("daemon")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the daemon starts");
+        Daemon(child)
+    }
+}
+
 impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.0.kill();

@@ -1,7 +1,6 @@
 //! The daemon drives the outbox too: mail queued by another process goes out, is copied to Sent
 //! and verified without anyone running `outbox flush`.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use super::common::*;
@@ -18,14 +17,7 @@ fn daemon_sends_mail_queued_by_another_process_and_verifies_the_copy() {
     doc["general"]["outbox_poll_secs"] = toml_edit::value(1);
     std::fs::write(&path, doc.to_string()).unwrap();
 
-    let child = home
-        .cmd()
-        .arg("daemon")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _d = Daemon(child);
+    let _d = Daemon::start(&home);
 
     let out = home.run_stdin(
         &[
@@ -97,14 +89,7 @@ fn a_running_daemon_follows_account_changes_in_config_toml() {
     let home = Home::new();
     home.add_account("a", &first);
     home.set_account_option("a", "sync.poll_secs", toml_edit::value(1));
-    let child = home
-        .cmd()
-        .arg("daemon")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _d = Daemon(child);
+    let _d = Daemon::start(&home);
     wait_for("a synced", Duration::from_secs(30), || {
         (cached(&home, "a") == 3).then_some(())
     });

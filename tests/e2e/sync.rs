@@ -549,14 +549,7 @@ fn daemon_sees_new_mail_within_seconds_via_idle_and_holds_the_lease() {
     // Polling is far away: only IDLE can explain a quick arrival.
     home.set_account_option("d", "sync.poll_secs", toml_edit::value(600));
     home.set_account_option("d", "sync.idle_renew_secs", toml_edit::value(20));
-    let child = home
-        .cmd()
-        .arg("daemon")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _d = Daemon(child);
+    let _d = Daemon::start(&home);
     let count = |h: &Home| -> i64 {
         h.db()
             .query_row("SELECT COUNT(*) FROM locations", [], |r| r.get(0))
@@ -826,14 +819,7 @@ fn failing_accounts_back_off_then_give_up_and_say_how_to_fix() {
     }
     let out = home.account_add("badpw", &user, IMAPS, SUBMISSION, &[], "wrong-password");
     assert!(out.status.success());
-    let child = home
-        .cmd()
-        .arg("daemon")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _d = Daemon(child);
+    let _d = Daemon::start(&home);
     let mut states = HashSet::new();
     let st = wait_for("both accounts in error", Duration::from_secs(30), || {
         let (_, st) = home.json(&["status"]);
@@ -943,14 +929,7 @@ fn daemon_pushes_changes_queued_by_another_process() {
     let home = Home::new();
     home.add_account("q", &user);
     home.set_account_option("q", "sync.poll_secs", toml_edit::value(600));
-    let child = home
-        .cmd()
-        .arg("daemon")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _d = Daemon(child);
+    let _d = Daemon::start(&home);
     let count = |h: &Home| -> i64 {
         h.db()
             .query_row("SELECT COUNT(*) FROM locations", [], |r| r.get(0))
