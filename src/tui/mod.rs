@@ -133,6 +133,12 @@ pub async fn run(ctx: &Ctx) -> Result<i32> {
     ));
     let mut local = Vec::new();
     dispatch(app.reload(), &io, &mut local);
+    // Account changes made elsewhere (`mailroom account …` in another shell, an edit by hand)
+    // reach the sync tasks and the screens like the console's own do.
+    let config_path = ctx.home.config_path();
+    let mut config_seen = std::fs::read(&config_path).ok();
+    let mut config_tick = tokio::time::interval(CONFIG_CHECK);
+    config_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     let mut events = EventStream::new();
     let draw_err =
@@ -148,6 +154,14 @@ pub async fn run(ctx: &Ctx) -> Result<i32> {
             },
             Some(d) = data_rx.recv() => { dispatch(app.apply(d), &io, &mut local); true }
             _ = tokio::signal::ctrl_c() => { app.quit = true; false }
+            _ = config_tick.tick() => {
+                let now = std::fs::read(&config_path).ok();
+                if now != config_seen {
+                    config_seen = now;
+                    local.push(action::Command::RestartSync);
+                }
+                false
+            }
             // Another thread panicked: its work is gone, so stop rather than show stale state.
             report = panic::background() => break Err(report),
         };
@@ -192,12 +206,15 @@ pub async fn run(ctx: &Ctx) -> Result<i32> {
                     }
                 }
                 action::Command::RestartSync => {
-                    // A new or changed account: restart the tasks from the current config.
-                    if let Some(s) = supervisor.take() {
-                        stop_sync(s).await;
-                    }
+                    // A new or changed account: the tasks concerned restart with the current
+                    // config (the others go on), and the screens show it.
                     match ctx.config() {
-                        Ok(c) => supervisor = Some(start_sync(ctx, &c)),
+                        Ok(c) => {
+                            if let Some(s) = supervisor.as_mut() {
+                                s.apply(&mine(ctx, &c)).await;
+                            }
+                            dispatch(app.reload(), &io, &mut local);
+                        }
                         Err(e) => dispatch(app.apply(app::Data::Notice(Err(e))), &io, &mut local),
                     }
                 }
@@ -217,11 +234,18 @@ pub async fn run(ctx: &Ctx) -> Result<i32> {
     result
 }
 
+/// How often the console looks at config.toml for changes made elsewhere.
+const CONFIG_CHECK: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The accounts this operator sees and has enabled.
-fn start_sync(ctx: &Ctx, config: &Config) -> crate::sync::Supervisor {
+fn mine(ctx: &Ctx, config: &Config) -> Config {
     let mut mine = config.clone();
     mine.accounts.retain(|_, a| a.enabled && ctx.visible(a));
-    crate::sync::Supervisor::start(&ctx.home, &mine)
+    mine
+}
+
+fn start_sync(ctx: &Ctx, config: &Config) -> crate::sync::Supervisor {
+    crate::sync::Supervisor::start(&ctx.home, &mine(ctx, config))
 }
 
 /// Interrupting a pass is safe (the engine commits in batches and resumes from checkpoints);

@@ -980,3 +980,31 @@ fn a_panic_on_the_io_thread_ends_the_console_with_the_same_report() {
     assert_eq!(t.exit_code(Duration::from_secs(20)), 1);
     assert_restored_with_report(&t, &home, "mailroom-console-io", "src/tui/io/mod.rs");
 }
+
+#[test]
+fn console_syncs_an_account_added_from_another_shell() {
+    servers();
+    let first = new_user("tui-cfg-a");
+    let second = new_user("tui-cfg-b");
+    seed(&first, 2);
+    seed(&second, 3);
+    let home = Home::new();
+    home.add_account("a", &first);
+    let t = Tmux::start(&home, "cfg", &[], &[]);
+    t.wait_screen("Accounts — overall", Duration::from_secs(20));
+    let count = |name: &str| -> usize {
+        let (_, v) = home.json(&["messages", name, "--limit", "1000"]);
+        v["messages"].as_array().map_or(0, |m| m.len())
+    };
+    wait_for("a synced by the console", Duration::from_secs(30), || {
+        (count("a") == 2).then_some(())
+    });
+    // No daemon runs: only the console can sync the new account, and it does without a key.
+    home.add_account("b", &second);
+    wait_for("b synced by the console", Duration::from_secs(30), || {
+        (count("b") == 3).then_some(())
+    });
+    t.wait_screen("b ", Duration::from_secs(10));
+    t.keys(&["q"]);
+    assert_eq!(t.exit_code(Duration::from_secs(15)), 0);
+}
