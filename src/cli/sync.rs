@@ -368,10 +368,10 @@ pub async fn daemon(ctx: &Ctx) -> Result<i32> {
     let mut enabled = config.clone();
     enabled.accounts.retain(|_, a| a.enabled);
     if enabled.accounts.is_empty() {
-        return Err(AppError::usage(
-            "no enabled account",
-            "add one with `mailroom account add`, or `mailroom account enable NAME`",
-        ));
+        // A service may well start before the first account exists: wait for config.toml.
+        note(
+            "no enabled account yet: the daemon waits for one (`mailroom account add …`, or `mailroom account enable NAME`)",
+        );
     }
     ctx.home.ensure()?;
     {

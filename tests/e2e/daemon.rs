@@ -160,3 +160,20 @@ fn cached_raw(home: &Home, name: &str) -> usize {
     )
     .map_or(0, |n| n as usize)
 }
+
+#[test]
+fn a_daemon_started_before_any_account_waits_for_one() {
+    let user = new_user("daemon-first");
+    seed(&user, 2);
+    let home = Home::new();
+    let mut d = Daemon::start(&home);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        d.0.try_wait().ok().flatten().is_none(),
+        "the daemon keeps running without accounts"
+    );
+    home.add_account("w", &user);
+    wait_for("the first account synced", Duration::from_secs(30), || {
+        (cached(&home, "w") == 2).then_some(())
+    });
+}
