@@ -370,16 +370,6 @@ fn plan_then_scope_the_first_sync_with_account_edit() {
     );
 }
 
-fn step(v: &serde_json::Value, id: &str) -> serde_json::Value {
-    v["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["id"] == id)
-        .unwrap_or_else(|| panic!("no step {id}: {v}"))
-        .clone()
-}
-
 fn create_folder(user: &str, name: &str) {
     let out = doveadm(&["mailbox", "create", "-u", user, name]);
     assert!(out.status.success(), "{}", stderr(&out));

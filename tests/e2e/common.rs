@@ -423,3 +423,14 @@ impl Drop for Tmpfs {
         }
     }
 }
+
+/// The step `id` of an `account test --json` report.
+pub fn step(v: &serde_json::Value, id: &str) -> serde_json::Value {
+    v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == id)
+        .unwrap_or_else(|| panic!("no step {id}: {v}"))
+        .clone()
+}

@@ -1319,13 +1319,7 @@ fn the_sent_folder_chosen_with_folders_sent_receives_the_copies() {
     let (code, v) = home.json(&["folders", "a", "--sent", "Outgoing Mail"]);
     assert_eq!(code, 0, "{v}");
     let (_, v) = home.json(&["account", "test", "a"]);
-    let sent_step = v["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["id"] == "sent_folder")
-        .cloned()
-        .unwrap();
+    let sent_step = step(&v, "sent_folder");
     assert_eq!(
         sent_step["detail"], "Outgoing Mail (chosen with `mailroom folders --sent`)",
         "{v}"
@@ -1345,27 +1339,21 @@ fn the_sent_folder_chosen_with_folders_sent_receives_the_copies() {
     assert!(out.status.success(), "{}", stderr(&out));
     let (code, v) = home.json(&["account", "test", "a"]);
     assert_eq!(code, 1, "{v}");
-    let step = v["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["id"] == "sent_folder")
-        .cloned()
-        .unwrap();
-    assert_eq!(step["status"], "failed", "{v}");
+    let gone = step(&v, "sent_folder");
+    assert_eq!(gone["status"], "failed", "{v}");
     assert!(
-        step["detail"]
+        gone["detail"]
             .as_str()
             .unwrap()
             .contains("\"Outgoing Mail\" is gone"),
-        "{step}"
+        "{gone}"
     );
     assert!(
-        step["fix"]
+        gone["fix"]
             .as_str()
             .unwrap()
             .contains("mailroom folders a --sent FOLDER"),
-        "{step}"
+        "{gone}"
     );
     // A send still goes out; its copy waits with the same fix instead of landing elsewhere.
     let (code, v, err) = send_json(&home, &["--to", &bob, "--subject", "after"], "hi");

@@ -57,6 +57,28 @@ fn server_flags(user: &str, folder: &str) -> Vec<(u32, String)> {
         .collect()
 }
 
+/// Every server message is cached with the server's flags (\Recent aside: it is per session).
+fn assert_flags_match(msgs: &[Value], server: &[(u32, String)]) {
+    for (uid, flags) in server {
+        let m = msgs
+            .iter()
+            .find(|m| m["locations"][0]["uid"] == *uid)
+            .unwrap_or_else(|| panic!("uid {uid} missing"));
+        let mut want: Vec<&str> = flags
+            .split_whitespace()
+            .filter(|f| *f != "\\Recent")
+            .collect();
+        want.sort();
+        let got: Vec<&str> = m["flags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f.as_str().unwrap())
+            .collect();
+        assert_eq!(got, want, "flags of uid {uid}");
+    }
+}
+
 fn account_for(home: &Home, name: &str, user: &str, port: u16) {
     let out = home.account_add(name, user, port, SUBMISSION, &[], PASSWORD);
     assert!(out.status.success(), "account add failed: {}", stderr(&out));
@@ -116,24 +138,7 @@ fn initial_sync_stores_every_message_once_with_flags_and_headers() {
     // Flags and headers agree with the server, message by message.
     let server = server_flags(&user, "INBOX");
     assert_eq!(server.len(), 250);
-    for (uid, flags) in &server {
-        let m = msgs
-            .iter()
-            .find(|m| m["locations"][0]["uid"] == *uid)
-            .unwrap_or_else(|| panic!("uid {uid} missing"));
-        let mut want: Vec<&str> = flags
-            .split_whitespace()
-            .filter(|f| *f != "\\Recent")
-            .collect();
-        want.sort();
-        let got: Vec<&str> = m["flags"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| f.as_str().unwrap())
-            .collect();
-        assert_eq!(got, want, "flags of uid {uid}");
-    }
+    assert_flags_match(&msgs, &server);
     let out = doveadm(&[
         "fetch",
         "-u",
@@ -1539,24 +1544,7 @@ fn full_disk_fails_the_sync_with_the_fix_and_the_next_run_loses_nothing() {
     );
     // Flags agree with the server, message by message.
     let server = server_flags(&user, "INBOX");
-    for (uid, flags) in &server {
-        let m = msgs
-            .iter()
-            .find(|m| m["locations"][0]["uid"] == *uid)
-            .unwrap_or_else(|| panic!("uid {uid} missing"));
-        let mut want: Vec<&str> = flags
-            .split_whitespace()
-            .filter(|f| *f != "\\Recent")
-            .collect();
-        want.sort();
-        let got: Vec<&str> = m["flags"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| f.as_str().unwrap())
-            .collect();
-        assert_eq!(got, want, "flags of uid {uid}");
-    }
+    assert_flags_match(&msgs, &server);
     let top = server.iter().map(|(u, _)| *u).max().unwrap();
     let db = home.db();
     let (cp, locations, distinct): (i64, i64, i64) = db
