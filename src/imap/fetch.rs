@@ -513,26 +513,10 @@ pub fn imap_date(s: &str) -> Option<String> {
 
 /// Compresses sorted UIDs into an IMAP sequence set ("1:5,8,10:12").
 pub fn uid_set(uids: &[u32]) -> String {
-    let mut out = String::new();
-    let mut i = 0;
-    while i < uids.len() {
-        let start = uids[i];
-        let mut end = start;
-        while i + 1 < uids.len() && uids[i + 1] == end + 1 {
-            i += 1;
-            end = uids[i];
-        }
-        if !out.is_empty() {
-            out.push(',');
-        }
-        if start == end {
-            out.push_str(&start.to_string());
-        } else {
-            out.push_str(&format!("{start}:{end}"));
-        }
-        i += 1;
-    }
-    out
+    uid_set_chunks(uids, usize::MAX)
+        .into_iter()
+        .next()
+        .unwrap_or_default()
 }
 
 /// Like [`uid_set`], split into sets of at most about `max_chars` characters each, in UID order,
