@@ -10,8 +10,8 @@
 
 use std::time::{Duration, Instant};
 
-use mailroom::cli::Ctx;
 use mailroom::config::Home;
+use mailroom::ops::Ctx;
 use mailroom::store::Store;
 use mailroom::tui::action::{Action, PaneId};
 use mailroom::tui::app::App;
@@ -84,14 +84,14 @@ fn main() {
     let t = Instant::now();
     seed(&home.db_path(), n);
     println!("seeded {n} messages in {:?}", t.elapsed());
-    let ctx = Ctx {
-        home,
-        json: false,
-        operator: "bench".into(),
-        theme: None,
-        verbose: 0,
-    };
+    let ctx = Ctx::new(home, "bench");
     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let jobs = io::Jobs::new(rt.handle().clone(), tx.clone());
     let (w, h) = (160u16, 48u16);
 
     // Startup, measured several times (cold page cache only on the first run). The console
@@ -104,7 +104,7 @@ fn main() {
         let t = Instant::now();
         {
             let config = ctx.config().expect("config");
-            let theme = mailroom::tui::load_theme(&ctx, &config).expect("theme");
+            let theme = mailroom::tui::load_theme(&ctx.home, None, &config).expect("theme");
             let keymap = Keymap::new(&config.ui.keys).expect("keymap");
             let app = App::new(theme, keymap, (w, h));
             let mut term = Terminal::new(TestBackend::new(w, h)).expect("terminal");
@@ -113,14 +113,13 @@ fn main() {
         }
         let t = Instant::now();
         let config = ctx.config().expect("config");
-        let theme = mailroom::tui::load_theme(&ctx, &config).expect("theme");
+        let theme = mailroom::tui::load_theme(&ctx.home, None, &config).expect("theme");
         let keymap = Keymap::new(&config.ui.keys).expect("keymap");
-        let mut store = Store::open(&ctx.home.db_path()).expect("store");
+        let mut io = io::Direct::new(&ctx, jobs.clone(), tx.clone());
         // What the console does at start: the dashboard (and the status line) with data.
         let mut app = App::new(theme, keymap, (w, h));
-        let mut counts = io::Counts::default();
         let cmds = app.reload();
-        run(&ctx, &mut store, &mut app, &mut counts, cmds, &tx);
+        run(&mut io, &mut app, cmds);
         let mut term = Terminal::new(TestBackend::new(w, h)).expect("terminal");
         term.draw(|f| view::draw(f, &app)).expect("draw");
         startups.push(t.elapsed());
@@ -128,7 +127,7 @@ fn main() {
         // Then the first visit to the triage inbox (count + first page + preview).
         let t = Instant::now();
         let cmds = app.update(Action::GoTo(PaneId::Triage));
-        run(&ctx, &mut store, &mut app, &mut counts, cmds, &tx);
+        run(&mut io, &mut app, cmds);
         term.draw(|f| view::draw(f, &app)).expect("draw");
         triage_opens.push(t.elapsed());
         assert_eq!(app.triage.total, n, "every message is in triage");
@@ -165,12 +164,11 @@ fn main() {
     }
     drop(store);
 
-    let mut store = Store::open(&ctx.home.db_path()).expect("store");
+    let mut io = io::Direct::new(&ctx, jobs.clone(), tx.clone());
     let mut app = App::new(Theme::dark(), Keymap::defaults(), (w, h));
-    let mut counts = io::Counts::default();
     app.update(Action::GoTo(PaneId::Triage));
     let cmds = app.reload();
-    run(&ctx, &mut store, &mut app, &mut counts, cmds, &tx);
+    run(&mut io, &mut app, cmds);
     let mut term = Terminal::new(TestBackend::new(w, h)).expect("terminal");
     for (label, action, count) in [
         ("down (j)", Action::Down, 2000),
@@ -187,7 +185,7 @@ fn main() {
             };
             let t = Instant::now();
             let cmds = app.update(a);
-            run(&ctx, &mut store, &mut app, &mut counts, cmds, &tx);
+            run(&mut io, &mut app, cmds);
             let td = Instant::now();
             term.draw(|f| view::draw(f, &app)).expect("draw");
             draws.push(td.elapsed());
@@ -207,18 +205,11 @@ fn main() {
 }
 
 /// What the I/O thread does, synchronously, with answers applied at once.
-fn run(
-    ctx: &Ctx,
-    store: &mut Store,
-    app: &mut App,
-    counts: &mut io::Counts,
-    mut cmds: Vec<mailroom::tui::action::Command>,
-    tx: &tokio::sync::mpsc::UnboundedSender<mailroom::tui::app::Data>,
-) {
+fn run(io: &mut io::Direct, app: &mut App, mut cmds: Vec<mailroom::tui::action::Command>) {
     while !cmds.is_empty() {
         let mut next = Vec::new();
         for c in cmds {
-            if let Some(d) = io::execute(ctx, store, counts, c, tx) {
+            if let Some(d) = io.execute(c) {
                 next.extend(app.apply(d));
             }
         }

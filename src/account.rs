@@ -123,16 +123,3 @@ impl Account {
 pub fn credential_context(account_id: &str, kind: &str) -> String {
     format!("mailroom/{account_id}/{kind}")
 }
-
-/// A new immutable account id.
-pub fn new_id() -> String {
-    let mut b = [0u8; 8];
-    if getrandom::fill(&mut b).is_err() {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        b = (t as u64).to_be_bytes();
-    }
-    hex::encode(b)
-}

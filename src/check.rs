@@ -257,7 +257,7 @@ async fn probe_sent(
     let uidplus = caps.has_str("UIDPLUS");
     let msgid = format!(
         "{PROBE_ID_PREFIX}{}@mailroom.invalid",
-        crate::account::new_id()
+        crate::model::new_id()
     );
     let date = chrono::Utc::now().to_rfc2822();
     let probe = format!(

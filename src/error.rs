@@ -99,6 +99,22 @@ impl AppError {
         self
     }
 
+    /// Prints the error for a person on stderr: summary, detail and fix, each on its line. Details
+    /// quote servers (an IMAP NO text, an SMTP reply): no escape sequence of theirs reaches the
+    /// terminal. A stderr that is gone (a daemon that outlived its terminal) is not worth a panic.
+    pub fn eprint(&self) {
+        use std::io::Write;
+        let clean = crate::mail::sanitize::clean;
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "error: {}", clean(&self.summary));
+        if !self.detail.is_empty() {
+            let _ = writeln!(err, "  detail: {}", clean(&self.detail));
+        }
+        if !self.fix.is_empty() {
+            let _ = writeln!(err, "  fix: {}", clean(&self.fix));
+        }
+    }
+
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({"error": {"summary": self.summary, "detail": self.detail, "fix": self.fix}})
     }
@@ -166,36 +182,6 @@ pub fn damaged_fix(db: &str) -> String {
     format!(
         "stop every mailroom process, move {db} aside (keep it) and run `mailroom sync` to rebuild the cache from the server; see docs/troubleshooting.md, \"Damaged database\", for what only the old file holds"
     )
-}
-
-impl From<rusqlite::Error> for AppError {
-    fn from(e: rusqlite::Error) -> Self {
-        let busy = matches!(&e, rusqlite::Error::SqliteFailure(f, _) if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked));
-        let full = matches!(&e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DiskFull);
-        if full {
-            return AppError::local(
-                "the disk is full",
-                e.to_string(),
-                "free some disk space; nothing was lost, the last change was rolled back",
-            );
-        }
-        let damaged = matches!(&e, rusqlite::Error::SqliteFailure(f, _) if matches!(f.code, rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase));
-        if damaged {
-            return AppError::local(DAMAGED, e.to_string(), damaged_fix("mailroom.db"));
-        }
-        if busy {
-            return AppError::transient(
-                "the database is busy",
-                e.to_string(),
-                "another mailroom process holds a long write; try again",
-            );
-        }
-        AppError::local(
-            "database error",
-            e.to_string(),
-            "run `mailroom status`; if it persists, see docs/troubleshooting.md",
-        )
-    }
 }
 
 impl From<std::io::Error> for AppError {

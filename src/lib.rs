@@ -15,6 +15,8 @@ pub mod failpoint;
 pub mod imap;
 pub mod logging;
 pub mod mail;
+pub mod model;
+pub mod ops;
 pub mod outbox;
 pub mod presets;
 pub mod secret;

@@ -8,13 +8,14 @@ use serde_json::json;
 
 use super::Ctx;
 use super::output::{emit, note, table};
-use crate::account::{Account, credential_context, new_id};
+use crate::account::{Account, credential_context};
 use crate::check::{self, StepStatus};
 use crate::config::{
     self, AccountConfig, Config, HistoryScope, Security, Server, default_imap_port,
     default_smtp_port,
 };
 use crate::error::{AppError, Result};
+use crate::model::new_id;
 use crate::secret;
 use crate::store::Store;
 
@@ -368,7 +369,7 @@ fn list(ctx: &Ctx) -> Result<i32> {
     let visible: Vec<(&String, &AccountConfig)> = config
         .accounts
         .iter()
-        .filter(|(_, a)| ctx.visible(a))
+        .filter(|(_, a)| ctx.sees(a))
         .collect();
     let items: Vec<_> = visible.iter().map(|(n, a)| account_json(n, a)).collect();
     emit(ctx.json, &json!({"accounts": items}), || {
@@ -400,7 +401,7 @@ fn list(ctx: &Ctx) -> Result<i32> {
 fn show(ctx: &Ctx, name: &str) -> Result<i32> {
     let config = ctx.config()?;
     let a = config.account(name)?;
-    if !ctx.visible(a) {
+    if !ctx.sees(a) {
         return Err(AppError::not_found(
             "account",
             name,

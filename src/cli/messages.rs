@@ -9,9 +9,9 @@ use super::output::{emit, note, table};
 use super::{AccountSel, Ctx};
 use crate::account::Account;
 use crate::error::{AppError, Result};
-use crate::imap::discovery::Role;
 use crate::mail::parse;
 use crate::mail::sanitize::{clean, clean_line};
+use crate::model::Role;
 use crate::store::Store;
 
 #[derive(Debug, Args)]
@@ -184,7 +184,7 @@ pub async fn ensure_body(ctx: &Ctx, store: &mut Store, id: i64) -> Result<Vec<u8
 /// Pushes queued changes now if no other process syncs this account; otherwise (or when
 /// offline) they stay queued for the next sync. Returns whether they reached the server.
 async fn push_now(ctx: &Ctx, store: &mut Store, account: &Account) -> bool {
-    let token = crate::account::new_id();
+    let token = crate::model::new_id();
     match store.acquire_lease(
         account.id(),
         &token,

@@ -17,9 +17,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{Config, Home};
+use crate::config::Home;
 use crate::error::{AppError, Result};
-use crate::store::Store;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -95,33 +94,19 @@ pub enum Command {
     Console,
 }
 
-/// Everything a command needs: where the home is, how to print, who acts.
+/// What the CLI face needs beyond the service layer's context: how to print.
 pub struct Ctx {
-    pub home: Home,
+    pub ops: crate::ops::Ctx,
     pub json: bool,
-    pub operator: String,
     pub theme: Option<String>,
     pub verbose: u8,
 }
 
-impl Ctx {
-    pub fn config(&self) -> Result<Config> {
-        Config::load(&self.home)
-    }
-    /// Opens (creating and migrating) the database.
-    pub fn store(&self) -> Result<Store> {
-        self.home.ensure()?;
-        Store::open(&self.home.db_path())
-    }
-    pub fn vault(&self) -> Result<crate::secret::Vault> {
-        crate::secret::Vault::open(&self.home)
-    }
-    /// Accounts this operator may see (own, shared with them, or unowned).
-    pub fn visible(&self, acct: &crate::config::AccountConfig) -> bool {
-        match &acct.owner {
-            None => true,
-            Some(o) => o == &self.operator || acct.shared_with.iter().any(|s| s == &self.operator),
-        }
+/// Commands reach the home, the store and the operator through the service layer's context.
+impl std::ops::Deref for Ctx {
+    type Target = crate::ops::Ctx;
+    fn deref(&self) -> &crate::ops::Ctx {
+        &self.ops
     }
 }
 
@@ -168,9 +153,8 @@ pub fn main() -> i32 {
         !console && std::io::IsTerminal::is_terminal(&std::io::stderr()),
     );
     let ctx = Ctx {
-        home,
+        ops: crate::ops::Ctx::new(home, cli.operator.clone().unwrap_or_else(default_operator)),
         json,
-        operator: cli.operator.clone().unwrap_or_else(default_operator),
         theme: cli.theme.clone(),
         verbose: cli.verbose,
     };
@@ -196,7 +180,9 @@ fn run(ctx: &Ctx, cmd: Option<Command>) -> Result<i32> {
             })
     };
     match cmd {
-        None | Some(Command::Console) => rt()?.block_on(crate::tui::run(ctx)),
+        None | Some(Command::Console) => {
+            rt()?.block_on(crate::tui::run(&ctx.ops, ctx.theme.as_deref()))
+        }
         Some(Command::Account(c)) => rt()?.block_on(account::run(ctx, c)),
         Some(Command::Status) => status::run(ctx),
         Some(Command::Folders(a)) => rt()?.block_on(folders::run(ctx, a)),

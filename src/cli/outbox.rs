@@ -554,7 +554,7 @@ pub async fn run(ctx: &Ctx, args: OutboxArgs) -> Result<i32> {
                 .config
                 .accounts
                 .values()
-                .filter(|a| ctx.visible(a))
+                .filter(|a| ctx.sees(a))
                 .map(|a| a.id.clone())
                 .collect();
             let rows = ob.store().outbox_list(Some(&visible), 1000)?;

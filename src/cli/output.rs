@@ -48,16 +48,7 @@ pub fn fail(json: bool, e: &AppError) -> i32 {
     if json {
         line(&e.to_json().to_string());
     } else {
-        // Details quote servers (an IMAP NO text, an SMTP reply): no escape sequence of theirs
-        // reaches the terminal.
-        let clean = crate::mail::sanitize::clean;
-        note(format!("error: {}", clean(&e.summary)));
-        if !e.detail.is_empty() {
-            note(format!("  detail: {}", clean(&e.detail)));
-        }
-        if !e.fix.is_empty() {
-            note(format!("  fix: {}", clean(&e.fix)));
-        }
+        e.eprint();
     }
     e.exit_code()
 }

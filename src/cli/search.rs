@@ -32,7 +32,7 @@ pub fn run(ctx: &Ctx, args: SearchArgs) -> Result<i32> {
     let mut accounts = visible_accounts(&config, &ctx.operator);
     if let Some(name) = &args.sel.account {
         let a = config.account(name)?;
-        if !ctx.visible(a) {
+        if !ctx.sees(a) {
             return Err(AppError::not_found(
                 "account",
                 name,

@@ -161,7 +161,7 @@ pub fn run(ctx: &Ctx) -> Result<i32> {
     } else {
         None
     };
-    let status = match collect(&config, store.as_ref(), |a| ctx.visible(a)) {
+    let status = match collect(&config, store.as_ref(), |a| ctx.sees(a)) {
         Ok(s) => s,
         Err(e) => return Ok(cannot_read(ctx, crate::store::explain_open_error(e, &db))),
     };

@@ -60,7 +60,7 @@ fn targets(ctx: &Ctx, args: &SyncArgs) -> Result<Vec<String>> {
             let v: Vec<String> = config
                 .accounts
                 .iter()
-                .filter(|(_, a)| a.enabled && ctx.visible(a))
+                .filter(|(_, a)| a.enabled && ctx.sees(a))
                 .map(|(n, _)| n.clone())
                 .collect();
             if v.is_empty() {
@@ -95,7 +95,7 @@ pub async fn run(ctx: &Ctx, args: SyncArgs) -> Result<i32> {
     let config = ctx.config()?;
     ctx.home.ensure()?;
     if !args.once {
-        let mut sub = config.clone();
+        let mut sub = (*config).clone();
         sub.accounts.retain(|n, _| names.contains(n));
         for a in sub.accounts.values_mut() {
             a.enabled = true;
@@ -365,7 +365,7 @@ async fn wait_for_signal() {
 
 pub async fn daemon(ctx: &Ctx) -> Result<i32> {
     let config = ctx.config()?;
-    let mut enabled = config.clone();
+    let mut enabled = (*config).clone();
     enabled.accounts.retain(|_, a| a.enabled);
     if enabled.accounts.is_empty() {
         // A service may well start before the first account exists: wait for config.toml.
@@ -505,7 +505,7 @@ pub async fn quarantine(ctx: &Ctx, cmd: QuarantineCmd) -> Result<i32> {
     let ids: Vec<String> = config
         .accounts
         .values()
-        .filter(|a| ctx.visible(a))
+        .filter(|a| ctx.sees(a))
         .map(|a| a.id.clone())
         .collect();
     let get = |store: &crate::store::Store, id: i64| {

@@ -92,7 +92,7 @@ pub async fn run(ctx: &Ctx, cmd: TriageCmd) -> Result<i32> {
     let config = ctx.config()?;
     let store = ctx.store()?;
     crate::crm::match_pending(&store, &config)?;
-    let mut desk = Desk::new(&store, &ctx.home, config, &ctx.operator);
+    let mut desk = Desk::new(&store, &ctx.home, (*config).clone(), &ctx.operator);
     match cmd {
         TriageCmd::List {
             account,
@@ -259,7 +259,7 @@ pub async fn undo(ctx: &Ctx, id: Option<i64>) -> Result<i32> {
     let config = ctx.config()?;
     let store = ctx.store()?;
     crate::crm::match_pending(&store, &config)?;
-    let mut desk = Desk::new(&store, &ctx.home, config, &ctx.operator);
+    let mut desk = Desk::new(&store, &ctx.home, (*config).clone(), &ctx.operator);
     let action = desk.resolve_action(id)?;
     let mut found = Vec::new();
     for l in desk.trash_lookups(&action)? {
@@ -342,7 +342,7 @@ fn scope(
             e
         }
     })?;
-    if !ctx.visible(acct) {
+    if !ctx.sees(acct) {
         return Err(AppError::not_found(
             "account",
             name,
@@ -438,13 +438,13 @@ pub fn deny(ctx: &Ctx, cmd: DenyCmd) -> Result<i32> {
                 );
             }
             for (name, a) in &config.accounts {
-                if (all || account.as_deref() == Some(name.as_str())) && ctx.visible(a) {
+                if (all || account.as_deref() == Some(name.as_str())) && ctx.sees(a) {
                     entries.extend(a.deny.iter().map(|p| (name.clone(), p.clone())));
                 }
             }
             if let Some(n) = &account {
                 let a = config.account(n)?;
-                if !ctx.visible(a) {
+                if !ctx.sees(a) {
                     return Err(AppError::not_found(
                         "account",
                         n,

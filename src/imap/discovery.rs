@@ -5,139 +5,7 @@ use futures::TryStreamExt;
 
 use super::connect::{ImapSession, protocol_error};
 use crate::error::Result;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Inbox,
-    Sent,
-    Drafts,
-    Trash,
-    Junk,
-    Archive,
-}
-
-impl Role {
-    pub const ALL: [Role; 6] = [
-        Role::Inbox,
-        Role::Sent,
-        Role::Drafts,
-        Role::Trash,
-        Role::Junk,
-        Role::Archive,
-    ];
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Inbox => "inbox",
-            Role::Sent => "sent",
-            Role::Drafts => "drafts",
-            Role::Trash => "trash",
-            Role::Junk => "junk",
-            Role::Archive => "archive",
-        }
-    }
-    pub fn parse(s: &str) -> Option<Role> {
-        Role::ALL
-            .into_iter()
-            .find(|r| r.as_str().eq_ignore_ascii_case(s))
-    }
-    fn special_use(self) -> &'static str {
-        match self {
-            Role::Inbox => "\\Inbox",
-            Role::Sent => "\\Sent",
-            Role::Drafts => "\\Drafts",
-            Role::Trash => "\\Trash",
-            Role::Junk => "\\Junk",
-            Role::Archive => "\\Archive",
-        }
-    }
-    /// Well-known names (last path component, case-insensitive) when SPECIAL-USE is missing.
-    fn names(self) -> &'static [&'static str] {
-        match self {
-            Role::Inbox => &["inbox"],
-            Role::Sent => &[
-                "sent",
-                "sent items",
-                "sent messages",
-                "sent mail",
-                "sent-mail",
-                "gesendet",
-                "gesendete objekte",
-                "gesendete elemente",
-                "envoyés",
-                "éléments envoyés",
-                "messages envoyés",
-                "wysłane",
-                "elementos enviados",
-                "enviados",
-                "posta inviata",
-                "inviati",
-                "verzonden",
-                "verzonden items",
-                "skickat",
-                "skickade objekt",
-                "sendt",
-                "sendte elementer",
-                "отправленные",
-                "送信済み",
-                "已发送",
-            ],
-            Role::Drafts => &[
-                "drafts",
-                "draft",
-                "entwürfe",
-                "brouillons",
-                "borradores",
-                "bozze",
-                "kopie robocze",
-                "concepten",
-                "черновики",
-            ],
-            Role::Trash => &[
-                "trash",
-                "deleted items",
-                "deleted messages",
-                "bin",
-                "papierkorb",
-                "gelöschte elemente",
-                "corbeille",
-                "papelera",
-                "cestino",
-                "kosz",
-                "prullenbak",
-                "корзина",
-            ],
-            Role::Junk => &[
-                "junk",
-                "spam",
-                "junk e-mail",
-                "junk email",
-                "bulk mail",
-                "spamverdacht",
-                "indésirables",
-                "correo no deseado",
-                "posta indesiderata",
-            ],
-            Role::Archive => &[
-                "archive", "archives", "all mail", "archiv", "archivo", "archivio", "archiwum",
-            ],
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct FolderInfo {
-    /// Decoded UTF-8 name.
-    pub name: String,
-    /// Name as the server spells it (modified UTF-7), used on the wire.
-    pub wire_name: String,
-    pub delimiter: Option<String>,
-    pub attributes: Vec<String>,
-    pub selectable: bool,
-    pub role: Option<Role>,
-    /// "special_use" or "name".
-    pub role_source: Option<&'static str>,
-}
+pub use crate::model::{FolderInfo, Role};
 
 /// LISTs every folder and assigns roles: SPECIAL-USE first, then well-known names.
 pub async fn list_folders(session: &mut ImapSession) -> Result<Vec<FolderInfo>> {
@@ -219,7 +87,7 @@ pub fn assign_roles(folders: &mut [FolderInfo]) {
             f.role.is_none()
                 && f.attributes
                     .iter()
-                    .any(|a| a.eq_ignore_ascii_case(role.special_use()))
+                    .any(|a| a.eq_ignore_ascii_case(special_use(role)))
         });
         let found = by_attr.map(|i| (i, "special_use")).or_else(|| {
             if role == Role::Inbox {
@@ -238,7 +106,7 @@ pub fn assign_roles(folders: &mut [FolderInfo]) {
                 .filter(|(_, f)| {
                     let leaf = leaf_name(f).to_lowercase();
                     let full = f.name.to_lowercase();
-                    role.names().iter().any(|n| {
+                    names(role).iter().any(|n| {
                         leaf == *n
                             || full == format!("[gmail]/{n}")
                             || full == format!("[google mail]/{n}")
@@ -336,6 +204,89 @@ pub fn encode_utf7(s: &str) -> String {
     }
     flush(&mut pending, &mut out);
     out
+}
+
+fn special_use(role: Role) -> &'static str {
+    match role {
+        Role::Inbox => "\\Inbox",
+        Role::Sent => "\\Sent",
+        Role::Drafts => "\\Drafts",
+        Role::Trash => "\\Trash",
+        Role::Junk => "\\Junk",
+        Role::Archive => "\\Archive",
+    }
+}
+/// Well-known names (last path component, case-insensitive) when SPECIAL-USE is missing.
+fn names(role: Role) -> &'static [&'static str] {
+    match role {
+        Role::Inbox => &["inbox"],
+        Role::Sent => &[
+            "sent",
+            "sent items",
+            "sent messages",
+            "sent mail",
+            "sent-mail",
+            "gesendet",
+            "gesendete objekte",
+            "gesendete elemente",
+            "envoyés",
+            "éléments envoyés",
+            "messages envoyés",
+            "wysłane",
+            "elementos enviados",
+            "enviados",
+            "posta inviata",
+            "inviati",
+            "verzonden",
+            "verzonden items",
+            "skickat",
+            "skickade objekt",
+            "sendt",
+            "sendte elementer",
+            "отправленные",
+            "送信済み",
+            "已发送",
+        ],
+        Role::Drafts => &[
+            "drafts",
+            "draft",
+            "entwürfe",
+            "brouillons",
+            "borradores",
+            "bozze",
+            "kopie robocze",
+            "concepten",
+            "черновики",
+        ],
+        Role::Trash => &[
+            "trash",
+            "deleted items",
+            "deleted messages",
+            "bin",
+            "papierkorb",
+            "gelöschte elemente",
+            "corbeille",
+            "papelera",
+            "cestino",
+            "kosz",
+            "prullenbak",
+            "корзина",
+        ],
+        Role::Junk => &[
+            "junk",
+            "spam",
+            "junk e-mail",
+            "junk email",
+            "bulk mail",
+            "spamverdacht",
+            "indésirables",
+            "correo no deseado",
+            "posta indesiderata",
+        ],
+        Role::Archive => &[
+            "archive", "archives", "all mail", "archiv", "archivo", "archivio", "archiwum",
+        ],
+    }
 }
 
 #[cfg(test)]

@@ -73,7 +73,7 @@ pub fn new_message_id(from_addr: &str) -> String {
         .filter(|d| !d.is_empty())
         .unwrap_or_else(|| "mailroom.invalid".into());
     let t = chrono::Utc::now().timestamp_millis();
-    format!("{t:x}.{}.mailroom@{domain}", crate::account::new_id())
+    format!("{t:x}.{}.mailroom@{domain}", crate::model::new_id())
 }
 
 fn bad_address(what: &str, value: &str, e: impl std::fmt::Display) -> AppError {

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::{Store, now};
 use crate::error::{AppError, Result};
-use crate::imap::discovery::{FolderInfo, Role};
+use crate::model::{FolderInfo, Role};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct FolderRow {

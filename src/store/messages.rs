@@ -463,6 +463,18 @@ impl Store {
         Ok(Some(s))
     }
 
+    /// The accounts holding a copy of this message (empty: no such message). What the
+    /// visibility gate asks before anything names a message.
+    pub fn message_account_ids(&self, message_id: i64) -> Result<Vec<String>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT DISTINCT account_id FROM locations WHERE message_id = ?1 ORDER BY account_id",
+        )?;
+        let ids = st
+            .query_map([message_id], |r| r.get(0))?
+            .collect::<std::result::Result<Vec<String>, _>>()?;
+        Ok(ids)
+    }
+
     pub fn locations_of(&self, message_id: i64) -> Result<Vec<LocationRow>> {
         let mut st = self.conn.prepare_cached(
             "SELECT l.id, l.message_id, l.account_id, l.folder_id, f.name, f.wire_name, l.uidvalidity, l.uid, l.flags
@@ -716,8 +728,8 @@ fn insert_one(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::imap::discovery::{FolderInfo, Role};
     use crate::mail::parse::parse_headers;
+    use crate::model::{FolderInfo, Role};
 
     fn setup() -> (Store, i64, i64) {
         let mut s = Store::open_in_memory().unwrap();

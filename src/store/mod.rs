@@ -6,6 +6,7 @@ mod accounts;
 mod checkpointer;
 pub mod console;
 mod crm;
+mod db;
 mod fixture;
 mod folders;
 mod log;
@@ -21,6 +22,7 @@ mod triage;
 pub use accounts::{AccountRow, AccountState, ErrorInfo, LeaseHolder, process_alive};
 pub use checkpointer::Checkpointer;
 pub use crm::{BookRows, CustomerRow, MatchInput, MatchRow, MatchUpdate, TimelineRow};
+pub use db::{Conn, Db};
 pub use fixture::FixtureMessage;
 pub use folders::{FolderRow, FolderSyncState};
 pub use log::{AuditRow, EventRow, Level};
@@ -43,7 +45,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::error::{AppError, Result};
+use crate::error::{AppError, DAMAGED, Result, damaged_fix};
 
 pub struct Store {
     conn: Connection,
@@ -185,7 +187,7 @@ impl Store {
     }
 
     /// Runs `f` in one IMMEDIATE transaction: all of it lands, or none of it.
-    pub fn transaction<T>(
+    pub(super) fn transaction<T>(
         &mut self,
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>,
     ) -> Result<T> {
@@ -195,6 +197,37 @@ impl Store {
         let out = f(&tx)?;
         tx.commit()?;
         Ok(out)
+    }
+}
+
+/// SQLite's failures in the words of the rest of mailroom: what failed and how to fix it.
+impl From<rusqlite::Error> for AppError {
+    fn from(e: rusqlite::Error) -> Self {
+        let busy = matches!(&e, rusqlite::Error::SqliteFailure(f, _) if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked));
+        let full = matches!(&e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DiskFull);
+        if full {
+            return AppError::local(
+                "the disk is full",
+                e.to_string(),
+                "free some disk space; nothing was lost, the last change was rolled back",
+            );
+        }
+        let damaged = matches!(&e, rusqlite::Error::SqliteFailure(f, _) if matches!(f.code, rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase));
+        if damaged {
+            return AppError::local(DAMAGED, e.to_string(), damaged_fix("mailroom.db"));
+        }
+        if busy {
+            return AppError::transient(
+                "the database is busy",
+                e.to_string(),
+                "another mailroom process holds a long write; try again",
+            );
+        }
+        AppError::local(
+            "database error",
+            e.to_string(),
+            "run `mailroom status`; if it persists, see docs/troubleshooting.md",
+        )
     }
 }
 

@@ -531,7 +531,7 @@ pub fn claim_tag() -> String {
             "{}:{}:{}",
             super::accounts::hostname(),
             std::process::id(),
-            crate::account::new_id()
+            crate::model::new_id()
         )
     })
     .clone()

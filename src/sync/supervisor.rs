@@ -15,8 +15,8 @@ use super::events::{self, EventSender, SyncEvent, emit};
 use crate::account::Account;
 use crate::config::{AccountConfig, Config, Home};
 use crate::error::{AppError, Kind, Result};
-use crate::imap::discovery::Role;
 use crate::imap::fetch;
+use crate::model::Role;
 use crate::store::{AccountState, Level, Store};
 
 /// How often a waiting account task refreshes its lease heartbeat and checks the queue of
@@ -198,7 +198,7 @@ fn set_state(store: &Store, events: &EventSender, id: &str, state: AccountState)
 }
 
 fn token() -> String {
-    crate::account::new_id()
+    crate::model::new_id()
 }
 
 async fn account_loop(

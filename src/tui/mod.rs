@@ -24,26 +24,28 @@ use std::io::IsTerminal;
 use crossterm::event::{Event, EventStream, KeyEventKind};
 use futures::StreamExt;
 
-use crate::cli::Ctx;
 use crate::config::Config;
 use crate::error::{AppError, Result};
-use crate::store::Store;
+use crate::ops::Ctx;
 use app::App;
 use keymap::Keymap;
 use theme::Theme;
 
 /// Resolves the theme: `--theme`, else `[ui] theme`, else dark. A name is a built-in, a file
 /// `<home>/themes/NAME.toml`, or a path. NO_COLOR (set and non-empty) removes every colour.
-pub fn load_theme(ctx: &Ctx, config: &Config) -> Result<Theme> {
-    let name = ctx
-        .theme
-        .clone()
+pub fn load_theme(
+    home: &crate::config::Home,
+    chosen: Option<&str>,
+    config: &Config,
+) -> Result<Theme> {
+    let name = chosen
+        .map(str::to_string)
         .or_else(|| config.ui.theme.clone())
         .unwrap_or_else(|| "dark".into());
     let theme = if theme::BUILTIN.iter().any(|(n, _)| *n == name) {
         Theme::builtin(&name)?
     } else {
-        let in_home = ctx.home.root.join("themes").join(format!("{name}.toml"));
+        let in_home = home.root.join("themes").join(format!("{name}.toml"));
         let path = if in_home.exists() {
             in_home
         } else {
@@ -81,7 +83,8 @@ impl Drop for TerminalGuard {
     }
 }
 
-pub async fn run(ctx: &Ctx) -> Result<i32> {
+/// Runs the console until the operator quits; `theme` is `--theme`, when given.
+pub async fn run(ctx: &Ctx, theme: Option<&str>) -> Result<i32> {
     if !std::io::stdout().is_terminal() {
         return Err(AppError::usage(
             "the console needs a terminal",
@@ -90,16 +93,17 @@ pub async fn run(ctx: &Ctx) -> Result<i32> {
     }
     // Everything that can be wrong in the settings is reported before the screen changes.
     let config = ctx.config()?;
-    let theme = load_theme(ctx, &config)?;
+    let theme = load_theme(&ctx.home, theme, &config)?;
     let keymap = Keymap::new(&config.ui.keys)?;
     ctx.home.ensure()?;
     // From here a panic on any thread is logged and reported (and the terminal given back);
     // dropped last, after the terminal is back.
     let _panics = panic::watch(&ctx.home);
-    let store = Store::open(&ctx.home.db_path())?;
+    let watcher = ctx.db()?.dedicated()?;
 
     let (data_tx, mut data_rx) = tokio::sync::mpsc::unbounded_channel();
-    let io = io::spawn(ctx, store, data_tx);
+    let jobs = io::Jobs::new(tokio::runtime::Handle::current(), data_tx.clone());
+    let io = io::spawn(ctx, watcher, jobs, data_tx);
 
     let mut terminal = terminal::take().map_err(|e| {
         AppError::local(
@@ -240,7 +244,7 @@ const CONFIG_CHECK: std::time::Duration = std::time::Duration::from_secs(2);
 /// The accounts this operator sees and has enabled.
 fn mine(ctx: &Ctx, config: &Config) -> Config {
     let mut mine = config.clone();
-    mine.accounts.retain(|_, a| a.enabled && ctx.visible(a));
+    mine.accounts.retain(|_, a| a.enabled && ctx.sees(a));
     mine
 }
 

@@ -95,7 +95,7 @@ fn on_panic(info: &std::panic::PanicHookInfo<'_>) -> bool {
     if here.id() == console {
         super::io::restore_stderr();
         super::terminal::give_back();
-        crate::cli::output::fail(false, &report);
+        report.eprint();
     } else {
         lock(&BACKGROUND).get_or_insert(report);
         WOKEN.notify_one();

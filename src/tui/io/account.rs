@@ -1,13 +1,11 @@
 //! The setup form through the CLI's own `account add` validation and storage, and the error
 //! log entry `account test` leaves behind.
 
-//! waits on SQLite or the network; it sends a Command and draws whatever it has.
-
 use crate::account::Account;
-use crate::cli::Ctx;
 use crate::cli::account::{PasswordArgs, ServerArgs};
 use crate::config::Config;
 use crate::error::{AppError, Result};
+use crate::ops::Ctx;
 use crate::store::Store;
 use crate::tui::action::AccountForm;
 use crate::tui::app::AccountInfo;
@@ -15,7 +13,7 @@ use crate::tui::app::AccountInfo;
 pub(super) fn accounts_of(ctx: &Ctx, c: &Config) -> Vec<AccountInfo> {
     c.accounts
         .iter()
-        .filter(|(_, a)| ctx.visible(a))
+        .filter(|(_, a)| ctx.sees(a))
         .map(|(n, a)| AccountInfo {
             name: n.clone(),
             id: a.id.clone(),
@@ -80,7 +78,13 @@ pub(super) fn save(ctx: &Ctx, store: &Store, form: &AccountForm) -> Result<Strin
     let mut acct = prepare(&config, form)?;
     // As `account add`: the operator who adds an account owns it.
     acct.cfg.owner = Some(ctx.operator.clone());
-    crate::cli::account::store_new(ctx, store, &acct.name, &acct.cfg, Some(&form.password))?;
+    crate::cli::account::store_new(
+        &super::legacy(ctx),
+        store,
+        &acct.name,
+        &acct.cfg,
+        Some(&form.password),
+    )?;
     Ok(acct.name)
 }
 

@@ -1,17 +1,28 @@
-//! Acting through the headless commands of this same binary, so the console has no logic the
-//! CLI lacks: triage, send/reply, outbox.
-
-//! waits on SQLite or the network; it sends a Command and draws whatever it has.
+//! TRANSITIONAL (issue 11): the console still reaches some work through the headless commands
+//! of this same binary or through cli internals. Each group's conversion to the service layer
+//! removes its uses; this file goes when the last one is gone.
 
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::cli::Ctx;
 use crate::error::{AppError, Result};
 use crate::tui::app::Data;
 
-/// How often the I/O thread asks SQLite whether another process committed (`PRAGMA
-/// data_version` is a cheap read; the UI redraws only when it moved).
 use super::*;
+
+/// The CLI's context around the service layer's, for the cli internals still called from here.
+pub(super) fn legacy(cx: &Ctx) -> crate::cli::Ctx {
+    crate::cli::Ctx {
+        ops: cx.clone(),
+        json: false,
+        theme: None,
+        verbose: 0,
+    }
+}
+
+/// A clone of the context for a job thread.
+pub(super) fn own_ctx(cx: &Ctx) -> Ctx {
+    cx.clone()
+}
 
 /// Runs a headless command of this same binary (`mailroom --json ARGS`) and returns its one
 /// JSON object. The console acts through exactly the code the CLI runs — nothing of its own —

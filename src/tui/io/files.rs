@@ -1,10 +1,8 @@
 //! Files the console writes on the operator's request (attachments, quarantined .eml) and the
 //! reads behind them.
 
-//! waits on SQLite or the network; it sends a Command and draws whatever it has.
-
-use crate::cli::Ctx;
 use crate::error::{AppError, Result};
+use crate::ops::Ctx;
 use crate::store::Store;
 
 /// Attachments of a fetched body, parsed the way `message show` does.
@@ -40,7 +38,7 @@ pub(super) fn quarantine_row(
     let visible: Vec<String> = config
         .accounts
         .values()
-        .filter(|a| ctx.visible(a))
+        .filter(|a| ctx.sees(a))
         .map(|a| a.id.clone())
         .collect();
     store

@@ -1,0 +1,159 @@
+//! The service layer: one typed operation per thing a user can do. The two faces — the CLI
+//! (`cli/`) and the console (`tui/`) — parse input, call an operation and present its typed
+//! result; neither holds domain logic of its own, and neither reaches the store, the protocol
+//! code or the other face directly (scripts/check-layers keeps it so).
+//!
+//! Every operation takes one [`Ctx`] (home, store, operator, clock) and returns a typed value or
+//! an `AppError`. Every operation that names an account's mail, folders, outbox items, quarantine
+//! items or log entries passes [`access`] first: invisible looks exactly like nonexistent.
+//!
+//! Threads: synchronous operations use the store directly ([`Ctx::store`]); async operations
+//! (those that talk to a server) do their store work through [`Ctx::blocking`], so a store call
+//! never blocks a tokio worker thread.
+
+pub mod access;
+
+use std::sync::{Arc, Mutex, OnceLock};
+
+use crate::config::{Config, Home};
+use crate::error::{AppError, Result};
+use crate::store::{Conn, Db};
+
+/// Where the time comes from: the system clock, or a fixed instant in tests.
+#[derive(Clone, Copy, Debug, Default)]
+pub enum Clock {
+    #[default]
+    System,
+    Fixed(chrono::DateTime<chrono::Utc>),
+}
+
+impl Clock {
+    pub fn now(self) -> chrono::DateTime<chrono::Utc> {
+        match self {
+            Clock::System => chrono::Utc::now(),
+            Clock::Fixed(t) => t,
+        }
+    }
+}
+
+/// Everything an operation needs. Cheap to clone (the store and the settings are shared), and
+/// `Send + Sync`, so a job on the console's runtime can own one.
+#[derive(Clone)]
+pub struct Ctx {
+    pub home: Home,
+    /// Who acts: labels the audit log and decides what is visible ([`access`]).
+    pub operator: String,
+    pub clock: Clock,
+    db: Arc<OnceLock<Db>>,
+    config: Arc<Mutex<Option<CachedConfig>>>,
+}
+
+/// config.toml as last read: parsed again only when its bytes change.
+struct CachedConfig {
+    bytes: Option<Vec<u8>>,
+    config: Arc<Config>,
+}
+
+impl Ctx {
+    pub fn new(home: Home, operator: impl Into<String>) -> Ctx {
+        Ctx {
+            home,
+            operator: operator.into(),
+            clock: Clock::System,
+            db: Arc::new(OnceLock::new()),
+            config: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// The same installation acting as another operator (a fresh view of who sees what).
+    pub fn as_operator(&self, operator: impl Into<String>) -> Ctx {
+        Ctx {
+            operator: operator.into(),
+            ..self.clone()
+        }
+    }
+
+    /// The installation's settings. The file is read on every call (it is small) but parsed
+    /// only when it changed, so a page load costs no TOML parse.
+    pub fn config(&self) -> Result<Arc<Config>> {
+        let path = self.home.config_path();
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => Some(b),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => {
+                return Err(AppError::local(
+                    format!("cannot read {}", path.display()),
+                    e.to_string(),
+                    "check the file's permissions",
+                ));
+            }
+        };
+        let mut cache = self.config.lock().map_err(|_| poisoned())?;
+        if let Some(c) = cache.as_ref()
+            && c.bytes == bytes
+        {
+            return Ok(c.config.clone());
+        }
+        let config = Arc::new(Config::load(&self.home)?);
+        *cache = Some(CachedConfig {
+            bytes,
+            config: config.clone(),
+        });
+        Ok(config)
+    }
+
+    /// The database, created and migrated on first use (which also creates the home).
+    pub fn db(&self) -> Result<&Db> {
+        if let Some(db) = self.db.get() {
+            return Ok(db);
+        }
+        self.home.ensure()?;
+        let db = Db::open(&self.home.db_path())?;
+        Ok(self.db.get_or_init(|| db))
+    }
+
+    /// A connection for synchronous store work on this thread.
+    pub fn store(&self) -> Result<Conn> {
+        self.db()?.conn()
+    }
+
+    /// Whether this operator may see `acct` at all (own, shared with them, or unowned).
+    pub fn sees(&self, acct: &crate::config::AccountConfig) -> bool {
+        access::Standing::of(acct, &self.operator).allows(access::Need::Read)
+    }
+
+    pub fn vault(&self) -> Result<crate::secret::Vault> {
+        crate::secret::Vault::open(&self.home)
+    }
+
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
+    /// Runs synchronous work (store reads and writes) on tokio's blocking pool with a clone of
+    /// this context: how async operations touch the store.
+    pub async fn blocking<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Ctx) -> Result<T> + Send + 'static,
+    {
+        let cx = self.clone();
+        tokio::task::spawn_blocking(move || f(&cx))
+            .await
+            .map_err(|e| {
+                AppError::local(
+                    "a background task stopped",
+                    e.to_string(),
+                    "see the debug log (logs/mailroom.log); nothing was half-done",
+                )
+            })?
+    }
+}
+
+fn poisoned() -> AppError {
+    AppError::local(
+        "the settings cache is unusable after a crash in another thread",
+        "",
+        "restart mailroom",
+    )
+}
