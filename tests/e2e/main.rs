@@ -9,4 +9,5 @@ mod crm;
 mod daemon;
 mod send;
 mod sync;
+mod team;
 mod tui;
