@@ -2,8 +2,16 @@
 //! customers, and lets an operator triage mail from unknown senders — from a terminal console or
 //! headless commands.
 //!
-//! Walls: `imap smtp sync store mail` (and the other domain modules) never import ratatui or
-//! crossterm; `tui` never does network or disk I/O itself.
+//! Layers (docs/architecture.md, kept by scripts/check-layers): the faces `cli` and `tui` call
+//! the service layer `ops`, which drives the domain engines (`sync outbox crm check`) over the
+//! ground floor (`store imap smtp mail model config secret`).
+
+// Nothing that comes from the network, the disk or the user may bring the process down: no
+// unwrap, expect or panic outside tests (an exception says why, next to an `allow`).
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod account;
 pub mod check;
