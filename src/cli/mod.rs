@@ -118,10 +118,72 @@ pub struct AccountSel {
     pub account: Option<String>,
 }
 
+/// Who acts when `--operator` is not given: the user this process runs as, from the passwd
+/// entry of its user id (`$USER` can be unset or wrong: cron, systemd, `env -i`). Under sudo,
+/// the user who ran sudo, so `sudo mailroom account add` does not make root the owner.
 pub fn default_operator() -> String {
-    std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "operator".into())
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    let sudo_user = std::env::var("SUDO_USER").ok().filter(|u| !u.is_empty());
+    operator_for(uid, sudo_user, passwd_name)
+}
+
+fn operator_for(
+    uid: libc::uid_t,
+    sudo_user: Option<String>,
+    name_of: impl Fn(libc::uid_t) -> Option<String>,
+) -> String {
+    if uid == 0
+        && let Some(u) = sudo_user
+    {
+        return u;
+    }
+    name_of(uid).unwrap_or_else(|| format!("uid{uid}"))
+}
+
+/// The login name of `uid` from the passwd database (files, LDAP… whatever NSS is set up for).
+fn passwd_name(uid: libc::uid_t) -> Option<String> {
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    let mut pw = std::mem::MaybeUninit::<libc::passwd>::zeroed();
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer refers to live, writable memory of the stated size; getpwuid_r
+    // writes the entry into `pw` and its strings into `buf`, and sets `found` to `pw` or null.
+    let rc = unsafe {
+        libc::getpwuid_r(
+            uid,
+            pw.as_mut_ptr(),
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut found,
+        )
+    };
+    if rc != 0 || found.is_null() {
+        return None;
+    }
+    // SAFETY: found == pw.as_mut_ptr() and getpwuid_r filled it; pw_name points into `buf`,
+    // NUL-terminated, alive until `buf` drops at the end of this function.
+    let name = unsafe { std::ffi::CStr::from_ptr((*found).pw_name) };
+    name.to_str()
+        .ok()
+        .filter(|n| !n.is_empty())
+        .map(str::to_string)
+}
+
+#[cfg(test)]
+mod operator_tests {
+    use super::*;
+
+    #[test]
+    fn the_passwd_entry_decides_and_sudo_means_the_invoking_user() {
+        // root is in every passwd database.
+        assert_eq!(passwd_name(0).as_deref(), Some("root"));
+        let by_table = |uid| (uid == 1000).then(|| "ada".to_string());
+        assert_eq!(operator_for(1000, None, by_table), "ada");
+        // SUDO_USER only counts for root (a user's stale variable means nothing).
+        assert_eq!(operator_for(1000, Some("eve".into()), by_table), "ada");
+        assert_eq!(operator_for(0, Some("ada".into()), by_table), "ada");
+        assert_eq!(operator_for(4242, None, by_table), "uid4242");
+    }
 }
 
 /// Parses, dispatches, prints; returns the process exit code.

@@ -7,6 +7,7 @@ mod account;
 mod corpus;
 mod crm;
 mod daemon;
+mod identity;
 mod send;
 mod sync;
 mod team;
