@@ -169,22 +169,6 @@ fn passwd_name(uid: libc::uid_t) -> Option<String> {
         .map(str::to_string)
 }
 
-#[cfg(test)]
-mod operator_tests {
-    use super::*;
-
-    #[test]
-    fn the_passwd_entry_decides_and_sudo_means_the_invoking_user() {
-        // root is in every passwd database.
-        assert_eq!(passwd_name(0).as_deref(), Some("root"));
-        let by_table = |uid| (uid == 1000).then(|| "ada".to_string());
-        assert_eq!(operator_for(1000, None, by_table), "ada");
-        // SUDO_USER only counts for root (a user's stale variable means nothing).
-        assert_eq!(operator_for(1000, Some("eve".into()), by_table), "ada");
-        assert_eq!(operator_for(0, Some("ada".into()), by_table), "ada");
-        assert_eq!(operator_for(4242, None, by_table), "uid4242");
-    }
-}
 
 /// Parses, dispatches, prints; returns the process exit code.
 pub fn main() -> i32 {
@@ -263,5 +247,22 @@ fn run(ctx: &Ctx, cmd: Option<Command>) -> Result<i32> {
         Some(Command::Deny(c)) => triage::deny(ctx, c),
         Some(Command::Log(a)) => rt()?.block_on(logs::log(ctx, a)),
         Some(Command::Audit(a)) => logs::audit(ctx, a),
+    }
+}
+
+#[cfg(test)]
+mod operator_tests {
+    use super::*;
+
+    #[test]
+    fn the_passwd_entry_decides_and_sudo_means_the_invoking_user() {
+        // root is in every passwd database.
+        assert_eq!(passwd_name(0).as_deref(), Some("root"));
+        let by_table = |uid| (uid == 1000).then(|| "ada".to_string());
+        assert_eq!(operator_for(1000, None, by_table), "ada");
+        // SUDO_USER only counts for root (a user's stale variable means nothing).
+        assert_eq!(operator_for(1000, Some("eve".into()), by_table), "ada");
+        assert_eq!(operator_for(0, Some("ada".into()), by_table), "ada");
+        assert_eq!(operator_for(4242, None, by_table), "uid4242");
     }
 }
