@@ -169,7 +169,6 @@ fn passwd_name(uid: libc::uid_t) -> Option<String> {
         .map(str::to_string)
 }
 
-
 /// Parses, dispatches, prints; returns the process exit code.
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
