@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::account::Account;
 use crate::error::{AppError, Result};
 use crate::ops::Ctx;
 use crate::store::Store;
