@@ -55,8 +55,6 @@ pub(super) struct Env {
     pub cx: Ctx,
     pub counts: Counts,
     pub out: UnboundedSender<Data>,
-    // Transitional: each group uses it as its work moves onto the service layer (issue 11).
-    #[allow(dead_code)]
     pub jobs: Jobs,
 }
 
