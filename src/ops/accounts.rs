@@ -659,3 +659,72 @@ fn build(s: &ServerSpec, password_command: Option<String>) -> Result<AccountConf
         sent_copy: Default::default(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> ServerSpec {
+        ServerSpec {
+            email: Some("work@example.test".into()),
+            imap: Some("127.0.0.1:1993".into()),
+            smtp: Some("127.0.0.1:1587".into()),
+            share_with: Some(vec!["carol".into()]),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_owner_configures_a_shared_operator_sees_a_stranger_finds_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = crate::config::Home {
+            root: dir.path().to_path_buf(),
+        };
+        let alice = Ctx::new(home, "alice");
+        let new = prepare(&alice, "work", &spec(), None).unwrap();
+        assert_eq!(new.cfg.owner.as_deref(), Some("alice"));
+        add(&alice, &new, Some(&SecretString::from("secret"))).unwrap();
+
+        let (carol, eve) = (alice.as_operator("carol"), alice.as_operator("eve"));
+        // Names are installation-wide.
+        let dup = prepare(&eve, "work", &spec(), None).unwrap_err();
+        assert!(dup.summary.contains("already exists"), "{}", dup.summary);
+        assert!(list(&eve).unwrap().is_empty());
+        assert_eq!(list(&carol).unwrap()[0].name, "work");
+
+        let hidden = show(&eve, "work").unwrap_err();
+        let missing = show(&eve, "nope").unwrap_err();
+        assert_eq!(hidden.summary, "no such account visible to operator eve");
+        assert_eq!((hidden.summary, hidden.fix), (missing.summary, missing.fix));
+        let change = Edit {
+            mark_read: Some(true),
+            ..Default::default()
+        };
+        let asked = std::cell::Cell::new(false);
+        let refused = edit(&carol, "work", &change, || {
+            asked.set(true);
+            Ok(None)
+        })
+        .unwrap_err();
+        assert!(refused.summary.contains("may not change the settings"));
+        assert!(
+            !asked.get(),
+            "no password is asked before the change is allowed"
+        );
+        assert!(set_enabled(&carol, "work", false, false).is_err());
+        assert!(remove(&eve, "work", true).is_err());
+
+        let v = edit(&alice, "work", &change, || Ok(None)).unwrap();
+        assert!(v.sync.mark_read);
+        assert_eq!(
+            show(&alice, "work").unwrap().password_source,
+            PasswordSource::Stored
+        );
+        let rows = alice.store().unwrap().audit_rows(20).unwrap();
+        let refusals = rows.iter().filter(|r| r.action == "refused").count();
+        assert_eq!(
+            refusals, 4,
+            "carol's edit and disable, eve's show and remove"
+        );
+    }
+}

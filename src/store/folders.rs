@@ -390,4 +390,65 @@ mod tests {
         assert_eq!(on, vec!["Trash".to_string()]);
         assert!(s.set_sync_folders("a", &["Nope".into()]).is_err());
     }
+
+    #[test]
+    fn entries_list_present_folders_with_roles_and_cached_counts() {
+        let mut s = Store::open_in_memory().unwrap();
+        s.insert_account("a", "a", true).unwrap();
+        s.upsert_folders(
+            "a",
+            &[
+                fi("Archive", Some(Role::Archive)),
+                fi("INBOX", Some(Role::Inbox)),
+                fi("Old", None),
+            ],
+        )
+        .unwrap();
+        // A folder the server no longer lists is not shown.
+        s.upsert_folders(
+            "a",
+            &[
+                fi("Archive", Some(Role::Archive)),
+                fi("INBOX", Some(Role::Inbox)),
+            ],
+        )
+        .unwrap();
+        let inbox = s.folder_by_name("a", "INBOX").unwrap().unwrap();
+        s.fixture_message(
+            "a",
+            inbox.id,
+            1,
+            &crate::store::FixtureMessage {
+                from_addr: "x@example.org".into(),
+                subject: "s".into(),
+                date: "2026-01-01T00:00:00Z".into(),
+                direction: "in",
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let e = s.folder_entries("a").unwrap();
+        let names: Vec<(&str, Option<Role>, i64)> = e
+            .iter()
+            .map(|e| (e.folder.name.as_str(), e.folder.role, e.cached))
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                ("INBOX", Some(Role::Inbox), 1),
+                ("Archive", Some(Role::Archive), 0)
+            ]
+        );
+        // A role word this version does not know reads as none.
+        s.conn
+            .execute(
+                "UPDATE folders SET role = 'outbox' WHERE name = 'Archive'",
+                [],
+            )
+            .unwrap();
+        assert_eq!(
+            s.folder_by_name("a", "Archive").unwrap().unwrap().role,
+            None
+        );
+    }
 }

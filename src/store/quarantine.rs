@@ -230,4 +230,31 @@ mod tests {
         assert_eq!(s.quarantine_total(&[]).unwrap(), 0);
         assert!(s.quarantine_list(&[]).unwrap().is_empty());
     }
+
+    #[test]
+    fn states_are_stored_as_their_words() {
+        let s = Store::open_in_memory().unwrap();
+        let id = s
+            .quarantine_add("a1", 1, "INBOX", 7, 1, b"x", "bad")
+            .unwrap();
+        let state = |s: &Store| s.quarantine_get(id).unwrap().unwrap().0.state;
+        assert_eq!(state(&s), QuarantineState::Open);
+        assert_eq!(s.quarantine_open_count("a1").unwrap(), 1);
+        for st in [QuarantineState::Skipped, QuarantineState::Retried] {
+            s.quarantine_set_state(id, st).unwrap();
+            assert_eq!(state(&s), st);
+            let word: String = s
+                .conn
+                .query_row("SELECT state FROM quarantine WHERE id = ?1", [id], |r| {
+                    r.get(0)
+                })
+                .unwrap();
+            assert_eq!(word, st.as_str());
+        }
+        assert_eq!(s.quarantine_open_count("a1").unwrap(), 0);
+        assert_eq!(
+            serde_json::to_value(QuarantineState::Skipped).unwrap(),
+            "skipped"
+        );
+    }
 }
