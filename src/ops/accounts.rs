@@ -141,14 +141,7 @@ pub fn prepare(
     password_command: Option<String>,
 ) -> Result<NewAccount> {
     valid_name(name)?;
-    let config = cx.config()?;
-    if config.accounts.contains_key(name) {
-        return Err(AppError::needs_user(
-            format!("an account named {name:?} already exists"),
-            "",
-            "pick another name, or `mailroom account edit`",
-        ));
-    }
+    free_name(&*cx.config()?, name)?;
     let mut cfg = build(spec, password_command)?;
     cfg.owner = Some(cx.operator.clone());
     Ok(NewAccount {
@@ -207,13 +200,7 @@ pub fn add(cx: &Ctx, new: &NewAccount, password: Option<&SecretString>) -> Resul
     let store = cx.store()?;
     let (name, acct) = (&new.name, &new.cfg);
     // The name may have been taken since `prepare` (another shell, the console).
-    if cx.config()?.accounts.contains_key(name) {
-        return Err(AppError::needs_user(
-            format!("an account named {name:?} already exists"),
-            "",
-            "pick another name, or `mailroom account edit`",
-        ));
-    }
+    free_name(&*cx.config()?, name)?;
     let vault = cx.vault()?;
     let sealed = password
         .map(|p| vault.seal(&credential_context(&acct.id, "imap"), p))
@@ -572,6 +559,19 @@ pub fn resolve(cx: &Ctx, name: Option<&str>, need: Need) -> Result<Account> {
     let config = cx.config()?;
     let (n, _) = access::pick_account(cx, &config, &*cx.store()?, name, need)?;
     Account::from_config(&config, n)
+}
+
+/// Account names are installation-wide: one in use is refused whoever owns the account (and
+/// whether or not this operator may see it).
+fn free_name(config: &Config, name: &str) -> Result<()> {
+    if config.accounts.contains_key(name) {
+        return Err(AppError::needs_user(
+            format!("an account named {name:?} already exists"),
+            "",
+            "pick another name, or `mailroom account edit`",
+        ));
+    }
+    Ok(())
 }
 
 fn valid_name(name: &str) -> Result<()> {
