@@ -48,7 +48,7 @@ pub struct Report {
 /// Collects steps and tells a listener about each as it happens (the console shows them live).
 struct Recorder<'a> {
     steps: Vec<Step>,
-    listener: &'a mut dyn FnMut(&Step),
+    listener: &'a mut (dyn FnMut(&Step) + Send),
 }
 
 impl Recorder<'_> {
@@ -108,7 +108,7 @@ pub async fn run(
     imap_pw: &secrecy::SecretString,
     smtp_pw: &secrecy::SecretString,
     chosen_sent: Option<String>,
-    listener: &mut dyn FnMut(&Step),
+    listener: &mut (dyn FnMut(&Step) + Send),
 ) -> Report {
     let mut rec = Recorder {
         steps: Vec::new(),

@@ -201,6 +201,88 @@ pub fn read_password_stdin() -> Result<SecretString> {
     Ok(SecretString::from(pw))
 }
 
+/// Asks for a password on the terminal without echoing it (Enter ends it, Backspace takes back
+/// a character, Ctrl-C or Ctrl-D on an empty line cancels). Without a terminal on stdin it
+/// says how to pass one instead.
+pub fn prompt_password(prompt: &str) -> Result<SecretString> {
+    use std::io::{IsTerminal, Read};
+    use std::os::fd::AsRawFd;
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        return Err(AppError::usage(
+            "no terminal to ask for the password",
+            "use --password-stdin or --password-command CMD",
+        ));
+    }
+    eprint!("{prompt}");
+    std::io::stderr().flush()?;
+    let fd = stdin.as_raw_fd();
+    let _quiet = Quiet::start(fd)?;
+    let mut typed: Vec<u8> = Vec::new();
+    let mut byte = [0u8; 1];
+    let mut input = stdin.lock();
+    let outcome = loop {
+        match input.read(&mut byte) {
+            Ok(0) => break Ok(()),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => break Err(AppError::from(e)),
+        }
+        match byte[0] {
+            b'\r' | b'\n' => break Ok(()),
+            // Ctrl-C, or Ctrl-D with nothing typed.
+            3 => break Err(AppError::usage("cancelled", "")),
+            4 if typed.is_empty() => break Err(AppError::usage("cancelled", "")),
+            // Backspace / DEL: one character back (all bytes of a UTF-8 character).
+            8 | 127 => while typed.pop().is_some_and(|b| b & 0xC0 == 0x80) {},
+            b => typed.push(b),
+        }
+    };
+    drop(_quiet);
+    eprintln!();
+    outcome?;
+    String::from_utf8(typed)
+        .map(SecretString::from)
+        .map_err(|_| AppError::usage("the password is not valid UTF-8", "type it again"))
+}
+
+/// The terminal with echo, line editing and signal keys off, restored when dropped (also when
+/// the prompt fails).
+struct Quiet {
+    fd: i32,
+    saved: libc::termios,
+}
+
+impl Quiet {
+    fn start(fd: i32) -> Result<Quiet> {
+        let mut saved = std::mem::MaybeUninit::<libc::termios>::uninit();
+        // SAFETY: tcgetattr fills the struct it is given; it is read only when the call worked.
+        if unsafe { libc::tcgetattr(fd, saved.as_mut_ptr()) } != 0 {
+            return Err(std::io::Error::last_os_error().into());
+        }
+        // SAFETY: initialised by the successful tcgetattr above.
+        let saved = unsafe { saved.assume_init() };
+        let mut quiet = saved;
+        quiet.c_lflag &= !(libc::ECHO | libc::ICANON | libc::ISIG);
+        quiet.c_cc[libc::VMIN] = 1;
+        quiet.c_cc[libc::VTIME] = 0;
+        // SAFETY: a valid termios for an open terminal descriptor.
+        if unsafe { libc::tcsetattr(fd, libc::TCSAFLUSH, &quiet) } != 0 {
+            return Err(std::io::Error::last_os_error().into());
+        }
+        Ok(Quiet { fd, saved })
+    }
+}
+
+impl Drop for Quiet {
+    fn drop(&mut self) {
+        // SAFETY: puts back the settings read from the same descriptor.
+        unsafe {
+            libc::tcsetattr(self.fd, libc::TCSAFLUSH, &self.saved);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,15 +1,14 @@
 //! `mailroom folders`: the server's folders, roles and sync choice.
 
 use clap::Args;
-use serde_json::json;
+use serde::Serialize;
 
 use super::output::{emit, table};
 use super::{AccountSel, Ctx};
-use crate::account::Account;
 use crate::error::{AppError, Result};
-use crate::imap::discovery::{self, Role};
 use crate::mail::sanitize::clean_line;
-use crate::store::Store;
+use crate::ops::access::Need;
+use crate::ops::folders::{self, FolderChange, FolderEntry, Role};
 
 #[derive(Debug, Args)]
 pub struct FoldersArgs {
@@ -31,24 +30,18 @@ pub struct FoldersArgs {
     pub roles: Vec<String>,
 }
 
-/// Resolves the account from a positional name or `--account`.
-pub fn pick(ctx: &Ctx, name: Option<&str>, sel: &AccountSel) -> Result<Account> {
-    let config = ctx.config()?;
-    let (n, _) = config.pick_account(name.or(sel.account.as_deref()))?;
-    Account::from_config(&config, n)
+/// Resolves the account from a positional name or `--account`, if this operator may read it.
+/// TRANSITIONAL (issue 11): cli/messages.rs still calls this until it moves onto ops.
+pub fn pick(
+    ctx: &Ctx,
+    name: Option<&str>,
+    sel: &AccountSel,
+) -> Result<crate::ops::accounts::Account> {
+    crate::ops::accounts::resolve(ctx, name.or(sel.account.as_deref()), Need::Read)
 }
 
-/// LISTs the server's folders into the store.
-pub async fn refresh(ctx: &Ctx, store: &mut Store, account: &Account) -> Result<()> {
-    let pw = account.password(store, &ctx.vault()?)?;
-    let mut session = crate::imap::connect(&account.imap_target(), &pw).await?;
-    let list = discovery::list_folders(&mut session).await?;
-    let _ = session.logout().await;
-    store.upsert_folders(account.id(), &list)
-}
-
-pub async fn run(ctx: &Ctx, args: FoldersArgs) -> Result<i32> {
-    let account = pick(ctx, args.name.as_deref(), &args.sel)?;
+/// `--role ROLE=FOLDER` and `--sent FOLDER` as roles to give.
+fn roles(args: &FoldersArgs) -> Result<Vec<(Role, String)>> {
     let mut roles = Vec::new();
     for spec in &args.roles {
         let (r, f) = spec.split_once('=').ok_or_else(|| {
@@ -68,65 +61,66 @@ pub async fn run(ctx: &Ctx, args: FoldersArgs) -> Result<i32> {
     if let Some(s) = &args.sent {
         roles.push((Role::Sent, s.clone()));
     }
-    let mut store = ctx.store()?;
-    store.insert_account(account.id(), &account.name, account.cfg.enabled)?;
-    if args.refresh || store.folders(account.id())?.is_empty() {
-        refresh(ctx, &mut store, &account).await?;
+    Ok(roles)
+}
+
+/// One folder in `folders --json`.
+#[derive(Serialize)]
+struct FolderJson<'a> {
+    name: &'a str,
+    role: Option<Role>,
+    sync: bool,
+    selectable: bool,
+    messages: i64,
+    last_synced_at: Option<&'a str>,
+}
+
+impl<'a> FolderJson<'a> {
+    fn of(e: &'a FolderEntry) -> FolderJson<'a> {
+        let f = &e.folder;
+        FolderJson {
+            name: &f.name,
+            role: f.role,
+            sync: f.sync_enabled,
+            selectable: f.selectable,
+            messages: e.cached,
+            last_synced_at: f.last_synced_at.as_deref(),
+        }
     }
-    let changed = args.sync.is_some() || !roles.is_empty();
-    if let Some(names) = &args.sync {
-        let names: Vec<String> = names
+}
+
+#[derive(Serialize)]
+struct FoldersJson<'a> {
+    account: &'a str,
+    folders: Vec<FolderJson<'a>>,
+}
+
+pub async fn run(ctx: &Ctx, args: FoldersArgs) -> Result<i32> {
+    let change = FolderChange {
+        refresh: args.refresh,
+        sync: args.sync.clone(),
+        roles: roles(&args)?,
+    };
+    let name = args.name.as_deref().or(args.sel.account.as_deref());
+    let list = folders::folders(ctx, name, change).await?;
+    let out = FoldersJson {
+        account: &list.account,
+        folders: list.folders.iter().map(FolderJson::of).collect(),
+    };
+    emit(ctx.json, &out, || {
+        let rows: Vec<Vec<String>> = list
+            .folders
             .iter()
-            .map(|n| n.trim().to_string())
-            .filter(|n| !n.is_empty())
-            .collect();
-        store.set_sync_folders(account.id(), &names)?;
-    }
-    for (role, folder) in &roles {
-        store.set_folder_role(account.id(), *role, folder)?;
-    }
-    if changed {
-        store.audit(
-            &ctx.operator,
-            "folders_change",
-            Some(account.id()),
-            Some(&account.name),
-            &json!({"sync": args.sync, "roles": args.roles, "sent": args.sent}),
-        )?;
-    }
-    let folders = store.folders(account.id())?;
-    let items: Vec<serde_json::Value> = folders
-        .iter()
-        .filter(|f| f.present)
-        .map(|f| {
-            json!({
-                "name": f.name,
-                "role": f.role,
-                "sync": f.sync_enabled,
-                "selectable": f.selectable,
-                "messages": store.location_count(f.id).unwrap_or(0),
-                "last_synced_at": f.last_synced_at,
+            .map(|e| {
+                vec![
+                    clean_line(&e.folder.name),
+                    e.folder.role.map(|r| r.to_string()).unwrap_or_default(),
+                    if e.folder.sync_enabled { "on" } else { "off" }.to_string(),
+                    e.cached.to_string(),
+                ]
             })
-        })
-        .collect();
-    emit(
-        ctx.json,
-        &json!({"account": account.name, "folders": items}),
-        || {
-            let rows: Vec<Vec<String>> = folders
-                .iter()
-                .filter(|f| f.present)
-                .map(|f| {
-                    vec![
-                        clean_line(&f.name),
-                        f.role.clone().unwrap_or_default(),
-                        if f.sync_enabled { "on" } else { "off" }.to_string(),
-                        store.location_count(f.id).unwrap_or(0).to_string(),
-                    ]
-                })
-                .collect();
-            table(&["FOLDER", "ROLE", "SYNC", "CACHED"], &rows)
-        },
-    );
+            .collect();
+        table(&["FOLDER", "ROLE", "SYNC", "CACHED"], &rows)
+    });
     Ok(0)
 }

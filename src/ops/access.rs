@@ -284,6 +284,22 @@ pub fn message(
         .collect())
 }
 
+/// A quarantined message named by id, with its kept bytes, if this operator may do `need` on
+/// its account.
+pub fn quarantine_item(
+    cx: &Ctx,
+    config: &Config,
+    store: &Store,
+    id: i64,
+    need: Need,
+) -> Result<(crate::store::QuarantineRow, Vec<u8>)> {
+    let target = Target::Quarantine(id);
+    let item = store.quarantine_get(id)?;
+    let holders: Vec<String> = item.iter().map(|(r, _)| r.account_id.clone()).collect();
+    check(cx, config, store, &target, &holders, need)?;
+    item.ok_or_else(|| no_such(cx, &target))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

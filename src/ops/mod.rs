@@ -12,6 +12,10 @@
 //! never blocks a tokio worker thread.
 
 pub mod access;
+pub mod accounts;
+pub mod folders;
+pub mod quarantine;
+pub mod sync;
 
 use std::sync::{Arc, Mutex, OnceLock};
 

@@ -47,20 +47,6 @@ pub struct AttachmentInfo {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct FolderRow {
-    pub id: i64,
-    pub name: String,
-    pub delimiter: Option<String>,
-    pub role: Option<String>,
-    pub sync_enabled: bool,
-    pub selectable: bool,
-    pub exists_count: Option<i64>,
-    pub total_bytes: Option<i64>,
-    pub cached: i64,
-    pub last_synced_at: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
 pub struct OutboxRow {
     pub id: i64,
     pub account_id: String,
@@ -253,33 +239,6 @@ impl Store {
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(Some(d))
-    }
-
-    /// Every folder of an account (a mailbox has tens, not thousands), ordered by name.
-    pub fn view_folders(&self, account_id: &str) -> Result<Vec<FolderRow>> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT f.id, f.name, f.delimiter, f.role, f.sync_enabled, f.selectable, f.exists_count,
-                    f.total_bytes, (SELECT COUNT(*) FROM locations l WHERE l.folder_id = f.id),
-                    f.last_synced_at
-             FROM folders f WHERE f.account_id = ?1 AND f.present = 1 ORDER BY f.name",
-        )?;
-        let rows = st
-            .query_map([account_id], |r| {
-                Ok(FolderRow {
-                    id: r.get(0)?,
-                    name: r.get(1)?,
-                    delimiter: r.get(2)?,
-                    role: r.get(3)?,
-                    sync_enabled: r.get(4)?,
-                    selectable: r.get(5)?,
-                    exists_count: r.get(6)?,
-                    total_bytes: r.get(7)?,
-                    cached: r.get(8)?,
-                    last_synced_at: r.get(9)?,
-                })
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
     }
 
     /// Outbox items, newest first.

@@ -8,7 +8,8 @@ use super::{Store, now};
 use crate::error::{AppError, Result};
 use crate::model::{FolderInfo, Role};
 
-#[derive(Debug, Clone, Serialize)]
+/// One folder of an account: what the server listed, the user's choices and the sync state.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FolderRow {
     pub id: i64,
     pub account_id: String,
@@ -16,7 +17,8 @@ pub struct FolderRow {
     pub wire_name: String,
     pub delimiter: Option<String>,
     pub attributes: String,
-    pub role: Option<String>,
+    /// Stored as its word (`sent`, `trash`…); a word this version does not know reads as none.
+    pub role: Option<Role>,
     pub role_source: Option<String>,
     pub sync_enabled: bool,
     pub selectable: bool,
@@ -29,9 +31,20 @@ pub struct FolderRow {
     pub mark_read_from_uid: Option<u32>,
     pub last_synced_at: Option<String>,
     pub present: bool,
+    /// The folder's size on the server, when known.
+    pub total_bytes: Option<i64>,
 }
 
-const COLS: &str = "id, account_id, name, wire_name, delimiter, attributes, role, role_source, sync_enabled, selectable, uidvalidity, uidnext, highestmodseq, exists_count, first_sync_done, checkpoint_uid, mark_read_from_uid, last_synced_at, present";
+/// A folder as the lists show it (`folders NAME`, the console's Folders pane): its row and how
+/// many messages the cache holds in it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FolderEntry {
+    #[serde(flatten)]
+    pub folder: FolderRow,
+    pub cached: i64,
+}
+
+const COLS: &str = "id, account_id, name, wire_name, delimiter, attributes, role, role_source, sync_enabled, selectable, uidvalidity, uidnext, highestmodseq, exists_count, first_sync_done, checkpoint_uid, mark_read_from_uid, last_synced_at, present, total_bytes";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<FolderRow> {
     Ok(FolderRow {
@@ -41,7 +54,10 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<FolderRow> {
         wire_name: r.get(3)?,
         delimiter: r.get(4)?,
         attributes: r.get(5)?,
-        role: r.get(6)?,
+        role: r
+            .get::<_, Option<String>>(6)?
+            .as_deref()
+            .and_then(Role::parse),
         role_source: r.get(7)?,
         sync_enabled: r.get(8)?,
         selectable: r.get(9)?,
@@ -54,6 +70,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<FolderRow> {
         mark_read_from_uid: r.get::<_, Option<i64>>(16)?.map(|v| v as u32),
         last_synced_at: r.get(17)?,
         present: r.get(18)?,
+        total_bytes: r.get(19)?,
     })
 }
 
@@ -124,6 +141,24 @@ impl Store {
         ))?;
         let rows = st
             .query_map([account_id], row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    /// The folders the server lists now, with their cached message counts, ordered as
+    /// `folders()` (INBOX first, then by name).
+    pub fn folder_entries(&self, account_id: &str) -> Result<Vec<FolderEntry>> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {COLS}, (SELECT COUNT(*) FROM locations l WHERE l.folder_id = folders.id)
+             FROM folders WHERE account_id = ?1 AND present = 1 ORDER BY (name <> 'INBOX'), name"
+        ))?;
+        let rows = st
+            .query_map([account_id], |r| {
+                Ok(FolderEntry {
+                    folder: row(r)?,
+                    cached: r.get(20)?,
+                })
+            })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
@@ -354,5 +389,66 @@ mod tests {
             .collect();
         assert_eq!(on, vec!["Trash".to_string()]);
         assert!(s.set_sync_folders("a", &["Nope".into()]).is_err());
+    }
+
+    #[test]
+    fn entries_list_present_folders_with_roles_and_cached_counts() {
+        let mut s = Store::open_in_memory().unwrap();
+        s.insert_account("a", "a", true).unwrap();
+        s.upsert_folders(
+            "a",
+            &[
+                fi("Archive", Some(Role::Archive)),
+                fi("INBOX", Some(Role::Inbox)),
+                fi("Old", None),
+            ],
+        )
+        .unwrap();
+        // A folder the server no longer lists is not shown.
+        s.upsert_folders(
+            "a",
+            &[
+                fi("Archive", Some(Role::Archive)),
+                fi("INBOX", Some(Role::Inbox)),
+            ],
+        )
+        .unwrap();
+        let inbox = s.folder_by_name("a", "INBOX").unwrap().unwrap();
+        s.fixture_message(
+            "a",
+            inbox.id,
+            1,
+            &crate::store::FixtureMessage {
+                from_addr: "x@example.org".into(),
+                subject: "s".into(),
+                date: "2026-01-01T00:00:00Z".into(),
+                direction: "in",
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let e = s.folder_entries("a").unwrap();
+        let names: Vec<(&str, Option<Role>, i64)> = e
+            .iter()
+            .map(|e| (e.folder.name.as_str(), e.folder.role, e.cached))
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                ("INBOX", Some(Role::Inbox), 1),
+                ("Archive", Some(Role::Archive), 0)
+            ]
+        );
+        // A role word this version does not know reads as none.
+        s.conn
+            .execute(
+                "UPDATE folders SET role = 'outbox' WHERE name = 'Archive'",
+                [],
+            )
+            .unwrap();
+        assert_eq!(
+            s.folder_by_name("a", "Archive").unwrap().unwrap().role,
+            None
+        );
     }
 }

@@ -24,7 +24,7 @@ pub use checkpointer::Checkpointer;
 pub use crm::{BookRows, CustomerRow, MatchInput, MatchRow, MatchUpdate, TimelineRow};
 pub use db::{Conn, Db};
 pub use fixture::FixtureMessage;
-pub use folders::{FolderRow, FolderSyncState};
+pub use folders::{FolderEntry, FolderRow, FolderSyncState};
 pub use log::{AuditRow, EventRow, Level};
 pub use messages::{
     BatchOutcome, BulkInsert, FlagRow, LocationRow, LocationView, MessageFull, MessageSummary,
@@ -32,7 +32,7 @@ pub use messages::{
 };
 pub use ops::{OpKind, OpTarget, PendingOp};
 pub use outbox::{Change, NewOutbox, OutboxRow, ReplyBase};
-pub use quarantine::QuarantineRow;
+pub use quarantine::{QuarantineRow, QuarantineState};
 pub use search::SearchRow;
 pub use status::OutboxCounts;
 pub use triage::{

@@ -7,6 +7,40 @@ use serde::Serialize;
 use super::{Store, now};
 use crate::error::Result;
 
+/// Where a quarantined message stands: waiting (`open`), set aside by the user (`skipped`), or
+/// fetched and stored by a retry (`retried`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QuarantineState {
+    Open,
+    Skipped,
+    Retried,
+}
+
+impl QuarantineState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QuarantineState::Open => "open",
+            QuarantineState::Skipped => "skipped",
+            QuarantineState::Retried => "retried",
+        }
+    }
+    /// The stored word; anything else reads as open (it is still there to look at).
+    fn parse(s: &str) -> QuarantineState {
+        match s {
+            "skipped" => QuarantineState::Skipped,
+            "retried" => QuarantineState::Retried,
+            _ => QuarantineState::Open,
+        }
+    }
+}
+
+impl std::fmt::Display for QuarantineState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct QuarantineRow {
     pub id: i64,
@@ -16,7 +50,7 @@ pub struct QuarantineRow {
     pub uidvalidity: Option<u32>,
     pub uid: Option<u32>,
     pub error: String,
-    pub state: String,
+    pub state: QuarantineState,
     pub created_at: String,
     pub attempts: i64,
     pub size: i64,
@@ -127,18 +161,18 @@ impl Store {
             .optional()?)
     }
 
-    pub fn quarantine_set_state(&self, id: i64, state: &str) -> Result<()> {
+    pub fn quarantine_set_state(&self, id: i64, state: QuarantineState) -> Result<()> {
         self.conn.execute(
             "UPDATE quarantine SET state = ?2 WHERE id = ?1",
-            params![id, state],
+            params![id, state.as_str()],
         )?;
         Ok(())
     }
 
     pub fn quarantine_open_count(&self, account_id: &str) -> Result<i64> {
         Ok(self.conn.query_row(
-            "SELECT COUNT(*) FROM quarantine WHERE account_id = ?1 AND state = 'open'",
-            [account_id],
+            "SELECT COUNT(*) FROM quarantine WHERE account_id = ?1 AND state = ?2",
+            params![account_id, QuarantineState::Open.as_str()],
             |r| r.get(0),
         )?)
     }
@@ -153,7 +187,7 @@ fn quarantine_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<QuarantineRow> {
         uidvalidity: r.get::<_, Option<i64>>(4)?.map(|v| v as u32),
         uid: r.get::<_, Option<i64>>(5)?.map(|v| v as u32),
         error: r.get(6)?,
-        state: r.get(7)?,
+        state: QuarantineState::parse(&r.get::<_, String>(7)?),
         created_at: r.get(8)?,
         attempts: r.get(9)?,
         size: r.get(10)?,
@@ -195,5 +229,32 @@ mod tests {
         assert_eq!(s.quarantine_total(&mine).unwrap(), 2);
         assert_eq!(s.quarantine_total(&[]).unwrap(), 0);
         assert!(s.quarantine_list(&[]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn states_are_stored_as_their_words() {
+        let s = Store::open_in_memory().unwrap();
+        let id = s
+            .quarantine_add("a1", 1, "INBOX", 7, 1, b"x", "bad")
+            .unwrap();
+        let state = |s: &Store| s.quarantine_get(id).unwrap().unwrap().0.state;
+        assert_eq!(state(&s), QuarantineState::Open);
+        assert_eq!(s.quarantine_open_count("a1").unwrap(), 1);
+        for st in [QuarantineState::Skipped, QuarantineState::Retried] {
+            s.quarantine_set_state(id, st).unwrap();
+            assert_eq!(state(&s), st);
+            let word: String = s
+                .conn
+                .query_row("SELECT state FROM quarantine WHERE id = ?1", [id], |r| {
+                    r.get(0)
+                })
+                .unwrap();
+            assert_eq!(word, st.as_str());
+        }
+        assert_eq!(s.quarantine_open_count("a1").unwrap(), 0);
+        assert_eq!(
+            serde_json::to_value(QuarantineState::Skipped).unwrap(),
+            "skipped"
+        );
     }
 }

@@ -170,6 +170,7 @@ pub enum Command {
     },
     LoadFolders {
         generation: u64,
+        /// The account's name.
         account: String,
     },
     LoadMessage {

@@ -27,6 +27,7 @@ use futures::StreamExt;
 use crate::config::Config;
 use crate::error::{AppError, Result};
 use crate::ops::Ctx;
+use crate::ops::sync::{self as ops_sync, Background};
 use app::App;
 use keymap::Keymap;
 use theme::Theme;
@@ -122,7 +123,7 @@ pub async fn run(ctx: &Ctx, theme: Option<&str>) -> Result<i32> {
     let mut app = App::new(theme, keymap, size);
     // Sync runs here for every visible, enabled account; where a daemon holds an account's
     // lease the task only waits, and the console just watches the database.
-    let mut supervisor = Some(start_sync(ctx, &config));
+    let mut sync = Background::start(ctx, &ops_sync::mine(ctx, &config));
     // The outbox worker too (items claim themselves, so a daemon's worker never doubles a send):
     // retries, pending Sent copies and verification go on while the console is open.
     let (outbox_stop, outbox_rx) = tokio::sync::watch::channel(false);
@@ -137,12 +138,7 @@ pub async fn run(ctx: &Ctx, theme: Option<&str>) -> Result<i32> {
     ));
     let mut local = Vec::new();
     dispatch(app.reload(), &io, &mut local);
-    // Account changes made elsewhere (`mailroom account …` in another shell, an edit by hand)
-    // reach the sync tasks and the screens like the console's own do.
-    let config_path = ctx.home.config_path();
-    let mut config_seen = std::fs::read(&config_path).ok();
-    let mut config_tick = tokio::time::interval(CONFIG_CHECK);
-    config_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut config_watch = ConfigWatch::new(ctx);
 
     let mut events = EventStream::new();
     let draw_err =
@@ -158,10 +154,8 @@ pub async fn run(ctx: &Ctx, theme: Option<&str>) -> Result<i32> {
             },
             Some(d) = data_rx.recv() => { dispatch(app.apply(d), &io, &mut local); true }
             _ = tokio::signal::ctrl_c() => { app.quit = true; false }
-            _ = config_tick.tick() => {
-                let now = std::fs::read(&config_path).ok();
-                if now != config_seen {
-                    config_seen = now;
+            changed = config_watch.changed() => {
+                if changed {
                     local.push(action::Command::RestartSync);
                 }
                 false
@@ -180,47 +174,15 @@ pub async fn run(ctx: &Ctx, theme: Option<&str>) -> Result<i32> {
         for cmd in std::mem::take(&mut local) {
             match cmd {
                 action::Command::EditBody { text } => {
-                    // Hand the terminal to the editor, then take it back and redraw it all.
+                    // The input reader lets go of the terminal while the editor has it.
                     drop(events);
-                    terminal::give_back();
-                    // The editor gets the real stderr (its messages are for the operator).
-                    drop(stderr_redirect.take());
-                    let edited = io::edit_text(&text);
-                    stderr_redirect = io::StderrToFile::start(&ctx.home);
-                    terminal = terminal::take().map_err(|e| {
-                        AppError::local(
-                            "cannot set up the terminal again",
-                            e.to_string(),
-                            "restart the console",
-                        )
-                    })?;
-                    // Not `terminal.clear()`: it asks the terminal for the cursor position,
-                    // which races with the new input reader; clearing a region needs no answer.
-                    ratatui::backend::Backend::clear_region(
-                        terminal.backend_mut(),
-                        ratatui::backend::ClearType::All,
-                    )
-                    .map_err(draw_err)?;
+                    let edited = edit_body(ctx, &text, &mut terminal, &mut stderr_redirect)?;
                     events = EventStream::new();
                     dispatch(app.apply(app::Data::Edited(edited)), &io, &mut local);
                 }
-                action::Command::KickSync { account_id } => {
-                    if let Some(s) = &supervisor {
-                        s.kick(&account_id);
-                    }
-                }
+                action::Command::KickSync { account_id } => sync.kick(&account_id),
                 action::Command::RestartSync => {
-                    // A new or changed account: the tasks concerned restart with the current
-                    // config (the others go on), and the screens show it.
-                    match ctx.config() {
-                        Ok(c) => {
-                            if let Some(s) = supervisor.as_mut() {
-                                s.apply(&mine(ctx, &c)).await;
-                            }
-                            dispatch(app.reload(), &io, &mut local);
-                        }
-                        Err(e) => dispatch(app.apply(app::Data::Notice(Err(e))), &io, &mut local),
-                    }
+                    restart_sync(ctx, &mut sync, &mut app, &io, &mut local).await
                 }
                 other => io.send(vec![other]),
             }
@@ -232,30 +194,93 @@ pub async fn run(ctx: &Ctx, theme: Option<&str>) -> Result<i32> {
     };
     let _ = outbox_stop.send(true);
     let _ = tokio::time::timeout(std::time::Duration::from_secs(3), outbox_task).await;
-    if let Some(s) = supervisor.take() {
-        stop_sync(s).await;
-    }
+    // Interrupting a pass is safe; a bounded wait keeps quitting prompt even if a task is
+    // stuck on the network.
+    sync.stop_within(std::time::Duration::from_secs(3)).await;
     result
+}
+
+/// Hands the terminal to the editor for the body, then takes it back and clears it for a full
+/// redraw. The editor gets the real stderr (its messages are for the operator).
+fn edit_body(
+    ctx: &Ctx,
+    text: &str,
+    terminal: &mut ratatui::DefaultTerminal,
+    stderr_redirect: &mut Option<io::StderrToFile>,
+) -> Result<Result<String>> {
+    terminal::give_back();
+    drop(stderr_redirect.take());
+    let edited = io::edit_text(text);
+    *stderr_redirect = io::StderrToFile::start(&ctx.home);
+    *terminal = terminal::take().map_err(|e| {
+        AppError::local(
+            "cannot set up the terminal again",
+            e.to_string(),
+            "restart the console",
+        )
+    })?;
+    // Not `terminal.clear()`: it asks the terminal for the cursor position, which races with
+    // the new input reader; clearing a region needs no answer.
+    ratatui::backend::Backend::clear_region(
+        terminal.backend_mut(),
+        ratatui::backend::ClearType::All,
+    )
+    .map_err(|e| AppError::local("cannot draw", e.to_string(), "check the terminal"))?;
+    Ok(edited)
+}
+
+/// A new or changed account: the sync tasks concerned restart with the current config (the
+/// others go on), and the screens show it.
+async fn restart_sync(
+    ctx: &Ctx,
+    sync: &mut Background,
+    app: &mut App,
+    io: &io::Io,
+    local: &mut Vec<action::Command>,
+) {
+    match ctx.config() {
+        Ok(c) => {
+            sync.follow(&ops_sync::mine(ctx, &c)).await;
+            dispatch(app.reload(), io, local);
+        }
+        Err(e) => dispatch(app.apply(app::Data::Notice(Err(e))), io, local),
+    }
 }
 
 /// How often the console looks at config.toml for changes made elsewhere.
 const CONFIG_CHECK: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// The accounts this operator sees and has enabled.
-fn mine(ctx: &Ctx, config: &Config) -> Config {
-    let mut mine = config.clone();
-    mine.accounts.retain(|_, a| a.enabled && ctx.sees(a));
-    mine
+/// config.toml as last seen: account changes made elsewhere (`mailroom account …` in another
+/// shell, an edit by hand) reach the sync tasks and the screens like the console's own do.
+struct ConfigWatch {
+    path: std::path::PathBuf,
+    seen: Option<Vec<u8>>,
+    tick: tokio::time::Interval,
 }
 
-fn start_sync(ctx: &Ctx, config: &Config) -> crate::sync::Supervisor {
-    crate::sync::Supervisor::start(&ctx.home, &mine(ctx, config))
-}
+impl ConfigWatch {
+    fn new(ctx: &Ctx) -> ConfigWatch {
+        let path = ctx.home.config_path();
+        let mut tick = tokio::time::interval(CONFIG_CHECK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ConfigWatch {
+            seen: std::fs::read(&path).ok(),
+            path,
+            tick,
+        }
+    }
 
-/// Interrupting a pass is safe (the engine commits in batches and resumes from checkpoints);
-/// a bounded wait keeps quitting prompt even if a task is stuck on the network.
-async fn stop_sync(s: crate::sync::Supervisor) {
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(3), s.shutdown()).await;
+    /// Waits for the next look; true when the file changed since the last one. (Cancel-safe:
+    /// only the tick is awaited.)
+    async fn changed(&mut self) -> bool {
+        self.tick.tick().await;
+        let now = std::fs::read(&self.path).ok();
+        if now == self.seen {
+            return false;
+        }
+        self.seen = now;
+        true
+    }
 }
 
 /// Commands for the I/O thread go there; the few the loop must run itself (the terminal, the

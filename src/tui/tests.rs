@@ -16,11 +16,14 @@ use super::app::*;
 use super::keymap::Keymap;
 use super::theme::Theme;
 use super::view;
-use crate::check::{Report, Step, StepStatus};
 use crate::cli::status::{AccountStatus, Counts, Health, Progress, Status};
 use crate::error::AppError;
+use crate::ops::accounts::{Report, Step, StepStatus};
+use crate::ops::folders::{FolderEntry, FolderRow, Role};
+use crate::ops::quarantine::{QuarantineRow, QuarantineState};
+use crate::ops::sync::{AccountPlan, FolderPlan, PlanTotal};
 use crate::store::console::*;
-use crate::store::{AccountState, ErrorInfo, EventRow, OutboxCounts, QuarantineRow, Store};
+use crate::store::{AccountState, ErrorInfo, EventRow, OutboxCounts, Store};
 
 fn render_buffer(app: &App, w: u16, h: u16) -> Buffer {
     let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
@@ -251,18 +254,43 @@ fn err() -> AppError {
     )
 }
 
-fn folder(id: i64, name: &str, role: Option<&str>, sync: bool) -> FolderRow {
-    FolderRow {
-        id,
-        name: name.into(),
-        delimiter: Some("/".into()),
-        role: role.map(String::from),
-        sync_enabled: sync,
-        selectable: true,
-        exists_count: Some(100 * id),
-        total_bytes: Some(1_500_000 * id),
+fn folder(id: i64, name: &str, role: Option<Role>, sync: bool) -> FolderEntry {
+    FolderEntry {
+        folder: FolderRow {
+            id,
+            account_id: "acc-work".into(),
+            name: name.into(),
+            wire_name: name.into(),
+            delimiter: Some("/".into()),
+            attributes: String::new(),
+            role,
+            role_source: None,
+            sync_enabled: sync,
+            selectable: true,
+            uidvalidity: None,
+            uidnext: None,
+            highestmodseq: None,
+            exists_count: Some(100 * id as u32),
+            first_sync_done: true,
+            checkpoint_uid: None,
+            mark_read_from_uid: None,
+            last_synced_at: Some("2026-11-25T09:58:00Z".into()),
+            present: true,
+            total_bytes: Some(1_500_000 * id),
+        },
         cached: 90 * id,
-        last_synced_at: Some("2026-11-25T09:58:00Z".into()),
+    }
+}
+
+fn plan_folder(name: &str, messages: u32, to_sync: u64, bytes: u64) -> FolderPlan {
+    FolderPlan {
+        folder: name.into(),
+        role: None,
+        messages,
+        unread: 0,
+        to_sync,
+        bytes,
+        estimate_secs: 0.2,
     }
 }
 
@@ -358,26 +386,32 @@ fn scene(theme: &str, pane: PaneId, state: State) -> App {
         (PaneId::Folders, State::Typical) => {
             a.folders.loaded = true;
             a.folders.rows = vec![
-                folder(1, "Archive", Some("archive"), false),
-                folder(2, "INBOX", Some("inbox"), true),
+                folder(1, "Archive", Some(Role::Archive), false),
+                folder(2, "INBOX", Some(Role::Inbox), true),
                 folder(3, "INBOX/Projects", None, true),
                 folder(4, "INBOX/Projects/Zürich 2026", None, false),
-                folder(5, "Sent", Some("sent"), true),
-                folder(6, "Trash", Some("trash"), false),
+                folder(5, "Sent", Some(Role::Sent), true),
+                folder(6, "Trash", Some(Role::Trash), false),
             ];
             a.folders.selected = 2;
             a.folders.plan = Some(PlanView {
                 job: 1,
                 since: Some("2026-01-01".into()),
                 unread_only: false,
-                result: Some(Ok(serde_json::json!({
-                    "name": "work",
-                    "folders": [
-                        {"folder": "INBOX", "messages": 1200, "to_sync": 800, "bytes": 12_500_000, "estimate_secs": 0.2},
-                        {"folder": "Sent", "messages": 300, "to_sync": 120, "bytes": 900_000, "estimate_secs": 0.2}
+                result: Some(Ok(AccountPlan {
+                    name: "work".into(),
+                    folders: vec![
+                        plan_folder("INBOX", 1200, 800, 12_500_000),
+                        plan_folder("Sent", 300, 120, 900_000),
                     ],
-                    "total": {"to_sync": 920, "bytes": 13_400_000, "estimate_secs": 0.4}
-                }))),
+                    total: PlanTotal {
+                        to_sync: 920,
+                        bytes: 13_400_000,
+                        estimate_secs: 0.4,
+                    },
+                    since: Some("2026-01-01".into()),
+                    unread_only: false,
+                })),
             });
         }
         (PaneId::Folders, State::Empty) => a.folders.loaded = true,
@@ -593,7 +627,7 @@ fn overlays_help_confirm_quarantine() {
                 uidvalidity: Some(1),
                 uid: Some(4711),
                 error: "cannot parse: multipart without closing boundary".into(),
-                state: "open".into(),
+                state: QuarantineState::Open,
                 created_at: "2026-11-25T09:00:00Z".into(),
                 attempts: 1,
                 size: 2048,
@@ -890,7 +924,7 @@ fn store_pages_feed_the_panes() {
     assert!(s.view_triage_page(&f, 0, 10).unwrap().is_empty());
     // No visible account: an empty queue, not every account's.
     assert_eq!(s.view_triage_count(&Default::default()).unwrap(), 0);
-    assert!(s.view_folders("acc-work").unwrap().is_empty());
+    assert!(s.folder_entries("acc-work").unwrap().is_empty());
     assert!(s.view_outbox_page(0, 10).unwrap().is_empty());
     assert_eq!(s.view_customers_count("").unwrap(), 0);
     assert!(s.view_message(1).unwrap().is_none());

@@ -14,3 +14,4 @@ mod sync;
 mod team;
 mod tui;
 mod upgrade;
+mod visibility_a;

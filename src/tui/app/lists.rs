@@ -98,6 +98,7 @@ impl App {
                 let Some(row) = self.folders.rows.get(self.folders.selected).cloned() else {
                     return vec![];
                 };
+                let row = row.folder;
                 if action == Action::SetSent {
                     return vec![Command::SetSent {
                         account_id: acct.id,
@@ -110,6 +111,7 @@ impl App {
                     .folders
                     .rows
                     .iter()
+                    .map(|e| &e.folder)
                     .filter(|f| f.sync_enabled && f.name != row.name)
                     .map(|f| f.name.clone())
                     .collect();

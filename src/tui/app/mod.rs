@@ -14,7 +14,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use super::action::{Action, Command, PaneId};
 use super::keymap::{Key, Keymap};
 use super::theme::Theme;
-use crate::check::StepStatus;
+use crate::ops::accounts::StepStatus;
 use crate::store::console::{MessageSummary, OutboxRow};
 
 pub struct App {
@@ -201,7 +201,7 @@ impl App {
             PaneId::Folders => match self
                 .accounts
                 .get(self.folders.account)
-                .map(|a| a.id.clone())
+                .map(|a| a.name.clone())
             {
                 Some(account) => {
                     let generation = self.next_generation();

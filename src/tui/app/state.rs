@@ -2,13 +2,14 @@
 
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::check::{Report, Step};
 use crate::cli::status::Status;
 use crate::error::AppError;
-use crate::store::console::{
-    CustomerRow, EventFilter, FolderRow, MessageDetail, MessageSummary, OutboxRow,
-};
-use crate::store::{EventRow, QuarantineRow};
+use crate::ops::accounts::{Report, Step};
+use crate::ops::folders::FolderEntry;
+use crate::ops::quarantine::QuarantineRow;
+use crate::ops::sync::AccountPlan;
+use crate::store::EventRow;
+use crate::store::console::{CustomerRow, EventFilter, MessageDetail, MessageSummary, OutboxRow};
 use crate::tui::action::{AccountForm, PaneId};
 
 /// Rows fetched per page request: several screens, so scrolling rarely waits on the store.
@@ -19,7 +20,7 @@ pub const PAGE: usize = 200;
 pub enum Data {
     Dashboard(Result<Status, AppError>, Vec<AccountInfo>),
     Triage(Page<MessageSummary>),
-    Folders(u64, Result<Vec<FolderRow>, AppError>),
+    Folders(u64, Result<Vec<FolderEntry>, AppError>),
     Message(u64, Box<Result<Option<MessageDetail>, AppError>>),
     Customers(Page<CustomerRow>),
     Timeline(Page<MessageSummary>),
@@ -34,8 +35,8 @@ pub enum Data {
     Edited(Result<String, AppError>),
     /// A result to tell the operator about (ok text, or the error with its fix).
     Notice(Result<String, AppError>),
-    /// The first-sync plan (`sync --plan --json`'s account object).
-    Plan(u64, Result<serde_json::Value, AppError>),
+    /// The first-sync plan of one account (`sync NAME --plan`).
+    Plan(u64, Result<AccountPlan, AppError>),
     /// Search results for the pair picker.
     Picker(u64, Result<Vec<CustomerRow>, AppError>),
     /// How many cached messages a block would hide: ask before doing it.
@@ -349,20 +350,20 @@ pub struct DashboardPane {
     pub run: Option<CheckRun>,
 }
 
-/// The first-sync plan as `sync --plan --json` reports it, for one account.
+/// The first-sync plan of the pane's account, for the scope being previewed.
 #[derive(Debug, Clone, Default)]
 pub struct PlanView {
     pub job: u64,
     pub since: Option<String>,
     pub unread_only: bool,
-    pub result: Option<Result<serde_json::Value, AppError>>,
+    pub result: Option<Result<AccountPlan, AppError>>,
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct FoldersPane {
     pub plan: Option<PlanView>,
     pub account: usize,
-    pub rows: Vec<FolderRow>,
+    pub rows: Vec<FolderEntry>,
     pub selected: usize,
     pub generation: u64,
     pub loaded: bool,

@@ -1,12 +1,12 @@
-//! The setup form through the CLI's own `account add` validation and storage, and the error
-//! log entry `account test` leaves behind.
+//! The setup form as `account add` takes it: the same validation and storage (ops::accounts),
+//! and the accounts the console shows.
 
-use crate::account::Account;
-use crate::cli::account::{PasswordArgs, ServerArgs};
+use secrecy::ExposeSecret;
+
 use crate::config::Config;
 use crate::error::{AppError, Result};
 use crate::ops::Ctx;
-use crate::store::Store;
+use crate::ops::accounts::{self, NewAccount, ServerSpec};
 use crate::tui::action::AccountForm;
 use crate::tui::app::AccountInfo;
 
@@ -25,7 +25,8 @@ pub(super) fn accounts_of(ctx: &Ctx, c: &Config) -> Vec<AccountInfo> {
         .collect()
 }
 
-pub(super) fn server_args(form: &AccountForm) -> ServerArgs {
+/// The form's fields as `account add`'s flags.
+fn server_spec(form: &AccountForm) -> ServerSpec {
     let list = |s: &str| -> Vec<String> {
         s.split([',', ' '])
             .map(str::trim)
@@ -34,7 +35,7 @@ pub(super) fn server_args(form: &AccountForm) -> ServerArgs {
             .collect()
     };
     let opt = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_string());
-    ServerArgs {
+    ServerSpec {
         email: opt(&form.email),
         imap: opt(&form.imap),
         imap_security: opt(&form.imap_security),
@@ -52,62 +53,20 @@ pub(super) fn server_args(form: &AccountForm) -> ServerArgs {
     }
 }
 
-/// The CLI's own validation (`account add`), so the form accepts exactly what the CLI does.
-pub(super) fn prepare(config: &Config, form: &AccountForm) -> Result<Account> {
-    use secrecy::ExposeSecret;
+/// `account add`'s own validation, so the form accepts exactly what the CLI does; the form
+/// always carries a password.
+pub(super) fn prepare(ctx: &Ctx, form: &AccountForm) -> Result<NewAccount> {
     if form.password.expose_secret().is_empty() {
         return Err(AppError::usage(
             "no password given",
             "type the account's password (or app password) in the Password field",
         ));
     }
-    let cfg = crate::cli::account::validate_new(
-        config,
-        &form.name,
-        &server_args(form),
-        &PasswordArgs::default(),
-    )?;
-    Ok(Account {
-        name: form.name.clone(),
-        cfg,
-    })
+    accounts::prepare(ctx, &form.name, &server_spec(form), None)
 }
 
-pub(super) fn save(ctx: &Ctx, store: &Store, form: &AccountForm) -> Result<String> {
-    let config = ctx.config()?;
-    let mut acct = prepare(&config, form)?;
-    // As `account add`: the operator who adds an account owns it.
-    acct.cfg.owner = Some(ctx.operator.clone());
-    crate::cli::account::store_new(
-        &super::legacy(ctx),
-        store,
-        &acct.name,
-        &acct.cfg,
-        Some(&form.password),
-    )?;
-    Ok(acct.name)
-}
-
-/// As `account test`: a failed step lands in the error log with its fix.
-pub(super) fn log_failed_test(ctx: &Ctx, name: &str, report: &crate::check::Report) {
-    let Some(failed) = report
-        .steps
-        .iter()
-        .find(|s| s.status == crate::check::StepStatus::Failed)
-    else {
-        return;
-    };
-    let logged = ctx.config().and_then(|config| {
-        let acct = Account::from_config(&config, name)?;
-        ctx.store()?.log_event(
-            Some(acct.id()),
-            crate::store::Level::Error,
-            &format!("account test failed at {}", failed.id),
-            Some(&failed.detail),
-            failed.fix.as_deref(),
-        )
-    });
-    if let Err(e) = logged {
-        tracing::debug!("cannot log the failed test: {}", e.summary);
-    }
+/// Stores the form's account (the operator who adds it owns it, as with `account add`).
+pub(super) fn save(ctx: &Ctx, form: &AccountForm) -> Result<String> {
+    let new = prepare(ctx, form)?;
+    accounts::add(ctx, &new, Some(&form.password)).map(|v| v.name)
 }

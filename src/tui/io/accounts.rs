@@ -1,133 +1,34 @@
-//! The console's accounts: setup and test, folders and the first-sync plan, the quarantine.
+//! The console's accounts: setup and test, folders and the first-sync plan, the quarantine —
+//! the same operations as `account`, `folders`, `sync --plan` and `quarantine`. Network work
+//! runs as a job of the pane that asked.
 
 use super::*;
+use crate::ops::accounts::{self, Step};
+use crate::ops::sync::PlanScope;
+use crate::ops::{folders, quarantine};
+use crate::tui::action::{AccountForm, PaneId};
 
 pub(super) fn execute(env: &mut Env, cmd: Command) -> Option<Data> {
-    let ctx = &env.cx;
-    let counts = &mut env.counts;
-    let out = &env.out;
-    let mut conn = match ctx.store() {
-        Ok(c) => c,
-        Err(e) => return Some(Data::Notice(Err(e))),
-    };
-    let store = &mut *conn;
+    let cx = &env.cx;
     Some(match cmd {
         Command::LoadFolders {
             generation,
             account,
-        } => Data::Folders(generation, store.view_folders(&account)),
-        Command::TestNew { job, form } => {
-            let prepared = ctx
-                .config()
-                .and_then(|config| prepare(&config, &form).map(|acct| (config, acct)));
-            match prepared {
-                Ok((config, acct)) => {
-                    let pw = form.password.clone();
-                    spawn_check(
-                        out.clone(),
-                        job,
-                        // Not stored yet: no folder choice can exist.
-                        move || Ok(((*config).clone(), acct, pw.clone(), pw, None)),
-                        |_| {},
-                    );
-                    return None;
-                }
-                Err(e) => Data::CheckDone(job, Err(e)),
-            }
-        }
+        } => Data::Folders(generation, folder_tree(cx, &account)),
+        Command::TestNew { job, form } => return test_new(env, job, &form),
         Command::TestStored { job, name } => {
-            let ctx = own_ctx(ctx);
-            let log_ctx = own_ctx(&ctx);
-            let log_name = name.clone();
-            spawn_check(
-                out.clone(),
-                job,
-                move || {
-                    let config = ctx.config()?;
-                    let acct = Account::from_config(&config, &name)?;
-                    let store = ctx.store()?;
-                    let vault = ctx.vault()?;
-                    let ip = acct.password(&store, &vault)?;
-                    let sp = acct.smtp_password(&config, &store, &vault)?;
-                    let chosen_sent = store.chosen_sent_folder(acct.id())?;
-                    Ok(((*config).clone(), acct, ip, sp, chosen_sent))
-                },
-                move |report| log_failed_test(&log_ctx, &log_name, report),
-            );
+            test_stored(env, job, name);
             return None;
         }
         Command::SaveNew { job, form } => {
-            counts.clear();
-            Data::Saved(job, save(ctx, store, &form))
+            env.counts.clear();
+            Data::Saved(job, save(cx, &form))
         }
         Command::RemoveAccount { name } => {
-            counts.clear();
+            env.counts.clear();
             Data::AccountRemoved(
-                crate::cli::account::remove_account(&legacy(ctx), &name, false)
-                    .map(|_| format!("removed account {name}")),
+                accounts::remove(cx, &name, false).map(|_| format!("removed account {name}")),
             )
-        }
-        Command::LoadQuarantine {
-            generation,
-            offset,
-            limit,
-        } => Data::Quarantine(page(generation, offset, || {
-            // The same rows as `quarantine list`: only accounts this operator may see.
-            let accounts = crate::crm::visible_accounts(&*ctx.config()?, &ctx.operator);
-            Ok((
-                store.quarantine_total(&accounts)?,
-                store.quarantine_recent(&accounts, offset, limit)?,
-            ))
-        })),
-        Command::QuarantineSkip { id } => {
-            let r = quarantine_row(ctx, store, id).and_then(|_| {
-                store.quarantine_set_state(id, "skipped")?;
-                store.audit(
-                    &ctx.operator,
-                    "quarantine_skip",
-                    None,
-                    Some(&id.to_string()),
-                    &serde_json::json!({}),
-                )?;
-                Ok(format!("quarantined message {id} skipped"))
-            });
-            Data::QuarantineDone(r)
-        }
-        Command::QuarantineSave { id, path } => {
-            let r = quarantine_row(ctx, store, id).and_then(|(_, raw)| {
-                write_new(&path, &raw)?;
-                Ok(format!("saved {} bytes to {path}", raw.len()))
-            });
-            Data::QuarantineDone(r)
-        }
-        Command::QuarantineRetry { id } => {
-            let ctx = own_ctx(ctx);
-            spawn_job(out.clone(), move || {
-                // What `quarantine retry ID` does.
-                let r = block_on(async {
-                    let config = ctx.config()?;
-                    let mut store = ctx.store()?;
-                    let (row, _) = quarantine_row(&ctx, &store, id)?;
-                    let (name, _) = config
-                        .account_by_id(&row.account_id)
-                        .ok_or_else(|| AppError::usage("its account is gone", "skip it instead"))?;
-                    let account = Account::from_config(&config, name)?;
-                    let ok = crate::cli::sync::retry_one(&legacy(&ctx), &mut store, &account, &row)
-                        .await?;
-                    store.quarantine_set_state(id, if ok { "retried" } else { "open" })?;
-                    if ok {
-                        Ok(format!("message {id} fetched and stored"))
-                    } else {
-                        Err(AppError::needs_user(
-                            format!("message {id} still fails; it stays in quarantine"),
-                            row.error.clone(),
-                            "save it as .eml to look at it, or skip it",
-                        ))
-                    }
-                });
-                Ok(Data::QuarantineDone(r))
-            });
-            return None;
         }
         Command::Plan {
             job,
@@ -135,62 +36,24 @@ pub(super) fn execute(env: &mut Env, cmd: Command) -> Option<Data> {
             since,
             unread_only,
         } => {
-            let ctx = own_ctx(ctx);
-            spawn_job(out.clone(), move || {
-                let args = crate::cli::sync::SyncArgs {
-                    name: Some(account),
-                    sel: Default::default(),
-                    once: false,
-                    plan: true,
-                    since: since.filter(|s| !s.trim().is_empty()),
-                    unread_only,
-                    folders: None,
-                };
-                let r =
-                    block_on(crate::cli::sync::plan_accounts(&legacy(&ctx), &args)).and_then(|v| {
-                        v.into_iter().next().ok_or_else(|| {
-                            AppError::local("the plan came back empty", "", "report this as a bug")
-                        })
-                    });
-                Ok(Data::Plan(job, r))
-            });
+            let scope = PlanScope {
+                since: since.filter(|s| !s.trim().is_empty()),
+                unread_only,
+                folders: None,
+            };
+            plan(env, job, account, scope);
             return None;
         }
         Command::ApplyScope {
             account,
             since,
             unread_only,
-        } => {
-            let args = vec![
-                "account".into(),
-                "edit".into(),
-                account.clone(),
-                "--since".into(),
-                since.unwrap_or_else(|| "all".into()),
-                "--process".into(),
-                if unread_only { "unread-only" } else { "all" }.into(),
-            ];
-            let ctx = own_ctx(ctx);
-            spawn_job(out.clone(), move || {
-                let r = run_cli(&ctx, &args).map(|_| format!("sync scope of {account} applied"));
-                Ok(Data::ScopeApplied(r))
-            });
-            return None;
-        }
+        } => Data::ScopeApplied(
+            crate::ops::sync::apply_scope(cx, &account, since.as_deref(), unread_only)
+                .map(|_| format!("sync scope of {account} applied")),
+        ),
         Command::RefreshFolders { job: _, account } => {
-            let ctx = own_ctx(ctx);
-            let out = out.clone();
-            spawn_job(out, move || {
-                let id = ctx.config()?.account(&account)?.id.clone();
-                let r = block_on(async {
-                    let config = ctx.config()?;
-                    let acct = Account::from_config(&config, &account)?;
-                    let mut store = ctx.store()?;
-                    crate::cli::folders::refresh(&legacy(&ctx), &mut store, &acct).await
-                })
-                .map(|_| format!("folders of {account} read from the server"));
-                Ok(Data::FoldersChanged(id, r))
-            });
+            refresh(env, account);
             return None;
         }
         Command::SetFolderSync {
@@ -198,40 +61,124 @@ pub(super) fn execute(env: &mut Env, cmd: Command) -> Option<Data> {
             account,
             names,
         } => {
-            // What `folders NAME --sync A,B` does: the choice, then the audit record.
-            let r = store
-                .set_sync_folders(&account_id, &names)
-                .and_then(|_| {
-                    store.audit(
-                        &ctx.operator,
-                        "folders_change",
-                        Some(&account_id),
-                        Some(&account),
-                        &serde_json::json!({"sync": names, "roles": [], "sent": null}),
-                    )
-                })
+            let r = folders::choose(cx, &account, &names)
                 .map(|_| format!("{account} syncs: {}", names.join(", ")));
-            counts.clear();
+            env.counts.clear();
             Data::FoldersChanged(account_id, r)
         }
         Command::SetSent {
             account_id,
             account,
             folder,
-        } => {
-            let r = store
-                .set_folder_role(&account_id, crate::model::Role::Sent, &folder)
-                .and_then(|_| {
-                    store.audit(
-                        &ctx.operator,
-                        "folders_change",
-                        Some(&account_id),
-                        Some(&account),
-                        &serde_json::json!({"sync": null, "roles": [], "sent": folder}),
-                    )
+        } => Data::FoldersChanged(
+            account_id,
+            folders::set_role(cx, &account, folders::Role::Sent, &folder)
+                .map(|_| format!("{folder} is the Sent folder of {account}")),
+        ),
+        c => return execute_quarantine(env, c),
+    })
+}
+
+/// The account's folders in name order, so each folder follows its parent (the pane draws a
+/// tree).
+fn folder_tree(cx: &Ctx, account: &str) -> Result<Vec<folders::FolderEntry>> {
+    let mut rows = folders::list(cx, account)?;
+    rows.sort_by(|a, b| a.folder.name.cmp(&b.folder.name));
+    Ok(rows)
+}
+
+/// The setup form's account test (nothing stored yet), each step shown as it ends.
+fn test_new(env: &Env, job: u64, form: &AccountForm) -> Option<Data> {
+    let new = match prepare(&env.cx, form) {
+        Ok(n) => n,
+        Err(e) => return Some(Data::CheckDone(job, Err(e))),
+    };
+    let (cx, out, pw) = (env.cx.clone(), env.out.clone(), form.password.clone());
+    env.jobs.spawn(PaneId::Setup, async move {
+        let mut on_step = move |s: &Step| {
+            let _ = out.send(Data::CheckStep(job, s.clone()));
+        };
+        Data::CheckDone(
+            job,
+            accounts::test_new(&cx, &new, Some(pw), &mut on_step).await,
+        )
+    });
+    None
+}
+
+/// `account test NAME` from the dashboard, each step shown as it ends.
+fn test_stored(env: &Env, job: u64, name: String) {
+    let (cx, out) = (env.cx.clone(), env.out.clone());
+    env.jobs.spawn(PaneId::Dashboard, async move {
+        let mut on_step = move |s: &Step| {
+            let _ = out.send(Data::CheckStep(job, s.clone()));
+        };
+        Data::CheckDone(job, accounts::test(&cx, &name, &mut on_step).await)
+    });
+}
+
+/// `sync NAME --plan` for the scope being previewed.
+fn plan(env: &Env, job: u64, account: String, scope: PlanScope) {
+    let cx = env.cx.clone();
+    env.jobs.spawn(PaneId::Folders, async move {
+        let r = crate::ops::sync::plan(&cx, Some(&account), &scope)
+            .await
+            .and_then(|v| {
+                v.into_iter().next().ok_or_else(|| {
+                    AppError::local("the plan came back empty", "", "report this as a bug")
                 })
-                .map(|_| format!("{folder} is the Sent folder of {account}"));
-            Data::FoldersChanged(account_id, r)
+            });
+        Data::Plan(job, r)
+    });
+}
+
+/// `folders NAME --refresh`; the pane re-reads the list and the account syncs.
+fn refresh(env: &Env, account: String) {
+    let cx = env.cx.clone();
+    env.jobs.spawn(PaneId::Folders, async move {
+        match folders::refresh(&cx, &account).await {
+            Ok(id) => {
+                Data::FoldersChanged(id, Ok(format!("folders of {account} read from the server")))
+            }
+            Err(e) => Data::Notice(Err(e)),
+        }
+    });
+}
+
+/// The quarantine list and `quarantine skip|save|retry ID`.
+fn execute_quarantine(env: &Env, cmd: Command) -> Option<Data> {
+    let cx = &env.cx;
+    Some(match cmd {
+        Command::LoadQuarantine {
+            generation,
+            offset,
+            limit,
+        } => Data::Quarantine(page(generation, offset, || {
+            quarantine::page(cx, offset, limit)
+        })),
+        Command::QuarantineSkip { id } => Data::QuarantineDone(
+            quarantine::skip(cx, id).map(|_| format!("quarantined message {id} skipped")),
+        ),
+        Command::QuarantineSave { id, path } => Data::QuarantineDone(
+            quarantine::save(cx, id, std::path::Path::new(&path))
+                .map(|n| format!("saved {n} bytes to {path}")),
+        ),
+        Command::QuarantineRetry { id } => {
+            let cx = cx.clone();
+            env.jobs.spawn(PaneId::Log, async move {
+                Data::QuarantineDone(quarantine::retry(&cx, id).await.and_then(|r| {
+                    if r.stored {
+                        Ok(format!("message {id} fetched and stored"))
+                    } else {
+                        Err(AppError::needs_user(
+                            format!("message {id} still fails; it stays in quarantine"),
+                            r.error,
+                            "save it as .eml to look at it, or skip it",
+                        ))
+                    }
+                }))
+            });
+            return None;
         }
         _ => return None,
     })

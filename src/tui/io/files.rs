@@ -2,7 +2,6 @@
 //! reads behind them.
 
 use crate::error::{AppError, Result};
-use crate::ops::Ctx;
 use crate::store::Store;
 
 /// Attachments of a fetched body, parsed the way `message show` does.
@@ -26,30 +25,6 @@ pub(super) fn attachments_of(
                 .collect()
         })
         .unwrap_or_default())
-}
-
-/// A quarantined message of an account this operator may see (as `quarantine …` checks).
-pub(super) fn quarantine_row(
-    ctx: &Ctx,
-    store: &Store,
-    id: i64,
-) -> Result<(crate::store::QuarantineRow, Vec<u8>)> {
-    let config = ctx.config()?;
-    let visible: Vec<String> = config
-        .accounts
-        .values()
-        .filter(|a| ctx.sees(a))
-        .map(|a| a.id.clone())
-        .collect();
-    store
-        .quarantine_get(id)?
-        .filter(|(r, _)| visible.contains(&r.account_id))
-        .ok_or_else(|| {
-            AppError::usage(
-                format!("no quarantined message {id}"),
-                "it may have been removed; the list is re-read",
-            )
-        })
 }
 
 /// Writes a new file (0600); an existing path is refused, never overwritten.

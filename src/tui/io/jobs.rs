@@ -72,8 +72,6 @@ impl Jobs {
     }
 }
 
-use crate::account::Account;
-use crate::config::Config;
 use crate::error::{AppError, Result};
 use crate::tui::app::Data;
 
@@ -110,68 +108,5 @@ pub(super) fn spawn_job(
             e.to_string(),
             "check system limits (threads)",
         ))));
-    }
-}
-
-/// What a check needs: the config, the account, its IMAP and SMTP passwords, and the Sent
-/// folder chosen with `folders --sent` (from the store).
-pub(super) type Prepared = (
-    Config,
-    Account,
-    secrecy::SecretString,
-    secrecy::SecretString,
-    Option<String>,
-);
-
-/// Runs `check::run` on its own thread and runtime (the check's listener is not Send), streaming
-/// each step to the UI as it completes.
-pub(super) fn spawn_check(
-    out: UnboundedSender<Data>,
-    job: u64,
-    prepare: impl FnOnce() -> Result<Prepared> + Send + 'static,
-    on_done: impl FnOnce(&crate::check::Report) + Send + 'static,
-) {
-    let err_out = out.clone();
-    let spawned = std::thread::Builder::new()
-        .name("mailroom-console-check".into())
-        .spawn(move || {
-            let result = (|| {
-                let (config, acct, ip, sp, chosen_sent) = prepare()?;
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .map_err(|e| {
-                        AppError::local(
-                            "cannot start a background task",
-                            e.to_string(),
-                            "check system limits (threads, file descriptors)",
-                        )
-                    })?;
-                let step_out = out.clone();
-                let report = rt.block_on(crate::check::run(
-                    &config,
-                    &acct,
-                    &ip,
-                    &sp,
-                    chosen_sent,
-                    &mut |s| {
-                        let _ = step_out.send(Data::CheckStep(job, s.clone()));
-                    },
-                ));
-                on_done(&report);
-                Ok(report)
-            })();
-            let _ = out.send(Data::CheckDone(job, result));
-        });
-    if let Err(e) = spawned {
-        // Without a thread nothing else will answer this job.
-        let _ = err_out.send(Data::CheckDone(
-            job,
-            Err(AppError::local(
-                "cannot start a background task",
-                e.to_string(),
-                "check system limits (threads)",
-            )),
-        ));
     }
 }

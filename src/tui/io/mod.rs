@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::account::Account;
 use crate::error::{AppError, Result};
 use crate::ops::Ctx;
 use crate::store::Store;
@@ -56,8 +55,6 @@ pub(super) struct Env {
     pub cx: Ctx,
     pub counts: Counts,
     pub out: UnboundedSender<Data>,
-    // Transitional: each group uses it as its work moves onto the service layer (issue 11).
-    #[allow(dead_code)]
     pub jobs: Jobs,
 }
 

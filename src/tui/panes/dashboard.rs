@@ -196,7 +196,7 @@ pub fn check_lines(theme: &Theme, run: &CheckRun) -> Vec<Line<'static>> {
     }
     match run.done {
         None => {
-            let next = crate::check::STEP_IDS
+            let next = crate::ops::accounts::STEP_IDS
                 .get(run.steps.len())
                 .copied()
                 .unwrap_or("");
@@ -210,7 +210,7 @@ pub fn check_lines(theme: &Theme, run: &CheckRun) -> Vec<Line<'static>> {
             let skipped = run
                 .steps
                 .iter()
-                .filter(|s| s.status == crate::check::StepStatus::Skipped)
+                .filter(|s| s.status == crate::ops::accounts::StepStatus::Skipped)
                 .count();
             let passed = run.steps.len() - skipped;
             let text = match skipped {

@@ -7,7 +7,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Row, Table};
 
 use super::{draw_empty, draw_error, frame, human_bytes, safe, short_time, window_top};
-use crate::store::console::FolderRow;
+use crate::ops::folders::{FolderEntry, FolderRow, Role};
+use crate::ops::sync::AccountPlan;
 use crate::tui::app::{AccountInfo, App, scope_text};
 
 /// Depth and leaf name of a folder from its delimiter ("INBOX/Projects/2026" → 2, "2026").
@@ -44,7 +45,8 @@ pub fn draw(f: &mut Frame<'_>, area: Rect, app: &App) {
         .status
         .as_ref()
         .and_then(|s| s.accounts.iter().find(|a| a.name == acct.name))
-        .and_then(|a| a.progress.as_ref());
+        .and_then(|a| a.progress.as_ref())
+        .map(|p| (p.folder.as_str(), p.done, p.total));
     if let Some(e) = &p.error {
         draw_error(f, area, app, &title, e);
         return;
@@ -64,7 +66,7 @@ pub fn draw(f: &mut Frame<'_>, area: Rect, app: &App) {
                 .result
                 .as_ref()
                 .and_then(|r| r.as_ref().ok())
-                .and_then(|v| v["folders"].as_array().map(|a| a.len() as u16))
+                .map(|v| v.folders.len() as u16)
                 .unwrap_or(1);
             let [top, bottom] = ratatui::layout::Layout::vertical([
                 Constraint::Min(5),
@@ -84,44 +86,7 @@ pub fn draw(f: &mut Frame<'_>, area: Rect, app: &App) {
         .enumerate()
         .skip(top)
         .take(h)
-        .map(|(i, r)| {
-            let (depth, leaf) = tree_parts(r);
-            let sync = if r.sync_enabled { "[x]" } else { "[ ]" };
-            let name = format!("{}{}", "  ".repeat(depth), safe(&leaf));
-            let role = r
-                .role
-                .as_deref()
-                .map(|x| format!("{x}{}", if x == "sent" { " ✉" } else { "" }))
-                .unwrap_or_default();
-            let base = if !r.selectable {
-                theme.style("list.dim")
-            } else {
-                Style::default()
-            };
-            let base = if i == p.selected {
-                base.patch(theme.style("list.selected"))
-            } else {
-                base
-            };
-            Row::new(vec![
-                Line::from(sync),
-                Line::from(name),
-                Line::from(Span::styled(role, theme.style("badge.role"))),
-                Line::from(format!(
-                    "{}/{}",
-                    r.cached,
-                    r.exists_count
-                        .map(|n| n.to_string())
-                        .unwrap_or_else(|| "?".into())
-                )),
-                Line::from(r.total_bytes.map(human_bytes).unwrap_or_default()),
-                match progress.filter(|p| p.folder == r.name) {
-                    Some(p) => gauge_line(theme, p.done, p.total),
-                    None => Line::from(short_time(&r.last_synced_at)),
-                },
-            ])
-            .style(base)
-        })
+        .map(|(i, e)| folder_line(app, e, i == p.selected, progress))
         .collect();
     let t = Table::new(
         rows,
@@ -147,6 +112,54 @@ pub fn draw(f: &mut Frame<'_>, area: Rect, app: &App) {
     )
     .block(frame(theme, title, true));
     f.render_widget(t, area);
+}
+
+/// One folder: sync on/off, its name indented by depth, role, counts, size, last sync (or the
+/// gauge while it syncs).
+fn folder_line<'a>(
+    app: &App,
+    e: &'a FolderEntry,
+    selected: bool,
+    // (folder, done, total) of the folder syncing now.
+    progress: Option<(&str, i64, i64)>,
+) -> Row<'a> {
+    let theme = &app.theme;
+    let r = &e.folder;
+    let (depth, leaf) = tree_parts(r);
+    let sync = if r.sync_enabled { "[x]" } else { "[ ]" };
+    let name = format!("{}{}", "  ".repeat(depth), safe(&leaf));
+    let role = r
+        .role
+        .map(|x| format!("{x}{}", if x == Role::Sent { " ✉" } else { "" }))
+        .unwrap_or_default();
+    let base = if !r.selectable {
+        theme.style("list.dim")
+    } else {
+        Style::default()
+    };
+    let base = if selected {
+        base.patch(theme.style("list.selected"))
+    } else {
+        base
+    };
+    Row::new(vec![
+        Line::from(sync),
+        Line::from(name),
+        Line::from(Span::styled(role, theme.style("badge.role"))),
+        Line::from(format!(
+            "{}/{}",
+            e.cached,
+            r.exists_count
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "?".into())
+        )),
+        Line::from(r.total_bytes.map(human_bytes).unwrap_or_default()),
+        match progress.filter(|(folder, _, _)| *folder == r.name) {
+            Some((_, done, total)) => gauge_line(theme, done, total),
+            None => Line::from(short_time(&r.last_synced_at)),
+        },
+    ])
+    .style(base)
 }
 
 fn draw_plan(
@@ -180,28 +193,7 @@ fn draw_plan(
             theme.style("step.running"),
         ))),
         Some(Err(e)) => lines.extend(super::error_lines(theme, e)),
-        Some(Ok(v)) => {
-            for fo in v["folders"].as_array().into_iter().flatten() {
-                lines.push(Line::from(format!(
-                    "{:<24} {:>8} messages {:>8} to sync {:>10}  ~{}s",
-                    safe(fo["folder"].as_str().unwrap_or("")),
-                    fo["messages"].as_u64().unwrap_or(0),
-                    fo["to_sync"].as_u64().unwrap_or(0),
-                    human_bytes(fo["bytes"].as_i64().unwrap_or(0)),
-                    fo["estimate_secs"].as_f64().unwrap_or(0.0)
-                )));
-            }
-            let t = &v["total"];
-            lines.push(Line::from(Span::styled(
-                format!(
-                    "total: {} messages, {}, headers in ~{}s",
-                    t["to_sync"].as_u64().unwrap_or(0),
-                    human_bytes(t["bytes"].as_i64().unwrap_or(0)),
-                    t["estimate_secs"].as_f64().unwrap_or(0.0)
-                ),
-                theme.style("list.header"),
-            )));
-        }
+        Some(Ok(v)) => lines.extend(plan_lines(theme, v)),
     }
     f.render_widget(
         ratatui::widgets::Paragraph::new(lines).block(frame(
@@ -211,6 +203,35 @@ fn draw_plan(
         )),
         area,
     );
+}
+
+/// The plan's folders and its total.
+fn plan_lines(theme: &crate::tui::theme::Theme, v: &AccountPlan) -> Vec<Line<'static>> {
+    let mut lines: Vec<Line> = v
+        .folders
+        .iter()
+        .map(|fo| {
+            Line::from(format!(
+                "{:<24} {:>8} messages {:>8} to sync {:>10}  ~{}s",
+                safe(&fo.folder),
+                fo.messages,
+                fo.to_sync,
+                human_bytes(fo.bytes as i64),
+                fo.estimate_secs
+            ))
+        })
+        .collect();
+    let t = &v.total;
+    lines.push(Line::from(Span::styled(
+        format!(
+            "total: {} messages, {}, headers in ~{}s",
+            t.to_sync,
+            human_bytes(t.bytes as i64),
+            t.estimate_secs
+        ),
+        theme.style("list.header"),
+    )));
+    lines
 }
 
 /// A small text gauge for a folder being synced: `▰▰▰▱▱▱ 42%`.

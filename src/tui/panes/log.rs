@@ -174,7 +174,7 @@ fn draw_quarantine(f: &mut Frame<'_>, area: Rect, app: &App) {
                     Span::raw(short_time(&Some(r.created_at.clone()))),
                     Span::raw(opt(&r.folder)),
                     Span::raw(r.uid.map(|u| u.to_string()).unwrap_or_default()),
-                    Span::raw(safe(&r.state)),
+                    Span::raw(r.state.as_str()),
                     Span::raw(safe(&r.error)),
                 ],
                 theme.style("base"),

@@ -1,0 +1,730 @@
+//! Accounts: add, list, show, edit, set-password, enable, disable, remove, test.
+//!
+//! Settings are the owner's (`Need::Configure`): an operator an account is shared with sees it
+//! in lists but is told it may not change it; anyone else is told it does not exist. Account
+//! names are installation-wide: adding a name another operator uses is refused as a duplicate.
+
+use std::path::PathBuf;
+
+use secrecy::SecretString;
+use serde::Serialize;
+use serde_json::json;
+
+use super::Ctx;
+use super::access::{self, Need};
+use crate::account::credential_context;
+use crate::config::{
+    self, AccountConfig, Config, HistoryScope, ProcessScope, Security, Server, default_imap_port,
+    default_smtp_port,
+};
+use crate::error::{AppError, Result};
+use crate::model::new_id;
+use crate::store::{AccountState, Level, Store};
+
+pub use crate::account::Account;
+pub use crate::check::{Report, STEP_IDS, Step, StepStatus};
+pub use crate::secret::{prompt_password, read_password_stdin};
+
+/// An account's servers and options as the user gives them: `account add`/`edit`'s flags, the
+/// console's setup form. Text is parsed here, so both faces accept exactly the same.
+#[derive(Debug, Clone, Default)]
+pub struct ServerSpec {
+    pub email: Option<String>,
+    /// `HOST[:PORT]`.
+    pub imap: Option<String>,
+    pub imap_security: Option<String>,
+    pub smtp: Option<String>,
+    pub smtp_security: Option<String>,
+    pub user: Option<String>,
+    pub insecure_skip_verify: bool,
+    pub ca_file: Option<PathBuf>,
+    pub preset: Option<String>,
+    pub aliases: Vec<String>,
+    pub share_with: Option<Vec<String>>,
+}
+
+/// Where an account's password comes from.
+pub enum Password {
+    /// Sealed into the store.
+    Secret(SecretString),
+    /// Run whenever needed; nothing is stored.
+    Command(String),
+}
+
+/// An account as `account list|show` print it (the contract's JSON).
+#[derive(Debug, Clone, Serialize)]
+pub struct AccountView {
+    pub name: String,
+    pub id: String,
+    pub email: String,
+    pub user: String,
+    pub enabled: bool,
+    pub insecure: bool,
+    pub imap: Server,
+    pub smtp: Server,
+    pub ca_file: Option<PathBuf>,
+    pub password_source: PasswordSource,
+    pub aliases: Vec<String>,
+    pub owner: Option<String>,
+    pub shared_with: Vec<String>,
+    pub sync: ScopeView,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PasswordSource {
+    Command,
+    Stored,
+}
+
+/// What a folder's first sync takes (`account edit --since/--process/--mark-read`).
+#[derive(Debug, Clone, Serialize)]
+pub struct ScopeView {
+    pub since: Option<String>,
+    pub process: ProcessScope,
+    pub mark_read: bool,
+}
+
+impl AccountView {
+    pub fn of(name: &str, a: &AccountConfig) -> AccountView {
+        AccountView {
+            name: name.to_string(),
+            id: a.id.clone(),
+            email: a.email.clone(),
+            user: a.user.clone(),
+            enabled: a.enabled,
+            insecure: a.insecure_skip_verify,
+            imap: a.imap.clone(),
+            smtp: a.smtp.clone(),
+            ca_file: a.ca_file.clone(),
+            password_source: if a.password_command.is_some() {
+                PasswordSource::Command
+            } else {
+                PasswordSource::Stored
+            },
+            aliases: a.aliases.clone(),
+            owner: a.owner.clone(),
+            shared_with: a.shared_with.clone(),
+            sync: ScopeView {
+                since: a.sync.since.value(),
+                process: a.sync.process,
+                mark_read: a.sync.mark_read,
+            },
+        }
+    }
+}
+
+/// A validated new account, not stored yet (`account add` before its password and test).
+#[derive(Debug, Clone)]
+pub struct NewAccount {
+    pub name: String,
+    pub cfg: AccountConfig,
+}
+
+impl NewAccount {
+    /// The preset's advice (an app password for Gmail…), when one was chosen.
+    pub fn hint(&self) -> Option<&'static str> {
+        self.cfg
+            .preset
+            .as_deref()
+            .and_then(|p| crate::presets::find(p).ok())
+            .and_then(|p| p.hint)
+    }
+}
+
+/// Checks a new account's name and settings without network I/O or storing anything. The
+/// operator who adds an account owns it. A name in use is refused whoever owns it.
+pub fn prepare(
+    cx: &Ctx,
+    name: &str,
+    spec: &ServerSpec,
+    password_command: Option<String>,
+) -> Result<NewAccount> {
+    valid_name(name)?;
+    free_name(&*cx.config()?, name)?;
+    let mut cfg = build(spec, password_command)?;
+    cfg.owner = Some(cx.operator.clone());
+    Ok(NewAccount {
+        name: name.to_string(),
+        cfg,
+    })
+}
+
+/// Runs the account test for an account not stored yet (`account add --test`, the setup
+/// form): `password` as given, else the account's password command. Nothing is stored.
+pub async fn test_new(
+    cx: &Ctx,
+    new: &NewAccount,
+    password: Option<SecretString>,
+    on_step: &mut (dyn FnMut(&Step) + Send),
+) -> Result<Report> {
+    let acct = Account {
+        name: new.name.clone(),
+        cfg: new.cfg.clone(),
+    };
+    let command = new.cfg.password_command.clone();
+    let (config, pw) = cx
+        .blocking(move |cx| {
+            let pw = match (password, command) {
+                (Some(p), _) => p,
+                (None, Some(cmd)) => crate::secret::run_password_command(&cmd)?,
+                (None, None) => {
+                    return Err(AppError::usage(
+                        "no password given",
+                        "use --password-stdin or --password-command CMD",
+                    ));
+                }
+            };
+            Ok((cx.config()?, pw))
+        })
+        .await?;
+    // Not stored yet: no folder choice can exist.
+    Ok(crate::check::run(&config, &acct, &pw, &pw, None, on_step).await)
+}
+
+/// The error for a failed `account add --test`: the first failed step and its fix.
+pub fn test_failed(report: &Report) -> AppError {
+    let failed = report.steps.iter().find(|s| s.status == StepStatus::Failed);
+    AppError::needs_user(
+        "the account check failed; nothing was stored",
+        failed
+            .map(|s| format!("{}: {}", s.id, s.detail))
+            .unwrap_or_default(),
+        failed.and_then(|s| s.fix.clone()).unwrap_or_default(),
+    )
+}
+
+/// Stores a prepared account: config.toml, the sealed password (unless a command supplies
+/// it), its state row and the audit record.
+pub fn add(cx: &Ctx, new: &NewAccount, password: Option<&SecretString>) -> Result<AccountView> {
+    let store = cx.store()?;
+    let (name, acct) = (&new.name, &new.cfg);
+    // The name may have been taken since `prepare` (another shell, the console).
+    free_name(&*cx.config()?, name)?;
+    let vault = cx.vault()?;
+    let sealed = password
+        .map(|p| vault.seal(&credential_context(&acct.id, "imap"), p))
+        .transpose()?;
+    store.insert_account(&acct.id, name, acct.enabled)?;
+    if let Some(s) = &sealed {
+        store.set_credential(&acct.id, "imap", s)?;
+    }
+    let item = config::account_table(acct)?;
+    config::edit(&cx.home, |doc| {
+        if doc.get("accounts").is_none() {
+            let mut t = toml_edit::Table::new();
+            t.set_implicit(true);
+            doc["accounts"] = toml_edit::Item::Table(t);
+        }
+        doc["accounts"][name.as_str()] = item;
+        Ok(())
+    })?;
+    store.audit(
+        &cx.operator,
+        "account_add",
+        Some(&acct.id),
+        Some(name),
+        &json!({"email": acct.email, "imap": acct.imap.display(), "smtp": acct.smtp.display(), "insecure": acct.insecure_skip_verify}),
+    )?;
+    Ok(AccountView::of(name, acct))
+}
+
+/// The accounts this operator may see.
+pub fn list(cx: &Ctx) -> Result<Vec<AccountView>> {
+    let config = cx.config()?;
+    Ok(config
+        .accounts
+        .iter()
+        .filter(|(_, a)| cx.sees(a))
+        .map(|(n, a)| AccountView::of(n, a))
+        .collect())
+}
+
+/// One account's settings (the owner's to see).
+pub fn show(cx: &Ctx, name: &str) -> Result<AccountView> {
+    let config = cx.config()?;
+    let (n, a) = access::account(cx, &config, &*cx.store()?, name, Need::Configure)?;
+    Ok(AccountView::of(n, a))
+}
+
+/// What `account edit` changes; `None`/`false` leaves a setting as it is.
+#[derive(Debug, Clone, Default)]
+pub struct Edit {
+    pub server: ServerSpec,
+    /// Turn certificate verification back on.
+    pub verify_certificates: bool,
+    /// The first-sync scope: `YYYY-MM-DD`, `new` or `all`.
+    pub since: Option<String>,
+    /// `all` or `unread-only`.
+    pub process: Option<String>,
+    pub mark_read: Option<bool>,
+    pub password_command: Option<String>,
+}
+
+/// Changes an account's settings. `read_password` is asked only once the change is allowed and
+/// valid (a new password to seal, or none).
+pub fn edit(
+    cx: &Ctx,
+    name: &str,
+    change: &Edit,
+    read_password: impl FnOnce() -> Result<Option<SecretString>>,
+) -> Result<AccountView> {
+    // The server flags are shared with `add`, but a preset only fills in a new account: edit
+    // would silently ignore it.
+    if let Some(p) = &change.server.preset {
+        return Err(AppError::usage(
+            format!("--preset {p} only applies to `account add`"),
+            "set the servers with --imap HOST[:PORT] and --smtp HOST[:PORT] (see `mailroom account add --help` for the presets' values)",
+        ));
+    }
+    let config = cx.config()?;
+    let mut store = cx.store()?;
+    let (_, old) = access::account(cx, &config, &store, name, Need::Configure)?;
+    let mut new = edited(old, change)?;
+    if let Some(pw) = read_password()? {
+        seal_password(cx, &mut store, &new.id, &pw)?;
+        new.password_command = None;
+    }
+    config::edit(&cx.home, |doc| config::update_account(doc, name, old, &new))?;
+    // Changed settings are a user action: retry an account that had given up.
+    store.reset_failures(&new.id, new.enabled)?;
+    store.audit(
+        &cx.operator,
+        "account_edit",
+        Some(&new.id),
+        Some(name),
+        &json!({"insecure": new.insecure_skip_verify}),
+    )?;
+    Ok(AccountView::of(name, &new))
+}
+
+/// The account's settings with `change` applied (nothing stored).
+fn edited(old: &AccountConfig, change: &Edit) -> Result<AccountConfig> {
+    let s = &change.server;
+    let mut new = old.clone();
+    if let Some(e) = &s.email {
+        new.email = e.clone();
+    }
+    if let Some(u) = &s.user {
+        new.user = u.clone();
+    }
+    new.imap = server_edit(
+        &new.imap,
+        s.imap.as_deref(),
+        s.imap_security.as_deref(),
+        default_imap_port,
+    )?;
+    new.smtp = server_edit(
+        &new.smtp,
+        s.smtp.as_deref(),
+        s.smtp_security.as_deref(),
+        default_smtp_port,
+    )?;
+    if s.insecure_skip_verify {
+        new.insecure_skip_verify = true;
+    }
+    if change.verify_certificates {
+        new.insecure_skip_verify = false;
+    }
+    if let Some(ca) = &s.ca_file {
+        new.ca_file = Some(std::fs::canonicalize(ca).map_err(|e| {
+            AppError::usage(
+                format!("the CA file {} cannot be read: {e}", ca.display()),
+                "pass the path to a PEM file",
+            )
+        })?);
+    }
+    if !s.aliases.is_empty() {
+        new.aliases = s.aliases.clone();
+    }
+    if let Some(sw) = &s.share_with {
+        new.shared_with = sw.clone();
+    }
+    if let Some(cmd) = &change.password_command {
+        new.password_command = Some(cmd.clone());
+    }
+    // The first-sync scope (what `sync --plan --since/--unread-only` previewed).
+    if let Some(s) = change.since.as_deref() {
+        new.sync.since = HistoryScope::parse(s)?;
+    }
+    if let Some(p) = change.process.as_deref() {
+        new.sync.process = parse_process(p)?;
+    }
+    if let Some(m) = change.mark_read {
+        new.sync.mark_read = m;
+    }
+    Ok(new)
+}
+
+fn server_edit(
+    old: &Server,
+    spec: Option<&str>,
+    security: Option<&str>,
+    default_port: fn(Security) -> u16,
+) -> Result<Server> {
+    let sec = security
+        .map(Security::parse)
+        .transpose()?
+        .unwrap_or(old.security);
+    Ok(match spec {
+        Some(spec) => Server::parse(spec, sec, default_port)?,
+        None => Server {
+            security: sec,
+            ..old.clone()
+        },
+    })
+}
+
+fn parse_process(p: &str) -> Result<ProcessScope> {
+    match p {
+        "all" => Ok(ProcessScope::All),
+        "unread-only" | "unread_only" => Ok(ProcessScope::UnreadOnly),
+        _ => Err(AppError::usage(
+            format!("unknown --process {p:?}"),
+            "use all or unread-only",
+        )),
+    }
+}
+
+/// Replaces the account's password (and retries an account in error). `password` is asked
+/// only once the change is allowed.
+pub fn set_password(
+    cx: &Ctx,
+    name: &str,
+    password: impl FnOnce() -> Result<Password>,
+) -> Result<()> {
+    let config = cx.config()?;
+    let mut store = cx.store()?;
+    let (_, a) = access::account(cx, &config, &store, name, Need::Configure)?;
+    let command = match password()? {
+        Password::Command(cmd) => Some(cmd),
+        Password::Secret(secret) => {
+            seal_password(cx, &mut store, &a.id, &secret)?;
+            None
+        }
+    };
+    if command.is_some() || a.password_command.is_some() {
+        let new = AccountConfig {
+            password_command: command,
+            ..a.clone()
+        };
+        config::edit(&cx.home, |doc| config::update_account(doc, name, a, &new))?;
+    }
+    store.insert_account(&a.id, name, a.enabled)?;
+    store.reset_failures(&a.id, a.enabled)?;
+    store.audit(
+        &cx.operator,
+        "account_set_password",
+        Some(&a.id),
+        Some(name),
+        &json!({}),
+    )?;
+    Ok(())
+}
+
+fn seal_password(cx: &Ctx, store: &mut Store, id: &str, pw: &SecretString) -> Result<()> {
+    store.set_credential(
+        id,
+        "imap",
+        &cx.vault()?.seal(&credential_context(id, "imap"), pw)?,
+    )
+}
+
+/// `account enable|disable`; disabling may drop the cached mail (pairings, outbox and audit
+/// log stay).
+pub fn set_enabled(cx: &Ctx, name: &str, enabled: bool, remove_history: bool) -> Result<()> {
+    let config = cx.config()?;
+    let mut store = cx.store()?;
+    let (_, a) = access::account(cx, &config, &store, name, Need::Configure)?;
+    let new = AccountConfig {
+        enabled,
+        ..a.clone()
+    };
+    config::edit(&cx.home, |doc| config::update_account(doc, name, a, &new))?;
+    store.insert_account(&a.id, name, enabled)?;
+    store.reset_failures(&a.id, enabled)?;
+    if remove_history {
+        store.remove_account_data(&a.id, false)?;
+    }
+    store.audit(
+        &cx.operator,
+        if enabled {
+            "account_enable"
+        } else {
+            "account_disable"
+        },
+        Some(&a.id),
+        Some(name),
+        &json!({"remove_history": remove_history}),
+    )?;
+    Ok(())
+}
+
+/// `account remove`: the settings go; with `purge` also the password, outbox and account
+/// state (pairings and the audit log stay).
+pub fn remove(cx: &Ctx, name: &str, purge: bool) -> Result<()> {
+    let config = cx.config()?;
+    let mut store = cx.store()?;
+    let (_, a) = access::account(cx, &config, &store, name, Need::Configure)?;
+    config::edit(&cx.home, |doc| {
+        if let Some(t) = doc["accounts"].as_table_mut() {
+            t.remove(name);
+        }
+        Ok(())
+    })?;
+    store.remove_account_data(&a.id, purge)?;
+    if !purge {
+        store.set_state(&a.id, AccountState::Disabled)?;
+    }
+    store.audit(
+        &cx.operator,
+        "account_remove",
+        Some(&a.id),
+        Some(name),
+        &json!({"purge": purge}),
+    )?;
+    Ok(())
+}
+
+/// What the account test of a stored account runs with.
+struct Stored {
+    config: std::sync::Arc<Config>,
+    acct: Account,
+    imap_pw: SecretString,
+    smtp_pw: SecretString,
+    chosen_sent: Option<String>,
+}
+
+/// `account test`: every step against the servers, each reported to `on_step` as it ends. A
+/// failed step lands in the error log with its fix.
+pub async fn test(cx: &Ctx, name: &str, on_step: &mut (dyn FnMut(&Step) + Send)) -> Result<Report> {
+    let n = name.to_string();
+    let s = cx.blocking(move |cx| stored_for_test(cx, &n)).await?;
+    let report = crate::check::run(
+        &s.config,
+        &s.acct,
+        &s.imap_pw,
+        &s.smtp_pw,
+        s.chosen_sent,
+        on_step,
+    )
+    .await;
+    let failed = report
+        .steps
+        .iter()
+        .find(|s| s.status == StepStatus::Failed)
+        .cloned();
+    if let Some(failed) = failed {
+        let id = s.acct.id().to_string();
+        cx.blocking(move |cx| log_failed_test(cx, &id, &failed))
+            .await?;
+    }
+    Ok(report)
+}
+
+/// The stored account's settings, passwords and chosen Sent folder, if this operator may test
+/// it.
+fn stored_for_test(cx: &Ctx, name: &str) -> Result<Stored> {
+    let config = cx.config()?;
+    let store = cx.store()?;
+    access::account(cx, &config, &store, name, Need::Configure)?;
+    let acct = Account::from_config(&config, name)?;
+    let vault = cx.vault()?;
+    let imap_pw = acct.password(&store, &vault)?;
+    let smtp_pw = acct.smtp_password(&config, &store, &vault)?;
+    let chosen_sent = store.chosen_sent_folder(acct.id())?;
+    Ok(Stored {
+        config,
+        acct,
+        imap_pw,
+        smtp_pw,
+        chosen_sent,
+    })
+}
+
+/// A failed step goes to the error log with its fix.
+fn log_failed_test(cx: &Ctx, account_id: &str, failed: &Step) -> Result<()> {
+    cx.store()?.log_event(
+        Some(account_id),
+        Level::Error,
+        &format!("account test failed at {}", failed.id),
+        Some(&failed.detail),
+        failed.fix.as_deref(),
+    )?;
+    Ok(())
+}
+
+/// An account named by the user that this operator may do `need` on, resolved for use.
+pub fn resolve(cx: &Ctx, name: Option<&str>, need: Need) -> Result<Account> {
+    let config = cx.config()?;
+    let (n, _) = access::pick_account(cx, &config, &*cx.store()?, name, need)?;
+    Account::from_config(&config, n)
+}
+
+/// Account names are installation-wide: one in use is refused whoever owns the account (and
+/// whether or not this operator may see it).
+fn free_name(config: &Config, name: &str) -> Result<()> {
+    if config.accounts.contains_key(name) {
+        return Err(AppError::needs_user(
+            format!("an account named {name:?} already exists"),
+            "",
+            "pick another name, or `mailroom account edit`",
+        ));
+    }
+    Ok(())
+}
+
+fn valid_name(name: &str) -> Result<()> {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_alphanumeric() || "-_.@".contains(c))
+    {
+        return Err(AppError::usage(
+            format!("invalid account name {name:?}"),
+            "use letters, digits, - _ . @",
+        ));
+    }
+    Ok(())
+}
+
+/// A new account's settings from the user's text (presets fill what is not given).
+fn build(s: &ServerSpec, password_command: Option<String>) -> Result<AccountConfig> {
+    let email = s.email.clone().ok_or_else(|| {
+        AppError::usage(
+            "--email is required",
+            "mailroom account add NAME --email ADDR --imap HOST[:PORT] --smtp HOST[:PORT]",
+        )
+    })?;
+    let preset = s.preset.as_deref().map(crate::presets::find).transpose()?;
+    let security = |given: &Option<String>, preset: Option<Security>, default: Security| {
+        Ok::<_, AppError>(
+            given
+                .as_deref()
+                .map(Security::parse)
+                .transpose()?
+                .or(preset)
+                .unwrap_or(default),
+        )
+    };
+    let imap_sec = security(
+        &s.imap_security,
+        preset.map(|p| p.imap_security),
+        Security::Tls,
+    )?;
+    let smtp_sec = security(
+        &s.smtp_security,
+        preset.map(|p| p.smtp_security),
+        Security::Starttls,
+    )?;
+    let imap_spec = s
+        .imap
+        .clone()
+        .or(preset.map(|p| format!("{}:{}", p.imap_host, p.imap_port)))
+        .ok_or_else(|| AppError::usage("--imap HOST[:PORT] is required", "or use --preset NAME"))?;
+    let smtp_spec = s
+        .smtp
+        .clone()
+        .or(preset.map(|p| format!("{}:{}", p.smtp_host, p.smtp_port)))
+        .ok_or_else(|| AppError::usage("--smtp HOST[:PORT] is required", "or use --preset NAME"))?;
+    if let Some(ca) = &s.ca_file
+        && !ca.exists()
+    {
+        return Err(AppError::usage(
+            format!("the CA file {} does not exist", ca.display()),
+            "pass the path to a PEM file",
+        ));
+    }
+    Ok(AccountConfig {
+        id: new_id(),
+        email: email.clone(),
+        display_name: None,
+        user: s.user.clone().unwrap_or(email),
+        enabled: true,
+        imap: Server::parse(&imap_spec, imap_sec, default_imap_port)?,
+        smtp: Server::parse(&smtp_spec, smtp_sec, default_smtp_port)?,
+        use_system_smtp: false,
+        insecure_skip_verify: s.insecure_skip_verify,
+        ca_file: s
+            .ca_file
+            .as_ref()
+            .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone())),
+        password_command,
+        aliases: s.aliases.clone(),
+        owner: None,
+        shared_with: s.share_with.clone().unwrap_or_default(),
+        deny: Vec::new(),
+        preset: s.preset.clone(),
+        sync: Default::default(),
+        sent_copy: Default::default(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> ServerSpec {
+        ServerSpec {
+            email: Some("work@example.test".into()),
+            imap: Some("127.0.0.1:1993".into()),
+            smtp: Some("127.0.0.1:1587".into()),
+            share_with: Some(vec!["carol".into()]),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_owner_configures_a_shared_operator_sees_a_stranger_finds_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = crate::config::Home {
+            root: dir.path().to_path_buf(),
+        };
+        let alice = Ctx::new(home, "alice");
+        let new = prepare(&alice, "work", &spec(), None).unwrap();
+        assert_eq!(new.cfg.owner.as_deref(), Some("alice"));
+        add(&alice, &new, Some(&SecretString::from("secret"))).unwrap();
+
+        let (carol, eve) = (alice.as_operator("carol"), alice.as_operator("eve"));
+        // Names are installation-wide.
+        let dup = prepare(&eve, "work", &spec(), None).unwrap_err();
+        assert!(dup.summary.contains("already exists"), "{}", dup.summary);
+        assert!(list(&eve).unwrap().is_empty());
+        assert_eq!(list(&carol).unwrap()[0].name, "work");
+
+        let hidden = show(&eve, "work").unwrap_err();
+        let missing = show(&eve, "nope").unwrap_err();
+        assert_eq!(hidden.summary, "no such account visible to operator eve");
+        assert_eq!((hidden.summary, hidden.fix), (missing.summary, missing.fix));
+        let change = Edit {
+            mark_read: Some(true),
+            ..Default::default()
+        };
+        let asked = std::cell::Cell::new(false);
+        let refused = edit(&carol, "work", &change, || {
+            asked.set(true);
+            Ok(None)
+        })
+        .unwrap_err();
+        assert!(refused.summary.contains("may not change the settings"));
+        assert!(
+            !asked.get(),
+            "no password is asked before the change is allowed"
+        );
+        assert!(set_enabled(&carol, "work", false, false).is_err());
+        assert!(remove(&eve, "work", true).is_err());
+
+        let v = edit(&alice, "work", &change, || Ok(None)).unwrap();
+        assert!(v.sync.mark_read);
+        assert_eq!(
+            show(&alice, "work").unwrap().password_source,
+            PasswordSource::Stored
+        );
+        let rows = alice.store().unwrap().audit_rows(20).unwrap();
+        let refusals = rows.iter().filter(|r| r.action == "refused").count();
+        assert_eq!(
+            refusals, 4,
+            "carol's edit and disable, eve's show and remove"
+        );
+    }
+}
