@@ -18,12 +18,13 @@ use super::matching::{
 };
 use crate::config::{Config, Home};
 use crate::error::{AppError, Result};
-use crate::store::{ActionRow, MessageDetail, Store, TriageFilter, TriageRow};
+use crate::store::{ActionRow, MessageDetail, Store, TriageFilter, TriageRow, TriageWindow};
 
 /// Who acts, and what they may see.
 pub struct Operator<'a> {
     pub name: &'a str,
-    /// Ids of the accounts this operator may see.
+    /// Ids of the accounts this operator may see and act on (the service layer's access gate
+    /// decides which: `ops::access`).
     pub accounts: Vec<String>,
 }
 
@@ -147,7 +148,9 @@ pub struct UndoOutcome {
     pub detail: String,
 }
 
-/// The triage desk: the store, the config it was opened with, and the acting operator.
+/// The triage desk: the store, the config it was opened with, and the acting operator with the
+/// accounts they may see. Whether the operator may name a message or an action at all is the
+/// service layer's decision (`ops::access`), made before the desk is asked.
 pub struct Desk<'a> {
     pub store: &'a Store,
     pub home: &'a Home,
@@ -160,8 +163,13 @@ fn gone(id: i64) -> AppError {
 }
 
 impl<'a> Desk<'a> {
-    pub fn new(store: &'a Store, home: &'a Home, config: Config, operator: &'a str) -> Desk<'a> {
-        let accounts = visible_accounts(&config, operator);
+    pub fn new(
+        store: &'a Store,
+        home: &'a Home,
+        config: Config,
+        operator: &'a str,
+        accounts: Vec<String>,
+    ) -> Desk<'a> {
         Desk {
             store,
             home,
@@ -209,9 +217,11 @@ impl<'a> Desk<'a> {
     }
 
     pub fn list(&self, account_id: Option<&str>, limit: i64, offset: i64) -> Result<TriagePage> {
-        let (total, rows) = self
+        let f = self.filter(account_id);
+        let total = self.store.triage_count(&f)?;
+        let rows = self
             .store
-            .triage_page(&self.filter(account_id), limit, offset)?;
+            .triage_rows(&f, TriageWindow::Offset { offset, limit })?;
         let sugg = Suggester::new(self.store)?;
         let thread = sugg.thread_customers(self.store, &rows)?;
         let messages = rows
@@ -243,20 +253,7 @@ impl<'a> Desk<'a> {
             None => (d.text_body.clone(), Vec::new(), d.text_body.is_some()),
         };
         let in_triage = self.store.in_triage(&self.filter(None), id)?;
-        let sugg = Suggester::new(self.store)?;
-        let row = TriageRow {
-            id: d.id,
-            account_id: acct.clone(),
-            from_addr: d.from_addr.clone(),
-            from_name: d.from_name.clone(),
-            subject: d.subject.clone(),
-            date: d.date.clone(),
-            message_id: d.message_id.clone(),
-            in_reply_to: d.in_reply_to.clone(),
-            refs: d.refs.clone(),
-            has_attachments: false,
-        };
-        let thread = sugg.thread_customers(self.store, std::slice::from_ref(&row))?;
+        let suggestions = self.suggestions_for(&d, &acct)?;
         let n = Normalizer::default();
         Ok(MessageView {
             id,
@@ -273,8 +270,35 @@ impl<'a> Desk<'a> {
             body_fetched: fetched,
             in_triage,
             customer_id: d.customer_id,
-            suggestions: sugg.for_message(d.from_addr.as_deref(), thread.get(&id)),
+            suggestions,
         })
+    }
+
+    /// Customers to pair the message with (same thread, same domain), without reading its
+    /// body: what the console's pair picker shows first.
+    pub fn suggestions(&self, id: i64) -> Result<Vec<Suggestion>> {
+        let (d, acct) = self.visible_message(id)?;
+        self.suggestions_for(&d, &acct)
+    }
+
+    fn suggestions_for(&self, d: &MessageDetail, acct: &str) -> Result<Vec<Suggestion>> {
+        let sugg = Suggester::new(self.store)?;
+        let row = TriageRow {
+            id: d.id,
+            account_id: acct.to_string(),
+            from_addr: d.from_addr.clone(),
+            from_name: d.from_name.clone(),
+            subject: d.subject.clone(),
+            date: d.date.clone(),
+            message_id: d.message_id.clone(),
+            in_reply_to: d.in_reply_to.clone(),
+            refs: d.refs.clone(),
+            has_attachments: false,
+            size: d.size,
+            seen: false,
+        };
+        let thread = sugg.thread_customers(self.store, std::slice::from_ref(&row))?;
+        Ok(sugg.for_message(d.from_addr.as_deref(), thread.get(&d.id)))
     }
 
     fn sender(&self, d: &MessageDetail) -> Result<String> {
@@ -548,51 +572,56 @@ impl<'a> Desk<'a> {
         })
     }
 
+    /// The accounts an action is about: where its message is now, and where the action found
+    /// it. Who may undo it is decided on these (`ops::triage::undo`).
+    pub fn action_accounts(&self, a: &ActionRow) -> Result<Vec<String>> {
+        let mut accounts: Vec<String> = match a.message_id {
+            Some(m) => self
+                .store
+                .message_locations(m)?
+                .into_iter()
+                .map(|l| l.account_id)
+                .collect(),
+            None => Vec::new(),
+        };
+        collect_account_ids(&a.payload, &mut accounts);
+        accounts.sort();
+        accounts.dedup();
+        Ok(accounts)
+    }
+
+    /// This operator's newest action that is not undone yet.
+    pub fn last_action(&self) -> Result<ActionRow> {
+        self.store.last_action(self.operator.name)?.ok_or_else(|| {
+            AppError::needs_user(
+                format!("{} has nothing to undo", self.operator.name),
+                "",
+                "name an action: `mailroom undo ACTION_ID` (ids are in `mailroom audit`)",
+            )
+        })
+    }
+
+    /// Refuses an action that was undone already.
+    pub fn check_undoable(&self, a: &ActionRow) -> Result<()> {
+        match &a.undone_at {
+            Some(at) => Err(AppError::needs_user(
+                format!("action {} was already undone at {at}", a.id),
+                "",
+                "nothing to do",
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// The action `undo` would act on: the named one, or this operator's newest.
     pub fn resolve_action(&self, action_id: Option<i64>) -> Result<ActionRow> {
         let a = match action_id {
             Some(id) => self.store.action(id)?.ok_or_else(|| {
                 AppError::not_found("action", &id.to_string(), "see `mailroom audit`")
             })?,
-            None => self.store.last_action(self.operator.name)?.ok_or_else(|| {
-                AppError::needs_user(
-                    format!("{} has nothing to undo", self.operator.name),
-                    "",
-                    "name an action: `mailroom undo ACTION_ID` (ids are in `mailroom audit`)",
-                )
-            })?,
+            None => self.last_action()?,
         };
-        // Another operator's action may be undone only by someone who may see the message's
-        // account (now, or where the action found it); otherwise it does not exist for them.
-        if a.operator != self.operator.name {
-            let mut accounts: Vec<String> = match a.message_id {
-                Some(m) => self
-                    .store
-                    .message_locations(m)?
-                    .into_iter()
-                    .map(|l| l.account_id)
-                    .collect(),
-                None => Vec::new(),
-            };
-            collect_account_ids(&a.payload, &mut accounts);
-            if !accounts
-                .iter()
-                .any(|acc| self.operator.accounts.contains(acc))
-            {
-                return Err(AppError::not_found(
-                    "action",
-                    &a.id.to_string(),
-                    "see `mailroom audit`",
-                ));
-            }
-        }
-        if let Some(at) = &a.undone_at {
-            return Err(AppError::needs_user(
-                format!("action {} was already undone at {at}", a.id),
-                "",
-                "nothing to do",
-            ));
-        }
+        self.check_undoable(&a)?;
         Ok(a)
     }
 
@@ -633,6 +662,12 @@ impl<'a> Desk<'a> {
     /// message sits in Trash on the server, for moves that already ran (see `trash_lookups`).
     pub fn undo(&mut self, action_id: Option<i64>, found: &[TrashHit]) -> Result<UndoOutcome> {
         let a = self.resolve_action(action_id)?;
+        self.undo_action(a, found)
+    }
+
+    /// Undoes `a` (already resolved, and allowed by the caller).
+    pub fn undo_action(&mut self, a: ActionRow, found: &[TrashHit]) -> Result<UndoOutcome> {
+        self.check_undoable(&a)?;
         let detail = match a.kind.as_str() {
             "pair" => self.undo_pair(&a)?,
             "add_customer" => self.undo_add_customer(&a)?,

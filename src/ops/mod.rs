@@ -12,6 +12,11 @@
 //! never blocks a tokio worker thread.
 
 pub mod access;
+pub mod customers;
+pub mod deny;
+pub mod logs;
+pub mod status;
+pub mod triage;
 
 use std::sync::{Arc, Mutex, OnceLock};
 

@@ -3,12 +3,12 @@
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::check::{Report, Step};
-use crate::cli::status::Status;
 use crate::error::AppError;
-use crate::store::console::{
-    CustomerRow, EventFilter, FolderRow, MessageDetail, MessageSummary, OutboxRow,
-};
-use crate::store::{EventRow, QuarantineRow};
+use crate::ops::customers::CustomerRow;
+use crate::ops::logs::{EventFilter, EventRow};
+use crate::ops::status::Status;
+use crate::store::QuarantineRow;
+use crate::store::console::{FolderRow, MessageDetail, MessageSummary, OutboxRow};
 use crate::tui::action::{AccountForm, PaneId};
 
 /// Rows fetched per page request: several screens, so scrolling rarely waits on the store.
@@ -58,6 +58,8 @@ pub enum Data {
     ScopeApplied(Result<String, AppError>),
     /// Another process committed to the database.
     DbChanged,
+    /// Matching caught up in the background (a change it made comes back as `DbChanged`).
+    Matched(Result<(), AppError>),
 }
 
 #[derive(Debug)]
@@ -448,12 +450,7 @@ pub enum Pending {
 }
 
 /// A customer suggested for a triage message, and why (same domain, same thread…).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Suggestion {
-    pub customer_id: i64,
-    pub name: String,
-    pub reason: String,
-}
+pub use crate::ops::triage::Suggestion;
 
 /// The fuzzy customer picker for "pair": suggestions first, then the search results.
 #[derive(Debug, Clone, Default)]
