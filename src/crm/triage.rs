@@ -18,7 +18,9 @@ use super::matching::{
 };
 use crate::config::{Config, Home};
 use crate::error::{AppError, Result};
-use crate::store::{ActionRow, MessageDetail, Store, TriageFilter, TriageRow, TriageWindow};
+use crate::store::{
+    ActionKind, ActionRow, MessageDetail, Store, TriageFilter, TriageRow, TriageState, TriageWindow,
+};
 
 /// Who acts, and what they may see.
 pub struct Operator<'a> {
@@ -127,7 +129,7 @@ pub struct MessageView {
 #[derive(Debug, Clone, Serialize)]
 pub struct ActionOutcome {
     pub action_id: i64,
-    pub kind: String,
+    pub kind: ActionKind,
     pub message_id: i64,
     pub customer_id: Option<i64>,
     pub detail: String,
@@ -145,7 +147,7 @@ pub struct BlockPlan {
 #[derive(Debug, Clone, Serialize)]
 pub struct UndoOutcome {
     pub action_id: i64,
-    pub kind: String,
+    pub kind: ActionKind,
     pub message_id: Option<i64>,
     pub detail: String,
 }
@@ -319,7 +321,7 @@ impl<'a> Desk<'a> {
     fn record(
         &self,
         s: &Store,
-        kind: &str,
+        kind: ActionKind,
         account_id: &str,
         message_id: i64,
         payload: serde_json::Value,
@@ -358,7 +360,7 @@ impl<'a> Desk<'a> {
             )?;
             self.record(
                 s,
-                "pair",
+                ActionKind::Pair,
                 &acct,
                 id,
                 json!({"customer_id": customer_id, "address": sender, "address_added": added,
@@ -368,7 +370,7 @@ impl<'a> Desk<'a> {
         rematch_addresses(self.store, &self.config, std::slice::from_ref(&sender), &[])?;
         Ok(ActionOutcome {
             action_id,
-            kind: "pair".into(),
+            kind: ActionKind::Pair,
             message_id: id,
             customer_id: Some(customer_id),
             detail: format!(
@@ -410,7 +412,7 @@ impl<'a> Desk<'a> {
             s.customer_add_email(cid, &sender)?;
             let aid = self.record(
                 s,
-                "add_customer",
+                ActionKind::AddCustomer,
                 &acct,
                 id,
                 json!({"customer_id": cid, "address": sender, "name": name}),
@@ -420,7 +422,7 @@ impl<'a> Desk<'a> {
         rematch_addresses(self.store, &self.config, std::slice::from_ref(&sender), &[])?;
         Ok(ActionOutcome {
             action_id,
-            kind: "add_customer".into(),
+            kind: ActionKind::AddCustomer,
             message_id: id,
             customer_id: Some(customer_id),
             detail: format!("customer {customer_id} {name} <{sender}> added"),
@@ -465,7 +467,7 @@ impl<'a> Desk<'a> {
             let added = deny::add(self.home, &scope, &pattern)?;
             self.record(
                 s,
-                "block",
+                ActionKind::Block,
                 &acct,
                 id,
                 json!({"pattern": plan.pattern, "kind": plan.kind, "account_id": acct,
@@ -482,7 +484,7 @@ impl<'a> Desk<'a> {
             plan,
             ActionOutcome {
                 action_id,
-                kind: "block".into(),
+                kind: ActionKind::Block,
                 message_id: id,
                 customer_id: None,
                 detail,
@@ -552,10 +554,10 @@ impl<'a> Desk<'a> {
                 ops.push(json!({"op_id": op, "location": l, "trash_folder_id": t.id,
                                 "trash_wire_name": t.wire_name}));
             }
-            s.set_triage_state(id, Some("deleted"))?;
+            s.set_triage_state(id, Some(TriageState::Deleted))?;
             self.record(
                 s,
-                "delete",
+                ActionKind::Delete,
                 &acct,
                 id,
                 json!({"ops": ops, "message_id_header": d.message_id,
@@ -564,7 +566,7 @@ impl<'a> Desk<'a> {
         })?;
         Ok(ActionOutcome {
             action_id,
-            kind: "delete".into(),
+            kind: ActionKind::Delete,
             message_id: id,
             customer_id: None,
             detail: format!(
@@ -630,7 +632,7 @@ impl<'a> Desk<'a> {
     /// For a delete whose move already ran: the Trash folders the message must be looked up in
     /// on the server (when the cache does not know its UID there, e.g. Trash is not synced).
     pub fn trash_lookups(&self, a: &ActionRow) -> Result<Vec<TrashLookup>> {
-        if a.kind != "delete" {
+        if a.kind != ActionKind::Delete {
             return Ok(Vec::new());
         }
         let mid = a.message_id.unwrap_or(0);
@@ -670,18 +672,11 @@ impl<'a> Desk<'a> {
     /// Undoes `a` (already resolved, and allowed by the caller).
     pub fn undo_action(&mut self, a: ActionRow, found: &[TrashHit]) -> Result<UndoOutcome> {
         self.check_undoable(&a)?;
-        let detail = match a.kind.as_str() {
-            "pair" => self.undo_pair(&a)?,
-            "add_customer" => self.undo_add_customer(&a)?,
-            "block" => self.undo_block(&a)?,
-            "delete" => self.undo_delete(&a, found)?,
-            other => {
-                return Err(AppError::local(
-                    format!("action {} has an unknown kind {other:?}", a.id),
-                    "",
-                    "report this as a bug",
-                ));
-            }
+        let detail = match a.kind {
+            ActionKind::Pair => self.undo_pair(&a)?,
+            ActionKind::AddCustomer => self.undo_add_customer(&a)?,
+            ActionKind::Block => self.undo_block(&a)?,
+            ActionKind::Delete => self.undo_delete(&a, found)?,
         };
         let acct = a
             .payload
@@ -794,7 +789,7 @@ impl<'a> Desk<'a> {
         let ops = a.payload["ops"].as_array().cloned().unwrap_or_default();
         let prev = a.payload["previous_triage_state"]
             .as_str()
-            .map(str::to_string);
+            .and_then(TriageState::parse);
         let known = self.store.message_locations(mid)?;
         let mut withdrawn = 0;
         let mut moved_back = 0;
@@ -839,7 +834,7 @@ impl<'a> Desk<'a> {
                 )?;
                 moved_back += 1;
             }
-            s.set_triage_state(mid, prev.as_deref())?;
+            s.set_triage_state(mid, prev)?;
             Ok(())
         })?;
         Ok(match (withdrawn, moved_back) {

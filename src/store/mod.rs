@@ -36,8 +36,8 @@ pub use quarantine::QuarantineRow;
 pub use search::SearchRow;
 pub use status::OutboxCounts;
 pub use triage::{
-    ActionRow, FolderRef, MessageDetail, MessagePlace, PendingOpRow, TriageFilter, TriageRow,
-    TriageWindow,
+    ActionKind, ActionRow, FolderRef, MessageDetail, MessagePlace, PendingOpRow, TriageFilter,
+    TriageRow, TriageState, TriageWindow,
 };
 
 use std::os::unix::fs::OpenOptionsExt;

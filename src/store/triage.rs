@@ -78,8 +78,83 @@ pub struct MessageDetail {
     pub direction: String,
     pub customer_id: Option<i64>,
     pub denied: bool,
-    pub triage_state: Option<String>,
+    pub triage_state: Option<TriageState>,
     pub locations: Vec<MessagePlace>,
+}
+
+/// What a triage action did (`actions.kind`; the audit log's `triage.KIND`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionKind {
+    Pair,
+    AddCustomer,
+    Block,
+    Delete,
+}
+
+impl ActionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionKind::Pair => "pair",
+            ActionKind::AddCustomer => "add_customer",
+            ActionKind::Block => "block",
+            ActionKind::Delete => "delete",
+        }
+    }
+
+    fn parse(s: &str) -> Option<ActionKind> {
+        [
+            ActionKind::Pair,
+            ActionKind::AddCustomer,
+            ActionKind::Block,
+            ActionKind::Delete,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for ActionKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a message left the triage queue without a customer (`messages.triage_state`; none: it
+/// is in the queue if nothing else keeps it out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TriageState {
+    /// Moved to Trash from triage.
+    Deleted,
+}
+
+impl TriageState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TriageState::Deleted => "deleted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<TriageState> {
+        (s == "deleted").then_some(TriageState::Deleted)
+    }
+}
+
+/// A text column read as one of our enums: an unknown value is a damaged row, named as such.
+fn enum_column<T>(
+    r: &rusqlite::Row<'_>,
+    i: usize,
+    parse: fn(&str) -> Option<T>,
+) -> rusqlite::Result<T> {
+    let text: String = r.get(i)?;
+    parse(&text).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            i,
+            rusqlite::types::Type::Text,
+            format!("unknown value {text:?}").into(),
+        )
+    })
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -87,7 +162,7 @@ pub struct ActionRow {
     pub id: i64,
     pub at: String,
     pub operator: String,
-    pub kind: String,
+    pub kind: ActionKind,
     pub message_id: Option<i64>,
     pub payload: serde_json::Value,
     pub undone_at: Option<String>,
@@ -298,7 +373,10 @@ impl Store {
                         direction: r.get(14)?,
                         customer_id: r.get(15)?,
                         denied: r.get::<_, i64>(16)? != 0,
-                        triage_state: r.get(17)?,
+                        triage_state: match r.get::<_, Option<String>>(17)? {
+                            Some(_) => Some(enum_column(r, 17, TriageState::parse)?),
+                            None => None,
+                        },
                         locations: Vec::new(),
                     })
                 },
@@ -392,10 +470,10 @@ impl Store {
         Ok(())
     }
 
-    pub fn set_triage_state(&self, id: i64, state: Option<&str>) -> Result<()> {
+    pub fn set_triage_state(&self, id: i64, state: Option<TriageState>) -> Result<()> {
         self.conn.execute(
             "UPDATE messages SET triage_state = ?2 WHERE id = ?1",
-            params![id, state],
+            params![id, state.map(TriageState::as_str)],
         )?;
         Ok(())
     }
@@ -481,13 +559,13 @@ impl Store {
     pub fn insert_action(
         &self,
         operator: &str,
-        kind: &str,
+        kind: ActionKind,
         message_id: Option<i64>,
         payload: &serde_json::Value,
     ) -> Result<i64> {
         self.conn.execute(
             "INSERT INTO actions (at, operator, kind, message_id, payload) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![now(), operator, kind, message_id, payload.to_string()],
+            params![now(), operator, kind.as_str(), message_id, payload.to_string()],
         )?;
         Ok(self.conn.last_insert_rowid())
     }
@@ -530,7 +608,7 @@ fn action_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ActionRow> {
         id: r.get(0)?,
         at: r.get(1)?,
         operator: r.get(2)?,
-        kind: r.get(3)?,
+        kind: enum_column(r, 3, ActionKind::parse)?,
         message_id: r.get(4)?,
         payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null),
         undone_at: r.get(6)?,
