@@ -232,7 +232,8 @@ fn main() {
     });
 
     println!();
-    let mut desk = Desk::new(&store, &home, config.clone(), "bench");
+    let visible = crm::visible_accounts(&config, "bench");
+    let mut desk = Desk::new(&store, &home, config.clone(), "bench", visible);
     let page = timed("triage list, first page of 100 (library)", || {
         desk.list(None, 100, 0).expect("list")
     });

@@ -146,20 +146,24 @@ fn main() {
         // Where the startup time goes.
         let config = ctx.config().expect("config");
         let t = Instant::now();
-        let _ = mailroom::cli::status::collect(&config, Some(&store), |_| true).expect("status");
+        let _ = mailroom::ops::status::collect(&config, Some(&store)).expect("status");
         let status = t.elapsed();
         let t = Instant::now();
         let f = mailroom::store::TriageFilter {
             accounts: vec!["acc-bench".into()],
             own: vec![],
         };
-        let _ = store.view_triage_count(&f).expect("count");
+        let _ = store.triage_count(&f).expect("count");
         let count = t.elapsed();
         let t = Instant::now();
-        let _ = store.view_triage_page(&f, 0, 200).expect("page");
+        let first = mailroom::store::TriageWindow::Offset {
+            offset: 0,
+            limit: 200,
+        };
+        let _ = store.triage_rows(&f, first).expect("page");
         let page = t.elapsed();
         println!(
-            "  of which: status (cli::status::collect) {status:?}, triage count {count:?}, first triage page {page:?}"
+            "  of which: status (ops::status::collect) {status:?}, triage count {count:?}, first triage page {page:?}"
         );
     }
     drop(store);

@@ -1,16 +1,17 @@
 //! `mailroom customers`: the customer book.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 use serde_json::json;
 
 use super::Ctx;
 use super::output::{emit, note, table};
-use crate::crm::{book, csvio, timeline, visible_accounts};
-use crate::error::{AppError, Result};
+use crate::error::Result;
 use crate::mail::sanitize::clean_line;
-use crate::store::CustomerRow;
+use crate::ops::customers::{
+    self, CustomerEdit, CustomerInput, CustomerRow, CustomerView, ImportReport,
+};
 
 #[derive(Debug, Subcommand)]
 pub enum CustomersCmd {
@@ -93,9 +94,6 @@ fn describe(c: &CustomerRow) -> String {
 }
 
 pub fn run(ctx: &Ctx, cmd: CustomersCmd) -> Result<i32> {
-    let config = ctx.config()?;
-    let store = ctx.store()?;
-    crate::crm::match_pending(&store, &config)?;
     match cmd {
         CustomersCmd::Add {
             name,
@@ -104,10 +102,9 @@ pub fn run(ctx: &Ctx, cmd: CustomersCmd) -> Result<i32> {
             domain,
             notes,
         } => {
-            let ch = book::add(
-                &store,
-                &config,
-                book::CustomerInput {
+            let ch = customers::add(
+                ctx,
+                CustomerInput {
                     name,
                     company,
                     notes,
@@ -115,23 +112,18 @@ pub fn run(ctx: &Ctx, cmd: CustomersCmd) -> Result<i32> {
                     domains: domain,
                 },
             )?;
-            store.audit(&ctx.operator, "customers.add", None, Some(&format!("customer:{}", ch.customer.id)), &json!({"name": ch.customer.name, "emails": ch.customer.emails, "domains": ch.customer.domains}))?;
-            emit(
-                ctx.json,
-                &json!({"customer": ch.customer, "rematch": ch.rematch}),
-                || {
-                    format!(
-                        "{}  ({} cached message(s) matched)",
-                        describe(&ch.customer)
-                            .trim_end()
-                            .replacen("customer", "added customer", 1),
-                        ch.rematch.matched
-                    )
-                },
-            );
+            emit(ctx.json, &ch, || {
+                format!(
+                    "{}  ({} cached message(s) matched)",
+                    describe(&ch.customer)
+                        .trim_end()
+                        .replacen("customer", "added customer", 1),
+                    ch.rematch.matched
+                )
+            });
         }
         CustomersCmd::List => {
-            let all = store.customers()?;
+            let all = customers::list(ctx)?;
             emit(ctx.json, &json!({"customers": all}), || {
                 if all.is_empty() {
                     "no customers yet — add one with `mailroom customers add --name N --email E` or import a CSV".into()
@@ -144,42 +136,8 @@ pub fn run(ctx: &Ctx, cmd: CustomersCmd) -> Result<i32> {
             });
         }
         CustomersCmd::Show { id } => {
-            let c = store.customer(id)?.ok_or_else(|| book::not_found(id))?;
-            let rows = store.timeline(id, &visible_accounts(&config, &ctx.operator))?;
-            let threads = timeline::threads(rows);
-            let mut v = serde_json::to_value(&c).unwrap_or_default();
-            v["timeline"] = serde_json::to_value(&threads).unwrap_or_default();
-            emit(ctx.json, &json!({"customer": v}), || {
-                let mut s = describe(&c);
-                if threads.is_empty() {
-                    s.push_str("\nno messages on the timeline yet\n");
-                }
-                for t in &threads {
-                    s.push_str(&format!(
-                        "\nthread {}: {}\n",
-                        t.thread_id,
-                        clean_line(t.subject.as_deref().unwrap_or("(no subject)"))
-                    ));
-                    for m in &t.messages {
-                        let arrow = if m.direction == "out" { "→" } else { "←" };
-                        let who = if m.direction == "out" {
-                            m.to.join(", ")
-                        } else {
-                            m.from.clone().unwrap_or_default()
-                        };
-                        s.push_str(&format!(
-                            "  {arrow} {:<6} {}  {}  {}  [{}: {}]\n",
-                            m.id,
-                            m.date.as_deref().unwrap_or("-"),
-                            clean_line(&who),
-                            clean_line(m.subject.as_deref().unwrap_or("")),
-                            m.why.rule,
-                            clean_line(m.why.detail.as_deref().unwrap_or("")),
-                        ));
-                    }
-                }
-                s
-            });
+            let v = customers::show(ctx, id)?;
+            emit(ctx.json, &json!({"customer": v}), || show_text(&v));
         }
         CustomersCmd::Edit {
             id,
@@ -191,101 +149,110 @@ pub fn run(ctx: &Ctx, cmd: CustomersCmd) -> Result<i32> {
             remove_domain,
             notes,
         } => {
-            let ch = book::edit(
-                &store,
-                &config,
-                id,
-                book::CustomerEdit {
-                    name,
-                    company,
-                    notes,
-                    add_emails: email,
-                    remove_emails: remove_email,
-                    add_domains: domain,
-                    remove_domains: remove_domain,
-                },
-            )?;
-            store.audit(
-                &ctx.operator,
-                "customers.edit",
-                None,
-                Some(&format!("customer:{id}")),
-                &json!({"emails": ch.customer.emails, "domains": ch.customer.domains}),
-            )?;
-            emit(
-                ctx.json,
-                &json!({"customer": ch.customer, "rematch": ch.rematch}),
-                || describe(&ch.customer),
-            );
+            let edit = CustomerEdit {
+                name,
+                company,
+                notes,
+                add_emails: email,
+                remove_emails: remove_email,
+                add_domains: domain,
+                remove_domains: remove_domain,
+            };
+            let ch = customers::edit(ctx, id, edit)?;
+            emit(ctx.json, &ch, || describe(&ch.customer));
         }
         CustomersCmd::Remove { id } => {
-            let (c, rematch) = book::remove(&store, &config, id)?;
-            store.audit(
-                &ctx.operator,
-                "customers.remove",
-                None,
-                Some(&format!("customer:{id}")),
-                &json!({"name": c.name, "emails": c.emails}),
-            )?;
-            emit(ctx.json, &json!({"removed": c, "rematch": rematch}), || {
-                format!(
-                    "removed customer {id} {}; their mail is unmatched again",
-                    clean_line(&c.name)
-                )
-            });
-        }
-        CustomersCmd::Import { file } => {
-            let bytes = std::fs::read(&file).map_err(|e| {
-                AppError::usage(
-                    format!("cannot read {}: {e}", file.display()),
-                    "check the path",
-                )
-            })?;
-            let r = csvio::import(&store, &config, &bytes)?;
-            store.audit(&ctx.operator, "customers.import", None, Some(&file.display().to_string()), &json!({"imported": r.imported, "updated": r.updated, "unchanged": r.unchanged, "errors": r.errors.len()}))?;
-            if !ctx.json {
-                for e in &r.errors {
-                    note(format!("line {}: {}", e.line, clean_line(&e.reason)));
-                }
-                if !r.ignored_columns.is_empty() {
-                    note(format!("ignored columns: {}", r.ignored_columns.join(", ")));
-                }
-            }
+            let r = customers::remove(ctx, id)?;
             emit(ctx.json, &r, || {
                 format!(
-                    "imported {}, updated {}, unchanged {}, {} bad row(s) ({}, columns separated by {})",
-                    r.imported,
-                    r.updated,
-                    r.unchanged,
-                    r.errors.len(),
-                    r.encoding,
-                    r.delimiter_label()
+                    "removed customer {id} {}; their mail is unmatched again",
+                    clean_line(&r.removed.name)
                 )
             });
         }
-        CustomersCmd::Export { file } => {
-            let bytes = csvio::export(&store)?;
-            let count = store.customers()?.len();
-            match file {
-                Some(path) => {
-                    crate::config::write_atomic(&path, &bytes, 0o600)?;
-                    emit(ctx.json, &json!({"exported": count, "file": path}), || {
-                        format!("exported {count} customer(s) to {}", path.display())
-                    });
-                }
-                None if ctx.json => {
-                    emit(
-                        true,
-                        &json!({"exported": count, "csv": String::from_utf8_lossy(&bytes)}),
-                        String::new,
-                    );
-                }
-                None => {
-                    use std::io::Write;
-                    std::io::stdout().write_all(&bytes)?;
-                }
-            }
-        }
+        CustomersCmd::Import { file } => import(ctx, &file)?,
+        CustomersCmd::Export { file } => export(ctx, file.as_deref())?,
     }
     Ok(0)
+}
+
+/// A customer and their timeline, thread by thread.
+fn show_text(v: &CustomerView) -> String {
+    let mut s = describe(&v.customer);
+    if v.timeline.is_empty() {
+        s.push_str("\nno messages on the timeline yet\n");
+    }
+    for t in &v.timeline {
+        s.push_str(&format!(
+            "\nthread {}: {}\n",
+            t.thread_id,
+            clean_line(t.subject.as_deref().unwrap_or("(no subject)"))
+        ));
+        for m in &t.messages {
+            let arrow = if m.direction == "out" { "→" } else { "←" };
+            let who = if m.direction == "out" {
+                m.to.join(", ")
+            } else {
+                m.from.clone().unwrap_or_default()
+            };
+            s.push_str(&format!(
+                "  {arrow} {:<6} {}  {}  {}  [{}: {}]\n",
+                m.id,
+                m.date.as_deref().unwrap_or("-"),
+                clean_line(&who),
+                clean_line(m.subject.as_deref().unwrap_or("")),
+                m.why.rule,
+                clean_line(m.why.detail.as_deref().unwrap_or("")),
+            ));
+        }
+    }
+    s
+}
+
+fn import(ctx: &Ctx, file: &Path) -> Result<()> {
+    let r: ImportReport = customers::import(ctx, file)?;
+    if !ctx.json {
+        for e in &r.errors {
+            note(format!("line {}: {}", e.line, clean_line(&e.reason)));
+        }
+        if !r.ignored_columns.is_empty() {
+            note(format!("ignored columns: {}", r.ignored_columns.join(", ")));
+        }
+    }
+    emit(ctx.json, &r, || {
+        format!(
+            "imported {}, updated {}, unchanged {}, {} bad row(s) ({}, columns separated by {})",
+            r.imported,
+            r.updated,
+            r.unchanged,
+            r.errors.len(),
+            r.encoding,
+            r.delimiter_label()
+        )
+    });
+    Ok(())
+}
+
+fn export(ctx: &Ctx, file: Option<&Path>) -> Result<()> {
+    let x = customers::export(ctx, file)?;
+    let count = x.count;
+    match &x.file {
+        Some(path) => {
+            emit(ctx.json, &json!({"exported": count, "file": path}), || {
+                format!("exported {count} customer(s) to {}", path.display())
+            });
+        }
+        None if ctx.json => {
+            emit(
+                true,
+                &json!({"exported": count, "csv": String::from_utf8_lossy(&x.csv)}),
+                String::new,
+            );
+        }
+        None => {
+            use std::io::Write;
+            std::io::stdout().write_all(&x.csv)?;
+        }
+    }
+    Ok(())
 }

@@ -1,15 +1,13 @@
 //! `mailroom log` (events and errors, optionally followed) and `mailroom audit`.
 
-use std::time::Duration;
-
 use clap::Args;
 use serde_json::json;
 
 use super::Ctx;
 use super::output::{emit, table};
-use crate::error::{AppError, Result};
+use crate::error::Result;
 use crate::mail::sanitize::clean_line;
-use crate::store::{EventRow, Level};
+use crate::ops::logs::{self, EventRow};
 
 #[derive(Debug, Args)]
 pub struct LogArgs {
@@ -53,19 +51,9 @@ fn event_line(e: &EventRow, names: &std::collections::HashMap<String, String>) -
 }
 
 pub async fn log(ctx: &Ctx, args: LogArgs) -> Result<i32> {
-    let level = Level::parse(&args.level).ok_or_else(|| {
-        AppError::usage(
-            format!("unknown level {:?}", args.level),
-            "use error, warn, info or debug",
-        )
-    })?;
-    let store = ctx.store()?;
-    let names: std::collections::HashMap<String, String> = store
-        .accounts()?
-        .into_iter()
-        .map(|a| (a.id, a.name))
-        .collect();
-    let events = store.recent_events(level, args.limit)?;
+    let level = logs::level(&args.level)?;
+    let names = logs::account_names(ctx)?;
+    let events = logs::recent(ctx, level, args.limit)?;
     if !args.follow || ctx.json {
         emit(ctx.json, &json!({ "events": events }), || {
             events
@@ -81,24 +69,16 @@ pub async fn log(ctx: &Ctx, args: LogArgs) -> Result<i32> {
             return Ok(0);
         }
     }
-    let mut last = events.last().map(|e| e.id).unwrap_or(0);
-    loop {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => return Ok(0),
-            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-        }
-        for e in store.events_after(last, level, 1000)? {
-            last = e.id;
-            if !super::output::line(&event_line(&e, &names)) {
-                return Ok(0);
-            }
-        }
+    let last = events.last().map(|e| e.id).unwrap_or(0);
+    let print = |e: &EventRow| super::output::line(&event_line(e, &names));
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => Ok(0),
+        r = logs::follow(ctx, level, last, print) => r.map(|()| 0),
     }
 }
 
 pub fn audit(ctx: &Ctx, args: AuditArgs) -> Result<i32> {
-    let store = ctx.store()?;
-    let rows = store.audit_rows(args.limit)?;
+    let rows = logs::audit(ctx, args.limit)?;
     emit(ctx.json, &json!({ "audit": rows }), || {
         let cells: Vec<Vec<String>> = rows
             .iter()

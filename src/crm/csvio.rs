@@ -239,16 +239,7 @@ const HEADER_FIX: &str = "the first line names the columns, separated by `,`, `;
 
 pub fn import(store: &Store, config: &Config, bytes: &[u8]) -> Result<ImportReport> {
     let (text, encoding) = decode(bytes);
-    let (delimiter, body, first_line) = match sep_line(&text) {
-        Some(Ok((d, len))) => (d, &text[len..], 2),
-        Some(Err(e)) => {
-            return Err(AppError::usage(
-                e,
-                "use `sep=,`, `sep=;` or a tab, or remove the line",
-            ));
-        }
-        None => (sniff_delimiter(&text), &text[..], 1),
-    };
+    let (delimiter, body, first_line) = layout(&text)?;
     let mut rdr = csv::ReaderBuilder::new()
         .delimiter(delimiter)
         .flexible(true)
@@ -258,12 +249,59 @@ pub fn import(store: &Store, config: &Config, bytes: &[u8]) -> Result<ImportRepo
         .headers()
         .map_err(|e| AppError::usage(format!("cannot read the CSV header: {e}"), HEADER_FIX))?
         .clone();
-    let mut cols = Columns::default();
     let mut report = ImportReport {
         encoding: encoding.to_string(),
         delimiter: char::from(delimiter).to_string(),
         ..Default::default()
     };
+    let cols = columns(&headers, &mut report)?;
+    let mut merge = Merge::new(store.customers()?);
+    let mut lines = Lines::new(body, first_line);
+    store.atomically(|s| {
+        for rec in rdr.records() {
+            let (line, rec) = match rec {
+                Ok(r) => (lines.of(r.position()), r),
+                Err(e) => {
+                    let line = lines.of(e.position());
+                    report.errors.push(RowError {
+                        line,
+                        reason: e.to_string(),
+                    });
+                    continue;
+                }
+            };
+            match parse_row(&rec, &cols, headers.len(), delimiter) {
+                Ok(Some(row)) => merge.row(s, line, row, &mut report)?,
+                Ok(None) => {}
+                Err(reason) => report.errors.push(RowError { line, reason }),
+            }
+        }
+        Ok(())
+    })?;
+    if report.imported + report.updated > 0 {
+        rematch_all(store, config)?;
+    }
+    Ok(report)
+}
+
+/// The delimiter, the text after an Excel `sep=` line, and the file's line number of that
+/// text's first line.
+fn layout(text: &str) -> Result<(u8, &str, u64)> {
+    Ok(match sep_line(text) {
+        Some(Ok((d, len))) => (d, &text[len..], 2),
+        Some(Err(e)) => {
+            return Err(AppError::usage(
+                e,
+                "use `sep=,`, `sep=;` or a tab, or remove the line",
+            ));
+        }
+        None => (sniff_delimiter(text), text, 1),
+    })
+}
+
+/// Which column holds what; columns that are not ours go to the report.
+fn columns(headers: &csv::StringRecord, report: &mut ImportReport) -> Result<Columns> {
+    let mut cols = Columns::default();
     for (i, h) in headers.iter().enumerate() {
         match h.trim().to_lowercase().as_str() {
             "name" => cols.name = Some(i),
@@ -277,123 +315,164 @@ pub fn import(store: &Store, config: &Config, bytes: &[u8]) -> Result<ImportRepo
     if cols.name.is_none() {
         return Err(AppError::usage("the CSV has no `name` column", HEADER_FIX));
     }
-    let width = headers.len();
+    Ok(cols)
+}
 
-    let existing = store.customers()?;
-    let mut by_key: HashMap<(String, String), i64> = HashMap::new();
-    for c in &existing {
-        by_key
-            .entry(key(&c.name, c.company.as_deref()))
-            .or_insert(c.id);
+/// The book as the import goes through the file: who is there, and which line of the file
+/// claimed an address or a customer first.
+struct Merge {
+    by_key: HashMap<(String, String), i64>,
+    current: HashMap<i64, CustomerRow>,
+    claimed_addr: HashMap<String, u64>,
+    claimed_customer: HashMap<i64, u64>,
+}
+
+impl Merge {
+    fn new(existing: Vec<CustomerRow>) -> Merge {
+        let mut by_key: HashMap<(String, String), i64> = HashMap::new();
+        for c in &existing {
+            by_key
+                .entry(key(&c.name, c.company.as_deref()))
+                .or_insert(c.id);
+        }
+        Merge {
+            by_key,
+            current: existing.into_iter().map(|c| (c.id, c)).collect(),
+            claimed_addr: HashMap::new(),
+            claimed_customer: HashMap::new(),
+        }
     }
-    let mut current: HashMap<i64, CustomerRow> = existing.into_iter().map(|c| (c.id, c)).collect();
-    // Which line of this file claimed an address or a customer first.
-    let mut claimed_addr: HashMap<String, u64> = HashMap::new();
-    let mut claimed_customer: HashMap<i64, u64> = HashMap::new();
 
-    let mut lines = Lines::new(body, first_line);
-    store.atomically(|s| {
-        for rec in rdr.records() {
-            let (line, rec) = match rec {
-                Ok(r) => (lines.of(r.position()), r),
-                Err(e) => {
-                    let line = lines.of(e.position());
-                    report.errors.push(RowError { line, reason: e.to_string() });
-                    continue;
-                }
-            };
-            let row = match parse_row(&rec, &cols, width, delimiter) {
-                Ok(Some(r)) => r,
-                Ok(None) => continue,
-                Err(reason) => {
-                    report.errors.push(RowError { line, reason });
-                    continue;
-                }
-            };
-            if let Some((a, l)) = row.emails.iter().find_map(|a| claimed_addr.get(a).map(|l| (a, *l))) {
-                report.errors.push(RowError { line, reason: format!("{a} is already on line {l}") });
-                continue;
+    /// Takes one good row of the file: a new customer, an update of the one it describes, or
+    /// a reason it is refused.
+    fn row(&mut self, s: &Store, line: u64, row: Row, report: &mut ImportReport) -> Result<()> {
+        let target = match self.target(s, &row)? {
+            Ok(t) => t,
+            Err(reason) => {
+                report.errors.push(RowError { line, reason });
+                return Ok(());
             }
-            let mut owners: Vec<i64> = Vec::new();
-            for a in &row.emails {
-                if let Some(o) = s.email_owner(a)?
-                    && !owners.contains(&o)
-                {
-                    owners.push(o);
+        };
+        for a in &row.emails {
+            self.claimed_addr.insert(a.clone(), line);
+        }
+        match target.and_then(|id| self.current.get(&id).cloned()) {
+            None => {
+                let company = row.company.clone().flatten();
+                let id = s.customer_insert(
+                    &row.name,
+                    company.as_deref(),
+                    row.notes.clone().flatten().as_deref(),
+                )?;
+                for a in &row.emails {
+                    s.customer_add_email(id, a)?;
                 }
-            }
-            if owners.len() > 1 {
-                report.errors.push(RowError {
-                    line,
-                    reason: format!(
-                        "its addresses belong to different customers ({}); split the row or merge them first",
-                        owners.iter().map(|o| o.to_string()).collect::<Vec<_>>().join(", ")
-                    ),
-                });
-                continue;
-            }
-            let target = owners.first().copied().or_else(|| {
-                if row.emails.is_empty() {
-                    let company = row.company.clone().flatten();
-                    by_key.get(&key(&row.name, company.as_deref())).copied()
-                } else {
-                    None
+                for d in &row.domains {
+                    s.customer_add_domain(id, d)?;
                 }
-            });
-            if let Some(id) = target
-                && let Some(l) = claimed_customer.get(&id)
-            {
-                report.errors.push(RowError { line, reason: format!("describes the same customer as line {l}") });
-                continue;
+                self.by_key.insert(key(&row.name, company.as_deref()), id);
+                self.claimed_customer.insert(id, line);
+                report.imported += 1;
             }
-            for a in &row.emails {
-                claimed_addr.insert(a.clone(), line);
-            }
-            match target.and_then(|id| current.get(&id).cloned()) {
-                None => {
-                    let company = row.company.clone().flatten();
-                    let id = s.customer_insert(&row.name, company.as_deref(), row.notes.clone().flatten().as_deref())?;
-                    for a in &row.emails {
-                        s.customer_add_email(id, a)?;
-                    }
-                    for d in &row.domains {
-                        s.customer_add_domain(id, d)?;
-                    }
-                    by_key.insert(key(&row.name, company.as_deref()), id);
-                    claimed_customer.insert(id, line);
-                    report.imported += 1;
-                }
-                Some(c) => {
-                    claimed_customer.insert(c.id, line);
-                    let name = (row.name != c.name).then_some(row.name.as_str());
-                    let company = row.company.as_ref().filter(|v| **v != c.company).map(|v| v.as_deref());
-                    let notes = row.notes.as_ref().filter(|v| **v != c.notes).map(|v| v.as_deref());
-                    let new_emails: Vec<&String> = row.emails.iter().filter(|a| !c.emails.contains(a)).collect();
-                    let new_domains: Vec<&String> = row.domains.iter().filter(|d| !c.domains.contains(d)).collect();
-                    if name.is_none() && company.is_none() && notes.is_none() && new_emails.is_empty() && new_domains.is_empty() {
-                        report.unchanged += 1;
-                        continue;
-                    }
-                    s.customer_update(c.id, name, company, notes)?;
-                    for a in new_emails {
-                        s.customer_add_email(c.id, a)?;
-                    }
-                    for d in new_domains {
-                        s.customer_add_domain(c.id, d)?;
-                    }
+            Some(c) => {
+                self.claimed_customer.insert(c.id, line);
+                if update(s, &c, &row)? {
                     if let Some(fresh) = s.customer(c.id)? {
-                        current.insert(c.id, fresh);
+                        self.current.insert(c.id, fresh);
                     }
                     report.updated += 1;
+                } else {
+                    report.unchanged += 1;
                 }
             }
         }
         Ok(())
-    })?;
-    if report.imported + report.updated > 0 {
-        rematch_all(store, config)?;
     }
-    Ok(report)
+
+    /// The existing customer a row describes (by any of its addresses, else — without
+    /// addresses — by name and company), or why the row cannot be taken.
+    fn target(&self, s: &Store, row: &Row) -> Result<std::result::Result<Option<i64>, String>> {
+        if let Some((a, l)) = row
+            .emails
+            .iter()
+            .find_map(|a| self.claimed_addr.get(a).map(|l| (a, *l)))
+        {
+            return Ok(Err(format!("{a} is already on line {l}")));
+        }
+        let mut owners: Vec<i64> = Vec::new();
+        for a in &row.emails {
+            if let Some(o) = s.email_owner(a)?
+                && !owners.contains(&o)
+            {
+                owners.push(o);
+            }
+        }
+        if owners.len() > 1 {
+            let list: Vec<String> = owners.iter().map(|o| o.to_string()).collect();
+            return Ok(Err(format!(
+                "its addresses belong to different customers ({}); split the row or merge them first",
+                list.join(", ")
+            )));
+        }
+        let target = owners.first().copied().or_else(|| {
+            if row.emails.is_empty() {
+                let company = row.company.clone().flatten();
+                self.by_key
+                    .get(&key(&row.name, company.as_deref()))
+                    .copied()
+            } else {
+                None
+            }
+        });
+        if let Some(id) = target
+            && let Some(l) = self.claimed_customer.get(&id)
+        {
+            return Ok(Err(format!("describes the same customer as line {l}")));
+        }
+        Ok(Ok(target))
+    }
+}
+
+/// Brings customer `c` up to what the row says (addresses and domains are only added); false
+/// when nothing differs.
+fn update(s: &Store, c: &CustomerRow, row: &Row) -> Result<bool> {
+    let name = (row.name != c.name).then_some(row.name.as_str());
+    let company = row
+        .company
+        .as_ref()
+        .filter(|v| **v != c.company)
+        .map(|v| v.as_deref());
+    let notes = row
+        .notes
+        .as_ref()
+        .filter(|v| **v != c.notes)
+        .map(|v| v.as_deref());
+    let new_emails: Vec<&String> = row
+        .emails
+        .iter()
+        .filter(|a| !c.emails.contains(a))
+        .collect();
+    let new_domains: Vec<&String> = row
+        .domains
+        .iter()
+        .filter(|d| !c.domains.contains(d))
+        .collect();
+    if name.is_none()
+        && company.is_none()
+        && notes.is_none()
+        && new_emails.is_empty()
+        && new_domains.is_empty()
+    {
+        return Ok(false);
+    }
+    s.customer_update(c.id, name, company, notes)?;
+    for a in new_emails {
+        s.customer_add_email(c.id, a)?;
+    }
+    for d in new_domains {
+        s.customer_add_domain(c.id, d)?;
+    }
+    Ok(true)
 }
 
 /// The whole book as CSV (UTF-8, header row), in the shape `import` reads back unchanged.

@@ -2,8 +2,12 @@
 //! writes rows. Never imports the UI.
 //!
 //! Sync calls [`after_sync`] after each pass ([`match_pending`], or [`match_messages`] with the
-//! ids of a batch): it matches, and sets the denied flag from the deny lists. Readers (triage, timelines,
-//! search) call `match_pending` first too, so mail stored without matching is never missed.
+//! ids of a batch): it matches, and sets the denied flag from the deny lists. The CLI's crm commands
+//! call `match_pending` first too, and the console runs it in the background when the database
+//! changed (never inside a page load), so mail stored without matching is never missed.
+//!
+//! Who may see which account is not decided here: the service layer's gate (`ops::access`)
+//! hands the desk the accounts an operator may see.
 
 pub mod address;
 pub mod book;
@@ -22,7 +26,7 @@ pub use triage::{Desk, may_see, visible_accounts};
 mod tests;
 
 /// What sync calls after each successful pass: matches the new mail. A failure here never fails
-/// the sync (the mail is stored; every crm reader catches up), it is logged with the fix.
+/// the sync (the mail is stored; the next catch-up matches it), it is logged with the fix.
 pub fn after_sync(store: &crate::store::Store, config: &crate::config::Config, account_id: &str) {
     if let Err(e) = match_pending(store, config) {
         let _ = store.log_event(
@@ -30,7 +34,7 @@ pub fn after_sync(store: &crate::store::Store, config: &crate::config::Config, a
             crate::store::Level::Warn,
             "matching new mail to customers failed",
             Some(&e.to_string()),
-            Some("it is retried on the next pass and whenever triage is opened"),
+            Some("it is retried on the next pass, by the console when the database changes, and by every triage command"),
         );
     }
 }

@@ -115,7 +115,9 @@ impl World {
         v
     }
     fn desk(&self, operator: &'static str) -> Desk<'_> {
-        Desk::new(&self.store, &self.home, self.config(), operator)
+        let config = self.config();
+        let accounts = visible_accounts(&config, operator);
+        Desk::new(&self.store, &self.home, config, operator, accounts)
     }
     fn queue(&self, operator: &'static str) -> Vec<i64> {
         self.desk(operator)

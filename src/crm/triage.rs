@@ -18,17 +18,22 @@ use super::matching::{
 };
 use crate::config::{Config, Home};
 use crate::error::{AppError, Result};
-use crate::store::{ActionRow, MessageDetail, Store, TriageFilter, TriageRow};
+use crate::store::{
+    ActionKind, ActionRow, MessageDetail, Store, TriageFilter, TriageRow, TriageState, TriageWindow,
+};
 
 /// Who acts, and what they may see.
 pub struct Operator<'a> {
     pub name: &'a str,
-    /// Ids of the accounts this operator may see.
+    /// Ids of the accounts this operator may see and act on (the service layer's access gate
+    /// decides which: `ops::access`).
     pub accounts: Vec<String>,
 }
 
 /// Whether `operator` may see an account: private to its owner unless shared with them;
-/// accounts without an owner are everyone's.
+/// accounts without an owner are everyone's. TRANSITIONAL (issue 11): the service layer decides
+/// through `ops::access`; this and [`visible_accounts`] stay for the callers not converted yet
+/// (and the unit tests), and go with the last of them.
 pub fn may_see(acct: &crate::config::AccountConfig, operator: &str) -> bool {
     match &acct.owner {
         None => true,
@@ -124,7 +129,7 @@ pub struct MessageView {
 #[derive(Debug, Clone, Serialize)]
 pub struct ActionOutcome {
     pub action_id: i64,
-    pub kind: String,
+    pub kind: ActionKind,
     pub message_id: i64,
     pub customer_id: Option<i64>,
     pub detail: String,
@@ -142,12 +147,14 @@ pub struct BlockPlan {
 #[derive(Debug, Clone, Serialize)]
 pub struct UndoOutcome {
     pub action_id: i64,
-    pub kind: String,
+    pub kind: ActionKind,
     pub message_id: Option<i64>,
     pub detail: String,
 }
 
-/// The triage desk: the store, the config it was opened with, and the acting operator.
+/// The triage desk: the store, the config it was opened with, and the acting operator with the
+/// accounts they may see. Whether the operator may name a message or an action at all is the
+/// service layer's decision (`ops::access`), made before the desk is asked.
 pub struct Desk<'a> {
     pub store: &'a Store,
     pub home: &'a Home,
@@ -160,8 +167,13 @@ fn gone(id: i64) -> AppError {
 }
 
 impl<'a> Desk<'a> {
-    pub fn new(store: &'a Store, home: &'a Home, config: Config, operator: &'a str) -> Desk<'a> {
-        let accounts = visible_accounts(&config, operator);
+    pub fn new(
+        store: &'a Store,
+        home: &'a Home,
+        config: Config,
+        operator: &'a str,
+        accounts: Vec<String>,
+    ) -> Desk<'a> {
         Desk {
             store,
             home,
@@ -209,9 +221,11 @@ impl<'a> Desk<'a> {
     }
 
     pub fn list(&self, account_id: Option<&str>, limit: i64, offset: i64) -> Result<TriagePage> {
-        let (total, rows) = self
+        let f = self.filter(account_id);
+        let total = self.store.triage_count(&f)?;
+        let rows = self
             .store
-            .triage_page(&self.filter(account_id), limit, offset)?;
+            .triage_rows(&f, TriageWindow::Offset { offset, limit })?;
         let sugg = Suggester::new(self.store)?;
         let thread = sugg.thread_customers(self.store, &rows)?;
         let messages = rows
@@ -243,20 +257,7 @@ impl<'a> Desk<'a> {
             None => (d.text_body.clone(), Vec::new(), d.text_body.is_some()),
         };
         let in_triage = self.store.in_triage(&self.filter(None), id)?;
-        let sugg = Suggester::new(self.store)?;
-        let row = TriageRow {
-            id: d.id,
-            account_id: acct.clone(),
-            from_addr: d.from_addr.clone(),
-            from_name: d.from_name.clone(),
-            subject: d.subject.clone(),
-            date: d.date.clone(),
-            message_id: d.message_id.clone(),
-            in_reply_to: d.in_reply_to.clone(),
-            refs: d.refs.clone(),
-            has_attachments: false,
-        };
-        let thread = sugg.thread_customers(self.store, std::slice::from_ref(&row))?;
+        let suggestions = self.suggestions_for(&d, &acct)?;
         let n = Normalizer::default();
         Ok(MessageView {
             id,
@@ -273,8 +274,35 @@ impl<'a> Desk<'a> {
             body_fetched: fetched,
             in_triage,
             customer_id: d.customer_id,
-            suggestions: sugg.for_message(d.from_addr.as_deref(), thread.get(&id)),
+            suggestions,
         })
+    }
+
+    /// Customers to pair the message with (same thread, same domain), without reading its
+    /// body: what the console's pair picker shows first.
+    pub fn suggestions(&self, id: i64) -> Result<Vec<Suggestion>> {
+        let (d, acct) = self.visible_message(id)?;
+        self.suggestions_for(&d, &acct)
+    }
+
+    fn suggestions_for(&self, d: &MessageDetail, acct: &str) -> Result<Vec<Suggestion>> {
+        let sugg = Suggester::new(self.store)?;
+        let row = TriageRow {
+            id: d.id,
+            account_id: acct.to_string(),
+            from_addr: d.from_addr.clone(),
+            from_name: d.from_name.clone(),
+            subject: d.subject.clone(),
+            date: d.date.clone(),
+            message_id: d.message_id.clone(),
+            in_reply_to: d.in_reply_to.clone(),
+            refs: d.refs.clone(),
+            has_attachments: false,
+            size: d.size,
+            seen: false,
+        };
+        let thread = sugg.thread_customers(self.store, std::slice::from_ref(&row))?;
+        Ok(sugg.for_message(d.from_addr.as_deref(), thread.get(&d.id)))
     }
 
     fn sender(&self, d: &MessageDetail) -> Result<String> {
@@ -293,7 +321,7 @@ impl<'a> Desk<'a> {
     fn record(
         &self,
         s: &Store,
-        kind: &str,
+        kind: ActionKind,
         account_id: &str,
         message_id: i64,
         payload: serde_json::Value,
@@ -332,7 +360,7 @@ impl<'a> Desk<'a> {
             )?;
             self.record(
                 s,
-                "pair",
+                ActionKind::Pair,
                 &acct,
                 id,
                 json!({"customer_id": customer_id, "address": sender, "address_added": added,
@@ -342,7 +370,7 @@ impl<'a> Desk<'a> {
         rematch_addresses(self.store, &self.config, std::slice::from_ref(&sender), &[])?;
         Ok(ActionOutcome {
             action_id,
-            kind: "pair".into(),
+            kind: ActionKind::Pair,
             message_id: id,
             customer_id: Some(customer_id),
             detail: format!(
@@ -384,7 +412,7 @@ impl<'a> Desk<'a> {
             s.customer_add_email(cid, &sender)?;
             let aid = self.record(
                 s,
-                "add_customer",
+                ActionKind::AddCustomer,
                 &acct,
                 id,
                 json!({"customer_id": cid, "address": sender, "name": name}),
@@ -394,7 +422,7 @@ impl<'a> Desk<'a> {
         rematch_addresses(self.store, &self.config, std::slice::from_ref(&sender), &[])?;
         Ok(ActionOutcome {
             action_id,
-            kind: "add_customer".into(),
+            kind: ActionKind::AddCustomer,
             message_id: id,
             customer_id: Some(customer_id),
             detail: format!("customer {customer_id} {name} <{sender}> added"),
@@ -439,7 +467,7 @@ impl<'a> Desk<'a> {
             let added = deny::add(self.home, &scope, &pattern)?;
             self.record(
                 s,
-                "block",
+                ActionKind::Block,
                 &acct,
                 id,
                 json!({"pattern": plan.pattern, "kind": plan.kind, "account_id": acct,
@@ -456,7 +484,7 @@ impl<'a> Desk<'a> {
             plan,
             ActionOutcome {
                 action_id,
-                kind: "block".into(),
+                kind: ActionKind::Block,
                 message_id: id,
                 customer_id: None,
                 detail,
@@ -526,10 +554,10 @@ impl<'a> Desk<'a> {
                 ops.push(json!({"op_id": op, "location": l, "trash_folder_id": t.id,
                                 "trash_wire_name": t.wire_name}));
             }
-            s.set_triage_state(id, Some("deleted"))?;
+            s.set_triage_state(id, Some(TriageState::Deleted))?;
             self.record(
                 s,
-                "delete",
+                ActionKind::Delete,
                 &acct,
                 id,
                 json!({"ops": ops, "message_id_header": d.message_id,
@@ -538,7 +566,7 @@ impl<'a> Desk<'a> {
         })?;
         Ok(ActionOutcome {
             action_id,
-            kind: "delete".into(),
+            kind: ActionKind::Delete,
             message_id: id,
             customer_id: None,
             detail: format!(
@@ -548,58 +576,63 @@ impl<'a> Desk<'a> {
         })
     }
 
+    /// The accounts an action is about: where its message is now, and where the action found
+    /// it. Who may undo it is decided on these (`ops::triage::undo`).
+    pub fn action_accounts(&self, a: &ActionRow) -> Result<Vec<String>> {
+        let mut accounts: Vec<String> = match a.message_id {
+            Some(m) => self
+                .store
+                .message_locations(m)?
+                .into_iter()
+                .map(|l| l.account_id)
+                .collect(),
+            None => Vec::new(),
+        };
+        collect_account_ids(&a.payload, &mut accounts);
+        accounts.sort();
+        accounts.dedup();
+        Ok(accounts)
+    }
+
+    /// This operator's newest action that is not undone yet.
+    pub fn last_action(&self) -> Result<ActionRow> {
+        self.store.last_action(self.operator.name)?.ok_or_else(|| {
+            AppError::needs_user(
+                format!("{} has nothing to undo", self.operator.name),
+                "",
+                "name an action: `mailroom undo ACTION_ID` (ids are in `mailroom audit`)",
+            )
+        })
+    }
+
+    /// Refuses an action that was undone already.
+    pub fn check_undoable(&self, a: &ActionRow) -> Result<()> {
+        match &a.undone_at {
+            Some(at) => Err(AppError::needs_user(
+                format!("action {} was already undone at {at}", a.id),
+                "",
+                "nothing to do",
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// The action `undo` would act on: the named one, or this operator's newest.
     pub fn resolve_action(&self, action_id: Option<i64>) -> Result<ActionRow> {
         let a = match action_id {
             Some(id) => self.store.action(id)?.ok_or_else(|| {
                 AppError::not_found("action", &id.to_string(), "see `mailroom audit`")
             })?,
-            None => self.store.last_action(self.operator.name)?.ok_or_else(|| {
-                AppError::needs_user(
-                    format!("{} has nothing to undo", self.operator.name),
-                    "",
-                    "name an action: `mailroom undo ACTION_ID` (ids are in `mailroom audit`)",
-                )
-            })?,
+            None => self.last_action()?,
         };
-        // Another operator's action may be undone only by someone who may see the message's
-        // account (now, or where the action found it); otherwise it does not exist for them.
-        if a.operator != self.operator.name {
-            let mut accounts: Vec<String> = match a.message_id {
-                Some(m) => self
-                    .store
-                    .message_locations(m)?
-                    .into_iter()
-                    .map(|l| l.account_id)
-                    .collect(),
-                None => Vec::new(),
-            };
-            collect_account_ids(&a.payload, &mut accounts);
-            if !accounts
-                .iter()
-                .any(|acc| self.operator.accounts.contains(acc))
-            {
-                return Err(AppError::not_found(
-                    "action",
-                    &a.id.to_string(),
-                    "see `mailroom audit`",
-                ));
-            }
-        }
-        if let Some(at) = &a.undone_at {
-            return Err(AppError::needs_user(
-                format!("action {} was already undone at {at}", a.id),
-                "",
-                "nothing to do",
-            ));
-        }
+        self.check_undoable(&a)?;
         Ok(a)
     }
 
     /// For a delete whose move already ran: the Trash folders the message must be looked up in
     /// on the server (when the cache does not know its UID there, e.g. Trash is not synced).
     pub fn trash_lookups(&self, a: &ActionRow) -> Result<Vec<TrashLookup>> {
-        if a.kind != "delete" {
+        if a.kind != ActionKind::Delete {
             return Ok(Vec::new());
         }
         let mid = a.message_id.unwrap_or(0);
@@ -633,18 +666,17 @@ impl<'a> Desk<'a> {
     /// message sits in Trash on the server, for moves that already ran (see `trash_lookups`).
     pub fn undo(&mut self, action_id: Option<i64>, found: &[TrashHit]) -> Result<UndoOutcome> {
         let a = self.resolve_action(action_id)?;
-        let detail = match a.kind.as_str() {
-            "pair" => self.undo_pair(&a)?,
-            "add_customer" => self.undo_add_customer(&a)?,
-            "block" => self.undo_block(&a)?,
-            "delete" => self.undo_delete(&a, found)?,
-            other => {
-                return Err(AppError::local(
-                    format!("action {} has an unknown kind {other:?}", a.id),
-                    "",
-                    "report this as a bug",
-                ));
-            }
+        self.undo_action(a, found)
+    }
+
+    /// Undoes `a` (already resolved, and allowed by the caller).
+    pub fn undo_action(&mut self, a: ActionRow, found: &[TrashHit]) -> Result<UndoOutcome> {
+        self.check_undoable(&a)?;
+        let detail = match a.kind {
+            ActionKind::Pair => self.undo_pair(&a)?,
+            ActionKind::AddCustomer => self.undo_add_customer(&a)?,
+            ActionKind::Block => self.undo_block(&a)?,
+            ActionKind::Delete => self.undo_delete(&a, found)?,
         };
         let acct = a
             .payload
@@ -757,7 +789,7 @@ impl<'a> Desk<'a> {
         let ops = a.payload["ops"].as_array().cloned().unwrap_or_default();
         let prev = a.payload["previous_triage_state"]
             .as_str()
-            .map(str::to_string);
+            .and_then(TriageState::parse);
         let known = self.store.message_locations(mid)?;
         let mut withdrawn = 0;
         let mut moved_back = 0;
@@ -802,7 +834,7 @@ impl<'a> Desk<'a> {
                 )?;
                 moved_back += 1;
             }
-            s.set_triage_state(mid, prev.as_deref())?;
+            s.set_triage_state(mid, prev)?;
             Ok(())
         })?;
         Ok(match (withdrawn, moved_back) {

@@ -192,10 +192,16 @@ pub fn check(
 
 /// The ids of every account this operator may see: what lists and counts are limited to.
 pub fn visible_account_ids(cx: &Ctx, config: &Config) -> Vec<String> {
+    account_ids(cx, config, Need::Read)
+}
+
+/// The ids of every account this operator may do `need` on (a list of settings shows the
+/// accounts the operator may configure).
+pub fn account_ids(cx: &Ctx, config: &Config, need: Need) -> Vec<String> {
     config
         .accounts
         .values()
-        .filter(|a| Standing::of(a, &cx.operator).allows(Need::Read))
+        .filter(|a| Standing::of(a, &cx.operator).allows(need))
         .map(|a| a.id.clone())
         .collect()
 }
@@ -298,6 +304,23 @@ pub fn quarantine_item(
     let holders: Vec<String> = item.iter().map(|(r, _)| r.account_id.clone()).collect();
     check(cx, config, store, &target, &holders, need)?;
     item.ok_or_else(|| no_such(cx, &target))
+}
+
+/// A triage action (for `undo`): `holders` are the accounts it is about — where its message is
+/// now and where the action found it. An action about no account any more (its message left
+/// the cache) stays its author's; anyone else gets the missing-id answer.
+pub fn action(
+    cx: &Ctx,
+    config: &Config,
+    store: &Store,
+    action: &crate::store::ActionRow,
+    holders: &[String],
+    need: Need,
+) -> Result<()> {
+    if holders.is_empty() && action.operator == cx.operator {
+        return Ok(());
+    }
+    check(cx, config, store, &Target::Action(action.id), holders, need)
 }
 
 #[cfg(test)]

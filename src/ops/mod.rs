@@ -13,9 +13,14 @@
 
 pub mod access;
 pub mod accounts;
+pub mod customers;
+pub mod deny;
 pub mod folders;
+pub mod logs;
 pub mod quarantine;
+pub mod status;
 pub mod sync;
+pub mod triage;
 
 use std::sync::{Arc, Mutex, OnceLock};
 

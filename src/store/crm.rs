@@ -4,6 +4,7 @@
 use rusqlite::{OptionalExtension, params, params_from_iter};
 use serde::Serialize;
 
+use super::console::fuzzy_pattern;
 use super::{Store, now};
 use crate::error::{AppError, Result};
 
@@ -594,6 +595,50 @@ impl Store {
             .conn
             .query_row("SELECT COUNT(*) FROM messages", [], |r| r.get(0))?;
         Ok(n as usize)
+    }
+}
+
+/// A customer row with its addresses and domains folded in (one newline-separated list each:
+/// canonical addresses and domains never hold a newline), ordered as `customer` orders them.
+const CUSTOMER_COLS: &str = "c.id, c.name, c.company, c.notes, c.created_at, c.updated_at,
+    (SELECT group_concat(email, char(10)) FROM (SELECT email FROM customer_emails e WHERE e.customer_id = c.id ORDER BY email)),
+    (SELECT group_concat(domain, char(10)) FROM (SELECT domain FROM customer_domains d WHERE d.customer_id = c.id ORDER BY domain))";
+
+fn customer_full(r: &rusqlite::Row<'_>) -> rusqlite::Result<CustomerRow> {
+    let list = |v: Option<String>| -> Vec<String> {
+        v.map(|s| s.split('\n').map(str::to_string).collect())
+            .unwrap_or_default()
+    };
+    let mut c = customer_head(r)?;
+    c.emails = list(r.get(6)?);
+    c.domains = list(r.get(7)?);
+    Ok(c)
+}
+
+/// Customers whose name, company or an address contains the pattern as a subsequence.
+const CUSTOMER_MATCH: &str = "?1 = '%' OR c.name LIKE ?1 ESCAPE '\\' OR COALESCE(c.company, '') LIKE ?1 ESCAPE '\\'
+    OR EXISTS (SELECT 1 FROM customer_emails e WHERE e.customer_id = c.id AND e.email LIKE ?1 ESCAPE '\\')";
+
+impl Store {
+    /// Customers whose name, company or an address contains `query` as a subsequence (a fuzzy
+    /// search), by name: the console's customer list and pair picker.
+    pub fn customers_page(&self, query: &str, offset: i64, limit: i64) -> Result<Vec<CustomerRow>> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {CUSTOMER_COLS} FROM customers c WHERE {CUSTOMER_MATCH}
+             ORDER BY c.name COLLATE NOCASE, c.id LIMIT ?2 OFFSET ?3"
+        ))?;
+        let rows = st
+            .query_map(params![fuzzy_pattern(query), limit, offset], customer_full)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    pub fn customers_count(&self, query: &str) -> Result<i64> {
+        Ok(self.conn.query_row(
+            &format!("SELECT COUNT(*) FROM customers c WHERE {CUSTOMER_MATCH}"),
+            [fuzzy_pattern(query)],
+            |r| r.get(0),
+        )?)
     }
 }
 

@@ -163,7 +163,7 @@ mod tests {
             .build()
             .unwrap();
         let n = rt
-            .block_on(db.run(|s| s.view_events_count(&Default::default())))
+            .block_on(db.run(|s| s.events_count(&Default::default(), super::super::Visible(&[]))))
             .unwrap();
         assert_eq!(n, 1);
     }

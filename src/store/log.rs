@@ -3,6 +3,7 @@
 use rusqlite::params;
 use serde::Serialize;
 
+use super::console::like_escape;
 use super::{Store, now};
 use crate::error::Result;
 
@@ -46,6 +47,43 @@ pub struct EventRow {
     pub fix: Option<String>,
 }
 
+/// Which events the console's log pane shows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EventFilter {
+    /// Levels shown (error, warn, …); empty = all.
+    pub levels: Vec<&'static str>,
+    /// Substring of what/detail/fix (case-insensitive for ASCII).
+    pub search: String,
+}
+
+/// The accounts whose log entries (events, audit rows) a reader may see. Entries about no
+/// account are everyone's; entries about any other account — one not visible to the reader,
+/// or one that is gone — are left out.
+#[derive(Debug, Clone, Copy)]
+pub struct Visible<'a>(pub &'a [String]);
+
+impl Visible<'_> {
+    /// The SQL condition on `account_id`; its one parameter is [`Visible::param`].
+    const SQL: &'static str =
+        "(account_id IS NULL OR account_id IN (SELECT value FROM json_each(?)))";
+
+    fn param(&self) -> String {
+        serde_json::to_string(self.0).unwrap_or_else(|_| "[]".into())
+    }
+}
+
+/// Who reads the audit log: rows about no account, and about the accounts they may see; rows
+/// about an account that is gone (removed) only where they wrote them, since nobody may be
+/// asked any more whose it was.
+#[derive(Debug, Clone, Copy)]
+pub struct AuditReader<'a> {
+    pub operator: &'a str,
+    /// The accounts this operator may see.
+    pub visible: &'a [String],
+    /// Every configured account.
+    pub configured: &'a [String],
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditRow {
     pub id: i64,
@@ -73,46 +111,71 @@ impl Store {
         Ok(self.conn.last_insert_rowid())
     }
 
-    /// Events with id > `after`, at or above `min_level`, oldest first, at most `limit`.
-    pub fn events_after(&self, after: i64, min_level: Level, limit: i64) -> Result<Vec<EventRow>> {
-        let levels: Vec<&str> = [Level::Error, Level::Warn, Level::Info, Level::Debug]
-            .iter()
-            .filter(|l| **l <= min_level)
-            .map(|l| l.as_str())
-            .collect();
-        let placeholders = levels
-            .iter()
-            .map(|l| format!("'{l}'"))
-            .collect::<Vec<_>>()
-            .join(",");
-        let mut st = self.conn.prepare(&format!(
-            "SELECT id, at, account_id, level, what, detail, fix FROM events WHERE id > ?1 AND level IN ({placeholders}) ORDER BY id LIMIT ?2"
+    /// Events with id > `after`, at or above `min_level`, of `visible` accounts, oldest first,
+    /// at most `limit`.
+    pub fn events_after(
+        &self,
+        after: i64,
+        min_level: Level,
+        visible: Visible<'_>,
+        limit: i64,
+    ) -> Result<Vec<EventRow>> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {EVENT_COLS} FROM events WHERE id > ?1 AND level IN ({}) AND {}
+             ORDER BY id LIMIT ?3",
+            levels_up_to(min_level),
+            Visible::SQL.replace('?', "?2"),
         ))?;
         let rows = st
-            .query_map(params![after, limit], |r| {
-                Ok(EventRow {
-                    id: r.get(0)?,
-                    at: r.get(1)?,
-                    account_id: r.get(2)?,
-                    level: r.get(3)?,
-                    what: r.get(4)?,
-                    detail: r.get(5)?,
-                    fix: r.get(6)?,
-                })
-            })?
+            .query_map(params![after, visible.param(), limit], event_row)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
 
-    /// The newest `limit` events (for `log` without --follow), oldest first.
-    pub fn recent_events(&self, min_level: Level, limit: i64) -> Result<Vec<EventRow>> {
-        let max: i64 = self
-            .conn
-            .query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| r.get(0))?;
-        let mut rows = self.events_after((max - limit * 4).max(0), min_level, limit * 4)?;
-        let skip = rows.len().saturating_sub(limit as usize);
-        rows.drain(..skip);
+    /// The newest `limit` events at or above `min_level` of `visible` accounts (for `log`
+    /// without --follow), oldest first.
+    pub fn recent_events(
+        &self,
+        min_level: Level,
+        visible: Visible<'_>,
+        limit: i64,
+    ) -> Result<Vec<EventRow>> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {EVENT_COLS} FROM events WHERE level IN ({}) AND {}
+             ORDER BY id DESC LIMIT ?2",
+            levels_up_to(min_level),
+            Visible::SQL.replace('?', "?1"),
+        ))?;
+        let mut rows = st
+            .query_map(params![visible.param(), limit], event_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.reverse();
         Ok(rows)
+    }
+
+    /// Events of `visible` accounts through the log pane's level and text filter, newest first.
+    pub fn events_page(
+        &self,
+        filter: &EventFilter,
+        visible: Visible<'_>,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Vec<EventRow>> {
+        let (sql, args) = event_query(filter, visible, EVENT_COLS);
+        let mut st = self.conn.prepare(&format!(
+            "{sql} ORDER BY id DESC LIMIT {limit} OFFSET {offset}"
+        ))?;
+        let rows = st
+            .query_map(rusqlite::params_from_iter(args.iter()), event_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    pub fn events_count(&self, filter: &EventFilter, visible: Visible<'_>) -> Result<i64> {
+        let (sql, args) = event_query(filter, visible, "COUNT(*)");
+        Ok(self
+            .conn
+            .query_row(&sql, rusqlite::params_from_iter(args.iter()), |r| r.get(0))?)
     }
 
     pub fn audit(
@@ -130,10 +193,33 @@ impl Store {
         Ok(self.conn.last_insert_rowid())
     }
 
+    /// The newest `limit` audit rows, oldest first (every row: for tests and tools).
     pub fn audit_rows(&self, limit: i64) -> Result<Vec<AuditRow>> {
-        let mut st = self.conn.prepare("SELECT id, at, operator, action, account_id, target, detail FROM audit ORDER BY id DESC LIMIT ?1")?;
+        self.audit_query("1 = 1", params![limit])
+    }
+
+    /// The newest `limit` audit rows `reader` may read, oldest first.
+    pub fn audit_visible(&self, reader: AuditReader<'_>, limit: i64) -> Result<Vec<AuditRow>> {
+        let list = |v: &[String]| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
+        self.audit_query(
+            "account_id IS NULL OR account_id IN (SELECT value FROM json_each(?2))
+             OR (operator = ?4 AND account_id NOT IN (SELECT value FROM json_each(?3)))",
+            params![
+                limit,
+                list(reader.visible),
+                list(reader.configured),
+                reader.operator
+            ],
+        )
+    }
+
+    fn audit_query(&self, cond: &str, p: impl rusqlite::Params) -> Result<Vec<AuditRow>> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT id, at, operator, action, account_id, target, detail FROM audit
+             WHERE {cond} ORDER BY id DESC LIMIT ?1"
+        ))?;
         let mut rows = st
-            .query_map([limit], |r| {
+            .query_map(p, |r| {
                 let detail: Option<String> = r.get(6)?;
                 Ok(AuditRow {
                     id: r.get(0)?,
@@ -148,5 +234,148 @@ impl Store {
             .collect::<rusqlite::Result<Vec<_>>>()?;
         rows.reverse();
         Ok(rows)
+    }
+}
+
+const EVENT_COLS: &str = "id, at, account_id, level, what, detail, fix";
+
+fn event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventRow> {
+    Ok(EventRow {
+        id: r.get(0)?,
+        at: r.get(1)?,
+        account_id: r.get(2)?,
+        level: r.get(3)?,
+        what: r.get(4)?,
+        detail: r.get(5)?,
+        fix: r.get(6)?,
+    })
+}
+
+/// `'error','warn'` for `Warn`: the levels at or above `min` as SQL literals.
+fn levels_up_to(min: Level) -> String {
+    [Level::Error, Level::Warn, Level::Info, Level::Debug]
+        .iter()
+        .filter(|l| **l <= min)
+        .map(|l| format!("'{}'", l.as_str()))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn event_query(filter: &EventFilter, visible: Visible<'_>, cols: &str) -> (String, Vec<String>) {
+    let mut args = vec![visible.param()];
+    let mut sql = format!(
+        "SELECT {cols} FROM events WHERE {}",
+        Visible::SQL.replace('?', "?1")
+    );
+    if !filter.levels.is_empty() {
+        let marks: Vec<String> = filter
+            .levels
+            .iter()
+            .map(|l| {
+                args.push(l.to_string());
+                format!("?{}", args.len())
+            })
+            .collect();
+        sql.push_str(&format!(" AND level IN ({})", marks.join(",")));
+    }
+    if !filter.search.is_empty() {
+        args.push(format!("%{}%", like_escape(&filter.search)));
+        let n = args.len();
+        sql.push_str(&format!(
+            " AND (what LIKE ?{n} ESCAPE '\\' OR COALESCE(detail, '') LIKE ?{n} ESCAPE '\\' OR COALESCE(fix, '') LIKE ?{n} ESCAPE '\\')"
+        ));
+    }
+    (sql, args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_filter_by_level_text_and_visible_account() {
+        let s = Store::open_in_memory().unwrap();
+        s.log_event(
+            None,
+            Level::Error,
+            "login failed",
+            Some("bad pw"),
+            Some("set-password"),
+        )
+        .unwrap();
+        s.log_event(None, Level::Info, "synced INBOX", None, None)
+            .unwrap();
+        s.log_event(Some("hidden"), Level::Error, "theirs", None, None)
+            .unwrap();
+        s.log_event(Some("mine"), Level::Info, "synced mine", None, None)
+            .unwrap();
+        let mine = ["mine".to_string()];
+        let v = Visible(&mine);
+        let all = EventFilter::default();
+        assert_eq!(s.events_count(&all, v).unwrap(), 3);
+        assert_eq!(s.events_count(&all, Visible(&[])).unwrap(), 2);
+        let errors = EventFilter {
+            levels: vec!["error"],
+            search: String::new(),
+        };
+        let rows = s.events_page(&errors, v, 0, 10).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].what, "login failed");
+        let text = EventFilter {
+            levels: vec![],
+            search: "INBOX".into(),
+        };
+        assert_eq!(s.events_count(&text, v).unwrap(), 1);
+        let pct = EventFilter {
+            levels: vec![],
+            search: "%".into(),
+        };
+        assert_eq!(s.events_count(&pct, v).unwrap(), 0);
+        // The CLI's reads leave the hidden account out too, newest last.
+        let recent: Vec<String> = s
+            .recent_events(Level::Debug, v, 2)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.what)
+            .collect();
+        assert_eq!(recent, ["synced INBOX", "synced mine"]);
+        let after: Vec<String> = s
+            .events_after(1, Level::Error, v, 10)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.what)
+            .collect();
+        assert!(after.is_empty(), "{after:?}");
+    }
+
+    #[test]
+    fn audit_rows_about_a_hidden_account_are_left_out() {
+        let s = Store::open_in_memory().unwrap();
+        let j = serde_json::json!({});
+        s.audit("eve", "refused", Some("theirs"), Some("message 1"), &j)
+            .unwrap();
+        s.audit("eve", "customers.add", None, None, &j).unwrap();
+        s.audit("eve", "triage.pair", Some("mine"), None, &j)
+            .unwrap();
+        s.audit("eve", "account_remove", Some("gone"), None, &j)
+            .unwrap();
+        s.audit("bob", "account_remove", Some("gone2"), None, &j)
+            .unwrap();
+        let mine = ["mine".to_string()];
+        let configured = ["mine".to_string(), "theirs".to_string()];
+        let eve = AuditReader {
+            operator: "eve",
+            visible: &mine,
+            configured: &configured,
+        };
+        let rows: Vec<String> = s
+            .audit_visible(eve, 10)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.action)
+            .collect();
+        assert_eq!(rows, ["customers.add", "triage.pair", "account_remove"]);
+        assert_eq!(s.audit_rows(10).unwrap().len(), 5);
+        assert_eq!(s.audit_visible(eve, 1).unwrap()[0].action, "account_remove");
     }
 }

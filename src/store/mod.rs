@@ -25,7 +25,7 @@ pub use crm::{BookRows, CustomerRow, MatchInput, MatchRow, MatchUpdate, Timeline
 pub use db::{Conn, Db};
 pub use fixture::FixtureMessage;
 pub use folders::{FolderEntry, FolderRow, FolderSyncState};
-pub use log::{AuditRow, EventRow, Level};
+pub use log::{AuditReader, AuditRow, EventFilter, EventRow, Level, Visible};
 pub use messages::{
     BatchOutcome, BulkInsert, FlagRow, LocationRow, LocationView, MessageFull, MessageSummary,
     NewMessage, PrefetchItem,
@@ -36,7 +36,8 @@ pub use quarantine::{QuarantineRow, QuarantineState};
 pub use search::SearchRow;
 pub use status::OutboxCounts;
 pub use triage::{
-    ActionRow, FolderRef, MessageDetail, MessagePlace, PendingOpRow, TriageFilter, TriageRow,
+    ActionKind, ActionRow, FolderRef, MessageDetail, MessagePlace, PendingOpRow, TriageFilter,
+    TriageRow, TriageState, TriageWindow,
 };
 
 use std::os::unix::fs::OpenOptionsExt;

@@ -27,6 +27,9 @@ pub struct TriageRow {
     pub in_reply_to: Option<String>,
     pub refs: Option<String>,
     pub has_attachments: bool,
+    pub size: Option<i64>,
+    /// Some copy of it is marked \Seen.
+    pub seen: bool,
 }
 
 /// A location with everything needed to put it back exactly (undo of a delete).
@@ -75,8 +78,83 @@ pub struct MessageDetail {
     pub direction: String,
     pub customer_id: Option<i64>,
     pub denied: bool,
-    pub triage_state: Option<String>,
+    pub triage_state: Option<TriageState>,
     pub locations: Vec<MessagePlace>,
+}
+
+/// What a triage action did (`actions.kind`; the audit log's `triage.KIND`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionKind {
+    Pair,
+    AddCustomer,
+    Block,
+    Delete,
+}
+
+impl ActionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionKind::Pair => "pair",
+            ActionKind::AddCustomer => "add_customer",
+            ActionKind::Block => "block",
+            ActionKind::Delete => "delete",
+        }
+    }
+
+    fn parse(s: &str) -> Option<ActionKind> {
+        [
+            ActionKind::Pair,
+            ActionKind::AddCustomer,
+            ActionKind::Block,
+            ActionKind::Delete,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for ActionKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a message left the triage queue without a customer (`messages.triage_state`; none: it
+/// is in the queue if nothing else keeps it out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TriageState {
+    /// Moved to Trash from triage.
+    Deleted,
+}
+
+impl TriageState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TriageState::Deleted => "deleted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<TriageState> {
+        (s == "deleted").then_some(TriageState::Deleted)
+    }
+}
+
+/// A text column read as one of our enums: an unknown value is a damaged row, named as such.
+fn enum_column<T>(
+    r: &rusqlite::Row<'_>,
+    i: usize,
+    parse: fn(&str) -> Option<T>,
+) -> rusqlite::Result<T> {
+    let text: String = r.get(i)?;
+    parse(&text).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            i,
+            rusqlite::types::Type::Text,
+            format!("unknown value {text:?}").into(),
+        )
+    })
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -84,7 +162,7 @@ pub struct ActionRow {
     pub id: i64,
     pub at: String,
     pub operator: String,
-    pub kind: String,
+    pub kind: ActionKind,
     pub message_id: Option<i64>,
     pub payload: serde_json::Value,
     pub undone_at: Option<String>,
@@ -141,38 +219,66 @@ pub(super) fn filter_params(f: &TriageFilter) -> Vec<rusqlite::types::Value> {
         .collect()
 }
 
+/// Which rows of the queue a read returns. The queue is ordered newest first (date, then id;
+/// mail without a date last).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TriageWindow<'a> {
+    /// `limit` rows after skipping `offset`.
+    Offset { offset: i64, limit: i64 },
+    /// `limit` rows after the row (`date`, `id`) (keyset paging): the index seeks to `date`
+    /// instead of stepping over every earlier row. Rows without a date sort last and are not
+    /// reached this way; a caller falls back to `Offset` when a page comes short.
+    After { date: &'a str, id: i64, limit: i64 },
+    /// Rows `offset..offset+limit` counted from the oldest, still returned newest first:
+    /// jumping to the end of 100k rows costs a short scan instead of skipping 100k rows.
+    FromEnd { offset: i64, limit: i64 },
+}
+
 impl Store {
-    /// One page of the queue, newest first, and the queue's total length.
-    pub fn triage_page(
+    /// The rows of the queue in `window` (the one triage query: the CLI's pages and the
+    /// console's scrolling both read through it).
+    pub fn triage_rows(
         &self,
         f: &TriageFilter,
-        limit: i64,
-        offset: i64,
-    ) -> Result<(i64, Vec<TriageRow>)> {
+        window: TriageWindow<'_>,
+    ) -> Result<Vec<TriageRow>> {
         if f.accounts.is_empty() {
-            return Ok((0, Vec::new()));
+            return Ok(Vec::new());
         }
-        let w = triage_where(f);
-        let total: i64 = self.conn.query_row(
-            &format!("SELECT COUNT(*) FROM messages m WHERE {w}"),
-            params_from_iter(filter_params(f)),
-            |r| r.get(0),
-        )?;
-        let sql = format!(
+        let (extra, extra_params, offset, limit, dir): (
+            &str,
+            Vec<rusqlite::types::Value>,
+            i64,
+            i64,
+            &str,
+        ) = match window {
+            TriageWindow::Offset { offset, limit } => ("", Vec::new(), offset, limit, "DESC"),
+            TriageWindow::After { date, id, limit } => (
+                "AND m.date <= ? AND (m.date < ? OR m.id < ?)",
+                vec![date.to_string().into(), date.to_string().into(), id.into()],
+                0,
+                limit,
+                "DESC",
+            ),
+            TriageWindow::FromEnd { offset, limit } => ("", Vec::new(), offset, limit, "ASC"),
+        };
+        let mut st = self.conn.prepare_cached(&format!(
             "SELECT m.id, m.from_addr, m.from_name, m.subject, m.date, m.message_id, m.in_reply_to, m.refs,
-                    m.has_attachments,
+                    m.has_attachments, m.size,
+                    EXISTS (SELECT 1 FROM locations l WHERE l.message_id = m.id AND l.seen = 1),
                     (SELECT l.account_id FROM locations l WHERE l.message_id = m.id AND l.account_id IN ({acc}) LIMIT 1)
-             FROM messages m WHERE {w}
-             ORDER BY m.date DESC, m.id DESC LIMIT ? OFFSET ?",
-            acc = placeholders(f.accounts.len())
-        );
+             FROM messages m WHERE {w} {extra}
+             ORDER BY m.date {dir}, m.id {dir} LIMIT ? OFFSET ?",
+            acc = placeholders(f.accounts.len()),
+            w = triage_where(f),
+        ))?;
         let mut p: Vec<rusqlite::types::Value> =
             f.accounts.iter().map(|s| s.clone().into()).collect();
         p.extend(filter_params(f));
+        p.extend(extra_params);
         p.push(limit.into());
         p.push(offset.into());
-        let mut st = self.conn.prepare(&sql)?;
-        let rows = st
+        let mut rows = st
             .query_map(params_from_iter(p), |r| {
                 Ok(TriageRow {
                     id: r.get(0)?,
@@ -184,14 +290,20 @@ impl Store {
                     in_reply_to: r.get(6)?,
                     refs: r.get(7)?,
                     has_attachments: r.get::<_, i64>(8)? != 0,
-                    account_id: r.get::<_, Option<String>>(9)?.unwrap_or_default(),
+                    size: r.get(9)?,
+                    seen: r.get(10)?,
+                    account_id: r.get::<_, Option<String>>(11)?.unwrap_or_default(),
                 })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok((total, rows))
+        if dir == "ASC" {
+            rows.reverse();
+        }
+        Ok(rows)
     }
 
-    /// The queue's length alone (status, dashboard): the same rule as `triage_page`.
+    /// The queue's length (status, the dashboard, every page's total): the rule of
+    /// `triage_rows`.
     pub fn triage_count(&self, f: &TriageFilter) -> Result<i64> {
         if f.accounts.is_empty() {
             return Ok(0);
@@ -261,7 +373,10 @@ impl Store {
                         direction: r.get(14)?,
                         customer_id: r.get(15)?,
                         denied: r.get::<_, i64>(16)? != 0,
-                        triage_state: r.get(17)?,
+                        triage_state: match r.get::<_, Option<String>>(17)? {
+                            Some(_) => Some(enum_column(r, 17, TriageState::parse)?),
+                            None => None,
+                        },
                         locations: Vec::new(),
                     })
                 },
@@ -355,10 +470,10 @@ impl Store {
         Ok(())
     }
 
-    pub fn set_triage_state(&self, id: i64, state: Option<&str>) -> Result<()> {
+    pub fn set_triage_state(&self, id: i64, state: Option<TriageState>) -> Result<()> {
         self.conn.execute(
             "UPDATE messages SET triage_state = ?2 WHERE id = ?1",
-            params![id, state],
+            params![id, state.map(TriageState::as_str)],
         )?;
         Ok(())
     }
@@ -444,13 +559,13 @@ impl Store {
     pub fn insert_action(
         &self,
         operator: &str,
-        kind: &str,
+        kind: ActionKind,
         message_id: Option<i64>,
         payload: &serde_json::Value,
     ) -> Result<i64> {
         self.conn.execute(
             "INSERT INTO actions (at, operator, kind, message_id, payload) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![now(), operator, kind, message_id, payload.to_string()],
+            params![now(), operator, kind.as_str(), message_id, payload.to_string()],
         )?;
         Ok(self.conn.last_insert_rowid())
     }
@@ -493,7 +608,7 @@ fn action_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ActionRow> {
         id: r.get(0)?,
         at: r.get(1)?,
         operator: r.get(2)?,
-        kind: r.get(3)?,
+        kind: enum_column(r, 3, ActionKind::parse)?,
         message_id: r.get(4)?,
         payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null),
         undone_at: r.get(6)?,
@@ -505,9 +620,9 @@ mod tests {
     use super::*;
     use crate::store::FixtureMessage;
 
-    /// The fast count and the page's total are two spellings of one rule: they must agree.
+    /// The fast count and the rows are two spellings of one rule: they must agree.
     #[test]
-    fn triage_count_agrees_with_the_page_total() {
+    fn triage_count_agrees_with_the_rows() {
         let s = Store::open_in_memory().unwrap();
         let inbox = s.fixture_folder("a1", "INBOX", Some("inbox")).unwrap();
         s.fixture_folder("a1", "Archive", Some("archive")).unwrap();
@@ -541,13 +656,114 @@ mod tests {
                 accounts: accounts.iter().map(|s| s.to_string()).collect(),
                 own: own.iter().map(|s| s.to_string()).collect(),
             };
-            let (total, _) = s.triage_page(&f, 100, 0).unwrap();
-            assert_eq!(s.triage_count(&f).unwrap(), total, "{accounts:?} {own:?}");
+            let rows = s
+                .triage_rows(
+                    &f,
+                    TriageWindow::Offset {
+                        offset: 0,
+                        limit: 100,
+                    },
+                )
+                .unwrap();
+            assert_eq!(
+                s.triage_count(&f).unwrap(),
+                rows.len() as i64,
+                "{accounts:?} {own:?}"
+            );
         }
         let f = TriageFilter {
             accounts: vec!["a1".into()],
             own: vec!["me@own.test".into()],
         };
         assert_eq!(s.triage_count(&f).unwrap(), 1);
+    }
+
+    #[test]
+    fn keyset_far_end_and_offset_windows_agree() {
+        let s = Store::open_in_memory().unwrap();
+        s.conn
+            .execute_batch(
+                "INSERT INTO accounts (id, name, created_at, state, state_since) VALUES ('a','a','t','idle','t');
+                 INSERT INTO folders (id, account_id, name, wire_name, role) VALUES (1,'a','INBOX','INBOX','inbox');",
+            )
+            .unwrap();
+        for i in 1..=57i64 {
+            // Ties on the date (three per minute) and a few without a date.
+            let date = (i % 10 != 0).then(|| format!("2026-01-01T00:{:02}:00Z", i / 3));
+            s.conn
+                .execute(
+                    "INSERT INTO messages (id, content_hash, subject, date, created_at) VALUES (?1, ?1, ?1, ?2, 't')",
+                    params![i, date],
+                )
+                .unwrap();
+            s.conn
+                .execute(
+                    "INSERT INTO locations (message_id, account_id, folder_id, uidvalidity, uid) VALUES (?1, 'a', 1, 1, ?1)",
+                    [i],
+                )
+                .unwrap();
+        }
+        let f = TriageFilter {
+            accounts: vec!["a".into()],
+            own: vec![],
+        };
+        fn ids(s: &Store, f: &TriageFilter, w: TriageWindow<'_>) -> Vec<i64> {
+            s.triage_rows(f, w).unwrap().iter().map(|m| m.id).collect()
+        }
+        let all = ids(
+            &s,
+            &f,
+            TriageWindow::Offset {
+                offset: 0,
+                limit: 100,
+            },
+        );
+        assert_eq!(all.len(), 57);
+        assert_eq!(s.triage_count(&f).unwrap(), 57);
+        for offset in [1usize, 7, 20, 40] {
+            let anchor = s
+                .triage_rows(
+                    &f,
+                    TriageWindow::Offset {
+                        offset: offset as i64 - 1,
+                        limit: 1,
+                    },
+                )
+                .unwrap()
+                .remove(0);
+            let date = anchor.date.clone().unwrap();
+            let keyset = ids(
+                &s,
+                &f,
+                TriageWindow::After {
+                    date: &date,
+                    id: anchor.id,
+                    limit: 5,
+                },
+            );
+            assert_eq!(keyset, all[offset..offset + 5], "after offset {offset}");
+        }
+        let tail = ids(
+            &s,
+            &f,
+            TriageWindow::FromEnd {
+                offset: 0,
+                limit: 6,
+            },
+        );
+        assert_eq!(tail, all[51..]);
+        // No visible account: an empty queue, not every account's.
+        assert_eq!(s.triage_count(&TriageFilter::default()).unwrap(), 0);
+        assert!(
+            s.triage_rows(
+                &TriageFilter::default(),
+                TriageWindow::Offset {
+                    offset: 0,
+                    limit: 10
+                }
+            )
+            .unwrap()
+            .is_empty()
+        );
     }
 }

@@ -3,7 +3,7 @@
 
 use secrecy::SecretString;
 
-use crate::store::console::EventFilter;
+use crate::ops::logs::EventFilter;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum PaneId {

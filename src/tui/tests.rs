@@ -16,14 +16,14 @@ use super::app::*;
 use super::keymap::Keymap;
 use super::theme::Theme;
 use super::view;
-use crate::cli::status::{AccountStatus, Counts, Health, Progress, Status};
 use crate::error::AppError;
 use crate::ops::accounts::{Report, Step, StepStatus};
 use crate::ops::folders::{FolderEntry, FolderRow, Role};
 use crate::ops::quarantine::{QuarantineRow, QuarantineState};
+use crate::ops::status::{AccountStatus, Counts, Health, Overall, Progress, Status};
 use crate::ops::sync::{AccountPlan, FolderPlan, PlanTotal};
 use crate::store::console::*;
-use crate::store::{AccountState, ErrorInfo, EventRow, OutboxCounts, Store};
+use crate::store::{AccountState, CustomerRow, ErrorInfo, EventRow, OutboxCounts, Store};
 
 fn render_buffer(app: &App, w: u16, h: u16) -> Buffer {
     let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
@@ -121,7 +121,7 @@ fn accounts() -> Vec<AccountInfo> {
 
 fn status() -> Status {
     Status {
-        overall: "failing",
+        overall: Overall::Failing,
         accounts: vec![
             AccountStatus {
                 name: "work".into(),
@@ -202,6 +202,25 @@ fn msg(id: i64, from: &str, subject: &str, seen: bool) -> MessageSummary {
             "in".into()
         },
         size: Some(2048),
+    }
+}
+
+fn customer(
+    id: i64,
+    name: &str,
+    company: Option<&str>,
+    emails: &[&str],
+    domains: &[&str],
+) -> CustomerRow {
+    CustomerRow {
+        id,
+        name: name.into(),
+        company: company.map(Into::into),
+        notes: None,
+        emails: emails.iter().map(|s| s.to_string()).collect(),
+        domains: domains.iter().map(|s| s.to_string()).collect(),
+        created_at: "2026-11-25T09:00:00Z".into(),
+        updated_at: "2026-11-25T09:00:00Z".into(),
     }
 }
 
@@ -330,7 +349,7 @@ fn scene(theme: &str, pane: PaneId, state: State) -> App {
         }
         (PaneId::Dashboard, State::Empty) => {
             a.dashboard.status = Some(Status {
-                overall: "healthy",
+                overall: Overall::Healthy,
                 accounts: vec![],
             });
             a.accounts.clear();
@@ -452,20 +471,14 @@ fn scene(theme: &str, pane: PaneId, state: State) -> App {
             a.customers.query = "acm".into();
             a.customers.list = paged(
                 vec![
-                    CustomerRow {
-                        id: 1,
-                        name: "ACME Corp".into(),
-                        company: Some("ACME".into()),
-                        emails: Some("buyer@acme.example, ceo@acme.example".into()),
-                        domains: Some("acme.example".into()),
-                    },
-                    CustomerRow {
-                        id: 2,
-                        name: "Academy of Music".into(),
-                        company: None,
-                        emails: Some("office@aom.example".into()),
-                        domains: None,
-                    },
+                    customer(
+                        1,
+                        "ACME Corp",
+                        Some("ACME"),
+                        &["buyer@acme.example", "ceo@acme.example"],
+                        &["acme.example"],
+                    ),
+                    customer(2, "Academy of Music", None, &["office@aom.example"], &[]),
                 ],
                 0,
             );
@@ -845,13 +858,13 @@ fn pair_opens_a_fuzzy_picker_with_suggestions_first() {
     };
     a.apply(Data::Picker(
         generation,
-        Ok(vec![CustomerRow {
-            id: 9,
-            name: "ACME Corp".into(),
-            company: None,
-            emails: Some("buyer@acme.example".into()),
-            domains: None,
-        }]),
+        Ok(vec![customer(
+            9,
+            "ACME Corp",
+            None,
+            &["buyer@acme.example"],
+            &[],
+        )]),
     ));
     for theme in ["dark", "monochrome"] {
         a.theme = Theme::builtin(theme).unwrap();
@@ -920,13 +933,18 @@ fn store_pages_feed_the_panes() {
         accounts: vec!["acc-work".into()],
         own: vec![],
     };
-    assert_eq!(s.view_triage_count(&f).unwrap(), 0);
-    assert!(s.view_triage_page(&f, 0, 10).unwrap().is_empty());
+    let first = crate::store::TriageWindow::Offset {
+        offset: 0,
+        limit: 10,
+    };
+    assert_eq!(s.triage_count(&f).unwrap(), 0);
+    assert!(s.triage_rows(&f, first).unwrap().is_empty());
     // No visible account: an empty queue, not every account's.
-    assert_eq!(s.view_triage_count(&Default::default()).unwrap(), 0);
+    assert_eq!(s.triage_count(&Default::default()).unwrap(), 0);
     assert!(s.folder_entries("acc-work").unwrap().is_empty());
     assert!(s.view_outbox_page(0, 10).unwrap().is_empty());
-    assert_eq!(s.view_customers_count("").unwrap(), 0);
+    assert_eq!(s.customers_count("").unwrap(), 0);
+    assert!(s.customers_page("", 0, 10).unwrap().is_empty());
     assert!(s.view_message(1).unwrap().is_none());
     assert!(s.quarantine_recent(&[], 0, 10).unwrap().is_empty());
 }

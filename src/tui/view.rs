@@ -83,7 +83,7 @@ fn draw_picker(f: &mut Frame<'_>, area: Rect, app: &App, p: &super::app::Picker)
         } else {
             "base"
         };
-        let extra = c.emails.as_deref().map(clean_line).unwrap_or_default();
+        let extra = clean_line(&c.emails.join(", "));
         lines.push(Line::from(vec![
             Span::styled(format!("  {}", clean_line(&c.name)), theme.style(role)),
             Span::styled(format!("  {extra}"), theme.style("list.dim")),

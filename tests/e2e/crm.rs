@@ -789,7 +789,7 @@ fn an_operator_without_access_sees_nothing_of_a_private_account() {
         v["error"]["summary"]
             .as_str()
             .unwrap()
-            .contains("no action"),
+            .contains("no such action"),
         "{v}"
     );
     ok(&home, &["--operator", "friend", "undo", &action]);

@@ -15,3 +15,4 @@ mod team;
 mod tui;
 mod upgrade;
 mod visibility_a;
+mod visibility_c;

@@ -10,6 +10,11 @@ impl App {
     pub fn apply(&mut self, data: Data) -> Vec<Command> {
         match data {
             Data::DbChanged => return self.reload(),
+            Data::Matched(r) => {
+                if let Err(e) = r {
+                    self.toast(format!("{} — fix: {}", e.summary, e.fix), true);
+                }
+            }
             Data::Dashboard(status, accounts) => {
                 let changed = accounts != self.accounts;
                 self.accounts = accounts;

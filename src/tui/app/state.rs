@@ -2,14 +2,15 @@
 
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::cli::status::Status;
 use crate::error::AppError;
 use crate::ops::accounts::{Report, Step};
+use crate::ops::customers::CustomerRow;
 use crate::ops::folders::FolderEntry;
+use crate::ops::logs::{EventFilter, EventRow};
 use crate::ops::quarantine::QuarantineRow;
+use crate::ops::status::Status;
 use crate::ops::sync::AccountPlan;
-use crate::store::EventRow;
-use crate::store::console::{CustomerRow, EventFilter, MessageDetail, MessageSummary, OutboxRow};
+use crate::store::console::{MessageDetail, MessageSummary, OutboxRow};
 use crate::tui::action::{AccountForm, PaneId};
 
 /// Rows fetched per page request: several screens, so scrolling rarely waits on the store.
@@ -59,6 +60,8 @@ pub enum Data {
     ScopeApplied(Result<String, AppError>),
     /// Another process committed to the database.
     DbChanged,
+    /// Matching caught up in the background (a change it made comes back as `DbChanged`).
+    Matched(Result<(), AppError>),
 }
 
 #[derive(Debug)]
@@ -449,12 +452,7 @@ pub enum Pending {
 }
 
 /// A customer suggested for a triage message, and why (same domain, same thread…).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Suggestion {
-    pub customer_id: i64,
-    pub name: String,
-    pub reason: String,
-}
+pub use crate::ops::triage::Suggestion;
 
 /// The fuzzy customer picker for "pair": suggestions first, then the search results.
 #[derive(Debug, Clone, Default)]

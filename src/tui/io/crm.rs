@@ -1,26 +1,24 @@
-//! The console's customer, triage, dashboard and log pages and actions (issue 11: through ops).
+//! The console's customer, triage, dashboard and log pages and actions, through the service
+//! layer: pages are read at once (reads only — matching never runs inside a page load); triage
+//! actions run as jobs on the console's runtime; matching catches up in a job of its own when
+//! the database changed.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::*;
+use crate::mail::sanitize::clean_line;
+use crate::ops::triage::{ActionOutcome, BlockPlan, UndoOutcome};
+use crate::ops::{customers, logs, status, triage};
+use crate::tui::action::PaneId;
 
 pub(super) fn execute(env: &mut Env, cmd: Command) -> Option<Data> {
-    let ctx = &env.cx;
+    let cx = &env.cx;
     let counts = &mut env.counts;
-    let out = &env.out;
-    let mut conn = match ctx.store() {
-        Ok(c) => c,
-        Err(e) => return Some(Data::Notice(Err(e))),
-    };
-    let store = &mut *conn;
     Some(match cmd {
         Command::LoadDashboard => {
-            let config = ctx.config();
-            let accounts = config
-                .as_ref()
-                .map(|c| accounts_of(ctx, c))
-                .unwrap_or_default();
-            let status =
-                config.and_then(|c| crate::cli::status::collect(&c, Some(store), |a| ctx.sees(a)));
-            Data::Dashboard(status, accounts)
+            let accounts = cx.config().map(|c| accounts_of(cx, &c)).unwrap_or_default();
+            Data::Dashboard(status::dashboard(cx), accounts)
         }
         Command::LoadTriage {
             generation,
@@ -28,35 +26,9 @@ pub(super) fn execute(env: &mut Env, cmd: Command) -> Option<Data> {
             limit,
             after,
         } => Data::Triage(page(generation, offset, || {
-            let config = ctx.config()?;
-            // Issue 5's queue: the accounts this operator may see, minus our own addresses.
-            let f = crate::store::TriageFilter {
-                accounts: crate::crm::visible_accounts(&config, &ctx.operator),
-                own: crate::crm::matching::own_addresses(&config)
-                    .into_iter()
-                    .collect(),
-            };
-            if after.is_none() {
-                // As every crm reader: mail stored without matching is matched first.
-                crate::crm::match_pending(store, &config)?;
-            }
-            let total = counts.get("triage".into(), || store.view_triage_count(&f))?;
-            let want = (total - offset).min(limit).max(0);
-            // Scrolling on: continue after the last row we have (keyset), no rows skipped.
-            if let Some((date, id)) = &after {
-                let rows = store.view_triage_page_after(&f, date, *id, limit)?;
-                if rows.len() as i64 >= want {
-                    return Ok((total, rows));
-                }
-            }
-            // Past the middle, read from the far end: the scan stays short either way.
-            let rows = if offset > total / 2 {
-                let from_end = (total - offset - limit).max(0);
-                store.view_triage_page_from_end(&f, from_end, want)?
-            } else {
-                store.view_triage_page(&f, offset, limit)?
-            };
-            Ok((total, rows))
+            let total = counts.get("triage".into(), || triage::count(cx))?;
+            let after = after.as_ref().map(|(date, id)| (date.as_str(), *id));
+            Ok((total, triage::window(cx, total, offset, limit, after)?))
         })),
         Command::LoadCustomers {
             generation,
@@ -66,9 +38,9 @@ pub(super) fn execute(env: &mut Env, cmd: Command) -> Option<Data> {
         } => Data::Customers(page(generation, offset, || {
             Ok((
                 counts.get(format!("customers:{query}"), || {
-                    store.view_customers_count(&query)
+                    customers::count(cx, &query)
                 })?,
-                store.view_customers_page(&query, offset, limit)?,
+                customers::page(cx, &query, offset, limit)?,
             ))
         })),
         Command::LoadTimeline {
@@ -77,129 +49,15 @@ pub(super) fn execute(env: &mut Env, cmd: Command) -> Option<Data> {
             offset,
             limit,
         } => Data::Timeline(page(generation, offset, || {
-            // Issue 5's timeline (both directions, only what this operator may see), newest
-            // first. One customer's mail, not the whole cache: read whole, shown a page at a time.
-            let config = ctx.config()?;
-            crate::crm::match_pending(store, &config)?;
-            let rows = store.timeline(
-                customer_id,
-                &crate::crm::visible_accounts(&config, &ctx.operator),
-            )?;
-            let total = rows.len() as i64;
-            let page = rows
-                .into_iter()
-                .rev()
-                .skip(offset.max(0) as usize)
-                .take(limit.max(0) as usize)
-                .map(|r| crate::store::console::MessageSummary {
-                    id: r.id,
-                    from_name: r.from_name,
-                    from_addr: r.from_addr,
-                    subject: r.subject,
-                    date: r.date,
-                    seen: true,
-                    has_attachments: false,
-                    direction: r.direction,
-                    size: None,
-                })
-                .collect();
-            Ok((total, page))
+            customers::timeline(cx, customer_id, offset, limit)
         })),
         Command::LoadPicker { generation, query } => {
-            Data::Picker(generation, store.view_customers_page(&query, 0, 20))
+            Data::Picker(generation, customers::page(cx, &query, 0, 20))
         }
-        Command::TriagePair { id, customer_id } => {
-            cli_job(
-                ctx,
-                out,
-                vec![
-                    "triage".into(),
-                    "pair".into(),
-                    id.to_string(),
-                    "--customer".into(),
-                    customer_id.to_string(),
-                ],
-                Data::TriageDone,
-            );
-            return None;
-        }
-        Command::TriageAddCustomer { id, name } => {
-            let mut args = vec!["triage".into(), "add-customer".into(), id.to_string()];
-            if !name.trim().is_empty() {
-                args.extend(["--name".into(), name.trim().to_string()]);
-            }
-            cli_job(ctx, out, args, Data::TriageDone);
-            return None;
-        }
-        Command::TriageBlock { id, domain } => {
-            let mut args = vec!["triage".into(), "block".into(), id.to_string()];
-            if domain {
-                args.push("--domain".into());
-            }
-            cli_job(ctx, out, args, Data::TriageDone);
-            return None;
-        }
-        Command::TriageDelete { id } => {
-            cli_job(
-                ctx,
-                out,
-                vec!["triage".into(), "delete".into(), id.to_string()],
-                Data::TriageDone,
-            );
-            return None;
-        }
-        Command::TriageUndo => {
-            cli_job(ctx, out, vec!["undo".into()], Data::TriageDone);
-            return None;
-        }
-        Command::TriageBlockPlan { id, domain } => {
-            let mut args = vec![
-                "triage".into(),
-                "block".into(),
-                id.to_string(),
-                "--dry-run".into(),
-            ];
-            if domain {
-                args.push("--domain".into());
-            }
-            let ctx = own_ctx(ctx);
-            spawn_job(out.clone(), move || {
-                let r = run_cli(&ctx, &args).map(|v| {
-                    let p = &v["plan"];
-                    format!(
-                        "Block {} {} for account {}? It hides {} cached message(s); undo brings them back.",
-                        p["kind"].as_str().unwrap_or("sender"),
-                        crate::mail::sanitize::clean_line(p["pattern"].as_str().unwrap_or("?")),
-                        crate::mail::sanitize::clean_line(p["account"].as_str().unwrap_or("?")),
-                        p["affected"].as_u64().unwrap_or(0)
-                    )
-                });
-                Ok(Data::BlockPlan(id, domain, r))
-            });
-            return None;
-        }
-        Command::LoadSuggestions { id } => {
-            let ctx = own_ctx(ctx);
-            spawn_job(out.clone(), move || {
-                let v = run_cli(&ctx, &["triage".into(), "show".into(), id.to_string()])?;
-                let list = v["message"]["suggestions"]
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|s| {
-                                Some(crate::tui::app::Suggestion {
-                                    customer_id: s["customer_id"].as_i64()?,
-                                    name: s["name"].as_str()?.to_string(),
-                                    reason: s["reason"].as_str().unwrap_or("").to_string(),
-                                })
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                Ok(Data::Suggestions(vec![(id, list)]))
-            });
-            return None;
-        }
+        Command::LoadSuggestions { id } => match triage::suggestions(cx, id) {
+            Ok(list) => Data::Suggestions(vec![(id, list)]),
+            Err(e) => Data::Notice(Err(e)),
+        },
         Command::LoadEvents {
             generation,
             filter,
@@ -207,12 +65,120 @@ pub(super) fn execute(env: &mut Env, cmd: Command) -> Option<Data> {
             limit,
         } => Data::Events(page(generation, offset, || {
             Ok((
-                counts.get(format!("events:{filter:?}"), || {
-                    store.view_events_count(&filter)
-                })?,
-                store.view_events_page(&filter, offset, limit)?,
+                counts.get(format!("events:{filter:?}"), || logs::count(cx, &filter))?,
+                logs::page(cx, &filter, offset, limit)?,
             ))
         })),
-        _ => return None,
+        c => {
+            act(env, c);
+            return None;
+        }
     })
+}
+
+/// A triage action as a job on the console's runtime (its store work on the blocking pool);
+/// the outcome comes back as `Data::TriageDone`, or as `Data::BlockPlan` for the question
+/// before a block.
+fn act(env: &Env, cmd: Command) {
+    match cmd {
+        Command::TriagePair { id, customer_id } => triage_job(env, move |cx| {
+            Ok(action_text(&triage::pair(cx, id, customer_id)?))
+        }),
+        Command::TriageAddCustomer { id, name } => triage_job(env, move |cx| {
+            let name = Some(name.trim()).filter(|n| !n.is_empty());
+            Ok(action_text(&triage::add_customer(cx, id, name)?))
+        }),
+        Command::TriageBlock { id, domain } => triage_job(env, move |cx| {
+            Ok(action_text(&triage::block(cx, id, domain)?.outcome))
+        }),
+        Command::TriageDelete { id } => {
+            triage_job(env, move |cx| Ok(action_text(&triage::delete(cx, id)?)))
+        }
+        Command::TriageUndo => {
+            let cx = env.cx.clone();
+            env.jobs.spawn(PaneId::Triage, async move {
+                Data::TriageDone(triage::undo(&cx, None).await.map(|u| undone_text(&u)))
+            });
+        }
+        Command::TriageBlockPlan { id, domain } => {
+            let cx = env.cx.clone();
+            env.jobs.spawn(PaneId::Triage, async move {
+                let plan = cx
+                    .blocking(move |cx| triage::block_plan(cx, id, domain))
+                    .await;
+                Data::BlockPlan(id, domain, plan.map(|p| block_question(&p)))
+            });
+        }
+        _ => {}
+    }
+}
+
+fn triage_job(env: &Env, work: impl FnOnce(&Ctx) -> Result<String> + Send + 'static) {
+    let cx = env.cx.clone();
+    env.jobs.spawn(PaneId::Triage, async move {
+        Data::TriageDone(cx.blocking(work).await)
+    });
+}
+
+/// What an action did, as the toast says it: `action 12: paired with …`.
+fn action_text(o: &ActionOutcome) -> String {
+    clean_line(&format!("action {}: {}", o.action_id, o.detail))
+}
+
+fn undone_text(u: &UndoOutcome) -> String {
+    clean_line(&format!("undone: action {}: {}", u.action_id, u.detail))
+}
+
+/// The question before a block: what it hides, and that undo brings it back.
+fn block_question(p: &BlockPlan) -> String {
+    format!(
+        "Block {} {} for account {}? It hides {} cached message(s); undo brings them back.",
+        p.kind,
+        clean_line(&p.pattern),
+        clean_line(&p.account),
+        p.affected
+    )
+}
+
+/// Matching as a background job: at most one runs; a change while it runs sends it round once
+/// more, so mail stored meanwhile is not left unmatched.
+#[derive(Clone, Default)]
+pub struct Matching {
+    running: Arc<AtomicBool>,
+    again: Arc<AtomicBool>,
+}
+
+/// Clears `running` however the job ends (an aborted job included).
+struct Running(Arc<AtomicBool>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}
+
+/// The database changed (or the console started): catch up on mail stored without matching.
+pub(super) fn catch_up(env: &Env) {
+    let m = env.matching.clone();
+    m.again.store(true, Ordering::SeqCst);
+    if m.running.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    let cx = env.cx.clone();
+    env.jobs.spawn(PaneId::Triage, async move {
+        let mut guard = Running(m.running.clone());
+        loop {
+            m.again.store(false, Ordering::SeqCst);
+            let r = cx.blocking(triage::catch_up_when_idle).await;
+            if let Err(e) = r {
+                return Data::Matched(Err(e));
+            }
+            drop(guard);
+            // A change arrived while matching (and no other round has started): go again.
+            if !m.again.load(Ordering::SeqCst) || m.running.swap(true, Ordering::SeqCst) {
+                return Data::Matched(Ok(()));
+            }
+            guard = Running(m.running.clone());
+        }
+    });
 }

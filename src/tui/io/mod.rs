@@ -56,6 +56,8 @@ pub(super) struct Env {
     pub counts: Counts,
     pub out: UnboundedSender<Data>,
     pub jobs: Jobs,
+    /// Matching new mail in the background after the database changed.
+    pub matching: crm::Matching,
 }
 
 /// Starts the I/O thread. `watcher` is a connection of its own that never writes, so every
@@ -67,6 +69,7 @@ pub fn spawn(cx: &Ctx, watcher: Store, jobs: Jobs, out: UnboundedSender<Data>) -
         counts: Counts::default(),
         out,
         jobs,
+        matching: Default::default(),
     };
     std::thread::Builder::new()
         .name("mailroom-console-io".into())
@@ -86,6 +89,7 @@ impl Direct {
             counts: Counts::default(),
             out,
             jobs,
+            matching: Default::default(),
         })
     }
     pub fn execute(&mut self, cmd: Command) -> Option<Data> {
@@ -125,6 +129,8 @@ impl Counts {
 fn io_loop(mut env: Env, watcher: Store, rx: mpsc::Receiver<Command>) {
     let mut version = watcher.data_version().unwrap_or(-1);
     env.counts.moved_to(version);
+    // Mail stored without matching before the console started.
+    crm::catch_up(&env);
     loop {
         let first = match rx.recv_timeout(DB_POLL) {
             Ok(c) => c,
@@ -137,6 +143,7 @@ fn io_loop(mut env: Env, watcher: Store, rx: mpsc::Receiver<Command>) {
                     if env.out.send(Data::DbChanged).is_err() {
                         return;
                     }
+                    crm::catch_up(&env);
                 }
                 continue;
             }

@@ -70,7 +70,8 @@ pub fn draw(f: &mut Frame<'_>, area: Rect, app: &App) {
             Constraint::Min(10),
         ],
         |r| {
-            let addrs = [opt(&r.emails), opt(&r.domains)]
+            let addrs = [&r.emails, &r.domains]
+                .map(|v| crate::mail::sanitize::clean_line(&v.join(", ")))
                 .into_iter()
                 .filter(|s| !s.is_empty())
                 .collect::<Vec<_>>()

@@ -7,8 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Gauge, Paragraph, Row, Table, Wrap};
 
 use super::{draw_error, error_lines, frame, human_bytes, kv, safe, short_time};
-use crate::cli::status::AccountStatus;
-use crate::store::AccountState;
+use crate::ops::status::{AccountState, AccountStatus};
 use crate::tui::app::{App, CheckRun, step_mark};
 use crate::tui::theme::Theme;
 

@@ -5,7 +5,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::Span;
 
 use super::{draw_empty, draw_error, opt, paged_table, short_time};
-use crate::store::console::MessageSummary;
+use crate::ops::triage::MessageSummary;
 use crate::tui::app::App;
 use crate::tui::theme::Theme;
 

@@ -1,0 +1,210 @@
+//! The customer book (`customers add|list|show|edit|remove|import|export`, the console's
+//! Customers pane and pair picker). The book is shared by every operator of an installation;
+//! a customer's timeline shows only mail of the accounts the operator may see.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::json;
+
+use super::Ctx;
+use super::access;
+use crate::crm::{book, csvio, timeline};
+use crate::error::{AppError, Result};
+use crate::store::Store;
+
+pub use crate::crm::MatchSummary;
+pub use crate::crm::book::{Changed, CustomerEdit, CustomerInput};
+pub use crate::crm::csvio::{ImportReport, RowError};
+pub use crate::crm::timeline::{Thread, TimelineMessage, Why};
+pub use crate::store::CustomerRow;
+pub use crate::store::console::MessageSummary;
+
+/// One customer with the timeline of the mail this operator may see, threads newest first.
+#[derive(Debug, Clone, Serialize)]
+pub struct CustomerView {
+    #[serde(flatten)]
+    pub customer: CustomerRow,
+    pub timeline: Vec<Thread>,
+}
+
+/// A removed customer; their mail is unmatched again.
+#[derive(Debug, Clone, Serialize)]
+pub struct Removed {
+    pub removed: CustomerRow,
+    pub rematch: MatchSummary,
+}
+
+/// The book as CSV, and where it went.
+#[derive(Debug, Clone)]
+pub struct Exported {
+    pub count: usize,
+    pub csv: Vec<u8>,
+    /// The file written, if one was named.
+    pub file: Option<PathBuf>,
+}
+
+/// Every change to the book is audited with the operator who made it.
+fn audit(
+    cx: &Ctx,
+    store: &Store,
+    action: &str,
+    target: &str,
+    detail: serde_json::Value,
+) -> Result<()> {
+    store.audit(&cx.operator, action, None, Some(target), &detail)?;
+    Ok(())
+}
+
+/// `customers add`: validated, then the cache is matched again (a new address can claim mail
+/// that is already stored).
+pub fn add(cx: &Ctx, input: CustomerInput) -> Result<Changed> {
+    let config = cx.config()?;
+    let store = cx.store()?;
+    crate::crm::match_pending(&store, &config)?;
+    let ch = book::add(&store, &config, input)?;
+    let c = &ch.customer;
+    audit(
+        cx,
+        &store,
+        "customers.add",
+        &format!("customer:{}", c.id),
+        json!({"name": c.name, "emails": c.emails, "domains": c.domains}),
+    )?;
+    Ok(ch)
+}
+
+/// `customers list`: the whole book, by name.
+pub fn list(cx: &Ctx) -> Result<Vec<CustomerRow>> {
+    cx.store()?.customers()
+}
+
+/// `customers show ID`: the customer and their timeline (mail stored without matching is
+/// matched first).
+pub fn show(cx: &Ctx, id: i64) -> Result<CustomerView> {
+    let config = cx.config()?;
+    let store = cx.store()?;
+    crate::crm::match_pending(&store, &config)?;
+    let customer = store.customer(id)?.ok_or_else(|| book::not_found(id))?;
+    let rows = store.timeline(id, &access::visible_account_ids(cx, &config))?;
+    Ok(CustomerView {
+        customer,
+        timeline: timeline::threads(rows),
+    })
+}
+
+/// `customers edit ID …`.
+pub fn edit(cx: &Ctx, id: i64, e: CustomerEdit) -> Result<Changed> {
+    let config = cx.config()?;
+    let store = cx.store()?;
+    crate::crm::match_pending(&store, &config)?;
+    let ch = book::edit(&store, &config, id, e)?;
+    audit(
+        cx,
+        &store,
+        "customers.edit",
+        &format!("customer:{id}"),
+        json!({"emails": ch.customer.emails, "domains": ch.customer.domains}),
+    )?;
+    Ok(ch)
+}
+
+/// `customers remove ID`.
+pub fn remove(cx: &Ctx, id: i64) -> Result<Removed> {
+    let config = cx.config()?;
+    let store = cx.store()?;
+    crate::crm::match_pending(&store, &config)?;
+    let (c, rematch) = book::remove(&store, &config, id)?;
+    audit(
+        cx,
+        &store,
+        "customers.remove",
+        &format!("customer:{id}"),
+        json!({"name": c.name, "emails": c.emails}),
+    )?;
+    Ok(Removed {
+        removed: c,
+        rematch,
+    })
+}
+
+/// `customers import FILE`: good rows imported, bad ones reported by line.
+pub fn import(cx: &Ctx, file: &Path) -> Result<ImportReport> {
+    let bytes = std::fs::read(file).map_err(|e| {
+        AppError::usage(
+            format!("cannot read {}: {e}", file.display()),
+            "check the path",
+        )
+    })?;
+    let config = cx.config()?;
+    let store = cx.store()?;
+    crate::crm::match_pending(&store, &config)?;
+    let r = csvio::import(&store, &config, &bytes)?;
+    audit(
+        cx,
+        &store,
+        "customers.import",
+        &file.display().to_string(),
+        json!({"imported": r.imported, "updated": r.updated, "unchanged": r.unchanged,
+               "errors": r.errors.len()}),
+    )?;
+    Ok(r)
+}
+
+/// `customers export [FILE]`: the book as CSV, written to `file` (private: 0600) if named.
+pub fn export(cx: &Ctx, file: Option<&Path>) -> Result<Exported> {
+    let store = cx.store()?;
+    let csv = csvio::export(&store)?;
+    let count = store.customers()?.len();
+    if let Some(path) = file {
+        crate::config::write_atomic(path, &csv, 0o600)?;
+    }
+    Ok(Exported {
+        count,
+        csv,
+        file: file.map(Path::to_path_buf),
+    })
+}
+
+/// The console's customer list: a fuzzy search over names, companies and addresses.
+pub fn page(cx: &Ctx, query: &str, offset: i64, limit: i64) -> Result<Vec<CustomerRow>> {
+    cx.store()?.customers_page(query, offset, limit)
+}
+
+pub fn count(cx: &Ctx, query: &str) -> Result<i64> {
+    cx.store()?.customers_count(query)
+}
+
+/// The console's timeline of one customer: both directions, only mail of the accounts this
+/// operator may see, newest first; `(total, rows offset..offset+limit)`. A read: no matching.
+/// One customer's mail, not the whole cache: read whole, shown a page at a time.
+pub fn timeline(
+    cx: &Ctx,
+    customer_id: i64,
+    offset: i64,
+    limit: i64,
+) -> Result<(i64, Vec<MessageSummary>)> {
+    let config = cx.config()?;
+    let rows = cx
+        .store()?
+        .timeline(customer_id, &access::visible_account_ids(cx, &config))?;
+    let total = rows.len() as i64;
+    let page = rows
+        .into_iter()
+        .rev()
+        .skip(offset.max(0) as usize)
+        .take(limit.max(0) as usize)
+        .map(|r| MessageSummary {
+            id: r.id,
+            from_name: r.from_name,
+            from_addr: r.from_addr,
+            subject: r.subject,
+            date: r.date,
+            seen: true,
+            has_attachments: false,
+            direction: r.direction,
+            size: None,
+        })
+        .collect();
+    Ok((total, page))
+}

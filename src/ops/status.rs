@@ -1,0 +1,300 @@
+//! `status` and the console's dashboard: every account's health from the database alone, fast
+//! enough for a monitoring check over SSH (the CLI opens the database read-only and never waits
+//! on the network).
+//!
+//! The documented exception to visibility (contract: Operators): every operator sees every
+//! account's health — name, address, state, counts, errors, never mail — so monitoring works
+//! whoever runs it.
+
+use serde::Serialize;
+
+use super::Ctx;
+use crate::config::Config;
+use crate::error::{AppError, Result};
+use crate::store::Store;
+
+pub use crate::store::{AccountState, ErrorInfo, OutboxCounts};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Counts {
+    pub messages: i64,
+    pub unread: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Progress {
+    pub folder: String,
+    pub done: i64,
+    pub total: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Health {
+    pub success_rate: Option<f64>,
+    pub last_duration_ms: Option<i64>,
+    pub bytes: i64,
+    pub messages: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AccountStatus {
+    pub name: String,
+    pub email: String,
+    pub enabled: bool,
+    pub state: AccountState,
+    pub insecure: bool,
+    pub last_success_at: Option<String>,
+    pub last_error: Option<ErrorInfo>,
+    pub counts: Counts,
+    pub progress: Option<Progress>,
+    pub health: Health,
+    pub outbox: OutboxCounts,
+    pub unmatched: i64,
+}
+
+/// The worst state of the enabled accounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Overall {
+    Healthy,
+    Degraded,
+    Failing,
+}
+
+impl Overall {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Overall::Healthy => "healthy",
+            Overall::Degraded => "degraded",
+            Overall::Failing => "failing",
+        }
+    }
+
+    /// `status`'s exit code (contract: 0 healthy, 1 degraded, 2 failing).
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Overall::Healthy => 0,
+            Overall::Degraded => 1,
+            Overall::Failing => 2,
+        }
+    }
+}
+
+impl std::fmt::Display for Overall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub overall: Overall,
+    pub accounts: Vec<AccountStatus>,
+}
+
+/// Why `status` could not answer: its settings (exit 1, as any command), or the database
+/// (exit 3: monitoring tells "cannot look" apart from "failing").
+#[derive(Debug)]
+pub enum StatusError {
+    Settings(AppError),
+    Database(AppError),
+}
+
+/// `mailroom status`: the database opened read-only (never created, migrated or waited on).
+pub fn read(cx: &Ctx) -> std::result::Result<Status, StatusError> {
+    let config = cx.config().map_err(StatusError::Settings)?;
+    let db = cx.home.db_path();
+    let unreadable = |e: AppError| {
+        StatusError::Database(AppError {
+            summary: format!("cannot read the database: {}", e.summary),
+            ..e
+        })
+    };
+    let store = if db.exists() {
+        Some(Store::open_read_only(&db).map_err(unreadable)?)
+    } else {
+        None
+    };
+    collect(&config, store.as_ref())
+        .map_err(|e| unreadable(crate::store::explain_open_error(e, &db)))
+}
+
+/// The console's dashboard: the same model through the console's pooled connection.
+pub fn dashboard(cx: &Ctx) -> Result<Status> {
+    let config = cx.config()?;
+    let store = cx.store()?;
+    collect(&config, Some(&store))
+}
+
+/// Every configured account's status (none of them hidden: see the module's note).
+pub fn collect(config: &Config, store: Option<&Store>) -> Result<Status> {
+    let own: Vec<String> = crate::crm::matching::own_addresses(config)
+        .into_iter()
+        .collect();
+    let mut accounts = Vec::new();
+    for (name, a) in &config.accounts {
+        accounts.push(match store {
+            Some(s) => account_status(s, name, a, &own)?,
+            None => never_synced(name, a),
+        });
+    }
+    let overall = overall(&accounts);
+    Ok(Status { overall, accounts })
+}
+
+/// One account as the database knows it.
+fn account_status(
+    s: &Store,
+    name: &str,
+    a: &crate::config::AccountConfig,
+    own: &[String],
+) -> Result<AccountStatus> {
+    let row = s.account(&a.id)?;
+    let (messages, unread) = s.account_counts(&a.id)?;
+    let mut st = never_synced(name, a);
+    st.counts = Counts { messages, unread };
+    st.outbox = s.outbox_counts(&a.id)?;
+    // The triage queue's own rule (own addresses and aliases, Sent/Drafts/Trash/Junk
+    // excluded), so status and `triage list` always agree.
+    st.unmatched = s.triage_count(&crate::store::TriageFilter {
+        accounts: vec![a.id.clone()],
+        own: own.to_vec(),
+    })?;
+    let Some(r) = row else { return Ok(st) };
+    if a.enabled {
+        st.state = r.state;
+    }
+    st.last_success_at = r.last_success_at.clone();
+    st.last_error = r.last_error.clone();
+    st.progress = r.progress.clone().map(|(folder, done, total)| Progress {
+        folder,
+        done,
+        total,
+    });
+    st.health = Health {
+        success_rate: (r.runs_total > 0).then(|| r.runs_ok as f64 / r.runs_total as f64),
+        last_duration_ms: r.last_duration_ms,
+        bytes: r.bytes_total,
+        messages: r.messages_total,
+    };
+    if st.state == AccountState::Syncing && s.sync_holder_gone(&a.id)? {
+        // The pass ended without recording how: killed, or the disk was too full to write
+        // its outcome. "syncing" would be a lie, and "healthy" with it.
+        st.state = AccountState::Degraded;
+        st.progress = None;
+        st.last_error = Some(ErrorInfo {
+            at: r.state_since.clone(),
+            what: "the last sync stopped without recording how it ended".into(),
+            fix: format!(
+                "check free disk space (a full disk refuses that record too), then run `mailroom sync {name}`"
+            ),
+        });
+    }
+    Ok(st)
+}
+
+/// An account the database knows nothing of yet.
+fn never_synced(name: &str, a: &crate::config::AccountConfig) -> AccountStatus {
+    AccountStatus {
+        name: name.to_string(),
+        email: a.email.clone(),
+        enabled: a.enabled,
+        state: if a.enabled {
+            AccountState::Pending
+        } else {
+            AccountState::Disabled
+        },
+        insecure: a.insecure_skip_verify,
+        last_success_at: None,
+        last_error: None,
+        counts: Counts {
+            messages: 0,
+            unread: 0,
+        },
+        progress: None,
+        health: Health {
+            success_rate: None,
+            last_duration_ms: None,
+            bytes: 0,
+            messages: 0,
+        },
+        outbox: OutboxCounts::default(),
+        unmatched: 0,
+    }
+}
+
+/// healthy / degraded / failing: the worst of the enabled accounts.
+fn overall(accounts: &[AccountStatus]) -> Overall {
+    accounts
+        .iter()
+        .filter(|a| a.enabled)
+        .map(|a| match a.state {
+            AccountState::Error => Overall::Failing,
+            AccountState::Degraded | AccountState::Disconnected => Overall::Degraded,
+            _ if a.outbox.uncertain > 0 => Overall::Degraded,
+            _ => Overall::Healthy,
+        })
+        .max()
+        .unwrap_or(Overall::Healthy)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONFIG: &str = r#"[accounts.w]
+id = "a1"
+email = "w@example.test"
+user = "w@example.test"
+owner = "alice"
+imap = { host = "127.0.0.1", port = 1993, security = "tls" }
+smtp = { host = "127.0.0.1", port = 1587, security = "starttls" }
+"#;
+
+    fn config() -> Config {
+        toml::from_str(CONFIG).unwrap()
+    }
+
+    #[test]
+    fn syncing_without_a_live_holder_is_reported_degraded_with_a_fix() {
+        let mut store = Store::open_in_memory().unwrap();
+        store.insert_account("a1", "w", true).unwrap();
+        store.set_state("a1", AccountState::Syncing).unwrap();
+        store.set_progress("a1", "INBOX", 2000, 3000).unwrap();
+        // While this (live) process holds the lease, the state is what the row says.
+        assert!(store.acquire_lease("a1", "t", 60).unwrap().is_ok());
+        let st = collect(&config(), Some(&store)).unwrap();
+        assert_eq!(st.accounts[0].state, AccountState::Syncing);
+        assert!(st.accounts[0].progress.is_some());
+        // The holder is gone without recording the end of its pass (full disk, kill -9).
+        store.release_lease("a1", "t").unwrap();
+        let st = collect(&config(), Some(&store)).unwrap();
+        let a = &st.accounts[0];
+        assert_eq!(a.state, AccountState::Degraded);
+        assert_eq!(st.overall, Overall::Degraded);
+        assert!(a.progress.is_none());
+        let e = a.last_error.as_ref().unwrap();
+        assert!(
+            e.fix.contains("disk space") && e.fix.contains("mailroom sync w"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn every_operator_sees_every_accounts_health() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = crate::config::Home {
+            root: dir.path().to_path_buf(),
+        };
+        std::fs::write(home.config_path(), CONFIG).unwrap();
+        let eve = Ctx::new(home, "eve");
+        let st = dashboard(&eve).unwrap();
+        assert_eq!(st.accounts.len(), 1, "alice's account, seen by eve");
+        assert_eq!(st.accounts[0].name, "w");
+        assert_eq!(st.accounts[0].state, AccountState::Pending);
+        assert_eq!(
+            serde_json::to_value(&st).unwrap()["overall"],
+            serde_json::json!("healthy")
+        );
+    }
+}
