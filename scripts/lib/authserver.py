@@ -46,15 +46,16 @@ Admin API (loopback clients only; JSON bodies; never "down"):
   GET  /admin/config[?client_id=C]        effective settings (global, or for client C)
   POST /admin/config {KEY: VALUE, …, ["client_id": C]}
         keys: access_token_lifetime (s, default 3600), refresh_token_lifetime (s, 0 = never;
-        default 0), device_code_lifetime (600), device_interval (1), code_lifetime (120),
+        default 90 days, like Microsoft), device_code_lifetime (600), device_interval (1), code_lifetime (120),
         token_bytes (random bytes per token, 32; raise it to imitate long provider tokens),
         default_user (who /authorize signs in without login_hint), authorize ("approve"|"deny"),
         delay_ms (answer every public request of that client this much later; 0),
         reuse_revokes_grant (a reused refresh token also revokes its grant; false);
         with client_id only: secret (makes the client confidential; null makes it public again);
         global only: require_registered_clients (false).
-        With client_id the values apply to that client only (null removes the override), so
-        parallel tests each use their own client id and do not disturb each other.
+        With client_id the values apply to that client only, so parallel tests each use their
+        own client id and do not disturb each other. null puts a setting back to its default.
+        Settings survive a restart (state.json); defaults live in the code.
   POST /admin/device/approve {"user_code": U, "username": N}   (also deny|expire|slow_down
         with {"user_code": U}: the next poll answers access_denied | expired_token | slow_down)
   GET  /admin/device/pending[?client_id=C]   [{"user_code","client_id","scope","expires_in"}]
@@ -96,7 +97,7 @@ MAX_BODY = 1 << 20
 
 GLOBAL_DEFAULTS = {
     "access_token_lifetime": 3600,
-    "refresh_token_lifetime": 0,
+    "refresh_token_lifetime": 90 * 86400,
     "device_code_lifetime": 600,
     "device_interval": 1,
     "code_lifetime": 120,
@@ -154,7 +155,8 @@ class State:
     def __init__(self, path):
         self.path = path
         self.lock = threading.RLock()
-        self.config = {"global": dict(GLOBAL_DEFAULTS), "clients": {}}
+        # explicit settings only (defaults stay in the code): {"global": {k: v}, "clients": {id: {k: v}}}
+        self.config = {"global": {}, "clients": {}}
         self.tokens = {}   # sha(token) -> record
         self.devices = {}  # sha(device_code) -> record
         self.codes = {}    # sha(code) -> record
@@ -170,7 +172,7 @@ class State:
         except (OSError, ValueError):
             return
         cfg = data.get("config") or {}
-        self.config["global"].update({k: v for k, v in (cfg.get("global") or {}).items() if k in GLOBAL_DEFAULTS})
+        self.config["global"] = {k: v for k, v in (cfg.get("global") or {}).items() if k in GLOBAL_DEFAULTS}
         self.config["clients"] = cfg.get("clients") or {}
         self.tokens = data.get("tokens") or {}
         self.devices = data.get("devices") or {}
@@ -202,11 +204,11 @@ class State:
             client = self.config["clients"].get(client_id or "", {})
             if key in client:
                 return client[key]
-            return self.config["global"].get(key)
+            return self.config["global"].get(key, GLOBAL_DEFAULTS.get(key))
 
     def effective(self, client_id=None):
         with self.lock:
-            out = dict(self.config["global"])
+            out = dict(GLOBAL_DEFAULTS, **self.config["global"])
             if client_id is not None:
                 out.pop("require_registered_clients", None)
                 client = self.config["clients"].get(client_id, {})
@@ -225,9 +227,7 @@ class State:
             if key not in allowed:
                 raise Reply(400, {"error": "unknown setting %r%s" % (key, " for a client" if client_id else "")})
             if value is None:
-                if client_id is None and key != "default_user":
-                    raise Reply(400, {"error": "%s cannot be null globally" % key})
-                continue
+                continue  # back to the default
             if key in INT_KEYS and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
                 raise Reply(400, {"error": "%s must be a non-negative integer" % key})
             if key in BOOL_KEYS and not isinstance(value, bool):
@@ -238,14 +238,14 @@ class State:
                 raise Reply(400, {"error": "%s must be a string" % key})
         with self.lock:
             if client_id is None:
-                self.config["global"].update(body)
+                target = self.config["global"]
             else:
-                client = self.config["clients"].setdefault(client_id, {})
-                for key, value in body.items():
-                    if value is None:
-                        client.pop(key, None)
-                    else:
-                        client[key] = value
+                target = self.config["clients"].setdefault(client_id, {})
+            for key, value in body.items():
+                if value is None:
+                    target.pop(key, None)
+                else:
+                    target[key] = value
             self.save()
         return self.effective(client_id)
 
@@ -470,7 +470,7 @@ class Handler(BaseHTTPRequestHandler):
         with self.st.lock:
             registered = client_id in self.st.config["clients"]
             need = self.st.config["clients"].get(client_id, {}).get("secret")
-            require_reg = self.st.config["global"]["require_registered_clients"]
+        require_reg = self.st.setting("require_registered_clients")
         if require_reg and not registered:
             raise oauth_error("invalid_client", "unknown client", 401, headers={"WWW-Authenticate": "Basic"})
         if need:
@@ -559,7 +559,7 @@ class Handler(BaseHTTPRequestHandler):
                               "error_description": "redirect_uri must be http://127.0.0.1:PORT/…, http://[::1]:PORT/… or http://localhost:PORT/… (RFC 8252)"},
                         "invalid_redirect_uri")
         with self.st.lock:
-            if self.st.config["global"]["require_registered_clients"] and client_id not in self.st.config["clients"]:
+            if self.st.setting("require_registered_clients") and client_id not in self.st.config["clients"]:
                 raise Reply(400, {"error": "unauthorized_client", "error_description": "unknown client"}, "unauthorized_client")
         if query.get("response_type") != "code":
             self.redirect_error(redirect_uri, state, "unsupported_response_type", "only response_type=code")
