@@ -3,7 +3,8 @@
 
 Checks certificate verification against the private CA, IMAP LOGIN on the implicit-TLS and
 STARTTLS ports, capabilities and SPECIAL-USE flags (main vs bare), SMTP submission with
-STARTTLS and implicit TLS, local delivery, and the filer's server-side Sent copy.
+STARTTLS and implicit TLS, the relay without AUTH, local delivery, and the filer's server-side
+Sent copy. The oauth2 profile has its own script, selftest_oauth2.py.
 Standard library only. Exit status 0 when everything passed.
 """
 import argparse
@@ -99,6 +100,23 @@ def main():
           "filer-selftest's copy filed into Sent by the server")
     check(not find("alice@example.test", 1993 + o, ctx, "Sent", tok, timeout=1),
           "alice's mail is not filed into Sent by the server")
+
+    # the relay (issue 13): loopback senders need no AUTH and no TLS; AUTH is never offered
+    tok3 = "<selftest-%s@example.test>" % uuid.uuid4().hex
+    s = smtplib.SMTP("127.0.0.1", 6025 + o, timeout=30)
+    s.ehlo()
+    check("auth" not in s.esmtp_features and "starttls" in s.esmtp_features,
+          "relay %d: no AUTH offered (STARTTLS optional)" % (6025 + o))
+    s.sendmail("relay-sender@example.test", ["selftest-rcpt@example.test"],
+               msg.replace(tok, tok3).replace("From: alice", "From: relay-sender"))
+    s.quit()
+    check(find("selftest-rcpt@example.test", 1993 + o, ctx, "INBOX", tok3),
+          "relay-sender -> selftest-rcpt via relay %d without AUTH delivered" % (6025 + o))
+    s = smtplib.SMTP("127.0.0.1", 6025 + o, timeout=30)
+    s.starttls(context=ctx)
+    s.ehlo()
+    check("auth" not in s.esmtp_features, "relay %d: no AUTH after STARTTLS either" % (6025 + o))
+    s.quit()
 
     if a.bare:
         for port, tls in ((2993 + o, False), (2143 + o, True)):
