@@ -4,5 +4,5 @@
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
-    std::process::exit(mailroom::cli::main());
+    std::process::exit(mailroom::cli::main(mailroom::tui::open));
 }

@@ -169,8 +169,12 @@ fn passwd_name(uid: libc::uid_t) -> Option<String> {
         .map(str::to_string)
 }
 
+/// How the console is opened: the binary passes the console's entry point in, so the CLI never
+/// imports the console (the two faces stand side by side over ops).
+pub type Console = fn(&crate::ops::Ctx, Option<&str>) -> Result<i32>;
+
 /// Parses, dispatches, prints; returns the process exit code.
-pub fn main() -> i32 {
+pub fn main(console: Console) -> i32 {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -191,11 +195,11 @@ pub fn main() -> i32 {
         Err(e) => return output::fail(json, &e),
     };
     // The debug log lives in the home, but only once the home exists (status never creates it).
-    let console = matches!(cli.command, None | Some(Command::Console));
+    let is_console = matches!(cli.command, None | Some(Command::Console));
     crate::logging::init(
         cli.verbose,
         home.root.exists().then(|| home.log_dir()).as_deref(),
-        !console && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        !is_console && std::io::IsTerminal::is_terminal(&std::io::stderr()),
     );
     let ctx = Ctx {
         ops: crate::ops::Ctx::new(home, cli.operator.clone().unwrap_or_else(default_operator)),
@@ -203,14 +207,14 @@ pub fn main() -> i32 {
         theme: cli.theme.clone(),
         verbose: cli.verbose,
     };
-    match run(&ctx, cli.command) {
+    match run(&ctx, cli.command.unwrap_or(Command::Console), console) {
         Ok(code) => code,
         Err(e) => output::fail(json, &e),
     }
 }
 
 /// Runs one command; Ok carries the exit code (status uses 0–3).
-fn run(ctx: &Ctx, cmd: Option<Command>) -> Result<i32> {
+fn run(ctx: &Ctx, cmd: Command, console: Console) -> Result<i32> {
     let rt = || {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -225,27 +229,25 @@ fn run(ctx: &Ctx, cmd: Option<Command>) -> Result<i32> {
             })
     };
     match cmd {
-        None | Some(Command::Console) => {
-            rt()?.block_on(crate::tui::run(&ctx.ops, ctx.theme.as_deref()))
-        }
-        Some(Command::Account(c)) => rt()?.block_on(account::run(ctx, c)),
-        Some(Command::Status) => status::run(ctx),
-        Some(Command::Folders(a)) => rt()?.block_on(folders::run(ctx, a)),
-        Some(Command::Messages(a)) => messages::list(ctx, a),
-        Some(Command::Message(c)) => rt()?.block_on(messages::run(ctx, c)),
-        Some(Command::Search(a)) => messages::search(ctx, a),
-        Some(Command::Reply(a)) => rt()?.block_on(outbox::reply(ctx, a)),
-        Some(Command::Sync(a)) => rt()?.block_on(sync::run(ctx, a)),
-        Some(Command::Daemon) => rt()?.block_on(sync::daemon(ctx)),
-        Some(Command::Quarantine(c)) => rt()?.block_on(sync::quarantine(ctx, c)),
-        Some(Command::Send(a)) => rt()?.block_on(outbox::send(ctx, a)),
-        Some(Command::Outbox(a)) => rt()?.block_on(outbox::run(ctx, a)),
-        Some(Command::Customers(c)) => customers::run(ctx, c),
-        Some(Command::Triage(c)) => rt()?.block_on(triage::run(ctx, c)),
-        Some(Command::Undo { action_id }) => rt()?.block_on(triage::undo(ctx, action_id)),
-        Some(Command::Deny(c)) => triage::deny(ctx, c),
-        Some(Command::Log(a)) => rt()?.block_on(logs::log(ctx, a)),
-        Some(Command::Audit(a)) => logs::audit(ctx, a),
+        Command::Console => console(&ctx.ops, ctx.theme.as_deref()),
+        Command::Account(c) => rt()?.block_on(account::run(ctx, c)),
+        Command::Status => status::run(ctx),
+        Command::Folders(a) => rt()?.block_on(folders::run(ctx, a)),
+        Command::Messages(a) => messages::list(ctx, a),
+        Command::Message(c) => rt()?.block_on(messages::run(ctx, c)),
+        Command::Search(a) => messages::search(ctx, a),
+        Command::Reply(a) => rt()?.block_on(outbox::reply(ctx, a)),
+        Command::Sync(a) => rt()?.block_on(sync::run(ctx, a)),
+        Command::Daemon => rt()?.block_on(sync::daemon(ctx)),
+        Command::Quarantine(c) => rt()?.block_on(sync::quarantine(ctx, c)),
+        Command::Send(a) => rt()?.block_on(outbox::send(ctx, a)),
+        Command::Outbox(a) => rt()?.block_on(outbox::run(ctx, a)),
+        Command::Customers(c) => customers::run(ctx, c),
+        Command::Triage(c) => rt()?.block_on(triage::run(ctx, c)),
+        Command::Undo { action_id } => rt()?.block_on(triage::undo(ctx, action_id)),
+        Command::Deny(c) => triage::deny(ctx, c),
+        Command::Log(a) => rt()?.block_on(logs::log(ctx, a)),
+        Command::Audit(a) => logs::audit(ctx, a),
     }
 }
 

@@ -84,6 +84,23 @@ impl Drop for TerminalGuard {
     }
 }
 
+/// Opens the console on a runtime of its own (its jobs run there) and runs it until the
+/// operator quits: the entry point `mailroom` without a command calls.
+pub fn open(ctx: &Ctx, theme: Option<&str>) -> Result<i32> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            AppError::local(
+                "cannot start the async runtime",
+                e.to_string(),
+                "check system limits (threads, file descriptors)",
+            )
+        })?
+        .block_on(run(ctx, theme))
+}
+
 /// Runs the console until the operator quits; `theme` is `--theme`, when given.
 pub async fn run(ctx: &Ctx, theme: Option<&str>) -> Result<i32> {
     if !std::io::stdout().is_terminal() {
