@@ -16,7 +16,7 @@ use crate::mail::compose::{self, CopyPlan, Draft};
 use crate::mail::sanitize::clean_line;
 use crate::outbox::{CopyConnections, DriveOptions, DriveReport, Outbox, Progress, check_sender};
 use crate::store::OutboxRow;
-use crate::store::outbox::state;
+use crate::store::{CopyState, OutboxState};
 
 #[derive(Debug, Args, Clone, Default)]
 pub struct ComposeArgs {
@@ -96,7 +96,6 @@ fn printer() -> Arc<dyn Fn(&Progress) + Send + Sync> {
     Arc::new(|p: &Progress| {
         let copy = p
             .copy_state
-            .as_deref()
             .map(|c| format!(" [copy: {c}]"))
             .unwrap_or_default();
         note(format!(
@@ -242,8 +241,8 @@ struct LastError {
 struct ItemJson {
     id: i64,
     account: String,
-    state: String,
-    copy_state: Option<String>,
+    state: OutboxState,
+    copy_state: Option<CopyState>,
     from: String,
     to: Vec<String>,
     subject: Option<String>,
@@ -271,8 +270,8 @@ fn item_json(ob: &Outbox, r: &OutboxRow) -> ItemJson {
             .account_by_id(&r.account_id)
             .map(|(n, _)| n.clone())
             .unwrap_or_else(|| r.account_id.clone()),
-        state: r.state.clone(),
-        copy_state: r.copy_state.clone(),
+        state: r.state,
+        copy_state: r.copy_state,
         from: r.from_addr.clone(),
         to: r.rcpts.clone(),
         subject: r.subject.clone(),
@@ -303,18 +302,15 @@ fn finish(ctx: &Ctx, ob: &Outbox, id: i64, queue_only: bool) -> Result<i32> {
         .store()
         .outbox_get(id)?
         .ok_or_else(|| AppError::local("the queued item vanished", "", "report this as a bug"))?;
-    let accepted = matches!(
-        row.state.as_str(),
-        state::SENT | state::COPIED | state::VERIFIED
-    );
-    if accepted || (queue_only && row.state == state::QUEUED) {
+    let accepted = row.state.accepted();
+    if accepted || (queue_only && row.state == OutboxState::Queued) {
         let item = item_json(ob, &row);
         emit(ctx.json, &item, || {
             let mut s = format!("#{id} {}", row.state);
             if let Some(c) = &row.copy_state {
                 s.push_str(&format!(" (copy: {c})"));
             }
-            if let (Some(w), false) = (&row.last_error_what, row.state == state::VERIFIED) {
+            if let (Some(w), false) = (&row.last_error_what, row.state == OutboxState::Verified) {
                 s.push_str(&format!("\n  note: {}", clean_line(w)));
             }
             s
@@ -326,16 +322,16 @@ fn finish(ctx: &Ctx, ob: &Outbox, id: i64, queue_only: bool) -> Result<i32> {
         .clone()
         .unwrap_or_else(|| format!("outbox #{id} is {}", row.state));
     let fix = row.last_error_fix.clone().unwrap_or_default();
-    let detail = match row.state.as_str() {
-        state::QUEUED => format!(
+    let detail = match row.state {
+        OutboxState::Queued => format!(
             "outbox #{id} stays queued (attempt {}); next attempt at {}",
             row.attempts,
             row.next_attempt_at.as_deref().unwrap_or("the next flush")
         ),
-        state::FAILED => {
+        OutboxState::Failed => {
             format!("outbox #{id} failed; fix it, then `mailroom outbox retry {id}` or cancel it")
         }
-        state::UNCERTAIN => format!("outbox #{id} is uncertain"),
+        OutboxState::Uncertain => format!("outbox #{id} is uncertain"),
         s => format!("outbox #{id} is {s}"),
     };
     Err(AppError::needs_user(what, detail, fix))
@@ -568,8 +564,10 @@ pub async fn run(ctx: &Ctx, args: OutboxArgs) -> Result<i32> {
                     .map(|i| {
                         vec![
                             i.id.to_string(),
-                            i.state.clone(),
-                            i.copy_state.clone().unwrap_or_else(|| "-".into()),
+                            i.state.to_string(),
+                            i.copy_state
+                                .map(|c| c.to_string())
+                                .unwrap_or_else(|| "-".into()),
                             i.attempts.to_string(),
                             i.account.clone(),
                             clean_line(&i.to.join(", ")),

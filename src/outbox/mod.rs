@@ -23,8 +23,9 @@ use crate::failpoint;
 use crate::mail::compose::Built;
 use crate::secret::Vault;
 use crate::smtp::session::{SendError, Session};
-use crate::store::outbox::{claim_is_dead, claim_tag, copy, state};
+use crate::store::outbox::{claim_is_dead, claim_tag};
 use crate::store::{Change, Level, NewOutbox, OutboxRow, Store, now};
+use crate::store::{CopyState, OutboxState};
 
 pub use sentbox::SentBox;
 
@@ -32,8 +33,8 @@ pub use sentbox::SentBox;
 #[derive(Debug, Clone, Serialize)]
 pub struct Progress {
     pub id: i64,
-    pub state: String,
-    pub copy_state: Option<String>,
+    pub state: OutboxState,
+    pub copy_state: Option<CopyState>,
     pub note: String,
 }
 
@@ -162,7 +163,7 @@ impl Outbox {
     fn change(
         &self,
         id: i64,
-        from: Option<&[&str]>,
+        from: Option<&[OutboxState]>,
         ch: Change,
         action: &str,
         detail: serde_json::Value,
@@ -192,9 +193,9 @@ impl Outbox {
             copy_raw: built.copy_raw.clone(),
             copy_note: built.copy_note.clone(),
             copy_state: if account.cfg.sent_copy.enabled {
-                copy::PENDING
+                CopyState::Pending
             } else {
-                copy::SKIPPED
+                CopyState::Skipped
             },
             in_reply_to,
             thread_message_id,
@@ -219,7 +220,7 @@ impl Outbox {
                 continue;
             }
             let ch = Change {
-                state: Some(state::UNCERTAIN),
+                state: Some(OutboxState::Uncertain),
                 error: Some(Some((
                     "the process sending this message stopped after handing it to SMTP; it may or may not have been delivered".into(),
                     format!("mailroom checks Sent for it; otherwise decide: `mailroom outbox resend {}` or `mailroom outbox drop {}`", r.id, r.id),
@@ -230,7 +231,7 @@ impl Outbox {
             };
             if self.change(
                 r.id,
-                Some(&[state::SENDING]),
+                Some(&[OutboxState::Sending]),
                 ch,
                 "outbox.uncertain",
                 serde_json::json!({"claim": r.claim}),
@@ -279,8 +280,8 @@ impl Outbox {
     fn due(
         &self,
         account: &Account,
-        states: &[&str],
-        copy_states: Option<&[&str]>,
+        states: &[OutboxState],
+        copy_states: Option<&[CopyState]>,
         opts: &DriveOptions,
     ) -> Result<Vec<i64>> {
         let ids = self
@@ -298,14 +299,14 @@ impl Outbox {
         opts: &DriveOptions,
         report: &mut DriveReport,
     ) -> Result<()> {
-        let sends = self.due(account, &[state::QUEUED], None, opts)?;
+        let sends = self.due(account, &[OutboxState::Queued], None, opts)?;
         if !sends.is_empty() {
             self.deliver(account, &sends, opts, report).await?;
         }
         let mut copies = self.due(
             account,
-            &[state::SENT, state::COPIED],
-            Some(&[copy::PENDING, copy::APPENDED]),
+            &[OutboxState::Sent, OutboxState::Copied],
+            Some(&[CopyState::Pending, CopyState::Appended]),
             opts,
         )?;
         // Batching: once one copy is due, every copy still waiting for its batch time rides
@@ -313,7 +314,7 @@ impl Outbox {
         if !copies.is_empty() && opts.only.is_none() {
             copies.extend(self.store().outbox_waiting_batch(account.id())?);
         }
-        copies.extend(self.due(account, &[state::UNCERTAIN], None, opts)?);
+        copies.extend(self.due(account, &[OutboxState::Uncertain], None, opts)?);
         copies.sort_unstable();
         copies.dedup();
         if !copies.is_empty() {
@@ -334,10 +335,13 @@ impl Outbox {
         let tag = claim_tag();
         let mut mine = Vec::new();
         for &id in ids {
-            if self
-                .store()
-                .outbox_claim(id, &[state::QUEUED], &tag, &at_plus(3600), &now())?
-            {
+            if self.store().outbox_claim(
+                id,
+                &[OutboxState::Queued],
+                &tag,
+                &at_plus(3600),
+                &now(),
+            )? {
                 mine.push(id);
             }
         }
@@ -349,7 +353,7 @@ impl Outbox {
             let Some(row) = self.store().outbox_get(id)? else {
                 continue;
             };
-            if row.state != state::QUEUED {
+            if row.state != OutboxState::Queued {
                 self.store().outbox_release(id, &tag)?;
                 continue;
             }
@@ -377,13 +381,13 @@ impl Outbox {
             let result = sess
                 .send(&row.from_addr, &row.rcpts, &raw, || {
                     let ch = Change {
-                        state: Some(state::SENDING),
+                        state: Some(OutboxState::Sending),
                         claim: Some(Some((tag.clone(), claim_until.clone()))),
                         ..Default::default()
                     };
                     let ok = self.change(
                         id,
-                        Some(&[state::QUEUED]),
+                        Some(&[OutboxState::Queued]),
                         ch,
                         "outbox.sending",
                         serde_json::json!({"attempt": row.attempts + 1}),
@@ -404,7 +408,7 @@ impl Outbox {
                     failpoint::hit("before_sent_commit");
                     let batch = account.cfg.sent_copy.batch_secs;
                     let ch = Change {
-                        state: Some(state::SENT),
+                        state: Some(OutboxState::Sent),
                         attempts_inc: true,
                         error: Some(None),
                         sent_at: Some(now()),
@@ -418,7 +422,7 @@ impl Outbox {
                     };
                     self.change(
                         id,
-                        Some(&[state::SENDING]),
+                        Some(&[OutboxState::Sending]),
                         ch,
                         "outbox.sent",
                         serde_json::json!({"server": reply, "rcpts": row.rcpts}),
@@ -469,18 +473,18 @@ impl Outbox {
     ) -> Result<()> {
         // The fix names commands on this item: make them copy-pasteable.
         e.fix = e.fix.replace(" ID`", &format!(" {id}`"));
-        let (to, from, event, level, word): (_, &[&str], _, _, _) = match how {
+        let (to, from, event, level, word): (_, &[OutboxState], _, _, _) = match how {
             Ended::Refused => (
-                state::FAILED,
-                &[state::QUEUED, state::SENDING],
+                OutboxState::Failed,
+                &[OutboxState::Queued, OutboxState::Sending],
                 "outbox.failed",
                 Level::Error,
                 "failed",
             ),
             // Only a send in progress can have broken off during DATA.
             Ended::Uncertain => (
-                state::UNCERTAIN,
-                &[state::SENDING],
+                OutboxState::Uncertain,
+                &[OutboxState::Sending],
                 "outbox.uncertain",
                 Level::Warn,
                 "uncertain",
@@ -529,7 +533,7 @@ impl Outbox {
         let wait = backoff_secs(sync.backoff_min_secs, sync.backoff_max_secs, attempts);
         let next = at_plus(wait);
         let ch = Change {
-            state: Some(state::QUEUED),
+            state: Some(OutboxState::Queued),
             attempts_inc: true,
             error: Some(Some((e.summary.clone(), e.fix.clone()))),
             next_attempt_at: Some(Some(next.clone())),
@@ -538,7 +542,7 @@ impl Outbox {
         };
         self.change(
             row.id,
-            Some(&[state::QUEUED, state::SENDING]),
+            Some(&[OutboxState::Queued, OutboxState::Sending]),
             ch,
             "outbox.retry_later",
             serde_json::json!({"error": e.summary, "detail": e.detail, "next_attempt_at": next}),
@@ -576,7 +580,11 @@ impl Outbox {
         for &id in ids {
             if self.store().outbox_claim(
                 id,
-                &[state::SENT, state::COPIED, state::UNCERTAIN],
+                &[
+                    OutboxState::Sent,
+                    OutboxState::Copied,
+                    OutboxState::Uncertain,
+                ],
                 &tag,
                 &at_plus(900),
                 &now(),
@@ -659,12 +667,12 @@ impl Outbox {
             return Ok(());
         };
         let sc = &account.cfg.sent_copy;
-        if row.state == state::UNCERTAIN {
+        if row.state == OutboxState::Uncertain {
             let found = b.find(&row.message_id).await?;
             if let Some(uid) = found.first() {
                 let ch = Change {
-                    state: Some(state::VERIFIED),
-                    copy_state: Some(copy::FILED_BY_SERVER),
+                    state: Some(OutboxState::Verified),
+                    copy_state: Some(CopyState::FiledByServer),
                     copy_folder: Some(b.folder.clone()),
                     copy_uid: Some((b.uidvalidity as i64, Some(*uid as i64))),
                     sent_at: Some(row.sent_at.clone().unwrap_or_else(now)),
@@ -674,7 +682,7 @@ impl Outbox {
                 };
                 self.change(
                     id,
-                    Some(&[state::UNCERTAIN]),
+                    Some(&[OutboxState::Uncertain]),
                     ch,
                     "outbox.uncertain_resolved",
                     serde_json::json!({"found_in": b.folder, "uid": uid}),
@@ -691,7 +699,7 @@ impl Outbox {
                 };
                 self.change(
                     id,
-                    Some(&[state::UNCERTAIN]),
+                    Some(&[OutboxState::Uncertain]),
                     ch,
                     "outbox.uncertain_checked",
                     serde_json::json!({"found": false}),
@@ -702,14 +710,14 @@ impl Outbox {
             return Ok(());
         }
         let mut appended_uid: Option<u32> = None;
-        if row.copy_state.as_deref() == Some(copy::PENDING) {
+        if row.copy_state == Some(CopyState::Pending) {
             // A copy may already be there: filed by the server, or appended by a run that died
             // before committing it. Either way, never a second one.
             let found = b.find(&row.message_id).await?;
             if let Some(uid) = found.first() {
                 let ch = Change {
-                    state: Some(state::VERIFIED),
-                    copy_state: Some(copy::FILED_BY_SERVER),
+                    state: Some(OutboxState::Verified),
+                    copy_state: Some(CopyState::FiledByServer),
                     copy_folder: Some(b.folder.clone()),
                     copy_uid: Some((b.uidvalidity as i64, Some(*uid as i64))),
                     verified_at: Some(now()),
@@ -719,7 +727,7 @@ impl Outbox {
                 };
                 self.change(
                     id,
-                    Some(&[state::SENT, state::COPIED]),
+                    Some(&[OutboxState::Sent, OutboxState::Copied]),
                     ch,
                     "outbox.verified",
                     serde_json::json!({"copy": "filed_by_server", "folder": b.folder, "uid": uid}),
@@ -761,7 +769,7 @@ impl Outbox {
                 };
                 self.change(
                     id,
-                    Some(&[state::SENT]),
+                    Some(&[OutboxState::Sent]),
                     ch,
                     "outbox.copy_waiting",
                     serde_json::json!({"folder": b.folder}),
@@ -782,15 +790,15 @@ impl Outbox {
             // Crash here and the restart finds our copy by Message-ID before appending again.
             failpoint::hit("after_append");
             let ch = Change {
-                state: Some(state::COPIED),
-                copy_state: Some(copy::APPENDED),
+                state: Some(OutboxState::Copied),
+                copy_state: Some(CopyState::Appended),
                 copy_folder: Some(b.folder.clone()),
                 copy_uid: Some((b.uidvalidity as i64, uid.map(|u| u as i64))),
                 copy_attempts_inc: true,
                 error: Some(None),
                 ..Default::default()
             };
-            self.change(id, Some(&[state::SENT]), ch, "outbox.copied", serde_json::json!({"folder": b.folder, "uid": uid, "bytes": bytes.len(), "note": row.copy_note}))?;
+            self.change(id, Some(&[OutboxState::Sent]), ch, "outbox.copied", serde_json::json!({"folder": b.folder, "uid": uid, "bytes": bytes.len(), "note": row.copy_note}))?;
             self.tell(
                 id,
                 format!(
@@ -812,7 +820,7 @@ impl Outbox {
         }
         let ours = appended_uid.map(|u| u as i64).or(row.copy_uid);
         let mut ch = Change {
-            state: Some(state::VERIFIED),
+            state: Some(OutboxState::Verified),
             verified_at: Some(now()),
             error: Some(None),
             ..Default::default()
@@ -824,7 +832,7 @@ impl Outbox {
             && b.remove(our).await?
         {
             let theirs = found.iter().copied().find(|u| *u != our);
-            ch.copy_state = Some(copy::FILED_BY_SERVER);
+            ch.copy_state = Some(CopyState::FiledByServer);
             ch.copy_uid = Some((b.uidvalidity as i64, theirs.map(|u| u as i64)));
             note = format!(
                 "verified: the server filed its own copy too, so mailroom removed its duplicate (uid {our})"
@@ -832,7 +840,7 @@ impl Outbox {
         }
         self.change(
             id,
-            Some(&[state::COPIED, state::SENT]),
+            Some(&[OutboxState::Copied, OutboxState::Sent]),
             ch,
             "outbox.verified",
             serde_json::json!({"folder": b.folder, "found": found}),
@@ -855,14 +863,14 @@ impl Outbox {
         };
         let sc = &account.cfg.sent_copy;
         report.errors.push(ErrorSummary::new(Some(id), e));
-        if row.state == state::UNCERTAIN {
+        if row.state == OutboxState::Uncertain {
             let ch = Change {
                 next_attempt_at: Some(Some(at_plus(sc.retry_secs.max(1)))),
                 ..Default::default()
             };
             self.change(
                 id,
-                Some(&[state::UNCERTAIN]),
+                Some(&[OutboxState::Uncertain]),
                 ch,
                 "outbox.uncertain_check_failed",
                 serde_json::json!({"error": e.summary}),
@@ -893,8 +901,8 @@ impl Outbox {
                 };
                 (None, Some(at_plus(wait)), "outbox.copy_retry_later")
             }
-            CopyOnFailure::Notify => (Some(copy::FAILED), None, "outbox.copy_failed"),
-            CopyOnFailure::Skip => (Some(copy::SKIPPED), None, "outbox.copy_skipped"),
+            CopyOnFailure::Notify => (Some(CopyState::Failed), None, "outbox.copy_failed"),
+            CopyOnFailure::Skip => (Some(CopyState::Skipped), None, "outbox.copy_skipped"),
         };
         let ch = Change {
             copy_state,
@@ -903,7 +911,13 @@ impl Outbox {
             next_attempt_at: Some(next.clone()),
             ..Default::default()
         };
-        self.change(id, Some(&[state::SENT, state::COPIED]), ch, action, detail)?;
+        self.change(
+            id,
+            Some(&[OutboxState::Sent, OutboxState::Copied]),
+            ch,
+            action,
+            detail,
+        )?;
         match (sc.on_failure, next) {
             (CopyOnFailure::Notify, _) => {
                 let _ = self.store().log_event(
@@ -959,22 +973,25 @@ impl Outbox {
     /// Makes an item due now: a waiting or failed send, or a pending/failed/skipped copy.
     pub fn retry(&self, id: i64) -> Result<()> {
         let row = self.get(id)?;
-        let ch = match (row.state.as_str(), row.copy_state.as_deref()) {
-            (state::QUEUED | state::FAILED, _) => Change {
-                state: Some(state::QUEUED),
+        let ch = match (row.state, row.copy_state) {
+            (OutboxState::Queued | OutboxState::Failed, _) => Change {
+                state: Some(OutboxState::Queued),
                 next_attempt_at: Some(None),
                 ..Default::default()
             },
-            (state::SENT | state::COPIED, Some(copy::PENDING | copy::APPENDED)) => Change {
+            (
+                OutboxState::Sent | OutboxState::Copied,
+                Some(CopyState::Pending | CopyState::Appended),
+            ) => Change {
                 next_attempt_at: Some(None),
                 ..Default::default()
             },
-            (state::SENT, Some(copy::FAILED | copy::SKIPPED)) => Change {
-                copy_state: Some(copy::PENDING),
+            (OutboxState::Sent, Some(CopyState::Failed | CopyState::Skipped)) => Change {
+                copy_state: Some(CopyState::Pending),
                 next_attempt_at: Some(None),
                 ..Default::default()
             },
-            (state::UNCERTAIN, _) => {
+            (OutboxState::Uncertain, _) => {
                 return Err(AppError::usage(
                     format!("outbox #{id} is uncertain: it may have been delivered"),
                     format!(
@@ -986,7 +1003,7 @@ impl Outbox {
                 return Err(AppError::usage(
                     format!(
                         "outbox #{id} has nothing to retry (state {s}, copy {})",
-                        c.unwrap_or("none")
+                        c.map(CopyState::as_str).unwrap_or("none")
                     ),
                     "see `mailroom outbox`",
                 ));
@@ -994,7 +1011,7 @@ impl Outbox {
         };
         self.change(
             id,
-            Some(&[row.state.as_str()]),
+            Some(&[row.state]),
             ch,
             "outbox.retry",
             serde_json::json!({}),
@@ -1005,12 +1022,12 @@ impl Outbox {
     /// Cancels an item SMTP has not accepted (queued or failed).
     pub fn cancel(&self, id: i64) -> Result<()> {
         let row = self.get(id)?;
-        let ok = matches!(row.state.as_str(), state::QUEUED | state::FAILED)
+        let ok = matches!(row.state, OutboxState::Queued | OutboxState::Failed)
             && self.change(
                 id,
-                Some(&[state::QUEUED, state::FAILED]),
+                Some(&[OutboxState::Queued, OutboxState::Failed]),
                 Change {
-                    state: Some(state::CANCELLED),
+                    state: Some(OutboxState::Cancelled),
                     next_attempt_at: Some(None),
                     ..Default::default()
                 },
@@ -1018,14 +1035,14 @@ impl Outbox {
                 serde_json::json!({}),
             )?;
         if !ok {
-            let fix = match row.state.as_str() {
-                state::UNCERTAIN => format!(
+            let fix = match row.state {
+                OutboxState::Uncertain => format!(
                     "it may have been delivered: `mailroom outbox drop {id}` gives up on it"
                 ),
-                state::SENDING => {
+                OutboxState::Sending => {
                     "it is being sent right now; wait and check `mailroom outbox`".to_string()
                 }
-                state::CANCELLED => "it is cancelled already".to_string(),
+                OutboxState::Cancelled => "it is cancelled already".to_string(),
                 _ => {
                     "the SMTP server has accepted it already; it cannot be called back".to_string()
                 }
@@ -1044,9 +1061,9 @@ impl Outbox {
         let row = self.get(id)?;
         let ok = self.change(
             id,
-            Some(&[state::UNCERTAIN]),
+            Some(&[OutboxState::Uncertain]),
             Change {
-                state: Some(state::QUEUED),
+                state: Some(OutboxState::Queued),
                 next_attempt_at: Some(None),
                 error: Some(None),
                 ..Default::default()
@@ -1070,13 +1087,13 @@ impl Outbox {
         let account = self.account_for(&row.account_id)?;
         let ok = self.change(
             id,
-            Some(&[state::UNCERTAIN]),
+            Some(&[OutboxState::Uncertain]),
             Change {
-                state: Some(state::SENT),
+                state: Some(OutboxState::Sent),
                 copy_state: Some(if account.cfg.sent_copy.enabled {
-                    copy::PENDING
+                    CopyState::Pending
                 } else {
-                    copy::SKIPPED
+                    CopyState::Skipped
                 }),
                 sent_at: Some(row.sent_at.clone().unwrap_or_else(now)),
                 next_attempt_at: Some(None),
@@ -1117,7 +1134,7 @@ impl Outbox {
 /// Where an item's copy goes (None = the detected Sent folder). An appended copy is verified
 /// where it was put, even if the settings changed since.
 fn copy_folder_for(sc: &SentCopyOptions, row: &OutboxRow) -> Option<CopyFolder> {
-    if row.copy_state.as_deref() == Some(copy::APPENDED)
+    if row.copy_state == Some(CopyState::Appended)
         && let Some(f) = &row.copy_folder
     {
         return Some(CopyFolder {

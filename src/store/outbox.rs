@@ -2,32 +2,151 @@
 //! transaction together with its audit entry, so a crash between two steps resumes from the last
 //! committed state and the audit log never disagrees with the queue.
 
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{OptionalExtension, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Store, now};
 use crate::error::Result;
 
-/// Item states (contract): queued → sending → sent → copied → verified, plus uncertain, failed,
-/// cancelled.
-pub mod state {
-    pub const QUEUED: &str = "queued";
-    pub const SENDING: &str = "sending";
-    pub const UNCERTAIN: &str = "uncertain";
-    pub const SENT: &str = "sent";
-    pub const COPIED: &str = "copied";
-    pub const VERIFIED: &str = "verified";
-    pub const FAILED: &str = "failed";
-    pub const CANCELLED: &str = "cancelled";
+/// An item's state (contract): queued → sending → sent → copied → verified, plus uncertain,
+/// failed, cancelled. Stored as its contract word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutboxState {
+    Queued,
+    Sending,
+    Uncertain,
+    Sent,
+    Copied,
+    Verified,
+    Failed,
+    Cancelled,
 }
 
-/// Copy sub-states (contract): pending, appended, filed_by_server, skipped, failed.
-pub mod copy {
-    pub const PENDING: &str = "pending";
-    pub const APPENDED: &str = "appended";
-    pub const FILED_BY_SERVER: &str = "filed_by_server";
-    pub const SKIPPED: &str = "skipped";
-    pub const FAILED: &str = "failed";
+impl OutboxState {
+    pub const ALL: [OutboxState; 8] = [
+        OutboxState::Queued,
+        OutboxState::Sending,
+        OutboxState::Uncertain,
+        OutboxState::Sent,
+        OutboxState::Copied,
+        OutboxState::Verified,
+        OutboxState::Failed,
+        OutboxState::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxState::Queued => "queued",
+            OutboxState::Sending => "sending",
+            OutboxState::Uncertain => "uncertain",
+            OutboxState::Sent => "sent",
+            OutboxState::Copied => "copied",
+            OutboxState::Verified => "verified",
+            OutboxState::Failed => "failed",
+            OutboxState::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<OutboxState> {
+        OutboxState::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+
+    /// The SMTP server accepted it (its Sent copy may still be pending).
+    pub fn accepted(self) -> bool {
+        matches!(
+            self,
+            OutboxState::Sent | OutboxState::Copied | OutboxState::Verified
+        )
+    }
+}
+
+/// The Sent copy's sub-state (contract): pending, appended, filed_by_server, skipped, failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CopyState {
+    Pending,
+    Appended,
+    FiledByServer,
+    Skipped,
+    Failed,
+}
+
+impl CopyState {
+    pub const ALL: [CopyState; 5] = [
+        CopyState::Pending,
+        CopyState::Appended,
+        CopyState::FiledByServer,
+        CopyState::Skipped,
+        CopyState::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CopyState::Pending => "pending",
+            CopyState::Appended => "appended",
+            CopyState::FiledByServer => "filed_by_server",
+            CopyState::Skipped => "skipped",
+            CopyState::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<CopyState> {
+        CopyState::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for OutboxState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Display for CopyState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A state word the database holds but this version does not know.
+fn unknown(what: &str, text: &str) -> FromSqlError {
+    FromSqlError::Other(format!("unknown outbox {what} {text:?}").into())
+}
+
+impl FromSql for OutboxState {
+    fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
+        let t = v.as_str()?;
+        OutboxState::parse(t).ok_or_else(|| unknown("state", t))
+    }
+}
+
+impl FromSql for CopyState {
+    fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
+        let t = v.as_str()?;
+        CopyState::parse(t).ok_or_else(|| unknown("copy state", t))
+    }
+}
+
+impl ToSql for OutboxState {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.as_str()))
+    }
+}
+
+impl ToSql for CopyState {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.as_str()))
+    }
+}
+
+/// `'a','b'` for an `IN (…)` list of known words (never user text).
+fn sql_words<'a>(words: impl IntoIterator<Item = &'a str>) -> String {
+    words
+        .into_iter()
+        .map(|w| format!("'{w}'"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -39,8 +158,8 @@ pub struct OutboxRow {
     pub rcpts: Vec<String>,
     pub message_id: String,
     pub subject: Option<String>,
-    pub state: String,
-    pub copy_state: Option<String>,
+    pub state: OutboxState,
+    pub copy_state: Option<CopyState>,
     pub copy_folder: Option<String>,
     pub copy_uid: Option<i64>,
     pub copy_uidvalidity: Option<i64>,
@@ -114,7 +233,7 @@ pub struct NewOutbox {
     pub copy_raw: Option<Vec<u8>>,
     pub copy_note: Option<String>,
     /// `skipped` when copies are off for the account, else `pending`.
-    pub copy_state: &'static str,
+    pub copy_state: CopyState,
     pub in_reply_to: Option<String>,
     pub thread_message_id: Option<i64>,
 }
@@ -122,8 +241,8 @@ pub struct NewOutbox {
 /// One state change; `None` fields stay as they are.
 #[derive(Debug, Clone, Default)]
 pub struct Change {
-    pub state: Option<&'static str>,
-    pub copy_state: Option<&'static str>,
+    pub state: Option<OutboxState>,
+    pub copy_state: Option<CopyState>,
     pub attempts_inc: bool,
     pub copy_attempts_inc: bool,
     /// Some(Some((what, fix))) records an error, Some(None) clears it.
@@ -239,23 +358,20 @@ impl Store {
     pub fn outbox_due(
         &self,
         account_id: &str,
-        states: &[&str],
-        copy_states: Option<&[&str]>,
+        states: &[OutboxState],
+        copy_states: Option<&[CopyState]>,
         at: &str,
         force: bool,
     ) -> Result<Vec<i64>> {
-        let list = |v: &[&str]| {
-            v.iter()
-                .map(|s| format!("'{}'", s.replace('\'', "")))
-                .collect::<Vec<_>>()
-                .join(",")
-        };
         let mut sql = format!(
             "SELECT id FROM outbox WHERE account_id = ?1 AND state IN ({})",
-            list(states)
+            sql_words(states.iter().map(|s| s.as_str()))
         );
         if let Some(cs) = copy_states {
-            sql.push_str(&format!(" AND copy_state IN ({})", list(cs)));
+            sql.push_str(&format!(
+                " AND copy_state IN ({})",
+                sql_words(cs.iter().map(|s| s.as_str()))
+            ));
         }
         if !force {
             sql.push_str(" AND (next_attempt_at IS NULL OR next_attempt_at <= ?2)");
@@ -321,7 +437,7 @@ impl Store {
     pub fn outbox_claim(
         &self,
         id: i64,
-        states: &[&str],
+        states: &[OutboxState],
         claim: &str,
         until: &str,
         at: &str,
@@ -343,11 +459,7 @@ impl Store {
         {
             return Ok(false);
         }
-        let list = states
-            .iter()
-            .map(|s| format!("'{}'", s.replace('\'', "")))
-            .collect::<Vec<_>>()
-            .join(",");
+        let list = sql_words(states.iter().map(|s| s.as_str()));
         // Compare-and-set on the claim we saw, so two takers never both win.
         let n = self.conn.execute(
             &format!(
@@ -372,7 +484,7 @@ impl Store {
     pub fn outbox_change(
         &self,
         id: i64,
-        from: Option<&[&str]>,
+        from: Option<&[OutboxState]>,
         change: &Change,
         operator: &str,
         action: &str,
@@ -388,10 +500,10 @@ impl Store {
         use rusqlite::types::Value as V;
         let opt = |s: Option<String>| s.map(V::from).unwrap_or(V::Null);
         if let Some(s) = change.state {
-            push("state", V::from(s.to_string()), &mut sets);
+            push("state", V::from(s.as_str().to_string()), &mut sets);
         }
         if let Some(s) = change.copy_state {
-            push("copy_state", V::from(s.to_string()), &mut sets);
+            push("copy_state", V::from(s.as_str().to_string()), &mut sets);
         }
         if let Some(e) = &change.error {
             let (what, fix) = match e {
@@ -435,11 +547,7 @@ impl Store {
         }
         let mut sql = format!("UPDATE outbox SET {} WHERE id = ?1", sets.join(", "));
         if let Some(from) = from {
-            let list = from
-                .iter()
-                .map(|s| format!("'{}'", s.replace('\'', "")))
-                .collect::<Vec<_>>()
-                .join(",");
+            let list = sql_words(from.iter().map(|s| s.as_str()));
             sql.push_str(&format!(" AND state IN ({list})"));
         }
         let tx = self.conn.unchecked_transaction()?;
@@ -573,10 +681,24 @@ mod tests {
             raw: b"Subject: hi\r\n\r\nbody\r\n".to_vec(),
             copy_raw: None,
             copy_note: None,
-            copy_state: copy::PENDING,
+            copy_state: CopyState::Pending,
             in_reply_to: None,
             thread_message_id: None,
         }
+    }
+
+    #[test]
+    fn states_are_their_contract_words_in_sql_and_json() {
+        for st in OutboxState::ALL {
+            assert_eq!(OutboxState::parse(st.as_str()), Some(st));
+            assert_eq!(serde_json::to_value(st).unwrap(), st.as_str());
+        }
+        for c in CopyState::ALL {
+            assert_eq!(CopyState::parse(c.as_str()), Some(c));
+            assert_eq!(serde_json::to_value(c).unwrap(), c.as_str());
+        }
+        assert_eq!(CopyState::FiledByServer.as_str(), "filed_by_server");
+        assert!(OutboxState::parse("bogus").is_none());
     }
 
     #[test]
@@ -585,17 +707,17 @@ mod tests {
         let id = s.outbox_insert(&item(), &serde_json::json!({})).unwrap();
         let r = s.outbox_get(id).unwrap().unwrap();
         assert_eq!(
-            (r.state.as_str(), r.copy_state.as_deref()),
-            ("queued", Some("pending"))
+            (r.state, r.copy_state),
+            (OutboxState::Queued, Some(CopyState::Pending))
         );
         let ch = Change {
-            state: Some(state::SENDING),
+            state: Some(OutboxState::Sending),
             ..Default::default()
         };
         assert!(
             s.outbox_change(
                 id,
-                Some(&[state::QUEUED]),
+                Some(&[OutboxState::Queued]),
                 &ch,
                 "op",
                 "outbox.sending",
@@ -607,7 +729,7 @@ mod tests {
         assert!(
             !s.outbox_change(
                 id,
-                Some(&[state::QUEUED]),
+                Some(&[OutboxState::Queued]),
                 &ch,
                 "op",
                 "outbox.sending",
@@ -630,16 +752,16 @@ mod tests {
         let id = s.outbox_insert(&item(), &serde_json::json!({})).unwrap();
         let far = "2999-01-01T00:00:00Z";
         assert!(
-            s.outbox_claim(id, &["queued"], "other:1:x", far, &now())
+            s.outbox_claim(id, &[OutboxState::Queued], "other:1:x", far, &now())
                 .unwrap()
         );
         assert!(
-            !s.outbox_claim(id, &["queued"], &claim_tag(), far, &now())
+            !s.outbox_claim(id, &[OutboxState::Queued], &claim_tag(), far, &now())
                 .unwrap()
         );
         s.outbox_release(id, "other:1:x").unwrap();
         assert!(
-            s.outbox_claim(id, &["queued"], &claim_tag(), far, &now())
+            s.outbox_claim(id, &[OutboxState::Queued], &claim_tag(), far, &now())
                 .unwrap()
         );
         assert!(!claim_is_dead(Some(&claim_tag()), Some(far), &now()));
@@ -677,12 +799,13 @@ mod tests {
         )
         .unwrap();
         assert!(
-            s.outbox_due("a1", &["queued"], None, &now(), false)
+            s.outbox_due("a1", &[OutboxState::Queued], None, &now(), false)
                 .unwrap()
                 .is_empty()
         );
         assert_eq!(
-            s.outbox_due("a1", &["queued"], None, &now(), true).unwrap(),
+            s.outbox_due("a1", &[OutboxState::Queued], None, &now(), true)
+                .unwrap(),
             vec![id]
         );
     }

@@ -41,7 +41,10 @@ pub fn team() -> Team {
         .spawn()
         .and_then(|mut c| {
             use std::io::Write;
-            c.stdin.take().expect("stdin").write_all(PASSWORD.as_bytes())?;
+            c.stdin
+                .take()
+                .expect("stdin")
+                .write_all(PASSWORD.as_bytes())?;
             c.wait_with_output()
         })
         .expect("account add runs");
@@ -147,7 +150,11 @@ impl Team {
         assert_eq!(h.status.code(), Some(1), "{hidden:?}: {}", stderr(&h));
         assert_eq!(m.status.code(), Some(1), "{missing:?}: {}", stderr(&m));
         assert!(stdout(&h).is_empty(), "{hidden:?} printed {:?}", stdout(&h));
-        assert!(stdout(&m).is_empty(), "{missing:?} printed {:?}", stdout(&m));
+        assert!(
+            stdout(&m).is_empty(),
+            "{missing:?} printed {:?}",
+            stdout(&m)
+        );
         let first = |o: &Output| stderr(o).lines().next().unwrap_or_default().to_string();
         let fix = |o: &Output| {
             stderr(o)
@@ -164,7 +171,11 @@ impl Team {
             stderr(&h)
         );
         let rows = self.audit_since(audit_before);
-        assert_eq!(rows.len(), 1, "{hidden:?}: one audit row for the refusal: {rows:?}");
+        assert_eq!(
+            rows.len(),
+            1,
+            "{hidden:?}: one audit row for the refusal: {rows:?}"
+        );
         assert_eq!(rows[0].0, op);
         assert_eq!(rows[0].1, "refused");
         let mut expected = before.clone();
