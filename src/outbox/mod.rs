@@ -325,6 +325,22 @@ impl Outbox {
 
     // ---- SMTP ----
 
+    /// The items of `ids` this process takes for one step: still in one of `states` and not
+    /// held by another live process.
+    fn claim(&self, ids: &[i64], states: &[OutboxState], for_secs: u64) -> Result<Vec<i64>> {
+        let tag = claim_tag();
+        let mut mine = Vec::new();
+        for &id in ids {
+            if self
+                .store()
+                .outbox_claim(id, states, &tag, &at_plus(for_secs), &now())?
+            {
+                mine.push(id);
+            }
+        }
+        Ok(mine)
+    }
+
     async fn deliver(
         &self,
         account: &Account,
@@ -333,18 +349,7 @@ impl Outbox {
         report: &mut DriveReport,
     ) -> Result<()> {
         let tag = claim_tag();
-        let mut mine = Vec::new();
-        for &id in ids {
-            if self.store().outbox_claim(
-                id,
-                &[OutboxState::Queued],
-                &tag,
-                &at_plus(3600),
-                &now(),
-            )? {
-                mine.push(id);
-            }
-        }
+        let mine = self.claim(ids, &[OutboxState::Queued], 3600)?;
         let mut session: Option<Session> = None;
         // A server that cannot be reached or refuses the login fails every item the same way:
         // one connection attempt per pass, not one per item.
@@ -377,68 +382,7 @@ impl Outbox {
                 self.store().outbox_release(id, &tag)?;
                 continue;
             };
-            let claim_until = at_plus(3600);
-            let result = sess
-                .send(&row.from_addr, &row.rcpts, &raw, || {
-                    let ch = Change {
-                        state: Some(OutboxState::Sending),
-                        claim: Some(Some((tag.clone(), claim_until.clone()))),
-                        ..Default::default()
-                    };
-                    let ok = self.change(
-                        id,
-                        Some(&[OutboxState::Queued]),
-                        ch,
-                        "outbox.sending",
-                        serde_json::json!({"attempt": row.attempts + 1}),
-                    )?;
-                    if !ok {
-                        return Err(AppError::transient(
-                            "the item changed while connecting",
-                            "",
-                            "it is retried on the next pass",
-                        ));
-                    }
-                    self.tell(id, "sending");
-                    Ok(())
-                })
-                .await;
-            match result {
-                Ok(reply) => {
-                    failpoint::hit("before_sent_commit");
-                    let batch = account.cfg.sent_copy.batch_secs;
-                    let ch = Change {
-                        state: Some(OutboxState::Sent),
-                        attempts_inc: true,
-                        error: Some(None),
-                        sent_at: Some(now()),
-                        next_attempt_at: Some(if batch > 0 {
-                            Some(at_plus(batch))
-                        } else {
-                            None
-                        }),
-                        claim: Some(None),
-                        ..Default::default()
-                    };
-                    self.change(
-                        id,
-                        Some(&[OutboxState::Sending]),
-                        ch,
-                        "outbox.sent",
-                        serde_json::json!({"server": reply, "rcpts": row.rcpts}),
-                    )?;
-                    report.sent += 1;
-                    self.tell(id, format!("sent: the SMTP server accepted it ({reply})"));
-                    failpoint::hit("after_smtp_accepted");
-                }
-                Err(SendError::NotSent(e)) => self.send_not_sent(&row, &e, account, report)?,
-                Err(SendError::Refused(e)) => {
-                    self.send_ended_badly(id, account, e, Ended::Refused, report)?
-                }
-                Err(SendError::Uncertain(e)) => {
-                    self.send_ended_badly(id, account, e, Ended::Uncertain, report)?
-                }
-            }
+            self.send_one(sess, &row, &raw, account, report).await?;
             if opts.connections == CopyConnections::PerMessage
                 && let Some(s) = session.take()
             {
@@ -448,6 +392,94 @@ impl Outbox {
         if let Some(s) = session {
             s.quit().await;
         }
+        Ok(())
+    }
+
+    /// One SMTP transaction: `sending` is committed right before DATA, and how the transaction
+    /// ends decides the item's next state.
+    async fn send_one(
+        &self,
+        sess: &mut Session,
+        row: &OutboxRow,
+        raw: &[u8],
+        account: &Account,
+        report: &mut DriveReport,
+    ) -> Result<()> {
+        let id = row.id;
+        let claim = (claim_tag(), at_plus(3600));
+        let result = sess
+            .send(&row.from_addr, &row.rcpts, raw, || {
+                let ch = Change {
+                    state: Some(OutboxState::Sending),
+                    claim: Some(Some(claim)),
+                    ..Default::default()
+                };
+                let ok = self.change(
+                    id,
+                    Some(&[OutboxState::Queued]),
+                    ch,
+                    "outbox.sending",
+                    serde_json::json!({"attempt": row.attempts + 1}),
+                )?;
+                if !ok {
+                    return Err(AppError::transient(
+                        "the item changed while connecting",
+                        "",
+                        "it is retried on the next pass",
+                    ));
+                }
+                self.tell(id, "sending");
+                Ok(())
+            })
+            .await;
+        match result {
+            Ok(reply) => self.mark_sent(row, &reply, account, report),
+            Err(SendError::NotSent(e)) => self.send_not_sent(row, &e, account, report),
+            Err(SendError::Refused(e)) => {
+                self.send_ended_badly(id, account, e, Ended::Refused, report)
+            }
+            Err(SendError::Uncertain(e)) => {
+                self.send_ended_badly(id, account, e, Ended::Uncertain, report)
+            }
+        }
+    }
+
+    /// The SMTP server accepted it: `sent`, with the copy due after the batch time.
+    fn mark_sent(
+        &self,
+        row: &OutboxRow,
+        reply: &str,
+        account: &Account,
+        report: &mut DriveReport,
+    ) -> Result<()> {
+        failpoint::hit("before_sent_commit");
+        let batch = account.cfg.sent_copy.batch_secs;
+        let ch = Change {
+            state: Some(OutboxState::Sent),
+            attempts_inc: true,
+            error: Some(None),
+            sent_at: Some(now()),
+            next_attempt_at: Some(if batch > 0 {
+                Some(at_plus(batch))
+            } else {
+                None
+            }),
+            claim: Some(None),
+            ..Default::default()
+        };
+        self.change(
+            row.id,
+            Some(&[OutboxState::Sending]),
+            ch,
+            "outbox.sent",
+            serde_json::json!({"server": reply, "rcpts": row.rcpts}),
+        )?;
+        report.sent += 1;
+        self.tell(
+            row.id,
+            format!("sent: the SMTP server accepted it ({reply})"),
+        );
+        failpoint::hit("after_smtp_accepted");
         Ok(())
     }
 
@@ -576,22 +608,15 @@ impl Outbox {
         report: &mut DriveReport,
     ) -> Result<()> {
         let tag = claim_tag();
-        let mut mine = Vec::new();
-        for &id in ids {
-            if self.store().outbox_claim(
-                id,
-                &[
-                    OutboxState::Sent,
-                    OutboxState::Copied,
-                    OutboxState::Uncertain,
-                ],
-                &tag,
-                &at_plus(900),
-                &now(),
-            )? {
-                mine.push(id);
-            }
-        }
+        let mine = self.claim(
+            ids,
+            &[
+                OutboxState::Sent,
+                OutboxState::Copied,
+                OutboxState::Uncertain,
+            ],
+            900,
+        )?;
         if mine.is_empty() {
             return Ok(());
         }
@@ -656,6 +681,8 @@ impl Outbox {
         Ok(())
     }
 
+    /// One item's Sent copy, as far as it goes now: an uncertain send is looked for; a pending
+    /// copy is found (filed by the server), waited for, or appended; then it is verified.
     async fn copy_one(
         &self,
         b: &mut SentBox,
@@ -666,150 +693,221 @@ impl Outbox {
         let Some(row) = self.store().outbox_get(id)? else {
             return Ok(());
         };
-        let sc = &account.cfg.sent_copy;
         if row.state == OutboxState::Uncertain {
-            let found = b.find(&row.message_id).await?;
-            if let Some(uid) = found.first() {
-                let ch = Change {
-                    state: Some(OutboxState::Verified),
-                    copy_state: Some(CopyState::FiledByServer),
-                    copy_folder: Some(b.folder.clone()),
-                    copy_uid: Some((b.uidvalidity as i64, Some(*uid as i64))),
-                    sent_at: Some(row.sent_at.clone().unwrap_or_else(now)),
-                    verified_at: Some(now()),
-                    error: Some(None),
-                    ..Default::default()
-                };
-                self.change(
-                    id,
-                    Some(&[OutboxState::Uncertain]),
-                    ch,
-                    "outbox.uncertain_resolved",
-                    serde_json::json!({"found_in": b.folder, "uid": uid}),
-                )?;
-                report.verified += 1;
-                self.tell(
-                    id,
-                    format!("resolved: found in {} — it was delivered", b.folder),
-                );
-            } else {
-                let ch = Change {
-                    next_attempt_at: Some(Some(at_plus(sc.retry_secs.max(1)))),
-                    ..Default::default()
-                };
-                self.change(
-                    id,
-                    Some(&[OutboxState::Uncertain]),
-                    ch,
-                    "outbox.uncertain_checked",
-                    serde_json::json!({"found": false}),
-                )?;
-                report.uncertain += 1;
-                self.tell(id, format!("still uncertain: not in {}; decide with `mailroom outbox resend {id}` or `mailroom outbox drop {id}`", b.folder));
-            }
-            return Ok(());
+            return self.look_for_uncertain(b, &row, account, report).await;
         }
         let mut appended_uid: Option<u32> = None;
         if row.copy_state == Some(CopyState::Pending) {
-            // A copy may already be there: filed by the server, or appended by a run that died
-            // before committing it. Either way, never a second one.
-            let found = b.find(&row.message_id).await?;
-            if let Some(uid) = found.first() {
-                let ch = Change {
-                    state: Some(OutboxState::Verified),
-                    copy_state: Some(CopyState::FiledByServer),
-                    copy_folder: Some(b.folder.clone()),
-                    copy_uid: Some((b.uidvalidity as i64, Some(*uid as i64))),
-                    verified_at: Some(now()),
-                    copy_attempts_inc: true,
-                    error: Some(None),
-                    ..Default::default()
-                };
-                self.change(
-                    id,
-                    Some(&[OutboxState::Sent, OutboxState::Copied]),
-                    ch,
-                    "outbox.verified",
-                    serde_json::json!({"copy": "filed_by_server", "folder": b.folder, "uid": uid}),
-                )?;
-                report.verified += 1;
-                self.tell(
-                    id,
-                    format!(
-                        "verified: the server filed it into {} itself (uid {uid})",
-                        b.folder
-                    ),
-                );
-                return Ok(());
+            match self.place_copy(b, &row, account, report).await? {
+                Placed::Appended(uid) => appended_uid = uid,
+                Placed::Settled => return Ok(()),
             }
-            let learned = self
-                .store()
-                .outbox_server_files_sent(account.id(), &b.folder)?;
-            if sc.filed_by_server || (learned && row.copy_attempts < 3) {
-                let wait = backoff_secs(
-                    sc.retry_secs,
-                    account.cfg.sync.backoff_max_secs,
-                    row.copy_attempts + 1,
-                );
-                let ch = Change {
-                    copy_attempts_inc: true,
-                    next_attempt_at: Some(Some(at_plus(wait))),
-                    error: Some(Some((
-                        format!(
-                            "waiting for the server to file the message into {}",
-                            b.folder
-                        ),
-                        if sc.filed_by_server {
-                            "nothing to do; if it never appears, set sent_copy.filed_by_server = false".to_string()
-                        } else {
-                            "nothing to do; mailroom appends its own copy if the server's does not appear".to_string()
-                        },
-                    ))),
-                    ..Default::default()
-                };
-                self.change(
-                    id,
-                    Some(&[OutboxState::Sent]),
-                    ch,
-                    "outbox.copy_waiting",
-                    serde_json::json!({"folder": b.folder}),
-                )?;
-                report.copy_pending += 1;
-                self.tell(
-                    id,
-                    format!(
-                        "copy pending: waiting for the server's own copy in {}",
-                        b.folder
-                    ),
-                );
-                return Ok(());
-            }
-            let (raw, copy_raw) = self.store().outbox_raw(id)?.ok_or_else(|| no_item(id))?;
-            let bytes = copy_raw.unwrap_or(raw);
-            let uid = b.append(&bytes, row.sent_at.as_deref()).await?;
-            // Crash here and the restart finds our copy by Message-ID before appending again.
-            failpoint::hit("after_append");
+        }
+        self.verify_copy(b, &row, appended_uid, report).await
+    }
+
+    /// An uncertain send found in Sent was delivered; otherwise it stays uncertain for the user.
+    async fn look_for_uncertain(
+        &self,
+        b: &mut SentBox,
+        row: &OutboxRow,
+        account: &Account,
+        report: &mut DriveReport,
+    ) -> Result<()> {
+        let id = row.id;
+        let found = b.find(&row.message_id).await?;
+        if let Some(uid) = found.first() {
             let ch = Change {
-                state: Some(OutboxState::Copied),
-                copy_state: Some(CopyState::Appended),
+                state: Some(OutboxState::Verified),
+                copy_state: Some(CopyState::FiledByServer),
                 copy_folder: Some(b.folder.clone()),
-                copy_uid: Some((b.uidvalidity as i64, uid.map(|u| u as i64))),
-                copy_attempts_inc: true,
+                copy_uid: Some((b.uidvalidity as i64, Some(*uid as i64))),
+                sent_at: Some(row.sent_at.clone().unwrap_or_else(now)),
+                verified_at: Some(now()),
                 error: Some(None),
                 ..Default::default()
             };
-            self.change(id, Some(&[OutboxState::Sent]), ch, "outbox.copied", serde_json::json!({"folder": b.folder, "uid": uid, "bytes": bytes.len(), "note": row.copy_note}))?;
+            self.change(
+                id,
+                Some(&[OutboxState::Uncertain]),
+                ch,
+                "outbox.uncertain_resolved",
+                serde_json::json!({"found_in": b.folder, "uid": uid}),
+            )?;
+            report.verified += 1;
             self.tell(
                 id,
-                format!(
-                    "copied to {}{}",
-                    b.folder,
-                    uid.map(|u| format!(" (uid {u})")).unwrap_or_default()
-                ),
+                format!("resolved: found in {} — it was delivered", b.folder),
             );
-            appended_uid = uid;
+            return Ok(());
         }
-        // Verify by Message-ID.
+        let ch = Change {
+            next_attempt_at: Some(Some(at_plus(account.cfg.sent_copy.retry_secs.max(1)))),
+            ..Default::default()
+        };
+        self.change(
+            id,
+            Some(&[OutboxState::Uncertain]),
+            ch,
+            "outbox.uncertain_checked",
+            serde_json::json!({"found": false}),
+        )?;
+        report.uncertain += 1;
+        self.tell(id, format!("still uncertain: not in {}; decide with `mailroom outbox resend {id}` or `mailroom outbox drop {id}`", b.folder));
+        Ok(())
+    }
+
+    /// A pending copy: already there (filed by the server, or appended by a run that died
+    /// before committing it — never a second one), worth waiting for, or appended now.
+    async fn place_copy(
+        &self,
+        b: &mut SentBox,
+        row: &OutboxRow,
+        account: &Account,
+        report: &mut DriveReport,
+    ) -> Result<Placed> {
+        let found = b.find(&row.message_id).await?;
+        if let Some(uid) = found.first() {
+            self.filed_by_server(b, row, *uid, report)?;
+            return Ok(Placed::Settled);
+        }
+        let sc = &account.cfg.sent_copy;
+        let learned = self
+            .store()
+            .outbox_server_files_sent(account.id(), &b.folder)?;
+        if sc.filed_by_server || (learned && row.copy_attempts < 3) {
+            self.wait_for_server_copy(b, row, account, report)?;
+            return Ok(Placed::Settled);
+        }
+        let uid = self.append_copy(b, row).await?;
+        Ok(Placed::Appended(uid))
+    }
+
+    /// The server filed the message into Sent itself: verified, with its copy.
+    fn filed_by_server(
+        &self,
+        b: &SentBox,
+        row: &OutboxRow,
+        uid: u32,
+        report: &mut DriveReport,
+    ) -> Result<()> {
+        let ch = Change {
+            state: Some(OutboxState::Verified),
+            copy_state: Some(CopyState::FiledByServer),
+            copy_folder: Some(b.folder.clone()),
+            copy_uid: Some((b.uidvalidity as i64, Some(uid as i64))),
+            verified_at: Some(now()),
+            copy_attempts_inc: true,
+            error: Some(None),
+            ..Default::default()
+        };
+        self.change(
+            row.id,
+            Some(&[OutboxState::Sent, OutboxState::Copied]),
+            ch,
+            "outbox.verified",
+            serde_json::json!({"copy": "filed_by_server", "folder": b.folder, "uid": uid}),
+        )?;
+        report.verified += 1;
+        self.tell(
+            row.id,
+            format!(
+                "verified: the server filed it into {} itself (uid {uid})",
+                b.folder
+            ),
+        );
+        Ok(())
+    }
+
+    /// The server files sent mail itself (by setting, or as learned): look again later before
+    /// appending a copy of our own.
+    fn wait_for_server_copy(
+        &self,
+        b: &SentBox,
+        row: &OutboxRow,
+        account: &Account,
+        report: &mut DriveReport,
+    ) -> Result<()> {
+        let sc = &account.cfg.sent_copy;
+        let wait = backoff_secs(
+            sc.retry_secs,
+            account.cfg.sync.backoff_max_secs,
+            row.copy_attempts + 1,
+        );
+        let ch = Change {
+            copy_attempts_inc: true,
+            next_attempt_at: Some(Some(at_plus(wait))),
+            error: Some(Some((
+                format!(
+                    "waiting for the server to file the message into {}",
+                    b.folder
+                ),
+                if sc.filed_by_server {
+                    "nothing to do; if it never appears, set sent_copy.filed_by_server = false"
+                        .to_string()
+                } else {
+                    "nothing to do; mailroom appends its own copy if the server's does not appear"
+                        .to_string()
+                },
+            ))),
+            ..Default::default()
+        };
+        self.change(
+            row.id,
+            Some(&[OutboxState::Sent]),
+            ch,
+            "outbox.copy_waiting",
+            serde_json::json!({"folder": b.folder}),
+        )?;
+        report.copy_pending += 1;
+        self.tell(
+            row.id,
+            format!(
+                "copy pending: waiting for the server's own copy in {}",
+                b.folder
+            ),
+        );
+        Ok(())
+    }
+
+    /// Appends our copy (the copy's own bytes when they differ) and commits `copied`.
+    async fn append_copy(&self, b: &mut SentBox, row: &OutboxRow) -> Result<Option<u32>> {
+        let id = row.id;
+        let (raw, copy_raw) = self.store().outbox_raw(id)?.ok_or_else(|| no_item(id))?;
+        let bytes = copy_raw.unwrap_or(raw);
+        let uid = b.append(&bytes, row.sent_at.as_deref()).await?;
+        // Crash here and the restart finds our copy by Message-ID before appending again.
+        failpoint::hit("after_append");
+        let ch = Change {
+            state: Some(OutboxState::Copied),
+            copy_state: Some(CopyState::Appended),
+            copy_folder: Some(b.folder.clone()),
+            copy_uid: Some((b.uidvalidity as i64, uid.map(|u| u as i64))),
+            copy_attempts_inc: true,
+            error: Some(None),
+            ..Default::default()
+        };
+        self.change(id, Some(&[OutboxState::Sent]), ch, "outbox.copied", serde_json::json!({"folder": b.folder, "uid": uid, "bytes": bytes.len(), "note": row.copy_note}))?;
+        self.tell(
+            id,
+            format!(
+                "copied to {}{}",
+                b.folder,
+                uid.map(|u| format!(" (uid {u})")).unwrap_or_default()
+            ),
+        );
+        Ok(uid)
+    }
+
+    /// Verifies the copy by Message-ID; a second copy filed by the server meanwhile replaces
+    /// ours (ours is removed).
+    async fn verify_copy(
+        &self,
+        b: &mut SentBox,
+        row: &OutboxRow,
+        appended_uid: Option<u32>,
+        report: &mut DriveReport,
+    ) -> Result<()> {
         let found = b.find(&row.message_id).await?;
         if found.is_empty() {
             return Err(AppError::transient(
@@ -839,14 +937,14 @@ impl Outbox {
             );
         }
         self.change(
-            id,
+            row.id,
             Some(&[OutboxState::Copied, OutboxState::Sent]),
             ch,
             "outbox.verified",
             serde_json::json!({"folder": b.folder, "found": found}),
         )?;
         report.verified += 1;
-        self.tell(id, note);
+        self.tell(row.id, note);
         Ok(())
     }
 
@@ -1213,6 +1311,14 @@ pub async fn run_worker(
             r = shutdown.changed() => { if r.is_err() { return Ok(()); } }
         }
     }
+}
+
+/// What the copy step did with a pending copy.
+enum Placed {
+    /// Appended now (with its UID when the server says): verify it next.
+    Appended(Option<u32>),
+    /// Found as filed by the server, or left to wait for it: nothing more this pass.
+    Settled,
 }
 
 /// How a send ended that is not retried by itself.
