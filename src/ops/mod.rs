@@ -12,6 +12,10 @@
 //! never blocks a tokio worker thread.
 
 pub mod access;
+pub mod messages;
+pub mod outbox;
+pub mod search;
+mod thread;
 
 use std::sync::{Arc, Mutex, OnceLock};
 

@@ -24,7 +24,7 @@ use crate::mail::compose::Built;
 use crate::secret::Vault;
 use crate::smtp::session::{SendError, Session};
 use crate::store::outbox::{claim_is_dead, claim_tag};
-use crate::store::{Change, Level, NewOutbox, OutboxRow, Store, now};
+use crate::store::{Change, Conn, Db, Level, NewOutbox, OutboxRow, now};
 use crate::store::{CopyState, OutboxState};
 
 pub use sentbox::SentBox;
@@ -56,6 +56,8 @@ pub struct DriveOptions {
     /// Ignore backoff and batching times (explicit user action).
     pub force: bool,
     pub connections: CopyConnections,
+    /// Only these accounts' items (None: every account's).
+    pub accounts: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -101,24 +103,38 @@ fn at_plus(secs: u64) -> String {
 }
 
 /// The queue plus what driving it needs: settings, the database, the key for passwords.
+///
+/// Its store work is synchronous and interleaved with network waits, so an `Outbox` is driven
+/// on a thread of its own (a current-thread runtime), never on a shared runtime's worker.
 pub struct Outbox {
-    pub config: Config,
-    store: Mutex<Store>,
+    pub config: Arc<Config>,
+    store: Mutex<Conn>,
     vault: Vault,
     pub operator: String,
     observer: Option<Observer>,
 }
 
 impl Outbox {
+    /// Reads the settings and opens the database of `home` (the background worker, each pass).
     pub fn open(home: &Home, operator: &str) -> Result<Outbox> {
         home.ensure()?;
-        Ok(Outbox {
-            config: Config::load(home)?,
-            store: Mutex::new(Store::open(&home.db_path())?),
-            vault: Vault::open(home)?,
+        Ok(Outbox::new(
+            Arc::new(Config::load(home)?),
+            Db::open(&home.db_path())?.conn()?,
+            Vault::open(home)?,
+            operator,
+        ))
+    }
+
+    /// The queue over settings and a connection the caller already holds.
+    pub fn new(config: Arc<Config>, store: Conn, vault: Vault, operator: &str) -> Outbox {
+        Outbox {
+            config,
+            store: Mutex::new(store),
+            vault,
             operator: operator.to_string(),
             observer: None,
-        })
+        }
     }
 
     pub fn with_observer(mut self, o: Observer) -> Self {
@@ -127,7 +143,7 @@ impl Outbox {
     }
 
     /// The store, briefly (never held across an await).
-    pub fn store(&self) -> MutexGuard<'_, Store> {
+    pub fn store(&self) -> MutexGuard<'_, Conn> {
         self.store.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -211,12 +227,15 @@ impl Outbox {
 
     /// Items left in `sending` by a process that is gone become `uncertain`: DATA may have
     /// gone out, so they are never sent again without the user's word.
-    pub fn recover(&self) -> Result<Vec<i64>> {
+    /// `accounts`: only their items (None: every account's).
+    pub fn recover(&self, accounts: Option<&[String]>) -> Result<Vec<i64>> {
         let t = now();
         let rows = self.store().outbox_in_sending()?;
         let mut out = Vec::new();
         for r in rows {
-            if !claim_is_dead(r.claim.as_deref(), r.claim_until.as_deref(), &t) {
+            if accounts.is_some_and(|a| !a.contains(&r.account_id))
+                || !claim_is_dead(r.claim.as_deref(), r.claim_until.as_deref(), &t)
+            {
                 continue;
             }
             let ch = Change {
@@ -256,14 +275,17 @@ impl Outbox {
     /// Drives every due item (or just `opts.only`) as far as it can go now.
     pub async fn drive(&self, opts: &DriveOptions) -> Result<DriveReport> {
         let mut report = DriveReport::default();
-        self.recover()?;
-        let accounts: Vec<String> = match opts.only {
+        self.recover(opts.accounts.as_deref())?;
+        let mut accounts: Vec<String> = match opts.only {
             Some(id) => {
                 let row = self.store().outbox_get(id)?.ok_or_else(|| no_item(id))?;
                 vec![row.account_id]
             }
             None => self.store().outbox_active_accounts()?,
         };
+        if let Some(only) = &opts.accounts {
+            accounts.retain(|a| only.contains(a));
+        }
         for account_id in accounts {
             let account = match self.account_for(&account_id) {
                 Ok(a) => a,
@@ -1274,29 +1296,64 @@ pub fn check_sender(cfg: &AccountConfig, from_addr: &str) -> Result<()> {
     ))
 }
 
+/// Which accounts' items a background worker drives, decided again on every pass from the
+/// current settings (None: every account's).
+pub type Scope = Arc<dyn Fn(&Config) -> Option<Vec<String>> + Send + Sync>;
+
+/// How a background worker runs: how long it sleeps at most, who hears of each state, and whose
+/// items it drives.
+#[derive(Clone)]
+pub struct WorkerSettings {
+    pub idle: Duration,
+    pub observer: Option<Observer>,
+    pub scope: Option<Scope>,
+}
+
 /// Runs the queue in the background until `shutdown` turns true: drives what is due, then
 /// sleeps until the next item is due (at most `idle`), or until `wake` is notified (something
-/// was queued). Reloads the configuration every pass. For the daemon and the console.
+/// was queued). Reloads the configuration every pass. Every account's items (the daemon).
 pub async fn run_worker(
+    home: Home,
+    operator: String,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+    wake: Arc<tokio::sync::Notify>,
+    observer: Option<Observer>,
+    idle: Duration,
+) -> Result<()> {
+    let settings = WorkerSettings {
+        idle,
+        observer,
+        scope: None,
+    };
+    work(home, operator, shutdown, wake, settings).await
+}
+
+/// `run_worker` with its settings: the daemon's and the console's worker (the console drives
+/// only the items of accounts its operator may act on). Its store work is synchronous: run it
+/// on a thread of its own.
+pub async fn work(
     home: Home,
     operator: String,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
     wake: Arc<tokio::sync::Notify>,
-    observer: Option<Observer>,
-    idle: Duration,
+    settings: WorkerSettings,
 ) -> Result<()> {
     loop {
         if *shutdown.borrow() {
             return Ok(());
         }
-        let mut wait = idle;
+        let mut wait = settings.idle;
         match Outbox::open(&home, &operator) {
             Ok(ob) => {
-                let ob = match &observer {
+                let ob = match &settings.observer {
                     Some(o) => ob.with_observer(o.clone()),
                     None => ob,
                 };
-                if let Err(e) = ob.drive(&DriveOptions::default()).await {
+                let opts = DriveOptions {
+                    accounts: settings.scope.as_ref().and_then(|s| s(&ob.config)),
+                    ..Default::default()
+                };
+                if let Err(e) = ob.drive(&opts).await {
                     tracing::warn!("outbox pass failed: {e}");
                 }
                 if let Ok(Some(d)) = ob.next_due_in() {

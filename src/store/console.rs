@@ -61,22 +61,6 @@ pub struct FolderRow {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct OutboxRow {
-    pub id: i64,
-    pub account_id: String,
-    pub from_addr: String,
-    pub rcpt_json: String,
-    pub subject: Option<String>,
-    pub state: String,
-    pub copy_state: Option<String>,
-    pub attempts: i64,
-    pub last_error_what: Option<String>,
-    pub last_error_fix: Option<String>,
-    pub next_attempt_at: Option<String>,
-    pub updated_at: String,
-}
-
-#[derive(Debug, Clone, PartialEq)]
 pub struct CustomerRow {
     pub id: i64,
     pub name: String,
@@ -280,40 +264,6 @@ impl Store {
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
-    }
-
-    /// Outbox items, newest first.
-    pub fn view_outbox_page(&self, offset: i64, limit: i64) -> Result<Vec<OutboxRow>> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT id, account_id, from_addr, rcpt_json, subject, state, copy_state, attempts,
-                    last_error_what, last_error_fix, next_attempt_at, updated_at
-             FROM outbox ORDER BY id DESC LIMIT ?1 OFFSET ?2",
-        )?;
-        let rows = st
-            .query_map(params![limit, offset], |r| {
-                Ok(OutboxRow {
-                    id: r.get(0)?,
-                    account_id: r.get(1)?,
-                    from_addr: r.get(2)?,
-                    rcpt_json: r.get(3)?,
-                    subject: r.get(4)?,
-                    state: r.get(5)?,
-                    copy_state: r.get(6)?,
-                    attempts: r.get(7)?,
-                    last_error_what: r.get(8)?,
-                    last_error_fix: r.get(9)?,
-                    next_attempt_at: r.get(10)?,
-                    updated_at: r.get(11)?,
-                })
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
-    }
-
-    pub fn view_outbox_total(&self) -> Result<i64> {
-        Ok(self
-            .conn
-            .query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get(0))?)
     }
 
     /// Customers whose name, company or an address contains `query` as a subsequence.

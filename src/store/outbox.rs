@@ -6,6 +6,7 @@ use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, 
 use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
+use super::crm::placeholders;
 use super::{Store, now};
 use crate::error::Result;
 
@@ -321,25 +322,54 @@ impl Store {
             .optional()?)
     }
 
-    /// Items, newest first; `account_ids` None = all.
-    pub fn outbox_list(
+    /// One page of the items of `account_ids` (those the operator may see), newest first.
+    /// No accounts: nothing.
+    pub fn outbox_page(
         &self,
-        account_ids: Option<&[String]>,
+        account_ids: &[String],
+        offset: i64,
         limit: i64,
     ) -> Result<Vec<OutboxRow>> {
-        let mut st = self.conn.prepare(&format!(
-            "SELECT {COLUMNS} FROM outbox ORDER BY id DESC LIMIT ?1"
+        if account_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM outbox WHERE account_id IN ({}) ORDER BY id DESC LIMIT ? OFFSET ?",
+            placeholders(account_ids.len())
         ))?;
+        let mut p: Vec<rusqlite::types::Value> =
+            account_ids.iter().map(|a| a.clone().into()).collect();
+        p.push(limit.into());
+        p.push(offset.into());
         let rows = st
-            .query_map([limit], row)?
+            .query_map(rusqlite::params_from_iter(p), row)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(match account_ids {
-            None => rows,
-            Some(ids) => rows
-                .into_iter()
-                .filter(|r| ids.contains(&r.account_id))
-                .collect(),
-        })
+        Ok(rows)
+    }
+
+    /// How many items `account_ids` have.
+    pub fn outbox_count(&self, account_ids: &[String]) -> Result<i64> {
+        if account_ids.is_empty() {
+            return Ok(0);
+        }
+        Ok(self.conn.query_row(
+            &format!(
+                "SELECT COUNT(*) FROM outbox WHERE account_id IN ({})",
+                placeholders(account_ids.len())
+            ),
+            rusqlite::params_from_iter(account_ids),
+            |r| r.get(0),
+        )?)
+    }
+
+    /// The account an item belongs to (None: no such item). What the visibility gate asks.
+    pub fn outbox_account_id(&self, id: i64) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row("SELECT account_id FROM outbox WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()?)
     }
 
     /// The bytes SMTP sends, and the Sent copy's own bytes when they differ.
@@ -744,6 +774,38 @@ mod tests {
         );
         let counts = s.outbox_counts("a1").unwrap();
         assert_eq!(counts.queued, 1, "sending counts as queued for status");
+    }
+
+    #[test]
+    fn pages_hold_only_the_named_accounts_items() {
+        let s = Store::open_in_memory().unwrap();
+        let mine = s.outbox_insert(&item(), &serde_json::json!({})).unwrap();
+        let other = NewOutbox {
+            account_id: "a2".into(),
+            ..item()
+        };
+        let theirs = s.outbox_insert(&other, &serde_json::json!({})).unwrap();
+        let a1 = vec!["a1".to_string()];
+        let ids: Vec<i64> = s
+            .outbox_page(&a1, 0, 10)
+            .unwrap()
+            .iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(ids, vec![mine]);
+        assert_eq!(s.outbox_count(&a1).unwrap(), 1);
+        assert!(s.outbox_page(&[], 0, 10).unwrap().is_empty());
+        assert_eq!(s.outbox_count(&[]).unwrap(), 0);
+        let both = vec!["a1".to_string(), "a2".to_string()];
+        let ids: Vec<i64> = s
+            .outbox_page(&both, 0, 10)
+            .unwrap()
+            .iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(ids, vec![theirs, mine], "newest first");
+        assert_eq!(s.outbox_account_id(theirs).unwrap().as_deref(), Some("a2"));
+        assert_eq!(s.outbox_account_id(theirs + 9).unwrap(), None);
     }
 
     #[test]

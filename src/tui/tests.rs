@@ -19,6 +19,7 @@ use super::view;
 use crate::check::{Report, Step, StepStatus};
 use crate::cli::status::{AccountStatus, Counts, Health, Progress, Status};
 use crate::error::AppError;
+use crate::ops::outbox::{CopyState, Item, LastError, OutboxState};
 use crate::store::console::*;
 use crate::store::{AccountState, ErrorInfo, EventRow, OutboxCounts, QuarantineRow, Store};
 
@@ -228,6 +229,44 @@ fn detail(m: MessageSummary) -> MessageDetail {
         customer: None,
         locations: vec!["work/INBOX".into()],
         attachments: vec![],
+    }
+}
+
+fn outbox_item(
+    id: i64,
+    to: &str,
+    subject: &str,
+    state: OutboxState,
+    copy_state: Option<CopyState>,
+    attempts: i64,
+) -> Item {
+    Item {
+        id,
+        account: "work".into(),
+        state,
+        copy_state,
+        from: "alice@example.test".into(),
+        to: vec![to.into()],
+        subject: Some(subject.into()),
+        message_id: format!("{id}@example.test"),
+        attempts,
+        copy_attempts: 0,
+        last_error: Some(LastError {
+            at: Some("2026-11-25T10:00:00Z".into()),
+            what: "SMTP refused the login".into(),
+            fix: Some("`mailroom account set-password work`".into()),
+        }),
+        next_attempt_at: Some("2026-11-25T10:30:00Z".into()),
+        created_at: "2026-11-25T09:00:00Z".into(),
+        updated_at: "2026-11-25T10:00:00Z".into(),
+        sent_at: None,
+        verified_at: None,
+        copy_folder: None,
+        copy_uid: None,
+        copy_note: None,
+        size: Some(2048),
+        in_reply_to: None,
+        thread_message_id: None,
     }
 }
 
@@ -460,33 +499,26 @@ fn scene(theme: &str, pane: PaneId, state: State) -> App {
         (PaneId::Outbox, State::Typical) => {
             a.outbox = paged(
                 vec![
-                    OutboxRow {
-                        id: 3,
-                        account_id: "acc-work".into(),
-                        from_addr: "alice@example.test".into(),
-                        rcpt_json: r#"[{"name":null,"address":"sam@client.example"}]"#.into(),
-                        subject: Some("Re: Where is my order?".into()),
-                        state: "failed".into(),
-                        copy_state: None,
-                        attempts: 3,
-                        last_error_what: Some("SMTP refused the login".into()),
-                        last_error_fix: Some("`mailroom account set-password work`".into()),
-                        next_attempt_at: Some("2026-11-25T10:30:00Z".into()),
-                        updated_at: "2026-11-25T10:00:00Z".into(),
-                    },
-                    OutboxRow {
-                        id: 2,
-                        account_id: "acc-work".into(),
-                        from_addr: "alice@example.test".into(),
-                        rcpt_json: r#"[{"name":"Bob","address":"bob@example.test"}]"#.into(),
-                        subject: Some("Invoice".into()),
-                        state: "verified".into(),
-                        copy_state: Some("appended".into()),
-                        attempts: 1,
-                        last_error_what: None,
-                        last_error_fix: None,
+                    outbox_item(
+                        3,
+                        "sam@client.example",
+                        "Re: Where is my order?",
+                        OutboxState::Failed,
+                        None,
+                        3,
+                    ),
+                    Item {
                         next_attempt_at: None,
+                        last_error: None,
                         updated_at: "2026-11-25T09:00:00Z".into(),
+                        ..outbox_item(
+                            2,
+                            "bob@example.test",
+                            "Invoice",
+                            OutboxState::Verified,
+                            Some(CopyState::Appended),
+                            1,
+                        )
                     },
                 ],
                 0,
@@ -891,7 +923,11 @@ fn store_pages_feed_the_panes() {
     // No visible account: an empty queue, not every account's.
     assert_eq!(s.view_triage_count(&Default::default()).unwrap(), 0);
     assert!(s.view_folders("acc-work").unwrap().is_empty());
-    assert!(s.view_outbox_page(0, 10).unwrap().is_empty());
+    assert!(
+        s.outbox_page(&["acc-work".into()], 0, 10)
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(s.view_customers_count("").unwrap(), 0);
     assert!(s.view_message(1).unwrap().is_none());
     assert!(s.quarantine_recent(&[], 0, 10).unwrap().is_empty());

@@ -15,7 +15,8 @@ use super::action::{Action, Command, PaneId};
 use super::keymap::{Key, Keymap};
 use super::theme::Theme;
 use crate::check::StepStatus;
-use crate::store::console::{MessageSummary, OutboxRow};
+use crate::ops::outbox::Item;
+use crate::store::console::MessageSummary;
 
 pub struct App {
     pub pane: PaneId,
@@ -39,7 +40,7 @@ pub struct App {
     pub message: MessagePane,
     pub customers: CustomersPane,
     pub compose: ComposeForm,
-    pub outbox: Paged<OutboxRow>,
+    pub outbox: Paged<Item>,
     pub log: LogPane,
     next_gen: u64,
 }

@@ -5,9 +5,8 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::check::{Report, Step};
 use crate::cli::status::Status;
 use crate::error::AppError;
-use crate::store::console::{
-    CustomerRow, EventFilter, FolderRow, MessageDetail, MessageSummary, OutboxRow,
-};
+use crate::ops::outbox::Item;
+use crate::store::console::{CustomerRow, EventFilter, FolderRow, MessageDetail, MessageSummary};
 use crate::store::{EventRow, QuarantineRow};
 use crate::tui::action::{AccountForm, PaneId};
 
@@ -23,7 +22,7 @@ pub enum Data {
     Message(u64, Box<Result<Option<MessageDetail>, AppError>>),
     Customers(Page<CustomerRow>),
     Timeline(Page<MessageSummary>),
-    Outbox(Page<OutboxRow>),
+    Outbox(Page<Item>),
     Events(Page<EventRow>),
     Quarantine(Page<QuarantineRow>),
     CheckStep(u64, Step),

@@ -85,16 +85,6 @@ pub fn run_cli(ctx: &Ctx, args: &[String]) -> Result<serde_json::Value> {
 }
 
 /// A CLI command on a job thread; its result (the action's own words) comes back as Data.
-/// `mailroom outbox VERB ID` as a job; its outcome comes back as a notice.
-pub(super) fn outbox_job(ctx: &Ctx, out: &UnboundedSender<Data>, verb: &str, id: i64) {
-    cli_job(
-        ctx,
-        out,
-        vec!["outbox".into(), verb.into(), id.to_string()],
-        Data::Notice,
-    );
-}
-
 pub(super) fn cli_job(
     ctx: &Ctx,
     out: &UnboundedSender<Data>,
@@ -120,70 +110,4 @@ pub(super) fn outcome_text(v: &serde_json::Value) -> String {
         .or_else(|| v["state"].as_str().map(|s| format!("now {s}")))
         .unwrap_or_else(|| "done".into());
     crate::mail::sanitize::clean_line(&text)
-}
-
-/// `mailroom send …` / `mailroom reply ID …` for a draft from the compose pane; the body goes
-/// through a private temporary file, as `--body-file`.
-pub(super) fn send_draft(ctx: &Ctx, d: &crate::tui::action::Draft) -> Result<String> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let path =
-        std::env::temp_dir().join(format!("mailroom-send-{}-{nanos}.txt", std::process::id()));
-    {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| {
-                AppError::local(
-                    "cannot write the draft",
-                    e.to_string(),
-                    "set TMPDIR to a writable directory",
-                )
-            })?;
-        f.write_all(d.body.as_bytes()).map_err(|e| {
-            AppError::local(
-                "cannot write the draft",
-                e.to_string(),
-                "set TMPDIR to a writable directory",
-            )
-        })?;
-    }
-    let mut args: Vec<String> = match d.reply_to {
-        Some(id) if d.all => vec!["reply".into(), id.to_string(), "--all".into()],
-        Some(id) => vec!["reply".into(), id.to_string()],
-        None => vec!["send".into()],
-    };
-    args.extend(["--account".into(), d.account.clone()]);
-    if let Some(f) = &d.from {
-        args.extend(["--from".into(), f.clone()]);
-    }
-    for t in &d.to {
-        args.extend(["--to".into(), t.clone()]);
-    }
-    for c in &d.cc {
-        args.extend(["--cc".into(), c.clone()]);
-    }
-    args.extend(["--subject".into(), d.subject.clone()]);
-    args.extend(["--body-file".into(), path.display().to_string()]);
-    for a in &d.attachments {
-        args.extend(["--attach".into(), a.clone()]);
-    }
-    let r = run_cli(ctx, &args);
-    let _ = std::fs::remove_file(&path);
-    r.map(|v| {
-        let id = v["id"].as_i64().or_else(|| v["outbox"]["id"].as_i64());
-        let state = v["state"]
-            .as_str()
-            .or_else(|| v["outbox"]["state"].as_str());
-        match (id, state) {
-            (Some(i), Some(s)) => format!("message #{i}: {s}"),
-            _ => "message handed to the outbox".into(),
-        }
-    })
 }
