@@ -1,7 +1,7 @@
 //! Typed, paged reads for the console (issue 6). Every list here takes LIMIT/OFFSET so a pane
 //! only ever holds the rows it can show, whatever the size of the cache.
 
-use rusqlite::{OptionalExtension, params, params_from_iter};
+use rusqlite::{params, params_from_iter};
 
 use super::TriageFilter;
 use super::triage::{filter_params, triage_where};
@@ -21,29 +21,6 @@ pub struct MessageSummary {
     pub has_attachments: bool,
     pub direction: String,
     pub size: Option<i64>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct MessageDetail {
-    pub summary: MessageSummary,
-    pub message_id: Option<String>,
-    pub to_json: String,
-    pub cc_json: String,
-    pub text_body: Option<String>,
-    pub body_fetched: bool,
-    pub customer: Option<String>,
-    /// "account/folder" of every place the message is stored.
-    pub locations: Vec<String>,
-    /// Filled by the caller from the parsed body (the store does not parse MIME).
-    pub attachments: Vec<AttachmentInfo>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct AttachmentInfo {
-    pub index: usize,
-    pub name: Option<String>,
-    pub content_type: String,
-    pub size: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -194,49 +171,6 @@ impl Store {
             params_from_iter(filter_params(f)),
             |r| r.get(0),
         )?)
-    }
-
-    pub fn view_message(&self, id: i64) -> Result<Option<MessageDetail>> {
-        let row = self
-            .conn
-            .query_row(
-                &format!(
-                    "SELECT {SUMMARY_COLS}, m.message_id, m.to_json, m.cc_json, m.text_body,
-                            m.body IS NOT NULL, c.name
-                     FROM messages m LEFT JOIN customers c ON c.id = m.customer_id WHERE m.id = ?1"
-                ),
-                [id],
-                |r| {
-                    Ok(MessageDetail {
-                        summary: summary(r)?,
-                        message_id: r.get(9)?,
-                        to_json: r.get(10)?,
-                        cc_json: r.get(11)?,
-                        text_body: r.get(12)?,
-                        body_fetched: r.get(13)?,
-                        customer: r.get(14)?,
-                        locations: Vec::new(),
-                        attachments: Vec::new(),
-                    })
-                },
-            )
-            .optional()?;
-        let Some(mut d) = row else { return Ok(None) };
-        let mut st = self.conn.prepare_cached(
-            "SELECT COALESCE(a.name, l.account_id), f.name FROM locations l
-             JOIN folders f ON f.id = l.folder_id LEFT JOIN accounts a ON a.id = l.account_id
-             WHERE l.message_id = ?1 ORDER BY 1, 2",
-        )?;
-        d.locations = st
-            .query_map([id], |r| {
-                Ok(format!(
-                    "{}/{}",
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?
-                ))
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(Some(d))
     }
 
     /// Every folder of an account (a mailbox has tens, not thousands), ordered by name.

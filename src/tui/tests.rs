@@ -19,6 +19,7 @@ use super::view;
 use crate::check::{Report, Step, StepStatus};
 use crate::cli::status::{AccountStatus, Counts, Health, Progress, Status};
 use crate::error::AppError;
+use crate::ops::messages::{Addr, LocationView, MessageView};
 use crate::ops::outbox::{CopyState, Item, LastError, OutboxState};
 use crate::store::console::*;
 use crate::store::{AccountState, ErrorInfo, EventRow, OutboxCounts, QuarantineRow, Store};
@@ -216,19 +217,43 @@ fn messages(n: i64) -> Vec<MessageSummary> {
         .collect()
 }
 
-fn detail(m: MessageSummary) -> MessageDetail {
-    MessageDetail {
-        summary: m,
-        message_id: Some("abc@client.example".into()),
-        to_json: r#"[{"name":"Alice","address":"alice@example.test"}]"#.into(),
-        cc_json: "[]".into(),
-        text_body: Some(
-            "Hello,\n\nwhere is my order? It was due last week.\n\nThanks,\nSam".into(),
-        ),
-        body_fetched: true,
-        customer: None,
-        locations: vec!["work/INBOX".into()],
+/// The message view of a list row, fetched, in work/INBOX.
+fn detail(m: MessageSummary) -> MessageView {
+    MessageView {
+        message: crate::ops::messages::MessageSummary {
+            id: m.id,
+            message_id: Some("abc@client.example".into()),
+            thread_id: Some(m.id),
+            from: m.from_addr.map(|address| Addr {
+                name: m.from_name,
+                address,
+            }),
+            to: vec![Addr {
+                name: Some("Alice".into()),
+                address: "alice@example.test".into(),
+            }],
+            cc: vec![],
+            subject: m.subject,
+            date: m.date,
+            flags: vec![],
+            size: m.size,
+            locations: vec![LocationView {
+                account: "work".into(),
+                account_id: "acc-work".into(),
+                folder: "INBOX".into(),
+                uidvalidity: 1,
+                uid: m.id as u32,
+                flags: vec![],
+            }],
+            customer_id: None,
+        },
+        text: Some("Hello,\n\nwhere is my order? It was due last week.\n\nThanks,\nSam".into()),
         attachments: vec![],
+        in_reply_to: None,
+        references: None,
+        body_fetched: true,
+        has_attachments: m.has_attachments,
+        customer: None,
     }
 }
 
@@ -440,7 +465,7 @@ fn scene(theme: &str, pane: PaneId, state: State) -> App {
         }
         (PaneId::Message, State::Empty) => {
             let mut d = detail(msg(8, "x@y.example", "Only headers so far", true));
-            d.text_body = None;
+            d.text = None;
             d.body_fetched = false;
             a.message.detail = Some(d);
             a.message.loaded = true;
@@ -649,7 +674,7 @@ fn escape_sequences_in_a_subject_are_drawn_inert() {
     m.from_name = Some("Evil \u{1b}]8;;http://x\u{1b}\\Corp".into());
     a.triage = paged(vec![m.clone()], 0);
     let mut d = detail(m);
-    d.text_body = Some("body \u{1b}[2J\u{1b}]52;c;AAAA\u{7}text".into());
+    d.text = Some("body \u{1b}[2J\u{1b}]52;c;AAAA\u{7}text".into());
     a.preview.detail = Some(d);
     for (w, h) in [(80, 24), (160, 48)] {
         let buf = render_buffer(&a, w, h);
@@ -929,7 +954,7 @@ fn store_pages_feed_the_panes() {
             .is_empty()
     );
     assert_eq!(s.view_customers_count("").unwrap(), 0);
-    assert!(s.view_message(1).unwrap().is_none());
+    assert!(s.message(1).unwrap().is_none());
     assert!(s.quarantine_recent(&[], 0, 10).unwrap().is_empty());
 }
 

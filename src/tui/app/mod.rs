@@ -217,7 +217,7 @@ impl App {
                     vec![]
                 }
             },
-            PaneId::Message => match self.message.detail.as_ref().map(|d| d.summary.id) {
+            PaneId::Message => match self.message.detail.as_ref().map(|d| d.message.id) {
                 Some(id) => {
                     let generation = self.next_generation();
                     self.message.generation = generation;
@@ -279,7 +279,7 @@ impl App {
 
     fn load_preview(&mut self) -> Vec<Command> {
         match self.triage.current().map(|m| m.id) {
-            Some(id) if self.preview.detail.as_ref().map(|d| d.summary.id) != Some(id) => {
+            Some(id) if self.preview.detail.as_ref().map(|d| d.message.id) != Some(id) => {
                 let generation = self.next_generation();
                 self.preview.generation = generation;
                 vec![Command::LoadMessage { generation, id }]

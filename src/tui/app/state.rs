@@ -5,8 +5,9 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::check::{Report, Step};
 use crate::cli::status::Status;
 use crate::error::AppError;
+use crate::ops::messages::MessageView;
 use crate::ops::outbox::Item;
-use crate::store::console::{CustomerRow, EventFilter, FolderRow, MessageDetail, MessageSummary};
+use crate::store::console::{CustomerRow, EventFilter, FolderRow, MessageSummary};
 use crate::store::{EventRow, QuarantineRow};
 use crate::tui::action::{AccountForm, PaneId};
 
@@ -19,7 +20,7 @@ pub enum Data {
     Dashboard(Result<Status, AppError>, Vec<AccountInfo>),
     Triage(Page<MessageSummary>),
     Folders(u64, Result<Vec<FolderRow>, AppError>),
-    Message(u64, Box<Result<Option<MessageDetail>, AppError>>),
+    Message(u64, Box<Result<MessageView, AppError>>),
     Customers(Page<CustomerRow>),
     Timeline(Page<MessageSummary>),
     Outbox(Page<Item>),
@@ -370,7 +371,7 @@ pub struct FoldersPane {
 
 #[derive(Debug, Clone, Default)]
 pub struct MessagePane {
-    pub detail: Option<MessageDetail>,
+    pub detail: Option<MessageView>,
     /// The message whose body was asked from the server (asked once per opening).
     pub fetching: Option<i64>,
     pub attachment: usize,

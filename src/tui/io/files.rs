@@ -5,29 +5,6 @@ use crate::error::{AppError, Result};
 use crate::ops::Ctx;
 use crate::store::Store;
 
-/// Attachments of a fetched body, parsed the way `message show` does.
-pub(super) fn attachments_of(
-    store: &Store,
-    id: i64,
-) -> Result<Vec<crate::store::console::AttachmentInfo>> {
-    let body = store.message(id)?.and_then(|m| m.body);
-    Ok(body
-        .as_deref()
-        .and_then(crate::mail::parse::parse_body)
-        .map(|b| {
-            b.attachments
-                .into_iter()
-                .map(|a| crate::store::console::AttachmentInfo {
-                    index: a.index,
-                    name: a.name,
-                    content_type: a.content_type,
-                    size: a.size,
-                })
-                .collect()
-        })
-        .unwrap_or_default())
-}
-
 /// A quarantined message of an account this operator may see (as `quarantine …` checks).
 pub(super) fn quarantine_row(
     ctx: &Ctx,

@@ -1,30 +1,17 @@
 //! The console's message view, compose and outbox: pages and actions, through the same
 //! operations as the CLI (`ops::messages`, `ops::outbox`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::*;
+use crate::ops::messages;
 use crate::ops::outbox::{self, Answers, Decision, Item, SendRequest};
 use crate::tui::action::{Draft, PaneId};
 
 pub(super) fn execute(env: &mut Env, cmd: Command) -> Option<Data> {
-    let ctx = &env.cx;
-    let out = &env.out;
-    let mut conn = match ctx.store() {
-        Ok(c) => c,
-        Err(e) => return Some(Data::Notice(Err(e))),
-    };
-    let store = &mut *conn;
     Some(match cmd {
         Command::LoadMessage { generation, id } => {
-            let r = store.view_message(id).and_then(|d| match d {
-                Some(mut d) if d.body_fetched => {
-                    d.attachments = attachments_of(store, id)?;
-                    Ok(Some(d))
-                }
-                other => Ok(other),
-            });
-            Data::Message(generation, Box::new(r))
+            Data::Message(generation, Box::new(messages::view(&env.cx, id)))
         }
         Command::LoadOutbox {
             generation,
@@ -52,35 +39,17 @@ pub(super) fn execute(env: &mut Env, cmd: Command) -> Option<Data> {
             return None;
         }
         Command::FetchBody { id } => {
-            let ctx = own_ctx(ctx);
-            spawn_job(out.clone(), move || {
-                let r = block_on(async {
-                    let mut store = ctx.store()?;
-                    crate::cli::messages::ensure_body(&legacy(&ctx), &mut store, id).await
-                });
-                Ok(Data::BodyFetched(id, r.map(|_| ())))
+            let cx = env.cx.clone();
+            env.jobs.spawn(PaneId::Message, async move {
+                Data::BodyFetched(id, messages::fetch_body(&cx, id).await)
             });
             return None;
         }
         Command::SaveAttachment { id, index, path } => {
-            let ctx = own_ctx(ctx);
-            spawn_job(out.clone(), move || {
-                // What `message save-attachment ID INDEX PATH` does.
-                let r = block_on(async {
-                    let mut store = ctx.store()?;
-                    let body =
-                        crate::cli::messages::ensure_body(&legacy(&ctx), &mut store, id).await?;
-                    let (_, bytes) = crate::mail::parse::attachment_bytes(&body, index)
-                        .ok_or_else(|| {
-                            AppError::usage(
-                                format!("message {id} has no attachment {index}"),
-                                "pick one of the listed attachments",
-                            )
-                        })?;
-                    write_new(&path, &bytes)?;
-                    Ok(format!("saved {} bytes to {path}", bytes.len()))
-                });
-                Ok(Data::Notice(r))
+            let cx = env.cx.clone();
+            env.jobs.spawn(PaneId::Message, async move {
+                let saved = messages::save_attachment(&cx, id, index, Path::new(&path)).await;
+                Data::Notice(saved.map(|s| format!("saved {} bytes to {path}", s.bytes)))
             });
             return None;
         }
