@@ -11,3 +11,4 @@ mod send;
 mod sync;
 mod team;
 mod tui;
+mod visibility_b;
