@@ -432,3 +432,78 @@ fn push_here(cx: &Ctx, rt: &tokio::runtime::Runtime, account_id: &str) -> Result
     res?;
     Ok(store.open_ops_count(account.id())? == 0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::FixtureMessage;
+
+    /// alice owns `work` (a1), eve owns `own` (e1); one message is stored in both.
+    fn two_owners() -> (tempfile::TempDir, Ctx, i64) {
+        let dir = tempfile::tempdir().unwrap();
+        let home = crate::config::Home {
+            root: dir.path().to_path_buf(),
+        };
+        let account = |id: &str, owner: &str| {
+            format!(
+                "id = \"{id}\"\nemail = \"{id}@example.test\"\nuser = \"{id}@example.test\"\nowner = \"{owner}\"\nimap = {{ host = \"h\", port = 993, security = \"tls\" }}\nsmtp = {{ host = \"h\", port = 587, security = \"starttls\" }}\n"
+            )
+        };
+        std::fs::write(
+            home.config_path(),
+            format!(
+                "[accounts.work]\n{}\n[accounts.own]\n{}",
+                account("a1", "alice"),
+                account("e1", "eve")
+            ),
+        )
+        .unwrap();
+        let cx = Ctx::new(home, "eve");
+        let store = cx.store().unwrap();
+        let inbox = store.fixture_folder("a1", "INBOX", Some("inbox")).unwrap();
+        store.fixture_folder("e1", "INBOX", Some("inbox")).unwrap();
+        let id = store
+            .fixture_message(
+                "a1",
+                inbox,
+                1,
+                &FixtureMessage {
+                    from_addr: "x@example.org".into(),
+                    subject: "s".into(),
+                    date: "2026-01-01T00:00:00Z".into(),
+                    direction: "in",
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        store.fixture_add_location(id, "e1", "inbox", 7).unwrap();
+        drop(store);
+        (dir, cx, id)
+    }
+
+    #[test]
+    fn a_message_shows_and_changes_only_through_the_operators_accounts() {
+        let (_dir, eve, id) = two_owners();
+        let shown = view(&eve, id).unwrap();
+        let places: Vec<&str> = shown
+            .message
+            .locations
+            .iter()
+            .map(|l| l.account_id.as_str())
+            .collect();
+        assert_eq!(places, ["e1"], "eve never learns where else it is");
+        let change = FlagChange {
+            flagged: Some(true),
+            ..Default::default()
+        };
+        let (accounts, ops) = flag_locally(&eve, id, change).unwrap();
+        assert_eq!(accounts, ["e1"]);
+        assert_eq!(ops.len(), 1, "one queued op, for eve's copy only");
+        let alice = eve.as_operator("alice");
+        let theirs = view(&alice, id).unwrap().message;
+        assert_eq!(theirs.locations.len(), 1);
+        assert_eq!(theirs.locations[0].account_id, "a1");
+        assert!(theirs.flags.is_empty(), "alice's copy is untouched");
+        assert_eq!(view(&eve, id).unwrap().message.flags, ["\\Flagged"]);
+    }
+}
