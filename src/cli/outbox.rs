@@ -266,7 +266,7 @@ fn list_text(items: &[Item]) -> String {
 pub async fn run(ctx: &Ctx, args: OutboxArgs) -> Result<i32> {
     let item = match args.cmd {
         None => {
-            let items = ops::list(ctx)?;
+            let items = ctx.blocking(ops::list).await?;
             emit(ctx.json, &serde_json::json!({ "items": items }), || {
                 list_text(&items)
             });
@@ -288,7 +288,9 @@ pub async fn run(ctx: &Ctx, args: OutboxArgs) -> Result<i32> {
         Some(OutboxCmd::Resend { id }) => ops::decide(ctx, id, Decision::Resend, printer()).await?,
         Some(OutboxCmd::Drop { id }) => ops::decide(ctx, id, Decision::Drop, printer()).await?,
         Some(OutboxCmd::Cancel { id }) => {
-            let item = ops::cancel(ctx, id, printer())?;
+            let item = ctx
+                .blocking(move |cx| ops::cancel(cx, id, printer()))
+                .await?;
             emit(ctx.json, &item, || format!("#{id} cancelled"));
             return Ok(0);
         }

@@ -207,7 +207,13 @@ pub struct Saved {
 /// an existing file is never overwritten).
 pub async fn save_attachment(cx: &Ctx, id: i64, index: usize, path: &Path) -> Result<Saved> {
     let body = body(cx, id).await?;
-    let (_, bytes) = parse::attachment_bytes(&body, index).ok_or_else(|| {
+    let path = path.to_path_buf();
+    cx.blocking(move |_| write_attachment(&body, id, index, path))
+        .await
+}
+
+fn write_attachment(body: &[u8], id: i64, index: usize, path: PathBuf) -> Result<Saved> {
+    let (_, bytes) = parse::attachment_bytes(body, index).ok_or_else(|| {
         AppError::usage(
             format!("message {id} has no attachment {index}"),
             "see the attachment numbers in `mailroom message show ID`",
@@ -219,9 +225,9 @@ pub async fn save_attachment(cx: &Ctx, id: i64, index: usize, path: &Path) -> Re
             "choose another path (nothing is overwritten)",
         ));
     }
-    crate::config::write_atomic(path, &bytes, 0o600)?;
+    crate::config::write_atomic(&path, &bytes, 0o600)?;
     Ok(Saved {
-        saved: path.to_path_buf(),
+        saved: path,
         bytes: bytes.len(),
     })
 }
