@@ -137,7 +137,7 @@ pub fn content_hash(env: &Envelope) -> String {
     hex::encode(&h.finalize()[..16])
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Attachment {
     pub index: usize,
     pub name: Option<String>,

@@ -323,6 +323,12 @@ pub fn action(
     check(cx, config, store, &Target::Action(action.id), holders, need)
 }
 
+/// An outbox item named by id, if this operator may do `need` on the account it belongs to.
+pub fn outbox_item(cx: &Ctx, config: &Config, store: &Store, id: i64, need: Need) -> Result<()> {
+    let holders: Vec<String> = store.outbox_account_id(id)?.into_iter().collect();
+    check(cx, config, store, &Target::Outbox(id), &holders, need)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

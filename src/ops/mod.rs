@@ -17,9 +17,13 @@ pub mod customers;
 pub mod deny;
 pub mod folders;
 pub mod logs;
+pub mod messages;
+pub mod outbox;
 pub mod quarantine;
+pub mod search;
 pub mod status;
 pub mod sync;
+mod thread;
 pub mod triage;
 
 use std::sync::{Arc, Mutex, OnceLock};

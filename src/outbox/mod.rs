@@ -23,8 +23,9 @@ use crate::failpoint;
 use crate::mail::compose::Built;
 use crate::secret::Vault;
 use crate::smtp::session::{SendError, Session};
-use crate::store::outbox::{claim_is_dead, claim_tag, copy, state};
-use crate::store::{Change, Level, NewOutbox, OutboxRow, Store, now};
+use crate::store::outbox::{claim_is_dead, claim_tag};
+use crate::store::{Change, Conn, Db, Level, NewOutbox, OutboxRow, now};
+use crate::store::{CopyState, OutboxState};
 
 pub use sentbox::SentBox;
 
@@ -32,8 +33,8 @@ pub use sentbox::SentBox;
 #[derive(Debug, Clone, Serialize)]
 pub struct Progress {
     pub id: i64,
-    pub state: String,
-    pub copy_state: Option<String>,
+    pub state: OutboxState,
+    pub copy_state: Option<CopyState>,
     pub note: String,
 }
 
@@ -55,6 +56,8 @@ pub struct DriveOptions {
     /// Ignore backoff and batching times (explicit user action).
     pub force: bool,
     pub connections: CopyConnections,
+    /// Only these accounts' items (None: every account's).
+    pub accounts: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -100,24 +103,38 @@ fn at_plus(secs: u64) -> String {
 }
 
 /// The queue plus what driving it needs: settings, the database, the key for passwords.
+///
+/// Its store work is synchronous and interleaved with network waits, so an `Outbox` is driven
+/// on a thread of its own (a current-thread runtime), never on a shared runtime's worker.
 pub struct Outbox {
-    pub config: Config,
-    store: Mutex<Store>,
+    pub config: Arc<Config>,
+    store: Mutex<Conn>,
     vault: Vault,
     pub operator: String,
     observer: Option<Observer>,
 }
 
 impl Outbox {
+    /// Reads the settings and opens the database of `home` (the background worker, each pass).
     pub fn open(home: &Home, operator: &str) -> Result<Outbox> {
         home.ensure()?;
-        Ok(Outbox {
-            config: Config::load(home)?,
-            store: Mutex::new(Store::open(&home.db_path())?),
-            vault: Vault::open(home)?,
+        Ok(Outbox::new(
+            Arc::new(Config::load(home)?),
+            Db::open(&home.db_path())?.conn()?,
+            Vault::open(home)?,
+            operator,
+        ))
+    }
+
+    /// The queue over settings and a connection the caller already holds.
+    pub fn new(config: Arc<Config>, store: Conn, vault: Vault, operator: &str) -> Outbox {
+        Outbox {
+            config,
+            store: Mutex::new(store),
+            vault,
             operator: operator.to_string(),
             observer: None,
-        })
+        }
     }
 
     pub fn with_observer(mut self, o: Observer) -> Self {
@@ -126,7 +143,7 @@ impl Outbox {
     }
 
     /// The store, briefly (never held across an await).
-    pub fn store(&self) -> MutexGuard<'_, Store> {
+    pub fn store(&self) -> MutexGuard<'_, Conn> {
         self.store.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -162,7 +179,7 @@ impl Outbox {
     fn change(
         &self,
         id: i64,
-        from: Option<&[&str]>,
+        from: Option<&[OutboxState]>,
         ch: Change,
         action: &str,
         detail: serde_json::Value,
@@ -192,9 +209,9 @@ impl Outbox {
             copy_raw: built.copy_raw.clone(),
             copy_note: built.copy_note.clone(),
             copy_state: if account.cfg.sent_copy.enabled {
-                copy::PENDING
+                CopyState::Pending
             } else {
-                copy::SKIPPED
+                CopyState::Skipped
             },
             in_reply_to,
             thread_message_id,
@@ -210,16 +227,19 @@ impl Outbox {
 
     /// Items left in `sending` by a process that is gone become `uncertain`: DATA may have
     /// gone out, so they are never sent again without the user's word.
-    pub fn recover(&self) -> Result<Vec<i64>> {
+    /// `accounts`: only their items (None: every account's).
+    pub fn recover(&self, accounts: Option<&[String]>) -> Result<Vec<i64>> {
         let t = now();
         let rows = self.store().outbox_in_sending()?;
         let mut out = Vec::new();
         for r in rows {
-            if !claim_is_dead(r.claim.as_deref(), r.claim_until.as_deref(), &t) {
+            if accounts.is_some_and(|a| !a.contains(&r.account_id))
+                || !claim_is_dead(r.claim.as_deref(), r.claim_until.as_deref(), &t)
+            {
                 continue;
             }
             let ch = Change {
-                state: Some(state::UNCERTAIN),
+                state: Some(OutboxState::Uncertain),
                 error: Some(Some((
                     "the process sending this message stopped after handing it to SMTP; it may or may not have been delivered".into(),
                     format!("mailroom checks Sent for it; otherwise decide: `mailroom outbox resend {}` or `mailroom outbox drop {}`", r.id, r.id),
@@ -230,7 +250,7 @@ impl Outbox {
             };
             if self.change(
                 r.id,
-                Some(&[state::SENDING]),
+                Some(&[OutboxState::Sending]),
                 ch,
                 "outbox.uncertain",
                 serde_json::json!({"claim": r.claim}),
@@ -255,14 +275,17 @@ impl Outbox {
     /// Drives every due item (or just `opts.only`) as far as it can go now.
     pub async fn drive(&self, opts: &DriveOptions) -> Result<DriveReport> {
         let mut report = DriveReport::default();
-        self.recover()?;
-        let accounts: Vec<String> = match opts.only {
+        self.recover(opts.accounts.as_deref())?;
+        let mut accounts: Vec<String> = match opts.only {
             Some(id) => {
                 let row = self.store().outbox_get(id)?.ok_or_else(|| no_item(id))?;
                 vec![row.account_id]
             }
             None => self.store().outbox_active_accounts()?,
         };
+        if let Some(only) = &opts.accounts {
+            accounts.retain(|a| only.contains(a));
+        }
         for account_id in accounts {
             let account = match self.account_for(&account_id) {
                 Ok(a) => a,
@@ -279,8 +302,8 @@ impl Outbox {
     fn due(
         &self,
         account: &Account,
-        states: &[&str],
-        copy_states: Option<&[&str]>,
+        states: &[OutboxState],
+        copy_states: Option<&[CopyState]>,
         opts: &DriveOptions,
     ) -> Result<Vec<i64>> {
         let ids = self
@@ -298,14 +321,14 @@ impl Outbox {
         opts: &DriveOptions,
         report: &mut DriveReport,
     ) -> Result<()> {
-        let sends = self.due(account, &[state::QUEUED], None, opts)?;
+        let sends = self.due(account, &[OutboxState::Queued], None, opts)?;
         if !sends.is_empty() {
             self.deliver(account, &sends, opts, report).await?;
         }
         let mut copies = self.due(
             account,
-            &[state::SENT, state::COPIED],
-            Some(&[copy::PENDING, copy::APPENDED]),
+            &[OutboxState::Sent, OutboxState::Copied],
+            Some(&[CopyState::Pending, CopyState::Appended]),
             opts,
         )?;
         // Batching: once one copy is due, every copy still waiting for its batch time rides
@@ -313,7 +336,7 @@ impl Outbox {
         if !copies.is_empty() && opts.only.is_none() {
             copies.extend(self.store().outbox_waiting_batch(account.id())?);
         }
-        copies.extend(self.due(account, &[state::UNCERTAIN], None, opts)?);
+        copies.extend(self.due(account, &[OutboxState::Uncertain], None, opts)?);
         copies.sort_unstable();
         copies.dedup();
         if !copies.is_empty() {
@@ -324,6 +347,22 @@ impl Outbox {
 
     // ---- SMTP ----
 
+    /// The items of `ids` this process takes for one step: still in one of `states` and not
+    /// held by another live process.
+    fn claim(&self, ids: &[i64], states: &[OutboxState], for_secs: u64) -> Result<Vec<i64>> {
+        let tag = claim_tag();
+        let mut mine = Vec::new();
+        for &id in ids {
+            if self
+                .store()
+                .outbox_claim(id, states, &tag, &at_plus(for_secs), &now())?
+            {
+                mine.push(id);
+            }
+        }
+        Ok(mine)
+    }
+
     async fn deliver(
         &self,
         account: &Account,
@@ -332,15 +371,7 @@ impl Outbox {
         report: &mut DriveReport,
     ) -> Result<()> {
         let tag = claim_tag();
-        let mut mine = Vec::new();
-        for &id in ids {
-            if self
-                .store()
-                .outbox_claim(id, &[state::QUEUED], &tag, &at_plus(3600), &now())?
-            {
-                mine.push(id);
-            }
-        }
+        let mine = self.claim(ids, &[OutboxState::Queued], 3600)?;
         let mut session: Option<Session> = None;
         // A server that cannot be reached or refuses the login fails every item the same way:
         // one connection attempt per pass, not one per item.
@@ -349,7 +380,7 @@ impl Outbox {
             let Some(row) = self.store().outbox_get(id)? else {
                 continue;
             };
-            if row.state != state::QUEUED {
+            if row.state != OutboxState::Queued {
                 self.store().outbox_release(id, &tag)?;
                 continue;
             }
@@ -373,68 +404,7 @@ impl Outbox {
                 self.store().outbox_release(id, &tag)?;
                 continue;
             };
-            let claim_until = at_plus(3600);
-            let result = sess
-                .send(&row.from_addr, &row.rcpts, &raw, || {
-                    let ch = Change {
-                        state: Some(state::SENDING),
-                        claim: Some(Some((tag.clone(), claim_until.clone()))),
-                        ..Default::default()
-                    };
-                    let ok = self.change(
-                        id,
-                        Some(&[state::QUEUED]),
-                        ch,
-                        "outbox.sending",
-                        serde_json::json!({"attempt": row.attempts + 1}),
-                    )?;
-                    if !ok {
-                        return Err(AppError::transient(
-                            "the item changed while connecting",
-                            "",
-                            "it is retried on the next pass",
-                        ));
-                    }
-                    self.tell(id, "sending");
-                    Ok(())
-                })
-                .await;
-            match result {
-                Ok(reply) => {
-                    failpoint::hit("before_sent_commit");
-                    let batch = account.cfg.sent_copy.batch_secs;
-                    let ch = Change {
-                        state: Some(state::SENT),
-                        attempts_inc: true,
-                        error: Some(None),
-                        sent_at: Some(now()),
-                        next_attempt_at: Some(if batch > 0 {
-                            Some(at_plus(batch))
-                        } else {
-                            None
-                        }),
-                        claim: Some(None),
-                        ..Default::default()
-                    };
-                    self.change(
-                        id,
-                        Some(&[state::SENDING]),
-                        ch,
-                        "outbox.sent",
-                        serde_json::json!({"server": reply, "rcpts": row.rcpts}),
-                    )?;
-                    report.sent += 1;
-                    self.tell(id, format!("sent: the SMTP server accepted it ({reply})"));
-                    failpoint::hit("after_smtp_accepted");
-                }
-                Err(SendError::NotSent(e)) => self.send_not_sent(&row, &e, account, report)?,
-                Err(SendError::Refused(e)) => {
-                    self.send_ended_badly(id, account, e, Ended::Refused, report)?
-                }
-                Err(SendError::Uncertain(e)) => {
-                    self.send_ended_badly(id, account, e, Ended::Uncertain, report)?
-                }
-            }
+            self.send_one(sess, &row, &raw, account, report).await?;
             if opts.connections == CopyConnections::PerMessage
                 && let Some(s) = session.take()
             {
@@ -444,6 +414,94 @@ impl Outbox {
         if let Some(s) = session {
             s.quit().await;
         }
+        Ok(())
+    }
+
+    /// One SMTP transaction: `sending` is committed right before DATA, and how the transaction
+    /// ends decides the item's next state.
+    async fn send_one(
+        &self,
+        sess: &mut Session,
+        row: &OutboxRow,
+        raw: &[u8],
+        account: &Account,
+        report: &mut DriveReport,
+    ) -> Result<()> {
+        let id = row.id;
+        let claim = (claim_tag(), at_plus(3600));
+        let result = sess
+            .send(&row.from_addr, &row.rcpts, raw, || {
+                let ch = Change {
+                    state: Some(OutboxState::Sending),
+                    claim: Some(Some(claim)),
+                    ..Default::default()
+                };
+                let ok = self.change(
+                    id,
+                    Some(&[OutboxState::Queued]),
+                    ch,
+                    "outbox.sending",
+                    serde_json::json!({"attempt": row.attempts + 1}),
+                )?;
+                if !ok {
+                    return Err(AppError::transient(
+                        "the item changed while connecting",
+                        "",
+                        "it is retried on the next pass",
+                    ));
+                }
+                self.tell(id, "sending");
+                Ok(())
+            })
+            .await;
+        match result {
+            Ok(reply) => self.mark_sent(row, &reply, account, report),
+            Err(SendError::NotSent(e)) => self.send_not_sent(row, &e, account, report),
+            Err(SendError::Refused(e)) => {
+                self.send_ended_badly(id, account, e, Ended::Refused, report)
+            }
+            Err(SendError::Uncertain(e)) => {
+                self.send_ended_badly(id, account, e, Ended::Uncertain, report)
+            }
+        }
+    }
+
+    /// The SMTP server accepted it: `sent`, with the copy due after the batch time.
+    fn mark_sent(
+        &self,
+        row: &OutboxRow,
+        reply: &str,
+        account: &Account,
+        report: &mut DriveReport,
+    ) -> Result<()> {
+        failpoint::hit("before_sent_commit");
+        let batch = account.cfg.sent_copy.batch_secs;
+        let ch = Change {
+            state: Some(OutboxState::Sent),
+            attempts_inc: true,
+            error: Some(None),
+            sent_at: Some(now()),
+            next_attempt_at: Some(if batch > 0 {
+                Some(at_plus(batch))
+            } else {
+                None
+            }),
+            claim: Some(None),
+            ..Default::default()
+        };
+        self.change(
+            row.id,
+            Some(&[OutboxState::Sending]),
+            ch,
+            "outbox.sent",
+            serde_json::json!({"server": reply, "rcpts": row.rcpts}),
+        )?;
+        report.sent += 1;
+        self.tell(
+            row.id,
+            format!("sent: the SMTP server accepted it ({reply})"),
+        );
+        failpoint::hit("after_smtp_accepted");
         Ok(())
     }
 
@@ -469,18 +527,18 @@ impl Outbox {
     ) -> Result<()> {
         // The fix names commands on this item: make them copy-pasteable.
         e.fix = e.fix.replace(" ID`", &format!(" {id}`"));
-        let (to, from, event, level, word): (_, &[&str], _, _, _) = match how {
+        let (to, from, event, level, word): (_, &[OutboxState], _, _, _) = match how {
             Ended::Refused => (
-                state::FAILED,
-                &[state::QUEUED, state::SENDING],
+                OutboxState::Failed,
+                &[OutboxState::Queued, OutboxState::Sending],
                 "outbox.failed",
                 Level::Error,
                 "failed",
             ),
             // Only a send in progress can have broken off during DATA.
             Ended::Uncertain => (
-                state::UNCERTAIN,
-                &[state::SENDING],
+                OutboxState::Uncertain,
+                &[OutboxState::Sending],
                 "outbox.uncertain",
                 Level::Warn,
                 "uncertain",
@@ -529,7 +587,7 @@ impl Outbox {
         let wait = backoff_secs(sync.backoff_min_secs, sync.backoff_max_secs, attempts);
         let next = at_plus(wait);
         let ch = Change {
-            state: Some(state::QUEUED),
+            state: Some(OutboxState::Queued),
             attempts_inc: true,
             error: Some(Some((e.summary.clone(), e.fix.clone()))),
             next_attempt_at: Some(Some(next.clone())),
@@ -538,7 +596,7 @@ impl Outbox {
         };
         self.change(
             row.id,
-            Some(&[state::QUEUED, state::SENDING]),
+            Some(&[OutboxState::Queued, OutboxState::Sending]),
             ch,
             "outbox.retry_later",
             serde_json::json!({"error": e.summary, "detail": e.detail, "next_attempt_at": next}),
@@ -572,18 +630,15 @@ impl Outbox {
         report: &mut DriveReport,
     ) -> Result<()> {
         let tag = claim_tag();
-        let mut mine = Vec::new();
-        for &id in ids {
-            if self.store().outbox_claim(
-                id,
-                &[state::SENT, state::COPIED, state::UNCERTAIN],
-                &tag,
-                &at_plus(900),
-                &now(),
-            )? {
-                mine.push(id);
-            }
-        }
+        let mine = self.claim(
+            ids,
+            &[
+                OutboxState::Sent,
+                OutboxState::Copied,
+                OutboxState::Uncertain,
+            ],
+            900,
+        )?;
         if mine.is_empty() {
             return Ok(());
         }
@@ -648,6 +703,8 @@ impl Outbox {
         Ok(())
     }
 
+    /// One item's Sent copy, as far as it goes now: an uncertain send is looked for; a pending
+    /// copy is found (filed by the server), waited for, or appended; then it is verified.
     async fn copy_one(
         &self,
         b: &mut SentBox,
@@ -658,150 +715,221 @@ impl Outbox {
         let Some(row) = self.store().outbox_get(id)? else {
             return Ok(());
         };
-        let sc = &account.cfg.sent_copy;
-        if row.state == state::UNCERTAIN {
-            let found = b.find(&row.message_id).await?;
-            if let Some(uid) = found.first() {
-                let ch = Change {
-                    state: Some(state::VERIFIED),
-                    copy_state: Some(copy::FILED_BY_SERVER),
-                    copy_folder: Some(b.folder.clone()),
-                    copy_uid: Some((b.uidvalidity as i64, Some(*uid as i64))),
-                    sent_at: Some(row.sent_at.clone().unwrap_or_else(now)),
-                    verified_at: Some(now()),
-                    error: Some(None),
-                    ..Default::default()
-                };
-                self.change(
-                    id,
-                    Some(&[state::UNCERTAIN]),
-                    ch,
-                    "outbox.uncertain_resolved",
-                    serde_json::json!({"found_in": b.folder, "uid": uid}),
-                )?;
-                report.verified += 1;
-                self.tell(
-                    id,
-                    format!("resolved: found in {} — it was delivered", b.folder),
-                );
-            } else {
-                let ch = Change {
-                    next_attempt_at: Some(Some(at_plus(sc.retry_secs.max(1)))),
-                    ..Default::default()
-                };
-                self.change(
-                    id,
-                    Some(&[state::UNCERTAIN]),
-                    ch,
-                    "outbox.uncertain_checked",
-                    serde_json::json!({"found": false}),
-                )?;
-                report.uncertain += 1;
-                self.tell(id, format!("still uncertain: not in {}; decide with `mailroom outbox resend {id}` or `mailroom outbox drop {id}`", b.folder));
-            }
-            return Ok(());
+        if row.state == OutboxState::Uncertain {
+            return self.look_for_uncertain(b, &row, account, report).await;
         }
         let mut appended_uid: Option<u32> = None;
-        if row.copy_state.as_deref() == Some(copy::PENDING) {
-            // A copy may already be there: filed by the server, or appended by a run that died
-            // before committing it. Either way, never a second one.
-            let found = b.find(&row.message_id).await?;
-            if let Some(uid) = found.first() {
-                let ch = Change {
-                    state: Some(state::VERIFIED),
-                    copy_state: Some(copy::FILED_BY_SERVER),
-                    copy_folder: Some(b.folder.clone()),
-                    copy_uid: Some((b.uidvalidity as i64, Some(*uid as i64))),
-                    verified_at: Some(now()),
-                    copy_attempts_inc: true,
-                    error: Some(None),
-                    ..Default::default()
-                };
-                self.change(
-                    id,
-                    Some(&[state::SENT, state::COPIED]),
-                    ch,
-                    "outbox.verified",
-                    serde_json::json!({"copy": "filed_by_server", "folder": b.folder, "uid": uid}),
-                )?;
-                report.verified += 1;
-                self.tell(
-                    id,
-                    format!(
-                        "verified: the server filed it into {} itself (uid {uid})",
-                        b.folder
-                    ),
-                );
-                return Ok(());
+        if row.copy_state == Some(CopyState::Pending) {
+            match self.place_copy(b, &row, account, report).await? {
+                Placed::Appended(uid) => appended_uid = uid,
+                Placed::Settled => return Ok(()),
             }
-            let learned = self
-                .store()
-                .outbox_server_files_sent(account.id(), &b.folder)?;
-            if sc.filed_by_server || (learned && row.copy_attempts < 3) {
-                let wait = backoff_secs(
-                    sc.retry_secs,
-                    account.cfg.sync.backoff_max_secs,
-                    row.copy_attempts + 1,
-                );
-                let ch = Change {
-                    copy_attempts_inc: true,
-                    next_attempt_at: Some(Some(at_plus(wait))),
-                    error: Some(Some((
-                        format!(
-                            "waiting for the server to file the message into {}",
-                            b.folder
-                        ),
-                        if sc.filed_by_server {
-                            "nothing to do; if it never appears, set sent_copy.filed_by_server = false".to_string()
-                        } else {
-                            "nothing to do; mailroom appends its own copy if the server's does not appear".to_string()
-                        },
-                    ))),
-                    ..Default::default()
-                };
-                self.change(
-                    id,
-                    Some(&[state::SENT]),
-                    ch,
-                    "outbox.copy_waiting",
-                    serde_json::json!({"folder": b.folder}),
-                )?;
-                report.copy_pending += 1;
-                self.tell(
-                    id,
-                    format!(
-                        "copy pending: waiting for the server's own copy in {}",
-                        b.folder
-                    ),
-                );
-                return Ok(());
-            }
-            let (raw, copy_raw) = self.store().outbox_raw(id)?.ok_or_else(|| no_item(id))?;
-            let bytes = copy_raw.unwrap_or(raw);
-            let uid = b.append(&bytes, row.sent_at.as_deref()).await?;
-            // Crash here and the restart finds our copy by Message-ID before appending again.
-            failpoint::hit("after_append");
+        }
+        self.verify_copy(b, &row, appended_uid, report).await
+    }
+
+    /// An uncertain send found in Sent was delivered; otherwise it stays uncertain for the user.
+    async fn look_for_uncertain(
+        &self,
+        b: &mut SentBox,
+        row: &OutboxRow,
+        account: &Account,
+        report: &mut DriveReport,
+    ) -> Result<()> {
+        let id = row.id;
+        let found = b.find(&row.message_id).await?;
+        if let Some(uid) = found.first() {
             let ch = Change {
-                state: Some(state::COPIED),
-                copy_state: Some(copy::APPENDED),
+                state: Some(OutboxState::Verified),
+                copy_state: Some(CopyState::FiledByServer),
                 copy_folder: Some(b.folder.clone()),
-                copy_uid: Some((b.uidvalidity as i64, uid.map(|u| u as i64))),
-                copy_attempts_inc: true,
+                copy_uid: Some((b.uidvalidity as i64, Some(*uid as i64))),
+                sent_at: Some(row.sent_at.clone().unwrap_or_else(now)),
+                verified_at: Some(now()),
                 error: Some(None),
                 ..Default::default()
             };
-            self.change(id, Some(&[state::SENT]), ch, "outbox.copied", serde_json::json!({"folder": b.folder, "uid": uid, "bytes": bytes.len(), "note": row.copy_note}))?;
+            self.change(
+                id,
+                Some(&[OutboxState::Uncertain]),
+                ch,
+                "outbox.uncertain_resolved",
+                serde_json::json!({"found_in": b.folder, "uid": uid}),
+            )?;
+            report.verified += 1;
             self.tell(
                 id,
-                format!(
-                    "copied to {}{}",
-                    b.folder,
-                    uid.map(|u| format!(" (uid {u})")).unwrap_or_default()
-                ),
+                format!("resolved: found in {} — it was delivered", b.folder),
             );
-            appended_uid = uid;
+            return Ok(());
         }
-        // Verify by Message-ID.
+        let ch = Change {
+            next_attempt_at: Some(Some(at_plus(account.cfg.sent_copy.retry_secs.max(1)))),
+            ..Default::default()
+        };
+        self.change(
+            id,
+            Some(&[OutboxState::Uncertain]),
+            ch,
+            "outbox.uncertain_checked",
+            serde_json::json!({"found": false}),
+        )?;
+        report.uncertain += 1;
+        self.tell(id, format!("still uncertain: not in {}; decide with `mailroom outbox resend {id}` or `mailroom outbox drop {id}`", b.folder));
+        Ok(())
+    }
+
+    /// A pending copy: already there (filed by the server, or appended by a run that died
+    /// before committing it — never a second one), worth waiting for, or appended now.
+    async fn place_copy(
+        &self,
+        b: &mut SentBox,
+        row: &OutboxRow,
+        account: &Account,
+        report: &mut DriveReport,
+    ) -> Result<Placed> {
+        let found = b.find(&row.message_id).await?;
+        if let Some(uid) = found.first() {
+            self.filed_by_server(b, row, *uid, report)?;
+            return Ok(Placed::Settled);
+        }
+        let sc = &account.cfg.sent_copy;
+        let learned = self
+            .store()
+            .outbox_server_files_sent(account.id(), &b.folder)?;
+        if sc.filed_by_server || (learned && row.copy_attempts < 3) {
+            self.wait_for_server_copy(b, row, account, report)?;
+            return Ok(Placed::Settled);
+        }
+        let uid = self.append_copy(b, row).await?;
+        Ok(Placed::Appended(uid))
+    }
+
+    /// The server filed the message into Sent itself: verified, with its copy.
+    fn filed_by_server(
+        &self,
+        b: &SentBox,
+        row: &OutboxRow,
+        uid: u32,
+        report: &mut DriveReport,
+    ) -> Result<()> {
+        let ch = Change {
+            state: Some(OutboxState::Verified),
+            copy_state: Some(CopyState::FiledByServer),
+            copy_folder: Some(b.folder.clone()),
+            copy_uid: Some((b.uidvalidity as i64, Some(uid as i64))),
+            verified_at: Some(now()),
+            copy_attempts_inc: true,
+            error: Some(None),
+            ..Default::default()
+        };
+        self.change(
+            row.id,
+            Some(&[OutboxState::Sent, OutboxState::Copied]),
+            ch,
+            "outbox.verified",
+            serde_json::json!({"copy": "filed_by_server", "folder": b.folder, "uid": uid}),
+        )?;
+        report.verified += 1;
+        self.tell(
+            row.id,
+            format!(
+                "verified: the server filed it into {} itself (uid {uid})",
+                b.folder
+            ),
+        );
+        Ok(())
+    }
+
+    /// The server files sent mail itself (by setting, or as learned): look again later before
+    /// appending a copy of our own.
+    fn wait_for_server_copy(
+        &self,
+        b: &SentBox,
+        row: &OutboxRow,
+        account: &Account,
+        report: &mut DriveReport,
+    ) -> Result<()> {
+        let sc = &account.cfg.sent_copy;
+        let wait = backoff_secs(
+            sc.retry_secs,
+            account.cfg.sync.backoff_max_secs,
+            row.copy_attempts + 1,
+        );
+        let ch = Change {
+            copy_attempts_inc: true,
+            next_attempt_at: Some(Some(at_plus(wait))),
+            error: Some(Some((
+                format!(
+                    "waiting for the server to file the message into {}",
+                    b.folder
+                ),
+                if sc.filed_by_server {
+                    "nothing to do; if it never appears, set sent_copy.filed_by_server = false"
+                        .to_string()
+                } else {
+                    "nothing to do; mailroom appends its own copy if the server's does not appear"
+                        .to_string()
+                },
+            ))),
+            ..Default::default()
+        };
+        self.change(
+            row.id,
+            Some(&[OutboxState::Sent]),
+            ch,
+            "outbox.copy_waiting",
+            serde_json::json!({"folder": b.folder}),
+        )?;
+        report.copy_pending += 1;
+        self.tell(
+            row.id,
+            format!(
+                "copy pending: waiting for the server's own copy in {}",
+                b.folder
+            ),
+        );
+        Ok(())
+    }
+
+    /// Appends our copy (the copy's own bytes when they differ) and commits `copied`.
+    async fn append_copy(&self, b: &mut SentBox, row: &OutboxRow) -> Result<Option<u32>> {
+        let id = row.id;
+        let (raw, copy_raw) = self.store().outbox_raw(id)?.ok_or_else(|| no_item(id))?;
+        let bytes = copy_raw.unwrap_or(raw);
+        let uid = b.append(&bytes, row.sent_at.as_deref()).await?;
+        // Crash here and the restart finds our copy by Message-ID before appending again.
+        failpoint::hit("after_append");
+        let ch = Change {
+            state: Some(OutboxState::Copied),
+            copy_state: Some(CopyState::Appended),
+            copy_folder: Some(b.folder.clone()),
+            copy_uid: Some((b.uidvalidity as i64, uid.map(|u| u as i64))),
+            copy_attempts_inc: true,
+            error: Some(None),
+            ..Default::default()
+        };
+        self.change(id, Some(&[OutboxState::Sent]), ch, "outbox.copied", serde_json::json!({"folder": b.folder, "uid": uid, "bytes": bytes.len(), "note": row.copy_note}))?;
+        self.tell(
+            id,
+            format!(
+                "copied to {}{}",
+                b.folder,
+                uid.map(|u| format!(" (uid {u})")).unwrap_or_default()
+            ),
+        );
+        Ok(uid)
+    }
+
+    /// Verifies the copy by Message-ID; a second copy filed by the server meanwhile replaces
+    /// ours (ours is removed).
+    async fn verify_copy(
+        &self,
+        b: &mut SentBox,
+        row: &OutboxRow,
+        appended_uid: Option<u32>,
+        report: &mut DriveReport,
+    ) -> Result<()> {
         let found = b.find(&row.message_id).await?;
         if found.is_empty() {
             return Err(AppError::transient(
@@ -812,7 +940,7 @@ impl Outbox {
         }
         let ours = appended_uid.map(|u| u as i64).or(row.copy_uid);
         let mut ch = Change {
-            state: Some(state::VERIFIED),
+            state: Some(OutboxState::Verified),
             verified_at: Some(now()),
             error: Some(None),
             ..Default::default()
@@ -824,21 +952,21 @@ impl Outbox {
             && b.remove(our).await?
         {
             let theirs = found.iter().copied().find(|u| *u != our);
-            ch.copy_state = Some(copy::FILED_BY_SERVER);
+            ch.copy_state = Some(CopyState::FiledByServer);
             ch.copy_uid = Some((b.uidvalidity as i64, theirs.map(|u| u as i64)));
             note = format!(
                 "verified: the server filed its own copy too, so mailroom removed its duplicate (uid {our})"
             );
         }
         self.change(
-            id,
-            Some(&[state::COPIED, state::SENT]),
+            row.id,
+            Some(&[OutboxState::Copied, OutboxState::Sent]),
             ch,
             "outbox.verified",
             serde_json::json!({"folder": b.folder, "found": found}),
         )?;
         report.verified += 1;
-        self.tell(id, note);
+        self.tell(row.id, note);
         Ok(())
     }
 
@@ -855,14 +983,14 @@ impl Outbox {
         };
         let sc = &account.cfg.sent_copy;
         report.errors.push(ErrorSummary::new(Some(id), e));
-        if row.state == state::UNCERTAIN {
+        if row.state == OutboxState::Uncertain {
             let ch = Change {
                 next_attempt_at: Some(Some(at_plus(sc.retry_secs.max(1)))),
                 ..Default::default()
             };
             self.change(
                 id,
-                Some(&[state::UNCERTAIN]),
+                Some(&[OutboxState::Uncertain]),
                 ch,
                 "outbox.uncertain_check_failed",
                 serde_json::json!({"error": e.summary}),
@@ -893,8 +1021,8 @@ impl Outbox {
                 };
                 (None, Some(at_plus(wait)), "outbox.copy_retry_later")
             }
-            CopyOnFailure::Notify => (Some(copy::FAILED), None, "outbox.copy_failed"),
-            CopyOnFailure::Skip => (Some(copy::SKIPPED), None, "outbox.copy_skipped"),
+            CopyOnFailure::Notify => (Some(CopyState::Failed), None, "outbox.copy_failed"),
+            CopyOnFailure::Skip => (Some(CopyState::Skipped), None, "outbox.copy_skipped"),
         };
         let ch = Change {
             copy_state,
@@ -903,7 +1031,13 @@ impl Outbox {
             next_attempt_at: Some(next.clone()),
             ..Default::default()
         };
-        self.change(id, Some(&[state::SENT, state::COPIED]), ch, action, detail)?;
+        self.change(
+            id,
+            Some(&[OutboxState::Sent, OutboxState::Copied]),
+            ch,
+            action,
+            detail,
+        )?;
         match (sc.on_failure, next) {
             (CopyOnFailure::Notify, _) => {
                 let _ = self.store().log_event(
@@ -959,22 +1093,25 @@ impl Outbox {
     /// Makes an item due now: a waiting or failed send, or a pending/failed/skipped copy.
     pub fn retry(&self, id: i64) -> Result<()> {
         let row = self.get(id)?;
-        let ch = match (row.state.as_str(), row.copy_state.as_deref()) {
-            (state::QUEUED | state::FAILED, _) => Change {
-                state: Some(state::QUEUED),
+        let ch = match (row.state, row.copy_state) {
+            (OutboxState::Queued | OutboxState::Failed, _) => Change {
+                state: Some(OutboxState::Queued),
                 next_attempt_at: Some(None),
                 ..Default::default()
             },
-            (state::SENT | state::COPIED, Some(copy::PENDING | copy::APPENDED)) => Change {
+            (
+                OutboxState::Sent | OutboxState::Copied,
+                Some(CopyState::Pending | CopyState::Appended),
+            ) => Change {
                 next_attempt_at: Some(None),
                 ..Default::default()
             },
-            (state::SENT, Some(copy::FAILED | copy::SKIPPED)) => Change {
-                copy_state: Some(copy::PENDING),
+            (OutboxState::Sent, Some(CopyState::Failed | CopyState::Skipped)) => Change {
+                copy_state: Some(CopyState::Pending),
                 next_attempt_at: Some(None),
                 ..Default::default()
             },
-            (state::UNCERTAIN, _) => {
+            (OutboxState::Uncertain, _) => {
                 return Err(AppError::usage(
                     format!("outbox #{id} is uncertain: it may have been delivered"),
                     format!(
@@ -986,7 +1123,7 @@ impl Outbox {
                 return Err(AppError::usage(
                     format!(
                         "outbox #{id} has nothing to retry (state {s}, copy {})",
-                        c.unwrap_or("none")
+                        c.map(CopyState::as_str).unwrap_or("none")
                     ),
                     "see `mailroom outbox`",
                 ));
@@ -994,7 +1131,7 @@ impl Outbox {
         };
         self.change(
             id,
-            Some(&[row.state.as_str()]),
+            Some(&[row.state]),
             ch,
             "outbox.retry",
             serde_json::json!({}),
@@ -1005,12 +1142,12 @@ impl Outbox {
     /// Cancels an item SMTP has not accepted (queued or failed).
     pub fn cancel(&self, id: i64) -> Result<()> {
         let row = self.get(id)?;
-        let ok = matches!(row.state.as_str(), state::QUEUED | state::FAILED)
+        let ok = matches!(row.state, OutboxState::Queued | OutboxState::Failed)
             && self.change(
                 id,
-                Some(&[state::QUEUED, state::FAILED]),
+                Some(&[OutboxState::Queued, OutboxState::Failed]),
                 Change {
-                    state: Some(state::CANCELLED),
+                    state: Some(OutboxState::Cancelled),
                     next_attempt_at: Some(None),
                     ..Default::default()
                 },
@@ -1018,14 +1155,14 @@ impl Outbox {
                 serde_json::json!({}),
             )?;
         if !ok {
-            let fix = match row.state.as_str() {
-                state::UNCERTAIN => format!(
+            let fix = match row.state {
+                OutboxState::Uncertain => format!(
                     "it may have been delivered: `mailroom outbox drop {id}` gives up on it"
                 ),
-                state::SENDING => {
+                OutboxState::Sending => {
                     "it is being sent right now; wait and check `mailroom outbox`".to_string()
                 }
-                state::CANCELLED => "it is cancelled already".to_string(),
+                OutboxState::Cancelled => "it is cancelled already".to_string(),
                 _ => {
                     "the SMTP server has accepted it already; it cannot be called back".to_string()
                 }
@@ -1044,9 +1181,9 @@ impl Outbox {
         let row = self.get(id)?;
         let ok = self.change(
             id,
-            Some(&[state::UNCERTAIN]),
+            Some(&[OutboxState::Uncertain]),
             Change {
-                state: Some(state::QUEUED),
+                state: Some(OutboxState::Queued),
                 next_attempt_at: Some(None),
                 error: Some(None),
                 ..Default::default()
@@ -1070,13 +1207,13 @@ impl Outbox {
         let account = self.account_for(&row.account_id)?;
         let ok = self.change(
             id,
-            Some(&[state::UNCERTAIN]),
+            Some(&[OutboxState::Uncertain]),
             Change {
-                state: Some(state::SENT),
+                state: Some(OutboxState::Sent),
                 copy_state: Some(if account.cfg.sent_copy.enabled {
-                    copy::PENDING
+                    CopyState::Pending
                 } else {
-                    copy::SKIPPED
+                    CopyState::Skipped
                 }),
                 sent_at: Some(row.sent_at.clone().unwrap_or_else(now)),
                 next_attempt_at: Some(None),
@@ -1117,7 +1254,7 @@ impl Outbox {
 /// Where an item's copy goes (None = the detected Sent folder). An appended copy is verified
 /// where it was put, even if the settings changed since.
 fn copy_folder_for(sc: &SentCopyOptions, row: &OutboxRow) -> Option<CopyFolder> {
-    if row.copy_state.as_deref() == Some(copy::APPENDED)
+    if row.copy_state == Some(CopyState::Appended)
         && let Some(f) = &row.copy_folder
     {
         return Some(CopyFolder {
@@ -1159,29 +1296,64 @@ pub fn check_sender(cfg: &AccountConfig, from_addr: &str) -> Result<()> {
     ))
 }
 
+/// Which accounts' items a background worker drives, decided again on every pass from the
+/// current settings (None: every account's).
+pub type Scope = Arc<dyn Fn(&Config) -> Option<Vec<String>> + Send + Sync>;
+
+/// How a background worker runs: how long it sleeps at most, who hears of each state, and whose
+/// items it drives.
+#[derive(Clone)]
+pub struct WorkerSettings {
+    pub idle: Duration,
+    pub observer: Option<Observer>,
+    pub scope: Option<Scope>,
+}
+
 /// Runs the queue in the background until `shutdown` turns true: drives what is due, then
 /// sleeps until the next item is due (at most `idle`), or until `wake` is notified (something
-/// was queued). Reloads the configuration every pass. For the daemon and the console.
+/// was queued). Reloads the configuration every pass. Every account's items (the daemon).
 pub async fn run_worker(
+    home: Home,
+    operator: String,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+    wake: Arc<tokio::sync::Notify>,
+    observer: Option<Observer>,
+    idle: Duration,
+) -> Result<()> {
+    let settings = WorkerSettings {
+        idle,
+        observer,
+        scope: None,
+    };
+    work(home, operator, shutdown, wake, settings).await
+}
+
+/// `run_worker` with its settings: the daemon's and the console's worker (the console drives
+/// only the items of accounts its operator may act on). Its store work is synchronous: run it
+/// on a thread of its own.
+pub async fn work(
     home: Home,
     operator: String,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
     wake: Arc<tokio::sync::Notify>,
-    observer: Option<Observer>,
-    idle: Duration,
+    settings: WorkerSettings,
 ) -> Result<()> {
     loop {
         if *shutdown.borrow() {
             return Ok(());
         }
-        let mut wait = idle;
+        let mut wait = settings.idle;
         match Outbox::open(&home, &operator) {
             Ok(ob) => {
-                let ob = match &observer {
+                let ob = match &settings.observer {
                     Some(o) => ob.with_observer(o.clone()),
                     None => ob,
                 };
-                if let Err(e) = ob.drive(&DriveOptions::default()).await {
+                let opts = DriveOptions {
+                    accounts: settings.scope.as_ref().and_then(|s| s(&ob.config)),
+                    ..Default::default()
+                };
+                if let Err(e) = ob.drive(&opts).await {
                     tracing::warn!("outbox pass failed: {e}");
                 }
                 if let Ok(Some(d)) = ob.next_due_in() {
@@ -1196,6 +1368,14 @@ pub async fn run_worker(
             r = shutdown.changed() => { if r.is_err() { return Ok(()); } }
         }
     }
+}
+
+/// What the copy step did with a pending copy.
+enum Placed {
+    /// Appended now (with its UID when the server says): verify it next.
+    Appended(Option<u32>),
+    /// Found as filed by the server, or left to wait for it: nothing more this pass.
+    Settled,
 }
 
 /// How a send ended that is not retried by itself.

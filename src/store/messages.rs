@@ -32,16 +32,23 @@ pub struct BatchOutcome {
     pub created: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// One place a message is stored (the contract's `locations` item).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LocationView {
+    /// The account's name.
     pub account: String,
+    /// Its id (what visibility is decided on).
+    #[serde(skip)]
+    pub account_id: String,
     pub folder: String,
     pub uidvalidity: u32,
     pub uid: u32,
+    /// This copy's own flags.
+    pub flags: Vec<String>,
 }
 
 /// A message as the list shows it (the contract's `messages` item).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MessageSummary {
     pub id: i64,
     pub message_id: Option<String>,
@@ -71,14 +78,20 @@ pub struct LocationRow {
     pub flags: Vec<String>,
 }
 
+/// Everything stored about one message: the list's view of it, its bytes and text.
 #[derive(Debug, Clone)]
 pub struct MessageFull {
     pub summary: MessageSummary,
     pub headers: Option<Vec<u8>>,
+    /// None until the body is fetched.
     pub body: Option<Vec<u8>>,
     pub text_body: Option<String>,
     pub in_reply_to: Option<String>,
     pub refs: Option<String>,
+    /// From the headers (before the body is fetched) or the parsed body.
+    pub has_attachments: bool,
+    /// The name of the customer it is paired with.
+    pub customer: Option<String>,
 }
 
 /// A flag update from the server: (UID, flags, MODSEQ).
@@ -455,9 +468,11 @@ impl Store {
                     .get(&l.account_id)
                     .cloned()
                     .unwrap_or_else(|| l.account_id.clone()),
+                account_id: l.account_id.clone(),
                 folder: l.folder.clone(),
                 uidvalidity: l.uidvalidity,
                 uid: l.uid,
+                flags: l.flags.clone(),
             })
             .collect();
         Ok(Some(s))
@@ -503,19 +518,24 @@ impl Store {
         let Some(summary) = self.message_summary(id, None)? else {
             return Ok(None);
         };
-        let (headers, body, text_body, in_reply_to, refs) = self.conn.query_row(
-            "SELECT headers, body, text_body, in_reply_to, refs FROM messages WHERE id = ?1",
+        let full = self.conn.query_row(
+            "SELECT m.headers, m.body, m.text_body, m.in_reply_to, m.refs, m.has_attachments, c.name
+             FROM messages m LEFT JOIN customers c ON c.id = m.customer_id WHERE m.id = ?1",
             [id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            |r| {
+                Ok(MessageFull {
+                    summary,
+                    headers: r.get(0)?,
+                    body: r.get(1)?,
+                    text_body: r.get(2)?,
+                    in_reply_to: r.get(3)?,
+                    refs: r.get(4)?,
+                    has_attachments: r.get(5)?,
+                    customer: r.get(6)?,
+                })
+            },
         )?;
-        Ok(Some(MessageFull {
-            summary,
-            headers,
-            body,
-            text_body,
-            in_reply_to,
-            refs,
-        }))
+        Ok(Some(full))
     }
 
     /// Stores a fetched body and its readable text; the text joins the search index.

@@ -59,15 +59,17 @@ pub struct PendingOp {
 }
 
 impl Store {
-    /// Applies a flag change to every location of a message locally and queues it for each
-    /// location's server. Returns the op ids.
+    /// Applies a flag change to every location of a message in `accounts` locally and queues
+    /// it for each location's server. Returns the op ids.
     pub fn local_set_flags(
         &mut self,
         message_id: i64,
+        accounts: &[String],
         add: &[String],
         remove: &[String],
     ) -> Result<Vec<i64>> {
-        let locs = self.locations_of(message_id)?;
+        let mut locs = self.locations_of(message_id)?;
+        locs.retain(|l| accounts.contains(&l.account_id));
         if locs.is_empty() {
             return Err(no_location(message_id));
         }

@@ -2,32 +2,152 @@
 //! transaction together with its audit entry, so a crash between two steps resumes from the last
 //! committed state and the audit log never disagrees with the queue.
 
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{OptionalExtension, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use super::crm::placeholders;
 use super::{Store, now};
 use crate::error::Result;
 
-/// Item states (contract): queued → sending → sent → copied → verified, plus uncertain, failed,
-/// cancelled.
-pub mod state {
-    pub const QUEUED: &str = "queued";
-    pub const SENDING: &str = "sending";
-    pub const UNCERTAIN: &str = "uncertain";
-    pub const SENT: &str = "sent";
-    pub const COPIED: &str = "copied";
-    pub const VERIFIED: &str = "verified";
-    pub const FAILED: &str = "failed";
-    pub const CANCELLED: &str = "cancelled";
+/// An item's state (contract): queued → sending → sent → copied → verified, plus uncertain,
+/// failed, cancelled. Stored as its contract word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutboxState {
+    Queued,
+    Sending,
+    Uncertain,
+    Sent,
+    Copied,
+    Verified,
+    Failed,
+    Cancelled,
 }
 
-/// Copy sub-states (contract): pending, appended, filed_by_server, skipped, failed.
-pub mod copy {
-    pub const PENDING: &str = "pending";
-    pub const APPENDED: &str = "appended";
-    pub const FILED_BY_SERVER: &str = "filed_by_server";
-    pub const SKIPPED: &str = "skipped";
-    pub const FAILED: &str = "failed";
+impl OutboxState {
+    pub const ALL: [OutboxState; 8] = [
+        OutboxState::Queued,
+        OutboxState::Sending,
+        OutboxState::Uncertain,
+        OutboxState::Sent,
+        OutboxState::Copied,
+        OutboxState::Verified,
+        OutboxState::Failed,
+        OutboxState::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxState::Queued => "queued",
+            OutboxState::Sending => "sending",
+            OutboxState::Uncertain => "uncertain",
+            OutboxState::Sent => "sent",
+            OutboxState::Copied => "copied",
+            OutboxState::Verified => "verified",
+            OutboxState::Failed => "failed",
+            OutboxState::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<OutboxState> {
+        OutboxState::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+
+    /// The SMTP server accepted it (its Sent copy may still be pending).
+    pub fn accepted(self) -> bool {
+        matches!(
+            self,
+            OutboxState::Sent | OutboxState::Copied | OutboxState::Verified
+        )
+    }
+}
+
+/// The Sent copy's sub-state (contract): pending, appended, filed_by_server, skipped, failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CopyState {
+    Pending,
+    Appended,
+    FiledByServer,
+    Skipped,
+    Failed,
+}
+
+impl CopyState {
+    pub const ALL: [CopyState; 5] = [
+        CopyState::Pending,
+        CopyState::Appended,
+        CopyState::FiledByServer,
+        CopyState::Skipped,
+        CopyState::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CopyState::Pending => "pending",
+            CopyState::Appended => "appended",
+            CopyState::FiledByServer => "filed_by_server",
+            CopyState::Skipped => "skipped",
+            CopyState::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<CopyState> {
+        CopyState::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for OutboxState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Display for CopyState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A state word the database holds but this version does not know.
+fn unknown(what: &str, text: &str) -> FromSqlError {
+    FromSqlError::Other(format!("unknown outbox {what} {text:?}").into())
+}
+
+impl FromSql for OutboxState {
+    fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
+        let t = v.as_str()?;
+        OutboxState::parse(t).ok_or_else(|| unknown("state", t))
+    }
+}
+
+impl FromSql for CopyState {
+    fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
+        let t = v.as_str()?;
+        CopyState::parse(t).ok_or_else(|| unknown("copy state", t))
+    }
+}
+
+impl ToSql for OutboxState {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.as_str()))
+    }
+}
+
+impl ToSql for CopyState {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.as_str()))
+    }
+}
+
+/// `'a','b'` for an `IN (…)` list of known words (never user text).
+fn sql_words<'a>(words: impl IntoIterator<Item = &'a str>) -> String {
+    words
+        .into_iter()
+        .map(|w| format!("'{w}'"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -39,8 +159,8 @@ pub struct OutboxRow {
     pub rcpts: Vec<String>,
     pub message_id: String,
     pub subject: Option<String>,
-    pub state: String,
-    pub copy_state: Option<String>,
+    pub state: OutboxState,
+    pub copy_state: Option<CopyState>,
     pub copy_folder: Option<String>,
     pub copy_uid: Option<i64>,
     pub copy_uidvalidity: Option<i64>,
@@ -114,7 +234,7 @@ pub struct NewOutbox {
     pub copy_raw: Option<Vec<u8>>,
     pub copy_note: Option<String>,
     /// `skipped` when copies are off for the account, else `pending`.
-    pub copy_state: &'static str,
+    pub copy_state: CopyState,
     pub in_reply_to: Option<String>,
     pub thread_message_id: Option<i64>,
 }
@@ -122,8 +242,8 @@ pub struct NewOutbox {
 /// One state change; `None` fields stay as they are.
 #[derive(Debug, Clone, Default)]
 pub struct Change {
-    pub state: Option<&'static str>,
-    pub copy_state: Option<&'static str>,
+    pub state: Option<OutboxState>,
+    pub copy_state: Option<CopyState>,
     pub attempts_inc: bool,
     pub copy_attempts_inc: bool,
     /// Some(Some((what, fix))) records an error, Some(None) clears it.
@@ -202,25 +322,54 @@ impl Store {
             .optional()?)
     }
 
-    /// Items, newest first; `account_ids` None = all.
-    pub fn outbox_list(
+    /// One page of the items of `account_ids` (those the operator may see), newest first.
+    /// No accounts: nothing.
+    pub fn outbox_page(
         &self,
-        account_ids: Option<&[String]>,
+        account_ids: &[String],
+        offset: i64,
         limit: i64,
     ) -> Result<Vec<OutboxRow>> {
-        let mut st = self.conn.prepare(&format!(
-            "SELECT {COLUMNS} FROM outbox ORDER BY id DESC LIMIT ?1"
+        if account_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM outbox WHERE account_id IN ({}) ORDER BY id DESC LIMIT ? OFFSET ?",
+            placeholders(account_ids.len())
         ))?;
+        let mut p: Vec<rusqlite::types::Value> =
+            account_ids.iter().map(|a| a.clone().into()).collect();
+        p.push(limit.into());
+        p.push(offset.into());
         let rows = st
-            .query_map([limit], row)?
+            .query_map(rusqlite::params_from_iter(p), row)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(match account_ids {
-            None => rows,
-            Some(ids) => rows
-                .into_iter()
-                .filter(|r| ids.contains(&r.account_id))
-                .collect(),
-        })
+        Ok(rows)
+    }
+
+    /// How many items `account_ids` have.
+    pub fn outbox_count(&self, account_ids: &[String]) -> Result<i64> {
+        if account_ids.is_empty() {
+            return Ok(0);
+        }
+        Ok(self.conn.query_row(
+            &format!(
+                "SELECT COUNT(*) FROM outbox WHERE account_id IN ({})",
+                placeholders(account_ids.len())
+            ),
+            rusqlite::params_from_iter(account_ids),
+            |r| r.get(0),
+        )?)
+    }
+
+    /// The account an item belongs to (None: no such item). What the visibility gate asks.
+    pub fn outbox_account_id(&self, id: i64) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row("SELECT account_id FROM outbox WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()?)
     }
 
     /// The bytes SMTP sends, and the Sent copy's own bytes when they differ.
@@ -239,23 +388,20 @@ impl Store {
     pub fn outbox_due(
         &self,
         account_id: &str,
-        states: &[&str],
-        copy_states: Option<&[&str]>,
+        states: &[OutboxState],
+        copy_states: Option<&[CopyState]>,
         at: &str,
         force: bool,
     ) -> Result<Vec<i64>> {
-        let list = |v: &[&str]| {
-            v.iter()
-                .map(|s| format!("'{}'", s.replace('\'', "")))
-                .collect::<Vec<_>>()
-                .join(",")
-        };
         let mut sql = format!(
             "SELECT id FROM outbox WHERE account_id = ?1 AND state IN ({})",
-            list(states)
+            sql_words(states.iter().map(|s| s.as_str()))
         );
         if let Some(cs) = copy_states {
-            sql.push_str(&format!(" AND copy_state IN ({})", list(cs)));
+            sql.push_str(&format!(
+                " AND copy_state IN ({})",
+                sql_words(cs.iter().map(|s| s.as_str()))
+            ));
         }
         if !force {
             sql.push_str(" AND (next_attempt_at IS NULL OR next_attempt_at <= ?2)");
@@ -321,7 +467,7 @@ impl Store {
     pub fn outbox_claim(
         &self,
         id: i64,
-        states: &[&str],
+        states: &[OutboxState],
         claim: &str,
         until: &str,
         at: &str,
@@ -343,11 +489,7 @@ impl Store {
         {
             return Ok(false);
         }
-        let list = states
-            .iter()
-            .map(|s| format!("'{}'", s.replace('\'', "")))
-            .collect::<Vec<_>>()
-            .join(",");
+        let list = sql_words(states.iter().map(|s| s.as_str()));
         // Compare-and-set on the claim we saw, so two takers never both win.
         let n = self.conn.execute(
             &format!(
@@ -372,7 +514,7 @@ impl Store {
     pub fn outbox_change(
         &self,
         id: i64,
-        from: Option<&[&str]>,
+        from: Option<&[OutboxState]>,
         change: &Change,
         operator: &str,
         action: &str,
@@ -388,10 +530,10 @@ impl Store {
         use rusqlite::types::Value as V;
         let opt = |s: Option<String>| s.map(V::from).unwrap_or(V::Null);
         if let Some(s) = change.state {
-            push("state", V::from(s.to_string()), &mut sets);
+            push("state", V::from(s.as_str().to_string()), &mut sets);
         }
         if let Some(s) = change.copy_state {
-            push("copy_state", V::from(s.to_string()), &mut sets);
+            push("copy_state", V::from(s.as_str().to_string()), &mut sets);
         }
         if let Some(e) = &change.error {
             let (what, fix) = match e {
@@ -435,11 +577,7 @@ impl Store {
         }
         let mut sql = format!("UPDATE outbox SET {} WHERE id = ?1", sets.join(", "));
         if let Some(from) = from {
-            let list = from
-                .iter()
-                .map(|s| format!("'{}'", s.replace('\'', "")))
-                .collect::<Vec<_>>()
-                .join(",");
+            let list = sql_words(from.iter().map(|s| s.as_str()));
             sql.push_str(&format!(" AND state IN ({list})"));
         }
         let tx = self.conn.unchecked_transaction()?;
@@ -573,10 +711,24 @@ mod tests {
             raw: b"Subject: hi\r\n\r\nbody\r\n".to_vec(),
             copy_raw: None,
             copy_note: None,
-            copy_state: copy::PENDING,
+            copy_state: CopyState::Pending,
             in_reply_to: None,
             thread_message_id: None,
         }
+    }
+
+    #[test]
+    fn states_are_their_contract_words_in_sql_and_json() {
+        for st in OutboxState::ALL {
+            assert_eq!(OutboxState::parse(st.as_str()), Some(st));
+            assert_eq!(serde_json::to_value(st).unwrap(), st.as_str());
+        }
+        for c in CopyState::ALL {
+            assert_eq!(CopyState::parse(c.as_str()), Some(c));
+            assert_eq!(serde_json::to_value(c).unwrap(), c.as_str());
+        }
+        assert_eq!(CopyState::FiledByServer.as_str(), "filed_by_server");
+        assert!(OutboxState::parse("bogus").is_none());
     }
 
     #[test]
@@ -585,17 +737,17 @@ mod tests {
         let id = s.outbox_insert(&item(), &serde_json::json!({})).unwrap();
         let r = s.outbox_get(id).unwrap().unwrap();
         assert_eq!(
-            (r.state.as_str(), r.copy_state.as_deref()),
-            ("queued", Some("pending"))
+            (r.state, r.copy_state),
+            (OutboxState::Queued, Some(CopyState::Pending))
         );
         let ch = Change {
-            state: Some(state::SENDING),
+            state: Some(OutboxState::Sending),
             ..Default::default()
         };
         assert!(
             s.outbox_change(
                 id,
-                Some(&[state::QUEUED]),
+                Some(&[OutboxState::Queued]),
                 &ch,
                 "op",
                 "outbox.sending",
@@ -607,7 +759,7 @@ mod tests {
         assert!(
             !s.outbox_change(
                 id,
-                Some(&[state::QUEUED]),
+                Some(&[OutboxState::Queued]),
                 &ch,
                 "op",
                 "outbox.sending",
@@ -625,21 +777,53 @@ mod tests {
     }
 
     #[test]
+    fn pages_hold_only_the_named_accounts_items() {
+        let s = Store::open_in_memory().unwrap();
+        let mine = s.outbox_insert(&item(), &serde_json::json!({})).unwrap();
+        let other = NewOutbox {
+            account_id: "a2".into(),
+            ..item()
+        };
+        let theirs = s.outbox_insert(&other, &serde_json::json!({})).unwrap();
+        let a1 = vec!["a1".to_string()];
+        let ids: Vec<i64> = s
+            .outbox_page(&a1, 0, 10)
+            .unwrap()
+            .iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(ids, vec![mine]);
+        assert_eq!(s.outbox_count(&a1).unwrap(), 1);
+        assert!(s.outbox_page(&[], 0, 10).unwrap().is_empty());
+        assert_eq!(s.outbox_count(&[]).unwrap(), 0);
+        let both = vec!["a1".to_string(), "a2".to_string()];
+        let ids: Vec<i64> = s
+            .outbox_page(&both, 0, 10)
+            .unwrap()
+            .iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(ids, vec![theirs, mine], "newest first");
+        assert_eq!(s.outbox_account_id(theirs).unwrap().as_deref(), Some("a2"));
+        assert_eq!(s.outbox_account_id(theirs + 9).unwrap(), None);
+    }
+
+    #[test]
     fn claims_exclude_other_live_holders() {
         let s = Store::open_in_memory().unwrap();
         let id = s.outbox_insert(&item(), &serde_json::json!({})).unwrap();
         let far = "2999-01-01T00:00:00Z";
         assert!(
-            s.outbox_claim(id, &["queued"], "other:1:x", far, &now())
+            s.outbox_claim(id, &[OutboxState::Queued], "other:1:x", far, &now())
                 .unwrap()
         );
         assert!(
-            !s.outbox_claim(id, &["queued"], &claim_tag(), far, &now())
+            !s.outbox_claim(id, &[OutboxState::Queued], &claim_tag(), far, &now())
                 .unwrap()
         );
         s.outbox_release(id, "other:1:x").unwrap();
         assert!(
-            s.outbox_claim(id, &["queued"], &claim_tag(), far, &now())
+            s.outbox_claim(id, &[OutboxState::Queued], &claim_tag(), far, &now())
                 .unwrap()
         );
         assert!(!claim_is_dead(Some(&claim_tag()), Some(far), &now()));
@@ -677,12 +861,13 @@ mod tests {
         )
         .unwrap();
         assert!(
-            s.outbox_due("a1", &["queued"], None, &now(), false)
+            s.outbox_due("a1", &[OutboxState::Queued], None, &now(), false)
                 .unwrap()
                 .is_empty()
         );
         assert_eq!(
-            s.outbox_due("a1", &["queued"], None, &now(), true).unwrap(),
+            s.outbox_due("a1", &[OutboxState::Queued], None, &now(), true)
+                .unwrap(),
             vec![id]
         );
     }

@@ -26,8 +26,8 @@ use futures::StreamExt;
 
 use crate::config::Config;
 use crate::error::{AppError, Result};
-use crate::ops::Ctx;
 use crate::ops::sync::{self as ops_sync, Background};
+use crate::ops::{self, Ctx};
 use app::App;
 use keymap::Keymap;
 use theme::Theme;
@@ -141,18 +141,12 @@ pub async fn run(ctx: &Ctx, theme: Option<&str>) -> Result<i32> {
     // Sync runs here for every visible, enabled account; where a daemon holds an account's
     // lease the task only waits, and the console just watches the database.
     let mut sync = Background::start(ctx, &ops_sync::mine(ctx, &config));
-    // The outbox worker too (items claim themselves, so a daemon's worker never doubles a send):
-    // retries, pending Sent copies and verification go on while the console is open.
-    let (outbox_stop, outbox_rx) = tokio::sync::watch::channel(false);
-    let outbox_task = tokio::spawn(crate::outbox::run_worker(
-        ctx.home.clone(),
-        ctx.operator.clone(),
-        outbox_rx,
-        std::sync::Arc::new(tokio::sync::Notify::new()),
-        None,
-        // The same interval the daemon's worker uses.
-        std::time::Duration::from_secs(config.general.outbox_poll_secs.max(1)),
-    ));
+    // The outbox worker too, for the accounts this operator acts on (items claim themselves, so
+    // a daemon's worker never doubles a send): retries, pending Sent copies and verification go
+    // on while the console is open.
+    let outbox = ops::outbox::Worker::start(ctx, ops::outbox::Reach::Operator)
+        .map_err(|e| tracing::warn!("no outbox worker in the console: {e}"))
+        .ok();
     let mut local = Vec::new();
     dispatch(app.reload(), &io, &mut local);
     let mut config_watch = ConfigWatch::new(ctx);
@@ -209,8 +203,9 @@ pub async fn run(ctx: &Ctx, theme: Option<&str>) -> Result<i32> {
             terminal.draw(|f| view::draw(f, &app)).map_err(draw_err)?;
         }
     };
-    let _ = outbox_stop.send(true);
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(3), outbox_task).await;
+    if let Some(w) = outbox {
+        w.stop(std::time::Duration::from_secs(3)).await;
+    }
     // Interrupting a pass is safe; a bounded wait keeps quitting prompt even if a task is
     // stuck on the network.
     sync.stop_within(std::time::Duration::from_secs(3)).await;

@@ -19,6 +19,8 @@ use super::view;
 use crate::error::AppError;
 use crate::ops::accounts::{Report, Step, StepStatus};
 use crate::ops::folders::{FolderEntry, FolderRow, Role};
+use crate::ops::messages::{Addr, LocationView, MessageView};
+use crate::ops::outbox::{CopyState, Item, LastError, OutboxState};
 use crate::ops::quarantine::{QuarantineRow, QuarantineState};
 use crate::ops::status::{AccountStatus, Counts, Health, Overall, Progress, Status};
 use crate::ops::sync::{AccountPlan, FolderPlan, PlanTotal};
@@ -237,19 +239,81 @@ fn messages(n: i64) -> Vec<MessageSummary> {
         .collect()
 }
 
-fn detail(m: MessageSummary) -> MessageDetail {
-    MessageDetail {
-        summary: m,
-        message_id: Some("abc@client.example".into()),
-        to_json: r#"[{"name":"Alice","address":"alice@example.test"}]"#.into(),
-        cc_json: "[]".into(),
-        text_body: Some(
-            "Hello,\n\nwhere is my order? It was due last week.\n\nThanks,\nSam".into(),
-        ),
-        body_fetched: true,
-        customer: None,
-        locations: vec!["work/INBOX".into()],
+/// The message view of a list row, fetched, in work/INBOX.
+fn detail(m: MessageSummary) -> MessageView {
+    MessageView {
+        message: crate::ops::messages::MessageSummary {
+            id: m.id,
+            message_id: Some("abc@client.example".into()),
+            thread_id: Some(m.id),
+            from: m.from_addr.map(|address| Addr {
+                name: m.from_name,
+                address,
+            }),
+            to: vec![Addr {
+                name: Some("Alice".into()),
+                address: "alice@example.test".into(),
+            }],
+            cc: vec![],
+            subject: m.subject,
+            date: m.date,
+            flags: vec![],
+            size: m.size,
+            locations: vec![LocationView {
+                account: "work".into(),
+                account_id: "acc-work".into(),
+                folder: "INBOX".into(),
+                uidvalidity: 1,
+                uid: m.id as u32,
+                flags: vec![],
+            }],
+            customer_id: None,
+        },
+        text: Some("Hello,\n\nwhere is my order? It was due last week.\n\nThanks,\nSam".into()),
         attachments: vec![],
+        in_reply_to: None,
+        references: None,
+        body_fetched: true,
+        has_attachments: m.has_attachments,
+        customer: None,
+    }
+}
+
+fn outbox_item(
+    id: i64,
+    to: &str,
+    subject: &str,
+    state: OutboxState,
+    copy_state: Option<CopyState>,
+    attempts: i64,
+) -> Item {
+    Item {
+        id,
+        account: "work".into(),
+        state,
+        copy_state,
+        from: "alice@example.test".into(),
+        to: vec![to.into()],
+        subject: Some(subject.into()),
+        message_id: format!("{id}@example.test"),
+        attempts,
+        copy_attempts: 0,
+        last_error: Some(LastError {
+            at: Some("2026-11-25T10:00:00Z".into()),
+            what: "SMTP refused the login".into(),
+            fix: Some("`mailroom account set-password work`".into()),
+        }),
+        next_attempt_at: Some("2026-11-25T10:30:00Z".into()),
+        created_at: "2026-11-25T09:00:00Z".into(),
+        updated_at: "2026-11-25T10:00:00Z".into(),
+        sent_at: None,
+        verified_at: None,
+        copy_folder: None,
+        copy_uid: None,
+        copy_note: None,
+        size: Some(2048),
+        in_reply_to: None,
+        thread_message_id: None,
     }
 }
 
@@ -454,7 +518,7 @@ fn scene(theme: &str, pane: PaneId, state: State) -> App {
         }
         (PaneId::Message, State::Empty) => {
             let mut d = detail(msg(8, "x@y.example", "Only headers so far", true));
-            d.text_body = None;
+            d.text = None;
             d.body_fetched = false;
             a.message.detail = Some(d);
             a.message.loaded = true;
@@ -507,33 +571,26 @@ fn scene(theme: &str, pane: PaneId, state: State) -> App {
         (PaneId::Outbox, State::Typical) => {
             a.outbox = paged(
                 vec![
-                    OutboxRow {
-                        id: 3,
-                        account_id: "acc-work".into(),
-                        from_addr: "alice@example.test".into(),
-                        rcpt_json: r#"[{"name":null,"address":"sam@client.example"}]"#.into(),
-                        subject: Some("Re: Where is my order?".into()),
-                        state: "failed".into(),
-                        copy_state: None,
-                        attempts: 3,
-                        last_error_what: Some("SMTP refused the login".into()),
-                        last_error_fix: Some("`mailroom account set-password work`".into()),
-                        next_attempt_at: Some("2026-11-25T10:30:00Z".into()),
-                        updated_at: "2026-11-25T10:00:00Z".into(),
-                    },
-                    OutboxRow {
-                        id: 2,
-                        account_id: "acc-work".into(),
-                        from_addr: "alice@example.test".into(),
-                        rcpt_json: r#"[{"name":"Bob","address":"bob@example.test"}]"#.into(),
-                        subject: Some("Invoice".into()),
-                        state: "verified".into(),
-                        copy_state: Some("appended".into()),
-                        attempts: 1,
-                        last_error_what: None,
-                        last_error_fix: None,
+                    outbox_item(
+                        3,
+                        "sam@client.example",
+                        "Re: Where is my order?",
+                        OutboxState::Failed,
+                        None,
+                        3,
+                    ),
+                    Item {
                         next_attempt_at: None,
+                        last_error: None,
                         updated_at: "2026-11-25T09:00:00Z".into(),
+                        ..outbox_item(
+                            2,
+                            "bob@example.test",
+                            "Invoice",
+                            OutboxState::Verified,
+                            Some(CopyState::Appended),
+                            1,
+                        )
                     },
                 ],
                 0,
@@ -664,7 +721,7 @@ fn escape_sequences_in_a_subject_are_drawn_inert() {
     m.from_name = Some("Evil \u{1b}]8;;http://x\u{1b}\\Corp".into());
     a.triage = paged(vec![m.clone()], 0);
     let mut d = detail(m);
-    d.text_body = Some("body \u{1b}[2J\u{1b}]52;c;AAAA\u{7}text".into());
+    d.text = Some("body \u{1b}[2J\u{1b}]52;c;AAAA\u{7}text".into());
     a.preview.detail = Some(d);
     for (w, h) in [(80, 24), (160, 48)] {
         let buf = render_buffer(&a, w, h);
@@ -942,10 +999,14 @@ fn store_pages_feed_the_panes() {
     // No visible account: an empty queue, not every account's.
     assert_eq!(s.triage_count(&Default::default()).unwrap(), 0);
     assert!(s.folder_entries("acc-work").unwrap().is_empty());
-    assert!(s.view_outbox_page(0, 10).unwrap().is_empty());
+    assert!(
+        s.outbox_page(&["acc-work".into()], 0, 10)
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(s.customers_count("").unwrap(), 0);
     assert!(s.customers_page("", 0, 10).unwrap().is_empty());
-    assert!(s.view_message(1).unwrap().is_none());
+    assert!(s.message(1).unwrap().is_none());
     assert!(s.quarantine_recent(&[], 0, 10).unwrap().is_empty());
 }
 

@@ -15,4 +15,5 @@ mod team;
 mod tui;
 mod upgrade;
 mod visibility_a;
+mod visibility_b;
 mod visibility_c;

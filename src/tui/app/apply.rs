@@ -1,6 +1,5 @@
 //! Answers from the I/O layer (`Data`) folded into the state; stale ones are dropped.
 
-use crate::error::AppError;
 use crate::tui::action::{Command, PaneId};
 
 use super::*;
@@ -55,28 +54,20 @@ impl App {
             Data::Message(generation, r) => {
                 let mut fetch = None;
                 if self.message.generation == generation
-                    && let Ok(Some(d)) = r.as_ref()
+                    && let Ok(d) = r.as_ref()
                     && !d.body_fetched
-                    && self.message.fetching != Some(d.summary.id)
+                    && self.message.fetching != Some(d.message.id)
                 {
-                    self.message.fetching = Some(d.summary.id);
-                    fetch = Some(d.summary.id);
+                    self.message.fetching = Some(d.message.id);
+                    fetch = Some(d.message.id);
                 }
                 for pane in [&mut self.message, &mut self.preview] {
                     if pane.generation == generation {
                         pane.loaded = true;
                         match r.as_ref() {
-                            Ok(Some(d)) => {
+                            Ok(d) => {
                                 pane.detail = Some(d.clone());
                                 pane.error = None;
-                            }
-                            Ok(None) => {
-                                pane.detail = None;
-                                pane.error = Some(AppError::needs_user(
-                                    "the message is gone",
-                                    "it was removed from the cache since the list was read",
-                                    "go back and pick another",
-                                ));
                             }
                             Err(e) => pane.error = Some(e.clone()),
                         }
@@ -201,7 +192,7 @@ impl App {
                 }
             }
             Data::BodyFetched(id, r) => {
-                let current = self.message.detail.as_ref().map(|d| d.summary.id);
+                let current = self.message.detail.as_ref().map(|d| d.message.id);
                 match r {
                     Ok(()) if current == Some(id) => {
                         let generation = self.next_generation();

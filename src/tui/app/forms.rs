@@ -315,12 +315,11 @@ impl App {
         let Some(d) = self.message.detail.clone() else {
             return vec![];
         };
-        let s = &d.summary;
-        let account = d
+        let s = &d.message;
+        let account = s
             .locations
             .first()
-            .and_then(|l| l.split('/').next())
-            .and_then(|n| self.accounts.iter().position(|a| a.name == n));
+            .and_then(|l| self.accounts.iter().position(|a| a.name == l.account));
         let from = account
             .map(|i| {
                 from_choices(&self.accounts)
@@ -335,7 +334,11 @@ impl App {
         } else {
             format!("Re: {subject}")
         };
-        let to = s.from_addr.clone().unwrap_or_default();
+        let to = s
+            .from
+            .as_ref()
+            .map(|a| a.address.clone())
+            .unwrap_or_default();
         let mut values = vec![String::new(); COMPOSE_FIELDS.len()];
         values[F_TO] = to.clone();
         values[3] = crate::mail::sanitize::clean_line(&subject);

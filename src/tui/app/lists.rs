@@ -359,7 +359,7 @@ impl App {
                             label: format!("Save attachment [{}] to", a.index),
                             value: name,
                             then: PromptFor::SaveAttachment {
-                                id: d.summary.id,
+                                id: d.message.id,
                                 index: a.index,
                             },
                         });

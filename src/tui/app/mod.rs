@@ -15,7 +15,8 @@ use super::action::{Action, Command, PaneId};
 use super::keymap::{Key, Keymap};
 use super::theme::Theme;
 use crate::ops::accounts::StepStatus;
-use crate::store::console::{MessageSummary, OutboxRow};
+use crate::ops::outbox::Item;
+use crate::store::console::MessageSummary;
 
 pub struct App {
     pub pane: PaneId,
@@ -39,7 +40,7 @@ pub struct App {
     pub message: MessagePane,
     pub customers: CustomersPane,
     pub compose: ComposeForm,
-    pub outbox: Paged<OutboxRow>,
+    pub outbox: Paged<Item>,
     pub log: LogPane,
     next_gen: u64,
 }
@@ -216,7 +217,7 @@ impl App {
                     vec![]
                 }
             },
-            PaneId::Message => match self.message.detail.as_ref().map(|d| d.summary.id) {
+            PaneId::Message => match self.message.detail.as_ref().map(|d| d.message.id) {
                 Some(id) => {
                     let generation = self.next_generation();
                     self.message.generation = generation;
@@ -278,7 +279,7 @@ impl App {
 
     fn load_preview(&mut self) -> Vec<Command> {
         match self.triage.current().map(|m| m.id) {
-            Some(id) if self.preview.detail.as_ref().map(|d| d.summary.id) != Some(id) => {
+            Some(id) if self.preview.detail.as_ref().map(|d| d.message.id) != Some(id) => {
                 let generation = self.next_generation();
                 self.preview.generation = generation;
                 vec![Command::LoadMessage { generation, id }]

@@ -7,10 +7,12 @@ use crate::ops::accounts::{Report, Step};
 use crate::ops::customers::CustomerRow;
 use crate::ops::folders::FolderEntry;
 use crate::ops::logs::{EventFilter, EventRow};
+use crate::ops::messages::MessageView;
+use crate::ops::outbox::Item;
 use crate::ops::quarantine::QuarantineRow;
 use crate::ops::status::Status;
 use crate::ops::sync::AccountPlan;
-use crate::store::console::{MessageDetail, MessageSummary, OutboxRow};
+use crate::store::console::MessageSummary;
 use crate::tui::action::{AccountForm, PaneId};
 
 /// Rows fetched per page request: several screens, so scrolling rarely waits on the store.
@@ -22,10 +24,10 @@ pub enum Data {
     Dashboard(Result<Status, AppError>, Vec<AccountInfo>),
     Triage(Page<MessageSummary>),
     Folders(u64, Result<Vec<FolderEntry>, AppError>),
-    Message(u64, Box<Result<Option<MessageDetail>, AppError>>),
+    Message(u64, Box<Result<MessageView, AppError>>),
     Customers(Page<CustomerRow>),
     Timeline(Page<MessageSummary>),
-    Outbox(Page<OutboxRow>),
+    Outbox(Page<Item>),
     Events(Page<EventRow>),
     Quarantine(Page<QuarantineRow>),
     CheckStep(u64, Step),
@@ -375,7 +377,7 @@ pub struct FoldersPane {
 
 #[derive(Debug, Clone, Default)]
 pub struct MessagePane {
-    pub detail: Option<MessageDetail>,
+    pub detail: Option<MessageView>,
     /// The message whose body was asked from the server (asked once per opening).
     pub fetching: Option<i64>,
     pub attachment: usize,

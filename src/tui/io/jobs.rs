@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::tui::action::PaneId;
+use crate::tui::app::Data;
 
 /// Jobs running on the console's runtime. Cloning shares the same set.
 #[derive(Clone)]
@@ -69,44 +70,5 @@ impl Jobs {
     /// How many jobs are running (for the status line and tests).
     pub fn running(&self) -> usize {
         self.live.lock().map(|m| m.len()).unwrap_or(0)
-    }
-}
-
-use crate::error::{AppError, Result};
-use crate::tui::app::Data;
-
-/// Runs async work on a job thread's own small runtime.
-pub(super) fn block_on<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            AppError::local(
-                "cannot start a background task",
-                e.to_string(),
-                "check system limits (threads, file descriptors)",
-            )
-        })?
-        .block_on(f)
-}
-
-/// A network job on its own thread; its answer (or its failure) comes back as Data.
-pub(super) fn spawn_job(
-    out: UnboundedSender<Data>,
-    job: impl FnOnce() -> Result<Data> + Send + 'static,
-) {
-    let err_out = out.clone();
-    let spawned = std::thread::Builder::new()
-        .name("mailroom-console-job".into())
-        .spawn(move || {
-            let d = job().unwrap_or_else(|e| Data::Notice(Err(e)));
-            let _ = out.send(d);
-        });
-    if let Err(e) = spawned {
-        let _ = err_out.send(Data::Notice(Err(AppError::local(
-            "cannot start a background task",
-            e.to_string(),
-            "check system limits (threads)",
-        ))));
     }
 }

@@ -17,19 +17,13 @@ use crate::tui::app::{Data, Page};
 
 mod account;
 mod accounts;
-mod cli;
 mod crm;
-mod files;
 mod jobs;
 mod mail;
 mod terminal;
 
 use account::*;
-pub use cli::run_cli;
-use cli::*;
-use files::*;
 pub use jobs::Jobs;
-use jobs::*;
 pub use terminal::{CONSOLE_LOG, StderrToFile, edit_text, restore_stderr, stderr_redirected};
 
 /// How often the I/O thread asks the database whether anything committed (`PRAGMA

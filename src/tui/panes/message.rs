@@ -7,21 +7,20 @@ use ratatui::widgets::{Paragraph, Wrap};
 
 use super::{draw_empty, draw_error, frame, kv, opt, safe, short_time};
 use crate::mail::sanitize::clean;
+use crate::ops::messages::Addr;
 use crate::tui::app::{App, MessagePane};
 
-/// `[{"name":..,"address":..}]` → `Name <addr>, …`, sanitised.
-pub fn addresses(json: &str) -> String {
-    let v: Vec<serde_json::Value> = serde_json::from_str(json).unwrap_or_default();
-    v.iter()
-        .map(|a| {
-            let addr = a["address"].as_str().unwrap_or("");
-            match a["name"].as_str().filter(|n| !n.is_empty()) {
-                Some(n) => format!("{} <{}>", safe(n), safe(addr)),
-                None => safe(addr),
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+/// `Name <addr>` (or the bare address), sanitised.
+fn mailbox(a: &Addr) -> String {
+    match a.name.as_deref().filter(|n| !n.is_empty()) {
+        Some(n) => format!("{} <{}>", safe(n), safe(&a.address)),
+        None => safe(&a.address),
+    }
+}
+
+/// `Name <addr>, …`, sanitised.
+pub fn addresses(list: &[Addr]) -> String {
+    list.iter().map(mailbox).collect::<Vec<_>>().join(", ")
 }
 
 pub fn draw(f: &mut Frame<'_>, area: Rect, app: &App) {
@@ -55,28 +54,22 @@ pub fn draw_detail(
         );
         return;
     };
-    let s = &d.summary;
-    let from = match (&s.from_name, &s.from_addr) {
-        (Some(n), Some(a)) if !n.is_empty() => format!("{} <{}>", safe(n), safe(a)),
-        (_, a) => opt(a),
-    };
-    let mut lines = vec![
-        kv(theme, "From", from),
-        kv(theme, "To", addresses(&d.to_json)),
-    ];
-    let cc = addresses(&d.cc_json);
+    let s = &d.message;
+    let from = s.from.as_ref().map(mailbox).unwrap_or_else(|| opt(&None));
+    let mut lines = vec![kv(theme, "From", from), kv(theme, "To", addresses(&s.to))];
+    let cc = addresses(&s.cc);
     if !cc.is_empty() {
         lines.push(kv(theme, "Cc", cc));
     }
     lines.push(kv(theme, "Subject", opt(&s.subject)));
     lines.push(kv(theme, "Date", short_time(&s.date)));
-    if !d.locations.is_empty() {
+    if !s.locations.is_empty() {
         lines.push(kv(
             theme,
             "In",
-            d.locations
+            s.locations
                 .iter()
-                .map(|l| safe(l))
+                .map(|l| safe(&format!("{}/{}", l.account, l.folder)))
                 .collect::<Vec<_>>()
                 .join(", "),
         ));
@@ -111,7 +104,7 @@ pub fn draw_detail(
                 Span::styled(text, theme.style(role)),
             ]));
         }
-    } else if s.has_attachments {
+    } else if d.has_attachments {
         lines.push(kv(
             theme,
             "Attached",
@@ -119,7 +112,7 @@ pub fn draw_detail(
         ));
     }
     lines.push(Line::from(""));
-    match &d.text_body {
+    match &d.text {
         Some(body) => {
             for l in clean(body).lines() {
                 lines.push(Line::from(Span::styled(l.to_string(), theme.style("base"))));

@@ -5,17 +5,17 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 
-use super::message::addresses;
 use super::{draw_empty, draw_error, frame, opt, paged_table, safe, short_time};
+use crate::ops::outbox::OutboxState;
 use crate::tui::app::App;
 
-pub fn state_role(s: &str) -> &'static str {
+pub fn state_role(s: OutboxState) -> &'static str {
     match s {
-        "verified" | "copied" | "sent" => "state.ok",
-        "queued" | "sending" => "state.busy",
-        "uncertain" => "state.warn",
-        "failed" => "state.error",
-        _ => "state.off",
+        OutboxState::Verified | OutboxState::Copied | OutboxState::Sent => "state.ok",
+        OutboxState::Queued | OutboxState::Sending => "state.busy",
+        OutboxState::Uncertain => "state.warn",
+        OutboxState::Failed => "state.error",
+        OutboxState::Cancelled => "state.off",
     }
 }
 
@@ -61,10 +61,10 @@ pub fn draw(f: &mut Frame<'_>, area: Rect, app: &App) {
             (
                 vec![
                     Span::raw(r.id.to_string()),
-                    Span::styled(safe(&r.state), theme.style(state_role(&r.state))),
-                    Span::raw(opt(&r.copy_state)),
+                    Span::styled(r.state.to_string(), theme.style(state_role(r.state))),
+                    Span::raw(opt(&r.copy_state.map(|c| c.to_string()))),
                     Span::raw(r.attempts.to_string()),
-                    Span::raw(addresses(&r.rcpt_json)),
+                    Span::raw(safe(&r.to.join(", "))),
                     Span::raw(opt(&r.subject)),
                 ],
                 theme.style("base"),
@@ -75,16 +75,16 @@ pub fn draw(f: &mut Frame<'_>, area: Rect, app: &App) {
     if let Some(r) = o.current() {
         lines.push(Line::from(format!(
             "from {}  updated {}",
-            safe(&r.from_addr),
+            safe(&r.from),
             short_time(&Some(r.updated_at.clone()))
         )));
-        if let Some(w) = &r.last_error_what {
+        if let Some(w) = r.last_error.as_ref().map(|e| &e.what) {
             lines.push(Line::from(Span::styled(
                 safe(w),
                 theme.style("state.error"),
             )));
         }
-        if let Some(fx) = &r.last_error_fix {
+        if let Some(fx) = r.last_error.as_ref().and_then(|e| e.fix.as_ref()) {
             lines.push(Line::from(Span::styled(
                 format!("fix: {}", safe(fx)),
                 theme.style("fix"),
