@@ -17,3 +17,4 @@ mod upgrade;
 mod visibility_a;
 mod visibility_b;
 mod visibility_c;
+mod visibility_console;

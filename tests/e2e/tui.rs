@@ -9,19 +9,19 @@ use std::time::Duration;
 use super::common::*;
 
 /// One tmux server per test (own socket), one window running the console.
-struct Tmux {
+pub struct Tmux {
     socket: String,
     exit_file: PathBuf,
 }
 
 impl Tmux {
-    fn start(home: &Home, name: &str, extra_env: &[(&str, &str)], args: &[&str]) -> Tmux {
+    pub fn start(home: &Home, name: &str, extra_env: &[(&str, &str)], args: &[&str]) -> Tmux {
         Tmux::start_between(home, name, extra_env, args, "true", "sleep 600")
     }
 
     /// `before` runs in the pane's shell before the console, `after` once it has ended (after
     /// the exit code is recorded and CONSOLE-ENDED printed).
-    fn start_between(
+    pub fn start_between(
         home: &Home,
         name: &str,
         extra_env: &[(&str, &str)],
@@ -72,7 +72,7 @@ impl Tmux {
         Tmux { socket, exit_file }
     }
 
-    fn screen(&self) -> String {
+    pub fn screen(&self) -> String {
         let out = Command::new("tmux")
             .args(["-L", &self.socket, "capture-pane", "-p"])
             .output()
@@ -80,7 +80,7 @@ impl Tmux {
         String::from_utf8_lossy(&out.stdout).to_string()
     }
 
-    fn keys(&self, keys: &[&str]) {
+    pub fn keys(&self, keys: &[&str]) {
         let mut args = vec!["-L", self.socket.as_str(), "send-keys"];
         args.extend_from_slice(keys);
         let out = Command::new("tmux")
@@ -94,7 +94,7 @@ impl Tmux {
         );
     }
 
-    fn text(&self, s: &str) {
+    pub fn text(&self, s: &str) {
         let out = Command::new("tmux")
             .args(["-L", &self.socket, "send-keys", "-l", s])
             .output()
@@ -102,7 +102,7 @@ impl Tmux {
         assert!(out.status.success());
     }
 
-    fn wait_screen(&self, what: &str, timeout: Duration) -> String {
+    pub fn wait_screen(&self, what: &str, timeout: Duration) -> String {
         let mut last = String::new();
         let found = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             wait_for(what, timeout, || {
@@ -116,7 +116,7 @@ impl Tmux {
         }
     }
 
-    fn exit_code(&self, timeout: Duration) -> i32 {
+    pub fn exit_code(&self, timeout: Duration) -> i32 {
         wait_for("the console to exit", timeout, || {
             std::fs::read_to_string(&self.exit_file)
                 .ok()
