@@ -260,7 +260,7 @@ pub async fn daemon(ctx: &Ctx) -> Result<i32> {
         );
     }
     ops_sync::check_leases(ctx, &config)?;
-    let mut daemon = Daemon::start(ctx, &config);
+    let mut daemon = Daemon::start(ctx, &config)?;
     let printer = tokio::spawn(print_events(daemon.sync.events(), ctx.json));
     follow_config(ctx, &mut daemon.sync).await;
     daemon.stop().await;

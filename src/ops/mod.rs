@@ -135,6 +135,11 @@ impl Ctx {
         access::Standing::of(acct, &self.operator).allows(access::Need::Read)
     }
 
+    /// A watch on the database for commits by anyone (another process, or our own jobs).
+    pub fn watcher(&self) -> Result<Watcher> {
+        Ok(Watcher(self.db()?.dedicated()?))
+    }
+
     pub fn vault(&self) -> Result<crate::secret::Vault> {
         crate::secret::Vault::open(&self.home)
     }
@@ -169,4 +174,15 @@ fn poisoned() -> AppError {
         "",
         "restart mailroom",
     )
+}
+
+/// Notices commits to the database: a connection of its own that never writes, so every
+/// commit — another process's, or one of ours through the pool — moves its version.
+pub struct Watcher(crate::store::Store);
+
+impl Watcher {
+    /// A number that changes whenever anything committed since it was last read.
+    pub fn version(&self) -> Result<i64> {
+        self.0.data_version()
+    }
 }

@@ -423,32 +423,30 @@ fn log_changes(cx: &Ctx, changes: &[String]) -> Result<()> {
 /// keep it from doubling a console's work).
 pub struct Daemon {
     pub sync: Background,
-    outbox_stop: tokio::sync::watch::Sender<bool>,
-    outbox: tokio::task::JoinHandle<Result<()>>,
+    outbox: Option<super::outbox::Worker>,
 }
 
 impl Daemon {
-    pub fn start(cx: &Ctx, config: &Config) -> Daemon {
-        let (outbox_stop, stop_rx) = tokio::sync::watch::channel(false);
-        let outbox = tokio::spawn(crate::outbox::run_worker(
-            cx.home.clone(),
-            cx.operator.clone(),
-            stop_rx,
-            Arc::new(tokio::sync::Notify::new()),
-            None,
-            Duration::from_secs(config.general.outbox_poll_secs.max(1)),
-        ));
-        Daemon {
+    pub fn start(cx: &Ctx, config: &Config) -> Result<Daemon> {
+        // The worker runs on a thread of its own (its store work is synchronous).
+        let outbox = Some(super::outbox::Worker::start(
+            cx,
+            super::outbox::Reach::Everyone,
+        )?);
+        Ok(Daemon {
             sync: Background::start(cx, config),
-            outbox_stop,
             outbox,
-        }
+        })
     }
 
     /// Stops the outbox worker (waiting up to ten seconds for a send in flight) and the sync.
     pub async fn stop(self) {
-        let _ = self.outbox_stop.send(true);
-        self.sync.stop().await;
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.outbox).await;
+        let outbox = self.outbox;
+        let stop_outbox = async {
+            if let Some(w) = outbox {
+                w.stop(Duration::from_secs(10)).await;
+            }
+        };
+        tokio::join!(stop_outbox, self.sync.stop());
     }
 }

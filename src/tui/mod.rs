@@ -117,7 +117,7 @@ pub async fn run(ctx: &Ctx, theme: Option<&str>) -> Result<i32> {
     // From here a panic on any thread is logged and reported (and the terminal given back);
     // dropped last, after the terminal is back.
     let _panics = panic::watch(&ctx.home);
-    let watcher = ctx.db()?.dedicated()?;
+    let watcher = ctx.watcher()?;
 
     let (data_tx, mut data_rx) = tokio::sync::mpsc::unbounded_channel();
     let jobs = io::Jobs::new(tokio::runtime::Handle::current(), data_tx.clone());

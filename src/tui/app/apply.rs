@@ -9,11 +9,42 @@ impl App {
     pub fn apply(&mut self, data: Data) -> Vec<Command> {
         match data {
             Data::DbChanged => return self.reload(),
-            Data::Matched(r) => {
-                if let Err(e) = r {
-                    self.toast(format!("{} — fix: {}", e.summary, e.fix), true);
+            Data::Notice(r) => {
+                match r {
+                    Ok(text) => self.toast(text, false),
+                    Err(e) => self.toast(format!("{} — fix: {}", e.summary, e.fix), true),
                 }
+                vec![]
             }
+            d @ (Data::Dashboard(..)
+            | Data::CheckStep(..)
+            | Data::CheckDone(..)
+            | Data::Saved(..)
+            | Data::AccountRemoved(..)) => self.apply_accounts(d),
+            d @ (Data::Triage(..)
+            | Data::Picker(..)
+            | Data::BlockPlan(..)
+            | Data::TriageDone(..)
+            | Data::Suggestions(..)
+            | Data::Matched(..)) => self.apply_triage(d),
+            d @ (Data::Folders(..)
+            | Data::Plan(..)
+            | Data::FoldersChanged(..)
+            | Data::ScopeApplied(..)) => self.apply_folders(d),
+            d @ (Data::Message(..) | Data::BodyFetched(..)) => self.apply_message(d),
+            d @ (Data::Customers(..) | Data::Timeline(..)) => self.apply_customers(d),
+            d @ (Data::Completions(..) | Data::Edited(..) | Data::Sent(..) | Data::Outbox(..)) => {
+                self.apply_compose(d)
+            }
+            d @ (Data::Events(..) | Data::Quarantine(..) | Data::QuarantineDone(..)) => {
+                self.apply_log(d)
+            }
+        }
+    }
+
+    /// Answers for the dashboard and account setup: status, checks, saves, removals.
+    fn apply_accounts(&mut self, data: Data) -> Vec<Command> {
+        match data {
             Data::Dashboard(status, accounts) => {
                 let changed = accounts != self.accounts;
                 self.accounts = accounts;
@@ -31,66 +62,6 @@ impl App {
                 if changed && self.pane == PaneId::Folders && !self.folders.loaded {
                     return self.load_pane(PaneId::Folders);
                 }
-            }
-            Data::Triage(p) => {
-                if self.triage.apply(p) {
-                    return self.load_preview();
-                }
-            }
-            Data::Folders(generation, r) => {
-                if generation == self.folders.generation {
-                    self.folders.loaded = true;
-                    match r {
-                        Ok(rows) => {
-                            self.folders.selected =
-                                self.folders.selected.min(rows.len().saturating_sub(1));
-                            self.folders.rows = rows;
-                            self.folders.error = None;
-                        }
-                        Err(e) => self.folders.error = Some(e),
-                    }
-                }
-            }
-            Data::Message(generation, r) => {
-                let mut fetch = None;
-                if self.message.generation == generation
-                    && let Ok(d) = r.as_ref()
-                    && !d.body_fetched
-                    && self.message.fetching != Some(d.message.id)
-                {
-                    self.message.fetching = Some(d.message.id);
-                    fetch = Some(d.message.id);
-                }
-                for pane in [&mut self.message, &mut self.preview] {
-                    if pane.generation == generation {
-                        pane.loaded = true;
-                        match r.as_ref() {
-                            Ok(d) => {
-                                pane.detail = Some(d.clone());
-                                pane.error = None;
-                            }
-                            Err(e) => pane.error = Some(e.clone()),
-                        }
-                    }
-                }
-                if let Some(id) = fetch {
-                    return vec![Command::FetchBody { id }];
-                }
-            }
-            Data::Customers(p) => {
-                self.customers.list.apply(p);
-            }
-            Data::Timeline(p) => {
-                self.customers.timeline.apply(p);
-            }
-            Data::Outbox(p) => {
-                self.outbox.apply(p);
-            }
-            Data::Events(p) => {
-                self.log.events.apply(p);
-            }
-            Data::Quarantine(p) => {
-                self.log.quar.apply(p);
             }
             Data::CheckStep(job, step) => {
                 for run in [&mut self.setup.run, &mut self.dashboard.run]
@@ -122,11 +93,51 @@ impl App {
                     }
                 }
             }
-            Data::Plan(job, r) => {
-                if let Some(p) = self.folders.plan.as_mut()
-                    && p.job == job
-                {
-                    p.result = Some(r);
+            Data::AccountRemoved(r) => {
+                let ok = r.is_ok();
+                self.apply(Data::Notice(r));
+                if ok {
+                    let mut c = self.reload();
+                    c.push(Command::RestartSync);
+                    return c;
+                }
+            }
+            Data::Saved(job, r) => {
+                if self.setup.saving == Some(job) {
+                    self.setup.saving = None;
+                    let ok = r.is_ok();
+                    if let Ok(name) = &r {
+                        self.toast(format!("added account {name}"), false);
+                    }
+                    self.setup.message = Some(r);
+                    if ok {
+                        self.setup = SetupForm {
+                            message: self.setup.message.take(),
+                            ..SetupForm::default()
+                        };
+                        self.pane = PaneId::Dashboard;
+                        let mut c = self.reload();
+                        c.push(Command::RestartSync);
+                        return c;
+                    }
+                }
+            }
+            _ => {}
+        }
+        vec![]
+    }
+
+    /// Answers for the triage inbox: pages, the pair picker, block plans, actions, suggestions, matching.
+    fn apply_triage(&mut self, data: Data) -> Vec<Command> {
+        match data {
+            Data::Matched(r) => {
+                if let Err(e) = r {
+                    self.toast(format!("{} — fix: {}", e.summary, e.fix), true);
+                }
+            }
+            Data::Triage(p) => {
+                if self.triage.apply(p) {
+                    return self.load_preview();
                 }
             }
             Data::Picker(generation, r) => {
@@ -167,47 +178,34 @@ impl App {
                     self.suggestions.insert(id, s);
                 }
             }
-            Data::Sent(r) => {
-                let ok = r.is_ok();
-                self.compose.sending = false;
-                self.apply(Data::Notice(r));
-                if ok {
-                    // Watch it go through the outbox's states.
-                    self.compose = ComposeForm {
-                        values: vec![String::new(); COMPOSE_FIELDS.len()],
-                        ..Default::default()
-                    };
-                    let mut c = self.go(PaneId::Outbox);
-                    c.push(Command::LoadDashboard);
-                    return c;
-                }
-            }
-            Data::AccountRemoved(r) => {
-                let ok = r.is_ok();
-                self.apply(Data::Notice(r));
-                if ok {
-                    let mut c = self.reload();
-                    c.push(Command::RestartSync);
-                    return c;
-                }
-            }
-            Data::BodyFetched(id, r) => {
-                let current = self.message.detail.as_ref().map(|d| d.message.id);
-                match r {
-                    Ok(()) if current == Some(id) => {
-                        let generation = self.next_generation();
-                        self.message.generation = generation;
-                        return vec![Command::LoadMessage { generation, id }];
-                    }
-                    Ok(()) => {}
-                    Err(e) => {
-                        self.toast(format!("{} — fix: {}", e.summary, e.fix), true);
+            _ => {}
+        }
+        vec![]
+    }
+
+    /// Answers for the folder picker: folders, the first-sync plan, choices and scope.
+    fn apply_folders(&mut self, data: Data) -> Vec<Command> {
+        match data {
+            Data::Folders(generation, r) => {
+                if generation == self.folders.generation {
+                    self.folders.loaded = true;
+                    match r {
+                        Ok(rows) => {
+                            self.folders.selected =
+                                self.folders.selected.min(rows.len().saturating_sub(1));
+                            self.folders.rows = rows;
+                            self.folders.error = None;
+                        }
+                        Err(e) => self.folders.error = Some(e),
                     }
                 }
             }
-            Data::QuarantineDone(r) => {
-                self.apply(Data::Notice(r));
-                return self.load_pane(PaneId::Log);
+            Data::Plan(job, r) => {
+                if let Some(p) = self.folders.plan.as_mut()
+                    && p.job == job
+                {
+                    p.result = Some(r);
+                }
             }
             Data::FoldersChanged(account_id, r) => {
                 let ok = r.is_ok();
@@ -229,10 +227,94 @@ impl App {
                     return c;
                 }
             }
-            Data::Notice(r) => match r {
-                Ok(text) => self.toast(text, false),
-                Err(e) => self.toast(format!("{} — fix: {}", e.summary, e.fix), true),
-            },
+            _ => {}
+        }
+        vec![]
+    }
+
+    /// Answers for the message view: the message and its body.
+    fn apply_message(&mut self, data: Data) -> Vec<Command> {
+        match data {
+            Data::Message(generation, r) => {
+                let mut fetch = None;
+                if self.message.generation == generation
+                    && let Ok(d) = r.as_ref()
+                    && !d.body_fetched
+                    && self.message.fetching != Some(d.message.id)
+                {
+                    self.message.fetching = Some(d.message.id);
+                    fetch = Some(d.message.id);
+                }
+                for pane in [&mut self.message, &mut self.preview] {
+                    if pane.generation == generation {
+                        pane.loaded = true;
+                        match r.as_ref() {
+                            Ok(d) => {
+                                pane.detail = Some(d.clone());
+                                pane.error = None;
+                            }
+                            Err(e) => pane.error = Some(e.clone()),
+                        }
+                    }
+                }
+                if let Some(id) = fetch {
+                    return vec![Command::FetchBody { id }];
+                }
+            }
+            Data::BodyFetched(id, r) => {
+                let current = self.message.detail.as_ref().map(|d| d.message.id);
+                match r {
+                    Ok(()) if current == Some(id) => {
+                        let generation = self.next_generation();
+                        self.message.generation = generation;
+                        return vec![Command::LoadMessage { generation, id }];
+                    }
+                    Ok(()) => {}
+                    Err(e) => {
+                        self.toast(format!("{} — fix: {}", e.summary, e.fix), true);
+                    }
+                }
+            }
+            _ => {}
+        }
+        vec![]
+    }
+
+    /// Answers for customers and their timelines.
+    fn apply_customers(&mut self, data: Data) -> Vec<Command> {
+        match data {
+            Data::Customers(p) => {
+                self.customers.list.apply(p);
+            }
+            Data::Timeline(p) => {
+                self.customers.timeline.apply(p);
+            }
+            _ => {}
+        }
+        vec![]
+    }
+
+    /// Answers for compose and the outbox: completions, the edited body, sends, outbox pages.
+    fn apply_compose(&mut self, data: Data) -> Vec<Command> {
+        match data {
+            Data::Outbox(p) => {
+                self.outbox.apply(p);
+            }
+            Data::Sent(r) => {
+                let ok = r.is_ok();
+                self.compose.sending = false;
+                self.apply(Data::Notice(r));
+                if ok {
+                    // Watch it go through the outbox's states.
+                    self.compose = ComposeForm {
+                        values: vec![String::new(); COMPOSE_FIELDS.len()],
+                        ..Default::default()
+                    };
+                    let mut c = self.go(PaneId::Outbox);
+                    c.push(Command::LoadDashboard);
+                    return c;
+                }
+            }
             Data::Completions(generation, r) => {
                 if generation == self.compose.completion_generation {
                     match r {
@@ -249,26 +331,25 @@ impl App {
                 }
                 Err(e) => self.toast(format!("{} — {}", e.summary, e.fix), true),
             },
-            Data::Saved(job, r) => {
-                if self.setup.saving == Some(job) {
-                    self.setup.saving = None;
-                    let ok = r.is_ok();
-                    if let Ok(name) = &r {
-                        self.toast(format!("added account {name}"), false);
-                    }
-                    self.setup.message = Some(r);
-                    if ok {
-                        self.setup = SetupForm {
-                            message: self.setup.message.take(),
-                            ..SetupForm::default()
-                        };
-                        self.pane = PaneId::Dashboard;
-                        let mut c = self.reload();
-                        c.push(Command::RestartSync);
-                        return c;
-                    }
-                }
+            _ => {}
+        }
+        vec![]
+    }
+
+    /// Answers for the log: events and the quarantine.
+    fn apply_log(&mut self, data: Data) -> Vec<Command> {
+        match data {
+            Data::Events(p) => {
+                self.log.events.apply(p);
             }
+            Data::Quarantine(p) => {
+                self.log.quar.apply(p);
+            }
+            Data::QuarantineDone(r) => {
+                self.apply(Data::Notice(r));
+                return self.load_pane(PaneId::Log);
+            }
+            _ => {}
         }
         vec![]
     }

@@ -16,7 +16,7 @@ use super::keymap::{Key, Keymap};
 use super::theme::Theme;
 use crate::ops::accounts::StepStatus;
 use crate::ops::outbox::Item;
-use crate::store::console::MessageSummary;
+use crate::ops::triage::MessageSummary;
 
 pub struct App {
     pub pane: PaneId,

@@ -12,7 +12,7 @@ use crate::ops::outbox::Item;
 use crate::ops::quarantine::QuarantineRow;
 use crate::ops::status::Status;
 use crate::ops::sync::AccountPlan;
-use crate::store::console::MessageSummary;
+use crate::ops::triage::MessageSummary;
 use crate::tui::action::{AccountForm, PaneId};
 
 /// Rows fetched per page request: several screens, so scrolling rarely waits on the store.

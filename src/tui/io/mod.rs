@@ -10,8 +10,7 @@ use std::time::Duration;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::error::{AppError, Result};
-use crate::ops::Ctx;
-use crate::store::Store;
+use crate::ops::{Ctx, Watcher};
 use crate::tui::action::Command;
 use crate::tui::app::{Data, Page};
 
@@ -56,7 +55,7 @@ pub(super) struct Env {
 
 /// Starts the I/O thread. `watcher` is a connection of its own that never writes, so every
 /// commit — another process's or one of our jobs' — moves its `data_version`.
-pub fn spawn(cx: &Ctx, watcher: Store, jobs: Jobs, out: UnboundedSender<Data>) -> Io {
+pub fn spawn(cx: &Ctx, watcher: Watcher, jobs: Jobs, out: UnboundedSender<Data>) -> Io {
     let (tx, rx) = mpsc::channel::<Command>();
     let env = Env {
         cx: cx.clone(),
@@ -120,8 +119,8 @@ impl Counts {
     }
 }
 
-fn io_loop(mut env: Env, watcher: Store, rx: mpsc::Receiver<Command>) {
-    let mut version = watcher.data_version().unwrap_or(-1);
+fn io_loop(mut env: Env, watcher: Watcher, rx: mpsc::Receiver<Command>) {
+    let mut version = watcher.version().unwrap_or(-1);
     env.counts.moved_to(version);
     // Mail stored without matching before the console started.
     crm::catch_up(&env);
@@ -129,7 +128,7 @@ fn io_loop(mut env: Env, watcher: Store, rx: mpsc::Receiver<Command>) {
         let first = match rx.recv_timeout(DB_POLL) {
             Ok(c) => c,
             Err(RecvTimeoutError::Timeout) => {
-                if let Ok(v) = watcher.data_version()
+                if let Ok(v) = watcher.version()
                     && v != version
                 {
                     version = v;
@@ -172,7 +171,7 @@ fn io_loop(mut env: Env, watcher: Store, rx: mpsc::Receiver<Command>) {
             latest.push(c);
         }
         // Answers reflect the newest commit: a count from before it must not be reused.
-        if let Ok(v) = watcher.data_version() {
+        if let Ok(v) = watcher.version() {
             env.counts.moved_to(v);
         }
         for c in latest {
