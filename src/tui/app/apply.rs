@@ -8,7 +8,7 @@ impl App {
     /// Applies an answer from the I/O layer; returns follow-up commands.
     pub fn apply(&mut self, data: Data) -> Vec<Command> {
         match data {
-            Data::DbChanged => return self.reload(),
+            Data::DbChanged => self.reload(),
             Data::Notice(r) => {
                 match r {
                     Ok(text) => self.toast(text, false),
@@ -102,24 +102,22 @@ impl App {
                     return c;
                 }
             }
-            Data::Saved(job, r) => {
-                if self.setup.saving == Some(job) {
-                    self.setup.saving = None;
-                    let ok = r.is_ok();
-                    if let Ok(name) = &r {
-                        self.toast(format!("added account {name}"), false);
-                    }
-                    self.setup.message = Some(r);
-                    if ok {
-                        self.setup = SetupForm {
-                            message: self.setup.message.take(),
-                            ..SetupForm::default()
-                        };
-                        self.pane = PaneId::Dashboard;
-                        let mut c = self.reload();
-                        c.push(Command::RestartSync);
-                        return c;
-                    }
+            Data::Saved(job, r) if self.setup.saving == Some(job) => {
+                self.setup.saving = None;
+                let ok = r.is_ok();
+                if let Ok(name) = &r {
+                    self.toast(format!("added account {name}"), false);
+                }
+                self.setup.message = Some(r);
+                if ok {
+                    self.setup = SetupForm {
+                        message: self.setup.message.take(),
+                        ..SetupForm::default()
+                    };
+                    self.pane = PaneId::Dashboard;
+                    let mut c = self.reload();
+                    c.push(Command::RestartSync);
+                    return c;
                 }
             }
             _ => {}
@@ -130,13 +128,12 @@ impl App {
     /// Answers for the triage inbox: pages, the pair picker, block plans, actions, suggestions, matching.
     fn apply_triage(&mut self, data: Data) -> Vec<Command> {
         match data {
-            Data::Matched(r) => {
-                if let Err(e) = r {
-                    self.toast(format!("{} — fix: {}", e.summary, e.fix), true);
-                }
+            Data::Matched(Err(e)) => {
+                self.toast(format!("{} — fix: {}", e.summary, e.fix), true);
             }
             Data::Triage(p) => {
-                if self.triage.apply(p) {
+                let new_selection = self.triage.apply(p);
+                if new_selection {
                     return self.load_preview();
                 }
             }
@@ -186,18 +183,16 @@ impl App {
     /// Answers for the folder picker: folders, the first-sync plan, choices and scope.
     fn apply_folders(&mut self, data: Data) -> Vec<Command> {
         match data {
-            Data::Folders(generation, r) => {
-                if generation == self.folders.generation {
-                    self.folders.loaded = true;
-                    match r {
-                        Ok(rows) => {
-                            self.folders.selected =
-                                self.folders.selected.min(rows.len().saturating_sub(1));
-                            self.folders.rows = rows;
-                            self.folders.error = None;
-                        }
-                        Err(e) => self.folders.error = Some(e),
+            Data::Folders(generation, r) if generation == self.folders.generation => {
+                self.folders.loaded = true;
+                match r {
+                    Ok(rows) => {
+                        self.folders.selected =
+                            self.folders.selected.min(rows.len().saturating_sub(1));
+                        self.folders.rows = rows;
+                        self.folders.error = None;
                     }
+                    Err(e) => self.folders.error = Some(e),
                 }
             }
             Data::Plan(job, r) => {
@@ -315,12 +310,12 @@ impl App {
                     return c;
                 }
             }
-            Data::Completions(generation, r) => {
-                if generation == self.compose.completion_generation {
-                    match r {
-                        Ok(s) => self.compose.suggestions = s,
-                        Err(e) => self.toast(e.summary, true),
-                    }
+            Data::Completions(generation, r)
+                if generation == self.compose.completion_generation =>
+            {
+                match r {
+                    Ok(s) => self.compose.suggestions = s,
+                    Err(e) => self.toast(e.summary, true),
                 }
             }
             Data::Edited(r) => match r {
