@@ -274,6 +274,14 @@ fn is_self_signed(cert: &[u8]) -> bool {
     parse().unwrap_or(false)
 }
 
+/// A name a certificate presents, without rustls's wrapping (`DnsName("a.example")`).
+fn plain_name(p: &str) -> &str {
+    match (p.find('"'), p.rfind('"')) {
+        (Some(a), Some(b)) if b > a => &p[a + 1..b],
+        _ => p,
+    }
+}
+
 /// A date of a certificate, as a person reads it.
 fn day(t: &UnixTime) -> String {
     chrono::DateTime::from_timestamp(t.as_secs() as i64, 0)
@@ -315,7 +323,10 @@ pub fn certificate_words(host: &str, e: &CertificateError, ca_file: bool) -> (St
             format!("connect with a name the certificate lists (`mailroom account edit NAME --imap HOST:PORT`), or ask the administrator for a certificate that names {host}"),
         ),
         CertificateError::NotValidForNameContext { presented, .. } => (
-            format!("it is issued for {}, not for {host}", presented.join(", ")),
+            format!(
+                "it is issued for {}, not for {host}",
+                presented.iter().map(|p| plain_name(p)).collect::<Vec<_>>().join(", ")
+            ),
             format!("connect with a name the certificate lists (`mailroom account edit NAME --imap HOST:PORT`), or ask the administrator for a certificate that names {host}"),
         ),
         _ if other.contains("CaUsedAsEndEntity") => (
@@ -338,9 +349,11 @@ pub fn classify_tls_error(host: &str, opts: &TlsOptions, e: &std::io::Error) -> 
     match inner {
         Some(rustls::Error::InvalidCertificate(cert_err)) => {
             let (why, fix) = certificate_words(host, cert_err, opts.ca_file.is_some());
+            // rustls's own words (`Other(OtherError(CaUsedAsEndEntity))`) help nobody on screen.
+            tracing::debug!("certificate of {host} refused: {e}");
             AppError::needs_user(
                 format!("the server's TLS certificate is not trusted: {why}"),
-                format!("{host}: {}", crate::error::short_detail(&e.to_string())),
+                format!("the certificate {host} presented failed the check"),
                 fix,
             )
         }
@@ -378,5 +391,7 @@ mod tests {
         assert_eq!(der(&long).map(|d| d.1.len()), Some(3));
         assert_eq!(der(&[0x30, 0x05, 1]), None);
         assert!(!is_self_signed(b"not a certificate"));
+        assert_eq!(plain_name("DnsName(\"a.example\")"), "a.example");
+        assert_eq!(plain_name("10.0.0.1"), "10.0.0.1");
     }
 }

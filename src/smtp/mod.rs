@@ -100,9 +100,10 @@ pub fn classify(target: &SmtpTarget, e: &lettre::transport::smtp::Error) -> AppE
         find_source::<tokio_rustls::rustls::Error>(e)
     {
         let (why, fix) = crate::imap::tls::certificate_words(host, c, target.tls.ca_file.is_some());
+        tracing::debug!("certificate of {host} refused: {detail}");
         return AppError::needs_user(
             format!("the SMTP server's TLS certificate is not trusted ({host}): {why}"),
-            crate::error::short_detail(&detail),
+            format!("the certificate {host} presented failed the check"),
             fix,
         );
     }

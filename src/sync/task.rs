@@ -177,7 +177,7 @@ impl Task {
     }
 
     /// One pass, interrupted by shutdown (None). While failing, the account keeps its failing
-    /// state during the retry rather than flipping to `syncing`.
+    /// state until the retry reaches the server again, rather than flipping to `syncing`.
     async fn pass(&mut self) -> Option<Result<PassSummary>> {
         if self.failures == 0 {
             set_state(&self.store, &self.events, &self.id, AccountState::Syncing);
@@ -206,6 +206,10 @@ impl Task {
             let _ = self.store.set_capabilities(&self.id, &ss.caps_text);
             self.password = Some(pw);
             self.session = Some(ss);
+            // Reached again after failures: from here on it is syncing.
+            if self.failures > 0 {
+                set_state(&self.store, &self.events, &self.id, AccountState::Syncing);
+            }
         }
         let ss = self
             .session

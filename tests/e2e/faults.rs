@@ -674,3 +674,230 @@ fn kill_9_mid_first_sync_at_several_points_then_a_clean_run_equals_the_server() 
     );
     assert_cache_equals_server(&home, "k", &user);
 }
+
+/// Test certificates made with openssl: a CA the account trusts (--ca-file), another CA, and
+/// server certificates that are fine, signed by the other CA, expired, issued for another name,
+/// self-signed; plus the CA itself served as the server's certificate.
+struct Certs {
+    dir: tempfile::TempDir,
+}
+
+impl Certs {
+    fn path(&self, f: &str) -> std::path::PathBuf {
+        self.dir.path().join(f)
+    }
+
+    fn openssl(&self, args: &[&str]) {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(self.dir.path())
+            .output()
+            .expect("openssl runs");
+        assert!(out.status.success(), "openssl {args:?}: {}", stderr(&out));
+    }
+
+    fn make() -> Certs {
+        let c = Certs {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        for ca in ["ca", "other"] {
+            let (key, pem, subj) = (
+                format!("{ca}.key"),
+                format!("{ca}.pem"),
+                format!("/CN=Test {ca} CA"),
+            );
+            let mut a = vec!["req", "-x509"];
+            a.extend_from_slice(&ec);
+            a.extend_from_slice(&["-keyout", &key, "-out", &pem, "-days", "30", "-subj", &subj]);
+            a.extend_from_slice(&["-addext", "basicConstraints=critical,CA:TRUE"]);
+            a.extend_from_slice(&["-addext", "keyUsage=critical,keyCertSign,cRLSign"]);
+            c.openssl(&a);
+        }
+        let mut a = vec!["req"];
+        a.extend_from_slice(&ec);
+        a.extend_from_slice(&[
+            "-keyout",
+            "srv.key",
+            "-out",
+            "srv.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ]);
+        c.openssl(&a);
+        std::fs::write(
+            c.path("good.ext"),
+            "basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n",
+        )
+        .unwrap();
+        std::fs::write(
+            c.path("wrong.ext"),
+            "basicConstraints=CA:FALSE\nsubjectAltName=DNS:mail.other.example\n",
+        )
+        .unwrap();
+        let sign = |ca: &str, ext: &str, out: &str| {
+            let (pem, key) = (format!("{ca}.pem"), format!("{ca}.key"));
+            c.openssl(&[
+                "x509",
+                "-req",
+                "-in",
+                "srv.csr",
+                "-CA",
+                &pem,
+                "-CAkey",
+                &key,
+                "-CAcreateserial",
+                "-days",
+                "30",
+                "-extfile",
+                ext,
+                "-out",
+                out,
+            ]);
+        };
+        sign("ca", "good.ext", "good.pem");
+        sign("other", "good.ext", "unknown-ca.pem");
+        sign("ca", "wrong.ext", "wrong-name.pem");
+        // Expired: `openssl ca` can set dates in the past.
+        std::fs::write(
+            c.path("ca.cnf"),
+            "[ca]\ndefault_ca=d\n[d]\ndatabase=index.txt\nnew_certs_dir=.\nserial=serial\ndefault_md=sha256\npolicy=p\n[p]\ncommonName=supplied\n",
+        )
+        .unwrap();
+        std::fs::write(c.path("index.txt"), "").unwrap();
+        std::fs::write(c.path("serial"), "1000\n").unwrap();
+        c.openssl(&[
+            "ca",
+            "-batch",
+            "-notext",
+            "-config",
+            "ca.cnf",
+            "-cert",
+            "ca.pem",
+            "-keyfile",
+            "ca.key",
+            "-in",
+            "srv.csr",
+            "-out",
+            "expired.pem",
+            "-startdate",
+            "20200101000000Z",
+            "-enddate",
+            "20200201000000Z",
+            "-extfile",
+            "good.ext",
+        ]);
+        let mut a = vec!["req", "-x509"];
+        a.extend_from_slice(&ec);
+        a.extend_from_slice(&["-keyout", "self.key", "-out", "self.pem", "-days", "30"]);
+        a.extend_from_slice(&[
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+        ]);
+        a.extend_from_slice(&["-addext", "subjectAltName=IP:127.0.0.1"]);
+        c.openssl(&a);
+        c
+    }
+
+    /// A TLS server configuration presenting `cert` with `key`.
+    fn server(&self, cert: &str, key: &str) -> super::fakeimap::Tls {
+        use tokio_rustls::rustls;
+        use tokio_rustls::rustls::pki_types::pem::PemObject;
+        use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(self.path(cert))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_file(self.path(key)).unwrap();
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let cfg = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+        std::sync::Arc::new(cfg)
+    }
+}
+
+/// `account test` of an account on a TLS fake server presenting `cert`, trusting `ca_file`.
+fn tls_step(certs: &Certs, cert: &str, key: &str, ca_file: &str) -> Value {
+    let fake = FakeImap::start_with(3, Script::default(), Some(certs.server(cert, key)));
+    let home = Home::new();
+    let imap = format!("127.0.0.1:{}", fake.port);
+    let ca = certs.path(ca_file).to_string_lossy().to_string();
+    let args = [
+        "account",
+        "add",
+        "c",
+        "--email",
+        "c@example.test",
+        "--imap",
+        &imap,
+        "--smtp",
+        "127.0.0.1:1587",
+        "--ca-file",
+        &ca,
+        "--password-stdin",
+    ];
+    let out = home.run_stdin(&args, PASSWORD);
+    assert!(out.status.success(), "{}", stderr(&out));
+    limits(&home, "c", 5);
+    let (_, v) = home.json(&["account", "test", "c"]);
+    // The same words reach `sync`.
+    let out = home.run(&["sync", "c", "--once"]);
+    let err = stderr(&out);
+    assert!(
+        !err.contains("OtherError") && !err.contains("CaUsedAsEndEntity"),
+        "{err}"
+    );
+    assert_short(&err);
+    step(&v, "tls")
+}
+
+#[test]
+fn every_certificate_failure_reads_in_plain_words_with_the_fix() {
+    let certs = Certs::make();
+    // The right CA: the handshake passes and the session works.
+    let ok = tls_step(&certs, "good.pem", "srv.key", "ca.pem");
+    assert_eq!(ok["status"], "ok", "{ok}");
+    let cases = [
+        ("unknown-ca.pem", "srv.key", "does not vouch", "--ca-file"),
+        ("expired.pem", "srv.key", "expired on 2020-02-01", "renew"),
+        (
+            "wrong-name.pem",
+            "srv.key",
+            "issued for mail.other.example, not for 127.0.0.1",
+            "name",
+        ),
+        ("ca.pem", "ca.key", "presents a CA certificate", "CA:FALSE"),
+        (
+            "self.pem",
+            "self.key",
+            "self-signed",
+            "that very certificate with --ca-file",
+        ),
+    ];
+    for (cert, key, words, fix) in cases {
+        let s = tls_step(&certs, cert, key, "ca.pem");
+        assert_eq!(s["status"], "failed", "{cert}: {s}");
+        let detail = s["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("not trusted") && detail.contains(words),
+            "{cert}: {s}"
+        );
+        assert!(s["fix"].as_str().unwrap().contains(fix), "{cert}: {s}");
+        assert!(!detail.contains("OtherError"), "{cert}: {s}");
+    }
+    // A self-signed certificate passed as the CA file is trusted exactly.
+    let pinned = tls_step(&certs, "self.pem", "self.key", "self.pem");
+    assert_eq!(pinned["status"], "ok", "{pinned}");
+}
