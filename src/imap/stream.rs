@@ -75,16 +75,20 @@ impl std::fmt::Display for Stall {
 
 impl std::error::Error for Stall {}
 
+/// The rate is judged over the last `timeout` of waiting, kept as this many slices.
+const SLICES: u32 = 4;
+
 /// The waiting-time bookkeeping of one connection.
 struct Watch {
     limits: Limits,
     paused: bool,
-    /// Time spent waiting for the server in this window.
+    /// Bytes of the last full slices of waiting time (at most `SLICES`), oldest first.
+    slices: std::collections::VecDeque<u64>,
+    /// Waiting time and bytes of the slice under way.
     waited: Duration,
+    bytes: u64,
     /// Time spent waiting since the server last sent a byte.
     quiet: Duration,
-    /// Bytes moved in this window.
-    bytes: u64,
     /// Set while a read or write is pending.
     since: Option<Instant>,
     timer: Option<Pin<Box<Sleep>>>,
@@ -95,9 +99,10 @@ impl Watch {
         Watch {
             limits,
             paused: false,
+            slices: std::collections::VecDeque::new(),
             waited: Duration::ZERO,
-            quiet: Duration::ZERO,
             bytes: 0,
+            quiet: Duration::ZERO,
             since: None,
             timer: None,
         }
@@ -107,10 +112,15 @@ impl Watch {
         self.paused || self.limits.timeout.is_zero()
     }
 
+    fn slice(&self) -> Duration {
+        self.limits.timeout / SLICES
+    }
+
     fn restart(&mut self) {
+        self.slices.clear();
         self.waited = Duration::ZERO;
-        self.quiet = Duration::ZERO;
         self.bytes = 0;
+        self.quiet = Duration::ZERO;
         self.since = None;
     }
 
@@ -123,35 +133,34 @@ impl Watch {
         }
     }
 
-    /// Silence for the whole timeout is a stall, whatever came before it; otherwise the window
-    /// is closed once full: enough bytes start a new one, too few are a stall.
+    /// Silence for the whole timeout is a stall, whatever came before it; and once a whole
+    /// timeout of waiting is behind, the bytes of its last `timeout` must reach the floor.
     fn judge(&mut self) -> Result<(), Stall> {
         let t = self.limits.timeout;
         if self.off() {
             return Ok(());
         }
+        let stall = |bytes| Stall {
+            bytes,
+            secs: t.as_secs(),
+            floor: self.limits.min_bytes_per_sec,
+        };
         if self.quiet >= t {
-            return Err(Stall {
-                bytes: 0,
-                secs: t.as_secs(),
-                floor: self.limits.min_bytes_per_sec,
-            });
-        }
-        if self.waited < t {
-            return Ok(());
+            return Err(stall(0));
         }
         let need = (self.limits.min_bytes_per_sec as f64 * t.as_secs_f64()).max(1.0);
-        if self.bytes as f64 >= need {
-            // A new window; the silence clock runs on.
-            self.waited = Duration::ZERO;
-            self.bytes = 0;
-            return Ok(());
+        while self.waited >= self.slice() {
+            self.waited -= self.slice();
+            self.slices.push_back(std::mem::take(&mut self.bytes));
+            if self.slices.len() > SLICES as usize {
+                self.slices.pop_front();
+            }
+            let sum: u64 = self.slices.iter().sum();
+            if self.slices.len() == SLICES as usize && (sum as f64) < need {
+                return Err(stall(sum));
+            }
         }
-        Err(Stall {
-            bytes: self.bytes,
-            secs: self.waited.as_secs().max(t.as_secs()),
-            floor: self.limits.min_bytes_per_sec,
-        })
+        Ok(())
     }
 
     fn progress(&mut self, n: usize) -> Result<(), Stall> {
@@ -162,7 +171,8 @@ impl Watch {
         self.judge()
     }
 
-    /// The inner stream cannot go on: start the clock and arm the timer for the window's end.
+    /// The inner stream cannot go on: start the clock and arm the timer for the next moment
+    /// something is judged (the slice's end, or the end of the allowed silence).
     fn pending(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Stall>> {
         if self.off() {
             return Poll::Pending;
@@ -173,10 +183,8 @@ impl Watch {
             }
             let now = Instant::now();
             self.since = Some(now);
-            let left = self
-                .limits
-                .timeout
-                .saturating_sub(self.waited.max(self.quiet));
+            let left = (self.slice().saturating_sub(self.waited))
+                .min(self.limits.timeout.saturating_sub(self.quiet));
             let deadline = now + left;
             let timer = self
                 .timer
@@ -526,6 +534,39 @@ mod tests {
             got += c.read(&mut buf).await.unwrap();
         }
         feeder.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_burst_does_not_cover_for_a_trickle_after_it() {
+        let (mut c, mut s) = pair(limits(400, 1024)).await;
+        let feeder = tokio::spawn(async move {
+            s.write_all(&[b'z'; 100_000]).await.unwrap();
+            for _ in 0..100 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                if s.write_all(b"z").await.is_err() {
+                    return;
+                }
+            }
+        });
+        let mut buf = vec![0u8; 16384];
+        let mut got = 0;
+        while got < 100_000 {
+            got += c.read(&mut buf).await.unwrap();
+        }
+        let trickle = std::time::Instant::now();
+        let err = loop {
+            if let Err(e) = c.read(&mut buf).await {
+                break e;
+            }
+        };
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+        // The last timeout's worth of waiting is judged, not a window the burst filled.
+        assert!(
+            trickle.elapsed() < Duration::from_millis(700),
+            "{:?}",
+            trickle.elapsed()
+        );
+        feeder.abort();
     }
 
     #[tokio::test]

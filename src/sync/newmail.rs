@@ -120,7 +120,8 @@ fn finish_progress(
     bytes: u64,
 ) -> Result<Fetched> {
     let mut progress = out.progress;
-    progress.done = progress.total.max(progress.done);
+    progress.total = progress.total.max(progress.done);
+    progress.done = progress.total;
     progress.report(store);
     if opts.tty_progress {
         use std::io::Write as _;

@@ -54,7 +54,7 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
-    /// Spawns a task per enabled account (on the current tokio runtime).
+    /// Starts a task per enabled account, each on a thread of its own.
     pub fn start(home: &Home, config: &Config) -> Supervisor {
         let (events, _) = events::channel();
         let mut sup = Supervisor {
