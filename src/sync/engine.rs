@@ -46,6 +46,9 @@ pub struct SyncSession {
     /// What it takes to open the same session again (after a response that cannot be read).
     target: ImapTarget,
     password: secrecy::SecretString,
+    /// Messages whose body the server answered unreadably: not prefetched again while this
+    /// session (and the ones that replace it) lives.
+    pub(crate) unreadable_bodies: std::collections::HashSet<i64>,
 }
 
 /// Connects, logs in, reads capabilities and enables QRESYNC when offered. (Takes the
@@ -79,13 +82,15 @@ async fn open_target(target: ImapTarget, password: secrecy::SecretString) -> Res
         caps_text: all.join(" "),
         target,
         password,
+        unreadable_bodies: Default::default(),
     })
 }
 
 impl SyncSession {
     /// Drops this connection (without LOGOUT: it is broken) and opens the same session again.
     pub async fn reconnect(&mut self) -> Result<()> {
-        let fresh = open_target(self.target.clone(), self.password.clone()).await?;
+        let mut fresh = open_target(self.target.clone(), self.password.clone()).await?;
+        fresh.unreadable_bodies = std::mem::take(&mut self.unreadable_bodies);
         *self = fresh;
         Ok(())
     }
@@ -190,52 +195,10 @@ pub async fn run_pass(
         }
         summary.folders.push(fs);
     }
-    summary.bodies = prefetch_bodies(store, account, opts, ss, &mut summary.bytes).await?;
+    summary.bodies =
+        super::prefetch::prefetch(store, account, opts, ss, &mut summary.bytes).await?;
     summary.duration_ms = started.elapsed().as_millis() as u64;
     Ok(summary)
-}
-
-/// Fetches bodies of small messages in the background (bounded per pass).
-async fn prefetch_bodies(
-    store: &mut Store,
-    account: &Account,
-    opts: &PassOptions,
-    ss: &mut SyncSession,
-    bytes: &mut u64,
-) -> Result<u64> {
-    if opts.body_prefetch_max_bytes == 0 {
-        return Ok(0);
-    }
-    let todo = store.bodies_to_prefetch(account.id(), opts.body_prefetch_max_bytes, 500)?;
-    let mut done = 0u64;
-    let mut i = 0;
-    while i < todo.len() {
-        let folder_id = todo[i].1;
-        let wire = todo[i].2.clone();
-        let uv = todo[i].3;
-        let mut j = i;
-        let mut by_uid = std::collections::HashMap::new();
-        while j < todo.len() && todo[j].1 == folder_id && todo[j].3 == uv {
-            by_uid.insert(todo[j].4, todo[j].0);
-            j += 1;
-        }
-        let sel = fetch::select(&mut ss.session, &wire, false, None, true).await?;
-        if sel.uidvalidity == uv {
-            let mut uids: Vec<u32> = by_uid.keys().copied().collect();
-            uids.sort_unstable();
-            fetch::fetch_bodies(&mut ss.session, &fetch::uid_set(&uids), |uid, raw| {
-                if let Some(&id) = by_uid.get(&uid) {
-                    *bytes += raw.len() as u64;
-                    store_body(store, id, &raw)?;
-                    done += 1;
-                }
-                Ok(())
-            })
-            .await?;
-        }
-        i = j;
-    }
-    Ok(done)
 }
 
 /// Parses and stores a fetched body; an unparseable body is kept raw with empty text.

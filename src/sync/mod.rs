@@ -9,6 +9,7 @@ mod folder;
 mod newmail;
 pub mod ops;
 pub mod plan;
+mod prefetch;
 pub mod supervisor;
 mod task;
 mod watcher;

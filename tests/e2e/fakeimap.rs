@@ -41,6 +41,8 @@ pub struct Script {
     pub login: Option<String>,
     /// The header FETCH response for this UID is malformed (every time).
     pub malformed_uid: Option<u32>,
+    /// The full-body FETCH response for this UID is malformed (a literal that lies).
+    pub malformed_body_uid: Option<u32>,
     /// After this many messages of the first header FETCH: make and announce these changes.
     pub changes_after: Option<(usize, Vec<Change>)>,
     /// After this many messages of the first header FETCH: `* BYE` with this reason, then close.
@@ -399,7 +401,12 @@ impl Conn {
             bytes.extend_from_slice(format!(" BODY[]<0> {{{}}}\r\n", part.len()).as_bytes());
             bytes.extend_from_slice(part);
         } else if up.contains("BODY.PEEK[]") {
-            bytes.extend_from_slice(format!(" BODY[] {{{}}}\r\n", m.raw.len()).as_bytes());
+            let lie = if st.script.malformed_body_uid == Some(uid) {
+                2
+            } else {
+                0
+            };
+            bytes.extend_from_slice(format!(" BODY[] {{{}}}\r\n", m.raw.len() - lie).as_bytes());
             bytes.extend_from_slice(&m.raw);
         }
         bytes.extend_from_slice(b")\r\n");

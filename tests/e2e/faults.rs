@@ -469,6 +469,48 @@ fn a_malformed_fetch_response_quarantines_that_message_and_the_rest_syncs() {
 }
 
 #[test]
+fn a_body_that_cannot_be_read_does_not_fail_the_pass() {
+    let fake = FakeImap::start(
+        10,
+        Script {
+            malformed_body_uid: Some(4),
+            ..Script::default()
+        },
+    );
+    let home = Home::new();
+    plain_account(&home, "p", "p@example.test", fake.port);
+    home.set_account_option("p", "sync.timeout_secs", toml_edit::value(5));
+    // Prefetch on (the default): the body of UID 4 comes back unreadable.
+    for _ in 0..2 {
+        let out = home.run(&["--json", "sync", "p", "--once"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    assert_eq!(
+        cached(&home, "p"),
+        fake.with(|s| s.view()),
+        "every header stored"
+    );
+    let with_body: i64 = home
+        .db()
+        .query_row(
+            "SELECT COUNT(*) FROM messages WHERE body IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(with_body, 9, "every other body prefetched");
+    let (_, log) = home.json(&["log"]);
+    assert!(log.to_string().contains("could not be prefetched"), "{log}");
+    let m = all_messages(&home, "p", None)
+        .into_iter()
+        .find(|m| m["locations"][0]["uid"] == 4)
+        .unwrap();
+    let out = home.run(&["message", "show", &m["id"].to_string()]);
+    assert_eq!(out.status.code(), Some(1), "opening it says what is wrong");
+    assert_short(&stderr(&out));
+}
+
+#[test]
 fn bye_mid_fetch_is_temporary_and_the_next_run_completes() {
     let fake = FakeImap::start(
         200,
