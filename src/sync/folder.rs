@@ -92,18 +92,21 @@ async fn open(
     folder: &FolderRow,
 ) -> Result<Opened> {
     let caps = ss.caps;
-    let qresync_params = match (caps.qresync, folder.uidvalidity, folder.highestmodseq) {
+    let mut qresync_params = match (caps.qresync, folder.uidvalidity, folder.highestmodseq) {
         (true, Some(uv), Some(ms)) if folder.first_sync_done => Some((uv, ms)),
         _ => None,
     };
-    let sel = fetch::select(
-        &mut ss.session,
-        &folder.wire_name,
-        caps.condstore,
-        qresync_params,
-        false,
-    )
-    .await?;
+    let wire = &folder.wire_name;
+    let sel =
+        match fetch::select(&mut ss.session, wire, caps.condstore, qresync_params, false).await {
+            // A resync answer that cannot be read: select plainly and compare flags instead.
+            Err(_) if qresync_params.is_some() && unreadable(ss).is_some() => {
+                ss.reconnect().await?;
+                qresync_params = None;
+                fetch::select(&mut ss.session, wire, caps.condstore, None, false).await?
+            }
+            r => r?,
+        };
     let uv = sel.uidvalidity;
     let validity_changed = folder.uidvalidity.is_some_and(|old| old != uv);
     let mut folder = folder.clone();
@@ -202,6 +205,61 @@ async fn known_mail(
     Ok(())
 }
 
+/// The response that broke the connection could not be read: what is known about it.
+fn unreadable(ss: &mut SyncSession) -> Option<crate::imap::exec::Unreadable> {
+    ss.session.get_mut().link_mut().unreadable.take()
+}
+
+/// A flag fetch of `1:top` that goes on past messages whose answers cannot be read: each one
+/// breaks the connection, which is opened again, and the fetch is asked again without it. Those
+/// messages keep the flags they had (their UIDs are returned); the server that garbles more
+/// than a few fails the pass.
+async fn flags_without_unreadable(
+    ss: &mut SyncSession,
+    o: &Opened,
+    top: u32,
+    since: Option<u64>,
+    on: &mut impl FnMut(fetch::FlagUpdate) -> Result<()>,
+) -> Result<(Vec<u32>, Vec<u32>)> {
+    let mut skip: Vec<u32> = Vec::new();
+    loop {
+        let range = ranges_without(top.max(1), &skip);
+        match fetch::fetch_flags(&mut ss.session, &range, since, false, &mut *on).await {
+            Ok(gone) => return Ok((gone, skip)),
+            Err(e) => {
+                let uid = unreadable(ss).and_then(|b| b.uid);
+                match uid.filter(|u| *u <= top && !skip.contains(u)) {
+                    Some(u) if skip.len() < 10 => skip.push(u),
+                    _ => return Err(e),
+                }
+                super::newmail::reopen(ss, &o.folder, o.uv, since.is_none()).await?;
+            }
+        }
+    }
+}
+
+/// `1:top` without the given UIDs, as a UID set.
+fn ranges_without(top: u32, skip: &[u32]) -> String {
+    let mut skip = skip.to_vec();
+    skip.sort_unstable();
+    let mut parts = Vec::new();
+    let mut from = 1u32;
+    for s in skip.into_iter().filter(|s| *s <= top) {
+        if s > from {
+            parts.push(format!("{from}:{}", s - 1));
+        }
+        from = s + 1;
+    }
+    if from <= top {
+        parts.push(format!("{from}:{top}"));
+    }
+    if parts.is_empty() {
+        // Nothing left to ask about; a UID no server has keeps the command valid.
+        return format!("{}", top.saturating_add(1));
+    }
+    parts.join(",")
+}
+
 /// `UID FETCH 1:n (FLAGS) (CHANGEDSINCE m)`: the flags that changed since `since`.
 async fn changed_flags(
     store: &mut Store,
@@ -211,12 +269,12 @@ async fn changed_flags(
     fs: &mut FolderSummary,
 ) -> Result<()> {
     let mut batch = Vec::new();
-    let range = format!("1:{}", top(store, o)?.max(1));
-    let gone = fetch::fetch_flags(&mut ss.session, &range, since, false, |u| {
+    let top = top(store, o)?;
+    let mut on = |u: fetch::FlagUpdate| {
         batch.push((u.uid, u.flags, u.modseq));
         Ok(())
-    })
-    .await?;
+    };
+    let (gone, _) = flags_without_unreadable(ss, o, top, since, &mut on).await?;
     let (u, v) = apply_updates(store, o, batch.into_iter())?;
     fs.updated += u;
     fs.vanished += v + store.remove_locations(o.folder.id, o.uv, &gone)?;
@@ -254,13 +312,12 @@ async fn full_flags(
     fs: &mut FolderSummary,
 ) -> Result<()> {
     let top = top(store, o)?;
-    let range = format!("1:{}", top.max(1));
     let mut server: Vec<u32> = Vec::new();
     let mut batch: Vec<FlagRow> = Vec::new();
     let mut deleted = Vec::new();
     let mut updated = 0u64;
     let (fid, uv) = (o.folder.id, o.uv);
-    fetch::fetch_flags(&mut ss.session, &range, None, false, |u| {
+    let mut on = |u: fetch::FlagUpdate| {
         if u.flags.iter().any(|f| f.eq_ignore_ascii_case("\\Deleted")) {
             deleted.push(u.uid);
         } else {
@@ -272,8 +329,10 @@ async fn full_flags(
             batch.clear();
         }
         Ok(())
-    })
-    .await?;
+    };
+    // Messages whose answer could not be read are still there: they keep their flags.
+    let (_, unknown) = flags_without_unreadable(ss, o, top, None, &mut on).await?;
+    server.extend(unknown);
     updated += store.apply_flags(fid, uv, &batch)?;
     fs.updated += updated;
     server.sort_unstable();
@@ -387,4 +446,18 @@ async fn arrivals(
         checkpoint: 0,
     };
     newmail::fetch_new(store, ss, t, known_max, plan).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ranges_without;
+
+    #[test]
+    fn a_range_without_some_uids() {
+        assert_eq!(ranges_without(10, &[]), "1:10");
+        assert_eq!(ranges_without(10, &[5]), "1:4,6:10");
+        assert_eq!(ranges_without(10, &[1, 10]), "2:9");
+        assert_eq!(ranges_without(10, &[6, 5]), "1:4,7:10");
+        assert_eq!(ranges_without(1, &[1]), "2");
+    }
 }

@@ -247,7 +247,7 @@ async fn stream(
             if isolated > MAX_UNREADABLE {
                 return Err(e);
             }
-            reopen(ss, t).await?;
+            reopen(ss, t.folder, t.uidvalidity, false).await?;
             let uid = match bad.uid.filter(|u| *u > after) {
                 Some(u) => Some(u),
                 None => next_uid(ss, span, after).await?,
@@ -298,7 +298,7 @@ async fn isolate(
             if ss.session.get_mut().link_mut().unreadable.take().is_none() {
                 return Err(e);
             }
-            reopen(ss, t).await?;
+            reopen(ss, t.folder, t.uidvalidity, false).await?;
         }
     }
     let raw = match fetch::fetch_prefix(&mut ss.session, uid, UNREADABLE_MAX).await {
@@ -308,7 +308,7 @@ async fn isolate(
             if ss.session.get_mut().link_mut().unreadable.take().is_none() {
                 return Err(e);
             }
-            reopen(ss, t).await?;
+            reopen(ss, t.folder, t.uidvalidity, false).await?;
             bad.raw
         }
     };
@@ -322,30 +322,36 @@ async fn isolate(
 }
 
 /// Opens the connection again and selects the folder, carrying over what the old connection
-/// heard. Changes between the two connections went unheard, so the folder is reconciled in
-/// full before the pass ends.
-pub async fn reopen(ss: &mut SyncSession, t: &Target<'_>) -> Result<()> {
+/// heard. Changes between the two connections went unheard, so mail that arrived is looked for
+/// and, unless the caller is about to compare every flag and UID anyway (`whole`), the folder
+/// is reconciled in full before the pass ends.
+pub async fn reopen(
+    ss: &mut SyncSession,
+    folder: &FolderRow,
+    uidvalidity: u32,
+    whole: bool,
+) -> Result<()> {
     let mut heard = unsolicited::take(&mut ss.session);
     ss.reconnect().await?;
     let sel = fetch::select(
         &mut ss.session,
-        &t.folder.wire_name,
+        &folder.wire_name,
         ss.caps.condstore,
         None,
         false,
     )
     .await?;
-    if sel.uidvalidity != t.uidvalidity {
+    if sel.uidvalidity != uidvalidity {
         return Err(AppError::transient(
             format!(
                 "the folder {} was recreated on the server during the pass (UIDVALIDITY)",
-                t.folder.name
+                folder.name
             ),
             "",
             "nothing to do: the next pass fetches it again",
         ));
     }
-    heard.lost = true;
+    heard.lost |= !whole;
     heard.grew = true;
     let rec = &mut ss.session.get_mut().link_mut().announced;
     rec.merge(heard);

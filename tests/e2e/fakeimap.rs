@@ -43,6 +43,8 @@ pub struct Script {
     pub malformed_uid: Option<u32>,
     /// The full-body FETCH response for this UID is malformed (a literal that lies).
     pub malformed_body_uid: Option<u32>,
+    /// The flags-only FETCH response for this UID is malformed.
+    pub malformed_flags_uid: Option<u32>,
     /// After this many messages of the first header FETCH: make and announce these changes.
     pub changes_after: Option<(usize, Vec<Change>)>,
     /// After this many messages of the first header FETCH: `* BYE` with this reason, then close.
@@ -367,6 +369,10 @@ impl Conn {
         let mut out = format!("* {seq} FETCH (UID {uid}");
         if up.contains("FLAGS") {
             out.push_str(&format!(" FLAGS ({flags})"));
+        }
+        let flags_only = !up.contains("BODY") && !up.contains("RFC822.SIZE");
+        if flags_only && st.script.malformed_flags_uid == Some(uid) {
+            out.push_str(" RFC822.SIZE 12abc");
         }
         let malformed = up.contains("HEADER.FIELDS") && st.script.malformed_uid == Some(uid);
         if up.contains("RFC822.SIZE") {

@@ -469,6 +469,44 @@ fn a_malformed_fetch_response_quarantines_that_message_and_the_rest_syncs() {
 }
 
 #[test]
+fn a_flag_answer_that_cannot_be_read_keeps_that_message_and_the_rest_is_compared() {
+    let fake = FakeImap::start(20, Script::default());
+    let home = Home::new();
+    plain_account(&home, "f", "f@example.test", fake.port);
+    limits(&home, "f", 5);
+    sync_once(&home, "f");
+    // Another client changes flags and expunges; the server garbles one message's flags.
+    fake.with(|s| {
+        s.script.malformed_flags_uid = Some(5);
+        s.msgs[7].flags = vec!["\\Flagged".into()];
+        s.msgs.remove(11);
+    });
+    let before5 = cached(&home, "f")
+        .into_iter()
+        .find(|(u, _)| *u == 5)
+        .unwrap();
+    let conns = fake.with(|s| s.connections);
+    for _ in 0..2 {
+        let v = sync_once(&home, "f");
+        assert_eq!(folder_summary(&v, "INBOX")["quarantined"], 0, "{v}");
+    }
+    let (now, cmds) = fake.with(|s| (s.connections, s.commands.clone()));
+    assert!(
+        now >= conns + 4,
+        "each pass met the garbled answer and went on on a new connection: {conns} -> {now}: {cmds:?}"
+    );
+    let mut want = fake.with(|s| s.view());
+    for m in want.iter_mut().filter(|(u, _)| *u == 5) {
+        *m = before5.clone();
+    }
+    assert_eq!(
+        cached(&home, "f"),
+        want,
+        "UID 5 kept as it was; the rest equals the server"
+    );
+}
+
+#[test]
 fn a_body_that_cannot_be_read_does_not_fail_the_pass() {
     let fake = FakeImap::start(
         10,
