@@ -167,7 +167,8 @@ pub fn take(session: &mut ImapSession) -> Announced {
     out
 }
 
-/// Starts a fresh record for a newly selected folder.
+/// Starts a fresh record for a newly selected folder: its SELECT re-reads the folder's state,
+/// so what was announced (or dropped) before it no longer matters.
 pub fn reset(session: &mut ImapSession, exists: u32) {
     let rec = &mut session.get_mut().link_mut().announced;
     *rec = Announced {
