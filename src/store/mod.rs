@@ -16,6 +16,7 @@ pub mod outbox;
 mod quarantine;
 mod schema;
 mod search;
+pub mod sql;
 mod status;
 mod triage;
 
