@@ -259,9 +259,17 @@ fn send_with_attachment_and_non_ascii_subject_lands_once_and_verifies() {
     let sent = imap_find(&alice, "Sent", &mid);
     assert_eq!(sent.len(), 1, "exactly one copy in Sent");
     let raw = raw_of(&home, id);
+    let token: String = home
+        .db()
+        .query_row("SELECT copy_token FROM outbox WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let mut expected = format!("X-Mailroom-Copy: {token}\r\n").into_bytes();
+    expected.extend_from_slice(&raw);
     assert_eq!(
-        sent[0].raw, raw,
-        "the Sent copy is byte-identical to what SMTP got"
+        sent[0].raw, expected,
+        "the Sent copy is what SMTP got byte for byte, after mailroom's token line"
     );
     assert!(
         sent[0].flags.iter().any(|f| f.contains("Seen")),
