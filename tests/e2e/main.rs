@@ -8,6 +8,7 @@ mod corpus;
 mod crm;
 mod daemon;
 mod identity;
+mod outbox_memory;
 mod output;
 mod send;
 mod sync;

@@ -14,7 +14,7 @@ use super::common::*;
 /// A fresh mailbox that can log in. Dovecot's passwd-file notices changes by whole-second mtime,
 /// so a user added in the same second as an earlier lookup stays unknown until the file changes
 /// again: add a throwaway user now and then until the new one can log in.
-fn user(prefix: &str) -> String {
+pub(crate) fn user(prefix: &str) -> String {
     let u = new_user(prefix);
     let mut polls = 0;
     wait_for(
@@ -120,7 +120,7 @@ fn assert_delivered(user: &str, mid: &str, n: usize) {
     );
 }
 
-fn outbox_item(home: &Home, id: i64) -> serde_json::Value {
+pub(crate) fn outbox_item(home: &Home, id: i64) -> serde_json::Value {
     let (code, v) = home.json(&["outbox"]);
     assert_eq!(code, 0, "{v}");
     v["items"]
@@ -133,7 +133,12 @@ fn outbox_item(home: &Home, id: i64) -> serde_json::Value {
 }
 
 /// Runs `outbox flush` until item `id` reaches `state` (flush is what the daemon runs).
-fn flush_until(home: &Home, id: i64, state: &str, within: Duration) -> serde_json::Value {
+pub(crate) fn flush_until(
+    home: &Home,
+    id: i64,
+    state: &str,
+    within: Duration,
+) -> serde_json::Value {
     let start = std::time::Instant::now();
     loop {
         let out = home.run(&["outbox", "flush"]);
@@ -150,13 +155,17 @@ fn flush_until(home: &Home, id: i64, state: &str, within: Duration) -> serde_jso
     }
 }
 
-fn raw_of(home: &Home, id: i64) -> Vec<u8> {
+pub(crate) fn raw_of(home: &Home, id: i64) -> Vec<u8> {
     home.db()
         .query_row("SELECT raw FROM outbox WHERE id = ?1", [id], |r| r.get(0))
         .unwrap()
 }
 
-fn send_json(home: &Home, args: &[&str], body: &str) -> (i32, serde_json::Value, String) {
+pub(crate) fn send_json(
+    home: &Home,
+    args: &[&str],
+    body: &str,
+) -> (i32, serde_json::Value, String) {
     let mut full = vec!["--json", "send"];
     full.extend_from_slice(args);
     let out = home.run_stdin(&full, body);
@@ -175,7 +184,7 @@ fn closed_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
-fn audit_actions(home: &Home, id: i64) -> Vec<String> {
+pub(crate) fn audit_actions(home: &Home, id: i64) -> Vec<String> {
     let db = home.db();
     let mut st = db
         .prepare("SELECT action FROM audit WHERE target = ?1 ORDER BY id")
