@@ -7,6 +7,7 @@ mod account;
 mod corpus;
 mod crm;
 mod daemon;
+mod flags;
 mod identity;
 mod outbox_memory;
 mod output;
