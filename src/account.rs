@@ -4,7 +4,7 @@ use secrecy::SecretString;
 
 use crate::config::{AccountConfig, Config};
 use crate::error::{AppError, Result};
-use crate::imap::{ImapTarget, TlsOptions, connect::DEFAULT_TIMEOUT};
+use crate::imap::{ImapTarget, TlsOptions};
 use crate::secret::{Vault, run_password_command};
 use crate::smtp::SmtpTarget;
 use crate::store::Store;
@@ -37,12 +37,18 @@ impl Account {
         }
     }
 
+    /// Every wait on the account's servers is bounded by `sync.timeout_secs`.
+    fn timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.cfg.sync.timeout_secs.max(1))
+    }
+
     pub fn imap_target(&self) -> ImapTarget {
         ImapTarget {
             server: self.cfg.imap.clone(),
             tls: self.tls(),
             user: self.cfg.user.clone(),
-            timeout: DEFAULT_TIMEOUT,
+            timeout: self.timeout(),
+            min_bytes_per_sec: self.cfg.sync.min_bytes_per_sec,
         }
     }
 
@@ -65,14 +71,14 @@ impl Account {
                     insecure_skip_verify: sys.insecure_skip_verify,
                 },
                 user: sys.user.clone(),
-                timeout: DEFAULT_TIMEOUT,
+                timeout: self.timeout(),
             });
         }
         Ok(SmtpTarget {
             server: self.cfg.smtp.clone(),
             tls: self.tls(),
             user: self.cfg.user.clone(),
-            timeout: DEFAULT_TIMEOUT,
+            timeout: self.timeout(),
         })
     }
 

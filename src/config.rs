@@ -288,6 +288,13 @@ pub struct SyncOptions {
     pub body_prefetch_max_bytes: u64,
     /// Messages per SQLite transaction during fetches.
     pub batch_size: usize,
+    /// Bounds every wait on the servers: TLS, the greeting, login, each command's answer, every
+    /// SMTP step, `account test` (connecting waits at most 20 s of it, LOGOUT at most 5 s). An
+    /// IDLE connection is probed often enough that a dead server shows within twice this.
+    pub timeout_secs: u64,
+    /// A transfer whose rate over a `timeout_secs` window falls below this counts as stalled
+    /// (a trickle cannot keep a pass alive; a slow but steady link still brings big mail).
+    pub min_bytes_per_sec: u64,
 }
 
 impl Default for SyncOptions {
@@ -309,6 +316,8 @@ impl Default for SyncOptions {
             // message; the writer streams into its open transaction, so this costs no memory,
             // and it commits at least every half second anyway (scripts/bench, docs/sync.md).
             batch_size: 10_000,
+            timeout_secs: 60,
+            min_bytes_per_sec: 1024,
         }
     }
 }

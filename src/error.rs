@@ -101,14 +101,16 @@ impl AppError {
 
     /// Prints the error for a person on stderr: summary, detail and fix, each on its line. Details
     /// quote servers (an IMAP NO text, an SMTP reply): no escape sequence of theirs reaches the
-    /// terminal. A stderr that is gone (a daemon that outlived its terminal) is not worth a panic.
+    /// terminal, and a long one is cut to about 300 characters (the whole of it goes to the
+    /// debug log). A stderr that is gone (a daemon that outlived its terminal) is not worth a
+    /// panic.
     pub fn eprint(&self) {
         use std::io::Write;
         let clean = crate::mail::sanitize::clean;
         let mut err = std::io::stderr().lock();
-        let _ = writeln!(err, "error: {}", clean(&self.summary));
+        let _ = writeln!(err, "error: {}", clean(&short_detail(&self.summary)));
         if !self.detail.is_empty() {
-            let _ = writeln!(err, "  detail: {}", clean(&self.detail));
+            let _ = writeln!(err, "  detail: {}", clean(&short_detail(&self.detail)));
         }
         if !self.fix.is_empty() {
             let _ = writeln!(err, "  fix: {}", clean(&self.fix));
@@ -118,6 +120,95 @@ impl AppError {
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({"error": {"summary": self.summary, "detail": self.detail, "fix": self.fix}})
     }
+}
+
+/// About this many characters of an error's detail reach a person; the rest goes to the debug
+/// log (`-vv`, logs/mailroom.log).
+pub const DETAIL_MAX: usize = 300;
+
+/// `text` cut to about [`DETAIL_MAX`] characters at a word boundary, saying where the rest is;
+/// the whole text goes to the debug log.
+pub fn short_detail(text: &str) -> String {
+    if text.chars().count() <= DETAIL_MAX {
+        return text.to_string();
+    }
+    tracing::debug!("full error detail: {text}");
+    let mut cut: String = text.chars().take(DETAIL_MAX - 60).collect();
+    if let Some(at) = cut.rfind(' ').filter(|at| *at > DETAIL_MAX / 2) {
+        cut.truncate(at);
+    }
+    format!("{cut} … (cut; the whole text is in the debug log: run with -vv)")
+}
+
+/// Response codes (RFC 5530) of a server that cannot serve us right now but may soon; a login
+/// refused with one of them is not a wrong password. Dovecot answers `[UNAVAILABLE] Temporary
+/// authentication failure` when its own authentication backend is down.
+const TEMPORARY_CODES: [&str; 4] = ["UNAVAILABLE", "INUSE", "LIMIT", "SERVERBUG"];
+
+/// The temporary response code a server's text starts with (`[UNAVAILABLE] …`), if any.
+pub fn temporary_code(server_text: &str) -> Option<&'static str> {
+    let t = server_text.trim_start();
+    let code = t.strip_prefix('[')?.split(']').next()?.trim();
+    let word = code.split_whitespace().next()?;
+    TEMPORARY_CODES
+        .into_iter()
+        .find(|c| c.eq_ignore_ascii_case(word))
+}
+
+/// A server that answered but cannot serve us right now (a temporary response code, a BYE with
+/// a reason): retried, never "check your password", never state `error`.
+pub fn temporarily_unavailable(server: &str, what: &str, words: &str) -> AppError {
+    AppError::transient(
+        format!("the server {server} is temporarily unavailable ({what})"),
+        short_detail(words),
+        "nothing to change on this side: wait for the server; if it lasts, see its status page or administrator",
+    )
+}
+
+/// A connection that broke in the middle (closed, reset, unreadable).
+pub fn connection_lost(server: &str, what: &str, detail: &str) -> AppError {
+    AppError::transient(
+        format!("{what}: the connection to {server} was lost"),
+        short_detail(detail),
+        "check the network and that the server runs; sync resumes where it stopped",
+    )
+}
+
+/// A server that stopped answering or answers too slowly (`sync.timeout_secs`,
+/// `sync.min_bytes_per_sec`); `words` says which (`stalled: …`, `too slow: …`).
+pub fn stalled(server: &str, what: &str, words: &str) -> AppError {
+    AppError::transient(
+        format!("the server {server} {words}, {what}"),
+        "",
+        "check the network and the server; `sync.timeout_secs` and `sync.min_bytes_per_sec` in config.toml set how long and how slow mailroom accepts",
+    )
+}
+
+/// Whether a failure means the server could not be reached or stopped answering (state
+/// `disconnected`), rather than a server that answered with a problem (`degraded`).
+pub fn is_unreachable(e: &AppError) -> bool {
+    let s = &e.summary;
+    s.contains("cannot connect")
+        || s.contains("connection")
+        || s.contains("stalled")
+        || s.contains("TLS handshake")
+        || s.contains("sent no IMAP greeting")
+}
+
+/// The fix of a transient failure as a caller says it: a daemon (or console) retries by
+/// itself; a one-shot command does not, and says how to run it again.
+pub fn with_retry_words(mut e: AppError, retries: bool, again: &str) -> AppError {
+    if !e.recoverable() {
+        return e;
+    }
+    let base = e.fix.trim_end_matches('.').to_string();
+    e.fix = match (retries, base.is_empty()) {
+        (true, true) => "mailroom retries by itself with backoff".into(),
+        (true, false) => format!("mailroom retries by itself with backoff; {base}"),
+        (false, true) => format!("run `{again}` again"),
+        (false, false) => format!("{base}; then run `{again}` again"),
+    };
+    e
 }
 
 /// A network error's text as a person should read it: lettre repeats its source's text after
@@ -198,6 +289,36 @@ impl From<std::io::Error> for AppError {
             e.to_string(),
             "check the path and its permissions",
         )
+    }
+}
+
+#[cfg(test)]
+mod classification_tests {
+    use super::*;
+
+    #[test]
+    fn temporary_codes_and_short_details() {
+        assert_eq!(
+            temporary_code("[UNAVAILABLE] Temporary authentication failure"),
+            Some("UNAVAILABLE")
+        );
+        assert_eq!(temporary_code(" [inuse] mailbox locked"), Some("INUSE"));
+        assert_eq!(temporary_code("[AUTHENTICATIONFAILED] nope"), None);
+        assert_eq!(temporary_code("no code"), None);
+        let long = "word ".repeat(2000);
+        let short = short_detail(&long);
+        assert!(short.chars().count() <= DETAIL_MAX, "{}", short.len());
+        assert!(short.contains("debug log"));
+        assert_eq!(short_detail("fine"), "fine");
+        let e = AppError::transient("x: the connection to h:1 was lost", "", "check the network");
+        assert!(is_unreachable(&e));
+        let once = with_retry_words(e.clone(), false, "mailroom sync a --once");
+        assert!(!once.fix.contains("retries") && once.fix.contains("--once` again"));
+        assert!(
+            with_retry_words(e, true, "")
+                .fix
+                .starts_with("mailroom retries by itself")
+        );
     }
 }
 

@@ -166,7 +166,7 @@ fn fetch_here(
     let got = rt.block_on(async {
         let mut ss = crate::sync::open_session(&account, &pw).await?;
         let got = crate::sync::engine::fetch_body_now(&mut store, &account, &mut ss, id).await?;
-        let _ = ss.session.logout().await;
+        ss.logout().await;
         Ok::<bool, AppError>(got)
     })?;
     if !got {
@@ -561,7 +561,7 @@ fn push_here(cx: &Ctx, rt: &tokio::runtime::Runtime, account_id: &str) -> Result
             let list = crate::imap::discovery::list_folders(&mut ss.session).await?;
             store.upsert_folders(account.id(), &list)?;
             let n = crate::sync::ops::push_ops(&mut store, &account, &mut ss).await?;
-            let _ = ss.session.logout().await;
+            ss.logout().await;
             Ok::<u64, AppError>(n)
         })
     });

@@ -152,7 +152,7 @@ async fn fetch_again(
         Ok(())
     })
     .await?;
-    let _ = ss.session.logout().await;
+    ss.logout().await;
     let Some(it) = item else { return Ok(None) };
     let Some(env) = it
         .header

@@ -199,7 +199,7 @@ async fn plan_account(input: PlanInput, only: Option<&[String]>) -> Result<Accou
         total.estimate_secs += p.estimate_secs;
         folders.push(p);
     }
-    let _ = session.logout().await;
+    crate::imap::connect::logout(session).await;
     total.estimate_secs = (total.estimate_secs * 10.0).round() / 10.0;
     Ok(AccountPlan {
         name: input.account.name,

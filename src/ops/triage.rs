@@ -197,7 +197,7 @@ async fn find_in_trash(cx: &Ctx, l: TrashLookup) -> Result<Option<TrashHit>> {
         crate::imap::append::quote(&format!("<{mid}>"))
     );
     let uids = fetch::uid_search(&mut ss.session, &query).await?;
-    let _ = ss.session.logout().await;
+    ss.logout().await;
     let Some(uid) = uids.last().copied() else {
         return Ok(None);
     };

@@ -93,7 +93,7 @@ impl SentBox {
         let folders = match discovery::list_folders(&mut session).await {
             Ok(f) => f,
             Err(e) => {
-                let _ = session.logout().await;
+                connect::logout(session).await;
                 return Err(e);
             }
         };
@@ -272,8 +272,9 @@ impl SentBox {
         Ok(true)
     }
 
-    pub async fn close(mut self) {
-        let _ = self.session.logout().await;
+    /// LOGOUT, bounded like every other goodbye.
+    pub async fn close(self) {
+        connect::logout(self.session).await;
     }
 }
 

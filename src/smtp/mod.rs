@@ -89,11 +89,29 @@ pub fn classify(target: &SmtpTarget, e: &lettre::transport::smtp::Error) -> AppE
             "use --smtp-security starttls for port 587, tls for 465 (`mailroom account edit NAME --smtp-security …`)",
         );
     }
+    if let Some(stall) = find_source::<crate::imap::connect::Stall>(e) {
+        return crate::error::stalled(
+            &format!("{host}:{}", target.server.port),
+            "talking SMTP",
+            &stall.words(),
+        );
+    }
+    if let Some(tokio_rustls::rustls::Error::InvalidCertificate(c)) =
+        find_source::<tokio_rustls::rustls::Error>(e)
+    {
+        let (why, fix) = crate::imap::tls::certificate_words(host, c, target.tls.ca_file.is_some());
+        tracing::debug!("certificate of {host} refused: {detail}");
+        return AppError::needs_user(
+            format!("the SMTP server's TLS certificate is not trusted ({host}): {why}"),
+            format!("the certificate {host} presented failed the check"),
+            fix,
+        );
+    }
     if e.is_tls() || detail.contains("certificate") || detail.contains("UnknownIssuer") {
         if detail.contains("UnknownIssuer") || detail.contains("certificate") {
             return AppError::needs_user(
                 format!("the SMTP server's TLS certificate is not trusted ({host})"),
-                detail,
+                crate::error::short_detail(&detail),
                 "pass the server's CA with --ca-file PEM, or --insecure-skip-verify for this account (shown as insecure)",
             );
         }
@@ -122,14 +140,14 @@ pub fn classify(target: &SmtpTarget, e: &lettre::transport::smtp::Error) -> AppE
         return AppError::transient(
             format!("the SMTP server deferred ({c})"),
             detail,
-            "mailroom retries with backoff",
+            "the server asked to try again later; a queued message stays in `mailroom outbox` and goes out on a later attempt",
         );
     }
     if e.is_timeout() {
         return AppError::transient(
             format!("SMTP server {host} did not answer in time"),
             detail,
-            "check the host and port; mailroom retries",
+            "check the host and port, and that the server is up",
         );
     }
     if detail.contains("Connection refused") {
@@ -141,15 +159,53 @@ pub fn classify(target: &SmtpTarget, e: &lettre::transport::smtp::Error) -> AppE
     }
     AppError::transient(
         format!("SMTP with {host} failed"),
-        detail,
-        "check the SMTP host, port and security setting; mailroom retries",
+        crate::error::short_detail(&detail),
+        "check the SMTP host, port and security setting",
     )
 }
 
-/// Opens a connection (TLS included) and says NOOP; with a password, authenticates too.
+/// The first error of type `E` in an error's chain (through I/O errors' inner errors too).
+fn find_source<'a, E: std::error::Error + 'static>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a E> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(found) = err.downcast_ref::<E>() {
+            return Some(found);
+        }
+        if let Some(inner) = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            if let Some(found) = inner.downcast_ref::<E>() {
+                return Some(found);
+            }
+            cur = inner.source();
+            continue;
+        }
+        cur = err.source();
+    }
+    None
+}
+
+/// Opens a connection (TLS included) and says NOOP; with a password, authenticates too. The
+/// whole check is bounded by a few times the account's timeout (lettre bounds each read).
 pub async fn test(target: &SmtpTarget, password: Option<&SecretString>) -> Result<()> {
     let t = transport(target, password)?;
-    match t.test_connection().await {
+    let limit = target.timeout.max(Duration::from_secs(1)) * 4;
+    let Ok(res) = tokio::time::timeout(limit, t.test_connection()).await else {
+        return Err(AppError::transient(
+            format!(
+                "the SMTP server {}:{} stalled: the check did not finish within {} s",
+                target.server.host,
+                target.server.port,
+                limit.as_secs()
+            ),
+            "",
+            "check the network and the server; `sync.timeout_secs` in config.toml sets how long mailroom waits",
+        ));
+    };
+    match res {
         Ok(true) => Ok(()),
         Ok(false) => Err(AppError::transient(
             "the SMTP server did not accept NOOP",

@@ -15,13 +15,47 @@ use crate::config::Security;
 use crate::error::{AppError, Result};
 use crate::imap::connect::{MailStream, tcp_connect, tls_wrap};
 
-impl lettre::transport::smtp::client::AsyncTokioStream for MailStream {
-    fn peer_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+impl StepError {
+    fn app(&self, target: &SmtpTarget) -> AppError {
         match self {
-            MailStream::Plain(s) => s.peer_addr(),
-            MailStream::Tls(s) => s.get_ref().0.peer_addr(),
+            StepError::Smtp(e) => classify(target, e),
+            StepError::Timeout(a) => a.clone(),
         }
     }
+}
+
+impl lettre::transport::smtp::client::AsyncTokioStream for MailStream {
+    fn peer_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.tcp().peer_addr()
+    }
+}
+
+/// One SMTP step within the account's timeout (the stream's watchdog bounds each wait; this
+/// bounds the step). A step that runs out reads as a lettre timeout would.
+async fn step<T>(
+    target: &SmtpTarget,
+    what: &str,
+    fut: impl std::future::Future<Output = std::result::Result<T, lettre::transport::smtp::Error>>,
+) -> std::result::Result<T, StepError> {
+    match tokio::time::timeout(target.timeout.max(std::time::Duration::from_secs(1)), fut).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(StepError::Smtp(e)),
+        Err(_) => Err(StepError::Timeout(AppError::transient(
+            format!(
+                "the SMTP server {}:{} stalled: no answer to {what} within {} s",
+                target.server.host,
+                target.server.port,
+                target.timeout.as_secs()
+            ),
+            "",
+            "check the network and the server; `sync.timeout_secs` in config.toml sets how long mailroom waits",
+        ))),
+    }
+}
+
+enum StepError {
+    Smtp(lettre::transport::smtp::Error),
+    Timeout(AppError),
 }
 
 /// How one message's SMTP transaction ended when it did not succeed.
@@ -72,11 +106,18 @@ impl Session {
         // after the first message on a reused connection by ~40 ms) and the same clear
         // connect errors as IMAP.
         let tcp = tcp_connect(&target.server, target.timeout).await?;
+        let addr = crate::imap::connect::address(&target.server);
+        let limits = crate::imap::connect::Limits {
+            timeout: target.timeout.max(std::time::Duration::from_secs(1)),
+            ..Default::default()
+        };
         let stream = match target.server.security {
-            Security::Tls => MailStream::Tls(Box::new(
-                tls_wrap(tcp, &target.server.host, &target.tls, target.timeout).await?,
-            )),
-            _ => MailStream::Plain(tcp),
+            Security::Tls => MailStream::tls(
+                tls_wrap(tcp, &target.server, &target.tls, target.timeout).await?,
+                addr,
+                limits,
+            ),
+            _ => MailStream::plain(tcp, addr, limits),
         };
         let mut conn = tokio::time::timeout(
             target.timeout,
@@ -103,16 +144,24 @@ impl Session {
                     "use --smtp-security tls (port 465), or none only on a trusted network",
                 ));
             }
-            conn.starttls(tls_params(target)?, &hello)
+            let params = tls_params(target)?;
+            step(target, "STARTTLS", conn.starttls(params, &hello))
                 .await
-                .map_err(err)?;
+                .map_err(|e| e.app(target))?;
         }
         let creds = Credentials::new(target.user.clone(), password.expose_secret().to_string());
-        if let Err(e) = conn
-            .auth(&[Mechanism::Plain, Mechanism::Login], &creds)
-            .await
-        {
+        let authed = step(
+            target,
+            "AUTH",
+            conn.auth(&[Mechanism::Plain, Mechanism::Login], &creds),
+        )
+        .await;
+        if let Err(e) = authed {
             conn.abort().await;
+            let e = match e {
+                StepError::Smtp(e) => e,
+                StepError::Timeout(app) => return Err(app),
+            };
             if e.status().is_none() && e.to_string().contains("No compatible authentication") {
                 return Err(AppError::needs_user(
                     format!(
@@ -126,11 +175,11 @@ impl Session {
             return Err(classify(target, &e));
         }
         // lettre's ServerInfo drops SIZE; ask again to read it.
-        let size_limit = match conn.command(Ehlo::new(hello)).await {
+        let size_limit = match step(target, "EHLO", conn.command(Ehlo::new(hello))).await {
             Ok(r) => parse_size(r.message()),
             Err(e) => {
                 conn.abort().await;
-                return Err(classify(target, &e));
+                return Err(e.app(target));
             }
         };
         Ok(Session {
@@ -140,12 +189,10 @@ impl Session {
         })
     }
 
-    fn sort(&self, e: &lettre::transport::smtp::Error) -> SendError {
-        let app = classify(&self.target, e);
-        if e.is_permanent() {
-            SendError::Refused(app)
-        } else {
-            SendError::NotSent(app)
+    fn sort(&self, e: &StepError) -> SendError {
+        match e {
+            StepError::Smtp(e) if e.is_permanent() => SendError::Refused(classify(&self.target, e)),
+            other => SendError::NotSent(other.app(&self.target)),
         }
     }
 
@@ -200,14 +247,16 @@ impl Session {
             }
             params.push(MailParameter::Body(MailBodyParameter::EightBitMime));
         }
-        if let Err(e) = self.conn.command(Mail::new(Some(from), params)).await {
+        let mail = Mail::new(Some(from), params);
+        if let Err(e) = step(&self.target, "MAIL FROM", self.conn.command(mail)).await {
             let out = self.sort(&e);
             self.conn.abort().await;
             return Err(out);
         }
         for r in rcpts {
             let addr = parse("recipient", r)?;
-            if let Err(e) = self.conn.command(Rcpt::new(addr, vec![])).await {
+            let rcpt = Rcpt::new(addr, vec![]);
+            if let Err(e) = step(&self.target, "RCPT TO", self.conn.command(rcpt)).await {
                 let mut out = self.sort(&e);
                 if let SendError::Refused(a) | SendError::NotSent(a) = &mut out {
                     a.summary = format!("{} for recipient {r}", a.summary);
@@ -220,7 +269,7 @@ impl Session {
             self.conn.abort().await;
             return Err(SendError::NotSent(e));
         }
-        if let Err(e) = self.conn.command(Data).await {
+        if let Err(e) = step(&self.target, "DATA", self.conn.command(Data)).await {
             let out = self.sort(&e);
             self.conn.abort().await;
             return Err(out);
@@ -230,12 +279,16 @@ impl Session {
             Err(e) => {
                 let out = if e.status().is_some() {
                     // The server answered the final dot with a refusal: certainly not taken.
-                    self.sort(&e)
+                    self.sort(&StepError::Smtp(e))
                 } else {
                     let app = classify(&self.target, &e);
+                    let detail = match app.detail.is_empty() {
+                        true => app.summary,
+                        false => app.detail,
+                    };
                     SendError::Uncertain(AppError::transient(
                         "the connection broke while the SMTP server was taking the message",
-                        app.detail,
+                        detail,
                         "it may have been delivered: check with the recipient, then `mailroom outbox resend ID` or `mailroom outbox drop ID`",
                     ))
                 };
@@ -249,8 +302,10 @@ impl Session {
         self.conn.has_broken()
     }
 
+    /// QUIT, waiting at most a few seconds for the goodbye.
     pub async fn quit(mut self) {
-        let _ = self.conn.quit().await;
+        let wait = self.target.timeout.min(crate::imap::connect::LOGOUT_WAIT);
+        let _ = tokio::time::timeout(wait, self.conn.quit()).await;
     }
 }
 
