@@ -106,6 +106,7 @@ fn a_crash_right_after_the_append_is_remembered_and_later_sends_never_wait() {
             "send {n} waited for nothing: {v}"
         );
         assert!(took < NO_WAIT, "send {n} took {took:?}");
+        eprintln!("send {n} after the crash: verified with its copy in {took:?}");
         let sent = copies(&alice, "Sent", mid);
         assert_eq!(sent.len(), 1, "exactly one copy of send {n}: {sent:?}");
         assert_eq!(Some(sent[0].1.clone()), token_of(&home, id));
@@ -179,6 +180,10 @@ fn filing_is_learned_from_a_copy_we_did_not_append_and_unlearned_when_the_server
     });
     let sent_at = Instant::now();
     let item = flush_until(&home, second, "verified", Duration::from_secs(40));
+    eprintln!(
+        "send took {took:?}; its copy waited and was appended {:?} after the delivery",
+        sent_at.elapsed()
+    );
     assert!(
         audit_actions(&home, second)
             .iter()
