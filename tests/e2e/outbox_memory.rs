@@ -136,9 +136,10 @@ fn filing_is_learned_from_a_copy_we_did_not_append_and_unlearned_when_the_server
     let bob = user("obmem-learn-b");
     let home = Home::new();
     home.add_account("a", &alice);
-    home.set_account_option("a", "sent_copy.batch_secs", toml_edit::value(2));
+    // Batch times count in whole seconds: 3 s leaves the copy not yet due when `send` ends.
+    home.set_account_option("a", "sent_copy.batch_secs", toml_edit::value(3));
     home.set_account_option("a", "sent_copy.retry_secs", toml_edit::value(1));
-    home.set_account_option("a", "sent_copy.server_copy_wait_secs", toml_edit::value(4));
+    home.set_account_option("a", "sent_copy.server_copy_wait_secs", toml_edit::value(6));
 
     // 1. A copy that mailroom did not append shows up before its own: positive evidence.
     let (v, _) = timed_send(&home, &bob, "filed by someone else");
@@ -232,9 +233,10 @@ fn a_server_that_files_sent_mail_is_waited_for_never_raced() {
     let bob = user("obmem-filer-b");
     let home = Home::new();
     home.add_account("f", &filer);
-    home.set_account_option("f", "sent_copy.batch_secs", toml_edit::value(1));
+    home.set_account_option("f", "sent_copy.batch_secs", toml_edit::value(3));
     home.set_account_option("f", "sent_copy.retry_secs", toml_edit::value(1));
     let (v, _) = timed_send(&home, &bob, "teaches that the server files");
+    assert_eq!(v["state"], "sent", "batched: the copy waits {v}");
     let first = v["id"].as_i64().unwrap();
     let mid = v["message_id"].as_str().unwrap().to_string();
     wait_for(

@@ -1086,10 +1086,12 @@ fn sent_copy_folder_per_message_type_files_replies_apart() {
     assert_eq!(count(&alice, "Replies", &new_mid), 0);
 
     // A reply and a new message copied in one batch (one connection): each to its own folder.
+    // (Batch times count in whole seconds: 2 s, so a send that ends just before a second
+    // turns over still finds its copy not yet due.)
     let mut mids = Vec::new();
     let mut ids = Vec::new();
     for (batch, subject, irt) in [
-        (1, "Re: two", Some("<orig2@example.test>")),
+        (2, "Re: two", Some("<orig2@example.test>")),
         (3600, "three", None),
     ] {
         home.set_account_option("a", "sent_copy.batch_secs", toml_edit::value(batch));
