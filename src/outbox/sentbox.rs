@@ -185,7 +185,8 @@ impl SentBox {
 
     /// The copies of a message (by Message-ID) in the selected folder, each told by its
     /// `X-Mailroom-Copy` header: ours, or theirs (no token of ours). A copy whose header could
-    /// not be read is left out rather than guessed.
+    /// not be read is never guessed at (nor taken for absent, which would append a second
+    /// copy): that is an error, and the copy step tries again later.
     pub async fn copies(&mut self, message_id: &str, ours: &Ours) -> Result<Copies> {
         let uids = self.find(message_id).await?;
         let mut out = Copies::default();
@@ -216,6 +217,20 @@ impl SentBox {
             } else {
                 out.theirs.push(uid);
             }
+        }
+        if out.ours.len() + out.theirs.len() < uids.len() {
+            return Err(AppError::transient(
+                format!(
+                    "the copies in {} could not be told apart (their headers did not come back)",
+                    self.folder
+                ),
+                format!(
+                    "UID FETCH of {} returned {} answer(s)",
+                    set.join(","),
+                    fetched.len()
+                ),
+                "mailroom looks again later; nothing is appended meanwhile",
+            ));
         }
         out.ours.sort_unstable();
         out.theirs.sort_unstable();

@@ -139,7 +139,7 @@ fn filing_is_learned_from_a_copy_we_did_not_append_and_unlearned_when_the_server
     // Batch times count in whole seconds: 3 s leaves the copy not yet due when `send` ends.
     home.set_account_option("a", "sent_copy.batch_secs", toml_edit::value(3));
     home.set_account_option("a", "sent_copy.retry_secs", toml_edit::value(1));
-    home.set_account_option("a", "sent_copy.server_copy_wait_secs", toml_edit::value(6));
+    home.set_account_option("a", "sent_copy.server_copy_wait_secs", toml_edit::value(8));
 
     // 1. A copy that mailroom did not append shows up before its own: positive evidence.
     let (v, _) = timed_send(&home, &bob, "filed by someone else");
@@ -173,18 +173,18 @@ fn filing_is_learned_from_a_copy_we_did_not_append_and_unlearned_when_the_server
     let mid2 = v["message_id"].as_str().unwrap().to_string();
     assert_eq!(v["state"], "sent", "{v}");
     assert!(took < NO_WAIT, "sending did not wait: {took:?}");
+    let sent_at = Instant::now();
+    let item = flush_until(&home, second, "verified", Duration::from_secs(40));
+    eprintln!(
+        "send took {took:?}; its copy waited and was appended {:?} after it",
+        sent_at.elapsed()
+    );
     wait_for("the delivery", Duration::from_secs(30), || {
         (server_fetch(&bob, "INBOX", &["uid", "hdr.message-id"])
             .iter()
             .any(|r| r[1] == format!("<{mid2}>")))
         .then_some(())
     });
-    let sent_at = Instant::now();
-    let item = flush_until(&home, second, "verified", Duration::from_secs(40));
-    eprintln!(
-        "send took {took:?}; its copy waited and was appended {:?} after the delivery",
-        sent_at.elapsed()
-    );
     assert!(
         audit_actions(&home, second)
             .iter()
