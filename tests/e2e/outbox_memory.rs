@@ -136,10 +136,16 @@ fn filing_is_learned_from_a_copy_we_did_not_append_and_unlearned_when_the_server
     let bob = user("obmem-learn-b");
     let home = Home::new();
     home.add_account("a", &alice);
-    // Batch times count in whole seconds: 3 s leaves the copy not yet due when `send` ends.
+    // Batch times count in whole seconds: 3 s leaves the copy not yet due when `send` ends;
+    // the wait is long enough that a loaded machine still sees the copy step wait.
+    const WAIT: u64 = 15;
     home.set_account_option("a", "sent_copy.batch_secs", toml_edit::value(3));
     home.set_account_option("a", "sent_copy.retry_secs", toml_edit::value(1));
-    home.set_account_option("a", "sent_copy.server_copy_wait_secs", toml_edit::value(8));
+    home.set_account_option(
+        "a",
+        "sent_copy.server_copy_wait_secs",
+        toml_edit::value(WAIT as i64),
+    );
 
     // 1. A copy that mailroom did not append shows up before its own: positive evidence.
     let (v, _) = timed_send(&home, &bob, "filed by someone else");
@@ -174,28 +180,38 @@ fn filing_is_learned_from_a_copy_we_did_not_append_and_unlearned_when_the_server
     assert_eq!(v["state"], "sent", "{v}");
     assert!(took < NO_WAIT, "sending did not wait: {took:?}");
     let sent_at = Instant::now();
-    let item = flush_until(&home, second, "verified", Duration::from_secs(40));
-    eprintln!(
-        "send took {took:?}; its copy waited and was appended {:?} after it",
-        sent_at.elapsed()
-    );
     wait_for("the delivery", Duration::from_secs(30), || {
         (server_fetch(&bob, "INBOX", &["uid", "hdr.message-id"])
             .iter()
             .any(|r| r[1] == format!("<{mid2}>")))
         .then_some(())
     });
-    assert!(
-        audit_actions(&home, second)
-            .iter()
-            .any(|a| a == "outbox.copy_waiting"),
-        "it waited for the server's copy first"
+    // Once its batch time is over, the copy step looks for the server's copy and waits.
+    let waiting = wait_for("the copy step to look", Duration::from_secs(30), || {
+        home.run(&["outbox", "flush"]);
+        let item = outbox_item(&home, second);
+        (item["copy_attempts"].as_i64() >= Some(1)).then_some(item)
+    });
+    assert_eq!(
+        (waiting["state"].as_str(), waiting["copy_state"].as_str()),
+        (Some("sent"), Some("pending")),
+        "{waiting}"
     );
+    assert!(
+        waiting["last_error"]["what"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("waiting for the server to file"),
+        "{waiting}"
+    );
+    // The server never files it: after the wait, mailroom appends its own and unlearns.
+    let item = flush_until(&home, second, "verified", Duration::from_secs(60));
+    let waited = sent_at.elapsed();
+    eprintln!("send took {took:?}; its copy waited and was appended {waited:?} after it");
     assert_eq!(item["copy_state"], "appended", "{item}");
     assert!(
-        sent_at.elapsed() < NO_WAIT,
-        "the wait ended after server_copy_wait_secs: {:?}",
-        sent_at.elapsed()
+        waited >= Duration::from_secs(WAIT - 3),
+        "not before server_copy_wait_secs: {waited:?}"
     );
     let sent = copies(&alice, "Sent", &mid2);
     assert_eq!(sent.len(), 1, "{sent:?}");
