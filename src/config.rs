@@ -396,6 +396,10 @@ pub struct SentCopyOptions {
     pub on_failure: CopyOnFailure,
     /// Seconds between copy retries (first), doubling up to backoff_max_secs.
     pub retry_secs: u64,
+    /// Once the server was seen filing sent mail into the folder itself, how long after sending
+    /// a copy waits for the server's copy before mailroom appends its own (and stops waiting
+    /// for later ones until the server files again). Sending never waits for it.
+    pub server_copy_wait_secs: u64,
 }
 
 impl Default for SentCopyOptions {
@@ -410,6 +414,7 @@ impl Default for SentCopyOptions {
             drop_attachments_over_bytes: 0,
             on_failure: CopyOnFailure::Retry,
             retry_secs: 30,
+            server_copy_wait_secs: 60,
         }
     }
 }

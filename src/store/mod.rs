@@ -32,7 +32,7 @@ pub use messages::{
     NewMessage, PrefetchItem,
 };
 pub use ops::{OpKind, OpTarget, PendingOp};
-pub use outbox::{Change, CopyState, NewOutbox, OutboxRow, OutboxState, ReplyBase};
+pub use outbox::{Change, CopyState, NewOutbox, OutboxRow, OutboxState, ReplyBase, SentFiling};
 pub use quarantine::{QuarantineRow, QuarantineState};
 pub use search::SearchRow;
 pub use status::OutboxCounts;
