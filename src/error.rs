@@ -492,6 +492,90 @@ impl From<std::io::Error> for AppError {
 }
 
 #[cfg(test)]
+mod code_tests {
+    use super::*;
+
+    /// The codes docs/troubleshooting.md explains (its `### \`code\`` headings).
+    fn documented() -> Vec<String> {
+        include_str!("../docs/troubleshooting.md")
+            .lines()
+            .filter_map(|l| l.strip_prefix("### `")?.strip_suffix('`'))
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn every_code_has_an_entry_in_troubleshooting_and_no_entry_is_stale() {
+        let docs = documented();
+        for c in Code::ALL {
+            assert!(
+                docs.iter().any(|d| d == c.as_str()),
+                "docs/troubleshooting.md has no entry \"### `{c}`\" (meaning and fix)"
+            );
+        }
+        for d in &docs {
+            assert!(
+                Code::ALL.iter().any(|c| c.as_str() == d),
+                "docs/troubleshooting.md explains {d}, which no error has"
+            );
+        }
+        let mut seen = std::collections::HashSet::new();
+        for c in Code::ALL {
+            assert!(seen.insert(c.as_str()), "{c} twice");
+            let ok = c
+                .as_str()
+                .chars()
+                .all(|ch| ch.is_ascii_lowercase() || ch == '.' || ch == '_');
+            assert!(ok, "{c}: lower case, dots and underscores only");
+        }
+    }
+
+    #[test]
+    fn each_kind_has_a_default_and_the_code_reaches_the_json() {
+        let e = AppError::needs_user("x", "", "y");
+        assert_eq!(e.code, Code::Failed);
+        assert_eq!(AppError::usage("x", "y").code, Code::Usage);
+        assert_eq!(AppError::transient("x", "", "y").code, Code::Temporary);
+        assert_eq!(
+            AppError::new(Kind::Busy, "x", "", "y").code,
+            Code::LeaseHeld
+        );
+        assert_eq!(AppError::local("x", "", "y").code, Code::Local);
+        assert_eq!(
+            AppError::local("x", "", "report this as a bug").code,
+            Code::Internal
+        );
+        let e = e.with_code(Code::AuthRejected);
+        let j = e.to_json();
+        assert_eq!(j["error"]["code"], "auth.rejected");
+        for key in ["summary", "detail", "fix"] {
+            assert!(j["error"].get(key).is_some(), "{key}");
+        }
+        assert_eq!(
+            serde_json::to_value(Code::TlsUntrusted).unwrap(),
+            "tls.untrusted"
+        );
+        assert_eq!(
+            AppError::not_found("customer", "7", "see").code,
+            Code::NotFound
+        );
+        assert_eq!(
+            stalled("h:1", "x", "stalled: no data for 5 s").code,
+            Code::NetStalled
+        );
+        assert_eq!(
+            stalled("h:1", "x", "too slow: 5 bytes in 5 s").code,
+            Code::NetTooSlow
+        );
+        assert_eq!(connection_lost("h:1", "x", "").code, Code::NetDropped);
+        assert_eq!(
+            temporarily_unavailable("h:1", "x", "[INUSE]").code,
+            Code::ServerUnavailable
+        );
+    }
+}
+
+#[cfg(test)]
 mod classification_tests {
     use super::*;
 
