@@ -444,6 +444,53 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_account_in_error_names_its_own_way_out() {
+        use crate::error::Code;
+        let rejected = AppError::needs_user(
+            "the server rejected the login for w@example.test",
+            "[AUTHENTICATIONFAILED]",
+            "check the user name and password, then `mailroom account set-password NAME`; providers like Gmail/Outlook need an app password",
+        )
+        .with_code(Code::AuthRejected);
+        let fix = error_state_fix(&rejected, "work", false);
+        assert!(
+            fix.contains("`mailroom account set-password work`"),
+            "{fix}"
+        );
+        assert!(!fix.contains("NAME"), "{fix}");
+        assert!(!fix.contains("account enable"), "{fix}");
+        let cert = AppError::needs_user(
+            "the server's TLS certificate is not trusted: it has expired",
+            "",
+            "the server's administrator must renew it",
+        )
+        .with_code(Code::TlsExpired);
+        let fix = error_state_fix(&cert, "work", false);
+        assert!(
+            fix.starts_with(
+                "the server's administrator must renew it; then `mailroom account enable work`"
+            ),
+            "{fix}"
+        );
+        let down = crate::error::with_retry_words(
+            AppError::transient("cannot connect to h:1", "", "check the port"),
+            true,
+            "",
+        );
+        let fix = error_state_fix(&down, "work", true);
+        assert!(!fix.contains("retries by itself"), "{fix}");
+        assert!(
+            fix.contains("gave up") && fix.contains("check the port"),
+            "{fix}"
+        );
+        assert!(fix.ends_with("`mailroom account enable work`"), "{fix}");
+        assert_eq!(
+            fill_name("`mailroom account edit NAME --ca-file …` (NAMES stay)", "w"),
+            "`mailroom account edit w --ca-file …` (NAMES stay)"
+        );
+    }
+
+    #[test]
     fn backoff_grows_caps_and_jitters() {
         for _ in 0..50 {
             let d1 = backoff(1, 5, 900).as_secs_f64();
