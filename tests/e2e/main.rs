@@ -5,8 +5,10 @@ mod common;
 
 mod account;
 mod corpus;
+mod counts;
 mod crm;
 mod daemon;
+mod errors;
 mod fakeimap;
 mod faults;
 mod identity;
