@@ -65,7 +65,7 @@ impl Home {
         let detail = if self.root.exists() {
             "it is not a directory"
         } else {
-            "the directory does not exist; only the console, `account add` and `customers add|import` create a home"
+            "the directory does not exist; only the console, the daemon, `account add` and `customers add|import` create a home"
         };
         Err(AppError::local(
             format!("no mailroom home at {}", self.root.display()),

@@ -214,12 +214,14 @@ pub fn main(console: Console) -> i32 {
 
 impl Command {
     /// The commands that may create the home: the console, `account add` and `customers
-    /// add|import`. Every other one needs an existing home and creates nothing.
+    /// add|import` — and the daemon, which a service may start before the first account exists
+    /// (it says so and waits). Every other one needs an existing home and creates nothing.
     fn creates_home(&self) -> bool {
         use customers::CustomersCmd;
         matches!(
             self,
             Command::Console
+                | Command::Daemon
                 | Command::Account(account::AccountCmd::Add(_))
                 | Command::Customers(CustomersCmd::Add { .. } | CustomersCmd::Import { .. })
         )
