@@ -63,6 +63,7 @@ impl Account {
                     ),
                     "add a [system_smtp] section to config.toml",
                 )
+                .with_code(crate::error::Code::ConfigInvalid)
             })?;
             return Ok(SmtpTarget {
                 server: sys.server.clone(),
@@ -93,6 +94,7 @@ impl Account {
                 "",
                 format!("set one with `mailroom account set-password {}`", self.name),
             )
+            .with_code(crate::error::Code::SecretMissing)
         })?;
         vault.open_sealed(&credential_context(self.id(), "imap"), &sealed)
     }
@@ -118,6 +120,7 @@ impl Account {
                     "",
                     "set password_command in [system_smtp]",
                 )
+                .with_code(crate::error::Code::SecretMissing)
             })?;
             return vault.open_sealed(&credential_context("system", "smtp"), &sealed);
         }

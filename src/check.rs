@@ -37,6 +37,8 @@ pub struct Step {
     pub status: StepStatus,
     pub detail: String,
     pub fix: Option<String>,
+    /// A failed step's error code (`auth.rejected`, `tls.untrusted`…); null otherwise.
+    pub code: Option<crate::error::Code>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -59,6 +61,7 @@ impl Recorder<'_> {
                 status: StepStatus::Ok,
                 detail,
                 fix: None,
+                code: None,
             },
             Err(e) => Step {
                 id,
@@ -69,6 +72,7 @@ impl Recorder<'_> {
                     format!("{}: {}", e.summary, e.detail)
                 },
                 fix: Some(e.fix.clone()),
+                code: Some(e.code),
             },
         };
         let ok = step.status == StepStatus::Ok;
@@ -82,6 +86,7 @@ impl Recorder<'_> {
             status: StepStatus::Skipped,
             detail: why.into(),
             fix: None,
+            code: None,
         };
         (self.listener)(&step);
         self.steps.push(step);

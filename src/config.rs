@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{AppError, Result};
+use crate::error::{AppError, Code, Result};
 
 mod merge;
 pub use merge::set_string_list;
@@ -48,10 +48,31 @@ impl Home {
                     e.to_string(),
                     "choose a writable --home",
                 )
+                .with_code(Code::HomeUnwritable)
             })?;
             fs::set_permissions(&self.root, fs::Permissions::from_mode(0o700))?;
         }
         Ok(())
+    }
+
+    /// The home must exist: what every command but the console, `account add` and `customers
+    /// add|import` asks first, so a mistyped `--home` is an error rather than a fresh, empty,
+    /// "healthy" installation (and nothing is created there).
+    pub fn require(&self) -> Result<()> {
+        if self.root.is_dir() {
+            return Ok(());
+        }
+        let detail = if self.root.exists() {
+            "it is not a directory"
+        } else {
+            "the directory does not exist; only the console, the daemon, `account add` and `customers add|import` create a home"
+        };
+        Err(AppError::local(
+            format!("no mailroom home at {}", self.root.display()),
+            detail,
+            "check --home (or MAILROOM_HOME); to start a new installation there, run `mailroom account add NAME --email … --imap … --smtp …`",
+        )
+        .with_code(Code::HomeMissing))
     }
 
     pub fn config_path(&self) -> PathBuf {
@@ -555,11 +576,13 @@ impl Config {
                     format!("cannot read {}", path.display()),
                     e.to_string(),
                     "check the file's permissions",
-                ));
+                )
+                .with_code(Code::ConfigInvalid));
             }
         };
         toml::from_str(&text).map_err(|e| {
             AppError::local(format!("{} is not valid", path.display()), e.to_string(), "fix the named key (unknown keys are rejected), or move the file away to start fresh")
+                .with_code(Code::ConfigInvalid)
         })
     }
 
@@ -587,7 +610,8 @@ impl Config {
                     (None, _) => Err(AppError::usage(
                         "no account is configured",
                         "add one with `mailroom account add NAME --email … --imap … --smtp …`",
-                    )),
+                    )
+                    .with_code(Code::AccountsNone)),
                     _ => Err(AppError::usage(
                         "several accounts are configured",
                         "name one with --account NAME",
@@ -618,6 +642,7 @@ pub fn edit(home: &Home, f: impl FnOnce(&mut toml_edit::DocumentMut) -> Result<(
             e.to_string(),
             "fix the file by hand",
         )
+        .with_code(Code::ConfigInvalid)
     })?;
     f(&mut doc)?;
     let body = doc.to_string();

@@ -197,7 +197,7 @@ async fn add(ctx: &Ctx, a: AddArgs) -> Result<i32> {
         let report =
             accounts::test_new(ctx, &new, password.clone(), &mut |s| progress_line(ctx, s)).await?;
         if !report.ok {
-            emit(ctx.json, &report, String::new);
+            // One JSON object: the error, with the failed step's code and words.
             return Err(accounts::test_failed(&report));
         }
     }

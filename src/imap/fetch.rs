@@ -104,7 +104,8 @@ pub async fn select(
             format!("the server gave no UIDVALIDITY for {wire_name}"),
             "",
             "this server is not usable for sync; report it",
-        ));
+        )
+        .with_code(crate::error::Code::ServerProtocol));
     }
     Ok(sel)
 }

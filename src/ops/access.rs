@@ -135,6 +135,7 @@ pub fn no_such(cx: &Ctx, target: &Target) -> AppError {
         target.text(),
         format!("see `{}` for what you can use", target.listing()),
     )
+    .with_code(crate::error::Code::NotFound)
 }
 
 /// The one decision. `holders` are the ids of the accounts that hold the target (empty: it does
@@ -185,7 +186,8 @@ pub fn check(
                 cx.operator
             ),
             format!("ask {owner} (the owner) to make this change"),
-        ));
+        )
+        .with_code(crate::error::Code::AccessDenied));
     }
     Err(no_such(cx, target))
 }
@@ -261,7 +263,8 @@ pub fn pick_account<'c>(
         (None, _) => Err(AppError::usage(
             "no account is configured",
             "add one with `mailroom account add NAME --email … --imap … --smtp …`",
-        )),
+        )
+        .with_code(crate::error::Code::AccountsNone)),
         _ => Err(AppError::usage(
             "several accounts are configured",
             "name one with --account NAME",

@@ -192,6 +192,11 @@ pub fn test_failed(report: &Report) -> AppError {
             .unwrap_or_default(),
         failed.and_then(|s| s.fix.clone()).unwrap_or_default(),
     )
+    .with_code(
+        failed
+            .and_then(|s| s.code)
+            .unwrap_or(crate::error::Code::Failed),
+    )
 }
 
 /// Stores a prepared account: config.toml, the sealed password (unless a command supplies
@@ -569,7 +574,8 @@ fn free_name(config: &Config, name: &str) -> Result<()> {
             format!("an account named {name:?} already exists"),
             "",
             "pick another name, or `mailroom account edit`",
-        ));
+        )
+        .with_code(crate::error::Code::Conflict));
     }
     Ok(())
 }

@@ -174,7 +174,8 @@ fn fetch_here(
             format!("message {id} is no longer on the server"),
             "",
             "run `mailroom sync` to refresh the cache",
-        ));
+        )
+        .with_code(crate::error::Code::NotFound));
     }
     store
         .message(id)?
@@ -195,7 +196,8 @@ fn holder(config: &Config, store: &Store, id: i64, accounts: &[String]) -> Resul
     Err(AppError::usage(
         format!("message {id} is not in any synced folder of a configured account"),
         "pick an id from `mailroom messages`",
-    ))
+    )
+    .with_code(crate::error::Code::NotFound))
 }
 
 /// Where an attachment went.
@@ -220,12 +222,14 @@ fn write_attachment(body: &[u8], id: i64, index: usize, path: PathBuf) -> Result
             format!("message {id} has no attachment {index}"),
             "see the attachment numbers in `mailroom message show ID`",
         )
+        .with_code(crate::error::Code::NotFound)
     })?;
     if path.exists() {
         return Err(AppError::usage(
             format!("{} already exists", path.display()),
             "choose another path (nothing is overwritten)",
-        ));
+        )
+        .with_code(crate::error::Code::Conflict));
     }
     crate::config::write_atomic(&path, &bytes, 0o600)?;
     Ok(Saved {
@@ -497,6 +501,7 @@ fn move_locally(cx: &Ctx, id: i64, to: Destination) -> Result<(String, String, i
                         account.name
                     ),
                 )
+                .with_code(crate::error::Code::FolderMissing)
             })?,
     };
     let op = store.local_move(id, account.id(), &folder)?;

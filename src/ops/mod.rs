@@ -98,7 +98,8 @@ impl Ctx {
                     format!("cannot read {}", path.display()),
                     e.to_string(),
                     "check the file's permissions",
-                ));
+                )
+                .with_code(crate::error::Code::ConfigInvalid));
             }
         };
         let mut cache = self.config.lock().map_err(|_| poisoned())?;

@@ -157,6 +157,7 @@ impl Outbox {
                 "",
                 "add the account again, or `mailroom outbox cancel ID`",
             )
+            .with_code(crate::error::Code::NotFound)
         })?;
         Ok(Account {
             name: name.clone(),
@@ -654,7 +655,7 @@ impl Outbox {
                     format!(
                         "choose `mailroom outbox resend {id}` (may arrive twice) or `mailroom outbox drop {id}`"
                     ),
-                ));
+                ).with_code(crate::error::Code::OutboxUncertain));
             }
             (s, c) => {
                 return Err(AppError::usage(
@@ -663,7 +664,8 @@ impl Outbox {
                         c.map(CopyState::as_str).unwrap_or("none")
                     ),
                     "see `mailroom outbox`",
-                ));
+                )
+                .with_code(crate::error::Code::NothingToDo));
             }
         };
         self.change(
@@ -732,7 +734,8 @@ impl Outbox {
             return Err(AppError::usage(
                 format!("outbox #{id} is not uncertain (state {})", row.state),
                 "resend is only for uncertain items; see `mailroom outbox retry`",
-            ));
+            )
+            .with_code(crate::error::Code::NothingToDo));
         }
         Ok(())
     }
@@ -764,7 +767,8 @@ impl Outbox {
             return Err(AppError::usage(
                 format!("outbox #{id} is not uncertain (state {})", row.state),
                 "drop is only for uncertain items; `mailroom outbox cancel` stops a queued one",
-            ));
+            )
+            .with_code(crate::error::Code::NothingToDo));
         }
         self.tell(id, "dropped: assumed delivered; not sent again");
         Ok(())

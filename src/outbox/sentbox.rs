@@ -132,7 +132,7 @@ impl SentBox {
                     format!("the Sent folder {name:?} is gone from the server"),
                     "chosen with `mailroom folders NAME --sent`",
                     "choose the Sent folder again with `mailroom folders NAME --sent FOLDER`, or set sent_copy.folder in config.toml",
-                ));
+                ).with_code(crate::error::Code::FolderMissing));
             }
             return Err(match folder {
                 Some(f) => AppError::needs_user(
@@ -142,12 +142,12 @@ impl SentBox {
                         "create the folder {:?} on the server (e.g. in your mail client), or change {} in config.toml",
                         f.name, f.setting
                     ),
-                ),
+                ).with_code(crate::error::Code::FolderMissing),
                 None => AppError::needs_user(
                     "no Sent folder was found on the server",
                     "neither a \\Sent special-use flag nor a known Sent name",
                     "set sent_copy.folder in config.toml to the folder that holds sent mail (`mailroom folders NAME` lists them)",
-                ),
+                ).with_code(crate::error::Code::FolderMissing),
             });
         };
         let mb = self

@@ -39,6 +39,7 @@ pub(crate) fn tls_params(target: &SmtpTarget) -> Result<TlsParameters> {
                 e.to_string(),
                 "check the --ca-file path",
             )
+            .with_code(crate::error::Code::TlsCaFile)
         })?;
         let cert = Certificate::from_pem(&pem).map_err(|e| {
             AppError::needs_user(
@@ -46,11 +47,14 @@ pub(crate) fn tls_params(target: &SmtpTarget) -> Result<TlsParameters> {
                 e.to_string(),
                 "pass a PEM CA certificate",
             )
+            .with_code(crate::error::Code::TlsCaFile)
         })?;
         b = b.add_root_certificate(cert);
     }
-    b.build_rustls()
-        .map_err(|e| AppError::local("SMTP TLS setup failed", e.to_string(), "check the CA file"))
+    b.build_rustls().map_err(|e| {
+        AppError::local("SMTP TLS setup failed", e.to_string(), "check the CA file")
+            .with_code(crate::error::Code::TlsCaFile)
+    })
 }
 
 /// Builds the transport; `password` None gives an unauthenticated one (for the TLS check).
@@ -87,7 +91,8 @@ pub fn classify(target: &SmtpTarget, e: &lettre::transport::smtp::Error) -> AppE
             ),
             "its first bytes were not a TLS record: this port speaks plain SMTP (STARTTLS) or another protocol",
             "use --smtp-security starttls for port 587, tls for 465 (`mailroom account edit NAME --smtp-security …`)",
-        );
+        )
+        .with_code(crate::error::Code::TlsNotTls);
     }
     if let Some(stall) = find_source::<crate::imap::connect::Stall>(e) {
         return crate::error::stalled(
@@ -105,7 +110,8 @@ pub fn classify(target: &SmtpTarget, e: &lettre::transport::smtp::Error) -> AppE
             format!("the SMTP server's TLS certificate is not trusted ({host}): {why}"),
             format!("the certificate {host} presented failed the check"),
             fix,
-        );
+        )
+        .with_code(crate::imap::tls::certificate_code(c));
     }
     if e.is_tls() || detail.contains("certificate") || detail.contains("UnknownIssuer") {
         if detail.contains("UnknownIssuer") || detail.contains("certificate") {
@@ -113,13 +119,15 @@ pub fn classify(target: &SmtpTarget, e: &lettre::transport::smtp::Error) -> AppE
                 format!("the SMTP server's TLS certificate is not trusted ({host})"),
                 crate::error::short_detail(&detail),
                 "pass the server's CA with --ca-file PEM, or --insecure-skip-verify for this account (shown as insecure)",
-            );
+            )
+            .with_code(crate::error::Code::TlsUntrusted);
         }
         return AppError::transient(
             format!("SMTP TLS with {host} failed"),
             detail,
             "check the SMTP security setting: starttls for 587, tls for 465",
-        );
+        )
+        .with_code(crate::error::Code::TlsHandshake);
     }
     if let Some(code) = e.status() {
         let c = code.to_string();
@@ -128,34 +136,39 @@ pub fn classify(target: &SmtpTarget, e: &lettre::transport::smtp::Error) -> AppE
                 format!("the SMTP server rejected the login for {}", target.user),
                 detail,
                 "check the user name and password (`mailroom account set-password NAME`); some providers need an app password",
-            );
+            )
+            .with_code(crate::error::Code::AuthRejected);
         }
         if e.is_permanent() {
             return AppError::needs_user(
                 format!("the SMTP server refused ({c})"),
                 detail,
                 "read the server's message; the recipient or the message may be refused",
-            );
+            )
+            .with_code(crate::error::Code::SmtpRefused);
         }
         return AppError::transient(
             format!("the SMTP server deferred ({c})"),
             detail,
             "the server asked to try again later; a queued message stays in `mailroom outbox` and goes out on a later attempt",
-        );
+        )
+        .with_code(crate::error::Code::SmtpDeferred);
     }
     if e.is_timeout() {
         return AppError::transient(
             format!("SMTP server {host} did not answer in time"),
             detail,
             "check the host and port, and that the server is up",
-        );
+        )
+        .with_code(crate::error::Code::NetTimeout);
     }
     if detail.contains("Connection refused") {
         return AppError::transient(
             format!("cannot connect to SMTP {}:{}", host, target.server.port),
             detail,
             "nothing listens there: check the port (587 STARTTLS, 465 TLS) and that the server runs",
-        );
+        )
+        .with_code(crate::error::Code::NetRefused);
     }
     AppError::transient(
         format!("SMTP with {host} failed"),
@@ -203,7 +216,8 @@ pub async fn test(target: &SmtpTarget, password: Option<&SecretString>) -> Resul
             ),
             "",
             "check the network and the server; `sync.timeout_secs` in config.toml sets how long mailroom waits",
-        ));
+        )
+        .with_code(crate::error::Code::NetStalled));
     };
     match res {
         Ok(true) => Ok(()),
@@ -211,7 +225,8 @@ pub async fn test(target: &SmtpTarget, password: Option<&SecretString>) -> Resul
             "the SMTP server did not accept NOOP",
             "",
             "check that this port serves SMTP",
-        )),
+        )
+        .with_code(crate::error::Code::ServerProtocol)),
         Err(e) => Err(classify(target, &e)),
     }
 }

@@ -49,7 +49,8 @@ async fn step<T>(
             ),
             "",
             "check the network and the server; `sync.timeout_secs` in config.toml sets how long mailroom waits",
-        ))),
+        )
+        .with_code(crate::error::Code::NetStalled))),
     }
 }
 
@@ -130,6 +131,7 @@ impl Session {
                 "",
                 "check that this port serves SMTP and the security setting (starttls for 587, tls for 465)",
             )
+            .with_code(crate::error::Code::ServerNoGreeting)
         })?
         .map_err(err)?;
         if target.server.security == Security::Starttls {
@@ -142,7 +144,8 @@ impl Session {
                     ),
                     "",
                     "use --smtp-security tls (port 465), or none only on a trusted network",
-                ));
+                )
+                .with_code(crate::error::Code::TlsNoStarttls));
             }
             let params = tls_params(target)?;
             step(target, "STARTTLS", conn.starttls(params, &hello))
@@ -170,7 +173,8 @@ impl Session {
                     ),
                     e.to_string(),
                     "check the SMTP port and security (submission: 587 starttls or 465 tls)",
-                ));
+                )
+                .with_code(crate::error::Code::AuthUnsupported));
             }
             return Err(classify(target, &e));
         }
@@ -217,7 +221,8 @@ impl Session {
                     ),
                     format!("{} bytes > SIZE {limit}", raw.len()),
                     "remove or shrink attachments (or share a link instead), then `mailroom outbox retry ID`, or cancel it",
-                )));
+                )
+                .with_code(crate::error::Code::SmtpTooLarge)));
             }
         }
         let parse = |what: &str, a: &str| {
@@ -290,7 +295,8 @@ impl Session {
                         "the connection broke while the SMTP server was taking the message",
                         detail,
                         "it may have been delivered: check with the recipient, then `mailroom outbox resend ID` or `mailroom outbox drop ID`",
-                    ))
+                    )
+                    .with_code(crate::error::Code::OutboxUncertain))
                 };
                 self.conn.abort().await;
                 Err(out)

@@ -47,7 +47,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::error::{AppError, DAMAGED, Result, damaged_fix};
+use crate::error::{AppError, Code, DAMAGED, Result, damaged_fix};
 
 pub struct Store {
     conn: Connection,
@@ -75,6 +75,7 @@ impl Store {
                         e.to_string(),
                         "choose a writable --home",
                     )
+                    .with_code(Code::DbUnreadable)
                 })?;
         }
         let conn = Connection::open(path).map_err(|e| {
@@ -83,6 +84,7 @@ impl Store {
                 e.to_string(),
                 "check the file's permissions",
             )
+            .with_code(Code::DbUnreadable)
         })?;
         let opened = Store::configure(conn).and_then(|store| store.migrate().map(|()| store));
         opened.map_err(|e| explain_open_error(e, path))
@@ -96,7 +98,8 @@ impl Store {
                 format!("no database at {}", path.display()),
                 "",
                 "add an account first, or pass the right --home",
-            ));
+            )
+            .with_code(Code::DbUnreadable));
         }
         let conn = Connection::open_with_flags(
             path,
@@ -108,6 +111,7 @@ impl Store {
                 e.to_string(),
                 "check the file's permissions",
             )
+            .with_code(Code::DbUnreadable)
         })?;
         conn.busy_timeout(Duration::from_secs(5))?;
         let version: i64 = conn
@@ -168,7 +172,8 @@ impl Store {
                         format!("database migration {} failed", i + 1),
                         e.to_string(),
                         "restore a backup of mailroom.db or report this as a bug",
-                    ));
+                    )
+                    .with_code(Code::DbFailed));
                 }
             }
         }
@@ -212,24 +217,28 @@ impl From<rusqlite::Error> for AppError {
                 "the disk is full",
                 e.to_string(),
                 "free some disk space; nothing was lost, the last change was rolled back",
-            );
+            )
+            .with_code(Code::DiskFull);
         }
         let damaged = matches!(&e, rusqlite::Error::SqliteFailure(f, _) if matches!(f.code, rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase));
         if damaged {
-            return AppError::local(DAMAGED, e.to_string(), damaged_fix("mailroom.db"));
+            return AppError::local(DAMAGED, e.to_string(), damaged_fix("mailroom.db"))
+                .with_code(Code::DbDamaged);
         }
         if busy {
             return AppError::transient(
                 "the database is busy",
                 e.to_string(),
                 "another mailroom process holds a long write; try again",
-            );
+            )
+            .with_code(Code::DbBusy);
         }
         AppError::local(
             "database error",
             e.to_string(),
             "run `mailroom status`; if it persists, see docs/troubleshooting.md",
         )
+        .with_code(Code::DbFailed)
     }
 }
 
@@ -239,26 +248,29 @@ fn newer_schema(version: i64) -> AppError {
         "",
         "upgrade mailroom, or use another --home",
     )
+    .with_code(Code::DbNewer)
 }
 
 /// An error opening or first reading the database, told with its path. SQLite reports a full
 /// disk while opening (the -shm and -wal files cannot grow) as a plain "disk I/O error": say
 /// what it is when the database's file system has no room left.
 pub fn explain_open_error(e: AppError, db: &Path) -> AppError {
-    if e.summary == crate::error::DAMAGED {
+    if e.code == Code::DbDamaged {
         return AppError::local(
             format!("the database {} is damaged", db.display()),
             e.detail,
             crate::error::damaged_fix(&db.display().to_string()),
-        );
+        )
+        .with_code(Code::DbDamaged);
     }
     let dir = db.parent().unwrap_or(db);
     match free_bytes(dir) {
-        Some(free) if free < DISK_FULL_BELOW && e.summary != "the disk is full" => AppError::local(
+        Some(free) if free < DISK_FULL_BELOW && e.code != Code::DiskFull => AppError::local(
             format!("the disk holding {} is full", dir.display()),
             e.detail,
             "free some disk space, then run the command again; nothing was lost",
-        ),
+        )
+        .with_code(Code::DiskFull),
         _ => e,
     }
 }

@@ -128,6 +128,7 @@ impl Store {
                     format!("no folder named {target_folder:?}"),
                     "see `mailroom folders NAME`",
                 )
+                .with_code(crate::error::Code::NotFound)
             })?;
         let locs = self.locations_of(message_id)?;
         let loc = locs
@@ -245,4 +246,5 @@ fn no_location(message_id: i64) -> AppError {
         format!("message {message_id} is not in any synced folder"),
         "pick an id from `mailroom messages`",
     )
+    .with_code(crate::error::Code::NotFound)
 }

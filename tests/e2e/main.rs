@@ -5,12 +5,15 @@ mod common;
 
 mod account;
 mod corpus;
+mod counts;
 mod crm;
 mod daemon;
+mod errors;
 mod fakeimap;
 mod faults;
 mod flags;
 mod identity;
+mod monitoring;
 mod outbox_memory;
 mod output;
 mod proxy;
