@@ -120,7 +120,7 @@ fn system_profile<'c>(config: &'c Config, account: &str) -> Result<&'c SystemSmt
             format!("account {account} uses the system SMTP profile, but none is configured"),
             "",
             format!(
-                "set one with `mailroom system-smtp set --server HOST[:PORT] …`, or `mailroom account edit {account} --use-system-smtp false`"
+                "set one with `mailroom system-smtp set --smtp HOST[:PORT] …`, or `mailroom account edit {account} --use-system-smtp false`"
             ),
         )
     })

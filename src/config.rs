@@ -586,7 +586,7 @@ fn yes() -> bool {
 pub struct SystemSmtp {
     pub server: Server,
     /// The login (unused with `smtp_auth = "none"`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub user: String,
     /// The SMTP AUTH mechanism; unset: PLAIN if the server offers it, else LOGIN.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -845,6 +845,32 @@ pub fn update_account(
             )
         })?;
     merge::apply_changes(target, &old, &new);
+    Ok(())
+}
+
+/// Writes the system SMTP profile: a new one as a `[system_smtp]` section (defaults left out),
+/// a change only where it differs, in place, so comments and layout survive.
+pub fn update_system_smtp(
+    doc: &mut toml_edit::DocumentMut,
+    old: Option<&SystemSmtp>,
+    new: &SystemSmtp,
+) -> Result<()> {
+    let new_table = serialize_table(new)?;
+    if let (Some(old), Some(target)) = (
+        old,
+        doc.get_mut("system_smtp").filter(|t| t.is_table_like()),
+    ) {
+        merge::apply_changes(target, &serialize_table(old)?, &new_table);
+        return Ok(());
+    }
+    let mut table = new_table;
+    if table
+        .get("insecure_skip_verify")
+        .is_some_and(|v| merge::same_item(v, &toml_edit::value(false)))
+    {
+        table.remove("insecure_skip_verify");
+    }
+    doc["system_smtp"] = toml_edit::Item::Table(table);
     Ok(())
 }
 

@@ -91,7 +91,7 @@ pub struct AccountView {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum PasswordSource {
     Command,
     Stored,
@@ -524,7 +524,7 @@ fn valid_settings(config: &Config, a: &AccountConfig) -> Result<()> {
     if a.use_system_smtp && config.system_smtp.is_none() {
         return Err(AppError::usage(
             "there is no system SMTP profile to send through",
-            "set one first with `mailroom system-smtp set --server HOST[:PORT] …`",
+            "set one first with `mailroom system-smtp set --smtp HOST[:PORT] …`",
         ));
     }
     Ok(())
