@@ -13,6 +13,8 @@ mod identity;
 mod output;
 mod proxy;
 mod send;
+mod settings;
+mod smtp_auth;
 mod sync;
 mod team;
 mod tui;
