@@ -1003,4 +1003,64 @@ mod tests {
             "carol's edit and disable, eve's show and remove"
         );
     }
+    #[test]
+    fn settings_from_the_cli_are_checked_written_and_audited_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = crate::config::Home {
+            root: dir.path().to_path_buf(),
+        };
+        let alice = Ctx::new(home, "alice");
+        let relay = ServerSpec {
+            smtp_auth: Some("none".into()),
+            smtp_security: Some("none".into()),
+            ..spec()
+        };
+        let new = prepare(&alice, "work", &relay, None).unwrap();
+        assert_eq!(new.cfg.smtp_auth, Some(SmtpAuth::None));
+        add(&alice, &new, Some(&SecretString::from("secret"))).unwrap();
+        let bad = ServerSpec {
+            smtp_auth: Some("xoauth2".into()),
+            ..spec()
+        };
+        let e = prepare(&alice, "other", &bad, None).unwrap_err();
+        assert_eq!(e.kind, crate::error::Kind::Usage);
+        assert!(e.summary.contains("needs OAuth2 sign-in"), "{e}");
+
+        let change = Edit {
+            server: ServerSpec {
+                smtp_auth: Some("default".into()),
+                ..Default::default()
+            },
+            poll_secs: Some(30),
+            prefetch_max_bytes: Some(0),
+            ..Default::default()
+        };
+        let v = edit(&alice, "work", &change, || Ok(None)).unwrap();
+        assert_eq!(v.smtp_auth, None);
+        assert_eq!((v.sync.poll_secs, v.sync.body_prefetch_max_bytes), (30, 0));
+        let rows = alice.store().unwrap().audit_rows(5).unwrap();
+        let last = rows.iter().find(|r| r.action == "account_edit").unwrap();
+        let changed = &last.detail.as_ref().unwrap()["changed"];
+        assert_eq!(
+            changed,
+            &serde_json::json!([
+                "smtp_auth",
+                "sync.body_prefetch_max_bytes",
+                "sync.poll_secs"
+            ])
+        );
+        for (poll, system) in [(Some(0), None), (None, Some(true))] {
+            let change = Edit {
+                server: ServerSpec {
+                    use_system_smtp: system,
+                    ..Default::default()
+                },
+                poll_secs: poll,
+                ..Default::default()
+            };
+            let e = edit(&alice, "work", &change, || Ok(None)).unwrap_err();
+            assert_eq!(e.kind, crate::error::Kind::Usage, "{e}");
+        }
+        assert_eq!(show(&alice, "work").unwrap().sync.poll_secs, 30);
+    }
 }
