@@ -510,7 +510,7 @@ mod tests {
         .await
     }
 
-    /// The fake with its own EHLO answer; records whether AUTH was sent.
+    /// The fake with its own EHLO answer; AUTH is refused (503) when that answer offers none.
     async fn fake_with(after: AfterData, ehlo: &'static [u8]) -> u16 {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = l.local_addr().unwrap().port();
