@@ -191,6 +191,97 @@ pub fn default_smtp_port(s: Security) -> u16 {
     }
 }
 
+/// How an account signs in to its servers (`auth` in config.toml). Only passwords today; OAuth2
+/// sign-in arrives with its own issue and adds its kind here (the SMTP mechanisms that need it,
+/// `xoauth2` and `oauthbearer`, are refused for a password account until then).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthKind {
+    #[default]
+    Password,
+}
+
+impl AuthKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthKind::Password => "password",
+        }
+    }
+    pub fn is_password(&self) -> bool {
+        *self == AuthKind::Password
+    }
+}
+
+/// The SMTP AUTH mechanism (`--smtp-auth`, `smtp_auth` in config.toml). Unset, it follows the
+/// account's [`AuthKind`]: for a password, what the server offers, PLAIN first, else LOGIN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpAuth {
+    Plain,
+    Login,
+    Xoauth2,
+    Oauthbearer,
+    /// No AUTH at all: a relay that takes mail from this host without a login.
+    None,
+}
+
+impl SmtpAuth {
+    pub const VALUES: &'static str = "plain, login, xoauth2, oauthbearer or none";
+
+    pub fn parse(s: &str) -> Result<SmtpAuth> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "plain" => Ok(SmtpAuth::Plain),
+            "login" => Ok(SmtpAuth::Login),
+            "xoauth2" => Ok(SmtpAuth::Xoauth2),
+            "oauthbearer" => Ok(SmtpAuth::Oauthbearer),
+            "none" => Ok(SmtpAuth::None),
+            _ => Err(AppError::usage(
+                format!("unknown SMTP authentication {s:?}"),
+                format!("use {}", SmtpAuth::VALUES),
+            )),
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SmtpAuth::Plain => "plain",
+            SmtpAuth::Login => "login",
+            SmtpAuth::Xoauth2 => "xoauth2",
+            SmtpAuth::Oauthbearer => "oauthbearer",
+            SmtpAuth::None => "none",
+        }
+    }
+    /// XOAUTH2 and OAUTHBEARER present an OAuth2 token, not a password.
+    pub fn is_oauth(self) -> bool {
+        matches!(self, SmtpAuth::Xoauth2 | SmtpAuth::Oauthbearer)
+    }
+
+    /// Whether `chosen` (None: the default) can sign in with `kind`; the usage error says why
+    /// not and what to choose instead.
+    pub fn check(chosen: Option<SmtpAuth>, kind: AuthKind) -> Result<()> {
+        match (chosen, kind) {
+            (Some(m), AuthKind::Password) if m.is_oauth() => Err(AppError::usage(
+                format!(
+                    "--smtp-auth {} needs OAuth2 sign-in, but this account signs in with a password",
+                    m.as_str()
+                ),
+                "XOAUTH2 and OAUTHBEARER present an OAuth2 token, and OAuth2 sign-in (`--auth oauth2`) is not in this version yet; with a password use --smtp-auth plain or login (or leave it out: PLAIN if the server offers it, else LOGIN), or none for a relay that takes mail without a login",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// In words, as `account show` prints it; None is the default for `kind`.
+    pub fn describe(chosen: Option<SmtpAuth>, kind: AuthKind) -> String {
+        match (chosen, kind) {
+            (None, AuthKind::Password) => {
+                "default: password, PLAIN if the server offers it, else LOGIN".into()
+            }
+            (Some(SmtpAuth::None), _) => "none (no login: a relay)".into(),
+            (Some(m), _) => m.as_str().to_ascii_uppercase(),
+        }
+    }
+}
+
 /// Which messages sync processes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -477,6 +568,12 @@ pub struct AccountConfig {
     pub enabled: bool,
     pub imap: Server,
     pub smtp: Server,
+    /// How the account signs in (only `password` today).
+    #[serde(default, skip_serializing_if = "AuthKind::is_password")]
+    pub auth: AuthKind,
+    /// The SMTP AUTH mechanism; unset, it follows `auth`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_auth: Option<SmtpAuth>,
     /// Use `[system_smtp]` instead of this account's own SMTP server.
     #[serde(default)]
     pub use_system_smtp: bool,
@@ -514,7 +611,12 @@ fn yes() -> bool {
 #[serde(deny_unknown_fields)]
 pub struct SystemSmtp {
     pub server: Server,
+    /// The login (unused with `smtp_auth = "none"`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub user: String,
+    /// The SMTP AUTH mechanism; unset: PLAIN if the server offers it, else LOGIN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_auth: Option<SmtpAuth>,
     #[serde(default)]
     pub password_command: Option<String>,
     #[serde(default)]
@@ -773,6 +875,32 @@ pub fn update_account(
             )
         })?;
     merge::apply_changes(target, &old, &new);
+    Ok(())
+}
+
+/// Writes the system SMTP profile: a new one as a `[system_smtp]` section (defaults left out),
+/// a change only where it differs, in place, so comments and layout survive.
+pub fn update_system_smtp(
+    doc: &mut toml_edit::DocumentMut,
+    old: Option<&SystemSmtp>,
+    new: &SystemSmtp,
+) -> Result<()> {
+    let new_table = serialize_table(new)?;
+    if let (Some(old), Some(target)) = (
+        old,
+        doc.get_mut("system_smtp").filter(|t| t.is_table_like()),
+    ) {
+        merge::apply_changes(target, &serialize_table(old)?, &new_table);
+        return Ok(());
+    }
+    let mut table = new_table;
+    if table
+        .get("insecure_skip_verify")
+        .is_some_and(|v| merge::same_item(v, &toml_edit::value(false)))
+    {
+        table.remove("insecure_skip_verify");
+    }
+    doc["system_smtp"] = toml_edit::Item::Table(table);
     Ok(())
 }
 
@@ -1169,6 +1297,54 @@ since = "new"
             added.find("sync = {") < added.find("sent_copy = {"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn smtp_auth_is_stored_per_account_and_oauth_needs_oauth2_sign_in() {
+        let base = "id = \"a\"\nemail = \"me@x.test\"\nuser = \"me\"\n\
+                    imap = { host = \"i\", port = 993 }\nsmtp = { host = \"s\", port = 25 }\n";
+        let a: AccountConfig = toml::from_str(base).unwrap();
+        assert_eq!((a.auth, a.smtp_auth), (AuthKind::Password, None));
+        let text = toml_edit::ser::to_string(&a).unwrap();
+        assert!(!text.contains("auth"), "defaults are not written: {text}");
+        let a: AccountConfig = toml::from_str(&format!(
+            "{base}smtp_auth = \"none\"\nauth = \"password\"\n"
+        ))
+        .unwrap();
+        assert_eq!(a.smtp_auth, Some(SmtpAuth::None));
+        assert!(
+            toml_edit::ser::to_string(&a)
+                .unwrap()
+                .contains("smtp_auth = \"none\"")
+        );
+        // Only passwords today: another kind is an error naming the key.
+        let e = toml::from_str::<AccountConfig>(&format!("{base}auth = \"oauth2\"\n")).unwrap_err();
+        assert!(e.to_string().contains("oauth2"), "{e}");
+        for m in ["plain", "LOGIN", " none ", "xoauth2", "oauthbearer"] {
+            assert_eq!(
+                SmtpAuth::parse(m).unwrap().as_str(),
+                m.trim().to_lowercase()
+            );
+        }
+        let e = SmtpAuth::parse("cram-md5").unwrap_err();
+        assert_eq!(e.kind, crate::error::Kind::Usage);
+        assert!(
+            e.fix.contains("plain, login, xoauth2, oauthbearer or none"),
+            "{e}"
+        );
+        for m in [SmtpAuth::Xoauth2, SmtpAuth::Oauthbearer] {
+            let e = SmtpAuth::check(Some(m), AuthKind::Password).unwrap_err();
+            assert_eq!(e.kind, crate::error::Kind::Usage);
+            assert!(e.summary.contains("needs OAuth2 sign-in"), "{e}");
+        }
+        for m in [
+            None,
+            Some(SmtpAuth::Plain),
+            Some(SmtpAuth::Login),
+            Some(SmtpAuth::None),
+        ] {
+            assert!(SmtpAuth::check(m, AuthKind::Password).is_ok());
+        }
     }
 
     #[test]

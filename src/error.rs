@@ -76,6 +76,8 @@ codes! {
     AuthRejected => "auth.rejected",
     /// The server offers no authentication mailroom can use.
     AuthUnsupported => "auth.unsupported",
+    /// The SMTP server offers AUTH only after STARTTLS, and the account's security is none.
+    AuthAfterStarttls => "auth.after_starttls",
     /// No password is stored for the account.
     SecretMissing => "secret.missing",
     /// The stored password cannot be decrypted.

@@ -11,6 +11,7 @@ pub mod output;
 pub mod search;
 pub mod status;
 pub mod sync;
+pub mod system_smtp;
 pub mod triage;
 
 use std::path::PathBuf;
@@ -84,6 +85,9 @@ pub enum Command {
     /// Addresses and domains whose mail sync skips.
     #[command(subcommand)]
     Deny(triage::DenyCmd),
+    /// The system SMTP profile accounts can send through instead of their own SMTP server.
+    #[command(subcommand)]
+    SystemSmtp(system_smtp::SystemSmtpCmd),
     /// Search subjects, addresses and text bodies.
     Search(messages::SearchArgs),
     /// The event and error log.
@@ -376,6 +380,7 @@ fn run(ctx: &Ctx, cmd: Command, console: Console) -> Result<i32> {
         Command::Triage(c) => rt()?.block_on(triage::run(ctx, c)),
         Command::Undo { action_id } => rt()?.block_on(triage::undo(ctx, action_id)),
         Command::Deny(c) => triage::deny(ctx, c),
+        Command::SystemSmtp(c) => system_smtp::run(ctx, c),
         Command::Log(a) => rt()?.block_on(logs::log(ctx, a)),
         Command::Audit(a) => logs::audit(ctx, a),
     }

@@ -23,6 +23,7 @@ pub mod quarantine;
 pub mod search;
 pub mod status;
 pub mod sync;
+pub mod system_smtp;
 mod thread;
 pub mod triage;
 

@@ -513,7 +513,7 @@ impl Outbox {
             let store = self.store();
             account.smtp_password(&self.config, &store, &self.vault)?
         };
-        Session::open(&target, &pw).await
+        Session::open(&target, pw.as_ref()).await
     }
 
     /// Not delivered: back to `queued` with the error, an attempt counted and a backoff.

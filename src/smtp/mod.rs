@@ -5,9 +5,8 @@ use std::time::Duration;
 
 use lettre::Tokio1Executor;
 use lettre::transport::smtp::AsyncSmtpTransport;
-use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::authentication::Mechanism;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::{Security, Server};
 use crate::error::{AppError, Result};
@@ -23,6 +22,36 @@ pub struct SmtpTarget {
     pub tls: TlsOptions,
     pub user: String,
     pub timeout: Duration,
+    /// How the session signs in.
+    pub auth: AuthMode,
+    /// The command that changes these settings, for fixes: `mailroom account edit work`, or
+    /// `mailroom system-smtp set` for the system profile.
+    pub edit: String,
+}
+
+/// How an SMTP session signs in (resolved from `smtp_auth` and the account's auth kind). OAuth2
+/// sign-in adds its token mechanisms here when it arrives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    /// A password, with PLAIN if the server offers it, else LOGIN (the default).
+    Password,
+    /// A password, with exactly this mechanism.
+    Plain,
+    Login,
+    /// No AUTH: a relay that takes mail from this host without a login.
+    None,
+}
+
+impl AuthMode {
+    /// The mechanisms this mode may use, in order of preference (none for `None`).
+    pub fn mechanisms(self) -> &'static [Mechanism] {
+        match self {
+            AuthMode::Password => &[Mechanism::Plain, Mechanism::Login],
+            AuthMode::Plain => &[Mechanism::Plain],
+            AuthMode::Login => &[Mechanism::Login],
+            AuthMode::None => &[],
+        }
+    }
 }
 
 pub(crate) fn tls_params(target: &SmtpTarget) -> Result<TlsParameters> {
@@ -57,24 +86,17 @@ pub(crate) fn tls_params(target: &SmtpTarget) -> Result<TlsParameters> {
     })
 }
 
-/// Builds the transport; `password` None gives an unauthenticated one (for the TLS check).
-pub fn transport(target: &SmtpTarget, password: Option<&SecretString>) -> Result<Transport> {
+/// Builds an unauthenticated transport (for the TLS check; signing in is the session's).
+pub fn transport(target: &SmtpTarget) -> Result<Transport> {
     let tls = match target.server.security {
         Security::None => Tls::None,
         Security::Starttls => Tls::Required(tls_params(target)?),
         Security::Tls => Tls::Wrapper(tls_params(target)?),
     };
-    let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(target.server.host.clone())
+    let b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(target.server.host.clone())
         .port(target.server.port)
         .tls(tls)
-        .timeout(Some(target.timeout))
-        .authentication(vec![Mechanism::Plain, Mechanism::Login]);
-    if let Some(pw) = password {
-        b = b.credentials(Credentials::new(
-            target.user.clone(),
-            pw.expose_secret().to_string(),
-        ));
-    }
+        .timeout(Some(target.timeout));
     Ok(b.build())
 }
 
@@ -90,9 +112,11 @@ pub fn classify(target: &SmtpTarget, e: &lettre::transport::smtp::Error) -> AppE
                 target.server.port
             ),
             "its first bytes were not a TLS record: this port speaks plain SMTP (STARTTLS) or another protocol",
-            "use --smtp-security starttls for port 587, tls for 465 (`mailroom account edit NAME --smtp-security …`)",
-        )
-        .with_code(crate::error::Code::TlsNotTls);
+            format!(
+                "use --smtp-security starttls for port 587, tls for 465 (`{} --smtp-security …`)",
+                target.edit
+            ),
+        );
     }
     if let Some(stall) = find_source::<crate::imap::connect::Stall>(e) {
         return crate::error::stalled(
@@ -201,10 +225,11 @@ fn find_source<'a, E: std::error::Error + 'static>(
     None
 }
 
-/// Opens a connection (TLS included) and says NOOP; with a password, authenticates too. The
-/// whole check is bounded by a few times the account's timeout (lettre bounds each read).
-pub async fn test(target: &SmtpTarget, password: Option<&SecretString>) -> Result<()> {
-    let t = transport(target, password)?;
+/// Opens a connection (TLS included) and says NOOP. The whole check is bounded by a few times
+/// the account's timeout (lettre bounds each read). Signing in is checked with a
+/// [`session::Session`], the way sending signs in.
+pub async fn test(target: &SmtpTarget) -> Result<()> {
+    let t = transport(target)?;
     let limit = target.timeout.max(Duration::from_secs(1)) * 4;
     let Ok(res) = tokio::time::timeout(limit, t.test_connection()).await else {
         return Err(AppError::transient(

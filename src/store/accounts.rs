@@ -276,6 +276,14 @@ impl Store {
         Ok(())
     }
 
+    pub fn delete_credential(&self, account_id: &str, kind: &str) -> Result<()> {
+        self.conn.execute(
+            "DELETE FROM credentials WHERE account_id = ?1 AND kind = ?2",
+            params![account_id, kind],
+        )?;
+        Ok(())
+    }
+
     pub fn credential(&self, account_id: &str, kind: &str) -> Result<Option<String>> {
         Ok(self
             .conn

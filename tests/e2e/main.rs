@@ -18,6 +18,8 @@ mod outbox_memory;
 mod output;
 mod proxy;
 mod send;
+mod settings;
+mod smtp_auth;
 mod sync;
 mod team;
 mod tui;
