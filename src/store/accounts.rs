@@ -1,9 +1,10 @@
 //! Accounts' state rows, sealed credentials and sync leases.
 
-use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
+use super::sql::{Engine, Row};
 use super::{Store, now};
+use crate::args;
 use crate::error::{AppError, Result};
 
 /// One model for status, the console and the DB (see the contract).
@@ -79,13 +80,13 @@ pub struct LeaseHolder {
 
 const ACCOUNT_COLS: &str = "id, name, state, state_since, last_success_at, failing_since, last_error_at, last_error_what, last_error_fix, progress_folder, progress_done, progress_total, runs_total, runs_ok, last_duration_ms, bytes_total, messages_total, capabilities";
 
-fn account_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AccountRow> {
+fn account_row(r: &Row<'_>) -> Result<AccountRow> {
     let err_at: Option<String> = r.get(6)?;
     let last_error = match err_at {
         Some(at) => Some(ErrorInfo {
             at,
-            what: r.get::<_, Option<String>>(7)?.unwrap_or_default(),
-            fix: r.get::<_, Option<String>>(8)?.unwrap_or_default(),
+            what: r.get::<Option<String>>(7)?.unwrap_or_default(),
+            fix: r.get::<Option<String>>(8)?.unwrap_or_default(),
         }),
         None => None,
     };
@@ -93,7 +94,7 @@ fn account_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AccountRow> {
     Ok(AccountRow {
         id: r.get(0)?,
         name: r.get(1)?,
-        state: AccountState::parse(&r.get::<_, String>(2)?),
+        state: AccountState::parse(&r.get::<String>(2)?),
         state_since: r.get(3)?,
         last_success_at: r.get(4)?,
         failing_since: r.get(5)?,
@@ -101,8 +102,8 @@ fn account_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AccountRow> {
         progress: pf.map(|f| {
             (
                 f,
-                r.get::<_, Option<i64>>(10).ok().flatten().unwrap_or(0),
-                r.get::<_, Option<i64>>(11).ok().flatten().unwrap_or(0),
+                r.get::<Option<i64>>(10).ok().flatten().unwrap_or(0),
+                r.get::<Option<i64>>(11).ok().flatten().unwrap_or(0),
             )
         }),
         runs_total: r.get(12)?,
@@ -122,71 +123,67 @@ impl Store {
         } else {
             AccountState::Disabled
         };
-        self.conn.execute(
+        self.conn.exec(
             "INSERT INTO accounts (id, name, created_at, state, state_since) VALUES (?1, ?2, ?3, ?4, ?3)
              ON CONFLICT(id) DO UPDATE SET name = excluded.name",
-            params![id, name, t, state.as_str()],
+            args![id, name, t, state.as_str()],
         )?;
         Ok(())
     }
 
     pub fn rename_account(&self, id: &str, name: &str) -> Result<()> {
-        self.conn.execute(
+        self.conn.exec(
             "UPDATE accounts SET name = ?2 WHERE id = ?1",
-            params![id, name],
+            args![id, name],
         )?;
         Ok(())
     }
 
     pub fn account(&self, id: &str) -> Result<Option<AccountRow>> {
-        Ok(self
-            .conn
-            .query_row(
-                &format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE id = ?1"),
-                [id],
-                account_row,
-            )
-            .optional()?)
+        self.conn.first(
+            &format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE id = ?1"),
+            args![id],
+            account_row,
+        )
     }
 
     pub fn accounts(&self) -> Result<Vec<AccountRow>> {
-        let mut st = self.conn.prepare(&format!(
-            "SELECT {ACCOUNT_COLS} FROM accounts ORDER BY name"
-        ))?;
-        let rows = st
-            .query_map([], account_row)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+        self.conn.rows(
+            &format!("SELECT {ACCOUNT_COLS} FROM accounts ORDER BY name"),
+            &[],
+            account_row,
+        )
     }
 
     /// Removes the account's server-derived data. `purge` also removes its credentials, outbox,
     /// and the account row; pairings (matches with rule manual), actions and the audit log stay.
     pub fn remove_account_data(&mut self, id: &str, purge: bool) -> Result<()> {
-        self.transaction(|tx| {
+        let c = &self.conn;
+        c.tx(|| {
             // Logical messages that only this account references go; shared ones keep other locations.
-            tx.execute("DELETE FROM locations WHERE account_id = ?1", [id])?;
-            tx.execute("DELETE FROM folders WHERE account_id = ?1", [id])?;
-            tx.execute(
+            c.exec("DELETE FROM locations WHERE account_id = ?1", args![id])?;
+            c.exec("DELETE FROM folders WHERE account_id = ?1", args![id])?;
+            c.exec(
                 "DELETE FROM messages WHERE id NOT IN (SELECT message_id FROM locations)
                    AND id NOT IN (SELECT message_id FROM matches WHERE rule = 'manual')
                    AND id NOT IN (SELECT message_id FROM actions WHERE message_id IS NOT NULL)",
-                [],
+                &[],
             )?;
-            tx.execute("DELETE FROM pending_ops WHERE account_id = ?1", [id])?;
-            tx.execute("DELETE FROM quarantine WHERE account_id = ?1", [id])?;
-            tx.execute("DELETE FROM leases WHERE account_id = ?1", [id])?;
+            c.exec("DELETE FROM pending_ops WHERE account_id = ?1", args![id])?;
+            c.exec("DELETE FROM quarantine WHERE account_id = ?1", args![id])?;
+            c.exec("DELETE FROM leases WHERE account_id = ?1", args![id])?;
             if purge {
-                tx.execute("DELETE FROM credentials WHERE account_id = ?1", [id])?;
-                tx.execute("DELETE FROM accounts WHERE id = ?1", [id])?;
+                c.exec("DELETE FROM credentials WHERE account_id = ?1", args![id])?;
+                c.exec("DELETE FROM accounts WHERE id = ?1", args![id])?;
             }
             Ok(())
         })
     }
 
     pub fn set_state(&self, id: &str, state: AccountState) -> Result<()> {
-        self.conn.execute(
+        self.conn.exec(
             "UPDATE accounts SET state = ?2, state_since = CASE WHEN state = ?2 THEN state_since ELSE ?3 END WHERE id = ?1",
-            params![id, state.as_str(), now()],
+            args![id, state.as_str(), now()],
         )?;
         Ok(())
     }
@@ -200,14 +197,14 @@ impl Store {
         bytes: i64,
         messages: i64,
     ) -> Result<()> {
-        self.conn.execute(
+        self.conn.exec(
             "UPDATE accounts SET state = 'idle', state_since = CASE WHEN state = 'idle' THEN state_since ELSE ?2 END,
                last_success_at = ?2, failing_since = NULL,
                last_error_at = NULL, last_error_what = NULL, last_error_fix = NULL, runs_total = runs_total + 1, runs_ok = runs_ok + 1,
                last_duration_ms = ?3, bytes_total = bytes_total + ?4, messages_total = messages_total + ?5,
                progress_folder = NULL, progress_done = NULL, progress_total = NULL
              WHERE id = ?1",
-            params![id, now(), duration_ms, bytes, messages],
+            args![id, now(), duration_ms, bytes, messages],
         )?;
         Ok(())
     }
@@ -215,13 +212,13 @@ impl Store {
     /// A pass failed: set the state, start the give-up clock if not running, remember the error.
     pub fn record_failure(&self, id: &str, state: AccountState, err: &AppError) -> Result<()> {
         let t = now();
-        self.conn.execute(
+        self.conn.exec(
             "UPDATE accounts SET state = ?2, state_since = CASE WHEN state = ?2 THEN state_since ELSE ?3 END,
                failing_since = COALESCE(failing_since, ?3), runs_total = runs_total + 1,
                last_error_at = ?3, last_error_what = ?4, last_error_fix = ?5,
                progress_folder = NULL, progress_done = NULL, progress_total = NULL
              WHERE id = ?1",
-            params![id, state.as_str(), t, format_what(err), err.fix],
+            args![id, state.as_str(), t, format_what(err), err.fix],
         )?;
         Ok(())
     }
@@ -229,70 +226,67 @@ impl Store {
     /// The user acted (new password, enable): forget the give-up clock so retries start again.
     pub fn reset_failures(&self, id: &str, enabled: bool) -> Result<()> {
         let state = if enabled { "pending" } else { "disabled" };
-        self.conn.execute(
+        self.conn.exec(
             "UPDATE accounts SET failing_since = NULL, state = ?2, state_since = ?3 WHERE id = ?1",
-            params![id, state, now()],
+            args![id, state, now()],
         )?;
         Ok(())
     }
 
     pub fn set_progress(&self, id: &str, folder: &str, done: i64, total: i64) -> Result<()> {
-        self.conn.execute(
+        self.conn.exec(
             "UPDATE accounts SET progress_folder = ?2, progress_done = ?3, progress_total = ?4 WHERE id = ?1",
-            params![id, folder, done, total],
+            args![id, folder, done, total],
         )?;
         Ok(())
     }
 
     pub fn set_capabilities(&self, id: &str, caps: &str) -> Result<()> {
-        self.conn.execute(
+        self.conn.exec(
             "UPDATE accounts SET capabilities = ?2 WHERE id = ?1",
-            params![id, caps],
+            args![id, caps],
         )?;
         Ok(())
     }
 
     /// (messages, unread) as visible in this account's locations.
     pub fn account_counts(&self, id: &str) -> Result<(i64, i64)> {
-        let total: i64 = self.conn.query_row(
+        let total: i64 = self.conn.one(
             "SELECT COUNT(DISTINCT message_id) FROM locations WHERE account_id = ?1",
-            [id],
+            args![id],
             |r| r.get(0),
         )?;
-        let unread: i64 = self.conn.query_row(
+        let unread: i64 = self.conn.one(
             "SELECT COUNT(DISTINCT message_id) FROM locations WHERE account_id = ?1 AND seen = 0",
-            [id],
+            args![id],
             |r| r.get(0),
         )?;
         Ok((total, unread))
     }
 
     pub fn set_credential(&self, account_id: &str, kind: &str, sealed: &str) -> Result<()> {
-        self.conn.execute(
+        self.conn.exec(
             "INSERT INTO credentials (account_id, kind, sealed, updated_at) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT(account_id, kind) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at",
-            params![account_id, kind, sealed, now()],
+            args![account_id, kind, sealed, now()],
         )?;
         Ok(())
     }
 
     pub fn delete_credential(&self, account_id: &str, kind: &str) -> Result<()> {
-        self.conn.execute(
+        self.conn.exec(
             "DELETE FROM credentials WHERE account_id = ?1 AND kind = ?2",
-            params![account_id, kind],
+            args![account_id, kind],
         )?;
         Ok(())
     }
 
     pub fn credential(&self, account_id: &str, kind: &str) -> Result<Option<String>> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT sealed FROM credentials WHERE account_id = ?1 AND kind = ?2",
-                params![account_id, kind],
-                |r| r.get(0),
-            )
-            .optional()?)
+        self.conn.first(
+            "SELECT sealed FROM credentials WHERE account_id = ?1 AND kind = ?2",
+            args![account_id, kind],
+            |r| r.get(0),
+        )
     }
 
     /// Takes the sync lease for an account, or reports who holds it. A lease whose heartbeat is
@@ -305,12 +299,22 @@ impl Store {
     ) -> Result<std::result::Result<(), LeaseHolder>> {
         let pid = std::process::id() as i64;
         let host = hostname();
-        self.transaction(|tx| {
-            let cur = tx
-                .query_row("SELECT holder_pid, holder_host, since, holder_token, heartbeat_at FROM leases WHERE account_id = ?1", [account_id], |r| {
-                    Ok((LeaseHolder { pid: r.get(0)?, host: r.get(1)?, since: r.get(2)?, token: r.get(3)? }, r.get::<_, String>(4)?))
-                })
-                .optional()?;
+        let c = &self.conn;
+        c.tx(|| {
+            if c.engine() == Engine::Postgres {
+                // SQLite's BEGIN IMMEDIATE lets one taker at a time read and write the lease;
+                // PostgreSQL's row locks cannot cover a lease row that does not exist yet, so
+                // takers of one account queue on a lock of the transaction instead.
+                c.exec(
+                    "SELECT pg_advisory_xact_lock(7420018, hashtext(?1))",
+                    args![account_id],
+                )?;
+            }
+            let cur = c.first(
+                "SELECT holder_pid, holder_host, since, holder_token, heartbeat_at FROM leases WHERE account_id = ?1",
+                args![account_id],
+                |r| Ok((lease_holder(r)?, r.get::<String>(4)?)),
+            )?;
             if let Some((holder, beat)) = cur {
                 let fresh = chrono::DateTime::parse_from_rfc3339(&beat)
                     .map(|b| (chrono::Utc::now() - b.with_timezone(&chrono::Utc)).num_seconds() < stale_secs)
@@ -321,32 +325,31 @@ impl Store {
                 }
             }
             let t = now();
-            tx.execute(
+            c.exec(
                 "INSERT INTO leases (account_id, holder_pid, holder_host, holder_token, since, heartbeat_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)
                  ON CONFLICT(account_id) DO UPDATE SET holder_pid = excluded.holder_pid, holder_host = excluded.holder_host,
                    holder_token = excluded.holder_token, since = CASE WHEN leases.holder_token = excluded.holder_token THEN leases.since ELSE excluded.since END,
                    heartbeat_at = excluded.heartbeat_at",
-                params![account_id, pid, host, token, t],
+                args![account_id, pid, host, token, t],
             )?;
             Ok(Ok(()))
         })
     }
 
     pub fn release_lease(&self, account_id: &str, token: &str) -> Result<()> {
-        self.conn.execute(
+        self.conn.exec(
             "DELETE FROM leases WHERE account_id = ?1 AND holder_token = ?2",
-            params![account_id, token],
+            args![account_id, token],
         )?;
         Ok(())
     }
 
     pub fn lease_holder(&self, account_id: &str) -> Result<Option<LeaseHolder>> {
-        Ok(self
-            .conn
-            .query_row("SELECT holder_pid, holder_host, since, holder_token FROM leases WHERE account_id = ?1", [account_id], |r| {
-                Ok(LeaseHolder { pid: r.get(0)?, host: r.get(1)?, since: r.get(2)?, token: r.get(3)? })
-            })
-            .optional()?)
+        self.conn.first(
+            "SELECT holder_pid, holder_host, since, holder_token FROM leases WHERE account_id = ?1",
+            args![account_id],
+            lease_holder,
+        )
     }
 
     /// Whether nobody is syncing the account any more: no lease, or a holder on this host whose
@@ -358,6 +361,16 @@ impl Store {
             Some(h) => h.host == hostname() && !process_alive(h.pid),
         })
     }
+}
+
+/// A lease's holder from `holder_pid, holder_host, since, holder_token`.
+fn lease_holder(r: &Row<'_>) -> Result<LeaseHolder> {
+    Ok(LeaseHolder {
+        pid: r.get(0)?,
+        host: r.get(1)?,
+        since: r.get(2)?,
+        token: r.get(3)?,
+    })
 }
 
 fn format_what(err: &AppError) -> String {
@@ -382,62 +395,147 @@ pub fn process_alive(pid: i64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::testing;
 
     #[test]
     fn lease_is_exclusive_until_released() {
-        let mut s = Store::open_in_memory().unwrap();
-        s.insert_account("a1", "work", true).unwrap();
-        assert!(s.acquire_lease("a1", "tok1", 60).unwrap().is_ok());
-        // Same process, other token: our pid is alive, so the lease is held.
-        let held = s.acquire_lease("a1", "tok2", 60).unwrap().unwrap_err();
-        assert_eq!(held.pid, std::process::id() as i64);
-        s.release_lease("a1", "tok1").unwrap();
-        assert!(s.acquire_lease("a1", "tok2", 60).unwrap().is_ok());
+        testing::each(|s| {
+            s.insert_account("a1", "work", true).unwrap();
+            assert!(s.acquire_lease("a1", "tok1", 60).unwrap().is_ok());
+            // Same process, other token: our pid is alive, so the lease is held.
+            let held = s.acquire_lease("a1", "tok2", 60).unwrap().unwrap_err();
+            assert_eq!(held.pid, std::process::id() as i64);
+            assert_eq!(held.token, "tok1");
+            s.release_lease("a1", "tok1").unwrap();
+            assert!(s.acquire_lease("a1", "tok2", 60).unwrap().is_ok());
+            // A heartbeat older than the stale limit is taken over.
+            s.conn
+                .exec(
+                    "UPDATE leases SET heartbeat_at = '2000-01-01T00:00:00Z'",
+                    &[],
+                )
+                .unwrap();
+            assert!(s.acquire_lease("a1", "tok3", 60).unwrap().is_ok());
+            assert_eq!(s.lease_holder("a1").unwrap().unwrap().token, "tok3");
+        });
     }
 
     #[test]
     fn a_lease_of_a_dead_process_or_none_means_nobody_syncs() {
-        let mut s = Store::open_in_memory().unwrap();
-        s.insert_account("a1", "work", true).unwrap();
-        assert!(s.sync_holder_gone("a1").unwrap(), "no lease");
-        assert!(s.acquire_lease("a1", "tok1", 60).unwrap().is_ok());
-        assert!(
-            !s.sync_holder_gone("a1").unwrap(),
-            "held by this live process"
-        );
-        // A pid above the kernel's maximum (4194304) never exists.
-        s.conn
-            .execute("UPDATE leases SET holder_pid = 99999999", [])
-            .unwrap();
-        assert!(s.sync_holder_gone("a1").unwrap(), "holder died");
-        s.conn
-            .execute("UPDATE leases SET holder_host = 'elsewhere.example'", [])
-            .unwrap();
-        assert!(
-            !s.sync_holder_gone("a1").unwrap(),
-            "another host's process cannot be checked: assume it runs"
-        );
+        testing::each(|s| {
+            s.insert_account("a1", "work", true).unwrap();
+            assert!(s.sync_holder_gone("a1").unwrap(), "no lease");
+            assert!(s.acquire_lease("a1", "tok1", 60).unwrap().is_ok());
+            assert!(
+                !s.sync_holder_gone("a1").unwrap(),
+                "held by this live process"
+            );
+            // A pid above the kernel's maximum (4194304) never exists.
+            s.conn
+                .exec("UPDATE leases SET holder_pid = 99999999", &[])
+                .unwrap();
+            assert!(s.sync_holder_gone("a1").unwrap(), "holder died");
+            s.conn
+                .exec("UPDATE leases SET holder_host = 'elsewhere.example'", &[])
+                .unwrap();
+            assert!(
+                !s.sync_holder_gone("a1").unwrap(),
+                "another host's process cannot be checked: assume it runs"
+            );
+        });
     }
 
     #[test]
     fn failure_then_success_resets_clock() {
-        let s = Store::open_in_memory().unwrap();
-        s.insert_account("a1", "work", true).unwrap();
-        s.record_failure(
-            "a1",
-            AccountState::Degraded,
-            &AppError::transient("connect failed", "refused", "start the server"),
-        )
-        .unwrap();
-        let row = s.account("a1").unwrap().unwrap();
-        assert_eq!(row.state, AccountState::Degraded);
-        assert!(row.failing_since.is_some());
-        assert_eq!(row.last_error.as_ref().unwrap().fix, "start the server");
-        s.record_success("a1", 10, 100, 5).unwrap();
-        let row = s.account("a1").unwrap().unwrap();
-        assert_eq!(row.state, AccountState::Idle);
-        assert!(row.failing_since.is_none());
-        assert!(row.last_error.is_none(), "no longer current");
-        assert_eq!((row.runs_total, row.runs_ok), (2, 1));
+        testing::each(|s| {
+            s.insert_account("a1", "work", true).unwrap();
+            s.set_progress("a1", "INBOX", 3, 10).unwrap();
+            assert_eq!(
+                s.account("a1").unwrap().unwrap().progress,
+                Some(("INBOX".into(), 3, 10))
+            );
+            s.record_failure(
+                "a1",
+                AccountState::Degraded,
+                &AppError::transient("connect failed", "refused", "start the server"),
+            )
+            .unwrap();
+            let row = s.account("a1").unwrap().unwrap();
+            assert_eq!(row.state, AccountState::Degraded);
+            assert!(row.failing_since.is_some());
+            assert_eq!(row.last_error.as_ref().unwrap().fix, "start the server");
+            assert_eq!(
+                row.last_error.as_ref().unwrap().what,
+                "connect failed: refused"
+            );
+            assert_eq!(row.progress, None);
+            s.record_success("a1", 10, 100, 5).unwrap();
+            let row = s.account("a1").unwrap().unwrap();
+            assert_eq!(row.state, AccountState::Idle);
+            assert!(row.failing_since.is_none());
+            assert!(row.last_error.is_none(), "no longer current");
+            assert_eq!((row.runs_total, row.runs_ok), (2, 1));
+            assert_eq!((row.bytes_total, row.messages_total), (100, 5));
+            assert_eq!(row.last_duration_ms, Some(10));
+        });
+    }
+
+    #[test]
+    fn accounts_credentials_and_removal() {
+        testing::each(|s| {
+            s.insert_account("b", "zeta", true).unwrap();
+            s.insert_account("a", "alpha", false).unwrap();
+            // Adding again keeps the state and takes the new name.
+            s.insert_account("a", "alpha2", true).unwrap();
+            let names: Vec<(String, AccountState)> = s
+                .accounts()
+                .unwrap()
+                .into_iter()
+                .map(|a| (a.name, a.state))
+                .collect();
+            assert_eq!(
+                names,
+                [
+                    ("alpha2".to_string(), AccountState::Disabled),
+                    ("zeta".to_string(), AccountState::Pending)
+                ]
+            );
+            s.rename_account("b", "beta").unwrap();
+            s.set_capabilities("b", "IMAP4rev1 IDLE").unwrap();
+            let b = s.account("b").unwrap().unwrap();
+            assert_eq!(b.name, "beta");
+            assert_eq!(b.capabilities.as_deref(), Some("IMAP4rev1 IDLE"));
+            s.set_state("b", AccountState::Syncing).unwrap();
+            s.reset_failures("b", false).unwrap();
+            assert_eq!(
+                s.account("b").unwrap().unwrap().state,
+                AccountState::Disabled
+            );
+            assert!(s.account("nope").unwrap().is_none());
+
+            s.set_credential("b", "imap", "sealed1").unwrap();
+            s.set_credential("b", "imap", "sealed2").unwrap();
+            assert_eq!(
+                s.credential("b", "imap").unwrap().as_deref(),
+                Some("sealed2")
+            );
+            assert_eq!(s.credential("b", "smtp").unwrap(), None);
+            s.delete_credential("b", "imap").unwrap();
+            assert_eq!(s.credential("b", "imap").unwrap(), None);
+
+            assert_eq!(s.account_counts("b").unwrap(), (0, 0));
+            s.set_credential("b", "smtp", "sealed").unwrap();
+            assert!(s.acquire_lease("b", "t", 60).unwrap().is_ok());
+            s.remove_account_data("b", false).unwrap();
+            assert!(s.account("b").unwrap().is_some(), "history only");
+            assert!(s.lease_holder("b").unwrap().is_none());
+            assert_eq!(
+                s.credential("b", "smtp").unwrap().as_deref(),
+                Some("sealed")
+            );
+            s.remove_account_data("b", true).unwrap();
+            assert!(s.account("b").unwrap().is_none());
+            assert_eq!(s.credential("b", "smtp").unwrap(), None);
+        });
     }
 }
