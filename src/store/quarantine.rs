@@ -1,10 +1,11 @@
 //! Messages that failed to parse or fetch: raw bytes kept, error recorded, so one bad message
 //! never stops a folder and nothing is lost.
 
-use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
+use super::sql::{Owned, Row, in_list, owned_args};
 use super::{Store, now};
+use crate::args;
 use crate::error::Result;
 
 /// Where a quarantined message stands: waiting (`open`), set aside by the user (`skipped`), or
@@ -69,26 +70,23 @@ impl Store {
         error: &str,
     ) -> Result<i64> {
         // The same message failing again updates its row instead of piling up copies.
-        let existing: Option<i64> = self
-            .conn
-            .query_row(
-                "SELECT id FROM quarantine WHERE folder_id = ?1 AND uidvalidity = ?2 AND uid = ?3",
-                params![folder_id, uidvalidity as i64, uid as i64],
-                |r| r.get(0),
-            )
-            .optional()?;
+        let existing: Option<i64> = self.conn.first(
+            "SELECT id FROM quarantine WHERE folder_id = ?1 AND uidvalidity = ?2 AND uid = ?3",
+            args![folder_id, uidvalidity, uid],
+            |r| r.get(0),
+        )?;
         if let Some(id) = existing {
-            self.conn.execute(
+            self.conn.exec(
                 "UPDATE quarantine SET raw = ?2, error = ?3, attempts = attempts + 1 WHERE id = ?1",
-                params![id, raw, error],
+                args![id, raw, error],
             )?;
             return Ok(id);
         }
-        self.conn.execute(
-            "INSERT INTO quarantine (account_id, folder_id, folder_name, uidvalidity, uid, raw, error, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![account_id, folder_id, folder_name, uidvalidity as i64, uid as i64, raw, error, now()],
-        )?;
-        Ok(self.conn.last_insert_rowid())
+        self.conn.one(
+            "INSERT INTO quarantine (account_id, folder_id, folder_name, uidvalidity, uid, raw, error, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id",
+            args![account_id, folder_id, folder_name, uidvalidity, uid, raw, error, now()],
+            |r| r.get(0),
+        )
     }
 
     /// Replaces the kept bytes (the full message, fetched after its header failed).
@@ -99,9 +97,9 @@ impl Store {
         uid: u32,
         raw: &[u8],
     ) -> Result<()> {
-        self.conn.execute(
+        self.conn.exec(
             "UPDATE quarantine SET raw = ?4 WHERE folder_id = ?1 AND uidvalidity = ?2 AND uid = ?3",
-            params![folder_id, uidvalidity as i64, uid as i64, raw],
+            args![folder_id, uidvalidity, uid, raw],
         )?;
         Ok(())
     }
@@ -122,12 +120,15 @@ impl Store {
     }
 
     pub fn quarantine_total(&self, account_ids: &[String]) -> Result<i64> {
-        let (acc, args) = accounts_in(account_ids);
-        Ok(self.conn.query_row(
-            &format!("SELECT COUNT(*) FROM quarantine WHERE account_id IN ({acc})"),
-            rusqlite::params_from_iter(args),
+        let values = texts(account_ids);
+        self.conn.one(
+            &format!(
+                "SELECT COUNT(*) FROM quarantine WHERE account_id IN ({})",
+                in_list(1, values.len())
+            ),
+            &owned_args(&values),
             |r| r.get(0),
-        )?)
+        )
     }
 
     fn quarantine_page(
@@ -137,124 +138,156 @@ impl Store {
         offset: i64,
         order: &str,
     ) -> Result<Vec<QuarantineRow>> {
-        let (acc, mut args) = accounts_in(account_ids);
-        args.push(limit.into());
-        args.push(offset.into());
-        let mut st = self.conn.prepare(&format!(
-            "SELECT id, account_id, folder_name, folder_id, uidvalidity, uid, error, state, created_at, attempts, COALESCE(LENGTH(raw), 0)
-             FROM quarantine WHERE account_id IN ({acc}) ORDER BY id {order} LIMIT ? OFFSET ?"
-        ))?;
-        let rows = st
-            .query_map(rusqlite::params_from_iter(args), quarantine_row)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+        let mut values = vec![Owned::Int(limit), Owned::Int(offset)];
+        values.extend(texts(account_ids));
+        self.conn.rows(
+            &format!(
+                "SELECT {COLS} FROM quarantine WHERE account_id IN ({}) ORDER BY id {order} LIMIT ?1 OFFSET ?2",
+                in_list(3, account_ids.len())
+            ),
+            &owned_args(&values),
+            quarantine_row,
+        )
     }
 
     pub fn quarantine_get(&self, id: i64) -> Result<Option<(QuarantineRow, Vec<u8>)>> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT id, account_id, folder_name, folder_id, uidvalidity, uid, error, state, created_at, attempts, COALESCE(LENGTH(raw), 0), raw FROM quarantine WHERE id = ?1",
-                [id],
-                |r| Ok((quarantine_row(r)?, r.get::<_, Option<Vec<u8>>>(11)?.unwrap_or_default())),
-            )
-            .optional()?)
+        self.conn.first(
+            &format!("SELECT {COLS}, raw FROM quarantine WHERE id = ?1"),
+            args![id],
+            |r| {
+                Ok((
+                    quarantine_row(r)?,
+                    r.get::<Option<Vec<u8>>>(11)?.unwrap_or_default(),
+                ))
+            },
+        )
     }
 
     pub fn quarantine_set_state(&self, id: i64, state: QuarantineState) -> Result<()> {
-        self.conn.execute(
+        self.conn.exec(
             "UPDATE quarantine SET state = ?2 WHERE id = ?1",
-            params![id, state.as_str()],
+            args![id, state.as_str()],
         )?;
         Ok(())
     }
 
     pub fn quarantine_open_count(&self, account_id: &str) -> Result<i64> {
-        Ok(self.conn.query_row(
+        self.conn.one(
             "SELECT COUNT(*) FROM quarantine WHERE account_id = ?1 AND state = ?2",
-            params![account_id, QuarantineState::Open.as_str()],
+            args![account_id, QuarantineState::Open.as_str()],
             |r| r.get(0),
-        )?)
+        )
     }
 }
 
-fn quarantine_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<QuarantineRow> {
+/// The columns `quarantine_row` reads; the size is that of the kept bytes.
+const COLS: &str = "id, account_id, folder_name, folder_id, uidvalidity, uid, error, state, created_at, attempts, COALESCE(LENGTH(raw), 0)";
+
+fn quarantine_row(r: &Row<'_>) -> Result<QuarantineRow> {
     Ok(QuarantineRow {
         id: r.get(0)?,
         account_id: r.get(1)?,
         folder: r.get(2)?,
         folder_id: r.get(3)?,
-        uidvalidity: r.get::<_, Option<i64>>(4)?.map(|v| v as u32),
-        uid: r.get::<_, Option<i64>>(5)?.map(|v| v as u32),
+        uidvalidity: r.get::<Option<i64>>(4)?.map(|v| v as u32),
+        uid: r.get::<Option<i64>>(5)?.map(|v| v as u32),
         error: r.get(6)?,
-        state: QuarantineState::parse(&r.get::<_, String>(7)?),
+        state: QuarantineState::parse(&r.get::<String>(7)?),
         created_at: r.get(8)?,
         attempts: r.get(9)?,
         size: r.get(10)?,
     })
 }
 
-/// `IN (…)` placeholders and values for a list of account ids (an empty list matches nothing).
-fn accounts_in(account_ids: &[String]) -> (String, Vec<rusqlite::types::Value>) {
-    if account_ids.is_empty() {
-        return ("NULL".into(), Vec::new());
-    }
-    let marks = vec!["?"; account_ids.len()].join(",");
-    (
-        marks,
-        account_ids.iter().map(|a| a.clone().into()).collect(),
-    )
+/// Account ids as the values of an `IN (…)` list (an empty list matches nothing).
+fn texts(account_ids: &[String]) -> Vec<Owned> {
+    account_ids.iter().map(|a| Owned::Text(a.clone())).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::testing;
 
     #[test]
     fn lists_only_the_given_accounts_in_either_order() {
-        let s = Store::open_in_memory().unwrap();
-        let a = s
-            .quarantine_add("a1", 1, "INBOX", 7, 1, b"x", "bad")
-            .unwrap();
-        s.quarantine_add("a2", 2, "INBOX", 7, 1, b"y", "bad")
-            .unwrap();
-        let b = s
-            .quarantine_add("a1", 1, "INBOX", 7, 2, b"zz", "bad")
-            .unwrap();
-        let mine = vec!["a1".to_string()];
-        let ids = |rows: Vec<QuarantineRow>| rows.iter().map(|r| r.id).collect::<Vec<_>>();
-        assert_eq!(ids(s.quarantine_list(&mine).unwrap()), vec![a, b]);
-        assert_eq!(ids(s.quarantine_recent(&mine, 0, 10).unwrap()), vec![b, a]);
-        assert_eq!(ids(s.quarantine_recent(&mine, 1, 10).unwrap()), vec![a]);
-        assert_eq!(s.quarantine_total(&mine).unwrap(), 2);
-        assert_eq!(s.quarantine_total(&[]).unwrap(), 0);
-        assert!(s.quarantine_list(&[]).unwrap().is_empty());
+        testing::each(|s| {
+            let a = s
+                .quarantine_add("a1", 1, "INBOX", 7, 1, b"x", "bad")
+                .unwrap();
+            s.quarantine_add("a2", 2, "INBOX", 7, 1, b"y", "bad")
+                .unwrap();
+            let b = s
+                .quarantine_add("a1", 1, "INBOX", 7, 2, b"zz", "bad")
+                .unwrap();
+            let mine = vec!["a1".to_string()];
+            let ids = |rows: Vec<QuarantineRow>| rows.iter().map(|r| r.id).collect::<Vec<_>>();
+            assert_eq!(ids(s.quarantine_list(&mine).unwrap()), vec![a, b]);
+            assert_eq!(ids(s.quarantine_recent(&mine, 0, 10).unwrap()), vec![b, a]);
+            assert_eq!(ids(s.quarantine_recent(&mine, 1, 10).unwrap()), vec![a]);
+            assert_eq!(s.quarantine_total(&mine).unwrap(), 2);
+            assert_eq!(s.quarantine_total(&[]).unwrap(), 0);
+            assert!(s.quarantine_list(&[]).unwrap().is_empty());
+            let both = vec!["a1".to_string(), "a2".to_string()];
+            assert_eq!(s.quarantine_total(&both).unwrap(), 3);
+        });
+    }
+
+    #[test]
+    fn a_message_failing_again_keeps_one_row_with_its_latest_bytes() {
+        testing::each(|s| {
+            let id = s
+                .quarantine_add("a1", 1, "INBOX", 7, 1, b"head", "bad header")
+                .unwrap();
+            let again = s
+                .quarantine_add("a1", 1, "INBOX", 7, 1, b"head2", "still bad")
+                .unwrap();
+            assert_eq!(again, id);
+            s.quarantine_set_raw(1, 7, 1, b"the whole message").unwrap();
+            let (row, raw) = s.quarantine_get(id).unwrap().unwrap();
+            assert_eq!(raw, b"the whole message");
+            assert_eq!(row.size, 17);
+            assert_eq!((row.attempts, row.error.as_str()), (2, "still bad"));
+            assert_eq!(
+                (
+                    row.folder.as_deref(),
+                    row.folder_id,
+                    row.uidvalidity,
+                    row.uid
+                ),
+                (Some("INBOX"), Some(1), Some(7), Some(1))
+            );
+            assert!(s.quarantine_get(id + 100).unwrap().is_none());
+        });
     }
 
     #[test]
     fn states_are_stored_as_their_words() {
-        let s = Store::open_in_memory().unwrap();
-        let id = s
-            .quarantine_add("a1", 1, "INBOX", 7, 1, b"x", "bad")
-            .unwrap();
-        let state = |s: &Store| s.quarantine_get(id).unwrap().unwrap().0.state;
-        assert_eq!(state(&s), QuarantineState::Open);
-        assert_eq!(s.quarantine_open_count("a1").unwrap(), 1);
-        for st in [QuarantineState::Skipped, QuarantineState::Retried] {
-            s.quarantine_set_state(id, st).unwrap();
-            assert_eq!(state(&s), st);
-            let word: String = s
-                .conn
-                .query_row("SELECT state FROM quarantine WHERE id = ?1", [id], |r| {
-                    r.get(0)
-                })
+        testing::each(|s| {
+            let id = s
+                .quarantine_add("a1", 1, "INBOX", 7, 1, b"x", "bad")
                 .unwrap();
-            assert_eq!(word, st.as_str());
-        }
-        assert_eq!(s.quarantine_open_count("a1").unwrap(), 0);
-        assert_eq!(
-            serde_json::to_value(QuarantineState::Skipped).unwrap(),
-            "skipped"
-        );
+            let state = |s: &Store| s.quarantine_get(id).unwrap().unwrap().0.state;
+            assert_eq!(state(s), QuarantineState::Open);
+            assert_eq!(s.quarantine_open_count("a1").unwrap(), 1);
+            for st in [QuarantineState::Skipped, QuarantineState::Retried] {
+                s.quarantine_set_state(id, st).unwrap();
+                assert_eq!(state(s), st);
+                let word: String = s
+                    .conn
+                    .one(
+                        "SELECT state FROM quarantine WHERE id = ?1",
+                        crate::args![id],
+                        |r| r.get(0),
+                    )
+                    .unwrap();
+                assert_eq!(word, st.as_str());
+            }
+            assert_eq!(s.quarantine_open_count("a1").unwrap(), 0);
+            assert_eq!(
+                serde_json::to_value(QuarantineState::Skipped).unwrap(),
+                "skipped"
+            );
+        });
     }
 }
