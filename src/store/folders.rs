@@ -1,10 +1,11 @@
 //! Folders of an account: the discovered list, roles, the sync choice and per-folder sync state
 //! (UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ, first-sync checkpoint).
 
-use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
+use super::sql::Row;
 use super::{Store, now};
+use crate::args;
 use crate::error::{AppError, Result};
 use crate::model::{FolderInfo, Role};
 
@@ -46,7 +47,7 @@ pub struct FolderEntry {
 
 const COLS: &str = "id, account_id, name, wire_name, delimiter, attributes, role, role_source, sync_enabled, selectable, uidvalidity, uidnext, highestmodseq, exists_count, first_sync_done, checkpoint_uid, mark_read_from_uid, last_synced_at, present, total_bytes";
 
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<FolderRow> {
+fn row(r: &Row<'_>) -> Result<FolderRow> {
     Ok(FolderRow {
         id: r.get(0)?,
         account_id: r.get(1)?,
@@ -54,20 +55,17 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<FolderRow> {
         wire_name: r.get(3)?,
         delimiter: r.get(4)?,
         attributes: r.get(5)?,
-        role: r
-            .get::<_, Option<String>>(6)?
-            .as_deref()
-            .and_then(Role::parse),
+        role: r.get::<Option<String>>(6)?.as_deref().and_then(Role::parse),
         role_source: r.get(7)?,
         sync_enabled: r.get(8)?,
         selectable: r.get(9)?,
-        uidvalidity: r.get::<_, Option<i64>>(10)?.map(|v| v as u32),
-        uidnext: r.get::<_, Option<i64>>(11)?.map(|v| v as u32),
-        highestmodseq: r.get::<_, Option<i64>>(12)?.map(|v| v as u64),
-        exists_count: r.get::<_, Option<i64>>(13)?.map(|v| v as u32),
+        uidvalidity: r.get::<Option<i64>>(10)?.map(|v| v as u32),
+        uidnext: r.get::<Option<i64>>(11)?.map(|v| v as u32),
+        highestmodseq: r.get::<Option<i64>>(12)?.map(|v| v as u64),
+        exists_count: r.get::<Option<i64>>(13)?.map(|v| v as u32),
         first_sync_done: r.get(14)?,
-        checkpoint_uid: r.get::<_, Option<i64>>(15)?.map(|v| v as u32),
-        mark_read_from_uid: r.get::<_, Option<i64>>(16)?.map(|v| v as u32),
+        checkpoint_uid: r.get::<Option<i64>>(15)?.map(|v| v as u32),
+        mark_read_from_uid: r.get::<Option<i64>>(16)?.map(|v| v as u32),
         last_synced_at: r.get(17)?,
         present: r.get(18)?,
         total_bytes: r.get(19)?,
@@ -88,22 +86,21 @@ impl Store {
     /// vanished are marked not present (their messages stay until the user removes them).
     /// The first time an account lists folders, INBOX and Sent are chosen for sync.
     pub fn upsert_folders(&mut self, account_id: &str, list: &[FolderInfo]) -> Result<()> {
-        self.transaction(|tx| {
-            let first: bool = tx.query_row(
+        let c = &self.conn;
+        c.tx(|| {
+            let first: bool = c.one(
                 "SELECT COUNT(*) = 0 FROM folders WHERE account_id = ?1",
-                [account_id],
+                args![account_id],
                 |r| r.get(0),
             )?;
-            let user_roles: Vec<String> = {
-                let mut st = tx.prepare(
-                    "SELECT role FROM folders WHERE account_id = ?1 AND role_source = 'user' AND role IS NOT NULL",
-                )?;
-                st.query_map([account_id], |r| r.get(0))?
-                    .collect::<rusqlite::Result<_>>()?
-            };
-            tx.execute(
+            let user_roles: Vec<String> = c.rows(
+                "SELECT role FROM folders WHERE account_id = ?1 AND role_source = 'user' AND role IS NOT NULL",
+                args![account_id],
+                |r| r.get(0),
+            )?;
+            c.exec(
                 "UPDATE folders SET present = 0 WHERE account_id = ?1",
-                [account_id],
+                args![account_id],
             )?;
             for f in list {
                 let role = f.role.map(|r| r.as_str().to_string());
@@ -111,14 +108,14 @@ impl Store {
                 let sync = first
                     && f.selectable
                     && matches!(f.role, Some(Role::Inbox) | Some(Role::Sent));
-                tx.execute(
+                c.exec(
                     "INSERT INTO folders (account_id, name, wire_name, delimiter, attributes, role, role_source, sync_enabled, selectable, present)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1)
                      ON CONFLICT(account_id, name) DO UPDATE SET wire_name = excluded.wire_name, delimiter = excluded.delimiter,
                        attributes = excluded.attributes, selectable = excluded.selectable, present = 1,
                        role = CASE WHEN folders.role_source = 'user' THEN folders.role ELSE excluded.role END,
                        role_source = CASE WHEN folders.role_source = 'user' THEN folders.role_source ELSE excluded.role_source END",
-                    params![
+                    args![
                         account_id,
                         f.name,
                         f.wire_name,
@@ -136,65 +133,58 @@ impl Store {
     }
 
     pub fn folders(&self, account_id: &str) -> Result<Vec<FolderRow>> {
-        let mut st = self.conn.prepare(&format!(
-            "SELECT {COLS} FROM folders WHERE account_id = ?1 ORDER BY (name <> 'INBOX'), name"
-        ))?;
-        let rows = st
-            .query_map([account_id], row)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+        self.conn.rows(
+            &format!(
+                "SELECT {COLS} FROM folders WHERE account_id = ?1 ORDER BY (name <> 'INBOX'), name"
+            ),
+            args![account_id],
+            row,
+        )
     }
 
     /// The folders the server lists now, with their cached message counts, ordered as
     /// `folders()` (INBOX first, then by name).
     pub fn folder_entries(&self, account_id: &str) -> Result<Vec<FolderEntry>> {
-        let mut st = self.conn.prepare_cached(&format!(
-            "SELECT {COLS}, (SELECT COUNT(*) FROM locations l WHERE l.folder_id = folders.id)
-             FROM folders WHERE account_id = ?1 AND present = 1 ORDER BY (name <> 'INBOX'), name"
-        ))?;
-        let rows = st
-            .query_map([account_id], |r| {
+        self.conn.rows(
+            &format!(
+                "SELECT {COLS}, (SELECT COUNT(*) FROM locations l WHERE l.folder_id = folders.id)
+                 FROM folders WHERE account_id = ?1 AND present = 1 ORDER BY (name <> 'INBOX'), name"
+            ),
+            args![account_id],
+            |r| {
                 Ok(FolderEntry {
                     folder: row(r)?,
                     cached: r.get(20)?,
                 })
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+            },
+        )
     }
 
     pub fn folder(&self, folder_id: i64) -> Result<Option<FolderRow>> {
-        Ok(self
-            .conn
-            .query_row(
-                &format!("SELECT {COLS} FROM folders WHERE id = ?1"),
-                [folder_id],
-                row,
-            )
-            .optional()?)
+        self.conn.first(
+            &format!("SELECT {COLS} FROM folders WHERE id = ?1"),
+            args![folder_id],
+            row,
+        )
     }
 
     pub fn folder_by_name(&self, account_id: &str, name: &str) -> Result<Option<FolderRow>> {
-        Ok(self
-            .conn
-            .query_row(
-                &format!("SELECT {COLS} FROM folders WHERE account_id = ?1 AND name = ?2"),
-                params![account_id, name],
-                row,
-            )
-            .optional()?)
+        self.conn.first(
+            &format!("SELECT {COLS} FROM folders WHERE account_id = ?1 AND name = ?2"),
+            args![account_id, name],
+            row,
+        )
     }
 
     /// The folder holding a role (e.g. Sent for the send pipeline), if any.
     pub fn folder_by_role(&self, account_id: &str, role: Role) -> Result<Option<FolderRow>> {
-        Ok(self
-            .conn
-            .query_row(
-                &format!("SELECT {COLS} FROM folders WHERE account_id = ?1 AND role = ?2 AND present = 1 ORDER BY role_source = 'user' DESC LIMIT 1"),
-                params![account_id, role.as_str()],
-                row,
-            )
-            .optional()?)
+        // The user's choice first. A CASE rather than `role_source = 'user' DESC`: that is NULL
+        // for a role the server gave, and the engines sort NULL at opposite ends.
+        self.conn.first(
+            &format!("SELECT {COLS} FROM folders WHERE account_id = ?1 AND role = ?2 AND present = 1 ORDER BY CASE WHEN role_source = 'user' THEN 0 ELSE 1 END LIMIT 1"),
+            args![account_id, role.as_str()],
+            row,
+        )
     }
 
     /// The Sent folder the user chose (`folders NAME --sent FOLDER`), if any: Sent copies go
@@ -202,14 +192,11 @@ impl Store {
     /// A chosen folder the server no longer lists stays the choice (the copy then waits with
     /// the fix) rather than copies silently going elsewhere.
     pub fn chosen_sent_folder(&self, account_id: &str) -> Result<Option<String>> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT name FROM folders WHERE account_id = ?1 AND role = ?2 AND role_source = 'user' LIMIT 1",
-                params![account_id, Role::Sent.as_str()],
-                |r| r.get(0),
-            )
-            .optional()?)
+        self.conn.first(
+            "SELECT name FROM folders WHERE account_id = ?1 AND role = ?2 AND role_source = 'user' LIMIT 1",
+            args![account_id, Role::Sent.as_str()],
+            |r| r.get(0),
+        )
     }
 
     /// Exactly these folders sync; unknown names are an error naming the known ones.
@@ -220,11 +207,12 @@ impl Store {
                 return Err(unknown_folder(n, &known));
             }
         }
-        self.transaction(|tx| {
+        let c = &self.conn;
+        c.tx(|| {
             for f in &known {
-                tx.execute(
+                c.exec(
                     "UPDATE folders SET sync_enabled = ?2 WHERE id = ?1",
-                    params![f.id, names.contains(&f.name)],
+                    args![f.id, names.contains(&f.name)],
                 )?;
             }
             Ok(())
@@ -248,14 +236,15 @@ impl Store {
             }
             Some(_) => {}
         }
-        self.transaction(|tx| {
-            tx.execute(
+        let c = &self.conn;
+        c.tx(|| {
+            c.exec(
                 "UPDATE folders SET role = NULL, role_source = NULL WHERE account_id = ?1 AND role = ?2",
-                params![account_id, role.as_str()],
+                args![account_id, role.as_str()],
             )?;
-            tx.execute(
+            c.exec(
                 "UPDATE folders SET role = ?3, role_source = 'user' WHERE account_id = ?1 AND name = ?2",
-                params![account_id, name, role.as_str()],
+                args![account_id, name, role.as_str()],
             )?;
             Ok(())
         })
@@ -263,14 +252,14 @@ impl Store {
 
     /// Records the server state after a folder pass.
     pub fn set_folder_synced(&self, folder_id: i64, st: &FolderSyncState) -> Result<()> {
-        self.conn.execute(
+        self.conn.exec(
             "UPDATE folders SET uidvalidity = ?2, uidnext = ?3, highestmodseq = ?4, exists_count = ?5, last_synced_at = ?6 WHERE id = ?1",
-            params![
+            args![
                 folder_id,
-                st.uidvalidity as i64,
-                st.uidnext.map(|v| v as i64),
+                st.uidvalidity,
+                st.uidnext,
                 st.highestmodseq.map(|v| v as i64),
-                st.exists as i64,
+                st.exists,
                 now()
             ],
         )?;
@@ -280,18 +269,18 @@ impl Store {
     /// UIDVALIDITY changed: the folder is fetched again from scratch. Locations under the old
     /// UIDVALIDITY stay until the rebuild finishes (they let messages keep their local ids).
     pub fn reset_folder_for_rebuild(&self, folder_id: i64, uidvalidity: u32) -> Result<()> {
-        self.conn.execute(
+        self.conn.exec(
             "UPDATE folders SET uidvalidity = ?2, uidnext = NULL, highestmodseq = NULL, exists_count = NULL,
                first_sync_done = 0, checkpoint_uid = NULL, mark_read_from_uid = NULL WHERE id = ?1",
-            params![folder_id, uidvalidity as i64],
+            args![folder_id, uidvalidity],
         )?;
         Ok(())
     }
 
     pub fn set_first_sync_done(&self, folder_id: i64) -> Result<()> {
-        self.conn.execute(
+        self.conn.exec(
             "UPDATE folders SET first_sync_done = 1 WHERE id = ?1",
-            [folder_id],
+            args![folder_id],
         )?;
         Ok(())
     }
@@ -299,9 +288,10 @@ impl Store {
     /// Moves the folder's checkpoint up to `uid` without fetching: a first sync that found
     /// nothing in scope below it (`since = "new"`, or a search that came back empty).
     pub fn set_checkpoint(&self, folder_id: i64, uid: u32) -> Result<()> {
-        self.conn.execute(
-            "UPDATE folders SET checkpoint_uid = MAX(COALESCE(checkpoint_uid, 0), ?2) WHERE id = ?1",
-            params![folder_id, uid as i64],
+        // Never down: a CASE, as two-argument MAX is SQLite's and GREATEST PostgreSQL's.
+        self.conn.exec(
+            "UPDATE folders SET checkpoint_uid = CASE WHEN COALESCE(checkpoint_uid, 0) > ?2 THEN checkpoint_uid ELSE ?2 END WHERE id = ?1",
+            args![folder_id, uid],
         )?;
         Ok(())
     }
@@ -313,18 +303,18 @@ impl Store {
         folder_id: i64,
         uidvalidity: u32,
     ) -> Result<(u64, Option<String>)> {
-        Ok(self.conn.query_row(
+        self.conn.one(
             "SELECT COUNT(*), MIN(internal_date) FROM locations WHERE folder_id = ?1 AND uidvalidity <> ?2",
-            params![folder_id, uidvalidity as i64],
-            |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
-        )?)
+            args![folder_id, uidvalidity],
+            |r| Ok((r.get::<i64>(0)? as u64, r.get(1)?)),
+        )
     }
 
     /// "Mark as read" switched on: remember UIDNEXT so only mail arriving later is touched.
     pub fn set_mark_read_from(&self, folder_id: i64, uid: Option<u32>) -> Result<()> {
-        self.conn.execute(
+        self.conn.exec(
             "UPDATE folders SET mark_read_from_uid = ?2 WHERE id = ?1",
-            params![folder_id, uid.map(|u| u as i64)],
+            args![folder_id, uid],
         )?;
         Ok(())
     }
@@ -343,8 +333,9 @@ fn unknown_folder(name: &str, known: &[FolderRow]) -> AppError {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
+    use crate::store::testing;
 
     fn fi(name: &str, role: Option<Role>) -> FolderInfo {
         FolderInfo {
@@ -358,99 +349,200 @@ mod tests {
         }
     }
 
+    /// A cached message with one location (`uid` under UIDVALIDITY 1) in `folder_id`, written
+    /// in SQL both engines read; returns the message id.
+    pub(in crate::store) fn cached_message(
+        s: &Store,
+        account_id: &str,
+        folder_id: i64,
+        uid: i64,
+        flags: &str,
+    ) -> i64 {
+        let id: i64 = s
+            .conn
+            .one(
+                "INSERT INTO messages (content_hash, from_addr, subject, date, created_at)
+                 VALUES (?1, 'x@example.org', 's', '2026-01-01T00:00:00Z', 't') RETURNING id",
+                args![format!("h{folder_id}.{uid}")],
+                |r| r.get(0),
+            )
+            .unwrap();
+        s.conn
+            .exec(
+                "INSERT INTO locations (message_id, account_id, folder_id, uidvalidity, uid, flags, seen, internal_date)
+                 VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6, ?7)",
+                args![
+                    id,
+                    account_id,
+                    folder_id,
+                    uid,
+                    flags,
+                    flags.contains("\\Seen"),
+                    format!("2026-01-{:02}T00:00:00Z", uid % 28 + 1)
+                ],
+            )
+            .unwrap();
+        id
+    }
+
     #[test]
     fn first_listing_syncs_inbox_and_sent_and_keeps_choices() {
-        let mut s = Store::open_in_memory().unwrap();
-        s.insert_account("a", "a", true).unwrap();
-        let list = vec![
-            fi("INBOX", Some(Role::Inbox)),
-            fi("Sent", Some(Role::Sent)),
-            fi("Trash", Some(Role::Trash)),
-        ];
-        s.upsert_folders("a", &list).unwrap();
-        let f = s.folders("a").unwrap();
-        let on: Vec<&str> = f
-            .iter()
-            .filter(|f| f.sync_enabled)
-            .map(|f| f.name.as_str())
-            .collect();
-        assert_eq!(on, vec!["INBOX", "Sent"]);
-        s.set_sync_folders("a", &["Trash".into()]).unwrap();
-        s.set_folder_role("a", Role::Sent, "Trash").unwrap();
-        s.upsert_folders("a", &list).unwrap();
-        assert_eq!(
-            s.folder_by_role("a", Role::Sent).unwrap().unwrap().name,
-            "Trash"
-        );
-        let on: Vec<String> = s
-            .folders("a")
-            .unwrap()
-            .into_iter()
-            .filter(|f| f.sync_enabled)
-            .map(|f| f.name)
-            .collect();
-        assert_eq!(on, vec!["Trash".to_string()]);
-        assert!(s.set_sync_folders("a", &["Nope".into()]).is_err());
+        testing::each(|s| {
+            s.insert_account("a", "a", true).unwrap();
+            let list = vec![
+                fi("INBOX", Some(Role::Inbox)),
+                fi("Sent", Some(Role::Sent)),
+                fi("Trash", Some(Role::Trash)),
+            ];
+            s.upsert_folders("a", &list).unwrap();
+            let f = s.folders("a").unwrap();
+            let on: Vec<&str> = f
+                .iter()
+                .filter(|f| f.sync_enabled)
+                .map(|f| f.name.as_str())
+                .collect();
+            assert_eq!(on, vec!["INBOX", "Sent"]);
+            s.set_sync_folders("a", &["Trash".into()]).unwrap();
+            s.set_folder_role("a", Role::Sent, "Trash").unwrap();
+            s.upsert_folders("a", &list).unwrap();
+            assert_eq!(
+                s.folder_by_role("a", Role::Sent).unwrap().unwrap().name,
+                "Trash"
+            );
+            assert_eq!(s.chosen_sent_folder("a").unwrap().as_deref(), Some("Trash"));
+            let on: Vec<String> = s
+                .folders("a")
+                .unwrap()
+                .into_iter()
+                .filter(|f| f.sync_enabled)
+                .map(|f| f.name)
+                .collect();
+            assert_eq!(on, vec!["Trash".to_string()]);
+            assert!(s.set_sync_folders("a", &["Nope".into()]).is_err());
+        });
+    }
+
+    #[test]
+    fn the_users_role_wins_over_the_servers() {
+        testing::each(|s| {
+            s.insert_account("a", "a", true).unwrap();
+            s.upsert_folders("a", &[fi("Archive", Some(Role::Archive)), fi("Old", None)])
+                .unwrap();
+            assert_eq!(
+                s.folder_by_role("a", Role::Archive).unwrap().unwrap().name,
+                "Archive"
+            );
+            // Another folder chosen by the user; the server's word for the first stays in
+            // what it lists, so both now claim the role until the next listing.
+            s.conn
+                .exec(
+                    "UPDATE folders SET role = 'archive', role_source = 'user' WHERE name = 'Old'",
+                    &[],
+                )
+                .unwrap();
+            assert_eq!(
+                s.folder_by_role("a", Role::Archive).unwrap().unwrap().name,
+                "Old"
+            );
+            assert_eq!(s.chosen_sent_folder("a").unwrap(), None);
+            let err = s.set_folder_role("a", Role::Sent, "Nope").unwrap_err();
+            assert!(err.fix.contains("Archive, Old"), "{}", err.fix);
+        });
+    }
+
+    #[test]
+    fn sync_state_checkpoints_and_rebuilds() {
+        testing::each(|s| {
+            s.insert_account("a", "a", true).unwrap();
+            s.upsert_folders("a", &[fi("INBOX", Some(Role::Inbox))])
+                .unwrap();
+            let id = s.folder_by_name("a", "INBOX").unwrap().unwrap().id;
+            let st = FolderSyncState {
+                uidvalidity: 4_000_000_000,
+                uidnext: Some(12),
+                highestmodseq: Some(1 << 40),
+                exists: 3,
+            };
+            s.set_folder_synced(id, &st).unwrap();
+            s.set_checkpoint(id, 7).unwrap();
+            s.set_checkpoint(id, 5).unwrap();
+            s.set_first_sync_done(id).unwrap();
+            s.set_mark_read_from(id, Some(12)).unwrap();
+            let f = s.folder(id).unwrap().unwrap();
+            assert_eq!(
+                (f.uidvalidity, f.uidnext, f.highestmodseq, f.exists_count),
+                (Some(4_000_000_000), Some(12), Some(1 << 40), Some(3))
+            );
+            assert_eq!(f.checkpoint_uid, Some(7), "a checkpoint never moves down");
+            assert!(f.first_sync_done && f.last_synced_at.is_some());
+            assert_eq!(f.mark_read_from_uid, Some(12));
+
+            cached_message(s, "a", id, 3, "");
+            cached_message(s, "a", id, 9, "\\Seen");
+            s.reset_folder_for_rebuild(id, 5).unwrap();
+            let f = s.folder(id).unwrap().unwrap();
+            assert_eq!(
+                (f.uidvalidity, f.uidnext, f.checkpoint_uid),
+                (Some(5), None, None)
+            );
+            assert!(!f.first_sync_done);
+            assert_eq!(
+                s.stale_locations_span(id, 5).unwrap(),
+                (2, Some("2026-01-04T00:00:00Z".to_string()))
+            );
+            assert_eq!(s.stale_locations_span(id, 1).unwrap(), (0, None));
+            assert!(s.folder(id + 1000).unwrap().is_none());
+        });
     }
 
     #[test]
     fn entries_list_present_folders_with_roles_and_cached_counts() {
-        let mut s = Store::open_in_memory().unwrap();
-        s.insert_account("a", "a", true).unwrap();
-        s.upsert_folders(
-            "a",
-            &[
-                fi("Archive", Some(Role::Archive)),
-                fi("INBOX", Some(Role::Inbox)),
-                fi("Old", None),
-            ],
-        )
-        .unwrap();
-        // A folder the server no longer lists is not shown.
-        s.upsert_folders(
-            "a",
-            &[
-                fi("Archive", Some(Role::Archive)),
-                fi("INBOX", Some(Role::Inbox)),
-            ],
-        )
-        .unwrap();
-        let inbox = s.folder_by_name("a", "INBOX").unwrap().unwrap();
-        s.fixture_message(
-            "a",
-            inbox.id,
-            1,
-            &crate::store::FixtureMessage {
-                from_addr: "x@example.org".into(),
-                subject: "s".into(),
-                date: "2026-01-01T00:00:00Z".into(),
-                direction: "in",
-                ..Default::default()
-            },
-        )
-        .unwrap();
-        let e = s.folder_entries("a").unwrap();
-        let names: Vec<(&str, Option<Role>, i64)> = e
-            .iter()
-            .map(|e| (e.folder.name.as_str(), e.folder.role, e.cached))
-            .collect();
-        assert_eq!(
-            names,
-            vec![
-                ("INBOX", Some(Role::Inbox), 1),
-                ("Archive", Some(Role::Archive), 0)
-            ]
-        );
-        // A role word this version does not know reads as none.
-        s.conn
-            .execute(
-                "UPDATE folders SET role = 'outbox' WHERE name = 'Archive'",
-                [],
+        testing::each(|s| {
+            s.insert_account("a", "a", true).unwrap();
+            s.upsert_folders(
+                "a",
+                &[
+                    fi("Archive", Some(Role::Archive)),
+                    fi("INBOX", Some(Role::Inbox)),
+                    fi("Old", None),
+                ],
             )
             .unwrap();
-        assert_eq!(
-            s.folder_by_name("a", "Archive").unwrap().unwrap().role,
-            None
-        );
+            // A folder the server no longer lists is not shown.
+            s.upsert_folders(
+                "a",
+                &[
+                    fi("Archive", Some(Role::Archive)),
+                    fi("INBOX", Some(Role::Inbox)),
+                ],
+            )
+            .unwrap();
+            let inbox = s.folder_by_name("a", "INBOX").unwrap().unwrap();
+            cached_message(s, "a", inbox.id, 1, "");
+            let e = s.folder_entries("a").unwrap();
+            let names: Vec<(&str, Option<Role>, i64)> = e
+                .iter()
+                .map(|e| (e.folder.name.as_str(), e.folder.role, e.cached))
+                .collect();
+            assert_eq!(
+                names,
+                vec![
+                    ("INBOX", Some(Role::Inbox), 1),
+                    ("Archive", Some(Role::Archive), 0)
+                ]
+            );
+            assert!(!s.folder_by_name("a", "Old").unwrap().unwrap().present);
+            // A role word this version does not know reads as none.
+            s.conn
+                .exec(
+                    "UPDATE folders SET role = 'outbox' WHERE name = 'Archive'",
+                    &[],
+                )
+                .unwrap();
+            assert_eq!(
+                s.folder_by_name("a", "Archive").unwrap().unwrap().role,
+                None
+            );
+        });
     }
 }
