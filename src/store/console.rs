@@ -1,9 +1,8 @@
 //! Typed, paged reads for the console (issue 6). Every list here takes LIMIT/OFFSET so a pane
 //! only ever holds the rows it can show, whatever the size of the cache.
 
-use rusqlite::params;
-
 use super::Store;
+use crate::args;
 use crate::error::Result;
 
 /// One row of a message list (triage inbox, a customer's timeline).
@@ -45,15 +44,13 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<(String, String)>> {
         let p = format!("{}%", like_escape(&prefix.to_lowercase()));
-        let mut st = self.conn.prepare_cached(
+        self.conn.rows(
             "SELECT c.name, e.email FROM customer_emails e JOIN customers c ON c.id = e.customer_id
              WHERE e.email LIKE ?1 ESCAPE '\\' OR lower(c.name) LIKE ?1 ESCAPE '\\'
              ORDER BY c.name COLLATE NOCASE, e.email LIMIT ?2",
-        )?;
-        let rows = st
-            .query_map(params![p, limit], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+            args![p, limit],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
     }
 }
 
@@ -70,22 +67,40 @@ mod tests {
 
     #[test]
     fn completions_match_address_or_name_prefix() {
-        let s = Store::open_in_memory().unwrap();
-        s.conn
-            .execute_batch(
-                "INSERT INTO customers (id, name, created_at, updated_at) VALUES (1, 'Sam Client', 't', 't'), (2, 'Zed', 't', 't');
-                 INSERT INTO customer_emails (email, customer_id) VALUES ('sam@client.example', 1), ('zed@z.example', 2), ('s_x@z.example', 2);",
-            )
-            .unwrap();
-        let by_addr = s.view_address_completions("SA", 5).unwrap();
-        assert_eq!(
-            by_addr,
-            vec![("Sam Client".to_string(), "sam@client.example".to_string())]
-        );
-        let by_name = s.view_address_completions("zed", 5).unwrap();
-        assert_eq!(by_name.len(), 2);
-        // LIKE wildcards in what the operator types are literal.
-        assert_eq!(s.view_address_completions("s_", 5).unwrap().len(), 1);
-        assert!(s.view_address_completions("%", 5).unwrap().is_empty());
+        crate::store::testing::each(|s| {
+            s.conn
+                .batch(
+                    "INSERT INTO customers (id, name, created_at, updated_at) VALUES (1, 'Sam Client', 't', 't'), (2, 'Zed', 't', 't'), (3, 'adam', 't', 't');
+                     INSERT INTO customer_emails (email, customer_id) VALUES ('sam@client.example', 1), ('zed@z.example', 2), ('s_x@z.example', 2), ('a@d.example', 3);",
+                )
+                .unwrap();
+            let by_addr = s.view_address_completions("SA", 5).unwrap();
+            assert_eq!(
+                by_addr,
+                vec![("Sam Client".to_string(), "sam@client.example".to_string())]
+            );
+            let by_name = s.view_address_completions("zed", 5).unwrap();
+            assert_eq!(by_name.len(), 2);
+            // LIKE wildcards in what the operator types are literal.
+            assert_eq!(s.view_address_completions("s_", 5).unwrap().len(), 1);
+            assert!(s.view_address_completions("%", 5).unwrap().is_empty());
+            // Names sort without regard to case, then by address.
+            let all: Vec<String> = s
+                .view_address_completions("", 10)
+                .unwrap()
+                .into_iter()
+                .map(|(_, e)| e)
+                .collect();
+            assert_eq!(
+                all,
+                [
+                    "a@d.example",
+                    "sam@client.example",
+                    "s_x@z.example",
+                    "zed@z.example"
+                ]
+            );
+            assert_eq!(s.view_address_completions("", 1).unwrap().len(), 1);
+        });
     }
 }
