@@ -2,13 +2,12 @@
 //! transaction together with its audit entry, so a crash between two steps resumes from the last
 //! committed state and the audit log never disagrees with the queue.
 
-use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
-use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
-use super::crm::placeholders;
+use super::sql::{Arg, Kind, Owned, Row, ToArg, Typed, in_list, owned_args};
 use super::{Store, now};
-use crate::error::Result;
+use crate::args;
+use crate::error::{AppError, Result};
 
 /// An item's state (contract): queued → sending → sent → copied → verified, plus uncertain,
 /// failed, cancelled. Stored as its contract word.
@@ -111,34 +110,45 @@ impl std::fmt::Display for CopyState {
 }
 
 /// A state word the database holds but this version does not know.
-fn unknown(what: &str, text: &str) -> FromSqlError {
-    FromSqlError::Other(format!("unknown outbox {what} {text:?}").into())
+fn unknown(what: &str, text: &str) -> AppError {
+    AppError::local(
+        format!("the outbox holds an unknown {what} {text:?}"),
+        "it was written by another version of mailroom",
+        "upgrade mailroom, or use the version that wrote it",
+    )
 }
 
-impl FromSql for OutboxState {
-    fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
-        let t = v.as_str()?;
-        OutboxState::parse(t).ok_or_else(|| unknown("state", t))
+/// A state column, read as its contract word.
+fn state_column<T>(
+    r: &Row<'_>,
+    i: usize,
+    what: &str,
+    parse: fn(&str) -> Option<T>,
+) -> Result<Option<T>> {
+    match r.get::<Option<String>>(i)? {
+        None => Ok(None),
+        Some(t) => parse(&t).map(Some).ok_or_else(|| unknown(what, &t)),
     }
 }
 
-impl FromSql for CopyState {
-    fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
-        let t = v.as_str()?;
-        CopyState::parse(t).ok_or_else(|| unknown("copy state", t))
+impl ToArg for OutboxState {
+    fn arg(&self) -> Arg<'_> {
+        Arg::Text(self.as_str())
     }
 }
 
-impl ToSql for OutboxState {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(ToSqlOutput::from(self.as_str()))
+impl ToArg for CopyState {
+    fn arg(&self) -> Arg<'_> {
+        Arg::Text(self.as_str())
     }
 }
 
-impl ToSql for CopyState {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(ToSqlOutput::from(self.as_str()))
-    }
+impl Typed for OutboxState {
+    const KIND: Kind = Kind::Text;
+}
+
+impl Typed for CopyState {
+    const KIND: Kind = Kind::Text;
 }
 
 /// `'a','b'` for an `IN (…)` list of known words (never user text).
@@ -186,7 +196,7 @@ pub struct OutboxRow {
 
 const COLUMNS: &str = "id, account_id, operator, from_addr, rcpt_json, message_id, subject, state, copy_state, copy_folder, copy_uid, copy_uidvalidity, copy_note, attempts, copy_attempts, last_error_what, last_error_fix, last_error_at, next_attempt_at, in_reply_to, thread_message_id, created_at, updated_at, sent_at, verified_at, size, claim, claim_until, copy_token";
 
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRow> {
+fn row(r: &Row<'_>) -> Result<OutboxRow> {
     let rcpt: String = r.get(4)?;
     Ok(OutboxRow {
         id: r.get(0)?,
@@ -196,8 +206,9 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRow> {
         rcpts: serde_json::from_str(&rcpt).unwrap_or_default(),
         message_id: r.get(5)?,
         subject: r.get(6)?,
-        state: r.get(7)?,
-        copy_state: r.get(8)?,
+        state: state_column(r, 7, "state", OutboxState::parse)?
+            .ok_or_else(|| unknown("state", ""))?,
+        copy_state: state_column(r, 8, "copy state", CopyState::parse)?,
         copy_folder: r.get(9)?,
         copy_uid: r.get(10)?,
         copy_uidvalidity: r.get(11)?,
@@ -293,46 +304,44 @@ pub struct ReplyBase {
 
 impl Store {
     pub fn outbox_insert(&self, n: &NewOutbox, audit_detail: &serde_json::Value) -> Result<i64> {
-        let tx = self.conn.unchecked_transaction()?;
-        let t = now();
-        tx.execute(
-            "INSERT INTO outbox (account_id, operator, from_addr, rcpt_json, message_id, subject, raw, copy_raw, copy_note, state, copy_state, in_reply_to, thread_message_id, created_at, updated_at, size)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'queued', ?10, ?11, ?12, ?13, ?13, ?14)",
-            params![
-                n.account_id,
-                n.operator,
-                n.from_addr,
-                serde_json::to_string(&n.rcpts).unwrap_or_else(|_| "[]".into()),
-                n.message_id,
-                n.subject,
-                n.raw,
-                n.copy_raw,
-                n.copy_note,
-                n.copy_state,
-                n.in_reply_to,
-                n.thread_message_id,
-                t,
-                n.raw.len() as i64,
-            ],
-        )?;
-        let id = tx.last_insert_rowid();
-        tx.execute(
-            "INSERT INTO audit (at, operator, action, account_id, target, detail) VALUES (?1, ?2, 'outbox.queued', ?3, ?4, ?5)",
-            params![t, n.operator, n.account_id, format!("outbox:{id}"), audit_detail.to_string()],
-        )?;
-        tx.commit()?;
-        Ok(id)
+        let c = &self.conn;
+        c.tx(|| {
+            let t = now();
+            let id: i64 = c.one(
+                "INSERT INTO outbox (account_id, operator, from_addr, rcpt_json, message_id, subject, raw, copy_raw, copy_note, state, copy_state, in_reply_to, thread_message_id, created_at, updated_at, size)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'queued', ?10, ?11, ?12, ?13, ?13, ?14) RETURNING id",
+                args![
+                    n.account_id,
+                    n.operator,
+                    n.from_addr,
+                    serde_json::to_string(&n.rcpts).unwrap_or_else(|_| "[]".into()),
+                    n.message_id,
+                    n.subject,
+                    n.raw,
+                    n.copy_raw,
+                    n.copy_note,
+                    n.copy_state,
+                    n.in_reply_to,
+                    n.thread_message_id,
+                    t,
+                    n.raw.len(),
+                ],
+                |r| r.get(0),
+            )?;
+            c.exec(
+                "INSERT INTO audit (at, operator, action, account_id, target, detail) VALUES (?1, ?2, 'outbox.queued', ?3, ?4, ?5)",
+                args![t, n.operator, n.account_id, format!("outbox:{id}"), audit_detail.to_string()],
+            )?;
+            Ok(id)
+        })
     }
 
     pub fn outbox_get(&self, id: i64) -> Result<Option<OutboxRow>> {
-        Ok(self
-            .conn
-            .query_row(
-                &format!("SELECT {COLUMNS} FROM outbox WHERE id = ?1"),
-                [id],
-                row,
-            )
-            .optional()?)
+        self.conn.first(
+            &format!("SELECT {COLUMNS} FROM outbox WHERE id = ?1"),
+            args![id],
+            row,
+        )
     }
 
     /// One page of the items of `account_ids` (those the operator may see), newest first.
@@ -346,18 +355,16 @@ impl Store {
         if account_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut st = self.conn.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM outbox WHERE account_id IN ({}) ORDER BY id DESC LIMIT ? OFFSET ?",
-            placeholders(account_ids.len())
-        ))?;
-        let mut p: Vec<rusqlite::types::Value> =
-            account_ids.iter().map(|a| a.clone().into()).collect();
-        p.push(limit.into());
-        p.push(offset.into());
-        let rows = st
-            .query_map(rusqlite::params_from_iter(p), row)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+        let mut values = vec![Owned::Int(limit), Owned::Int(offset)];
+        values.extend(account_ids.iter().map(|a| Owned::Text(a.clone())));
+        self.conn.rows(
+            &format!(
+                "SELECT {COLUMNS} FROM outbox WHERE account_id IN ({}) ORDER BY id DESC LIMIT ?1 OFFSET ?2",
+                in_list(3, account_ids.len())
+            ),
+            &owned_args(&values),
+            row,
+        )
     }
 
     /// How many items `account_ids` have.
@@ -365,36 +372,33 @@ impl Store {
         if account_ids.is_empty() {
             return Ok(0);
         }
-        Ok(self.conn.query_row(
+        let values: Vec<Owned> = account_ids.iter().map(|a| Owned::Text(a.clone())).collect();
+        self.conn.one(
             &format!(
                 "SELECT COUNT(*) FROM outbox WHERE account_id IN ({})",
-                placeholders(account_ids.len())
+                in_list(1, values.len())
             ),
-            rusqlite::params_from_iter(account_ids),
+            &owned_args(&values),
             |r| r.get(0),
-        )?)
+        )
     }
 
     /// The account an item belongs to (None: no such item). What the visibility gate asks.
     pub fn outbox_account_id(&self, id: i64) -> Result<Option<String>> {
-        Ok(self
-            .conn
-            .query_row("SELECT account_id FROM outbox WHERE id = ?1", [id], |r| {
-                r.get(0)
-            })
-            .optional()?)
+        self.conn.first(
+            "SELECT account_id FROM outbox WHERE id = ?1",
+            args![id],
+            |r| r.get(0),
+        )
     }
 
     /// The bytes SMTP sends, and the Sent copy's own bytes when they differ.
     pub fn outbox_raw(&self, id: i64) -> Result<Option<RawPair>> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT raw, copy_raw FROM outbox WHERE id = ?1",
-                [id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?)
+        self.conn.first(
+            "SELECT raw, copy_raw FROM outbox WHERE id = ?1",
+            args![id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
     }
 
     /// Ids in `states` whose next attempt is due (`force`: regardless of the time), oldest first.
@@ -422,56 +426,46 @@ impl Store {
             sql.push_str(" AND ?2 IS NOT NULL");
         }
         sql.push_str(" ORDER BY id");
-        let mut st = self.conn.prepare(&sql)?;
-        let ids = st
-            .query_map(params![account_id, at], |r| r.get(0))?
-            .collect::<rusqlite::Result<Vec<i64>>>()?;
-        Ok(ids)
+        self.conn.rows(&sql, args![account_id, at], |r| r.get(0))
     }
 
     /// Copies that only wait for their batch time (never tried yet).
     pub fn outbox_waiting_batch(&self, account_id: &str) -> Result<Vec<i64>> {
-        let mut st = self.conn.prepare(
+        self.conn.rows(
             "SELECT id FROM outbox WHERE account_id = ?1 AND state = 'sent' AND copy_state = 'pending' AND copy_attempts = 0 ORDER BY id",
-        )?;
-        let ids = st
-            .query_map([account_id], |r| r.get(0))?
-            .collect::<rusqlite::Result<Vec<i64>>>()?;
-        Ok(ids)
+            args![account_id],
+            |r| r.get(0),
+        )
     }
 
     /// Accounts that have anything left to drive.
     pub fn outbox_active_accounts(&self) -> Result<Vec<String>> {
-        let mut st = self.conn.prepare(
+        self.conn.rows(
             "SELECT DISTINCT account_id FROM outbox
              WHERE state IN ('queued','sending','uncertain')
                 OR (state IN ('sent','copied') AND copy_state IN ('pending','appended'))",
-        )?;
-        let ids = st
-            .query_map([], |r| r.get(0))?
-            .collect::<rusqlite::Result<Vec<String>>>()?;
-        Ok(ids)
+            &[],
+            |r| r.get(0),
+        )
     }
 
     /// The earliest time something becomes due (for the background worker's sleep).
     pub fn outbox_next_due(&self) -> Result<Option<String>> {
-        Ok(self.conn.query_row(
+        self.conn.one(
             "SELECT MIN(COALESCE(next_attempt_at, '')) FROM outbox
              WHERE state = 'queued' OR (state IN ('sent','copied') AND copy_state IN ('pending','appended'))",
-            [],
+            &[],
             |r| r.get(0),
-        )?)
+        )
     }
 
     /// Items left in `sending` (the process that marked them may have died).
     pub fn outbox_in_sending(&self) -> Result<Vec<OutboxRow>> {
-        let mut st = self.conn.prepare(&format!(
-            "SELECT {COLUMNS} FROM outbox WHERE state = 'sending' ORDER BY id"
-        ))?;
-        let rows = st
-            .query_map([], row)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+        self.conn.rows(
+            &format!("SELECT {COLUMNS} FROM outbox WHERE state = 'sending' ORDER BY id"),
+            &[],
+            row,
+        )
     }
 
     /// Takes the item for one step unless another live process holds it (a claim whose
@@ -486,14 +480,11 @@ impl Store {
         at: &str,
     ) -> Result<bool> {
         type Held = (Option<String>, Option<String>);
-        let held: Option<Held> = self
-            .conn
-            .query_row(
-                "SELECT claim, claim_until FROM outbox WHERE id = ?1",
-                [id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
+        let held: Option<Held> = self.conn.first(
+            "SELECT claim, claim_until FROM outbox WHERE id = ?1",
+            args![id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
         let Some((old, old_until)) = held else {
             return Ok(false);
         };
@@ -503,21 +494,22 @@ impl Store {
             return Ok(false);
         }
         let list = sql_words(states.iter().map(|s| s.as_str()));
-        // Compare-and-set on the claim we saw, so two takers never both win.
-        let n = self.conn.execute(
+        // Compare-and-set on the claim we saw, so two takers never both win (null-safe
+        // equality spelled out: `IS` is SQLite's, `IS NOT DISTINCT FROM` PostgreSQL's).
+        let n = self.conn.exec(
             &format!(
                 "UPDATE outbox SET claim = ?2, claim_until = ?3
-                 WHERE id = ?1 AND state IN ({list}) AND claim IS ?4"
+                 WHERE id = ?1 AND state IN ({list}) AND (claim = ?4 OR (claim IS NULL AND ?4 IS NULL))"
             ),
-            params![id, claim, until, old],
+            args![id, claim, until, old],
         )?;
         Ok(n == 1)
     }
 
     pub fn outbox_release(&self, id: i64, claim: &str) -> Result<()> {
-        self.conn.execute(
+        self.conn.exec(
             "UPDATE outbox SET claim = NULL, claim_until = NULL WHERE id = ?1 AND claim = ?2",
-            params![id, claim],
+            args![id, claim],
         )?;
         Ok(())
     }
@@ -534,95 +526,44 @@ impl Store {
         detail: &serde_json::Value,
     ) -> Result<bool> {
         let t = now();
-        let mut sets: Vec<String> = vec!["updated_at = ?2".into()];
-        let mut vals: Vec<rusqlite::types::Value> = vec![id.into(), t.clone().into()];
-        let mut push = |col: &str, v: rusqlite::types::Value, sets: &mut Vec<String>| {
-            vals.push(v);
-            sets.push(format!("{col} = ?{}", vals.len()));
-        };
-        use rusqlite::types::Value as V;
-        let opt = |s: Option<String>| s.map(V::from).unwrap_or(V::Null);
-        if let Some(s) = change.state {
-            push("state", V::from(s.as_str().to_string()), &mut sets);
-        }
-        if let Some(s) = change.copy_state {
-            push("copy_state", V::from(s.as_str().to_string()), &mut sets);
-        }
-        if let Some(e) = &change.error {
-            let (what, fix) = match e {
-                Some((w, f)) => (Some(w.clone()), Some(f.clone())),
-                None => (None, None),
-            };
-            let at = e.as_ref().map(|_| t.clone());
-            push("last_error_what", opt(what), &mut sets);
-            push("last_error_fix", opt(fix), &mut sets);
-            push("last_error_at", opt(at), &mut sets);
-        }
-        if let Some(n) = &change.next_attempt_at {
-            push("next_attempt_at", opt(n.clone()), &mut sets);
-        }
-        if let Some(s) = &change.sent_at {
-            push("sent_at", V::from(s.clone()), &mut sets);
-        }
-        if let Some(s) = &change.verified_at {
-            push("verified_at", V::from(s.clone()), &mut sets);
-        }
-        if let Some(s) = &change.copy_folder {
-            push("copy_folder", V::from(s.clone()), &mut sets);
-        }
-        if let Some((validity, uid)) = change.copy_uid {
-            push("copy_uidvalidity", V::from(validity), &mut sets);
-            push("copy_uid", uid.map(V::from).unwrap_or(V::Null), &mut sets);
-        }
-        if let Some(c) = &change.claim {
-            let (claim, until) = match c {
-                Some((c, u)) => (Some(c.clone()), Some(u.clone())),
-                None => (None, None),
-            };
-            push("claim", opt(claim), &mut sets);
-            push("claim_until", opt(until), &mut sets);
-        }
-        if change.attempts_inc {
-            sets.push("attempts = attempts + 1".into());
-        }
-        if change.copy_attempts_inc {
-            sets.push("copy_attempts = copy_attempts + 1".into());
-        }
+        let (sets, vals) = change_sets(change, id, &t);
         let mut sql = format!("UPDATE outbox SET {} WHERE id = ?1", sets.join(", "));
         if let Some(from) = from {
             let list = sql_words(from.iter().map(|s| s.as_str()));
             sql.push_str(&format!(" AND state IN ({list})"));
         }
-        let tx = self.conn.unchecked_transaction()?;
-        let n = tx.execute(&sql, rusqlite::params_from_iter(vals))?;
-        if n == 1 {
-            let account: Option<String> = tx
-                .query_row("SELECT account_id FROM outbox WHERE id = ?1", [id], |r| {
-                    r.get(0)
-                })
-                .optional()?;
-            tx.execute(
-                "INSERT INTO audit (at, operator, action, account_id, target, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![t, operator, action, account, format!("outbox:{id}"), detail.to_string()],
-            )?;
-        }
-        tx.commit()?;
-        Ok(n == 1)
+        let c = &self.conn;
+        c.tx(|| {
+            let n = c.exec(&sql, &owned_args(&vals))?;
+            if n == 1 {
+                let account: Option<String> = c.first(
+                    "SELECT account_id FROM outbox WHERE id = ?1",
+                    args![id],
+                    |r| r.get(0),
+                )?;
+                c.exec(
+                    "INSERT INTO audit (at, operator, action, account_id, target, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    args![t, operator, action, account, format!("outbox:{id}"), detail.to_string()],
+                )?;
+            }
+            Ok(n == 1)
+        })
     }
 
     /// The token our Sent copy of item `id` carries, committed before the copy is appended:
     /// the one it has, else `fresh`. None: no such item.
     pub fn outbox_copy_token(&self, id: i64, fresh: &str) -> Result<Option<String>> {
-        self.conn.execute(
+        self.conn.exec(
             "UPDATE outbox SET copy_token = ?2 WHERE id = ?1 AND copy_token IS NULL",
-            params![id, fresh],
+            args![id, fresh],
         )?;
         Ok(self
             .conn
-            .query_row("SELECT copy_token FROM outbox WHERE id = ?1", [id], |r| {
-                r.get(0)
-            })
-            .optional()?
+            .first(
+                "SELECT copy_token FROM outbox WHERE id = ?1",
+                args![id],
+                |r| r.get::<Option<String>>(0),
+            )?
             .flatten())
     }
 
@@ -631,20 +572,17 @@ impl Store {
     /// server's copy before appending one. Per folder: a server that files into Sent says
     /// nothing about a per-type copy folder.
     pub fn sent_filing(&self, account_id: &str, folder: &str) -> Result<Option<SentFiling>> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT server_files, since, evidence FROM sent_filing WHERE account_id = ?1 AND folder = ?2",
-                [account_id, folder],
-                |r| {
-                    Ok(SentFiling {
-                        server_files: r.get(0)?,
-                        since: r.get(1)?,
-                        evidence: r.get(2)?,
-                    })
-                },
-            )
-            .optional()?)
+        self.conn.first(
+            "SELECT server_files, since, evidence FROM sent_filing WHERE account_id = ?1 AND folder = ?2",
+            args![account_id, folder],
+            |r| {
+                Ok(SentFiling {
+                    server_files: r.get(0)?,
+                    since: r.get(1)?,
+                    evidence: r.get(2)?,
+                })
+            },
+        )
     }
 
     /// Records what was learned about the server filing into `folder`; returns whether that
@@ -656,65 +594,120 @@ impl Store {
         server_files: bool,
         evidence: &str,
     ) -> Result<bool> {
-        let n = self.conn.execute(
+        let n = self.conn.exec(
             "INSERT INTO sent_filing (account_id, folder, server_files, since, evidence) VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (account_id, folder) DO UPDATE SET server_files = ?3, since = ?4, evidence = ?5
              WHERE sent_filing.server_files <> ?3",
-            params![account_id, folder, server_files, now(), evidence],
+            args![account_id, folder, server_files, now(), evidence],
         )?;
         Ok(n == 1)
     }
 
     /// A cached message to reply to, or None.
     pub fn reply_base(&self, id: i64) -> Result<Option<ReplyBase>> {
-        let base = self
-            .conn
-            .query_row(
-                "SELECT id, message_id, refs, from_addr, from_name, to_json, cc_json, subject, date, headers, body, text_body, thread_id FROM messages WHERE id = ?1",
-                [id],
-                |r| {
-                    Ok(ReplyBase {
-                        id: r.get(0)?,
-                        message_id: r.get(1)?,
-                        refs: r.get(2)?,
-                        from_addr: r.get(3)?,
-                        from_name: r.get(4)?,
-                        to_json: r.get(5)?,
-                        cc_json: r.get(6)?,
-                        subject: r.get(7)?,
-                        date: r.get(8)?,
-                        headers: r.get(9)?,
-                        body: r.get(10)?,
-                        text_body: r.get(11)?,
-                        thread_id: r.get(12)?,
-                        account_ids: Vec::new(),
-                    })
-                },
-            )
-            .optional()?;
+        let base = self.conn.first(
+            "SELECT id, message_id, refs, from_addr, from_name, to_json, cc_json, subject, date, headers, body, text_body, thread_id FROM messages WHERE id = ?1",
+            args![id],
+            |r| {
+                Ok(ReplyBase {
+                    id: r.get(0)?,
+                    message_id: r.get(1)?,
+                    refs: r.get(2)?,
+                    from_addr: r.get(3)?,
+                    from_name: r.get(4)?,
+                    to_json: r.get(5)?,
+                    cc_json: r.get(6)?,
+                    subject: r.get(7)?,
+                    date: r.get(8)?,
+                    headers: r.get(9)?,
+                    body: r.get(10)?,
+                    text_body: r.get(11)?,
+                    thread_id: r.get(12)?,
+                    account_ids: Vec::new(),
+                })
+            },
+        )?;
         let Some(mut base) = base else {
             return Ok(None);
         };
-        let mut st = self.conn.prepare(
+        base.account_ids = self.conn.rows(
             "SELECT DISTINCT account_id FROM locations WHERE message_id = ?1 ORDER BY account_id",
+            args![id],
+            |r| r.get(0),
         )?;
-        base.account_ids = st
-            .query_map([id], |r| r.get(0))?
-            .collect::<rusqlite::Result<Vec<String>>>()?;
         Ok(Some(base))
     }
 
     /// Finds a cached message by its Message-ID (without <>).
     pub fn message_by_message_id(&self, message_id: &str) -> Result<Option<i64>> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT id FROM messages WHERE message_id = ?1 ORDER BY id LIMIT 1",
-                [message_id],
-                |r| r.get(0),
-            )
-            .optional()?)
+        self.conn.first(
+            "SELECT id FROM messages WHERE message_id = ?1 ORDER BY id LIMIT 1",
+            args![message_id],
+            |r| r.get(0),
+        )
     }
+}
+
+/// The `SET` list of one change and its values: `?1` is the item's id, `?2` the time.
+fn change_sets(change: &Change, id: i64, t: &str) -> (Vec<String>, Vec<Owned>) {
+    let mut sets: Vec<String> = vec!["updated_at = ?2".into()];
+    let mut vals: Vec<Owned> = vec![Owned::Int(id), Owned::Text(t.to_string())];
+    let mut push = |col: &str, v: Owned, sets: &mut Vec<String>| {
+        vals.push(v);
+        sets.push(format!("{col} = ?{}", vals.len()));
+    };
+    let text = |s: &str| Owned::Text(s.to_string());
+    let opt = |s: Option<&str>| s.map_or(Owned::Null(Kind::Text), text);
+    if let Some(s) = change.state {
+        push("state", text(s.as_str()), &mut sets);
+    }
+    if let Some(s) = change.copy_state {
+        push("copy_state", text(s.as_str()), &mut sets);
+    }
+    if let Some(e) = &change.error {
+        let (what, fix) = match e {
+            Some((w, f)) => (Some(w.as_str()), Some(f.as_str())),
+            None => (None, None),
+        };
+        push("last_error_what", opt(what), &mut sets);
+        push("last_error_fix", opt(fix), &mut sets);
+        push("last_error_at", opt(e.as_ref().map(|_| t)), &mut sets);
+    }
+    if let Some(n) = &change.next_attempt_at {
+        push("next_attempt_at", opt(n.as_deref()), &mut sets);
+    }
+    if let Some(s) = &change.sent_at {
+        push("sent_at", text(s), &mut sets);
+    }
+    if let Some(s) = &change.verified_at {
+        push("verified_at", text(s), &mut sets);
+    }
+    if let Some(s) = &change.copy_folder {
+        push("copy_folder", text(s), &mut sets);
+    }
+    if let Some((validity, uid)) = change.copy_uid {
+        push("copy_uidvalidity", Owned::Int(validity), &mut sets);
+        push(
+            "copy_uid",
+            uid.map_or(Owned::Null(Kind::Int), Owned::Int),
+            &mut sets,
+        );
+    }
+    if let Some(c) = &change.claim {
+        let (claim, until) = match c {
+            Some((c, u)) => (Some(c.as_str()), Some(u.as_str())),
+            None => (None, None),
+        };
+        push("claim", opt(claim), &mut sets);
+        push("claim_until", opt(until), &mut sets);
+    }
+    if change.attempts_inc {
+        sets.push("attempts = attempts + 1".into());
+    }
+    if change.copy_attempts_inc {
+        sets.push("copy_attempts = copy_attempts + 1".into());
+    }
+    (sets, vals)
 }
 
 /// This process's claim tag: host, pid and a random token.
@@ -790,158 +783,182 @@ mod tests {
 
     #[test]
     fn changes_are_conditional_and_audited() {
-        let s = Store::open_in_memory().unwrap();
-        let id = s.outbox_insert(&item(), &serde_json::json!({})).unwrap();
-        let r = s.outbox_get(id).unwrap().unwrap();
-        assert_eq!(
-            (r.state, r.copy_state),
-            (OutboxState::Queued, Some(CopyState::Pending))
-        );
-        let ch = Change {
-            state: Some(OutboxState::Sending),
-            ..Default::default()
-        };
-        assert!(
-            s.outbox_change(
-                id,
-                Some(&[OutboxState::Queued]),
-                &ch,
-                "op",
-                "outbox.sending",
-                &serde_json::json!({})
-            )
-            .unwrap()
-        );
-        // Not queued any more: a second claim of the same step changes nothing.
-        assert!(
-            !s.outbox_change(
-                id,
-                Some(&[OutboxState::Queued]),
-                &ch,
-                "op",
-                "outbox.sending",
-                &serde_json::json!({})
-            )
-            .unwrap()
-        );
-        let audit = s.audit_rows(10).unwrap();
-        assert_eq!(
-            audit.iter().map(|a| a.action.as_str()).collect::<Vec<_>>(),
-            ["outbox.queued", "outbox.sending"]
-        );
-        let counts = s.outbox_counts("a1").unwrap();
-        assert_eq!(counts.queued, 1, "sending counts as queued for status");
+        crate::store::testing::each(|s| {
+            let id = s.outbox_insert(&item(), &serde_json::json!({})).unwrap();
+            let r = s.outbox_get(id).unwrap().unwrap();
+            assert_eq!(
+                (r.state, r.copy_state),
+                (OutboxState::Queued, Some(CopyState::Pending))
+            );
+            let ch = Change {
+                state: Some(OutboxState::Sending),
+                ..Default::default()
+            };
+            assert!(
+                s.outbox_change(
+                    id,
+                    Some(&[OutboxState::Queued]),
+                    &ch,
+                    "op",
+                    "outbox.sending",
+                    &serde_json::json!({})
+                )
+                .unwrap()
+            );
+            // Not queued any more: a second claim of the same step changes nothing.
+            assert!(
+                !s.outbox_change(
+                    id,
+                    Some(&[OutboxState::Queued]),
+                    &ch,
+                    "op",
+                    "outbox.sending",
+                    &serde_json::json!({})
+                )
+                .unwrap()
+            );
+            let audit = s.audit_rows(10).unwrap();
+            assert_eq!(
+                audit.iter().map(|a| a.action.as_str()).collect::<Vec<_>>(),
+                ["outbox.queued", "outbox.sending"]
+            );
+            let counts = s.outbox_counts("a1").unwrap();
+            assert_eq!(counts.queued, 1, "sending counts as queued for status");
+        });
     }
 
     #[test]
     fn pages_hold_only_the_named_accounts_items() {
-        let s = Store::open_in_memory().unwrap();
-        let mine = s.outbox_insert(&item(), &serde_json::json!({})).unwrap();
-        let other = NewOutbox {
-            account_id: "a2".into(),
-            ..item()
-        };
-        let theirs = s.outbox_insert(&other, &serde_json::json!({})).unwrap();
-        let a1 = vec!["a1".to_string()];
-        let ids: Vec<i64> = s
-            .outbox_page(&a1, 0, 10)
-            .unwrap()
-            .iter()
-            .map(|r| r.id)
-            .collect();
-        assert_eq!(ids, vec![mine]);
-        assert_eq!(s.outbox_count(&a1).unwrap(), 1);
-        assert!(s.outbox_page(&[], 0, 10).unwrap().is_empty());
-        assert_eq!(s.outbox_count(&[]).unwrap(), 0);
-        let both = vec!["a1".to_string(), "a2".to_string()];
-        let ids: Vec<i64> = s
-            .outbox_page(&both, 0, 10)
-            .unwrap()
-            .iter()
-            .map(|r| r.id)
-            .collect();
-        assert_eq!(ids, vec![theirs, mine], "newest first");
-        assert_eq!(s.outbox_account_id(theirs).unwrap().as_deref(), Some("a2"));
-        assert_eq!(s.outbox_account_id(theirs + 9).unwrap(), None);
+        crate::store::testing::each(|s| {
+            let mine = s.outbox_insert(&item(), &serde_json::json!({})).unwrap();
+            let other = NewOutbox {
+                account_id: "a2".into(),
+                ..item()
+            };
+            let theirs = s.outbox_insert(&other, &serde_json::json!({})).unwrap();
+            let a1 = vec!["a1".to_string()];
+            let ids: Vec<i64> = s
+                .outbox_page(&a1, 0, 10)
+                .unwrap()
+                .iter()
+                .map(|r| r.id)
+                .collect();
+            assert_eq!(ids, vec![mine]);
+            assert_eq!(s.outbox_count(&a1).unwrap(), 1);
+            assert!(s.outbox_page(&[], 0, 10).unwrap().is_empty());
+            assert_eq!(s.outbox_count(&[]).unwrap(), 0);
+            let both = vec!["a1".to_string(), "a2".to_string()];
+            let ids: Vec<i64> = s
+                .outbox_page(&both, 0, 10)
+                .unwrap()
+                .iter()
+                .map(|r| r.id)
+                .collect();
+            assert_eq!(ids, vec![theirs, mine], "newest first");
+            assert_eq!(s.outbox_account_id(theirs).unwrap().as_deref(), Some("a2"));
+            assert_eq!(s.outbox_account_id(theirs + 9).unwrap(), None);
+        });
     }
 
     #[test]
     fn claims_exclude_other_live_holders() {
-        let s = Store::open_in_memory().unwrap();
-        let id = s.outbox_insert(&item(), &serde_json::json!({})).unwrap();
-        let far = "2999-01-01T00:00:00Z";
-        assert!(
-            s.outbox_claim(id, &[OutboxState::Queued], "other:1:x", far, &now())
-                .unwrap()
-        );
-        assert!(
-            !s.outbox_claim(id, &[OutboxState::Queued], &claim_tag(), far, &now())
-                .unwrap()
-        );
-        s.outbox_release(id, "other:1:x").unwrap();
-        assert!(
-            s.outbox_claim(id, &[OutboxState::Queued], &claim_tag(), far, &now())
-                .unwrap()
-        );
-        assert!(!claim_is_dead(Some(&claim_tag()), Some(far), &now()));
-        assert!(claim_is_dead(
-            Some(&format!(
-                "{}:999999999:t",
-                super::super::accounts::hostname()
-            )),
-            Some(far),
-            &now()
-        ));
-        assert!(claim_is_dead(
-            Some("elsewhere:1:t"),
-            Some("2000-01-01T00:00:00Z"),
-            &now()
-        ));
-        assert!(!claim_is_dead(Some("elsewhere:1:t"), Some(far), &now()));
+        crate::store::testing::each(|s| {
+            let id = s.outbox_insert(&item(), &serde_json::json!({})).unwrap();
+            let far = "2999-01-01T00:00:00Z";
+            assert!(
+                s.outbox_claim(id, &[OutboxState::Queued], "other:1:x", far, &now())
+                    .unwrap()
+            );
+            assert!(
+                !s.outbox_claim(id, &[OutboxState::Queued], &claim_tag(), far, &now())
+                    .unwrap()
+            );
+            s.outbox_release(id, "other:1:x").unwrap();
+            assert!(
+                s.outbox_claim(id, &[OutboxState::Queued], &claim_tag(), far, &now())
+                    .unwrap()
+            );
+            assert!(!claim_is_dead(Some(&claim_tag()), Some(far), &now()));
+            assert!(claim_is_dead(
+                Some(&format!(
+                    "{}:999999999:t",
+                    super::super::accounts::hostname()
+                )),
+                Some(far),
+                &now()
+            ));
+            assert!(claim_is_dead(
+                Some("elsewhere:1:t"),
+                Some("2000-01-01T00:00:00Z"),
+                &now()
+            ));
+            assert!(!claim_is_dead(Some("elsewhere:1:t"), Some(far), &now()));
+        });
     }
 
     #[test]
     fn the_copy_token_is_set_once_and_kept() {
-        let s = Store::open_in_memory().unwrap();
-        let id = s.outbox_insert(&item(), &serde_json::json!({})).unwrap();
-        assert_eq!(s.outbox_get(id).unwrap().unwrap().copy_token, None);
-        assert_eq!(
-            s.outbox_copy_token(id, "t1").unwrap().as_deref(),
-            Some("t1")
-        );
-        // A second attempt (after a crash) appends with the same token, so either copy is ours.
-        assert_eq!(
-            s.outbox_copy_token(id, "t2").unwrap().as_deref(),
-            Some("t1")
-        );
-        assert_eq!(
-            s.outbox_get(id).unwrap().unwrap().copy_token.as_deref(),
-            Some("t1")
-        );
-        assert_eq!(s.outbox_copy_token(id + 1, "t3").unwrap(), None);
+        crate::store::testing::each(|s| {
+            let id = s.outbox_insert(&item(), &serde_json::json!({})).unwrap();
+            assert_eq!(s.outbox_get(id).unwrap().unwrap().copy_token, None);
+            assert_eq!(
+                s.outbox_copy_token(id, "t1").unwrap().as_deref(),
+                Some("t1")
+            );
+            // A second attempt (after a crash) appends with the same token, so either copy is ours.
+            assert_eq!(
+                s.outbox_copy_token(id, "t2").unwrap().as_deref(),
+                Some("t1")
+            );
+            assert_eq!(
+                s.outbox_get(id).unwrap().unwrap().copy_token.as_deref(),
+                Some("t1")
+            );
+            assert_eq!(s.outbox_copy_token(id + 1, "t3").unwrap(), None);
+        });
     }
 
     #[test]
     fn server_filing_is_learned_and_unlearned_per_folder_and_told_once() {
-        let s = Store::open_in_memory().unwrap();
-        assert_eq!(s.sent_filing("a1", "Sent").unwrap(), None);
-        assert!(s.set_sent_filing("a1", "Sent", true, "seen #1").unwrap());
-        assert!(
-            !s.set_sent_filing("a1", "Sent", true, "seen #2").unwrap(),
-            "no news"
-        );
+        crate::store::testing::each(|s| {
+            assert_eq!(s.sent_filing("a1", "Sent").unwrap(), None);
+            assert!(s.set_sent_filing("a1", "Sent", true, "seen #1").unwrap());
+            assert!(
+                !s.set_sent_filing("a1", "Sent", true, "seen #2").unwrap(),
+                "no news"
+            );
+            let f = s.sent_filing("a1", "Sent").unwrap().unwrap();
+            assert!(f.server_files);
+            assert_eq!(f.evidence, "seen #1");
+            assert_eq!(s.sent_filing("a1", "Replies").unwrap(), None);
+            assert_eq!(s.sent_filing("a2", "Sent").unwrap(), None);
+            assert!(
+                s.set_sent_filing("a1", "Sent", false, "not within 60 s")
+                    .unwrap()
+            );
+            let f = s.sent_filing("a1", "Sent").unwrap().unwrap();
+            assert!(!f.server_files);
+            assert_eq!(f.evidence, "not within 60 s");
+        });
+    }
+
+    /// What an older version left: two items, one whose copy it concluded the server filed.
+    fn older_outbox(old: &Store) {
+        let filed = old.outbox_insert(&item(), &serde_json::json!({})).unwrap();
+        old.outbox_insert(&item(), &serde_json::json!({})).unwrap();
+        old.conn
+            .exec(
+                "UPDATE outbox SET state = 'verified', copy_state = 'filed_by_server', copy_folder = 'Sent' WHERE id = ?1",
+                args![filed],
+            )
+            .unwrap();
+    }
+
+    fn learned_from_older_outbox(s: &Store) {
         let f = s.sent_filing("a1", "Sent").unwrap().unwrap();
         assert!(f.server_files);
-        assert_eq!(f.evidence, "seen #1");
-        assert_eq!(s.sent_filing("a1", "Replies").unwrap(), None);
-        assert_eq!(s.sent_filing("a2", "Sent").unwrap(), None);
-        assert!(
-            s.set_sent_filing("a1", "Sent", false, "not within 60 s")
-                .unwrap()
-        );
-        let f = s.sent_filing("a1", "Sent").unwrap().unwrap();
-        assert!(!f.server_files);
-        assert_eq!(f.evidence, "not within 60 s");
+        assert!(f.evidence.contains("earlier version"), "{}", f.evidence);
+        assert_eq!(s.sent_filing("a1", "Sent/Replies").unwrap(), None);
     }
 
     #[test]
@@ -954,51 +971,310 @@ mod tests {
                 conn.execute_batch(sql).unwrap();
             }
             conn.pragma_update(None, "user_version", 5).unwrap();
-            let old = Store {
+            older_outbox(&Store {
                 conn: crate::store::sql::Conn::Lite(conn),
-            };
-            let filed = old.outbox_insert(&item(), &serde_json::json!({})).unwrap();
-            old.outbox_insert(&item(), &serde_json::json!({})).unwrap();
-            old.conn
-                .execute(
-                    "UPDATE outbox SET state = 'verified', copy_state = 'filed_by_server', copy_folder = 'Sent' WHERE id = ?1",
-                    [filed],
-                )
-                .unwrap();
+            });
         }
-        let s = Store::open(&path).unwrap();
-        let f = s.sent_filing("a1", "Sent").unwrap().unwrap();
-        assert!(f.server_files);
-        assert!(f.evidence.contains("earlier version"), "{}", f.evidence);
-        assert_eq!(s.sent_filing("a1", "Sent/Replies").unwrap(), None);
+        learned_from_older_outbox(&Store::open(&path).unwrap());
+        // The same step on PostgreSQL (its twin in schema_pg.rs).
+        let Some(pg) = crate::store::sql::engines::PgScratch::new() else {
+            return;
+        };
+        {
+            let conn = pg.conn();
+            for sql in &crate::store::schema_pg::MIGRATIONS[..5] {
+                conn.batch(sql).unwrap();
+            }
+            conn.batch(
+                "CREATE TABLE mailroom_schema (version BIGINT NOT NULL);
+                 INSERT INTO mailroom_schema (version) VALUES (5)",
+            )
+            .unwrap();
+            older_outbox(&Store { conn });
+        }
+        let url = crate::config::StoreUrl::Postgres(pg.url.clone());
+        let s = Store::open_url(&url).unwrap();
+        assert_eq!(
+            s.schema_version().unwrap() as usize,
+            crate::store::schema_pg::MIGRATIONS.len()
+        );
+        learned_from_older_outbox(&s);
     }
 
     #[test]
     fn due_respects_next_attempt() {
-        let s = Store::open_in_memory().unwrap();
-        let id = s.outbox_insert(&item(), &serde_json::json!({})).unwrap();
-        let ch = Change {
-            next_attempt_at: Some(Some("2999-01-01T00:00:00Z".into())),
-            ..Default::default()
-        };
-        s.outbox_change(
-            id,
-            None,
-            &ch,
-            "op",
-            "outbox.retry_later",
-            &serde_json::json!({}),
-        )
-        .unwrap();
-        assert!(
-            s.outbox_due("a1", &[OutboxState::Queued], None, &now(), false)
+        crate::store::testing::each(|s| {
+            let id = s.outbox_insert(&item(), &serde_json::json!({})).unwrap();
+            let ch = Change {
+                next_attempt_at: Some(Some("2999-01-01T00:00:00Z".into())),
+                ..Default::default()
+            };
+            s.outbox_change(
+                id,
+                None,
+                &ch,
+                "op",
+                "outbox.retry_later",
+                &serde_json::json!({}),
+            )
+            .unwrap();
+            assert!(
+                s.outbox_due("a1", &[OutboxState::Queued], None, &now(), false)
+                    .unwrap()
+                    .is_empty()
+            );
+            assert_eq!(
+                s.outbox_due("a1", &[OutboxState::Queued], None, &now(), true)
+                    .unwrap(),
+                vec![id]
+            );
+        });
+    }
+
+    #[test]
+    fn every_change_field_lands_and_reads_back() {
+        crate::store::testing::each(|s| {
+            let n = NewOutbox {
+                copy_raw: Some(b"copy".to_vec()),
+                copy_note: Some("no attachments".into()),
+                thread_message_id: Some(7),
+                in_reply_to: Some("p@x".into()),
+                ..item()
+            };
+            let id = s.outbox_insert(&n, &serde_json::json!({"k": 1})).unwrap();
+            assert_eq!(
+                s.outbox_raw(id).unwrap().unwrap(),
+                (n.raw.clone(), Some(b"copy".to_vec()))
+            );
+            let ch = Change {
+                state: Some(OutboxState::Sent),
+                copy_state: Some(CopyState::Appended),
+                attempts_inc: true,
+                copy_attempts_inc: true,
+                error: Some(Some(("refused".into(), "check it".into()))),
+                next_attempt_at: Some(Some("2030-01-01T00:00:00Z".into())),
+                sent_at: Some("2026-01-01T00:00:00Z".into()),
+                verified_at: Some("2026-01-02T00:00:00Z".into()),
+                copy_folder: Some("Sent".into()),
+                copy_uid: Some((9, Some(42))),
+                claim: Some(Some(("me:1:t".into(), "2030-01-01T00:00:00Z".into()))),
+            };
+            assert!(
+                s.outbox_change(id, None, &ch, "op", "outbox.sent", &serde_json::json!({}))
+                    .unwrap()
+            );
+            let r = s.outbox_get(id).unwrap().unwrap();
+            assert_eq!(
+                (r.state, r.copy_state),
+                (OutboxState::Sent, Some(CopyState::Appended))
+            );
+            assert_eq!((r.attempts, r.copy_attempts), (1, 1));
+            assert_eq!(
+                (r.last_error_what.as_deref(), r.last_error_fix.as_deref()),
+                (Some("refused"), Some("check it"))
+            );
+            assert!(r.last_error_at.is_some());
+            assert_eq!(r.next_attempt_at.as_deref(), Some("2030-01-01T00:00:00Z"));
+            assert_eq!(r.sent_at.as_deref(), Some("2026-01-01T00:00:00Z"));
+            assert_eq!(r.verified_at.as_deref(), Some("2026-01-02T00:00:00Z"));
+            assert_eq!(
+                (r.copy_folder.as_deref(), r.copy_uidvalidity, r.copy_uid),
+                (Some("Sent"), Some(9), Some(42))
+            );
+            assert_eq!(r.claim.as_deref(), Some("me:1:t"));
+            assert_eq!(
+                (r.copy_note.as_deref(), r.thread_message_id),
+                (Some("no attachments"), Some(7))
+            );
+            assert_eq!(r.size, Some(n.raw.len() as i64));
+            assert_eq!(r.rcpts, ["b@example.test"]);
+            // Clearing: the error, the next attempt, the claim and the copy's UID.
+            let clear = Change {
+                error: Some(None),
+                next_attempt_at: Some(None),
+                claim: Some(None),
+                copy_uid: Some((9, None)),
+                ..Default::default()
+            };
+            assert!(
+                s.outbox_change(
+                    id,
+                    Some(&[OutboxState::Sent]),
+                    &clear,
+                    "op",
+                    "outbox.x",
+                    &serde_json::json!({})
+                )
+                .unwrap()
+            );
+            let r = s.outbox_get(id).unwrap().unwrap();
+            assert_eq!(
+                (
+                    r.last_error_what,
+                    r.last_error_at,
+                    r.next_attempt_at,
+                    r.claim,
+                    r.claim_until,
+                    r.copy_uid
+                ),
+                (None, None, None, None, None, None)
+            );
+            let audit = s.audit_rows(10).unwrap();
+            assert_eq!(audit.len(), 3);
+            assert_eq!(audit[0].detail, Some(serde_json::json!({"k": 1})));
+            assert_eq!(
+                audit[2].target.as_deref(),
+                Some(format!("outbox:{id}").as_str())
+            );
+            assert_eq!(audit[2].account_id.as_deref(), Some("a1"));
+            assert!(s.outbox_get(id + 1).unwrap().is_none());
+            assert!(s.outbox_raw(id + 1).unwrap().is_none());
+        });
+    }
+
+    #[test]
+    fn the_worker_finds_what_is_left_to_drive() {
+        crate::store::testing::each(|s| {
+            assert_eq!(s.outbox_next_due().unwrap(), None);
+            assert!(s.outbox_active_accounts().unwrap().is_empty());
+            let q = s.outbox_insert(&item(), &serde_json::json!({})).unwrap();
+            let other = NewOutbox {
+                account_id: "a2".into(),
+                ..item()
+            };
+            let sent = s.outbox_insert(&other, &serde_json::json!({})).unwrap();
+            let done = s.outbox_insert(&other, &serde_json::json!({})).unwrap();
+            let set = |id: i64, ch: Change| {
+                s.outbox_change(id, None, &ch, "op", "t", &serde_json::json!({}))
+                    .unwrap();
+            };
+            set(
+                sent,
+                Change {
+                    state: Some(OutboxState::Sent),
+                    next_attempt_at: Some(Some("2030-01-01T00:00:00Z".into())),
+                    ..Default::default()
+                },
+            );
+            set(
+                done,
+                Change {
+                    state: Some(OutboxState::Verified),
+                    copy_state: Some(CopyState::Appended),
+                    ..Default::default()
+                },
+            );
+            assert_eq!(s.outbox_active_accounts().unwrap(), ["a1", "a2"]);
+            assert_eq!(
+                s.outbox_next_due().unwrap().as_deref(),
+                Some(""),
+                "the queued item is due now"
+            );
+            assert_eq!(s.outbox_waiting_batch("a2").unwrap(), [sent]);
+            assert!(s.outbox_waiting_batch("a1").unwrap().is_empty());
+            assert_eq!(
+                s.outbox_due(
+                    "a2",
+                    &[OutboxState::Sent],
+                    Some(&[CopyState::Pending]),
+                    &now(),
+                    true
+                )
+                .unwrap(),
+                [sent]
+            );
+            assert!(
+                s.outbox_due(
+                    "a2",
+                    &[OutboxState::Sent],
+                    Some(&[CopyState::Failed]),
+                    &now(),
+                    true
+                )
                 .unwrap()
                 .is_empty()
-        );
-        assert_eq!(
-            s.outbox_due("a1", &[OutboxState::Queued], None, &now(), true)
-                .unwrap(),
-            vec![id]
-        );
+            );
+            assert!(s.outbox_in_sending().unwrap().is_empty());
+            set(
+                q,
+                Change {
+                    state: Some(OutboxState::Sending),
+                    ..Default::default()
+                },
+            );
+            let ids: Vec<i64> = s
+                .outbox_in_sending()
+                .unwrap()
+                .iter()
+                .map(|r| r.id)
+                .collect();
+            assert_eq!(ids, [q]);
+            assert_eq!(
+                s.outbox_next_due().unwrap().as_deref(),
+                Some("2030-01-01T00:00:00Z")
+            );
+            // A state word this version does not know is an error, not a guess.
+            s.conn
+                .exec(
+                    "UPDATE outbox SET state = 'teleported' WHERE id = ?1",
+                    args![q],
+                )
+                .unwrap();
+            let err = s.outbox_get(q).unwrap_err();
+            assert!(err.summary.contains("teleported"), "{}", err.summary);
+        });
+    }
+
+    #[test]
+    fn a_reply_finds_its_message_and_the_accounts_holding_it() {
+        crate::store::testing::each(|s| {
+            let id: i64 = s
+                .conn
+                .one(
+                    "INSERT INTO messages (message_id, content_hash, refs, from_addr, subject, headers, created_at)
+                     VALUES ('m@x', 'h', 'r@x', 'a@x', 'hi', ?1, 't') RETURNING id",
+                    args![b"Subject: hi\r\n".to_vec()],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            for (acc, folder) in [("b", 2), ("a", 1), ("b", 3)] {
+                s.conn
+                    .exec(
+                        "INSERT INTO accounts (id, name, created_at, state, state_since) VALUES (?1, ?1, 't', 'idle', 't') ON CONFLICT (id) DO NOTHING",
+                        args![acc],
+                    )
+                    .unwrap();
+                s.conn
+                    .exec(
+                        "INSERT INTO folders (id, account_id, name, wire_name) VALUES (?1, ?2, ?3, ?3)",
+                        args![folder, acc, format!("F{folder}")],
+                    )
+                    .unwrap();
+                s.conn
+                    .exec(
+                        "INSERT INTO locations (message_id, account_id, folder_id, uidvalidity, uid) VALUES (?1, ?2, ?3, 1, 1)",
+                        args![id, acc, folder],
+                    )
+                    .unwrap();
+            }
+            let r = s.reply_base(id).unwrap().unwrap();
+            assert_eq!(r.account_ids, ["a", "b"]);
+            assert_eq!(
+                (
+                    r.message_id.as_deref(),
+                    r.refs.as_deref(),
+                    r.subject.as_deref()
+                ),
+                (Some("m@x"), Some("r@x"), Some("hi"))
+            );
+            assert_eq!(r.headers.as_deref(), Some(&b"Subject: hi\r\n"[..]));
+            assert_eq!(
+                (r.body, r.text_body, r.to_json.as_str()),
+                (None, None, "[]")
+            );
+            assert!(s.reply_base(id + 1).unwrap().is_none());
+            assert_eq!(s.message_by_message_id("m@x").unwrap(), Some(id));
+            assert_eq!(s.message_by_message_id("M@x").unwrap(), None, "exact match");
+        });
     }
 }
