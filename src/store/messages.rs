@@ -5,6 +5,7 @@
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
+use super::search::{FtsDoc, fts_write_lite};
 use super::{Store, now};
 use crate::error::Result;
 use crate::mail::parse::{Addr, Envelope};
@@ -562,11 +563,12 @@ impl Store {
                 cc: serde_json::from_str(&cc_json).unwrap_or_default(),
                 ..Default::default()
             };
-            tx.execute("DELETE FROM messages_fts WHERE rowid = ?1", [id])?;
-            tx.execute(
-                "INSERT INTO messages_fts (rowid, subject, addresses, body) VALUES (?1, ?2, ?3, ?4)",
-                params![id, subject.unwrap_or_default(), addresses_text(&env), text],
-            )?;
+            let doc = FtsDoc {
+                subject: subject.as_deref().unwrap_or_default(),
+                addresses: &addresses_text(&env),
+                body: text,
+            };
+            fts_write_lite(tx, id, &doc, true)?;
             Ok(())
         })
     }
@@ -719,8 +721,12 @@ fn insert_one(
                 id,
                 thread_root.unwrap_or(id)
             ])?;
-            tx.prepare_cached("INSERT INTO messages_fts (rowid, subject, addresses, body) VALUES (?1, ?2, ?3, '')")?
-                .execute(params![id, env.subject.clone().unwrap_or_default(), addresses_text(env)])?;
+            let doc = FtsDoc {
+                subject: env.subject.as_deref().unwrap_or_default(),
+                addresses: &addresses_text(env),
+                body: "",
+            };
+            fts_write_lite(tx, id, &doc, false)?;
             out.created += 1;
             id
         }

@@ -1,12 +1,26 @@
-//! Full-text search over the cache (issue 5): `messages_fts` is contentless (rowid =
-//! messages.id), so it is (re)filled from the messages rows and queried with an already-escaped
-//! FTS5 expression built by `crm::search`.
+//! Full-text search over the cache (issue 5), on either engine, with the same query language
+//! and the same results.
+//!
+//! SQLite: `messages_fts` is a contentless FTS5 table (rowid = messages.id, columns subject,
+//! addresses, body, tokenizer `unicode61 remove_diacritics 2`), queried with the escaped FTS5
+//! expression `crm::search` builds.
+//!
+//! PostgreSQL: `messages_fts (message_id, doc tsvector)` with a GIN index. Its own text parsers
+//! cut words differently from FTS5 (an address is one token there, `foo-bar` three, accents
+//! stay), so mailroom cuts and folds the words itself, exactly as FTS5's tokenizer does
+//! ([`fts_words`]), and hands PostgreSQL finished lexemes with their positions (a `tsvector`
+//! literal) and finished queries (a `tsquery` literal) — no dictionary in between. The columns
+//! follow each other with a gap of one position, so a phrase never spans two of them, as in
+//! FTS5.
 
-use rusqlite::{params, params_from_iter};
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use super::Store;
-use super::crm::{CHUNK, placeholders};
+use super::crm::CHUNK;
+use super::sql::{Conn, Engine, Owned, in_list, owned_args};
+use crate::args;
 use crate::error::Result;
 
 #[derive(Debug, Clone, Serialize)]
@@ -19,6 +33,59 @@ pub struct SearchRow {
     pub subject: Option<String>,
     pub direction: String,
     pub customer_id: Option<i64>,
+}
+
+/// What the search index holds of one message: its subject, the names and addresses of From,
+/// To and Cc, and its readable text (empty until the body is fetched).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct FtsDoc<'a> {
+    pub subject: &'a str,
+    pub addresses: &'a str,
+    pub body: &'a str,
+}
+
+/// Writes message `id`'s entry in the search index, on either engine. `replace`: an entry may
+/// exist already (a body arrived, a reindex) and is replaced; false for a message just created.
+pub(super) fn fts_write(conn: &Conn, id: i64, doc: &FtsDoc<'_>, replace: bool) -> Result<()> {
+    match conn.engine() {
+        Engine::Sqlite => {
+            if replace {
+                conn.exec("DELETE FROM messages_fts WHERE rowid = ?1", args![id])?;
+            }
+            conn.exec(
+                "INSERT INTO messages_fts (rowid, subject, addresses, body) VALUES (?1, ?2, ?3, ?4)",
+                args![id, doc.subject, doc.addresses, doc.body],
+            )?;
+        }
+        Engine::Postgres => {
+            conn.exec(
+                "INSERT INTO messages_fts (message_id, doc) VALUES (?1, CAST(?2 AS tsvector))
+                 ON CONFLICT (message_id) DO UPDATE SET doc = excluded.doc",
+                args![id, pg_tsvector(doc)],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// The SQLite half of [`fts_write`], for writers that still hold a rusqlite transaction
+/// (store/messages.rs until it is ported; they then call [`fts_write`]). A cached statement,
+/// so the sync writer prepares it once.
+pub(super) fn fts_write_lite(
+    c: &rusqlite::Connection,
+    id: i64,
+    doc: &FtsDoc<'_>,
+    replace: bool,
+) -> Result<()> {
+    if replace {
+        c.prepare_cached("DELETE FROM messages_fts WHERE rowid = ?1")?
+            .execute([id])?;
+    }
+    c.prepare_cached(
+        "INSERT INTO messages_fts (rowid, subject, addresses, body) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(rusqlite::params![id, doc.subject, doc.addresses, doc.body])?;
+    Ok(())
 }
 
 /// The text of the `addresses` column: names and addresses of From, To and Cc.
@@ -49,64 +116,70 @@ fn addresses_text(
     out
 }
 
+/// One message's fields as `fts_reindex` reads them.
+type IndexRow = (
+    i64,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    String,
+    String,
+    Option<String>,
+);
+
 impl Store {
     /// (Re)indexes the given messages: idempotent, so sync may call it again when a body arrives.
     pub fn fts_reindex(&self, ids: &[i64]) -> Result<()> {
         for chunk in ids.chunks(CHUNK) {
-            let mut st = self.conn.prepare_cached(&format!(
-                "SELECT id, subject, from_addr, from_name, to_json, cc_json, text_body FROM messages WHERE id IN ({})",
-                placeholders(chunk.len())
-            ))?;
-            let rows = st
-                .query_map(params_from_iter(chunk), |r| {
+            let values: Vec<Owned> = chunk.iter().map(|id| Owned::Int(*id)).collect();
+            let rows: Vec<IndexRow> = self.conn.rows(
+                &format!(
+                    "SELECT id, subject, from_addr, from_name, to_json, cc_json, text_body FROM messages WHERE id IN ({})",
+                    in_list(1, chunk.len())
+                ),
+                &owned_args(&values),
+                |r| {
                     Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, Option<String>>(1)?,
-                        r.get::<_, Option<String>>(2)?,
-                        r.get::<_, Option<String>>(3)?,
-                        r.get::<_, String>(4)?,
-                        r.get::<_, String>(5)?,
-                        r.get::<_, Option<String>>(6)?,
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
                     ))
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            let mut del = self
-                .conn
-                .prepare_cached("DELETE FROM messages_fts WHERE rowid = ?1")?;
-            let mut ins = self.conn.prepare_cached(
-                "INSERT INTO messages_fts (rowid, subject, addresses, body) VALUES (?1, ?2, ?3, ?4)",
+                },
             )?;
-            for (id, subject, from_addr, from_name, to, cc, body) in rows {
-                del.execute([id])?;
-                let addrs = addresses_text(&from_addr, &from_name, &to, &cc);
-                ins.execute(params![
-                    id,
-                    subject.unwrap_or_default(),
-                    addrs,
-                    body.unwrap_or_default()
-                ])?;
-            }
+            self.conn.tx(|| {
+                for (id, subject, from_addr, from_name, to, cc, body) in &rows {
+                    let addresses = addresses_text(from_addr, from_name, to, cc);
+                    let doc = FtsDoc {
+                        subject: subject.as_deref().unwrap_or_default(),
+                        addresses: &addresses,
+                        body: body.as_deref().unwrap_or_default(),
+                    };
+                    fts_write(&self.conn, *id, &doc, true)?;
+                }
+                Ok(())
+            })?;
         }
         Ok(())
     }
 
     /// Every message id (for a full reindex).
     pub fn all_message_ids(&self) -> Result<Vec<i64>> {
-        let mut st = self.conn.prepare("SELECT id FROM messages ORDER BY id")?;
-        let v = st
-            .query_map([], |r| r.get(0))?
-            .collect::<rusqlite::Result<Vec<i64>>>()?;
-        Ok(v)
+        self.conn
+            .rows("SELECT id FROM messages ORDER BY id", &[], |r| r.get(0))
     }
 
     /// Rows in the index versus messages: a cheap check that the index is complete.
     pub fn fts_counts(&self) -> Result<(i64, i64)> {
         let indexed: i64 = self
             .conn
-            .query_row("SELECT COUNT(*) FROM messages_fts", [], |r| r.get(0))?;
+            .one("SELECT COUNT(*) FROM messages_fts", &[], |r| r.get(0))?;
         let total: i64 = self
             .conn
-            .query_row("SELECT COUNT(*) FROM messages", [], |r| r.get(0))?;
+            .one("SELECT COUNT(*) FROM messages", &[], |r| r.get(0))?;
         Ok((indexed, total))
     }
 
@@ -121,37 +194,53 @@ impl Store {
         if accounts.is_empty() {
             return Ok((0, Vec::new()));
         }
-        let acc = placeholders(accounts.len());
+        // The index and its match, per engine; ?1 is the query.
+        let (query, from, matches) = match self.engine() {
+            Engine::Sqlite => (
+                fts_expr.to_string(),
+                "messages_fts f JOIN messages m ON m.id = f.rowid",
+                "messages_fts MATCH ?1",
+            ),
+            Engine::Postgres => match pg_tsquery(fts_expr) {
+                Some(q) => (
+                    q,
+                    "messages_fts f JOIN messages m ON m.id = f.message_id",
+                    "f.doc @@ CAST(?1 AS tsquery)",
+                ),
+                // Only phrases without a word: FTS5 finds nothing for those either.
+                None => return Ok((0, Vec::new())),
+            },
+        };
+        // ?2… the accounts, then the page's limit and offset.
+        let n = accounts.len();
+        let acc = in_list(2, n);
         let visible = format!(
             "m.denied = 0 AND EXISTS (SELECT 1 FROM locations l WHERE l.message_id = m.id AND l.account_id IN ({acc}))"
         );
-        let mut p: Vec<rusqlite::types::Value> = vec![fts_expr.to_string().into()];
-        p.extend(accounts.iter().map(|a| a.clone().into()));
-        let total: i64 = self.conn.query_row(
-            &format!(
-                "SELECT COUNT(*) FROM messages_fts f JOIN messages m ON m.id = f.rowid
-                 WHERE messages_fts MATCH ? AND {visible}"
-            ),
-            params_from_iter(p.clone()),
+        let mut values = vec![Owned::Text(query)];
+        values.extend(accounts.iter().map(|a| Owned::Text(a.clone())));
+        values.extend([Owned::Int(limit), Owned::Int(offset)]);
+        let values = owned_args(&values);
+        let total: i64 = self.conn.one(
+            &format!("SELECT COUNT(*) FROM {from} WHERE {matches} AND {visible}"),
+            &values[..n + 1],
             |r| r.get(0),
         )?;
-        let mut q: Vec<rusqlite::types::Value> =
-            accounts.iter().map(|a| a.clone().into()).collect();
-        q.extend(p);
-        q.push(limit.into());
-        q.push(offset.into());
-        let mut st = self.conn.prepare(&format!(
-            "SELECT m.id, (SELECT l.account_id FROM locations l WHERE l.message_id = m.id AND l.account_id IN ({acc}) LIMIT 1),
-                    m.date, m.from_addr, m.from_name, m.subject, m.direction, m.customer_id
-             FROM messages_fts f JOIN messages m ON m.id = f.rowid
-             WHERE messages_fts MATCH ? AND {visible}
-             ORDER BY m.date DESC, m.id DESC LIMIT ? OFFSET ?"
-        ))?;
-        let rows = st
-            .query_map(params_from_iter(q), |r| {
+        let rows = self.conn.rows(
+            &format!(
+                "SELECT m.id, (SELECT l.account_id FROM locations l WHERE l.message_id = m.id AND l.account_id IN ({acc}) ORDER BY l.id LIMIT 1),
+                        m.date, m.from_addr, m.from_name, m.subject, m.direction, m.customer_id
+                 FROM {from}
+                 WHERE {matches} AND {visible}
+                 ORDER BY m.date DESC NULLS LAST, m.id DESC LIMIT ?{} OFFSET ?{}",
+                n + 2,
+                n + 3
+            ),
+            &values,
+            |r| {
                 Ok(SearchRow {
                     id: r.get(0)?,
-                    account_id: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                    account_id: r.get::<Option<String>>(1)?.unwrap_or_default(),
                     date: r.get(2)?,
                     from_addr: r.get(3)?,
                     from_name: r.get(4)?,
@@ -159,8 +248,231 @@ impl Store {
                     direction: r.get(6)?,
                     customer_id: r.get(7)?,
                 })
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+            },
+        )?;
         Ok((total, rows))
+    }
+}
+
+// ------------------------------------------------------------------ PostgreSQL's lexemes
+
+/// The longest lexeme PostgreSQL stores (bytes); a longer word is left out of its index.
+const PG_MAX_LEXEME: usize = 2046;
+/// The room for distinct lexemes in one tsvector (PostgreSQL refuses more than 1 MiB).
+const PG_MAX_LEXEMES_BYTES: usize = 1_000_000;
+/// Positions PostgreSQL keeps: at most 256 per lexeme, none past 16383.
+const PG_MAX_POSITIONS: usize = 256;
+const PG_MAX_POSITION: u32 = 16383;
+
+/// Calls `f` with each word of `text` as SQLite's FTS5 tokenizer `unicode61 remove_diacritics
+/// 2` cuts and folds it: runs of letters, digits and private-use characters (combining marks
+/// other than the accents U+0300–U+036F separate words), lower-cased, with the accents taken
+/// off Latin letters (`Élan` → `elan`; `ø`, `ß`, Greek and Cyrillic keep theirs).
+pub(super) fn fts_words(text: &str, mut f: impl FnMut(&str)) {
+    let mut word = String::new();
+    for c in text.chars() {
+        if is_fts_accent(c) {
+            continue;
+        }
+        if is_fts_word_char(c) {
+            fold_into(c, &mut word);
+        } else if !word.is_empty() {
+            f(&word);
+            word.clear();
+        }
+    }
+    if !word.is_empty() {
+        f(&word);
+    }
+}
+
+/// The combining accents FTS5 counts as part of a word and then drops.
+fn is_fts_accent(c: char) -> bool {
+    ('\u{300}'..='\u{36f}').contains(&c)
+}
+
+fn is_fts_word_char(c: char) -> bool {
+    let private = matches!(c as u32, 0xE000..=0xF8FF | 0xF0000..=0xFFFFD | 0x100000..=0x10FFFD);
+    (c.is_alphanumeric() && !unicode_normalization::char::is_combining_mark(c)) || private
+}
+
+/// Appends `c` lower-cased, without the accent of a Latin letter.
+fn fold_into(c: char, word: &mut String) {
+    for l in c.to_lowercase() {
+        if is_fts_accent(l) {
+            continue; // İ lower-cases to i and a combining dot
+        }
+        let l = if l == 'ſ' { 's' } else { l };
+        if matches!(l as u32, 0xC0..=0x24F | 0x1E00..=0x1EFF) {
+            let mut base = None;
+            unicode_normalization::char::decompose_canonical(l, |d| {
+                base.get_or_insert(d);
+            });
+            word.push(base.unwrap_or(l));
+        } else {
+            word.push(l);
+        }
+    }
+}
+
+/// A lexeme quoted for a tsvector or tsquery literal.
+fn pg_quote(w: &str) -> String {
+    format!("'{}'", w.replace('\\', "\\\\").replace('\'', "''"))
+}
+
+/// The tsvector literal of a message's index entry: each word once, with its positions.
+pub(super) fn pg_tsvector(doc: &FtsDoc<'_>) -> String {
+    let mut lexemes: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+    let mut room = PG_MAX_LEXEMES_BYTES;
+    let mut pos: u32 = 0;
+    let mut add = |w: &str, p: u32| {
+        if let Some(ps) = lexemes.get_mut(w) {
+            if ps.len() < PG_MAX_POSITIONS && ps.last() != Some(&p) {
+                ps.push(p);
+            }
+        } else if w.len() <= PG_MAX_LEXEME && w.len() <= room {
+            room -= w.len();
+            lexemes.insert(w.to_string(), vec![p]);
+        }
+    };
+    let columns = [doc.subject, doc.addresses, doc.body];
+    for text in columns {
+        fts_words(text, |w| {
+            pos += 1;
+            add(w, pos.min(PG_MAX_POSITION));
+        });
+        // A gap: the next column's first word is never next to this one's last.
+        pos = pos.saturating_add(1);
+    }
+    let mut out = String::new();
+    for (w, ps) in &lexemes {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(&pg_quote(w));
+        let ps: Vec<String> = ps.iter().map(u32::to_string).collect();
+        out.push(':');
+        out.push_str(&ps.join(","));
+    }
+    out
+}
+
+/// The terms of an FTS5 expression as `crm::search` builds them: `"…"` phrases (`""` inside
+/// for a quote), a `*` after one for a prefix; a bare word counts as a phrase of its own.
+fn fts_terms(expr: &str) -> Vec<(String, bool)> {
+    let mut out = Vec::new();
+    let mut chars = expr.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_whitespace() {
+            continue;
+        }
+        let mut text = String::new();
+        if c == '"' {
+            while let Some(c) = chars.next() {
+                match c {
+                    '"' if chars.peek() == Some(&'"') => {
+                        chars.next();
+                        text.push('"');
+                    }
+                    '"' => break,
+                    c => text.push(c),
+                }
+            }
+        } else {
+            text.push(c);
+            while let Some(&c) = chars.peek() {
+                if c.is_whitespace() || c == '"' || c == '*' {
+                    break;
+                }
+                text.push(c);
+                chars.next();
+            }
+        }
+        let prefix = chars.peek() == Some(&'*');
+        if prefix {
+            chars.next();
+        }
+        out.push((text, prefix));
+    }
+    out
+}
+
+/// The tsquery literal that finds what `fts_expr` finds in FTS5: every phrase required, its
+/// words next to each other, a prefix on the last word of a starred one. None: it can find
+/// nothing (no phrase has a word, or a word is too long for PostgreSQL's index).
+fn pg_tsquery(fts_expr: &str) -> Option<String> {
+    let mut parts = Vec::new();
+    for (text, prefix) in fts_terms(fts_expr) {
+        let mut words = Vec::new();
+        fts_words(&text, |w| words.push(w.to_string()));
+        if words.iter().any(|w| w.len() > PG_MAX_LEXEME) {
+            return None;
+        }
+        let n = words.len();
+        let phrase: Vec<String> = words
+            .iter()
+            .enumerate()
+            .map(|(i, w)| {
+                let star = if prefix && i + 1 == n { ":*" } else { "" };
+                format!("{}{star}", pg_quote(w))
+            })
+            .collect();
+        // A phrase without a word is left out, as FTS5 leaves it out.
+        if !phrase.is_empty() {
+            parts.push(format!("({})", phrase.join(" <-> ")));
+        }
+    }
+    (!parts.is_empty()).then(|| parts.join(" & "))
+}
+
+#[cfg(test)]
+mod tokenizer_check {
+    use super::*;
+
+    /// Compares [`fts_words`] with FTS5's own tokenizer for every code point below U+30000
+    /// (slow: `cargo test --lib tokenizer_check -- --ignored --nocapture`).
+    #[test]
+    #[ignore]
+    fn fts_words_cut_as_fts5_does() {
+        let c = rusqlite::Connection::open_in_memory().unwrap();
+        c.execute_batch("CREATE VIRTUAL TABLE t USING fts5(a, tokenize='unicode61 remove_diacritics 2'); CREATE VIRTUAL TABLE v USING fts5vocab(t, 'instance');").unwrap();
+        let mut bad = 0;
+        let mut docs = Vec::new();
+        for cp in 0x20u32..0x30000 {
+            let Some(ch) = char::from_u32(cp) else {
+                continue;
+            };
+            let text = format!("q{ch}z {ch} Z{ch}");
+            docs.push((cp, text));
+        }
+        for (i, (_, text)) in docs.iter().enumerate() {
+            c.execute(
+                "INSERT INTO t (rowid, a) VALUES (?1, ?2)",
+                rusqlite::params![i as i64 + 1, text],
+            )
+            .unwrap();
+        }
+        let mut st = c
+            .prepare("SELECT doc, term FROM v ORDER BY doc, offset")
+            .unwrap();
+        let mut fts: std::collections::HashMap<i64, Vec<String>> = Default::default();
+        for r in st
+            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
+            .unwrap()
+        {
+            let (d, t) = r.unwrap();
+            fts.entry(d).or_default().push(t);
+        }
+        for (i, (cp, text)) in docs.iter().enumerate() {
+            let mut mine = Vec::new();
+            fts_words(text, |w| mine.push(w.to_string()));
+            let theirs = fts.remove(&(i as i64 + 1)).unwrap_or_default();
+            if mine != theirs {
+                bad += 1;
+                println!("MM {cp} U+{cp:04X} mine {mine:?} fts {theirs:?}");
+            }
+        }
+        println!("mismatches: {bad} of {}", docs.len());
+        assert_eq!(bad, 0);
     }
 }
