@@ -695,3 +695,205 @@ impl Store {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::FixtureMessage;
+
+    #[test]
+    fn the_book_reads_back_alike_and_pages_by_name_ignoring_case() {
+        crate::store::testing::each(|s| {
+            let zed = s.customer_insert("zed", None, None).unwrap();
+            let anna = s
+                .customer_insert("Anna", Some("ACME"), Some("notes"))
+                .unwrap();
+            let bob = s.customer_insert("bob", None, None).unwrap();
+            assert!(s.customer_add_email(anna, "b@acme.test").unwrap());
+            assert!(s.customer_add_email(anna, "a@acme.test").unwrap());
+            assert!(!s.customer_add_email(anna, "a@acme.test").unwrap());
+            let e = s.customer_add_email(bob, "a@acme.test").unwrap_err();
+            assert!(e.summary.contains(&format!("customer {anna}")), "{e}");
+            assert!(s.customer_add_domain(anna, "acme.test").unwrap());
+            assert!(!s.customer_add_domain(anna, "acme.test").unwrap());
+            s.customer_update(anna, None, Some(None), None).unwrap();
+            let c = s.customer(anna).unwrap().unwrap();
+            assert_eq!(c.company, None);
+            assert_eq!(c.notes.as_deref(), Some("notes"));
+            assert_eq!(c.emails, ["a@acme.test", "b@acme.test"]);
+            assert_eq!(c.domains, ["acme.test"]);
+            let names: Vec<i64> = s.customers().unwrap().iter().map(|c| c.id).collect();
+            assert_eq!(names, [anna, bob, zed], "by name, case aside");
+            // The paged list folds the same lists in, in the same order.
+            let page = s.customers_page("", 0, 10).unwrap();
+            assert_eq!(page[0], c);
+            assert_eq!(page.iter().map(|c| c.id).collect::<Vec<_>>(), names);
+            assert_eq!(s.customers_page("", 1, 1).unwrap()[0].id, bob);
+            // Fuzzy: a subsequence of the name, company or an address, any case.
+            assert_eq!(s.customers_count("").unwrap(), 3);
+            assert_eq!(s.customers_count("AN").unwrap(), 1);
+            assert_eq!(s.customers_count("bacme").unwrap(), 1);
+            assert_eq!(s.customers_count("%").unwrap(), 0);
+            assert_eq!(s.email_owner("b@acme.test").unwrap(), Some(anna));
+            assert_eq!(s.customer_names().unwrap()[&zed], "zed");
+            assert!(s.customer_remove_email(anna, "b@acme.test").unwrap());
+            assert!(s.customer_remove_domain(anna, "acme.test").unwrap());
+            assert!(s.customer_delete(zed).unwrap());
+            assert!(s.customer(zed).unwrap().is_none());
+            let book = s.book_rows().unwrap();
+            assert_eq!(book.emails, [("a@acme.test".to_string(), anna)]);
+            assert!(book.domains.is_empty());
+        });
+    }
+
+    #[test]
+    fn atomically_nests_and_rolls_back_only_its_own_part() {
+        crate::store::testing::each(|s| {
+            let failed = s.atomically(|s| {
+                s.customer_insert("gone", None, None)?;
+                Err::<(), _>(AppError::local("boom", "", ""))
+            });
+            assert!(failed.is_err());
+            assert!(s.customers().unwrap().is_empty(), "rolled back whole");
+            s.atomically(|s| {
+                s.customer_insert("kept", None, None)?;
+                let inner = s.atomically(|s| {
+                    s.customer_insert("inner", None, None)?;
+                    // A failing statement inside: PostgreSQL aborts up to the savepoint only.
+                    s.customer_add_email(-1, "x@y.test")
+                });
+                assert!(inner.is_err());
+                s.atomically(|s| s.customer_insert("second", None, None))?;
+                Ok(())
+            })
+            .unwrap();
+            let names: Vec<String> = s.customers().unwrap().into_iter().map(|c| c.name).collect();
+            assert_eq!(names, ["kept", "second"]);
+            assert!(!s.conn.in_tx());
+        });
+    }
+
+    #[test]
+    fn matches_examined_marks_and_mentions() {
+        crate::store::testing::each(|s| {
+            let inbox = s.fixture_folder("a1", "INBOX", Some("inbox")).unwrap();
+            let other = s.fixture_folder("a2", "INBOX", Some("inbox")).unwrap();
+            let c = s.customer_insert("C", None, None).unwrap();
+            let d = s.customer_insert("D", None, None).unwrap();
+            let msg = |from: &str, to: &[&str], date: &str| FixtureMessage {
+                message_id: Some(format!("{from}-{date}@test")),
+                in_reply_to: Some("root@test".into()),
+                from_addr: from.into(),
+                to: to.iter().map(|s| s.to_string()).collect(),
+                subject: "s".into(),
+                date: date.into(),
+                ..Default::default()
+            };
+            let m1 = s
+                .fixture_message(
+                    "a1",
+                    inbox,
+                    1,
+                    &msg("x@a.test", &["Y@B.test"], "2026-01-02"),
+                )
+                .unwrap();
+            let m2 = s
+                .fixture_message("a1", inbox, 2, &msg("y@b.test", &[], ""))
+                .unwrap();
+            s.conn
+                .exec("UPDATE messages SET date = NULL WHERE id = ?1", args![m2])
+                .unwrap();
+            // m1 also in a second account and twice in the first.
+            s.fixture_message("a2", other, 1, &msg("z@c.test", &[], "2026-01-01"))
+                .unwrap();
+            s.conn
+                .exec(
+                    "INSERT INTO locations (message_id, account_id, folder_id, uidvalidity, uid) VALUES (?1, 'a2', ?2, 1, 9), (?1, 'a1', ?3, 2, 9)",
+                    args![m1, other, inbox],
+                )
+                .unwrap();
+            let inputs = s.match_inputs(&[m2, m1]).unwrap();
+            assert_eq!(inputs.iter().map(|m| m.id).collect::<Vec<_>>(), [m1, m2]);
+            let mut accounts = inputs[0].accounts.clone();
+            accounts.sort();
+            assert_eq!(accounts, ["a1", "a2"]);
+            let mut all = Vec::new();
+            s.for_each_match_input(|m| all.push(m.id)).unwrap();
+            assert_eq!(all.len(), 3);
+            assert_eq!(all.last(), Some(&m2), "mail without a date last");
+            let mut refs = 0;
+            s.for_each_reference(|irt, _| {
+                assert_eq!(irt, Some("root@test"));
+                refs += 1;
+            })
+            .unwrap();
+            assert_eq!(refs, 3);
+            let found = s
+                .messages_by_message_ids(&["x@a.test-2026-01-02@test".to_string()])
+                .unwrap();
+            assert_eq!(found[0].id, m1);
+
+            s.apply_match(&MatchUpdate {
+                message_id: m1,
+                matches: vec![
+                    MatchRow {
+                        customer_id: d,
+                        rule: "address".into(),
+                        detail: None,
+                    },
+                    MatchRow {
+                        customer_id: c,
+                        rule: "domain".into(),
+                        detail: Some("why".into()),
+                    },
+                ],
+                customer_id: Some(d),
+                denied: true,
+            })
+            .unwrap();
+            s.match_manual(m1, c, "by hand").unwrap();
+            let mut rows = s.matches_of(Some(&[m1, m2])).unwrap().remove(&m1).unwrap();
+            rows.sort_by_key(|r| r.customer_id);
+            assert_eq!(rows[0].rule, "manual");
+            assert_eq!(rows[0].detail.as_deref(), Some("by hand"));
+            assert_eq!(s.matches_of(None).unwrap()[&m1].len(), 2);
+            assert_eq!(s.customer_message_ids(c).unwrap(), [m1]);
+            // Denied mail stays out of the timeline.
+            assert!(s.timeline(c, &["a1".into()]).unwrap().is_empty());
+            s.apply_match(&MatchUpdate {
+                message_id: m1,
+                matches: vec![],
+                customer_id: Some(c),
+                denied: false,
+            })
+            .unwrap();
+            assert_eq!(
+                s.matches_of(Some(&[m1])).unwrap()[&m1].len(),
+                1,
+                "manual kept"
+            );
+            let tl = s.timeline(c, &["zz".into(), "a2".into()]).unwrap();
+            assert_eq!((tl[0].id, tl[0].account_id.as_deref()), (m1, Some("a2")));
+            assert!(s.timeline(c, &[]).unwrap().is_empty());
+            s.unmatch_manual(m1, c).unwrap();
+            assert!(s.matches_of(Some(&[m1])).unwrap().is_empty());
+
+            assert_eq!(s.unexamined_ids().unwrap().len(), 3);
+            s.set_examined(&[m1, m2]).unwrap();
+            assert_eq!(s.unexamined_ids().unwrap().len(), 1);
+            s.fixture_unexamine(&[m2]).unwrap();
+            assert_eq!(s.unexamined_ids().unwrap().len(), 2);
+            assert_eq!(s.message_count().unwrap(), 3);
+
+            // From the address, or among To/Cc in any case.
+            assert_eq!(
+                s.messages_mentioning(&["y@b.test".to_string()]).unwrap(),
+                [m1, m2]
+            );
+            // Replies whose customer can follow from the thread: not m1, which has one.
+            let replies = s.thread_replies_to(&["root@test".to_string()]).unwrap();
+            assert_eq!(replies.len(), 2);
+            assert!(!replies.contains(&m1));
+        });
+    }
+}
