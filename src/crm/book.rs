@@ -281,7 +281,7 @@ mod tests {
             let cfg = Config::default();
             let new = |name: &str, company: Option<&str>, email: &str| {
                 add(
-                    &s,
+                    s,
                     &cfg,
                     CustomerInput {
                         name: name.into(),
@@ -297,15 +297,15 @@ mod tests {
             let ada1 = new("Ada Lovelace", Some("Analytical"), "ada@one.example");
             let ada2 = new("Ada Lovelace", None, "ada@two.example");
             let grace = new("Grace Hopper", None, "grace@navy.example");
-            assert_eq!(find(&s, &grace.to_string()).unwrap(), grace);
-            assert_eq!(find(&s, "Grace Hopper").unwrap(), grace);
+            assert_eq!(find(s, &grace.to_string()).unwrap(), grace);
+            assert_eq!(find(s, "Grace Hopper").unwrap(), grace);
             assert_eq!(
-                find(&s, " grace hopper ").unwrap(),
+                find(s, " grace hopper ").unwrap(),
                 grace,
                 "case decides only ties"
             );
-            assert_eq!(find(&s, "ADA@two.example").unwrap(), ada2);
-            let e = find(&s, "Ada Lovelace").unwrap_err();
+            assert_eq!(find(s, "ADA@two.example").unwrap(), ada2);
+            let e = find(s, "Ada Lovelace").unwrap_err();
             assert_eq!(e.code, crate::error::Code::CustomerAmbiguous);
             assert!(
                 e.detail
@@ -315,10 +315,10 @@ mod tests {
             );
             assert!(e.fix.contains(&format!("--customer {ada1}")), "{e}");
             for missing in ["999", "nobody@else.example", "Nobody"] {
-                let e = find(&s, missing).unwrap_err();
+                let e = find(s, missing).unwrap_err();
                 assert_eq!(e.code, crate::error::Code::NotFound, "{missing}: {e}");
             }
-            assert_eq!(find(&s, "  ").unwrap_err().code, crate::error::Code::Usage);
+            assert_eq!(find(s, "  ").unwrap_err().code, crate::error::Code::Usage);
         });
     }
 
@@ -327,7 +327,7 @@ mod tests {
         crate::store::testing::each(|s| {
             let cfg = Config::default();
             let a = add(
-                &s,
+                s,
                 &cfg,
                 CustomerInput {
                     name: " Anna ".into(),
@@ -341,7 +341,7 @@ mod tests {
             assert_eq!(a.customer.emails, ["anna@example.org"]);
             assert_eq!(a.customer.domains, ["example.org"]);
             let err = add(
-                &s,
+                s,
                 &cfg,
                 CustomerInput {
                     name: "Bob".into(),
@@ -355,7 +355,7 @@ mod tests {
             assert_eq!(s.customers().unwrap().len(), 1);
             assert!(
                 add(
-                    &s,
+                    s,
                     &cfg,
                     CustomerInput {
                         name: "  ".into(),
@@ -366,7 +366,7 @@ mod tests {
             );
             assert!(parse_emails(&["not an address".into()]).is_err());
             let e = edit(
-                &s,
+                s,
                 &cfg,
                 a.customer.id,
                 CustomerEdit {
@@ -379,7 +379,7 @@ mod tests {
             .unwrap();
             assert_eq!(e.customer.emails, ["a2@example.org"]);
             assert_eq!(e.customer.company, None);
-            assert!(edit(&s, &cfg, 999, CustomerEdit::default()).is_err());
+            assert!(edit(s, &cfg, 999, CustomerEdit::default()).is_err());
         });
     }
 }

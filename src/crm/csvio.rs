@@ -522,17 +522,17 @@ mod tests {
                    Too,many@example.org,,,,,,,\n\
                    \n\
                    No Mail,,Solo GmbH,,,\n";
-            let r = import(&s, &cfg, csv.as_bytes()).unwrap();
+            let r = import(s, &cfg, csv.as_bytes()).unwrap();
             assert_eq!((r.imported, r.updated, r.unchanged), (2, 0, 0), "{r:?}");
             let lines: Vec<u64> = r.errors.iter().map(|e| e.line).collect();
             assert_eq!(lines, [3, 4, 5, 6], "{r:?}");
             assert!(r.errors[2].reason.contains("line 2"), "{r:?}");
             assert_eq!(r.ignored_columns, ["extra"]);
-            let r2 = import(&s, &cfg, csv.as_bytes()).unwrap();
+            let r2 = import(s, &cfg, csv.as_bytes()).unwrap();
             assert_eq!((r2.imported, r2.updated, r2.unchanged), (0, 0, 2), "{r2:?}");
             // An export reads back unchanged.
-            let out = export(&s).unwrap();
-            let r3 = import(&s, &cfg, &out).unwrap();
+            let out = export(s).unwrap();
+            let r3 = import(s, &cfg, &out).unwrap();
             assert_eq!(
                 (r3.imported, r3.updated, r3.unchanged, r3.errors.len()),
                 (0, 0, 2, 0),
@@ -540,7 +540,7 @@ mod tests {
             );
             // Matching by any address updates instead of duplicating.
             let r4 = import(
-                &s,
+                s,
                 &cfg,
                 b"name,emails,company\nAnna S.,anna.s@example.org;new@example.org,ACME\n",
             )
@@ -570,10 +570,10 @@ mod tests {
             let cfg = Config::default();
             let mut bom = b"\xEF\xBB\xBFname,emails\n".to_vec();
             bom.extend_from_slice("Jürgen Groß,j@müller.de\n".as_bytes());
-            let r = import(&s, &cfg, &bom).unwrap();
+            let r = import(s, &cfg, &bom).unwrap();
             assert_eq!((r.imported, r.encoding.as_str()), (1, "UTF-8"), "{r:?}");
             let cp1252 = b"name,emails\nFran\xE7ois L\xE9ger,f@example.fr\n";
-            let r = import(&s, &cfg, cp1252).unwrap();
+            let r = import(s, &cfg, cp1252).unwrap();
             assert_eq!(
                 (r.imported, r.encoding.as_str()),
                 (1, "windows-1252"),
@@ -583,7 +583,7 @@ mod tests {
             for u in "name\nZoë\n".encode_utf16() {
                 utf16.extend_from_slice(&u.to_le_bytes());
             }
-            let r = import(&s, &cfg, &utf16).unwrap();
+            let r = import(s, &cfg, &utf16).unwrap();
             assert_eq!(r.imported, 1, "{r:?}");
             let names: Vec<String> = s.customers().unwrap().into_iter().map(|c| c.name).collect();
             assert!(names.contains(&"Jürgen Groß".to_string()), "{names:?}");
@@ -596,7 +596,7 @@ mod tests {
                 .find(|c| c.name.starts_with('J'))
                 .unwrap();
             assert_eq!(j.emails, ["j@xn--mller-kva.de"]);
-            assert!(import(&s, &cfg, b"company,emails\nx,y@z.org\n").is_err());
+            assert!(import(s, &cfg, b"company,emails\nx,y@z.org\n").is_err());
         });
     }
 
@@ -716,16 +716,16 @@ mod tests {
             let cfg = Config::default();
             let csv = "\"Name\";\"Emails\";\"Domains\";\"Notes\"\r\n\
                    \"Anna\";\"anna@x.org; Anna@Y.org\";\"x.org;y.org\";\"says \"\"hi\"\"; often\"\r\n";
-            let r = import(&s, &cfg, csv.as_bytes()).unwrap();
+            let r = import(s, &cfg, csv.as_bytes()).unwrap();
             assert_eq!((r.imported, r.errors.len()), (1, 0), "{r:?}");
             let c = &s.customers().unwrap()[0];
             assert_eq!(c.emails, ["anna@x.org", "anna@y.org"]);
             assert_eq!(c.domains, ["x.org", "y.org"]);
             assert_eq!(c.notes.as_deref(), Some("says \"hi\"; often"));
             // The export stays comma-separated and reads back unchanged.
-            let out = export(&s).unwrap();
+            let out = export(s).unwrap();
             assert!(out.starts_with(b"name,company,emails,domains,notes\n"));
-            let r = import(&s, &cfg, &out).unwrap();
+            let r = import(s, &cfg, &out).unwrap();
             assert_eq!((r.unchanged, r.delimiter.as_str()), (1, ","), "{r:?}");
         });
     }
@@ -799,7 +799,7 @@ mod tests {
                    \n\
                    \n\
                    ;e@example.org;\n";
-            let r = import(&s, &cfg, csv.as_bytes()).unwrap();
+            let r = import(s, &cfg, csv.as_bytes()).unwrap();
             assert_eq!(r.imported, 1, "{r:?}");
             let lines: Vec<u64> = r.errors.iter().map(|e| e.line).collect();
             assert_eq!(lines, [2, 4, 7, 10], "{r:?}");
@@ -817,7 +817,7 @@ mod tests {
                    Ben;ben@example.org;\"Ben & Sons\nGmbH\"\n\
                    Carl;carl@example.org;carl2@example.org;Carl AG\n\
                    Dora;dora@example.org;\n";
-            let r = import(&s, &cfg, csv.as_bytes()).unwrap();
+            let r = import(s, &cfg, csv.as_bytes()).unwrap();
             assert_eq!(r.imported, 3, "{r:?}");
             assert_eq!(r.errors.len(), 1, "{r:?}");
             // Ben's company spans two lines, so Carl's row starts on line 5.
@@ -831,13 +831,13 @@ mod tests {
                 reason.contains("\"a@x.org;b@y.org\""),
                 "names the fix: {reason}"
             );
-            let names: Vec<String> = customers(&s).into_iter().map(|c| c.0).collect();
+            let names: Vec<String> = customers(s).into_iter().map(|c| c.0).collect();
             assert!(
                 !names.contains(&"Carl".to_string()),
                 "nothing misassigned: {names:?}"
             );
             // Too many fields in a comma file names its delimiter.
-            let r = import(&s, &cfg, b"name,emails\nEve,eve@example.org,x\n").unwrap();
+            let r = import(s, &cfg, b"name,emails\nEve,eve@example.org,x\n").unwrap();
             assert_eq!(r.errors.len(), 1, "{r:?}");
             assert_eq!(r.errors[0].line, 2);
             assert!(r.errors[0].reason.contains("`,`"), "{r:?}");
