@@ -277,107 +277,109 @@ mod tests {
 
     #[test]
     fn a_customer_is_named_by_id_address_or_exact_name() {
-        let s = Store::open_in_memory().unwrap();
-        let cfg = Config::default();
-        let new = |name: &str, company: Option<&str>, email: &str| {
-            add(
-                &s,
-                &cfg,
-                CustomerInput {
-                    name: name.into(),
-                    company: company.map(String::from),
-                    emails: vec![email.into()],
-                    ..Default::default()
-                },
-            )
-            .unwrap()
-            .customer
-            .id
-        };
-        let ada1 = new("Ada Lovelace", Some("Analytical"), "ada@one.example");
-        let ada2 = new("Ada Lovelace", None, "ada@two.example");
-        let grace = new("Grace Hopper", None, "grace@navy.example");
-        assert_eq!(find(&s, &grace.to_string()).unwrap(), grace);
-        assert_eq!(find(&s, "Grace Hopper").unwrap(), grace);
-        assert_eq!(
-            find(&s, " grace hopper ").unwrap(),
-            grace,
-            "case decides only ties"
-        );
-        assert_eq!(find(&s, "ADA@two.example").unwrap(), ada2);
-        let e = find(&s, "Ada Lovelace").unwrap_err();
-        assert_eq!(e.code, crate::error::Code::CustomerAmbiguous);
-        assert!(
-            e.detail
-                .contains(&format!("{ada1} Ada Lovelace (Analytical)"))
-                && e.detail.contains(&format!("{ada2} Ada Lovelace")),
-            "{e}"
-        );
-        assert!(e.fix.contains(&format!("--customer {ada1}")), "{e}");
-        for missing in ["999", "nobody@else.example", "Nobody"] {
-            let e = find(&s, missing).unwrap_err();
-            assert_eq!(e.code, crate::error::Code::NotFound, "{missing}: {e}");
-        }
-        assert_eq!(find(&s, "  ").unwrap_err().code, crate::error::Code::Usage);
+        crate::store::testing::each(|s| {
+            let cfg = Config::default();
+            let new = |name: &str, company: Option<&str>, email: &str| {
+                add(
+                    s,
+                    &cfg,
+                    CustomerInput {
+                        name: name.into(),
+                        company: company.map(String::from),
+                        emails: vec![email.into()],
+                        ..Default::default()
+                    },
+                )
+                .unwrap()
+                .customer
+                .id
+            };
+            let ada1 = new("Ada Lovelace", Some("Analytical"), "ada@one.example");
+            let ada2 = new("Ada Lovelace", None, "ada@two.example");
+            let grace = new("Grace Hopper", None, "grace@navy.example");
+            assert_eq!(find(s, &grace.to_string()).unwrap(), grace);
+            assert_eq!(find(s, "Grace Hopper").unwrap(), grace);
+            assert_eq!(
+                find(s, " grace hopper ").unwrap(),
+                grace,
+                "case decides only ties"
+            );
+            assert_eq!(find(s, "ADA@two.example").unwrap(), ada2);
+            let e = find(s, "Ada Lovelace").unwrap_err();
+            assert_eq!(e.code, crate::error::Code::CustomerAmbiguous);
+            assert!(
+                e.detail
+                    .contains(&format!("{ada1} Ada Lovelace (Analytical)"))
+                    && e.detail.contains(&format!("{ada2} Ada Lovelace")),
+                "{e}"
+            );
+            assert!(e.fix.contains(&format!("--customer {ada1}")), "{e}");
+            for missing in ["999", "nobody@else.example", "Nobody"] {
+                let e = find(s, missing).unwrap_err();
+                assert_eq!(e.code, crate::error::Code::NotFound, "{missing}: {e}");
+            }
+            assert_eq!(find(s, "  ").unwrap_err().code, crate::error::Code::Usage);
+        });
     }
 
     #[test]
     fn validates_and_refuses_shared_addresses() {
-        let s = Store::open_in_memory().unwrap();
-        let cfg = Config::default();
-        let a = add(
-            &s,
-            &cfg,
-            CustomerInput {
-                name: " Anna ".into(),
-                emails: vec!["Anna@Example.org; anna@example.org".into()],
-                domains: vec!["@Example.org".into()],
-                ..Default::default()
-            },
-        )
-        .unwrap();
-        assert_eq!(a.customer.name, "Anna");
-        assert_eq!(a.customer.emails, ["anna@example.org"]);
-        assert_eq!(a.customer.domains, ["example.org"]);
-        let err = add(
-            &s,
-            &cfg,
-            CustomerInput {
-                name: "Bob".into(),
-                emails: vec!["ANNA@example.org".into()],
-                ..Default::default()
-            },
-        )
-        .unwrap_err();
-        assert!(err.summary.contains("already belongs to customer"), "{err}");
-        // Nothing of the failed add was kept.
-        assert_eq!(s.customers().unwrap().len(), 1);
-        assert!(
-            add(
-                &s,
+        crate::store::testing::each(|s| {
+            let cfg = Config::default();
+            let a = add(
+                s,
                 &cfg,
                 CustomerInput {
-                    name: "  ".into(),
+                    name: " Anna ".into(),
+                    emails: vec!["Anna@Example.org; anna@example.org".into()],
+                    domains: vec!["@Example.org".into()],
                     ..Default::default()
-                }
+                },
             )
-            .is_err()
-        );
-        assert!(parse_emails(&["not an address".into()]).is_err());
-        let e = edit(
-            &s,
-            &cfg,
-            a.customer.id,
-            CustomerEdit {
-                company: Some(String::new()),
-                add_emails: vec!["a2@example.org".into()],
-                remove_emails: vec!["anna@example.org".into()],
-                ..Default::default()
-            },
-        )
-        .unwrap();
-        assert_eq!(e.customer.emails, ["a2@example.org"]);
-        assert_eq!(e.customer.company, None);
-        assert!(edit(&s, &cfg, 999, CustomerEdit::default()).is_err());
+            .unwrap();
+            assert_eq!(a.customer.name, "Anna");
+            assert_eq!(a.customer.emails, ["anna@example.org"]);
+            assert_eq!(a.customer.domains, ["example.org"]);
+            let err = add(
+                s,
+                &cfg,
+                CustomerInput {
+                    name: "Bob".into(),
+                    emails: vec!["ANNA@example.org".into()],
+                    ..Default::default()
+                },
+            )
+            .unwrap_err();
+            assert!(err.summary.contains("already belongs to customer"), "{err}");
+            // Nothing of the failed add was kept.
+            assert_eq!(s.customers().unwrap().len(), 1);
+            assert!(
+                add(
+                    s,
+                    &cfg,
+                    CustomerInput {
+                        name: "  ".into(),
+                        ..Default::default()
+                    }
+                )
+                .is_err()
+            );
+            assert!(parse_emails(&["not an address".into()]).is_err());
+            let e = edit(
+                s,
+                &cfg,
+                a.customer.id,
+                CustomerEdit {
+                    company: Some(String::new()),
+                    add_emails: vec!["a2@example.org".into()],
+                    remove_emails: vec!["anna@example.org".into()],
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            assert_eq!(e.customer.emails, ["a2@example.org"]);
+            assert_eq!(e.customer.company, None);
+            assert!(edit(s, &cfg, 999, CustomerEdit::default()).is_err());
+        });
     }
 }

@@ -512,9 +512,9 @@ mod tests {
 
     #[test]
     fn good_rows_in_bad_rows_named_and_reimport_is_idempotent() {
-        let s = Store::open_in_memory().unwrap();
-        let cfg = Config::default();
-        let csv = "Name,EMAILS,Company,Domains,Notes,Extra\n\
+        crate::store::testing::each(|s| {
+            let cfg = Config::default();
+            let csv = "Name,EMAILS,Company,Domains,Notes,Extra\n\
                    Anna Schmidt,anna@example.org;Anna.S@Example.org,ACME,acme.test,\"likes, commas\",x\n\
                    ,nobody@example.org,,,,\n\
                    Bad Mail,not-an-address,,,,\n\
@@ -522,80 +522,82 @@ mod tests {
                    Too,many@example.org,,,,,,,\n\
                    \n\
                    No Mail,,Solo GmbH,,,\n";
-        let r = import(&s, &cfg, csv.as_bytes()).unwrap();
-        assert_eq!((r.imported, r.updated, r.unchanged), (2, 0, 0), "{r:?}");
-        let lines: Vec<u64> = r.errors.iter().map(|e| e.line).collect();
-        assert_eq!(lines, [3, 4, 5, 6], "{r:?}");
-        assert!(r.errors[2].reason.contains("line 2"), "{r:?}");
-        assert_eq!(r.ignored_columns, ["extra"]);
-        let r2 = import(&s, &cfg, csv.as_bytes()).unwrap();
-        assert_eq!((r2.imported, r2.updated, r2.unchanged), (0, 0, 2), "{r2:?}");
-        // An export reads back unchanged.
-        let out = export(&s).unwrap();
-        let r3 = import(&s, &cfg, &out).unwrap();
-        assert_eq!(
-            (r3.imported, r3.updated, r3.unchanged, r3.errors.len()),
-            (0, 0, 2, 0),
-            "{r3:?}"
-        );
-        // Matching by any address updates instead of duplicating.
-        let r4 = import(
-            &s,
-            &cfg,
-            b"name,emails,company\nAnna S.,anna.s@example.org;new@example.org,ACME\n",
-        )
-        .unwrap();
-        assert_eq!((r4.imported, r4.updated), (0, 1), "{r4:?}");
-        let anna = s
-            .customers()
-            .unwrap()
-            .into_iter()
-            .find(|c| c.name == "Anna S.")
+            let r = import(s, &cfg, csv.as_bytes()).unwrap();
+            assert_eq!((r.imported, r.updated, r.unchanged), (2, 0, 0), "{r:?}");
+            let lines: Vec<u64> = r.errors.iter().map(|e| e.line).collect();
+            assert_eq!(lines, [3, 4, 5, 6], "{r:?}");
+            assert!(r.errors[2].reason.contains("line 2"), "{r:?}");
+            assert_eq!(r.ignored_columns, ["extra"]);
+            let r2 = import(s, &cfg, csv.as_bytes()).unwrap();
+            assert_eq!((r2.imported, r2.updated, r2.unchanged), (0, 0, 2), "{r2:?}");
+            // An export reads back unchanged.
+            let out = export(s).unwrap();
+            let r3 = import(s, &cfg, &out).unwrap();
+            assert_eq!(
+                (r3.imported, r3.updated, r3.unchanged, r3.errors.len()),
+                (0, 0, 2, 0),
+                "{r3:?}"
+            );
+            // Matching by any address updates instead of duplicating.
+            let r4 = import(
+                s,
+                &cfg,
+                b"name,emails,company\nAnna S.,anna.s@example.org;new@example.org,ACME\n",
+            )
             .unwrap();
-        assert_eq!(
-            anna.emails,
-            ["anna.s@example.org", "anna@example.org", "new@example.org"]
-        );
-        assert_eq!(
-            anna.notes.as_deref(),
-            Some("likes, commas"),
-            "a missing column keeps the value"
-        );
+            assert_eq!((r4.imported, r4.updated), (0, 1), "{r4:?}");
+            let anna = s
+                .customers()
+                .unwrap()
+                .into_iter()
+                .find(|c| c.name == "Anna S.")
+                .unwrap();
+            assert_eq!(
+                anna.emails,
+                ["anna.s@example.org", "anna@example.org", "new@example.org"]
+            );
+            assert_eq!(
+                anna.notes.as_deref(),
+                Some("likes, commas"),
+                "a missing column keeps the value"
+            );
+        });
     }
 
     #[test]
     fn reads_bom_utf8_windows_1252_and_utf16() {
-        let s = Store::open_in_memory().unwrap();
-        let cfg = Config::default();
-        let mut bom = b"\xEF\xBB\xBFname,emails\n".to_vec();
-        bom.extend_from_slice("Jürgen Groß,j@müller.de\n".as_bytes());
-        let r = import(&s, &cfg, &bom).unwrap();
-        assert_eq!((r.imported, r.encoding.as_str()), (1, "UTF-8"), "{r:?}");
-        let cp1252 = b"name,emails\nFran\xE7ois L\xE9ger,f@example.fr\n";
-        let r = import(&s, &cfg, cp1252).unwrap();
-        assert_eq!(
-            (r.imported, r.encoding.as_str()),
-            (1, "windows-1252"),
-            "{r:?}"
-        );
-        let mut utf16 = vec![0xFF, 0xFE];
-        for u in "name\nZoë\n".encode_utf16() {
-            utf16.extend_from_slice(&u.to_le_bytes());
-        }
-        let r = import(&s, &cfg, &utf16).unwrap();
-        assert_eq!(r.imported, 1, "{r:?}");
-        let names: Vec<String> = s.customers().unwrap().into_iter().map(|c| c.name).collect();
-        assert!(names.contains(&"Jürgen Groß".to_string()), "{names:?}");
-        assert!(names.contains(&"François Léger".to_string()), "{names:?}");
-        assert!(names.contains(&"Zoë".to_string()), "{names:?}");
-        let j = s
-            .customers()
-            .unwrap()
-            .into_iter()
-            .find(|c| c.name.starts_with('J'))
-            .unwrap();
-        assert_eq!(j.emails, ["j@xn--mller-kva.de"]);
-        assert!(import(&s, &cfg, b"company,emails\nx,y@z.org\n").is_err());
+        crate::store::testing::each(|s| {
+            let cfg = Config::default();
+            let mut bom = b"\xEF\xBB\xBFname,emails\n".to_vec();
+            bom.extend_from_slice("Jürgen Groß,j@müller.de\n".as_bytes());
+            let r = import(s, &cfg, &bom).unwrap();
+            assert_eq!((r.imported, r.encoding.as_str()), (1, "UTF-8"), "{r:?}");
+            let cp1252 = b"name,emails\nFran\xE7ois L\xE9ger,f@example.fr\n";
+            let r = import(s, &cfg, cp1252).unwrap();
+            assert_eq!(
+                (r.imported, r.encoding.as_str()),
+                (1, "windows-1252"),
+                "{r:?}"
+            );
+            let mut utf16 = vec![0xFF, 0xFE];
+            for u in "name\nZoë\n".encode_utf16() {
+                utf16.extend_from_slice(&u.to_le_bytes());
+            }
+            let r = import(s, &cfg, &utf16).unwrap();
+            assert_eq!(r.imported, 1, "{r:?}");
+            let names: Vec<String> = s.customers().unwrap().into_iter().map(|c| c.name).collect();
+            assert!(names.contains(&"Jürgen Groß".to_string()), "{names:?}");
+            assert!(names.contains(&"François Léger".to_string()), "{names:?}");
+            assert!(names.contains(&"Zoë".to_string()), "{names:?}");
+            let j = s
+                .customers()
+                .unwrap()
+                .into_iter()
+                .find(|c| c.name.starts_with('J'))
+                .unwrap();
+            assert_eq!(j.emails, ["j@xn--mller-kva.de"]);
+            assert!(import(s, &cfg, b"company,emails\nx,y@z.org\n").is_err());
+        });
     }
 
     /// (name, company, emails, domains) of every customer.
@@ -710,21 +712,22 @@ mod tests {
 
     #[test]
     fn quoted_multi_values_in_a_semicolon_file_are_several_values() {
-        let s = Store::open_in_memory().unwrap();
-        let cfg = Config::default();
-        let csv = "\"Name\";\"Emails\";\"Domains\";\"Notes\"\r\n\
+        crate::store::testing::each(|s| {
+            let cfg = Config::default();
+            let csv = "\"Name\";\"Emails\";\"Domains\";\"Notes\"\r\n\
                    \"Anna\";\"anna@x.org; Anna@Y.org\";\"x.org;y.org\";\"says \"\"hi\"\"; often\"\r\n";
-        let r = import(&s, &cfg, csv.as_bytes()).unwrap();
-        assert_eq!((r.imported, r.errors.len()), (1, 0), "{r:?}");
-        let c = &s.customers().unwrap()[0];
-        assert_eq!(c.emails, ["anna@x.org", "anna@y.org"]);
-        assert_eq!(c.domains, ["x.org", "y.org"]);
-        assert_eq!(c.notes.as_deref(), Some("says \"hi\"; often"));
-        // The export stays comma-separated and reads back unchanged.
-        let out = export(&s).unwrap();
-        assert!(out.starts_with(b"name,company,emails,domains,notes\n"));
-        let r = import(&s, &cfg, &out).unwrap();
-        assert_eq!((r.unchanged, r.delimiter.as_str()), (1, ","), "{r:?}");
+            let r = import(s, &cfg, csv.as_bytes()).unwrap();
+            assert_eq!((r.imported, r.errors.len()), (1, 0), "{r:?}");
+            let c = &s.customers().unwrap()[0];
+            assert_eq!(c.emails, ["anna@x.org", "anna@y.org"]);
+            assert_eq!(c.domains, ["x.org", "y.org"]);
+            assert_eq!(c.notes.as_deref(), Some("says \"hi\"; often"));
+            // The export stays comma-separated and reads back unchanged.
+            let out = export(s).unwrap();
+            assert!(out.starts_with(b"name,company,emails,domains,notes\n"));
+            let r = import(s, &cfg, &out).unwrap();
+            assert_eq!((r.unchanged, r.delimiter.as_str()), (1, ","), "{r:?}");
+        });
     }
 
     #[test]
@@ -785,9 +788,9 @@ mod tests {
 
     #[test]
     fn line_numbers_hold_with_crlf_blank_lines_and_multi_line_cells() {
-        let s = Store::open_in_memory().unwrap();
-        let cfg = Config::default();
-        let csv = "name;emails;notes\r\n\
+        crate::store::testing::each(|s| {
+            let cfg = Config::default();
+            let csv = "name;emails;notes\r\n\
                    ;a@example.org;\r\n\
                    \r\n\
                    ;b@example.org;\r\n\
@@ -796,46 +799,48 @@ mod tests {
                    \n\
                    \n\
                    ;e@example.org;\n";
-        let r = import(&s, &cfg, csv.as_bytes()).unwrap();
-        assert_eq!(r.imported, 1, "{r:?}");
-        let lines: Vec<u64> = r.errors.iter().map(|e| e.line).collect();
-        assert_eq!(lines, [2, 4, 7, 10], "{r:?}");
-        let c = &s.customers().unwrap()[0];
-        assert_eq!(c.notes.as_deref(), Some("two\r\nlines"));
+            let r = import(s, &cfg, csv.as_bytes()).unwrap();
+            assert_eq!(r.imported, 1, "{r:?}");
+            let lines: Vec<u64> = r.errors.iter().map(|e| e.line).collect();
+            assert_eq!(lines, [2, 4, 7, 10], "{r:?}");
+            let c = &s.customers().unwrap()[0];
+            assert_eq!(c.notes.as_deref(), Some("two\r\nlines"));
+        });
     }
 
     #[test]
     fn too_many_fields_in_a_semicolon_file_is_an_error_on_its_line() {
-        let s = Store::open_in_memory().unwrap();
-        let cfg = Config::default();
-        let csv = "name;emails;company\n\
+        crate::store::testing::each(|s| {
+            let cfg = Config::default();
+            let csv = "name;emails;company\n\
                    Anna;anna@example.org;ACME\n\
                    Ben;ben@example.org;\"Ben & Sons\nGmbH\"\n\
                    Carl;carl@example.org;carl2@example.org;Carl AG\n\
                    Dora;dora@example.org;\n";
-        let r = import(&s, &cfg, csv.as_bytes()).unwrap();
-        assert_eq!(r.imported, 3, "{r:?}");
-        assert_eq!(r.errors.len(), 1, "{r:?}");
-        // Ben's company spans two lines, so Carl's row starts on line 5.
-        assert_eq!(r.errors[0].line, 5, "{r:?}");
-        let reason = &r.errors[0].reason;
-        assert!(
-            reason.starts_with("4 fields, but the header has 3"),
-            "{reason}"
-        );
-        assert!(
-            reason.contains("\"a@x.org;b@y.org\""),
-            "names the fix: {reason}"
-        );
-        let names: Vec<String> = customers(&s).into_iter().map(|c| c.0).collect();
-        assert!(
-            !names.contains(&"Carl".to_string()),
-            "nothing misassigned: {names:?}"
-        );
-        // Too many fields in a comma file names its delimiter.
-        let r = import(&s, &cfg, b"name,emails\nEve,eve@example.org,x\n").unwrap();
-        assert_eq!(r.errors.len(), 1, "{r:?}");
-        assert_eq!(r.errors[0].line, 2);
-        assert!(r.errors[0].reason.contains("`,`"), "{r:?}");
+            let r = import(s, &cfg, csv.as_bytes()).unwrap();
+            assert_eq!(r.imported, 3, "{r:?}");
+            assert_eq!(r.errors.len(), 1, "{r:?}");
+            // Ben's company spans two lines, so Carl's row starts on line 5.
+            assert_eq!(r.errors[0].line, 5, "{r:?}");
+            let reason = &r.errors[0].reason;
+            assert!(
+                reason.starts_with("4 fields, but the header has 3"),
+                "{reason}"
+            );
+            assert!(
+                reason.contains("\"a@x.org;b@y.org\""),
+                "names the fix: {reason}"
+            );
+            let names: Vec<String> = customers(s).into_iter().map(|c| c.0).collect();
+            assert!(
+                !names.contains(&"Carl".to_string()),
+                "nothing misassigned: {names:?}"
+            );
+            // Too many fields in a comma file names its delimiter.
+            let r = import(s, &cfg, b"name,emails\nEve,eve@example.org,x\n").unwrap();
+            assert_eq!(r.errors.len(), 1, "{r:?}");
+            assert_eq!(r.errors[0].line, 2);
+            assert!(r.errors[0].reason.contains("`,`"), "{r:?}");
+        });
     }
 }

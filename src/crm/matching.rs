@@ -432,6 +432,11 @@ fn run_all(store: &Store, matcher: &Matcher) -> Result<MatchSummary> {
     pass.finish(store)
 }
 
+/// Whether two lists hold the same matches, in any order.
+fn same_matches(a: &[MatchRow], b: &[MatchRow]) -> bool {
+    a.len() == b.len() && a.iter().all(|x| b.contains(x))
+}
+
 /// One matching pass: what is known about threads so far and the changes to write.
 struct Pass<'a> {
     matcher: &'a Matcher,
@@ -486,7 +491,9 @@ impl<'a> Pass<'a> {
             node.customer = node.customer.or(customer_id);
             node.participants.extend(participants);
         }
-        if old_auto != found || m.customer_id != customer_id || m.denied != denied {
+        // The stored rows come back in no particular order (the primary customer is
+        // `customer_id`): compare them as a set.
+        if !same_matches(&old_auto, &found) || m.customer_id != customer_id || m.denied != denied {
             self.updates.push(MatchUpdate {
                 message_id: m.id,
                 matches: found,

@@ -4,6 +4,9 @@
 //! sync, all on the one thread every other step waits for. A PASSIVE checkpoint never blocks
 //! the writer (it copies what was committed when it started), and when it has caught up the
 //! writer's next transaction starts the WAL from the beginning again, so the file stays small.
+//!
+//! SQLite only: PostgreSQL checkpoints on its own, so there a Checkpointer is a no-op (no thread,
+//! no connection).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,6 +14,7 @@ use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 use std::thread::JoinHandle;
 
 use super::Store;
+use super::sql::Engine;
 use crate::error::{AppError, Result};
 
 pub struct Checkpointer {
@@ -21,12 +25,20 @@ pub struct Checkpointer {
 }
 
 impl Checkpointer {
-    /// Starts the thread with its own connection to `store`'s database file.
+    /// Starts the thread with its own connection to `store`'s database file (on PostgreSQL:
+    /// nothing to start).
     pub fn start(store: &Store) -> Result<Checkpointer> {
+        let runs = Arc::new(AtomicU64::new(0));
+        if store.engine() == Engine::Postgres {
+            return Ok(Checkpointer {
+                wake: None,
+                handle: None,
+                runs,
+            });
+        }
         let own = store.reopen_plain()?;
         // One pending wake-up is enough: a checkpoint copies everything committed so far.
         let (wake, rx) = sync_channel::<()>(1);
-        let runs = Arc::new(AtomicU64::new(0));
         let counted = runs.clone();
         let handle = std::thread::Builder::new()
             .name("sync-checkpoint".into())
@@ -80,17 +92,22 @@ impl Drop for Checkpointer {
 }
 
 impl Store {
-    /// `PRAGMA wal_checkpoint(PASSIVE)`: copies committed frames without waiting for anyone.
+    /// `PRAGMA wal_checkpoint(PASSIVE)`: copies committed frames without waiting for anyone
+    /// (SQLite; PostgreSQL has nothing to copy back).
     pub fn checkpoint_passive(&self) -> Result<()> {
-        self.conn
-            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
-        Ok(())
+        match self.conn.engine() {
+            Engine::Sqlite => self
+                .conn
+                .each("PRAGMA wal_checkpoint(PASSIVE)", &[], |_| Ok(())),
+            Engine::Postgres => Ok(()),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::args;
 
     #[test]
     fn keeps_the_wal_small_while_a_writer_without_autocheckpoint_commits() {
@@ -102,16 +119,17 @@ mod tests {
         let blob = vec![7u8; 64 * 1024];
         let commit_many = |w: &mut Store, ck: Option<&Checkpointer>| {
             for _ in 0..40 {
-                w.transaction(|tx| {
-                    for _ in 0..8 {
-                        tx.execute(
-                            "INSERT INTO events (at, level, what, detail) VALUES ('t', 'info', 's', ?1)",
-                            [&blob],
-                        )?;
-                    }
-                    Ok(())
-                })
-                .unwrap();
+                w.conn
+                    .tx(|| {
+                        for _ in 0..8 {
+                            w.conn.exec(
+                                "INSERT INTO events (at, level, what, detail) VALUES ('t', 'info', 's', ?1)",
+                                args![blob],
+                            )?;
+                        }
+                        Ok(())
+                    })
+                    .unwrap();
                 if let Some(c) = ck {
                     // As the next fetched batch would leave it time to, let it finish.
                     let before = c.runs();
@@ -138,8 +156,45 @@ mod tests {
         assert_eq!(after, before, "the WAL was reused instead of growing");
         let n: i64 = main
             .conn
-            .query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
+            .one("SELECT COUNT(*) FROM events", &[], |r| r.get(0))
             .unwrap();
         assert_eq!(n, 640);
+    }
+
+    #[test]
+    fn on_postgresql_a_checkpointer_is_a_no_op_and_a_writer_is_a_second_connection() {
+        let Some(pg) = crate::store::sql::engines::PgScratch::new() else {
+            return;
+        };
+        let main = Store::open_url(&crate::config::StoreUrl::Postgres(pg.url.clone())).unwrap();
+        let writer = main.reopen().unwrap();
+        let ck = Checkpointer::start(&main).unwrap();
+        writer
+            .conn
+            .tx(|| {
+                writer
+                    .log_event(
+                        None,
+                        super::super::Level::Info,
+                        "from the writer",
+                        None,
+                        None,
+                    )
+                    .map(|_| ())
+            })
+            .unwrap();
+        ck.poke();
+        main.checkpoint_passive().unwrap();
+        drop(ck);
+        // The writer's commit is visible on the first connection: the same database.
+        let n: i64 = main
+            .conn
+            .one("SELECT COUNT(*) FROM events", &[], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 1);
+        assert_eq!(
+            main.reopen_plain().unwrap().schema_version().unwrap(),
+            main.schema_version().unwrap()
+        );
     }
 }

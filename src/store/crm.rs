@@ -1,11 +1,12 @@
 //! Typed queries for the customer book and matches (issue 5). The crm module decides; this file
 //! only reads and writes rows.
 
-use rusqlite::{OptionalExtension, params, params_from_iter};
 use serde::Serialize;
 
 use super::console::fuzzy_pattern;
+use super::sql::{Arg, Engine, Row, ToArg, in_list};
 use super::{Store, now};
+use crate::args;
 use crate::error::{AppError, Result};
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -82,9 +83,17 @@ pub struct TimelineRow {
 }
 
 const MSG_COLS: &str = "m.id, m.message_id, m.in_reply_to, m.refs, m.from_addr, m.to_json, m.cc_json, m.direction, \
-     (SELECT group_concat(DISTINCT l.account_id) FROM locations l WHERE l.message_id = m.id), m.customer_id, m.denied, m.date";
-fn match_input(r: &rusqlite::Row<'_>) -> rusqlite::Result<MatchInput> {
+     (SELECT string_agg(l.account_id, ',') FROM locations l WHERE l.message_id = m.id), m.customer_id, m.denied, m.date";
+fn match_input(r: &Row<'_>) -> Result<MatchInput> {
     let accounts: Option<String> = r.get(8)?;
+    // One entry per account, in the order the locations came (a message can sit in several
+    // folders of one account).
+    let mut list: Vec<String> = Vec::new();
+    for a in accounts.as_deref().unwrap_or_default().split(',') {
+        if !a.is_empty() && !list.iter().any(|x| x == a) {
+            list.push(a.to_string());
+        }
+    }
     Ok(MatchInput {
         id: r.get(0)?,
         message_id: r.get(1)?,
@@ -94,11 +103,9 @@ fn match_input(r: &rusqlite::Row<'_>) -> rusqlite::Result<MatchInput> {
         to_json: r.get(5)?,
         cc_json: r.get(6)?,
         direction: r.get(7)?,
-        accounts: accounts
-            .map(|a| a.split(',').map(str::to_string).collect())
-            .unwrap_or_default(),
+        accounts: list,
         customer_id: r.get(9)?,
-        denied: r.get::<_, i64>(10)? != 0,
+        denied: r.get(10)?,
         date: r.get(11)?,
     })
 }
@@ -118,29 +125,27 @@ pub(super) fn placeholders(n: usize) -> String {
 /// SQLite's default limit on host parameters is 32766; stay far below it.
 pub(super) const CHUNK: usize = 500;
 
+/// A list of values (ids, addresses) as statement arguments.
+pub(super) fn list_args<T: ToArg>(values: &[T]) -> Vec<Arg<'_>> {
+    values.iter().map(ToArg::arg).collect()
+}
+
 impl Store {
     /// Runs `f` atomically: a transaction of its own, or a savepoint inside the caller's.
     pub fn atomically<T>(&self, f: impl FnOnce(&Store) -> Result<T>) -> Result<T> {
-        let outer = self.conn.is_autocommit();
-        // IMMEDIATE: take the write lock up front, so a concurrent sync makes us wait (busy
-        // timeout) instead of failing on a read→write upgrade.
-        self.conn.execute_batch(if outer {
-            "BEGIN IMMEDIATE"
-        } else {
-            "SAVEPOINT crm"
-        })?;
+        if !self.conn.in_tx() {
+            // IMMEDIATE on SQLite: take the write lock up front, so a concurrent sync makes us
+            // wait (busy timeout) instead of failing on a read→write upgrade.
+            return self.conn.tx(|| f(self));
+        }
+        self.conn.batch("SAVEPOINT crm")?;
         match f(self) {
             Ok(v) => {
-                self.conn
-                    .execute_batch(if outer { "COMMIT" } else { "RELEASE crm" })?;
+                self.conn.batch("RELEASE crm")?;
                 Ok(v)
             }
             Err(e) => {
-                let _ = self.conn.execute_batch(if outer {
-                    "ROLLBACK"
-                } else {
-                    "ROLLBACK TO crm; RELEASE crm"
-                });
+                let _ = self.conn.batch("ROLLBACK TO crm; RELEASE crm");
                 Err(e)
             }
         }
@@ -152,12 +157,11 @@ impl Store {
         company: Option<&str>,
         notes: Option<&str>,
     ) -> Result<i64> {
-        let t = now();
-        self.conn.execute(
-            "INSERT INTO customers (name, company, notes, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)",
-            params![name, company, notes, t],
-        )?;
-        Ok(self.conn.last_insert_rowid())
+        self.conn.one(
+            "INSERT INTO customers (name, company, notes, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4) RETURNING id",
+            args![name, company, notes, now()],
+            |r| r.get(0),
+        )
     }
 
     /// Sets name/company/notes; `None` leaves a field as it is, `Some(None)` clears it.
@@ -169,30 +173,28 @@ impl Store {
         notes: Option<Option<&str>>,
     ) -> Result<()> {
         if let Some(n) = name {
-            self.conn.execute(
-                "UPDATE customers SET name = ?2 WHERE id = ?1",
-                params![id, n],
-            )?;
+            self.conn
+                .exec("UPDATE customers SET name = ?2 WHERE id = ?1", args![id, n])?;
         }
         if let Some(c) = company {
-            self.conn.execute(
+            self.conn.exec(
                 "UPDATE customers SET company = ?2 WHERE id = ?1",
-                params![id, c],
+                args![id, c],
             )?;
         }
         if let Some(n) = notes {
-            self.conn.execute(
+            self.conn.exec(
                 "UPDATE customers SET notes = ?2 WHERE id = ?1",
-                params![id, n],
+                args![id, n],
             )?;
         }
         self.customer_touch(id)
     }
 
     pub fn customer_touch(&self, id: i64) -> Result<()> {
-        self.conn.execute(
+        self.conn.exec(
             "UPDATE customers SET updated_at = ?2 WHERE id = ?1",
-            params![id, now()],
+            args![id, now()],
         )?;
         Ok(())
     }
@@ -210,9 +212,9 @@ impl Store {
                 ),
             ).with_code(crate::error::Code::Conflict)),
             None => {
-                self.conn.execute(
+                self.conn.exec(
                     "INSERT INTO customer_emails (email, customer_id) VALUES (?1, ?2)",
-                    params![email, id],
+                    args![email, id],
                 )?;
                 Ok(true)
             }
@@ -220,23 +222,23 @@ impl Store {
     }
 
     pub fn customer_remove_email(&self, id: i64, email: &str) -> Result<bool> {
-        Ok(self.conn.execute(
+        Ok(self.conn.exec(
             "DELETE FROM customer_emails WHERE email = ?1 AND customer_id = ?2",
-            params![email, id],
+            args![email, id],
         )? > 0)
     }
 
     pub fn customer_add_domain(&self, id: i64, domain: &str) -> Result<bool> {
-        Ok(self.conn.execute(
-            "INSERT OR IGNORE INTO customer_domains (domain, customer_id) VALUES (?1, ?2)",
-            params![domain, id],
+        Ok(self.conn.exec(
+            "INSERT INTO customer_domains (domain, customer_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+            args![domain, id],
         )? > 0)
     }
 
     pub fn customer_remove_domain(&self, id: i64, domain: &str) -> Result<bool> {
-        Ok(self.conn.execute(
+        Ok(self.conn.exec(
             "DELETE FROM customer_domains WHERE domain = ?1 AND customer_id = ?2",
-            params![domain, id],
+            args![domain, id],
         )? > 0)
     }
 
@@ -244,30 +246,24 @@ impl Store {
     pub fn customer_delete(&self, id: i64) -> Result<bool> {
         Ok(self
             .conn
-            .execute("DELETE FROM customers WHERE id = ?1", [id])?
+            .exec("DELETE FROM customers WHERE id = ?1", args![id])?
             > 0)
     }
 
     pub fn email_owner(&self, email: &str) -> Result<Option<i64>> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT customer_id FROM customer_emails WHERE email = ?1",
-                [email],
-                |r| r.get(0),
-            )
-            .optional()?)
+        self.conn.first(
+            "SELECT customer_id FROM customer_emails WHERE email = ?1",
+            args![email],
+            |r| r.get(0),
+        )
     }
 
     pub fn customer(&self, id: i64) -> Result<Option<CustomerRow>> {
-        let row = self
-            .conn
-            .query_row(
-                "SELECT id, name, company, notes, created_at, updated_at FROM customers WHERE id = ?1",
-                [id],
-                customer_head,
-            )
-            .optional()?;
+        let row = self.conn.first(
+            "SELECT id, name, company, notes, created_at, updated_at FROM customers WHERE id = ?1",
+            args![id],
+            customer_head,
+        )?;
         match row {
             None => Ok(None),
             Some(mut c) => {
@@ -285,21 +281,16 @@ impl Store {
     }
 
     fn strings(&self, sql: &str, id: i64) -> Result<Vec<String>> {
-        let mut st = self.conn.prepare_cached(sql)?;
-        let v = st
-            .query_map([id], |r| r.get(0))?
-            .collect::<rusqlite::Result<Vec<String>>>()?;
-        Ok(v)
+        self.conn.rows(sql, args![id], |r| r.get(0))
     }
 
     /// Every customer with addresses and domains, by name.
     pub fn customers(&self) -> Result<Vec<CustomerRow>> {
-        let mut st = self.conn.prepare(
+        let mut rows = self.conn.rows(
             "SELECT id, name, company, notes, created_at, updated_at FROM customers ORDER BY name COLLATE NOCASE, id",
+            &[],
+            customer_head,
         )?;
-        let mut rows = st
-            .query_map([], customer_head)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
         let book = self.book_rows()?;
         let index: std::collections::HashMap<i64, usize> =
             rows.iter().enumerate().map(|(i, c)| (c.id, i)).collect();
@@ -317,18 +308,16 @@ impl Store {
     }
 
     pub fn book_rows(&self) -> Result<BookRows> {
-        let mut st = self
-            .conn
-            .prepare("SELECT email, customer_id FROM customer_emails ORDER BY email")?;
-        let emails = st
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        let mut st = self.conn.prepare(
-            "SELECT domain, customer_id FROM customer_domains ORDER BY domain, customer_id",
+        let emails = self.conn.rows(
+            "SELECT email, customer_id FROM customer_emails ORDER BY email",
+            &[],
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
-        let domains = st
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let domains = self.conn.rows(
+            "SELECT domain, customer_id FROM customer_domains ORDER BY domain, customer_id",
+            &[],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
         Ok(BookRows { emails, domains })
     }
 
@@ -337,13 +326,17 @@ impl Store {
     pub fn match_inputs(&self, ids: &[i64]) -> Result<Vec<MatchInput>> {
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(CHUNK) {
-            let mut st = self.conn.prepare_cached(&format!(
-                "SELECT {MSG_COLS} FROM messages m WHERE m.id IN ({})",
-                placeholders(chunk.len())
-            ))?;
-            for r in st.query_map(params_from_iter(chunk), match_input)? {
-                out.push(r?);
-            }
+            self.conn.each(
+                &format!(
+                    "SELECT {MSG_COLS} FROM messages m WHERE m.id IN ({})",
+                    in_list(1, chunk.len())
+                ),
+                &list_args(chunk),
+                |r| {
+                    out.push(match_input(r)?);
+                    Ok(())
+                },
+            )?;
         }
         // Sorted here rather than in SQL: one sort of the whole result (chunks sorted one by
         // one would not be).
@@ -362,51 +355,55 @@ impl Store {
             ),
             format!("SELECT {MSG_COLS} FROM messages m WHERE m.date IS NULL ORDER BY m.id"),
         ] {
-            let mut st = self.conn.prepare(&sql)?;
-            let mut rows = st.query([])?;
-            while let Some(r) = rows.next()? {
+            self.conn.each(&sql, &[], |r| {
                 f(match_input(r)?);
-            }
+                Ok(())
+            })?;
         }
         Ok(())
     }
 
     /// Calls `f` with the In-Reply-To and References of every message that has either.
     pub fn for_each_reference(&self, mut f: impl FnMut(Option<&str>, Option<&str>)) -> Result<()> {
-        let mut st = self.conn.prepare(
+        self.conn.each(
             "SELECT in_reply_to, refs FROM messages WHERE in_reply_to IS NOT NULL OR refs IS NOT NULL",
-        )?;
-        let mut rows = st.query([])?;
-        while let Some(r) = rows.next()? {
-            let irt: Option<String> = r.get(0)?;
-            let refs: Option<String> = r.get(1)?;
-            f(irt.as_deref(), refs.as_deref());
-        }
-        Ok(())
+            &[],
+            |r| {
+                let irt: Option<String> = r.get(0)?;
+                let refs: Option<String> = r.get(1)?;
+                f(irt.as_deref(), refs.as_deref());
+                Ok(())
+            },
+        )
     }
 
     /// Messages carrying any of these Message-IDs (thread neighbours of a batch).
     pub fn messages_by_message_ids(&self, msgids: &[String]) -> Result<Vec<MatchInput>> {
         let mut out = Vec::new();
         for chunk in msgids.chunks(CHUNK) {
-            let mut st = self.conn.prepare_cached(&format!(
-                "SELECT {MSG_COLS} FROM messages m WHERE m.message_id IN ({})",
-                placeholders(chunk.len())
-            ))?;
-            for r in st.query_map(params_from_iter(chunk), match_input)? {
-                out.push(r?);
-            }
+            self.conn.each(
+                &format!(
+                    "SELECT {MSG_COLS} FROM messages m WHERE m.message_id IN ({})",
+                    in_list(1, chunk.len())
+                ),
+                &list_args(chunk),
+                |r| {
+                    out.push(match_input(r)?);
+                    Ok(())
+                },
+            )?;
         }
         Ok(out)
     }
 
-    /// All matches of the given messages (or of every message), by message.
+    /// All matches of the given messages (or of every message), by message; a message's
+    /// matches by customer.
     pub fn matches_of(
         &self,
         ids: Option<&[i64]>,
     ) -> Result<std::collections::HashMap<i64, Vec<MatchRow>>> {
         let mut out: std::collections::HashMap<i64, Vec<MatchRow>> = Default::default();
-        let mut add = |r: &rusqlite::Row<'_>| -> rusqlite::Result<()> {
+        let mut add = |r: &Row<'_>| -> Result<()> {
             out.entry(r.get(0)?).or_default().push(MatchRow {
                 customer_id: r.get(1)?,
                 rule: r.get(2)?,
@@ -416,23 +413,21 @@ impl Store {
         };
         let cols = "SELECT message_id, customer_id, rule, detail FROM matches";
         match ids {
-            None => {
-                let mut st = self.conn.prepare(cols)?;
-                let mut rows = st.query([])?;
-                while let Some(r) = rows.next()? {
-                    add(r)?;
-                }
-            }
+            None => self.conn.each(
+                &format!("{cols} ORDER BY message_id, customer_id"),
+                &[],
+                add,
+            )?,
             Some(ids) => {
                 for chunk in ids.chunks(CHUNK) {
-                    let mut st = self.conn.prepare_cached(&format!(
-                        "{cols} WHERE message_id IN ({}) ORDER BY rowid",
-                        placeholders(chunk.len())
-                    ))?;
-                    let mut rows = st.query(params_from_iter(chunk))?;
-                    while let Some(r) = rows.next()? {
-                        add(r)?;
-                    }
+                    self.conn.each(
+                        &format!(
+                            "{cols} WHERE message_id IN ({}) ORDER BY message_id, customer_id",
+                            in_list(1, chunk.len())
+                        ),
+                        &list_args(chunk),
+                        &mut add,
+                    )?;
                 }
             }
         }
@@ -441,44 +436,47 @@ impl Store {
 
     /// Writes the outcome of matching for one message (call inside `atomically`).
     pub fn apply_match(&self, u: &MatchUpdate) -> Result<()> {
-        self.conn
-            .prepare_cached("DELETE FROM matches WHERE message_id = ?1 AND rule <> 'manual'")?
-            .execute([u.message_id])?;
-        let mut ins = self.conn.prepare_cached(
-            "INSERT OR IGNORE INTO matches (message_id, customer_id, rule, detail) VALUES (?1, ?2, ?3, ?4)",
+        self.conn.exec(
+            "DELETE FROM matches WHERE message_id = ?1 AND rule <> 'manual'",
+            args![u.message_id],
         )?;
         for m in &u.matches {
-            ins.execute(params![u.message_id, m.customer_id, m.rule, m.detail])?;
+            self.conn.exec(
+                "INSERT INTO matches (message_id, customer_id, rule, detail) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+                args![u.message_id, m.customer_id, m.rule, m.detail],
+            )?;
         }
-        self.conn
-            .prepare_cached("UPDATE messages SET customer_id = ?2, denied = ?3 WHERE id = ?1")?
-            .execute(params![u.message_id, u.customer_id, u.denied as i64])?;
+        self.conn.exec(
+            "UPDATE messages SET customer_id = ?2, denied = ?3 WHERE id = ?1",
+            args![u.message_id, u.customer_id, u.denied],
+        )?;
         Ok(())
     }
 
     /// A manual pairing (triage `pair`); replaces an automatic match to the same customer.
     pub fn match_manual(&self, message_id: i64, customer_id: i64, detail: &str) -> Result<()> {
-        self.conn.execute(
-            "INSERT OR REPLACE INTO matches (message_id, customer_id, rule, detail) VALUES (?1, ?2, 'manual', ?3)",
-            params![message_id, customer_id, detail],
+        self.conn.exec(
+            "INSERT INTO matches (message_id, customer_id, rule, detail) VALUES (?1, ?2, 'manual', ?3)
+             ON CONFLICT (message_id, customer_id) DO UPDATE SET rule = excluded.rule, detail = excluded.detail",
+            args![message_id, customer_id, detail],
         )?;
-        self.conn.execute(
+        self.conn.exec(
             "UPDATE messages SET customer_id = ?2 WHERE id = ?1",
-            params![message_id, customer_id],
+            args![message_id, customer_id],
         )?;
         Ok(())
     }
 
     pub fn unmatch_manual(&self, message_id: i64, customer_id: i64) -> Result<()> {
-        self.conn.execute(
+        self.conn.exec(
             "DELETE FROM matches WHERE message_id = ?1 AND customer_id = ?2 AND rule = 'manual'",
-            params![message_id, customer_id],
+            args![message_id, customer_id],
         )?;
         Ok(())
     }
 
     /// A customer's messages (through `matches`, so mail to two customers shows on both),
-    /// limited to locations in `accounts`.
+    /// limited to locations in `accounts`; oldest first, mail without a date before the rest.
     pub fn timeline(&self, customer_id: i64, accounts: &[String]) -> Result<Vec<TimelineRow>> {
         if accounts.is_empty() {
             return Ok(Vec::new());
@@ -488,33 +486,29 @@ impl Store {
                     m.to_json, m.subject, mt.rule, mt.detail,
                     (SELECT l.account_id FROM locations l WHERE l.message_id = m.id AND l.account_id IN ({p}) LIMIT 1) AS acct
              FROM matches mt JOIN messages m ON m.id = mt.message_id
-             WHERE mt.customer_id = ? AND m.denied = 0
-             ORDER BY m.date, m.id",
-            p = placeholders(accounts.len())
+             WHERE mt.customer_id = ?1 AND m.denied = 0
+             ORDER BY m.date NULLS FIRST, m.id",
+            p = in_list(2, accounts.len())
         );
-        let mut st = self.conn.prepare(&sql)?;
-        let mut params: Vec<rusqlite::types::Value> =
-            accounts.iter().map(|a| a.clone().into()).collect();
-        params.push(customer_id.into());
-        let rows = st
-            .query_map(params_from_iter(params), |r| {
-                Ok(TimelineRow {
-                    id: r.get(0)?,
-                    message_id: r.get(1)?,
-                    in_reply_to: r.get(2)?,
-                    refs: r.get(3)?,
-                    date: r.get(4)?,
-                    direction: r.get(5)?,
-                    from_addr: r.get(6)?,
-                    from_name: r.get(7)?,
-                    to_json: r.get(8)?,
-                    subject: r.get(9)?,
-                    rule: r.get(10)?,
-                    detail: r.get(11)?,
-                    account_id: r.get(12)?,
-                })
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut values = vec![Arg::Int(customer_id)];
+        values.extend(list_args(accounts));
+        let rows = self.conn.rows(&sql, &values, |r| {
+            Ok(TimelineRow {
+                id: r.get(0)?,
+                message_id: r.get(1)?,
+                in_reply_to: r.get(2)?,
+                refs: r.get(3)?,
+                date: r.get(4)?,
+                direction: r.get(5)?,
+                from_addr: r.get(6)?,
+                from_name: r.get(7)?,
+                to_json: r.get(8)?,
+                subject: r.get(9)?,
+                rule: r.get(10)?,
+                detail: r.get(11)?,
+                account_id: r.get(12)?,
+            })
+        })?;
         // A message only in accounts the operator may not see stays out of the timeline.
         Ok(rows
             .into_iter()
@@ -534,21 +528,22 @@ impl Store {
             .collect();
         for chunk in forms.chunks(CHUNK) {
             // `+customer_id`: keeps SQLite on the in_reply_to index instead of scanning every
-            // unmatched message through the customer index.
-            let mut st = self.conn.prepare_cached(&format!(
-                "SELECT id FROM messages m WHERE in_reply_to IN ({}) AND (+customer_id IS NULL
-                   OR EXISTS (SELECT 1 FROM matches x WHERE x.message_id = m.id AND x.rule = 'thread'))",
-                placeholders(chunk.len())
-            ))?;
-            for r in st.query_map(params_from_iter(chunk), |r| r.get(0))? {
-                out.push(r?);
-            }
+            // unmatched message through the customer index (PostgreSQL reads it as a no-op).
+            out.extend(self.conn.rows(
+                &format!(
+                    "SELECT id FROM messages m WHERE in_reply_to IN ({}) AND (+customer_id IS NULL
+                       OR EXISTS (SELECT 1 FROM matches x WHERE x.message_id = m.id AND x.rule = 'thread'))",
+                    in_list(1, chunk.len())
+                ),
+                &list_args(chunk),
+                |r| r.get::<i64>(0),
+            )?);
         }
         Ok(out)
     }
 }
 
-fn customer_head(r: &rusqlite::Row<'_>) -> rusqlite::Result<CustomerRow> {
+fn customer_head(r: &Row<'_>) -> Result<CustomerRow> {
     Ok(CustomerRow {
         id: r.get(0)?,
         name: r.get(1)?,
@@ -564,13 +559,11 @@ fn customer_head(r: &rusqlite::Row<'_>) -> rusqlite::Result<CustomerRow> {
 impl Store {
     /// Messages matching has not examined yet (see migration 3), ascending.
     pub fn unexamined_ids(&self) -> Result<Vec<i64>> {
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT id FROM messages WHERE crm_examined = 0 ORDER BY id")?;
-        let v = st
-            .query_map([], |r| r.get(0))?
-            .collect::<rusqlite::Result<Vec<i64>>>()?;
-        Ok(v)
+        self.conn.rows(
+            "SELECT id FROM messages WHERE crm_examined = 0 ORDER BY id",
+            &[],
+            |r| r.get(0),
+        )
     }
 
     /// Marks messages as examined by matching.
@@ -581,11 +574,17 @@ impl Store {
         // One statement for any number of ids (one JSON array parameter), instead of a
         // freshly prepared 500-placeholder UPDATE per chunk.
         let list = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
-        self.conn.execute(
-            "UPDATE messages SET crm_examined = 1
-             WHERE crm_examined = 0 AND id IN (SELECT value FROM json_each(?1))",
-            [list],
-        )?;
+        let sql = match self.conn.engine() {
+            Engine::Sqlite => {
+                "UPDATE messages SET crm_examined = 1
+                 WHERE crm_examined = 0 AND id IN (SELECT value FROM json_each(?1))"
+            }
+            Engine::Postgres => {
+                "UPDATE messages SET crm_examined = 1
+                 WHERE crm_examined = 0 AND id IN (SELECT value::bigint FROM json_array_elements_text(?1::json))"
+            }
+        };
+        self.conn.exec(sql, args![list])?;
         Ok(())
     }
 
@@ -593,7 +592,7 @@ impl Store {
     pub fn message_count(&self) -> Result<usize> {
         let n: i64 = self
             .conn
-            .query_row("SELECT COUNT(*) FROM messages", [], |r| r.get(0))?;
+            .one("SELECT COUNT(*) FROM messages", &[], |r| r.get(0))?;
         Ok(n as usize)
     }
 }
@@ -601,10 +600,10 @@ impl Store {
 /// A customer row with its addresses and domains folded in (one newline-separated list each:
 /// canonical addresses and domains never hold a newline), ordered as `customer` orders them.
 const CUSTOMER_COLS: &str = "c.id, c.name, c.company, c.notes, c.created_at, c.updated_at,
-    (SELECT group_concat(email, char(10)) FROM (SELECT email FROM customer_emails e WHERE e.customer_id = c.id ORDER BY email)),
-    (SELECT group_concat(domain, char(10)) FROM (SELECT domain FROM customer_domains d WHERE d.customer_id = c.id ORDER BY domain))";
+    (SELECT string_agg(e.email, '\n' ORDER BY e.email) FROM customer_emails e WHERE e.customer_id = c.id),
+    (SELECT string_agg(d.domain, '\n' ORDER BY d.domain) FROM customer_domains d WHERE d.customer_id = c.id)";
 
-fn customer_full(r: &rusqlite::Row<'_>) -> rusqlite::Result<CustomerRow> {
+fn customer_full(r: &Row<'_>) -> Result<CustomerRow> {
     let list = |v: Option<String>| -> Vec<String> {
         v.map(|s| s.split('\n').map(str::to_string).collect())
             .unwrap_or_default()
@@ -623,33 +622,32 @@ impl Store {
     /// Customers whose name, company or an address contains `query` as a subsequence (a fuzzy
     /// search), by name: the console's customer list and pair picker.
     pub fn customers_page(&self, query: &str, offset: i64, limit: i64) -> Result<Vec<CustomerRow>> {
-        let mut st = self.conn.prepare_cached(&format!(
-            "SELECT {CUSTOMER_COLS} FROM customers c WHERE {CUSTOMER_MATCH}
-             ORDER BY c.name COLLATE NOCASE, c.id LIMIT ?2 OFFSET ?3"
-        ))?;
-        let rows = st
-            .query_map(params![fuzzy_pattern(query), limit, offset], customer_full)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+        self.conn.rows(
+            &format!(
+                "SELECT {CUSTOMER_COLS} FROM customers c WHERE {CUSTOMER_MATCH}
+                 ORDER BY c.name COLLATE NOCASE, c.id LIMIT ?2 OFFSET ?3"
+            ),
+            args![fuzzy_pattern(query), limit, offset],
+            customer_full,
+        )
     }
 
     pub fn customers_count(&self, query: &str) -> Result<i64> {
-        Ok(self.conn.query_row(
+        self.conn.one(
             &format!("SELECT COUNT(*) FROM customers c WHERE {CUSTOMER_MATCH}"),
-            [fuzzy_pattern(query)],
+            args![fuzzy_pattern(query)],
             |r| r.get(0),
-        )?)
+        )
     }
 }
 
 impl Store {
     /// Every customer's name by id (cheaper than `customers` when only names are needed).
     pub fn customer_names(&self) -> Result<std::collections::HashMap<i64, String>> {
-        let mut st = self.conn.prepare_cached("SELECT id, name FROM customers")?;
-        let v = st
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<rusqlite::Result<std::collections::HashMap<i64, String>>>()?;
-        Ok(v)
+        let pairs = self.conn.rows("SELECT id, name FROM customers", &[], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+        Ok(pairs.into_iter().collect())
     }
 }
 
@@ -658,23 +656,30 @@ impl Store {
     pub fn messages_mentioning(&self, addresses: &[String]) -> Result<Vec<i64>> {
         let mut out: Vec<i64> = Vec::new();
         for chunk in addresses.chunks(CHUNK) {
-            let mut st = self.conn.prepare_cached(&format!(
-                "SELECT id FROM messages WHERE from_addr IN ({})",
-                placeholders(chunk.len())
-            ))?;
-            for r in st.query_map(params_from_iter(chunk), |r| r.get(0))? {
-                out.push(r?);
-            }
+            out.extend(self.conn.rows(
+                &format!(
+                    "SELECT id FROM messages WHERE from_addr IN ({})",
+                    in_list(1, chunk.len())
+                ),
+                &list_args(chunk),
+                |r| r.get::<i64>(0),
+            )?);
         }
         // Recipients live in JSON; one scan for all addresses (a pairing names one or two).
+        let find = match self.conn.engine() {
+            Engine::Sqlite => "instr",
+            Engine::Postgres => "strpos",
+        };
         for chunk in addresses.chunks(100) {
-            let cond = vec!["instr(lower(to_json || cc_json), ?) > 0"; chunk.len()].join(" OR ");
-            let mut st = self
-                .conn
-                .prepare(&format!("SELECT id FROM messages WHERE {cond}"))?;
-            for r in st.query_map(params_from_iter(chunk), |r| r.get(0))? {
-                out.push(r?);
-            }
+            let cond = (1..=chunk.len())
+                .map(|i| format!("{find}(lower(to_json || cc_json), ?{i}) > 0"))
+                .collect::<Vec<_>>()
+                .join(" OR ");
+            out.extend(self.conn.rows(
+                &format!("SELECT id FROM messages WHERE {cond}"),
+                &list_args(chunk),
+                |r| r.get::<i64>(0),
+            )?);
         }
         out.sort_unstable();
         out.dedup();
@@ -683,12 +688,212 @@ impl Store {
 
     /// Ids of every message matched to a customer (any rule).
     pub fn customer_message_ids(&self, customer_id: i64) -> Result<Vec<i64>> {
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT message_id FROM matches WHERE customer_id = ?1")?;
-        let v = st
-            .query_map([customer_id], |r| r.get(0))?
-            .collect::<rusqlite::Result<Vec<i64>>>()?;
-        Ok(v)
+        self.conn.rows(
+            "SELECT message_id FROM matches WHERE customer_id = ?1",
+            args![customer_id],
+            |r| r.get(0),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::FixtureMessage;
+
+    #[test]
+    fn the_book_reads_back_alike_and_pages_by_name_ignoring_case() {
+        crate::store::testing::each(|s| {
+            let zed = s.customer_insert("zed", None, None).unwrap();
+            let anna = s
+                .customer_insert("Anna", Some("ACME"), Some("notes"))
+                .unwrap();
+            let bob = s.customer_insert("bob", None, None).unwrap();
+            assert!(s.customer_add_email(anna, "b@acme.test").unwrap());
+            assert!(s.customer_add_email(anna, "a@acme.test").unwrap());
+            assert!(!s.customer_add_email(anna, "a@acme.test").unwrap());
+            let e = s.customer_add_email(bob, "a@acme.test").unwrap_err();
+            assert!(e.summary.contains(&format!("customer {anna}")), "{e}");
+            assert!(s.customer_add_domain(anna, "acme.test").unwrap());
+            assert!(!s.customer_add_domain(anna, "acme.test").unwrap());
+            s.customer_update(anna, None, Some(None), None).unwrap();
+            let c = s.customer(anna).unwrap().unwrap();
+            assert_eq!(c.company, None);
+            assert_eq!(c.notes.as_deref(), Some("notes"));
+            assert_eq!(c.emails, ["a@acme.test", "b@acme.test"]);
+            assert_eq!(c.domains, ["acme.test"]);
+            let names: Vec<i64> = s.customers().unwrap().iter().map(|c| c.id).collect();
+            assert_eq!(names, [anna, bob, zed], "by name, case aside");
+            // The paged list folds the same lists in, in the same order.
+            let page = s.customers_page("", 0, 10).unwrap();
+            assert_eq!(page[0], c);
+            assert_eq!(page.iter().map(|c| c.id).collect::<Vec<_>>(), names);
+            assert_eq!(s.customers_page("", 1, 1).unwrap()[0].id, bob);
+            // Fuzzy: a subsequence of the name, company or an address, any case.
+            assert_eq!(s.customers_count("").unwrap(), 3);
+            assert_eq!(s.customers_count("AN").unwrap(), 1);
+            assert_eq!(s.customers_count("bacme").unwrap(), 1);
+            assert_eq!(s.customers_count("%").unwrap(), 0);
+            assert_eq!(s.email_owner("b@acme.test").unwrap(), Some(anna));
+            assert_eq!(s.customer_names().unwrap()[&zed], "zed");
+            assert!(s.customer_remove_email(anna, "b@acme.test").unwrap());
+            assert!(s.customer_remove_domain(anna, "acme.test").unwrap());
+            assert!(s.customer_delete(zed).unwrap());
+            assert!(s.customer(zed).unwrap().is_none());
+            let book = s.book_rows().unwrap();
+            assert_eq!(book.emails, [("a@acme.test".to_string(), anna)]);
+            assert!(book.domains.is_empty());
+        });
+    }
+
+    #[test]
+    fn atomically_nests_and_rolls_back_only_its_own_part() {
+        crate::store::testing::each(|s| {
+            let failed = s.atomically(|s| {
+                s.customer_insert("gone", None, None)?;
+                Err::<(), _>(AppError::local("boom", "", ""))
+            });
+            assert!(failed.is_err());
+            assert!(s.customers().unwrap().is_empty(), "rolled back whole");
+            s.atomically(|s| {
+                s.customer_insert("kept", None, None)?;
+                let inner = s.atomically(|s| {
+                    s.customer_insert("inner", None, None)?;
+                    // A failing statement inside: PostgreSQL aborts up to the savepoint only.
+                    s.customer_add_email(-1, "x@y.test")
+                });
+                assert!(inner.is_err());
+                s.atomically(|s| s.customer_insert("second", None, None))?;
+                Ok(())
+            })
+            .unwrap();
+            let names: Vec<String> = s.customers().unwrap().into_iter().map(|c| c.name).collect();
+            assert_eq!(names, ["kept", "second"]);
+            assert!(!s.conn.in_tx());
+        });
+    }
+
+    #[test]
+    fn matches_examined_marks_and_mentions() {
+        crate::store::testing::each(|s| {
+            let inbox = s.fixture_folder("a1", "INBOX", Some("inbox")).unwrap();
+            let other = s.fixture_folder("a2", "INBOX", Some("inbox")).unwrap();
+            let c = s.customer_insert("C", None, None).unwrap();
+            let d = s.customer_insert("D", None, None).unwrap();
+            let msg = |from: &str, to: &[&str], date: &str| FixtureMessage {
+                message_id: Some(format!("{from}-{date}@test")),
+                in_reply_to: Some("root@test".into()),
+                from_addr: from.into(),
+                to: to.iter().map(|s| s.to_string()).collect(),
+                subject: "s".into(),
+                date: date.into(),
+                ..Default::default()
+            };
+            let m1 = s
+                .fixture_message(
+                    "a1",
+                    inbox,
+                    1,
+                    &msg("x@a.test", &["Y@B.test"], "2026-01-02"),
+                )
+                .unwrap();
+            let m2 = s
+                .fixture_message("a1", inbox, 2, &msg("y@b.test", &[], ""))
+                .unwrap();
+            s.conn
+                .exec("UPDATE messages SET date = NULL WHERE id = ?1", args![m2])
+                .unwrap();
+            // m1 also in a second account and twice in the first.
+            s.fixture_message("a2", other, 1, &msg("z@c.test", &[], "2026-01-01"))
+                .unwrap();
+            s.conn
+                .exec(
+                    "INSERT INTO locations (message_id, account_id, folder_id, uidvalidity, uid) VALUES (?1, 'a2', ?2, 1, 9), (?1, 'a1', ?3, 2, 9)",
+                    args![m1, other, inbox],
+                )
+                .unwrap();
+            let inputs = s.match_inputs(&[m2, m1]).unwrap();
+            assert_eq!(inputs.iter().map(|m| m.id).collect::<Vec<_>>(), [m1, m2]);
+            let mut accounts = inputs[0].accounts.clone();
+            accounts.sort();
+            assert_eq!(accounts, ["a1", "a2"]);
+            let mut all = Vec::new();
+            s.for_each_match_input(|m| all.push(m.id)).unwrap();
+            assert_eq!(all.len(), 3);
+            assert_eq!(all.last(), Some(&m2), "mail without a date last");
+            let mut refs = 0;
+            s.for_each_reference(|irt, _| {
+                assert_eq!(irt, Some("root@test"));
+                refs += 1;
+            })
+            .unwrap();
+            assert_eq!(refs, 3);
+            let found = s
+                .messages_by_message_ids(&["x@a.test-2026-01-02@test".to_string()])
+                .unwrap();
+            assert_eq!(found[0].id, m1);
+
+            s.apply_match(&MatchUpdate {
+                message_id: m1,
+                matches: vec![
+                    MatchRow {
+                        customer_id: d,
+                        rule: "address".into(),
+                        detail: None,
+                    },
+                    MatchRow {
+                        customer_id: c,
+                        rule: "domain".into(),
+                        detail: Some("why".into()),
+                    },
+                ],
+                customer_id: Some(d),
+                denied: true,
+            })
+            .unwrap();
+            s.match_manual(m1, c, "by hand").unwrap();
+            let mut rows = s.matches_of(Some(&[m1, m2])).unwrap().remove(&m1).unwrap();
+            rows.sort_by_key(|r| r.customer_id);
+            assert_eq!(rows[0].rule, "manual");
+            assert_eq!(rows[0].detail.as_deref(), Some("by hand"));
+            assert_eq!(s.matches_of(None).unwrap()[&m1].len(), 2);
+            assert_eq!(s.customer_message_ids(c).unwrap(), [m1]);
+            // Denied mail stays out of the timeline.
+            assert!(s.timeline(c, &["a1".into()]).unwrap().is_empty());
+            s.apply_match(&MatchUpdate {
+                message_id: m1,
+                matches: vec![],
+                customer_id: Some(c),
+                denied: false,
+            })
+            .unwrap();
+            assert_eq!(
+                s.matches_of(Some(&[m1])).unwrap()[&m1].len(),
+                1,
+                "manual kept"
+            );
+            let tl = s.timeline(c, &["zz".into(), "a2".into()]).unwrap();
+            assert_eq!((tl[0].id, tl[0].account_id.as_deref()), (m1, Some("a2")));
+            assert!(s.timeline(c, &[]).unwrap().is_empty());
+            s.unmatch_manual(m1, c).unwrap();
+            assert!(s.matches_of(Some(&[m1])).unwrap().is_empty());
+
+            assert_eq!(s.unexamined_ids().unwrap().len(), 3);
+            s.set_examined(&[m1, m2]).unwrap();
+            assert_eq!(s.unexamined_ids().unwrap().len(), 1);
+            s.fixture_unexamine(&[m2]).unwrap();
+            assert_eq!(s.unexamined_ids().unwrap().len(), 2);
+            assert_eq!(s.message_count().unwrap(), 3);
+
+            // From the address, or among To/Cc in any case.
+            assert_eq!(
+                s.messages_mentioning(&["y@b.test".to_string()]).unwrap(),
+                [m1, m2]
+            );
+            // Replies whose customer can follow from the thread: not m1, which has one.
+            let replies = s.thread_replies_to(&["root@test".to_string()]).unwrap();
+            assert_eq!(replies.len(), 2);
+            assert!(!replies.contains(&m1));
+        });
     }
 }

@@ -150,29 +150,56 @@ impl Drop for Conn {
 mod tests {
     use super::*;
 
+    /// Each engine's store for a test: a file in a temporary directory, and a fresh
+    /// PostgreSQL database when one is configured (held until the test ends).
+    fn each_url(body: impl Fn(&StoreUrl)) {
+        let dir = tempfile::tempdir().unwrap();
+        body(&StoreUrl::Sqlite(dir.path().join("t.db")));
+        if let Some(pg) = super::super::sql::engines::PgScratch::new() {
+            body(&StoreUrl::Postgres(pg.url.clone()));
+        }
+    }
+
     #[test]
     fn connections_are_reused_and_shared_across_threads() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&dir.path().join("t.db")).unwrap();
-        {
-            let a = db.conn().unwrap();
-            let b = db.conn().unwrap();
-            a.log_event(None, super::super::Level::Info, "one", None, None)
+        each_url(|url| {
+            let db = Db::open_url(url).unwrap();
+            {
+                let a = db.conn().unwrap();
+                let b = db.conn().unwrap();
+                a.log_event(None, super::super::Level::Info, "one", None, None)
+                    .unwrap();
+                assert_eq!(b.schema_version().unwrap(), a.schema_version().unwrap());
+                // A commit on one connection is seen by the other.
+                assert_eq!(
+                    b.events_count(&Default::default(), super::super::Visible(&[]))
+                        .unwrap(),
+                    1
+                );
+            }
+            assert_eq!(db.inner.idle.lock().unwrap().len(), 2);
+            let db2 = db.clone();
+            std::thread::spawn(move || db2.conn().unwrap().schema_version().unwrap())
+                .join()
                 .unwrap();
-            assert_eq!(b.schema_version().unwrap(), a.schema_version().unwrap());
-        }
-        assert_eq!(db.inner.idle.lock().unwrap().len(), 2);
-        let db2 = db.clone();
-        std::thread::spawn(move || db2.conn().unwrap().schema_version().unwrap())
-            .join()
-            .unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        let n = rt
-            .block_on(db.run(|s| s.events_count(&Default::default(), super::super::Visible(&[]))))
-            .unwrap();
-        assert_eq!(n, 1);
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            let n = rt
+                .block_on(
+                    db.run(|s| s.events_count(&Default::default(), super::super::Visible(&[]))),
+                )
+                .unwrap();
+            assert_eq!(n, 1);
+            // A dedicated connection sees the same store, outside the pool.
+            let own = db.dedicated().unwrap();
+            assert_eq!(
+                own.events_count(&Default::default(), super::super::Visible(&[]))
+                    .unwrap(),
+                1
+            );
+            assert_eq!(db.inner.idle.lock().unwrap().len(), 2);
+        });
     }
 
     #[test]
@@ -180,5 +207,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         assert!(Db::open_read_only(&StoreUrl::Sqlite(dir.path().join("missing.db"))).is_err());
         assert!(!dir.path().join("missing.db").exists());
+        // On PostgreSQL the database exists (someone created it); a reader adds no schema.
+        if let Some(pg) = super::super::sql::engines::PgScratch::new() {
+            let url = StoreUrl::Postgres(pg.url.clone());
+            let db = Db::open_read_only(&url).unwrap();
+            assert_eq!(db.conn().unwrap().schema_version().unwrap(), 0);
+            drop(db);
+            let db = Db::open_url(&url).unwrap();
+            assert!(db.conn().unwrap().schema_version().unwrap() > 0);
+        }
     }
 }

@@ -1,10 +1,10 @@
 //! Rows written directly, for unit tests and benchmarks of the crm module (issue 5): the sync
 //! engine is the real writer of folders/messages/locations; this mirrors the schema so crm code
-//! can be exercised without a server. Not used by the application itself.
-
-use rusqlite::params;
+//! can be exercised without a server. Not used by the application itself. Works on either
+//! engine.
 
 use super::{Store, now};
+use crate::args;
 use crate::error::Result;
 
 /// One cached message as sync would store it.
@@ -28,15 +28,17 @@ pub struct FixtureMessage {
 impl Store {
     /// A folder (creating the account row if missing); returns the folder id.
     pub fn fixture_folder(&self, account_id: &str, name: &str, role: Option<&str>) -> Result<i64> {
-        self.conn.execute(
-            "INSERT OR IGNORE INTO accounts (id, name, created_at, state, state_since) VALUES (?1, ?1, ?2, 'idle', ?2)",
-            params![account_id, now()],
+        self.conn.exec(
+            "INSERT INTO accounts (id, name, created_at, state, state_since) VALUES (?1, ?1, ?2, 'idle', ?2)
+             ON CONFLICT DO NOTHING",
+            args![account_id, now()],
         )?;
-        self.conn.execute(
-            "INSERT INTO folders (account_id, name, wire_name, role, sync_enabled, uidvalidity) VALUES (?1, ?2, ?2, ?3, 1, 1)",
-            params![account_id, name, role],
-        )?;
-        Ok(self.conn.last_insert_rowid())
+        self.conn.one(
+            "INSERT INTO folders (account_id, name, wire_name, role, sync_enabled, uidvalidity) VALUES (?1, ?2, ?2, ?3, 1, 1)
+             RETURNING id",
+            args![account_id, name, role],
+            |r| r.get(0),
+        )
     }
 
     /// A message with one location in `folder_id`; returns the logical message id.
@@ -55,14 +57,14 @@ impl Store {
             )
             .to_string()
         };
-        self.conn
-            .prepare_cached(
-                "INSERT INTO messages (message_id, content_hash, in_reply_to, refs, from_addr, from_name, to_json, cc_json,
-                     subject, date, size, text_body, body, direction, created_at)
-                 VALUES (?1, hex(randomblob(8)), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1000, ?10, ?11, ?12, ?13)",
-            )?
-            .execute(params![
+        let id: i64 = self.conn.one(
+            "INSERT INTO messages (message_id, content_hash, in_reply_to, refs, from_addr, from_name, to_json, cc_json,
+                 subject, date, size, text_body, body, direction, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1000, ?11, ?12, ?13, ?14)
+             RETURNING id",
+            args![
                 m.message_id,
+                crate::model::new_id(),
                 m.in_reply_to,
                 m.refs,
                 m.from_addr,
@@ -75,13 +77,13 @@ impl Store {
                 m.body,
                 if m.direction.is_empty() { "in" } else { m.direction },
                 now()
-            ])?;
-        let id = self.conn.last_insert_rowid();
-        self.conn
-            .prepare_cached(
-                "INSERT INTO locations (message_id, account_id, folder_id, uidvalidity, uid) VALUES (?1, ?2, ?3, 1, ?4)",
-            )?
-            .execute(params![id, account_id, folder_id, uid])?;
+            ],
+            |r| r.get(0),
+        )?;
+        self.conn.exec(
+            "INSERT INTO locations (message_id, account_id, folder_id, uidvalidity, uid) VALUES (?1, ?2, ?3, 1, ?4)",
+            args![id, account_id, folder_id, uid],
+        )?;
         Ok(id)
     }
 }
@@ -89,9 +91,9 @@ impl Store {
 impl Store {
     /// What the sync engine does when it has replayed an op.
     pub fn fixture_mark_op_done(&self, op_id: i64) -> Result<()> {
-        self.conn.execute(
+        self.conn.exec(
             "UPDATE pending_ops SET done_at = ?2 WHERE id = ?1",
-            params![op_id, now()],
+            args![op_id, now()],
         )?;
         Ok(())
     }
@@ -105,10 +107,10 @@ impl Store {
         role: &str,
         uid: i64,
     ) -> Result<()> {
-        self.conn.execute(
+        self.conn.exec(
             "INSERT INTO locations (message_id, account_id, folder_id, uidvalidity, uid)
              VALUES (?1, ?2, (SELECT id FROM folders WHERE account_id = ?2 AND role = ?3), 1, ?4)",
-            params![message_id, account_id, role, uid],
+            args![message_id, account_id, role, uid],
         )?;
         Ok(())
     }
@@ -116,20 +118,19 @@ impl Store {
     /// Removes a message and everything hanging on it (what removing history does).
     pub fn fixture_delete_message(&self, id: i64) -> Result<()> {
         self.conn
-            .execute("DELETE FROM messages WHERE id = ?1", [id])?;
+            .exec("DELETE FROM messages WHERE id = ?1", args![id])?;
         Ok(())
     }
 
     /// Marks messages as never examined by matching (as a sync without the hook leaves them).
     pub fn fixture_unexamine(&self, ids: &[i64]) -> Result<()> {
         for chunk in ids.chunks(super::crm::CHUNK) {
-            let list: Vec<String> = chunk.iter().map(i64::to_string).collect();
-            self.conn.execute(
+            self.conn.exec(
                 &format!(
                     "UPDATE messages SET crm_examined = 0 WHERE id IN ({})",
-                    list.join(",")
+                    super::sql::in_list(1, chunk.len())
                 ),
-                [],
+                &super::crm::list_args(chunk),
             )?;
         }
         Ok(())

@@ -131,27 +131,34 @@ fn addresses_text(env: &Envelope) -> String {
 }
 
 impl Store {
-    /// A second connection to the same database file, tuned as a bulk writer for a thread of
-    /// its own; pair it with a `Checkpointer`.
+    /// A second connection to the same store, tuned as a bulk writer for a thread of its own;
+    /// pair it with a `Checkpointer`. (PostgreSQL: a plain second connection.)
     pub fn reopen(&self) -> Result<Store> {
         let store = self.reopen_plain()?;
-        // A bulk writer: the identity and date indexes are hit at random positions, and
-        // SQLite's default 2 MB page cache makes every batch re-read and spill them (a third of
-        // a 100k-message first sync went to pread/pwrite). The cache only grows as pages are
-        // touched, so small folders stay small.
-        store
-            .conn
-            .pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
-        // Checkpoints are the Checkpointer's job; this is only a backstop on the WAL's size.
-        store
-            .conn
-            .pragma_update(None, "wal_autocheckpoint", WRITER_WAL_PAGES)?;
+        if let Some(c) = store.conn.lite() {
+            // A bulk writer: the identity and date indexes are hit at random positions, and
+            // SQLite's default 2 MB page cache makes every batch re-read and spill them (a
+            // third of a 100k-message first sync went to pread/pwrite). The cache only grows
+            // as pages are touched, so small folders stay small.
+            c.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
+            // Checkpoints are the Checkpointer's job; this is only a backstop on the WAL's size.
+            c.pragma_update(None, "wal_autocheckpoint", WRITER_WAL_PAGES)?;
+        }
         Ok(store)
     }
 
-    /// A second connection to the same database file, configured like the first.
+    /// A second connection to the same store, configured like the first: the same database
+    /// file, or the same PostgreSQL database with the same settings.
     pub fn reopen_plain(&self) -> Result<Store> {
-        match self.conn.path().filter(|p| !p.is_empty()) {
+        let lite = match &self.conn {
+            super::sql::Conn::Pg(p) => {
+                return Ok(Store {
+                    conn: super::sql::Conn::Pg(p.reconnect()?),
+                });
+            }
+            super::sql::Conn::Lite(c) => c,
+        };
+        match lite.path().filter(|p| !p.is_empty()) {
             // One thread owns this connection: SQLite's per-call mutexes are pure overhead.
             Some(p) => Store::configure(rusqlite::Connection::open_with_flags(
                 p,

@@ -416,6 +416,15 @@ impl Conn {
 }
 
 impl Conn {
+    /// Whether a transaction is open on this connection (a caller's, to nest inside with a
+    /// savepoint).
+    pub fn in_tx(&self) -> bool {
+        match self {
+            Conn::Lite(c) => !c.is_autocommit(),
+            Conn::Pg(p) => p.in_tx.get(),
+        }
+    }
+
     /// Runs `f` in one transaction that takes the write lock at once (SQLite's BEGIN
     /// IMMEDIATE; a plain BEGIN on PostgreSQL, whose row locks come with the writes): all of it
     /// lands, or none of it.
@@ -573,6 +582,10 @@ pub struct PgConn {
     translated: RefCell<HashMap<String, String>>,
     /// LISTEN mailroom_changes was issued on this connection (a change watcher).
     listening: std::cell::Cell<bool>,
+    /// A transaction is open on this connection (BEGIN seen, COMMIT/ROLLBACK not yet).
+    in_tx: std::cell::Cell<bool>,
+    /// What it connected with, for a second connection to the same database.
+    config: Box<postgres::Config>,
 }
 
 /// How many rows a long scan carries per trip from the connection's thread.
@@ -583,9 +596,10 @@ impl PgConn {
     pub fn connect(config: postgres::Config) -> Result<PgConn> {
         let (jobs, rx) = mpsc::channel::<Job>();
         let (ready_tx, ready_rx) = mpsc::channel::<Result<()>>();
+        let own = config.clone();
         std::thread::Builder::new()
             .name("mailroom-pg".into())
-            .spawn(move || match config.connect(postgres::NoTls) {
+            .spawn(move || match own.connect(postgres::NoTls) {
                 Ok(client) => {
                     let _ = ready_tx.send(Ok(()));
                     serve(client, rx);
@@ -606,8 +620,35 @@ impl PgConn {
             jobs,
             unported: rusqlite::Connection::open_in_memory()?,
             listening: std::cell::Cell::new(false),
+            in_tx: std::cell::Cell::new(false),
             translated: RefCell::new(HashMap::new()),
+            config: Box::new(config),
         })
+    }
+
+    /// A second connection to the same database, with the same settings.
+    pub fn reconnect(&self) -> Result<PgConn> {
+        PgConn::connect((*self.config).clone())
+    }
+
+    /// Follows BEGIN/COMMIT/ROLLBACK in what this connection runs, so [`Conn::in_tx`] knows
+    /// whether a transaction is open (PostgreSQL's client does not say).
+    fn track_tx(&self, sql: &str, ok: bool) {
+        for stmt in sql.split(';') {
+            let words: Vec<String> = stmt
+                .split_whitespace()
+                .map(|w| w.to_ascii_uppercase())
+                .collect();
+            match words.first().map(String::as_str) {
+                Some("BEGIN" | "START") if ok => self.in_tx.set(true),
+                // A failed COMMIT ends the transaction too (PostgreSQL rolls it back).
+                Some("COMMIT" | "END") => self.in_tx.set(false),
+                Some("ROLLBACK" | "ABORT") if !words.iter().any(|w| w == "TO") => {
+                    self.in_tx.set(false)
+                }
+                _ => {}
+            }
+        }
     }
 
     fn sql(&self, sql: &str) -> String {
@@ -627,7 +668,9 @@ impl PgConn {
         self.jobs
             .send(Job::Execute(self.sql(sql), args, tx))
             .map_err(|_| gone())?;
-        rx.recv().map_err(|_| gone())?
+        let r = rx.recv().map_err(|_| gone())?;
+        self.track_tx(sql, r.is_ok());
+        r
     }
 
     fn batch(&self, sql: &str) -> Result<()> {
@@ -635,7 +678,9 @@ impl PgConn {
         self.jobs
             .send(Job::Batch(translate(sql), tx))
             .map_err(|_| gone())?;
-        rx.recv().map_err(|_| gone())?
+        let r = rx.recv().map_err(|_| gone())?;
+        self.track_tx(sql, r.is_ok());
+        r
     }
 
     fn query(

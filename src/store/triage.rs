@@ -1,11 +1,12 @@
 //! Typed queries for the triage queue, operator actions (undo) and the deny flag (issue 5).
 
-use rusqlite::{OptionalExtension, params, params_from_iter};
 use serde::Serialize;
 
 use super::crm::{CHUNK, placeholders};
+use super::sql::{Arg, Row, ToArg};
 use super::{Store, now};
-use crate::error::Result;
+use crate::args;
+use crate::error::{AppError, Result};
 
 /// Which messages the queue shows: located in one of `accounts` (those the operator may see,
 /// or the one `--account` names), not from one of `own` addresses.
@@ -142,17 +143,13 @@ impl TriageState {
 }
 
 /// A text column read as one of our enums: an unknown value is a damaged row, named as such.
-fn enum_column<T>(
-    r: &rusqlite::Row<'_>,
-    i: usize,
-    parse: fn(&str) -> Option<T>,
-) -> rusqlite::Result<T> {
+fn enum_column<T>(r: &Row<'_>, i: usize, parse: fn(&str) -> Option<T>) -> Result<T> {
     let text: String = r.get(i)?;
     parse(&text).ok_or_else(|| {
-        rusqlite::Error::FromSqlConversionFailure(
-            i,
-            rusqlite::types::Type::Text,
-            format!("unknown value {text:?}").into(),
+        AppError::local(
+            "the database holds a value this mailroom does not know",
+            format!("column {i}: unknown value {text:?}"),
+            "upgrade mailroom, or report this as a bug",
         )
     })
 }
@@ -202,7 +199,8 @@ fn triage_location_pred(f: &TriageFilter) -> String {
     )
 }
 
-/// The WHERE clause of the queue's page; parameters: own, then accounts.
+/// The WHERE clause of the queue's page; parameters: own, then accounts. Its placeholders are
+/// plain `?`, numbered in order, like every statement it goes into.
 pub(super) fn triage_where(f: &TriageFilter) -> String {
     format!(
         "{} AND EXISTS (SELECT 1 FROM locations l WHERE l.message_id = m.id AND {})",
@@ -211,11 +209,12 @@ pub(super) fn triage_where(f: &TriageFilter) -> String {
     )
 }
 
-pub(super) fn filter_params(f: &TriageFilter) -> Vec<rusqlite::types::Value> {
+/// The arguments of `triage_where`: own addresses, then accounts.
+pub(super) fn filter_params(f: &TriageFilter) -> Vec<Arg<'_>> {
     f.own
         .iter()
         .chain(f.accounts.iter())
-        .map(|s| s.clone().into())
+        .map(ToArg::arg)
         .collect()
 }
 
@@ -245,58 +244,57 @@ impl Store {
         if f.accounts.is_empty() {
             return Ok(Vec::new());
         }
-        let (extra, extra_params, offset, limit, dir): (
-            &str,
-            Vec<rusqlite::types::Value>,
-            i64,
-            i64,
-            &str,
-        ) = match window {
-            TriageWindow::Offset { offset, limit } => ("", Vec::new(), offset, limit, "DESC"),
-            TriageWindow::After { date, id, limit } => (
-                "AND m.date <= ? AND (m.date < ? OR m.id < ?)",
-                vec![date.to_string().into(), date.to_string().into(), id.into()],
-                0,
-                limit,
-                "DESC",
-            ),
-            TriageWindow::FromEnd { offset, limit } => ("", Vec::new(), offset, limit, "ASC"),
+        let (extra, extra_params, offset, limit, asc): (&str, Vec<Arg<'_>>, i64, i64, bool) =
+            match window {
+                TriageWindow::Offset { offset, limit } => ("", Vec::new(), offset, limit, false),
+                TriageWindow::After { date, id, limit } => (
+                    "AND m.date <= ? AND (m.date < ? OR m.id < ?)",
+                    vec![Arg::Text(date), Arg::Text(date), Arg::Int(id)],
+                    0,
+                    limit,
+                    false,
+                ),
+                TriageWindow::FromEnd { offset, limit } => ("", Vec::new(), offset, limit, true),
+            };
+        // Mail without a date sorts last (SQLite's own order for DESC; said so for PostgreSQL,
+        // which would put it first; SQLite plans the same with or without the words).
+        let order = if asc {
+            "m.date ASC NULLS FIRST, m.id ASC"
+        } else {
+            "m.date DESC NULLS LAST, m.id DESC"
         };
-        let mut st = self.conn.prepare_cached(&format!(
+        let sql = format!(
             "SELECT m.id, m.from_addr, m.from_name, m.subject, m.date, m.message_id, m.in_reply_to, m.refs,
                     m.has_attachments, m.size,
                     EXISTS (SELECT 1 FROM locations l WHERE l.message_id = m.id AND l.seen = 1),
                     (SELECT l.account_id FROM locations l WHERE l.message_id = m.id AND l.account_id IN ({acc}) LIMIT 1)
              FROM messages m WHERE {w} {extra}
-             ORDER BY m.date {dir}, m.id {dir} LIMIT ? OFFSET ?",
+             ORDER BY {order} LIMIT ? OFFSET ?",
             acc = placeholders(f.accounts.len()),
             w = triage_where(f),
-        ))?;
-        let mut p: Vec<rusqlite::types::Value> =
-            f.accounts.iter().map(|s| s.clone().into()).collect();
+        );
+        let mut p: Vec<Arg<'_>> = f.accounts.iter().map(ToArg::arg).collect();
         p.extend(filter_params(f));
         p.extend(extra_params);
-        p.push(limit.into());
-        p.push(offset.into());
-        let mut rows = st
-            .query_map(params_from_iter(p), |r| {
-                Ok(TriageRow {
-                    id: r.get(0)?,
-                    from_addr: r.get(1)?,
-                    from_name: r.get(2)?,
-                    subject: r.get(3)?,
-                    date: r.get(4)?,
-                    message_id: r.get(5)?,
-                    in_reply_to: r.get(6)?,
-                    refs: r.get(7)?,
-                    has_attachments: r.get::<_, i64>(8)? != 0,
-                    size: r.get(9)?,
-                    seen: r.get(10)?,
-                    account_id: r.get::<_, Option<String>>(11)?.unwrap_or_default(),
-                })
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        if dir == "ASC" {
+        p.push(Arg::Int(limit));
+        p.push(Arg::Int(offset));
+        let mut rows = self.conn.rows(&sql, &p, |r| {
+            Ok(TriageRow {
+                id: r.get(0)?,
+                from_addr: r.get(1)?,
+                from_name: r.get(2)?,
+                subject: r.get(3)?,
+                date: r.get(4)?,
+                message_id: r.get(5)?,
+                in_reply_to: r.get(6)?,
+                refs: r.get(7)?,
+                has_attachments: r.get(8)?,
+                size: r.get(9)?,
+                seen: r.get(10)?,
+                account_id: r.get::<Option<String>>(11)?.unwrap_or_default(),
+            })
+        })?;
+        if asc {
             rows.reverse();
         }
         Ok(rows)
@@ -317,12 +315,9 @@ impl Store {
             triage_location_pred(f),
             triage_message_pred(f)
         );
-        let mut p: Vec<rusqlite::types::Value> =
-            f.accounts.iter().map(|s| s.clone().into()).collect();
-        p.extend(f.own.iter().map(|s| s.clone().into()));
-        Ok(self
-            .conn
-            .query_row(&sql, params_from_iter(p), |r| r.get(0))?)
+        let mut p: Vec<Arg<'_>> = f.accounts.iter().map(ToArg::arg).collect();
+        p.extend(f.own.iter().map(ToArg::arg));
+        self.conn.one(&sql, &p, |r| r.get(0))
     }
 
     /// Whether message `id` is in the queue under this filter.
@@ -331,70 +326,65 @@ impl Store {
             return Ok(false);
         }
         let mut p = filter_params(f);
-        p.push(id.into());
+        p.push(Arg::Int(id));
         Ok(self
             .conn
-            .query_row(
+            .first(
                 &format!(
                     "SELECT 1 FROM messages m WHERE {} AND m.id = ?",
                     triage_where(f)
                 ),
-                params_from_iter(p),
+                &p,
                 |_| Ok(()),
-            )
-            .optional()?
+            )?
             .is_some())
     }
 
     pub fn message_detail(&self, id: i64) -> Result<Option<MessageDetail>> {
-        let d = self
-            .conn
-            .query_row(
-                "SELECT id, message_id, in_reply_to, refs, from_addr, from_name, to_json, cc_json, subject, date,
-                        size, headers, body, text_body, direction, customer_id, denied, triage_state
-                 FROM messages WHERE id = ?1",
-                [id],
-                |r| {
-                    Ok(MessageDetail {
-                        id: r.get(0)?,
-                        message_id: r.get(1)?,
-                        in_reply_to: r.get(2)?,
-                        refs: r.get(3)?,
-                        from_addr: r.get(4)?,
-                        from_name: r.get(5)?,
-                        to_json: r.get(6)?,
-                        cc_json: r.get(7)?,
-                        subject: r.get(8)?,
-                        date: r.get(9)?,
-                        size: r.get(10)?,
-                        headers: r.get(11)?,
-                        body: r.get(12)?,
-                        text_body: r.get(13)?,
-                        direction: r.get(14)?,
-                        customer_id: r.get(15)?,
-                        denied: r.get::<_, i64>(16)? != 0,
-                        triage_state: match r.get::<_, Option<String>>(17)? {
-                            Some(_) => Some(enum_column(r, 17, TriageState::parse)?),
-                            None => None,
-                        },
-                        locations: Vec::new(),
-                    })
-                },
-            )
-            .optional()?;
+        let d = self.conn.first(
+            "SELECT id, message_id, in_reply_to, refs, from_addr, from_name, to_json, cc_json, subject, date,
+                    size, headers, body, text_body, direction, customer_id, denied, triage_state
+             FROM messages WHERE id = ?1",
+            args![id],
+            |r| {
+                Ok(MessageDetail {
+                    id: r.get(0)?,
+                    message_id: r.get(1)?,
+                    in_reply_to: r.get(2)?,
+                    refs: r.get(3)?,
+                    from_addr: r.get(4)?,
+                    from_name: r.get(5)?,
+                    to_json: r.get(6)?,
+                    cc_json: r.get(7)?,
+                    subject: r.get(8)?,
+                    date: r.get(9)?,
+                    size: r.get(10)?,
+                    headers: r.get(11)?,
+                    body: r.get(12)?,
+                    text_body: r.get(13)?,
+                    direction: r.get(14)?,
+                    customer_id: r.get(15)?,
+                    denied: r.get(16)?,
+                    triage_state: match r.get::<Option<String>>(17)? {
+                        Some(_) => Some(enum_column(r, 17, TriageState::parse)?),
+                        None => None,
+                    },
+                    locations: Vec::new(),
+                })
+            },
+        )?;
         let Some(mut d) = d else { return Ok(None) };
         d.locations = self.message_locations(id)?;
         Ok(Some(d))
     }
 
     pub fn message_locations(&self, id: i64) -> Result<Vec<MessagePlace>> {
-        let mut st = self.conn.prepare_cached(
+        self.conn.rows(
             "SELECT l.id, l.message_id, l.account_id, l.folder_id, f.name, f.wire_name, f.role, l.uidvalidity, l.uid,
                     l.flags, l.seen, l.modseq, l.internal_date
              FROM locations l JOIN folders f ON f.id = l.folder_id WHERE l.message_id = ?1 ORDER BY l.id",
-        )?;
-        let v = st
-            .query_map([id], |r| {
+            args![id],
+            |r| {
                 Ok(MessagePlace {
                     id: r.get(0)?,
                     message_id: r.get(1)?,
@@ -406,74 +396,53 @@ impl Store {
                     uidvalidity: r.get(7)?,
                     uid: r.get(8)?,
                     flags: r.get(9)?,
-                    seen: r.get::<_, i64>(10)? != 0,
+                    seen: r.get(10)?,
                     modseq: r.get(11)?,
                     internal_date: r.get(12)?,
                 })
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(v)
+            },
+        )
     }
 
     /// The folder with `role` in an account (e.g. the Trash to move into).
     pub fn role_folder(&self, account_id: &str, role: &str) -> Result<Option<FolderRef>> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT id, name, wire_name, uidvalidity FROM folders
-                 WHERE account_id = ?1 AND role = ?2 AND present = 1 ORDER BY id LIMIT 1",
-                params![account_id, role],
-                |r| {
-                    Ok(FolderRef {
-                        id: r.get(0)?,
-                        name: r.get(1)?,
-                        wire_name: r.get(2)?,
-                        uidvalidity: r.get(3)?,
-                    })
-                },
-            )
-            .optional()?)
+        self.conn.first(
+            "SELECT id, name, wire_name, uidvalidity FROM folders
+             WHERE account_id = ?1 AND role = ?2 AND present = 1 ORDER BY id LIMIT 1",
+            args![account_id, role],
+            folder_ref,
+        )
     }
 
     pub fn folder_ref(&self, folder_id: i64) -> Result<Option<FolderRef>> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT id, name, wire_name, uidvalidity FROM folders WHERE id = ?1",
-                [folder_id],
-                |r| {
-                    Ok(FolderRef {
-                        id: r.get(0)?,
-                        name: r.get(1)?,
-                        wire_name: r.get(2)?,
-                        uidvalidity: r.get(3)?,
-                    })
-                },
-            )
-            .optional()?)
+        self.conn.first(
+            "SELECT id, name, wire_name, uidvalidity FROM folders WHERE id = ?1",
+            args![folder_id],
+            folder_ref,
+        )
     }
 
     /// Drops a location from the cache (a queued move takes it away at once).
     pub fn delete_location(&self, id: i64) -> Result<()> {
         self.conn
-            .execute("DELETE FROM locations WHERE id = ?1", [id])?;
+            .exec("DELETE FROM locations WHERE id = ?1", args![id])?;
         Ok(())
     }
 
     /// Puts a location back as it was; a no-op if sync has re-added it meanwhile.
     pub fn restore_location(&self, l: &MessagePlace) -> Result<()> {
-        self.conn.execute(
-            "INSERT OR IGNORE INTO locations (id, message_id, account_id, folder_id, uidvalidity, uid, flags, seen, modseq, internal_date)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            params![l.id, l.message_id, l.account_id, l.folder_id, l.uidvalidity, l.uid, l.flags, l.seen as i64, l.modseq, l.internal_date],
+        self.conn.exec(
+            "INSERT INTO locations (id, message_id, account_id, folder_id, uidvalidity, uid, flags, seen, modseq, internal_date)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT DO NOTHING",
+            args![l.id, l.message_id, l.account_id, l.folder_id, l.uidvalidity, l.uid, l.flags, l.seen, l.modseq, l.internal_date],
         )?;
         Ok(())
     }
 
     pub fn set_triage_state(&self, id: i64, state: Option<TriageState>) -> Result<()> {
-        self.conn.execute(
+        self.conn.exec(
             "UPDATE messages SET triage_state = ?2 WHERE id = ?1",
-            params![id, state.map(TriageState::as_str)],
+            args![id, state.map(TriageState::as_str)],
         )?;
         Ok(())
     }
@@ -486,25 +455,21 @@ impl Store {
                         AND EXISTS (SELECT 1 FROM locations l WHERE l.message_id = m.id AND l.account_id = ?1)",
             None => "SELECT m.id, m.from_addr, m.denied FROM messages m WHERE m.from_addr IS NOT NULL AND ?1 IS NULL",
         };
-        let mut st = self.conn.prepare(sql)?;
-        let v = st
-            .query_map([account_id], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? != 0))
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(v)
+        self.conn.rows(sql, args![account_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
     }
 
     pub fn set_denied(&self, ids: &[i64], denied: bool) -> Result<()> {
         for chunk in ids.chunks(CHUNK) {
-            let mut p: Vec<rusqlite::types::Value> = vec![(denied as i64).into()];
-            p.extend(chunk.iter().map(|i| (*i).into()));
-            self.conn.execute(
+            let mut p = vec![Arg::Int(i64::from(denied))];
+            p.extend(chunk.iter().map(ToArg::arg));
+            self.conn.exec(
                 &format!(
                     "UPDATE messages SET denied = ? WHERE id IN ({})",
                     placeholders(chunk.len())
                 ),
-                params_from_iter(p),
+                &p,
             )?;
         }
         Ok(())
@@ -519,40 +484,37 @@ impl Store {
         op: &str,
         arg: Option<&str>,
     ) -> Result<i64> {
-        self.conn.execute(
-            "INSERT INTO pending_ops (account_id, location_id, message_id, op, arg, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![account_id, location_id, message_id, op, arg, now()],
-        )?;
-        Ok(self.conn.last_insert_rowid())
+        self.conn.one(
+            "INSERT INTO pending_ops (account_id, location_id, message_id, op, arg, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+            args![account_id, location_id, message_id, op, arg, now()],
+            |r| r.get(0),
+        )
     }
 
     pub fn pending_op(&self, id: i64) -> Result<Option<PendingOpRow>> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT id, account_id, location_id, message_id, op, arg, done_at, last_error FROM pending_ops WHERE id = ?1",
-                [id],
-                |r| {
-                    Ok(PendingOpRow {
-                        id: r.get(0)?,
-                        account_id: r.get(1)?,
-                        location_id: r.get(2)?,
-                        message_id: r.get(3)?,
-                        op: r.get(4)?,
-                        arg: r.get(5)?,
-                        done_at: r.get(6)?,
-                        last_error: r.get(7)?,
-                    })
-                },
-            )
-            .optional()?)
+        self.conn.first(
+            "SELECT id, account_id, location_id, message_id, op, arg, done_at, last_error FROM pending_ops WHERE id = ?1",
+            args![id],
+            |r| {
+                Ok(PendingOpRow {
+                    id: r.get(0)?,
+                    account_id: r.get(1)?,
+                    location_id: r.get(2)?,
+                    message_id: r.get(3)?,
+                    op: r.get(4)?,
+                    arg: r.get(5)?,
+                    done_at: r.get(6)?,
+                    last_error: r.get(7)?,
+                })
+            },
+        )
     }
 
     /// Withdraws a queued op that has not been replayed yet; false when it already ran.
     pub fn cancel_pending_op(&self, id: i64) -> Result<bool> {
-        Ok(self.conn.execute(
+        Ok(self.conn.exec(
             "DELETE FROM pending_ops WHERE id = ?1 AND done_at IS NULL",
-            [id],
+            args![id],
         )? > 0)
     }
 
@@ -563,46 +525,49 @@ impl Store {
         message_id: Option<i64>,
         payload: &serde_json::Value,
     ) -> Result<i64> {
-        self.conn.execute(
-            "INSERT INTO actions (at, operator, kind, message_id, payload) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![now(), operator, kind.as_str(), message_id, payload.to_string()],
-        )?;
-        Ok(self.conn.last_insert_rowid())
+        self.conn.one(
+            "INSERT INTO actions (at, operator, kind, message_id, payload) VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+            args![now(), operator, kind.as_str(), message_id, payload.to_string()],
+            |r| r.get(0),
+        )
     }
 
     pub fn action(&self, id: i64) -> Result<Option<ActionRow>> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT id, at, operator, kind, message_id, payload, undone_at FROM actions WHERE id = ?1",
-                [id],
-                action_row,
-            )
-            .optional()?)
+        self.conn.first(
+            "SELECT id, at, operator, kind, message_id, payload, undone_at FROM actions WHERE id = ?1",
+            args![id],
+            action_row,
+        )
     }
 
     /// The operator's newest action that is not undone yet.
     pub fn last_action(&self, operator: &str) -> Result<Option<ActionRow>> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT id, at, operator, kind, message_id, payload, undone_at FROM actions
-                 WHERE operator = ?1 AND undone_at IS NULL ORDER BY id DESC LIMIT 1",
-                [operator],
-                action_row,
-            )
-            .optional()?)
+        self.conn.first(
+            "SELECT id, at, operator, kind, message_id, payload, undone_at FROM actions
+             WHERE operator = ?1 AND undone_at IS NULL ORDER BY id DESC LIMIT 1",
+            args![operator],
+            action_row,
+        )
     }
 
     pub fn mark_undone(&self, id: i64) -> Result<bool> {
-        Ok(self.conn.execute(
+        Ok(self.conn.exec(
             "UPDATE actions SET undone_at = ?2 WHERE id = ?1 AND undone_at IS NULL",
-            params![id, now()],
+            args![id, now()],
         )? > 0)
     }
 }
 
-fn action_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ActionRow> {
+fn folder_ref(r: &Row<'_>) -> Result<FolderRef> {
+    Ok(FolderRef {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        wire_name: r.get(2)?,
+        uidvalidity: r.get(3)?,
+    })
+}
+
+fn action_row(r: &Row<'_>) -> Result<ActionRow> {
     let payload: String = r.get(5)?;
     Ok(ActionRow {
         id: r.get(0)?,
@@ -623,147 +588,258 @@ mod tests {
     /// The fast count and the rows are two spellings of one rule: they must agree.
     #[test]
     fn triage_count_agrees_with_the_rows() {
-        let s = Store::open_in_memory().unwrap();
-        let inbox = s.fixture_folder("a1", "INBOX", Some("inbox")).unwrap();
-        s.fixture_folder("a1", "Archive", Some("archive")).unwrap();
-        let sent = s.fixture_folder("a1", "Sent", Some("sent")).unwrap();
-        let other = s.fixture_folder("a2", "INBOX", Some("inbox")).unwrap();
-        let msg = |from: &str| FixtureMessage {
-            from_addr: from.into(),
-            subject: "s".into(),
-            date: "2026-01-01T00:00:00Z".into(),
-            direction: "in",
-            ..Default::default()
-        };
-        let m1 = s.fixture_message("a1", inbox, 1, &msg("x@a.test")).unwrap();
-        // Also in Archive: one message, counted once.
-        s.fixture_add_location(m1, "a1", "archive", 1).unwrap();
-        s.fixture_message("a1", inbox, 2, &msg("me@own.test"))
-            .unwrap();
-        s.fixture_message("a1", sent, 3, &msg("y@a.test")).unwrap();
-        s.fixture_message("a2", other, 4, &msg("z@a.test")).unwrap();
-        let denied = s
-            .fixture_message("a1", inbox, 5, &msg("spam@a.test"))
-            .unwrap();
-        s.set_denied(&[denied], true).unwrap();
-        for (accounts, own) in [
-            (vec!["a1"], vec!["me@own.test"]),
-            (vec!["a1"], vec![]),
-            (vec!["a1", "a2"], vec!["me@own.test"]),
-            (vec!["a2"], vec![]),
-        ] {
-            let f = TriageFilter {
-                accounts: accounts.iter().map(|s| s.to_string()).collect(),
-                own: own.iter().map(|s| s.to_string()).collect(),
+        crate::store::testing::each(|s| {
+            let inbox = s.fixture_folder("a1", "INBOX", Some("inbox")).unwrap();
+            s.fixture_folder("a1", "Archive", Some("archive")).unwrap();
+            let sent = s.fixture_folder("a1", "Sent", Some("sent")).unwrap();
+            let other = s.fixture_folder("a2", "INBOX", Some("inbox")).unwrap();
+            let msg = |from: &str| FixtureMessage {
+                from_addr: from.into(),
+                subject: "s".into(),
+                date: "2026-01-01T00:00:00Z".into(),
+                direction: "in",
+                ..Default::default()
             };
-            let rows = s
-                .triage_rows(
-                    &f,
-                    TriageWindow::Offset {
-                        offset: 0,
-                        limit: 100,
-                    },
-                )
+            let m1 = s.fixture_message("a1", inbox, 1, &msg("x@a.test")).unwrap();
+            // Also in Archive: one message, counted once.
+            s.fixture_add_location(m1, "a1", "archive", 1).unwrap();
+            s.fixture_message("a1", inbox, 2, &msg("me@own.test"))
                 .unwrap();
-            assert_eq!(
-                s.triage_count(&f).unwrap(),
-                rows.len() as i64,
-                "{accounts:?} {own:?}"
-            );
-        }
-        let f = TriageFilter {
-            accounts: vec!["a1".into()],
-            own: vec!["me@own.test".into()],
-        };
-        assert_eq!(s.triage_count(&f).unwrap(), 1);
+            s.fixture_message("a1", sent, 3, &msg("y@a.test")).unwrap();
+            s.fixture_message("a2", other, 4, &msg("z@a.test")).unwrap();
+            let denied = s
+                .fixture_message("a1", inbox, 5, &msg("spam@a.test"))
+                .unwrap();
+            s.set_denied(&[denied], true).unwrap();
+            for (accounts, own) in [
+                (vec!["a1"], vec!["me@own.test"]),
+                (vec!["a1"], vec![]),
+                (vec!["a1", "a2"], vec!["me@own.test"]),
+                (vec!["a2"], vec![]),
+            ] {
+                let f = TriageFilter {
+                    accounts: accounts.iter().map(|s| s.to_string()).collect(),
+                    own: own.iter().map(|s| s.to_string()).collect(),
+                };
+                let rows = s
+                    .triage_rows(
+                        &f,
+                        TriageWindow::Offset {
+                            offset: 0,
+                            limit: 100,
+                        },
+                    )
+                    .unwrap();
+                assert_eq!(
+                    s.triage_count(&f).unwrap(),
+                    rows.len() as i64,
+                    "{accounts:?} {own:?}"
+                );
+                for r in &rows {
+                    assert!(s.in_triage(&f, r.id).unwrap());
+                }
+            }
+            let f = TriageFilter {
+                accounts: vec!["a1".into()],
+                own: vec!["me@own.test".into()],
+            };
+            assert_eq!(s.triage_count(&f).unwrap(), 1);
+            assert!(!s.in_triage(&f, denied).unwrap());
+        });
     }
 
     #[test]
     fn keyset_far_end_and_offset_windows_agree() {
-        let s = Store::open_in_memory().unwrap();
-        s.conn
-            .execute_batch(
-                "INSERT INTO accounts (id, name, created_at, state, state_since) VALUES ('a','a','t','idle','t');
-                 INSERT INTO folders (id, account_id, name, wire_name, role) VALUES (1,'a','INBOX','INBOX','inbox');",
-            )
-            .unwrap();
-        for i in 1..=57i64 {
-            // Ties on the date (three per minute) and a few without a date.
-            let date = (i % 10 != 0).then(|| format!("2026-01-01T00:{:02}:00Z", i / 3));
+        crate::store::testing::each(|s| {
             s.conn
-                .execute(
-                    "INSERT INTO messages (id, content_hash, subject, date, created_at) VALUES (?1, ?1, ?1, ?2, 't')",
-                    params![i, date],
+                .batch(
+                    "INSERT INTO accounts (id, name, created_at, state, state_since) VALUES ('a','a','t','idle','t');
+                     INSERT INTO folders (id, account_id, name, wire_name, role) VALUES (1,'a','INBOX','INBOX','inbox');",
                 )
                 .unwrap();
-            s.conn
-                .execute(
-                    "INSERT INTO locations (message_id, account_id, folder_id, uidvalidity, uid) VALUES (?1, 'a', 1, 1, ?1)",
-                    [i],
-                )
-                .unwrap();
-        }
-        let f = TriageFilter {
-            accounts: vec!["a".into()],
-            own: vec![],
-        };
-        fn ids(s: &Store, f: &TriageFilter, w: TriageWindow<'_>) -> Vec<i64> {
-            s.triage_rows(f, w).unwrap().iter().map(|m| m.id).collect()
-        }
-        let all = ids(
-            &s,
-            &f,
-            TriageWindow::Offset {
-                offset: 0,
-                limit: 100,
-            },
-        );
-        assert_eq!(all.len(), 57);
-        assert_eq!(s.triage_count(&f).unwrap(), 57);
-        for offset in [1usize, 7, 20, 40] {
-            let anchor = s
-                .triage_rows(
-                    &f,
-                    TriageWindow::Offset {
-                        offset: offset as i64 - 1,
-                        limit: 1,
-                    },
-                )
-                .unwrap()
-                .remove(0);
-            let date = anchor.date.clone().unwrap();
-            let keyset = ids(
-                &s,
+            for i in 1..=57i64 {
+                // Ties on the date (three per minute) and a few without a date.
+                let date = (i % 10 != 0).then(|| format!("2026-01-01T00:{:02}:00Z", i / 3));
+                s.conn
+                    .exec(
+                        "INSERT INTO messages (id, content_hash, subject, date, created_at) VALUES (?1, ?2, ?2, ?3, 't')",
+                        args![i, i.to_string(), date],
+                    )
+                    .unwrap();
+                s.conn
+                    .exec(
+                        "INSERT INTO locations (message_id, account_id, folder_id, uidvalidity, uid) VALUES (?1, 'a', 1, 1, ?1)",
+                        args![i],
+                    )
+                    .unwrap();
+            }
+            let f = TriageFilter {
+                accounts: vec!["a".into()],
+                own: vec![],
+            };
+            fn ids(s: &Store, f: &TriageFilter, w: TriageWindow<'_>) -> Vec<i64> {
+                s.triage_rows(f, w).unwrap().iter().map(|m| m.id).collect()
+            }
+            let all = ids(
+                s,
                 &f,
-                TriageWindow::After {
-                    date: &date,
-                    id: anchor.id,
-                    limit: 5,
-                },
-            );
-            assert_eq!(keyset, all[offset..offset + 5], "after offset {offset}");
-        }
-        let tail = ids(
-            &s,
-            &f,
-            TriageWindow::FromEnd {
-                offset: 0,
-                limit: 6,
-            },
-        );
-        assert_eq!(tail, all[51..]);
-        // No visible account: an empty queue, not every account's.
-        assert_eq!(s.triage_count(&TriageFilter::default()).unwrap(), 0);
-        assert!(
-            s.triage_rows(
-                &TriageFilter::default(),
                 TriageWindow::Offset {
                     offset: 0,
-                    limit: 10
-                }
-            )
-            .unwrap()
-            .is_empty()
-        );
+                    limit: 100,
+                },
+            );
+            assert_eq!(all.len(), 57);
+            // Newest first, mail without a date last.
+            assert_eq!(all[..4], [57, 56, 55, 54]);
+            assert_eq!(all[52..], [50, 40, 30, 20, 10]);
+            assert_eq!(s.triage_count(&f).unwrap(), 57);
+            for offset in [1usize, 7, 20, 40] {
+                let anchor = s
+                    .triage_rows(
+                        &f,
+                        TriageWindow::Offset {
+                            offset: offset as i64 - 1,
+                            limit: 1,
+                        },
+                    )
+                    .unwrap()
+                    .remove(0);
+                let date = anchor.date.clone().unwrap();
+                let keyset = ids(
+                    s,
+                    &f,
+                    TriageWindow::After {
+                        date: &date,
+                        id: anchor.id,
+                        limit: 5,
+                    },
+                );
+                assert_eq!(keyset, all[offset..offset + 5], "after offset {offset}");
+            }
+            let tail = ids(
+                s,
+                &f,
+                TriageWindow::FromEnd {
+                    offset: 0,
+                    limit: 6,
+                },
+            );
+            assert_eq!(tail, all[51..]);
+            // No visible account: an empty queue, not every account's.
+            assert_eq!(s.triage_count(&TriageFilter::default()).unwrap(), 0);
+            assert!(
+                s.triage_rows(
+                    &TriageFilter::default(),
+                    TriageWindow::Offset {
+                        offset: 0,
+                        limit: 10
+                    }
+                )
+                .unwrap()
+                .is_empty()
+            );
+        });
+    }
+
+    #[test]
+    fn actions_pending_ops_locations_and_details_round_trip() {
+        crate::store::testing::each(|s| {
+            let inbox = s.fixture_folder("a1", "INBOX", Some("inbox")).unwrap();
+            let trash = s.fixture_folder("a1", "Trash", Some("trash")).unwrap();
+            let m = s
+                .fixture_message(
+                    "a1",
+                    inbox,
+                    7,
+                    &FixtureMessage {
+                        from_addr: "x@a.test".into(),
+                        subject: "hi".into(),
+                        date: "2026-01-01T00:00:00Z".into(),
+                        body: Some(b"raw \xff bytes".to_vec()),
+                        ..Default::default()
+                    },
+                )
+                .unwrap();
+            let d = s.message_detail(m).unwrap().unwrap();
+            assert_eq!(d.body.as_deref(), Some(&b"raw \xff bytes"[..]));
+            assert!(!d.denied);
+            assert_eq!(d.triage_state, None);
+            assert_eq!(d.locations.len(), 1);
+            assert!(s.message_detail(m + 1000).unwrap().is_none());
+            let place = d.locations[0].clone();
+            assert_eq!((place.folder.as_str(), place.uid), ("INBOX", 7));
+            assert_eq!(s.role_folder("a1", "trash").unwrap().unwrap().id, trash);
+            assert_eq!(s.folder_ref(inbox).unwrap().unwrap().name, "INBOX");
+            assert!(s.role_folder("a1", "junk").unwrap().is_none());
+
+            // Delete, then undo: the location comes back as it was; twice is a no-op.
+            s.delete_location(place.id).unwrap();
+            assert!(s.message_locations(m).unwrap().is_empty());
+            s.restore_location(&place).unwrap();
+            s.restore_location(&place).unwrap();
+            assert_eq!(s.message_locations(m).unwrap()[0].id, place.id);
+            s.set_triage_state(m, Some(TriageState::Deleted)).unwrap();
+            assert_eq!(
+                s.message_detail(m).unwrap().unwrap().triage_state,
+                Some(TriageState::Deleted)
+            );
+
+            let op = s
+                .insert_pending_op("a1", Some(place.id), Some(m), "move", Some("Trash"))
+                .unwrap();
+            let row = s.pending_op(op).unwrap().unwrap();
+            assert_eq!(
+                (row.op.as_str(), row.arg.as_deref()),
+                ("move", Some("Trash"))
+            );
+            s.fixture_mark_op_done(op).unwrap();
+            assert!(!s.cancel_pending_op(op).unwrap(), "already replayed");
+            let op2 = s
+                .insert_pending_op("a1", None, Some(m), "flag", None)
+                .unwrap();
+            assert!(op2 > op);
+            assert!(s.cancel_pending_op(op2).unwrap());
+            assert!(s.pending_op(op2).unwrap().is_none());
+
+            let payload = serde_json::json!({"customer_id": 3});
+            let a1 = s
+                .insert_action("eve", ActionKind::Pair, Some(m), &payload)
+                .unwrap();
+            let a2 = s
+                .insert_action("eve", ActionKind::Block, None, &payload)
+                .unwrap();
+            assert_eq!(s.last_action("eve").unwrap().unwrap().id, a2);
+            assert!(s.mark_undone(a2).unwrap());
+            assert!(!s.mark_undone(a2).unwrap());
+            let last = s.last_action("eve").unwrap().unwrap();
+            assert_eq!(
+                (last.id, last.kind, last.payload),
+                (a1, ActionKind::Pair, payload)
+            );
+            assert!(s.last_action("bob").unwrap().is_none());
+            assert!(s.action(a2).unwrap().unwrap().undone_at.is_some());
+
+            let senders = s.senders(Some("a1")).unwrap();
+            assert_eq!(senders, vec![(m, "x@a.test".to_string(), false)]);
+            s.set_denied(&[m], true).unwrap();
+            assert!(s.senders(None).unwrap()[0].2);
+            assert!(s.senders(Some("a2")).unwrap().is_empty());
+        });
+    }
+
+    #[test]
+    fn an_unknown_action_kind_is_named_not_taken() {
+        crate::store::testing::each(|s| {
+            let id: i64 = s
+                .conn
+                .one(
+                    "INSERT INTO actions (at, operator, kind, payload) VALUES ('t', 'eve', 'teleport', '{}') RETURNING id",
+                    &[],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            let e = s.action(id).unwrap_err();
+            assert!(e.detail.contains("teleport"), "{e:?}");
+        });
     }
 }

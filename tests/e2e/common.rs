@@ -166,16 +166,29 @@ pub fn server_fetch(user: &str, folder: &str, fields: &[&str]) -> Vec<Vec<String
     res
 }
 
-/// A throwaway mailroom home; runs the real binary against it.
+/// A throwaway mailroom home; runs the real binary against it. With
+/// `MAILROOM_E2E_STORE=postgres` its store is a fresh PostgreSQL database of its own (dropped
+/// with the home), else the home's SQLite file.
 pub struct Home {
     pub dir: tempfile::TempDir,
+    /// The home's PostgreSQL database, when the tests run on PostgreSQL.
+    pub pg: Option<PgDatabase>,
 }
 
 impl Home {
     pub fn new() -> Home {
-        Home {
-            dir: tempfile::tempdir().expect("tempdir"),
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pg = PgDatabase::for_e2e();
+        if let Some(db) = &pg {
+            // Commands get MAILROOM_STORE (see `cmd`); this is for what a test runs in-process
+            // on the home (a supervisor, the console's I/O), which reads config.toml.
+            std::fs::write(
+                dir.path().join("config.toml"),
+                format!("[store]\nurl = \"{}\"\n", db.url),
+            )
+            .expect("write config.toml");
         }
+        Home { dir, pg }
     }
     pub fn path(&self) -> &Path {
         self.dir.path()
@@ -185,8 +198,12 @@ impl Home {
         c.arg("--home")
             .arg(self.dir.path())
             .env_remove("MAILROOM_HOME")
+            .env_remove("MAILROOM_STORE")
             .env("MAILROOM_OPERATOR", "tester")
             .stdin(Stdio::null());
+        if let Some(db) = &self.pg {
+            c.env("MAILROOM_STORE", &db.url);
+        }
         c
     }
     /// Runs `mailroom ARGS`, returning the output.
@@ -284,10 +301,28 @@ impl Home {
         item[parts[parts.len() - 1]] = value;
         std::fs::write(&path, doc.to_string()).expect("write config");
     }
-    pub fn db(&self) -> rusqlite::Connection {
-        rusqlite::Connection::open(self.path().join("mailroom.db")).expect("db opens")
+    /// The home's store for direct checks, on either engine.
+    pub fn db(&self) -> Db {
+        match &self.pg {
+            Some(pg) => Db::postgres(&pg.url),
+            None => Db::sqlite(&self.path().join("mailroom.db")),
+        }
     }
 }
+
+pub use crate::db::{Db, PgDatabase, e2e_on_postgres};
+
+/// True (and says so) when the tests run on PostgreSQL: for a test about the SQLite file
+/// itself (its disk running full, its bytes damaged, an old file upgraded), which has no
+/// PostgreSQL twin.
+pub fn sqlite_file_only(what: &str) -> bool {
+    let skip = e2e_on_postgres();
+    if skip {
+        eprintln!("skipped on PostgreSQL: {what} is about the SQLite file");
+    }
+    skip
+}
+pub use mailroom::args;
 
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).to_string()

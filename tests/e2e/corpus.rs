@@ -73,10 +73,8 @@ fn whole_corpus_syncs_and_opens_without_loss() {
         stderr(&out)
     );
     let db = home.db();
-    let stored: i64 = db.query_row("SELECT COUNT(*) FROM locations l JOIN folders f ON f.id = l.folder_id WHERE f.name = 'INBOX'", [], |r| r.get(0)).unwrap();
-    let quarantined: i64 = db
-        .query_row("SELECT COUNT(*) FROM quarantine", [], |r| r.get(0))
-        .unwrap();
+    let stored = db.count("SELECT COUNT(*) FROM locations l JOIN folders f ON f.id = l.folder_id WHERE f.name = 'INBOX'", &[]);
+    let quarantined = db.count("SELECT COUNT(*) FROM quarantine", &[]);
     assert_eq!(
         (stored, quarantined),
         (files.len() as i64, 0),
@@ -88,26 +86,18 @@ fn whole_corpus_syncs_and_opens_without_loss() {
         headerless.len()
     );
     for (f, uid) in &headerless {
-        let (subject, from, date, received): (Option<String>, Option<String>, String, String) = db
-            .query_row(
-                "SELECT m.subject, m.from_addr, m.date, l.internal_date FROM locations l
-                 JOIN messages m ON m.id = l.message_id WHERE l.uid = ?1",
-                [uid],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )
-            .unwrap_or_else(|e| panic!("{} (uid {uid}) stored: {e}", f.display()));
+        let rows: Vec<(Option<String>, Option<String>, String, String)> = db.rows(
+            "SELECT m.subject, m.from_addr, m.date, l.internal_date FROM locations l
+             JOIN messages m ON m.id = l.message_id WHERE l.uid = ?1",
+            args![uid],
+        );
+        let Some((subject, from, date, received)) = rows.into_iter().next() else {
+            panic!("{} (uid {uid}) is not stored", f.display());
+        };
         assert_eq!((subject, from), (None, None), "{}", f.display());
         assert_eq!(date, received, "{}: dated by INTERNALDATE", f.display());
     }
-    let ids: Vec<i64> = {
-        let mut st = db
-            .prepare("SELECT DISTINCT message_id FROM locations")
-            .unwrap();
-        st.query_map([], |r| r.get(0))
-            .unwrap()
-            .map(|r| r.unwrap())
-            .collect()
-    };
+    let ids: Vec<i64> = db.column("SELECT DISTINCT message_id FROM locations", &[]);
     for id in ids {
         let out = home.run(&["--json", "message", "show", &id.to_string()]);
         assert!(

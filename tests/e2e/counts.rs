@@ -26,19 +26,14 @@ fn synced(prefix: &str, count: usize) -> (Home, BTreeMap<String, Vec<i64>>) {
     let home = Home::new();
     home.add_account("w", &u);
     ok(&home, &["sync", "w", "--once"]);
-    let db = home.db();
-    let mut st = db
-        .prepare("SELECT id, from_addr FROM messages WHERE from_addr IS NOT NULL ORDER BY id")
-        .unwrap();
     let mut by_sender: BTreeMap<String, Vec<i64>> = BTreeMap::new();
-    for row in st
-        .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
-        .unwrap()
-    {
-        let (id, from) = row.unwrap();
+    let rows: Vec<(i64, String)> = home.db().rows(
+        "SELECT id, from_addr FROM messages WHERE from_addr IS NOT NULL ORDER BY id",
+        &[],
+    );
+    for (id, from) in rows {
         by_sender.entry(from.to_lowercase()).or_default().push(id);
     }
-    drop(st);
     (home, by_sender)
 }
 
@@ -119,13 +114,10 @@ fn triage_pair_takes_an_id_an_address_or_an_exact_name() {
     let ada2 = add("Ada Lovelace", "ada@two.example");
     let grace = add("Grace Hopper", "grace@navy.example");
     let customer_of = |msg: i64| -> Option<i64> {
-        home.db()
-            .query_row(
-                "SELECT customer_id FROM matches WHERE message_id = ?1 AND rule = 'manual'",
-                [msg],
-                |r| r.get(0),
-            )
-            .ok()
+        home.db().maybe(
+            "SELECT customer_id FROM matches WHERE message_id = ?1 AND rule = 'manual'",
+            args![msg],
+        )
     };
     // Undo after each pairing, so the next message is still in the queue with its sender free.
     let pair = |msg: i64, customer: &str| -> Value {

@@ -31,14 +31,10 @@ fn sync_once(home: &Home, name: &str) {
 
 /// (id, from_addr, message_id) of every cached message, from the database itself.
 fn cached(home: &Home) -> Vec<(i64, String, String)> {
-    let db = home.db();
-    let mut st = db
-        .prepare("SELECT id, COALESCE(from_addr, ''), COALESCE(message_id, '') FROM messages ORDER BY id")
-        .unwrap();
-    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .unwrap()
-        .collect::<Result<Vec<_>, _>>()
-        .unwrap()
+    home.db().rows(
+        "SELECT id, COALESCE(from_addr, ''), COALESCE(message_id, '') FROM messages ORDER BY id",
+        &[],
+    )
 }
 
 fn triage_ids(home: &Home, extra: &[&str]) -> Vec<i64> {
@@ -412,14 +408,10 @@ fn seeded_mailbox_and_imported_customers_give_timelines_and_triage() {
         (server_count(&u, "INBOX", &["subject", "follow-up"]) == 1).then_some(())
     });
     sync_once(&home, "w");
-    let cid: Option<i64> = home
-        .db()
-        .query_row(
-            "SELECT customer_id FROM messages WHERE subject = 'Order follow-up'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let cid: Option<i64> = home.db().value(
+        "SELECT customer_id FROM messages WHERE subject = 'Order follow-up'",
+        &[],
+    );
     assert_eq!(cid, k["customer"]["id"].as_i64());
     // status agrees on the count, straight after a sync.
     smtp_send(&known, &u, "Another one", "x");
@@ -438,14 +430,10 @@ fn seeded_mailbox_and_imported_customers_give_timelines_and_triage() {
         "{st}"
     );
     // Search: words from a subject find it; FTS syntax in the input is just words.
-    let db = home.db();
-    let subject: String = db
-        .query_row(
-            "SELECT subject FROM messages WHERE id = ?1",
-            [queue[0]],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let subject: String = home.db().value(
+        "SELECT subject FROM messages WHERE id = ?1",
+        args![queue[0]],
+    );
     let word = subject
         .split_whitespace()
         .find(|w| w.len() > 3 && w.chars().all(char::is_alphanumeric))
@@ -550,14 +538,10 @@ fn triage_actions_reach_the_server_and_undo_restores_them() {
     let other = *queue.iter().find(|id| **id != stranger).unwrap();
     let a = ok(&home, &["triage", "add-customer", &other.to_string()]);
     let new_c = a["customer_id"].as_i64().unwrap();
-    let name: String = home
-        .db()
-        .query_row(
-            "SELECT COALESCE(from_name, '') FROM messages WHERE id = ?1",
-            [other],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let name: String = home.db().value(
+        "SELECT COALESCE(from_name, '') FROM messages WHERE id = ?1",
+        args![other],
+    );
     let shown = ok(&home, &["customers", "show", &new_c.to_string()]);
     if !name.is_empty() {
         assert_eq!(shown["customer"]["name"], name.trim_matches('"'), "{shown}");
@@ -643,20 +627,13 @@ fn triage_actions_reach_the_server_and_undo_restores_them() {
         || (server_count(&u, "INBOX", &["subject", "Second try"]) == 1).then_some(()),
     );
     sync_once(&home, "w");
-    let later: i64 = home
-        .db()
-        .query_row(
-            "SELECT id FROM messages WHERE subject = 'Second try after block'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let later: i64 = home.db().value(
+        "SELECT id FROM messages WHERE subject = 'Second try after block'",
+        &[],
+    );
     let denied: i64 = home
         .db()
-        .query_row("SELECT denied FROM messages WHERE id = ?1", [later], |r| {
-            r.get(0)
-        })
-        .unwrap();
+        .value("SELECT denied FROM messages WHERE id = ?1", args![later]);
     assert_eq!(denied, 1, "stored, marked denied");
     let q = triage_ids(&home, &[]);
     assert!(!q.contains(&later) && !q.contains(&stranger));
@@ -729,14 +706,10 @@ fn an_operator_without_access_sees_nothing_of_a_private_account() {
     // The intruder sees no queue, no timeline entries, no search hits, no message.
     assert!(triage_ids(&home, &["--operator", "intruder"]).is_empty());
     assert!(timeline(&home, cid, &["--operator", "intruder"]).is_empty());
-    let subject: String = home
-        .db()
-        .query_row(
-            "SELECT subject FROM messages WHERE id = ?1",
-            [msgs[0].0],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let subject: String = home.db().value(
+        "SELECT subject FROM messages WHERE id = ?1",
+        args![msgs[0].0],
+    );
     let word = subject
         .split_whitespace()
         .find(|w| w.len() > 3 && w.chars().all(char::is_alphanumeric))
@@ -917,17 +890,12 @@ fn removing_history_keeps_pairings_and_a_resync_brings_them_back() {
     // --remove-history drops the cache, never the pairing, the customer or the audit log.
     ok(&home, &["account", "disable", "w", "--remove-history"]);
     let db = home.db();
-    let manual: i64 = db
-        .query_row(
-            "SELECT COUNT(*) FROM matches WHERE message_id = ?1 AND customer_id = ?2 AND rule = 'manual'",
-            [x, cid],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let manual = db.count(
+        "SELECT COUNT(*) FROM matches WHERE message_id = ?1 AND customer_id = ?2 AND rule = 'manual'",
+        args![x, cid],
+    );
     assert_eq!(manual, 1);
-    let left: i64 = db
-        .query_row("SELECT COUNT(*) FROM locations", [], |r| r.get(0))
-        .unwrap();
+    let left = db.count("SELECT COUNT(*) FROM locations", &[]);
     assert_eq!(left, 0);
     assert!(
         ok(&home, &["customers", "list"])["customers"]
@@ -1010,14 +978,10 @@ fn deny_lists_global_and_per_account_hide_mail_and_apply_during_sync() {
         (server_count(&u, "INBOX", &["subject", "Denied by address"]) == 1).then_some(())
     });
     sync_once(&home, "w");
-    let (id, denied): (i64, i64) = home
-        .db()
-        .query_row(
-            "SELECT id, denied FROM messages WHERE subject = 'Denied by address'",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
+    let (id, denied): (i64, i64) = home.db().row(
+        "SELECT id, denied FROM messages WHERE subject = 'Denied by address'",
+        &[],
+    );
     assert_eq!(denied, 1);
     assert!(!triage_ids(&home, &[]).contains(&id));
     // Removing entries brings the mail back.

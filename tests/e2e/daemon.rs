@@ -126,12 +126,11 @@ fn a_running_daemon_follows_account_changes_in_config_toml() {
     let good = std::fs::read_to_string(&path).unwrap();
     std::fs::write(&path, format!("{good}\n[accounts.b\n")).unwrap();
     wait_for("the daemon to notice", Duration::from_secs(30), || {
-        let n: i64 = home
+        let n = home
             .db()
-            .query_row(
+            .try_count(
                 "SELECT COUNT(*) FROM events WHERE what LIKE '%keeps the previous settings%'",
-                [],
-                |r| r.get(0),
+                &[],
             )
             .unwrap_or(0);
         (n > 0).then_some(())
@@ -152,13 +151,12 @@ fn a_running_daemon_follows_account_changes_in_config_toml() {
 
 /// `cached` while config.toml cannot be read: count straight from the database.
 fn cached_raw(home: &Home, name: &str) -> usize {
-    let db = home.db();
-    db.query_row(
-        "SELECT COUNT(*) FROM locations l JOIN accounts a ON a.id = l.account_id WHERE a.name = ?1",
-        [name],
-        |r| r.get::<_, i64>(0),
-    )
-    .map_or(0, |n| n as usize)
+    home.db()
+        .try_count(
+            "SELECT COUNT(*) FROM locations l JOIN accounts a ON a.id = l.account_id WHERE a.name = ?1",
+            args![name],
+        )
+        .map_or(0, |n| n as usize)
 }
 
 #[test]

@@ -528,14 +528,9 @@ fn a_body_that_cannot_be_read_does_not_fail_the_pass() {
         fake.with(|s| s.view()),
         "every header stored"
     );
-    let with_body: i64 = home
+    let with_body = home
         .db()
-        .query_row(
-            "SELECT COUNT(*) FROM messages WHERE body IS NOT NULL",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+        .count("SELECT COUNT(*) FROM messages WHERE body IS NOT NULL", &[]);
     assert_eq!(with_body, 9, "every other body prefetched");
     let (_, log) = home.json(&["log"]);
     assert!(log.to_string().contains("could not be prefetched"), "{log}");
@@ -737,10 +732,7 @@ fn kill_9_mid_first_sync_at_several_points_then_a_clean_run_equals_the_server() 
         use std::os::unix::process::ExitStatusExt;
         assert_eq!(status.signal(), Some(9), "killed, not finished");
         assert!(done > 0 && done < total, "mid-pass: {done}/{total}");
-        let now: i64 = home
-            .db()
-            .query_row("SELECT COUNT(*) FROM locations", [], |r| r.get(0))
-            .unwrap();
+        let now = home.db().count("SELECT COUNT(*) FROM locations", &[]);
         eprintln!("killed at {done}/{total}; {now} stored");
         assert!(now >= stored, "nothing committed was lost");
         stored = now;

@@ -2,6 +2,7 @@
 //! binary, one module per area, so the crate links once.
 
 mod common;
+mod db;
 
 mod account;
 mod corpus;

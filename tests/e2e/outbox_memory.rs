@@ -27,10 +27,7 @@ fn copies(user: &str, folder: &str, mid: &str) -> Vec<(u32, String)> {
 /// The item's copy token as committed.
 fn token_of(home: &Home, id: i64) -> Option<String> {
     home.db()
-        .query_row("SELECT copy_token FROM outbox WHERE id = ?1", [id], |r| {
-            r.get(0)
-        })
-        .unwrap()
+        .value("SELECT copy_token FROM outbox WHERE id = ?1", args![id])
 }
 
 /// `send` (JSON), timed: (item, how long the command took).

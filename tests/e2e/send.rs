@@ -158,8 +158,7 @@ pub(crate) fn flush_until(
 
 pub(crate) fn raw_of(home: &Home, id: i64) -> Vec<u8> {
     home.db()
-        .query_row("SELECT raw FROM outbox WHERE id = ?1", [id], |r| r.get(0))
-        .unwrap()
+        .value("SELECT raw FROM outbox WHERE id = ?1", args![id])
 }
 
 pub(crate) fn send_json(
@@ -186,14 +185,10 @@ fn closed_port() -> u16 {
 }
 
 pub(crate) fn audit_actions(home: &Home, id: i64) -> Vec<String> {
-    let db = home.db();
-    let mut st = db
-        .prepare("SELECT action FROM audit WHERE target = ?1 ORDER BY id")
-        .unwrap();
-    st.query_map([format!("outbox:{id}")], |r| r.get(0))
-        .unwrap()
-        .map(|r| r.unwrap())
-        .collect()
+    home.db().column(
+        "SELECT action FROM audit WHERE target = ?1 ORDER BY id",
+        args![format!("outbox:{id}")],
+    )
 }
 
 #[test]
@@ -271,10 +266,7 @@ fn send_with_attachment_and_non_ascii_subject_lands_once_and_verifies() {
     let raw = raw_of(&home, id);
     let token: String = home
         .db()
-        .query_row("SELECT copy_token FROM outbox WHERE id = ?1", [id], |r| {
-            r.get(0)
-        })
-        .unwrap();
+        .value("SELECT copy_token FROM outbox WHERE id = ?1", args![id]);
     let mut expected = format!("X-Mailroom-Copy: {token}\r\n").into_bytes();
     expected.extend_from_slice(&raw);
     assert_eq!(
@@ -797,21 +789,18 @@ fn reply_threads_to_the_cached_message_with_a_quote() {
     // Until sync fills the cache, put the message there the way sync stores it.
     let orig = format!("orig-{}", alice);
     let db = home.db();
-    let account_id: String = db
-        .query_row("SELECT id FROM accounts", [], |r| r.get(0))
-        .unwrap();
-    db.execute("INSERT INTO folders (account_id, name, wire_name, role, sync_enabled) VALUES (?1, 'INBOX', 'INBOX', 'inbox', 1)", [&account_id]).unwrap();
-    let folder_id = db.last_insert_rowid();
+    let account_id: String = db.value("SELECT id FROM accounts", &[]);
+    let folder_id = db.insert("INSERT INTO folders (account_id, name, wire_name, role, sync_enabled) VALUES (?1, 'INBOX', 'INBOX', 'inbox', 1) RETURNING id", args![account_id]);
     let to_json = serde_json::json!([{"name": "Alice", "address": alice}, {"name": "Carol", "address": carol}]).to_string();
-    db.execute(
-        "INSERT INTO messages (message_id, content_hash, thread_id, refs, from_addr, from_name, to_json, subject, date, text_body, direction, created_at) VALUES (?1, 'h', NULL, 'root@example.test', ?2, 'Bob B', ?3, 'Frage zum Angebot', '2026-11-20T10:00:00Z', 'Line one\n\nLine two', 'in', '2026-11-20T10:00:00Z')",
-        rusqlite::params![orig, bob, to_json],
-    )
-    .unwrap();
-    let msg_id = db.last_insert_rowid();
-    db.execute("UPDATE messages SET thread_id = id WHERE id = ?1", [msg_id])
-        .unwrap();
-    db.execute("INSERT INTO locations (message_id, account_id, folder_id, uidvalidity, uid) VALUES (?1, ?2, ?3, 1, 1)", rusqlite::params![msg_id, account_id, folder_id]).unwrap();
+    let msg_id = db.insert(
+        "INSERT INTO messages (message_id, content_hash, thread_id, refs, from_addr, from_name, to_json, subject, date, text_body, direction, created_at) VALUES (?1, 'h', NULL, 'root@example.test', ?2, 'Bob B', ?3, 'Frage zum Angebot', '2026-11-20T10:00:00Z', 'Line one\n\nLine two', 'in', '2026-11-20T10:00:00Z') RETURNING id",
+        args![orig, bob, to_json],
+    );
+    db.exec(
+        "UPDATE messages SET thread_id = id WHERE id = ?1",
+        args![msg_id],
+    );
+    db.exec("INSERT INTO locations (message_id, account_id, folder_id, uidvalidity, uid) VALUES (?1, ?2, ?3, 1, 1)", args![msg_id, account_id, folder_id]);
     drop(db);
     let out = home.run_stdin(
         &["--json", "reply", &msg_id.to_string(), "--all"],
@@ -1410,6 +1399,9 @@ fn the_sent_folder_chosen_with_folders_sent_receives_the_copies() {
 
 #[test]
 fn a_full_disk_refuses_the_send_with_the_fix_and_sends_nothing() {
+    if sqlite_file_only("a full disk under the database") {
+        return;
+    }
     let alice = user("send-full");
     let bob = user("send-full-b");
     let home = Home::new();

@@ -8,10 +8,7 @@ use super::common::*;
 
 fn bodies_cached(home: &Home) -> (i64, i64) {
     home.db()
-        .query_row("SELECT COUNT(*), COUNT(body) FROM messages", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-        .unwrap()
+        .row("SELECT COUNT(*), COUNT(body) FROM messages", &[])
 }
 
 #[test]

@@ -82,59 +82,31 @@ impl Team {
             .collect()
     }
 
-    /// A fingerprint of every table (row count and the rows' text), to prove a refused command
-    /// changed nothing. FTS shadow tables follow `messages` and are left out.
+    /// A fingerprint of every table (its rows' text, sorted), to prove a refused command
+    /// changed nothing. The search index follows `messages` and is left out.
     pub fn sums(&self) -> BTreeMap<String, String> {
         let db = self.home.db();
-        let tables: Vec<String> = db
-            .prepare(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'messages_fts%' AND name NOT LIKE 'sqlite_%'",
-            )
-            .expect("list tables")
-            .query_map([], |r| r.get(0))
-            .expect("query")
-            .collect::<Result<_, _>>()
-            .expect("names");
-        let mut out = BTreeMap::new();
-        for t in tables {
-            let mut st = db
-                .prepare(&format!("SELECT * FROM \"{t}\" ORDER BY rowid"))
-                .expect("select");
-            let n = st.column_count();
-            let rows: Vec<String> = st
-                .query_map([], |r| {
-                    let mut line = String::new();
-                    for i in 0..n {
-                        let v: rusqlite::types::Value = r.get(i)?;
-                        line.push_str(&format!("{v:?}|"));
-                    }
-                    Ok(line)
-                })
-                .expect("rows")
-                .collect::<Result<_, _>>()
-                .expect("read rows");
-            out.insert(t, rows.join("\n"));
-        }
-        out
+        db.tables()
+            .into_iter()
+            .map(|t| {
+                let rows = db.dump(&t).join("\n");
+                (t, rows)
+            })
+            .collect()
     }
 
     /// The audit rows after `after` (by id), as (operator, action, target).
     pub fn audit_since(&self, after: i64) -> Vec<(String, String, Option<String>)> {
-        let db = self.home.db();
-        let mut st = db
-            .prepare("SELECT operator, action, target FROM audit WHERE id > ?1 ORDER BY id")
-            .expect("audit");
-        st.query_map([after], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .expect("query")
-            .collect::<Result<_, _>>()
-            .expect("rows")
+        self.home.db().rows(
+            "SELECT operator, action, target FROM audit WHERE id > ?1 ORDER BY id",
+            args![after],
+        )
     }
 
     pub fn last_audit_id(&self) -> i64 {
         self.home
             .db()
-            .query_row("SELECT COALESCE(MAX(id), 0) FROM audit", [], |r| r.get(0))
-            .expect("audit max")
+            .count("SELECT COALESCE(MAX(id), 0) FROM audit", &[])
     }
 
     /// `op` runs `hidden` (naming something of an account they may not see) and `missing` (the

@@ -682,10 +682,10 @@ fn console_pairs_and_blocks_through_the_headless_commands() {
         "the pairing in the database",
         Duration::from_secs(10),
         || {
-            let n: i64 = home
-            .db()
-            .query_row("SELECT COUNT(*) FROM messages WHERE subject = 'Pair me please' AND customer_id IS NOT NULL", [], |r| r.get(0))
-            .unwrap();
+            let n = home.db().count(
+                "SELECT COUNT(*) FROM messages WHERE subject = 'Pair me please' AND customer_id IS NOT NULL",
+                &[],
+            );
             (n == 1).then_some(())
         },
     );

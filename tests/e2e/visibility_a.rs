@@ -246,20 +246,15 @@ fn folders_and_sync_by_who_may_see_act_or_configure() {
 /// that name one.
 fn quarantine_item(t: &Team) -> i64 {
     let db = t.home.db();
-    let (account, folder, uv): (String, i64, i64) = db
-        .query_row(
-            "SELECT account_id, id, uidvalidity FROM folders WHERE name = 'INBOX'",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .unwrap();
-    db.execute(
+    let (account, folder, uv): (String, i64, i64) = db.row(
+        "SELECT account_id, id, uidvalidity FROM folders WHERE name = 'INBOX'",
+        &[],
+    );
+    db.insert(
         "INSERT INTO quarantine (account_id, folder_id, folder_name, uidvalidity, uid, raw, error, created_at)
-         VALUES (?1, ?2, 'INBOX', ?3, 999, X'6e6f742061206d657373616765', 'no header', '2026-11-01T00:00:00Z')",
-        rusqlite::params![account, folder, uv],
+         VALUES (?1, ?2, 'INBOX', ?3, 999, ?4, 'no header', '2026-11-01T00:00:00Z') RETURNING id",
+        args![account, folder, uv, b"not a message".to_vec()],
     )
-    .unwrap();
-    db.last_insert_rowid()
 }
 
 #[test]

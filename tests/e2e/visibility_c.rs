@@ -31,20 +31,14 @@ fn queue(t: &Team, op: &str) -> Vec<i64> {
 fn work_id(t: &Team) -> String {
     t.home
         .db()
-        .query_row("SELECT id FROM accounts WHERE name = 'work'", [], |r| {
-            r.get(0)
-        })
-        .expect("work's id")
+        .value("SELECT id FROM accounts WHERE name = 'work'", &[])
 }
 
 /// The sender of a cached message.
 fn sender(t: &Team, id: i64) -> String {
     t.home
         .db()
-        .query_row("SELECT from_addr FROM messages WHERE id = ?1", [id], |r| {
-            r.get(0)
-        })
-        .expect("sender")
+        .value("SELECT from_addr FROM messages WHERE id = ?1", args![id])
 }
 
 #[test]
@@ -230,14 +224,11 @@ fn eve_sees_no_timeline_log_or_audit_of_work_but_its_health() {
     assert!(book.contains("Known"), "{book}");
 
     // An event about work, and one about nothing in particular.
-    t.home
-        .db()
-        .execute(
-            "INSERT INTO events (at, account_id, level, what) VALUES ('2026-01-01T00:00:00Z', ?1, 'error', 'work login failed'),
-                                                                  ('2026-01-01T00:00:01Z', NULL, 'error', 'disk nearly full')",
-            [&work],
-        )
-        .expect("events");
+    t.home.db().exec(
+        "INSERT INTO events (at, account_id, level, what) VALUES ('2026-01-01T00:00:00Z', ?1, 'error', 'work login failed'),
+                                                              ('2026-01-01T00:00:01Z', NULL, 'error', 'disk nearly full')",
+        args![work],
+    );
     let log = |op: &str| ok(&t, op, &["log", "--level", "debug"]).to_string();
     assert!(log("alice").contains("work login failed"));
     assert!(log("carol").contains("work login failed"));
@@ -299,13 +290,10 @@ fn the_console_shows_eve_nothing_of_works_mail() {
         &["customers", "add", "--name", "Known", "--email", &from],
     );
     let cid = c["customer"]["id"].as_i64().expect("id");
-    t.home
-        .db()
-        .execute(
-            "INSERT INTO events (at, account_id, level, what) VALUES ('2026-01-01T00:00:00Z', ?1, 'error', 'work login failed')",
-            [&work],
-        )
-        .expect("event");
+    t.home.db().exec(
+        "INSERT INTO events (at, account_id, level, what) VALUES ('2026-01-01T00:00:00Z', ?1, 'error', 'work login failed')",
+        args![work],
+    );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
