@@ -7,9 +7,11 @@ mod checkpointer;
 pub mod console;
 mod crm;
 mod db;
+mod drafts;
 mod fixture;
 mod folders;
 mod log;
+mod mailbox;
 mod messages;
 mod ops;
 pub mod outbox;
@@ -23,9 +25,11 @@ pub use accounts::{AccountRow, AccountState, ErrorInfo, LeaseHolder, process_ali
 pub use checkpointer::Checkpointer;
 pub use crm::{BookRows, CustomerRow, MatchInput, MatchRow, MatchUpdate, TimelineRow};
 pub use db::{Conn, Db};
+pub use drafts::{DraftRow, NewDraft};
 pub use fixture::FixtureMessage;
 pub use folders::{FolderEntry, FolderRow, FolderSyncState};
 pub use log::{AuditReader, AuditRow, EventFilter, EventRow, Level, Visible};
+pub use mailbox::{ChangeRow, Key, MailRow, OpenChanges, Window};
 pub use messages::{
     BatchOutcome, BulkInsert, FlagRow, LocationRow, LocationView, MessageFull, MessageSummary,
     NewMessage, PrefetchItem,
@@ -33,7 +37,7 @@ pub use messages::{
 pub use ops::{OpKind, OpTarget, PendingOp};
 pub use outbox::{Change, CopyState, NewOutbox, OutboxRow, OutboxState, ReplyBase};
 pub use quarantine::{QuarantineRow, QuarantineState};
-pub use search::SearchRow;
+pub use search::{SearchFilter, SearchRow};
 pub use status::OutboxCounts;
 pub use triage::{
     ActionKind, ActionRow, FolderRef, MessageDetail, MessagePlace, PendingOpRow, TriageFilter,

@@ -2,11 +2,13 @@
 //! messages.id), so it is (re)filled from the messages rows and queried with an already-escaped
 //! FTS5 expression built by `crm::search`.
 
+use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter};
 use serde::Serialize;
 
 use super::Store;
 use super::crm::{CHUNK, placeholders};
+use super::mailbox::{Key, MailRow, Window, mail_row};
 use crate::error::Result;
 
 #[derive(Debug, Clone, Serialize)]
@@ -162,5 +164,199 @@ impl Store {
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok((total, rows))
+    }
+}
+
+/// A parsed search as the store runs it (built by `crm::query`): every value is bound, never
+/// pasted into the SQL.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SearchFilter {
+    /// An already-escaped FTS5 expression that narrows the candidates (words, and the text
+    /// filters as column prefilters).
+    pub fts: Option<String>,
+    /// Each must occur (case-insensitive) in the sender's name or address.
+    pub from: Vec<String>,
+    /// Each must occur among the To/Cc names and addresses.
+    pub to: Vec<String>,
+    /// Each must occur in the subject.
+    pub subject: Vec<String>,
+    /// `YYYY-MM-DD`: on or after that day.
+    pub since: Option<String>,
+    /// `YYYY-MM-DD`: before that day.
+    pub before: Option<String>,
+    /// Some(false): some copy in scope is unread; Some(true): none is.
+    pub read: Option<bool>,
+    /// Some(true): some copy in scope is flagged; Some(false): none is.
+    pub flagged: Option<bool>,
+    /// Folder names (any; case-insensitive); empty: every folder.
+    pub folders: Vec<String>,
+    /// The accounts searched (ids); empty: nothing.
+    pub accounts: Vec<String>,
+}
+
+/// `%value%` for LIKE with its wildcards escaped.
+fn contains(v: &str) -> Value {
+    format!("%{}%", super::console::like_escape(v)).into()
+}
+
+/// The WHERE clause of a search (after `WHERE`), its parameters pushed to `p`. `m` is the
+/// message; the scope is its copies in the searched accounts (and folders).
+fn search_where(f: &SearchFilter, p: &mut Vec<Value>) -> String {
+    let acc = placeholders(f.accounts.len());
+    let mut scope = format!("l.message_id = m.id AND l.account_id IN ({acc})");
+    let mut scope_p: Vec<Value> = f.accounts.iter().map(|a| a.clone().into()).collect();
+    if !f.folders.is_empty() {
+        let names = vec!["lower(?)"; f.folders.len()].join(", ");
+        scope.push_str(&format!(
+            " AND l.folder_id IN (SELECT id FROM folders WHERE lower(name) IN ({names}))"
+        ));
+        scope_p.extend(f.folders.iter().map(|n| Value::from(n.clone())));
+    }
+    let mut w = String::from("m.denied = 0");
+    let exists = |w: &mut String, p: &mut Vec<Value>, not: bool, extra: &str| {
+        w.push_str(&format!(
+            " AND {}EXISTS (SELECT 1 FROM locations l WHERE {scope}{extra})",
+            if not { "NOT " } else { "" }
+        ));
+        p.extend(scope_p.iter().cloned());
+    };
+    if let Some(fts) = &f.fts {
+        w.push_str(" AND m.id IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?)");
+        p.push(fts.clone().into());
+    }
+    exists(&mut w, p, false, "");
+    match f.read {
+        Some(false) => exists(&mut w, p, false, " AND l.seen = 0"),
+        Some(true) => exists(&mut w, p, true, " AND l.seen = 0"),
+        None => {}
+    }
+    let flagged = " AND instr(l.flags, '\\Flagged') > 0";
+    match f.flagged {
+        Some(true) => exists(&mut w, p, false, flagged),
+        Some(false) => exists(&mut w, p, true, flagged),
+        None => {}
+    }
+    for v in &f.from {
+        w.push_str(" AND (m.from_addr LIKE ? ESCAPE '\\' OR m.from_name LIKE ? ESCAPE '\\')");
+        p.extend([contains(v), contains(v)]);
+    }
+    for v in &f.to {
+        w.push_str(" AND (m.to_json LIKE ? ESCAPE '\\' OR m.cc_json LIKE ? ESCAPE '\\')");
+        p.extend([contains(v), contains(v)]);
+    }
+    for v in &f.subject {
+        w.push_str(" AND m.subject LIKE ? ESCAPE '\\'");
+        p.push(contains(v));
+    }
+    if let Some(d) = &f.since {
+        w.push_str(" AND m.date >= ?");
+        p.push(d.clone().into());
+    }
+    if let Some(d) = &f.before {
+        w.push_str(" AND m.date < ?");
+        p.push(d.clone().into());
+    }
+    w
+}
+
+/// The keyset condition and direction of a search window over `m.date` (which may be NULL:
+/// such mail sorts last) and `m.id`.
+fn search_keyset(w: &Window, p: &mut Vec<Value>) -> (String, &'static str) {
+    let key = |p: &mut Vec<Value>, k: &Key| {
+        if let Some(d) = &k.date {
+            p.push(d.clone().into());
+            p.push(d.clone().into());
+        }
+        p.push(k.id.into());
+    };
+    match w {
+        Window::Top => (String::new(), "DESC"),
+        Window::Bottom => (String::new(), "ASC"),
+        Window::After(k) | Window::From(k) => {
+            let op = if matches!(w, Window::From(_)) {
+                "<="
+            } else {
+                "<"
+            };
+            key(p, k);
+            let c = match k.date {
+                Some(_) => {
+                    format!("AND (m.date < ? OR (m.date = ? AND m.id {op} ?) OR m.date IS NULL)")
+                }
+                None => format!("AND m.date IS NULL AND m.id {op} ?"),
+            };
+            (c, "DESC")
+        }
+        Window::Before(k) => {
+            key(p, k);
+            let c = match k.date {
+                Some(_) => "AND (m.date > ? OR (m.date = ? AND m.id > ?))".to_string(),
+                None => "AND (m.date IS NOT NULL OR m.id > ?)".to_string(),
+            };
+            (c, "ASC")
+        }
+    }
+}
+
+impl Store {
+    /// One window of a search's hits, newest first (the console's results, `search`).
+    pub fn search_window(
+        &self,
+        f: &SearchFilter,
+        window: &Window,
+        limit: i64,
+    ) -> Result<Vec<MailRow>> {
+        if f.accounts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let acc = placeholders(f.accounts.len());
+        // The columns of a hit: its first visible copy's account and folder, the union of the
+        // visible copies' flags, read when none of them is unread.
+        let copy = format!("l.message_id = m.id AND l.account_id IN ({acc})");
+        let mut p: Vec<Value> = Vec::new();
+        for _ in 0..4 {
+            p.extend(f.accounts.iter().map(|a| Value::from(a.clone())));
+        }
+        let w = search_where(f, &mut p);
+        let (cond, dir) = search_keyset(window, &mut p);
+        p.push(limit.into());
+        let sql = format!(
+            "SELECT m.id, COALESCE(m.thread_id, m.id),
+                    (SELECT l.account_id FROM locations l WHERE {copy} ORDER BY l.id LIMIT 1),
+                    (SELECT f.name FROM locations l JOIN folders f ON f.id = l.folder_id WHERE {copy} ORDER BY l.id LIMIT 1),
+                    m.date, m.from_addr, m.from_name, m.to_json, m.subject, m.size, m.has_attachments, m.direction,
+                    (SELECT group_concat(l.flags, ' ') FROM locations l WHERE {copy}),
+                    NOT EXISTS (SELECT 1 FROM locations l WHERE {copy} AND l.seen = 0),
+                    m.date
+             FROM messages m INDEXED BY messages_by_date
+             WHERE {w} {cond}
+             ORDER BY m.date {dir}, m.id {dir} LIMIT ?"
+        );
+        let mut st = self.conn.prepare(&sql)?;
+        let mut rows = st
+            .query_map(params_from_iter(p), |r| mail_row(r, None))?
+            .collect::<rusqlite::Result<Vec<MailRow>>>()?;
+        if dir == "ASC" {
+            rows.reverse();
+        }
+        for r in &mut rows {
+            r.flags.sort();
+            r.flags.dedup();
+        }
+        Ok(rows)
+    }
+
+    /// How many hits a search has.
+    pub fn search_count(&self, f: &SearchFilter) -> Result<i64> {
+        if f.accounts.is_empty() {
+            return Ok(0);
+        }
+        let mut p: Vec<Value> = Vec::new();
+        let w = search_where(f, &mut p);
+        Ok(self.conn.query_row(
+            &format!("SELECT COUNT(*) FROM messages m WHERE {w}"),
+            params_from_iter(p),
+            |r| r.get(0),
+        )?)
     }
 }
