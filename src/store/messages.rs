@@ -641,6 +641,21 @@ const SQL_SORT_KEY: &str =
 const SQL_THREAD_ROOT: &str =
     "SELECT COALESCE(thread_id, id) FROM messages WHERE message_id = ?1 LIMIT 1";
 
+/// The thread root of a new message: that of the first of its references (or the message it
+/// replies to) already stored.
+fn thread_root_of(tx: &rusqlite::Connection, env: &Envelope) -> Result<Option<i64>> {
+    for parent in env.references.iter().chain(env.in_reply_to.iter()) {
+        let found = tx
+            .prepare_cached(SQL_THREAD_ROOT)?
+            .query_row([parent], |r| r.get(0))
+            .optional()?;
+        if found.is_some() {
+            return Ok(found);
+        }
+    }
+    Ok(None)
+}
+
 /// Inserts one location (and its logical message if new). False if it was already stored.
 fn insert_one(
     tx: &rusqlite::Connection,
@@ -691,19 +706,7 @@ fn insert_one(
             id
         }
         None => {
-            let thread_root: Option<i64> = {
-                let mut found = None;
-                for parent in env.references.iter().chain(env.in_reply_to.iter()) {
-                    found = tx
-                        .prepare_cached(SQL_THREAD_ROOT)?
-                        .query_row([parent], |r| r.get(0))
-                        .optional()?;
-                    if found.is_some() {
-                        break;
-                    }
-                }
-                found
-            };
+            let thread_root = thread_root_of(tx, env)?;
             let id = ids.next;
             ids.next += 1;
             tx.prepare_cached(
