@@ -62,6 +62,8 @@ pub enum Command {
     Message(messages::MessageCmd),
     /// Reply to a cached message.
     Reply(outbox::ReplyArgs),
+    /// Forward a cached message (its text quoted, its attachments attached).
+    Forward(outbox::ForwardArgs),
     /// Sync in the foreground (until interrupted, or one pass with --once).
     Sync(sync::SyncArgs),
     /// Keep every enabled account in sync until interrupted.
@@ -84,7 +86,7 @@ pub enum Command {
     /// Addresses and domains whose mail sync skips.
     #[command(subcommand)]
     Deny(triage::DenyCmd),
-    /// Search subjects, addresses and text bodies.
+    /// Search mail: words, "phrases" and filters (from: to: subject: since: before: is: folder: account:).
     Search(messages::SearchArgs),
     /// The event and error log.
     Log(logs::LogArgs),
@@ -237,6 +239,7 @@ fn run(ctx: &Ctx, cmd: Command, console: Console) -> Result<i32> {
         Command::Message(c) => rt()?.block_on(messages::run(ctx, c)),
         Command::Search(a) => messages::search(ctx, a),
         Command::Reply(a) => rt()?.block_on(outbox::reply(ctx, a)),
+        Command::Forward(a) => rt()?.block_on(outbox::forward(ctx, a)),
         Command::Sync(a) => rt()?.block_on(sync::run(ctx, a)),
         Command::Daemon => rt()?.block_on(sync::daemon(ctx)),
         Command::Quarantine(c) => rt()?.block_on(sync::quarantine(ctx, c)),

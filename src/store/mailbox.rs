@@ -63,6 +63,8 @@ pub struct MailRow {
     pub seen: bool,
     /// Messages of its thread in this folder (the thread view's heads; 1 otherwise).
     pub thread_count: i64,
+    /// The customer it is paired with.
+    pub customer_id: Option<i64>,
     pub key: Key,
 }
 
@@ -92,7 +94,7 @@ pub struct ChangeRow {
 
 const ROW_COLS: &str = "m.id, COALESCE(l.thread_id, m.thread_id, m.id), l.account_id, NULL, m.date,
     m.from_addr, m.from_name, m.to_json, m.subject, m.size, m.has_attachments, m.direction,
-    l.flags, l.seen, l.sort_date";
+    l.flags, l.seen, l.sort_date, m.customer_id";
 
 /// Messages of thread `l.thread_id` in `l.folder_id` (the root's copies and the replies').
 const THREAD_COUNT: &str = "(SELECT COUNT(*) FROM locations l2
@@ -135,6 +137,7 @@ pub(super) fn mail_row(
             Some(i) => r.get(i)?,
             None => 1,
         },
+        customer_id: r.get(15)?,
         key: Key { date: sort, id },
     })
 }
@@ -181,7 +184,7 @@ impl Store {
              ORDER BY l.sort_date {dir}, l.message_id {dir} LIMIT ?"
         );
         let mut st = self.conn.prepare_cached(&sql)?;
-        let tc = threads.then_some(15);
+        let tc = threads.then_some(16);
         let mut rows = st
             .query_map(params_from_iter(p), |r| mail_row(r, tc))?
             .collect::<rusqlite::Result<Vec<_>>>()?;

@@ -37,7 +37,7 @@ pub use messages::{
 pub use ops::{OpKind, OpTarget, PendingOp};
 pub use outbox::{Change, CopyState, NewOutbox, OutboxRow, OutboxState, ReplyBase};
 pub use quarantine::{QuarantineRow, QuarantineState};
-pub use search::{SearchFilter, SearchRow};
+pub use search::SearchFilter;
 pub use status::OutboxCounts;
 pub use triage::{
     ActionKind, ActionRow, FolderRef, MessageDetail, MessagePlace, PendingOpRow, TriageFilter,

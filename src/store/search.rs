@@ -1,27 +1,14 @@
-//! Full-text search over the cache (issue 5): `messages_fts` is contentless (rowid =
-//! messages.id), so it is (re)filled from the messages rows and queried with an already-escaped
-//! FTS5 expression built by `crm::search`.
+//! Search over the cache: `messages_fts` is contentless (rowid = messages.id), so it is
+//! (re)filled from the messages rows; a search ([`SearchFilter`], built by `crm::query`) narrows
+//! by an already-escaped FTS5 expression and checks every filter with bound values.
 
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter};
-use serde::Serialize;
 
 use super::Store;
 use super::crm::{CHUNK, placeholders};
 use super::mailbox::{Key, MailRow, Window, mail_row};
 use crate::error::Result;
-
-#[derive(Debug, Clone, Serialize)]
-pub struct SearchRow {
-    pub id: i64,
-    pub account_id: String,
-    pub date: Option<String>,
-    pub from_addr: Option<String>,
-    pub from_name: Option<String>,
-    pub subject: Option<String>,
-    pub direction: String,
-    pub customer_id: Option<i64>,
-}
 
 /// The text of the `addresses` column: names and addresses of From, To and Cc.
 fn addresses_text(
@@ -110,60 +97,6 @@ impl Store {
             .conn
             .query_row("SELECT COUNT(*) FROM messages", [], |r| r.get(0))?;
         Ok((indexed, total))
-    }
-
-    /// Messages matching `fts_expr` (already escaped) in one of `accounts`, newest first.
-    pub fn search(
-        &self,
-        fts_expr: &str,
-        accounts: &[String],
-        limit: i64,
-        offset: i64,
-    ) -> Result<(i64, Vec<SearchRow>)> {
-        if accounts.is_empty() {
-            return Ok((0, Vec::new()));
-        }
-        let acc = placeholders(accounts.len());
-        let visible = format!(
-            "m.denied = 0 AND EXISTS (SELECT 1 FROM locations l WHERE l.message_id = m.id AND l.account_id IN ({acc}))"
-        );
-        let mut p: Vec<rusqlite::types::Value> = vec![fts_expr.to_string().into()];
-        p.extend(accounts.iter().map(|a| a.clone().into()));
-        let total: i64 = self.conn.query_row(
-            &format!(
-                "SELECT COUNT(*) FROM messages_fts f JOIN messages m ON m.id = f.rowid
-                 WHERE messages_fts MATCH ? AND {visible}"
-            ),
-            params_from_iter(p.clone()),
-            |r| r.get(0),
-        )?;
-        let mut q: Vec<rusqlite::types::Value> =
-            accounts.iter().map(|a| a.clone().into()).collect();
-        q.extend(p);
-        q.push(limit.into());
-        q.push(offset.into());
-        let mut st = self.conn.prepare(&format!(
-            "SELECT m.id, (SELECT l.account_id FROM locations l WHERE l.message_id = m.id AND l.account_id IN ({acc}) LIMIT 1),
-                    m.date, m.from_addr, m.from_name, m.subject, m.direction, m.customer_id
-             FROM messages_fts f JOIN messages m ON m.id = f.rowid
-             WHERE messages_fts MATCH ? AND {visible}
-             ORDER BY m.date DESC, m.id DESC LIMIT ? OFFSET ?"
-        ))?;
-        let rows = st
-            .query_map(params_from_iter(q), |r| {
-                Ok(SearchRow {
-                    id: r.get(0)?,
-                    account_id: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
-                    date: r.get(2)?,
-                    from_addr: r.get(3)?,
-                    from_name: r.get(4)?,
-                    subject: r.get(5)?,
-                    direction: r.get(6)?,
-                    customer_id: r.get(7)?,
-                })
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok((total, rows))
     }
 }
 
@@ -327,7 +260,7 @@ impl Store {
                     m.date, m.from_addr, m.from_name, m.to_json, m.subject, m.size, m.has_attachments, m.direction,
                     (SELECT group_concat(l.flags, ' ') FROM locations l WHERE {copy}),
                     NOT EXISTS (SELECT 1 FROM locations l WHERE {copy} AND l.seen = 0),
-                    m.date
+                    m.date, m.customer_id
              FROM messages m INDEXED BY messages_by_date
              WHERE {w} {cond}
              ORDER BY m.date {dir}, m.id {dir} LIMIT ?"
