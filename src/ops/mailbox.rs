@@ -311,6 +311,32 @@ fn change(c: ChangeRow) -> Change {
     }
 }
 
+/// How long to wait before fetching a body again while its server cannot be reached: the
+/// account's `backoff_min_secs` first, doubling to at most 30 s (a message being read should
+/// not wait the whole `backoff_max_secs`).
+pub fn body_backoff(cx: &Ctx, id: i64) -> (u64, u64) {
+    let fallback = (2, 30);
+    let Ok(config) = cx.config() else {
+        return fallback;
+    };
+    let Ok(store) = cx.store() else {
+        return fallback;
+    };
+    let min = store
+        .message_account_ids(id)
+        .ok()
+        .and_then(|ids| {
+            ids.iter().find_map(|a| {
+                config
+                    .account_by_id(a)
+                    .map(|(_, c)| c.sync.backoff_min_secs)
+            })
+        })
+        .unwrap_or(fallback.0)
+        .max(1);
+    (min.min(30), 30)
+}
+
 /// Moves the message to its account's Archive folder (the folder with the archive role).
 pub async fn archive(cx: &Ctx, id: i64) -> Result<Moved> {
     let folder = cx.blocking(move |cx| archive_folder(cx, id)).await?;

@@ -44,6 +44,14 @@ pub fn parse(cx: &Ctx, text: &str) -> Result<Query> {
     query::parse(text, cx.now().date_naive())
 }
 
+/// The words and phrases of a search, to mark where a message shows them (nothing for a
+/// search that does not parse).
+pub fn highlights(text: &str) -> Vec<String> {
+    query::parse(text, chrono::Utc::now().date_naive())
+        .map(|q| q.highlights())
+        .unwrap_or_default()
+}
+
 /// The store's filter for `q`: the accounts this operator may see, narrowed to `account:` (and
 /// `--account`) names — each of which must be one they may see.
 pub fn filter(
