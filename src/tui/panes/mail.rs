@@ -30,7 +30,7 @@ pub fn draw(f: &mut Frame<'_>, area: Rect, app: &App) {
         );
         return;
     }
-    let wide = area.width >= 120;
+    let wide = area.width >= 140;
     let tree_w = if wide { 30 } else { 22 };
     let [tree, rest] =
         Layout::horizontal([Constraint::Length(tree_w), Constraint::Min(20)]).areas(area);
@@ -43,7 +43,7 @@ pub fn draw(f: &mut Frame<'_>, area: Rect, app: &App) {
         let [a, b] = Layout::vertical([Constraint::Percentage(55), Constraint::Min(6)]).areas(rest);
         (a, b)
     };
-    draw_index(f, index, app, wide);
+    draw_index(f, index, app);
     if m.source.is_some() && m.index.total > 0 {
         super::message::draw_detail(f, preview, app, &m.preview, "Preview", false);
     } else {
@@ -145,7 +145,9 @@ fn draw_hints(f: &mut Frame<'_>, area: Rect, app: &App) {
     );
 }
 
-fn draw_index(f: &mut Frame<'_>, area: Rect, app: &App, wide: bool) {
+fn draw_index(f: &mut Frame<'_>, area: Rect, app: &App) {
+    // Columns by the room the index has: full dates from 80 columns, where a hit is from 100.
+    let wide = area.width >= 80;
     let m = &app.mail;
     let Some(src) = &m.source else {
         let text = if m.tree_loaded {
@@ -181,11 +183,12 @@ fn draw_index(f: &mut Frame<'_>, area: Rect, app: &App, wide: bool) {
     let total = m.index.total + extra;
     let top = window_top(sel, h);
     let search = matches!(src.source, Source::Search { .. });
+    let place = search && area.width >= 100;
     let mut rows = Vec::new();
     for d in top..(top + h).min(total) {
         let (row, member) = display_row(app, d, extra);
         let (cells, style) = match row {
-            Some(r) => index_cells(theme, r, member, src.outgoing, search && wide, wide),
+            Some(r) => index_cells(theme, r, member, src.outgoing, place, wide),
             None => (
                 vec![Span::raw(""), Span::raw("loading…")],
                 theme.style("list.dim"),
@@ -206,7 +209,7 @@ fn draw_index(f: &mut Frame<'_>, area: Rect, app: &App, wide: bool) {
         Constraint::Percentage(if wide { 26 } else { 30 }),
         Constraint::Min(10),
     ];
-    if search && wide {
+    if place {
         header.push("In");
         widths.push(Constraint::Length(16));
     }
