@@ -146,8 +146,8 @@ fn draw_hints(f: &mut Frame<'_>, area: Rect, app: &App) {
 }
 
 fn draw_index(f: &mut Frame<'_>, area: Rect, app: &App) {
-    // Columns by the room the index has: full dates from 80 columns, where a hit is from 100.
-    let wide = area.width >= 80;
+    // Columns by the room the index has: full dates from 70 columns, where a hit is from 100.
+    let wide = area.width >= 70;
     let m = &app.mail;
     let Some(src) = &m.source else {
         let text = if m.tree_loaded {
