@@ -277,7 +277,11 @@ fn mail_bench(ctx: &Ctx, io: &mut io::Direct, n: usize) {
             spread(&mut loads)
         );
     }
-    for q in ["from:sender5 since:2012-01-01", "order 4242", "is:unread before:2011-06-01"] {
+    for q in [
+        "from:sender5 since:2012-01-01",
+        "order 4242",
+        "is:unread before:2011-06-01",
+    ] {
         let src = Source::Search { query: q.into() };
         let t = Instant::now();
         let total = mailbox::count(ctx, &src).expect("count");
@@ -315,7 +319,10 @@ fn mail_bench(ctx: &Ctx, io: &mut io::Direct, n: usize) {
                 run(io, &mut app, cmds);
             }
         }
-        println!("keypress → frame, {label:<24} n={count:<5} {}", spread(&mut times));
+        println!(
+            "keypress → frame, {label:<24} n={count:<5} {}",
+            spread(&mut times)
+        );
     }
 }
 

@@ -250,12 +250,17 @@ impl App {
                     if pane.generation != generation {
                         continue;
                     }
+                    // Every reload asks again (the I/O layer runs one fetch per message),
+                    // unless it failed for a reason that needs the operator.
+                    let failed = matches!(pane.body, BodyState::Failed(_));
                     if let Ok(d) = r.as_ref()
                         && !d.body_fetched
-                        && pane.fetching != Some(d.message.id)
+                        && !(failed && pane.fetching == Some(d.message.id))
                     {
+                        if pane.fetching != Some(d.message.id) || failed {
+                            pane.body = BodyState::Fetching;
+                        }
                         pane.fetching = Some(d.message.id);
-                        pane.body = BodyState::Fetching;
                         fetch = Some(d.message.id);
                     }
                 }

@@ -3,9 +3,10 @@
 //! (drafts, completion, sending) and the outbox, through the same operations as the CLI
 //! (`ops::mailbox`, `ops::messages`, `ops::compose`, `ops::outbox`).
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::*;
@@ -18,9 +19,24 @@ use crate::tui::action::{Draft, MailDest, PaneId};
 use crate::tui::app::MailActed;
 
 /// The message whose body the console wants now (0: none): a fetch that keeps failing
-/// because the server is unreachable tries again until the message is closed.
+/// because the server is unreachable tries again until the message is closed. One fetch runs
+/// per message however often it is asked for (every reload of the view asks again).
 #[derive(Clone, Default)]
-pub struct BodyWanted(Arc<AtomicI64>);
+pub struct BodyWanted {
+    wanted: Arc<AtomicI64>,
+    running: Arc<Mutex<HashSet<i64>>>,
+}
+
+/// Takes a message out of the running fetches when its job ends, however it ends.
+struct Running(Arc<Mutex<HashSet<i64>>>, i64);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(mut r) = self.0.lock() {
+            r.remove(&self.1);
+        }
+    }
+}
 
 pub(super) fn execute(env: &mut Env, cmd: Command) -> Option<Data> {
     Some(match cmd {
@@ -68,7 +84,7 @@ pub(super) fn execute(env: &mut Env, cmd: Command) -> Option<Data> {
             return None;
         }
         Command::StopBodyFetch => {
-            env.body_wanted.0.store(0, Ordering::SeqCst);
+            env.body_wanted.wanted.store(0, Ordering::SeqCst);
             return None;
         }
         Command::SaveAttachment { id, index, path } => {
@@ -238,11 +254,21 @@ fn flags_text(flags: &[String]) -> String {
 /// Fetches a body as a job; while the server cannot be reached it tries again with backoff
 /// (telling the view each time) for as long as the message is the one wanted.
 fn fetch_body(env: &Env, id: i64) {
-    let wanted = env.body_wanted.0.clone();
+    let wanted = env.body_wanted.wanted.clone();
     wanted.store(id, Ordering::SeqCst);
+    {
+        let Ok(mut running) = env.body_wanted.running.lock() else {
+            return;
+        };
+        if !running.insert(id) {
+            return; // one is on it already (and now wanted again)
+        }
+    }
+    let running = Running(env.body_wanted.running.clone(), id);
     let cx = env.cx.clone();
     let out = env.out.clone();
     env.jobs.spawn(PaneId::Message, async move {
+        let _running = running;
         let (min, max) = mailbox::body_backoff(&cx, id);
         let mut wait = min;
         loop {
