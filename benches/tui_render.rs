@@ -242,9 +242,9 @@ fn mail_bench(ctx: &Ctx, io: &mut io::Direct, n: usize) {
         opens.push(t.elapsed());
         assert!(app.mail.index.total > 0, "the INBOX opened");
     }
+    let first = opens[0];
     println!(
-        "mail pane, first visit (tree + counts, INBOX threads count + first page + preview, frame): first {:?}, then (counts cached until a commit) {}",
-        opens[0],
+        "mail pane, first visit (tree + counts, INBOX threads count + first page + preview, frame): first {first:?}, then (counts cached until a commit) {}",
         spread(&mut opens[1..])
     );
     let inbox = mailbox::tree(ctx).expect("tree")[0].folders[0].id;
