@@ -7,7 +7,7 @@ use rusqlite::{params, params_from_iter};
 
 use super::Store;
 use super::crm::{CHUNK, placeholders};
-use super::mailbox::{Key, MailRow, Window, mail_row};
+use super::mailbox::{MailRow, Window, mail_row};
 use crate::error::Result;
 
 /// The text of the `addresses` column: names and addresses of From, To and Cc.
@@ -192,43 +192,14 @@ fn search_where(f: &SearchFilter, p: &mut Vec<Value>) -> String {
     w
 }
 
-/// The keyset condition and direction of a search window over `m.date` (which may be NULL:
-/// such mail sorts last) and `m.id`.
-fn search_keyset(w: &Window, p: &mut Vec<Value>) -> (String, &'static str) {
-    let key = |p: &mut Vec<Value>, k: &Key| {
-        if let Some(d) = &k.date {
-            p.push(d.clone().into());
-            p.push(d.clone().into());
-        }
-        p.push(k.id.into());
-    };
-    match w {
-        Window::Top => (String::new(), "DESC"),
-        Window::Bottom => (String::new(), "ASC"),
-        Window::After(k) | Window::From(k) => {
-            let op = if matches!(w, Window::From(_)) {
-                "<="
-            } else {
-                "<"
-            };
-            key(p, k);
-            let c = match k.date {
-                Some(_) => {
-                    format!("AND (m.date < ? OR (m.date = ? AND m.id {op} ?) OR m.date IS NULL)")
-                }
-                None => format!("AND m.date IS NULL AND m.id {op} ?"),
-            };
-            (c, "DESC")
-        }
-        Window::Before(k) => {
-            key(p, k);
-            let c = match k.date {
-                Some(_) => "AND (m.date > ? OR (m.date = ? AND m.id > ?))".to_string(),
-                None => "AND (m.date IS NOT NULL OR m.id > ?)".to_string(),
-            };
-            (c, "ASC")
-        }
-    }
+/// One part of a search window: dated mail or mail without a date (which sorts last), in
+/// `dir` order, with an extra keyset condition. Splitting the two keeps every keyset
+/// condition a range on `messages_by_date` (one seek, rows in index order).
+struct Part<'a> {
+    dated: bool,
+    cond: &'a str,
+    params: Vec<Value>,
+    dir: &'static str,
 }
 
 impl Store {
@@ -242,6 +213,94 @@ impl Store {
         if f.accounts.is_empty() {
             return Ok(Vec::new());
         }
+        let dated = |cond, params, dir| Part {
+            dated: true,
+            cond,
+            params,
+            dir,
+        };
+        let undated = |cond, params, dir| Part {
+            dated: false,
+            cond,
+            params,
+            dir,
+        };
+        // (the parts, closest first; whether they run oldest-first and come back reversed)
+        let (parts, reverse): (Vec<Part<'_>>, bool) = match window {
+            Window::Top => (
+                vec![dated("", vec![], "DESC"), undated("", vec![], "DESC")],
+                false,
+            ),
+            Window::After(k) | Window::From(k) => {
+                let op = if matches!(window, Window::From(_)) {
+                    "<="
+                } else {
+                    "<"
+                };
+                let cond = match op {
+                    "<=" => "AND m.date <= ? AND (m.date < ? OR m.id <= ?)",
+                    _ => "AND m.date <= ? AND (m.date < ? OR m.id < ?)",
+                };
+                let ncond = match op {
+                    "<=" => "AND m.id <= ?",
+                    _ => "AND m.id < ?",
+                };
+                match &k.date {
+                    Some(d) => (
+                        vec![
+                            dated(
+                                cond,
+                                vec![d.clone().into(), d.clone().into(), k.id.into()],
+                                "DESC",
+                            ),
+                            undated("", vec![], "DESC"),
+                        ],
+                        false,
+                    ),
+                    None => (vec![undated(ncond, vec![k.id.into()], "DESC")], false),
+                }
+            }
+            Window::Before(k) => match &k.date {
+                Some(d) => (
+                    vec![dated(
+                        "AND m.date >= ? AND (m.date > ? OR m.id > ?)",
+                        vec![d.clone().into(), d.clone().into(), k.id.into()],
+                        "ASC",
+                    )],
+                    true,
+                ),
+                None => (
+                    vec![
+                        undated("AND m.id > ?", vec![k.id.into()], "ASC"),
+                        dated("", vec![], "ASC"),
+                    ],
+                    true,
+                ),
+            },
+            Window::Bottom => (
+                vec![undated("", vec![], "ASC"), dated("", vec![], "ASC")],
+                true,
+            ),
+        };
+        let mut rows = Vec::new();
+        for part in parts {
+            let left = limit - rows.len() as i64;
+            if left <= 0 {
+                break;
+            }
+            rows.extend(self.search_part(f, &part, left)?);
+        }
+        if reverse {
+            rows.reverse();
+        }
+        for r in &mut rows {
+            r.flags.sort();
+            r.flags.dedup();
+        }
+        Ok(rows)
+    }
+
+    fn search_part(&self, f: &SearchFilter, part: &Part<'_>, limit: i64) -> Result<Vec<MailRow>> {
         let acc = placeholders(f.accounts.len());
         // The columns of a hit: its first visible copy's account and folder, the union of the
         // visible copies' flags, read when none of them is unread.
@@ -251,8 +310,16 @@ impl Store {
             p.extend(f.accounts.iter().map(|a| Value::from(a.clone())));
         }
         let w = search_where(f, &mut p);
-        let (cond, dir) = search_keyset(window, &mut p);
+        p.extend(part.params.iter().cloned());
         p.push(limit.into());
+        let (null, dir) = (
+            if part.dated {
+                "m.date IS NOT NULL"
+            } else {
+                "m.date IS NULL"
+            },
+            part.dir,
+        );
         let sql = format!(
             "SELECT m.id, COALESCE(m.thread_id, m.id),
                     (SELECT l.account_id FROM locations l WHERE {copy} ORDER BY l.id LIMIT 1),
@@ -262,20 +329,14 @@ impl Store {
                     NOT EXISTS (SELECT 1 FROM locations l WHERE {copy} AND l.seen = 0),
                     m.date, m.customer_id
              FROM messages m INDEXED BY messages_by_date
-             WHERE {w} {cond}
-             ORDER BY m.date {dir}, m.id {dir} LIMIT ?"
+             WHERE {null} AND {w} {cond}
+             ORDER BY m.date {dir}, m.id {dir} LIMIT ?",
+            cond = part.cond
         );
         let mut st = self.conn.prepare(&sql)?;
-        let mut rows = st
+        let rows = st
             .query_map(params_from_iter(p), |r| mail_row(r, None))?
             .collect::<rusqlite::Result<Vec<MailRow>>>()?;
-        if dir == "ASC" {
-            rows.reverse();
-        }
-        for r in &mut rows {
-            r.flags.sort();
-            r.flags.dedup();
-        }
         Ok(rows)
     }
 
