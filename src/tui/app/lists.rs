@@ -341,42 +341,7 @@ impl App {
             | Action::ToggleFlag
             | Action::MoveMessage
             | Action::DeleteMessage
-            | Action::Archive => {
-                let Some(d) = self.message.detail.clone() else {
-                    return vec![];
-                };
-                let m = &d.message;
-                // The copy the view came from (the mail pane's account), else the first.
-                let loc = self
-                    .mail
-                    .current()
-                    .filter(|r| r.id == m.id)
-                    .and_then(|r| m.locations.iter().find(|l| l.account_id == r.account_id))
-                    .or(m.locations.first());
-                let Some(loc) = loc else {
-                    self.toast("this message is in no folder any more", true);
-                    return vec![];
-                };
-                let target = MessageTarget {
-                    id: m.id,
-                    account_id: loc.account_id.clone(),
-                    account: loc.account.clone(),
-                    seen: loc.flags.iter().any(|f| f == "\\Seen"),
-                    flagged: loc.flags.iter().any(|f| f == "\\Flagged"),
-                    subject: m.subject.clone(),
-                };
-                let moves = matches!(
-                    action,
-                    Action::MoveMessage | Action::DeleteMessage | Action::Archive
-                );
-                let mut cmds = self.change_message(action.clone(), &target);
-                // A message moved away: back to the list it came from.
-                if moves && action != Action::MoveMessage {
-                    let back = self.message.back.unwrap_or(PaneId::Triage);
-                    cmds.extend(self.go(back));
-                }
-                cmds
-            }
+            | Action::Archive => self.change_viewed(action),
             Action::NextAttachment => {
                 let n = self
                     .message
@@ -417,6 +382,40 @@ impl App {
             }
             _ => vec![],
         }
+    }
+
+    /// Read/unread, flag, move, delete or archive the message the view shows (its copy in the
+    /// mail pane's account, else its first); a message moved away takes the view back.
+    fn change_viewed(&mut self, action: Action) -> Vec<Command> {
+        let Some(d) = self.message.detail.clone() else {
+            return vec![];
+        };
+        let m = &d.message;
+        let loc = self
+            .mail
+            .current()
+            .filter(|r| r.id == m.id)
+            .and_then(|r| m.locations.iter().find(|l| l.account_id == r.account_id))
+            .or(m.locations.first());
+        let Some(loc) = loc else {
+            self.toast("this message is in no folder any more", true);
+            return vec![];
+        };
+        let target = MessageTarget {
+            id: m.id,
+            account_id: loc.account_id.clone(),
+            account: loc.account.clone(),
+            seen: loc.flags.iter().any(|f| f == "\\Seen"),
+            flagged: loc.flags.iter().any(|f| f == "\\Flagged"),
+            subject: m.subject.clone(),
+        };
+        let leaves = matches!(action, Action::DeleteMessage | Action::Archive);
+        let mut cmds = self.change_message(action, &target);
+        if leaves {
+            let back = self.message.back.unwrap_or(PaneId::Triage);
+            cmds.extend(self.go(back));
+        }
+        cmds
     }
 
     pub(super) fn update_customers(&mut self, action: Action) -> Vec<Command> {

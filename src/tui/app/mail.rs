@@ -28,6 +28,23 @@ impl App {
         c
     }
 
+    /// The mail pane shown again: its tree, index and the previewed message read anew.
+    pub(super) fn load_mail_pane(&mut self) -> Vec<Command> {
+        let mut c = self.load_mail();
+        if let Some(id) = self.mail.preview.detail.as_ref().map(|d| d.message.id) {
+            let generation = self.next_generation();
+            self.mail.preview.generation = generation;
+            let changes = self.next_generation();
+            self.mail.preview.changes_generation = changes;
+            c.push(Command::LoadMessage { generation, id });
+            c.push(Command::LoadChanges {
+                generation: changes,
+                id,
+            });
+        }
+        c
+    }
+
     fn load_index(&mut self, window: Window, anchor: i64) -> Vec<Command> {
         let Some(src) = self.mail.source.clone() else {
             return vec![];

@@ -251,21 +251,7 @@ impl App {
                 }
                 None => vec![],
             },
-            PaneId::Mail => {
-                let mut c = self.load_mail();
-                if let Some(id) = self.mail.preview.detail.as_ref().map(|d| d.message.id) {
-                    let generation = self.next_generation();
-                    self.mail.preview.generation = generation;
-                    let changes = self.next_generation();
-                    self.mail.preview.changes_generation = changes;
-                    c.push(Command::LoadMessage { generation, id });
-                    c.push(Command::LoadChanges {
-                        generation: changes,
-                        id,
-                    });
-                }
-                c
-            }
+            PaneId::Mail => self.load_mail_pane(),
             PaneId::Customers => {
                 let generation = self.next_generation();
                 self.customers.list.generation = generation;
