@@ -247,7 +247,9 @@ fn mail_bench(ctx: &Ctx, io: &mut io::Direct, n: usize) {
         "mail pane, first visit (tree + counts, INBOX threads count + first page + preview, frame): first {first:?}, then (counts cached until a commit) {}",
         spread(&mut opens[1..])
     );
+    let t = Instant::now();
     let inbox = mailbox::tree(ctx).expect("tree")[0].folders[0].id;
+    println!("  of which: the tree with unread counts {:?}", t.elapsed());
     for threads in [true, false] {
         let src = Source::Folder { id: inbox, threads };
         let t = Instant::now();
@@ -303,6 +305,7 @@ fn mail_bench(ctx: &Ctx, io: &mut io::Direct, n: usize) {
         ("mail thread open/close", Action::ToggleThread, 200),
     ] {
         let mut times = Vec::new();
+        let mut draws = Vec::new();
         for i in 0..count {
             let a = if label.contains("jump") && i % 2 == 1 {
                 Action::Top
@@ -312,7 +315,9 @@ fn mail_bench(ctx: &Ctx, io: &mut io::Direct, n: usize) {
             let t = Instant::now();
             let cmds = app.update(a);
             run(io, &mut app, cmds);
+            let td = Instant::now();
             term.draw(|f| view::draw(f, &app)).expect("draw");
+            draws.push(td.elapsed());
             times.push(t.elapsed());
             if label.contains("page") && app.mail.index.selected + 1 >= app.mail.index.total {
                 let cmds = app.update(Action::Top);
@@ -320,8 +325,9 @@ fn mail_bench(ctx: &Ctx, io: &mut io::Direct, n: usize) {
             }
         }
         println!(
-            "keypress → frame, {label:<24} n={count:<5} {}",
-            spread(&mut times)
+            "keypress → frame, {label:<24} n={count:<5} {}  (draw alone p50 {:?})",
+            spread(&mut times),
+            percentile(&mut draws, 0.5)
         );
     }
 }

@@ -192,6 +192,9 @@ fn search_where(f: &SearchFilter, p: &mut Vec<Value>) -> String {
     w
 }
 
+/// At most this many full-text matches are read and sorted; more are found walking the dates.
+const FEW_MATCHES: i64 = 2000;
+
 /// One part of a search window: dated mail or mail without a date (which sorts last), in
 /// `dir` order, with an extra keyset condition. Splitting the two keeps every keyset
 /// condition a range on `messages_by_date` (one seek, rows in index order).
@@ -282,13 +285,25 @@ impl Store {
                 true,
             ),
         };
+        // Few full-text matches: read them and sort them, rather than walk every date.
+        let few = match &f.fts {
+            Some(expr) => {
+                let n: i64 = self.conn.query_row(
+                    "SELECT COUNT(*) FROM messages_fts WHERE messages_fts MATCH ?1",
+                    [expr],
+                    |r| r.get(0),
+                )?;
+                n <= FEW_MATCHES
+            }
+            None => false,
+        };
         let mut rows = Vec::new();
         for part in parts {
             let left = limit - rows.len() as i64;
             if left <= 0 {
                 break;
             }
-            rows.extend(self.search_part(f, &part, left)?);
+            rows.extend(self.search_part(f, &part, left, few)?);
         }
         if reverse {
             rows.reverse();
@@ -300,7 +315,13 @@ impl Store {
         Ok(rows)
     }
 
-    fn search_part(&self, f: &SearchFilter, part: &Part<'_>, limit: i64) -> Result<Vec<MailRow>> {
+    fn search_part(
+        &self,
+        f: &SearchFilter,
+        part: &Part<'_>,
+        limit: i64,
+        few: bool,
+    ) -> Result<Vec<MailRow>> {
         let acc = placeholders(f.accounts.len());
         // The columns of a hit: its first visible copy's account and folder, the union of the
         // visible copies' flags, read when none of them is unread.
@@ -309,7 +330,24 @@ impl Store {
         for _ in 0..4 {
             p.extend(f.accounts.iter().map(|a| Value::from(a.clone())));
         }
-        let w = search_where(f, &mut p);
+        // Driven by the date index (hits in order), or by the few full-text matches.
+        let from = match (&f.fts, few) {
+            (Some(expr), true) => {
+                p.push(expr.clone().into());
+                "(SELECT rowid AS id FROM messages_fts WHERE messages_fts MATCH ?) hit
+                 CROSS JOIN messages m ON m.id = hit.id"
+            }
+            _ => "messages m INDEXED BY messages_by_date",
+        };
+        let w = if few {
+            let without = SearchFilter {
+                fts: None,
+                ..f.clone()
+            };
+            search_where(&without, &mut p)
+        } else {
+            search_where(f, &mut p)
+        };
         p.extend(part.params.iter().cloned());
         p.push(limit.into());
         let (null, dir) = (
@@ -328,7 +366,7 @@ impl Store {
                     (SELECT group_concat(l.flags, ' ') FROM locations l WHERE {copy}),
                     NOT EXISTS (SELECT 1 FROM locations l WHERE {copy} AND l.seen = 0),
                     m.date, m.customer_id
-             FROM messages m INDEXED BY messages_by_date
+             FROM {from}
              WHERE {null} AND {w} {cond}
              ORDER BY m.date {dir}, m.id {dir} LIMIT ?",
             cond = part.cond

@@ -103,7 +103,9 @@ pub(super) fn execute(env: &mut Env, cmd: Command) -> Option<Data> {
 fn execute_mail(env: &mut Env, cmd: Command) -> Option<Data> {
     let cx = &env.cx;
     Some(match cmd {
-        Command::LoadMailTree { generation } => Data::MailTree(generation, mailbox::tree(cx)),
+        Command::LoadMailTree { generation } => {
+            Data::MailTree(generation, env.counts.tree(|| mailbox::tree(cx)))
+        }
         Command::LoadMailIndex {
             generation,
             source,

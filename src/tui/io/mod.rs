@@ -100,6 +100,8 @@ impl Direct {
 pub struct Counts {
     version: i64,
     map: std::collections::HashMap<String, i64>,
+    /// The mail pane's tree with its counts (unchanged until a commit).
+    tree: Option<Vec<crate::ops::mailbox::TreeAccount>>,
 }
 
 impl Counts {
@@ -111,15 +113,28 @@ impl Counts {
         self.map.insert(key, c);
         Ok(c)
     }
+    /// The tree, read once per database version.
+    fn tree(
+        &mut self,
+        read: impl FnOnce() -> Result<Vec<crate::ops::mailbox::TreeAccount>>,
+    ) -> Result<Vec<crate::ops::mailbox::TreeAccount>> {
+        if let Some(t) = &self.tree {
+            return Ok(t.clone());
+        }
+        let t = read()?;
+        self.tree = Some(t.clone());
+        Ok(t)
+    }
     /// The watcher saw a commit: every count may have changed.
     fn moved_to(&mut self, version: i64) {
         if version != self.version {
-            self.map.clear();
+            self.clear();
             self.version = version;
         }
     }
     pub fn clear(&mut self) {
         self.map.clear();
+        self.tree = None;
     }
 }
 
