@@ -138,6 +138,15 @@ pub fn in_list(first: usize, n: usize) -> String {
         .join(", ")
 }
 
+/// `column NOT IN (?first, …)`, true for an empty list: `x NOT IN (NULL)` would be NULL
+/// (false) for every row, which hid an operator's own rows once their last account was gone.
+pub fn not_in(column: &str, first: usize, n: usize) -> String {
+    if n == 0 {
+        return "1 = 1".into();
+    }
+    format!("{column} NOT IN ({})", in_list(first, n))
+}
+
 /// `args![a, b, c]`: the arguments of one statement.
 #[macro_export]
 macro_rules! args {
