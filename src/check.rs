@@ -37,6 +37,8 @@ pub struct Step {
     pub status: StepStatus,
     pub detail: String,
     pub fix: Option<String>,
+    /// A failed step's error code (`auth.rejected`, `tls.untrusted`…); null otherwise.
+    pub code: Option<crate::error::Code>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -59,6 +61,7 @@ impl Recorder<'_> {
                 status: StepStatus::Ok,
                 detail,
                 fix: None,
+                code: None,
             },
             Err(e) => Step {
                 id,
@@ -69,6 +72,7 @@ impl Recorder<'_> {
                     format!("{}: {}", e.summary, e.detail)
                 },
                 fix: Some(e.fix.clone()),
+                code: Some(e.code),
             },
         };
         let ok = step.status == StepStatus::Ok;
@@ -82,6 +86,7 @@ impl Recorder<'_> {
             status: StepStatus::Skipped,
             detail: why.into(),
             fix: None,
+            code: None,
         };
         (self.listener)(&step);
         self.steps.push(step);
@@ -100,13 +105,14 @@ impl Recorder<'_> {
     }
 }
 
-/// Runs every check against the real servers. `imap_pw`/`smtp_pw` are resolved by the caller.
+/// Runs every check against the real servers. `imap_pw`/`smtp_pw` are resolved by the caller
+/// (`smtp_pw` None: the SMTP server is used without a login).
 /// `chosen_sent`: the Sent folder the user chose with `folders NAME --sent` (from the store).
 pub async fn run(
     config: &Config,
     acct: &Account,
     imap_pw: &secrecy::SecretString,
-    smtp_pw: &secrecy::SecretString,
+    smtp_pw: Option<&secrecy::SecretString>,
     chosen_sent: Option<String>,
     listener: &mut (dyn FnMut(&Step) + Send),
 ) -> Report {
@@ -157,7 +163,8 @@ async fn imap_checks(
             return false;
         }
     };
-    let mut session = match connect::login(client, &target.user, pw, target.timeout).await {
+    let mut session = match connect::login(client, &target.user, pw, target.limits().timeout).await
+    {
         Ok(s) => {
             rec.push("login", Ok(format!("logged in as {}", target.user)));
             s
@@ -174,6 +181,7 @@ async fn imap_checks(
         }
         Err(e) => {
             rec.push("list", Err(e));
+            connect::logout(session).await;
             return false;
         }
     };
@@ -182,7 +190,7 @@ async fn imap_checks(
         for id in ["sent_folder", "sent_write"] {
             rec.skip(id, "Sent copies are off (sent_copy.enabled = false)");
         }
-        let _ = session.logout().await;
+        connect::logout(session).await;
         return true;
     }
     let sent = match copy_folders::resolve(
@@ -197,13 +205,13 @@ async fn imap_checks(
         }
         Err(e) => {
             rec.push("sent_folder", Err(e));
-            let _ = session.logout().await;
+            connect::logout(session).await;
             return false;
         }
     };
     let write = probe_every_copy_folder(&mut session, &sent, &acct.cfg.email).await;
     let ok = rec.push("sent_write", write);
-    let _ = session.logout().await;
+    connect::logout(session).await;
     ok
 }
 
@@ -250,10 +258,9 @@ async fn probe_sent(
     folder: &str,
     email: &str,
 ) -> Result<String, AppError> {
-    let caps = session
-        .capabilities()
-        .await
-        .map_err(|e| connect::protocol_error("CAPABILITY", e))?;
+    let limit = connect::call_limit(session);
+    let r = tokio::time::timeout(limit, session.capabilities()).await;
+    let caps = connect::called(session, "CAPABILITY", r)?;
     let uidplus = caps.has_str("UIDPLUS");
     let msgid = format!(
         "{PROBE_ID_PREFIX}{}@mailroom.invalid",
@@ -264,18 +271,15 @@ async fn probe_sent(
         "From: {email}\r\nTo: {email}\r\nSubject: mailroom write check (safe to delete)\r\nDate: {date}\r\nMessage-ID: <{msgid}>\r\nX-Mailroom-Probe: yes\r\n\r\nmailroom checked that it can write to this folder; this message deletes itself.\r\n"
     );
     let appended = append::append(session, folder, "\\Seen", None, probe.as_bytes()).await?;
-    session
-        .select(folder)
-        .await
-        .map_err(|e| connect::protocol_error("SELECT", e))?;
+    let r = tokio::time::timeout(limit, session.select(folder)).await;
+    connect::called(session, "SELECT", r)?;
     let uid = match appended {
         Some((_, uid)) => Some(uid),
-        None => session
-            .uid_search(format!("HEADER Message-ID \"{msgid}\""))
-            .await
-            .map_err(|e| connect::protocol_error("UID SEARCH", e))?
-            .into_iter()
-            .max(),
+        None => {
+            let q = format!("HEADER Message-ID \"{msgid}\"");
+            let r = tokio::time::timeout(limit, session.uid_search(q)).await;
+            connect::called(session, "UID SEARCH", r)?.into_iter().max()
+        }
     };
     let Some(uid) = uid else {
         return Err(AppError::needs_user(
@@ -284,23 +288,21 @@ async fn probe_sent(
             "the server may filter the folder; choose another Sent folder",
         ));
     };
-    {
+    let r = tokio::time::timeout(limit, async {
         let updates = session
             .uid_store(uid.to_string(), "+FLAGS.SILENT (\\Deleted)")
-            .await
-            .map_err(|e| connect::protocol_error("UID STORE", e))?;
-        let _: Vec<_> = futures::TryStreamExt::try_collect(updates)
-            .await
-            .map_err(|e| connect::protocol_error("UID STORE", e))?;
-    }
+            .await?;
+        futures::TryStreamExt::try_collect::<Vec<_>>(updates).await
+    })
+    .await;
+    connect::called(session, "UID STORE", r)?;
     let detail = if uidplus {
-        let gone = session
-            .uid_expunge(uid.to_string())
-            .await
-            .map_err(|e| connect::protocol_error("UID EXPUNGE", e))?;
-        let _: Vec<_> = futures::TryStreamExt::try_collect(gone)
-            .await
-            .map_err(|e| connect::protocol_error("UID EXPUNGE", e))?;
+        let r = tokio::time::timeout(limit, async {
+            let gone = session.uid_expunge(uid.to_string()).await?;
+            futures::TryStreamExt::try_collect::<Vec<_>>(gone).await
+        })
+        .await;
+        connect::called(session, "UID EXPUNGE", r)?;
         "stored a probe and removed it again".to_string()
     } else {
         "stored a probe and marked it \\Deleted (no UIDPLUS: left for your client to expunge)"
@@ -313,14 +315,14 @@ async fn probe_sent(
         true => "UNSELECT".to_string(),
         false => format!("EXAMINE {}", crate::imap::append::quote(folder)),
     };
-    let _ = session.run_command_and_check_ok(&leave).await;
+    let _ = tokio::time::timeout(limit, session.run_command_and_check_ok(&leave)).await;
     Ok(detail)
 }
 
 async fn smtp_checks(
     config: &Config,
     acct: &Account,
-    pw: &secrecy::SecretString,
+    pw: Option<&secrecy::SecretString>,
     rec: &mut Recorder<'_>,
 ) {
     let target = match acct.smtp_target(config) {
@@ -343,18 +345,27 @@ async fn smtp_checks(
     };
     if !rec.push(
         "smtp_tls",
-        smtp::test(&target, None)
-            .await
-            .map(|_| tls_detail.to_string()),
+        smtp::test(&target).await.map(|_| tls_detail.to_string()),
     ) {
         return;
     }
-    rec.push(
-        "smtp_auth",
-        smtp::test(&target, Some(pw))
-            .await
-            .map(|_| format!("authenticated as {}", target.user)),
-    );
+    if target.auth == smtp::AuthMode::None {
+        rec.skip(
+            "smtp_auth",
+            "no login: smtp_auth = none, so mail goes to the server without AUTH (a relay that takes mail from this host)",
+        );
+        return;
+    }
+    // Signing in the way sending does, so the check and a send fail alike.
+    let signed_in = match smtp::session::Session::connect(&target).await {
+        Ok(mut session) => {
+            let r = session.authenticate(pw).await;
+            session.quit().await;
+            r
+        }
+        Err(e) => Err(e),
+    };
+    rec.push("smtp_auth", signed_in);
 }
 
 #[cfg(test)]

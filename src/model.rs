@@ -38,15 +38,6 @@ impl Role {
     }
 }
 
-/// A role reads as its word, so code that compares a stored role with text
-/// (`folder.role.as_deref() == Some("sent")`) keeps working while it moves to the enum.
-impl std::ops::Deref for Role {
-    type Target = str;
-    fn deref(&self) -> &str {
-        self.as_str()
-    }
-}
-
 impl std::fmt::Display for Role {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())

@@ -22,26 +22,27 @@ pub async fn append(
         .map(|d| format!(" \"{d}\""))
         .unwrap_or_default();
     let cmd = format!("APPEND {quoted} ({flags}){date} {{{}}}", bytes.len());
-    let io = |e: std::io::Error| {
-        AppError::transient(
-            "APPEND failed: connection error",
-            e.to_string(),
-            "mailroom retries by itself",
+    let server = session.get_ref().link().server.clone();
+    let io =
+        |e: std::io::Error| super::connect::io_error(&server, "storing a message (APPEND)", &e);
+    let closed = || {
+        crate::error::connection_lost(
+            &server,
+            "storing a message (APPEND)",
+            "closed by the server",
         )
     };
     let tag = session
         .run_command(&cmd)
         .await
-        .map_err(|e| super::connect::protocol_error("APPEND", e))?;
+        .map_err(|e| super::connect::session_error(session, "APPEND", e))?;
     // Wait for the continuation; a tagged NO here (e.g. no such folder, too big) ends it.
     loop {
-        let resp = session.read_response().await.map_err(io)?.ok_or_else(|| {
-            AppError::transient(
-                "APPEND failed: the server closed the connection",
-                "",
-                "mailroom retries by itself",
-            )
-        })?;
+        let resp = session
+            .read_response()
+            .await
+            .map_err(io)?
+            .ok_or_else(closed)?;
         match resp.parsed() {
             Response::Continue { .. } => break,
             Response::Done {
@@ -56,7 +57,8 @@ pub async fn append(
                         outcome.information.as_deref().unwrap_or("")
                     ),
                     "check that the folder exists and the mailbox is not over quota",
-                ));
+                )
+                .with_code(crate::error::Code::ServerRefused));
             }
             _ => {}
         }
@@ -68,13 +70,11 @@ pub async fn append(
         stream.flush().await.map_err(io)?;
     }
     loop {
-        let resp = session.read_response().await.map_err(io)?.ok_or_else(|| {
-            AppError::transient(
-                "APPEND failed: the server closed the connection",
-                "",
-                "mailroom retries by itself",
-            )
-        })?;
+        let resp = session
+            .read_response()
+            .await
+            .map_err(io)?
+            .ok_or_else(closed)?;
         if let Response::Done {
             tag: t,
             status,
@@ -89,7 +89,8 @@ pub async fn append(
                     format!("the server refused to store the message in {folder}"),
                     outcome.information.as_deref().unwrap_or("").to_string(),
                     "check that the folder exists and the mailbox is not over quota",
-                ));
+                )
+                .with_code(crate::error::Code::ServerRefused));
             }
             if let Some(ResponseCode::AppendUid(validity, uids)) = &outcome.code
                 && let Some(UidSetMember::Uid(uid)) = uids.first()

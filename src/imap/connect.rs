@@ -1,98 +1,22 @@
 //! Connecting to an IMAP server: TCP, TLS (implicit or STARTTLS) with certificate verification,
 //! the greeting, login. Each step is separate so `account test` can report them one by one, and
-//! each failure is classified into a message that names the fix.
+//! each failure is classified into a message that names the fix. Every wait is bounded: the
+//! connect by at most [`DEFAULT_TIMEOUT`], everything after it by the account's
+//! `sync.timeout_secs` (the stream's watchdog, see `stream.rs`), LOGOUT by 5 s.
 
-use std::path::Path;
-use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_imap::{Client, Session};
 use secrecy::{ExposeSecret, SecretString};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
-use tokio_rustls::client::TlsStream;
-use tokio_rustls::rustls::{self, ClientConfig, RootCertStore, pki_types::ServerName};
 
 use crate::config::{Security, Server};
-use crate::error::{AppError, Result};
+use crate::error::{AppError, Code, Result};
 
-/// Plain TCP (before STARTTLS, or security `none`) or TLS.
-#[derive(Debug)]
-pub enum MailStream {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
-}
-
-impl AsyncRead for MailStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let res = match self.get_mut() {
-            MailStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            MailStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        };
-        if let Poll::Ready(Ok(())) = &res {
-            trace_wire("S:", &buf.filled()[before..]);
-        }
-        res
-    }
-}
-
-impl AsyncWrite for MailStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        let res = match self.get_mut() {
-            MailStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            MailStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        };
-        if let Poll::Ready(Ok(n)) = &res {
-            trace_wire("C:", &buf[..*n]);
-        }
-        res
-    }
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            MailStream::Plain(s) => Pin::new(s).poll_flush(cx),
-            MailStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            MailStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            MailStream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
-    }
-}
+pub use super::stream::{Limits, MailStream, Stall};
+pub use super::tls::{TlsOptions, classify_tls_error, client_config, load_pem_certs, tls_wrap};
 
 pub type ImapSession = Session<MailStream>;
-
-/// The redacted protocol trace (`-vvv` or `MAILROOM_LOG=mailroom::imap::wire=trace`).
-fn trace_wire(dir: &str, bytes: &[u8]) {
-    if !tracing::enabled!(target: "mailroom::imap::wire", tracing::Level::TRACE) || bytes.is_empty()
-    {
-        return;
-    }
-    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(2048)]);
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        tracing::trace!(target: "mailroom::imap::wire", "{dir} {}", crate::mail::sanitize::clean_line(&crate::logging::redact_protocol_line(line)));
-    }
-}
-
-/// How certificates are checked for one account.
-#[derive(Debug, Clone, Default)]
-pub struct TlsOptions {
-    pub ca_file: Option<std::path::PathBuf>,
-    pub insecure_skip_verify: bool,
-}
 
 /// Everything needed to open an authenticated session.
 #[derive(Debug, Clone)]
@@ -100,247 +24,157 @@ pub struct ImapTarget {
     pub server: Server,
     pub tls: TlsOptions,
     pub user: String,
+    /// Bounds every wait on the server (`sync.timeout_secs`); connecting waits at most
+    /// [`DEFAULT_TIMEOUT`] of it.
     pub timeout: Duration,
+    /// The slowest transfer that still counts as progress (`sync.min_bytes_per_sec`).
+    pub min_bytes_per_sec: u64,
 }
 
+impl ImapTarget {
+    pub fn limits(&self) -> Limits {
+        Limits {
+            timeout: self.timeout.max(Duration::from_secs(1)),
+            min_bytes_per_sec: self.min_bytes_per_sec,
+        }
+    }
+
+    /// `host:port`, as errors name the server.
+    pub fn address(&self) -> String {
+        address(&self.server)
+    }
+}
+
+pub fn address(server: &Server) -> String {
+    format!("{}:{}", server.host, server.port)
+}
+
+/// The longest a TCP connect waits (a shorter `sync.timeout_secs` wins).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Builds the rustls configuration: the public web PKI roots plus `ca_file`, or no checks at
-/// all when the user turned them off for this account.
-pub fn client_config(opts: &TlsOptions) -> Result<Arc<ClientConfig>> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| AppError::local("TLS setup failed", e.to_string(), "report this as a bug"))?;
-    let config = if opts.insecure_skip_verify {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
-            .with_no_client_auth()
-    } else {
-        let mut roots = RootCertStore::empty();
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        if let Some(path) = &opts.ca_file {
-            for cert in load_pem_certs(path)? {
-                roots.add(cert).map_err(|e| {
-                    AppError::needs_user(
-                        format!(
-                            "the CA file {} holds an unusable certificate",
-                            path.display()
-                        ),
-                        e.to_string(),
-                        "pass a PEM file with the CA certificate",
-                    )
-                })?;
-            }
-        }
-        builder.with_root_certificates(roots).with_no_client_auth()
-    };
-    Ok(Arc::new(config))
-}
+/// LOGOUT waits at most this long (or the account's timeout, when shorter), then the socket is
+/// dropped: a goodbye is a courtesy, never a reason to hang.
+pub const LOGOUT_WAIT: Duration = Duration::from_secs(5);
 
-pub fn load_pem_certs(path: &Path) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>> {
-    use rustls::pki_types::pem::PemObject;
-    let certs: Vec<_> = rustls::pki_types::CertificateDer::pem_file_iter(path)
-        .map_err(|e| {
-            AppError::needs_user(
-                format!("cannot read the CA file {}", path.display()),
-                e.to_string(),
-                "check the --ca-file path",
-            )
-        })?
-        .collect::<std::result::Result<_, _>>()
-        .map_err(|e| {
-            AppError::needs_user(
-                format!("the CA file {} is not valid PEM", path.display()),
-                e.to_string(),
-                "pass a PEM file with the CA certificate",
-            )
-        })?;
-    if certs.is_empty() {
-        return Err(AppError::needs_user(
-            format!("the CA file {} holds no certificate", path.display()),
-            "",
-            "pass a PEM file with the CA certificate",
-        ));
-    }
-    Ok(certs)
-}
-
-/// Accepts any certificate (signatures are still checked so the handshake is well-formed).
-#[derive(Debug)]
-struct NoVerify(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for NoVerify {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &rustls::pki_types::CertificateDer<'_>,
-        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: rustls::pki_types::UnixTime,
-    ) -> std::result::Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-/// Opens the TCP connection (with a timeout), naming the fix for the usual failures.
+/// Opens the TCP connection (with a timeout), naming the fix for the usual failures. Keepalive
+/// is on, so a peer that vanished without a word is noticed even while nothing is sent.
 pub async fn tcp_connect(server: &Server, timeout: Duration) -> Result<TcpStream> {
-    let addr = format!("{}:{}", server.host, server.port);
+    let addr = address(server);
     let what = format!("cannot connect to {addr}");
+    let timeout = timeout.clamp(Duration::from_secs(1), DEFAULT_TIMEOUT);
     match tokio::time::timeout(timeout, TcpStream::connect(&addr)).await {
         Err(_) => Err(AppError::transient(
             what,
             format!("no answer within {}s", timeout.as_secs()),
             "check the host and port, and that a firewall lets the connection through",
-        )),
+        )
+        .with_code(Code::NetTimeout)),
         Ok(Err(e)) => {
             use std::io::ErrorKind::*;
-            let fix = match e.kind() {
-                ConnectionRefused => {
-                    "nothing listens there: check the port (IMAPS 993, IMAP 143; SMTP 587, 465) and that the server runs"
-                }
-                NotFound | AddrNotAvailable => "the host name does not resolve: check its spelling",
+            let (code, fix) = match e.kind() {
+                ConnectionRefused => (
+                    Code::NetRefused,
+                    "nothing listens there: check the port (IMAPS 993, IMAP 143; SMTP 587, 465) and that the server runs",
+                ),
+                NotFound | AddrNotAvailable => (
+                    Code::NetUnresolved,
+                    "the host name does not resolve: check its spelling",
+                ),
                 _ if e.to_string().contains("failed to lookup")
                     || e.to_string().contains("Name or service") =>
                 {
-                    "the host name does not resolve: check its spelling and your DNS"
+                    (
+                        Code::NetUnresolved,
+                        "the host name does not resolve: check its spelling and your DNS",
+                    )
                 }
-                _ => "check the host, the port and your network",
+                _ => (
+                    Code::NetUnreachable,
+                    "check the host, the port and your network",
+                ),
             };
-            Err(AppError::transient(what, e.to_string(), fix))
+            Err(AppError::transient(what, e.to_string(), fix).with_code(code))
         }
         Ok(Ok(s)) => {
             let _ = s.set_nodelay(true);
+            super::stream::keepalive(&s, timeout);
             Ok(s)
         }
     }
 }
 
-/// Wraps a TCP stream in TLS, turning certificate failures into errors that say so.
-pub async fn tls_wrap(
-    tcp: TcpStream,
-    host: &str,
-    opts: &TlsOptions,
-    timeout: Duration,
-) -> Result<TlsStream<TcpStream>> {
-    let config = client_config(opts)?;
-    let name = ServerName::try_from(host.to_string()).map_err(|_| {
-        AppError::usage(
-            format!("{host:?} is not a valid server name"),
-            "check the host",
-        )
-    })?;
-    let connector = TlsConnector::from(config);
-    match tokio::time::timeout(timeout, connector.connect(name, tcp)).await {
-        Err(_) => Err(AppError::transient(
-            format!("TLS handshake with {host} timed out"),
-            "",
-            "check that the port speaks TLS (implicit TLS: 993/465; STARTTLS: 143/587)",
-        )),
-        Ok(Err(e)) => Err(classify_tls_error(host, opts, &e)),
-        Ok(Ok(s)) => Ok(s),
-    }
-}
-
-pub fn classify_tls_error(host: &str, opts: &TlsOptions, e: &std::io::Error) -> AppError {
-    let inner = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>());
-    match inner {
-        Some(rustls::Error::InvalidCertificate(cert_err)) => {
-            let why = match cert_err {
-                rustls::CertificateError::UnknownIssuer => "it is signed by an authority this machine does not trust (self-signed or private CA)".to_string(),
-                rustls::CertificateError::NotValidForName | rustls::CertificateError::NotValidForNameContext { .. } => format!("it is not issued for {host}"),
-                rustls::CertificateError::Expired | rustls::CertificateError::ExpiredContext { .. } => "it has expired".to_string(),
-                other => format!("{other:?}"),
-            };
-            let fix = if opts.ca_file.is_some() {
-                "the --ca-file given does not vouch for this certificate: pass the right CA file, or --insecure-skip-verify if you trust this network"
-            } else {
-                "pass the server's CA with --ca-file PEM, or turn certificate checks off for this account with --insecure-skip-verify (shown as insecure)"
-            };
-            AppError::needs_user(
-                format!("the server's TLS certificate is not trusted: {why}"),
-                e.to_string(),
-                fix,
-            )
-        }
-        Some(rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType)) => {
-            AppError::needs_user(
-                format!("the server at {host} did not answer with TLS"),
-                "its first bytes were not a TLS record: this port speaks plain IMAP (STARTTLS) or another protocol",
-                "use --imap-security starttls for port 143, tls for 993 (`mailroom account edit NAME --imap-security …`)",
-            )
-        }
-        Some(other) => AppError::transient(
-            format!("TLS handshake with {host} failed"),
-            other.to_string(),
-            "check that the port speaks TLS and the security setting (tls for 993/465, starttls for 143/587)",
-        ),
-        None => AppError::transient(
-            format!("TLS handshake with {host} failed"),
-            e.to_string(),
-            "check that the port speaks TLS: use --imap-security starttls for port 143, tls for 993",
-        ),
-    }
-}
-
 fn imap_err(what: &str, e: async_imap::error::Error) -> AppError {
+    imap_error(None, what, e)
+}
+
+/// A failed async-imap call in words; `link` (the session's stream) names the server and keeps
+/// the last bytes it sent, where a BYE's reason hides when the library only says "connection
+/// lost".
+fn imap_error(
+    link: Option<&super::stream::Link>,
+    what: &str,
+    e: async_imap::error::Error,
+) -> AppError {
+    let server = link.map_or_else(|| "the server".to_string(), |l| l.server.clone());
     match e {
-        async_imap::error::Error::Io(io) => AppError::transient(
-            format!("{what}: connection failed"),
-            crate::error::network_detail(&io.to_string(), None),
-            "check the network; mailroom retries by itself",
-        ),
-        async_imap::error::Error::ConnectionLost => AppError::transient(
-            format!("{what}: the server closed the connection"),
-            "",
-            "mailroom retries by itself; if it persists, check the server's logs or connection limits",
-        ),
-        async_imap::error::Error::No(m) => AppError::needs_user(
-            format!("{what}: the server said NO"),
-            server_text(&m),
-            "see the server's message",
-        ),
+        async_imap::error::Error::Io(io) => io_error(&server, what, &io),
+        async_imap::error::Error::ConnectionLost => {
+            match link.and_then(|l| bye_reason(&l.tail())) {
+                Some(reason) => crate::error::temporarily_unavailable(&server, what, &reason),
+                None => crate::error::connection_lost(&server, what, "closed by the server"),
+            }
+        }
+        async_imap::error::Error::No(m) => refusal(&server, what, "NO", &server_text(&m)),
         async_imap::error::Error::Bad(m) => AppError::needs_user(
             format!("{what}: the server said BAD"),
-            server_text(&m),
+            crate::error::short_detail(&server_text(&m)),
             "this server may not support the command; report it",
-        ),
+        )
+        .with_code(Code::ServerProtocol),
         other => AppError::transient(
             format!("{what}: protocol error"),
-            other.to_string(),
-            "retry; if it persists, report it with `mailroom log --level debug`",
-        ),
+            crate::error::short_detail(&other.to_string()),
+            "if it persists, report it with `mailroom log --level debug`",
+        )
+        .with_code(Code::ServerProtocol),
     }
+}
+
+/// A NO: temporary when the server says so with its response code, else for the user.
+fn refusal(server: &str, what: &str, status: &str, text: &str) -> AppError {
+    if crate::error::temporary_code(text).is_some() {
+        return crate::error::temporarily_unavailable(server, what, text);
+    }
+    AppError::needs_user(
+        format!("{what}: the server said {status}"),
+        crate::error::short_detail(text),
+        "see the server's message",
+    )
+    .with_code(Code::ServerRefused)
+}
+
+/// An I/O failure on the connection: the watchdog's stall, or a connection that broke.
+pub fn io_error(server: &str, what: &str, io: &std::io::Error) -> AppError {
+    if let Some(stall) = io.get_ref().and_then(|e| e.downcast_ref::<Stall>()) {
+        return crate::error::stalled(server, what, &stall.words());
+    }
+    crate::error::connection_lost(
+        server,
+        what,
+        &crate::error::network_detail(&io.to_string(), None),
+    )
+}
+
+/// The reason of a `* BYE` among the last bytes the server sent.
+pub fn bye_reason(tail: &str) -> Option<String> {
+    let at = tail.rfind("* BYE")?;
+    let line = tail[at + 5..].lines().next().unwrap_or("").trim();
+    let line = crate::mail::sanitize::clean_line(line);
+    Some(if line.is_empty() {
+        "the server said BYE".to_string()
+    } else {
+        format!("the server said BYE: {line}")
+    })
 }
 
 /// The words of a NO/BAD answer as a person reads them. async-imap hands them over as
@@ -370,7 +204,7 @@ pub fn server_text(raw: &str) -> String {
 }
 
 /// Undoes `{:?}` of a str: `\"`, `\\`, `\n`… and `\u{1b}` back to characters.
-fn unescape_debug(s: &str) -> String {
+pub(crate) fn unescape_debug(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut chars = s.chars();
     while let Some(c) = chars.next() {
@@ -404,25 +238,86 @@ pub fn protocol_error(what: &str, e: async_imap::error::Error) -> AppError {
     imap_err(what, e)
 }
 
-/// Reads the server greeting; an IMAP server speaks first.
-async fn read_greeting(client: &mut Client<MailStream>, timeout: Duration) -> Result<()> {
+/// Like [`protocol_error`], naming the session's server.
+pub fn session_error(session: &ImapSession, what: &str, e: async_imap::error::Error) -> AppError {
+    imap_error(Some(session.get_ref().link()), what, e)
+}
+
+/// The whole-call bound for an async-imap call on this session (see [`called`]).
+pub fn call_limit(session: &ImapSession) -> Duration {
+    session.get_ref().link().limits().timeout * 4
+}
+
+/// The outcome of an async-imap call run under `tokio::time::timeout(call_limit(..), ..)`, in
+/// words (see [`session_error`]). The stream's watchdog bounds each wait; the whole-call bound
+/// is for a server that keeps talking without ever finishing. What the call left in the
+/// library's unsolicited channel moves to the connection's record.
+pub fn called<T>(
+    session: &mut ImapSession,
+    what: &str,
+    r: std::result::Result<async_imap::error::Result<T>, tokio::time::error::Elapsed>,
+) -> Result<T> {
+    super::unsolicited::drain(session);
+    match r {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(session_error(session, what, e)),
+        Err(_) => Err(crate::error::stalled(
+            &session.get_ref().link().server.clone(),
+            what,
+            &format!("did not finish within {} s", call_limit(session).as_secs()),
+        )),
+    }
+}
+
+/// LOGOUT, waiting at most [`LOGOUT_WAIT`] (or the account's timeout, when shorter) for the
+/// server's goodbye; then the connection is dropped either way.
+pub async fn logout(mut session: ImapSession) {
+    let t = session.get_ref().link().limits().timeout.min(LOGOUT_WAIT);
+    let _ = tokio::time::timeout(t, session.logout()).await;
+}
+
+/// Reads the server greeting; an IMAP server speaks first. A BYE greeting (too many
+/// connections, maintenance) is the server's temporary refusal, in its words.
+async fn read_greeting(
+    client: &mut Client<MailStream>,
+    server: &str,
+    timeout: Duration,
+) -> Result<()> {
+    use async_imap::imap_proto::{Response, Status};
     match tokio::time::timeout(timeout, client.read_response()).await {
         Err(_) => Err(AppError::transient(
-            "the server sent no IMAP greeting",
-            "",
+            format!("the server {server} sent no IMAP greeting"),
+            format!("nothing within {} s", timeout.as_secs()),
             "check that this port serves IMAP (and the security setting: implicit TLS on 993)",
-        )),
-        Ok(Err(e)) => Err(AppError::transient(
-            "reading the IMAP greeting failed",
-            e.to_string(),
-            "check the port and the security setting",
-        )),
+        )
+        .with_code(Code::ServerNoGreeting)),
+        Ok(Err(e)) => {
+            let mut err = io_error(server, "reading the IMAP greeting", &e);
+            if err.fix.starts_with("check the network") {
+                err.fix = "check the port and the security setting".into();
+            }
+            Err(err)
+        }
         Ok(Ok(None)) => Err(AppError::transient(
-            "the server closed the connection before greeting",
+            format!("the server {server} closed the connection before greeting"),
             "",
             "check the port and the server's connection limits",
-        )),
-        Ok(Ok(Some(_))) => Ok(()),
+        )
+        .with_code(Code::ServerNoGreeting)),
+        Ok(Ok(Some(r))) => match r.parsed() {
+            Response::Data {
+                status: Status::Bye,
+                outcome,
+            } => Err(crate::error::temporarily_unavailable(
+                server,
+                "greeting",
+                &format!(
+                    "the server said BYE: {}",
+                    crate::mail::sanitize::clean_line(outcome.information.as_deref().unwrap_or(""))
+                ),
+            )),
+            _ => Ok(()),
+        },
     }
 }
 
@@ -433,93 +328,113 @@ pub async fn open_client(
     mut on_step: impl FnMut(&'static str, &Result<()>),
 ) -> Result<Client<MailStream>> {
     let server = &target.server;
-    let tcp = tcp_connect(server, target.timeout).await;
+    let addr = target.address();
+    let limits = target.limits();
+    let tcp = tcp_connect(server, limits.timeout).await;
     on_step("connect", &tcp.as_ref().map(|_| ()).map_err(Clone::clone));
     let tcp = tcp?;
     let client = match server.security {
         Security::Tls => {
-            let tls = tls_wrap(tcp, &server.host, &target.tls, target.timeout).await;
+            let tls = tls_wrap(tcp, server, &target.tls, limits.timeout).await;
             on_step("tls", &tls.as_ref().map(|_| ()).map_err(Clone::clone));
-            let mut client = Client::new(MailStream::Tls(Box::new(tls?)));
-            read_greeting(&mut client, target.timeout).await?;
+            let mut client = Client::new(MailStream::tls(tls?, addr.clone(), limits));
+            read_greeting(&mut client, &addr, limits.timeout).await?;
             client
         }
         Security::Starttls => {
-            let mut client = Client::new(MailStream::Plain(tcp));
-            read_greeting(&mut client, target.timeout).await?;
-            let res = tokio::time::timeout(
-                target.timeout,
-                client.run_command_and_check_ok("STARTTLS", None),
-            )
-            .await;
-            let started = match res {
-                Err(_) => Err(AppError::transient(
-                    "STARTTLS timed out",
-                    "",
-                    "check the security setting",
-                )),
-                Ok(Err(e)) => Err(AppError::needs_user(
-                    "the server refused STARTTLS",
-                    e.to_string(),
-                    "use --imap-security tls (port 993), or none only on a trusted network",
-                )),
-                Ok(Ok(())) => Ok(()),
+            let mut client = Client::new(MailStream::plain(tcp, addr.clone(), limits));
+            read_greeting(&mut client, &addr, limits.timeout).await?;
+            let tls = match starttls(client, target).await {
+                Ok(tcp) => tls_wrap(tcp, server, &target.tls, limits.timeout).await,
+                Err(e) => Err(e),
             };
-            if let Err(e) = started {
-                on_step("tls", &Err(e.clone()));
-                return Err(e);
-            }
-            let tcp = match client.into_inner() {
-                MailStream::Plain(t) => t,
-                MailStream::Tls(_) => {
-                    return Err(AppError::local(
-                        "internal: STARTTLS on a TLS stream",
-                        "",
-                        "report this as a bug",
-                    ));
-                }
-            };
-            let tls = tls_wrap(tcp, &server.host, &target.tls, target.timeout).await;
             on_step("tls", &tls.as_ref().map(|_| ()).map_err(Clone::clone));
-            Client::new(MailStream::Tls(Box::new(tls?)))
+            Client::new(MailStream::tls(tls?, addr, limits))
         }
         Security::None => {
             on_step("tls", &Ok(()));
-            let mut client = Client::new(MailStream::Plain(tcp));
-            read_greeting(&mut client, target.timeout).await?;
+            let mut client = Client::new(MailStream::plain(tcp, addr.clone(), limits));
+            read_greeting(&mut client, &addr, limits.timeout).await?;
             client
         }
     };
     Ok(client)
 }
 
-/// LOGIN; a rejected password is an error the user must fix (never retried blindly).
+/// STARTTLS on a greeted plain connection; returns the TCP stream to wrap in TLS.
+async fn starttls(mut client: Client<MailStream>, target: &ImapTarget) -> Result<TcpStream> {
+    let res = tokio::time::timeout(
+        target.limits().timeout,
+        client.run_command_and_check_ok("STARTTLS", None),
+    )
+    .await;
+    match res {
+        Err(_) => {
+            return Err(AppError::transient(
+                format!("STARTTLS with {} timed out", target.address()),
+                "",
+                "check the security setting",
+            )
+            .with_code(Code::NetTimeout));
+        }
+        Ok(Err(e)) => {
+            return Err(AppError::needs_user(
+                "the server refused STARTTLS",
+                crate::error::short_detail(&e.to_string()),
+                "use --imap-security tls (port 993), or none only on a trusted network",
+            )
+            .with_code(Code::TlsNoStarttls));
+        }
+        Ok(Ok(())) => {}
+    }
+    client.into_inner().into_plain().ok_or_else(|| {
+        AppError::local(
+            "internal: STARTTLS on a TLS stream",
+            "",
+            "report this as a bug",
+        )
+    })
+}
+
+/// LOGIN; a rejected password is an error the user must fix (never retried blindly), while a
+/// server that is only temporarily unable (`[UNAVAILABLE]`, `[INUSE]`, `[LIMIT]`, a BYE with a
+/// reason) is retried and never blamed on the password.
 pub async fn login(
     client: Client<MailStream>,
     user: &str,
     password: &SecretString,
     timeout: Duration,
 ) -> Result<ImapSession> {
+    let server = client.get_ref().link().server.clone();
     match tokio::time::timeout(timeout, client.login(user, password.expose_secret())).await {
-        Err(_) => Err(AppError::transient(
-            "login timed out",
-            "",
-            "retry; check the server",
+        Err(_) => Err(crate::error::stalled(
+            &server,
+            "logging in",
+            &format!("stalled: no answer to LOGIN within {} s", timeout.as_secs()),
         )),
         Ok(Ok(session)) => Ok(session),
-        Ok(Err((async_imap::error::Error::No(msg), _))) => Err(AppError::needs_user(
-            format!("the server rejected the login for {user}"),
-            server_text(&msg),
-            "check the user name and password, then `mailroom account set-password NAME`; providers like Gmail/Outlook need an app password",
-        )),
-        Ok(Err((e, _))) => Err(imap_err("login", e)),
+        Ok(Err((async_imap::error::Error::No(msg), _))) => {
+            let text = server_text(&msg);
+            if crate::error::temporary_code(&text).is_some() {
+                return Err(crate::error::temporarily_unavailable(
+                    &server, "login", &text,
+                ));
+            }
+            Err(AppError::needs_user(
+                format!("the server rejected the login for {user}"),
+                crate::error::short_detail(&text),
+                "check the user name and password, then `mailroom account set-password NAME`; providers like Gmail/Outlook need an app password",
+            )
+            .with_code(Code::AuthRejected))
+        }
+        Ok(Err((e, client))) => Err(imap_error(Some(client.get_ref().link()), "login", e)),
     }
 }
 
 /// Connect and log in, the usual path for sync and sending.
 pub async fn connect(target: &ImapTarget, password: &SecretString) -> Result<ImapSession> {
     let client = open_client(target, |_, _| {}).await?;
-    login(client, &target.user, password, target.timeout).await
+    login(client, &target.user, password, target.limits().timeout).await
 }
 
 #[cfg(test)]

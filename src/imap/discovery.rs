@@ -3,19 +3,19 @@
 
 use futures::TryStreamExt;
 
-use super::connect::{ImapSession, protocol_error};
+use super::connect::{ImapSession, call_limit, called};
 use crate::error::Result;
 pub use crate::model::{FolderInfo, Role};
 
 /// LISTs every folder and assigns roles: SPECIAL-USE first, then well-known names.
 pub async fn list_folders(session: &mut ImapSession) -> Result<Vec<FolderInfo>> {
-    let names: Vec<_> = session
-        .list(Some(""), Some("*"))
-        .await
-        .map_err(|e| protocol_error("LIST", e))?
-        .try_collect()
-        .await
-        .map_err(|e| protocol_error("LIST", e))?;
+    let limit = call_limit(session);
+    let r = tokio::time::timeout(limit, async {
+        let names = session.list(Some(""), Some("*")).await?;
+        names.try_collect::<Vec<_>>().await
+    })
+    .await;
+    let names = called(session, "listing folders (LIST)", r)?;
     let mut folders: Vec<FolderInfo> = names
         .iter()
         .map(|n| {

@@ -1,80 +1,29 @@
-//! The commands sync needs, spoken directly: each reads its own responses up to the tagged
-//! completion, so a NO/BAD is never swallowed, nothing is left behind in async-imap's
-//! unsolicited channel, and QRESYNC/VANISHED/CHANGEDSINCE work without library support.
+//! The commands sync needs, spoken directly (see `exec.rs`): each reads its own responses up
+//! to the tagged completion, so a NO/BAD is never swallowed, nothing is left behind in
+//! async-imap's unsolicited channel, changes the server announces in passing are recorded, and
+//! QRESYNC/VANISHED/CHANGEDSINCE work without library support.
 
 use std::time::Duration;
 
 use async_imap::imap_proto::{
-    AttributeValue, MailboxDatum, Response, ResponseCode, Status, StatusAttribute,
+    AttributeValue, MailboxDatum, Response, ResponseCode, StatusAttribute,
 };
-use tokio::io::AsyncWriteExt;
 
 use super::append::quote;
-use super::connect::{ImapSession, protocol_error};
+use super::connect::ImapSession;
+pub use super::exec::Unreadable;
+use super::unsolicited::{clean_flags, flag_update};
 use crate::error::{AppError, Result};
 
-/// How long one response may take before the connection counts as stalled.
-pub const READ_TIMEOUT: Duration = Duration::from_secs(60);
-
-fn lost(what: &str, detail: impl Into<String>) -> AppError {
-    AppError::transient(
-        format!("{what}: the connection was lost"),
-        detail,
-        "mailroom retries by itself and resumes where it stopped",
-    )
-}
-
-/// Runs `cmd`, hands every untagged response to `on`, and returns the tagged OK's response code
-/// text (e.g. for COPYUID). NO/BAD becomes an error.
+/// Runs `cmd`, hands every untagged response to `on`. NO/BAD becomes an error. Mailbox changes
+/// among the responses are also recorded on the connection (see `unsolicited.rs`).
 pub async fn exec(
     session: &mut ImapSession,
     what: &str,
     cmd: &str,
     mut on: impl FnMut(&Response<'_>) -> Result<()>,
 ) -> Result<()> {
-    let tag = session
-        .run_command(cmd)
-        .await
-        .map_err(|e| protocol_error(what, e))?;
-    loop {
-        let resp = match tokio::time::timeout(READ_TIMEOUT, session.read_response()).await {
-            Err(_) => {
-                return Err(lost(
-                    what,
-                    format!("no data for {}s", READ_TIMEOUT.as_secs()),
-                ));
-            }
-            Ok(Err(e)) => return Err(lost(what, e.to_string())),
-            Ok(Ok(None)) => return Err(lost(what, "closed by the server")),
-            Ok(Ok(Some(r))) => r,
-        };
-        match resp.parsed() {
-            Response::Done {
-                tag: t,
-                status,
-                outcome,
-            } if *t == tag => {
-                return match status {
-                    Status::Ok => Ok(()),
-                    other => Err(AppError::transient(
-                        format!("{what}: the server answered {other:?}"),
-                        outcome.information.as_deref().unwrap_or("").to_string(),
-                        "mailroom retries by itself; if it persists, see `mailroom log`",
-                    )),
-                };
-            }
-            Response::Data {
-                status: Status::Bye,
-                outcome,
-            } => {
-                return Err(lost(
-                    what,
-                    outcome.information.as_deref().unwrap_or("BYE").to_string(),
-                ));
-            }
-            other => on(other)?,
-        }
-    }
+    super::exec::run(session, what, cmd, |r| on(r).map(|()| false)).await
 }
 
 /// Server state of a selected folder.
@@ -91,7 +40,7 @@ pub struct Selected {
     pub read_only: bool,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct FlagUpdate {
     pub uid: u32,
     pub flags: Vec<String>,
@@ -114,7 +63,8 @@ pub async fn select(
     };
     let mut sel = Selected::default();
     let mut have_validity = false;
-    exec(
+    super::unsolicited::reset(session, 0);
+    super::exec::run(
         session,
         &format!("{verb} {wire_name}"),
         &format!("{verb} {}{params}", quote(wire_name)),
@@ -143,45 +93,21 @@ pub async fn select(
                 }
                 _ => {}
             }
-            Ok(())
+            // All of it is the folder's state as of this SELECT.
+            Ok(true)
         },
     )
     .await?;
+    super::unsolicited::reset(session, sel.exists);
     if !have_validity {
         return Err(AppError::needs_user(
             format!("the server gave no UIDVALIDITY for {wire_name}"),
             "",
             "this server is not usable for sync; report it",
-        ));
+        )
+        .with_code(crate::error::Code::ServerProtocol));
     }
     Ok(sel)
-}
-
-fn flag_update(attrs: &[AttributeValue<'_>]) -> Option<FlagUpdate> {
-    let mut uid = None;
-    let mut flags = None;
-    let mut modseq = None;
-    for a in attrs {
-        match a {
-            AttributeValue::Uid(u) => uid = Some(*u),
-            AttributeValue::Flags(f) => flags = Some(clean_flags(f)),
-            AttributeValue::ModSeq(m) => modseq = Some(*m),
-            _ => {}
-        }
-    }
-    Some(FlagUpdate {
-        uid: uid?,
-        flags: flags?,
-        modseq,
-    })
-}
-
-fn clean_flags(f: &[std::borrow::Cow<'_, str>]) -> Vec<String> {
-    // \Recent is per-session noise, not a property of the message.
-    f.iter()
-        .filter(|x| !x.eq_ignore_ascii_case("\\Recent"))
-        .map(|x| x.to_string())
-        .collect()
 }
 
 /// One message's header fetch result.
@@ -192,12 +118,43 @@ pub struct HeaderItem {
     pub size: u32,
     pub internal_date: Option<String>,
     pub modseq: Option<u64>,
-    /// None when the server sent no header section (a fetch failure for this message).
+    /// The header fields asked for; empty for mail that has none of them, None when the server
+    /// answered NIL (it would not give this message's bytes).
     pub header: Option<Vec<u8>>,
 }
 
+/// The header item of a FETCH response that carries a body section; None for a FETCH that only
+/// reports flags (the server announcing a change in passing).
+fn header_item(attrs: &[AttributeValue<'_>]) -> Option<HeaderItem> {
+    let mut it = HeaderItem {
+        uid: 0,
+        flags: vec![],
+        size: 0,
+        internal_date: None,
+        modseq: None,
+        header: None,
+    };
+    let mut has_section = false;
+    for a in attrs {
+        match a {
+            AttributeValue::Uid(u) => it.uid = *u,
+            AttributeValue::Flags(f) => it.flags = clean_flags(f),
+            AttributeValue::Rfc822Size(s) => it.size = *s,
+            AttributeValue::InternalDate(d) => it.internal_date = imap_date(d),
+            AttributeValue::ModSeq(m) => it.modseq = Some(*m),
+            AttributeValue::BodySection { data, .. } => {
+                has_section = true;
+                it.header = data.as_deref().map(<[u8]>::to_vec);
+            }
+            _ => {}
+        }
+    }
+    (has_section && it.uid != 0).then_some(it)
+}
+
 /// Streams `UID FETCH range (UID FLAGS RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER.FIELDS …])`,
-/// calling `on` per message as it arrives (never collecting the folder in memory).
+/// calling `on` per message as it arrives (never collecting the folder in memory). A FETCH
+/// without the header section is a change announced in passing, recorded on the connection.
 pub async fn fetch_headers(
     session: &mut ImapSession,
     range: &str,
@@ -209,41 +166,18 @@ pub async fn fetch_headers(
         "UID FETCH {range} (UID FLAGS RFC822.SIZE INTERNALDATE{extra} BODY.PEEK[HEADER.FIELDS ({})])",
         crate::mail::parse::HEADER_FIELDS
     );
-    exec(session, "fetching headers", &cmd, |r| {
-        if let Response::Fetch(_, attrs) = r {
-            let mut it = HeaderItem {
-                uid: 0,
-                flags: vec![],
-                size: 0,
-                internal_date: None,
-                modseq: None,
-                header: None,
-            };
-            for a in attrs {
-                match a {
-                    AttributeValue::Uid(u) => it.uid = *u,
-                    AttributeValue::Flags(f) => it.flags = clean_flags(f),
-                    AttributeValue::Rfc822Size(s) => it.size = *s,
-                    AttributeValue::InternalDate(d) => it.internal_date = imap_date(d),
-                    AttributeValue::ModSeq(m) => it.modseq = Some(*m),
-                    AttributeValue::BodySection { data, .. } => {
-                        it.header = Some(data.as_deref().unwrap_or(b"").to_vec())
-                    }
-                    _ => {}
-                }
-            }
-            // A FETCH without UID is an unsolicited flag update for another message.
-            if it.uid != 0 {
-                on(it)?;
-            }
-        }
-        Ok(())
+    super::exec::run(session, "fetching headers", &cmd, |r| match r {
+        Response::Fetch(_, attrs) => match header_item(attrs) {
+            Some(it) => on(it).map(|()| true),
+            None => Ok(false),
+        },
+        _ => Ok(false),
     })
     .await
 }
 
 /// `UID FETCH range (UID FLAGS)`, with CHANGEDSINCE (and VANISHED under QRESYNC) when given.
-/// Returns the flag updates and, with VANISHED, the UIDs the server reports gone.
+/// Returns the UIDs the server reports gone (VANISHED (EARLIER)); flag updates go to `on`.
 pub async fn fetch_flags(
     session: &mut ImapSession,
     range: &str,
@@ -258,21 +192,21 @@ pub async fn fetch_flags(
     };
     let cmd = format!("UID FETCH {range} (UID FLAGS){modifiers}");
     let mut gone = Vec::new();
-    exec(session, "fetching flags", &cmd, |r| {
-        match r {
-            Response::Fetch(_, attrs) => {
-                if let Some(u) = flag_update(attrs) {
-                    on(u)?;
-                }
+    super::exec::run(session, "fetching flags", &cmd, |r| match r {
+        Response::Fetch(_, attrs) => match flag_update(attrs) {
+            Some(u) => on(u).map(|()| true),
+            None => Ok(false),
+        },
+        Response::Vanished {
+            earlier: true,
+            uids,
+        } => {
+            for r in uids {
+                gone.extend(r.clone());
             }
-            Response::Vanished { uids, .. } => {
-                for r in uids {
-                    gone.extend(r.clone());
-                }
-            }
-            _ => {}
+            Ok(true)
         }
-        Ok(())
+        _ => Ok(false),
     })
     .await?;
     Ok(gone)
@@ -281,11 +215,12 @@ pub async fn fetch_flags(
 /// `UID SEARCH query` → UIDs.
 pub async fn uid_search(session: &mut ImapSession, query: &str) -> Result<Vec<u32>> {
     let mut out = Vec::new();
-    exec(session, "searching", &format!("UID SEARCH {query}"), |r| {
+    super::exec::run(session, "searching", &format!("UID SEARCH {query}"), |r| {
         if let Response::MailboxData(MailboxDatum::Search(v)) = r {
             out.extend_from_slice(v);
+            return Ok(true);
         }
-        Ok(())
+        Ok(false)
     })
     .await?;
     out.sort_unstable();
@@ -297,19 +232,20 @@ pub async fn uid_search(session: &mut ImapSession, query: &str) -> Result<Vec<u3
 /// refuse `*` in an empty one.
 pub async fn max_uid(session: &mut ImapSession) -> Result<u32> {
     let mut max = 0u32;
-    exec(
+    super::exec::run(
         session,
         "reading the highest UID",
         "UID FETCH * (UID)",
         |r| {
-            if let Response::Fetch(_, attrs) = r {
-                for a in attrs {
-                    if let AttributeValue::Uid(u) = a {
-                        max = max.max(*u);
-                    }
+            let Response::Fetch(_, attrs) = r else {
+                return Ok(false);
+            };
+            for a in attrs {
+                if let AttributeValue::Uid(u) = a {
+                    max = max.max(*u);
                 }
             }
-            Ok(())
+            Ok(!attrs.iter().any(|a| matches!(a, AttributeValue::Flags(_))))
         },
     )
     .await?;
@@ -320,30 +256,63 @@ pub async fn max_uid(session: &mut ImapSession) -> Result<u32> {
 pub async fn fetch_bodies(
     session: &mut ImapSession,
     range: &str,
-    mut on: impl FnMut(u32, Vec<u8>) -> Result<()>,
+    on: impl FnMut(u32, Vec<u8>) -> Result<()>,
 ) -> Result<()> {
-    exec(
+    fetch_sections(session, range, "BODY.PEEK[]", on).await
+}
+
+/// At most the first `max` bytes of one message (for keeping a message that cannot be read
+/// otherwise); None when the server did not return it.
+pub async fn fetch_prefix(
+    session: &mut ImapSession,
+    uid: u32,
+    max: usize,
+) -> Result<Option<Vec<u8>>> {
+    let mut got = None;
+    fetch_sections(
         session,
-        "fetching messages",
-        &format!("UID FETCH {range} (UID BODY.PEEK[])"),
-        |r| {
-            if let Response::Fetch(_, attrs) = r {
-                let mut uid = 0;
-                let mut data = None;
-                for a in attrs {
-                    match a {
-                        AttributeValue::Uid(u) => uid = *u,
-                        AttributeValue::BodySection { data: d, .. } => {
-                            data = Some(d.as_deref().unwrap_or(b"").to_vec())
-                        }
-                        _ => {}
-                    }
-                }
-                if let (true, Some(d)) = (uid != 0, data) {
-                    on(uid, d)?;
-                }
+        &uid.to_string(),
+        &format!("BODY.PEEK[]<0.{max}>"),
+        |u, raw| {
+            if u == uid {
+                got = Some(raw);
             }
             Ok(())
+        },
+    )
+    .await?;
+    Ok(got)
+}
+
+async fn fetch_sections(
+    session: &mut ImapSession,
+    range: &str,
+    section: &str,
+    mut on: impl FnMut(u32, Vec<u8>) -> Result<()>,
+) -> Result<()> {
+    super::exec::run(
+        session,
+        "fetching messages",
+        &format!("UID FETCH {range} (UID {section})"),
+        |r| {
+            let Response::Fetch(_, attrs) = r else {
+                return Ok(false);
+            };
+            let mut uid = 0;
+            let mut data = None;
+            for a in attrs {
+                match a {
+                    AttributeValue::Uid(u) => uid = *u,
+                    AttributeValue::BodySection { data: d, .. } => {
+                        data = Some(d.as_deref().unwrap_or(b"").to_vec())
+                    }
+                    _ => {}
+                }
+            }
+            match (uid != 0, data) {
+                (true, Some(d)) => on(uid, d).map(|()| true),
+                _ => Ok(false),
+            }
         },
     )
     .await
@@ -364,34 +333,40 @@ pub async fn total_size(
     } else {
         "UID RFC822.SIZE"
     };
-    exec(
+    super::exec::run(
         session,
         "measuring sizes",
         &format!("UID FETCH {range} ({items})"),
         |r| {
-            if let Response::Fetch(_, attrs) = r {
-                let mut size = None;
-                let mut in_scope = true;
-                for a in attrs {
-                    match a {
-                        AttributeValue::Rfc822Size(s) => size = Some(*s as u64),
-                        AttributeValue::InternalDate(d) => {
-                            let when =
-                                chrono::DateTime::parse_from_str(d.trim(), "%d-%b-%Y %H:%M:%S %z");
-                            in_scope = match (since, when) {
-                                (Some(since), Ok(when)) => when >= since,
-                                _ => true,
-                            };
-                        }
-                        _ => {}
+            let Response::Fetch(_, attrs) = r else {
+                return Ok(false);
+            };
+            let mut size = None;
+            let mut in_scope = true;
+            for a in attrs {
+                match a {
+                    AttributeValue::Rfc822Size(s) => size = Some(*s as u64),
+                    AttributeValue::InternalDate(d) => {
+                        let when =
+                            chrono::DateTime::parse_from_str(d.trim(), "%d-%b-%Y %H:%M:%S %z");
+                        in_scope = match (since, when) {
+                            (Some(since), Ok(when)) => when >= since,
+                            _ => true,
+                        };
                     }
-                }
-                if let (Some(size), true) = (size, in_scope) {
-                    bytes += size;
-                    n += 1;
+                    _ => {}
                 }
             }
-            Ok(())
+            match size {
+                Some(size) => {
+                    if in_scope {
+                        bytes += size;
+                        n += 1;
+                    }
+                    Ok(true)
+                }
+                None => Ok(false),
+            }
         },
     )
     .await?;
@@ -401,22 +376,23 @@ pub async fn total_size(
 /// STATUS (MESSAGES UNSEEN UIDNEXT) of a folder without selecting it.
 pub async fn status(session: &mut ImapSession, wire_name: &str) -> Result<(u32, u32, Option<u32>)> {
     let mut out = (0, 0, None);
-    exec(
+    super::exec::run(
         session,
         "STATUS",
         &format!("STATUS {} (MESSAGES UNSEEN UIDNEXT)", quote(wire_name)),
         |r| {
-            if let Response::MailboxData(MailboxDatum::Status { status, .. }) = r {
-                for s in status {
-                    match s {
-                        StatusAttribute::Messages(n) => out.0 = *n,
-                        StatusAttribute::Unseen(n) => out.1 = *n,
-                        StatusAttribute::UidNext(n) => out.2 = Some(*n),
-                        _ => {}
-                    }
+            let Response::MailboxData(MailboxDatum::Status { status, .. }) = r else {
+                return Ok(false);
+            };
+            for s in status {
+                match s {
+                    StatusAttribute::Messages(n) => out.0 = *n,
+                    StatusAttribute::Unseen(n) => out.1 = *n,
+                    StatusAttribute::UidNext(n) => out.2 = Some(*n),
+                    _ => {}
                 }
             }
-            Ok(())
+            Ok(true)
         },
     )
     .await?;
@@ -428,77 +404,10 @@ pub async fn simple(session: &mut ImapSession, what: &str, cmd: &str) -> Result<
     exec(session, what, cmd, |_| Ok(())).await
 }
 
-/// IDLE until the server reports a change, `max` passes, or the connection fails. Returns true
-/// when something changed.
+/// IDLE until the server reports a change, `max` passes, or the connection fails; then DONE,
+/// whose answer proves the server is still there. Returns true when something changed.
 pub async fn idle(session: &mut ImapSession, max: Duration) -> Result<bool> {
-    let tag = session
-        .run_command("IDLE")
-        .await
-        .map_err(|e| protocol_error("IDLE", e))?;
-    // Wait for the continuation.
-    loop {
-        let r = tokio::time::timeout(READ_TIMEOUT, session.read_response())
-            .await
-            .map_err(|_| lost("IDLE", "no continuation"))?
-            .map_err(|e| lost("IDLE", e.to_string()))?
-            .ok_or_else(|| lost("IDLE", "closed"))?;
-        match r.parsed() {
-            Response::Continue { .. } => break,
-            Response::Done { tag: t, .. } if *t == tag => {
-                return Err(AppError::transient(
-                    "the server refused IDLE",
-                    "",
-                    "mailroom polls instead",
-                ));
-            }
-            _ => {}
-        }
-    }
-    let deadline = tokio::time::Instant::now() + max;
-    let mut changed = false;
-    loop {
-        match tokio::time::timeout_at(deadline, session.read_response()).await {
-            Err(_) => break,
-            Ok(Err(e)) => return Err(lost("IDLE", e.to_string())),
-            Ok(Ok(None)) => return Err(lost("IDLE", "closed")),
-            Ok(Ok(Some(r))) => match r.parsed() {
-                Response::MailboxData(MailboxDatum::Exists(_))
-                | Response::Expunge(_)
-                | Response::Vanished { .. }
-                | Response::Fetch(..) => {
-                    changed = true;
-                    break;
-                }
-                Response::Data {
-                    status: Status::Bye,
-                    ..
-                } => return Err(lost("IDLE", "BYE")),
-                _ => {}
-            },
-        }
-    }
-    {
-        let s = session.get_mut();
-        s.write_all(b"DONE\r\n")
-            .await
-            .map_err(|e| lost("IDLE", e.to_string()))?;
-        s.flush().await.map_err(|e| lost("IDLE", e.to_string()))?;
-    }
-    loop {
-        let r = tokio::time::timeout(READ_TIMEOUT, session.read_response())
-            .await
-            .map_err(|_| lost("IDLE", "no answer to DONE"))?
-            .map_err(|e| lost("IDLE", e.to_string()))?
-            .ok_or_else(|| lost("IDLE", "closed"))?;
-        match r.parsed() {
-            Response::Done { tag: t, .. } if *t == tag => return Ok(changed),
-            Response::MailboxData(MailboxDatum::Exists(_))
-            | Response::Expunge(_)
-            | Response::Vanished { .. }
-            | Response::Fetch(..) => changed = true,
-            _ => {}
-        }
-    }
+    super::exec::idle(session, max).await
 }
 
 /// IMAP INTERNALDATE ("17-Jul-1996 02:44:25 -0700") → RFC 3339 UTC.

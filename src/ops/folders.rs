@@ -175,7 +175,7 @@ async fn read_from_server(cx: &Ctx, acct: &Account) -> Result<()> {
     let pw = cx.blocking(move |cx| password(cx, &a)).await?;
     let mut session = crate::imap::connect(&acct.imap_target(), &pw).await?;
     let list = crate::imap::discovery::list_folders(&mut session).await?;
-    let _ = session.logout().await;
+    crate::imap::connect::logout(session).await;
     let id = acct.id().to_string();
     cx.blocking(move |cx| store_list(cx, &id, &list)).await
 }

@@ -44,7 +44,8 @@ fn targets(cx: &Ctx, name: Option<&str>, need: Need) -> Result<(Arc<Config>, Vec
         return Err(AppError::usage(
             "no enabled account to sync",
             "add one with `mailroom account add`, or `mailroom account enable NAME`",
-        ));
+        )
+        .with_code(crate::error::Code::AccountsNone));
     }
     Ok((config, names))
 }
@@ -199,7 +200,7 @@ async fn plan_account(input: PlanInput, only: Option<&[String]>) -> Result<Accou
         total.estimate_secs += p.estimate_secs;
         folders.push(p);
     }
-    let _ = session.logout().await;
+    crate::imap::connect::logout(session).await;
     total.estimate_secs = (total.estimate_secs * 10.0).round() / 10.0;
     Ok(AccountPlan {
         name: input.account.name,

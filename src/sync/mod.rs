@@ -2,10 +2,18 @@
 //! each chosen folder incrementally, prefetch small bodies), and the supervisor that keeps
 //! accounts in sync in the background. Reports through the store and typed events only.
 
+mod classify;
 pub mod engine;
 pub mod events;
+mod folder;
+mod newmail;
 pub mod ops;
+pub mod plan;
+mod prefetch;
 pub mod supervisor;
+mod task;
+mod watcher;
+mod writer;
 
 pub use engine::{Caps, FolderSummary, PassSummary, SyncSession, open_session, run_pass};
 pub use events::{EventReceiver, EventSender, SyncEvent};

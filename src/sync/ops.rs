@@ -69,7 +69,11 @@ pub async fn push_ops(store: &mut Store, account: &Account, ss: &mut SyncSession
                 store.op_done(op.id, None)?;
                 pushed += 1;
             }
-            Err(e) if e.kind == Kind::Transient && e.summary.contains("connection") => {
+            // The connection is gone (or the server is busy): the op waits for the next pass.
+            Err(e)
+                if e.kind == Kind::Transient
+                    && (crate::error::is_unreachable(&e) || e.summary.contains("temporarily")) =>
+            {
                 store.op_failed(op.id, &e.to_string())?;
                 return Err(e);
             }

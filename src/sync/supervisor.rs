@@ -1,27 +1,21 @@
-//! Background sync: one task per enabled account. Each task owns its database connection and
-//! one IMAP connection for passes, holds the account's lease, runs a pass, then waits for the
-//! IDLE watcher (INBOX, on a second connection) or the poll interval, and reconnects with backoff and jitter after failures. After
-//! `give_up_secs` of continuous failure (or at once for failures only the user can fix, like a
-//! rejected password) the account goes to `error` and the task waits until the user acts.
+//! Background sync: one task per enabled account, each on a thread of its own with a
+//! current-thread runtime, so the store calls it makes between network waits never block a
+//! tokio worker thread (see `task.rs` for what the task does). The supervisor starts, moves and
+//! stops the tasks; `run_once` is the foreground pass of `sync --once`, on a thread of its own
+//! as well.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Notify, watch};
-use tokio::task::JoinHandle;
+use tokio::sync::{Notify, oneshot, watch};
 
-use super::engine::{self, PassOptions, SyncSession};
+use super::engine::{self, PassOptions};
 use super::events::{self, EventSender, SyncEvent, emit};
 use crate::account::Account;
 use crate::config::{AccountConfig, Config, Home};
 use crate::error::{AppError, Kind, Result};
-use crate::imap::fetch;
-use crate::model::Role;
-use crate::store::{AccountState, Level, Store};
+use crate::store::{AccountState, Store};
 
-/// How often a waiting account task refreshes its lease heartbeat and checks the queue of
-/// local changes written by other processes (e.g. `message flag`).
-const HEARTBEAT: Duration = Duration::from_secs(5);
 /// A lease whose heartbeat is older than this belongs to a dead process.
 pub const LEASE_STALE_SECS: i64 = 90;
 
@@ -33,7 +27,8 @@ pub struct AccountHandle {
     settings: AccountConfig,
     kick: Arc<Notify>,
     stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
+    /// Fires when the task's thread is done (its lease released).
+    done: oneshot::Receiver<()>,
 }
 
 impl AccountHandle {
@@ -45,7 +40,7 @@ impl AccountHandle {
     /// Stops the task (a running pass is interrupted, which is safe) and waits for it.
     async fn stop(self) {
         let _ = self.stop.send(true);
-        let _ = self.task.await;
+        let _ = self.done.await;
     }
 }
 
@@ -59,7 +54,7 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
-    /// Spawns a task per enabled account (on the current tokio runtime).
+    /// Starts a task per enabled account, each on a thread of its own.
     pub fn start(home: &Home, config: &Config) -> Supervisor {
         let (events, _) = events::channel();
         let mut sup = Supervisor {
@@ -82,7 +77,7 @@ impl Supervisor {
         };
         let (stop, rx) = watch::channel(false);
         let kick = Arc::new(Notify::new());
-        let task = spawn_account(
+        let done = spawn_account(
             self.home.clone(),
             self.config.clone(),
             name.to_string(),
@@ -96,7 +91,7 @@ impl Supervisor {
             settings,
             kick,
             stop,
-            task,
+            done,
         });
     }
 
@@ -165,12 +160,36 @@ impl Supervisor {
             let _ = h.stop.send(true);
         }
         for h in self.handles {
-            let _ = h.task.await;
+            let _ = h.done.await;
         }
     }
 }
 
-/// Spawns the background task of one account.
+/// Runs `f` on a thread of its own with a current-thread runtime; the receiver hears its
+/// result (or is closed when the thread could not start or panicked).
+fn on_own_thread<T: Send + 'static>(
+    name: String,
+    f: impl FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = T>>> + Send + 'static,
+) -> oneshot::Receiver<T> {
+    let (tx, rx) = oneshot::channel();
+    let spawned = std::thread::Builder::new().name(name).spawn(move || {
+        match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => {
+                let _ = tx.send(rt.block_on(f()));
+            }
+            Err(e) => tracing::error!("cannot start a runtime for a sync task: {e}"),
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::error!("cannot start a sync thread: {e}");
+    }
+    rx
+}
+
+/// Spawns the background task of one account on its own thread.
 fn spawn_account(
     home: Home,
     config: Config,
@@ -178,15 +197,19 @@ fn spawn_account(
     events: EventSender,
     shutdown: watch::Receiver<bool>,
     kick: Arc<Notify>,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        if let Err(e) = account_loop(home, config, name, events, shutdown, kick).await {
-            tracing::error!("sync task stopped: {e}");
-        }
+) -> oneshot::Receiver<()> {
+    on_own_thread(format!("sync {name}"), move || {
+        Box::pin(async move {
+            if let Err(e) =
+                super::task::account_loop(home, config, name, events, shutdown, kick).await
+            {
+                tracing::error!("sync task stopped: {e}");
+            }
+        })
     })
 }
 
-fn set_state(store: &Store, events: &EventSender, id: &str, state: AccountState) {
+pub(crate) fn set_state(store: &Store, events: &EventSender, id: &str, state: AccountState) {
     let _ = store.set_state(id, state);
     emit(
         Some(events),
@@ -197,170 +220,14 @@ fn set_state(store: &Store, events: &EventSender, id: &str, state: AccountState)
     );
 }
 
-fn token() -> String {
+pub(crate) fn token() -> String {
     crate::model::new_id()
 }
 
-async fn account_loop(
-    home: Home,
-    config: Config,
-    name: String,
-    events: EventSender,
-    mut shutdown: watch::Receiver<bool>,
-    kick: Arc<Notify>,
-) -> Result<()> {
-    let account = Account::from_config(&config, &name)?;
-    let id = account.id().to_string();
-    let mut store = Store::open(&home.db_path())?;
-    let vault = crate::secret::Vault::open(&home)?;
-    let o = account.cfg.sync.clone();
-    let opts = PassOptions::from_config(&config, &account)?;
-    let lease = token();
-    let mut session: Option<SyncSession> = None;
-    // IDLE on INBOX runs on its own connection and wakes this loop through `changed`.
-    let changed = Arc::new(Notify::new());
-    let mut watcher: Option<JoinHandle<()>> = None;
-    let watcher_shutdown = shutdown.clone();
-    let mut failures: u32 = 0;
-    let mut lease_note = false;
-    loop {
-        if *shutdown.borrow() {
-            break;
-        }
-        // In `error`: wait for the user (set-password / enable resets the state).
-        if store
-            .account(&id)?
-            .is_some_and(|r| r.state == AccountState::Error)
-        {
-            if wait(&mut shutdown, &kick, Duration::from_secs(2)).await {
-                break;
-            }
-            continue;
-        }
-        match store.acquire_lease(&id, &lease, LEASE_STALE_SECS)? {
-            Ok(()) => lease_note = false,
-            Err(holder) => {
-                if !lease_note {
-                    let _ = store.log_event(
-                        Some(&id),
-                        Level::Info,
-                        &format!(
-                            "account {name} is synced by pid {} on {} since {}",
-                            holder.pid, holder.host, holder.since
-                        ),
-                        None,
-                        Some("nothing to do; this process waits for the lease"),
-                    );
-                    lease_note = true;
-                }
-                if wait(
-                    &mut shutdown,
-                    &kick,
-                    Duration::from_secs(o.poll_secs.clamp(1, 30)),
-                )
-                .await
-                {
-                    break;
-                }
-                continue;
-            }
-        }
-        set_state(&store, &events, &id, AccountState::Syncing);
-        let pass = async {
-            // A connection left open between passes may have been closed by the server
-            // (autologout): that is not a failure, just reconnect.
-            if let Some(ss) = session.as_mut()
-                && fetch::simple(&mut ss.session, "NOOP", "NOOP")
-                    .await
-                    .is_err()
-            {
-                session = None;
-            }
-            if session.is_none() {
-                let pw = account.password(&store, &vault)?;
-                let ss = engine::open_session(&account, &pw).await?;
-                let _ = store.set_capabilities(&id, &ss.caps_text);
-                let inbox = store
-                    .folder_by_role(&id, Role::Inbox)
-                    .ok()
-                    .flatten()
-                    .filter(|f| f.sync_enabled)
-                    .map(|f| f.wire_name)
-                    .unwrap_or_else(|| "INBOX".into());
-                if o.idle && ss.caps.idle && watcher.as_ref().is_none_or(|w| w.is_finished()) {
-                    watcher = Some(tokio::spawn(idle_watcher(
-                        account.clone(),
-                        pw,
-                        inbox,
-                        changed.clone(),
-                        watcher_shutdown.clone(),
-                    )));
-                }
-                session = Some(ss);
-            }
-            let ss = session
-                .as_mut()
-                .ok_or_else(|| AppError::local("no session", "", "report this as a bug"))?;
-            engine::run_pass(&mut store, &account, &opts, ss, Some(&events)).await
-        };
-        let result = tokio::select! {
-            r = pass => Some(r),
-            _ = shutdown.changed() => None,
-        };
-        let Some(result) = result else { break };
-        match result {
-            Ok(sum) => {
-                failures = 0;
-                crate::crm::after_sync(&store, &config, &id);
-                let _ = store.record_success(
-                    &id,
-                    sum.duration_ms as i64,
-                    sum.bytes as i64,
-                    sum.new_total() as i64,
-                );
-                // record_success made the account idle in the DB; say so first.
-                set_state(&store, &events, &id, AccountState::Idle);
-                emit(
-                    Some(&events),
-                    SyncEvent::PassDone {
-                        account_id: id.clone(),
-                        new: sum.new_total(),
-                        updated: sum.folders.iter().map(|f| f.updated).sum(),
-                        vanished: sum.folders.iter().map(|f| f.vanished).sum(),
-                        duration_ms: sum.duration_ms,
-                    },
-                );
-                // Wait for news: IDLE on INBOX when possible, else the poll interval.
-                let stop =
-                    wait_for_change(&mut store, &account, &mut shutdown, &kick, &changed, &lease)
-                        .await;
-                if stop {
-                    break;
-                }
-            }
-            Err(e) => {
-                session = None;
-                failures += 1;
-                let gave_up = record_failure(&store, &events, &account, &e, o.give_up_secs);
-                if gave_up {
-                    continue;
-                }
-                let delay = backoff(failures, o.backoff_min_secs, o.backoff_max_secs);
-                if wait(&mut shutdown, &kick, delay).await {
-                    break;
-                }
-            }
-        }
-    }
-    if let Some(w) = watcher {
-        w.abort();
-    }
-    let _ = store.release_lease(&id, &lease);
-    Ok(())
-}
-
-/// Records a failed pass; returns true when the account went to `error` (gave up).
-fn record_failure(
+/// Records a failed pass; returns true when the account went to `error`. An account in
+/// `error` waits for the user, so its fix names this account and the command that lets sync
+/// try again.
+pub(crate) fn record_failure(
     store: &Store,
     events: &EventSender,
     account: &Account,
@@ -370,60 +237,114 @@ fn record_failure(
     let id = account.id();
     let state = match e.kind {
         Kind::NeedsUser | Kind::Usage => AccountState::Error,
-        _ if e.summary.contains("cannot connect")
-            || e.summary.contains("connection")
-            || e.summary.contains("TLS handshake") =>
-        {
-            AccountState::Disconnected
-        }
+        _ if crate::error::is_unreachable(e) => AccountState::Disconnected,
         _ => AccountState::Degraded,
     };
-    let _ = store.record_failure(id, state, e);
+    let failing_for = (state != AccountState::Error)
+        .then(|| failing_for(store, id))
+        .filter(|secs| *secs >= give_up_secs as i64);
+    let final_state = if failing_for.is_some() {
+        AccountState::Error
+    } else {
+        state
+    };
+    let mut shown = e.clone();
+    if final_state == AccountState::Error {
+        shown.fix = error_state_fix(e, &account.name, failing_for.is_some());
+    }
+    tracing::debug!(code = %e.code, account = %account.name, "sync failed: {e}");
+    let _ = store.record_failure(id, final_state, &shown);
     let _ = store.log_event(
         Some(id),
-        Level::Error,
+        crate::store::Level::Error,
         &e.summary,
         Some(&e.detail),
-        Some(&e.fix),
+        Some(&shown.fix),
     );
+    if let Some(secs) = failing_for {
+        let _ = store.log_event(
+            Some(id),
+            crate::store::Level::Error,
+            &format!("gave up syncing {} after {secs}s of failures", account.name),
+            Some(&e.to_string()),
+            Some(&shown.fix),
+        );
+    }
     emit(
         Some(events),
         SyncEvent::Failed {
             account_id: id.to_string(),
             what: e.summary.clone(),
-            fix: e.fix.clone(),
+            fix: shown.fix.clone(),
         },
     );
-    let mut final_state = state;
-    if state != AccountState::Error {
-        let since = store
-            .account(id)
-            .ok()
-            .flatten()
-            .and_then(|r| r.failing_since);
-        let failing_for = since
-            .and_then(|s| chrono::DateTime::parse_from_rfc3339(&s).ok())
-            .map(|s| (chrono::Utc::now() - s.with_timezone(&chrono::Utc)).num_seconds())
-            .unwrap_or(0);
-        if failing_for >= give_up_secs as i64 {
-            final_state = AccountState::Error;
-            let _ = store.log_event(
-                Some(id),
-                Level::Error,
-                &format!(
-                    "gave up syncing {} after {failing_for}s of failures",
-                    account.name
-                ),
-                Some(&e.to_string()),
-                Some(&format!(
-                    "fix the cause, then `mailroom account enable {}` to retry",
-                    account.name
-                )),
-            );
-        }
-    }
     set_state(store, events, id, final_state);
     final_state == AccountState::Error
+}
+
+/// Seconds the account has been failing without a success between (0 when it just started).
+fn failing_for(store: &Store, id: &str) -> i64 {
+    store
+        .account(id)
+        .ok()
+        .flatten()
+        .and_then(|r| r.failing_since)
+        .and_then(|s| chrono::DateTime::parse_from_rfc3339(&s).ok())
+        .map(|s| (chrono::Utc::now() - s.with_timezone(&chrono::Utc)).num_seconds())
+        .unwrap_or(0)
+}
+
+/// The fix of an account in `error`: the error's own fix with `NAME` filled in, and the command
+/// after which sync tries again (`account set-password NAME` for a credential, `account enable
+/// NAME` otherwise; `account edit NAME` retries too). `gave_up`: a passing failure that lasted
+/// past the give-up time, whose "mailroom retries by itself" is no longer true.
+pub(crate) fn error_state_fix(e: &AppError, name: &str, gave_up: bool) -> String {
+    use crate::error::Code;
+    let base = e
+        .fix
+        .trim_start_matches("mailroom retries by itself with backoff")
+        .trim_start_matches("; ")
+        .trim_end_matches('.');
+    let named = fill_name(base, name);
+    let password = format!("mailroom account set-password {name}");
+    let enable = format!("mailroom account enable {name}");
+    if gave_up {
+        return match named.is_empty() {
+            true => format!("sync gave up after repeated failures: fix the cause, then `{enable}`"),
+            false => format!("sync gave up after repeated failures: {named}; then `{enable}`"),
+        };
+    }
+    let (cmd, why) = match e.code {
+        Code::AuthRejected | Code::SecretMissing | Code::SecretDamaged => (password, ""),
+        _ => (enable, " to retry"),
+    };
+    if named.contains(&cmd) {
+        named
+    } else if named.is_empty() {
+        format!("`{cmd}`{why}")
+    } else {
+        format!("{named}; then `{cmd}`{why}")
+    }
+}
+
+/// `text` with the placeholder word `NAME` (as in `mailroom account edit NAME`) replaced.
+fn fill_name(text: &str, name: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("NAME") {
+        let before = rest[..at].chars().next_back();
+        let after = rest[at + 4..].chars().next();
+        let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+        out.push_str(&rest[..at]);
+        out.push_str(if word(before) || word(after) {
+            "NAME"
+        } else {
+            name
+        });
+        rest = &rest[at + 4..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Exponential backoff with ±20% jitter, so many clients never retry in lockstep.
@@ -435,104 +356,29 @@ pub fn backoff(failures: u32, min_secs: u64, max_secs: u64) -> Duration {
     Duration::from_secs_f64((base * jitter).max(1.0).min(max * 1.2))
 }
 
-/// Sleeps up to `d`; returns true on shutdown. A kick ends the wait early.
-async fn wait(shutdown: &mut watch::Receiver<bool>, kick: &Notify, d: Duration) -> bool {
-    tokio::select! {
-        _ = tokio::time::sleep(d) => false,
-        _ = kick.notified() => false,
-        r = shutdown.changed() => r.is_err() || *shutdown.borrow(),
-    }
-}
-
-/// Waits until the next pass is due: a change reported by the IDLE watcher, the poll
-/// interval, a kick, local changes queued by another process, or shutdown (returns true).
-/// Wakes every few seconds to refresh the lease heartbeat.
-async fn wait_for_change(
-    store: &mut Store,
-    account: &Account,
-    shutdown: &mut watch::Receiver<bool>,
-    kick: &Notify,
-    changed: &Notify,
-    lease: &str,
-) -> bool {
-    let deadline =
-        tokio::time::Instant::now() + Duration::from_secs(account.cfg.sync.poll_secs.max(1));
-    loop {
-        let now = tokio::time::Instant::now();
-        if now >= deadline {
-            return false;
-        }
-        let _ = store.acquire_lease(account.id(), lease, LEASE_STALE_SECS);
-        // Local changes queued by another process: push them now, not at the next poll.
-        // (An op the server keeps refusing is given up after a few passes, so this ends.)
-        if store.open_ops_count(account.id()).unwrap_or(0) > 0 {
-            return false;
-        }
-        let chunk = (deadline - now).min(HEARTBEAT);
-        tokio::select! {
-            _ = tokio::time::sleep(chunk) => {}
-            _ = kick.notified() => return false,
-            _ = changed.notified() => return false,
-            r = shutdown.changed() => return r.is_err() || *shutdown.borrow(),
-        }
-    }
-}
-
-/// Watches INBOX with IDLE on a dedicated connection, re-issued before `idle_renew_secs`,
-/// and wakes the account loop on any change. Reconnects with backoff; without IDLE support
-/// it ends and the loop polls.
-async fn idle_watcher(
-    account: Account,
-    pw: secrecy::SecretString,
-    wire: String,
-    changed: Arc<Notify>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let o = account.cfg.sync.clone();
-    let renew = Duration::from_secs(o.idle_renew_secs.clamp(1, 29 * 60));
-    let mut failures = 0u32;
-    loop {
-        let run = async {
-            let mut session = crate::imap::connect(&account.imap_target(), &pw).await?;
-            let caps = session
-                .capabilities()
-                .await
-                .map_err(|e| crate::imap::connect::protocol_error("CAPABILITY", e))?;
-            if !caps.has_str("IDLE") {
-                return Ok::<bool, AppError>(false);
-            }
-            while session.unsolicited_responses.try_recv().is_ok() {}
-            fetch::select(&mut session, &wire, false, None, true).await?;
-            // Whatever arrived before this EXAMINE is covered by one more pass.
-            changed.notify_one();
-            failures = 0;
-            loop {
-                if fetch::idle(&mut session, renew).await? {
-                    changed.notify_one();
-                }
-            }
-        };
-        let r = tokio::select! {
-            r = run => r,
-            _ = shutdown.changed() => return,
-        };
-        match r {
-            Ok(_) => return,
-            Err(e) => {
-                tracing::debug!("IDLE connection for {} failed: {e}", account.name);
-                failures += 1;
-                let delay = backoff(failures, o.backoff_min_secs, o.backoff_max_secs);
-                tokio::select! {
-                    _ = tokio::time::sleep(delay) => {}
-                    _ = shutdown.changed() => return,
-                }
-            }
-        }
-    }
-}
-
-/// One foreground pass for `sync --once`: lease, pass, state and health bookkeeping.
+/// One foreground pass for `sync --once`: lease, pass, state and health bookkeeping. Runs on a
+/// thread of its own (the store is used between network waits). A one-shot command does not
+/// retry, and its errors say how to run it again instead.
 pub async fn run_once(
+    home: &Home,
+    config: &Config,
+    name: &str,
+    tty_progress: bool,
+) -> Result<engine::PassSummary> {
+    let (home, config, name) = (home.clone(), config.clone(), name.to_string());
+    let rx = on_own_thread("sync --once".into(), move || {
+        Box::pin(async move { once(&home, &config, &name, tty_progress).await })
+    });
+    rx.await.unwrap_or_else(|_| {
+        Err(AppError::local(
+            "the sync thread stopped unexpectedly",
+            "",
+            "run sync again; report this as a bug if it repeats (`mailroom log --level debug`)",
+        ))
+    })
+}
+
+async fn once(
     home: &Home,
     config: &Config,
     name: &str,
@@ -540,7 +386,7 @@ pub async fn run_once(
 ) -> Result<engine::PassSummary> {
     let account = Account::from_config(config, name)?;
     let id = account.id().to_string();
-    let mut store = Store::open(&home.db_path())?;
+    let mut store = Store::open_url(&home.store_url()?)?;
     store.insert_account(&id, name, account.cfg.enabled)?;
     let vault = crate::secret::Vault::open(home)?;
     let lease = token();
@@ -564,10 +410,17 @@ pub async fn run_once(
         let mut ss = engine::open_session(&account, &pw).await?;
         let _ = store.set_capabilities(&id, &ss.caps_text);
         let r = engine::run_pass(&mut store, &account, &opts, &mut ss, None).await;
-        let _ = ss.session.logout().await;
+        // A broken connection gets no goodbye; a healthy one a short one.
+        if r.as_ref()
+            .err()
+            .is_none_or(|e| !crate::error::is_unreachable(e))
+        {
+            ss.logout().await;
+        }
         r
     }
-    .await;
+    .await
+    .map_err(|e| crate::error::with_retry_words(e, false, &format!("mailroom sync {name} --once")));
     match &result {
         Ok(sum) => {
             crate::crm::after_sync(&store, config, &id);
@@ -589,6 +442,53 @@ pub async fn run_once(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_account_in_error_names_its_own_way_out() {
+        use crate::error::Code;
+        let rejected = AppError::needs_user(
+            "the server rejected the login for w@example.test",
+            "[AUTHENTICATIONFAILED]",
+            "check the user name and password, then `mailroom account set-password NAME`; providers like Gmail/Outlook need an app password",
+        )
+        .with_code(Code::AuthRejected);
+        let fix = error_state_fix(&rejected, "work", false);
+        assert!(
+            fix.contains("`mailroom account set-password work`"),
+            "{fix}"
+        );
+        assert!(!fix.contains("NAME"), "{fix}");
+        assert!(!fix.contains("account enable"), "{fix}");
+        let cert = AppError::needs_user(
+            "the server's TLS certificate is not trusted: it has expired",
+            "",
+            "the server's administrator must renew it",
+        )
+        .with_code(Code::TlsExpired);
+        let fix = error_state_fix(&cert, "work", false);
+        assert!(
+            fix.starts_with(
+                "the server's administrator must renew it; then `mailroom account enable work`"
+            ),
+            "{fix}"
+        );
+        let down = crate::error::with_retry_words(
+            AppError::transient("cannot connect to h:1", "", "check the port"),
+            true,
+            "",
+        );
+        let fix = error_state_fix(&down, "work", true);
+        assert!(!fix.contains("retries by itself"), "{fix}");
+        assert!(
+            fix.contains("gave up") && fix.contains("check the port"),
+            "{fix}"
+        );
+        assert!(fix.ends_with("`mailroom account enable work`"), "{fix}");
+        assert_eq!(
+            fill_name("`mailroom account edit NAME --ca-file …` (NAMES stay)", "w"),
+            "`mailroom account edit w --ca-file …` (NAMES stay)"
+        );
+    }
 
     #[test]
     fn backoff_grows_caps_and_jitters() {

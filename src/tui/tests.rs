@@ -387,6 +387,7 @@ fn step(id: &'static str, status: StepStatus, detail: &str, fix: Option<&str>) -
         status,
         detail: detail.into(),
         fix: fix.map(String::from),
+        code: None,
     }
 }
 

@@ -14,7 +14,7 @@ use super::common::*;
 
 /// A fresh mailbox that Dovecot already knows: its passwd-file is re-read at most once a
 /// second, so a user added a moment ago may not exist yet for doveadm/seed.
-fn user(prefix: &str) -> String {
+pub(super) fn user(prefix: &str) -> String {
     let u = new_user(prefix);
     wait_for(
         "dovecot to see the new user",
@@ -24,13 +24,13 @@ fn user(prefix: &str) -> String {
     u
 }
 
-fn sync_once(home: &Home, name: &str) -> Value {
+pub(super) fn sync_once(home: &Home, name: &str) -> Value {
     let (code, v) = home.json(&["sync", name, "--once"]);
     assert_eq!(code, 0, "sync failed: {v}");
     v
 }
 
-fn folder_summary<'a>(v: &'a Value, folder: &str) -> &'a Value {
+pub(super) fn folder_summary<'a>(v: &'a Value, folder: &str) -> &'a Value {
     v["accounts"][0]["folders"]
         .as_array()
         .unwrap()
@@ -39,7 +39,7 @@ fn folder_summary<'a>(v: &'a Value, folder: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {folder} in {v}"))
 }
 
-fn all_messages(home: &Home, name: &str, folder: Option<&str>) -> Vec<Value> {
+pub(super) fn all_messages(home: &Home, name: &str, folder: Option<&str>) -> Vec<Value> {
     let mut args = vec!["messages", name, "--limit", "1000000"];
     if let Some(f) = folder {
         args.extend_from_slice(&["--folder", f]);
@@ -50,7 +50,7 @@ fn all_messages(home: &Home, name: &str, folder: Option<&str>) -> Vec<Value> {
 }
 
 /// (uid, flags) of every message in a folder, from the server itself.
-fn server_flags(user: &str, folder: &str) -> Vec<(u32, String)> {
+pub(super) fn server_flags(user: &str, folder: &str) -> Vec<(u32, String)> {
     server_fetch(user, folder, &["uid", "flags"])
         .into_iter()
         .map(|m| (m[0].parse().unwrap(), m[1].clone()))
@@ -79,12 +79,12 @@ fn assert_flags_match(msgs: &[Value], server: &[(u32, String)]) {
     }
 }
 
-fn account_for(home: &Home, name: &str, user: &str, port: u16) {
+pub(super) fn account_for(home: &Home, name: &str, user: &str, port: u16) {
     let out = home.account_add(name, user, port, SUBMISSION, &[], PASSWORD);
     assert!(out.status.success(), "account add failed: {}", stderr(&out));
 }
 
-fn assert_unique_uids(msgs: &[Value]) {
+pub(super) fn assert_unique_uids(msgs: &[Value]) {
     let mut seen = HashSet::new();
     for m in msgs {
         for l in m["locations"].as_array().unwrap() {
@@ -462,9 +462,18 @@ fn connection_cut_mid_fetch_then_next_run_completes_without_gaps_or_doubles() {
     home.set_account_option("c", "sync.body_prefetch_max_bytes", toml_edit::value(0));
     let (code, v) = home.json(&["sync", "c", "--once"]);
     assert_eq!(code, 1, "the cut must fail the pass: {v}");
+    // A one-shot command does not retry, and says so: run it again.
+    let fix = v["error"]["fix"].as_str().unwrap_or("");
     assert!(
-        v["error"]["fix"].as_str().unwrap_or("").contains("retries"),
+        !fix.contains("retries") && fix.contains("mailroom sync c --once` again"),
         "{v}"
+    );
+    assert!(
+        v["error"]["summary"]
+            .as_str()
+            .unwrap_or("")
+            .contains(&format!("127.0.0.1:{port}")),
+        "the server is named: {v}"
     );
     let partial = all_messages(&home, "c", None).len();
     assert!(
@@ -496,7 +505,7 @@ fn crash_during_initial_sync_resumes_without_gaps_or_duplicates() {
     home.add_account("k", &user);
     home.set_account_option("k", "sync.batch_size", toml_edit::value(1000));
     home.set_account_option("k", "sync.body_prefetch_max_bytes", toml_edit::value(0));
-    // The daemon dies like `kill -9` (abort: no cleanup, lease left behind) after 3 batches.
+    // The daemon dies like `kill -9` (abort: no cleanup, lease left behind) after 3 commits.
     let mut child = home
         .cmd()
         .arg("daemon")
@@ -519,20 +528,26 @@ fn crash_during_initial_sync_resumes_without_gaps_or_duplicates() {
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(cp, 3000, "three batches committed");
+    // Three commits happened: a batch of 1000, or less when the writer committed on time (it
+    // also commits after half a second or a pause of the fetch, which a loaded machine makes
+    // common). Mid-pass either way, and what was committed is whole.
+    assert!(
+        cp > 0 && cp < 10_000,
+        "the abort came mid-pass (checkpoint {cp})"
+    );
     let stored: i64 = home
         .db()
         .query_row("SELECT COUNT(*) FROM locations", [], |r| r.get(0))
         .unwrap();
     assert_eq!(
-        stored, 3000,
+        stored, cp,
         "a committed batch is whole, an uncommitted one is absent"
     );
     // Restart: the dead holder's lease is taken over, the sync resumes at the checkpoint.
     let v = sync_once(&home, "k");
     assert_eq!(
         folder_summary(&v, "INBOX")["new"],
-        7000,
+        10_000 - cp,
         "resumed from the checkpoint: {v}"
     );
     let msgs = all_messages(&home, "k", None);
@@ -693,7 +708,7 @@ fn sync_options_deny_list_unread_only_and_mark_read_for_new_mail_only() {
 }
 
 /// Stores raw bytes as a message in a folder on the server (another client's APPEND).
-fn server_save(user: &str, folder: &str, raw: &[u8]) {
+pub(super) fn server_save(user: &str, folder: &str, raw: &[u8]) {
     let mut child = std::process::Command::new(repo().join("scripts/mailserver"))
         .args(["doveadm", "save", "-u", user, "-m", folder])
         .stdin(Stdio::piped())
@@ -705,45 +720,49 @@ fn server_save(user: &str, folder: &str, raw: &[u8]) {
 }
 
 #[test]
-fn unparseable_message_is_quarantined_and_the_folder_goes_on() {
-    let user = user("sync-quar");
+fn mail_without_any_header_field_we_fetch_is_stored_not_quarantined() {
+    let user = user("sync-headerless");
     seed(&user, 10);
+    // No Date, From, To, Cc, Subject or Message-ID: what sync asks for comes back empty.
     let raw = b"this is not a mail header at all\r\njust text\r\n";
     server_save(&user, "INBOX", raw);
+    let bare =
+        b"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\nonly a body\r\n";
+    server_save(&user, "INBOX", bare);
     seed_more(&user, 5);
     let home = Home::new();
     home.add_account("q", &user);
     let v = sync_once(&home, "q");
-    assert_eq!(folder_summary(&v, "INBOX")["quarantined"], 1, "{v}");
+    assert_eq!(folder_summary(&v, "INBOX")["quarantined"], 0, "{v}");
     assert_eq!(
         folder_summary(&v, "INBOX")["new"],
-        15,
-        "the folder went on: {v}"
+        17,
+        "every message stored: {v}"
     );
     let (_, q) = home.json(&["quarantine", "list"]);
-    let item = q["quarantine"][0].clone();
-    assert_eq!(item["state"], "open");
-    assert_eq!(item["uid"], 11);
-    let id = item["id"].to_string();
-    // The whole raw message is kept and can be saved as .eml.
-    let path = home.path().join("bad.eml");
-    let (code, _) = home.json(&["quarantine", "save", &id, path.to_str().unwrap()]);
-    assert_eq!(code, 0);
-    assert_eq!(std::fs::read(&path).unwrap(), raw);
-    // Retry fails the same way (it stays), skip closes it.
-    let (code, r) = home.json(&["quarantine", "retry", &id]);
-    assert_eq!(code, 1, "{r}");
-    assert_eq!(r["ok"], false);
-    let (code, _) = home.json(&["quarantine", "skip", &id]);
-    assert_eq!(code, 0);
-    let (_, q) = home.json(&["quarantine", "list"]);
-    assert_eq!(q["quarantine"][0]["state"], "skipped");
-    // The next pass does not quarantine it again.
+    assert_eq!(q["quarantine"].as_array().unwrap().len(), 0, "{q}");
+    // Stored with empty fields, dated by INTERNALDATE, and readable.
+    let received = received_times(&user, "INBOX");
+    for uid in [11u32, 12] {
+        let m = all_messages(&home, "q", None)
+            .into_iter()
+            .find(|m| m["locations"][0]["uid"] == uid)
+            .unwrap_or_else(|| panic!("uid {uid} stored"));
+        assert_eq!(m["subject"], Value::Null, "{m}");
+        assert_eq!(m["from"], Value::Null, "{m}");
+        let (_, t) = received.iter().find(|(u, _)| *u == uid).unwrap();
+        let date = chrono::DateTime::parse_from_rfc3339(m["date"].as_str().unwrap()).unwrap();
+        assert_eq!(date.timestamp(), *t, "INTERNALDATE is its date: {m}");
+        let id = m["id"].to_string();
+        let (code, shown) = home.json(&["message", "show", &id]);
+        assert_eq!(code, 0, "{shown}");
+    }
+    // The next pass changes nothing.
     let v = sync_once(&home, "q");
-    assert_eq!(folder_summary(&v, "INBOX")["quarantined"], 0, "{v}");
+    assert_eq!(folder_summary(&v, "INBOX")["new"], 0, "{v}");
 }
 
-fn seed_more(user: &str, n: usize) {
+pub(super) fn seed_more(user: &str, n: usize) {
     for i in 0..n {
         let msg = format!(
             "Message-ID: <more-{i}@example.test>\r\nFrom: x@example.test\r\nTo: {user}\r\nSubject: more {i}\r\nDate: Mon, 2 Nov 2026 10:00:0{i} +0000\r\n\r\nbody {i}\r\n"
@@ -1031,7 +1050,7 @@ fn in_process_supervisor_reports_typed_events_for_the_console() {
 }
 
 /// (uid, INTERNALDATE as unix time) of every message in a folder, from the server itself.
-fn received_times(user: &str, folder: &str) -> Vec<(u32, i64)> {
+pub(super) fn received_times(user: &str, folder: &str) -> Vec<(u32, i64)> {
     server_fetch(user, folder, &["uid", "date.received.unixtime"])
         .into_iter()
         .map(|m| (m[0].parse().unwrap(), m[1].parse().unwrap()))

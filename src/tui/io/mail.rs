@@ -137,7 +137,7 @@ fn execute_mail(env: &mut Env, cmd: Command) -> Option<Data> {
             let cx = cx.clone();
             env.counts.clear();
             env.jobs.spawn(PaneId::Mail, async move {
-                let r = messages::flag(&cx, id, change).await;
+                let r = messages::flag(&cx, id, change, messages::CopyChoice::default()).await;
                 Data::MailActed(r.map(|f| MailActed {
                     text: format!("message {id}: {}", flags_text(&f.flags)),
                     queued_for: (!f.pushed).then_some(account_id),
