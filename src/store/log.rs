@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::console::like_escape;
-use super::sql::{Owned, Row, in_list, owned_args};
+use super::sql::{Owned, Row, in_list, not_in, owned_args};
 use super::{Store, now};
 use crate::args;
 use crate::error::Result;
@@ -214,9 +214,9 @@ impl Store {
         self.audit_query(
             &format!(
                 "account_id IS NULL OR account_id IN ({})
-                 OR (operator = ?2 AND account_id NOT IN ({}))",
+                 OR (operator = ?2 AND {})",
                 in_list(3, nv),
-                in_list(3 + nv, nc)
+                not_in("account_id", 3 + nv, nc)
             ),
             values,
         )
@@ -385,6 +385,27 @@ mod tests {
             assert_eq!(rows, ["customers.add", "triage.pair", "account_remove"]);
             assert_eq!(s.audit_rows(10).unwrap().len(), 5);
             assert_eq!(s.audit_visible(eve, 1).unwrap()[0].action, "account_remove");
+        });
+    }
+
+    #[test]
+    fn an_operator_sees_their_own_removal_of_the_last_account() {
+        crate::store::testing::each(|s| {
+            let j = serde_json::json!({});
+            s.audit("eve", "account_remove", Some("gone"), None, &j)
+                .unwrap();
+            let eve = AuditReader {
+                operator: "eve",
+                visible: &[],
+                configured: &[],
+            };
+            let rows: Vec<String> = s
+                .audit_visible(eve, 10)
+                .unwrap()
+                .into_iter()
+                .map(|r| r.action)
+                .collect();
+            assert_eq!(rows, ["account_remove"]);
         });
     }
 }

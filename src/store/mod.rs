@@ -7,9 +7,11 @@ mod checkpointer;
 pub mod console;
 mod crm;
 mod db;
+mod drafts;
 mod fixture;
 mod folders;
 mod log;
+mod mailbox;
 mod messages;
 mod ops;
 pub mod outbox;
@@ -25,9 +27,11 @@ pub use accounts::{AccountRow, AccountState, ErrorInfo, LeaseHolder, process_ali
 pub use checkpointer::Checkpointer;
 pub use crm::{BookRows, CustomerRow, MatchInput, MatchRow, MatchUpdate, TimelineRow};
 pub use db::{Conn, Db};
+pub use drafts::{DraftRow, NewDraft};
 pub use fixture::FixtureMessage;
 pub use folders::{FolderEntry, FolderRow, FolderSyncState};
 pub use log::{AuditReader, AuditRow, EventFilter, EventRow, Level, Visible};
+pub use mailbox::{ChangeRow, Key, MailRow, OpenChanges, Window};
 pub use messages::{
     BatchOutcome, BulkInsert, FlagRow, LocationRow, LocationView, MessageFull, MessageSummary,
     NewMessage, PrefetchItem,
@@ -35,7 +39,7 @@ pub use messages::{
 pub use ops::{OpKind, OpTarget, PendingOp};
 pub use outbox::{Change, CopyState, NewOutbox, OutboxRow, OutboxState, ReplyBase, SentFiling};
 pub use quarantine::{QuarantineRow, QuarantineState};
-pub use search::SearchRow;
+pub use search::SearchFilter;
 pub use status::OutboxCounts;
 pub use triage::{
     ActionKind, ActionRow, FolderRef, MessageDetail, MessagePlace, PendingOpRow, TriageFilter,
@@ -217,32 +221,31 @@ impl Store {
         })
     }
 
+    /// SQLite's migrations (PostgreSQL's run when it opens).
     fn migrate(&self) -> Result<()> {
-        let version: i64 = self
-            .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let Some(conn) = self.conn.lite() else {
+            return Ok(());
+        };
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         let version = version as usize;
         if version > schema::MIGRATIONS.len() {
             return Err(newer_schema(version as i64));
         }
         for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(version) {
             // BEGIN IMMEDIATE: two processes starting together must not both apply a step.
-            self.conn.execute_batch("BEGIN IMMEDIATE")?;
-            let current: i64 = self
-                .conn
-                .query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            conn.execute_batch("BEGIN IMMEDIATE")?;
+            let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
             if current as usize > i {
-                self.conn.execute_batch("COMMIT")?;
+                conn.execute_batch("COMMIT")?;
                 continue;
             }
-            let step = self.conn.execute_batch(sql).and_then(|_| {
-                self.conn
-                    .pragma_update(None, "user_version", (i + 1) as i64)
-            });
+            let step = conn
+                .execute_batch(sql)
+                .and_then(|_| conn.pragma_update(None, "user_version", (i + 1) as i64));
             match step {
-                Ok(()) => self.conn.execute_batch("COMMIT")?,
+                Ok(()) => conn.execute_batch("COMMIT")?,
                 Err(e) => {
-                    let _ = self.conn.execute_batch("ROLLBACK");
+                    let _ = conn.execute_batch("ROLLBACK");
                     return Err(AppError::local(
                         format!("database migration {} failed", i + 1),
                         e.to_string(),
@@ -289,19 +292,6 @@ impl Store {
                 Ok(p.notifications()? as i64)
             }
         }
-    }
-
-    /// Runs `f` in one IMMEDIATE transaction: all of it lands, or none of it.
-    pub(super) fn transaction<T>(
-        &mut self,
-        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>,
-    ) -> Result<T> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let out = f(&tx)?;
-        tx.commit()?;
-        Ok(out)
     }
 }
 

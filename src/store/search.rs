@@ -15,25 +15,12 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
-
 use super::Store;
 use super::crm::CHUNK;
+use super::mailbox::{MailRow, Window, mail_row};
 use super::sql::{Conn, Engine, Owned, in_list, owned_args};
 use crate::args;
 use crate::error::Result;
-
-#[derive(Debug, Clone, Serialize)]
-pub struct SearchRow {
-    pub id: i64,
-    pub account_id: String,
-    pub date: Option<String>,
-    pub from_addr: Option<String>,
-    pub from_name: Option<String>,
-    pub subject: Option<String>,
-    pub direction: String,
-    pub customer_id: Option<i64>,
-}
 
 /// What the search index holds of one message: its subject, the names and addresses of From,
 /// To and Cc, and its readable text (empty until the body is fetched).
@@ -65,26 +52,6 @@ pub(super) fn fts_write(conn: &Conn, id: i64, doc: &FtsDoc<'_>, replace: bool) -
             )?;
         }
     }
-    Ok(())
-}
-
-/// The SQLite half of [`fts_write`], for writers that still hold a rusqlite transaction
-/// (store/messages.rs until it is ported; they then call [`fts_write`]). A cached statement,
-/// so the sync writer prepares it once.
-pub(super) fn fts_write_lite(
-    c: &rusqlite::Connection,
-    id: i64,
-    doc: &FtsDoc<'_>,
-    replace: bool,
-) -> Result<()> {
-    if replace {
-        c.prepare_cached("DELETE FROM messages_fts WHERE rowid = ?1")?
-            .execute([id])?;
-    }
-    c.prepare_cached(
-        "INSERT INTO messages_fts (rowid, subject, addresses, body) VALUES (?1, ?2, ?3, ?4)",
-    )?
-    .execute(rusqlite::params![id, doc.subject, doc.addresses, doc.body])?;
     Ok(())
 }
 
@@ -182,75 +149,335 @@ impl Store {
             .one("SELECT COUNT(*) FROM messages", &[], |r| r.get(0))?;
         Ok((indexed, total))
     }
+}
 
-    /// Messages matching `fts_expr` (already escaped) in one of `accounts`, newest first.
-    pub fn search(
-        &self,
-        fts_expr: &str,
-        accounts: &[String],
-        limit: i64,
-        offset: i64,
-    ) -> Result<(i64, Vec<SearchRow>)> {
-        if accounts.is_empty() {
-            return Ok((0, Vec::new()));
-        }
-        // The index and its match, per engine; ?1 is the query.
-        let (query, from, matches) = match self.engine() {
-            Engine::Sqlite => (
-                fts_expr.to_string(),
-                "messages_fts f JOIN messages m ON m.id = f.rowid",
-                "messages_fts MATCH ?1",
-            ),
-            Engine::Postgres => match pg_tsquery(fts_expr) {
-                Some(q) => (
-                    q,
-                    "messages_fts f JOIN messages m ON m.id = f.message_id",
-                    "f.doc @@ CAST(?1 AS tsquery)",
+/// A parsed search as the store runs it (built by `crm::query`): every value is bound, never
+/// pasted into the SQL.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SearchFilter {
+    /// An already-escaped FTS5 expression that narrows the candidates (words, and the text
+    /// filters as column prefilters).
+    pub fts: Option<String>,
+    /// Each must occur (case-insensitive) in the sender's name or address.
+    pub from: Vec<String>,
+    /// Each must occur among the To/Cc names and addresses.
+    pub to: Vec<String>,
+    /// Each must occur in the subject.
+    pub subject: Vec<String>,
+    /// `YYYY-MM-DD`: on or after that day.
+    pub since: Option<String>,
+    /// `YYYY-MM-DD`: before that day.
+    pub before: Option<String>,
+    /// Some(false): some copy in scope is unread; Some(true): none is.
+    pub read: Option<bool>,
+    /// Some(true): some copy in scope is flagged; Some(false): none is.
+    pub flagged: Option<bool>,
+    /// Folder names (any; case-insensitive); empty: every folder.
+    pub folders: Vec<String>,
+    /// The accounts searched (ids); empty: nothing.
+    pub accounts: Vec<String>,
+}
+
+/// `%value%` for LIKE with its wildcards escaped.
+fn contains(v: &str) -> Owned {
+    Owned::Text(format!("%{}%", super::console::like_escape(v)))
+}
+
+/// The full-text side of a search on this engine: the query as the index reads it and the
+/// statement that lists the matching message ids (its one parameter is the query). None: the
+/// query can match nothing.
+fn fts_match(engine: Engine, expr: &str) -> Option<(String, &'static str)> {
+    match engine {
+        Engine::Sqlite => Some((
+            expr.to_string(),
+            "SELECT rowid AS id FROM messages_fts WHERE messages_fts MATCH ?",
+        )),
+        Engine::Postgres => pg_tsquery(expr).map(|q| {
+            (
+                q,
+                "SELECT message_id AS id FROM messages_fts WHERE doc @@ CAST(? AS tsquery)",
+            )
+        }),
+    }
+}
+
+/// The WHERE clause of a search (after `WHERE`), its parameters pushed to `p`. `m` is the
+/// message; the scope is its copies in the searched accounts (and folders). `fts`: the
+/// full-text query as [`fts_match`] gives it.
+fn search_where(
+    engine: Engine,
+    f: &SearchFilter,
+    fts: Option<&(String, &str)>,
+    p: &mut Vec<Owned>,
+) -> String {
+    let acc = placeholders(f.accounts.len());
+    let mut scope = format!("l.message_id = m.id AND l.account_id IN ({acc})");
+    let mut scope_p: Vec<Owned> = f.accounts.iter().map(|a| Owned::Text(a.clone())).collect();
+    if !f.folders.is_empty() {
+        let names = vec!["lower(CAST(? AS TEXT))"; f.folders.len()].join(", ");
+        scope.push_str(&format!(
+            " AND l.folder_id IN (SELECT id FROM folders WHERE lower(name) IN ({names}))"
+        ));
+        scope_p.extend(f.folders.iter().map(|n| Owned::Text(n.clone())));
+    }
+    let mut w = String::from("m.denied = 0");
+    let exists = |w: &mut String, p: &mut Vec<Owned>, not: bool, extra: &str| {
+        w.push_str(&format!(
+            " AND {}EXISTS (SELECT 1 FROM locations l WHERE {scope}{extra})",
+            if not { "NOT " } else { "" }
+        ));
+        p.extend(scope_p.iter().cloned());
+    };
+    if let Some((query, ids)) = fts {
+        w.push_str(&format!(" AND m.id IN ({ids})"));
+        p.push(Owned::Text(query.clone()));
+    }
+    exists(&mut w, p, false, "");
+    match f.read {
+        Some(false) => exists(&mut w, p, false, " AND l.seen = 0"),
+        Some(true) => exists(&mut w, p, true, " AND l.seen = 0"),
+        None => {}
+    }
+    let flagged = match engine {
+        Engine::Sqlite => " AND instr(l.flags, '\\Flagged') > 0",
+        Engine::Postgres => " AND strpos(l.flags, '\\Flagged') > 0",
+    };
+    match f.flagged {
+        Some(true) => exists(&mut w, p, false, flagged),
+        Some(false) => exists(&mut w, p, true, flagged),
+        None => {}
+    }
+    for v in &f.from {
+        w.push_str(" AND (m.from_addr LIKE ? ESCAPE '\\' OR m.from_name LIKE ? ESCAPE '\\')");
+        p.extend([contains(v), contains(v)]);
+    }
+    for v in &f.to {
+        w.push_str(" AND (m.to_json LIKE ? ESCAPE '\\' OR m.cc_json LIKE ? ESCAPE '\\')");
+        p.extend([contains(v), contains(v)]);
+    }
+    for v in &f.subject {
+        w.push_str(" AND m.subject LIKE ? ESCAPE '\\'");
+        p.push(contains(v));
+    }
+    if let Some(d) = &f.since {
+        w.push_str(" AND m.date >= ?");
+        p.push(Owned::Text(d.clone()));
+    }
+    if let Some(d) = &f.before {
+        w.push_str(" AND m.date < ?");
+        p.push(Owned::Text(d.clone()));
+    }
+    w
+}
+
+/// `?, ?, ?` for `n` values.
+fn placeholders(n: usize) -> String {
+    if n == 0 {
+        return "NULL".into();
+    }
+    vec!["?"; n].join(", ")
+}
+
+/// At most this many full-text matches are read and sorted; more are found walking the dates.
+const FEW_MATCHES: i64 = 2000;
+
+/// One part of a search window: dated mail or mail without a date (which sorts last), in
+/// `dir` order, with an extra keyset condition. Splitting the two keeps every keyset
+/// condition a range on `messages_by_date` (one seek, rows in index order).
+struct Part<'a> {
+    dated: bool,
+    cond: &'a str,
+    params: Vec<Owned>,
+    dir: &'static str,
+}
+
+/// The parts of a window, closest first, and whether they run oldest-first (and come back
+/// reversed).
+fn window_parts(window: &Window) -> (Vec<Part<'static>>, bool) {
+    let dated = |cond, params, dir| Part {
+        dated: true,
+        cond,
+        params,
+        dir,
+    };
+    let undated = |cond, params, dir| Part {
+        dated: false,
+        cond,
+        params,
+        dir,
+    };
+    let text = |d: &String| Owned::Text(d.clone());
+    match window {
+        Window::Top => (
+            vec![dated("", vec![], "DESC"), undated("", vec![], "DESC")],
+            false,
+        ),
+        Window::After(k) | Window::From(k) => {
+            let from = matches!(window, Window::From(_));
+            let cond = if from {
+                "AND m.date <= ? AND (m.date < ? OR m.id <= ?)"
+            } else {
+                "AND m.date <= ? AND (m.date < ? OR m.id < ?)"
+            };
+            let ncond = if from {
+                "AND m.id <= ?"
+            } else {
+                "AND m.id < ?"
+            };
+            match &k.date {
+                Some(d) => (
+                    vec![
+                        dated(cond, vec![text(d), text(d), Owned::Int(k.id)], "DESC"),
+                        undated("", vec![], "DESC"),
+                    ],
+                    false,
                 ),
-                // Only phrases without a word: FTS5 finds nothing for those either.
-                None => return Ok((0, Vec::new())),
-            },
-        };
-        // ?2… the accounts, then the page's limit and offset.
-        let n = accounts.len();
-        let acc = in_list(2, n);
-        let visible = format!(
-            "m.denied = 0 AND EXISTS (SELECT 1 FROM locations l WHERE l.message_id = m.id AND l.account_id IN ({acc}))"
-        );
-        let mut values = vec![Owned::Text(query)];
-        values.extend(accounts.iter().map(|a| Owned::Text(a.clone())));
-        values.extend([Owned::Int(limit), Owned::Int(offset)]);
-        let values = owned_args(&values);
-        let total: i64 = self.conn.one(
-            &format!("SELECT COUNT(*) FROM {from} WHERE {matches} AND {visible}"),
-            &values[..n + 1],
-            |r| r.get(0),
-        )?;
-        let rows = self.conn.rows(
-            &format!(
-                "SELECT m.id, (SELECT l.account_id FROM locations l WHERE l.message_id = m.id AND l.account_id IN ({acc}) ORDER BY l.id LIMIT 1),
-                        m.date, m.from_addr, m.from_name, m.subject, m.direction, m.customer_id
-                 FROM {from}
-                 WHERE {matches} AND {visible}
-                 ORDER BY m.date DESC NULLS LAST, m.id DESC LIMIT ?{} OFFSET ?{}",
-                n + 2,
-                n + 3
+                None => (vec![undated(ncond, vec![Owned::Int(k.id)], "DESC")], false),
+            }
+        }
+        Window::Before(k) => match &k.date {
+            Some(d) => (
+                vec![dated(
+                    "AND m.date >= ? AND (m.date > ? OR m.id > ?)",
+                    vec![text(d), text(d), Owned::Int(k.id)],
+                    "ASC",
+                )],
+                true,
             ),
-            &values,
-            |r| {
-                Ok(SearchRow {
-                    id: r.get(0)?,
-                    account_id: r.get::<Option<String>>(1)?.unwrap_or_default(),
-                    date: r.get(2)?,
-                    from_addr: r.get(3)?,
-                    from_name: r.get(4)?,
-                    subject: r.get(5)?,
-                    direction: r.get(6)?,
-                    customer_id: r.get(7)?,
-                })
+            None => (
+                vec![
+                    undated("AND m.id > ?", vec![Owned::Int(k.id)], "ASC"),
+                    dated("", vec![], "ASC"),
+                ],
+                true,
+            ),
+        },
+        Window::Bottom => (
+            vec![undated("", vec![], "ASC"), dated("", vec![], "ASC")],
+            true,
+        ),
+    }
+}
+
+impl Store {
+    /// One window of a search's hits, newest first (the console's results, `search`).
+    pub fn search_window(
+        &self,
+        f: &SearchFilter,
+        window: &Window,
+        limit: i64,
+    ) -> Result<Vec<MailRow>> {
+        if f.accounts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let fts = match &f.fts {
+            Some(expr) => match fts_match(self.engine(), expr) {
+                Some(m) => Some(m),
+                None => return Ok(Vec::new()),
             },
-        )?;
-        Ok((total, rows))
+            None => None,
+        };
+        let (parts, reverse) = window_parts(window);
+        // Few full-text matches: read them and sort them, rather than walk every date.
+        let few = match &fts {
+            Some((query, ids)) => {
+                let n: i64 = self.conn.one(
+                    &format!("SELECT COUNT(*) FROM ({ids}) hit"),
+                    args![query.as_str()],
+                    |r| r.get(0),
+                )?;
+                n <= FEW_MATCHES
+            }
+            None => false,
+        };
+        let mut rows = Vec::new();
+        for part in parts {
+            let left = limit - rows.len() as i64;
+            if left <= 0 {
+                break;
+            }
+            rows.extend(self.search_part(f, fts.as_ref(), &part, left, few)?);
+        }
+        if reverse {
+            rows.reverse();
+        }
+        for r in &mut rows {
+            r.flags.sort();
+            r.flags.dedup();
+        }
+        Ok(rows)
+    }
+
+    fn search_part(
+        &self,
+        f: &SearchFilter,
+        fts: Option<&(String, &str)>,
+        part: &Part<'_>,
+        limit: i64,
+        few: bool,
+    ) -> Result<Vec<MailRow>> {
+        let acc = placeholders(f.accounts.len());
+        // The columns of a hit: its first visible copy's account and folder, the union of the
+        // visible copies' flags, read when none of them is unread.
+        let copy = format!("l.message_id = m.id AND l.account_id IN ({acc})");
+        let mut p: Vec<Owned> = Vec::new();
+        for _ in 0..4 {
+            p.extend(f.accounts.iter().map(|a| Owned::Text(a.clone())));
+        }
+        // Driven by the date index (hits in order), or by the few full-text matches.
+        let from = match (fts, few) {
+            (Some((query, ids)), true) => {
+                p.push(Owned::Text(query.clone()));
+                format!("({ids}) hit CROSS JOIN messages m ON m.id = hit.id")
+            }
+            _ => "messages m INDEXED BY messages_by_date".to_string(),
+        };
+        let w = search_where(self.engine(), f, if few { None } else { fts }, &mut p);
+        p.extend(part.params.iter().cloned());
+        p.push(Owned::Int(limit));
+        let (null, dir) = (
+            if part.dated {
+                "m.date IS NOT NULL"
+            } else {
+                "m.date IS NULL"
+            },
+            part.dir,
+        );
+        let sql = format!(
+            "SELECT m.id, COALESCE(m.thread_id, m.id),
+                    (SELECT l.account_id FROM locations l WHERE {copy} ORDER BY l.id LIMIT 1),
+                    (SELECT f.name FROM locations l JOIN folders f ON f.id = l.folder_id WHERE {copy} ORDER BY l.id LIMIT 1),
+                    m.date, m.from_addr, m.from_name, m.to_json, m.subject, m.size, m.has_attachments, m.direction,
+                    (SELECT string_agg(l.flags, ' ') FROM locations l WHERE {copy}),
+                    NOT EXISTS (SELECT 1 FROM locations l WHERE {copy} AND l.seen = 0),
+                    m.date, m.customer_id
+             FROM {from}
+             WHERE {null} AND {w} {cond}
+             ORDER BY m.date {dir}, m.id {dir} LIMIT ?",
+            cond = part.cond
+        );
+        self.conn.rows(&sql, &owned_args(&p), |r| mail_row(r, None))
+    }
+
+    /// How many hits a search has.
+    pub fn search_count(&self, f: &SearchFilter) -> Result<i64> {
+        if f.accounts.is_empty() {
+            return Ok(0);
+        }
+        let fts = match &f.fts {
+            Some(expr) => match fts_match(self.engine(), expr) {
+                Some(m) => Some(m),
+                None => return Ok(0),
+            },
+            None => None,
+        };
+        let mut p: Vec<Owned> = Vec::new();
+        let w = search_where(self.engine(), f, fts.as_ref(), &mut p);
+        self.conn.one(
+            &format!("SELECT COUNT(*) FROM messages m WHERE {w}"),
+            &owned_args(&p),
+            |r| r.get(0),
+        )
     }
 }
 

@@ -138,6 +138,15 @@ pub fn in_list(first: usize, n: usize) -> String {
         .join(", ")
 }
 
+/// `column NOT IN (?first, …)`, true for an empty list: `x NOT IN (NULL)` would be NULL
+/// (false) for every row, which hid an operator's own rows once their last account was gone.
+pub fn not_in(column: &str, first: usize, n: usize) -> String {
+    if n == 0 {
+        return "1 = 1".into();
+    }
+    format!("{column} NOT IN ({})", in_list(first, n))
+}
+
 /// `args![a, b, c]`: the arguments of one statement.
 #[macro_export]
 macro_rules! args {
@@ -449,29 +458,7 @@ impl Conn {
     }
 }
 
-/// TRANSITIONAL (issue 17): store code not yet written against [`Conn`]'s own calls still
-/// reaches rusqlite through this. On PostgreSQL it lands on an empty in-memory SQLite, so such
-/// code fails with "no such table" instead of touching the wrong database; the port removes
-/// every such use and then this impl.
-impl std::ops::Deref for Conn {
-    type Target = rusqlite::Connection;
-    fn deref(&self) -> &rusqlite::Connection {
-        match self {
-            Conn::Lite(c) => c,
-            Conn::Pg(p) => &p.unported,
-        }
-    }
-}
-
-impl std::ops::DerefMut for Conn {
-    fn deref_mut(&mut self) -> &mut rusqlite::Connection {
-        match self {
-            Conn::Lite(c) => c,
-            Conn::Pg(p) => &mut p.unported,
-        }
-    }
-}
-
+/// SQLite reads statement arguments directly.
 impl rusqlite::ToSql for Arg<'_> {
     fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
         use rusqlite::types::{ToSqlOutput, Value};
@@ -576,8 +563,6 @@ enum Job {
 /// A PostgreSQL connection owned by a thread of its own.
 pub struct PgConn {
     jobs: mpsc::Sender<Job>,
-    /// What not-yet-ported store code reaches on PostgreSQL (see the Deref of [`Conn`]).
-    unported: rusqlite::Connection,
     /// `?N` → `$N` and the other rewrites, done once per statement text.
     translated: RefCell<HashMap<String, String>>,
     /// LISTEN mailroom_changes was issued on this connection (a change watcher).
@@ -618,7 +603,6 @@ impl PgConn {
         ready_rx.recv().map_err(|_| gone())??;
         Ok(PgConn {
             jobs,
-            unported: rusqlite::Connection::open_in_memory()?,
             listening: std::cell::Cell::new(false),
             in_tx: std::cell::Cell::new(false),
             translated: RefCell::new(HashMap::new()),
@@ -943,6 +927,16 @@ pub fn translate(sql: &str) -> String {
                 if let Some(rest) = word_at(&chars, i, "LIKE") {
                     out.push_str("ILIKE");
                     i = rest;
+                } else if let Some(rest) = indexed_by_at(&chars, i) {
+                    // SQLite's index hint: PostgreSQL's planner picks on its own.
+                    i = rest;
+                } else if let Some(rest) = word_at(&chars, i, "CROSS")
+                    .and_then(|k| skip_space(&chars, k))
+                    .and_then(|k| word_at(&chars, k, "JOIN"))
+                {
+                    // SQLite's "join in this order" (with ON), a plain join for PostgreSQL.
+                    out.push_str("JOIN");
+                    i = rest;
                 } else if let Some(rest) = word_at(&chars, i, "NOCASE") {
                     out.push_str("mailroom_nocase");
                     i = rest;
@@ -954,6 +948,27 @@ pub fn translate(sql: &str) -> String {
         }
     }
     out
+}
+
+/// The index after the spaces at `k`, if there is at least one.
+fn skip_space(chars: &[char], k: usize) -> Option<usize> {
+    let mut j = k;
+    while j < chars.len() && chars[j].is_whitespace() {
+        j += 1;
+    }
+    (j > k).then_some(j)
+}
+
+/// `INDEXED BY name` at `i`: the index after the name.
+fn indexed_by_at(chars: &[char], i: usize) -> Option<usize> {
+    let k = word_at(chars, i, "INDEXED")?;
+    let k = skip_space(chars, k)?;
+    let k = word_at(chars, k, "BY")?;
+    let mut j = skip_space(chars, k)?;
+    while j < chars.len() && (chars[j].is_alphanumeric() || chars[j] == '_') {
+        j += 1;
+    }
+    Some(j)
 }
 
 /// `word` (any case) as a whole word at `i`: the index after it.
@@ -986,6 +1001,10 @@ mod tests {
             "SELECT a FROM t WHERE b = $1 AND c ILIKE $2 ESCAPE '\\' AND d = '?3 like' ORDER BY a COLLATE mailroom_nocase"
         );
         assert_eq!(translate("VALUES (?, ?)"), "VALUES ($1, $2)");
+        assert_eq!(
+            translate("FROM messages m INDEXED BY messages_by_date CROSS JOIN locations l ON x"),
+            "FROM messages m  JOIN locations l ON x"
+        );
         assert_eq!(
             translate("SELECT unlike FROM liked"),
             "SELECT unlike FROM liked"

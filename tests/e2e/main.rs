@@ -5,6 +5,7 @@ mod common;
 mod db;
 
 mod account;
+mod console_mail;
 mod corpus;
 mod counts;
 mod crm;
