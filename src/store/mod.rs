@@ -11,6 +11,7 @@ mod fixture;
 mod folders;
 mod log;
 mod messages;
+pub mod oauth;
 mod ops;
 pub mod outbox;
 mod quarantine;
@@ -20,7 +21,7 @@ pub mod sql;
 mod status;
 mod triage;
 
-pub use accounts::{AccountRow, AccountState, ErrorInfo, LeaseHolder, process_alive};
+pub use accounts::{AccountRow, AccountState, ErrorInfo, LeaseHolder, hostname, process_alive};
 pub use checkpointer::Checkpointer;
 pub use crm::{BookRows, CustomerRow, MatchInput, MatchRow, MatchUpdate, TimelineRow};
 pub use db::{Conn, Db};
@@ -31,6 +32,7 @@ pub use messages::{
     BatchOutcome, BulkInsert, FlagRow, LocationRow, LocationView, MessageFull, MessageSummary,
     NewMessage, PrefetchItem,
 };
+pub use oauth::OAuthRow;
 pub use ops::{OpKind, OpTarget, PendingOp};
 pub use outbox::{Change, CopyState, NewOutbox, OutboxRow, OutboxState, ReplyBase, SentFiling};
 pub use quarantine::{QuarantineRow, QuarantineState};
@@ -178,6 +180,14 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// The database file this connection has open (None for an in-memory store).
+    pub fn path(&self) -> Option<std::path::PathBuf> {
+        self.conn
+            .path()
+            .filter(|p| !p.is_empty())
+            .map(std::path::PathBuf::from)
     }
 
     pub fn schema_version(&self) -> Result<i64> {

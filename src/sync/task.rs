@@ -51,7 +51,7 @@ struct Task {
     opts: PassOptions,
     lease: String,
     session: Option<SyncSession>,
-    password: Option<secrecy::SecretString>,
+    credential: Option<crate::secret::Credential>,
     watcher: Option<JoinHandle<()>>,
     changed: Arc<Notify>,
     lost_tx: mpsc::UnboundedSender<AppError>,
@@ -114,7 +114,7 @@ impl Task {
             opts,
             lease: token(),
             session: None,
-            password: None,
+            credential: None,
             watcher: None,
             changed: Arc::new(Notify::new()),
             lost_tx,
@@ -201,10 +201,15 @@ impl Task {
             self.session = None;
         }
         if self.session.is_none() {
-            let pw = self.account.password(&self.store, &self.vault)?;
-            let ss = engine::open_session(&self.account, &pw).await?;
+            // One credential per task: an OAuth2 token source keeps its tokens for every
+            // connection (the pass's, the watcher's) and refreshes them when they run out.
+            let cred = match self.credential.clone() {
+                Some(c) => c,
+                None => self.account.credential(&self.store, &self.vault)?,
+            };
+            let ss = engine::open_session(&self.account, &cred).await?;
             let _ = self.store.set_capabilities(&self.id, &ss.caps_text);
-            self.password = Some(pw);
+            self.credential = Some(cred);
             self.session = Some(ss);
             // Reached again after failures: from here on it is syncing.
             if self.failures > 0 {
@@ -276,7 +281,7 @@ impl Task {
         if self.watcher.as_ref().is_some_and(|w| !w.is_finished()) {
             return;
         }
-        let Some(password) = self.password.clone() else {
+        let Some(credential) = self.credential.clone() else {
             return;
         };
         let inbox = self
@@ -289,7 +294,7 @@ impl Task {
             .unwrap_or_else(|| "INBOX".into());
         self.watcher = Some(tokio::spawn(watcher::run(Watch {
             account: self.account.clone(),
-            password,
+            credential,
             inbox,
             changed: self.changed.clone(),
             lost: self.lost_tx.clone(),
