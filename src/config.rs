@@ -1410,7 +1410,8 @@ since = "new"
         .unwrap();
         assert_eq!(a.auth, AuthKind::OAuth2);
         assert_eq!(a.oauth2.as_ref().unwrap().client_id, "c1");
-        let e = toml::from_str::<AccountConfig>(&format!("{base}auth = \"kerberos\"\n")).unwrap_err();
+        let e =
+            toml::from_str::<AccountConfig>(&format!("{base}auth = \"kerberos\"\n")).unwrap_err();
         assert!(e.to_string().contains("kerberos"), "{e}");
         assert!(SmtpAuth::check(Some(SmtpAuth::Plain), AuthKind::OAuth2).is_err());
         assert!(SmtpAuth::check(Some(SmtpAuth::Oauthbearer), AuthKind::OAuth2).is_ok());

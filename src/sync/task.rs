@@ -57,6 +57,8 @@ struct Task {
     lost_tx: mpsc::UnboundedSender<AppError>,
     lost_rx: mpsc::UnboundedReceiver<AppError>,
     failures: u32,
+    /// When the server last closed the watcher's connection and a pass simply reconnected.
+    quiet_reconnect: Option<tokio::time::Instant>,
     lease_note: bool,
     events: EventSender,
     shutdown: watch::Receiver<bool>,
@@ -120,6 +122,7 @@ impl Task {
             lost_tx,
             lost_rx,
             failures: 0,
+            quiet_reconnect: None,
             lease_note: false,
             events,
             shutdown,
@@ -255,8 +258,31 @@ impl Task {
         match self.wait_for_change().await {
             Wake::Due => Next::Go,
             Wake::Stop => Next::Stop,
+            Wake::Lost(e) if self.reconnect_quietly(&e) => {
+                tracing::debug!(account = %self.account.name, "the server closed the watcher's connection ({e}); reconnecting");
+                Next::Go
+            }
             Wake::Lost(e) => self.failed(e).await,
         }
+    }
+
+    /// A watcher connection the server closed (a BYE: an admin's kick, a restart, a token
+    /// that ran out) is not a failure by itself: the next pass reconnects, and only a pass that
+    /// fails counts. A server that keeps closing it is treated as failing (backoff) instead of
+    /// being reconnected to over and over. A stall is never quiet: that is how a dead server
+    /// shows.
+    fn reconnect_quietly(&mut self, e: &AppError) -> bool {
+        use crate::error::Code;
+        if !matches!(e.code, Code::NetDropped | Code::ServerUnavailable) {
+            return false;
+        }
+        let gap = Duration::from_secs(self.account.cfg.sync.backoff_min_secs.max(1) * 2);
+        let now = tokio::time::Instant::now();
+        if self.quiet_reconnect.is_some_and(|t| now - t < gap) {
+            return false;
+        }
+        self.quiet_reconnect = Some(now);
+        true
     }
 
     /// Records the failure (the fix says that mailroom retries), then waits the backoff.
