@@ -767,6 +767,10 @@ fn edit(ctx: &Ctx, a: EditArgs) -> Result<i32> {
         poll_secs: a.poll_secs,
         prefetch_max_bytes: a.prefetch_max_bytes,
         password_command: a.pw.password_command.clone(),
+        client_secret: match a.server.oauth.oauth_client_secret_stdin {
+            true => Some(read_secret_stdin()?),
+            false => None,
+        },
     };
     let stdin = a.pw.password_stdin;
     let view: AccountView = accounts::edit(ctx, &a.name, &change, || {

@@ -494,6 +494,8 @@ pub struct Edit {
     /// (0: none, every body when opened).
     pub prefetch_max_bytes: Option<u64>,
     pub password_command: Option<String>,
+    /// A new client secret of the OAuth2 app registration (sealed).
+    pub client_secret: Option<SecretString>,
 }
 
 /// Changes an account's settings. `read_password` is asked only once the change is allowed and
@@ -517,6 +519,15 @@ pub fn edit(
     let (_, old) = access::account(cx, &config, &store, name, Need::Configure)?;
     let mut new = edited(old, change)?;
     valid_settings(&config, &new)?;
+    if change.client_secret.is_some() && new.auth != AuthKind::OAuth2 {
+        return Err(AppError::usage(
+            "a client secret belongs to an OAuth2 account",
+            "add --auth oauth2, or leave out --oauth-client-secret-stdin",
+        ));
+    }
+    if let Some(secret) = &change.client_secret {
+        super::signin::seal_client_secret(&store, &cx.vault()?, &new.id, secret)?;
+    }
     if let Some(pw) = read_password()? {
         seal_password(cx, &mut store, &new.id, &pw)?;
         new.password_command = None;

@@ -396,3 +396,82 @@ pub fn needs_login(code: Code) -> bool {
 pub fn has_tokens(store: &Store, id: &str) -> Result<bool> {
     Ok(store.credential(id, TOKENS)?.is_some())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::accounts::{self, ServerSpec};
+    use super::*;
+
+    fn spec(preset: &str, client: Option<&str>) -> ServerSpec {
+        ServerSpec {
+            email: Some("w@example.test".into()),
+            preset: Some(preset.into()),
+            auth: Some("oauth2".into()),
+            oauth: OAuthSpec {
+                client_id: client.map(str::to_string),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn settings_come_from_the_preset_or_the_flags_and_are_checked_offline() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = crate::config::Home {
+            root: dir.path().to_path_buf(),
+        };
+        let cx = Ctx::new(home, "alice");
+        let e = accounts::prepare(&cx, "w", &spec("microsoft365", None), None).unwrap_err();
+        assert!(e.fix.contains("--oauth-client-id"), "{e}");
+        let new = accounts::prepare(&cx, "w", &spec("microsoft365", Some("cid")), None).unwrap();
+        let o = new.cfg.oauth2.clone().unwrap();
+        assert_eq!(
+            (o.provider.as_deref(), o.client_id.as_str()),
+            (Some("microsoft"), "cid")
+        );
+        assert!(new.signs_in() && new.hint().unwrap().contains("SMTP AUTH"));
+        // Google refuses mail scopes in the device flow.
+        let mut g = spec("gmail", Some("cid"));
+        g.oauth.flow = Some("device".into());
+        let e = accounts::prepare(&cx, "g", &g, None).unwrap_err();
+        assert!(e.fix.contains("--oauth-flow browser"), "{e}");
+        // --oauth-* flags without --auth oauth2, plain http away from loopback.
+        let mut p = spec("fastmail", Some("cid"));
+        p.auth = None;
+        assert_eq!(
+            accounts::prepare(&cx, "p", &p, None).unwrap_err().kind,
+            crate::error::Kind::Usage
+        );
+        let mut h = spec("fastmail", Some("cid"));
+        h.preset = None;
+        h.imap = Some("127.0.0.1:6993".into());
+        h.smtp = Some("127.0.0.1:6587".into());
+        h.oauth.token_url = Some("http://auth.example.com/token".into());
+        let e = accounts::prepare(&cx, "h", &h, None).unwrap_err();
+        assert!(e.fix.contains("loopback"), "{e}");
+        // Stored without a password; not signed in until `account login`.
+        accounts::add(&cx, &new, None).unwrap();
+        let v = accounts::show(&cx, "w").unwrap();
+        assert_eq!(v.password_source, accounts::PasswordSource::OAuth2);
+        let o = v.oauth2.unwrap();
+        assert_eq!((o.signed_in, o.flow), (false, Some(OAuthFlow::Device)));
+        assert!(o.login_needed.unwrap().contains("not signed in"));
+        let acct = Account::from_config(&cx.config().unwrap(), "w").unwrap();
+        let e = acct
+            .credential(&cx.store().unwrap(), &cx.vault().unwrap())
+            .unwrap_err();
+        assert_eq!(e.code, Code::AuthLoginNeeded);
+        assert!(e.fix.contains("mailroom account login w"), "{e}");
+        // Back to a password: the OAuth2 settings go.
+        let change = accounts::Edit {
+            server: ServerSpec {
+                auth: Some("password".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let v = accounts::edit(&cx, "w", &change, || Ok(None)).unwrap();
+        assert!(v.oauth2.is_none() && v.auth == AuthKind::Password);
+    }
+}

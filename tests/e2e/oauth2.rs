@@ -414,6 +414,55 @@ fn an_oauthbearer_only_server_path_signs_in_with_oauthbearer() {
     // A password mechanism is refused for an OAuth2 account.
     let out = home.run(&["account", "edit", "b", "--smtp-auth", "plain"]);
     assert_eq!(out.status.code(), Some(64), "{}", stderr(&out));
+
+    // --no-login stores without any network I/O; sync then says to sign in.
+    let user2 = new_user("oauth-later");
+    let devices = count(&cid, "device");
+    let child = add_oauth(
+        &home,
+        "later",
+        &user2,
+        &cid,
+        (IMAPS, SUBMISSION),
+        &["--no-login"],
+    );
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        count(&cid, "device"),
+        devices,
+        "nothing asked of the provider"
+    );
+    let (rc, v) = home.json(&["sync", "later", "--once"]);
+    assert_eq!(rc, 1, "{v}");
+    assert_eq!(v["error"]["code"], "auth.login_needed", "{v}");
+    assert!(
+        v["error"]["fix"]
+            .as_str()
+            .unwrap()
+            .contains("mailroom account login later"),
+        "{v}"
+    );
+    // `account login` then, and `account add --test` checks after signing in.
+    let child = home
+        .cmd()
+        .args(["account", "login", "later"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (rc, _, err) = approve_device_login(child, &user2);
+    assert_eq!(rc, 0, "{err}");
+    let (rc, v) = home.json(&["sync", "later", "--once"]);
+    assert_eq!(rc, 0, "{v}");
+    let user3 = new_user("oauth-tested");
+    let child = add_oauth(&home, "t", &user3, &cid, (IMAPS, SUBMISSION), &["--test"]);
+    let (rc, out, err) = approve_device_login(child, &user3);
+    assert_eq!(rc, 0, "{out}{err}");
+    assert!(
+        err.contains("smtp_auth") && err.contains("XOAUTH2"),
+        "{err}"
+    );
 }
 
 #[test]
