@@ -908,6 +908,124 @@ mod tests {
         assert_eq!(done, "authenticated as u (LOGIN)");
     }
 
+    /// A token source that hands out `tok-1`, then `tok-2`, …, counting what it was asked.
+    struct Tokens {
+        handed: std::sync::atomic::AtomicI64,
+        refused: AtomicBool,
+    }
+
+    impl TokenSource for Tokens {
+        fn current(&self) -> futures::future::BoxFuture<'_, Result<AccessToken>> {
+            Box::pin(async move {
+                let g = self.handed.fetch_add(1, Ordering::SeqCst) + 1;
+                Ok(AccessToken {
+                    token: SecretString::from(format!("tok-{g}")),
+                    generation: g,
+                })
+            })
+        }
+        fn after_rejection<'a>(
+            &'a self,
+            _used: &'a AccessToken,
+        ) -> futures::future::BoxFuture<'a, Result<AccessToken>> {
+            self.current()
+        }
+        fn refused<'a>(
+            &'a self,
+            server: &'a str,
+            words: &'a str,
+        ) -> futures::future::BoxFuture<'a, AppError> {
+            self.refused.store(true, Ordering::SeqCst);
+            Box::pin(async move {
+                AppError::needs_user(format!("{server} refused"), words.to_string(), "login")
+            })
+        }
+    }
+
+    /// An SMTP server that offers the OAuth2 mechanisms and answers each AUTH line with the
+    /// next of `answers` (a 334 challenge is answered by the client's next line).
+    async fn fake_oauth(answers: Vec<&'static [u8]>) -> u16 {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let (s, _) = l.accept().await.unwrap();
+            let (r, mut w) = s.into_split();
+            let mut r = BufReader::new(r);
+            w.write_all(b"220 fake ESMTP\r\n").await.unwrap();
+            let mut answers = answers.into_iter();
+            let mut line = String::new();
+            loop {
+                line.clear();
+                if r.read_line(&mut line).await.unwrap_or(0) == 0 {
+                    return;
+                }
+                let reply: &[u8] = if line.to_ascii_uppercase().starts_with("EHLO") {
+                    b"250-fake\r\n250 AUTH XOAUTH2 OAUTHBEARER\r\n"
+                } else if line.starts_with("QUIT") {
+                    return;
+                } else {
+                    answers.next().unwrap_or(b"503 no more\r\n")
+                };
+                w.write_all(reply).await.unwrap();
+            }
+        });
+        port
+    }
+
+    fn oauth_source() -> (Arc<Tokens>, Credential) {
+        let t = Arc::new(Tokens {
+            handed: Default::default(),
+            refused: AtomicBool::new(false),
+        });
+        (t.clone(), Credential::OAuth2(t))
+    }
+
+    #[tokio::test]
+    async fn a_refused_token_is_refreshed_once_and_microsoft_s_smtp_auth_off_is_named() {
+        // The first token gets the error challenge and 535; the fresh one is taken.
+        let port = fake_oauth(vec![
+            b"334 eyJzdGF0dXMiOiJpbnZhbGlkX3Rva2VuIn0=\r\n",
+            b"535 5.7.8 Authentication failed\r\n",
+            b"235 2.7.0 ok\r\n",
+        ])
+        .await;
+        let (t, cred) = oauth_source();
+        let mut s = Session::connect(&target_with(port, AuthMode::OAuth2))
+            .await
+            .unwrap();
+        let done = s.authenticate(Some(&cred)).await.unwrap();
+        assert_eq!(done, "authenticated as u (XOAUTH2, OAuth2 token)");
+        assert_eq!(t.handed.load(Ordering::SeqCst), 2, "one refresh");
+        // Refused again: the user must act, once.
+        let port = fake_oauth(vec![b"535 5.7.3 nope\r\n", b"535 5.7.3 nope\r\n"]).await;
+        let (t, cred) = oauth_source();
+        let mut s = Session::connect(&target_with(port, AuthMode::Oauthbearer))
+            .await
+            .unwrap();
+        let e = s.authenticate(Some(&cred)).await.unwrap_err();
+        assert!(
+            e.detail.contains("5.7.3") && t.refused.load(Ordering::SeqCst),
+            "{e}"
+        );
+        // SMTP AUTH off for the tenant: no new token helps, and the fix says what does.
+        let port = fake_oauth(vec![b"535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant.\r\n"]).await;
+        let (t, cred) = oauth_source();
+        let mut s = Session::connect(&target_with(port, AuthMode::OAuth2))
+            .await
+            .unwrap();
+        let e = s.authenticate(Some(&cred)).await.unwrap_err();
+        assert_eq!(e.code, crate::error::Code::AuthSmtpDisabled, "{e}");
+        assert!(e.fix.contains("SmtpClientAuthenticationDisabled"), "{e}");
+        assert_eq!(t.handed.load(Ordering::SeqCst), 1, "no refresh for it");
+        // A password account's mechanisms refuse a token server with the way out.
+        let e = no_such_mechanism(
+            &target_with(1, AuthMode::OAuth2),
+            "XOAUTH2 or OAUTHBEARER",
+            &["PLAIN".to_string()],
+        );
+        assert!(e.fix.contains("system SMTP profile"), "{e}");
+    }
+
     #[test]
     fn mechanisms_are_read_and_chosen_plain_first() {
         let lines = ["fake", "AUTH=LOGIN", "AUTH plain LOGIN xoauth2", "SIZE 10"];
