@@ -11,9 +11,9 @@ use super::Ctx;
 use super::access::{self, Need};
 use crate::account::{Account, credential_context};
 use crate::config::{AccountConfig, AuthKind, OAuth2Settings, OAuthFlow};
-use crate::error::{AppError, Code, Result};
+use crate::error::{AppError, Result};
 use crate::store::Store;
-use crate::store::oauth::{CLIENT_SECRET, TOKENS};
+use crate::store::oauth::CLIENT_SECRET;
 
 pub use crate::tokens::login::LoginEvent;
 
@@ -386,21 +386,11 @@ fn revoke_input(cx: &Ctx, name: &str) -> Result<Option<RevokeInput>> {
     Ok(Some((acct, client, provider, refresh)))
 }
 
-/// Whether an error means the account must sign in with `account login` (the console offers
-/// it for an account in that error).
-pub fn needs_login(code: Code) -> bool {
-    code == Code::AuthLoginNeeded
-}
-
-/// The sealed token set exists (for tests and views).
-pub fn has_tokens(store: &Store, id: &str) -> Result<bool> {
-    Ok(store.credential(id, TOKENS)?.is_some())
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::accounts::{self, ServerSpec};
     use super::*;
+    use crate::error::Code;
 
     fn spec(preset: &str, client: Option<&str>) -> ServerSpec {
         ServerSpec {

@@ -187,9 +187,23 @@ impl Task {
         }
         while self.lost_rx.try_recv().is_ok() {}
         let mut shutdown = self.shutdown.clone();
-        tokio::select! {
-            r = self.run_pass() => Some(r),
-            _ = shutdown.changed() => None,
+        let reused = self.session.is_some();
+        let r = tokio::select! {
+            r = self.run_pass() => r,
+            _ = shutdown.changed() => return None,
+        };
+        match r {
+            // The server closed the connection kept from the last pass while this pass used
+            // it (a kick racing the NOOP probe, a restart): reconnect once before it counts.
+            Err(e) if reused && lost_connection(&e) => {
+                tracing::debug!(account = %self.account.name, "the kept connection was closed during the pass ({e}); reconnecting");
+                self.session = None;
+                tokio::select! {
+                    r = self.run_pass() => Some(r),
+                    _ = shutdown.changed() => None,
+                }
+            }
+            r => Some(r),
         }
     }
 
@@ -266,14 +280,13 @@ impl Task {
         }
     }
 
-    /// A watcher connection the server closed (a BYE: an admin's kick, a restart, a token
+    /// A watcher connection the server ended with a BYE (an admin's kick, a restart, a session
     /// that ran out) is not a failure by itself: the next pass reconnects, and only a pass that
-    /// fails counts. A server that keeps closing it is treated as failing (backoff) instead of
-    /// being reconnected to over and over. A stall is never quiet: that is how a dead server
-    /// shows.
+    /// fails counts. A server that keeps saying BYE is treated as failing (backoff) instead of
+    /// being reconnected to over and over. A connection that just breaks or stalls is never
+    /// quiet: that is how a server that went away shows.
     fn reconnect_quietly(&mut self, e: &AppError) -> bool {
-        use crate::error::Code;
-        if !matches!(e.code, Code::NetDropped | Code::ServerUnavailable) {
+        if e.code != crate::error::Code::ServerUnavailable || !e.detail.contains("BYE") {
             return false;
         }
         let gap = Duration::from_secs(self.account.cfg.sync.backoff_min_secs.max(1) * 2);
@@ -367,5 +380,42 @@ impl Task {
             w.abort();
         }
         let _ = self.store.release_lease(&self.id, &self.lease);
+    }
+}
+
+/// The server closed the connection (it broke, or ended with a BYE), as opposed to a stall or
+/// a refusal: for a connection kept from an earlier pass, a reason to reconnect once.
+fn lost_connection(e: &AppError) -> bool {
+    use crate::error::Code;
+    e.code == Code::NetDropped || (e.code == Code::ServerUnavailable && e.detail.contains("BYE"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{connection_lost, stalled, temporarily_unavailable};
+
+    #[test]
+    fn only_a_closed_connection_is_retried_at_once() {
+        assert!(lost_connection(&connection_lost(
+            "h:1",
+            "SELECT INBOX",
+            "broken pipe"
+        )));
+        assert!(lost_connection(&temporarily_unavailable(
+            "h:1",
+            "NOOP",
+            "the server said BYE: Disconnected by admin"
+        )));
+        assert!(!lost_connection(&temporarily_unavailable(
+            "h:1",
+            "LOGIN",
+            "[UNAVAILABLE] Temporary authentication failure"
+        )));
+        assert!(!lost_connection(&stalled(
+            "h:1",
+            "FETCH",
+            "stalled: no answer in 10 s"
+        )));
     }
 }

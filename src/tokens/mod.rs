@@ -321,9 +321,7 @@ impl AccountTokens {
             .as_ref()
             .map(|r| SecretString::from(r.clone()))
         else {
-            return self
-                .give_up(seen, "the provider issued no refresh token")
-                .await;
+            return self.give_up("the provider issued no refresh token").await;
         };
         tracing::info!(account = %self.name, "refreshing the OAuth2 access token");
         let got = flow::refresh(&self.provider, &self.client, &refresh, self.timeout).await;
@@ -350,10 +348,9 @@ impl AccountTokens {
                 }
             }
             Err(TokenError::Refused { refusal, words }) if final_refusal(&refusal) => {
-                self.give_up(
-                    seen,
-                    &format!("the provider refused to refresh the tokens: {words}"),
-                )
+                self.give_up(&format!(
+                    "the provider refused to refresh the tokens: {words}"
+                ))
                 .await
             }
             Err(TokenError::Refused { words, .. }) => {
@@ -378,7 +375,7 @@ impl AccountTokens {
     }
 
     /// Records that the account must sign in again (every process stops asking) and says so.
-    async fn give_up(&self, _seen: i64, why: &str) -> Result<AccessToken> {
+    async fn give_up(&self, why: &str) -> Result<AccessToken> {
         tracing::warn!(account = %self.name, "OAuth2 sign-in needed: {why}");
         let (id, holder, words) = (self.id.clone(), self.holder.clone(), why.to_string());
         self.db
@@ -428,7 +425,7 @@ impl TokenSource for AccountTokens {
                 "{server} refused even a freshly refreshed token for {}: {words}",
                 self.user
             );
-            match self.give_up(0, &why).await {
+            match self.give_up(&why).await {
                 Err(e) => e,
                 Ok(_) => login_needed(&self.name, &why),
             }

@@ -490,6 +490,7 @@ fn two_processes_needing_a_fresh_token_at_once_cause_one_refresh() {
         assert_eq!(v["ok"], true, "{v}\n{}", stderr(&out));
     }
     let c = counts(&cid);
+    eprintln!("measured: two processes, {c}");
     assert_eq!(c["token.refresh_token"], 1, "one refresh for both: {c}");
     assert_eq!(c["token.refresh_token.ok"], 1, "{c}");
     assert!(c["token.refresh_token.reused"].is_null(), "{c}");
@@ -542,6 +543,39 @@ fn fast(home: &Home, name: &str) {
     let mut doc: toml_edit::DocumentMut = std::fs::read_to_string(&path).unwrap().parse().unwrap();
     doc["general"]["outbox_poll_secs"] = toml_edit::value(1);
     std::fs::write(&path, doc.to_string()).unwrap();
+}
+
+/// The account events at warn or error level, for a failure's message.
+fn warnings(home: &Home) -> Vec<String> {
+    let db = home.db();
+    let mut st = db
+        .prepare(
+            "SELECT at, level, what, COALESCE(detail, '') FROM events
+             WHERE level IN ('warn', 'error') AND account_id IS NOT NULL ORDER BY id",
+        )
+        .unwrap();
+    st.query_map([], |r| {
+        Ok(format!(
+            "{} {} {} | {}",
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?
+        ))
+    })
+    .unwrap()
+    .flatten()
+    .collect()
+}
+
+/// The daemon trace's WARN and ERROR lines, for a failure's message.
+fn trace_problems(home: &Home) -> String {
+    let trace = std::fs::read_to_string(home.path().join("daemon-stderr.txt")).unwrap_or_default();
+    trace
+        .lines()
+        .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[test]
@@ -607,6 +641,11 @@ fn short_lived_tokens_are_refreshed_across_reconnects_without_a_failed_pass_or_a
     });
     let c = counts(&cid);
     let refreshed = c["token.refresh_token.ok"].as_u64().unwrap_or(0);
+    eprintln!(
+        "measured: {kicks} forced reconnects, {} mails sent, {refreshed} refreshes in {:?}: {c}",
+        sent.len(),
+        begin.elapsed()
+    );
     assert!(
         refreshed >= 3,
         "refreshes counted on the authorization server: {c}"
@@ -621,7 +660,13 @@ fn short_lived_tokens_are_refreshed_across_reconnects_without_a_failed_pass_or_a
     );
     // No failed pass: every run succeeded, and the error log is empty for the account.
     let s = state(&home, "l");
-    assert_eq!(s["health"]["success_rate"], 1.0, "{s}");
+    assert_eq!(
+        s["health"]["success_rate"],
+        1.0,
+        "{s}\n{}\n{}",
+        warnings(&home).join("\n"),
+        trace_problems(&home)
+    );
     let errors: i64 = home
         .db()
         .query_row(
@@ -691,6 +736,7 @@ fn a_revoked_refresh_token_means_error_with_the_fix_without_a_storm_and_an_outag
     std::thread::sleep(Duration::from_secs(8));
     let c = counts(&cid);
     let tries = c["token"].as_u64().unwrap_or(0);
+    eprintln!("measured: {tries} token requests after the revocation: {c}");
     assert!(
         (1..=3).contains(&tries),
         "a handful of token requests, no storm: {c}"
