@@ -37,6 +37,10 @@ pub struct Cli {
     /// Who is acting (default: the OS user); labels the audit log and filters shared accounts.
     #[arg(long, global = true, env = "MAILROOM_OPERATOR")]
     pub operator: Option<String>,
+    /// Where the state lives: sqlite://PATH (default: the home's mailroom.db) or
+    /// postgres://USER@HOST:PORT/DATABASE (password from PGPASSFILE or ~/.pgpass).
+    #[arg(long, global = true, env = "MAILROOM_STORE", value_name = "URL")]
+    pub store: Option<String>,
     /// Console theme (a file name in themes/ without .toml, or a path).
     #[arg(long, global = true)]
     pub theme: Option<String>,
@@ -63,6 +67,8 @@ pub enum Command {
     Message(messages::MessageCmd),
     /// Reply to a cached message.
     Reply(outbox::ReplyArgs),
+    /// Forward a cached message (its text quoted, its attachments attached).
+    Forward(outbox::ForwardArgs),
     /// Sync in the foreground (until interrupted, or one pass with --once).
     Sync(sync::SyncArgs),
     /// Keep every enabled account in sync until interrupted.
@@ -88,7 +94,7 @@ pub enum Command {
     /// The system SMTP profile accounts can send through instead of their own SMTP server.
     #[command(subcommand)]
     SystemSmtp(system_smtp::SystemSmtpCmd),
-    /// Search subjects, addresses and text bodies.
+    /// Search mail: words, "phrases" and filters (from: to: subject: since: before: is: folder: account:).
     Search(messages::SearchArgs),
     /// The event and error log.
     Log(logs::LogArgs),
@@ -184,6 +190,12 @@ pub fn main(console: Console) -> i32 {
         Err(e) => return usage_failed(&e, json_wanted(std::env::args_os())),
     };
     let json = cli.json;
+    if let Some(url) = &cli.store {
+        // Every part of this process (and the jobs it starts) finds the store the same way, so
+        // the flag becomes the variable the rest reads.
+        // SAFETY: still single-threaded: nothing has started a thread or a runtime yet.
+        unsafe { std::env::set_var("MAILROOM_STORE", url) };
+    }
     let home = match Home::resolve(cli.home.clone()) {
         Ok(h) => h,
         Err(e) => return output::fail(json, &e),
@@ -371,6 +383,7 @@ fn run(ctx: &Ctx, cmd: Command, console: Console) -> Result<i32> {
         Command::Message(c) => rt()?.block_on(messages::run(ctx, c)),
         Command::Search(a) => messages::search(ctx, a),
         Command::Reply(a) => rt()?.block_on(outbox::reply(ctx, a)),
+        Command::Forward(a) => rt()?.block_on(outbox::forward(ctx, a)),
         Command::Sync(a) => rt()?.block_on(sync::run(ctx, a)),
         Command::Daemon => rt()?.block_on(sync::daemon(ctx)),
         Command::Quarantine(c) => rt()?.block_on(sync::quarantine(ctx, c)),

@@ -13,10 +13,12 @@
 
 pub mod access;
 pub mod accounts;
+pub mod compose;
 pub mod customers;
 pub mod deny;
 pub mod folders;
 pub mod logs;
+pub mod mailbox;
 pub mod messages;
 pub mod outbox;
 pub mod quarantine;
@@ -123,8 +125,11 @@ impl Ctx {
         if let Some(db) = self.db.get() {
             return Ok(db);
         }
-        self.home.ensure()?;
-        let db = Db::open(&self.home.db_path())?;
+        let url = self.home.store_url()?;
+        if !url.is_postgres() {
+            self.home.ensure()?;
+        }
+        let db = Db::open_url(&url)?;
         Ok(self.db.get_or_init(|| db))
     }
 
