@@ -174,6 +174,7 @@ impl Store {
             c.exec("DELETE FROM leases WHERE account_id = ?1", args![id])?;
             if purge {
                 c.exec("DELETE FROM credentials WHERE account_id = ?1", args![id])?;
+                c.exec("DELETE FROM oauth_state WHERE account_id = ?1", args![id])?;
                 c.exec("DELETE FROM accounts WHERE id = ?1", args![id])?;
             }
             Ok(())

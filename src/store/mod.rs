@@ -13,6 +13,7 @@ mod folders;
 mod log;
 mod mailbox;
 mod messages;
+pub mod oauth;
 mod ops;
 pub mod outbox;
 mod quarantine;
@@ -23,7 +24,7 @@ pub mod sql;
 mod status;
 mod triage;
 
-pub use accounts::{AccountRow, AccountState, ErrorInfo, LeaseHolder, process_alive};
+pub use accounts::{AccountRow, AccountState, ErrorInfo, LeaseHolder, hostname, process_alive};
 pub use checkpointer::Checkpointer;
 pub use crm::{BookRows, CustomerRow, MatchInput, MatchRow, MatchUpdate, TimelineRow};
 pub use db::{Conn, Db};
@@ -36,6 +37,7 @@ pub use messages::{
     BatchOutcome, BulkInsert, FlagRow, LocationRow, LocationView, MessageFull, MessageSummary,
     NewMessage, PrefetchItem,
 };
+pub use oauth::OAuthRow;
 pub use ops::{OpKind, OpTarget, PendingOp};
 pub use outbox::{Change, CopyState, NewOutbox, OutboxRow, OutboxState, ReplyBase, SentFiling};
 pub use quarantine::{QuarantineRow, QuarantineState};
@@ -256,6 +258,15 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// The database file this connection has open (None for an in-memory store).
+    pub fn path(&self) -> Option<std::path::PathBuf> {
+        self.conn
+            .lite()
+            .and_then(|c| c.path())
+            .filter(|p| !p.is_empty())
+            .map(std::path::PathBuf::from)
     }
 
     pub fn schema_version(&self) -> Result<i64> {

@@ -354,6 +354,23 @@ CREATE TABLE drafts (
 CREATE INDEX drafts_by_operator ON drafts(operator, updated_at);
 SELECT mailroom_watch('drafts');
 "#,
+    // 8: see schema.rs step 8.
+    r#"
+CREATE TABLE oauth_state (
+    account_id TEXT PRIMARY KEY,
+    generation BIGINT NOT NULL DEFAULT 0,
+    expires_at TEXT,
+    refresh_holder TEXT,
+    refresh_until TEXT,
+    failures BIGINT NOT NULL DEFAULT 0,
+    failed_at TEXT,
+    last_error TEXT,
+    login_needed TEXT,
+    refreshes BIGINT NOT NULL DEFAULT 0,
+    updated_at TEXT NOT NULL
+);
+SELECT mailroom_watch('oauth_state');
+"#,
 ];
 
 #[cfg(test)]
