@@ -10,6 +10,7 @@ pub mod outbox;
 pub mod output;
 pub mod search;
 pub mod status;
+pub mod store;
 pub mod sync;
 pub mod system_smtp;
 pub mod triage;
@@ -100,6 +101,9 @@ pub enum Command {
     Log(logs::LogArgs),
     /// The audit log: who did what, when.
     Audit(logs::AuditArgs),
+    /// Move an installation between stores (SQLite ↔ PostgreSQL).
+    #[command(subcommand)]
+    Store(store::StoreCmd),
     /// Open the console (the default without a command).
     Console,
 }
@@ -204,7 +208,7 @@ pub fn main(console: Console) -> i32 {
     // A mistyped --home is an error, never a fresh empty installation (status says so itself,
     // with its own exit code).
     if !command.creates_home()
-        && !matches!(command, Command::Status)
+        && !matches!(command, Command::Status | Command::Store(_))
         && let Err(e) = home.require()
     {
         return output::fail(json, &e);
@@ -396,6 +400,7 @@ fn run(ctx: &Ctx, cmd: Command, console: Console) -> Result<i32> {
         Command::SystemSmtp(c) => system_smtp::run(ctx, c),
         Command::Log(a) => rt()?.block_on(logs::log(ctx, a)),
         Command::Audit(a) => logs::audit(ctx, a),
+        Command::Store(c) => store::run(ctx, c),
     }
 }
 

@@ -25,6 +25,7 @@ pub mod quarantine;
 pub mod search;
 pub mod signin;
 pub mod status;
+pub mod store;
 pub mod sync;
 pub mod system_smtp;
 mod thread;

@@ -5,6 +5,7 @@
 mod accounts;
 mod checkpointer;
 pub mod console;
+mod copy;
 mod crm;
 mod db;
 mod drafts;
@@ -26,6 +27,7 @@ mod triage;
 
 pub use accounts::{AccountRow, AccountState, ErrorInfo, LeaseHolder, hostname, process_alive};
 pub use checkpointer::Checkpointer;
+pub use copy::TableCount;
 pub use crm::{BookRows, CustomerRow, MatchInput, MatchRow, MatchUpdate, TimelineRow};
 pub use db::{Conn, Db};
 pub use drafts::{DraftRow, NewDraft};

@@ -23,6 +23,7 @@ mod proxy;
 mod send;
 mod settings;
 mod smtp_auth;
+mod store_copy;
 mod sync;
 mod team;
 mod tui;
