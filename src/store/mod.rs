@@ -422,6 +422,38 @@ mod tests {
     }
 }
 
+#[cfg(test)]
+mod watch_tests {
+    use super::*;
+
+    /// The console's change watcher: another connection's commit moves the version, on
+    /// SQLite (`data_version`) and PostgreSQL (LISTEN/NOTIFY) alike.
+    #[test]
+    fn another_connections_commit_moves_the_data_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let lite = Store::open(&dir.path().join("w.db")).unwrap();
+        let pg = sql::engines::PgScratch::new();
+        let pg_store = pg
+            .as_ref()
+            .map(|p| Store::open_url(&crate::config::StoreUrl::Postgres(p.url.clone())).unwrap());
+        for watcher in std::iter::once(&lite).chain(pg_store.as_ref()) {
+            let writer = watcher.reopen_plain().unwrap();
+            let before = watcher.data_version().unwrap();
+            assert_eq!(watcher.data_version().unwrap(), before, "nothing committed");
+            writer.customer_insert("Probe", None, None).unwrap();
+            let deadline = std::time::Instant::now() + Duration::from_secs(2);
+            while watcher.data_version().unwrap() == before {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{:?}: no change seen",
+                    watcher.engine()
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
 /// Test support: store tests that run on each engine (the conformance suite). SQLite always;
 /// PostgreSQL when `MAILROOM_TEST_PG_URL` names a server (scripts/test sets it, and requires
 /// it), each run on a database of its own.

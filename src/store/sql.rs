@@ -772,6 +772,13 @@ fn serve(mut client: postgres::Client, jobs: mpsc::Receiver<Job>) {
                 rows,
             } => run_query(&mut client, &sql, &args, limit, chunk, &rows),
             Job::Notifications(reply) => {
+                // A round trip first: the client reads the socket only while it waits for an
+                // answer (its non-blocking poll never lets the I/O driver see new bytes), and
+                // every notification the server sent before the answer is read with it.
+                if let Err(e) = client.batch_execute("") {
+                    let _ = reply.send(Err(pg_error(&e)));
+                    continue;
+                }
                 let mut n = client.notifications();
                 let mut it = n.iter();
                 loop {

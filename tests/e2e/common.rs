@@ -190,6 +190,18 @@ impl Home {
         }
         Home { dir, pg }
     }
+    /// A home on a fresh PostgreSQL database whichever engine the other homes use; None
+    /// without a test server (MAILROOM_TEST_PG_URL).
+    pub fn on_postgres() -> Option<Home> {
+        let db = PgDatabase::fresh()?;
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            dir.path().join("config.toml"),
+            format!("[store]\nurl = \"{}\"\n", db.url),
+        )
+        .expect("write config.toml");
+        Some(Home { dir, pg: Some(db) })
+    }
     pub fn path(&self) -> &Path {
         self.dir.path()
     }

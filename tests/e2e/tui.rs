@@ -1008,3 +1008,36 @@ fn console_syncs_an_account_added_from_another_shell() {
     t.keys(&["q"]);
     assert_eq!(t.exit_code(Duration::from_secs(15)), 0);
 }
+
+/// Issue 17: a console on PostgreSQL sees another process's change within a second (the
+/// tables NOTIFY, the console's watcher LISTENs where SQLite has `data_version`).
+#[test]
+fn console_on_postgresql_sees_another_processes_change_within_a_second() {
+    let Some(home) = Home::on_postgres() else {
+        eprintln!("skipped: no PostgreSQL (MAILROOM_TEST_PG_URL)");
+        return;
+    };
+    let t = Tmux::start(&home, "pgwatch", &[], &[]);
+    t.wait_screen("No accounts yet", Duration::from_secs(20));
+    t.keys(&["5"]);
+    t.wait_screen("No customers yet", Duration::from_secs(10));
+    let mut seen = Vec::new();
+    for i in 0..3 {
+        let name = format!("Probe Customer {i}");
+        let out = home.run(&["customers", "add", "--name", &name]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        // Committed when the command ended; from here the console has to notice by itself.
+        let start = std::time::Instant::now();
+        t.wait_screen(&name, Duration::from_secs(10));
+        seen.push(start.elapsed());
+    }
+    seen.sort();
+    eprintln!("another process's change on screen after {seen:?}");
+    assert!(
+        seen[1] < Duration::from_secs(1),
+        "the median change took {:?} to show: {seen:?}",
+        seen[1]
+    );
+    t.keys(&["C-c"]);
+    assert_eq!(t.exit_code(Duration::from_secs(10)), 0);
+}
