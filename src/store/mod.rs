@@ -87,7 +87,9 @@ impl Store {
 
     /// Connects to a PostgreSQL store; with `migrate`, brings its schema up to date first.
     fn open_postgres(url: &str, migrate: bool) -> Result<Store> {
-        let conn = sql::Conn::Pg(sql::PgConn::connect(sql::pg_config(url)?)?);
+        let mut pg = sql::PgConn::connect(sql::pg_config(url)?)?;
+        pg.url = Some(url.to_string());
+        let conn = sql::Conn::Pg(pg);
         let store = Store { conn };
         if migrate {
             store.migrate_postgres()?;
@@ -260,6 +262,15 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// Where this store is, to open it again elsewhere (a pool of its own): the SQLite file
+    /// or the PostgreSQL URL; None for an in-memory store.
+    pub fn url(&self) -> Option<crate::config::StoreUrl> {
+        match &self.conn {
+            sql::Conn::Lite(_) => self.path().map(crate::config::StoreUrl::Sqlite),
+            sql::Conn::Pg(p) => p.url().map(|u| crate::config::StoreUrl::Postgres(u.into())),
+        }
     }
 
     /// The database file this connection has open (None for an in-memory store).

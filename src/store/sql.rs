@@ -535,6 +535,9 @@ impl postgres::types::ToSql for Owned {
             Owned::Null(_) => Ok(postgres::types::IsNull::Yes),
             Owned::Int(n) => n.to_sql(ty, out),
             Owned::Real(f) => f.to_sql(ty, out),
+            // PostgreSQL's text cannot hold NUL (SQLite's can; hostile mail has it): the
+            // replacement character stands in, as for any other undecodable byte.
+            Owned::Text(s) if s.contains('\0') => s.replace('\0', "\u{FFFD}").to_sql(ty, out),
             Owned::Text(s) => s.to_sql(ty, out),
             Owned::Blob(b) => b.to_sql(ty, out),
         }
@@ -565,6 +568,8 @@ pub struct PgConn {
     jobs: mpsc::Sender<Job>,
     /// `?N` → `$N` and the other rewrites, done once per statement text.
     translated: RefCell<HashMap<String, String>>,
+    /// The store URL it was opened from, when it came from one.
+    pub(super) url: Option<String>,
     /// LISTEN mailroom_changes was issued on this connection (a change watcher).
     listening: std::cell::Cell<bool>,
     /// A transaction is open on this connection (BEGIN seen, COMMIT/ROLLBACK not yet).
@@ -607,12 +612,20 @@ impl PgConn {
             in_tx: std::cell::Cell::new(false),
             translated: RefCell::new(HashMap::new()),
             config: Box::new(config),
+            url: None,
         })
     }
 
     /// A second connection to the same database, with the same settings.
     pub fn reconnect(&self) -> Result<PgConn> {
-        PgConn::connect((*self.config).clone())
+        let mut c = PgConn::connect((*self.config).clone())?;
+        c.url.clone_from(&self.url);
+        Ok(c)
+    }
+
+    /// The store URL this connection was opened from (what another part opens again).
+    pub fn url(&self) -> Option<&str> {
+        self.url.as_deref()
     }
 
     /// Follows BEGIN/COMMIT/ROLLBACK in what this connection runs, so [`Conn::in_tx`] knows
@@ -1052,6 +1065,14 @@ mod tests {
                 (id, 42, Some("héllo".into()), Some(vec![1, 2]), Some(1.5))
             );
             assert_eq!(rows[1].2, None);
+            // NUL in text (hostile mail): stored on both, as U+FFFD on PostgreSQL.
+            c.exec("INSERT INTO t (n, s) VALUES (?1, ?2)", args![8u32, "a\0b"])
+                .unwrap();
+            let nul: String = c
+                .one("SELECT s FROM t WHERE n = 8", &[], |r| r.get(0))
+                .unwrap();
+            assert!(nul == "a\0b" || nul == "a\u{FFFD}b", "{nul:?}");
+            c.exec("DELETE FROM t WHERE n = 8", &[]).unwrap();
             assert_eq!(
                 c.first("SELECT n FROM t WHERE n = ?1", args![99i64], |r| r
                     .get::<i64>(0))

@@ -182,9 +182,9 @@ pub fn source(acct: &Account, store: &Store, vault: &Vault) -> Result<AccountTok
             return Err(login_needed(&acct.name, "it has not signed in yet"));
         }
     };
-    let path = store.path().ok_or_else(|| {
+    let url = store.url().ok_or_else(|| {
         AppError::local(
-            "OAuth2 needs the database on disk",
+            "OAuth2 needs a store on disk or on a server",
             "",
             "report this as a bug",
         )
@@ -195,7 +195,7 @@ pub fn source(acct: &Account, store: &Store, vault: &Vault) -> Result<AccountTok
         user: acct.cfg.user.clone(),
         provider,
         client,
-        db: Db::open(&path)?,
+        db: Db::open_url(&url)?,
         vault: vault.clone(),
         holder: format!(
             "{}:{}:{}",
