@@ -888,6 +888,13 @@ pub fn pg_error(e: &postgres::Error) -> AppError {
                 "check the user in the store URL and its password in PGPASSFILE (or ~/.pgpass)",
             );
         }
+        if *code == SqlState::INVALID_CATALOG_NAME {
+            return AppError::local(
+                "the PostgreSQL database does not exist",
+                db.message().to_string(),
+                "create it (createdb -h HOST -p PORT -U USER NAME), or fix the database name in the store URL",
+            );
+        }
         return AppError::local(
             "database error",
             format!("{} ({})", db.message(), code.code()),
@@ -896,6 +903,16 @@ pub fn pg_error(e: &postgres::Error) -> AppError {
     }
     if e.is_closed() {
         return gone();
+    }
+    let text = e.to_string();
+    if text.contains("password missing")
+        || std::error::Error::source(e).is_some_and(|s| s.to_string().contains("password missing"))
+    {
+        return AppError::needs_user(
+            "PostgreSQL asks for a password and none was found",
+            "no line for this server, database and user in PGPASSFILE or ~/.pgpass",
+            "add `HOST:PORT:DATABASE:USER:PASSWORD` to ~/.pgpass (mode 0600) or to the file PGPASSFILE names",
+        );
     }
     AppError::transient(
         "cannot reach the PostgreSQL server",
