@@ -3,6 +3,7 @@
 //! daemon and several consoles share one file.
 
 mod accounts;
+mod alerts;
 mod checkpointer;
 pub mod console;
 mod crm;
@@ -20,7 +21,11 @@ pub mod sql;
 mod status;
 mod triage;
 
-pub use accounts::{AccountRow, AccountState, ErrorInfo, LeaseHolder, process_alive};
+pub use accounts::{AccountRow, AccountState, ErrorInfo, LeaseHolder, hostname, process_alive};
+pub use alerts::{
+    AlertEventRow, AlertFailure, AlertSummary, AlertTx, DeliveryRow, Failure, Finish, LastDelivery,
+    NewAlertEvent,
+};
 pub use checkpointer::Checkpointer;
 pub use crm::{BookRows, CustomerRow, MatchInput, MatchRow, MatchUpdate, TimelineRow};
 pub use db::{Conn, Db};

@@ -279,6 +279,8 @@ pub(crate) fn record_failure(
         },
     );
     set_state(store, events, id, final_state);
+    // One alert per transition: a retry that fails the same way raises nothing.
+    crate::alerts::state_changed(store, id, final_state, Some(&shown));
     final_state == AccountState::Error
 }
 
@@ -430,6 +432,7 @@ async fn once(
                 sum.bytes as i64,
                 sum.new_total() as i64,
             )?;
+            crate::alerts::state_changed(&store, &id, AccountState::Idle, None);
         }
         Err(e) => {
             record_failure(&store, &events, &account, e, account.cfg.sync.give_up_secs);

@@ -182,6 +182,7 @@ fn status() -> Status {
                 unmatched: 0,
             },
         ],
+        alerts: Default::default(),
     }
 }
 
@@ -416,6 +417,7 @@ fn scene(theme: &str, pane: PaneId, state: State) -> App {
             a.dashboard.status = Some(Status {
                 overall: Overall::Healthy,
                 accounts: vec![],
+                alerts: Default::default(),
             });
             a.accounts.clear();
         }
