@@ -281,7 +281,9 @@ async fn run_command(cmd: &str, p: &Payload, limit: Duration) -> Outcome {
             return Outcome::failed("not started", None, err);
         }
     };
-    let pid = child.id();
+    // Should this delivery be dropped half-way (the process shutting down), the whole group
+    // goes with it rather than living on.
+    let mut group = Group(child.id());
     if let Some(mut stdin) = child.stdin.take() {
         // One line: `read line` in a shell script gets all of it.
         let json = p.json() + "\n";
@@ -297,12 +299,12 @@ async fn run_command(cmd: &str, p: &Payload, limit: Duration) -> Outcome {
     let status = match waited {
         Ok(s) => s,
         Err(_) => {
-            if let Some(pid) = pid {
-                kill_group(pid);
-            }
+            group.kill();
             child.wait().await
         }
     };
+    // It ended by itself: what it started in the background is its own business.
+    group.0 = None;
     let output = collect_output(out, err).await;
     if timed_out {
         let e = AppError::transient(
@@ -344,13 +346,25 @@ async fn run_command(cmd: &str, p: &Payload, limit: Duration) -> Outcome {
     }
 }
 
-fn kill_group(pid: u32) {
-    if let Ok(pid) = i32::try_from(pid) {
-        // SAFETY: kill(2) with a negative pid signals that process group; the group was made
-        // for this command (process_group(0)), so nothing else is hit. No memory is involved.
-        unsafe {
-            libc::kill(-pid, libc::SIGKILL);
+/// The process group of a running alert command, killed when dropped while still armed.
+struct Group(Option<u32>);
+
+impl Group {
+    fn kill(&mut self) {
+        if let Some(pid) = self.0.take().and_then(|p| i32::try_from(p).ok()) {
+            // SAFETY: kill(2) with a negative pid signals that process group; the group was
+            // made for this command (process_group(0)), so nothing else is hit. No memory is
+            // involved.
+            unsafe {
+                libc::kill(-pid, libc::SIGKILL);
+            }
         }
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        self.kill();
     }
 }
 

@@ -400,6 +400,55 @@ smtp = { host = "h", port = 2 }
     }
 
     #[test]
+    fn two_processes_routing_and_claiming_at_once_deliver_each_alert_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let config: Config = toml::from_str(CONFIG).unwrap();
+        let s = Store::open(&path).unwrap();
+        s.insert_account("a1", "work", true).unwrap();
+        for i in 0..20 {
+            let st = if i % 2 == 0 {
+                AccountState::Disconnected
+            } else {
+                AccountState::Idle
+            };
+            flap(&s, st);
+        }
+        // Two "processes" (connections) route and claim the same account as fast as they can.
+        let run = |who: &'static str| {
+            let (path, config) = (path.clone(), config.clone());
+            std::thread::spawn(move || {
+                let mut s = Store::open(&path).unwrap();
+                let mut claimed = Vec::new();
+                for k in 0..30 {
+                    route_account(&mut s, &config, "a1", at(k * 61)).unwrap();
+                    for d in s.alert_due(&["a1".to_string()], 100).unwrap() {
+                        if s.alert_claim(d.id, who, "2999-01-01T00:00:00Z").unwrap() {
+                            claimed.push(d.id);
+                        }
+                    }
+                }
+                claimed
+            })
+        };
+        let (a, b) = (run("a"), run("b"));
+        let (a, b) = (a.join().unwrap(), b.join().unwrap());
+        let mut all: Vec<i64> = a.iter().chain(b.iter()).copied().collect();
+        let n = all.len();
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), n, "no delivery claimed twice");
+        let events = s.alert_events().unwrap();
+        let mut deliveries = 0;
+        for e in &events {
+            deliveries += s.alert_deliveries_of(e.id).unwrap().len();
+            assert_ne!(e.status, "new", "every event routed");
+        }
+        assert_eq!(deliveries, n, "every delivery claimed once");
+        assert!(events.iter().filter(|e| e.status == "sent").count() >= 1);
+    }
+
+    #[test]
     fn recovered_only_reaches_channels_told_of_the_failure() {
         let (mut s, mut config) = setup();
         config.alerts.min_interval_secs = 1;

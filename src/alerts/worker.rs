@@ -53,14 +53,7 @@ pub async fn run(
     settings: Settings,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Result<()> {
-    let mut w = Worker {
-        store: Store::open(&settings.home.db_path())?,
-        vault: Vault::open(&settings.home).ok(),
-        settings,
-        running: JoinSet::new(),
-        busy: HashSet::new(),
-        config_error: None,
-    };
+    let mut w = Worker::new(settings)?;
     loop {
         if *shutdown.borrow() {
             break;
@@ -89,7 +82,37 @@ pub async fn run(
     Ok(())
 }
 
+/// A one-shot sync (`sync --once`, a cron job) holds the account's lease for its pass only:
+/// before it lets go, the account's alerts are routed and what is due is delivered, each
+/// delivery waited for at most its time limit. A failed one waits for the next run (or a
+/// daemon) to be retried.
+pub async fn drain(home: &Home, operator: &str, config: &Config, account_id: &str) -> Result<()> {
+    let config = Arc::new(config.clone());
+    let mut w = Worker::new(Settings {
+        home: home.clone(),
+        operator: operator.to_string(),
+        config: Arc::new(move || Ok(config.clone())),
+    })?;
+    let config = (w.settings.config)()?;
+    w.work(&config, &[account_id.to_string()])?;
+    while let Some(done) = w.running.join_next().await {
+        w.finished(done);
+    }
+    Ok(())
+}
+
 impl Worker {
+    fn new(settings: Settings) -> Result<Worker> {
+        Ok(Worker {
+            store: Store::open(&settings.home.db_path())?,
+            vault: Vault::open(&settings.home).ok(),
+            settings,
+            running: JoinSet::new(),
+            busy: HashSet::new(),
+            config_error: None,
+        })
+    }
+
     fn tick(&mut self) {
         let config = match (self.settings.config)() {
             Ok(c) => {
@@ -104,17 +127,22 @@ impl Worker {
                 return;
             }
         };
-        if let Err(e) = self.work(&config) {
+        let work = self
+            .store
+            .alert_leased_accounts()
+            .and_then(|leased| self.work(&config, &leased));
+        if let Err(e) = work {
             tracing::warn!("the alerts worker: {e}");
         }
     }
 
-    fn work(&mut self, config: &Config) -> Result<()> {
-        let leased = self.store.alert_leased_accounts()?;
+    /// Routes the new events of `leased` (the accounts this process syncs) and starts their due
+    /// deliveries.
+    fn work(&mut self, config: &Config, leased: &[String]) -> Result<()> {
         if leased.is_empty() {
             return Ok(());
         }
-        for account in self.store.alert_accounts_open(&leased)? {
+        for account in self.store.alert_accounts_open(leased)? {
             let routed = route::route_account(&mut self.store, config, &account, Utc::now())?;
             for r in &routed {
                 self.log_routed(r);

@@ -67,7 +67,8 @@ pub async fn once(cx: &Ctx, name: Option<&str>, tty: bool) -> Result<Vec<Synced>
     cx.home.ensure()?;
     let mut out = Vec::new();
     for name in &names {
-        let result = crate::sync::supervisor::run_once(&cx.home, &config, name, tty).await;
+        let result =
+            crate::sync::supervisor::run_once(&cx.home, &config, name, tty, &cx.operator).await;
         if names.len() == 1 {
             result.as_ref().map_err(Clone::clone)?;
         }

@@ -161,7 +161,12 @@ impl Store {
         failing: Option<&str>,
         make: impl FnOnce(Option<&str>) -> Option<NewAlertEvent<'a>>,
     ) -> Result<Option<i64>> {
-        let tx = self.conn.unchecked_transaction()?;
+        // IMMEDIATE: read and write under one write lock (a deferred read that upgrades can
+        // be refused outright under a concurrent writer, and the alert would be lost).
+        let tx = rusqlite::Transaction::new_unchecked(
+            &self.conn,
+            rusqlite::TransactionBehavior::Immediate,
+        )?;
         let prev: Option<String> = tx
             .query_row(
                 "SELECT failing FROM alert_accounts WHERE account_id = ?1",

@@ -4,6 +4,7 @@
 mod common;
 
 mod account;
+mod alerts;
 mod corpus;
 mod counts;
 mod crm;
