@@ -154,7 +154,7 @@ impl Worker {
         }
         for d in self
             .store
-            .alert_due(&leased, (room + self.busy.len()) as i64)?
+            .alert_due(leased, (room + self.busy.len()) as i64)?
         {
             if self.busy.contains(&d.id) || self.running.len() >= IN_FLIGHT {
                 continue;
