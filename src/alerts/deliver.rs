@@ -104,10 +104,21 @@ pub fn describe(ch: &AlertChannel) -> String {
 pub fn prepare(
     config: &Config,
     store: &Store,
-    vault: &Vault,
+    vault: Option<&Vault>,
     ch: &AlertChannel,
     about: Option<&str>,
 ) -> Result<Route> {
+    // A command needs no sealed secret; a mail or a webhook may.
+    let vault = || {
+        vault.ok_or_else(|| {
+            AppError::local(
+                "the key for sealed settings cannot be read",
+                "",
+                "check the key file in the home (or MAILROOM_KEY)",
+            )
+            .with_code(Code::SecretKey)
+        })
+    };
     Ok(match ch.kind()? {
         ChannelKind::Command(cmd) => Route::Command {
             cmd: cmd.to_string(),
@@ -118,7 +129,8 @@ pub fn prepare(
             let full = match sealed {
                 Some(s) => {
                     let ctx = credential_context(WEBHOOK_OWNER, &webhook_kind(ch.id));
-                    secrecy::ExposeSecret::expose_secret(&vault.open_sealed(&ctx, &s)?).to_string()
+                    secrecy::ExposeSecret::expose_secret(&vault()?.open_sealed(&ctx, &s)?)
+                        .to_string()
                 }
                 None => text.to_string(),
             };
@@ -129,9 +141,16 @@ pub fn prepare(
                 timeout: ch.timeout(),
             }
         }
-        ChannelKind::Mail { to, via, from } => {
-            Route::Mail(mail_route(config, store, vault, ch, to, via, from, about)?)
-        }
+        ChannelKind::Mail { to, via, from } => Route::Mail(mail_route(
+            config,
+            store,
+            vault()?,
+            ch,
+            to,
+            via,
+            from,
+            about,
+        )?),
     })
 }
 

@@ -181,11 +181,16 @@ impl Worker {
         if !self.store.alert_claim(d.id, &claim_tag(), &until(limit))? {
             return Ok(());
         }
-        let Some(vault) = &self.vault else {
+        if self.vault.is_none() {
             self.vault = Vault::open(&self.settings.home).ok();
-            return self.fail_now(d, ch.id, no_vault());
-        };
-        let prepared = deliver::prepare(config, &self.store, vault, ch, d.account_id.as_deref());
+        }
+        let prepared = deliver::prepare(
+            config,
+            &self.store,
+            self.vault.as_ref(),
+            ch,
+            d.account_id.as_deref(),
+        );
         let route = match prepared {
             Ok(r) => r,
             Err(e) => return self.fail_now(d, ch.id, e),
@@ -382,14 +387,6 @@ fn until(secs: u64) -> String {
 fn at_plus(secs: u64) -> String {
     (Utc::now() + chrono::Duration::seconds(secs.min(10 * 365 * 86400) as i64))
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
-fn no_vault() -> AppError {
-    AppError::local(
-        "the key for sealed settings cannot be read",
-        "",
-        "check the key file in the home (or MAILROOM_KEY)",
-    )
 }
 
 #[cfg(test)]

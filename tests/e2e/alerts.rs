@@ -765,6 +765,19 @@ fn alerts_set_list_test_and_remove_say_what_they_did() {
         stdout(&human)
     );
 
+    // Without a readable sealing key a command still runs (it needs no secret); the rest say
+    // what is wrong with the key.
+    let keyless = home
+        .cmd()
+        .args(["--json", "alerts", "test"])
+        .env("MAILROOM_KEY", "not a key")
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&keyless.stdout).unwrap_or(Value::Null);
+    let r = v["results"].as_array().expect("results without a key");
+    assert_eq!(r[0]["ok"], true, "{v}");
+    assert_eq!(r[1]["result"], "exit 2", "{v}");
+
     let list = stdout(&home.run(&["alerts", "list"]));
     assert!(
         list.contains("at most one alert per account every 600 s"),
