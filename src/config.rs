@@ -83,6 +83,19 @@ impl Home {
     pub fn db_path(&self) -> PathBuf {
         self.root.join("mailroom.db")
     }
+    /// Where the state lives: `MAILROOM_STORE` (which `--store` sets), else `[store] url` in
+    /// config.toml, else the home's own SQLite file.
+    pub fn store_url(&self) -> Result<StoreUrl> {
+        if let Ok(url) = std::env::var("MAILROOM_STORE")
+            && !url.trim().is_empty()
+        {
+            return StoreUrl::parse(url.trim());
+        }
+        if let Some(url) = Config::load(self)?.store.url {
+            return StoreUrl::parse(&url);
+        }
+        Ok(StoreUrl::Sqlite(self.db_path()))
+    }
     pub fn key_path(&self) -> PathBuf {
         self.root.join("key")
     }
@@ -670,6 +683,58 @@ pub struct Config {
     pub alerts: AlertsConfig,
     #[serde(default)]
     pub accounts: BTreeMap<String, AccountConfig>,
+    /// Where the state lives (`[store] url`); `MAILROOM_STORE` / `--store` win over it.
+    #[serde(default)]
+    pub store: StoreSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSettings {
+    /// `sqlite://PATH` or `postgres://USER@HOST:PORT/DATABASE` (no password: PGPASSFILE).
+    pub url: Option<String>,
+}
+
+/// Where an installation's state lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreUrl {
+    /// The embedded default: one SQLite file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database, for teams across hosts.
+    Postgres(String),
+}
+
+impl StoreUrl {
+    pub fn parse(url: &str) -> Result<StoreUrl> {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err(AppError::usage(
+                    "the store URL sqlite:// names no file",
+                    "write it as sqlite:///absolute/path/mailroom.db",
+                ));
+            }
+            return Ok(StoreUrl::Sqlite(PathBuf::from(path)));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(StoreUrl::Postgres(url.to_string()));
+        }
+        Err(AppError::usage(
+            format!("{url:?} is not a store URL mailroom knows"),
+            "use sqlite:///path/mailroom.db (the default) or postgres://USER@HOST:PORT/DATABASE",
+        ))
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, StoreUrl::Postgres(_))
+    }
+
+    /// How the URL reads for people (it never holds a password).
+    pub fn display(&self) -> String {
+        match self {
+            StoreUrl::Sqlite(p) => format!("sqlite://{}", p.display()),
+            StoreUrl::Postgres(u) => u.clone(),
+        }
+    }
 }
 
 impl Config {

@@ -38,6 +38,10 @@ pub struct Cli {
     /// Who is acting (default: the OS user); labels the audit log and filters shared accounts.
     #[arg(long, global = true, env = "MAILROOM_OPERATOR")]
     pub operator: Option<String>,
+    /// Where the state lives: sqlite://PATH (default: the home's mailroom.db) or
+    /// postgres://USER@HOST:PORT/DATABASE (password from PGPASSFILE or ~/.pgpass).
+    #[arg(long, global = true, env = "MAILROOM_STORE", value_name = "URL")]
+    pub store: Option<String>,
     /// Console theme (a file name in themes/ without .toml, or a path).
     #[arg(long, global = true)]
     pub theme: Option<String>,
@@ -188,6 +192,12 @@ pub fn main(console: Console) -> i32 {
         Err(e) => return usage_failed(&e, json_wanted(std::env::args_os())),
     };
     let json = cli.json;
+    if let Some(url) = &cli.store {
+        // Every part of this process (and the jobs it starts) finds the store the same way, so
+        // the flag becomes the variable the rest reads.
+        // SAFETY: still single-threaded: nothing has started a thread or a runtime yet.
+        unsafe { std::env::set_var("MAILROOM_STORE", url) };
+    }
     let home = match Home::resolve(cli.home.clone()) {
         Ok(h) => h,
         Err(e) => return output::fail(json, &e),

@@ -123,8 +123,11 @@ impl Ctx {
         if let Some(db) = self.db.get() {
             return Ok(db);
         }
-        self.home.ensure()?;
-        let db = Db::open(&self.home.db_path())?;
+        let url = self.home.store_url()?;
+        if !url.is_postgres() {
+            self.home.ensure()?;
+        }
+        let db = Db::open_url(&url)?;
         Ok(self.db.get_or_init(|| db))
     }
 

@@ -111,20 +111,21 @@ pub fn read(cx: &Ctx) -> std::result::Result<Status, StatusError> {
     if config.accounts.is_empty() {
         return Err(StatusError::Failed(no_accounts(cx)));
     }
-    let db = cx.home.db_path();
+    let url = cx.home.store_url().map_err(StatusError::Failed)?;
     let unreadable = |e: AppError| {
         StatusError::CannotRead(AppError {
             summary: format!("cannot read the database: {}", e.summary),
             ..e
         })
     };
-    let store = if db.exists() {
-        Some(Store::open_read_only(&db).map_err(unreadable)?)
-    } else {
-        None
+    let store = match &url {
+        crate::config::StoreUrl::Sqlite(db) if !db.exists() => None,
+        url => Some(Store::open_url_read_only(url).map_err(unreadable)?),
     };
-    collect(&config, store.as_ref())
-        .map_err(|e| unreadable(crate::store::explain_open_error(e, &db)))
+    collect(&config, store.as_ref()).map_err(|e| match &url {
+        crate::config::StoreUrl::Sqlite(db) => unreadable(crate::store::explain_open_error(e, db)),
+        crate::config::StoreUrl::Postgres(_) => unreadable(e),
+    })
 }
 
 /// A home without accounts: nothing to monitor is not "healthy".

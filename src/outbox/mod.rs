@@ -121,7 +121,7 @@ impl Outbox {
         home.ensure()?;
         Ok(Outbox::new(
             Arc::new(Config::load(home)?),
-            Db::open(&home.db_path())?.conn()?,
+            Db::open_url(&home.store_url()?)?.conn()?,
             Vault::open(home)?,
             operator,
         ))

@@ -954,7 +954,9 @@ mod tests {
                 conn.execute_batch(sql).unwrap();
             }
             conn.pragma_update(None, "user_version", 5).unwrap();
-            let old = Store { conn };
+            let old = Store {
+                conn: crate::store::sql::Conn::Lite(conn),
+            };
             let filed = old.outbox_insert(&item(), &serde_json::json!({})).unwrap();
             old.outbox_insert(&item(), &serde_json::json!({})).unwrap();
             old.conn

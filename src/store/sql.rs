@@ -121,6 +121,32 @@ impl<T: ToArg + Typed> ToArg for Option<T> {
     }
 }
 
+/// Arguments collected at run time, as one statement's arguments.
+pub fn owned_args(values: &[Owned]) -> Vec<Arg<'_>> {
+    values.iter().map(Owned::arg).collect()
+}
+
+/// `?3, ?4, ?5` for a list of `n` arguments starting at `?first` (`NULL` for none, which no
+/// value equals): an `IN (…)` list both engines read.
+pub fn in_list(first: usize, n: usize) -> String {
+    if n == 0 {
+        return "NULL".into();
+    }
+    (first..first + n)
+        .map(|i| format!("?{i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `column NOT IN (?first, …)`, true for an empty list: `x NOT IN (NULL)` would be NULL
+/// (false) for every row, which hid an operator's own rows once their last account was gone.
+pub fn not_in(column: &str, first: usize, n: usize) -> String {
+    if n == 0 {
+        return "1 = 1".into();
+    }
+    format!("{column} NOT IN ({})", in_list(first, n))
+}
+
 /// `args![a, b, c]`: the arguments of one statement.
 #[macro_export]
 macro_rules! args {
@@ -305,7 +331,7 @@ impl Conn {
     }
 
     /// Runs one statement; returns the number of rows it changed.
-    pub fn execute(&self, sql: &str, args: &[Arg<'_>]) -> Result<u64> {
+    pub fn exec(&self, sql: &str, args: &[Arg<'_>]) -> Result<u64> {
         match self {
             Conn::Lite(c) => {
                 let mut st = c.prepare_cached(sql)?;
@@ -324,14 +350,14 @@ impl Conn {
     }
 
     /// Every row of a query, each read by `f`.
-    pub fn query<T>(
+    pub fn rows<T>(
         &self,
         sql: &str,
         args: &[Arg<'_>],
         mut f: impl FnMut(&Row<'_>) -> Result<T>,
     ) -> Result<Vec<T>> {
         let mut out = Vec::new();
-        self.for_each(sql, args, |r| {
+        self.each(sql, args, |r| {
             out.push(f(r)?);
             Ok(())
         })?;
@@ -339,7 +365,7 @@ impl Conn {
     }
 
     /// The first row of a query, if any.
-    pub fn query_opt<T>(
+    pub fn first<T>(
         &self,
         sql: &str,
         args: &[Arg<'_>],
@@ -362,13 +388,13 @@ impl Conn {
     }
 
     /// The one row a query must return (an aggregate, a `RETURNING`).
-    pub fn query_one<T>(
+    pub fn one<T>(
         &self,
         sql: &str,
         args: &[Arg<'_>],
         f: impl FnOnce(&Row<'_>) -> Result<T>,
     ) -> Result<T> {
-        self.query_opt(sql, args, f)?.ok_or_else(|| {
+        self.first(sql, args, f)?.ok_or_else(|| {
             AppError::local(
                 "the database returned no row where one was expected",
                 sql.chars().take(120).collect::<String>(),
@@ -378,7 +404,7 @@ impl Conn {
     }
 
     /// Calls `f` for each row as it arrives (a long scan holds one chunk of rows at a time).
-    pub fn for_each(
+    pub fn each(
         &self,
         sql: &str,
         args: &[Arg<'_>],
@@ -398,6 +424,54 @@ impl Conn {
     }
 }
 
+impl Conn {
+    /// Runs `f` in one transaction that takes the write lock at once (SQLite's BEGIN
+    /// IMMEDIATE; a plain BEGIN on PostgreSQL, whose row locks come with the writes): all of it
+    /// lands, or none of it.
+    pub fn tx<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        self.batch(match self.engine() {
+            Engine::Sqlite => "BEGIN IMMEDIATE",
+            Engine::Postgres => "BEGIN",
+        })?;
+        match f() {
+            Ok(v) => {
+                if let Err(e) = self.batch("COMMIT") {
+                    let _ = self.batch("ROLLBACK");
+                    return Err(e);
+                }
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = self.batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+}
+
+/// TRANSITIONAL (issue 17): store code not yet written against [`Conn`]'s own calls still
+/// reaches rusqlite through this. On PostgreSQL it lands on an empty in-memory SQLite, so such
+/// code fails with "no such table" instead of touching the wrong database; the port removes
+/// every such use and then this impl.
+impl std::ops::Deref for Conn {
+    type Target = rusqlite::Connection;
+    fn deref(&self) -> &rusqlite::Connection {
+        match self {
+            Conn::Lite(c) => c,
+            Conn::Pg(p) => &p.unported,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut rusqlite::Connection {
+        match self {
+            Conn::Lite(c) => c,
+            Conn::Pg(p) => &mut p.unported,
+        }
+    }
+}
+
 impl rusqlite::ToSql for Arg<'_> {
     fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
         use rusqlite::types::{ToSqlOutput, Value};
@@ -413,9 +487,10 @@ impl rusqlite::ToSql for Arg<'_> {
 
 // ------------------------------------------------------------------------------ PostgreSQL
 
-/// An argument that can travel to the connection's thread.
+/// An argument that owns its value: one that can travel to the connection's thread, or that
+/// a statement built at run time collects (`IN (?, ?, …)` lists, optional filters).
 #[derive(Debug, Clone)]
-enum Owned {
+pub enum Owned {
     Null(Kind),
     Int(i64),
     Real(f64),
@@ -424,7 +499,18 @@ enum Owned {
 }
 
 impl Owned {
-    fn of(a: &Arg<'_>) -> Owned {
+    /// This value as a statement argument.
+    pub fn arg(&self) -> Arg<'_> {
+        match self {
+            Owned::Null(k) => Arg::Null(*k),
+            Owned::Int(n) => Arg::Int(*n),
+            Owned::Real(f) => Arg::Real(*f),
+            Owned::Text(s) => Arg::Text(s),
+            Owned::Blob(b) => Arg::Blob(b),
+        }
+    }
+
+    pub fn of(a: &Arg<'_>) -> Owned {
         match *a {
             Arg::Null(k) => Owned::Null(k),
             Arg::Int(n) => Owned::Int(n),
@@ -490,8 +576,12 @@ enum Job {
 /// A PostgreSQL connection owned by a thread of its own.
 pub struct PgConn {
     jobs: mpsc::Sender<Job>,
+    /// What not-yet-ported store code reaches on PostgreSQL (see the Deref of [`Conn`]).
+    unported: rusqlite::Connection,
     /// `?N` → `$N` and the other rewrites, done once per statement text.
     translated: RefCell<HashMap<String, String>>,
+    /// LISTEN mailroom_changes was issued on this connection (a change watcher).
+    listening: std::cell::Cell<bool>,
 }
 
 /// How many rows a long scan carries per trip from the connection's thread.
@@ -523,6 +613,8 @@ impl PgConn {
         ready_rx.recv().map_err(|_| gone())??;
         Ok(PgConn {
             jobs,
+            unported: rusqlite::Connection::open_in_memory()?,
+            listening: std::cell::Cell::new(false),
             translated: RefCell::new(HashMap::new()),
         })
     }
@@ -610,6 +702,13 @@ impl PgConn {
             }
         }
         first_err.map_or(Ok(()), Err)
+    }
+
+    pub fn listening(&self) -> bool {
+        self.listening.get()
+    }
+    pub fn set_listening(&self) {
+        self.listening.set(true);
     }
 
     /// How many change notifications arrived since the connection opened (LISTEN must have
@@ -867,16 +966,16 @@ mod tests {
             .unwrap();
             let none: Option<String> = None;
             let id: i64 = c
-                .query_one(
+                .one(
                     "INSERT INTO t (n, s, b, f) VALUES (?1, ?2, ?3, ?4) RETURNING id",
                     args![42i64, "héllo", vec![1u8, 2], 1.5f64],
                     |r| r.get(0),
                 )
                 .unwrap();
-            c.execute("INSERT INTO t (n, s) VALUES (?1, ?2)", args![7u32, none])
+            c.exec("INSERT INTO t (n, s) VALUES (?1, ?2)", args![7u32, none])
                 .unwrap();
             let rows = c
-                .query("SELECT id, n, s, b, f FROM t ORDER BY id", &[], |r| {
+                .rows("SELECT id, n, s, b, f FROM t ORDER BY id", &[], |r| {
                     Ok((
                         r.get::<i64>(0)?,
                         r.get::<i64>(1)?,
@@ -892,14 +991,14 @@ mod tests {
             );
             assert_eq!(rows[1].2, None);
             assert_eq!(
-                c.query_opt("SELECT n FROM t WHERE n = ?1", args![99i64], |r| r
+                c.first("SELECT n FROM t WHERE n = ?1", args![99i64], |r| r
                     .get::<i64>(0))
                     .unwrap(),
                 None
             );
             // Aggregates and comparisons read as numbers on both (PostgreSQL says bigint/bool).
             let (count, any): (i64, bool) = c
-                .query_one(
+                .one(
                     "SELECT COUNT(*), EXISTS (SELECT 1 FROM t WHERE s LIKE ?1) FROM t",
                     args!["HÉ%"],
                     |r| Ok((r.get(0)?, r.get(1)?)),
@@ -911,7 +1010,7 @@ mod tests {
                 "SQLite's LIKE folds ASCII only"
             );
             let ascii: bool = c
-                .query_one(
+                .one(
                     "SELECT EXISTS (SELECT 1 FROM t WHERE s LIKE ?1)",
                     args!["HELLO"],
                     |r| r.get(0),
@@ -919,7 +1018,7 @@ mod tests {
                 .unwrap();
             assert!(!ascii, "é is not l");
             let folded: bool = c
-                .query_one(
+                .one(
                     "SELECT EXISTS (SELECT 1 FROM t WHERE s LIKE ?1)",
                     args!["H_LLO"],
                     |r| r.get(0),
@@ -929,12 +1028,11 @@ mod tests {
             // A long scan arrives whole, in order.
             c.batch("BEGIN").unwrap();
             for i in 0..1500i64 {
-                c.execute("INSERT INTO t (n) VALUES (?1)", args![i])
-                    .unwrap();
+                c.exec("INSERT INTO t (n) VALUES (?1)", args![i]).unwrap();
             }
             c.batch("COMMIT").unwrap();
             let mut seen = 0i64;
-            c.for_each(
+            c.each(
                 "SELECT n FROM t WHERE s IS NULL AND b IS NULL AND n < 1500 ORDER BY id",
                 &[],
                 |r| {

@@ -391,7 +391,7 @@ async fn once(
 ) -> Result<engine::PassSummary> {
     let account = Account::from_config(config, name)?;
     let id = account.id().to_string();
-    let mut store = Store::open(&home.db_path())?;
+    let mut store = Store::open_url(&home.store_url()?)?;
     store.insert_account(&id, name, account.cfg.enabled)?;
     let vault = crate::secret::Vault::open(home)?;
     let lease = token();
