@@ -14,10 +14,12 @@
 pub mod access;
 pub mod accounts;
 pub mod alerts;
+pub mod compose;
 pub mod customers;
 pub mod deny;
 pub mod folders;
 pub mod logs;
+pub mod mailbox;
 pub mod messages;
 pub mod outbox;
 pub mod quarantine;

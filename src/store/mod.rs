@@ -8,9 +8,11 @@ mod checkpointer;
 pub mod console;
 mod crm;
 mod db;
+mod drafts;
 mod fixture;
 mod folders;
 mod log;
+mod mailbox;
 mod messages;
 mod ops;
 pub mod outbox;
@@ -30,9 +32,11 @@ pub use alerts::{
 pub use checkpointer::Checkpointer;
 pub use crm::{BookRows, CustomerRow, MatchInput, MatchRow, MatchUpdate, TimelineRow};
 pub use db::{Conn, Db};
+pub use drafts::{DraftRow, NewDraft};
 pub use fixture::FixtureMessage;
 pub use folders::{FolderEntry, FolderRow, FolderSyncState};
 pub use log::{AuditReader, AuditRow, EventFilter, EventRow, Level, Visible};
+pub use mailbox::{ChangeRow, Key, MailRow, OpenChanges, Window};
 pub use messages::{
     BatchOutcome, BulkInsert, FlagRow, LocationRow, LocationView, MessageFull, MessageSummary,
     NewMessage, PrefetchItem,
@@ -40,7 +44,7 @@ pub use messages::{
 pub use ops::{OpKind, OpTarget, PendingOp};
 pub use outbox::{Change, CopyState, NewOutbox, OutboxRow, OutboxState, ReplyBase, SentFiling};
 pub use quarantine::{QuarantineRow, QuarantineState};
-pub use search::SearchRow;
+pub use search::SearchFilter;
 pub use status::OutboxCounts;
 pub use triage::{
     ActionKind, ActionRow, FolderRef, MessageDetail, MessagePlace, PendingOpRow, TriageFilter,

@@ -5,6 +5,7 @@ mod common;
 
 mod account;
 mod alerts;
+mod console_mail;
 mod corpus;
 mod counts;
 mod crm;
