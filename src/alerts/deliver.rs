@@ -8,7 +8,6 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use secrecy::SecretString;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::Payload;
@@ -17,7 +16,7 @@ use crate::account::{Account, credential_context, system_password, system_target
 use crate::config::{AlertChannel, ChannelKind, Config};
 use crate::error::{AppError, Code, Result};
 use crate::mail::sanitize::clean;
-use crate::secret::Vault;
+use crate::secret::{Credential, Vault};
 use crate::smtp::SmtpTarget;
 use crate::store::Store;
 
@@ -50,7 +49,8 @@ pub struct Way {
     /// `the system SMTP profile` or `account work`.
     pub label: String,
     pub target: SmtpTarget,
-    pub password: Option<SecretString>,
+    /// What it signs in with (None: the server takes mail without a login).
+    pub credential: Option<Credential>,
 }
 
 /// How one delivery attempt ended.
@@ -179,30 +179,30 @@ fn mail_route(
         })?;
         let mut target = account.smtp_target(config)?;
         target.timeout = ch.timeout();
-        let password = account.smtp_password(config, store, vault)?;
+        let credential = account.smtp_credential(config, store, vault, None)?;
         via_email = Some(account.cfg.email.clone());
         via_fails = about == Some(account.id());
         ways.push(Way {
             label: format!("account {name}"),
             target,
-            password,
+            credential,
         });
     }
     if let Some(target) = system_target(config, ch.timeout())?
         && !ways.iter().any(|w| same_server(&w.target, &target))
     {
-        let password = match target.auth {
+        let credential = match target.auth {
             crate::smtp::AuthMode::None => None,
             _ => config
                 .system_smtp
                 .as_ref()
-                .map(|s| system_password(s, store, vault))
+                .map(|s| system_password(s, store, vault).map(Credential::Password))
                 .transpose()?,
         };
         ways.push(Way {
             label: "the system SMTP profile".into(),
             target,
-            password,
+            credential,
         });
     }
     if ways.is_empty() {
@@ -461,7 +461,7 @@ async fn mail(m: &MailRoute, p: &Payload) -> Outcome {
 }
 
 async fn send_through(way: &Way, built: &crate::mail::compose::Built) -> Result<String> {
-    let mut sess = crate::smtp::session::Session::open(&way.target, way.password.as_ref()).await?;
+    let mut sess = crate::smtp::session::Session::open(&way.target, way.credential.as_ref()).await?;
     let r = sess
         .send(&built.envelope_from, &built.rcpts, &built.raw, || Ok(()))
         .await;

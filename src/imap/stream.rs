@@ -215,6 +215,8 @@ pub struct Link {
     pub announced: Announced,
     /// The response that could not be read, when that is what broke the connection.
     pub unreadable: Option<Unreadable>,
+    /// Set while a secret goes out (a SASL exchange): the trace shows none of what is sent.
+    secret: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 const TAIL: usize = 1024;
@@ -230,11 +232,18 @@ impl Link {
             tail: Vec::new(),
             announced: Announced::default(),
             unreadable: None,
+            secret: Default::default(),
         }
     }
 
     pub fn limits(&self) -> Limits {
         self.watch.limits
+    }
+
+    /// The switch that keeps what is sent out of the trace while it is on (the protocol code
+    /// turns it on around a SASL exchange; lettre owns an SMTP stream, hence a shared flag).
+    pub fn secret_flag(&self) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+        self.secret.clone()
     }
 
     /// The last bytes the server sent, as text.
@@ -349,7 +358,7 @@ impl AsyncRead for MailStream {
         match res {
             Poll::Ready(Ok(())) => {
                 let got = &buf.filled()[before..];
-                trace_wire("S:", got);
+                trace_wire("S:", got, false);
                 this.link.bytes_in += got.len() as u64;
                 this.link.keep_tail(got);
                 match this.link.watch.progress(got.len()) {
@@ -380,7 +389,8 @@ impl AsyncWrite for MailStream {
         };
         match res {
             Poll::Ready(Ok(n)) => {
-                trace_wire("C:", &buf[..n]);
+                let secret = this.link.secret.load(std::sync::atomic::Ordering::SeqCst);
+                trace_wire("C:", &buf[..n], secret);
                 this.link.bytes_out += n as u64;
                 // Something we send starts a new exchange: its answer gets a window of its own.
                 if n > 0 && !this.link.watch.paused {
@@ -420,15 +430,21 @@ impl AsyncWrite for MailStream {
     }
 }
 
-/// The redacted protocol trace (`-vvv` or `MAILROOM_LOG=mailroom::imap::wire=trace`).
-fn trace_wire(dir: &str, bytes: &[u8]) {
+/// The redacted protocol trace (`-vvv` or `MAILROOM_LOG=mailroom::imap::wire=trace`). While
+/// `secret` is on, a line the line redactor would pass (a bare SASL continuation, a piece of a
+/// command split across writes) shows as `[REDACTED]`.
+fn trace_wire(dir: &str, bytes: &[u8], secret: bool) {
     if !tracing::enabled!(target: "mailroom::imap::wire", tracing::Level::TRACE) || bytes.is_empty()
     {
         return;
     }
     let text = String::from_utf8_lossy(&bytes[..bytes.len().min(2048)]);
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        tracing::trace!(target: "mailroom::imap::wire", "{dir} {}", crate::mail::sanitize::clean_line(&crate::logging::redact_protocol_line(line)));
+        let mut shown = crate::logging::redact_protocol_line(line);
+        if secret && shown == line {
+            shown = "[REDACTED]".to_string();
+        }
+        tracing::trace!(target: "mailroom::imap::wire", "{dir} {}", crate::mail::sanitize::clean_line(&shown));
     }
 }
 

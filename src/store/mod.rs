@@ -14,6 +14,7 @@ mod folders;
 mod log;
 mod mailbox;
 mod messages;
+pub mod oauth;
 mod ops;
 pub mod outbox;
 mod quarantine;
@@ -41,6 +42,7 @@ pub use messages::{
     BatchOutcome, BulkInsert, FlagRow, LocationRow, LocationView, MessageFull, MessageSummary,
     NewMessage, PrefetchItem,
 };
+pub use oauth::OAuthRow;
 pub use ops::{OpKind, OpTarget, PendingOp};
 pub use outbox::{Change, CopyState, NewOutbox, OutboxRow, OutboxState, ReplyBase, SentFiling};
 pub use quarantine::{QuarantineRow, QuarantineState};
@@ -262,6 +264,14 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// The database file this connection has open (None for an in-memory store).
+    pub fn path(&self) -> Option<std::path::PathBuf> {
+        self.conn
+            .path()
+            .filter(|p| !p.is_empty())
+            .map(std::path::PathBuf::from)
     }
 
     pub fn schema_version(&self) -> Result<i64> {

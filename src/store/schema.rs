@@ -356,7 +356,30 @@ CREATE TABLE drafts (
 );
 CREATE INDEX drafts_by_operator ON drafts(operator, updated_at);
 "#,
-    // 8 (issue 19, alerts): what went wrong, queued for the process that syncs the account
+    // 8 (issue 15, OAuth2 sign-in): the tokens themselves are sealed in `credentials` (kind
+    // `oauth2`, with the access token's expiry inside); this row is what every process sharing
+    // the store coordinates on. `generation` counts the token sets an account has had; a
+    // refresh is claimed by compare-and-set on it (`refresh_holder` + `refresh_until`, which
+    // lapses if the refresher dies), so two processes never refresh at once — providers that
+    // rotate refresh tokens would refuse the second. `login_needed` stops every process from
+    // asking the provider again once it refused; `failures`/`failed_at` space out retries while
+    // the authorization server is down.
+    r#"
+CREATE TABLE oauth_state (
+    account_id TEXT PRIMARY KEY,
+    generation INTEGER NOT NULL DEFAULT 0,
+    expires_at TEXT,
+    refresh_holder TEXT,
+    refresh_until TEXT,
+    failures INTEGER NOT NULL DEFAULT 0,
+    failed_at TEXT,
+    last_error TEXT,
+    login_needed TEXT,
+    refreshes INTEGER NOT NULL DEFAULT 0,
+    updated_at TEXT NOT NULL
+);
+"#,
+    // 9 (issue 19, alerts): what went wrong, queued for the process that syncs the account
     // (`alert_events`), one delivery per channel with its own retries and claim
     // (`alert_deliveries`), the failure state last raised per account (one alert per
     // transition) with its quiet window (`alert_accounts`), and which channels were told an

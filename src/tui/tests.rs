@@ -1267,3 +1267,54 @@ fn folders_apply_the_previewed_scope_through_account_edit_and_show_it() {
     assert!(a.update(Action::ApplyScope).is_empty());
     assert!(a.dialog.is_none());
 }
+
+#[test]
+fn an_account_that_must_sign_in_offers_login_and_shows_the_code_live() {
+    let mut a = scene("dark", PaneId::Dashboard, State::Typical);
+    let mut st = status();
+    st.accounts[1].last_error = Some(ErrorInfo {
+        at: "2026-11-25T08:00:00Z".into(),
+        what: "account home must sign in again (OAuth2)".into(),
+        fix: "`mailroom account login home`".into(),
+    });
+    a.apply(Data::Dashboard(Ok(st), accounts()));
+    a.dashboard.selected = 1;
+    let text = screen_text(&render_buffer(&a, 120, 40)).join("\n");
+    assert!(text.contains("press L to sign in from here"), "{text}");
+    let cmds = a.update(Action::LoginAccount);
+    let job = match &cmds[..] {
+        [super::action::Command::Login { job, name }] if name == "home" => *job,
+        other => panic!("{other:?}"),
+    };
+    a.apply(Data::LoginStep(
+        job,
+        "open https://microsoft.com/devicelogin on any device".into(),
+    ));
+    a.apply(Data::LoginStep(
+        job,
+        "and enter the code ABCD-EFGH (within 15 min)".into(),
+    ));
+    a.apply(Data::LoginStep(job + 7, "a stale job".into()));
+    let text = screen_text(&render_buffer(&a, 120, 40)).join("\n");
+    assert!(
+        text.contains("ABCD-EFGH") && text.contains("waiting for the sign-in"),
+        "{text}"
+    );
+    assert!(!text.contains("a stale job"), "{text}");
+    a.apply(Data::LoginDone(
+        job,
+        Ok("home signed in as bob@example.test".into()),
+    ));
+    let text = screen_text(&render_buffer(&a, 120, 40)).join("\n");
+    assert!(
+        text.contains("home signed in as bob@example.test"),
+        "{text}"
+    );
+    // The setup form's OAuth2 sign-in needs no password and carries the client id.
+    a.pane = PaneId::Setup;
+    a.setup.field = F_OAUTH;
+    a.update(Action::ChoiceNext);
+    a.setup.values[F_CLIENT_ID] = "cid-1".into();
+    let form = a.setup.to_form();
+    assert!(form.oauth && form.client_id == "cid-1");
+}

@@ -16,6 +16,7 @@ mod faults;
 mod flags;
 mod identity;
 mod monitoring;
+mod oauth2;
 mod outbox_memory;
 mod output;
 mod proxy;

@@ -34,6 +34,10 @@ pub enum Data {
     Quarantine(Page<QuarantineRow>),
     CheckStep(u64, Step),
     CheckDone(u64, Result<Report, AppError>),
+    /// What an OAuth2 sign-in asks of the person (the code and where to enter it), as it
+    /// comes; then how it ended.
+    LoginStep(u64, String),
+    LoginDone(u64, Result<String, AppError>),
     Saved(u64, Result<String, AppError>),
     Completions(u64, Result<Vec<(String, String)>, AppError>),
     /// The body came back from $EDITOR.
@@ -237,6 +241,8 @@ pub const SETUP_FIELDS: &[(&str, FieldKind)] = &[
     ("Skip cert check", FieldKind::Toggle),
     ("Aliases", FieldKind::Text),
     ("Share with", FieldKind::Text),
+    ("OAuth2 sign-in", FieldKind::Toggle),
+    ("OAuth client id", FieldKind::Text),
 ];
 pub const F_PRESET: usize = 0;
 pub const F_NAME: usize = 1;
@@ -253,6 +259,8 @@ pub const F_CA: usize = 11;
 pub const F_INSECURE: usize = 12;
 pub const F_ALIASES: usize = 13;
 pub const F_SHARE: usize = 14;
+pub const F_OAUTH: usize = 15;
+pub const F_CLIENT_ID: usize = 16;
 
 pub(crate) const SECURITIES: [&str; 3] = ["tls", "starttls", "none"];
 
@@ -285,6 +293,7 @@ impl Default for SetupForm {
         values[F_SMTP_PORT] = "587".into();
         values[F_SMTP_SEC] = "starttls".into();
         values[F_INSECURE] = "no".into();
+        values[F_OAUTH] = "no".into();
         SetupForm {
             field: F_PRESET,
             values,
@@ -302,10 +311,14 @@ impl SetupForm {
         self.password.expose_secret().chars().count()
     }
     pub fn hint(&self) -> Option<&'static str> {
-        self.preset
+        let p = self
+            .preset
             .checked_sub(1)
-            .and_then(|i| crate::presets::PRESETS.get(i))
-            .and_then(|p| p.hint)
+            .and_then(|i| crate::presets::PRESETS.get(i))?;
+        match self.values[F_OAUTH] == "yes" {
+            true => p.oauth_hint.or(p.hint),
+            false => p.hint,
+        }
     }
     pub fn preset_label(&self) -> &'static str {
         self.preset
@@ -335,6 +348,8 @@ impl SetupForm {
                 .map(|p| p.id.to_string()),
             aliases: v[F_ALIASES].clone(),
             share_with: v[F_SHARE].clone(),
+            oauth: v[F_OAUTH] == "yes",
+            client_id: v[F_CLIENT_ID].trim().to_string(),
         }
     }
     pub(crate) fn apply_preset(&mut self) {
@@ -442,6 +457,17 @@ pub struct DashboardPane {
     pub error: Option<AppError>,
     pub selected: usize,
     pub run: Option<CheckRun>,
+    /// An OAuth2 sign-in under way or just ended.
+    pub login: Option<LoginRun>,
+}
+
+/// An OAuth2 sign-in run from the console: what the person must do, then how it ended.
+#[derive(Debug, Clone)]
+pub struct LoginRun {
+    pub job: u64,
+    pub name: String,
+    pub lines: Vec<String>,
+    pub done: Option<Result<String, AppError>>,
 }
 
 /// The first-sync plan of the pane's account, for the scope being previewed.
