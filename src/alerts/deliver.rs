@@ -461,7 +461,8 @@ async fn mail(m: &MailRoute, p: &Payload) -> Outcome {
 }
 
 async fn send_through(way: &Way, built: &crate::mail::compose::Built) -> Result<String> {
-    let mut sess = crate::smtp::session::Session::open(&way.target, way.credential.as_ref()).await?;
+    let mut sess =
+        crate::smtp::session::Session::open(&way.target, way.credential.as_ref()).await?;
     let r = sess
         .send(&built.envelope_from, &built.rcpts, &built.raw, || Ok(()))
         .await;
