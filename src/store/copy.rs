@@ -35,6 +35,10 @@ pub const TABLES: &[&str] = &[
     "actions",
     "sent_filing",
     "drafts",
+    "alert_accounts",
+    "alert_events",
+    "alert_deliveries",
+    "alert_told",
 ];
 
 /// Statement arguments per INSERT (SQLite's old limit, so any build reads it).

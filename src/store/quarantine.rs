@@ -89,6 +89,18 @@ impl Store {
         )
     }
 
+    /// Whether this message is quarantined already (a retry failing again is no news).
+    pub fn quarantine_known(&self, folder_id: i64, uidvalidity: u32, uid: u32) -> Result<bool> {
+        Ok(self
+            .conn
+            .first(
+                "SELECT 1 FROM quarantine WHERE folder_id = ?1 AND uidvalidity = ?2 AND uid = ?3",
+                args![folder_id, uidvalidity, uid],
+                |_| Ok(()),
+            )?
+            .is_some())
+    }
+
     /// Replaces the kept bytes (the full message, fetched after its header failed).
     pub fn quarantine_set_raw(
         &self,
