@@ -547,26 +547,31 @@ fn pg_quote(w: &str) -> String {
     format!("'{}'", w.replace('\\', "\\\\").replace('\'', "''"))
 }
 
-/// The tsvector literal of a message's index entry: each word once, with its positions.
+/// The weight that marks a column's words in the tsvector (FTS5's column filters become weight
+/// filters in the tsquery): subject A, addresses B, body C.
+const PG_WEIGHTS: [(&str, char); 3] = [("subject", 'A'), ("addresses", 'B'), ("body", 'C')];
+
+/// The tsvector literal of a message's index entry: each word once, with its positions, each
+/// position weighted by its column.
 pub(super) fn pg_tsvector(doc: &FtsDoc<'_>) -> String {
-    let mut lexemes: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+    let mut lexemes: BTreeMap<String, Vec<(u32, char)>> = BTreeMap::new();
     let mut room = PG_MAX_LEXEMES_BYTES;
     let mut pos: u32 = 0;
-    let mut add = |w: &str, p: u32| {
+    let mut add = |w: &str, p: u32, weight: char| {
         if let Some(ps) = lexemes.get_mut(w) {
-            if ps.len() < PG_MAX_POSITIONS && ps.last() != Some(&p) {
-                ps.push(p);
+            if ps.len() < PG_MAX_POSITIONS && ps.last().map(|l| l.0) != Some(p) {
+                ps.push((p, weight));
             }
         } else if w.len() <= PG_MAX_LEXEME && w.len() <= room {
             room -= w.len();
-            lexemes.insert(w.to_string(), vec![p]);
+            lexemes.insert(w.to_string(), vec![(p, weight)]);
         }
     };
     let columns = [doc.subject, doc.addresses, doc.body];
-    for text in columns {
+    for (text, (_, weight)) in columns.into_iter().zip(PG_WEIGHTS) {
         fts_words(text, |w| {
             pos += 1;
-            add(w, pos.min(PG_MAX_POSITION));
+            add(w, pos.min(PG_MAX_POSITION), weight);
         });
         // A gap: the next column's first word is never next to this one's last.
         pos = pos.saturating_add(1);
@@ -577,24 +582,38 @@ pub(super) fn pg_tsvector(doc: &FtsDoc<'_>) -> String {
             out.push(' ');
         }
         out.push_str(&pg_quote(w));
-        let ps: Vec<String> = ps.iter().map(u32::to_string).collect();
+        let ps: Vec<String> = ps
+            .iter()
+            .map(|(p, weight)| format!("{p}{weight}"))
+            .collect();
         out.push(':');
         out.push_str(&ps.join(","));
     }
     out
 }
 
-/// The terms of an FTS5 expression as `crm::search` builds them: `"…"` phrases (`""` inside
-/// for a quote), a `*` after one for a prefix; a bare word counts as a phrase of its own.
-fn fts_terms(expr: &str) -> Vec<(String, bool)> {
+/// One term of an FTS5 expression: its text, whether it is a prefix, and the column it is
+/// limited to.
+struct Term {
+    text: String,
+    prefix: bool,
+    column: Option<String>,
+}
+
+/// The terms of an FTS5 expression as `crm::search`/`crm::query` build them: `"…"` phrases
+/// (`""` inside for a quote), a `*` after one for a prefix, `column : ` before one to limit it
+/// to a column; a bare word counts as a phrase of its own.
+fn fts_terms(expr: &str) -> Vec<Term> {
     let mut out = Vec::new();
     let mut chars = expr.chars().peekable();
+    let mut column: Option<String> = None;
     while let Some(c) = chars.next() {
         if c.is_whitespace() {
             continue;
         }
         let mut text = String::new();
-        if c == '"' {
+        let quoted = c == '"';
+        if quoted {
             while let Some(c) = chars.next() {
                 match c {
                     '"' if chars.peek() == Some(&'"') => {
@@ -608,40 +627,66 @@ fn fts_terms(expr: &str) -> Vec<(String, bool)> {
         } else {
             text.push(c);
             while let Some(&c) = chars.peek() {
-                if c.is_whitespace() || c == '"' || c == '*' {
+                if c.is_whitespace() || c == '"' || c == '*' || c == ':' {
                     break;
                 }
                 text.push(c);
                 chars.next();
             }
         }
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        if !quoted && chars.peek() == Some(&':') {
+            // `column :` — the next term is limited to it.
+            chars.next();
+            column = Some(text);
+            continue;
+        }
         let prefix = chars.peek() == Some(&'*');
         if prefix {
             chars.next();
         }
-        out.push((text, prefix));
+        out.push(Term {
+            text,
+            prefix,
+            column: column.take(),
+        });
     }
     out
 }
 
 /// The tsquery literal that finds what `fts_expr` finds in FTS5: every phrase required, its
-/// words next to each other, a prefix on the last word of a starred one. None: it can find
-/// nothing (no phrase has a word, or a word is too long for PostgreSQL's index).
+/// words next to each other, a prefix on the last word of a starred one, a column filter as
+/// the column's weight. None: it can find nothing (no phrase has a word, or a word is too long
+/// for PostgreSQL's index).
 fn pg_tsquery(fts_expr: &str) -> Option<String> {
     let mut parts = Vec::new();
-    for (text, prefix) in fts_terms(fts_expr) {
+    for term in fts_terms(fts_expr) {
         let mut words = Vec::new();
-        fts_words(&text, |w| words.push(w.to_string()));
+        fts_words(&term.text, |w| words.push(w.to_string()));
         if words.iter().any(|w| w.len() > PG_MAX_LEXEME) {
             return None;
         }
+        let weight = match &term.column {
+            Some(c) => match PG_WEIGHTS.iter().find(|(name, _)| name == c) {
+                Some((_, w)) => w.to_string(),
+                None => return None,
+            },
+            None => String::new(),
+        };
         let n = words.len();
         let phrase: Vec<String> = words
             .iter()
             .enumerate()
             .map(|(i, w)| {
-                let star = if prefix && i + 1 == n { ":*" } else { "" };
-                format!("{}{star}", pg_quote(w))
+                let star = if term.prefix && i + 1 == n { "*" } else { "" };
+                let label = format!("{star}{weight}");
+                if label.is_empty() {
+                    pg_quote(w)
+                } else {
+                    format!("{}:{label}", pg_quote(w))
+                }
             })
             .collect();
         // A phrase without a word is left out, as FTS5 leaves it out.
@@ -650,6 +695,93 @@ fn pg_tsquery(fts_expr: &str) -> Option<String> {
         }
     }
     (!parts.is_empty()).then(|| parts.join(" & "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fts_expressions_become_tsqueries_with_columns_prefixes_and_phrases() {
+        assert_eq!(
+            pg_tsquery("\"Élan\"* \"two words\" addresses : \"ann\"* subject : \"x\"\"y\"*")
+                .as_deref(),
+            Some("('elan':*) & ('two' <-> 'words') & ('ann':*B) & ('x':A <-> 'y':*A)")
+        );
+        assert_eq!(pg_tsquery("\"\" \"--\""), None);
+        let v = pg_tsvector(&FtsDoc {
+            subject: "Hello hello",
+            addresses: "Ann ann@x.example",
+            body: "",
+        });
+        assert_eq!(v, "'ann':4B,5B 'example':7B 'hello':1A,2A 'x':6B");
+    }
+
+    /// The same queries find the same messages on both engines (words, phrases, prefixes,
+    /// accents, column filters).
+    #[test]
+    fn both_engines_find_the_same_mail() {
+        crate::store::testing::each(|s| {
+            let f = s.fixture_folder("a1", "INBOX", None).unwrap();
+            let docs = [
+                (
+                    "Résumé of the café meeting",
+                    "ann@client.example",
+                    "see the attached file",
+                ),
+                ("Invoice #42", "bob@example.test", "please pay the invoice"),
+                (
+                    "Meeting notes",
+                    "Ann Other ann@other.example",
+                    "café au lait",
+                ),
+            ];
+            let mut ids = Vec::new();
+            for (i, (subject, from, body)) in docs.iter().enumerate() {
+                let m = crate::store::FixtureMessage {
+                    message_id: Some(format!("s{i}@x")),
+                    from_addr: from.to_string(),
+                    subject: subject.to_string(),
+                    date: format!("2026-02-0{}T10:00:00Z", i + 1),
+                    direction: "in",
+                    ..Default::default()
+                };
+                let id = s.fixture_message("a1", f, i as i64 + 1, &m).unwrap();
+                s.set_body(id, b"raw", body, false).unwrap();
+                ids.push(id);
+            }
+            let find = |fts: &str| {
+                let f = crate::store::SearchFilter {
+                    fts: Some(fts.into()),
+                    accounts: vec!["a1".into()],
+                    ..Default::default()
+                };
+                let mut hits: Vec<i64> = s
+                    .search_window(&f, &crate::store::Window::Top, 10)
+                    .unwrap()
+                    .iter()
+                    .map(|r| ids.iter().position(|i| *i == r.id).unwrap() as i64)
+                    .collect();
+                hits.sort();
+                assert_eq!(s.search_count(&f).unwrap(), hits.len() as i64, "{fts}");
+                hits
+            };
+            assert_eq!(find("\"cafe\""), [0, 2], "accents fold");
+            assert_eq!(find("\"meet\"*"), [0, 2], "prefix");
+            assert_eq!(find("\"the attached\""), [0], "phrase");
+            assert_eq!(find("\"attached the\""), Vec::<i64>::new(), "phrase order");
+            assert_eq!(find("subject : \"meeting\"*"), [0, 2], "column");
+            assert_eq!(find("addresses : \"ann\"*"), [0, 2], "address column");
+            assert_eq!(find("subject : \"invoice\"*"), [1]);
+            assert_eq!(find("addresses : \"invoice\"*"), Vec::<i64>::new());
+            assert_eq!(find("\"invoice\" \"pay\""), [1], "every term");
+            assert_eq!(
+                find("\"client\" \"example\""),
+                [0],
+                "address parts are words"
+            );
+        });
+    }
 }
 
 #[cfg(test)]
