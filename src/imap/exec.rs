@@ -114,12 +114,38 @@ pub async fn run(
     cmd: &str,
     mut on: impl FnMut(&Response<'_>) -> Result<bool>,
 ) -> Result<()> {
+    let tag = send(session, what, cmd).await?;
+    let mut out = answers(session, what, &[tag], |_, r| on(r)).await?;
+    out.pop().unwrap_or(Ok(()))
+}
+
+/// A command sent whose answer is still to be read ([`answers`]).
+pub type Tag = async_imap::imap_proto::RequestId;
+
+/// Sends `cmd` (tagged by the library) without waiting for its answer: several sent in a row
+/// travel in one flight, and their answers are read in order with [`answers`].
+pub async fn send(session: &mut ImapSession, what: &str, cmd: &str) -> Result<Tag> {
     session.get_mut().link_mut().stall = None;
-    let tag = session
+    session
         .run_command(cmd)
         .await
-        .map_err(|e| session_error(session, what, e))?;
-    loop {
+        .map_err(|e| session_error(session, what, e))
+}
+
+/// Reads the answers of commands sent in one flight, in order, each up to its tagged
+/// completion. An untagged response belongs to the oldest command still open (a server answers
+/// pipelined commands one after the other): `on(i, r)` sees it and says whether it is part of
+/// command `i`'s answer; the rest is recorded as announced changes. Each command's outcome is
+/// its own (a NO to one does not fail the others); a broken connection, a BYE or a response
+/// that cannot be read fails them all.
+pub async fn answers(
+    session: &mut ImapSession,
+    what: &str,
+    tags: &[Tag],
+    mut on: impl FnMut(usize, &Response<'_>) -> Result<bool>,
+) -> Result<Vec<Result<()>>> {
+    let mut out = Vec::with_capacity(tags.len());
+    while out.len() < tags.len() {
         let resp = match session.read_response().await {
             Ok(Some(r)) => r,
             Ok(None) => {
@@ -132,12 +158,27 @@ pub async fn run(
             }
             Err(e) => return Err(read_error(session, what, &e)),
         };
+        let i = out.len();
         match resp.parsed() {
             Response::Done {
                 tag: t,
                 status,
                 outcome,
-            } if *t == tag => return done(session, what, status, outcome),
+            } => match tags[i..].iter().position(|x| x == t) {
+                Some(k) => {
+                    // Tags are answered in order; one answered early leaves the others
+                    // before it without an answer (a server that misbehaves).
+                    for _ in 0..k {
+                        out.push(Err(AppError::transient(
+                            format!("{what}: the server skipped a command's answer"),
+                            "",
+                            "if it persists, report it with `mailroom log --level debug`",
+                        )));
+                    }
+                    out.push(done(session, what, status, outcome));
+                }
+                None => tracing::debug!("an answer to a command not sent here: {t:?}"),
+            },
             Response::Data {
                 status: Status::Bye,
                 outcome,
@@ -152,12 +193,13 @@ pub async fn run(
                 ));
             }
             other => {
-                if !on(other)? {
+                if !on(i, other)? {
                     session.get_mut().link_mut().announced.record(other);
                 }
             }
         }
     }
+    Ok(out)
 }
 
 /// A change IDLE reports.

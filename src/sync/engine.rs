@@ -36,6 +36,53 @@ pub struct Caps {
     pub idle: bool,
     pub uidplus: bool,
     pub mv: bool,
+    /// LIST-STATUS (RFC 5819): every folder's counters with LIST.
+    pub list_status: bool,
+    pub special_use: bool,
+    /// NOTIFY (RFC 5465): changes in every folder on one connection.
+    pub notify: bool,
+    pub compress: bool,
+    /// QRESYNC is offered (enabled or not).
+    #[serde(skip)]
+    pub qresync_word: bool,
+}
+
+impl Caps {
+    /// From the capability words (wire spelling); `qresync` is only true once enabled.
+    pub fn from_words(words: &[String]) -> Caps {
+        let has = |c: &str| words.iter().any(|w| w.eq_ignore_ascii_case(c));
+        Caps {
+            condstore: has("CONDSTORE") || has("QRESYNC"),
+            qresync: false,
+            idle: has("IDLE"),
+            uidplus: has("UIDPLUS"),
+            mv: has("MOVE"),
+            list_status: has("LIST-STATUS"),
+            special_use: has("SPECIAL-USE"),
+            notify: has("NOTIFY"),
+            compress: has("COMPRESS=DEFLATE"),
+            qresync_word: has("QRESYNC"),
+        }
+    }
+
+    pub fn list(&self) -> discovery::ListCaps {
+        discovery::ListCaps {
+            list_status: self.list_status,
+            special_use: self.special_use,
+            condstore: self.condstore,
+        }
+    }
+}
+
+/// How a session is opened (kept for reopening it).
+#[derive(Clone)]
+struct Opening {
+    target: ImapTarget,
+    password: secrecy::SecretString,
+    compress: crate::config::Compress,
+    /// The capabilities the server had last time (`accounts.capabilities`): what may be sent
+    /// right behind LOGIN before this session's own list arrives.
+    remembered: Vec<String>,
 }
 
 pub struct SyncSession {
@@ -44,60 +91,206 @@ pub struct SyncSession {
     /// The server's CAPABILITY list, space separated (stored for diagnostics).
     pub caps_text: String,
     /// What it takes to open the same session again (after a response that cannot be read).
-    target: ImapTarget,
-    password: secrecy::SecretString,
+    opening: Opening,
     /// Messages whose body the server answered unreadably: not prefetched again while this
     /// session (and the ones that replace it) lives.
     pub(crate) unreadable_bodies: std::collections::HashSet<i64>,
+    /// The listing sent along with LOGIN (taken by the pass that asked for it).
+    pub(crate) early_list: Option<discovery::Listing>,
+    /// Counts reconnects: commands sent before one have no answer to wait for.
+    pub(crate) generation: u64,
 }
 
 /// Connects, logs in, reads capabilities and enables QRESYNC when offered. (Takes the
 /// password rather than the store: a `&Store` cannot cross an await in a spawned task.)
 pub async fn open_session(account: &Account, pw: &secrecy::SecretString) -> Result<SyncSession> {
-    open_target(account.imap_target(), pw.clone()).await
+    open_session_for_pass(account, pw, None, false).await
 }
 
-async fn open_target(target: ImapTarget, password: secrecy::SecretString) -> Result<SyncSession> {
-    use crate::imap::connect::{call_limit, called};
-    let mut session = crate::imap::connect(&target, &password).await?;
-    let r = tokio::time::timeout(call_limit(&session), session.capabilities()).await;
-    let caps_list = called(&mut session, "CAPABILITY", r)?;
-    let has = |c: &str| caps_list.has_str(c);
-    let mut caps = Caps {
-        condstore: has("CONDSTORE") || has("QRESYNC"),
-        qresync: false,
-        idle: has("IDLE"),
-        uidplus: has("UIDPLUS"),
-        mv: has("MOVE"),
+/// As [`open_session`], for a pass: with the capabilities the server had last time
+/// (`remembered`, from `accounts.capabilities`), QRESYNC is enabled and (`list`) the folders
+/// listed with their counters in the same flight as LOGIN; COMPRESS=DEFLATE where wanted
+/// (`sync.compress`) and offered.
+pub async fn open_session_for_pass(
+    account: &Account,
+    pw: &secrecy::SecretString,
+    remembered: Option<&str>,
+    list: bool,
+) -> Result<SyncSession> {
+    let opening = Opening {
+        target: account.imap_target(),
+        password: pw.clone(),
+        compress: account.cfg.sync.compress,
+        remembered: remembered
+            .map(|r| r.split_whitespace().map(str::to_string).collect())
+            .unwrap_or_default(),
     };
-    let mut all: Vec<String> = caps_list.iter().map(|c| format!("{c:?}")).collect();
-    all.sort();
-    if has("QRESYNC") && std::env::var_os("MAILROOM_NO_QRESYNC").is_none() {
-        fetch::simple(&mut session, "ENABLE QRESYNC", "ENABLE QRESYNC").await?;
-        caps.qresync = true;
+    open_target(opening, list).await
+}
+
+fn qresync_allowed() -> bool {
+    std::env::var_os("MAILROOM_NO_QRESYNC").is_none()
+}
+
+/// The commands sent behind LOGIN, from what the server had last time: COMPRESS alone (what
+/// follows it must wait for its answer), else ENABLE QRESYNC and the listing.
+fn early_commands(remembered: &Caps, compress: bool, list: bool) -> Vec<String> {
+    if compress && remembered.compress {
+        return vec!["COMPRESS DEFLATE".into()];
     }
-    Ok(SyncSession {
+    let mut cmds = Vec::new();
+    if remembered.qresync_offered() {
+        cmds.push("ENABLE QRESYNC".to_string());
+    }
+    if list {
+        cmds.push(discovery::list_command(remembered.list()));
+    }
+    cmds
+}
+
+impl Caps {
+    fn qresync_offered(&self) -> bool {
+        self.condstore && self.qresync_word && qresync_allowed()
+    }
+}
+
+async fn open_target(opening: Opening, list: bool) -> Result<SyncSession> {
+    let remembered = Caps::from_words(&opening.remembered);
+    let remembered = Caps {
+        qresync_word: opening
+            .remembered
+            .iter()
+            .any(|w| w.eq_ignore_ascii_case("QRESYNC")),
+        ..remembered
+    };
+    let loopback = is_loopback(&opening.target.server.host);
+    let want_compress = opening.compress.wanted(loopback);
+    let early = early_commands(&remembered, want_compress, list);
+    let (mut session, login_caps, tags) =
+        crate::imap::connect::connect_pipelined(&opening.target, &opening.password, &early).await?;
+    let mut listing = discovery::Listing::default();
+    let outcomes = crate::imap::exec::answers(&mut session, "logging in", &tags, |_, r| {
+        Ok(discovery::collect(&mut listing, r))
+    })
+    .await?;
+    let done = |cmd: &str| {
+        early
+            .iter()
+            .zip(&outcomes)
+            .any(|(c, r)| c.starts_with(cmd) && r.is_ok())
+    };
+    let (compressed, enabled, listed) = (done("COMPRESS"), done("ENABLE"), done("LIST"));
+    if compressed {
+        session.get_mut().start_deflate();
+    }
+    let words = match login_caps {
+        Some(w) => w,
+        None => capabilities(&mut session).await?,
+    };
+    let mut caps = Caps::from_words(&words);
+    caps.qresync_word = words.iter().any(|w| w.eq_ignore_ascii_case("QRESYNC"));
+    if !compressed && want_compress && caps.compress {
+        crate::imap::fetch::simple(&mut session, "COMPRESS DEFLATE", "COMPRESS DEFLATE").await?;
+        session.get_mut().start_deflate();
+    }
+    caps.qresync = enabled;
+    let early_list = match listed {
+        true => Some(discovery::finish(listing)),
+        false => None,
+    };
+    let mut ss = SyncSession {
         session,
         caps,
-        caps_text: all.join(" "),
-        target,
-        password,
+        caps_text: words.join(" "),
+        opening,
         unreadable_bodies: Default::default(),
-    })
+        early_list,
+        generation: 0,
+    };
+    ss.finish_open(list).await?;
+    Ok(ss)
+}
+
+/// Whether the host is this machine (`sync.compress = "auto"` does not deflate there).
+fn is_loopback(host: &str) -> bool {
+    let h = host.trim_start_matches('[').trim_end_matches(']');
+    h.eq_ignore_ascii_case("localhost")
+        || h.parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// CAPABILITY, in wire words.
+async fn capabilities(session: &mut ImapSession) -> Result<Vec<String>> {
+    use crate::imap::connect::{call_limit, called};
+    let r = tokio::time::timeout(call_limit(session), session.capabilities()).await;
+    let caps = called(session, "CAPABILITY", r)?;
+    Ok(crate::imap::connect::capability_words(&caps))
 }
 
 impl SyncSession {
+    /// What could not go behind LOGIN: ENABLE QRESYNC and (`list`) the listing, in one flight.
+    async fn finish_open(&mut self, list: bool) -> Result<()> {
+        let enable = !self.caps.qresync && self.caps.qresync_offered();
+        let list = list && self.early_list.is_none();
+        let mut tags = Vec::new();
+        if enable {
+            let t = crate::imap::exec::send(&mut self.session, "ENABLE QRESYNC", "ENABLE QRESYNC");
+            tags.push(t.await?);
+        }
+        if list {
+            let cmd = discovery::list_command(self.caps.list());
+            tags.push(crate::imap::exec::send(&mut self.session, "listing folders", &cmd).await?);
+        }
+        if tags.is_empty() {
+            return Ok(());
+        }
+        let mut listing = discovery::Listing::default();
+        let outcomes =
+            crate::imap::exec::answers(&mut self.session, "opening the session", &tags, |_, r| {
+                Ok(discovery::collect(&mut listing, r))
+            })
+            .await?;
+        let mut outcomes = outcomes.into_iter();
+        if enable {
+            outcomes.next().transpose()?;
+            self.caps.qresync = true;
+        }
+        if list {
+            outcomes.next().transpose()?;
+            self.early_list = Some(discovery::finish(listing));
+        }
+        Ok(())
+    }
+
     /// Drops this connection (without LOGOUT: it is broken) and opens the same session again.
     pub async fn reconnect(&mut self) -> Result<()> {
-        let mut fresh = open_target(self.target.clone(), self.password.clone()).await?;
+        let mut opening = self.opening.clone();
+        opening.remembered = self
+            .caps_text
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        let mut fresh = open_target(opening, false).await?;
         fresh.unreadable_bodies = std::mem::take(&mut self.unreadable_bodies);
+        fresh.generation = self.generation + 1;
         *self = fresh;
         Ok(())
     }
 
+    /// A second session like this one (for folders fetched in parallel, or the bodies).
+    pub async fn another(&self) -> Result<SyncSession> {
+        let mut opening = self.opening.clone();
+        opening.remembered = self
+            .caps_text
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        open_target(opening, false).await
+    }
+
     /// `host:port` of the server, as errors name it.
     pub fn server(&self) -> String {
-        self.target.address()
+        self.opening.target.address()
     }
 
     /// LOGOUT, waiting at most a few seconds; then the connection is dropped either way.
@@ -161,7 +354,8 @@ impl PassOptions {
     }
 }
 
-/// One pass: push queued changes, refresh folders, sync every chosen folder, prefetch bodies.
+/// One pass: push queued changes, refresh folders, sync every chosen folder whose counters
+/// say something changed, prefetch bodies.
 pub async fn run_pass(
     store: &mut Store,
     account: &Account,
@@ -171,19 +365,50 @@ pub async fn run_pass(
 ) -> Result<PassSummary> {
     let started = Instant::now();
     let mut summary = PassSummary::default();
-    let list = discovery::list_folders(&mut ss.session).await?;
-    store.upsert_folders(account.id(), &list)?;
+    let listing = match ss.early_list.take() {
+        Some(l) => l,
+        None => {
+            let wanted: Vec<String> = store
+                .folders(account.id())?
+                .into_iter()
+                .filter(|f| f.sync_enabled && f.first_sync_done)
+                .map(|f| f.wire_name)
+                .collect();
+            discovery::list_with_status(&mut ss.session, ss.caps.list(), &wanted).await?
+        }
+    };
+    store.upsert_folders(account.id(), &listing.folders)?;
     summary.ops_pushed = super::ops::push_ops(store, account, ss).await?;
     let folders: Vec<FolderRow> = store
         .folders(account.id())?
         .into_iter()
         .filter(|f| f.sync_enabled && f.selectable && f.present)
         .collect();
-    for f in folders {
-        let fs =
-            super::folder::sync_folder(store, account, opts, ss, &f, events, &mut summary.bytes)
-                .await
-                .map_err(|e| in_folder(e, &f.name))?;
+    let condstore = ss.caps.condstore;
+    let (quiet, work): (Vec<FolderRow>, Vec<FolderRow>) = folders
+        .into_iter()
+        .partition(|f| super::folder::unchanged(f, listing.status.get(&f.wire_name), condstore));
+    store.touch_folders_synced(&quiet.iter().map(|f| f.id).collect::<Vec<_>>())?;
+    for f in &quiet {
+        summary.folders.push(FolderSummary {
+            folder: f.name.clone(),
+            ..Default::default()
+        });
+    }
+    for f in work {
+        let status = listing.status.get(&f.wire_name);
+        let fs = super::folder::sync_folder(
+            store,
+            account,
+            opts,
+            ss,
+            &f,
+            status,
+            events,
+            &mut summary.bytes,
+        )
+        .await
+        .map_err(|e| in_folder(e, &f.name))?;
         if fs.new + fs.updated + fs.vanished > 0 {
             emit(
                 events,

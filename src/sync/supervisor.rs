@@ -354,7 +354,9 @@ async fn once(
     set_state(&store, &events, &id, AccountState::Syncing);
     let result = async {
         let pw = account.password(&store, &vault)?;
-        let mut ss = engine::open_session(&account, &pw).await?;
+        let remembered = store.account(&id)?.and_then(|r| r.capabilities);
+        let mut ss =
+            engine::open_session_for_pass(&account, &pw, remembered.as_deref(), true).await?;
         let _ = store.set_capabilities(&id, &ss.caps_text);
         let r = engine::run_pass(&mut store, &account, &opts, &mut ss, None).await;
         // A broken connection gets no goodbye; a healthy one a short one.

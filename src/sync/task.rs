@@ -202,7 +202,9 @@ impl Task {
         }
         if self.session.is_none() {
             let pw = self.account.password(&self.store, &self.vault)?;
-            let ss = engine::open_session(&self.account, &pw).await?;
+            let remembered = self.store.account(&self.id)?.and_then(|r| r.capabilities);
+            let ss = engine::open_session_for_pass(&self.account, &pw, remembered.as_deref(), true)
+                .await?;
             let _ = self.store.set_capabilities(&self.id, &ss.caps_text);
             self.password = Some(pw);
             self.session = Some(ss);
