@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::events::{EventSender, SyncEvent, emit};
+use super::events::EventSender;
 use crate::account::Account;
 use crate::config::{Config, HistoryScope, ProcessScope};
 use crate::error::Result;
@@ -101,6 +101,15 @@ pub struct SyncSession {
     pub(crate) generation: u64,
 }
 
+/// A session yet to be opened like an existing one (see [`SyncSession::another`]).
+pub struct Another(Opening);
+
+impl Another {
+    pub async fn open(self) -> Result<SyncSession> {
+        open_target(self.0, false).await
+    }
+}
+
 /// Connects, logs in, reads capabilities and enables QRESYNC when offered. (Takes the
 /// password rather than the store: a `&Store` cannot cross an await in a spawned task.)
 pub async fn open_session(account: &Account, pw: &secrecy::SecretString) -> Result<SyncSession> {
@@ -134,7 +143,16 @@ fn qresync_allowed() -> bool {
 
 /// The commands sent behind LOGIN, from what the server had last time: COMPRESS alone (what
 /// follows it must wait for its answer), else ENABLE QRESYNC and the listing.
-fn early_commands(remembered: &Caps, compress: bool, list: bool) -> Vec<String> {
+fn early_commands(remembered: &[String], compress: bool, list: bool) -> Vec<String> {
+    // Nothing remembered (a first connection, or a list stored by an older version): nothing
+    // but LOGIN goes in the first flight.
+    if !remembered
+        .iter()
+        .any(|w| w.to_ascii_uppercase().starts_with("IMAP4REV"))
+    {
+        return Vec::new();
+    }
+    let remembered = Caps::from_words(remembered);
     if compress && remembered.compress {
         return vec!["COMPRESS DEFLATE".into()];
     }
@@ -155,17 +173,9 @@ impl Caps {
 }
 
 async fn open_target(opening: Opening, list: bool) -> Result<SyncSession> {
-    let remembered = Caps::from_words(&opening.remembered);
-    let remembered = Caps {
-        qresync_word: opening
-            .remembered
-            .iter()
-            .any(|w| w.eq_ignore_ascii_case("QRESYNC")),
-        ..remembered
-    };
     let loopback = is_loopback(&opening.target.server.host);
     let want_compress = opening.compress.wanted(loopback);
-    let early = early_commands(&remembered, want_compress, list);
+    let early = early_commands(&opening.remembered, want_compress, list);
     let (mut session, login_caps, tags) =
         crate::imap::connect::connect_pipelined(&opening.target, &opening.password, &early).await?;
     let mut listing = discovery::Listing::default();
@@ -188,7 +198,6 @@ async fn open_target(opening: Opening, list: bool) -> Result<SyncSession> {
         None => capabilities(&mut session).await?,
     };
     let mut caps = Caps::from_words(&words);
-    caps.qresync_word = words.iter().any(|w| w.eq_ignore_ascii_case("QRESYNC"));
     if !compressed && want_compress && caps.compress {
         crate::imap::fetch::simple(&mut session, "COMPRESS DEFLATE", "COMPRESS DEFLATE").await?;
         session.get_mut().start_deflate();
@@ -277,15 +286,16 @@ impl SyncSession {
         Ok(())
     }
 
-    /// A second session like this one (for folders fetched in parallel, or the bodies).
-    pub async fn another(&self) -> Result<SyncSession> {
+    /// What opens a second session like this one (for folders fetched in parallel, or the
+    /// bodies), without borrowing this one.
+    pub fn another(&self) -> Another {
         let mut opening = self.opening.clone();
         opening.remembered = self
             .caps_text
             .split_whitespace()
             .map(str::to_string)
             .collect();
-        open_target(opening, false).await
+        Another(opening)
     }
 
     /// `host:port` of the server, as errors name it.
@@ -335,6 +345,10 @@ pub struct PassOptions {
     pub body_prefetch_max_bytes: u64,
     /// Draw a progress line on stderr (only when it is a terminal).
     pub tty_progress: bool,
+    /// The most connections to the server at once (`sync.max_connections`).
+    pub max_connections: u32,
+    /// Of those, what the account holds apart from the pass (the watcher, the bodies).
+    pub reserved_connections: u32,
 }
 
 impl PassOptions {
@@ -350,6 +364,8 @@ impl PassOptions {
             batch_size: o.batch_size.clamp(1, 50_000),
             body_prefetch_max_bytes: o.body_prefetch_max_bytes,
             tty_progress: false,
+            max_connections: o.max_connections.max(1),
+            reserved_connections: 0,
         })
     }
 }
@@ -395,31 +411,21 @@ pub async fn run_pass(
             ..Default::default()
         });
     }
-    for f in work {
-        let status = listing.status.get(&f.wire_name);
-        let fs = super::folder::sync_folder(
-            store,
-            account,
-            opts,
-            ss,
-            &f,
-            status,
-            events,
-            &mut summary.bytes,
-        )
-        .await
-        .map_err(|e| in_folder(e, &f.name))?;
-        if fs.new + fs.updated + fs.vanished > 0 {
-            emit(
-                events,
-                SyncEvent::FolderChanged {
-                    account_id: account.id().to_string(),
-                    folder: f.name.clone(),
-                },
-            );
-        }
-        summary.folders.push(fs);
-    }
+    let spare = opts
+        .max_connections
+        .saturating_sub(1 + opts.reserved_connections) as usize;
+    let groups = super::parallel::groups(work, &listing.status, spare + 1);
+    super::parallel::run(
+        store,
+        account,
+        opts,
+        ss,
+        groups,
+        &listing.status,
+        events,
+        &mut summary,
+    )
+    .await?;
     summary.bodies =
         super::prefetch::prefetch(store, account, opts, ss, &mut summary.bytes).await?;
     summary.duration_ms = started.elapsed().as_millis() as u64;
@@ -469,7 +475,7 @@ pub fn stderr_is_tty() -> bool {
 }
 
 /// A server's failure in a folder (a stall, a lost connection) names the folder.
-fn in_folder(mut e: crate::error::AppError, folder: &str) -> crate::error::AppError {
+pub(crate) fn in_folder(mut e: crate::error::AppError, folder: &str) -> crate::error::AppError {
     if e.kind == crate::error::Kind::Transient && !e.summary.contains(folder) {
         e.summary = format!(
             "{} (folder {})",

@@ -8,6 +8,7 @@ pub mod events;
 mod folder;
 mod newmail;
 pub mod ops;
+mod parallel;
 pub mod plan;
 mod prefetch;
 pub mod supervisor;

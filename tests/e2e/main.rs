@@ -10,6 +10,7 @@ mod daemon;
 mod fakeimap;
 mod faults;
 mod identity;
+mod linkem;
 mod output;
 mod proxy;
 mod send;
