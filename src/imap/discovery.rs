@@ -143,19 +143,32 @@ fn folder_info(
 /// Every folder, and the counters of those the pass may sync: LIST-STATUS where the server has
 /// it (one command); else, on a CONDSTORE server (where counters can prove a folder unchanged),
 /// LIST and then one STATUS per folder in `wanted` (wire names), all in one flight; else LIST.
+///
+/// A server reports the selected folder's counters as the session last saw them, so a NOOP
+/// goes in the same flight; the server may run the two in parallel, so when the NOOP brings
+/// news of the selected folder, its counters are dropped (the folder is then synced).
 pub async fn list_with_status(
     session: &mut ImapSession,
     caps: ListCaps,
     wanted: &[String],
 ) -> Result<Listing> {
     let mut listing = Listing::default();
-    super::exec::run(
-        session,
-        "listing folders (LIST)",
-        &list_command(caps),
-        |r| Ok(collect(&mut listing, r)),
-    )
+    let noop = super::exec::send(session, "checking for changes (NOOP)", "NOOP").await?;
+    let what = "listing folders (LIST)";
+    let list = super::exec::send(session, what, &list_command(caps)).await?;
+    let out = super::exec::answers(session, what, &[noop, list], |_, r| {
+        Ok(collect(&mut listing, r))
+    })
     .await?;
+    for r in out {
+        r?;
+    }
+    let heard = super::unsolicited::take(session);
+    if !heard.is_quiet()
+        && let Some(sel) = session.get_ref().link().selected.clone()
+    {
+        listing.status.remove(&sel);
+    }
     if !caps.list_status && caps.condstore && !wanted.is_empty() {
         let listed: Vec<&String> = wanted
             .iter()

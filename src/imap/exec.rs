@@ -132,20 +132,21 @@ pub async fn send(session: &mut ImapSession, what: &str, cmd: &str) -> Result<Ta
         .map_err(|e| session_error(session, what, e))
 }
 
-/// Reads the answers of commands sent in one flight, in order, each up to its tagged
-/// completion. An untagged response belongs to the oldest command still open (a server answers
-/// pipelined commands one after the other): `on(i, r)` sees it and says whether it is part of
-/// command `i`'s answer; the rest is recorded as announced changes. Each command's outcome is
-/// its own (a NO to one does not fail the others); a broken connection, a BYE or a response
-/// that cannot be read fails them all.
+/// Reads the answers of commands sent in one flight, each up to its tagged completion. A
+/// server may run pipelined commands in parallel (Dovecot answers a LIST before the NOOP sent
+/// ahead of it), so completions are matched by tag in whatever order they come, and an untagged
+/// response is offered to `on(i, r)` with `i` the oldest command still open — a hint only:
+/// handlers claim responses by their kind. What no handler claims is recorded as announced
+/// changes. Each command's outcome is its own (a NO to one does not fail the others); a broken
+/// connection, a BYE or a response that cannot be read fails them all.
 pub async fn answers(
     session: &mut ImapSession,
     what: &str,
     tags: &[Tag],
     mut on: impl FnMut(usize, &Response<'_>) -> Result<bool>,
 ) -> Result<Vec<Result<()>>> {
-    let mut out = Vec::with_capacity(tags.len());
-    while out.len() < tags.len() {
+    let mut out: Vec<Option<Result<()>>> = tags.iter().map(|_| None).collect();
+    while let Some(open) = out.iter().position(Option::is_none) {
         let resp = match session.read_response().await {
             Ok(Some(r)) => r,
             Ok(None) => {
@@ -158,26 +159,14 @@ pub async fn answers(
             }
             Err(e) => return Err(read_error(session, what, &e)),
         };
-        let i = out.len();
         match resp.parsed() {
             Response::Done {
                 tag: t,
                 status,
                 outcome,
-            } => match tags[i..].iter().position(|x| x == t) {
-                Some(k) => {
-                    // Tags are answered in order; one answered early leaves the others
-                    // before it without an answer (a server that misbehaves).
-                    for _ in 0..k {
-                        out.push(Err(AppError::transient(
-                            format!("{what}: the server skipped a command's answer"),
-                            "",
-                            "if it persists, report it with `mailroom log --level debug`",
-                        )));
-                    }
-                    out.push(done(session, what, status, outcome));
-                }
-                None => tracing::debug!("an answer to a command not sent here: {t:?}"),
+            } => match tags.iter().position(|x| x == t) {
+                Some(k) if out[k].is_none() => out[k] = Some(done(session, what, status, outcome)),
+                _ => tracing::debug!("an answer to a command not sent here: {t:?}"),
             },
             Response::Data {
                 status: Status::Bye,
@@ -193,13 +182,13 @@ pub async fn answers(
                 ));
             }
             other => {
-                if !on(i, other)? {
+                if !on(open, other)? {
                     session.get_mut().link_mut().announced.record(other);
                 }
             }
         }
     }
-    Ok(out)
+    Ok(out.into_iter().flatten().collect())
 }
 
 /// A change IDLE reports.

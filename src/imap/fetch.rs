@@ -104,6 +104,7 @@ impl SelectAnswer {
     /// The selected folder; the connection's record of announced changes starts over with it.
     pub fn finish(self, session: &mut ImapSession, wire_name: &str) -> Result<Selected> {
         super::unsolicited::reset(session, self.sel.exists);
+        session.get_mut().link_mut().selected = Some(wire_name.to_string());
         if !self.have_validity {
             return Err(AppError::needs_user(
                 format!("the server gave no UIDVALIDITY for {wire_name}"),
@@ -127,6 +128,8 @@ pub async fn select(
     let mut answer = SelectAnswer::default();
     super::unsolicited::reset(session, 0);
     let verb = if examine { "EXAMINE" } else { "SELECT" };
+    // A SELECT that fails leaves no folder selected.
+    session.get_mut().link_mut().selected = None;
     super::exec::run(session, &format!("{verb} {wire_name}"), &cmd, |r| {
         Ok(answer.take(r))
     })

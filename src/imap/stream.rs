@@ -215,6 +215,8 @@ pub struct Link {
     pub announced: Announced,
     /// The response that could not be read, when that is what broke the connection.
     pub unreadable: Option<Unreadable>,
+    /// The folder selected on this connection (wire name), if any.
+    pub selected: Option<String>,
 }
 
 const TAIL: usize = 1024;
@@ -230,6 +232,7 @@ impl Link {
             tail: Vec::new(),
             announced: Announced::default(),
             unreadable: None,
+            selected: None,
         }
     }
 

@@ -415,7 +415,7 @@ pub async fn run_pass(
         .max_connections
         .saturating_sub(1 + opts.reserved_connections) as usize;
     let groups = super::parallel::groups(work, &listing.status, spare + 1);
-    super::parallel::run(
+    let mut check = super::parallel::run(
         store,
         account,
         opts,
@@ -426,10 +426,72 @@ pub async fn run_pass(
         &mut summary,
     )
     .await?;
+    // Folders whose new mail came in the SELECT's flight: what changed while it crossed the
+    // link shows in their counters now (one LIST-STATUS for all), and those get another round.
+    for _ in 0..CHECK_ROUNDS {
+        if check.is_empty() {
+            break;
+        }
+        check = check_again(store, account, opts, ss, &check, events, &mut summary).await?;
+    }
     summary.bodies =
         super::prefetch::prefetch(store, account, opts, ss, &mut summary.bytes).await?;
     summary.duration_ms = started.elapsed().as_millis() as u64;
     Ok(summary)
+}
+
+/// Rounds of comparing counters again at the end of a pass.
+const CHECK_ROUNDS: usize = 3;
+
+/// Lists the folders' counters again and syncs those that changed since they were selected;
+/// returns the folders to compare again (whose new mail came in flight once more).
+async fn check_again(
+    store: &mut Store,
+    account: &Account,
+    opts: &PassOptions,
+    ss: &mut SyncSession,
+    ids: &[i64],
+    events: Option<&EventSender>,
+    summary: &mut PassSummary,
+) -> Result<Vec<i64>> {
+    let rows: Vec<FolderRow> = store
+        .folders(account.id())?
+        .into_iter()
+        .filter(|f| ids.contains(&f.id))
+        .collect();
+    let wanted: Vec<String> = rows.iter().map(|f| f.wire_name.clone()).collect();
+    let listing = discovery::list_with_status(&mut ss.session, ss.caps.list(), &wanted).await?;
+    let condstore = ss.caps.condstore;
+    let mut again = Vec::new();
+    for f in rows {
+        let st = listing.status.get(&f.wire_name);
+        let listed = listing.folders.iter().any(|l| l.wire_name == f.wire_name);
+        if !listed || super::folder::unchanged(&f, st, condstore) {
+            continue;
+        }
+        let done = super::folder::sync_folder(
+            store,
+            account,
+            opts,
+            ss,
+            &f,
+            st,
+            events,
+            &mut summary.bytes,
+        )
+        .await
+        .map_err(|e| in_folder(e, &f.name))?;
+        if let Some(s) = summary.folders.iter_mut().find(|s| s.folder == f.name) {
+            s.new += done.summary.new;
+            s.updated += done.summary.updated;
+            s.vanished += done.summary.vanished;
+            s.quarantined += done.summary.quarantined;
+        }
+        if done.check_again {
+            again.push(f.id);
+        }
+    }
+    Ok(again)
 }
 
 /// Parses and stores a fetched body; an unparseable body is kept raw with empty text.

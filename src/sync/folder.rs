@@ -30,15 +30,17 @@ struct Opened {
     uv: u32,
     known_max: u32,
     qresync_used: bool,
-    /// The new-mail fetch (and a NOOP) sent in one flight with the SELECT.
+    /// The new-mail fetch sent in one flight with the SELECT.
     flight: Option<Flight>,
 }
 
-/// Commands sent right behind the SELECT, their answers still to be read.
+/// The fetch sent right behind the SELECT, its answer still to be read. (No NOOP goes with
+/// it: the server answers a NOOP as soon as it has sent the fetch, long before the fetch has
+/// crossed a slow link, so changes made meanwhile would go unheard. The pass instead compares
+/// every folder's counters once more at its end: see `engine::run_pass`.)
 struct Flight {
     fetch: Tag,
-    noop: Tag,
-    /// The connection they were sent on (a reconnect loses their answers).
+    /// The connection it was sent on (a reconnect loses its answer).
     generation: u64,
 }
 
@@ -92,6 +94,13 @@ pub fn unchanged(folder: &FolderRow, status: Option<&FolderStatus>, condstore: b
             .is_none_or(|(cp, next)| cp + 1 >= next)
 }
 
+/// What one folder's sync did, and whether it relies on the pass comparing the folder's
+/// counters again at its end (its new mail came in the SELECT's flight, without a NOOP after).
+pub struct Synced {
+    pub summary: FolderSummary,
+    pub check_again: bool,
+}
+
 #[allow(clippy::too_many_arguments)]
 pub async fn sync_folder(
     store: &mut Store,
@@ -102,7 +111,7 @@ pub async fn sync_folder(
     status: Option<&FolderStatus>,
     events: Option<&EventSender>,
     bytes: &mut u64,
-) -> Result<FolderSummary> {
+) -> Result<Synced> {
     let mut fs = FolderSummary {
         folder: folder.name.clone(),
         ..Default::default()
@@ -116,9 +125,10 @@ pub async fn sync_folder(
         uidvalidity: o.uv,
         events,
     };
+    let in_flight = o.flight.is_some();
     let fetched_any = match o.flight.take() {
         Some(flight) => {
-            in_flight(store, ss, &t, &o, flight, status, bytes, &mut fs).await?;
+            fetch_in_flight(store, ss, &t, &o, flight, status, bytes, &mut fs).await?;
             known_mail(store, ss, &o, &mut fs).await?;
             false
         }
@@ -142,7 +152,10 @@ pub async fn sync_folder(
             exists: o.sel.exists,
         },
     )?;
-    Ok(fs)
+    Ok(Synced {
+        summary: fs,
+        check_again: in_flight,
+    })
 }
 
 /// New mail asked for after the SELECT's answer (the plan may need to search first). Returns
@@ -169,10 +182,9 @@ async fn new_mail(
     Ok(true)
 }
 
-/// The fetch sent with the SELECT: its answer streams into the store, then the NOOP's answer
-/// (what the server held back until the fetch ended) is read.
+/// The fetch sent with the SELECT: its answer streams into the store.
 #[allow(clippy::too_many_arguments)]
-async fn in_flight(
+async fn fetch_in_flight(
     store: &mut Store,
     ss: &mut SyncSession,
     t: &Target<'_>,
@@ -198,16 +210,6 @@ async fn in_flight(
     *bytes += got.bytes;
     fs.new += got.new;
     fs.quarantined += got.quarantined;
-    if ss.generation == flight.generation {
-        let r = crate::imap::exec::answers(
-            &mut ss.session,
-            "checking for changes (NOOP)",
-            &[flight.noop],
-            |_, _| Ok(false),
-        )
-        .await?;
-        r.into_iter().next().transpose()?;
-    }
     Ok(())
 }
 
@@ -291,8 +293,8 @@ async fn open(
     })
 }
 
-/// SELECT, `UID FETCH known_max+1:*` of the headers and a NOOP in one flight; reads the
-/// SELECT's answer.
+/// SELECT and `UID FETCH known_max+1:*` of the headers in one flight; reads the SELECT's
+/// answer.
 async fn select_in_flight(
     ss: &mut SyncSession,
     wire: &str,
@@ -312,27 +314,26 @@ async fn select_in_flight(
         &fetch::headers_command(&range, condstore),
     )
     .await?;
-    let noop = send(s, "checking for changes (NOOP)", "NOOP").await?;
     let mut answer = fetch::SelectAnswer::default();
     unsolicited::reset(s, 0);
+    s.get_mut().link_mut().selected = None;
     let out = answers(s, &what, &[tag], |_, r| Ok(answer.take(r))).await?;
     let flight = Flight {
         fetch,
-        noop,
         generation: ss.generation,
     };
     match out.into_iter().next().transpose() {
         Ok(_) => Ok((answer.finish(&mut ss.session, wire)?, Some(flight))),
         Err(e) => {
-            // The fetch and NOOP went to whatever was selected before (or nothing): their
-            // answers are read and dropped.
+            // The fetch went to whatever was selected before (or nothing): its answer is read
+            // and dropped.
             drain(ss, flight).await?;
             Err(e)
         }
     }
 }
 
-/// Reads and drops the answers of commands sent in flight.
+/// Reads and drops the answer of the fetch sent in flight.
 async fn drain(ss: &mut SyncSession, flight: Flight) -> Result<()> {
     if ss.generation != flight.generation {
         return Ok(());
@@ -340,7 +341,7 @@ async fn drain(ss: &mut SyncSession, flight: Flight) -> Result<()> {
     crate::imap::exec::answers(
         &mut ss.session,
         "reading answers no longer needed",
-        &[flight.fetch, flight.noop],
+        &[flight.fetch],
         |_, r| Ok(matches!(r, async_imap::imap_proto::Response::Fetch(..))),
     )
     .await?;

@@ -69,13 +69,14 @@ async fn run_group(
     status: &HashMap<String, FolderStatus>,
     events: Option<&EventSender>,
     bytes: &mut u64,
-) -> Result<Vec<FolderSummary>> {
+) -> Result<Vec<(FolderSummary, Option<i64>)>> {
     let mut out = Vec::new();
     for f in folders {
         let st = status.get(&f.wire_name);
-        let fs = super::folder::sync_folder(store, account, opts, ss, f, st, events, bytes)
+        let done = super::folder::sync_folder(store, account, opts, ss, f, st, events, bytes)
             .await
             .map_err(|e| in_folder(e, &f.name))?;
+        let fs = done.summary;
         if fs.new + fs.updated + fs.vanished > 0 {
             emit(
                 events,
@@ -85,13 +86,50 @@ async fn run_group(
                 },
             );
         }
-        out.push(fs);
+        out.push((fs, done.check_again.then_some(f.id)));
     }
     Ok(out)
 }
 
+/// What a helper thread brings back: its folders' summaries (with the ids to compare again)
+/// and the bytes it fetched.
+type GroupOut = (Vec<(FolderSummary, Option<i64>)>, u64);
+
+/// One group on a connection and a database connection of its own, on a thread of its own (so
+/// its TLS, parsing and store work never holds up the pass's own stream).
+fn spawn_helper(
+    group: Vec<FolderRow>,
+    db: Store,
+    another: super::engine::Another,
+    account: Account,
+    opts: PassOptions,
+    status: HashMap<String, FolderStatus>,
+    events: Option<EventSender>,
+) -> tokio::sync::oneshot::Receiver<Result<GroupOut>> {
+    super::supervisor::on_own_thread("sync helper".into(), move || {
+        Box::pin(async move {
+            let mut db = db;
+            let mut bytes = 0u64;
+            let mut hs = another.open().await?;
+            let ev = events.as_ref();
+            let r = run_group(
+                &mut db, &account, &opts, &mut hs, &group, &status, ev, &mut bytes,
+            )
+            .await;
+            if r.as_ref()
+                .err()
+                .is_none_or(|e| !crate::error::is_unreachable(e))
+            {
+                hs.logout().await;
+            }
+            r.map(|fs| (fs, bytes))
+        })
+    })
+}
+
 /// Runs the groups: the first on the pass's connection, the others on connections opened for
-/// them meanwhile, each with a database connection of its own (closed again at the end).
+/// them meanwhile, each on a thread and a database connection of its own (closed again at the
+/// end). Returns the folders whose counters the pass must compare again at its end.
 #[allow(clippy::too_many_arguments)]
 pub async fn run(
     store: &mut Store,
@@ -102,12 +140,19 @@ pub async fn run(
     status: &HashMap<String, FolderStatus>,
     events: Option<&EventSender>,
     summary: &mut PassSummary,
-) -> Result<()> {
+) -> Result<Vec<i64>> {
     let mut groups = groups.into_iter();
     let first = groups.next().unwrap_or_default();
     let mut helpers = Vec::new();
     for g in groups {
-        helpers.push((g, store.reopen_plain()?, ss.another()));
+        let db = store.reopen_plain()?;
+        let (a, o, st, ev) = (
+            account.clone(),
+            opts.clone(),
+            status.clone(),
+            events.cloned(),
+        );
+        helpers.push(spawn_helper(g, db, ss.another(), a, o, st, ev));
     }
     let mut first_bytes = 0u64;
     let main = run_group(
@@ -119,30 +164,38 @@ pub async fn run(
         status,
         events,
         &mut first_bytes,
-    );
-    let others =
-        futures::future::join_all(helpers.into_iter().map(|(g, mut db, another)| async move {
-            let mut bytes = 0u64;
-            let mut hs = another.open().await?;
-            let r = run_group(
-                &mut db, account, opts, &mut hs, &g, status, events, &mut bytes,
-            )
-            .await;
-            if r.as_ref()
-                .err()
-                .is_none_or(|e| !crate::error::is_unreachable(e))
-            {
-                hs.logout().await;
-            }
-            r.map(|fs| (fs, bytes))
-        }));
-    let (main, others) = futures::future::join(main, others).await;
-    summary.folders.extend(main?);
-    summary.bytes += first_bytes;
-    for r in others {
-        let (fs, bytes) = r?;
-        summary.folders.extend(fs);
-        summary.bytes += bytes;
+    )
+    .await;
+    let mut check = Vec::new();
+    let mut take = |done: Vec<(FolderSummary, Option<i64>)>| {
+        for (fs, again) in done {
+            summary.folders.push(fs);
+            check.extend(again);
+        }
+    };
+    let mut failed = main.as_ref().err().cloned();
+    if let Ok(done) = main {
+        take(done);
     }
-    Ok(())
+    summary.bytes += first_bytes;
+    for h in helpers {
+        let r = h.await.unwrap_or_else(|_| {
+            Err(crate::error::AppError::local(
+                "a sync helper thread stopped unexpectedly",
+                "",
+                "run sync again; report this as a bug if it repeats",
+            ))
+        });
+        match r {
+            Ok((done, bytes)) => {
+                take(done);
+                summary.bytes += bytes;
+            }
+            Err(e) => failed = failed.or(Some(e)),
+        }
+    }
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(check),
+    }
 }

@@ -167,7 +167,7 @@ impl Supervisor {
 
 /// Runs `f` on a thread of its own with a current-thread runtime; the receiver hears its
 /// result (or is closed when the thread could not start or panicked).
-fn on_own_thread<T: Send + 'static>(
+pub(crate) fn on_own_thread<T: Send + 'static>(
     name: String,
     f: impl FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = T>>> + Send + 'static,
 ) -> oneshot::Receiver<T> {
