@@ -44,7 +44,7 @@ pub fn groups(
         .min(total / WORTH_A_CONNECTION)
         .max(1);
     let n = max.max(1).min(worth as usize).min(weighed.len().max(1));
-    weighed.sort_by(|a, b| b.0.cmp(&a.0));
+    weighed.sort_by_key(|w| std::cmp::Reverse(w.0));
     let mut out: Vec<(u64, Vec<FolderRow>)> = (0..n).map(|_| (0, Vec::new())).collect();
     for (w, f) in weighed {
         if let Some(g) = out.iter_mut().min_by_key(|g| g.0) {
