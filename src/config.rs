@@ -295,6 +295,9 @@ pub struct SyncOptions {
     /// A transfer whose rate over a `timeout_secs` window falls below this counts as stalled
     /// (a trickle cannot keep a pass alive; a slow but steady link still brings big mail).
     pub min_bytes_per_sec: u64,
+    /// Where the server has no NOTIFY: how often the watcher compares every synced folder's
+    /// counters (LIST-STATUS), so new mail in any folder starts a pass within about this long.
+    pub status_poll_secs: u64,
     /// COMPRESS=DEFLATE (RFC 4978) where the server offers it: `auto` turns it on except on
     /// loopback, where deflating only costs CPU.
     pub compress: Compress,
@@ -367,6 +370,7 @@ impl Default for SyncOptions {
             batch_size: 10_000,
             timeout_secs: 60,
             min_bytes_per_sec: 1024,
+            status_poll_secs: 4,
             compress: Compress::Auto,
             max_connections: 4,
             bodies: BodiesMode::OnDemand,

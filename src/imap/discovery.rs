@@ -140,9 +140,9 @@ fn folder_info(
     }
 }
 
-/// Every folder, and the counters of those the pass may sync: LIST-STATUS where the server has
-/// it (one command); else, on a CONDSTORE server (where counters can prove a folder unchanged),
-/// LIST and then one STATUS per folder in `wanted` (wire names), all in one flight; else LIST.
+/// Every folder, and the counters of those the caller wants: LIST-STATUS where the server has
+/// it (one command); else LIST and then one STATUS per folder in `wanted` (wire names), all in
+/// one flight (HIGHESTMODSEQ only on a CONDSTORE server).
 ///
 /// A server reports the selected folder's counters as the session last saw them, so a NOOP
 /// goes in the same flight; the server may run the two in parallel, so when the NOOP brings
@@ -169,7 +169,7 @@ pub async fn list_with_status(
     {
         listing.status.remove(&sel);
     }
-    if !caps.list_status && caps.condstore && !wanted.is_empty() {
+    if !caps.list_status && !wanted.is_empty() {
         let listed: Vec<&String> = wanted
             .iter()
             .filter(|w| {
@@ -184,7 +184,7 @@ pub async fn list_with_status(
             let cmd = format!(
                 "STATUS {} ({})",
                 super::append::quote(w),
-                status_items(true)
+                status_items(caps.condstore)
             );
             tags.push(super::exec::send(session, "STATUS", &cmd).await?);
         }

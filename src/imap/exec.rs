@@ -191,11 +191,14 @@ pub async fn answers(
     Ok(out.into_iter().flatten().collect())
 }
 
-/// A change IDLE reports.
+/// A change IDLE reports: in the selected folder, or (under NOTIFY, RFC 5465) a STATUS or LIST
+/// of another folder.
 fn is_change(r: &Response<'_>) -> bool {
     matches!(
         r,
         Response::MailboxData(MailboxDatum::Exists(_))
+            | Response::MailboxData(MailboxDatum::Status { .. })
+            | Response::MailboxData(MailboxDatum::List(_))
             | Response::Expunge(_)
             | Response::Vanished { .. }
             | Response::Fetch(..)

@@ -384,10 +384,11 @@ pub async fn run_pass(
     let listing = match ss.early_list.take() {
         Some(l) => l,
         None => {
+            // Counters can only prove a folder unchanged on a CONDSTORE server.
             let wanted: Vec<String> = store
                 .folders(account.id())?
                 .into_iter()
-                .filter(|f| f.sync_enabled && f.first_sync_done)
+                .filter(|f| ss.caps.condstore && f.sync_enabled && f.first_sync_done)
                 .map(|f| f.wire_name)
                 .collect();
             discovery::list_with_status(&mut ss.session, ss.caps.list(), &wanted).await?

@@ -53,6 +53,8 @@ struct Task {
     session: Option<SyncSession>,
     password: Option<secrecy::SecretString>,
     watcher: Option<JoinHandle<()>>,
+    /// The folders the watcher watches.
+    watched: Vec<String>,
     changed: Arc<Notify>,
     lost_tx: mpsc::UnboundedSender<AppError>,
     lost_rx: mpsc::UnboundedReceiver<AppError>,
@@ -103,7 +105,9 @@ impl Task {
         kick: Arc<Notify>,
     ) -> Result<Task> {
         let account = Account::from_config(&config, name)?;
-        let opts = PassOptions::from_config(&config, &account)?;
+        let mut opts = PassOptions::from_config(&config, &account)?;
+        // The watcher holds one of the account's connections.
+        opts.reserved_connections = 1;
         let (lost_tx, lost_rx) = mpsc::unbounded_channel();
         Ok(Task {
             id: account.id().to_string(),
@@ -116,6 +120,7 @@ impl Task {
             session: None,
             password: None,
             watcher: None,
+            watched: Vec::new(),
             changed: Arc::new(Notify::new()),
             lost_tx,
             lost_rx,
@@ -274,9 +279,28 @@ impl Task {
     }
 
     /// Starts the watcher of INBOX when it is not running.
+    /// The wire names of the folders that sync.
+    fn synced_folders(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .store
+            .folders(&self.id)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|f| f.sync_enabled && f.selectable && f.present)
+            .map(|f| f.wire_name)
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Starts the watcher when it is not running, or again when the folders that sync changed.
     fn start_watcher(&mut self) {
-        if self.watcher.as_ref().is_some_and(|w| !w.is_finished()) {
+        let running = self.watcher.as_ref().is_some_and(|w| !w.is_finished());
+        if running && self.synced_folders() == self.watched {
             return;
+        }
+        if let Some(w) = self.watcher.take() {
+            w.abort();
         }
         let Some(password) = self.password.clone() else {
             return;
@@ -289,10 +313,13 @@ impl Task {
             .filter(|f| f.sync_enabled)
             .map(|f| f.wire_name)
             .unwrap_or_else(|| "INBOX".into());
+        let folders = self.synced_folders();
+        self.watched = folders.clone();
         self.watcher = Some(tokio::spawn(watcher::run(Watch {
             account: self.account.clone(),
             password,
             inbox,
+            folders,
             changed: self.changed.clone(),
             lost: self.lost_tx.clone(),
             shutdown: self.shutdown.clone(),

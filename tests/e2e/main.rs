@@ -14,6 +14,7 @@ mod linkem;
 mod output;
 mod proxy;
 mod send;
+mod speed;
 mod sync;
 mod team;
 mod tui;
