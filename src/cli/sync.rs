@@ -56,6 +56,8 @@ fn summary_json(name: &str, s: &PassSummary) -> serde_json::Value {
         "folders": s.folders,
         "ops_pushed": s.ops_pushed,
         "bodies": s.bodies,
+        "bodies_ms": s.bodies_ms,
+        "index_ms": s.index_ms,
         "duration_ms": s.duration_ms,
         "bytes": s.bytes,
         "error": null,

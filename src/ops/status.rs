@@ -36,6 +36,13 @@ pub struct Health {
     pub messages: i64,
 }
 
+/// The bodies stored for offline reading (`sync.bodies`), and the space they take.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Bodies {
+    pub count: i64,
+    pub bytes: i64,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct AccountStatus {
     pub name: String,
@@ -50,6 +57,7 @@ pub struct AccountStatus {
     pub health: Health,
     pub outbox: OutboxCounts,
     pub unmatched: i64,
+    pub bodies: Bodies,
 }
 
 /// The worst state of the enabled accounts.
@@ -164,6 +172,10 @@ fn account_status(
     if a.enabled {
         st.state = r.state;
     }
+    st.bodies = Bodies {
+        count: r.bodies.0,
+        bytes: r.bodies.1,
+    };
     st.last_success_at = r.last_success_at.clone();
     st.last_error = r.last_error.clone();
     st.progress = r.progress.clone().map(|(folder, done, total)| Progress {
@@ -220,6 +232,7 @@ fn never_synced(name: &str, a: &crate::config::AccountConfig) -> AccountStatus {
         },
         outbox: OutboxCounts::default(),
         unmatched: 0,
+        bodies: Bodies::default(),
     }
 }
 

@@ -67,6 +67,8 @@ pub struct AccountRow {
     pub bytes_total: i64,
     pub messages_total: i64,
     pub capabilities: Option<String>,
+    /// The bodies stored for the account's mail: (count, bytes), as last counted.
+    pub bodies: (i64, i64),
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -77,7 +79,7 @@ pub struct LeaseHolder {
     pub token: String,
 }
 
-const ACCOUNT_COLS: &str = "id, name, state, state_since, last_success_at, failing_since, last_error_at, last_error_what, last_error_fix, progress_folder, progress_done, progress_total, runs_total, runs_ok, last_duration_ms, bytes_total, messages_total, capabilities";
+const ACCOUNT_COLS: &str = "id, name, state, state_since, last_success_at, failing_since, last_error_at, last_error_what, last_error_fix, progress_folder, progress_done, progress_total, runs_total, runs_ok, last_duration_ms, bytes_total, messages_total, capabilities, bodies_count, bodies_bytes";
 
 fn account_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AccountRow> {
     let err_at: Option<String> = r.get(6)?;
@@ -111,6 +113,10 @@ fn account_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AccountRow> {
         bytes_total: r.get(15)?,
         messages_total: r.get(16)?,
         capabilities: r.get(17)?,
+        bodies: (
+            r.get::<_, Option<i64>>(18)?.unwrap_or(0),
+            r.get::<_, Option<i64>>(19)?.unwrap_or(0),
+        ),
     })
 }
 

@@ -518,9 +518,11 @@ impl Store {
         let Some(summary) = self.message_summary(id, None)? else {
             return Ok(None);
         };
-        let full = self.conn.query_row(
-            "SELECT m.headers, m.body, m.text_body, m.in_reply_to, m.refs, m.has_attachments, c.name
-             FROM messages m LEFT JOIN customers c ON c.id = m.customer_id WHERE m.id = ?1",
+        let mut full = self.conn.query_row(
+            "SELECT m.headers, COALESCE(b.raw, m.body), COALESCE(b.text, m.text_body), m.in_reply_to, m.refs,
+                    m.has_attachments, c.name
+             FROM messages m LEFT JOIN customers c ON c.id = m.customer_id
+             LEFT JOIN bodies b ON b.message_id = m.id WHERE m.id = ?1",
             [id],
             |r| {
                 Ok(MessageFull {
@@ -535,6 +537,14 @@ impl Store {
                 })
             },
         )?;
+        // A body downloaded in bulk (full offline mode) has its text taken out when read.
+        if full.text_body.is_none()
+            && let Some(raw) = full.body.as_deref()
+        {
+            let parsed = crate::mail::parse::parse_body(raw);
+            full.has_attachments |= parsed.as_ref().is_some_and(|b| !b.attachments.is_empty());
+            full.text_body = Some(parsed.map(|b| b.text).unwrap_or_default());
+        }
         Ok(Some(full))
     }
 
@@ -548,8 +558,12 @@ impl Store {
     ) -> Result<()> {
         self.transaction(|tx| {
             tx.execute(
-                "UPDATE messages SET body = ?2, text_body = ?3, has_attachments = ?4 WHERE id = ?1",
-                params![id, raw, text, has_attachments],
+                "INSERT OR REPLACE INTO bodies (message_id, raw, text, size, indexed) VALUES (?1, ?2, ?3, ?4, 1)",
+                params![id, raw, text, raw.len() as i64],
+            )?;
+            tx.execute(
+                "UPDATE messages SET has_attachments = ?2 WHERE id = ?1",
+                params![id, has_attachments],
             )?;
             let (subject, from_addr, from_name, to_json, cc_json): (Option<String>, Option<String>, Option<String>, String, String) = tx.query_row(
                 "SELECT subject, from_addr, from_name, to_json, cc_json FROM messages WHERE id = ?1",
@@ -582,7 +596,7 @@ impl Store {
         let mut st = self.conn.prepare(
             "SELECT m.id, l.folder_id, f.wire_name, l.uidvalidity, l.uid FROM messages m
              JOIN locations l ON l.message_id = m.id JOIN folders f ON f.id = l.folder_id
-             WHERE l.account_id = ?1 AND m.body IS NULL AND m.size <= ?2 AND f.sync_enabled = 1 AND l.uidvalidity = f.uidvalidity
+             WHERE l.account_id = ?1 AND NOT EXISTS (SELECT 1 FROM bodies b WHERE b.message_id = m.id) AND m.size <= ?2 AND f.sync_enabled = 1 AND l.uidvalidity = f.uidvalidity
              GROUP BY m.id ORDER BY l.folder_id, l.uid LIMIT ?3",
         )?;
         let v = st

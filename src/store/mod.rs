@@ -3,6 +3,7 @@
 //! daemon and several consoles share one file.
 
 mod accounts;
+mod bodies;
 mod checkpointer;
 pub mod console;
 mod crm;
@@ -20,6 +21,7 @@ mod status;
 mod triage;
 
 pub use accounts::{AccountRow, AccountState, ErrorInfo, LeaseHolder, process_alive};
+pub use bodies::BodyTodo;
 pub use checkpointer::Checkpointer;
 pub use crm::{BookRows, CustomerRow, MatchInput, MatchRow, MatchUpdate, TimelineRow};
 pub use db::{Conn, Db};

@@ -105,6 +105,8 @@ mod tests {
             tty_progress: false,
             max_connections: 4,
             reserved_connections: 0,
+            bodies_all: false,
+            bodies: Default::default(),
         }
     }
 

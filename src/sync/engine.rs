@@ -325,6 +325,11 @@ pub struct PassSummary {
     pub bodies: u64,
     pub duration_ms: u64,
     pub bytes: u64,
+    /// Full offline mode: time spent downloading bodies, and putting their words into the
+    /// search index; bodies left for a later pass.
+    pub bodies_ms: u64,
+    pub index_ms: u64,
+    pub bodies_pending: bool,
 }
 
 impl PassSummary {
@@ -349,6 +354,9 @@ pub struct PassOptions {
     pub max_connections: u32,
     /// Of those, what the account holds apart from the pass (the watcher, the bodies).
     pub reserved_connections: u32,
+    /// Full offline mode (`sync.bodies = "all"`): every body after the headers.
+    pub bodies_all: bool,
+    pub bodies: super::bodies::BodyOptions,
 }
 
 impl PassOptions {
@@ -366,6 +374,15 @@ impl PassOptions {
             tty_progress: false,
             max_connections: o.max_connections.max(1),
             reserved_connections: 0,
+            bodies_all: o.bodies == crate::config::BodiesMode::All,
+            bodies: super::bodies::BodyOptions {
+                since: o.bodies_since_days.map(|d| {
+                    (chrono::Utc::now() - chrono::Duration::days(d as i64))
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                }),
+                max_bytes: o.bodies_max_mb.map(|mb| mb.saturating_mul(1_000_000)),
+                budget: None,
+            },
         })
     }
 }
@@ -435,10 +452,38 @@ pub async fn run_pass(
         }
         check = check_again(store, account, opts, ss, &check, events, &mut summary).await?;
     }
-    summary.bodies =
-        super::prefetch::prefetch(store, account, opts, ss, &mut summary.bytes).await?;
+    if opts.bodies_all {
+        all_bodies(store, account, opts, ss, &mut summary).await?;
+    } else {
+        summary.bodies =
+            super::prefetch::prefetch(store, account, opts, ss, &mut summary.bytes).await?;
+    }
     summary.duration_ms = started.elapsed().as_millis() as u64;
     Ok(summary)
+}
+
+/// Full offline mode's part of a pass: the bodies still missing, then their words into the
+/// search index (both within the pass's budget in the background).
+async fn all_bodies(
+    store: &mut Store,
+    account: &Account,
+    opts: &PassOptions,
+    ss: &mut SyncSession,
+    summary: &mut PassSummary,
+) -> Result<()> {
+    let t = Instant::now();
+    let d = super::bodies::download(store, account, opts, ss).await?;
+    summary.bodies = d.stored;
+    summary.bytes += d.bytes;
+    summary.bodies_pending = d.pending;
+    summary.bodies_ms = t.elapsed().as_millis() as u64;
+    if !d.pending {
+        let t = Instant::now();
+        super::bodies::index(store, opts.bodies.budget)?;
+        summary.bodies_pending = store.bodies_to_index(1)?.len() == 1;
+        summary.index_ms = t.elapsed().as_millis() as u64;
+    }
+    Ok(())
 }
 
 /// Rounds of comparing counters again at the end of a pass.

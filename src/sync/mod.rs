@@ -2,6 +2,7 @@
 //! each chosen folder incrementally, prefetch small bodies), and the supervisor that keeps
 //! accounts in sync in the background. Reports through the store and typed events only.
 
+pub mod bodies;
 mod classify;
 pub mod engine;
 pub mod events;

@@ -27,6 +27,10 @@ use crate::store::{AccountState, Level, Store};
 /// local changes written by other processes (e.g. `message flag`).
 const HEARTBEAT: Duration = Duration::from_secs(5);
 
+/// How long a background pass downloads bodies (full offline mode) before it lets the next
+/// pass look for new mail and go on.
+const BODIES_PER_PASS: Duration = Duration::from_secs(20);
+
 /// Whether the loop goes on.
 #[derive(PartialEq, Eq)]
 enum Next {
@@ -108,6 +112,8 @@ impl Task {
         let mut opts = PassOptions::from_config(&config, &account)?;
         // The watcher holds one of the account's connections.
         opts.reserved_connections = 1;
+        // In the background a pass downloads bodies for a while; the next one goes on.
+        opts.bodies.budget = Some(BODIES_PER_PASS);
         let (lost_tx, lost_rx) = mpsc::unbounded_channel();
         Ok(Task {
             id: account.id().to_string(),
@@ -254,6 +260,10 @@ impl Task {
             },
         );
         self.start_watcher();
+        if sum.bodies_pending {
+            // More bodies to download: the next pass goes on at once.
+            return Next::Go;
+        }
         match self.wait_for_change().await {
             Wake::Due => Next::Go,
             Wake::Stop => Next::Stop,

@@ -154,6 +154,7 @@ fn status() -> Status {
                     copy_pending: 1,
                 },
                 unmatched: 12,
+                bodies: Default::default(),
             },
             AccountStatus {
                 name: "home".into(),
@@ -180,6 +181,7 @@ fn status() -> Status {
                 },
                 outbox: OutboxCounts::default(),
                 unmatched: 0,
+                bodies: Default::default(),
             },
         ],
     }

@@ -331,3 +331,112 @@ fn mailserver_bare_doveadm(args: &[&str]) -> std::process::Output {
         .output()
         .unwrap()
 }
+
+/// The server's bytes of every message in `folder`: UID → (size, the message as doveadm gives
+/// it).
+fn server_messages(user: &str, folder: &str) -> std::collections::HashMap<u64, u64> {
+    server_fetch(user, folder, &["uid", "size.virtual"])
+        .into_iter()
+        .map(|r| (r[0].parse().unwrap(), r[1].parse().unwrap()))
+        .collect()
+}
+
+#[test]
+fn full_offline_mode_killed_mid_download_resumes_and_every_body_is_there_once() {
+    let user = user("speed-bodies");
+    seed(&user, 3000);
+    // 40 messages also filed in Archive: the same logical messages, one body each.
+    let out = doveadm(&["mailbox", "create", "-u", &user, "Kept"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = doveadm(&[
+        "copy",
+        "-u",
+        &user,
+        "Kept",
+        "mailbox",
+        "INBOX",
+        "uid",
+        "2901:2940",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let home = Home::new();
+    home.add_account("o", &user);
+    home.set_account_option("o", "sync.bodies", toml_edit::value("all"));
+    let out = home.run(&["folders", "o", "--refresh", "--sync", "INBOX,Kept"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Killed like `kill -9` after the first committed batch of bodies.
+    let out = home
+        .cmd()
+        .args(["sync", "o", "--once"])
+        .env("MAILROOM_FAILPOINT", "after_body_batch@1")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the failpoint aborts the process");
+    let bodies = |h: &Home| -> i64 {
+        h.db()
+            .query_row("SELECT COUNT(*) FROM bodies", [], |r| r.get(0))
+            .unwrap()
+    };
+    let partial = bodies(&home);
+    assert!(
+        partial > 0 && partial < 3000,
+        "{partial} bodies before the kill"
+    );
+    // The next run goes on where the last commit ended.
+    let v = sync_once(&home, "o");
+    let acct = &v["accounts"][0];
+    assert_eq!(
+        acct["bodies"].as_i64().unwrap(),
+        3000 - partial,
+        "only what was missing: {acct}"
+    );
+    // Every logical message has its body, once; each is the server's message byte for byte
+    // (its size, and a sample compared whole).
+    let messages: i64 = home
+        .db()
+        .query_row("SELECT COUNT(*) FROM messages", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(messages, 3000);
+    assert_eq!(bodies(&home), 3000, "one body per logical message");
+    let server = server_messages(&user, "INBOX");
+    let stored: Vec<(u64, u64)> = {
+        let db = home.db();
+        let mut st = db
+            .prepare(
+                "SELECT l.uid, b.size FROM bodies b JOIN locations l ON l.message_id = b.message_id
+                 JOIN folders f ON f.id = l.folder_id WHERE f.name = 'INBOX'",
+            )
+            .unwrap();
+        st.query_map([], |r| {
+            Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
+        })
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect()
+    };
+    assert_eq!(stored.len(), 3000);
+    for (uid, size) in &stored {
+        assert_eq!(server.get(uid), Some(size), "UID {uid}");
+    }
+    // The space is shown in status.
+    let (_, st) = home.json(&["status"]);
+    assert_eq!(st["accounts"][0]["bodies"]["count"], 3000, "{st}");
+    assert!(st["accounts"][0]["bodies"]["bytes"].as_i64().unwrap() > 1_000_000);
+    // With the server gone, any message opens whole.
+    let out = home.run(&["account", "edit", "o", "--imap", "127.0.0.1:9"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let all = all_messages(&home, "o", None);
+    for m in all.iter().step_by(499) {
+        let id = m["id"].to_string();
+        let out = home.run(&["message", "show", &id, "--raw"]);
+        assert!(out.status.success(), "message {id}: {}", stderr(&out));
+        let uid = m["locations"][0]["uid"].as_u64().unwrap();
+        assert_eq!(out.stdout.len() as u64, server[&uid], "message {id}");
+        let (code, v) = home.json(&["message", "show", &id]);
+        assert_eq!(code, 0, "{v}");
+    }
+    // And the search index has the bodies' words.
+    let (code, v) = home.json(&["search", "regards"]);
+    assert_eq!(code, 0, "{v}");
+    assert!(!v["messages"].as_array().unwrap().is_empty(), "{v}");
+}
