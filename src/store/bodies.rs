@@ -11,6 +11,16 @@ use crate::error::Result;
 /// A message of a folder whose body is still wanted: (message id, UID, size).
 pub type BodyTodo = (i64, u32, i64);
 
+/// What the search index holds of a message besides its body: subject, sender's address and
+/// name, To and Cc as stored (JSON).
+type IndexedFields = (
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    String,
+    String,
+);
+
 impl Store {
     /// The messages of one folder (under this UIDVALIDITY) without a stored body, newest UID
     /// first; with `since` (RFC 3339), only those that arrived (INTERNALDATE, else Date) on or
@@ -99,7 +109,7 @@ impl Store {
     pub fn index_bodies(&mut self, items: &[(i64, String, bool)]) -> Result<()> {
         self.transaction(|tx| {
             for (id, text, attachments) in items {
-                let row: Option<(Option<String>, Option<String>, Option<String>, String, String)> =
+                let row: Option<IndexedFields> =
                     tx.prepare_cached(
                         "SELECT subject, from_addr, from_name, to_json, cc_json FROM messages WHERE id = ?1",
                     )?
