@@ -2,11 +2,11 @@
 
 use secrecy::SecretString;
 
-use crate::config::{AccountConfig, Config};
+use crate::config::{AccountConfig, AuthKind, Config, SmtpAuth, SystemSmtp};
 use crate::error::{AppError, Result};
 use crate::imap::{ImapTarget, TlsOptions};
 use crate::secret::{Vault, run_password_command};
-use crate::smtp::SmtpTarget;
+use crate::smtp::{AuthMode, SmtpTarget};
 use crate::store::Store;
 
 /// Message-IDs of `account test` probes start with this; sync ignores such messages.
@@ -55,15 +55,8 @@ impl Account {
     /// The account's own SMTP server, or the system profile when the account uses it.
     pub fn smtp_target(&self, config: &Config) -> Result<SmtpTarget> {
         if self.cfg.use_system_smtp {
-            let sys = config.system_smtp.as_ref().ok_or_else(|| {
-                AppError::usage(
-                    format!(
-                        "account {} uses the system SMTP profile, but none is configured",
-                        self.name
-                    ),
-                    "add a [system_smtp] section to config.toml",
-                )
-            })?;
+            let sys = system_profile(config, &self.name)?;
+            let edit = "mailroom system-smtp set".to_string();
             return Ok(SmtpTarget {
                 server: sys.server.clone(),
                 tls: TlsOptions {
@@ -72,13 +65,18 @@ impl Account {
                 },
                 user: sys.user.clone(),
                 timeout: self.timeout(),
+                auth: auth_mode(sys.smtp_auth, AuthKind::Password, &edit)?,
+                edit,
             });
         }
+        let edit = format!("mailroom account edit {}", self.name);
         Ok(SmtpTarget {
             server: self.cfg.smtp.clone(),
             tls: self.tls(),
             user: self.cfg.user.clone(),
             timeout: self.timeout(),
+            auth: auth_mode(self.cfg.smtp_auth, self.cfg.auth, &edit)?,
+            edit,
         })
     }
 
@@ -93,36 +91,83 @@ impl Account {
                 "",
                 format!("set one with `mailroom account set-password {}`", self.name),
             )
+            .with_code(crate::error::Code::SecretMissing)
         })?;
         vault.open_sealed(&credential_context(self.id(), "imap"), &sealed)
     }
 
-    /// The system SMTP profile's password (its own command, or sealed under the id "system").
+    /// The SMTP password: the system profile's (its own command, or sealed under the id
+    /// "system") or the account's own; None when the SMTP server is used without a login.
     pub fn smtp_password(
         &self,
         config: &Config,
         store: &Store,
         vault: &Vault,
-    ) -> Result<SecretString> {
-        if self.cfg.use_system_smtp {
-            if let Some(cmd) = config
-                .system_smtp
-                .as_ref()
-                .and_then(|s| s.password_command.as_ref())
-            {
-                return run_password_command(cmd);
-            }
-            let sealed = store.credential("system", "smtp")?.ok_or_else(|| {
-                AppError::needs_user(
-                    "no password for the system SMTP profile",
-                    "",
-                    "set password_command in [system_smtp]",
-                )
-            })?;
-            return vault.open_sealed(&credential_context("system", "smtp"), &sealed);
+    ) -> Result<Option<SecretString>> {
+        if self.smtp_target(config)?.auth == AuthMode::None {
+            return Ok(None);
         }
-        self.password(store, vault)
+        if self.cfg.use_system_smtp {
+            return system_password(system_profile(config, &self.name)?, store, vault).map(Some);
+        }
+        self.password(store, vault).map(Some)
     }
+}
+
+/// The `[system_smtp]` profile an account uses.
+fn system_profile<'c>(config: &'c Config, account: &str) -> Result<&'c SystemSmtp> {
+    config.system_smtp.as_ref().ok_or_else(|| {
+        AppError::needs_user(
+            format!("account {account} uses the system SMTP profile, but none is configured"),
+            "",
+            format!(
+                "set one with `mailroom system-smtp set --smtp HOST[:PORT] …`, or `mailroom account edit {account} --use-system-smtp false`"
+            ),
+        )
+        .with_code(crate::error::Code::ConfigInvalid)
+    })
+}
+
+/// The system SMTP profile's password: its command, else the sealed copy.
+pub fn system_password(sys: &SystemSmtp, store: &Store, vault: &Vault) -> Result<SecretString> {
+    if let Some(cmd) = &sys.password_command {
+        return run_password_command(cmd);
+    }
+    let sealed = store.credential(SYSTEM_SMTP_ID, "smtp")?.ok_or_else(|| {
+        AppError::needs_user(
+            "no password for the system SMTP profile",
+            "",
+            "set one with `mailroom system-smtp set --password-stdin` (or --password-command CMD)",
+        )
+        .with_code(crate::error::Code::SecretMissing)
+    })?;
+    vault.open_sealed(&credential_context(SYSTEM_SMTP_ID, "smtp"), &sealed)
+}
+
+/// The credential id the system SMTP profile's sealed password is stored under.
+pub const SYSTEM_SMTP_ID: &str = "system";
+
+/// How an SMTP session signs in: the chosen mechanism, else the default of the auth kind. An
+/// OAuth2 mechanism with a password (a hand-edited config) is refused with the fix.
+fn auth_mode(chosen: Option<SmtpAuth>, kind: AuthKind, edit: &str) -> Result<AuthMode> {
+    Ok(match (chosen, kind) {
+        (None, AuthKind::Password) => AuthMode::Password,
+        (Some(SmtpAuth::Plain), _) => AuthMode::Plain,
+        (Some(SmtpAuth::Login), _) => AuthMode::Login,
+        (Some(SmtpAuth::None), _) => AuthMode::None,
+        (Some(m @ (SmtpAuth::Xoauth2 | SmtpAuth::Oauthbearer)), AuthKind::Password) => {
+            return Err(AppError::needs_user(
+                format!(
+                    "smtp_auth = \"{}\" needs OAuth2 sign-in, but this account signs in with a password",
+                    m.as_str()
+                ),
+                "XOAUTH2 and OAUTHBEARER present an OAuth2 token; OAuth2 sign-in is not in this version yet",
+                format!(
+                    "use `{edit} --smtp-auth plain` or `login` (or `default`), or `none` for a relay that takes mail without a login"
+                ),
+            ));
+        }
+    })
 }
 
 /// Associated data for sealing: binds a ciphertext to one account and kind.

@@ -37,6 +37,8 @@ pub struct Step {
     pub status: StepStatus,
     pub detail: String,
     pub fix: Option<String>,
+    /// A failed step's error code (`auth.rejected`, `tls.untrusted`…); null otherwise.
+    pub code: Option<crate::error::Code>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -59,6 +61,7 @@ impl Recorder<'_> {
                 status: StepStatus::Ok,
                 detail,
                 fix: None,
+                code: None,
             },
             Err(e) => Step {
                 id,
@@ -69,6 +72,7 @@ impl Recorder<'_> {
                     format!("{}: {}", e.summary, e.detail)
                 },
                 fix: Some(e.fix.clone()),
+                code: Some(e.code),
             },
         };
         let ok = step.status == StepStatus::Ok;
@@ -82,6 +86,7 @@ impl Recorder<'_> {
             status: StepStatus::Skipped,
             detail: why.into(),
             fix: None,
+            code: None,
         };
         (self.listener)(&step);
         self.steps.push(step);
@@ -100,13 +105,14 @@ impl Recorder<'_> {
     }
 }
 
-/// Runs every check against the real servers. `imap_pw`/`smtp_pw` are resolved by the caller.
+/// Runs every check against the real servers. `imap_pw`/`smtp_pw` are resolved by the caller
+/// (`smtp_pw` None: the SMTP server is used without a login).
 /// `chosen_sent`: the Sent folder the user chose with `folders NAME --sent` (from the store).
 pub async fn run(
     config: &Config,
     acct: &Account,
     imap_pw: &secrecy::SecretString,
-    smtp_pw: &secrecy::SecretString,
+    smtp_pw: Option<&secrecy::SecretString>,
     chosen_sent: Option<String>,
     listener: &mut (dyn FnMut(&Step) + Send),
 ) -> Report {
@@ -316,7 +322,7 @@ async fn probe_sent(
 async fn smtp_checks(
     config: &Config,
     acct: &Account,
-    pw: &secrecy::SecretString,
+    pw: Option<&secrecy::SecretString>,
     rec: &mut Recorder<'_>,
 ) {
     let target = match acct.smtp_target(config) {
@@ -339,18 +345,27 @@ async fn smtp_checks(
     };
     if !rec.push(
         "smtp_tls",
-        smtp::test(&target, None)
-            .await
-            .map(|_| tls_detail.to_string()),
+        smtp::test(&target).await.map(|_| tls_detail.to_string()),
     ) {
         return;
     }
-    rec.push(
-        "smtp_auth",
-        smtp::test(&target, Some(pw))
-            .await
-            .map(|_| format!("authenticated as {}", target.user)),
-    );
+    if target.auth == smtp::AuthMode::None {
+        rec.skip(
+            "smtp_auth",
+            "no login: smtp_auth = none, so mail goes to the server without AUTH (a relay that takes mail from this host)",
+        );
+        return;
+    }
+    // Signing in the way sending does, so the check and a send fail alike.
+    let signed_in = match smtp::session::Session::connect(&target).await {
+        Ok(mut session) => {
+            let r = session.authenticate(pw).await;
+            session.quit().await;
+            r
+        }
+        Err(e) => Err(e),
+    };
+    rec.push("smtp_auth", signed_in);
 }
 
 #[cfg(test)]

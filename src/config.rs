@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{AppError, Result};
+use crate::error::{AppError, Code, Result};
 
 mod merge;
 pub use merge::set_string_list;
@@ -48,10 +48,31 @@ impl Home {
                     e.to_string(),
                     "choose a writable --home",
                 )
+                .with_code(Code::HomeUnwritable)
             })?;
             fs::set_permissions(&self.root, fs::Permissions::from_mode(0o700))?;
         }
         Ok(())
+    }
+
+    /// The home must exist: what every command but the console, `account add` and `customers
+    /// add|import` asks first, so a mistyped `--home` is an error rather than a fresh, empty,
+    /// "healthy" installation (and nothing is created there).
+    pub fn require(&self) -> Result<()> {
+        if self.root.is_dir() {
+            return Ok(());
+        }
+        let detail = if self.root.exists() {
+            "it is not a directory"
+        } else {
+            "the directory does not exist; only the console, the daemon, `account add` and `customers add|import` create a home"
+        };
+        Err(AppError::local(
+            format!("no mailroom home at {}", self.root.display()),
+            detail,
+            "check --home (or MAILROOM_HOME); to start a new installation there, run `mailroom account add NAME --email … --imap … --smtp …`",
+        )
+        .with_code(Code::HomeMissing))
     }
 
     pub fn config_path(&self) -> PathBuf {
@@ -59,6 +80,19 @@ impl Home {
     }
     pub fn db_path(&self) -> PathBuf {
         self.root.join("mailroom.db")
+    }
+    /// Where the state lives: `MAILROOM_STORE` (which `--store` sets), else `[store] url` in
+    /// config.toml, else the home's own SQLite file.
+    pub fn store_url(&self) -> Result<StoreUrl> {
+        if let Ok(url) = std::env::var("MAILROOM_STORE")
+            && !url.trim().is_empty()
+        {
+            return StoreUrl::parse(url.trim());
+        }
+        if let Some(url) = Config::load(self)?.store.url {
+            return StoreUrl::parse(&url);
+        }
+        Ok(StoreUrl::Sqlite(self.db_path()))
     }
     pub fn key_path(&self) -> PathBuf {
         self.root.join("key")
@@ -167,6 +201,97 @@ pub fn default_smtp_port(s: Security) -> u16 {
         Security::Tls => 465,
         Security::Starttls => 587,
         Security::None => 25,
+    }
+}
+
+/// How an account signs in to its servers (`auth` in config.toml). Only passwords today; OAuth2
+/// sign-in arrives with its own issue and adds its kind here (the SMTP mechanisms that need it,
+/// `xoauth2` and `oauthbearer`, are refused for a password account until then).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthKind {
+    #[default]
+    Password,
+}
+
+impl AuthKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthKind::Password => "password",
+        }
+    }
+    pub fn is_password(&self) -> bool {
+        *self == AuthKind::Password
+    }
+}
+
+/// The SMTP AUTH mechanism (`--smtp-auth`, `smtp_auth` in config.toml). Unset, it follows the
+/// account's [`AuthKind`]: for a password, what the server offers, PLAIN first, else LOGIN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpAuth {
+    Plain,
+    Login,
+    Xoauth2,
+    Oauthbearer,
+    /// No AUTH at all: a relay that takes mail from this host without a login.
+    None,
+}
+
+impl SmtpAuth {
+    pub const VALUES: &'static str = "plain, login, xoauth2, oauthbearer or none";
+
+    pub fn parse(s: &str) -> Result<SmtpAuth> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "plain" => Ok(SmtpAuth::Plain),
+            "login" => Ok(SmtpAuth::Login),
+            "xoauth2" => Ok(SmtpAuth::Xoauth2),
+            "oauthbearer" => Ok(SmtpAuth::Oauthbearer),
+            "none" => Ok(SmtpAuth::None),
+            _ => Err(AppError::usage(
+                format!("unknown SMTP authentication {s:?}"),
+                format!("use {}", SmtpAuth::VALUES),
+            )),
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SmtpAuth::Plain => "plain",
+            SmtpAuth::Login => "login",
+            SmtpAuth::Xoauth2 => "xoauth2",
+            SmtpAuth::Oauthbearer => "oauthbearer",
+            SmtpAuth::None => "none",
+        }
+    }
+    /// XOAUTH2 and OAUTHBEARER present an OAuth2 token, not a password.
+    pub fn is_oauth(self) -> bool {
+        matches!(self, SmtpAuth::Xoauth2 | SmtpAuth::Oauthbearer)
+    }
+
+    /// Whether `chosen` (None: the default) can sign in with `kind`; the usage error says why
+    /// not and what to choose instead.
+    pub fn check(chosen: Option<SmtpAuth>, kind: AuthKind) -> Result<()> {
+        match (chosen, kind) {
+            (Some(m), AuthKind::Password) if m.is_oauth() => Err(AppError::usage(
+                format!(
+                    "--smtp-auth {} needs OAuth2 sign-in, but this account signs in with a password",
+                    m.as_str()
+                ),
+                "XOAUTH2 and OAUTHBEARER present an OAuth2 token, and OAuth2 sign-in (`--auth oauth2`) is not in this version yet; with a password use --smtp-auth plain or login (or leave it out: PLAIN if the server offers it, else LOGIN), or none for a relay that takes mail without a login",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// In words, as `account show` prints it; None is the default for `kind`.
+    pub fn describe(chosen: Option<SmtpAuth>, kind: AuthKind) -> String {
+        match (chosen, kind) {
+            (None, AuthKind::Password) => {
+                "default: password, PLAIN if the server offers it, else LOGIN".into()
+            }
+            (Some(SmtpAuth::None), _) => "none (no login: a relay)".into(),
+            (Some(m), _) => m.as_str().to_ascii_uppercase(),
+        }
     }
 }
 
@@ -454,6 +579,10 @@ pub struct SentCopyOptions {
     pub on_failure: CopyOnFailure,
     /// Seconds between copy retries (first), doubling up to backoff_max_secs.
     pub retry_secs: u64,
+    /// Once the server was seen filing sent mail into the folder itself, how long after sending
+    /// a copy waits for the server's copy before mailroom appends its own (and stops waiting
+    /// for later ones until the server files again). Sending never waits for it.
+    pub server_copy_wait_secs: u64,
 }
 
 impl Default for SentCopyOptions {
@@ -468,6 +597,7 @@ impl Default for SentCopyOptions {
             drop_attachments_over_bytes: 0,
             on_failure: CopyOnFailure::Retry,
             retry_secs: 30,
+            server_copy_wait_secs: 60,
         }
     }
 }
@@ -509,6 +639,12 @@ pub struct AccountConfig {
     pub enabled: bool,
     pub imap: Server,
     pub smtp: Server,
+    /// How the account signs in (only `password` today).
+    #[serde(default, skip_serializing_if = "AuthKind::is_password")]
+    pub auth: AuthKind,
+    /// The SMTP AUTH mechanism; unset, it follows `auth`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_auth: Option<SmtpAuth>,
     /// Use `[system_smtp]` instead of this account's own SMTP server.
     #[serde(default)]
     pub use_system_smtp: bool,
@@ -546,7 +682,12 @@ fn yes() -> bool {
 #[serde(deny_unknown_fields)]
 pub struct SystemSmtp {
     pub server: Server,
+    /// The login (unused with `smtp_auth = "none"`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub user: String,
+    /// The SMTP AUTH mechanism; unset: PLAIN if the server offers it, else LOGIN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_auth: Option<SmtpAuth>,
     #[serde(default)]
     pub password_command: Option<String>,
     #[serde(default)]
@@ -595,6 +736,58 @@ pub struct Config {
     pub ui: UiConfig,
     #[serde(default)]
     pub accounts: BTreeMap<String, AccountConfig>,
+    /// Where the state lives (`[store] url`); `MAILROOM_STORE` / `--store` win over it.
+    #[serde(default)]
+    pub store: StoreSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSettings {
+    /// `sqlite://PATH` or `postgres://USER@HOST:PORT/DATABASE` (no password: PGPASSFILE).
+    pub url: Option<String>,
+}
+
+/// Where an installation's state lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreUrl {
+    /// The embedded default: one SQLite file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database, for teams across hosts.
+    Postgres(String),
+}
+
+impl StoreUrl {
+    pub fn parse(url: &str) -> Result<StoreUrl> {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err(AppError::usage(
+                    "the store URL sqlite:// names no file",
+                    "write it as sqlite:///absolute/path/mailroom.db",
+                ));
+            }
+            return Ok(StoreUrl::Sqlite(PathBuf::from(path)));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(StoreUrl::Postgres(url.to_string()));
+        }
+        Err(AppError::usage(
+            format!("{url:?} is not a store URL mailroom knows"),
+            "use sqlite:///path/mailroom.db (the default) or postgres://USER@HOST:PORT/DATABASE",
+        ))
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, StoreUrl::Postgres(_))
+    }
+
+    /// How the URL reads for people (it never holds a password).
+    pub fn display(&self) -> String {
+        match self {
+            StoreUrl::Sqlite(p) => format!("sqlite://{}", p.display()),
+            StoreUrl::Postgres(u) => u.clone(),
+        }
+    }
 }
 
 impl Config {
@@ -608,11 +801,13 @@ impl Config {
                     format!("cannot read {}", path.display()),
                     e.to_string(),
                     "check the file's permissions",
-                ));
+                )
+                .with_code(Code::ConfigInvalid));
             }
         };
         toml::from_str(&text).map_err(|e| {
             AppError::local(format!("{} is not valid", path.display()), e.to_string(), "fix the named key (unknown keys are rejected), or move the file away to start fresh")
+                .with_code(Code::ConfigInvalid)
         })
     }
 
@@ -640,7 +835,8 @@ impl Config {
                     (None, _) => Err(AppError::usage(
                         "no account is configured",
                         "add one with `mailroom account add NAME --email … --imap … --smtp …`",
-                    )),
+                    )
+                    .with_code(Code::AccountsNone)),
                     _ => Err(AppError::usage(
                         "several accounts are configured",
                         "name one with --account NAME",
@@ -671,6 +867,7 @@ pub fn edit(home: &Home, f: impl FnOnce(&mut toml_edit::DocumentMut) -> Result<(
             e.to_string(),
             "fix the file by hand",
         )
+        .with_code(Code::ConfigInvalid)
     })?;
     f(&mut doc)?;
     let body = doc.to_string();
@@ -801,6 +998,32 @@ pub fn update_account(
             )
         })?;
     merge::apply_changes(target, &old, &new);
+    Ok(())
+}
+
+/// Writes the system SMTP profile: a new one as a `[system_smtp]` section (defaults left out),
+/// a change only where it differs, in place, so comments and layout survive.
+pub fn update_system_smtp(
+    doc: &mut toml_edit::DocumentMut,
+    old: Option<&SystemSmtp>,
+    new: &SystemSmtp,
+) -> Result<()> {
+    let new_table = serialize_table(new)?;
+    if let (Some(old), Some(target)) = (
+        old,
+        doc.get_mut("system_smtp").filter(|t| t.is_table_like()),
+    ) {
+        merge::apply_changes(target, &serialize_table(old)?, &new_table);
+        return Ok(());
+    }
+    let mut table = new_table;
+    if table
+        .get("insecure_skip_verify")
+        .is_some_and(|v| merge::same_item(v, &toml_edit::value(false)))
+    {
+        table.remove("insecure_skip_verify");
+    }
+    doc["system_smtp"] = toml_edit::Item::Table(table);
     Ok(())
 }
 
@@ -1197,6 +1420,54 @@ since = "new"
             added.find("sync = {") < added.find("sent_copy = {"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn smtp_auth_is_stored_per_account_and_oauth_needs_oauth2_sign_in() {
+        let base = "id = \"a\"\nemail = \"me@x.test\"\nuser = \"me\"\n\
+                    imap = { host = \"i\", port = 993 }\nsmtp = { host = \"s\", port = 25 }\n";
+        let a: AccountConfig = toml::from_str(base).unwrap();
+        assert_eq!((a.auth, a.smtp_auth), (AuthKind::Password, None));
+        let text = toml_edit::ser::to_string(&a).unwrap();
+        assert!(!text.contains("auth"), "defaults are not written: {text}");
+        let a: AccountConfig = toml::from_str(&format!(
+            "{base}smtp_auth = \"none\"\nauth = \"password\"\n"
+        ))
+        .unwrap();
+        assert_eq!(a.smtp_auth, Some(SmtpAuth::None));
+        assert!(
+            toml_edit::ser::to_string(&a)
+                .unwrap()
+                .contains("smtp_auth = \"none\"")
+        );
+        // Only passwords today: another kind is an error naming the key.
+        let e = toml::from_str::<AccountConfig>(&format!("{base}auth = \"oauth2\"\n")).unwrap_err();
+        assert!(e.to_string().contains("oauth2"), "{e}");
+        for m in ["plain", "LOGIN", " none ", "xoauth2", "oauthbearer"] {
+            assert_eq!(
+                SmtpAuth::parse(m).unwrap().as_str(),
+                m.trim().to_lowercase()
+            );
+        }
+        let e = SmtpAuth::parse("cram-md5").unwrap_err();
+        assert_eq!(e.kind, crate::error::Kind::Usage);
+        assert!(
+            e.fix.contains("plain, login, xoauth2, oauthbearer or none"),
+            "{e}"
+        );
+        for m in [SmtpAuth::Xoauth2, SmtpAuth::Oauthbearer] {
+            let e = SmtpAuth::check(Some(m), AuthKind::Password).unwrap_err();
+            assert_eq!(e.kind, crate::error::Kind::Usage);
+            assert!(e.summary.contains("needs OAuth2 sign-in"), "{e}");
+        }
+        for m in [
+            None,
+            Some(SmtpAuth::Plain),
+            Some(SmtpAuth::Login),
+            Some(SmtpAuth::None),
+        ] {
+            assert!(SmtpAuth::check(m, AuthKind::Password).is_ok());
+        }
     }
 
     #[test]

@@ -19,9 +19,173 @@ pub enum Kind {
     Local,
 }
 
+/// Declares [`Code`]: one variant per stable code, its text, and [`Code::ALL`].
+macro_rules! codes {
+    ($($(#[doc = $doc:literal])* $variant:ident => $text:literal,)*) => {
+        /// A failure's stable name, for scripts, monitoring and docs/troubleshooting.md (which
+        /// has an entry per code; a test keeps the two in step). Never renamed once released.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Code {
+            $($(#[doc = $doc])* $variant,)*
+        }
+
+        impl Code {
+            /// Every code, in the order docs/troubleshooting.md lists them.
+            pub const ALL: &'static [Code] = &[$(Code::$variant,)*];
+
+            /// The code as scripts see it (`auth.rejected`).
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Code::$variant => $text,)*
+                }
+            }
+        }
+    };
+}
+
+codes! {
+    /// Bad input: a flag, an argument, a value (exit 64).
+    Usage => "usage",
+    /// Something failed that needs the user; no more precise code applies.
+    Failed => "failed",
+    /// A passing failure; retrying later may succeed; no more precise code applies.
+    Temporary => "temporary",
+    /// A local problem; no more precise code applies.
+    Local => "local",
+    /// A bug in mailroom.
+    Internal => "internal",
+    /// The named thing does not exist (or is not visible to this operator).
+    NotFound => "not_found",
+    /// The operator may see it but not change its settings.
+    AccessDenied => "access.denied",
+    /// It already exists or already belongs to someone else.
+    Conflict => "conflict",
+    /// The change was already made; nothing left to do.
+    NothingToDo => "nothing_to_do",
+    /// The named customer fits several customers.
+    CustomerAmbiguous => "customer.ambiguous",
+    /// The home directory does not exist.
+    HomeMissing => "home.missing",
+    /// The home directory cannot be created.
+    HomeUnwritable => "home.unwritable",
+    /// No account is configured (or none is enabled).
+    AccountsNone => "accounts.none",
+    /// config.toml cannot be read, or a setting in it is not valid.
+    ConfigInvalid => "config.invalid",
+    /// The server rejected the user name or password.
+    AuthRejected => "auth.rejected",
+    /// The server offers no authentication mailroom can use.
+    AuthUnsupported => "auth.unsupported",
+    /// The SMTP server offers AUTH only after STARTTLS, and the account's security is none.
+    AuthAfterStarttls => "auth.after_starttls",
+    /// No password is stored for the account.
+    SecretMissing => "secret.missing",
+    /// The stored password cannot be decrypted.
+    SecretDamaged => "secret.damaged",
+    /// The sealing key (key file or MAILROOM_KEY) is unusable.
+    SecretKey => "secret.key",
+    /// The password command failed.
+    SecretCommand => "secret.command",
+    /// The server's certificate is signed by an authority this machine does not trust.
+    TlsUntrusted => "tls.untrusted",
+    /// The server's certificate has expired.
+    TlsExpired => "tls.expired",
+    /// The server's certificate is not valid yet.
+    TlsNotYetValid => "tls.not_yet_valid",
+    /// The server's certificate is issued for another name.
+    TlsNameMismatch => "tls.name_mismatch",
+    /// The server's certificate has been revoked.
+    TlsRevoked => "tls.revoked",
+    /// The CA file cannot be read or holds no usable certificate.
+    TlsCaFile => "tls.ca_file",
+    /// The port does not speak TLS (the security setting does not match it).
+    TlsNotTls => "tls.not_tls",
+    /// The TLS handshake failed without a certificate reason.
+    TlsHandshake => "tls.handshake",
+    /// The server does not offer STARTTLS, or refused it.
+    TlsNoStarttls => "tls.no_starttls",
+    /// Nothing listens at that host and port.
+    NetRefused => "net.refused",
+    /// The host name does not resolve.
+    NetUnresolved => "net.unresolved",
+    /// The host cannot be reached.
+    NetUnreachable => "net.unreachable",
+    /// No answer in time while connecting.
+    NetTimeout => "net.timeout",
+    /// The server stopped answering in the middle.
+    NetStalled => "net.stalled",
+    /// The server answers slower than the floor.
+    NetTooSlow => "net.too_slow",
+    /// The connection broke in the middle.
+    NetDropped => "net.dropped",
+    /// The server is temporarily unable to serve us.
+    ServerUnavailable => "server.unavailable",
+    /// The server sent no greeting: the port serves another protocol.
+    ServerNoGreeting => "server.no_greeting",
+    /// The server refused a command (an IMAP NO).
+    ServerRefused => "server.refused",
+    /// The server's answer cannot be used (an IMAP BAD, an unreadable answer).
+    ServerProtocol => "server.protocol",
+    /// The SMTP server refused the message for good.
+    SmtpRefused => "smtp.refused",
+    /// The SMTP server asked to try again later.
+    SmtpDeferred => "smtp.deferred",
+    /// The message is larger than the SMTP server accepts.
+    SmtpTooLarge => "smtp.too_large",
+    /// A send may or may not have been delivered.
+    OutboxUncertain => "outbox.uncertain",
+    /// A folder a setting or an action needs does not exist.
+    FolderMissing => "folder.missing",
+    /// A folder cannot hold messages (\\Noselect).
+    FolderNoselect => "folder.noselect",
+    /// Another process holds the account's lease (exit 75).
+    LeaseHeld => "lease.held",
+    /// The database is busy with another process's long write.
+    DbBusy => "db.busy",
+    /// The database is damaged.
+    DbDamaged => "db.damaged",
+    /// The database was written by a newer mailroom.
+    DbNewer => "db.newer",
+    /// The database cannot be opened or created.
+    DbUnreadable => "db.unreadable",
+    /// Another database failure.
+    DbFailed => "db.failed",
+    /// The disk is full.
+    DiskFull => "disk.full",
+    /// A file cannot be read or written.
+    IoFailed => "io.failed",
+}
+
+impl Code {
+    /// The code of an error whose raiser named none.
+    pub fn default_for(kind: Kind) -> Code {
+        match kind {
+            Kind::Usage => Code::Usage,
+            Kind::NeedsUser => Code::Failed,
+            Kind::Transient => Code::Temporary,
+            Kind::Busy => Code::LeaseHeld,
+            Kind::Local => Code::Local,
+        }
+    }
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for Code {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct AppError {
     pub kind: Kind,
+    /// The stable name of this failure (`auth.rejected`); see [`Code`].
+    pub code: Code,
     pub summary: String,
     pub detail: String,
     pub fix: String,
@@ -36,11 +200,19 @@ impl AppError {
         detail: impl Into<String>,
         fix: impl Into<String>,
     ) -> Self {
+        let fix = fix.into();
+        // "report this as a bug" is what only a bug says.
+        let code = if fix.contains("report this as a bug") {
+            Code::Internal
+        } else {
+            Code::default_for(kind)
+        };
         Self {
             kind,
+            code,
             summary: summary.into(),
             detail: detail.into(),
-            fix: fix.into(),
+            fix,
         }
     }
     pub fn usage(summary: impl Into<String>, fix: impl Into<String>) -> Self {
@@ -74,6 +246,13 @@ impl AppError {
             "",
             fix,
         )
+        .with_code(Code::NotFound)
+    }
+
+    /// The same error under a more precise code.
+    pub fn with_code(mut self, code: Code) -> Self {
+        self.code = code;
+        self
     }
 
     /// Retrying later may succeed without the user doing anything.
@@ -115,10 +294,23 @@ impl AppError {
         if !self.fix.is_empty() {
             let _ = writeln!(err, "  fix: {}", clean(&self.fix));
         }
+        // The code is for scripts and the troubleshooting page; a usage error's text says all.
+        if self.kind != Kind::Usage {
+            let _ = writeln!(
+                err,
+                "  code: {} (docs/troubleshooting.md)",
+                self.code.as_str()
+            );
+        }
     }
 
     pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({"error": {"summary": self.summary, "detail": self.detail, "fix": self.fix}})
+        serde_json::json!({"error": {
+            "code": self.code.as_str(),
+            "summary": self.summary,
+            "detail": self.detail,
+            "fix": self.fix,
+        }})
     }
 }
 
@@ -163,6 +355,7 @@ pub fn temporarily_unavailable(server: &str, what: &str, words: &str) -> AppErro
         short_detail(words),
         "nothing to change on this side: wait for the server; if it lasts, see its status page or administrator",
     )
+    .with_code(Code::ServerUnavailable)
 }
 
 /// A connection that broke in the middle (closed, reset, unreadable).
@@ -172,6 +365,7 @@ pub fn connection_lost(server: &str, what: &str, detail: &str) -> AppError {
         short_detail(detail),
         "check the network and that the server runs; sync resumes where it stopped",
     )
+    .with_code(Code::NetDropped)
 }
 
 /// A server that stopped answering or answers too slowly (`sync.timeout_secs`,
@@ -182,6 +376,11 @@ pub fn stalled(server: &str, what: &str, words: &str) -> AppError {
         "",
         "check the network and the server; `sync.timeout_secs` and `sync.min_bytes_per_sec` in config.toml set how long and how slow mailroom accepts",
     )
+    .with_code(if words.starts_with("too slow") {
+        Code::NetTooSlow
+    } else {
+        Code::NetStalled
+    })
 }
 
 /// Whether a failure means the server could not be reached or stopped answering (state
@@ -282,13 +481,99 @@ impl From<std::io::Error> for AppError {
                 "the disk is full",
                 e.to_string(),
                 "free some disk space and try again",
-            );
+            )
+            .with_code(Code::DiskFull);
         }
         AppError::local(
             "I/O error",
             e.to_string(),
             "check the path and its permissions",
         )
+        .with_code(Code::IoFailed)
+    }
+}
+
+#[cfg(test)]
+mod code_tests {
+    use super::*;
+
+    /// The codes docs/troubleshooting.md explains (its `### \`code\`` headings).
+    fn documented() -> Vec<String> {
+        include_str!("../docs/troubleshooting.md")
+            .lines()
+            .filter_map(|l| l.strip_prefix("### `")?.strip_suffix('`'))
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn every_code_has_an_entry_in_troubleshooting_and_no_entry_is_stale() {
+        let docs = documented();
+        for c in Code::ALL {
+            assert!(
+                docs.iter().any(|d| d == c.as_str()),
+                "docs/troubleshooting.md has no entry \"### `{c}`\" (meaning and fix)"
+            );
+        }
+        for d in &docs {
+            assert!(
+                Code::ALL.iter().any(|c| c.as_str() == d),
+                "docs/troubleshooting.md explains {d}, which no error has"
+            );
+        }
+        let mut seen = std::collections::HashSet::new();
+        for c in Code::ALL {
+            assert!(seen.insert(c.as_str()), "{c} twice");
+            let ok = c
+                .as_str()
+                .chars()
+                .all(|ch| ch.is_ascii_lowercase() || ch == '.' || ch == '_');
+            assert!(ok, "{c}: lower case, dots and underscores only");
+        }
+    }
+
+    #[test]
+    fn each_kind_has_a_default_and_the_code_reaches_the_json() {
+        let e = AppError::needs_user("x", "", "y");
+        assert_eq!(e.code, Code::Failed);
+        assert_eq!(AppError::usage("x", "y").code, Code::Usage);
+        assert_eq!(AppError::transient("x", "", "y").code, Code::Temporary);
+        assert_eq!(
+            AppError::new(Kind::Busy, "x", "", "y").code,
+            Code::LeaseHeld
+        );
+        assert_eq!(AppError::local("x", "", "y").code, Code::Local);
+        assert_eq!(
+            AppError::local("x", "", "report this as a bug").code,
+            Code::Internal
+        );
+        let e = e.with_code(Code::AuthRejected);
+        let j = e.to_json();
+        assert_eq!(j["error"]["code"], "auth.rejected");
+        for key in ["summary", "detail", "fix"] {
+            assert!(j["error"].get(key).is_some(), "{key}");
+        }
+        assert_eq!(
+            serde_json::to_value(Code::TlsUntrusted).unwrap(),
+            "tls.untrusted"
+        );
+        assert_eq!(
+            AppError::not_found("customer", "7", "see").code,
+            Code::NotFound
+        );
+        assert_eq!(
+            stalled("h:1", "x", "stalled: no data for 5 s").code,
+            Code::NetStalled
+        );
+        assert_eq!(
+            stalled("h:1", "x", "too slow: 5 bytes in 5 s").code,
+            Code::NetTooSlow
+        );
+        assert_eq!(connection_lost("h:1", "x", "").code, Code::NetDropped);
+        assert_eq!(
+            temporarily_unavailable("h:1", "x", "[INUSE]").code,
+            Code::ServerUnavailable
+        );
     }
 }
 

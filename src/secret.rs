@@ -32,6 +32,7 @@ impl Vault {
                     "MAILROOM_KEY is not a base64 32-byte key",
                     "generate one with `head -c32 /dev/urandom | base64`",
                 )
+                .with_code(crate::error::Code::SecretKey)
             })?,
             Err(_) => load_or_create_key_file(home)?,
         };
@@ -41,6 +42,7 @@ impl Vault {
                 "",
                 "delete the key file and set passwords again",
             )
+            .with_code(crate::error::Code::SecretKey)
         })?;
         Ok(Vault { cipher })
     }
@@ -73,15 +75,15 @@ impl Vault {
 
     pub fn open_sealed(&self, context: &str, sealed: &str) -> Result<SecretString> {
         let fix = "the key file changed or the database was copied without it: set the password again with `mailroom account set-password NAME`";
-        let raw = B64
-            .decode(sealed)
-            .map_err(|_| AppError::needs_user("the stored password is damaged", "", fix))?;
+        let raw = B64.decode(sealed).map_err(|_| {
+            AppError::needs_user("the stored password is damaged", "", fix)
+                .with_code(crate::error::Code::SecretDamaged)
+        })?;
         if raw.len() < 24 {
-            return Err(AppError::needs_user(
-                "the stored password is damaged",
-                "",
-                fix,
-            ));
+            return Err(
+                AppError::needs_user("the stored password is damaged", "", fix)
+                    .with_code(crate::error::Code::SecretDamaged),
+            );
         }
         let (nonce, ct) = raw.split_at(24);
         let plain = self
@@ -95,9 +97,12 @@ impl Vault {
             )
             .map_err(|_| {
                 AppError::needs_user("the stored password cannot be decrypted", "", fix)
+                    .with_code(crate::error::Code::SecretDamaged)
             })?;
-        let s = String::from_utf8(plain)
-            .map_err(|_| AppError::needs_user("the stored password is damaged", "", fix))?;
+        let s = String::from_utf8(plain).map_err(|_| {
+            AppError::needs_user("the stored password is damaged", "", fix)
+                .with_code(crate::error::Code::SecretDamaged)
+        })?;
         Ok(SecretString::from(s))
     }
 }
@@ -115,6 +120,7 @@ fn load_or_create_key_file(home: &Home) -> Result<[u8; 32]> {
                 "",
                 "restore it from a backup, or delete it and set every password again",
             )
+            .with_code(crate::error::Code::SecretKey)
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             home.ensure()?;
@@ -160,6 +166,7 @@ pub fn run_password_command(cmd: &str) -> Result<SecretString> {
                 e.to_string(),
                 "check password_command in config.toml",
             )
+            .with_code(crate::error::Code::SecretCommand)
         })?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
@@ -167,7 +174,8 @@ pub fn run_password_command(cmd: &str) -> Result<SecretString> {
             format!("the password command failed ({})", out.status),
             err.lines().next().unwrap_or("").to_string(),
             "run the command by hand to see why, or fix password_command in config.toml",
-        ));
+        )
+        .with_code(crate::error::Code::SecretCommand));
     }
     let text = String::from_utf8(out.stdout).map_err(|_| {
         AppError::needs_user(
@@ -175,6 +183,7 @@ pub fn run_password_command(cmd: &str) -> Result<SecretString> {
             "",
             "make it print the password as text",
         )
+        .with_code(crate::error::Code::SecretCommand)
     })?;
     let first = text.lines().next().unwrap_or("").to_string();
     if first.is_empty() {
@@ -182,7 +191,8 @@ pub fn run_password_command(cmd: &str) -> Result<SecretString> {
             "the password command printed nothing",
             "",
             "make it print the password on its first line",
-        ));
+        )
+        .with_code(crate::error::Code::SecretCommand));
     }
     Ok(SecretString::from(first))
 }

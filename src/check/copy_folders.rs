@@ -157,14 +157,14 @@ fn failure(problems: &[Problem], folders: &[FolderInfo], account: &str) -> AppEr
                 "no Sent folder found",
                 "the server marks none with \\Sent and none has a well-known name",
                 choose_sent,
-            ),
+            ).with_code(crate::error::Code::FolderMissing),
             Problem::ChosenGone { name } => AppError::needs_user(
                 format!("the Sent folder {name:?} is gone from the server"),
                 format!(
                     "it was chosen with `mailroom folders {account} --sent`; the server lists no folder of that name that holds mail"
                 ),
                 choose_sent,
-            ),
+            ).with_code(crate::error::Code::FolderMissing),
             Problem::Missing { name, keys } => AppError::needs_user(
                 format!("the folder {name:?} for Sent copies does not exist"),
                 format!("{keys} in config.toml names it; the server lists no folder of that name"),
@@ -174,7 +174,7 @@ fn failure(problems: &[Problem], folders: &[FolderInfo], account: &str) -> AppEr
                         .map(|t| format!(" (did you mean {t:?}? folder names are case-sensitive)"))
                         .unwrap_or_else(|| sent_hint(folders))
                 ),
-            ),
+            ).with_code(crate::error::Code::FolderMissing),
             Problem::NotSelectable {
                 name,
                 keys,
@@ -192,7 +192,7 @@ fn failure(problems: &[Problem], folders: &[FolderInfo], account: &str) -> AppEr
                     "set {keys} in config.toml to a folder that holds messages{}; {see}",
                     sent_hint(folders)
                 ),
-            ),
+            ).with_code(crate::error::Code::FolderNoselect),
         };
     }
     let lines: Vec<String> = problems
@@ -235,6 +235,7 @@ fn failure(problems: &[Problem], folders: &[FolderInfo], account: &str) -> AppEr
         lines.join("; "),
         fix,
     )
+    .with_code(crate::error::Code::FolderMissing)
 }
 
 /// A usable folder whose name differs only in case (IMAP names are case-sensitive).

@@ -8,11 +8,12 @@ use serde_json::json;
 
 use super::Ctx;
 use super::output::{emit, note, table};
+use crate::config::{AuthKind, SmtpAuth};
 use crate::error::{AppError, Result};
 use crate::mail::sanitize::clean_line;
 use crate::ops::accounts::{
-    self, AccountView, Edit, Password, ServerSpec, Step, StepStatus, prompt_password,
-    read_password_stdin,
+    self, AccountView, Edit, Password, PasswordSource, ServerSpec, Step, StepStatus,
+    prompt_password, read_password_stdin,
 };
 
 #[derive(Debug, Subcommand)]
@@ -99,6 +100,14 @@ pub struct ServerArgs {
     /// Share with these operators (comma separated).
     #[arg(long, value_delimiter = ',')]
     pub share_with: Option<Vec<String>>,
+    /// SMTP login: plain, login, none (no AUTH: a relay that takes mail without a login), or
+    /// xoauth2/oauthbearer (need OAuth2 sign-in). Default: PLAIN if the server offers it, else
+    /// LOGIN (`default` on edit goes back to it).
+    #[arg(long, value_name = "M")]
+    pub smtp_auth: Option<String>,
+    /// Send through the system SMTP profile (`mailroom system-smtp set`) instead of --smtp.
+    #[arg(long, value_name = "BOOL")]
+    pub use_system_smtp: Option<bool>,
 }
 
 #[derive(Debug, Args)]
@@ -133,6 +142,13 @@ pub struct EditArgs {
     /// Mark new mail read on the server after processing (only mail arriving from now on).
     #[arg(long, value_name = "BOOL")]
     pub mark_read: Option<bool>,
+    /// Seconds between polls for changes where IDLE does not tell (sync.poll_secs, ≥ 1).
+    #[arg(long, value_name = "N")]
+    pub poll_secs: Option<u64>,
+    /// Fetch bodies up to N bytes in the background, bigger ones when opened
+    /// (sync.body_prefetch_max_bytes; 0: every body when opened).
+    #[arg(long, value_name = "N")]
+    pub prefetch_max_bytes: Option<u64>,
 }
 
 pub async fn run(ctx: &Ctx, cmd: AccountCmd) -> Result<i32> {
@@ -167,6 +183,8 @@ impl ServerArgs {
             preset: self.preset.clone(),
             aliases: self.aliases.clone(),
             share_with: self.share_with.clone(),
+            smtp_auth: self.smtp_auth.clone(),
+            use_system_smtp: self.use_system_smtp,
         }
     }
 }
@@ -197,7 +215,7 @@ async fn add(ctx: &Ctx, a: AddArgs) -> Result<i32> {
         let report =
             accounts::test_new(ctx, &new, password.clone(), &mut |s| progress_line(ctx, s)).await?;
         if !report.ok {
-            emit(ctx.json, &report, String::new);
+            // One JSON object: the error, with the failed step's code and words.
             return Err(accounts::test_failed(&report));
         }
     }
@@ -261,10 +279,231 @@ fn list(ctx: &Ctx) -> Result<i32> {
 
 fn show(ctx: &Ctx, name: &str) -> Result<i32> {
     let v = accounts::show(ctx, name)?;
-    emit(ctx.json, &json!({"account": v}), || {
-        serde_json::to_string_pretty(&v).unwrap_or_default()
-    });
+    emit(ctx.json, &json!({"account": v}), || show_text(&v));
     Ok(0)
+}
+
+/// `account show` for people: every setting, grouped, in words (never a secret).
+fn show_text(v: &AccountView) -> String {
+    let mut out = format!(
+        "account {} <{}>\n",
+        clean_line(&v.name),
+        clean_line(&v.email)
+    );
+    for (title, rows) in [
+        ("", general_rows(v)),
+        ("servers", server_rows(v)),
+        ("folders", folder_rows(v)),
+        ("sync", sync_rows(v)),
+        ("sent copy", sent_copy_rows(v)),
+    ] {
+        if !title.is_empty() {
+            out.push_str(&format!("{title}\n"));
+        }
+        for (label, value) in rows {
+            out.push_str(&format!("  {label:<17} {}\n", clean_line(&value)));
+        }
+    }
+    out.trim_end().to_string()
+}
+
+type Rows = Vec<(&'static str, String)>;
+
+fn yes_no(b: bool) -> String {
+    if b { "yes" } else { "no" }.into()
+}
+
+fn list_or(items: &[String], none: &str) -> String {
+    match items.is_empty() {
+        true => none.into(),
+        false => items.join(", "),
+    }
+}
+
+fn general_rows(v: &AccountView) -> Rows {
+    let mut rows: Rows = vec![("id", v.id.clone()), ("enabled", yes_no(v.enabled))];
+    if let Some(d) = &v.display_name {
+        rows.push(("display name", d.clone()));
+    }
+    rows.push((
+        "owner",
+        v.owner
+            .clone()
+            .unwrap_or_else(|| "none (every operator)".into()),
+    ));
+    rows.push(("shared with", list_or(&v.shared_with, "nobody")));
+    rows.push(("aliases", list_or(&v.aliases, "none")));
+    rows.push(("deny", list_or(&v.deny, "none")));
+    if let Some(p) = &v.preset {
+        rows.push(("preset", p.clone()));
+    }
+    rows
+}
+
+fn password_words(p: PasswordSource) -> &'static str {
+    match p {
+        PasswordSource::Command => "from a password command (nothing stored)",
+        PasswordSource::Stored => "stored, sealed in the database",
+        PasswordSource::Missing => "none stored yet",
+        PasswordSource::NotNeeded => "not needed (no login)",
+    }
+}
+
+fn server_rows(v: &AccountView) -> Rows {
+    let mut rows: Rows = vec![
+        ("sign-in", format!("{} as {}", v.auth.as_str(), v.user)),
+        ("password", password_words(v.password_source).into()),
+        ("IMAP", v.imap.display()),
+        ("SMTP", v.smtp.display()),
+        ("SMTP login", SmtpAuth::describe(v.smtp_auth, v.auth)),
+    ];
+    match (&v.system_smtp, v.use_system_smtp) {
+        (Some(s), _) => {
+            rows.push((
+                "system SMTP",
+                format!("yes: sends through {}", s.server.display()),
+            ));
+            rows.push((
+                "  login",
+                format!(
+                    "{} as {}",
+                    SmtpAuth::describe(s.smtp_auth, AuthKind::Password),
+                    s.user
+                ),
+            ));
+            rows.push(("  password", password_words(s.password_source).into()));
+            rows.push((
+                "  certificates",
+                cert_words(s.insecure, s.ca_file.as_deref()),
+            ));
+        }
+        (None, true) => rows.push((
+            "system SMTP",
+            "yes, but no profile is set (`mailroom system-smtp set`)".into(),
+        )),
+        (None, false) => rows.push(("system SMTP", "no (the SMTP server above)".into())),
+    }
+    rows.push(("certificates", cert_words(v.insecure, v.ca_file.as_deref())));
+    rows
+}
+
+fn cert_words(insecure: bool, ca: Option<&std::path::Path>) -> String {
+    match (insecure, ca) {
+        (true, _) => "NOT verified (insecure)".into(),
+        (false, Some(ca)) => format!("verified, trusting the CA in {}", ca.display()),
+        (false, None) => "verified (system roots)".into(),
+    }
+}
+
+fn folder_rows(v: &AccountView) -> Rows {
+    let sync = match &v.sync.folders {
+        Some(f) => list_or(f, "none"),
+        None => format!(
+            "INBOX and Sent (the folder list is read at the first sync or `mailroom folders {}`)",
+            v.name
+        ),
+    };
+    let roles: Vec<String> = v.roles.iter().map(|(r, f)| format!("{r}: {f}")).collect();
+    vec![("sync", sync), ("roles", list_or(&roles, "not known yet"))]
+}
+
+fn sync_rows(v: &AccountView) -> Rows {
+    let y = &v.sync;
+    let history = match y.since.as_deref() {
+        None => "all history".to_string(),
+        Some("new") => "new mail only (from the first sync on)".to_string(),
+        Some(d) => format!("since {d}"),
+    };
+    let process = match y.process {
+        crate::config::ProcessScope::All => "all messages",
+        crate::config::ProcessScope::UnreadOnly => "unread messages only",
+    };
+    let bodies = match y.body_prefetch_max_bytes {
+        0 => "every body when opened (no prefetch)".to_string(),
+        n => format!("prefetched up to {n} bytes; bigger ones when opened"),
+    };
+    vec![
+        ("first sync takes", history),
+        ("process", process.into()),
+        ("mark read", yes_no(y.mark_read)),
+        (
+            "IDLE",
+            match y.idle {
+                true => format!("yes, renewed every {} s", y.idle_renew_secs),
+                false => "no (polling only)".into(),
+            },
+        ),
+        ("poll every", format!("{} s", y.poll_secs)),
+        ("bodies", bodies),
+        (
+            "batch",
+            format!("{} messages per transaction", y.batch_size),
+        ),
+        (
+            "timeout",
+            format!(
+                "{} s per wait; stalled below {} bytes/s",
+                y.timeout_secs, y.min_bytes_per_sec
+            ),
+        ),
+        (
+            "retry",
+            format!(
+                "backoff {}–{} s; gives up after {} s",
+                y.backoff_min_secs, y.backoff_max_secs, y.give_up_secs
+            ),
+        ),
+    ]
+}
+
+fn sent_copy_rows(v: &AccountView) -> Rows {
+    let c = &v.sent_copy;
+    if !c.enabled {
+        return vec![("enabled", "no (sent mail is not copied)".into())];
+    }
+    let folder = c.folder.clone().unwrap_or_else(|| "the Sent folder".into());
+    let mut rows: Rows = vec![("enabled", "yes".into()), ("folder", folder)];
+    if let Some(n) = &c.folders.new {
+        rows.push(("  new mail", n.clone()));
+    }
+    if let Some(r) = &c.folders.reply {
+        rows.push(("  replies", r.clone()));
+    }
+    rows.extend([
+        ("filed by server", yes_no(c.filed_by_server)),
+        (
+            "batch",
+            match c.batch_secs {
+                0 => "each copy at once".into(),
+                n => format!("copies every {n} s on one connection"),
+            },
+        ),
+        ("content", enum_word(&c.content)),
+        (
+            "drop attachments",
+            match c.drop_attachments_over_bytes {
+                0 => "never".into(),
+                n => format!("over {n} bytes"),
+            },
+        ),
+        (
+            "on failure",
+            format!(
+                "{} (first retry after {} s)",
+                enum_word(&c.on_failure),
+                c.retry_secs
+            ),
+        ),
+    ]);
+    rows
+}
+
+/// A settings enum as config.toml spells it.
+fn enum_word<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|j| j.as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 fn edit(ctx: &Ctx, a: EditArgs) -> Result<i32> {
@@ -274,6 +513,8 @@ fn edit(ctx: &Ctx, a: EditArgs) -> Result<i32> {
         since: a.since.clone(),
         process: a.process.clone(),
         mark_read: a.mark_read,
+        poll_secs: a.poll_secs,
+        prefetch_max_bytes: a.prefetch_max_bytes,
         password_command: a.pw.password_command.clone(),
     };
     let stdin = a.pw.password_stdin;

@@ -115,10 +115,12 @@ pub fn run(ctx: &Ctx, cmd: CustomersCmd) -> Result<i32> {
             emit(ctx.json, &ch, || {
                 format!(
                     "{}  ({} cached message(s) matched)",
-                    describe(&ch.customer)
-                        .trim_end()
-                        .replacen("customer", "added customer", 1),
-                    ch.rematch.matched
+                    describe(&ch.change.customer).trim_end().replacen(
+                        "customer",
+                        "added customer",
+                        1
+                    ),
+                    ch.matched
                 )
             });
         }
@@ -159,7 +161,13 @@ pub fn run(ctx: &Ctx, cmd: CustomersCmd) -> Result<i32> {
                 remove_domains: remove_domain,
             };
             let ch = customers::edit(ctx, id, edit)?;
-            emit(ctx.json, &ch, || describe(&ch.customer));
+            emit(ctx.json, &ch, || {
+                format!(
+                    "{}  ({} cached message(s) matched)",
+                    describe(&ch.change.customer).trim_end(),
+                    ch.matched
+                )
+            });
         }
         CustomersCmd::Remove { id } => {
             let r = customers::remove(ctx, id)?;

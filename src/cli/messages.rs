@@ -9,7 +9,9 @@ use super::output::{emit, note, table};
 use super::{AccountSel, Ctx};
 use crate::error::{AppError, Result};
 use crate::mail::sanitize::{clean, clean_line};
-use crate::ops::messages::{self as ops, Destination, FlagChange, MessageView};
+use crate::ops::messages::{
+    self as ops, CopyChoice, Destination, FlagChange, LocationView, MessageView,
+};
 
 #[derive(Debug, Args)]
 pub struct MessagesArgs {
@@ -40,7 +42,9 @@ pub enum MessageCmd {
         index: usize,
         path: PathBuf,
     },
-    /// Change flags locally and on the server.
+    /// Change flags locally and on the server: on every copy of the message in the accounts
+    /// you may act on, or only the copies in one folder (--folder) or account (--account).
+    /// Each copy keeps its own flags; the output lists the copies changed.
     Flag {
         id: i64,
         #[arg(long)]
@@ -51,6 +55,11 @@ pub enum MessageCmd {
         flagged: bool,
         #[arg(long)]
         unflagged: bool,
+        /// Only the copies in this folder.
+        #[arg(long, value_name = "FOLDER")]
+        folder: Option<String>,
+        #[command(flatten)]
+        sel: AccountSel,
     },
     /// Move to another folder (locally at once, on the server through the queue).
     Move { id: i64, folder: String },
@@ -150,7 +159,15 @@ pub async fn run(ctx: &Ctx, cmd: MessageCmd) -> Result<i32> {
             unseen,
             flagged,
             unflagged,
-        } => flag(ctx, id, seen, unseen, flagged, unflagged).await?,
+            folder,
+            sel,
+        } => {
+            let which = CopyChoice {
+                account: sel.account,
+                folder,
+            };
+            flag(ctx, id, [seen, unseen, flagged, unflagged], which).await?
+        }
         MessageCmd::Move { id, folder } => move_to(ctx, id, Destination::Folder(folder)).await?,
         MessageCmd::Delete { id } => move_to(ctx, id, Destination::Trash).await?,
     }
@@ -215,14 +232,9 @@ fn queued_note(pushed: bool, why: Option<&AppError>) -> &'static str {
     }
 }
 
-async fn flag(
-    ctx: &Ctx,
-    id: i64,
-    seen: bool,
-    unseen: bool,
-    flagged: bool,
-    unflagged: bool,
-) -> Result<()> {
+/// `[seen, unseen, flagged, unflagged]` as given.
+async fn flag(ctx: &Ctx, id: i64, given: [bool; 4], which: CopyChoice) -> Result<()> {
+    let [seen, unseen, flagged, unflagged] = given;
     if (seen && unseen) || (flagged && unflagged) {
         return Err(AppError::usage(
             "choose what to change",
@@ -234,12 +246,44 @@ async fn flag(
         seen: either(seen, unseen),
         flagged: either(flagged, unflagged),
     };
-    let f = ops::flag(ctx, id, change).await?;
+    let f = ops::flag(ctx, id, change, which).await?;
     let queued = queued_note(f.pushed, f.not_pushed.as_ref());
-    emit(ctx.json, &f, || {
-        format!("message {id}: {}{queued}", f.flags.join(" "))
-    });
+    emit(ctx.json, &f, || flagged_text(&f, queued));
     Ok(())
+}
+
+/// Which copies changed and which were left, each with its own flags.
+fn flagged_text(f: &ops::Flagged, queued: &str) -> String {
+    let n = f.changed.len();
+    let mut out = format!(
+        "message {}: changed {n} {}{queued}\n",
+        f.id,
+        if n == 1 { "copy" } else { "copies" }
+    );
+    let copy = |l: &LocationView| {
+        let flags = if l.flags.is_empty() {
+            "(no flags)".to_string()
+        } else {
+            l.flags.join(" ")
+        };
+        format!(
+            "  {}/{} (uid {}): {}\n",
+            clean_line(&l.account),
+            clean_line(&l.folder),
+            l.uid,
+            clean_line(&flags)
+        )
+    };
+    for l in &f.changed {
+        out.push_str(&copy(l));
+    }
+    if !f.unchanged.is_empty() {
+        out.push_str("left as they are:\n");
+        for l in &f.unchanged {
+            out.push_str(&copy(l));
+        }
+    }
+    out
 }
 
 async fn move_to(ctx: &Ctx, id: i64, to: Destination) -> Result<()> {

@@ -11,6 +11,7 @@ pub mod output;
 pub mod search;
 pub mod status;
 pub mod sync;
+pub mod system_smtp;
 pub mod triage;
 
 use std::path::PathBuf;
@@ -36,6 +37,10 @@ pub struct Cli {
     /// Who is acting (default: the OS user); labels the audit log and filters shared accounts.
     #[arg(long, global = true, env = "MAILROOM_OPERATOR")]
     pub operator: Option<String>,
+    /// Where the state lives: sqlite://PATH (default: the home's mailroom.db) or
+    /// postgres://USER@HOST:PORT/DATABASE (password from PGPASSFILE or ~/.pgpass).
+    #[arg(long, global = true, env = "MAILROOM_STORE", value_name = "URL")]
+    pub store: Option<String>,
     /// Console theme (a file name in themes/ without .toml, or a path).
     #[arg(long, global = true)]
     pub theme: Option<String>,
@@ -84,6 +89,9 @@ pub enum Command {
     /// Addresses and domains whose mail sync skips.
     #[command(subcommand)]
     Deny(triage::DenyCmd),
+    /// The system SMTP profile accounts can send through instead of their own SMTP server.
+    #[command(subcommand)]
+    SystemSmtp(system_smtp::SystemSmtpCmd),
     /// Search subjects, addresses and text bodies.
     Search(messages::SearchArgs),
     /// The event and error log.
@@ -177,25 +185,30 @@ pub type Console = fn(&crate::ops::Ctx, Option<&str>) -> Result<i32>;
 pub fn main(console: Console) -> i32 {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
-        Err(e) => {
-            use clap::error::ErrorKind;
-            let code = match e.kind() {
-                ErrorKind::DisplayHelp
-                | ErrorKind::DisplayVersion
-                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => 0,
-                _ => 64,
-            };
-            let _ = e.print();
-            return code;
-        }
+        Err(e) => return usage_failed(&e, json_wanted(std::env::args_os())),
     };
     let json = cli.json;
+    if let Some(url) = &cli.store {
+        // Every part of this process (and the jobs it starts) finds the store the same way, so
+        // the flag becomes the variable the rest reads.
+        // SAFETY: still single-threaded: nothing has started a thread or a runtime yet.
+        unsafe { std::env::set_var("MAILROOM_STORE", url) };
+    }
     let home = match Home::resolve(cli.home.clone()) {
         Ok(h) => h,
         Err(e) => return output::fail(json, &e),
     };
+    let command = cli.command.unwrap_or(Command::Console);
+    // A mistyped --home is an error, never a fresh empty installation (status says so itself,
+    // with its own exit code).
+    if !command.creates_home()
+        && !matches!(command, Command::Status)
+        && let Err(e) = home.require()
+    {
+        return output::fail(json, &e);
+    }
     // The debug log lives in the home, but only once the home exists (status never creates it).
-    let is_console = matches!(cli.command, None | Some(Command::Console));
+    let is_console = matches!(command, Command::Console);
     crate::logging::init(
         cli.verbose,
         home.root.exists().then(|| home.log_dir()).as_deref(),
@@ -207,9 +220,140 @@ pub fn main(console: Console) -> i32 {
         theme: cli.theme.clone(),
         verbose: cli.verbose,
     };
-    match run(&ctx, cli.command.unwrap_or(Command::Console), console) {
+    match run(&ctx, command, console) {
         Ok(code) => code,
         Err(e) => output::fail(json, &e),
+    }
+}
+
+impl Command {
+    /// The commands that may create the home: the console, `account add` and `customers
+    /// add|import` — and the daemon, which a service may start before the first account exists
+    /// (it says so and waits). Every other one needs an existing home and creates nothing.
+    fn creates_home(&self) -> bool {
+        use customers::CustomersCmd;
+        matches!(
+            self,
+            Command::Console
+                | Command::Daemon
+                | Command::Account(account::AccountCmd::Add(_))
+                | Command::Customers(CustomersCmd::Add { .. } | CustomersCmd::Import { .. })
+        )
+    }
+}
+
+/// Whether `--json` is on the command line, wherever it stands (before `--`): what decides
+/// how a command line that does not parse is reported.
+fn json_wanted<I: IntoIterator<Item = std::ffi::OsString>>(args: I) -> bool {
+    args.into_iter()
+        .skip(1)
+        .take_while(|a| a != "--")
+        .any(|a| a == "--json")
+}
+
+/// Reports a command line that does not parse (or asks for help): clap's text on its stream,
+/// or with `--json` the error object on stdout. Help and version are answers (exit 0), the
+/// rest usage errors (exit 64).
+fn usage_failed(e: &clap::Error, json: bool) -> i32 {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = e.print();
+            0
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand if !json => {
+            let _ = e.print();
+            0
+        }
+        _ if json => output::fail(true, &usage_error(e, &command_path(std::env::args_os()))),
+        _ => {
+            let _ = e.print();
+            64
+        }
+    }
+}
+
+/// clap's report as an error value: its first line the summary, the usage the detail, and the
+/// fix names the help of `command`, the (sub)command that was meant.
+fn usage_error(e: &clap::Error, command: &str) -> AppError {
+    let text = e.render().to_string();
+    let mut lines = text.lines().map(str::trim_end).filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or("the command line is not valid");
+    let missing = e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand;
+    // With a missing subcommand clap prints the whole help: its first line is no summary.
+    let summary = if missing {
+        "a subcommand is missing".to_string()
+    } else {
+        first.trim_start_matches("error: ").to_string()
+    };
+    let rest: Vec<&str> = lines
+        .filter(|l| {
+            if missing {
+                l.starts_with("Usage: ")
+            } else {
+                !l.starts_with("For more information")
+            }
+        })
+        .collect();
+    AppError::usage(summary, format!("see `{command} --help`")).context(rest.join("; "))
+}
+
+/// The (sub)commands named on the command line, as far as they are known: `mailroom triage
+/// pair` for `mailroom --json triage pair 300 --customer`.
+fn command_path<I: IntoIterator<Item = std::ffi::OsString>>(args: I) -> String {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    let mut path = vec!["mailroom".to_string()];
+    for arg in args.into_iter().skip(1) {
+        let Some(a) = arg.to_str() else { continue };
+        if a == "--" {
+            break;
+        }
+        if a.starts_with('-') {
+            continue;
+        }
+        let Some(sub) = cmd.find_subcommand(a).cloned() else {
+            continue;
+        };
+        path.push(sub.get_name().to_string());
+        cmd = sub;
+    }
+    path.join(" ")
+}
+
+#[cfg(test)]
+mod usage_tests {
+    use super::*;
+
+    fn args(line: &str) -> Vec<std::ffi::OsString> {
+        line.split_whitespace().map(Into::into).collect()
+    }
+
+    #[test]
+    fn json_is_seen_anywhere_and_the_meant_command_is_named() {
+        assert!(json_wanted(args(
+            "mailroom triage pair 1 --customer --json"
+        )));
+        assert!(json_wanted(args("mailroom --json --bogus")));
+        assert!(!json_wanted(args("mailroom send --subject x -- --json")));
+        assert!(!json_wanted(args("mailroom status")));
+        assert_eq!(
+            command_path(args("mailroom --json triage pair 300 --customer")),
+            "mailroom triage pair"
+        );
+        assert_eq!(command_path(args("mailroom --bogus")), "mailroom");
+        let e =
+            Cli::try_parse_from(args("mailroom --json triage pair 300 --customer")).unwrap_err();
+        let u = usage_error(&e, "mailroom triage pair");
+        assert_eq!(u.code, crate::error::Code::Usage);
+        assert_eq!(u.exit_code(), 64);
+        assert!(u.summary.contains("--customer"), "{u:?}");
+        assert_eq!(u.fix, "see `mailroom triage pair --help`");
+        let e = Cli::try_parse_from(args("mailroom account")).unwrap_err();
+        assert_eq!(
+            usage_error(&e, "mailroom account").summary,
+            "a subcommand is missing"
+        );
     }
 }
 
@@ -246,6 +390,7 @@ fn run(ctx: &Ctx, cmd: Command, console: Console) -> Result<i32> {
         Command::Triage(c) => rt()?.block_on(triage::run(ctx, c)),
         Command::Undo { action_id } => rt()?.block_on(triage::undo(ctx, action_id)),
         Command::Deny(c) => triage::deny(ctx, c),
+        Command::SystemSmtp(c) => system_smtp::run(ctx, c),
         Command::Log(a) => rt()?.block_on(logs::log(ctx, a)),
         Command::Audit(a) => logs::audit(ctx, a),
     }

@@ -43,8 +43,9 @@ pub fn note_inline(msg: impl AsRef<str>) {
     let _ = write!(err, "{}", msg.as_ref()).and_then(|_| err.flush());
 }
 
-/// Reports an error and returns its exit code.
+/// Reports an error and returns its exit code; the debug log gets it whole, with its code.
 pub fn fail(json: bool, e: &AppError) -> i32 {
+    tracing::debug!(code = %e.code, "command failed: {e}");
     if json {
         line(&e.to_json().to_string());
     } else {

@@ -11,8 +11,8 @@ use crate::ops::status::{self, Status, StatusError};
 pub fn run(ctx: &Ctx) -> Result<i32> {
     let status = match status::read(ctx) {
         Ok(s) => s,
-        Err(StatusError::Settings(e)) => return Err(e),
-        Err(StatusError::Database(e)) => {
+        Err(StatusError::Failed(e)) => return Err(e),
+        Err(StatusError::CannotRead(e)) => {
             super::output::fail(ctx.json, &e);
             return Ok(3);
         }

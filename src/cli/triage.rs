@@ -27,8 +27,9 @@ pub enum TriageCmd {
     /// Pair the message (and its sender's address) with a customer.
     Pair {
         id: i64,
-        #[arg(long)]
-        customer: i64,
+        /// The customer: an id, an email address or the exact name.
+        #[arg(long, value_name = "ID|EMAIL|NAME")]
+        customer: String,
     },
     /// Create a customer from the sender.
     AddCustomer {
@@ -101,7 +102,7 @@ pub async fn run(ctx: &Ctx, cmd: TriageCmd) -> Result<i32> {
             let v = triage::show(ctx, id)?;
             emit(ctx.json, &json!({"message": v}), || show_text(&v));
         }
-        TriageCmd::Pair { id, customer } => done(ctx, &triage::pair(ctx, id, customer)?),
+        TriageCmd::Pair { id, customer } => done(ctx, &triage::pair_named(ctx, id, &customer)?),
         TriageCmd::AddCustomer { id, name } => {
             done(ctx, &triage::add_customer(ctx, id, name.as_deref())?)
         }

@@ -97,6 +97,83 @@ pub fn not_found(id: i64) -> AppError {
     AppError::not_found("customer", &id.to_string(), "see `mailroom customers list`")
 }
 
+/// The customer a user names: an id (digits), an email address (has `@`) or an exact name
+/// (case only decides between names that differ in case). A name several customers share is an
+/// error that lists them, so the user can name one by id.
+pub fn find(store: &Store, spec: &str) -> Result<i64> {
+    let spec = spec.trim();
+    if spec.is_empty() {
+        return Err(AppError::usage(
+            "name a customer",
+            "pass --customer ID, an email address or the exact name",
+        ));
+    }
+    if spec.bytes().all(|b| b.is_ascii_digit()) {
+        let id: i64 = spec.parse().map_err(|_| not_found_named(spec))?;
+        return match store.customer(id)? {
+            Some(_) => Ok(id),
+            None => Err(not_found(id)),
+        };
+    }
+    if spec.contains('@') {
+        let addr = Normalizer::default().address(spec).ok_or_else(|| {
+            AppError::usage(
+                format!("{spec:?} is not an email address"),
+                "write it as name@example.com, or name the customer by id or name",
+            )
+        })?;
+        return store.email_owner(&addr)?.ok_or_else(|| {
+            AppError::not_found(
+                "customer with the address",
+                &addr,
+                "see `mailroom customers list`, or add one with `mailroom customers add`",
+            )
+        });
+    }
+    let all = store.customers()?;
+    let mut named: Vec<&CustomerRow> = all.iter().filter(|c| c.name == spec).collect();
+    if named.is_empty() {
+        let lower = spec.to_lowercase();
+        named = all
+            .iter()
+            .filter(|c| c.name.to_lowercase() == lower)
+            .collect();
+    }
+    match named.as_slice() {
+        [] => Err(not_found_named(spec)),
+        [one] => Ok(one.id),
+        many => Err(ambiguous(spec, many)),
+    }
+}
+
+fn not_found_named(name: &str) -> AppError {
+    AppError::not_found(
+        "customer",
+        name,
+        "see `mailroom customers list`; name a customer by id, email address or exact name",
+    )
+}
+
+/// Several customers answer to `name`: each by id, name and company.
+fn ambiguous(name: &str, many: &[&CustomerRow]) -> AppError {
+    let list: Vec<String> = many
+        .iter()
+        .map(|c| match &c.company {
+            Some(co) => format!("{} {} ({co})", c.id, c.name),
+            None => format!("{} {}", c.id, c.name),
+        })
+        .collect();
+    AppError::needs_user(
+        format!("{} customers are named {name:?}", many.len()),
+        format!("candidates: {}", list.join("; ")),
+        format!(
+            "name one by id (e.g. --customer {}) or by email address",
+            many.first().map(|c| c.id).unwrap_or_default()
+        ),
+    )
+    .with_code(crate::error::Code::CustomerAmbiguous)
+}
+
 /// Adds a customer and re-matches the cache.
 pub fn add(store: &Store, config: &Config, input: CustomerInput) -> Result<Changed> {
     let name = check_name(&input.name)?;
@@ -197,6 +274,52 @@ pub fn remove(store: &Store, config: &Config, id: i64) -> Result<(CustomerRow, M
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_customer_is_named_by_id_address_or_exact_name() {
+        let s = Store::open_in_memory().unwrap();
+        let cfg = Config::default();
+        let new = |name: &str, company: Option<&str>, email: &str| {
+            add(
+                &s,
+                &cfg,
+                CustomerInput {
+                    name: name.into(),
+                    company: company.map(String::from),
+                    emails: vec![email.into()],
+                    ..Default::default()
+                },
+            )
+            .unwrap()
+            .customer
+            .id
+        };
+        let ada1 = new("Ada Lovelace", Some("Analytical"), "ada@one.example");
+        let ada2 = new("Ada Lovelace", None, "ada@two.example");
+        let grace = new("Grace Hopper", None, "grace@navy.example");
+        assert_eq!(find(&s, &grace.to_string()).unwrap(), grace);
+        assert_eq!(find(&s, "Grace Hopper").unwrap(), grace);
+        assert_eq!(
+            find(&s, " grace hopper ").unwrap(),
+            grace,
+            "case decides only ties"
+        );
+        assert_eq!(find(&s, "ADA@two.example").unwrap(), ada2);
+        let e = find(&s, "Ada Lovelace").unwrap_err();
+        assert_eq!(e.code, crate::error::Code::CustomerAmbiguous);
+        assert!(
+            e.detail
+                .contains(&format!("{ada1} Ada Lovelace (Analytical)"))
+                && e.detail.contains(&format!("{ada2} Ada Lovelace")),
+            "{e}"
+        );
+        assert!(e.fix.contains(&format!("--customer {ada1}")), "{e}");
+        for missing in ["999", "nobody@else.example", "Nobody"] {
+            let e = find(&s, missing).unwrap_err();
+            assert_eq!(e.code, crate::error::Code::NotFound, "{missing}: {e}");
+        }
+        assert_eq!(find(&s, "  ").unwrap_err().code, crate::error::Code::Usage);
+    }
 
     #[test]
     fn validates_and_refuses_shared_addresses() {

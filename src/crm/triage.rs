@@ -389,7 +389,8 @@ impl<'a> Desk<'a> {
                 format!("{sender} already belongs to customer {owner}"),
                 "",
                 format!("pair the message instead: `mailroom triage pair {id} --customer {owner}`"),
-            ));
+            )
+            .with_code(crate::error::Code::Conflict));
         }
         let name = name
             .map(str::trim)
@@ -509,7 +510,8 @@ impl<'a> Desk<'a> {
                 format!("message {id} is already in Trash"),
                 "",
                 "nothing to do",
-            ));
+            )
+            .with_code(crate::error::Code::NothingToDo));
         }
         let mut trash: HashMap<String, crate::store::FolderRef> = HashMap::new();
         for l in &places {
@@ -529,6 +531,7 @@ impl<'a> Desk<'a> {
                                 self.account_name(&l.account_id)
                             ),
                         )
+                        .with_code(crate::error::Code::FolderMissing)
                     })?;
                 trash.insert(l.account_id.clone(), t);
             }
@@ -602,6 +605,7 @@ impl<'a> Desk<'a> {
                 "",
                 "name an action: `mailroom undo ACTION_ID` (ids are in `mailroom audit`)",
             )
+            .with_code(crate::error::Code::NothingToDo)
         })
     }
 
@@ -612,7 +616,8 @@ impl<'a> Desk<'a> {
                 format!("action {} was already undone at {at}", a.id),
                 "",
                 "nothing to do",
-            )),
+            )
+            .with_code(crate::error::Code::NothingToDo)),
             None => Ok(()),
         }
     }
@@ -689,7 +694,8 @@ impl<'a> Desk<'a> {
                     format!("action {} was undone by someone else meanwhile", a.id),
                     "",
                     "nothing to do",
-                ));
+                )
+                .with_code(crate::error::Code::NothingToDo));
             }
             s.audit(
                 self.operator.name,
@@ -823,7 +829,7 @@ impl<'a> Desk<'a> {
                         format!("message {mid} was moved to Trash, but it is not found there"),
                         "undo moves it back from Trash and needs its place there",
                         format!("run `mailroom sync --once` and then `mailroom undo {}`; if it was emptied from Trash, it is gone", a.id),
-                    ));
+                    ).with_code(crate::error::Code::NotFound));
                 };
                 s.insert_pending_op(
                     &loc.account_id,

@@ -57,7 +57,8 @@ pub async fn append(
                         outcome.information.as_deref().unwrap_or("")
                     ),
                     "check that the folder exists and the mailbox is not over quota",
-                ));
+                )
+                .with_code(crate::error::Code::ServerRefused));
             }
             _ => {}
         }
@@ -88,7 +89,8 @@ pub async fn append(
                     format!("the server refused to store the message in {folder}"),
                     outcome.information.as_deref().unwrap_or("").to_string(),
                     "check that the folder exists and the mailbox is not over quota",
-                ));
+                )
+                .with_code(crate::error::Code::ServerRefused));
             }
             if let Some(ResponseCode::AppendUid(validity, uids)) = &outcome.code
                 && let Some(UidSetMember::Uid(uid)) = uids.first()

@@ -11,7 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpStream;
 
 use crate::config::{Security, Server};
-use crate::error::{AppError, Result};
+use crate::error::{AppError, Code, Result};
 
 pub use super::stream::{Limits, MailStream, Stall};
 pub use super::tls::{TlsOptions, classify_tls_error, client_config, load_pem_certs, tls_wrap};
@@ -67,22 +67,33 @@ pub async fn tcp_connect(server: &Server, timeout: Duration) -> Result<TcpStream
             what,
             format!("no answer within {}s", timeout.as_secs()),
             "check the host and port, and that a firewall lets the connection through",
-        )),
+        )
+        .with_code(Code::NetTimeout)),
         Ok(Err(e)) => {
             use std::io::ErrorKind::*;
-            let fix = match e.kind() {
-                ConnectionRefused => {
-                    "nothing listens there: check the port (IMAPS 993, IMAP 143; SMTP 587, 465) and that the server runs"
-                }
-                NotFound | AddrNotAvailable => "the host name does not resolve: check its spelling",
+            let (code, fix) = match e.kind() {
+                ConnectionRefused => (
+                    Code::NetRefused,
+                    "nothing listens there: check the port (IMAPS 993, IMAP 143; SMTP 587, 465) and that the server runs",
+                ),
+                NotFound | AddrNotAvailable => (
+                    Code::NetUnresolved,
+                    "the host name does not resolve: check its spelling",
+                ),
                 _ if e.to_string().contains("failed to lookup")
                     || e.to_string().contains("Name or service") =>
                 {
-                    "the host name does not resolve: check its spelling and your DNS"
+                    (
+                        Code::NetUnresolved,
+                        "the host name does not resolve: check its spelling and your DNS",
+                    )
                 }
-                _ => "check the host, the port and your network",
+                _ => (
+                    Code::NetUnreachable,
+                    "check the host, the port and your network",
+                ),
             };
-            Err(AppError::transient(what, e.to_string(), fix))
+            Err(AppError::transient(what, e.to_string(), fix).with_code(code))
         }
         Ok(Ok(s)) => {
             let _ = s.set_nodelay(true);
@@ -118,12 +129,14 @@ fn imap_error(
             format!("{what}: the server said BAD"),
             crate::error::short_detail(&server_text(&m)),
             "this server may not support the command; report it",
-        ),
+        )
+        .with_code(Code::ServerProtocol),
         other => AppError::transient(
             format!("{what}: protocol error"),
             crate::error::short_detail(&other.to_string()),
             "if it persists, report it with `mailroom log --level debug`",
-        ),
+        )
+        .with_code(Code::ServerProtocol),
     }
 }
 
@@ -137,6 +150,7 @@ fn refusal(server: &str, what: &str, status: &str, text: &str) -> AppError {
         crate::error::short_detail(text),
         "see the server's message",
     )
+    .with_code(Code::ServerRefused)
 }
 
 /// An I/O failure on the connection: the watchdog's stall, or a connection that broke.
@@ -275,7 +289,8 @@ async fn read_greeting(
             format!("the server {server} sent no IMAP greeting"),
             format!("nothing within {} s", timeout.as_secs()),
             "check that this port serves IMAP (and the security setting: implicit TLS on 993)",
-        )),
+        )
+        .with_code(Code::ServerNoGreeting)),
         Ok(Err(e)) => {
             let mut err = io_error(server, "reading the IMAP greeting", &e);
             if err.fix.starts_with("check the network") {
@@ -287,7 +302,8 @@ async fn read_greeting(
             format!("the server {server} closed the connection before greeting"),
             "",
             "check the port and the server's connection limits",
-        )),
+        )
+        .with_code(Code::ServerNoGreeting)),
         Ok(Ok(Some(r))) => match r.parsed() {
             Response::Data {
                 status: Status::Bye,
@@ -371,14 +387,16 @@ async fn starttls(mut client: Client<MailStream>, target: &ImapTarget) -> Result
                 format!("STARTTLS with {} timed out", target.address()),
                 "",
                 "check the security setting",
-            ));
+            )
+            .with_code(Code::NetTimeout));
         }
         Ok(Err(e)) => {
             return Err(AppError::needs_user(
                 "the server refused STARTTLS",
                 crate::error::short_detail(&e.to_string()),
                 "use --imap-security tls (port 993), or none only on a trusted network",
-            ));
+            )
+            .with_code(Code::TlsNoStarttls));
         }
         Ok(Ok(())) => {}
     }
@@ -478,6 +496,7 @@ fn login_refused(server: &str, user: &str, msg: &str) -> AppError {
         crate::error::short_detail(&text),
         "check the user name and password, then `mailroom account set-password NAME`; providers like Gmail/Outlook need an app password",
     )
+    .with_code(Code::AuthRejected)
 }
 
 /// Connect and log in, the usual path for sync and sending.

@@ -71,7 +71,8 @@ fn read_error(session: &mut ImapSession, what: &str, e: &std::io::Error) -> AppE
                 format!("the server {server} sent a response that cannot be read, {what}"),
                 short_detail(&u.reason),
                 "if it repeats, report it with `mailroom log --level debug`",
-            );
+            )
+            .with_code(crate::error::Code::ServerProtocol);
             session.get_mut().link_mut().unreadable = Some(u);
             err
         }
@@ -102,7 +103,8 @@ fn done(
             format!("{what}: the server answered {other:?}"),
             short_detail(&text),
             "see the server's message; if it persists, see `mailroom log`",
-        )),
+        )
+        .with_code(crate::error::Code::ServerRefused)),
     }
 }
 
@@ -227,7 +229,8 @@ pub async fn idle(session: &mut ImapSession, max: Duration) -> Result<bool> {
                     "the server refused IDLE",
                     "",
                     "mailroom polls instead",
-                ));
+                )
+                .with_code(crate::error::Code::ServerRefused));
             }
             _ => {}
         }

@@ -110,7 +110,8 @@ impl SelectAnswer {
                 format!("the server gave no UIDVALIDITY for {wire_name}"),
                 "",
                 "this server is not usable for sync; report it",
-            ));
+            )
+            .with_code(crate::error::Code::ServerProtocol));
         }
         Ok(self.sel)
     }

@@ -19,7 +19,7 @@ use tokio_rustls::rustls::{
 };
 
 use crate::config::Server;
-use crate::error::{AppError, Result};
+use crate::error::{AppError, Code, Result};
 
 /// How certificates are checked for one account.
 #[derive(Debug, Clone, Default)]
@@ -51,6 +51,7 @@ pub fn client_config(opts: &TlsOptions) -> Result<Arc<ClientConfig>> {
                         e.to_string(),
                         "pass a PEM file with the CA certificate",
                     )
+                    .with_code(Code::TlsCaFile)
                 })?;
             }
         }
@@ -79,6 +80,7 @@ pub fn load_pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
                 e.to_string(),
                 "check the --ca-file path",
             )
+            .with_code(Code::TlsCaFile)
         })?
         .collect::<std::result::Result<_, _>>()
         .map_err(|e| {
@@ -87,13 +89,15 @@ pub fn load_pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
                 e.to_string(),
                 "pass a PEM file with the CA certificate",
             )
+            .with_code(Code::TlsCaFile)
         })?;
     if certs.is_empty() {
         return Err(AppError::needs_user(
             format!("the CA file {} holds no certificate", path.display()),
             "",
             "pass a PEM file with the CA certificate",
-        ));
+        )
+        .with_code(Code::TlsCaFile));
     }
     Ok(certs)
 }
@@ -125,7 +129,8 @@ pub async fn tls_wrap(
             ),
             "",
             "check that the port speaks TLS (implicit TLS: 993/465; STARTTLS: 143/587) and that the server is up",
-        )),
+        )
+        .with_code(Code::NetTimeout)),
         Ok(Err(e)) => Err(classify_tls_error(host, opts, &e)),
         Ok(Ok(s)) => Ok(s),
     }
@@ -344,6 +349,21 @@ pub fn certificate_words(host: &str, e: &CertificateError, ca_file: bool) -> (St
     }
 }
 
+/// The code of a certificate that failed the check.
+pub fn certificate_code(e: &CertificateError) -> Code {
+    match e {
+        CertificateError::Expired | CertificateError::ExpiredContext { .. } => Code::TlsExpired,
+        CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+            Code::TlsNotYetValid
+        }
+        CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+            Code::TlsNameMismatch
+        }
+        CertificateError::Revoked => Code::TlsRevoked,
+        _ => Code::TlsUntrusted,
+    }
+}
+
 pub fn classify_tls_error(host: &str, opts: &TlsOptions, e: &std::io::Error) -> AppError {
     let inner = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>());
     match inner {
@@ -356,6 +376,7 @@ pub fn classify_tls_error(host: &str, opts: &TlsOptions, e: &std::io::Error) -> 
                 format!("the certificate {host} presented failed the check"),
                 fix,
             )
+            .with_code(certificate_code(cert_err))
         }
         Some(rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType)) => {
             AppError::needs_user(
@@ -363,17 +384,20 @@ pub fn classify_tls_error(host: &str, opts: &TlsOptions, e: &std::io::Error) -> 
                 "its first bytes were not a TLS record: this port speaks plain IMAP (STARTTLS) or another protocol",
                 "use --imap-security starttls for port 143, tls for 993 (`mailroom account edit NAME --imap-security …`)",
             )
+            .with_code(Code::TlsNotTls)
         }
         Some(other) => AppError::transient(
             format!("TLS handshake with {host} failed"),
             crate::error::short_detail(&other.to_string()),
             "check that the port speaks TLS and the security setting (tls for 993/465, starttls for 143/587)",
-        ),
+        )
+        .with_code(Code::TlsHandshake),
         None => AppError::transient(
             format!("TLS handshake with {host} failed"),
             crate::error::network_detail(&e.to_string(), None),
             "check that the port speaks TLS: use --imap-security starttls for port 143, tls for 993",
-        ),
+        )
+        .with_code(Code::TlsHandshake),
     }
 }
 

@@ -135,6 +135,7 @@ pub fn no_such(cx: &Ctx, target: &Target) -> AppError {
         target.text(),
         format!("see `{}` for what you can use", target.listing()),
     )
+    .with_code(crate::error::Code::NotFound)
 }
 
 /// The one decision. `holders` are the ids of the accounts that hold the target (empty: it does
@@ -185,7 +186,8 @@ pub fn check(
                 cx.operator
             ),
             format!("ask {owner} (the owner) to make this change"),
-        ));
+        )
+        .with_code(crate::error::Code::AccessDenied));
     }
     Err(no_such(cx, target))
 }
@@ -204,6 +206,53 @@ pub fn account_ids(cx: &Ctx, config: &Config, need: Need) -> Vec<String> {
         .filter(|a| Standing::of(a, &cx.operator).allows(need))
         .map(|a| a.id.clone())
         .collect()
+}
+
+/// Changing the system SMTP profile (`[system_smtp]`) changes how every account that sends
+/// through it sends, so it is a setting of each of them: allowed when this operator may
+/// configure every account that uses it (anyone, while none does). A refusal is audited and
+/// names the accounts the operator can see; the others are only counted.
+pub fn system_smtp(cx: &Ctx, config: &Config, store: &Store) -> Result<()> {
+    let users: Vec<(&String, &AccountConfig)> = config
+        .accounts
+        .iter()
+        .filter(|(_, a)| a.use_system_smtp)
+        .collect();
+    let barred: Vec<&(&String, &AccountConfig)> = users
+        .iter()
+        .filter(|(_, a)| !Standing::of(a, &cx.operator).allows(Need::Configure))
+        .collect();
+    if barred.is_empty() {
+        return Ok(());
+    }
+    store.audit(
+        &cx.operator,
+        "refused",
+        barred.first().map(|(_, a)| a.id.as_str()),
+        Some("system SMTP profile"),
+        &serde_json::json!({"need": Need::Configure.as_str()}),
+    )?;
+    let seen: Vec<&str> = barred
+        .iter()
+        .filter(|(_, a)| Standing::of(a, &cx.operator).allows(Need::Read))
+        .map(|(n, _)| n.as_str())
+        .collect();
+    let hidden = barred.len() - seen.len();
+    let mut who = seen.join(", ");
+    if hidden > 0 {
+        who = match who.is_empty() {
+            true => format!("{hidden} account(s) you cannot see"),
+            false => format!("{who} and {hidden} account(s) you cannot see"),
+        };
+    }
+    Err(AppError::needs_user(
+        format!(
+            "operator {} may not change the system SMTP profile",
+            cx.operator
+        ),
+        format!("accounts of other owners send through it: {who}"),
+        "ask their owners to make this change (only the owner of every account that uses the profile may change it)",
+    ))
 }
 
 /// An account named by the user, if this operator may do `need` on it.
@@ -261,7 +310,8 @@ pub fn pick_account<'c>(
         (None, _) => Err(AppError::usage(
             "no account is configured",
             "add one with `mailroom account add NAME --email … --imap … --smtp …`",
-        )),
+        )
+        .with_code(crate::error::Code::AccountsNone)),
         _ => Err(AppError::usage(
             "several accounts are configured",
             "name one with --account NAME",

@@ -4,6 +4,7 @@
 //! in lists but is told it may not change it; anyone else is told it does not exist. Account
 //! names are installation-wide: adding a name another operator uses is refused as a duplicate.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use secrecy::SecretString;
@@ -14,8 +15,8 @@ use super::Ctx;
 use super::access::{self, Need};
 use crate::account::credential_context;
 use crate::config::{
-    self, AccountConfig, Config, HistoryScope, ProcessScope, Security, Server, default_imap_port,
-    default_smtp_port,
+    self, AccountConfig, AuthKind, Config, CopyContent, CopyOnFailure, HistoryScope, ProcessScope,
+    Security, Server, SmtpAuth, SystemSmtp, default_imap_port, default_smtp_port,
 };
 use crate::error::{AppError, Result};
 use crate::model::new_id;
@@ -41,6 +42,10 @@ pub struct ServerSpec {
     pub preset: Option<String>,
     pub aliases: Vec<String>,
     pub share_with: Option<Vec<String>>,
+    /// `plain|login|xoauth2|oauthbearer|none`, or `default` (follow the auth kind).
+    pub smtp_auth: Option<String>,
+    /// Send through the system SMTP profile instead of the account's own SMTP server.
+    pub use_system_smtp: Option<bool>,
 }
 
 /// Where an account's password comes from.
@@ -51,67 +56,219 @@ pub enum Password {
     Command(String),
 }
 
-/// An account as `account list|show` print it (the contract's JSON).
+/// An account as `account list|show` print it (the contract's JSON): every setting, never a
+/// secret.
 #[derive(Debug, Clone, Serialize)]
 pub struct AccountView {
     pub name: String,
     pub id: String,
     pub email: String,
+    pub display_name: Option<String>,
     pub user: String,
     pub enabled: bool,
     pub insecure: bool,
     pub imap: Server,
     pub smtp: Server,
     pub ca_file: Option<PathBuf>,
+    /// How the account signs in (`password`).
+    pub auth: AuthKind,
+    /// The SMTP AUTH mechanism; null: the default of `auth` (password: PLAIN, else LOGIN).
+    pub smtp_auth: Option<SmtpAuth>,
     pub password_source: PasswordSource,
+    pub use_system_smtp: bool,
+    /// The system SMTP profile, when this account sends through it.
+    pub system_smtp: Option<SystemSmtpView>,
+    pub preset: Option<String>,
     pub aliases: Vec<String>,
     pub owner: Option<String>,
     pub shared_with: Vec<String>,
+    /// Addresses and domains whose mail this account skips.
+    pub deny: Vec<String>,
+    /// The folder of each role (`folders NAME --sent/--role`, else as the server marks them).
+    pub roles: BTreeMap<String, String>,
     pub sync: ScopeView,
+    pub sent_copy: SentCopyView,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum PasswordSource {
     Command,
     Stored,
+    /// Nothing stored and no command (the system SMTP profile before `--password-stdin`).
+    Missing,
+    /// No login is made (`smtp_auth = "none"`), so no password is used.
+    NotNeeded,
 }
 
-/// What a folder's first sync takes (`account edit --since/--process/--mark-read`).
+/// The sync options (`[accounts.NAME.sync]`), effective values.
 #[derive(Debug, Clone, Serialize)]
 pub struct ScopeView {
+    /// The folders that sync (`folders NAME --sync`); null before the folder list was read
+    /// (then INBOX and the Sent folder sync).
+    pub folders: Option<Vec<String>>,
+    /// What a folder's first sync takes: a date, `new`, or null for the whole history.
     pub since: Option<String>,
     pub process: ProcessScope,
     pub mark_read: bool,
+    pub idle: bool,
+    pub idle_renew_secs: u64,
+    pub poll_secs: u64,
+    pub backoff_min_secs: u64,
+    pub backoff_max_secs: u64,
+    pub give_up_secs: u64,
+    pub body_prefetch_max_bytes: u64,
+    pub batch_size: usize,
+    pub timeout_secs: u64,
+    pub min_bytes_per_sec: u64,
+}
+
+/// The Sent-copy options (`[accounts.NAME.sent_copy]`), effective values.
+#[derive(Debug, Clone, Serialize)]
+pub struct SentCopyView {
+    pub enabled: bool,
+    pub folder: Option<String>,
+    pub folders: FoldersView,
+    pub filed_by_server: bool,
+    pub batch_secs: u64,
+    pub content: CopyContent,
+    pub drop_attachments_over_bytes: u64,
+    pub on_failure: CopyOnFailure,
+    pub retry_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FoldersView {
+    pub new: Option<String>,
+    pub reply: Option<String>,
+}
+
+/// The system SMTP profile (`[system_smtp]`), never its password.
+#[derive(Debug, Clone, Serialize)]
+pub struct SystemSmtpView {
+    pub server: Server,
+    pub user: String,
+    pub smtp_auth: Option<SmtpAuth>,
+    pub insecure: bool,
+    pub ca_file: Option<PathBuf>,
+    pub password_source: PasswordSource,
+}
+
+impl SystemSmtpView {
+    /// `stored`: whether a sealed password exists (asked of the store by the caller).
+    pub fn of(s: &SystemSmtp, stored: bool) -> SystemSmtpView {
+        SystemSmtpView {
+            server: s.server.clone(),
+            user: s.user.clone(),
+            smtp_auth: s.smtp_auth,
+            insecure: s.insecure_skip_verify,
+            ca_file: s.ca_file.clone(),
+            password_source: match (&s.password_command, stored) {
+                _ if s.smtp_auth == Some(SmtpAuth::None) => PasswordSource::NotNeeded,
+                (Some(_), _) => PasswordSource::Command,
+                (None, true) => PasswordSource::Stored,
+                (None, false) => PasswordSource::Missing,
+            },
+        }
+    }
 }
 
 impl AccountView {
-    pub fn of(name: &str, a: &AccountConfig) -> AccountView {
+    /// `system`: the system SMTP profile's view, shown when the account uses it.
+    pub fn of(name: &str, a: &AccountConfig, system: Option<SystemSmtpView>) -> AccountView {
+        let (y, c) = (&a.sync, &a.sent_copy);
         AccountView {
             name: name.to_string(),
             id: a.id.clone(),
             email: a.email.clone(),
+            display_name: a.display_name.clone(),
             user: a.user.clone(),
             enabled: a.enabled,
             insecure: a.insecure_skip_verify,
             imap: a.imap.clone(),
             smtp: a.smtp.clone(),
             ca_file: a.ca_file.clone(),
+            auth: a.auth,
+            smtp_auth: a.smtp_auth,
             password_source: if a.password_command.is_some() {
                 PasswordSource::Command
             } else {
                 PasswordSource::Stored
             },
+            use_system_smtp: a.use_system_smtp,
+            system_smtp: system.filter(|_| a.use_system_smtp),
+            preset: a.preset.clone(),
             aliases: a.aliases.clone(),
             owner: a.owner.clone(),
             shared_with: a.shared_with.clone(),
+            deny: a.deny.clone(),
+            roles: BTreeMap::new(),
             sync: ScopeView {
-                since: a.sync.since.value(),
-                process: a.sync.process,
-                mark_read: a.sync.mark_read,
+                folders: None,
+                since: y.since.value(),
+                process: y.process,
+                mark_read: y.mark_read,
+                idle: y.idle,
+                idle_renew_secs: y.idle_renew_secs,
+                poll_secs: y.poll_secs,
+                backoff_min_secs: y.backoff_min_secs,
+                backoff_max_secs: y.backoff_max_secs,
+                give_up_secs: y.give_up_secs,
+                body_prefetch_max_bytes: y.body_prefetch_max_bytes,
+                batch_size: y.batch_size,
+                timeout_secs: y.timeout_secs,
+                min_bytes_per_sec: y.min_bytes_per_sec,
+            },
+            sent_copy: SentCopyView {
+                enabled: c.enabled,
+                folder: c.folder.clone(),
+                folders: FoldersView {
+                    new: c.folders.new.clone(),
+                    reply: c.folders.reply.clone(),
+                },
+                filed_by_server: c.filed_by_server,
+                batch_secs: c.batch_secs,
+                content: c.content,
+                drop_attachments_over_bytes: c.drop_attachments_over_bytes,
+                on_failure: c.on_failure,
+                retry_secs: c.retry_secs,
             },
         }
     }
+}
+
+impl AccountView {
+    /// The folder choices kept in the store: which folders sync, and the roles.
+    fn with_folders(mut self, store: &Store) -> Result<AccountView> {
+        let rows = store.folders(&self.id)?;
+        let present = || rows.iter().filter(|f| f.present);
+        if !rows.is_empty() {
+            let synced = present().filter(|f| f.sync_enabled);
+            self.sync.folders = Some(synced.map(|f| f.name.clone()).collect());
+        }
+        for f in present() {
+            if let Some(role) = f.role {
+                self.roles
+                    .entry(role.as_str().to_string())
+                    .or_insert_with(|| f.name.clone());
+            }
+        }
+        Ok(self)
+    }
+}
+
+/// The system SMTP profile as an account that uses it shows it.
+fn system_view(config: &Config, store: &Store) -> Result<Option<SystemSmtpView>> {
+    config
+        .system_smtp
+        .as_ref()
+        .map(|s| {
+            let stored = store
+                .credential(crate::account::SYSTEM_SMTP_ID, "smtp")?
+                .is_some();
+            Ok(SystemSmtpView::of(s, stored))
+        })
+        .transpose()
 }
 
 /// A validated new account, not stored yet (`account add` before its password and test).
@@ -143,6 +300,7 @@ pub fn prepare(
     valid_name(name)?;
     free_name(&*cx.config()?, name)?;
     let mut cfg = build(spec, password_command)?;
+    valid_settings(&*cx.config()?, &cfg)?;
     cfg.owner = Some(cx.operator.clone());
     Ok(NewAccount {
         name: name.to_string(),
@@ -162,24 +320,41 @@ pub async fn test_new(
         name: new.name.clone(),
         cfg: new.cfg.clone(),
     };
-    let command = new.cfg.password_command.clone();
-    let (config, pw) = cx
-        .blocking(move |cx| {
-            let pw = match (password, command) {
-                (Some(p), _) => p,
-                (None, Some(cmd)) => crate::secret::run_password_command(&cmd)?,
-                (None, None) => {
-                    return Err(AppError::usage(
-                        "no password given",
-                        "use --password-stdin or --password-command CMD",
-                    ));
-                }
-            };
-            Ok((cx.config()?, pw))
-        })
+    let probe = acct.clone();
+    let (config, pw, smtp_pw) = cx
+        .blocking(move |cx| new_account_passwords(cx, &probe, password))
         .await?;
     // Not stored yet: no folder choice can exist.
-    Ok(crate::check::run(&config, &acct, &pw, &pw, None, on_step).await)
+    Ok(crate::check::run(&config, &acct, &pw, smtp_pw.as_ref(), None, on_step).await)
+}
+
+/// The passwords an account not stored yet is tested with: `password` as given, else its
+/// password command. The account's own SMTP signs in with the same password; the system
+/// profile with its own; a server used without a login with none.
+fn new_account_passwords(
+    cx: &Ctx,
+    acct: &Account,
+    password: Option<SecretString>,
+) -> Result<(std::sync::Arc<Config>, SecretString, Option<SecretString>)> {
+    let pw = match (password, &acct.cfg.password_command) {
+        (Some(p), _) => p,
+        (None, Some(cmd)) => crate::secret::run_password_command(cmd)?,
+        (None, None) => {
+            return Err(AppError::usage(
+                "no password given",
+                "use --password-stdin or --password-command CMD",
+            ));
+        }
+    };
+    let config = cx.config()?;
+    let smtp_pw = match acct.smtp_target(&config)?.auth {
+        crate::smtp::AuthMode::None => None,
+        _ if acct.cfg.use_system_smtp => {
+            acct.smtp_password(&config, &*cx.store()?, &cx.vault()?)?
+        }
+        _ => Some(pw.clone()),
+    };
+    Ok((config, pw, smtp_pw))
 }
 
 /// The error for a failed `account add --test`: the first failed step and its fix.
@@ -191,6 +366,11 @@ pub fn test_failed(report: &Report) -> AppError {
             .map(|s| format!("{}: {}", s.id, s.detail))
             .unwrap_or_default(),
         failed.and_then(|s| s.fix.clone()).unwrap_or_default(),
+    )
+    .with_code(
+        failed
+            .and_then(|s| s.code)
+            .unwrap_or(crate::error::Code::Failed),
     )
 }
 
@@ -226,25 +406,32 @@ pub fn add(cx: &Ctx, new: &NewAccount, password: Option<&SecretString>) -> Resul
         Some(name),
         &json!({"email": acct.email, "imap": acct.imap.display(), "smtp": acct.smtp.display(), "insecure": acct.insecure_skip_verify}),
     )?;
-    Ok(AccountView::of(name, acct))
+    let config = cx.config()?;
+    Ok(AccountView::of(name, acct, system_view(&config, &store)?))
 }
 
 /// The accounts this operator may see.
 pub fn list(cx: &Ctx) -> Result<Vec<AccountView>> {
     let config = cx.config()?;
-    Ok(config
+    let store = cx.store()?;
+    let system = match config.accounts.values().any(|a| a.use_system_smtp) {
+        true => system_view(&config, &store)?,
+        false => None,
+    };
+    config
         .accounts
         .iter()
         .filter(|(_, a)| cx.sees(a))
-        .map(|(n, a)| AccountView::of(n, a))
-        .collect())
+        .map(|(n, a)| AccountView::of(n, a, system.clone()).with_folders(&store))
+        .collect()
 }
 
 /// One account's settings (the owner's to see).
 pub fn show(cx: &Ctx, name: &str) -> Result<AccountView> {
     let config = cx.config()?;
-    let (n, a) = access::account(cx, &config, &*cx.store()?, name, Need::Configure)?;
-    Ok(AccountView::of(n, a))
+    let store = cx.store()?;
+    let (n, a) = access::account(cx, &config, &store, name, Need::Configure)?;
+    AccountView::of(n, a, system_view(&config, &store)?).with_folders(&store)
 }
 
 /// What `account edit` changes; `None`/`false` leaves a setting as it is.
@@ -258,6 +445,11 @@ pub struct Edit {
     /// `all` or `unread-only`.
     pub process: Option<String>,
     pub mark_read: Option<bool>,
+    /// `sync.poll_secs`: how often sync looks for changes where IDLE does not tell (≥ 1).
+    pub poll_secs: Option<u64>,
+    /// `sync.body_prefetch_max_bytes`: bodies up to this size are fetched in the background
+    /// (0: none, every body when opened).
+    pub prefetch_max_bytes: Option<u64>,
     pub password_command: Option<String>,
 }
 
@@ -281,6 +473,7 @@ pub fn edit(
     let mut store = cx.store()?;
     let (_, old) = access::account(cx, &config, &store, name, Need::Configure)?;
     let mut new = edited(old, change)?;
+    valid_settings(&config, &new)?;
     if let Some(pw) = read_password()? {
         seal_password(cx, &mut store, &new.id, &pw)?;
         new.password_command = None;
@@ -293,9 +486,64 @@ pub fn edit(
         "account_edit",
         Some(&new.id),
         Some(name),
-        &json!({"insecure": new.insecure_skip_verify}),
+        &json!({"insecure": new.insecure_skip_verify, "changed": changed_keys(old, &new)}),
     )?;
-    Ok(AccountView::of(name, &new))
+    AccountView::of(name, &new, system_view(&config, &store)?).with_folders(&store)
+}
+
+/// The settings that differ (`smtp_auth`, `sync.poll_secs`…), for the audit log.
+fn changed_keys(old: &AccountConfig, new: &AccountConfig) -> Vec<String> {
+    let (Ok(a), Ok(b)) = (serde_json::to_value(old), serde_json::to_value(new)) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let empty = serde_json::Map::new();
+    let (a, b) = (
+        a.as_object().unwrap_or(&empty),
+        b.as_object().unwrap_or(&empty),
+    );
+    let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    for k in keys {
+        match (a.get(k), b.get(k)) {
+            (x, y) if x == y => {}
+            (Some(serde_json::Value::Object(x)), Some(serde_json::Value::Object(y)))
+                if matches!(k.as_str(), "sync" | "sent_copy") =>
+            {
+                let sub: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+                out.extend(
+                    sub.into_iter()
+                        .filter(|s| x.get(*s) != y.get(*s))
+                        .map(|s| format!("{k}.{s}")),
+                );
+            }
+            _ => out.push(k.clone()),
+        }
+    }
+    out
+}
+
+/// Settings that only make sense together: an SMTP mechanism the auth kind can use, and a
+/// system SMTP profile for an account that sends through it.
+fn valid_settings(config: &Config, a: &AccountConfig) -> Result<()> {
+    SmtpAuth::check(a.smtp_auth, a.auth)?;
+    if a.use_system_smtp && config.system_smtp.is_none() {
+        return Err(AppError::usage(
+            "there is no system SMTP profile to send through",
+            "set one first with `mailroom system-smtp set --smtp HOST[:PORT] …`",
+        ));
+    }
+    Ok(())
+}
+
+/// `--smtp-auth` as given: a mechanism, or `default` (None: follow the auth kind).
+fn parse_smtp_auth(s: &str) -> Result<Option<SmtpAuth>> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "default" => Ok(None),
+        _ => SmtpAuth::parse(s).map(Some).map_err(|mut e| {
+            e.fix = format!("use {}, or default", SmtpAuth::VALUES);
+            e
+        }),
+    }
 }
 
 /// The account's settings with `change` applied (nothing stored).
@@ -353,7 +601,32 @@ fn edited(old: &AccountConfig, change: &Edit) -> Result<AccountConfig> {
     if let Some(m) = change.mark_read {
         new.sync.mark_read = m;
     }
+    options_edited(&mut new, change)?;
     Ok(new)
+}
+
+/// The SMTP choices and sync options of `change` applied to `new`.
+fn options_edited(new: &mut AccountConfig, change: &Edit) -> Result<()> {
+    let s = &change.server;
+    if let Some(a) = &s.smtp_auth {
+        new.smtp_auth = parse_smtp_auth(a)?;
+    }
+    if let Some(u) = s.use_system_smtp {
+        new.use_system_smtp = u;
+    }
+    if let Some(p) = change.poll_secs {
+        if p == 0 {
+            return Err(AppError::usage(
+                "--poll-secs 0 is too short",
+                "give the seconds between polls, at least 1 (default 300)",
+            ));
+        }
+        new.sync.poll_secs = p;
+    }
+    if let Some(b) = change.prefetch_max_bytes {
+        new.sync.body_prefetch_max_bytes = b;
+    }
+    Ok(())
 }
 
 fn server_edit(
@@ -491,7 +764,8 @@ struct Stored {
     config: std::sync::Arc<Config>,
     acct: Account,
     imap_pw: SecretString,
-    smtp_pw: SecretString,
+    /// None: the SMTP server is used without a login.
+    smtp_pw: Option<SecretString>,
     chosen_sent: Option<String>,
 }
 
@@ -504,7 +778,7 @@ pub async fn test(cx: &Ctx, name: &str, on_step: &mut (dyn FnMut(&Step) + Send))
         &s.config,
         &s.acct,
         &s.imap_pw,
-        &s.smtp_pw,
+        s.smtp_pw.as_ref(),
         s.chosen_sent,
         on_step,
     )
@@ -569,7 +843,8 @@ fn free_name(config: &Config, name: &str) -> Result<()> {
             format!("an account named {name:?} already exists"),
             "",
             "pick another name, or `mailroom account edit`",
-        ));
+        )
+        .with_code(crate::error::Code::Conflict));
     }
     Ok(())
 }
@@ -643,7 +918,14 @@ fn build(s: &ServerSpec, password_command: Option<String>) -> Result<AccountConf
         enabled: true,
         imap: Server::parse(&imap_spec, imap_sec, default_imap_port)?,
         smtp: Server::parse(&smtp_spec, smtp_sec, default_smtp_port)?,
-        use_system_smtp: false,
+        auth: AuthKind::Password,
+        smtp_auth: s
+            .smtp_auth
+            .as_deref()
+            .map(parse_smtp_auth)
+            .transpose()?
+            .flatten(),
+        use_system_smtp: s.use_system_smtp.unwrap_or(false),
         insecure_skip_verify: s.insecure_skip_verify,
         ca_file: s
             .ca_file
@@ -726,5 +1008,65 @@ mod tests {
             refusals, 4,
             "carol's edit and disable, eve's show and remove"
         );
+    }
+    #[test]
+    fn settings_from_the_cli_are_checked_written_and_audited_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = crate::config::Home {
+            root: dir.path().to_path_buf(),
+        };
+        let alice = Ctx::new(home, "alice");
+        let relay = ServerSpec {
+            smtp_auth: Some("none".into()),
+            smtp_security: Some("none".into()),
+            ..spec()
+        };
+        let new = prepare(&alice, "work", &relay, None).unwrap();
+        assert_eq!(new.cfg.smtp_auth, Some(SmtpAuth::None));
+        add(&alice, &new, Some(&SecretString::from("secret"))).unwrap();
+        let bad = ServerSpec {
+            smtp_auth: Some("xoauth2".into()),
+            ..spec()
+        };
+        let e = prepare(&alice, "other", &bad, None).unwrap_err();
+        assert_eq!(e.kind, crate::error::Kind::Usage);
+        assert!(e.summary.contains("needs OAuth2 sign-in"), "{e}");
+
+        let change = Edit {
+            server: ServerSpec {
+                smtp_auth: Some("default".into()),
+                ..Default::default()
+            },
+            poll_secs: Some(30),
+            prefetch_max_bytes: Some(0),
+            ..Default::default()
+        };
+        let v = edit(&alice, "work", &change, || Ok(None)).unwrap();
+        assert_eq!(v.smtp_auth, None);
+        assert_eq!((v.sync.poll_secs, v.sync.body_prefetch_max_bytes), (30, 0));
+        let rows = alice.store().unwrap().audit_rows(5).unwrap();
+        let last = rows.iter().find(|r| r.action == "account_edit").unwrap();
+        let changed = &last.detail.as_ref().unwrap()["changed"];
+        assert_eq!(
+            changed,
+            &serde_json::json!([
+                "smtp_auth",
+                "sync.body_prefetch_max_bytes",
+                "sync.poll_secs"
+            ])
+        );
+        for (poll, system) in [(Some(0), None), (None, Some(true))] {
+            let change = Edit {
+                server: ServerSpec {
+                    use_system_smtp: system,
+                    ..Default::default()
+                },
+                poll_secs: poll,
+                ..Default::default()
+            };
+            let e = edit(&alice, "work", &change, || Ok(None)).unwrap_err();
+            assert_eq!(e.kind, crate::error::Kind::Usage, "{e}");
+        }
+        assert_eq!(show(&alice, "work").unwrap().sync.poll_secs, 30);
     }
 }

@@ -14,7 +14,7 @@ use crate::error::{AppError, Result};
 use crate::store::Store;
 
 pub use crate::crm::MatchSummary;
-pub use crate::crm::book::{Changed, CustomerEdit, CustomerInput};
+pub use crate::crm::book::{CustomerEdit, CustomerInput};
 pub use crate::crm::csvio::{ImportReport, RowError};
 pub use crate::crm::timeline::{Thread, TimelineMessage, Why};
 pub use crate::store::CustomerRow;
@@ -26,6 +26,29 @@ pub struct CustomerView {
     #[serde(flatten)]
     pub customer: CustomerRow,
     pub timeline: Vec<Thread>,
+}
+
+/// A customer added or edited: the customer, what matching did, and how many cached messages
+/// are now matched to THIS customer (of the accounts the operator may see) — not every match
+/// the re-matching touched.
+#[derive(Debug, Clone, Serialize)]
+pub struct Changed {
+    #[serde(flatten)]
+    pub change: crate::crm::book::Changed,
+    pub matched: usize,
+}
+
+impl Changed {
+    fn of(
+        cx: &Ctx,
+        config: &crate::config::Config,
+        store: &Store,
+        change: crate::crm::book::Changed,
+    ) -> Result<Changed> {
+        let visible = access::visible_account_ids(cx, config);
+        let matched = store.timeline(change.customer.id, &visible)?.len();
+        Ok(Changed { change, matched })
+    }
 }
 
 /// A removed customer; their mail is unmatched again.
@@ -71,7 +94,7 @@ pub fn add(cx: &Ctx, input: CustomerInput) -> Result<Changed> {
         &format!("customer:{}", c.id),
         json!({"name": c.name, "emails": c.emails, "domains": c.domains}),
     )?;
-    Ok(ch)
+    Changed::of(cx, &config, &store, ch)
 }
 
 /// `customers list`: the whole book, by name.
@@ -106,7 +129,7 @@ pub fn edit(cx: &Ctx, id: i64, e: CustomerEdit) -> Result<Changed> {
         &format!("customer:{id}"),
         json!({"emails": ch.customer.emails, "domains": ch.customer.domains}),
     )?;
-    Ok(ch)
+    Changed::of(cx, &config, &store, ch)
 }
 
 /// `customers remove ID`.

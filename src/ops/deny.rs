@@ -120,7 +120,8 @@ pub fn remove(cx: &Ctx, which: Which<'_>, raw: &str) -> Result<Removed> {
             format!("{} is not on the {} deny list", p.as_str(), sc.label()),
             "",
             "see `mailroom deny list`",
-        ));
+        )
+        .with_code(crate::error::Code::NotFound));
     }
     Ok(Removed {
         scope: sc.label(),

@@ -16,6 +16,7 @@ use crate::account::Account;
 use crate::config::Config;
 use crate::error::{AppError, Result};
 use crate::mail::parse;
+use crate::mail::sanitize::clean_line;
 use crate::model::Role;
 use crate::store::Store;
 
@@ -65,11 +66,12 @@ pub fn list(
         ));
     }
     let visible = access::visible_account_ids(cx, &config);
-    let mut page = store.messages_page(&acct.id, folder, limit, offset)?;
-    for m in &mut page {
-        m.locations.retain(|l| visible.contains(&l.account_id));
-    }
-    Ok(page)
+    let page = store.messages_page(&acct.id, folder, limit, offset)?;
+    // Each copy keeps its own flags; the message's are the union of the copies it lists.
+    Ok(page
+        .into_iter()
+        .map(|m| only_through(m, &visible))
+        .collect())
 }
 
 /// One message as cached, without going to the server (the console's message view).
@@ -172,7 +174,8 @@ fn fetch_here(
             format!("message {id} is no longer on the server"),
             "",
             "run `mailroom sync` to refresh the cache",
-        ));
+        )
+        .with_code(crate::error::Code::NotFound));
     }
     store
         .message(id)?
@@ -193,7 +196,8 @@ fn holder(config: &Config, store: &Store, id: i64, accounts: &[String]) -> Resul
     Err(AppError::usage(
         format!("message {id} is not in any synced folder of a configured account"),
         "pick an id from `mailroom messages`",
-    ))
+    )
+    .with_code(crate::error::Code::NotFound))
 }
 
 /// Where an attachment went.
@@ -218,12 +222,14 @@ fn write_attachment(body: &[u8], id: i64, index: usize, path: PathBuf) -> Result
             format!("message {id} has no attachment {index}"),
             "see the attachment numbers in `mailroom message show ID`",
         )
+        .with_code(crate::error::Code::NotFound)
     })?;
     if path.exists() {
         return Err(AppError::usage(
             format!("{} already exists", path.display()),
             "choose another path (nothing is overwritten)",
-        ));
+        )
+        .with_code(crate::error::Code::Conflict));
     }
     crate::config::write_atomic(&path, &bytes, 0o600)?;
     Ok(Saved {
@@ -241,12 +247,26 @@ pub struct FlagChange {
     pub flagged: Option<bool>,
 }
 
+/// Which copies of a message a flag change touches. Nothing chosen: every copy in the
+/// accounts the operator may act on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CopyChoice {
+    /// Only copies in this account (its name).
+    pub account: Option<String>,
+    /// Only copies in this folder.
+    pub folder: Option<String>,
+}
+
 /// A flag change made locally and queued for the server.
 #[derive(Debug, Clone, Serialize)]
 pub struct Flagged {
     pub id: i64,
-    /// The message's flags now (its visible copies').
+    /// The message's flags now (the union of its visible copies').
     pub flags: Vec<String>,
+    /// The copies changed, each with its own flags now.
+    pub changed: Vec<LocationView>,
+    /// The message's other visible copies, left as they are (their own flags).
+    pub unchanged: Vec<LocationView>,
     /// The queued operations.
     pub ops: Vec<i64>,
     /// Whether they reached the server already.
@@ -256,43 +276,75 @@ pub struct Flagged {
     pub not_pushed: Option<AppError>,
 }
 
-/// Sets or clears \Seen and \Flagged on the message's copies in the accounts the operator may
-/// act on, then pushes the change unless another process syncs them.
-pub async fn flag(cx: &Ctx, id: i64, change: FlagChange) -> Result<Flagged> {
+/// One copy: (account id, folder, UIDVALIDITY, UID).
+type CopyKey = (String, String, u32, u32);
+
+/// What a flag change did locally: the accounts it touched, the copies, the queued ops.
+struct FlaggedLocally {
+    accounts: Vec<String>,
+    copies: Vec<CopyKey>,
+    ops: Vec<i64>,
+}
+
+/// Sets or clears \Seen and \Flagged on the chosen copies of the message (default: every copy
+/// in the accounts the operator may act on) — each copy keeps its other flags, and the copies
+/// not chosen keep theirs — then pushes the change unless another process syncs them.
+pub async fn flag(cx: &Ctx, id: i64, change: FlagChange, which: CopyChoice) -> Result<Flagged> {
     if change == FlagChange::default() {
         return Err(AppError::usage(
             "choose what to change",
             "pass --seen or --unseen and/or --flagged or --unflagged",
         ));
     }
-    let (accounts, ops) = cx.blocking(move |cx| flag_locally(cx, id, change)).await?;
-    let (pushed, not_pushed) = push(cx, accounts).await;
-    let flags = cx.blocking(move |cx| flags_now(cx, id)).await?;
+    let done = cx
+        .blocking(move |cx| flag_locally(cx, id, change, &which))
+        .await?;
+    let (pushed, not_pushed) = push(cx, done.accounts).await;
+    let copies = done.copies;
+    let (flags, changed, unchanged) = cx.blocking(move |cx| copies_now(cx, id, &copies)).await?;
     Ok(Flagged {
         id,
         flags,
-        ops,
+        changed,
+        unchanged,
+        ops: done.ops,
         pushed,
         not_pushed,
     })
 }
 
-/// The message's flags as the operator sees them (the union of its visible copies').
-fn flags_now(cx: &Ctx, id: i64) -> Result<Vec<String>> {
+/// The message as the operator sees it now: its flags (the union of its visible copies'), the
+/// copies in `changed` and the other visible ones.
+fn copies_now(
+    cx: &Ctx,
+    id: i64,
+    changed: &[CopyKey],
+) -> Result<(Vec<String>, Vec<LocationView>, Vec<LocationView>)> {
     let config = cx.config()?;
     let visible = access::visible_account_ids(cx, &config);
-    let summary = cx.store()?.message_summary(id, None)?;
-    Ok(summary
-        .map(|m| only_through(m, &visible).flags)
-        .unwrap_or_default())
+    let Some(m) = cx.store()?.message_summary(id, None)? else {
+        return Ok(Default::default());
+    };
+    let m = only_through(m, &visible);
+    let (mine, rest): (Vec<_>, Vec<_>) = m.locations.into_iter().partition(|l| {
+        changed.iter().any(|(a, f, v, u)| {
+            *a == l.account_id && *f == l.folder && *v == l.uidvalidity && *u == l.uid
+        })
+    });
+    Ok((m.flags, mine, rest))
 }
 
-/// The flag change in the cache and the queue, audited; returns the accounts it touched and
-/// the queued operations.
-fn flag_locally(cx: &Ctx, id: i64, change: FlagChange) -> Result<(Vec<String>, Vec<i64>)> {
+/// The flag change on the chosen copies in the cache and the queue, audited.
+fn flag_locally(
+    cx: &Ctx,
+    id: i64,
+    change: FlagChange,
+    which: &CopyChoice,
+) -> Result<FlaggedLocally> {
     let config = cx.config()?;
     let mut store = cx.store()?;
     let accounts = access::message(cx, &config, &store, id, Need::Act)?;
+    let chosen = chosen_copies(&config, &store, id, &accounts, which)?;
     let (mut add, mut remove) = (Vec::new(), Vec::new());
     for (set, flag) in [(change.seen, "\\Seen"), (change.flagged, "\\Flagged")] {
         match set {
@@ -301,15 +353,98 @@ fn flag_locally(cx: &Ctx, id: i64, change: FlagChange) -> Result<(Vec<String>, V
             None => {}
         }
     }
-    let ops = store.local_set_flags(id, &accounts, &add, &remove)?;
+    let ids: Vec<i64> = chosen.iter().map(|l| l.id).collect();
+    let ops = store.local_set_flags(id, &ids, &add, &remove)?;
+    let mut touched: Vec<String> = chosen.iter().map(|l| l.account_id.clone()).collect();
+    touched.sort();
+    touched.dedup();
+    let copies: Vec<serde_json::Value> = chosen
+        .iter()
+        .map(|l| serde_json::json!({"account_id": l.account_id, "folder": l.folder, "uidvalidity": l.uidvalidity, "uid": l.uid}))
+        .collect();
     store.audit(
         &cx.operator,
         "message_flag",
-        accounts.first().map(String::as_str),
+        touched.first().map(String::as_str),
         Some(&id.to_string()),
-        &serde_json::json!({"add": add, "remove": remove}),
+        &serde_json::json!({"add": add, "remove": remove, "copies": copies}),
     )?;
-    Ok((accounts, ops))
+    Ok(FlaggedLocally {
+        accounts: touched,
+        copies: chosen
+            .into_iter()
+            .map(|l| (l.account_id, l.folder, l.uidvalidity, l.uid))
+            .collect(),
+        ops,
+    })
+}
+
+/// The copies of the message in `accounts` (those the operator may act on) that `which`
+/// chooses; none chosen is an error that lists the copies there are.
+fn chosen_copies(
+    config: &Config,
+    store: &Store,
+    id: i64,
+    accounts: &[String],
+    which: &CopyChoice,
+) -> Result<Vec<crate::store::LocationRow>> {
+    let mut all = store.locations_of(id)?;
+    all.retain(|l| accounts.contains(&l.account_id));
+    let account_id = which
+        .account
+        .as_ref()
+        .map(|name| config.accounts.get(name).map(|a| a.id.clone()));
+    let chosen: Vec<_> = all
+        .iter()
+        .filter(|l| {
+            account_id
+                .as_ref()
+                .is_none_or(|a| a.as_deref() == Some(l.account_id.as_str()))
+                && which
+                    .folder
+                    .as_deref()
+                    .is_none_or(|f| same_folder(f, &l.folder))
+        })
+        .cloned()
+        .collect();
+    if !chosen.is_empty() {
+        return Ok(chosen);
+    }
+    let name = |aid: &str| {
+        config
+            .account_by_id(aid)
+            .map(|(n, _)| n.clone())
+            .unwrap_or_else(|| aid.to_string())
+    };
+    let there: Vec<String> = all
+        .iter()
+        .map(|l| {
+            clean_line(&format!(
+                "{}/{} (uid {})",
+                name(&l.account_id),
+                l.folder,
+                l.uid
+            ))
+        })
+        .collect();
+    let wanted = match (&which.account, &which.folder) {
+        (Some(a), Some(f)) => format!("{a}/{f}"),
+        (Some(a), None) => format!("account {a}"),
+        (None, Some(f)) => format!("folder {f}"),
+        (None, None) => "any account you may change".to_string(),
+    };
+    Err(AppError::usage(
+        format!("message {id} has no copy in {}", clean_line(&wanted)),
+        format!(
+            "its copies you may change: {}; choose one with --folder (and --account)",
+            there.join(", ")
+        ),
+    ))
+}
+
+/// Folder names compare exactly, except INBOX (case-insensitive in IMAP).
+fn same_folder(a: &str, b: &str) -> bool {
+    a == b || (a.eq_ignore_ascii_case("INBOX") && b.eq_ignore_ascii_case("INBOX"))
 }
 
 /// Where a message goes.
@@ -366,6 +501,7 @@ fn move_locally(cx: &Ctx, id: i64, to: Destination) -> Result<(String, String, i
                         account.name
                     ),
                 )
+                .with_code(crate::error::Code::FolderMissing)
             })?,
     };
     let op = store.local_move(id, account.id(), &folder)?;
@@ -502,14 +638,93 @@ mod tests {
             flagged: Some(true),
             ..Default::default()
         };
-        let (accounts, ops) = flag_locally(&eve, id, change).unwrap();
-        assert_eq!(accounts, ["e1"]);
-        assert_eq!(ops.len(), 1, "one queued op, for eve's copy only");
+        let done = flag_locally(&eve, id, change, &CopyChoice::default()).unwrap();
+        assert_eq!(done.accounts, ["e1"]);
+        assert_eq!(done.ops.len(), 1, "one queued op, for eve's copy only");
+        // Naming alice's account does not reach her copy, and says nothing of it.
+        let theirs = CopyChoice {
+            account: Some("work".into()),
+            folder: None,
+        };
+        let e = flag_locally(&eve, id, change, &theirs).err().unwrap();
+        assert!(
+            e.fix.contains("own/INBOX") && !e.fix.contains("work"),
+            "{e:?}"
+        );
         let alice = eve.as_operator("alice");
         let theirs = view(&alice, id).unwrap().message;
         assert_eq!(theirs.locations.len(), 1);
         assert_eq!(theirs.locations[0].account_id, "a1");
         assert!(theirs.flags.is_empty(), "alice's copy is untouched");
         assert_eq!(view(&eve, id).unwrap().message.flags, ["\\Flagged"]);
+    }
+
+    #[test]
+    fn a_flag_change_reaches_the_chosen_copies_and_no_other() {
+        let (_dir, eve, id) = two_owners();
+        let store = eve.store().unwrap();
+        store
+            .fixture_folder("e1", "Archive", Some("archive"))
+            .unwrap();
+        store.fixture_add_location(id, "e1", "archive", 9).unwrap();
+        drop(store);
+        let flagged = FlagChange {
+            flagged: Some(true),
+            ..Default::default()
+        };
+        let archive = CopyChoice {
+            account: None,
+            folder: Some("Archive".into()),
+        };
+        let done = flag_locally(&eve, id, flagged, &archive).unwrap();
+        assert_eq!(done.ops.len(), 1);
+        assert_eq!(
+            done.copies,
+            [("e1".to_string(), "Archive".to_string(), 1, 9)]
+        );
+        let (union, changed, unchanged) = copies_now(&eve, id, &done.copies).unwrap();
+        assert_eq!(union, ["\\Flagged"]);
+        assert_eq!((changed.len(), unchanged.len()), (1, 1));
+        assert_eq!(changed[0].flags, ["\\Flagged"]);
+        assert_eq!(unchanged[0].folder, "INBOX");
+        assert!(
+            unchanged[0].flags.is_empty(),
+            "the INBOX copy keeps its own flags"
+        );
+        // `inbox` names INBOX in any case; the default is every copy.
+        let seen = FlagChange {
+            seen: Some(true),
+            ..Default::default()
+        };
+        let inbox = CopyChoice {
+            account: None,
+            folder: Some("inbox".into()),
+        };
+        assert_eq!(
+            flag_locally(&eve, id, seen, &inbox).unwrap().copies.len(),
+            1
+        );
+        let all = flag_locally(&eve, id, seen, &CopyChoice::default()).unwrap();
+        assert_eq!(all.copies.len(), 2);
+        let (_, changed, _) = copies_now(&eve, id, &all.copies).unwrap();
+        let flags: Vec<Vec<String>> = changed.iter().map(|l| l.flags.clone()).collect();
+        assert_eq!(
+            flags,
+            [
+                vec!["\\Seen".to_string()],
+                vec!["\\Flagged".into(), "\\Seen".into()]
+            ],
+            "INBOX, then Archive: each copy its own flags"
+        );
+        let nowhere = CopyChoice {
+            account: None,
+            folder: Some("Nope".into()),
+        };
+        let e = flag_locally(&eve, id, seen, &nowhere).err().unwrap();
+        assert!(e.summary.contains("no copy in folder Nope"), "{e:?}");
+        assert!(
+            e.fix.contains("own/INBOX (uid 7), own/Archive (uid 9)"),
+            "{e:?}"
+        );
     }
 }

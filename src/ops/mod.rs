@@ -23,6 +23,7 @@ pub mod quarantine;
 pub mod search;
 pub mod status;
 pub mod sync;
+pub mod system_smtp;
 mod thread;
 pub mod triage;
 
@@ -98,7 +99,8 @@ impl Ctx {
                     format!("cannot read {}", path.display()),
                     e.to_string(),
                     "check the file's permissions",
-                ));
+                )
+                .with_code(crate::error::Code::ConfigInvalid));
             }
         };
         let mut cache = self.config.lock().map_err(|_| poisoned())?;
@@ -120,8 +122,11 @@ impl Ctx {
         if let Some(db) = self.db.get() {
             return Ok(db);
         }
-        self.home.ensure()?;
-        let db = Db::open(&self.home.db_path())?;
+        let url = self.home.store_url()?;
+        if !url.is_postgres() {
+            self.home.ensure()?;
+        }
+        let db = Db::open_url(&url)?;
         Ok(self.db.get_or_init(|| db))
     }
 

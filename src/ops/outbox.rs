@@ -616,7 +616,11 @@ fn finish(ob: &Outbox, id: i64, queue_only: bool) -> Result<Item> {
         OutboxState::Uncertain => format!("outbox #{id} is uncertain"),
         s => format!("outbox #{id} is {s}"),
     };
-    Err(AppError::needs_user(what, detail, fix))
+    let code = match row.state {
+        OutboxState::Uncertain => crate::error::Code::OutboxUncertain,
+        _ => crate::error::Code::Failed,
+    };
+    Err(AppError::needs_user(what, detail, fix).with_code(code))
 }
 
 // ---- the background worker ----

@@ -60,7 +60,8 @@ pub fn save(cx: &Ctx, id: i64, path: &Path) -> Result<usize> {
         return Err(AppError::usage(
             format!("{} already exists", path.display()),
             "choose another path (nothing is overwritten)",
-        ));
+        )
+        .with_code(crate::error::Code::Conflict));
     }
     crate::config::write_atomic(path, &raw, 0o600)?;
     Ok(raw.len())
@@ -105,15 +106,17 @@ fn retry_target(cx: &Ctx, id: i64) -> Result<RetryTarget> {
     let config = cx.config()?;
     let store = cx.store()?;
     let (row, _) = access::quarantine_item(cx, &config, &store, id, Need::Act)?;
-    let (name, _) = config
-        .account_by_id(&row.account_id)
-        .ok_or_else(|| AppError::usage("its account is gone", "skip it instead"))?;
+    let (name, _) = config.account_by_id(&row.account_id).ok_or_else(|| {
+        AppError::usage("its account is gone", "skip it instead")
+            .with_code(crate::error::Code::NotFound)
+    })?;
     let account = Account::from_config(&config, name)?;
     let folder = match (row.folder_id, row.uidvalidity, row.uid) {
         (Some(fid), Some(_), Some(_)) => {
-            let f = store
-                .folder(fid)?
-                .ok_or_else(|| AppError::usage("its folder is gone", "skip it instead"))?;
+            let f = store.folder(fid)?.ok_or_else(|| {
+                AppError::usage("its folder is gone", "skip it instead")
+                    .with_code(crate::error::Code::NotFound)
+            })?;
             Some((fid, f.wire_name, f.role))
         }
         _ => None,

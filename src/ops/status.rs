@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::Ctx;
 use crate::config::Config;
-use crate::error::{AppError, Result};
+use crate::error::{AppError, Code, Result};
 use crate::store::Store;
 
 pub use crate::store::{AccountState, ErrorInfo, OutboxCounts};
@@ -100,31 +100,48 @@ pub struct Status {
     pub accounts: Vec<AccountStatus>,
 }
 
-/// Why `status` could not answer: its settings (exit 1, as any command), or the database
-/// (exit 3: monitoring tells "cannot look" apart from "failing").
+/// Why `status` could not answer: a failure as any command's (exit 1: its settings, no account
+/// configured), or it cannot look at all (exit 3: no home, or a database it cannot read), so
+/// monitoring tells "cannot look" apart from "failing".
 #[derive(Debug)]
 pub enum StatusError {
-    Settings(AppError),
-    Database(AppError),
+    Failed(AppError),
+    CannotRead(AppError),
 }
 
-/// `mailroom status`: the database opened read-only (never created, migrated or waited on).
+/// `mailroom status`: the database opened read-only (never created, migrated or waited on),
+/// and nothing created when the home is missing.
 pub fn read(cx: &Ctx) -> std::result::Result<Status, StatusError> {
-    let config = cx.config().map_err(StatusError::Settings)?;
-    let db = cx.home.db_path();
+    cx.home.require().map_err(StatusError::CannotRead)?;
+    let config = cx.config().map_err(StatusError::Failed)?;
+    if config.accounts.is_empty() {
+        return Err(StatusError::Failed(no_accounts(cx)));
+    }
+    let url = cx.home.store_url().map_err(StatusError::Failed)?;
     let unreadable = |e: AppError| {
-        StatusError::Database(AppError {
+        StatusError::CannotRead(AppError {
             summary: format!("cannot read the database: {}", e.summary),
             ..e
         })
     };
-    let store = if db.exists() {
-        Some(Store::open_read_only(&db).map_err(unreadable)?)
-    } else {
-        None
+    let store = match &url {
+        crate::config::StoreUrl::Sqlite(db) if !db.exists() => None,
+        url => Some(Store::open_url_read_only(url).map_err(unreadable)?),
     };
-    collect(&config, store.as_ref())
-        .map_err(|e| unreadable(crate::store::explain_open_error(e, &db)))
+    collect(&config, store.as_ref()).map_err(|e| match &url {
+        crate::config::StoreUrl::Sqlite(db) => unreadable(crate::store::explain_open_error(e, db)),
+        crate::config::StoreUrl::Postgres(_) => unreadable(e),
+    })
+}
+
+/// A home without accounts: nothing to monitor is not "healthy".
+fn no_accounts(cx: &Ctx) -> AppError {
+    AppError::needs_user(
+        "no accounts configured",
+        format!("{} lists no account", cx.home.config_path().display()),
+        "add one with `mailroom account add NAME --email … --imap … --smtp …` (or check --home)",
+    )
+    .with_code(Code::AccountsNone)
 }
 
 /// The console's dashboard: the same model through the console's pooled connection.
@@ -177,7 +194,7 @@ fn account_status(
         bytes: r.bodies.1,
     };
     st.last_success_at = r.last_success_at.clone();
-    st.last_error = r.last_error.clone();
+    st.last_error = r.last_error.clone().filter(|e| is_current(e, &r));
     st.progress = r.progress.clone().map(|(folder, done, total)| Progress {
         folder,
         done,
@@ -203,6 +220,19 @@ fn account_status(
         });
     }
     Ok(st)
+}
+
+/// Whether an account's last error still tells its state: it is failing, or nothing succeeded
+/// after the error. A success clears the error (store::record_success); this also hides one
+/// that an older mailroom left behind. The log keeps every error.
+fn is_current(e: &ErrorInfo, r: &crate::store::AccountRow) -> bool {
+    matches!(
+        r.state,
+        AccountState::Degraded | AccountState::Disconnected | AccountState::Error
+    ) || r
+        .last_success_at
+        .as_deref()
+        .is_none_or(|ok| e.at.as_str() > ok)
 }
 
 /// An account the database knows nothing of yet.

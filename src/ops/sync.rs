@@ -44,7 +44,8 @@ fn targets(cx: &Ctx, name: Option<&str>, need: Need) -> Result<(Arc<Config>, Vec
         return Err(AppError::usage(
             "no enabled account to sync",
             "add one with `mailroom account add`, or `mailroom account enable NAME`",
-        ));
+        )
+        .with_code(crate::error::Code::AccountsNone));
     }
     Ok((config, names))
 }

@@ -103,6 +103,15 @@ pub fn pair(cx: &Ctx, id: i64, customer_id: i64) -> Result<ActionOutcome> {
     with_message(cx, id, Need::Act, |desk| desk.pair(id, customer_id))
 }
 
+/// `triage pair ID --customer C` with the customer as the user named it: an id, an email
+/// address or an exact name (see `crm::book::find`; an ambiguous name lists the candidates).
+pub fn pair_named(cx: &Ctx, id: i64, customer: &str) -> Result<ActionOutcome> {
+    with_message(cx, id, Need::Act, |desk| {
+        let customer_id = crate::crm::book::find(desk.store, customer)?;
+        desk.pair(id, customer_id)
+    })
+}
+
 /// `triage add-customer ID [--name N]`.
 pub fn add_customer(cx: &Ctx, id: i64, name: Option<&str>) -> Result<ActionOutcome> {
     with_message(cx, id, Need::Act, |desk| desk.add_customer(id, name))

@@ -7,6 +7,7 @@
 //! sent again automatically: it is resolved when its Message-ID shows up in Sent, or by the
 //! user (`outbox resend|drop`). Copy failures never block sending.
 
+mod copy;
 pub mod sentbox;
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -120,7 +121,7 @@ impl Outbox {
         home.ensure()?;
         Ok(Outbox::new(
             Arc::new(Config::load(home)?),
-            Db::open(&home.db_path())?.conn()?,
+            Db::open_url(&home.store_url()?)?.conn()?,
             Vault::open(home)?,
             operator,
         ))
@@ -156,6 +157,7 @@ impl Outbox {
                 "",
                 "add the account again, or `mailroom outbox cancel ID`",
             )
+            .with_code(crate::error::Code::NotFound)
         })?;
         Ok(Account {
             name: name.clone(),
@@ -511,7 +513,7 @@ impl Outbox {
             let store = self.store();
             account.smtp_password(&self.config, &store, &self.vault)?
         };
-        Session::open(&target, &pw).await
+        Session::open(&target, pw.as_ref()).await
     }
 
     /// Not delivered: back to `queued` with the error, an attempt counted and a backoff.
@@ -620,470 +622,6 @@ impl Outbox {
         Ok(())
     }
 
-    // ---- copy to Sent ----
-
-    async fn copy_all(
-        &self,
-        account: &Account,
-        ids: &[i64],
-        opts: &DriveOptions,
-        report: &mut DriveReport,
-    ) -> Result<()> {
-        let tag = claim_tag();
-        let mine = self.claim(
-            ids,
-            &[
-                OutboxState::Sent,
-                OutboxState::Copied,
-                OutboxState::Uncertain,
-            ],
-            900,
-        )?;
-        if mine.is_empty() {
-            return Ok(());
-        }
-        let target = account.imap_target();
-        let pw = {
-            let store = self.store();
-            account.password(&store, &self.vault)
-        };
-        let chosen_sent = self.store().chosen_sent_folder(account.id())?;
-        let mut sent_box: Option<SentBox> = None;
-        for id in mine {
-            let folder = match self.store().outbox_get(id)? {
-                Some(row) => copy_folder_for(&account.cfg.sent_copy, &row),
-                None => continue,
-            };
-            if let Some(b) = sent_box.as_mut()
-                && !b.is_on(folder.as_ref())
-                && let Err(e) = b.select(folder.as_ref()).await
-            {
-                self.copy_failed(id, account, &e, report)?;
-                self.store().outbox_release(id, &tag)?;
-                // A failed SELECT may leave no folder selected: start afresh next time.
-                if let Some(b) = sent_box.take() {
-                    b.close().await;
-                }
-                continue;
-            }
-            if sent_box.is_none() {
-                let opened = match &pw {
-                    Ok(pw) => {
-                        SentBox::open(&target, pw, folder.as_ref(), chosen_sent.clone()).await
-                    }
-                    Err(e) => Err(e.clone()),
-                };
-                match opened {
-                    Ok(b) => sent_box = Some(b),
-                    Err(e) => {
-                        self.copy_failed(id, account, &e, report)?;
-                        self.store().outbox_release(id, &tag)?;
-                        continue;
-                    }
-                }
-            }
-            let Some(b) = sent_box.as_mut() else { continue };
-            if let Err(e) = self.copy_one(b, id, account, report).await {
-                self.copy_failed(id, account, &e, report)?;
-                // The connection may be broken; open a fresh one for the next item.
-                if let Some(b) = sent_box.take() {
-                    b.close().await;
-                }
-            }
-            if opts.connections == CopyConnections::PerMessage
-                && let Some(b) = sent_box.take()
-            {
-                b.close().await;
-            }
-            self.store().outbox_release(id, &tag)?;
-        }
-        if let Some(b) = sent_box {
-            b.close().await;
-        }
-        Ok(())
-    }
-
-    /// One item's Sent copy, as far as it goes now: an uncertain send is looked for; a pending
-    /// copy is found (filed by the server), waited for, or appended; then it is verified.
-    async fn copy_one(
-        &self,
-        b: &mut SentBox,
-        id: i64,
-        account: &Account,
-        report: &mut DriveReport,
-    ) -> Result<()> {
-        let Some(row) = self.store().outbox_get(id)? else {
-            return Ok(());
-        };
-        if row.state == OutboxState::Uncertain {
-            return self.look_for_uncertain(b, &row, account, report).await;
-        }
-        let mut appended_uid: Option<u32> = None;
-        if row.copy_state == Some(CopyState::Pending) {
-            match self.place_copy(b, &row, account, report).await? {
-                Placed::Appended(uid) => appended_uid = uid,
-                Placed::Settled => return Ok(()),
-            }
-        }
-        self.verify_copy(b, &row, appended_uid, report).await
-    }
-
-    /// An uncertain send found in Sent was delivered; otherwise it stays uncertain for the user.
-    async fn look_for_uncertain(
-        &self,
-        b: &mut SentBox,
-        row: &OutboxRow,
-        account: &Account,
-        report: &mut DriveReport,
-    ) -> Result<()> {
-        let id = row.id;
-        let found = b.find(&row.message_id).await?;
-        if let Some(uid) = found.first() {
-            let ch = Change {
-                state: Some(OutboxState::Verified),
-                copy_state: Some(CopyState::FiledByServer),
-                copy_folder: Some(b.folder.clone()),
-                copy_uid: Some((b.uidvalidity as i64, Some(*uid as i64))),
-                sent_at: Some(row.sent_at.clone().unwrap_or_else(now)),
-                verified_at: Some(now()),
-                error: Some(None),
-                ..Default::default()
-            };
-            self.change(
-                id,
-                Some(&[OutboxState::Uncertain]),
-                ch,
-                "outbox.uncertain_resolved",
-                serde_json::json!({"found_in": b.folder, "uid": uid}),
-            )?;
-            report.verified += 1;
-            self.tell(
-                id,
-                format!("resolved: found in {} — it was delivered", b.folder),
-            );
-            return Ok(());
-        }
-        let ch = Change {
-            next_attempt_at: Some(Some(at_plus(account.cfg.sent_copy.retry_secs.max(1)))),
-            ..Default::default()
-        };
-        self.change(
-            id,
-            Some(&[OutboxState::Uncertain]),
-            ch,
-            "outbox.uncertain_checked",
-            serde_json::json!({"found": false}),
-        )?;
-        report.uncertain += 1;
-        self.tell(id, format!("still uncertain: not in {}; decide with `mailroom outbox resend {id}` or `mailroom outbox drop {id}`", b.folder));
-        Ok(())
-    }
-
-    /// A pending copy: already there (filed by the server, or appended by a run that died
-    /// before committing it — never a second one), worth waiting for, or appended now.
-    async fn place_copy(
-        &self,
-        b: &mut SentBox,
-        row: &OutboxRow,
-        account: &Account,
-        report: &mut DriveReport,
-    ) -> Result<Placed> {
-        let found = b.find(&row.message_id).await?;
-        if let Some(uid) = found.first() {
-            self.filed_by_server(b, row, *uid, report)?;
-            return Ok(Placed::Settled);
-        }
-        let sc = &account.cfg.sent_copy;
-        let learned = self
-            .store()
-            .outbox_server_files_sent(account.id(), &b.folder)?;
-        if sc.filed_by_server || (learned && row.copy_attempts < 3) {
-            self.wait_for_server_copy(b, row, account, report)?;
-            return Ok(Placed::Settled);
-        }
-        let uid = self.append_copy(b, row).await?;
-        Ok(Placed::Appended(uid))
-    }
-
-    /// The server filed the message into Sent itself: verified, with its copy.
-    fn filed_by_server(
-        &self,
-        b: &SentBox,
-        row: &OutboxRow,
-        uid: u32,
-        report: &mut DriveReport,
-    ) -> Result<()> {
-        let ch = Change {
-            state: Some(OutboxState::Verified),
-            copy_state: Some(CopyState::FiledByServer),
-            copy_folder: Some(b.folder.clone()),
-            copy_uid: Some((b.uidvalidity as i64, Some(uid as i64))),
-            verified_at: Some(now()),
-            copy_attempts_inc: true,
-            error: Some(None),
-            ..Default::default()
-        };
-        self.change(
-            row.id,
-            Some(&[OutboxState::Sent, OutboxState::Copied]),
-            ch,
-            "outbox.verified",
-            serde_json::json!({"copy": "filed_by_server", "folder": b.folder, "uid": uid}),
-        )?;
-        report.verified += 1;
-        self.tell(
-            row.id,
-            format!(
-                "verified: the server filed it into {} itself (uid {uid})",
-                b.folder
-            ),
-        );
-        Ok(())
-    }
-
-    /// The server files sent mail itself (by setting, or as learned): look again later before
-    /// appending a copy of our own.
-    fn wait_for_server_copy(
-        &self,
-        b: &SentBox,
-        row: &OutboxRow,
-        account: &Account,
-        report: &mut DriveReport,
-    ) -> Result<()> {
-        let sc = &account.cfg.sent_copy;
-        let wait = backoff_secs(
-            sc.retry_secs,
-            account.cfg.sync.backoff_max_secs,
-            row.copy_attempts + 1,
-        );
-        let ch = Change {
-            copy_attempts_inc: true,
-            next_attempt_at: Some(Some(at_plus(wait))),
-            error: Some(Some((
-                format!(
-                    "waiting for the server to file the message into {}",
-                    b.folder
-                ),
-                if sc.filed_by_server {
-                    "nothing to do; if it never appears, set sent_copy.filed_by_server = false"
-                        .to_string()
-                } else {
-                    "nothing to do; mailroom appends its own copy if the server's does not appear"
-                        .to_string()
-                },
-            ))),
-            ..Default::default()
-        };
-        self.change(
-            row.id,
-            Some(&[OutboxState::Sent]),
-            ch,
-            "outbox.copy_waiting",
-            serde_json::json!({"folder": b.folder}),
-        )?;
-        report.copy_pending += 1;
-        self.tell(
-            row.id,
-            format!(
-                "copy pending: waiting for the server's own copy in {}",
-                b.folder
-            ),
-        );
-        Ok(())
-    }
-
-    /// Appends our copy (the copy's own bytes when they differ) and commits `copied`.
-    async fn append_copy(&self, b: &mut SentBox, row: &OutboxRow) -> Result<Option<u32>> {
-        let id = row.id;
-        let (raw, copy_raw) = self.store().outbox_raw(id)?.ok_or_else(|| no_item(id))?;
-        let bytes = copy_raw.unwrap_or(raw);
-        let uid = b.append(&bytes, row.sent_at.as_deref()).await?;
-        // Crash here and the restart finds our copy by Message-ID before appending again.
-        failpoint::hit("after_append");
-        let ch = Change {
-            state: Some(OutboxState::Copied),
-            copy_state: Some(CopyState::Appended),
-            copy_folder: Some(b.folder.clone()),
-            copy_uid: Some((b.uidvalidity as i64, uid.map(|u| u as i64))),
-            copy_attempts_inc: true,
-            error: Some(None),
-            ..Default::default()
-        };
-        self.change(id, Some(&[OutboxState::Sent]), ch, "outbox.copied", serde_json::json!({"folder": b.folder, "uid": uid, "bytes": bytes.len(), "note": row.copy_note}))?;
-        self.tell(
-            id,
-            format!(
-                "copied to {}{}",
-                b.folder,
-                uid.map(|u| format!(" (uid {u})")).unwrap_or_default()
-            ),
-        );
-        Ok(uid)
-    }
-
-    /// Verifies the copy by Message-ID; a second copy filed by the server meanwhile replaces
-    /// ours (ours is removed).
-    async fn verify_copy(
-        &self,
-        b: &mut SentBox,
-        row: &OutboxRow,
-        appended_uid: Option<u32>,
-        report: &mut DriveReport,
-    ) -> Result<()> {
-        let found = b.find(&row.message_id).await?;
-        if found.is_empty() {
-            return Err(AppError::transient(
-                format!("the copy is not found in {} by its Message-ID", b.folder),
-                format!("Message-ID <{}>", row.message_id),
-                "mailroom checks again later; if it persists, the server may filter that folder",
-            ));
-        }
-        let ours = appended_uid.map(|u| u as i64).or(row.copy_uid);
-        let mut ch = Change {
-            state: Some(OutboxState::Verified),
-            verified_at: Some(now()),
-            error: Some(None),
-            ..Default::default()
-        };
-        let mut note = format!("verified: found in {} by Message-ID", b.folder);
-        if found.len() > 1
-            && let Some(our) = ours.and_then(|u| u32::try_from(u).ok()).filter(|u| found.contains(u))
-            // The server filed its own copy after we looked: take ours back.
-            && b.remove(our).await?
-        {
-            let theirs = found.iter().copied().find(|u| *u != our);
-            ch.copy_state = Some(CopyState::FiledByServer);
-            ch.copy_uid = Some((b.uidvalidity as i64, theirs.map(|u| u as i64)));
-            note = format!(
-                "verified: the server filed its own copy too, so mailroom removed its duplicate (uid {our})"
-            );
-        }
-        self.change(
-            row.id,
-            Some(&[OutboxState::Copied, OutboxState::Sent]),
-            ch,
-            "outbox.verified",
-            serde_json::json!({"folder": b.folder, "found": found}),
-        )?;
-        report.verified += 1;
-        self.tell(row.id, note);
-        Ok(())
-    }
-
-    /// A copy step failed: what happens next is the account's `on_failure` choice.
-    fn copy_failed(
-        &self,
-        id: i64,
-        account: &Account,
-        e: &AppError,
-        report: &mut DriveReport,
-    ) -> Result<()> {
-        let Some(row) = self.store().outbox_get(id)? else {
-            return Ok(());
-        };
-        let sc = &account.cfg.sent_copy;
-        report.errors.push(ErrorSummary::new(Some(id), e));
-        if row.state == OutboxState::Uncertain {
-            let ch = Change {
-                next_attempt_at: Some(Some(at_plus(sc.retry_secs.max(1)))),
-                ..Default::default()
-            };
-            self.change(
-                id,
-                Some(&[OutboxState::Uncertain]),
-                ch,
-                "outbox.uncertain_check_failed",
-                serde_json::json!({"error": e.summary}),
-            )?;
-            report.uncertain += 1;
-            self.tell(
-                id,
-                format!("uncertain; cannot check Sent now: {}", e.summary),
-            );
-            return Ok(());
-        }
-        let err = Some(Some((
-            format!("copy to Sent failed: {}", e.summary),
-            e.fix.clone(),
-        )));
-        let detail = serde_json::json!({"error": e.summary, "detail": e.detail, "on_failure": format!("{:?}", sc.on_failure).to_lowercase()});
-        // What the failure does to the item: retry later, or end the copy as failed / skipped.
-        let (copy_state, next, action) = match sc.on_failure {
-            CopyOnFailure::Retry | CopyOnFailure::Queue => {
-                let wait = if sc.on_failure == CopyOnFailure::Retry {
-                    backoff_secs(
-                        sc.retry_secs,
-                        account.cfg.sync.backoff_max_secs,
-                        row.copy_attempts + 1,
-                    )
-                } else {
-                    sc.retry_secs.max(sc.batch_secs).max(1)
-                };
-                (None, Some(at_plus(wait)), "outbox.copy_retry_later")
-            }
-            CopyOnFailure::Notify => (Some(CopyState::Failed), None, "outbox.copy_failed"),
-            CopyOnFailure::Skip => (Some(CopyState::Skipped), None, "outbox.copy_skipped"),
-        };
-        let ch = Change {
-            copy_state,
-            copy_attempts_inc: true,
-            error: err,
-            next_attempt_at: Some(next.clone()),
-            ..Default::default()
-        };
-        self.change(
-            id,
-            Some(&[OutboxState::Sent, OutboxState::Copied]),
-            ch,
-            action,
-            detail,
-        )?;
-        match (sc.on_failure, next) {
-            (CopyOnFailure::Notify, _) => {
-                let _ = self.store().log_event(
-                    Some(account.id()),
-                    Level::Error,
-                    &format!("outbox #{id}: the copy to Sent failed: {}", e.summary),
-                    Some(&e.detail),
-                    Some(&format!("{}; then `mailroom outbox retry {id}`", e.fix)),
-                );
-                report.copy_pending += 1;
-                self.tell(
-                    id,
-                    format!(
-                        "copy failed: {} (retry with `mailroom outbox retry {id}`)",
-                        e.summary
-                    ),
-                );
-            }
-            (CopyOnFailure::Skip, _) => {
-                let _ = self.store().log_event(
-                    Some(account.id()),
-                    Level::Info,
-                    &format!(
-                        "outbox #{id}: copy to Sent skipped after a failure: {}",
-                        e.summary
-                    ),
-                    Some(&e.detail),
-                    None,
-                );
-                self.tell(id, format!("copy skipped: {}", e.summary));
-            }
-            (_, next) => {
-                report.copy_pending += 1;
-                self.tell(
-                    id,
-                    format!(
-                        "copy pending: {} — next try at {}",
-                        e.summary,
-                        next.unwrap_or_default()
-                    ),
-                );
-            }
-        }
-        Ok(())
-    }
-
     // ---- user actions ----
 
     fn get(&self, id: i64) -> Result<OutboxRow> {
@@ -1117,7 +655,7 @@ impl Outbox {
                     format!(
                         "choose `mailroom outbox resend {id}` (may arrive twice) or `mailroom outbox drop {id}`"
                     ),
-                ));
+                ).with_code(crate::error::Code::OutboxUncertain));
             }
             (s, c) => {
                 return Err(AppError::usage(
@@ -1126,7 +664,8 @@ impl Outbox {
                         c.map(CopyState::as_str).unwrap_or("none")
                     ),
                     "see `mailroom outbox`",
-                ));
+                )
+                .with_code(crate::error::Code::NothingToDo));
             }
         };
         self.change(
@@ -1195,7 +734,8 @@ impl Outbox {
             return Err(AppError::usage(
                 format!("outbox #{id} is not uncertain (state {})", row.state),
                 "resend is only for uncertain items; see `mailroom outbox retry`",
-            ));
+            )
+            .with_code(crate::error::Code::NothingToDo));
         }
         Ok(())
     }
@@ -1227,7 +767,8 @@ impl Outbox {
             return Err(AppError::usage(
                 format!("outbox #{id} is not uncertain (state {})", row.state),
                 "drop is only for uncertain items; `mailroom outbox cancel` stops a queued one",
-            ));
+            )
+            .with_code(crate::error::Code::NothingToDo));
         }
         self.tell(id, "dropped: assumed delivered; not sent again");
         Ok(())
@@ -1249,25 +790,6 @@ impl Outbox {
                 .unwrap_or(Duration::ZERO)
         }))
     }
-}
-
-/// Where an item's copy goes (None = the detected Sent folder). An appended copy is verified
-/// where it was put, even if the settings changed since.
-fn copy_folder_for(sc: &SentCopyOptions, row: &OutboxRow) -> Option<CopyFolder> {
-    if row.copy_state == Some(CopyState::Appended)
-        && let Some(f) = &row.copy_folder
-    {
-        return Some(CopyFolder {
-            name: f.clone(),
-            setting: "copy_folder (where it was appended)",
-        });
-    }
-    let kind = if row.in_reply_to.as_deref().is_some_and(|r| !r.is_empty()) {
-        MessageKind::Reply
-    } else {
-        MessageKind::New
-    };
-    sc.folder_for(kind)
 }
 
 fn no_item(id: i64) -> AppError {
@@ -1368,14 +890,6 @@ pub async fn work(
             r = shutdown.changed() => { if r.is_err() { return Ok(()); } }
         }
     }
-}
-
-/// What the copy step did with a pending copy.
-enum Placed {
-    /// Appended now (with its UID when the server says): verify it next.
-    Appended(Option<u32>),
-    /// Found as filed by the server, or left to wait for it: nothing more this pass.
-    Settled,
 }
 
 /// How a send ended that is not retried by itself.

@@ -5,9 +5,8 @@ use std::time::Duration;
 
 use lettre::Tokio1Executor;
 use lettre::transport::smtp::AsyncSmtpTransport;
-use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::authentication::Mechanism;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::{Security, Server};
 use crate::error::{AppError, Result};
@@ -23,6 +22,36 @@ pub struct SmtpTarget {
     pub tls: TlsOptions,
     pub user: String,
     pub timeout: Duration,
+    /// How the session signs in.
+    pub auth: AuthMode,
+    /// The command that changes these settings, for fixes: `mailroom account edit work`, or
+    /// `mailroom system-smtp set` for the system profile.
+    pub edit: String,
+}
+
+/// How an SMTP session signs in (resolved from `smtp_auth` and the account's auth kind). OAuth2
+/// sign-in adds its token mechanisms here when it arrives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    /// A password, with PLAIN if the server offers it, else LOGIN (the default).
+    Password,
+    /// A password, with exactly this mechanism.
+    Plain,
+    Login,
+    /// No AUTH: a relay that takes mail from this host without a login.
+    None,
+}
+
+impl AuthMode {
+    /// The mechanisms this mode may use, in order of preference (none for `None`).
+    pub fn mechanisms(self) -> &'static [Mechanism] {
+        match self {
+            AuthMode::Password => &[Mechanism::Plain, Mechanism::Login],
+            AuthMode::Plain => &[Mechanism::Plain],
+            AuthMode::Login => &[Mechanism::Login],
+            AuthMode::None => &[],
+        }
+    }
 }
 
 pub(crate) fn tls_params(target: &SmtpTarget) -> Result<TlsParameters> {
@@ -39,6 +68,7 @@ pub(crate) fn tls_params(target: &SmtpTarget) -> Result<TlsParameters> {
                 e.to_string(),
                 "check the --ca-file path",
             )
+            .with_code(crate::error::Code::TlsCaFile)
         })?;
         let cert = Certificate::from_pem(&pem).map_err(|e| {
             AppError::needs_user(
@@ -46,31 +76,27 @@ pub(crate) fn tls_params(target: &SmtpTarget) -> Result<TlsParameters> {
                 e.to_string(),
                 "pass a PEM CA certificate",
             )
+            .with_code(crate::error::Code::TlsCaFile)
         })?;
         b = b.add_root_certificate(cert);
     }
-    b.build_rustls()
-        .map_err(|e| AppError::local("SMTP TLS setup failed", e.to_string(), "check the CA file"))
+    b.build_rustls().map_err(|e| {
+        AppError::local("SMTP TLS setup failed", e.to_string(), "check the CA file")
+            .with_code(crate::error::Code::TlsCaFile)
+    })
 }
 
-/// Builds the transport; `password` None gives an unauthenticated one (for the TLS check).
-pub fn transport(target: &SmtpTarget, password: Option<&SecretString>) -> Result<Transport> {
+/// Builds an unauthenticated transport (for the TLS check; signing in is the session's).
+pub fn transport(target: &SmtpTarget) -> Result<Transport> {
     let tls = match target.server.security {
         Security::None => Tls::None,
         Security::Starttls => Tls::Required(tls_params(target)?),
         Security::Tls => Tls::Wrapper(tls_params(target)?),
     };
-    let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(target.server.host.clone())
+    let b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(target.server.host.clone())
         .port(target.server.port)
         .tls(tls)
-        .timeout(Some(target.timeout))
-        .authentication(vec![Mechanism::Plain, Mechanism::Login]);
-    if let Some(pw) = password {
-        b = b.credentials(Credentials::new(
-            target.user.clone(),
-            pw.expose_secret().to_string(),
-        ));
-    }
+        .timeout(Some(target.timeout));
     Ok(b.build())
 }
 
@@ -86,7 +112,10 @@ pub fn classify(target: &SmtpTarget, e: &lettre::transport::smtp::Error) -> AppE
                 target.server.port
             ),
             "its first bytes were not a TLS record: this port speaks plain SMTP (STARTTLS) or another protocol",
-            "use --smtp-security starttls for port 587, tls for 465 (`mailroom account edit NAME --smtp-security …`)",
+            format!(
+                "use --smtp-security starttls for port 587, tls for 465 (`{} --smtp-security …`)",
+                target.edit
+            ),
         );
     }
     if let Some(stall) = find_source::<crate::imap::connect::Stall>(e) {
@@ -105,7 +134,8 @@ pub fn classify(target: &SmtpTarget, e: &lettre::transport::smtp::Error) -> AppE
             format!("the SMTP server's TLS certificate is not trusted ({host}): {why}"),
             format!("the certificate {host} presented failed the check"),
             fix,
-        );
+        )
+        .with_code(crate::imap::tls::certificate_code(c));
     }
     if e.is_tls() || detail.contains("certificate") || detail.contains("UnknownIssuer") {
         if detail.contains("UnknownIssuer") || detail.contains("certificate") {
@@ -113,13 +143,15 @@ pub fn classify(target: &SmtpTarget, e: &lettre::transport::smtp::Error) -> AppE
                 format!("the SMTP server's TLS certificate is not trusted ({host})"),
                 crate::error::short_detail(&detail),
                 "pass the server's CA with --ca-file PEM, or --insecure-skip-verify for this account (shown as insecure)",
-            );
+            )
+            .with_code(crate::error::Code::TlsUntrusted);
         }
         return AppError::transient(
             format!("SMTP TLS with {host} failed"),
             detail,
             "check the SMTP security setting: starttls for 587, tls for 465",
-        );
+        )
+        .with_code(crate::error::Code::TlsHandshake);
     }
     if let Some(code) = e.status() {
         let c = code.to_string();
@@ -128,34 +160,39 @@ pub fn classify(target: &SmtpTarget, e: &lettre::transport::smtp::Error) -> AppE
                 format!("the SMTP server rejected the login for {}", target.user),
                 detail,
                 "check the user name and password (`mailroom account set-password NAME`); some providers need an app password",
-            );
+            )
+            .with_code(crate::error::Code::AuthRejected);
         }
         if e.is_permanent() {
             return AppError::needs_user(
                 format!("the SMTP server refused ({c})"),
                 detail,
                 "read the server's message; the recipient or the message may be refused",
-            );
+            )
+            .with_code(crate::error::Code::SmtpRefused);
         }
         return AppError::transient(
             format!("the SMTP server deferred ({c})"),
             detail,
             "the server asked to try again later; a queued message stays in `mailroom outbox` and goes out on a later attempt",
-        );
+        )
+        .with_code(crate::error::Code::SmtpDeferred);
     }
     if e.is_timeout() {
         return AppError::transient(
             format!("SMTP server {host} did not answer in time"),
             detail,
             "check the host and port, and that the server is up",
-        );
+        )
+        .with_code(crate::error::Code::NetTimeout);
     }
     if detail.contains("Connection refused") {
         return AppError::transient(
             format!("cannot connect to SMTP {}:{}", host, target.server.port),
             detail,
             "nothing listens there: check the port (587 STARTTLS, 465 TLS) and that the server runs",
-        );
+        )
+        .with_code(crate::error::Code::NetRefused);
     }
     AppError::transient(
         format!("SMTP with {host} failed"),
@@ -188,10 +225,11 @@ fn find_source<'a, E: std::error::Error + 'static>(
     None
 }
 
-/// Opens a connection (TLS included) and says NOOP; with a password, authenticates too. The
-/// whole check is bounded by a few times the account's timeout (lettre bounds each read).
-pub async fn test(target: &SmtpTarget, password: Option<&SecretString>) -> Result<()> {
-    let t = transport(target, password)?;
+/// Opens a connection (TLS included) and says NOOP. The whole check is bounded by a few times
+/// the account's timeout (lettre bounds each read). Signing in is checked with a
+/// [`session::Session`], the way sending signs in.
+pub async fn test(target: &SmtpTarget) -> Result<()> {
+    let t = transport(target)?;
     let limit = target.timeout.max(Duration::from_secs(1)) * 4;
     let Ok(res) = tokio::time::timeout(limit, t.test_connection()).await else {
         return Err(AppError::transient(
@@ -203,7 +241,8 @@ pub async fn test(target: &SmtpTarget, password: Option<&SecretString>) -> Resul
             ),
             "",
             "check the network and the server; `sync.timeout_secs` in config.toml sets how long mailroom waits",
-        ));
+        )
+        .with_code(crate::error::Code::NetStalled));
     };
     match res {
         Ok(true) => Ok(()),
@@ -211,7 +250,8 @@ pub async fn test(target: &SmtpTarget, password: Option<&SecretString>) -> Resul
             "the SMTP server did not accept NOOP",
             "",
             "check that this port serves SMTP",
-        )),
+        )
+        .with_code(crate::error::Code::ServerProtocol)),
         Err(e) => Err(classify(target, &e)),
     }
 }

@@ -10,7 +10,7 @@ use lettre::transport::smtp::commands::{Data, Ehlo, Mail, Rcpt};
 use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{SmtpTarget, classify, tls_params};
+use super::{AuthMode, SmtpTarget, classify, tls_params};
 use crate::config::Security;
 use crate::error::{AppError, Result};
 use crate::imap::connect::{MailStream, tcp_connect, tls_wrap};
@@ -49,7 +49,8 @@ async fn step<T>(
             ),
             "",
             "check the network and the server; `sync.timeout_secs` in config.toml sets how long mailroom waits",
-        ))),
+        )
+        .with_code(crate::error::Code::NetStalled))),
     }
 }
 
@@ -82,6 +83,99 @@ pub struct Session {
     target: SmtpTarget,
     /// The server's SIZE limit in bytes, when it announces one.
     pub size_limit: Option<u64>,
+    /// The AUTH mechanisms the server offers (upper case), as its EHLO lists them.
+    pub offered: Vec<String>,
+    /// A STARTTLS upgrade failed: lettre holds no stream any more, so nothing may be written.
+    tls_lost: bool,
+}
+
+/// EHLO, read for the size limit and the AUTH mechanisms.
+async fn ehlo(
+    target: &SmtpTarget,
+    conn: &mut AsyncSmtpConnection,
+) -> std::result::Result<(Option<u64>, Vec<String>), StepError> {
+    let r = step(target, "EHLO", conn.command(Ehlo::new(ClientId::default()))).await?;
+    Ok((parse_size(r.message()), parse_auth(r.message())))
+}
+
+/// Reads the mechanisms of `AUTH m1 m2` (and the old `AUTH=m1 m2`) lines of an EHLO response,
+/// upper case, each once.
+pub fn parse_auth<'a>(lines: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for line in lines {
+        let line = line.trim();
+        let rest = match line.get(..5) {
+            Some(k) if k.eq_ignore_ascii_case("AUTH ") || k.eq_ignore_ascii_case("AUTH=") => {
+                &line[5..]
+            }
+            _ => continue,
+        };
+        for m in rest.split_whitespace() {
+            let m = m.to_ascii_uppercase();
+            if !out.contains(&m) {
+                out.push(m);
+            }
+        }
+    }
+    out
+}
+
+/// Why no mechanism could be chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NoMechanism {
+    /// The server offers no AUTH at all.
+    NoAuth,
+    /// It offers AUTH, but not what this mode may use (named, for the message).
+    Unsupported(&'static str),
+}
+
+/// The mechanism to sign in with: None for no login; an error when the server offers nothing
+/// the mode may use.
+fn choose(
+    mode: AuthMode,
+    offered: &[String],
+) -> std::result::Result<Option<Mechanism>, NoMechanism> {
+    if mode == AuthMode::None {
+        return Ok(None);
+    }
+    let name = |m: &Mechanism| m.to_string().to_ascii_uppercase();
+    if let Some(m) = mode
+        .mechanisms()
+        .iter()
+        .find(|m| offered.iter().any(|o| *o == name(m)))
+    {
+        return Ok(Some(*m));
+    }
+    if offered.is_empty() {
+        return Err(NoMechanism::NoAuth);
+    }
+    Err(NoMechanism::Unsupported(match mode {
+        AuthMode::Plain => "PLAIN",
+        AuthMode::Login => "LOGIN",
+        _ => "PLAIN or LOGIN",
+    }))
+}
+
+/// The server offers AUTH, but not the mechanism wanted: name what it offers and the choice
+/// that works (a password mechanism it has, or the OAuth2 it wants).
+fn no_such_mechanism(t: &SmtpTarget, want: &str, offered: &[String]) -> AppError {
+    let at = format!("{}:{}", t.server.host, t.server.port);
+    let has = |m: &str| offered.iter().any(|o| o == m);
+    let fix = if has("PLAIN") {
+        format!("use `{} --smtp-auth plain`", t.edit)
+    } else if has("LOGIN") {
+        format!("use `{} --smtp-auth login`", t.edit)
+    } else if has("XOAUTH2") || has("OAUTHBEARER") {
+        "this server takes only OAuth2 sign-in (XOAUTH2/OAUTHBEARER), which this version cannot do with a password account yet; use another SMTP server, e.g. the system profile (`mailroom system-smtp set`)".to_string()
+    } else {
+        "check the SMTP port (submission: 587 starttls, 465 tls) or ask the provider which login it takes".to_string()
+    };
+    AppError::needs_user(
+        format!("the SMTP server {at} does not offer AUTH {want}"),
+        format!("it offers AUTH {}", offered.join(" ")),
+        fix,
+    )
+    .with_code(crate::error::Code::AuthUnsupported)
 }
 
 /// Reads `SIZE n` from an EHLO response's lines (0 or absent = no announced limit).
@@ -98,8 +192,20 @@ pub fn parse_size<'a>(lines: impl Iterator<Item = &'a str>) -> Option<u64> {
 }
 
 impl Session {
-    /// Connects (TLS as configured), authenticates and learns the size limit.
-    pub async fn open(target: &SmtpTarget, password: &SecretString) -> Result<Session> {
+    /// Connects (TLS as configured), learns the size limit and signs in as the target says
+    /// (`password` is needed unless the target's auth is `none`).
+    pub async fn open(target: &SmtpTarget, password: Option<&SecretString>) -> Result<Session> {
+        let mut session = Session::connect(target).await?;
+        if let Err(e) = session.authenticate(password).await {
+            session.abort().await;
+            return Err(e);
+        }
+        Ok(session)
+    }
+
+    /// Connects, greets, starts TLS as configured and reads the server's EHLO (its size limit
+    /// and AUTH mechanisms); nothing is signed in yet.
+    pub async fn connect(target: &SmtpTarget) -> Result<Session> {
         let hello = ClientId::default();
         let err = |e: lettre::transport::smtp::Error| classify(target, &e);
         // Our own TCP connect: TCP_NODELAY (lettre leaves Nagle on, which stalls every command
@@ -130,6 +236,7 @@ impl Session {
                 "",
                 "check that this port serves SMTP and the security setting (starttls for 587, tls for 465)",
             )
+            .with_code(crate::error::Code::ServerNoGreeting)
         })?
         .map_err(err)?;
         if target.server.security == Security::Starttls {
@@ -142,41 +249,18 @@ impl Session {
                     ),
                     "",
                     "use --smtp-security tls (port 465), or none only on a trusted network",
-                ));
+                )
+                .with_code(crate::error::Code::TlsNoStarttls));
             }
             let params = tls_params(target)?;
+            // A failed upgrade leaves lettre without a stream: drop it, never write to it.
             step(target, "STARTTLS", conn.starttls(params, &hello))
                 .await
                 .map_err(|e| e.app(target))?;
         }
-        let creds = Credentials::new(target.user.clone(), password.expose_secret().to_string());
-        let authed = step(
-            target,
-            "AUTH",
-            conn.auth(&[Mechanism::Plain, Mechanism::Login], &creds),
-        )
-        .await;
-        if let Err(e) = authed {
-            conn.abort().await;
-            let e = match e {
-                StepError::Smtp(e) => e,
-                StepError::Timeout(app) => return Err(app),
-            };
-            if e.status().is_none() && e.to_string().contains("No compatible authentication") {
-                return Err(AppError::needs_user(
-                    format!(
-                        "the SMTP server {} offers no PLAIN or LOGIN authentication",
-                        target.server.host
-                    ),
-                    e.to_string(),
-                    "check the SMTP port and security (submission: 587 starttls or 465 tls)",
-                ));
-            }
-            return Err(classify(target, &e));
-        }
-        // lettre's ServerInfo drops SIZE; ask again to read it.
-        let size_limit = match step(target, "EHLO", conn.command(Ehlo::new(hello))).await {
-            Ok(r) => parse_size(r.message()),
+        // lettre's ServerInfo drops SIZE and the mechanisms it does not know; ask again.
+        let (size_limit, offered) = match ehlo(target, &mut conn).await {
+            Ok(v) => v,
             Err(e) => {
                 conn.abort().await;
                 return Err(e.app(target));
@@ -186,7 +270,97 @@ impl Session {
             conn,
             target: target.clone(),
             size_limit,
+            offered,
+            tls_lost: false,
         })
+    }
+
+    /// Signs in as the target's auth mode says; returns what it did, in words. With `none`
+    /// nothing is sent (a relay takes mail without a login).
+    pub async fn authenticate(&mut self, password: Option<&SecretString>) -> Result<String> {
+        let target = &self.target;
+        let mechanism = match choose(target.auth, &self.offered) {
+            Ok(None) => return Ok("no login (smtp_auth = none)".into()),
+            Ok(Some(m)) => m,
+            Err(nothing) => return Err(self.no_mechanism(nothing).await),
+        };
+        let password = password.ok_or_else(|| {
+            AppError::needs_user(
+                format!("no password for the SMTP login of {}", target.user),
+                "",
+                format!("set one (`{} --password-stdin`)", target.edit),
+            )
+            .with_code(crate::error::Code::SecretMissing)
+        })?;
+        let creds = Credentials::new(target.user.clone(), password.expose_secret().to_string());
+        step(target, "AUTH", self.conn.auth(&[mechanism], &creds))
+            .await
+            .map_err(|e| e.app(target))?;
+        Ok(format!("authenticated as {} ({mechanism})", target.user))
+    }
+
+    /// The server offers no mechanism the chosen auth can use: say which, and what to change.
+    /// A server that offers AUTH only after STARTTLS while security is `none` is told apart by
+    /// asking it (STARTTLS on this connection, which is dropped afterwards; nothing is sent).
+    async fn no_mechanism(&mut self, nothing: NoMechanism) -> AppError {
+        if let NoMechanism::Unsupported(want) = nothing {
+            return no_such_mechanism(&self.target, want, &self.offered);
+        }
+        let at = format!("{}:{}", self.target.server.host, self.target.server.port);
+        let edit = self.target.edit.clone();
+        if self.target.server.security == Security::None && self.conn.can_starttls() {
+            let why = "with security none mailroom does not start TLS, so it cannot log in";
+            let (summary, detail) = match self.auth_after_starttls().await {
+                Some(m) if !m.is_empty() => (
+                    format!(
+                        "the SMTP server {at} offers authentication only after STARTTLS, but this account's SMTP security is none"
+                    ),
+                    format!(
+                        "its EHLO offers STARTTLS and no AUTH; after STARTTLS it offers AUTH {}; {why}",
+                        m.join(" ")
+                    ),
+                ),
+                _ => (
+                    format!(
+                        "the SMTP server {at} offers no authentication without TLS (it offers STARTTLS), and this account's SMTP security is none"
+                    ),
+                    format!("its EHLO offers STARTTLS and no AUTH; {why}"),
+                ),
+            };
+            return AppError::needs_user(
+                summary,
+                detail,
+                format!(
+                    "use `{edit} --smtp-security starttls`; or, if it is a relay that takes mail from this host without a login, `{edit} --smtp-auth none`"
+                ),
+            )
+            .with_code(crate::error::Code::AuthAfterStarttls);
+        }
+        AppError::needs_user(
+            format!("the SMTP server {at} offers no authentication"),
+            "its EHLO lists no AUTH",
+            format!(
+                "if it is a relay that takes mail from this host without a login: `{edit} --smtp-auth none`; otherwise check the SMTP port and security (submission: 587 starttls, 465 tls)"
+            ),
+        )
+        .with_code(crate::error::Code::AuthUnsupported)
+    }
+
+    /// STARTTLS and EHLO again, for the mechanisms the server offers then (None if TLS fails).
+    async fn auth_after_starttls(&mut self) -> Option<Vec<String>> {
+        let params = tls_params(&self.target).ok()?;
+        let hello = ClientId::default();
+        if step(&self.target, "STARTTLS", self.conn.starttls(params, &hello))
+            .await
+            .is_err()
+        {
+            self.tls_lost = true;
+            return None;
+        }
+        ehlo(&self.target, &mut self.conn)
+            .await
+            .ok()
+            .map(|(_, offered)| offered)
     }
 
     fn sort(&self, e: &StepError) -> SendError {
@@ -217,7 +391,8 @@ impl Session {
                     ),
                     format!("{} bytes > SIZE {limit}", raw.len()),
                     "remove or shrink attachments (or share a link instead), then `mailroom outbox retry ID`, or cancel it",
-                )));
+                )
+                .with_code(crate::error::Code::SmtpTooLarge)));
             }
         }
         let parse = |what: &str, a: &str| {
@@ -250,7 +425,7 @@ impl Session {
         let mail = Mail::new(Some(from), params);
         if let Err(e) = step(&self.target, "MAIL FROM", self.conn.command(mail)).await {
             let out = self.sort(&e);
-            self.conn.abort().await;
+            self.abort().await;
             return Err(out);
         }
         for r in rcpts {
@@ -261,17 +436,17 @@ impl Session {
                 if let SendError::Refused(a) | SendError::NotSent(a) = &mut out {
                     a.summary = format!("{} for recipient {r}", a.summary);
                 }
-                self.conn.abort().await;
+                self.abort().await;
                 return Err(out);
             }
         }
         if let Err(e) = before_data() {
-            self.conn.abort().await;
+            self.abort().await;
             return Err(SendError::NotSent(e));
         }
         if let Err(e) = step(&self.target, "DATA", self.conn.command(Data)).await {
             let out = self.sort(&e);
-            self.conn.abort().await;
+            self.abort().await;
             return Err(out);
         }
         match self.conn.message(raw).await {
@@ -290,20 +465,31 @@ impl Session {
                         "the connection broke while the SMTP server was taking the message",
                         detail,
                         "it may have been delivered: check with the recipient, then `mailroom outbox resend ID` or `mailroom outbox drop ID`",
-                    ))
+                    )
+                    .with_code(crate::error::Code::OutboxUncertain))
                 };
-                self.conn.abort().await;
+                self.abort().await;
                 Err(out)
             }
         }
     }
 
     pub fn is_broken(&self) -> bool {
-        self.conn.has_broken()
+        self.tls_lost || self.conn.has_broken()
+    }
+
+    /// Ends the connection at once (QUIT without waiting), unless it has no stream left.
+    async fn abort(&mut self) {
+        if !self.tls_lost {
+            self.conn.abort().await;
+        }
     }
 
     /// QUIT, waiting at most a few seconds for the goodbye.
     pub async fn quit(mut self) {
+        if self.tls_lost {
+            return;
+        }
         let wait = self.target.timeout.min(crate::imap::connect::LOGOUT_WAIT);
         let _ = tokio::time::timeout(wait, self.conn.quit()).await;
     }
@@ -326,6 +512,15 @@ mod tests {
     /// A scripted SMTP server for the transaction edges real servers rarely show on demand
     /// (hang-up after the final dot); the happy paths are covered end to end against Postfix.
     async fn fake(after: AfterData) -> u16 {
+        fake_with(
+            after,
+            b"250-fake\r\n250-SIZE 1000\r\n250 AUTH PLAIN LOGIN\r\n",
+        )
+        .await
+    }
+
+    /// The fake with its own EHLO answer; AUTH is refused (503) when that answer offers none.
+    async fn fake_with(after: AfterData, ehlo: &'static [u8]) -> u16 {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = l.local_addr().unwrap().port();
         tokio::spawn(async move {
@@ -341,9 +536,16 @@ mod tests {
                 }
                 let up = line.to_ascii_uppercase();
                 let reply: &[u8] = if up.starts_with("EHLO") {
-                    b"250-fake\r\n250-SIZE 1000\r\n250 AUTH PLAIN LOGIN\r\n"
+                    ehlo
                 } else if up.starts_with("AUTH") {
-                    b"235 ok\r\n"
+                    if !ehlo.windows(4).any(|w| w == b"AUTH") {
+                        b"503 5.5.1 Error: authentication not enabled\r\n"
+                    } else {
+                        b"235 ok\r\n"
+                    }
+                } else if up.starts_with("STARTTLS") {
+                    // Says yes, then speaks no TLS: the handshake fails.
+                    b"220 go ahead\r\n"
                 } else if up.starts_with("MAIL") {
                     b"250 ok\r\n"
                 } else if up.starts_with("RCPT") {
@@ -387,6 +589,8 @@ mod tests {
             tls: Default::default(),
             user: "u".into(),
             timeout: std::time::Duration::from_secs(5),
+            auth: AuthMode::Password,
+            edit: "mailroom account edit t".into(),
         }
     }
 
@@ -397,7 +601,7 @@ mod tests {
     ) -> (std::result::Result<String, SendError>, bool) {
         let port = fake(after).await;
         let pw = SecretString::from("pw".to_string());
-        let mut s = Session::open(&target(port), &pw).await.unwrap();
+        let mut s = Session::open(&target(port), Some(&pw)).await.unwrap();
         assert_eq!(s.size_limit, Some(1000));
         let marked = Arc::new(AtomicBool::new(false));
         let m = marked.clone();
@@ -440,6 +644,109 @@ mod tests {
             "{r:?}"
         );
         assert!(marked);
+    }
+
+    fn target_with(port: u16, auth: AuthMode) -> SmtpTarget {
+        SmtpTarget {
+            auth,
+            ..target(port)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_relay_without_auth_takes_mail_with_smtp_auth_none_and_a_login_says_what_to_do() {
+        const RELAY: &[u8] = b"250-fake\r\n250 SIZE 1000\r\n";
+        let port = fake_with(AfterData::Accept, RELAY).await;
+        let mut s = Session::open(&target_with(port, AuthMode::None), None)
+            .await
+            .unwrap();
+        let sent = s
+            .send("a@example.test", &["b@example.test".into()], b"hi", || {
+                Ok(())
+            })
+            .await;
+        assert!(sent.is_ok(), "{sent:?}");
+        // A password login against it: the words say no AUTH is offered and name `none`.
+        let port = fake_with(AfterData::Accept, RELAY).await;
+        let pw = SecretString::from("pw".to_string());
+        let e = Session::open(&target_with(port, AuthMode::Password), Some(&pw))
+            .await
+            .err()
+            .unwrap();
+        assert!(e.summary.contains("offers no authentication"), "{e}");
+        assert!(
+            e.fix.contains("`mailroom account edit t --smtp-auth none`"),
+            "{e}"
+        );
+        assert!(!e.to_string().contains("internal client error"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn auth_only_after_starttls_with_security_none_names_starttls() {
+        // STARTTLS offered, no AUTH before it; its TLS never comes up here, so the answer
+        // after STARTTLS stays unknown and the words say "without TLS".
+        let ehlo: &[u8] = b"250-fake\r\n250-STARTTLS\r\n250 SIZE 1000\r\n";
+        let port = fake_with(AfterData::Accept, ehlo).await;
+        let pw = SecretString::from("pw".to_string());
+        let e = Session::open(&target_with(port, AuthMode::Password), Some(&pw))
+            .await
+            .err()
+            .unwrap();
+        assert!(
+            e.summary.contains("no authentication without TLS")
+                && e.summary.contains("security is none"),
+            "{e}"
+        );
+        assert!(
+            e.fix
+                .starts_with("use `mailroom account edit t --smtp-security starttls`"),
+            "{e}"
+        );
+        assert_eq!(e.kind, crate::error::Kind::NeedsUser);
+    }
+
+    #[tokio::test]
+    async fn a_mechanism_the_server_lacks_names_the_one_it_has() {
+        let ehlo: &[u8] = b"250-fake\r\n250 AUTH LOGIN\r\n";
+        let port = fake_with(AfterData::Accept, ehlo).await;
+        let pw = SecretString::from("pw".to_string());
+        let e = Session::open(&target_with(port, AuthMode::Plain), Some(&pw))
+            .await
+            .err()
+            .unwrap();
+        assert!(e.summary.contains("does not offer AUTH PLAIN"), "{e}");
+        assert_eq!(e.detail, "it offers AUTH LOGIN");
+        assert!(e.fix.contains("--smtp-auth login"), "{e}");
+        // The default takes LOGIN when PLAIN is missing.
+        let port = fake_with(AfterData::Accept, ehlo).await;
+        let mut s = Session::connect(&target(port)).await.unwrap();
+        let done = s.authenticate(Some(&pw)).await.unwrap();
+        assert_eq!(done, "authenticated as u (LOGIN)");
+    }
+
+    #[test]
+    fn mechanisms_are_read_and_chosen_plain_first() {
+        let lines = ["fake", "AUTH=LOGIN", "AUTH plain LOGIN xoauth2", "SIZE 10"];
+        let offered = parse_auth(lines.into_iter());
+        assert_eq!(offered, ["LOGIN", "PLAIN", "XOAUTH2"]);
+        assert_eq!(
+            choose(AuthMode::Password, &offered),
+            Ok(Some(Mechanism::Plain))
+        );
+        assert_eq!(
+            choose(AuthMode::Login, &offered),
+            Ok(Some(Mechanism::Login))
+        );
+        assert_eq!(choose(AuthMode::None, &offered), Ok(None));
+        assert_eq!(choose(AuthMode::None, &[]), Ok(None));
+        assert_eq!(choose(AuthMode::Password, &[]), Err(NoMechanism::NoAuth));
+        let oauth_only = vec!["XOAUTH2".to_string(), "OAUTHBEARER".to_string()];
+        assert_eq!(
+            choose(AuthMode::Password, &oauth_only),
+            Err(NoMechanism::Unsupported("PLAIN or LOGIN"))
+        );
+        let e = no_such_mechanism(&target(1), "PLAIN or LOGIN", &oauth_only);
+        assert!(e.fix.contains("only OAuth2 sign-in"), "{e}");
     }
 
     #[test]

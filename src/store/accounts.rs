@@ -197,7 +197,8 @@ impl Store {
         Ok(())
     }
 
-    /// A sync pass finished well: clear the failure clock.
+    /// A sync pass finished well: clear the failure clock and the last error (no longer
+    /// current; it stays in the events log).
     pub fn record_success(
         &self,
         id: &str,
@@ -207,7 +208,8 @@ impl Store {
     ) -> Result<()> {
         self.conn.execute(
             "UPDATE accounts SET state = 'idle', state_since = CASE WHEN state = 'idle' THEN state_since ELSE ?2 END,
-               last_success_at = ?2, failing_since = NULL, runs_total = runs_total + 1, runs_ok = runs_ok + 1,
+               last_success_at = ?2, failing_since = NULL,
+               last_error_at = NULL, last_error_what = NULL, last_error_fix = NULL, runs_total = runs_total + 1, runs_ok = runs_ok + 1,
                last_duration_ms = ?3, bytes_total = bytes_total + ?4, messages_total = messages_total + ?5,
                progress_folder = NULL, progress_done = NULL, progress_total = NULL
              WHERE id = ?1",
@@ -276,6 +278,14 @@ impl Store {
             "INSERT INTO credentials (account_id, kind, sealed, updated_at) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT(account_id, kind) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at",
             params![account_id, kind, sealed, now()],
+        )?;
+        Ok(())
+    }
+
+    pub fn delete_credential(&self, account_id: &str, kind: &str) -> Result<()> {
+        self.conn.execute(
+            "DELETE FROM credentials WHERE account_id = ?1 AND kind = ?2",
+            params![account_id, kind],
         )?;
         Ok(())
     }
@@ -433,6 +443,7 @@ mod tests {
         let row = s.account("a1").unwrap().unwrap();
         assert_eq!(row.state, AccountState::Idle);
         assert!(row.failing_since.is_none());
+        assert!(row.last_error.is_none(), "no longer current");
         assert_eq!((row.runs_total, row.runs_ok), (2, 1));
     }
 }

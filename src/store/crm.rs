@@ -208,7 +208,7 @@ impl Store {
                 format!(
                     "remove it there first: `mailroom customers edit {owner} --remove-email {email}`"
                 ),
-            )),
+            ).with_code(crate::error::Code::Conflict)),
             None => {
                 self.conn.execute(
                     "INSERT INTO customer_emails (email, customer_id) VALUES (?1, ?2)",

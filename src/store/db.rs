@@ -6,7 +6,9 @@
 //! engine behind the same type later). Connections go back to the pool when dropped.
 
 use std::ops::Deref;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use crate::config::StoreUrl;
 use std::sync::{Arc, Mutex};
 
 use super::Store;
@@ -21,7 +23,7 @@ pub struct Db {
 }
 
 struct Inner {
-    path: PathBuf,
+    url: StoreUrl,
     read_only: bool,
     idle: Mutex<Vec<Store>>,
 }
@@ -30,28 +32,33 @@ impl Db {
     /// Opens (creating and migrating) the database at `path`. The first connection is opened
     /// here, so a bad path or a damaged file fails now, not at first use.
     pub fn open(path: &Path) -> Result<Db> {
-        let first = Store::open(path)?;
-        Ok(Db::with_first(path, false, first))
+        Db::open_url(&StoreUrl::Sqlite(path.to_path_buf()))
+    }
+
+    /// Opens (creating and migrating) the store at `url`, either engine.
+    pub fn open_url(url: &StoreUrl) -> Result<Db> {
+        let first = Store::open_url(url)?;
+        Ok(Db::with_first(url, false, first))
     }
 
     /// Opens read-only: never creates, migrates or waits on a writer (`status`).
-    pub fn open_read_only(path: &Path) -> Result<Db> {
-        let first = Store::open_read_only(path)?;
-        Ok(Db::with_first(path, true, first))
+    pub fn open_read_only(url: &StoreUrl) -> Result<Db> {
+        let first = Store::open_url_read_only(url)?;
+        Ok(Db::with_first(url, true, first))
     }
 
-    fn with_first(path: &Path, read_only: bool, first: Store) -> Db {
+    fn with_first(url: &StoreUrl, read_only: bool, first: Store) -> Db {
         Db {
             inner: Arc::new(Inner {
-                path: path.to_path_buf(),
+                url: url.clone(),
                 read_only,
                 idle: Mutex::new(vec![first]),
             }),
         }
     }
 
-    pub fn path(&self) -> &Path {
-        &self.inner.path
+    pub fn url(&self) -> &StoreUrl {
+        &self.inner.url
     }
 
     /// Borrows a connection for synchronous work on this thread. Not for async code: there use
@@ -60,8 +67,8 @@ impl Db {
         let pooled = self.inner.idle.lock().ok().and_then(|mut v| v.pop());
         let store = match pooled {
             Some(s) => s,
-            None if self.inner.read_only => Store::open_read_only(&self.inner.path)?,
-            None => Store::open(&self.inner.path)?,
+            None if self.inner.read_only => Store::open_url_read_only(&self.inner.url)?,
+            None => Store::open_url(&self.inner.url)?,
         };
         Ok(Conn {
             store: Some(store),
@@ -74,9 +81,9 @@ impl Db {
     /// the watcher must never be one of the writers).
     pub fn dedicated(&self) -> Result<Store> {
         if self.inner.read_only {
-            Store::open_read_only(&self.inner.path)
+            Store::open_url_read_only(&self.inner.url)
         } else {
-            Store::open(&self.inner.path)
+            Store::open_url(&self.inner.url)
         }
     }
 
@@ -171,7 +178,7 @@ mod tests {
     #[test]
     fn read_only_never_creates() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(Db::open_read_only(&dir.path().join("missing.db")).is_err());
+        assert!(Db::open_read_only(&StoreUrl::Sqlite(dir.path().join("missing.db"))).is_err());
         assert!(!dir.path().join("missing.db").exists());
     }
 }

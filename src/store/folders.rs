@@ -243,7 +243,8 @@ impl Store {
                         "give the {} role to a folder that holds mail, e.g. one below {name:?}",
                         role.as_str()
                     ),
-                ));
+                )
+                .with_code(crate::error::Code::FolderNoselect));
             }
             Some(_) => {}
         }
@@ -354,6 +355,7 @@ fn unknown_folder(name: &str, known: &[FolderRow]) -> AppError {
             names.join(", ")
         ),
     )
+    .with_code(crate::error::Code::NotFound)
 }
 
 #[cfg(test)]

@@ -1,10 +1,11 @@
 //! The event/error log and the audit log.
 
-use rusqlite::params;
 use serde::Serialize;
 
 use super::console::like_escape;
+use super::sql::{Owned, Row, in_list, not_in, owned_args};
 use super::{Store, now};
+use crate::args;
 use crate::error::Result;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -63,12 +64,17 @@ pub struct EventFilter {
 pub struct Visible<'a>(pub &'a [String]);
 
 impl Visible<'_> {
-    /// The SQL condition on `account_id`; its one parameter is [`Visible::param`].
-    const SQL: &'static str =
-        "(account_id IS NULL OR account_id IN (SELECT value FROM json_each(?)))";
+    /// The SQL condition on `account_id`, its list numbered from `?first`; push
+    /// [`Visible::values`] in that place.
+    fn sql(&self, first: usize) -> String {
+        format!(
+            "(account_id IS NULL OR account_id IN ({}))",
+            in_list(first, self.0.len())
+        )
+    }
 
-    fn param(&self) -> String {
-        serde_json::to_string(self.0).unwrap_or_else(|_| "[]".into())
+    fn values(&self) -> impl Iterator<Item = Owned> + '_ {
+        self.0.iter().map(|a| Owned::Text(a.clone()))
     }
 }
 
@@ -104,11 +110,11 @@ impl Store {
         detail: Option<&str>,
         fix: Option<&str>,
     ) -> Result<i64> {
-        self.conn.execute(
-            "INSERT INTO events (at, account_id, level, what, detail, fix) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![now(), account_id, level.as_str(), what, detail, fix],
-        )?;
-        Ok(self.conn.last_insert_rowid())
+        self.conn.one(
+            "INSERT INTO events (at, account_id, level, what, detail, fix) VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+            args![now(), account_id, level.as_str(), what, detail, fix],
+            |r| r.get(0),
+        )
     }
 
     /// Events with id > `after`, at or above `min_level`, of `visible` accounts, oldest first,
@@ -120,16 +126,18 @@ impl Store {
         visible: Visible<'_>,
         limit: i64,
     ) -> Result<Vec<EventRow>> {
-        let mut st = self.conn.prepare_cached(&format!(
-            "SELECT {EVENT_COLS} FROM events WHERE id > ?1 AND level IN ({}) AND {}
-             ORDER BY id LIMIT ?3",
-            levels_up_to(min_level),
-            Visible::SQL.replace('?', "?2"),
-        ))?;
-        let rows = st
-            .query_map(params![after, visible.param(), limit], event_row)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+        let mut values = vec![Owned::Int(after), Owned::Int(limit)];
+        values.extend(visible.values());
+        self.conn.rows(
+            &format!(
+                "SELECT {EVENT_COLS} FROM events WHERE id > ?1 AND level IN ({}) AND {}
+                 ORDER BY id LIMIT ?2",
+                levels_up_to(min_level),
+                visible.sql(3),
+            ),
+            &owned_args(&values),
+            event_row,
+        )
     }
 
     /// The newest `limit` events at or above `min_level` of `visible` accounts (for `log`
@@ -140,15 +148,18 @@ impl Store {
         visible: Visible<'_>,
         limit: i64,
     ) -> Result<Vec<EventRow>> {
-        let mut st = self.conn.prepare_cached(&format!(
-            "SELECT {EVENT_COLS} FROM events WHERE level IN ({}) AND {}
-             ORDER BY id DESC LIMIT ?2",
-            levels_up_to(min_level),
-            Visible::SQL.replace('?', "?1"),
-        ))?;
-        let mut rows = st
-            .query_map(params![visible.param(), limit], event_row)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut values = vec![Owned::Int(limit)];
+        values.extend(visible.values());
+        let mut rows = self.conn.rows(
+            &format!(
+                "SELECT {EVENT_COLS} FROM events WHERE level IN ({}) AND {}
+                 ORDER BY id DESC LIMIT ?1",
+                levels_up_to(min_level),
+                visible.sql(2),
+            ),
+            &owned_args(&values),
+            event_row,
+        )?;
         rows.reverse();
         Ok(rows)
     }
@@ -161,21 +172,17 @@ impl Store {
         offset: i64,
         limit: i64,
     ) -> Result<Vec<EventRow>> {
-        let (sql, args) = event_query(filter, visible, EVENT_COLS);
-        let mut st = self.conn.prepare(&format!(
-            "{sql} ORDER BY id DESC LIMIT {limit} OFFSET {offset}"
-        ))?;
-        let rows = st
-            .query_map(rusqlite::params_from_iter(args.iter()), event_row)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+        let (sql, values) = event_query(filter, visible, EVENT_COLS);
+        self.conn.rows(
+            &format!("{sql} ORDER BY id DESC LIMIT {limit} OFFSET {offset}"),
+            &owned_args(&values),
+            event_row,
+        )
     }
 
     pub fn events_count(&self, filter: &EventFilter, visible: Visible<'_>) -> Result<i64> {
-        let (sql, args) = event_query(filter, visible, "COUNT(*)");
-        Ok(self
-            .conn
-            .query_row(&sql, rusqlite::params_from_iter(args.iter()), |r| r.get(0))?)
+        let (sql, values) = event_query(filter, visible, "COUNT(*)");
+        self.conn.one(&sql, &owned_args(&values), |r| r.get(0))
     }
 
     pub fn audit(
@@ -186,40 +193,43 @@ impl Store {
         target: Option<&str>,
         detail: &serde_json::Value,
     ) -> Result<i64> {
-        self.conn.execute(
-            "INSERT INTO audit (at, operator, action, account_id, target, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![now(), operator, action, account_id, target, detail.to_string()],
-        )?;
-        Ok(self.conn.last_insert_rowid())
+        self.conn.one(
+            "INSERT INTO audit (at, operator, action, account_id, target, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+            args![now(), operator, action, account_id, target, detail.to_string()],
+            |r| r.get(0),
+        )
     }
 
     /// The newest `limit` audit rows, oldest first (every row: for tests and tools).
     pub fn audit_rows(&self, limit: i64) -> Result<Vec<AuditRow>> {
-        self.audit_query("1 = 1", params![limit])
+        self.audit_query("1 = 1", vec![Owned::Int(limit)])
     }
 
     /// The newest `limit` audit rows `reader` may read, oldest first.
     pub fn audit_visible(&self, reader: AuditReader<'_>, limit: i64) -> Result<Vec<AuditRow>> {
-        let list = |v: &[String]| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
+        let (nv, nc) = (reader.visible.len(), reader.configured.len());
+        let mut values = vec![Owned::Int(limit), Owned::Text(reader.operator.to_string())];
+        values.extend(reader.visible.iter().map(|a| Owned::Text(a.clone())));
+        values.extend(reader.configured.iter().map(|a| Owned::Text(a.clone())));
         self.audit_query(
-            "account_id IS NULL OR account_id IN (SELECT value FROM json_each(?2))
-             OR (operator = ?4 AND account_id NOT IN (SELECT value FROM json_each(?3)))",
-            params![
-                limit,
-                list(reader.visible),
-                list(reader.configured),
-                reader.operator
-            ],
+            &format!(
+                "account_id IS NULL OR account_id IN ({})
+                 OR (operator = ?2 AND {})",
+                in_list(3, nv),
+                not_in("account_id", 3 + nv, nc)
+            ),
+            values,
         )
     }
 
-    fn audit_query(&self, cond: &str, p: impl rusqlite::Params) -> Result<Vec<AuditRow>> {
-        let mut st = self.conn.prepare_cached(&format!(
-            "SELECT id, at, operator, action, account_id, target, detail FROM audit
-             WHERE {cond} ORDER BY id DESC LIMIT ?1"
-        ))?;
-        let mut rows = st
-            .query_map(p, |r| {
+    fn audit_query(&self, cond: &str, values: Vec<Owned>) -> Result<Vec<AuditRow>> {
+        let mut rows = self.conn.rows(
+            &format!(
+                "SELECT id, at, operator, action, account_id, target, detail FROM audit
+                 WHERE {cond} ORDER BY id DESC LIMIT ?1"
+            ),
+            &owned_args(&values),
+            |r| {
                 let detail: Option<String> = r.get(6)?;
                 Ok(AuditRow {
                     id: r.get(0)?,
@@ -230,8 +240,8 @@ impl Store {
                     target: r.get(5)?,
                     detail: detail.and_then(|d| serde_json::from_str(&d).ok()),
                 })
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+            },
+        )?;
         rows.reverse();
         Ok(rows)
     }
@@ -239,7 +249,7 @@ impl Store {
 
 const EVENT_COLS: &str = "id, at, account_id, level, what, detail, fix";
 
-fn event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventRow> {
+fn event_row(r: &Row<'_>) -> Result<EventRow> {
     Ok(EventRow {
         id: r.get(0)?,
         at: r.get(1)?,
@@ -261,25 +271,22 @@ fn levels_up_to(min: Level) -> String {
         .join(",")
 }
 
-fn event_query(filter: &EventFilter, visible: Visible<'_>, cols: &str) -> (String, Vec<String>) {
-    let mut args = vec![visible.param()];
-    let mut sql = format!(
-        "SELECT {cols} FROM events WHERE {}",
-        Visible::SQL.replace('?', "?1")
-    );
+fn event_query(filter: &EventFilter, visible: Visible<'_>, cols: &str) -> (String, Vec<Owned>) {
+    let mut args: Vec<Owned> = visible.values().collect();
+    let mut sql = format!("SELECT {cols} FROM events WHERE {}", visible.sql(1));
     if !filter.levels.is_empty() {
         let marks: Vec<String> = filter
             .levels
             .iter()
             .map(|l| {
-                args.push(l.to_string());
+                args.push(Owned::Text(l.to_string()));
                 format!("?{}", args.len())
             })
             .collect();
         sql.push_str(&format!(" AND level IN ({})", marks.join(",")));
     }
     if !filter.search.is_empty() {
-        args.push(format!("%{}%", like_escape(&filter.search)));
+        args.push(Owned::Text(format!("%{}%", like_escape(&filter.search))));
         let n = args.len();
         sql.push_str(&format!(
             " AND (what LIKE ?{n} ESCAPE '\\' OR COALESCE(detail, '') LIKE ?{n} ESCAPE '\\' OR COALESCE(fix, '') LIKE ?{n} ESCAPE '\\')"
@@ -294,88 +301,111 @@ mod tests {
 
     #[test]
     fn events_filter_by_level_text_and_visible_account() {
-        let s = Store::open_in_memory().unwrap();
-        s.log_event(
-            None,
-            Level::Error,
-            "login failed",
-            Some("bad pw"),
-            Some("set-password"),
-        )
-        .unwrap();
-        s.log_event(None, Level::Info, "synced INBOX", None, None)
+        crate::store::testing::each(|s| {
+            s.log_event(
+                None,
+                Level::Error,
+                "login failed",
+                Some("bad pw"),
+                Some("set-password"),
+            )
             .unwrap();
-        s.log_event(Some("hidden"), Level::Error, "theirs", None, None)
-            .unwrap();
-        s.log_event(Some("mine"), Level::Info, "synced mine", None, None)
-            .unwrap();
-        let mine = ["mine".to_string()];
-        let v = Visible(&mine);
-        let all = EventFilter::default();
-        assert_eq!(s.events_count(&all, v).unwrap(), 3);
-        assert_eq!(s.events_count(&all, Visible(&[])).unwrap(), 2);
-        let errors = EventFilter {
-            levels: vec!["error"],
-            search: String::new(),
-        };
-        let rows = s.events_page(&errors, v, 0, 10).unwrap();
-        assert_eq!(rows.len(), 1);
-        assert_eq!(rows[0].what, "login failed");
-        let text = EventFilter {
-            levels: vec![],
-            search: "INBOX".into(),
-        };
-        assert_eq!(s.events_count(&text, v).unwrap(), 1);
-        let pct = EventFilter {
-            levels: vec![],
-            search: "%".into(),
-        };
-        assert_eq!(s.events_count(&pct, v).unwrap(), 0);
-        // The CLI's reads leave the hidden account out too, newest last.
-        let recent: Vec<String> = s
-            .recent_events(Level::Debug, v, 2)
-            .unwrap()
-            .into_iter()
-            .map(|e| e.what)
-            .collect();
-        assert_eq!(recent, ["synced INBOX", "synced mine"]);
-        let after: Vec<String> = s
-            .events_after(1, Level::Error, v, 10)
-            .unwrap()
-            .into_iter()
-            .map(|e| e.what)
-            .collect();
-        assert!(after.is_empty(), "{after:?}");
+            s.log_event(None, Level::Info, "synced INBOX", None, None)
+                .unwrap();
+            s.log_event(Some("hidden"), Level::Error, "theirs", None, None)
+                .unwrap();
+            s.log_event(Some("mine"), Level::Info, "synced mine", None, None)
+                .unwrap();
+            let mine = ["mine".to_string()];
+            let v = Visible(&mine);
+            let all = EventFilter::default();
+            assert_eq!(s.events_count(&all, v).unwrap(), 3);
+            assert_eq!(s.events_count(&all, Visible(&[])).unwrap(), 2);
+            let errors = EventFilter {
+                levels: vec!["error"],
+                search: String::new(),
+            };
+            let rows = s.events_page(&errors, v, 0, 10).unwrap();
+            assert_eq!(rows.len(), 1);
+            assert_eq!(rows[0].what, "login failed");
+            let text = EventFilter {
+                levels: vec![],
+                search: "INBOX".into(),
+            };
+            assert_eq!(s.events_count(&text, v).unwrap(), 1);
+            let pct = EventFilter {
+                levels: vec![],
+                search: "%".into(),
+            };
+            assert_eq!(s.events_count(&pct, v).unwrap(), 0);
+            // The CLI's reads leave the hidden account out too, newest last.
+            let recent: Vec<String> = s
+                .recent_events(Level::Debug, v, 2)
+                .unwrap()
+                .into_iter()
+                .map(|e| e.what)
+                .collect();
+            assert_eq!(recent, ["synced INBOX", "synced mine"]);
+            let after: Vec<String> = s
+                .events_after(1, Level::Error, v, 10)
+                .unwrap()
+                .into_iter()
+                .map(|e| e.what)
+                .collect();
+            assert!(after.is_empty(), "{after:?}");
+        });
     }
 
     #[test]
     fn audit_rows_about_a_hidden_account_are_left_out() {
-        let s = Store::open_in_memory().unwrap();
-        let j = serde_json::json!({});
-        s.audit("eve", "refused", Some("theirs"), Some("message 1"), &j)
-            .unwrap();
-        s.audit("eve", "customers.add", None, None, &j).unwrap();
-        s.audit("eve", "triage.pair", Some("mine"), None, &j)
-            .unwrap();
-        s.audit("eve", "account_remove", Some("gone"), None, &j)
-            .unwrap();
-        s.audit("bob", "account_remove", Some("gone2"), None, &j)
-            .unwrap();
-        let mine = ["mine".to_string()];
-        let configured = ["mine".to_string(), "theirs".to_string()];
-        let eve = AuditReader {
-            operator: "eve",
-            visible: &mine,
-            configured: &configured,
-        };
-        let rows: Vec<String> = s
-            .audit_visible(eve, 10)
-            .unwrap()
-            .into_iter()
-            .map(|r| r.action)
-            .collect();
-        assert_eq!(rows, ["customers.add", "triage.pair", "account_remove"]);
-        assert_eq!(s.audit_rows(10).unwrap().len(), 5);
-        assert_eq!(s.audit_visible(eve, 1).unwrap()[0].action, "account_remove");
+        crate::store::testing::each(|s| {
+            let j = serde_json::json!({});
+            s.audit("eve", "refused", Some("theirs"), Some("message 1"), &j)
+                .unwrap();
+            s.audit("eve", "customers.add", None, None, &j).unwrap();
+            s.audit("eve", "triage.pair", Some("mine"), None, &j)
+                .unwrap();
+            s.audit("eve", "account_remove", Some("gone"), None, &j)
+                .unwrap();
+            s.audit("bob", "account_remove", Some("gone2"), None, &j)
+                .unwrap();
+            let mine = ["mine".to_string()];
+            let configured = ["mine".to_string(), "theirs".to_string()];
+            let eve = AuditReader {
+                operator: "eve",
+                visible: &mine,
+                configured: &configured,
+            };
+            let rows: Vec<String> = s
+                .audit_visible(eve, 10)
+                .unwrap()
+                .into_iter()
+                .map(|r| r.action)
+                .collect();
+            assert_eq!(rows, ["customers.add", "triage.pair", "account_remove"]);
+            assert_eq!(s.audit_rows(10).unwrap().len(), 5);
+            assert_eq!(s.audit_visible(eve, 1).unwrap()[0].action, "account_remove");
+        });
+    }
+
+    #[test]
+    fn an_operator_sees_their_own_removal_of_the_last_account() {
+        crate::store::testing::each(|s| {
+            let j = serde_json::json!({});
+            s.audit("eve", "account_remove", Some("gone"), None, &j)
+                .unwrap();
+            let eve = AuditReader {
+                operator: "eve",
+                visible: &[],
+                configured: &[],
+            };
+            let rows: Vec<String> = s
+                .audit_visible(eve, 10)
+                .unwrap()
+                .into_iter()
+                .map(|r| r.action)
+                .collect();
+            assert_eq!(rows, ["account_remove"]);
+        });
     }
 }

@@ -16,7 +16,9 @@ mod ops;
 pub mod outbox;
 mod quarantine;
 mod schema;
+mod schema_pg;
 mod search;
+pub mod sql;
 mod status;
 mod triage;
 
@@ -33,7 +35,7 @@ pub use messages::{
     NewMessage, PrefetchItem,
 };
 pub use ops::{OpKind, OpTarget, PendingOp};
-pub use outbox::{Change, CopyState, NewOutbox, OutboxRow, OutboxState, ReplyBase};
+pub use outbox::{Change, CopyState, NewOutbox, OutboxRow, OutboxState, ReplyBase, SentFiling};
 pub use quarantine::{QuarantineRow, QuarantineState};
 pub use search::SearchRow;
 pub use status::OutboxCounts;
@@ -48,10 +50,10 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::error::{AppError, DAMAGED, Result, damaged_fix};
+use crate::error::{AppError, Code, DAMAGED, Result, damaged_fix};
 
 pub struct Store {
-    conn: Connection,
+    conn: sql::Conn,
 }
 
 /// Current time as RFC 3339 UTC with second precision, the format of every time column.
@@ -60,6 +62,76 @@ pub fn now() -> String {
 }
 
 impl Store {
+    /// Opens (creating and migrating) the store at `url`: the SQLite file, or the PostgreSQL
+    /// database.
+    pub fn open_url(url: &crate::config::StoreUrl) -> Result<Store> {
+        match url {
+            crate::config::StoreUrl::Sqlite(path) => Store::open(path),
+            crate::config::StoreUrl::Postgres(u) => Store::open_postgres(u, true),
+        }
+    }
+
+    /// Opens the store at `url` to read: never creates or migrates it (`status`).
+    pub fn open_url_read_only(url: &crate::config::StoreUrl) -> Result<Store> {
+        match url {
+            crate::config::StoreUrl::Sqlite(path) => Store::open_read_only(path),
+            crate::config::StoreUrl::Postgres(u) => Store::open_postgres(u, false),
+        }
+    }
+
+    /// Connects to a PostgreSQL store; with `migrate`, brings its schema up to date first.
+    fn open_postgres(url: &str, migrate: bool) -> Result<Store> {
+        let conn = sql::Conn::Pg(sql::PgConn::connect(sql::pg_config(url)?)?);
+        let store = Store { conn };
+        if migrate {
+            store.migrate_postgres()?;
+        } else {
+            let v = store.schema_version()?;
+            if v as usize > schema::MIGRATIONS.len() {
+                return Err(newer_schema(v));
+            }
+        }
+        Ok(store)
+    }
+
+    /// The PostgreSQL twin of `migrate`: one migrator at a time across every host (an advisory
+    /// lock held by the transaction), each step and its version number committed together.
+    fn migrate_postgres(&self) -> Result<()> {
+        self.conn.tx(|| {
+            self.conn
+                .exec("SELECT pg_advisory_xact_lock(7420017)", &[])?;
+            self.conn.batch(
+                "CREATE TABLE IF NOT EXISTS mailroom_schema (version BIGINT NOT NULL);
+                 INSERT INTO mailroom_schema (version)
+                     SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM mailroom_schema)",
+            )?;
+            let version = self.schema_version()? as usize;
+            if version > schema_pg::MIGRATIONS.len() {
+                return Err(newer_schema(version as i64));
+            }
+            for (i, step) in schema_pg::MIGRATIONS.iter().enumerate().skip(version) {
+                self.conn.batch(step).map_err(|e| {
+                    AppError::local(
+                        format!("database migration {} failed", i + 1),
+                        e.detail,
+                        "restore a backup of the database or report this as a bug",
+                    )
+                    .with_code(Code::DbFailed)
+                })?;
+                self.conn.exec(
+                    "UPDATE mailroom_schema SET version = ?1",
+                    crate::args![(i + 1) as i64],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Which engine this store runs on.
+    pub fn engine(&self) -> sql::Engine {
+        self.conn.engine()
+    }
+
     /// Opens (creating 0600 if missing) and migrates the database.
     pub fn open(path: &Path) -> Result<Store> {
         if !path.exists() {
@@ -76,6 +148,7 @@ impl Store {
                         e.to_string(),
                         "choose a writable --home",
                     )
+                    .with_code(Code::DbUnreadable)
                 })?;
         }
         let conn = Connection::open(path).map_err(|e| {
@@ -84,6 +157,7 @@ impl Store {
                 e.to_string(),
                 "check the file's permissions",
             )
+            .with_code(Code::DbUnreadable)
         })?;
         let opened = Store::configure(conn).and_then(|store| store.migrate().map(|()| store));
         opened.map_err(|e| explain_open_error(e, path))
@@ -97,7 +171,8 @@ impl Store {
                 format!("no database at {}", path.display()),
                 "",
                 "add an account first, or pass the right --home",
-            ));
+            )
+            .with_code(Code::DbUnreadable));
         }
         let conn = Connection::open_with_flags(
             path,
@@ -109,6 +184,7 @@ impl Store {
                 e.to_string(),
                 "check the file's permissions",
             )
+            .with_code(Code::DbUnreadable)
         })?;
         conn.busy_timeout(Duration::from_secs(5))?;
         let version: i64 = conn
@@ -117,7 +193,9 @@ impl Store {
         if version as usize > schema::MIGRATIONS.len() {
             return Err(newer_schema(version));
         }
-        Ok(Store { conn })
+        Ok(Store {
+            conn: sql::Conn::Lite(conn),
+        })
     }
 
     /// An in-memory store for unit tests.
@@ -136,7 +214,9 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        Ok(Store { conn })
+        Ok(Store {
+            conn: sql::Conn::Lite(conn),
+        })
     }
 
     fn migrate(&self) -> Result<()> {
@@ -169,7 +249,8 @@ impl Store {
                         format!("database migration {} failed", i + 1),
                         e.to_string(),
                         "restore a backup of mailroom.db or report this as a bug",
-                    ));
+                    )
+                    .with_code(Code::DbFailed));
                 }
             }
         }
@@ -177,16 +258,39 @@ impl Store {
     }
 
     pub fn schema_version(&self) -> Result<i64> {
-        Ok(self
-            .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))?)
+        match &self.conn {
+            sql::Conn::Lite(c) => Ok(c.query_row("PRAGMA user_version", [], |r| r.get(0))?),
+            sql::Conn::Pg(_) => {
+                let exists: bool = self.conn.one(
+                    "SELECT to_regclass('mailroom_schema') IS NOT NULL",
+                    &[],
+                    |r| r.get(0),
+                )?;
+                if !exists {
+                    return Ok(0);
+                }
+                Ok(self
+                    .conn
+                    .first("SELECT version FROM mailroom_schema", &[], |r| r.get(0))?
+                    .unwrap_or(0))
+            }
+        }
     }
 
     /// Cheap change detector: moves whenever another connection commits (console refresh).
+    /// SQLite counts other connections' commits (`PRAGMA data_version`); on PostgreSQL this
+    /// connection LISTENs to the tables' change notifications (the first call subscribes).
     pub fn data_version(&self) -> Result<i64> {
-        Ok(self
-            .conn
-            .query_row("PRAGMA data_version", [], |r| r.get(0))?)
+        match &self.conn {
+            sql::Conn::Lite(c) => Ok(c.query_row("PRAGMA data_version", [], |r| r.get(0))?),
+            sql::Conn::Pg(p) => {
+                if !p.listening() {
+                    self.conn.batch("LISTEN mailroom_changes")?;
+                    p.set_listening();
+                }
+                Ok(p.notifications()? as i64)
+            }
+        }
     }
 
     /// Runs `f` in one IMMEDIATE transaction: all of it lands, or none of it.
@@ -213,24 +317,28 @@ impl From<rusqlite::Error> for AppError {
                 "the disk is full",
                 e.to_string(),
                 "free some disk space; nothing was lost, the last change was rolled back",
-            );
+            )
+            .with_code(Code::DiskFull);
         }
         let damaged = matches!(&e, rusqlite::Error::SqliteFailure(f, _) if matches!(f.code, rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase));
         if damaged {
-            return AppError::local(DAMAGED, e.to_string(), damaged_fix("mailroom.db"));
+            return AppError::local(DAMAGED, e.to_string(), damaged_fix("mailroom.db"))
+                .with_code(Code::DbDamaged);
         }
         if busy {
             return AppError::transient(
                 "the database is busy",
                 e.to_string(),
                 "another mailroom process holds a long write; try again",
-            );
+            )
+            .with_code(Code::DbBusy);
         }
         AppError::local(
             "database error",
             e.to_string(),
             "run `mailroom status`; if it persists, see docs/troubleshooting.md",
         )
+        .with_code(Code::DbFailed)
     }
 }
 
@@ -240,26 +348,29 @@ fn newer_schema(version: i64) -> AppError {
         "",
         "upgrade mailroom, or use another --home",
     )
+    .with_code(Code::DbNewer)
 }
 
 /// An error opening or first reading the database, told with its path. SQLite reports a full
 /// disk while opening (the -shm and -wal files cannot grow) as a plain "disk I/O error": say
 /// what it is when the database's file system has no room left.
 pub fn explain_open_error(e: AppError, db: &Path) -> AppError {
-    if e.summary == crate::error::DAMAGED {
+    if e.code == Code::DbDamaged {
         return AppError::local(
             format!("the database {} is damaged", db.display()),
             e.detail,
             crate::error::damaged_fix(&db.display().to_string()),
-        );
+        )
+        .with_code(Code::DbDamaged);
     }
     let dir = db.parent().unwrap_or(db);
     match free_bytes(dir) {
-        Some(free) if free < DISK_FULL_BELOW && e.summary != "the disk is full" => AppError::local(
+        Some(free) if free < DISK_FULL_BELOW && e.code != Code::DiskFull => AppError::local(
             format!("the disk holding {} is full", dir.display()),
             e.detail,
             "free some disk space, then run the command again; nothing was lost",
-        ),
+        )
+        .with_code(Code::DiskFull),
         _ => e,
     }
 }
@@ -307,5 +418,22 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
         let ro = Store::open_read_only(&path).unwrap();
         assert!(ro.data_version().is_ok());
+    }
+}
+
+/// Test support: store tests that run on each engine (the conformance suite). SQLite always;
+/// PostgreSQL when `MAILROOM_TEST_PG_URL` names a server (scripts/test sets it, and requires
+/// it), each run on a database of its own.
+#[cfg(test)]
+pub mod testing {
+    use super::*;
+
+    pub fn each(body: impl Fn(&mut Store)) {
+        let mut lite = Store::open_in_memory().unwrap();
+        body(&mut lite);
+        if let Some(pg) = sql::engines::PgScratch::new() {
+            let mut store = Store::open_postgres(&pg.url, true).unwrap();
+            body(&mut store);
+        }
     }
 }

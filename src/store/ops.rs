@@ -59,17 +59,18 @@ pub struct PendingOp {
 }
 
 impl Store {
-    /// Applies a flag change to every location of a message in `accounts` locally and queues
-    /// it for each location's server. Returns the op ids.
+    /// Applies a flag change to the copies (`locations`, by location id) of a message locally
+    /// and queues it for each copy's server; every other copy keeps its own flags. Returns the
+    /// op ids.
     pub fn local_set_flags(
         &mut self,
         message_id: i64,
-        accounts: &[String],
+        locations: &[i64],
         add: &[String],
         remove: &[String],
     ) -> Result<Vec<i64>> {
         let mut locs = self.locations_of(message_id)?;
-        locs.retain(|l| accounts.contains(&l.account_id));
+        locs.retain(|l| locations.contains(&l.id));
         if locs.is_empty() {
             return Err(no_location(message_id));
         }
@@ -127,6 +128,7 @@ impl Store {
                     format!("no folder named {target_folder:?}"),
                     "see `mailroom folders NAME`",
                 )
+                .with_code(crate::error::Code::NotFound)
             })?;
         let locs = self.locations_of(message_id)?;
         let loc = locs
@@ -244,4 +246,5 @@ fn no_location(message_id: i64) -> AppError {
         format!("message {message_id} is not in any synced folder"),
         "pick an id from `mailroom messages`",
     )
+    .with_code(crate::error::Code::NotFound)
 }

@@ -180,9 +180,11 @@ pub struct OutboxRow {
     pub size: Option<i64>,
     pub claim: Option<String>,
     pub claim_until: Option<String>,
+    /// What our Sent copy carries as `X-Mailroom-Copy` (set, committed, before it is appended).
+    pub copy_token: Option<String>,
 }
 
-const COLUMNS: &str = "id, account_id, operator, from_addr, rcpt_json, message_id, subject, state, copy_state, copy_folder, copy_uid, copy_uidvalidity, copy_note, attempts, copy_attempts, last_error_what, last_error_fix, last_error_at, next_attempt_at, in_reply_to, thread_message_id, created_at, updated_at, sent_at, verified_at, size, claim, claim_until";
+const COLUMNS: &str = "id, account_id, operator, from_addr, rcpt_json, message_id, subject, state, copy_state, copy_folder, copy_uid, copy_uidvalidity, copy_note, attempts, copy_attempts, last_error_what, last_error_fix, last_error_at, next_attempt_at, in_reply_to, thread_message_id, created_at, updated_at, sent_at, verified_at, size, claim, claim_until, copy_token";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRow> {
     let rcpt: String = r.get(4)?;
@@ -215,6 +217,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRow> {
         size: r.get(25)?,
         claim: r.get(26)?,
         claim_until: r.get(27)?,
+        copy_token: r.get(28)?,
     })
 }
 
@@ -256,6 +259,16 @@ pub struct Change {
     pub copy_uid: Option<(i64, Option<i64>)>,
     /// Some(Some((claim, until))) sets the claim, Some(None) releases it.
     pub claim: Option<Option<(String, String)>>,
+}
+
+/// What is known about a server filing sent mail into one folder itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentFiling {
+    pub server_files: bool,
+    /// When this was concluded.
+    pub since: String,
+    /// What it was concluded from (for people).
+    pub evidence: String,
 }
 
 /// The parts of a cached message that a reply needs.
@@ -597,15 +610,59 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// The server filed an earlier message of this account into `folder` by itself: a hint that
-    /// it will do so again, so the copy step waits for the server's copy before appending one.
-    /// Per folder: a server that files into Sent says nothing about a per-type copy folder.
-    pub fn outbox_server_files_sent(&self, account_id: &str, folder: &str) -> Result<bool> {
-        Ok(self.conn.query_row(
-            "SELECT EXISTS (SELECT 1 FROM outbox WHERE account_id = ?1 AND copy_folder = ?2 AND copy_state = 'filed_by_server')",
-            [account_id, folder],
-            |r| r.get(0),
-        )?)
+    /// The token our Sent copy of item `id` carries, committed before the copy is appended:
+    /// the one it has, else `fresh`. None: no such item.
+    pub fn outbox_copy_token(&self, id: i64, fresh: &str) -> Result<Option<String>> {
+        self.conn.execute(
+            "UPDATE outbox SET copy_token = ?2 WHERE id = ?1 AND copy_token IS NULL",
+            params![id, fresh],
+        )?;
+        Ok(self
+            .conn
+            .query_row("SELECT copy_token FROM outbox WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()?
+            .flatten())
+    }
+
+    /// Whether the server is known to file this account's sent mail into `folder` by itself
+    /// (learned from a copy there that mailroom did not append), so the copy step waits for the
+    /// server's copy before appending one. Per folder: a server that files into Sent says
+    /// nothing about a per-type copy folder.
+    pub fn sent_filing(&self, account_id: &str, folder: &str) -> Result<Option<SentFiling>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT server_files, since, evidence FROM sent_filing WHERE account_id = ?1 AND folder = ?2",
+                [account_id, folder],
+                |r| {
+                    Ok(SentFiling {
+                        server_files: r.get(0)?,
+                        since: r.get(1)?,
+                        evidence: r.get(2)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Records what was learned about the server filing into `folder`; returns whether that
+    /// changed the conclusion (so the change is told once, not on every copy).
+    pub fn set_sent_filing(
+        &self,
+        account_id: &str,
+        folder: &str,
+        server_files: bool,
+        evidence: &str,
+    ) -> Result<bool> {
+        let n = self.conn.execute(
+            "INSERT INTO sent_filing (account_id, folder, server_files, since, evidence) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (account_id, folder) DO UPDATE SET server_files = ?3, since = ?4, evidence = ?5
+             WHERE sent_filing.server_files <> ?3",
+            params![account_id, folder, server_files, now(), evidence],
+        )?;
+        Ok(n == 1)
     }
 
     /// A cached message to reply to, or None.
@@ -843,6 +900,79 @@ mod tests {
             &now()
         ));
         assert!(!claim_is_dead(Some("elsewhere:1:t"), Some(far), &now()));
+    }
+
+    #[test]
+    fn the_copy_token_is_set_once_and_kept() {
+        let s = Store::open_in_memory().unwrap();
+        let id = s.outbox_insert(&item(), &serde_json::json!({})).unwrap();
+        assert_eq!(s.outbox_get(id).unwrap().unwrap().copy_token, None);
+        assert_eq!(
+            s.outbox_copy_token(id, "t1").unwrap().as_deref(),
+            Some("t1")
+        );
+        // A second attempt (after a crash) appends with the same token, so either copy is ours.
+        assert_eq!(
+            s.outbox_copy_token(id, "t2").unwrap().as_deref(),
+            Some("t1")
+        );
+        assert_eq!(
+            s.outbox_get(id).unwrap().unwrap().copy_token.as_deref(),
+            Some("t1")
+        );
+        assert_eq!(s.outbox_copy_token(id + 1, "t3").unwrap(), None);
+    }
+
+    #[test]
+    fn server_filing_is_learned_and_unlearned_per_folder_and_told_once() {
+        let s = Store::open_in_memory().unwrap();
+        assert_eq!(s.sent_filing("a1", "Sent").unwrap(), None);
+        assert!(s.set_sent_filing("a1", "Sent", true, "seen #1").unwrap());
+        assert!(
+            !s.set_sent_filing("a1", "Sent", true, "seen #2").unwrap(),
+            "no news"
+        );
+        let f = s.sent_filing("a1", "Sent").unwrap().unwrap();
+        assert!(f.server_files);
+        assert_eq!(f.evidence, "seen #1");
+        assert_eq!(s.sent_filing("a1", "Replies").unwrap(), None);
+        assert_eq!(s.sent_filing("a2", "Sent").unwrap(), None);
+        assert!(
+            s.set_sent_filing("a1", "Sent", false, "not within 60 s")
+                .unwrap()
+        );
+        let f = s.sent_filing("a1", "Sent").unwrap().unwrap();
+        assert!(!f.server_files);
+        assert_eq!(f.evidence, "not within 60 s");
+    }
+
+    #[test]
+    fn what_older_versions_concluded_about_server_filing_carries_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            let conn = rusqlite::Connection::open(&path).unwrap();
+            for sql in &crate::store::schema::MIGRATIONS[..5] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 5).unwrap();
+            let old = Store {
+                conn: crate::store::sql::Conn::Lite(conn),
+            };
+            let filed = old.outbox_insert(&item(), &serde_json::json!({})).unwrap();
+            old.outbox_insert(&item(), &serde_json::json!({})).unwrap();
+            old.conn
+                .execute(
+                    "UPDATE outbox SET state = 'verified', copy_state = 'filed_by_server', copy_folder = 'Sent' WHERE id = ?1",
+                    [filed],
+                )
+                .unwrap();
+        }
+        let s = Store::open(&path).unwrap();
+        let f = s.sent_filing("a1", "Sent").unwrap().unwrap();
+        assert!(f.server_files);
+        assert!(f.evidence.contains("earlier version"), "{}", f.evidence);
+        assert_eq!(s.sent_filing("a1", "Sent/Replies").unwrap(), None);
     }
 
     #[test]

@@ -283,7 +283,30 @@ CREATE INDEX messages_by_customer ON messages(customer_id, date DESC) WHERE cust
 DROP INDEX locations_by_account;
 CREATE INDEX locations_by_account ON locations(account_id, message_id, seen);
 "#,
-    // 6 (issue 16, full offline mode): bodies in a table of their own, one row per logical
+    // 6 (issue 13, the outbox's memory): `copy_token` is committed before a Sent copy is
+    // appended and goes into the copy as `X-Mailroom-Copy: TOKEN`, so after a crash between the
+    // APPEND and its commit mailroom recognises its own copy (never a second one, never taken for
+    // the server's). `sent_filing` is what was learned about a server filing sent mail into a
+    // folder itself: learned only from a copy there without our token, unlearned when an
+    // expected server copy does not show up in time. It starts from what older versions
+    // concluded (some of it wrong); the first wait that ends without the server's copy
+    // unlearns a wrong conclusion.
+    r#"
+ALTER TABLE outbox ADD COLUMN copy_token TEXT;
+CREATE TABLE sent_filing (
+    account_id TEXT NOT NULL,
+    folder TEXT NOT NULL,
+    server_files INTEGER NOT NULL,       -- 1: the server files sent mail here itself; 0: unlearned
+    since TEXT NOT NULL,
+    evidence TEXT NOT NULL,              -- what taught it (for people)
+    PRIMARY KEY (account_id, folder)
+);
+INSERT INTO sent_filing (account_id, folder, server_files, since, evidence)
+    SELECT account_id, copy_folder, 1, MAX(updated_at), 'a copy found in the folder by an earlier version (outbox #' || MAX(id) || ')'
+    FROM outbox WHERE copy_state = 'filed_by_server' AND copy_folder IS NOT NULL
+    GROUP BY account_id, copy_folder;
+"#,
+    // 7 (issue 16, full offline mode): bodies in a table of their own, one row per logical
     // message. Inline in `messages` a body pushed every column after it (direction, denied,
     // triage state…) behind its overflow pages, so every list read the bodies' pages too.
     // `text` is the readable text once extracted (NULL: taken from `raw` when needed);

@@ -224,7 +224,9 @@ pub(crate) fn token() -> String {
     crate::model::new_id()
 }
 
-/// Records a failed pass; returns true when the account went to `error` (gave up).
+/// Records a failed pass; returns true when the account went to `error`. An account in
+/// `error` waits for the user, so its fix names this account and the command that lets sync
+/// try again.
 pub(crate) fn record_failure(
     store: &Store,
     events: &EventSender,
@@ -238,60 +240,111 @@ pub(crate) fn record_failure(
         _ if crate::error::is_unreachable(e) => AccountState::Disconnected,
         _ => AccountState::Degraded,
     };
-    let _ = store.record_failure(id, state, e);
+    let failing_for = (state != AccountState::Error)
+        .then(|| failing_for(store, id))
+        .filter(|secs| *secs >= give_up_secs as i64);
+    let final_state = if failing_for.is_some() {
+        AccountState::Error
+    } else {
+        state
+    };
+    let mut shown = e.clone();
+    if final_state == AccountState::Error {
+        shown.fix = error_state_fix(e, &account.name, failing_for.is_some());
+    }
+    tracing::debug!(code = %e.code, account = %account.name, "sync failed: {e}");
+    let _ = store.record_failure(id, final_state, &shown);
     let _ = store.log_event(
         Some(id),
         crate::store::Level::Error,
         &e.summary,
         Some(&e.detail),
-        Some(&e.fix),
+        Some(&shown.fix),
     );
+    if let Some(secs) = failing_for {
+        let _ = store.log_event(
+            Some(id),
+            crate::store::Level::Error,
+            &format!("gave up syncing {} after {secs}s of failures", account.name),
+            Some(&e.to_string()),
+            Some(&shown.fix),
+        );
+    }
     emit(
         Some(events),
         SyncEvent::Failed {
             account_id: id.to_string(),
             what: e.summary.clone(),
-            fix: e.fix.clone(),
+            fix: shown.fix.clone(),
         },
     );
-    let final_state = match state {
-        AccountState::Error => state,
-        _ if gave_up(store, account, e, give_up_secs) => AccountState::Error,
-        _ => state,
-    };
     set_state(store, events, id, final_state);
     final_state == AccountState::Error
 }
 
-/// After `give_up_secs` of continuous failure the account goes to `error` (logged with the fix).
-fn gave_up(store: &Store, account: &Account, e: &AppError, give_up_secs: u64) -> bool {
-    let id = account.id();
-    let since = store
+/// Seconds the account has been failing without a success between (0 when it just started).
+fn failing_for(store: &Store, id: &str) -> i64 {
+    store
         .account(id)
         .ok()
         .flatten()
-        .and_then(|r| r.failing_since);
-    let failing_for = since
+        .and_then(|r| r.failing_since)
         .and_then(|s| chrono::DateTime::parse_from_rfc3339(&s).ok())
         .map(|s| (chrono::Utc::now() - s.with_timezone(&chrono::Utc)).num_seconds())
-        .unwrap_or(0);
-    if failing_for < give_up_secs as i64 {
-        return false;
+        .unwrap_or(0)
+}
+
+/// The fix of an account in `error`: the error's own fix with `NAME` filled in, and the command
+/// after which sync tries again (`account set-password NAME` for a credential, `account enable
+/// NAME` otherwise; `account edit NAME` retries too). `gave_up`: a passing failure that lasted
+/// past the give-up time, whose "mailroom retries by itself" is no longer true.
+pub(crate) fn error_state_fix(e: &AppError, name: &str, gave_up: bool) -> String {
+    use crate::error::Code;
+    let base = e
+        .fix
+        .trim_start_matches("mailroom retries by itself with backoff")
+        .trim_start_matches("; ")
+        .trim_end_matches('.');
+    let named = fill_name(base, name);
+    let password = format!("mailroom account set-password {name}");
+    let enable = format!("mailroom account enable {name}");
+    if gave_up {
+        return match named.is_empty() {
+            true => format!("sync gave up after repeated failures: fix the cause, then `{enable}`"),
+            false => format!("sync gave up after repeated failures: {named}; then `{enable}`"),
+        };
     }
-    let _ = store.log_event(
-        Some(id),
-        crate::store::Level::Error,
-        &format!(
-            "gave up syncing {} after {failing_for}s of failures",
-            account.name
-        ),
-        Some(&e.to_string()),
-        Some(&format!(
-            "fix the cause, then `mailroom account enable {}` to retry",
-            account.name
-        )),
-    );
-    true
+    let (cmd, why) = match e.code {
+        Code::AuthRejected | Code::SecretMissing | Code::SecretDamaged => (password, ""),
+        _ => (enable, " to retry"),
+    };
+    if named.contains(&cmd) {
+        named
+    } else if named.is_empty() {
+        format!("`{cmd}`{why}")
+    } else {
+        format!("{named}; then `{cmd}`{why}")
+    }
+}
+
+/// `text` with the placeholder word `NAME` (as in `mailroom account edit NAME`) replaced.
+fn fill_name(text: &str, name: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("NAME") {
+        let before = rest[..at].chars().next_back();
+        let after = rest[at + 4..].chars().next();
+        let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+        out.push_str(&rest[..at]);
+        out.push_str(if word(before) || word(after) {
+            "NAME"
+        } else {
+            name
+        });
+        rest = &rest[at + 4..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Exponential backoff with ±20% jitter, so many clients never retry in lockstep.
@@ -333,7 +386,7 @@ async fn once(
 ) -> Result<engine::PassSummary> {
     let account = Account::from_config(config, name)?;
     let id = account.id().to_string();
-    let mut store = Store::open(&home.db_path())?;
+    let mut store = Store::open_url(&home.store_url()?)?;
     store.insert_account(&id, name, account.cfg.enabled)?;
     let vault = crate::secret::Vault::open(home)?;
     let lease = token();
@@ -391,6 +444,53 @@ async fn once(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_account_in_error_names_its_own_way_out() {
+        use crate::error::Code;
+        let rejected = AppError::needs_user(
+            "the server rejected the login for w@example.test",
+            "[AUTHENTICATIONFAILED]",
+            "check the user name and password, then `mailroom account set-password NAME`; providers like Gmail/Outlook need an app password",
+        )
+        .with_code(Code::AuthRejected);
+        let fix = error_state_fix(&rejected, "work", false);
+        assert!(
+            fix.contains("`mailroom account set-password work`"),
+            "{fix}"
+        );
+        assert!(!fix.contains("NAME"), "{fix}");
+        assert!(!fix.contains("account enable"), "{fix}");
+        let cert = AppError::needs_user(
+            "the server's TLS certificate is not trusted: it has expired",
+            "",
+            "the server's administrator must renew it",
+        )
+        .with_code(Code::TlsExpired);
+        let fix = error_state_fix(&cert, "work", false);
+        assert!(
+            fix.starts_with(
+                "the server's administrator must renew it; then `mailroom account enable work`"
+            ),
+            "{fix}"
+        );
+        let down = crate::error::with_retry_words(
+            AppError::transient("cannot connect to h:1", "", "check the port"),
+            true,
+            "",
+        );
+        let fix = error_state_fix(&down, "work", true);
+        assert!(!fix.contains("retries by itself"), "{fix}");
+        assert!(
+            fix.contains("gave up") && fix.contains("check the port"),
+            "{fix}"
+        );
+        assert!(fix.ends_with("`mailroom account enable work`"), "{fix}");
+        assert_eq!(
+            fill_name("`mailroom account edit NAME --ca-file …` (NAMES stay)", "w"),
+            "`mailroom account edit w --ca-file …` (NAMES stay)"
+        );
+    }
 
     #[test]
     fn backoff_grows_caps_and_jitters() {

@@ -117,7 +117,7 @@ impl Task {
         let (lost_tx, lost_rx) = mpsc::unbounded_channel();
         Ok(Task {
             id: account.id().to_string(),
-            store: Store::open(&home.db_path())?,
+            store: Store::open_url(&home.store_url()?)?,
             vault: crate::secret::Vault::open(home)?,
             config,
             account,

@@ -385,6 +385,7 @@ fn step(id: &'static str, status: StepStatus, detail: &str, fix: Option<&str>) -
         status,
         detail: detail.into(),
         fix: fix.map(String::from),
+        code: None,
     }
 }
 

@@ -235,9 +235,10 @@ fn status_lists_accounts_and_exit_codes_follow_health() {
     let s = servers();
     let user = new_user("acct-status");
     let home = Home::new();
+    // Nothing to monitor is not healthy (issue 13).
     let (code, v) = home.json(&["status"]);
-    assert_eq!(code, 0);
-    assert_eq!(v["accounts"].as_array().unwrap().len(), 0);
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(v["error"]["code"], "accounts.none", "{v}");
     home.add_account("main", &user);
     let (code, v) = home.json(&["status"]);
     assert_eq!(code, 0, "{v}");

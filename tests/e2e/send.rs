@@ -14,7 +14,7 @@ use super::common::*;
 /// A fresh mailbox that can log in. Dovecot's passwd-file notices changes by whole-second mtime,
 /// so a user added in the same second as an earlier lookup stays unknown until the file changes
 /// again: add a throwaway user now and then until the new one can log in.
-fn user(prefix: &str) -> String {
+pub(crate) fn user(prefix: &str) -> String {
     let u = new_user(prefix);
     let mut polls = 0;
     wait_for(
@@ -121,7 +121,7 @@ fn assert_delivered(user: &str, mid: &str, n: usize) {
     );
 }
 
-fn outbox_item(home: &Home, id: i64) -> serde_json::Value {
+pub(crate) fn outbox_item(home: &Home, id: i64) -> serde_json::Value {
     let (code, v) = home.json(&["outbox"]);
     assert_eq!(code, 0, "{v}");
     v["items"]
@@ -134,7 +134,12 @@ fn outbox_item(home: &Home, id: i64) -> serde_json::Value {
 }
 
 /// Runs `outbox flush` until item `id` reaches `state` (flush is what the daemon runs).
-fn flush_until(home: &Home, id: i64, state: &str, within: Duration) -> serde_json::Value {
+pub(crate) fn flush_until(
+    home: &Home,
+    id: i64,
+    state: &str,
+    within: Duration,
+) -> serde_json::Value {
     let start = std::time::Instant::now();
     loop {
         let out = home.run(&["outbox", "flush"]);
@@ -151,13 +156,17 @@ fn flush_until(home: &Home, id: i64, state: &str, within: Duration) -> serde_jso
     }
 }
 
-fn raw_of(home: &Home, id: i64) -> Vec<u8> {
+pub(crate) fn raw_of(home: &Home, id: i64) -> Vec<u8> {
     home.db()
         .query_row("SELECT raw FROM outbox WHERE id = ?1", [id], |r| r.get(0))
         .unwrap()
 }
 
-fn send_json(home: &Home, args: &[&str], body: &str) -> (i32, serde_json::Value, String) {
+pub(crate) fn send_json(
+    home: &Home,
+    args: &[&str],
+    body: &str,
+) -> (i32, serde_json::Value, String) {
     let mut full = vec!["--json", "send"];
     full.extend_from_slice(args);
     let out = home.run_stdin(&full, body);
@@ -176,7 +185,7 @@ fn closed_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
-fn audit_actions(home: &Home, id: i64) -> Vec<String> {
+pub(crate) fn audit_actions(home: &Home, id: i64) -> Vec<String> {
     let db = home.db();
     let mut st = db
         .prepare("SELECT action FROM audit WHERE target = ?1 ORDER BY id")
@@ -260,9 +269,17 @@ fn send_with_attachment_and_non_ascii_subject_lands_once_and_verifies() {
     let sent = imap_find(&alice, "Sent", &mid);
     assert_eq!(sent.len(), 1, "exactly one copy in Sent");
     let raw = raw_of(&home, id);
+    let token: String = home
+        .db()
+        .query_row("SELECT copy_token FROM outbox WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let mut expected = format!("X-Mailroom-Copy: {token}\r\n").into_bytes();
+    expected.extend_from_slice(&raw);
     assert_eq!(
-        sent[0].raw, raw,
-        "the Sent copy is byte-identical to what SMTP got"
+        sent[0].raw, expected,
+        "the Sent copy is what SMTP got byte for byte, after mailroom's token line"
     );
     assert!(
         sent[0].flags.iter().any(|f| f.contains("Seen")),
@@ -1069,10 +1086,12 @@ fn sent_copy_folder_per_message_type_files_replies_apart() {
     assert_eq!(count(&alice, "Replies", &new_mid), 0);
 
     // A reply and a new message copied in one batch (one connection): each to its own folder.
+    // (Batch times count in whole seconds: 2 s, so a send that ends just before a second
+    // turns over still finds its copy not yet due.)
     let mut mids = Vec::new();
     let mut ids = Vec::new();
     for (batch, subject, irt) in [
-        (1, "Re: two", Some("<orig2@example.test>")),
+        (2, "Re: two", Some("<orig2@example.test>")),
         (3600, "three", None),
     ] {
         home.set_account_option("a", "sent_copy.batch_secs", toml_edit::value(batch));

@@ -505,7 +505,7 @@ fn crash_during_initial_sync_resumes_without_gaps_or_duplicates() {
     home.add_account("k", &user);
     home.set_account_option("k", "sync.batch_size", toml_edit::value(1000));
     home.set_account_option("k", "sync.body_prefetch_max_bytes", toml_edit::value(0));
-    // The daemon dies like `kill -9` (abort: no cleanup, lease left behind) after 3 batches.
+    // The daemon dies like `kill -9` (abort: no cleanup, lease left behind) after 3 commits.
     let mut child = home
         .cmd()
         .arg("daemon")
@@ -528,20 +528,26 @@ fn crash_during_initial_sync_resumes_without_gaps_or_duplicates() {
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(cp, 3000, "three batches committed");
+    // Three commits happened: a batch of 1000, or less when the writer committed on time (it
+    // also commits after half a second or a pause of the fetch, which a loaded machine makes
+    // common). Mid-pass either way, and what was committed is whole.
+    assert!(
+        cp > 0 && cp < 10_000,
+        "the abort came mid-pass (checkpoint {cp})"
+    );
     let stored: i64 = home
         .db()
         .query_row("SELECT COUNT(*) FROM locations", [], |r| r.get(0))
         .unwrap();
     assert_eq!(
-        stored, 3000,
+        stored, cp,
         "a committed batch is whole, an uncommitted one is absent"
     );
     // Restart: the dead holder's lease is taken over, the sync resumes at the checkpoint.
     let v = sync_once(&home, "k");
     assert_eq!(
         folder_summary(&v, "INBOX")["new"],
-        7000,
+        10_000 - cp,
         "resumed from the checkpoint: {v}"
     );
     let msgs = all_messages(&home, "k", None);

@@ -50,6 +50,7 @@ fn server_spec(form: &AccountForm) -> ServerSpec {
             let l = list(&form.share_with);
             (!l.is_empty()).then_some(l)
         },
+        ..Default::default()
     }
 }
 

@@ -1,0 +1,1222 @@
+//! One connection, two engines: the embedded SQLite (default) and PostgreSQL (teams across
+//! hosts). Store code writes each statement once, in the subset both engines read — `?N`
+//! placeholders, `ON CONFLICT … DO …`, `RETURNING`, `string_agg`, `COALESCE`, integer 0/1 for
+//! booleans, `CAST(SUM(…) AS BIGINT)` — and this module runs it on either. What cannot be said
+//! the same way (schema, full-text search, change notification) is written per engine, next to
+//! each other, and chosen with [`Conn::engine`].
+//!
+//! PostgreSQL runs behind a thread of its own: the synchronous client must not be driven from
+//! inside a tokio runtime (it panics), and store calls are made from runtime threads (a sync
+//! task between two network waits, the CLI's command future). Each call hands the statement and
+//! owned arguments to that thread and waits for the rows on a plain channel.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::mpsc;
+
+use crate::error::{AppError, Result};
+
+/// Which engine a connection talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+/// The type of a value, also when it is NULL (PostgreSQL wants to know).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Int,
+    Real,
+    Text,
+    Blob,
+}
+
+/// One statement argument, borrowed from the caller.
+#[derive(Debug, Clone, Copy)]
+pub enum Arg<'a> {
+    Null(Kind),
+    Int(i64),
+    Real(f64),
+    Text(&'a str),
+    Blob(&'a [u8]),
+}
+
+/// A Rust value that can be a statement argument.
+pub trait ToArg {
+    fn arg(&self) -> Arg<'_>;
+}
+
+macro_rules! int_arg {
+    ($($t:ty),*) => {$(
+        impl ToArg for $t {
+            fn arg(&self) -> Arg<'_> {
+                Arg::Int(*self as i64)
+            }
+        }
+    )*};
+}
+int_arg!(i64, i32, u32, u16, u8, usize);
+
+impl ToArg for u64 {
+    fn arg(&self) -> Arg<'_> {
+        Arg::Int(i64::try_from(*self).unwrap_or(i64::MAX))
+    }
+}
+impl ToArg for bool {
+    fn arg(&self) -> Arg<'_> {
+        Arg::Int(i64::from(*self))
+    }
+}
+impl ToArg for f64 {
+    fn arg(&self) -> Arg<'_> {
+        Arg::Real(*self)
+    }
+}
+impl ToArg for str {
+    fn arg(&self) -> Arg<'_> {
+        Arg::Text(self)
+    }
+}
+impl ToArg for String {
+    fn arg(&self) -> Arg<'_> {
+        Arg::Text(self)
+    }
+}
+impl ToArg for [u8] {
+    fn arg(&self) -> Arg<'_> {
+        Arg::Blob(self)
+    }
+}
+impl ToArg for Vec<u8> {
+    fn arg(&self) -> Arg<'_> {
+        Arg::Blob(self)
+    }
+}
+impl<T: ToArg + ?Sized> ToArg for &T {
+    fn arg(&self) -> Arg<'_> {
+        (**self).arg()
+    }
+}
+/// The kind a NULL of this type has.
+pub trait Typed {
+    const KIND: Kind;
+}
+macro_rules! typed {
+    ($k:ident: $($t:ty),*) => {$( impl Typed for $t { const KIND: Kind = Kind::$k; } )*};
+}
+typed!(Int: i64, i32, u32, u16, u8, usize, u64, bool);
+typed!(Real: f64);
+typed!(Text: str, String);
+typed!(Blob: [u8], Vec<u8>);
+impl<T: Typed + ?Sized> Typed for &T {
+    const KIND: Kind = T::KIND;
+}
+impl<T: ToArg + Typed> ToArg for Option<T> {
+    fn arg(&self) -> Arg<'_> {
+        match self {
+            Some(v) => v.arg(),
+            None => Arg::Null(T::KIND),
+        }
+    }
+}
+
+/// Arguments collected at run time, as one statement's arguments.
+pub fn owned_args(values: &[Owned]) -> Vec<Arg<'_>> {
+    values.iter().map(Owned::arg).collect()
+}
+
+/// `?3, ?4, ?5` for a list of `n` arguments starting at `?first` (`NULL` for none, which no
+/// value equals): an `IN (…)` list both engines read.
+pub fn in_list(first: usize, n: usize) -> String {
+    if n == 0 {
+        return "NULL".into();
+    }
+    (first..first + n)
+        .map(|i| format!("?{i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `column NOT IN (?first, …)`, true for an empty list: `x NOT IN (NULL)` would be NULL
+/// (false) for every row, which hid an operator's own rows once their last account was gone.
+pub fn not_in(column: &str, first: usize, n: usize) -> String {
+    if n == 0 {
+        return "1 = 1".into();
+    }
+    format!("{column} NOT IN ({})", in_list(first, n))
+}
+
+/// `args![a, b, c]`: the arguments of one statement.
+#[macro_export]
+macro_rules! args {
+    ($($x:expr),* $(,)?) => {
+        &[$($crate::store::sql::ToArg::arg(&$x)),*][..]
+    };
+}
+
+/// A row being read; columns by position, typed by the caller.
+pub enum Row<'a> {
+    Lite(&'a rusqlite::Row<'a>),
+    Pg(&'a postgres::Row),
+}
+
+impl Row<'_> {
+    pub fn get<T: FromColumn>(&self, i: usize) -> Result<T> {
+        match self {
+            Row::Lite(r) => {
+                let v = r.get_ref(i).map_err(AppError::from)?;
+                T::from_lite(v).ok_or_else(|| column_error(i, "SQLite", std::any::type_name::<T>()))
+            }
+            Row::Pg(r) => T::from_pg(r, i)
+                .ok_or_else(|| column_error(i, "PostgreSQL", std::any::type_name::<T>())),
+        }
+    }
+}
+
+fn column_error(i: usize, engine: &str, ty: &str) -> AppError {
+    AppError::local(
+        "the database returned a value of an unexpected type",
+        format!("{engine} column {i} cannot be read as {ty}"),
+        "report this as a bug (the schema and the code disagree)",
+    )
+}
+
+/// A Rust value a column can be read as, from either engine.
+pub trait FromColumn: Sized {
+    fn from_lite(v: rusqlite::types::ValueRef<'_>) -> Option<Self>;
+    fn from_pg(row: &postgres::Row, i: usize) -> Option<Self>;
+}
+
+use rusqlite::types::ValueRef;
+
+impl FromColumn for i64 {
+    fn from_lite(v: ValueRef<'_>) -> Option<i64> {
+        match v {
+            ValueRef::Integer(n) => Some(n),
+            ValueRef::Real(f) => Some(f as i64),
+            _ => None,
+        }
+    }
+    fn from_pg(row: &postgres::Row, i: usize) -> Option<i64> {
+        row.try_get::<_, i64>(i)
+            .ok()
+            .or_else(|| row.try_get::<_, i32>(i).ok().map(i64::from))
+            .or_else(|| row.try_get::<_, i16>(i).ok().map(i64::from))
+            .or_else(|| row.try_get::<_, bool>(i).ok().map(i64::from))
+            .or_else(|| row.try_get::<_, f64>(i).ok().map(|f| f as i64))
+    }
+}
+
+macro_rules! int_column {
+    ($($t:ty),*) => {$(
+        impl FromColumn for $t {
+            fn from_lite(v: ValueRef<'_>) -> Option<$t> {
+                i64::from_lite(v).and_then(|n| <$t>::try_from(n).ok())
+            }
+            fn from_pg(row: &postgres::Row, i: usize) -> Option<$t> {
+                i64::from_pg(row, i).and_then(|n| <$t>::try_from(n).ok())
+            }
+        }
+    )*};
+}
+int_column!(i32, u32, u64, usize, u16, u8);
+
+impl FromColumn for bool {
+    fn from_lite(v: ValueRef<'_>) -> Option<bool> {
+        i64::from_lite(v).map(|n| n != 0)
+    }
+    fn from_pg(row: &postgres::Row, i: usize) -> Option<bool> {
+        row.try_get::<_, bool>(i)
+            .ok()
+            .or_else(|| i64::from_pg(row, i).map(|n| n != 0))
+    }
+}
+
+impl FromColumn for f64 {
+    fn from_lite(v: ValueRef<'_>) -> Option<f64> {
+        match v {
+            ValueRef::Real(f) => Some(f),
+            ValueRef::Integer(n) => Some(n as f64),
+            _ => None,
+        }
+    }
+    fn from_pg(row: &postgres::Row, i: usize) -> Option<f64> {
+        row.try_get::<_, f64>(i)
+            .ok()
+            .or_else(|| i64::from_pg(row, i).map(|n| n as f64))
+    }
+}
+
+impl FromColumn for String {
+    fn from_lite(v: ValueRef<'_>) -> Option<String> {
+        match v {
+            ValueRef::Text(t) => Some(String::from_utf8_lossy(t).into_owned()),
+            ValueRef::Integer(n) => Some(n.to_string()),
+            ValueRef::Real(f) => Some(f.to_string()),
+            _ => None,
+        }
+    }
+    fn from_pg(row: &postgres::Row, i: usize) -> Option<String> {
+        row.try_get::<_, String>(i).ok()
+    }
+}
+
+impl FromColumn for Vec<u8> {
+    fn from_lite(v: ValueRef<'_>) -> Option<Vec<u8>> {
+        match v {
+            ValueRef::Blob(b) | ValueRef::Text(b) => Some(b.to_vec()),
+            _ => None,
+        }
+    }
+    fn from_pg(row: &postgres::Row, i: usize) -> Option<Vec<u8>> {
+        row.try_get::<_, Vec<u8>>(i)
+            .ok()
+            .or_else(|| row.try_get::<_, String>(i).ok().map(String::into_bytes))
+    }
+}
+
+impl<T: FromColumn> FromColumn for Option<T> {
+    fn from_lite(v: ValueRef<'_>) -> Option<Option<T>> {
+        match v {
+            ValueRef::Null => Some(None),
+            other => T::from_lite(other).map(Some),
+        }
+    }
+    fn from_pg(row: &postgres::Row, i: usize) -> Option<Option<T>> {
+        // A NULL of any type reads as None; anything else must read as T.
+        let is_null = matches!(row.try_get::<_, Option<NullProbe>>(i), Ok(None));
+        if is_null {
+            return Some(None);
+        }
+        T::from_pg(row, i).map(Some)
+    }
+}
+
+/// Reads nothing; only asks whether a column is NULL, whatever its type.
+struct NullProbe;
+
+impl<'a> postgres::types::FromSql<'a> for NullProbe {
+    fn from_sql(
+        _: &postgres::types::Type,
+        _: &'a [u8],
+    ) -> std::result::Result<NullProbe, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(NullProbe)
+    }
+    fn accepts(_: &postgres::types::Type) -> bool {
+        true
+    }
+}
+
+/// An open connection to one of the engines.
+pub enum Conn {
+    Lite(rusqlite::Connection),
+    Pg(PgConn),
+}
+
+impl Conn {
+    pub fn engine(&self) -> Engine {
+        match self {
+            Conn::Lite(_) => Engine::Sqlite,
+            Conn::Pg(_) => Engine::Postgres,
+        }
+    }
+
+    /// The SQLite connection, for what only SQLite does (PRAGMAs, FTS5, the bulk writer).
+    pub fn lite(&self) -> Option<&rusqlite::Connection> {
+        match self {
+            Conn::Lite(c) => Some(c),
+            Conn::Pg(_) => None,
+        }
+    }
+
+    /// Runs one statement; returns the number of rows it changed.
+    pub fn exec(&self, sql: &str, args: &[Arg<'_>]) -> Result<u64> {
+        match self {
+            Conn::Lite(c) => {
+                let mut st = c.prepare_cached(sql)?;
+                Ok(st.execute(rusqlite::params_from_iter(args.iter()))? as u64)
+            }
+            Conn::Pg(p) => p.execute(sql, args),
+        }
+    }
+
+    /// Runs several statements separated by `;` with no arguments (schema, BEGIN/COMMIT).
+    pub fn batch(&self, sql: &str) -> Result<()> {
+        match self {
+            Conn::Lite(c) => Ok(c.execute_batch(sql)?),
+            Conn::Pg(p) => p.batch(sql),
+        }
+    }
+
+    /// Every row of a query, each read by `f`.
+    pub fn rows<T>(
+        &self,
+        sql: &str,
+        args: &[Arg<'_>],
+        mut f: impl FnMut(&Row<'_>) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        let mut out = Vec::new();
+        self.each(sql, args, |r| {
+            out.push(f(r)?);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// The first row of a query, if any.
+    pub fn first<T>(
+        &self,
+        sql: &str,
+        args: &[Arg<'_>],
+        f: impl FnOnce(&Row<'_>) -> Result<T>,
+    ) -> Result<Option<T>> {
+        match self {
+            Conn::Lite(c) => {
+                let mut st = c.prepare_cached(sql)?;
+                let mut rows = st.query(rusqlite::params_from_iter(args.iter()))?;
+                match rows.next()? {
+                    Some(r) => Ok(Some(f(&Row::Lite(r))?)),
+                    None => Ok(None),
+                }
+            }
+            Conn::Pg(p) => match p.query(sql, args, Some(1))?.first() {
+                Some(r) => Ok(Some(f(&Row::Pg(r))?)),
+                None => Ok(None),
+            },
+        }
+    }
+
+    /// The one row a query must return (an aggregate, a `RETURNING`).
+    pub fn one<T>(
+        &self,
+        sql: &str,
+        args: &[Arg<'_>],
+        f: impl FnOnce(&Row<'_>) -> Result<T>,
+    ) -> Result<T> {
+        self.first(sql, args, f)?.ok_or_else(|| {
+            AppError::local(
+                "the database returned no row where one was expected",
+                sql.chars().take(120).collect::<String>(),
+                "report this as a bug",
+            )
+        })
+    }
+
+    /// Calls `f` for each row as it arrives (a long scan holds one chunk of rows at a time).
+    pub fn each(
+        &self,
+        sql: &str,
+        args: &[Arg<'_>],
+        mut f: impl FnMut(&Row<'_>) -> Result<()>,
+    ) -> Result<()> {
+        match self {
+            Conn::Lite(c) => {
+                let mut st = c.prepare_cached(sql)?;
+                let mut rows = st.query(rusqlite::params_from_iter(args.iter()))?;
+                while let Some(r) = rows.next()? {
+                    f(&Row::Lite(r))?;
+                }
+                Ok(())
+            }
+            Conn::Pg(p) => p.for_each(sql, args, |r| f(&Row::Pg(r))),
+        }
+    }
+}
+
+impl Conn {
+    /// Runs `f` in one transaction that takes the write lock at once (SQLite's BEGIN
+    /// IMMEDIATE; a plain BEGIN on PostgreSQL, whose row locks come with the writes): all of it
+    /// lands, or none of it.
+    pub fn tx<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        self.batch(match self.engine() {
+            Engine::Sqlite => "BEGIN IMMEDIATE",
+            Engine::Postgres => "BEGIN",
+        })?;
+        match f() {
+            Ok(v) => {
+                if let Err(e) = self.batch("COMMIT") {
+                    let _ = self.batch("ROLLBACK");
+                    return Err(e);
+                }
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = self.batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+}
+
+/// TRANSITIONAL (issue 17): store code not yet written against [`Conn`]'s own calls still
+/// reaches rusqlite through this. On PostgreSQL it lands on an empty in-memory SQLite, so such
+/// code fails with "no such table" instead of touching the wrong database; the port removes
+/// every such use and then this impl.
+impl std::ops::Deref for Conn {
+    type Target = rusqlite::Connection;
+    fn deref(&self) -> &rusqlite::Connection {
+        match self {
+            Conn::Lite(c) => c,
+            Conn::Pg(p) => &p.unported,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut rusqlite::Connection {
+        match self {
+            Conn::Lite(c) => c,
+            Conn::Pg(p) => &mut p.unported,
+        }
+    }
+}
+
+impl rusqlite::ToSql for Arg<'_> {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, Value};
+        Ok(match *self {
+            Arg::Null(_) => ToSqlOutput::Owned(Value::Null),
+            Arg::Int(n) => ToSqlOutput::Owned(Value::Integer(n)),
+            Arg::Real(f) => ToSqlOutput::Owned(Value::Real(f)),
+            Arg::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+            Arg::Blob(b) => ToSqlOutput::Borrowed(ValueRef::Blob(b)),
+        })
+    }
+}
+
+// ------------------------------------------------------------------------------ PostgreSQL
+
+/// An argument that owns its value: one that can travel to the connection's thread, or that
+/// a statement built at run time collects (`IN (?, ?, …)` lists, optional filters).
+#[derive(Debug, Clone)]
+pub enum Owned {
+    Null(Kind),
+    Int(i64),
+    Real(f64),
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+impl Owned {
+    /// This value as a statement argument.
+    pub fn arg(&self) -> Arg<'_> {
+        match self {
+            Owned::Null(k) => Arg::Null(*k),
+            Owned::Int(n) => Arg::Int(*n),
+            Owned::Real(f) => Arg::Real(*f),
+            Owned::Text(s) => Arg::Text(s),
+            Owned::Blob(b) => Arg::Blob(b),
+        }
+    }
+
+    pub fn of(a: &Arg<'_>) -> Owned {
+        match *a {
+            Arg::Null(k) => Owned::Null(k),
+            Arg::Int(n) => Owned::Int(n),
+            Arg::Real(f) => Owned::Real(f),
+            Arg::Text(s) => Owned::Text(s.to_string()),
+            Arg::Blob(b) => Owned::Blob(b.to_vec()),
+        }
+    }
+    fn pg_type(&self) -> postgres::types::Type {
+        use postgres::types::Type;
+        let kind = match self {
+            Owned::Null(k) => *k,
+            Owned::Int(_) => Kind::Int,
+            Owned::Real(_) => Kind::Real,
+            Owned::Text(_) => Kind::Text,
+            Owned::Blob(_) => Kind::Blob,
+        };
+        match kind {
+            Kind::Int => Type::INT8,
+            Kind::Real => Type::FLOAT8,
+            Kind::Text => Type::TEXT,
+            Kind::Blob => Type::BYTEA,
+        }
+    }
+}
+
+impl postgres::types::ToSql for Owned {
+    fn to_sql(
+        &self,
+        ty: &postgres::types::Type,
+        out: &mut bytes::BytesMut,
+    ) -> std::result::Result<postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>>
+    {
+        match self {
+            Owned::Null(_) => Ok(postgres::types::IsNull::Yes),
+            Owned::Int(n) => n.to_sql(ty, out),
+            Owned::Real(f) => f.to_sql(ty, out),
+            Owned::Text(s) => s.to_sql(ty, out),
+            Owned::Blob(b) => b.to_sql(ty, out),
+        }
+    }
+    fn accepts(_: &postgres::types::Type) -> bool {
+        true
+    }
+    postgres::types::to_sql_checked!();
+}
+
+/// What the connection's thread is asked to do.
+enum Job {
+    Execute(String, Vec<Owned>, mpsc::Sender<Result<u64>>),
+    Batch(String, mpsc::Sender<Result<()>>),
+    /// Rows in chunks of at most `chunk`; `limit` stops early (query_opt).
+    Query {
+        sql: String,
+        args: Vec<Owned>,
+        limit: Option<usize>,
+        chunk: usize,
+        rows: mpsc::SyncSender<Result<Vec<postgres::Row>>>,
+    },
+    Notifications(mpsc::Sender<Result<u64>>),
+}
+
+/// A PostgreSQL connection owned by a thread of its own.
+pub struct PgConn {
+    jobs: mpsc::Sender<Job>,
+    /// What not-yet-ported store code reaches on PostgreSQL (see the Deref of [`Conn`]).
+    unported: rusqlite::Connection,
+    /// `?N` → `$N` and the other rewrites, done once per statement text.
+    translated: RefCell<HashMap<String, String>>,
+    /// LISTEN mailroom_changes was issued on this connection (a change watcher).
+    listening: std::cell::Cell<bool>,
+}
+
+/// How many rows a long scan carries per trip from the connection's thread.
+const PG_CHUNK: usize = 512;
+
+impl PgConn {
+    /// Connects (on the connection's own thread) and returns once it is ready.
+    pub fn connect(config: postgres::Config) -> Result<PgConn> {
+        let (jobs, rx) = mpsc::channel::<Job>();
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<()>>();
+        std::thread::Builder::new()
+            .name("mailroom-pg".into())
+            .spawn(move || match config.connect(postgres::NoTls) {
+                Ok(client) => {
+                    let _ = ready_tx.send(Ok(()));
+                    serve(client, rx);
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(pg_error(&e)));
+                }
+            })
+            .map_err(|e| {
+                AppError::local(
+                    "cannot start the database connection",
+                    e.to_string(),
+                    "check system limits (threads)",
+                )
+            })?;
+        ready_rx.recv().map_err(|_| gone())??;
+        Ok(PgConn {
+            jobs,
+            unported: rusqlite::Connection::open_in_memory()?,
+            listening: std::cell::Cell::new(false),
+            translated: RefCell::new(HashMap::new()),
+        })
+    }
+
+    fn sql(&self, sql: &str) -> String {
+        if let Some(t) = self.translated.borrow().get(sql) {
+            return t.clone();
+        }
+        let t = translate(sql);
+        self.translated
+            .borrow_mut()
+            .insert(sql.to_string(), t.clone());
+        t
+    }
+
+    fn execute(&self, sql: &str, args: &[Arg<'_>]) -> Result<u64> {
+        let (tx, rx) = mpsc::channel();
+        let args = args.iter().map(Owned::of).collect();
+        self.jobs
+            .send(Job::Execute(self.sql(sql), args, tx))
+            .map_err(|_| gone())?;
+        rx.recv().map_err(|_| gone())?
+    }
+
+    fn batch(&self, sql: &str) -> Result<()> {
+        let (tx, rx) = mpsc::channel();
+        self.jobs
+            .send(Job::Batch(translate(sql), tx))
+            .map_err(|_| gone())?;
+        rx.recv().map_err(|_| gone())?
+    }
+
+    fn query(
+        &self,
+        sql: &str,
+        args: &[Arg<'_>],
+        limit: Option<usize>,
+    ) -> Result<Vec<postgres::Row>> {
+        let mut all = Vec::new();
+        self.chunks(sql, args, limit, |chunk| {
+            all.extend(chunk);
+            Ok(())
+        })?;
+        Ok(all)
+    }
+
+    fn for_each(
+        &self,
+        sql: &str,
+        args: &[Arg<'_>],
+        mut f: impl FnMut(&postgres::Row) -> Result<()>,
+    ) -> Result<()> {
+        self.chunks(sql, args, None, |chunk| chunk.iter().try_for_each(&mut f))
+    }
+
+    fn chunks(
+        &self,
+        sql: &str,
+        args: &[Arg<'_>],
+        limit: Option<usize>,
+        mut f: impl FnMut(Vec<postgres::Row>) -> Result<()>,
+    ) -> Result<()> {
+        let (tx, rx) = mpsc::sync_channel(2);
+        self.jobs
+            .send(Job::Query {
+                sql: self.sql(sql),
+                args: args.iter().map(Owned::of).collect(),
+                limit,
+                chunk: PG_CHUNK,
+                rows: tx,
+            })
+            .map_err(|_| gone())?;
+        // Every chunk is taken, even after a failure in `f`, so the connection's thread is free
+        // for the next statement when this returns.
+        let mut first_err = None;
+        for chunk in rx {
+            match (chunk, first_err.is_some()) {
+                (Ok(rows), false) => {
+                    if let Err(e) = f(rows) {
+                        first_err = Some(e);
+                    }
+                }
+                (Err(e), false) => first_err = Some(e),
+                _ => {}
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    pub fn listening(&self) -> bool {
+        self.listening.get()
+    }
+    pub fn set_listening(&self) {
+        self.listening.set(true);
+    }
+
+    /// How many change notifications arrived since the connection opened (LISTEN must have
+    /// been issued on it).
+    pub fn notifications(&self) -> Result<u64> {
+        let (tx, rx) = mpsc::channel();
+        self.jobs.send(Job::Notifications(tx)).map_err(|_| gone())?;
+        rx.recv().map_err(|_| gone())?
+    }
+}
+
+fn gone() -> AppError {
+    AppError::local(
+        "the connection to PostgreSQL is gone",
+        "",
+        "check that the PostgreSQL server runs (`scripts/pgserver status` for the test server), then run the command again",
+    )
+}
+
+/// The connection's thread: one statement at a time, in order.
+fn serve(mut client: postgres::Client, jobs: mpsc::Receiver<Job>) {
+    let mut notified: u64 = 0;
+    for job in jobs {
+        match job {
+            Job::Execute(sql, args, reply) => {
+                let params: Vec<(&(dyn postgres::types::ToSql + Sync), postgres::types::Type)> =
+                    args.iter().map(|a| (a as _, a.pg_type())).collect();
+                let r = client
+                    .execute_typed(&sql, &params)
+                    .map_err(|e| pg_error(&e));
+                let _ = reply.send(r);
+            }
+            Job::Batch(sql, reply) => {
+                let _ = reply.send(client.batch_execute(&sql).map_err(|e| pg_error(&e)));
+            }
+            Job::Query {
+                sql,
+                args,
+                limit,
+                chunk,
+                rows,
+            } => run_query(&mut client, &sql, &args, limit, chunk, &rows),
+            Job::Notifications(reply) => {
+                let mut n = client.notifications();
+                let mut it = n.iter();
+                loop {
+                    match postgres::fallible_iterator::FallibleIterator::next(&mut it) {
+                        Ok(Some(_)) => notified += 1,
+                        Ok(None) => break,
+                        Err(e) => {
+                            // The reply below still goes out; the count stays as it was.
+                            tracing::debug!("reading PostgreSQL notifications: {e}");
+                            break;
+                        }
+                    }
+                }
+                let _ = reply.send(Ok(notified));
+            }
+        }
+    }
+}
+
+fn run_query(
+    client: &mut postgres::Client,
+    sql: &str,
+    args: &[Owned],
+    limit: Option<usize>,
+    chunk: usize,
+    out: &mpsc::SyncSender<Result<Vec<postgres::Row>>>,
+) {
+    use postgres::fallible_iterator::FallibleIterator;
+    let params: Vec<(&(dyn postgres::types::ToSql + Sync), postgres::types::Type)> =
+        args.iter().map(|a| (a as _, a.pg_type())).collect();
+    let mut it = match client.query_typed_raw(sql, params) {
+        Ok(it) => it,
+        Err(e) => {
+            let _ = out.send(Err(pg_error(&e)));
+            return;
+        }
+    };
+    let mut buf = Vec::with_capacity(chunk.min(limit.unwrap_or(chunk)));
+    let mut taken = 0usize;
+    loop {
+        match it.next() {
+            Ok(Some(row)) => {
+                buf.push(row);
+                taken += 1;
+                if limit.is_some_and(|l| taken >= l) {
+                    break;
+                }
+                if buf.len() >= chunk && out.send(Ok(std::mem::take(&mut buf))).is_err() {
+                    return;
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                let _ = out.send(Err(pg_error(&e)));
+                return;
+            }
+        }
+    }
+    // Drain what a limit left unread, so the connection is ready for the next statement.
+    while let Ok(Some(_)) = it.next() {}
+    if !buf.is_empty() {
+        let _ = out.send(Ok(buf));
+    }
+}
+
+/// PostgreSQL's failures in mailroom's words.
+pub fn pg_error(e: &postgres::Error) -> AppError {
+    use postgres::error::SqlState;
+    if let Some(db) = e.as_db_error() {
+        let code = db.code();
+        if *code == SqlState::DISK_FULL {
+            return AppError::local(
+                "the database server's disk is full",
+                db.message().to_string(),
+                "free space on the PostgreSQL server; nothing was lost, the last change was rolled back",
+            );
+        }
+        if *code == SqlState::T_R_SERIALIZATION_FAILURE
+            || *code == SqlState::T_R_DEADLOCK_DETECTED
+            || *code == SqlState::LOCK_NOT_AVAILABLE
+        {
+            return AppError::transient(
+                "the database is busy",
+                db.message().to_string(),
+                "another mailroom process holds a conflicting write; try again",
+            );
+        }
+        if *code == SqlState::INVALID_PASSWORD
+            || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+        {
+            return AppError::needs_user(
+                "PostgreSQL refused the login",
+                db.message().to_string(),
+                "check the user in the store URL and its password in PGPASSFILE (or ~/.pgpass)",
+            );
+        }
+        return AppError::local(
+            "database error",
+            format!("{} ({})", db.message(), code.code()),
+            "run `mailroom status`; if it persists, see docs/troubleshooting.md",
+        );
+    }
+    if e.is_closed() {
+        return gone();
+    }
+    AppError::transient(
+        "cannot reach the PostgreSQL server",
+        crate::error::network_detail(&e.to_string(), None),
+        "check that it runs and that the store URL's host and port are right",
+    )
+}
+
+/// The few words the two engines spell differently, rewritten for PostgreSQL: `?N` → `$N`
+/// (outside quotes), `LIKE` → `ILIKE` (SQLite's LIKE ignores ASCII case), `COLLATE NOCASE` →
+/// the case-insensitive ICU collation the PostgreSQL schema creates.
+pub fn translate(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let chars: Vec<char> = sql.chars().collect();
+    let mut i = 0;
+    let mut next_anon = 1;
+    let mut quote: Option<char> = None;
+    while i < chars.len() {
+        let c = chars[i];
+        if let Some(q) = quote {
+            out.push(c);
+            if c == q {
+                quote = None;
+            }
+            i += 1;
+            continue;
+        }
+        match c {
+            '\'' | '"' => {
+                quote = Some(c);
+                out.push(c);
+                i += 1;
+            }
+            '?' => {
+                let mut j = i + 1;
+                while j < chars.len() && chars[j].is_ascii_digit() {
+                    j += 1;
+                }
+                out.push('$');
+                if j > i + 1 {
+                    out.extend(&chars[i + 1..j]);
+                } else {
+                    out.push_str(&next_anon.to_string());
+                    next_anon += 1;
+                }
+                i = j;
+            }
+            _ => {
+                if let Some(rest) = word_at(&chars, i, "LIKE") {
+                    out.push_str("ILIKE");
+                    i = rest;
+                } else if let Some(rest) = word_at(&chars, i, "NOCASE") {
+                    out.push_str("mailroom_nocase");
+                    i = rest;
+                } else {
+                    out.push(c);
+                    i += 1;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `word` (any case) as a whole word at `i`: the index after it.
+fn word_at(chars: &[char], i: usize, word: &str) -> Option<usize> {
+    let boundary = |k: usize| k >= chars.len() || !(chars[k].is_alphanumeric() || chars[k] == '_');
+    if i > 0 && !boundary(i - 1) {
+        return None;
+    }
+    let n = word.len();
+    if i + n > chars.len() {
+        return None;
+    }
+    let same = chars[i..i + n]
+        .iter()
+        .zip(word.chars())
+        .all(|(a, b)| a.eq_ignore_ascii_case(&b));
+    (same && boundary(i + n)).then_some(i + n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_like_and_collation_are_rewritten_outside_quotes() {
+        assert_eq!(
+            translate(
+                "SELECT a FROM t WHERE b = ?1 AND c LIKE ?2 ESCAPE '\\' AND d = '?3 like' ORDER BY a COLLATE NOCASE"
+            ),
+            "SELECT a FROM t WHERE b = $1 AND c ILIKE $2 ESCAPE '\\' AND d = '?3 like' ORDER BY a COLLATE mailroom_nocase"
+        );
+        assert_eq!(translate("VALUES (?, ?)"), "VALUES ($1, $2)");
+        assert_eq!(
+            translate("SELECT unlike FROM liked"),
+            "SELECT unlike FROM liked"
+        );
+    }
+
+    #[test]
+    fn both_engines_read_and_write_every_kind_through_the_common_calls() {
+        engines::each(|c| {
+            c.batch(match c.engine() {
+                Engine::Sqlite => "CREATE TABLE t (id INTEGER PRIMARY KEY, n BIGINT, s TEXT, b BLOB, f REAL)",
+                Engine::Postgres => "CREATE TABLE t (id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, n BIGINT, s TEXT, b BYTEA, f DOUBLE PRECISION)",
+            })
+            .unwrap();
+            let none: Option<String> = None;
+            let id: i64 = c
+                .one(
+                    "INSERT INTO t (n, s, b, f) VALUES (?1, ?2, ?3, ?4) RETURNING id",
+                    args![42i64, "héllo", vec![1u8, 2], 1.5f64],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            c.exec("INSERT INTO t (n, s) VALUES (?1, ?2)", args![7u32, none])
+                .unwrap();
+            let rows = c
+                .rows("SELECT id, n, s, b, f FROM t ORDER BY id", &[], |r| {
+                    Ok((
+                        r.get::<i64>(0)?,
+                        r.get::<i64>(1)?,
+                        r.get::<Option<String>>(2)?,
+                        r.get::<Option<Vec<u8>>>(3)?,
+                        r.get::<Option<f64>>(4)?,
+                    ))
+                })
+                .unwrap();
+            assert_eq!(
+                rows[0],
+                (id, 42, Some("héllo".into()), Some(vec![1, 2]), Some(1.5))
+            );
+            assert_eq!(rows[1].2, None);
+            assert_eq!(
+                c.first("SELECT n FROM t WHERE n = ?1", args![99i64], |r| r
+                    .get::<i64>(0))
+                    .unwrap(),
+                None
+            );
+            // Aggregates and comparisons read as numbers on both (PostgreSQL says bigint/bool).
+            let (count, any): (i64, bool) = c
+                .one(
+                    "SELECT COUNT(*), EXISTS (SELECT 1 FROM t WHERE s LIKE ?1) FROM t",
+                    args!["HÉ%"],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .unwrap();
+            assert_eq!(count, 2);
+            assert!(
+                !any || c.engine() == Engine::Postgres,
+                "SQLite's LIKE folds ASCII only"
+            );
+            let ascii: bool = c
+                .one(
+                    "SELECT EXISTS (SELECT 1 FROM t WHERE s LIKE ?1)",
+                    args!["HELLO"],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert!(!ascii, "é is not l");
+            let folded: bool = c
+                .one(
+                    "SELECT EXISTS (SELECT 1 FROM t WHERE s LIKE ?1)",
+                    args!["H_LLO"],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert!(folded, "both engines ignore ASCII case in LIKE");
+            // A long scan arrives whole, in order.
+            c.batch("BEGIN").unwrap();
+            for i in 0..1500i64 {
+                c.exec("INSERT INTO t (n) VALUES (?1)", args![i]).unwrap();
+            }
+            c.batch("COMMIT").unwrap();
+            let mut seen = 0i64;
+            c.each(
+                "SELECT n FROM t WHERE s IS NULL AND b IS NULL AND n < 1500 ORDER BY id",
+                &[],
+                |r| {
+                    let n: i64 = r.get(0)?;
+                    assert_eq!(n, if seen == 0 { 7 } else { seen - 1 });
+                    seen += 1;
+                    Ok(())
+                },
+            )
+            .unwrap();
+            assert_eq!(seen, 1501);
+        });
+    }
+
+    #[test]
+    fn pgpass_fields_unescape() {
+        assert_eq!(
+            pgpass_fields(r"h:5432:db:u:p\:w:x"),
+            vec!["h", "5432", "db", "u", "p:w:x"]
+        );
+    }
+}
+
+/// The client settings for a `postgres://` URL. The password never sits in the URL or in
+/// config.toml: it comes from `PGPASSFILE` (else `~/.pgpass`), as libpq reads it.
+pub fn pg_config(url: &str) -> Result<postgres::Config> {
+    let mut config: postgres::Config = url.parse().map_err(|e: postgres::Error| {
+        AppError::usage(
+            format!("{url:?} is not a PostgreSQL URL"),
+            format!("write it as postgres://USER@HOST:PORT/DATABASE ({e})"),
+        )
+    })?;
+    if config.get_password().is_some() {
+        return Err(AppError::usage(
+            "the store URL carries a password",
+            "remove it from the URL and put it in PGPASSFILE or ~/.pgpass (HOST:PORT:DATABASE:USER:PASSWORD)",
+        ));
+    }
+    let host = config
+        .get_hosts()
+        .first()
+        .map(|h| match h {
+            postgres::config::Host::Tcp(h) => h.clone(),
+            postgres::config::Host::Unix(p) => p.display().to_string(),
+        })
+        .unwrap_or_else(|| "localhost".into());
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let user = config.get_user().unwrap_or_default().to_string();
+    let db = config.get_dbname().unwrap_or(&user).to_string();
+    if let Some(pw) = pgpass_lookup(&host, port, &db, &user)? {
+        config.password(pw);
+    }
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(std::time::Duration::from_secs(10));
+    }
+    Ok(config)
+}
+
+/// The password for this server, database and user in the pgpass file, if any.
+fn pgpass_lookup(host: &str, port: u16, db: &str, user: &str) -> Result<Option<String>> {
+    let path = match std::env::var_os("PGPASSFILE") {
+        Some(p) => std::path::PathBuf::from(p),
+        None => match directories::BaseDirs::new() {
+            Some(b) => b.home_dir().join(".pgpass"),
+            None => return Ok(None),
+        },
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(AppError::local(
+                format!("cannot read the password file {}", path.display()),
+                e.to_string(),
+                "check its permissions (it should be 0600 and yours)",
+            ));
+        }
+    };
+    let port = port.to_string();
+    for line in text.lines() {
+        if line.trim_start().starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        let fields = pgpass_fields(line);
+        if fields.len() < 5 {
+            continue;
+        }
+        let hit = |pat: &str, val: &str| pat == "*" || pat == val;
+        if hit(&fields[0], host)
+            && hit(&fields[1], &port)
+            && hit(&fields[2], db)
+            && hit(&fields[3], user)
+        {
+            return Ok(Some(fields[4..].join(":")));
+        }
+    }
+    Ok(None)
+}
+
+/// `a:b\:c` → ["a", "b:c"]: pgpass fields with `\:` and `\\` escapes.
+fn pgpass_fields(line: &str) -> Vec<String> {
+    let mut out = vec![String::new()];
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                if let Some(n) = chars.next()
+                    && let Some(last) = out.last_mut()
+                {
+                    last.push(n);
+                }
+            }
+            ':' if out.len() < 5 => out.push(String::new()),
+            c => {
+                if let Some(last) = out.last_mut() {
+                    last.push(c);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Test support: each engine in turn. SQLite always; PostgreSQL when `MAILROOM_TEST_PG_URL`
+/// names a server (scripts/test sets it from scripts/pgserver, and then requires it).
+#[cfg(test)]
+pub mod engines {
+    use super::*;
+
+    /// A fresh PostgreSQL database for one test, dropped afterwards.
+    pub struct PgScratch {
+        admin: String,
+        pub url: String,
+        name: String,
+    }
+
+    impl PgScratch {
+        pub fn new() -> Option<PgScratch> {
+            let admin = match std::env::var("MAILROOM_TEST_PG_URL") {
+                Ok(u) if !u.is_empty() => u,
+                _ => {
+                    assert!(
+                        std::env::var_os("MAILROOM_TEST_PG_REQUIRED").is_none(),
+                        "MAILROOM_TEST_PG_REQUIRED is set but MAILROOM_TEST_PG_URL is not"
+                    );
+                    return None;
+                }
+            };
+            let name = format!("t_{}", crate::model::new_id());
+            let c = PgConn::connect(pg_config(&admin).unwrap()).unwrap();
+            c.batch(&format!("CREATE DATABASE {name}")).unwrap();
+            // Tests want speed, not durability across a power cut.
+            c.batch(&format!(
+                "ALTER DATABASE {name} SET synchronous_commit = off"
+            ))
+            .unwrap();
+            let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+            Some(PgScratch {
+                url: format!("{base}/{name}"),
+                admin,
+                name,
+            })
+        }
+        pub fn conn(&self) -> Conn {
+            Conn::Pg(PgConn::connect(pg_config(&self.url).unwrap()).unwrap())
+        }
+    }
+
+    impl Drop for PgScratch {
+        fn drop(&mut self) {
+            if let Ok(c) = pg_config(&self.admin).and_then(PgConn::connect) {
+                let _ = c.batch(&format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    self.name
+                ));
+            }
+        }
+    }
+
+    /// Runs `body` on a fresh SQLite connection and, when configured, a fresh PostgreSQL one.
+    pub fn each(body: impl Fn(&Conn)) {
+        body(&Conn::Lite(rusqlite::Connection::open_in_memory().unwrap()));
+        if let Some(pg) = PgScratch::new() {
+            body(&pg.conn());
+        }
+    }
+}
