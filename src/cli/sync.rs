@@ -58,6 +58,7 @@ fn summary_json(name: &str, s: &PassSummary) -> serde_json::Value {
         "bodies": s.bodies,
         "bodies_ms": s.bodies_ms,
         "index_ms": s.index_ms,
+        "match_ms": s.match_ms,
         "duration_ms": s.duration_ms,
         "bytes": s.bytes,
         "error": null,

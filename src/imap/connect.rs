@@ -276,6 +276,20 @@ pub async fn logout(mut session: ImapSession) {
     let _ = tokio::time::timeout(t, session.logout()).await;
 }
 
+/// LOGOUT for a process about to end: the command is sent and the connection closed without
+/// waiting for the server's goodbye, which would only cost a round trip (50 ms and more on a
+/// distant server) at the end of every `sync --once`.
+pub async fn logout_without_waiting(mut session: ImapSession) {
+    use tokio::io::AsyncWriteExt;
+    let t = session.get_ref().link().limits().timeout.min(LOGOUT_WAIT);
+    let _ = tokio::time::timeout(t, async {
+        session.run_command("LOGOUT").await.ok()?;
+        session.get_mut().flush().await.ok()?;
+        session.get_mut().shutdown().await.ok()
+    })
+    .await;
+}
+
 /// Reads the server greeting; an IMAP server speaks first. A BYE greeting (too many
 /// connections, maintenance) is the server's temporary refusal, in its words.
 async fn read_greeting(

@@ -307,6 +307,11 @@ impl SyncSession {
     pub async fn logout(self) {
         crate::imap::connect::logout(self.session).await;
     }
+
+    /// LOGOUT without waiting for the answer (a process about to end).
+    pub async fn logout_without_waiting(self) {
+        crate::imap::connect::logout_without_waiting(self.session).await;
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -330,6 +335,8 @@ pub struct PassSummary {
     pub bodies_ms: u64,
     pub index_ms: u64,
     pub bodies_pending: bool,
+    /// Matching the new mail to customers after the pass (`sync --once`).
+    pub match_ms: u64,
 }
 
 impl PassSummary {

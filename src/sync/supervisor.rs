@@ -405,27 +405,30 @@ async fn once(
     opts.tty_progress = tty_progress;
     let (events, _) = events::channel();
     set_state(&store, &events, &id, AccountState::Syncing);
-    let result = async {
+    let mut result = async {
         let pw = account.password(&store, &vault)?;
         let remembered = store.account(&id)?.and_then(|r| r.capabilities);
         let mut ss =
             engine::open_session_for_pass(&account, &pw, remembered.as_deref(), true).await?;
         let _ = store.set_capabilities(&id, &ss.caps_text);
         let r = engine::run_pass(&mut store, &account, &opts, &mut ss, None).await;
-        // A broken connection gets no goodbye; a healthy one a short one.
+        // A broken connection gets no goodbye; a healthy one a LOGOUT, not waited for (the
+        // process ends: the server's answer would only cost a round trip).
         if r.as_ref()
             .err()
             .is_none_or(|e| !crate::error::is_unreachable(e))
         {
-            ss.logout().await;
+            ss.logout_without_waiting().await;
         }
         r
     }
     .await
     .map_err(|e| crate::error::with_retry_words(e, false, &format!("mailroom sync {name} --once")));
-    match &result {
+    match &mut result {
         Ok(sum) => {
+            let matching = std::time::Instant::now();
             crate::crm::after_sync(&store, config, &id);
+            sum.match_ms = matching.elapsed().as_millis() as u64;
             store.record_success(
                 &id,
                 sum.duration_ms as i64,
