@@ -199,16 +199,25 @@ impl Store {
         // The transaction holds the write lock, so ids are handed out here, as SQLite would
         // (max + 1): a new message gets its thread root in the INSERT itself, not in a second
         // UPDATE.
-        let next = self
-            .conn
-            .query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM messages", [], |r| {
-                r.get(0)
-            });
+        // With an empty customer book (checked under the write lock: a customer added later
+        // rematches everything stored before it) matching decides nothing for mail that is not
+        // denied, so such mail is stored as examined and matching never rewrites its rows.
+        let next = self.conn.query_row(
+            "SELECT COALESCE(MAX(id), 0) + 1,
+                    NOT EXISTS (SELECT 1 FROM customer_emails)
+                    AND NOT EXISTS (SELECT 1 FROM customer_domains)
+                    AND NOT EXISTS (SELECT 1 FROM matches)
+                    AND NOT EXISTS (SELECT 1 FROM messages WHERE customer_id IS NOT NULL)
+             FROM messages",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        );
         match next {
-            Ok(next) => Ok(BulkInsert {
+            Ok((next, no_book)) => Ok(BulkInsert {
                 ids: IdSource {
                     next,
                     created_at: now(),
+                    no_book,
                 },
                 out: BatchOutcome::default(),
             }),
@@ -633,6 +642,9 @@ pub struct BulkInsert {
 struct IdSource {
     next: i64,
     created_at: String,
+    /// The customer book was empty when the transaction began: mail that is not denied is
+    /// stored as examined by matching (nothing to decide).
+    no_book: bool,
 }
 
 /// The logical message a fetched one is (same Message-ID and content hash). No `ORDER BY id`
@@ -711,8 +723,8 @@ fn insert_one(
             let id = ids.next;
             ids.next += 1;
             tx.prepare_cached(
-                "INSERT INTO messages (id, thread_id, message_id, content_hash, in_reply_to, refs, from_addr, from_name, to_json, cc_json, subject, date, size, headers, direction, denied, created_at)
-                 VALUES (?16, ?17, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                "INSERT INTO messages (id, thread_id, message_id, content_hash, in_reply_to, refs, from_addr, from_name, to_json, cc_json, subject, date, size, headers, direction, denied, created_at, crm_examined)
+                 VALUES (?16, ?17, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?18)",
             )?
             .execute(params![
                 env.message_id,
@@ -731,7 +743,8 @@ fn insert_one(
                 m.denied,
                 ids.created_at,
                 id,
-                thread_root.unwrap_or(id)
+                thread_root.unwrap_or(id),
+                ids.no_book && !m.denied
             ])?;
             tx.prepare_cached("INSERT INTO messages_fts (rowid, subject, addresses, body) VALUES (?1, ?2, ?3, '')")?
                 .execute(params![id, env.subject.clone().unwrap_or_default(), addresses_text(env)])?;
@@ -835,6 +848,34 @@ mod tests {
                 "{sql}"
             );
         }
+    }
+
+    /// With an empty customer book there is nothing for matching to decide about mail that is
+    /// not denied: it is stored as examined (matching never rewrites 100k rows after a first
+    /// sync); once the book has an entry, new mail waits for matching again.
+    #[test]
+    fn mail_is_stored_examined_only_while_the_customer_book_is_empty() {
+        let (mut s, inbox, _) = setup();
+        let hdr = |i: u32| format!("Message-ID: <{i}@x>\r\nFrom: a{i}@x\r\nSubject: s{i}\r\n\r\n");
+        let mut denied = nm(2, &hdr(2));
+        denied.denied = true;
+        s.store_batch("a", inbox, 1, &[nm(1, &hdr(1)), denied], Some(2))
+            .unwrap();
+        let unexamined = s.unexamined_ids().unwrap();
+        assert_eq!(
+            unexamined.len(),
+            1,
+            "only the denied one waits: {unexamined:?}"
+        );
+        s.conn
+            .execute_batch(
+                "INSERT INTO customers (id, name, created_at, updated_at) VALUES (1, 'C', '', '');
+                 INSERT INTO customer_emails (email, customer_id) VALUES ('a3@x', 1);",
+            )
+            .unwrap();
+        s.store_batch("a", inbox, 1, &[nm(3, &hdr(3))], Some(3))
+            .unwrap();
+        assert_eq!(s.unexamined_ids().unwrap().len(), 2);
     }
 
     #[test]
