@@ -250,7 +250,9 @@ fn main() {
         "#4242",
     ] {
         let (total, _) = timed(&format!("search {q:<20} (library, first 50)"), || {
-            crm::search::search(&store, q, &accounts, 50, 0).expect("search")
+            let today = chrono::Utc::now().date_naive();
+            let parsed = crm::query::parse(q, today).expect("query");
+            crm::search::search(&store, &parsed, &accounts, 50).expect("search")
         });
         println!("    → {total} hits");
     }

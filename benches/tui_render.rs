@@ -5,6 +5,10 @@
 //!   - keypress → redrawn frame: `update(action)` → run the Commands it returns against the
 //!     store (what the I/O thread does) → `apply` → draw, for down/page-down/jump-to-end.
 //!
+//!   - the mail pane (issue 14): first visit (tree with counts, the INBOX's first page of
+//!     threads, the preview), loading a page of the index by key (top, deep, before, bottom;
+//!     threads and every message), a search's first page, and keypress → frame there.
+//!
 //! Frames are drawn to ratatui's TestBackend at 160×48 (the terminal write itself is excluded).
 //! Run: `cargo bench --bench tui_render`.
 
@@ -30,7 +34,7 @@ fn seed(path: &std::path::Path, n: usize) {
     .expect("seed accounts");
     {
         let mut m = tx
-            .prepare("INSERT INTO messages (id, message_id, content_hash, from_addr, from_name, subject, date, direction, created_at, to_json) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'in', '2026-01-01T00:00:00Z', '[]')")
+            .prepare("INSERT INTO messages (id, message_id, content_hash, from_addr, from_name, subject, date, direction, created_at, to_json, thread_id, body, text_body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'in', '2026-01-01T00:00:00Z', '[]', ?8, 'x', ?9)")
             .expect("prepare");
         let mut l = tx
             .prepare("INSERT INTO locations (message_id, account_id, folder_id, uidvalidity, uid, seen) VALUES (?1, 'acc-bench', 1, 1, ?1, ?2)")
@@ -52,7 +56,10 @@ fn seed(path: &std::path::Path, n: usize) {
                 format!("sender{}@client{}.example", i % 997, i % 89),
                 format!("Sender {}", i % 997),
                 format!("Question {i} about the order — ünïcödé 注文"),
-                date
+                date,
+                // Every fourth message answers the one before it (a thread of two).
+                if i % 4 == 3 { i } else { i + 1 },
+                format!("Hello,\n\nabout order {i}: where is it?\n")
             ])
             .expect("insert message");
             l.execute(rusqlite::params![i + 1, i % 3 == 0])
@@ -60,6 +67,10 @@ fn seed(path: &std::path::Path, n: usize) {
         }
     }
     tx.commit().expect("commit");
+    // Search reads the full-text index, which sync fills as it stores.
+    let store = Store::open(path).expect("store");
+    let ids = store.all_message_ids().expect("ids");
+    store.fts_reindex(&ids).expect("fts");
 }
 
 fn percentile(v: &mut [Duration], p: f64) -> Duration {
@@ -204,6 +215,119 @@ fn main() {
         let d50 = percentile(&mut draws, 0.5);
         println!(
             "keypress → frame, {label:<19} n={count:<5} p50 {p50:?}  p99 {p99:?}  max {max:?}  (draw alone p50 {d50:?})"
+        );
+    }
+    mail_bench(&ctx, &mut io, n);
+}
+
+/// p50 and p99 of `times`, as text.
+fn spread(times: &mut [Duration]) -> String {
+    let p50 = percentile(times, 0.5);
+    let p99 = percentile(times, 0.99);
+    format!("p50 {p50:?}  p99 {p99:?}")
+}
+
+/// The mail pane at 100k: page loads by key and keypress → frame.
+fn mail_bench(ctx: &Ctx, io: &mut io::Direct, n: usize) {
+    use mailroom::ops::mailbox::{self, Source, Window};
+    let (w, h) = (160u16, 48u16);
+    let mut term = Terminal::new(TestBackend::new(w, h)).expect("terminal");
+    let mut opens = Vec::new();
+    for _ in 0..10 {
+        let mut app = App::new(Theme::dark(), Keymap::defaults(), (w, h));
+        let t = Instant::now();
+        let cmds = app.update(Action::GoTo(PaneId::Mail));
+        run(io, &mut app, cmds);
+        term.draw(|f| view::draw(f, &app)).expect("draw");
+        opens.push(t.elapsed());
+        assert!(app.mail.index.total > 0, "the INBOX opened");
+    }
+    let first = opens[0];
+    println!(
+        "mail pane, first visit (tree + counts, INBOX threads count + first page + preview, frame): first {first:?}, then (counts cached until a commit) {}",
+        spread(&mut opens[1..])
+    );
+    let t = Instant::now();
+    let inbox = mailbox::tree(ctx).expect("tree")[0].folders[0].id;
+    println!("  of which: the tree with unread counts {:?}", t.elapsed());
+    for threads in [true, false] {
+        let src = Source::Folder { id: inbox, threads };
+        let t = Instant::now();
+        let total = mailbox::count(ctx, &src).expect("count");
+        let count = t.elapsed();
+        let top = mailbox::window(ctx, &src, &Window::Top, 200).expect("top");
+        let mut loads = Vec::new();
+        let mut key = top.last().expect("rows").key.clone();
+        // Walk deep by keys, timing every page.
+        for _ in 0..(n / 400).min(100) {
+            let t = Instant::now();
+            let page = mailbox::window(ctx, &src, &Window::After(key.clone()), 200).expect("page");
+            loads.push(t.elapsed());
+            let Some(last) = page.last() else { break };
+            key = last.key.clone();
+        }
+        let t = Instant::now();
+        let bottom = mailbox::window(ctx, &src, &Window::Bottom, 200).expect("bottom");
+        let tb = t.elapsed();
+        let t = Instant::now();
+        let _ = mailbox::window(ctx, &src, &Window::Before(bottom[0].key.clone()), 200)
+            .expect("before");
+        let tbe = t.elapsed();
+        println!(
+            "mail index ({}), {total} rows: count {count:?}; page of 200 by key {}; bottom {tb:?}; before the bottom {tbe:?}",
+            if threads { "threads" } else { "every message" },
+            spread(&mut loads)
+        );
+    }
+    for q in [
+        "from:sender5 since:2012-01-01",
+        "order 4242",
+        "is:unread before:2011-06-01",
+    ] {
+        let src = Source::Search { query: q.into() };
+        let t = Instant::now();
+        let total = mailbox::count(ctx, &src).expect("count");
+        let count = t.elapsed();
+        let t = Instant::now();
+        let _ = mailbox::window(ctx, &src, &Window::Top, 200).expect("hits");
+        println!(
+            "search {q:<32} {total:>6} hits: count {count:?}, first page {:?}",
+            t.elapsed()
+        );
+    }
+    let mut app = App::new(Theme::dark(), Keymap::defaults(), (w, h));
+    let cmds = app.update(Action::GoTo(PaneId::Mail));
+    run(io, &mut app, cmds);
+    for (label, action, count) in [
+        ("mail down (j)", Action::Down, 2000),
+        ("mail page down", Action::PageDown, 500),
+        ("mail jump end/top", Action::Bottom, 100),
+        ("mail thread open/close", Action::ToggleThread, 200),
+    ] {
+        let mut times = Vec::new();
+        let mut draws = Vec::new();
+        for i in 0..count {
+            let a = if label.contains("jump") && i % 2 == 1 {
+                Action::Top
+            } else {
+                action.clone()
+            };
+            let t = Instant::now();
+            let cmds = app.update(a);
+            run(io, &mut app, cmds);
+            let td = Instant::now();
+            term.draw(|f| view::draw(f, &app)).expect("draw");
+            draws.push(td.elapsed());
+            times.push(t.elapsed());
+            if label.contains("page") && app.mail.index.selected + 1 >= app.mail.index.total {
+                let cmds = app.update(Action::Top);
+                run(io, &mut app, cmds);
+            }
+        }
+        println!(
+            "keypress → frame, {label:<24} n={count:<5} {}  (draw alone p50 {:?})",
+            spread(&mut times),
+            percentile(&mut draws, 0.5)
         );
     }
 }

@@ -69,7 +69,9 @@ pub enum MessageCmd {
 
 #[derive(Debug, Args)]
 pub struct SearchArgs {
-    /// Plain words; "quoted phrases" allowed.
+    /// Words, "quoted phrases" and filters: from:X to:X subject:X since:DATE before:DATE
+    /// is:unread|read|flagged|unflagged folder:NAME account:NAME (DATE: YYYY-MM-DD, YYYY-MM,
+    /// today, yesterday, 7d, 4w, 6m, 1y).
     pub query: Vec<String>,
     #[command(flatten)]
     pub sel: AccountSel,

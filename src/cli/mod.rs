@@ -67,6 +67,8 @@ pub enum Command {
     Message(messages::MessageCmd),
     /// Reply to a cached message.
     Reply(outbox::ReplyArgs),
+    /// Forward a cached message (its text quoted, its attachments attached).
+    Forward(outbox::ForwardArgs),
     /// Sync in the foreground (until interrupted, or one pass with --once).
     Sync(sync::SyncArgs),
     /// Keep every enabled account in sync until interrupted.
@@ -92,7 +94,7 @@ pub enum Command {
     /// The system SMTP profile accounts can send through instead of their own SMTP server.
     #[command(subcommand)]
     SystemSmtp(system_smtp::SystemSmtpCmd),
-    /// Search subjects, addresses and text bodies.
+    /// Search mail: words, "phrases" and filters (from: to: subject: since: before: is: folder: account:).
     Search(messages::SearchArgs),
     /// The event and error log.
     Log(logs::LogArgs),
@@ -381,6 +383,7 @@ fn run(ctx: &Ctx, cmd: Command, console: Console) -> Result<i32> {
         Command::Message(c) => rt()?.block_on(messages::run(ctx, c)),
         Command::Search(a) => messages::search(ctx, a),
         Command::Reply(a) => rt()?.block_on(outbox::reply(ctx, a)),
+        Command::Forward(a) => rt()?.block_on(outbox::forward(ctx, a)),
         Command::Sync(a) => rt()?.block_on(sync::run(ctx, a)),
         Command::Daemon => rt()?.block_on(sync::daemon(ctx)),
         Command::Quarantine(c) => rt()?.block_on(sync::quarantine(ctx, c)),

@@ -64,6 +64,14 @@ pub struct ReplyArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ForwardArgs {
+    /// Local id of the message to forward (its text is quoted, its attachments go along).
+    pub id: i64,
+    #[command(flatten)]
+    pub compose: ComposeArgs,
+}
+
+#[derive(Debug, Args)]
 pub struct OutboxArgs {
     #[command(subcommand)]
     pub cmd: Option<OutboxCmd>,
@@ -197,6 +205,13 @@ pub async fn reply(ctx: &Ctx, args: ReplyArgs) -> Result<i32> {
         id: args.id,
         all: args.all,
     };
+    let item = ops::send(ctx, request(args.compose, answers)?, printer()).await?;
+    print_item(ctx, &item);
+    Ok(0)
+}
+
+pub async fn forward(ctx: &Ctx, args: ForwardArgs) -> Result<i32> {
+    let answers = Answers::Forward { id: args.id };
     let item = ops::send(ctx, request(args.compose, answers)?, printer()).await?;
     print_item(ctx, &item);
     Ok(0)

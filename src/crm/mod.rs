@@ -14,6 +14,7 @@ pub mod book;
 pub mod csvio;
 pub mod deny;
 pub mod matching;
+pub mod query;
 pub mod search;
 pub mod timeline;
 pub mod triage;

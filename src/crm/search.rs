@@ -1,87 +1,165 @@
-//! `search`: plain words and "quoted phrases" turned into a safe FTS5 expression. Users never
-//! write FTS syntax: every token is quoted (a `"` inside doubled), so `AND`, `NEAR`, `*`, `-`,
-//! `:` and column filters in the input are just words.
+//! `search` and the console's `/`: a parsed [`Query`] run over the cache. Users never write
+//! FTS or SQL: the words reach FTS5 as quoted strings and every filter value is bound by the
+//! store, so `AND`, `NEAR`, `*`, `-`, `'; DROP TABLE` and unknown `key:` prefixes in the input
+//! are just words.
 
+use super::query::Query;
 use crate::error::{AppError, Result};
-use crate::store::{SearchRow, Store};
+use crate::store::{MailRow, Store, Window};
 
-/// Words and phrases of the input, in order.
-pub fn tokens(input: &str) -> Vec<(String, bool)> {
-    let mut out = Vec::new();
-    let mut rest = input;
-    while let Some(start) = rest.find(|c: char| !c.is_whitespace()) {
-        rest = &rest[start..];
-        if let Some(after) = rest.strip_prefix('"') {
-            let end = after.find('"').unwrap_or(after.len());
-            let phrase = after[..end].trim();
-            if !phrase.is_empty() {
-                out.push((phrase.to_string(), true));
-            }
-            rest = after.get(end + 1..).unwrap_or("");
-        } else {
-            let end = rest
-                .find(|c: char| c.is_whitespace() || c == '"')
-                .unwrap_or(rest.len());
-            out.push((rest[..end].to_string(), false));
-            rest = &rest[end..];
-        }
-    }
-    out
+/// The error for a search with neither words nor filters.
+pub fn nothing_to_search() -> AppError {
+    AppError::usage(
+        "the search has no words or filters",
+        "search for words, \"a quoted phrase\" or filters, e.g. mailroom search invoice from:ann since:2026-03-01",
+    )
 }
 
-/// The FTS5 expression: every token must occur; plain words also match as a prefix
-/// (`invoi` finds "invoice"), phrases match exactly.
-pub fn fts_expression(input: &str) -> Option<String> {
-    let parts: Vec<String> = tokens(input)
-        .into_iter()
-        .filter(|(t, _)| t.chars().any(char::is_alphanumeric))
-        .map(|(t, phrase)| {
-            let q = format!("\"{}\"", t.replace('"', "\"\""));
-            if phrase { q } else { format!("{q}*") }
-        })
-        .collect();
-    (!parts.is_empty()).then(|| parts.join(" "))
-}
-
+/// How many messages of `accounts` (ids) match, and the first `limit` of them, newest first.
 pub fn search(
     store: &Store,
-    query: &str,
+    query: &Query,
     accounts: &[String],
     limit: i64,
-    offset: i64,
-) -> Result<(i64, Vec<SearchRow>)> {
-    let expr = fts_expression(query).ok_or_else(|| {
-        AppError::usage(
-            "the search has no words",
-            "search for words or \"a quoted phrase\", e.g. mailroom search invoice \"March 2025\"",
-        )
-    })?;
-    store.search(&expr, accounts, limit, offset)
+) -> Result<(i64, Vec<MailRow>)> {
+    if query.is_empty() {
+        return Err(nothing_to_search());
+    }
+    let f = query.filter(accounts.to_vec());
+    let total = store.search_count(&f)?;
+    let rows = store.search_window(&f, &Window::Top, limit)?;
+    Ok((total, rows))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crm::query::parse;
+    use crate::store::FixtureMessage;
 
-    #[test]
-    fn user_input_never_reaches_fts_as_syntax() {
-        assert_eq!(fts_expression("invoice"), Some("\"invoice\"*".into()));
-        assert_eq!(
-            fts_expression("  \"March 2025\" acme "),
-            Some("\"March 2025\" \"acme\"*".into())
-        );
-        assert_eq!(
-            fts_expression("a OR b NEAR(c) subject:x -y"),
-            Some("\"a\"* \"OR\"* \"b\"* \"NEAR(c)\"* \"subject:x\"* \"-y\"*".into())
-        );
-        assert_eq!(fts_expression("say \"hi"), Some("\"say\"* \"hi\"".into()));
-        assert_eq!(fts_expression("\"\" * ()"), None);
+    fn today() -> chrono::NaiveDate {
+        chrono::NaiveDate::from_ymd_opt(2026, 11, 25).unwrap()
+    }
+
+    fn store() -> (Store, Vec<i64>) {
+        let s = Store::open_in_memory().unwrap();
+        let inbox = s.fixture_folder("a1", "INBOX", Some("inbox")).unwrap();
+        let arch = s.fixture_folder("a1", "Archive", Some("archive")).unwrap();
+        let other = s.fixture_folder("b1", "INBOX", Some("inbox")).unwrap();
+        let mk = |from: &str, name: &str, to: &str, subject: &str, date: &str, body: &str| {
+            FixtureMessage {
+                message_id: Some(format!("{subject}@x")),
+                from_addr: from.into(),
+                from_name: Some(name.into()),
+                to: vec![to.into()],
+                subject: subject.into(),
+                date: date.into(),
+                direction: "in",
+                text_body: Some(body.into()),
+                ..Default::default()
+            }
+        };
+        let mut ids = vec![
+            s.fixture_message(
+                "a1",
+                inbox,
+                1,
+                &mk(
+                    "ann@client.example",
+                    "Ann Client",
+                    "me@x",
+                    "March invoice",
+                    "2026-03-02T09:00:00Z",
+                    "the invoice is attached",
+                ),
+            )
+            .unwrap(),
+            s.fixture_message(
+                "a1",
+                inbox,
+                2,
+                &mk(
+                    "bob@other.example",
+                    "Bob",
+                    "me@x",
+                    "re: hello",
+                    "2026-02-10T09:00:00Z",
+                    "hello there",
+                ),
+            )
+            .unwrap(),
+            s.fixture_message(
+                "a1",
+                arch,
+                3,
+                &mk(
+                    "ann@client.example",
+                    "Ann Client",
+                    "team@x",
+                    "Old invoice",
+                    "2025-12-01T09:00:00Z",
+                    "from last year",
+                ),
+            )
+            .unwrap(),
+            s.fixture_message(
+                "b1",
+                other,
+                4,
+                &mk(
+                    "ann@client.example",
+                    "Ann Client",
+                    "you@y",
+                    "Invoice elsewhere",
+                    "2026-03-05T09:00:00Z",
+                    "invoice",
+                ),
+            )
+            .unwrap(),
+        ];
+        // Index what the fixtures stored (sync indexes as it stores).
+        s.fts_reindex(&ids).unwrap();
+        ids.sort();
+        (s, ids)
+    }
+
+    fn hits(s: &Store, q: &str) -> Vec<String> {
+        let q = parse(q, today()).unwrap();
+        search(s, &q, &["a1".to_string()], 50)
+            .unwrap()
+            .1
+            .into_iter()
+            .map(|r| r.subject.unwrap_or_default())
+            .collect()
     }
 
     #[test]
-    fn hostile_queries_run_without_fts_errors() {
-        let s = Store::open_in_memory().unwrap();
-        let acc = vec!["a1".to_string()];
+    fn filters_and_words_narrow_together_newest_first() {
+        let (s, _) = store();
+        assert_eq!(hits(&s, "invoice"), ["March invoice", "Old invoice"]);
+        assert_eq!(hits(&s, "from:ann since:2026-01-01"), ["March invoice"]);
+        assert_eq!(
+            hits(&s, "from:\"Ann Client\""),
+            ["March invoice", "Old invoice"]
+        );
+        assert_eq!(hits(&s, "to:team"), ["Old invoice"]);
+        assert_eq!(hits(&s, "subject:march"), ["March invoice"]);
+        assert_eq!(hits(&s, "before:2026-01-01"), ["Old invoice"]);
+        assert_eq!(hits(&s, "folder:archive"), ["Old invoice"]);
+        assert_eq!(hits(&s, "folder:inbox invoice"), ["March invoice"]);
+        assert_eq!(hits(&s, "is:unread from:bob"), ["re: hello"]);
+        assert!(hits(&s, "is:read").is_empty());
+        assert!(hits(&s, "is:flagged").is_empty());
+        assert_eq!(hits(&s, "is:unflagged").len(), 3);
+        // Looks like a filter, is words: "re:" and "hello".
+        assert_eq!(hits(&s, "re: hello"), ["re: hello"]);
+        // The other account's mail is not searched.
+        assert!(!hits(&s, "elsewhere").contains(&"Invoice elsewhere".to_string()));
+    }
+
+    #[test]
+    fn hostile_queries_run_without_fts_or_sql_errors() {
+        let (s, _) = store();
         for q in [
             "\"",
             "a\"b",
@@ -91,10 +169,20 @@ mod tests {
             "a*b",
             "'; DROP TABLE messages; --",
             "(a OR",
+            "from:%",
+            "subject:_",
+            "from:\\",
+            "folder:'x'",
         ] {
-            if let Some(e) = fts_expression(q) {
-                s.search(&e, &acc, 10, 0).unwrap();
+            let parsed = parse(q, today()).unwrap();
+            if !parsed.is_empty() {
+                search(&s, &parsed, &["a1".into()], 10).unwrap();
             }
         }
+        // LIKE wildcards typed in a filter are literal.
+        assert!(hits(&s, "from:%").is_empty());
+        assert!(hits(&s, "subject:_").is_empty());
+        let e = search(&s, &parse("", today()).unwrap(), &["a1".into()], 10).unwrap_err();
+        assert!(e.summary.contains("no words"), "{e:?}");
     }
 }

@@ -217,6 +217,8 @@ pub struct Link {
     pub unreadable: Option<Unreadable>,
     /// The folder selected on this connection (wire name), if any.
     pub selected: Option<String>,
+    /// Set while a secret goes out (a SASL exchange): the trace shows none of what is sent.
+    secret: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 const TAIL: usize = 1024;
@@ -233,11 +235,18 @@ impl Link {
             announced: Announced::default(),
             unreadable: None,
             selected: None,
+            secret: Default::default(),
         }
     }
 
     pub fn limits(&self) -> Limits {
         self.watch.limits
+    }
+
+    /// The switch that keeps what is sent out of the trace while it is on (the protocol code
+    /// turns it on around a SASL exchange; lettre owns an SMTP stream, hence a shared flag).
+    pub fn secret_flag(&self) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+        self.secret.clone()
     }
 
     /// The last bytes the server sent, as text.
@@ -367,7 +376,7 @@ impl MailStream {
                 let got = &buf.filled()[before..];
                 self.link.bytes_in += got.len() as u64;
                 if self.deflate.is_none() {
-                    trace_wire("S:", got);
+                    trace_wire("S:", got, false);
                     self.link.keep_tail(got);
                 }
                 match self.link.watch.progress(got.len()) {
@@ -396,7 +405,8 @@ impl MailStream {
         match res {
             Poll::Ready(Ok(n)) => {
                 if self.deflate.is_none() {
-                    trace_wire("C:", &buf[..n]);
+                    let secret = self.link.secret.load(std::sync::atomic::Ordering::SeqCst);
+                    trace_wire("C:", &buf[..n], secret);
                 }
                 self.link.bytes_out += n as u64;
                 // Something we send starts a new exchange: its answer gets a window of its own.
@@ -474,7 +484,7 @@ impl MailStream {
             let (consumed, produced) = d.inflate(out)?;
             if produced > 0 {
                 let got = &buf.initialize_unfilled()[..produced];
-                trace_wire("S:", got);
+                trace_wire("S:", got, false);
                 self.link.keep_tail(got);
                 buf.advance(produced);
                 return Poll::Ready(Ok(()));
@@ -661,7 +671,8 @@ impl AsyncWrite for MailStream {
                 other => return other.map(|r| r.map(|()| 0)),
             }
         }
-        trace_wire("C:", buf);
+        let secret = this.link.secret.load(std::sync::atomic::Ordering::SeqCst);
+        trace_wire("C:", buf, secret);
         let Some(d) = this.deflate.as_mut() else {
             return Poll::Ready(Ok(0));
         };
@@ -696,15 +707,21 @@ impl AsyncWrite for MailStream {
     }
 }
 
-/// The redacted protocol trace (`-vvv` or `MAILROOM_LOG=mailroom::imap::wire=trace`).
-fn trace_wire(dir: &str, bytes: &[u8]) {
+/// The redacted protocol trace (`-vvv` or `MAILROOM_LOG=mailroom::imap::wire=trace`). While
+/// `secret` is on, a line the line redactor would pass (a bare SASL continuation, a piece of a
+/// command split across writes) shows as `[REDACTED]`.
+fn trace_wire(dir: &str, bytes: &[u8], secret: bool) {
     if !tracing::enabled!(target: "mailroom::imap::wire", tracing::Level::TRACE) || bytes.is_empty()
     {
         return;
     }
     let text = String::from_utf8_lossy(&bytes[..bytes.len().min(2048)]);
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        tracing::trace!(target: "mailroom::imap::wire", "{dir} {}", crate::mail::sanitize::clean_line(&crate::logging::redact_protocol_line(line)));
+        let mut shown = crate::logging::redact_protocol_line(line);
+        if secret && shown == line {
+            shown = "[REDACTED]".to_string();
+        }
+        tracing::trace!(target: "mailroom::imap::wire", "{dir} {}", crate::mail::sanitize::clean_line(&shown));
     }
 }
 

@@ -208,6 +208,26 @@ pub fn build(draft: &Draft, plan: &CopyPlan) -> Result<Built> {
     })
 }
 
+/// A draft's bytes for the Drafts folder: like `build`'s, but it may have no recipient yet
+/// (the envelope, which is never written into the headers, then names the sender).
+pub fn build_draft(draft: &Draft) -> Result<Vec<u8>> {
+    let from = parse_mailbox("From", &draft.from)?;
+    let mut rcpts: Vec<Address> = Vec::new();
+    for a in draft.to.iter().chain(&draft.cc).chain(&draft.bcc) {
+        rcpts.push(parse_mailbox("address", a)?.email);
+    }
+    if rcpts.is_empty() {
+        rcpts.push(from.email.clone());
+    }
+    let envelope = Envelope::new(Some(from.email.clone()), rcpts).map_err(|e| {
+        AppError::usage(
+            format!("cannot form the draft ({e})"),
+            "check the sender and recipients",
+        )
+    })?;
+    message(draft, &from, &envelope, Body::Full)
+}
+
 enum Body<'a> {
     Full,
     /// Text (and HTML) plus the attachments not in `dropped`, then the note.

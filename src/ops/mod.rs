@@ -13,14 +13,17 @@
 
 pub mod access;
 pub mod accounts;
+pub mod compose;
 pub mod customers;
 pub mod deny;
 pub mod folders;
 pub mod logs;
+pub mod mailbox;
 pub mod messages;
 pub mod outbox;
 pub mod quarantine;
 pub mod search;
+pub mod signin;
 pub mod status;
 pub mod sync;
 pub mod system_smtp;

@@ -21,6 +21,9 @@ use crate::outbox::{DriveOptions, Outbox, WorkerSettings, check_sender};
 use crate::store::{OutboxRow, ReplyBase, Store};
 
 pub use crate::outbox::{CopyConnections, DriveReport, ErrorSummary, Observer, Progress};
+pub use forward::{forward_subject, forwarded_text};
+
+mod forward;
 pub use crate::store::{CopyState, OutboxState};
 
 /// A message to send, as the operator composed it.
@@ -56,6 +59,9 @@ pub enum Answers {
     /// `reply ID [--all]`: addressed, quoted and threaded from a cached message (To given in
     /// the request replaces the computed one).
     Message { id: i64, all: bool },
+    /// `forward ID`: a cached message's text quoted and its attachments attached again, to
+    /// the request's recipients.
+    Forward { id: i64 },
 }
 
 /// One outbox item as both faces show it (the contract's `outbox --json` item).
@@ -160,6 +166,10 @@ pub fn completions(cx: &Ctx, prefix: &str, limit: i64) -> Result<Vec<(String, St
 /// accepted it (its Sent copy may still be pending) or, queue-only, once it is queued; an Err
 /// says what happened to the item and how to go on.
 pub async fn send(cx: &Ctx, req: SendRequest, observer: Option<Observer>) -> Result<Item> {
+    if let Answers::Forward { id } = req.answers {
+        // Its attachments go along: the body must be cached first.
+        super::messages::fetch_body(cx, id).await?;
+    }
     cx.on_own_thread("mailroom-send", move |cx, rt| {
         send_here(cx, rt, req, observer)
     })
@@ -179,6 +189,7 @@ fn send_here(
         let store = cx.store()?;
         let letter = match req.answers {
             Answers::Message { id, all } => reply_letter(cx, &ob.config, &store, id, all, req)?,
+            Answers::Forward { id } => forward::letter(cx, &ob.config, &store, id, req)?,
             _ => new_letter(cx, &ob.config, &store, req)?,
         };
         letter.enqueue(&ob)?

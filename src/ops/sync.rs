@@ -125,7 +125,7 @@ struct PlanInput {
     account: Account,
     scope: HistoryScope,
     unread_only: bool,
-    password: secrecy::SecretString,
+    password: crate::secret::Credential,
     /// (name, sync chosen) of the folders the store knows.
     stored: Vec<(String, bool)>,
 }
@@ -161,7 +161,7 @@ fn plan_input(
 ) -> Result<PlanInput> {
     let account = Account::from_config(config, name)?;
     let store = cx.store()?;
-    let password = account.password(&store, &cx.vault()?)?;
+    let password = account.credential(&store, &cx.vault()?)?;
     let stored = store
         .folders(account.id())?
         .into_iter()

@@ -31,7 +31,7 @@ impl Outbox {
         let target = account.imap_target();
         let pw = {
             let store = self.store();
-            account.password(&store, &self.vault)
+            account.credential(&store, &self.vault)
         };
         let chosen_sent = self.store().chosen_sent_folder(account.id())?;
         let mut sent_box: Option<SentBox> = None;

@@ -509,11 +509,11 @@ impl Outbox {
 
     async fn open_smtp(&self, account: &Account) -> Result<Session> {
         let target = account.smtp_target(&self.config)?;
-        let pw = {
+        let cred = {
             let store = self.store();
-            account.smtp_password(&self.config, &store, &self.vault)?
+            account.smtp_credential(&self.config, &store, &self.vault, None)?
         };
-        Session::open(&target, pw.as_ref()).await
+        Session::open(&target, cred.as_ref()).await
     }
 
     /// Not delivered: back to `queued` with the error, an attempt counted and a backoff.

@@ -661,8 +661,26 @@ const SQL_STALE_TWIN: &str =
     "SELECT l.id, l.message_id FROM locations l JOIN messages m ON m.id = l.message_id
      WHERE l.folder_id = ?1 AND l.uidvalidity <> ?2 AND m.message_id IS NULL AND m.content_hash = ?3
      ORDER BY l.uid LIMIT 1";
+/// The date and thread a stored message's new location copies.
+const SQL_SORT_KEY: &str =
+    "SELECT COALESCE(date, ''), COALESCE(thread_id, id) FROM messages WHERE id = ?1";
 const SQL_THREAD_ROOT: &str =
     "SELECT COALESCE(thread_id, id) FROM messages WHERE message_id = ?1 LIMIT 1";
+
+/// The thread root of a new message: that of the first of its references (or the message it
+/// replies to) already stored.
+fn thread_root_of(tx: &rusqlite::Connection, env: &Envelope) -> Result<Option<i64>> {
+    for parent in env.references.iter().chain(env.in_reply_to.iter()) {
+        let found = tx
+            .prepare_cached(SQL_THREAD_ROOT)?
+            .query_row([parent], |r| r.get(0))
+            .optional()?;
+        if found.is_some() {
+            return Ok(found);
+        }
+    }
+    Ok(None)
+}
 
 /// Inserts one location (and its logical message if new). False if it was already stored.
 fn insert_one(
@@ -704,22 +722,17 @@ fn insert_one(
             msg_id = Some(mid);
         }
     }
+    // The message's date and thread, copied onto the location (the mail index's order).
+    let sort: (String, i64);
     let id = match msg_id {
-        Some(id) => id,
+        Some(id) => {
+            sort = tx
+                .prepare_cached(SQL_SORT_KEY)?
+                .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            id
+        }
         None => {
-            let thread_root: Option<i64> = {
-                let mut found = None;
-                for parent in env.references.iter().chain(env.in_reply_to.iter()) {
-                    found = tx
-                        .prepare_cached(SQL_THREAD_ROOT)?
-                        .query_row([parent], |r| r.get(0))
-                        .optional()?;
-                    if found.is_some() {
-                        break;
-                    }
-                }
-                found
-            };
+            let thread_root = thread_root_of(tx, env)?;
             let id = ids.next;
             ids.next += 1;
             tx.prepare_cached(
@@ -749,14 +762,21 @@ fn insert_one(
             tx.prepare_cached("INSERT INTO messages_fts (rowid, subject, addresses, body) VALUES (?1, ?2, ?3, '')")?
                 .execute(params![id, env.subject.clone().unwrap_or_default(), addresses_text(env)])?;
             out.created += 1;
+            sort = (
+                env.date
+                    .clone()
+                    .or_else(|| m.internal_date.clone())
+                    .unwrap_or_default(),
+                thread_root.unwrap_or(id),
+            );
             id
         }
     };
     let mut flags = m.flags.clone();
     flags.sort();
     tx.prepare_cached(
-        "INSERT INTO locations (message_id, account_id, folder_id, uidvalidity, uid, flags, seen, modseq, internal_date)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO locations (message_id, account_id, folder_id, uidvalidity, uid, flags, seen, modseq, internal_date, sort_date, thread_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?
     .execute(params![
         id,
@@ -767,7 +787,9 @@ fn insert_one(
         flags_text(&flags),
         has_seen(&flags),
         m.modseq.map(|v| v as i64),
-        m.internal_date
+        m.internal_date,
+        sort.0,
+        sort.1
     ])?;
     Ok(true)
 }

@@ -8,10 +8,13 @@ mod checkpointer;
 pub mod console;
 mod crm;
 mod db;
+mod drafts;
 mod fixture;
 mod folders;
 mod log;
+mod mailbox;
 mod messages;
+pub mod oauth;
 mod ops;
 pub mod outbox;
 mod quarantine;
@@ -22,22 +25,25 @@ pub mod sql;
 mod status;
 mod triage;
 
-pub use accounts::{AccountRow, AccountState, ErrorInfo, LeaseHolder, process_alive};
+pub use accounts::{AccountRow, AccountState, ErrorInfo, LeaseHolder, hostname, process_alive};
 pub use bodies::BodyTodo;
 pub use checkpointer::Checkpointer;
 pub use crm::{BookRows, CustomerRow, MatchInput, MatchRow, MatchUpdate, TimelineRow};
 pub use db::{Conn, Db};
+pub use drafts::{DraftRow, NewDraft};
 pub use fixture::FixtureMessage;
 pub use folders::{FolderEntry, FolderRow, FolderSyncState};
 pub use log::{AuditReader, AuditRow, EventFilter, EventRow, Level, Visible};
+pub use mailbox::{ChangeRow, Key, MailRow, OpenChanges, Window};
 pub use messages::{
     BatchOutcome, BulkInsert, FlagRow, LocationRow, LocationView, MessageFull, MessageSummary,
     NewMessage, PrefetchItem,
 };
+pub use oauth::OAuthRow;
 pub use ops::{OpKind, OpTarget, PendingOp};
 pub use outbox::{Change, CopyState, NewOutbox, OutboxRow, OutboxState, ReplyBase, SentFiling};
 pub use quarantine::{QuarantineRow, QuarantineState};
-pub use search::SearchRow;
+pub use search::SearchFilter;
 pub use status::OutboxCounts;
 pub use triage::{
     ActionKind, ActionRow, FolderRef, MessageDetail, MessagePlace, PendingOpRow, TriageFilter,
@@ -255,6 +261,14 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// The database file this connection has open (None for an in-memory store).
+    pub fn path(&self) -> Option<std::path::PathBuf> {
+        self.conn
+            .path()
+            .filter(|p| !p.is_empty())
+            .map(std::path::PathBuf::from)
     }
 
     pub fn schema_version(&self) -> Result<i64> {

@@ -306,7 +306,80 @@ INSERT INTO sent_filing (account_id, folder, server_files, since, evidence)
     FROM outbox WHERE copy_state = 'filed_by_server' AND copy_folder IS NOT NULL
     GROUP BY account_id, copy_folder;
 "#,
-    // 7 (issue 16, full offline mode): bodies in a table of their own, one row per logical
+    // 7 (issue 14, the console's mail pane and search): a folder's index is read newest first
+    // in keyset pages straight from one index, so each location carries its message's date
+    // (`sort_date`, '' when unknown) and thread (`thread_id`, the root's id): both are fixed
+    // when the message is stored, so copying them is safe. Sync sets them in its INSERT; the
+    // trigger fills them for any other writer. Thread members are found through a partial index
+    // only replies enter; blocked mail through one only denied mail enters (counts subtract
+    // it). Each message's queued changes are looked up by message (the index shows their
+    // state). Drafts are user data: what the operator typed survives a quit or a crash.
+    r#"
+ALTER TABLE locations ADD COLUMN sort_date TEXT NOT NULL DEFAULT '';
+ALTER TABLE locations ADD COLUMN thread_id INTEGER;
+UPDATE locations SET
+    sort_date = COALESCE((SELECT m.date FROM messages m WHERE m.id = locations.message_id), ''),
+    thread_id = (SELECT COALESCE(m.thread_id, m.id) FROM messages m WHERE m.id = locations.message_id);
+CREATE INDEX locations_by_folder_date ON locations(folder_id, sort_date DESC, message_id DESC, thread_id, seen);
+CREATE TRIGGER locations_fill_sort AFTER INSERT ON locations WHEN NEW.thread_id IS NULL
+BEGIN
+    UPDATE locations SET
+        sort_date = COALESCE((SELECT m.date FROM messages m WHERE m.id = NEW.message_id), ''),
+        thread_id = (SELECT COALESCE(m.thread_id, m.id) FROM messages m WHERE m.id = NEW.message_id)
+    WHERE id = NEW.id;
+END;
+CREATE INDEX messages_thread_members ON messages(thread_id) WHERE thread_id <> id;
+CREATE INDEX messages_denied ON messages(id) WHERE denied = 1;
+CREATE INDEX pending_ops_by_message ON pending_ops(message_id);
+
+CREATE TABLE drafts (
+    id INTEGER PRIMARY KEY,
+    operator TEXT NOT NULL,              -- whose draft it is (restored for them only)
+    account_id TEXT,                     -- sent from this account (NULL: not chosen yet)
+    from_addr TEXT,                      -- an alias of it; NULL: the account's own address
+    to_text TEXT NOT NULL DEFAULT '',    -- as typed: comma-separated addresses
+    cc_text TEXT NOT NULL DEFAULT '',
+    bcc_text TEXT NOT NULL DEFAULT '',
+    reply_to_text TEXT NOT NULL DEFAULT '',
+    subject TEXT NOT NULL DEFAULT '',
+    body TEXT NOT NULL DEFAULT '',
+    attachments_json TEXT NOT NULL DEFAULT '[]', -- file paths
+    kind TEXT NOT NULL DEFAULT 'new',    -- new|reply|reply_all|forward
+    source_id INTEGER,                   -- the message answered or forwarded
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    server_folder TEXT,                  -- its copy in the Drafts folder, once uploaded
+    server_uidvalidity INTEGER,
+    server_uid INTEGER,
+    server_message_id TEXT,
+    uploaded_at TEXT
+);
+CREATE INDEX drafts_by_operator ON drafts(operator, updated_at);
+"#,
+    // 8 (issue 15, OAuth2 sign-in): the tokens themselves are sealed in `credentials` (kind
+    // `oauth2`, with the access token's expiry inside); this row is what every process sharing
+    // the store coordinates on. `generation` counts the token sets an account has had; a
+    // refresh is claimed by compare-and-set on it (`refresh_holder` + `refresh_until`, which
+    // lapses if the refresher dies), so two processes never refresh at once — providers that
+    // rotate refresh tokens would refuse the second. `login_needed` stops every process from
+    // asking the provider again once it refused; `failures`/`failed_at` space out retries while
+    // the authorization server is down.
+    r#"
+CREATE TABLE oauth_state (
+    account_id TEXT PRIMARY KEY,
+    generation INTEGER NOT NULL DEFAULT 0,
+    expires_at TEXT,
+    refresh_holder TEXT,
+    refresh_until TEXT,
+    failures INTEGER NOT NULL DEFAULT 0,
+    failed_at TEXT,
+    last_error TEXT,
+    login_needed TEXT,
+    refreshes INTEGER NOT NULL DEFAULT 0,
+    updated_at TEXT NOT NULL
+);
+"#,
+    // 9 (issue 16, full offline mode): bodies in a table of their own, one row per logical
     // message. Inline in `messages` a body pushed every column after it (direction, denied,
     // triage state…) behind its overflow pages, so every list read the bodies' pages too.
     // `text` is the readable text once extracted (NULL: taken from `raw` when needed);

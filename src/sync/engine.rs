@@ -24,6 +24,7 @@ use crate::imap::discovery;
 use crate::imap::fetch;
 use crate::imap::{ImapSession, ImapTarget};
 use crate::mail::parse;
+use crate::secret::Credential;
 use crate::store::{FolderRow, Store};
 
 pub use super::plan::{FirstFetch, MAX_UID_SET_CHARS, first_fetch};
@@ -78,7 +79,7 @@ impl Caps {
 #[derive(Clone)]
 struct Opening {
     target: ImapTarget,
-    password: secrecy::SecretString,
+    credential: Credential,
     compress: crate::config::Compress,
     /// The capabilities the server had last time (`accounts.capabilities`): what may be sent
     /// right behind LOGIN before this session's own list arrives.
@@ -110,10 +111,10 @@ impl Another {
     }
 }
 
-/// Connects, logs in, reads capabilities and enables QRESYNC when offered. (Takes the
-/// password rather than the store: a `&Store` cannot cross an await in a spawned task.)
-pub async fn open_session(account: &Account, pw: &secrecy::SecretString) -> Result<SyncSession> {
-    open_session_for_pass(account, pw, None, false).await
+/// Connects, signs in, reads capabilities and enables QRESYNC when offered. (Takes the
+/// credential rather than the store: a `&Store` cannot cross an await in a spawned task.)
+pub async fn open_session(account: &Account, credential: &Credential) -> Result<SyncSession> {
+    open_session_for_pass(account, credential, None, false).await
 }
 
 /// As [`open_session`], for a pass: with the capabilities the server had last time
@@ -122,13 +123,13 @@ pub async fn open_session(account: &Account, pw: &secrecy::SecretString) -> Resu
 /// (`sync.compress`) and offered.
 pub async fn open_session_for_pass(
     account: &Account,
-    pw: &secrecy::SecretString,
+    credential: &Credential,
     remembered: Option<&str>,
     list: bool,
 ) -> Result<SyncSession> {
     let opening = Opening {
         target: account.imap_target(),
-        password: pw.clone(),
+        credential: credential.clone(),
         compress: account.cfg.sync.compress,
         remembered: remembered
             .map(|r| r.split_whitespace().map(str::to_string).collect())
@@ -177,7 +178,7 @@ async fn open_target(opening: Opening, list: bool) -> Result<SyncSession> {
     let want_compress = opening.compress.wanted(loopback);
     let early = early_commands(&opening.remembered, want_compress, list);
     let (mut session, login_caps, tags) =
-        crate::imap::connect::connect_pipelined(&opening.target, &opening.password, &early).await?;
+        crate::imap::connect::connect_pipelined(&opening.target, &opening.credential, &early).await?;
     let mut listing = discovery::Listing::default();
     let outcomes = crate::imap::exec::answers(&mut session, "logging in", &tags, |_, r| {
         Ok(discovery::collect(&mut listing, r))

@@ -308,6 +308,7 @@ pub(crate) fn error_state_fix(e: &AppError, name: &str, gave_up: bool) -> String
     let named = fill_name(base, name);
     let password = format!("mailroom account set-password {name}");
     let enable = format!("mailroom account enable {name}");
+    let login = format!("mailroom account login {name}");
     if gave_up {
         return match named.is_empty() {
             true => format!("sync gave up after repeated failures: fix the cause, then `{enable}`"),
@@ -315,6 +316,9 @@ pub(crate) fn error_state_fix(e: &AppError, name: &str, gave_up: bool) -> String
         };
     }
     let (cmd, why) = match e.code {
+        // An OAuth2 account signs in again; its error already says how.
+        _ if named.contains(&login) => return named,
+        Code::AuthLoginNeeded => (login, ""),
         Code::AuthRejected | Code::SecretMissing | Code::SecretDamaged => (password, ""),
         _ => (enable, " to retry"),
     };
@@ -406,10 +410,10 @@ async fn once(
     let (events, _) = events::channel();
     set_state(&store, &events, &id, AccountState::Syncing);
     let mut result = async {
-        let pw = account.password(&store, &vault)?;
+        let cred = account.credential(&store, &vault)?;
         let remembered = store.account(&id)?.and_then(|r| r.capabilities);
         let mut ss =
-            engine::open_session_for_pass(&account, &pw, remembered.as_deref(), true).await?;
+            engine::open_session_for_pass(&account, &cred, remembered.as_deref(), true).await?;
         let _ = store.set_capabilities(&id, &ss.caps_text);
         let r = engine::run_pass(&mut store, &account, &opts, &mut ss, None).await;
         // A broken connection gets no goodbye; a healthy one a LOGOUT, not waited for (the

@@ -32,7 +32,7 @@ use crate::imap::{fetch, unsolicited};
 /// What the watcher needs.
 pub struct Watch {
     pub account: Account,
-    pub password: secrecy::SecretString,
+    pub credential: crate::secret::Credential,
     /// INBOX's wire name.
     pub inbox: String,
     /// The synced folders' wire names.
@@ -76,7 +76,7 @@ enum Mode {
 
 async fn watch_folders(w: &Watch) -> Result<()> {
     let o = &w.account.cfg.sync;
-    let mut session = crate::imap::connect(&w.account.imap_target(), &w.password).await?;
+    let mut session = crate::imap::connect(&w.account.imap_target(), &w.credential).await?;
     let r = tokio::time::timeout(call_limit(&session), session.capabilities()).await;
     let caps = called(&mut session, "CAPABILITY", r)?;
     let words = crate::imap::connect::capability_words(&caps);

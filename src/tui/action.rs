@@ -3,7 +3,10 @@
 
 use secrecy::SecretString;
 
+use crate::ops::compose::{DraftContent, DraftKind};
 use crate::ops::logs::EventFilter;
+use crate::ops::mailbox::{Source, Window};
+use crate::ops::messages::FlagChange;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum PaneId {
@@ -16,11 +19,12 @@ pub enum PaneId {
     Compose,
     Outbox,
     Log,
+    Mail,
 }
 
 impl PaneId {
     /// Tab order (the message view is reached from lists, not as a tab).
-    pub const TABS: [PaneId; 8] = [
+    pub const TABS: [PaneId; 9] = [
         PaneId::Dashboard,
         PaneId::Setup,
         PaneId::Folders,
@@ -29,6 +33,7 @@ impl PaneId {
         PaneId::Compose,
         PaneId::Outbox,
         PaneId::Log,
+        PaneId::Mail,
     ];
 
     pub fn key(self) -> &'static str {
@@ -42,6 +47,7 @@ impl PaneId {
             PaneId::Compose => "compose",
             PaneId::Outbox => "outbox",
             PaneId::Log => "log",
+            PaneId::Mail => "mail",
         }
     }
 
@@ -56,6 +62,7 @@ impl PaneId {
             PaneId::Compose => "Compose",
             PaneId::Outbox => "Outbox",
             PaneId::Log => "Log",
+            PaneId::Mail => "Mail",
         }
     }
 
@@ -99,6 +106,8 @@ pub enum Action {
     SyncNow,
     NewAccount,
     RemoveAccount,
+    /// `account login NAME` for an OAuth2 account.
+    LoginAccount,
     // forms
     NextField,
     PrevField,
@@ -126,12 +135,29 @@ pub enum Action {
     // message
     Reply,
     ReplyAll,
+    Forward,
     SaveAttachment,
     NextAttachment,
+    // mail
+    FocusTree,
+    FocusIndex,
+    ToggleThread,
+    ToggleThreads,
+    ToggleRead,
+    ToggleFlag,
+    MoveMessage,
+    DeleteMessage,
+    Archive,
+    NextHit,
+    PrevHit,
+    ComposeNew,
     // compose
     Send,
     Editor,
     Complete,
+    SaveDraft,
+    DiscardDraft,
+    OpenDrafts,
     // outbox
     Retry,
     CancelItem,
@@ -281,6 +307,11 @@ pub enum Command {
     RemoveAccount {
         name: String,
     },
+    /// `account login NAME`: the sign-in's code or address streams back as it comes.
+    Login {
+        job: u64,
+        name: String,
+    },
     /// Fetch a message's body from the server (when opened and not fetched yet).
     FetchBody {
         id: i64,
@@ -339,6 +370,76 @@ pub enum Command {
     },
     /// Restart the sync tasks from the current config (an account was added).
     RestartSync,
+    /// The mail pane's account and folder tree with counts.
+    LoadMailTree {
+        generation: u64,
+    },
+    /// A window of the mail index: a folder's messages or threads, or a search's hits.
+    /// `anchor` is the position the window is measured from: the first row's for Top, After
+    /// and From; the row after the window's for Before; the total for Bottom.
+    LoadMailIndex {
+        generation: u64,
+        source: Source,
+        window: Window,
+        anchor: i64,
+        limit: i64,
+    },
+    /// The messages of a thread in a folder.
+    LoadThread {
+        generation: u64,
+        folder_id: i64,
+        thread_id: i64,
+    },
+    /// A message's queued changes and their state.
+    LoadChanges {
+        generation: u64,
+        id: i64,
+    },
+    /// Read/unread, flag (`message flag`), through the pending-ops queue.
+    MailFlag {
+        id: i64,
+        account_id: String,
+        change: FlagChange,
+    },
+    /// Move, delete (to Trash) or archive (`message move|delete`), through the queue.
+    MailMove {
+        id: i64,
+        account_id: String,
+        to: MailDest,
+    },
+    /// The message view was left: stop retrying its body.
+    StopBodyFetch,
+    /// Save the compose form as the operator's draft (`id` None: a new one).
+    SaveDraft {
+        id: Option<i64>,
+        content: Box<DraftContent>,
+    },
+    /// Save, then store the draft in the account's Drafts folder.
+    UploadDraft {
+        id: Option<i64>,
+        content: Box<DraftContent>,
+    },
+    /// A draft sent or discarded: gone locally and from the Drafts folder.
+    ForgetDraft {
+        id: i64,
+        /// Say so (a discard) or not (after a send).
+        tell: bool,
+    },
+    /// The operator's saved drafts.
+    LoadDrafts,
+    /// Files whose path starts with `prefix` (compose's Attach field).
+    CompletePath {
+        generation: u64,
+        prefix: String,
+    },
+}
+
+/// Where `MailMove` takes a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MailDest {
+    Folder(String),
+    Trash,
+    Archive,
 }
 
 /// The setup form's values as the CLI's `account add` flags (the same validation runs).
@@ -357,6 +458,9 @@ pub struct AccountForm {
     pub preset: Option<String>,
     pub aliases: String,
     pub share_with: String,
+    /// Sign in with OAuth2 (the preset's provider) instead of a password.
+    pub oauth: bool,
+    pub client_id: String,
 }
 
 impl std::fmt::Debug for AccountForm {
@@ -371,7 +475,7 @@ impl std::fmt::Debug for AccountForm {
     }
 }
 
-/// What the compose pane hands to `send` / `reply`.
+/// What the compose pane hands to `send` / `reply` / `forward`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Draft {
     pub account: String,
@@ -379,10 +483,15 @@ pub struct Draft {
     pub from: Option<String>,
     pub to: Vec<String>,
     pub cc: Vec<String>,
+    pub bcc: Vec<String>,
+    /// The Reply-To header.
+    pub reply_to: Option<String>,
     pub subject: String,
     pub body: String,
     pub attachments: Vec<String>,
-    /// Local id of the message this answers (`reply ID`), and whether to answer all.
-    pub reply_to: Option<i64>,
-    pub all: bool,
+    /// What it answers or forwards (`reply ID [--all]`, `forward ID`).
+    pub kind: DraftKind,
+    pub source: Option<i64>,
+    /// The saved draft it came from (forgotten once sent).
+    pub draft_id: Option<i64>,
 }

@@ -148,7 +148,7 @@ pub async fn run(ctx: &Ctx, theme: Option<&str>) -> Result<i32> {
         .map_err(|e| tracing::warn!("no outbox worker in the console: {e}"))
         .ok();
     let mut local = Vec::new();
-    dispatch(app.reload(), &io, &mut local);
+    dispatch(app.startup(), &io, &mut local);
     let mut config_watch = ConfigWatch::new(ctx);
 
     let mut events = EventStream::new();

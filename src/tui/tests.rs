@@ -27,6 +27,10 @@ use crate::ops::sync::{AccountPlan, FolderPlan, PlanTotal};
 use crate::store::console::*;
 use crate::store::{AccountState, CustomerRow, ErrorInfo, EventRow, OutboxCounts, Store};
 
+// The mail pane's tests (named tests.rs so scripts/check-layers treats them as tests).
+#[path = "tests/mail/tests.rs"]
+mod mail;
+
 fn render_buffer(app: &App, w: u16, h: u16) -> Buffer {
     let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
     t.draw(|f| view::draw(f, app)).unwrap();
@@ -555,15 +559,20 @@ fn scene(theme: &str, pane: PaneId, state: State) -> App {
         (PaneId::Customers, State::Empty) => a.customers.list.loaded = true,
         (PaneId::Customers, State::Error) => a.customers.list.error = Some(err()),
         (PaneId::Compose, State::Typical) => {
-            a.compose.values[1] = "sam@client.example".into();
-            a.compose.values[3] = "Re: Where is my order?".into();
-            a.compose.values[5] = "Hi Sam,\n\nit ships today.\n\nAlice".into();
+            a.compose.values[F_TO] = "sam@client.example".into();
+            a.compose.values[F_BCC] = "boss@example.test".into();
+            a.compose.values[F_REPLY_TO] = "support@example.test".into();
+            a.compose.values[F_SUBJECT] = "Re: Where is my order?".into();
+            a.compose.values[F_ATTACH] = "/home/alice/invoice-1042.pdf".into();
+            a.compose.values[F_BODY] = "Hi Sam,\n\nit ships today.\n\nAlice".into();
+            a.compose.draft_id = Some(3);
+            a.compose.uploaded = Some("Drafts".into());
             a.compose.field = 5;
         }
         (PaneId::Compose, State::Empty) => a.accounts.clear(),
         (PaneId::Compose, State::Error) => {
-            a.compose.values[1] = "sam@client.example".into();
-            a.compose.values[3] = "Hello".into();
+            a.compose.values[F_TO] = "sam@client.example".into();
+            a.compose.values[F_SUBJECT] = "Hello".into();
             a.update(Action::Send);
             a.apply(Data::Sent(Err(AppError::needs_user(
                 "the SMTP server refused the login",
@@ -637,11 +646,12 @@ fn scene(theme: &str, pane: PaneId, state: State) -> App {
         }
         (PaneId::Log, State::Empty) => a.log.events.loaded = true,
         (PaneId::Log, State::Error) => a.log.events.error = Some(err()),
+        (PaneId::Mail, state) => mail::mail_scene(&mut a, state),
     }
     a
 }
 
-const PANES: [PaneId; 9] = [
+const PANES: [PaneId; 10] = [
     PaneId::Dashboard,
     PaneId::Setup,
     PaneId::Folders,
@@ -651,6 +661,7 @@ const PANES: [PaneId; 9] = [
     PaneId::Compose,
     PaneId::Outbox,
     PaneId::Log,
+    PaneId::Mail,
 ];
 
 #[test]
@@ -1021,12 +1032,16 @@ fn compose_completes_addresses_from_customers_and_drops_stale_answers() {
     a.compose.values[F_TO] = "bob@x.example, ".into();
     let cmds = a.update(Action::Input('s'));
     let generation = match &cmds[..] {
-        [super::action::Command::LoadCompletions { generation, prefix }] => {
+        [
+            super::action::Command::SaveDraft { id: None, .. },
+            super::action::Command::LoadCompletions { generation, prefix },
+        ] => {
             assert_eq!(prefix, "s");
             *generation
         }
         other => panic!("{other:?}"),
     };
+    // The first save is still on its way: the next key saves nothing yet.
     let cmds = a.update(Action::Input('a'));
     assert!(
         matches!(&cmds[..], [super::action::Command::LoadCompletions { prefix, .. }] if prefix == "sa")
@@ -1055,7 +1070,7 @@ fn compose_completes_addresses_from_customers_and_drops_stale_answers() {
 fn the_editor_hands_the_body_back() {
     let mut a = app("dark");
     a.pane = PaneId::Compose;
-    let body = COMPOSE_FIELDS.len() - 1;
+    let body = F_BODY;
     a.compose.values[body] = "draft".into();
     let cmds = a.update(Action::Editor);
     assert!(matches!(&cmds[..], [super::action::Command::EditBody { text }] if text == "draft"));
@@ -1098,9 +1113,11 @@ fn compose_builds_the_draft_send_and_reply_take() {
     a.pane = PaneId::Compose;
     a.update(Action::ChoiceNext); // work <support@…>, the alias
     a.compose.values[F_TO] = "sam@client.example, bob@x.example".into();
-    a.compose.values[3] = "Invoice".into();
-    a.compose.values[4] = "/tmp/a.pdf".into();
-    a.compose.values[5] = "Hello".into();
+    a.compose.values[F_BCC] = "boss@example.test".into();
+    a.compose.values[F_REPLY_TO] = "support@example.test".into();
+    a.compose.values[F_SUBJECT] = "Invoice".into();
+    a.compose.values[F_ATTACH] = "/tmp/a.pdf".into();
+    a.compose.values[F_BODY] = "Hello".into();
     let cmds = a.update(Action::Send);
     let d = match &cmds[..] {
         [super::action::Command::Send { draft }] => draft.clone(),
@@ -1110,7 +1127,9 @@ fn compose_builds_the_draft_send_and_reply_take() {
     assert_eq!(d.from.as_deref(), Some("support@example.test"));
     assert_eq!(d.to, vec!["sam@client.example", "bob@x.example"]);
     assert_eq!(d.attachments, vec!["/tmp/a.pdf"]);
-    assert!(d.reply_to.is_none());
+    assert_eq!(d.bcc, vec!["boss@example.test"]);
+    assert_eq!(d.reply_to.as_deref(), Some("support@example.test"));
+    assert_eq!(d.kind, crate::ops::compose::DraftKind::New);
     // A second press while sending does not send twice.
     assert!(a.update(Action::Send).is_empty());
     a.apply(Data::Sent(Ok("message #4: queued".into())));
@@ -1120,14 +1139,15 @@ fn compose_builds_the_draft_send_and_reply_take() {
     let mut a = scene("dark", PaneId::Message, State::Typical);
     a.update(Action::Reply);
     assert_eq!(a.pane, PaneId::Compose);
-    assert_eq!(a.compose.values[3], "Re: Where is my order?");
-    a.compose.values[5] = "It ships today.".into();
+    assert_eq!(a.compose.values[F_SUBJECT], "Re: Where is my order?");
+    a.compose.values[F_BODY] = "It ships today.".into();
     let cmds = a.update(Action::Send);
     let d = match &cmds[..] {
         [super::action::Command::Send { draft }] => draft.clone(),
         other => panic!("{other:?}"),
     };
-    assert_eq!(d.reply_to, Some(7));
+    assert_eq!(d.source, Some(7));
+    assert_eq!(d.kind, crate::ops::compose::DraftKind::Reply);
     assert!(
         d.to.is_empty(),
         "the CLI answers the sender (or Reply-To) itself"
@@ -1145,7 +1165,9 @@ fn timeline_takes_the_keys_and_opens_a_message() {
     assert_eq!(a.customers.list.selected, 0, "the list stays put");
     let id = a.customers.timeline.current().unwrap().id;
     let cmds = a.update(Action::Open);
-    assert!(matches!(&cmds[..], [super::action::Command::LoadMessage { id: i, .. }] if *i == id));
+    assert!(
+        matches!(&cmds[..], [super::action::Command::StopBodyFetch, super::action::Command::LoadMessage { id: i, .. }] if *i == id)
+    );
     assert_eq!(a.pane, PaneId::Message);
     a.update(Action::Back);
     assert_eq!(a.pane, PaneId::Customers);
@@ -1228,4 +1250,55 @@ fn folders_apply_the_previewed_scope_through_account_edit_and_show_it() {
     a.folders.plan = None;
     assert!(a.update(Action::ApplyScope).is_empty());
     assert!(a.dialog.is_none());
+}
+
+#[test]
+fn an_account_that_must_sign_in_offers_login_and_shows_the_code_live() {
+    let mut a = scene("dark", PaneId::Dashboard, State::Typical);
+    let mut st = status();
+    st.accounts[1].last_error = Some(ErrorInfo {
+        at: "2026-11-25T08:00:00Z".into(),
+        what: "account home must sign in again (OAuth2)".into(),
+        fix: "`mailroom account login home`".into(),
+    });
+    a.apply(Data::Dashboard(Ok(st), accounts()));
+    a.dashboard.selected = 1;
+    let text = screen_text(&render_buffer(&a, 120, 40)).join("\n");
+    assert!(text.contains("press L to sign in from here"), "{text}");
+    let cmds = a.update(Action::LoginAccount);
+    let job = match &cmds[..] {
+        [super::action::Command::Login { job, name }] if name == "home" => *job,
+        other => panic!("{other:?}"),
+    };
+    a.apply(Data::LoginStep(
+        job,
+        "open https://microsoft.com/devicelogin on any device".into(),
+    ));
+    a.apply(Data::LoginStep(
+        job,
+        "and enter the code ABCD-EFGH (within 15 min)".into(),
+    ));
+    a.apply(Data::LoginStep(job + 7, "a stale job".into()));
+    let text = screen_text(&render_buffer(&a, 120, 40)).join("\n");
+    assert!(
+        text.contains("ABCD-EFGH") && text.contains("waiting for the sign-in"),
+        "{text}"
+    );
+    assert!(!text.contains("a stale job"), "{text}");
+    a.apply(Data::LoginDone(
+        job,
+        Ok("home signed in as bob@example.test".into()),
+    ));
+    let text = screen_text(&render_buffer(&a, 120, 40)).join("\n");
+    assert!(
+        text.contains("home signed in as bob@example.test"),
+        "{text}"
+    );
+    // The setup form's OAuth2 sign-in needs no password and carries the client id.
+    a.pane = PaneId::Setup;
+    a.setup.field = F_OAUTH;
+    a.update(Action::ChoiceNext);
+    a.setup.values[F_CLIENT_ID] = "cid-1".into();
+    let form = a.setup.to_form();
+    assert!(form.oauth && form.client_id == "cid-1");
 }

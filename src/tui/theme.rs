@@ -56,6 +56,9 @@ pub const ROLES: &[&str] = &[
     "fix",
     "header.name",
     "header.value",
+    "mail.flagged",
+    "mail.hit",
+    "mail.account",
 ];
 
 pub const BUILTIN: &[(&str, &str)] = &[

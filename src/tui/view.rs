@@ -31,6 +31,7 @@ pub fn draw(f: &mut Frame<'_>, app: &App) {
         PaneId::Compose => panes::compose::draw(f, body, app),
         PaneId::Outbox => panes::outbox::draw(f, body, app),
         PaneId::Log => panes::log::draw(f, body, app),
+        PaneId::Mail => panes::mail::draw(f, body, app),
     }
     draw_status(f, status, app);
     if app.help {
@@ -45,6 +46,108 @@ pub fn draw(f: &mut Frame<'_>, app: &App) {
     if let Some(p) = &app.picker {
         draw_picker(f, body, app, p);
     }
+    if let Some(p) = &app.mail.pick {
+        draw_folder_pick(f, body, app, p);
+    }
+    if let Some(p) = &app.drafts_pick {
+        draw_drafts_pick(f, body, app, p);
+    }
+}
+
+/// Move a message: the account's folders, narrowed as typed.
+fn draw_folder_pick(f: &mut Frame<'_>, area: Rect, app: &App, p: &super::app::FolderPick) {
+    let theme = &app.theme;
+    let matches = p.matches();
+    let h = (matches.len() as u16 + 4).clamp(6, 18);
+    let r = centered(area, 56, h);
+    f.render_widget(Clear, r);
+    let mut lines = vec![Line::from(vec![
+        Span::styled("folder: ", theme.style("form.label")),
+        Span::styled(
+            format!("{}▏", clean_line(&p.query)),
+            theme.style("form.input.focused"),
+        ),
+    ])];
+    let rows = (h as usize).saturating_sub(4);
+    let top = p.selected.saturating_sub(rows.saturating_sub(1));
+    for (i, name) in matches.iter().enumerate().skip(top).take(rows) {
+        let role = if i == p.selected {
+            "list.selected"
+        } else {
+            "base"
+        };
+        lines.push(Line::from(Span::styled(
+            format!("  {}", clean_line(name)),
+            theme.style(role),
+        )));
+    }
+    if matches.is_empty() {
+        lines.push(Line::from(Span::styled(
+            "no folder matches",
+            theme.style("list.empty"),
+        )));
+    }
+    let para = Paragraph::new(lines).block(
+        Block::default()
+            .borders(Borders::ALL)
+            .border_style(theme.style("dialog.border"))
+            .title(Span::styled(
+                format!(
+                    " Move to a folder of {} (↑↓ enter · esc) ",
+                    clean_line(&p.account)
+                ),
+                theme.style("dialog.border"),
+            )),
+    );
+    f.render_widget(para, r);
+}
+
+/// The operator's saved drafts, newest first.
+fn draw_drafts_pick(f: &mut Frame<'_>, area: Rect, app: &App, p: &super::app::DraftsPick) {
+    let theme = &app.theme;
+    let h = (p.drafts.len() as u16 + 3).clamp(5, 18);
+    let r = centered(area, 76, h);
+    f.render_widget(Clear, r);
+    let mut lines = Vec::new();
+    for (i, d) in p.drafts.iter().enumerate() {
+        let role = if i == p.selected {
+            "list.selected"
+        } else {
+            "base"
+        };
+        let subject = if d.content.subject.trim().is_empty() {
+            "(no subject)".to_string()
+        } else {
+            clean_line(&d.content.subject)
+        };
+        let to = clean_line(&d.content.to);
+        let when = panes::short_time(&Some(d.updated_at.clone()));
+        let place = if d.uploaded.is_some() {
+            " · in Drafts"
+        } else {
+            ""
+        };
+        lines.push(Line::from(Span::styled(
+            format!("{when}  {subject} — to {to}{place}"),
+            theme.style(role),
+        )));
+    }
+    if p.drafts.is_empty() {
+        lines.push(Line::from(Span::styled(
+            "no saved drafts",
+            theme.style("list.empty"),
+        )));
+    }
+    let para = Paragraph::new(lines).block(
+        Block::default()
+            .borders(Borders::ALL)
+            .border_style(theme.style("dialog.border"))
+            .title(Span::styled(
+                " Saved drafts (↑↓ enter opens · esc) ",
+                theme.style("dialog.border"),
+            )),
+    );
+    f.render_widget(para, r);
 }
 
 /// Pair with a customer: suggestions (with their reason) first, then the fuzzy search.

@@ -4,6 +4,7 @@
 mod common;
 
 mod account;
+mod console_mail;
 mod corpus;
 mod counts;
 mod crm;
@@ -15,6 +16,7 @@ mod flags;
 mod identity;
 mod linkem;
 mod monitoring;
+mod oauth2;
 mod outbox_memory;
 mod output;
 mod proxy;

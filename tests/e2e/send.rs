@@ -64,9 +64,10 @@ fn imap_find(user: &str, folder: &str, mid: &str) -> Vec<Found> {
             min_bytes_per_sec: 1024,
         };
         let pw = secrecy::SecretString::from(PASSWORD.to_string());
-        let mut s = mailroom::imap::connect(&target, &pw)
-            .await
-            .expect("imap login");
+        let mut s =
+            mailroom::imap::connect(&target, &mailroom::secret::Credential::Password(pw.clone()))
+                .await
+                .expect("imap login");
         s.select(folder).await.expect("select");
         let uids = s
             .uid_search(format!("HEADER Message-ID \"<{mid}>\""))

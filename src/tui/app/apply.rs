@@ -1,5 +1,6 @@
 //! Answers from the I/O layer (`Data`) folded into the state; stale ones are dropped.
 
+use crate::error::AppError;
 use crate::tui::action::{Command, PaneId};
 
 use super::*;
@@ -9,6 +10,7 @@ impl App {
     pub fn apply(&mut self, data: Data) -> Vec<Command> {
         match data {
             Data::DbChanged => self.reload(),
+            Data::Idle => vec![],
             Data::Notice(r) => {
                 match r {
                     Ok(text) => self.toast(text, false),
@@ -19,6 +21,8 @@ impl App {
             d @ (Data::Dashboard(..)
             | Data::CheckStep(..)
             | Data::CheckDone(..)
+            | Data::LoginStep(..)
+            | Data::LoginDone(..)
             | Data::Saved(..)
             | Data::AccountRemoved(..)) => self.apply_accounts(d),
             d @ (Data::Triage(..)
@@ -31,7 +35,19 @@ impl App {
             | Data::Plan(..)
             | Data::FoldersChanged(..)
             | Data::ScopeApplied(..)) => self.apply_folders(d),
-            d @ (Data::Message(..) | Data::BodyFetched(..)) => self.apply_message(d),
+            d @ (Data::Message(..)
+            | Data::BodyFetched(..)
+            | Data::BodyWaiting(..)
+            | Data::Changes(..)) => self.apply_message(d),
+            d @ (Data::MailTree(..)
+            | Data::MailIndex(..)
+            | Data::Thread(..)
+            | Data::MailActed(..)) => self.apply_mail(d),
+            d @ (Data::DraftSaved(..)
+            | Data::DraftUploaded(..)
+            | Data::DraftForgotten(..)
+            | Data::Drafts(..)
+            | Data::PathCompletions(..)) => self.apply_drafts(d),
             d @ (Data::Customers(..) | Data::Timeline(..)) => self.apply_customers(d),
             d @ (Data::Completions(..) | Data::Edited(..) | Data::Sent(..) | Data::Outbox(..)) => {
                 self.apply_compose(d)
@@ -93,6 +109,21 @@ impl App {
                     }
                 }
             }
+            Data::LoginStep(job, line) => {
+                if let Some(l) = self.dashboard.login.as_mut().filter(|l| l.job == job) {
+                    l.lines.push(line);
+                }
+            }
+            Data::LoginDone(job, r) => {
+                if let Some(l) = self.dashboard.login.as_mut().filter(|l| l.job == job) {
+                    let ok = r.as_ref().ok().cloned();
+                    l.done = Some(r);
+                    if let Some(text) = ok {
+                        self.toast(text, false);
+                    }
+                    return self.reload();
+                }
+            }
             Data::AccountRemoved(r) => {
                 let ok = r.is_ok();
                 self.apply(Data::Notice(r));
@@ -108,6 +139,8 @@ impl App {
                 if let Ok(name) = &r {
                     self.toast(format!("added account {name}"), false);
                 }
+                let oauth = self.setup.values[F_OAUTH] == "yes";
+                let name = r.as_ref().ok().cloned();
                 self.setup.message = Some(r);
                 if ok {
                     self.setup = SetupForm {
@@ -117,6 +150,10 @@ impl App {
                     self.pane = PaneId::Dashboard;
                     let mut c = self.reload();
                     c.push(Command::RestartSync);
+                    // An OAuth2 account signs in right away; the dashboard shows the code.
+                    if let Some(name) = name.filter(|_| oauth) {
+                        c.extend(self.start_login(name));
+                    }
                     return c;
                 }
             }
@@ -227,24 +264,37 @@ impl App {
         vec![]
     }
 
-    /// Answers for the message view: the message and its body.
+    /// Answers for the message view and the previews: the message, its body, its changes.
     fn apply_message(&mut self, data: Data) -> Vec<Command> {
         match data {
             Data::Message(generation, r) => {
                 let mut fetch = None;
-                if self.message.generation == generation
-                    && let Ok(d) = r.as_ref()
-                    && !d.body_fetched
-                    && self.message.fetching != Some(d.message.id)
-                {
-                    self.message.fetching = Some(d.message.id);
-                    fetch = Some(d.message.id);
+                for pane in [&mut self.message, &mut self.mail.preview] {
+                    if pane.generation != generation {
+                        continue;
+                    }
+                    // Every reload asks again (the I/O layer runs one fetch per message),
+                    // unless it failed for a reason that needs the operator.
+                    let failed = matches!(pane.body, BodyState::Failed(_));
+                    if let Ok(d) = r.as_ref()
+                        && !d.body_fetched
+                        && !(failed && pane.fetching == Some(d.message.id))
+                    {
+                        if pane.fetching != Some(d.message.id) || failed {
+                            pane.body = BodyState::Fetching;
+                        }
+                        pane.fetching = Some(d.message.id);
+                        fetch = Some(d.message.id);
+                    }
                 }
-                for pane in [&mut self.message, &mut self.preview] {
+                for pane in [&mut self.message, &mut self.preview, &mut self.mail.preview] {
                     if pane.generation == generation {
                         pane.loaded = true;
                         match r.as_ref() {
                             Ok(d) => {
+                                if d.body_fetched {
+                                    pane.body = BodyState::Idle;
+                                }
                                 pane.detail = Some(d.clone());
                                 pane.error = None;
                             }
@@ -256,19 +306,219 @@ impl App {
                     return vec![Command::FetchBody { id }];
                 }
             }
-            Data::BodyFetched(id, r) => {
-                let current = self.message.detail.as_ref().map(|d| d.message.id);
-                match r {
-                    Ok(()) if current == Some(id) => {
-                        let generation = self.next_generation();
-                        self.message.generation = generation;
-                        return vec![Command::LoadMessage { generation, id }];
-                    }
-                    Ok(()) => {}
-                    Err(e) => {
-                        self.toast(format!("{} — fix: {}", e.summary, e.fix), true);
+            Data::BodyWaiting(id, error, retry_secs) => {
+                for pane in [&mut self.message, &mut self.mail.preview] {
+                    if pane.fetching == Some(id) {
+                        let attempt = match &pane.body {
+                            BodyState::Waiting { attempt, .. } => attempt + 1,
+                            _ => 1,
+                        };
+                        pane.body = BodyState::Waiting {
+                            error: error.clone(),
+                            retry_secs,
+                            attempt,
+                        };
                     }
                 }
+            }
+            Data::BodyFetched(id, r) => return self.body_fetched(id, r),
+            Data::Changes(generation, r) => {
+                for pane in [&mut self.message, &mut self.mail.preview] {
+                    if pane.changes_generation == generation
+                        && let Ok(c) = r.as_ref()
+                    {
+                        pane.changes = c.clone();
+                    }
+                }
+            }
+            _ => {}
+        }
+        vec![]
+    }
+
+    /// A body arrived (read the message again) or cannot be fetched (say why).
+    fn body_fetched(&mut self, id: i64, r: Result<(), AppError>) -> Vec<Command> {
+        let mut cmds = Vec::new();
+        let mut generations = Vec::new();
+        for pane in [&mut self.message, &mut self.mail.preview] {
+            if pane.fetching != Some(id) {
+                continue;
+            }
+            match &r {
+                Ok(()) => pane.body = BodyState::Idle,
+                Err(e) => pane.body = BodyState::Failed(e.clone()),
+            }
+            generations.push(r.is_ok());
+        }
+        if r.is_ok() {
+            if self.message.fetching == Some(id) {
+                let generation = self.next_generation();
+                self.message.generation = generation;
+                cmds.push(Command::LoadMessage { generation, id });
+            }
+            if self.mail.preview.fetching == Some(id) {
+                let generation = self.next_generation();
+                self.mail.preview.generation = generation;
+                cmds.push(Command::LoadMessage { generation, id });
+            }
+        } else if generations.is_empty()
+            && let Err(e) = r
+        {
+            self.toast(format!("{} — fix: {}", e.summary, e.fix), true);
+        }
+        cmds
+    }
+
+    /// Answers for the mail pane: the tree, index windows, threads, done changes.
+    fn apply_mail(&mut self, data: Data) -> Vec<Command> {
+        match data {
+            Data::MailTree(generation, r) if generation == self.mail.tree_generation => {
+                self.mail.tree_loaded = true;
+                match r {
+                    Ok(tree) => {
+                        self.mail.tree = tree;
+                        self.mail.tree_error = None;
+                        let n = self.mail.nodes().len();
+                        self.mail.node = self.mail.node.min(n.saturating_sub(1));
+                        // The first visit: the first account's INBOX opens by itself.
+                        if self.mail.source.is_none() && n > 1 {
+                            self.mail.node = 1;
+                            return self.update_mail(crate::tui::action::Action::Open);
+                        }
+                    }
+                    Err(e) => self.mail.tree_error = Some(e),
+                }
+            }
+            Data::MailIndex(p) => {
+                let new = self.mail.index.apply(p);
+                return if new {
+                    self.load_mail_preview()
+                } else {
+                    vec![]
+                };
+            }
+            Data::Thread(generation, thread_id, r) => {
+                if let Some(e) = self.mail.expanded.as_mut()
+                    && e.generation == generation
+                    && e.thread_id == thread_id
+                {
+                    match r {
+                        Ok(rows) => e.rows = rows,
+                        Err(err) => {
+                            self.mail.expanded = None;
+                            self.toast(format!("{} — fix: {}", err.summary, err.fix), true);
+                        }
+                    }
+                }
+            }
+            Data::MailActed(r) => return self.mail_acted(r),
+            _ => {}
+        }
+        vec![]
+    }
+
+    /// A change to a message is done locally: say whether it reached the server; if it waits
+    /// in the queue, the account's sync runs now to push it.
+    fn mail_acted(&mut self, r: Result<MailActed, AppError>) -> Vec<Command> {
+        match r {
+            Ok(a) => {
+                let mut cmds = Vec::new();
+                let text = match (&a.queued_for, &a.not_pushed) {
+                    (None, _) => format!("{} — on the server", a.text),
+                    (Some(_), Some(e)) => {
+                        format!(
+                            "{} — queued: the server did not take it yet ({})",
+                            a.text, e.summary
+                        )
+                    }
+                    (Some(_), None) => format!("{} — queued for the server", a.text),
+                };
+                self.toast(text, a.not_pushed.is_some());
+                if let Some(account_id) = a.queued_for {
+                    cmds.push(Command::KickSync { account_id });
+                }
+                cmds.extend(self.load_pane(self.pane));
+                if self.pane == PaneId::Message && self.message.back == Some(PaneId::Mail) {
+                    cmds.extend(self.load_mail());
+                }
+                cmds
+            }
+            Err(e) => {
+                self.toast(format!("{} — fix: {}", e.summary, e.fix), true);
+                vec![]
+            }
+        }
+    }
+
+    /// Answers for drafts and completions of paths.
+    fn apply_drafts(&mut self, data: Data) -> Vec<Command> {
+        match data {
+            Data::DraftSaved(r) => {
+                self.compose.saving = false;
+                match r {
+                    Ok(id) => {
+                        self.compose.draft_id = Some(id);
+                        if self.compose.dirty {
+                            return self.draft_changed();
+                        }
+                    }
+                    Err(e) => self.toast(
+                        format!("the draft was not saved: {} — fix: {}", e.summary, e.fix),
+                        true,
+                    ),
+                }
+            }
+            Data::DraftUploaded(r) => match r {
+                Ok(u) => {
+                    if self.compose.draft_id.is_none() || self.compose.draft_id == Some(u.id) {
+                        self.compose.draft_id = Some(u.id);
+                        self.compose.uploaded = Some(u.folder.clone());
+                    }
+                    self.toast(format!("draft saved, and stored in {}", u.folder), false);
+                }
+                Err(e) => self.toast(
+                    format!(
+                        "draft saved here; not in the Drafts folder: {} — fix: {}",
+                        e.summary, e.fix
+                    ),
+                    true,
+                ),
+            },
+            Data::DraftForgotten(r) => {
+                self.apply(Data::Notice(r));
+            }
+            Data::Drafts(r) => match r {
+                Ok(drafts) if self.pane == PaneId::Compose || !drafts.is_empty() => {
+                    // At start: the newest draft back into an empty compose form.
+                    if self.drafts_pick.is_none() && self.pane != PaneId::Compose {
+                        if self.compose.is_blank()
+                            && self.compose.draft_id.is_none()
+                            && let Some(d) = drafts.first()
+                        {
+                            self.open_draft(d);
+                            self.toast(
+                                format!(
+                                    "a draft was restored: \"{}\" (6 compose; ctrl-o lists {} draft(s))",
+                                    crate::mail::sanitize::clean_line(&d.content.subject),
+                                    drafts.len()
+                                ),
+                                false,
+                            );
+                        }
+                    } else {
+                        self.drafts_pick = Some(DraftsPick {
+                            drafts,
+                            selected: 0,
+                        });
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => self.toast(format!("{} — fix: {}", e.summary, e.fix), true),
+            },
+            Data::PathCompletions(generation, paths)
+                if generation == self.compose.completion_generation =>
+            {
+                self.compose.suggestions = paths.into_iter().map(|p| (String::new(), p)).collect();
             }
             _ => {}
         }
@@ -300,13 +550,15 @@ impl App {
                 self.compose.sending = false;
                 self.apply(Data::Notice(r));
                 if ok {
-                    // Watch it go through the outbox's states.
-                    self.compose = ComposeForm {
-                        values: vec![String::new(); COMPOSE_FIELDS.len()],
-                        ..Default::default()
-                    };
+                    // Sent: its draft goes (here and in the Drafts folder); watch it go
+                    // through the outbox's states.
+                    let draft = self.compose.draft_id;
+                    self.compose = ComposeForm::default();
                     let mut c = self.go(PaneId::Outbox);
                     c.push(Command::LoadDashboard);
+                    if let Some(id) = draft {
+                        c.push(Command::ForgetDraft { id, tell: false });
+                    }
                     return c;
                 }
             }
@@ -320,9 +572,9 @@ impl App {
             }
             Data::Edited(r) => match r {
                 Ok(text) => {
-                    let body = COMPOSE_FIELDS.len() - 1;
-                    self.compose.values[body] = text;
-                    self.compose.field = body;
+                    self.compose.values[F_BODY] = text;
+                    self.compose.field = F_BODY;
+                    return self.draft_changed();
                 }
                 Err(e) => self.toast(format!("{} — {}", e.summary, e.fix), true),
             },

@@ -1,9 +1,8 @@
-//! Keys on the forms and overlays: account setup, compose (send, reply), the pair picker and
-//! the one-line prompt.
+//! Keys on the forms and overlays: account setup, the pair picker and the one-line prompt.
 
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::tui::action::{Action, Command, Draft, PaneId};
+use crate::tui::action::{Action, Command, PaneId};
 
 use super::*;
 
@@ -181,6 +180,9 @@ impl App {
                     if path.is_empty() && !matches!(p.then, PromptFor::AddCustomer { .. }) {
                         return vec![];
                     }
+                    if p.then == PromptFor::MailSearch {
+                        return self.run_search(path);
+                    }
                     return vec![match p.then {
                         PromptFor::AddCustomer { id } => {
                             Command::TriageAddCustomer { id, name: path }
@@ -193,164 +195,12 @@ impl App {
                             let plan = self.folders.plan.clone().unwrap_or_default();
                             return self.start_plan(Some(path), plan.unread_only);
                         }
+                        PromptFor::MailSearch => return vec![],
                     }];
                 }
             }
             _ => {}
         }
         vec![]
-    }
-
-    pub(super) fn update_compose(&mut self, action: Action) -> Vec<Command> {
-        let n = COMPOSE_FIELDS.len();
-        let body = n - 1;
-        let choices = from_choices(&self.accounts).len().max(1);
-        let c = &mut self.compose;
-        let mut typed = false;
-        match action {
-            Action::Back => return self.go(PaneId::Dashboard),
-            Action::NextField => c.field = (c.field + 1) % n,
-            Action::PrevField => c.field = (c.field + n - 1) % n,
-            Action::Input(ch) if c.field > 0 => {
-                c.values[c.field].push(ch);
-                typed = true;
-            }
-            Action::ChoiceNext if c.field == 0 => c.from = (c.from + 1) % choices,
-            Action::ChoicePrev if c.field == 0 => c.from = (c.from + choices - 1) % choices,
-            Action::Newline if c.field == body => c.values[body].push('\n'),
-            Action::Newline => c.field = (c.field + 1) % n,
-            Action::Backspace if c.field > 0 => {
-                c.values[c.field].pop();
-                typed = true;
-            }
-            Action::Complete if matches!(c.field, F_TO | F_CC) => {
-                if let Some((_, email)) = c.suggestions.first().cloned() {
-                    let v = &mut c.values[c.field];
-                    let keep = v.rfind(',').map(|i| i + 1).unwrap_or(0);
-                    v.truncate(keep);
-                    if keep > 0 {
-                        v.push(' ');
-                    }
-                    v.push_str(&email);
-                    v.push_str(", ");
-                    c.suggestions.clear();
-                }
-            }
-            Action::Send => return self.send_draft(),
-            Action::Editor => {
-                return vec![Command::EditBody {
-                    text: self.compose.values[body].clone(),
-                }];
-            }
-            _ => {}
-        }
-        let c = &mut self.compose;
-        if !matches!(c.field, F_TO | F_CC) {
-            c.suggestions.clear();
-            return vec![];
-        }
-        if !typed {
-            return vec![];
-        }
-        // Complete the address being typed (after the last comma) from the customer book.
-        let token = c.values[c.field]
-            .rsplit(',')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_string();
-        if token.is_empty() {
-            c.suggestions.clear();
-            return vec![];
-        }
-        let generation = self.next_generation();
-        self.compose.completion_generation = generation;
-        vec![Command::LoadCompletions {
-            generation,
-            prefix: token,
-        }]
-    }
-
-    pub(super) fn send_draft(&mut self) -> Vec<Command> {
-        let c = &self.compose;
-        if c.sending {
-            return vec![];
-        }
-        let Some((account, from)) = from_account(&self.accounts, c.from) else {
-            self.toast("no account to send from: add one in Setup", true);
-            return vec![];
-        };
-        let list = |s: &str| -> Vec<String> {
-            s.split(',')
-                .map(str::trim)
-                .filter(|x| !x.is_empty())
-                .map(String::from)
-                .collect()
-        };
-        let body_field = COMPOSE_FIELDS.len() - 1;
-        let to = match &c.prefilled_to {
-            Some(p) if *p == c.values[F_TO] => vec![],
-            _ => list(&c.values[F_TO]),
-        };
-        let draft = Draft {
-            account,
-            from,
-            to,
-            cc: list(&c.values[F_CC]),
-            subject: c.values[3].clone(),
-            body: c.values[body_field].clone(),
-            attachments: list(&c.values[4]),
-            reply_to: c.reply_to,
-            all: c.reply_all,
-        };
-        self.compose.sending = true;
-        self.toast("sending…", false);
-        vec![Command::Send {
-            draft: Box::new(draft),
-        }]
-    }
-
-    /// Reply from the message view: compose prefilled; `reply ID` quotes and threads it.
-    pub(super) fn start_reply(&mut self, all: bool) -> Vec<Command> {
-        let Some(d) = self.message.detail.clone() else {
-            return vec![];
-        };
-        let s = &d.message;
-        let account = s
-            .locations
-            .first()
-            .and_then(|l| self.accounts.iter().position(|a| a.name == l.account));
-        let from = account
-            .map(|i| {
-                from_choices(&self.accounts)
-                    .iter()
-                    .position(|c| c.starts_with(&format!("{} <", self.accounts[i].name)))
-                    .unwrap_or(0)
-            })
-            .unwrap_or(0);
-        let subject = s.subject.clone().unwrap_or_default();
-        let subject = if subject.to_ascii_lowercase().starts_with("re:") {
-            subject
-        } else {
-            format!("Re: {subject}")
-        };
-        let to = s
-            .from
-            .as_ref()
-            .map(|a| a.address.clone())
-            .unwrap_or_default();
-        let mut values = vec![String::new(); COMPOSE_FIELDS.len()];
-        values[F_TO] = to.clone();
-        values[3] = crate::mail::sanitize::clean_line(&subject);
-        self.compose = ComposeForm {
-            field: COMPOSE_FIELDS.len() - 1,
-            from,
-            values,
-            reply_to: Some(s.id),
-            prefilled_to: Some(to),
-            reply_all: all,
-            ..Default::default()
-        };
-        self.go(PaneId::Compose)
     }
 }

@@ -58,6 +58,10 @@ impl App {
                     None => vec![],
                 }
             }
+            Action::LoginAccount => match name {
+                Some(name) => self.start_login(name),
+                None => vec![],
+            },
             Action::RemoveAccount => {
                 if let Some(name) = name {
                     self.dialog = Some(Dialog {
@@ -71,6 +75,18 @@ impl App {
             }
             _ => vec![],
         }
+    }
+
+    /// Starts `account login NAME`; the dashboard shows what to do as it comes.
+    pub(super) fn start_login(&mut self, name: String) -> Vec<Command> {
+        let job = self.next_generation();
+        self.dashboard.login = Some(LoginRun {
+            job,
+            name: name.clone(),
+            lines: Vec::new(),
+            done: None,
+        });
+        vec![Command::Login { job, name }]
     }
 
     pub(super) fn update_folders(&mut self, action: Action) -> Vec<Command> {
@@ -300,7 +316,10 @@ impl App {
             ..Default::default()
         };
         self.pane = PaneId::Message;
-        vec![Command::LoadMessage { generation, id }]
+        vec![
+            Command::StopBodyFetch,
+            Command::LoadMessage { generation, id },
+        ]
     }
 
     pub(super) fn update_message(&mut self, action: Action) -> Vec<Command> {
@@ -330,6 +349,15 @@ impl App {
                 vec![]
             }
             Action::Reply | Action::ReplyAll => self.start_reply(action == Action::ReplyAll),
+            Action::Forward => self.answer_from_view(DraftKind::Forward),
+            Action::NextHit | Action::PrevHit if self.message.back == Some(PaneId::Mail) => {
+                self.open_neighbour(if action == Action::NextHit { 1 } else { -1 })
+            }
+            Action::ToggleRead
+            | Action::ToggleFlag
+            | Action::MoveMessage
+            | Action::DeleteMessage
+            | Action::Archive => self.change_viewed(action),
             Action::NextAttachment => {
                 let n = self
                     .message
@@ -370,6 +398,40 @@ impl App {
             }
             _ => vec![],
         }
+    }
+
+    /// Read/unread, flag, move, delete or archive the message the view shows (its copy in the
+    /// mail pane's account, else its first); a message moved away takes the view back.
+    fn change_viewed(&mut self, action: Action) -> Vec<Command> {
+        let Some(d) = self.message.detail.clone() else {
+            return vec![];
+        };
+        let m = &d.message;
+        let loc = self
+            .mail
+            .current()
+            .filter(|r| r.id == m.id)
+            .and_then(|r| m.locations.iter().find(|l| l.account_id == r.account_id))
+            .or(m.locations.first());
+        let Some(loc) = loc else {
+            self.toast("this message is in no folder any more", true);
+            return vec![];
+        };
+        let target = MessageTarget {
+            id: m.id,
+            account_id: loc.account_id.clone(),
+            account: loc.account.clone(),
+            seen: loc.flags.iter().any(|f| f == "\\Seen"),
+            flagged: loc.flags.iter().any(|f| f == "\\Flagged"),
+            subject: m.subject.clone(),
+        };
+        let leaves = matches!(action, Action::DeleteMessage | Action::Archive);
+        let mut cmds = self.change_message(action, &target);
+        if leaves {
+            let back = self.message.back.unwrap_or(PaneId::Triage);
+            cmds.extend(self.go(back));
+        }
+        cmds
     }
 
     pub(super) fn update_customers(&mut self, action: Action) -> Vec<Command> {
@@ -498,7 +560,19 @@ impl App {
                 None => vec![],
             },
             Action::Resend | Action::DropItem => {
-                if let Some(id) = self.outbox.current().map(|o| o.id) {
+                let item = self.outbox.current().map(|o| (o.id, o.state));
+                if let Some((id, state)) = item
+                    && state != crate::ops::outbox::OutboxState::Uncertain
+                {
+                    self.toast(
+                        format!(
+                            "#{id} is {state}: resend and drop are for an uncertain item (r retries a queued or failed one)"
+                        ),
+                        true,
+                    );
+                    return vec![];
+                }
+                if let Some(id) = item.map(|i| i.0) {
                     let (text, then) = if action == Action::Resend {
                         (
                             format!(

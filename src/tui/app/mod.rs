@@ -2,11 +2,14 @@
 //! state and return the Commands the I/O layer should run. No I/O, no drawing here.
 
 mod apply;
+mod compose;
 mod forms;
 mod lists;
+mod mail;
 mod state;
 
 pub use lists::scope_text;
+pub use mail::MessageTarget;
 pub use state::*;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -15,6 +18,7 @@ use super::action::{Action, Command, PaneId};
 use super::keymap::{Key, Keymap};
 use super::theme::Theme;
 use crate::ops::accounts::StepStatus;
+use crate::ops::compose::DraftKind;
 use crate::ops::outbox::Item;
 use crate::ops::triage::MessageSummary;
 
@@ -42,6 +46,9 @@ pub struct App {
     pub compose: ComposeForm,
     pub outbox: Paged<Item>,
     pub log: LogPane,
+    pub mail: MailPane,
+    /// The operator's drafts, to open one (compose's `ctrl-o`).
+    pub drafts_pick: Option<DraftsPick>,
     next_gen: u64,
 }
 
@@ -67,15 +74,14 @@ impl App {
             preview: MessagePane::default(),
             message: MessagePane::default(),
             customers: CustomersPane::default(),
-            compose: ComposeForm {
-                values: vec![String::new(); COMPOSE_FIELDS.len()],
-                ..Default::default()
-            },
+            compose: ComposeForm::default(),
             outbox: Paged::default(),
             log: LogPane {
                 level: 2,
                 ..Default::default()
             },
+            mail: MailPane::default(),
+            drafts_pick: None,
             next_gen: 0,
         }
     }
@@ -97,7 +103,7 @@ impl App {
                 SETUP_FIELDS[self.setup.field].1,
                 FieldKind::Preset | FieldKind::Security | FieldKind::Toggle
             ),
-            PaneId::Compose => self.compose.field != 0,
+            PaneId::Compose => self.compose.field != F_FROM,
             PaneId::Customers => self.customers.searching,
             PaneId::Log => self.log.searching,
             _ => false,
@@ -107,7 +113,7 @@ impl App {
     /// Key → Action through the keymap (text input first where a field has focus).
     pub fn action_for_key(&self, ev: &KeyEvent) -> Option<Action> {
         let key = Key::from_event(ev);
-        if self.picker.is_some() {
+        if self.picker.is_some() || self.mail.pick.is_some() || self.drafts_pick.is_some() {
             let plain = !ev
                 .modifiers
                 .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT);
@@ -179,6 +185,18 @@ impl App {
     pub fn reload(&mut self) -> Vec<Command> {
         let mut cmds = vec![Command::LoadDashboard];
         cmds.extend(self.load_pane(self.pane));
+        if self.pane == PaneId::Message && self.message.back == Some(PaneId::Mail) {
+            // The index behind the message view follows too (n/N walk it).
+            cmds.extend(self.load_mail());
+        }
+        cmds
+    }
+
+    /// What the console asks for when it starts: the first screens, and the drafts left by
+    /// a quit or a crash (the newest is restored into compose).
+    pub fn startup(&mut self) -> Vec<Command> {
+        let mut cmds = self.reload();
+        cmds.push(Command::LoadDrafts);
         cmds
     }
 
@@ -221,10 +239,19 @@ impl App {
                 Some(id) => {
                     let generation = self.next_generation();
                     self.message.generation = generation;
-                    vec![Command::LoadMessage { generation, id }]
+                    let changes = self.next_generation();
+                    self.message.changes_generation = changes;
+                    vec![
+                        Command::LoadMessage { generation, id },
+                        Command::LoadChanges {
+                            generation: changes,
+                            id,
+                        },
+                    ]
                 }
                 None => vec![],
             },
+            PaneId::Mail => self.load_mail_pane(),
             PaneId::Customers => {
                 let generation = self.next_generation();
                 self.customers.list.generation = generation;
@@ -300,9 +327,14 @@ impl App {
     }
 
     fn go(&mut self, pane: PaneId) -> Vec<Command> {
+        let mut cmds = Vec::new();
+        if self.pane == PaneId::Message && pane != PaneId::Message {
+            cmds.push(Command::StopBodyFetch);
+        }
         self.pane = pane;
         self.help = false;
-        self.load_pane(pane)
+        cmds.extend(self.load_pane(pane));
+        cmds
     }
 
     pub fn update(&mut self, action: Action) -> Vec<Command> {
@@ -326,6 +358,8 @@ impl App {
                 vec![]
             }
             _ if self.picker.is_some() => self.update_picker(action),
+            _ if self.mail.pick.is_some() => self.update_folder_pick(action),
+            _ if self.drafts_pick.is_some() => self.update_drafts_pick(action),
             _ if self.prompt.is_some() => self.update_prompt(action),
             Action::Refresh => self.reload(),
             Action::Confirm | Action::Dismiss if self.dialog.is_some() => {
@@ -346,6 +380,16 @@ impl App {
                             since,
                             unread_only,
                         },
+                        Pending::DiscardDraft { id } => {
+                            self.compose = ComposeForm::default();
+                            match id {
+                                Some(id) => Command::ForgetDraft { id, tell: true },
+                                None => {
+                                    self.toast("draft discarded", false);
+                                    return vec![];
+                                }
+                            }
+                        }
                     }],
                     _ => vec![],
                 }
@@ -374,6 +418,7 @@ impl App {
                 PaneId::Compose => self.update_compose(action),
                 PaneId::Outbox => self.update_outbox(action),
                 PaneId::Log => self.update_log(action),
+                PaneId::Mail => self.update_mail(action),
             },
         }
     }

@@ -4,9 +4,11 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::error::AppError;
 use crate::ops::accounts::{Report, Step};
+use crate::ops::compose::{Draft as SavedDraft, DraftKind, Uploaded};
 use crate::ops::customers::CustomerRow;
 use crate::ops::folders::FolderEntry;
 use crate::ops::logs::{EventFilter, EventRow};
+use crate::ops::mailbox::{Change, IndexRow, Source, TreeAccount};
 use crate::ops::messages::MessageView;
 use crate::ops::outbox::Item;
 use crate::ops::quarantine::QuarantineRow;
@@ -32,6 +34,10 @@ pub enum Data {
     Quarantine(Page<QuarantineRow>),
     CheckStep(u64, Step),
     CheckDone(u64, Result<Report, AppError>),
+    /// What an OAuth2 sign-in asks of the person (the code and where to enter it), as it
+    /// comes; then how it ended.
+    LoginStep(u64, String),
+    LoginDone(u64, Result<String, AppError>),
     Saved(u64, Result<String, AppError>),
     Completions(u64, Result<Vec<(String, String)>, AppError>),
     /// The body came back from $EDITOR.
@@ -64,6 +70,42 @@ pub enum Data {
     DbChanged,
     /// Matching caught up in the background (a change it made comes back as `DbChanged`).
     Matched(Result<(), AppError>),
+    /// The mail pane's account and folder tree.
+    MailTree(u64, Result<Vec<TreeAccount>, AppError>),
+    /// A window of the mail index.
+    MailIndex(Page<IndexRow>),
+    /// The messages of a thread (generation, thread id).
+    Thread(u64, i64, Result<Vec<IndexRow>, AppError>),
+    /// A message's queued changes.
+    Changes(u64, Result<Vec<Change>, AppError>),
+    /// A flag, move, delete or archive finished locally (and was pushed, or stays queued).
+    MailActed(Result<MailActed, AppError>),
+    /// The body could not be fetched for a reason that may pass (the server unreachable): the
+    /// next try is in `secs` seconds.
+    BodyWaiting(i64, AppError, u64),
+    /// The compose form was saved as draft `id`.
+    DraftSaved(Result<i64, AppError>),
+    /// The draft's copy is in the Drafts folder.
+    DraftUploaded(Result<Uploaded, AppError>),
+    /// A draft was discarded (the text says what happened to its server copy).
+    DraftForgotten(Result<String, AppError>),
+    /// The operator's saved drafts.
+    Drafts(Result<Vec<SavedDraft>, AppError>),
+    /// Paths completing what is typed in the Attach field.
+    PathCompletions(u64, Vec<String>),
+    /// A job ended with nothing to tell (its question went away).
+    Idle,
+}
+
+/// A local change to a message, done.
+#[derive(Debug, Clone)]
+pub struct MailActed {
+    pub text: String,
+    /// The account whose queue holds it, when it is not on the server yet (its sync is
+    /// asked to run now).
+    pub queued_for: Option<String>,
+    /// Why the immediate push failed, if it was tried.
+    pub not_pushed: Option<AppError>,
 }
 
 #[derive(Debug)]
@@ -199,6 +241,8 @@ pub const SETUP_FIELDS: &[(&str, FieldKind)] = &[
     ("Skip cert check", FieldKind::Toggle),
     ("Aliases", FieldKind::Text),
     ("Share with", FieldKind::Text),
+    ("OAuth2 sign-in", FieldKind::Toggle),
+    ("OAuth client id", FieldKind::Text),
 ];
 pub const F_PRESET: usize = 0;
 pub const F_NAME: usize = 1;
@@ -215,6 +259,8 @@ pub const F_CA: usize = 11;
 pub const F_INSECURE: usize = 12;
 pub const F_ALIASES: usize = 13;
 pub const F_SHARE: usize = 14;
+pub const F_OAUTH: usize = 15;
+pub const F_CLIENT_ID: usize = 16;
 
 pub(crate) const SECURITIES: [&str; 3] = ["tls", "starttls", "none"];
 
@@ -247,6 +293,7 @@ impl Default for SetupForm {
         values[F_SMTP_PORT] = "587".into();
         values[F_SMTP_SEC] = "starttls".into();
         values[F_INSECURE] = "no".into();
+        values[F_OAUTH] = "no".into();
         SetupForm {
             field: F_PRESET,
             values,
@@ -264,10 +311,14 @@ impl SetupForm {
         self.password.expose_secret().chars().count()
     }
     pub fn hint(&self) -> Option<&'static str> {
-        self.preset
+        let p = self
+            .preset
             .checked_sub(1)
-            .and_then(|i| crate::presets::PRESETS.get(i))
-            .and_then(|p| p.hint)
+            .and_then(|i| crate::presets::PRESETS.get(i))?;
+        match self.values[F_OAUTH] == "yes" {
+            true => p.oauth_hint.or(p.hint),
+            false => p.hint,
+        }
     }
     pub fn preset_label(&self) -> &'static str {
         self.preset
@@ -297,6 +348,8 @@ impl SetupForm {
                 .map(|p| p.id.to_string()),
             aliases: v[F_ALIASES].clone(),
             share_with: v[F_SHARE].clone(),
+            oauth: v[F_OAUTH] == "yes",
+            client_id: v[F_CLIENT_ID].trim().to_string(),
         }
     }
     pub(crate) fn apply_preset(&mut self) {
@@ -327,24 +380,75 @@ fn host_port(host: &str, port: &str) -> String {
     }
 }
 
-pub const COMPOSE_FIELDS: &[&str] = &["From", "To", "Cc", "Subject", "Attach", "Body"];
+pub const COMPOSE_FIELDS: &[&str] = &[
+    "From", "To", "Cc", "Bcc", "Reply-To", "Subject", "Attach", "Body",
+];
 
+pub const F_FROM: usize = 0;
 pub const F_TO: usize = 1;
 pub const F_CC: usize = 2;
+pub const F_BCC: usize = 3;
+pub const F_REPLY_TO: usize = 4;
+pub const F_SUBJECT: usize = 5;
+pub const F_ATTACH: usize = 6;
+pub const F_BODY: usize = 7;
 
-#[derive(Debug, Clone, Default)]
+/// Whether compose's field `i` holds addresses (completed from customers and senders).
+pub fn address_field(i: usize) -> bool {
+    matches!(i, F_TO | F_CC | F_BCC | F_REPLY_TO)
+}
+
+#[derive(Debug, Clone)]
 pub struct ComposeForm {
     pub field: usize,
     pub from: usize,
     pub values: Vec<String>,
-    pub reply_to: Option<i64>,
-    /// (name, address) of customers matching the address being typed.
+    /// What it answers or forwards, and which message.
+    pub kind: DraftKind,
+    pub source: Option<i64>,
+    /// Completions for the field being typed: (label, value) — addresses (name or where they
+    /// are known from) or paths.
     pub suggestions: Vec<(String, String)>,
     pub completion_generation: u64,
-    /// For a reply: the To the CLI will compute itself (passed on only when edited).
+    /// For a reply: the To the service computes itself (passed on only when edited).
     pub prefilled_to: Option<String>,
-    pub reply_all: bool,
     pub sending: bool,
+    /// The saved draft this form is (None until the first save answers).
+    pub draft_id: Option<i64>,
+    /// A save is on its way; `dirty`: typed since it left.
+    pub saving: bool,
+    pub dirty: bool,
+    /// When it was last saved here, and uploaded to the Drafts folder ("" if not).
+    pub saved: bool,
+    pub uploaded: Option<String>,
+}
+
+impl Default for ComposeForm {
+    fn default() -> Self {
+        ComposeForm {
+            field: 0,
+            from: 0,
+            values: vec![String::new(); COMPOSE_FIELDS.len()],
+            kind: DraftKind::New,
+            source: None,
+            suggestions: Vec::new(),
+            completion_generation: 0,
+            prefilled_to: None,
+            sending: false,
+            draft_id: None,
+            saving: false,
+            dirty: false,
+            saved: false,
+            uploaded: None,
+        }
+    }
+}
+
+impl ComposeForm {
+    /// Nothing typed that a draft would keep.
+    pub fn is_blank(&self) -> bool {
+        self.kind == DraftKind::New && self.values.iter().skip(1).all(|v| v.trim().is_empty())
+    }
 }
 
 #[derive(Debug, Default)]
@@ -353,6 +457,17 @@ pub struct DashboardPane {
     pub error: Option<AppError>,
     pub selected: usize,
     pub run: Option<CheckRun>,
+    /// An OAuth2 sign-in under way or just ended.
+    pub login: Option<LoginRun>,
+}
+
+/// An OAuth2 sign-in run from the console: what the person must do, then how it ended.
+#[derive(Debug, Clone)]
+pub struct LoginRun {
+    pub job: u64,
+    pub name: String,
+    pub lines: Vec<String>,
+    pub done: Option<Result<String, AppError>>,
 }
 
 /// The first-sync plan of the pane's account, for the scope being previewed.
@@ -375,11 +490,35 @@ pub struct FoldersPane {
     pub error: Option<AppError>,
 }
 
+/// Where an uncached body is.
+#[derive(Debug, Clone, Default)]
+pub enum BodyState {
+    /// Cached, or not asked for.
+    #[default]
+    Idle,
+    /// Being fetched.
+    Fetching,
+    /// The server could not be reached; tried again by itself (`retry_secs`, the `attempt`).
+    Waiting {
+        error: AppError,
+        retry_secs: u64,
+        attempt: u32,
+    },
+    /// Failed for a reason that needs the operator.
+    Failed(AppError),
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct MessagePane {
     pub detail: Option<MessageView>,
     /// The message whose body was asked from the server (asked once per opening).
     pub fetching: Option<i64>,
+    pub body: BodyState,
+    /// Its queued changes (flag, move…) and their state.
+    pub changes: Vec<Change>,
+    pub changes_generation: u64,
+    /// Words of the search it was found by, marked in the text.
+    pub highlights: Vec<String>,
     pub attachment: usize,
     pub generation: u64,
     pub loaded: bool,
@@ -451,6 +590,9 @@ pub enum Pending {
         since: Option<String>,
         unread_only: bool,
     },
+    DiscardDraft {
+        id: Option<i64>,
+    },
 }
 
 /// A customer suggested for a triage message, and why (same domain, same thread…).
@@ -496,14 +638,167 @@ pub struct Prompt {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum PromptFor {
-    SaveAttachment { id: i64, index: usize },
-    QuarantineSave { id: i64 },
+    SaveAttachment {
+        id: i64,
+        index: usize,
+    },
+    QuarantineSave {
+        id: i64,
+    },
     PlanSince,
-    AddCustomer { id: i64 },
+    AddCustomer {
+        id: i64,
+    },
+    /// The mail pane's `/`.
+    MailSearch,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Toast {
     pub text: String,
     pub error: bool,
+}
+
+/// Which part of the mail pane takes the keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MailFocus {
+    #[default]
+    Tree,
+    Index,
+}
+
+/// What the mail index shows, and what to call it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailSource {
+    pub source: Source,
+    pub title: String,
+    /// The account (name) of a folder; None for a search.
+    pub account: Option<String>,
+    pub account_id: Option<String>,
+    /// Sent or Drafts: the index shows recipients instead of senders.
+    pub outgoing: bool,
+}
+
+/// The thread opened under its head in the index.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expanded {
+    pub thread_id: i64,
+    /// Newest first; the head is one of them.
+    pub rows: Vec<IndexRow>,
+    pub generation: u64,
+}
+
+/// The mail pane: the tree, the index of the chosen folder (or search) and a preview.
+#[derive(Debug, Clone)]
+pub struct MailPane {
+    pub tree: Vec<TreeAccount>,
+    pub tree_loaded: bool,
+    pub tree_error: Option<AppError>,
+    pub tree_generation: u64,
+    /// The selected node of the flattened tree (see `MailPane::nodes`).
+    pub node: usize,
+    pub focus: MailFocus,
+    pub source: Option<MailSource>,
+    /// One row per thread (else every message).
+    pub threads: bool,
+    pub index: Paged<IndexRow>,
+    pub expanded: Option<Expanded>,
+    /// The selected row inside the expanded thread (0: its head).
+    pub sub: usize,
+    pub preview: MessagePane,
+    /// The last search typed (the `/` prompt starts from it).
+    pub last_search: String,
+    /// Moving a message: the folder picker.
+    pub pick: Option<FolderPick>,
+}
+
+impl Default for MailPane {
+    fn default() -> Self {
+        MailPane {
+            tree: Vec::new(),
+            tree_loaded: false,
+            tree_error: None,
+            tree_generation: 0,
+            node: 0,
+            focus: MailFocus::Tree,
+            source: None,
+            threads: true,
+            index: Paged::default(),
+            expanded: None,
+            sub: 0,
+            preview: MessagePane::default(),
+            last_search: String::new(),
+            pick: None,
+        }
+    }
+}
+
+/// One node of the tree: an account, or one of its folders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TreeNode {
+    Account(usize),
+    Folder(usize, usize),
+}
+
+impl MailPane {
+    /// The tree as rows: each account, then its folders.
+    pub fn nodes(&self) -> Vec<TreeNode> {
+        let mut v = Vec::new();
+        for (a, acct) in self.tree.iter().enumerate() {
+            v.push(TreeNode::Account(a));
+            v.extend((0..acct.folders.len()).map(|f| TreeNode::Folder(a, f)));
+        }
+        v
+    }
+
+    /// The message the index's selection is on (in the expanded thread, if there).
+    pub fn current(&self) -> Option<&IndexRow> {
+        let head = self.index.current()?;
+        match &self.expanded {
+            Some(e) if e.thread_id == head.thread_id && self.sub > 0 => {
+                let others: Vec<&IndexRow> = e.rows.iter().filter(|r| r.id != head.id).collect();
+                others.get(self.sub - 1).copied()
+            }
+            _ => Some(head),
+        }
+    }
+
+    /// Rows of the expanded thread shown under the selected head (its others).
+    pub fn extra_rows(&self) -> usize {
+        match (&self.expanded, self.index.current()) {
+            (Some(e), Some(h)) if e.thread_id == h.thread_id => {
+                e.rows.iter().filter(|r| r.id != h.id).count()
+            }
+            _ => 0,
+        }
+    }
+}
+
+/// Choosing the folder a message moves to: the account's folders, narrowed as typed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FolderPick {
+    pub message_id: i64,
+    pub account_id: String,
+    pub account: String,
+    pub query: String,
+    pub folders: Vec<String>,
+    pub selected: usize,
+}
+
+impl FolderPick {
+    /// The folders that match what is typed (case-insensitive, in order).
+    pub fn matches(&self) -> Vec<&String> {
+        let q = self.query.to_lowercase();
+        self.folders
+            .iter()
+            .filter(|f| f.to_lowercase().contains(&q))
+            .collect()
+    }
+}
+
+/// The operator's saved drafts, to open one.
+#[derive(Debug, Clone, Default)]
+pub struct DraftsPick {
+    pub drafts: Vec<SavedDraft>,
+    pub selected: usize,
 }

@@ -51,6 +51,8 @@ pub(super) struct Env {
     pub jobs: Jobs,
     /// Matching new mail in the background after the database changed.
     pub matching: crm::Matching,
+    /// The message whose body is wanted now (a fetch retries while it is).
+    pub body_wanted: mail::BodyWanted,
 }
 
 /// Starts the I/O thread. `watcher` is a connection of its own that never writes, so every
@@ -63,6 +65,7 @@ pub fn spawn(cx: &Ctx, watcher: Watcher, jobs: Jobs, out: UnboundedSender<Data>)
         out,
         jobs,
         matching: Default::default(),
+        body_wanted: Default::default(),
     };
     std::thread::Builder::new()
         .name("mailroom-console-io".into())
@@ -83,6 +86,7 @@ impl Direct {
             out,
             jobs,
             matching: Default::default(),
+            body_wanted: Default::default(),
         })
     }
     pub fn execute(&mut self, cmd: Command) -> Option<Data> {
@@ -96,6 +100,8 @@ impl Direct {
 pub struct Counts {
     version: i64,
     map: std::collections::HashMap<String, i64>,
+    /// The mail pane's tree with its counts (unchanged until a commit).
+    tree: Option<Vec<crate::ops::mailbox::TreeAccount>>,
 }
 
 impl Counts {
@@ -107,15 +113,28 @@ impl Counts {
         self.map.insert(key, c);
         Ok(c)
     }
+    /// The tree, read once per database version.
+    fn tree(
+        &mut self,
+        read: impl FnOnce() -> Result<Vec<crate::ops::mailbox::TreeAccount>>,
+    ) -> Result<Vec<crate::ops::mailbox::TreeAccount>> {
+        if let Some(t) = &self.tree {
+            return Ok(t.clone());
+        }
+        let t = read()?;
+        self.tree = Some(t.clone());
+        Ok(t)
+    }
     /// The watcher saw a commit: every count may have changed.
     fn moved_to(&mut self, version: i64) {
         if version != self.version {
-            self.map.clear();
+            self.clear();
             self.version = version;
         }
     }
     pub fn clear(&mut self) {
         self.map.clear();
+        self.tree = None;
     }
 }
 
@@ -164,6 +183,12 @@ fn io_loop(mut env: Env, watcher: Watcher, rx: mpsc::Receiver<Command>) {
                     | Command::LoadQuarantine { .. }
                     | Command::LoadCompletions { .. }
                     | Command::LoadPicker { .. }
+                    | Command::LoadMailTree { .. }
+                    | Command::LoadMailIndex { .. }
+                    | Command::LoadThread { .. }
+                    | Command::LoadChanges { .. }
+                    | Command::CompletePath { .. }
+                    | Command::LoadDrafts
             );
             if is_load {
                 latest.retain(|o| std::mem::discriminant(o) != kind);
@@ -213,15 +238,27 @@ fn execute(env: &mut Env, cmd: Command) -> Option<Data> {
         | Command::LoadSuggestions { .. }
         | Command::LoadEvents { .. }) => crm::execute(env, c),
         c @ (Command::LoadMessage { .. }
+        | Command::LoadChanges { .. }
         | Command::LoadOutbox { .. }
         | Command::LoadCompletions { .. }
+        | Command::CompletePath { .. }
         | Command::OutboxRetry { .. }
         | Command::OutboxCancel { .. }
         | Command::OutboxResend { .. }
         | Command::OutboxDrop { .. }
         | Command::Send { .. }
         | Command::FetchBody { .. }
-        | Command::SaveAttachment { .. }) => mail::execute(env, c),
+        | Command::StopBodyFetch
+        | Command::SaveAttachment { .. }
+        | Command::LoadMailTree { .. }
+        | Command::LoadMailIndex { .. }
+        | Command::LoadThread { .. }
+        | Command::MailFlag { .. }
+        | Command::MailMove { .. }
+        | Command::SaveDraft { .. }
+        | Command::UploadDraft { .. }
+        | Command::ForgetDraft { .. }
+        | Command::LoadDrafts) => mail::execute(env, c),
         c => accounts::execute(env, c),
     }
 }

@@ -165,12 +165,46 @@ fn draw_detail(f: &mut Frame<'_>, area: Rect, app: &App, a: &AccountStatus) {
             format!("{:<10} {}", "fix", safe(&e.fix)),
             theme.style("fix"),
         )));
+        if e.fix.contains("mailroom account login") {
+            let key = app.keymap.key_for(
+                crate::tui::action::PaneId::Dashboard,
+                &crate::tui::action::Action::LoginAccount,
+            );
+            lines.push(Line::from(Span::styled(
+                format!("{:<10} press {key} to sign in from here", ""),
+                theme.style("form.hint"),
+            )));
+        }
+    }
+    if let Some(l) = app.dashboard.login.as_ref().filter(|l| l.name == a.name) {
+        lines.push(Line::from(""));
+        lines.extend(login_lines(theme, l));
     }
     if let Some(run) = &app.dashboard.run {
         lines.push(Line::from(""));
         lines.extend(check_lines(theme, run));
     }
     f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), text);
+}
+
+/// An OAuth2 sign-in: what to do, then how it ended.
+fn login_lines(theme: &Theme, l: &crate::tui::app::LoginRun) -> Vec<Line<'static>> {
+    let mut lines = vec![Line::from(Span::styled(
+        format!("Sign in {}", safe(&l.name)),
+        theme.style("list.header"),
+    ))];
+    for t in &l.lines {
+        lines.push(Line::from(Span::styled(safe(t), theme.style("base"))));
+    }
+    match &l.done {
+        None => lines.push(Line::from(Span::styled(
+            "…       waiting for the sign-in",
+            theme.style("step.running"),
+        ))),
+        Some(Ok(t)) => lines.push(Line::from(Span::styled(safe(t), theme.style("state.ok")))),
+        Some(Err(e)) => lines.extend(error_lines(theme, e)),
+    }
+    lines
 }
 
 /// The live steps of a connection test (shared with the setup form).

@@ -13,15 +13,20 @@ use crate::tui::app::{AccountInfo, App, scope_text};
 
 /// Depth and leaf name of a folder from its delimiter ("INBOX/Projects/2026" → 2, "2026").
 pub fn tree_parts(r: &FolderRow) -> (usize, String) {
-    match r.delimiter.as_deref().filter(|d| !d.is_empty()) {
+    tree_parts_of(&r.name, r.delimiter.as_deref())
+}
+
+/// Depth and leaf name of a folder name with this delimiter.
+pub fn tree_parts_of(name: &str, delimiter: Option<&str>) -> (usize, String) {
+    match delimiter.filter(|d| !d.is_empty()) {
         Some(d) => {
-            let parts: Vec<&str> = r.name.split(d).collect();
+            let parts: Vec<&str> = name.split(d).collect();
             (
                 parts.len().saturating_sub(1),
                 parts.last().copied().unwrap_or("").to_string(),
             )
         }
-        None => (0, r.name.clone()),
+        None => (0, name.to_string()),
     }
 }
 

@@ -6,6 +6,7 @@ pub mod customers;
 pub mod dashboard;
 pub mod folders;
 pub mod log;
+pub mod mail;
 pub mod message;
 pub mod outbox;
 pub mod setup;
