@@ -93,14 +93,22 @@ impl Store {
     }
 
     /// Bulk bodies whose words are not in the search index yet: (message id, raw), at most
-    /// `limit`.
-    pub fn bodies_to_index(&self, limit: i64) -> Result<Vec<(i64, Vec<u8>)>> {
+    /// `limit` of them and, past the first, at most `max_bytes` together.
+    pub fn bodies_to_index(&self, limit: i64, max_bytes: usize) -> Result<Vec<(i64, Vec<u8>)>> {
         let mut st = self.conn.prepare_cached(
             "SELECT message_id, raw FROM bodies WHERE indexed = 0 ORDER BY message_id LIMIT ?1",
         )?;
-        let v = st
-            .query_map([limit], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut rows = st.query([limit])?;
+        let mut v = Vec::new();
+        let mut bytes = 0;
+        while let Some(r) = rows.next()? {
+            let raw: Vec<u8> = r.get(1)?;
+            bytes += raw.len();
+            v.push((r.get(0)?, raw));
+            if bytes >= max_bytes {
+                break;
+            }
+        }
         Ok(v)
     }
 

@@ -178,7 +178,8 @@ async fn open_target(opening: Opening, list: bool) -> Result<SyncSession> {
     let want_compress = opening.compress.wanted(loopback);
     let early = early_commands(&opening.remembered, want_compress, list);
     let (mut session, login_caps, tags) =
-        crate::imap::connect::connect_pipelined(&opening.target, &opening.credential, &early).await?;
+        crate::imap::connect::connect_pipelined(&opening.target, &opening.credential, &early)
+            .await?;
     let mut listing = discovery::Listing::default();
     let outcomes = crate::imap::exec::answers(&mut session, "logging in", &tags, |_, r| {
         Ok(discovery::collect(&mut listing, r))
@@ -488,7 +489,7 @@ async fn all_bodies(
     if !d.pending {
         let t = Instant::now();
         super::bodies::index(store, opts.bodies.budget)?;
-        summary.bodies_pending = store.bodies_to_index(1)?.len() == 1;
+        summary.bodies_pending = store.bodies_to_index(1, 1)?.len() == 1;
         summary.index_ms = t.elapsed().as_millis() as u64;
     }
     Ok(())
