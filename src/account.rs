@@ -130,6 +130,26 @@ impl Account {
     }
 }
 
+/// The `[system_smtp]` profile as a target of its own (alerts mail through it), each wait
+/// bounded by `timeout`; None when there is no profile.
+pub fn system_target(config: &Config, timeout: std::time::Duration) -> Result<Option<SmtpTarget>> {
+    let Some(sys) = &config.system_smtp else {
+        return Ok(None);
+    };
+    let edit = "mailroom system-smtp set".to_string();
+    Ok(Some(SmtpTarget {
+        server: sys.server.clone(),
+        tls: TlsOptions {
+            ca_file: sys.ca_file.clone(),
+            insecure_skip_verify: sys.insecure_skip_verify,
+        },
+        user: sys.user.clone(),
+        timeout,
+        auth: auth_mode(sys.smtp_auth, AuthKind::Password, &edit)?,
+        edit,
+    }))
+}
+
 /// The `[system_smtp]` profile an account uses.
 fn system_profile<'c>(config: &'c Config, account: &str) -> Result<&'c SystemSmtp> {
     config.system_smtp.as_ref().ok_or_else(|| {

@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{AppError, Code, Result};
 
+mod alerts;
 mod merge;
+pub use alerts::{AlertChannel, AlertsConfig, ChannelKind, DEFAULT_ALERT_TIMEOUT_SECS, EventKind};
 pub use merge::set_string_list;
 
 /// Everything of one installation lives under one directory.
@@ -820,6 +822,9 @@ pub struct Config {
     pub system_smtp: Option<SystemSmtp>,
     #[serde(default)]
     pub ui: UiConfig,
+    /// Who is told when sync or sending goes wrong (`mailroom alerts …`).
+    #[serde(default, skip_serializing_if = "AlertsConfig::is_default")]
+    pub alerts: AlertsConfig,
     #[serde(default)]
     pub accounts: BTreeMap<String, AccountConfig>,
     /// Where the state lives (`[store] url`); `MAILROOM_STORE` / `--store` win over it.
@@ -891,10 +896,12 @@ impl Config {
                 .with_code(Code::ConfigInvalid));
             }
         };
-        toml::from_str(&text).map_err(|e| {
+        let config: Config = toml::from_str(&text).map_err(|e| {
             AppError::local(format!("{} is not valid", path.display()), e.to_string(), "fix the named key (unknown keys are rejected), or move the file away to start fresh")
                 .with_code(Code::ConfigInvalid)
-        })
+        })?;
+        config.alerts.check()?;
+        Ok(config)
     }
 
     pub fn account(&self, name: &str) -> Result<&AccountConfig> {

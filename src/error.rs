@@ -168,6 +168,16 @@ codes! {
     DiskFull => "disk.full",
     /// A file cannot be read or written.
     IoFailed => "io.failed",
+    /// An alert command exited with a failure, or could not be started.
+    AlertCommandFailed => "alert.command_failed",
+    /// An alert command or webhook did not finish within its time limit.
+    AlertTimeout => "alert.timeout",
+    /// A webhook answered with an HTTP status other than 2xx.
+    AlertHttpStatus => "alert.http_status",
+    /// A webhook with plain http to an address that is not loopback.
+    AlertPlainHttp => "alert.plain_http",
+    /// A mail alert has no way out: no system SMTP profile, or only the failing account.
+    AlertNoRoute => "alert.no_route",
 }
 
 impl Code {

@@ -14,6 +14,7 @@
 )]
 
 pub mod account;
+pub mod alerts;
 pub mod check;
 pub mod cli;
 pub mod config;

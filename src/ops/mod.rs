@@ -13,6 +13,7 @@
 
 pub mod access;
 pub mod accounts;
+pub mod alerts;
 pub mod compose;
 pub mod customers;
 pub mod deny;

@@ -3,6 +3,7 @@
 //! daemon and several consoles share one file.
 
 mod accounts;
+mod alerts;
 mod bodies;
 mod checkpointer;
 pub mod console;
@@ -26,6 +27,10 @@ mod status;
 mod triage;
 
 pub use accounts::{AccountRow, AccountState, ErrorInfo, LeaseHolder, hostname, process_alive};
+pub use alerts::{
+    AlertEventRow, AlertFailure, AlertSummary, AlertTx, DeliveryRow, Failure, Finish, LastDelivery,
+    NewAlertEvent,
+};
 pub use bodies::BodyTodo;
 pub use checkpointer::Checkpointer;
 pub use crm::{BookRows, CustomerRow, MatchInput, MatchRow, MatchUpdate, TimelineRow};

@@ -379,7 +379,60 @@ CREATE TABLE oauth_state (
     updated_at TEXT NOT NULL
 );
 "#,
-    // 9 (issue 16, full offline mode): bodies in a table of their own, one row per logical
+    // 9 (issue 19, alerts): what went wrong, queued for the process that syncs the account
+    // (`alert_events`), one delivery per channel with its own retries and claim
+    // (`alert_deliveries`), the failure state last raised per account (one alert per
+    // transition) with its quiet window (`alert_accounts`), and which channels were told an
+    // account is failing (only they hear `recovered`: `alert_told`).
+    r#"
+CREATE TABLE alert_events (
+    id INTEGER PRIMARY KEY,
+    account_id TEXT,                     -- NULL: about no one account
+    event TEXT NOT NULL,                 -- degraded|disconnected|…|login_needed|digest
+    state TEXT,                          -- the account's state when it happened
+    at TEXT NOT NULL,
+    what TEXT NOT NULL,
+    fix TEXT NOT NULL DEFAULT '',
+    code TEXT,                           -- the failure's error code
+    status TEXT NOT NULL DEFAULT 'new',  -- new|sent|held|digested|unrouted
+    digest_id INTEGER,                   -- digested: the digest that carried it
+    routed_at TEXT
+);
+CREATE INDEX alert_events_open ON alert_events(account_id, status) WHERE status IN ('new', 'held');
+CREATE TABLE alert_deliveries (
+    id INTEGER PRIMARY KEY,
+    event_id INTEGER NOT NULL,
+    account_id TEXT,
+    channel INTEGER NOT NULL,            -- [[alerts.channels]] id
+    payload TEXT NOT NULL,               -- the event JSON this channel gets
+    state TEXT NOT NULL DEFAULT 'pending', -- pending|delivered|failed|cancelled
+    attempts INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL,
+    next_at TEXT NOT NULL,
+    claim TEXT,                          -- host:pid:token of the delivering process
+    claim_until TEXT,
+    result TEXT,                         -- exit status, HTTP status or SMTP reply
+    output TEXT,                         -- what the command printed (cut, cleaned)
+    last_error TEXT,
+    last_fix TEXT,
+    last_code TEXT,
+    done_at TEXT
+);
+CREATE INDEX alert_deliveries_due ON alert_deliveries(state, next_at);
+CREATE INDEX alert_deliveries_by_channel ON alert_deliveries(channel, id);
+CREATE TABLE alert_accounts (
+    account_id TEXT PRIMARY KEY,
+    failing TEXT,                        -- the failure state last raised; NULL: healthy
+    last_alert_at TEXT                   -- the last alert or digest routed: the quiet window
+);
+CREATE TABLE alert_told (
+    channel INTEGER NOT NULL,
+    account_id TEXT NOT NULL,
+    failing INTEGER NOT NULL,
+    PRIMARY KEY (channel, account_id)
+);
+"#,
+    // 10 (issue 16, full offline mode): bodies in a table of their own, one row per logical
     // message. Inline in `messages` a body pushed every column after it (direction, denied,
     // triage state…) behind its overflow pages, so every list read the bodies' pages too.
     // `text` is the readable text once extracted (NULL: taken from `raw` when needed);

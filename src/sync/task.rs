@@ -272,6 +272,8 @@ impl Task {
         );
         // record_success made the account idle in the DB; say so first.
         set_state(&self.store, &self.events, &self.id, AccountState::Idle);
+        // Healthy again after a failure that raised an alert: `recovered`.
+        crate::alerts::state_changed(&self.store, &self.id, AccountState::Idle, None);
         emit(
             Some(&self.events),
             SyncEvent::PassDone {

@@ -188,6 +188,7 @@ fn status() -> Status {
                 bodies: Default::default(),
             },
         ],
+        alerts: Default::default(),
     }
 }
 
@@ -422,6 +423,7 @@ fn scene(theme: &str, pane: PaneId, state: State) -> App {
             a.dashboard.status = Some(Status {
                 overall: Overall::Healthy,
                 accounts: vec![],
+                alerts: Default::default(),
             });
             a.accounts.clear();
         }
@@ -723,6 +725,22 @@ fn overlays_help_confirm_quarantine() {
             snapshot(&render_buffer(&a, 80, 24))
         );
     }
+}
+
+/// Alerts that did not get out are named on the dashboard's title (issue 19).
+#[test]
+fn the_dashboard_says_when_alerts_are_not_delivered() {
+    let mut a = scene("dark", PaneId::Dashboard, State::Typical);
+    let text = screen_text(&render_buffer(&a, 120, 40)).join("\n");
+    assert!(!text.contains("NOT DELIVERED"), "{text}");
+    if let Some(st) = a.dashboard.status.as_mut() {
+        st.alerts.undelivered = 2;
+    }
+    let text = screen_text(&render_buffer(&a, 120, 40)).join("\n");
+    assert!(
+        text.contains("2 alert(s) NOT DELIVERED: `mailroom alerts list`"),
+        "{text}"
+    );
 }
 
 /// A subject carrying OSC (set title) and CSI (clear screen) must reach the screen as text only.

@@ -4,6 +4,7 @@
 mod common;
 
 mod account;
+mod alerts;
 mod console_mail;
 mod corpus;
 mod counts;

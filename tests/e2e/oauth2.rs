@@ -757,3 +757,59 @@ fn a_revoked_refresh_token_means_error_with_the_fix_without_a_storm_and_an_outag
         || (state(&home, "v")["state"] == "idle").then_some(()),
     );
 }
+
+/// Issue 19's `login_needed`: a revoked grant puts the account in `error` with `account login`
+/// as its fix, and an alert channel that wants errors gets that event once, naming the account.
+#[test]
+fn a_revoked_grant_raises_one_login_needed_alert() {
+    oauth2_servers();
+    let user = new_user("oauth-alert");
+    let cid = client("alert", json!({}));
+    let home = Home::new();
+    signed_in(&home, "la", &user, &cid, (IMAPS, SUBMISSION));
+    fast(&home, "la");
+    let dir = home.path().display().to_string();
+    let cmd = format!("cat >> '{dir}/events.jsonl'; echo \"$MAILROOM_EVENT\" >> '{dir}/env.txt'");
+    let (code, v) = home.json(&["alerts", "set", "--command", &cmd]);
+    assert_eq!(code, 0, "{v}");
+    let _d = Daemon::start(&home);
+    wait_for("the first pass", Duration::from_secs(60), || {
+        (state(&home, "la")["state"] == "idle").then_some(())
+    });
+    admin("revoke", json!({"client_id": cid}));
+    kick(&user);
+    let events = wait_for("the login_needed alert", Duration::from_secs(60), || {
+        let text = std::fs::read_to_string(home.path().join("events.jsonl")).unwrap_or_default();
+        let events: Vec<Value> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        events
+            .iter()
+            .any(|e| e["event"] == "login_needed")
+            .then_some(events)
+    });
+    let e = events
+        .iter()
+        .find(|e| e["event"] == "login_needed")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(e["account"], "la", "{e}");
+    assert_eq!(e["state"], "error", "{e}");
+    assert!(
+        e["fix"]
+            .as_str()
+            .unwrap_or("")
+            .contains("mailroom account login la"),
+        "{e}"
+    );
+    // One transition, one alert: later passes that fail the same way add none.
+    std::thread::sleep(Duration::from_secs(6));
+    let text = std::fs::read_to_string(home.path().join("env.txt")).unwrap_or_default();
+    let n = text.lines().filter(|l| *l == "login_needed").count();
+    assert_eq!(n, 1, "{text}");
+    assert!(
+        !text.lines().any(|l| l == "error"),
+        "an error that needs a login is told as login_needed only: {text}"
+    );
+}

@@ -107,12 +107,24 @@ pub fn draw(f: &mut Frame<'_>, area: Rect, app: &App) {
         .header(Row::new(header).style(theme.style("list.header")))
         .block(frame(
             theme,
-            format!("Accounts — overall {}", status.overall),
+            format!(
+                "Accounts — overall {}{}",
+                status.overall,
+                alerts_note(status)
+            ),
             true,
         ));
     f.render_widget(t, top);
     if let Some(a) = status.accounts.get(app.dashboard.selected) {
         draw_detail(f, bottom, app, a);
+    }
+}
+
+/// Alerts that did not get out, on the dashboard's title (`mailroom alerts list` has more).
+fn alerts_note(status: &crate::ops::status::Status) -> String {
+    match status.alerts.undelivered {
+        0 => String::new(),
+        n => format!(" — {n} alert(s) NOT DELIVERED: `mailroom alerts list`"),
     }
 }
 
