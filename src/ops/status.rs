@@ -199,10 +199,8 @@ fn account_status(
     if a.enabled {
         st.state = r.state;
     }
-    st.bodies = Bodies {
-        count: r.bodies.0,
-        bytes: r.bodies.1,
-    };
+    let (count, bytes) = s.account_bodies(&a.id)?;
+    st.bodies = Bodies { count, bytes };
     st.last_success_at = r.last_success_at.clone();
     st.last_error = r.last_error.clone().filter(|e| is_current(e, &r));
     st.progress = r.progress.clone().map(|(folder, done, total)| Progress {

@@ -67,8 +67,6 @@ pub struct AccountRow {
     pub bytes_total: i64,
     pub messages_total: i64,
     pub capabilities: Option<String>,
-    /// The bodies stored for the account's mail: (count, bytes), as last counted.
-    pub bodies: (i64, i64),
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -79,7 +77,7 @@ pub struct LeaseHolder {
     pub token: String,
 }
 
-const ACCOUNT_COLS: &str = "id, name, state, state_since, last_success_at, failing_since, last_error_at, last_error_what, last_error_fix, progress_folder, progress_done, progress_total, runs_total, runs_ok, last_duration_ms, bytes_total, messages_total, capabilities, bodies_count, bodies_bytes";
+const ACCOUNT_COLS: &str = "id, name, state, state_since, last_success_at, failing_since, last_error_at, last_error_what, last_error_fix, progress_folder, progress_done, progress_total, runs_total, runs_ok, last_duration_ms, bytes_total, messages_total, capabilities";
 
 fn account_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AccountRow> {
     let err_at: Option<String> = r.get(6)?;
@@ -113,10 +111,6 @@ fn account_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AccountRow> {
         bytes_total: r.get(15)?,
         messages_total: r.get(16)?,
         capabilities: r.get(17)?,
-        bodies: (
-            r.get::<_, Option<i64>>(18)?.unwrap_or(0),
-            r.get::<_, Option<i64>>(19)?.unwrap_or(0),
-        ),
     })
 }
 
@@ -260,6 +254,24 @@ impl Store {
     }
 
     /// (messages, unread) as visible in this account's locations.
+    /// The bodies stored for the account's mail (count, bytes), as last counted; (0, 0) on a
+    /// database from before the bodies table (`status` reads a database without migrating it).
+    pub fn account_bodies(&self, id: &str) -> Result<(i64, i64)> {
+        let r = self
+            .conn
+            .query_row(
+                "SELECT COALESCE(bodies_count, 0), COALESCE(bodies_bytes, 0) FROM accounts WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional();
+        match r {
+            Ok(v) => Ok(v.unwrap_or((0, 0))),
+            Err(e) if e.to_string().contains("no such column") => Ok((0, 0)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     pub fn account_counts(&self, id: &str) -> Result<(i64, i64)> {
         let total: i64 = self.conn.query_row(
             "SELECT COUNT(DISTINCT message_id) FROM locations WHERE account_id = ?1",
