@@ -25,6 +25,7 @@ pub const TABLES: &[&str] = &[
     "customer_emails",
     "customer_domains",
     "messages",
+    "bodies",
     "locations",
     "pending_ops",
     "quarantine",

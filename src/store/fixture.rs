@@ -59,8 +59,8 @@ impl Store {
         };
         let id: i64 = self.conn.one(
             "INSERT INTO messages (message_id, content_hash, in_reply_to, refs, from_addr, from_name, to_json, cc_json,
-                 subject, date, size, text_body, body, direction, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1000, ?11, ?12, ?13, ?14)
+                 subject, date, size, text_body, direction, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1000, ?11, ?12, ?13)
              RETURNING id",
             args![
                 m.message_id,
@@ -73,13 +73,18 @@ impl Store {
                 addrs(&m.cc),
                 m.subject,
                 m.date,
-                m.text_body,
-                m.body,
+                if m.body.is_some() { None } else { m.text_body.clone() },
                 if m.direction.is_empty() { "in" } else { m.direction },
                 now()
             ],
             |r| r.get(0),
         )?;
+        if let Some(raw) = &m.body {
+            self.conn.exec(
+                "INSERT INTO bodies (message_id, raw, text, size, indexed) VALUES (?1, ?2, ?3, ?4, 1)",
+                args![id, raw, m.text_body, raw.len()],
+            )?;
+        }
         self.conn.exec(
             "INSERT INTO locations (message_id, account_id, folder_id, uidvalidity, uid) VALUES (?1, ?2, ?3, 1, ?4)",
             args![id, account_id, folder_id, uid],

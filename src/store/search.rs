@@ -56,7 +56,7 @@ pub(super) fn fts_write(conn: &Conn, id: i64, doc: &FtsDoc<'_>, replace: bool) -
 }
 
 /// The text of the `addresses` column: names and addresses of From, To and Cc.
-fn addresses_text(
+pub(super) fn addresses_text(
     from_addr: &Option<String>,
     from_name: &Option<String>,
     to: &str,
@@ -83,7 +83,7 @@ fn addresses_text(
     out
 }
 
-/// One message's fields as `fts_reindex` reads them.
+/// One message's fields as `fts_reindex` reads them (the last: a body's raw bytes).
 type IndexRow = (
     i64,
     Option<String>,
@@ -92,6 +92,7 @@ type IndexRow = (
     String,
     String,
     Option<String>,
+    Option<Vec<u8>>,
 );
 
 impl Store {
@@ -101,7 +102,9 @@ impl Store {
             let values: Vec<Owned> = chunk.iter().map(|id| Owned::Int(*id)).collect();
             let rows: Vec<IndexRow> = self.conn.rows(
                 &format!(
-                    "SELECT id, subject, from_addr, from_name, to_json, cc_json, text_body FROM messages WHERE id IN ({})",
+                    "SELECT m.id, m.subject, m.from_addr, m.from_name, m.to_json, m.cc_json,
+                            COALESCE(b.text, m.text_body, CASE WHEN b.raw IS NOT NULL THEN '' END), b.raw
+                     FROM messages m LEFT JOIN bodies b ON b.message_id = m.id WHERE m.id IN ({})",
                     in_list(1, chunk.len())
                 ),
                 &owned_args(&values),
@@ -114,21 +117,35 @@ impl Store {
                         r.get(4)?,
                         r.get(5)?,
                         r.get(6)?,
+                        r.get(7)?,
                     ))
                 },
             )?;
-            self.conn.tx(|| {
-                for (id, subject, from_addr, from_name, to, cc, body) in &rows {
+            let write = || {
+                for (id, subject, from_addr, from_name, to, cc, body, raw) in &rows {
+                    // A body downloaded in bulk has no text yet: take it out of the raw bytes.
+                    let parsed = match (body.as_deref(), raw.as_deref()) {
+                        (Some(""), Some(raw)) => {
+                            crate::mail::parse::parse_body(raw).map(|b| b.text)
+                        }
+                        _ => None,
+                    };
                     let addresses = addresses_text(from_addr, from_name, to, cc);
                     let doc = FtsDoc {
                         subject: subject.as_deref().unwrap_or_default(),
                         addresses: &addresses,
-                        body: body.as_deref().unwrap_or_default(),
+                        body: parsed.as_deref().or(body.as_deref()).unwrap_or_default(),
                     };
                     fts_write(&self.conn, *id, &doc, true)?;
                 }
                 Ok(())
-            })?;
+            };
+            // One transaction per chunk, or the caller's.
+            if self.conn.in_tx() {
+                write()?;
+            } else {
+                self.conn.tx(write)?;
+            }
         }
         Ok(())
     }

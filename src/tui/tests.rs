@@ -158,6 +158,7 @@ fn status() -> Status {
                     copy_pending: 1,
                 },
                 unmatched: 12,
+                bodies: Default::default(),
             },
             AccountStatus {
                 name: "home".into(),
@@ -184,6 +185,7 @@ fn status() -> Status {
                 },
                 outbox: OutboxCounts::default(),
                 unmatched: 0,
+                bodies: Default::default(),
             },
         ],
         alerts: Default::default(),

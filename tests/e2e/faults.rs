@@ -528,9 +528,7 @@ fn a_body_that_cannot_be_read_does_not_fail_the_pass() {
         fake.with(|s| s.view()),
         "every header stored"
     );
-    let with_body = home
-        .db()
-        .count("SELECT COUNT(*) FROM messages WHERE body IS NOT NULL", &[]);
+    let with_body = home.db().count("SELECT COUNT(*) FROM bodies", &[]);
     assert_eq!(with_body, 9, "every other body prefetched");
     let (_, log) = home.json(&["log"]);
     assert!(log.to_string().contains("could not be prefetched"), "{log}");
