@@ -104,7 +104,7 @@ pub async fn drain(home: &Home, operator: &str, config: &Config, account_id: &st
 impl Worker {
     fn new(settings: Settings) -> Result<Worker> {
         Ok(Worker {
-            store: Store::open(&settings.home.db_path())?,
+            store: Store::open_url(&settings.home.store_url()?)?,
             vault: Vault::open(&settings.home).ok(),
             settings,
             running: JoinSet::new(),
