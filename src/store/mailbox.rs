@@ -497,7 +497,12 @@ mod tests {
         assert_eq!(c[&f], (29, 27));
         assert_eq!(s.folder_index_count(f, false).unwrap(), 29);
         assert!(!ids(&s.folder_index(f, false, &Window::Top, 100).unwrap()).contains(&all[0]));
-        let copies: Vec<i64> = s.locations_of(all[3]).unwrap().iter().map(|l| l.id).collect();
+        let copies: Vec<i64> = s
+            .locations_of(all[3])
+            .unwrap()
+            .iter()
+            .map(|l| l.id)
+            .collect();
         let ops = s
             .local_set_flags(all[3], &copies, &["\\Flagged".into()], &[])
             .unwrap();

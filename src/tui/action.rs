@@ -105,6 +105,8 @@ pub enum Action {
     TestAccount,
     SyncNow,
     NewAccount,
+    /// The dashboard's account in the edit form.
+    EditAccount,
     RemoveAccount,
     // forms
     NextField,
@@ -242,6 +244,21 @@ pub enum Command {
     SaveNew {
         job: u64,
         form: Box<AccountForm>,
+    },
+    /// `account show NAME` for the edit form.
+    LoadEdit {
+        job: u64,
+        name: String,
+    },
+    /// The account test with the edit form's changes (nothing stored).
+    TestEdit {
+        job: u64,
+        req: Box<crate::tui::app::EditRequest>,
+    },
+    /// `account edit NAME` with the edit form's changes (and the folders to sync).
+    SaveEdit {
+        job: u64,
+        req: Box<crate::tui::app::EditRequest>,
     },
     /// Customer addresses starting with `prefix` (compose's To/Cc completion).
     LoadCompletions {

@@ -46,6 +46,12 @@ pub const DEFAULTS: &[(&str, &str, &str, &str)] = &[
     ("dashboard", "new_account", "n", "Add an account"),
     (
         "dashboard",
+        "edit_account",
+        "e",
+        "Edit the account (every setting, password, test)",
+    ),
+    (
+        "dashboard",
         "remove_account",
         "D",
         "Remove the account (asks first)",
@@ -56,7 +62,7 @@ pub const DEFAULTS: &[(&str, &str, &str, &str)] = &[
     (
         "setup",
         "choice_next",
-        "right",
+        "right space",
         "Next choice (preset, security, yes/no)",
     ),
     ("setup", "choice_prev", "left", "Previous choice"),
@@ -284,6 +290,7 @@ pub fn action_by_name(name: &str) -> Option<Action> {
         "test_account" => Action::TestAccount,
         "sync_now" => Action::SyncNow,
         "new_account" => Action::NewAccount,
+        "edit_account" => Action::EditAccount,
         "remove_account" => Action::RemoveAccount,
         "next_field" => Action::NextField,
         "prev_field" => Action::PrevField,

@@ -30,6 +30,9 @@ use crate::store::{AccountState, CustomerRow, ErrorInfo, EventRow, OutboxCounts,
 // The mail pane's tests (named tests.rs so scripts/check-layers treats them as tests).
 #[path = "tests/mail/tests.rs"]
 mod mail;
+// Forms, the edit form, the dashboard and the protocol trace (issue 14, part B).
+#[path = "tests/daily/tests.rs"]
+mod daily;
 
 fn render_buffer(app: &App, w: u16, h: u16) -> Buffer {
     let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();

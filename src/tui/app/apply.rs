@@ -22,6 +22,7 @@ impl App {
             | Data::CheckStep(..)
             | Data::CheckDone(..)
             | Data::Saved(..)
+            | Data::EditLoaded(..)
             | Data::AccountRemoved(..)) => self.apply_accounts(d),
             d @ (Data::Triage(..)
             | Data::Picker(..)
@@ -120,7 +121,12 @@ impl App {
                 self.setup.saving = None;
                 let ok = r.is_ok();
                 if let Ok(name) = &r {
-                    self.toast(format!("added account {name}"), false);
+                    let verb = if self.setup.edit.is_some() {
+                        "updated"
+                    } else {
+                        "added"
+                    };
+                    self.toast(format!("{verb} account {name}"), false);
                 }
                 self.setup.message = Some(r);
                 if ok {
@@ -132,6 +138,19 @@ impl App {
                     let mut c = self.reload();
                     c.push(Command::RestartSync);
                     return c;
+                }
+            }
+            Data::EditLoaded(job, r) => {
+                if self.setup.edit.as_ref().map(|e| e.job) != Some(job) {
+                    return vec![]; // the form was left or another account asked for
+                }
+                match *r {
+                    Ok(view) => self.setup = SetupForm::for_edit(&view, job),
+                    Err(e) => {
+                        self.setup = SetupForm::default();
+                        self.apply(Data::Notice(Err(e)));
+                        return self.go(PaneId::Dashboard);
+                    }
                 }
             }
             _ => {}

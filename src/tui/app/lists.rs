@@ -24,7 +24,29 @@ impl App {
             .and_then(|s| s.accounts.get(self.dashboard.selected))
             .map(|a| a.name.clone());
         match action {
-            Action::NewAccount => self.go(PaneId::Setup),
+            Action::NewAccount => {
+                if self.setup.edit.is_some() {
+                    self.setup = SetupForm::default();
+                }
+                self.go(PaneId::Setup)
+            }
+            Action::EditAccount => match name {
+                Some(name) => {
+                    let job = self.next_generation();
+                    self.setup = SetupForm {
+                        edit: Some(EditOf {
+                            name: name.clone(),
+                            job,
+                            original: None,
+                        }),
+                        field: F_EMAIL,
+                        ..SetupForm::default()
+                    };
+                    self.pane = PaneId::Setup;
+                    vec![Command::LoadEdit { job, name }]
+                }
+                None => vec![],
+            },
             Action::TestAccount => match name {
                 Some(name) => {
                     let job = self.next_generation();

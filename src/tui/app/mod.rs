@@ -99,10 +99,7 @@ impl App {
     /// Whether plain characters are text input right now.
     pub fn editing(&self) -> bool {
         match self.pane {
-            PaneId::Setup => !matches!(
-                SETUP_FIELDS[self.setup.field].1,
-                FieldKind::Preset | FieldKind::Security | FieldKind::Toggle
-            ),
+            PaneId::Setup => self.setup.typing(),
             PaneId::Compose => self.compose.field != F_FROM,
             PaneId::Customers => self.customers.searching,
             PaneId::Log => self.log.searching,
@@ -380,6 +377,7 @@ impl App {
                             since,
                             unread_only,
                         },
+                        Pending::SaveAccount => return self.save_form(),
                         Pending::DiscardDraft { id } => {
                             self.compose = ComposeForm::default();
                             match id {

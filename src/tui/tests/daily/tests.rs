@@ -1,0 +1,238 @@
+//! The console as a daily driver: forms that behave (keys, presets), the account edit form,
+//! the dashboard's detail and columns, the protocol trace in the log pane — snapshots at 80×24
+//! and 160×48 and the key → command behaviour.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+use super::*;
+use crate::ops::accounts::AccountView;
+use crate::tui::action::Command;
+
+fn key(code: KeyCode) -> KeyEvent {
+    KeyEvent::new(code, KeyModifiers::NONE)
+}
+
+/// Presses a key as the terminal would deliver it: through the keymap, then update.
+fn press(a: &mut App, code: KeyCode) -> Vec<Command> {
+    match a.action_for_key(&key(code)) {
+        Some(action) => a.update(action),
+        None => vec![],
+    }
+}
+
+fn type_text(a: &mut App, s: &str) {
+    for c in s.chars() {
+        press(a, KeyCode::Char(c));
+    }
+}
+
+pub(super) fn account_view() -> AccountView {
+    let cfg: crate::config::AccountConfig = toml::from_str(
+        r#"
+id = "acc-work"
+email = "alice@example.test"
+user = "alice@example.test"
+imap = { host = "127.0.0.1", port = 1993, security = "tls" }
+smtp = { host = "127.0.0.1", port = 1587, security = "starttls" }
+ca_file = "/home/alice/ca.pem"
+aliases = ["support@example.test"]
+shared_with = ["bob"]
+"#,
+    )
+    .unwrap();
+    let mut v = AccountView::of("work", &cfg, None);
+    v.sync.folders = Some(vec!["INBOX".into(), "Sent".into()]);
+    v
+}
+
+fn edit_app(theme: &str) -> App {
+    let mut a = app(theme);
+    a.dashboard.status = Some(status());
+    a.update(Action::EditAccount);
+    assert_eq!(a.pane, PaneId::Setup);
+    let job = a.setup.edit.as_ref().map(|e| e.job).unwrap();
+    a.apply(Data::EditLoaded(job, Box::new(Ok(account_view()))));
+    a
+}
+
+#[test]
+fn a_text_field_takes_every_printable_key_and_tab_moves_between_fields() {
+    let mut a = app("dark");
+    a.pane = PaneId::Setup;
+    press(&mut a, KeyCode::Tab); // Provider → Name
+    assert_eq!(a.setup.field, F_NAME);
+    type_text(&mut a, "q?3 1x");
+    assert_eq!(a.setup.values[F_NAME], "q?3 1x", "q, ?, digits type");
+    assert_eq!(a.pane, PaneId::Setup);
+    assert!(!a.quit && !a.help);
+    let footer = screen_text(&render_buffer(&a, 80, 24)).pop().unwrap();
+    assert!(footer.contains("typing into Name"), "{footer}");
+    assert!(!footer.contains("q quit"), "q types here: {footer}");
+    press(&mut a, KeyCode::Tab);
+    assert_eq!(a.setup.field, F_EMAIL);
+    let back = KeyEvent::new(KeyCode::BackTab, KeyModifiers::SHIFT);
+    let act = a.action_for_key(&back).unwrap();
+    a.update(act);
+    assert_eq!(a.setup.field, F_NAME);
+    // Shift-Tab from the first field wraps to the last; Tab from the last to the first.
+    a.setup.field = F_PRESET;
+    a.update(a.action_for_key(&back).unwrap());
+    assert_eq!(a.setup.field, F_SHARE);
+    press(&mut a, KeyCode::Tab);
+    assert_eq!(a.setup.field, F_PRESET);
+    press(&mut a, KeyCode::Esc);
+    assert_eq!(a.pane, PaneId::Dashboard, "esc leaves the form");
+}
+
+#[test]
+fn another_preset_clears_what_the_previous_one_filled_in() {
+    let mut a = app("dark");
+    a.pane = PaneId::Setup;
+    press(&mut a, KeyCode::Right); // Gmail
+    assert_eq!(a.setup.values[F_IMAP_HOST], "imap.gmail.com");
+    press(&mut a, KeyCode::Right); // the next preset: its own host
+    assert_eq!(
+        a.setup.values[F_IMAP_HOST],
+        crate::presets::PRESETS[1].imap_host
+    );
+    // Back to Custom: nothing of the presets is left, so typing gives exactly what is typed.
+    let n = crate::presets::PRESETS.len();
+    for _ in 0..n - 1 {
+        press(&mut a, KeyCode::Right);
+    }
+    assert_eq!(a.setup.preset, 0, "custom");
+    assert_eq!(a.setup.values[F_IMAP_HOST], "");
+    assert_eq!(a.setup.values[F_IMAP_PORT], "993");
+    a.setup.field = F_IMAP_HOST;
+    type_text(&mut a, "127.0.0.1");
+    assert_eq!(a.setup.values[F_IMAP_HOST], "127.0.0.1");
+    // A value typed over a preset's stays when the preset changes.
+    a.setup.field = F_PRESET;
+    press(&mut a, KeyCode::Right);
+    a.setup.values[F_SMTP_HOST] = "smtp.mine.test".into();
+    press(&mut a, KeyCode::Right);
+    assert_eq!(a.setup.values[F_SMTP_HOST], {
+        let p = &crate::presets::PRESETS[1];
+        if p.smtp_host.is_empty() {
+            "smtp.mine.test"
+        } else {
+            p.smtp_host
+        }
+    });
+}
+
+#[test]
+fn the_edit_form_sends_only_what_changed_and_asks_before_saving_after_a_failed_test() {
+    let mut a = edit_app("dark");
+    assert_eq!(a.setup.values[F_IMAP_PORT], "1993");
+    assert_eq!(a.setup.values[F_FOLDERS], "INBOX, Sent");
+    // Nothing changed: an empty change.
+    let req = a.setup.to_edit().unwrap();
+    assert!(req.password.is_none() && req.folders.is_none());
+    assert!(req.edit.server.imap.is_none() && req.edit.poll_secs.is_none());
+    // The password, the poll interval and the folders.
+    a.setup.field = F_PASSWORD;
+    type_text(&mut a, "n3w-s3cret?");
+    a.setup.values[F_POLL] = "30".into();
+    a.setup.values[F_FOLDERS] = "INBOX".into();
+    a.setup.values[F_ALIASES].clear();
+    a.setup.field = F_SENT_COPY;
+    press(&mut a, KeyCode::Char(' '));
+    let req = a.setup.to_edit().unwrap();
+    assert_eq!(
+        req.password
+            .as_ref()
+            .map(|p| secrecy::ExposeSecret::expose_secret(p).to_string()),
+        Some("n3w-s3cret?".into())
+    );
+    assert!(!format!("{req:?}").contains("n3w"), "never printed");
+    assert_eq!(req.edit.poll_secs, Some(30));
+    assert_eq!(req.folders, Some(vec!["INBOX".to_string()]));
+    assert!(req.edit.clear_aliases);
+    assert_eq!(req.edit.sent_copy, Some(!account_view().sent_copy.enabled));
+    assert!(req.edit.server.imap.is_none(), "servers untouched");
+    // A bad number is named, nothing is sent.
+    a.setup.values[F_POLL] = "soon".into();
+    assert!(a.update(Action::SaveAccount).is_empty());
+    assert!(matches!(&a.setup.message, Some(Err(e)) if e.summary.contains("poll")));
+    a.setup.values[F_POLL] = "30".into();
+    // Test: the edited settings are tested, not the stored ones.
+    let cmds = a.update(Action::TestConnection);
+    let job = match &cmds[..] {
+        [Command::TestEdit { job, req }] => {
+            assert_eq!(req.name, "work");
+            *job
+        }
+        other => panic!("{other:?}"),
+    };
+    a.apply(Data::CheckDone(
+        job,
+        Ok(Report {
+            ok: false,
+            steps: vec![step(
+                "login",
+                StepStatus::Failed,
+                "rejected",
+                Some("check the password"),
+            )],
+        }),
+    ));
+    // Saving after a failed test asks first; "no" saves nothing, "yes" saves.
+    assert!(a.update(Action::SaveAccount).is_empty());
+    assert!(a.dialog.as_ref().is_some_and(|d| d.text.contains("failed")));
+    assert!(a.update(Action::Dismiss).is_empty());
+    a.update(Action::SaveAccount);
+    let cmds = a.update(Action::Confirm);
+    let job = match &cmds[..] {
+        [Command::SaveEdit { job, req }] => {
+            assert_eq!(req.edit.poll_secs, Some(30));
+            *job
+        }
+        other => panic!("{other:?}"),
+    };
+    let cmds = a.apply(Data::Saved(job, Ok("work".into())));
+    assert_eq!(a.pane, PaneId::Dashboard);
+    assert!(
+        a.toast
+            .as_ref()
+            .is_some_and(|t| t.text == "updated account work")
+    );
+    assert!(cmds.iter().any(|c| matches!(c, Command::RestartSync)));
+    assert!(
+        a.setup.edit.is_none(),
+        "the next `2` opens a new account's form"
+    );
+}
+
+#[test]
+fn edit_form_snapshots() {
+    for theme in ["dark", "monochrome"] {
+        for (w, h) in [(80u16, 24u16), (160, 48)] {
+            let mut a = edit_app(theme);
+            a.size = (w, h);
+            insta::assert_snapshot!(
+                format!("edit_form_{w}x{h}_{theme}"),
+                snapshot(&render_buffer(&a, w, h))
+            );
+            // The end of the form scrolls into view, with a running test beside it.
+            a.setup.field = F_SENT_COPY;
+            let mut run = CheckRun::new(7, "Test the edited settings".into());
+            run.steps = vec![
+                step("connect", StepStatus::Ok, "127.0.0.1:1993", None),
+                step("tls", StepStatus::Ok, "TLS 1.3", None),
+                step(
+                    "login",
+                    StepStatus::Failed,
+                    "rejected",
+                    Some("check the password"),
+                ),
+            ];
+            run.done = Some(false);
+            a.setup.run = Some(run);
+            insta::assert_snapshot!(
+                format!("edit_form_tested_{w}x{h}_{theme}"),
+                snapshot(&render_buffer(&a, w, h))
+            );
+        }
+    }
+}
