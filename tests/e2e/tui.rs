@@ -8,6 +8,10 @@ use std::time::Duration;
 
 use super::common::*;
 
+// Issue 14, part B: the edit form, the protocol trace, the Quick tour.
+#[path = "tui_daily.rs"]
+mod daily;
+
 /// One tmux server per test (own socket), one window running the console.
 pub struct Tmux {
     socket: String,
@@ -130,6 +134,11 @@ impl Drop for Tmux {
         let _ = Command::new("tmux")
             .args(["-L", &self.socket, "kill-server"])
             .output();
+        // The server is gone; its socket file stays behind unless removed.
+        let dir = std::env::var("TMUX_TMPDIR").unwrap_or_else(|_| "/tmp".into());
+        // SAFETY: getuid has no preconditions and cannot fail.
+        let uid = unsafe { libc::getuid() };
+        let _ = std::fs::remove_file(format!("{dir}/tmux-{uid}/{}", self.socket));
     }
 }
 
