@@ -12,6 +12,7 @@ pub mod search;
 pub mod status;
 pub mod sync;
 pub mod system_smtp;
+pub mod trace;
 pub mod triage;
 
 use std::path::PathBuf;
@@ -100,6 +101,9 @@ pub enum Command {
     Log(logs::LogArgs),
     /// The audit log: who did what, when.
     Audit(logs::AuditArgs),
+    /// An account's live protocol trace (IMAP and SMTP lines, credentials redacted).
+    #[command(subcommand)]
+    Trace(trace::TraceCmd),
     /// Open the console (the default without a command).
     Console,
 }
@@ -222,6 +226,8 @@ pub fn main(console: Console) -> i32 {
         theme: cli.theme.clone(),
         verbose: cli.verbose,
     };
+    // The protocol trace's sink: the store (touched only once a connection asks).
+    let _trace = crate::ops::trace::install(&ctx.ops);
     match run(&ctx, command, console) {
         Ok(code) => code,
         Err(e) => output::fail(json, &e),
@@ -396,6 +402,7 @@ fn run(ctx: &Ctx, cmd: Command, console: Console) -> Result<i32> {
         Command::SystemSmtp(c) => system_smtp::run(ctx, c),
         Command::Log(a) => rt()?.block_on(logs::log(ctx, a)),
         Command::Audit(a) => logs::audit(ctx, a),
+        Command::Trace(c) => trace::run(ctx, c),
     }
 }
 

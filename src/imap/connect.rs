@@ -29,6 +29,8 @@ pub struct ImapTarget {
     pub timeout: Duration,
     /// The slowest transfer that still counts as progress (`sync.min_bytes_per_sec`).
     pub min_bytes_per_sec: u64,
+    /// The account whose protocol trace this connection feeds (None: untraced).
+    pub trace_as: Option<String>,
 }
 
 impl ImapTarget {
@@ -337,28 +339,49 @@ pub async fn open_client(
         Security::Tls => {
             let tls = tls_wrap(tcp, server, &target.tls, limits.timeout).await;
             on_step("tls", &tls.as_ref().map(|_| ()).map_err(Clone::clone));
-            let mut client = Client::new(MailStream::tls(tls?, addr.clone(), limits));
+            let mut client =
+                Client::new(traced(MailStream::tls(tls?, addr.clone(), limits), target));
             read_greeting(&mut client, &addr, limits.timeout).await?;
             client
         }
         Security::Starttls => {
-            let mut client = Client::new(MailStream::plain(tcp, addr.clone(), limits));
+            let mut client =
+                Client::new(traced(MailStream::plain(tcp, addr.clone(), limits), target));
             read_greeting(&mut client, &addr, limits.timeout).await?;
             let tls = match starttls(client, target).await {
                 Ok(tcp) => tls_wrap(tcp, server, &target.tls, limits.timeout).await,
                 Err(e) => Err(e),
             };
             on_step("tls", &tls.as_ref().map(|_| ()).map_err(Clone::clone));
-            Client::new(MailStream::tls(tls?, addr, limits))
+            Client::new(traced(MailStream::tls(tls?, addr, limits), target))
         }
         Security::None => {
             on_step("tls", &Ok(()));
-            let mut client = Client::new(MailStream::plain(tcp, addr.clone(), limits));
+            let mut client =
+                Client::new(traced(MailStream::plain(tcp, addr.clone(), limits), target));
             read_greeting(&mut client, &addr, limits.timeout).await?;
             client
         }
     };
     Ok(client)
+}
+
+/// The stream with the account's protocol trace attached (when this process traces).
+fn traced(mut stream: MailStream, target: &ImapTarget) -> MailStream {
+    let tracer = target.trace_as.as_deref().and_then(|id| {
+        let t = crate::mail::trace::Tracer::new(id, "imap")?;
+        t.note(
+            crate::mail::trace::Dir::Client,
+            &format!(
+                "connected to {} ({})",
+                target.address(),
+                if stream.is_tls() { "TLS" } else { "plain" }
+            ),
+        );
+        Some(Box::new(t))
+    });
+    stream.link_mut().trace = tracer;
+    stream
 }
 
 /// STARTTLS on a greeted plain connection; returns the TCP stream to wrap in TLS.
@@ -406,13 +429,24 @@ pub async fn login(
     timeout: Duration,
 ) -> Result<ImapSession> {
     let server = client.get_ref().link().server.clone();
-    match tokio::time::timeout(timeout, client.login(user, password.expose_secret())).await {
+    // LOGIN's arguments never reach the trace: the tag and the command do.
+    let mut client = client;
+    if let Some(t) = client.get_mut().link_mut().trace.as_mut() {
+        t.hide(crate::mail::trace::Hide::Login);
+    }
+    let answer = tokio::time::timeout(timeout, client.login(user, password.expose_secret())).await;
+    match answer {
         Err(_) => Err(crate::error::stalled(
             &server,
             "logging in",
             &format!("stalled: no answer to LOGIN within {} s", timeout.as_secs()),
         )),
-        Ok(Ok(session)) => Ok(session),
+        Ok(Ok(mut session)) => {
+            if let Some(t) = session.get_mut().link_mut().trace.as_mut() {
+                t.reveal();
+            }
+            Ok(session)
+        }
         Ok(Err((async_imap::error::Error::No(msg), _))) => {
             let text = server_text(&msg);
             if crate::error::temporary_code(&text).is_some() {

@@ -215,6 +215,8 @@ pub struct Link {
     pub announced: Announced,
     /// The response that could not be read, when that is what broke the connection.
     pub unreadable: Option<Unreadable>,
+    /// The account's protocol trace (when this process traces).
+    pub trace: Option<Box<crate::mail::trace::Tracer>>,
 }
 
 const TAIL: usize = 1024;
@@ -230,6 +232,7 @@ impl Link {
             tail: Vec::new(),
             announced: Announced::default(),
             unreadable: None,
+            trace: None,
         }
     }
 
@@ -350,6 +353,9 @@ impl AsyncRead for MailStream {
             Poll::Ready(Ok(())) => {
                 let got = &buf.filled()[before..];
                 trace_wire("S:", got);
+                if let Some(t) = this.link.trace.as_mut() {
+                    t.server_bytes(got);
+                }
                 this.link.bytes_in += got.len() as u64;
                 this.link.keep_tail(got);
                 match this.link.watch.progress(got.len()) {
@@ -381,6 +387,9 @@ impl AsyncWrite for MailStream {
         match res {
             Poll::Ready(Ok(n)) => {
                 trace_wire("C:", &buf[..n]);
+                if let Some(t) = this.link.trace.as_mut() {
+                    t.client_bytes(&buf[..n]);
+                }
                 this.link.bytes_out += n as u64;
                 // Something we send starts a new exchange: its answer gets a window of its own.
                 if n > 0 && !this.link.watch.paused {

@@ -27,6 +27,7 @@ pub mod status;
 pub mod sync;
 pub mod system_smtp;
 mod thread;
+pub mod trace;
 pub mod triage;
 
 use std::sync::{Arc, Mutex, OnceLock};
