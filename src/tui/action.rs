@@ -107,6 +107,14 @@ pub enum Action {
     NewAccount,
     /// The dashboard's account in the edit form.
     EditAccount,
+    /// The log pane: the protocol trace / the events.
+    ToggleTraceView,
+    /// The trace of the shown account on/off.
+    ToggleTrace,
+    /// The trace of the next account (then every account).
+    TraceAccount,
+    /// Export the shown account's trace (asks where).
+    ExportTrace,
     RemoveAccount,
     // forms
     NextField,
@@ -244,6 +252,23 @@ pub enum Command {
     SaveNew {
         job: u64,
         form: Box<AccountForm>,
+    },
+    /// A page of the protocol trace.
+    LoadTrace {
+        generation: u64,
+        query: crate::ops::trace::Query,
+        offset: i64,
+        limit: i64,
+    },
+    /// `trace on|off ACCOUNT`.
+    SetTrace {
+        account: String,
+        on: bool,
+    },
+    /// `trace export ACCOUNT PATH`.
+    ExportTrace {
+        account: String,
+        path: String,
     },
     /// `account show NAME` for the edit form.
     LoadEdit {

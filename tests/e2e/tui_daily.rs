@@ -56,3 +56,115 @@ fn the_edit_form_replaces_the_password_and_the_next_sync_logs_in_with_it() {
     assert!(audit.contains("account_edit"), "{audit}");
     assert!(!audit.contains(PASSWORD), "no password in the audit log");
 }
+
+/// Every file of the home's database (the database and its write-ahead log).
+fn database_bytes(home: &Home) -> Vec<u8> {
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir(home.path()).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        if name.starts_with("mailroom.db") {
+            all.extend(std::fs::read(entry.path()).unwrap_or_default());
+        }
+    }
+    all
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn the_trace_switched_on_in_the_console_shows_a_daemons_redacted_login() {
+    use crate::proxy::{Mode, Proxy};
+    use base64::Engine;
+    servers();
+    let user = new_user("tui-trace");
+    mailbox_ready(&user);
+    // The daemon reaches the server through the test's proxy, so the test can cut it.
+    let proxy = Proxy::start(IMAPS, Mode::Pass);
+    let home = Home::new();
+    let out = home.account_add("d", &user, proxy.port, SUBMISSION, &[], PASSWORD);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (k, v) in [("sync.backoff_min_secs", 1), ("sync.backoff_max_secs", 2)] {
+        home.set_account_option("d", k, toml_edit::value(v));
+    }
+    // `mailroom sync d` in another process holds the account's sync.
+    let child = home
+        .cmd()
+        .args(["sync", "d"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _sync = Daemon(child);
+    wait_for("the first sync", Duration::from_secs(60), || {
+        let (_, v) = home.json(&["status"]);
+        (v["accounts"][0]["state"] == "idle").then_some(())
+    });
+
+    // The console: Debug log → protocol trace → account d → trace on.
+    let t = Tmux::start(&home, "trace", &[], &[]);
+    t.wait_screen("Accounts — overall", Duration::from_secs(20));
+    t.keys(&["8"]);
+    t.keys(&["T"]);
+    t.wait_screen("[protocol trace]", Duration::from_secs(10));
+    t.keys(&["a"]);
+    t.wait_screen(" d (a) · off", Duration::from_secs(10));
+    t.keys(&["t"]);
+    t.wait_screen(" d (a) · tracing", Duration::from_secs(10));
+    // The daemon re-reads the switch every second; then its connection is cut and it logs in
+    // again, traced.
+    std::thread::sleep(Duration::from_millis(1500)); // the switch's refresh interval passing
+    proxy.go_away(false);
+    proxy.come_back();
+    let screen = t.wait_screen("LOGIN <redacted>", Duration::from_secs(60));
+    assert!(!screen.contains(PASSWORD), "{screen}");
+    // SMTP from this shell is traced too, its AUTH redacted.
+    let out = home.run_stdin(&["send", "--to", &user, "--subject", "traced"], "hello\n");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    t.wait_screen("AUTH PLAIN <redacted>", Duration::from_secs(30));
+    t.keys(&["C-c"]);
+    assert_eq!(t.exit_code(Duration::from_secs(10)), 0);
+
+    // The export to share with a provider: the redacted lines, never the password.
+    let file = home.path().join("trace.txt");
+    let (code, v) = home.json(&["trace", "export", "d", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{v}");
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("LOGIN <redacted>"), "{text}");
+    assert!(text.contains("AUTH PLAIN <redacted>"), "{text}");
+    let sasl = base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{PASSWORD}"));
+    let quoted = format!("\"{PASSWORD}\"");
+    for secret in [PASSWORD, sasl.as_str(), quoted.as_str()] {
+        assert!(!text.contains(secret), "{secret} in the export");
+    }
+    let db = database_bytes(&home);
+    assert!(
+        contains(&db, b"LOGIN <redacted>"),
+        "the ring is in the store"
+    );
+    for secret in [
+        sasl.as_bytes(),
+        quoted.as_bytes(),
+        format!("LOGIN {user}").as_bytes(),
+    ] {
+        assert!(!contains(&db, secret), "a credential in the store");
+    }
+    // Another operator who cannot see the account can neither read nor switch its trace.
+    let out = home
+        .cmd()
+        .env("MAILROOM_OPERATOR", "mallory")
+        .args(["trace", "show", "d"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no such account"));
+}

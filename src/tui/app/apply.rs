@@ -51,6 +51,11 @@ impl App {
             d @ (Data::Completions(..) | Data::Edited(..) | Data::Sent(..) | Data::Outbox(..)) => {
                 self.apply_compose(d)
             }
+            Data::Trace(page, states) => {
+                self.log.trace_states = states;
+                self.log.traces.apply(page);
+                vec![]
+            }
             d @ (Data::Events(..) | Data::Quarantine(..) | Data::QuarantineDone(..)) => {
                 self.apply_log(d)
             }

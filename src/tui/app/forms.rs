@@ -256,6 +256,9 @@ impl App {
                             Command::SaveAttachment { id, index, path }
                         }
                         PromptFor::QuarantineSave { id } => Command::QuarantineSave { id, path },
+                        PromptFor::TraceExport { account } => {
+                            Command::ExportTrace { account, path }
+                        }
                         PromptFor::PlanSince => {
                             let plan = self.folders.plan.clone().unwrap_or_default();
                             return self.start_plan(Some(path), plan.unread_only);

@@ -602,6 +602,13 @@ impl App {
     }
 
     pub(super) fn update_log(&mut self, action: Action) -> Vec<Command> {
+        if action == Action::ToggleTraceView {
+            self.log.trace = !self.log.trace;
+            return self.load_pane(PaneId::Log);
+        }
+        if self.log.trace {
+            return self.update_trace(action);
+        }
         if self.log.searching {
             match action {
                 Action::Input(ch) => self.log.search.push(ch),

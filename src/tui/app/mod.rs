@@ -7,6 +7,7 @@ mod forms;
 mod lists;
 mod mail;
 mod state;
+mod trace;
 
 pub use lists::scope_text;
 pub use mail::MessageTarget;
@@ -279,6 +280,7 @@ impl App {
                     limit,
                 }]
             }
+            PaneId::Log if self.log.trace => self.load_trace(),
             PaneId::Log => {
                 let generation = self.next_generation();
                 if self.log.quarantine {

@@ -94,6 +94,11 @@ pub enum Data {
         u64,
         Box<Result<crate::ops::accounts::AccountView, AppError>>,
     ),
+    /// A page of the protocol trace, and every visible account's switch.
+    Trace(
+        Page<crate::ops::trace::TraceEntry>,
+        Vec<crate::ops::trace::TraceState>,
+    ),
     /// A job ended with nothing to tell (its question went away).
     Idle,
 }
@@ -770,6 +775,13 @@ pub const LEVELS: [&str; 4] = ["error", "warn", "info", "debug"];
 pub struct LogPane {
     /// Index into LEVELS of the lowest level shown.
     pub level: usize,
+    /// The protocol trace instead of the events.
+    pub trace: bool,
+    pub traces: Paged<crate::ops::trace::TraceEntry>,
+    /// Each visible account's trace switch (the first the trace's account when none chosen).
+    pub trace_states: Vec<crate::ops::trace::TraceState>,
+    /// The account whose trace is shown (an index into `trace_states`); None: every one.
+    pub trace_account: Option<usize>,
     pub search: String,
     pub searching: bool,
     pub quarantine: bool,
@@ -879,6 +891,10 @@ pub enum PromptFor {
     },
     /// The mail pane's `/`.
     MailSearch,
+    /// Where to export an account's protocol trace.
+    TraceExport {
+        account: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]

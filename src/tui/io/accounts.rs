@@ -5,7 +5,7 @@
 use super::*;
 use crate::ops::accounts::{self, Step};
 use crate::ops::sync::PlanScope;
-use crate::ops::{folders, quarantine};
+use crate::ops::{folders, quarantine, trace};
 use crate::tui::action::{AccountForm, PaneId};
 use crate::tui::app::EditRequest;
 
@@ -86,6 +86,25 @@ pub(super) fn execute(env: &mut Env, cmd: Command) -> Option<Data> {
             account_id,
             folders::set_role(cx, &account, folders::Role::Sent, &folder)
                 .map(|_| format!("{folder} is the Sent folder of {account}")),
+        ),
+        Command::LoadTrace {
+            generation,
+            query,
+            offset,
+            limit,
+        } => Data::Trace(
+            page(generation, offset, || {
+                trace::page(cx, &query, offset, limit).map(|(n, r)| (n as i64, r))
+            }),
+            trace::states(cx).unwrap_or_default(),
+        ),
+        Command::SetTrace { account, on } => Data::Notice(
+            trace::set(cx, &account, on, false)
+                .map(|_| format!("trace of {account} {}", if on { "on" } else { "off" })),
+        ),
+        Command::ExportTrace { account, path } => Data::Notice(
+            trace::export(cx, &account, std::path::Path::new(&path))
+                .map(|n| format!("wrote {n} trace lines of {account} to {path}")),
         ),
         c => return execute_quarantine(env, c),
     })

@@ -236,3 +236,132 @@ fn edit_form_snapshots() {
         }
     }
 }
+
+fn trace_entry(
+    id: i64,
+    account: &str,
+    dir: &str,
+    level: &str,
+    line: &str,
+) -> crate::ops::trace::TraceEntry {
+    crate::ops::trace::TraceEntry {
+        id,
+        account: account.into(),
+        at: format!("2026-11-25T09:{:02}:{:02}Z", id / 60, id % 60),
+        proto: if line.starts_with("AUTH") || line.starts_with("EHLO") {
+            "smtp".into()
+        } else {
+            "imap".into()
+        },
+        dir: dir.into(),
+        level: level.into(),
+        line: line.into(),
+    }
+}
+
+fn trace_app(theme: &str, lines: bool) -> App {
+    let mut a = app(theme);
+    a.pane = PaneId::Log;
+    a.update(Action::ToggleTraceView);
+    let states = vec![
+        crate::ops::trace::TraceState {
+            account: "work".into(),
+            enabled: true,
+            literals: false,
+        },
+        crate::ops::trace::TraceState {
+            account: "home".into(),
+            enabled: false,
+            literals: false,
+        },
+    ];
+    let rows = if lines {
+        vec![
+            trace_entry(9, "work", "S", "info", "A0002 OK Select completed"),
+            trace_entry(8, "work", "S", "debug", "* 1200 EXISTS"),
+            trace_entry(7, "work", "C", "info", "A0002 SELECT INBOX"),
+            trace_entry(
+                6,
+                "work",
+                "S",
+                "info",
+                "235 2.7.0 Authentication successful",
+            ),
+            trace_entry(5, "work", "C", "info", "AUTH PLAIN <redacted>"),
+            trace_entry(
+                4,
+                "work",
+                "S",
+                "info",
+                "A0001 OK [CAPABILITY IMAP4rev1 IDLE] Logged in",
+            ),
+            trace_entry(3, "work", "C", "info", "A0001 LOGIN <redacted>"),
+            trace_entry(2, "work", "S", "info", "* OK Dovecot ready. \u{1b}[2Jinert"),
+        ]
+    } else {
+        vec![]
+    };
+    let generation = a.log.traces.generation;
+    a.apply(Data::Trace(
+        Page {
+            generation,
+            offset: 0,
+            result: Ok((rows.len(), rows)),
+        },
+        states,
+    ));
+    a
+}
+
+#[test]
+fn the_trace_view_switches_filters_and_exports_through_commands() {
+    let mut a = app("dark");
+    a.pane = PaneId::Log;
+    let cmds = press(&mut a, KeyCode::Char('T'));
+    assert!(a.log.trace);
+    assert!(matches!(&cmds[..], [Command::LoadTrace { query, .. }] if query.account.is_none()));
+    let mut a = trace_app("dark", true);
+    // `a`: the first account, then the next, then every account again.
+    let cmds = press(&mut a, KeyCode::Char('a'));
+    assert!(
+        matches!(&cmds[..], [Command::LoadTrace { query, .. }] if query.account.as_deref() == Some("work"))
+    );
+    // `t` switches the shown account's trace; work is on, so off.
+    let cmds = press(&mut a, KeyCode::Char('t'));
+    assert!(matches!(&cmds[..], [Command::SetTrace { account, on: false }] if account == "work"));
+    press(&mut a, KeyCode::Char('a'));
+    let cmds = press(&mut a, KeyCode::Char('t'));
+    assert!(matches!(&cmds[..], [Command::SetTrace { account, on: true }] if account == "home"));
+    // `l`: debug (untagged data, literals) ⇄ info.
+    let cmds = press(&mut a, KeyCode::Char('l'));
+    assert!(
+        matches!(&cmds[..], [Command::LoadTrace { query, .. }] if query.level.as_deref() == Some("debug"))
+    );
+    // `E` asks where, then exports.
+    press(&mut a, KeyCode::Char('E'));
+    assert!(a.prompt.is_some());
+    let cmds = a.update(Action::Confirm);
+    assert!(
+        matches!(&cmds[..], [Command::ExportTrace { account, path }] if account == "home" && path == "mailroom-trace-home.txt")
+    );
+    // The escape in a server's line is drawn inert.
+    let a = trace_app("dark", true);
+    let text = screen_text(&render_buffer(&a, 160, 48)).join("\n");
+    assert!(text.contains("LOGIN <redacted>") && !text.contains('\u{1b}'));
+}
+
+#[test]
+fn trace_view_snapshots() {
+    for theme in ["dark", "monochrome"] {
+        for (w, h) in [(80u16, 24u16), (160, 48)] {
+            for (state, lines) in [("typical", true), ("empty", false)] {
+                let mut a = trace_app(theme, lines);
+                a.size = (w, h);
+                insta::assert_snapshot!(
+                    format!("trace_{state}_{w}x{h}_{theme}"),
+                    snapshot(&render_buffer(&a, w, h))
+                );
+            }
+        }
+    }
+}
