@@ -411,6 +411,7 @@ fn scene(theme: &str, pane: PaneId, state: State) -> App {
             a.dashboard.run = Some(CheckRun {
                 job: 1,
                 title: "Test work".into(),
+                account: Some("work".into()),
                 steps: vec![
                     step("connect", StepStatus::Ok, "reached 127.0.0.1:1993", None),
                     step("tls", StepStatus::Ok, "TLS up, certificate verified", None),
@@ -446,6 +447,7 @@ fn scene(theme: &str, pane: PaneId, state: State) -> App {
                 a.update(Action::Input(ch));
             }
             a.setup.run = Some(CheckRun {
+                account: None,
                 job: 1,
                 title: "Test connection".into(),
                 steps: vec![

@@ -50,7 +50,9 @@ impl App {
             Action::TestAccount => match name {
                 Some(name) => {
                     let job = self.next_generation();
-                    self.dashboard.run = Some(CheckRun::new(job, format!("Test {name}")));
+                    let mut run = CheckRun::new(job, format!("Test {name}"));
+                    run.account = Some(name.clone());
+                    self.dashboard.run = Some(run);
                     vec![Command::TestStored { job, name }]
                 }
                 None => vec![],

@@ -205,6 +205,8 @@ impl<T> Paged<T> {
 pub struct CheckRun {
     pub job: u64,
     pub title: String,
+    /// The stored account it tests (the dashboard shows it only under that account).
+    pub account: Option<String>,
     pub steps: Vec<Step>,
     pub done: Option<bool>,
     pub error: Option<AppError>,
@@ -215,6 +217,7 @@ impl CheckRun {
         CheckRun {
             job,
             title,
+            account: None,
             steps: Vec::new(),
             done: None,
             error: None,

@@ -365,3 +365,75 @@ fn trace_view_snapshots() {
         }
     }
 }
+
+/// The dashboard at 100k messages with a test of `work` that failed at login.
+fn dashboard_at_100k(theme: &str) -> App {
+    let mut a = app(theme);
+    let mut s = status();
+    s.accounts[0].counts = crate::ops::status::Counts {
+        messages: 100_000,
+        unread: 16_866,
+    };
+    s.accounts[0].outbox = OutboxCounts {
+        queued: 2,
+        uncertain: 1,
+        copy_pending: 0,
+    };
+    a.dashboard.status = Some(s);
+    a.update(Action::TestAccount);
+    let job = a.dashboard.run.as_ref().unwrap().job;
+    let mut steps = vec![
+        step("connect", StepStatus::Ok, "127.0.0.1:1993", None),
+        step("tls", StepStatus::Ok, "TLS 1.3, certificate verified", None),
+        step(
+            "login",
+            StepStatus::Failed,
+            "the server rejected the login for alice@example.test",
+            Some("check the user name and password, then `mailroom account set-password work`"),
+        ),
+    ];
+    for id in [
+        "list",
+        "sent_folder",
+        "sent_write",
+        "smtp_connect",
+        "smtp_tls",
+        "smtp_auth",
+    ] {
+        steps.push(step(
+            id,
+            StepStatus::Skipped,
+            "skipped after a failure",
+            None,
+        ));
+    }
+    a.apply(Data::CheckDone(job, Ok(Report { ok: false, steps })));
+    a
+}
+
+#[test]
+fn the_dashboard_detail_follows_the_selection_and_columns_fit_their_content() {
+    let mut a = dashboard_at_100k("dark");
+    let text = screen_text(&render_buffer(&a, 80, 24)).join("\n");
+    assert!(text.contains("100000 (16866 new)"), "{text}");
+    assert!(text.contains("1 uncertain+"), "the column: {text}");
+    let wide = screen_text(&render_buffer(&a, 160, 48)).join("\n");
+    assert!(wide.contains("2 queued, 1 uncertain"), "the detail: {wide}");
+    assert!(!text.contains("0q"), "{text}");
+    // The checklist scrolled: its end (the verdict) is on screen at 80×24.
+    assert!(text.contains("checks failed"), "{text}");
+    // Another account: its own detail, not work's test.
+    a.update(Action::Down);
+    let text = screen_text(&render_buffer(&a, 80, 24)).join("\n");
+    assert!(text.contains("login rejected"), "{text}");
+    assert!(!text.contains("Test work"), "{text}");
+    assert!(text.contains("empty"), "an empty outbox in words: {text}");
+    for (w, h) in [(80u16, 24u16), (160, 48)] {
+        let mut a = dashboard_at_100k("dark");
+        a.size = (w, h);
+        insta::assert_snapshot!(
+            format!("dashboard_100k_tested_{w}x{h}"),
+            snapshot(&render_buffer(&a, w, h))
+        );
+    }
+}
