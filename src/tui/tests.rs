@@ -204,6 +204,12 @@ fn msg(id: i64, from: &str, subject: &str, seen: bool) -> MessageSummary {
             id % 60
         )),
         seen,
+        account_id: Some(if id % 4 == 0 { "acc-home" } else { "acc-work" }.into()),
+        why: Some(if id % 2 == 0 {
+            "email: the sender's address".into()
+        } else {
+            "domain: example.test".into()
+        }),
         has_attachments: id % 3 == 0,
         direction: if id % 5 == 0 {
             "out".into()

@@ -454,6 +454,11 @@ impl App {
                     c.searching = false;
                     return vec![];
                 }
+                Action::Open => {
+                    // Enter ends the search and takes the customer it selects.
+                    c.searching = false;
+                    return self.update_customers(Action::Open);
+                }
                 _ => return vec![],
             }
             c.list.selected = 0;

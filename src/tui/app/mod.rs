@@ -161,6 +161,9 @@ impl App {
                 PaneId::Log => self.log.searching,
                 _ => false,
             };
+            if searching && ev.code == KeyCode::Enter && self.pane == PaneId::Customers {
+                return Some(Action::Open);
+            }
             if searching && matches!(ev.code, KeyCode::Enter | KeyCode::Esc) {
                 return Some(Action::Back);
             }

@@ -219,9 +219,7 @@ fn draw_detail(f: &mut Frame<'_>, area: Rect, app: &App, a: &AccountStatus) {
         lines.extend(check_lines(theme, run));
     }
     // A small screen scrolls to the newest lines (the test's latest step stays in view).
-    let w = text.width.max(1) as usize;
-    let height: usize = lines.iter().map(|l| l.width().max(1).div_ceil(w)).sum();
-    let scroll = height.saturating_sub(text.height as usize) as u16;
+    let scroll = super::scroll_to_end(&lines, text.width, text.height);
     f.render_widget(
         Paragraph::new(lines)
             .wrap(Wrap { trim: false })

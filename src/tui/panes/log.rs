@@ -162,10 +162,11 @@ fn draw_quarantine(f: &mut Frame<'_>, area: Rect, app: &App) {
         "Quarantine (r retry · x skip · w save .eml)".into(),
         true,
         q,
-        &["#", "When", "Folder", "UID", "State", "Error"],
+        &["#", "When", "Account", "Folder", "UID", "State", "Error"],
         &[
             Constraint::Length(5),
             Constraint::Length(16),
+            Constraint::Length(10),
             Constraint::Length(12),
             Constraint::Length(7),
             Constraint::Length(8),
@@ -176,6 +177,10 @@ fn draw_quarantine(f: &mut Frame<'_>, area: Rect, app: &App) {
                 vec![
                     Span::raw(r.id.to_string()),
                     Span::raw(short_time(&Some(r.created_at.clone()))),
+                    Span::raw(super::triage::account_name(
+                        app,
+                        &Some(r.account_id.clone()),
+                    )),
                     Span::raw(opt(&r.folder)),
                     Span::raw(r.uid.map(|u| u.to_string()).unwrap_or_default()),
                     Span::raw(r.state.as_str()),

@@ -112,9 +112,16 @@ pub fn draw(f: &mut Frame<'_>, area: Rect, app: &App) {
         ))),
         None => {}
     }
+    // A long checklist on a small screen scrolls so its newest step stays in view.
+    let scroll = super::scroll_to_end(
+        &side,
+        right.width.saturating_sub(2),
+        right.height.saturating_sub(2),
+    );
     f.render_widget(
         Paragraph::new(side)
             .wrap(Wrap { trim: false })
+            .scroll((scroll, 0))
             .block(frame(theme, "Check", false)),
         right,
     );

@@ -437,3 +437,29 @@ fn the_dashboard_detail_follows_the_selection_and_columns_fit_their_content() {
         );
     }
 }
+
+#[test]
+fn enter_in_customer_search_selects_and_lists_show_accounts_and_reasons() {
+    let mut a = scene("dark", PaneId::Customers, State::Typical);
+    press(&mut a, KeyCode::Char('/'));
+    assert!(a.customers.searching);
+    type_text(&mut a, "q");
+    let cmds = press(&mut a, KeyCode::Enter);
+    assert!(!a.customers.searching, "enter ends the search");
+    assert!(
+        cmds.iter()
+            .any(|c| matches!(c, Command::LoadTimeline { .. })),
+        "and opens the selected customer: {cmds:?}"
+    );
+    assert!(a.customers.timeline_focus);
+    // The timeline says why each message matched; triage and quarantine name the account.
+    let a = scene("dark", PaneId::Customers, State::Typical);
+    let text = screen_text(&render_buffer(&a, 160, 48)).join("\n");
+    assert!(
+        text.contains("Why it matched") && text.contains("domain: example.test"),
+        "{text}"
+    );
+    let a = scene("dark", PaneId::Triage, State::Typical);
+    let text = screen_text(&render_buffer(&a, 80, 24)).join("\n");
+    assert!(text.contains("Account") && text.contains("home"), "{text}");
+}
