@@ -76,6 +76,42 @@ impl Tmux {
         Tmux { socket, exit_file }
     }
 
+    /// A shell command in a tmux window of its own (`cwd` its directory), e.g. a README block.
+    pub fn shell(name: &str, cwd: &std::path::Path, cmd: &str) -> Tmux {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let socket = format!("mailroom-e2e-{name}-{}-{n}", std::process::id());
+        let exit_file = cwd.join(format!(".never-{socket}"));
+        let out = Command::new("tmux")
+            .args([
+                "-L",
+                &socket,
+                "-f",
+                "/dev/null",
+                "new-session",
+                "-d",
+                "-x",
+                "120",
+                "-y",
+                "40",
+            ])
+            .args([
+                "-c",
+                &cwd.display().to_string(),
+                "sh",
+                "-c",
+                &format!("{cmd}; sleep 600"),
+            ])
+            .output()
+            .expect("tmux runs");
+        assert!(
+            out.status.success(),
+            "tmux: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Tmux { socket, exit_file }
+    }
+
     pub fn screen(&self) -> String {
         let out = Command::new("tmux")
             .args(["-L", &self.socket, "capture-pane", "-p"])

@@ -168,3 +168,68 @@ fn the_trace_switched_on_in_the_console_shows_a_daemons_redacted_login() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no such account"));
 }
+
+/// The README's Quick tour: its last ```sh block under "## Quick tour".
+fn quick_tour() -> String {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let tour = readme
+        .split("## Quick tour")
+        .nth(1)
+        .and_then(|t| t.split("\n## ").next())
+        .expect("a Quick tour section");
+    let blocks: Vec<&str> = tour
+        .split("```sh\n")
+        .skip(1)
+        .filter_map(|b| b.split("\n```").next())
+        .collect();
+    blocks.last().expect("a sh block").to_string()
+}
+
+#[test]
+fn the_readme_quick_tour_works_when_pasted() {
+    servers();
+    let tour = quick_tour();
+    assert!(tour.contains("mailroom --home $H"), "{tour}");
+    // `mailroom` on PATH as the README's install step puts it there (this build's binary).
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("tour.sh");
+    let ended = dir.path().join("ended");
+    std::fs::write(
+        &script,
+        format!(
+            "set -eu\nexport PATH='{}':\"$PATH\"\nexport MAILROOM_OPERATOR=tester TERM=xterm-256color\n{tour}\necho \"exit=$?\" > '{}'\n",
+            bin().parent().unwrap().display(),
+            ended.display()
+        ),
+    )
+    .unwrap();
+    let t = Tmux::shell(
+        "tour",
+        &repo(),
+        &format!(
+            "bash '{}' 2> '{}/err'",
+            script.display(),
+            dir.path().display()
+        ),
+    );
+    let screen = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        t.wait_screen("Accounts — overall", Duration::from_secs(180))
+    })) {
+        Ok(s) => s,
+        Err(e) => {
+            let err = std::fs::read_to_string(dir.path().join("err")).unwrap_or_default();
+            eprintln!("tour stderr:\n{err}");
+            std::panic::resume_unwind(e)
+        }
+    };
+    assert!(screen.contains("work"), "{screen}");
+    assert!(
+        screen.contains("idle") || screen.contains("syncing"),
+        "{screen}"
+    );
+    t.keys(&["q"]);
+    let code = wait_for("the tour to end", Duration::from_secs(20), || {
+        std::fs::read_to_string(&ended).ok()
+    });
+    assert_eq!(code.trim(), "exit=0");
+}
