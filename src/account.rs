@@ -5,7 +5,7 @@ use secrecy::SecretString;
 use crate::config::{AccountConfig, AuthKind, Config, SmtpAuth, SystemSmtp};
 use crate::error::{AppError, Result};
 use crate::imap::{ImapTarget, TlsOptions};
-use crate::secret::{Vault, run_password_command};
+use crate::secret::{Credential, Vault, run_password_command};
 use crate::smtp::{AuthMode, SmtpTarget};
 use crate::store::Store;
 
@@ -83,6 +83,16 @@ impl Account {
         })
     }
 
+    /// What the account signs in with: its password, or (OAuth2) a source of fresh tokens
+    /// shared by every connection the caller opens with it.
+    pub fn credential(&self, store: &Store, vault: &Vault) -> Result<Credential> {
+        match self.cfg.auth {
+            AuthKind::Password => self.password(store, vault).map(Credential::Password),
+            AuthKind::OAuth2 => crate::tokens::source(self, store, vault)
+                .map(|s| Credential::OAuth2(std::sync::Arc::new(s))),
+        }
+    }
+
     /// The password: from the password command, else the sealed copy in the store.
     pub fn password(&self, store: &Store, vault: &Vault) -> Result<SecretString> {
         if let Some(cmd) = &self.cfg.password_command {
@@ -99,22 +109,49 @@ impl Account {
         vault.open_sealed(&credential_context(self.id(), "imap"), &sealed)
     }
 
-    /// The SMTP password: the system profile's (its own command, or sealed under the id
-    /// "system") or the account's own; None when the SMTP server is used without a login.
-    pub fn smtp_password(
+    /// What SMTP signs in with: the system profile's password (its own command, or sealed
+    /// under the id "system") or the account's own credential (`imap`, when the caller has it
+    /// already); None when the SMTP server is used without a login.
+    pub fn smtp_credential(
         &self,
         config: &Config,
         store: &Store,
         vault: &Vault,
-    ) -> Result<Option<SecretString>> {
+        imap: Option<&Credential>,
+    ) -> Result<Option<Credential>> {
         if self.smtp_target(config)?.auth == AuthMode::None {
             return Ok(None);
         }
         if self.cfg.use_system_smtp {
-            return system_password(system_profile(config, &self.name)?, store, vault).map(Some);
+            return system_password(system_profile(config, &self.name)?, store, vault)
+                .map(|p| Some(Credential::Password(p)));
         }
-        self.password(store, vault).map(Some)
+        match imap {
+            Some(c) => Ok(Some(c.clone())),
+            None => self.credential(store, vault).map(Some),
+        }
     }
+}
+
+/// The `[system_smtp]` profile as a target of its own (alerts mail through it), each wait
+/// bounded by `timeout`; None when there is no profile.
+pub fn system_target(config: &Config, timeout: std::time::Duration) -> Result<Option<SmtpTarget>> {
+    let Some(sys) = &config.system_smtp else {
+        return Ok(None);
+    };
+    let edit = "mailroom system-smtp set".to_string();
+    Ok(Some(SmtpTarget {
+        server: sys.server.clone(),
+        tls: TlsOptions {
+            ca_file: sys.ca_file.clone(),
+            insecure_skip_verify: sys.insecure_skip_verify,
+        },
+        user: sys.user.clone(),
+        timeout,
+        auth: auth_mode(sys.smtp_auth, AuthKind::Password, &edit)?,
+        edit,
+        trace_as: None,
+    }))
 }
 
 /// The `[system_smtp]` profile an account uses.
@@ -150,26 +187,28 @@ pub fn system_password(sys: &SystemSmtp, store: &Store, vault: &Vault) -> Result
 /// The credential id the system SMTP profile's sealed password is stored under.
 pub const SYSTEM_SMTP_ID: &str = "system";
 
-/// How an SMTP session signs in: the chosen mechanism, else the default of the auth kind. An
-/// OAuth2 mechanism with a password (a hand-edited config) is refused with the fix.
+/// How an SMTP session signs in: the chosen mechanism, else the default of the auth kind. A
+/// mechanism of the other kind (a hand-edited config) is refused with the fix.
 fn auth_mode(chosen: Option<SmtpAuth>, kind: AuthKind, edit: &str) -> Result<AuthMode> {
+    if let Err(e) = SmtpAuth::check(chosen, kind) {
+        return Err(AppError::needs_user(
+            e.summary.replace("--smtp-auth ", "smtp_auth = "),
+            "",
+            format!(
+                "use `{edit} --smtp-auth default` (or another mechanism: {})",
+                e.fix
+            ),
+        )
+        .with_code(crate::error::Code::ConfigInvalid));
+    }
     Ok(match (chosen, kind) {
         (None, AuthKind::Password) => AuthMode::Password,
+        (None, AuthKind::OAuth2) => AuthMode::OAuth2,
         (Some(SmtpAuth::Plain), _) => AuthMode::Plain,
         (Some(SmtpAuth::Login), _) => AuthMode::Login,
+        (Some(SmtpAuth::Xoauth2), _) => AuthMode::Xoauth2,
+        (Some(SmtpAuth::Oauthbearer), _) => AuthMode::Oauthbearer,
         (Some(SmtpAuth::None), _) => AuthMode::None,
-        (Some(m @ (SmtpAuth::Xoauth2 | SmtpAuth::Oauthbearer)), AuthKind::Password) => {
-            return Err(AppError::needs_user(
-                format!(
-                    "smtp_auth = \"{}\" needs OAuth2 sign-in, but this account signs in with a password",
-                    m.as_str()
-                ),
-                "XOAUTH2 and OAUTHBEARER present an OAuth2 token; OAuth2 sign-in is not in this version yet",
-                format!(
-                    "use `{edit} --smtp-auth plain` or `login` (or `default`), or `none` for a relay that takes mail without a login"
-                ),
-            ));
-        }
     })
 }
 

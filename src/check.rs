@@ -7,6 +7,7 @@ use crate::account::{Account, PROBE_ID_PREFIX};
 use crate::config::Config;
 use crate::error::AppError;
 use crate::imap::{append, connect, discovery};
+use crate::secret::Credential;
 use crate::smtp;
 
 mod copy_folders;
@@ -105,14 +106,15 @@ impl Recorder<'_> {
     }
 }
 
-/// Runs every check against the real servers. `imap_pw`/`smtp_pw` are resolved by the caller
-/// (`smtp_pw` None: the SMTP server is used without a login).
+/// Runs every check against the real servers. The credentials are resolved by the caller
+/// (`smtp` None: the SMTP server is used without a login); an OAuth2 account's are one token
+/// source for both.
 /// `chosen_sent`: the Sent folder the user chose with `folders NAME --sent` (from the store).
 pub async fn run(
     config: &Config,
     acct: &Account,
-    imap_pw: &secrecy::SecretString,
-    smtp_pw: Option<&secrecy::SecretString>,
+    imap: &Credential,
+    smtp: Option<&Credential>,
     chosen_sent: Option<String>,
     listener: &mut (dyn FnMut(&Step) + Send),
 ) -> Report {
@@ -120,15 +122,15 @@ pub async fn run(
         steps: Vec::new(),
         listener,
     };
-    if imap_checks(acct, imap_pw, chosen_sent, &mut rec).await {
-        smtp_checks(config, acct, smtp_pw, &mut rec).await;
+    if imap_checks(acct, imap, chosen_sent, &mut rec).await {
+        smtp_checks(config, acct, smtp, &mut rec).await;
     }
     rec.finish()
 }
 
 async fn imap_checks(
     acct: &Account,
-    pw: &secrecy::SecretString,
+    cred: &Credential,
     chosen_sent: Option<String>,
     rec: &mut Recorder<'_>,
 ) -> bool {
@@ -163,10 +165,16 @@ async fn imap_checks(
             return false;
         }
     };
-    let mut session = match connect::login(client, &target.user, pw, target.limits().timeout).await
-    {
+    let mut how = "LOGIN";
+    let signed_in =
+        connect::sign_in_reporting(client, &target, cred, &mut |m: &'static str| how = m).await;
+    let mut session = match signed_in {
         Ok(s) => {
-            rec.push("login", Ok(format!("logged in as {}", target.user)));
+            let words = match how {
+                "LOGIN" => format!("logged in as {}", target.user),
+                m => format!("signed in as {} ({m}, OAuth2 token)", target.user),
+            };
+            rec.push("login", Ok(words));
             s
         }
         Err(e) => {
@@ -322,7 +330,7 @@ async fn probe_sent(
 async fn smtp_checks(
     config: &Config,
     acct: &Account,
-    pw: Option<&secrecy::SecretString>,
+    cred: Option<&Credential>,
     rec: &mut Recorder<'_>,
 ) {
     let target = match acct.smtp_target(config) {
@@ -359,13 +367,33 @@ async fn smtp_checks(
     // Signing in the way sending does, so the check and a send fail alike.
     let signed_in = match smtp::session::Session::connect(&target).await {
         Ok(mut session) => {
-            let r = session.authenticate(pw).await;
+            let r = session.authenticate(cred).await;
             session.quit().await;
             r
         }
         Err(e) => Err(e),
     };
-    rec.push("smtp_auth", signed_in);
+    rec.push(
+        "smtp_auth",
+        signed_in.map_err(|e| microsoft_smtp_words(acct, e)),
+    );
+}
+
+/// Microsoft 365 tenants often switch SMTP AUTH off: an OAuth2 account of a Microsoft preset
+/// whose SMTP login fails says so, whatever the server's words.
+fn microsoft_smtp_words(acct: &Account, mut e: AppError) -> AppError {
+    let microsoft = matches!(
+        acct.cfg.preset.as_deref(),
+        Some("outlook" | "microsoft365" | "godaddy")
+    );
+    let oauth = acct.cfg.auth == crate::config::AuthKind::OAuth2;
+    if microsoft && oauth && e.code != crate::error::Code::AuthSmtpDisabled && !e.recoverable() {
+        e.fix = format!(
+            "{}; Microsoft 365 tenants often switch SMTP AUTH off: an Exchange admin enables Authenticated SMTP for the mailbox (Set-CASMailbox -Identity {} -SmtpClientAuthenticationDisabled $false), or send through the system SMTP profile (`--use-system-smtp true`)",
+            e.fix, acct.cfg.user
+        );
+    }
+    e
 }
 
 #[cfg(test)]

@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{AppError, Code, Result};
 
+mod alerts;
 mod merge;
+pub use alerts::{AlertChannel, AlertsConfig, ChannelKind, DEFAULT_ALERT_TIMEOUT_SECS, EventKind};
 pub use merge::set_string_list;
 
 /// Everything of one installation lives under one directory.
@@ -204,25 +206,96 @@ pub fn default_smtp_port(s: Security) -> u16 {
     }
 }
 
-/// How an account signs in to its servers (`auth` in config.toml). Only passwords today; OAuth2
-/// sign-in arrives with its own issue and adds its kind here (the SMTP mechanisms that need it,
-/// `xoauth2` and `oauthbearer`, are refused for a password account until then).
+/// How an account signs in to its servers (`auth` in config.toml): a password, or OAuth2 tokens
+/// (`[accounts.NAME.oauth2]` says where from; the tokens are sealed in the database).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum AuthKind {
     #[default]
     Password,
+    #[serde(rename = "oauth2")]
+    OAuth2,
 }
 
 impl AuthKind {
     pub fn as_str(self) -> &'static str {
         match self {
             AuthKind::Password => "password",
+            AuthKind::OAuth2 => "oauth2",
         }
     }
     pub fn is_password(&self) -> bool {
         *self == AuthKind::Password
     }
+    /// `--auth` as given.
+    pub fn parse(s: &str) -> Result<AuthKind> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "password" => Ok(AuthKind::Password),
+            "oauth2" | "oauth" => Ok(AuthKind::OAuth2),
+            _ => Err(AppError::usage(
+                format!("unknown --auth {s:?}"),
+                "use password (the default) or oauth2",
+            )),
+        }
+    }
+}
+
+/// Which OAuth2 flow `account login` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OAuthFlow {
+    /// The device authorization grant (RFC 8628): a code to enter on another device.
+    Device,
+    /// Authorization code with PKCE and a loopback redirect (RFC 8252).
+    Browser,
+}
+
+impl OAuthFlow {
+    pub fn parse(s: &str) -> Result<OAuthFlow> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "device" => Ok(OAuthFlow::Device),
+            "browser" => Ok(OAuthFlow::Browser),
+            _ => Err(AppError::usage(
+                format!("unknown --oauth-flow {s:?}"),
+                "use device (a code to enter on any device) or browser (an address to open; paste back where it ends)",
+            )),
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OAuthFlow::Device => "device",
+            OAuthFlow::Browser => "browser",
+        }
+    }
+}
+
+/// Where an OAuth2 account signs in (`[accounts.NAME.oauth2]`): a known provider (`google`,
+/// `microsoft`) whose endpoints mailroom knows, any of them overridden, or another provider's
+/// endpoints given one by one. The client secret, where there is one, is sealed in the
+/// database, never here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct OAuth2Settings {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// The app registration's client id (the user's own; docs/oauth2.md).
+    pub client_id: String,
+    /// Microsoft: the directory (tenant) id or domain; `common` when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// Unset: the provider's (device for Microsoft, browser for Google).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flow: Option<OAuthFlow>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoke_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
 }
 
 /// The SMTP AUTH mechanism (`--smtp-auth`, `smtp_auth` in config.toml). Unset, it follows the
@@ -277,8 +350,17 @@ impl SmtpAuth {
                     "--smtp-auth {} needs OAuth2 sign-in, but this account signs in with a password",
                     m.as_str()
                 ),
-                "XOAUTH2 and OAUTHBEARER present an OAuth2 token, and OAuth2 sign-in (`--auth oauth2`) is not in this version yet; with a password use --smtp-auth plain or login (or leave it out: PLAIN if the server offers it, else LOGIN), or none for a relay that takes mail without a login",
+                "XOAUTH2 and OAUTHBEARER present an OAuth2 token: add the account with --auth oauth2; with a password use --smtp-auth plain or login (or leave it out: PLAIN if the server offers it, else LOGIN), or none for a relay that takes mail without a login",
             )),
+            (Some(m @ (SmtpAuth::Plain | SmtpAuth::Login)), AuthKind::OAuth2) => {
+                Err(AppError::usage(
+                    format!(
+                        "--smtp-auth {} needs a password, but this account signs in with OAuth2",
+                        m.as_str()
+                    ),
+                    "use --smtp-auth xoauth2 or oauthbearer (or leave it out: XOAUTH2 if the server offers it, else OAUTHBEARER), or none for a relay; a password login for SMTP goes through the system SMTP profile (--use-system-smtp true)",
+                ))
+            }
             _ => Ok(()),
         }
     }
@@ -288,6 +370,9 @@ impl SmtpAuth {
         match (chosen, kind) {
             (None, AuthKind::Password) => {
                 "default: password, PLAIN if the server offers it, else LOGIN".into()
+            }
+            (None, AuthKind::OAuth2) => {
+                "default: OAuth2 token, XOAUTH2 if the server offers it, else OAUTHBEARER".into()
             }
             (Some(SmtpAuth::None), _) => "none (no login: a relay)".into(),
             (Some(m), _) => m.as_str().to_ascii_uppercase(),
@@ -581,9 +666,12 @@ pub struct AccountConfig {
     pub enabled: bool,
     pub imap: Server,
     pub smtp: Server,
-    /// How the account signs in (only `password` today).
+    /// How the account signs in: `password` (the default) or `oauth2`.
     #[serde(default, skip_serializing_if = "AuthKind::is_password")]
     pub auth: AuthKind,
+    /// Where an `oauth2` account signs in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth2: Option<OAuth2Settings>,
     /// The SMTP AUTH mechanism; unset, it follows `auth`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub smtp_auth: Option<SmtpAuth>,
@@ -676,6 +764,9 @@ pub struct Config {
     pub system_smtp: Option<SystemSmtp>,
     #[serde(default)]
     pub ui: UiConfig,
+    /// Who is told when sync or sending goes wrong (`mailroom alerts …`).
+    #[serde(default, skip_serializing_if = "AlertsConfig::is_default")]
+    pub alerts: AlertsConfig,
     #[serde(default)]
     pub accounts: BTreeMap<String, AccountConfig>,
     /// Where the state lives (`[store] url`); `MAILROOM_STORE` / `--store` win over it.
@@ -747,10 +838,12 @@ impl Config {
                 .with_code(Code::ConfigInvalid));
             }
         };
-        toml::from_str(&text).map_err(|e| {
+        let config: Config = toml::from_str(&text).map_err(|e| {
             AppError::local(format!("{} is not valid", path.display()), e.to_string(), "fix the named key (unknown keys are rejected), or move the file away to start fresh")
                 .with_code(Code::ConfigInvalid)
-        })
+        })?;
+        config.alerts.check()?;
+        Ok(config)
     }
 
     pub fn account(&self, name: &str) -> Result<&AccountConfig> {
@@ -1382,9 +1475,18 @@ since = "new"
                 .unwrap()
                 .contains("smtp_auth = \"none\"")
         );
-        // Only passwords today: another kind is an error naming the key.
-        let e = toml::from_str::<AccountConfig>(&format!("{base}auth = \"oauth2\"\n")).unwrap_err();
-        assert!(e.to_string().contains("oauth2"), "{e}");
+        // `oauth2` is the other kind; an unknown one is an error naming the key.
+        let a: AccountConfig = toml::from_str(&format!(
+            "{base}auth = \"oauth2\"\n[oauth2]\nprovider = \"microsoft\"\nclient_id = \"c1\"\n"
+        ))
+        .unwrap();
+        assert_eq!(a.auth, AuthKind::OAuth2);
+        assert_eq!(a.oauth2.as_ref().unwrap().client_id, "c1");
+        let e =
+            toml::from_str::<AccountConfig>(&format!("{base}auth = \"kerberos\"\n")).unwrap_err();
+        assert!(e.to_string().contains("kerberos"), "{e}");
+        assert!(SmtpAuth::check(Some(SmtpAuth::Plain), AuthKind::OAuth2).is_err());
+        assert!(SmtpAuth::check(Some(SmtpAuth::Oauthbearer), AuthKind::OAuth2).is_ok());
         for m in ["plain", "LOGIN", " none ", "xoauth2", "oauthbearer"] {
             assert_eq!(
                 SmtpAuth::parse(m).unwrap().as_str(),

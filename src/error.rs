@@ -78,6 +78,20 @@ codes! {
     AuthUnsupported => "auth.unsupported",
     /// The SMTP server offers AUTH only after STARTTLS, and the account's security is none.
     AuthAfterStarttls => "auth.after_starttls",
+    /// An OAuth2 account must sign in (again): no tokens yet, or the provider refused the
+    /// refresh (consent revoked or expired), or a server refused even a fresh token.
+    AuthLoginNeeded => "auth.login_needed",
+    /// The SMTP server refused a valid OAuth2 token: SMTP AUTH is switched off for the mailbox
+    /// or tenant (Microsoft 365).
+    AuthSmtpDisabled => "auth.smtp_disabled",
+    /// The OAuth2 authorization server cannot be reached or is unwell; mailroom asks again later.
+    OauthUnavailable => "oauth.unavailable",
+    /// The provider refused the app registration (client id or secret).
+    OauthClient => "oauth.client",
+    /// The person declined the access, or the sign-in code expired before approval.
+    OauthDenied => "oauth.denied",
+    /// The provider refused the sign-in for another reason (scopes, a mismatched answer).
+    OauthRefused => "oauth.refused",
     /// No password is stored for the account.
     SecretMissing => "secret.missing",
     /// The stored password cannot be decrypted.
@@ -154,6 +168,16 @@ codes! {
     DiskFull => "disk.full",
     /// A file cannot be read or written.
     IoFailed => "io.failed",
+    /// An alert command exited with a failure, or could not be started.
+    AlertCommandFailed => "alert.command_failed",
+    /// An alert command or webhook did not finish within its time limit.
+    AlertTimeout => "alert.timeout",
+    /// A webhook answered with an HTTP status other than 2xx.
+    AlertHttpStatus => "alert.http_status",
+    /// A webhook with plain http to an address that is not loopback.
+    AlertPlainHttp => "alert.plain_http",
+    /// A mail alert has no way out: no system SMTP profile, or only the failing account.
+    AlertNoRoute => "alert.no_route",
 }
 
 impl Code {

@@ -3,8 +3,8 @@
 //! headless commands.
 //!
 //! Layers (docs/architecture.md, kept by scripts/check-layers): the faces `cli` and `tui` call
-//! the service layer `ops`, which drives the domain engines (`sync outbox crm check`) over the
-//! ground floor (`store imap smtp mail model config secret`).
+//! the service layer `ops`, which drives the domain engines (`sync outbox crm check tokens`) over
+//! the ground floor (`store imap smtp oauth mail model config secret`).
 
 // Nothing that comes from the network, the disk or the user may bring the process down: no
 // unwrap, expect or panic outside tests (an exception says why, next to an `allow`).
@@ -14,6 +14,7 @@
 )]
 
 pub mod account;
+pub mod alerts;
 pub mod check;
 pub mod cli;
 pub mod config;
@@ -24,6 +25,7 @@ pub mod imap;
 pub mod logging;
 pub mod mail;
 pub mod model;
+pub mod oauth;
 pub mod ops;
 pub mod outbox;
 pub mod presets;
@@ -31,4 +33,5 @@ pub mod secret;
 pub mod smtp;
 pub mod store;
 pub mod sync;
+pub mod tokens;
 pub mod tui;

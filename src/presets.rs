@@ -15,6 +15,11 @@ pub struct Preset {
     pub smtp_security: Security,
     /// Shown when the preset is chosen: app passwords, OAuth-only providers, bridges.
     pub hint: Option<&'static str>,
+    /// The OAuth2 provider (`google`, `microsoft`) whose endpoints and scopes `--auth oauth2`
+    /// uses; None where the provider offers no OAuth2 for mail to others' apps.
+    pub oauth: Option<&'static str>,
+    /// Shown instead of `hint` when the account signs in with OAuth2.
+    pub oauth_hint: Option<&'static str>,
 }
 
 const fn p(
@@ -34,36 +39,75 @@ const fn p(
         smtp_port: 587,
         smtp_security: Security::Starttls,
         hint,
+        oauth: None,
+        oauth_hint: None,
     }
 }
 
+/// A preset whose provider also signs in with OAuth2.
+const fn with_oauth(p: Preset, provider: &'static str, hint: &'static str) -> Preset {
+    Preset {
+        oauth: Some(provider),
+        oauth_hint: Some(hint),
+        ..p
+    }
+}
+
+const GOOGLE_OAUTH: &str = "OAuth2 with Google: your own client id (and secret) from a Google Cloud project, \"Desktop app\" type, with the Gmail scope (docs/oauth2.md); the browser flow: open the printed address anywhere, paste back the address it ends on.";
+const MICROSOFT_OAUTH: &str = "OAuth2 with Microsoft: your own app registration (public client, device flow allowed, IMAP.AccessAsUser.All and SMTP.Send; docs/oauth2.md). Microsoft 365 tenants often switch SMTP AUTH off: an Exchange admin must enable Authenticated SMTP for the mailbox, or send through the system SMTP profile.";
+
 pub const PRESETS: &[Preset] = &[
-    p(
-        "gmail",
-        "Gmail",
-        "imap.gmail.com",
-        "smtp.gmail.com",
-        Some(
-            "Gmail needs 2-step verification and an app password (myaccount.google.com → Security → App passwords); your normal password is refused.",
+    with_oauth(
+        p(
+            "gmail",
+            "Gmail",
+            "imap.gmail.com",
+            "smtp.gmail.com",
+            Some(
+                "Gmail needs 2-step verification and an app password (myaccount.google.com → Security → App passwords); your normal password is refused.",
+            ),
         ),
+        "google",
+        GOOGLE_OAUTH,
     ),
-    p(
-        "google-workspace",
-        "Google Workspace",
-        "imap.gmail.com",
-        "smtp.gmail.com",
-        Some(
-            "Your admin must allow IMAP; use an app password. Accounts that enforce OAuth only cannot log in with a password.",
+    with_oauth(
+        p(
+            "google-workspace",
+            "Google Workspace",
+            "imap.gmail.com",
+            "smtp.gmail.com",
+            Some(
+                "Your admin must allow IMAP; use an app password. Accounts that enforce OAuth only cannot log in with a password.",
+            ),
         ),
+        "google",
+        GOOGLE_OAUTH,
     ),
-    p(
-        "outlook",
-        "Outlook.com / Microsoft 365",
-        "outlook.office365.com",
-        "smtp.office365.com",
-        Some(
-            "Microsoft refuses password logins (basic auth) for IMAP/SMTP on most tenants and needs OAuth2, which mailroom does not support yet; an admin may allow app passwords.",
+    with_oauth(
+        p(
+            "outlook",
+            "Outlook.com",
+            "outlook.office365.com",
+            "smtp-mail.outlook.com",
+            Some(
+                "Microsoft refuses password logins (basic auth) for IMAP/SMTP: add the account with --auth oauth2 (device flow).",
+            ),
         ),
+        "microsoft",
+        MICROSOFT_OAUTH,
+    ),
+    with_oauth(
+        p(
+            "microsoft365",
+            "Microsoft 365",
+            "outlook.office365.com",
+            "smtp.office365.com",
+            Some(
+                "Microsoft 365 refuses password logins (basic auth) for IMAP/SMTP: add the account with --auth oauth2 (device flow; --oauth-tenant for your directory).",
+            ),
+        ),
+        "microsoft",
+        MICROSOFT_OAUTH,
     ),
     p(
         "yahoo",
@@ -97,12 +141,16 @@ pub const PRESETS: &[Preset] = &[
             "Enable IMAP access in Zoho's settings; with 2FA use an application-specific password.",
         ),
     ),
-    p(
-        "godaddy",
-        "GoDaddy (Microsoft 365)",
-        "outlook.office365.com",
-        "smtp.office365.com",
-        Some("GoDaddy mail is Microsoft 365: see the Outlook note about OAuth2."),
+    with_oauth(
+        p(
+            "godaddy",
+            "GoDaddy (Microsoft 365)",
+            "outlook.office365.com",
+            "smtp.office365.com",
+            Some("GoDaddy mail is Microsoft 365: add the account with --auth oauth2."),
+        ),
+        "microsoft",
+        MICROSOFT_OAUTH,
     ),
     p(
         "123reg",
@@ -130,6 +178,8 @@ pub const PRESETS: &[Preset] = &[
         hint: Some(
             "Proton Bridge must run on this machine; use the password the Bridge shows (not your Proton password) and its certificate (--ca-file, or --insecure-skip-verify for the local bridge).",
         ),
+        oauth: None,
+        oauth_hint: None,
     },
 ];
 

@@ -19,6 +19,7 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::config::Home;
 use crate::error::{AppError, Result};
 
+#[derive(Clone)]
 pub struct Vault {
     cipher: XChaCha20Poly1305,
 }
@@ -105,6 +106,52 @@ impl Vault {
         })?;
         Ok(SecretString::from(s))
     }
+}
+
+/// What an account signs in to its servers with: a password, or OAuth2 tokens that a
+/// [`TokenSource`] keeps fresh (IMAP and SMTP ask it at every sign-in). Cheap to clone.
+#[derive(Clone)]
+pub enum Credential {
+    Password(SecretString),
+    OAuth2(std::sync::Arc<dyn TokenSource>),
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credential::Password(_) => f.write_str("Credential::Password([REDACTED])"),
+            Credential::OAuth2(_) => f.write_str("Credential::OAuth2([REDACTED])"),
+        }
+    }
+}
+
+/// An OAuth2 access token and which one it is: `generation` counts the tokens an account has
+/// had, so a token a server refused is told apart from one another process fetched since.
+#[derive(Clone)]
+pub struct AccessToken {
+    pub token: SecretString,
+    pub generation: i64,
+}
+
+/// Hands out an account's OAuth2 access tokens, refreshing them when needed. Implemented a
+/// floor up (`tokens.rs`: the store, the lease, the authorization server); IMAP and SMTP only
+/// ask.
+pub trait TokenSource: Send + Sync {
+    /// A token that is good for a while yet.
+    fn current(&self) -> futures::future::BoxFuture<'_, Result<AccessToken>>;
+    /// A server refused `used`: a newer token (refreshed once for this, or already refreshed
+    /// by another process), or the error that says to sign in again.
+    fn after_rejection<'a>(
+        &'a self,
+        used: &'a AccessToken,
+    ) -> futures::future::BoxFuture<'a, Result<AccessToken>>;
+    /// A server refused a fresh token as well; `server` and `words` say who and how. Recorded
+    /// (so nobody asks again until the user signs in), and the error names the fix.
+    fn refused<'a>(
+        &'a self,
+        server: &'a str,
+        words: &'a str,
+    ) -> futures::future::BoxFuture<'a, AppError>;
 }
 
 fn decode_key(b64: &str) -> Option<[u8; 32]> {

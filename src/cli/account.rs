@@ -19,13 +19,13 @@ use crate::ops::accounts::{
 #[derive(Debug, Subcommand)]
 pub enum AccountCmd {
     /// Store a new account (no network I/O unless --test).
-    Add(AddArgs),
+    Add(Box<AddArgs>),
     List,
     Show {
         name: String,
     },
     /// Change settings; takes add's flags.
-    Edit(EditArgs),
+    Edit(Box<EditArgs>),
     /// Replace the stored password (and retry an account in error).
     SetPassword {
         name: String,
@@ -52,6 +52,12 @@ pub enum AccountCmd {
     },
     /// Check every step against the servers: connect, TLS, login, folders, Sent, SMTP.
     Test {
+        name: String,
+    },
+    /// Sign an OAuth2 account in (again): the device flow prints a code to enter on any
+    /// device; the browser flow prints an address to open and takes the address the browser
+    /// ends on, pasted here (over SSH too).
+    Login {
         name: String,
     },
 }
@@ -108,6 +114,60 @@ pub struct ServerArgs {
     /// Send through the system SMTP profile (`mailroom system-smtp set`) instead of --smtp.
     #[arg(long, value_name = "BOOL")]
     pub use_system_smtp: Option<bool>,
+    /// How the account signs in: password (default) or oauth2 (tokens from `account login`;
+    /// with --preset gmail|google-workspace|outlook|microsoft365, or the --oauth-*-url flags).
+    #[arg(long, value_name = "password|oauth2")]
+    pub auth: Option<String>,
+    #[command(flatten)]
+    pub oauth: OAuthArgs,
+}
+
+/// Where an OAuth2 account signs in (docs/oauth2.md).
+#[derive(Debug, Args, Clone, Default)]
+pub struct OAuthArgs {
+    /// The client id of your app registration with the provider.
+    #[arg(long, value_name = "ID")]
+    pub oauth_client_id: Option<String>,
+    /// Read the app registration's client secret from stdin (Google wants one); sealed.
+    #[arg(long, conflicts_with = "password_stdin")]
+    pub oauth_client_secret_stdin: bool,
+    /// Microsoft: the directory (tenant) id or domain (default: common).
+    #[arg(long, value_name = "T")]
+    pub oauth_tenant: Option<String>,
+    /// device (a code to enter on any device) or browser (an address to open; default for
+    /// Google).
+    #[arg(long, value_name = "device|browser")]
+    pub oauth_flow: Option<String>,
+    /// Another provider: its authorization endpoint (browser flow).
+    #[arg(long, value_name = "URL")]
+    pub oauth_auth_url: Option<String>,
+    /// Another provider: its token endpoint.
+    #[arg(long, value_name = "URL")]
+    pub oauth_token_url: Option<String>,
+    /// Another provider: its device authorization endpoint (device flow).
+    #[arg(long, value_name = "URL")]
+    pub oauth_device_url: Option<String>,
+    /// Another provider: its revocation endpoint (used by `account remove`).
+    #[arg(long, value_name = "URL")]
+    pub oauth_revoke_url: Option<String>,
+    /// The scopes to ask for (space or comma separated; presets know theirs).
+    #[arg(long, value_name = "S")]
+    pub oauth_scopes: Option<String>,
+}
+
+impl OAuthArgs {
+    fn spec(&self) -> accounts::OAuthSpec {
+        accounts::OAuthSpec {
+            client_id: self.oauth_client_id.clone(),
+            tenant: self.oauth_tenant.clone(),
+            flow: self.oauth_flow.clone(),
+            auth_url: self.oauth_auth_url.clone(),
+            token_url: self.oauth_token_url.clone(),
+            device_url: self.oauth_device_url.clone(),
+            revoke_url: self.oauth_revoke_url.clone(),
+            scopes: self.oauth_scopes.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -117,9 +177,13 @@ pub struct AddArgs {
     pub server: ServerArgs,
     #[command(flatten)]
     pub pw: PasswordArgs,
-    /// Run `account test` first and store nothing if a step fails.
+    /// Run `account test` first and store nothing if a step fails (an OAuth2 account:
+    /// after it signed in; a failed check removes it again).
     #[arg(long)]
     pub test: bool,
+    /// OAuth2: store the account without signing in (`mailroom account login NAME` later).
+    #[arg(long)]
+    pub no_login: bool,
 }
 
 #[derive(Debug, Args)]
@@ -159,10 +223,10 @@ pub struct EditArgs {
 
 pub async fn run(ctx: &Ctx, cmd: AccountCmd) -> Result<i32> {
     match cmd {
-        AccountCmd::Add(a) => add(ctx, a).await,
+        AccountCmd::Add(a) => add(ctx, *a).await,
         AccountCmd::List => list(ctx),
         AccountCmd::Show { name } => show(ctx, &name),
-        AccountCmd::Edit(a) => edit(ctx, a),
+        AccountCmd::Edit(a) => edit(ctx, *a),
         AccountCmd::SetPassword { name, pw } => set_password(ctx, &name, pw),
         AccountCmd::Enable { name } => set_enabled(ctx, &name, true, false),
         AccountCmd::Disable {
@@ -170,8 +234,9 @@ pub async fn run(ctx: &Ctx, cmd: AccountCmd) -> Result<i32> {
             remove_history,
             ..
         } => set_enabled(ctx, &name, false, remove_history),
-        AccountCmd::Remove { name, purge } => remove(ctx, &name, purge),
+        AccountCmd::Remove { name, purge } => remove(ctx, &name, purge).await,
         AccountCmd::Test { name } => test(ctx, &name).await,
+        AccountCmd::Login { name } => login(ctx, &name).await,
     }
 }
 
@@ -191,6 +256,8 @@ impl ServerArgs {
             share_with: self.share_with.clone(),
             smtp_auth: self.smtp_auth.clone(),
             use_system_smtp: self.use_system_smtp,
+            auth: self.auth.clone(),
+            oauth: self.oauth.spec(),
         }
     }
 }
@@ -207,7 +274,7 @@ fn obtain_password(pw: &PasswordArgs, name: &str) -> Result<Option<SecretString>
 }
 
 async fn add(ctx: &Ctx, a: AddArgs) -> Result<i32> {
-    let new = accounts::prepare(
+    let mut new = accounts::prepare(
         ctx,
         &a.name,
         &a.server.spec(),
@@ -215,6 +282,24 @@ async fn add(ctx: &Ctx, a: AddArgs) -> Result<i32> {
     )?;
     if let Some(hint) = new.hint() {
         note(format!("note: {hint}"));
+    }
+    if new.signs_in() {
+        if a.pw.password_stdin {
+            return Err(AppError::usage(
+                "an OAuth2 account has no password",
+                "leave out --password-stdin (--oauth-client-secret-stdin reads a client secret)",
+            ));
+        }
+        if a.server.oauth.oauth_client_secret_stdin {
+            new.client_secret = Some(read_secret_stdin()?);
+        }
+        return add_oauth(ctx, &new, &a).await;
+    }
+    if a.server.oauth.oauth_client_secret_stdin {
+        return Err(AppError::usage(
+            "--oauth-client-secret-stdin applies to an OAuth2 account",
+            "add --auth oauth2, or leave it out",
+        ));
     }
     let password = obtain_password(&a.pw, &a.name)?;
     if a.test {
@@ -236,6 +321,118 @@ async fn add(ctx: &Ctx, a: AddArgs) -> Result<i32> {
             view.name, view.name
         ));
         s
+    });
+    Ok(0)
+}
+
+/// Reads a client secret from stdin (one line).
+fn read_secret_stdin() -> Result<SecretString> {
+    read_password_stdin().map_err(|mut e| {
+        e.summary = "no client secret on stdin".into();
+        e.fix = "pipe it in: `printf %s \"$SECRET\" | mailroom account add … --oauth-client-secret-stdin`".into();
+        e
+    })
+}
+
+/// `account add --auth oauth2`: store, sign in unless --no-login, check with --test (a failed
+/// check removes the account again, revoking its tokens).
+async fn add_oauth(ctx: &Ctx, new: &accounts::NewAccount, a: &AddArgs) -> Result<i32> {
+    let view = accounts::add(ctx, new, None)?;
+    let name = view.name.clone();
+    let login = match a.no_login {
+        true => None,
+        false => Some(sign_in(ctx, &name).await.map_err(|mut e| {
+            e.fix = format!(
+                "{}; the account is stored: sign in again with `mailroom account login {name}`",
+                e.fix
+            );
+            e
+        })?),
+    };
+    if a.test && login.is_some() {
+        let report = accounts::test(ctx, &name, &mut |s| progress_line(ctx, s)).await?;
+        if !report.ok {
+            let _ = accounts::revoke(ctx, &name).await;
+            accounts::remove(ctx, &name, true)?;
+            return Err(accounts::test_failed(&report));
+        }
+    }
+    let view = accounts::show(ctx, &name).unwrap_or(view);
+    emit(ctx.json, &json!({"account": view, "login": login}), || {
+        let mut s = format!("added account {} ({})", view.name, view.email);
+        match &login {
+            Some(_) => s.push_str(&format!(
+                "\nsigned in with OAuth2 as {}\nnext: `mailroom account test {}`, then `mailroom sync {} --plan`",
+                view.user, view.name, view.name
+            )),
+            None => s.push_str(&format!(
+                "\nnot signed in yet: `mailroom account login {}`",
+                view.name
+            )),
+        }
+        s
+    });
+    Ok(0)
+}
+
+/// Runs the account's sign-in, telling the person on stderr what to do; addresses pasted on
+/// stdin reach the browser flow.
+async fn sign_in(ctx: &Ctx, name: &str) -> Result<accounts::LoginDone> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    // A thread of its own: stdin blocks. It ends with stdin (or the process).
+    let _ = std::thread::Builder::new()
+        .name("login stdin".into())
+        .spawn(move || {
+            let mut line = String::new();
+            while std::io::stdin().read_line(&mut line).is_ok_and(|n| n > 0) {
+                if tx.send(std::mem::take(&mut line)).is_err() {
+                    break;
+                }
+            }
+        });
+    accounts::login(ctx, name, &mut login_event, Some(rx)).await
+}
+
+/// What the person must do, on stderr (with --json too: stdout holds the one JSON object).
+fn login_event(e: accounts::LoginEvent) {
+    match e {
+        accounts::LoginEvent::Device {
+            uri,
+            complete,
+            user_code,
+            expires_in,
+        } => {
+            note(format!(
+                "To sign in, open {uri} on any device and enter the code {user_code} (within {} min).",
+                expires_in.div_ceil(60)
+            ));
+            if let Some(c) = complete {
+                note(format!("  (or open {c}, with the code filled in)"));
+            }
+            note(format!("code: {user_code}"));
+            note("waiting for the approval…");
+        }
+        accounts::LoginEvent::Browser { url, redirect } => {
+            note("To sign in, open this address in a browser (on any machine):");
+            note(format!("  {url}"));
+            note(format!(
+                "mailroom listens on {redirect} for the answer. If the browser runs on another machine, it ends on an address starting with {redirect} that does not load: copy that whole address, paste it here and press Enter."
+            ));
+            note("waiting for the sign-in…");
+        }
+        accounts::LoginEvent::Note(text) => note(format!("note: {text}")),
+    }
+}
+
+async fn login(ctx: &Ctx, name: &str) -> Result<i32> {
+    let done = sign_in(ctx, name).await?;
+    emit(ctx.json, &json!({"login": done}), || {
+        format!(
+            "signed in {} as {} ({} flow); sync will retry",
+            done.account,
+            done.user,
+            done.flow.as_str()
+        )
     });
     Ok(0)
 }
@@ -299,10 +496,14 @@ fn show_text(v: &AccountView) -> String {
     for (title, rows) in [
         ("", general_rows(v)),
         ("servers", server_rows(v)),
+        ("OAuth2", oauth_rows(v)),
         ("folders", folder_rows(v)),
         ("sync", sync_rows(v)),
         ("sent copy", sent_copy_rows(v)),
     ] {
+        if rows.is_empty() {
+            continue;
+        }
         if !title.is_empty() {
             out.push_str(&format!("{title}\n"));
         }
@@ -352,6 +553,7 @@ fn password_words(p: PasswordSource) -> &'static str {
         PasswordSource::Stored => "stored, sealed in the database",
         PasswordSource::Missing => "none stored yet",
         PasswordSource::NotNeeded => "not needed (no login)",
+        PasswordSource::OAuth2 => "none: OAuth2 tokens (see below)",
     }
 }
 
@@ -390,6 +592,55 @@ fn server_rows(v: &AccountView) -> Rows {
         (None, false) => rows.push(("system SMTP", "no (the SMTP server above)".into())),
     }
     rows.push(("certificates", cert_words(v.insecure, v.ca_file.as_deref())));
+    rows
+}
+
+/// An OAuth2 account's provider and sign-in, in words (never a token or the secret).
+fn oauth_rows(v: &AccountView) -> Rows {
+    let Some(o) = &v.oauth2 else {
+        return Vec::new();
+    };
+    let mut rows: Rows = vec![
+        (
+            "provider",
+            o.provider
+                .clone()
+                .unwrap_or_else(|| "endpoints given".into()),
+        ),
+        ("client id", o.client_id.clone()),
+        (
+            "client secret",
+            match o.client_secret_stored {
+                true => "stored, sealed in the database".into(),
+                false => "none (a public client)".into(),
+            },
+        ),
+    ];
+    if let Some(t) = &o.tenant {
+        rows.push(("tenant", t.clone()));
+    }
+    rows.push((
+        "flow",
+        o.flow
+            .map(|f| f.as_str().to_string())
+            .unwrap_or_else(|| "none possible: check the endpoints".into()),
+    ));
+    if let Some(u) = &o.token_url {
+        rows.push(("token endpoint", u.clone()));
+    }
+    rows.push(("scopes", list_or(&o.scopes, "none")));
+    rows.push((
+        "signed in",
+        match (&o.login_needed, o.signed_in) {
+            (Some(why), _) => format!("NO: {why} — `mailroom account login {}`", v.name),
+            (None, true) => format!(
+                "yes; access token until {}, {} refresh(es) so far",
+                o.access_expires_at.as_deref().unwrap_or("?"),
+                o.refreshes
+            ),
+            (None, false) => format!("no — `mailroom account login {}`", v.name),
+        },
+    ));
     rows
 }
 
@@ -524,6 +775,10 @@ fn edit(ctx: &Ctx, a: EditArgs) -> Result<i32> {
         password_command: a.pw.password_command.clone(),
         sent_copy: a.sent_copy,
         clear_aliases: a.clear_aliases,
+        client_secret: match a.server.oauth.oauth_client_secret_stdin {
+            true => Some(read_secret_stdin()?),
+            false => None,
+        },
     };
     let stdin = a.pw.password_stdin;
     let view: AccountView = accounts::edit(ctx, &a.name, &change, || {
@@ -562,10 +817,26 @@ fn set_enabled(ctx: &Ctx, name: &str, enabled: bool, remove_history: bool) -> Re
     Ok(0)
 }
 
-fn remove(ctx: &Ctx, name: &str, purge: bool) -> Result<i32> {
+async fn remove(ctx: &Ctx, name: &str, purge: bool) -> Result<i32> {
+    // An OAuth2 account's grant is revoked where the provider offers it, before it goes.
+    let revoked = accounts::revoke(ctx, name).await?;
     accounts::remove(ctx, name, purge)?;
-    emit(ctx.json, &json!({"ok": true}), || {
-        format!("removed account {name}")
+    emit(ctx.json, &json!({"ok": true, "revoked": revoked}), || {
+        let mut s = format!("removed account {name}");
+        match &revoked {
+            Some(accounts::Revoked::Revoked) => {
+                s.push_str("\nits OAuth2 tokens were revoked at the provider")
+            }
+            Some(accounts::Revoked::NotOffered { provider }) => s.push_str(&format!(
+                "\n{provider} offers no revocation: the tokens were deleted here and run out by themselves; remove the app's access in your account's security settings if you like"
+            )),
+            Some(accounts::Revoked::Failed { detail }) => s.push_str(&format!(
+                "\nwarning: the provider could not revoke the tokens ({}); they were deleted here — remove the app's access in your account's security settings",
+                clean_line(detail)
+            )),
+            Some(accounts::Revoked::NoTokens) | None => {}
+        }
+        s
     });
     Ok(0)
 }

@@ -2,6 +2,7 @@
 //! `--json`) exactly one JSON object. Names, flags and shapes follow docs/contract (binding).
 
 pub mod account;
+pub mod alerts;
 pub mod customers;
 pub mod folders;
 pub mod logs;
@@ -92,6 +93,9 @@ pub enum Command {
     /// Addresses and domains whose mail sync skips.
     #[command(subcommand)]
     Deny(triage::DenyCmd),
+    /// Who is told when sync or sending goes wrong: commands, mails, webhooks.
+    #[command(subcommand)]
+    Alerts(alerts::AlertsCmd),
     /// The system SMTP profile accounts can send through instead of their own SMTP server.
     #[command(subcommand)]
     SystemSmtp(system_smtp::SystemSmtpCmd),
@@ -400,6 +404,7 @@ fn run(ctx: &Ctx, cmd: Command, console: Console) -> Result<i32> {
         Command::Undo { action_id } => rt()?.block_on(triage::undo(ctx, action_id)),
         Command::Deny(c) => triage::deny(ctx, c),
         Command::SystemSmtp(c) => system_smtp::run(ctx, c),
+        Command::Alerts(c) => rt()?.block_on(alerts::run(ctx, c)),
         Command::Log(a) => rt()?.block_on(logs::log(ctx, a)),
         Command::Audit(a) => logs::audit(ctx, a),
         Command::Trace(c) => trace::run(ctx, c),

@@ -62,6 +62,18 @@ fn human(s: &Status) -> String {
         ],
         &rows,
     ));
+    if s.alerts.undelivered > 0 {
+        out.push_str(&format!("alerts: {} not delivered", s.alerts.undelivered));
+        if let Some(e) = &s.alerts.last_error {
+            out.push_str(&format!(
+                " (channel {}: {})\n  fix: {}",
+                e.channel,
+                clean_line(&e.what),
+                clean_line(&e.fix)
+            ));
+        }
+        out.push_str("\n  see `mailroom alerts list`\n");
+    }
     for a in &s.accounts {
         if let Some(e) = &a.last_error {
             out.push_str(&format!(

@@ -94,6 +94,7 @@ fn text(p: &Profile) -> String {
         PasswordSource::Stored => "stored, sealed in the database",
         PasswordSource::Missing => "NONE yet: `mailroom system-smtp set --password-stdin`",
         PasswordSource::NotNeeded => "not needed (no login)",
+        PasswordSource::OAuth2 => "OAuth2 tokens",
     };
     let certs = match (s.insecure, &s.ca_file) {
         (true, _) => "NOT verified (insecure)".to_string(),

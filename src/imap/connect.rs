@@ -12,6 +12,7 @@ use tokio::net::TcpStream;
 
 use crate::config::{Security, Server};
 use crate::error::{AppError, Code, Result};
+use crate::secret::Credential;
 
 pub use super::stream::{Limits, MailStream, Stall};
 pub use super::tls::{TlsOptions, classify_tls_error, client_config, load_pem_certs, tls_wrap};
@@ -465,10 +466,47 @@ pub async fn login(
     }
 }
 
-/// Connect and log in, the usual path for sync and sending.
-pub async fn connect(target: &ImapTarget, password: &SecretString) -> Result<ImapSession> {
+/// Connect and sign in, the usual path for sync and sending.
+pub async fn connect(target: &ImapTarget, credential: &Credential) -> Result<ImapSession> {
     let client = open_client(target, |_, _| {}).await?;
-    login(client, &target.user, password, target.limits().timeout).await
+    sign_in(client, target, credential).await
+}
+
+/// Signs in a greeted client: LOGIN with a password, AUTHENTICATE with an OAuth2 token
+/// (`auth.rs`). `on_login` hears how (`LOGIN`, `XOAUTH2`, `OAUTHBEARER`), for `account test`.
+pub async fn sign_in_reporting(
+    client: Client<MailStream>,
+    target: &ImapTarget,
+    credential: &Credential,
+    on_login: &mut (dyn FnMut(&'static str) + Send),
+) -> Result<ImapSession> {
+    match credential {
+        Credential::Password(pw) => {
+            on_login("LOGIN");
+            login(client, &target.user, pw, target.limits().timeout).await
+        }
+        Credential::OAuth2(source) => {
+            super::auth::sign_in(client, target, source.as_ref(), on_login).await
+        }
+    }
+}
+
+/// [`sign_in_reporting`] without the report.
+pub async fn sign_in(
+    client: Client<MailStream>,
+    target: &ImapTarget,
+    credential: &Credential,
+) -> Result<ImapSession> {
+    sign_in_reporting(client, target, credential, &mut |_| {}).await
+}
+
+/// A failed async-imap call on a client not signed in yet, in words.
+pub(crate) fn protocol_error_on(
+    client: &Client<MailStream>,
+    what: &str,
+    e: async_imap::error::Error,
+) -> AppError {
+    imap_error(Some(client.get_ref().link()), what, e)
 }
 
 #[cfg(test)]

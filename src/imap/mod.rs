@@ -3,6 +3,7 @@
 //! the UI.
 
 pub mod append;
+pub mod auth;
 pub mod connect;
 pub mod discovery;
 pub mod exec;

@@ -217,6 +217,8 @@ pub struct Link {
     pub unreadable: Option<Unreadable>,
     /// The account's protocol trace (when this process traces).
     pub trace: Option<Box<crate::mail::trace::Tracer>>,
+    /// Set while a secret goes out (a SASL exchange): the trace shows none of what is sent.
+    secret: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 const TAIL: usize = 1024;
@@ -233,11 +235,18 @@ impl Link {
             announced: Announced::default(),
             unreadable: None,
             trace: None,
+            secret: Default::default(),
         }
     }
 
     pub fn limits(&self) -> Limits {
         self.watch.limits
+    }
+
+    /// The switch that keeps what is sent out of the trace while it is on (the protocol code
+    /// turns it on around a SASL exchange; lettre owns an SMTP stream, hence a shared flag).
+    pub fn secret_flag(&self) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+        self.secret.clone()
     }
 
     /// The last bytes the server sent, as text.
@@ -352,7 +361,7 @@ impl AsyncRead for MailStream {
         match res {
             Poll::Ready(Ok(())) => {
                 let got = &buf.filled()[before..];
-                trace_wire("S:", got);
+                trace_wire("S:", got, false);
                 if let Some(t) = this.link.trace.as_mut() {
                     t.server_bytes(got);
                 }
@@ -386,8 +395,11 @@ impl AsyncWrite for MailStream {
         };
         match res {
             Poll::Ready(Ok(n)) => {
-                trace_wire("C:", &buf[..n]);
+                let secret = this.link.secret.load(std::sync::atomic::Ordering::SeqCst);
+                trace_wire("C:", &buf[..n], secret);
                 if let Some(t) = this.link.trace.as_mut() {
+                    // A SASL exchange (the flag the signing-in code sets) is hidden whole.
+                    t.secret_flag(secret);
                     t.client_bytes(&buf[..n]);
                 }
                 this.link.bytes_out += n as u64;
@@ -429,15 +441,21 @@ impl AsyncWrite for MailStream {
     }
 }
 
-/// The redacted protocol trace (`-vvv` or `MAILROOM_LOG=mailroom::imap::wire=trace`).
-fn trace_wire(dir: &str, bytes: &[u8]) {
+/// The redacted protocol trace (`-vvv` or `MAILROOM_LOG=mailroom::imap::wire=trace`). While
+/// `secret` is on, a line the line redactor would pass (a bare SASL continuation, a piece of a
+/// command split across writes) shows as `[REDACTED]`.
+fn trace_wire(dir: &str, bytes: &[u8], secret: bool) {
     if !tracing::enabled!(target: "mailroom::imap::wire", tracing::Level::TRACE) || bytes.is_empty()
     {
         return;
     }
     let text = String::from_utf8_lossy(&bytes[..bytes.len().min(2048)]);
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        tracing::trace!(target: "mailroom::imap::wire", "{dir} {}", crate::mail::sanitize::clean_line(&crate::logging::redact_protocol_line(line)));
+        let mut shown = crate::logging::redact_protocol_line(line);
+        if secret && shown == line {
+            shown = "[REDACTED]".to_string();
+        }
+        tracing::trace!(target: "mailroom::imap::wire", "{dir} {}", crate::mail::sanitize::clean_line(&shown));
     }
 }
 

@@ -204,6 +204,8 @@ pub struct Tracer {
     /// Whether the hidden command's own line went out already (then every client line is
     /// a continuation, hidden whole).
     hid_command: bool,
+    /// The hiding came from the signing-in code's secret flag (and ends with it).
+    by_flag: bool,
 }
 
 impl Tracer {
@@ -217,6 +219,7 @@ impl Tracer {
             server: Framer::default(),
             hide: None,
             hid_command: false,
+            by_flag: false,
         })
     }
 
@@ -229,6 +232,20 @@ impl Tracer {
     /// The exchange that carried credentials is over.
     pub fn reveal(&mut self) {
         self.hide = None;
+        self.by_flag = false;
+    }
+
+    /// The signing-in code's "a secret goes out now" flag (a SASL exchange, e.g. OAuth2's
+    /// AUTHENTICATE): while it is up everything the client sends is hidden as SASL.
+    pub fn secret_flag(&mut self, up: bool) {
+        match (up, self.hide.is_some(), self.by_flag) {
+            (true, false, _) => {
+                self.hide(Hide::Sasl);
+                self.by_flag = true;
+            }
+            (false, true, true) => self.reveal(),
+            _ => {}
+        }
     }
 
     fn wants(&self) -> Option<TraceOpts> {

@@ -255,6 +255,40 @@ pub fn system_smtp(cx: &Ctx, config: &Config, store: &Store) -> Result<()> {
     ))
 }
 
+/// Whether this operator may configure every account (anyone, while there is none): what a
+/// setting of the whole installation needs, such as an alert channel for every account.
+pub fn configures_all(cx: &Ctx, config: &Config) -> bool {
+    config
+        .accounts
+        .values()
+        .all(|a| Standing::of(a, &cx.operator).allows(Need::Configure))
+}
+
+/// An alert channel for every account hears every account's events (what failed, outbox
+/// items, quarantined mail): setting, changing, removing or testing one needs the right to
+/// configure every account. A refusal is audited and says how to get a channel of one's own.
+pub fn alerts_global(cx: &Ctx, config: &Config, store: &Store) -> Result<()> {
+    if configures_all(cx, config) {
+        return Ok(());
+    }
+    store.audit(
+        &cx.operator,
+        "refused",
+        None,
+        Some("alert channels for every account"),
+        &serde_json::json!({"need": Need::Configure.as_str()}),
+    )?;
+    Err(AppError::needs_user(
+        format!(
+            "operator {} may not change alert channels for every account",
+            cx.operator
+        ),
+        "such a channel hears the events of accounts of other owners",
+        "set a channel for an account you own: `mailroom alerts set --account NAME …`",
+    )
+    .with_code(crate::error::Code::AccessDenied))
+}
+
 /// An account named by the user, if this operator may do `need` on it.
 pub fn account<'c>(
     cx: &Ctx,

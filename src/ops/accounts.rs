@@ -20,8 +20,10 @@ use crate::config::{
 };
 use crate::error::{AppError, Result};
 use crate::model::new_id;
+use crate::secret::Credential;
 use crate::store::{AccountState, Level, Store};
 
+pub use super::signin::{LoginDone, LoginEvent, OAuthSpec, Revoked, login, revoke};
 pub use crate::account::Account;
 pub use crate::check::{Report, STEP_IDS, Step, StepStatus};
 pub use crate::secret::{prompt_password, read_password_stdin};
@@ -46,6 +48,10 @@ pub struct ServerSpec {
     pub smtp_auth: Option<String>,
     /// Send through the system SMTP profile instead of the account's own SMTP server.
     pub use_system_smtp: Option<bool>,
+    /// `password` (the default) or `oauth2`.
+    pub auth: Option<String>,
+    /// Where an OAuth2 account signs in (`--oauth-*`).
+    pub oauth: super::signin::OAuthSpec,
 }
 
 /// Where an account's password comes from.
@@ -70,8 +76,10 @@ pub struct AccountView {
     pub imap: Server,
     pub smtp: Server,
     pub ca_file: Option<PathBuf>,
-    /// How the account signs in (`password`).
+    /// How the account signs in (`password` or `oauth2`).
     pub auth: AuthKind,
+    /// Where an OAuth2 account signs in, and whether it is signed in; null for a password.
+    pub oauth2: Option<super::signin::OAuthView>,
     /// The SMTP AUTH mechanism; null: the default of `auth` (password: PLAIN, else LOGIN).
     pub smtp_auth: Option<SmtpAuth>,
     pub password_source: PasswordSource,
@@ -99,6 +107,9 @@ pub enum PasswordSource {
     Missing,
     /// No login is made (`smtp_auth = "none"`), so no password is used.
     NotNeeded,
+    /// OAuth2 tokens (sealed in the database; see `oauth2`) instead of a password.
+    #[serde(rename = "oauth2")]
+    OAuth2,
 }
 
 /// The sync options (`[accounts.NAME.sync]`), effective values.
@@ -189,11 +200,12 @@ impl AccountView {
             smtp: a.smtp.clone(),
             ca_file: a.ca_file.clone(),
             auth: a.auth,
+            oauth2: super::signin::OAuthView::of(a),
             smtp_auth: a.smtp_auth,
-            password_source: if a.password_command.is_some() {
-                PasswordSource::Command
-            } else {
-                PasswordSource::Stored
+            password_source: match (a.auth, &a.password_command) {
+                (AuthKind::OAuth2, _) => PasswordSource::OAuth2,
+                (_, Some(_)) => PasswordSource::Command,
+                (_, None) => PasswordSource::Stored,
             },
             use_system_smtp: a.use_system_smtp,
             system_smtp: system.filter(|_| a.use_system_smtp),
@@ -238,8 +250,12 @@ impl AccountView {
 }
 
 impl AccountView {
-    /// The folder choices kept in the store: which folders sync, and the roles.
+    /// The folder choices kept in the store: which folders sync, and the roles; and whether an
+    /// OAuth2 account is signed in.
     fn with_folders(mut self, store: &Store) -> Result<AccountView> {
+        if let Some(o) = self.oauth2.as_mut() {
+            o.fill(store, &self.id)?;
+        }
         let rows = store.folders(&self.id)?;
         let present = || rows.iter().filter(|f| f.present);
         if !rows.is_empty() {
@@ -276,16 +292,24 @@ fn system_view(config: &Config, store: &Store) -> Result<Option<SystemSmtpView>>
 pub struct NewAccount {
     pub name: String,
     pub cfg: AccountConfig,
+    /// An OAuth2 app registration's client secret, sealed when the account is stored.
+    pub client_secret: Option<SecretString>,
 }
 
 impl NewAccount {
-    /// The preset's advice (an app password for Gmail…), when one was chosen.
+    /// The preset's advice (an app password for Gmail, the OAuth2 registration…), when one
+    /// was chosen.
     pub fn hint(&self) -> Option<&'static str> {
-        self.cfg
-            .preset
-            .as_deref()
-            .and_then(|p| crate::presets::find(p).ok())
-            .and_then(|p| p.hint)
+        let p = crate::presets::find(self.cfg.preset.as_deref()?).ok()?;
+        match self.cfg.auth {
+            AuthKind::OAuth2 => p.oauth_hint.or(p.hint),
+            AuthKind::Password => p.hint,
+        }
+    }
+
+    /// Whether `account add` signs in once the account is stored.
+    pub fn signs_in(&self) -> bool {
+        self.cfg.auth == AuthKind::OAuth2
     }
 }
 
@@ -305,6 +329,7 @@ pub fn prepare(
     Ok(NewAccount {
         name: name.to_string(),
         cfg,
+        client_secret: None,
     })
 }
 
@@ -316,6 +341,15 @@ pub async fn test_new(
     password: Option<SecretString>,
     on_step: &mut (dyn FnMut(&Step) + Send),
 ) -> Result<Report> {
+    if new.cfg.auth == AuthKind::OAuth2 {
+        return Err(AppError::usage(
+            "an OAuth2 account is checked after it signed in",
+            format!(
+                "store it and sign in first, then `mailroom account test {}`",
+                new.name
+            ),
+        ));
+    }
     let acct = Account {
         name: new.name.clone(),
         cfg: new.cfg.clone(),
@@ -324,6 +358,7 @@ pub async fn test_new(
     let (config, pw, smtp_pw) = cx
         .blocking(move |cx| new_account_passwords(cx, &probe, password))
         .await?;
+    let (pw, smtp_pw) = (Credential::Password(pw), smtp_pw.map(Credential::Password));
     // Not stored yet: no folder choice can exist.
     Ok(crate::check::run(&config, &acct, &pw, smtp_pw.as_ref(), None, on_step).await)
 }
@@ -349,9 +384,12 @@ fn new_account_passwords(
     let config = cx.config()?;
     let smtp_pw = match acct.smtp_target(&config)?.auth {
         crate::smtp::AuthMode::None => None,
-        _ if acct.cfg.use_system_smtp => {
-            acct.smtp_password(&config, &*cx.store()?, &cx.vault()?)?
-        }
+        _ if acct.cfg.use_system_smtp => acct
+            .smtp_credential(&config, &*cx.store()?, &cx.vault()?, None)?
+            .and_then(|c| match c {
+                Credential::Password(p) => Some(p),
+                Credential::OAuth2(_) => None,
+            }),
         _ => Some(pw.clone()),
     };
     Ok((config, pw, smtp_pw))
@@ -382,12 +420,17 @@ pub fn add(cx: &Ctx, new: &NewAccount, password: Option<&SecretString>) -> Resul
     // The name may have been taken since `prepare` (another shell, the console).
     free_name(&*cx.config()?, name)?;
     let vault = cx.vault()?;
+    // An OAuth2 account has no password: its tokens come with `account login`.
+    let password = password.filter(|_| acct.auth == AuthKind::Password);
     let sealed = password
         .map(|p| vault.seal(&credential_context(&acct.id, "imap"), p))
         .transpose()?;
     store.insert_account(&acct.id, name, acct.enabled)?;
     if let Some(s) = &sealed {
         store.set_credential(&acct.id, "imap", s)?;
+    }
+    if let Some(secret) = &new.client_secret {
+        super::signin::seal_client_secret(&store, &vault, &acct.id, secret)?;
     }
     let item = config::account_table(acct)?;
     config::edit(&cx.home, |doc| {
@@ -455,6 +498,8 @@ pub struct Edit {
     pub sent_copy: Option<bool>,
     /// Remove every alias (`server.aliases` empty means "leave them").
     pub clear_aliases: bool,
+    /// A new client secret of the OAuth2 app registration (sealed).
+    pub client_secret: Option<SecretString>,
 }
 
 /// Changes an account's settings. `read_password` is asked only once the change is allowed and
@@ -478,6 +523,15 @@ pub fn edit(
     let (_, old) = access::account(cx, &config, &store, name, Need::Configure)?;
     let mut new = edited(old, change)?;
     valid_settings(&config, &new)?;
+    if change.client_secret.is_some() && new.auth != AuthKind::OAuth2 {
+        return Err(AppError::usage(
+            "a client secret belongs to an OAuth2 account",
+            "add --auth oauth2, or leave out --oauth-client-secret-stdin",
+        ));
+    }
+    if let Some(secret) = &change.client_secret {
+        super::signin::seal_client_secret(&store, &cx.vault()?, &new.id, secret)?;
+    }
     if let Some(pw) = read_password()? {
         seal_password(cx, &mut store, &new.id, &pw)?;
         new.password_command = None;
@@ -530,6 +584,7 @@ fn changed_keys(old: &AccountConfig, new: &AccountConfig) -> Vec<String> {
 /// system SMTP profile for an account that sends through it.
 fn valid_settings(config: &Config, a: &AccountConfig) -> Result<()> {
     SmtpAuth::check(a.smtp_auth, a.auth)?;
+    super::signin::valid(a)?;
     if a.use_system_smtp && config.system_smtp.is_none() {
         return Err(AppError::usage(
             "there is no system SMTP profile to send through",
@@ -621,6 +676,7 @@ fn options_edited(new: &mut AccountConfig, change: &Edit) -> Result<()> {
     if let Some(u) = s.use_system_smtp {
         new.use_system_smtp = u;
     }
+    super::signin::edited(new, s)?;
     if let Some(p) = change.poll_secs {
         if p == 0 {
             return Err(AppError::usage(
@@ -773,9 +829,9 @@ pub fn remove(cx: &Ctx, name: &str, purge: bool) -> Result<()> {
 struct Stored {
     config: std::sync::Arc<Config>,
     acct: Account,
-    imap_pw: SecretString,
+    imap_pw: Credential,
     /// None: the SMTP server is used without a login.
-    smtp_pw: Option<SecretString>,
+    smtp_pw: Option<Credential>,
     chosen_sent: Option<String>,
 }
 
@@ -851,14 +907,10 @@ fn edited_for_test(
     };
     let vault = cx.vault()?;
     let imap_pw = match password {
-        Some(p) => p,
-        None => acct.password(&store, &vault)?,
+        Some(p) => Credential::Password(p),
+        None => acct.credential(&store, &vault)?,
     };
-    let smtp_pw = match acct.smtp_target(&config)?.auth {
-        crate::smtp::AuthMode::None => None,
-        _ if acct.cfg.use_system_smtp => acct.smtp_password(&config, &store, &vault)?,
-        _ => Some(imap_pw.clone()),
-    };
+    let smtp_pw = acct.smtp_credential(&config, &store, &vault, Some(&imap_pw))?;
     let chosen_sent = store.chosen_sent_folder(acct.id())?;
     Ok(Stored {
         config,
@@ -877,8 +929,8 @@ fn stored_for_test(cx: &Ctx, name: &str) -> Result<Stored> {
     access::account(cx, &config, &store, name, Need::Configure)?;
     let acct = Account::from_config(&config, name)?;
     let vault = cx.vault()?;
-    let imap_pw = acct.password(&store, &vault)?;
-    let smtp_pw = acct.smtp_password(&config, &store, &vault)?;
+    let imap_pw = acct.credential(&store, &vault)?;
+    let smtp_pw = acct.smtp_credential(&config, &store, &vault, Some(&imap_pw))?;
     let chosen_sent = store.chosen_sent_folder(acct.id())?;
     Ok(Stored {
         config,
@@ -983,6 +1035,19 @@ fn build(s: &ServerSpec, password_command: Option<String>) -> Result<AccountConf
             "pass the path to a PEM file",
         ));
     }
+    let auth = s
+        .auth
+        .as_deref()
+        .map(AuthKind::parse)
+        .transpose()?
+        .unwrap_or_default();
+    let oauth2 = super::signin::new_settings(auth, &s.oauth, preset)?;
+    if auth == AuthKind::OAuth2 && password_command.is_some() {
+        return Err(AppError::usage(
+            "--password-command does not apply to an OAuth2 account",
+            "leave it out: an OAuth2 account signs in with `mailroom account login NAME`",
+        ));
+    }
     Ok(AccountConfig {
         id: new_id(),
         email: email.clone(),
@@ -991,7 +1056,8 @@ fn build(s: &ServerSpec, password_command: Option<String>) -> Result<AccountConf
         enabled: true,
         imap: Server::parse(&imap_spec, imap_sec, default_imap_port)?,
         smtp: Server::parse(&smtp_spec, smtp_sec, default_smtp_port)?,
-        auth: AuthKind::Password,
+        auth,
+        oauth2,
         smtp_auth: s
             .smtp_auth
             .as_deref()

@@ -216,7 +216,7 @@ fn remove_here(
     server: &(String, u32, u32),
 ) -> Result<()> {
     let account = actable(cx, account_id)?;
-    let pw = account.password(&*cx.store()?, &cx.vault()?)?;
+    let pw = account.credential(&*cx.store()?, &cx.vault()?)?;
     rt.block_on(remove_copy(&account, &pw, server))
 }
 
@@ -270,7 +270,7 @@ fn upload_here(cx: &Ctx, rt: &tokio::runtime::Runtime, id: i64) -> Result<Upload
         let (bytes, message_id) = draft_bytes(&account, &row.content)?;
         (row, account, folder, bytes, message_id)
     };
-    let pw = account.password(&*cx.store()?, &cx.vault()?)?;
+    let pw = account.credential(&*cx.store()?, &cx.vault()?)?;
     let old = row.server.clone();
     let got = rt.block_on(async {
         let mut ss = crate::sync::open_session(&account, &pw).await?;
@@ -358,7 +358,7 @@ fn draft_bytes(account: &Account, c: &NewDraft) -> Result<(Vec<u8>, String)> {
 /// \Deleted mail; without UIDPLUS it is only marked \Deleted).
 async fn remove_copy(
     account: &Account,
-    pw: &secrecy::SecretString,
+    pw: &crate::secret::Credential,
     (folder, uidvalidity, uid): &(String, u32, u32),
 ) -> Result<()> {
     use futures::TryStreamExt;

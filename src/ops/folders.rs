@@ -180,10 +180,10 @@ async fn read_from_server(cx: &Ctx, acct: &Account) -> Result<()> {
     cx.blocking(move |cx| store_list(cx, &id, &list)).await
 }
 
-/// The account's IMAP password (its command, or the sealed copy).
-pub(super) fn password(cx: &Ctx, acct: &Account) -> Result<secrecy::SecretString> {
+/// What the account signs in to IMAP with (its password, or its OAuth2 tokens).
+pub(super) fn password(cx: &Ctx, acct: &Account) -> Result<crate::secret::Credential> {
     let store = cx.store()?;
-    acct.password(&store, &cx.vault()?)
+    acct.credential(&store, &cx.vault()?)
 }
 
 fn store_list(cx: &Ctx, account_id: &str, list: &[crate::model::FolderInfo]) -> Result<()> {

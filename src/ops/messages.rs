@@ -162,7 +162,7 @@ fn fetch_here(
     let config = cx.config()?;
     let mut store = cx.store()?;
     let account = holder(&config, &store, id, readable)?;
-    let pw = account.password(&store, &cx.vault()?)?;
+    let pw = account.credential(&store, &cx.vault()?)?;
     let got = rt.block_on(async {
         let mut ss = crate::sync::open_session(&account, &pw).await?;
         let got = crate::sync::engine::fetch_body_now(&mut store, &account, &mut ss, id).await?;
@@ -559,7 +559,7 @@ fn push_here(cx: &Ctx, rt: &tokio::runtime::Runtime, account_id: &str) -> Result
         Ok(Ok(())) => {}
         _ => return Ok(false),
     }
-    let pw = account.password(&store, &cx.vault()?);
+    let pw = account.credential(&store, &cx.vault()?);
     let res = pw.and_then(|pw| {
         rt.block_on(async {
             let mut ss = crate::sync::open_session(&account, &pw).await?;

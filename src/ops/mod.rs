@@ -13,6 +13,7 @@
 
 pub mod access;
 pub mod accounts;
+pub mod alerts;
 pub mod compose;
 pub mod customers;
 pub mod deny;
@@ -23,6 +24,7 @@ pub mod messages;
 pub mod outbox;
 pub mod quarantine;
 pub mod search;
+pub mod signin;
 pub mod status;
 pub mod sync;
 pub mod system_smtp;

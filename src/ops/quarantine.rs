@@ -99,7 +99,7 @@ struct RetryTarget {
     /// (id, wire name, role) of its folder, when it and its UID are known, and the password to
     /// reach it.
     folder: Option<(i64, String, Option<Role>)>,
-    password: Option<secrecy::SecretString>,
+    password: Option<crate::secret::Credential>,
 }
 
 fn retry_target(cx: &Ctx, id: i64) -> Result<RetryTarget> {
@@ -122,7 +122,7 @@ fn retry_target(cx: &Ctx, id: i64) -> Result<RetryTarget> {
         _ => None,
     };
     let password = match folder {
-        Some(_) => Some(account.password(&store, &cx.vault()?)?),
+        Some(_) => Some(account.credential(&store, &cx.vault()?)?),
         None => None,
     };
     Ok(RetryTarget {
@@ -137,7 +137,7 @@ fn retry_target(cx: &Ctx, id: i64) -> Result<RetryTarget> {
 async fn fetch_again(
     t: &RetryTarget,
     (_, wire_name, role): &(i64, String, Option<Role>),
-    password: &secrecy::SecretString,
+    password: &crate::secret::Credential,
 ) -> Result<Option<NewMessage>> {
     let (Some(uv), Some(uid)) = (t.row.uidvalidity, t.row.uid) else {
         return Ok(None);

@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::error::{AppError, Code, Result};
 use crate::store::Store;
 
-pub use crate::store::{AccountState, ErrorInfo, OutboxCounts};
+pub use crate::store::{AccountState, AlertSummary, ErrorInfo, OutboxCounts};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Counts {
@@ -90,6 +90,8 @@ impl std::fmt::Display for Overall {
 pub struct Status {
     pub overall: Overall,
     pub accounts: Vec<AccountStatus>,
+    /// Alerts that did not get out (retrying, or given up): `mailroom alerts list`.
+    pub alerts: AlertSummary,
 }
 
 /// Why `status` could not answer: a failure as any command's (exit 1: its settings, no account
@@ -156,7 +158,15 @@ pub fn collect(config: &Config, store: Option<&Store>) -> Result<Status> {
         });
     }
     let overall = overall(&accounts);
-    Ok(Status { overall, accounts })
+    let alerts = match store {
+        Some(s) => s.alert_summary()?,
+        None => AlertSummary::default(),
+    };
+    Ok(Status {
+        overall,
+        accounts,
+        alerts,
+    })
 }
 
 /// One account as the database knows it.

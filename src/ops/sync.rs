@@ -67,7 +67,8 @@ pub async fn once(cx: &Ctx, name: Option<&str>, tty: bool) -> Result<Vec<Synced>
     cx.home.ensure()?;
     let mut out = Vec::new();
     for name in &names {
-        let result = crate::sync::supervisor::run_once(&cx.home, &config, name, tty).await;
+        let result =
+            crate::sync::supervisor::run_once(&cx.home, &config, name, tty, &cx.operator).await;
         if names.len() == 1 {
             result.as_ref().map_err(Clone::clone)?;
         }
@@ -125,7 +126,7 @@ struct PlanInput {
     account: Account,
     scope: HistoryScope,
     unread_only: bool,
-    password: secrecy::SecretString,
+    password: crate::secret::Credential,
     /// (name, sync chosen) of the folders the store knows.
     stored: Vec<(String, bool)>,
 }
@@ -161,7 +162,7 @@ fn plan_input(
 ) -> Result<PlanInput> {
     let account = Account::from_config(config, name)?;
     let store = cx.store()?;
-    let password = account.password(&store, &cx.vault()?)?;
+    let password = account.credential(&store, &cx.vault()?)?;
     let stored = store
         .folders(account.id())?
         .into_iter()
@@ -328,12 +329,19 @@ pub fn check_leases(cx: &Ctx, config: &Config) -> Result<()> {
 /// runtime. Events tell listeners what changed (the store holds the record).
 pub struct Background {
     sup: Supervisor,
+    /// Delivers the alerts of the accounts whose lease this process holds (a thread of its
+    /// own: a hanging alert never holds up sync).
+    alerts: Option<super::alerts::Worker>,
 }
 
 impl Background {
     pub fn start(cx: &Ctx, config: &Config) -> Background {
+        let alerts = super::alerts::Worker::start(cx)
+            .map_err(|e| tracing::warn!("alerts will not be delivered by this process: {e}"))
+            .ok();
         Background {
             sup: Supervisor::start(&cx.home, config),
+            alerts,
         }
     }
 
@@ -368,13 +376,24 @@ impl Background {
     /// Stops every task (a running pass is interrupted, which is safe: the engine commits in
     /// batches and resumes from checkpoints).
     pub async fn stop(self) {
-        self.sup.shutdown().await;
+        let alerts = async {
+            if let Some(w) = self.alerts {
+                w.stop(Duration::from_secs(10)).await;
+            }
+        };
+        tokio::join!(self.sup.shutdown(), alerts);
     }
 
     /// As `stop`, but waits at most `limit` (a task stuck on the network must not hold up
     /// quitting).
     pub async fn stop_within(self, limit: Duration) {
-        let _ = tokio::time::timeout(limit, self.sup.shutdown()).await;
+        let alerts = async {
+            if let Some(w) = self.alerts {
+                w.stop(limit).await;
+            }
+        };
+        let _ =
+            tokio::time::timeout(limit, async { tokio::join!(self.sup.shutdown(), alerts) }).await;
     }
 }
 

@@ -226,13 +226,13 @@ async fn find_in_trash(cx: &Ctx, l: TrashLookup) -> Result<Option<TrashHit>> {
 fn login(
     cx: &Ctx,
     account_id: &str,
-) -> Result<Option<(crate::account::Account, secrecy::SecretString)>> {
+) -> Result<Option<(crate::account::Account, crate::secret::Credential)>> {
     let config = cx.config()?;
     let Some((name, _)) = config.account_by_id(account_id) else {
         return Ok(None);
     };
     let account = crate::account::Account::from_config(&config, name)?;
-    let pw = account.password(&*cx.store()?, &cx.vault()?)?;
+    let pw = account.credential(&*cx.store()?, &cx.vault()?)?;
     Ok(Some((account, pw)))
 }
 

@@ -31,7 +31,7 @@ impl Outbox {
         let target = account.imap_target();
         let pw = {
             let store = self.store();
-            account.password(&store, &self.vault)
+            account.credential(&store, &self.vault)
         };
         let chosen_sent = self.store().chosen_sent_folder(account.id())?;
         let mut sent_box: Option<SentBox> = None;
@@ -550,6 +550,7 @@ impl Outbox {
         )?;
         match (sc.on_failure, next) {
             (CopyOnFailure::Notify, _) => {
+                self.alert_copy_failed(account, id, e);
                 let _ = self.store().log_event(
                     Some(account.id()),
                     Level::Error,
@@ -592,6 +593,16 @@ impl Outbox {
             }
         }
         Ok(())
+    }
+}
+
+impl Outbox {
+    /// The copy failed for good (`on_failure = "notify"`): an alert, with the retry command.
+    fn alert_copy_failed(&self, account: &Account, id: i64, e: &AppError) {
+        let mut alert = e.clone();
+        alert.fix = format!("{}; then `mailroom outbox retry {id}`", e.fix);
+        let kind = crate::config::EventKind::CopyFailed;
+        crate::alerts::outbox(&self.store(), account.id(), kind, id, &alert);
     }
 }
 

@@ -268,6 +268,18 @@ impl Outbox {
                     Some("`mailroom outbox resend ID` or `mailroom outbox drop ID`"),
                 );
                 self.tell(r.id, "uncertain: the previous run stopped during SMTP DATA");
+                crate::alerts::outbox(
+                    &self.store(),
+                    &r.account_id,
+                    crate::config::EventKind::OutboxUncertain,
+                    r.id,
+                    &AppError::needs_user(
+                        "the process sending it stopped during SMTP DATA; it may or may not have been delivered",
+                        "",
+                        format!("mailroom checks Sent for it; otherwise decide: `mailroom outbox resend {}` or `mailroom outbox drop {}`", r.id, r.id),
+                    )
+                    .with_code(crate::error::Code::OutboxUncertain),
+                );
                 out.push(r.id);
             }
         }
@@ -509,11 +521,11 @@ impl Outbox {
 
     async fn open_smtp(&self, account: &Account) -> Result<Session> {
         let target = account.smtp_target(&self.config)?;
-        let pw = {
+        let cred = {
             let store = self.store();
-            account.smtp_password(&self.config, &store, &self.vault)?
+            account.smtp_credential(&self.config, &store, &self.vault, None)?
         };
-        Session::open(&target, pw.as_ref()).await
+        Session::open(&target, cred.as_ref()).await
     }
 
     /// Not delivered: back to `queued` with the error, an attempt counted and a backoff.
@@ -554,7 +566,7 @@ impl Outbox {
             claim: Some(None),
             ..Default::default()
         };
-        self.change(
+        let changed = self.change(
             id,
             Some(from),
             ch,
@@ -568,9 +580,18 @@ impl Outbox {
             Some(&e.detail),
             Some(&e.fix),
         );
-        match how {
-            Ended::Refused => report.failed += 1,
-            Ended::Uncertain => report.uncertain += 1,
+        let kind = match how {
+            Ended::Refused => {
+                report.failed += 1;
+                crate::config::EventKind::OutboxFailed
+            }
+            Ended::Uncertain => {
+                report.uncertain += 1;
+                crate::config::EventKind::OutboxUncertain
+            }
+        };
+        if changed {
+            crate::alerts::outbox(&self.store(), account.id(), kind, id, &e);
         }
         report.errors.push(ErrorSummary::new(Some(id), &e));
         self.tell(id, format!("{word}: {}", e.summary));

@@ -2,8 +2,8 @@
 //! copies (they carry `X-Mailroom-Copy: TOKEN`) from the server's, APPEND a copy and take back a
 //! duplicate we made when the server filed its own copy late.
 
+use crate::secret::Credential;
 use futures::TryStreamExt;
-use secrecy::SecretString;
 
 use crate::config::CopyFolder;
 use crate::error::{AppError, Result};
@@ -83,11 +83,11 @@ impl SentBox {
     /// folder: `chosen_sent` when the user chose one, else the one the server marks or names).
     pub async fn open(
         target: &ImapTarget,
-        password: &SecretString,
+        credential: &Credential,
         folder: Option<&CopyFolder>,
         chosen_sent: Option<String>,
     ) -> Result<SentBox> {
-        let mut session = connect::connect(target, password).await?;
+        let mut session = connect::connect(target, credential).await?;
         let caps = session.capabilities().await.map_err(perr("CAPABILITY"))?;
         let uidplus = caps.has_str("UIDPLUS");
         let folders = match discovery::list_folders(&mut session).await {

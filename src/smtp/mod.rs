@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use lettre::Tokio1Executor;
 use lettre::transport::smtp::AsyncSmtpTransport;
-use lettre::transport::smtp::authentication::Mechanism;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 
 use crate::config::{Security, Server};
@@ -31,8 +30,7 @@ pub struct SmtpTarget {
     pub trace_as: Option<String>,
 }
 
-/// How an SMTP session signs in (resolved from `smtp_auth` and the account's auth kind). OAuth2
-/// sign-in adds its token mechanisms here when it arrives.
+/// How an SMTP session signs in (resolved from `smtp_auth` and the account's auth kind).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthMode {
     /// A password, with PLAIN if the server offers it, else LOGIN (the default).
@@ -40,19 +38,57 @@ pub enum AuthMode {
     /// A password, with exactly this mechanism.
     Plain,
     Login,
+    /// An OAuth2 token, with XOAUTH2 if the server offers it, else OAUTHBEARER (the default of
+    /// an OAuth2 account).
+    OAuth2,
+    /// An OAuth2 token, with exactly this mechanism.
+    Xoauth2,
+    Oauthbearer,
     /// No AUTH: a relay that takes mail from this host without a login.
     None,
 }
 
+/// One SASL mechanism an SMTP session signs in with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sasl {
+    Plain,
+    Login,
+    Xoauth2,
+    Oauthbearer,
+}
+
+impl Sasl {
+    /// The name as EHLO lists it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Sasl::Plain => "PLAIN",
+            Sasl::Login => "LOGIN",
+            Sasl::Xoauth2 => "XOAUTH2",
+            Sasl::Oauthbearer => "OAUTHBEARER",
+        }
+    }
+}
+
 impl AuthMode {
     /// The mechanisms this mode may use, in order of preference (none for `None`).
-    pub fn mechanisms(self) -> &'static [Mechanism] {
+    pub fn mechanisms(self) -> &'static [Sasl] {
         match self {
-            AuthMode::Password => &[Mechanism::Plain, Mechanism::Login],
-            AuthMode::Plain => &[Mechanism::Plain],
-            AuthMode::Login => &[Mechanism::Login],
+            AuthMode::Password => &[Sasl::Plain, Sasl::Login],
+            AuthMode::Plain => &[Sasl::Plain],
+            AuthMode::Login => &[Sasl::Login],
+            AuthMode::OAuth2 => &[Sasl::Xoauth2, Sasl::Oauthbearer],
+            AuthMode::Xoauth2 => &[Sasl::Xoauth2],
+            AuthMode::Oauthbearer => &[Sasl::Oauthbearer],
             AuthMode::None => &[],
         }
+    }
+
+    /// Whether the mode presents an OAuth2 token.
+    pub fn is_oauth(self) -> bool {
+        matches!(
+            self,
+            AuthMode::OAuth2 | AuthMode::Xoauth2 | AuthMode::Oauthbearer
+        )
     }
 }
 

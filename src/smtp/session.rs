@@ -10,11 +10,18 @@ use lettre::transport::smtp::commands::{Data, Ehlo, Mail, Rcpt};
 use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{AuthMode, SmtpTarget, classify, tls_params};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+
+use super::{AuthMode, Sasl, SmtpTarget, classify, tls_params};
 use crate::config::Security;
 use crate::error::{AppError, Result};
 use crate::imap::connect::{MailStream, tcp_connect, tls_wrap};
 use crate::mail::trace::{Dir, Tracer};
+use crate::secret::{AccessToken, Credential, TokenSource};
 
 impl StepError {
     fn app(&self, target: &SmtpTarget) -> AppError {
@@ -91,6 +98,8 @@ pub struct Session {
     /// The account's protocol trace: the session writes each command as it sends it (never
     /// AUTH's credentials) and the answers it reads.
     trace: Option<Tracer>,
+    /// Keeps what is sent out of the trace while a secret goes out (the stream's flag).
+    secret: Arc<AtomicBool>,
 }
 
 /// EHLO, read for the size limit and the AUTH mechanisms (the answer goes to the trace).
@@ -105,6 +114,21 @@ async fn ehlo(
         note(trace, Dir::Server, &format!("{} {l}", r.code()));
     }
     Ok((parse_size(r.message()), parse_auth(r.message())))
+}
+
+/// What the server answered a step, for the trace.
+fn answer_words(
+    r: &std::result::Result<lettre::transport::smtp::response::Response, StepError>,
+    target: &SmtpTarget,
+) -> String {
+    match r {
+        Ok(resp) => format!(
+            "{} {}",
+            resp.code(),
+            resp.message().collect::<Vec<_>>().join(" ")
+        ),
+        Err(e) => format!("AUTH failed: {}", e.app(target).summary),
+    }
 }
 
 fn note(trace: Option<&Tracer>, dir: Dir, text: &str) {
@@ -145,19 +169,15 @@ enum NoMechanism {
 }
 
 /// The mechanism to sign in with: None for no login; an error when the server offers nothing
-/// the mode may use.
-fn choose(
-    mode: AuthMode,
-    offered: &[String],
-) -> std::result::Result<Option<Mechanism>, NoMechanism> {
+/// the mode may use. The mode comes from `--smtp-auth` and the account's auth kind.
+fn choose(mode: AuthMode, offered: &[String]) -> std::result::Result<Option<Sasl>, NoMechanism> {
     if mode == AuthMode::None {
         return Ok(None);
     }
-    let name = |m: &Mechanism| m.to_string().to_ascii_uppercase();
     if let Some(m) = mode
         .mechanisms()
         .iter()
-        .find(|m| offered.iter().any(|o| *o == name(m)))
+        .find(|m| offered.iter().any(|o| o == m.name()))
     {
         return Ok(Some(*m));
     }
@@ -167,21 +187,32 @@ fn choose(
     Err(NoMechanism::Unsupported(match mode {
         AuthMode::Plain => "PLAIN",
         AuthMode::Login => "LOGIN",
+        AuthMode::Xoauth2 => "XOAUTH2",
+        AuthMode::Oauthbearer => "OAUTHBEARER",
+        AuthMode::OAuth2 => "XOAUTH2 or OAUTHBEARER",
         _ => "PLAIN or LOGIN",
     }))
 }
 
 /// The server offers AUTH, but not the mechanism wanted: name what it offers and the choice
-/// that works (a password mechanism it has, or the OAuth2 it wants).
+/// that works (a mechanism of the same kind it has, or what its kind of login needs).
 fn no_such_mechanism(t: &SmtpTarget, want: &str, offered: &[String]) -> AppError {
     let at = format!("{}:{}", t.server.host, t.server.port);
     let has = |m: &str| offered.iter().any(|o| o == m);
-    let fix = if has("PLAIN") {
+    let fix = if t.auth.is_oauth() {
+        if has("XOAUTH2") {
+            format!("use `{} --smtp-auth xoauth2`", t.edit)
+        } else if has("OAUTHBEARER") {
+            format!("use `{} --smtp-auth oauthbearer`", t.edit)
+        } else {
+            "this server takes no OAuth2 token (only passwords): send through a server that does, e.g. the system SMTP profile (`mailroom system-smtp set`, then `--use-system-smtp true`)".to_string()
+        }
+    } else if has("PLAIN") {
         format!("use `{} --smtp-auth plain`", t.edit)
     } else if has("LOGIN") {
         format!("use `{} --smtp-auth login`", t.edit)
     } else if has("XOAUTH2") || has("OAUTHBEARER") {
-        "this server takes only OAuth2 sign-in (XOAUTH2/OAUTHBEARER), which this version cannot do with a password account yet; use another SMTP server, e.g. the system profile (`mailroom system-smtp set`)".to_string()
+        "this server takes only OAuth2 sign-in (XOAUTH2/OAUTHBEARER): add the account with `--auth oauth2` (`mailroom account add NAME --auth oauth2 …`), or use another SMTP server, e.g. the system profile (`mailroom system-smtp set`)".to_string()
     } else {
         "check the SMTP port (submission: 587 starttls, 465 tls) or ask the provider which login it takes".to_string()
     };
@@ -206,12 +237,41 @@ pub fn parse_size<'a>(lines: impl Iterator<Item = &'a str>) -> Option<u64> {
         .find(|n| *n > 0)
 }
 
+/// A command line that holds a secret: sent as it is, never shown.
+struct SecretLine(SecretString);
+
+impl std::fmt::Display for SecretLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}\r\n", self.0.expose_secret())
+    }
+}
+
+/// Microsoft 365 refuses every token while SMTP AUTH is off for the mailbox or tenant
+/// (`535 5.7.139 … SmtpClientAuthentication is disabled for the Tenant`): no new token helps.
+fn smtp_auth_disabled(t: &SmtpTarget, words: &str) -> Option<AppError> {
+    let off = words.contains("SmtpClientAuthentication") || words.contains("5.7.139");
+    off.then(|| {
+        AppError::needs_user(
+            format!(
+                "the SMTP server {}:{} has SMTP AUTH switched off for this mailbox or tenant",
+                t.server.host, t.server.port
+            ),
+            crate::error::short_detail(words),
+            format!(
+                "an Exchange admin enables Authenticated SMTP for the mailbox (Set-CASMailbox -Identity {} -SmtpClientAuthenticationDisabled $false); or send through another server: `{} --use-system-smtp true`",
+                t.user, t.edit
+            ),
+        )
+        .with_code(crate::error::Code::AuthSmtpDisabled)
+    })
+}
+
 impl Session {
     /// Connects (TLS as configured), learns the size limit and signs in as the target says
-    /// (`password` is needed unless the target's auth is `none`).
-    pub async fn open(target: &SmtpTarget, password: Option<&SecretString>) -> Result<Session> {
+    /// (a credential is needed unless the target's auth is `none`).
+    pub async fn open(target: &SmtpTarget, credential: Option<&Credential>) -> Result<Session> {
         let mut session = Session::connect(target).await?;
-        if let Err(e) = session.authenticate(password).await {
+        if let Err(e) = session.authenticate(credential).await {
             session.abort().await;
             return Err(e);
         }
@@ -244,6 +304,7 @@ impl Session {
             ),
             _ => MailStream::plain(tcp, addr, limits),
         };
+        let secret = stream.link().secret_flag();
         let mut conn = tokio::time::timeout(
             target.timeout,
             AsyncSmtpConnection::connect_with_transport(Box::new(stream), &hello),
@@ -303,45 +364,173 @@ impl Session {
             offered,
             tls_lost: false,
             trace,
+            secret,
         })
     }
 
     /// Signs in as the target's auth mode says; returns what it did, in words. With `none`
-    /// nothing is sent (a relay takes mail without a login).
-    pub async fn authenticate(&mut self, password: Option<&SecretString>) -> Result<String> {
+    /// nothing is sent (a relay takes mail without a login). A password signs in through
+    /// lettre; an OAuth2 token with a command of our own (lettre has no OAUTHBEARER and reads
+    /// an XOAUTH2 error challenge as its own failure).
+    pub async fn authenticate(&mut self, credential: Option<&Credential>) -> Result<String> {
         let target = &self.target;
         let mechanism = match choose(target.auth, &self.offered) {
             Ok(None) => return Ok("no login (smtp_auth = none)".into()),
             Ok(Some(m)) => m,
             Err(nothing) => return Err(self.no_mechanism(nothing).await),
         };
-        let password = password.ok_or_else(|| {
+        let missing = || {
             AppError::needs_user(
                 format!("no password for the SMTP login of {}", target.user),
                 "",
                 format!("set one (`{} --password-stdin`)", target.edit),
             )
             .with_code(crate::error::Code::SecretMissing)
-        })?;
+        };
+        let password = match (mechanism, credential) {
+            (Sasl::Xoauth2 | Sasl::Oauthbearer, Some(Credential::OAuth2(source))) => {
+                let source = source.clone();
+                return self.authenticate_token(mechanism, source.as_ref()).await;
+            }
+            (Sasl::Plain | Sasl::Login, Some(Credential::Password(pw))) => pw,
+            (Sasl::Plain | Sasl::Login, _) => return Err(missing()),
+            (_, _) => {
+                return Err(AppError::needs_user(
+                    format!(
+                        "AUTH {} needs an OAuth2 token, but {} signs in with a password",
+                        mechanism.name(),
+                        target.user
+                    ),
+                    "",
+                    format!("use `{} --smtp-auth plain` or `login`", target.edit),
+                )
+                .with_code(crate::error::Code::AuthUnsupported));
+            }
+        };
         let creds = Credentials::new(target.user.clone(), password.expose_secret().to_string());
+        let lettre_mech = match mechanism {
+            Sasl::Login => Mechanism::Login,
+            _ => Mechanism::Plain,
+        };
         // The mechanism is traced, its credentials never are.
+        let trace = self.trace.as_ref();
+        note(
+            trace,
+            Dir::Client,
+            &format!("AUTH {lettre_mech} <redacted>"),
+        );
+        let secret = self.secret.clone();
+        secret.store(true, Ordering::SeqCst);
+        let r = step(target, "AUTH", self.conn.auth(&[lettre_mech], &creds)).await;
+        secret.store(false, Ordering::SeqCst);
+        note(trace, Dir::Server, &answer_words(&r, target));
+        r.map_err(|e| e.app(target))?;
+        Ok(format!("authenticated as {} ({lettre_mech})", target.user))
+    }
+
+    /// AUTH with an OAuth2 token; a refused token is asked for once more (refreshed) and tried
+    /// again on this connection. A second refusal is the user's to fix.
+    async fn authenticate_token(
+        &mut self,
+        mechanism: Sasl,
+        source: &dyn TokenSource,
+    ) -> Result<String> {
+        let token = source.current().await?;
+        let words = match self.send_token(mechanism, &token).await? {
+            None => return Ok(self.signed_in_words(mechanism)),
+            Some(words) => words,
+        };
+        if let Some(e) = smtp_auth_disabled(&self.target, &words) {
+            return Err(e);
+        }
+        tracing::debug!(
+            "SMTP {}:{} refused the token ({words}); asking for a fresh one",
+            self.target.server.host,
+            self.target.server.port
+        );
+        let fresh = source.after_rejection(&token).await?;
+        let words = match self.send_token(mechanism, &fresh).await? {
+            None => return Ok(self.signed_in_words(mechanism)),
+            Some(words) => words,
+        };
+        if let Some(e) = smtp_auth_disabled(&self.target, &words) {
+            return Err(e);
+        }
+        let at = format!("{}:{}", self.target.server.host, self.target.server.port);
+        Err(source.refused(&at, &words).await)
+    }
+
+    fn signed_in_words(&self, mechanism: Sasl) -> String {
+        format!(
+            "authenticated as {} ({}, OAuth2 token)",
+            self.target.user,
+            mechanism.name()
+        )
+    }
+
+    /// One AUTH exchange with `token`: Ok(None) signed in, Ok(Some(words)) refused (the
+    /// server's reply, and the error challenge's status when it sent one).
+    async fn send_token(&mut self, mechanism: Sasl, token: &AccessToken) -> Result<Option<String>> {
+        let target = self.target.clone();
+        let mech = match mechanism {
+            Sasl::Xoauth2 => crate::oauth::sasl::Mechanism::Xoauth2,
+            _ => crate::oauth::sasl::Mechanism::Oauthbearer,
+        };
+        let payload = mech.payload(
+            &target.user,
+            &token.token,
+            &target.server.host,
+            target.server.port,
+        );
+        let line = SecretLine(SecretString::from(format!(
+            "AUTH {} {}",
+            mech.as_str(),
+            B64.encode(payload.expose_secret().as_bytes())
+        )));
         note(
             self.trace.as_ref(),
             Dir::Client,
-            &format!("AUTH {mechanism} <redacted>"),
+            &format!("AUTH {} <redacted>", mech.as_str()),
         );
-        let r = step(target, "AUTH", self.conn.auth(&[mechanism], &creds)).await;
-        let said = match &r {
-            Ok(resp) => format!(
-                "{} {}",
-                resp.code(),
-                resp.message().collect::<Vec<_>>().join(" ")
-            ),
-            Err(e) => format!("AUTH failed: {}", e.app(target).summary),
+        let secret = self.secret.clone();
+        secret.store(true, Ordering::SeqCst);
+        let first = step(&target, "AUTH", self.conn.command(line)).await;
+        let mut challenge = None;
+        let answer = match first {
+            Ok(r) if r.has_code(334) => {
+                challenge = r.message().next().and_then(|c| B64.decode(c.trim()).ok());
+                let end = SecretLine(SecretString::from(B64.encode(mech.abort())));
+                step(&target, "AUTH", self.conn.command(end)).await
+            }
+            other => other,
         };
-        note(self.trace.as_ref(), Dir::Server, &said);
-        r.map_err(|e| e.app(target))?;
-        Ok(format!("authenticated as {} ({mechanism})", target.user))
+        secret.store(false, Ordering::SeqCst);
+        let words = match &answer {
+            Ok(r) => format!("{} {}", r.code(), r.message().collect::<Vec<_>>().join(" ")),
+            Err(e) => format!("AUTH failed: {}", e.app(&target).summary),
+        };
+        note(self.trace.as_ref(), Dir::Server, &words);
+        match answer {
+            Ok(r) if r.has_code(235) => Ok(None),
+            Ok(r) => Ok(Some(format!(
+                "{} {}",
+                r.code(),
+                r.message().collect::<Vec<_>>().join(" ")
+            ))),
+            Err(StepError::Smtp(e))
+                if e.status().is_some_and(|c| c.to_string().starts_with('5')) =>
+            {
+                let status = challenge
+                    .as_deref()
+                    .and_then(crate::oauth::sasl::challenge_status);
+                let said = crate::mail::sanitize::clean_line(&e.to_string());
+                Ok(Some(match status {
+                    Some(s) => format!("{said} (token status: {s})"),
+                    None => said,
+                }))
+            }
+            Err(e) => Err(e.app(&target)),
+        }
     }
 
     /// The server offers no mechanism the chosen auth can use: say which, and what to change.
@@ -665,7 +854,9 @@ mod tests {
     ) -> (std::result::Result<String, SendError>, bool) {
         let port = fake(after).await;
         let pw = SecretString::from("pw".to_string());
-        let mut s = Session::open(&target(port), Some(&pw)).await.unwrap();
+        let mut s = Session::open(&target(port), Some(&Credential::Password(pw.clone())))
+            .await
+            .unwrap();
         assert_eq!(s.size_limit, Some(1000));
         let marked = Arc::new(AtomicBool::new(false));
         let m = marked.clone();
@@ -733,10 +924,13 @@ mod tests {
         // A password login against it: the words say no AUTH is offered and name `none`.
         let port = fake_with(AfterData::Accept, RELAY).await;
         let pw = SecretString::from("pw".to_string());
-        let e = Session::open(&target_with(port, AuthMode::Password), Some(&pw))
-            .await
-            .err()
-            .unwrap();
+        let e = Session::open(
+            &target_with(port, AuthMode::Password),
+            Some(&Credential::Password(pw.clone())),
+        )
+        .await
+        .err()
+        .unwrap();
         assert!(e.summary.contains("offers no authentication"), "{e}");
         assert!(
             e.fix.contains("`mailroom account edit t --smtp-auth none`"),
@@ -752,10 +946,13 @@ mod tests {
         let ehlo: &[u8] = b"250-fake\r\n250-STARTTLS\r\n250 SIZE 1000\r\n";
         let port = fake_with(AfterData::Accept, ehlo).await;
         let pw = SecretString::from("pw".to_string());
-        let e = Session::open(&target_with(port, AuthMode::Password), Some(&pw))
-            .await
-            .err()
-            .unwrap();
+        let e = Session::open(
+            &target_with(port, AuthMode::Password),
+            Some(&Credential::Password(pw.clone())),
+        )
+        .await
+        .err()
+        .unwrap();
         assert!(
             e.summary.contains("no authentication without TLS")
                 && e.summary.contains("security is none"),
@@ -774,18 +971,142 @@ mod tests {
         let ehlo: &[u8] = b"250-fake\r\n250 AUTH LOGIN\r\n";
         let port = fake_with(AfterData::Accept, ehlo).await;
         let pw = SecretString::from("pw".to_string());
-        let e = Session::open(&target_with(port, AuthMode::Plain), Some(&pw))
-            .await
-            .err()
-            .unwrap();
+        let e = Session::open(
+            &target_with(port, AuthMode::Plain),
+            Some(&Credential::Password(pw.clone())),
+        )
+        .await
+        .err()
+        .unwrap();
         assert!(e.summary.contains("does not offer AUTH PLAIN"), "{e}");
         assert_eq!(e.detail, "it offers AUTH LOGIN");
         assert!(e.fix.contains("--smtp-auth login"), "{e}");
         // The default takes LOGIN when PLAIN is missing.
         let port = fake_with(AfterData::Accept, ehlo).await;
         let mut s = Session::connect(&target(port)).await.unwrap();
-        let done = s.authenticate(Some(&pw)).await.unwrap();
+        let done = s
+            .authenticate(Some(&Credential::Password(pw.clone())))
+            .await
+            .unwrap();
         assert_eq!(done, "authenticated as u (LOGIN)");
+    }
+
+    /// A token source that hands out `tok-1`, then `tok-2`, …, counting what it was asked.
+    struct Tokens {
+        handed: std::sync::atomic::AtomicI64,
+        refused: AtomicBool,
+    }
+
+    impl TokenSource for Tokens {
+        fn current(&self) -> futures::future::BoxFuture<'_, Result<AccessToken>> {
+            Box::pin(async move {
+                let g = self.handed.fetch_add(1, Ordering::SeqCst) + 1;
+                Ok(AccessToken {
+                    token: SecretString::from(format!("tok-{g}")),
+                    generation: g,
+                })
+            })
+        }
+        fn after_rejection<'a>(
+            &'a self,
+            _used: &'a AccessToken,
+        ) -> futures::future::BoxFuture<'a, Result<AccessToken>> {
+            self.current()
+        }
+        fn refused<'a>(
+            &'a self,
+            server: &'a str,
+            words: &'a str,
+        ) -> futures::future::BoxFuture<'a, AppError> {
+            self.refused.store(true, Ordering::SeqCst);
+            Box::pin(async move {
+                AppError::needs_user(format!("{server} refused"), words.to_string(), "login")
+            })
+        }
+    }
+
+    /// An SMTP server that offers the OAuth2 mechanisms and answers each AUTH line with the
+    /// next of `answers` (a 334 challenge is answered by the client's next line).
+    async fn fake_oauth(answers: Vec<&'static [u8]>) -> u16 {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let (s, _) = l.accept().await.unwrap();
+            let (r, mut w) = s.into_split();
+            let mut r = BufReader::new(r);
+            w.write_all(b"220 fake ESMTP\r\n").await.unwrap();
+            let mut answers = answers.into_iter();
+            let mut line = String::new();
+            loop {
+                line.clear();
+                if r.read_line(&mut line).await.unwrap_or(0) == 0 {
+                    return;
+                }
+                let reply: &[u8] = if line.to_ascii_uppercase().starts_with("EHLO") {
+                    b"250-fake\r\n250 AUTH XOAUTH2 OAUTHBEARER\r\n"
+                } else if line.starts_with("QUIT") {
+                    return;
+                } else {
+                    answers.next().unwrap_or(b"503 no more\r\n")
+                };
+                w.write_all(reply).await.unwrap();
+            }
+        });
+        port
+    }
+
+    fn oauth_source() -> (Arc<Tokens>, Credential) {
+        let t = Arc::new(Tokens {
+            handed: Default::default(),
+            refused: AtomicBool::new(false),
+        });
+        (t.clone(), Credential::OAuth2(t))
+    }
+
+    #[tokio::test]
+    async fn a_refused_token_is_refreshed_once_and_microsoft_s_smtp_auth_off_is_named() {
+        // The first token gets the error challenge and 535; the fresh one is taken.
+        let port = fake_oauth(vec![
+            b"334 eyJzdGF0dXMiOiJpbnZhbGlkX3Rva2VuIn0=\r\n",
+            b"535 5.7.8 Authentication failed\r\n",
+            b"235 2.7.0 ok\r\n",
+        ])
+        .await;
+        let (t, cred) = oauth_source();
+        let mut s = Session::connect(&target_with(port, AuthMode::OAuth2))
+            .await
+            .unwrap();
+        let done = s.authenticate(Some(&cred)).await.unwrap();
+        assert_eq!(done, "authenticated as u (XOAUTH2, OAuth2 token)");
+        assert_eq!(t.handed.load(Ordering::SeqCst), 2, "one refresh");
+        // Refused again: the user must act, once.
+        let port = fake_oauth(vec![b"535 5.7.3 nope\r\n", b"535 5.7.3 nope\r\n"]).await;
+        let (t, cred) = oauth_source();
+        let mut s = Session::connect(&target_with(port, AuthMode::Oauthbearer))
+            .await
+            .unwrap();
+        let e = s.authenticate(Some(&cred)).await.unwrap_err();
+        assert!(
+            e.detail.contains("5.7.3") && t.refused.load(Ordering::SeqCst),
+            "{e}"
+        );
+        // SMTP AUTH off for the tenant: no new token helps, and the fix says what does.
+        let port = fake_oauth(vec![b"535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant.\r\n"]).await;
+        let (t, cred) = oauth_source();
+        let mut s = Session::connect(&target_with(port, AuthMode::OAuth2))
+            .await
+            .unwrap();
+        let e = s.authenticate(Some(&cred)).await.unwrap_err();
+        assert_eq!(e.code, crate::error::Code::AuthSmtpDisabled, "{e}");
+        assert!(e.fix.contains("SmtpClientAuthenticationDisabled"), "{e}");
+        assert_eq!(t.handed.load(Ordering::SeqCst), 1, "no refresh for it");
+        // A password account's mechanisms refuse a token server with the way out.
+        let e = no_such_mechanism(
+            &target_with(1, AuthMode::OAuth2),
+            "XOAUTH2 or OAUTHBEARER",
+            &["PLAIN".to_string()],
+        );
+        assert!(e.fix.contains("system SMTP profile"), "{e}");
     }
 
     #[test]
@@ -793,14 +1114,8 @@ mod tests {
         let lines = ["fake", "AUTH=LOGIN", "AUTH plain LOGIN xoauth2", "SIZE 10"];
         let offered = parse_auth(lines.into_iter());
         assert_eq!(offered, ["LOGIN", "PLAIN", "XOAUTH2"]);
-        assert_eq!(
-            choose(AuthMode::Password, &offered),
-            Ok(Some(Mechanism::Plain))
-        );
-        assert_eq!(
-            choose(AuthMode::Login, &offered),
-            Ok(Some(Mechanism::Login))
-        );
+        assert_eq!(choose(AuthMode::Password, &offered), Ok(Some(Sasl::Plain)));
+        assert_eq!(choose(AuthMode::Login, &offered), Ok(Some(Sasl::Login)));
         assert_eq!(choose(AuthMode::None, &offered), Ok(None));
         assert_eq!(choose(AuthMode::None, &[]), Ok(None));
         assert_eq!(choose(AuthMode::Password, &[]), Err(NoMechanism::NoAuth));

@@ -177,6 +177,7 @@ impl Store {
             tx.execute("DELETE FROM leases WHERE account_id = ?1", [id])?;
             if purge {
                 tx.execute("DELETE FROM credentials WHERE account_id = ?1", [id])?;
+                tx.execute("DELETE FROM oauth_state WHERE account_id = ?1", [id])?;
                 tx.execute("DELETE FROM accounts WHERE id = ?1", [id])?;
             }
             Ok(())

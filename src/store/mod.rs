@@ -3,6 +3,7 @@
 //! daemon and several consoles share one file.
 
 mod accounts;
+mod alerts;
 mod checkpointer;
 pub mod console;
 mod crm;
@@ -13,6 +14,7 @@ mod folders;
 mod log;
 mod mailbox;
 mod messages;
+pub mod oauth;
 mod ops;
 pub mod outbox;
 mod quarantine;
@@ -24,7 +26,11 @@ mod status;
 mod trace;
 mod triage;
 
-pub use accounts::{AccountRow, AccountState, ErrorInfo, LeaseHolder, process_alive};
+pub use accounts::{AccountRow, AccountState, ErrorInfo, LeaseHolder, hostname, process_alive};
+pub use alerts::{
+    AlertEventRow, AlertFailure, AlertSummary, AlertTx, DeliveryRow, Failure, Finish, LastDelivery,
+    NewAlertEvent,
+};
 pub use checkpointer::Checkpointer;
 pub use crm::{BookRows, CustomerRow, MatchInput, MatchRow, MatchUpdate, TimelineRow};
 pub use db::{Conn, Db};
@@ -37,6 +43,7 @@ pub use messages::{
     BatchOutcome, BulkInsert, FlagRow, LocationRow, LocationView, MessageFull, MessageSummary,
     NewMessage, PrefetchItem,
 };
+pub use oauth::OAuthRow;
 pub use ops::{OpKind, OpTarget, PendingOp};
 pub use outbox::{Change, CopyState, NewOutbox, OutboxRow, OutboxState, ReplyBase, SentFiling};
 pub use quarantine::{QuarantineRow, QuarantineState};
@@ -259,6 +266,14 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// The database file this connection has open (None for an in-memory store).
+    pub fn path(&self) -> Option<std::path::PathBuf> {
+        self.conn
+            .path()
+            .filter(|p| !p.is_empty())
+            .map(std::path::PathBuf::from)
     }
 
     pub fn schema_version(&self) -> Result<i64> {

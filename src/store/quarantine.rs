@@ -91,6 +91,19 @@ impl Store {
         Ok(self.conn.last_insert_rowid())
     }
 
+    /// Whether this message is quarantined already (a retry failing again is no news).
+    pub fn quarantine_known(&self, folder_id: i64, uidvalidity: u32, uid: u32) -> Result<bool> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT 1 FROM quarantine WHERE folder_id = ?1 AND uidvalidity = ?2 AND uid = ?3",
+                params![folder_id, uidvalidity as i64, uid as i64],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
     /// Replaces the kept bytes (the full message, fetched after its header failed).
     pub fn quarantine_set_raw(
         &self,

@@ -356,7 +356,83 @@ CREATE TABLE drafts (
 );
 CREATE INDEX drafts_by_operator ON drafts(operator, updated_at);
 "#,
-    // 8 (issue 14, the protocol trace): per account, a switch (a setting in the store, so a
+    // 8 (issue 15, OAuth2 sign-in): the tokens themselves are sealed in `credentials` (kind
+    // `oauth2`, with the access token's expiry inside); this row is what every process sharing
+    // the store coordinates on. `generation` counts the token sets an account has had; a
+    // refresh is claimed by compare-and-set on it (`refresh_holder` + `refresh_until`, which
+    // lapses if the refresher dies), so two processes never refresh at once — providers that
+    // rotate refresh tokens would refuse the second. `login_needed` stops every process from
+    // asking the provider again once it refused; `failures`/`failed_at` space out retries while
+    // the authorization server is down.
+    r#"
+CREATE TABLE oauth_state (
+    account_id TEXT PRIMARY KEY,
+    generation INTEGER NOT NULL DEFAULT 0,
+    expires_at TEXT,
+    refresh_holder TEXT,
+    refresh_until TEXT,
+    failures INTEGER NOT NULL DEFAULT 0,
+    failed_at TEXT,
+    last_error TEXT,
+    login_needed TEXT,
+    refreshes INTEGER NOT NULL DEFAULT 0,
+    updated_at TEXT NOT NULL
+);
+"#,
+    // 9 (issue 19, alerts): what went wrong, queued for the process that syncs the account
+    // (`alert_events`), one delivery per channel with its own retries and claim
+    // (`alert_deliveries`), the failure state last raised per account (one alert per
+    // transition) with its quiet window (`alert_accounts`), and which channels were told an
+    // account is failing (only they hear `recovered`: `alert_told`).
+    r#"
+CREATE TABLE alert_events (
+    id INTEGER PRIMARY KEY,
+    account_id TEXT,                     -- NULL: about no one account
+    event TEXT NOT NULL,                 -- degraded|disconnected|…|login_needed|digest
+    state TEXT,                          -- the account's state when it happened
+    at TEXT NOT NULL,
+    what TEXT NOT NULL,
+    fix TEXT NOT NULL DEFAULT '',
+    code TEXT,                           -- the failure's error code
+    status TEXT NOT NULL DEFAULT 'new',  -- new|sent|held|digested|unrouted
+    digest_id INTEGER,                   -- digested: the digest that carried it
+    routed_at TEXT
+);
+CREATE INDEX alert_events_open ON alert_events(account_id, status) WHERE status IN ('new', 'held');
+CREATE TABLE alert_deliveries (
+    id INTEGER PRIMARY KEY,
+    event_id INTEGER NOT NULL,
+    account_id TEXT,
+    channel INTEGER NOT NULL,            -- [[alerts.channels]] id
+    payload TEXT NOT NULL,               -- the event JSON this channel gets
+    state TEXT NOT NULL DEFAULT 'pending', -- pending|delivered|failed|cancelled
+    attempts INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL,
+    next_at TEXT NOT NULL,
+    claim TEXT,                          -- host:pid:token of the delivering process
+    claim_until TEXT,
+    result TEXT,                         -- exit status, HTTP status or SMTP reply
+    output TEXT,                         -- what the command printed (cut, cleaned)
+    last_error TEXT,
+    last_fix TEXT,
+    last_code TEXT,
+    done_at TEXT
+);
+CREATE INDEX alert_deliveries_due ON alert_deliveries(state, next_at);
+CREATE INDEX alert_deliveries_by_channel ON alert_deliveries(channel, id);
+CREATE TABLE alert_accounts (
+    account_id TEXT PRIMARY KEY,
+    failing TEXT,                        -- the failure state last raised; NULL: healthy
+    last_alert_at TEXT                   -- the last alert or digest routed: the quiet window
+);
+CREATE TABLE alert_told (
+    channel INTEGER NOT NULL,
+    account_id TEXT NOT NULL,
+    failing INTEGER NOT NULL,
+    PRIMARY KEY (channel, account_id)
+);
+"#,
+    // 10 (issue 14, the protocol trace): per account, a switch (a setting in the store, so a
     // console can turn on the trace of an account whose sync another process — the daemon —
     // holds) and a bounded ring of redacted protocol lines (the writer keeps the newest).
     r#"

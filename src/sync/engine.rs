@@ -24,6 +24,7 @@ use crate::imap::discovery;
 use crate::imap::fetch;
 use crate::imap::{ImapSession, ImapTarget};
 use crate::mail::parse;
+use crate::secret::Credential;
 use crate::store::{FolderRow, Store};
 
 pub use super::plan::{FirstFetch, MAX_UID_SET_CHARS, first_fetch};
@@ -45,21 +46,21 @@ pub struct SyncSession {
     pub caps_text: String,
     /// What it takes to open the same session again (after a response that cannot be read).
     target: ImapTarget,
-    password: secrecy::SecretString,
+    credential: Credential,
     /// Messages whose body the server answered unreadably: not prefetched again while this
     /// session (and the ones that replace it) lives.
     pub(crate) unreadable_bodies: std::collections::HashSet<i64>,
 }
 
-/// Connects, logs in, reads capabilities and enables QRESYNC when offered. (Takes the
-/// password rather than the store: a `&Store` cannot cross an await in a spawned task.)
-pub async fn open_session(account: &Account, pw: &secrecy::SecretString) -> Result<SyncSession> {
-    open_target(account.imap_target(), pw.clone()).await
+/// Connects, signs in, reads capabilities and enables QRESYNC when offered. (Takes the
+/// credential rather than the store: a `&Store` cannot cross an await in a spawned task.)
+pub async fn open_session(account: &Account, credential: &Credential) -> Result<SyncSession> {
+    open_target(account.imap_target(), credential.clone()).await
 }
 
-async fn open_target(target: ImapTarget, password: secrecy::SecretString) -> Result<SyncSession> {
+async fn open_target(target: ImapTarget, credential: Credential) -> Result<SyncSession> {
     use crate::imap::connect::{call_limit, called};
-    let mut session = crate::imap::connect(&target, &password).await?;
+    let mut session = crate::imap::connect(&target, &credential).await?;
     let r = tokio::time::timeout(call_limit(&session), session.capabilities()).await;
     let caps_list = called(&mut session, "CAPABILITY", r)?;
     let has = |c: &str| caps_list.has_str(c);
@@ -81,7 +82,7 @@ async fn open_target(target: ImapTarget, password: secrecy::SecretString) -> Res
         caps,
         caps_text: all.join(" "),
         target,
-        password,
+        credential,
         unreadable_bodies: Default::default(),
     })
 }
@@ -89,7 +90,7 @@ async fn open_target(target: ImapTarget, password: secrecy::SecretString) -> Res
 impl SyncSession {
     /// Drops this connection (without LOGOUT: it is broken) and opens the same session again.
     pub async fn reconnect(&mut self) -> Result<()> {
-        let mut fresh = open_target(self.target.clone(), self.password.clone()).await?;
+        let mut fresh = open_target(self.target.clone(), self.credential.clone()).await?;
         fresh.unreadable_bodies = std::mem::take(&mut self.unreadable_bodies);
         *self = fresh;
         Ok(())

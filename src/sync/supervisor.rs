@@ -279,6 +279,8 @@ pub(crate) fn record_failure(
         },
     );
     set_state(store, events, id, final_state);
+    // One alert per transition: a retry that fails the same way raises nothing.
+    crate::alerts::state_changed(store, id, final_state, Some(&shown));
     final_state == AccountState::Error
 }
 
@@ -308,6 +310,7 @@ pub(crate) fn error_state_fix(e: &AppError, name: &str, gave_up: bool) -> String
     let named = fill_name(base, name);
     let password = format!("mailroom account set-password {name}");
     let enable = format!("mailroom account enable {name}");
+    let login = format!("mailroom account login {name}");
     if gave_up {
         return match named.is_empty() {
             true => format!("sync gave up after repeated failures: fix the cause, then `{enable}`"),
@@ -315,6 +318,9 @@ pub(crate) fn error_state_fix(e: &AppError, name: &str, gave_up: bool) -> String
         };
     }
     let (cmd, why) = match e.code {
+        // An OAuth2 account signs in again; its error already says how.
+        _ if named.contains(&login) => return named,
+        Code::AuthLoginNeeded => (login, ""),
         Code::AuthRejected | Code::SecretMissing | Code::SecretDamaged => (password, ""),
         _ => (enable, " to retry"),
     };
@@ -364,10 +370,12 @@ pub async fn run_once(
     config: &Config,
     name: &str,
     tty_progress: bool,
+    operator: &str,
 ) -> Result<engine::PassSummary> {
     let (home, config, name) = (home.clone(), config.clone(), name.to_string());
+    let operator = operator.to_string();
     let rx = on_own_thread("sync --once".into(), move || {
-        Box::pin(async move { once(&home, &config, &name, tty_progress).await })
+        Box::pin(async move { once(&home, &config, &name, tty_progress, &operator).await })
     });
     rx.await.unwrap_or_else(|_| {
         Err(AppError::local(
@@ -383,6 +391,7 @@ async fn once(
     config: &Config,
     name: &str,
     tty_progress: bool,
+    operator: &str,
 ) -> Result<engine::PassSummary> {
     let account = Account::from_config(config, name)?;
     let id = account.id().to_string();
@@ -406,8 +415,8 @@ async fn once(
     let (events, _) = events::channel();
     set_state(&store, &events, &id, AccountState::Syncing);
     let result = async {
-        let pw = account.password(&store, &vault)?;
-        let mut ss = engine::open_session(&account, &pw).await?;
+        let cred = account.credential(&store, &vault)?;
+        let mut ss = engine::open_session(&account, &cred).await?;
         let _ = store.set_capabilities(&id, &ss.caps_text);
         let r = engine::run_pass(&mut store, &account, &opts, &mut ss, None).await;
         // A broken connection gets no goodbye; a healthy one a short one.
@@ -430,10 +439,16 @@ async fn once(
                 sum.bytes as i64,
                 sum.new_total() as i64,
             )?;
+            crate::alerts::state_changed(&store, &id, AccountState::Idle, None);
         }
         Err(e) => {
             record_failure(&store, &events, &account, e, account.cfg.sync.give_up_secs);
         }
+    }
+    // While the lease is still ours, the alerts the pass raised go out (what a cron job
+    // running `sync --once` relies on; a failed delivery waits for the next run).
+    if let Err(e) = crate::alerts::worker::drain(home, operator, config, &id).await {
+        tracing::warn!("alerts of {name} were not delivered now: {e}");
     }
     let _ = store.release_lease(&id, &lease);
     result

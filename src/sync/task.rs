@@ -51,12 +51,14 @@ struct Task {
     opts: PassOptions,
     lease: String,
     session: Option<SyncSession>,
-    password: Option<secrecy::SecretString>,
+    credential: Option<crate::secret::Credential>,
     watcher: Option<JoinHandle<()>>,
     changed: Arc<Notify>,
     lost_tx: mpsc::UnboundedSender<AppError>,
     lost_rx: mpsc::UnboundedReceiver<AppError>,
     failures: u32,
+    /// When the server last closed the watcher's connection and a pass simply reconnected.
+    quiet_reconnect: Option<tokio::time::Instant>,
     lease_note: bool,
     events: EventSender,
     shutdown: watch::Receiver<bool>,
@@ -114,12 +116,13 @@ impl Task {
             opts,
             lease: token(),
             session: None,
-            password: None,
+            credential: None,
             watcher: None,
             changed: Arc::new(Notify::new()),
             lost_tx,
             lost_rx,
             failures: 0,
+            quiet_reconnect: None,
             lease_note: false,
             events,
             shutdown,
@@ -184,9 +187,23 @@ impl Task {
         }
         while self.lost_rx.try_recv().is_ok() {}
         let mut shutdown = self.shutdown.clone();
-        tokio::select! {
-            r = self.run_pass() => Some(r),
-            _ = shutdown.changed() => None,
+        let reused = self.session.is_some();
+        let r = tokio::select! {
+            r = self.run_pass() => r,
+            _ = shutdown.changed() => return None,
+        };
+        match r {
+            // The server closed the connection kept from the last pass while this pass used
+            // it (a kick racing the NOOP probe, a restart): reconnect once before it counts.
+            Err(e) if reused && lost_connection(&e) => {
+                tracing::debug!(account = %self.account.name, "the kept connection was closed during the pass ({e}); reconnecting");
+                self.session = None;
+                tokio::select! {
+                    r = self.run_pass() => Some(r),
+                    _ = shutdown.changed() => None,
+                }
+            }
+            r => Some(r),
         }
     }
 
@@ -201,10 +218,15 @@ impl Task {
             self.session = None;
         }
         if self.session.is_none() {
-            let pw = self.account.password(&self.store, &self.vault)?;
-            let ss = engine::open_session(&self.account, &pw).await?;
+            // One credential per task: an OAuth2 token source keeps its tokens for every
+            // connection (the pass's, the watcher's) and refreshes them when they run out.
+            let cred = match self.credential.clone() {
+                Some(c) => c,
+                None => self.account.credential(&self.store, &self.vault)?,
+            };
+            let ss = engine::open_session(&self.account, &cred).await?;
             let _ = self.store.set_capabilities(&self.id, &ss.caps_text);
-            self.password = Some(pw);
+            self.credential = Some(cred);
             self.session = Some(ss);
             // Reached again after failures: from here on it is syncing.
             if self.failures > 0 {
@@ -236,6 +258,8 @@ impl Task {
         );
         // record_success made the account idle in the DB; say so first.
         set_state(&self.store, &self.events, &self.id, AccountState::Idle);
+        // Healthy again after a failure that raised an alert: `recovered`.
+        crate::alerts::state_changed(&self.store, &self.id, AccountState::Idle, None);
         emit(
             Some(&self.events),
             SyncEvent::PassDone {
@@ -250,8 +274,30 @@ impl Task {
         match self.wait_for_change().await {
             Wake::Due => Next::Go,
             Wake::Stop => Next::Stop,
+            Wake::Lost(e) if self.reconnect_quietly(&e) => {
+                tracing::debug!(account = %self.account.name, "the server closed the watcher's connection ({e}); reconnecting");
+                Next::Go
+            }
             Wake::Lost(e) => self.failed(e).await,
         }
+    }
+
+    /// A watcher connection the server ended with a BYE (an admin's kick, a restart, a session
+    /// that ran out) is not a failure by itself: the next pass reconnects, and only a pass that
+    /// fails counts. A server that keeps saying BYE is treated as failing (backoff) instead of
+    /// being reconnected to over and over. A connection that just breaks or stalls is never
+    /// quiet: that is how a server that went away shows.
+    fn reconnect_quietly(&mut self, e: &AppError) -> bool {
+        if e.code != crate::error::Code::ServerUnavailable || !e.detail.contains("BYE") {
+            return false;
+        }
+        let gap = Duration::from_secs(self.account.cfg.sync.backoff_min_secs.max(1) * 2);
+        let now = tokio::time::Instant::now();
+        if self.quiet_reconnect.is_some_and(|t| now - t < gap) {
+            return false;
+        }
+        self.quiet_reconnect = Some(now);
+        true
     }
 
     /// Records the failure (the fix says that mailroom retries), then waits the backoff.
@@ -276,7 +322,7 @@ impl Task {
         if self.watcher.as_ref().is_some_and(|w| !w.is_finished()) {
             return;
         }
-        let Some(password) = self.password.clone() else {
+        let Some(credential) = self.credential.clone() else {
             return;
         };
         let inbox = self
@@ -289,7 +335,7 @@ impl Task {
             .unwrap_or_else(|| "INBOX".into());
         self.watcher = Some(tokio::spawn(watcher::run(Watch {
             account: self.account.clone(),
-            password,
+            credential,
             inbox,
             changed: self.changed.clone(),
             lost: self.lost_tx.clone(),
@@ -336,5 +382,42 @@ impl Task {
             w.abort();
         }
         let _ = self.store.release_lease(&self.id, &self.lease);
+    }
+}
+
+/// The server closed the connection (it broke, or ended with a BYE), as opposed to a stall or
+/// a refusal: for a connection kept from an earlier pass, a reason to reconnect once.
+fn lost_connection(e: &AppError) -> bool {
+    use crate::error::Code;
+    e.code == Code::NetDropped || (e.code == Code::ServerUnavailable && e.detail.contains("BYE"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{connection_lost, stalled, temporarily_unavailable};
+
+    #[test]
+    fn only_a_closed_connection_is_retried_at_once() {
+        assert!(lost_connection(&connection_lost(
+            "h:1",
+            "SELECT INBOX",
+            "broken pipe"
+        )));
+        assert!(lost_connection(&temporarily_unavailable(
+            "h:1",
+            "NOOP",
+            "the server said BYE: Disconnected by admin"
+        )));
+        assert!(!lost_connection(&temporarily_unavailable(
+            "h:1",
+            "LOGIN",
+            "[UNAVAILABLE] Temporary authentication failure"
+        )));
+        assert!(!lost_connection(&stalled(
+            "h:1",
+            "FETCH",
+            "stalled: no answer in 10 s"
+        )));
     }
 }

@@ -19,7 +19,7 @@ use crate::imap::{fetch, unsolicited};
 /// What the watcher needs.
 pub struct Watch {
     pub account: Account,
-    pub password: secrecy::SecretString,
+    pub credential: crate::secret::Credential,
     /// INBOX's wire name.
     pub inbox: String,
     /// Notified when the server reports a change.
@@ -53,7 +53,7 @@ pub async fn run(w: Watch) {
 
 async fn watch_inbox(w: &Watch) -> Result<()> {
     let o = &w.account.cfg.sync;
-    let mut session = crate::imap::connect(&w.account.imap_target(), &w.password).await?;
+    let mut session = crate::imap::connect(&w.account.imap_target(), &w.credential).await?;
     let r = tokio::time::timeout(call_limit(&session), session.capabilities()).await;
     let caps = called(&mut session, "CAPABILITY", r)?;
     let idle = o.idle && caps.has_str("IDLE");

@@ -276,6 +276,9 @@ impl Writer {
     }
 
     fn quarantine(&self, it: &HeaderItem, err: &str, raw: &[u8]) -> Result<()> {
+        let known = self
+            .store
+            .quarantine_known(self.folder_id, self.uidvalidity, it.uid)?;
         self.store.quarantine_add(
             &self.account_id,
             self.folder_id,
@@ -292,6 +295,15 @@ impl Writer {
             Some(err),
             Some("see `mailroom quarantine list`; retry, skip or save it"),
         )?;
+        if !known {
+            crate::alerts::quarantined(
+                &self.store,
+                &self.account_id,
+                &self.folder_name,
+                it.uid,
+                err,
+            );
+        }
         Ok(())
     }
 }

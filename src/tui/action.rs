@@ -116,6 +116,8 @@ pub enum Action {
     /// Export the shown account's trace (asks where).
     ExportTrace,
     RemoveAccount,
+    /// `account login NAME` for an OAuth2 account.
+    LoginAccount,
     // forms
     NextField,
     PrevField,
@@ -347,6 +349,11 @@ pub enum Command {
     RemoveAccount {
         name: String,
     },
+    /// `account login NAME`: the sign-in's code or address streams back as it comes.
+    Login {
+        job: u64,
+        name: String,
+    },
     /// Fetch a message's body from the server (when opened and not fetched yet).
     FetchBody {
         id: i64,
@@ -493,6 +500,9 @@ pub struct AccountForm {
     pub preset: Option<String>,
     pub aliases: String,
     pub share_with: String,
+    /// Sign in with OAuth2 (the preset's provider) instead of a password.
+    pub oauth: bool,
+    pub client_id: String,
 }
 
 impl std::fmt::Debug for AccountForm {

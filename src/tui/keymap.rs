@@ -57,6 +57,12 @@ pub const DEFAULTS: &[(&str, &str, &str, &str)] = &[
         "Remove the account (asks first)",
     ),
     ("dashboard", "open", "enter", "Folders of the account"),
+    (
+        "dashboard",
+        "login",
+        "L",
+        "Sign an OAuth2 account in (again)",
+    ),
     ("setup", "next_field", "tab down", "Next field"),
     ("setup", "prev_field", "backtab up", "Previous field"),
     (
@@ -310,6 +316,7 @@ pub fn action_by_name(name: &str) -> Option<Action> {
         "trace_account" => Action::TraceAccount,
         "export_trace" => Action::ExportTrace,
         "remove_account" => Action::RemoveAccount,
+        "login" => Action::LoginAccount,
         "next_field" => Action::NextField,
         "prev_field" => Action::PrevField,
         "choice_next" => Action::ChoiceNext,

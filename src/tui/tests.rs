@@ -189,6 +189,7 @@ fn status() -> Status {
                 unmatched: 0,
             },
         ],
+        alerts: Default::default(),
     }
 }
 
@@ -430,6 +431,7 @@ fn scene(theme: &str, pane: PaneId, state: State) -> App {
             a.dashboard.status = Some(Status {
                 overall: Overall::Healthy,
                 accounts: vec![],
+                alerts: Default::default(),
             });
             a.accounts.clear();
         }
@@ -732,6 +734,22 @@ fn overlays_help_confirm_quarantine() {
             snapshot(&render_buffer(&a, 80, 24))
         );
     }
+}
+
+/// Alerts that did not get out are named on the dashboard's title (issue 19).
+#[test]
+fn the_dashboard_says_when_alerts_are_not_delivered() {
+    let mut a = scene("dark", PaneId::Dashboard, State::Typical);
+    let text = screen_text(&render_buffer(&a, 120, 40)).join("\n");
+    assert!(!text.contains("NOT DELIVERED"), "{text}");
+    if let Some(st) = a.dashboard.status.as_mut() {
+        st.alerts.undelivered = 2;
+    }
+    let text = screen_text(&render_buffer(&a, 120, 40)).join("\n");
+    assert!(
+        text.contains("2 alert(s) NOT DELIVERED: `mailroom alerts list`"),
+        "{text}"
+    );
 }
 
 /// A subject carrying OSC (set title) and CSI (clear screen) must reach the screen as text only.
@@ -1259,4 +1277,55 @@ fn folders_apply_the_previewed_scope_through_account_edit_and_show_it() {
     a.folders.plan = None;
     assert!(a.update(Action::ApplyScope).is_empty());
     assert!(a.dialog.is_none());
+}
+
+#[test]
+fn an_account_that_must_sign_in_offers_login_and_shows_the_code_live() {
+    let mut a = scene("dark", PaneId::Dashboard, State::Typical);
+    let mut st = status();
+    st.accounts[1].last_error = Some(ErrorInfo {
+        at: "2026-11-25T08:00:00Z".into(),
+        what: "account home must sign in again (OAuth2)".into(),
+        fix: "`mailroom account login home`".into(),
+    });
+    a.apply(Data::Dashboard(Ok(st), accounts()));
+    a.dashboard.selected = 1;
+    let text = screen_text(&render_buffer(&a, 120, 40)).join("\n");
+    assert!(text.contains("press L to sign in from here"), "{text}");
+    let cmds = a.update(Action::LoginAccount);
+    let job = match &cmds[..] {
+        [super::action::Command::Login { job, name }] if name == "home" => *job,
+        other => panic!("{other:?}"),
+    };
+    a.apply(Data::LoginStep(
+        job,
+        "open https://microsoft.com/devicelogin on any device".into(),
+    ));
+    a.apply(Data::LoginStep(
+        job,
+        "and enter the code ABCD-EFGH (within 15 min)".into(),
+    ));
+    a.apply(Data::LoginStep(job + 7, "a stale job".into()));
+    let text = screen_text(&render_buffer(&a, 120, 40)).join("\n");
+    assert!(
+        text.contains("ABCD-EFGH") && text.contains("waiting for the sign-in"),
+        "{text}"
+    );
+    assert!(!text.contains("a stale job"), "{text}");
+    a.apply(Data::LoginDone(
+        job,
+        Ok("home signed in as bob@example.test".into()),
+    ));
+    let text = screen_text(&render_buffer(&a, 120, 40)).join("\n");
+    assert!(
+        text.contains("home signed in as bob@example.test"),
+        "{text}"
+    );
+    // The setup form's OAuth2 sign-in needs no password and carries the client id.
+    a.pane = PaneId::Setup;
+    a.setup.field = F_OAUTH;
+    a.update(Action::ChoiceNext);
+    a.setup.values[F_CLIENT_ID] = "cid-1".into();
+    let form = a.setup.to_form();
+    assert!(form.oauth && form.client_id == "cid-1");
 }

@@ -45,9 +45,12 @@ fn whole_corpus_syncs_and_opens_without_loss() {
             min_bytes_per_sec: 1024,
             trace_as: None,
         };
-        let mut session = mailroom::imap::connect(&target, &secrecy::SecretString::from(PASSWORD))
-            .await
-            .unwrap();
+        let mut session = mailroom::imap::connect(
+            &target,
+            &mailroom::secret::Credential::Password(secrecy::SecretString::from(PASSWORD)),
+        )
+        .await
+        .unwrap();
         let mut uids = Vec::new();
         for (f, tags) in &files {
             let mut raw = std::fs::read(f).unwrap();

@@ -4,6 +4,7 @@
 mod common;
 
 mod account;
+mod alerts;
 mod console_mail;
 mod corpus;
 mod counts;
@@ -15,6 +16,7 @@ mod faults;
 mod flags;
 mod identity;
 mod monitoring;
+mod oauth2;
 mod outbox_memory;
 mod output;
 mod proxy;

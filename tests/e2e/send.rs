@@ -65,9 +65,10 @@ fn imap_find(user: &str, folder: &str, mid: &str) -> Vec<Found> {
             trace_as: None,
         };
         let pw = secrecy::SecretString::from(PASSWORD.to_string());
-        let mut s = mailroom::imap::connect(&target, &pw)
-            .await
-            .expect("imap login");
+        let mut s =
+            mailroom::imap::connect(&target, &mailroom::secret::Credential::Password(pw.clone()))
+                .await
+                .expect("imap login");
         s.select(folder).await.expect("select");
         let uids = s
             .uid_search(format!("HEADER Message-ID \"<{mid}>\""))

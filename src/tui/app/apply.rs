@@ -21,6 +21,8 @@ impl App {
             d @ (Data::Dashboard(..)
             | Data::CheckStep(..)
             | Data::CheckDone(..)
+            | Data::LoginStep(..)
+            | Data::LoginDone(..)
             | Data::Saved(..)
             | Data::EditLoaded(..)
             | Data::AccountRemoved(..)) => self.apply_accounts(d),
@@ -113,6 +115,21 @@ impl App {
                     }
                 }
             }
+            Data::LoginStep(job, line) => {
+                if let Some(l) = self.dashboard.login.as_mut().filter(|l| l.job == job) {
+                    l.lines.push(line);
+                }
+            }
+            Data::LoginDone(job, r) => {
+                if let Some(l) = self.dashboard.login.as_mut().filter(|l| l.job == job) {
+                    let ok = r.as_ref().ok().cloned();
+                    l.done = Some(r);
+                    if let Some(text) = ok {
+                        self.toast(text, false);
+                    }
+                    return self.reload();
+                }
+            }
             Data::AccountRemoved(r) => {
                 let ok = r.is_ok();
                 self.apply(Data::Notice(r));
@@ -133,6 +150,8 @@ impl App {
                     };
                     self.toast(format!("{verb} account {name}"), false);
                 }
+                let oauth = self.setup.values[F_OAUTH] == "yes";
+                let name = r.as_ref().ok().cloned();
                 self.setup.message = Some(r);
                 if ok {
                     self.setup = SetupForm {
@@ -142,6 +161,10 @@ impl App {
                     self.pane = PaneId::Dashboard;
                     let mut c = self.reload();
                     c.push(Command::RestartSync);
+                    // An OAuth2 account signs in right away; the dashboard shows the code.
+                    if let Some(name) = name.filter(|_| oauth) {
+                        c.extend(self.start_login(name));
+                    }
                     return c;
                 }
             }

@@ -82,6 +82,10 @@ impl App {
                     None => vec![],
                 }
             }
+            Action::LoginAccount => match name {
+                Some(name) => self.start_login(name),
+                None => vec![],
+            },
             Action::RemoveAccount => {
                 if let Some(name) = name {
                     self.dialog = Some(Dialog {
@@ -95,6 +99,18 @@ impl App {
             }
             _ => vec![],
         }
+    }
+
+    /// Starts `account login NAME`; the dashboard shows what to do as it comes.
+    pub(super) fn start_login(&mut self, name: String) -> Vec<Command> {
+        let job = self.next_generation();
+        self.dashboard.login = Some(LoginRun {
+            job,
+            name: name.clone(),
+            lines: Vec::new(),
+            done: None,
+        });
+        vec![Command::Login { job, name }]
     }
 
     pub(super) fn update_folders(&mut self, action: Action) -> Vec<Command> {

@@ -34,6 +34,10 @@ pub enum Data {
     Quarantine(Page<QuarantineRow>),
     CheckStep(u64, Step),
     CheckDone(u64, Result<Report, AppError>),
+    /// What an OAuth2 sign-in asks of the person (the code and where to enter it), as it
+    /// comes; then how it ended.
+    LoginStep(u64, String),
+    LoginDone(u64, Result<String, AppError>),
     Saved(u64, Result<String, AppError>),
     Completions(u64, Result<Vec<(String, String)>, AppError>),
     /// The body came back from $EDITOR.
@@ -250,6 +254,8 @@ pub const SETUP_FIELDS: &[(&str, FieldKind)] = &[
     ("Skip cert check", FieldKind::Toggle),
     ("Aliases", FieldKind::Text),
     ("Share with", FieldKind::Text),
+    ("OAuth2 sign-in", FieldKind::Toggle),
+    ("OAuth client id", FieldKind::Text),
     // The edit form's own: the sync and Sent-copy settings of a stored account.
     ("Since", FieldKind::Text),
     ("Unread only", FieldKind::Toggle),
@@ -274,13 +280,15 @@ pub const F_CA: usize = 11;
 pub const F_INSECURE: usize = 12;
 pub const F_ALIASES: usize = 13;
 pub const F_SHARE: usize = 14;
-pub const F_SINCE: usize = 15;
-pub const F_UNREAD: usize = 16;
-pub const F_MARK_READ: usize = 17;
-pub const F_POLL: usize = 18;
-pub const F_PREFETCH: usize = 19;
-pub const F_FOLDERS: usize = 20;
-pub const F_SENT_COPY: usize = 21;
+pub const F_OAUTH: usize = 15;
+pub const F_CLIENT_ID: usize = 16;
+pub const F_SINCE: usize = 17;
+pub const F_UNREAD: usize = 18;
+pub const F_MARK_READ: usize = 19;
+pub const F_POLL: usize = 20;
+pub const F_PREFETCH: usize = 21;
+pub const F_FOLDERS: usize = 22;
+pub const F_SENT_COPY: usize = 23;
 
 /// The fields of a new account's form, in Tab order.
 pub const NEW_ORDER: &[usize] = &[
@@ -299,6 +307,8 @@ pub const NEW_ORDER: &[usize] = &[
     F_INSECURE,
     F_ALIASES,
     F_SHARE,
+    F_OAUTH,
+    F_CLIENT_ID,
 ];
 /// The fields of the edit form, in Tab order (a preset only fills in a new account; the name
 /// is shown, not edited).
@@ -371,6 +381,7 @@ impl Default for SetupForm {
         values[F_SMTP_PORT] = "587".into();
         values[F_SMTP_SEC] = "starttls".into();
         values[F_INSECURE] = "no".into();
+        values[F_OAUTH] = "no".into();
         SetupForm {
             field: F_PRESET,
             values,
@@ -517,10 +528,14 @@ impl SetupForm {
         self.password.expose_secret().chars().count()
     }
     pub fn hint(&self) -> Option<&'static str> {
-        self.preset
+        let p = self
+            .preset
             .checked_sub(1)
-            .and_then(|i| crate::presets::PRESETS.get(i))
-            .and_then(|p| p.hint)
+            .and_then(|i| crate::presets::PRESETS.get(i))?;
+        match self.values[F_OAUTH] == "yes" {
+            true => p.oauth_hint.or(p.hint),
+            false => p.hint,
+        }
     }
     pub fn preset_label(&self) -> &'static str {
         self.preset
@@ -550,6 +565,8 @@ impl SetupForm {
                 .map(|p| p.id.to_string()),
             aliases: v[F_ALIASES].clone(),
             share_with: v[F_SHARE].clone(),
+            oauth: v[F_OAUTH] == "yes",
+            client_id: v[F_CLIENT_ID].trim().to_string(),
         }
     }
     /// Fills in the chosen preset's servers, first clearing what the previous preset filled
@@ -702,6 +719,17 @@ pub struct DashboardPane {
     pub error: Option<AppError>,
     pub selected: usize,
     pub run: Option<CheckRun>,
+    /// An OAuth2 sign-in under way or just ended.
+    pub login: Option<LoginRun>,
+}
+
+/// An OAuth2 sign-in run from the console: what the person must do, then how it ended.
+#[derive(Debug, Clone)]
+pub struct LoginRun {
+    pub job: u64,
+    pub name: String,
+    pub lines: Vec<String>,
+    pub done: Option<Result<String, AppError>>,
 }
 
 /// The first-sync plan of the pane's account, for the scope being previewed.

@@ -50,14 +50,19 @@ fn server_spec(form: &AccountForm) -> ServerSpec {
             let l = list(&form.share_with);
             (!l.is_empty()).then_some(l)
         },
+        auth: form.oauth.then(|| "oauth2".to_string()),
+        oauth: accounts::OAuthSpec {
+            client_id: opt(&form.client_id),
+            ..Default::default()
+        },
         ..Default::default()
     }
 }
 
 /// `account add`'s own validation, so the form accepts exactly what the CLI does; the form
-/// always carries a password.
+/// carries a password unless the account signs in with OAuth2.
 pub(super) fn prepare(ctx: &Ctx, form: &AccountForm) -> Result<NewAccount> {
-    if form.password.expose_secret().is_empty() {
+    if !form.oauth && form.password.expose_secret().is_empty() {
         return Err(AppError::usage(
             "no password given",
             "type the account's password (or app password) in the Password field",

@@ -21,6 +21,10 @@ pub(super) fn execute(env: &mut Env, cmd: Command) -> Option<Data> {
             test_stored(env, job, name);
             return None;
         }
+        Command::Login { job, name } => {
+            login(env, job, name);
+            return None;
+        }
         Command::SaveNew { job, form } => {
             env.counts.clear();
             Data::Saved(job, save(cx, &form))
@@ -168,6 +172,57 @@ fn test_stored(env: &Env, job: u64, name: String) {
         };
         Data::CheckDone(job, accounts::test(&cx, &name, &mut on_step).await)
     });
+}
+
+/// `account login NAME` from the dashboard: the code (device flow) or the address (browser
+/// flow) shows as it comes. Nobody can paste into the console: the browser flow ends through
+/// the loopback redirect (a browser on this machine); over SSH, the device flow or `mailroom
+/// account login NAME` in a shell.
+fn login(env: &Env, job: u64, name: String) {
+    let (cx, out) = (env.cx.clone(), env.out.clone());
+    env.jobs.spawn(PaneId::Dashboard, async move {
+        let mut on_event = move |e: accounts::LoginEvent| {
+            for line in login_lines(e) {
+                let _ = out.send(Data::LoginStep(job, line));
+            }
+        };
+        let r = accounts::login(&cx, &name, &mut on_event, None)
+            .await
+            .map(|d| format!("{} signed in as {}", d.account, d.user));
+        Data::LoginDone(job, r)
+    });
+}
+
+/// What the person must do, as the dashboard shows it.
+fn login_lines(e: accounts::LoginEvent) -> Vec<String> {
+    match e {
+        accounts::LoginEvent::Device {
+            uri,
+            complete,
+            user_code,
+            expires_in,
+        } => {
+            let mut v = vec![
+                format!("open {uri} on any device"),
+                format!(
+                    "and enter the code {user_code} (within {} min)",
+                    expires_in.div_ceil(60)
+                ),
+            ];
+            if let Some(c) = complete {
+                v.push(format!("(or open {c})"));
+            }
+            v
+        }
+        accounts::LoginEvent::Browser { url, redirect } => vec![
+            "open this address in a browser on this machine:".into(),
+            url,
+            format!(
+                "(it answers to {redirect}; from another machine use `mailroom account login` in a shell, which takes the pasted address)"
+            ),
+        ],
+        accounts::LoginEvent::Note(t) => vec![t],
+    }
 }
 
 /// `sync NAME --plan` for the scope being previewed.

@@ -113,7 +113,11 @@ pub fn draw(f: &mut Frame<'_>, area: Rect, app: &App) {
         .header(Row::new(header).style(theme.style("list.header")))
         .block(frame(
             theme,
-            format!("Accounts — overall {}", status.overall),
+            format!(
+                "Accounts — overall {}{}",
+                status.overall,
+                alerts_note(status)
+            ),
             true,
         ));
     f.render_widget(t, top);
@@ -154,6 +158,14 @@ fn columns(
     };
     let (msg_w, out_w) = (width_of(&messages, "Messages"), width_of(&outbox, "Outbox"));
     (messages, outbox, msg_w, out_w)
+}
+
+/// Alerts that did not get out, on the dashboard's title (`mailroom alerts list` has more).
+fn alerts_note(status: &crate::ops::status::Status) -> String {
+    match status.alerts.undelivered {
+        0 => String::new(),
+        n => format!(" — {n} alert(s) NOT DELIVERED: `mailroom alerts list`"),
+    }
 }
 
 fn draw_detail(f: &mut Frame<'_>, area: Rect, app: &App, a: &AccountStatus) {
@@ -210,6 +222,20 @@ fn draw_detail(f: &mut Frame<'_>, area: Rect, app: &App, a: &AccountStatus) {
             format!("{:<10} {}", "fix", safe(&e.fix)),
             theme.style("fix"),
         )));
+        if e.fix.contains("mailroom account login") {
+            let key = app.keymap.key_for(
+                crate::tui::action::PaneId::Dashboard,
+                &crate::tui::action::Action::LoginAccount,
+            );
+            lines.push(Line::from(Span::styled(
+                format!("{:<10} press {key} to sign in from here", ""),
+                theme.style("form.hint"),
+            )));
+        }
+    }
+    if let Some(l) = app.dashboard.login.as_ref().filter(|l| l.name == a.name) {
+        lines.push(Line::from(""));
+        lines.extend(login_lines(theme, l));
     }
     // The test of this account (not of the one selected before).
     if let Some(run) = &app.dashboard.run
@@ -260,6 +286,26 @@ fn outbox_words(a: &AccountStatus) -> String {
     } else {
         parts.join(", ")
     }
+}
+
+/// An OAuth2 sign-in: what to do, then how it ended.
+fn login_lines(theme: &Theme, l: &crate::tui::app::LoginRun) -> Vec<Line<'static>> {
+    let mut lines = vec![Line::from(Span::styled(
+        format!("Sign in {}", safe(&l.name)),
+        theme.style("list.header"),
+    ))];
+    for t in &l.lines {
+        lines.push(Line::from(Span::styled(safe(t), theme.style("base"))));
+    }
+    match &l.done {
+        None => lines.push(Line::from(Span::styled(
+            "…       waiting for the sign-in",
+            theme.style("step.running"),
+        ))),
+        Some(Ok(t)) => lines.push(Line::from(Span::styled(safe(t), theme.style("state.ok")))),
+        Some(Err(e)) => lines.extend(error_lines(theme, e)),
+    }
+    lines
 }
 
 /// The live steps of a connection test (shared with the setup form).

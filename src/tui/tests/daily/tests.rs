@@ -77,7 +77,7 @@ fn a_text_field_takes_every_printable_key_and_tab_moves_between_fields() {
     // Shift-Tab from the first field wraps to the last; Tab from the last to the first.
     a.setup.field = F_PRESET;
     a.update(a.action_for_key(&back).unwrap());
-    assert_eq!(a.setup.field, F_SHARE);
+    assert_eq!(a.setup.field, *NEW_ORDER.last().unwrap());
     press(&mut a, KeyCode::Tab);
     assert_eq!(a.setup.field, F_PRESET);
     press(&mut a, KeyCode::Esc);
