@@ -455,6 +455,26 @@ mod tests {
     }
 
     #[test]
+    fn the_signing_in_codes_secret_flag_hides_a_whole_sasl_exchange() {
+        install(Box::new(VecSink));
+        let mut t = Tracer::new("traced-flag", "imap").unwrap();
+        t.secret_flag(true);
+        t.client_bytes(b"A1 AUTHENTICATE XOAUTH2 dXNlcj1h");
+        t.client_bytes(b"bGljZQFhdXRoPUJlYXJlciB0b2tlbgEB\r\n");
+        t.server_bytes(b"A1 OK\r\n");
+        t.secret_flag(false);
+        t.client_bytes(b"A2 LIST \"\" *\r\n");
+        assert_eq!(
+            traced("traced-flag"),
+            [
+                "C: A1 AUTHENTICATE XOAUTH2 <redacted>",
+                "S: A1 OK",
+                "C: A2 LIST \"\" *"
+            ]
+        );
+    }
+
+    #[test]
     fn a_literal_marker_is_only_braces_and_digits() {
         assert_eq!(literal_at_end(b"A {12}\r\n"), Some(12));
         assert_eq!(literal_at_end(b"A {12+}\r\n"), Some(12));

@@ -195,6 +195,8 @@ enum Msg {
     Wake,
     /// Write what is queued, then answer.
     Flush(mpsc::Sender<()>),
+    /// Write what is queued and end (the process is ending).
+    Stop,
 }
 
 /// The store as the trace's sink: switches cached (re-read every second once a connection
@@ -225,15 +227,18 @@ impl StoreSink {
     }
 }
 
-/// Ends the trace writer: what is queued is written (waiting at most two seconds).
-pub struct TraceGuard(Option<mpsc::Sender<Msg>>);
+/// Ends the trace writer: what is queued is written (waiting at most two seconds), and the
+/// writer's hold on the store is let go, so the process closes its database cleanly.
+pub struct TraceGuard(Option<(mpsc::Sender<Msg>, std::thread::JoinHandle<()>)>);
 
 impl Drop for TraceGuard {
     fn drop(&mut self) {
-        if let Some(tx) = self.0.take() {
+        if let Some((tx, writer)) = self.0.take() {
             let (ack, done) = mpsc::channel();
-            if tx.send(Msg::Flush(ack)).is_ok() {
-                let _ = done.recv_timeout(Duration::from_secs(2));
+            if tx.send(Msg::Flush(ack)).is_ok() && done.recv_timeout(Duration::from_secs(2)).is_ok()
+            {
+                let _ = tx.send(Msg::Stop);
+                let _ = writer.join();
             }
         }
     }
@@ -256,7 +261,7 @@ pub fn install(cx: &Ctx) -> TraceGuard {
     let spawned = std::thread::Builder::new()
         .name("mailroom-trace".into())
         .spawn(move || writer(&cx, &on, &rx));
-    TraceGuard(spawned.ok().map(|_| tx))
+    TraceGuard(spawned.ok().map(|w| (tx, w)))
 }
 
 /// The writer thread: switches re-read every second (once woken), lines written in batches
@@ -272,6 +277,7 @@ fn writer(cx: &Ctx, on: &RwLock<HashMap<String, TraceOpts>>, rx: &mpsc::Receiver
             Duration::from_secs(3600)
         };
         let mut acks = Vec::new();
+        let mut stop = false;
         let mut next = match rx.recv_timeout(wait) {
             Ok(m) => Some(m),
             Err(RecvTimeoutError::Timeout) => None,
@@ -288,6 +294,7 @@ fn writer(cx: &Ctx, on: &RwLock<HashMap<String, TraceOpts>>, rx: &mpsc::Receiver
                     line: l.text,
                 }),
                 Msg::Flush(a) => acks.push(a),
+                Msg::Stop => stop = true,
             }
             if batch.len() < 2000 {
                 next = rx.try_recv().ok();
@@ -305,6 +312,9 @@ fn writer(cx: &Ctx, on: &RwLock<HashMap<String, TraceOpts>>, rx: &mpsc::Receiver
         }
         for a in acks {
             let _ = a.send(());
+        }
+        if stop {
+            return;
         }
     }
 }

@@ -408,7 +408,11 @@ fn an_uncertain_item_is_resent_from_the_outbox_pane_after_asking() {
     let t = Tmux::start(&home, "mail-unc", &[], &[]);
     t.wait_screen("Accounts — overall", Duration::from_secs(20));
     t.keys(&["7"]);
-    let screen = t.wait_screen("uncertain", Duration::from_secs(10));
+    // (The dashboard says "1 uncertain" too: wait for the Outbox pane's own words.)
+    let screen = t.wait_screen(
+        "may or may not have been delivered",
+        Duration::from_secs(10),
+    );
     assert!(screen.contains(&bob), "the recipients show:\n{screen}");
     assert!(
         screen.contains("may or may not have been delivered"),

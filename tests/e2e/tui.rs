@@ -740,9 +740,9 @@ fn console_pairs_and_blocks_through_the_headless_commands() {
     t.wait_screen("/ search:", Duration::from_secs(10));
     t.keys(&["/"]);
     t.text("zed");
+    // Enter ends the search and opens the customer it found.
     t.keys(&["Enter"]);
     t.wait_screen("Customers 1/1", Duration::from_secs(10));
-    t.keys(&["Enter"]);
     t.wait_screen("Timeline 1/", Duration::from_secs(10));
     t.wait_screen("Pair me please", Duration::from_secs(10));
     t.keys(&["4"]);

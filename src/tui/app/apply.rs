@@ -553,7 +553,11 @@ impl App {
     fn apply_customers(&mut self, data: Data) -> Vec<Command> {
         match data {
             Data::Customers(p) => {
-                self.customers.list.apply(p);
+                let fresh = self.customers.list.apply(p);
+                if fresh && self.customers.open_on_load {
+                    self.customers.open_on_load = false;
+                    return self.update_customers(crate::tui::action::Action::Open);
+                }
             }
             Data::Timeline(p) => {
                 self.customers.timeline.apply(p);

@@ -471,9 +471,10 @@ impl App {
                     return vec![];
                 }
                 Action::Open => {
-                    // Enter ends the search and takes the customer it selects.
+                    // Enter ends the search and takes the customer it selects — of the final
+                    // query's answer, which may still be on its way.
                     c.searching = false;
-                    return self.update_customers(Action::Open);
+                    c.open_on_load = true;
                 }
                 _ => return vec![],
             }

@@ -798,6 +798,8 @@ pub struct CustomersPane {
     pub timeline_of: Option<i64>,
     /// Keys move and open in the timeline instead of the customer list.
     pub timeline_focus: bool,
+    /// Enter ended the search: open the first customer of the final query's answer.
+    pub open_on_load: bool,
 }
 
 pub const LEVELS: [&str; 4] = ["error", "warn", "info", "debug"];
