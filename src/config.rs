@@ -505,6 +505,58 @@ pub struct SyncOptions {
     /// A transfer whose rate over a `timeout_secs` window falls below this counts as stalled
     /// (a trickle cannot keep a pass alive; a slow but steady link still brings big mail).
     pub min_bytes_per_sec: u64,
+    /// Where the server has no NOTIFY: how often the watcher compares every synced folder's
+    /// counters (LIST-STATUS), so new mail in any folder starts a pass within about this long.
+    pub status_poll_secs: u64,
+    /// COMPRESS=DEFLATE (RFC 4978) where the server offers it: `auto` turns it on except on
+    /// loopback, where deflating only costs CPU.
+    pub compress: Compress,
+    /// The most connections to the IMAP server at once (the pass, the watcher, the body
+    /// download and extra folder fetches share them); providers refuse more than about 15.
+    pub max_connections: u32,
+    /// `on-demand`: headers, small bodies prefetched, the rest when opened; `all`: every body
+    /// in the background after the headers (full offline mode).
+    pub bodies: BodiesMode,
+    /// With `bodies = "all"`: only mail of the last N days (by INTERNALDATE).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bodies_since_days: Option<u32>,
+    /// With `bodies = "all"`: stop downloading when the stored bodies take this many MB.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bodies_max_mb: Option<u64>,
+}
+
+/// `sync.compress`: COMPRESS=DEFLATE where the server offers it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Compress {
+    /// On, except on loopback (a local server: deflate only costs CPU there).
+    #[default]
+    Auto,
+    On,
+    Off,
+}
+
+impl Compress {
+    /// Whether a connection to a peer at this address deflates (when the server offers it).
+    pub fn wanted(self, peer_is_loopback: bool) -> bool {
+        match self {
+            Compress::Auto => !peer_is_loopback,
+            Compress::On => true,
+            Compress::Off => false,
+        }
+    }
+}
+
+/// `sync.bodies`: which bodies the cache keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum BodiesMode {
+    /// Headers; bodies up to `body_prefetch_max_bytes` in the background, the rest when opened.
+    #[default]
+    #[serde(rename = "on-demand")]
+    OnDemand,
+    /// Every body in the background after the headers (full offline mode).
+    #[serde(rename = "all")]
+    All,
 }
 
 impl Default for SyncOptions {
@@ -528,6 +580,12 @@ impl Default for SyncOptions {
             batch_size: 10_000,
             timeout_secs: 60,
             min_bytes_per_sec: 1024,
+            status_poll_secs: 4,
+            compress: Compress::Auto,
+            max_connections: 4,
+            bodies: BodiesMode::OnDemand,
+            bodies_since_days: None,
+            bodies_max_mb: None,
         }
     }
 }

@@ -74,6 +74,14 @@ fn human(s: &Status) -> String {
         }
         out.push_str("\n  see `mailroom alerts list`\n");
     }
+    for a in s.accounts.iter().filter(|a| a.bodies.count > 0) {
+        out.push_str(&format!(
+            "{}: {} bodies stored offline, {:.1} MB\n",
+            a.name,
+            a.bodies.count,
+            a.bodies.bytes as f64 / 1e6
+        ));
+    }
     for a in &s.accounts {
         if let Some(e) = &a.last_error {
             out.push_str(&format!(

@@ -621,3 +621,35 @@ fn match_pending_agrees_with_a_full_rematch_on_both_paths() {
     assert_eq!(w.why(p3), [(anna, "thread".to_string())]);
     assert_eq!(rematch_all(&w.store, &w.config()).unwrap().changed, 0);
 }
+
+/// An empty book and no deny list: a first sync's matching marks the mail examined in one
+/// statement; a customer added later still matches it (the book's rematch), and mail stored
+/// after that takes the usual path.
+#[test]
+fn match_pending_with_an_empty_book_examines_everything_at_once_and_a_later_customer_still_matches()
+{
+    let mut w = World::new();
+    let stored = |w: &mut World, from: &str, subject: &str| {
+        let m = w.msg(from, subject, "01");
+        w.uid += 1;
+        w.store
+            .fixture_message("acc-work", w.inbox, w.uid, &m)
+            .unwrap()
+    };
+    let a = stored(&mut w, "anna@example.org", "e1");
+    let b = stored(&mut w, "bob@example.net", "e2");
+    let s = match_pending(&w.store, &w.config()).unwrap();
+    assert_eq!((s.examined, s.matched, s.changed), (2, 0, 0));
+    assert!(w.store.unexamined_ids().unwrap().is_empty());
+    let mut queue = w.queue("me");
+    queue.sort();
+    assert_eq!(queue, [a, b], "both wait in triage");
+    let anna = w.customer("Anna", &["anna@example.org"], &[]);
+    assert_eq!(w.why(a), [(anna, "address".to_string())]);
+    // The book is not empty any more: new mail is matched as usual.
+    let c = stored(&mut w, "anna@example.org", "e3");
+    let s = match_pending(&w.store, &w.config()).unwrap();
+    assert_eq!((s.examined, s.matched), (1, 1));
+    assert_eq!(w.why(c), [(anna, "address".to_string())]);
+    assert_eq!(rematch_all(&w.store, &w.config()).unwrap().changed, 0);
+}

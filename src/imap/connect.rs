@@ -279,6 +279,20 @@ pub async fn logout(mut session: ImapSession) {
     let _ = tokio::time::timeout(t, session.logout()).await;
 }
 
+/// LOGOUT for a process about to end: the command is sent and the connection closed without
+/// waiting for the server's goodbye, which would only cost a round trip (50 ms and more on a
+/// distant server) at the end of every `sync --once`.
+pub async fn logout_without_waiting(mut session: ImapSession) {
+    use tokio::io::AsyncWriteExt;
+    let t = session.get_ref().link().limits().timeout.min(LOGOUT_WAIT);
+    let _ = tokio::time::timeout(t, async {
+        session.run_command("LOGOUT").await.ok()?;
+        session.get_mut().flush().await.ok()?;
+        session.get_mut().shutdown().await.ok()
+    })
+    .await;
+}
+
 /// Reads the server greeting; an IMAP server speaks first. A BYE greeting (too many
 /// connections, maintenance) is the server's temporary refusal, in its words.
 async fn read_greeting(
@@ -328,6 +342,17 @@ async fn read_greeting(
 /// `on_step` hears "connect" and "tls" as they pass, for step-by-step reports.
 pub async fn open_client(
     target: &ImapTarget,
+    on_step: impl FnMut(&'static str, &Result<()>),
+) -> Result<Client<MailStream>> {
+    open_client_with(target, true, on_step).await
+}
+
+/// As [`open_client`]; with `greet_tls` false an implicit-TLS connection does not wait for
+/// the greeting (the next command goes out with the end of the TLS handshake, and the
+/// greeting is read with its answer: one round trip less on a distant server).
+async fn open_client_with(
+    target: &ImapTarget,
+    greet_tls: bool,
     mut on_step: impl FnMut(&'static str, &Result<()>),
 ) -> Result<Client<MailStream>> {
     let server = &target.server;
@@ -342,7 +367,9 @@ pub async fn open_client(
             on_step("tls", &tls.as_ref().map(|_| ()).map_err(Clone::clone));
             let mut client =
                 Client::new(traced(MailStream::tls(tls?, addr.clone(), limits), target));
-            read_greeting(&mut client, &addr, limits.timeout).await?;
+            if greet_tls {
+                read_greeting(&mut client, &addr, limits.timeout).await?;
+            }
             client
         }
         Security::Starttls => {
@@ -367,25 +394,34 @@ pub async fn open_client(
     Ok(client)
 }
 
+/// STARTTLS on a greeted plain connection; returns the TCP stream to wrap in TLS.
 /// The stream with the account's protocol trace attached (when this process traces).
 fn traced(mut stream: MailStream, target: &ImapTarget) -> MailStream {
     let tracer = target.trace_as.as_deref().and_then(|id| {
         let t = crate::mail::trace::Tracer::new(id, "imap")?;
-        t.note(
-            crate::mail::trace::Dir::Client,
-            &format!(
-                "connected to {} ({})",
-                target.address(),
-                if stream.is_tls() { "TLS" } else { "plain" }
-            ),
-        );
+        let how = if stream.is_tls() { "TLS" } else { "plain" };
+        let text = format!("connected to {} ({how})", target.address());
+        t.note(crate::mail::trace::Dir::Client, &text);
         Some(Box::new(t))
     });
     stream.link_mut().trace = tracer;
     stream
 }
 
-/// STARTTLS on a greeted plain connection; returns the TCP stream to wrap in TLS.
+/// LOGIN's arguments never reach the trace (its tag and command do); `on` false: the LOGIN
+/// exchange is over.
+fn hide_login<T: std::ops::DerefMut<Target = async_imap::Connection<MailStream>>>(
+    client: &mut T,
+    on: bool,
+) {
+    if let Some(t) = client.get_mut().link_mut().trace.as_mut() {
+        match on {
+            true => t.hide(crate::mail::trace::Hide::Login),
+            false => t.reveal(),
+        }
+    }
+}
+
 async fn starttls(mut client: Client<MailStream>, target: &ImapTarget) -> Result<TcpStream> {
     let res = tokio::time::timeout(
         target.limits().timeout,
@@ -430,40 +466,99 @@ pub async fn login(
     timeout: Duration,
 ) -> Result<ImapSession> {
     let server = client.get_ref().link().server.clone();
-    // LOGIN's arguments never reach the trace: the tag and the command do.
     let mut client = client;
-    if let Some(t) = client.get_mut().link_mut().trace.as_mut() {
-        t.hide(crate::mail::trace::Hide::Login);
-    }
-    let answer = tokio::time::timeout(timeout, client.login(user, password.expose_secret())).await;
-    match answer {
+    hide_login(&mut client, true);
+    match tokio::time::timeout(timeout, client.login(user, password.expose_secret())).await {
         Err(_) => Err(crate::error::stalled(
             &server,
             "logging in",
             &format!("stalled: no answer to LOGIN within {} s", timeout.as_secs()),
         )),
         Ok(Ok(mut session)) => {
-            if let Some(t) = session.get_mut().link_mut().trace.as_mut() {
-                t.reveal();
-            }
+            hide_login(&mut session, false);
             Ok(session)
         }
-        Ok(Err((async_imap::error::Error::No(msg), _))) => {
-            let text = server_text(&msg);
-            if crate::error::temporary_code(&text).is_some() {
-                return Err(crate::error::temporarily_unavailable(
-                    &server, "login", &text,
-                ));
-            }
-            Err(AppError::needs_user(
-                format!("the server rejected the login for {user}"),
-                crate::error::short_detail(&text),
-                "check the user name and password, then `mailroom account set-password NAME`; providers like Gmail/Outlook need an app password",
-            )
-            .with_code(Code::AuthRejected))
-        }
+        Ok(Err((async_imap::error::Error::No(msg), _))) => Err(login_refused(&server, user, &msg)),
         Ok(Err((e, client))) => Err(imap_error(Some(client.get_ref().link()), "login", e)),
     }
+}
+
+/// The capabilities in their wire spelling (`IMAP4rev1`, `AUTH=PLAIN`, `QRESYNC`).
+pub fn capability_words(caps: &async_imap::types::Capabilities) -> Vec<String> {
+    use async_imap::types::Capability;
+    let mut words: Vec<String> = caps
+        .iter()
+        .map(|c| match c {
+            Capability::Imap4rev1 => "IMAP4rev1".to_string(),
+            Capability::Auth(a) => format!("AUTH={a}"),
+            Capability::Atom(a) => a.to_string(),
+        })
+        .collect();
+    words.sort();
+    words
+}
+
+/// Connect and log in with `early` commands written right behind LOGIN, in the same flight as
+/// the end of the TLS handshake (on implicit TLS the greeting is not waited for either). They
+/// must be valid once logged in; their answers follow LOGIN's and are read with
+/// `exec::answers` and the tags returned. Also returns the capabilities LOGIN's answer
+/// carried, if it did.
+pub async fn connect_pipelined(
+    target: &ImapTarget,
+    credential: &Credential,
+    early: &[String],
+) -> Result<(ImapSession, Option<Vec<String>>, Vec<super::exec::Tag>)> {
+    // An OAuth2 exchange (AUTHENTICATE, maybe a refresh) is not pipelined: nothing goes
+    // behind it, and the caller sends the early commands once signed in.
+    let password = match credential {
+        Credential::Password(pw) => pw,
+        Credential::OAuth2(_) => return Ok((connect(target, credential).await?, None, Vec::new())),
+    };
+    let mut client = open_client_with(target, false, |_, _| {}).await?;
+    let mut tags = Vec::new();
+    let mut bytes = Vec::new();
+    for (i, cmd) in early.iter().enumerate() {
+        let tag = format!("M{}", i + 1);
+        bytes.extend_from_slice(format!("{tag} {cmd}\r\n").as_bytes());
+        tags.push(async_imap::imap_proto::RequestId(tag));
+    }
+    client.get_mut().send_after_next_command(bytes);
+    let server = client.get_ref().link().server.clone();
+    let user = &target.user;
+    let timeout = target.limits().timeout;
+    hide_login(&mut client, true);
+    let r = tokio::time::timeout(
+        timeout,
+        client.login_with_capabilities(user, password.expose_secret()),
+    )
+    .await;
+    match r {
+        Err(_) => Err(crate::error::stalled(
+            &server,
+            "logging in",
+            &format!("stalled: no answer to LOGIN within {} s", timeout.as_secs()),
+        )),
+        Ok(Ok((mut session, caps))) => {
+            hide_login(&mut session, false);
+            Ok((session, caps.as_ref().map(capability_words), tags))
+        }
+        Ok(Err((async_imap::error::Error::No(msg), _))) => Err(login_refused(&server, user, &msg)),
+        Ok(Err((e, client))) => Err(imap_error(Some(client.get_ref().link()), "login", e)),
+    }
+}
+
+/// A NO to LOGIN: a temporary condition, or a password the user must fix.
+fn login_refused(server: &str, user: &str, msg: &str) -> AppError {
+    let text = server_text(msg);
+    if crate::error::temporary_code(&text).is_some() {
+        return crate::error::temporarily_unavailable(server, "login", &text);
+    }
+    AppError::needs_user(
+        format!("the server rejected the login for {user}"),
+        crate::error::short_detail(&text),
+        "check the user name and password, then `mailroom account set-password NAME`; providers like Gmail/Outlook need an app password",
+    )
+    .with_code(Code::AuthRejected)
 }
 
 /// Connect and sign in, the usual path for sync and sending.

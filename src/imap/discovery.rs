@@ -1,6 +1,7 @@
 //! Folder discovery: LIST with SPECIAL-USE attributes (RFC 6154), falling back to well-known
 //! names in several languages and layouts; names decoded from modified UTF-7 (RFC 3501 5.1.3).
 
+use async_imap::imap_proto::{MailboxDatum, Response, StatusAttribute};
 use futures::TryStreamExt;
 
 use super::connect::{ImapSession, call_limit, called};
@@ -18,29 +19,182 @@ pub async fn list_folders(session: &mut ImapSession) -> Result<Vec<FolderInfo>> 
     let names = called(session, "listing folders (LIST)", r)?;
     let mut folders: Vec<FolderInfo> = names
         .iter()
-        .map(|n| {
-            let attributes: Vec<String> = n
-                .attributes()
-                .iter()
-                .map(|a| format!("{a:?}"))
-                .map(|a| attr_text(&a))
-                .collect();
-            let selectable = !attributes.iter().any(|a| {
-                a.eq_ignore_ascii_case("\\Noselect") || a.eq_ignore_ascii_case("\\NonExistent")
-            });
-            FolderInfo {
-                name: decode_utf7(n.name()),
-                wire_name: n.name().to_string(),
-                delimiter: n.delimiter().map(str::to_string),
-                attributes,
-                selectable,
-                role: None,
-                role_source: None,
-            }
-        })
+        .map(|n| folder_info(n.name(), n.delimiter(), n.attributes()))
         .collect();
     assign_roles(&mut folders);
     Ok(folders)
+}
+
+/// A folder's counters, from LIST-STATUS (RFC 5819) or STATUS: enough to tell that nothing
+/// changed since the last pass without selecting it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FolderStatus {
+    pub messages: Option<u32>,
+    pub uidnext: Option<u32>,
+    pub uidvalidity: Option<u32>,
+    pub highestmodseq: Option<u64>,
+}
+
+/// The folders and, where the server gave them, their counters (by wire name).
+#[derive(Debug, Clone, Default)]
+pub struct Listing {
+    pub folders: Vec<FolderInfo>,
+    pub status: std::collections::HashMap<String, FolderStatus>,
+}
+
+/// What the server can do for a listing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ListCaps {
+    pub list_status: bool,
+    pub special_use: bool,
+    pub condstore: bool,
+}
+
+impl ListCaps {
+    pub fn from_words(words: &[String]) -> ListCaps {
+        let has = |c: &str| words.iter().any(|w| w.eq_ignore_ascii_case(c));
+        ListCaps {
+            list_status: has("LIST-STATUS"),
+            special_use: has("SPECIAL-USE"),
+            condstore: has("CONDSTORE") || has("QRESYNC"),
+        }
+    }
+}
+
+fn status_items(condstore: bool) -> &'static str {
+    if condstore {
+        "MESSAGES UIDNEXT UIDVALIDITY HIGHESTMODSEQ"
+    } else {
+        "MESSAGES UIDNEXT UIDVALIDITY"
+    }
+}
+
+/// `LIST "" "*"`, with `RETURN (SPECIAL-USE STATUS (…))` where the server has LIST-STATUS: every
+/// folder and its counters in one command.
+pub fn list_command(caps: ListCaps) -> String {
+    if !caps.list_status {
+        return "LIST \"\" \"*\"".to_string();
+    }
+    let special = if caps.special_use { "SPECIAL-USE " } else { "" };
+    format!(
+        "LIST \"\" \"*\" RETURN ({special}STATUS ({}))",
+        status_items(caps.condstore)
+    )
+}
+
+/// Takes a LIST or STATUS response into the listing; false for anything else.
+pub fn collect(listing: &mut Listing, r: &Response<'_>) -> bool {
+    match r {
+        Response::MailboxData(MailboxDatum::List(l)) => {
+            listing.folders.push(folder_info(
+                &l.name,
+                l.delimiter.as_deref(),
+                &l.name_attributes,
+            ));
+            true
+        }
+        Response::MailboxData(MailboxDatum::Status { mailbox, status }) => {
+            let st = listing.status.entry(mailbox.to_string()).or_default();
+            for a in status {
+                match a {
+                    StatusAttribute::Messages(n) => st.messages = Some(*n),
+                    StatusAttribute::UidNext(n) => st.uidnext = Some(*n),
+                    StatusAttribute::UidValidity(n) => st.uidvalidity = Some(*n),
+                    StatusAttribute::HighestModSeq(n) => st.highestmodseq = Some(*n),
+                    _ => {}
+                }
+            }
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Roles assigned once everything is in.
+pub fn finish(mut listing: Listing) -> Listing {
+    assign_roles(&mut listing.folders);
+    listing
+}
+
+fn folder_info(
+    wire: &str,
+    delimiter: Option<&str>,
+    attrs: &[async_imap::imap_proto::NameAttribute<'_>],
+) -> FolderInfo {
+    let attributes: Vec<String> = attrs
+        .iter()
+        .map(|a| format!("{a:?}"))
+        .map(|a| attr_text(&a))
+        .collect();
+    let selectable = !attributes
+        .iter()
+        .any(|a| a.eq_ignore_ascii_case("\\Noselect") || a.eq_ignore_ascii_case("\\NonExistent"));
+    FolderInfo {
+        name: decode_utf7(wire),
+        wire_name: wire.to_string(),
+        delimiter: delimiter.map(str::to_string),
+        attributes,
+        selectable,
+        role: None,
+        role_source: None,
+    }
+}
+
+/// Every folder, and the counters of those the caller wants: LIST-STATUS where the server has
+/// it (one command); else LIST and then one STATUS per folder in `wanted` (wire names), all in
+/// one flight (HIGHESTMODSEQ only on a CONDSTORE server).
+///
+/// A server reports the selected folder's counters as the session last saw them, so a NOOP
+/// goes in the same flight; the server may run the two in parallel, so when the NOOP brings
+/// news of the selected folder, its counters are dropped (the folder is then synced).
+pub async fn list_with_status(
+    session: &mut ImapSession,
+    caps: ListCaps,
+    wanted: &[String],
+) -> Result<Listing> {
+    let mut listing = Listing::default();
+    let noop = super::exec::send(session, "checking for changes (NOOP)", "NOOP").await?;
+    let what = "listing folders (LIST)";
+    let list = super::exec::send(session, what, &list_command(caps)).await?;
+    let out = super::exec::answers(session, what, &[noop, list], |_, r| {
+        Ok(collect(&mut listing, r))
+    })
+    .await?;
+    for r in out {
+        r?;
+    }
+    let heard = super::unsolicited::take(session);
+    if !heard.is_quiet()
+        && let Some(sel) = session.get_ref().link().selected.clone()
+    {
+        listing.status.remove(&sel);
+    }
+    if !caps.list_status && !wanted.is_empty() {
+        let listed: Vec<&String> = wanted
+            .iter()
+            .filter(|w| {
+                listing
+                    .folders
+                    .iter()
+                    .any(|f| f.wire_name == **w && f.selectable)
+            })
+            .collect();
+        let mut tags = Vec::new();
+        for w in &listed {
+            let cmd = format!(
+                "STATUS {} ({})",
+                super::append::quote(w),
+                status_items(caps.condstore)
+            );
+            tags.push(super::exec::send(session, "STATUS", &cmd).await?);
+        }
+        // A folder whose STATUS is refused is simply selected as usual.
+        let _ = super::exec::answers(session, "STATUS", &tags, |_, r| {
+            Ok(collect(&mut listing, r))
+        })
+        .await?;
+    }
+    Ok(finish(listing))
 }
 
 /// imap-proto's NameAttribute Debug output is e.g. `Extension("\\Sent")`, `NoSelect`, `Sent`;

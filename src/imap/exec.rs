@@ -116,12 +116,39 @@ pub async fn run(
     cmd: &str,
     mut on: impl FnMut(&Response<'_>) -> Result<bool>,
 ) -> Result<()> {
+    let tag = send(session, what, cmd).await?;
+    let mut out = answers(session, what, &[tag], |_, r| on(r)).await?;
+    out.pop().unwrap_or(Ok(()))
+}
+
+/// A command sent whose answer is still to be read ([`answers`]).
+pub type Tag = async_imap::imap_proto::RequestId;
+
+/// Sends `cmd` (tagged by the library) without waiting for its answer: several sent in a row
+/// travel in one flight, and their answers are read in order with [`answers`].
+pub async fn send(session: &mut ImapSession, what: &str, cmd: &str) -> Result<Tag> {
     session.get_mut().link_mut().stall = None;
-    let tag = session
+    session
         .run_command(cmd)
         .await
-        .map_err(|e| session_error(session, what, e))?;
-    loop {
+        .map_err(|e| session_error(session, what, e))
+}
+
+/// Reads the answers of commands sent in one flight, each up to its tagged completion. A
+/// server may run pipelined commands in parallel (Dovecot answers a LIST before the NOOP sent
+/// ahead of it), so completions are matched by tag in whatever order they come, and an untagged
+/// response is offered to `on(i, r)` with `i` the oldest command still open — a hint only:
+/// handlers claim responses by their kind. What no handler claims is recorded as announced
+/// changes. Each command's outcome is its own (a NO to one does not fail the others); a broken
+/// connection, a BYE or a response that cannot be read fails them all.
+pub async fn answers(
+    session: &mut ImapSession,
+    what: &str,
+    tags: &[Tag],
+    mut on: impl FnMut(usize, &Response<'_>) -> Result<bool>,
+) -> Result<Vec<Result<()>>> {
+    let mut out: Vec<Option<Result<()>>> = tags.iter().map(|_| None).collect();
+    while let Some(open) = out.iter().position(Option::is_none) {
         let resp = match session.read_response().await {
             Ok(Some(r)) => r,
             Ok(None) => {
@@ -139,7 +166,10 @@ pub async fn run(
                 tag: t,
                 status,
                 outcome,
-            } if *t == tag => return done(session, what, status, outcome),
+            } => match tags.iter().position(|x| x == t) {
+                Some(k) if out[k].is_none() => out[k] = Some(done(session, what, status, outcome)),
+                _ => tracing::debug!("an answer to a command not sent here: {t:?}"),
+            },
             Response::Data {
                 status: Status::Bye,
                 outcome,
@@ -154,19 +184,23 @@ pub async fn run(
                 ));
             }
             other => {
-                if !on(other)? {
+                if !on(open, other)? {
                     session.get_mut().link_mut().announced.record(other);
                 }
             }
         }
     }
+    Ok(out.into_iter().flatten().collect())
 }
 
-/// A change IDLE reports.
+/// A change IDLE reports: in the selected folder, or (under NOTIFY, RFC 5465) a STATUS or LIST
+/// of another folder.
 fn is_change(r: &Response<'_>) -> bool {
     matches!(
         r,
         Response::MailboxData(MailboxDatum::Exists(_))
+            | Response::MailboxData(MailboxDatum::Status { .. })
+            | Response::MailboxData(MailboxDatum::List(_))
             | Response::Expunge(_)
             | Response::Vanished { .. }
             | Response::Fetch(..)

@@ -47,6 +47,76 @@ pub struct FlagUpdate {
     pub modseq: Option<u64>,
 }
 
+/// The SELECT (or EXAMINE) command, with CONDSTORE, or with QRESYNC parameters when known.
+pub fn select_command(
+    wire_name: &str,
+    condstore: bool,
+    qresync: Option<(u32, u64)>,
+    examine: bool,
+) -> String {
+    let verb = if examine { "EXAMINE" } else { "SELECT" };
+    let params = match (qresync, condstore) {
+        (Some((uv, ms)), _) => format!(" (QRESYNC ({uv} {ms}))"),
+        (None, true) => " (CONDSTORE)".to_string(),
+        _ => String::new(),
+    };
+    format!("{verb} {}{params}", quote(wire_name))
+}
+
+/// Reads a SELECT's answer: the folder's state as of this SELECT.
+#[derive(Default)]
+pub struct SelectAnswer {
+    sel: Selected,
+    have_validity: bool,
+}
+
+impl SelectAnswer {
+    /// Takes one untagged response of the answer (all of it belongs to the SELECT).
+    pub fn take(&mut self, r: &Response<'_>) -> bool {
+        let sel = &mut self.sel;
+        match r {
+            Response::MailboxData(MailboxDatum::Exists(n)) => sel.exists = *n,
+            Response::Data { outcome, .. } => match &outcome.code {
+                Some(ResponseCode::UidValidity(v)) => {
+                    sel.uidvalidity = *v;
+                    self.have_validity = true;
+                }
+                Some(ResponseCode::UidNext(v)) => sel.uidnext = Some(*v),
+                Some(ResponseCode::HighestModSeq(v)) => sel.highestmodseq = Some(*v),
+                Some(ResponseCode::ReadOnly) => sel.read_only = true,
+                _ => {}
+            },
+            Response::Vanished { uids, .. } => {
+                for r in uids {
+                    sel.vanished.extend(r.clone());
+                }
+            }
+            Response::Fetch(_, attrs) => {
+                if let Some(u) = flag_update(attrs) {
+                    sel.changed.push(u);
+                }
+            }
+            _ => {}
+        }
+        true
+    }
+
+    /// The selected folder; the connection's record of announced changes starts over with it.
+    pub fn finish(self, session: &mut ImapSession, wire_name: &str) -> Result<Selected> {
+        super::unsolicited::reset(session, self.sel.exists);
+        session.get_mut().link_mut().selected = Some(wire_name.to_string());
+        if !self.have_validity {
+            return Err(AppError::needs_user(
+                format!("the server gave no UIDVALIDITY for {wire_name}"),
+                "",
+                "this server is not usable for sync; report it",
+            )
+            .with_code(crate::error::Code::ServerProtocol));
+        }
+        Ok(self.sel)
+    }
+}
+
 /// SELECT (or EXAMINE) with CONDSTORE, or with QRESYNC parameters when known.
 pub async fn select(
     session: &mut ImapSession,
@@ -55,59 +125,17 @@ pub async fn select(
     qresync: Option<(u32, u64)>,
     examine: bool,
 ) -> Result<Selected> {
-    let verb = if examine { "EXAMINE" } else { "SELECT" };
-    let params = match (qresync, condstore) {
-        (Some((uv, ms)), _) => format!(" (QRESYNC ({uv} {ms}))"),
-        (None, true) => " (CONDSTORE)".to_string(),
-        _ => String::new(),
-    };
-    let mut sel = Selected::default();
-    let mut have_validity = false;
+    let cmd = select_command(wire_name, condstore, qresync, examine);
+    let mut answer = SelectAnswer::default();
     super::unsolicited::reset(session, 0);
-    super::exec::run(
-        session,
-        &format!("{verb} {wire_name}"),
-        &format!("{verb} {}{params}", quote(wire_name)),
-        |r| {
-            match r {
-                Response::MailboxData(MailboxDatum::Exists(n)) => sel.exists = *n,
-                Response::Data { outcome, .. } => match &outcome.code {
-                    Some(ResponseCode::UidValidity(v)) => {
-                        sel.uidvalidity = *v;
-                        have_validity = true;
-                    }
-                    Some(ResponseCode::UidNext(v)) => sel.uidnext = Some(*v),
-                    Some(ResponseCode::HighestModSeq(v)) => sel.highestmodseq = Some(*v),
-                    Some(ResponseCode::ReadOnly) => sel.read_only = true,
-                    _ => {}
-                },
-                Response::Vanished { uids, .. } => {
-                    for r in uids {
-                        sel.vanished.extend(r.clone());
-                    }
-                }
-                Response::Fetch(_, attrs) => {
-                    if let Some(u) = flag_update(attrs) {
-                        sel.changed.push(u);
-                    }
-                }
-                _ => {}
-            }
-            // All of it is the folder's state as of this SELECT.
-            Ok(true)
-        },
-    )
+    let verb = if examine { "EXAMINE" } else { "SELECT" };
+    // A SELECT that fails leaves no folder selected.
+    session.get_mut().link_mut().selected = None;
+    super::exec::run(session, &format!("{verb} {wire_name}"), &cmd, |r| {
+        Ok(answer.take(r))
+    })
     .await?;
-    super::unsolicited::reset(session, sel.exists);
-    if !have_validity {
-        return Err(AppError::needs_user(
-            format!("the server gave no UIDVALIDITY for {wire_name}"),
-            "",
-            "this server is not usable for sync; report it",
-        )
-        .with_code(crate::error::Code::ServerProtocol));
-    }
-    Ok(sel)
+    answer.finish(session, wire_name)
 }
 
 /// One message's header fetch result.
@@ -152,6 +180,15 @@ fn header_item(attrs: &[AttributeValue<'_>]) -> Option<HeaderItem> {
     (has_section && it.uid != 0).then_some(it)
 }
 
+/// `UID FETCH range (UID FLAGS RFC822.SIZE INTERNALDATE [MODSEQ] BODY.PEEK[HEADER.FIELDS …])`.
+pub fn headers_command(range: &str, modseq: bool) -> String {
+    let extra = if modseq { " MODSEQ" } else { "" };
+    format!(
+        "UID FETCH {range} (UID FLAGS RFC822.SIZE INTERNALDATE{extra} BODY.PEEK[HEADER.FIELDS ({})])",
+        crate::mail::parse::HEADER_FIELDS
+    )
+}
+
 /// Streams `UID FETCH range (UID FLAGS RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER.FIELDS …])`,
 /// calling `on` per message as it arrives (never collecting the folder in memory). A FETCH
 /// without the header section is a change announced in passing, recorded on the connection.
@@ -159,21 +196,28 @@ pub async fn fetch_headers(
     session: &mut ImapSession,
     range: &str,
     modseq: bool,
+    on: impl FnMut(HeaderItem) -> Result<()>,
+) -> Result<()> {
+    let tag =
+        super::exec::send(session, "fetching headers", &headers_command(range, modseq)).await?;
+    read_headers(session, tag, on).await
+}
+
+/// Reads the answer of a header fetch already sent (see [`fetch_headers`]).
+pub async fn read_headers(
+    session: &mut ImapSession,
+    tag: super::exec::Tag,
     mut on: impl FnMut(HeaderItem) -> Result<()>,
 ) -> Result<()> {
-    let extra = if modseq { " MODSEQ" } else { "" };
-    let cmd = format!(
-        "UID FETCH {range} (UID FLAGS RFC822.SIZE INTERNALDATE{extra} BODY.PEEK[HEADER.FIELDS ({})])",
-        crate::mail::parse::HEADER_FIELDS
-    );
-    super::exec::run(session, "fetching headers", &cmd, |r| match r {
+    let mut out = super::exec::answers(session, "fetching headers", &[tag], |_, r| match r {
         Response::Fetch(_, attrs) => match header_item(attrs) {
             Some(it) => on(it).map(|()| true),
             None => Ok(false),
         },
         _ => Ok(false),
     })
-    .await
+    .await?;
+    out.pop().unwrap_or(Ok(()))
 }
 
 /// `UID FETCH range (UID FLAGS)`, with CHANGEDSINCE (and VANISHED under QRESYNC) when given.

@@ -215,6 +215,8 @@ pub struct Link {
     pub announced: Announced,
     /// The response that could not be read, when that is what broke the connection.
     pub unreadable: Option<Unreadable>,
+    /// The folder selected on this connection (wire name), if any.
+    pub selected: Option<String>,
     /// The account's protocol trace (when this process traces).
     pub trace: Option<Box<crate::mail::trace::Tracer>>,
     /// Set while a secret goes out (a SASL exchange): the trace shows none of what is sent.
@@ -234,6 +236,7 @@ impl Link {
             tail: Vec::new(),
             announced: Announced::default(),
             unreadable: None,
+            selected: None,
             trace: None,
             secret: Default::default(),
         }
@@ -263,6 +266,22 @@ impl Link {
         }
     }
 
+    /// Plain bytes the server sent, to the account's protocol trace.
+    fn trace_server(&mut self, bytes: &[u8]) {
+        if let Some(t) = self.trace.as_mut() {
+            t.server_bytes(bytes);
+        }
+    }
+
+    /// Plain bytes the client sent; a SASL exchange (the flag the signing-in code sets) is
+    /// hidden whole.
+    fn trace_client(&mut self, bytes: &[u8], secret: bool) {
+        if let Some(t) = self.trace.as_mut() {
+            t.secret_flag(secret);
+            t.client_bytes(bytes);
+        }
+    }
+
     fn stalled(&mut self, s: Stall) -> std::io::Error {
         self.stall = Some(s);
         std::io::Error::new(std::io::ErrorKind::TimedOut, s)
@@ -278,6 +297,12 @@ enum Io {
 pub struct MailStream {
     io: Io,
     link: Link,
+    /// COMPRESS=DEFLATE, once the server agreed to it.
+    deflate: Option<Box<Deflate>>,
+    /// Commands written right behind the next one the library sends (pipelined after LOGIN),
+    /// and how much of them is written.
+    after: Vec<u8>,
+    after_pos: usize,
 }
 
 impl std::fmt::Debug for MailStream {
@@ -295,6 +320,9 @@ impl MailStream {
         MailStream {
             io: Io::Plain(tcp),
             link: Link::new(server, limits),
+            deflate: None,
+            after: Vec::new(),
+            after_pos: 0,
         }
     }
 
@@ -302,6 +330,9 @@ impl MailStream {
         MailStream {
             io: Io::Tls(Box::new(tls)),
             link: Link::new(server, limits),
+            deflate: None,
+            after: Vec::new(),
+            after_pos: 0,
         }
     }
 
@@ -345,6 +376,292 @@ impl MailStream {
     }
 }
 
+impl MailStream {
+    /// Reads what the server sent, as it came over the wire (compressed under COMPRESS),
+    /// counted and judged by the watchdog.
+    fn poll_read_wire(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        self.link.watch.resume();
+        let before = buf.filled().len();
+        let res = match &mut self.io {
+            Io::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        };
+        match res {
+            Poll::Ready(Ok(())) => {
+                let got = &buf.filled()[before..];
+                self.link.bytes_in += got.len() as u64;
+                if self.deflate.is_none() {
+                    trace_wire("S:", got, false);
+                    self.link.trace_server(got);
+                    self.link.keep_tail(got);
+                }
+                match self.link.watch.progress(got.len()) {
+                    Ok(()) => Poll::Ready(Ok(())),
+                    Err(s) => Poll::Ready(Err(self.link.stalled(s))),
+                }
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => match self.link.watch.pending(cx) {
+                Poll::Ready(Err(s)) => Poll::Ready(Err(self.link.stalled(s))),
+                _ => Poll::Pending,
+            },
+        }
+    }
+
+    fn poll_write_wire(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.link.watch.resume();
+        let res = match &mut self.io {
+            Io::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        };
+        match res {
+            Poll::Ready(Ok(n)) => {
+                if self.deflate.is_none() {
+                    let secret = self.link.secret.load(std::sync::atomic::Ordering::SeqCst);
+                    trace_wire("C:", &buf[..n], secret);
+                    self.link.trace_client(&buf[..n], secret);
+                }
+                self.link.bytes_out += n as u64;
+                // Something we send starts a new exchange: its answer gets a window of its own.
+                if n > 0 && !self.link.watch.paused {
+                    self.link.watch.restart();
+                }
+                Poll::Ready(Ok(n))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => match self.link.watch.pending(cx) {
+                Poll::Ready(Err(s)) => Poll::Ready(Err(self.link.stalled(s))),
+                _ => Poll::Pending,
+            },
+        }
+    }
+
+    fn poll_flush_wire(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.link.watch.resume();
+        let res = match &mut self.io {
+            Io::Plain(s) => Pin::new(s).poll_flush(cx),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        };
+        match res {
+            Poll::Pending => match self.link.watch.pending(cx) {
+                Poll::Ready(Err(s)) => Poll::Ready(Err(self.link.stalled(s))),
+                _ => Poll::Pending,
+            },
+            other => other,
+        }
+    }
+
+    /// Writes out what the compressor produced; Ready once all of it is on the wire.
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        loop {
+            let Some(d) = self.deflate.as_mut() else {
+                return Poll::Ready(Ok(()));
+            };
+            if d.wpos >= d.wbuf.len() {
+                d.wbuf.clear();
+                d.wpos = 0;
+                return Poll::Ready(Ok(()));
+            }
+            let chunk = std::mem::take(&mut d.wbuf);
+            let from = d.wpos;
+            let r = self.poll_write_wire(cx, &chunk[from..]);
+            let Some(d) = self.deflate.as_mut() else {
+                return Poll::Ready(Ok(()));
+            };
+            d.wbuf = chunk;
+            match r {
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
+                }
+                Poll::Ready(Ok(n)) => d.wpos += n,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    /// The compressed read path: inflate what arrived, read more when nothing comes out.
+    fn poll_read_inflated(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        loop {
+            let Some(d) = self.deflate.as_mut() else {
+                return Poll::Ready(Ok(()));
+            };
+            let out = buf.initialize_unfilled();
+            if out.is_empty() {
+                return Poll::Ready(Ok(()));
+            }
+            let (consumed, produced) = d.inflate(out)?;
+            if produced > 0 {
+                let got = &buf.initialize_unfilled()[..produced];
+                trace_wire("S:", got, false);
+                self.link.trace_server(got);
+                self.link.keep_tail(got);
+                buf.advance(produced);
+                return Poll::Ready(Ok(()));
+            }
+            if consumed > 0 {
+                continue;
+            }
+            if d.eof {
+                return Poll::Ready(Ok(()));
+            }
+            let mut raw = std::mem::take(&mut d.rbuf);
+            raw.drain(..d.rpos);
+            d.rpos = 0;
+            let have = raw.len();
+            raw.resize(have + DEFLATE_READ, 0);
+            let mut rb = ReadBuf::new(&mut raw[have..]);
+            let r = self.poll_read_wire(cx, &mut rb);
+            let n = rb.filled().len();
+            raw.truncate(have + n);
+            let Some(d) = self.deflate.as_mut() else {
+                return Poll::Ready(Ok(()));
+            };
+            d.rbuf = raw;
+            match r {
+                Poll::Ready(Ok(())) if n == 0 => d.eof = true,
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+/// Bytes read from the wire at a time under COMPRESS.
+const DEFLATE_READ: usize = 32 * 1024;
+/// Compressed output held back before a write waits for the wire.
+const DEFLATE_HOLD: usize = 64 * 1024;
+
+/// COMPRESS=DEFLATE (RFC 4978): raw deflate both ways, each command flushed with a sync flush
+/// so the server sees it whole.
+struct Deflate {
+    inflate: flate2::Decompress,
+    deflate: flate2::Compress,
+    /// Compressed bytes read and not inflated yet (from `rpos`).
+    rbuf: Vec<u8>,
+    rpos: usize,
+    /// Compressed bytes not written yet (from `wpos`).
+    wbuf: Vec<u8>,
+    wpos: usize,
+    /// Written since the last sync flush.
+    dirty: bool,
+    eof: bool,
+}
+
+fn zlib_error(e: impl std::fmt::Display) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        format!("COMPRESS=DEFLATE: the server's stream cannot be inflated: {e}"),
+    )
+}
+
+impl Deflate {
+    fn new() -> Deflate {
+        Deflate {
+            inflate: flate2::Decompress::new(false),
+            // Level 1: on a link slow enough to want compression the CPU is better spent
+            // elsewhere; what we send is small anyway.
+            deflate: flate2::Compress::new(flate2::Compression::fast(), false),
+            rbuf: Vec::new(),
+            rpos: 0,
+            wbuf: Vec::new(),
+            wpos: 0,
+            dirty: false,
+            eof: false,
+        }
+    }
+
+    /// Inflates buffered input into `out`: (input consumed, output produced).
+    fn inflate(&mut self, out: &mut [u8]) -> std::io::Result<(usize, usize)> {
+        let (in0, out0) = (self.inflate.total_in(), self.inflate.total_out());
+        let status = self
+            .inflate
+            .decompress(&self.rbuf[self.rpos..], out, flate2::FlushDecompress::None)
+            .map_err(zlib_error)?;
+        let consumed = (self.inflate.total_in() - in0) as usize;
+        let produced = (self.inflate.total_out() - out0) as usize;
+        self.rpos += consumed;
+        if status == flate2::Status::StreamEnd {
+            self.eof = true;
+        }
+        Ok((consumed, produced))
+    }
+
+    /// Deflates `input` (all of it) into the output buffer; `sync` ends with a sync flush.
+    fn deflate(&mut self, mut input: &[u8], sync: bool) -> std::io::Result<()> {
+        let flush = if sync {
+            flate2::FlushCompress::Sync
+        } else {
+            flate2::FlushCompress::None
+        };
+        loop {
+            self.wbuf.reserve(input.len() / 2 + 1024);
+            let before = self.deflate.total_in();
+            self.deflate
+                .compress_vec(input, &mut self.wbuf, flush)
+                .map_err(zlib_error)?;
+            let used = (self.deflate.total_in() - before) as usize;
+            input = &input[used..];
+            // Done when all input is in and the compressor had room to spare for its output.
+            if input.is_empty() && self.wbuf.len() < self.wbuf.capacity() {
+                return Ok(());
+            }
+        }
+    }
+}
+
+impl MailStream {
+    /// From now on both directions are deflated (after the server's OK to COMPRESS DEFLATE).
+    pub fn start_deflate(&mut self) {
+        self.deflate = Some(Box::new(Deflate::new()));
+    }
+
+    /// Whether COMPRESS=DEFLATE is active.
+    pub fn is_deflated(&self) -> bool {
+        self.deflate.is_some()
+    }
+
+    /// Writes `bytes` (whole commands) right behind the next command the library sends, in the
+    /// same flight: how LOGIN takes the commands that follow it along (not under COMPRESS).
+    pub fn send_after_next_command(&mut self, bytes: Vec<u8>) {
+        self.after = bytes;
+        self.after_pos = 0;
+    }
+
+    /// Writes out what waits to go behind the command just written.
+    fn poll_after(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        while self.after_pos < self.after.len() {
+            let rest = std::mem::take(&mut self.after);
+            let r = self.poll_write_wire(cx, &rest[self.after_pos..]);
+            self.after = rest;
+            match r {
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
+                }
+                Poll::Ready(Ok(n)) => self.after_pos += n,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        self.after.clear();
+        self.after_pos = 0;
+        Poll::Ready(Ok(()))
+    }
+}
+
 impl AsyncRead for MailStream {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -352,31 +669,10 @@ impl AsyncRead for MailStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
         let this = self.get_mut();
-        this.link.watch.resume();
-        let before = buf.filled().len();
-        let res = match &mut this.io {
-            Io::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Io::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        };
-        match res {
-            Poll::Ready(Ok(())) => {
-                let got = &buf.filled()[before..];
-                trace_wire("S:", got, false);
-                if let Some(t) = this.link.trace.as_mut() {
-                    t.server_bytes(got);
-                }
-                this.link.bytes_in += got.len() as u64;
-                this.link.keep_tail(got);
-                match this.link.watch.progress(got.len()) {
-                    Ok(()) => Poll::Ready(Ok(())),
-                    Err(s) => Poll::Ready(Err(this.link.stalled(s))),
-                }
-            }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => match this.link.watch.pending(cx) {
-                Poll::Ready(Err(s)) => Poll::Ready(Err(this.link.stalled(s))),
-                _ => Poll::Pending,
-            },
+        if this.deflate.is_some() {
+            this.poll_read_inflated(cx, buf)
+        } else {
+            this.poll_read_wire(cx, buf)
         }
     }
 }
@@ -388,47 +684,40 @@ impl AsyncWrite for MailStream {
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
         let this = self.get_mut();
-        this.link.watch.resume();
-        let res = match &mut this.io {
-            Io::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Io::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        let Some(d) = this.deflate.as_ref() else {
+            return this.poll_write_wire(cx, buf);
         };
-        match res {
-            Poll::Ready(Ok(n)) => {
-                let secret = this.link.secret.load(std::sync::atomic::Ordering::SeqCst);
-                trace_wire("C:", &buf[..n], secret);
-                if let Some(t) = this.link.trace.as_mut() {
-                    // A SASL exchange (the flag the signing-in code sets) is hidden whole.
-                    t.secret_flag(secret);
-                    t.client_bytes(&buf[..n]);
-                }
-                this.link.bytes_out += n as u64;
-                // Something we send starts a new exchange: its answer gets a window of its own.
-                if n > 0 && !this.link.watch.paused {
-                    this.link.watch.restart();
-                }
-                Poll::Ready(Ok(n))
+        if d.wbuf.len() - d.wpos >= DEFLATE_HOLD {
+            match this.poll_drain(cx) {
+                Poll::Ready(Ok(())) => {}
+                other => return other.map(|r| r.map(|()| 0)),
             }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => match this.link.watch.pending(cx) {
-                Poll::Ready(Err(s)) => Poll::Ready(Err(this.link.stalled(s))),
-                _ => Poll::Pending,
-            },
         }
+        let secret = this.link.secret.load(std::sync::atomic::Ordering::SeqCst);
+        trace_wire("C:", buf, secret);
+        this.link.trace_client(buf, secret);
+        let Some(d) = this.deflate.as_mut() else {
+            return Poll::Ready(Ok(0));
+        };
+        d.deflate(buf, false)?;
+        d.dirty |= !buf.is_empty();
+        Poll::Ready(Ok(buf.len()))
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         let this = self.get_mut();
-        this.link.watch.resume();
-        let res = match &mut this.io {
-            Io::Plain(s) => Pin::new(s).poll_flush(cx),
-            Io::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        };
-        match res {
-            Poll::Pending => match this.link.watch.pending(cx) {
-                Poll::Ready(Err(s)) => Poll::Ready(Err(this.link.stalled(s))),
-                _ => Poll::Pending,
-            },
+        if let Some(d) = this.deflate.as_mut()
+            && d.dirty
+        {
+            d.deflate(&[], true)?;
+            d.dirty = false;
+        }
+        match this.poll_drain(cx) {
+            Poll::Ready(Ok(())) => {}
+            other => return other,
+        }
+        match this.poll_after(cx) {
+            Poll::Ready(Ok(())) => this.poll_flush_wire(cx),
             other => other,
         }
     }
@@ -503,6 +792,70 @@ mod tests {
             timeout: Duration::from_millis(ms),
             min_bytes_per_sec: floor,
         }
+    }
+
+    /// The server's side of COMPRESS=DEFLATE in a test: raw deflate with a sync flush.
+    fn deflated(z: &mut flate2::Compress, data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(data.len() + 1024);
+        z.compress_vec(data, &mut out, flate2::FlushCompress::Sync)
+            .unwrap();
+        out
+    }
+
+    #[tokio::test]
+    async fn deflate_both_ways_in_pieces() {
+        let (mut c, mut s) = pair(limits(5000, 0)).await;
+        c.start_deflate();
+        assert!(c.is_deflated());
+        // The server's answer arrives compressed, split at awkward places and in a trickle.
+        let mut z = flate2::Compress::new(flate2::Compression::default(), false);
+        let big: Vec<u8> = (0..200_000u32)
+            .flat_map(|i| format!("* {i} FETCH (UID {i})\r\n").into_bytes())
+            .take(300_000)
+            .collect();
+        let mut wire = deflated(&mut z, b"* OK hello\r\n");
+        wire.extend(deflated(&mut z, &big));
+        let expected_len = 12 + big.len();
+        let feeder = tokio::spawn(async move {
+            for piece in wire.chunks(777) {
+                s.write_all(piece).await.unwrap();
+            }
+            // What the client sends back, inflated.
+            let mut inflate = flate2::Decompress::new(false);
+            let mut got = Vec::new();
+            let mut raw = vec![0u8; 4096];
+            while !got.ends_with(b"a2 LOGOUT\r\n") {
+                let n = s.read(&mut raw).await.unwrap();
+                assert!(n > 0, "eof before the commands");
+                let mut out = vec![0u8; 65536];
+                let before = inflate.total_out();
+                inflate
+                    .decompress(&raw[..n], &mut out, flate2::FlushDecompress::Sync)
+                    .unwrap();
+                got.extend_from_slice(&out[..(inflate.total_out() - before) as usize]);
+            }
+            got
+        });
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 1000];
+        while got.len() < expected_len {
+            let n = c.read(&mut buf).await.unwrap();
+            assert!(n > 0);
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert!(got.starts_with(b"* OK hello\r\n"));
+        assert_eq!(&got[12..], &big[..]);
+        c.write_all(b"a1 NOOP\r\n").await.unwrap();
+        c.flush().await.unwrap();
+        c.write_all(b"a2 LOGOUT\r\n").await.unwrap();
+        c.flush().await.unwrap();
+        assert_eq!(feeder.await.unwrap(), b"a1 NOOP\r\na2 LOGOUT\r\n");
+        // The wire carried fewer bytes than the text.
+        assert!(
+            c.link().bytes_in < expected_len as u64 / 3,
+            "{}",
+            c.link().bytes_in
+        );
     }
 
     #[tokio::test]

@@ -36,6 +36,13 @@ pub struct Health {
     pub messages: i64,
 }
 
+/// The bodies stored for offline reading (`sync.bodies`), and the space they take.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Bodies {
+    pub count: i64,
+    pub bytes: i64,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct AccountStatus {
     pub name: String,
@@ -50,6 +57,7 @@ pub struct AccountStatus {
     pub health: Health,
     pub outbox: OutboxCounts,
     pub unmatched: i64,
+    pub bodies: Bodies,
 }
 
 /// The worst state of the enabled accounts.
@@ -191,6 +199,8 @@ fn account_status(
     if a.enabled {
         st.state = r.state;
     }
+    let (count, bytes) = s.account_bodies(&a.id)?;
+    st.bodies = Bodies { count, bytes };
     st.last_success_at = r.last_success_at.clone();
     st.last_error = r.last_error.clone().filter(|e| is_current(e, &r));
     st.progress = r.progress.clone().map(|(folder, done, total)| Progress {
@@ -260,6 +270,7 @@ fn never_synced(name: &str, a: &crate::config::AccountConfig) -> AccountStatus {
         },
         outbox: OutboxCounts::default(),
         unmatched: 0,
+        bodies: Bodies::default(),
     }
 }
 

@@ -254,6 +254,24 @@ impl Store {
     }
 
     /// (messages, unread) as visible in this account's locations.
+    /// The bodies stored for the account's mail (count, bytes), as last counted; (0, 0) on a
+    /// database from before the bodies table (`status` reads a database without migrating it).
+    pub fn account_bodies(&self, id: &str) -> Result<(i64, i64)> {
+        let r = self
+            .conn
+            .query_row(
+                "SELECT COALESCE(bodies_count, 0), COALESCE(bodies_bytes, 0) FROM accounts WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional();
+        match r {
+            Ok(v) => Ok(v.unwrap_or((0, 0))),
+            Err(e) if e.to_string().contains("no such column") => Ok((0, 0)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     pub fn account_counts(&self, id: &str) -> Result<(i64, i64)> {
         let total: i64 = self.conn.query_row(
             "SELECT COUNT(DISTINCT message_id) FROM locations WHERE account_id = ?1",

@@ -589,6 +589,32 @@ impl Store {
         Ok(())
     }
 
+    /// With an empty customer book matching decides nothing for mail that is not denied: no
+    /// customer, no match, not denied. Marks every such unexamined message examined at once and
+    /// returns how many — in one write transaction that first checks that the book is empty (no
+    /// address, no domain, no pairing, no message linked to a customer), else `None`. Denied
+    /// mail is left for matching (an emptied deny list un-denies it).
+    pub fn examine_without_book(&self) -> Result<Option<usize>> {
+        self.atomically(|s| {
+            let empty: bool = s.conn.query_row(
+                "SELECT NOT EXISTS (SELECT 1 FROM customer_emails)
+                    AND NOT EXISTS (SELECT 1 FROM customer_domains)
+                    AND NOT EXISTS (SELECT 1 FROM matches)
+                    AND NOT EXISTS (SELECT 1 FROM messages WHERE customer_id IS NOT NULL)",
+                [],
+                |r| r.get(0),
+            )?;
+            if !empty {
+                return Ok(None);
+            }
+            let n = s.conn.execute(
+                "UPDATE messages SET crm_examined = 1 WHERE crm_examined = 0 AND denied = 0",
+                [],
+            )?;
+            Ok(Some(n))
+        })
+    }
+
     /// Logical messages in the cache.
     pub fn message_count(&self) -> Result<usize> {
         let n: i64 = self

@@ -58,8 +58,8 @@ impl Store {
         self.conn
             .prepare_cached(
                 "INSERT INTO messages (message_id, content_hash, in_reply_to, refs, from_addr, from_name, to_json, cc_json,
-                     subject, date, size, text_body, body, direction, created_at)
-                 VALUES (?1, hex(randomblob(8)), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1000, ?10, ?11, ?12, ?13)",
+                     subject, date, size, text_body, direction, created_at)
+                 VALUES (?1, hex(randomblob(8)), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1000, ?10, ?11, ?12)",
             )?
             .execute(params![
                 m.message_id,
@@ -71,12 +71,18 @@ impl Store {
                 addrs(&m.cc),
                 m.subject,
                 m.date,
-                m.text_body,
-                m.body,
+                if m.body.is_some() { None } else { m.text_body.clone() },
                 if m.direction.is_empty() { "in" } else { m.direction },
                 now()
             ])?;
         let id = self.conn.last_insert_rowid();
+        if let Some(raw) = &m.body {
+            self.conn
+                .prepare_cached(
+                    "INSERT INTO bodies (message_id, raw, text, size, indexed) VALUES (?1, ?2, ?3, ?4, 1)",
+                )?
+                .execute(params![id, raw, m.text_body, raw.len() as i64])?;
+        }
         self.conn
             .prepare_cached(
                 "INSERT INTO locations (message_id, account_id, folder_id, uidvalidity, uid) VALUES (?1, ?2, ?3, 1, ?4)",

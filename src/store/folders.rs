@@ -277,6 +277,22 @@ impl Store {
         Ok(())
     }
 
+    /// Folders a pass found unchanged (by their counters): only the time moves.
+    pub fn touch_folders_synced(&self, folder_ids: &[i64]) -> Result<()> {
+        if folder_ids.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<String> = folder_ids.iter().map(i64::to_string).collect();
+        self.conn.execute(
+            &format!(
+                "UPDATE folders SET last_synced_at = ?1 WHERE id IN ({})",
+                ids.join(",")
+            ),
+            [now()],
+        )?;
+        Ok(())
+    }
+
     /// UIDVALIDITY changed: the folder is fetched again from scratch. Locations under the old
     /// UIDVALIDITY stay until the rebuild finishes (they let messages keep their local ids).
     pub fn reset_folder_for_rebuild(&self, folder_id: i64, uidvalidity: u32) -> Result<()> {

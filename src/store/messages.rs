@@ -199,16 +199,25 @@ impl Store {
         // The transaction holds the write lock, so ids are handed out here, as SQLite would
         // (max + 1): a new message gets its thread root in the INSERT itself, not in a second
         // UPDATE.
-        let next = self
-            .conn
-            .query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM messages", [], |r| {
-                r.get(0)
-            });
+        // With an empty customer book (checked under the write lock: a customer added later
+        // rematches everything stored before it) matching decides nothing for mail that is not
+        // denied, so such mail is stored as examined and matching never rewrites its rows.
+        let next = self.conn.query_row(
+            "SELECT COALESCE(MAX(id), 0) + 1,
+                    NOT EXISTS (SELECT 1 FROM customer_emails)
+                    AND NOT EXISTS (SELECT 1 FROM customer_domains)
+                    AND NOT EXISTS (SELECT 1 FROM matches)
+                    AND NOT EXISTS (SELECT 1 FROM messages WHERE customer_id IS NOT NULL)
+             FROM messages",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        );
         match next {
-            Ok(next) => Ok(BulkInsert {
+            Ok((next, no_book)) => Ok(BulkInsert {
                 ids: IdSource {
                     next,
                     created_at: now(),
+                    no_book,
                 },
                 out: BatchOutcome::default(),
             }),
@@ -518,9 +527,11 @@ impl Store {
         let Some(summary) = self.message_summary(id, None)? else {
             return Ok(None);
         };
-        let full = self.conn.query_row(
-            "SELECT m.headers, m.body, m.text_body, m.in_reply_to, m.refs, m.has_attachments, c.name
-             FROM messages m LEFT JOIN customers c ON c.id = m.customer_id WHERE m.id = ?1",
+        let mut full = self.conn.query_row(
+            "SELECT m.headers, COALESCE(b.raw, m.body), COALESCE(b.text, m.text_body), m.in_reply_to, m.refs,
+                    m.has_attachments, c.name
+             FROM messages m LEFT JOIN customers c ON c.id = m.customer_id
+             LEFT JOIN bodies b ON b.message_id = m.id WHERE m.id = ?1",
             [id],
             |r| {
                 Ok(MessageFull {
@@ -535,6 +546,14 @@ impl Store {
                 })
             },
         )?;
+        // A body downloaded in bulk (full offline mode) has its text taken out when read.
+        if full.text_body.is_none()
+            && let Some(raw) = full.body.as_deref()
+        {
+            let parsed = crate::mail::parse::parse_body(raw);
+            full.has_attachments |= parsed.as_ref().is_some_and(|b| !b.attachments.is_empty());
+            full.text_body = Some(parsed.map(|b| b.text).unwrap_or_default());
+        }
         Ok(Some(full))
     }
 
@@ -548,8 +567,12 @@ impl Store {
     ) -> Result<()> {
         self.transaction(|tx| {
             tx.execute(
-                "UPDATE messages SET body = ?2, text_body = ?3, has_attachments = ?4 WHERE id = ?1",
-                params![id, raw, text, has_attachments],
+                "INSERT OR REPLACE INTO bodies (message_id, raw, text, size, indexed) VALUES (?1, ?2, ?3, ?4, 1)",
+                params![id, raw, text, raw.len() as i64],
+            )?;
+            tx.execute(
+                "UPDATE messages SET has_attachments = ?2 WHERE id = ?1",
+                params![id, has_attachments],
             )?;
             let (subject, from_addr, from_name, to_json, cc_json): (Option<String>, Option<String>, Option<String>, String, String) = tx.query_row(
                 "SELECT subject, from_addr, from_name, to_json, cc_json FROM messages WHERE id = ?1",
@@ -582,7 +605,7 @@ impl Store {
         let mut st = self.conn.prepare(
             "SELECT m.id, l.folder_id, f.wire_name, l.uidvalidity, l.uid FROM messages m
              JOIN locations l ON l.message_id = m.id JOIN folders f ON f.id = l.folder_id
-             WHERE l.account_id = ?1 AND m.body IS NULL AND m.size <= ?2 AND f.sync_enabled = 1 AND l.uidvalidity = f.uidvalidity
+             WHERE l.account_id = ?1 AND NOT EXISTS (SELECT 1 FROM bodies b WHERE b.message_id = m.id) AND m.size <= ?2 AND f.sync_enabled = 1 AND l.uidvalidity = f.uidvalidity
              GROUP BY m.id ORDER BY l.folder_id, l.uid LIMIT ?3",
         )?;
         let v = st
@@ -619,6 +642,9 @@ pub struct BulkInsert {
 struct IdSource {
     next: i64,
     created_at: String,
+    /// The customer book was empty when the transaction began: mail that is not denied is
+    /// stored as examined by matching (nothing to decide).
+    no_book: bool,
 }
 
 /// The logical message a fetched one is (same Message-ID and content hash). No `ORDER BY id`
@@ -710,8 +736,8 @@ fn insert_one(
             let id = ids.next;
             ids.next += 1;
             tx.prepare_cached(
-                "INSERT INTO messages (id, thread_id, message_id, content_hash, in_reply_to, refs, from_addr, from_name, to_json, cc_json, subject, date, size, headers, direction, denied, created_at)
-                 VALUES (?16, ?17, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                "INSERT INTO messages (id, thread_id, message_id, content_hash, in_reply_to, refs, from_addr, from_name, to_json, cc_json, subject, date, size, headers, direction, denied, created_at, crm_examined)
+                 VALUES (?16, ?17, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?18)",
             )?
             .execute(params![
                 env.message_id,
@@ -730,7 +756,8 @@ fn insert_one(
                 m.denied,
                 ids.created_at,
                 id,
-                thread_root.unwrap_or(id)
+                thread_root.unwrap_or(id),
+                ids.no_book && !m.denied
             ])?;
             tx.prepare_cached("INSERT INTO messages_fts (rowid, subject, addresses, body) VALUES (?1, ?2, ?3, '')")?
                 .execute(params![id, env.subject.clone().unwrap_or_default(), addresses_text(env)])?;
@@ -843,6 +870,34 @@ mod tests {
                 "{sql}"
             );
         }
+    }
+
+    /// With an empty customer book there is nothing for matching to decide about mail that is
+    /// not denied: it is stored as examined (matching never rewrites 100k rows after a first
+    /// sync); once the book has an entry, new mail waits for matching again.
+    #[test]
+    fn mail_is_stored_examined_only_while_the_customer_book_is_empty() {
+        let (mut s, inbox, _) = setup();
+        let hdr = |i: u32| format!("Message-ID: <{i}@x>\r\nFrom: a{i}@x\r\nSubject: s{i}\r\n\r\n");
+        let mut denied = nm(2, &hdr(2));
+        denied.denied = true;
+        s.store_batch("a", inbox, 1, &[nm(1, &hdr(1)), denied], Some(2))
+            .unwrap();
+        let unexamined = s.unexamined_ids().unwrap();
+        assert_eq!(
+            unexamined.len(),
+            1,
+            "only the denied one waits: {unexamined:?}"
+        );
+        s.conn
+            .execute_batch(
+                "INSERT INTO customers (id, name, created_at, updated_at) VALUES (1, 'C', '', '');
+                 INSERT INTO customer_emails (email, customer_id) VALUES ('a3@x', 1);",
+            )
+            .unwrap();
+        s.store_batch("a", inbox, 1, &[nm(3, &hdr(3))], Some(3))
+            .unwrap();
+        assert_eq!(s.unexamined_ids().unwrap().len(), 2);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 mod accounts;
 mod alerts;
+mod bodies;
 mod checkpointer;
 pub mod console;
 mod crm;
@@ -31,6 +32,7 @@ pub use alerts::{
     AlertEventRow, AlertFailure, AlertSummary, AlertTx, DeliveryRow, Failure, Finish, LastDelivery,
     NewAlertEvent,
 };
+pub use bodies::BodyTodo;
 pub use checkpointer::Checkpointer;
 pub use crm::{BookRows, CustomerRow, MatchInput, MatchRow, MatchUpdate, TimelineRow};
 pub use db::{Conn, Db};

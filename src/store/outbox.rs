@@ -670,7 +670,9 @@ impl Store {
         let base = self
             .conn
             .query_row(
-                "SELECT id, message_id, refs, from_addr, from_name, to_json, cc_json, subject, date, headers, body, text_body, thread_id FROM messages WHERE id = ?1",
+                "SELECT m.id, m.message_id, m.refs, m.from_addr, m.from_name, m.to_json, m.cc_json, m.subject, m.date, m.headers,
+                        COALESCE(b.raw, m.body), COALESCE(b.text, m.text_body), m.thread_id
+                 FROM messages m LEFT JOIN bodies b ON b.message_id = m.id WHERE m.id = ?1",
                 [id],
                 |r| {
                     Ok(ReplyBase {

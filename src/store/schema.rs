@@ -432,7 +432,28 @@ CREATE TABLE alert_told (
     PRIMARY KEY (channel, account_id)
 );
 "#,
-    // 10 (issue 14, the protocol trace): per account, a switch (a setting in the store, so a
+    // 10 (issue 16, full offline mode): bodies in a table of their own, one row per logical
+    // message. Inline in `messages` a body pushed every column after it (direction, denied,
+    // triage state…) behind its overflow pages, so every list read the bodies' pages too.
+    // `text` is the readable text once extracted (NULL: taken from `raw` when needed);
+    // `indexed` says whether the body's words are in messages_fts. The accounts keep what
+    // their bodies take, for `status`.
+    r#"
+CREATE TABLE bodies (
+    message_id INTEGER PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,
+    raw BLOB NOT NULL,
+    text TEXT,
+    size INTEGER NOT NULL,
+    indexed INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX bodies_to_index ON bodies(message_id) WHERE indexed = 0;
+INSERT INTO bodies (message_id, raw, text, size, indexed)
+    SELECT id, body, text_body, length(body), 1 FROM messages WHERE body IS NOT NULL;
+UPDATE messages SET body = NULL, text_body = NULL WHERE body IS NOT NULL;
+ALTER TABLE accounts ADD COLUMN bodies_count INTEGER;
+ALTER TABLE accounts ADD COLUMN bodies_bytes INTEGER;
+"#,
+    // 11 (issue 14, the protocol trace): per account, a switch (a setting in the store, so a
     // console can turn on the trace of an account whose sync another process — the daemon —
     // holds) and a bounded ring of redacted protocol lines (the writer keeps the newest).
     r#"

@@ -424,6 +424,23 @@ SELECT mailroom_watch(t) FROM unnest(ARRAY['alert_events', 'alert_deliveries', '
 "#,
     // 10: see schema.rs step 10.
     r#"
+CREATE TABLE bodies (
+    message_id BIGINT PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,
+    raw BYTEA NOT NULL,
+    text TEXT,
+    size BIGINT NOT NULL,
+    indexed BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX bodies_to_index ON bodies(message_id) WHERE indexed = 0;
+INSERT INTO bodies (message_id, raw, text, size, indexed)
+    SELECT id, body, text_body, length(body), 1 FROM messages WHERE body IS NOT NULL;
+UPDATE messages SET body = NULL, text_body = NULL WHERE body IS NOT NULL;
+ALTER TABLE accounts ADD COLUMN bodies_count BIGINT;
+ALTER TABLE accounts ADD COLUMN bodies_bytes BIGINT;
+SELECT mailroom_watch('bodies');
+"#,
+    // 11: see schema.rs step 11.
+    r#"
 CREATE TABLE trace_settings (
     account_id TEXT PRIMARY KEY,
     enabled BIGINT NOT NULL DEFAULT 0,

@@ -11,7 +11,7 @@ use super::mailbox::{MailRow, Window, mail_row};
 use crate::error::Result;
 
 /// The text of the `addresses` column: names and addresses of From, To and Cc.
-fn addresses_text(
+pub(super) fn addresses_text(
     from_addr: &Option<String>,
     from_name: &Option<String>,
     to: &str,
@@ -43,7 +43,9 @@ impl Store {
     pub fn fts_reindex(&self, ids: &[i64]) -> Result<()> {
         for chunk in ids.chunks(CHUNK) {
             let mut st = self.conn.prepare_cached(&format!(
-                "SELECT id, subject, from_addr, from_name, to_json, cc_json, text_body FROM messages WHERE id IN ({})",
+                "SELECT m.id, m.subject, m.from_addr, m.from_name, m.to_json, m.cc_json,
+                        COALESCE(b.text, m.text_body, CASE WHEN b.raw IS NOT NULL THEN '' END), b.raw
+                 FROM messages m LEFT JOIN bodies b ON b.message_id = m.id WHERE m.id IN ({})",
                 placeholders(chunk.len())
             ))?;
             let rows = st
@@ -56,6 +58,7 @@ impl Store {
                         r.get::<_, String>(4)?,
                         r.get::<_, String>(5)?,
                         r.get::<_, Option<String>>(6)?,
+                        r.get::<_, Option<Vec<u8>>>(7)?,
                     ))
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -65,7 +68,13 @@ impl Store {
             let mut ins = self.conn.prepare_cached(
                 "INSERT INTO messages_fts (rowid, subject, addresses, body) VALUES (?1, ?2, ?3, ?4)",
             )?;
-            for (id, subject, from_addr, from_name, to, cc, body) in rows {
+            for (id, subject, from_addr, from_name, to, cc, mut body, raw) in rows {
+                // A body downloaded in bulk has no text yet: take it out of the raw bytes.
+                if body.as_deref() == Some("")
+                    && let Some(raw) = raw.as_deref()
+                {
+                    body = crate::mail::parse::parse_body(raw).map(|b| b.text);
+                }
                 del.execute([id])?;
                 let addrs = addresses_text(&from_addr, &from_name, &to, &cc);
                 ins.execute(params![

@@ -350,9 +350,10 @@ impl Store {
         let d = self
             .conn
             .query_row(
-                "SELECT id, message_id, in_reply_to, refs, from_addr, from_name, to_json, cc_json, subject, date,
-                        size, headers, body, text_body, direction, customer_id, denied, triage_state
-                 FROM messages WHERE id = ?1",
+                "SELECT m.id, m.message_id, m.in_reply_to, m.refs, m.from_addr, m.from_name, m.to_json, m.cc_json,
+                        m.subject, m.date, m.size, m.headers, COALESCE(b.raw, m.body), COALESCE(b.text, m.text_body),
+                        m.direction, m.customer_id, m.denied, m.triage_state
+                 FROM messages m LEFT JOIN bodies b ON b.message_id = m.id WHERE m.id = ?1",
                 [id],
                 |r| {
                     Ok(MessageDetail {

@@ -103,6 +103,10 @@ mod tests {
             batch_size: 10,
             body_prefetch_max_bytes: 0,
             tty_progress: false,
+            max_connections: 4,
+            reserved_connections: 0,
+            bodies_all: false,
+            bodies: Default::default(),
         }
     }
 

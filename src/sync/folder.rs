@@ -13,6 +13,8 @@ use super::newmail::{self, Target};
 use super::plan::{self, NewMail, Span};
 use crate::account::Account;
 use crate::error::{AppError, Result};
+use crate::imap::discovery::FolderStatus;
+use crate::imap::exec::Tag;
 use crate::imap::fetch::{self, Selected};
 use crate::imap::unsolicited::{self, Announced};
 use crate::store::{FlagRow, FolderRow, FolderSyncState, Level, Store};
@@ -28,23 +30,94 @@ struct Opened {
     uv: u32,
     known_max: u32,
     qresync_used: bool,
+    /// The new-mail fetch sent in one flight with the SELECT.
+    flight: Option<Flight>,
 }
 
+/// The fetch sent right behind the SELECT, its answer still to be read. (No NOOP goes with
+/// it: the server answers a NOOP as soon as it has sent the fetch, long before the fetch has
+/// crossed a slow link, so changes made meanwhile would go unheard. The pass instead compares
+/// every folder's counters once more at its end: see `engine::run_pass`.)
+struct Flight {
+    fetch: Tag,
+    /// The connection it was sent on (a reconnect loses its answer).
+    generation: u64,
+}
+
+/// What the pass knows of a folder before selecting it: its counters from LIST-STATUS.
+/// `Some(known_max)` when its new mail can be asked for in the same flight as the SELECT:
+/// the same UIDVALIDITY as stored (or a first sync), a plain `known_max+1:*` fetch
+/// (not a first sync with a date or unread-only scope), and mail above the checkpoint.
+fn predict_fetch(
+    folder: &FolderRow,
+    status: Option<&FolderStatus>,
+    opts: &PassOptions,
+) -> Option<u32> {
+    let st = status?;
+    let uv = st.uidvalidity?;
+    let first = folder.uidvalidity.is_none();
+    if !first && folder.uidvalidity != Some(uv) {
+        return None;
+    }
+    let everything = folder.first_sync_done
+        || plan::first_fetch(opts.scope, opts.unread_only) == plan::FirstFetch::Everything;
+    if !everything || (first && folder.first_sync_done) {
+        return None;
+    }
+    let known_max = if first {
+        0
+    } else {
+        folder.checkpoint_uid.unwrap_or(0)
+    };
+    let more = st.messages.unwrap_or(0) > 0 && st.uidnext.is_some_and(|n| n > known_max + 1);
+    more.then_some(known_max)
+}
+
+/// Whether the counters prove that nothing changed in the folder since the last pass: same
+/// UIDVALIDITY, UIDNEXT, message count and HIGHESTMODSEQ (every flag change and expunge moves
+/// it), and its last pass completed. Without CONDSTORE flags may have changed unseen.
+pub fn unchanged(folder: &FolderRow, status: Option<&FolderStatus>, condstore: bool) -> bool {
+    let Some(st) = status else { return false };
+    condstore
+        && folder.first_sync_done
+        && st.uidvalidity.is_some()
+        && st.uidvalidity == folder.uidvalidity
+        && st.uidnext.is_some()
+        && st.uidnext == folder.uidnext
+        && st.messages.is_some()
+        && st.messages == folder.exists_count
+        && st.highestmodseq.is_some()
+        && st.highestmodseq == folder.highestmodseq
+        && folder
+            .checkpoint_uid
+            .zip(st.uidnext)
+            .is_none_or(|(cp, next)| cp + 1 >= next)
+}
+
+/// What one folder's sync did, and whether it relies on the pass comparing the folder's
+/// counters again at its end (its new mail came in the SELECT's flight, without a NOOP after).
+pub struct Synced {
+    pub summary: FolderSummary,
+    pub check_again: bool,
+}
+
+#[allow(clippy::too_many_arguments)]
 pub async fn sync_folder(
     store: &mut Store,
     account: &Account,
     opts: &PassOptions,
     ss: &mut SyncSession,
     folder: &FolderRow,
+    status: Option<&FolderStatus>,
     events: Option<&EventSender>,
     bytes: &mut u64,
-) -> Result<FolderSummary> {
+) -> Result<Synced> {
     let mut fs = FolderSummary {
         folder: folder.name.clone(),
         ..Default::default()
     };
-    let o = open(store, account, opts, ss, folder).await?;
-    known_mail(store, ss, &o, &mut fs).await?;
+    let predicted = predict_fetch(folder, status, opts);
+    let mut o = open(store, account, opts, ss, folder, predicted).await?;
     let t = Target {
         account_id: account.id(),
         opts,
@@ -52,18 +125,18 @@ pub async fn sync_folder(
         uidvalidity: o.uv,
         events,
     };
-    let has_new = o.sel.exists > 0 && o.sel.uidnext.is_none_or(|n| n > o.known_max + 1);
-    let plan = match has_new {
-        true => plan::plan_new_mail(store, ss, &o.folder, &o.sel, opts, o.known_max).await?,
-        false => None,
+    let in_flight = o.flight.is_some();
+    let fetched_any = match o.flight.take() {
+        Some(flight) => {
+            fetch_in_flight(store, ss, &t, &o, flight, status, bytes, &mut fs).await?;
+            known_mail(store, ss, &o, &mut fs).await?;
+            false
+        }
+        None => {
+            known_mail(store, ss, &o, &mut fs).await?;
+            new_mail(store, ss, &t, &o, opts, bytes, &mut fs).await?
+        }
     };
-    let fetched_any = plan.is_some();
-    if let Some(plan) = plan {
-        let got = newmail::fetch_new(store, ss, &t, o.known_max, plan).await?;
-        *bytes += got.bytes;
-        fs.new += got.new;
-        fs.quarantined += got.quarantined;
-    }
     if !o.folder.first_sync_done {
         store.set_first_sync_done(o.folder.id)?;
         store.drop_stale_locations(o.folder.id, o.uv)?;
@@ -79,17 +152,77 @@ pub async fn sync_folder(
             exists: o.sel.exists,
         },
     )?;
-    Ok(fs)
+    Ok(Synced {
+        summary: fs,
+        check_again: in_flight,
+    })
 }
 
-/// SELECT (with QRESYNC when the folder was synced before); a changed UIDVALIDITY starts the
-/// folder over (messages keep their local ids); "mark as read" remembers where it started.
+/// New mail asked for after the SELECT's answer (the plan may need to search first). Returns
+/// whether anything was fetched.
+async fn new_mail(
+    store: &mut Store,
+    ss: &mut SyncSession,
+    t: &Target<'_>,
+    o: &Opened,
+    opts: &PassOptions,
+    bytes: &mut u64,
+    fs: &mut FolderSummary,
+) -> Result<bool> {
+    let has_new = o.sel.exists > 0 && o.sel.uidnext.is_none_or(|n| n > o.known_max + 1);
+    let plan = match has_new {
+        true => plan::plan_new_mail(store, ss, &o.folder, &o.sel, opts, o.known_max).await?,
+        false => None,
+    };
+    let Some(plan) = plan else { return Ok(false) };
+    let got = newmail::fetch_new(store, ss, t, o.known_max, plan).await?;
+    *bytes += got.bytes;
+    fs.new += got.new;
+    fs.quarantined += got.quarantined;
+    Ok(true)
+}
+
+/// The fetch sent with the SELECT: its answer streams into the store.
+#[allow(clippy::too_many_arguments)]
+async fn fetch_in_flight(
+    store: &mut Store,
+    ss: &mut SyncSession,
+    t: &Target<'_>,
+    o: &Opened,
+    flight: Flight,
+    status: Option<&FolderStatus>,
+    bytes: &mut u64,
+    fs: &mut FolderSummary,
+) -> Result<()> {
+    let total = match (o.sel.uidnext, status.and_then(|s| s.messages)) {
+        (Some(n), _) if o.known_max > 0 => {
+            (n.saturating_sub(o.known_max + 1) as u64).min(o.sel.exists as u64)
+        }
+        (_, Some(m)) => m.max(o.sel.exists) as u64,
+        _ => o.sel.exists as u64,
+    };
+    let plan = NewMail {
+        spans: vec![Span::From(o.known_max + 1)],
+        total,
+        checkpoint: o.sel.uidnext.map_or(0, |n| n.saturating_sub(1)),
+    };
+    let got = newmail::fetch_new_sent(store, ss, t, o.known_max, plan, Some(flight.fetch)).await?;
+    *bytes += got.bytes;
+    fs.new += got.new;
+    fs.quarantined += got.quarantined;
+    Ok(())
+}
+
+/// SELECT (with QRESYNC when the folder was synced before) — with the new-mail fetch and a NOOP
+/// in the same flight when it can be predicted; a changed UIDVALIDITY starts the folder over
+/// (messages keep their local ids); "mark as read" remembers where it started.
 async fn open(
     store: &mut Store,
     account: &Account,
     opts: &PassOptions,
     ss: &mut SyncSession,
     folder: &FolderRow,
+    predicted: Option<u32>,
 ) -> Result<Opened> {
     let caps = ss.caps;
     let mut qresync_params = match (caps.qresync, folder.uidvalidity, folder.highestmodseq) {
@@ -97,18 +230,28 @@ async fn open(
         _ => None,
     };
     let wire = &folder.wire_name;
-    let sel =
-        match fetch::select(&mut ss.session, wire, caps.condstore, qresync_params, false).await {
-            // A resync answer that cannot be read: select plainly and compare flags instead.
-            Err(_) if qresync_params.is_some() && unreadable(ss).is_some() => {
-                ss.reconnect().await?;
-                qresync_params = None;
-                fetch::select(&mut ss.session, wire, caps.condstore, None, false).await?
-            }
-            r => r?,
-        };
+    let selected = match predicted {
+        Some(known_max) => select_in_flight(ss, wire, qresync_params, known_max).await,
+        None => fetch::select(&mut ss.session, wire, caps.condstore, qresync_params, false)
+            .await
+            .map(|s| (s, None)),
+    };
+    let (sel, mut flight) = match selected {
+        // A resync answer that cannot be read: select plainly and compare flags instead.
+        Err(_) if qresync_params.is_some() && unreadable(ss).is_some() => {
+            ss.reconnect().await?;
+            qresync_params = None;
+            let sel = fetch::select(&mut ss.session, wire, caps.condstore, None, false).await?;
+            (sel, None)
+        }
+        r => r?,
+    };
     let uv = sel.uidvalidity;
     let validity_changed = folder.uidvalidity.is_some_and(|old| old != uv);
+    if validity_changed && let Some(f) = flight.take() {
+        // What was fetched in flight belongs to the folder's new incarnation: start over.
+        drain(ss, f).await?;
+    }
     let mut folder = folder.clone();
     if validity_changed {
         store.log_event(
@@ -146,7 +289,64 @@ async fn open(
         uv,
         known_max,
         qresync_used: qresync_params.is_some() && !validity_changed,
+        flight,
     })
+}
+
+/// SELECT and `UID FETCH known_max+1:*` of the headers in one flight; reads the SELECT's
+/// answer.
+async fn select_in_flight(
+    ss: &mut SyncSession,
+    wire: &str,
+    qresync: Option<(u32, u64)>,
+    known_max: u32,
+) -> Result<(Selected, Option<Flight>)> {
+    use crate::imap::exec::{answers, send};
+    let condstore = ss.caps.condstore;
+    let what = format!("SELECT {wire}");
+    let select = fetch::select_command(wire, condstore, qresync, false);
+    let s = &mut ss.session;
+    let tag = send(s, &what, &select).await?;
+    let range = format!("{}:*", known_max + 1);
+    let fetch = send(
+        s,
+        "fetching headers",
+        &fetch::headers_command(&range, condstore),
+    )
+    .await?;
+    let mut answer = fetch::SelectAnswer::default();
+    unsolicited::reset(s, 0);
+    s.get_mut().link_mut().selected = None;
+    let out = answers(s, &what, &[tag], |_, r| Ok(answer.take(r))).await?;
+    let flight = Flight {
+        fetch,
+        generation: ss.generation,
+    };
+    match out.into_iter().next().transpose() {
+        Ok(_) => Ok((answer.finish(&mut ss.session, wire)?, Some(flight))),
+        Err(e) => {
+            // The fetch went to whatever was selected before (or nothing): its answer is read
+            // and dropped.
+            drain(ss, flight).await?;
+            Err(e)
+        }
+    }
+}
+
+/// Reads and drops the answer of the fetch sent in flight.
+async fn drain(ss: &mut SyncSession, flight: Flight) -> Result<()> {
+    if ss.generation != flight.generation {
+        return Ok(());
+    }
+    crate::imap::exec::answers(
+        &mut ss.session,
+        "reading answers no longer needed",
+        &[flight.fetch],
+        |_, r| Ok(matches!(r, async_imap::imap_proto::Response::Fetch(..))),
+    )
+    .await?;
+    unsolicited::take(&mut ss.session);
+    Ok(())
 }
 
 /// Applies flag updates (a message flagged \Deleted counts as gone); returns (updated, vanished).

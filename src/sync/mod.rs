@@ -2,12 +2,14 @@
 //! each chosen folder incrementally, prefetch small bodies), and the supervisor that keeps
 //! accounts in sync in the background. Reports through the store and typed events only.
 
+pub mod bodies;
 mod classify;
 pub mod engine;
 pub mod events;
 mod folder;
 mod newmail;
 pub mod ops;
+mod parallel;
 pub mod plan;
 mod prefetch;
 pub mod supervisor;

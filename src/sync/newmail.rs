@@ -61,6 +61,19 @@ pub async fn fetch_new(
     known_max: u32,
     plan: NewMail,
 ) -> Result<Fetched> {
+    fetch_new_sent(store, ss, t, known_max, plan, None).await
+}
+
+/// As [`fetch_new`], when the first span's fetch was already sent (in one flight with the
+/// SELECT): `sent` is its tag, and its answer is read first.
+pub async fn fetch_new_sent(
+    store: &mut Store,
+    ss: &mut SyncSession,
+    t: &Target<'_>,
+    known_max: u32,
+    plan: NewMail,
+    sent: Option<crate::imap::exec::Tag>,
+) -> Result<Fetched> {
     let progress = Progress {
         account_id: t.account_id.to_string(),
         folder: t.folder.name.clone(),
@@ -93,7 +106,7 @@ pub async fn fetch_new(
             )
         })?;
     let mut feed = Feed::new(tx, known_max, t.opts, t.direction());
-    let fetched = stream(ss, t, &plan.spans, &mut feed).await;
+    let fetched = stream(ss, t, &plan.spans, &mut feed, sent).await;
     // The fetch completed: every UID up to the plan's checkpoint has been seen or was out of
     // scope (even if skipped or expunged meanwhile), so the checkpoint can move past them.
     feed.finish(if fetched.is_ok() { plan.checkpoint } else { 0 });
@@ -230,14 +243,19 @@ async fn stream(
     t: &Target<'_>,
     spans: &[Span],
     feed: &mut Feed<'_>,
+    mut sent: Option<crate::imap::exec::Tag>,
 ) -> Result<()> {
     let mut isolated = 0usize;
     for span in spans {
         let mut after = 0u32;
         while let Some(set) = span.rest(after) {
             let condstore = ss.caps.condstore;
-            let r =
-                fetch::fetch_headers(&mut ss.session, &set, condstore, |it| feed.item(it)).await;
+            let r = match sent.take() {
+                Some(tag) => fetch::read_headers(&mut ss.session, tag, |it| feed.item(it)).await,
+                None => {
+                    fetch::fetch_headers(&mut ss.session, &set, condstore, |it| feed.item(it)).await
+                }
+            };
             after = after.max(feed.last_uid);
             let Err(e) = r else { break };
             let Some(bad) = ss.session.get_mut().link_mut().unreadable.take() else {

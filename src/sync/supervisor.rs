@@ -167,7 +167,7 @@ impl Supervisor {
 
 /// Runs `f` on a thread of its own with a current-thread runtime; the receiver hears its
 /// result (or is closed when the thread could not start or panicked).
-fn on_own_thread<T: Send + 'static>(
+pub(crate) fn on_own_thread<T: Send + 'static>(
     name: String,
     f: impl FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = T>>> + Send + 'static,
 ) -> oneshot::Receiver<T> {
@@ -414,25 +414,30 @@ async fn once(
     opts.tty_progress = tty_progress;
     let (events, _) = events::channel();
     set_state(&store, &events, &id, AccountState::Syncing);
-    let result = async {
+    let mut result = async {
         let cred = account.credential(&store, &vault)?;
-        let mut ss = engine::open_session(&account, &cred).await?;
+        let remembered = store.account(&id)?.and_then(|r| r.capabilities);
+        let mut ss =
+            engine::open_session_for_pass(&account, &cred, remembered.as_deref(), true).await?;
         let _ = store.set_capabilities(&id, &ss.caps_text);
         let r = engine::run_pass(&mut store, &account, &opts, &mut ss, None).await;
-        // A broken connection gets no goodbye; a healthy one a short one.
+        // A broken connection gets no goodbye; a healthy one a LOGOUT, not waited for (the
+        // process ends: the server's answer would only cost a round trip).
         if r.as_ref()
             .err()
             .is_none_or(|e| !crate::error::is_unreachable(e))
         {
-            ss.logout().await;
+            ss.logout_without_waiting().await;
         }
         r
     }
     .await
     .map_err(|e| crate::error::with_retry_words(e, false, &format!("mailroom sync {name} --once")));
-    match &result {
+    match &mut result {
         Ok(sum) => {
+            let matching = std::time::Instant::now();
             crate::crm::after_sync(&store, config, &id);
+            sum.match_ms = matching.elapsed().as_millis() as u64;
             store.record_success(
                 &id,
                 sum.duration_ms as i64,

@@ -27,6 +27,10 @@ use crate::store::{AccountState, Level, Store};
 /// local changes written by other processes (e.g. `message flag`).
 const HEARTBEAT: Duration = Duration::from_secs(5);
 
+/// How long a background pass downloads bodies (full offline mode) before it lets the next
+/// pass look for new mail and go on.
+const BODIES_PER_PASS: Duration = Duration::from_secs(20);
+
 /// Whether the loop goes on.
 #[derive(PartialEq, Eq)]
 enum Next {
@@ -53,6 +57,8 @@ struct Task {
     session: Option<SyncSession>,
     credential: Option<crate::secret::Credential>,
     watcher: Option<JoinHandle<()>>,
+    /// The folders the watcher watches.
+    watched: Vec<String>,
     changed: Arc<Notify>,
     lost_tx: mpsc::UnboundedSender<AppError>,
     lost_rx: mpsc::UnboundedReceiver<AppError>,
@@ -105,7 +111,11 @@ impl Task {
         kick: Arc<Notify>,
     ) -> Result<Task> {
         let account = Account::from_config(&config, name)?;
-        let opts = PassOptions::from_config(&config, &account)?;
+        let mut opts = PassOptions::from_config(&config, &account)?;
+        // The watcher holds one of the account's connections.
+        opts.reserved_connections = 1;
+        // In the background a pass downloads bodies for a while; the next one goes on.
+        opts.bodies.budget = Some(BODIES_PER_PASS);
         let (lost_tx, lost_rx) = mpsc::unbounded_channel();
         Ok(Task {
             id: account.id().to_string(),
@@ -118,6 +128,7 @@ impl Task {
             session: None,
             credential: None,
             watcher: None,
+            watched: Vec::new(),
             changed: Arc::new(Notify::new()),
             lost_tx,
             lost_rx,
@@ -224,7 +235,10 @@ impl Task {
                 Some(c) => c,
                 None => self.account.credential(&self.store, &self.vault)?,
             };
-            let ss = engine::open_session(&self.account, &cred).await?;
+            let remembered = self.store.account(&self.id)?.and_then(|r| r.capabilities);
+            let ss =
+                engine::open_session_for_pass(&self.account, &cred, remembered.as_deref(), true)
+                    .await?;
             let _ = self.store.set_capabilities(&self.id, &ss.caps_text);
             self.credential = Some(cred);
             self.session = Some(ss);
@@ -271,6 +285,10 @@ impl Task {
             },
         );
         self.start_watcher();
+        if sum.bodies_pending {
+            // More bodies to download: the next pass goes on at once.
+            return Next::Go;
+        }
         match self.wait_for_change().await {
             Wake::Due => Next::Go,
             Wake::Stop => Next::Stop,
@@ -318,9 +336,28 @@ impl Task {
     }
 
     /// Starts the watcher of INBOX when it is not running.
+    /// The wire names of the folders that sync.
+    fn synced_folders(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .store
+            .folders(&self.id)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|f| f.sync_enabled && f.selectable && f.present)
+            .map(|f| f.wire_name)
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Starts the watcher when it is not running, or again when the folders that sync changed.
     fn start_watcher(&mut self) {
-        if self.watcher.as_ref().is_some_and(|w| !w.is_finished()) {
+        let running = self.watcher.as_ref().is_some_and(|w| !w.is_finished());
+        if running && self.synced_folders() == self.watched {
             return;
+        }
+        if let Some(w) = self.watcher.take() {
+            w.abort();
         }
         let Some(credential) = self.credential.clone() else {
             return;
@@ -333,10 +370,13 @@ impl Task {
             .filter(|f| f.sync_enabled)
             .map(|f| f.wire_name)
             .unwrap_or_else(|| "INBOX".into());
+        let folders = self.synced_folders();
+        self.watched = folders.clone();
         self.watcher = Some(tokio::spawn(watcher::run(Watch {
             account: self.account.clone(),
             credential,
             inbox,
+            folders,
             changed: self.changed.clone(),
             lost: self.lost_tx.clone(),
             shutdown: self.shutdown.clone(),

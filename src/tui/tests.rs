@@ -161,6 +161,7 @@ fn status() -> Status {
                     copy_pending: 1,
                 },
                 unmatched: 12,
+                bodies: Default::default(),
             },
             AccountStatus {
                 name: "home".into(),
@@ -187,6 +188,7 @@ fn status() -> Status {
                 },
                 outbox: OutboxCounts::default(),
                 unmatched: 0,
+                bodies: Default::default(),
             },
         ],
         alerts: Default::default(),

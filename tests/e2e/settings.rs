@@ -8,9 +8,11 @@ use super::common::*;
 
 fn bodies_cached(home: &Home) -> (i64, i64) {
     home.db()
-        .query_row("SELECT COUNT(*), COUNT(body) FROM messages", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+        .query_row(
+            "SELECT COUNT(*), (SELECT COUNT(*) FROM bodies) FROM messages",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .unwrap()
 }
 
