@@ -218,6 +218,115 @@ fn main() {
         );
     }
     mail_bench(&ctx, &mut io, n);
+    daily_bench(&ctx, &mut io, n);
+}
+
+/// Keypress → frame for `count` presses of `action` (then `back` every other press when given),
+/// as "p50 … p99 …".
+fn keys_to_frames(
+    io: &mut io::Direct,
+    app: &mut App,
+    term: &mut Terminal<TestBackend>,
+    action: Action,
+    back: Option<Action>,
+    count: usize,
+) -> String {
+    let mut times = Vec::new();
+    for i in 0..count {
+        let a = match (&back, i % 2) {
+            (Some(b), 1) => b.clone(),
+            _ => action.clone(),
+        };
+        let t = Instant::now();
+        let cmds = app.update(a);
+        run(io, app, cmds);
+        term.draw(|f| view::draw(f, app)).expect("draw");
+        times.push(t.elapsed());
+    }
+    spread(&mut times)
+}
+
+/// Issue 14 part B at 100k: the dashboard, the edit form, the protocol trace (a full ring) and a
+/// big customer's timeline (every eighth message matched), keypress → frame at 160×48.
+fn daily_bench(ctx: &Ctx, io: &mut io::Direct, n: usize) {
+    use mailroom::store::{NewTraceLine, TRACE_RING};
+    let (w, h) = (160u16, 48u16);
+    let mut term = Terminal::new(TestBackend::new(w, h)).expect("terminal");
+    {
+        let mut c = rusqlite::Connection::open(ctx.home.db_path()).expect("db");
+        let tx = c.transaction().expect("tx");
+        tx.execute_batch(
+            "INSERT INTO customers (id, name, created_at, updated_at) VALUES (1, 'Big customer', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z');
+             INSERT INTO matches (message_id, customer_id, rule, detail) SELECT id, 1, 'domain', 'client0.example' FROM messages WHERE id % 8 = 0;
+             UPDATE messages SET customer_id = 1 WHERE id % 8 = 0;",
+        )
+        .expect("seed customer");
+        tx.commit().expect("commit");
+        let store = Store::open(&ctx.home.db_path()).expect("store");
+        let lines: Vec<NewTraceLine> = (0..TRACE_RING)
+            .map(|i| NewTraceLine {
+                account_id: "acc-bench".into(),
+                proto: "imap",
+                dir: if i % 2 == 0 { "C" } else { "S" },
+                level: if i % 3 == 0 { "debug" } else { "info" },
+                line: format!("A{i:05} UID FETCH {i}:* (FLAGS)"),
+            })
+            .collect();
+        store.append_trace(&lines).expect("trace");
+    }
+    let mut app = App::new(Theme::dark(), Keymap::defaults(), (w, h));
+    let cmds = app.reload();
+    run(io, &mut app, cmds);
+    let d = keys_to_frames(io, &mut app, &mut term, Action::Down, Some(Action::Up), 500);
+    println!("keypress → frame, dashboard (j/k)       n=500   {d}");
+    app.update(Action::EditAccount);
+    let cmds = vec![mailroom::tui::action::Command::LoadEdit {
+        job: app.setup.edit.as_ref().map(|e| e.job).unwrap_or(0),
+        name: "bench".into(),
+    }];
+    run(io, &mut app, cmds);
+    app.setup.field = mailroom::tui::app::F_LOGIN;
+    let d = keys_to_frames(io, &mut app, &mut term, Action::Input('x'), None, 500);
+    println!("keypress → frame, edit form typing      n=500   {d}");
+    let d = keys_to_frames(io, &mut app, &mut term, Action::NextField, None, 500);
+    println!("keypress → frame, edit form tab         n=500   {d}");
+    app.update(Action::Back);
+    let cmds = app.update(Action::GoTo(PaneId::Log));
+    run(io, &mut app, cmds);
+    let t = Instant::now();
+    let cmds = app.update(Action::ToggleTraceView);
+    run(io, &mut app, cmds);
+    term.draw(|f| view::draw(f, &app)).expect("draw");
+    println!(
+        "protocol trace, first page of a full ring ({} lines) + frame: {:?}",
+        app.log.traces.total,
+        t.elapsed()
+    );
+    let d = keys_to_frames(io, &mut app, &mut term, Action::PageDown, None, 200);
+    println!("keypress → frame, trace page down       n=200   {d}");
+    let cmds = app.update(Action::GoTo(PaneId::Customers));
+    run(io, &mut app, cmds);
+    let t = Instant::now();
+    let cmds = app.update(Action::Open);
+    run(io, &mut app, cmds);
+    term.draw(|f| view::draw(f, &app)).expect("draw");
+    println!(
+        "customer timeline ({} messages), first page + frame: {:?}",
+        app.customers.timeline.total,
+        t.elapsed()
+    );
+    let d = keys_to_frames(io, &mut app, &mut term, Action::PageDown, None, 200);
+    println!("keypress → frame, timeline page down    n=200   {d}");
+    let d = keys_to_frames(
+        io,
+        &mut app,
+        &mut term,
+        Action::Bottom,
+        Some(Action::Top),
+        50,
+    );
+    println!("keypress → frame, timeline G/g          n=50    {d}");
+    let _ = n;
 }
 
 /// p50 and p99 of `times`, as text.

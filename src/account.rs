@@ -49,6 +49,7 @@ impl Account {
             user: self.cfg.user.clone(),
             timeout: self.timeout(),
             min_bytes_per_sec: self.cfg.sync.min_bytes_per_sec,
+            trace_as: Some(self.id().to_string()),
         }
     }
 
@@ -67,6 +68,7 @@ impl Account {
                 timeout: self.timeout(),
                 auth: auth_mode(sys.smtp_auth, AuthKind::Password, &edit)?,
                 edit,
+                trace_as: Some(self.id().to_string()),
             });
         }
         let edit = format!("mailroom account edit {}", self.name);
@@ -77,6 +79,7 @@ impl Account {
             timeout: self.timeout(),
             auth: auth_mode(self.cfg.smtp_auth, self.cfg.auth, &edit)?,
             edit,
+            trace_as: Some(self.id().to_string()),
         })
     }
 
@@ -147,6 +150,7 @@ pub fn system_target(config: &Config, timeout: std::time::Duration) -> Result<Op
         timeout,
         auth: auth_mode(sys.smtp_auth, AuthKind::Password, &edit)?,
         edit,
+        trace_as: None,
     }))
 }
 

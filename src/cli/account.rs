@@ -213,6 +213,12 @@ pub struct EditArgs {
     /// (sync.body_prefetch_max_bytes; 0: every body when opened).
     #[arg(long, value_name = "N")]
     pub prefetch_max_bytes: Option<u64>,
+    /// Keep a copy of sent mail in the Sent folder (sent_copy.enabled).
+    #[arg(long, value_name = "BOOL")]
+    pub sent_copy: Option<bool>,
+    /// Remove every alias (then --alias adds the new ones).
+    #[arg(long)]
+    pub clear_aliases: bool,
 }
 
 pub async fn run(ctx: &Ctx, cmd: AccountCmd) -> Result<i32> {
@@ -767,6 +773,8 @@ fn edit(ctx: &Ctx, a: EditArgs) -> Result<i32> {
         poll_secs: a.poll_secs,
         prefetch_max_bytes: a.prefetch_max_bytes,
         password_command: a.pw.password_command.clone(),
+        sent_copy: a.sent_copy,
+        clear_aliases: a.clear_aliases,
         client_secret: match a.server.oauth.oauth_client_secret_stdin {
             true => Some(read_secret_stdin()?),
             false => None,

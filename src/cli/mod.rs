@@ -14,6 +14,7 @@ pub mod status;
 pub mod store;
 pub mod sync;
 pub mod system_smtp;
+pub mod trace;
 pub mod triage;
 
 use std::path::PathBuf;
@@ -108,6 +109,9 @@ pub enum Command {
     /// Move an installation between stores (SQLite ↔ PostgreSQL).
     #[command(subcommand)]
     Store(store::StoreCmd),
+    /// An account's live protocol trace (IMAP and SMTP lines, credentials redacted).
+    #[command(subcommand)]
+    Trace(trace::TraceCmd),
     /// Open the console (the default without a command).
     Console,
 }
@@ -230,6 +234,8 @@ pub fn main(console: Console) -> i32 {
         theme: cli.theme.clone(),
         verbose: cli.verbose,
     };
+    // The protocol trace's sink: the store (touched only once a connection asks).
+    let _trace = crate::ops::trace::install(&ctx.ops);
     match run(&ctx, command, console) {
         Ok(code) => code,
         Err(e) => output::fail(json, &e),
@@ -406,6 +412,7 @@ fn run(ctx: &Ctx, cmd: Command, console: Console) -> Result<i32> {
         Command::Log(a) => rt()?.block_on(logs::log(ctx, a)),
         Command::Audit(a) => logs::audit(ctx, a),
         Command::Store(c) => store::run(ctx, c),
+        Command::Trace(c) => trace::run(ctx, c),
     }
 }
 

@@ -30,6 +30,8 @@ pub struct ImapTarget {
     pub timeout: Duration,
     /// The slowest transfer that still counts as progress (`sync.min_bytes_per_sec`).
     pub min_bytes_per_sec: u64,
+    /// The account whose protocol trace this connection feeds (None: untraced).
+    pub trace_as: Option<String>,
 }
 
 impl ImapTarget {
@@ -363,25 +365,28 @@ async fn open_client_with(
         Security::Tls => {
             let tls = tls_wrap(tcp, server, &target.tls, limits.timeout).await;
             on_step("tls", &tls.as_ref().map(|_| ()).map_err(Clone::clone));
-            let mut client = Client::new(MailStream::tls(tls?, addr.clone(), limits));
+            let mut client =
+                Client::new(traced(MailStream::tls(tls?, addr.clone(), limits), target));
             if greet_tls {
                 read_greeting(&mut client, &addr, limits.timeout).await?;
             }
             client
         }
         Security::Starttls => {
-            let mut client = Client::new(MailStream::plain(tcp, addr.clone(), limits));
+            let mut client =
+                Client::new(traced(MailStream::plain(tcp, addr.clone(), limits), target));
             read_greeting(&mut client, &addr, limits.timeout).await?;
             let tls = match starttls(client, target).await {
                 Ok(tcp) => tls_wrap(tcp, server, &target.tls, limits.timeout).await,
                 Err(e) => Err(e),
             };
             on_step("tls", &tls.as_ref().map(|_| ()).map_err(Clone::clone));
-            Client::new(MailStream::tls(tls?, addr, limits))
+            Client::new(traced(MailStream::tls(tls?, addr, limits), target))
         }
         Security::None => {
             on_step("tls", &Ok(()));
-            let mut client = Client::new(MailStream::plain(tcp, addr.clone(), limits));
+            let mut client =
+                Client::new(traced(MailStream::plain(tcp, addr.clone(), limits), target));
             read_greeting(&mut client, &addr, limits.timeout).await?;
             client
         }
@@ -390,6 +395,33 @@ async fn open_client_with(
 }
 
 /// STARTTLS on a greeted plain connection; returns the TCP stream to wrap in TLS.
+/// The stream with the account's protocol trace attached (when this process traces).
+fn traced(mut stream: MailStream, target: &ImapTarget) -> MailStream {
+    let tracer = target.trace_as.as_deref().and_then(|id| {
+        let t = crate::mail::trace::Tracer::new(id, "imap")?;
+        let how = if stream.is_tls() { "TLS" } else { "plain" };
+        let text = format!("connected to {} ({how})", target.address());
+        t.note(crate::mail::trace::Dir::Client, &text);
+        Some(Box::new(t))
+    });
+    stream.link_mut().trace = tracer;
+    stream
+}
+
+/// LOGIN's arguments never reach the trace (its tag and command do); `on` false: the LOGIN
+/// exchange is over.
+fn hide_login<T: std::ops::DerefMut<Target = async_imap::Connection<MailStream>>>(
+    client: &mut T,
+    on: bool,
+) {
+    if let Some(t) = client.get_mut().link_mut().trace.as_mut() {
+        match on {
+            true => t.hide(crate::mail::trace::Hide::Login),
+            false => t.reveal(),
+        }
+    }
+}
+
 async fn starttls(mut client: Client<MailStream>, target: &ImapTarget) -> Result<TcpStream> {
     let res = tokio::time::timeout(
         target.limits().timeout,
@@ -434,13 +466,18 @@ pub async fn login(
     timeout: Duration,
 ) -> Result<ImapSession> {
     let server = client.get_ref().link().server.clone();
+    let mut client = client;
+    hide_login(&mut client, true);
     match tokio::time::timeout(timeout, client.login(user, password.expose_secret())).await {
         Err(_) => Err(crate::error::stalled(
             &server,
             "logging in",
             &format!("stalled: no answer to LOGIN within {} s", timeout.as_secs()),
         )),
-        Ok(Ok(session)) => Ok(session),
+        Ok(Ok(mut session)) => {
+            hide_login(&mut session, false);
+            Ok(session)
+        }
         Ok(Err((async_imap::error::Error::No(msg), _))) => Err(login_refused(&server, user, &msg)),
         Ok(Err((e, client))) => Err(imap_error(Some(client.get_ref().link()), "login", e)),
     }
@@ -489,6 +526,7 @@ pub async fn connect_pipelined(
     let server = client.get_ref().link().server.clone();
     let user = &target.user;
     let timeout = target.limits().timeout;
+    hide_login(&mut client, true);
     let r = tokio::time::timeout(
         timeout,
         client.login_with_capabilities(user, password.expose_secret()),
@@ -500,7 +538,10 @@ pub async fn connect_pipelined(
             "logging in",
             &format!("stalled: no answer to LOGIN within {} s", timeout.as_secs()),
         )),
-        Ok(Ok((session, caps))) => Ok((session, caps.as_ref().map(capability_words), tags)),
+        Ok(Ok((mut session, caps))) => {
+            hide_login(&mut session, false);
+            Ok((session, caps.as_ref().map(capability_words), tags))
+        }
         Ok(Err((async_imap::error::Error::No(msg), _))) => Err(login_refused(&server, user, &msg)),
         Ok(Err((e, client))) => Err(imap_error(Some(client.get_ref().link()), "login", e)),
     }

@@ -217,6 +217,8 @@ pub struct Link {
     pub unreadable: Option<Unreadable>,
     /// The folder selected on this connection (wire name), if any.
     pub selected: Option<String>,
+    /// The account's protocol trace (when this process traces).
+    pub trace: Option<Box<crate::mail::trace::Tracer>>,
     /// Set while a secret goes out (a SASL exchange): the trace shows none of what is sent.
     secret: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
@@ -235,6 +237,7 @@ impl Link {
             announced: Announced::default(),
             unreadable: None,
             selected: None,
+            trace: None,
             secret: Default::default(),
         }
     }
@@ -260,6 +263,22 @@ impl Link {
         if self.tail.len() > TAIL {
             let cut = self.tail.len() - TAIL;
             self.tail.drain(..cut);
+        }
+    }
+
+    /// Plain bytes the server sent, to the account's protocol trace.
+    fn trace_server(&mut self, bytes: &[u8]) {
+        if let Some(t) = self.trace.as_mut() {
+            t.server_bytes(bytes);
+        }
+    }
+
+    /// Plain bytes the client sent; a SASL exchange (the flag the signing-in code sets) is
+    /// hidden whole.
+    fn trace_client(&mut self, bytes: &[u8], secret: bool) {
+        if let Some(t) = self.trace.as_mut() {
+            t.secret_flag(secret);
+            t.client_bytes(bytes);
         }
     }
 
@@ -377,6 +396,7 @@ impl MailStream {
                 self.link.bytes_in += got.len() as u64;
                 if self.deflate.is_none() {
                     trace_wire("S:", got, false);
+                    self.link.trace_server(got);
                     self.link.keep_tail(got);
                 }
                 match self.link.watch.progress(got.len()) {
@@ -407,6 +427,7 @@ impl MailStream {
                 if self.deflate.is_none() {
                     let secret = self.link.secret.load(std::sync::atomic::Ordering::SeqCst);
                     trace_wire("C:", &buf[..n], secret);
+                    self.link.trace_client(&buf[..n], secret);
                 }
                 self.link.bytes_out += n as u64;
                 // Something we send starts a new exchange: its answer gets a window of its own.
@@ -485,6 +506,7 @@ impl MailStream {
             if produced > 0 {
                 let got = &buf.initialize_unfilled()[..produced];
                 trace_wire("S:", got, false);
+                self.link.trace_server(got);
                 self.link.keep_tail(got);
                 buf.advance(produced);
                 return Poll::Ready(Ok(()));
@@ -673,6 +695,7 @@ impl AsyncWrite for MailStream {
         }
         let secret = this.link.secret.load(std::sync::atomic::Ordering::SeqCst);
         trace_wire("C:", buf, secret);
+        this.link.trace_client(buf, secret);
         let Some(d) = this.deflate.as_mut() else {
             return Poll::Ready(Ok(0));
         };

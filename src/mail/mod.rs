@@ -3,3 +3,4 @@
 pub mod compose;
 pub mod parse;
 pub mod sanitize;
+pub mod trace;

@@ -494,6 +494,10 @@ pub struct Edit {
     /// (0: none, every body when opened).
     pub prefetch_max_bytes: Option<u64>,
     pub password_command: Option<String>,
+    /// `sent_copy.enabled`: keep a copy of sent mail in the Sent folder.
+    pub sent_copy: Option<bool>,
+    /// Remove every alias (`server.aliases` empty means "leave them").
+    pub clear_aliases: bool,
     /// A new client secret of the OAuth2 app registration (sealed).
     pub client_secret: Option<SecretString>,
 }
@@ -637,6 +641,9 @@ fn edited(old: &AccountConfig, change: &Edit) -> Result<AccountConfig> {
             )
         })?);
     }
+    if change.clear_aliases {
+        new.aliases.clear();
+    }
     if !s.aliases.is_empty() {
         new.aliases = s.aliases.clone();
     }
@@ -681,6 +688,9 @@ fn options_edited(new: &mut AccountConfig, change: &Edit) -> Result<()> {
     }
     if let Some(b) = change.prefetch_max_bytes {
         new.sync.body_prefetch_max_bytes = b;
+    }
+    if let Some(c) = change.sent_copy {
+        new.sent_copy.enabled = c;
     }
     Ok(())
 }
@@ -850,6 +860,65 @@ pub async fn test(cx: &Ctx, name: &str, on_step: &mut (dyn FnMut(&Step) + Send))
             .await?;
     }
     Ok(report)
+}
+
+/// The account test with `change` applied to a stored account's settings, nothing stored (the
+/// console's edit form tests before it saves): `password` as typed, else the stored one.
+pub async fn test_edit(
+    cx: &Ctx,
+    name: &str,
+    change: &Edit,
+    password: Option<SecretString>,
+    on_step: &mut (dyn FnMut(&Step) + Send),
+) -> Result<Report> {
+    let (n, ch) = (name.to_string(), change.clone());
+    let s = cx
+        .blocking(move |cx| edited_for_test(cx, &n, &ch, password))
+        .await?;
+    Ok(crate::check::run(
+        &s.config,
+        &s.acct,
+        &s.imap_pw,
+        s.smtp_pw.as_ref(),
+        s.chosen_sent,
+        on_step,
+    )
+    .await)
+}
+
+/// The stored account with `change` applied, and the passwords to test it with.
+fn edited_for_test(
+    cx: &Ctx,
+    name: &str,
+    change: &Edit,
+    password: Option<SecretString>,
+) -> Result<Stored> {
+    let config = cx.config()?;
+    let store = cx.store()?;
+    let (_, old) = access::account(cx, &config, &store, name, Need::Configure)?;
+    let mut cfg = edited(old, change)?;
+    valid_settings(&config, &cfg)?;
+    if password.is_some() {
+        cfg.password_command = None;
+    }
+    let acct = Account {
+        name: name.to_string(),
+        cfg,
+    };
+    let vault = cx.vault()?;
+    let imap_pw = match password {
+        Some(p) => Credential::Password(p),
+        None => acct.credential(&store, &vault)?,
+    };
+    let smtp_pw = acct.smtp_credential(&config, &store, &vault, Some(&imap_pw))?;
+    let chosen_sent = store.chosen_sent_folder(acct.id())?;
+    Ok(Stored {
+        config,
+        acct,
+        imap_pw,
+        smtp_pw,
+        chosen_sent,
+    })
 }
 
 /// The stored account's settings, passwords and chosen Sent folder, if this operator may test

@@ -227,6 +227,11 @@ pub fn timeline(
             has_attachments: false,
             direction: r.direction,
             size: None,
+            why: Some(match &r.detail {
+                Some(d) if !d.trim().is_empty() => format!("{}: {d}", r.rule),
+                _ => r.rule.clone(),
+            }),
+            account_id: r.account_id,
         })
         .collect();
     Ok((total, page))

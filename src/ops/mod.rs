@@ -30,6 +30,7 @@ pub mod store;
 pub mod sync;
 pub mod system_smtp;
 mod thread;
+pub mod trace;
 pub mod triage;
 
 use std::sync::{Arc, Mutex, OnceLock};

@@ -309,5 +309,7 @@ fn summary(r: TriageRow) -> MessageSummary {
         has_attachments: r.has_attachments,
         direction: "in".into(),
         size: r.size,
+        account_id: Some(r.account_id),
+        why: None,
     }
 }

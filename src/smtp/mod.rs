@@ -26,6 +26,8 @@ pub struct SmtpTarget {
     /// The command that changes these settings, for fixes: `mailroom account edit work`, or
     /// `mailroom system-smtp set` for the system profile.
     pub edit: String,
+    /// The account whose protocol trace this session feeds (None: untraced).
+    pub trace_as: Option<String>,
 }
 
 /// How an SMTP session signs in (resolved from `smtp_auth` and the account's auth kind).

@@ -20,6 +20,7 @@ use super::{AuthMode, Sasl, SmtpTarget, classify, tls_params};
 use crate::config::Security;
 use crate::error::{AppError, Result};
 use crate::imap::connect::{MailStream, tcp_connect, tls_wrap};
+use crate::mail::trace::{Dir, Tracer};
 use crate::secret::{AccessToken, Credential, TokenSource};
 
 impl StepError {
@@ -94,17 +95,46 @@ pub struct Session {
     pub offered: Vec<String>,
     /// A STARTTLS upgrade failed: lettre holds no stream any more, so nothing may be written.
     tls_lost: bool,
+    /// The account's protocol trace: the session writes each command as it sends it (never
+    /// AUTH's credentials) and the answers it reads.
+    trace: Option<Tracer>,
     /// Keeps what is sent out of the trace while a secret goes out (the stream's flag).
     secret: Arc<AtomicBool>,
 }
 
-/// EHLO, read for the size limit and the AUTH mechanisms.
+/// EHLO, read for the size limit and the AUTH mechanisms (the answer goes to the trace).
 async fn ehlo(
     target: &SmtpTarget,
     conn: &mut AsyncSmtpConnection,
+    trace: Option<&Tracer>,
 ) -> std::result::Result<(Option<u64>, Vec<String>), StepError> {
+    note(trace, Dir::Client, "EHLO");
     let r = step(target, "EHLO", conn.command(Ehlo::new(ClientId::default()))).await?;
+    for l in r.message() {
+        note(trace, Dir::Server, &format!("{} {l}", r.code()));
+    }
     Ok((parse_size(r.message()), parse_auth(r.message())))
+}
+
+/// What the server answered a step, for the trace.
+fn answer_words(
+    r: &std::result::Result<lettre::transport::smtp::response::Response, StepError>,
+    target: &SmtpTarget,
+) -> String {
+    match r {
+        Ok(resp) => format!(
+            "{} {}",
+            resp.code(),
+            resp.message().collect::<Vec<_>>().join(" ")
+        ),
+        Err(e) => format!("AUTH failed: {}", e.app(target).summary),
+    }
+}
+
+fn note(trace: Option<&Tracer>, dir: Dir, text: &str) {
+    if let Some(t) = trace {
+        t.note(dir, text);
+    }
 }
 
 /// Reads the mechanisms of `AUTH m1 m2` (and the old `AUTH=m1 m2`) lines of an EHLO response,
@@ -253,6 +283,10 @@ impl Session {
     pub async fn connect(target: &SmtpTarget) -> Result<Session> {
         let hello = ClientId::default();
         let err = |e: lettre::transport::smtp::Error| classify(target, &e);
+        let trace = target
+            .trace_as
+            .as_deref()
+            .and_then(|id| Tracer::new(id, "smtp"));
         // Our own TCP connect: TCP_NODELAY (lettre leaves Nagle on, which stalls every command
         // after the first message on a reused connection by ~40 ms) and the same clear
         // connect errors as IMAP.
@@ -285,6 +319,16 @@ impl Session {
             .with_code(crate::error::Code::ServerNoGreeting)
         })?
         .map_err(err)?;
+        note(
+            trace.as_ref(),
+            Dir::Client,
+            &format!(
+                "connected to {}:{} ({})",
+                target.server.host,
+                target.server.port,
+                target.server.security.as_str()
+            ),
+        );
         if target.server.security == Security::Starttls {
             if !conn.can_starttls() {
                 conn.abort().await;
@@ -299,13 +343,14 @@ impl Session {
                 .with_code(crate::error::Code::TlsNoStarttls));
             }
             let params = tls_params(target)?;
+            note(trace.as_ref(), Dir::Client, "STARTTLS");
             // A failed upgrade leaves lettre without a stream: drop it, never write to it.
             step(target, "STARTTLS", conn.starttls(params, &hello))
                 .await
                 .map_err(|e| e.app(target))?;
         }
         // lettre's ServerInfo drops SIZE and the mechanisms it does not know; ask again.
-        let (size_limit, offered) = match ehlo(target, &mut conn).await {
+        let (size_limit, offered) = match ehlo(target, &mut conn, trace.as_ref()).await {
             Ok(v) => v,
             Err(e) => {
                 conn.abort().await;
@@ -318,6 +363,7 @@ impl Session {
             size_limit,
             offered,
             tls_lost: false,
+            trace,
             secret,
         })
     }
@@ -366,10 +412,18 @@ impl Session {
             Sasl::Login => Mechanism::Login,
             _ => Mechanism::Plain,
         };
+        // The mechanism is traced, its credentials never are.
+        let trace = self.trace.as_ref();
+        note(
+            trace,
+            Dir::Client,
+            &format!("AUTH {lettre_mech} <redacted>"),
+        );
         let secret = self.secret.clone();
         secret.store(true, Ordering::SeqCst);
         let r = step(target, "AUTH", self.conn.auth(&[lettre_mech], &creds)).await;
         secret.store(false, Ordering::SeqCst);
+        note(trace, Dir::Server, &answer_words(&r, target));
         r.map_err(|e| e.app(target))?;
         Ok(format!("authenticated as {} ({lettre_mech})", target.user))
     }
@@ -433,6 +487,11 @@ impl Session {
             mech.as_str(),
             B64.encode(payload.expose_secret().as_bytes())
         )));
+        note(
+            self.trace.as_ref(),
+            Dir::Client,
+            &format!("AUTH {} <redacted>", mech.as_str()),
+        );
         let secret = self.secret.clone();
         secret.store(true, Ordering::SeqCst);
         let first = step(&target, "AUTH", self.conn.command(line)).await;
@@ -446,6 +505,11 @@ impl Session {
             other => other,
         };
         secret.store(false, Ordering::SeqCst);
+        let words = match &answer {
+            Ok(r) => format!("{} {}", r.code(), r.message().collect::<Vec<_>>().join(" ")),
+            Err(e) => format!("AUTH failed: {}", e.app(&target).summary),
+        };
+        note(self.trace.as_ref(), Dir::Server, &words);
         match answer {
             Ok(r) if r.has_code(235) => Ok(None),
             Ok(r) => Ok(Some(format!(
@@ -527,7 +591,7 @@ impl Session {
             self.tls_lost = true;
             return None;
         }
-        ehlo(&self.target, &mut self.conn)
+        ehlo(&self.target, &mut self.conn, self.trace.as_ref())
             .await
             .ok()
             .map(|(_, offered)| offered)
@@ -552,8 +616,7 @@ impl Session {
         if let Some(limit) = self.size_limit
             && raw.len() as u64 > limit
         {
-            {
-                return Err(SendError::Refused(AppError::needs_user(
+            return Err(SendError::Refused(AppError::needs_user(
                     format!(
                         "the message is {:.1} MB but the SMTP server accepts at most {:.1} MB",
                         raw.len() as f64 / 1048576.0,
@@ -563,7 +626,6 @@ impl Session {
                     "remove or shrink attachments (or share a link instead), then `mailroom outbox retry ID`, or cancel it",
                 )
                 .with_code(crate::error::Code::SmtpTooLarge)));
-            }
         }
         let parse = |what: &str, a: &str| {
             a.parse::<Address>().map_err(|e| {
@@ -592,6 +654,11 @@ impl Session {
             }
             params.push(MailParameter::Body(MailBodyParameter::EightBitMime));
         }
+        note(
+            self.trace.as_ref(),
+            Dir::Client,
+            &format!("MAIL FROM:<{from}>"),
+        );
         let mail = Mail::new(Some(from), params);
         if let Err(e) = step(&self.target, "MAIL FROM", self.conn.command(mail)).await {
             let out = self.sort(&e);
@@ -600,6 +667,11 @@ impl Session {
         }
         for r in rcpts {
             let addr = parse("recipient", r)?;
+            note(
+                self.trace.as_ref(),
+                Dir::Client,
+                &format!("RCPT TO:<{addr}>"),
+            );
             let rcpt = Rcpt::new(addr, vec![]);
             if let Err(e) = step(&self.target, "RCPT TO", self.conn.command(rcpt)).await {
                 let mut out = self.sort(&e);
@@ -619,8 +691,18 @@ impl Session {
             self.abort().await;
             return Err(out);
         }
+        let data = format!("DATA, then the message ({} bytes, elided)", raw.len());
+        note(self.trace.as_ref(), Dir::Client, &data);
         match self.conn.message(raw).await {
-            Ok(resp) => Ok(resp.message().collect::<Vec<_>>().join(" ")),
+            Ok(resp) => {
+                let text = resp.message().collect::<Vec<_>>().join(" ");
+                note(
+                    self.trace.as_ref(),
+                    Dir::Server,
+                    &format!("{} {text}", resp.code()),
+                );
+                Ok(text)
+            }
             Err(e) => {
                 let out = if e.status().is_some() {
                     // The server answered the final dot with a refusal: certainly not taken.
@@ -761,6 +843,7 @@ mod tests {
             timeout: std::time::Duration::from_secs(5),
             auth: AuthMode::Password,
             edit: "mailroom account edit t".into(),
+            trace_as: None,
         }
     }
 

@@ -17,6 +17,10 @@ pub struct MessageSummary {
     pub has_attachments: bool,
     pub direction: String,
     pub size: Option<i64>,
+    /// The account it is in (the first, when in several).
+    pub account_id: Option<String>,
+    /// Why it is on a customer's timeline (the matching rule and what matched).
+    pub why: Option<String>,
 }
 
 pub(super) fn like_escape(s: &str) -> String {

@@ -40,6 +40,8 @@ pub const TABLES: &[&str] = &[
     "alert_events",
     "alert_deliveries",
     "alert_told",
+    "trace_settings",
+    "trace_lines",
 ];
 
 /// Statement arguments per INSERT (SQLite's old limit, so any build reads it).

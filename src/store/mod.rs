@@ -25,6 +25,7 @@ mod schema_pg;
 mod search;
 pub mod sql;
 mod status;
+mod trace;
 mod triage;
 
 pub use accounts::{AccountRow, AccountState, ErrorInfo, LeaseHolder, hostname, process_alive};
@@ -52,6 +53,7 @@ pub use outbox::{Change, CopyState, NewOutbox, OutboxRow, OutboxState, ReplyBase
 pub use quarantine::{QuarantineRow, QuarantineState};
 pub use search::SearchFilter;
 pub use status::OutboxCounts;
+pub use trace::{NewTraceLine, TRACE_RING, TraceFilter, TraceRow, TraceSetting};
 pub use triage::{
     ActionKind, ActionRow, FolderRef, MessageDetail, MessagePlace, PendingOpRow, TriageFilter,
     TriageRow, TriageState, TriageWindow,

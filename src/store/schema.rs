@@ -453,4 +453,26 @@ UPDATE messages SET body = NULL, text_body = NULL WHERE body IS NOT NULL;
 ALTER TABLE accounts ADD COLUMN bodies_count INTEGER;
 ALTER TABLE accounts ADD COLUMN bodies_bytes INTEGER;
 "#,
+    // 11 (issue 14, the protocol trace): per account, a switch (a setting in the store, so a
+    // console can turn on the trace of an account whose sync another process — the daemon —
+    // holds) and a bounded ring of redacted protocol lines (the writer keeps the newest).
+    r#"
+CREATE TABLE trace_settings (
+    account_id TEXT PRIMARY KEY,
+    enabled INTEGER NOT NULL DEFAULT 0,
+    literals INTEGER NOT NULL DEFAULT 0,  -- message literals in full (else elided)
+    updated_at TEXT NOT NULL,
+    updated_by TEXT NOT NULL
+);
+CREATE TABLE trace_lines (
+    id INTEGER PRIMARY KEY,
+    account_id TEXT NOT NULL,
+    at TEXT NOT NULL,
+    proto TEXT NOT NULL,                  -- imap|smtp
+    dir TEXT NOT NULL,                    -- C (client) | S (server)
+    level TEXT NOT NULL,                  -- info|debug
+    line TEXT NOT NULL                    -- redacted where it was sent, escapes stripped
+);
+CREATE INDEX trace_lines_by_account ON trace_lines(account_id, id);
+"#,
 ];

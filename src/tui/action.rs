@@ -105,6 +105,16 @@ pub enum Action {
     TestAccount,
     SyncNow,
     NewAccount,
+    /// The dashboard's account in the edit form.
+    EditAccount,
+    /// The log pane: the protocol trace / the events.
+    ToggleTraceView,
+    /// The trace of the shown account on/off.
+    ToggleTrace,
+    /// The trace of the next account (then every account).
+    TraceAccount,
+    /// Export the shown account's trace (asks where).
+    ExportTrace,
     RemoveAccount,
     /// `account login NAME` for an OAuth2 account.
     LoginAccount,
@@ -244,6 +254,38 @@ pub enum Command {
     SaveNew {
         job: u64,
         form: Box<AccountForm>,
+    },
+    /// A page of the protocol trace.
+    LoadTrace {
+        generation: u64,
+        query: crate::ops::trace::Query,
+        offset: i64,
+        limit: i64,
+    },
+    /// `trace on|off ACCOUNT`.
+    SetTrace {
+        account: String,
+        on: bool,
+    },
+    /// `trace export ACCOUNT PATH`.
+    ExportTrace {
+        account: String,
+        path: String,
+    },
+    /// `account show NAME` for the edit form.
+    LoadEdit {
+        job: u64,
+        name: String,
+    },
+    /// The account test with the edit form's changes (nothing stored).
+    TestEdit {
+        job: u64,
+        req: Box<crate::tui::app::EditRequest>,
+    },
+    /// `account edit NAME` with the edit form's changes (and the folders to sync).
+    SaveEdit {
+        job: u64,
+        req: Box<crate::tui::app::EditRequest>,
     },
     /// Customer addresses starting with `prefix` (compose's To/Cc completion).
     LoadCompletions {

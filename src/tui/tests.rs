@@ -30,6 +30,9 @@ use crate::store::{AccountState, CustomerRow, ErrorInfo, EventRow, OutboxCounts,
 // The mail pane's tests (named tests.rs so scripts/check-layers treats them as tests).
 #[path = "tests/mail/tests.rs"]
 mod mail;
+// Forms, the edit form, the dashboard and the protocol trace (issue 14, part B).
+#[path = "tests/daily/tests.rs"]
+mod daily;
 
 fn render_buffer(app: &App, w: u16, h: u16) -> Buffer {
     let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
@@ -204,6 +207,12 @@ fn msg(id: i64, from: &str, subject: &str, seen: bool) -> MessageSummary {
             id % 60
         )),
         seen,
+        account_id: Some(if id % 4 == 0 { "acc-home" } else { "acc-work" }.into()),
+        why: Some(if id % 2 == 0 {
+            "email: the sender's address".into()
+        } else {
+            "domain: example.test".into()
+        }),
         has_attachments: id % 3 == 0,
         direction: if id % 5 == 0 {
             "out".into()
@@ -411,6 +420,7 @@ fn scene(theme: &str, pane: PaneId, state: State) -> App {
             a.dashboard.run = Some(CheckRun {
                 job: 1,
                 title: "Test work".into(),
+                account: Some("work".into()),
                 steps: vec![
                     step("connect", StepStatus::Ok, "reached 127.0.0.1:1993", None),
                     step("tls", StepStatus::Ok, "TLS up, certificate verified", None),
@@ -447,6 +457,7 @@ fn scene(theme: &str, pane: PaneId, state: State) -> App {
                 a.update(Action::Input(ch));
             }
             a.setup.run = Some(CheckRun {
+                account: None,
                 job: 1,
                 title: "Test connection".into(),
                 steps: vec![

@@ -305,7 +305,25 @@ fn draw_status(f: &mut Frame<'_>, area: Rect, app: &App) {
             None => text.push_str(" no account"),
         }
     }
-    let right = " ? help · q quit ";
+    let typing = app.editing() && app.dialog.is_none() && !app.help && app.prompt.is_none();
+    if typing {
+        // Every printable key types into the field now: say so, and how to get out.
+        let field = match app.pane {
+            PaneId::Setup => crate::tui::app::SETUP_FIELDS[app.setup.field].0,
+            PaneId::Compose => crate::tui::app::COMPOSE_FIELDS[app.compose.field],
+            _ => "the search",
+        };
+        text = if matches!(app.pane, PaneId::Setup | PaneId::Compose) {
+            format!(" typing into {field} · tab/⇧tab field · esc leave")
+        } else {
+            format!(" typing into {field} · enter/esc end")
+        };
+    }
+    let right = if typing {
+        " ctrl-c quit "
+    } else {
+        " ? help · q quit "
+    };
     let w = area.width as usize;
     let left_w = Line::from(text.as_str()).width();
     let pad = w.saturating_sub(left_w + right.len());

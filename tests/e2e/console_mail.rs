@@ -121,8 +121,9 @@ fn mail_pane_browses_a_folder_and_flags_moves_deletes_and_archives_on_the_server
     assert!(screen.contains("Sent"), "{screen}");
     // Every message instead (T), and back.
     t.keys(&["T"]);
-    let screen = t.wait_screen("main/INBOX ", Duration::from_secs(10));
-    assert!(screen.contains("Flag me e2e"), "{screen}");
+    t.wait_screen("main/INBOX ", Duration::from_secs(10));
+    // The title comes before the rows ("reading…" under a loaded machine): wait for them.
+    t.wait_screen("Flag me e2e", Duration::from_secs(10));
     t.keys(&["T"]);
     t.wait_screen("main/INBOX · threads", Duration::from_secs(10));
 
@@ -399,7 +400,11 @@ fn an_uncertain_item_is_resent_from_the_outbox_pane_after_asking() {
     let t = Tmux::start(&home, "mail-unc", &[], &[]);
     t.wait_screen("Accounts — overall", Duration::from_secs(20));
     t.keys(&["7"]);
-    let screen = t.wait_screen("uncertain", Duration::from_secs(10));
+    // (The dashboard says "1 uncertain" too: wait for the Outbox pane's own words.)
+    let screen = t.wait_screen(
+        "may or may not have been delivered",
+        Duration::from_secs(10),
+    );
     assert!(screen.contains(&bob), "the recipients show:\n{screen}");
     assert!(
         screen.contains("may or may not have been delivered"),

@@ -43,6 +43,7 @@ fn whole_corpus_syncs_and_opens_without_loss() {
             user: user.clone(),
             timeout: std::time::Duration::from_secs(20),
             min_bytes_per_sec: 1024,
+            trace_as: None,
         };
         let mut session = mailroom::imap::connect(
             &target,

@@ -45,7 +45,8 @@ impl Linkem {
             let text = std::fs::read_to_string(&self.stats).unwrap_or_default();
             let lines: Vec<serde_json::Value> = text
                 .lines()
-                .map(|l| serde_json::from_str(l).unwrap())
+                // The emulator may be writing the last line right now: a partial one waits.
+                .filter_map(|l| serde_json::from_str(l).ok())
                 .collect();
             if lines.len() >= n || Instant::now() > deadline {
                 return lines;

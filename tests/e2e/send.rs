@@ -62,6 +62,7 @@ fn imap_find(user: &str, folder: &str, mid: &str) -> Vec<Found> {
             user: user.to_string(),
             timeout: Duration::from_secs(20),
             min_bytes_per_sec: 1024,
+            trace_as: None,
         };
         let pw = secrecy::SecretString::from(PASSWORD.to_string());
         let mut s =

@@ -8,6 +8,10 @@ use std::time::Duration;
 
 use super::common::*;
 
+// Issue 14, part B: the edit form, the protocol trace, the Quick tour.
+#[path = "tui_daily.rs"]
+mod daily;
+
 /// One tmux server per test (own socket), one window running the console.
 pub struct Tmux {
     socket: String,
@@ -72,6 +76,42 @@ impl Tmux {
         Tmux { socket, exit_file }
     }
 
+    /// A shell command in a tmux window of its own (`cwd` its directory), e.g. a README block.
+    pub fn shell(name: &str, cwd: &std::path::Path, cmd: &str) -> Tmux {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let socket = format!("mailroom-e2e-{name}-{}-{n}", std::process::id());
+        let exit_file = cwd.join(format!(".never-{socket}"));
+        let out = Command::new("tmux")
+            .args([
+                "-L",
+                &socket,
+                "-f",
+                "/dev/null",
+                "new-session",
+                "-d",
+                "-x",
+                "120",
+                "-y",
+                "40",
+            ])
+            .args([
+                "-c",
+                &cwd.display().to_string(),
+                "sh",
+                "-c",
+                &format!("{cmd}; sleep 600"),
+            ])
+            .output()
+            .expect("tmux runs");
+        assert!(
+            out.status.success(),
+            "tmux: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Tmux { socket, exit_file }
+    }
+
     pub fn screen(&self) -> String {
         let out = Command::new("tmux")
             .args(["-L", &self.socket, "capture-pane", "-p"])
@@ -130,6 +170,11 @@ impl Drop for Tmux {
         let _ = Command::new("tmux")
             .args(["-L", &self.socket, "kill-server"])
             .output();
+        // The server is gone; its socket file stays behind unless removed.
+        let dir = std::env::var("TMUX_TMPDIR").unwrap_or_else(|_| "/tmp".into());
+        // SAFETY: getuid has no preconditions and cannot fail.
+        let uid = unsafe { libc::getuid() };
+        let _ = std::fs::remove_file(format!("{dir}/tmux-{uid}/{}", self.socket));
     }
 }
 
@@ -695,9 +740,9 @@ fn console_pairs_and_blocks_through_the_headless_commands() {
     t.wait_screen("/ search:", Duration::from_secs(10));
     t.keys(&["/"]);
     t.text("zed");
+    // Enter ends the search and opens the customer it found.
     t.keys(&["Enter"]);
     t.wait_screen("Customers 1/1", Duration::from_secs(10));
-    t.keys(&["Enter"]);
     t.wait_screen("Timeline 1/", Duration::from_secs(10));
     t.wait_screen("Pair me please", Duration::from_secs(10));
     t.keys(&["4"]);

@@ -24,6 +24,7 @@ impl App {
             | Data::LoginStep(..)
             | Data::LoginDone(..)
             | Data::Saved(..)
+            | Data::EditLoaded(..)
             | Data::AccountRemoved(..)) => self.apply_accounts(d),
             d @ (Data::Triage(..)
             | Data::Picker(..)
@@ -51,6 +52,11 @@ impl App {
             d @ (Data::Customers(..) | Data::Timeline(..)) => self.apply_customers(d),
             d @ (Data::Completions(..) | Data::Edited(..) | Data::Sent(..) | Data::Outbox(..)) => {
                 self.apply_compose(d)
+            }
+            Data::Trace(page, states) => {
+                self.log.trace_states = states;
+                self.log.traces.apply(page);
+                vec![]
             }
             d @ (Data::Events(..) | Data::Quarantine(..) | Data::QuarantineDone(..)) => {
                 self.apply_log(d)
@@ -137,7 +143,12 @@ impl App {
                 self.setup.saving = None;
                 let ok = r.is_ok();
                 if let Ok(name) = &r {
-                    self.toast(format!("added account {name}"), false);
+                    let verb = if self.setup.edit.is_some() {
+                        "updated"
+                    } else {
+                        "added"
+                    };
+                    self.toast(format!("{verb} account {name}"), false);
                 }
                 let oauth = self.setup.values[F_OAUTH] == "yes";
                 let name = r.as_ref().ok().cloned();
@@ -155,6 +166,19 @@ impl App {
                         c.extend(self.start_login(name));
                     }
                     return c;
+                }
+            }
+            Data::EditLoaded(job, r) => {
+                if self.setup.edit.as_ref().map(|e| e.job) != Some(job) {
+                    return vec![]; // the form was left or another account asked for
+                }
+                match *r {
+                    Ok(view) => self.setup = SetupForm::for_edit(&view, job),
+                    Err(e) => {
+                        self.setup = SetupForm::default();
+                        self.apply(Data::Notice(Err(e)));
+                        return self.go(PaneId::Dashboard);
+                    }
                 }
             }
             _ => {}
@@ -529,7 +553,11 @@ impl App {
     fn apply_customers(&mut self, data: Data) -> Vec<Command> {
         match data {
             Data::Customers(p) => {
-                self.customers.list.apply(p);
+                let fresh = self.customers.list.apply(p);
+                if fresh && self.customers.open_on_load {
+                    self.customers.open_on_load = false;
+                    return self.update_customers(crate::tui::action::Action::Open);
+                }
             }
             Data::Timeline(p) => {
                 self.customers.timeline.apply(p);

@@ -10,10 +10,24 @@ impl App {
     pub(super) fn update_setup(&mut self, action: Action) -> Vec<Command> {
         let f = &mut self.setup;
         let kind = SETUP_FIELDS[f.field].1;
+        if matches!(
+            action,
+            Action::Input(_) | Action::Backspace | Action::ClearField
+        ) && matches!(kind, FieldKind::Text | FieldKind::Secret)
+            && !f.typing()
+        {
+            return vec![]; // the edit form shows the name; it is not edited here
+        }
         match action {
-            Action::Back => return self.go(PaneId::Dashboard),
-            Action::NextField => f.field = (f.field + 1) % SETUP_FIELDS.len(),
-            Action::PrevField => f.field = (f.field + SETUP_FIELDS.len() - 1) % SETUP_FIELDS.len(),
+            Action::Back => {
+                if f.edit.is_some() {
+                    // Leaving the edit form drops it: `2` opens a new account's form again.
+                    self.setup = SetupForm::default();
+                }
+                return self.go(PaneId::Dashboard);
+            }
+            Action::NextField => f.move_field(1),
+            Action::PrevField => f.move_field(-1),
             Action::ChoiceNext | Action::ChoicePrev | Action::Input(' ')
                 if matches!(
                     kind,
@@ -92,29 +106,80 @@ impl App {
                 FieldKind::Text => f.values[f.field].clear(),
                 _ => {}
             },
-            Action::TestConnection => {
-                let job = self.next_generation();
-                let f = &mut self.setup;
-                f.run = Some(CheckRun::new(job, "Test connection".into()));
-                f.message = None;
-                return vec![Command::TestNew {
-                    job,
-                    form: Box::new(f.to_form()),
-                }];
-            }
+            Action::TestConnection => return self.test_form(),
             Action::SaveAccount => {
-                let job = self.next_generation();
-                let f = &mut self.setup;
-                f.saving = Some(job);
-                f.message = None;
-                return vec![Command::SaveNew {
-                    job,
-                    form: Box::new(f.to_form()),
-                }];
+                let failed = f
+                    .run
+                    .as_ref()
+                    .is_some_and(|r| r.done == Some(false) && r.job != 0);
+                if failed {
+                    self.dialog = Some(Dialog {
+                        text: "The last test of these settings failed. Save them anyway?".into(),
+                        then: Pending::SaveAccount,
+                    });
+                    return vec![];
+                }
+                return self.save_form();
             }
             _ => {}
         }
         vec![]
+    }
+
+    /// Test connection: a new account's settings, or the edited ones of a stored account
+    /// (nothing is stored either way); each step shows as it ends.
+    fn test_form(&mut self) -> Vec<Command> {
+        let job = self.next_generation();
+        let f = &mut self.setup;
+        f.message = None;
+        if f.edit.is_none() {
+            f.run = Some(CheckRun::new(job, "Test connection".into()));
+            return vec![Command::TestNew {
+                job,
+                form: Box::new(f.to_form()),
+            }];
+        }
+        match f.to_edit() {
+            Ok(req) => {
+                f.run = Some(CheckRun::new(job, "Test the edited settings".into()));
+                vec![Command::TestEdit {
+                    job,
+                    req: Box::new(req),
+                }]
+            }
+            Err(e) => {
+                f.message = Some(Err(e));
+                vec![]
+            }
+        }
+    }
+
+    /// Saves the form: `account add` for a new account, `account edit` (and the folders to
+    /// sync) for a stored one.
+    pub(super) fn save_form(&mut self) -> Vec<Command> {
+        let job = self.next_generation();
+        let f = &mut self.setup;
+        f.message = None;
+        if f.edit.is_none() {
+            f.saving = Some(job);
+            return vec![Command::SaveNew {
+                job,
+                form: Box::new(f.to_form()),
+            }];
+        }
+        match f.to_edit() {
+            Ok(req) => {
+                f.saving = Some(job);
+                vec![Command::SaveEdit {
+                    job,
+                    req: Box::new(req),
+                }]
+            }
+            Err(e) => {
+                f.message = Some(Err(e));
+                vec![]
+            }
+        }
     }
 
     pub(super) fn update_picker(&mut self, action: Action) -> Vec<Command> {
@@ -191,6 +256,9 @@ impl App {
                             Command::SaveAttachment { id, index, path }
                         }
                         PromptFor::QuarantineSave { id } => Command::QuarantineSave { id, path },
+                        PromptFor::TraceExport { account } => {
+                            Command::ExportTrace { account, path }
+                        }
                         PromptFor::PlanSince => {
                             let plan = self.folders.plan.clone().unwrap_or_default();
                             return self.start_plan(Some(path), plan.unread_only);

@@ -24,11 +24,35 @@ impl App {
             .and_then(|s| s.accounts.get(self.dashboard.selected))
             .map(|a| a.name.clone());
         match action {
-            Action::NewAccount => self.go(PaneId::Setup),
+            Action::NewAccount => {
+                if self.setup.edit.is_some() {
+                    self.setup = SetupForm::default();
+                }
+                self.go(PaneId::Setup)
+            }
+            Action::EditAccount => match name {
+                Some(name) => {
+                    let job = self.next_generation();
+                    self.setup = SetupForm {
+                        edit: Some(EditOf {
+                            name: name.clone(),
+                            job,
+                            original: None,
+                        }),
+                        field: F_EMAIL,
+                        ..SetupForm::default()
+                    };
+                    self.pane = PaneId::Setup;
+                    vec![Command::LoadEdit { job, name }]
+                }
+                None => vec![],
+            },
             Action::TestAccount => match name {
                 Some(name) => {
                     let job = self.next_generation();
-                    self.dashboard.run = Some(CheckRun::new(job, format!("Test {name}")));
+                    let mut run = CheckRun::new(job, format!("Test {name}"));
+                    run.account = Some(name.clone());
+                    self.dashboard.run = Some(run);
                     vec![Command::TestStored { job, name }]
                 }
                 None => vec![],
@@ -446,6 +470,12 @@ impl App {
                     c.searching = false;
                     return vec![];
                 }
+                Action::Open => {
+                    // Enter ends the search and takes the customer it selects — of the final
+                    // query's answer, which may still be on its way.
+                    c.searching = false;
+                    c.open_on_load = true;
+                }
                 _ => return vec![],
             }
             c.list.selected = 0;
@@ -596,6 +626,13 @@ impl App {
     }
 
     pub(super) fn update_log(&mut self, action: Action) -> Vec<Command> {
+        if action == Action::ToggleTraceView {
+            self.log.trace = !self.log.trace;
+            return self.load_pane(PaneId::Log);
+        }
+        if self.log.trace {
+            return self.update_trace(action);
+        }
         if self.log.searching {
             match action {
                 Action::Input(ch) => self.log.search.push(ch),

@@ -7,6 +7,7 @@ mod forms;
 mod lists;
 mod mail;
 mod state;
+mod trace;
 
 pub use lists::scope_text;
 pub use mail::MessageTarget;
@@ -99,10 +100,7 @@ impl App {
     /// Whether plain characters are text input right now.
     pub fn editing(&self) -> bool {
         match self.pane {
-            PaneId::Setup => !matches!(
-                SETUP_FIELDS[self.setup.field].1,
-                FieldKind::Preset | FieldKind::Security | FieldKind::Toggle
-            ),
+            PaneId::Setup => self.setup.typing(),
             PaneId::Compose => self.compose.field != F_FROM,
             PaneId::Customers => self.customers.searching,
             PaneId::Log => self.log.searching,
@@ -163,6 +161,9 @@ impl App {
                 PaneId::Log => self.log.searching,
                 _ => false,
             };
+            if searching && ev.code == KeyCode::Enter && self.pane == PaneId::Customers {
+                return Some(Action::Open);
+            }
             if searching && matches!(ev.code, KeyCode::Enter | KeyCode::Esc) {
                 return Some(Action::Back);
             }
@@ -282,6 +283,7 @@ impl App {
                     limit,
                 }]
             }
+            PaneId::Log if self.log.trace => self.load_trace(),
             PaneId::Log => {
                 let generation = self.next_generation();
                 if self.log.quarantine {
@@ -380,6 +382,7 @@ impl App {
                             since,
                             unread_only,
                         },
+                        Pending::SaveAccount => return self.save_form(),
                         Pending::DiscardDraft { id } => {
                             self.compose = ComposeForm::default();
                             match id {

@@ -93,6 +93,16 @@ pub enum Data {
     Drafts(Result<Vec<SavedDraft>, AppError>),
     /// Paths completing what is typed in the Attach field.
     PathCompletions(u64, Vec<String>),
+    /// `account show` answered for the edit form (its job).
+    EditLoaded(
+        u64,
+        Box<Result<crate::ops::accounts::AccountView, AppError>>,
+    ),
+    /// A page of the protocol trace, and every visible account's switch.
+    Trace(
+        Page<crate::ops::trace::TraceEntry>,
+        Vec<crate::ops::trace::TraceState>,
+    ),
     /// A job ended with nothing to tell (its question went away).
     Idle,
 }
@@ -199,6 +209,8 @@ impl<T> Paged<T> {
 pub struct CheckRun {
     pub job: u64,
     pub title: String,
+    /// The stored account it tests (the dashboard shows it only under that account).
+    pub account: Option<String>,
     pub steps: Vec<Step>,
     pub done: Option<bool>,
     pub error: Option<AppError>,
@@ -209,6 +221,7 @@ impl CheckRun {
         CheckRun {
             job,
             title,
+            account: None,
             steps: Vec::new(),
             done: None,
             error: None,
@@ -243,6 +256,14 @@ pub const SETUP_FIELDS: &[(&str, FieldKind)] = &[
     ("Share with", FieldKind::Text),
     ("OAuth2 sign-in", FieldKind::Toggle),
     ("OAuth client id", FieldKind::Text),
+    // The edit form's own: the sync and Sent-copy settings of a stored account.
+    ("Since", FieldKind::Text),
+    ("Unread only", FieldKind::Toggle),
+    ("Mark read", FieldKind::Toggle),
+    ("Poll (secs)", FieldKind::Text),
+    ("Prefetch bytes", FieldKind::Text),
+    ("Sync folders", FieldKind::Text),
+    ("Sent copy", FieldKind::Toggle),
 ];
 pub const F_PRESET: usize = 0;
 pub const F_NAME: usize = 1;
@@ -261,6 +282,68 @@ pub const F_ALIASES: usize = 13;
 pub const F_SHARE: usize = 14;
 pub const F_OAUTH: usize = 15;
 pub const F_CLIENT_ID: usize = 16;
+pub const F_SINCE: usize = 17;
+pub const F_UNREAD: usize = 18;
+pub const F_MARK_READ: usize = 19;
+pub const F_POLL: usize = 20;
+pub const F_PREFETCH: usize = 21;
+pub const F_FOLDERS: usize = 22;
+pub const F_SENT_COPY: usize = 23;
+
+/// The fields of a new account's form, in Tab order.
+pub const NEW_ORDER: &[usize] = &[
+    F_PRESET,
+    F_NAME,
+    F_EMAIL,
+    F_LOGIN,
+    F_PASSWORD,
+    F_IMAP_HOST,
+    F_IMAP_PORT,
+    F_IMAP_SEC,
+    F_SMTP_HOST,
+    F_SMTP_PORT,
+    F_SMTP_SEC,
+    F_CA,
+    F_INSECURE,
+    F_ALIASES,
+    F_SHARE,
+    F_OAUTH,
+    F_CLIENT_ID,
+];
+/// The fields of the edit form, in Tab order (a preset only fills in a new account; the name
+/// is shown, not edited).
+pub const EDIT_ORDER: &[usize] = &[
+    F_EMAIL,
+    F_LOGIN,
+    F_PASSWORD,
+    F_IMAP_HOST,
+    F_IMAP_PORT,
+    F_IMAP_SEC,
+    F_SMTP_HOST,
+    F_SMTP_PORT,
+    F_SMTP_SEC,
+    F_CA,
+    F_INSECURE,
+    F_ALIASES,
+    F_SHARE,
+    F_SINCE,
+    F_UNREAD,
+    F_MARK_READ,
+    F_POLL,
+    F_PREFETCH,
+    F_FOLDERS,
+    F_SENT_COPY,
+];
+
+/// The stored account an edit form changes: its name and the values it opened with (only what
+/// differs is sent to `account edit`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EditOf {
+    pub name: String,
+    pub job: u64,
+    /// None until `account show` answered.
+    pub original: Option<Vec<String>>,
+}
 
 pub(crate) const SECURITIES: [&str; 3] = ["tls", "starttls", "none"];
 
@@ -274,6 +357,11 @@ pub struct SetupForm {
     pub run: Option<CheckRun>,
     pub saving: Option<u64>,
     pub message: Option<Result<String, AppError>>,
+    /// Editing a stored account (else a new one).
+    pub edit: Option<EditOf>,
+    /// What the chosen preset filled in (field, value): choosing another clears what is
+    /// still as the preset left it.
+    pub filled: Vec<(usize, String)>,
 }
 
 impl std::fmt::Debug for SetupForm {
@@ -302,11 +390,140 @@ impl Default for SetupForm {
             run: None,
             saving: None,
             message: None,
+            edit: None,
+            filled: Vec::new(),
         }
     }
 }
 
 impl SetupForm {
+    /// The fields shown, in Tab order.
+    pub fn order(&self) -> &'static [usize] {
+        if self.edit.is_some() {
+            EDIT_ORDER
+        } else {
+            NEW_ORDER
+        }
+    }
+    /// Moves the focus `step` fields on (wrapping), in Tab order.
+    pub(crate) fn move_field(&mut self, step: isize) {
+        let order = self.order();
+        let n = order.len() as isize;
+        let at = order.iter().position(|f| *f == self.field).unwrap_or(0) as isize;
+        self.field = order[((at + step) % n + n) as usize % order.len()];
+    }
+    /// Whether the focused field takes typed text (the footer says so).
+    pub fn typing(&self) -> bool {
+        let kind = SETUP_FIELDS[self.field].1;
+        matches!(kind, FieldKind::Text | FieldKind::Secret)
+            && !(self.edit.is_some() && self.field == F_NAME)
+    }
+    /// The edit form of a stored account, filled with its settings.
+    pub fn for_edit(view: &crate::ops::accounts::AccountView, job: u64) -> SetupForm {
+        let mut v = vec![String::new(); SETUP_FIELDS.len()];
+        let yes = |b: bool| if b { "yes" } else { "no" }.to_string();
+        v[F_NAME] = view.name.clone();
+        v[F_EMAIL] = view.email.clone();
+        v[F_LOGIN] = view.user.clone();
+        v[F_IMAP_HOST] = view.imap.host.clone();
+        v[F_IMAP_PORT] = view.imap.port.to_string();
+        v[F_IMAP_SEC] = view.imap.security.as_str().into();
+        v[F_SMTP_HOST] = view.smtp.host.clone();
+        v[F_SMTP_PORT] = view.smtp.port.to_string();
+        v[F_SMTP_SEC] = view.smtp.security.as_str().into();
+        v[F_CA] = view
+            .ca_file
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        v[F_INSECURE] = yes(view.insecure);
+        v[F_ALIASES] = view.aliases.join(", ");
+        v[F_SHARE] = view.shared_with.join(", ");
+        v[F_SINCE] = view.sync.since.clone().unwrap_or_else(|| "all".into());
+        v[F_UNREAD] = yes(view.sync.process == crate::config::ProcessScope::UnreadOnly);
+        v[F_MARK_READ] = yes(view.sync.mark_read);
+        v[F_POLL] = view.sync.poll_secs.to_string();
+        v[F_PREFETCH] = view.sync.body_prefetch_max_bytes.to_string();
+        v[F_FOLDERS] = view.sync.folders.clone().unwrap_or_default().join(", ");
+        v[F_SENT_COPY] = yes(view.sent_copy.enabled);
+        SetupForm {
+            field: F_EMAIL,
+            values: v.clone(),
+            edit: Some(EditOf {
+                name: view.name.clone(),
+                job,
+                original: Some(v),
+            }),
+            ..SetupForm::default()
+        }
+    }
+    /// The edit form as `account edit` takes it: only what differs from the stored settings.
+    pub fn to_edit(&self) -> Result<EditRequest, AppError> {
+        let (Some(of), v) = (self.edit.as_ref(), &self.values) else {
+            return Err(AppError::local(
+                "not an edit form",
+                "",
+                "report this as a bug",
+            ));
+        };
+        let o = of.original.clone().unwrap_or_else(|| v.clone());
+        let ch = |i: usize| v[i].trim() != o[i].trim();
+        let text = |i: usize| ch(i).then(|| v[i].trim().to_string());
+        let yes = |i: usize| ch(i).then(|| v[i] == "yes");
+        let number = |i: usize, what: &str| -> Result<Option<u64>, AppError> {
+            text(i)
+                .map(|t| {
+                    t.parse::<u64>().map_err(|_| {
+                        AppError::usage(
+                            format!("{what} must be a number, not {t:?}"),
+                            format!("type the {what} as digits"),
+                        )
+                    })
+                })
+                .transpose()
+        };
+        let mut e = crate::ops::accounts::Edit::default();
+        let s = &mut e.server;
+        s.email = text(F_EMAIL);
+        s.user = text(F_LOGIN);
+        if ch(F_IMAP_HOST) || ch(F_IMAP_PORT) {
+            s.imap = Some(host_port(&v[F_IMAP_HOST], &v[F_IMAP_PORT]));
+        }
+        s.imap_security = text(F_IMAP_SEC);
+        if ch(F_SMTP_HOST) || ch(F_SMTP_PORT) {
+            s.smtp = Some(host_port(&v[F_SMTP_HOST], &v[F_SMTP_PORT]));
+        }
+        s.smtp_security = text(F_SMTP_SEC);
+        s.ca_file = text(F_CA)
+            .filter(|c| !c.is_empty())
+            .map(std::path::PathBuf::from);
+        match yes(F_INSECURE) {
+            Some(true) => s.insecure_skip_verify = true,
+            Some(false) => e.verify_certificates = true,
+            None => {}
+        }
+        if ch(F_ALIASES) {
+            s.aliases = list(&v[F_ALIASES]);
+            e.clear_aliases = s.aliases.is_empty();
+        }
+        if ch(F_SHARE) {
+            s.share_with = Some(list(&v[F_SHARE]));
+        }
+        e.since = text(F_SINCE);
+        e.process = yes(F_UNREAD).map(|u| if u { "unread-only" } else { "all" }.to_string());
+        e.mark_read = yes(F_MARK_READ);
+        e.poll_secs = number(F_POLL, "poll interval (seconds)")?;
+        e.prefetch_max_bytes = number(F_PREFETCH, "prefetch size (bytes)")?;
+        e.sent_copy = yes(F_SENT_COPY);
+        let password = (self.password_len() > 0).then(|| self.password.clone());
+        Ok(EditRequest {
+            name: of.name.clone(),
+            edit: e,
+            password,
+            folders: ch(F_FOLDERS).then(|| list(&v[F_FOLDERS])),
+        })
+    }
+
     pub fn password_len(&self) -> usize {
         self.password.expose_secret().chars().count()
     }
@@ -352,7 +569,15 @@ impl SetupForm {
             client_id: v[F_CLIENT_ID].trim().to_string(),
         }
     }
+    /// Fills in the chosen preset's servers, first clearing what the previous preset filled
+    /// in and nobody changed since (typing after a switch never appends to its host).
     pub(crate) fn apply_preset(&mut self) {
+        let blank = SetupForm::default().values;
+        for (i, v) in std::mem::take(&mut self.filled) {
+            if self.values[i] == v {
+                self.values[i] = blank[i].clone();
+            }
+        }
         let Some(p) = self
             .preset
             .checked_sub(1)
@@ -360,12 +585,49 @@ impl SetupForm {
         else {
             return;
         };
-        self.values[F_IMAP_HOST] = p.imap_host.into();
-        self.values[F_IMAP_PORT] = p.imap_port.to_string();
-        self.values[F_IMAP_SEC] = p.imap_security.as_str().into();
-        self.values[F_SMTP_HOST] = p.smtp_host.into();
-        self.values[F_SMTP_PORT] = p.smtp_port.to_string();
-        self.values[F_SMTP_SEC] = p.smtp_security.as_str().into();
+        let fill = [
+            (F_IMAP_HOST, p.imap_host.to_string()),
+            (F_IMAP_PORT, p.imap_port.to_string()),
+            (F_IMAP_SEC, p.imap_security.as_str().to_string()),
+            (F_SMTP_HOST, p.smtp_host.to_string()),
+            (F_SMTP_PORT, p.smtp_port.to_string()),
+            (F_SMTP_SEC, p.smtp_security.as_str().to_string()),
+        ];
+        for (i, v) in fill {
+            self.values[i] = v.clone();
+            self.filled.push((i, v));
+        }
+    }
+}
+
+/// A comma- or space-separated list as typed.
+fn list(s: &str) -> Vec<String> {
+    s.split([',', ' '])
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// What the edit form saves or tests: `account edit`'s change, a new password if typed, and
+/// the folders to sync if changed.
+#[derive(Clone)]
+pub struct EditRequest {
+    pub name: String,
+    pub edit: crate::ops::accounts::Edit,
+    pub password: Option<SecretString>,
+    pub folders: Option<Vec<String>>,
+}
+
+impl std::fmt::Debug for EditRequest {
+    // Never print the password, even in a debug dump.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EditRequest")
+            .field("name", &self.name)
+            .field("edit", &self.edit)
+            .field("password", &self.password.as_ref().map(|_| "…"))
+            .field("folders", &self.folders)
+            .finish()
     }
 }
 
@@ -536,6 +798,8 @@ pub struct CustomersPane {
     pub timeline_of: Option<i64>,
     /// Keys move and open in the timeline instead of the customer list.
     pub timeline_focus: bool,
+    /// Enter ended the search: open the first customer of the final query's answer.
+    pub open_on_load: bool,
 }
 
 pub const LEVELS: [&str; 4] = ["error", "warn", "info", "debug"];
@@ -544,6 +808,13 @@ pub const LEVELS: [&str; 4] = ["error", "warn", "info", "debug"];
 pub struct LogPane {
     /// Index into LEVELS of the lowest level shown.
     pub level: usize,
+    /// The protocol trace instead of the events.
+    pub trace: bool,
+    pub traces: Paged<crate::ops::trace::TraceEntry>,
+    /// Each visible account's trace switch (the first the trace's account when none chosen).
+    pub trace_states: Vec<crate::ops::trace::TraceState>,
+    /// The account whose trace is shown (an index into `trace_states`); None: every one.
+    pub trace_account: Option<usize>,
     pub search: String,
     pub searching: bool,
     pub quarantine: bool,
@@ -593,6 +864,8 @@ pub enum Pending {
     DiscardDraft {
         id: Option<i64>,
     },
+    /// Save the account form although its last test failed.
+    SaveAccount,
 }
 
 /// A customer suggested for a triage message, and why (same domain, same thread…).
@@ -651,6 +924,10 @@ pub enum PromptFor {
     },
     /// The mail pane's `/`.
     MailSearch,
+    /// Where to export an account's protocol trace.
+    TraceExport {
+        account: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]

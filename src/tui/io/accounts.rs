@@ -5,8 +5,9 @@
 use super::*;
 use crate::ops::accounts::{self, Step};
 use crate::ops::sync::PlanScope;
-use crate::ops::{folders, quarantine};
+use crate::ops::{folders, quarantine, trace};
 use crate::tui::action::{AccountForm, PaneId};
+use crate::tui::app::EditRequest;
 
 pub(super) fn execute(env: &mut Env, cmd: Command) -> Option<Data> {
     let cx = &env.cx;
@@ -27,6 +28,17 @@ pub(super) fn execute(env: &mut Env, cmd: Command) -> Option<Data> {
         Command::SaveNew { job, form } => {
             env.counts.clear();
             Data::Saved(job, save(cx, &form))
+        }
+        Command::LoadEdit { job, name } => {
+            Data::EditLoaded(job, Box::new(accounts::show(cx, &name)))
+        }
+        Command::TestEdit { job, req } => {
+            test_edit(env, job, *req);
+            return None;
+        }
+        Command::SaveEdit { job, req } => {
+            env.counts.clear();
+            Data::Saved(job, save_edit(cx, &req))
         }
         Command::RemoveAccount { name } => {
             env.counts.clear();
@@ -79,6 +91,25 @@ pub(super) fn execute(env: &mut Env, cmd: Command) -> Option<Data> {
             folders::set_role(cx, &account, folders::Role::Sent, &folder)
                 .map(|_| format!("{folder} is the Sent folder of {account}")),
         ),
+        Command::LoadTrace {
+            generation,
+            query,
+            offset,
+            limit,
+        } => Data::Trace(
+            page(generation, offset, || {
+                trace::page(cx, &query, offset, limit).map(|(n, r)| (n as i64, r))
+            }),
+            trace::states(cx).unwrap_or_default(),
+        ),
+        Command::SetTrace { account, on } => Data::Notice(
+            trace::set(cx, &account, on, false)
+                .map(|_| format!("trace of {account} {}", if on { "on" } else { "off" })),
+        ),
+        Command::ExportTrace { account, path } => Data::Notice(
+            trace::export(cx, &account, std::path::Path::new(&path))
+                .map(|n| format!("wrote {n} trace lines of {account} to {path}")),
+        ),
         c => return execute_quarantine(env, c),
     })
 }
@@ -108,6 +139,28 @@ fn test_new(env: &Env, job: u64, form: &AccountForm) -> Option<Data> {
         )
     });
     None
+}
+
+/// The edit form's test: the stored account with the form's changes, nothing stored.
+fn test_edit(env: &Env, job: u64, req: EditRequest) {
+    let (cx, out) = (env.cx.clone(), env.out.clone());
+    env.jobs.spawn(PaneId::Setup, async move {
+        let mut on_step = move |s: &Step| {
+            let _ = out.send(Data::CheckStep(job, s.clone()));
+        };
+        let r = accounts::test_edit(&cx, &req.name, &req.edit, req.password, &mut on_step);
+        Data::CheckDone(job, r.await)
+    });
+}
+
+/// `account edit NAME` with the form's changes, then the folders to sync if they changed.
+fn save_edit(cx: &Ctx, req: &EditRequest) -> Result<String> {
+    let pw = req.password.clone();
+    accounts::edit(cx, &req.name, &req.edit, || Ok(pw))?;
+    if let Some(names) = &req.folders {
+        folders::choose(cx, &req.name, names)?;
+    }
+    Ok(req.name.clone())
 }
 
 /// `account test NAME` from the dashboard, each step shown as it ends.

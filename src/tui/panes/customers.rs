@@ -5,7 +5,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use super::triage::{WIDTHS, message_cells};
+use super::triage::{TIMELINE_WIDTHS, timeline_cells};
 use super::{draw_empty, draw_error, opt, paged_table, safe};
 use crate::tui::app::App;
 
@@ -110,9 +110,9 @@ pub fn draw(f: &mut Frame<'_>, area: Rect, app: &App) {
                 "Timeline".into(),
                 c.timeline_focus,
                 t,
-                &["Date", "From", "Subject", ""],
-                &WIDTHS,
-                |m| message_cells(theme, m),
+                &["Date", "From", "Subject", "Why it matched", ""],
+                &TIMELINE_WIDTHS,
+                |m| timeline_cells(theme, m),
             );
         }
     }

@@ -53,6 +53,7 @@ pub fn draw(f: &mut Frame<'_>, area: Rect, app: &App) {
         Layout::vertical([Constraint::Length(rows_h), Constraint::Min(3)]).areas(area);
     // Wide screens also show each account's address.
     let wide = area.width >= 120;
+    let (messages, outbox, msg_w, out_w) = columns(status, wide);
     let rows: Vec<Row> = status
         .accounts
         .iter()
@@ -77,13 +78,18 @@ pub fn draw(f: &mut Frame<'_>, area: Rect, app: &App) {
             }
             cells.extend([
                 Line::from(state),
-                Line::from(short_time(&a.last_success_at)),
-                Line::from(format!("{} ({} new)", a.counts.messages, a.counts.unread)),
+                Line::from(if wide {
+                    short_time(&a.last_success_at)
+                } else {
+                    // Narrow: the month and day are enough next to the time.
+                    short_time(&a.last_success_at)
+                        .get(5..)
+                        .unwrap_or("")
+                        .to_string()
+                }),
+                Line::from(messages[i].clone()),
                 Line::from(a.unmatched.to_string()),
-                Line::from(format!(
-                    "{}q {}u {}c",
-                    a.outbox.queued, a.outbox.uncertain, a.outbox.copy_pending
-                )),
+                Line::from(outbox[i].clone()),
             ]);
             Row::new(cells).style(base)
         })
@@ -96,11 +102,11 @@ pub fn draw(f: &mut Frame<'_>, area: Rect, app: &App) {
         header.push("Email");
     }
     widths.extend([
-        Constraint::Length(15),
-        Constraint::Length(16),
-        Constraint::Length(15),
+        Constraint::Length(14),
+        Constraint::Length(if wide { 16 } else { 11 }),
+        Constraint::Length(msg_w),
         Constraint::Length(9),
-        Constraint::Length(9),
+        Constraint::Length(out_w),
     ]);
     header.extend(["State", "Last sync", "Messages", "Unmatched", "Outbox"]);
     let t = Table::new(rows, widths)
@@ -118,6 +124,40 @@ pub fn draw(f: &mut Frame<'_>, area: Rect, app: &App) {
     if let Some(a) = status.accounts.get(app.dashboard.selected) {
         draw_detail(f, bottom, app, a);
     }
+}
+
+/// The Messages and Outbox cells and their widths: columns are as wide as what they hold
+/// (100000 messages fit; so does a long outbox).
+fn columns(
+    status: &crate::ops::status::Status,
+    wide: bool,
+) -> (Vec<String>, Vec<String>, u16, u16) {
+    let messages: Vec<String> = status
+        .accounts
+        .iter()
+        .map(|a| format!("{} ({} new)", a.counts.messages, a.counts.unread))
+        .collect();
+    let outbox: Vec<String> = status
+        .accounts
+        .iter()
+        .map(|a| {
+            if wide {
+                outbox_words(a)
+            } else {
+                outbox_short(a)
+            }
+        })
+        .collect();
+    let width_of = |texts: &[String], header: &str| {
+        texts
+            .iter()
+            .map(|t| Line::from(t.as_str()).width())
+            .chain([header.len()])
+            .max()
+            .unwrap_or(0) as u16
+    };
+    let (msg_w, out_w) = (width_of(&messages, "Messages"), width_of(&outbox, "Outbox"));
+    (messages, outbox, msg_w, out_w)
 }
 
 /// Alerts that did not get out, on the dashboard's title (`mailroom alerts list` has more).
@@ -151,6 +191,11 @@ fn draw_detail(f: &mut Frame<'_>, area: Rect, app: &App, a: &AccountStatus) {
         );
     }
     let mut lines = vec![kv(theme, "email", safe(&a.email))];
+    lines.push(kv(
+        theme,
+        "outbox",
+        format!("{} · {} unmatched sender(s)", outbox_words(a), a.unmatched),
+    ));
     let h = &a.health;
     lines.push(kv(
         theme,
@@ -192,11 +237,55 @@ fn draw_detail(f: &mut Frame<'_>, area: Rect, app: &App, a: &AccountStatus) {
         lines.push(Line::from(""));
         lines.extend(login_lines(theme, l));
     }
-    if let Some(run) = &app.dashboard.run {
+    // The test of this account (not of the one selected before).
+    if let Some(run) = &app.dashboard.run
+        && run.account.as_deref() == Some(a.name.as_str())
+    {
         lines.push(Line::from(""));
         lines.extend(check_lines(theme, run));
     }
-    f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), text);
+    // A small screen scrolls to the newest lines (the test's latest step stays in view).
+    let scroll = super::scroll_to_end(&lines, text.width, text.height);
+    f.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .scroll((scroll, 0)),
+        text,
+    );
+}
+
+/// The outbox in a narrow column: what needs the operator most, `+` when there is more.
+fn outbox_short(a: &AccountStatus) -> String {
+    let o = &a.outbox;
+    let all = [
+        (o.uncertain, "uncertain"),
+        (o.queued, "queued"),
+        (o.copy_pending, "copying"),
+    ];
+    let mut some = all.iter().filter(|(n, _)| *n > 0);
+    match some.next() {
+        None => "empty".into(),
+        Some((n, w)) => format!("{n} {w}{}", if some.next().is_some() { "+" } else { "" }),
+    }
+}
+
+/// The outbox of an account in words: what waits, what is uncertain, what is being copied.
+fn outbox_words(a: &AccountStatus) -> String {
+    let o = &a.outbox;
+    let parts: Vec<String> = [
+        (o.queued, "queued"),
+        (o.uncertain, "uncertain"),
+        (o.copy_pending, "copying"),
+    ]
+    .iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, w)| format!("{n} {w}"))
+    .collect();
+    if parts.is_empty() {
+        "empty".into()
+    } else {
+        parts.join(", ")
+    }
 }
 
 /// An OAuth2 sign-in: what to do, then how it ended.

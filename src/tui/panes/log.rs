@@ -20,6 +20,10 @@ pub fn level_role(l: &str) -> &'static str {
 pub fn draw(f: &mut Frame<'_>, area: Rect, app: &App) {
     let theme = &app.theme;
     let lp = &app.log;
+    if lp.trace {
+        draw_trace(f, area, app);
+        return;
+    }
     let [bar, body] = Layout::vertical([Constraint::Length(1), Constraint::Min(3)]).areas(area);
     let cursor = if lp.searching { "▏" } else { "" };
     f.render_widget(
@@ -158,10 +162,11 @@ fn draw_quarantine(f: &mut Frame<'_>, area: Rect, app: &App) {
         "Quarantine (r retry · x skip · w save .eml)".into(),
         true,
         q,
-        &["#", "When", "Folder", "UID", "State", "Error"],
+        &["#", "When", "Account", "Folder", "UID", "State", "Error"],
         &[
             Constraint::Length(5),
             Constraint::Length(16),
+            Constraint::Length(10),
             Constraint::Length(12),
             Constraint::Length(7),
             Constraint::Length(8),
@@ -172,6 +177,10 @@ fn draw_quarantine(f: &mut Frame<'_>, area: Rect, app: &App) {
                 vec![
                     Span::raw(r.id.to_string()),
                     Span::raw(short_time(&Some(r.created_at.clone()))),
+                    Span::raw(super::triage::account_name(
+                        app,
+                        &Some(r.account_id.clone()),
+                    )),
                     Span::raw(opt(&r.folder)),
                     Span::raw(r.uid.map(|u| u.to_string()).unwrap_or_default()),
                     Span::raw(r.state.as_str()),
@@ -179,6 +188,93 @@ fn draw_quarantine(f: &mut Frame<'_>, area: Rect, app: &App) {
                 ],
                 theme.style("base"),
             )
+        },
+    );
+}
+
+/// The protocol trace: which account and whether it is traced, then its lines, newest first.
+fn draw_trace(f: &mut Frame<'_>, area: Rect, app: &App) {
+    let theme = &app.theme;
+    let lp = &app.log;
+    let [bar, body] = Layout::vertical([Constraint::Length(1), Constraint::Min(3)]).areas(area);
+    let (who, state) = match (lp.trace_account, app.trace_account()) {
+        (Some(_), Some(s)) => (safe(&s.account), if s.enabled { "tracing" } else { "off" }),
+        (None, Some(s)) => (
+            "every account".to_string(),
+            if s.enabled {
+                "t: first account on/off"
+            } else {
+                "off (t: first account on)"
+            },
+        ),
+        _ => ("no account".into(), "off"),
+    };
+    let level = if lp.level >= 3 { "debug" } else { "info" };
+    f.render_widget(
+        Paragraph::new(Line::from(vec![
+            Span::styled(" [protocol trace] ", theme.style("tabs.active")),
+            Span::styled(format!(" {who} (a) · "), theme.style("form.label")),
+            Span::styled(
+                state.to_string(),
+                theme.style(if state == "tracing" {
+                    "step.ok"
+                } else {
+                    "list.dim"
+                }),
+            ),
+            Span::styled(
+                format!(" · level {level} (l) · t on/off · E export "),
+                theme.style("form.label"),
+            ),
+        ])),
+        bar,
+    );
+    let tr = &lp.traces;
+    if let Some(e) = &tr.error {
+        draw_error(f, body, app, "Protocol trace", e);
+        return;
+    }
+    if tr.total == 0 {
+        let text = if !tr.loaded {
+            "reading…"
+        } else {
+            "No trace lines. Press t to trace the account: every process that talks to its servers (the daemon too) writes its IMAP and SMTP lines here within a second, passwords and tokens redacted."
+        };
+        draw_empty(f, body, app, "Protocol trace", text);
+        return;
+    }
+    let many = lp.trace_account.is_none();
+    let mut widths = vec![Constraint::Length(8)];
+    let mut header = vec!["Time"];
+    if many {
+        widths.push(Constraint::Length(10));
+        header.push("Account");
+    }
+    widths.extend([Constraint::Length(6), Constraint::Min(10)]);
+    header.extend(["Proto", "Line"]);
+    paged_table(
+        f,
+        body,
+        app,
+        "Protocol trace (newest first)".into(),
+        true,
+        tr,
+        &header,
+        &widths,
+        |e| {
+            let time = e.at.get(11..19).unwrap_or(&e.at).to_string();
+            let mut cells = vec![Span::raw(time)];
+            if many {
+                cells.push(Span::raw(safe(&e.account)));
+            }
+            cells.push(Span::raw(format!("{} {}", e.proto, e.dir)));
+            cells.push(Span::raw(safe(&e.line)));
+            let role = match (e.dir.as_str(), e.level.as_str()) {
+                (_, "debug") => "log.debug",
+                ("C", _) => "log.info",
+                _ => "base",
+            };
+            (cells, theme.style(role))
         },
     );
 }

@@ -46,6 +46,14 @@ pub fn opt(s: &Option<String>) -> String {
 }
 
 /// `2026-11-25T10:00:00Z` → `2026-11-25 10:00` (fixed width; no clock involved).
+/// How far a wrapped paragraph of `lines` must scroll for its last line to be in a `w`×`h`
+/// area (a checklist keeps its newest step in view on a small screen).
+pub fn scroll_to_end(lines: &[Line<'_>], w: u16, h: u16) -> u16 {
+    let w = w.max(1) as usize;
+    let height: usize = lines.iter().map(|l| l.width().max(1).div_ceil(w)).sum();
+    height.saturating_sub(h as usize).min(u16::MAX as usize) as u16
+}
+
 pub fn short_time(s: &Option<String>) -> String {
     match s {
         Some(t) if t.len() >= 16 => format!("{} {}", &t[..10], &t[11..16]),

@@ -16,14 +16,36 @@ pub fn draw(f: &mut Frame<'_>, area: Rect, app: &App) {
     let split = if area.width >= 100 { 50 } else { 55 };
     let [left, right] =
         Layout::horizontal([Constraint::Percentage(split), Constraint::Min(20)]).areas(area);
-    let block = frame(theme, "New account", true);
+    let title = match &form.edit {
+        Some(e) => format!("Edit account {}", safe(&e.name)),
+        None => "New account".to_string(),
+    };
+    let block = frame(theme, &title, true);
     let inner = block.inner(left);
     f.render_widget(block, left);
+    if form.edit.as_ref().is_some_and(|e| e.original.is_none()) {
+        f.render_widget(
+            Paragraph::new(Span::styled(
+                "reading the account…",
+                theme.style("list.empty"),
+            )),
+            inner,
+        );
+    }
     let label_w = 16usize;
     let mut lines = Vec::new();
-    for (i, (label, kind)) in SETUP_FIELDS.iter().enumerate() {
+    let order = form.order();
+    // The fields scroll so the focused one is always in view (the edit form is long).
+    let rows = (inner.height as usize).saturating_sub(2).max(1);
+    let at = order.iter().position(|i| *i == form.field).unwrap_or(0);
+    let top = at.saturating_sub(rows.saturating_sub(1));
+    for &i in order.iter().skip(top).take(rows) {
+        let (label, kind) = &SETUP_FIELDS[i];
         let focused = i == form.field;
         let value = match kind {
+            FieldKind::Secret if form.edit.is_some() && form.password_len() == 0 && !focused => {
+                "(stored; type to replace)".to_string()
+            }
             FieldKind::Secret => "•".repeat(form.password_len()),
             FieldKind::Preset if i == F_PRESET => form.preset_label().to_string(),
             FieldKind::Preset | FieldKind::Security | FieldKind::Toggle => form.values[i].clone(),
@@ -47,11 +69,18 @@ pub fn draw(f: &mut Frame<'_>, area: Rect, app: &App) {
     let test = app.keymap.key_for(PaneId::Setup, &Action::TestConnection);
     let save = app.keymap.key_for(PaneId::Setup, &Action::SaveAccount);
     lines.push(Line::from(""));
+    let more = if top + rows < order.len() {
+        "↓ more · "
+    } else {
+        ""
+    };
     lines.push(Line::from(Span::styled(
-        format!("{test} test · {save} save · esc leave"),
+        format!("{more}{test} test · {save} save · esc leave"),
         theme.style("form.hint"),
     )));
-    f.render_widget(Paragraph::new(lines), inner);
+    if form.edit.as_ref().is_none_or(|e| e.original.is_some()) {
+        f.render_widget(Paragraph::new(lines), inner);
+    }
 
     let mut side: Vec<Line> = Vec::new();
     if let Some(h) = form.hint() {
@@ -74,14 +103,25 @@ pub fn draw(f: &mut Frame<'_>, area: Rect, app: &App) {
     match &form.run {
         Some(run) => side.extend(check_lines(theme, run)),
         None if side.is_empty() => side.push(Line::from(Span::styled(
-            "Choose a provider (←/→) or type the servers, then test the connection before saving.",
+            if form.edit.is_some() {
+                "Change what you need (an empty Password keeps the stored one), test, then save."
+            } else {
+                "Choose a provider (←/→) or type the servers, then test the connection before saving."
+            },
             theme.style("list.empty"),
         ))),
         None => {}
     }
+    // A long checklist on a small screen scrolls so its newest step stays in view.
+    let scroll = super::scroll_to_end(
+        &side,
+        right.width.saturating_sub(2),
+        right.height.saturating_sub(2),
+    );
     f.render_widget(
         Paragraph::new(side)
             .wrap(Wrap { trim: false })
+            .scroll((scroll, 0))
             .block(frame(theme, "Check", false)),
         right,
     );

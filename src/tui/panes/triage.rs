@@ -4,10 +4,38 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::Span;
 
-use super::{draw_empty, draw_error, opt, paged_table, short_time};
+use super::{draw_empty, draw_error, opt, paged_table, safe, short_time};
 use crate::ops::triage::MessageSummary;
 use crate::tui::app::App;
 use crate::tui::theme::Theme;
+
+/// The name of the account a row is in (its id when not configured any more).
+pub fn account_name(app: &App, id: &Option<String>) -> String {
+    let Some(id) = id else { return String::new() };
+    let first = id.split(',').next().unwrap_or(id);
+    app.accounts
+        .iter()
+        .find(|a| a.id == first)
+        .map(|a| safe(&a.name))
+        .unwrap_or_else(|| safe(first))
+}
+
+/// A triage row: date, account, sender, subject, marks.
+fn triage_cells(app: &App, m: &MessageSummary) -> (Vec<Span<'static>>, ratatui::style::Style) {
+    let (mut cells, style) = message_cells(&app.theme, m);
+    cells.insert(1, Span::raw(account_name(app, &m.account_id)));
+    (cells, style)
+}
+
+/// A timeline row: date, sender, subject, why it matched, marks.
+pub fn timeline_cells(
+    theme: &Theme,
+    m: &MessageSummary,
+) -> (Vec<Span<'static>>, ratatui::style::Style) {
+    let (mut cells, style) = message_cells(theme, m);
+    cells.insert(3, Span::raw(opt(&m.why)));
+    (cells, style)
+}
 
 /// The cells of a message row: date, sender, subject, marks.
 pub fn message_cells(
@@ -35,10 +63,19 @@ pub fn message_cells(
     )
 }
 
-pub const WIDTHS: [Constraint; 4] = [
+pub const WIDTHS: [Constraint; 5] = [
     Constraint::Length(16),
-    Constraint::Percentage(28),
+    Constraint::Length(10),
+    Constraint::Percentage(26),
     Constraint::Min(10),
+    Constraint::Length(2),
+];
+
+pub const TIMELINE_WIDTHS: [Constraint; 5] = [
+    Constraint::Length(16),
+    Constraint::Percentage(24),
+    Constraint::Min(10),
+    Constraint::Percentage(24),
     Constraint::Length(2),
 ];
 
@@ -72,9 +109,9 @@ pub fn draw(f: &mut Frame<'_>, area: Rect, app: &App) {
         "Triage: unknown senders".into(),
         true,
         list,
-        &["Date", "From", "Subject", ""],
+        &["Date", "Account", "From", "Subject", ""],
         &WIDTHS,
-        |m| message_cells(&app.theme, m),
+        |m| triage_cells(app, m),
     );
     super::message::draw_detail(f, b, app, &app.preview, "Preview", false);
 }
