@@ -374,25 +374,7 @@ mod tests {
 
     /// alice owns `work` (a1), eve owns `own` (e1); each has an INBOX with one message.
     fn two_owners() -> (tempfile::TempDir, Ctx, i64, i64) {
-        let dir = tempfile::tempdir().unwrap();
-        let home = crate::config::Home {
-            root: dir.path().to_path_buf(),
-        };
-        let account = |id: &str, owner: &str| {
-            format!(
-                "id = \"{id}\"\nemail = \"{id}@example.test\"\nuser = \"{id}@example.test\"\nowner = \"{owner}\"\nimap = {{ host = \"h\", port = 993, security = \"tls\" }}\nsmtp = {{ host = \"h\", port = 587, security = \"starttls\" }}\n"
-            )
-        };
-        std::fs::write(
-            home.config_path(),
-            format!(
-                "[accounts.work]\n{}\n[accounts.own]\n{}",
-                account("a1", "alice"),
-                account("e1", "eve")
-            ),
-        )
-        .unwrap();
-        let cx = Ctx::new(home, "eve");
+        let (dir, cx) = crate::ops::testing::alice_and_eve();
         let store = cx.store().unwrap();
         let work = store.fixture_folder("a1", "INBOX", Some("inbox")).unwrap();
         let own = store.fixture_folder("e1", "INBOX", Some("inbox")).unwrap();

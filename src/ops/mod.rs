@@ -197,3 +197,33 @@ impl Watcher {
         self.0.data_version()
     }
 }
+
+/// Homes for the service layer's unit tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::Ctx;
+
+    /// A home with two accounts — `work` (id a1) owned by alice and `own` (id e1) owned by
+    /// eve — and a context for eve.
+    pub fn alice_and_eve() -> (tempfile::TempDir, Ctx) {
+        let dir = tempfile::tempdir().unwrap();
+        let home = crate::config::Home {
+            root: dir.path().to_path_buf(),
+        };
+        let account = |id: &str, owner: &str| {
+            format!(
+                "id = \"{id}\"\nemail = \"{id}@example.test\"\nuser = \"{id}@example.test\"\nowner = \"{owner}\"\nimap = {{ host = \"h\", port = 993, security = \"tls\" }}\nsmtp = {{ host = \"h\", port = 587, security = \"starttls\" }}\n"
+            )
+        };
+        std::fs::write(
+            home.config_path(),
+            format!(
+                "[accounts.work]\n{}\n[accounts.own]\n{}",
+                account("a1", "alice"),
+                account("e1", "eve")
+            ),
+        )
+        .unwrap();
+        (dir, Ctx::new(home, "eve"))
+    }
+}
