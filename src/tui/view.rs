@@ -87,18 +87,13 @@ fn draw_folder_pick(f: &mut Frame<'_>, area: Rect, app: &App, p: &super::app::Fo
             theme.style("list.empty"),
         )));
     }
-    let para = Paragraph::new(lines).block(
-        Block::default()
-            .borders(Borders::ALL)
-            .border_style(theme.style("dialog.border"))
-            .title(Span::styled(
-                format!(
-                    " Move to a folder of {} (↑↓ enter · esc) ",
-                    clean_line(&p.account)
-                ),
-                theme.style("dialog.border"),
-            )),
-    );
+    let para = Paragraph::new(lines).block(dialog_block(
+        theme,
+        format!(
+            " Move to a folder of {} (↑↓ enter · esc) ",
+            clean_line(&p.account)
+        ),
+    ));
     f.render_widget(para, r);
 }
 
@@ -138,15 +133,8 @@ fn draw_drafts_pick(f: &mut Frame<'_>, area: Rect, app: &App, p: &super::app::Dr
             theme.style("list.empty"),
         )));
     }
-    let para = Paragraph::new(lines).block(
-        Block::default()
-            .borders(Borders::ALL)
-            .border_style(theme.style("dialog.border"))
-            .title(Span::styled(
-                " Saved drafts (↑↓ enter opens · esc) ",
-                theme.style("dialog.border"),
-            )),
-    );
+    let para =
+        Paragraph::new(lines).block(dialog_block(theme, " Saved drafts (↑↓ enter opens · esc) "));
     f.render_widget(para, r);
 }
 
@@ -199,15 +187,8 @@ fn draw_picker(f: &mut Frame<'_>, area: Rect, app: &App, p: &super::app::Picker)
             theme.style("list.empty"),
         )));
     }
-    let para = Paragraph::new(lines).block(
-        Block::default()
-            .borders(Borders::ALL)
-            .border_style(theme.style("dialog.border"))
-            .title(Span::styled(
-                " Pair with customer (↑↓ enter · esc) ",
-                theme.style("dialog.border"),
-            )),
-    );
+    let para =
+        Paragraph::new(lines).block(dialog_block(theme, " Pair with customer (↑↓ enter · esc) "));
     f.render_widget(para, r);
 }
 
@@ -226,15 +207,7 @@ fn draw_prompt(f: &mut Frame<'_>, area: Rect, app: &App, p: &super::app::Prompt)
             theme.style("help.key"),
         )),
     ])
-    .block(
-        Block::default()
-            .borders(Borders::ALL)
-            .border_style(theme.style("dialog.border"))
-            .title(Span::styled(
-                format!(" {} ", clean_line(&p.label)),
-                theme.style("dialog.border"),
-            )),
-    );
+    .block(dialog_block(theme, format!(" {} ", clean_line(&p.label))));
     f.render_widget(para, r);
 }
 
@@ -407,11 +380,17 @@ fn draw_dialog(f: &mut Frame<'_>, area: Rect, app: &App, text: &str) {
         Line::from(Span::styled("y yes · n no", theme.style("help.key"))),
     ])
     .wrap(Wrap { trim: true })
-    .block(
-        Block::default()
-            .borders(Borders::ALL)
-            .border_style(theme.style("dialog.border"))
-            .title(Span::styled(" Confirm ", theme.style("dialog.border"))),
-    );
+    .block(dialog_block(theme, " Confirm "));
     f.render_widget(p, r);
+}
+
+/// The frame every dialog shares: a bordered box titled in the dialog's colours.
+fn dialog_block<'a>(
+    theme: &super::theme::Theme,
+    title: impl Into<std::borrow::Cow<'a, str>>,
+) -> Block<'a> {
+    Block::default()
+        .borders(Borders::ALL)
+        .border_style(theme.style("dialog.border"))
+        .title(Span::styled(title, theme.style("dialog.border")))
 }
