@@ -11,30 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::common::*;
+use super::send::user;
 use super::tui::Tmux;
-
-/// A fresh mailbox that accepts logins (the shared server's user list is rewritten while
-/// other tests add users).
-fn user(prefix: &str) -> String {
-    let u = new_user(prefix);
-    let mut polls = 0;
-    wait_for(
-        &format!("{u} to be able to log in"),
-        Duration::from_secs(30),
-        || {
-            let out = doveadm(&["auth", "test", &u, PASSWORD]);
-            if out.status.success() && stdout(&out).contains("auth succeeded") {
-                return Some(());
-            }
-            polls += 1;
-            if polls % 5 == 0 {
-                new_user("nudge");
-            }
-            None
-        },
-    );
-    u
-}
 
 /// How many messages of `folder` have this subject, on the server.
 fn on_server(user: &str, folder: &str, subject: &str) -> usize {

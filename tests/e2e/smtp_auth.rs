@@ -5,26 +5,9 @@
 use std::time::Duration;
 
 use super::common::*;
+use super::send::user;
 
 const RELAY: u16 = 6025;
-
-/// A fresh mailbox that can log in (Dovecot notices a new passwd entry by whole-second mtime).
-fn user(prefix: &str) -> String {
-    let u = new_user(prefix);
-    let mut polls = 0;
-    wait_for(&format!("{u} to log in"), Duration::from_secs(30), || {
-        let out = doveadm(&["auth", "test", &u, PASSWORD]);
-        if out.status.success() && stdout(&out).contains("auth succeeded") {
-            return Some(());
-        }
-        polls += 1;
-        if polls % 5 == 0 {
-            new_user("nudge");
-        }
-        None
-    });
-    u
-}
 
 /// The header block of every message in `folder` whose subject is `subject`, as the server has it.
 fn headers_of(user: &str, folder: &str, subject: &str) -> Vec<String> {
