@@ -24,6 +24,7 @@ pub mod messages;
 pub mod outbox;
 pub mod quarantine;
 pub mod search;
+pub mod settings;
 pub mod signin;
 pub mod status;
 pub mod store;

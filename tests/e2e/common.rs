@@ -298,9 +298,18 @@ impl Home {
         self.run_stdin(&args, password)
     }
     /// Sets a config value under the account with `toml_edit` semantics (e.g. "sync.poll_secs", 1).
+    /// On PostgreSQL the shared settings live in the database: the change goes through
+    /// `config export` → edit → `config import`, as an admin would make it.
     pub fn set_account_option(&self, name: &str, dotted: &str, value: toml_edit::Item) {
         let path = self.path().join("config.toml");
-        let text = std::fs::read_to_string(&path).expect("config exists");
+        let on_pg = self.pg.is_some();
+        let text = if on_pg {
+            let out = self.run(&["config", "export"]);
+            assert!(out.status.success(), "config export: {}", stderr(&out));
+            stdout(&out)
+        } else {
+            std::fs::read_to_string(&path).expect("config exists")
+        };
         let mut doc: toml_edit::DocumentMut = text.parse().expect("valid toml");
         let mut item = &mut doc["accounts"][name];
         let parts: Vec<&str> = dotted.split('.').collect();
@@ -311,6 +320,13 @@ impl Home {
             item = &mut item[p];
         }
         item[parts[parts.len() - 1]] = value;
+        if on_pg {
+            let file = self.path().join("shared-edit.toml");
+            std::fs::write(&file, doc.to_string()).expect("write the edit");
+            let out = self.run(&["config", "import", file.to_str().expect("utf-8 path")]);
+            assert!(out.status.success(), "config import: {}", stderr(&out));
+            return;
+        }
         std::fs::write(&path, doc.to_string()).expect("write config");
     }
     /// The home's store for direct checks, on either engine.
