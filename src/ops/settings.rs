@@ -274,3 +274,49 @@ fn apply_to_store(
     )?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(accounts: &[(&str, &str, &str)]) -> Config {
+        let mut text = String::new();
+        for (name, id, email) in accounts {
+            text.push_str(&format!(
+                "[accounts.{name}]\nid = \"{id}\"\nemail = \"{email}\"\nuser = \"{email}\"\nimap = {{ host = \"h\", port = 993, security = \"tls\" }}\nsmtp = {{ host = \"h\", port = 587, security = \"starttls\" }}\n"
+            ));
+        }
+        toml::from_str(&text).unwrap()
+    }
+
+    #[test]
+    fn compare_names_added_changed_removed_and_renamed_accounts() {
+        let old = config(&[("a", "1", "a@x"), ("b", "2", "b@x"), ("c", "3", "c@x")]);
+        let mut new = config(&[("a", "1", "a2@x"), ("bee", "2", "b@x"), ("d", "4", "d@x")]);
+        new.general.fold_plus_addresses = true;
+        let r = compare(&old, &new).unwrap();
+        assert_eq!(r.added, ["d"]);
+        assert_eq!(r.changed, ["a"]);
+        assert_eq!(r.removed, ["c"]);
+        assert_eq!(
+            r.renamed,
+            [Renamed {
+                from: "b".into(),
+                to: "bee".into()
+            }]
+        );
+        assert_eq!(r.sections, ["general"]);
+        assert_eq!(r.need_password, ["d"]);
+        assert!(compare(&old, &old).unwrap().is_empty());
+    }
+
+    #[test]
+    fn compare_refuses_a_new_id_for_an_account_and_two_accounts_with_one_id() {
+        let old = config(&[("a", "1", "a@x")]);
+        let err = compare(&old, &config(&[("a", "9", "a@x")])).unwrap_err();
+        assert_eq!(err.code, Code::ConfigInvalid);
+        assert!(err.fix.contains("id = \"1\""), "{}", err.fix);
+        let err = compare(&old, &config(&[("a", "1", "a@x"), ("b", "1", "b@x")])).unwrap_err();
+        assert!(err.summary.contains("same id"), "{}", err.summary);
+    }
+}
