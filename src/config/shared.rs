@@ -7,11 +7,11 @@
 //! the host settings only, and [`super::Config::load`] merges the two. On SQLite nothing here
 //! runs: config.toml holds everything, as it always did.
 //!
-//! One source of truth: a host file that still has shared sections is reconciled on first
-//! use — into an installation that has none yet, they are moved (the database seeded from
-//! them, config.toml rewritten to its host settings, the old file kept beside it); equal to
-//! the installation's, they are only removed from the file; different, every command
-//! refuses with `config.split` and names the fix.
+//! One source of truth: a host file that still has shared sections (an installation moved to
+//! PostgreSQL) seeds an installation that has none yet, once; the file is never rewritten, and
+//! the admin is told to remove the sections. Equal to the installation's, they are read past
+//! (with the same advice), but nothing can be changed from that host until they are gone;
+//! different, every command refuses with `config.split` and names the fix.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
@@ -64,7 +64,9 @@ pub fn edit(
     f: impl FnOnce(&mut toml_edit::DocumentMut) -> Result<()>,
 ) -> Result<i64> {
     let host_text = super::read_host_text(home)?;
-    let (host_text, _) = reconcile(home, &host_text, store)?;
+    let (host_only, _) = reconcile(home, &host_text, store)?;
+    require_clean_host_file(home, &host_text)?;
+    let host_text = host_only;
     store.in_transaction(|| {
         let locked = store.lock_shared_settings()?;
         let mut doc: toml_edit::DocumentMut = locked.doc.parse().map_err(|e| {
@@ -94,8 +96,9 @@ pub fn edit(
 /// Replaces the shared document with `text` (already validated), under the row lock.
 pub fn replace(home: &Home, store: &Store, text: &str) -> Result<i64> {
     let host_text = super::read_host_text(home)?;
-    let (host_text, _) = reconcile(home, &host_text, store)?;
-    let merged = merge(&host_text, text)?;
+    let (host_only, _) = reconcile(home, &host_text, store)?;
+    require_clean_host_file(home, &host_text)?;
+    let merged = merge(&host_only, text)?;
     store.in_transaction(|| {
         let locked = store.lock_shared_settings()?;
         publish(store, locked.version + 1, text, &merged)?;
@@ -170,7 +173,7 @@ pub fn shared_part(doc: &toml_edit::DocumentMut) -> String {
 }
 
 /// Makes the host file and the database one source of truth (see the module's words); returns
-/// the host file's text as it is afterwards and the installation's document.
+/// the host file's own sections as text and the installation's document.
 fn reconcile(home: &Home, host_text: &str, store: &Store) -> Result<(String, Option<SharedDoc>)> {
     let doc: toml_edit::DocumentMut = host_text
         .parse()
@@ -199,42 +202,59 @@ fn reconcile(home: &Home, host_text: &str, store: &Store) -> Result<(String, Opt
         }
         Ok((locked, false))
     })?;
-    let host_only = strip_host_file(home, &doc)?;
-    eprintln!(
-        "mailroom: {} ({}) {}; {} now holds this host's settings only (the old file is kept as {})",
-        if seeded {
-            "moved the shared settings of config.toml"
-        } else {
-            "removed the shared settings from config.toml"
-        },
-        sections.join(", "),
-        if seeded {
-            "into the PostgreSQL store, where every host reads them"
-        } else {
-            "— they equal the installation's in the PostgreSQL store"
-        },
-        path.display(),
-        backup_path(home).display(),
-    );
-    Ok((host_only, Some(shared)))
-}
-
-fn backup_path(home: &Home) -> std::path::PathBuf {
-    home.root.join("config.toml.before-shared")
-}
-
-/// Rewrites config.toml to its host sections, the whole old file kept beside it.
-fn strip_host_file(home: &Home, doc: &toml_edit::DocumentMut) -> Result<String> {
-    let path = home.config_path();
-    let old = std::fs::read(&path)?;
-    super::write_atomic(&backup_path(home), &old, 0o600)?;
-    let mut host = doc.clone();
-    for k in shared_sections(doc) {
-        host.remove(&k);
+    warn_once(&path, &sections, seeded);
+    let mut host = doc;
+    for k in &sections {
+        host.remove(k);
     }
-    let text = host.to_string();
-    super::write_atomic(&path, text.as_bytes(), 0o600)?;
-    Ok(text)
+    Ok((host.to_string(), Some(shared)))
+}
+
+/// Tells the admin (once per process, on stderr and in the log) that config.toml still holds
+/// shared settings that now live in the database.
+fn warn_once(path: &std::path::Path, sections: &[String], seeded: bool) {
+    static TOLD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if TOLD.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
+    let what = if seeded {
+        "were copied into the PostgreSQL store, where every host reads them"
+    } else {
+        "equal the installation's in the PostgreSQL store"
+    };
+    let words = format!(
+        "the shared settings in {} ({}) {what}; remove them from that file (keep [store] and [ui]) — until then the settings cannot be changed on this host; `mailroom config export` shows them",
+        path.display(),
+        sections.join(", ")
+    );
+    tracing::warn!("{words}");
+    eprintln!("mailroom: {words}");
+}
+
+/// An edit on PostgreSQL needs a host file without shared sections: otherwise the edit would
+/// leave the file and the database disagreeing.
+fn require_clean_host_file(home: &Home, host_text: &str) -> Result<()> {
+    let doc: toml_edit::DocumentMut = host_text
+        .parse()
+        .map_err(|e| invalid_shared("config.toml is not valid TOML", e))?;
+    let sections = shared_sections(&doc);
+    if sections.is_empty() {
+        return Ok(());
+    }
+    let path = home.config_path();
+    Err(AppError::local(
+        format!(
+            "{} still holds shared settings ({}), so they cannot be changed from this host",
+            path.display(),
+            sections.join(", ")
+        ),
+        "on PostgreSQL the accounts, deny lists, system SMTP profile and alerts live in the database for every host; they are there already, and a change made now would leave this file disagreeing with them",
+        format!(
+            "remove those sections from {} (keep [store] and [ui]; `mailroom config export` shows the installation's), then run the command again",
+            path.display()
+        ),
+    )
+    .with_code(Code::ConfigSplit))
 }
 
 fn split_error(path: &std::path::Path, sections: &[String]) -> AppError {
@@ -317,22 +337,39 @@ mod tests {
     }
 
     #[test]
-    fn a_first_load_on_postgres_moves_the_shared_sections_into_the_database() {
+    fn a_first_load_on_postgres_seeds_the_database_from_config_toml_once() {
         let Some((pg, _dir, home)) = pg_home(&account("work", "a1")) else {
             return;
         };
+        let before = std::fs::read_to_string(home.config_path()).unwrap();
         let c = Config::load(&home).unwrap();
         assert_eq!(c.account("work").unwrap().id, "a1");
         assert_eq!(c.ui.theme.as_deref(), Some("dark"));
-        let file = std::fs::read_to_string(home.config_path()).unwrap();
-        assert!(!file.contains("accounts"), "{file}");
-        assert!(file.contains("theme = \"dark\"") && file.contains(&pg.url));
-        let kept = std::fs::read_to_string(home.root.join("config.toml.before-shared")).unwrap();
-        assert!(kept.contains("[accounts.work]"));
-        // Loaded again: the same settings, from the database.
+        assert_eq!(
+            std::fs::read_to_string(home.config_path()).unwrap(),
+            before,
+            "the file is never rewritten"
+        );
+        // Loaded again: the same settings; the database holds them once.
         assert_eq!(Config::load(&home).unwrap(), c);
         let store = db(&home.store_url().unwrap()).unwrap().conn().unwrap();
         assert_eq!(store.shared_settings_version().unwrap(), 1);
+        // Nothing changes from this host until the file keeps host settings only.
+        let err = super::super::edit(&home, |_| Ok(())).unwrap_err();
+        assert_eq!(err.code, Code::ConfigSplit);
+        assert!(err.fix.contains("remove those sections"), "{}", err.fix);
+        std::fs::write(
+            home.config_path(),
+            format!("[store]\nurl = \"{}\"\n", pg.url),
+        )
+        .unwrap();
+        super::super::edit(&home, |doc| {
+            doc["general"]["fold_plus_addresses"] = toml_edit::value(true);
+            Ok(())
+        })
+        .unwrap();
+        let c = Config::load(&home).unwrap();
+        assert!(c.general.fold_plus_addresses && c.accounts.contains_key("work"));
     }
 
     #[test]
@@ -381,7 +418,7 @@ mod tests {
     }
 
     #[test]
-    fn a_host_file_that_disagrees_with_the_database_is_refused_and_an_equal_one_tidied() {
+    fn a_host_file_that_disagrees_with_the_database_is_refused_and_an_equal_one_read_past() {
         let Some((pg, _dir, a)) = pg_home(&account("work", "a1")) else {
             return;
         };
@@ -391,27 +428,16 @@ mod tests {
             Config::load(&same).unwrap().account("work").unwrap().id,
             "a1"
         );
-        assert!(
-            !std::fs::read_to_string(same.config_path())
-                .unwrap()
-                .contains("accounts")
-        );
         let (_d2, other) = second_home(&pg, &format!("\n{}", account("home", "h1")));
-        let before = std::fs::read_to_string(other.config_path()).unwrap();
         let err = Config::load(&other).unwrap_err();
         assert_eq!(err.code, Code::ConfigSplit);
         assert!(err.fix.contains("config import"), "{}", err.fix);
-        assert_eq!(
-            std::fs::read_to_string(other.config_path()).unwrap(),
-            before,
-            "a refused file is left as it was"
-        );
         assert!(super::super::edit(&other, |_| Ok(())).is_err());
     }
 
     #[test]
     fn the_service_context_caches_by_file_and_version() {
-        let Some((pg, _dir, a)) = pg_home(&account("work", "a1")) else {
+        let Some((pg, _dir, a)) = pg_home("") else {
             return;
         };
         let (_d, b) = second_home(&pg, "");
