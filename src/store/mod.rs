@@ -145,6 +145,10 @@ impl Store {
                     crate::args![(i + 1) as i64],
                 )?;
             }
+            // Tables a step added are the operators' to read too (their policies came with it).
+            if version >= 12 {
+                self.regrant_operators()?;
+            }
             Ok(())
         })
     }

@@ -174,6 +174,13 @@ impl Store {
             _ => format!("ALTER ROLE {role} {attrs}{pw}"),
         };
         self.conn.batch(&create).map_err(role_error)?;
+        self.grant(name)
+    }
+
+    /// The grants of an operator's role: read every table, write the rows policies allow
+    /// (not the schema version, not the operators).
+    fn grant(&self, name: &str) -> Result<()> {
+        let role = ident(name);
         let (db, schema): (String, String) = self.conn.one(
             "SELECT quote_ident(current_database()), quote_ident(current_schema())",
             &[],
@@ -188,6 +195,19 @@ impl Store {
                  GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {role};"
             ))
             .map_err(role_error)
+    }
+
+    /// After a migration: the operators' roles get the grants on tables it added.
+    pub(super) fn regrant_operators(&self) -> Result<()> {
+        let names: Vec<String> = self.conn.rows(
+            "SELECT o.name FROM operators o JOIN pg_roles r ON r.rolname = o.name ORDER BY o.name",
+            &[],
+            |r| r.get(0),
+        )?;
+        for n in names {
+            self.grant(&n)?;
+        }
+        Ok(())
     }
 
     /// Removes an operator; on PostgreSQL revokes its grants here and drops its role (kept, with

@@ -219,3 +219,28 @@ fn row_level_security_hides_other_operators_mail() {
     // Operators cannot add operators.
     assert!(sa.add_operator("zz_nobody", None, &a).is_err());
 }
+
+#[test]
+fn every_table_of_an_account_or_a_message_has_row_level_security() {
+    let Some(pg) = PgScratch::new() else { return };
+    let store = Store::open_url(&crate::config::StoreUrl::Postgres(pg.url.clone())).unwrap();
+    // A migration that adds a table keyed by account or message must add its policy too.
+    let open: Vec<String> = store
+        .conn
+        .rows(
+            "SELECT DISTINCT c.relname FROM pg_class c
+             JOIN information_schema.columns k ON k.table_name = c.relname
+                 AND k.table_schema = current_schema()
+             WHERE c.relkind = 'r' AND NOT c.relrowsecurity
+               AND c.relnamespace = to_regnamespace(current_schema())
+               AND k.column_name IN ('account_id', 'message_id', 'folder_id')
+             ORDER BY c.relname",
+            &[],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(
+        open.is_empty(),
+        "tables without row-level security: {open:?}"
+    );
+}
