@@ -94,7 +94,16 @@ fn list_len(v: &serde_json::Value, key: &str) -> usize {
 }
 
 /// The mail tables an operator must not see another operator's rows of.
-const MAIL: &[&str] = &["messages", "locations", "bodies", "folders", "messages_fts"];
+const MAIL: &[&str] = &[
+    "messages",
+    "locations",
+    "bodies",
+    "folders",
+    "messages_fts",
+    "pending_ops",
+    "actions",
+    "matches",
+];
 
 #[test]
 fn an_operator_without_access_sees_no_invisible_mail_even_with_plain_sql() {
@@ -141,6 +150,18 @@ fn an_operator_without_access_sees_no_invisible_mail_even_with_plain_sql() {
         .to_string();
     let (_, v) = a.json(&home, &["search", &word]);
     assert!(list_len(&v, "messages") >= 1, "{word}: {v}");
+
+    // A acts on its mail through its role: reads a body, flags, triages, undoes.
+    for args in [
+        vec!["message", "show", &id],
+        vec!["message", "flag", &id, "--flagged"],
+        vec!["triage", "add-customer", &id, "--name", "Acme"],
+        vec!["undo"],
+    ] {
+        let (code, v) = a.json(&home, &args);
+        assert_eq!(code, 0, "A: {args:?}: {v}");
+    }
+    assert!(a.count("pending_ops") >= 1);
 
     // B sees nothing of it: lists, search, triage, a named message, plain SQL.
     // (With no account visible at all, a list says there is none, as for a stranger on
