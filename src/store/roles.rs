@@ -158,11 +158,23 @@ impl Store {
     }
 
     fn create_role(&self, name: &str, password: Option<&str>) -> Result<()> {
+        // 0: no such role; 1: a plain one (another database's operator); 2: one with powers
+        // an operator must not lose by accident (or this connection's own).
         let exists: i64 = self.conn.one(
-            "SELECT COUNT(*) FROM pg_roles WHERE rolname = ?1",
+            "SELECT COALESCE(MAX(CASE WHEN rolsuper OR rolcreaterole OR rolbypassrls
+                                        OR rolname = current_user THEN 2 ELSE 1 END), 0)
+             FROM pg_roles WHERE rolname = ?1",
             args![name],
             |r| r.get(0),
         )?;
+        if exists == 2 {
+            return Err(AppError::needs_user(
+                format!("a database role {name} exists and is an administrator"),
+                "it may create roles, bypass row-level security or is a superuser (or it is this connection's role)",
+                "choose another operator name",
+            )
+            .with_code(Code::Conflict));
+        }
         let role = ident(name);
         let pw = match password {
             Some(p) => format!(" PASSWORD {}", literal(p)?),

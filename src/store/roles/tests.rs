@@ -244,3 +244,36 @@ fn every_table_of_an_account_or_a_message_has_row_level_security() {
         "tables without row-level security: {open:?}"
     );
 }
+
+#[test]
+fn an_administrator_role_is_never_made_an_operator() {
+    let Some(pg) = PgScratch::new() else { return };
+    let admin = Store::open_url(&crate::config::StoreUrl::Postgres(pg.url.clone())).unwrap();
+    let tag: String = crate::model::new_id()
+        .to_lowercase()
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(10)
+        .collect();
+    let boss = format!("boss_{tag}");
+    let _roles = Roles {
+        pg: &pg,
+        names: vec![boss.clone()],
+    };
+    admin
+        .conn
+        .batch(&format!("CREATE ROLE {boss} LOGIN CREATEROLE"))
+        .unwrap();
+    let e = admin.add_operator(&boss, Some("x"), "admin").unwrap_err();
+    assert_eq!(e.code, Code::Conflict, "{e:?}");
+    assert!(admin.operators().unwrap().is_empty());
+    let still: i64 = admin
+        .conn
+        .one(
+            "SELECT COUNT(*) FROM pg_roles WHERE rolname = ?1 AND rolcreaterole",
+            crate::args![boss],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(still, 1, "the role kept its rights");
+}
