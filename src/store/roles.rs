@@ -280,14 +280,15 @@ impl Store {
     /// Brings `account_access` in line with the settings: who sees each account (owner,
     /// `shared_with`, `*` for an account without an owner). An admin rewrites every row; any
     /// other role only the rows of accounts it owns (policies refuse the rest). Writes only what
-    /// differs; returns how many rows changed. SQLite keeps the rows too (for a copy).
+    /// differs; returns how many rows changed. SQLite keeps the rows too (for a copy). Accounts
+    /// without an owner (`*`) are the admin's to write.
     pub fn refresh_account_access(&self, config: &Config) -> Result<usize> {
         let role = self.pg_role()?;
         let mut want = access_rows(config);
         if let Some(r) = role.as_ref().filter(|r| !r.admin) {
             let mine: std::collections::HashSet<String> = want
                 .iter()
-                .filter(|a| a.standing == "owner" && (a.operator == r.name || a.operator == "*"))
+                .filter(|a| a.standing == "owner" && a.operator == r.name)
                 .map(|a| a.account_id.clone())
                 .collect();
             want.retain(|a| mine.contains(&a.account_id));
@@ -318,7 +319,7 @@ impl Store {
         if let Some(me) = limited {
             mine.extend(
                 have.iter()
-                    .filter(|(_, op, s)| s == "owner" && (op == me || op == "*"))
+                    .filter(|(_, op, s)| s == "owner" && op == me)
                     .map(|(acct, _, _)| acct.as_str()),
             );
         }

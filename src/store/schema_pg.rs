@@ -495,8 +495,10 @@ $$;
 
 DO $$
 DECLARE
-    vis text := 'account_id IN (SELECT a.account_id FROM account_access a WHERE a.operator IN (current_user::text, ''*''))';
-    by_location text := 'EXISTS (SELECT 1 FROM locations l WHERE l.message_id = %I.%I AND l.account_id IN (SELECT a.account_id FROM account_access a WHERE a.operator IN (current_user::text, ''*'')))';
+    -- The visible accounts as an array: computed once per statement (an InitPlan), then one
+    -- comparison per row (a subquery per row cost 3x on a 10k folder page).
+    vis text := 'account_id = ANY (ARRAY(SELECT a.account_id FROM account_access a WHERE a.operator IN (current_user::text, ''*'')))';
+    by_location text := 'EXISTS (SELECT 1 FROM locations l WHERE l.message_id = %I.%I AND l.account_id = ANY (ARRAY(SELECT a.account_id FROM account_access a WHERE a.operator IN (current_user::text, ''*''))))';
     t text;
 BEGIN
     -- Rows of one account.
@@ -533,15 +535,31 @@ END $$;
 CREATE POLICY health ON leases FOR SELECT USING (true);
 ALTER TABLE accounts ENABLE ROW LEVEL SECURITY;
 CREATE POLICY health ON accounts FOR SELECT USING (true);
-CREATE POLICY act ON accounts FOR UPDATE USING (id IN (SELECT a.account_id FROM account_access a WHERE a.operator IN (current_user::text, '*')));
+CREATE POLICY act ON accounts FOR UPDATE USING (id = ANY (ARRAY(SELECT a.account_id FROM account_access a WHERE a.operator IN (current_user::text, '*'))));
 CREATE POLICY add ON accounts FOR INSERT WITH CHECK (mailroom_may_configure(id, current_user::text));
 CREATE POLICY remove ON accounts FOR DELETE USING (mailroom_may_configure(id, current_user::text));
 -- Who sees an account is public; the owner (or anyone, while it has none) changes it.
 ALTER TABLE account_access ENABLE ROW LEVEL SECURITY;
 CREATE POLICY readable ON account_access FOR SELECT USING (true);
-CREATE POLICY add ON account_access FOR INSERT WITH CHECK (mailroom_may_configure(account_id, current_user::text));
+CREATE POLICY add ON account_access FOR INSERT WITH CHECK (mailroom_may_configure(account_id, current_user::text)
+    AND (standing <> 'owner' OR operator = current_user::text));
 CREATE POLICY change ON account_access FOR UPDATE USING (mailroom_may_configure(account_id, current_user::text));
 CREATE POLICY remove ON account_access FOR DELETE USING (mailroom_may_configure(account_id, current_user::text));
+
+-- Full-text search through the GIN index: `@@` is not leakproof, so under a policy the index
+-- cannot be used (every row would be checked first). This runs as the owner and keeps only
+-- mail the connection's login role may see (everything for an admin).
+CREATE FUNCTION mailroom_fts(q tsquery) RETURNS SETOF bigint
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path FROM CURRENT AS $$
+    SELECT f.message_id FROM messages_fts f
+    WHERE f.doc @@ q
+      AND (EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = session_user
+                   AND (r.rolsuper OR r.rolbypassrls OR pg_has_role(session_user,
+                        (SELECT c.relowner FROM pg_class c WHERE c.oid = 'messages'::regclass), 'MEMBER')))
+           OR EXISTS (SELECT 1 FROM locations l WHERE l.message_id = f.message_id
+                      AND l.account_id = ANY (ARRAY(SELECT a.account_id FROM account_access a
+                                                    WHERE a.operator IN (session_user::text, '*')))))
+$$;
 "#,
 ];
 
