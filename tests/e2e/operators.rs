@@ -103,6 +103,12 @@ const MAIL: &[&str] = &[
     "pending_ops",
     "actions",
     "matches",
+    "outbox",
+    "quarantine",
+    "credentials",
+    "trace_lines",
+    "events WHERE account_id IS NOT NULL",
+    "audit WHERE account_id IS NOT NULL",
 ];
 
 #[test]
