@@ -442,6 +442,7 @@ pub fn add(cx: &Ctx, new: &NewAccount, password: Option<&SecretString>) -> Resul
         doc["accounts"][name.as_str()] = item;
         Ok(())
     })?;
+    super::operators::settings_changed(cx)?;
     store.audit(
         &cx.operator,
         "account_add",
@@ -537,6 +538,7 @@ pub fn edit(
         new.password_command = None;
     }
     config::edit(&cx.home, |doc| config::update_account(doc, name, old, &new))?;
+    super::operators::settings_changed(cx)?;
     // Changed settings are a user action: retry an account that had given up.
     store.reset_failures(&new.id, new.enabled)?;
     store.audit(
@@ -811,6 +813,7 @@ pub fn remove(cx: &Ctx, name: &str, purge: bool) -> Result<()> {
         }
         Ok(())
     })?;
+    super::operators::settings_changed(cx)?;
     store.remove_account_data(&a.id, purge)?;
     if !purge {
         store.set_state(&a.id, AccountState::Disabled)?;

@@ -44,6 +44,8 @@ pub const TABLES: &[&str] = &[
     "alert_told",
     "trace_settings",
     "trace_lines",
+    "operators",
+    "account_access",
 ];
 
 /// Statement arguments per INSERT (SQLite's old limit, so any build reads it).

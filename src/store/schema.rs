@@ -493,4 +493,22 @@ CREATE TABLE key_check (
     host TEXT NOT NULL
 );
 "#,
+    // 13 (issue 18, operators as database roles): the operators an admin added (on SQLite
+    // a name only: anyone who reads the file reads everything) and, per account, who may see
+    // it (`*`: everyone, an account without an owner) — on PostgreSQL what row-level security
+    // reads; here kept for a copy between engines.
+    r#"
+CREATE TABLE operators (
+    name TEXT PRIMARY KEY,
+    created_at TEXT NOT NULL,
+    created_by TEXT NOT NULL
+);
+CREATE TABLE account_access (
+    account_id TEXT NOT NULL,
+    operator TEXT NOT NULL,               -- a role name, or * for everyone
+    standing TEXT NOT NULL,               -- owner|shared
+    PRIMARY KEY (account_id, operator)
+);
+CREATE INDEX account_access_by_operator ON account_access(operator, account_id);
+"#,
 ];

@@ -20,6 +20,7 @@ mod identity;
 mod linkem;
 mod monitoring;
 mod oauth2;
+mod operators;
 mod outbox_memory;
 mod output;
 mod proxy;
