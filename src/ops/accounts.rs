@@ -477,6 +477,17 @@ pub fn show(cx: &Ctx, name: &str) -> Result<AccountView> {
     AccountView::of(n, a, system_view(&config, &store)?).with_folders(&store)
 }
 
+/// The edit form's account: its settings, and whether this operator may change them (the
+/// owner) or only look (an operator it is shared with). Anyone else finds nothing.
+pub fn show_for_edit(cx: &Ctx, name: &str) -> Result<(AccountView, bool)> {
+    let config = cx.config()?;
+    let store = cx.store()?;
+    let (n, a) = access::account(cx, &config, &store, name, Need::Read)?;
+    let owner = access::Standing::of(a, &cx.operator).allows(Need::Configure);
+    let view = AccountView::of(n, a, system_view(&config, &store)?).with_folders(&store)?;
+    Ok((view, owner))
+}
+
 /// What `account edit` changes; `None`/`false` leaves a setting as it is.
 #[derive(Debug, Clone, Default)]
 pub struct Edit {

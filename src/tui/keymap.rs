@@ -80,6 +80,12 @@ pub const DEFAULTS: &[(&str, &str, &str, &str)] = &[
         "Test connection (every step)",
     ),
     ("setup", "save_account", "ctrl-s", "Save the account"),
+    (
+        "setup",
+        "login",
+        "ctrl-l",
+        "Edit form: sign an OAuth2 account in again",
+    ),
     ("setup", "back", "esc", "Leave the form"),
     ("folders", "toggle_sync", "space", "Sync this folder on/off"),
     (

@@ -38,6 +38,7 @@ impl App {
                             name: name.clone(),
                             job,
                             original: None,
+                            read_only: None,
                         }),
                         field: F_EMAIL,
                         ..SetupForm::default()

@@ -30,7 +30,7 @@ pub(super) fn execute(env: &mut Env, cmd: Command) -> Option<Data> {
             Data::Saved(job, save(cx, &form))
         }
         Command::LoadEdit { job, name } => {
-            Data::EditLoaded(job, Box::new(accounts::show(cx, &name)))
+            Data::EditLoaded(job, Box::new(accounts::show_for_edit(cx, &name)))
         }
         Command::TestEdit { job, req } => {
             test_edit(env, job, *req);
@@ -156,11 +156,12 @@ fn test_edit(env: &Env, job: u64, req: EditRequest) {
 /// `account edit NAME` with the form's changes, then the folders to sync if they changed.
 fn save_edit(cx: &Ctx, req: &EditRequest) -> Result<String> {
     let pw = req.password.clone();
-    accounts::edit(cx, &req.name, &req.edit, || Ok(pw))?;
+    // A rename answers with the new name; the folders are chosen under it.
+    let view = accounts::edit(cx, &req.name, &req.edit, || Ok(pw))?;
     if let Some(names) = &req.folders {
-        folders::choose(cx, &req.name, names)?;
+        folders::choose(cx, &view.name, names)?;
     }
-    Ok(req.name.clone())
+    Ok(view.name)
 }
 
 /// `account test NAME` from the dashboard, each step shown as it ends.

@@ -45,13 +45,13 @@ shared_with = ["bob"]
     v
 }
 
-fn edit_app(theme: &str) -> App {
+pub(super) fn edit_app(theme: &str) -> App {
     let mut a = app(theme);
     a.dashboard.status = Some(status());
     a.update(Action::EditAccount);
     assert_eq!(a.pane, PaneId::Setup);
     let job = a.setup.edit.as_ref().map(|e| e.job).unwrap();
-    a.apply(Data::EditLoaded(job, Box::new(Ok(account_view()))));
+    a.apply(Data::EditLoaded(job, Box::new(Ok((account_view(), true)))));
     a
 }
 
