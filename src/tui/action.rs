@@ -224,6 +224,8 @@ pub enum Command {
         customer_id: i64,
         offset: i64,
         limit: i64,
+        /// (date, id) of the row just before `offset`, when known (keyset paging).
+        after: Option<(Option<String>, i64)>,
     },
     LoadOutbox {
         generation: u64,

@@ -270,6 +270,7 @@ impl App {
                         customer_id: id,
                         offset: 0,
                         limit,
+                        after: None,
                     });
                 }
                 c
