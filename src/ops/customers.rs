@@ -17,8 +17,8 @@ pub use crate::crm::MatchSummary;
 pub use crate::crm::book::{CustomerEdit, CustomerInput};
 pub use crate::crm::csvio::{ImportReport, RowError};
 pub use crate::crm::timeline::{Thread, TimelineMessage, Why};
-pub use crate::store::{CustomerRow, TimelineKey};
 pub use crate::store::console::MessageSummary;
+pub use crate::store::{CustomerRow, TimelineKey};
 
 /// One customer with the timeline of the mail this operator may see, threads newest first.
 #[derive(Debug, Clone, Serialize)]

@@ -918,6 +918,97 @@ mod tests {
         });
     }
 
+    /// The console's first timeline page at 12.5k messages of one customer: the whole timeline
+    /// read and paged in memory (before) against a count and one keyset page (after).
+    /// `cargo test --release --lib timeline_first_page_speed -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn timeline_first_page_speed() {
+        crate::store::testing::each(|s| {
+            let inbox = s.fixture_folder("a1", "INBOX", Some("inbox")).unwrap();
+            let c = s.customer_insert("Big", None, None).unwrap();
+            s.atomically(|s| {
+                for i in 0..12_500i64 {
+                    let m = FixtureMessage {
+                        message_id: Some(format!("big{i}@test")),
+                        from_addr: "x@client0.example".into(),
+                        to: vec!["me@example.test".into()],
+                        subject: format!("Order {i}"),
+                        date: format!(
+                            "2026-{:02}-{:02}T10:{:02}:00Z",
+                            1 + i % 12,
+                            1 + i % 28,
+                            i % 60
+                        ),
+                        ..Default::default()
+                    };
+                    let id = s.fixture_message("a1", inbox, i + 1, &m)?;
+                    s.match_manual(id, c, "domain client0.example")?;
+                }
+                Ok(())
+            })
+            .unwrap();
+            let accounts = ["a1".to_string()];
+            let time = |f: &dyn Fn()| {
+                let mut v: Vec<_> = (0..7)
+                    .map(|_| {
+                        let t = std::time::Instant::now();
+                        f();
+                        t.elapsed()
+                    })
+                    .collect();
+                v.sort();
+                v[3]
+            };
+            let before = time(&|| {
+                let all = s.timeline(c, &accounts).unwrap();
+                let page: Vec<_> = all.into_iter().rev().take(50).collect();
+                assert_eq!(page.len(), 50);
+            });
+            let after = time(&|| {
+                assert_eq!(s.timeline_count(c, &accounts).unwrap(), 12_500);
+                let page = s
+                    .timeline_page(
+                        c,
+                        &accounts,
+                        TimelineWindow::Offset {
+                            offset: 0,
+                            limit: 50,
+                        },
+                    )
+                    .unwrap();
+                assert_eq!(page.len(), 50);
+            });
+            let key = s
+                .timeline_page(
+                    c,
+                    &accounts,
+                    TimelineWindow::Offset {
+                        offset: 6000,
+                        limit: 1,
+                    },
+                )
+                .unwrap()[0]
+                .key();
+            let deep = time(&|| {
+                let page = s
+                    .timeline_page(
+                        c,
+                        &accounts,
+                        TimelineWindow::After {
+                            key: &key,
+                            limit: 50,
+                        },
+                    )
+                    .unwrap();
+                assert_eq!(page.len(), 50);
+            });
+            println!(
+                "timeline 12.5k, first page: whole read {before:?} -> count + keyset page {after:?}; a page at 6000 by keyset {deep:?}"
+            );
+        });
+    }
+
     /// Keyset pages of a big timeline: newest first, undated mail last, no duplicate and no
     /// gap across page boundaries (equal dates included), hidden and denied mail left out —
     /// the same on both engines; jumps (offset, from the end) agree with the walk.
