@@ -111,6 +111,8 @@ pub enum Action {
     ToggleTraceView,
     /// The trace of the shown account on/off.
     ToggleTrace,
+    /// Keep message literals in full in the account's trace, or stop (asks first).
+    ToggleLiterals,
     /// The trace of the next account (then every account).
     TraceAccount,
     /// Export the shown account's trace (asks where).
@@ -268,6 +270,8 @@ pub enum Command {
     SetTrace {
         account: String,
         on: bool,
+        /// Keep message literals in full (owner only).
+        literals: bool,
     },
     /// `trace export ACCOUNT PATH`.
     ExportTrace {

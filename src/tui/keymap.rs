@@ -259,6 +259,12 @@ pub const DEFAULTS: &[(&str, &str, &str, &str)] = &[
     ("log", "trace_account", "a", "Trace: next account (or all)"),
     (
         "log",
+        "toggle_literals",
+        "L",
+        "Trace: message literals in full on/off (owner; asks)",
+    ),
+    (
+        "log",
         "export_trace",
         "E",
         "Trace: export to a file (asks where)",
@@ -319,6 +325,7 @@ pub fn action_by_name(name: &str) -> Option<Action> {
         "edit_account" => Action::EditAccount,
         "trace_view" => Action::ToggleTraceView,
         "toggle_trace" => Action::ToggleTrace,
+        "toggle_literals" => Action::ToggleLiterals,
         "trace_account" => Action::TraceAccount,
         "export_trace" => Action::ExportTrace,
         "remove_account" => Action::RemoveAccount,

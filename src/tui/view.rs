@@ -372,7 +372,11 @@ fn draw_help(f: &mut Frame<'_>, area: Rect, app: &App) {
 
 fn draw_dialog(f: &mut Frame<'_>, area: Rect, app: &App, text: &str) {
     let theme = &app.theme;
-    let r = centered(area, 60, 6);
+    // As tall as the question wraps to (a long warning is read whole, keys included).
+    let w = area.width.min(60);
+    let text_rows =
+        super::panes::wrapped_height(&clean_line(text), w.saturating_sub(2) as usize) as u16;
+    let r = centered(area, w, text_rows + 4);
     f.render_widget(Clear, r);
     let p = Paragraph::new(vec![
         Line::from(Span::styled(clean_line(text), theme.style("dialog.text"))),

@@ -274,3 +274,74 @@ fn log_in_again_from_the_form_signs_in_with_the_client_id_typed_there() {
     );
     account_test(&home, "w");
 }
+
+/// The first connection of a process is traced when the switch is on (the switch is read
+/// before it connects): a fresh `sync --once` process's greeting, its LOGIN (redacted) and
+/// the commands after it are all in the trace; with `--literals` the CLI warns, and only the
+/// owner may switch literals on.
+#[test]
+fn a_fresh_process_traces_its_first_connection_from_the_greeting_on() {
+    servers();
+    let user = new_user("trace-first");
+    seed(&user, 3);
+    let home = Home::new();
+    home.add_account("work", &user);
+    let (code, v) = home.json(&["trace", "on", "work"]);
+    assert_eq!(code, 0, "{v}");
+    let (code, v) = home.json(&["sync", "work", "--once"]);
+    assert_eq!(code, 0, "{v}");
+    let (code, v) = home.json(&["trace", "show", "work", "--limit", "5000"]);
+    assert_eq!(code, 0, "{v}");
+    let lines: Vec<(String, String, String)> = v["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            let s = |k: &str| l[k].as_str().unwrap_or_default().to_string();
+            (s("proto"), s("dir"), s("line"))
+        })
+        .collect();
+    let imap: Vec<&(String, String, String)> =
+        lines.iter().filter(|(p, _, _)| p == "imap").collect();
+    // The first connection, whole: from its "connected" note to the next one.
+    assert!(
+        imap.first()
+            .is_some_and(|(_, _, l)| l.starts_with("connected to")),
+        "the trace starts with the process's first connection: {imap:?}"
+    );
+    let end = imap
+        .iter()
+        .skip(1)
+        .position(|(_, _, l)| l.starts_with("connected to"))
+        .map_or(imap.len(), |i| i + 1);
+    let first = &imap[..end];
+    assert!(
+        first
+            .iter()
+            .any(|(_, d, l)| d == "S" && l.starts_with("* OK")),
+        "its greeting: {first:?}"
+    );
+    let login = first
+        .iter()
+        .position(|(_, d, l)| d == "C" && l.ends_with("LOGIN <redacted>"))
+        .expect("its LOGIN, redacted");
+    assert!(
+        first[login + 1..]
+            .iter()
+            .any(|(_, d, l)| d == "C" && l.contains("ENABLE QRESYNC")),
+        "the commands after LOGIN: {first:?}"
+    );
+    assert!(!format!("{lines:?}").contains(PASSWORD), "no password");
+
+    // Literals: the CLI warns; an operator the account is not owned by is refused.
+    let out = home.run(&["trace", "on", "work", "--literals"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("warning: message literals are kept in full"));
+    let out = home
+        .cmd()
+        .env("MAILROOM_OPERATOR", "mallory")
+        .args(["trace", "on", "work", "--literals"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "not mallory's to switch");
+}

@@ -384,6 +384,11 @@ impl App {
                             unread_only,
                         },
                         Pending::SaveAccount => return self.save_form(),
+                        Pending::TraceLiterals { account } => Command::SetTrace {
+                            account,
+                            on: true,
+                            literals: true,
+                        },
                         Pending::DiscardDraft { id } => {
                             self.compose = ComposeForm::default();
                             match id {

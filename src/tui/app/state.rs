@@ -957,6 +957,10 @@ pub enum Pending {
     },
     /// Save the account form although its last test failed.
     SaveAccount,
+    /// Trace the account with message literals in full (after the warning).
+    TraceLiterals {
+        account: String,
+    },
 }
 
 /// A customer suggested for a triage message, and why (same domain, same thread…).

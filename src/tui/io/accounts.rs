@@ -102,10 +102,20 @@ pub(super) fn execute(env: &mut Env, cmd: Command) -> Option<Data> {
             }),
             trace::states(cx).unwrap_or_default(),
         ),
-        Command::SetTrace { account, on } => Data::Notice(
-            trace::set(cx, &account, on, false)
-                .map(|_| format!("trace of {account} {}", if on { "on" } else { "off" })),
-        ),
+        Command::SetTrace {
+            account,
+            on,
+            literals,
+        } => Data::Notice(trace::set(cx, &account, on, literals).map(|s| {
+            format!(
+                "trace of {account} {}",
+                match (s.enabled, s.literals) {
+                    (true, true) => "on, literals in full",
+                    (true, false) => "on",
+                    _ => "off",
+                }
+            )
+        })),
         Command::ExportTrace { account, path } => Data::Notice(
             trace::export(cx, &account, std::path::Path::new(&path))
                 .map(|n| format!("wrote {n} trace lines of {account} to {path}")),

@@ -141,7 +141,9 @@ fn draw_side(f: &mut Frame<'_>, area: Rect, app: &App) {
     // steps.
     let hint_h = match hint.is_empty() {
         true => 0,
-        false => (wrapped_height(hint, inner.width as usize) + 1).min(inner.height as usize / 2),
+        false => {
+            (super::wrapped_height(hint, inner.width as usize) + 1).min(inner.height as usize / 2)
+        }
     } as u16;
     let hint = Line::from(Span::styled(hint.to_string(), theme.style("form.hint")));
     let [top, rest] =
@@ -195,25 +197,4 @@ fn side_lines(app: &App) -> Vec<Line<'static>> {
         None => {}
     }
     side
-}
-
-/// How many rows `text` takes word-wrapped at `width` (as Paragraph's wrap breaks it).
-fn wrapped_height(text: &str, width: usize) -> usize {
-    use unicode_width::UnicodeWidthStr;
-    let width = width.max(1);
-    let (mut rows, mut used) = (1, 0usize);
-    for word in text.split(' ') {
-        let w = word.width();
-        let need = if used == 0 { w } else { used + 1 + w };
-        if need <= width {
-            used = need;
-        } else {
-            rows += 1 + w.saturating_sub(1) / width;
-            used = match w % width {
-                0 if w > 0 => width,
-                r => r,
-            };
-        }
-    }
-    rows
 }

@@ -191,3 +191,41 @@ fn a_shared_operator_sees_the_account_read_only() {
         );
     }
 }
+
+#[test]
+fn the_trace_view_keeps_literals_only_after_the_warning() {
+    let mut a = super::daily::trace_app("dark", true);
+    key(&mut a, KeyCode::Char('a')); // work: traced, literals elided
+    assert!(key(&mut a, KeyCode::Char('L')).is_empty(), "asks first");
+    let d = a.dialog.as_ref().expect("a warning");
+    assert!(
+        d.text.contains(crate::ops::trace::LITERALS_WARNING),
+        "{}",
+        d.text
+    );
+    insta::assert_snapshot!(
+        "trace_literals_warning_80x24",
+        snapshot(&render_buffer(&a, 80, 24))
+    );
+    assert!(a.update(Action::Dismiss).is_empty(), "no: nothing changes");
+    key(&mut a, KeyCode::Char('L'));
+    let cmds = a.update(Action::Confirm);
+    assert!(matches!(
+        &cmds[..],
+        [Command::SetTrace { account, on: true, literals: true }] if account == "work"
+    ));
+    // Already keeping literals: L goes back to elided ones at once, the trace stays on.
+    a.log.trace_states[0].literals = true;
+    let text = screen_text(&render_buffer(&a, 80, 24)).join("\n");
+    assert!(text.contains("tracing + literals"), "{text}");
+    let cmds = key(&mut a, KeyCode::Char('L'));
+    assert!(matches!(
+        &cmds[..],
+        [Command::SetTrace {
+            on: true,
+            literals: false,
+            ..
+        }]
+    ));
+    assert!(a.dialog.is_none());
+}
