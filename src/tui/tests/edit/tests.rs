@@ -229,3 +229,80 @@ fn the_trace_view_keeps_literals_only_after_the_warning() {
     ));
     assert!(a.dialog.is_none());
 }
+
+/// Every pane's help at 80×24: every key of the pane and the global ones can be read whole —
+/// in two columns when they fit uncut, else in one column that ↓ scrolls.
+#[test]
+fn help_of_every_pane_fits_80x24() {
+    for pane in PANES {
+        let mut a = scene("monochrome", pane, State::Typical);
+        a.update(Action::Help);
+        assert!(a.help);
+        let first = render_buffer(&a, 80, 24);
+        let mut text = screen_text(&first).join("\n");
+        for _ in 0..4 {
+            key(&mut a, KeyCode::PageDown);
+            text.push_str(&screen_text(&render_buffer(&a, 80, 24)).join("\n"));
+        }
+        assert!(a.help, "scrolling keeps the help open");
+        for (_, binds) in a.keymap.tables_for(a.pane, false) {
+            for b in binds {
+                assert!(
+                    text.contains(b.desc),
+                    "{pane:?}: {:?} missing or cut",
+                    b.desc
+                );
+            }
+        }
+        insta::assert_snapshot!(format!("help_{}_80x24", pane.key()), snapshot(&first));
+    }
+}
+
+/// The new account form scrolled to its end with a long checklist beside it: the provider's
+/// hint stays in view, the newest step too.
+#[test]
+fn the_provider_hint_stays_while_the_form_and_the_checklist_scroll() {
+    let mut a = scene("dark", PaneId::Setup, State::Typical);
+    a.setup.field = *NEW_ORDER.last().unwrap();
+    let mut run = CheckRun::new(1, "Test connection".into());
+    run.steps = crate::ops::accounts::STEP_IDS
+        .iter()
+        .map(|id| {
+            step(
+                id,
+                StepStatus::Ok,
+                "a long detail that wraps onto a second line",
+                None,
+            )
+        })
+        .collect();
+    run.done = Some(true);
+    a.setup.run = Some(run);
+    let buf = render_buffer(&a, 80, 24);
+    let text = screen_text(&buf).join("\n");
+    assert!(text.contains("2-step verification"), "the hint: {text}");
+    assert!(text.contains("smtp_auth"), "the newest step: {text}");
+    assert!(
+        text.contains("OAuth client id"),
+        "the focused field: {text}"
+    );
+    insta::assert_snapshot!("setup_scrolled_hint_80x24", snapshot(&buf));
+}
+
+/// A reply at 80×24: the quoted message and the fields fit.
+#[test]
+fn a_reply_fits_80x24() {
+    let mut a = scene("dark", PaneId::Compose, State::Typical);
+    a.compose.kind = crate::ops::compose::DraftKind::Reply;
+    a.compose.source = Some(7);
+    a.compose.values[F_TO] = "sam@client.example".into();
+    a.compose.values[F_SUBJECT] = "Re: Where is my order?".into();
+    a.compose.values[F_BODY] =
+        "It ships today.\n\nOn 2026-11-25 Sam wrote:\n> Where is my order #1042?\n> Thanks".into();
+    a.compose.field = F_BODY;
+    let buf = render_buffer(&a, 80, 24);
+    let text = screen_text(&buf).join("\n");
+    assert!(text.contains("Re: Where is my order?"), "{text}");
+    assert!(text.contains("> Where is my order #1042?"), "{text}");
+    insta::assert_snapshot!("compose_reply_80x24", snapshot(&buf));
+}
