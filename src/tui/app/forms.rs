@@ -39,14 +39,16 @@ impl App {
                 f.choose(kind, action != Action::ChoicePrev);
             }
             Action::Input(_) | Action::Backspace | Action::ClearField => f.type_key(kind, action),
+            // A test of a stored account uses its password: the owner's, as in the CLI.
+            Action::TestConnection | Action::LoginAccount | Action::SaveAccount
+                if f.read_only() =>
+            {
+                let owner = f.edit.as_ref().and_then(|e| e.read_only.clone());
+                f.message = Some(Err(read_only_error(owner.as_deref().unwrap_or(""))));
+            }
             Action::TestConnection => return self.test_form(),
             Action::LoginAccount => return self.login_from_form(),
             Action::SaveAccount => {
-                if f.read_only() {
-                    let owner = f.edit.as_ref().and_then(|e| e.read_only.clone());
-                    f.message = Some(Err(read_only_error(owner.as_deref().unwrap_or(""))));
-                    return vec![];
-                }
                 let failed = f
                     .run
                     .as_ref()

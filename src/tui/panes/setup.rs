@@ -107,8 +107,9 @@ fn field_value(form: &SetupForm, i: usize) -> String {
 fn keys_lines(app: &App, width: usize) -> Vec<String> {
     let form = &app.setup;
     let key = |a: &Action| app.keymap.key_for(PaneId::Setup, a);
-    let mut parts = vec![format!("{} test", key(&Action::TestConnection))];
+    let mut parts = Vec::new();
     if !form.read_only() {
+        parts.push(format!("{} test", key(&Action::TestConnection)));
         parts.push(format!("{} save", key(&Action::SaveAccount)));
         if form.stored_oauth() {
             parts.push(format!("{} log in again", key(&Action::LoginAccount)));
