@@ -38,7 +38,10 @@ pub use alerts::{
 pub use bodies::BodyTodo;
 pub use checkpointer::Checkpointer;
 pub use copy::TableCount;
-pub use crm::{BookRows, CustomerRow, MatchInput, MatchRow, MatchUpdate, TimelineRow};
+pub use crm::{
+    BookRows, CustomerRow, MatchInput, MatchRow, MatchUpdate, TimelineKey, TimelineRow,
+    TimelineWindow,
+};
 pub use db::{Conn, Db};
 pub use drafts::{DraftRow, NewDraft};
 pub use fixture::FixtureMessage;

@@ -5,6 +5,7 @@ mod common;
 mod db;
 
 mod account;
+mod account_edit;
 mod alerts;
 mod console_mail;
 mod corpus;
