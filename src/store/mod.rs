@@ -8,6 +8,7 @@ mod bodies;
 mod checkpointer;
 pub mod console;
 mod copy;
+mod counts;
 mod crm;
 mod db;
 mod drafts;
@@ -36,6 +37,7 @@ pub use alerts::{
 pub use bodies::BodyTodo;
 pub use checkpointer::Checkpointer;
 pub use copy::TableCount;
+pub use counts::AccountCounts;
 pub use crm::{BookRows, CustomerRow, MatchInput, MatchRow, MatchUpdate, TimelineRow};
 pub use db::{Conn, Db};
 pub use drafts::{DraftRow, NewDraft};
