@@ -18,6 +18,35 @@ pub(super) const OUTSIDE_QUEUE: &str =
 pub(super) const QUEUE_MESSAGE: &str =
     "m.direction = 'in' AND m.customer_id IS NULL AND m.denied = 0 AND m.triage_state IS NULL";
 
+/// SQLite: a location's date and thread (migration 7) and its counts for every writer but
+/// sync's bulk one, which sets both itself. A TEMP trigger, created by each connection (see
+/// `Store::install_fill_trigger`): any trigger on `locations` makes SQLite keep a statement
+/// journal for every INSERT into it, even when its WHEN is false, which doubled the CPU of a
+/// first header sync. PostgreSQL keeps its two triggers in the schema (migrations 7 and 12).
+const FILL_TRIGGER: &str = r#"
+CREATE TEMP TRIGGER IF NOT EXISTS locations_fill_sort AFTER INSERT ON main.locations WHEN NEW.thread_id IS NULL
+BEGIN
+    UPDATE locations SET
+        sort_date = COALESCE((SELECT m.date FROM messages m WHERE m.id = NEW.message_id), ''),
+        thread_id = (SELECT COALESCE(m.thread_id, m.id) FROM messages m WHERE m.id = NEW.message_id)
+    WHERE id = NEW.id;
+    INSERT INTO account_counts (account_id, messages, unread, queued) VALUES (
+        NEW.account_id,
+        NOT EXISTS (SELECT 1 FROM locations o WHERE o.message_id = NEW.message_id
+                    AND o.account_id = NEW.account_id AND o.id <> NEW.id),
+        NEW.seen = 0 AND NOT EXISTS (SELECT 1 FROM locations o WHERE o.message_id = NEW.message_id
+                    AND o.account_id = NEW.account_id AND o.id <> NEW.id AND o.seen = 0),
+        NEW.folder_id NOT IN (SELECT id FROM folders WHERE role IN ('sent', 'trash', 'junk', 'drafts'))
+        AND EXISTS (SELECT 1 FROM messages m WHERE m.id = NEW.message_id AND m.direction = 'in'
+                    AND m.customer_id IS NULL AND m.denied = 0 AND m.triage_state IS NULL)
+        AND NOT EXISTS (SELECT 1 FROM locations o WHERE o.message_id = NEW.message_id
+                    AND o.account_id = NEW.account_id AND o.id <> NEW.id
+                    AND o.folder_id NOT IN (SELECT id FROM folders WHERE role IN ('sent', 'trash', 'junk', 'drafts'))))
+    ON CONFLICT (account_id) DO UPDATE SET messages = messages + excluded.messages,
+        unread = unread + excluded.unread, queued = queued + excluded.queued;
+END;
+"#;
+
 /// An account's maintained counts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AccountCounts {
@@ -30,6 +59,22 @@ pub struct AccountCounts {
 }
 
 impl Store {
+    /// Creates the TEMP trigger `FILL_TRIGGER` on this connection (SQLite; after migrating).
+    pub(super) fn install_fill_trigger(&self) -> Result<()> {
+        match self.conn.lite() {
+            Some(c) => Ok(c.execute_batch(FILL_TRIGGER)?),
+            None => Ok(()),
+        }
+    }
+
+    /// Drops it again: sync's bulk writer sets a location's date, thread and counts itself.
+    pub(super) fn drop_fill_trigger(&self) -> Result<()> {
+        match self.conn.lite() {
+            Some(c) => Ok(c.execute_batch("DROP TRIGGER IF EXISTS temp.locations_fill_sort")?),
+            None => Ok(()),
+        }
+    }
+
     /// The account's counts as kept (zeros for an account with nothing stored).
     pub fn maintained_counts(&self, account_id: &str) -> Result<AccountCounts> {
         Ok(self

@@ -136,6 +136,8 @@ impl Store {
     /// pair it with a `Checkpointer`. (PostgreSQL: a plain second connection.)
     pub fn reopen(&self) -> Result<Store> {
         let store = self.reopen_plain()?;
+        // No trigger on `locations` for this connection (see `counts::FILL_TRIGGER`).
+        store.drop_fill_trigger()?;
         if let Some(c) = store.conn.lite() {
             // A bulk writer: the identity and date indexes are hit at random positions, and
             // SQLite's default 2 MB page cache makes every batch re-read and spill them (a
@@ -161,11 +163,15 @@ impl Store {
         };
         match lite.path().filter(|p| !p.is_empty()) {
             // One thread owns this connection: SQLite's per-call mutexes are pure overhead.
-            Some(p) => Store::configure(rusqlite::Connection::open_with_flags(
-                p,
-                rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
-                    | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-            )?),
+            Some(p) => {
+                let store = Store::configure(rusqlite::Connection::open_with_flags(
+                    p,
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+                        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?)?;
+                store.install_fill_trigger()?;
+                Ok(store)
+            }
             None => Err(crate::error::AppError::local(
                 "an in-memory database cannot be shared with a writer thread",
                 "",

@@ -178,7 +178,11 @@ impl Store {
             )
             .with_code(Code::DbUnreadable)
         })?;
-        let opened = Store::configure(conn).and_then(|store| store.migrate().map(|()| store));
+        let opened = Store::configure(conn).and_then(|store| {
+            store.migrate()?;
+            store.install_fill_trigger()?;
+            Ok(store)
+        });
         opened.map_err(|e| explain_open_error(e, path))
     }
 
@@ -221,6 +225,7 @@ impl Store {
     pub fn open_in_memory() -> Result<Store> {
         let store = Store::configure(Connection::open_in_memory()?)?;
         store.migrate()?;
+        store.install_fill_trigger()?;
         Ok(store)
     }
 

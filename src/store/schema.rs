@@ -480,9 +480,13 @@ CREATE INDEX trace_lines_by_account ON trace_lines(account_id, id);
     // addresses, which are configuration: readers subtract those). `status` and the queue's
     // total read one row instead of counting 100k locations. Kept exact in the transaction of
     // every change: triggers for every writer, except that sync's bulk INSERT of locations
-    // (which sets `thread_id` itself and so skips `locations_fill_sort`) adds its own counts
-    // at commit. Deleting a folder or a message deletes its locations first (while the rows
-    // the triggers look at still exist), so cascades are counted too.
+    // adds its own counts at commit. Deleting a folder or a message deletes its locations
+    // first (while the rows the triggers look at still exist), so cascades are counted too.
+    // `locations_fill_sort` (step 7) leaves the schema: every connection but sync's bulk
+    // writer creates it as a TEMP trigger (`counts::FILL_TRIGGER`, with the counting added).
+    // Any trigger on locations, even one whose WHEN is false, makes SQLite keep a statement
+    // journal for each INSERT: every page the INSERT touches was copied into a temporary file
+    // first — 40 KiB per message, twice the CPU of a first header sync.
     r#"
 CREATE TABLE account_counts (
     account_id TEXT PRIMARY KEY,
@@ -501,27 +505,6 @@ SELECT a.account_id,
 FROM (SELECT DISTINCT account_id FROM locations) a;
 
 DROP TRIGGER locations_fill_sort;
-CREATE TRIGGER locations_fill_sort AFTER INSERT ON locations WHEN NEW.thread_id IS NULL
-BEGIN
-    UPDATE locations SET
-        sort_date = COALESCE((SELECT m.date FROM messages m WHERE m.id = NEW.message_id), ''),
-        thread_id = (SELECT COALESCE(m.thread_id, m.id) FROM messages m WHERE m.id = NEW.message_id)
-    WHERE id = NEW.id;
-    INSERT INTO account_counts (account_id, messages, unread, queued) VALUES (
-        NEW.account_id,
-        NOT EXISTS (SELECT 1 FROM locations o WHERE o.message_id = NEW.message_id
-                    AND o.account_id = NEW.account_id AND o.id <> NEW.id),
-        NEW.seen = 0 AND NOT EXISTS (SELECT 1 FROM locations o WHERE o.message_id = NEW.message_id
-                    AND o.account_id = NEW.account_id AND o.id <> NEW.id AND o.seen = 0),
-        NEW.folder_id NOT IN (SELECT id FROM folders WHERE role IN ('sent', 'trash', 'junk', 'drafts'))
-        AND EXISTS (SELECT 1 FROM messages m WHERE m.id = NEW.message_id AND m.direction = 'in'
-                    AND m.customer_id IS NULL AND m.denied = 0 AND m.triage_state IS NULL)
-        AND NOT EXISTS (SELECT 1 FROM locations o WHERE o.message_id = NEW.message_id
-                    AND o.account_id = NEW.account_id AND o.id <> NEW.id
-                    AND o.folder_id NOT IN (SELECT id FROM folders WHERE role IN ('sent', 'trash', 'junk', 'drafts'))))
-    ON CONFLICT (account_id) DO UPDATE SET messages = messages + excluded.messages,
-        unread = unread + excluded.unread, queued = queued + excluded.queued;
-END;
 CREATE TRIGGER locations_count_delete AFTER DELETE ON locations
 BEGIN
     UPDATE account_counts SET
