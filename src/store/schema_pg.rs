@@ -569,6 +569,10 @@ CREATE TRIGGER folders_count_role AFTER UPDATE OF role ON folders
         IS DISTINCT FROM (COALESCE(NEW.role, '') IN ('sent', 'trash', 'junk', 'drafts')))
     EXECUTE FUNCTION mailroom_count_folder();
 "#,
+    // 13: see schema.rs step 13 (FTS5's merge setting; PostgreSQL's GIN index has none).
+    r#"
+SELECT 1;
+"#,
 ];
 
 #[cfg(test)]
