@@ -75,22 +75,29 @@ impl Store {
         }
     }
 
-    /// The account's counts as kept (zeros for an account with nothing stored).
+    /// The account's counts as kept (zeros for an account with nothing stored). A store not
+    /// migrated yet (`status` opens read-only and never migrates) has no kept counts: they
+    /// are counted then.
     pub fn maintained_counts(&self, account_id: &str) -> Result<AccountCounts> {
-        Ok(self
-            .conn
-            .first(
-                "SELECT messages, unread, queued FROM account_counts WHERE account_id = ?1",
-                args![account_id],
-                |r| {
-                    Ok(AccountCounts {
-                        messages: r.get(0)?,
-                        unread: r.get(1)?,
-                        queued: r.get(2)?,
-                    })
-                },
-            )?
-            .unwrap_or_default())
+        let kept = self.conn.first(
+            "SELECT messages, unread, queued FROM account_counts WHERE account_id = ?1",
+            args![account_id],
+            |r| {
+                Ok(AccountCounts {
+                    messages: r.get(0)?,
+                    unread: r.get(1)?,
+                    queued: r.get(2)?,
+                })
+            },
+        );
+        match kept {
+            Ok(c) => Ok(c.unwrap_or_default()),
+            // SQLite: "no such table"; PostgreSQL: "relation … does not exist".
+            Err(e) if missing_table(&format!("{e} {}", e.detail)) => {
+                self.counted_counts(account_id)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// The same counts, counted over every location (what the maintained ones must equal).
@@ -128,6 +135,11 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// Whether an error says a table does not exist, on either engine.
+fn missing_table(text: &str) -> bool {
+    text.contains("no such table") || text.contains("does not exist")
 }
 
 #[cfg(test)]
@@ -195,6 +207,23 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_store_without_kept_counts_counts_them() {
+        each(|s| {
+            let inbox = s.fixture_folder("a1", "INBOX", Some("inbox")).unwrap();
+            s.fixture_message("a1", inbox, 1, &fixture("z@else.example", 1))
+                .unwrap();
+            s.conn.exec("DROP TABLE account_counts", &[]).unwrap();
+            let c = s.maintained_counts("a1").unwrap();
+            assert_eq!((c.messages, c.unread, c.queued), (1, 1, 1));
+            let f = TriageFilter {
+                accounts: vec!["a1".into()],
+                own: vec![],
+            };
+            assert_eq!(s.triage_count(&f).unwrap(), 1);
+        });
     }
 
     #[test]
