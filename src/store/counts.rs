@@ -1,4 +1,4 @@
-//! The per-account counts `status` and the triage queue's total read (migration 12): how many
+//! The per-account counts `status` and the triage queue's total read (migration 13): how many
 //! messages an account has, how many are unread, how many are in its triage queue. Maintained
 //! in the transaction of every change (triggers; sync's bulk INSERT on SQLite adds its own at
 //! commit), so a read is one row instead of a count over every location: at 100k messages

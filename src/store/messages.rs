@@ -246,7 +246,7 @@ impl Store {
                     created_at: now(),
                     no_book,
                     // SQLite's sync INSERT skips the trigger that keeps `account_counts`
-                    // (migration 12) and adds its counts at commit; PostgreSQL's trigger
+                    // (migration 13) and adds its counts at commit; PostgreSQL's trigger
                     // counts every INSERT.
                     counts: (self.engine() == Engine::Sqlite).then(CountDelta::default),
                 },

@@ -475,7 +475,25 @@ CREATE TABLE trace_lines (
 );
 CREATE INDEX trace_lines_by_account ON trace_lines(account_id, id);
 "#,
-    // 12 (issue 16, answers at 100k): per account, how many messages it has, how many of them
+    // 12 (issue 18, many hosts): the installation's shared settings as one TOML document with
+    // a version (PostgreSQL only; SQLite homes keep them in config.toml), and the check of the
+    // one sealing key (a known value sealed with it, never the key).
+    r#"
+CREATE TABLE shared_settings (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    version INTEGER NOT NULL,             -- 0: not seeded yet
+    doc TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    updated_by TEXT NOT NULL
+);
+CREATE TABLE key_check (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    sealed TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    host TEXT NOT NULL
+);
+"#,
+    // 13 (issue 16, answers at 100k): per account, how many messages it has, how many of them
     // are unread and how many are in the triage queue (the queue's rule without the own
     // addresses, which are configuration: readers subtract those). `status` and the queue's
     // total read one row instead of counting 100k locations. Kept exact in the transaction of
@@ -554,7 +572,7 @@ BEGIN
     WHERE account_id = NEW.account_id;
 END;
 "#,
-    // 13 (issue 16, full offline mode): no merges for tombstones in the search index. Each
+    // 14 (issue 16, full offline mode): no merges for tombstones in the search index. Each
     // downloaded body replaces its message's header-only row (a DELETE, which the contentless
     // index keeps as a tombstone, then an INSERT), so in a full sync every older segment soon
     // holds more than FTS5's default 10 % of tombstones and is merged again and again, each

@@ -461,7 +461,24 @@ CREATE INDEX trace_lines_by_account ON trace_lines(account_id, id);
 SELECT mailroom_watch('trace_settings');
 SELECT mailroom_watch('trace_lines');
 "#,
-    // 12: see schema.rs step 12. Here every INSERT of a location is counted by a trigger (sync's
+    // 12: shared settings and the key check (see schema.rs).
+    r#"
+CREATE TABLE shared_settings (
+    id BIGINT PRIMARY KEY CHECK (id = 1),
+    version BIGINT NOT NULL,
+    doc TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    updated_by TEXT NOT NULL
+);
+CREATE TABLE key_check (
+    id BIGINT PRIMARY KEY CHECK (id = 1),
+    sealed TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    host TEXT NOT NULL
+);
+SELECT mailroom_watch('shared_settings');
+"#,
+    // 13: see schema.rs step 13. Here every INSERT of a location is counted by a trigger (sync's
     // bulk writer adds nothing of its own on PostgreSQL). Deletes and `seen` updates are counted
     // BEFORE each row changes: a row-level AFTER trigger runs once the whole statement is done
     // and would see every row of a multi-row DELETE gone, counting a message twice.
@@ -569,7 +586,7 @@ CREATE TRIGGER folders_count_role AFTER UPDATE OF role ON folders
         IS DISTINCT FROM (COALESCE(NEW.role, '') IN ('sent', 'trash', 'junk', 'drafts')))
     EXECUTE FUNCTION mailroom_count_folder();
 "#,
-    // 13: see schema.rs step 13 (FTS5's merge setting; PostgreSQL's GIN index has none).
+    // 14: see schema.rs step 14 (FTS5's merge setting; PostgreSQL's GIN index has none).
     r#"
 SELECT 1;
 "#,

@@ -718,7 +718,7 @@ fn pg_tsquery(fts_expr: &str) -> Option<String> {
 mod tests {
     use super::*;
 
-    /// Migration 13: SQLite's index is never merged for its tombstones alone.
+    /// Migration 14: SQLite's index is never merged for its tombstones alone.
     #[test]
     fn the_search_index_does_not_merge_for_tombstones() {
         let s = Store::open_in_memory().unwrap();

@@ -302,7 +302,7 @@ impl Store {
     }
 
     /// The queue's length (status, the dashboard, every page's total): the rule of
-    /// `triage_rows`, from the counts kept per account (migration 12). The account with the
+    /// `triage_rows`, from the counts kept per account (migration 13). The account with the
     /// longest queue is read from its kept count less its queued mail from own addresses
     /// (a lookup by sender); the queues of the others (usually short, often empty) are
     /// counted, without the mail already in the first one's.

@@ -15,6 +15,7 @@ mod errors;
 mod fakeimap;
 mod faults;
 mod flags;
+mod hosts;
 mod identity;
 mod linkem;
 mod monitoring;
