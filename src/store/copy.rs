@@ -14,7 +14,8 @@ use super::sql::{Engine, Kind, Owned, Row, owned_args};
 use crate::args;
 use crate::error::{AppError, Result};
 
-/// Every table of the schema but the search index, parents first.
+/// Every table of the schema but the search index and the per-account counts (both derived:
+/// rebuilt on the target after the copy), parents first.
 pub const TABLES: &[&str] = &[
     "accounts",
     "credentials",
@@ -65,12 +66,13 @@ impl Store {
         let sql = match self.engine() {
             Engine::Sqlite => {
                 "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'
-                   AND name NOT LIKE 'messages_fts%' ORDER BY name"
+                   AND name NOT LIKE 'messages_fts%' AND name <> 'account_counts' ORDER BY name"
             }
             Engine::Postgres => {
                 "SELECT table_name FROM information_schema.tables
                  WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'
-                   AND table_name NOT IN ('messages_fts', 'mailroom_schema') ORDER BY table_name"
+                   AND table_name NOT IN ('messages_fts', 'mailroom_schema', 'account_counts')
+                 ORDER BY table_name"
             }
         };
         self.conn.rows(sql, &[], |r| r.get(0))
@@ -119,7 +121,8 @@ impl Store {
             for table in TABLES {
                 self.copy_table(target, table)?;
             }
-            target.after_copy()
+            target.after_copy()?;
+            target.recount_accounts()
         })?;
         let ids = target.all_message_ids()?;
         target.fts_reindex(&ids)?;

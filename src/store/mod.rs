@@ -8,6 +8,7 @@ mod bodies;
 mod checkpointer;
 pub mod console;
 mod copy;
+mod counts;
 mod crm;
 mod db;
 mod drafts;
@@ -38,6 +39,7 @@ pub use alerts::{
 pub use bodies::BodyTodo;
 pub use checkpointer::Checkpointer;
 pub use copy::TableCount;
+pub use counts::AccountCounts;
 pub use crm::{
     BookRows, CustomerRow, MatchInput, MatchRow, MatchUpdate, TimelineKey, TimelineRow,
     TimelineWindow,
@@ -190,7 +192,11 @@ impl Store {
             )
             .with_code(Code::DbUnreadable)
         })?;
-        let opened = Store::configure(conn).and_then(|store| store.migrate().map(|()| store));
+        let opened = Store::configure(conn).and_then(|store| {
+            store.migrate()?;
+            store.install_fill_trigger()?;
+            Ok(store)
+        });
         opened.map_err(|e| explain_open_error(e, path))
     }
 
@@ -233,6 +239,7 @@ impl Store {
     pub fn open_in_memory() -> Result<Store> {
         let store = Store::configure(Connection::open_in_memory()?)?;
         store.migrate()?;
+        store.install_fill_trigger()?;
         Ok(store)
     }
 

@@ -205,7 +205,7 @@ impl Store {
                 "GRANT CONNECT ON DATABASE {db} TO {role};
                  GRANT USAGE ON SCHEMA {schema} TO {role};
                  GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {role};
-                 REVOKE INSERT, UPDATE, DELETE ON mailroom_schema, operators, shared_settings, key_check FROM {role};
+                 REVOKE INSERT, UPDATE, DELETE ON mailroom_schema, operators, shared_settings, key_check, account_counts FROM {role};
                  GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {role};"
             ))
             .map_err(role_error)

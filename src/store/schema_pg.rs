@@ -578,6 +578,132 @@ CREATE FUNCTION mailroom_fts(q tsquery) RETURNS SETOF bigint
                                                     WHERE a.operator IN (session_user::text, '*')))))
 $$;
 "#,
+    // 14: see schema.rs step 14. Here every INSERT of a location is counted by a trigger (sync's
+    // bulk writer adds nothing of its own on PostgreSQL). Deletes and `seen` updates are counted
+    // BEFORE each row changes: a row-level AFTER trigger runs once the whole statement is done
+    // and would see every row of a multi-row DELETE gone, counting a message twice.
+    r#"
+CREATE TABLE account_counts (
+    account_id TEXT PRIMARY KEY,
+    messages BIGINT NOT NULL DEFAULT 0,
+    unread BIGINT NOT NULL DEFAULT 0,
+    queued BIGINT NOT NULL DEFAULT 0
+);
+CREATE FUNCTION mailroom_queue_folder(f BIGINT) RETURNS boolean LANGUAGE sql STABLE AS $$
+    SELECT NOT EXISTS (SELECT 1 FROM folders WHERE id = f AND role IN ('sent', 'trash', 'junk', 'drafts'))
+$$;
+CREATE FUNCTION mailroom_queue_message(mid BIGINT) RETURNS boolean LANGUAGE sql STABLE AS $$
+    SELECT EXISTS (SELECT 1 FROM messages m WHERE m.id = mid AND m.direction = 'in'
+                   AND m.customer_id IS NULL AND m.denied = 0 AND m.triage_state IS NULL)
+$$;
+CREATE FUNCTION mailroom_queue_count(acct TEXT) RETURNS BIGINT LANGUAGE sql STABLE AS $$
+    SELECT COUNT(DISTINCT l.message_id) FROM locations l JOIN messages m ON m.id = l.message_id
+     WHERE l.account_id = acct
+       AND l.folder_id NOT IN (SELECT id FROM folders WHERE role IN ('sent', 'trash', 'junk', 'drafts'))
+       AND m.direction = 'in' AND m.customer_id IS NULL AND m.denied = 0 AND m.triage_state IS NULL
+$$;
+INSERT INTO account_counts (account_id, messages, unread, queued)
+SELECT a.account_id,
+       (SELECT COUNT(DISTINCT message_id) FROM locations l WHERE l.account_id = a.account_id),
+       (SELECT COUNT(DISTINCT message_id) FROM locations l WHERE l.account_id = a.account_id AND l.seen = 0),
+       mailroom_queue_count(a.account_id)
+FROM (SELECT DISTINCT account_id FROM locations) a;
+
+-- The other locations of L's message in L's account: (any, unseen, in a queue folder).
+CREATE FUNCTION mailroom_location_delta(l locations) RETURNS TABLE (m BIGINT, u BIGINT, q BIGINT)
+LANGUAGE sql STABLE AS $$
+    SELECT (NOT EXISTS (SELECT 1 FROM locations o WHERE o.message_id = l.message_id
+                        AND o.account_id = l.account_id AND o.id <> l.id))::int::bigint,
+           (l.seen = 0 AND NOT EXISTS (SELECT 1 FROM locations o WHERE o.message_id = l.message_id
+                        AND o.account_id = l.account_id AND o.id <> l.id AND o.seen = 0))::int::bigint,
+           (mailroom_queue_folder(l.folder_id) AND mailroom_queue_message(l.message_id)
+            AND NOT EXISTS (SELECT 1 FROM locations o WHERE o.message_id = l.message_id
+                        AND o.account_id = l.account_id AND o.id <> l.id
+                        AND mailroom_queue_folder(o.folder_id)))::int::bigint
+$$;
+CREATE FUNCTION mailroom_count_location() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE d RECORD;
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        SELECT * INTO d FROM mailroom_location_delta(NEW);
+        INSERT INTO account_counts (account_id, messages, unread, queued) VALUES (NEW.account_id, d.m, d.u, d.q)
+        ON CONFLICT (account_id) DO UPDATE SET messages = account_counts.messages + excluded.messages,
+            unread = account_counts.unread + excluded.unread, queued = account_counts.queued + excluded.queued;
+        RETURN NULL;
+    ELSIF TG_OP = 'DELETE' THEN
+        SELECT * INTO d FROM mailroom_location_delta(OLD);
+        UPDATE account_counts SET messages = messages - d.m, unread = unread - d.u, queued = queued - d.q
+        WHERE account_id = OLD.account_id;
+        RETURN OLD;
+    END IF;
+    -- UPDATE OF seen, when it changes.
+    IF NOT EXISTS (SELECT 1 FROM locations o WHERE o.message_id = NEW.message_id
+                   AND o.account_id = NEW.account_id AND o.id <> NEW.id AND o.seen = 0) THEN
+        UPDATE account_counts SET unread = unread + (CASE WHEN NEW.seen = 0 THEN 1 ELSE -1 END)
+        WHERE account_id = NEW.account_id;
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER locations_count_insert AFTER INSERT ON locations
+    FOR EACH ROW EXECUTE FUNCTION mailroom_count_location();
+CREATE TRIGGER locations_count_delete BEFORE DELETE ON locations
+    FOR EACH ROW EXECUTE FUNCTION mailroom_count_location();
+CREATE TRIGGER locations_count_seen BEFORE UPDATE OF seen ON locations
+    FOR EACH ROW WHEN (OLD.seen <> NEW.seen) EXECUTE FUNCTION mailroom_count_location();
+
+CREATE FUNCTION mailroom_count_message() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        DELETE FROM locations WHERE message_id = OLD.id;
+        RETURN OLD;
+    END IF;
+    UPDATE account_counts SET queued = queued + (CASE WHEN NEW.direction = 'in' AND NEW.customer_id IS NULL
+            AND NEW.denied = 0 AND NEW.triage_state IS NULL THEN 1 ELSE -1 END)
+    WHERE account_id IN (SELECT l.account_id FROM locations l WHERE l.message_id = NEW.id
+                         AND mailroom_queue_folder(l.folder_id));
+    RETURN NULL;
+END $$;
+CREATE TRIGGER messages_count_queue AFTER UPDATE OF direction, customer_id, denied, triage_state ON messages
+    FOR EACH ROW WHEN ((OLD.direction = 'in' AND OLD.customer_id IS NULL AND OLD.denied = 0 AND OLD.triage_state IS NULL)
+        IS DISTINCT FROM (NEW.direction = 'in' AND NEW.customer_id IS NULL AND NEW.denied = 0 AND NEW.triage_state IS NULL))
+    EXECUTE FUNCTION mailroom_count_message();
+CREATE TRIGGER messages_count_delete BEFORE DELETE ON messages
+    FOR EACH ROW EXECUTE FUNCTION mailroom_count_message();
+
+CREATE FUNCTION mailroom_count_folder() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        DELETE FROM locations WHERE folder_id = OLD.id;
+        RETURN OLD;
+    END IF;
+    UPDATE account_counts SET queued = mailroom_queue_count(NEW.account_id) WHERE account_id = NEW.account_id;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER folders_count_delete BEFORE DELETE ON folders
+    FOR EACH ROW EXECUTE FUNCTION mailroom_count_folder();
+CREATE TRIGGER folders_count_role AFTER UPDATE OF role ON folders
+    FOR EACH ROW WHEN ((COALESCE(OLD.role, '') IN ('sent', 'trash', 'junk', 'drafts'))
+        IS DISTINCT FROM (COALESCE(NEW.role, '') IN ('sent', 'trash', 'junk', 'drafts')))
+    EXECUTE FUNCTION mailroom_count_folder();
+-- Counts are everyone's to read (`status` shows every account's health) and only the triggers
+-- write them, as the tables' owner: an operator's triage action on a message that also lives in
+-- an account it cannot see must still count there, and no operator can forge a count.
+DO $$
+DECLARE f regprocedure;
+BEGIN
+    FOR f IN SELECT p.oid::regprocedure FROM pg_proc p
+             WHERE p.pronamespace = to_regnamespace(current_schema())
+               AND p.proname IN ('mailroom_count_location', 'mailroom_count_message', 'mailroom_count_folder') LOOP
+        EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER SET search_path = %I', f, current_schema());
+    END LOOP;
+END $$;
+ALTER TABLE account_counts ENABLE ROW LEVEL SECURITY;
+CREATE POLICY health ON account_counts FOR SELECT USING (true);
+"#,
+    // 15: see schema.rs step 15 (FTS5's merge setting; PostgreSQL's GIN index has none).
+    r#"
+SELECT 1;
+"#,
 ];
 
 #[cfg(test)]

@@ -719,6 +719,21 @@ fn pg_tsquery(fts_expr: &str) -> Option<String> {
 mod tests {
     use super::*;
 
+    /// Migration 14: SQLite's index is never merged for its tombstones alone.
+    #[test]
+    fn the_search_index_does_not_merge_for_tombstones() {
+        let s = Store::open_in_memory().unwrap();
+        let v: i64 = s
+            .conn
+            .one(
+                "SELECT v FROM messages_fts_config WHERE k = 'deletemerge'",
+                &[],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(v, 0);
+    }
+
     #[test]
     fn fts_expressions_become_tsqueries_with_columns_prefixes_and_phrases() {
         assert_eq!(
