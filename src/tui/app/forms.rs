@@ -247,7 +247,8 @@ fn read_only_error(owner: &str) -> AppError {
 }
 
 impl SetupForm {
-    /// ←/→/space on a choice: the next (or previous) preset, security, SMTP mechanism, yes/no.
+    /// ←/→/space on a choice: the next (or previous) preset, security, SMTP mechanism, OAuth2
+    /// flow, yes/no.
     pub(crate) fn choose(&mut self, kind: FieldKind, fwd: bool) {
         let cycle = |cur: usize, n: usize| {
             if fwd {
@@ -267,6 +268,17 @@ impl SetupForm {
                     .position(|s| *s == self.values[self.field]);
                 self.values[self.field] =
                     SMTP_AUTHS[cycle(cur.unwrap_or(0), SMTP_AUTHS.len())].into();
+            }
+            FieldKind::Flow => {
+                let cur = OAUTH_FLOWS
+                    .iter()
+                    .position(|s| *s == self.values[self.field]);
+                // An unset flow (the provider's) goes to the first choice either way.
+                let next = match cur {
+                    Some(c) => cycle(c, OAUTH_FLOWS.len()),
+                    None => 0,
+                };
+                self.values[self.field] = OAUTH_FLOWS[next].into();
             }
             FieldKind::Security => {
                 let cur = SECURITIES

@@ -239,6 +239,8 @@ pub enum FieldKind {
     Toggle,
     /// The SMTP AUTH mechanism: one of SMTP_AUTHS.
     SmtpAuth,
+    /// The OAuth2 sign-in flow: one of OAUTH_FLOWS.
+    Flow,
 }
 
 pub const SETUP_FIELDS: &[(&str, FieldKind)] = &[
@@ -272,6 +274,13 @@ pub const SETUP_FIELDS: &[(&str, FieldKind)] = &[
     ("SMTP auth", FieldKind::SmtpAuth),
     ("System SMTP", FieldKind::Toggle),
     ("Client secret", FieldKind::Secret),
+    ("OAuth tenant", FieldKind::Text),
+    ("OAuth flow", FieldKind::Flow),
+    ("Auth URL", FieldKind::Text),
+    ("Token URL", FieldKind::Text),
+    ("Device URL", FieldKind::Text),
+    ("Scopes", FieldKind::Text),
+    ("Password cmd", FieldKind::Text),
 ];
 pub const F_PRESET: usize = 0;
 pub const F_NAME: usize = 1;
@@ -302,6 +311,28 @@ pub const F_ENABLED: usize = 25;
 pub const F_SMTP_AUTH: usize = 26;
 pub const F_SYSTEM_SMTP: usize = 27;
 pub const F_CLIENT_SECRET: usize = 28;
+pub const F_TENANT: usize = 29;
+pub const F_FLOW: usize = 30;
+pub const F_AUTH_URL: usize = 31;
+pub const F_TOKEN_URL: usize = 32;
+pub const F_DEVICE_URL: usize = 33;
+pub const F_SCOPES: usize = 34;
+pub const F_PW_COMMAND: usize = 35;
+
+/// The edit form's fields shown only while OAuth2 sign-in is on.
+pub const OAUTH_ONLY: &[usize] = &[
+    F_CLIENT_ID,
+    F_CLIENT_SECRET,
+    F_TENANT,
+    F_FLOW,
+    F_AUTH_URL,
+    F_TOKEN_URL,
+    F_DEVICE_URL,
+    F_SCOPES,
+];
+
+/// The OAuth2 flows as `account edit --oauth-flow` takes them.
+pub const OAUTH_FLOWS: [&str; 2] = ["device", "browser"];
 
 /// The SMTP AUTH choices as `account edit --smtp-auth` takes them (`default`: follow the auth
 /// kind).
@@ -343,6 +374,7 @@ pub const EDIT_ORDER: &[usize] = &[
     F_EMAIL,
     F_LOGIN,
     F_PASSWORD,
+    F_PW_COMMAND,
     F_IMAP_HOST,
     F_IMAP_PORT,
     F_IMAP_SEC,
@@ -358,6 +390,12 @@ pub const EDIT_ORDER: &[usize] = &[
     F_OAUTH,
     F_CLIENT_ID,
     F_CLIENT_SECRET,
+    F_TENANT,
+    F_FLOW,
+    F_AUTH_URL,
+    F_TOKEN_URL,
+    F_DEVICE_URL,
+    F_SCOPES,
     F_SINCE,
     F_UNREAD,
     F_MARK_READ,
@@ -398,6 +436,8 @@ pub struct SetupForm {
     /// What the chosen preset filled in (field, value): choosing another clears what is
     /// still as the preset left it.
     pub filled: Vec<(usize, String)>,
+    /// The edited account gets its password from a command (which is never shown).
+    pub command_set: bool,
 }
 
 impl std::fmt::Debug for SetupForm {
@@ -429,18 +469,27 @@ impl Default for SetupForm {
             message: None,
             edit: None,
             filled: Vec::new(),
+            command_set: false,
         }
     }
 }
 
 impl SetupForm {
-    /// The fields shown, in Tab order.
-    pub fn order(&self) -> &'static [usize] {
-        if self.edit.is_some() {
-            EDIT_ORDER
-        } else {
-            NEW_ORDER
+    /// The fields shown, in Tab order: the edit form shows the OAuth2 settings only while
+    /// OAuth2 sign-in is on, the password command only while it is off.
+    pub fn order(&self) -> Vec<usize> {
+        if self.edit.is_none() {
+            return NEW_ORDER.to_vec();
         }
+        let oauth = self.values[F_OAUTH] == "yes";
+        EDIT_ORDER
+            .iter()
+            .copied()
+            .filter(|f| match oauth {
+                true => *f != F_PW_COMMAND,
+                false => !OAUTH_ONLY.contains(f),
+            })
+            .collect()
     }
     /// Moves the focus `step` fields on (wrapping), in Tab order.
     pub(crate) fn move_field(&mut self, step: isize) {
@@ -494,11 +543,7 @@ impl SetupForm {
             .unwrap_or_else(|| "default".into());
         v[F_SYSTEM_SMTP] = yes(view.use_system_smtp);
         v[F_OAUTH] = yes(view.auth == crate::config::AuthKind::OAuth2);
-        v[F_CLIENT_ID] = view
-            .oauth2
-            .as_ref()
-            .map(|o| o.client_id.clone())
-            .unwrap_or_default();
+        oauth_values(&mut v, view.oauth2.as_ref());
         v[F_EMAIL] = view.email.clone();
         v[F_LOGIN] = view.user.clone();
         v[F_IMAP_HOST] = view.imap.host.clone();
@@ -531,6 +576,7 @@ impl SetupForm {
                 original: Some(v),
                 read_only: (!owner).then(|| view.owner.clone().unwrap_or_default()),
             }),
+            command_set: view.password_source == crate::ops::accounts::PasswordSource::Command,
             ..SetupForm::default()
         }
     }
@@ -581,7 +627,22 @@ impl SetupForm {
             c => s.ca_file = c.map(std::path::PathBuf::from),
         }
         s.auth = yes(F_OAUTH).map(|o| if o { "oauth2" } else { "password" }.to_string());
-        s.oauth.client_id = text(F_CLIENT_ID);
+        // Hidden fields send nothing: the OAuth2 settings while OAuth2 is off, the password
+        // command while it is on.
+        if v[F_OAUTH] == "yes" {
+            s.oauth = crate::ops::signin::OAuthSpec {
+                client_id: text(F_CLIENT_ID),
+                tenant: text(F_TENANT),
+                flow: text(F_FLOW),
+                auth_url: text(F_AUTH_URL),
+                token_url: text(F_TOKEN_URL),
+                device_url: text(F_DEVICE_URL),
+                scopes: text(F_SCOPES),
+                revoke_url: None,
+            };
+        } else {
+            e.password_command = text(F_PW_COMMAND).filter(|c| !c.is_empty());
+        }
         e.rename = text(F_NAME);
         e.display_name = text(F_DISPLAY);
         e.enabled = yes(F_ENABLED);
@@ -607,6 +668,12 @@ impl SetupForm {
         e.sent_copy = yes(F_SENT_COPY);
         e.server = s;
         let password = (self.password_len() > 0).then(|| self.password.clone());
+        if password.is_some() && e.password_command.is_some() {
+            return Err(AppError::usage(
+                "a password and a password command were both given",
+                "keep one: empty the Password field or the Password cmd field",
+            ));
+        }
         Ok(EditRequest {
             name: of.name.clone(),
             edit: e,
@@ -689,6 +756,21 @@ impl SetupForm {
             self.filled.push((i, v));
         }
     }
+}
+
+/// The OAuth2 settings' fields of the edit form as `account show` tells them (the provider's
+/// endpoints when none were given one by one).
+fn oauth_values(v: &mut [String], o: Option<&crate::ops::signin::OAuthView>) {
+    let Some(o) = o else {
+        return;
+    };
+    v[F_CLIENT_ID] = o.client_id.clone();
+    v[F_TENANT] = o.tenant.clone().unwrap_or_default();
+    v[F_FLOW] = o.flow.map(|f| f.as_str().to_string()).unwrap_or_default();
+    v[F_AUTH_URL] = o.auth_url.clone().unwrap_or_default();
+    v[F_TOKEN_URL] = o.token_url.clone().unwrap_or_default();
+    v[F_DEVICE_URL] = o.device_url.clone().unwrap_or_default();
+    v[F_SCOPES] = o.scopes.join(" ");
 }
 
 /// A comma- or space-separated list as typed.

@@ -8,7 +8,9 @@ use ratatui::widgets::{Paragraph, Wrap};
 use super::dashboard::{check_lines, login_lines};
 use super::{error_lines, frame, safe};
 use crate::tui::action::{Action, PaneId};
-use crate::tui::app::{App, F_CLIENT_SECRET, F_PRESET, FieldKind, SETUP_FIELDS, SetupForm};
+use crate::tui::app::{
+    App, F_CLIENT_SECRET, F_PRESET, F_PW_COMMAND, FieldKind, SETUP_FIELDS, SetupForm,
+};
 
 pub fn draw(f: &mut Frame<'_>, area: Rect, app: &App) {
     let split = if area.width >= 100 { 50 } else { 55 };
@@ -93,6 +95,14 @@ fn field_value(form: &SetupForm, i: usize) -> String {
         }
         FieldKind::Secret => "•".repeat(form.secret_len(i)),
         FieldKind::Preset if i == F_PRESET => form.preset_label().to_string(),
+        // The stored command is never shown (it may name where the password lives).
+        FieldKind::Text if i == F_PW_COMMAND && form.values[i].is_empty() && !focused => {
+            match form.command_set {
+                true => "(set; type to replace)",
+                false => "(none)",
+            }
+            .to_string()
+        }
         _ => form.values[i].clone(),
     };
     match kind {

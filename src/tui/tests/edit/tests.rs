@@ -154,6 +154,160 @@ fn oauth2_client_id_and_secret_and_log_in_again() {
     assert!(text.contains("ctrl-l log in again"), "{text}");
 }
 
+/// An OAuth2 account's edit form with its endpoints given one by one.
+fn oauth_endpoints_app() -> App {
+    let mut a = app("dark");
+    a.dashboard.status = Some(status());
+    a.update(Action::EditAccount);
+    let job = a.setup.edit.as_ref().map(|e| e.job).unwrap();
+    let mut v = account_view();
+    v.auth = crate::config::AuthKind::OAuth2;
+    v.oauth2 = Some(crate::ops::signin::OAuthView {
+        provider: None,
+        client_id: "app-1".into(),
+        client_secret_stored: false,
+        tenant: None,
+        flow: Some(crate::config::OAuthFlow::Device),
+        auth_url: None,
+        token_url: Some("https://idp.example/token".into()),
+        device_url: Some("https://idp.example/device".into()),
+        revoke_url: None,
+        scopes: vec!["imap".into(), "smtp".into()],
+        signed_in: true,
+        login_needed: None,
+        access_expires_at: None,
+        refreshes: 0,
+    });
+    a.apply(Data::EditLoaded(job, Box::new(Ok((v, true)))));
+    a
+}
+
+#[test]
+fn the_oauth2_settings_show_only_with_oauth2_and_reach_account_edit() {
+    // A password account: none of the OAuth2 settings are in the form.
+    let mut a = edit_app("dark");
+    for f in OAUTH_ONLY {
+        assert!(!a.setup.order().contains(f), "field {f} hidden");
+    }
+    assert!(a.setup.order().contains(&F_PW_COMMAND));
+    // Switched on, they appear (and the password command goes).
+    focus(&mut a, F_OAUTH);
+    key(&mut a, KeyCode::Right);
+    for f in OAUTH_ONLY {
+        assert!(a.setup.order().contains(f), "field {f} shown");
+    }
+    assert!(!a.setup.order().contains(&F_PW_COMMAND));
+
+    let mut a = oauth_endpoints_app();
+    assert_eq!(a.setup.values[F_FLOW], "device");
+    assert_eq!(a.setup.values[F_TOKEN_URL], "https://idp.example/token");
+    assert_eq!(a.setup.values[F_SCOPES], "imap smtp");
+    // Untouched: nothing of OAuth2 is sent.
+    let req = a.setup.to_edit().unwrap();
+    assert_eq!(
+        format!("{:?}", req.edit.server.oauth),
+        format!("{:?}", crate::ops::signin::OAuthSpec::default())
+    );
+    focus(&mut a, F_TENANT);
+    type_text(&mut a, "contoso");
+    // The flow cycles through the CLI's values, both ways.
+    focus(&mut a, F_FLOW);
+    key(&mut a, KeyCode::Right);
+    assert_eq!(a.setup.values[F_FLOW], "browser");
+    key(&mut a, KeyCode::Right);
+    assert_eq!(a.setup.values[F_FLOW], "device");
+    key(&mut a, KeyCode::Left);
+    assert_eq!(a.setup.values[F_FLOW], "browser");
+    focus(&mut a, F_AUTH_URL);
+    type_text(&mut a, "https://idp.example/authorize");
+    focus(&mut a, F_DEVICE_URL);
+    press(&mut a, KeyCode::Char('u'), KeyModifiers::CONTROL);
+    type_text(&mut a, "https://idp.example/device2");
+    focus(&mut a, F_SCOPES);
+    type_text(&mut a, " offline_access");
+    let req = a.setup.to_edit().unwrap();
+    let o = &req.edit.server.oauth;
+    assert_eq!(o.tenant.as_deref(), Some("contoso"));
+    assert_eq!(o.flow.as_deref(), Some("browser"));
+    assert_eq!(o.auth_url.as_deref(), Some("https://idp.example/authorize"));
+    assert_eq!(o.device_url.as_deref(), Some("https://idp.example/device2"));
+    assert_eq!(o.scopes.as_deref(), Some("imap smtp offline_access"));
+    assert!(o.token_url.is_none() && o.client_id.is_none(), "unchanged");
+    assert!(req.edit.password_command.is_none());
+    // The ops' own check: a flow the endpoints do not allow is refused by `account edit`
+    // (through the same function as the CLI), not by the form.
+    assert!(matches!(
+        &a.update(Action::SaveAccount)[..],
+        [Command::SaveEdit { .. }]
+    ));
+}
+
+#[test]
+fn edit_form_oauth2_80x24_snapshots() {
+    let mut a = oauth_endpoints_app();
+    focus(&mut a, F_SCOPES);
+    for theme in ["dark", "monochrome"] {
+        a.theme = Theme::builtin(theme).unwrap();
+        insta::assert_snapshot!(
+            format!("edit_oauth2_80x24_{theme}"),
+            snapshot(&render_buffer(&a, 80, 24))
+        );
+    }
+    let text = screen_text(&render_buffer(&a, 80, 24)).join("\n");
+    for label in [
+        "OAuth tenant",
+        "OAuth flow",
+        "Token URL",
+        "Device URL",
+        "Scopes",
+    ] {
+        assert!(text.contains(label), "{label}: {text}");
+    }
+    assert!(text.contains("‹ device ›"), "{text}");
+}
+
+#[test]
+fn a_password_command_replaces_the_password_and_is_never_shown() {
+    let mut a = edit_app("dark");
+    assert_eq!(a.setup.values[F_PW_COMMAND], "");
+    let text = screen_text(&render_buffer(&a, 80, 24)).join("\n");
+    assert!(text.contains("Password cmd    (none)"), "{text}");
+    focus(&mut a, F_PW_COMMAND);
+    type_text(&mut a, "pass show mail/work");
+    let req = a.setup.to_edit().unwrap();
+    assert_eq!(
+        req.edit.password_command.as_deref(),
+        Some("pass show mail/work")
+    );
+    assert!(req.password.is_none());
+    // A password and a command both: one must go (as the CLI's flags conflict).
+    focus(&mut a, F_PASSWORD);
+    type_text(&mut a, "pw");
+    let e = a.setup.to_edit().unwrap_err();
+    assert!(e.fix.contains("Password cmd"), "{e}");
+    assert!(a.update(Action::SaveAccount).is_empty());
+    assert!(matches!(&a.setup.message, Some(Err(_))));
+    // OAuth2 on: the command is hidden and not sent.
+    let mut a = edit_app("dark");
+    focus(&mut a, F_PW_COMMAND);
+    type_text(&mut a, "pass show x");
+    focus(&mut a, F_OAUTH);
+    key(&mut a, KeyCode::Right);
+    assert!(a.setup.to_edit().unwrap().edit.password_command.is_none());
+    // A stored command is never drawn, only that there is one.
+    let mut a = app("dark");
+    a.dashboard.status = Some(status());
+    a.update(Action::EditAccount);
+    let job = a.setup.edit.as_ref().map(|e| e.job).unwrap();
+    let mut v = account_view();
+    v.password_source = crate::ops::accounts::PasswordSource::Command;
+    a.apply(Data::EditLoaded(job, Box::new(Ok((v, true)))));
+    assert!(a.setup.command_set);
+    let text = screen_text(&render_buffer(&a, 80, 24)).join("\n");
+    assert!(text.contains("(set; type to replace)"), "{text}");
+    assert!(a.setup.to_edit().unwrap().edit.password_command.is_none());
+}
+
 #[test]
 fn a_shared_operator_sees_the_account_read_only() {
     let mut a = app("dark");
