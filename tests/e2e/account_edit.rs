@@ -1,13 +1,17 @@
 //! Issue 14 (part C): the account edit form's new settings against the real servers, through
 //! the ops the console uses (its I/O layer, in-process) and through the CLI twin — a rename
 //! keeps the id, the cached mail, the state and the customer pairings; display name, SMTP
-//! mechanism, enabled and the CA file (cleared and set again) take effect.
+//! mechanism, enabled and the CA file (cleared and set again) take effect. 14D: the OAuth2
+//! settings (tenant, flow, endpoints, scopes) are stored and read back, refused alike by the
+//! form and the CLI when invalid; a password command typed into the form is what the next
+//! login to Dovecot uses.
 
 use std::time::Duration;
 
 use mailroom::tui::action::Command;
 use mailroom::tui::app::{
-    Data, F_CLIENT_ID, F_DISPLAY, F_ENABLED, F_NAME, F_OAUTH, F_SMTP_AUTH, SetupForm,
+    Data, F_AUTH_URL, F_CLIENT_ID, F_DISPLAY, F_ENABLED, F_FLOW, F_NAME, F_OAUTH, F_PW_COMMAND,
+    F_SCOPES, F_SMTP_AUTH, F_TENANT, F_TOKEN_URL, SetupForm,
 };
 use serde_json::json;
 
@@ -273,6 +277,105 @@ fn log_in_again_from_the_form_signs_in_with_the_client_id_typed_there() {
         "only the first sign-in"
     );
     account_test(&home, "w");
+}
+
+/// The OAuth2 settings typed into the form are stored and read back (the form opens with them
+/// again); an invalid one is refused by the form's save and the CLI alike (the same ops check),
+/// and the account still signs in to the real servers after the edit.
+#[test]
+fn the_oauth2_settings_of_the_form_are_stored_read_back_and_checked_as_the_cli_checks_them() {
+    use super::oauth2::{IMAPS, SUBMISSION, account_test, client, signed_in};
+    super::oauth2::oauth2_servers();
+    let user = new_user("edit-oset");
+    let cid = client("oset", json!({}));
+    let home = Home::new();
+    signed_in(&home, "w", &user, &cid, (IMAPS, SUBMISSION));
+    let mut console = Console::new(&home);
+    let form = console.edit_form("w");
+    assert_eq!(form.values[F_FLOW], "device");
+    assert_eq!(form.values[F_SCOPES], "imap smtp");
+    let token_url = form.values[F_TOKEN_URL].clone();
+    assert!(token_url.ends_with("/token"), "{token_url}");
+    let base = token_url.trim_end_matches("/token").to_string();
+
+    // Plain http away from loopback: refused by the form's save and by the CLI alike.
+    let mut bad = form.clone();
+    bad.values[F_TOKEN_URL] = "http://idp.example/token".into();
+    let e = console.save(&bad).unwrap_err();
+    let out = home.run(&[
+        "account",
+        "edit",
+        "w",
+        "--oauth-token-url",
+        "http://idp.example/token",
+    ]);
+    assert!(!out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&e.summary), "{e} / {}", stderr(&out));
+    assert_eq!(show(&home, "w")["oauth2"]["token_url"], token_url.as_str());
+
+    // Tenant, flow, authorization endpoint and scopes in one save.
+    let mut form = form;
+    form.values[F_TENANT] = "contoso".into();
+    form.values[F_FLOW] = "browser".into();
+    form.values[F_AUTH_URL] = format!("{base}/authorize?prompt=consent");
+    form.values[F_SCOPES] = "smtp imap".into();
+    assert_eq!(console.save(&form).expect("saved"), "w");
+    let o = show(&home, "w")["oauth2"].clone();
+    assert_eq!(o["tenant"], "contoso", "{o}");
+    assert_eq!(o["flow"], "browser", "{o}");
+    assert_eq!(
+        o["auth_url"],
+        format!("{base}/authorize?prompt=consent").as_str(),
+        "{o}"
+    );
+    assert_eq!(o["scopes"], json!(["smtp", "imap"]), "{o}");
+    assert_eq!(o["token_url"], token_url.as_str(), "untouched: {o}");
+    let again = console.edit_form("w");
+    for f in [F_TENANT, F_FLOW, F_AUTH_URL, F_SCOPES, F_TOKEN_URL] {
+        assert_eq!(again.values[f], form.values[f], "field {f} read back");
+    }
+    // The tokens still sign in to Dovecot and Postfix.
+    account_test(&home, "w");
+}
+
+/// A password command typed into the form replaces the stored password (as `account edit
+/// --password-command`): the next login to Dovecot uses what the command prints; a password
+/// typed into the form later replaces the command.
+#[test]
+fn a_password_command_from_the_form_is_what_the_next_login_uses() {
+    servers();
+    let user = new_user("edit-pwcmd");
+    let home = Home::new();
+    home.add_account("work", &user);
+    let file = home.path().join("pw.txt");
+    std::fs::write(&file, "not-the-password\n").unwrap();
+    let mut console = Console::new(&home);
+    let mut form = console.edit_form("work");
+    assert!(!form.command_set);
+    form.values[F_PW_COMMAND] = format!("cat '{}'", file.display());
+    assert_eq!(console.save(&form).expect("saved"), "work");
+    assert_eq!(show(&home, "work")["password_source"], "command");
+    // The command prints a wrong password: the login fails although the stored one is right.
+    let (code, v) = home.json(&["account", "test", "work"]);
+    assert_eq!((code, v["ok"].as_bool()), (1, Some(false)), "{v}");
+    assert_eq!(step(&v, "login")["status"], "failed", "{v}");
+    // It prints the right one: the login passes, and sync runs with it.
+    std::fs::write(&file, format!("{PASSWORD}\n")).unwrap();
+    let (code, v) = home.json(&["account", "test", "work"]);
+    assert_eq!((code, v["ok"].as_bool()), (0, Some(true)), "{v}");
+    let (code, v) = home.json(&["sync", "work", "--once"]);
+    assert_eq!(code, 0, "{v}");
+    // The form opens knowing there is a command, never showing it.
+    let mut form = console.edit_form("work");
+    assert!(form.command_set);
+    assert_eq!(form.values[F_PW_COMMAND], "");
+    // A password typed into the form replaces the command (sealed, as --password-stdin).
+    std::fs::write(&file, "not-the-password\n").unwrap();
+    form.password = secrecy::SecretString::from(PASSWORD.to_string());
+    console.save(&form).expect("saved");
+    assert_eq!(show(&home, "work")["password_source"], "stored");
+    let (code, v) = home.json(&["account", "test", "work"]);
+    assert_eq!((code, v["ok"].as_bool()), (0, Some(true)), "{v}");
 }
 
 /// The first connection of a process is traced when the switch is on (the switch is read

@@ -1,5 +1,6 @@
 //! The account edit form covers every setting `account edit` has (rename, display name,
-//! enabled, SMTP mechanism, system SMTP, CA file, OAuth2 client id/secret, log in again), is
+//! enabled, SMTP mechanism, system SMTP, CA file, OAuth2 client id/secret, tenant, flow,
+//! endpoints and scopes, password command, log in again), is
 //! read-only for an operator the account is shared with, and every pane works at 80×24.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
