@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{AppError, Code, Result};
 
 mod alerts;
+pub mod host;
 mod merge;
 pub use alerts::{AlertChannel, AlertsConfig, ChannelKind, DEFAULT_ALERT_TIMEOUT_SECS, EventKind};
 pub use merge::set_string_list;

@@ -43,6 +43,15 @@ pub struct Bodies {
     pub bytes: i64,
 }
 
+/// The process that syncs an account now: the live holder of its lease.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SyncedBy {
+    pub host: String,
+    pub host_id: String,
+    pub pid: i64,
+    pub since: String,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct AccountStatus {
     pub name: String,
@@ -58,6 +67,10 @@ pub struct AccountStatus {
     pub outbox: OutboxCounts,
     pub unmatched: i64,
     pub bodies: Bodies,
+    /// Who syncs it now (null: nobody holds its lease).
+    pub synced_by: Option<SyncedBy>,
+    /// Why nobody syncs it: "waiting for a sync slot" (every daemon is at its capacity).
+    pub waiting: Option<String>,
 }
 
 /// The worst state of the enabled accounts.
@@ -158,12 +171,30 @@ pub fn collect(config: &Config, store: Option<&Store>) -> Result<Status> {
     let own: Vec<String> = crate::crm::matching::own_addresses(config)
         .into_iter()
         .collect();
+    let (leases, waiting) = match store {
+        // A database not migrated yet (status never migrates) has no such columns: nobody.
+        Some(s) => (
+            s.live_leases().unwrap_or_default(),
+            s.waiting().unwrap_or_default(),
+        ),
+        None => Default::default(),
+    };
     let mut accounts = Vec::new();
     for (name, a) in &config.accounts {
-        accounts.push(match store {
+        let mut st = match store {
             Some(s) => account_status(s, name, a, &own)?,
             None => never_synced(name, a),
+        };
+        st.synced_by = leases.get(&a.id).map(|h| SyncedBy {
+            host: h.host.clone(),
+            host_id: h.host_id.clone(),
+            pid: h.pid,
+            since: h.since.clone(),
         });
+        if st.synced_by.is_none() && a.enabled {
+            st.waiting = waiting.get(&a.id).cloned();
+        }
+        accounts.push(st);
     }
     let overall = overall(&accounts);
     let alerts = match store {
@@ -271,6 +302,8 @@ fn never_synced(name: &str, a: &crate::config::AccountConfig) -> AccountStatus {
         outbox: OutboxCounts::default(),
         unmatched: 0,
         bodies: Bodies::default(),
+        synced_by: None,
+        waiting: None,
     }
 }
 

@@ -461,6 +461,22 @@ CREATE INDEX trace_lines_by_account ON trace_lines(account_id, id);
 SELECT mailroom_watch('trace_settings');
 SELECT mailroom_watch('trace_lines');
 "#,
+    // 12: see schema.rs step 12.
+    r#"
+ALTER TABLE leases ADD COLUMN holder_host_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE leases ADD COLUMN expires_at TEXT;
+ALTER TABLE leases ADD COLUMN holder_group TEXT;
+CREATE TABLE daemons (
+    id TEXT PRIMARY KEY,
+    host_id TEXT NOT NULL,
+    host TEXT NOT NULL,
+    pid BIGINT NOT NULL,
+    max_accounts BIGINT,
+    started_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+);
+ALTER TABLE accounts ADD COLUMN waiting TEXT;
+"#,
 ];
 
 #[cfg(test)]
