@@ -15,6 +15,7 @@ mod errors;
 mod fakeimap;
 mod faults;
 mod flags;
+mod fleet;
 mod identity;
 mod linkem;
 mod monitoring;
