@@ -256,7 +256,7 @@ fn three_daemons_share_the_accounts_and_take_over_from_one_killed() {
     eprintln!("taken over in {:?}", killed.elapsed());
     let st = accounts(&a);
     assert!(
-        spread(&st).get(&ids[1]).is_none(),
+        !spread(&st).contains_key(&ids[1]),
         "nothing left on the dead host: {st:?}"
     );
 
