@@ -365,6 +365,27 @@ smtp = { host = "127.0.0.1", port = 1587, security = "starttls" }
     }
 
     #[test]
+    fn status_says_who_syncs_each_account_and_what_waits_for_a_slot() {
+        let mut store = Store::open_in_memory().unwrap();
+        store.insert_account("a1", "w", true).unwrap();
+        let st = collect(&config(), Some(&store)).unwrap();
+        assert_eq!(st.accounts[0].synced_by, None);
+        store
+            .set_waiting("a1", Some(crate::sync::WAITING_FOR_SLOT))
+            .unwrap();
+        let st = collect(&config(), Some(&store)).unwrap();
+        let v = serde_json::to_value(&st.accounts[0]).unwrap();
+        assert_eq!(v["waiting"], "waiting for a sync slot");
+        assert!(v["synced_by"].is_null());
+        assert!(store.acquire_lease("a1", "t", 60).unwrap().is_ok());
+        let st = collect(&config(), Some(&store)).unwrap();
+        let by = st.accounts[0].synced_by.clone().unwrap();
+        assert_eq!(by.host_id, crate::config::host::id());
+        assert_eq!(by.pid, std::process::id() as i64);
+        assert_eq!(st.accounts[0].waiting, None, "taken: it waits no more");
+    }
+
+    #[test]
     fn every_operator_sees_every_accounts_health() {
         let dir = tempfile::tempdir().unwrap();
         let home = crate::config::Home {

@@ -56,6 +56,8 @@ pub struct Fleet {
     share: AtomicUsize,
     /// The enabled accounts the share is computed over.
     accounts: AtomicUsize,
+    /// The live daemons as the last beat saw them.
+    daemons: Mutex<Vec<DaemonRow>>,
 }
 
 impl Fleet {
@@ -71,6 +73,7 @@ impl Fleet {
             held: Mutex::new(HashSet::new()),
             share: AtomicUsize::new(share),
             accounts: AtomicUsize::new(0),
+            daemons: Mutex::new(Vec::new()),
         })
     }
 
@@ -84,8 +87,22 @@ impl Fleet {
         Duration::from_secs((self.opts.secs / 3).clamp(1, 10))
     }
 
+    /// The enabled accounts changed (the daemon re-read its settings): the share follows now.
     pub fn set_accounts(&self, n: usize) {
         self.accounts.store(n, Ordering::Relaxed);
+        self.reshare();
+    }
+
+    fn reshare(&self) {
+        let Some(max) = self.opts.daemon else {
+            return;
+        };
+        let Ok(daemons) = self.daemons.lock() else {
+            return;
+        };
+        let n = self.accounts.load(Ordering::Relaxed);
+        let share = fair_share(&self.group, max, &daemons, n);
+        self.share.store(share, Ordering::Relaxed);
     }
 
     /// A slot for the account: it has one, or one is free within the share.
@@ -138,13 +155,10 @@ impl Fleet {
         store.daemon_beat(&self.group, max.map(|m| m as i64), secs)?;
         store.renew_claims(&crate::store::secs_from_now(secs))?;
         let daemons = store.live_daemons()?;
-        let share = fair_share(
-            &self.group,
-            max,
-            &daemons,
-            self.accounts.load(Ordering::Relaxed),
-        );
-        self.share.store(share, Ordering::Relaxed);
+        if let Ok(mut d) = self.daemons.lock() {
+            *d = daemons;
+        }
+        self.reshare();
         Ok(())
     }
 }
