@@ -58,6 +58,8 @@ pub struct Fleet {
     accounts: AtomicUsize,
     /// The live daemons as the last beat saw them.
     daemons: Mutex<Vec<DaemonRow>>,
+    /// True once the keeper's first beat is done (a daemon registered and saw the others).
+    beaten: tokio::sync::watch::Sender<bool>,
 }
 
 impl Fleet {
@@ -74,7 +76,15 @@ impl Fleet {
             share: AtomicUsize::new(share),
             accounts: AtomicUsize::new(0),
             daemons: Mutex::new(Vec::new()),
+            beaten: tokio::sync::watch::channel(false).0,
         })
+    }
+
+    /// Waits for the keeper's first beat (at most a few seconds), so a daemon's tasks take
+    /// slots only once it has registered and counted the daemons already running.
+    pub async fn first_beat(&self) {
+        let mut rx = self.beaten.subscribe();
+        let _ = tokio::time::timeout(Duration::from_secs(5), rx.wait_for(|b| *b)).await;
     }
 
     pub fn lease_secs(&self) -> i64 {
@@ -238,6 +248,7 @@ fn keep(url: StoreUrl, fleet: Arc<Fleet>, stop: mpsc::Receiver<()>, every: Durat
             tracing::warn!("cannot renew the sync leases: {e}");
             store = None;
         }
+        fleet.beaten.send_replace(true);
         match stop.recv_timeout(every) {
             Err(mpsc::RecvTimeoutError::Timeout) => continue,
             _ => break,

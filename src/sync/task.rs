@@ -86,6 +86,7 @@ pub struct Run {
 
 pub async fn account_loop(home: Home, config: Config, name: String, run: Run) -> Result<()> {
     let mut t = Task::new(&home, config, &name, run)?;
+    t.fleet.clone().first_beat().await;
     loop {
         if *t.shutdown.borrow() {
             break;
