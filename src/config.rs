@@ -16,6 +16,7 @@ use crate::error::{AppError, Code, Result};
 mod alerts;
 pub mod host;
 mod merge;
+pub mod shared;
 pub use alerts::{AlertChannel, AlertsConfig, ChannelKind, DEFAULT_ALERT_TIMEOUT_SECS, EventKind};
 pub use merge::set_string_list;
 
@@ -92,7 +93,7 @@ impl Home {
         {
             return StoreUrl::parse(url.trim());
         }
-        if let Some(url) = Config::load(self)?.store.url {
+        if let Some(url) = Config::load_host(self)?.store.url {
             return StoreUrl::parse(&url);
         }
         Ok(StoreUrl::Sqlite(self.db_path()))
@@ -838,6 +839,10 @@ pub struct Config {
 pub struct StoreSettings {
     /// `sqlite://PATH` or `postgres://USER@HOST:PORT/DATABASE` (no password: PGPASSFILE).
     pub url: Option<String>,
+    /// The installation's sealing key file, distributed by the admin to every host (else the
+    /// home's `key`; `MAILROOM_KEY` wins over both).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<PathBuf>,
 }
 
 /// Where an installation's state lives.
@@ -883,26 +888,28 @@ impl StoreUrl {
 }
 
 impl Config {
+    /// The installation's settings: config.toml; on PostgreSQL, this host's file merged with
+    /// the shared settings in the database (see [`shared`]).
     pub fn load(home: &Home) -> Result<Config> {
-        let path = home.config_path();
-        let text = match fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
-            Err(e) => {
-                return Err(AppError::local(
-                    format!("cannot read {}", path.display()),
-                    e.to_string(),
-                    "check the file's permissions",
-                )
-                .with_code(Code::ConfigInvalid));
-            }
-        };
-        let config: Config = toml::from_str(&text).map_err(|e| {
-            AppError::local(format!("{} is not valid", path.display()), e.to_string(), "fix the named key (unknown keys are rejected), or move the file away to start fresh")
-                .with_code(Code::ConfigInvalid)
-        })?;
-        config.alerts.check()?;
-        Ok(config)
+        let text = read_host_text(home)?;
+        match postgres_url(home, &text)? {
+            None => parse_file(home, &text),
+            Some(url) => shared::load(home, &text, &*shared::db(&url)?.conn()?),
+        }
+    }
+
+    /// [`Config::load`] through a connection the caller holds (the service context's pool).
+    pub fn load_with(home: &Home, store: &crate::store::Store) -> Result<Config> {
+        let text = read_host_text(home)?;
+        match postgres_url(home, &text)? {
+            None => parse_file(home, &text),
+            Some(_) => shared::load(home, &text, store),
+        }
+    }
+
+    /// config.toml alone, whatever the store: what says where the store is.
+    pub fn load_host(home: &Home) -> Result<Config> {
+        parse_file(home, &read_host_text(home)?)
     }
 
     pub fn account(&self, name: &str) -> Result<&AccountConfig> {
@@ -941,8 +948,73 @@ impl Config {
     }
 }
 
-/// Edits `config.toml` in place, preserving comments and formatting, then writes it atomically.
+/// config.toml's text (empty when there is none).
+pub(crate) fn read_host_text(home: &Home) -> Result<String> {
+    let path = home.config_path();
+    match fs::read_to_string(&path) {
+        Ok(t) => Ok(t),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        Err(e) => Err(AppError::local(
+            format!("cannot read {}", path.display()),
+            e.to_string(),
+            "check the file's permissions",
+        )
+        .with_code(Code::ConfigInvalid)),
+    }
+}
+
+fn parse_file(home: &Home, text: &str) -> Result<Config> {
+    let config: Config = toml::from_str(text).map_err(|e| {
+        AppError::local(
+            format!("{} is not valid", home.config_path().display()),
+            e.to_string(),
+            "fix the named key (unknown keys are rejected), or move the file away to start fresh",
+        )
+        .with_code(Code::ConfigInvalid)
+    })?;
+    config.alerts.check()?;
+    Ok(config)
+}
+
+/// The PostgreSQL store this home uses, if it uses one (`MAILROOM_STORE`, else `[store] url`
+/// in the host file `text`).
+fn postgres_url(home: &Home, text: &str) -> Result<Option<StoreUrl>> {
+    let url = match std::env::var("MAILROOM_STORE") {
+        Ok(u) if !u.trim().is_empty() => StoreUrl::parse(u.trim())?,
+        _ => {
+            let host: Config = toml::from_str(text).map_err(|e| {
+                AppError::local(
+                    format!("{} is not valid", home.config_path().display()),
+                    e.to_string(),
+                    "fix the named key (unknown keys are rejected), or move the file away to start fresh",
+                )
+                .with_code(Code::ConfigInvalid)
+            })?;
+            match host.store.url {
+                Some(u) => StoreUrl::parse(&u)?,
+                None => return Ok(None),
+            }
+        }
+    };
+    Ok(url.is_postgres().then_some(url))
+}
+
+/// Edits the settings in place, preserving comments and formatting: config.toml on SQLite
+/// (written atomically); on PostgreSQL the shared document in the database, under its row
+/// lock (see [`shared::edit`]).
 pub fn edit(home: &Home, f: impl FnOnce(&mut toml_edit::DocumentMut) -> Result<()>) -> Result<()> {
+    if let Some(url) = postgres_url(home, &read_host_text(home)?)? {
+        shared::edit(home, &*shared::db(&url)?.conn()?, f)?;
+        return Ok(());
+    }
+    edit_file(home, f)
+}
+
+/// Edits `config.toml` in place, preserving comments and formatting, then writes it atomically.
+pub fn edit_file(
+    home: &Home,
+    f: impl FnOnce(&mut toml_edit::DocumentMut) -> Result<()>,
+) -> Result<()> {
     home.ensure()?;
     let path = home.config_path();
     // A new file starts with a header line; it is added on writing, since a document holding

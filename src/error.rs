@@ -72,6 +72,9 @@ codes! {
     AccountsNone => "accounts.none",
     /// config.toml cannot be read, or a setting in it is not valid.
     ConfigInvalid => "config.invalid",
+    /// On PostgreSQL: this host's config.toml holds shared settings that differ from the
+    /// installation's in the database.
+    ConfigSplit => "config.split",
     /// The server rejected the user name or password.
     AuthRejected => "auth.rejected",
     /// The server offers no authentication mailroom can use.
@@ -98,6 +101,8 @@ codes! {
     SecretDamaged => "secret.damaged",
     /// The sealing key (key file or MAILROOM_KEY) is unusable.
     SecretKey => "secret.key",
+    /// This host's sealing key is not the installation's (PostgreSQL: many hosts, one key).
+    KeyMismatch => "key.mismatch",
     /// The password command failed.
     SecretCommand => "secret.command",
     /// The server's certificate is signed by an authority this machine does not trust.

@@ -25,19 +25,25 @@ pub struct Vault {
 }
 
 impl Vault {
-    /// Loads the key from `MAILROOM_KEY` or the home's key file, creating the file (0600) on first use.
+    /// Loads the key from `MAILROOM_KEY`, else the key file (`[store] key_file`, else the
+    /// home's `key`), creating the file (0600) on first use. On PostgreSQL the key must be the
+    /// installation's: the database keeps a check of it (a known value sealed with it, never
+    /// the key), and a host whose key does not open that check gets no vault at all.
     pub fn open(home: &Home) -> Result<Vault> {
-        let key = match std::env::var("MAILROOM_KEY") {
-            Ok(b64) => decode_key(b64.trim()).ok_or_else(|| {
-                AppError::usage(
-                    "MAILROOM_KEY is not a base64 32-byte key",
-                    "generate one with `head -c32 /dev/urandom | base64`",
-                )
-                .with_code(crate::error::Code::SecretKey)
-            })?,
-            Err(_) => load_or_create_key_file(home)?,
+        let source = KeySource::of(home)?;
+        let url = home.store_url()?;
+        if url.is_postgres() {
+            return open_checked(home, &url, &source);
+        }
+        let key = match source.existing()? {
+            Some(k) => k,
+            None => source.create(home)?,
         };
-        let cipher = XChaCha20Poly1305::new_from_slice(&key).map_err(|_| {
+        Vault::from_key(&key)
+    }
+
+    fn from_key(key: &[u8; 32]) -> Result<Vault> {
+        let cipher = XChaCha20Poly1305::new_from_slice(key).map_err(|_| {
             AppError::local(
                 "bad key length",
                 "",
@@ -158,47 +164,166 @@ fn decode_key(b64: &str) -> Option<[u8; 32]> {
     B64.decode(b64).ok()?.try_into().ok()
 }
 
-fn load_or_create_key_file(home: &Home) -> Result<[u8; 32]> {
-    let path = home.key_path();
-    match fs::read_to_string(&path) {
-        Ok(text) => decode_key(text.trim()).ok_or_else(|| {
-            AppError::local(
-                format!("the key file {} is damaged", path.display()),
-                "",
-                "restore it from a backup, or delete it and set every password again",
-            )
-            .with_code(crate::error::Code::SecretKey)
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            home.ensure()?;
-            let mut key = [0u8; 32];
-            getrandom::fill(&mut key).map_err(|e| {
-                AppError::local(
-                    "no randomness available",
-                    e.to_string(),
-                    "check /dev/urandom",
+/// Where this host's sealing key comes from.
+enum KeySource {
+    Env([u8; 32]),
+    File(std::path::PathBuf),
+}
+
+impl KeySource {
+    fn of(home: &Home) -> Result<KeySource> {
+        if let Ok(b64) = std::env::var("MAILROOM_KEY") {
+            return decode_key(b64.trim()).map(KeySource::Env).ok_or_else(|| {
+                AppError::usage(
+                    "MAILROOM_KEY is not a base64 32-byte key",
+                    "generate one with `head -c32 /dev/urandom | base64`",
                 )
-            })?;
-            // create_new: two processes racing to create the key must not overwrite each other.
-            match fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path)
-            {
-                Ok(mut f) => {
-                    f.write_all(B64.encode(key).as_bytes())?;
-                    f.sync_all()?;
-                    Ok(key)
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    load_or_create_key_file(home)
-                }
-                Err(e) => Err(e.into()),
-            }
+                .with_code(crate::error::Code::SecretKey)
+            });
         }
-        Err(e) => Err(e.into()),
+        let configured = crate::config::Config::load_host(home)?.store.key_file;
+        Ok(KeySource::File(
+            configured.unwrap_or_else(|| home.key_path()),
+        ))
     }
+
+    fn describe(&self) -> String {
+        match self {
+            KeySource::Env(_) => "MAILROOM_KEY".into(),
+            KeySource::File(p) => format!("the key file {}", p.display()),
+        }
+    }
+
+    /// The key, if this host has one (a damaged file is an error, a missing one is None).
+    fn existing(&self) -> Result<Option<[u8; 32]>> {
+        let path = match self {
+            KeySource::Env(k) => return Ok(Some(*k)),
+            KeySource::File(p) => p,
+        };
+        match fs::read_to_string(path) {
+            Ok(text) => decode_key(text.trim()).map(Some).ok_or_else(|| {
+                AppError::local(
+                    format!("the key file {} is damaged", path.display()),
+                    "",
+                    "restore it from a backup (or copy it from another host of the installation), or delete it and set every password again",
+                )
+                .with_code(crate::error::Code::SecretKey)
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A fresh key in the key file (0600); two processes racing to create it agree on one.
+    fn create(&self, home: &Home) -> Result<[u8; 32]> {
+        let path = match self {
+            KeySource::Env(k) => return Ok(*k),
+            KeySource::File(p) => p,
+        };
+        if *path == home.key_path() {
+            home.ensure()?;
+        }
+        let mut key = [0u8; 32];
+        getrandom::fill(&mut key).map_err(|e| {
+            AppError::local(
+                "no randomness available",
+                e.to_string(),
+                "check /dev/urandom",
+            )
+        })?;
+        // create_new: two processes racing to create the key must not overwrite each other.
+        match fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+        {
+            Ok(mut f) => {
+                f.write_all(B64.encode(key).as_bytes())?;
+                f.sync_all()?;
+                Ok(key)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => match self.existing()? {
+                Some(k) => Ok(k),
+                None => self.create(home),
+            },
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// What the key check seals: a known value, under a context of its own.
+const CHECK_CONTEXT: &str = "mailroom/key-check";
+const CHECK_VALUE: &str = "the sealing key of this mailroom installation";
+
+/// On PostgreSQL: the vault, once this host's key is shown to be the installation's. The
+/// first key to open a vault records the check; a host without a key never makes one up
+/// while a check exists; a mismatch touches nothing.
+fn open_checked(home: &Home, url: &crate::config::StoreUrl, source: &KeySource) -> Result<Vault> {
+    static VERIFIED: std::sync::Mutex<Vec<(String, [u8; 32])>> = std::sync::Mutex::new(Vec::new());
+    let id = url.display();
+    if let Some(key) = source.existing()?
+        && VERIFIED
+            .lock()
+            .is_ok_and(|v| v.iter().any(|(u, k)| *u == id && *k == key))
+    {
+        return Vault::from_key(&key);
+    }
+    let store = crate::config::shared::db(url)?.conn()?;
+    let recorded = store.key_check()?;
+    let key = match (&recorded, source.existing()?) {
+        (_, Some(k)) => k,
+        (Some(_), None) => return Err(key_missing(home, source)),
+        (None, None) => source.create(home)?,
+    };
+    let vault = Vault::from_key(&key)?;
+    let check = match recorded {
+        Some(c) => c,
+        None => {
+            let sealed = vault.seal(CHECK_CONTEXT, &SecretString::from(CHECK_VALUE))?;
+            store.record_key_check(&sealed, &crate::store::hostname())?
+        }
+    };
+    match vault.open_sealed(CHECK_CONTEXT, &check) {
+        Ok(v) if v.expose_secret() == CHECK_VALUE => {
+            if let Ok(mut v) = VERIFIED.lock() {
+                v.push((id, key));
+            }
+            Ok(vault)
+        }
+        _ => Err(key_mismatch(home, source)),
+    }
+}
+
+fn key_fix(home: &Home) -> String {
+    format!(
+        "copy the key file from a host where mailroom works to {} (or name it with `key_file = PATH` under [store] in config.toml), or set MAILROOM_KEY to the installation's key",
+        home.key_path().display()
+    )
+}
+
+fn key_mismatch(home: &Home, source: &KeySource) -> AppError {
+    AppError::needs_user(
+        "this host's sealing key is not the installation's key",
+        format!(
+            "{} does not open the key check the PostgreSQL store keeps; nothing was read or changed",
+            source.describe()
+        ),
+        key_fix(home),
+    )
+    .with_code(crate::error::Code::KeyMismatch)
+}
+
+fn key_missing(home: &Home, source: &KeySource) -> AppError {
+    AppError::needs_user(
+        "this host has no sealing key, and the installation has one",
+        format!(
+            "{} does not exist, and the PostgreSQL store's secrets are sealed with the installation's key (a fresh key would open none of them); nothing was read or changed",
+            source.describe()
+        ),
+        key_fix(home),
+    )
+    .with_code(crate::error::Code::KeyMismatch)
 }
 
 /// Runs a password command (`sh -c`), taking the first line of its output as the password.
@@ -370,5 +495,62 @@ mod tests {
             &fs::metadata(home.key_path()).unwrap().permissions(),
         );
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    /// On PostgreSQL the first key records the check; another key, or none, is refused with
+    /// `key.mismatch` and no key file is made up; the right key opens what the first sealed.
+    #[test]
+    fn on_postgres_one_key_per_installation() {
+        let Some(pg) = crate::store::sql::engines::PgScratch::new() else {
+            return;
+        };
+        let home_at = |dir: &tempfile::TempDir| {
+            let home = Home {
+                root: dir.path().to_path_buf(),
+            };
+            fs::write(
+                home.config_path(),
+                format!("[store]\nurl = \"{}\"\n", pg.url),
+            )
+            .unwrap();
+            home
+        };
+        let (da, db, dc) = (
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+        );
+        let (a, b, c) = (home_at(&da), home_at(&db), home_at(&dc));
+        let sealed = Vault::open(&a)
+            .unwrap()
+            .seal("a1/imap", &SecretString::from("pw"))
+            .unwrap();
+        // b has no key: refused, and none is created.
+        let err = Vault::open(&b).err().unwrap();
+        assert_eq!(err.code, crate::error::Code::KeyMismatch);
+        assert!(err.fix.contains("copy the key file"), "{}", err.fix);
+        assert!(!b.key_path().exists(), "no key is made up");
+        // c has a key of its own: refused with the words that say so.
+        fs::write(c.key_path(), B64.encode([7u8; 32])).unwrap();
+        let err = Vault::open(&c).err().unwrap();
+        assert_eq!(
+            err.summary,
+            "this host's sealing key is not the installation's key"
+        );
+        // The installation's key, distributed through [store] key_file: it works.
+        fs::write(
+            c.config_path(),
+            format!(
+                "[store]\nurl = \"{}\"\nkey_file = \"{}\"\n",
+                pg.url,
+                a.key_path().display()
+            ),
+        )
+        .unwrap();
+        let v = Vault::open(&c).unwrap();
+        assert_eq!(
+            v.open_sealed("a1/imap", &sealed).unwrap().expose_secret(),
+            "pw"
+        );
     }
 }

@@ -10,6 +10,7 @@ pub mod messages;
 pub mod outbox;
 pub mod output;
 pub mod search;
+pub mod settings;
 pub mod status;
 pub mod store;
 pub mod sync;
@@ -107,6 +108,10 @@ pub enum Command {
     Log(logs::LogArgs),
     /// The audit log: who did what, when.
     Audit(logs::AuditArgs),
+    /// The installation's shared settings as TOML: export, import (on PostgreSQL they live in
+    /// the database; on SQLite in config.toml).
+    #[command(subcommand)]
+    Config(settings::ConfigCmd),
     /// Move an installation between stores (SQLite ↔ PostgreSQL).
     #[command(subcommand)]
     Store(store::StoreCmd),
@@ -415,6 +420,7 @@ fn run(ctx: &Ctx, cmd: Command, console: Console) -> Result<i32> {
         Command::Log(a) => rt()?.block_on(logs::log(ctx, a)),
         Command::Audit(a) => logs::audit(ctx, a),
         Command::Store(c) => store::run(ctx, c),
+        Command::Config(c) => settings::run(ctx, c),
         Command::Trace(c) => trace::run(ctx, c),
     }
 }

@@ -24,6 +24,7 @@ pub mod messages;
 pub mod outbox;
 pub mod quarantine;
 pub mod search;
+pub mod settings;
 pub mod signin;
 pub mod status;
 pub mod store;
@@ -68,9 +69,14 @@ pub struct Ctx {
     config: Arc<Mutex<Option<CachedConfig>>>,
 }
 
-/// config.toml as last read: parsed again only when its bytes change.
+/// The settings as last read: parsed again only when config.toml's bytes or (on PostgreSQL)
+/// the shared settings' version change.
 struct CachedConfig {
     bytes: Option<Vec<u8>>,
+    /// Whether this home's store is PostgreSQL (decided by the file's bytes and the process
+    /// environment, so known again while the bytes stay).
+    postgres: bool,
+    version: i64,
     config: Arc<Config>,
 }
 
@@ -110,14 +116,36 @@ impl Ctx {
             }
         };
         let mut cache = self.config.lock().map_err(|_| poisoned())?;
+        let postgres = match cache.as_ref() {
+            Some(c) if c.bytes == bytes => c.postgres,
+            _ => self.home.store_url()?.is_postgres(),
+        };
+        // On PostgreSQL one cheap query: the shared settings' version.
+        let store = if postgres { Some(self.store()?) } else { None };
+        let version = match &store {
+            Some(s) => s.shared_settings_version()?,
+            None => 0,
+        };
         if let Some(c) = cache.as_ref()
             && c.bytes == bytes
+            && c.version == version
         {
             return Ok(c.config.clone());
         }
-        let config = Arc::new(Config::load(&self.home)?);
+        let config = Arc::new(match &store {
+            Some(s) => Config::load_with(&self.home, s)?,
+            None => Config::load(&self.home)?,
+        });
+        // A first load on PostgreSQL may move config.toml's shared sections into the
+        // database: cache what the file and the version are now.
+        let (bytes, version) = match &store {
+            Some(s) => (std::fs::read(&path).ok(), s.shared_settings_version()?),
+            None => (bytes, version),
+        };
         *cache = Some(CachedConfig {
             bytes,
+            postgres,
+            version,
             config: config.clone(),
         });
         Ok(config)

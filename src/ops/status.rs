@@ -128,10 +128,6 @@ pub enum StatusError {
 /// and nothing created when the home is missing.
 pub fn read(cx: &Ctx) -> std::result::Result<Status, StatusError> {
     cx.home.require().map_err(StatusError::CannotRead)?;
-    let config = cx.config().map_err(StatusError::Failed)?;
-    if config.accounts.is_empty() {
-        return Err(StatusError::Failed(no_accounts(cx)));
-    }
     let url = cx.home.store_url().map_err(StatusError::Failed)?;
     let unreadable = |e: AppError| {
         StatusError::CannotRead(AppError {
@@ -139,6 +135,16 @@ pub fn read(cx: &Ctx) -> std::result::Result<Status, StatusError> {
             ..e
         })
     };
+    // On PostgreSQL the settings come from the database too: one that cannot be reached is
+    // "cannot look" (3), a setting that is wrong is a failure (1).
+    let config = cx.config().map_err(|e| match e.code {
+        Code::ConfigInvalid | Code::ConfigSplit => StatusError::Failed(e),
+        _ if url.is_postgres() => unreadable(e),
+        _ => StatusError::Failed(e),
+    })?;
+    if config.accounts.is_empty() {
+        return Err(StatusError::Failed(no_accounts(cx)));
+    }
     let store = match &url {
         crate::config::StoreUrl::Sqlite(db) if !db.exists() => None,
         url => Some(Store::open_url_read_only(url).map_err(unreadable)?),

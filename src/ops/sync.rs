@@ -30,6 +30,7 @@ pub use crate::sync::{
 /// else every enabled account this operator sees.
 fn targets(cx: &Ctx, name: Option<&str>, need: Need) -> Result<(Arc<Config>, Vec<String>)> {
     let config = cx.config()?;
+    key_gate(cx)?;
     let names = match name {
         Some(n) => {
             access::account(cx, &config, &*cx.store()?, n, need)?;
@@ -295,12 +296,20 @@ pub fn foreground(cx: &Ctx, name: Option<&str>) -> Result<Config> {
 /// accounts get their state rows now.
 pub fn daemon_config(cx: &Ctx) -> Result<Arc<Config>> {
     let config = cx.config()?;
+    key_gate(cx)?;
     cx.home.ensure()?;
     let store = cx.store()?;
     for (n, a) in config.accounts.iter().filter(|(_, a)| a.enabled) {
         store.insert_account(&a.id, n, true)?;
     }
     Ok(config)
+}
+
+/// Sync reads secrets: on PostgreSQL a host whose sealing key is not the installation's starts
+/// nothing and writes nothing (`key.mismatch`), rather than failing account by account (the
+/// daemon, `sync`, the console).
+pub fn key_gate(cx: &Ctx) -> Result<()> {
+    cx.vault().map(|_| ())
 }
 
 /// A second process for the same account must say who holds it, not wait silently.

@@ -39,6 +39,8 @@ pub const TABLES: &[&str] = &[
     "drafts",
     "alert_accounts",
     "alert_events",
+    "shared_settings",
+    "key_check",
     "alert_deliveries",
     "alert_told",
     "trace_settings",

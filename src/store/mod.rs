@@ -24,6 +24,7 @@ mod quarantine;
 mod schema;
 mod schema_pg;
 mod search;
+mod settings;
 pub mod sql;
 mod status;
 mod trace;
@@ -54,6 +55,7 @@ pub use ops::{OpKind, OpTarget, PendingOp};
 pub use outbox::{Change, CopyState, NewOutbox, OutboxRow, OutboxState, ReplyBase, SentFiling};
 pub use quarantine::{QuarantineRow, QuarantineState};
 pub use search::SearchFilter;
+pub use settings::SharedDoc;
 pub use status::OutboxCounts;
 pub use trace::{NewTraceLine, TRACE_RING, TraceFilter, TraceRow, TraceSetting};
 pub use triage::{

@@ -475,7 +475,25 @@ CREATE TABLE trace_lines (
 );
 CREATE INDEX trace_lines_by_account ON trace_lines(account_id, id);
 "#,
-    // 12 (issue 18, daemons across hosts): a lease carries its holder's host id (liveness by
+    // 12 (issue 18, many hosts): the installation's shared settings as one TOML document with
+    // a version (PostgreSQL only; SQLite homes keep them in config.toml), and the check of the
+    // one sealing key (a known value sealed with it, never the key).
+    r#"
+CREATE TABLE shared_settings (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    version INTEGER NOT NULL,             -- 0: not seeded yet
+    doc TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    updated_by TEXT NOT NULL
+);
+CREATE TABLE key_check (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    sealed TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    host TEXT NOT NULL
+);
+"#,
+    // 13 (issue 18, daemons across hosts): a lease carries its holder's host id (liveness by
     // pid only on the same host id), its own expiry (renewed by the holder's process; a holder
     // killed with -9 loses it when it runs out) and the group (a daemon or a console's
     // supervisor) that renews it. Running daemons register with their capacity, so each takes

@@ -461,7 +461,24 @@ CREATE INDEX trace_lines_by_account ON trace_lines(account_id, id);
 SELECT mailroom_watch('trace_settings');
 SELECT mailroom_watch('trace_lines');
 "#,
-    // 12: see schema.rs step 12.
+    // 12: shared settings and the key check (see schema.rs).
+    r#"
+CREATE TABLE shared_settings (
+    id BIGINT PRIMARY KEY CHECK (id = 1),
+    version BIGINT NOT NULL,
+    doc TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    updated_by TEXT NOT NULL
+);
+CREATE TABLE key_check (
+    id BIGINT PRIMARY KEY CHECK (id = 1),
+    sealed TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    host TEXT NOT NULL
+);
+SELECT mailroom_watch('shared_settings');
+"#,
+    // 13: see schema.rs step 13.
     r#"
 ALTER TABLE leases ADD COLUMN holder_host_id TEXT NOT NULL DEFAULT '';
 ALTER TABLE leases ADD COLUMN expires_at TEXT;

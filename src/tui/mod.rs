@@ -117,6 +117,8 @@ pub async fn run(ctx: &Ctx, theme: Option<&str>) -> Result<i32> {
     // From here a panic on any thread is logged and reported (and the terminal given back);
     // dropped last, after the terminal is back.
     let _panics = panic::watch(&ctx.home);
+    // The console syncs: a host whose sealing key is not the installation's opens nothing.
+    ops_sync::key_gate(ctx)?;
     let watcher = ctx.watcher()?;
 
     let (data_tx, mut data_rx) = tokio::sync::mpsc::unbounded_channel();

@@ -297,11 +297,10 @@ impl Home {
         args.extend_from_slice(extra);
         self.run_stdin(&args, password)
     }
-    /// Sets a config value under the account with `toml_edit` semantics (e.g. "sync.poll_secs", 1).
+    /// Sets a config value under the account with `toml_edit` semantics (e.g. "sync.poll_secs", 1),
+    /// as a hand edit of the settings would (no access check).
     pub fn set_account_option(&self, name: &str, dotted: &str, value: toml_edit::Item) {
-        let path = self.path().join("config.toml");
-        let text = std::fs::read_to_string(&path).expect("config exists");
-        let mut doc: toml_edit::DocumentMut = text.parse().expect("valid toml");
+        let mut doc: toml_edit::DocumentMut = self.settings_text().parse().expect("valid toml");
         let mut item = &mut doc["accounts"][name];
         let parts: Vec<&str> = dotted.split('.').collect();
         for p in &parts[..parts.len() - 1] {
@@ -311,7 +310,37 @@ impl Home {
             item = &mut item[p];
         }
         item[parts[parts.len() - 1]] = value;
-        std::fs::write(&path, doc.to_string()).expect("write config");
+        self.write_settings(&doc.to_string());
+    }
+    /// The settings a hand edit changes: config.toml, or on PostgreSQL the shared settings'
+    /// document in the database (config.toml there keeps [store] and [ui] only).
+    pub fn settings_text(&self) -> String {
+        match &self.pg {
+            Some(_) => self
+                .db()
+                .maybe("SELECT doc FROM shared_settings WHERE id = 1", &[])
+                .unwrap_or_default(),
+            None => std::fs::read_to_string(self.path().join("config.toml")).unwrap_or_default(),
+        }
+    }
+    /// Writes what [`Home::settings_text`] read, as an admin's hand edit would (on PostgreSQL
+    /// a new version of the shared document, which every process follows).
+    pub fn write_settings(&self, text: &str) {
+        match &self.pg {
+            Some(_) => {
+                let db = self.db();
+                db.exec(
+                    "INSERT INTO shared_settings (id, version, doc, updated_at, updated_by)
+                     VALUES (1, 0, '', '', '') ON CONFLICT (id) DO NOTHING",
+                    &[],
+                );
+                db.exec(
+                    "UPDATE shared_settings SET doc = ?1, version = version + 1 WHERE id = 1",
+                    mailroom::args![text],
+                );
+            }
+            None => std::fs::write(self.path().join("config.toml"), text).expect("write config"),
+        }
     }
     /// The home's store for direct checks, on either engine.
     pub fn db(&self) -> Db {

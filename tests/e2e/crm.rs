@@ -966,7 +966,7 @@ fn deny_lists_global_and_per_account_hide_mail_and_apply_during_sync() {
         list["deny"],
         serde_json::json!([{"scope": "global", "pattern": parent}])
     );
-    let config = std::fs::read_to_string(home.path().join("config.toml")).unwrap();
+    let config = home.settings_text();
     assert!(
         config.contains(&format!("deny = [\"{parent}\"]")),
         "{config}"

@@ -12,10 +12,9 @@ fn daemon_sends_mail_queued_by_another_process_and_verifies_the_copy() {
     let home = Home::new();
     home.add_account("d", &sender);
     home.set_account_option("d", "sync.poll_secs", toml_edit::value(1));
-    let path = home.path().join("config.toml");
-    let mut doc: toml_edit::DocumentMut = std::fs::read_to_string(&path).unwrap().parse().unwrap();
+    let mut doc: toml_edit::DocumentMut = home.settings_text().parse().unwrap();
     doc["general"]["outbox_poll_secs"] = toml_edit::value(1);
-    std::fs::write(&path, doc.to_string()).unwrap();
+    home.write_settings(&doc.to_string());
 
     let _d = Daemon::start(&home);
 

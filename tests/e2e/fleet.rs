@@ -10,8 +10,8 @@ use super::common::*;
 /// The lease time of these tests: short, so a takeover is quick.
 const LEASE: &str = "4";
 
-/// Home `a` (the database's owner) plus homes that read the same config.toml and key: one host
-/// each (until settings live in the database, every host needs the same accounts and key).
+/// Homes on `a`'s database (its config.toml: the store URL) with the installation's key: one
+/// host each; the accounts are the shared settings in the database.
 fn hosts(a: &Home, n: usize) -> Vec<Home> {
     (0..n)
         .map(|_| {
@@ -196,10 +196,9 @@ fn three_daemons_share_the_accounts_and_take_over_from_one_killed() {
     };
     let rcpt = new_user("fleet-rcpt");
     let accts = accounts_on(&a, "t", 6, 20);
-    let path = a.path().join("config.toml");
-    let mut doc: toml_edit::DocumentMut = std::fs::read_to_string(&path).unwrap().parse().unwrap();
+    let mut doc: toml_edit::DocumentMut = a.settings_text().parse().unwrap();
     doc["general"]["outbox_poll_secs"] = toml_edit::value(1);
-    std::fs::write(&path, doc.to_string()).unwrap();
+    a.write_settings(&doc.to_string());
     let others = hosts(&a, 2);
     let (b, c) = (&others[0], &others[1]);
     // Started one after another: none ends up holding everything.

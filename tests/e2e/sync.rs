@@ -1065,7 +1065,7 @@ fn since_new_takes_only_mail_arriving_after_the_first_sync(port: u16, prefix: &s
     edit_since(&home, "n", &["--since", "new"]);
     let (_, shown) = home.json(&["account", "show", "n"]);
     assert_eq!(shown["account"]["sync"]["since"], "new", "{shown}");
-    let config = std::fs::read_to_string(home.path().join("config.toml")).unwrap();
+    let config = home.settings_text();
     assert!(config.contains("since = \"new\""), "{config}");
 
     // The plan says so: no historical message in any folder.

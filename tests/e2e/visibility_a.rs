@@ -83,7 +83,7 @@ fn account_settings_are_the_owners_and_invisible_accounts_do_not_exist() {
         t.assert_refused_like_missing("eve", hidden, missing);
         assert_not_owner(&t, "carol", hidden);
     }
-    let config = std::fs::read_to_string(t.home.path().join("config.toml")).unwrap();
+    let config = t.home.settings_text();
     assert!(config.contains("[accounts.work]"), "{config}");
     assert!(
         !config.contains("user = \"x\""),

@@ -180,7 +180,7 @@ fn a_deny_list_of_work_is_its_owners_setting() {
     }
     let all = ok(&t, "carol", &["deny", "list"]).to_string();
     assert!(!all.contains("spam@junk.test"), "{all}");
-    let config = std::fs::read_to_string(t.home.path().join("config.toml")).expect("config");
+    let config = t.home.settings_text();
     assert!(!config.contains("x@junk.test"), "{config}");
 
     // The global list is everyone's, as before; the owner removes her entry.
