@@ -1167,6 +1167,41 @@ pub fn update_account(
     Ok(())
 }
 
+/// Renames account `from` to `to` in `doc`: its table moves (comments and layout kept) and
+/// alert channels naming it (`account`, `via`) follow.
+pub fn rename_account(doc: &mut toml_edit::DocumentMut, from: &str, to: &str) -> Result<()> {
+    let accounts = doc
+        .get_mut("accounts")
+        .and_then(|a| a.as_table_like_mut())
+        .ok_or_else(|| {
+            AppError::not_found(
+                "account",
+                from,
+                "it was removed from config.toml meanwhile; see `mailroom account list`",
+            )
+        })?;
+    let Some(table) = accounts.remove(from) else {
+        return Err(AppError::not_found(
+            "account",
+            from,
+            "it was removed from config.toml meanwhile; see `mailroom account list`",
+        ));
+    };
+    accounts.insert(to, table);
+    let channels = doc
+        .get_mut("alerts")
+        .and_then(|a| a.get_mut("channels"))
+        .and_then(|c| c.as_array_of_tables_mut());
+    for ch in channels.into_iter().flat_map(|c| c.iter_mut()) {
+        for key in ["account", "via"] {
+            if ch.get(key).and_then(|v| v.as_str()) == Some(from) {
+                ch[key] = toml_edit::value(to);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Writes the system SMTP profile: a new one as a `[system_smtp]` section (defaults left out),
 /// a change only where it differs, in place, so comments and layout survive.
 pub fn update_system_smtp(

@@ -183,6 +183,8 @@ codes! {
     AlertPlainHttp => "alert.plain_http",
     /// A mail alert has no way out: no system SMTP profile, or only the failing account.
     AlertNoRoute => "alert.no_route",
+    /// On PostgreSQL `--operator` names another role than the one the connection logs in as.
+    OperatorMismatch => "operator.mismatch",
 }
 
 impl Code {

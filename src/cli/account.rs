@@ -219,6 +219,18 @@ pub struct EditArgs {
     /// Remove every alias (then --alias adds the new ones).
     #[arg(long)]
     pub clear_aliases: bool,
+    /// The name shown in From (`--display-name ''` removes it).
+    #[arg(long, value_name = "TEXT")]
+    pub display_name: Option<String>,
+    /// Sync and send (true) or not (false; the cached mail is kept).
+    #[arg(long, value_name = "BOOL")]
+    pub enabled: Option<bool>,
+    /// Forget the CA file: trust the system's roots again.
+    #[arg(long, conflicts_with = "ca_file")]
+    pub no_ca_file: bool,
+    /// Rename the account (its id, state, cached mail and pairings stay).
+    #[arg(long, value_name = "NEW_NAME")]
+    pub rename: Option<String>,
 }
 
 pub async fn run(ctx: &Ctx, cmd: AccountCmd) -> Result<i32> {
@@ -775,6 +787,10 @@ fn edit(ctx: &Ctx, a: EditArgs) -> Result<i32> {
         password_command: a.pw.password_command.clone(),
         sent_copy: a.sent_copy,
         clear_aliases: a.clear_aliases,
+        display_name: a.display_name.clone(),
+        enabled: a.enabled,
+        clear_ca_file: a.no_ca_file,
+        rename: a.rename.clone(),
         client_secret: match a.server.oauth.oauth_client_secret_stdin {
             true => Some(read_secret_stdin()?),
             false => None,
@@ -785,7 +801,10 @@ fn edit(ctx: &Ctx, a: EditArgs) -> Result<i32> {
         stdin.then(read_password_stdin).transpose()
     })?;
     emit(ctx.json, &json!({"account": view}), || {
-        format!("updated account {}", a.name)
+        match view.name == a.name {
+            true => format!("updated account {}", a.name),
+            false => format!("updated account {} (now named {})", a.name, view.name),
+        }
     });
     Ok(0)
 }

@@ -31,6 +31,13 @@ pub enum CustomersCmd {
     /// One customer with the communication timeline.
     Show {
         id: i64,
+        /// Only the newest N messages of the timeline (a keyset page; `next` in the output
+        /// is the cursor of the following page).
+        #[arg(long, value_name = "N")]
+        limit: Option<i64>,
+        /// The page after this cursor (the previous page's `next`); needs --limit.
+        #[arg(long, value_name = "CURSOR", requires = "limit")]
+        after: Option<String>,
     },
     Edit {
         id: i64,
@@ -137,8 +144,14 @@ pub fn run(ctx: &Ctx, cmd: CustomersCmd) -> Result<i32> {
                 }
             });
         }
-        CustomersCmd::Show { id } => {
-            let v = customers::show(ctx, id)?;
+        CustomersCmd::Show { id, limit, after } => {
+            let v = match limit {
+                Some(n) => {
+                    let after = after.as_deref().map(customers::parse_cursor).transpose()?;
+                    customers::show_page(ctx, id, n, after.as_ref())?
+                }
+                None => customers::show(ctx, id)?,
+            };
             emit(ctx.json, &json!({"customer": v}), || show_text(&v));
         }
         CustomersCmd::Edit {
@@ -213,6 +226,9 @@ fn show_text(v: &CustomerView) -> String {
                 clean_line(m.why.detail.as_deref().unwrap_or("")),
             ));
         }
+    }
+    if let Some(Some(next)) = &v.next {
+        s.push_str(&format!("\nmore: --after {next}\n"));
     }
     s
 }

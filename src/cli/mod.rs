@@ -7,6 +7,7 @@ pub mod customers;
 pub mod folders;
 pub mod logs;
 pub mod messages;
+pub mod operator;
 pub mod outbox;
 pub mod output;
 pub mod search;
@@ -118,6 +119,9 @@ pub enum Command {
     /// An account's live protocol trace (IMAP and SMTP lines, credentials redacted).
     #[command(subcommand)]
     Trace(trace::TraceCmd),
+    /// Operators: on PostgreSQL database roles that see only their accounts' mail.
+    #[command(subcommand)]
+    Operator(operator::OperatorCmd),
     /// Open the console (the default without a command).
     Console,
 }
@@ -236,12 +240,25 @@ pub fn main(console: Console) -> i32 {
         home.root.exists().then(|| home.log_dir()).as_deref(),
         !is_console && std::io::IsTerminal::is_terminal(&std::io::stderr()),
     );
-    let ctx = Ctx {
+    let mut ctx = Ctx {
         ops: crate::ops::Ctx::new(home, cli.operator.clone().unwrap_or_else(default_operator)),
         json,
         theme: cli.theme.clone(),
         verbose: cli.verbose,
     };
+    // On PostgreSQL the operator is the connection's role (the admin's may still label).
+    if !matches!(command, Command::Status | Command::Store(_))
+        && ctx.ops.home.store_url().is_ok_and(|u| u.is_postgres())
+    {
+        match crate::ops::operators::resolve(
+            &ctx.ops,
+            cli.operator.as_deref(),
+            ctx.ops.operator.clone(),
+        ) {
+            Ok(op) => ctx.ops.operator = op,
+            Err(e) => return output::fail(json, &e),
+        }
+    }
     // The protocol trace's sink: the store (touched only once a connection asks).
     let _trace = crate::ops::trace::install(&ctx.ops);
     match run(&ctx, command, console) {
@@ -422,6 +439,7 @@ fn run(ctx: &Ctx, cmd: Command, console: Console) -> Result<i32> {
         Command::Store(c) => store::run(ctx, c),
         Command::Config(c) => settings::run(ctx, c),
         Command::Trace(c) => trace::run(ctx, c),
+        Command::Operator(c) => operator::run(ctx, c),
     }
 }
 

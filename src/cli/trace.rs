@@ -42,6 +42,9 @@ pub fn run(ctx: &Ctx, cmd: TraceCmd) -> Result<i32> {
     match cmd {
         TraceCmd::On { account, literals } => {
             let s = trace::set(cx, &account, true, literals)?;
+            if literals {
+                super::output::note(format!("warning: {}", trace::LITERALS_WARNING));
+            }
             emit(ctx.json, &json!({ "trace": s }), || {
                 format!(
                     "tracing {account} (shown in the console's Debug log, `mailroom trace show {account}`)"

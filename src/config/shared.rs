@@ -67,6 +67,7 @@ pub fn edit(
     let (host_only, _) = reconcile(home, &host_text, store)?;
     require_clean_host_file(home, &host_text)?;
     let host_text = host_only;
+    require_admin(store)?;
     store.in_transaction(|| {
         let locked = store.lock_shared_settings()?;
         let mut doc: toml_edit::DocumentMut = locked.doc.parse().map_err(|e| {
@@ -99,6 +100,7 @@ pub fn replace(home: &Home, store: &Store, text: &str) -> Result<i64> {
     let (host_only, _) = reconcile(home, &host_text, store)?;
     require_clean_host_file(home, &host_text)?;
     let merged = merge(&host_only, text)?;
+    require_admin(store)?;
     store.in_transaction(|| {
         let locked = store.lock_shared_settings()?;
         publish(store, locked.version + 1, text, &merged)?;
@@ -106,12 +108,28 @@ pub fn replace(home: &Home, store: &Store, text: &str) -> Result<i64> {
     })
 }
 
+/// On PostgreSQL the settings document is one row for every account, so only the tables'
+/// owner (the admin role) writes it: an operator's role that could would be able to point
+/// another owner's account at a server of its choosing (row-level security cannot split a row).
+fn require_admin(store: &Store) -> Result<()> {
+    match store.pg_role()? {
+        Some(role) if !role.admin => Err(AppError::needs_user(
+            format!("operator {} cannot change the installation's settings on PostgreSQL", role.name),
+            "on PostgreSQL the settings are one document for every account, so only the admin role writes them",
+            "connect as the installation's admin role (the tables' owner) to change settings, or ask the admin to run the command",
+        )
+        .with_code(Code::OperatorMismatch)),
+        _ => Ok(()),
+    }
+}
+
 /// The one door every write of the shared settings on PostgreSQL passes through, inside the
 /// transaction that holds the row lock: `doc` becomes `version`, and `merged` is what the
 /// installation's settings are from then on (for anything kept in step with them).
 pub fn publish(store: &Store, version: i64, doc: &str, merged: &Config) -> Result<()> {
-    let _ = merged;
-    store.write_shared_settings(version, doc, &crate::store::hostname())
+    store.write_shared_settings(version, doc, &crate::store::hostname())?;
+    store.refresh_account_access_in_tx(merged)?;
+    Ok(())
 }
 
 /// Host file + shared document → settings, by the same strict rules as config.toml (unknown

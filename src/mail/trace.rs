@@ -206,6 +206,8 @@ pub struct Tracer {
     hid_command: bool,
     /// The hiding came from the signing-in code's secret flag (and ends with it).
     by_flag: bool,
+    /// LOGIN's line announced a literal: its arguments go on after it.
+    login_open: bool,
 }
 
 impl Tracer {
@@ -220,6 +222,7 @@ impl Tracer {
             hide: None,
             hid_command: false,
             by_flag: false,
+            login_open: false,
         })
     }
 
@@ -265,7 +268,15 @@ impl Tracer {
             let text = match (f, self.hide) {
                 (Frame::Line(l, _), Some(h)) if !self.hid_command => {
                     self.hid_command = true;
+                    self.login_open = literal_at_end(&l).is_some();
                     redacted_command(&l, h)
+                }
+                // LOGIN has no continuation: once its arguments are out, what the client
+                // pipelines after it (ENABLE, SELECT…) is shown as any command.
+                (f @ Frame::Line(..), Some(Hide::Login)) if !self.login_open => self.text(f, keep),
+                (Frame::Line(l, _), Some(Hide::Login)) => {
+                    self.login_open = literal_at_end(&l).is_some();
+                    "<redacted>".to_string()
                 }
                 (_, Some(_)) => "<redacted>".to_string(),
                 (f, None) => self.text(f, keep),
@@ -452,6 +463,44 @@ mod tests {
         );
         let all = format!("{login:?}{sasl:?}");
         assert!(!all.contains("hunter2") && !all.contains("aHVudGVy") && !all.contains("cjI="));
+    }
+
+    /// A pipelined login: what follows LOGIN in the same write (or after its literals) is
+    /// shown; only LOGIN's arguments are hidden, also when they are sent as literals.
+    #[test]
+    fn commands_pipelined_after_login_are_shown_and_only_its_arguments_hidden() {
+        install(Box::new(VecSink));
+        let mut t = Tracer::new("traced-pipelined", "imap").unwrap();
+        t.hide(Hide::Login);
+        t.client_bytes(b"A1 LOGIN \"alice\" \"hunter2\"\r\nA2 ENABLE QRESYNC\r\nA3 SEL");
+        t.client_bytes(b"ECT INBOX\r\n");
+        t.server_bytes(b"A1 OK\r\nA2 OK\r\nA3 OK\r\n");
+        t.reveal();
+        let mut t = Tracer::new("traced-literal-login", "imap").unwrap();
+        t.hide(Hide::Login);
+        t.client_bytes(b"A1 LOGIN {5}\r\n");
+        t.client_bytes(b"alice {8+}\r\nhunter2\"");
+        t.client_bytes(b"\r\nA2 LIST \"\" *\r\n");
+        t.reveal();
+        assert_eq!(
+            traced("traced-pipelined"),
+            [
+                "C: A1 LOGIN <redacted>",
+                "C: A2 ENABLE QRESYNC",
+                "C: A3 SELECT INBOX",
+                "S: A1 OK",
+                "S: A2 OK",
+                "S: A3 OK"
+            ]
+        );
+        let lit = traced("traced-literal-login");
+        assert_eq!(
+            lit.first().map(String::as_str),
+            Some("C: A1 LOGIN <redacted>")
+        );
+        assert_eq!(lit.last().map(String::as_str), Some("C: A2 LIST \"\" *"));
+        let all = format!("{lit:?}{:?}", traced("traced-pipelined"));
+        assert!(!all.contains("hunter2") && !all.contains("alice"), "{all}");
     }
 
     #[test]

@@ -442,6 +442,7 @@ pub fn add(cx: &Ctx, new: &NewAccount, password: Option<&SecretString>) -> Resul
         doc["accounts"][name.as_str()] = item;
         Ok(())
     })?;
+    super::operators::settings_changed(cx)?;
     store.audit(
         &cx.operator,
         "account_add",
@@ -477,6 +478,17 @@ pub fn show(cx: &Ctx, name: &str) -> Result<AccountView> {
     AccountView::of(n, a, system_view(&config, &store)?).with_folders(&store)
 }
 
+/// The edit form's account: its settings, and whether this operator may change them (the
+/// owner) or only look (an operator it is shared with). Anyone else finds nothing.
+pub fn show_for_edit(cx: &Ctx, name: &str) -> Result<(AccountView, bool)> {
+    let config = cx.config()?;
+    let store = cx.store()?;
+    let (n, a) = access::account(cx, &config, &store, name, Need::Read)?;
+    let owner = access::Standing::of(a, &cx.operator).allows(Need::Configure);
+    let view = AccountView::of(n, a, system_view(&config, &store)?).with_folders(&store)?;
+    Ok((view, owner))
+}
+
 /// What `account edit` changes; `None`/`false` leaves a setting as it is.
 #[derive(Debug, Clone, Default)]
 pub struct Edit {
@@ -500,6 +512,14 @@ pub struct Edit {
     pub clear_aliases: bool,
     /// A new client secret of the OAuth2 app registration (sealed).
     pub client_secret: Option<SecretString>,
+    /// The name shown in From (an empty text removes it).
+    pub display_name: Option<String>,
+    /// Sync and send on (`account enable`) or off (`account disable`, history kept).
+    pub enabled: Option<bool>,
+    /// Drop the CA file: trust the system's roots again.
+    pub clear_ca_file: bool,
+    /// A new name (the id, and with it state, mail and pairings, stays the same).
+    pub rename: Option<String>,
 }
 
 /// Changes an account's settings. `read_password` is asked only once the change is allowed and
@@ -536,17 +556,44 @@ pub fn edit(
         seal_password(cx, &mut store, &new.id, &pw)?;
         new.password_command = None;
     }
-    config::edit(&cx.home, |doc| config::update_account(doc, name, old, &new))?;
+    let renamed = new_name(&config, name, change.rename.as_deref())?;
+    config::edit(&cx.home, |doc| {
+        config::update_account(doc, name, old, &new)?;
+        match &renamed {
+            Some(to) => config::rename_account(doc, name, to),
+            None => Ok(()),
+        }
+    })?;
+    super::operators::settings_changed(cx)?;
+    let name = renamed.as_deref().unwrap_or(name);
+    if renamed.is_some() {
+        store.rename_account(&new.id, name)?;
+    }
     // Changed settings are a user action: retry an account that had given up.
     store.reset_failures(&new.id, new.enabled)?;
+    let mut changed = changed_keys(old, &new);
+    if renamed.is_some() {
+        changed.push("name".into());
+    }
     store.audit(
         &cx.operator,
         "account_edit",
         Some(&new.id),
         Some(name),
-        &json!({"insecure": new.insecure_skip_verify, "changed": changed_keys(old, &new)}),
+        &json!({"insecure": new.insecure_skip_verify, "changed": changed}),
     )?;
     AccountView::of(name, &new, system_view(&config, &store)?).with_folders(&store)
+}
+
+/// The new name of a rename: valid, and not in use by any account (names are
+/// installation-wide). None: no rename (also when the name stays the same).
+fn new_name(config: &Config, name: &str, rename: Option<&str>) -> Result<Option<String>> {
+    let Some(to) = rename.map(str::trim).filter(|to| *to != name) else {
+        return Ok(None);
+    };
+    valid_name(to)?;
+    free_name(config, to)?;
+    Ok(Some(to.to_string()))
 }
 
 /// The settings that differ (`smtp_auth`, `sync.poll_secs`…), for the audit log.
@@ -633,6 +680,9 @@ fn edited(old: &AccountConfig, change: &Edit) -> Result<AccountConfig> {
     if change.verify_certificates {
         new.insecure_skip_verify = false;
     }
+    if change.clear_ca_file {
+        new.ca_file = None;
+    }
     if let Some(ca) = &s.ca_file {
         new.ca_file = Some(std::fs::canonicalize(ca).map_err(|e| {
             AppError::usage(
@@ -691,6 +741,12 @@ fn options_edited(new: &mut AccountConfig, change: &Edit) -> Result<()> {
     }
     if let Some(c) = change.sent_copy {
         new.sent_copy.enabled = c;
+    }
+    if let Some(d) = &change.display_name {
+        new.display_name = Some(d.trim().to_string()).filter(|d| !d.is_empty());
+    }
+    if let Some(e) = change.enabled {
+        new.enabled = e;
     }
     Ok(())
 }
@@ -811,6 +867,7 @@ pub fn remove(cx: &Ctx, name: &str, purge: bool) -> Result<()> {
         }
         Ok(())
     })?;
+    super::operators::settings_changed(cx)?;
     store.remove_account_data(&a.id, purge)?;
     if !purge {
         store.set_state(&a.id, AccountState::Disabled)?;
@@ -1207,5 +1264,82 @@ mod tests {
             assert_eq!(e.kind, crate::error::Kind::Usage, "{e}");
         }
         assert_eq!(show(&alice, "work").unwrap().sync.poll_secs, 30);
+    }
+
+    #[test]
+    fn a_rename_keeps_the_id_and_moves_alerts_display_name_enabled_and_ca_file_edit() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = crate::config::Home {
+            root: dir.path().to_path_buf(),
+        };
+        let alice = Ctx::new(home.clone(), "alice");
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, "not checked here").unwrap();
+        let with_ca = ServerSpec {
+            ca_file: Some(ca.clone()),
+            ..spec()
+        };
+        for name in ["work", "home"] {
+            let new = prepare(&alice, name, &with_ca, None).unwrap();
+            add(&alice, &new, Some(&SecretString::from("secret"))).unwrap();
+        }
+        let id = show(&alice, "work").unwrap().id;
+        let text = std::fs::read_to_string(home.config_path()).unwrap();
+        std::fs::write(
+            home.config_path(),
+            format!(
+                "{text}\n[[alerts.channels]]\nid = 1\naccount = \"work\"\nmail_to = \"ops@x.test\"\nvia = \"work\"\n"
+            ),
+        )
+        .unwrap();
+        let dup = Edit {
+            rename: Some("home".into()),
+            ..Default::default()
+        };
+        let e = edit(&alice, "work", &dup, || Ok(None)).unwrap_err();
+        assert!(e.summary.contains("already exists"), "{e}");
+        let bad = Edit {
+            rename: Some("no spaces".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            edit(&alice, "work", &bad, || Ok(None)).unwrap_err().kind,
+            crate::error::Kind::Usage
+        );
+        let change = Edit {
+            rename: Some("office".into()),
+            display_name: Some("Office Desk".into()),
+            enabled: Some(false),
+            clear_ca_file: true,
+            ..Default::default()
+        };
+        let v = edit(&alice, "work", &change, || Ok(None)).unwrap();
+        assert_eq!((v.name.as_str(), v.id.as_str()), ("office", id.as_str()));
+        assert_eq!(v.display_name.as_deref(), Some("Office Desk"));
+        assert!(!v.enabled && v.ca_file.is_none());
+        assert!(show(&alice, "work").is_err(), "the old name is gone");
+        let config = alice.config().unwrap();
+        assert_eq!(config.accounts["office"].id, id);
+        let ch = &config.alerts.channels[0];
+        assert_eq!(
+            (ch.account.as_deref(), ch.via.as_deref()),
+            (Some("office"), Some("office"))
+        );
+        let store = alice.store().unwrap();
+        let row = store.account(&id).unwrap().unwrap();
+        assert_eq!(row.name, "office");
+        assert_eq!(row.state, AccountState::Disabled);
+        drop(store);
+        let back = Edit {
+            display_name: Some(String::new()),
+            enabled: Some(true),
+            ..Default::default()
+        };
+        let v = edit(&alice, "office", &back, || Ok(None)).unwrap();
+        assert!(v.enabled && v.display_name.is_none());
+        assert_eq!(
+            show(&alice, "home").unwrap().ca_file,
+            Some(ca.canonicalize().unwrap())
+        );
     }
 }

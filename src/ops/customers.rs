@@ -11,14 +11,14 @@ use super::Ctx;
 use super::access;
 use crate::crm::{book, csvio, timeline};
 use crate::error::{AppError, Result};
-use crate::store::Store;
+use crate::store::{Store, TimelineWindow};
 
 pub use crate::crm::MatchSummary;
 pub use crate::crm::book::{CustomerEdit, CustomerInput};
 pub use crate::crm::csvio::{ImportReport, RowError};
 pub use crate::crm::timeline::{Thread, TimelineMessage, Why};
-pub use crate::store::CustomerRow;
 pub use crate::store::console::MessageSummary;
+pub use crate::store::{CustomerRow, TimelineKey};
 
 /// One customer with the timeline of the mail this operator may see, threads newest first.
 #[derive(Debug, Clone, Serialize)]
@@ -26,6 +26,29 @@ pub struct CustomerView {
     #[serde(flatten)]
     pub customer: CustomerRow,
     pub timeline: Vec<Thread>,
+    /// Paged (`--limit`): the cursor of the next page (`--after`), null on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<Option<String>>,
+}
+
+/// A position on a timeline as `customers show --after` takes it: `ID:DATE` (DATE empty for
+/// mail without a date).
+pub fn parse_cursor(s: &str) -> Result<TimelineKey> {
+    let bad = || {
+        AppError::usage(
+            format!("{s:?} is not a timeline cursor"),
+            "pass the `next` value of the previous page as it was printed",
+        )
+    };
+    let (id, date) = s.split_once(':').ok_or_else(bad)?;
+    Ok(TimelineKey {
+        id: id.parse().map_err(|_| bad())?,
+        date: Some(date.to_string()).filter(|d| !d.is_empty()),
+    })
+}
+
+fn cursor(k: &TimelineKey) -> String {
+    format!("{}:{}", k.id, k.date.as_deref().unwrap_or(""))
 }
 
 /// A customer added or edited: the customer, what matching did, and how many cached messages
@@ -46,7 +69,7 @@ impl Changed {
         change: crate::crm::book::Changed,
     ) -> Result<Changed> {
         let visible = access::visible_account_ids(cx, config);
-        let matched = store.timeline(change.customer.id, &visible)?.len();
+        let matched = store.timeline_count(change.customer.id, &visible)? as usize;
         Ok(Changed { change, matched })
     }
 }
@@ -113,6 +136,38 @@ pub fn show(cx: &Ctx, id: i64) -> Result<CustomerView> {
     Ok(CustomerView {
         customer,
         timeline: timeline::threads(rows),
+        next: None,
+    })
+}
+
+/// `customers show ID --limit N [--after CURSOR]`: one keyset page of the timeline, newest
+/// first (a thread may continue on the next page), and the cursor of the next page.
+pub fn show_page(
+    cx: &Ctx,
+    id: i64,
+    limit: i64,
+    after: Option<&TimelineKey>,
+) -> Result<CustomerView> {
+    let config = cx.config()?;
+    let store = cx.store()?;
+    crate::crm::match_pending(&store, &config)?;
+    let customer = store.customer(id)?.ok_or_else(|| book::not_found(id))?;
+    let accounts = access::visible_account_ids(cx, &config);
+    let limit = limit.max(1);
+    let w = match after {
+        Some(key) => TimelineWindow::After { key, limit },
+        None => TimelineWindow::Offset { offset: 0, limit },
+    };
+    let mut rows = store.timeline_page(id, &accounts, w)?;
+    let next = match rows.len() as i64 == limit {
+        true => rows.last().map(|r| cursor(&r.key())),
+        false => None,
+    };
+    rows.reverse();
+    Ok(CustomerView {
+        customer,
+        timeline: timeline::threads(rows),
+        next: Some(next),
     })
 }
 
@@ -199,24 +254,47 @@ pub fn count(cx: &Ctx, query: &str) -> Result<i64> {
 }
 
 /// The console's timeline of one customer: both directions, only mail of the accounts this
-/// operator may see, newest first; `(total, rows offset..offset+limit)`. A read: no matching.
-/// One customer's mail, not the whole cache: read whole, shown a page at a time.
+/// operator may see, newest first; the rows `offset..offset+limit`. A read: no matching.
+/// `after`: the row just before `offset` when known — the page is read from there (keyset);
+/// else a jump reads from whichever end is nearer.
 pub fn timeline(
     cx: &Ctx,
     customer_id: i64,
+    total: i64,
     offset: i64,
     limit: i64,
-) -> Result<(i64, Vec<MessageSummary>)> {
+    after: Option<&TimelineKey>,
+) -> Result<Vec<MessageSummary>> {
     let config = cx.config()?;
-    let rows = cx
-        .store()?
-        .timeline(customer_id, &access::visible_account_ids(cx, &config))?;
-    let total = rows.len() as i64;
-    let page = rows
+    let store = cx.store()?;
+    let accounts = access::visible_account_ids(cx, &config);
+    let want = (total - offset).min(limit).max(0);
+    let mut rows = None;
+    if let Some(key) = after {
+        let page =
+            store.timeline_page(customer_id, &accounts, TimelineWindow::After { key, limit })?;
+        if page.len() as i64 >= want {
+            rows = Some(page);
+        }
+    }
+    let rows = match rows {
+        Some(r) => r,
+        None if offset > total / 2 => store.timeline_page(
+            customer_id,
+            &accounts,
+            TimelineWindow::FromEnd {
+                offset: (total - offset - limit).max(0),
+                limit: want,
+            },
+        )?,
+        None => store.timeline_page(
+            customer_id,
+            &accounts,
+            TimelineWindow::Offset { offset, limit },
+        )?,
+    };
+    Ok(rows
         .into_iter()
-        .rev()
-        .skip(offset.max(0) as usize)
-        .take(limit.max(0) as usize)
         .map(|r| MessageSummary {
             id: r.id,
             from_name: r.from_name,
@@ -233,6 +311,12 @@ pub fn timeline(
             }),
             account_id: r.account_id,
         })
-        .collect();
-    Ok((total, page))
+        .collect())
+}
+
+/// How many messages the console's timeline of the customer has (for its scroll bar).
+pub fn timeline_count(cx: &Ctx, customer_id: i64) -> Result<i64> {
+    let config = cx.config()?;
+    cx.store()?
+        .timeline_count(customer_id, &access::visible_account_ids(cx, &config))
 }

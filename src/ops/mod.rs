@@ -21,6 +21,7 @@ pub mod folders;
 pub mod logs;
 pub mod mailbox;
 pub mod messages;
+pub mod operators;
 pub mod outbox;
 pub mod quarantine;
 pub mod search;
@@ -148,6 +149,13 @@ impl Ctx {
             version,
             config: config.clone(),
         });
+        drop(cache);
+        // On PostgreSQL row-level security reads who sees each account from the database.
+        if store_is_postgres(&config)
+            && let Err(e) = self.store().and_then(|s| s.refresh_account_access(&config))
+        {
+            tracing::warn!(error = %e, "cannot bring account access in line with the settings");
+        }
         Ok(config)
     }
 
@@ -205,6 +213,17 @@ impl Ctx {
                 )
             })?
     }
+}
+
+/// Whether the settings put the store on PostgreSQL (`MAILROOM_STORE` wins, as in
+/// `Home::store_url`).
+fn store_is_postgres(config: &Config) -> bool {
+    let url = std::env::var("MAILROOM_STORE")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+        .or_else(|| config.store.url.clone())
+        .unwrap_or_default();
+    url.trim().starts_with("postgres")
 }
 
 fn poisoned() -> AppError {

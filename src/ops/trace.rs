@@ -39,11 +39,19 @@ pub struct TraceEntry {
     pub line: String,
 }
 
-/// `trace on|off ACCOUNT [--literals]`.
+/// What keeping literals means, said by both faces before it is switched on.
+pub const LITERALS_WARNING: &str = "message literals are kept in full: the trace then holds mail content (bodies and attachments, your customers' words) that every operator who can see the account can read and export";
+
+/// `trace on|off ACCOUNT [--literals]`. Keeping literals is the owner's to decide (the trace
+/// then holds mail content); switching the trace is anyone's who may act on the account.
 pub fn set(cx: &Ctx, account: &str, enabled: bool, literals: bool) -> Result<TraceState> {
     let config = cx.config()?;
     let store = cx.store()?;
-    let (name, a) = access::account(cx, &config, &store, account, Need::Act)?;
+    let need = match literals && enabled {
+        true => Need::Configure,
+        false => Need::Act,
+    };
+    let (name, a) = access::account(cx, &config, &store, account, need)?;
     store.set_trace(&a.id, enabled, literals && enabled, &cx.operator)?;
     store.audit(
         &cx.operator,
@@ -191,27 +199,35 @@ const FLUSH: Duration = Duration::from_millis(250);
 
 enum Msg {
     Line(TraceLine),
-    /// Someone asked whether to trace: start reading the switches.
-    Wake,
+    /// Someone asked whether to trace: read the switches now (then answer) and every second.
+    Wake(mpsc::Sender<()>),
     /// Write what is queued, then answer.
     Flush(mpsc::Sender<()>),
     /// Write what is queued and end (the process is ending).
     Stop,
 }
 
-/// The store as the trace's sink: switches cached (re-read every second once a connection
-/// asked), lines written in batches by a thread of its own.
+/// How long the first connection of a process waits for the switches to be read.
+const FIRST_READ: Duration = Duration::from_secs(2);
+
+/// The store as the trace's sink: switches cached (read when the first connection asks, then
+/// every second), lines written in batches by a thread of its own.
 struct StoreSink {
     on: Arc<RwLock<HashMap<String, TraceOpts>>>,
     tx: std::sync::Mutex<mpsc::Sender<Msg>>,
-    woken: std::sync::atomic::AtomicBool,
+    /// Set once the first read of the switches is done (or given up on).
+    woken: std::sync::OnceLock<()>,
 }
 
 impl TraceSink for StoreSink {
     fn wants(&self, account_id: &str) -> Option<TraceOpts> {
-        if !self.woken.swap(true, std::sync::atomic::Ordering::Relaxed) {
-            self.send(Msg::Wake);
-        }
+        // The first connection of a process waits for the switches (its greeting and login
+        // are what a trace is for); others asking meanwhile wait for the same read.
+        self.woken.get_or_init(|| {
+            let (ack, done) = mpsc::channel();
+            self.send(Msg::Wake(ack));
+            let _ = done.recv_timeout(FIRST_READ);
+        });
         self.on.read().ok()?.get(account_id).copied()
     }
     fn line(&self, line: TraceLine) {
@@ -277,6 +293,7 @@ fn writer(cx: &Ctx, on: &RwLock<HashMap<String, TraceOpts>>, rx: &mpsc::Receiver
             Duration::from_secs(3600)
         };
         let mut acks = Vec::new();
+        let mut woke = Vec::new();
         let mut stop = false;
         let mut next = match rx.recv_timeout(wait) {
             Ok(m) => Some(m),
@@ -285,7 +302,11 @@ fn writer(cx: &Ctx, on: &RwLock<HashMap<String, TraceOpts>>, rx: &mpsc::Receiver
         };
         while let Some(m) = next.take() {
             match m {
-                Msg::Wake => awake = true,
+                Msg::Wake(a) => {
+                    awake = true;
+                    last_read = Instant::now() - REFRESH;
+                    woke.push(a);
+                }
                 Msg::Line(l) => batch.push(NewTraceLine {
                     account_id: l.account_id,
                     proto: l.proto,
@@ -303,6 +324,9 @@ fn writer(cx: &Ctx, on: &RwLock<HashMap<String, TraceOpts>>, rx: &mpsc::Receiver
         if awake && last_read.elapsed() >= REFRESH {
             last_read = Instant::now();
             refresh(cx, on);
+        }
+        for a in woke {
+            let _ = a.send(());
         }
         if !batch.is_empty() {
             if let Err(e) = cx.store().and_then(|s| s.append_trace(&batch)) {
@@ -335,5 +359,36 @@ fn refresh(cx: &Ctx, on: &RwLock<HashMap<String, TraceOpts>>) {
         if let Ok(mut w) = on.write() {
             *w = map;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An operator the account is shared with may switch its trace, but only the owner may
+    /// have it keep message literals (mail content).
+    #[test]
+    fn literals_are_the_owners_to_switch_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = crate::config::Home {
+            root: dir.path().to_path_buf(),
+        };
+        std::fs::write(
+            home.config_path(),
+            "[accounts.work]\nid = \"a1\"\nemail = \"a1@example.test\"\nuser = \"a1@example.test\"\nowner = \"alice\"\nshared_with = [\"bob\"]\nimap = { host = \"h\", port = 993, security = \"tls\" }\nsmtp = { host = \"h\", port = 587, security = \"starttls\" }\n",
+        )
+        .unwrap();
+        let alice = Ctx::new(home, "alice");
+        let bob = alice.as_operator("bob");
+        assert!(set(&bob, "work", true, false).unwrap().enabled);
+        let e = set(&bob, "work", true, true).unwrap_err();
+        assert!(e.summary.contains("may not change"), "{e}");
+        let s = set(&alice, "work", true, true).unwrap();
+        assert!(s.enabled && s.literals);
+        assert_eq!(states(&bob).unwrap()[0], s);
+        // Switching off needs no more than acting, and drops the literals too.
+        let s = set(&bob, "work", false, true).unwrap();
+        assert!(!s.enabled && !s.literals);
     }
 }

@@ -264,18 +264,10 @@ impl Store {
         }
     }
 
+    /// Messages and unread messages of the account (kept per account: `account_counts`).
     pub fn account_counts(&self, id: &str) -> Result<(i64, i64)> {
-        let total: i64 = self.conn.one(
-            "SELECT COUNT(DISTINCT message_id) FROM locations WHERE account_id = ?1",
-            args![id],
-            |r| r.get(0),
-        )?;
-        let unread: i64 = self.conn.one(
-            "SELECT COUNT(DISTINCT message_id) FROM locations WHERE account_id = ?1 AND seen = 0",
-            args![id],
-            |r| r.get(0),
-        )?;
-        Ok((total, unread))
+        let c = self.maintained_counts(id)?;
+        Ok((c.messages, c.unread))
     }
 
     pub fn set_credential(&self, account_id: &str, kind: &str, sealed: &str) -> Result<()> {

@@ -14,7 +14,8 @@ use super::sql::{Engine, Kind, Owned, Row, owned_args};
 use crate::args;
 use crate::error::{AppError, Result};
 
-/// Every table of the schema but the search index, parents first.
+/// Every table of the schema but the search index and the per-account counts (both derived:
+/// rebuilt on the target after the copy), parents first.
 pub const TABLES: &[&str] = &[
     "accounts",
     "credentials",
@@ -45,6 +46,8 @@ pub const TABLES: &[&str] = &[
     "alert_told",
     "trace_settings",
     "trace_lines",
+    "operators",
+    "account_access",
 ];
 
 /// Statement arguments per INSERT (SQLite's old limit, so any build reads it).
@@ -64,12 +67,13 @@ impl Store {
         let sql = match self.engine() {
             Engine::Sqlite => {
                 "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'
-                   AND name NOT LIKE 'messages_fts%' ORDER BY name"
+                   AND name NOT LIKE 'messages_fts%' AND name <> 'account_counts' ORDER BY name"
             }
             Engine::Postgres => {
                 "SELECT table_name FROM information_schema.tables
                  WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'
-                   AND table_name NOT IN ('messages_fts', 'mailroom_schema') ORDER BY table_name"
+                   AND table_name NOT IN ('messages_fts', 'mailroom_schema', 'account_counts')
+                 ORDER BY table_name"
             }
         };
         self.conn.rows(sql, &[], |r| r.get(0))
@@ -118,7 +122,8 @@ impl Store {
             for table in TABLES {
                 self.copy_table(target, table)?;
             }
-            target.after_copy()
+            target.after_copy()?;
+            target.recount_accounts()
         })?;
         let ids = target.all_message_ids()?;
         target.fts_reindex(&ids)?;

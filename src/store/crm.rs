@@ -477,22 +477,107 @@ impl Store {
 
     /// A customer's messages (through `matches`, so mail to two customers shows on both),
     /// limited to locations in `accounts`; oldest first, mail without a date before the rest.
+    /// Read a keyset page at a time (`timeline_page`), never as one big result.
     pub fn timeline(&self, customer_id: i64, accounts: &[String]) -> Result<Vec<TimelineRow>> {
+        const PAGE: i64 = 1000;
+        let mut all = Vec::new();
+        let mut after: Option<TimelineKey> = None;
+        loop {
+            let w = match &after {
+                Some(k) => TimelineWindow::After {
+                    key: k,
+                    limit: PAGE,
+                },
+                None => TimelineWindow::Offset {
+                    offset: 0,
+                    limit: PAGE,
+                },
+            };
+            let page = self.timeline_page(customer_id, accounts, w)?;
+            let done = (page.len() as i64) < PAGE;
+            after = page.last().map(TimelineRow::key);
+            all.extend(page);
+            if done || after.is_none() {
+                break;
+            }
+        }
+        all.reverse();
+        Ok(all)
+    }
+
+    /// How many messages are on the customer's timeline (as `timeline_page` reads them).
+    pub fn timeline_count(&self, customer_id: i64, accounts: &[String]) -> Result<i64> {
+        if accounts.is_empty() {
+            return Ok(0);
+        }
+        let sql = format!(
+            "SELECT COUNT(*) FROM matches mt JOIN messages m ON m.id = mt.message_id
+             WHERE mt.customer_id = ? AND m.denied = 0 AND {visible}",
+            visible = visible_in(accounts.len()),
+        );
+        let mut p = vec![Arg::Int(customer_id)];
+        p.extend(accounts.iter().map(ToArg::arg));
+        Ok(self.conn.first(&sql, &p, |r| r.get::<i64>(0))?.unwrap_or(0))
+    }
+
+    /// One page of a customer's timeline, newest first (mail without a date last): keyset
+    /// paging on (date, id), so a page deep in 12.5k messages costs what the first does.
+    pub fn timeline_page(
+        &self,
+        customer_id: i64,
+        accounts: &[String],
+        window: TimelineWindow<'_>,
+    ) -> Result<Vec<TimelineRow>> {
         if accounts.is_empty() {
             return Ok(Vec::new());
         }
+        // In the text's order: the account subquery's, the customer, the visibility's, the
+        // window's.
+        let mut p: Vec<Arg<'_>> = accounts.iter().map(ToArg::arg).collect();
+        p.push(Arg::Int(customer_id));
+        p.extend(accounts.iter().map(ToArg::arg));
+        let (extra, offset, limit, asc) = match window {
+            TimelineWindow::Offset { offset, limit } => ("", offset, limit, false),
+            TimelineWindow::FromEnd { offset, limit } => ("", offset, limit, true),
+            // Older mail, the same date with a lower id, then every undated message.
+            TimelineWindow::After {
+                key: TimelineKey { date: Some(d), id },
+                limit,
+            } => {
+                p.extend([Arg::Text(d), Arg::Text(d), Arg::Int(*id)]);
+                (
+                    "AND (m.date IS NULL OR m.date < ? OR (m.date = ? AND m.id < ?))",
+                    0,
+                    limit,
+                    false,
+                )
+            }
+            TimelineWindow::After {
+                key: TimelineKey { date: None, id },
+                limit,
+            } => {
+                p.push(Arg::Int(*id));
+                ("AND m.date IS NULL AND m.id < ?", 0, limit, false)
+            }
+        };
+        let order = if asc {
+            "m.date ASC NULLS FIRST, m.id ASC"
+        } else {
+            "m.date DESC NULLS LAST, m.id DESC"
+        };
         let sql = format!(
             "SELECT m.id, m.message_id, m.in_reply_to, m.refs, m.date, m.direction, m.from_addr, m.from_name,
                     m.to_json, m.subject, mt.rule, mt.detail,
-                    (SELECT l.account_id FROM locations l WHERE l.message_id = m.id AND l.account_id IN ({p}) LIMIT 1) AS acct
+                    (SELECT l.account_id FROM locations l WHERE l.message_id = m.id AND l.account_id IN ({acc}) LIMIT 1) AS acct
              FROM matches mt JOIN messages m ON m.id = mt.message_id
-             WHERE mt.customer_id = ?1 AND m.denied = 0
-             ORDER BY m.date NULLS FIRST, m.id",
-            p = in_list(2, accounts.len())
+             WHERE mt.customer_id = ? AND m.denied = 0 AND {visible} {extra}
+             ORDER BY {order} LIMIT ? OFFSET ?",
+            acc = placeholders(accounts.len()),
+            visible = visible_in(accounts.len()),
         );
-        let mut values = vec![Arg::Int(customer_id)];
-        values.extend(list_args(accounts));
-        let rows = self.conn.rows(&sql, &values, |r| {
+        p.push(Arg::Int(limit));
+        p.push(Arg::Int(offset));
+        let mut rows = self.conn.rows(&sql, &p, |r| {
             Ok(TimelineRow {
                 id: r.get(0)?,
                 message_id: r.get(1)?,
@@ -509,12 +594,46 @@ impl Store {
                 account_id: r.get(12)?,
             })
         })?;
-        // A message only in accounts the operator may not see stays out of the timeline.
-        Ok(rows
-            .into_iter()
-            .filter(|r| r.account_id.is_some())
-            .collect())
+        if asc {
+            rows.reverse();
+        }
+        Ok(rows)
     }
+}
+
+/// Where a timeline row sorts: its date (none sorts after every dated one) and id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimelineKey {
+    pub date: Option<String>,
+    pub id: i64,
+}
+
+impl TimelineRow {
+    pub fn key(&self) -> TimelineKey {
+        TimelineKey {
+            date: self.date.clone(),
+            id: self.id,
+        }
+    }
+}
+
+/// Which rows of a timeline (newest first) a page holds.
+#[derive(Debug, Clone, Copy)]
+pub enum TimelineWindow<'a> {
+    /// `limit` rows after skipping `offset` (the first page: offset 0).
+    Offset { offset: i64, limit: i64 },
+    /// `limit` rows after the row `key` (keyset paging).
+    After { key: &'a TimelineKey, limit: i64 },
+    /// Rows `offset..offset+limit` counted from the oldest, still returned newest first.
+    FromEnd { offset: i64, limit: i64 },
+}
+
+/// The message has a location in one of the operator's accounts (`n` placeholders).
+fn visible_in(n: usize) -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM locations l WHERE l.message_id = m.id AND l.account_id IN ({}))",
+        placeholders(n)
+    )
 }
 
 impl Store {
@@ -796,6 +915,198 @@ mod tests {
             let names: Vec<String> = s.customers().unwrap().into_iter().map(|c| c.name).collect();
             assert_eq!(names, ["kept", "second"]);
             assert!(!s.conn.in_tx());
+        });
+    }
+
+    /// The console's first timeline page at 12.5k messages of one customer: the whole timeline
+    /// read and paged in memory (before) against a count and one keyset page (after).
+    /// `cargo test --release --lib timeline_first_page_speed -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn timeline_first_page_speed() {
+        crate::store::testing::each(|s| {
+            let inbox = s.fixture_folder("a1", "INBOX", Some("inbox")).unwrap();
+            let c = s.customer_insert("Big", None, None).unwrap();
+            s.atomically(|s| {
+                for i in 0..12_500i64 {
+                    let m = FixtureMessage {
+                        message_id: Some(format!("big{i}@test")),
+                        from_addr: "x@client0.example".into(),
+                        to: vec!["me@example.test".into()],
+                        subject: format!("Order {i}"),
+                        date: format!(
+                            "2026-{:02}-{:02}T10:{:02}:00Z",
+                            1 + i % 12,
+                            1 + i % 28,
+                            i % 60
+                        ),
+                        ..Default::default()
+                    };
+                    let id = s.fixture_message("a1", inbox, i + 1, &m)?;
+                    s.match_manual(id, c, "domain client0.example")?;
+                }
+                Ok(())
+            })
+            .unwrap();
+            let accounts = ["a1".to_string()];
+            let time = |f: &dyn Fn()| {
+                let mut v: Vec<_> = (0..7)
+                    .map(|_| {
+                        let t = std::time::Instant::now();
+                        f();
+                        t.elapsed()
+                    })
+                    .collect();
+                v.sort();
+                v[3]
+            };
+            let before = time(&|| {
+                let all = s.timeline(c, &accounts).unwrap();
+                let page: Vec<_> = all.into_iter().rev().take(50).collect();
+                assert_eq!(page.len(), 50);
+            });
+            let after = time(&|| {
+                assert_eq!(s.timeline_count(c, &accounts).unwrap(), 12_500);
+                let page = s
+                    .timeline_page(
+                        c,
+                        &accounts,
+                        TimelineWindow::Offset {
+                            offset: 0,
+                            limit: 50,
+                        },
+                    )
+                    .unwrap();
+                assert_eq!(page.len(), 50);
+            });
+            let key = s
+                .timeline_page(
+                    c,
+                    &accounts,
+                    TimelineWindow::Offset {
+                        offset: 6000,
+                        limit: 1,
+                    },
+                )
+                .unwrap()[0]
+                .key();
+            let deep = time(&|| {
+                let page = s
+                    .timeline_page(
+                        c,
+                        &accounts,
+                        TimelineWindow::After {
+                            key: &key,
+                            limit: 50,
+                        },
+                    )
+                    .unwrap();
+                assert_eq!(page.len(), 50);
+            });
+            println!(
+                "timeline 12.5k, first page: whole read {before:?} -> count + keyset page {after:?}; a page at 6000 by keyset {deep:?}"
+            );
+        });
+    }
+
+    /// Keyset pages of a big timeline: newest first, undated mail last, no duplicate and no
+    /// gap across page boundaries (equal dates included), hidden and denied mail left out —
+    /// the same on both engines; jumps (offset, from the end) agree with the walk.
+    #[test]
+    fn timeline_pages_are_keyset_without_dupes_or_gaps() {
+        crate::store::testing::each(|s| {
+            let mine = s.fixture_folder("a1", "INBOX", Some("inbox")).unwrap();
+            let hidden = s.fixture_folder("a2", "INBOX", Some("inbox")).unwrap();
+            let c = s.customer_insert("C", None, None).unwrap();
+            let mut expected: Vec<(Option<String>, i64)> = Vec::new();
+            for i in 0..300i64 {
+                // Many messages share a date (a page boundary falls inside a run of them).
+                let date = format!("2026-01-{:02}T10:00:00Z", 1 + (i * 7) % 20);
+                let m = FixtureMessage {
+                    message_id: Some(format!("m{i}@test")),
+                    from_addr: "x@a.test".into(),
+                    subject: format!("s{i}"),
+                    date: date.clone(),
+                    ..Default::default()
+                };
+                let folder = if i % 11 == 0 { hidden } else { mine };
+                let acct = if i % 11 == 0 { "a2" } else { "a1" };
+                let id = s.fixture_message(acct, folder, i + 1, &m).unwrap();
+                s.match_manual(id, c, "by hand").unwrap();
+                let undated = i % 17 == 0;
+                if undated {
+                    s.conn
+                        .exec("UPDATE messages SET date = NULL WHERE id = ?1", args![id])
+                        .unwrap();
+                }
+                if i % 13 == 0 {
+                    s.conn
+                        .exec("UPDATE messages SET denied = 1 WHERE id = ?1", args![id])
+                        .unwrap();
+                }
+                if i % 11 != 0 && i % 13 != 0 {
+                    expected.push(((!undated).then_some(date), id));
+                }
+            }
+            // Newest first; undated last; ties by id, higher first.
+            expected.sort_by(|a, b| match (&a.0, &b.0) {
+                (Some(x), Some(y)) => y.cmp(x).then(b.1.cmp(&a.1)),
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (None, None) => b.1.cmp(&a.1),
+            });
+            let accounts = ["a1".to_string()];
+            let total = s.timeline_count(c, &accounts).unwrap();
+            assert_eq!(total as usize, expected.len());
+            let keys = |rows: &[TimelineRow]| -> Vec<(Option<String>, i64)> {
+                rows.iter().map(|r| (r.date.clone(), r.id)).collect()
+            };
+            for limit in [1i64, 7, 50, 1000] {
+                let mut walked = Vec::new();
+                let mut after: Option<TimelineKey> = None;
+                loop {
+                    let w = match &after {
+                        Some(key) => TimelineWindow::After { key, limit },
+                        None => TimelineWindow::Offset { offset: 0, limit },
+                    };
+                    let page = s.timeline_page(c, &accounts, w).unwrap();
+                    assert!(page.len() as i64 <= limit);
+                    walked.extend(keys(&page));
+                    after = page.last().map(TimelineRow::key);
+                    if (page.len() as i64) < limit {
+                        break;
+                    }
+                }
+                assert_eq!(walked, expected, "pages of {limit}");
+            }
+            for (offset, limit) in [(0i64, 10i64), (95, 20), (total - 5, 10)] {
+                let want: Vec<_> = expected
+                    .iter()
+                    .skip(offset as usize)
+                    .take(limit as usize)
+                    .cloned()
+                    .collect();
+                let by_offset = s
+                    .timeline_page(c, &accounts, TimelineWindow::Offset { offset, limit })
+                    .unwrap();
+                assert_eq!(keys(&by_offset), want);
+                let from_end = s
+                    .timeline_page(
+                        c,
+                        &accounts,
+                        TimelineWindow::FromEnd {
+                            offset: (total - offset - limit).max(0),
+                            limit: (total - offset).min(limit),
+                        },
+                    )
+                    .unwrap();
+                assert_eq!(keys(&from_end), want, "from the end at {offset}");
+            }
+            // The whole timeline (customers show) is the walk, oldest first.
+            let mut all = keys(&s.timeline(c, &accounts).unwrap());
+            all.reverse();
+            assert_eq!(all, expected);
+            assert_eq!(s.timeline_count(c, &[]).unwrap(), 0);
         });
     }
 

@@ -136,6 +136,8 @@ impl Store {
     /// pair it with a `Checkpointer`. (PostgreSQL: a plain second connection.)
     pub fn reopen(&self) -> Result<Store> {
         let store = self.reopen_plain()?;
+        // No trigger on `locations` for this connection (see `counts::FILL_TRIGGER`).
+        store.drop_fill_trigger()?;
         if let Some(c) = store.conn.lite() {
             // A bulk writer: the identity and date indexes are hit at random positions, and
             // SQLite's default 2 MB page cache makes every batch re-read and spill them (a
@@ -161,11 +163,15 @@ impl Store {
         };
         match lite.path().filter(|p| !p.is_empty()) {
             // One thread owns this connection: SQLite's per-call mutexes are pure overhead.
-            Some(p) => Store::configure(rusqlite::Connection::open_with_flags(
-                p,
-                rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
-                    | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-            )?),
+            Some(p) => {
+                let store = Store::configure(rusqlite::Connection::open_with_flags(
+                    p,
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+                        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?)?;
+                store.install_fill_trigger()?;
+                Ok(store)
+            }
             None => Err(crate::error::AppError::local(
                 "an in-memory database cannot be shared with a writer thread",
                 "",
@@ -190,7 +196,7 @@ impl Store {
             self.bulk_insert(&mut bulk, account_id, folder_id, uidvalidity, m)
                 .map(|_| ())
         });
-        match stored.and_then(|()| self.bulk_commit(folder_id, checkpoint)) {
+        match stored.and_then(|()| self.bulk_commit(&mut bulk, folder_id, checkpoint)) {
             Ok(()) => Ok(bulk.out),
             Err(e) => {
                 self.bulk_rollback();
@@ -239,6 +245,10 @@ impl Store {
                     next,
                     created_at: now(),
                     no_book,
+                    // SQLite's sync INSERT skips the trigger that keeps `account_counts`
+                    // (migration 14) and adds its counts at commit; PostgreSQL's trigger
+                    // counts every INSERT.
+                    counts: (self.engine() == Engine::Sqlite).then(CountDelta::default),
                 },
                 out: BatchOutcome::default(),
             }),
@@ -274,8 +284,19 @@ impl Store {
         Ok(added)
     }
 
-    /// Moves the folder's checkpoint (when given) and commits the bulk transaction.
-    pub fn bulk_commit(&self, folder_id: i64, checkpoint: Option<u32>) -> Result<()> {
+    /// Moves the folder's checkpoint (when given), adds what the transaction's new locations
+    /// change in `account_counts` and commits the bulk transaction.
+    pub fn bulk_commit(
+        &self,
+        bulk: &mut BulkInsert,
+        folder_id: i64,
+        checkpoint: Option<u32>,
+    ) -> Result<()> {
+        if let Some(counts) = &mut bulk.ids.counts {
+            for (account, [m, u, q]) in counts.accounts.drain(..) {
+                self.conn.exec(SQL_ADD_COUNTS, args![account, m, u, q])?;
+            }
+        }
         if let Some(cp) = checkpoint {
             self.conn.exec(
                 "UPDATE folders SET checkpoint_uid = CASE WHEN COALESCE(checkpoint_uid, 0) > ?2
@@ -659,7 +680,61 @@ struct IdSource {
     /// The customer book was empty when the transaction began: mail that is not denied is
     /// stored as examined by matching (nothing to decide).
     no_book: bool,
+    /// SQLite: what the transaction's locations add to `account_counts`, written at commit.
+    counts: Option<CountDelta>,
 }
+
+/// Per account: messages, unread, queued added by one bulk transaction; and whether the last
+/// folder looked at is one whose mail can be in the triage queue.
+#[derive(Default)]
+struct CountDelta {
+    accounts: Vec<(String, [i64; 3])>,
+    folder: Option<(i64, bool)>,
+}
+
+impl CountDelta {
+    fn add(&mut self, account_id: &str, d: [i64; 3]) {
+        let at = match self.accounts.iter().position(|(a, _)| a == account_id) {
+            Some(i) => i,
+            None => {
+                self.accounts.push((account_id.to_string(), [0; 3]));
+                self.accounts.len() - 1
+            }
+        };
+        for (n, x) in self.accounts[at].1.iter_mut().zip(d) {
+            *n += x;
+        }
+    }
+
+    /// Whether mail in `folder_id` can be in the queue (not Sent, Trash, Junk or Drafts).
+    fn queue_folder(&mut self, tx: &Conn, folder_id: i64) -> Result<bool> {
+        if let Some((_, q)) = self.folder.filter(|(f, _)| *f == folder_id) {
+            return Ok(q);
+        }
+        let q = tx
+            .first(SQL_FOLDER_OUTSIDE_QUEUE, args![folder_id], |_| Ok(()))?
+            .is_none();
+        self.folder = Some((folder_id, q));
+        Ok(q)
+    }
+}
+
+/// Adds one bulk transaction's counts (the trigger's UPSERT, for many locations at once).
+const SQL_ADD_COUNTS: &str = "INSERT INTO account_counts (account_id, messages, unread, queued)
+     VALUES (?1, ?2, ?3, ?4)
+     ON CONFLICT (account_id) DO UPDATE SET messages = account_counts.messages + excluded.messages,
+         unread = account_counts.unread + excluded.unread, queued = account_counts.queued + excluded.queued";
+const SQL_FOLDER_OUTSIDE_QUEUE: &str =
+    "SELECT 1 FROM folders WHERE id = ?1 AND role IN ('sent', 'trash', 'junk', 'drafts')";
+/// What a new location of stored message ?1 in account ?2 adds: the message to the account,
+/// to its unread (if the location is unseen) and to its queue (if the folder is a queue one).
+const SQL_COUNT_DELTA: &str = "SELECT
+     NOT EXISTS (SELECT 1 FROM locations o WHERE o.message_id = ?1 AND o.account_id = ?2),
+     NOT EXISTS (SELECT 1 FROM locations o WHERE o.message_id = ?1 AND o.account_id = ?2 AND o.seen = 0),
+     EXISTS (SELECT 1 FROM messages m WHERE m.id = ?1 AND m.direction = 'in' AND m.customer_id IS NULL
+             AND m.denied = 0 AND m.triage_state IS NULL)
+     AND NOT EXISTS (SELECT 1 FROM locations o WHERE o.message_id = ?1 AND o.account_id = ?2
+             AND o.folder_id NOT IN (SELECT id FROM folders WHERE role IN ('sent', 'trash', 'junk', 'drafts')))";
 
 /// The logical message a fetched one is (same Message-ID and content hash). No `ORDER BY id`
 /// and no `MIN(id)`: with either, SQLite marks the bound values as plan-relevant, and since
@@ -746,11 +821,25 @@ fn insert_one(
             msg_id = Some(mid);
         }
     }
+    let seen = has_seen(&m.flags);
+    let queue_folder = match &mut ids.counts {
+        Some(c) => c.queue_folder(tx, folder_id)?,
+        None => false,
+    };
     // The message's date and thread, copied onto the location (the mail index's order).
     let sort: (String, i64);
     let id = match msg_id {
         Some(id) => {
             sort = tx.one(SQL_SORT_KEY, args![id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            if let Some(c) = &mut ids.counts {
+                let d: [bool; 3] = tx.one(SQL_COUNT_DELTA, args![id, account_id], |r| {
+                    Ok([r.get(0)?, r.get(1)?, r.get(2)?])
+                })?;
+                c.add(
+                    account_id,
+                    [d[0], d[1] && !seen, d[2] && queue_folder].map(i64::from),
+                );
+            }
             id
         }
         None => {
@@ -766,6 +855,10 @@ fn insert_one(
                 examined,
             )?;
             out.created += 1;
+            if let Some(c) = &mut ids.counts {
+                let queued = queue_folder && m.direction == "in" && !m.denied;
+                c.add(account_id, [true, !seen, queued].map(i64::from));
+            }
             sort = (
                 env.date
                     .clone()
@@ -788,7 +881,7 @@ fn insert_one(
             uidvalidity,
             m.uid,
             flags_text(&flags),
-            has_seen(&flags),
+            seen,
             m.modseq,
             m.internal_date,
             sort.0,

@@ -493,7 +493,114 @@ CREATE TABLE key_check (
     host TEXT NOT NULL
 );
 "#,
-    // 13 (issue 18, daemons across hosts): a lease carries its holder's host id (liveness by
+    // 13 (issue 18, operators as database roles): the operators an admin added (on SQLite
+    // a name only: anyone who reads the file reads everything) and, per account, who may see
+    // it (`*`: everyone, an account without an owner) — on PostgreSQL what row-level security
+    // reads; here kept for a copy between engines.
+    r#"
+CREATE TABLE operators (
+    name TEXT PRIMARY KEY,
+    created_at TEXT NOT NULL,
+    created_by TEXT NOT NULL
+);
+CREATE TABLE account_access (
+    account_id TEXT NOT NULL,
+    operator TEXT NOT NULL,               -- a role name, or * for everyone
+    standing TEXT NOT NULL,               -- owner|shared
+    PRIMARY KEY (account_id, operator)
+);
+CREATE INDEX account_access_by_operator ON account_access(operator, account_id);
+"#,
+    // 14 (issue 16, answers at 100k): per account, how many messages it has, how many of them
+    // are unread and how many are in the triage queue (the queue's rule without the own
+    // addresses, which are configuration: readers subtract those). `status` and the queue's
+    // total read one row instead of counting 100k locations. Kept exact in the transaction of
+    // every change: triggers for every writer, except that sync's bulk INSERT of locations
+    // adds its own counts at commit. Deleting a folder or a message deletes its locations
+    // first (while the rows the triggers look at still exist), so cascades are counted too.
+    // `locations_fill_sort` (step 7) leaves the schema: every connection but sync's bulk
+    // writer creates it as a TEMP trigger (`counts::FILL_TRIGGER`, with the counting added).
+    // Any trigger on locations, even one whose WHEN is false, makes SQLite keep a statement
+    // journal for each INSERT: every page the INSERT touches was copied into a temporary file
+    // first — 40 KiB per message, twice the CPU of a first header sync.
+    r#"
+CREATE TABLE account_counts (
+    account_id TEXT PRIMARY KEY,
+    messages INTEGER NOT NULL DEFAULT 0,  -- distinct messages with a location in the account
+    unread INTEGER NOT NULL DEFAULT 0,    -- … with an unseen location in it
+    queued INTEGER NOT NULL DEFAULT 0     -- … in its triage queue (own addresses not subtracted)
+);
+INSERT INTO account_counts (account_id, messages, unread, queued)
+SELECT a.account_id,
+       (SELECT COUNT(DISTINCT message_id) FROM locations l WHERE l.account_id = a.account_id),
+       (SELECT COUNT(DISTINCT message_id) FROM locations l WHERE l.account_id = a.account_id AND l.seen = 0),
+       (SELECT COUNT(DISTINCT l.message_id) FROM locations l JOIN messages m ON m.id = l.message_id
+         WHERE l.account_id = a.account_id
+           AND l.folder_id NOT IN (SELECT id FROM folders WHERE role IN ('sent', 'trash', 'junk', 'drafts'))
+           AND m.direction = 'in' AND m.customer_id IS NULL AND m.denied = 0 AND m.triage_state IS NULL)
+FROM (SELECT DISTINCT account_id FROM locations) a;
+
+DROP TRIGGER locations_fill_sort;
+CREATE TRIGGER locations_count_delete AFTER DELETE ON locations
+BEGIN
+    UPDATE account_counts SET
+        messages = messages - NOT EXISTS (SELECT 1 FROM locations o WHERE o.message_id = OLD.message_id
+                    AND o.account_id = OLD.account_id),
+        unread = unread - (OLD.seen = 0 AND NOT EXISTS (SELECT 1 FROM locations o WHERE o.message_id = OLD.message_id
+                    AND o.account_id = OLD.account_id AND o.seen = 0)),
+        queued = queued - (OLD.folder_id NOT IN (SELECT id FROM folders WHERE role IN ('sent', 'trash', 'junk', 'drafts'))
+            AND EXISTS (SELECT 1 FROM messages m WHERE m.id = OLD.message_id AND m.direction = 'in'
+                    AND m.customer_id IS NULL AND m.denied = 0 AND m.triage_state IS NULL)
+            AND NOT EXISTS (SELECT 1 FROM locations o WHERE o.message_id = OLD.message_id
+                    AND o.account_id = OLD.account_id
+                    AND o.folder_id NOT IN (SELECT id FROM folders WHERE role IN ('sent', 'trash', 'junk', 'drafts'))))
+    WHERE account_id = OLD.account_id;
+END;
+CREATE TRIGGER locations_count_seen AFTER UPDATE OF seen ON locations WHEN OLD.seen <> NEW.seen
+BEGIN
+    UPDATE account_counts SET unread = unread + (CASE WHEN NEW.seen = 0 THEN 1 ELSE -1 END)
+    WHERE account_id = NEW.account_id
+      AND NOT EXISTS (SELECT 1 FROM locations o WHERE o.message_id = NEW.message_id
+                      AND o.account_id = NEW.account_id AND o.id <> NEW.id AND o.seen = 0);
+END;
+CREATE TRIGGER messages_count_queue AFTER UPDATE OF direction, customer_id, denied, triage_state ON messages
+WHEN (OLD.direction = 'in' AND OLD.customer_id IS NULL AND OLD.denied = 0 AND OLD.triage_state IS NULL)
+  IS NOT (NEW.direction = 'in' AND NEW.customer_id IS NULL AND NEW.denied = 0 AND NEW.triage_state IS NULL)
+BEGIN
+    UPDATE account_counts SET queued = queued + (CASE WHEN NEW.direction = 'in' AND NEW.customer_id IS NULL
+            AND NEW.denied = 0 AND NEW.triage_state IS NULL THEN 1 ELSE -1 END)
+    WHERE account_id IN (SELECT l.account_id FROM locations l WHERE l.message_id = NEW.id
+        AND l.folder_id NOT IN (SELECT id FROM folders WHERE role IN ('sent', 'trash', 'junk', 'drafts')));
+END;
+CREATE TRIGGER messages_count_delete BEFORE DELETE ON messages
+BEGIN
+    DELETE FROM locations WHERE message_id = OLD.id;
+END;
+CREATE TRIGGER folders_count_delete BEFORE DELETE ON folders
+BEGIN
+    DELETE FROM locations WHERE folder_id = OLD.id;
+END;
+CREATE TRIGGER folders_count_role AFTER UPDATE OF role ON folders
+WHEN (COALESCE(OLD.role, '') IN ('sent', 'trash', 'junk', 'drafts')) <> (COALESCE(NEW.role, '') IN ('sent', 'trash', 'junk', 'drafts'))
+BEGIN
+    UPDATE account_counts SET queued = (SELECT COUNT(DISTINCT l.message_id) FROM locations l JOIN messages m ON m.id = l.message_id
+         WHERE l.account_id = NEW.account_id
+           AND l.folder_id NOT IN (SELECT id FROM folders WHERE role IN ('sent', 'trash', 'junk', 'drafts'))
+           AND m.direction = 'in' AND m.customer_id IS NULL AND m.denied = 0 AND m.triage_state IS NULL)
+    WHERE account_id = NEW.account_id;
+END;
+"#,
+    // 15 (issue 16, full offline mode): no merges for tombstones in the search index. Each
+    // downloaded body replaces its message's header-only row (a DELETE, which the contentless
+    // index keeps as a tombstone, then an INSERT), so in a full sync every older segment soon
+    // holds more than FTS5's default 10 % of tombstones and is merged again and again, each
+    // entry checked against them (`fts5MultiIterIsDeleted`: a quarter of a 20k full sync's
+    // CPU). Left to the ordinary merges, which drop the dead entries as they go, indexing 20k
+    // bodies took half the CPU, the index came out smaller and searches were as fast.
+    r#"
+INSERT INTO messages_fts (messages_fts, rank) VALUES ('deletemerge', 0);
+"#,
+    // 16 (issue 18, daemons across hosts): a lease carries its holder's host id (liveness by
     // pid only on the same host id), its own expiry (renewed by the holder's process; a holder
     // killed with -9 loses it when it runs out) and the group (a daemon or a console's
     // supervisor) that renews it. Running daemons register with their capacity, so each takes

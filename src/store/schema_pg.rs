@@ -478,7 +478,233 @@ CREATE TABLE key_check (
 );
 SELECT mailroom_watch('shared_settings');
 "#,
-    // 13: see schema.rs step 13.
+    // 13: see schema.rs step 13. Row-level security: a role that does not own the tables (an
+    // operator, `mailroom operator add`) sees and changes only rows of the accounts
+    // account_access grants it — its own, those shared with it, those without an owner (`*`).
+    // The owner (the admin, the daemons) is not subject to it (no FORCE). Mail without an
+    // account column (messages, bodies, the search index, matches) is visible when one of its
+    // locations is.
+    r#"
+CREATE TABLE operators (
+    name TEXT PRIMARY KEY,
+    created_at TEXT NOT NULL,
+    created_by TEXT NOT NULL
+);
+CREATE TABLE account_access (
+    account_id TEXT NOT NULL,
+    operator TEXT NOT NULL,
+    standing TEXT NOT NULL,
+    PRIMARY KEY (account_id, operator)
+);
+CREATE INDEX account_access_by_operator ON account_access(operator, account_id);
+SELECT mailroom_watch('operators');
+SELECT mailroom_watch('account_access');
+
+-- Whether `who` may change the settings of `acct`: its owner, or anyone while it has no owner
+-- (no row yet, or `*`). Reads account_access as its owner, so the table's own policies can
+-- ask it without recursing.
+CREATE FUNCTION mailroom_may_configure(acct text, who text) RETURNS boolean
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path FROM CURRENT AS $$
+    SELECT NOT EXISTS (SELECT 1 FROM account_access a WHERE a.account_id = acct)
+        OR EXISTS (SELECT 1 FROM account_access a WHERE a.account_id = acct
+                   AND a.standing = 'owner' AND a.operator IN (who, '*'))
+$$;
+
+DO $$
+DECLARE
+    -- The visible accounts as an array: computed once per statement (an InitPlan), then one
+    -- comparison per row (a subquery per row cost 3x on a 10k folder page).
+    vis text := 'account_id = ANY (ARRAY(SELECT a.account_id FROM account_access a WHERE a.operator IN (current_user::text, ''*'')))';
+    by_location text := 'EXISTS (SELECT 1 FROM locations l WHERE l.message_id = %I.%I AND l.account_id = ANY (ARRAY(SELECT a.account_id FROM account_access a WHERE a.operator IN (current_user::text, ''*''))))';
+    t text;
+BEGIN
+    -- Rows of one account.
+    FOREACH t IN ARRAY ARRAY['credentials', 'oauth_state', 'folders', 'locations', 'pending_ops',
+        'quarantine', 'outbox', 'sent_filing', 'alert_accounts', 'alert_told', 'trace_settings',
+        'trace_lines', 'leases'] LOOP
+        EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
+        EXECUTE format('CREATE POLICY visible ON %I USING (%s) WITH CHECK (%s)', t, vis, vis);
+    END LOOP;
+    -- Rows of one account, or of none (installation-wide: everyone's).
+    FOREACH t IN ARRAY ARRAY['events', 'alert_events', 'alert_deliveries'] LOOP
+        EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
+        EXECUTE format('CREATE POLICY visible ON %I USING (account_id IS NULL OR %s) WITH CHECK (account_id IS NULL OR %s)', t, vis, vis);
+    END LOOP;
+    -- Mail: visible where one of its locations is.
+    EXECUTE 'ALTER TABLE messages ENABLE ROW LEVEL SECURITY';
+    EXECUTE format('CREATE POLICY visible ON messages USING (%s)', format(by_location, 'messages', 'id'));
+    FOREACH t IN ARRAY ARRAY['bodies', 'messages_fts', 'matches'] LOOP
+        EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
+        EXECUTE format('CREATE POLICY visible ON %I USING (%s)', t, format(by_location, t, 'message_id'));
+    END LOOP;
+    -- Triage actions: one's own, and those on visible mail.
+    EXECUTE 'ALTER TABLE actions ENABLE ROW LEVEL SECURITY';
+    EXECUTE format('CREATE POLICY visible ON actions USING (operator = current_user::text OR message_id IS NULL OR %s) WITH CHECK (operator = current_user::text)', format(by_location, 'actions', 'message_id'));
+    -- The audit log: one's own entries, installation-wide ones, those of visible accounts.
+    EXECUTE 'ALTER TABLE audit ENABLE ROW LEVEL SECURITY';
+    EXECUTE format('CREATE POLICY visible ON audit USING (operator = current_user::text OR account_id IS NULL OR %s) WITH CHECK (operator = current_user::text)', vis);
+    -- Drafts are their author's.
+    EXECUTE 'ALTER TABLE drafts ENABLE ROW LEVEL SECURITY';
+    EXECUTE 'CREATE POLICY own ON drafts USING (operator = current_user::text)';
+END $$;
+
+-- Every account's health is everyone's (`status`); its leases say which host syncs it.
+CREATE POLICY health ON leases FOR SELECT USING (true);
+ALTER TABLE accounts ENABLE ROW LEVEL SECURITY;
+CREATE POLICY health ON accounts FOR SELECT USING (true);
+CREATE POLICY act ON accounts FOR UPDATE USING (id = ANY (ARRAY(SELECT a.account_id FROM account_access a WHERE a.operator IN (current_user::text, '*'))));
+CREATE POLICY add ON accounts FOR INSERT WITH CHECK (mailroom_may_configure(id, current_user::text));
+CREATE POLICY remove ON accounts FOR DELETE USING (mailroom_may_configure(id, current_user::text));
+-- Who sees an account is public; the owner (or anyone, while it has none) changes it.
+ALTER TABLE account_access ENABLE ROW LEVEL SECURITY;
+CREATE POLICY readable ON account_access FOR SELECT USING (true);
+CREATE POLICY add ON account_access FOR INSERT WITH CHECK (mailroom_may_configure(account_id, current_user::text)
+    AND (standing <> 'owner' OR operator = current_user::text));
+CREATE POLICY change ON account_access FOR UPDATE USING (mailroom_may_configure(account_id, current_user::text));
+CREATE POLICY remove ON account_access FOR DELETE USING (mailroom_may_configure(account_id, current_user::text));
+
+-- Full-text search through the GIN index: `@@` is not leakproof, so under a policy the index
+-- cannot be used (every row would be checked first). This runs as the owner and keeps only
+-- mail the connection's login role may see (everything for an admin).
+CREATE FUNCTION mailroom_fts(q tsquery) RETURNS SETOF bigint
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path FROM CURRENT AS $$
+    SELECT f.message_id FROM messages_fts f
+    WHERE f.doc @@ q
+      AND (EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = session_user
+                   AND (r.rolsuper OR r.rolbypassrls OR pg_has_role(session_user,
+                        (SELECT c.relowner FROM pg_class c WHERE c.oid = 'messages'::regclass), 'MEMBER')))
+           OR EXISTS (SELECT 1 FROM locations l WHERE l.message_id = f.message_id
+                      AND l.account_id = ANY (ARRAY(SELECT a.account_id FROM account_access a
+                                                    WHERE a.operator IN (session_user::text, '*')))))
+$$;
+"#,
+    // 14: see schema.rs step 14. Here every INSERT of a location is counted by a trigger (sync's
+    // bulk writer adds nothing of its own on PostgreSQL). Deletes and `seen` updates are counted
+    // BEFORE each row changes: a row-level AFTER trigger runs once the whole statement is done
+    // and would see every row of a multi-row DELETE gone, counting a message twice.
+    r#"
+CREATE TABLE account_counts (
+    account_id TEXT PRIMARY KEY,
+    messages BIGINT NOT NULL DEFAULT 0,
+    unread BIGINT NOT NULL DEFAULT 0,
+    queued BIGINT NOT NULL DEFAULT 0
+);
+CREATE FUNCTION mailroom_queue_folder(f BIGINT) RETURNS boolean LANGUAGE sql STABLE AS $$
+    SELECT NOT EXISTS (SELECT 1 FROM folders WHERE id = f AND role IN ('sent', 'trash', 'junk', 'drafts'))
+$$;
+CREATE FUNCTION mailroom_queue_message(mid BIGINT) RETURNS boolean LANGUAGE sql STABLE AS $$
+    SELECT EXISTS (SELECT 1 FROM messages m WHERE m.id = mid AND m.direction = 'in'
+                   AND m.customer_id IS NULL AND m.denied = 0 AND m.triage_state IS NULL)
+$$;
+CREATE FUNCTION mailroom_queue_count(acct TEXT) RETURNS BIGINT LANGUAGE sql STABLE AS $$
+    SELECT COUNT(DISTINCT l.message_id) FROM locations l JOIN messages m ON m.id = l.message_id
+     WHERE l.account_id = acct
+       AND l.folder_id NOT IN (SELECT id FROM folders WHERE role IN ('sent', 'trash', 'junk', 'drafts'))
+       AND m.direction = 'in' AND m.customer_id IS NULL AND m.denied = 0 AND m.triage_state IS NULL
+$$;
+INSERT INTO account_counts (account_id, messages, unread, queued)
+SELECT a.account_id,
+       (SELECT COUNT(DISTINCT message_id) FROM locations l WHERE l.account_id = a.account_id),
+       (SELECT COUNT(DISTINCT message_id) FROM locations l WHERE l.account_id = a.account_id AND l.seen = 0),
+       mailroom_queue_count(a.account_id)
+FROM (SELECT DISTINCT account_id FROM locations) a;
+
+-- The other locations of L's message in L's account: (any, unseen, in a queue folder).
+CREATE FUNCTION mailroom_location_delta(l locations) RETURNS TABLE (m BIGINT, u BIGINT, q BIGINT)
+LANGUAGE sql STABLE AS $$
+    SELECT (NOT EXISTS (SELECT 1 FROM locations o WHERE o.message_id = l.message_id
+                        AND o.account_id = l.account_id AND o.id <> l.id))::int::bigint,
+           (l.seen = 0 AND NOT EXISTS (SELECT 1 FROM locations o WHERE o.message_id = l.message_id
+                        AND o.account_id = l.account_id AND o.id <> l.id AND o.seen = 0))::int::bigint,
+           (mailroom_queue_folder(l.folder_id) AND mailroom_queue_message(l.message_id)
+            AND NOT EXISTS (SELECT 1 FROM locations o WHERE o.message_id = l.message_id
+                        AND o.account_id = l.account_id AND o.id <> l.id
+                        AND mailroom_queue_folder(o.folder_id)))::int::bigint
+$$;
+CREATE FUNCTION mailroom_count_location() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE d RECORD;
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        SELECT * INTO d FROM mailroom_location_delta(NEW);
+        INSERT INTO account_counts (account_id, messages, unread, queued) VALUES (NEW.account_id, d.m, d.u, d.q)
+        ON CONFLICT (account_id) DO UPDATE SET messages = account_counts.messages + excluded.messages,
+            unread = account_counts.unread + excluded.unread, queued = account_counts.queued + excluded.queued;
+        RETURN NULL;
+    ELSIF TG_OP = 'DELETE' THEN
+        SELECT * INTO d FROM mailroom_location_delta(OLD);
+        UPDATE account_counts SET messages = messages - d.m, unread = unread - d.u, queued = queued - d.q
+        WHERE account_id = OLD.account_id;
+        RETURN OLD;
+    END IF;
+    -- UPDATE OF seen, when it changes.
+    IF NOT EXISTS (SELECT 1 FROM locations o WHERE o.message_id = NEW.message_id
+                   AND o.account_id = NEW.account_id AND o.id <> NEW.id AND o.seen = 0) THEN
+        UPDATE account_counts SET unread = unread + (CASE WHEN NEW.seen = 0 THEN 1 ELSE -1 END)
+        WHERE account_id = NEW.account_id;
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER locations_count_insert AFTER INSERT ON locations
+    FOR EACH ROW EXECUTE FUNCTION mailroom_count_location();
+CREATE TRIGGER locations_count_delete BEFORE DELETE ON locations
+    FOR EACH ROW EXECUTE FUNCTION mailroom_count_location();
+CREATE TRIGGER locations_count_seen BEFORE UPDATE OF seen ON locations
+    FOR EACH ROW WHEN (OLD.seen <> NEW.seen) EXECUTE FUNCTION mailroom_count_location();
+
+CREATE FUNCTION mailroom_count_message() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        DELETE FROM locations WHERE message_id = OLD.id;
+        RETURN OLD;
+    END IF;
+    UPDATE account_counts SET queued = queued + (CASE WHEN NEW.direction = 'in' AND NEW.customer_id IS NULL
+            AND NEW.denied = 0 AND NEW.triage_state IS NULL THEN 1 ELSE -1 END)
+    WHERE account_id IN (SELECT l.account_id FROM locations l WHERE l.message_id = NEW.id
+                         AND mailroom_queue_folder(l.folder_id));
+    RETURN NULL;
+END $$;
+CREATE TRIGGER messages_count_queue AFTER UPDATE OF direction, customer_id, denied, triage_state ON messages
+    FOR EACH ROW WHEN ((OLD.direction = 'in' AND OLD.customer_id IS NULL AND OLD.denied = 0 AND OLD.triage_state IS NULL)
+        IS DISTINCT FROM (NEW.direction = 'in' AND NEW.customer_id IS NULL AND NEW.denied = 0 AND NEW.triage_state IS NULL))
+    EXECUTE FUNCTION mailroom_count_message();
+CREATE TRIGGER messages_count_delete BEFORE DELETE ON messages
+    FOR EACH ROW EXECUTE FUNCTION mailroom_count_message();
+
+CREATE FUNCTION mailroom_count_folder() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        DELETE FROM locations WHERE folder_id = OLD.id;
+        RETURN OLD;
+    END IF;
+    UPDATE account_counts SET queued = mailroom_queue_count(NEW.account_id) WHERE account_id = NEW.account_id;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER folders_count_delete BEFORE DELETE ON folders
+    FOR EACH ROW EXECUTE FUNCTION mailroom_count_folder();
+CREATE TRIGGER folders_count_role AFTER UPDATE OF role ON folders
+    FOR EACH ROW WHEN ((COALESCE(OLD.role, '') IN ('sent', 'trash', 'junk', 'drafts'))
+        IS DISTINCT FROM (COALESCE(NEW.role, '') IN ('sent', 'trash', 'junk', 'drafts')))
+    EXECUTE FUNCTION mailroom_count_folder();
+-- Counts are everyone's to read (`status` shows every account's health) and only the triggers
+-- write them, as the tables' owner: an operator's triage action on a message that also lives in
+-- an account it cannot see must still count there, and no operator can forge a count.
+DO $$
+DECLARE f regprocedure;
+BEGIN
+    FOR f IN SELECT p.oid::regprocedure FROM pg_proc p
+             WHERE p.pronamespace = to_regnamespace(current_schema())
+               AND p.proname IN ('mailroom_count_location', 'mailroom_count_message', 'mailroom_count_folder') LOOP
+        EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER SET search_path = %I', f, current_schema());
+    END LOOP;
+END $$;
+ALTER TABLE account_counts ENABLE ROW LEVEL SECURITY;
+CREATE POLICY health ON account_counts FOR SELECT USING (true);
+"#,
+    // 15: see schema.rs step 15 (FTS5's merge setting; PostgreSQL's GIN index has none).
+    r#"
+SELECT 1;
+"#,
+    // 16: see schema.rs step 16.
     r#"
 ALTER TABLE leases ADD COLUMN holder_host_id TEXT NOT NULL DEFAULT '';
 ALTER TABLE leases ADD COLUMN expires_at TEXT;

@@ -259,10 +259,13 @@ impl Writer {
 
     /// Commits the open transaction with `checkpoint`; returns how many locations it added.
     fn commit(&mut self, open: &mut Option<OpenTx>, checkpoint: u32, wal: Wal) -> Result<u64> {
-        let Some(o) = open.take() else {
+        let Some(mut o) = open.take() else {
             return Ok(0);
         };
-        if let Err(e) = self.store.bulk_commit(self.folder_id, Some(checkpoint)) {
+        if let Err(e) = self
+            .store
+            .bulk_commit(&mut o.bulk, self.folder_id, Some(checkpoint))
+        {
             self.store.bulk_rollback();
             return Err(e);
         }

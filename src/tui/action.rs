@@ -111,6 +111,8 @@ pub enum Action {
     ToggleTraceView,
     /// The trace of the shown account on/off.
     ToggleTrace,
+    /// Keep message literals in full in the account's trace, or stop (asks first).
+    ToggleLiterals,
     /// The trace of the next account (then every account).
     TraceAccount,
     /// Export the shown account's trace (asks where).
@@ -224,6 +226,8 @@ pub enum Command {
         customer_id: i64,
         offset: i64,
         limit: i64,
+        /// (date, id) of the row just before `offset`, when known (keyset paging).
+        after: Option<(Option<String>, i64)>,
     },
     LoadOutbox {
         generation: u64,
@@ -266,6 +270,8 @@ pub enum Command {
     SetTrace {
         account: String,
         on: bool,
+        /// Keep message literals in full (owner only).
+        literals: bool,
     },
     /// `trace export ACCOUNT PATH`.
     ExportTrace {

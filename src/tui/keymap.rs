@@ -80,6 +80,12 @@ pub const DEFAULTS: &[(&str, &str, &str, &str)] = &[
         "Test connection (every step)",
     ),
     ("setup", "save_account", "ctrl-s", "Save the account"),
+    (
+        "setup",
+        "login",
+        "ctrl-l",
+        "Edit form: sign an OAuth2 account in again",
+    ),
     ("setup", "back", "esc", "Leave the form"),
     ("folders", "toggle_sync", "space", "Sync this folder on/off"),
     (
@@ -253,6 +259,12 @@ pub const DEFAULTS: &[(&str, &str, &str, &str)] = &[
     ("log", "trace_account", "a", "Trace: next account (or all)"),
     (
         "log",
+        "toggle_literals",
+        "L",
+        "Trace: message literals in full on/off (owner; asks)",
+    ),
+    (
+        "log",
         "export_trace",
         "E",
         "Trace: export to a file (asks where)",
@@ -313,6 +325,7 @@ pub fn action_by_name(name: &str) -> Option<Action> {
         "edit_account" => Action::EditAccount,
         "trace_view" => Action::ToggleTraceView,
         "toggle_trace" => Action::ToggleTrace,
+        "toggle_literals" => Action::ToggleLiterals,
         "trace_account" => Action::TraceAccount,
         "export_trace" => Action::ExportTrace,
         "remove_account" => Action::RemoveAccount,

@@ -33,6 +33,10 @@ mod mail;
 // Forms, the edit form, the dashboard and the protocol trace (issue 14, part B).
 #[path = "tests/daily/tests.rs"]
 mod daily;
+// The edit form's every setting, read-only for a shared operator, and 80×24 on every pane
+// (issue 14, part C).
+#[path = "tests/edit/tests.rs"]
+mod edit;
 
 fn render_buffer(app: &App, w: u16, h: u16) -> Buffer {
     let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();

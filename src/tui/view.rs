@@ -334,30 +334,73 @@ fn draw_help(f: &mut Frame<'_>, area: Rect, app: &App) {
             ]));
         }
     }
-    // Too tall for the screen (80×24 and the triage pane): two columns side by side.
-    let two = rows.len() as u16 + 2 > area.height && area.width >= 60;
+    // Too tall for the screen (80×24): two columns side by side when every row fits in one
+    // uncut; else one wide column that scrolls (↑/↓), so no key is cut off or left out.
+    let key_w = app
+        .keymap
+        .tables_for(app.pane, false)
+        .iter()
+        .flat_map(|(_, binds)| binds.iter())
+        .map(|b| {
+            b.keys
+                .iter()
+                .map(|k| k.label())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .map(|k| k.chars().count())
+        .max()
+        .unwrap_or(8)
+        .max(8) as u16
+        + 1;
+    let desc_w = app
+        .keymap
+        .tables_for(app.pane, false)
+        .iter()
+        .flat_map(|(_, binds)| binds.iter())
+        .map(|b| b.desc.chars().count())
+        .max()
+        .unwrap_or(8) as u16;
+    let col_w = area.width.min(120).saturating_sub(3) / 2;
+    let tall = rows.len() as u16 + 2 > area.height;
+    let two = tall
+        && area.width >= 60
+        && rows.len() as u16 <= 2 * area.height.saturating_sub(2)
+        && key_w + 1 + desc_w <= col_w;
     let per_col = if two {
         rows.len().div_ceil(2)
     } else {
         rows.len()
     };
-    let width = if two { area.width.min(120) } else { 64 };
+    let width = match (two, tall) {
+        (true, _) => area.width.min(120),
+        (false, true) => area.width.min(key_w + desc_w + 3),
+        (false, false) => 64.max(key_w + desc_w + 3).min(area.width),
+    };
     let h = (per_col as u16 + 2).min(area.height);
+    let visible = h.saturating_sub(2) as usize;
+    let scroll = match two {
+        true => 0,
+        false => app.help_scroll.min(rows.len().saturating_sub(visible)),
+    };
     let r = centered(area, width, h);
     f.render_widget(Clear, r);
+    let more = match (scroll > 0, scroll + visible < per_col) {
+        (_, true) if !two => " ↓ more (↑↓ scroll)",
+        (true, false) => " ↑ more",
+        _ => "",
+    };
     let block = Block::default()
         .borders(Borders::ALL)
         .border_style(theme.style("dialog.border"))
         .title(Span::styled(
-            format!(" Keys: {} (esc closes) ", app.pane.title()),
+            format!(" Keys: {} (esc closes){more} ", app.pane.title()),
             theme.style("pane.title.focused"),
         ));
     let inner = block.inner(r);
     f.render_widget(block, r);
-    let widths = [
-        Constraint::Length(if two { 12 } else { 16 }),
-        Constraint::Min(8),
-    ];
+    let key_col = if tall { key_w } else { key_w.max(16) };
+    let widths = [Constraint::Length(key_col), Constraint::Min(8)];
     if two {
         let right = rows.split_off(per_col);
         let [a, b] = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
@@ -366,13 +409,18 @@ fn draw_help(f: &mut Frame<'_>, area: Rect, app: &App) {
         f.render_widget(Table::new(rows, widths), a);
         f.render_widget(Table::new(right, widths), b);
     } else {
+        let rows: Vec<Row> = rows.into_iter().skip(scroll).collect();
         f.render_widget(Table::new(rows, widths), inner);
     }
 }
 
 fn draw_dialog(f: &mut Frame<'_>, area: Rect, app: &App, text: &str) {
     let theme = &app.theme;
-    let r = centered(area, 60, 6);
+    // As tall as the question wraps to (a long warning is read whole, keys included).
+    let w = area.width.min(60);
+    let text_rows =
+        super::panes::wrapped_height(&clean_line(text), w.saturating_sub(2) as usize) as u16;
+    let r = centered(area, w, text_rows + 4);
     f.render_widget(Clear, r);
     let p = Paragraph::new(vec![
         Line::from(Span::styled(clean_line(text), theme.style("dialog.text"))),

@@ -5,6 +5,7 @@ mod common;
 mod db;
 
 mod account;
+mod account_edit;
 mod alerts;
 mod console_mail;
 mod corpus;
@@ -21,6 +22,7 @@ mod identity;
 mod linkem;
 mod monitoring;
 mod oauth2;
+mod operators;
 mod outbox_memory;
 mod output;
 mod proxy;

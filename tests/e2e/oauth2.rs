@@ -12,14 +12,14 @@ use serde_json::{Value, json};
 
 use super::common::*;
 
-const IMAPS: u16 = 6993;
+pub(super) const IMAPS: u16 = 6993;
 const IMAPS_BEARER: u16 = 6994;
-const SUBMISSION: u16 = 6587;
+pub(super) const SUBMISSION: u16 = 6587;
 const SUBMISSION_BEARER: u16 = 6588;
 const AUTH: &str = "127.0.0.1:6980";
 
 /// Starts the oauth2 profile once per test process (a no-op when it runs).
-fn oauth2_servers() -> &'static Servers {
+pub(super) fn oauth2_servers() -> &'static Servers {
     static STARTED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
     let s = servers();
     STARTED.get_or_init(|| {
@@ -77,7 +77,7 @@ fn http_to(
     )
 }
 
-fn admin(path: &str, body: Value) -> Value {
+pub(super) fn admin(path: &str, body: Value) -> Value {
     let (st, v, _) = http("POST", &format!("/admin/{path}"), Some(&body));
     assert_eq!(st, 200, "admin {path}: {v}");
     v
@@ -89,12 +89,12 @@ fn counts(client: &str) -> Value {
     v["counts"].clone()
 }
 
-fn count(client: &str, key: &str) -> u64 {
+pub(super) fn count(client: &str, key: &str) -> u64 {
     counts(client)[key].as_u64().unwrap_or(0)
 }
 
 /// A client id of this test's own, with these settings on the authorization server.
-fn client(prefix: &str, settings: Value) -> String {
+pub(super) fn client(prefix: &str, settings: Value) -> String {
     let id = format!(
         "{prefix}-{}-{}",
         std::process::id(),
@@ -208,13 +208,13 @@ fn approve_device_login(mut child: Child, user: &str) -> (i32, String, String) {
 }
 
 /// An account signed in with the device flow, against these ports.
-fn signed_in(home: &Home, name: &str, user: &str, client: &str, ports: (u16, u16)) {
+pub(super) fn signed_in(home: &Home, name: &str, user: &str, client: &str, ports: (u16, u16)) {
     let child = add_oauth(home, name, user, client, ports, &[]);
     let (rc, out, err) = approve_device_login(child, user);
     assert_eq!(rc, 0, "account add --auth oauth2: {out}\n{err}");
 }
 
-fn account_test(home: &Home, name: &str) -> Value {
+pub(super) fn account_test(home: &Home, name: &str) -> Value {
     let (rc, v) = home.json(&["account", "test", name]);
     assert_eq!(rc, 0, "account test: {v}");
     assert_eq!(v["ok"], true, "{v}");

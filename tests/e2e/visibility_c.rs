@@ -326,6 +326,7 @@ fn the_console_shows_eve_nothing_of_works_mail() {
             customer_id: cid,
             offset: 0,
             limit: 200,
+            after: None,
         }) {
             Some(Data::Timeline(p)) => p.result.expect("timeline"),
             other => panic!("{other:?}"),

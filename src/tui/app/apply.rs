@@ -173,7 +173,7 @@ impl App {
                     return vec![]; // the form was left or another account asked for
                 }
                 match *r {
-                    Ok(view) => self.setup = SetupForm::for_edit(&view, job),
+                    Ok((view, owner)) => self.setup = SetupForm::for_edit(&view, job, owner),
                     Err(e) => {
                         self.setup = SetupForm::default();
                         self.apply(Data::Notice(Err(e)));

@@ -2,6 +2,8 @@
 
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::error::AppError;
+
 use crate::tui::action::{Action, Command, PaneId};
 
 use super::*;
@@ -10,13 +12,16 @@ impl App {
     pub(super) fn update_setup(&mut self, action: Action) -> Vec<Command> {
         let f = &mut self.setup;
         let kind = SETUP_FIELDS[f.field].1;
-        if matches!(
+        let editing = matches!(
             action,
             Action::Input(_) | Action::Backspace | Action::ClearField
-        ) && matches!(kind, FieldKind::Text | FieldKind::Secret)
-            && !f.typing()
-        {
-            return vec![]; // the edit form shows the name; it is not edited here
+        ) || (matches!(action, Action::ChoiceNext | Action::ChoicePrev)
+            && kind != FieldKind::Text
+            && kind != FieldKind::Secret);
+        if editing && f.read_only() {
+            let owner = f.edit.as_ref().and_then(|e| e.read_only.clone());
+            f.message = Some(Err(read_only_error(owner.as_deref().unwrap_or(""))));
+            return vec![];
         }
         match action {
             Action::Back => {
@@ -29,84 +34,20 @@ impl App {
             Action::NextField => f.move_field(1),
             Action::PrevField => f.move_field(-1),
             Action::ChoiceNext | Action::ChoicePrev | Action::Input(' ')
-                if matches!(
-                    kind,
-                    FieldKind::Preset | FieldKind::Security | FieldKind::Toggle
-                ) =>
+                if !matches!(kind, FieldKind::Text | FieldKind::Secret) =>
             {
-                let fwd = action != Action::ChoicePrev;
-                match kind {
-                    FieldKind::Preset => {
-                        let n = crate::presets::PRESETS.len() + 1;
-                        f.preset = if fwd {
-                            (f.preset + 1) % n
-                        } else {
-                            (f.preset + n - 1) % n
-                        };
-                        f.apply_preset();
-                    }
-                    FieldKind::Security => {
-                        let cur = SECURITIES
-                            .iter()
-                            .position(|s| *s == f.values[f.field])
-                            .unwrap_or(0);
-                        let next = if fwd { (cur + 1) % 3 } else { (cur + 2) % 3 };
-                        f.values[f.field] = SECURITIES[next].into();
-                        // Follow the conventional port for the new security unless typed.
-                        let (port_field, ports): (usize, [&str; 3]) = if f.field == F_IMAP_SEC {
-                            (F_IMAP_PORT, ["993", "143", "143"])
-                        } else {
-                            (F_SMTP_PORT, ["465", "587", "25"])
-                        };
-                        if ports.contains(&f.values[port_field].as_str())
-                            || f.values[port_field].is_empty()
-                        {
-                            f.values[port_field] = ports[next].into();
-                        }
-                    }
-                    _ => {
-                        f.values[f.field] = if f.values[f.field] == "yes" {
-                            "no".into()
-                        } else {
-                            "yes".into()
-                        };
-                    }
-                }
+                f.choose(kind, action != Action::ChoicePrev);
             }
-            Action::Input(c) => match kind {
-                FieldKind::Secret => {
-                    let mut s = f.password.expose_secret().to_string();
-                    s.push(c);
-                    f.password = SecretString::from(s);
-                }
-                FieldKind::Text => {
-                    if f.field == F_EMAIL && f.values[F_LOGIN] == f.values[F_EMAIL] {
-                        f.values[F_LOGIN].push(c);
-                    }
-                    f.values[f.field].push(c);
-                }
-                _ => {}
-            },
-            Action::Backspace => match kind {
-                FieldKind::Secret => {
-                    let mut s = f.password.expose_secret().to_string();
-                    s.pop();
-                    f.password = SecretString::from(s);
-                }
-                FieldKind::Text => {
-                    if f.field == F_EMAIL && f.values[F_LOGIN] == f.values[F_EMAIL] {
-                        f.values[F_LOGIN].pop();
-                    }
-                    f.values[f.field].pop();
-                }
-                _ => {}
-            },
-            Action::ClearField => match kind {
-                FieldKind::Secret => f.password = SecretString::from(String::new()),
-                FieldKind::Text => f.values[f.field].clear(),
-                _ => {}
-            },
+            Action::Input(_) | Action::Backspace | Action::ClearField => f.type_key(kind, action),
+            // A test of a stored account uses its password: the owner's, as in the CLI.
+            Action::TestConnection | Action::LoginAccount | Action::SaveAccount
+                if f.read_only() =>
+            {
+                let owner = f.edit.as_ref().and_then(|e| e.read_only.clone());
+                f.message = Some(Err(read_only_error(owner.as_deref().unwrap_or(""))));
+            }
             Action::TestConnection => return self.test_form(),
+            Action::LoginAccount => return self.login_from_form(),
             Action::SaveAccount => {
                 let failed = f
                     .run
@@ -124,6 +65,29 @@ impl App {
             _ => {}
         }
         vec![]
+    }
+
+    /// "Log in again" from the edit form of an OAuth2 account: the same sign-in as `account
+    /// login NAME`; its code or address shows beside the form.
+    fn login_from_form(&mut self) -> Vec<Command> {
+        let f = &mut self.setup;
+        let Some(of) = f.edit.as_ref() else {
+            return vec![];
+        };
+        if let Some(owner) = of.read_only.clone() {
+            f.message = Some(Err(read_only_error(&owner)));
+            return vec![];
+        }
+        if !f.stored_oauth() {
+            f.message = Some(Err(AppError::usage(
+                format!("{} signs in with a password, not OAuth2", of.name),
+                "switch OAuth2 sign-in to yes, fill in the client id and save first",
+            )));
+            return vec![];
+        }
+        let name = of.name.clone();
+        f.message = None;
+        self.start_login(name)
     }
 
     /// Test connection: a new account's settings, or the edited ones of a stored account
@@ -270,5 +234,100 @@ impl App {
             _ => {}
         }
         vec![]
+    }
+}
+
+/// Why a shared operator's edit form does not change anything.
+fn read_only_error(owner: &str) -> AppError {
+    AppError::needs_user(
+        "this account is shared with you: you may look, not change it",
+        "",
+        format!("ask its owner {owner} to change it"),
+    )
+}
+
+impl SetupForm {
+    /// ←/→/space on a choice: the next (or previous) preset, security, SMTP mechanism, yes/no.
+    pub(crate) fn choose(&mut self, kind: FieldKind, fwd: bool) {
+        let cycle = |cur: usize, n: usize| {
+            if fwd {
+                (cur + 1) % n
+            } else {
+                (cur + n - 1) % n
+            }
+        };
+        match kind {
+            FieldKind::Preset => {
+                self.preset = cycle(self.preset, crate::presets::PRESETS.len() + 1);
+                self.apply_preset();
+            }
+            FieldKind::SmtpAuth => {
+                let cur = SMTP_AUTHS
+                    .iter()
+                    .position(|s| *s == self.values[self.field]);
+                self.values[self.field] =
+                    SMTP_AUTHS[cycle(cur.unwrap_or(0), SMTP_AUTHS.len())].into();
+            }
+            FieldKind::Security => {
+                let cur = SECURITIES
+                    .iter()
+                    .position(|s| *s == self.values[self.field])
+                    .unwrap_or(0);
+                let next = cycle(cur, 3);
+                self.values[self.field] = SECURITIES[next].into();
+                // Follow the conventional port for the new security unless typed.
+                let (port_field, ports): (usize, [&str; 3]) = if self.field == F_IMAP_SEC {
+                    (F_IMAP_PORT, ["993", "143", "143"])
+                } else {
+                    (F_SMTP_PORT, ["465", "587", "25"])
+                };
+                if ports.contains(&self.values[port_field].as_str())
+                    || self.values[port_field].is_empty()
+                {
+                    self.values[port_field] = ports[next].into();
+                }
+            }
+            FieldKind::Toggle => {
+                let v = &mut self.values[self.field];
+                *v = if v == "yes" { "no" } else { "yes" }.into();
+            }
+            FieldKind::Text | FieldKind::Secret => {}
+        }
+    }
+
+    /// A key typed into a text or secret field (the login follows the email while the same).
+    pub(crate) fn type_key(&mut self, kind: FieldKind, action: Action) {
+        let field = self.field;
+        if kind == FieldKind::Secret {
+            let secret = self.secret_mut(field);
+            let mut s = secret.expose_secret().to_string();
+            match action {
+                Action::Input(c) => s.push(c),
+                Action::Backspace => {
+                    s.pop();
+                }
+                _ => s.clear(),
+            }
+            *secret = SecretString::from(s);
+            return;
+        }
+        if kind != FieldKind::Text {
+            return;
+        }
+        let follow = field == F_EMAIL && self.values[F_LOGIN] == self.values[F_EMAIL];
+        let targets: &[usize] = if follow && action != Action::ClearField {
+            &[F_EMAIL, F_LOGIN]
+        } else {
+            &[field][..]
+        };
+        for &i in targets {
+            match action {
+                Action::Input(c) => self.values[i].push(c),
+                Action::Backspace => {
+                    self.values[i].pop();
+                }
+                _ => self.values[i].clear(),
+            }
+        }
     }
 }

@@ -38,6 +38,7 @@ impl App {
                             name: name.clone(),
                             job,
                             original: None,
+                            read_only: None,
                         }),
                         field: F_EMAIL,
                         ..SetupForm::default()
@@ -490,6 +491,10 @@ impl App {
                     self.customers.timeline.move_to(t, view),
                     self.customers.timeline_of,
                 ) {
+                    let after = offset
+                        .checked_sub(1)
+                        .and_then(|i| self.customers.timeline.get(i))
+                        .map(|m| (m.date.clone(), m.id));
                     let generation = self.next_generation();
                     self.customers.timeline.generation = generation;
                     return vec![Command::LoadTimeline {
@@ -497,6 +502,7 @@ impl App {
                         customer_id,
                         offset: offset as i64,
                         limit: PAGE as i64,
+                        after,
                     }];
                 }
                 return vec![];
@@ -550,6 +556,7 @@ impl App {
                             customer_id,
                             offset: 0,
                             limit: PAGE as i64,
+                            after: None,
                         }]
                     }
                     None => vec![],

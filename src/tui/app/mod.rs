@@ -26,6 +26,8 @@ use crate::ops::triage::MessageSummary;
 pub struct App {
     pub pane: PaneId,
     pub help: bool,
+    /// The first row of the help shown, when it is taller than the screen (↑/↓ scroll it).
+    pub help_scroll: usize,
     pub dialog: Option<Dialog>,
     pub prompt: Option<Prompt>,
     pub picker: Option<Picker>,
@@ -58,6 +60,7 @@ impl App {
         App {
             pane: PaneId::Dashboard,
             help: false,
+            help_scroll: 0,
             dialog: None,
             prompt: None,
             picker: None,
@@ -173,6 +176,10 @@ impl App {
                 KeyCode::Esc | KeyCode::Char('q') | KeyCode::Char('?') | KeyCode::F(1) => {
                     Some(Action::Help)
                 }
+                KeyCode::Down | KeyCode::Char('j') => Some(Action::Down),
+                KeyCode::Up | KeyCode::Char('k') => Some(Action::Up),
+                KeyCode::PageDown | KeyCode::Char(' ') => Some(Action::PageDown),
+                KeyCode::PageUp => Some(Action::PageUp),
                 _ => self
                     .keymap
                     .resolve(self.pane, false, key)
@@ -270,6 +277,7 @@ impl App {
                         customer_id: id,
                         offset: 0,
                         limit,
+                        after: None,
                     });
                 }
                 c
@@ -357,6 +365,18 @@ impl App {
             }
             Action::Help => {
                 self.help = !self.help;
+                self.help_scroll = 0;
+                vec![]
+            }
+            // A help taller than the screen scrolls (the view clamps at its end).
+            Action::Up | Action::Down | Action::PageUp | Action::PageDown if self.help => {
+                let page = (self.size.1 as usize).saturating_sub(4).max(1);
+                self.help_scroll = match action {
+                    Action::Up => self.help_scroll.saturating_sub(1),
+                    Action::Down => self.help_scroll + 1,
+                    Action::PageUp => self.help_scroll.saturating_sub(page),
+                    _ => self.help_scroll + page,
+                };
                 vec![]
             }
             _ if self.picker.is_some() => self.update_picker(action),
@@ -383,6 +403,11 @@ impl App {
                             unread_only,
                         },
                         Pending::SaveAccount => return self.save_form(),
+                        Pending::TraceLiterals { account } => Command::SetTrace {
+                            account,
+                            on: true,
+                            literals: true,
+                        },
                         Pending::DiscardDraft { id } => {
                             self.compose = ComposeForm::default();
                             match id {

@@ -96,7 +96,8 @@ pub enum Data {
     /// `account show` answered for the edit form (its job).
     EditLoaded(
         u64,
-        Box<Result<crate::ops::accounts::AccountView, AppError>>,
+        /// The account, and whether this operator may change it (else the form is read-only).
+        Box<Result<(crate::ops::accounts::AccountView, bool), AppError>>,
     ),
     /// A page of the protocol trace, and every visible account's switch.
     Trace(
@@ -236,6 +237,8 @@ pub enum FieldKind {
     Preset,
     Security,
     Toggle,
+    /// The SMTP AUTH mechanism: one of SMTP_AUTHS.
+    SmtpAuth,
 }
 
 pub const SETUP_FIELDS: &[(&str, FieldKind)] = &[
@@ -264,6 +267,11 @@ pub const SETUP_FIELDS: &[(&str, FieldKind)] = &[
     ("Prefetch bytes", FieldKind::Text),
     ("Sync folders", FieldKind::Text),
     ("Sent copy", FieldKind::Toggle),
+    ("Display name", FieldKind::Text),
+    ("Enabled", FieldKind::Toggle),
+    ("SMTP auth", FieldKind::SmtpAuth),
+    ("System SMTP", FieldKind::Toggle),
+    ("Client secret", FieldKind::Secret),
 ];
 pub const F_PRESET: usize = 0;
 pub const F_NAME: usize = 1;
@@ -289,6 +297,22 @@ pub const F_POLL: usize = 20;
 pub const F_PREFETCH: usize = 21;
 pub const F_FOLDERS: usize = 22;
 pub const F_SENT_COPY: usize = 23;
+pub const F_DISPLAY: usize = 24;
+pub const F_ENABLED: usize = 25;
+pub const F_SMTP_AUTH: usize = 26;
+pub const F_SYSTEM_SMTP: usize = 27;
+pub const F_CLIENT_SECRET: usize = 28;
+
+/// The SMTP AUTH choices as `account edit --smtp-auth` takes them (`default`: follow the auth
+/// kind).
+pub const SMTP_AUTHS: [&str; 6] = [
+    "default",
+    "plain",
+    "login",
+    "xoauth2",
+    "oauthbearer",
+    "none",
+];
 
 /// The fields of a new account's form, in Tab order.
 pub const NEW_ORDER: &[usize] = &[
@@ -310,9 +334,12 @@ pub const NEW_ORDER: &[usize] = &[
     F_OAUTH,
     F_CLIENT_ID,
 ];
-/// The fields of the edit form, in Tab order (a preset only fills in a new account; the name
-/// is shown, not edited).
+/// The fields of the edit form, in Tab order (a preset only fills in a new account; a changed
+/// name renames it).
 pub const EDIT_ORDER: &[usize] = &[
+    F_NAME,
+    F_DISPLAY,
+    F_ENABLED,
     F_EMAIL,
     F_LOGIN,
     F_PASSWORD,
@@ -322,10 +349,15 @@ pub const EDIT_ORDER: &[usize] = &[
     F_SMTP_HOST,
     F_SMTP_PORT,
     F_SMTP_SEC,
+    F_SMTP_AUTH,
+    F_SYSTEM_SMTP,
     F_CA,
     F_INSECURE,
     F_ALIASES,
     F_SHARE,
+    F_OAUTH,
+    F_CLIENT_ID,
+    F_CLIENT_SECRET,
     F_SINCE,
     F_UNREAD,
     F_MARK_READ,
@@ -343,6 +375,8 @@ pub struct EditOf {
     pub job: u64,
     /// None until `account show` answered.
     pub original: Option<Vec<String>>,
+    /// Set when this operator may only look (the account is shared with them): its owner.
+    pub read_only: Option<String>,
 }
 
 pub(crate) const SECURITIES: [&str; 3] = ["tls", "starttls", "none"];
@@ -352,6 +386,8 @@ pub struct SetupForm {
     pub field: usize,
     pub values: Vec<String>,
     pub password: SecretString,
+    /// A new client secret of the OAuth2 app registration (edit form; sealed on save).
+    pub client_secret: SecretString,
     /// 0 = custom; n = presets::PRESETS[n-1].
     pub preset: usize,
     pub run: Option<CheckRun>,
@@ -386,6 +422,7 @@ impl Default for SetupForm {
             field: F_PRESET,
             values,
             password: SecretString::from(String::new()),
+            client_secret: SecretString::from(String::new()),
             preset: 0,
             run: None,
             saving: None,
@@ -416,13 +453,52 @@ impl SetupForm {
     pub fn typing(&self) -> bool {
         let kind = SETUP_FIELDS[self.field].1;
         matches!(kind, FieldKind::Text | FieldKind::Secret)
-            && !(self.edit.is_some() && self.field == F_NAME)
     }
-    /// The edit form of a stored account, filled with its settings.
-    pub fn for_edit(view: &crate::ops::accounts::AccountView, job: u64) -> SetupForm {
+    /// Whether this is the edit form of an account shared with this operator (look, no change).
+    pub fn read_only(&self) -> bool {
+        self.edit.as_ref().is_some_and(|e| e.read_only.is_some())
+    }
+    /// The secret a Secret field holds.
+    pub(crate) fn secret_mut(&mut self, field: usize) -> &mut SecretString {
+        match field {
+            F_CLIENT_SECRET => &mut self.client_secret,
+            _ => &mut self.password,
+        }
+    }
+    /// How many characters the secret of field `field` has (drawn as dots, never shown).
+    pub fn secret_len(&self, field: usize) -> usize {
+        let s = match field {
+            F_CLIENT_SECRET => &self.client_secret,
+            _ => &self.password,
+        };
+        s.expose_secret().chars().count()
+    }
+    /// Whether the edited account signs in with OAuth2 (as stored: "log in again" needs it).
+    pub fn stored_oauth(&self) -> bool {
+        self.edit
+            .as_ref()
+            .and_then(|e| e.original.as_ref())
+            .is_some_and(|o| o[F_OAUTH] == "yes")
+    }
+    /// The edit form of a stored account, filled with its settings. `owner`: whether this
+    /// operator may change it (else it is shown read-only).
+    pub fn for_edit(view: &crate::ops::accounts::AccountView, job: u64, owner: bool) -> SetupForm {
         let mut v = vec![String::new(); SETUP_FIELDS.len()];
         let yes = |b: bool| if b { "yes" } else { "no" }.to_string();
         v[F_NAME] = view.name.clone();
+        v[F_DISPLAY] = view.display_name.clone().unwrap_or_default();
+        v[F_ENABLED] = yes(view.enabled);
+        v[F_SMTP_AUTH] = view
+            .smtp_auth
+            .map(|a| a.as_str().to_string())
+            .unwrap_or_else(|| "default".into());
+        v[F_SYSTEM_SMTP] = yes(view.use_system_smtp);
+        v[F_OAUTH] = yes(view.auth == crate::config::AuthKind::OAuth2);
+        v[F_CLIENT_ID] = view
+            .oauth2
+            .as_ref()
+            .map(|o| o.client_id.clone())
+            .unwrap_or_default();
         v[F_EMAIL] = view.email.clone();
         v[F_LOGIN] = view.user.clone();
         v[F_IMAP_HOST] = view.imap.host.clone();
@@ -453,6 +529,7 @@ impl SetupForm {
                 name: view.name.clone(),
                 job,
                 original: Some(v),
+                read_only: (!owner).then(|| view.owner.clone().unwrap_or_default()),
             }),
             ..SetupForm::default()
         }
@@ -483,9 +560,11 @@ impl SetupForm {
                 .transpose()
         };
         let mut e = crate::ops::accounts::Edit::default();
-        let s = &mut e.server;
-        s.email = text(F_EMAIL);
-        s.user = text(F_LOGIN);
+        let mut s = crate::ops::accounts::ServerSpec {
+            email: text(F_EMAIL),
+            user: text(F_LOGIN),
+            ..Default::default()
+        };
         if ch(F_IMAP_HOST) || ch(F_IMAP_PORT) {
             s.imap = Some(host_port(&v[F_IMAP_HOST], &v[F_IMAP_PORT]));
         }
@@ -494,9 +573,20 @@ impl SetupForm {
             s.smtp = Some(host_port(&v[F_SMTP_HOST], &v[F_SMTP_PORT]));
         }
         s.smtp_security = text(F_SMTP_SEC);
-        s.ca_file = text(F_CA)
-            .filter(|c| !c.is_empty())
-            .map(std::path::PathBuf::from);
+        s.smtp_auth = text(F_SMTP_AUTH);
+        s.use_system_smtp = yes(F_SYSTEM_SMTP);
+        // An emptied CA file means "none" (the system's roots), not "unchanged".
+        match text(F_CA) {
+            Some(c) if c.is_empty() => e.clear_ca_file = true,
+            c => s.ca_file = c.map(std::path::PathBuf::from),
+        }
+        s.auth = yes(F_OAUTH).map(|o| if o { "oauth2" } else { "password" }.to_string());
+        s.oauth.client_id = text(F_CLIENT_ID);
+        e.rename = text(F_NAME);
+        e.display_name = text(F_DISPLAY);
+        e.enabled = yes(F_ENABLED);
+        e.client_secret =
+            (self.secret_len(F_CLIENT_SECRET) > 0).then(|| self.client_secret.clone());
         match yes(F_INSECURE) {
             Some(true) => s.insecure_skip_verify = true,
             Some(false) => e.verify_certificates = true,
@@ -515,6 +605,7 @@ impl SetupForm {
         e.poll_secs = number(F_POLL, "poll interval (seconds)")?;
         e.prefetch_max_bytes = number(F_PREFETCH, "prefetch size (bytes)")?;
         e.sent_copy = yes(F_SENT_COPY);
+        e.server = s;
         let password = (self.password_len() > 0).then(|| self.password.clone());
         Ok(EditRequest {
             name: of.name.clone(),
@@ -525,7 +616,7 @@ impl SetupForm {
     }
 
     pub fn password_len(&self) -> usize {
-        self.password.expose_secret().chars().count()
+        self.secret_len(F_PASSWORD)
     }
     pub fn hint(&self) -> Option<&'static str> {
         let p = self
@@ -866,6 +957,10 @@ pub enum Pending {
     },
     /// Save the account form although its last test failed.
     SaveAccount,
+    /// Trace the account with message literals in full (after the warning).
+    TraceLiterals {
+        account: String,
+    },
 }
 
 /// A customer suggested for a triage message, and why (same domain, same thread…).

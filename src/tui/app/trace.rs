@@ -72,7 +72,35 @@ impl App {
                     let (account, on) = (s.account.clone(), !s.enabled);
                     let verb = if on { "on" } else { "off" };
                     self.toast(format!("trace of {account} {verb}…"), false);
-                    vec![Command::SetTrace { account, on }]
+                    vec![Command::SetTrace {
+                        account,
+                        on,
+                        literals: false,
+                    }]
+                }
+                None => vec![],
+            },
+            Action::ToggleLiterals => match self.trace_account() {
+                Some(s) if s.literals => {
+                    // Back to elided literals; the trace stays on.
+                    let account = s.account.clone();
+                    self.toast(format!("trace of {account}: literals elided…"), false);
+                    vec![Command::SetTrace {
+                        account,
+                        on: true,
+                        literals: false,
+                    }]
+                }
+                Some(s) => {
+                    let account = s.account.clone();
+                    self.dialog = Some(Dialog {
+                        text: format!(
+                            "Trace {account} with message literals in full? Warning: {}.",
+                            crate::ops::trace::LITERALS_WARNING
+                        ),
+                        then: Pending::TraceLiterals { account },
+                    });
+                    vec![]
                 }
                 None => vec![],
             },

@@ -30,7 +30,7 @@ pub(super) fn execute(env: &mut Env, cmd: Command) -> Option<Data> {
             Data::Saved(job, save(cx, &form))
         }
         Command::LoadEdit { job, name } => {
-            Data::EditLoaded(job, Box::new(accounts::show(cx, &name)))
+            Data::EditLoaded(job, Box::new(accounts::show_for_edit(cx, &name)))
         }
         Command::TestEdit { job, req } => {
             test_edit(env, job, *req);
@@ -102,10 +102,20 @@ pub(super) fn execute(env: &mut Env, cmd: Command) -> Option<Data> {
             }),
             trace::states(cx).unwrap_or_default(),
         ),
-        Command::SetTrace { account, on } => Data::Notice(
-            trace::set(cx, &account, on, false)
-                .map(|_| format!("trace of {account} {}", if on { "on" } else { "off" })),
-        ),
+        Command::SetTrace {
+            account,
+            on,
+            literals,
+        } => Data::Notice(trace::set(cx, &account, on, literals).map(|s| {
+            format!(
+                "trace of {account} {}",
+                match (s.enabled, s.literals) {
+                    (true, true) => "on, literals in full",
+                    (true, false) => "on",
+                    _ => "off",
+                }
+            )
+        })),
         Command::ExportTrace { account, path } => Data::Notice(
             trace::export(cx, &account, std::path::Path::new(&path))
                 .map(|n| format!("wrote {n} trace lines of {account} to {path}")),
@@ -156,11 +166,12 @@ fn test_edit(env: &Env, job: u64, req: EditRequest) {
 /// `account edit NAME` with the form's changes, then the folders to sync if they changed.
 fn save_edit(cx: &Ctx, req: &EditRequest) -> Result<String> {
     let pw = req.password.clone();
-    accounts::edit(cx, &req.name, &req.edit, || Ok(pw))?;
+    // A rename answers with the new name; the folders are chosen under it.
+    let view = accounts::edit(cx, &req.name, &req.edit, || Ok(pw))?;
     if let Some(names) = &req.folders {
-        folders::choose(cx, &req.name, names)?;
+        folders::choose(cx, &view.name, names)?;
     }
-    Ok(req.name.clone())
+    Ok(view.name)
 }
 
 /// `account test NAME` from the dashboard, each step shown as it ends.

@@ -48,8 +48,16 @@ pub(super) fn execute(env: &mut Env, cmd: Command) -> Option<Data> {
             customer_id,
             offset,
             limit,
+            after,
         } => Data::Timeline(page(generation, offset, || {
-            customers::timeline(cx, customer_id, offset, limit)
+            let total = counts.get(format!("timeline:{customer_id}"), || {
+                customers::timeline_count(cx, customer_id)
+            })?;
+            let after = after.map(|(date, id)| customers::TimelineKey { date, id });
+            Ok((
+                total,
+                customers::timeline(cx, customer_id, total, offset, limit, after.as_ref())?,
+            ))
         })),
         Command::LoadPicker { generation, query } => {
             Data::Picker(generation, customers::page(cx, &query, 0, 20))

@@ -289,7 +289,7 @@ fn outbox_words(a: &AccountStatus) -> String {
 }
 
 /// An OAuth2 sign-in: what to do, then how it ended.
-fn login_lines(theme: &Theme, l: &crate::tui::app::LoginRun) -> Vec<Line<'static>> {
+pub fn login_lines(theme: &Theme, l: &crate::tui::app::LoginRun) -> Vec<Line<'static>> {
     let mut lines = vec![Line::from(Span::styled(
         format!("Sign in {}", safe(&l.name)),
         theme.style("list.header"),

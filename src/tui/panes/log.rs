@@ -198,7 +198,14 @@ fn draw_trace(f: &mut Frame<'_>, area: Rect, app: &App) {
     let lp = &app.log;
     let [bar, body] = Layout::vertical([Constraint::Length(1), Constraint::Min(3)]).areas(area);
     let (who, state) = match (lp.trace_account, app.trace_account()) {
-        (Some(_), Some(s)) => (safe(&s.account), if s.enabled { "tracing" } else { "off" }),
+        (Some(_), Some(s)) => (
+            safe(&s.account),
+            match (s.enabled, s.literals) {
+                (true, true) => "tracing + literals",
+                (true, false) => "tracing",
+                _ => "off",
+            },
+        ),
         (None, Some(s)) => (
             "every account".to_string(),
             if s.enabled {
@@ -216,7 +223,7 @@ fn draw_trace(f: &mut Frame<'_>, area: Rect, app: &App) {
             Span::styled(format!(" {who} (a) · "), theme.style("form.label")),
             Span::styled(
                 state.to_string(),
-                theme.style(if state == "tracing" {
+                theme.style(if state.starts_with("tracing") {
                     "step.ok"
                 } else {
                     "list.dim"

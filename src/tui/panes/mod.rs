@@ -166,3 +166,24 @@ pub fn kv<'a>(theme: &Theme, k: &str, v: String) -> Line<'a> {
         Span::styled(v, theme.style("header.value")),
     ])
 }
+
+/// How many rows `text` takes word-wrapped at `width` (as Paragraph's wrap breaks it).
+pub fn wrapped_height(text: &str, width: usize) -> usize {
+    use unicode_width::UnicodeWidthStr;
+    let width = width.max(1);
+    let (mut rows, mut used) = (1, 0usize);
+    for word in text.split(' ') {
+        let w = word.width();
+        let need = if used == 0 { w } else { used + 1 + w };
+        if need <= width {
+            used = need;
+        } else {
+            rows += 1 + w.saturating_sub(1) / width;
+            used = match w % width {
+                0 if w > 0 => width,
+                r => r,
+            };
+        }
+    }
+    rows
+}

@@ -45,13 +45,13 @@ shared_with = ["bob"]
     v
 }
 
-fn edit_app(theme: &str) -> App {
+pub(super) fn edit_app(theme: &str) -> App {
     let mut a = app(theme);
     a.dashboard.status = Some(status());
     a.update(Action::EditAccount);
     assert_eq!(a.pane, PaneId::Setup);
     let job = a.setup.edit.as_ref().map(|e| e.job).unwrap();
-    a.apply(Data::EditLoaded(job, Box::new(Ok(account_view()))));
+    a.apply(Data::EditLoaded(job, Box::new(Ok((account_view(), true)))));
     a
 }
 
@@ -259,7 +259,7 @@ fn trace_entry(
     }
 }
 
-fn trace_app(theme: &str, lines: bool) -> App {
+pub(super) fn trace_app(theme: &str, lines: bool) -> App {
     let mut a = app(theme);
     a.pane = PaneId::Log;
     a.update(Action::ToggleTraceView);
@@ -328,10 +328,14 @@ fn the_trace_view_switches_filters_and_exports_through_commands() {
     );
     // `t` switches the shown account's trace; work is on, so off.
     let cmds = press(&mut a, KeyCode::Char('t'));
-    assert!(matches!(&cmds[..], [Command::SetTrace { account, on: false }] if account == "work"));
+    assert!(
+        matches!(&cmds[..], [Command::SetTrace { account, on: false, .. }] if account == "work")
+    );
     press(&mut a, KeyCode::Char('a'));
     let cmds = press(&mut a, KeyCode::Char('t'));
-    assert!(matches!(&cmds[..], [Command::SetTrace { account, on: true }] if account == "home"));
+    assert!(
+        matches!(&cmds[..], [Command::SetTrace { account, on: true, .. }] if account == "home")
+    );
     // `l`: debug (untagged data, literals) ⇄ info.
     let cmds = press(&mut a, KeyCode::Char('l'));
     assert!(
