@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{AppError, Code, Result};
 
 mod alerts;
+pub mod host;
 mod merge;
 pub mod shared;
 pub use alerts::{AlertChannel, AlertsConfig, ChannelKind, DEFAULT_ALERT_TIMEOUT_SECS, EventKind};

@@ -76,8 +76,9 @@ pub enum Command {
     Forward(outbox::ForwardArgs),
     /// Sync in the foreground (until interrupted, or one pass with --once).
     Sync(sync::SyncArgs),
-    /// Keep every enabled account in sync until interrupted.
-    Daemon,
+    /// Keep every enabled account in sync until interrupted, sharing them with the daemons of
+    /// other hosts by lease.
+    Daemon(sync::DaemonArgs),
     /// Messages that failed to parse or fetch.
     #[command(subcommand)]
     Quarantine(sync::QuarantineCmd),
@@ -221,6 +222,8 @@ pub fn main(console: Console) -> i32 {
         Ok(h) => h,
         Err(e) => return output::fail(json, &e),
     };
+    // Lease and claim holders name this home's host id (made on first use).
+    crate::config::host::use_home(&home);
     let command = cli.command.unwrap_or(Command::Console);
     // A mistyped --home is an error, never a fresh empty installation (status says so itself,
     // with its own exit code).
@@ -273,7 +276,7 @@ impl Command {
         matches!(
             self,
             Command::Console
-                | Command::Daemon
+                | Command::Daemon(_)
                 | Command::Account(account::AccountCmd::Add(_))
                 | Command::Customers(CustomersCmd::Add { .. } | CustomersCmd::Import { .. })
         )
@@ -421,7 +424,7 @@ fn run(ctx: &Ctx, cmd: Command, console: Console) -> Result<i32> {
         Command::Reply(a) => rt()?.block_on(outbox::reply(ctx, a)),
         Command::Forward(a) => rt()?.block_on(outbox::forward(ctx, a)),
         Command::Sync(a) => rt()?.block_on(sync::run(ctx, a)),
-        Command::Daemon => rt()?.block_on(sync::daemon(ctx)),
+        Command::Daemon(args) => rt()?.block_on(sync::daemon(ctx, args)),
         Command::Quarantine(c) => rt()?.block_on(sync::quarantine(ctx, c)),
         Command::Send(a) => rt()?.block_on(outbox::send(ctx, a)),
         Command::Outbox(a) => rt()?.block_on(outbox::run(ctx, a)),

@@ -37,9 +37,18 @@ fn human(s: &Status) -> String {
             if a.insecure {
                 state.push_str(" [insecure]");
             }
+            if let Some(w) = &a.waiting {
+                state = format!("{state} ({})", clean_line(w));
+            }
+            let by = a
+                .synced_by
+                .as_ref()
+                .map(|b| format!("{} pid {}", clean_line(&b.host), b.pid))
+                .unwrap_or_else(|| "-".into());
             vec![
                 a.name.clone(),
                 state,
+                by,
                 a.last_success_at.clone().unwrap_or_else(|| "never".into()),
                 format!("{} ({} unread)", a.counts.messages, a.counts.unread),
                 a.unmatched.to_string(),
@@ -55,6 +64,7 @@ fn human(s: &Status) -> String {
         &[
             "ACCOUNT",
             "STATE",
+            "SYNCED BY",
             "LAST SYNC",
             "MESSAGES",
             "UNMATCHED",

@@ -41,6 +41,18 @@ pub struct SyncArgs {
     pub folders: Option<Vec<String>>,
 }
 
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// Hold at most N accounts (the others are left to other daemons, or wait as `pending`).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_accounts: Option<u32>,
+    /// How long a lease lasts unless renewed (every third of it): a daemon that dies loses
+    /// its accounts to the others after this long.
+    #[arg(long, value_name = "S", default_value_t = ops_sync::DEFAULT_LEASE_SECS,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub lease_secs: u64,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum QuarantineCmd {
     List,
@@ -255,8 +267,9 @@ async fn wait_for_signal() {
     }
 }
 
-/// `daemon`: every enabled account and the outbox, following config.toml, until stopped.
-pub async fn daemon(ctx: &Ctx) -> Result<i32> {
+/// `daemon`: every enabled account and the outbox, following config.toml, until stopped;
+/// several daemons (on one or many hosts) share the accounts by lease.
+pub async fn daemon(ctx: &Ctx, args: DaemonArgs) -> Result<i32> {
     let config = ops_sync::daemon_config(ctx)?;
     if !config.accounts.values().any(|a| a.enabled) {
         // A service may well start before the first account exists: wait for config.toml.
@@ -264,8 +277,11 @@ pub async fn daemon(ctx: &Ctx) -> Result<i32> {
             "no enabled account yet: the daemon waits for one (`mailroom account add …`, or `mailroom account enable NAME`)",
         );
     }
-    ops_sync::check_leases(ctx, &config)?;
-    let mut daemon = Daemon::start(ctx, &config)?;
+    let lease = ops_sync::LeaseOptions {
+        secs: args.lease_secs,
+        daemon: Some(args.max_accounts.map(|n| n as usize)),
+    };
+    let mut daemon = Daemon::start(ctx, &config, lease)?;
     let printer = tokio::spawn(print_events(daemon.sync.events(), ctx.json));
     follow_config(ctx, &mut daemon.sync).await;
     daemon.stop().await;

@@ -551,11 +551,7 @@ fn push_here(cx: &Ctx, rt: &tokio::runtime::Runtime, account_id: &str) -> Result
     let account = Account::from_config(&config, name)?;
     let mut store = cx.store()?;
     let token = crate::model::new_id();
-    match store.acquire_lease(
-        account.id(),
-        &token,
-        crate::sync::supervisor::LEASE_STALE_SECS,
-    ) {
+    match store.acquire_lease(account.id(), &token, crate::sync::supervisor::LEASE_SECS) {
         Ok(Ok(())) => {}
         _ => return Ok(false),
     }

@@ -637,12 +637,15 @@ fn finish(ob: &Outbox, id: i64, queue_only: bool) -> Result<Item> {
 // ---- the background worker ----
 
 /// Whose items a background worker drives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Clone)]
 pub enum Reach {
     /// Every account's (the daemon: a service, not an operator's view).
     Everyone,
     /// Those of the accounts the operator may act on (the console).
     Operator,
+    /// Those whose sync slot this process holds (a daemon: the outbox of an account goes
+    /// with its lease).
+    Held(Arc<crate::sync::fleet::Fleet>),
 }
 
 /// The outbox worker on a thread of its own: retries, pending Sent copies and verification go
@@ -657,6 +660,7 @@ impl Worker {
         let idle = Duration::from_secs(cx.config()?.general.outbox_poll_secs.max(1));
         let scope: Option<crate::outbox::Scope> = match reach {
             Reach::Everyone => None,
+            Reach::Held(fleet) => Some(Arc::new(move |_: &Config| Some(fleet.held()))),
             Reach::Operator => {
                 let operator = cx.operator.clone();
                 Some(Arc::new(move |config: &Config| {

@@ -43,6 +43,15 @@ pub struct Bodies {
     pub bytes: i64,
 }
 
+/// The process that syncs an account now: the live holder of its lease.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SyncedBy {
+    pub host: String,
+    pub host_id: String,
+    pub pid: i64,
+    pub since: String,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct AccountStatus {
     pub name: String,
@@ -58,6 +67,10 @@ pub struct AccountStatus {
     pub outbox: OutboxCounts,
     pub unmatched: i64,
     pub bodies: Bodies,
+    /// Who syncs it now (null: nobody holds its lease).
+    pub synced_by: Option<SyncedBy>,
+    /// Why nobody syncs it: "waiting for a sync slot" (every daemon is at its capacity).
+    pub waiting: Option<String>,
 }
 
 /// The worst state of the enabled accounts.
@@ -164,12 +177,30 @@ pub fn collect(config: &Config, store: Option<&Store>) -> Result<Status> {
     let own: Vec<String> = crate::crm::matching::own_addresses(config)
         .into_iter()
         .collect();
+    let (leases, waiting) = match store {
+        // A database not migrated yet (status never migrates) has no such columns: nobody.
+        Some(s) => (
+            s.live_leases().unwrap_or_default(),
+            s.waiting().unwrap_or_default(),
+        ),
+        None => Default::default(),
+    };
     let mut accounts = Vec::new();
     for (name, a) in &config.accounts {
-        accounts.push(match store {
+        let mut st = match store {
             Some(s) => account_status(s, name, a, &own)?,
             None => never_synced(name, a),
+        };
+        st.synced_by = leases.get(&a.id).map(|h| SyncedBy {
+            host: h.host.clone(),
+            host_id: h.host_id.clone(),
+            pid: h.pid,
+            since: h.since.clone(),
         });
+        if st.synced_by.is_none() && a.enabled {
+            st.waiting = waiting.get(&a.id).cloned();
+        }
+        accounts.push(st);
     }
     let overall = overall(&accounts);
     let alerts = match store {
@@ -277,6 +308,8 @@ fn never_synced(name: &str, a: &crate::config::AccountConfig) -> AccountStatus {
         outbox: OutboxCounts::default(),
         unmatched: 0,
         bodies: Bodies::default(),
+        synced_by: None,
+        waiting: None,
     }
 }
 
@@ -335,6 +368,27 @@ smtp = { host = "127.0.0.1", port = 1587, security = "starttls" }
             e.fix.contains("disk space") && e.fix.contains("mailroom sync w"),
             "{e:?}"
         );
+    }
+
+    #[test]
+    fn status_says_who_syncs_each_account_and_what_waits_for_a_slot() {
+        let mut store = Store::open_in_memory().unwrap();
+        store.insert_account("a1", "w", true).unwrap();
+        let st = collect(&config(), Some(&store)).unwrap();
+        assert_eq!(st.accounts[0].synced_by, None);
+        store
+            .set_waiting("a1", Some(crate::sync::WAITING_FOR_SLOT))
+            .unwrap();
+        let st = collect(&config(), Some(&store)).unwrap();
+        let v = serde_json::to_value(&st.accounts[0]).unwrap();
+        assert_eq!(v["waiting"], "waiting for a sync slot");
+        assert!(v["synced_by"].is_null());
+        assert!(store.acquire_lease("a1", "t", 60).unwrap().is_ok());
+        let st = collect(&config(), Some(&store)).unwrap();
+        let by = st.accounts[0].synced_by.clone().unwrap();
+        assert_eq!(by.host_id, crate::config::host::id());
+        assert_eq!(by.pid, std::process::id() as i64);
+        assert_eq!(st.accounts[0].waiting, None, "taken: it waits no more");
     }
 
     #[test]

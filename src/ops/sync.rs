@@ -22,7 +22,9 @@ use crate::store::Level;
 use crate::sync::Supervisor;
 use crate::sync::engine::{self, FirstFetch};
 
-pub use crate::sync::{EventReceiver, FolderSummary, PassSummary, SyncEvent};
+pub use crate::sync::{
+    DEFAULT_LEASE_SECS, EventReceiver, FolderSummary, LeaseOptions, PassSummary, SyncEvent,
+};
 
 /// The accounts a sync command acts on: the named one (if this operator may do `need` on it),
 /// else every enabled account this operator sees.
@@ -315,16 +317,11 @@ pub fn check_leases(cx: &Ctx, config: &Config) -> Result<()> {
     let store = cx.store()?;
     for a in config.accounts.values().filter(|a| a.enabled) {
         if let Some(h) = store.lease_holder(&a.id)? {
-            let fresh = chrono::DateTime::parse_from_rfc3339(&h.since).is_ok()
-                && h.pid != std::process::id() as i64
-                && crate::store::process_alive(h.pid);
-            if fresh {
+            let mine = h.pid == std::process::id() as i64 && h.host_id == crate::config::host::id();
+            if !mine && h.alive(&crate::store::now()) {
                 return Err(AppError::new(
                     Kind::Busy,
-                    format!(
-                        "account is being synced by pid {} on {} since {}",
-                        h.pid, h.host, h.since
-                    ),
+                    format!("account is being synced by {}", h.who()),
                     "",
                     "stop that process first, or let it do the work",
                 ));
@@ -345,11 +342,16 @@ pub struct Background {
 
 impl Background {
     pub fn start(cx: &Ctx, config: &Config) -> Background {
+        Background::start_with(cx, config, LeaseOptions::default())
+    }
+
+    /// As `start`, with these lease terms (a daemon's capacity and lease time).
+    pub fn start_with(cx: &Ctx, config: &Config, lease: LeaseOptions) -> Background {
         let alerts = super::alerts::Worker::start(cx)
             .map_err(|e| tracing::warn!("alerts will not be delivered by this process: {e}"))
             .ok();
         Background {
-            sup: Supervisor::start(&cx.home, config),
+            sup: Supervisor::start_with(&cx.home, config, lease),
             alerts,
         }
     }
@@ -456,16 +458,17 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    pub fn start(cx: &Ctx, config: &Config) -> Result<Daemon> {
+    /// Starts the sync with `lease` terms, and the outbox worker for the accounts this daemon
+    /// holds (so an account's mail goes out through the daemon that syncs it: its IMAP
+    /// connections, Sent copies included, stay within its cap).
+    pub fn start(cx: &Ctx, config: &Config, lease: LeaseOptions) -> Result<Daemon> {
+        let sync = Background::start_with(cx, config, lease);
         // The worker runs on a thread of its own (its store work is synchronous).
         let outbox = Some(super::outbox::Worker::start(
             cx,
-            super::outbox::Reach::Everyone,
+            super::outbox::Reach::Held(sync.sup.fleet()),
         )?);
-        Ok(Daemon {
-            sync: Background::start(cx, config),
-            outbox,
-        })
+        Ok(Daemon { sync, outbox })
     }
 
     /// Stops the outbox worker (waiting up to ten seconds for a send in flight) and the sync.

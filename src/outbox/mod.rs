@@ -24,7 +24,7 @@ use crate::failpoint;
 use crate::mail::compose::Built;
 use crate::secret::Vault;
 use crate::smtp::session::{SendError, Session};
-use crate::store::outbox::{claim_is_dead, claim_tag};
+use crate::store::outbox::{claim_is_dead, claim_secs, claim_tag};
 use crate::store::{Change, Conn, Db, Level, NewOutbox, OutboxRow, now};
 use crate::store::{CopyState, OutboxState};
 
@@ -367,10 +367,13 @@ impl Outbox {
         let tag = claim_tag();
         let mut mine = Vec::new();
         for &id in ids {
-            if self
-                .store()
-                .outbox_claim(id, states, &tag, &at_plus(for_secs), &now())?
-            {
+            if self.store().outbox_claim(
+                id,
+                states,
+                &tag,
+                &at_plus(claim_secs(for_secs)),
+                &now(),
+            )? {
                 mine.push(id);
             }
         }
@@ -442,7 +445,7 @@ impl Outbox {
         report: &mut DriveReport,
     ) -> Result<()> {
         let id = row.id;
-        let claim = (claim_tag(), at_plus(3600));
+        let claim = (claim_tag(), at_plus(claim_secs(3600)));
         let result = sess
             .send(&row.from_addr, &row.rcpts, raw, || {
                 let ch = Change {

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::sql::{Engine, Row};
+use super::sql::Row;
 use super::{Store, now};
 use crate::args;
 use crate::error::{AppError, Result};
@@ -68,14 +68,6 @@ pub struct AccountRow {
     pub bytes_total: i64,
     pub messages_total: i64,
     pub capabilities: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct LeaseHolder {
-    pub pid: i64,
-    pub host: String,
-    pub since: String,
-    pub token: String,
 }
 
 const ACCOUNT_COLS: &str = "id, name, state, state_since, last_success_at, failing_since, last_error_at, last_error_what, last_error_fix, progress_folder, progress_done, progress_total, runs_total, runs_ok, last_duration_ms, bytes_total, messages_total, capabilities";
@@ -302,89 +294,6 @@ impl Store {
             |r| r.get(0),
         )
     }
-
-    /// Takes the sync lease for an account, or reports who holds it. A lease whose heartbeat is
-    /// older than `stale_secs` (a killed process) is taken over.
-    pub fn acquire_lease(
-        &mut self,
-        account_id: &str,
-        token: &str,
-        stale_secs: i64,
-    ) -> Result<std::result::Result<(), LeaseHolder>> {
-        let pid = std::process::id() as i64;
-        let host = hostname();
-        let c = &self.conn;
-        c.tx(|| {
-            if c.engine() == Engine::Postgres {
-                // SQLite's BEGIN IMMEDIATE lets one taker at a time read and write the lease;
-                // PostgreSQL's row locks cannot cover a lease row that does not exist yet, so
-                // takers of one account queue on a lock of the transaction instead.
-                c.exec(
-                    "SELECT pg_advisory_xact_lock(7420018, hashtext(?1))",
-                    args![account_id],
-                )?;
-            }
-            let cur = c.first(
-                "SELECT holder_pid, holder_host, since, holder_token, heartbeat_at FROM leases WHERE account_id = ?1",
-                args![account_id],
-                |r| Ok((lease_holder(r)?, r.get::<String>(4)?)),
-            )?;
-            if let Some((holder, beat)) = cur {
-                let fresh = chrono::DateTime::parse_from_rfc3339(&beat)
-                    .map(|b| (chrono::Utc::now() - b.with_timezone(&chrono::Utc)).num_seconds() < stale_secs)
-                    .unwrap_or(false);
-                let alive = fresh && (holder.host != host || process_alive(holder.pid));
-                if holder.token != token && alive {
-                    return Ok(Err(holder));
-                }
-            }
-            let t = now();
-            c.exec(
-                "INSERT INTO leases (account_id, holder_pid, holder_host, holder_token, since, heartbeat_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)
-                 ON CONFLICT(account_id) DO UPDATE SET holder_pid = excluded.holder_pid, holder_host = excluded.holder_host,
-                   holder_token = excluded.holder_token, since = CASE WHEN leases.holder_token = excluded.holder_token THEN leases.since ELSE excluded.since END,
-                   heartbeat_at = excluded.heartbeat_at",
-                args![account_id, pid, host, token, t],
-            )?;
-            Ok(Ok(()))
-        })
-    }
-
-    pub fn release_lease(&self, account_id: &str, token: &str) -> Result<()> {
-        self.conn.exec(
-            "DELETE FROM leases WHERE account_id = ?1 AND holder_token = ?2",
-            args![account_id, token],
-        )?;
-        Ok(())
-    }
-
-    pub fn lease_holder(&self, account_id: &str) -> Result<Option<LeaseHolder>> {
-        self.conn.first(
-            "SELECT holder_pid, holder_host, since, holder_token FROM leases WHERE account_id = ?1",
-            args![account_id],
-            lease_holder,
-        )
-    }
-
-    /// Whether nobody is syncing the account any more: no lease, or a holder on this host whose
-    /// process is gone. A `syncing` state left behind then is stale: the process died, or it
-    /// could not record how the pass ended (a full disk refuses that write too).
-    pub fn sync_holder_gone(&self, account_id: &str) -> Result<bool> {
-        Ok(match self.lease_holder(account_id)? {
-            None => true,
-            Some(h) => h.host == hostname() && !process_alive(h.pid),
-        })
-    }
-}
-
-/// A lease's holder from `holder_pid, holder_host, since, holder_token`.
-fn lease_holder(r: &Row<'_>) -> Result<LeaseHolder> {
-    Ok(LeaseHolder {
-        pid: r.get(0)?,
-        host: r.get(1)?,
-        since: r.get(2)?,
-        token: r.get(3)?,
-    })
 }
 
 fn format_what(err: &AppError) -> String {
@@ -395,69 +304,10 @@ fn format_what(err: &AppError) -> String {
     }
 }
 
-pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "localhost".into())
-}
-
-/// Whether a process with this pid exists on this host.
-pub fn process_alive(pid: i64) -> bool {
-    std::path::Path::new(&format!("/proc/{pid}")).exists()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::testing;
-
-    #[test]
-    fn lease_is_exclusive_until_released() {
-        testing::each(|s| {
-            s.insert_account("a1", "work", true).unwrap();
-            assert!(s.acquire_lease("a1", "tok1", 60).unwrap().is_ok());
-            // Same process, other token: our pid is alive, so the lease is held.
-            let held = s.acquire_lease("a1", "tok2", 60).unwrap().unwrap_err();
-            assert_eq!(held.pid, std::process::id() as i64);
-            assert_eq!(held.token, "tok1");
-            s.release_lease("a1", "tok1").unwrap();
-            assert!(s.acquire_lease("a1", "tok2", 60).unwrap().is_ok());
-            // A heartbeat older than the stale limit is taken over.
-            s.conn
-                .exec(
-                    "UPDATE leases SET heartbeat_at = '2000-01-01T00:00:00Z'",
-                    &[],
-                )
-                .unwrap();
-            assert!(s.acquire_lease("a1", "tok3", 60).unwrap().is_ok());
-            assert_eq!(s.lease_holder("a1").unwrap().unwrap().token, "tok3");
-        });
-    }
-
-    #[test]
-    fn a_lease_of_a_dead_process_or_none_means_nobody_syncs() {
-        testing::each(|s| {
-            s.insert_account("a1", "work", true).unwrap();
-            assert!(s.sync_holder_gone("a1").unwrap(), "no lease");
-            assert!(s.acquire_lease("a1", "tok1", 60).unwrap().is_ok());
-            assert!(
-                !s.sync_holder_gone("a1").unwrap(),
-                "held by this live process"
-            );
-            // A pid above the kernel's maximum (4194304) never exists.
-            s.conn
-                .exec("UPDATE leases SET holder_pid = 99999999", &[])
-                .unwrap();
-            assert!(s.sync_holder_gone("a1").unwrap(), "holder died");
-            s.conn
-                .exec("UPDATE leases SET holder_host = 'elsewhere.example'", &[])
-                .unwrap();
-            assert!(
-                !s.sync_holder_gone("a1").unwrap(),
-                "another host's process cannot be checked: assume it runs"
-            );
-        });
-    }
 
     #[test]
     fn failure_then_success_resets_clock() {

@@ -203,8 +203,8 @@ impl Store {
     /// The accounts whose sync lease this process holds: whose alerts it routes and delivers.
     pub fn alert_leased_accounts(&self) -> Result<Vec<String>> {
         self.conn.rows(
-            "SELECT account_id FROM leases WHERE holder_pid = ?1 AND holder_host = ?2 ORDER BY account_id",
-            args![std::process::id(), super::accounts::hostname()],
+            "SELECT account_id FROM leases WHERE holder_pid = ?1 AND holder_host_id = ?2 ORDER BY account_id",
+            args![std::process::id(), crate::config::host::id()],
             |r| r.get(0),
         )
     }

@@ -21,6 +21,7 @@ pub const TABLES: &[&str] = &[
     "credentials",
     "oauth_state",
     "leases",
+    "daemons",
     "folders",
     "customers",
     "customer_emails",

@@ -14,6 +14,7 @@ mod db;
 mod drafts;
 mod fixture;
 mod folders;
+mod leases;
 mod log;
 mod mailbox;
 mod messages;
@@ -31,7 +32,7 @@ mod status;
 mod trace;
 mod triage;
 
-pub use accounts::{AccountRow, AccountState, ErrorInfo, LeaseHolder, hostname, process_alive};
+pub use accounts::{AccountRow, AccountState, ErrorInfo};
 pub use alerts::{
     AlertEventRow, AlertFailure, AlertSummary, AlertTx, DeliveryRow, Failure, Finish, LastDelivery,
     NewAlertEvent,
@@ -48,6 +49,7 @@ pub use db::{Conn, Db};
 pub use drafts::{DraftRow, NewDraft};
 pub use fixture::FixtureMessage;
 pub use folders::{FolderEntry, FolderRow, FolderSyncState};
+pub use leases::{DaemonRow, LeaseHolder, after as secs_from_now, hostname, process_alive};
 pub use log::{AuditReader, AuditRow, EventFilter, EventRow, Level, Visible};
 pub use mailbox::{ChangeRow, Key, MailRow, OpenChanges, Window};
 pub use messages::{

@@ -712,14 +712,41 @@ fn change_sets(change: &Change, id: i64, t: &str) -> (Vec<String>, Vec<Owned>) {
     (sets, vals)
 }
 
-/// This process's claim tag: host, pid and a random token.
+/// The claim time of a process whose claims are renewed (a daemon: its lease time); 0: none.
+static RENEWED_CLAIM_SECS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// A daemon renews its claims with its leases (`renew_claims`), so they last the lease time:
+/// a daemon killed with -9 lets its items go after that, not after the usual hour.
+pub fn renew_claims_every_lease(secs: u64) {
+    RENEWED_CLAIM_SECS.store(secs.max(1), std::sync::atomic::Ordering::Relaxed);
+}
+
+/// How long a claim meant to last `default` seconds is taken for by this process.
+pub fn claim_secs(default: u64) -> u64 {
+    match RENEWED_CLAIM_SECS.load(std::sync::atomic::Ordering::Relaxed) {
+        0 => default,
+        secs => secs.min(default),
+    }
+}
+
+impl Store {
+    /// Renews every outbox claim this process holds (`claim_tag`) until `until`.
+    pub fn renew_claims(&self, until: &str) -> Result<u64> {
+        self.conn.exec(
+            "UPDATE outbox SET claim_until = ?2 WHERE claim = ?1 AND claim_until IS NOT NULL",
+            args![claim_tag(), until],
+        )
+    }
+}
+
+/// This process's claim tag: host id (`config::host`), pid and a random token.
 pub fn claim_tag() -> String {
     use std::sync::OnceLock;
     static TAG: OnceLock<String> = OnceLock::new();
     TAG.get_or_init(|| {
         format!(
             "{}:{}:{}",
-            super::accounts::hostname(),
+            crate::config::host::id(),
             std::process::id(),
             crate::model::new_id()
         )
@@ -727,8 +754,8 @@ pub fn claim_tag() -> String {
     .clone()
 }
 
-/// Whether the process named by a claim tag is gone (same host: its pid no longer exists;
-/// another host: the claim expired).
+/// Whether the process named by a claim tag is gone (same host id: its pid no longer exists;
+/// another host id: the claim expired — its pid is never looked at).
 pub fn claim_is_dead(claim: Option<&str>, until: Option<&str>, at: &str) -> bool {
     let Some(claim) = claim else { return true };
     if claim == claim_tag() {
@@ -737,12 +764,12 @@ pub fn claim_is_dead(claim: Option<&str>, until: Option<&str>, at: &str) -> bool
     let mut parts = claim.splitn(3, ':');
     let host = parts.next().unwrap_or("");
     let pid = parts.next().and_then(|p| p.parse::<u32>().ok());
-    if host == super::accounts::hostname()
+    if host == crate::config::host::id()
         && let Some(pid) = pid
     {
         // Same host: a pid that exists but is a different process is possible after a
         // reboot; the claim deadline covers that case.
-        let alive = super::accounts::process_alive(pid as i64);
+        let alive = super::leases::process_alive(pid as i64);
         return !alive || until.is_some_and(|u| u < at);
     }
     until.is_none_or(|u| u < at)
@@ -882,10 +909,7 @@ mod tests {
             );
             assert!(!claim_is_dead(Some(&claim_tag()), Some(far), &now()));
             assert!(claim_is_dead(
-                Some(&format!(
-                    "{}:999999999:t",
-                    super::super::accounts::hostname()
-                )),
+                Some(&format!("{}:999999999:t", crate::config::host::id())),
                 Some(far),
                 &now()
             ));

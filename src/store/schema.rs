@@ -600,4 +600,24 @@ END;
     r#"
 INSERT INTO messages_fts (messages_fts, rank) VALUES ('deletemerge', 0);
 "#,
+    // 16 (issue 18, daemons across hosts): a lease carries its holder's host id (liveness by
+    // pid only on the same host id), its own expiry (renewed by the holder's process; a holder
+    // killed with -9 loses it when it runs out) and the group (a daemon or a console's
+    // supervisor) that renews it. Running daemons register with their capacity, so each takes
+    // its fair share. An account no daemon has a slot for says why it waits.
+    r#"
+ALTER TABLE leases ADD COLUMN holder_host_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE leases ADD COLUMN expires_at TEXT;   -- NULL: an older holder (heartbeat + 90 s)
+ALTER TABLE leases ADD COLUMN holder_group TEXT;
+CREATE TABLE daemons (
+    id TEXT PRIMARY KEY,                 -- random, per daemon process
+    host_id TEXT NOT NULL,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    max_accounts INTEGER,                -- NULL: no limit
+    started_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+);
+ALTER TABLE accounts ADD COLUMN waiting TEXT;  -- e.g. "waiting for a sync slot"; NULL: not
+"#,
 ];

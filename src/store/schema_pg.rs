@@ -704,6 +704,22 @@ CREATE POLICY health ON account_counts FOR SELECT USING (true);
     r#"
 SELECT 1;
 "#,
+    // 16: see schema.rs step 16.
+    r#"
+ALTER TABLE leases ADD COLUMN holder_host_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE leases ADD COLUMN expires_at TEXT;
+ALTER TABLE leases ADD COLUMN holder_group TEXT;
+CREATE TABLE daemons (
+    id TEXT PRIMARY KEY,
+    host_id TEXT NOT NULL,
+    host TEXT NOT NULL,
+    pid BIGINT NOT NULL,
+    max_accounts BIGINT,
+    started_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+);
+ALTER TABLE accounts ADD COLUMN waiting TEXT;
+"#,
 ];
 
 #[cfg(test)]

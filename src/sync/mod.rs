@@ -6,6 +6,7 @@ pub mod bodies;
 mod classify;
 pub mod engine;
 pub mod events;
+pub mod fleet;
 mod folder;
 mod newmail;
 pub mod ops;
@@ -19,4 +20,5 @@ mod writer;
 
 pub use engine::{Caps, FolderSummary, PassSummary, SyncSession, open_session, run_pass};
 pub use events::{EventReceiver, EventSender, SyncEvent};
+pub use fleet::{DEFAULT_LEASE_SECS, LeaseOptions, WAITING_FOR_SLOT};
 pub use supervisor::Supervisor;

@@ -11,13 +11,15 @@ use tokio::sync::{Notify, oneshot, watch};
 
 use super::engine::{self, PassOptions};
 use super::events::{self, EventSender, SyncEvent, emit};
+use super::fleet::{Fleet, Keeper, LeaseOptions};
 use crate::account::Account;
 use crate::config::{AccountConfig, Config, Home};
 use crate::error::{AppError, Kind, Result};
 use crate::store::{AccountState, Store};
 
-/// A lease whose heartbeat is older than this belongs to a dead process.
-pub const LEASE_STALE_SECS: i64 = 90;
+/// How long the lease of a one-off holder (`sync --once`, a push of queued changes) lasts;
+/// their own keeper renews it while they run.
+pub const LEASE_SECS: i64 = super::fleet::DEFAULT_LEASE_SECS as i64;
 
 /// A running account task.
 pub struct AccountHandle {
@@ -51,17 +53,34 @@ pub struct Supervisor {
     home: Home,
     /// The configuration the tasks run with.
     config: Config,
+    /// The slots and lease group the tasks share; its keeper renews their leases.
+    fleet: Arc<Fleet>,
+    keeper: Option<Keeper>,
 }
 
 impl Supervisor {
     /// Starts a task per enabled account, each on a thread of its own.
     pub fn start(home: &Home, config: &Config) -> Supervisor {
+        Supervisor::start_with(home, config, LeaseOptions::default())
+    }
+
+    /// As `start`, with these lease terms (a daemon: registered, with a capacity).
+    pub fn start_with(home: &Home, config: &Config, lease: LeaseOptions) -> Supervisor {
         let (events, _) = events::channel();
+        let fleet = Fleet::new(lease);
+        fleet.set_accounts(config.accounts.values().filter(|a| a.enabled).count());
+        let keeper = home
+            .store_url()
+            .map(|url| Keeper::start(url, fleet.clone()))
+            .map_err(|e| tracing::error!("no lease keeper: {e}"))
+            .ok();
         let mut sup = Supervisor {
             handles: Vec::new(),
             events,
             home: home.clone(),
             config: config.clone(),
+            fleet,
+            keeper,
         };
         for (name, a) in &config.accounts {
             if a.enabled {
@@ -69,6 +88,11 @@ impl Supervisor {
             }
         }
         sup
+    }
+
+    /// The accounts whose slot this process holds (a daemon drives their outbox).
+    pub fn fleet(&self) -> Arc<Fleet> {
+        self.fleet.clone()
     }
 
     fn spawn(&mut self, name: &str) {
@@ -84,6 +108,7 @@ impl Supervisor {
             self.events.clone(),
             rx,
             kick.clone(),
+            self.fleet.clone(),
         );
         self.handles.push(AccountHandle {
             account_id: settings.id.clone(),
@@ -108,6 +133,8 @@ impl Supervisor {
             || crate::crm::matching::own_addresses(config)
                 != crate::crm::matching::own_addresses(&self.config);
         self.config = config.clone();
+        self.fleet
+            .set_accounts(config.accounts.values().filter(|a| a.enabled).count());
         let mut changes = Vec::new();
         for h in std::mem::take(&mut self.handles) {
             let now = config
@@ -162,6 +189,10 @@ impl Supervisor {
         for h in self.handles {
             let _ = h.done.await;
         }
+        // Every lease still held goes at once (a clean exit never makes others wait).
+        if let Some(k) = self.keeper {
+            k.stop().await;
+        }
     }
 }
 
@@ -197,12 +228,17 @@ fn spawn_account(
     events: EventSender,
     shutdown: watch::Receiver<bool>,
     kick: Arc<Notify>,
+    fleet: Arc<Fleet>,
 ) -> oneshot::Receiver<()> {
     on_own_thread(format!("sync {name}"), move || {
         Box::pin(async move {
-            if let Err(e) =
-                super::task::account_loop(home, config, name, events, shutdown, kick).await
-            {
+            let run = super::task::Run {
+                events,
+                shutdown,
+                kick,
+                fleet,
+            };
+            if let Err(e) = super::task::account_loop(home, config, name, run).await {
                 tracing::error!("sync task stopped: {e}");
             }
         })
@@ -399,17 +435,17 @@ async fn once(
     store.insert_account(&id, name, account.cfg.enabled)?;
     let vault = crate::secret::Vault::open(home)?;
     let lease = token();
-    if let Err(holder) = store.acquire_lease(&id, &lease, LEASE_STALE_SECS)? {
+    // Its own keeper renews the lease while the pass runs (a first sync outlasts a lease).
+    let fleet = Fleet::new(LeaseOptions::default());
+    if let Err(holder) = store.acquire_lease_in(&id, &lease, LEASE_SECS, Some(&fleet.group))? {
         return Err(AppError::new(
             Kind::Busy,
-            format!(
-                "account {name} is being synced by pid {} on {} since {}",
-                holder.pid, holder.host, holder.since
-            ),
+            format!("account {name} is being synced by {}", holder.who()),
             "",
             "wait for that process to finish, or stop it (`mailroom daemon` holds the lease while it runs)",
         ));
     }
+    let keeper = Keeper::start(home.store_url()?, fleet);
     let mut opts = PassOptions::from_config(config, &account)?;
     opts.tty_progress = tty_progress;
     let (events, _) = events::channel();
@@ -456,6 +492,7 @@ async fn once(
         tracing::warn!("alerts of {name} were not delivered now: {e}");
     }
     let _ = store.release_lease(&id, &lease);
+    keeper.stop().await;
     result
 }
 

@@ -14,7 +14,8 @@ use tokio::task::JoinHandle;
 
 use super::engine::{self, PassOptions, PassSummary, SyncSession};
 use super::events::{EventSender, SyncEvent, emit};
-use super::supervisor::{LEASE_STALE_SECS, backoff, record_failure, set_state, token};
+use super::fleet::{Fleet, WAITING_FOR_SLOT};
+use super::supervisor::{backoff, record_failure, set_state, token};
 use super::watcher::{self, Watch};
 use crate::account::Account;
 use crate::config::{Config, Home};
@@ -66,20 +67,26 @@ struct Task {
     /// When the server last closed the watcher's connection and a pass simply reconnected.
     quiet_reconnect: Option<tokio::time::Instant>,
     lease_note: bool,
+    /// Said (in the store) that the account waits for a sync slot.
+    slot_note: bool,
     events: EventSender,
     shutdown: watch::Receiver<bool>,
     kick: Arc<Notify>,
+    fleet: Arc<Fleet>,
 }
 
-pub async fn account_loop(
-    home: Home,
-    config: Config,
-    name: String,
-    events: EventSender,
-    shutdown: watch::Receiver<bool>,
-    kick: Arc<Notify>,
-) -> Result<()> {
-    let mut t = Task::new(&home, config, &name, events, shutdown, kick)?;
+/// What a task runs with besides its settings: where it reports, what stops or wakes it, and
+/// the slots and lease group of its supervisor.
+pub struct Run {
+    pub events: EventSender,
+    pub shutdown: watch::Receiver<bool>,
+    pub kick: Arc<Notify>,
+    pub fleet: Arc<Fleet>,
+}
+
+pub async fn account_loop(home: Home, config: Config, name: String, run: Run) -> Result<()> {
+    let mut t = Task::new(&home, config, &name, run)?;
+    t.fleet.clone().first_beat().await;
     loop {
         if *t.shutdown.borrow() {
             break;
@@ -102,14 +109,7 @@ pub async fn account_loop(
 }
 
 impl Task {
-    fn new(
-        home: &Home,
-        config: Config,
-        name: &str,
-        events: EventSender,
-        shutdown: watch::Receiver<bool>,
-        kick: Arc<Notify>,
-    ) -> Result<Task> {
+    fn new(home: &Home, config: Config, name: &str, run: Run) -> Result<Task> {
         let account = Account::from_config(&config, name)?;
         let mut opts = PassOptions::from_config(&config, &account)?;
         // The watcher holds one of the account's connections.
@@ -135,9 +135,11 @@ impl Task {
             failures: 0,
             quiet_reconnect: None,
             lease_note: false,
-            events,
-            shutdown,
-            kick,
+            slot_note: false,
+            events: run.events,
+            shutdown: run.shutdown,
+            kick: run.kick,
+            fleet: run.fleet,
         })
     }
 
@@ -151,32 +153,67 @@ impl Task {
         if in_error {
             return Ok(Some(self.pause(Duration::from_secs(2)).await));
         }
-        match self
-            .store
-            .acquire_lease(&self.id, &self.lease, LEASE_STALE_SECS)?
-        {
+        if !self.fleet.take_slot(&self.id) {
+            self.note_waiting();
+            let retry = self.fleet.retry_every();
+            return Ok(Some(self.pause(retry).await));
+        }
+        match self.take_lease()? {
             Ok(()) => {
                 self.lease_note = false;
+                self.slot_note = false;
                 Ok(None)
             }
             Err(holder) => {
+                self.fleet.free_slot(&self.id);
+                self.slot_note = false;
                 if !self.lease_note {
                     let _ = self.store.log_event(
                         Some(&self.id),
                         Level::Info,
                         &format!(
-                            "account {} is synced by pid {} on {} since {}",
-                            self.account.name, holder.pid, holder.host, holder.since
+                            "account {} is synced by {}",
+                            self.account.name,
+                            holder.who()
                         ),
                         None,
                         Some("nothing to do; this process waits for the lease"),
                     );
                     self.lease_note = true;
                 }
-                let poll = Duration::from_secs(self.account.cfg.sync.poll_secs.clamp(1, 30));
-                Ok(Some(self.pause(poll).await))
+                let retry = self.fleet.retry_every();
+                Ok(Some(self.pause(retry).await))
             }
         }
+    }
+
+    /// Takes (or renews) the account's lease in the supervisor's group.
+    fn take_lease(&mut self) -> Result<std::result::Result<(), crate::store::LeaseHolder>> {
+        let secs = self.fleet.lease_secs();
+        self.store
+            .acquire_lease_in(&self.id, &self.lease, secs, Some(&self.fleet.group))
+    }
+
+    /// No slot here: when nobody else syncs the account either, it is `pending`, waiting for
+    /// a sync slot (said once; taking the lease clears it, whoever takes it).
+    fn note_waiting(&mut self) {
+        if self.slot_note || !self.store.sync_holder_gone(&self.id).unwrap_or(false) {
+            return;
+        }
+        let _ = self.store.set_waiting(&self.id, Some(WAITING_FOR_SLOT));
+        set_state(&self.store, &self.events, &self.id, AccountState::Pending);
+        self.slot_note = true;
+    }
+
+    /// Lets the account go between passes (this daemon holds more than its share): another
+    /// daemon takes it over from the checkpoint.
+    fn let_go(&mut self) {
+        if let Some(w) = self.watcher.take() {
+            w.abort();
+        }
+        self.session = None;
+        let _ = self.store.release_lease(&self.id, &self.lease);
+        tracing::info!(account = %self.account.name, "let go of the account (over this daemon's share, or the lease was lost)");
     }
 
     /// Sleeps up to `d`; a kick ends the wait early.
@@ -394,9 +431,16 @@ impl Task {
             if now >= deadline {
                 return Wake::Due;
             }
-            let _ = self
-                .store
-                .acquire_lease(&self.id, &self.lease, LEASE_STALE_SECS);
+            // The lease lost (this process was stopped longer than the lease time and another
+            // took over): no more passes here; ready() says who has it.
+            if let Ok(Err(_)) = self.take_lease() {
+                self.let_go();
+                return Wake::Due;
+            }
+            if self.fleet.give_up(&self.id) {
+                self.let_go();
+                return Wake::Due;
+            }
             // Local changes queued by another process: push them now, not at the next poll.
             // (An op the server keeps refusing is given up after a few passes, so this ends.)
             if self.store.open_ops_count(&self.id).unwrap_or(0) > 0 {
@@ -422,6 +466,7 @@ impl Task {
             w.abort();
         }
         let _ = self.store.release_lease(&self.id, &self.lease);
+        self.fleet.free_slot(&self.id);
     }
 }
 

@@ -199,7 +199,7 @@ pub fn source(acct: &Account, store: &Store, vault: &Vault) -> Result<AccountTok
         vault: vault.clone(),
         holder: format!(
             "{}:{}:{}",
-            crate::store::hostname(),
+            crate::config::host::id(),
             std::process::id(),
             crate::model::new_id()
         ),

@@ -166,6 +166,8 @@ fn status() -> Status {
                 },
                 unmatched: 12,
                 bodies: Default::default(),
+                synced_by: None,
+                waiting: None,
             },
             AccountStatus {
                 name: "home".into(),
@@ -193,6 +195,8 @@ fn status() -> Status {
                 outbox: OutboxCounts::default(),
                 unmatched: 0,
                 bodies: Default::default(),
+                synced_by: None,
+                waiting: None,
             },
         ],
         alerts: Default::default(),

@@ -16,6 +16,7 @@ mod errors;
 mod fakeimap;
 mod faults;
 mod flags;
+mod fleet;
 mod hosts;
 mod identity;
 mod linkem;
