@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::Ctx;
 use crate::config::Config;
 use crate::error::{AppError, Code, Result};
-use crate::store::Store;
+use crate::store::{StatusRows, Store};
 
 pub use crate::store::{AccountState, AlertSummary, ErrorInfo, OutboxCounts};
 
@@ -185,11 +185,15 @@ pub fn collect(config: &Config, store: Option<&Store>) -> Result<Status> {
         ),
         None => Default::default(),
     };
+    // Every account's rows in a few queries; a database not migrated yet is asked account by
+    // account instead (those questions know how to answer without the newer tables).
+    let mut bulk = store.and_then(|s| s.status_rows(&own).ok());
     let mut accounts = Vec::new();
     for (name, a) in &config.accounts {
-        let mut st = match store {
-            Some(s) => account_status(s, name, a, &own)?,
-            None => never_synced(name, a),
+        let mut st = match (store, bulk.as_mut()) {
+            (Some(s), Some(all)) => account_status(s, name, a, rows_from(all, &a.id))?,
+            (Some(s), None) => account_status(s, name, a, rows_one(s, &a.id, &own)?)?,
+            (None, _) => never_synced(name, a),
         };
         st.synced_by = leases.get(&a.id).map(|h| SyncedBy {
             host: h.host.clone(),
@@ -214,29 +218,64 @@ pub fn collect(config: &Config, store: Option<&Store>) -> Result<Status> {
     })
 }
 
+/// What the database holds of one account, however it was read.
+struct Rows {
+    row: Option<crate::store::AccountRow>,
+    counts: Counts,
+    outbox: crate::store::OutboxCounts,
+    unmatched: i64,
+    bodies: (i64, i64),
+}
+
+/// One account's rows from the rows of all (`Store::status_rows`).
+fn rows_from(all: &mut StatusRows, id: &str) -> Rows {
+    let (messages, unread, queued) = all
+        .counts
+        .get(id)
+        .map(|c| (c.messages, c.unread, c.queued))
+        .unwrap_or_default();
+    Rows {
+        row: all.accounts.remove(id),
+        counts: Counts { messages, unread },
+        outbox: all.outbox.remove(id).unwrap_or_default(),
+        unmatched: queued - all.own_queued.get(id).copied().unwrap_or(0),
+        bodies: all.bodies.get(id).copied().unwrap_or_default(),
+    }
+}
+
+/// One account's rows, asked one by one.
+fn rows_one(s: &Store, id: &str, own: &[String]) -> Result<Rows> {
+    let (messages, unread) = s.account_counts(id)?;
+    Ok(Rows {
+        row: s.account(id)?,
+        counts: Counts { messages, unread },
+        outbox: s.outbox_counts(id)?,
+        // The triage queue's own rule (own addresses and aliases, Sent/Drafts/Trash/Junk
+        // excluded), so status and `triage list` always agree.
+        unmatched: s.triage_count(&crate::store::TriageFilter {
+            accounts: vec![id.to_string()],
+            own: own.to_vec(),
+        })?,
+        bodies: s.account_bodies(id)?,
+    })
+}
+
 /// One account as the database knows it.
 fn account_status(
     s: &Store,
     name: &str,
     a: &crate::config::AccountConfig,
-    own: &[String],
+    rows: Rows,
 ) -> Result<AccountStatus> {
-    let row = s.account(&a.id)?;
-    let (messages, unread) = s.account_counts(&a.id)?;
     let mut st = never_synced(name, a);
-    st.counts = Counts { messages, unread };
-    st.outbox = s.outbox_counts(&a.id)?;
-    // The triage queue's own rule (own addresses and aliases, Sent/Drafts/Trash/Junk
-    // excluded), so status and `triage list` always agree.
-    st.unmatched = s.triage_count(&crate::store::TriageFilter {
-        accounts: vec![a.id.clone()],
-        own: own.to_vec(),
-    })?;
-    let Some(r) = row else { return Ok(st) };
+    st.counts = rows.counts;
+    st.outbox = rows.outbox;
+    st.unmatched = rows.unmatched;
+    let Some(r) = rows.row else { return Ok(st) };
     if a.enabled {
         st.state = r.state;
     }
-    let (count, bytes) = s.account_bodies(&a.id)?;
+    let (count, bytes) = rows.bodies;
     st.bodies = Bodies { count, bytes };
     st.last_success_at = r.last_success_at.clone();
     st.last_error = r.last_error.clone().filter(|e| is_current(e, &r));

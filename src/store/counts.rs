@@ -207,6 +207,24 @@ mod tests {
                 );
             }
         }
+        // `status` reads every account's rows at once: the same answers as one by one.
+        for own in [Vec::new(), own] {
+            let all = s.status_rows(&own).unwrap();
+            for a in accounts {
+                let kept = all.counts.get(a).copied().unwrap_or_default();
+                assert_eq!(kept, s.maintained_counts(a).unwrap(), "{a} after {step}");
+                let queued = kept.queued - all.own_queued.get(a).copied().unwrap_or(0);
+                let f = TriageFilter {
+                    accounts: vec![a.to_string()],
+                    own: own.clone(),
+                };
+                assert_eq!(
+                    queued,
+                    s.triage_count_counted(&f).unwrap(),
+                    "{a} {own:?} after {step}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -62,7 +62,7 @@ pub use outbox::{Change, CopyState, NewOutbox, OutboxRow, OutboxState, ReplyBase
 pub use quarantine::{QuarantineRow, QuarantineState};
 pub use search::SearchFilter;
 pub use settings::SharedDoc;
-pub use status::OutboxCounts;
+pub use status::{OutboxCounts, StatusRows};
 pub use trace::{NewTraceLine, TRACE_RING, TraceFilter, TraceRow, TraceSetting};
 pub use triage::{
     ActionKind, ActionRow, FolderRef, MessageDetail, MessagePlace, PendingOpRow, TriageFilter,
