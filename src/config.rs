@@ -963,6 +963,18 @@ pub(crate) fn read_host_text(home: &Home) -> Result<String> {
     }
 }
 
+/// config.toml's text as an editable document (comments and layout kept).
+pub(crate) fn host_document(text: &str) -> Result<toml_edit::DocumentMut> {
+    text.parse().map_err(|e: toml_edit::TomlError| {
+        AppError::local(
+            "config.toml is not valid TOML",
+            e.to_string(),
+            "fix the file by hand",
+        )
+        .with_code(Code::ConfigInvalid)
+    })
+}
+
 fn parse_file(home: &Home, text: &str) -> Result<Config> {
     let config: Config = toml::from_str(text).map_err(|e| {
         AppError::local(

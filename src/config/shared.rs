@@ -193,9 +193,7 @@ pub fn shared_part(doc: &toml_edit::DocumentMut) -> String {
 /// Makes the host file and the database one source of truth (see the module's words); returns
 /// the host file's own sections as text and the installation's document.
 fn reconcile(home: &Home, host_text: &str, store: &Store) -> Result<(String, Option<SharedDoc>)> {
-    let doc: toml_edit::DocumentMut = host_text
-        .parse()
-        .map_err(|e| invalid_shared("config.toml is not valid TOML", e))?;
+    let doc: toml_edit::DocumentMut = super::host_document(host_text)?;
     let sections = shared_sections(&doc);
     if sections.is_empty() {
         return Ok((host_text.to_string(), store.shared_settings()?));
@@ -252,9 +250,7 @@ fn warn_once(path: &std::path::Path, sections: &[String], seeded: bool) {
 /// An edit on PostgreSQL needs a host file without shared sections: otherwise the edit would
 /// leave the file and the database disagreeing.
 fn require_clean_host_file(home: &Home, host_text: &str) -> Result<()> {
-    let doc: toml_edit::DocumentMut = host_text
-        .parse()
-        .map_err(|e| invalid_shared("config.toml is not valid TOML", e))?;
+    let doc: toml_edit::DocumentMut = super::host_document(host_text)?;
     let sections = shared_sections(&doc);
     if sections.is_empty() {
         return Ok(());

@@ -967,7 +967,19 @@ fn edited_for_test(
         Some(p) => Credential::Password(p),
         None => acct.credential(&store, &vault)?,
     };
-    let smtp_pw = acct.smtp_credential(&config, &store, &vault, Some(&imap_pw))?;
+    stored(config, &store, &vault, acct, imap_pw)
+}
+
+/// What a test of `acct` needs besides its IMAP credential: the SMTP one and the Sent folder
+/// the user chose.
+fn stored(
+    config: std::sync::Arc<Config>,
+    store: &Store,
+    vault: &crate::secret::Vault,
+    acct: Account,
+    imap_pw: Credential,
+) -> Result<Stored> {
+    let smtp_pw = acct.smtp_credential(&config, store, vault, Some(&imap_pw))?;
     let chosen_sent = store.chosen_sent_folder(acct.id())?;
     Ok(Stored {
         config,
@@ -987,15 +999,7 @@ fn stored_for_test(cx: &Ctx, name: &str) -> Result<Stored> {
     let acct = Account::from_config(&config, name)?;
     let vault = cx.vault()?;
     let imap_pw = acct.credential(&store, &vault)?;
-    let smtp_pw = acct.smtp_credential(&config, &store, &vault, Some(&imap_pw))?;
-    let chosen_sent = store.chosen_sent_folder(acct.id())?;
-    Ok(Stored {
-        config,
-        acct,
-        imap_pw,
-        smtp_pw,
-        chosen_sent,
-    })
+    stored(config, &store, &vault, acct, imap_pw)
 }
 
 /// A failed step goes to the error log with its fix.

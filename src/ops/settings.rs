@@ -82,17 +82,7 @@ pub fn export(cx: &Ctx) -> Result<Export> {
             toml: doc.doc,
         });
     }
-    let doc: toml_edit::DocumentMut =
-        config::read_host_text(&cx.home)?
-            .parse()
-            .map_err(|e: toml_edit::TomlError| {
-                AppError::local(
-                    "config.toml is not valid TOML",
-                    e.to_string(),
-                    "fix the file by hand",
-                )
-                .with_code(Code::ConfigInvalid)
-            })?;
+    let doc: toml_edit::DocumentMut = config::host_document(&config::read_host_text(&cx.home)?)?;
     Ok(Export {
         source: "sqlite",
         version: None,
@@ -139,16 +129,7 @@ pub fn import(cx: &Ctx, file: &str, text: &str, dry_run: bool) -> Result<ImportR
 /// config.toml's host sections alone (what the imported document is merged with).
 fn host_only_text(cx: &Ctx) -> Result<String> {
     let mut doc: toml_edit::DocumentMut =
-        config::read_host_text(&cx.home)?
-            .parse()
-            .map_err(|e: toml_edit::TomlError| {
-                AppError::local(
-                    "config.toml is not valid TOML",
-                    e.to_string(),
-                    "fix the file by hand",
-                )
-                .with_code(Code::ConfigInvalid)
-            })?;
+        config::host_document(&config::read_host_text(&cx.home)?)?;
     for k in shared::shared_sections(&doc) {
         doc.remove(&k);
     }
