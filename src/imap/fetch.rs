@@ -180,13 +180,27 @@ fn header_item(attrs: &[AttributeValue<'_>]) -> Option<HeaderItem> {
     (has_section && it.uid != 0).then_some(it)
 }
 
-/// `UID FETCH range (UID FLAGS RFC822.SIZE INTERNALDATE [MODSEQ] BODY.PEEK[HEADER.FIELDS …])`.
-pub fn headers_command(range: &str, modseq: bool) -> String {
+/// `UID FETCH range (UID FLAGS RFC822.SIZE INTERNALDATE [MODSEQ] BODY.PEEK[HEADER.FIELDS …])`,
+/// or with `BODY.PEEK[]` when the messages are wanted whole (`Whole::Yes`: full offline mode
+/// takes header and body in one stream).
+pub fn headers_command(range: &str, modseq: bool, whole: Whole) -> String {
     let extra = if modseq { " MODSEQ" } else { "" };
-    format!(
-        "UID FETCH {range} (UID FLAGS RFC822.SIZE INTERNALDATE{extra} BODY.PEEK[HEADER.FIELDS ({})])",
-        crate::mail::parse::HEADER_FIELDS
-    )
+    match whole {
+        Whole::No => format!(
+            "UID FETCH {range} (UID FLAGS RFC822.SIZE INTERNALDATE{extra} BODY.PEEK[HEADER.FIELDS ({})])",
+            crate::mail::parse::HEADER_FIELDS
+        ),
+        Whole::Yes => {
+            format!("UID FETCH {range} (UID FLAGS RFC822.SIZE INTERNALDATE{extra} BODY.PEEK[])")
+        }
+    }
+}
+
+/// Whether a fetch of new mail takes the messages whole or only their header fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Whole {
+    No,
+    Yes,
 }
 
 /// Streams `UID FETCH range (UID FLAGS RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER.FIELDS …])`,
@@ -196,10 +210,15 @@ pub async fn fetch_headers(
     session: &mut ImapSession,
     range: &str,
     modseq: bool,
+    whole: Whole,
     on: impl FnMut(HeaderItem) -> Result<()>,
 ) -> Result<()> {
-    let tag =
-        super::exec::send(session, "fetching headers", &headers_command(range, modseq)).await?;
+    let tag = super::exec::send(
+        session,
+        "fetching headers",
+        &headers_command(range, modseq, whole),
+    )
+    .await?;
     read_headers(session, tag, on).await
 }
 

@@ -9,6 +9,37 @@ use sha2::{Digest, Sha256};
 /// The header fields sync fetches (ENVELOPE lacks References, so we ask for the raw fields).
 pub const HEADER_FIELDS: &str = "DATE FROM TO CC SUBJECT MESSAGE-ID IN-REPLY-TO REFERENCES";
 
+/// The fields sync asks for (`HEADER_FIELDS`) out of a whole message, as a server answers
+/// `BODY.PEEK[HEADER.FIELDS (…)]`: in the message's order, folded lines kept, then the blank
+/// line. Full offline mode fetches messages whole and stores this as their header block, so a
+/// message's stored header is the same whichever way it came.
+pub fn select_header_fields(message: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut keep = false;
+    for line in message.split_inclusive(|&b| b == b'\n') {
+        if line == b"\r\n" || line == b"\n" {
+            break;
+        }
+        if line.first().is_some_and(|b| *b == b' ' || *b == b'\t') {
+            if keep {
+                out.extend_from_slice(line);
+            }
+            continue;
+        }
+        keep = line.iter().position(|&b| b == b':').is_some_and(|colon| {
+            let name = line[..colon].trim_ascii_end();
+            HEADER_FIELDS
+                .split(' ')
+                .any(|f| f.as_bytes().eq_ignore_ascii_case(name))
+        });
+        if keep {
+            out.extend_from_slice(line);
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Addr {
     pub name: Option<String>,
@@ -204,6 +235,25 @@ pub fn denied(address: &str, deny: &[String]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_whole_message_gives_the_header_fields_a_header_fetch_would() {
+        let raw = b"Received: from x\r\n\tby y\r\nsubject: Hello\r\n world\r\nX-Spam: no\r\nFrom: A <a@x.test>\r\nContent-Type: text/plain\r\nMessage-ID : <m@x>\r\n\r\nTo: not a header\r\nbody\r\n";
+        let got = select_header_fields(raw);
+        assert_eq!(
+            got,
+            b"subject: Hello\r\n world\r\nFrom: A <a@x.test>\r\nMessage-ID : <m@x>\r\n\r\n"
+        );
+        let env = parse_headers(&got).unwrap();
+        assert_eq!(env.subject.as_deref(), Some("Hello world"));
+        assert_eq!(env.message_id.as_deref(), Some("m@x"));
+        // Bare line feeds, and a message that is all header.
+        assert_eq!(
+            select_header_fields(b"Date: x\nCc: c@x\nKeep: no\n"),
+            b"Date: x\nCc: c@x\n\r\n"
+        );
+        assert_eq!(select_header_fields(b""), b"\r\n");
+    }
 
     #[test]
     fn parses_headers_with_encoded_words_and_references() {

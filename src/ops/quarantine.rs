@@ -148,12 +148,18 @@ async fn fetch_again(
         return Ok(None);
     }
     let mut item = None;
-    fetch::fetch_headers(&mut ss.session, &uid.to_string(), false, |it| {
-        if it.uid == uid {
-            item = Some(it);
-        }
-        Ok(())
-    })
+    fetch::fetch_headers(
+        &mut ss.session,
+        &uid.to_string(),
+        false,
+        fetch::Whole::No,
+        |it| {
+            if it.uid == uid {
+                item = Some(it);
+            }
+            Ok(())
+        },
+    )
     .await?;
     ss.logout().await;
     let Some(it) = item else { return Ok(None) };
@@ -178,6 +184,7 @@ async fn fetch_again(
         } else {
             "in"
         },
+        body: None,
     }))
 }
 

@@ -173,6 +173,7 @@ mod tests {
             headers: hdr.into_bytes(),
             denied: false,
             direction: "in",
+            body: None,
         }
     }
 

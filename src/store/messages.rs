@@ -24,6 +24,18 @@ pub struct NewMessage {
     pub denied: bool,
     /// "out" for mail found in Sent.
     pub direction: &'static str,
+    /// The whole message, when it was fetched whole (full offline mode): stored as its body,
+    /// its words in the search index with the header's.
+    pub body: Option<WholeBody>,
+}
+
+/// A message fetched whole, and what the sync writer read out of it.
+#[derive(Debug, Clone, Default)]
+pub struct WholeBody {
+    pub raw: Vec<u8>,
+    /// Its readable text (HTML converted), for the search index.
+    pub text: String,
+    pub attachments: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -32,6 +44,8 @@ pub struct BatchOutcome {
     pub added: u64,
     /// Of those, logical messages created (the rest joined an existing message).
     pub created: u64,
+    /// Bodies stored (messages fetched whole).
+    pub bodies: u64,
 }
 
 /// One place a message is stored (the contract's `locations` item).
@@ -831,6 +845,11 @@ fn insert_one(
     let id = match msg_id {
         Some(id) => {
             sort = tx.one(SQL_SORT_KEY, args![id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            if let Some(b) = &m.body {
+                // A message stored before (another folder, another account): its index entry
+                // has no body words yet; the pass's indexing adds them.
+                insert_body(tx, id, b, false, out)?;
+            }
             if let Some(c) = &mut ids.counts {
                 let d: [bool; 3] = tx.one(SQL_COUNT_DELTA, args![id, account_id], |r| {
                     Ok([r.get(0)?, r.get(1)?, r.get(2)?])
@@ -855,6 +874,10 @@ fn insert_one(
                 examined,
             )?;
             out.created += 1;
+            if let Some(b) = &m.body {
+                // Its words went into the index with the header's: stored as indexed.
+                insert_body(tx, id, b, true, out)?;
+            }
             if let Some(c) = &mut ids.counts {
                 let queued = queue_folder && m.direction == "in" && !m.denied;
                 c.add(account_id, [true, !seen, queued].map(i64::from));
@@ -908,8 +931,8 @@ fn insert_message(
     let cc = serde_json::to_string(&env.cc).unwrap_or_else(|_| "[]".into());
     let date = env.date.clone().or_else(|| m.internal_date.clone());
     tx.exec(
-        "INSERT INTO messages (id, thread_id, message_id, content_hash, in_reply_to, refs, from_addr, from_name, to_json, cc_json, subject, date, size, headers, direction, denied, created_at, crm_examined)
-         VALUES (?16, ?17, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?18)",
+        "INSERT INTO messages (id, thread_id, message_id, content_hash, in_reply_to, refs, from_addr, from_name, to_json, cc_json, subject, date, size, headers, direction, denied, created_at, crm_examined, has_attachments)
+         VALUES (?16, ?17, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?18, ?19)",
         args![
             env.message_id,
             env.content_hash,
@@ -928,15 +951,33 @@ fn insert_message(
             created_at,
             id,
             thread_root,
-            examined
+            examined,
+            m.body.as_ref().is_some_and(|b| b.attachments)
         ],
     )?;
     let doc = FtsDoc {
         subject: env.subject.as_deref().unwrap_or_default(),
         addresses: &addresses_text(env),
-        body: "",
+        body: m.body.as_ref().map_or("", |b| b.text.as_str()),
     };
     fts_write(tx, id, &doc, false)
+}
+
+/// The body of a message fetched whole, once per logical message (a body stored already is
+/// kept).
+fn insert_body(
+    tx: &Conn,
+    id: i64,
+    b: &WholeBody,
+    indexed: bool,
+    out: &mut BatchOutcome,
+) -> Result<()> {
+    out.bodies += tx.exec(
+        "INSERT INTO bodies (message_id, raw, size, indexed) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (message_id) DO NOTHING",
+        args![id, b.raw, b.raw.len(), indexed],
+    )?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -974,6 +1015,7 @@ mod tests {
             headers: hdr.as_bytes().to_vec(),
             denied: false,
             direction: "in",
+            body: None,
         }
     }
 

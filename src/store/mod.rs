@@ -54,7 +54,7 @@ pub use log::{AuditReader, AuditRow, EventFilter, EventRow, Level, Visible};
 pub use mailbox::{ChangeRow, Key, MailRow, OpenChanges, Window};
 pub use messages::{
     BatchOutcome, BulkInsert, FlagRow, LocationRow, LocationView, MessageFull, MessageSummary,
-    NewMessage, PrefetchItem,
+    NewMessage, PrefetchItem, WholeBody,
 };
 pub use oauth::OAuthRow;
 pub use ops::{OpKind, OpTarget, PendingOp};

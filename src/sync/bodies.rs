@@ -8,6 +8,12 @@
 //! so new mail never waits behind a long download; `sync --once` downloads everything.
 //!
 //! The words of bulk bodies join the search index afterwards (`index`), off the download's path.
+//!
+//! Without a date limit or a cap (the default), new mail does not wait for this download: it is
+//! fetched whole in the first place (`UID FETCH … BODY.PEEK[]`, see `PassOptions::whole`), its
+//! header fields, body and words stored in one transaction, so a first full sync reads each
+//! message once. What this download then finds is mail stored as headers before full offline
+//! mode was turned on, and the bodies of messages a second folder shares.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};

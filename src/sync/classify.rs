@@ -72,6 +72,7 @@ pub fn classify(it: &HeaderItem, opts: &PassOptions, direction: &'static str) ->
         headers: header.clone(),
         denied,
         direction,
+        body: None,
     }))
 }
 

@@ -323,6 +323,9 @@ pub struct FolderSummary {
     pub updated: u64,
     pub vanished: u64,
     pub quarantined: u64,
+    /// Bodies stored with the new mail (fetched whole); the pass reports the sum.
+    #[serde(skip)]
+    pub bodies: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -369,6 +372,17 @@ pub struct PassOptions {
 }
 
 impl PassOptions {
+    /// Whether new mail is fetched whole, header and body in one stream: full offline mode
+    /// without a date limit or a cap on the space (with either, which bodies to keep is decided
+    /// after the headers, by the download that follows them).
+    pub fn whole(&self) -> crate::imap::fetch::Whole {
+        use crate::imap::fetch::Whole;
+        match self.bodies_all && self.bodies.since.is_none() && self.bodies.max_bytes.is_none() {
+            true => Whole::Yes,
+            false => Whole::No,
+        }
+    }
+
     pub fn from_config(config: &Config, account: &Account) -> Result<PassOptions> {
         let o = &account.cfg.sync;
         let mut deny = account.cfg.deny.clone();
@@ -482,7 +496,7 @@ async fn all_bodies(
 ) -> Result<()> {
     let t = Instant::now();
     let d = super::bodies::download(store, account, opts, ss).await?;
-    summary.bodies = d.stored;
+    summary.bodies = d.stored + summary.folders.iter().map(|f| f.bodies).sum::<u64>();
     summary.bytes += d.bytes;
     summary.bodies_pending = d.pending;
     summary.bodies_ms = t.elapsed().as_millis() as u64;
@@ -541,6 +555,7 @@ async fn check_again(
             s.updated += done.summary.updated;
             s.vanished += done.summary.vanished;
             s.quarantined += done.summary.quarantined;
+            s.bodies += done.summary.bodies;
         }
         if done.check_again {
             again.push(f.id);

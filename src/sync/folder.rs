@@ -179,6 +179,7 @@ async fn new_mail(
     *bytes += got.bytes;
     fs.new += got.new;
     fs.quarantined += got.quarantined;
+    fs.bodies += got.bodies;
     Ok(true)
 }
 
@@ -210,6 +211,7 @@ async fn fetch_in_flight(
     *bytes += got.bytes;
     fs.new += got.new;
     fs.quarantined += got.quarantined;
+    fs.bodies += got.bodies;
     Ok(())
 }
 
@@ -231,7 +233,9 @@ async fn open(
     };
     let wire = &folder.wire_name;
     let selected = match predicted {
-        Some(known_max) => select_in_flight(ss, wire, qresync_params, known_max).await,
+        Some(known_max) => {
+            select_in_flight(ss, wire, qresync_params, known_max, opts.whole()).await
+        }
         None => fetch::select(&mut ss.session, wire, caps.condstore, qresync_params, false)
             .await
             .map(|s| (s, None)),
@@ -300,6 +304,7 @@ async fn select_in_flight(
     wire: &str,
     qresync: Option<(u32, u64)>,
     known_max: u32,
+    whole: fetch::Whole,
 ) -> Result<(Selected, Option<Flight>)> {
     use crate::imap::exec::{answers, send};
     let condstore = ss.caps.condstore;
@@ -311,7 +316,7 @@ async fn select_in_flight(
     let fetch = send(
         s,
         "fetching headers",
-        &fetch::headers_command(&range, condstore),
+        &fetch::headers_command(&range, condstore, whole),
     )
     .await?;
     let mut answer = fetch::SelectAnswer::default();
@@ -596,6 +601,7 @@ async fn settle(
             *bytes += got.bytes;
             fs.new += got.new;
             fs.quarantined += got.quarantined;
+            fs.bodies += got.bodies;
         }
         fetch::simple(&mut ss.session, "checking for changes (NOOP)", "NOOP").await?;
     }

@@ -13,13 +13,14 @@ use super::engine::{PassOptions, SyncSession};
 use super::events::EventSender;
 use super::plan::{NewMail, Span};
 use super::writer::{
-    Progress, Verdict, WRITER_CHUNK, WRITER_QUEUE, Writer, WriterMsg, WriterOut, send_blocking,
+    Progress, Verdict, WRITER_CHUNK, WRITER_CHUNK_BYTES, WRITER_QUEUE, Writer, WriterMsg,
+    WriterOut, send_blocking,
 };
 use crate::error::{AppError, Result};
 use crate::imap::exec::{UNREADABLE_MAX, Unreadable};
-use crate::imap::fetch::{self, HeaderItem};
+use crate::imap::fetch::{self, HeaderItem, Whole};
 use crate::imap::unsolicited;
-use crate::store::{Checkpointer, FolderRow, Store};
+use crate::store::{Checkpointer, FolderRow, Store, WholeBody};
 
 /// A server that garbles more than this many messages of one fetch is not worth isolating
 /// each: the fetch fails (and is retried later).
@@ -50,6 +51,8 @@ pub struct Fetched {
     pub new: u64,
     pub quarantined: u64,
     pub bytes: u64,
+    /// Bodies stored (messages fetched whole).
+    pub bodies: u64,
 }
 
 /// Fetches the plan's spans into the store. Whatever arrived completely is stored even when the
@@ -106,6 +109,7 @@ pub async fn fetch_new_sent(
             )
         })?;
     let mut feed = Feed::new(tx, known_max, t.opts, t.direction());
+    feed.whole = t.opts.whole();
     let fetched = stream(ss, t, &plan.spans, &mut feed, sent).await;
     // The fetch completed: every UID up to the plan's checkpoint has been seen or was out of
     // scope (even if skipped or expunged meanwhile), so the checkpoint can move past them.
@@ -144,6 +148,7 @@ fn finish_progress(
         new: out.new,
         quarantined: out.quarantined,
         bytes,
+        bodies: out.bodies,
     })
 }
 
@@ -151,7 +156,11 @@ fn finish_progress(
 struct Feed<'a> {
     tx: Option<std::sync::mpsc::SyncSender<WriterMsg>>,
     chunk: Vec<(HeaderItem, Verdict)>,
+    /// Bytes of whole messages in `chunk`.
+    chunk_bytes: usize,
     known_max: u32,
+    /// Whether messages come whole (header and body in one answer).
+    whole: Whole,
     opts: &'a PassOptions,
     direction: &'static str,
     bytes: u64,
@@ -171,7 +180,9 @@ impl<'a> Feed<'a> {
         Feed {
             tx: Some(tx),
             chunk: Vec::with_capacity(WRITER_CHUNK),
+            chunk_bytes: 0,
             known_max,
+            whole: Whole::No,
             opts,
             direction,
             bytes: 0,
@@ -180,14 +191,40 @@ impl<'a> Feed<'a> {
         }
     }
 
-    fn item(&mut self, it: HeaderItem) -> Result<()> {
+    fn item(&mut self, mut it: HeaderItem) -> Result<()> {
         if it.uid <= self.known_max {
             // `n:*` always returns the last message even when it is older than n.
             return Ok(());
         }
         self.bytes += it.header.as_ref().map_or(0, |h| h.len() as u64);
+        // A message fetched whole is classified by the same header fields a header fetch
+        // brings; the whole message rides along as its body.
+        let whole = match (self.whole, it.header.take()) {
+            (Whole::Yes, Some(raw)) => {
+                it.header = Some(crate::mail::parse::select_header_fields(&raw));
+                Some(raw)
+            }
+            (_, header) => {
+                it.header = header;
+                None
+            }
+        };
         // Parsing here and storing on the writer splits the CPU work in two.
-        let verdict = classify(&it, self.opts, self.direction);
+        let mut verdict = classify(&it, self.opts, self.direction);
+        if let (Verdict::Store(m), Some(raw)) = (&mut verdict, whole) {
+            self.chunk_bytes += raw.len();
+            // Its text is read here too: the writer's inserts and the search index are the
+            // longer half of the work.
+            let (text, attachments) = match crate::mail::parse::parse_body(&raw) {
+                Some(b) => (b.text, !b.attachments.is_empty()),
+                None => (String::new(), false),
+            };
+            m.body = Some(WholeBody {
+                raw,
+                text,
+                attachments,
+            });
+        }
         if matches!(verdict, Verdict::Quarantine(..)) {
             self.nil_uids.push(it.uid);
         }
@@ -216,7 +253,8 @@ impl<'a> Feed<'a> {
     fn push(&mut self, it: HeaderItem, verdict: Verdict) -> Result<()> {
         self.last_uid = self.last_uid.max(it.uid);
         self.chunk.push((it, verdict));
-        if self.chunk.len() >= WRITER_CHUNK {
+        if self.chunk.len() >= WRITER_CHUNK || self.chunk_bytes >= WRITER_CHUNK_BYTES {
+            self.chunk_bytes = 0;
             let full = std::mem::replace(&mut self.chunk, Vec::with_capacity(WRITER_CHUNK));
             if let Some(tx) = &self.tx {
                 send_blocking(tx, WriterMsg::Items(full))?;
@@ -253,7 +291,11 @@ async fn stream(
             let r = match sent.take() {
                 Some(tag) => fetch::read_headers(&mut ss.session, tag, |it| feed.item(it)).await,
                 None => {
-                    fetch::fetch_headers(&mut ss.session, &set, condstore, |it| feed.item(it)).await
+                    let whole = feed.whole;
+                    fetch::fetch_headers(&mut ss.session, &set, condstore, whole, |it| {
+                        feed.item(it)
+                    })
+                    .await
                 }
             };
             after = after.max(feed.last_uid);
@@ -298,7 +340,9 @@ async fn isolate(
 ) -> Result<()> {
     let mut one = None;
     let condstore = ss.caps.condstore;
-    let r = fetch::fetch_headers(&mut ss.session, &uid.to_string(), condstore, |it| {
+    // Asked for as the stream asked (whole or header fields): `feed.item` reads it so.
+    let whole = feed.whole;
+    let r = fetch::fetch_headers(&mut ss.session, &uid.to_string(), condstore, whole, |it| {
         if it.uid == uid {
             one = Some(it);
         }

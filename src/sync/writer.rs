@@ -120,6 +120,8 @@ pub struct Writer {
 pub struct WriterOut {
     pub new: u64,
     pub quarantined: u64,
+    /// Bodies stored (messages fetched whole).
+    pub bodies: u64,
     pub progress: Progress,
 }
 
@@ -129,6 +131,11 @@ const PROGRESS_EVERY: u64 = 2000;
 pub const WRITER_CHUNK: usize = 256;
 /// Chunks in flight between the network and the writer (backpressure beyond): 4096 messages.
 pub const WRITER_QUEUE: usize = 16;
+/// Bytes of whole messages that close a chunk early, so what is in flight stays small when
+/// messages come whole (16 MB).
+pub const WRITER_CHUNK_BYTES: usize = 1 << 20;
+/// Bytes of whole messages that close a transaction early.
+const WRITER_TX_BYTES: usize = 32 << 20;
 /// A transaction open longer than this is committed: a console action (pair, flag, delete)
 /// waits for the write lock at most about this long during a first sync.
 const WRITER_MAX_TX: Duration = Duration::from_millis(500);
@@ -147,6 +154,8 @@ struct OpenTx {
     bulk: BulkInsert,
     started: Instant,
     messages: usize,
+    /// Bytes of bodies in it.
+    bytes: usize,
 }
 
 impl Writer {
@@ -169,6 +178,7 @@ impl Writer {
         let mut max_uid = self.known_max;
         let mut out_new = 0u64;
         let mut quarantined = 0u64;
+        let mut bodies = 0u64;
         let mut finish = 0u32;
         loop {
             let msg = match open {
@@ -179,7 +189,7 @@ impl Writer {
                     match rx.recv_timeout(wait) {
                         Ok(msg) => msg,
                         Err(RecvTimeoutError::Timeout) => {
-                            out_new += self.commit(open, max_uid, Wal::Checkpoint)?;
+                            out_new += self.commit(open, max_uid, Wal::Checkpoint, &mut bodies)?;
                             continue;
                         }
                         Err(RecvTimeoutError::Disconnected) => break,
@@ -206,6 +216,7 @@ impl Writer {
                 }
                 match verdict {
                     Verdict::Store(m) => {
+                        let body_bytes = m.body.as_ref().map_or(0, |b| b.raw.len());
                         let o = self.ensure_open(open)?;
                         self.store.bulk_insert(
                             &mut o.bulk,
@@ -215,6 +226,7 @@ impl Writer {
                             &m,
                         )?;
                         o.messages += 1;
+                        o.bytes += body_bytes;
                     }
                     Verdict::Skip => {}
                     Verdict::Quarantine(err, raw) => {
@@ -223,9 +235,11 @@ impl Writer {
                     }
                 }
                 if open.as_ref().is_some_and(|o| {
-                    o.messages >= self.opts.batch_size || o.started.elapsed() >= WRITER_MAX_TX
+                    o.messages >= self.opts.batch_size
+                        || o.bytes >= WRITER_TX_BYTES
+                        || o.started.elapsed() >= WRITER_MAX_TX
                 }) {
-                    out_new += self.commit(open, max_uid, Wal::Checkpoint)?;
+                    out_new += self.commit(open, max_uid, Wal::Checkpoint, &mut bodies)?;
                 }
             }
         }
@@ -235,11 +249,12 @@ impl Writer {
             self.ensure_open(open)?;
             // No checkpoint for the last one: the pass would wait for it when the writer ends;
             // the next commit of any connection copies these frames back.
-            out_new += self.commit(open, checkpoint, Wal::Leave)?;
+            out_new += self.commit(open, checkpoint, Wal::Leave, &mut bodies)?;
         }
         Ok(WriterOut {
             new: out_new,
             quarantined,
+            bodies,
             progress: self.progress.clone(),
         })
     }
@@ -252,13 +267,21 @@ impl Writer {
                 bulk: self.store.bulk_begin()?,
                 started: Instant::now(),
                 messages: 0,
+                bytes: 0,
             },
         };
         Ok(open.insert(o))
     }
 
-    /// Commits the open transaction with `checkpoint`; returns how many locations it added.
-    fn commit(&mut self, open: &mut Option<OpenTx>, checkpoint: u32, wal: Wal) -> Result<u64> {
+    /// Commits the open transaction with `checkpoint`; returns how many locations it added
+    /// (and counts the bodies it stored into `bodies`).
+    fn commit(
+        &mut self,
+        open: &mut Option<OpenTx>,
+        checkpoint: u32,
+        wal: Wal,
+        bodies: &mut u64,
+    ) -> Result<u64> {
         let Some(mut o) = open.take() else {
             return Ok(0);
         };
@@ -275,6 +298,7 @@ impl Writer {
         let _ = self.store.touch_lease(&self.account_id);
         self.progress.report(&self.store);
         crate::failpoint::hit("after_fetch_batch");
+        *bodies += o.bulk.out.bodies;
         Ok(o.bulk.out.added)
     }
 

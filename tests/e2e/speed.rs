@@ -340,9 +340,29 @@ fn server_messages(user: &str, folder: &str) -> std::collections::HashMap<u64, u
         .collect()
 }
 
+/// How a full offline sync gets its bodies: with the headers (messages fetched whole, the
+/// default) or by the download after them (what a cap on the space or a date limit chooses).
+#[derive(Clone, Copy, PartialEq)]
+enum BodiesBy {
+    Whole,
+    Download,
+}
+
 #[test]
 fn full_offline_mode_killed_mid_download_resumes_and_every_body_is_there_once() {
-    let user = user("speed-bodies");
+    killed_mid_download_resumes(BodiesBy::Whole);
+}
+
+#[test]
+fn full_offline_mode_with_a_cap_killed_mid_download_resumes_and_every_body_is_there_once() {
+    killed_mid_download_resumes(BodiesBy::Download);
+}
+
+fn killed_mid_download_resumes(by: BodiesBy) {
+    let user = user(match by {
+        BodiesBy::Whole => "speed-bodies",
+        BodiesBy::Download => "speed-bodies-cap",
+    });
     seed(&user, 3000);
     // 40 messages also filed in Archive: the same logical messages, one body each.
     let out = doveadm(&["mailbox", "create", "-u", &user, "Kept"]);
@@ -361,13 +381,23 @@ fn full_offline_mode_killed_mid_download_resumes_and_every_body_is_there_once() 
     let home = Home::new();
     home.add_account("o", &user);
     home.set_account_option("o", "sync.bodies", toml_edit::value("all"));
+    let failpoint = match by {
+        BodiesBy::Whole => {
+            home.set_account_option("o", "sync.batch_size", toml_edit::value(500));
+            "after_fetch_batch@1"
+        }
+        BodiesBy::Download => {
+            home.set_account_option("o", "sync.bodies_max_mb", toml_edit::value(1000));
+            "after_body_batch@1"
+        }
+    };
     let out = home.run(&["folders", "o", "--refresh", "--sync", "INBOX,Kept"]);
     assert!(out.status.success(), "{}", stderr(&out));
     // Killed like `kill -9` after the first committed batch of bodies.
     let out = home
         .cmd()
         .args(["sync", "o", "--once"])
-        .env("MAILROOM_FAILPOINT", "after_body_batch@1")
+        .env("MAILROOM_FAILPOINT", failpoint)
         .output()
         .unwrap();
     assert!(!out.status.success(), "the failpoint aborts the process");
@@ -390,6 +420,25 @@ fn full_offline_mode_killed_mid_download_resumes_and_every_body_is_there_once() 
     let messages: i64 = home.db().count("SELECT COUNT(*) FROM messages", &[]);
     assert_eq!(messages, 3000);
     assert_eq!(bodies(&home), 3000, "one body per logical message");
+    let unindexed = home
+        .db()
+        .count("SELECT COUNT(*) FROM bodies WHERE indexed = 0", &[]);
+    assert_eq!(unindexed, 0, "every body's words are in the search index");
+    if by == BodiesBy::Whole {
+        // Fetched whole, each stored header block is what a header fetch would have brought.
+        let headers: Vec<u8> = home
+            .db()
+            .value("SELECT headers FROM messages ORDER BY id LIMIT 1", &[]);
+        let headers = String::from_utf8_lossy(&headers);
+        assert!(
+            headers.contains("Message-ID:") && headers.ends_with("\r\n\r\n"),
+            "{headers}"
+        );
+        assert!(
+            !headers.contains("Content-Type:"),
+            "only the fields sync asks for: {headers}"
+        );
+    }
     let server = server_messages(&user, "INBOX");
     let stored: Vec<(u64, u64)> = home
         .db()
