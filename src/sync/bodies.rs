@@ -68,7 +68,11 @@ pub async fn download(
 ) -> Result<Downloaded> {
     let bo = &opts.bodies;
     let started = Instant::now();
-    let (_, mut have) = store.refresh_bodies_total(account.id())?;
+    // What is stored counts only against a cap (and is counted again at the end for status).
+    let mut have = match bo.max_bytes {
+        Some(_) => store.refresh_bodies_total(account.id())?.1,
+        None => 0,
+    };
     let folders: Vec<FolderRow> = store
         .folders(account.id())?
         .into_iter()

@@ -132,8 +132,8 @@ pub const WRITER_CHUNK: usize = 256;
 /// Chunks in flight between the network and the writer (backpressure beyond): 4096 messages.
 pub const WRITER_QUEUE: usize = 16;
 /// Bytes of whole messages that close a chunk early, so what is in flight stays small when
-/// messages come whole (16 MB).
-pub const WRITER_CHUNK_BYTES: usize = 1 << 20;
+/// messages come whole (4 MB in the queue).
+pub const WRITER_CHUNK_BYTES: usize = 256 << 10;
 /// Bytes of whole messages that close a transaction early.
 const WRITER_TX_BYTES: usize = 32 << 20;
 /// A transaction open longer than this is committed: a console action (pair, flag, delete)
