@@ -27,6 +27,7 @@ pub const TABLES: &[&str] = &[
     "customer_emails",
     "customer_domains",
     "messages",
+    "crm_pending",
     "bodies",
     "locations",
     "pending_ops",

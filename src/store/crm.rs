@@ -676,10 +676,10 @@ fn customer_head(r: &Row<'_>) -> Result<CustomerRow> {
 }
 
 impl Store {
-    /// Messages matching has not examined yet (see migration 3), ascending.
+    /// Messages matching has not examined yet (`crm_pending`, migration 17), ascending.
     pub fn unexamined_ids(&self) -> Result<Vec<i64>> {
         self.conn.rows(
-            "SELECT id FROM messages WHERE crm_examined = 0 ORDER BY id",
+            "SELECT message_id FROM crm_pending ORDER BY message_id",
             &[],
             |r| r.get(0),
         )
@@ -695,12 +695,11 @@ impl Store {
         let list = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
         let sql = match self.conn.engine() {
             Engine::Sqlite => {
-                "UPDATE messages SET crm_examined = 1
-                 WHERE crm_examined = 0 AND id IN (SELECT value FROM json_each(?1))"
+                "DELETE FROM crm_pending WHERE message_id IN (SELECT value FROM json_each(?1))"
             }
             Engine::Postgres => {
-                "UPDATE messages SET crm_examined = 1
-                 WHERE crm_examined = 0 AND id IN (SELECT value::bigint FROM json_array_elements_text(?1::json))"
+                "DELETE FROM crm_pending
+                 WHERE message_id IN (SELECT value::bigint FROM json_array_elements_text(?1::json))"
             }
         };
         self.conn.exec(sql, args![list])?;
@@ -726,7 +725,8 @@ impl Store {
                 return Ok(None);
             }
             let n = s.conn.exec(
-                "UPDATE messages SET crm_examined = 1 WHERE crm_examined = 0 AND denied = 0",
+                "DELETE FROM crm_pending WHERE NOT EXISTS (SELECT 1 FROM messages m
+                     WHERE m.id = crm_pending.message_id AND m.denied <> 0)",
                 &[],
             )?;
             Ok(Some(n as usize))

@@ -79,6 +79,11 @@ impl Store {
             ],
             |r| r.get(0),
         )?;
+        // Not examined by matching yet, as sync stores new mail.
+        self.conn.exec(
+            "INSERT INTO crm_pending (message_id) VALUES (?1)",
+            args![id],
+        )?;
         if let Some(raw) = &m.body {
             self.conn.exec(
                 "INSERT INTO bodies (message_id, raw, text, size, indexed) VALUES (?1, ?2, ?3, ?4, 1)",
@@ -132,7 +137,8 @@ impl Store {
         for chunk in ids.chunks(super::crm::CHUNK) {
             self.conn.exec(
                 &format!(
-                    "UPDATE messages SET crm_examined = 0 WHERE id IN ({})",
+                    "INSERT INTO crm_pending (message_id) SELECT id FROM messages WHERE id IN ({})
+                     ON CONFLICT (message_id) DO NOTHING",
                     super::sql::in_list(1, chunk.len())
                 ),
                 &super::crm::list_args(chunk),

@@ -865,15 +865,14 @@ fn insert_one(
             let thread_root = thread_root_of(tx, env)?;
             let id = new_message_id(tx, ids)?;
             let examined = ids.no_book && !m.denied;
-            insert_message(
-                tx,
-                m,
-                id,
-                thread_root.unwrap_or(id),
-                &ids.created_at,
-                examined,
-            )?;
+            insert_message(tx, m, id, thread_root.unwrap_or(id), &ids.created_at)?;
             out.created += 1;
+            if !examined {
+                tx.exec(
+                    "INSERT INTO crm_pending (message_id) VALUES (?1)",
+                    args![id],
+                )?;
+            }
             if let Some(b) = &m.body {
                 // Its words went into the index with the header's: stored as indexed.
                 insert_body(tx, id, b, true, out)?;
@@ -921,7 +920,6 @@ fn insert_message(
     id: i64,
     thread_root: i64,
     created_at: &str,
-    examined: bool,
 ) -> Result<()> {
     let env = &m.env;
     let refs = (!env.references.is_empty()).then(|| env.references.join(" "));
@@ -931,8 +929,8 @@ fn insert_message(
     let cc = serde_json::to_string(&env.cc).unwrap_or_else(|_| "[]".into());
     let date = env.date.clone().or_else(|| m.internal_date.clone());
     tx.exec(
-        "INSERT INTO messages (id, thread_id, message_id, content_hash, in_reply_to, refs, from_addr, from_name, to_json, cc_json, subject, date, size, headers, direction, denied, created_at, crm_examined, has_attachments)
-         VALUES (?16, ?17, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?18, ?19)",
+        "INSERT INTO messages (id, thread_id, message_id, content_hash, in_reply_to, refs, from_addr, from_name, to_json, cc_json, subject, date, size, headers, direction, denied, created_at, has_attachments)
+         VALUES (?16, ?17, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?18)",
         args![
             env.message_id,
             env.content_hash,
@@ -951,7 +949,6 @@ fn insert_message(
             created_at,
             id,
             thread_root,
-            examined,
             m.body.as_ref().is_some_and(|b| b.attachments)
         ],
     )?;

@@ -720,6 +720,19 @@ CREATE TABLE daemons (
 );
 ALTER TABLE accounts ADD COLUMN waiting TEXT;
 "#,
+    // 17: see schema.rs step 17. Visible where the message's locations are, like `matches`.
+    r#"
+CREATE TABLE crm_pending (
+    message_id BIGINT PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE
+);
+INSERT INTO crm_pending (message_id) SELECT id FROM messages WHERE crm_examined = 0;
+DROP INDEX messages_crm_pending;
+ALTER TABLE crm_pending ENABLE ROW LEVEL SECURITY;
+CREATE POLICY visible ON crm_pending USING (EXISTS (SELECT 1 FROM locations l
+    WHERE l.message_id = crm_pending.message_id
+      AND l.account_id = ANY (ARRAY(SELECT a.account_id FROM account_access a
+                                    WHERE a.operator IN (current_user::text, '*')))));
+"#,
 ];
 
 #[cfg(test)]
