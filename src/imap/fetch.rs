@@ -475,12 +475,16 @@ pub async fn idle(session: &mut ImapSession, max: Duration) -> Result<bool> {
 
 /// IMAP INTERNALDATE ("17-Jul-1996 02:44:25 -0700") → RFC 3339 UTC.
 pub fn imap_date(s: &str) -> Option<String> {
-    chrono::DateTime::parse_from_str(s.trim(), "%d-%b-%Y %H:%M:%S %z")
-        .ok()
-        .map(|d| {
-            d.with_timezone(&chrono::Utc)
-                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-        })
+    use chrono::format::{Item, Parsed, StrftimeItems, parse};
+    // The format is read once, not for every message of a fetch.
+    static ITEMS: std::sync::LazyLock<Vec<Item<'static>>> =
+        std::sync::LazyLock::new(|| StrftimeItems::new("%d-%b-%Y %H:%M:%S %z").collect());
+    let mut parsed = Parsed::new();
+    parse(&mut parsed, s.trim(), ITEMS.iter()).ok()?;
+    parsed.to_datetime().ok().map(|d| {
+        d.with_timezone(&chrono::Utc)
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    })
 }
 
 /// Compresses sorted UIDs into an IMAP sequence set ("1:5,8,10:12").
@@ -545,5 +549,11 @@ mod tests {
             imap_date(" 7-Jul-1996 02:44:25 -0700").as_deref(),
             Some("1996-07-07T09:44:25Z")
         );
+        assert_eq!(
+            imap_date("17-Dec-2026 23:59:59 +0100").as_deref(),
+            Some("2026-12-17T22:59:59Z")
+        );
+        assert_eq!(imap_date("17-Foo-2026 23:59:59 +0100"), None);
+        assert_eq!(imap_date(""), None);
     }
 }

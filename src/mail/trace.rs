@@ -140,15 +140,17 @@ impl Framer {
             if !end {
                 continue;
             }
-            let line = std::mem::take(&mut self.line);
             let cut = std::mem::take(&mut self.cut);
-            if let Some(n) = literal_at_end(&line) {
+            if let Some(n) = literal_at_end(&self.line) {
                 self.literal_left = n;
                 self.literal_len = n;
                 self.literal = keep.filter(|o| o.literals).map(|_| Vec::new());
             }
             if keep.is_some() {
-                out.push(Frame::Line(line, cut));
+                out.push(Frame::Line(std::mem::take(&mut self.line), cut));
+            } else {
+                // Untraced, every line of a fetch passes here: the buffer is reused.
+                self.line.clear();
             }
         }
         if keep.is_none() && self.line.len() > 32 {
