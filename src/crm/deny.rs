@@ -85,6 +85,19 @@ impl DenyLists {
     pub fn is_empty(&self) -> bool {
         self.global.is_empty() && self.by_account.values().all(DenySet::is_empty)
     }
+
+    /// Which accounts holding a message the deny decision needs: none while no list has an
+    /// entry, only whether there is one while only the global list has, else each of them.
+    pub fn holders_wanted(&self) -> crate::store::HoldersWanted {
+        use crate::store::HoldersWanted;
+        if self.by_account.values().any(|s| !s.is_empty()) {
+            HoldersWanted::Each
+        } else if !self.global.is_empty() {
+            HoldersWanted::Any
+        } else {
+            HoldersWanted::No
+        }
+    }
 }
 
 /// Where a deny entry lives in config.toml.

@@ -216,7 +216,11 @@ impl Matcher {
             }
         };
         for a in &counterparts {
-            let key = norm.address(a).unwrap_or_else(|| (*a).clone());
+            // Canonical already; only plus-folding can change it.
+            let key = match norm.fold_plus {
+                true => norm.address(a).unwrap_or_else(|| (*a).clone()),
+                false => (*a).clone(),
+            };
             if let Some(c) = self.book.by_address(&key) {
                 let detail = if &key == *a {
                     format!("{} {a}", if outbound { "recipient" } else { "sender" })
@@ -456,7 +460,7 @@ fn run_all(store: &Store, matcher: &Matcher) -> Result<MatchSummary> {
         wanted.extend(referenced_ids(irt, refs));
     })?;
     let mut pass = Pass::new(matcher, wanted, store.matches_of(None)?);
-    store.for_each_match_input(|m| pass.examine(&m))?;
+    store.for_each_match_input(matcher.deny.holders_wanted(), |m| pass.examine(&m))?;
     pass.finish(store)
 }
 

@@ -42,8 +42,8 @@ pub use checkpointer::Checkpointer;
 pub use copy::TableCount;
 pub use counts::AccountCounts;
 pub use crm::{
-    BookRows, CustomerRow, MatchInput, MatchRow, MatchUpdate, TimelineKey, TimelineRow,
-    TimelineWindow,
+    BookRows, CustomerRow, HoldersWanted, MatchInput, MatchRow, MatchUpdate, TimelineKey,
+    TimelineRow, TimelineWindow,
 };
 pub use db::{Conn, Db};
 pub use drafts::{DraftRow, NewDraft};
