@@ -109,6 +109,19 @@ impl Target<'_> {
         }
     }
 
+    /// What the database's own refusal audit (`Store::audit_hidden_refusal`) calls this
+    /// target, for those a role can be kept from seeing; None for accounts and folders (named
+    /// from the configuration, whose refusals the app audits itself) and actions.
+    fn hidden_kind(&self) -> Option<(&'static str, i64)> {
+        match self {
+            Target::Message(id) => Some(("message", *id)),
+            Target::Outbox(id) => Some(("outbox", *id)),
+            Target::Quarantine(id) => Some(("quarantine", *id)),
+            Target::Event(id) => Some(("event", *id)),
+            Target::Account(_) | Target::Folder { .. } | Target::Action(_) => None,
+        }
+    }
+
     /// Where the user finds what they can name instead.
     fn listing(&self) -> &'static str {
         match self {
@@ -159,6 +172,11 @@ pub fn check(
         return Ok(());
     }
     if holders.is_empty() {
+        // Missing, or hidden from this role by row-level security (PostgreSQL): then the
+        // database audits it against the account that holds it.
+        if let Some((kind, id)) = target.hidden_kind() {
+            store.audit_hidden_refusal(kind, id, &target.text(), need.as_str())?;
+        }
         return Err(no_such(cx, target));
     }
     let sees = standings.iter().any(|s| s.allows(Need::Read));

@@ -200,6 +200,27 @@ impl Store {
         )
     }
 
+    /// Audits a refusal of something the connection's role may not see (PostgreSQL: row-level
+    /// security hid its holder from the caller). `kind` is `message`, `outbox`, `quarantine` or
+    /// `event`; nothing is recorded when no such thing exists. On SQLite nothing is hidden, so
+    /// there is nothing to do.
+    pub fn audit_hidden_refusal(
+        &self,
+        kind: &str,
+        target_id: i64,
+        target: &str,
+        need: &str,
+    ) -> Result<()> {
+        if self.engine() == super::sql::Engine::Postgres {
+            self.conn.one(
+                "SELECT 1 FROM (SELECT mailroom_audit_refusal(?1, ?2, ?3, ?4, ?5)) AS r",
+                args![kind, target_id, target, need, now()],
+                |_| Ok(()),
+            )?;
+        }
+        Ok(())
+    }
+
     /// The newest `limit` audit rows, oldest first (every row: for tests and tools).
     pub fn audit_rows(&self, limit: i64) -> Result<Vec<AuditRow>> {
         self.audit_query("1 = 1", vec![Owned::Int(limit)])

@@ -733,6 +733,31 @@ CREATE POLICY visible ON crm_pending USING (EXISTS (SELECT 1 FROM locations l
       AND l.account_id = ANY (ARRAY(SELECT a.account_id FROM account_access a
                                     WHERE a.operator IN (current_user::text, '*')))));
 "#,
+    // 18: an operator's role cannot see which account holds a message (an outbox item, a
+    // quarantined message, a log entry) it may not see, so the app cannot audit the refusal
+    // against that account as the contract asks. This function looks the holder up as the
+    // tables' owner and records the refusal for the login role; it returns nothing, so the
+    // operator learns no more than the "no such …" it was told.
+    r#"
+CREATE FUNCTION mailroom_audit_refusal(kind text, target_id bigint, target text, need text, at text)
+    RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+DECLARE
+    holder text;
+BEGIN
+    holder := CASE kind
+        WHEN 'message' THEN (SELECT l.account_id FROM locations l WHERE l.message_id = target_id
+                             ORDER BY l.id LIMIT 1)
+        WHEN 'outbox' THEN (SELECT o.account_id FROM outbox o WHERE o.id = target_id)
+        WHEN 'quarantine' THEN (SELECT q.account_id FROM quarantine q WHERE q.id = target_id)
+        WHEN 'event' THEN (SELECT e.account_id FROM events e WHERE e.id = target_id)
+    END;
+    IF holder IS NOT NULL THEN
+        INSERT INTO audit (at, operator, action, account_id, target, detail)
+        VALUES (at, session_user::text, 'refused', holder, target,
+                jsonb_build_object('need', need)::text);
+    END IF;
+END $$;
+"#,
 ];
 
 #[cfg(test)]

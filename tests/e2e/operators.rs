@@ -108,7 +108,9 @@ const MAIL: &[&str] = &[
     "credentials",
     "trace_lines",
     "events WHERE account_id IS NOT NULL",
-    "audit WHERE account_id IS NOT NULL",
+    // Its own refusals an operator may read: they name only an account id, which `status`
+    // shows everyone anyway.
+    "audit WHERE account_id IS NOT NULL AND action <> 'refused'",
 ];
 
 #[test]
@@ -190,6 +192,25 @@ fn an_operator_without_access_sees_no_invisible_mail_even_with_plain_sql() {
         v.to_string()
             .contains(&format!("no such message visible to operator {b_name}")),
         "{v}"
+    );
+    // The refusal is audited against the account holding the message (B's role cannot see
+    // which that is: the database records it), so A, its owner, sees who tried.
+    let refused: Vec<(String, String, String)> = home.db().rows(
+        "SELECT operator, target, account_id FROM audit WHERE action = 'refused'",
+        &[],
+    );
+    let work_id: String = home
+        .db()
+        .value("SELECT id FROM accounts WHERE name = 'work'", &[]);
+    assert!(
+        refused.contains(&(b_name.clone(), format!("message {id}"), work_id)),
+        "{refused:?}"
+    );
+    let (code, v) = a.json(&home, &["audit"]);
+    assert_eq!(code, 0, "{v}");
+    assert!(
+        v.to_string().contains(&b_name) && v.to_string().contains("refused"),
+        "A's audit shows B's refusal: {v}"
     );
     for table in MAIL {
         assert_eq!(b.count(table), 0, "{table} through B's role");
