@@ -101,15 +101,17 @@ fn the_link_emulator_delays_caps_the_rate_and_counts_round_trips() {
     let link = Linkem::start(&echo_server(), 100, 8.0);
     let mut c = TcpStream::connect(&link.addr).unwrap();
     c.set_nodelay(true).unwrap();
+    // The lower bounds are what is tested (the delay and the rate are there); the upper ones
+    // only catch a gross excess, with room for a loaded machine's scheduling.
     // The first exchange pays for the TCP handshake too: two round trips.
     let first = exchange(&mut c, b"ping");
     assert!(
-        first >= Duration::from_millis(195) && first < Duration::from_millis(400),
+        first >= Duration::from_millis(195) && first < Duration::from_millis(700),
         "{first:?}"
     );
     let second = exchange(&mut c, b"pong");
     assert!(
-        second >= Duration::from_millis(98) && second < Duration::from_millis(250),
+        second >= Duration::from_millis(98) && second < Duration::from_millis(500),
         "{second:?}"
     );
     // 500 kB at 8 Mbit/s (1 MB/s) takes half a second on the way up; the echo streams back
@@ -117,7 +119,7 @@ fn the_link_emulator_delays_caps_the_rate_and_counts_round_trips() {
     let bulk: Vec<u8> = (0..500_000u32).map(|i| (i % 251) as u8).collect();
     let t = exchange(&mut c, &bulk);
     assert!(
-        t >= Duration::from_millis(590) && t < Duration::from_millis(1300),
+        t >= Duration::from_millis(590) && t < Duration::from_millis(2000),
         "{t:?}"
     );
     drop(c);
