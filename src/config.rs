@@ -976,16 +976,21 @@ pub(crate) fn host_document(text: &str) -> Result<toml_edit::DocumentMut> {
 }
 
 fn parse_file(home: &Home, text: &str) -> Result<Config> {
-    let config: Config = toml::from_str(text).map_err(|e| {
+    let config = parse_host(home, text)?;
+    config.alerts.check()?;
+    Ok(config)
+}
+
+/// The host file's settings as written, before any check of their values.
+fn parse_host(home: &Home, text: &str) -> Result<Config> {
+    toml::from_str(text).map_err(|e| {
         AppError::local(
             format!("{} is not valid", home.config_path().display()),
             e.to_string(),
             "fix the named key (unknown keys are rejected), or move the file away to start fresh",
         )
         .with_code(Code::ConfigInvalid)
-    })?;
-    config.alerts.check()?;
-    Ok(config)
+    })
 }
 
 /// The PostgreSQL store this home uses, if it uses one (`MAILROOM_STORE`, else `[store] url`
@@ -993,20 +998,10 @@ fn parse_file(home: &Home, text: &str) -> Result<Config> {
 fn postgres_url(home: &Home, text: &str) -> Result<Option<StoreUrl>> {
     let url = match std::env::var("MAILROOM_STORE") {
         Ok(u) if !u.trim().is_empty() => StoreUrl::parse(u.trim())?,
-        _ => {
-            let host: Config = toml::from_str(text).map_err(|e| {
-                AppError::local(
-                    format!("{} is not valid", home.config_path().display()),
-                    e.to_string(),
-                    "fix the named key (unknown keys are rejected), or move the file away to start fresh",
-                )
-                .with_code(Code::ConfigInvalid)
-            })?;
-            match host.store.url {
-                Some(u) => StoreUrl::parse(&u)?,
-                None => return Ok(None),
-            }
-        }
+        _ => match parse_host(home, text)?.store.url {
+            Some(u) => StoreUrl::parse(&u)?,
+            None => return Ok(None),
+        },
     };
     Ok(url.is_postgres().then_some(url))
 }

@@ -46,12 +46,21 @@ shared_with = ["bob"]
 }
 
 pub(super) fn edit_app(theme: &str) -> App {
+    edit_app_with(theme, account_view(), true)
+}
+
+/// The edit form loaded with `v` (`may_configure`: whether this operator may change it).
+pub(super) fn edit_app_with(
+    theme: &str,
+    v: crate::ops::accounts::AccountView,
+    may_configure: bool,
+) -> App {
     let mut a = app(theme);
     a.dashboard.status = Some(status());
     a.update(Action::EditAccount);
     assert_eq!(a.pane, PaneId::Setup);
     let job = a.setup.edit.as_ref().map(|e| e.job).unwrap();
-    a.apply(Data::EditLoaded(job, Box::new(Ok((account_view(), true)))));
+    a.apply(Data::EditLoaded(job, Box::new(Ok((v, may_configure)))));
     a
 }
 

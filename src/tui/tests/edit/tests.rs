@@ -6,7 +6,7 @@
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use secrecy::ExposeSecret;
 
-use super::daily::{account_view, edit_app};
+use super::daily::{account_view, edit_app, edit_app_with};
 use super::*;
 use crate::tui::action::Command;
 
@@ -39,14 +39,9 @@ fn focus(a: &mut App, f: usize) {
 }
 
 fn oauth_app() -> App {
-    let mut a = app("dark");
-    a.dashboard.status = Some(status());
-    a.update(Action::EditAccount);
-    let job = a.setup.edit.as_ref().map(|e| e.job).unwrap();
     let mut v = account_view();
     v.auth = crate::config::AuthKind::OAuth2;
-    a.apply(Data::EditLoaded(job, Box::new(Ok((v, true)))));
-    a
+    edit_app_with("dark", v, true)
 }
 
 #[test]
@@ -157,10 +152,6 @@ fn oauth2_client_id_and_secret_and_log_in_again() {
 
 /// An OAuth2 account's edit form with its endpoints given one by one.
 fn oauth_endpoints_app() -> App {
-    let mut a = app("dark");
-    a.dashboard.status = Some(status());
-    a.update(Action::EditAccount);
-    let job = a.setup.edit.as_ref().map(|e| e.job).unwrap();
     let mut v = account_view();
     v.auth = crate::config::AuthKind::OAuth2;
     v.oauth2 = Some(crate::ops::signin::OAuthView {
@@ -179,8 +170,7 @@ fn oauth_endpoints_app() -> App {
         access_expires_at: None,
         refreshes: 0,
     });
-    a.apply(Data::EditLoaded(job, Box::new(Ok((v, true)))));
-    a
+    edit_app_with("dark", v, true)
 }
 
 #[test]
@@ -296,13 +286,9 @@ fn a_password_command_replaces_the_password_and_is_never_shown() {
     key(&mut a, KeyCode::Right);
     assert!(a.setup.to_edit().unwrap().edit.password_command.is_none());
     // A stored command is never drawn, only that there is one.
-    let mut a = app("dark");
-    a.dashboard.status = Some(status());
-    a.update(Action::EditAccount);
-    let job = a.setup.edit.as_ref().map(|e| e.job).unwrap();
     let mut v = account_view();
     v.password_source = crate::ops::accounts::PasswordSource::Command;
-    a.apply(Data::EditLoaded(job, Box::new(Ok((v, true)))));
+    let a = edit_app_with("dark", v, true);
     assert!(a.setup.command_set);
     let text = screen_text(&render_buffer(&a, 80, 24)).join("\n");
     assert!(text.contains("(set; type to replace)"), "{text}");
@@ -311,13 +297,9 @@ fn a_password_command_replaces_the_password_and_is_never_shown() {
 
 #[test]
 fn a_shared_operator_sees_the_account_read_only() {
-    let mut a = app("dark");
-    a.dashboard.status = Some(status());
-    a.update(Action::EditAccount);
-    let job = a.setup.edit.as_ref().map(|e| e.job).unwrap();
     let mut v = account_view();
     v.owner = Some("alice".into());
-    a.apply(Data::EditLoaded(job, Box::new(Ok((v, false)))));
+    let mut a = edit_app_with("dark", v, false);
     assert!(a.setup.read_only());
     focus(&mut a, F_DISPLAY);
     type_text(&mut a, "x");
