@@ -5,7 +5,7 @@
 
 use super::Store;
 use super::search::{FtsDoc, fts_write};
-use super::sql::Engine;
+use super::sql::{Conn, Engine};
 use crate::args;
 use crate::error::Result;
 
@@ -21,6 +21,17 @@ type IndexedFields = (
     String,
     String,
 );
+
+/// Stores a body raw, once per logical message (a body stored already is kept); `indexed`:
+/// its words are in the search index already. True when it was added.
+pub(super) fn insert_raw(conn: &Conn, message_id: i64, raw: &[u8], indexed: bool) -> Result<bool> {
+    let n = conn.exec(
+        "INSERT INTO bodies (message_id, raw, size, indexed) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (message_id) DO NOTHING",
+        args![message_id, raw, raw.len(), indexed],
+    )?;
+    Ok(n == 1)
+}
 
 impl Store {
     /// The messages of one folder (under this UIDVALIDITY) without a stored body, newest UID
@@ -55,12 +66,7 @@ impl Store {
     /// Stores one downloaded body raw (its words are indexed later); a body already stored is
     /// kept. True when it was added.
     pub fn store_body_raw(&self, message_id: i64, raw: &[u8]) -> Result<bool> {
-        let n = self.conn.exec(
-            "INSERT INTO bodies (message_id, raw, size, indexed) VALUES (?1, ?2, ?3, 0)
-             ON CONFLICT (message_id) DO NOTHING",
-            args![message_id, raw, raw.len()],
-        )?;
-        Ok(n == 1)
+        insert_raw(&self.conn, message_id, raw, false)
     }
 
     pub fn bodies_commit(&self) -> Result<()> {

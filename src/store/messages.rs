@@ -848,7 +848,7 @@ fn insert_one(
             if let Some(b) = &m.body {
                 // A message stored before (another folder, another account): its index entry
                 // has no body words yet; the pass's indexing adds them.
-                insert_body(tx, id, b, false, out)?;
+                out.bodies += u64::from(super::bodies::insert_raw(tx, id, &b.raw, false)?);
             }
             if let Some(c) = &mut ids.counts {
                 let d: [bool; 3] = tx.one(SQL_COUNT_DELTA, args![id, account_id], |r| {
@@ -875,7 +875,7 @@ fn insert_one(
             }
             if let Some(b) = &m.body {
                 // Its words went into the index with the header's: stored as indexed.
-                insert_body(tx, id, b, true, out)?;
+                out.bodies += u64::from(super::bodies::insert_raw(tx, id, &b.raw, true)?);
             }
             if let Some(c) = &mut ids.counts {
                 let queued = queue_folder && m.direction == "in" && !m.denied;
@@ -958,23 +958,6 @@ fn insert_message(
         body: m.body.as_ref().map_or("", |b| b.text.as_str()),
     };
     fts_write(tx, id, &doc, false)
-}
-
-/// The body of a message fetched whole, once per logical message (a body stored already is
-/// kept).
-fn insert_body(
-    tx: &Conn,
-    id: i64,
-    b: &WholeBody,
-    indexed: bool,
-    out: &mut BatchOutcome,
-) -> Result<()> {
-    out.bodies += tx.exec(
-        "INSERT INTO bodies (message_id, raw, size, indexed) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT (message_id) DO NOTHING",
-        args![id, b.raw, b.raw.len(), indexed],
-    )?;
-    Ok(())
 }
 
 #[cfg(test)]
