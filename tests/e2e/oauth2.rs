@@ -509,13 +509,22 @@ fn traced_daemon(home: &Home) -> Daemon {
     Daemon(child)
 }
 
+/// Drops the user's connections so the daemon signs in again. Between passes the daemon may hold
+/// none (doveadm then says "no users kicked", exit 68); its next connection presents the token
+/// the same way, so that is not a failure.
 fn kick(user: &str) {
     let out = Command::new(repo().join("scripts/mailserver"))
         .args(["doveadm-oauth2", "kick", user])
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    assert!(out.status.success(), "kick: {}", stderr(&out));
+    let nobody_connected = out.status.code() == Some(68);
+    assert!(
+        out.status.success() || nobody_connected,
+        "kick: {} {}",
+        stdout(&out),
+        stderr(&out)
+    );
 }
 
 fn state(home: &Home, name: &str) -> Value {
