@@ -86,6 +86,12 @@ impl DenyLists {
         self.global.is_empty() && self.by_account.values().all(DenySet::is_empty)
     }
 
+    /// Whether some list denies this canonical sender, whichever account holds the mail: what
+    /// may be denied, without knowing where a message lies.
+    pub(crate) fn may_deny(&self, addr: &str) -> bool {
+        self.global.hit(addr).is_some() || self.by_account.values().any(|s| s.hit(addr).is_some())
+    }
+
     /// Which accounts holding a message the deny decision needs: none while no list has an
     /// entry, only whether there is one while only the global list has, else each of them.
     pub fn holders_wanted(&self) -> crate::store::HoldersWanted {

@@ -677,3 +677,168 @@ fn match_pending_with_an_empty_book_examines_everything_at_once_and_a_later_cust
         assert_eq!(rematch_all(&w.store, &w.config()).unwrap().changed, 0);
     });
 }
+
+/// A snapshot of what matching decided for every message: customer, denied, and the rules.
+/// (message, customer, denied, its matches' customers and rules).
+type Decision = (i64, Option<i64>, bool, Vec<(i64, String)>);
+
+fn decisions(w: &World) -> Vec<Decision> {
+    let mut out = Vec::new();
+    w.store
+        .for_each_match_input(crate::store::HoldersWanted::No, |m| {
+            out.push((m.id, m.customer_id, m.denied, w.why(m.id)))
+        })
+        .unwrap();
+    out.sort();
+    out
+}
+
+/// A first sync's matching decides only the mail that can match (`match_bulk`) and chases the
+/// replies; on a mailbox with every kind of case it must reach exactly what one pass over the
+/// whole cache reaches: the pass after it changes nothing.
+#[test]
+fn bulk_matching_of_a_first_sync_equals_a_full_pass() {
+    each(|mut w| {
+        std::fs::write(
+            w.home.config_path(),
+            format!("[general]\ndeny = [\"spammer@nowhere.test\"]\n{ACCOUNT}"),
+        )
+        .unwrap();
+        let anna = w.customer("Anna", &["anna@example.org"], &[]);
+        let acme = w.customer("ACME", &[], &["acme.test"]);
+        // Mail matched before this sync: Anna's, examined already.
+        let m = w.msg("anna@example.org", "old1", "01");
+        w.put(m);
+        let m = w.msg("stranger0@nowhere.test", "old2", "02");
+        let old2 = w.put(m);
+        w.store.match_manual(old2, acme, "paired by hand").unwrap();
+        match_pending(&w.store, &w.config()).unwrap();
+        // The first sync: 400 messages, mostly strangers, threads among them.
+        let strangers = [
+            "stranger0@nowhere.test",
+            "stranger1@nowhere.test",
+            "stranger2@nowhere.test",
+            "stranger3@nowhere.test",
+            "stranger4@nowhere.test",
+            "stranger5@nowhere.test",
+        ];
+        // One in six messages comes from someone matching cares about.
+        let special = [
+            "colleague@example.net",
+            "anna@example.org",
+            "bob@eu.acme.test",
+            "spammer@nowhere.test",
+            "me@ours.test",
+        ];
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move |n: usize| {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            ((seed >> 33) as usize) % n
+        };
+        let mut subjects: Vec<String> = vec!["old1".into(), "old2".into()];
+        for i in 0..400 {
+            let subject = format!("s{i}");
+            let from = match next(6) {
+                0 => special[next(special.len())],
+                _ => strangers[next(strangers.len())],
+            };
+            let mut m = w.msg(from, &subject, "01");
+            m.date = format!("2025-02-01T{:02}:{:02}:00Z", i / 60, i % 60);
+            if from == "me@ours.test" || next(20) == 0 {
+                m.direction = "out";
+                let to = [&special[..], &strangers[..]].concat();
+                m.to = vec![to[next(to.len())].into()];
+            }
+            if next(3) == 0 {
+                m.cc = vec!["colleague@example.net".into()];
+            }
+            match next(4) {
+                // A reply to an earlier message (In-Reply-To and References).
+                0 | 1 => {
+                    let parent = subjects[next(subjects.len())].clone();
+                    let grand = subjects[next(subjects.len())].clone();
+                    m.in_reply_to = Some(format!("<{parent}@test>"));
+                    m.refs = Some(format!("<{grand}@test> <{parent}@test>"));
+                }
+                // References only: the thread is known through an older message.
+                2 if next(2) == 0 => {
+                    let grand = subjects[next(subjects.len())].clone();
+                    m.refs = Some(format!("<{grand}@test>"));
+                }
+                _ => {}
+            }
+            let folder = if m.direction == "out" {
+                w.sent
+            } else {
+                w.inbox
+            };
+            w.uid += 1;
+            w.store
+                .fixture_message("acc-work", folder, w.uid, &m)
+                .unwrap();
+            subjects.push(subject);
+        }
+        let config = w.config();
+        let matcher = matching::Matcher::new(&w.store, &config).unwrap();
+        let pending = w.store.unexamined_ids().unwrap();
+        assert_eq!(pending.len(), 400);
+        let cached = w.store.message_count().unwrap();
+        let s = matching::match_bulk(&w.store, &matcher, &pending, cached)
+            .unwrap()
+            .expect("few messages can match: the bulk path");
+        assert_eq!(s.examined, 400);
+        assert!(w.store.unexamined_ids().unwrap().is_empty());
+        let bulk = decisions(&w);
+        // Every kind of outcome happened, so the comparison below means something.
+        let rules: Vec<&str> = bulk
+            .iter()
+            .flat_map(|d| d.3.iter().map(|(_, r)| r.as_str()))
+            .collect();
+        for rule in ["address", "domain", "thread", "manual"] {
+            assert!(rules.contains(&rule), "no {rule} match: {bulk:?}");
+        }
+        assert!(bulk.iter().any(|d| d.2), "nothing denied");
+        assert!(bulk.iter().any(|d| d.1 == Some(anna)));
+        let full = rematch_all(&w.store, &config).unwrap();
+        assert_eq!(
+            full.changed, 0,
+            "the full pass changed {} messages",
+            full.changed
+        );
+        assert_eq!(decisions(&w), bulk);
+    });
+}
+
+/// When much of the new mail can match, one pass over the cache is cheaper: `match_bulk`
+/// declines and `match_pending` takes the pass, with the same result.
+#[test]
+fn bulk_matching_declines_when_most_mail_can_match() {
+    each(|mut w| {
+        let anna = w.customer("Anna", &["anna@example.org"], &[]);
+        for i in 0..10 {
+            let m = w.msg("anna@example.org", &format!("a{i}"), "01");
+            w.uid += 1;
+            w.store
+                .fixture_message("acc-work", w.inbox, w.uid, &m)
+                .unwrap();
+        }
+        let config = w.config();
+        let matcher = matching::Matcher::new(&w.store, &config).unwrap();
+        let pending = w.store.unexamined_ids().unwrap();
+        let cached = w.store.message_count().unwrap();
+        assert!(
+            matching::match_bulk(&w.store, &matcher, &pending, cached)
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            !w.store.unexamined_ids().unwrap().is_empty(),
+            "left pending"
+        );
+        let s = match_pending(&w.store, &config).unwrap();
+        assert_eq!((s.examined, s.matched), (10, 10));
+        assert!(decisions(&w).iter().all(|d| d.1 == Some(anna)));
+    });
+}

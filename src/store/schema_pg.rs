@@ -758,6 +758,10 @@ BEGIN
     END IF;
 END $$;
 "#,
+    // 19: see schema.rs step 19.
+    r#"
+CREATE INDEX messages_outbound ON messages(id) WHERE direction = 'out';
+"#,
 ];
 
 #[cfg(test)]

@@ -999,3 +999,79 @@ fn deny_lists_global_and_per_account_hide_mail_and_apply_during_sync() {
         "{v}"
     );
 }
+
+/// (Message-ID, customer, rule) of every pairing.
+type Pairs = Vec<(String, i64, String)>;
+/// (Message-ID, customer or 0, denied) of every message.
+type Flags = Vec<(String, i64, i64)>;
+
+/// Every pairing in the cache by Message-ID, and each message's customer and denied flag.
+fn pairings(home: &Home) -> (Pairs, Flags) {
+    let db = home.db();
+    (
+        db.rows(
+            "SELECT m.message_id, x.customer_id, x.rule FROM matches x
+             JOIN messages m ON m.id = x.message_id ORDER BY 1, 2",
+            &[],
+        ),
+        db.rows(
+            "SELECT message_id, COALESCE(customer_id, 0), denied FROM messages ORDER BY 1",
+            &[],
+        ),
+    )
+}
+
+/// Issue 16: a first sync with the customer book in place decides only the mail that can match
+/// (its sender is in the book) and then the replies; the same mailbox synced without a book and
+/// matched afterwards by importing it (one pass over every message) ends with the same pairings.
+#[test]
+fn a_first_sync_with_a_book_pairs_like_a_full_pass_afterwards() {
+    let u = user("crm-bulk");
+    seed(&u, 400);
+    let later = Home::new();
+    later.add_account("w", &u);
+    sync_once(&later, "w");
+    let msgs = cached(&later);
+    assert_eq!(msgs.len(), 400);
+    let mut senders: Vec<String> = Vec::new();
+    for (_, from, _) in &msgs {
+        if !from.is_empty() && !senders.contains(from) {
+            senders.push(from.clone());
+        }
+    }
+    assert!(senders.len() >= 6, "{senders:?}");
+    let domain = senders[5].rsplit_once('@').unwrap().1.to_string();
+    let csv = format!(
+        "name,emails,domains\nFirst,{},\nSecond,{},\nByDomain,,{domain}\n",
+        senders[0], senders[1]
+    );
+    let import = |home: &Home| {
+        let f = home.path().join("customers.csv");
+        std::fs::write(&f, &csv).unwrap();
+        let r = ok(home, &["customers", "import", f.to_str().unwrap()]);
+        assert_eq!(r["imported"], 3, "{r}");
+    };
+    import(&later);
+    let first = Home::new();
+    first.add_account("w", &u);
+    import(&first);
+    sync_once(&first, "w");
+    assert!(
+        first
+            .db()
+            .rows::<i64>("SELECT message_id FROM crm_pending", &[])
+            .is_empty(),
+        "everything examined"
+    );
+    let (got, flags) = pairings(&first);
+    let rules: HashSet<&str> = got.iter().map(|p| p.2.as_str()).collect();
+    assert!(
+        rules.contains("address") && rules.contains("domain"),
+        "{got:?}"
+    );
+    eprintln!(
+        "measured: {} pairings after a first sync with a book, rules {rules:?}",
+        got.len()
+    );
+    assert_eq!((got, flags), pairings(&later));
+}
