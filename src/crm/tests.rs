@@ -678,10 +678,10 @@ fn match_pending_with_an_empty_book_examines_everything_at_once_and_a_later_cust
     });
 }
 
-/// A snapshot of what matching decided for every message: customer, denied, and the rules.
 /// (message, customer, denied, its matches' customers and rules).
 type Decision = (i64, Option<i64>, bool, Vec<(i64, String)>);
 
+/// A snapshot of what matching decided for every message.
 fn decisions(w: &World) -> Vec<Decision> {
     let mut out = Vec::new();
     w.store
