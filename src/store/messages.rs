@@ -228,7 +228,10 @@ impl Store {
             Engine::Sqlite => self.conn.batch("BEGIN IMMEDIATE"),
             // One bulk writer at a time, as SQLite's write lock gives: two accounts storing the
             // same new message must not both create it.
-            Engine::Postgres => self.conn.batch("BEGIN; SELECT pg_advisory_xact_lock(1717)"),
+            // Its new locations are counted here, not by the row trigger (migration 19).
+            Engine::Postgres => self
+                .conn
+                .batch("BEGIN; SELECT pg_advisory_xact_lock(1717); SET LOCAL mailroom.bulk = 'on'"),
         };
         begun?;
         // The transaction holds the write lock, so ids are handed out here, as SQLite would
@@ -257,12 +260,12 @@ impl Store {
             Ok((next, no_book)) => Ok(BulkInsert {
                 ids: IdSource {
                     next,
+                    reserved: Vec::new(),
                     created_at: now(),
                     no_book,
-                    // SQLite's sync INSERT skips the trigger that keeps `account_counts`
-                    // (migration 14) and adds its counts at commit; PostgreSQL's trigger
-                    // counts every INSERT.
-                    counts: (self.engine() == Engine::Sqlite).then(CountDelta::default),
+                    // Sync's INSERT skips the trigger that keeps `account_counts` (migration
+                    // 14; on PostgreSQL since 19) and adds its counts at commit.
+                    counts: CountDelta::default(),
                 },
                 out: BatchOutcome::default(),
             }),
@@ -306,10 +309,8 @@ impl Store {
         folder_id: i64,
         checkpoint: Option<u32>,
     ) -> Result<()> {
-        if let Some(counts) = &mut bulk.ids.counts {
-            for (account, [m, u, q]) in counts.accounts.drain(..) {
-                self.conn.exec(SQL_ADD_COUNTS, args![account, m, u, q])?;
-            }
+        for (account, [m, u, q]) in bulk.ids.counts.accounts.drain(..) {
+            self.conn.exec(SQL_ADD_COUNTS, args![account, m, u, q])?;
         }
         if let Some(cp) = checkpoint {
             self.conn.exec(
@@ -690,12 +691,14 @@ struct IdSource {
     /// SQLite: the next id (max + 1 under the write lock); PostgreSQL: None, ids come from
     /// the table's sequence.
     next: Option<i64>,
+    /// PostgreSQL: ids taken from the sequence and not used yet (a block at a time).
+    reserved: Vec<i64>,
     created_at: String,
     /// The customer book was empty when the transaction began: mail that is not denied is
     /// stored as examined by matching (nothing to decide).
     no_book: bool,
-    /// SQLite: what the transaction's locations add to `account_counts`, written at commit.
-    counts: Option<CountDelta>,
+    /// What the transaction's locations add to `account_counts`, written at commit.
+    counts: CountDelta,
 }
 
 /// Per account: messages, unread, queued added by one bulk transaction; and whether the last
@@ -782,20 +785,33 @@ fn thread_root_of(tx: &Conn, env: &Envelope) -> Result<Option<i64>> {
     Ok(None)
 }
 
+/// Ids taken from PostgreSQL's sequence at a time (one round trip instead of one per
+/// message; what a transaction leaves unused is a gap in the ids, nothing more).
+const PG_ID_BLOCK: i64 = 64;
+
 /// The id of a message about to be created.
 fn new_message_id(tx: &Conn, ids: &mut IdSource) -> Result<i64> {
-    match &mut ids.next {
-        Some(next) => {
-            let id = *next;
-            *next += 1;
-            Ok(id)
-        }
-        None => tx.one(
-            "SELECT nextval(pg_get_serial_sequence('messages', 'id'))",
-            &[],
-            |r| r.get(0),
-        ),
+    if let Some(next) = &mut ids.next {
+        let id = *next;
+        *next += 1;
+        return Ok(id);
     }
+    if ids.reserved.is_empty() {
+        ids.reserved = tx.rows(
+            "SELECT nextval(pg_get_serial_sequence('messages', 'id')) FROM generate_series(1, ?1)",
+            args![PG_ID_BLOCK],
+            |r| r.get(0),
+        )?;
+        // Handed out from the end: smallest first.
+        ids.reserved.sort_unstable_by(|a, b| b.cmp(a));
+    }
+    ids.reserved.pop().ok_or_else(|| {
+        crate::error::AppError::local(
+            "the database handed out no message id",
+            "",
+            "run the sync again",
+        )
+    })
 }
 
 /// Inserts one location (and its logical message if new). False if it was already stored.
@@ -808,19 +824,32 @@ fn insert_one(
     ids: &mut IdSource,
     out: &mut BatchOutcome,
 ) -> Result<bool> {
-    let exists = tx
+    let env = &m.env;
+    let mut msg_id: Option<i64> = None;
+    if tx.engine() == Engine::Postgres
+        && let Some(mid) = &env.message_id
+    {
+        // Both lookups in one round trip.
+        let (exists, same): (bool, Option<i64>) = tx.one(
+            "SELECT EXISTS (SELECT 1 FROM locations WHERE folder_id = ?1 AND uidvalidity = ?2 AND uid = ?3),
+                    (SELECT id FROM messages WHERE message_id = ?4 AND content_hash = ?5 LIMIT 1)",
+            args![folder_id, uidvalidity, m.uid, mid, env.content_hash],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        if exists {
+            return Ok(false);
+        }
+        msg_id = same;
+    } else if tx
         .first(
             SQL_LOCATION_EXISTS,
             args![folder_id, uidvalidity, m.uid],
             |_| Ok(()),
         )?
-        .is_some();
-    if exists {
+        .is_some()
+    {
         return Ok(false);
-    }
-    let env = &m.env;
-    let mut msg_id: Option<i64> = None;
-    if let Some(mid) = &env.message_id {
+    } else if let Some(mid) = &env.message_id {
         msg_id = tx.first(SQL_SAME_MESSAGE, args![mid, env.content_hash], |r| r.get(0))?;
     } else {
         // Rebuild after a UIDVALIDITY change: the same folder's old location of an identical
@@ -836,10 +865,7 @@ fn insert_one(
         }
     }
     let seen = has_seen(&m.flags);
-    let queue_folder = match &mut ids.counts {
-        Some(c) => c.queue_folder(tx, folder_id)?,
-        None => false,
-    };
+    let queue_folder = ids.counts.queue_folder(tx, folder_id)?;
     // The message's date and thread, copied onto the location (the mail index's order).
     let sort: (String, i64);
     let id = match msg_id {
@@ -850,24 +876,42 @@ fn insert_one(
                 // has no body words yet; the pass's indexing adds them.
                 out.bodies += u64::from(super::bodies::insert_raw(tx, id, &b.raw, false)?);
             }
-            if let Some(c) = &mut ids.counts {
-                let d: [bool; 3] = tx.one(SQL_COUNT_DELTA, args![id, account_id], |r| {
-                    Ok([r.get(0)?, r.get(1)?, r.get(2)?])
-                })?;
-                c.add(
-                    account_id,
-                    [d[0], d[1] && !seen, d[2] && queue_folder].map(i64::from),
-                );
-            }
+            let d: [bool; 3] = tx.one(SQL_COUNT_DELTA, args![id, account_id], |r| {
+                Ok([r.get(0)?, r.get(1)?, r.get(2)?])
+            })?;
+            ids.counts.add(
+                account_id,
+                [d[0], d[1] && !seen, d[2] && queue_folder].map(i64::from),
+            );
             id
         }
         None => {
             let thread_root = thread_root_of(tx, env)?;
             let id = new_message_id(tx, ids)?;
-            let examined = ids.no_book && !m.denied;
-            insert_message(tx, m, id, thread_root.unwrap_or(id), &ids.created_at)?;
+            // With an empty book only denied mail waits for matching.
+            let pending = !ids.no_book || m.denied;
+            let queued = queue_folder && m.direction == "in" && !m.denied;
+            ids.counts
+                .add(account_id, [true, !seen, queued].map(i64::from));
             out.created += 1;
-            if !examined {
+            let place = Place {
+                account_id,
+                folder_id,
+                uidvalidity,
+                seen,
+                sort_date: env
+                    .date
+                    .as_deref()
+                    .or(m.internal_date.as_deref())
+                    .unwrap_or_default(),
+                thread_id: thread_root.unwrap_or(id),
+            };
+            if tx.engine() == Engine::Postgres && m.body.is_none() {
+                insert_new_pg(tx, m, id, &ids.created_at, pending, &place)?;
+                return Ok(true);
+            }
+            insert_message(tx, m, id, place.thread_id, &ids.created_at)?;
+            if pending {
                 tx.exec(
                     "INSERT INTO crm_pending (message_id) VALUES (?1)",
                     args![id],
@@ -877,40 +921,87 @@ fn insert_one(
                 // Its words went into the index with the header's: stored as indexed.
                 out.bodies += u64::from(super::bodies::insert_raw(tx, id, &b.raw, true)?);
             }
-            if let Some(c) = &mut ids.counts {
-                let queued = queue_folder && m.direction == "in" && !m.denied;
-                c.add(account_id, [true, !seen, queued].map(i64::from));
-            }
-            sort = (
-                env.date
-                    .clone()
-                    .or_else(|| m.internal_date.clone())
-                    .unwrap_or_default(),
-                thread_root.unwrap_or(id),
-            );
-            id
+            insert_location(tx, id, m, &place)?;
+            return Ok(true);
         }
     };
+    let place = Place {
+        account_id,
+        folder_id,
+        uidvalidity,
+        seen,
+        sort_date: &sort.0,
+        thread_id: sort.1,
+    };
+    insert_location(tx, id, m, &place)?;
+    Ok(true)
+}
+
+/// Where a fetched message lies: its location's row apart from the message and the UID.
+struct Place<'a> {
+    account_id: &'a str,
+    folder_id: i64,
+    uidvalidity: u32,
+    seen: bool,
+    /// The message's date and thread, copied onto the location (the mail index's order).
+    sort_date: &'a str,
+    thread_id: i64,
+}
+
+const SQL_INSERT_LOCATION: &str = "INSERT INTO locations (message_id, account_id, folder_id, uidvalidity, uid, flags, seen, modseq, internal_date, sort_date, thread_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+
+fn sorted_flags(m: &NewMessage) -> String {
     let mut flags = m.flags.clone();
     flags.sort();
+    flags_text(&flags)
+}
+
+fn insert_location(tx: &Conn, id: i64, m: &NewMessage, p: &Place<'_>) -> Result<()> {
     tx.exec(
-        "INSERT INTO locations (message_id, account_id, folder_id, uidvalidity, uid, flags, seen, modseq, internal_date, sort_date, thread_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        SQL_INSERT_LOCATION,
         args![
             id,
-            account_id,
-            folder_id,
-            uidvalidity,
+            p.account_id,
+            p.folder_id,
+            p.uidvalidity,
             m.uid,
-            flags_text(&flags),
-            seen,
+            sorted_flags(m),
+            p.seen,
             m.modseq,
             m.internal_date,
-            sort.0,
-            sort.1
+            p.sort_date,
+            p.thread_id
         ],
     )?;
-    Ok(true)
+    Ok(())
+}
+
+/// The columns of a new message row that are computed from the fetched message.
+struct MessageValues {
+    refs: Option<String>,
+    to: String,
+    cc: String,
+    date: Option<String>,
+    addresses: String,
+}
+
+fn message_values(m: &NewMessage) -> MessageValues {
+    let env = &m.env;
+    MessageValues {
+        refs: (!env.references.is_empty()).then(|| env.references.join(" ")),
+        to: serde_json::to_string(&env.to).unwrap_or_else(|_| "[]".into()),
+        cc: serde_json::to_string(&env.cc).unwrap_or_else(|_| "[]".into()),
+        date: env.date.clone().or_else(|| m.internal_date.clone()),
+        addresses: addresses_text(env),
+    }
+}
+
+/// The columns both inserts of a new message fill, in their order.
+macro_rules! message_columns {
+    () => {
+        "id, thread_id, message_id, content_hash, in_reply_to, refs, from_addr, from_name, to_json, cc_json, subject, date, size, headers, direction, denied, created_at, has_attachments"
+    };
 }
 
 /// The logical message row of a newly fetched message, and its search index entry.
@@ -922,42 +1013,102 @@ fn insert_message(
     created_at: &str,
 ) -> Result<()> {
     let env = &m.env;
-    let refs = (!env.references.is_empty()).then(|| env.references.join(" "));
-    let from_addr = env.from.as_ref().map(|a| a.address.clone());
-    let from_name = env.from.as_ref().and_then(|a| a.name.clone());
-    let to = serde_json::to_string(&env.to).unwrap_or_else(|_| "[]".into());
-    let cc = serde_json::to_string(&env.cc).unwrap_or_else(|_| "[]".into());
-    let date = env.date.clone().or_else(|| m.internal_date.clone());
+    let v = message_values(m);
     tx.exec(
-        "INSERT INTO messages (id, thread_id, message_id, content_hash, in_reply_to, refs, from_addr, from_name, to_json, cc_json, subject, date, size, headers, direction, denied, created_at, has_attachments)
-         VALUES (?16, ?17, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?18)",
+        concat!(
+            "INSERT INTO messages (",
+            message_columns!(),
+            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
+        ),
         args![
+            id,
+            thread_root,
             env.message_id,
             env.content_hash,
             env.in_reply_to,
-            refs,
-            from_addr,
-            from_name,
-            to,
-            cc,
+            v.refs,
+            env.from.as_ref().map(|a| a.address.as_str()),
+            env.from.as_ref().and_then(|a| a.name.as_deref()),
+            v.to,
+            v.cc,
             env.subject,
-            date,
+            v.date,
             m.size,
             m.headers,
             m.direction,
             m.denied,
             created_at,
-            id,
-            thread_root,
             m.body.as_ref().is_some_and(|b| b.attachments)
         ],
     )?;
     let doc = FtsDoc {
         subject: env.subject.as_deref().unwrap_or_default(),
-        addresses: &addresses_text(env),
+        addresses: &v.addresses,
         body: m.body.as_ref().map_or("", |b| b.text.as_str()),
     };
     fts_write(tx, id, &doc, false)
+}
+
+/// PostgreSQL: a new message (without a body), its search entry, its place among the mail
+/// matching has not examined and its location, in one statement. Each statement is a round
+/// trip to the server; four of them per message were most of a first sync's time there.
+fn insert_new_pg(
+    tx: &Conn,
+    m: &NewMessage,
+    id: i64,
+    created_at: &str,
+    pending: bool,
+    p: &Place<'_>,
+) -> Result<()> {
+    let env = &m.env;
+    let v = message_values(m);
+    let doc = FtsDoc {
+        subject: env.subject.as_deref().unwrap_or_default(),
+        addresses: &v.addresses,
+        body: "",
+    };
+    tx.exec(
+        concat!(
+            "WITH m AS (INSERT INTO messages (",
+            message_columns!(),
+            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, 0)),
+             f AS (INSERT INTO messages_fts (message_id, doc) VALUES (?1, CAST(?18 AS tsvector))),
+             c AS (INSERT INTO crm_pending (message_id) SELECT ?1 WHERE ?19 = 1)
+             INSERT INTO locations (message_id, account_id, folder_id, uidvalidity, uid, flags, seen, modseq, internal_date, sort_date, thread_id)
+             VALUES (?1, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?2)"
+        ),
+        args![
+            id,
+            p.thread_id,
+            env.message_id,
+            env.content_hash,
+            env.in_reply_to,
+            v.refs,
+            env.from.as_ref().map(|a| a.address.as_str()),
+            env.from.as_ref().and_then(|a| a.name.as_deref()),
+            v.to,
+            v.cc,
+            env.subject,
+            v.date,
+            m.size,
+            m.headers,
+            m.direction,
+            m.denied,
+            created_at,
+            super::search::pg_tsvector(&doc),
+            pending,
+            p.account_id,
+            p.folder_id,
+            p.uidvalidity,
+            m.uid,
+            sorted_flags(m),
+            p.seen,
+            m.modseq,
+            m.internal_date,
+            p.sort_date
+        ],
+    )?;
+    Ok(())
 }
 
 #[cfg(test)]
