@@ -1152,6 +1152,59 @@ mod tests {
         );
     }
 
+    /// A statement that comes back is prepared once on the server and then reused; one seen
+    /// once is not; a prepared statement whose table changed under it fails once, is forgotten
+    /// and works again prepared afresh.
+    #[test]
+    fn repeated_postgresql_statements_are_prepared_once() {
+        let Some(pg) = engines::PgScratch::new() else {
+            return;
+        };
+        let c = pg.conn();
+        let prepared = |c: &Conn| -> i64 {
+            c.one(
+                "SELECT COUNT(*) FROM pg_prepared_statements
+                 WHERE NOT from_sql AND statement NOT LIKE '%pg_prepared_statements%'",
+                &[],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        let before = prepared(&c);
+        c.batch("CREATE TABLE p (n BIGINT)").unwrap();
+        for n in 0..5i64 {
+            c.exec("INSERT INTO p (n) VALUES (?1)", args![n]).unwrap();
+        }
+        let sum = |c: &Conn| -> i64 {
+            c.one("SELECT CAST(SUM(n) AS BIGINT) FROM p", &[], |r| r.get(0))
+                .unwrap()
+        };
+        for _ in 0..3 {
+            assert_eq!(sum(&c), 10);
+        }
+        assert_eq!(
+            prepared(&c) - before,
+            2,
+            "the INSERT and the SUM, once each"
+        );
+        c.exec("INSERT INTO p (n) VALUES (?1 + 100)", args![1i64])
+            .unwrap();
+        assert_eq!(
+            prepared(&c) - before,
+            2,
+            "a statement seen once stays unnamed"
+        );
+        // Another process adds a column under a prepared `SELECT *`: PostgreSQL refuses the
+        // old plan once ("cached plan must not change result type"); it is forgotten, and the
+        // next run prepares it afresh.
+        let all = |c: &Conn| c.rows("SELECT * FROM p ORDER BY n", &[], |r| r.get::<i64>(0));
+        assert_eq!(all(&c).unwrap().len(), 6);
+        assert_eq!(all(&c).unwrap().len(), 6);
+        c.batch("ALTER TABLE p ADD COLUMN m BIGINT").unwrap();
+        assert!(all(&c).is_err(), "the stale plan is refused");
+        assert_eq!(all(&c).unwrap(), [0, 1, 2, 3, 4, 101]);
+    }
+
     #[test]
     fn both_engines_read_and_write_every_kind_through_the_common_calls() {
         engines::each(|c| {
