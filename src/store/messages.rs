@@ -774,7 +774,7 @@ const SQL_THREAD_ROOT: &str =
     "SELECT COALESCE(thread_id, id) FROM messages WHERE message_id = ?1 LIMIT 1";
 
 /// The thread root of a new message: that of the first of its references (or the message it
-/// replies to) already stored.
+/// replies to) already stored. (PostgreSQL's lookup in `insert_one` asks the same in SQL.)
 fn thread_root_of(tx: &Conn, env: &Envelope) -> Result<Option<i64>> {
     for parent in env.references.iter().chain(env.in_reply_to.iter()) {
         let found = tx.first(SQL_THREAD_ROOT, args![parent], |r| r.get(0))?;
@@ -814,6 +814,75 @@ fn new_message_id(tx: &Conn, ids: &mut IdSource) -> Result<i64> {
     })
 }
 
+/// What is stored already of a fetched message.
+struct Found {
+    /// The logical message it is (same Message-ID and content hash), if stored.
+    message: Option<i64>,
+    /// PostgreSQL: the thread root of its first stored reference, looked up with the rest
+    /// (each statement is a round trip there); SQLite asks when it creates the message.
+    root: Option<Option<i64>>,
+}
+
+/// Looks a fetched message up: None if its location is stored already.
+fn look_up(tx: &Conn, folder_id: i64, uidvalidity: u32, m: &NewMessage) -> Result<Option<Found>> {
+    let env = &m.env;
+    if tx.engine() == Engine::Postgres
+        && let Some(mid) = &env.message_id
+    {
+        let parents: Vec<&str> = env
+            .references
+            .iter()
+            .chain(env.in_reply_to.iter())
+            .map(String::as_str)
+            .collect();
+        let parents = (!parents.is_empty()).then(|| parents.join("\n"));
+        let (exists, same, root): (bool, Option<i64>, Option<i64>) = tx.one(
+            "SELECT EXISTS (SELECT 1 FROM locations WHERE folder_id = ?1 AND uidvalidity = ?2 AND uid = ?3),
+                    (SELECT id FROM messages WHERE message_id = ?4 AND content_hash = ?5 LIMIT 1),
+                    (SELECT t.root FROM unnest(string_to_array(?6, chr(10))) WITH ORDINALITY AS p(mid, n)
+                       , LATERAL (SELECT COALESCE(thread_id, id) AS root FROM messages
+                                  WHERE message_id = p.mid LIMIT 1) t
+                      ORDER BY p.n LIMIT 1)",
+            args![folder_id, uidvalidity, m.uid, mid, env.content_hash, parents],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        return Ok((!exists).then_some(Found {
+            message: same,
+            root: Some(root),
+        }));
+    }
+    let exists = tx
+        .first(
+            SQL_LOCATION_EXISTS,
+            args![folder_id, uidvalidity, m.uid],
+            |_| Ok(()),
+        )?
+        .is_some();
+    if exists {
+        return Ok(None);
+    }
+    let mut message = None;
+    if let Some(mid) = &env.message_id {
+        message = tx.first(SQL_SAME_MESSAGE, args![mid, env.content_hash], |r| r.get(0))?;
+    } else {
+        // Rebuild after a UIDVALIDITY change: the same folder's old location of an identical
+        // message without Message-ID is this message; take it over instead of duplicating.
+        let stale: Option<(i64, i64)> = tx.first(
+            SQL_STALE_TWIN,
+            args![folder_id, uidvalidity, env.content_hash],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        if let Some((loc, mid)) = stale {
+            tx.exec("DELETE FROM locations WHERE id = ?1", args![loc])?;
+            message = Some(mid);
+        }
+    }
+    Ok(Some(Found {
+        message,
+        root: None,
+    }))
+}
+
 /// Inserts one location (and its logical message if new). False if it was already stored.
 fn insert_one(
     tx: &Conn,
@@ -825,45 +894,13 @@ fn insert_one(
     out: &mut BatchOutcome,
 ) -> Result<bool> {
     let env = &m.env;
-    let mut msg_id: Option<i64> = None;
-    if tx.engine() == Engine::Postgres
-        && let Some(mid) = &env.message_id
-    {
-        // Both lookups in one round trip.
-        let (exists, same): (bool, Option<i64>) = tx.one(
-            "SELECT EXISTS (SELECT 1 FROM locations WHERE folder_id = ?1 AND uidvalidity = ?2 AND uid = ?3),
-                    (SELECT id FROM messages WHERE message_id = ?4 AND content_hash = ?5 LIMIT 1)",
-            args![folder_id, uidvalidity, m.uid, mid, env.content_hash],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
-        if exists {
-            return Ok(false);
-        }
-        msg_id = same;
-    } else if tx
-        .first(
-            SQL_LOCATION_EXISTS,
-            args![folder_id, uidvalidity, m.uid],
-            |_| Ok(()),
-        )?
-        .is_some()
-    {
+    let Some(Found {
+        message: msg_id,
+        root: known_root,
+    }) = look_up(tx, folder_id, uidvalidity, m)?
+    else {
         return Ok(false);
-    } else if let Some(mid) = &env.message_id {
-        msg_id = tx.first(SQL_SAME_MESSAGE, args![mid, env.content_hash], |r| r.get(0))?;
-    } else {
-        // Rebuild after a UIDVALIDITY change: the same folder's old location of an identical
-        // message without Message-ID is this message; take it over instead of duplicating.
-        let stale: Option<(i64, i64)> = tx.first(
-            SQL_STALE_TWIN,
-            args![folder_id, uidvalidity, env.content_hash],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
-        if let Some((loc, mid)) = stale {
-            tx.exec("DELETE FROM locations WHERE id = ?1", args![loc])?;
-            msg_id = Some(mid);
-        }
-    }
+    };
     let seen = has_seen(&m.flags);
     let queue_folder = ids.counts.queue_folder(tx, folder_id)?;
     // The message's date and thread, copied onto the location (the mail index's order).
@@ -886,7 +923,10 @@ fn insert_one(
             id
         }
         None => {
-            let thread_root = thread_root_of(tx, env)?;
+            let thread_root = match known_root {
+                Some(root) => root,
+                None => thread_root_of(tx, env)?,
+            };
             let id = new_message_id(tx, ids)?;
             // With an empty book only denied mail waits for matching.
             let pending = !ids.no_book || m.denied;
@@ -1257,6 +1297,67 @@ mod tests {
             assert_eq!(
                 s.messages_page("a", Some("Archive"), 10, 0).unwrap().len(),
                 2
+            );
+        });
+    }
+
+    /// A new message joins the thread of the first of its References (oldest first), else of
+    /// the message it replies to, that is stored — earlier in the same batch included; on each
+    /// engine (PostgreSQL asks it in the same statement as the identity lookup).
+    #[test]
+    fn new_mail_joins_the_thread_of_its_first_stored_reference() {
+        crate::store::testing::each(|s| {
+            let (inbox, _) = setup(s);
+            let msg = |id: &str, extra: &str| {
+                format!(
+                    "Message-ID: <{id}>\r\nFrom: a@x\r\nSubject: {id}\r\nDate: Mon, 2 Nov 2026 10:00:00 +0000\r\n{extra}\r\n"
+                )
+            };
+            let batch = [
+                nm(1, &msg("root@x", "")),
+                nm(2, &msg("other@x", "")),
+                // Its parent came earlier in this very batch.
+                nm(
+                    3,
+                    &msg("r1@x", "In-Reply-To: <root@x>\r\nReferences: <root@x>\r\n"),
+                ),
+                // References unknown except the one it replies to.
+                nm(
+                    4,
+                    &msg(
+                        "r2@x",
+                        "In-Reply-To: <r1@x>\r\nReferences: <gone@x> <r1@x>\r\n",
+                    ),
+                ),
+                // The first stored reference wins over In-Reply-To.
+                nm(
+                    5,
+                    &msg(
+                        "r3@x",
+                        "In-Reply-To: <other@x>\r\nReferences: <gone@x> <root@x>\r\n",
+                    ),
+                ),
+                nm(6, &msg("lost@x", "In-Reply-To: <gone@x>\r\n")),
+            ];
+            s.store_batch("a", inbox, 1, &batch, Some(6)).unwrap();
+            let root_of = |mid: &str| -> (i64, i64) {
+                s.conn
+                    .one(
+                        "SELECT id, COALESCE(thread_id, id) FROM messages WHERE message_id = ?1",
+                        args![mid],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .unwrap()
+            };
+            let (root, _) = root_of("root@x");
+            let (lost, lost_root) = root_of("lost@x");
+            assert_eq!(root_of("r1@x").1, root);
+            assert_eq!(root_of("r2@x").1, root, "through r1's thread");
+            assert_eq!(root_of("r3@x").1, root, "References before In-Reply-To");
+            assert_eq!(root_of("other@x").1, root_of("other@x").0);
+            assert_eq!(
+                lost_root, lost,
+                "nothing stored to join: a thread of its own"
             );
         });
     }
