@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use super::search::{FtsDoc, fts_write};
-use super::sql::{Conn, Engine};
+use super::sql::{Arg, Conn, Engine, Kind, ToArg};
 use super::{Store, now};
 use crate::args;
 use crate::error::Result;
@@ -997,22 +997,31 @@ fn sorted_flags(m: &NewMessage) -> String {
     flags_text(&flags)
 }
 
+/// A location's values from `account_id` to `sort_date`, in SQL_INSERT_LOCATION's order.
+fn location_args<'a>(m: &'a NewMessage, p: &'a Place<'a>, flags: &'a str) -> [Arg<'a>; 9] {
+    [
+        p.account_id.arg(),
+        p.folder_id.arg(),
+        p.uidvalidity.arg(),
+        m.uid.arg(),
+        flags.arg(),
+        p.seen.arg(),
+        m.modseq.arg(),
+        m.internal_date.arg(),
+        p.sort_date.arg(),
+    ]
+}
+
 fn insert_location(tx: &Conn, id: i64, m: &NewMessage, p: &Place<'_>) -> Result<()> {
+    let flags = sorted_flags(m);
     tx.exec(
         SQL_INSERT_LOCATION,
-        args![
-            id,
-            p.account_id,
-            p.folder_id,
-            p.uidvalidity,
-            m.uid,
-            sorted_flags(m),
-            p.seen,
-            m.modseq,
-            m.internal_date,
-            p.sort_date,
-            p.thread_id
-        ],
+        &[
+            &[id.arg()][..],
+            &location_args(m, p, &flags),
+            &[p.thread_id.arg()],
+        ]
+        .concat(),
     )?;
     Ok(())
 }
@@ -1035,6 +1044,34 @@ fn message_values(m: &NewMessage) -> MessageValues {
         date: env.date.clone().or_else(|| m.internal_date.clone()),
         addresses: addresses_text(env),
     }
+}
+
+/// The values of `message_columns!` from the third (`message_id`) to the seventeenth
+/// (`created_at`): what both inserts of a new message bind alike.
+fn message_args<'a>(m: &'a NewMessage, v: &'a MessageValues, created_at: &'a str) -> [Arg<'a>; 15] {
+    let env = &m.env;
+    [
+        env.message_id.arg(),
+        env.content_hash.arg(),
+        env.in_reply_to.arg(),
+        v.refs.arg(),
+        env.from
+            .as_ref()
+            .map_or(Arg::Null(Kind::Text), |a| Arg::Text(&a.address)),
+        env.from
+            .as_ref()
+            .and_then(|a| a.name.as_deref())
+            .map_or(Arg::Null(Kind::Text), Arg::Text),
+        v.to.arg(),
+        v.cc.arg(),
+        env.subject.arg(),
+        v.date.arg(),
+        m.size.arg(),
+        m.headers.arg(),
+        m.direction.arg(),
+        m.denied.arg(),
+        created_at.arg(),
+    ]
 }
 
 /// The columns both inserts of a new message fill, in their order.
@@ -1060,26 +1097,12 @@ fn insert_message(
             message_columns!(),
             ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
         ),
-        args![
-            id,
-            thread_root,
-            env.message_id,
-            env.content_hash,
-            env.in_reply_to,
-            v.refs,
-            env.from.as_ref().map(|a| a.address.as_str()),
-            env.from.as_ref().and_then(|a| a.name.as_deref()),
-            v.to,
-            v.cc,
-            env.subject,
-            v.date,
-            m.size,
-            m.headers,
-            m.direction,
-            m.denied,
-            created_at,
-            m.body.as_ref().is_some_and(|b| b.attachments)
-        ],
+        &[
+            &[id.arg(), thread_root.arg()][..],
+            &message_args(m, &v, created_at),
+            args![m.body.as_ref().is_some_and(|b| b.attachments)],
+        ]
+        .concat(),
     )?;
     let doc = FtsDoc {
         subject: env.subject.as_deref().unwrap_or_default(),
@@ -1117,36 +1140,13 @@ fn insert_new_pg(
              INSERT INTO locations (message_id, account_id, folder_id, uidvalidity, uid, flags, seen, modseq, internal_date, sort_date, thread_id)
              VALUES (?1, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?2)"
         ),
-        args![
-            id,
-            p.thread_id,
-            env.message_id,
-            env.content_hash,
-            env.in_reply_to,
-            v.refs,
-            env.from.as_ref().map(|a| a.address.as_str()),
-            env.from.as_ref().and_then(|a| a.name.as_deref()),
-            v.to,
-            v.cc,
-            env.subject,
-            v.date,
-            m.size,
-            m.headers,
-            m.direction,
-            m.denied,
-            created_at,
-            super::search::pg_tsvector(&doc),
-            pending,
-            p.account_id,
-            p.folder_id,
-            p.uidvalidity,
-            m.uid,
-            sorted_flags(m),
-            p.seen,
-            m.modseq,
-            m.internal_date,
-            p.sort_date
-        ],
+        &[
+            &[id.arg(), p.thread_id.arg()][..],
+            &message_args(m, &v, created_at),
+            args![super::search::pg_tsvector(&doc), pending],
+            &location_args(m, p, &sorted_flags(m)),
+        ]
+        .concat(),
     )?;
     Ok(())
 }
