@@ -50,6 +50,18 @@ impl Book {
         Ok(b)
     }
 
+    /// The key a canonical address is looked up by: itself, or plus-folded when the setting
+    /// asks for it.
+    pub fn key(&self, canonical: &str) -> String {
+        match self.norm.fold_plus {
+            true => self
+                .norm
+                .address(canonical)
+                .unwrap_or_else(|| canonical.to_string()),
+            false => canonical.to_string(),
+        }
+    }
+
     /// The customer owning this canonical (possibly plus-folded) address.
     pub fn by_address(&self, addr: &str) -> Option<i64> {
         self.emails.get(addr).copied()
@@ -225,11 +237,7 @@ impl Matcher {
             }
         };
         for a in &counterparts {
-            // Canonical already; only plus-folding can change it.
-            let key = match norm.fold_plus {
-                true => norm.address(a).unwrap_or_else(|| (*a).clone()),
-                false => (*a).clone(),
-            };
+            let key = self.book.key(a);
             if let Some(c) = self.book.by_address(&key) {
                 let detail = if &key == *a {
                     format!("{} {a}", if outbound { "recipient" } else { "sender" })
@@ -433,7 +441,6 @@ pub(super) fn match_bulk(
     let is_pending = |id: &i64| sorted.binary_search(id).is_ok();
     // Decided per distinct sender (a mailbox has far fewer senders than messages).
     let plain = Normalizer::default();
-    let norm = matcher.book.norm;
     let senders: Vec<String> = store
         .distinct_senders()?
         .into_iter()
@@ -441,13 +448,7 @@ pub(super) fn match_bulk(
             let Some(f) = plain.address(from) else {
                 return false;
             };
-            let by_address = match norm.fold_plus {
-                true => norm
-                    .address(&f)
-                    .is_some_and(|k| matcher.book.by_address(&k).is_some()),
-                false => matcher.book.by_address(&f).is_some(),
-            };
-            by_address
+            matcher.book.by_address(&matcher.book.key(&f)).is_some()
                 || matcher.is_own(&f)
                 || matcher.book.by_domain(&f).is_some()
                 || matcher.deny.may_deny(&f)
@@ -476,16 +477,26 @@ pub(super) fn match_bulk(
         })?;
     }
     if seeds.len() * 4 > cached {
+        tracing::debug!(
+            can_match = seeds.len(),
+            pending = pending.len(),
+            "matching: much of the new mail can match; one pass over the cache"
+        );
         return Ok(None);
     }
+    tracing::debug!(
+        can_match = seeds.len(),
+        pending = pending.len(),
+        "matching: deciding only the new mail that can match"
+    );
     let mut summary = MatchSummary::default();
     let mut ids: Vec<i64> = seeds.into_iter().collect();
+    ids.sort_unstable();
     // A reference cycle could flip decisions back and forth; real threads are far shallower.
     for _ in 0..32 {
         if ids.is_empty() {
             break;
         }
-        ids.sort_unstable();
         let (s, changed) = run(store, matcher, Some(&ids))?;
         summary.matched += s.matched;
         summary.changed += s.changed;
@@ -495,9 +506,9 @@ pub(super) fn match_bulk(
             .filter_map(|mid| replies.get(&id_key(mid)))
             .flatten()
             .copied()
-            .collect::<HashSet<i64>>()
-            .into_iter()
             .collect();
+        ids.sort_unstable();
+        ids.dedup();
     }
     store.set_examined(pending)?;
     summary.examined = pending.len();

@@ -776,13 +776,22 @@ const SQL_THREAD_ROOT: &str =
 /// The thread root of a new message: that of the first of its references (or the message it
 /// replies to) already stored. (PostgreSQL's lookup in `insert_one` asks the same in SQL.)
 fn thread_root_of(tx: &Conn, env: &Envelope) -> Result<Option<i64>> {
-    for parent in env.references.iter().chain(env.in_reply_to.iter()) {
+    for parent in thread_parents(env) {
         let found = tx.first(SQL_THREAD_ROOT, args![parent], |r| r.get(0))?;
         if found.is_some() {
             return Ok(found);
         }
     }
     Ok(None)
+}
+
+/// The messages a new one may join the thread of, in the order that decides: References
+/// (oldest first), then In-Reply-To.
+fn thread_parents(env: &Envelope) -> impl Iterator<Item = &str> {
+    env.references
+        .iter()
+        .chain(env.in_reply_to.iter())
+        .map(String::as_str)
 }
 
 /// Ids taken from PostgreSQL's sequence at a time (one round trip instead of one per
@@ -829,12 +838,7 @@ fn look_up(tx: &Conn, folder_id: i64, uidvalidity: u32, m: &NewMessage) -> Resul
     if tx.engine() == Engine::Postgres
         && let Some(mid) = &env.message_id
     {
-        let parents: Vec<&str> = env
-            .references
-            .iter()
-            .chain(env.in_reply_to.iter())
-            .map(String::as_str)
-            .collect();
+        let parents: Vec<&str> = thread_parents(env).collect();
         let parents = (!parents.is_empty()).then(|| parents.join("\n"));
         let (exists, same, root): (bool, Option<i64>, Option<i64>) = tx.one(
             "SELECT EXISTS (SELECT 1 FROM locations WHERE folder_id = ?1 AND uidvalidity = ?2 AND uid = ?3),
@@ -903,11 +907,19 @@ fn insert_one(
     };
     let seen = has_seen(&m.flags);
     let queue_folder = ids.counts.queue_folder(tx, folder_id)?;
-    // The message's date and thread, copied onto the location (the mail index's order).
-    let sort: (String, i64);
-    let id = match msg_id {
+    let place = |sort_date, thread_id| Place {
+        account_id,
+        folder_id,
+        uidvalidity,
+        seen,
+        sort_date,
+        thread_id,
+    };
+    match msg_id {
         Some(id) => {
-            sort = tx.one(SQL_SORT_KEY, args![id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            // The message's date and thread, copied onto the location (the mail index's order).
+            let (sort_date, thread_id): (String, i64) =
+                tx.one(SQL_SORT_KEY, args![id], |r| Ok((r.get(0)?, r.get(1)?)))?;
             if let Some(b) = &m.body {
                 // A message stored before (another folder, another account): its index entry
                 // has no body words yet; the pass's indexing adds them.
@@ -920,7 +932,7 @@ fn insert_one(
                 account_id,
                 [d[0], d[1] && !seen, d[2] && queue_folder].map(i64::from),
             );
-            id
+            insert_location(tx, id, m, &place(&sort_date, thread_id))?;
         }
         None => {
             let thread_root = match known_root {
@@ -934,18 +946,8 @@ fn insert_one(
             ids.counts
                 .add(account_id, [true, !seen, queued].map(i64::from));
             out.created += 1;
-            let place = Place {
-                account_id,
-                folder_id,
-                uidvalidity,
-                seen,
-                sort_date: env
-                    .date
-                    .as_deref()
-                    .or(m.internal_date.as_deref())
-                    .unwrap_or_default(),
-                thread_id: thread_root.unwrap_or(id),
-            };
+            let sort_date = env.date.as_deref().or(m.internal_date.as_deref());
+            let place = place(sort_date.unwrap_or_default(), thread_root.unwrap_or(id));
             if tx.engine() == Engine::Postgres && m.body.is_none() {
                 insert_new_pg(tx, m, id, &ids.created_at, pending, &place)?;
                 return Ok(true);
@@ -962,18 +964,8 @@ fn insert_one(
                 out.bodies += u64::from(super::bodies::insert_raw(tx, id, &b.raw, true)?);
             }
             insert_location(tx, id, m, &place)?;
-            return Ok(true);
         }
-    };
-    let place = Place {
-        account_id,
-        folder_id,
-        uidvalidity,
-        seen,
-        sort_date: &sort.0,
-        thread_id: sort.1,
-    };
-    insert_location(tx, id, m, &place)?;
+    }
     Ok(true)
 }
 

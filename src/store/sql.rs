@@ -768,7 +768,8 @@ fn gone() -> AppError {
 /// would cost a round trip more.
 #[derive(Default)]
 struct Prepared {
-    seen: HashMap<(String, Vec<postgres::types::Type>), Option<postgres::Statement>>,
+    /// By statement text, then by argument types: None while seen once.
+    seen: HashMap<String, HashMap<Vec<postgres::types::Type>, Option<postgres::Statement>>>,
 }
 
 /// Distinct statement texts remembered per connection; beyond that the memory starts over.
@@ -780,31 +781,43 @@ impl Prepared {
         &mut self,
         client: &mut postgres::Client,
         sql: &str,
-        types: Vec<postgres::types::Type>,
+        types: &[postgres::types::Type],
     ) -> std::result::Result<Option<postgres::Statement>, postgres::Error> {
-        let key = (sql.to_string(), types);
-        match self.seen.get_mut(&key) {
-            Some(Some(st)) => Ok(Some(st.clone())),
-            Some(slot) => {
-                let st = client.prepare_typed(sql, &key.1)?;
-                *slot = Some(st.clone());
-                Ok(Some(st))
+        if let Some(slot) = self.seen.get_mut(sql).and_then(|by| by.get_mut(types)) {
+            if slot.is_none() {
+                *slot = Some(client.prepare_typed(sql, types)?);
             }
-            None => {
-                if self.seen.len() >= PREPARED_MAX {
-                    self.seen.clear();
-                }
-                self.seen.insert(key, None);
-                Ok(None)
-            }
+            return Ok(slot.clone());
         }
+        if self.seen.len() >= PREPARED_MAX {
+            self.seen.clear();
+        }
+        self.seen
+            .entry(sql.to_string())
+            .or_default()
+            .insert(types.to_vec(), None);
+        Ok(None)
     }
 
     /// After a failure the statement is prepared afresh next time (e.g. another process
     /// changed the schema under it).
     fn forget(&mut self, sql: &str) {
-        self.seen.retain(|(text, _), _| text != sql);
+        self.seen.remove(sql);
     }
+}
+
+/// The arguments with their types, for a statement run unnamed.
+fn typed<'a>(
+    args: &'a [Owned],
+    types: &[postgres::types::Type],
+) -> Vec<(
+    &'a (dyn postgres::types::ToSql + Sync),
+    postgres::types::Type,
+)> {
+    args.iter()
+        .zip(types)
+        .map(|(a, t)| (a as _, t.clone()))
+        .collect()
 }
 
 /// Runs one statement, prepared when it repeats; the rows it changed.
@@ -815,17 +828,13 @@ fn execute(
     args: &[Owned],
 ) -> std::result::Result<u64, postgres::Error> {
     let types: Vec<postgres::types::Type> = args.iter().map(Owned::pg_type).collect();
-    match prepared.get(client, sql, types)? {
+    match prepared.get(client, sql, &types)? {
         Some(st) => {
             let params: Vec<&(dyn postgres::types::ToSql + Sync)> =
                 args.iter().map(|a| a as _).collect();
             client.execute(&st, &params)
         }
-        None => {
-            let params: Vec<(&(dyn postgres::types::ToSql + Sync), postgres::types::Type)> =
-                args.iter().map(|a| (a as _, a.pg_type())).collect();
-            client.execute_typed(sql, &params)
-        }
+        None => client.execute_typed(sql, &typed(args, &types)),
     }
 }
 
@@ -913,15 +922,11 @@ fn run_query(
         chunk,
     } = q;
     let types: Vec<postgres::types::Type> = args.iter().map(Owned::pg_type).collect();
-    let started = match prepared.get(client, sql, types) {
+    let started = match prepared.get(client, sql, &types) {
         Ok(Some(st)) => {
             client.query_raw(&st, args.iter().map(|a| a as &dyn postgres::types::ToSql))
         }
-        Ok(None) => {
-            let params: Vec<(&(dyn postgres::types::ToSql + Sync), postgres::types::Type)> =
-                args.iter().map(|a| (a as _, a.pg_type())).collect();
-            client.query_typed_raw(sql, params)
-        }
+        Ok(None) => client.query_typed_raw(sql, typed(args, &types)),
         Err(e) => Err(e),
     };
     let mut it = match started {

@@ -37,6 +37,24 @@ fn cached(home: &Home) -> Vec<(i64, String, String)> {
     )
 }
 
+/// The senders of the cached messages, each once, in the order of their first message.
+fn distinct_senders(msgs: &[(i64, String, String)]) -> Vec<String> {
+    let mut senders: Vec<String> = Vec::new();
+    for (_, from, _) in msgs {
+        if !from.is_empty() && !senders.contains(from) {
+            senders.push(from.clone());
+        }
+    }
+    senders
+}
+
+/// Imports a customer book given as CSV text; the import's report.
+fn import_book(home: &Home, csv: &str) -> Value {
+    let f = home.path().join("customers.csv");
+    std::fs::write(&f, csv).unwrap();
+    ok(home, &["customers", "import", f.to_str().unwrap()])
+}
+
 fn triage_ids(home: &Home, extra: &[&str]) -> Vec<i64> {
     let mut args = vec!["triage", "list", "--limit", "100000"];
     args.extend_from_slice(extra);
@@ -312,21 +330,14 @@ fn seeded_mailbox_and_imported_customers_give_timelines_and_triage() {
     let msgs = cached(&home);
     assert_eq!(msgs.len(), 60);
     // Customers: the senders of the first few distinct addresses, one of them by domain only.
-    let mut senders: Vec<String> = Vec::new();
-    for (_, from, _) in &msgs {
-        if !from.is_empty() && !senders.contains(from) {
-            senders.push(from.clone());
-        }
-    }
+    let senders = distinct_senders(&msgs);
     assert!(senders.len() >= 6, "{senders:?}");
     let by_domain = senders[5].rsplit_once('@').unwrap().1.to_string();
     let csv = format!(
         "name,emails,domains\nFirst,{},\nSecond,{};{},\nThird,{},\nByDomain,,{by_domain}\n",
         senders[0], senders[1], senders[2], senders[3]
     );
-    let f = home.path().join("customers.csv");
-    std::fs::write(&f, csv).unwrap();
-    let r = ok(&home, &["customers", "import", f.to_str().unwrap()]);
+    let r = import_book(&home, &csv);
     assert_eq!(r["imported"], 4, "{r}");
     let list = ok(&home, &["customers", "list"]);
     let ids: BTreeMap<String, i64> = list["customers"]
@@ -1033,29 +1044,27 @@ fn a_first_sync_with_a_book_pairs_like_a_full_pass_afterwards() {
     sync_once(&later, "w");
     let msgs = cached(&later);
     assert_eq!(msgs.len(), 400);
-    let mut senders: Vec<String> = Vec::new();
-    for (_, from, _) in &msgs {
-        if !from.is_empty() && !senders.contains(from) {
-            senders.push(from.clone());
-        }
-    }
+    let senders = distinct_senders(&msgs);
     assert!(senders.len() >= 6, "{senders:?}");
     let domain = senders[5].rsplit_once('@').unwrap().1.to_string();
     let csv = format!(
         "name,emails,domains\nFirst,{},\nSecond,{},\nByDomain,,{domain}\n",
         senders[0], senders[1]
     );
-    let import = |home: &Home| {
-        let f = home.path().join("customers.csv");
-        std::fs::write(&f, &csv).unwrap();
-        let r = ok(home, &["customers", "import", f.to_str().unwrap()]);
-        assert_eq!(r["imported"], 3, "{r}");
-    };
-    import(&later);
     let first = Home::new();
     first.add_account("w", &u);
-    import(&first);
-    sync_once(&first, "w");
+    for home in [&later, &first] {
+        let r = import_book(home, &csv);
+        assert_eq!(r["imported"], 3, "{r}");
+    }
+    // The first sync with the book in place takes the path that decides only what can match.
+    let out = first.run(&["-vv", "--json", "sync", "w", "--once"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("deciding only the new mail that can match"),
+        "{}",
+        stderr(&out)
+    );
     assert!(
         first
             .db()
