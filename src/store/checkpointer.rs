@@ -109,6 +109,52 @@ mod tests {
     use super::*;
     use crate::args;
 
+    /// A writer's page cache grows with the database it writes into: the floor for an empty
+    /// store, more for a large one, never past the ceiling.
+    #[test]
+    fn a_writer_s_page_cache_follows_the_database_s_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let main = Store::open(&path).unwrap();
+        let cache_kib = |s: &Store| -> i64 {
+            -s.conn
+                .lite()
+                .unwrap()
+                .query_row("PRAGMA cache_size", [], |r| r.get::<_, i64>(0))
+                .unwrap()
+        };
+        // A new store is its schema: well under a megabyte.
+        let empty = cache_kib(&main.reopen().unwrap());
+        assert!((16 * 1024..17 * 1024).contains(&empty), "{empty} KiB");
+        let blob = vec![7u8; 1 << 20];
+        main.conn
+            .tx(|| {
+                for _ in 0..64 {
+                    main.conn.exec(
+                        "INSERT INTO events (at, level, what, detail) VALUES ('t', 'info', 's', ?1)",
+                        args![blob],
+                    )?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        // 64 MB of data: 16 MB + 8 MB.
+        let grown = cache_kib(&main.reopen().unwrap());
+        assert!((24 * 1024..25 * 1024).contains(&grown), "{grown} KiB");
+        main.conn
+            .tx(|| {
+                for _ in 0..256 {
+                    main.conn.exec(
+                        "INSERT INTO events (at, level, what, detail) VALUES ('t', 'info', 's', ?1)",
+                        args![blob],
+                    )?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(cache_kib(&main.reopen().unwrap()), 32 * 1024);
+    }
+
     #[test]
     fn keeps_the_wal_small_while_a_writer_without_autocheckpoint_commits() {
         let dir = tempfile::tempdir().unwrap();
