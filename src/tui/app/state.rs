@@ -281,6 +281,7 @@ pub const SETUP_FIELDS: &[(&str, FieldKind)] = &[
     ("Device URL", FieldKind::Text),
     ("Scopes", FieldKind::Text),
     ("Password cmd", FieldKind::Text),
+    ("Revoke URL", FieldKind::Text),
 ];
 pub const F_PRESET: usize = 0;
 pub const F_NAME: usize = 1;
@@ -318,6 +319,7 @@ pub const F_TOKEN_URL: usize = 32;
 pub const F_DEVICE_URL: usize = 33;
 pub const F_SCOPES: usize = 34;
 pub const F_PW_COMMAND: usize = 35;
+pub const F_REVOKE_URL: usize = 36;
 
 /// The edit form's fields shown only while OAuth2 sign-in is on.
 pub const OAUTH_ONLY: &[usize] = &[
@@ -328,6 +330,7 @@ pub const OAUTH_ONLY: &[usize] = &[
     F_AUTH_URL,
     F_TOKEN_URL,
     F_DEVICE_URL,
+    F_REVOKE_URL,
     F_SCOPES,
 ];
 
@@ -395,6 +398,7 @@ pub const EDIT_ORDER: &[usize] = &[
     F_AUTH_URL,
     F_TOKEN_URL,
     F_DEVICE_URL,
+    F_REVOKE_URL,
     F_SCOPES,
     F_SINCE,
     F_UNREAD,
@@ -638,7 +642,7 @@ impl SetupForm {
                 token_url: text(F_TOKEN_URL),
                 device_url: text(F_DEVICE_URL),
                 scopes: text(F_SCOPES),
-                revoke_url: None,
+                revoke_url: text(F_REVOKE_URL),
             };
         } else {
             e.password_command = text(F_PW_COMMAND).filter(|c| !c.is_empty());
@@ -770,6 +774,7 @@ fn oauth_values(v: &mut [String], o: Option<&crate::ops::signin::OAuthView>) {
     v[F_AUTH_URL] = o.auth_url.clone().unwrap_or_default();
     v[F_TOKEN_URL] = o.token_url.clone().unwrap_or_default();
     v[F_DEVICE_URL] = o.device_url.clone().unwrap_or_default();
+    v[F_REVOKE_URL] = o.revoke_url.clone().unwrap_or_default();
     v[F_SCOPES] = o.scopes.join(" ");
 }
 

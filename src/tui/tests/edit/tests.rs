@@ -163,7 +163,7 @@ fn oauth_endpoints_app() -> App {
         auth_url: None,
         token_url: Some("https://idp.example/token".into()),
         device_url: Some("https://idp.example/device".into()),
-        revoke_url: None,
+        revoke_url: Some("https://idp.example/revoke".into()),
         scopes: vec!["imap".into(), "smtp".into()],
         signed_in: true,
         login_needed: None,
@@ -193,6 +193,7 @@ fn the_oauth2_settings_show_only_with_oauth2_and_reach_account_edit() {
     assert_eq!(a.setup.values[F_FLOW], "device");
     assert_eq!(a.setup.values[F_TOKEN_URL], "https://idp.example/token");
     assert_eq!(a.setup.values[F_SCOPES], "imap smtp");
+    assert_eq!(a.setup.values[F_REVOKE_URL], "https://idp.example/revoke");
     // Untouched: nothing of OAuth2 is sent.
     let req = a.setup.to_edit().unwrap();
     assert_eq!(
@@ -214,6 +215,9 @@ fn the_oauth2_settings_show_only_with_oauth2_and_reach_account_edit() {
     focus(&mut a, F_DEVICE_URL);
     press(&mut a, KeyCode::Char('u'), KeyModifiers::CONTROL);
     type_text(&mut a, "https://idp.example/device2");
+    focus(&mut a, F_REVOKE_URL);
+    press(&mut a, KeyCode::Char('u'), KeyModifiers::CONTROL);
+    type_text(&mut a, "https://idp.example/revoke2");
     focus(&mut a, F_SCOPES);
     type_text(&mut a, " offline_access");
     let req = a.setup.to_edit().unwrap();
@@ -222,6 +226,7 @@ fn the_oauth2_settings_show_only_with_oauth2_and_reach_account_edit() {
     assert_eq!(o.flow.as_deref(), Some("browser"));
     assert_eq!(o.auth_url.as_deref(), Some("https://idp.example/authorize"));
     assert_eq!(o.device_url.as_deref(), Some("https://idp.example/device2"));
+    assert_eq!(o.revoke_url.as_deref(), Some("https://idp.example/revoke2"));
     assert_eq!(o.scopes.as_deref(), Some("imap smtp offline_access"));
     assert!(o.token_url.is_none() && o.client_id.is_none(), "unchanged");
     assert!(req.edit.password_command.is_none());
@@ -250,6 +255,7 @@ fn edit_form_oauth2_80x24_snapshots() {
         "OAuth flow",
         "Token URL",
         "Device URL",
+        "Revoke URL",
         "Scopes",
     ] {
         assert!(text.contains(label), "{label}: {text}");
