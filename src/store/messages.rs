@@ -136,7 +136,7 @@ const WRITER_WAL_PAGES: i64 = 32 * 1024;
 /// with the indexes, and so with the database: a 100k first sync into an empty store (121 MB
 /// at its end) ran as fast with 16 MB as with 32 MB (6 MB spilled to pread/pwrite), peak RSS
 /// 63 MB instead of 80; 100k more into that store was a little slower with 16 MB.
-fn writer_cache_kib(db_bytes: i64) -> i64 {
+pub(super) fn writer_cache_kib(db_bytes: i64) -> i64 {
     (WRITER_CACHE_MIN_KIB + db_bytes / 8 / 1024).clamp(WRITER_CACHE_MIN_KIB, WRITER_CACHE_MAX_KIB)
 }
 
