@@ -13,6 +13,9 @@ use mailroom::config::{Config, Home};
 use mailroom::crm::{self, Desk};
 use mailroom::store::{FixtureMessage, Store};
 
+mod common;
+use common::Rng;
+
 const WORDS: &[&str] = &[
     "invoice",
     "order",
@@ -40,23 +43,6 @@ const WORDS: &[&str] = &[
     "container",
     "customs",
 ];
-
-/// A small deterministic generator (no external crates, same data every run).
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn word(&mut self) -> &'static str {
-        WORDS[self.below(WORDS.len() as u64) as usize]
-    }
-}
 
 fn timed<T>(label: &str, f: impl FnOnce() -> T) -> T {
     let t = Instant::now();
@@ -152,12 +138,12 @@ fn main() {
                     for i in 0..n_msgs {
                         let c = rng.below(n_cust as u64);
                         let kind = rng.below(10);
-                        let body: Vec<&str> = (0..60).map(|_| rng.word()).collect();
+                        let body: Vec<&str> = (0..60).map(|_| rng.pick(WORDS)).collect();
                         let mut m = FixtureMessage {
                             message_id: Some(format!("m{i}@bench")),
                             from_addr: format!("c{c}@cust{c}.example"),
                             to: vec!["me@ours.test".into()],
-                            subject: format!("{} {} #{i}", rng.word(), rng.word()),
+                            subject: format!("{} {} #{i}", rng.pick(WORDS), rng.pick(WORDS)),
                             date: format!(
                                 "2024-{:02}-{:02}T{:02}:{:02}:00Z",
                                 1 + i * 12 / n_msgs,

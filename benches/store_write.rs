@@ -12,19 +12,8 @@ use mailroom::mail::parse::parse_headers;
 use mailroom::model::{FolderInfo, Role};
 use mailroom::store::{NewMessage, Store};
 
-/// A small deterministic generator (same data every run).
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+mod common;
+use common::Rng;
 
 const WORDS: &[&str] = &[
     "invoice", "order", "delivery", "meeting", "contract", "quote", "payment", "shipping",
@@ -65,8 +54,8 @@ fn headers(n: usize) -> Vec<String> {
             }
             h.push_str(&format!(
                 "Subject: {} {} #{i}\r\nMessage-ID: <m{i}.{}@bench.example>\r\n",
-                WORDS[rng.below(WORDS.len() as u64) as usize],
-                WORDS[rng.below(WORDS.len() as u64) as usize],
+                rng.pick(WORDS),
+                rng.pick(WORDS),
                 rng.next() % 1_000_000,
             ));
             if i > 10 && rng.below(4) == 0 {
