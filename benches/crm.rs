@@ -14,7 +14,7 @@ use mailroom::crm::{self, Desk};
 use mailroom::store::{FixtureMessage, Store};
 
 mod common;
-use common::Rng;
+use common::{Rng, size};
 
 const WORDS: &[&str] = &[
     "invoice",
@@ -71,15 +71,6 @@ fn cli(home: &Path, args: &[&str]) -> (f64, String) {
 }
 
 fn main() {
-    // `cargo bench` passes --bench; `cargo test --all-targets` runs this binary without it, as
-    // a quick smoke test at a small size.
-    let full = std::env::args().any(|a| a == "--bench");
-    let size = |var: &str, full_size: usize, smoke: usize| {
-        std::env::var(var)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(if full { full_size } else { smoke })
-    };
     let n_msgs: usize = size("CRM_BENCH_MESSAGES", 100_000, 2_000);
     let n_cust: usize = size("CRM_BENCH_CUSTOMERS", 10_000, 200);
     let dir = tempfile::tempdir().expect("tempdir");

@@ -13,7 +13,7 @@ use mailroom::model::{FolderInfo, Role};
 use mailroom::store::{NewMessage, Store};
 
 mod common;
-use common::Rng;
+use common::{Rng, size};
 
 const WORDS: &[&str] = &[
     "invoice", "order", "delivery", "meeting", "contract", "quote", "payment", "shipping",
@@ -176,15 +176,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    let full = std::env::args().any(|a| a == "--bench");
-    let var = |name: &str, full_size: usize, smoke: usize| {
-        std::env::var(name)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(if full { full_size } else { smoke })
-    };
-    let n = var("STORE_BENCH_MESSAGES", 100_000, 2_000);
-    let runs = var("STORE_BENCH_RUNS", 3, 1).max(1);
+    let n = size("STORE_BENCH_MESSAGES", 100_000, 2_000);
+    let runs = size("STORE_BENCH_RUNS", 3, 1).max(1);
     let msgs = new_messages(&headers(n));
     let mut w = Vec::new();
     let mut b = Vec::new();

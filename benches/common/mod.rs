@@ -19,3 +19,16 @@ impl Rng {
         words[self.below(words.len() as u64) as usize]
     }
 }
+
+/// A size from the environment variable `var`, else `full` under `cargo bench` (which passes
+/// `--bench`) or `smoke` when `cargo test --all-targets` runs the binary as a quick check.
+pub fn size(var: &str, full: usize, smoke: usize) -> usize {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if std::env::args().any(|a| a == "--bench") {
+            full
+        } else {
+            smoke
+        })
+}
