@@ -117,6 +117,12 @@ fn writer(msgs: &[NewMessage]) -> f64 {
         .expect("folder")
         .expect("INBOX")
         .id;
+    if let Ok(sql) = std::env::var("STORE_BENCH_SQL") {
+        rusqlite::Connection::open(dir.path().join("bench.db"))
+            .expect("x")
+            .execute_batch(&sql)
+            .expect("sql");
+    }
     let mut store = main.reopen().expect("writer connection");
     let t = Instant::now();
     for batch in msgs.chunks(10_000) {

@@ -281,6 +281,7 @@ impl Store {
                     // Sync's INSERT skips the trigger that keeps `account_counts` (migration
                     // 14; on PostgreSQL since 19) and adds its counts at commit.
                     counts: CountDelta::default(),
+                    high_uid: None,
                 },
                 out: BatchOutcome::default(),
             }),
@@ -714,6 +715,11 @@ struct IdSource {
     no_book: bool,
     /// What the transaction's locations add to `account_counts`, written at commit.
     counts: CountDelta,
+    /// SQLite: the highest UID stored in a folder under a UIDVALIDITY (folder, UIDVALIDITY,
+    /// UID), read once under the write lock and raised by each insert. A fetch streams UIDs
+    /// in ascending order, so a first sync's or new mail's UIDs lie above it and need no
+    /// lookup of their location.
+    high_uid: Option<(i64, u32, u32)>,
 }
 
 /// Per account: messages, unread, queued added by one bulk transaction; and whether the last
@@ -775,6 +781,8 @@ const SQL_COUNT_DELTA: &str = "SELECT
 /// The Message-ID index holds equal keys in rowid order, so the first hit is the oldest row.
 const SQL_SAME_MESSAGE: &str =
     "SELECT id FROM messages WHERE message_id = ?1 AND content_hash = ?2 LIMIT 1";
+const SQL_HIGHEST_UID: &str =
+    "SELECT COALESCE(MAX(uid), 0) FROM locations WHERE folder_id = ?1 AND uidvalidity = ?2";
 const SQL_LOCATION_EXISTS: &str =
     "SELECT 1 FROM locations WHERE folder_id = ?1 AND uidvalidity = ?2 AND uid = ?3";
 /// An identical message without Message-ID stored under the folder's previous UIDVALIDITY.
@@ -848,7 +856,13 @@ struct Found {
 }
 
 /// Looks a fetched message up: None if its location is stored already.
-fn look_up(tx: &Conn, folder_id: i64, uidvalidity: u32, m: &NewMessage) -> Result<Option<Found>> {
+fn look_up(
+    tx: &Conn,
+    folder_id: i64,
+    uidvalidity: u32,
+    m: &NewMessage,
+    ids: &mut IdSource,
+) -> Result<Option<Found>> {
     let env = &m.env;
     if tx.engine() == Engine::Postgres
         && let Some(mid) = &env.message_id
@@ -870,15 +884,28 @@ fn look_up(tx: &Conn, folder_id: i64, uidvalidity: u32, m: &NewMessage) -> Resul
             root: Some(root),
         }));
     }
-    let exists = tx
-        .first(
-            SQL_LOCATION_EXISTS,
-            args![folder_id, uidvalidity, m.uid],
-            |_| Ok(()),
-        )?
-        .is_some();
+    let high = match ids.high_uid {
+        Some((f, v, high)) if f == folder_id && v == uidvalidity => high,
+        _ => {
+            let high = tx.one(SQL_HIGHEST_UID, args![folder_id, uidvalidity], |r| r.get(0))?;
+            ids.high_uid = Some((folder_id, uidvalidity, high));
+            high
+        }
+    };
+    let exists = m.uid <= high
+        && tx
+            .first(
+                SQL_LOCATION_EXISTS,
+                args![folder_id, uidvalidity, m.uid],
+                |_| Ok(()),
+            )?
+            .is_some();
     if exists {
         return Ok(None);
+    }
+    if let Some((_, _, high)) = &mut ids.high_uid {
+        // Stored below, in this transaction (an error rolls the whole of it back).
+        *high = (*high).max(m.uid);
     }
     let mut message = None;
     if let Some(mid) = &env.message_id {
@@ -916,7 +943,7 @@ fn insert_one(
     let Some(Found {
         message: msg_id,
         root: known_root,
-    }) = look_up(tx, folder_id, uidvalidity, m)?
+    }) = look_up(tx, folder_id, uidvalidity, m, ids)?
     else {
         return Ok(false);
     };
@@ -1223,6 +1250,8 @@ mod tests {
         s.store_batch("a", inbox, 1, &first, Some(20)).unwrap();
         let again: Vec<NewMessage> = (1..=20).map(|i| msg(i, i % 5 != 0)).collect();
         s.store_batch("a", inbox, 2, &again, Some(20)).unwrap();
+        // A replay under the same UIDVALIDITY: only these UIDs are looked up one by one.
+        s.store_batch("a", inbox, 2, &again, Some(20)).unwrap();
         for sql in [SQL_LOCATION_EXISTS, SQL_SAME_MESSAGE, SQL_THREAD_ROOT] {
             let st = s.conn.lite().unwrap().prepare_cached(sql).unwrap();
             assert!(
@@ -1240,6 +1269,66 @@ mod tests {
     /// With an empty customer book there is nothing for matching to decide about mail that is
     /// not denied: it is stored as examined (matching never rewrites 100k rows after a first
     /// sync); once the book has an entry, new mail waits for matching again.
+    /// UIDs above the folder's highest stored one are not looked up; at or below it they are,
+    /// so a replayed batch, a batch out of order and a UID twice in one batch double nothing.
+    #[test]
+    fn locations_are_looked_up_only_at_or_below_the_highest_stored_uid() {
+        let mut s = Store::open_in_memory().unwrap();
+        let (inbox, _) = setup(&mut s);
+        let msg = |i: u32| {
+            nm(
+                i,
+                &format!("Message-ID: <{i}@x>\r\nFrom: a{i}@x\r\nSubject: s{i}\r\n\r\n"),
+            )
+        };
+        let batch = |uids: &[u32]| uids.iter().map(|&u| msg(u)).collect::<Vec<_>>();
+        let probes = |s: &Store| {
+            s.conn
+                .lite()
+                .unwrap()
+                .prepare_cached(SQL_LOCATION_EXISTS)
+                .unwrap()
+                .get_status(rusqlite::StatementStatus::Run)
+        };
+        let added = |s: &mut Store, uids: &[u32]| {
+            s.store_batch("a", inbox, 7, &batch(uids), None)
+                .unwrap()
+                .added
+        };
+        assert_eq!(added(&mut s, &[1, 2, 3, 4, 5]), 5);
+        assert_eq!(probes(&s), 0, "a first sync looks no location up");
+        assert_eq!(added(&mut s, &[3, 4, 5, 6, 7]), 2, "replayed in part");
+        assert_eq!(probes(&s), 3, "3, 4 and 5 were looked up; 6 and 7 not");
+        assert_eq!(added(&mut s, &[10, 8, 10, 9]), 3, "out of order, 10 twice");
+        assert_eq!(
+            probes(&s),
+            6,
+            "8, the second 10 and 9: below 10, stored first"
+        );
+        assert_eq!(added(&mut s, &[1, 2]), 0);
+        let (locations, messages): (i64, i64) = s
+            .conn
+            .one(
+                "SELECT (SELECT COUNT(*) FROM locations), (SELECT COUNT(*) FROM messages)",
+                &[],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((locations, messages), (10, 10));
+        // Another UIDVALIDITY of the folder starts from nothing stored.
+        assert_eq!(
+            s.store_batch("a", inbox, 8, &batch(&[1, 2]), None)
+                .unwrap()
+                .added,
+            2
+        );
+        assert_eq!(
+            probes(&s),
+            8,
+            "1 and 2 again; none under the new UIDVALIDITY"
+        );
+    }
+
     #[test]
     fn mail_is_stored_examined_only_while_the_customer_book_is_empty() {
         crate::store::testing::each(|s| {
