@@ -3,8 +3,9 @@
 //! open transaction, a commit every 10 000 messages — into a fresh store on disk, beside the
 //! same rows inserted into bare tables with no index as the floor of SQLite itself.
 //! Run with `cargo bench --bench store_write` (`STORE_BENCH_MESSAGES` scales it, default
-//! 100 000; `STORE_BENCH_RUNS` repeats it, default 3). `cargo test --all-targets` runs it at a
-//! small size as a smoke test.
+//! 100 000; `STORE_BENCH_RUNS` repeats it, default 3; `STORE_BENCH_SQL` is run on the fresh
+//! store before the clock starts, to try a schema change). `cargo test --all-targets` runs it
+//! at a small size as a smoke test.
 
 use std::time::Instant;
 
@@ -118,10 +119,11 @@ fn writer(msgs: &[NewMessage]) -> f64 {
         .expect("INBOX")
         .id;
     if let Ok(sql) = std::env::var("STORE_BENCH_SQL") {
+        // A schema change tried without a build (an index dropped, one made partial).
         rusqlite::Connection::open(dir.path().join("bench.db"))
-            .expect("x")
+            .expect("a second connection to the bench store")
             .execute_batch(&sql)
-            .expect("sql");
+            .expect("STORE_BENCH_SQL runs");
     }
     let mut store = main.reopen().expect("writer connection");
     let t = Instant::now();
