@@ -221,10 +221,9 @@ impl Store {
         checkpoint: Option<u32>,
     ) -> Result<BatchOutcome> {
         let mut bulk = self.bulk_begin()?;
-        let stored = items.iter().try_for_each(|m| {
-            self.bulk_insert(&mut bulk, account_id, folder_id, uidvalidity, m)
-                .map(|_| ())
-        });
+        let stored = items
+            .iter()
+            .try_for_each(|m| self.bulk_insert(&mut bulk, account_id, folder_id, uidvalidity, m));
         match stored.and_then(|()| self.bulk_commit(&mut bulk, folder_id, checkpoint)) {
             Ok(()) => Ok(bulk.out),
             Err(e) => {
@@ -284,6 +283,8 @@ impl Store {
                     high_uid: None,
                 },
                 out: BatchOutcome::default(),
+                chunk: Vec::new(),
+                chunk_at: None,
             }),
             Err(e) => {
                 self.bulk_rollback();
@@ -292,8 +293,8 @@ impl Store {
         }
     }
 
-    /// Inserts one message into the open bulk transaction; false if that location was stored
-    /// already.
+    /// Inserts one message into the open bulk transaction (a location stored already is
+    /// skipped; `bulk.out` counts what was added).
     pub fn bulk_insert(
         &self,
         bulk: &mut BulkInsert,
@@ -301,7 +302,21 @@ impl Store {
         folder_id: i64,
         uidvalidity: u32,
         m: &NewMessage,
-    ) -> Result<bool> {
+    ) -> Result<()> {
+        if self.engine() == Engine::Postgres {
+            // Gathered into chunks (see `pg_chunk`): stored when the chunk is full, when the
+            // folder changes and at the latest by `bulk_commit`.
+            let at = (account_id.to_string(), folder_id, uidvalidity);
+            if bulk.chunk_at.as_ref().is_some_and(|a| *a != at) {
+                self.bulk_flush(bulk)?;
+            }
+            bulk.chunk_at = Some(at);
+            bulk.chunk.push(m.clone());
+            if bulk.chunk.len() >= pg_chunk::CHUNK {
+                self.bulk_flush(bulk)?;
+            }
+            return Ok(());
+        }
         let added = insert_one(
             &self.conn,
             account_id,
@@ -314,7 +329,24 @@ impl Store {
         if added {
             bulk.out.added += 1;
         }
-        Ok(added)
+        Ok(())
+    }
+
+    /// PostgreSQL: stores the messages gathered for the open bulk transaction.
+    fn bulk_flush(&self, bulk: &mut BulkInsert) -> Result<()> {
+        let chunk = std::mem::take(&mut bulk.chunk);
+        let Some((account_id, folder_id, uidvalidity)) = &bulk.chunk_at else {
+            return Ok(());
+        };
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        let at = Folder {
+            account_id,
+            folder_id: *folder_id,
+            uidvalidity: *uidvalidity,
+        };
+        pg_chunk::insert_chunk(&self.conn, &at, &chunk, &mut bulk.ids, &mut bulk.out)
     }
 
     /// Moves the folder's checkpoint (when given), adds what the transaction's new locations
@@ -325,6 +357,7 @@ impl Store {
         folder_id: i64,
         checkpoint: Option<u32>,
     ) -> Result<()> {
+        self.bulk_flush(bulk)?;
         for (account, [m, u, q]) in bulk.ids.counts.accounts.drain(..) {
             self.conn.exec(SQL_ADD_COUNTS, args![account, m, u, q])?;
         }
@@ -700,6 +733,9 @@ impl Store {
 pub struct BulkInsert {
     ids: IdSource,
     pub out: BatchOutcome,
+    /// PostgreSQL: fetched messages not stored yet, and the folder they are for.
+    chunk: Vec<NewMessage>,
+    chunk_at: Option<(String, i64, u32)>,
 }
 
 /// Ids and the creation time for the messages of one transaction.
@@ -939,14 +975,44 @@ fn insert_one(
     ids: &mut IdSource,
     out: &mut BatchOutcome,
 ) -> Result<bool> {
-    let env = &m.env;
-    let Some(Found {
-        message: msg_id,
-        root: known_root,
-    }) = look_up(tx, folder_id, uidvalidity, m, ids)?
-    else {
+    let Some(found) = look_up(tx, folder_id, uidvalidity, m, ids)? else {
         return Ok(false);
     };
+    let at = Folder {
+        account_id,
+        folder_id,
+        uidvalidity,
+    };
+    insert_found(tx, &at, m, found, ids, out)?;
+    Ok(true)
+}
+
+/// The folder a bulk transaction stores fetched messages into.
+struct Folder<'a> {
+    account_id: &'a str,
+    folder_id: i64,
+    uidvalidity: u32,
+}
+
+/// Inserts a fetched message whose location is not stored yet, given what is stored of it.
+fn insert_found(
+    tx: &Conn,
+    at: &Folder<'_>,
+    m: &NewMessage,
+    found: Found,
+    ids: &mut IdSource,
+    out: &mut BatchOutcome,
+) -> Result<()> {
+    let Folder {
+        account_id,
+        folder_id,
+        uidvalidity,
+    } = *at;
+    let env = &m.env;
+    let Found {
+        message: msg_id,
+        root: known_root,
+    } = found;
     let seen = has_seen(&m.flags);
     let queue_folder = ids.counts.queue_folder(tx, folder_id)?;
     let place = |sort_date, thread_id| Place {
@@ -992,7 +1058,7 @@ fn insert_one(
             let place = place(sort_date.unwrap_or_default(), thread_root.unwrap_or(id));
             if tx.engine() == Engine::Postgres && m.body.is_none() {
                 insert_new_pg(tx, m, id, &ids.created_at, pending, &place)?;
-                return Ok(true);
+                return Ok(());
             }
             insert_message(tx, m, id, place.thread_id, &ids.created_at)?;
             if pending {
@@ -1008,7 +1074,7 @@ fn insert_one(
             insert_location(tx, id, m, &place)?;
         }
     }
-    Ok(true)
+    Ok(())
 }
 
 /// Where a fetched message lies: its location's row apart from the message and the UID.
@@ -1185,6 +1251,8 @@ fn insert_new_pg(
     Ok(())
 }
 
+mod pg_chunk;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1327,6 +1395,108 @@ mod tests {
             8,
             "1 and 2 again; none under the new UIDVALIDITY"
         );
+    }
+
+    /// What PostgreSQL's chunked writer must decide within one chunk (and SQLite one by one):
+    /// a duplicate joins the message created just before it, a UID twice is stored once, a
+    /// message without Message-ID in between changes nothing for the replies after it, the
+    /// first stored parent wins whether it was stored before or in the same chunk, and a
+    /// thread longer than a chunk stays one thread.
+    #[test]
+    fn a_chunk_decides_identity_and_threads_as_one_message_at_a_time_would() {
+        crate::store::testing::each(|s| {
+            let (inbox, _) = setup(s);
+            let msg = |id: &str, extra: &str| {
+                format!(
+                    "Message-ID: <{id}>\r\nFrom: a@x\r\nSubject: {id}\r\nDate: Mon, 2 Nov 2026 10:00:00 +0000\r\n{extra}\r\n"
+                )
+            };
+            let reply = |id: &str, refs: &str| msg(id, &format!("References: {refs}\r\n"));
+            s.store_batch("a", inbox, 1, &[nm(1, &msg("b@x", ""))], Some(1))
+                .unwrap();
+            let batch = [
+                nm(2, &msg("a@x", "")),
+                nm(3, &msg("a@x", "")),
+                nm(3, &msg("twice@x", "")),
+                nm(4, "From: c@x\r\nSubject: no id\r\n\r\n"),
+                nm(5, &reply("r1@x", "<a@x>")),
+                nm(6, &reply("r2@x", "<b@x> <a@x>")),
+                nm(7, &reply("r3@x", "<a@x> <b@x>")),
+            ];
+            let out = s.store_batch("a", inbox, 1, &batch, Some(7)).unwrap();
+            assert_eq!((out.added, out.created), (6, 5), "{out:?}");
+            fn one(s: &Store, sql: &str, mid: &str) -> i64 {
+                s.conn.one(sql, args![mid], |r| r.get(0)).unwrap()
+            }
+            let root_of = |s: &Store, mid: &str| {
+                one(
+                    s,
+                    "SELECT COALESCE(thread_id, id) FROM messages WHERE message_id = ?1",
+                    mid,
+                )
+            };
+            let id_of =
+                |s: &Store, mid: &str| one(s, "SELECT id FROM messages WHERE message_id = ?1", mid);
+            assert_eq!(
+                one(
+                    s,
+                    "SELECT COUNT(*) FROM locations l JOIN messages m ON m.id = l.message_id WHERE m.message_id = ?1",
+                    "a@x"
+                ),
+                2,
+                "the duplicate is a second location of one message"
+            );
+            assert_eq!(
+                one(
+                    s,
+                    "SELECT COUNT(*) FROM messages WHERE message_id = ?1",
+                    "twice@x"
+                ),
+                0,
+                "UID 3 was stored by the first message that had it"
+            );
+            assert_eq!(root_of(s, "r1@x"), id_of(s, "a@x"));
+            assert_eq!(
+                root_of(s, "r2@x"),
+                id_of(s, "b@x"),
+                "stored before, and first"
+            );
+            assert_eq!(
+                root_of(s, "r3@x"),
+                id_of(s, "a@x"),
+                "created in the chunk, and first"
+            );
+            // A thread of 128 messages, each replying to the one before: two whole chunks
+            // (nothing left over to store at the commit).
+            let long: Vec<NewMessage> = (0..128u32)
+                .map(|i| {
+                    let parent = if i == 0 {
+                        String::new()
+                    } else {
+                        format!("In-Reply-To: <t{}@x>\r\n", i - 1)
+                    };
+                    nm(100 + i, &msg(&format!("t{i}@x"), &parent))
+                })
+                .collect();
+            s.store_batch("a", inbox, 1, &long, Some(227)).unwrap();
+            assert_eq!(
+                one(
+                    s,
+                    "SELECT COUNT(DISTINCT COALESCE(thread_id, id)) FROM messages WHERE message_id LIKE ?1",
+                    "t%@x"
+                ),
+                1
+            );
+            let (messages, kept): (i64, i64) = s
+                .conn
+                .one(
+                    "SELECT (SELECT COUNT(*) FROM messages), (SELECT messages FROM account_counts WHERE account_id = 'a')",
+                    &[],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .unwrap();
+            assert_eq!((messages, kept), (134, 134), "kept counts follow");
+        });
     }
 
     #[test]
