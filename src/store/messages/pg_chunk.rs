@@ -116,7 +116,9 @@ fn thread_root(
 }
 
 /// One statement: for each message, whether its location is stored, the stored message it is,
-/// and its first stored thread parent.
+/// and its first stored thread parent. Each is a lateral lookup by index: an `EXISTS` there
+/// let PostgreSQL hash every location of the folder for each chunk: a 100k first sync then
+/// took 20–22 s instead of 14–15 s, most of the server's time rebuilding that hash table.
 fn look_up(tx: &Conn, at: &Folder<'_>, ms: &[NewMessage]) -> Result<Vec<Seen>> {
     let values: Vec<String> = (0..ms.len())
         .map(|i| {
@@ -125,11 +127,13 @@ fn look_up(tx: &Conn, at: &Folder<'_>, ms: &[NewMessage]) -> Result<Vec<Seen>> {
         })
         .collect();
     let sql = format!(
-        "SELECT q.n,
-                EXISTS (SELECT 1 FROM locations l WHERE l.folder_id = ?1 AND l.uidvalidity = ?2 AND l.uid = q.uid),
+        "SELECT q.n, e.hit IS NOT NULL,
                 (SELECT id FROM messages WHERE message_id = q.mid AND content_hash = q.hash LIMIT 1),
                 r.k, r.root
          FROM (VALUES {}) AS q(n, uid, mid, hash, parents)
+         LEFT JOIN LATERAL (
+             SELECT 1 AS hit FROM locations l
+             WHERE l.folder_id = ?1 AND l.uidvalidity = ?2 AND l.uid = q.uid LIMIT 1) e ON true
          LEFT JOIN LATERAL (
              SELECT p.k, t.root FROM unnest(string_to_array(q.parents, chr(10))) WITH ORDINALITY AS p(mid, k),
                  LATERAL (SELECT COALESCE(thread_id, id) AS root FROM messages
