@@ -285,6 +285,7 @@ impl Store {
                 out: BatchOutcome::default(),
                 chunk: Vec::new(),
                 chunk_at: None,
+                chunk_bytes: 0,
             }),
             Err(e) => {
                 self.bulk_rollback();
@@ -311,8 +312,9 @@ impl Store {
                 self.bulk_flush(bulk)?;
             }
             bulk.chunk_at = Some(at);
+            bulk.chunk_bytes += m.headers.len() + m.body.as_ref().map_or(0, |b| b.raw.len());
             bulk.chunk.push(m.clone());
-            if bulk.chunk.len() >= pg_chunk::CHUNK {
+            if bulk.chunk.len() >= pg_chunk::CHUNK || bulk.chunk_bytes >= pg_chunk::CHUNK_BYTES {
                 self.bulk_flush(bulk)?;
             }
             return Ok(());
@@ -335,6 +337,7 @@ impl Store {
     /// PostgreSQL: stores the messages gathered for the open bulk transaction.
     fn bulk_flush(&self, bulk: &mut BulkInsert) -> Result<()> {
         let chunk = std::mem::take(&mut bulk.chunk);
+        bulk.chunk_bytes = 0;
         let Some((account_id, folder_id, uidvalidity)) = &bulk.chunk_at else {
             return Ok(());
         };
@@ -736,6 +739,8 @@ pub struct BulkInsert {
     /// PostgreSQL: fetched messages not stored yet, and the folder they are for.
     chunk: Vec<NewMessage>,
     chunk_at: Option<(String, i64, u32)>,
+    /// Bytes of headers and whole messages in `chunk`.
+    chunk_bytes: usize,
 }
 
 /// Ids and the creation time for the messages of one transaction.
@@ -1496,6 +1501,55 @@ mod tests {
                 )
                 .unwrap();
             assert_eq!((messages, kept), (134, 134), "kept counts follow");
+        });
+    }
+
+    /// Messages fetched whole (full offline mode) store their body once and their words with
+    /// the header's, a chunk at a time on PostgreSQL as one by one on SQLite.
+    #[test]
+    fn whole_messages_store_body_and_words_once() {
+        crate::store::testing::each(|s| {
+            let (inbox, arch) = setup(s);
+            let whole = |uid: u32, id: &str, text: &str, attachments: bool| {
+                let hdr = format!("Message-ID: <{id}>\r\nFrom: a@x\r\nSubject: {id}\r\n\r\n");
+                let mut m = nm(uid, &hdr);
+                m.body = Some(WholeBody {
+                    raw: format!("{hdr}{text}\r\n").into_bytes(),
+                    text: text.into(),
+                    attachments,
+                });
+                m
+            };
+            let batch = [
+                whole(1, "w1@x", "invoice pelican", true),
+                whole(2, "w2@x", "plain words", false),
+                whole(3, "w1@x", "invoice pelican", true),
+            ];
+            let out = s.store_batch("a", inbox, 1, &batch, Some(3)).unwrap();
+            assert_eq!((out.added, out.created, out.bodies), (3, 2, 2), "{out:?}");
+            let again = [whole(7, "w2@x", "plain words", false)];
+            let out = s.store_batch("a", arch, 1, &again, Some(7)).unwrap();
+            assert_eq!((out.added, out.created, out.bodies), (1, 0, 0), "{out:?}");
+            let (bodies, attached): (i64, i64) = s
+                .conn
+                .one(
+                    "SELECT (SELECT COUNT(*) FROM bodies WHERE indexed = 1),
+                            (SELECT COUNT(*) FROM messages WHERE has_attachments = 1)",
+                    &[],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .unwrap();
+            assert_eq!((bodies, attached), (2, 1));
+            let f = crate::store::SearchFilter {
+                fts: Some("\"pelican\"".into()),
+                accounts: vec!["a".into()],
+                ..Default::default()
+            };
+            assert_eq!(
+                s.search_count(&f).unwrap(),
+                1,
+                "the body's words are searchable"
+            );
         });
     }
 

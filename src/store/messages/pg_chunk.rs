@@ -3,8 +3,8 @@
 //! search entries, matching marks and locations. One message at a time that was two round trips
 //! and two statements' executor start-up per message (locks on some twenty relations each),
 //! ~400 µs per message on loopback. Messages the chunk statements do not cover — a message
-//! stored already, one without a Message-ID, one fetched whole — go through the one-by-one
-//! path after the new messages before them are written, so it sees them.
+//! stored already, one without a Message-ID — go through the one-by-one path after the new
+//! messages before them are written, so it sees them.
 
 use std::collections::{HashMap, HashSet};
 
@@ -14,10 +14,12 @@ use super::{
 };
 use crate::error::Result;
 use crate::store::search::{FtsDoc, pg_tsvector};
-use crate::store::sql::{Arg, Conn, ToArg};
+use crate::store::sql::{Arg, Conn, Kind, ToArg};
 
-/// Messages per chunk: the look-up's and the insert's rows (29 arguments each).
+/// Messages per chunk: the look-up's and the insert's rows (31 arguments each).
 pub(super) const CHUNK: usize = 64;
+/// Bytes of headers and whole messages that close a chunk early (one statement carries them).
+pub(super) const CHUNK_BYTES: usize = 1 << 20;
 
 /// What the chunk's look-up found of one message.
 struct Seen {
@@ -40,15 +42,6 @@ pub(super) fn insert_chunk(
     if ms.is_empty() {
         return Ok(());
     }
-    if ms.iter().any(|m| m.body.is_some()) {
-        // Whole messages (full offline mode) store a body and its words one by one anyway.
-        for m in ms {
-            if insert_one(tx, at.account_id, at.folder_id, at.uidvalidity, m, ids, out)? {
-                out.added += 1;
-            }
-        }
-        return Ok(());
-    }
     let seen = look_up(tx, at, ms)?;
     // What this chunk created: by Message-ID, its id, content hash and thread root.
     let mut created: HashMap<&str, (i64, &str, i64)> = HashMap::new();
@@ -60,7 +53,7 @@ pub(super) fn insert_chunk(
         }
         let Some(mid) = m.env.message_id.as_deref() else {
             // Never merged; a UIDVALIDITY rebuild may take its old location over.
-            write_rows(tx, at, &mut rows, ids)?;
+            write_rows(tx, at, &mut rows, ids, out)?;
             insert_one(tx, at.account_id, at.folder_id, at.uidvalidity, m, ids, out)?;
             out.added += 1;
             continue;
@@ -73,7 +66,7 @@ pub(super) fn insert_chunk(
         });
         if let Some(id) = same {
             // Another location of a stored message (or of one created just before).
-            write_rows(tx, at, &mut rows, ids)?;
+            write_rows(tx, at, &mut rows, ids, out)?;
             let found = Found {
                 message: Some(id),
                 root: None,
@@ -92,7 +85,7 @@ pub(super) fn insert_chunk(
         out.added += 1;
         out.created += 1;
     }
-    write_rows(tx, at, &mut rows, ids)
+    write_rows(tx, at, &mut rows, ids, out)
 }
 
 /// The thread root of a new message: that of the first of its parents stored, in the database
@@ -189,15 +182,17 @@ fn look_up(tx: &Conn, at: &Folder<'_>, ms: &[NewMessage]) -> Result<Vec<Seen>> {
 }
 
 /// Arguments per new message in `write_rows`.
-const ROW_ARGS: usize = 29;
+const ROW_ARGS: usize = 31;
 
-/// One statement: the new messages gathered so far, their search entries, their marks for
-/// matching and their locations.
+/// One statement: the new messages gathered so far, their search entries (with the words of
+/// their bodies when fetched whole), their marks for matching, their bodies and their
+/// locations.
 fn write_rows(
     tx: &Conn,
     at: &Folder<'_>,
     rows: &mut Vec<(&NewMessage, i64, i64)>,
     ids: &mut IdSource,
+    out: &mut BatchOutcome,
 ) -> Result<()> {
     if rows.is_empty() {
         return Ok(());
@@ -215,14 +210,16 @@ fn write_rows(
             "WITH v (id, thread_id, message_id, content_hash, in_reply_to, refs, from_addr, from_name,
                      to_json, cc_json, subject, date, size, headers, direction, denied, created_at,
                      doc, pending, account_id, folder_id, uidvalidity, uid, flags, seen, modseq,
-                     internal_date, sort_date, has_attachments) AS (VALUES {}),
+                     internal_date, sort_date, has_attachments, raw, raw_size) AS (VALUES {}),
              m AS (INSERT INTO messages (",
             message_columns!(),
             ") SELECT id, thread_id, message_id, content_hash, in_reply_to, refs, from_addr, from_name,
                       to_json, cc_json, subject, date, size, headers, direction, denied, created_at,
                       has_attachments FROM v),
              f AS (INSERT INTO messages_fts (message_id, doc) SELECT id, CAST(doc AS tsvector) FROM v),
-             c AS (INSERT INTO crm_pending (message_id) SELECT id FROM v WHERE pending = 1)
+             c AS (INSERT INTO crm_pending (message_id) SELECT id FROM v WHERE pending = 1),
+             b AS (INSERT INTO bodies (message_id, raw, size, indexed)
+                   SELECT id, raw, raw_size, 1 FROM v WHERE raw IS NOT NULL)
              INSERT INTO locations (message_id, account_id, folder_id, uidvalidity, uid, flags, seen,
                                     modseq, internal_date, sort_date, thread_id)
              SELECT id, account_id, folder_id, uidvalidity, uid, flags, seen, modseq, internal_date,
@@ -238,7 +235,7 @@ fn write_rows(
             let doc = pg_tsvector(&FtsDoc {
                 subject: m.env.subject.as_deref().unwrap_or_default(),
                 addresses: &v.addresses,
-                body: "",
+                body: m.body.as_ref().map_or("", |b| b.text.as_str()),
             });
             (v, doc, sorted_flags(m))
         })
@@ -271,7 +268,18 @@ fn write_rows(
         args.extend(message_args(m, v, &created_at));
         args.extend([doc.arg(), Arg::Int(i64::from(pending))]);
         args.extend(location_args(m, place, flags));
-        args.push(Arg::Int(0));
+        match &m.body {
+            Some(b) => {
+                args.extend([
+                    Arg::Int(i64::from(b.attachments)),
+                    Arg::Blob(&b.raw),
+                    Arg::Int(b.raw.len() as i64),
+                ]);
+                // Its words went into the index with the header's: stored as indexed.
+                out.bodies += 1;
+            }
+            None => args.extend([Arg::Int(0), Arg::Null(Kind::Blob), Arg::Null(Kind::Int)]),
+        }
     }
     tx.exec(&sql, &args)?;
     rows.clear();
