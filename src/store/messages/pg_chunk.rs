@@ -54,8 +54,9 @@ pub(super) fn insert_chunk(
         let Some(mid) = m.env.message_id.as_deref() else {
             // Never merged; a UIDVALIDITY rebuild may take its old location over.
             write_rows(tx, at, &mut rows, ids, out)?;
-            insert_one(tx, at.account_id, at.folder_id, at.uidvalidity, m, ids, out)?;
-            out.added += 1;
+            if insert_one(tx, at.account_id, at.folder_id, at.uidvalidity, m, ids, out)? {
+                out.added += 1;
+            }
             continue;
         };
         let same = s.same.or_else(|| {
