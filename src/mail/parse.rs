@@ -269,9 +269,6 @@ pub fn denied(address: &str, deny: &[String]) -> bool {
 mod tests {
     use super::*;
 
-    /// The body parser skips every header but the MIME ones; what it reads out of a message
-    /// (text, attachments and their names, types and sizes) is what the full parser reads, for
-    /// every message of the test corpus and a header-heavy one.
     /// Every file of the test corpus, raw.
     fn corpus() -> Vec<(std::path::PathBuf, Vec<u8>)> {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus");
@@ -334,6 +331,9 @@ mod tests {
         }
     }
 
+    /// The body parser skips every header but the MIME ones; what it reads out of a message
+    /// (text, attachments and their names, types and sizes) is what the full parser reads, for
+    /// every message of the test corpus and a header-heavy one.
     #[test]
     fn the_body_parser_reads_what_the_full_parser_reads() {
         let full = |raw: &[u8]| {

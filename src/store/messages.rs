@@ -1339,9 +1339,6 @@ mod tests {
         }
     }
 
-    /// With an empty customer book there is nothing for matching to decide about mail that is
-    /// not denied: it is stored as examined (matching never rewrites 100k rows after a first
-    /// sync); once the book has an entry, new mail waits for matching again.
     /// UIDs above the folder's highest stored one are not looked up; at or below it they are,
     /// so a replayed batch, a batch out of order and a UID twice in one batch double nothing.
     #[test]
@@ -1553,6 +1550,9 @@ mod tests {
         });
     }
 
+    /// With an empty customer book there is nothing for matching to decide about mail that is
+    /// not denied: it is stored as examined (matching never rewrites 100k rows after a first
+    /// sync); once the book has an entry, new mail waits for matching again.
     #[test]
     fn mail_is_stored_examined_only_while_the_customer_book_is_empty() {
         crate::store::testing::each(|s| {
