@@ -756,10 +756,12 @@ struct IdSource {
     no_book: bool,
     /// What the transaction's locations add to `account_counts`, written at commit.
     counts: CountDelta,
-    /// SQLite: the highest UID stored in a folder under a UIDVALIDITY (folder, UIDVALIDITY,
-    /// UID), read once under the write lock and raised by each insert. A fetch streams UIDs
-    /// in ascending order, so a first sync's or new mail's UIDs lie above it and need no
-    /// lookup of their location.
+    /// The highest UID stored in a folder under a UIDVALIDITY (folder, UIDVALIDITY, UID) as
+    /// the one-by-one path knows it: read once under the write lock and raised by each of its
+    /// inserts. A fetch streams UIDs in ascending order, so a first sync's or new mail's UIDs
+    /// lie above it and need no lookup of their location. (PostgreSQL's chunks decide from
+    /// their own look-up and leave it behind; it is then only lower than the truth, which
+    /// costs a lookup, never a doubled location.)
     high_uid: Option<(i64, u32, u32)>,
 }
 
@@ -838,7 +840,7 @@ const SQL_THREAD_ROOT: &str =
     "SELECT COALESCE(thread_id, id) FROM messages WHERE message_id = ?1 LIMIT 1";
 
 /// The thread root of a new message: that of the first of its references (or the message it
-/// replies to) already stored. (PostgreSQL's lookup in `insert_one` asks the same in SQL.)
+/// replies to) already stored. (PostgreSQL's chunks ask the same in SQL: `pg_chunk::look_up`.)
 fn thread_root_of(tx: &Conn, env: &Envelope) -> Result<Option<i64>> {
     for parent in thread_parents(env) {
         let found = tx.first(SQL_THREAD_ROOT, args![parent], |r| r.get(0))?;
@@ -891,9 +893,6 @@ fn new_message_id(tx: &Conn, ids: &mut IdSource) -> Result<i64> {
 struct Found {
     /// The logical message it is (same Message-ID and content hash), if stored.
     message: Option<i64>,
-    /// PostgreSQL: the thread root of its first stored reference, looked up with the rest
-    /// (each statement is a round trip there); SQLite asks when it creates the message.
-    root: Option<Option<i64>>,
 }
 
 /// Looks a fetched message up: None if its location is stored already.
@@ -905,26 +904,6 @@ fn look_up(
     ids: &mut IdSource,
 ) -> Result<Option<Found>> {
     let env = &m.env;
-    if tx.engine() == Engine::Postgres
-        && let Some(mid) = &env.message_id
-    {
-        let parents: Vec<&str> = thread_parents(env).collect();
-        let parents = (!parents.is_empty()).then(|| parents.join("\n"));
-        let (exists, same, root): (bool, Option<i64>, Option<i64>) = tx.one(
-            "SELECT EXISTS (SELECT 1 FROM locations WHERE folder_id = ?1 AND uidvalidity = ?2 AND uid = ?3),
-                    (SELECT id FROM messages WHERE message_id = ?4 AND content_hash = ?5 LIMIT 1),
-                    (SELECT t.root FROM unnest(string_to_array(?6, chr(10))) WITH ORDINALITY AS p(mid, n)
-                       , LATERAL (SELECT COALESCE(thread_id, id) AS root FROM messages
-                                  WHERE message_id = p.mid LIMIT 1) t
-                      ORDER BY p.n LIMIT 1)",
-            args![folder_id, uidvalidity, m.uid, mid, env.content_hash, parents],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )?;
-        return Ok((!exists).then_some(Found {
-            message: same,
-            root: Some(root),
-        }));
-    }
     let high = match ids.high_uid {
         Some((f, v, high)) if f == folder_id && v == uidvalidity => high,
         _ => {
@@ -964,10 +943,7 @@ fn look_up(
             message = Some(mid);
         }
     }
-    Ok(Some(Found {
-        message,
-        root: None,
-    }))
+    Ok(Some(Found { message }))
 }
 
 /// Inserts one location (and its logical message if new). False if it was already stored.
@@ -1014,10 +990,7 @@ fn insert_found(
         uidvalidity,
     } = *at;
     let env = &m.env;
-    let Found {
-        message: msg_id,
-        root: known_root,
-    } = found;
+    let Found { message: msg_id } = found;
     let seen = has_seen(&m.flags);
     let queue_folder = ids.counts.queue_folder(tx, folder_id)?;
     let place = |sort_date, thread_id| Place {
@@ -1048,10 +1021,7 @@ fn insert_found(
             insert_location(tx, id, m, &place(&sort_date, thread_id))?;
         }
         None => {
-            let thread_root = match known_root {
-                Some(root) => root,
-                None => thread_root_of(tx, env)?,
-            };
+            let thread_root = thread_root_of(tx, env)?;
             let id = new_message_id(tx, ids)?;
             // With an empty book only denied mail waits for matching.
             let pending = !ids.no_book || m.denied;

@@ -68,11 +68,7 @@ pub(super) fn insert_chunk(
         if let Some(id) = same {
             // Another location of a stored message (or of one created just before).
             write_rows(tx, at, &mut rows, ids, out)?;
-            let found = Found {
-                message: Some(id),
-                root: None,
-            };
-            insert_found(tx, at, m, found, ids, out)?;
+            insert_found(tx, at, m, Found { message: Some(id) }, ids, out)?;
             out.added += 1;
             continue;
         }
