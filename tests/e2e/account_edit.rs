@@ -227,7 +227,7 @@ fn log_in_again_from_the_form_signs_in_with_the_client_id_typed_there() {
     let o = show(&home, "w")["oauth2"].clone();
     assert_eq!(o["client_id"], second.as_str(), "{o}");
     assert_eq!(o["client_secret_stored"], true, "{o}");
-    let config = std::fs::read_to_string(home.path().join("config.toml")).unwrap();
+    let config = home.settings_text();
     assert!(
         !config.contains("app-s3cret"),
         "the secret is sealed, not written"

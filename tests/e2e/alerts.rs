@@ -35,15 +35,9 @@ fn account(home: &Home, name: &str, user: &str, proxy: &Proxy, poll: i64) {
     }
 }
 
-/// Sets `[alerts] KEY = VALUE` in config.toml.
+/// Sets `[alerts] KEY = VALUE` in the settings.
 fn alerts_option(home: &Home, key: &str, value: i64) {
-    let path = home.path().join("config.toml");
-    let mut doc: toml_edit::DocumentMut = std::fs::read_to_string(&path).unwrap().parse().unwrap();
-    if doc.get("alerts").is_none() {
-        doc["alerts"] = toml_edit::table();
-    }
-    doc["alerts"][key] = toml_edit::value(value);
-    std::fs::write(&path, doc.to_string()).unwrap();
+    home.set_option(&format!("alerts.{key}"), toml_edit::value(value));
 }
 
 /// `alerts set ARGS` must succeed; returns the channel.
@@ -371,7 +365,7 @@ fn a_mail_alert_arrives_once_and_a_webhook_gets_the_same_event() {
         format!("http://127.0.0.1:{}/…", hook.port),
         "{wh}"
     );
-    let config = std::fs::read_to_string(home.path().join("config.toml")).unwrap();
+    let config = home.settings_text();
     assert!(
         !config.contains("s3cr3t"),
         "the URL's token is sealed, not written: {config}"

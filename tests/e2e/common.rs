@@ -297,6 +297,21 @@ impl Home {
         args.extend_from_slice(extra);
         self.run_stdin(&args, password)
     }
+    /// Sets a top-level config value (e.g. "alerts.min_interval_secs", 1) as a hand edit of the
+    /// settings would: config.toml, or on PostgreSQL the shared settings in the database.
+    pub fn set_option(&self, dotted: &str, value: toml_edit::Item) {
+        let mut doc: toml_edit::DocumentMut = self.settings_text().parse().expect("valid toml");
+        let (tables, key) = dotted.rsplit_once('.').expect("a dotted key");
+        let mut item = doc.as_item_mut();
+        for t in tables.split('.') {
+            if item.get(t).is_none() {
+                item[t] = toml_edit::table();
+            }
+            item = &mut item[t];
+        }
+        item[key] = value;
+        self.write_settings(&doc.to_string());
+    }
     /// Sets a config value under the account with `toml_edit` semantics (e.g. "sync.poll_secs", 1),
     /// as a hand edit of the settings would (no access check).
     pub fn set_account_option(&self, name: &str, dotted: &str, value: toml_edit::Item) {

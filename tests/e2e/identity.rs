@@ -30,7 +30,7 @@ fn add_as(home: &Home, env: &[(&str, &str)]) -> String {
         .output()
         .expect("runs");
     assert!(out.status.success(), "{}", stderr(&out));
-    let config = std::fs::read_to_string(home.path().join("config.toml")).expect("config");
+    let config = home.settings_text();
     let doc: toml_edit::DocumentMut = config.parse().expect("toml");
     doc["accounts"][name]["owner"]
         .as_str()

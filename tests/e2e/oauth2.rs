@@ -548,10 +548,7 @@ fn fast(home: &Home, name: &str) {
     ] {
         home.set_account_option(name, k, toml_edit::value(v));
     }
-    let path = home.path().join("config.toml");
-    let mut doc: toml_edit::DocumentMut = std::fs::read_to_string(&path).unwrap().parse().unwrap();
-    doc["general"]["outbox_poll_secs"] = toml_edit::value(1);
-    std::fs::write(&path, doc.to_string()).unwrap();
+    home.set_option("general.outbox_poll_secs", toml_edit::value(1));
 }
 
 /// The account events at warn or error level, for a failure's message.

@@ -75,7 +75,7 @@ fn a_relay_without_auth_sends_and_files_the_copy_with_smtp_auth_none() {
         PASSWORD,
     );
     assert!(out.status.success(), "{}", stderr(&out));
-    let text = std::fs::read_to_string(home.path().join("config.toml")).unwrap();
+    let text = home.settings_text();
     assert!(text.contains("\nsmtp_auth = \"none\"\n"), "{text}");
 
     // account test honours the choice: no AUTH is tried, and it says why.
@@ -239,7 +239,7 @@ fn the_mechanism_is_chosen_per_account_and_oauth_needs_oauth2_sign_in() {
     // `default` goes back to what the server offers, PLAIN first.
     let out = home.run(&["account", "edit", "l", "--smtp-auth", "default"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let text = std::fs::read_to_string(home.path().join("config.toml")).unwrap();
+    let text = home.settings_text();
     assert!(!text.contains("smtp_auth"), "{text}");
     let (_, v) = home.json(&["account", "show", "l"]);
     assert_eq!(v["account"]["smtp_auth"], serde_json::Value::Null, "{v}");
@@ -331,6 +331,6 @@ fn the_system_smtp_profile_is_set_from_the_cli_and_an_account_sends_through_it()
     );
     let (code, v) = home.json(&["system-smtp", "remove"]);
     assert_eq!(code, 0, "{v}");
-    let text = std::fs::read_to_string(home.path().join("config.toml")).unwrap();
+    let text = home.settings_text();
     assert!(!text.contains("[system_smtp]"), "{text}");
 }

@@ -846,7 +846,7 @@ fn console_applies_the_previewed_scope_and_sync_takes_only_that() {
     t.keys(&["q"]);
     assert_eq!(t.exit_code(Duration::from_secs(15)), 0);
 
-    let text = std::fs::read_to_string(home.path().join("config.toml")).unwrap();
+    let text = home.settings_text();
     let doc: toml_edit::DocumentMut = text.parse().unwrap();
     let sync = &doc["accounts"]["s"]["sync"];
     assert_eq!(sync["since"].as_str(), Some("2026-05-01"), "{text}");
