@@ -216,10 +216,7 @@ const CONFIG_CHECK: std::time::Duration = std::time::Duration::from_secs(2);
 /// daemon without a restart. A file that no longer reads keeps the running settings, says why
 /// and is tried again when it changes.
 async fn follow_config(ctx: &Ctx, sync: &mut Background) {
-    let path = ctx.home.config_path();
-    // On PostgreSQL the shared settings' version too: another host's `account add` moves it.
-    let version = || ctx.blocking(crate::ops::settings::version);
-    let mut seen = (std::fs::read(&path).ok(), version().await.unwrap_or(0));
+    let mut seen = crate::ops::settings::stamp(ctx, None).await;
     let stop = wait_for_signal();
     tokio::pin!(stop);
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
@@ -234,7 +231,7 @@ async fn follow_config(ctx: &Ctx, sync: &mut Background) {
             } => true,
             _ = tokio::time::sleep(CONFIG_CHECK) => false,
         };
-        let now = (std::fs::read(&path).ok(), version().await.unwrap_or(seen.1));
+        let now = crate::ops::settings::stamp(ctx, Some(&seen)).await;
         if !forced && now == seen {
             continue;
         }

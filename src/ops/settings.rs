@@ -70,6 +70,26 @@ pub fn version(cx: &Ctx) -> Result<i64> {
     cx.store()?.shared_settings_version()
 }
 
+/// What says that the settings changed elsewhere: config.toml's bytes and, on PostgreSQL,
+/// the shared settings' version (another shell's or another host's `account add` moves it,
+/// not the file). The daemon and the console compare one stamp with the next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stamp {
+    file: Option<Vec<u8>>,
+    version: i64,
+}
+
+/// The settings' stamp now. A version that cannot be read (the database away for a moment)
+/// counts as unchanged from `last`, so a blip is not taken for an edit.
+pub async fn stamp(cx: &Ctx, last: Option<&Stamp>) -> Stamp {
+    let file = std::fs::read(cx.home.config_path()).ok();
+    let version = match cx.blocking(version).await {
+        Ok(v) => v,
+        Err(_) => last.map_or(0, |s| s.version),
+    };
+    Stamp { file, version }
+}
+
 /// The shared settings as they are now.
 pub fn export(cx: &Ctx) -> Result<Export> {
     let config = cx.config()?;

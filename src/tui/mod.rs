@@ -261,39 +261,56 @@ async fn restart_sync(
     }
 }
 
-/// How often the console looks at config.toml for changes made elsewhere.
+/// How often the console looks at the settings for changes made elsewhere.
 const CONFIG_CHECK: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// config.toml as last seen: account changes made elsewhere (`mailroom account …` in another
-/// shell, an edit by hand) reach the sync tasks and the screens like the console's own do.
+/// The settings as last seen (config.toml, and on PostgreSQL the shared settings' version):
+/// account changes made elsewhere (`mailroom account …` in another shell or on another host,
+/// an edit by hand) reach the sync tasks and the screens like the console's own do.
 struct ConfigWatch {
-    path: std::path::PathBuf,
-    seen: Option<Vec<u8>>,
+    ctx: Ctx,
+    seen: Option<ops::settings::Stamp>,
     tick: tokio::time::Interval,
+    /// The look under way. A task of its own: the loop's `select!` drops `changed()` whenever
+    /// a key or a sync event comes first, and during a busy sync that is nearly always.
+    look: Option<tokio::task::JoinHandle<ops::settings::Stamp>>,
 }
 
 impl ConfigWatch {
     fn new(ctx: &Ctx) -> ConfigWatch {
-        let path = ctx.home.config_path();
         let mut tick = tokio::time::interval(CONFIG_CHECK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ConfigWatch {
-            seen: std::fs::read(&path).ok(),
-            path,
+            ctx: ctx.clone(),
+            seen: None,
             tick,
+            look: None,
         }
     }
 
-    /// Waits for the next look; true when the file changed since the last one. (Cancel-safe:
-    /// only the tick is awaited.)
+    /// Waits for the next look; true when the settings changed since the last one (the first
+    /// look only remembers them: the console has just read them). Cancel-safe: the tick and
+    /// the look's task are awaited by reference, so nothing is lost when another branch wins.
     async fn changed(&mut self) -> bool {
-        self.tick.tick().await;
-        let now = std::fs::read(&self.path).ok();
-        if now == self.seen {
-            return false;
+        if self.look.is_none() {
+            self.tick.tick().await;
+            let (ctx, last) = (self.ctx.clone(), self.seen.clone());
+            self.look = Some(tokio::spawn(async move {
+                ops::settings::stamp(&ctx, last.as_ref()).await
+            }));
         }
-        self.seen = now;
-        true
+        let Some(look) = self.look.as_mut() else {
+            return false;
+        };
+        let looked = look.await;
+        self.look = None;
+        let Ok(now) = looked else {
+            return false;
+        };
+        match self.seen.replace(now.clone()) {
+            Some(before) => before != now,
+            None => false,
+        }
     }
 }
 
