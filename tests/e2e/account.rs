@@ -488,8 +488,8 @@ fn sent_copy_off_skips_the_sent_steps_and_passes() {
 fn account_edit_keeps_the_users_comments_and_layout() {
     let home = Home::new();
     home.add_account("c", "cfg-edit@example.test");
-    let path = home.path().join("config.toml");
-    let written = std::fs::read_to_string(&path).unwrap();
+    // config.toml, or on PostgreSQL the shared settings' document: both are edited in place.
+    let written = home.settings_text();
     // `account add` wrote only what differs from the defaults; the user annotates that and adds
     // settings of their own.
     assert!(!written.contains("[accounts.c.sync]"), "{written}");
@@ -500,7 +500,7 @@ fn account_edit_keeps_the_users_comments_and_layout() {
         "# the customer inbox\n[accounts.c]\n",
         1,
     );
-    std::fs::write(&path, &commented).unwrap();
+    home.write_settings(&commented);
 
     let out = home.run(&[
         "account",
@@ -512,7 +512,7 @@ fn account_edit_keeps_the_users_comments_and_layout() {
         "true",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let text = std::fs::read_to_string(&path).unwrap();
+    let text = home.settings_text();
     // Exactly two lines differ: one value changed in place, one key added to its table.
     let marked = commented.replacen(
         "mark_read = false # for now",
@@ -533,7 +533,7 @@ fn account_edit_keeps_the_users_comments_and_layout() {
     // Back to the whole history: the key goes, nothing else moves.
     let out = home.run(&["account", "edit", "c", "--since", "all"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(std::fs::read_to_string(&path).unwrap(), marked);
+    assert_eq!(home.settings_text(), marked);
     let (_, shown) = home.json(&["account", "show", "c"]);
     assert!(shown["account"]["sync"]["since"].is_null(), "{shown}");
     assert_eq!(shown["account"]["sync"]["mark_read"], true, "{shown}");
@@ -548,7 +548,7 @@ fn account_edit_keeps_the_users_comments_and_layout() {
         let out = home.run(args);
         assert!(out.status.success(), "{args:?}: {}", stderr(&out));
     }
-    assert_eq!(std::fs::read_to_string(&path).unwrap(), marked);
+    assert_eq!(home.settings_text(), marked);
     let out = home.run(&[
         "account",
         "set-password",
@@ -557,7 +557,7 @@ fn account_edit_keeps_the_users_comments_and_layout() {
         "echo secret",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let text = std::fs::read_to_string(&path).unwrap();
+    let text = home.settings_text();
     assert_eq!(
         text,
         marked.replacen(
@@ -571,7 +571,7 @@ fn account_edit_keeps_the_users_comments_and_layout() {
         "secret\n",
     );
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(std::fs::read_to_string(&path).unwrap(), marked);
+    assert_eq!(home.settings_text(), marked);
 
     // A preset only fills in a new account; edit refuses it instead of ignoring it.
     let out = home.run(&["account", "edit", "c", "--preset", "gmail"]);
@@ -581,7 +581,7 @@ fn account_edit_keeps_the_users_comments_and_layout() {
         "{}",
         stderr(&out)
     );
-    assert_eq!(std::fs::read_to_string(&path).unwrap(), marked);
+    assert_eq!(home.settings_text(), marked);
 }
 
 /// Messages of a folder as (flags, subject), from the server itself.

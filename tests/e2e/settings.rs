@@ -39,14 +39,12 @@ fn account_show_prints_every_setting_in_words_and_as_data_never_a_secret() {
         "echo secret # s3cr3t-marker",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let path = home.path().join("config.toml");
-    // The user's own notes stay where they are; only the changed keys are written.
-    let before = std::fs::read_to_string(&path).unwrap().replacen(
-        "[accounts.w]\n",
-        "# work mail\n[accounts.w]\n",
-        1,
-    );
-    std::fs::write(&path, &before).unwrap();
+    // The user's own notes stay where they are; only the changed keys are written (config.toml,
+    // or on PostgreSQL the shared settings' document).
+    let before = home
+        .settings_text()
+        .replacen("[accounts.w]\n", "# work mail\n[accounts.w]\n", 1);
+    home.write_settings(&before);
     let out = home.run(&[
         "account",
         "edit",
@@ -57,7 +55,7 @@ fn account_show_prints_every_setting_in_words_and_as_data_never_a_secret() {
         "0",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let after = std::fs::read_to_string(&path).unwrap();
+    let after = home.settings_text();
     assert_eq!(
         after,
         format!("{before}\n[accounts.w.sync]\npoll_secs = 45\nbody_prefetch_max_bytes = 0\n"),
@@ -65,7 +63,7 @@ fn account_show_prints_every_setting_in_words_and_as_data_never_a_secret() {
     );
     let out = home.run(&["account", "edit", "w", "--poll-secs", "0"]);
     assert_eq!(out.status.code(), Some(64), "{}", stderr(&out));
-    assert_eq!(std::fs::read_to_string(&path).unwrap(), after);
+    assert_eq!(home.settings_text(), after);
     let out = home.run(&["sync", "w", "--once"]);
     assert!(out.status.success(), "{}", stderr(&out));
 
