@@ -340,13 +340,7 @@ impl Store {
     pub fn data_version(&self) -> Result<i64> {
         match &self.conn {
             sql::Conn::Lite(c) => Ok(c.query_row("PRAGMA data_version", [], |r| r.get(0))?),
-            sql::Conn::Pg(p) => {
-                if !p.listening() {
-                    self.conn.batch("LISTEN mailroom_changes")?;
-                    p.set_listening();
-                }
-                Ok(p.notifications()? as i64)
-            }
+            sql::Conn::Pg(p) => Ok(p.notifications()? as i64),
         }
     }
 }

@@ -12,7 +12,8 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
 
 use crate::error::{AppError, Result};
 
@@ -563,19 +564,36 @@ enum Job {
     Notifications(mpsc::Sender<Result<u64>>),
 }
 
-/// A PostgreSQL connection owned by a thread of its own.
+/// A PostgreSQL connection owned by a thread of its own. When the server closes it (a restart,
+/// a failover, `pg_terminate_backend`) the next statement opens a new one, so a long-lived
+/// holder — a sync task, the lease keeper, a pooled connection — outlives the server's restart
+/// instead of failing until the process is restarted.
 pub struct PgConn {
-    jobs: mpsc::Sender<Job>,
+    link: RefCell<Link>,
     /// `?N` → `$N` and the other rewrites, done once per statement text.
     translated: RefCell<HashMap<String, String>>,
     /// The store URL it was opened from, when it came from one.
     pub(super) url: Option<String>,
-    /// LISTEN mailroom_changes was issued on this connection (a change watcher).
+    /// LISTEN mailroom_changes was issued on this connection (a change watcher); false again
+    /// when the connection is opened anew.
     listening: std::cell::Cell<bool>,
     /// A transaction is open on this connection (BEGIN seen, COMMIT/ROLLBACK not yet).
     in_tx: std::cell::Cell<bool>,
     /// What it connected with, for a second connection to the same database.
     config: Box<postgres::Config>,
+}
+
+/// The way to the connection's thread, and whether the server closed that connection.
+struct Link {
+    jobs: mpsc::Sender<Job>,
+    closed: Arc<AtomicBool>,
+}
+
+/// Whether a statement may go to the server now.
+enum Ready {
+    Go,
+    /// Answered here: the ROLLBACK of a transaction that was lost with its connection.
+    Done,
 }
 
 /// How many rows a long scan carries per trip from the connection's thread.
@@ -584,15 +602,30 @@ const PG_CHUNK: usize = 512;
 impl PgConn {
     /// Connects (on the connection's own thread) and returns once it is ready.
     pub fn connect(config: postgres::Config) -> Result<PgConn> {
+        let link = PgConn::open_link(&config)?;
+        Ok(PgConn {
+            link: RefCell::new(link),
+            listening: std::cell::Cell::new(false),
+            in_tx: std::cell::Cell::new(false),
+            translated: RefCell::new(HashMap::new()),
+            config: Box::new(config),
+            url: None,
+        })
+    }
+
+    /// Connects on a new thread of its own; returns once the connection is ready.
+    fn open_link(config: &postgres::Config) -> Result<Link> {
         let (jobs, rx) = mpsc::channel::<Job>();
         let (ready_tx, ready_rx) = mpsc::channel::<Result<()>>();
         let own = config.clone();
+        let closed = Arc::new(AtomicBool::new(false));
+        let closed_there = closed.clone();
         std::thread::Builder::new()
             .name("mailroom-pg".into())
             .spawn(move || match own.connect(postgres::NoTls) {
                 Ok(client) => {
                     let _ = ready_tx.send(Ok(()));
-                    serve(client, rx);
+                    serve(client, rx, &closed_there);
                 }
                 Err(e) => {
                     let _ = ready_tx.send(Err(pg_error(&e)));
@@ -606,14 +639,55 @@ impl PgConn {
                 )
             })?;
         ready_rx.recv().map_err(|_| gone())??;
-        Ok(PgConn {
-            jobs,
-            listening: std::cell::Cell::new(false),
-            in_tx: std::cell::Cell::new(false),
-            translated: RefCell::new(HashMap::new()),
-            config: Box::new(config),
-            url: None,
-        })
+        Ok(Link { jobs, closed })
+    }
+
+    /// Before a statement: a connection the server closed is opened again — unless a
+    /// transaction was open on it. That transaction is gone with it, and until its caller ends
+    /// it nothing runs, so no statement meant for it lands on its own outside it: a ROLLBACK is
+    /// answered here, a COMMIT fails (nothing of the transaction was saved), anything else too.
+    fn ready(&self, sql: &str) -> Result<Ready> {
+        if !self.link.borrow().closed.load(Ordering::SeqCst) {
+            return Ok(Ready::Go);
+        }
+        if self.in_tx.get() {
+            let first = sql
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_ascii_uppercase();
+            let to_savepoint = sql.to_ascii_uppercase().contains(" TO ");
+            return match first.trim_end_matches(';') {
+                "ROLLBACK" | "ABORT" if !to_savepoint => {
+                    self.in_tx.set(false);
+                    Ok(Ready::Done)
+                }
+                "COMMIT" | "END" => {
+                    self.in_tx.set(false);
+                    Err(lost_transaction())
+                }
+                _ => Err(lost_transaction()),
+            };
+        }
+        let fresh = PgConn::open_link(&self.config)?;
+        *self.link.borrow_mut() = fresh;
+        // LISTEN went with the old connection; the next change check subscribes again.
+        self.listening.set(false);
+        tracing::info!("the PostgreSQL connection was closed by the server; connected again");
+        Ok(Ready::Go)
+    }
+
+    /// Hands a job to the connection's thread.
+    fn send(&self, job: Job) -> Result<()> {
+        let sent = self.link.borrow().jobs.send(job);
+        sent.map_err(|_| self.dead())
+    }
+
+    /// The connection's thread is gone (the server closed the connection): the next statement
+    /// connects again.
+    fn dead(&self) -> AppError {
+        self.link.borrow().closed.store(true, Ordering::SeqCst);
+        gone()
     }
 
     /// A second connection to the same database, with the same settings.
@@ -660,22 +734,24 @@ impl PgConn {
     }
 
     fn execute(&self, sql: &str, args: &[Arg<'_>]) -> Result<u64> {
+        if let Ready::Done = self.ready(sql)? {
+            return Ok(0);
+        }
         let (tx, rx) = mpsc::channel();
         let args = args.iter().map(Owned::of).collect();
-        self.jobs
-            .send(Job::Execute(self.sql(sql), args, tx))
-            .map_err(|_| gone())?;
-        let r = rx.recv().map_err(|_| gone())?;
+        self.send(Job::Execute(self.sql(sql), args, tx))?;
+        let r = rx.recv().map_err(|_| self.dead())?;
         self.track_tx(sql, r.is_ok());
         r
     }
 
     fn batch(&self, sql: &str) -> Result<()> {
+        if let Ready::Done = self.ready(sql)? {
+            return Ok(());
+        }
         let (tx, rx) = mpsc::channel();
-        self.jobs
-            .send(Job::Batch(translate(sql), tx))
-            .map_err(|_| gone())?;
-        let r = rx.recv().map_err(|_| gone())?;
+        self.send(Job::Batch(translate(sql), tx))?;
+        let r = rx.recv().map_err(|_| self.dead())?;
         self.track_tx(sql, r.is_ok());
         r
     }
@@ -710,20 +786,23 @@ impl PgConn {
         limit: Option<usize>,
         mut f: impl FnMut(Vec<postgres::Row>) -> Result<()>,
     ) -> Result<()> {
+        if let Ready::Done = self.ready(sql)? {
+            return Ok(());
+        }
         let (tx, rx) = mpsc::sync_channel(2);
-        self.jobs
-            .send(Job::Query {
-                sql: self.sql(sql),
-                args: args.iter().map(Owned::of).collect(),
-                limit,
-                chunk: PG_CHUNK,
-                rows: tx,
-            })
-            .map_err(|_| gone())?;
+        self.send(Job::Query {
+            sql: self.sql(sql),
+            args: args.iter().map(Owned::of).collect(),
+            limit,
+            chunk: PG_CHUNK,
+            rows: tx,
+        })?;
         // Every chunk is taken, even after a failure in `f`, so the connection's thread is free
         // for the next statement when this returns.
         let mut first_err = None;
+        let mut answered = false;
         for chunk in rx {
+            answered = true;
             match (chunk, first_err.is_some()) {
                 (Ok(rows), false) => {
                     if let Err(e) = f(rows) {
@@ -734,23 +813,32 @@ impl PgConn {
                 _ => {}
             }
         }
+        if !answered {
+            return Err(self.dead());
+        }
         first_err.map_or(Ok(()), Err)
     }
 
-    pub fn listening(&self) -> bool {
-        self.listening.get()
-    }
-    pub fn set_listening(&self) {
-        self.listening.set(true);
-    }
-
-    /// How many change notifications arrived since the connection opened (LISTEN must have
-    /// been issued on it).
+    /// How many of the tables' change notifications arrived since the connection opened; the
+    /// first call (and the first after the connection was opened again) subscribes.
     pub fn notifications(&self) -> Result<u64> {
+        self.ready("")?;
+        if !self.listening.get() {
+            self.batch("LISTEN mailroom_changes")?;
+            self.listening.set(true);
+        }
         let (tx, rx) = mpsc::channel();
-        self.jobs.send(Job::Notifications(tx)).map_err(|_| gone())?;
-        rx.recv().map_err(|_| gone())?
+        self.send(Job::Notifications(tx))?;
+        rx.recv().map_err(|_| self.dead())?
     }
+}
+
+fn lost_transaction() -> AppError {
+    AppError::transient(
+        "the connection to PostgreSQL was closed in the middle of a transaction",
+        "the server restarted or ended the session; nothing of that transaction was saved",
+        "run the command again (a sync or a send picks up where it was)",
+    )
 }
 
 fn gone() -> AppError {
@@ -839,20 +927,25 @@ fn execute(
 }
 
 /// The connection's thread: one statement at a time, in order.
-fn serve(mut client: postgres::Client, jobs: mpsc::Receiver<Job>) {
+fn serve(mut client: postgres::Client, jobs: mpsc::Receiver<Job>, closed: &AtomicBool) {
     let mut notified: u64 = 0;
     let mut prepared = Prepared::default();
     for job in jobs {
+        // A failure that ends the session is marked before its answer goes out, so the
+        // caller's next statement already sees it and connects again.
         match job {
             Job::Execute(sql, args, reply) => {
                 let r = execute(&mut client, &mut prepared, &sql, &args).map_err(|e| {
                     prepared.forget(&sql);
-                    pg_error(&e)
+                    failed(&e, &client, closed)
                 });
                 let _ = reply.send(r);
             }
             Job::Batch(sql, reply) => {
-                let _ = reply.send(client.batch_execute(&sql).map_err(|e| pg_error(&e)));
+                let r = client
+                    .batch_execute(&sql)
+                    .map_err(|e| failed(&e, &client, closed));
+                let _ = reply.send(r);
             }
             Job::Query {
                 sql,
@@ -870,13 +963,17 @@ fn serve(mut client: postgres::Client, jobs: mpsc::Receiver<Job>) {
                     chunk,
                 },
                 &rows,
+                closed,
             ),
             Job::Notifications(reply) => {
                 // A round trip first: the client reads the socket only while it waits for an
                 // answer (its non-blocking poll never lets the I/O driver see new bytes), and
                 // every notification the server sent before the answer is read with it.
                 if let Err(e) = client.batch_execute("") {
-                    let _ = reply.send(Err(pg_error(&e)));
+                    let _ = reply.send(Err(failed(&e, &client, closed)));
+                    if closed.load(Ordering::SeqCst) {
+                        return;
+                    }
                     continue;
                 }
                 let mut n = client.notifications();
@@ -895,7 +992,33 @@ fn serve(mut client: postgres::Client, jobs: mpsc::Receiver<Job>) {
                 let _ = reply.send(Ok(notified));
             }
         }
+        if closed.load(Ordering::SeqCst) || client.is_closed() {
+            // The caller's next statement connects again (`PgConn::ready`); a job sent
+            // meanwhile is dropped unanswered, which its caller takes for the same.
+            closed.store(true, Ordering::SeqCst);
+            return;
+        }
     }
+}
+
+/// A failure in mailroom's words; one that ended the session marks the connection closed.
+fn failed(e: &postgres::Error, client: &postgres::Client, closed: &AtomicBool) -> AppError {
+    if ends_session(e) || client.is_closed() {
+        closed.store(true, Ordering::SeqCst);
+    }
+    pg_error(e)
+}
+
+/// Whether a failure means the server ended this session: it shut down or restarted, the
+/// session was terminated, or the socket is gone.
+fn ends_session(e: &postgres::Error) -> bool {
+    use postgres::error::SqlState;
+    e.is_closed()
+        || e.code().is_some_and(|c| {
+            *c == SqlState::ADMIN_SHUTDOWN
+                || *c == SqlState::CRASH_SHUTDOWN
+                || *c == SqlState::CANNOT_CONNECT_NOW
+        })
 }
 
 /// A query and how its rows are wanted.
@@ -913,6 +1036,7 @@ fn run_query(
     prepared: &mut Prepared,
     q: Query<'_>,
     out: &mpsc::SyncSender<Result<Vec<postgres::Row>>>,
+    closed: &AtomicBool,
 ) {
     use postgres::fallible_iterator::FallibleIterator;
     let Query {
@@ -933,6 +1057,9 @@ fn run_query(
         Ok(it) => it,
         Err(e) => {
             prepared.forget(sql);
+            if ends_session(&e) {
+                closed.store(true, Ordering::SeqCst);
+            }
             let _ = out.send(Err(pg_error(&e)));
             return;
         }
@@ -954,6 +1081,9 @@ fn run_query(
             Ok(None) => break,
             Err(e) => {
                 prepared.forget(sql);
+                if ends_session(&e) {
+                    closed.store(true, Ordering::SeqCst);
+                }
                 let _ = out.send(Err(pg_error(&e)));
                 return;
             }
@@ -961,9 +1091,9 @@ fn run_query(
     }
     // Drain what a limit left unread, so the connection is ready for the next statement.
     while let Ok(Some(_)) = it.next() {}
-    if !buf.is_empty() {
-        let _ = out.send(Ok(buf));
-    }
+    // The last chunk always goes, empty or not: a query answered by nothing at all was
+    // dropped unanswered (`PgConn::chunks`), never taken for one without rows.
+    let _ = out.send(Ok(buf));
 }
 
 /// PostgreSQL's failures in mailroom's words.
@@ -1208,6 +1338,99 @@ mod tests {
         c.batch("ALTER TABLE p ADD COLUMN m BIGINT").unwrap();
         assert!(all(&c).is_err(), "the stale plan is refused");
         assert_eq!(all(&c).unwrap(), [0, 1, 2, 3, 4, 101]);
+    }
+
+    /// The server ends the session (as a restart or `pg_terminate_backend` does): the
+    /// statement that meets it fails, the next one runs on a new connection. A transaction
+    /// open at that moment is lost as a whole: nothing meant for it runs outside it, its
+    /// COMMIT fails, its ROLLBACK is answered, and after it the connection works again.
+    /// LISTEN is issued again on the new connection.
+    #[test]
+    fn a_postgresql_connection_the_server_ended_opens_again() {
+        let Some(pg) = engines::PgScratch::new() else {
+            return;
+        };
+        let c = pg.conn();
+        let admin = pg.conn();
+        let Conn::Pg(p) = &c else {
+            panic!("a PostgreSQL connection");
+        };
+        let pid = |c: &Conn| -> i64 {
+            c.one("SELECT CAST(pg_backend_pid() AS BIGINT)", &[], |r| r.get(0))
+                .unwrap()
+        };
+        let end = |victim: i64| {
+            admin
+                .one(
+                    "SELECT pg_terminate_backend(CAST(?1 AS INTEGER))",
+                    args![victim],
+                    |r| r.get::<bool>(0),
+                )
+                .unwrap()
+        };
+        c.batch("CREATE TABLE r (n BIGINT)").unwrap();
+        let first = pid(&c);
+        assert!(end(first));
+        let met = c.exec("INSERT INTO r (n) VALUES (1)", &[]);
+        assert!(met.is_err(), "the statement that meets the end fails");
+        let second = pid(&c);
+        assert_ne!(second, first, "a new session");
+        c.exec("INSERT INTO r (n) VALUES (?1)", args![2i64])
+            .unwrap();
+
+        // In a transaction: the transaction is lost as a whole.
+        c.batch("BEGIN").unwrap();
+        c.exec("INSERT INTO r (n) VALUES (?1)", args![3i64])
+            .unwrap();
+        assert!(end(second));
+        assert!(
+            c.exec("INSERT INTO r (n) VALUES (?1)", args![4i64])
+                .is_err()
+        );
+        assert!(
+            c.exec("INSERT INTO r (n) VALUES (?1)", args![5i64])
+                .is_err(),
+            "nothing meant for the lost transaction runs on its own"
+        );
+        assert!(c.in_tx());
+        assert!(
+            c.batch("COMMIT").is_err(),
+            "its COMMIT saves nothing and says so"
+        );
+        assert!(!c.in_tx());
+        let rows = c
+            .rows("SELECT n FROM r ORDER BY n", &[], |r| r.get::<i64>(0))
+            .unwrap();
+        assert_eq!(rows, [2], "only what was committed before");
+        c.batch("BEGIN").unwrap();
+        assert!(end(pid(&c)));
+        assert!(
+            c.exec("INSERT INTO r (n) VALUES (?1)", args![6i64])
+                .is_err()
+        );
+        c.batch("ROLLBACK").unwrap();
+        assert!(!c.in_tx());
+
+        // Change notifications: counted again on the new connection after it subscribes.
+        let before = p.notifications().unwrap();
+        admin.batch("NOTIFY mailroom_changes").unwrap();
+        let counted = (0..50).find_map(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            (p.notifications().unwrap() > before).then_some(())
+        });
+        assert!(counted.is_some(), "a NOTIFY is counted");
+        assert!(end(pid(&c)));
+        let _ = p.notifications();
+        let again = p.notifications().unwrap();
+        admin.batch("NOTIFY mailroom_changes").unwrap();
+        let counted = (0..50).find_map(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            (p.notifications().unwrap() > again).then_some(())
+        });
+        assert!(
+            counted.is_some(),
+            "LISTEN was issued again on the new connection"
+        );
     }
 
     #[test]

@@ -32,6 +32,9 @@ const HEARTBEAT: Duration = Duration::from_secs(5);
 /// pass look for new mail and go on.
 const BODIES_PER_PASS: Duration = Duration::from_secs(20);
 
+/// How long a task waits before it looks at the store again after the store failed.
+const STORE_RETRY: Duration = Duration::from_secs(2);
+
 /// Whether the loop goes on.
 #[derive(PartialEq, Eq)]
 enum Next {
@@ -69,6 +72,8 @@ struct Task {
     lease_note: bool,
     /// Said (in the store) that the account waits for a sync slot.
     slot_note: bool,
+    /// Said (in the log) that the store cannot be read between passes.
+    store_trouble: bool,
     events: EventSender,
     shutdown: watch::Receiver<bool>,
     kick: Arc<Notify>,
@@ -91,7 +96,22 @@ pub async fn account_loop(home: Home, config: Config, name: String, run: Run) ->
         if *t.shutdown.borrow() {
             break;
         }
-        let next = match t.ready().await? {
+        let ready = match t.ready().await {
+            Ok(r) => {
+                t.store_trouble = false;
+                r
+            }
+            // The store failed between passes (its server restarting, say): the task waits
+            // and looks again; the connection opens anew by itself.
+            Err(e) => {
+                if !t.store_trouble {
+                    tracing::warn!(account = %t.account.name, "cannot read the account's state; trying again: {e}");
+                    t.store_trouble = true;
+                }
+                Some(t.pause(STORE_RETRY).await)
+            }
+        };
+        let next = match ready {
             Some(Next::Stop) => break,
             Some(Next::Go) => continue,
             None => match t.pass().await {
@@ -136,6 +156,7 @@ impl Task {
             quiet_reconnect: None,
             lease_note: false,
             slot_note: false,
+            store_trouble: false,
             events: run.events,
             shutdown: run.shutdown,
             kick: run.kick,

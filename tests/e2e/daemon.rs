@@ -174,3 +174,41 @@ fn a_daemon_started_before_any_account_waits_for_one() {
         (cached(&home, "w") == 2).then_some(())
     });
 }
+
+/// Teams on PostgreSQL: a server restart (an upgrade, a failover) ends every session of a
+/// running daemon. Its connections open again by themselves and it goes on syncing — before,
+/// the account's task stopped for good at the first failed read and new mail waited for the
+/// daemon's restart.
+#[test]
+fn a_daemon_on_postgresql_goes_on_after_the_server_ends_its_sessions() {
+    let Some(home) = Home::on_postgres() else {
+        eprintln!("skipped: no PostgreSQL (MAILROOM_TEST_PG_URL)");
+        return;
+    };
+    let user = new_user("pg-ended");
+    seed(&user, 2);
+    home.add_account("d", &user);
+    home.set_account_option("d", "sync.poll_secs", toml_edit::value(1));
+    let _d = Daemon::start(&home);
+    wait_for("the first sync", Duration::from_secs(30), || {
+        (cached(&home, "d") == 2).then_some(())
+    });
+    // What a restart does to the daemon's sessions, without stopping the server the other
+    // tests share: the server ends them.
+    let ended: i64 = home.db().value(
+        // CASE keeps the order: this session is never ended.
+        "SELECT CAST(COALESCE(SUM(CASE WHEN pid = pg_backend_pid() THEN 0
+                                       WHEN pg_terminate_backend(pid) THEN 1 ELSE 0 END), 0) AS BIGINT)
+         FROM pg_stat_activity WHERE datname = current_database()",
+        &[],
+    );
+    assert!(ended >= 1, "the daemon's sessions were ended ({ended})");
+    seed_offset(&user, 2, 2);
+    wait_for(
+        "new mail synced after the sessions ended",
+        Duration::from_secs(30),
+        || (cached(&home, "d") == 4).then_some(()),
+    );
+    let (code, v) = home.json(&["status"]);
+    assert_eq!(code, 0, "healthy again: {v}");
+}
