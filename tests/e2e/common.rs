@@ -315,17 +315,7 @@ impl Home {
     /// Sets a config value under the account with `toml_edit` semantics (e.g. "sync.poll_secs", 1),
     /// as a hand edit of the settings would (no access check).
     pub fn set_account_option(&self, name: &str, dotted: &str, value: toml_edit::Item) {
-        let mut doc: toml_edit::DocumentMut = self.settings_text().parse().expect("valid toml");
-        let mut item = &mut doc["accounts"][name];
-        let parts: Vec<&str> = dotted.split('.').collect();
-        for p in &parts[..parts.len() - 1] {
-            if item.get(p).is_none() {
-                item[p] = toml_edit::table();
-            }
-            item = &mut item[p];
-        }
-        item[parts[parts.len() - 1]] = value;
-        self.write_settings(&doc.to_string());
+        self.set_option(&format!("accounts.{name}.{dotted}"), value);
     }
     /// The settings a hand edit changes: config.toml, or on PostgreSQL the shared settings'
     /// document in the database (config.toml there keeps [store] and [ui] only).
