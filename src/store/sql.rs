@@ -589,6 +589,29 @@ struct Link {
     closed: Arc<AtomicBool>,
 }
 
+/// What a statement does to the transaction (`ROLLBACK TO SAVEPOINT` ends nothing).
+enum TxVerb {
+    Begin,
+    Commit,
+    Rollback,
+    Other,
+}
+
+impl TxVerb {
+    fn of(stmt: &str) -> TxVerb {
+        let words: Vec<String> = stmt
+            .split_whitespace()
+            .map(|w| w.to_ascii_uppercase())
+            .collect();
+        match words.first().map(String::as_str) {
+            Some("BEGIN" | "START") => TxVerb::Begin,
+            Some("COMMIT" | "END") => TxVerb::Commit,
+            Some("ROLLBACK" | "ABORT") if !words.iter().any(|w| w == "TO") => TxVerb::Rollback,
+            _ => TxVerb::Other,
+        }
+    }
+}
+
 /// Whether a statement may go to the server now.
 enum Ready {
     Go,
@@ -651,18 +674,13 @@ impl PgConn {
             return Ok(Ready::Go);
         }
         if self.in_tx.get() {
-            let first = sql
-                .split_whitespace()
-                .next()
-                .unwrap_or_default()
-                .to_ascii_uppercase();
-            let to_savepoint = sql.to_ascii_uppercase().contains(" TO ");
-            return match first.trim_end_matches(';') {
-                "ROLLBACK" | "ABORT" if !to_savepoint => {
+            let first = sql.split(';').next().unwrap_or_default();
+            return match TxVerb::of(first) {
+                TxVerb::Rollback => {
                     self.in_tx.set(false);
                     Ok(Ready::Done)
                 }
-                "COMMIT" | "END" => {
+                TxVerb::Commit => {
                     self.in_tx.set(false);
                     Err(lost_transaction())
                 }
@@ -706,17 +724,10 @@ impl PgConn {
     /// whether a transaction is open (PostgreSQL's client does not say).
     fn track_tx(&self, sql: &str, ok: bool) {
         for stmt in sql.split(';') {
-            let words: Vec<String> = stmt
-                .split_whitespace()
-                .map(|w| w.to_ascii_uppercase())
-                .collect();
-            match words.first().map(String::as_str) {
-                Some("BEGIN" | "START") if ok => self.in_tx.set(true),
+            match TxVerb::of(stmt) {
+                TxVerb::Begin if ok => self.in_tx.set(true),
                 // A failed COMMIT ends the transaction too (PostgreSQL rolls it back).
-                Some("COMMIT" | "END") => self.in_tx.set(false),
-                Some("ROLLBACK" | "ABORT") if !words.iter().any(|w| w == "TO") => {
-                    self.in_tx.set(false)
-                }
+                TxVerb::Commit | TxVerb::Rollback => self.in_tx.set(false),
                 _ => {}
             }
         }
